@@ -1,0 +1,60 @@
+"""The ``alphapulse`` command: one subcommand per component.
+
+Each subcommand lives in its component's package and is imported lazily, so
+``alphapulse relay`` never pays for importing web3 or textual. A component
+registers itself by adding one line to ``COMMANDS``: ``name -> "module:function"``,
+where ``function(argv: list[str]) -> int`` parses its own arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: ("module:function", one-line help)
+    "bench": ("tools.bench:main", "benchmarks: codec, relay, decode, strategy, e2e"),
+    "relay": ("relays.daemon:main", "run one relay daemon (market_data, signal, execution)"),
+    "archive": ("relays.archiver:main", "archive one relay domain to Parquet"),
+    "loadgen": ("tools.loadgen:main", "publish synthetic load into a relay"),
+    "devnet": ("tools.devnet.cli:main", "start anvil with the official Uniswap contracts"),
+    "collector": ("collectors.cli:main", "run a collector (evm, replay)"),
+    "strategy": ("strategy.process:main", "run the arbitrage strategy process"),
+    "executor": ("execution.process:main", "run the executor process"),
+    "risk": ("risk.process:main", "run the risk monitor"),
+    "portfolio": ("portfolio.process:main", "run the portfolio process"),
+    "report": ("portfolio.report:main", "daily and all-time report"),
+    "demo": ("tools.demo:main", "the main job: the whole system on a local chain"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: alphapulse <command> [args...]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"alphapulse: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    target, _ = COMMANDS[name]
+    module_name, func_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            print(f"alphapulse: command {name!r} is not available in this build ({exc})", file=sys.stderr)
+            return 2
+        raise
+    return int(getattr(module, func_name)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
