@@ -1,0 +1,78 @@
+"""Execution TLVs (types 40-59), carried in domain 3 messages."""
+
+from enum import IntEnum
+
+from .fields import address, bytes32, i256, pool_id, text, token_id, u8, u32, u64, u256
+from .tlv import TLV
+
+
+class SubmissionMode(IntEnum):
+    SHADOW = 0
+    PUBLIC = 1
+    PRIVATE = 2
+    HYBRID = 3
+
+
+class Outcome(IntEnum):
+    """Every signal ends with exactly one of these."""
+
+    EXECUTED = 1
+    REVERTED = 2
+    STALE = 3
+    UNPROFITABLE = 4  # unprofitable after re-validation
+    REJECTED_BY_RISK = 5
+    HALTED = 6
+    NOT_INCLUDED = 7
+    SIMULATED = 8  # shadow mode: simulated only, profit is what it would have made
+    FAILED = 9  # could not be built/simulated/signed/sent; ``reason`` says why
+
+
+class ExecutionRequest(TLV):
+    TYPE = 40
+    signal_id: u64
+    chain_id: u32
+    mode: u8
+    deadline_block: u64
+    min_profit: u256
+    max_fee_per_gas: u256
+
+
+class ExecutionStarted(TLV):
+    TYPE = 41
+    signal_id: u64
+    chain_id: u32
+    mode: u8
+    nonce: u64
+    tx_hash: bytes32
+    max_fee_per_gas: u256
+    max_priority_fee_per_gas: u256
+    gas_limit: u64
+
+
+class ExecutionResult(TLV):
+    TYPE = 42
+    signal_id: u64
+    chain_id: u32
+    outcome: u8
+    block_number: u64
+    tx_hash: bytes32
+    gas_used: u64
+    effective_gas_price: u256
+    expected_profit: i256
+    realized_profit: i256
+    profit_token: token_id
+    reason: text
+
+
+class Fill(TLV):
+    """One executed hop, read from the receipt's logs."""
+
+    TYPE = 43
+    signal_id: u64
+    block_number: u64
+    log_index: u32
+    pool: pool_id
+    token_in: address
+    token_out: address
+    amount_in: u256
+    amount_out: u256

@@ -1,0 +1,145 @@
+"""Messages: the fixed header plus a tuple of TLV records; ``encode``/``decode``.
+
+``Message`` is an immutable named tuple built with keywords only; derive a new
+one with ``msg._replace(...)`` (replay and audit depend on messages never
+changing under them). It is a tuple rather than a dataclass because the decoder
+builds one per frame and ``tuple.__new__`` is the cheapest immutable object
+CPython can make.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import header as H
+from .errors import ChecksumError, FieldRangeError, FrameError
+from .tlv import _DECODERS, TLV, decode_tlvs
+
+_PREFIX_pack = H.PREFIX.pack
+_COVERED_pack = H.COVERED.pack
+_HEADER_unpack_from = H.HEADER.unpack_from
+_crc32 = H._crc32
+_HEADER_SIZE = H.HEADER_SIZE
+_MAX_PAYLOAD = H.MAX_PAYLOAD
+_MAGIC = H.MAGIC
+_VERSION = H.VERSION
+_tuple_new = tuple.__new__
+_decoders_get = _DECODERS.get
+
+
+class _MessageFields(NamedTuple):
+    domain: int
+    tlvs: tuple[TLV, ...]
+    source_id: int
+    source_seq: int
+    domain_seq: int
+    event_time_ns: int
+    receive_time_ns: int
+    flags: int
+
+
+class Message(_MessageFields):
+    """One bus message. Times are integer nanoseconds since the Unix epoch."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        *,
+        domain: int,
+        tlvs: tuple[TLV, ...] | list[TLV] = (),
+        source_id: int = 0,
+        source_seq: int = 0,
+        domain_seq: int = 0,
+        event_time_ns: int = 0,
+        receive_time_ns: int = 0,
+        flags: int = 0,
+    ) -> Message:
+        if isinstance(domain, bool) or not isinstance(domain, int) or not 1 <= domain <= 4:
+            raise FrameError(f"unknown domain {domain!r}")
+        tlvs = tuple(tlvs)
+        for t in tlvs:
+            if not isinstance(t, TLV):
+                raise FieldRangeError(f"Message.tlvs must hold TLV records, got {t!r}")
+        return _tuple_new(
+            cls, (domain, tlvs, source_id, source_seq, domain_seq, event_time_ns, receive_time_ns, flags)
+        )
+
+    def find(self, cls: type[TLV]) -> TLV | None:
+        """The first record of type ``cls``, or None."""
+        for t in self.tlvs:
+            if type(t) is cls:
+                return t
+        return None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self))
+        return f"Message({fields})"
+
+
+def encode_payload(tlvs: tuple[TLV, ...]) -> bytes:
+    if len(tlvs) == 1:
+        return tlvs[0].encode()
+    return b"".join([t.encode() for t in tlvs])
+
+
+def encode(message: Message) -> bytes:
+    """Serialise a message: header (with checksum) + TLVs."""
+    domain, tlvs, sid, sseq, dseq, ev, rv, flags = message
+    payload = tlvs[0].encode() if len(tlvs) == 1 else b"".join([t.encode() for t in tlvs])
+    n = len(payload)
+    if n > _MAX_PAYLOAD:
+        raise FrameError(f"payload of {n} bytes exceeds the maximum {_MAX_PAYLOAD}")
+    try:
+        covered = _COVERED_pack(domain, 0, flags, n, sseq, ev, rv, sid) + payload
+        return _PREFIX_pack(_MAGIC, _VERSION, 0, _crc32(covered), dseq) + covered
+    except Exception:  # struct.error and friends: say which header field is wrong
+        raise _header_error(message) from None
+
+
+def _header_error(m: Message) -> FieldRangeError:
+    for name, bits in (
+        ("domain", 8),
+        ("flags", 16),
+        ("source_id", 32),
+        ("source_seq", 64),
+        ("domain_seq", 64),
+        ("event_time_ns", 64),
+        ("receive_time_ns", 64),
+    ):
+        v = getattr(m, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < (1 << bits):
+            return FieldRangeError(f"Message.{name}={v!r} does not fit in uint{bits}")
+    return FieldRangeError("invalid message header")
+
+
+def decode_frame(buf: bytes | bytearray | memoryview, off: int = 0) -> tuple[Message, int]:
+    """Decode one message at ``buf[off:]``; return it and the offset just past it.
+
+    Raises ``FrameError`` when the buffer holds less than one whole frame.
+    """
+    if len(buf) - off < _HEADER_SIZE:
+        raise FrameError(f"truncated header: {len(buf) - off} of {_HEADER_SIZE} bytes")
+    (magic, version, r1, csum, dseq, domain, r2, flags, plen, sseq, ev, rv, sid) = _HEADER_unpack_from(buf, off)
+    if magic != _MAGIC or version != _VERSION or r1 or r2 or not 1 <= domain <= 4 or plen > _MAX_PAYLOAD:
+        H.check_prefix(buf, off)  # raises the precise FrameError
+    start = off + _HEADER_SIZE
+    end = start + plen
+    if end > len(buf):
+        raise FrameError(f"truncated payload: {len(buf) - start} of {plen} bytes")
+    if _crc32(buf[off + 16 : end] if type(buf) is bytes else memoryview(buf)[off + 16 : end]) != csum:
+        raise ChecksumError("checksum mismatch")
+    # Fast path: one compact record spanning the whole payload (most market data).
+    if plen >= 2 and buf[start] and buf[start + 1] + 2 == plen and (dec := _decoders_get(buf[start])):
+        tlvs: tuple[TLV, ...] = (dec(buf, start + 2, plen - 2),)
+    else:
+        tlvs = decode_tlvs(buf, start, end)
+    return _tuple_new(Message, (domain, tlvs, sid, sseq, dseq, ev, rv, flags)), end
+
+
+def decode(data: bytes | bytearray | memoryview) -> Message:
+    """Decode exactly one message; trailing bytes are an error."""
+    m, end = decode_frame(data, 0)
+    if end != len(data):
+        raise FrameError(f"{len(data) - end} trailing bytes after the message")
+    return m

@@ -1,0 +1,70 @@
+"""Signal TLVs (types 20-39), carried in domain 2 messages.
+
+A signal message is ``SignalIdentity + Economics + ArbitragePath`` (plus a
+``TraceContext``); a cross-chain opportunity adds ``CrossChainArbitrage``.
+All money is integer base units of ``profit_token``; gas in wei.
+"""
+
+from enum import IntEnum
+from typing import Annotated
+
+from .fields import address, i256, list_of, pool_id, text, token_id, u8, u16, u32, u64, u256
+from .tlv import TLV, Record
+
+
+class SignalKind(IntEnum):
+    TWO_POOL = 1
+    CYCLE = 2
+    CROSS_CHAIN = 3
+
+
+class SignalIdentity(TLV):
+    TYPE = 20
+    signal_id: u64
+    strategy_id: u16
+    kind: u8
+    confidence_bps: u16  # 0..10000
+    chain_id: u32
+    block_number: u64  # the block whose state the signal was computed at
+    strategy: text
+
+
+class Economics(TLV):
+    """net_profit = gross_profit - gas_cost - flash_fee - slippage_allowance (all in profit_token)."""
+
+    TYPE = 21
+    profit_token: token_id
+    gross_profit: i256
+    gas_cost: u256
+    flash_fee: u256
+    slippage_allowance: u256
+    net_profit: i256
+    gas_units: u64
+    gas_price_wei: u256  # base fee + priority fee used for gas_cost
+
+
+class Hop(Record):
+    pool: pool_id
+    venue_kind: u8
+    token_in: address
+    token_out: address
+    amount_in: u256
+    amount_out: u256
+
+
+class ArbitragePath(TLV):
+    """Ordered hops; hop i's token_out is hop i+1's token_in, the last returns to the first's token_in."""
+
+    TYPE = 22
+    hops: Annotated[tuple[Hop, ...], list_of(Hop)]
+
+
+class CrossChainArbitrage(TLV):
+    TYPE = 31
+    source_chain: u32
+    dest_chain: u32
+    bridge: u16
+    timing_risk_blocks: u32
+    bridge_cost: u256
+    source_gas_cost: u256
+    dest_gas_cost: u256
