@@ -79,7 +79,7 @@ def address_to_int(address: bytes | str) -> int:
 
 def int_to_address(value: int) -> str:
     """Lower-case 0x-hex (not checksummed: the protocol layer stays dependency-free)."""
-    return "0x%040x" % value
+    return f"0x{value:040x}"
 
 
 def _check(name: str, value: int, bits: int) -> int:
