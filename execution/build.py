@@ -1,0 +1,221 @@
+"""Compile the on-chain arbitrage contract offline with solc-js (npm ``solc``) and write its artifact.
+
+    python -m execution.build            # (re)write execution/artifacts/AlphaPulseArb.json
+    python -m execution.build --check    # exit 1 if the committed artifact is stale
+
+The compiler is the exact version pinned in :data:`SOLC_VERSION`, loaded from ``node_modules/solc``
+(installed by ``npm install`` from the repository's ``package.json``) and driven through its
+standard-JSON interface by ``node -e``. Nothing is downloaded: solc-js bundles the compiler as
+WebAssembly. Optimizer settings are fixed in :data:`SETTINGS`, and the metadata hash is left out
+of the bytecode (``bytecodeHash: none``), so the bytecode depends only on the source, the
+compiler and the settings - the committed artifact can be checked by recompiling.
+
+The artifact records ``abi``, ``bytecode`` and ``deployedBytecode`` (0x-prefixed hex), the
+compiler version, the settings and the source's sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+CONTRACT_NAME = "AlphaPulseArb"
+SOURCE_PATH = CONTRACTS_DIR / f"{CONTRACT_NAME}.sol"
+ARTIFACT_PATH = ARTIFACTS_DIR / f"{CONTRACT_NAME}.json"
+
+# The exact compiler (solc-js reports "<this>.Emscripten.clang"); package.json pins solc 0.8.37.
+SOLC_VERSION = "0.8.37+commit.f401782d"
+
+# Fixed compiler settings. evmVersion cancun: transient storage (EIP-1153) is needed, and nothing
+# newer is, so the contract runs on any chain from Cancun on (anvil's default hardfork is newer).
+SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 10_000},
+    "viaIR": True,
+    "evmVersion": "cancun",
+    "metadata": {"bytecodeHash": "none"},
+}
+
+_OUTPUTS = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]
+
+# Reads a standard-JSON input on stdin, writes {"version", "output"} on stdout.
+_NODE_SCRIPT = r"""
+const solc = require(process.argv[1]);
+let input = "";
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => { input += chunk; });
+process.stdin.on("end", () => {
+  const output = JSON.parse(solc.compile(input));
+  process.stdout.write(JSON.stringify({ version: solc.version(), output }));
+});
+"""
+
+
+class CompileError(RuntimeError):
+    """solc reported errors, or solc-js / node is missing or the wrong version."""
+
+
+def node_modules_dir() -> Path:
+    """``$ALPHAPULSE_NODE_MODULES`` if set, else ``<repo>/node_modules``."""
+    env = os.environ.get("ALPHAPULSE_NODE_MODULES")
+    return Path(env) if env else REPO_ROOT / "node_modules"
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def solc_standard_json(
+    sources: Mapping[str, str], *, settings: Mapping[str, Any] | None = None, version: str | None = SOLC_VERSION
+) -> dict[str, Any]:
+    """Compile ``{file name: source text}`` with solc-js; returns solc's standard-JSON output.
+
+    Raises :class:`CompileError` on any error-severity diagnostic or a compiler version other than
+    ``version`` (None accepts any).
+    """
+    node = shutil.which("node")
+    if node is None:
+        raise CompileError("node is not on PATH: solc-js needs Node.js")
+    solc_dir = node_modules_dir() / "solc"
+    if not (solc_dir / "package.json").is_file():
+        raise CompileError(f"{solc_dir} is missing: run `npm install` in {REPO_ROOT} (package.json lists solc)")
+    std_settings = dict(SETTINGS if settings is None else settings)
+    std_settings["outputSelection"] = {"*": {"*": list(_OUTPUTS)}}
+    std_input = {
+        "language": "Solidity",
+        "sources": {name: {"content": text} for name, text in sources.items()},
+        "settings": std_settings,
+    }
+    proc = subprocess.run(
+        [node, "-e", _NODE_SCRIPT, str(solc_dir)],
+        input=json.dumps(std_input),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise CompileError(f"solc-js failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    reply = json.loads(proc.stdout)
+    got = str(reply["version"])
+    if version is not None and not got.startswith(version + "."):
+        raise CompileError(f"solc-js in {solc_dir} is {got}, expected {version} (run `npm install`)")
+    output: dict[str, Any] = reply["output"]
+    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise CompileError("\n".join(e.get("formattedMessage") or e.get("message", "") for e in errors))
+    output["compilerVersion"] = got
+    return output
+
+
+def warnings_of(output: Mapping[str, Any]) -> list[str]:
+    return [
+        e.get("formattedMessage") or e.get("message", "")
+        for e in output.get("errors", [])
+        if e.get("severity") != "error"
+    ]
+
+
+def compile_source(name: str, text: str, contract: str, **kw: Any) -> dict[str, Any]:
+    """Compile one source file and return ``{"abi", "bytecode", "deployedBytecode"}`` of ``contract``."""
+    output = solc_standard_json({name: text}, **kw)
+    try:
+        c = output["contracts"][name][contract]
+    except KeyError:
+        raise CompileError(f"{contract} not found in {name}") from None
+    return {
+        "abi": c["abi"],
+        "bytecode": "0x" + c["evm"]["bytecode"]["object"],
+        "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
+        "compilerVersion": output["compilerVersion"],
+        "warnings": warnings_of(output),
+    }
+
+
+def compile_contract(source_path: Path = SOURCE_PATH) -> dict[str, Any]:
+    """Compile ``AlphaPulseArb.sol`` and return the artifact (what :func:`write_artifact` stores)."""
+    text = source_path.read_text(encoding="utf-8")
+    name = source_path.name
+    compiled = compile_source(name, text, CONTRACT_NAME)
+    return {
+        "contractName": CONTRACT_NAME,
+        "sourcePath": f"execution/contracts/{name}",
+        "sourceSha256": sha256_hex(text),
+        "compiler": {"name": "solc-js", "version": SOLC_VERSION, "fullVersion": compiled["compilerVersion"]},
+        "settings": dict(SETTINGS),
+        "abi": compiled["abi"],
+        "bytecode": compiled["bytecode"],
+        "deployedBytecode": compiled["deployedBytecode"],
+        "warnings": compiled["warnings"],
+    }
+
+
+def artifact_json(artifact: Mapping[str, Any]) -> str:
+    return json.dumps(artifact, indent=2, sort_keys=True) + "\n"
+
+
+def write_artifact(artifact: Mapping[str, Any], path: Path = ARTIFACT_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(artifact_json(artifact), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_artifact(path: Path = ARTIFACT_PATH) -> dict[str, Any]:
+    """The committed artifact (no compiler needed)."""
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result
+
+
+def stale_reasons(committed: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:
+    """Why ``committed`` does not match a fresh compile (empty when it is up to date)."""
+    reasons = []
+    for key in ("sourceSha256", "bytecode", "deployedBytecode", "abi", "settings", "compiler"):
+        if committed.get(key) != fresh.get(key):
+            reasons.append(f"{key} differs")
+    return reasons
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m execution.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the artifact is stale")
+    args = parser.parse_args(argv)
+    try:
+        artifact = compile_contract()
+    except CompileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for w in artifact["warnings"]:
+        print(w, file=sys.stderr)
+    size = (len(artifact["deployedBytecode"]) - 2) // 2
+    if args.check:
+        try:
+            committed = load_artifact()
+        except FileNotFoundError:
+            print(f"{ARTIFACT_PATH} does not exist", file=sys.stderr)
+            return 1
+        reasons = stale_reasons(committed, artifact)
+        if reasons:
+            print(f"{ARTIFACT_PATH} is stale: {', '.join(reasons)}; run `python -m execution.build`", file=sys.stderr)
+            return 1
+        print(f"{ARTIFACT_PATH.relative_to(REPO_ROOT)} is up to date ({size} bytes deployed)")
+        return 0
+    path = write_artifact(artifact)
+    print(f"wrote {path.relative_to(REPO_ROOT)}: {CONTRACT_NAME}, solc {SOLC_VERSION}, {size} bytes deployed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
