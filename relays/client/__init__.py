@@ -1,0 +1,94 @@
+"""The relay client every AlphaPulse process uses: one producer class, one consumer class.
+
+Producing
+---------
+::
+
+    from relays.client import RelayProducer
+    from protocol import Trade
+
+    async with RelayProducer.connect("market_data", source_id=17, name="cex-binance") as p:
+        seq = await p.publish(Trade(...), event_time_ns=venue_ns, receive_time_ns=time.time_ns())
+        await p.flush()          # optional: wait until the relay has persisted everything so far
+
+``RelayProducer.connect(domain, socket_path=None, *, source_id, name="", linger=5.0,
+max_unacked_bytes=64 MiB, backoff=Backoff(), heartbeat_interval=0.25, dead_after=8,
+connect_timeout=None)`` connects (retrying with exponential backoff; ``connect_timeout``
+None waits forever) and returns once the relay said Welcome.
+
+* ``await p.publish(tlv_or_tlvs, *, event_time_ns=None, receive_time_ns=None, flags=0) -> source_seq``
+  stamps the next source sequence and appends the frame to the outbox; a writer task
+  sends the outbox in batches. It only waits when more than ``max_unacked_bytes`` are
+  unacknowledged. Times default to ``time.time_ns()``.
+* ``await p.publish_payload(tlv_bytes, ...)``: same with pre-encoded TLV bytes.
+* ``await p.flush()``: wait until everything published so far is acknowledged (journaled,
+  and fsynced when the relay runs ``--fsync batch``).
+* After any disconnect (relay restart, ``kill -9``) the producer reconnects and resends its
+  unacknowledged tail; the relay drops what it already has, so each message enters the log
+  exactly once. A restarted producer process continues its ``source_seq`` from the relay's
+  ``Welcome.last_source_seq``: the producer persists nothing itself.
+* ``p.counters`` (published, acked, resent, reconnects, unacked), ``p.last_source_seq``.
+* Leaving the block normally waits up to ``linger`` seconds for the outstanding acks.
+
+Consuming
+---------
+::
+
+    from relays.client import RelayConsumer
+
+    async with RelayConsumer.connect("market_data", from_seq=None, types={1, 4}, name="strategy") as c:
+        async for msg in c:               # protocol.Message, domain_seq set, in order, exactly once
+            ...
+        # or, faster: async for batch in c.batches(): ...   (lists)
+
+``RelayConsumer.connect(domain, socket_path=None, *, from_seq=None, types=None, name="",
+raw=False, backoff=Backoff(), heartbeat_interval=0.25, dead_after=8, connect_timeout=None)``
+
+* ``from_seq``: None = from now; 0 = from the oldest retained; N = from sequence N.
+* ``types``: None = everything, else a set of TLV type codes (the first TLV of a message).
+* ``raw=True`` yields the raw frame ``bytes`` instead of decoded Messages (archiving,
+  bridging): byte-identical to the journal.
+* Reconnects and relay restarts are invisible apart from the counters: the consumer resumes
+  from ``c.last_seq + 1`` (ring, then journal), drops duplicates, and detects gaps (a gap on a
+  connection, or an idle relay heartbeat ahead of us) by reconnecting and resuming. If the
+  relay no longer has the sequences (retention), it says ``Resync`` and the counters show
+  how many messages were ``lost``; ``c.core.delivered`` is a RangeSet of delivered sequences
+  whose holes are exactly those.
+* ``c.last_seq``, ``c.epoch``, ``c.counters`` (received, delivered, duplicates, gaps,
+  gaps_recovered, resyncs, lost, reconnects, epoch_changes, lag).
+
+Relay stats (relay-cli)
+-----------------------
+``await request_stats(domain, socket_path=None) -> dict`` (bound it with ``trio.fail_after``): epoch, head_seq,
+oldest_seq, rate_msgs_per_s, producers (source_id, last_source_seq, acked, received) and
+consumers (next_seq, lag, live, types).
+
+Default sockets come from ``relays.paths.socket_path(domain)``
+(``$ALPHAPULSE_RUN_DIR`` or ``/tmp/alphapulse-$UID``, ``<domain>.sock``).
+
+Exceptions
+----------
+::
+
+    RelayUnavailable     connect_timeout expired before the relay answered
+    (nothing else)       connection errors (OSError, trio.BrokenResourceError, protocol errors,
+                         gaps, Goodbye) are handled inside: log, reconnect, resume
+
+The sans-IO cores (``ConsumerCore``, ``ProducerCore``, ``Liveness``) are in ``core.py``.
+"""
+
+from .core import ConsumerCore, ConsumerCounters, Liveness, ProducerCore, StreamBroken
+from .shell import Backoff, RelayConsumer, RelayProducer, RelayUnavailable, request_stats
+
+__all__ = [
+    "Backoff",
+    "ConsumerCore",
+    "ConsumerCounters",
+    "Liveness",
+    "ProducerCore",
+    "RelayConsumer",
+    "RelayProducer",
+    "RelayUnavailable",
+    "StreamBroken",
+    "request_stats",
+]

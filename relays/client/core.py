@@ -1,0 +1,506 @@
+"""Sans-IO client cores: bytes in, frames/messages out; what to send next. No trio, no clock.
+
+``ConsumerCore`` and ``ProducerCore`` are what ``RelayConsumer`` / ``RelayProducer``
+wrap; tests drive them with bytes directly. Times (``now``) are passed in.
+
+Consumer theory of operation
+----------------------------
+``position`` is the resume point minus one: the highest domain sequence this
+consumer has either delivered or been told (by an idle Heartbeat, for a
+filtered consumer) it has nothing to wait for below. ``start()`` builds
+``Hello + Subscribe`` for a (re)connection: from ``position + 1`` once anything
+is known, else from the mode the application asked for. Within one connection
+a Unix stream loses nothing, so after the first frame every frame must be
+exactly ``position + 1`` (unfiltered) or above ``position`` (filtered); a
+smaller one is a duplicate and dropped (counted), a bigger one is a gap, which
+raises ``StreamBroken`` -- the shell reconnects and resumes from
+``position + 1``, recovering the gap from the relay's ring or journal. An
+idle relay's Heartbeat carries the sequence its cursor for us has reached; for
+an unfiltered consumer a heartbeat above ``position`` is a lost tail (also
+``StreamBroken``). A ``Resync`` is the relay saying the requested range is gone:
+we count it, record the loss, and continue from where it says.
+
+``delivered`` is a ``RangeSet`` of every sequence handed to the application;
+its holes are exactly the messages lost to resyncs.
+
+Producer theory of operation
+----------------------------
+``publish`` stamps ``source_seq`` (1, 2, 3, ...) into a complete frame and
+appends it to the *outbox*; ``data_to_send()`` returns everything not sent on
+this connection yet. An ``Ack(n)`` from the relay drops every frame with
+``source_seq <= n``. After a reconnect, ``Welcome.last_source_seq`` says what the
+relay already has: the outbox drops that much and resends the rest (the relay
+dedupes anything it sees twice). A fresh producer process starts numbering
+after ``Welcome.last_source_seq``, so restarts continue the sequence without
+the producer persisting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from protocol.errors import FrameError, ProtocolError, RemoteProtocolError
+from protocol.header import COVERED, HEADER_SIZE, MAX_PAYLOAD, PREFIX, VERSION, Domain, check_prefix
+from protocol.message import Message, decode, decode_frame, encode
+from protocol.system import (
+    Ack,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Resync,
+    ResyncReason,
+    Role,
+    Stats,
+    Subscribe,
+    SubscribeMode,
+    TypeCode,
+    Welcome,
+)
+from protocol.tlv import TLV
+
+from ..core.rangeset import RangeSet
+
+_HDR = struct.Struct("<HBB4xQBB2xI")  # magic, version, reserved, domain_seq, domain, reserved, payload_len
+_COVERED_pack = COVERED.pack
+_PREFIX_pack = PREFIX.pack
+_crc32 = zlib.crc32
+
+
+class StreamBroken(Exception):
+    """This connection can no longer be trusted (a gap, a Goodbye): drop it and resume."""
+
+
+def control_frame(*tlvs: TLV) -> bytes:
+    return encode(Message(domain=Domain.SYSTEM, tlvs=tlvs))
+
+
+@dataclass(slots=True)
+class Liveness:
+    """Heartbeat and dead-peer timers; ``now`` in seconds on any monotonic clock."""
+
+    interval: float = 0.25
+    dead_after: float = 8.0  # intervals
+    last_receive: float = 0.0
+    last_send: float = 0.0
+
+    def reset(self, now: float) -> None:
+        self.last_receive = self.last_send = now
+
+    def heartbeat_due(self, now: float) -> bool:
+        return now - self.last_send >= self.interval
+
+    def dead(self, now: float) -> bool:
+        return now - self.last_receive >= self.interval * self.dead_after
+
+    def next_heartbeat(self) -> float:
+        return self.last_send + self.interval
+
+    @property
+    def dead_timeout(self) -> float:
+        return self.interval * self.dead_after
+
+
+@dataclass
+class ConsumerCounters:
+    received: int = 0  # data frames received, duplicates included
+    delivered: int = 0  # handed to the application (exactly once)
+    duplicates: int = 0  # dropped: already delivered
+    gaps: int = 0  # gaps seen on a connection (triggering a resume) plus reconnects that had to resume
+    gaps_recovered: int = 0  # resumes that got exactly the next expected sequence back
+    resyncs: int = 0  # the relay said the requested sequences are gone
+    lost: int = 0  # messages skipped by resyncs
+    reconnects: int = 0
+    epoch_changes: int = 0
+    lag: int = 0  # relay head - position, as of the last Welcome (0 once an idle heartbeat arrives)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Reader:
+    """Incremental frame splitter shared by both cores."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def reset(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if self._pos:
+            if self._pos == len(self._buf):
+                self._buf = bytearray(data)
+                self._pos = 0
+                return
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+
+class ConsumerCore:
+    def __init__(
+        self,
+        domain: Domain | int,
+        *,
+        from_seq: int | None = None,
+        types: Iterable[int] | None = None,
+        name: str = "",
+        raw: bool = False,
+    ) -> None:
+        self.domain = Domain(domain)
+        self.types = frozenset(types) if types else None
+        self.name = name
+        self.raw = raw
+        if from_seq is None:
+            self._mode, self._from = SubscribeMode.FROM_NOW, 0
+        elif from_seq <= 0:
+            self._mode, self._from = SubscribeMode.FROM_OLDEST, 0
+        else:
+            self._mode, self._from = SubscribeMode.FROM_SEQ, from_seq
+        self.position = 0  # resume from position + 1 (0: nothing known yet)
+        self.last_seq = 0  # last delivered
+        self.epoch = 0
+        self.relay_head = 0
+        self.delivered = RangeSet()
+        self.counters = ConsumerCounters()
+        self._reader = _Reader()
+        self._exact = False  # next frame must be position + 1
+        self._subscribed = False
+        self._resumed_at = 0  # position at reconnect, to count recovered gaps
+        self._out: list[bytes] = []
+        self.goodbye: Goodbye | None = None
+        self.broken: Exception | None = None
+        self.stats: dict[str, Any] | None = None
+
+    # ---- connection lifecycle ----
+
+    def start(self, source_id: int = 0) -> bytes:
+        """A new connection: returns Hello + Subscribe to send."""
+        self._reader.reset()
+        self.goodbye = None
+        self.broken = None
+        if self.position:
+            mode, from_seq = SubscribeMode.FROM_SEQ, self.position + 1
+            self._exact = self.types is None
+            self._resumed_at = self.position
+        else:
+            mode, from_seq = self._mode, self._from
+            self._exact = mode == SubscribeMode.FROM_SEQ and self.types is None
+            if mode == SubscribeMode.FROM_SEQ:
+                self.position = from_seq - 1
+            self._resumed_at = 0
+        self._subscribed = True
+        types = tuple(TypeCode(code=t) for t in sorted(self.types or ()))
+        return control_frame(
+            Hello(role=Role.CONSUMER, protocol_version=VERSION, source_id=source_id, name=self.name)
+        ) + control_frame(Subscribe(mode=int(mode), from_seq=from_seq, types=types))
+
+    def lost_connection(self) -> None:
+        self.counters.reconnects += 1
+        self._subscribed = False
+
+    def data_to_send(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def heartbeat(self) -> bytes:
+        return control_frame(Heartbeat(epoch=self.epoch, head_seq=self.position))
+
+    # ---- receiving ----
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Any]:
+        """Feed bytes; return the data frames (bytes) or Messages to deliver, in order.
+
+        If the connection turned out to be unusable (a gap, a Goodbye, malformed
+        bytes), ``broken`` is set: deliver what was returned, then reconnect.
+        """
+        if self.broken is not None:
+            return []
+        r = self._reader
+        r.feed(data)
+        buf = r._buf
+        pos = r._pos
+        end = len(buf)
+        out: list[Any] = []
+        append = out.append
+        unpack = _HDR.unpack_from
+        mydomain = int(self.domain)
+        raw = self.raw
+        filtered = self.types is not None
+        last = self.position
+        exact = self._exact
+        run_start = -1
+        c = self.counters
+        received = 0
+        dups = 0
+        try:
+            while end - pos >= HEADER_SIZE:
+                magic, ver, r1, dseq, dom, r2, plen = unpack(buf, pos)
+                if magic != 0x5041 or ver != 1 or r1 or r2 or plen > MAX_PAYLOAD:
+                    check_prefix(buf, pos)
+                nxt = pos + HEADER_SIZE + plen
+                if nxt > end:
+                    break
+                if dom == mydomain:
+                    received += 1
+                    if dseq <= last:
+                        dups += 1
+                    elif exact and dseq != last + 1:
+                        c.gaps += 1
+                        raise StreamBroken(f"gap: expected sequence {last + 1}, got {dseq}")
+                    else:
+                        if raw:
+                            append(bytes(buf[pos:nxt]))
+                        else:
+                            append(decode_frame(buf, pos)[0])
+                        if run_start < 0:
+                            run_start = dseq
+                        elif dseq != last + 1:
+                            self.delivered.add(run_start, last + 1)
+                            run_start = dseq
+                        if self._resumed_at:
+                            if self._resumed_at == last and dseq == last + 1:
+                                c.gaps_recovered += 1
+                            self._resumed_at = 0
+                        last = dseq
+                        exact = not filtered
+                elif dom == Domain.SYSTEM:
+                    self.position = last
+                    self._exact = exact
+                    if run_start >= 0:
+                        self.delivered.add(run_start, last + 1)
+                        run_start = -1
+                    self._on_control(decode(bytes(buf[pos:nxt])))
+                    last = self.position
+                    exact = self._exact
+                else:
+                    raise FrameError(f"frame of domain {dom} on the {self.domain.name.lower()} relay")
+                pos = nxt
+        except (StreamBroken, ProtocolError) as exc:
+            # frames before the break are good and delivered; the shell drops the connection
+            self.broken = exc
+        finally:
+            r._pos = pos
+            if run_start >= 0:
+                self.delivered.add(run_start, last + 1)
+            if out:
+                self.last_seq = last
+            self.position = last
+            self._exact = exact
+            c.received += received
+            c.duplicates += dups
+            c.delivered += len(out)
+        return out
+
+    def _on_control(self, msg: Message) -> None:
+        for tlv in msg.tlvs:
+            if isinstance(tlv, Welcome):
+                if tlv.domain != self.domain:
+                    raise RemoteProtocolError(f"relay serves domain {tlv.domain}, expected {int(self.domain)}")
+                if self.epoch and tlv.epoch != self.epoch:
+                    self.counters.epoch_changes += 1
+                self.epoch = tlv.epoch
+                self.relay_head = tlv.head_seq
+                self.counters.lag = max(0, tlv.head_seq - self.position)
+                if self._resumed_at and tlv.head_seq > self._resumed_at:
+                    self.counters.gaps += 1  # we missed messages while away; the resume recovers them
+                elif self._resumed_at:
+                    self._resumed_at = 0  # nothing was missed
+            elif isinstance(tlv, Heartbeat):
+                if tlv.head_seq == 0:
+                    continue  # sent before our Subscribe took effect: no watermark yet
+                self.relay_head = tlv.head_seq
+                self.counters.lag = 0
+                if tlv.head_seq > self.position:
+                    if self._exact:
+                        self.counters.gaps += 1
+                        raise StreamBroken(f"lost tail: relay is at {tlv.head_seq}, we have {self.position}")
+                    self.position = tlv.head_seq  # filtered, or a fresh from-now/oldest consumer
+                    self._exact = self.types is None
+                    self._resumed_at = 0
+            elif isinstance(tlv, Resync):
+                self.counters.resyncs += 1
+                if tlv.reason == ResyncReason.TOO_OLD and tlv.oldest_available > tlv.requested_seq:
+                    self.counters.lost += tlv.oldest_available - tlv.requested_seq
+                elif tlv.oldest_available <= self.position:
+                    # the relay lost sequences we already delivered; they will be reused
+                    self.delivered.subtract(tlv.oldest_available, self.position + 1)
+                self.position = tlv.oldest_available - 1
+                self._exact = self.types is None
+                self._resumed_at = 0
+            elif isinstance(tlv, Goodbye):
+                self.goodbye = tlv
+                raise StreamBroken(f"relay said goodbye ({tlv.code}): {tlv.reason}")
+            elif isinstance(tlv, Stats):
+                self.stats = json.loads(tlv.json)
+            elif isinstance(tlv, Ack):
+                pass
+            else:
+                raise RemoteProtocolError(f"unexpected control message {type(tlv).__name__} for a consumer")
+
+
+@dataclass
+class ProducerCounters:
+    published: int = 0
+    acked: int = 0  # highest acknowledged source_seq
+    resent: int = 0  # frames sent again after a reconnect
+    reconnects: int = 0
+
+
+class ProducerCore:
+    def __init__(self, domain: Domain | int, source_id: int, *, name: str = "") -> None:
+        if not 0 < source_id < 1 << 32:
+            raise ValueError("source_id must be in 1 .. 2**32-1")
+        self.domain = Domain(domain)
+        self.source_id = source_id
+        self.name = name
+        self.next_seq = 1
+        self.acked_seq = 0
+        self.epoch = 0
+        self.welcomed = False
+        self.outbox: deque[tuple[int, bytes]] = deque()
+        self.outbox_bytes = 0
+        self._unsent: list[bytes] = []
+        self.unsent_bytes = 0
+        self._reader = _Reader()
+        self._out: list[bytes] = []
+        self.counters = ProducerCounters()
+        self.goodbye: Goodbye | None = None
+
+    @property
+    def last_published(self) -> int:
+        return self.next_seq - 1
+
+    @property
+    def unacked(self) -> int:
+        return len(self.outbox)
+
+    def start(self) -> bytes:
+        """A new connection: returns the Hello to send; frames are sent after Welcome."""
+        self._reader.reset()
+        self.welcomed = False
+        self.goodbye = None
+        self._unsent.clear()
+        self.unsent_bytes = 0
+        return control_frame(
+            Hello(role=Role.PRODUCER, protocol_version=VERSION, source_id=self.source_id, name=self.name)
+        )
+
+    def lost_connection(self) -> None:
+        self.counters.reconnects += 1
+        self.welcomed = False
+
+    def heartbeat(self) -> bytes:
+        return control_frame(Heartbeat(epoch=self.epoch, head_seq=self.acked_seq))
+
+    # ---- publishing ----
+
+    def publish(
+        self, tlvs: Iterable[TLV], *, event_time_ns: int = 0, receive_time_ns: int = 0, flags: int = 0
+    ) -> int:
+        seq = self.next_seq
+        frame = encode(
+            Message(
+                domain=self.domain,
+                tlvs=tuple(tlvs),
+                source_id=self.source_id,
+                source_seq=seq,
+                event_time_ns=event_time_ns,
+                receive_time_ns=receive_time_ns,
+                flags=flags,
+            )
+        )
+        self._push(seq, frame)
+        return seq
+
+    def publish_payload(
+        self, payload: bytes, *, event_time_ns: int = 0, receive_time_ns: int = 0, flags: int = 0
+    ) -> int:
+        """Fast path: ``payload`` is already-encoded TLV bytes."""
+        n = len(payload)
+        if n > MAX_PAYLOAD:
+            raise FrameError(f"payload of {n} bytes exceeds the maximum {MAX_PAYLOAD}")
+        seq = self.next_seq
+        covered = _COVERED_pack(self.domain, 0, flags, n, seq, event_time_ns, receive_time_ns, self.source_id) + payload
+        self._push(seq, _PREFIX_pack(0x5041, VERSION, 0, _crc32(covered), 0) + covered)
+        return seq
+
+    def _push(self, seq: int, frame: bytes) -> None:
+        self.next_seq = seq + 1
+        self.outbox.append((seq, frame))
+        self.outbox_bytes += len(frame)
+        self.counters.published += 1
+        if self.welcomed:
+            self._unsent.append(frame)
+            self.unsent_bytes += len(frame)
+
+    def data_to_send(self) -> bytes:
+        """Control replies, then every frame not yet sent on this connection."""
+        if not self._out and not self._unsent:
+            return b""
+        parts = self._out + self._unsent
+        self._out.clear()
+        self._unsent = []
+        self.unsent_bytes = 0
+        return b"".join(parts)
+
+    # ---- receiving ----
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        r = self._reader
+        r.feed(data)
+        buf = r._buf
+        while len(buf) - r._pos >= HEADER_SIZE:
+            size = check_prefix(buf, r._pos)
+            if len(buf) - r._pos < size:
+                break
+            msg = decode(bytes(buf[r._pos : r._pos + size]))
+            r._pos += size
+            if msg.domain != Domain.SYSTEM:
+                raise RemoteProtocolError(f"relay sent a domain {msg.domain} message to a producer-only connection")
+            for tlv in msg.tlvs:
+                self._on_control(tlv)
+
+    def _on_control(self, tlv: TLV) -> None:
+        if isinstance(tlv, Welcome):
+            if tlv.domain != self.domain:
+                raise RemoteProtocolError(f"relay serves domain {tlv.domain}, expected {int(self.domain)}")
+            self.epoch = tlv.epoch
+            self.welcomed = True
+            self._acked(tlv.last_source_seq)
+            if tlv.last_source_seq >= self.next_seq:
+                self.next_seq = tlv.last_source_seq + 1  # a restarted producer continues its sequence
+            # resend the unacknowledged tail
+            self._unsent = [f for _, f in self.outbox]
+            self.unsent_bytes = self.outbox_bytes
+            self.counters.resent += len(self._unsent)
+        elif isinstance(tlv, Ack):
+            if tlv.source_id != self.source_id:
+                raise RemoteProtocolError(f"Ack for source {tlv.source_id}, we are {self.source_id}")
+            self._acked(tlv.source_seq)
+        elif isinstance(tlv, Heartbeat):
+            pass
+        elif isinstance(tlv, Goodbye):
+            self.goodbye = tlv
+            raise StreamBroken(f"relay said goodbye ({tlv.code}): {tlv.reason}")
+        else:
+            raise RemoteProtocolError(f"unexpected control message {type(tlv).__name__} for a producer")
+
+    def _acked(self, seq: int) -> None:
+        if seq > self.acked_seq:
+            self.acked_seq = seq
+            self.counters.acked = seq
+        box = self.outbox
+        while box and box[0][0] <= seq:
+            self.outbox_bytes -= len(box.popleft()[1])

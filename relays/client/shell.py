@@ -1,0 +1,455 @@
+"""The trio shell around the sans-IO client cores: sockets, retries, timers.
+
+Everything protocol-shaped is in ``core.py``; this module only moves bytes and
+keeps time. Exceptions from trio and the OS never leak out of an iteration or a
+publish: a broken connection is dropped, logged, and re-established with
+exponential backoff, and the cores resume where they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from protocol.errors import ProtocolError
+from protocol.header import VERSION, Domain, read_domain_seq
+from protocol.message import Message
+from protocol.system import Goodbye, Hello, Role, Stats
+from protocol.tlv import TLV
+
+from ..paths import check_socket_path, parse_domain, socket_path
+from .core import ConsumerCore, ProducerCore, StreamBroken, control_frame
+
+log = logging.getLogger("relays.client")
+
+RECV_SIZE = 256 * 1024
+# what a dropped connection looks like from here; anything else is a bug and propagates
+_CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError, StreamBroken)
+
+
+class RelayUnavailable(Exception):
+    """The relay could not be reached within ``connect_timeout``."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Backoff:
+    """Reconnect delays: ``initial * factor**n`` capped at ``maximum``, with +-``jitter`` fraction."""
+
+    initial: float = 0.02
+    factor: float = 2.0
+    maximum: float = 1.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int) -> float:
+        d = min(self.maximum, self.initial * self.factor ** min(attempt, 30))
+        return d * (1 + self.jitter * (2 * random.random() - 1))
+
+
+def _resolve(domain: str | int | Domain, path: str | os.PathLike[str] | None) -> tuple[Domain, str]:
+    dom = parse_domain(domain)
+    return dom, check_socket_path(path if path is not None else socket_path(dom))
+
+
+async def _open(path: str, backoff: Backoff, deadline: float, what: str) -> trio.SocketStream:
+    attempt = 0
+    while True:
+        try:
+            return await trio.open_unix_socket(path)
+        except OSError as exc:
+            if trio.current_time() >= deadline:
+                raise RelayUnavailable(f"{what}: cannot connect to {path}: {exc}") from None
+            if attempt == 0 or attempt % 20 == 0:
+                log.info("%s: relay at %s unavailable (%s); retrying", what, path, exc)
+            await trio.sleep(backoff.delay(attempt))
+            attempt += 1
+
+
+class RelayConsumer:
+    """Consume one relay domain: in order, exactly once, across reconnects and relay restarts.
+
+    Use ``RelayConsumer.connect(...)``; see the package docstring.
+    """
+
+    def __init__(
+        self,
+        domain: str | int | Domain,
+        socket_path: str | os.PathLike[str] | None = None,
+        *,
+        from_seq: int | None = None,
+        types: Iterable[int] | None = None,
+        name: str = "",
+        raw: bool = False,
+        backoff: Backoff = Backoff(),
+        heartbeat_interval: float = 0.25,
+        dead_after: float = 8.0,
+        connect_timeout: float | None = None,
+    ) -> None:
+        self.domain, self.socket_path = _resolve(domain, socket_path)
+        self.core = ConsumerCore(self.domain, from_seq=from_seq, types=types, name=name or f"consumer-{os.getpid()}", raw=raw)
+        self.backoff = backoff
+        self.heartbeat_interval = heartbeat_interval
+        self.dead_after = dead_after
+        self.connect_timeout = connect_timeout
+        self._stream: trio.SocketStream | None = None
+        self._send_lock = trio.Lock()
+        self._ready: deque[Any] = deque()
+        self._last_send = 0.0
+        self.last_seq = 0  # domain_seq of the last item handed to the application
+        self._closed = False
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, domain: str | int | Domain, socket_path: str | os.PathLike[str] | None = None, **kw: Any
+    ) -> AsyncIterator[RelayConsumer]:
+        self = cls(domain, socket_path, **kw)
+        async with trio.open_nursery() as nursery:
+            try:
+                await self._reconnect(first=True)
+                nursery.start_soon(self._heartbeats)
+                yield self
+            finally:
+                nursery.cancel_scope.cancel()
+                await self._drop(goodbye=True)
+                self._closed = True
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.core.counters.as_dict()
+
+    @property
+    def epoch(self) -> int:
+        return self.core.epoch
+
+    # ---- iteration ----
+
+    def __aiter__(self) -> RelayConsumer:
+        return self
+
+    async def __anext__(self) -> Any:
+        while not self._ready:
+            await self._fill()
+        item = self._ready.popleft()
+        self.last_seq = item.domain_seq if type(item) is Message else read_domain_seq(item)
+        return item
+
+    async def batches(self) -> AsyncIterator[list[Any]]:
+        """Everything available at once (one list per socket read): the cheap way to go fast."""
+        while True:
+            while not self._ready:
+                await self._fill()
+            items = list(self._ready)
+            self._ready.clear()
+            last = items[-1]
+            self.last_seq = last.domain_seq if type(last) is Message else read_domain_seq(last)
+            yield items
+
+    async def _fill(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("consumer is closed")
+        if self._stream is None:
+            await self._reconnect()
+        stream = self._stream
+        assert stream is not None
+        core = self.core
+        try:
+            data = b""
+            with trio.move_on_after(self.heartbeat_interval * self.dead_after) as cs:
+                data = await stream.receive_some(RECV_SIZE)
+            if cs.cancelled_caught:
+                raise StreamBroken(f"relay silent for {self.heartbeat_interval * self.dead_after:.1f} s")
+            if not data:
+                raise StreamBroken("relay closed the connection")
+            items = core.receive_data(data)
+            if items:
+                self._ready.extend(items)
+            if core.broken is not None:
+                raise core.broken
+        except _CONNECTION_ERRORS as exc:
+            log.info("%s: connection to %s dropped: %s", core.name, self.socket_path, exc)
+            await self._drop()
+            core.lost_connection()
+
+    async def _reconnect(self, first: bool = False) -> None:
+        deadline = math.inf if self.connect_timeout is None else trio.current_time() + self.connect_timeout
+        attempt = 0
+        while True:
+            stream = await _open(self.socket_path, self.backoff, deadline, self.core.name)
+            try:
+                async with self._send_lock:
+                    await stream.send_all(self.core.start())
+                    self._last_send = trio.current_time()
+                self._stream = stream
+                return
+            except _CONNECTION_ERRORS as exc:
+                log.info("%s: handshake failed: %s", self.core.name, exc)
+                await stream.aclose()
+            await trio.sleep(self.backoff.delay(attempt))
+            attempt += 1
+
+    async def _drop(self, goodbye: bool = False) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        if goodbye:
+            with trio.move_on_after(0.2):
+                try:
+                    async with self._send_lock:
+                        await stream.send_all(control_frame(Goodbye(code=0, reason="closing")))
+                except _CONNECTION_ERRORS:
+                    pass  # closing anyway
+        await stream.aclose()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await trio.sleep_until(self._last_send + self.heartbeat_interval)
+            stream = self._stream
+            if stream is None or trio.current_time() < self._last_send + self.heartbeat_interval:
+                if stream is None:
+                    self._last_send = trio.current_time()
+                continue
+            try:
+                async with self._send_lock:
+                    await stream.send_all(self.core.heartbeat())
+            except _CONNECTION_ERRORS:
+                pass  # the receiving side notices and reconnects
+            self._last_send = trio.current_time()
+
+
+class RelayProducer:
+    """Publish into one relay domain through an outbox that survives reconnects.
+
+    Use ``RelayProducer.connect(...)``; see the package docstring.
+    """
+
+    def __init__(
+        self,
+        domain: str | int | Domain,
+        socket_path: str | os.PathLike[str] | None = None,
+        *,
+        source_id: int,
+        name: str = "",
+        max_unacked_bytes: int = 64 << 20,
+        backoff: Backoff = Backoff(),
+        heartbeat_interval: float = 0.25,
+        dead_after: float = 8.0,
+        connect_timeout: float | None = None,
+    ) -> None:
+        self.domain, self.socket_path = _resolve(domain, socket_path)
+        self.core = ProducerCore(self.domain, source_id, name=name or f"producer-{source_id}")
+        self.max_unacked_bytes = max_unacked_bytes
+        self.backoff = backoff
+        self.heartbeat_interval = heartbeat_interval
+        self.dead_after = dead_after
+        self.connect_timeout = connect_timeout
+        self._wake = trio.Event()
+        self._acked = trio.Event()
+        self.connected = False
+        self._welcomed_now = False
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        domain: str | int | Domain,
+        socket_path: str | os.PathLike[str] | None = None,
+        *,
+        source_id: int,
+        linger: float = 5.0,
+        **kw: Any,
+    ) -> AsyncIterator[RelayProducer]:
+        """Connect (waiting for the first Welcome), yield the producer; on normal exit
+        wait up to ``linger`` seconds for everything published to be acknowledged."""
+        self = cls(domain, socket_path, source_id=source_id, **kw)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._run)
+            try:
+                yield self
+                with trio.move_on_after(linger):
+                    await self.flush()
+            finally:
+                nursery.cancel_scope.cancel()
+
+    @property
+    def counters(self) -> dict[str, int]:
+        c = self.core.counters
+        return {"published": c.published, "acked": c.acked, "resent": c.resent, "reconnects": c.reconnects,
+                "unacked": self.core.unacked}
+
+    @property
+    def last_source_seq(self) -> int:
+        return self.core.last_published
+
+    # ---- publishing ----
+
+    async def publish(
+        self,
+        tlvs: TLV | Iterable[TLV],
+        *,
+        event_time_ns: int | None = None,
+        receive_time_ns: int | None = None,
+        flags: int = 0,
+    ) -> int:
+        """Stamp the next source_seq, queue the message, return its source_seq.
+
+        Returns without waiting for the relay unless more than ``max_unacked_bytes``
+        are unacknowledged (then it waits: backpressure from a stalled relay).
+        """
+        await self._room()
+        if isinstance(tlvs, TLV):
+            tlvs = (tlvs,)
+        now = time.time_ns()
+        seq = self.core.publish(
+            tlvs,
+            event_time_ns=now if event_time_ns is None else event_time_ns,
+            receive_time_ns=now if receive_time_ns is None else receive_time_ns,
+            flags=flags,
+        )
+        self._wake.set()
+        return seq
+
+    async def publish_payload(
+        self, payload: bytes, *, event_time_ns: int | None = None, receive_time_ns: int | None = None, flags: int = 0
+    ) -> int:
+        """Like ``publish`` with already-encoded TLV bytes (the loadgen / bridge fast path)."""
+        await self._room()
+        now = time.time_ns()
+        seq = self.core.publish_payload(
+            payload,
+            event_time_ns=now if event_time_ns is None else event_time_ns,
+            receive_time_ns=now if receive_time_ns is None else receive_time_ns,
+            flags=flags,
+        )
+        self._wake.set()
+        return seq
+
+    async def _room(self) -> None:
+        core = self.core
+        while core.outbox_bytes >= self.max_unacked_bytes:
+            await self._acked.wait()
+        if core.unsent_bytes >= RECV_SIZE:
+            await trio.lowlevel.checkpoint()  # let the writer drain a full batch
+
+    async def flush(self) -> None:
+        """Wait until every message published so far is acknowledged (persisted) by the relay."""
+        target = self.core.last_published
+        while self.core.acked_seq < target:
+            await self._acked.wait()
+
+    # ---- connection loop ----
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        core = self.core
+        attempt = 0
+        started = False
+        deadline = math.inf if self.connect_timeout is None else trio.current_time() + self.connect_timeout
+        while True:
+            stream = await _open(self.socket_path, self.backoff, math.inf if started else deadline, core.name)
+            self._welcomed_now = False
+            try:
+                async with stream:
+                    await self._session(stream, None if started else task_status)
+            except _CONNECTION_ERRORS as exc:
+                log.info("%s: connection to %s dropped: %s", core.name, self.socket_path, exc)
+            if self._welcomed_now:
+                started = True
+                attempt = 0
+            else:
+                attempt += 1
+            self.connected = False
+            core.lost_connection()
+            await trio.sleep(self.backoff.delay(attempt))
+
+    async def _session(self, stream: trio.SocketStream, task_status: trio.TaskStatus[None] | None) -> None:
+        core = self.core
+        await stream.send_all(core.start())
+        timeout = self.heartbeat_interval * self.dead_after
+        while not core.welcomed:
+            data = b""
+            with trio.move_on_after(timeout):
+                data = await stream.receive_some(RECV_SIZE)
+            if not data:
+                raise StreamBroken("no Welcome from the relay")
+            core.receive_data(data)
+        self.connected = True
+        self._welcomed_now = True
+        self._signal_ack()
+        log.info("%s: connected to %s (epoch %d), resending %d unacked", core.name, self.socket_path, core.epoch,
+                 core.unacked)
+        if task_status is not None:
+            task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, stream)
+            await self._reader(stream)
+            nursery.cancel_scope.cancel()
+
+    async def _reader(self, stream: trio.SocketStream) -> None:
+        timeout = self.heartbeat_interval * self.dead_after
+        core = self.core
+        while True:
+            data = b""
+            with trio.move_on_after(timeout) as cs:
+                data = await stream.receive_some(RECV_SIZE)
+            if cs.cancelled_caught:
+                raise StreamBroken(f"relay silent for {timeout:.1f} s")
+            if not data:
+                raise StreamBroken("relay closed the connection")
+            before = core.acked_seq
+            core.receive_data(data)
+            if core.acked_seq != before:
+                self._signal_ack()
+
+    def _signal_ack(self) -> None:
+        self._acked.set()
+        self._acked = trio.Event()
+
+    async def _writer(self, stream: trio.SocketStream) -> None:
+        core = self.core
+        last_send = trio.current_time()
+        while True:
+            data = core.data_to_send()
+            if data:
+                await stream.send_all(data)
+                last_send = trio.current_time()
+                continue
+            self._wake = trio.Event()
+            with trio.move_on_at(last_send + self.heartbeat_interval):
+                await self._wake.wait()
+            if not core.unsent_bytes and trio.current_time() >= last_send + self.heartbeat_interval:
+                await stream.send_all(core.heartbeat())
+                last_send = trio.current_time()
+
+
+async def request_stats(
+    domain: str | int | Domain, socket_path: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Ask a relay for its Stats: epoch, head, rate, producers, consumers with their lag.
+
+    Wrap in ``trio.fail_after`` to bound the wait.
+    """
+    dom, path = _resolve(domain, socket_path)
+    core = ConsumerCore(dom, name="relay-cli")
+    stream = await trio.open_unix_socket(path)
+    async with stream:
+        hello = control_frame(Hello(role=Role.CONSUMER, protocol_version=VERSION, source_id=0, name="relay-cli"))
+        await stream.send_all(hello + control_frame(Stats(json=b"")))
+        while core.stats is None:
+            data = await stream.receive_some(RECV_SIZE)
+            if not data:
+                raise RelayUnavailable(f"relay at {path} closed the connection before answering")
+            core.receive_data(data)
+            if core.broken is not None:
+                raise RelayUnavailable(f"relay at {path}: {core.broken}")
+        await stream.send_all(control_frame(Goodbye(code=0, reason="stats done")))
+    assert core.stats is not None
+    return core.stats

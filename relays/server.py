@@ -1,0 +1,625 @@
+"""The relay server: the trio layer around the sans-IO core.
+
+Theory of operation
+-------------------
+One ``Relay`` per domain owns the log: a ``Sequencer`` (head domain sequence,
+per-source dedupe table), the in-memory ``Ring`` and the on-disk ``Journal``.
+Every connection runs two tasks in its own nursery:
+
+* a **reader** that receives big chunks, hands them to ``Ingest.scan`` (frame
+  boundaries from fixed offsets, CRC, dedupe, ``domain_seq`` stamped in place)
+  and, for each accepted chunk, appends it to the journal (one ``os.write``),
+  then to the ring, then wakes the consumers -- journal before fan-out, always.
+  Control (SYSTEM) frames are handled in stream order between chunks.
+* a **writer**, the only task that sends on the connection: queued control
+  frames (Welcome, Ack, Resync, Stats, Goodbye), then everything from the
+  consumer's cursor to the head in one ``send_all`` (capped at
+  ``max_batch_bytes``), then, when there is nothing to send for one heartbeat
+  interval, a Heartbeat(epoch, head).
+
+A slow consumer therefore only ever blocks its own writer. The ring does not
+wait for anyone: when it evicts past a live consumer's cursor, that consumer is
+cut off (Goodbye, or -- if its writer is stuck in ``send_all`` -- the send is
+cancelled and the socket closed) and it catches up from the journal after it
+reconnects.
+
+Acks: with ``fsync=batch`` a group-commit task fsyncs in a worker thread and
+then acknowledges every producer up to the last frame covered; with
+``interval``/``off`` a producer is acknowledged as soon as its frames are
+written (they survive a relay crash, not a power cut).
+
+Errors: a peer that sends malformed bytes gets a logged ``RemoteProtocolError``
+reason, a best-effort Goodbye, and is disconnected; nothing else is affected.
+A bug in the relay itself propagates and stops the relay (no blanket excepts).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket as stdsocket
+import stat
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.header import VERSION, Domain
+from protocol.message import Message, decode, encode
+from protocol.system import (
+    Ack,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Resync,
+    Role,
+    Stats,
+    Subscribe,
+    Welcome,
+)
+from protocol.tlv import TLV
+
+from .core.cursor import Batch, Cursor, ResyncNeeded
+from .core.ingest import Ingest, Sequencer
+from .core.journal import Journal, bump_epoch
+from .core.ring import Chunk, Ring
+from .paths import check_socket_path
+
+log = logging.getLogger("relays.server")
+
+FSYNC_POLICIES = ("batch", "interval", "off")
+RECV_SIZE = 256 * 1024
+
+
+class GoodbyeCode:
+    NORMAL = 0
+    PROTOCOL_ERROR = 1
+    CUT_OFF = 2  # slow consumer fell off the ring
+    REPLACED = 3  # a newer connection took over this source_id
+    SHUTDOWN = 4
+    DEAD = 5  # peer silent for too long
+
+
+class RelayError(Exception):
+    """Bad configuration or an environment the relay cannot start in."""
+
+
+class RelayAlreadyRunning(RelayError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RelayConfig:
+    domain: Domain
+    socket_path: str
+    data_dir: str
+    fsync: str = "batch"
+    fsync_interval: float = 0.05
+    segment_bytes: int = 64 << 20
+    retention_bytes: int = 1 << 30
+    ring_bytes: int = 64 << 20
+    max_batch_bytes: int = 256 * 1024
+    heartbeat_interval: float = 0.25
+    dead_after: float = 8.0  # intervals of silence before a peer is declared dead
+    verify_checksums: bool = True
+
+    def __post_init__(self) -> None:
+        if self.domain not in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
+            raise RelayError(f"domain {self.domain!r} has no relay")
+        if self.fsync not in FSYNC_POLICIES:
+            raise RelayError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {self.fsync!r}")
+        for name in ("segment_bytes", "retention_bytes", "ring_bytes", "max_batch_bytes"):
+            if getattr(self, name) <= 0:
+                raise RelayError(f"{name} must be positive")
+        if self.retention_bytes < self.segment_bytes:
+            raise RelayError("retention_bytes must be at least segment_bytes")
+        if self.heartbeat_interval <= 0 or self.dead_after < 2:
+            raise RelayError("heartbeat_interval must be positive and dead_after at least 2 intervals")
+        try:
+            check_socket_path(self.socket_path)
+        except ValueError as exc:
+            raise RelayError(str(exc)) from None
+
+
+def control_frame(*tlvs: TLV) -> bytes:
+    return encode(Message(domain=Domain.SYSTEM, tlvs=tlvs))
+
+
+class Conn:
+    """State of one client connection (plain data; the tasks live in ``Relay._handle``)."""
+
+    __slots__ = (
+        "id", "stream", "name", "role", "source_id", "ingest", "cursor", "control", "ack_to", "ack_sent",
+        "wake", "waiting", "scope", "send_scope", "cut_reason", "rx_frames", "rx_bytes", "duplicates",
+        "connected_ns", "hello",
+    )
+
+    def __init__(self, cid: int, stream: trio.SocketStream, ingest: Ingest) -> None:
+        self.id = cid
+        self.stream = stream
+        self.name = f"conn{cid}"
+        self.role = 0
+        self.source_id = 0
+        self.hello = False
+        self.ingest = ingest
+        self.cursor: Cursor | None = None
+        self.control: list[bytes] = []
+        self.ack_to = 0
+        self.ack_sent = 0
+        self.wake = trio.Event()
+        self.waiting = False
+        self.scope: trio.CancelScope | None = None
+        self.send_scope: trio.CancelScope | None = None
+        self.cut_reason: str | None = None
+        self.rx_frames = 0
+        self.rx_bytes = 0
+        self.duplicates = 0
+        self.connected_ns = time.time_ns()
+
+    def kick(self) -> None:
+        if self.waiting:
+            self.wake.set()
+
+    def __repr__(self) -> str:
+        return f"<{self.name}#{self.id} role={self.role} sid={self.source_id}>"
+
+
+class Relay:
+    """One domain's relay. Construct (recovers the journal), then ``await relay.serve()``."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+        self.domain = config.domain
+        data_dir = Path(config.data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RelayError(f"cannot create data dir {data_dir}: {exc}") from None
+        self._lock_fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise RelayError(f"data dir {data_dir} is in use by another relay") from None
+        self.journal = Journal(
+            data_dir / "journal", segment_bytes=config.segment_bytes, retention_bytes=config.retention_bytes
+        )
+        rec = self.journal.recover()
+        if rec.truncated_bytes:
+            log.warning("journal: truncated a torn tail of %d bytes", rec.truncated_bytes)
+        self.epoch = bump_epoch(data_dir)
+        self.seq = Sequencer(head_seq=rec.head_seq, last_source_seq=dict(rec.last_source_seq))
+        self.ring = Ring(config.ring_bytes, next_seq=rec.head_seq + 1)
+        log.info(
+            "%s relay: epoch %d, head %d, oldest %d, %d segments, %d sources",
+            self.domain.name.lower(), self.epoch, rec.head_seq, rec.oldest_seq, rec.segments,
+            len(rec.last_source_seq),
+        )
+        self.conns: set[Conn] = set()
+        self.consumers: set[Conn] = set()
+        self.producers: dict[int, Conn] = {}
+        self._next_id = 0
+        self._ack_waiters: deque[tuple[int, Conn, int]] = deque()
+        self._sync_wanted = trio.Event()
+        self.rate = 0.0
+        self.cut_offs = 0
+        self.protocol_errors = 0
+        self.started_ns = time.time_ns()
+        self._closed = False
+
+    # ------------------------------------------------------------------ serving
+
+    async def serve(self, *, task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on the socket; ``task_status.started(self)`` once listening. Runs until cancelled."""
+        sock = await self._bind()
+        listener = trio.SocketListener(sock)
+        path = self.config.socket_path
+        ino = os.stat(path).st_ino
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._syncer)
+                nursery.start_soon(self._ticker)
+                await nursery.start(trio.serve_listeners, self._handle, [listener])
+                log.info("listening on %s", path)
+                task_status.started(self)
+        finally:
+            try:
+                if os.stat(path).st_ino == ino:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.journal.sync()
+        self.journal.close()
+        os.close(self._lock_fd)
+        log.info("journal synced and closed at head %d", self.seq.head_seq)
+
+    async def _bind(self) -> trio.socket.SocketType:
+        path = self.config.socket_path
+        _claim_socket_path(path)
+        sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        try:
+            await sock.bind(path)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise RelayAlreadyRunning(f"a live relay already listens on {path}") from None
+            raise RelayError(f"cannot bind {path}: {exc}") from None
+        sock.listen(128)
+        return sock
+
+    # ------------------------------------------------------------------ background tasks
+
+    async def _syncer(self) -> None:
+        cfg = self.config
+        if cfg.fsync == "off":
+            await trio.sleep_forever()
+        while True:
+            if cfg.fsync == "interval":
+                await trio.sleep(cfg.fsync_interval)
+                if not self.journal.needs_sync:
+                    continue
+            else:
+                await self._sync_wanted.wait()
+                self._sync_wanted = trio.Event()
+            fds, seq, dir_fd = self.journal.sync_targets()
+            await trio.to_thread.run_sync(_fsync_all, fds, dir_fd)
+            self.journal.synced(fds, seq, dir_fd)
+            waiters = self._ack_waiters
+            while waiters and waiters[0][0] <= seq:
+                _, conn, sseq = waiters.popleft()
+                if sseq > conn.ack_to:
+                    conn.ack_to = sseq
+                    conn.kick()
+
+    async def _ticker(self) -> None:
+        prev, prev_t = self.seq.accepted, time.monotonic()
+        while True:
+            await trio.sleep(1.0)
+            now = time.monotonic()
+            self.rate = (self.seq.accepted - prev) / (now - prev_t)
+            prev, prev_t = self.seq.accepted, now
+
+    # ------------------------------------------------------------------ connections
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        self._next_id += 1
+        conn = Conn(self._next_id, stream, Ingest(self.seq, self.domain, None, verify=self.config.verify_checksums))
+        self.conns.add(conn)
+        try:
+            async with trio.open_nursery() as nursery:
+                conn.scope = nursery.cancel_scope
+                nursery.start_soon(self._writer, conn)
+                await self._reader(conn)
+                nursery.cancel_scope.cancel()
+        except RemoteProtocolError as exc:
+            self.protocol_errors += 1
+            log.warning("%r: protocol error: %s; disconnecting", conn, exc)
+            with trio.move_on_after(0.5):
+                await stream.send_all(control_frame(Goodbye(code=GoodbyeCode.PROTOCOL_ERROR, reason=str(exc)[:200])))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.info("%r: connection lost (%s)", conn, exc or type(exc).__name__)
+        finally:
+            self._forget(conn)
+            await stream.aclose()
+
+    def _forget(self, conn: Conn) -> None:
+        self.conns.discard(conn)
+        self.consumers.discard(conn)
+        if conn.source_id and self.producers.get(conn.source_id) is conn:
+            del self.producers[conn.source_id]
+        if conn.hello:
+            log.info("%r disconnected", conn)
+
+    async def _reader(self, conn: Conn) -> None:
+        stream = conn.stream
+        timeout = self.config.heartbeat_interval * self.config.dead_after
+        buf = bytearray()
+        pos = 0
+        while True:
+            data = b""
+            with trio.move_on_after(timeout) as cs:
+                data = await stream.receive_some(RECV_SIZE)
+            if cs.cancelled_caught:
+                log.warning("%r: silent for %.1f s, declaring it dead", conn, timeout)
+                return
+            if not data:
+                return
+            conn.rx_bytes += len(data)
+            # Chunks keep the buffer they were read into, so never grow or reuse it: start fresh.
+            if pos == len(buf):
+                buf = bytearray(data)
+            else:
+                buf = bytearray(memoryview(buf)[pos:]) + data
+            pos = 0
+            while True:
+                result = conn.ingest.scan(buf, pos)
+                pos = result.pos
+                if result.duplicates:
+                    conn.duplicates += result.duplicates
+                if result.chunks:
+                    self._accept(conn, result.chunks)
+                if result.control is None:
+                    break
+                if not self._on_control(conn, result.control):
+                    return
+
+    def _accept(self, conn: Conn, chunks: list[Chunk]) -> None:
+        """Journal, then ring, then wake consumers; arrange the producer's ack."""
+        journal = self.journal
+        ring = self.ring
+        batch_policy = self.config.fsync == "batch"
+        for chunk in chunks:
+            journal.append(chunk)
+            ring.append(chunk)
+            conn.rx_frames += chunk.count
+            if batch_policy:
+                self._ack_waiters.append((chunk.last_seq, conn, chunk.last_source_seq))
+            elif chunk.last_source_seq > conn.ack_to:
+                conn.ack_to = chunk.last_source_seq
+        if batch_policy:
+            self._sync_wanted.set()
+        else:
+            conn.kick()
+        oldest = ring.oldest_seq
+        for c in self.consumers:
+            cur = c.cursor
+            if cur is not None and cur.live and cur.next_seq < oldest and c.cut_reason is None:
+                self._cut(c, f"fell {ring.head_seq - cur.next_seq + 1} messages behind, off the ring")
+            else:
+                c.kick()
+
+    def _cut(self, conn: Conn, reason: str) -> None:
+        self.cut_offs += 1
+        conn.cut_reason = reason
+        log.warning("%r cut off: %s", conn, reason)
+        if conn.send_scope is not None:
+            conn.send_scope.cancel()
+        conn.kick()
+
+    # ------------------------------------------------------------------ control messages
+
+    def _on_control(self, conn: Conn, frame: bytes) -> bool:
+        """Handle one SYSTEM frame from a client. False: the client said Goodbye."""
+        msg = decode(frame)
+        for tlv in msg.tlvs:
+            if isinstance(tlv, Hello):
+                self._on_hello(conn, tlv)
+            elif not conn.hello:
+                raise RemoteProtocolError(f"first message must be Hello, got {type(tlv).__name__}")
+            elif isinstance(tlv, Heartbeat):
+                pass  # liveness is any received byte
+            elif isinstance(tlv, Subscribe):
+                self._on_subscribe(conn, tlv)
+            elif isinstance(tlv, Stats):
+                conn.control.append(control_frame(Stats(json=json.dumps(self.stats()).encode())))
+                conn.kick()
+            elif isinstance(tlv, Goodbye):
+                log.info("%r says goodbye: %s", conn, tlv.reason or tlv.code)
+                return False
+            else:
+                raise RemoteProtocolError(f"unexpected control message {type(tlv).__name__}")
+        return True
+
+    def _on_hello(self, conn: Conn, hello: Hello) -> None:
+        if conn.hello:
+            raise RemoteProtocolError("second Hello on one connection")
+        if hello.protocol_version != VERSION:
+            raise RemoteProtocolError(f"protocol version {hello.protocol_version}, this relay speaks {VERSION}")
+        if hello.role not in (Role.PRODUCER, Role.CONSUMER, Role.BOTH):
+            raise RemoteProtocolError(f"unknown role {hello.role}")
+        conn.hello = True
+        conn.role = hello.role
+        conn.name = hello.name or conn.name
+        conn.source_id = hello.source_id
+        if hello.role in (Role.PRODUCER, Role.BOTH):
+            if not hello.source_id:
+                raise RemoteProtocolError("a producer needs a non-zero source_id")
+            old = self.producers.get(hello.source_id)
+            if old is not None:
+                # kill -9 and restart races the old connection's EOF: the newest connection wins
+                log.warning("%r replaces %r for source_id %d", conn, old, hello.source_id)
+                old.source_id = 0
+                old.ingest.source_id = None
+                if old.scope is not None:
+                    old.scope.cancel()
+            self.producers[hello.source_id] = conn
+            conn.ingest.source_id = hello.source_id
+        last = self.seq.last_source_seq.get(hello.source_id, 0) if hello.source_id else 0
+        conn.ack_sent = conn.ack_to = last
+        conn.control.append(
+            control_frame(
+                Welcome(
+                    epoch=self.epoch,
+                    head_seq=self.seq.head_seq,
+                    oldest_seq=min(self.ring.oldest_seq, self.journal.oldest_seq),
+                    last_source_seq=last,
+                    domain=int(self.domain),
+                )
+            )
+        )
+        log.info("%r hello: role %s, source_id %d, last source_seq %d", conn, Role(hello.role).name, hello.source_id, last)
+        conn.kick()
+
+    def _on_subscribe(self, conn: Conn, sub: Subscribe) -> None:
+        if conn.role not in (Role.CONSUMER, Role.BOTH):
+            raise RemoteProtocolError("Subscribe on a connection that said Hello as a producer only")
+        types = frozenset(t.code for t in sub.types) or None
+        cursor = Cursor(types=types, max_batch=self.config.max_batch_bytes)
+        resync = cursor.subscribe(sub.mode, sub.from_seq, self.ring, self.journal)
+        if resync is not None:
+            conn.control.append(self._resync_frame(resync))
+            log.info("%r: resync %s", conn, resync)
+        conn.cursor = cursor
+        self.consumers.add(conn)
+        log.info("%r subscribes from %d (mode %d, types %s)", conn, cursor.next_seq, sub.mode, sorted(types or ()))
+        conn.kick()
+
+    @staticmethod
+    def _resync_frame(r: ResyncNeeded) -> bytes:
+        return control_frame(Resync(requested_seq=r.requested_seq, oldest_available=r.oldest_available, reason=int(r.reason)))
+
+    # ------------------------------------------------------------------ writer
+
+    async def _writer(self, conn: Conn) -> None:
+        stream = conn.stream
+        hb = self.config.heartbeat_interval
+        ring = self.ring
+        journal = self.journal
+        last_send = trio.current_time()
+        while True:
+            if conn.cut_reason is not None:
+                with trio.move_on_after(1.0):
+                    await stream.send_all(control_frame(Goodbye(code=GoodbyeCode.CUT_OFF, reason=conn.cut_reason)))
+                assert conn.scope is not None
+                conn.scope.cancel()
+                return
+            parts: list[Any] = []
+            if conn.control:
+                parts.extend(conn.control)
+                conn.control.clear()
+            if conn.ack_to > conn.ack_sent:
+                parts.append(control_frame(Ack(source_id=conn.source_id, source_seq=conn.ack_to)))
+                conn.ack_sent = conn.ack_to
+            batch: Batch | None = None
+            cursor = conn.cursor
+            if cursor is not None:
+                nb = cursor.next_batch(ring, journal)
+                if isinstance(nb, ResyncNeeded):
+                    log.info("%r: resync %s", conn, nb)
+                    parts.append(self._resync_frame(nb))
+                elif nb is not None:
+                    batch = nb
+                    parts.extend(nb.parts)
+            if parts:
+                payload = parts[0] if len(parts) == 1 else b"".join(parts)
+                with trio.CancelScope() as conn.send_scope:
+                    await stream.send_all(payload)
+                conn.send_scope = None
+                if conn.cut_reason is not None:
+                    # cancelled mid-send: the stream is unusable, close without a Goodbye
+                    assert conn.scope is not None
+                    conn.scope.cancel()
+                    return
+                if batch is not None:
+                    assert cursor is not None
+                    cursor.advance(batch)
+                last_send = trio.current_time()
+                continue
+            # idle: wait for news, or send a heartbeat after one quiet interval
+            conn.wake = trio.Event()
+            conn.waiting = True
+            with trio.move_on_at(last_send + hb):
+                await conn.wake.wait()
+            conn.waiting = False
+            if trio.current_time() >= last_send + hb:
+                head = cursor.next_seq - 1 if cursor is not None and cursor.subscribed else self.seq.head_seq
+                conn.control.append(control_frame(Heartbeat(epoch=self.epoch, head_seq=head)))
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        head = self.seq.head_seq
+        return {
+            "domain": self.domain.name.lower(),
+            "epoch": self.epoch,
+            "head_seq": head,
+            "oldest_seq": min(self.ring.oldest_seq, self.journal.oldest_seq),
+            "ring_oldest_seq": self.ring.oldest_seq,
+            "ring_bytes": self.ring.nbytes,
+            "journal_bytes": self.journal.total_bytes,
+            "journal_segments": len(self.journal.segments),
+            "synced_seq": self.journal.synced_seq,
+            "fsync": self.config.fsync,
+            "rate_msgs_per_s": round(self.rate, 1),
+            "accepted": self.seq.accepted,
+            "duplicates_dropped": self.seq.duplicates,
+            "cut_offs": self.cut_offs,
+            "protocol_errors": self.protocol_errors,
+            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1),
+            "producers": [
+                {
+                    "name": c.name,
+                    "source_id": c.source_id,
+                    "last_source_seq": self.seq.last_source_seq.get(c.source_id, 0),
+                    "acked": c.ack_sent,
+                    "received": c.rx_frames,
+                    "duplicates": c.duplicates,
+                }
+                for c in self.producers.values()
+            ],
+            "consumers": [
+                {
+                    "name": c.name,
+                    "next_seq": c.cursor.next_seq,
+                    "lag": c.cursor.lag(head),
+                    "live": c.cursor.live,
+                    "types": sorted(c.cursor.types or ()),
+                    "sent_bytes": c.cursor.sent_bytes,
+                }
+                for c in self.consumers
+                if c.cursor is not None
+            ],
+        }
+
+
+def _claim_socket_path(path: str) -> None:
+    """Make ``path`` free to bind: refuse if a live relay answers there, remove a stale socket."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise RelayError(f"{path} exists and is not a socket")
+    probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.warning("removing stale socket %s left by a dead relay", path)
+        os.unlink(path)
+        return
+    except TimeoutError:
+        raise RelayAlreadyRunning(f"a relay listens on {path} but does not accept connections") from None
+    finally:
+        probe.close()
+    raise RelayAlreadyRunning(f"a live relay already listens on {path}")
+
+
+def _fsync_all(fds: list[int], dir_fd: int | None) -> None:
+    for fd in fds:
+        os.fsync(fd)
+    if dir_fd is not None:
+        os.fsync(dir_fd)
+
+
+async def serve(config: RelayConfig, *, task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED) -> None:
+    """Construct a ``Relay`` for ``config`` and serve it (``await nursery.start(serve, config)`` -> Relay)."""
+    relay = Relay(config)
+    try:
+        await relay.serve(task_status=task_status)
+    finally:
+        relay.close()
+
+
+__all__ = [
+    "GoodbyeCode",
+    "Relay",
+    "RelayAlreadyRunning",
+    "RelayConfig",
+    "RelayError",
+    "control_frame",
+    "serve",
+    "ProtocolError",
+]
