@@ -4,6 +4,6 @@
 them (``iter_replay`` + the trio shell ``pace``), ``cli`` wires them to the relay.
 """
 
-from .replay import ReplayItem, ReplayStats, iter_replay, pace
+from .replay import MessageSink, Publish, ReplayItem, ReplayStats, iter_replay, pace
 
-__all__ = ["ReplayItem", "ReplayStats", "iter_replay", "pace"]
+__all__ = ["MessageSink", "Publish", "ReplayItem", "ReplayStats", "iter_replay", "pace"]

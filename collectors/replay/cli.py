@@ -11,22 +11,23 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import trio
 
 from collectors.evm.decode import LogDecodeError, LogDecoder
 from protocol.header import FLAG_REPLAYED
 from protocol.ids import PoolId
-from protocol.message import Message, encode
+from protocol.message import encode
 
 from .pools import KNOWN_POOLS, parse_pool_spec
-from .replay import Publish, ReplayStats, iter_replay, pace, resolve_files
+from .replay import MessageSink, Publish, ReplayStats, iter_replay, pace, resolve_files
 from .source import RecordingError
 
 DEFAULT_SOURCE_ID = 0x5250  # "RP": replay; pass --source-id to run several replays at once
@@ -97,46 +98,43 @@ def _default_socket() -> str:
 
 
 @asynccontextmanager
-async def _file_sink(out: BinaryIO) -> Any:
-    async def publish(msg: Message) -> None:
-        out.write(encode(msg))
-
-    yield publish
-
-
-@asynccontextmanager
-async def _null_sink() -> Any:
-    async def publish(msg: Message) -> None:
-        encode(msg)  # do the work a real publish would do
-
-    yield publish
-
-
-def relay_sink(socket: str, source_id: int) -> AbstractAsyncContextManager[Publish]:
-    """A ``publish(msg)`` bound to a ``relays.client.RelayProducer`` connected to ``socket``."""
+async def relay_sink(socket: str, source_id: int) -> AsyncIterator[Publish]:
+    """``RelayProducer.publish`` on the market-data relay at ``socket``; on exit, wait for its acks."""
     try:
-        from relays.client import RelayProducer  # type: ignore[attr-defined]
+        from relays.client import RelayProducer, RelayUnavailable
     except ImportError as exc:
         raise RuntimeError(
             f"the relay client (relays.client.RelayProducer) is not available in this build ({exc}); "
             "use --dry-run or --out FILE"
         ) from None
-    return _producer_sink(RelayProducer, socket, source_id)
+    try:
+        async with RelayProducer.connect(
+            "market_data", socket, source_id=source_id, name="collector-replay", connect_timeout=10.0
+        ) as producer:
+            yield producer.publish
+            await producer.flush()
+    except RelayUnavailable as exc:
+        raise RuntimeError(f"no market-data relay answering at {socket}: {exc}") from None
 
 
 @asynccontextmanager
-async def _producer_sink(producer_cls: Any, socket: str, source_id: int) -> Any:
-    # Written against the RelayProducer API as planned (async context manager with
-    # ``await send(message)``); adjust here if it lands differently.
-    async with producer_cls(socket, source_id=source_id) as producer:
-        yield producer.send
+async def open_sink(args: argparse.Namespace, out: BinaryIO | None = None) -> AsyncIterator[Publish]:
+    """Where messages go: the relay, a frame file ``out`` (``--out``) or nowhere (``--dry-run``).
+
+    Frames to a local file are written synchronously: buffered appends, no slower than
+    a thread hop per message would be.
+    """
+    if args.dry_run:
+        yield MessageSink(encode, source_id=args.source_id).publish  # still encodes every message
+    elif out is not None:
+        write = out.write
+        yield MessageSink(lambda m: write(encode(m)), source_id=args.source_id).publish
+    else:
+        async with relay_sink(args.socket or _default_socket(), args.source_id) as publish:
+            yield publish
 
 
-async def run(
-    args: argparse.Namespace,
-    decoder: LogDecoder,
-    make_sink: Callable[[], AbstractAsyncContextManager[Publish]],
-) -> ReplayStats:
+async def run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | None = None) -> ReplayStats:
     stats = ReplayStats()
 
     def report(exc: LogDecodeError) -> None:
@@ -151,16 +149,25 @@ async def run(
     )
     if args.limit is not None:
         items = (item for _, item in zip(range(args.limit), items))
-    async with make_sink() as publish:
+    async with open_sink(args, out) as publish:
         await pace(
             items,
             publish,
             speed=None if args.as_fast_as_possible else args.speed,
-            source_id=args.source_id,
             flags=FLAG_REPLAYED if args.mark_replayed else 0,
             stats=stats,
         )
     return stats
+
+
+_EXPECTED_ERRORS = (RecordingError, LogDecodeError, ValueError, RuntimeError, OSError)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups (trio's nurseries wrap)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def main(argv: list[str]) -> int:
@@ -168,32 +175,29 @@ def main(argv: list[str]) -> int:
     if not args.as_fast_as_possible and not args.speed > 0:
         print("replay: --speed must be > 0", file=sys.stderr)
         return 2
-    out: BinaryIO | None = None
     try:
         pools = pools_for(args.chain_id, args.pool)
-        if not pools:
-            print(f"replay: no known pools on chain {args.chain_id}; pass --pool", file=sys.stderr)
-            return 2
-        decoder = LogDecoder.from_pools(pools)
-        if args.dry_run:
-            make_sink: Callable[[], AbstractAsyncContextManager[Publish]] = _null_sink
-        elif args.out:
-            out = Path(args.out).open("ab")
-            make_sink = lambda: _file_sink(out)  # noqa: E731
-        else:
-            socket = args.socket or _default_socket()
-            make_sink = lambda: relay_sink(socket, args.source_id)  # noqa: E731
-        t0 = time.perf_counter()
-        stats = trio.run(run, args, decoder, make_sink)
-        elapsed = time.perf_counter() - t0
-    except (RecordingError, LogDecodeError, FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+    except ValueError as exc:
         print(f"replay: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    if not pools:
+        print(f"replay: no known pools on chain {args.chain_id}; pass --pool", file=sys.stderr)
+        return 2
+    decoder = LogDecoder.from_pools(pools)
+    t0 = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(Path(args.out).open("ab")) if args.out else None
+            stats = trio.run(run, args, decoder, out)
     except KeyboardInterrupt:
         return 130
-    finally:
-        if out is not None:
-            out.close()
+    except Exception as exc:
+        leaf = _leaf(exc)
+        if not isinstance(leaf, _EXPECTED_ERRORS):
+            raise
+        print(f"replay: {leaf}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - t0
     s = stats.as_dict()
     rate = s["published"] / elapsed if elapsed > 0 else 0.0
     print(

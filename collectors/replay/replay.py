@@ -9,8 +9,9 @@ Two layers, so the timing logic is testable without a relay or a real clock:
   ``event_time_ns`` the log's block time (None when the recording has none).
 * ``pace(items, publish, speed=...)`` is the trio shell: it sleeps until each
   item's due time on trio's clock (scheduled from the start, so sleep overshoot
-  never accumulates), stamps ``receive_time_ns`` with the wall clock and hands a
-  ``protocol.Message`` to ``publish``. ``speed=None`` means as fast as possible.
+  never accumulates), stamps ``receive_time_ns`` with the wall clock and calls
+  ``publish`` -- ``RelayProducer.publish``, or ``MessageSink.publish`` to write
+  frames without a relay. ``speed=None`` means as fast as possible.
 
 One message per log (the protocol's fast path: one compact TLV per frame); all
 logs of one block go out back to back.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import trio
 
@@ -110,7 +111,12 @@ def iter_replay(
         yield ReplayItem(delay_ns, [tlv], event_time_ns)
 
 
-Publish = Callable[[Message], Awaitable[None]]
+class Publish(Protocol):
+    """``RelayProducer.publish``'s signature: queue one message, return its source_seq."""
+
+    def __call__(
+        self, tlvs: Sequence[TLV], *, event_time_ns: int, receive_time_ns: int, flags: int = 0
+    ) -> Awaitable[int]: ...
 
 
 async def pace(
@@ -118,44 +124,67 @@ async def pace(
     publish: Publish,
     *,
     speed: float | None = 1.0,
-    source_id: int = 0,
     flags: int = 0,
     stats: ReplayStats | None = None,
     wall_clock_ns: Callable[[], int] = time.time_ns,
 ) -> int:
-    """Publish ``items`` as domain-1 messages at ``speed`` x recorded time (None: no waiting).
+    """Publish ``items`` at ``speed`` x recorded time (None: no waiting); return how many.
 
-    ``source_seq`` counts from 1. Items without an event time get ``event_time_ns``
-    = their receive time. Returns the number of messages published.
+    ``publish`` is ``RelayProducer.publish`` or anything with its signature (the producer
+    stamps source id and sequence). Items without an event time get
+    ``event_time_ns`` = their receive time.
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"speed must be > 0, got {speed}")
     start = trio.current_time()
     offset_ns = 0  # recorded time since the first item
-    seq = 0
+    n = 0
     for item in items:
         if speed is not None:
             offset_ns += item.delay_ns
             if offset_ns:
                 await trio.sleep_until(start + offset_ns / _NS / speed)
-        elif seq % 1024 == 0:
+        elif n % 1024 == 0:
             await trio.lowlevel.checkpoint()  # stay cancellable when not sleeping at all
-        seq += 1
+        n += 1
         now = wall_clock_ns()
+        event_time_ns = item.event_time_ns
         await publish(
-            Message(
-                domain=Domain.MARKET_DATA,
-                tlvs=item.tlvs,
-                source_id=source_id,
-                source_seq=seq,
-                event_time_ns=item.event_time_ns if item.event_time_ns is not None else now,
-                receive_time_ns=now,
-                flags=flags,
-            )
+            item.tlvs,
+            event_time_ns=now if event_time_ns is None else event_time_ns,
+            receive_time_ns=now,
+            flags=flags,
         )
         if stats is not None:
             stats.published += 1
-    return seq
+    return n
+
+
+class MessageSink:
+    """A ``Publish`` without a relay: stamps source id/sequence like a producer, then hands
+    each ``Message`` to ``write`` (e.g. ``lambda m: f.write(encode(m))``)."""
+
+    def __init__(self, write: Callable[[Message], object], *, source_id: int = 0) -> None:
+        self.write = write
+        self.source_id = source_id
+        self.last_source_seq = 0
+
+    async def publish(
+        self, tlvs: Sequence[TLV], *, event_time_ns: int, receive_time_ns: int, flags: int = 0
+    ) -> int:
+        self.last_source_seq += 1
+        self.write(
+            Message(
+                domain=Domain.MARKET_DATA,
+                tlvs=tlvs,
+                source_id=self.source_id,
+                source_seq=self.last_source_seq,
+                event_time_ns=event_time_ns,
+                receive_time_ns=receive_time_ns,
+                flags=flags,
+            )
+        )
+        return self.last_source_seq
 
 
 def resolve_files(paths: Sequence[str]) -> list[Path]:

@@ -13,7 +13,7 @@ import trio.testing
 
 from collectors import cli as collector_cli
 from collectors.evm.decode import TOPIC0_V3_SWAP, LogDecodeError
-from collectors.replay import ReplayItem, ReplayStats, iter_replay, pace
+from collectors.replay import MessageSink, ReplayItem, ReplayStats, iter_replay, pace
 from collectors.replay import cli as replay_cli
 from collectors.replay.pools import MAINNET_USDC_WETH_V3, USDC_WETH_500, USDC_WETH_3000, parse_pool_spec
 from collectors.replay.source import (
@@ -24,7 +24,7 @@ from collectors.replay.source import (
     read_logs,
 )
 from protocol import FrameDecoder, LiquidityChange, Message, V3Swap, Venue, VenueKind
-from protocol.header import FLAG_REPLAYED
+from protocol.header import FLAG_REPLAYED, Domain
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "uniswap-v3-usdc-weth-2024-01-05"
 RAW_500 = DATA / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-2024-01-05.raw.csv"
@@ -181,14 +181,11 @@ def _items(n: int, gap_s: int) -> list[ReplayItem]:
 
 async def test_pace_follows_recorded_time_times_speed(autojump_clock: trio.testing.MockClock) -> None:
     sent: list[tuple[float, Message]] = []
-
-    async def publish(msg: Message) -> None:
-        sent.append((trio.current_time(), msg))
-
     start = trio.current_time()
     items = _items(5, gap_s=12)
-    n = await pace(items, publish, speed=4.0, source_id=7, wall_clock_ns=lambda: 42)
-    assert n == 5
+    sink = MessageSink(lambda m: sent.append((trio.current_time(), m)), source_id=7)
+    n = await pace(items, sink.publish, speed=4.0, wall_clock_ns=lambda: 42)
+    assert n == 5 and sink.last_source_seq == 5
     assert [round(t - start, 6) for t, _ in sent] == [0.0, 3.0, 6.0, 9.0, 12.0]
     for i, (_, msg) in enumerate(sent):
         assert msg.domain == 1 and msg.source_id == 7 and msg.source_seq == i + 1 and msg.flags == 0
@@ -198,24 +195,27 @@ async def test_pace_follows_recorded_time_times_speed(autojump_clock: trio.testi
 
 async def test_pace_as_fast_as_possible_never_sleeps(autojump_clock: trio.testing.MockClock) -> None:
     sent: list[float] = []
+    received: list[Message] = []
 
-    async def publish(msg: Message) -> None:
+    async def publish(tlvs: list, *, event_time_ns: int, receive_time_ns: int, flags: int = 0) -> int:
         sent.append(trio.current_time())
+        received.append(
+            Message(
+                domain=1, tlvs=tlvs, event_time_ns=event_time_ns, receive_time_ns=receive_time_ns, flags=flags
+            )
+        )
+        return len(sent)
 
     start = trio.current_time()
     untimed = [it._replace(event_time_ns=None) for it in _items(3, gap_s=3600)]
     stats = ReplayStats()
-    received: list[Message] = []
-
-    async def keep(msg: Message) -> None:
-        received.append(msg)
-        await publish(msg)
-
-    await pace(untimed, keep, speed=None, flags=FLAG_REPLAYED, stats=stats, wall_clock_ns=lambda: 99)
+    await pace(untimed, publish, speed=None, flags=FLAG_REPLAYED, stats=stats, wall_clock_ns=lambda: 99)
     assert sent == [start] * 3 and stats.published == 3
-    assert all(m.event_time_ns == 99 and m.flags == FLAG_REPLAYED for m in received)
+    assert all(
+        m.event_time_ns == 99 and m.receive_time_ns == 99 and m.flags == FLAG_REPLAYED for m in received
+    )
     with pytest.raises(ValueError):
-        await pace(untimed, keep, speed=0)
+        await pace(untimed, publish, speed=0)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -307,3 +307,34 @@ def test_collector_dispatcher(capsys: pytest.CaptureFixture[str]) -> None:
     except ModuleNotFoundError:
         assert collector_cli.main(["evm"]) == 2
         assert "'evm' is not available" in capsys.readouterr().err
+
+
+async def test_replay_into_a_real_relay(tmp_path: Path) -> None:
+    """The CLI's publishing path end to end: replay -> RelayProducer -> relay -> RelayConsumer."""
+    server = pytest.importorskip("relays.server")
+    client = pytest.importorskip("relays.client")
+    sock = str(tmp_path / "md.sock")
+    config = server.RelayConfig(
+        domain=Domain.MARKET_DATA, socket_path=sock, data_dir=str(tmp_path / "journal"), fsync="off"
+    )
+    args = replay_cli.build_parser().parse_args(
+        ["--logs", str(RAW_3000), "--as-fast-as-possible", "--socket", sock, "--source-id", "4242"]
+    )
+    expected = [it.tlvs[0] for it in iter_replay([RAW_3000], MAINNET_USDC_WETH_V3)]
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve, config)
+            stats = await replay_cli.run(args, replay_cli.LogDecoder.from_pools(MAINNET_USDC_WETH_V3))
+            assert stats.published == len(expected) == 304 - 16
+            got: list[Message] = []
+            async with client.RelayConsumer.connect("market_data", sock, from_seq=0) as consumer:
+                async for msg in consumer:
+                    got.append(msg)
+                    if len(got) == len(expected):
+                        break
+            nursery.cancel_scope.cancel()
+    assert [m.tlvs[0] for m in got] == expected
+    assert [m.source_seq for m in got] == list(range(1, len(expected) + 1))
+    assert all(m.source_id == 4242 and m.domain == 1 for m in got)
+    assert got[0].event_time_ns == parse_timestamp("2024-01-05 00:33:23") * 10**9
+    assert all(m.receive_time_ns >= m.event_time_ns for m in got)
