@@ -1,0 +1,162 @@
+"""The strategy as a sans-IO engine: protocol messages in, signal messages out.
+
+``StrategyEngine(config).on_message(msg, now_ns)`` applies a market-data message to the pool
+state, re-evaluates only the cycles through the pools it changed, prices every candidate
+(:mod:`strategy.economics`) and returns the signal messages (domain 2) worth publishing, best
+first. No sockets, no clocks (``now_ns`` is passed in), no logging: the trio process
+(:mod:`strategy.process`) only moves messages between the relays and this object, and every
+test drives it directly.
+
+A signal message carries, in order: ``SignalIdentity`` (its id, kind, chain and the block its
+state was computed at), ``Economics`` (every cost term), ``ArbitragePath`` (pool, kind, tokens
+and exact amounts of each hop) and ``TraceContext`` (continuing the trace of the market-data
+message that caused it, or starting one there).
+
+System messages: a ``Resync`` (the relay could not serve what we missed) makes every pool stale
+until fresh snapshots arrive. Other domains are ignored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from protocol.header import Domain
+from protocol.ids import PoolId
+from protocol.message import Message
+from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
+from protocol.system import Resync, TraceContext
+from strategy.config import StrategyConfig
+from strategy.economics import Assessment, assess
+from strategy.graph import CycleIndex
+from strategy.search import Opportunity, OpportunitySearch
+from strategy.state import PoolStateManager
+
+_U64 = (1 << 64) - 1
+TRACE_SAMPLED = 0x01
+
+
+def _address(token: int) -> bytes:
+    return (int(token) & ((1 << 160) - 1)).to_bytes(20, "big")
+
+
+class StrategyEngine:
+    """Sans-IO arbitrage strategy. ``first_signal_id`` lets a restarted process avoid reusing ids
+    (the process seeds it from the wall clock; tests leave it at 1)."""
+
+    def __init__(self, config: StrategyConfig, *, first_signal_id: int = 1) -> None:
+        self.config = config
+        self.state = PoolStateManager(config)
+        self.index = CycleIndex(
+            base_tokens={c.chain_id: c.base_tokens for c in config.chains},
+            max_hops=config.max_hops,
+            max_cycles_per_pool=config.max_cycles_per_pool,
+        )
+        self.search = OpportunitySearch(self.state, self.index)
+        self.stats: Counter[str] = Counter()
+        self._next_signal_id = first_signal_id & _U64 or 1
+        self._source_seq = 0
+        self._apply: Callable[[object], PoolId | None] = self.state.apply
+
+    # --- the one entry point -------------------------------------------------------------------
+
+    def on_message(self, msg: Message, now_ns: int) -> list[Message]:
+        """Apply ``msg``; return the signal messages it gives rise to (possibly none)."""
+        domain = msg.domain
+        if domain == Domain.MARKET_DATA:
+            touched: list[PoolId] = []
+            apply = self._apply
+            index = self.index
+            for record in msg.tlvs:
+                pool = apply(record)
+                if pool is not None:
+                    if pool not in index:
+                        index.add_pool(pool)
+                    touched.append(pool)
+            if not touched:
+                return []
+            return self._decide(touched, msg, now_ns)
+        if domain == Domain.SYSTEM:
+            for record in msg.tlvs:
+                if type(record) is Resync:
+                    self.state.invalidate_all("resync")
+        return []
+
+    # --- decisions -----------------------------------------------------------------------------
+
+    def _decide(self, touched: list[PoolId], cause: Message, now_ns: int) -> list[Message]:
+        opps = self.search.on_update(touched)
+        if not opps:
+            return []
+        priced: list[tuple[Opportunity, Assessment]] = []
+        for opp in opps:
+            a = assess(opp, self.state, self.config)
+            if a is None:
+                self.stats["unpriced"] += 1  # no gas price yet, or no route to price gas
+                continue
+            if not a.worth_signalling:
+                self.stats["below_threshold"] += 1
+                continue
+            priced.append((opp, a))
+        # Best first (ties: the smaller input), at most max_signals_per_update.
+        priced.sort(key=lambda oa: (-oa[1].net_profit, oa[0].amount_in))
+        priced = priced[: self.config.max_signals_per_update]
+        self.stats["signals"] += len(priced)
+        return [self._signal(opp, a, cause, now_ns) for opp, a in priced]
+
+    def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int) -> Message:
+        signal_id = self._next_signal_id
+        self._next_signal_id = (signal_id + 1) & _U64 or 1
+        self._source_seq += 1
+        cycle = opp.cycle
+        identity = SignalIdentity(
+            signal_id=signal_id,
+            strategy_id=self.config.strategy_id,
+            kind=SignalKind.TWO_POOL if len(cycle) == 2 else SignalKind.CYCLE,
+            confidence_bps=self.config.confidence_bps,
+            chain_id=cycle.chain_id,
+            block_number=opp.block_number,
+            strategy=self.config.name,
+        )
+        economics = Economics(
+            profit_token=a.profit_token,
+            gross_profit=a.gross_profit,
+            gas_cost=a.gas_cost,
+            flash_fee=a.flash_fee,
+            slippage_allowance=a.slippage_allowance,
+            net_profit=a.net_profit,
+            gas_units=a.gas_units,
+            gas_price_wei=a.gas_price_wei,
+        )
+        hops = tuple(
+            Hop(
+                pool=pool,
+                venue_kind=int(pool.kind),
+                token_in=_address(cycle.tokens[i]),
+                token_out=_address(cycle.tokens[i + 1]),
+                amount_in=amount_in,
+                amount_out=amount_out,
+            )
+            for i, ((pool, _), (amount_in, amount_out)) in enumerate(zip(cycle.hops, opp.hop_amounts()))
+        )
+        return Message(
+            domain=Domain.SIGNAL,
+            tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id)),
+            source_id=self.config.source_id,
+            source_seq=self._source_seq,
+            event_time_ns=cause.event_time_ns,
+            receive_time_ns=now_ns,
+        )
+
+    @staticmethod
+    def _trace(cause: Message, span_id: int) -> TraceContext:
+        parent = cause.find(TraceContext)
+        if isinstance(parent, TraceContext):
+            return TraceContext(trace_id=parent.trace_id, span_id=span_id, flags=parent.flags,
+                                parent_span_id=parent.span_id, origin_ns=parent.origin_ns)
+        # No upstream trace: start one at the market-data message, identified by its producer and
+        # sequence (unique on the bus), originating when it was received.
+        trace_id = ((cause.source_id << 64) | cause.source_seq) or span_id
+        origin = cause.receive_time_ns or cause.event_time_ns
+        return TraceContext(trace_id=trace_id, span_id=span_id, flags=TRACE_SAMPLED, parent_span_id=0,
+                            origin_ns=origin)

@@ -1,0 +1,303 @@
+"""The optimal input of an arbitrage path, found with exact integer evaluations.
+
+Theory of operation
+-------------------
+A path is a sequence of hops ``(pool snapshot, zero_for_one)``; ``x`` of the first hop's input
+token goes in and ``out(x)`` of the same token comes out. The profit ``f(x) = out(x) - x`` is
+concave (each hop's output is concave and increasing in its input, and so is a composition of
+such functions), so it has one maximum. Everything below only ever *decides* with ``f`` evaluated
+exactly (the contracts' integer arithmetic, :mod:`strategy.amm`); models only propose points.
+
+**Constant-product chains have a closed form.** One V2 hop with reserves ``(r_in, r_out)`` and fee
+fraction ``n/d`` (997/1000) maps ``x`` to ``n·r_out·x / (d·r_in + n·x)``: a Möbius map
+``A·x / (B + C·x)`` with ``(A, B, C) = (n·r_out, d·r_in, n)``. Composing it after a map
+``(A, B, C)`` gives again a Möbius map::
+
+    A' = n·r_out·A        B' = d·r_in·B        C' = d·r_in·C + n·A
+
+so a whole V2 chain (two-pool or cycle) is ``out(x) = A·x / (B + C·x)`` in the continuum, and
+``f'(x) = A·B / (B + C·x)² - 1 = 0`` gives::
+
+    x* = (√(A·B) - B) / C          (profitable iff A > B, i.e. the product of marginal rates > 1)
+
+For two pools (buy on ``a``, sell on ``b``, both fee ``γ = n/d``) this is the familiar
+``x* = (√(γ²·a_in·a_out·b_in·b_out) - a_in·b_in) / (γ·(b_in + γ·a_out))``. The contracts floor
+every hop, so the exact optimum is within a few units of ``x*`` and the exact profit is flat there
+(the curvature is ~1/reserve: moving 1e11 wei off a 1e22-wei pool's optimum costs < 1 wei). We
+evaluate the integer neighbourhood ``x* - k .. x* + k`` exactly and keep the best (ties: the
+smaller input).
+
+**V3 in the path: bracketed Newton on local models.** Inside one price range a V3 pool *is* a
+constant-product pool with virtual reserves ``(L/√P, L·√P)``. At any point ``x`` the exact
+evaluation also yields every hop's post-swap state, hence a local Möbius model of the rest of the
+path (:meth:`~strategy.pools.V3Pool.local_model`); its stationary point is exact for as long as no
+hop crosses an initialized tick, so one step lands on the optimum unless ticks are crossed, and
+each crossing costs one more step. The step is kept inside a bracket ``[lo, hi]`` maintained from
+the sign of the model's slope ``A/B - 1`` at each evaluated point (concavity makes the sign
+trustworthy); a step that would leave it bisects instead. It stops when a step is smaller than
+``max(2, x >> 40)`` -- below a wei of profit by the curvature argument above -- and finishes with
+the exact neighbourhood.
+
+**Curve in the path: integer golden-section search** on the exact profit over ``[1, cap]``
+(StableSwap has no constant-product form), stopping at a bracket of ``max(3, hi >> 32)`` and
+finishing with the exact neighbourhood.
+
+``cap`` bounds the input by the flash liquidity: the first hop's pool balance of its input token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import isqrt
+
+from strategy.pools import CurvePool, PoolState, V2Pool
+
+Hop = tuple[PoolState, bool]
+
+NEWTON_MAX_STEPS = 24
+NEIGHBOURHOOD_V2 = 2
+NEIGHBOURHOOD = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PathQuote:
+    """An exactly evaluated input: ``amounts[i]`` is hop ``i``'s output."""
+
+    amount_in: int
+    amounts: tuple[int, ...]
+    evaluations: int = 0
+
+    @property
+    def amount_out(self) -> int:
+        return self.amounts[-1]
+
+    @property
+    def profit(self) -> int:
+        return self.amounts[-1] - self.amount_in
+
+
+def evaluate(hops: Sequence[Hop], amount_in: int) -> tuple[int, ...] | None:
+    """Every hop's exact output for ``amount_in``, or None if a hop cannot fill it or yields 0
+    (a zero output reverts on chain)."""
+    if amount_in <= 0:
+        return None
+    x = amount_in
+    outs = []
+    for state, zfo in hops:
+        x = state.amount_out(zfo, x)
+        if x <= 0:
+            return None
+        outs.append(x)
+    return tuple(outs)
+
+
+def evaluate_with_model(hops: Sequence[Hop], amount_in: int) -> tuple[tuple[int, ...], int, int, int] | None:
+    """Like :func:`evaluate`, plus the composed local model ``(A, B, C)`` of the path just past
+    ``amount_in`` (a further ``δ`` in returns about ``A·δ / (B + C·δ)`` more)."""
+    if amount_in <= 0:
+        return None
+    a, b, c = 1, 1, 0
+    x = amount_in
+    outs = []
+    for state, zfo in hops:
+        x, n, d, r_in, r_out = state.local_model(zfo, x)
+        if x <= 0:
+            return None
+        dr = d * r_in
+        c = dr * c + n * a
+        a = n * r_out * a
+        b = dr * b
+        outs.append(x)
+    return tuple(outs), a, b, c
+
+
+def compose_at_zero(hops: Sequence[Hop]) -> tuple[int, int, int]:
+    """The composed model ``(A, B, C)`` of the path before any input (see the module docstring)."""
+    a, b, c = 1, 1, 0
+    for state, zfo in hops:
+        n, d, r_in, r_out = state.model0(zfo)
+        dr = d * r_in
+        c = dr * c + n * a
+        a = n * r_out * a
+        b = dr * b
+    return a, b, c
+
+
+def stationary_point(a: int, b: int, c: int) -> int:
+    """``floor((√(A·B) - B) / C)``: where ``A·x / (B + C·x) - x`` peaks (negative if A < B)."""
+    if c <= 0:
+        return 0
+    return (isqrt(a * b) - b) // c
+
+
+def _profit(hops: Sequence[Hop], x: int) -> tuple[int, tuple[int, ...] | None]:
+    outs = evaluate(hops, x)
+    # An unfillable input is worth nothing: -x keeps f monotone past the edge for the searches.
+    return (outs[-1] - x if outs else -x), outs
+
+
+def _best_of(hops: Sequence[Hop], xs: Sequence[int], best: PathQuote | None, evals: int) -> PathQuote | None:
+    for x in xs:
+        outs = evaluate(hops, x)
+        evals += 1
+        if outs is None:
+            continue
+        p = outs[-1] - x
+        if best is None or p > best.profit or (p == best.profit and x < best.amount_in):
+            best = PathQuote(x, outs, 0)
+    if best is None:
+        return None
+    return PathQuote(best.amount_in, best.amounts, evals)
+
+
+def _neighbourhood(x: int, k: int, cap: int) -> range:
+    return range(max(1, x - k), min(cap, x + k) + 1)
+
+
+def optimize_v2(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD_V2) -> PathQuote | None:
+    """All-V2 path: closed form, then the best of its exact integer neighbourhood."""
+    a, b, c = compose_at_zero(hops)
+    if a <= b:
+        return None
+    x = min(stationary_point(a, b, c), cap)
+    if x < 1:
+        return None
+    return _best_of(hops, _neighbourhood(x, k, cap), None, 0)
+
+
+def optimize_newton(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
+    """V2/V3 path: bracketed Newton steps on local constant-product models, exact evaluations."""
+    a, b, c = compose_at_zero(hops)
+    if a <= b:
+        return None
+    lo, hi = 0, cap  # invariant: the optimum lies in [lo, hi]
+    x = max(1, min(stationary_point(a, b, c), hi))
+    best: PathQuote | None = None
+    evals = 0
+    for _ in range(NEWTON_MAX_STEPS):
+        res = evaluate_with_model(hops, x)
+        evals += 1
+        if res is None:
+            # Unfillable (too large for some pool) or dust (too small to give any output).
+            if best is None and x <= 1:
+                break
+            if best is not None and x < best.amount_in:
+                lo = x
+            else:
+                hi = x - 1
+            nxt = (lo + hi + 1) // 2
+        else:
+            outs, a, b, c = res
+            p = outs[-1] - x
+            if best is None or p > best.profit:
+                best = PathQuote(x, outs, 0)
+            if a > b:
+                lo = x
+            else:
+                hi = x
+            step = stationary_point(a, b, c)
+            if abs(step) <= max(2, x >> 40):
+                break  # the local model's optimum is here: no tick crossing left to account for
+            nxt = x + step
+            if not lo < nxt < hi:
+                nxt = (lo + hi + 1) // 2
+        if hi - lo <= 2:
+            break
+        x = nxt
+    if best is None:
+        return None
+    return _best_of(hops, _neighbourhood(best.amount_in, k, cap), best, evals)
+
+
+_INV_PHI_NUM, _INV_PHI_DEN = 618_033_988_749_895, 10**15  # 1/φ to 15 digits: only picks probe points
+
+
+def optimize_golden(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
+    """Any path (used where Curve is involved): integer golden-section search on the exact profit."""
+    lo, hi = 1, cap
+    evals = 0
+
+    def probe(lo: int, hi: int) -> tuple[int, int]:
+        span = (hi - lo) * _INV_PHI_NUM // _INV_PHI_DEN
+        return hi - span, lo + span
+
+    x1, x2 = probe(lo, hi)
+    f1, _ = _profit(hops, x1)
+    f2, _ = _profit(hops, x2)
+    evals += 2
+    while hi - lo > max(3, hi >> 32):
+        if f1 < f2:  # the maximum is right of x1
+            lo = x1
+            x1, f1 = x2, f2
+            x2 = lo + (hi - lo) * _INV_PHI_NUM // _INV_PHI_DEN
+            if x2 <= x1:
+                x2 = x1 + 1
+            f2, _ = _profit(hops, x2)
+        else:  # the maximum is left of x2
+            hi = x2
+            x2, f2 = x1, f1
+            x1 = hi - (hi - lo) * _INV_PHI_NUM // _INV_PHI_DEN
+            if x1 >= x2:
+                x1 = x2 - 1
+            f1, _ = _profit(hops, x1)
+        evals += 1
+        if x1 <= lo or x2 >= hi:
+            break
+    centre = x1 if f1 >= f2 else x2
+    return _best_of(hops, _neighbourhood(centre, k, cap), None, evals)
+
+
+COARSE_RATIO_SHIFT = 10  # an intermediate unit worth > 2**10 input units is "coarse"
+
+
+def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2) -> PathQuote:
+    """Re-centre on the steps of *coarse* intermediate tokens (see below); keep the best.
+
+    An intermediate token with few decimals (USDT: 1 unit ~ 6e8 wei of WETH) turns the profit into
+    a staircase with steps far wider than any neighbourhood: at the continuum optimum the hop may
+    waste most of a unit to flooring. For a fixed intermediate amount ``u`` the rest of the path is
+    fixed, so the best input for it is the *least* input that yields ``u`` (found backwards, hop
+    by hop, with each pool's exact ``min_input``). We try ``u`` in ``y - k .. y + k`` around the
+    amount ``y`` the quote reaches at each coarse boundary; all are exactly evaluated forwards.
+    """
+    best = quote
+    evals = quote.evaluations
+    for j in range(len(hops) - 1):
+        y = quote.amounts[j]
+        if quote.amount_in >> COARSE_RATIO_SHIFT <= y:
+            continue
+        for u in range(max(1, y - k), y + k + 1):
+            need = u
+            for i in range(j, -1, -1):
+                state, zfo = hops[i]
+                need = state.min_input(zfo, need)
+                if need <= 0:
+                    break
+            if not 0 < need <= cap:
+                continue
+            outs = evaluate(hops, need)
+            evals += 1
+            if outs is not None and (outs[-1] - need > best.profit or
+                                     (outs[-1] - need == best.profit and need < best.amount_in)):
+                best = PathQuote(need, outs, 0)
+    return PathQuote(best.amount_in, best.amounts, evals)
+
+
+def optimize(hops: Sequence[Hop], cap: int) -> PathQuote | None:
+    """The best exactly-evaluated input in ``[1, cap]`` for ``hops`` (None if nothing fills).
+
+    The returned quote may still have ``profit <= 0``; callers decide what is worth a signal.
+    """
+    if cap < 1:
+        return None
+    kinds = {type(s) for s, _ in hops}
+    if kinds == {V2Pool}:
+        quote = optimize_v2(hops, cap)
+    elif CurvePool in kinds:
+        return optimize_golden(hops, cap)
+    else:
+        quote = optimize_newton(hops, cap)
+    if quote is None or quote.profit <= 0:
+        return quote
+    return refine_coarse(hops, quote, cap)
