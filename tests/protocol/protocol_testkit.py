@@ -16,8 +16,18 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from protocol import TLV_TYPES, Message, PoolId, TokenId, UnknownTLV, Venue, VenueKind
-from protocol import market, signals, system
+from protocol import (
+    TLV_TYPES,
+    Message,
+    PoolId,
+    TokenId,
+    UnknownTLV,
+    Venue,
+    VenueKind,
+    market,
+    signals,
+    system,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "specs" / "protocol.md"
@@ -228,7 +238,9 @@ def header_from_json(h: dict[str, Any]) -> dict[str, int]:
         "receive_time_ns",
     }
     out = {k: _int("uint32", h[k]) for k in ("domain", "flags", "source_id")}
-    out.update({k: _int("uint64", h[k]) for k in ("source_seq", "domain_seq", "event_time_ns", "receive_time_ns")})
+    out.update(
+        {k: _int("uint64", h[k]) for k in ("source_seq", "domain_seq", "event_time_ns", "receive_time_ns")}
+    )
     return out
 
 

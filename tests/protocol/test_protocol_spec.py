@@ -7,7 +7,16 @@ import inspect
 from pathlib import Path
 
 import pytest
-from protocol_testkit import BYTES_KINDS, DOMAINS, ID_KINDS, INT_KINDS, RECORD_CLASSES, SPEC, spec_records, spec_registry
+from protocol_testkit import (
+    BYTES_KINDS,
+    DOMAINS,
+    ID_KINDS,
+    INT_KINDS,
+    RECORD_CLASSES,
+    SPEC,
+    spec_records,
+    spec_registry,
+)
 
 import protocol
 from protocol import TLV_TYPES
@@ -81,9 +90,13 @@ def test_spec_domain_matches_the_defining_module(code: int) -> None:
     }[cls.__module__]
     st = spec_registry()[code]
     assert st.domain == ("any" if cls.__name__ == "TraceContext" else expected)
-    lo, hi = {"market": (1, 19), "signal": (20, 39), "execution": (40, 59), "system": (100, 119), "any": (120, 120)}[
-        st.domain
-    ]
+    lo, hi = {
+        "market": (1, 19),
+        "signal": (20, 39),
+        "execution": (40, 59),
+        "system": (100, 119),
+        "any": (120, 120),
+    }[st.domain]
     assert lo <= code <= hi, f"type code {code} is outside the {st.domain} range"
 
 
@@ -195,4 +208,8 @@ def test_protocol_is_sans_io(path: Path) -> None:
 
 def test_sans_io_guard_catches_imports() -> None:
     src = "import os.path\nfrom time import monotonic\nimport struct\nx = __import__('socket')\n"
-    assert [m for _, m in _imports(ast.parse(src)) if m.split(".")[0] in FORBIDDEN] == ["os.path", "time", "socket"]
+    assert [m for _, m in _imports(ast.parse(src)) if m.split(".")[0] in FORBIDDEN] == [
+        "os.path",
+        "time",
+        "socket",
+    ]

@@ -139,7 +139,9 @@ def test_stamped_vector_differs_only_in_domain_seq() -> None:
     a = bytes.fromhex(cases["signal_bundle"]["hex"])
     b = bytes.fromhex(cases["signal_bundle_stamped"]["hex"])
     assert len(a) == len(b)
-    assert [i for i in range(len(a)) if a[i] != b[i]] and all(8 <= i < 16 for i in range(len(a)) if a[i] != b[i])
+    assert [i for i in range(len(a)) if a[i] != b[i]] and all(
+        8 <= i < 16 for i in range(len(a)) if a[i] != b[i]
+    )
     assert a[4:8] == b[4:8]
 
 
