@@ -112,15 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RelayError) as exc:
         print(f"alphapulse relay: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    code = 0
     try:
         trio.run(_run, config)
-    except RelayAlreadyRunning as exc:
-        print(f"alphapulse relay: {exc}", file=sys.stderr)
-        return EXIT_RUNNING
-    except RelayError as exc:
-        print(f"alphapulse relay: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    return 0
+    except* RelayAlreadyRunning as group:
+        print(f"alphapulse relay: {group.exceptions[0]}", file=sys.stderr)
+        code = EXIT_RUNNING
+    except* RelayError as group:
+        print(f"alphapulse relay: {group.exceptions[0]}", file=sys.stderr)
+        code = EXIT_CONFIG
+    return code
 
 
 if __name__ == "__main__":

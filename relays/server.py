@@ -304,13 +304,19 @@ class Relay:
                 nursery.start_soon(self._writer, conn)
                 await self._reader(conn)
                 nursery.cancel_scope.cancel()
-        except RemoteProtocolError as exc:
+        except* RemoteProtocolError as group:
+            exc = group.exceptions[0]
             self.protocol_errors += 1
             log.warning("%r: protocol error: %s; disconnecting", conn, exc)
             with trio.move_on_after(0.5):
-                await stream.send_all(control_frame(Goodbye(code=GoodbyeCode.PROTOCOL_ERROR, reason=str(exc)[:200])))
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.info("%r: connection lost (%s)", conn, exc or type(exc).__name__)
+                try:
+                    await stream.send_all(
+                        control_frame(Goodbye(code=GoodbyeCode.PROTOCOL_ERROR, reason=str(exc)[:200]))
+                    )
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                    pass  # the peer is gone or our writer was mid-send; closing regardless
+        except* (trio.BrokenResourceError, trio.ClosedResourceError) as group:
+            log.info("%r: connection lost (%s)", conn, group.exceptions[0])
         finally:
             self._forget(conn)
             await stream.aclose()

@@ -359,8 +359,8 @@ class RelayProducer:
             try:
                 async with stream:
                     await self._session(stream, None if started else task_status)
-            except _CONNECTION_ERRORS as exc:
-                log.info("%s: connection to %s dropped: %s", core.name, self.socket_path, exc)
+            except* _CONNECTION_ERRORS as group:
+                log.info("%s: connection to %s dropped: %s", core.name, self.socket_path, group.exceptions[0])
             if self._welcomed_now:
                 started = True
                 attempt = 0

@@ -57,7 +57,8 @@ from protocol.header import HEADER_SIZE, check_prefix
 from .ring import Chunk
 
 INDEX_EVERY = 64 * 1024
-_SCAN = struct.Struct("<4xIQ8xIQ16xI")  # checksum, domain_seq, payload_len, source_seq, source_id
+_SCAN = struct.Struct("<4xIQ4xIQ16xI")  # checksum, domain_seq, payload_len, source_seq, source_id
+assert _SCAN.size == HEADER_SIZE
 _READ_BLOCK = 1 << 20
 
 
