@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import fused
 from . import header as H
 from .errors import ChecksumError, FieldRangeError, FrameError
-from .tlv import _DECODERS, TLV, decode_tlvs
+from .tlv import _DECODERS, ON_REGISTER, TLV, TLV_TYPES, decode_tlvs
 
 _PREFIX_pack = H.PREFIX.pack
 _COVERED_pack = H.COVERED.pack
-_HEADER_unpack_from = H.HEADER.unpack_from
+# magic, version and the first reserved byte read as one uint32 for a single compare
+_HEADER_unpack_from = __import__("struct").Struct("<IIQBBHIQQQI").unpack_from
+_WORD0 = H.MAGIC | (H.VERSION << 16)
 _crc32 = H._crc32
 _HEADER_SIZE = H.HEADER_SIZE
 _MAX_PAYLOAD = H.MAX_PAYLOAD
@@ -85,6 +88,16 @@ def encode_payload(tlvs: tuple[TLV, ...]) -> bytes:
 
 def encode(message: Message) -> bytes:
     """Serialise a message: header (with checksum) + TLVs."""
+    if len(message[1]) == 1:
+        fenc = _FAST_ENCODE_get(type(message[1][0]))
+        if fenc is not None:
+            out = fenc(message)
+            if out is not None:
+                return out
+    return _encode_general(message)
+
+
+def _encode_general(message: Message) -> bytes:
     domain, tlvs, sid, sseq, dseq, ev, rv, flags = message
     payload = tlvs[0].encode() if len(tlvs) == 1 else b"".join([t.encode() for t in tlvs])
     n = len(payload)
@@ -118,10 +131,21 @@ def decode_frame(buf: bytes | bytearray | memoryview, off: int = 0) -> tuple[Mes
 
     Raises ``FrameError`` when the buffer holds less than one whole frame.
     """
+    n = len(buf) - off
+    if n > 53:
+        fast = _FAST_DECODE_get(buf[off + 52])
+        if fast is not None and n >= fast[1]:
+            m = fast[0](buf, off)
+            if m is not None:
+                return m, off + fast[1]
+    return _decode_frame_general(buf, off)
+
+
+def _decode_frame_general(buf: bytes | bytearray | memoryview, off: int) -> tuple[Message, int]:
     if len(buf) - off < _HEADER_SIZE:
         raise FrameError(f"truncated header: {len(buf) - off} of {_HEADER_SIZE} bytes")
-    (magic, version, r1, csum, dseq, domain, r2, flags, plen, sseq, ev, rv, sid) = _HEADER_unpack_from(buf, off)
-    if magic != _MAGIC or version != _VERSION or r1 or r2 or not 1 <= domain <= 4 or plen > _MAX_PAYLOAD:
+    (word0, csum, dseq, domain, r2, flags, plen, sseq, ev, rv, sid) = _HEADER_unpack_from(buf, off)
+    if word0 != _WORD0 or r2 or not 0 < domain < 5 or plen > _MAX_PAYLOAD:
         H.check_prefix(buf, off)  # raises the precise FrameError
     start = off + _HEADER_SIZE
     end = start + plen
@@ -139,7 +163,30 @@ def decode_frame(buf: bytes | bytearray | memoryview, off: int = 0) -> tuple[Mes
 
 def decode(data: bytes | bytearray | memoryview) -> Message:
     """Decode exactly one message; trailing bytes are an error."""
-    m, end = decode_frame(data, 0)
+    if len(data) > 53:
+        fast = _FAST_DECODE_get(data[52])
+        if fast is not None and len(data) == fast[1]:
+            m = fast[0](data, 0)
+            if m is not None:
+                return m  # type: ignore[no-any-return]
+    m, end = _decode_frame_general(data, 0)
     if end != len(data):
         raise FrameError(f"{len(data) - end} trailing bytes after the message")
     return m
+
+
+_FAST_ENCODE_get = fused.FAST_ENCODE.get
+_FAST_DECODE_get = fused.FAST_DECODE.get
+
+
+def _build_fused(cls: type[TLV]) -> None:
+    from .tlv import _GEN_NAMESPACE
+
+    ns = dict(_GEN_NAMESPACE)
+    ns["_tuple_new"] = _tuple_new
+    fused.build(cls, Message, ns)
+
+
+for _cls in list(TLV_TYPES.values()):
+    _build_fused(_cls)
+ON_REGISTER.append(_build_fused)
