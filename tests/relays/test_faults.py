@@ -15,13 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from relay_testkit import Procs
 
 from protocol.header import Domain
 from protocol.message import Message, decode, encode
 from protocol.system import Goodbye, Hello, Role
 from protocol.tlv import UnknownTLV
-
-from .conftest import Procs
 
 N = 30000
 RATE = 15000
@@ -244,7 +243,7 @@ def test_daemon_refuses_bad_config_and_live_socket(procs: Procs, short_dir: Path
     import subprocess
     import sys
 
-    from .conftest import ROOT
+    from relay_testkit import ROOT
 
     sock, data = short_dir / "md.sock", short_dir / "data"
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}

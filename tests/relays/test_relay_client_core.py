@@ -1,0 +1,147 @@
+from protocol.header import Domain, stamp_domain_seq
+from protocol.message import Message, decode, encode
+from protocol.system import Ack, Goodbye, Heartbeat, Resync, ResyncReason, Subscribe, SubscribeMode, Welcome
+
+from relay_testkit import frame
+from relays.client.core import ConsumerCore, Liveness, ProducerCore
+
+
+def sysf(*tlvs) -> bytes:  # type: ignore[no-untyped-def]
+    return encode(Message(domain=Domain.SYSTEM, tlvs=tlvs))
+
+
+def welcome(epoch: int = 1, head: int = 0, last: int = 0) -> bytes:
+    return sysf(Welcome(epoch=epoch, head_seq=head, oldest_seq=1, last_source_seq=last, domain=1))
+
+
+def stamped(*dseqs: int, type_code: int = 250) -> bytes:
+    out = bytearray()
+    for d in dseqs:
+        f = bytearray(frame(d, type_code=type_code))
+        stamp_domain_seq(f, 0, d)
+        out += f
+    return bytes(out)
+
+
+def split(data: bytes) -> list[Message]:
+    from protocol.header import check_prefix
+
+    out, pos = [], 0
+    while pos < len(data):
+        n = check_prefix(data, pos)
+        out.append(decode(data[pos : pos + n]))
+        pos += n
+    return out
+
+
+def subscribe_of(data: bytes) -> Subscribe:
+    return next(t for m in split(data) for t in m.tlvs if isinstance(t, Subscribe))
+
+
+def test_consumer_delivers_in_order_exactly_once_across_a_split() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=1)
+    sub = subscribe_of(c.start())
+    assert (sub.mode, sub.from_seq) == (SubscribeMode.FROM_SEQ, 1)
+    data = welcome() + stamped(1, 2, 3)
+    got = c.receive_data(data[:100]) + c.receive_data(data[100:])
+    assert [m.domain_seq for m in got] == [1, 2, 3]
+    assert c.receive_data(stamped(2, 3, 4)) and c.last_seq == 4  # 2, 3 dropped as duplicates
+    assert c.counters.duplicates == 2 and c.counters.delivered == 4
+    assert list(c.delivered) == [range(1, 5)]
+
+
+def test_gap_on_a_connection_breaks_it_and_resume_asks_for_the_next() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=1, raw=True)
+    c.start()
+    got = c.receive_data(welcome() + stamped(1, 2, 4, 5))
+    assert len(got) == 2 and c.broken is not None and c.counters.gaps == 1
+    c.lost_connection()
+    sub = subscribe_of(c.start())
+    assert (sub.mode, sub.from_seq) == (SubscribeMode.FROM_SEQ, 3)
+    got = c.receive_data(welcome(head=5) + stamped(3, 4, 5))
+    assert len(got) == 3 and c.counters.gaps_recovered == 1 and c.broken is None
+
+
+def test_idle_heartbeat_ahead_of_us_is_a_lost_tail() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=1)
+    c.start()
+    c.receive_data(welcome() + stamped(1, 2) + sysf(Heartbeat(epoch=1, head_seq=2)))
+    assert c.broken is None
+    c.receive_data(sysf(Heartbeat(epoch=1, head_seq=5)))
+    assert c.broken is not None and "lost tail" in str(c.broken)
+
+
+def test_from_now_takes_any_first_sequence_and_heartbeat_sets_position() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=None)
+    sub = subscribe_of(c.start())
+    assert sub.mode == SubscribeMode.FROM_NOW
+    c.receive_data(welcome(head=100) + sysf(Heartbeat(epoch=1, head_seq=0)) + sysf(Heartbeat(epoch=1, head_seq=100)))
+    assert c.position == 100 and c.broken is None
+    assert [m.domain_seq for m in c.receive_data(stamped(101))] == [101]
+
+
+def test_resync_counts_lost_messages() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=1)
+    c.start()
+    r = sysf(Resync(requested_seq=1, oldest_available=50, reason=ResyncReason.TOO_OLD))
+    got = c.receive_data(welcome(head=60) + r + stamped(50, 51))
+    assert [m.domain_seq for m in got] == [50, 51]
+    assert c.counters.resyncs == 1 and c.counters.lost == 49
+
+
+def test_filtered_consumer_accepts_jumps() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=1, types={252})
+    sub = subscribe_of(c.start())
+    assert [t.code for t in sub.types] == [252]
+    got = c.receive_data(welcome() + stamped(3, 7, type_code=252) + sysf(Heartbeat(epoch=1, head_seq=20)))
+    assert [m.domain_seq for m in got] == [3, 7] and c.position == 20 and c.broken is None
+    assert list(c.delivered) == [range(3, 4), range(7, 8)]
+
+
+def test_goodbye_breaks_the_connection() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA)
+    c.start()
+    c.receive_data(welcome() + sysf(Goodbye(code=2, reason="cut off")))
+    assert c.goodbye is not None and c.broken is not None
+
+
+def test_epoch_change_is_counted() -> None:
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=1)
+    c.start()
+    c.receive_data(welcome(epoch=1) + stamped(1))
+    c.lost_connection()
+    c.start()
+    c.receive_data(welcome(epoch=2, head=1))
+    assert c.counters.epoch_changes == 1 and c.counters.reconnects == 1
+
+
+def test_producer_outbox_acks_and_resend_after_reconnect() -> None:
+    p = ProducerCore(Domain.MARKET_DATA, 7)
+    p.start()
+    p.receive_data(welcome(last=0))
+    for _ in range(5):
+        p.publish_payload(b"\xfa\x02ab")
+    sent = split(p.data_to_send())
+    assert [m.source_seq for m in sent] == [1, 2, 3, 4, 5] and all(m.source_id == 7 for m in sent)
+    p.receive_data(sysf(Ack(source_id=7, source_seq=2)))
+    assert p.unacked == 3 and p.acked_seq == 2
+    p.lost_connection()
+    p.start()
+    assert p.data_to_send() == b""  # nothing goes out before Welcome
+    p.publish_payload(b"\xfa\x02cd")  # published while disconnected
+    p.receive_data(welcome(epoch=2, last=3))  # the relay had persisted 3 already
+    assert [m.source_seq for m in split(p.data_to_send())] == [4, 5, 6]
+
+
+def test_restarted_producer_continues_its_sequence() -> None:
+    p = ProducerCore(Domain.MARKET_DATA, 7)
+    p.start()
+    p.receive_data(welcome(last=41))
+    assert p.publish_payload(b"\xfa\x00") == 42
+
+
+def test_liveness_timers() -> None:
+    lv = Liveness(interval=0.25, dead_after=4)
+    lv.reset(10.0)
+    assert not lv.heartbeat_due(10.1) and lv.heartbeat_due(10.25)
+    assert not lv.dead(10.9) and lv.dead(11.0)

@@ -1,0 +1,114 @@
+import os
+from pathlib import Path
+
+from protocol.header import Domain, read_domain_seq
+
+from relay_testkit import frame
+from relays.core.ingest import Ingest, Sequencer
+from relays.core.journal import Journal, bump_epoch
+from relays.core.ring import Chunk
+
+
+def ingest(seq: Sequencer, first: int, last: int, source_id: int = 7) -> list[Chunk]:
+    buf = bytearray(b"".join(frame(s, source_id=source_id) for s in range(first, last + 1)))
+    return Ingest(seq, Domain.MARKET_DATA, source_id).scan(buf, 0).chunks
+
+
+def fill(j: Journal, seq: Sequencer, first: int, last: int, source_id: int = 7, per_chunk: int = 10) -> None:
+    for a in range(first, last + 1, per_chunk):
+        for c in ingest(seq, a, min(last, a + per_chunk - 1), source_id):
+            j.append(c)
+
+
+def test_append_recover_and_read_back(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=4096, retention_bytes=1 << 20)
+    assert j.recover().head_seq == 0
+    seq = Sequencer()
+    fill(j, seq, 1, 200)
+    fill(j, seq, 1, 50, source_id=8)
+    j.sync()
+    j.close()
+    assert len(list(tmp_path.glob("*.seg"))) > 1  # 64-byte frames, 4 KiB segments: it rolled
+    j2 = Journal(tmp_path, segment_bytes=4096, retention_bytes=1 << 20)
+    rec = j2.recover()
+    assert rec.head_seq == 250 and rec.oldest_seq == 1 and rec.truncated_bytes == 0
+    assert rec.last_source_seq == {7: 200, 8: 50}
+    data, nxt = j2.read(100, 64 * 5)
+    assert nxt == 105 and [read_domain_seq(data, 64 * k) for k in range(5)] == [100, 101, 102, 103, 104]
+    # a read stops at the end of its segment; the next read continues in the next one
+    seq_at, got = 1, []
+    while seq_at <= 250:
+        data, seq_at = j2.read(seq_at, 1 << 20)
+        got += [read_domain_seq(data, o) for o in range(0, len(data), 64)]
+    assert got == list(range(1, 251))
+    assert j2.read(251, 100) == (b"", 251)
+
+
+def test_torn_tail_is_truncated_on_recovery(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21)
+    j.recover()
+    seq = Sequencer()
+    fill(j, seq, 1, 20)
+    j.close()
+    seg = next(tmp_path.glob("*.seg"))
+    with open(seg, "ab") as f:
+        f.write(frame(21)[:30])  # the relay died mid-write
+    rec = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21).recover()
+    assert rec.head_seq == 20 and rec.truncated_bytes == 30 and rec.last_source_seq == {7: 20}
+    assert seg.stat().st_size == 20 * 64
+
+
+def test_corrupt_frame_truncates_from_there(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21)
+    j.recover()
+    fill(j, Sequencer(), 1, 20)
+    j.close()
+    seg = next(tmp_path.glob("*.seg"))
+    raw = bytearray(seg.read_bytes())
+    raw[64 * 15 + 60] ^= 0xFF
+    seg.write_bytes(raw)
+    rec = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21).recover()
+    assert rec.head_seq == 15 and rec.last_source_seq == {7: 15}
+
+
+def test_dedupe_table_survives_retention_via_sidecars(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=4096, retention_bytes=3 * 4096)
+    j.recover()
+    seq = Sequencer()
+    fill(j, seq, 1, 30, source_id=5)  # source 5 only appears in early segments
+    fill(j, seq, 1, 600, source_id=7)
+    j.close()
+    rec = Journal(tmp_path, segment_bytes=4096, retention_bytes=3 * 4096).recover()
+    assert rec.oldest_seq > 30  # source 5's frames are gone ...
+    assert rec.last_source_seq[5] == 30  # ... but its dedupe state is not
+    assert rec.last_source_seq[7] == 600 and rec.head_seq == 630
+    assert sum(p.stat().st_size for p in tmp_path.glob("*.seg")) <= 4 * 4096
+
+
+def test_reads_below_retention_return_nothing(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=4096, retention_bytes=2 * 4096)
+    j.recover()
+    fill(j, Sequencer(), 1, 500)
+    assert j.oldest_seq > 1
+    assert j.read(1, 1000) == (b"", 1)
+    data, nxt = j.read(j.oldest_seq, 64)
+    assert read_domain_seq(data) == j.oldest_seq and nxt == j.oldest_seq + 1
+
+
+def test_group_commit_bookkeeping(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=4096, retention_bytes=1 << 20)
+    j.recover()
+    fill(j, Sequencer(), 1, 100)
+    assert j.needs_sync
+    fds, upto, dir_fd = j.sync_targets()
+    assert upto == 100 and len(fds) >= 2 and dir_fd is not None
+    for fd in fds:
+        os.fsync(fd)
+    j.synced(fds, upto, dir_fd)
+    assert j.synced_seq == 100 and not j.needs_sync
+
+
+def test_epoch_counter_increments(tmp_path: Path) -> None:
+    assert bump_epoch(tmp_path) == 1
+    assert bump_epoch(tmp_path) == 2
+    assert (tmp_path / "epoch").read_text().strip() == "2"
