@@ -1,8 +1,8 @@
+from relay_testkit import frame
+
 from protocol.header import Domain, stamp_domain_seq
 from protocol.message import Message, decode, encode
 from protocol.system import Ack, Goodbye, Heartbeat, Resync, ResyncReason, Subscribe, SubscribeMode, Welcome
-
-from relay_testkit import frame
 from relays.client.core import ConsumerCore, Liveness, ProducerCore
 
 

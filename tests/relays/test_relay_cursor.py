@@ -1,11 +1,10 @@
 from pathlib import Path
 
 import pytest
+from relay_testkit import frame
 
 from protocol.header import Domain, read_domain_seq
 from protocol.system import ResyncReason, SubscribeMode
-
-from relay_testkit import frame
 from relays.core.cursor import Batch, Cursor, ResyncNeeded
 from relays.core.ingest import Ingest, Sequencer
 from relays.core.journal import Journal

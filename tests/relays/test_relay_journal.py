@@ -1,9 +1,9 @@
 import os
 from pathlib import Path
 
-from protocol.header import Domain, read_domain_seq
-
 from relay_testkit import frame
+
+from protocol.header import Domain, read_domain_seq
 from relays.core.ingest import Ingest, Sequencer
 from relays.core.journal import Journal, bump_epoch
 from relays.core.ring import Chunk

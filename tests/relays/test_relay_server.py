@@ -1,0 +1,216 @@
+"""In-process relay tests: the trio layer over memory streams (MockClock) and real sockets."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket as stdsocket
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from protocol.header import HEADER_SIZE, Domain, check_prefix
+from protocol.message import Message, decode, encode
+from protocol.system import Goodbye, Heartbeat, Hello, Role, Subscribe, SubscribeMode, Welcome
+from protocol.tlv import UnknownTLV
+from relays.client import RelayConsumer, RelayProducer, request_stats
+from relays.server import Relay, RelayAlreadyRunning, RelayConfig, serve
+
+
+def sysf(*tlvs) -> bytes:  # type: ignore[no-untyped-def]
+    return encode(Message(domain=Domain.SYSTEM, tlvs=tlvs))
+
+
+def config(d: Path, **kw) -> RelayConfig:  # type: ignore[no-untyped-def]
+    return RelayConfig(domain=Domain.MARKET_DATA, socket_path=str(d / "md.sock"), data_dir=str(d / "data"), **kw)
+
+
+class MsgReader:
+    def __init__(self, stream) -> None:  # type: ignore[no-untyped-def]
+        self.stream = stream
+        self.buf = bytearray()
+
+    async def next(self) -> Message | None:
+        while True:
+            if len(self.buf) >= HEADER_SIZE:
+                n = check_prefix(self.buf, 0)
+                if len(self.buf) >= n:
+                    m = decode(bytes(self.buf[:n]))
+                    del self.buf[:n]
+                    return m
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            self.buf += data
+
+
+async def test_idle_relay_heartbeats_and_declares_silent_peers_dead(
+    short_dir: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    relay = Relay(config(short_dir, fsync="off", heartbeat_interval=0.25, dead_after=8))
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as n:
+        n.start_soon(relay._handle, server)
+        await client.send_all(
+            sysf(Hello(role=Role.CONSUMER, protocol_version=1, source_id=0, name="t"),
+                 Subscribe(mode=SubscribeMode.FROM_NOW, from_seq=0, types=()))
+        )
+        reader = MsgReader(client)
+        first = await reader.next()
+        assert first is not None and isinstance(first.tlvs[0], Welcome)
+        t0 = trio.current_time()
+        beats = []
+        while len(beats) < 4:
+            m = await reader.next()
+            assert m is not None
+            beats.append((trio.current_time() - t0, m.tlvs[0]))
+        assert all(isinstance(t, Heartbeat) and t.epoch == relay.epoch for _, t in beats)
+        assert [round(t, 2) for t, _ in beats] == [0.25, 0.5, 0.75, 1.0]
+        # we never sent a heartbeat: after 8 intervals of silence the relay hangs up
+        while (await reader.next()) is not None:
+            pass
+        assert trio.current_time() - t0 == pytest.approx(2.0, abs=0.01)
+    relay.close()
+
+
+async def test_consumer_reconnects_when_the_relay_goes_silent(
+    short_dir: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = str(short_dir / "md.sock")
+    sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    await sock.bind(path)
+    sock.listen(8)
+    accepted = []
+
+    async def hold(stream: trio.SocketStream) -> None:
+        accepted.append(stream)
+        await trio.sleep_forever()  # accept, then say nothing at all
+
+    async with trio.open_nursery() as n:
+        await n.start(trio.serve_listeners, hold, [trio.SocketListener(sock)])
+        async with RelayConsumer.connect("market_data", path, heartbeat_interval=0.25, dead_after=4) as c:
+            with trio.move_on_after(2.2):
+                async for _ in c:
+                    pass
+            assert c.counters["reconnects"] == 2  # silent for 1 s, twice
+        n.cancel_scope.cancel()
+
+
+async def test_end_to_end_resume_and_stats(short_dir: Path) -> None:
+    cfg = config(short_dir)
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
+            for i in range(2000):
+                await p.publish(UnknownTLV(type_code=250, body=i.to_bytes(10, "little")))
+            await p.flush()
+            assert p.counters["acked"] == 2000
+            got = []
+            async with RelayConsumer.connect("market_data", cfg.socket_path, from_seq=0, name="c") as c:
+                async for m in c:
+                    got.append(m)
+                    if len(got) == 700:
+                        break
+                last = c.last_seq
+            async with RelayConsumer.connect("market_data", cfg.socket_path, from_seq=last + 1) as c:
+                stats = await request_stats("market_data", cfg.socket_path)
+                async for m in c:
+                    got.append(m)
+                    if len(got) == 2000:
+                        break
+        assert [m.domain_seq for m in got] == list(range(1, 2001))
+        assert [int.from_bytes(m.tlvs[0].body, "little") for m in got] == list(range(2000))
+        assert stats["head_seq"] == 2000 and stats["epoch"] == relay.epoch
+        assert stats["producers"][0]["source_id"] == 3 and stats["producers"][0]["last_source_seq"] == 2000
+        assert stats["consumers"][0]["next_seq"] >= 701
+        n.cancel_scope.cancel()
+
+
+async def test_stalled_consumer_is_cut_off_and_others_get_everything(
+    short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = config(short_dir, ring_bytes=64 * 1024, fsync="off")
+    total = 30000
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        stalled = await trio.open_unix_socket(cfg.socket_path)
+        await stalled.send_all(
+            sysf(Hello(role=Role.CONSUMER, protocol_version=1, source_id=0, name="stalled"),
+                 Subscribe(mode=SubscribeMode.FROM_NOW, from_seq=0, types=()))
+        )
+        await trio.sleep(0.05)
+        got: list[int] = []
+        all_in = trio.Event()
+
+        async def fast() -> None:
+            async with RelayConsumer.connect("market_data", cfg.socket_path, from_seq=1, raw=True, name="fast") as c:
+                async for batch in c.batches():
+                    got.extend(int.from_bytes(f[8:16], "little") for f in batch)
+                    if len(got) >= total:
+                        all_in.set()
+                        return
+
+        n.start_soon(fast)
+        async with RelayProducer.connect("market_data", cfg.socket_path, source_id=5) as p:
+            for i in range(total):
+                await p.publish_payload(b"\xfa\x0a" + i.to_bytes(10, "little"))
+            await p.flush()
+        with trio.fail_after(20):
+            await all_in.wait()
+        assert got == list(range(1, total + 1))
+        # the stalled one is cut off; in one process the fast one may lag and be cut too, and then
+        # it resumes from the journal: either way it got everything exactly once, in order
+        assert relay.cut_offs >= 1
+        assert any("stalled" in r.getMessage() and "cut off" in r.getMessage() for r in caplog.records)
+        # the stalled consumer's connection was closed by the relay (possibly mid-frame)
+        with trio.fail_after(5):
+            while await stalled.receive_some(1 << 20):
+                pass
+        n.cancel_scope.cancel()
+
+
+async def test_newest_producer_connection_for_a_source_wins(short_dir: Path) -> None:
+    cfg = config(short_dir, fsync="off")
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        hello = sysf(Hello(role=Role.PRODUCER, protocol_version=1, source_id=9, name="old"))
+        old = await trio.open_unix_socket(cfg.socket_path)
+        await old.send_all(hello)
+        r_old = MsgReader(old)
+        assert isinstance((await r_old.next()).tlvs[0], Welcome)  # type: ignore[union-attr]
+        new = await trio.open_unix_socket(cfg.socket_path)
+        await new.send_all(hello)
+        assert isinstance((await MsgReader(new).next()).tlvs[0], Welcome)  # type: ignore[union-attr]
+        with trio.fail_after(5):
+            while (await r_old.next()) is not None:
+                pass
+        assert relay.producers[9].name == "old"  # the name of the *new* connection (same Hello)
+        n.cancel_scope.cancel()
+
+
+async def test_stale_socket_is_replaced_and_a_live_one_refused(short_dir: Path) -> None:
+    cfg = config(short_dir, fsync="off")
+    stale = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    stale.bind(cfg.socket_path)
+    stale.close()  # a dead relay's socket file, nobody listening
+    async with trio.open_nursery() as n:
+        await n.start(serve, cfg)
+        with pytest.raises(RelayAlreadyRunning):
+            await Relay(dataclasses.replace(config(short_dir / "other", fsync="off"), socket_path=cfg.socket_path)).serve()
+        n.cancel_scope.cancel()
+    assert not os.path.exists(cfg.socket_path)  # removed on clean shutdown  # noqa: ASYNC240
+
+
+async def test_goodbye_code_on_protocol_error(short_dir: Path) -> None:
+    cfg = config(short_dir, fsync="off")
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        s = await trio.open_unix_socket(cfg.socket_path)
+        await s.send_all(sysf(Heartbeat(epoch=0, head_seq=0)))  # anything but Hello first
+        r = MsgReader(s)
+        m = await r.next()
+        assert m is not None and isinstance(m.tlvs[0], Goodbye) and "Hello" in m.tlvs[0].reason
+        assert relay.protocol_errors == 1
+        n.cancel_scope.cancel()
