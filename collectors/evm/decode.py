@@ -27,8 +27,15 @@ number. Checked like eth-abi's strict decoder: data length, hex validity
 (``bytes.fromhex`` rejects non-hex; embedded whitespace, which it tolerates,
 changes the byte count and is caught by the length check), zero padding of
 narrow unsigned words (uint112/uint128/uint160, addresses), sign extension of
-int24 words, the number of topics, and the ``0x`` prefixes. The decoder never
-catches its own errors: the caller decides whether to skip, count or stop.
+int24 words, the number of topics, and the ``0x`` prefixes. Words and topics a TLV
+does not carry (a V3 Swap's sender/recipient topics) are counted, not parsed. The
+decoder never swallows its own errors: the caller decides whether to skip, count or stop.
+
+Hot path: ``decode`` does the two lookups in a per-pool table that holds only its
+kind's events, parses block number and log index, and calls the handler; any
+lookup or parse failure drops to ``_slow_path``, which classifies the log
+(unknown pool, unknown or ignored topic, wrong pool kind, checksummed address,
+bad fields) and counts it or raises.
 
 Outcomes of ``decode(log)``:
 
@@ -150,6 +157,8 @@ _new = object.__new__
 _ZERO24 = "0" * 24
 _INT24_MIN = -(1 << 23)
 _INT24_MAX = (1 << 23) - 1
+_U64_MAX = (1 << 64) - 1
+_U32_MAX = (1 << 32) - 1
 _MINT = int(LiquidityKind.MINT)
 _BURN = int(LiquidityKind.BURN)
 
@@ -376,6 +385,11 @@ HANDLERS: dict[str, tuple[Handler, int]] = {
     TOPIC0_V3_INITIALIZE: (_v3_initialize, _V3),
 }
 
+#: pool kind -> {topic0: handler}: a pool only decodes its own kind's events
+_HANDLERS_BY_KIND: dict[int, dict[str, Handler]] = {}
+for _t0, (_handler, _kind) in HANDLERS.items():
+    _HANDLERS_BY_KIND.setdefault(_kind, {})[_t0] = _handler
+
 #: Known events that deliberately produce no TLV.
 IGNORED_TOPICS = frozenset({TOPIC0_V3_COLLECT})
 
@@ -391,7 +405,7 @@ class LogDecoder:
     """
 
     def __init__(self, pools: Mapping[str, PoolId]) -> None:
-        table: dict[str, tuple[PoolId, int]] = {}
+        table = {}
         chains = set()
         for address, pool in pools.items():
             if not isinstance(pool, PoolId):
@@ -399,12 +413,12 @@ class LogDecoder:
             key = address.lower()
             if key != pool.address:
                 raise ValueError(f"pool map key {address} is not the PoolId's address {pool.address}")
-            table[key] = (pool, int(pool.kind))
+            table[key] = (pool, _HANDLERS_BY_KIND.get(int(pool.kind), {}))
             chains.add(pool.chain_id)
         if len(chains) > 1:
             raise ValueError(f"one LogDecoder per chain; got pools on chains {sorted(chains)}")
         self.chain_id: int | None = chains.pop() if chains else None
-        self._pools = table
+        self._pools: dict[str, tuple[PoolId, dict[str, Handler]]] = table
         self.stats = DecodeStats()
 
     @classmethod
@@ -421,28 +435,34 @@ class LogDecoder:
         ``removed: true`` logs give a ``StateInvalidation`` for their pool (see module doc).
         Raises ``LogDecodeError`` for malformed logs.
         """
+        # The hot path: two dict lookups and one handler call. Every unusual case
+        # (unknown pool or topic, wrong kind, bad fields) falls through to _slow_path.
         try:
-            address = log["address"]
-            topics = log["topics"]
-            block = log["blockNumber"]
-            index = log["logIndex"]
-            data = log["data"]
-            txh = log.get("transactionHash")
-            removed = log.get("removed", False)
-        except (KeyError, TypeError, AttributeError) as exc:
-            self.stats.malformed += 1
-            raise LogDecodeError(f"not a log object: missing or unreadable field {exc}", log) from None
+            pool, handlers = self._pools[log["address"]]
+            handler = handlers[log["topics"][0]]
+            block_number = int(log["blockNumber"], 16)
+            log_index = int(log["logIndex"], 16)
+            if not (0 <= block_number <= _U64_MAX and 0 <= log_index <= _U32_MAX):
+                raise _Malformed
+        except Exception:
+            return self._slow_path(log)
         try:
-            block_number = int(block, 16)
-            log_index = int(index, 16)
-        except (TypeError, ValueError):
-            self.stats.malformed += 1
-            if block is None or index is None:
-                raise LogDecodeError("pending log (no blockNumber/logIndex) cannot be decoded", log) from None
-            raise LogDecodeError(
-                f"blockNumber {block!r} / logIndex {index!r} are not hex integers", log
-            ) from None
-        return self._decode(log, address, topics, data, block_number, log_index, txh, removed)
+            tlv = handler(
+                pool, log["topics"], log["data"], block_number, log_index, log.get("transactionHash")
+            )
+        except Exception as exc:
+            raise self._malformed(log, pool, block_number, log_index, exc) from None
+        if log.get("removed"):
+            self.stats.removed += 1
+            return StateInvalidation(
+                chain_id=pool.chain_id,
+                pool=pool,
+                from_block=block_number,
+                reason=InvalidationReason.REORG,
+                detail=f"removed log {log_index} of tx {log.get('transactionHash')}",
+            )
+        self.stats.decoded += 1
+        return tlv
 
     def decode_parts(
         self,
@@ -454,8 +474,17 @@ class LogDecoder:
         tx_hash: str | None = None,
         removed: bool = False,
     ) -> TLV | None:
-        """Like ``decode`` for callers that already hold the fields (e.g. replay files)."""
-        return self._decode(None, address, topics, data, block_number, log_index, tx_hash, removed)
+        """Like ``decode`` for callers that hold the fields rather than a log object."""
+        log = {
+            "address": address,
+            "topics": topics,
+            "data": data,
+            "blockNumber": hex(block_number) if isinstance(block_number, int) else block_number,
+            "logIndex": hex(log_index) if isinstance(log_index, int) else log_index,
+            "transactionHash": tx_hash,
+            "removed": removed,
+        }
+        return self.decode(log)
 
     def decode_event(self, log: Mapping[str, Any]) -> TLV | None:
         """The event TLV of ``log`` even when it is ``removed`` (what the reorg took away)."""
@@ -463,70 +492,72 @@ class LogDecoder:
             log = {**log, "removed": False}
         return self.decode(log)
 
-    def _decode(
-        self,
-        log: Any,
-        address: str,
-        topics: Sequence[str],
-        data: str,
-        block_number: int,
-        log_index: int,
-        txh: str | None,
-        removed: bool,
-    ) -> TLV | None:
-        entry = self._pools.get(address)
+    def _slow_path(self, log: Any) -> TLV | None:
+        """Everything the hot path did not handle: classify, count, and return None or raise."""
+        stats = self.stats
+        try:
+            address = log["address"]
+            topics = log["topics"]
+            block = log["blockNumber"]
+            index = log["logIndex"]
+            log["data"]
+        except (KeyError, TypeError, AttributeError) as exc:
+            stats.malformed += 1
+            raise LogDecodeError(f"not a log object: missing or unreadable field {exc}", log) from None
+        if type(address) is not str:
+            stats.malformed += 1
+            raise LogDecodeError(f"log address {address!r} is not a hex string", log)
+        entry = self._pools.get(address) or self._pools.get(address.lower())
         if entry is None:
-            if type(address) is not str:
-                self.stats.malformed += 1
-                raise LogDecodeError(f"log address {address!r} is not a hex string", log)
-            entry = self._pools.get(address.lower())
-            if entry is None:
-                self.stats.unknown_pool += 1
-                return None
-        pool, kind = entry
-        try:
-            handler, wanted_kind = HANDLERS[topics[0]]
-        except KeyError:
-            if topics[0] in IGNORED_TOPICS:
-                self.stats.ignored += 1
+            stats.unknown_pool += 1
+            return None
+        if not isinstance(topics, (list, tuple)) or not all(type(t) is str for t in topics):
+            stats.malformed += 1
+            raise LogDecodeError(f"log topics {topics!r} are not a list of hex strings", log)
+        if not topics:  # an anonymous event: none of ours
+            stats.unknown_topic += 1
+            return None
+        pool, handlers = entry
+        topic0 = topics[0]
+        if topic0 not in handlers:
+            if topic0 in HANDLERS:
+                stats.malformed += 1
+                kind = VenueKind(int(pool.kind)).name
+                raise LogDecodeError(
+                    f"{EVENT_SIGNATURES[topic0]} log from {pool!r}, which is configured as {kind}", log
+                )
+            if topic0 in IGNORED_TOPICS:
+                stats.ignored += 1
             else:
-                self.stats.unknown_topic += 1
+                stats.unknown_topic += 1
             return None
-        except IndexError:  # no topics: an anonymous event, none of ours
-            self.stats.unknown_topic += 1
-            return None
-        except TypeError:
-            self.stats.malformed += 1
-            raise LogDecodeError(f"log topics {topics!r} are not a list of hex strings", log) from None
-        if kind != wanted_kind:
-            self.stats.malformed += 1
-            raise LogDecodeError(
-                f"{EVENT_SIGNATURES[topics[0]]} log from {pool!r}, which is configured as {VenueKind(kind).name}",
-                log,
-            )
-        if block_number >> 64 or log_index >> 32 or block_number < 0 or log_index < 0:
-            self.stats.malformed += 1
-            raise LogDecodeError(f"blockNumber {block_number} / logIndex {log_index} out of range", log)
         try:
-            tlv = handler(pool, topics, data, block_number, log_index, txh)
-        except (_Malformed, ValueError, TypeError, IndexError, AttributeError) as exc:
-            self.stats.malformed += 1
-            where = f"block {block_number} log {log_index} tx {txh} pool {pool.address}"
-            what = exc if isinstance(exc, _Malformed) else f"{type(exc).__name__}: {exc}"
+            block_number = int(block, 16)
+            log_index = int(index, 16)
+        except (TypeError, ValueError):
+            stats.malformed += 1
+            if block is None or index is None:
+                raise LogDecodeError("pending log (no blockNumber/logIndex) cannot be decoded", log) from None
             raise LogDecodeError(
-                f"malformed {EVENT_SIGNATURES[topics[0]]} log at {where}: {what}", log
+                f"blockNumber {block!r} / logIndex {index!r} are not hex integers", log
             ) from None
-        if removed:
-            self.stats.removed += 1
-            return StateInvalidation(
-                chain_id=pool.chain_id,
-                pool=pool,
-                from_block=block_number,
-                reason=InvalidationReason.REORG,
-                detail=f"removed log {log_index} of tx {txh}",
-            )
-        self.stats.decoded += 1
-        return tlv
+        if not (0 <= block_number <= _U64_MAX and 0 <= log_index <= _U32_MAX):
+            stats.malformed += 1
+            raise LogDecodeError(f"blockNumber {block_number} / logIndex {log_index} out of range", log)
+        if address == address.lower():  # pragma: no cover - the hot path failed for a reason not checked here
+            stats.malformed += 1
+            raise LogDecodeError("unreadable log object", log)
+        # a checksummed (mixed-case) address of a known pool
+        return self.decode({**log, "address": address.lower()})
+
+    def _malformed(self, log: Any, pool: PoolId, block: int, index: int, exc: Exception) -> LogDecodeError:
+        self.stats.malformed += 1
+        if not isinstance(exc, (_Malformed, ValueError, TypeError, IndexError, AttributeError, KeyError)):
+            raise exc
+        topic0 = log["topics"][0]
+        where = f"block {block} log {index} tx {log.get('transactionHash')} pool {pool.address}"
+        what = exc if isinstance(exc, _Malformed) else f"{type(exc).__name__}: {exc}"
+        return LogDecodeError(f"malformed {EVENT_SIGNATURES[topic0]} log at {where}: {what}", log)
 
 
 # --------------------------------------------------------------------------- Collect
