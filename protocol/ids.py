@@ -62,16 +62,16 @@ class Venue(IntEnum):
     DEVNET_V3 = 1002
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def address_to_int(address: bytes | str) -> int:
     """Accept 20 raw bytes or a 0x-hex string."""
     if isinstance(address, str):
         text = address[2:] if address[:2] in ("0x", "0X") else address
-        if len(text) != 40:
+        if len(text) != 40 or not _HEX.issuperset(text):
             raise FieldRangeError(f"address {address!r} is not 20 bytes of hex")
-        try:
-            return int(text, 16)
-        except ValueError:
-            raise FieldRangeError(f"address {address!r} is not hex") from None
+        return int(text, 16)
     if not isinstance(address, (bytes, bytearray)) or len(address) != 20:
         raise FieldRangeError(f"address must be 20 bytes, got {address!r}")
     return int.from_bytes(address, "big")
@@ -113,6 +113,8 @@ class TokenId(int):
         return self.chain_id, self.address
 
     def __repr__(self) -> str:
+        if not 0 <= self < (1 << (TOKEN_ID_SIZE * 8)):
+            return f"TokenId({int(self)})"
         return f"TokenId(chain_id={self.chain_id}, address={self.address})"
 
 
@@ -161,8 +163,13 @@ class PoolId(int):
         return (int(self) >> _VENUE_SHIFT) & _U16_MAX
 
     @property
-    def kind(self) -> VenueKind:
-        return VenueKind((int(self) >> _KIND_SHIFT) & 0xFF)
+    def kind(self) -> int:
+        """A ``VenueKind`` when the code is known, else the raw code (ids from newer writers)."""
+        code = (int(self) >> _KIND_SHIFT) & 0xFF
+        try:
+            return VenueKind(code)
+        except ValueError:
+            return code
 
     @property
     def address(self) -> str:
@@ -195,11 +202,14 @@ class PoolId(int):
         return (self.chain_id, self.venue, int(self.kind), self.address, self.token0.address, self.token1.address)
 
     def __repr__(self) -> str:
+        if not 0 <= self < (1 << (POOL_ID_SIZE * 8)):
+            return f"PoolId({int(self)})"
         try:
             venue: object = Venue(self.venue).name
         except ValueError:
             venue = self.venue
+        kind = self.kind
         return (
-            f"PoolId(chain_id={self.chain_id}, venue={venue}, kind={self.kind.name}, "
+            f"PoolId(chain_id={self.chain_id}, venue={venue}, kind={getattr(kind, 'name', kind)}, "
             f"address={self.address}, token0={self.token0.address}, token1={self.token1.address})"
         )

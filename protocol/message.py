@@ -9,7 +9,8 @@ CPython can make.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from . import fused
 from . import header as H
@@ -59,7 +60,7 @@ class Message(_MessageFields):
         flags: int = 0,
     ) -> Message:
         if isinstance(domain, bool) or not isinstance(domain, int) or not 1 <= domain <= 4:
-            raise FrameError(f"unknown domain {domain!r}")
+            raise FieldRangeError(f"Message.domain={domain!r} is not a domain (1..4)")
         tlvs = tuple(tlvs)
         for t in tlvs:
             if not isinstance(t, TLV):
@@ -67,6 +68,11 @@ class Message(_MessageFields):
         return _tuple_new(
             cls, (domain, tlvs, source_id, source_seq, domain_seq, event_time_ns, receive_time_ns, flags)
         )
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Message:  # type: ignore[override]
+        # _replace goes through _make: keep the constructor's checks on derived messages
+        return cls(**dict(zip(cls._fields, iterable)))
 
     def find(self, cls: type[TLV]) -> TLV | None:
         """The first record of type ``cls``, or None."""
@@ -102,7 +108,7 @@ def _encode_general(message: Message) -> bytes:
     payload = tlvs[0].encode() if len(tlvs) == 1 else b"".join([t.encode() for t in tlvs])
     n = len(payload)
     if n > _MAX_PAYLOAD:
-        raise FrameError(f"payload of {n} bytes exceeds the maximum {_MAX_PAYLOAD}")
+        raise FieldRangeError(f"payload of {n} bytes exceeds the maximum {_MAX_PAYLOAD}")
     try:
         covered = _COVERED_pack(domain, 0, flags, n, sseq, ev, rv, sid) + payload
         return _PREFIX_pack(_MAGIC, _VERSION, 0, _crc32(covered), dseq) + covered
@@ -168,7 +174,7 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
         if fast is not None and len(data) == fast[1]:
             m = fast[0](data, 0)
             if m is not None:
-                return m  # type: ignore[no-any-return]
+                return m
     m, end = _decode_frame_general(data, 0)
     if end != len(data):
         raise FrameError(f"{len(data) - end} trailing bytes after the message")

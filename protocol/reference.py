@@ -60,7 +60,6 @@ from construct import (
     Rebuild,
     Select,
     Struct,
-    Switch,
     Terminated,
     ValidationError,
     len_,
@@ -80,10 +79,13 @@ from .tlv import TLV, UnknownTLV
 
 __all__ = [
     "BODIES",
+    "CompactTLV",
+    "ExtendedTLV",
     "Frame",
     "KIND_NAMES",
     "MAX_PAYLOAD",
     "ReferenceCodec",
+    "TLVEnvelope",
     "kind_name",
     "record_fields",
     "ref_decode",
@@ -577,32 +579,56 @@ Frame = Struct(
 )
 
 
+# A record is an envelope (type code + length + raw body) in one of two forms; the body is then
+# parsed/built by the type's declaration in BODIES, or kept raw for an unregistered type.
+CompactTLV = Struct(
+    "type" / Int8ul,
+    Check(this.type != 0),  # a zero byte announces the extended form
+    "body" / Prefixed(Int8ul, GreedyBytes),  # 0..255 bytes
+)
+ExtendedTLV = Struct(
+    "marker" / Const(0, Int8ul),
+    "type" / Int8ul,
+    Check(this.type != 0),
+    "body" / Prefixed(Int32ul, GreedyBytes),
+)
+# Writers use the first form that can hold the body (compact up to 255 bytes); readers take either.
+TLVEnvelope = Select(CompactTLV, ExtendedTLV)
+
+
+class _TLVAdapter(Adapter):
+    """An envelope ``Container(type, body)`` <-> a TLV object (``UnknownTLV`` for unregistered types)."""
+
+    def __init__(self, bodies: dict[int, _Object]) -> None:
+        super().__init__(TLVEnvelope)
+        self.bodies = bodies
+
+    def _decode(self, obj: Any, context: Any, path: Any) -> Any:
+        rec = self.bodies.get(obj.type)
+        if rec is None:
+            return UnknownTLV(type_code=obj.type, body=bytes(obj.body))
+        # bytes after the fields this registry knows were appended by a newer writer: ignored
+        return rec.parse(obj.body)
+
+    def _encode(self, obj: Any, context: Any, path: Any) -> Any:
+        if isinstance(obj, UnknownTLV):
+            if not isinstance(obj.body, (bytes, bytearray)):
+                raise ValidationError(f"UnknownTLV.body must be bytes, got {obj.body!r}", path=path)
+            # kept verbatim, even if this registry happens to know its type code
+            return {"type": obj.type_code, "body": bytes(obj.body)}
+        code = getattr(type(obj), "TYPE", None)
+        rec = self.bodies.get(code) if isinstance(code, int) else None
+        if rec is None or rec.cls is not type(obj):
+            raise ValidationError(f"{type(obj).__name__} is not registered with this codec", path=path)
+        return {"type": code, "body": rec.build(obj)}
+
+
 class ReferenceCodec:
     """The wire format for one registry of record bodies (``BODIES`` by default)."""
 
     def __init__(self, bodies: dict[int, _Object] | None = None) -> None:
         self.bodies: dict[int, _Object] = dict(BODIES if bodies is None else bodies)
-
-        def body_key(ctx: Any) -> Any:
-            # building an UnknownTLV (raw bytes) or parsing an unregistered type: raw bytes
-            return "raw" if isinstance(ctx.get("body"), (bytes, bytearray)) else ctx.type
-
-        def body(lengthfield: Any) -> Any:
-            return Prefixed(lengthfield, Switch(body_key, self.bodies, default=GreedyBytes))
-
-        compact = Struct(
-            "type" / Int8ul,
-            Check(this.type != 0),  # a zero byte announces the extended form
-            "body" / body(Int8ul),
-        )
-        extended = Struct(
-            "marker" / Const(0, Int8ul),
-            "type" / Int8ul,
-            Check(this.type != 0),
-            "body" / body(Int32ul),
-        )
-        # Writers use the first form that can hold the body (compact up to 255 bytes); readers take either.
-        self.tlv = _TLVAdapter(Select(compact, extended), self.bodies)
+        self.tlv = _TLVAdapter(self.bodies)
         # The payload is a run of records filling payload_len exactly.
         self.payload = Struct("records" / GreedyRange(self.tlv), Terminated)
 
@@ -611,14 +637,6 @@ class ReferenceCodec:
     def encode_tlv(self, tlv: TLV) -> bytes:
         if not isinstance(tlv, TLV):
             raise FieldRangeError(f"not a TLV record: {tlv!r}")
-        if not isinstance(tlv, UnknownTLV):
-            rec = self.bodies.get(getattr(type(tlv), "TYPE", -1))
-            if rec is None or rec.cls is not type(tlv):
-                raise FieldRangeError(f"{type(tlv).__name__} is not registered with this codec")
-            try:  # build the body alone first for a precise error message
-                rec.build(tlv)
-            except _BUILD_ERRORS as exc:
-                raise FieldRangeError(f"{type(tlv).__name__}: {exc}") from None
         try:
             data: bytes = self.tlv.build(tlv)
         except _BUILD_ERRORS as exc:
@@ -676,27 +694,6 @@ class ReferenceCodec:
             receive_time_ns=h.receive_time_ns,
             flags=h.flags,
         )
-
-
-class _TLVAdapter(Adapter):
-    """``Container(type, body)`` <-> a TLV object (``UnknownTLV`` for unregistered types)."""
-
-    def __init__(self, subcon: Any, bodies: dict[int, _Object]) -> None:
-        super().__init__(subcon)
-        self.bodies = bodies
-
-    def _decode(self, obj: Any, context: Any, path: Any) -> Any:
-        if isinstance(obj.body, TLV):
-            return obj.body
-        return UnknownTLV(type_code=obj.type, body=bytes(obj.body))
-
-    def _encode(self, obj: Any, context: Any, path: Any) -> Any:
-        if isinstance(obj, UnknownTLV):
-            if not isinstance(obj.body, (bytes, bytearray)):
-                raise ValidationError(f"UnknownTLV.body must be bytes, got {obj.body!r}", path=path)
-            # Kept verbatim, even if this registry happens to know its type code.
-            return {"type": obj.type_code, "body": bytes(obj.body)}
-        return {"type": type(obj).TYPE, "body": obj}
 
 
 _DEFAULT = ReferenceCodec()

@@ -86,7 +86,15 @@ def _tok_id(b: bytes) -> TokenId:
     return v
 
 
+def _blob(v: Any) -> bytes:
+    """bytes-like only: ``bytes(5)`` would silently make five zero bytes."""
+    if not isinstance(v, (bytearray, memoryview)):
+        raise TypeError("blob")
+    return bytes(v)
+
+
 _GEN_NAMESPACE = {
+    "_blob": _blob,
     "_PB": _PB,
     "_PI": _PI,
     "_TB": _TB,
@@ -141,7 +149,11 @@ def describe_invalid(cls: type, obj: Any, fields: list[tuple[str, Kind | VarKind
                     f"{cls.__name__}.{name}={value} is out of range for {kind.name} [{kind.lo}, {kind.hi}]"
                 )
         elif kind is STR:
-            if not isinstance(value, str) or len(value.encode("utf-8")) > 255:
+            try:
+                ok = isinstance(value, str) and len(value.encode("utf-8")) <= 255
+            except UnicodeEncodeError:
+                ok = False
+            if not ok:
                 return FieldRangeError(f"{cls.__name__}.{name} must be a str of at most 255 UTF-8 bytes")
         elif kind is BLOB:
             if not isinstance(value, (bytes, bytearray)) or len(value) > 0xFFFF:
@@ -282,7 +294,8 @@ def _build_codec(cls: type, code: int, fields: list[tuple[str, Kind | VarKind]])
                 ]
             elif kind is BLOB:
                 lines += [
-                    f"        _s{i} = bytes(self.{name})",
+                    f"        _s{i} = self.{name}",
+                    f"        if type(_s{i}) is not bytes: _s{i} = _blob(_s{i})",
                     f"        parts.append(_U16.pack(len(_s{i})))",
                     f"        parts.append(_s{i})",
                 ]
@@ -364,8 +377,10 @@ class UnknownTLV(TLV, register=False):
     body: bytes
 
     def encode(self) -> bytes:
+        if not isinstance(self.body, (bytes, bytearray)):
+            raise FieldRangeError(f"UnknownTLV.body must be bytes, got {type(self.body).__name__}")
         n = len(self.body)
-        if not 1 <= self.type_code <= 255:
+        if isinstance(self.type_code, bool) or not isinstance(self.type_code, int) or not 1 <= self.type_code <= 255:
             raise FieldRangeError(f"UnknownTLV.type_code={self.type_code} is not in 1..255")
         if n <= 255:
             return bytes((self.type_code, n)) + self.body
