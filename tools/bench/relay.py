@@ -1,0 +1,382 @@
+"""Relay benchmark: one producer, three consumers, 64-byte messages, journal on; vs pyzmq.
+
+    alphapulse bench relay [--count 1000000] [--latency-rate 20000] [--latency-seconds 5]
+                           [--fsync batch] [--skip-zmq] [--json]
+
+Every party is its own process, as in production:
+
+* **throughput**: the producer pre-builds ``--count`` 64-byte frames (52-byte header +
+  one 12-byte TLV) and writes them to the relay as fast as the socket takes them;
+  each consumer (the real ``RelayConsumer`` client, raw frames, per-frame gap
+  tracking) reports msgs/s from its first to its last message.
+* **latency**: the producer (the real ``RelayProducer`` client) publishes at a fixed
+  ``--latency-rate`` for ``--latency-seconds``, stamping ``event_time_ns`` at publish;
+  consumers compute receive - send per message; we report p50/p99/p99.9 over all.
+* **baseline**: pyzmq PUB/SUB over ``ipc://`` with SNDHWM = RCVHWM = 0 (no loss), the
+  same frames, one ``send``/``recv`` per message, three SUB processes; same two phases.
+
+The machine is shared and noisy: compare the ratio, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOAD = b"\xfa\x0a" + bytes(10)  # one compact TLV (type 250, 10-byte body): 64-byte frames
+SOURCE_ID = 4242
+
+
+# ---------------------------------------------------------------------------- worker roles
+
+
+def _frames(count: int) -> list[bytes]:
+    from relays.client.core import ProducerCore
+
+    core = ProducerCore(1, SOURCE_ID)
+    core.welcomed = False  # build into the outbox only
+    now = time.time_ns()
+    for _ in range(count):
+        core.publish_payload(PAYLOAD, event_time_ns=now, receive_time_ns=now)
+    return [f for _, f in core.outbox]
+
+
+def role_relay_producer(args: argparse.Namespace) -> dict[str, Any]:
+    from protocol.message import Message, encode
+    from protocol.system import Hello, Role
+
+    frames = _frames(args.count)
+    blob = b"".join(frames)
+    del frames
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(args.socket)
+    s.sendall(encode(Message(domain=4, tlvs=(Hello(role=Role.PRODUCER, protocol_version=1, source_id=SOURCE_ID,
+                                                    name="bench-producer"),))))
+    s.recv(65536)  # Welcome
+    s.setblocking(True)
+    t0 = time.perf_counter()
+    view = memoryview(blob)
+    step = 256 * 1024
+    for off in range(0, len(blob), step):
+        s.sendall(view[off : off + step])
+    t1 = time.perf_counter()
+    s.close()
+    return {"sent": args.count, "seconds": t1 - t0}
+
+
+async def _relay_consume(args: argparse.Namespace) -> dict[str, Any]:
+    from relays.client import RelayConsumer
+
+    n = 0
+    t_first = t_last = 0.0
+    lat: list[int] = []
+    latency = args.latency
+    async with RelayConsumer.connect("market_data", args.socket, from_seq=1, raw=True, name="bench") as c:
+        print("ready", file=sys.stderr, flush=True)
+        async for batch in c.batches():
+            if not n:
+                t_first = time.perf_counter()
+            n += len(batch)
+            if latency:
+                now = time.time_ns()
+                lat.extend(now - int.from_bytes(f[32:40], "little") for f in batch)
+            if n >= args.count:
+                t_last = time.perf_counter()
+                break
+        counters = c.counters
+    return {"received": n, "seconds": t_last - t_first, "rate": n / (t_last - t_first) if t_last > t_first else 0,
+            "gaps": counters["gaps"], "duplicates": counters["duplicates"], "latency_ns": lat}
+
+
+def role_relay_consumer(args: argparse.Namespace) -> dict[str, Any]:
+    import trio
+
+    return trio.run(_relay_consume, args)
+
+
+async def _relay_latency_produce(args: argparse.Namespace) -> dict[str, Any]:
+    import trio
+
+    from relays.client import RelayProducer
+
+    async with RelayProducer.connect("market_data", args.socket, source_id=SOURCE_ID + 1, name="bench-lat") as p:
+        start = trio.current_time()
+        interval = 1.0 / args.rate
+        for i in range(args.count):
+            due = start + i * interval
+            if trio.current_time() < due:
+                await trio.sleep_until(due)
+            await p.publish_payload(PAYLOAD)
+        await p.flush()
+        elapsed = trio.current_time() - start
+    return {"sent": args.count, "seconds": elapsed}
+
+
+def role_relay_latency_producer(args: argparse.Namespace) -> dict[str, Any]:
+    import trio
+
+    return trio.run(_relay_latency_produce, args)
+
+
+def role_zmq_pub(args: argparse.Namespace) -> dict[str, Any]:
+    import zmq
+
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    pub.bind(args.endpoint)
+    time.sleep(args.settle)  # slow joiners: let the subscribers connect
+    sent = 0
+    if args.rate:
+        import struct
+
+        u64 = struct.Struct("<Q")
+        frame = bytearray(_frames(1)[0])
+        interval = 1.0 / args.rate
+        t0 = time.perf_counter()
+        for i in range(args.count):
+            due = t0 + i * interval
+            delay = due - time.perf_counter()
+            if delay > 0.0005:
+                time.sleep(delay)
+            u64.pack_into(frame, 32, time.time_ns())
+            pub.send(bytes(frame))
+            sent += 1
+        t1 = time.perf_counter()
+    else:
+        frames = _frames(args.count)
+        t0 = time.perf_counter()
+        send = pub.send
+        for f in frames:
+            send(f)
+        t1 = time.perf_counter()
+        sent = len(frames)
+    time.sleep(0.5)
+    pub.close(linger=-1)
+    ctx.term()
+    return {"sent": sent, "seconds": t1 - t0}
+
+
+def role_zmq_sub(args: argparse.Namespace) -> dict[str, Any]:
+    import zmq
+
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(args.endpoint)
+    print("ready", file=sys.stderr, flush=True)
+    recv = sub.recv
+    n = 0
+    lat: list[int] = []
+    first = recv()
+    t_first = time.perf_counter()
+    n = 1
+    if args.latency:
+        lat.append(time.time_ns() - int.from_bytes(first[32:40], "little"))
+        while n < args.count:
+            f = recv()
+            lat.append(time.time_ns() - int.from_bytes(f[32:40], "little"))
+            n += 1
+    else:
+        while n < args.count:
+            recv()
+            n += 1
+    t_last = time.perf_counter()
+    sub.close()
+    ctx.term()
+    return {"received": n, "seconds": t_last - t_first, "rate": n / (t_last - t_first), "latency_ns": lat}
+
+
+ROLES = {
+    "relay-producer": role_relay_producer,
+    "relay-consumer": role_relay_consumer,
+    "relay-latency-producer": role_relay_latency_producer,
+    "zmq-pub": role_zmq_pub,
+    "zmq-sub": role_zmq_sub,
+}
+
+
+# ---------------------------------------------------------------------------- orchestration
+
+
+def _spawn(role: str, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "tools.bench.relay", "--role", role, *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_ready(p: subprocess.Popen[str]) -> None:
+    assert p.stderr is not None
+    line = p.stderr.readline()
+    if "ready" not in line:
+        raise RuntimeError(f"worker failed to start: {line}{p.stderr.read()}")
+
+
+def _result(p: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"worker exited {p.returncode}: {err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _wait_socket(path: str, relay: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if relay.poll() is not None:
+            raise RuntimeError("relay exited")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return
+        except OSError:
+            time.sleep(0.02)
+        finally:
+            s.close()
+    raise RuntimeError("relay did not start")
+
+
+def _percentiles(lat: list[int]) -> dict[str, float]:
+    if not lat:
+        return {}
+    lat = sorted(lat)
+
+    def q(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] / 1000.0
+
+    return {"p50_us": q(0.50), "p99_us": q(0.99), "p999_us": q(0.999), "max_us": lat[-1] / 1000.0, "n": len(lat)}
+
+
+def _run_relay_phase(tmp: Path, args: argparse.Namespace, *, latency: bool) -> dict[str, Any]:
+    sock = str(tmp / ("lat.sock" if latency else "tp.sock"))
+    data = tmp / ("lat-data" if latency else "tp-data")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "relay", "--domain", "market_data", "--socket", sock, "--data-dir",
+         str(data), "--fsync", args.fsync, "--log-level", "WARNING"]
+        + (["--no-verify"] if args.no_verify else []),
+        cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_socket(sock, relay)
+        count = int(args.latency_rate * args.latency_seconds) if latency else args.count
+        extra = ["--socket", sock, "--count", str(count)] + (["--latency"] if latency else [])
+        consumers = [_spawn("relay-consumer", *extra) for _ in range(3)]
+        for c in consumers:
+            _wait_ready(c)
+        if latency:
+            prod = _spawn("relay-latency-producer", "--socket", sock, "--count", str(count), "--rate",
+                          str(args.latency_rate))
+        else:
+            prod = _spawn("relay-producer", "--socket", sock, "--count", str(count))
+        timeout = 120 + count / 20000
+        results = [_result(c, timeout) for c in consumers]
+        _result(prod, timeout)
+    finally:
+        relay.terminate()
+        relay.wait(30)
+    return _summarise(results, latency)
+
+
+def _run_zmq_phase(tmp: Path, args: argparse.Namespace, *, latency: bool) -> dict[str, Any]:
+    endpoint = f"ipc://{tmp}/{'lat' if latency else 'tp'}.zmq"
+    count = int(args.latency_rate * args.latency_seconds) if latency else args.count
+    extra = ["--endpoint", endpoint, "--count", str(count)] + (["--latency"] if latency else [])
+    subs = [_spawn("zmq-sub", *extra) for _ in range(3)]
+    for s in subs:
+        _wait_ready(s)
+    pub = _spawn("zmq-pub", "--endpoint", endpoint, "--count", str(count), "--settle", "1.0",
+                 *(["--rate", str(args.latency_rate)] if latency else []))
+    timeout = 120 + count / 20000
+    results = [_result(s, timeout) for s in subs]
+    _result(pub, timeout)
+    return _summarise(results, latency)
+
+
+def _summarise(results: list[dict[str, Any]], latency: bool) -> dict[str, Any]:
+    rates = [r["rate"] for r in results]
+    out: dict[str, Any] = {
+        "per_consumer_msgs_per_s": [round(r) for r in rates],
+        "min_msgs_per_s": round(min(rates)),
+        "mean_msgs_per_s": round(sum(rates) / len(rates)),
+        "gaps": sum(r.get("gaps", 0) for r in results),
+        "duplicates": sum(r.get("duplicates", 0) for r in results),
+    }
+    if latency:
+        out["latency"] = _percentiles([x for r in results for x in r["latency_ns"]])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="alphapulse bench relay", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
+    ap.add_argument("--socket", help=argparse.SUPPRESS)
+    ap.add_argument("--endpoint", help=argparse.SUPPRESS)
+    ap.add_argument("--latency", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--settle", type=float, default=1.0, help=argparse.SUPPRESS)
+    ap.add_argument("--count", type=int, default=1_000_000, help="messages in the throughput phase")
+    ap.add_argument("--latency-rate", type=float, default=20000.0)
+    ap.add_argument("--latency-seconds", type=float, default=5.0)
+    ap.add_argument("--fsync", default="batch", choices=("batch", "interval", "off"))
+    ap.add_argument("--no-verify", action="store_true", help="relay skips per-frame CRC checks")
+    ap.add_argument("--skip-zmq", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON only")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+
+    if args.role:
+        if args.role == "relay-latency-producer" and not args.rate:
+            raise SystemExit("--rate required")
+        result = ROLES[args.role](args)
+        print(json.dumps(result))
+        return 0
+
+    tmp = Path(tempfile.mkdtemp(prefix="apbench-", dir="/tmp"))
+    try:
+        report: dict[str, Any] = {"count": args.count, "fsync": args.fsync, "verify": not args.no_verify}
+        print(f"relay: throughput, {args.count:,} x 64 B, 1 producer -> 3 consumers, journal on (fsync={args.fsync})",
+              file=sys.stderr)
+        report["relay_throughput"] = _run_relay_phase(tmp, args, latency=False)
+        print(f"relay: latency at {args.latency_rate:,.0f} msgs/s for {args.latency_seconds} s", file=sys.stderr)
+        report["relay_latency"] = _run_relay_phase(tmp, args, latency=True)["latency"]
+        if not args.skip_zmq:
+            print("pyzmq PUB/SUB ipc, HWM 0: throughput", file=sys.stderr)
+            report["zmq_throughput"] = _run_zmq_phase(tmp, args, latency=False)
+            print("pyzmq PUB/SUB ipc, HWM 0: latency", file=sys.stderr)
+            report["zmq_latency"] = _run_zmq_phase(tmp, args, latency=True)["latency"]
+            report["throughput_ratio_min"] = round(
+                report["relay_throughput"]["min_msgs_per_s"] / report["zmq_throughput"]["min_msgs_per_s"], 2
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rt, rl = report["relay_throughput"], report["relay_latency"]
+    print(f"\nrelay   : {rt['min_msgs_per_s']:>10,} msgs/s per consumer (min of 3; mean {rt['mean_msgs_per_s']:,}), "
+          f"gaps {rt['gaps']}, duplicates {rt['duplicates']}")
+    print(f"          latency @ {args.latency_rate:,.0f}/s: p50 {rl['p50_us']:.0f} us, p99 {rl['p99_us']:.0f} us, "
+          f"p99.9 {rl['p999_us']:.0f} us (n={rl['n']:,})")
+    if not args.skip_zmq:
+        zt, zl = report["zmq_throughput"], report["zmq_latency"]
+        print(f"pyzmq   : {zt['min_msgs_per_s']:>10,} msgs/s per subscriber (min of 3; mean {zt['mean_msgs_per_s']:,})")
+        print(f"          latency @ {args.latency_rate:,.0f}/s: p50 {zl['p50_us']:.0f} us, p99 {zl['p99_us']:.0f} us, "
+              f"p99.9 {zl['p999_us']:.0f} us")
+        print(f"ratio   : relay / pyzmq = {report['throughput_ratio_min']:.2f}x (per-consumer minimum)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
