@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     timing.add_argument("--as-fast-as-possible", action="store_true", help="no waiting between blocks")
     ap.add_argument("--socket", metavar="PATH", help="market-data relay socket (default: the standard path)")
+    ap.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="give up if no relay answers (default 10)",
+    )
     ap.add_argument("--chain-id", type=int, default=1, help="chain of the recorded logs (default 1)")
     ap.add_argument(
         "--pool",
@@ -97,8 +104,15 @@ def _default_socket() -> str:
     return str(socket_path("market_data"))
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups (trio's nurseries wrap)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 @asynccontextmanager
-async def relay_sink(socket: str, source_id: int) -> AsyncIterator[Publish]:
+async def relay_sink(socket: str, source_id: int, connect_timeout: float = 10.0) -> AsyncIterator[Publish]:
     """``RelayProducer.publish`` on the market-data relay at ``socket``; on exit, wait for its acks."""
     try:
         from relays.client import RelayProducer, RelayUnavailable
@@ -109,12 +123,19 @@ async def relay_sink(socket: str, source_id: int) -> AsyncIterator[Publish]:
         ) from None
     try:
         async with RelayProducer.connect(
-            "market_data", socket, source_id=source_id, name="collector-replay", connect_timeout=10.0
+            "market_data",
+            socket,
+            source_id=source_id,
+            name="collector-replay",
+            connect_timeout=connect_timeout,
         ) as producer:
             yield producer.publish
             await producer.flush()
-    except RelayUnavailable as exc:
-        raise RuntimeError(f"no market-data relay answering at {socket}: {exc}") from None
+    except Exception as exc:  # the producer's nursery wraps it in an exception group
+        leaf = _leaf(exc)
+        if isinstance(leaf, RelayUnavailable):
+            raise RuntimeError(f"no market-data relay answering at {socket}: {leaf}") from None
+        raise
 
 
 @asynccontextmanager
@@ -130,7 +151,9 @@ async def open_sink(args: argparse.Namespace, out: BinaryIO | None = None) -> As
         write = out.write
         yield MessageSink(lambda m: write(encode(m)), source_id=args.source_id).publish
     else:
-        async with relay_sink(args.socket or _default_socket(), args.source_id) as publish:
+        async with relay_sink(
+            args.socket or _default_socket(), args.source_id, args.connect_timeout
+        ) as publish:
             yield publish
 
 
@@ -161,13 +184,6 @@ async def run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | Non
 
 
 _EXPECTED_ERRORS = (RecordingError, LogDecodeError, ValueError, RuntimeError, OSError)
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The one exception inside (nested) single-member exception groups (trio's nurseries wrap)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def main(argv: list[str]) -> int:

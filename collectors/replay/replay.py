@@ -176,7 +176,7 @@ class MessageSink:
         self.write(
             Message(
                 domain=Domain.MARKET_DATA,
-                tlvs=tlvs,
+                tlvs=tuple(tlvs),
                 source_id=self.source_id,
                 source_seq=self.last_source_seq,
                 event_time_ns=event_time_ns,

@@ -122,6 +122,8 @@ def check_same_values(logs: list[dict[str, Any]], decoder: LogDecoder) -> None:
             )
             want: tuple[Any, ...] = (owner, lo, hi, recipient, a0, a1)
         else:
+            if not isinstance(tlv, (V3Swap, LiquidityChange)):
+                raise AssertionError(f"no event TLV at block {block} log {index}: {tlv!r}")
             if (tlv.block_number, tlv.log_index, tlv.tx_hash) != (block, index, txh):
                 raise AssertionError(f"position/hash differ at block {block} log {index}")
             if t0 == TOPIC0_V3_SWAP:
