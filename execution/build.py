@@ -188,6 +188,13 @@ def stale_reasons(committed: Mapping[str, Any], fresh: Mapping[str, Any]) -> lis
     return reasons
 
 
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m execution.build", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the artifact is stale")
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     size = (len(artifact["deployedBytecode"]) - 2) // 2
     if args.check:
         try:
-            committed = load_artifact()
+            committed = load_artifact(ARTIFACT_PATH)
         except FileNotFoundError:
             print(f"{ARTIFACT_PATH} does not exist", file=sys.stderr)
             return 1
@@ -210,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         if reasons:
             print(f"{ARTIFACT_PATH} is stale: {', '.join(reasons)}; run `python -m execution.build`", file=sys.stderr)
             return 1
-        print(f"{ARTIFACT_PATH.relative_to(REPO_ROOT)} is up to date ({size} bytes deployed)")
+        print(f"{_display(ARTIFACT_PATH)} is up to date ({size} bytes deployed)")
         return 0
-    path = write_artifact(artifact)
-    print(f"wrote {path.relative_to(REPO_ROOT)}: {CONTRACT_NAME}, solc {SOLC_VERSION}, {size} bytes deployed")
+    path = write_artifact(artifact, ARTIFACT_PATH)
+    print(f"wrote {_display(path)}: {CONTRACT_NAME}, solc {SOLC_VERSION}, {size} bytes deployed")
     return 0
 
 

@@ -1,0 +1,377 @@
+"""Calldata for :file:`execution/contracts/AlphaPulseArb.sol` and decoding of what it emits.
+
+Pure functions over bytes (eth-abi, eth-utils): no RPC, no clock. The interface is hard-coded
+here (the executor must not need the compiler); a test checks it against the compiled ABI.
+
+A path is a list of :class:`Hop` forming a cycle: hop ``i``'s ``token_out`` is hop ``i+1``'s
+``token_in`` and the last hop returns to the first hop's ``token_in`` (the start token, in which
+profit is measured). See the contract's header for the meaning of every field.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode, encode
+from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+
+__all__ = [
+    "ARBITRAGE_EXECUTED_SIGNATURE",
+    "ARBITRAGE_EXECUTED_TOPIC",
+    "ERROR_SIGNATURES",
+    "EXECUTE_SELECTOR",
+    "EXECUTE_SIGNATURE",
+    "HOP_TYPE",
+    "UNISWAP_V2_INIT_CODE_HASH",
+    "UNISWAP_V3_INIT_CODE_HASH",
+    "ArbitrageExecuted",
+    "ContractError",
+    "Hop",
+    "Kind",
+    "check_cycle",
+    "compute_pool_address",
+    "decode_arbitrage_executed",
+    "decode_error",
+    "decode_execute",
+    "decode_profit_events",
+    "encode_accept_ownership",
+    "encode_constructor_args",
+    "encode_execute",
+    "encode_pause",
+    "encode_set_factory",
+    "encode_set_recipient",
+    "encode_transfer_ownership",
+    "encode_unpause",
+    "encode_withdraw_token",
+    "profit_from_logs",
+]
+
+UNISWAP_V2_INIT_CODE_HASH = bytes.fromhex("96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f")
+UNISWAP_V3_INIT_CODE_HASH = bytes.fromhex("e34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54")
+
+
+class Kind(enum.IntEnum):
+    """``AlphaPulseArb.Kind``: the pool's swap interface."""
+
+    V2 = 0
+    V3 = 1
+
+
+# (pool, factory, tokenIn, tokenOut, kind, fee, amountIn, amountOut)
+HOP_TYPE = "(address,address,address,address,uint8,uint24,uint256,uint256)"
+EXECUTE_SIGNATURE = f"execute({HOP_TYPE}[],uint256)"
+EXECUTE_SELECTOR = function_signature_to_4byte_selector(EXECUTE_SIGNATURE)
+ARBITRAGE_EXECUTED_SIGNATURE = "ArbitrageExecuted(address,address,uint256,uint256)"
+ARBITRAGE_EXECUTED_TOPIC = keccak(text=ARBITRAGE_EXECUTED_SIGNATURE)
+
+_UINT24_MAX = (1 << 24) - 1
+_UINT256_MAX = (1 << 256) - 1
+PPM = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hop:
+    """One swap of the cycle (``AlphaPulseArb.Hop``).
+
+    ``fee`` is in pips (1e-6): for V2 the pair's LP fee (3000 = the 997/1000 formula), for V3 the
+    pool's fee tier. ``amount_in`` is read only on hop 0 (the exact cycle input); ``amount_out`` is
+    the hop's minimum output (0 = unchecked).
+    """
+
+    pool: str
+    factory: str
+    token_in: str
+    token_out: str
+    kind: Kind
+    fee: int
+    amount_in: int = 0
+    amount_out: int = 0
+
+    def __post_init__(self) -> None:
+        # Canonical form (checksummed addresses, Kind), so equal hops compare equal.
+        for name in ("pool", "factory", "token_in", "token_out"):
+            object.__setattr__(self, name, to_checksum_address(getattr(self, name)))
+        object.__setattr__(self, "kind", Kind(self.kind))
+
+    @property
+    def zero_for_one(self) -> bool:
+        return int(self.token_in, 16) < int(self.token_out, 16)
+
+    def as_abi_tuple(self) -> tuple[Any, ...]:
+        if not 0 <= self.fee <= _UINT24_MAX:
+            raise ValueError(f"fee {self.fee} is not a uint24")
+        for name in ("amount_in", "amount_out"):
+            v = getattr(self, name)
+            if not 0 <= v <= _UINT256_MAX:
+                raise ValueError(f"{name} {v} is not a uint256")
+        return (
+            self.pool,
+            self.factory,
+            self.token_in,
+            self.token_out,
+            int(self.kind),
+            self.fee,
+            self.amount_in,
+            self.amount_out,
+        )
+
+    @classmethod
+    def from_abi_tuple(cls, t: Sequence[Any]) -> Hop:
+        pool, factory, token_in, token_out, kind, fee, amount_in, amount_out = t
+        return cls(
+            pool=to_checksum_address(pool),
+            factory=to_checksum_address(factory),
+            token_in=to_checksum_address(token_in),
+            token_out=to_checksum_address(token_out),
+            kind=Kind(kind),
+            fee=int(fee),
+            amount_in=int(amount_in),
+            amount_out=int(amount_out),
+        )
+
+
+def _addr(a: str | bytes) -> str:
+    return to_checksum_address(a)
+
+
+def check_cycle(hops: Sequence[Hop]) -> None:
+    """The contract's path rules, checked off-chain (raises ValueError): >= 2 hops, a closed
+    cycle, fees below 100 %, a non-zero input on hop 0."""
+    if len(hops) < 2:
+        raise ValueError(f"a cycle needs at least 2 hops, got {len(hops)}")
+    for i, hop in enumerate(hops):
+        nxt = hops[(i + 1) % len(hops)]
+        if hop.token_in.lower() == hop.token_out.lower():
+            raise ValueError(f"hop {i}: token_in == token_out")
+        if hop.token_out.lower() != nxt.token_in.lower():
+            raise ValueError(f"hop {i}: token_out {hop.token_out} is not hop {(i + 1) % len(hops)}'s token_in")
+        if not 0 <= hop.fee < PPM:
+            raise ValueError(f"hop {i}: fee {hop.fee} outside [0, 1e6) pips")
+    if hops[0].amount_in <= 0:
+        raise ValueError("hop 0 needs amount_in > 0 (the cycle's input)")
+
+
+def encode_execute(hops: Sequence[Hop], min_profit: int, *, check: bool = True) -> bytes:
+    """Calldata for ``execute(Hop[] hops, uint256 minProfit)``."""
+    if check:
+        check_cycle(hops)
+    if not 0 <= min_profit <= _UINT256_MAX:
+        raise ValueError(f"min_profit {min_profit} is not a uint256")
+    return EXECUTE_SELECTOR + encode([f"{HOP_TYPE}[]", "uint256"], [[h.as_abi_tuple() for h in hops], min_profit])
+
+
+def decode_execute(data: bytes) -> tuple[list[Hop], int]:
+    """Inverse of :func:`encode_execute`: ``(hops, min_profit)``."""
+    if data[:4] != EXECUTE_SELECTOR:
+        raise ValueError("not execute() calldata")
+    hops, min_profit = decode([f"{HOP_TYPE}[]", "uint256"], data[4:])
+    return [Hop.from_abi_tuple(h) for h in hops], int(min_profit)
+
+
+# -- admin calls --------------------------------------------------------------------------------
+def _call(signature: str, types: Sequence[str] = (), args: Sequence[Any] = ()) -> bytes:
+    return function_signature_to_4byte_selector(signature) + (encode(list(types), list(args)) if types else b"")
+
+
+def encode_constructor_args(recipient: str) -> bytes:
+    """Append to the artifact's ``bytecode`` to deploy: ``constructor(address recipient)``."""
+    return encode(["address"], [_addr(recipient)])
+
+
+def encode_set_factory(factory: str, kind: Kind, init_code_hash: bytes | None = None) -> bytes:
+    """``setFactory(factory, kind, initCodeHash)``; the official Uniswap hash of ``kind`` by default,
+    ``bytes(32)`` to disallow."""
+    if init_code_hash is None:
+        init_code_hash = UNISWAP_V2_INIT_CODE_HASH if Kind(kind) == Kind.V2 else UNISWAP_V3_INIT_CODE_HASH
+    if len(init_code_hash) != 32:
+        raise ValueError("init_code_hash must be 32 bytes")
+    return _call("setFactory(address,uint8,bytes32)", ["address", "uint8", "bytes32"],
+                 [_addr(factory), int(Kind(kind)), init_code_hash])
+
+
+def encode_set_recipient(recipient: str) -> bytes:
+    return _call("setRecipient(address)", ["address"], [_addr(recipient)])
+
+
+def encode_pause() -> bytes:
+    return _call("pause()")
+
+
+def encode_unpause() -> bytes:
+    return _call("unpause()")
+
+
+def encode_transfer_ownership(new_owner: str) -> bytes:
+    return _call("transferOwnership(address)", ["address"], [_addr(new_owner)])
+
+
+def encode_accept_ownership() -> bytes:
+    return _call("acceptOwnership()")
+
+
+def encode_withdraw_token(token: str, to: str, amount: int) -> bytes:
+    return _call("withdrawToken(address,address,uint256)", ["address", "address", "uint256"],
+                 [_addr(token), _addr(to), amount])
+
+
+# -- the profit event ---------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ArbitrageExecuted:
+    contract: str
+    token: str
+    recipient: str
+    amount_in: int
+    profit: int
+    log_index: int | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+
+def _as_bytes(v: str | bytes) -> bytes:
+    if isinstance(v, bytes | bytearray):
+        return bytes(v)
+    return bytes.fromhex(v[2:] if v.startswith(("0x", "0X")) else v)
+
+
+def _as_int(v: Any) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, int):
+        return v
+    return int(v, 16) if isinstance(v, str) and v.startswith(("0x", "0X")) else int(v)
+
+
+def decode_arbitrage_executed(log: Mapping[str, Any]) -> ArbitrageExecuted | None:
+    """Decode one JSON-RPC log object (``address``, ``topics``, ``data``; hex strings or bytes);
+    None if it is not an ``ArbitrageExecuted`` event."""
+    topics = [_as_bytes(t) for t in log.get("topics") or ()]
+    if len(topics) != 3 or topics[0] != ARBITRAGE_EXECUTED_TOPIC:
+        return None
+    amount_in, profit = decode(["uint256", "uint256"], _as_bytes(log["data"]))
+    tx_hash = log.get("transactionHash")
+    return ArbitrageExecuted(
+        contract=to_checksum_address(_as_bytes(log["address"]) if isinstance(log["address"], bytes) else log["address"]),
+        token=to_checksum_address(topics[1][-20:]),
+        recipient=to_checksum_address(topics[2][-20:]),
+        amount_in=int(amount_in),
+        profit=int(profit),
+        log_index=_as_int(log.get("logIndex")),
+        tx_hash=("0x" + tx_hash.hex()) if isinstance(tx_hash, bytes) else tx_hash,
+        block_number=_as_int(log.get("blockNumber")),
+    )
+
+
+def decode_profit_events(logs: Iterable[Mapping[str, Any]], contract: str | None = None) -> list[ArbitrageExecuted]:
+    """All ``ArbitrageExecuted`` events in ``logs`` (a receipt's ``logs``), optionally only those
+    emitted by ``contract`` - pass it: any contract can emit a look-alike event."""
+    want = contract.lower() if contract else None
+    out = []
+    for log in logs:
+        ev = decode_arbitrage_executed(log)
+        if ev is not None and (want is None or ev.contract.lower() == want):
+            out.append(ev)
+    return out
+
+
+def profit_from_logs(logs: Iterable[Mapping[str, Any]], contract: str) -> int | None:
+    """The realized profit of the execution whose receipt has ``logs``; None when there is no
+    event from ``contract`` (e.g. a reverted transaction)."""
+    events = decode_profit_events(logs, contract)
+    if not events:
+        return None
+    if len(events) > 1:
+        raise ValueError(f"{len(events)} ArbitrageExecuted events from {contract} in one receipt")
+    return events[0].profit
+
+
+# -- custom errors --------------------------------------------------------------------------------
+ERROR_SIGNATURES: tuple[str, ...] = (
+    "NotOwner(address)",
+    "NotPendingOwner(address)",
+    "EnforcedPause()",
+    "ExpectedPause()",
+    "ZeroAddress()",
+    "PathTooShort(uint256)",
+    "BrokenPath(uint256)",
+    "InvalidFee(uint256,uint24)",
+    "FactoryNotAllowed(uint256,address,uint8)",
+    "PoolNotGenuine(uint256,address,address)",
+    "ZeroAmountIn()",
+    "AmountTooLarge(uint256)",
+    "UnexpectedCallback(address)",
+    "UnexpectedInitiator(address)",
+    "InvalidCallbackData()",
+    "InsufficientOutput(uint256,uint256,uint256)",
+    "InsufficientReturn(uint256,uint256)",
+    "InsufficientProfit(uint256,uint256)",
+    "BalanceDecreased(uint256,uint256)",
+    "TransferFailed(address,address,uint256)",
+    "BalanceQueryFailed(address)",
+    "ReservesQueryFailed(address)",
+)
+
+
+def _error_table() -> dict[bytes, tuple[str, list[str]]]:
+    table = {}
+    for sig in ERROR_SIGNATURES:
+        name, _, rest = sig.partition("(")
+        types = [t for t in rest.rstrip(")").split(",") if t]
+        table[function_signature_to_4byte_selector(sig)] = (name, types)
+    # Solidity's built-ins
+    table[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["string"])
+    table[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["uint256"])
+    return table
+
+
+_ERRORS = _error_table()
+
+
+@dataclass(frozen=True, slots=True)
+class ContractError:
+    """A decoded revert: ``name`` (e.g. ``"InsufficientProfit"``) and its arguments."""
+
+    name: str
+    args: tuple[Any, ...]
+    selector: bytes
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(map(str, self.args))})"
+
+
+def decode_error(data: str | bytes | None) -> ContractError | None:
+    """Decode revert data (as returned by ``eth_call`` / ``eth_estimateGas`` errors) into the
+    contract's custom error; None for empty or unknown data."""
+    if data is None:
+        return None
+    raw = _as_bytes(data)
+    if len(raw) < 4:
+        return None
+    entry = _ERRORS.get(raw[:4])
+    if entry is None:
+        return None
+    name, types = entry
+    try:
+        args = decode(types, raw[4:]) if types else ()
+    except Exception:  # noqa: BLE001 - malformed arguments: report the name only
+        args = ()
+    args = tuple(to_checksum_address(a) if t == "address" else a for t, a in zip(types, args))
+    return ContractError(name, args, raw[:4])
+
+
+# -- pool addresses ------------------------------------------------------------------------------
+def compute_pool_address(kind: Kind, factory: str, token_a: str, token_b: str, fee: int = 0,
+                         init_code_hash: bytes | None = None) -> str:
+    """The CREATE2 address of a V2 pair / V3 pool, exactly as the contract recomputes it
+    (official Uniswap init-code hashes by default)."""
+    if init_code_hash is None:
+        init_code_hash = UNISWAP_V2_INIT_CODE_HASH if Kind(kind) == Kind.V2 else UNISWAP_V3_INIT_CODE_HASH
+    a, b = _as_bytes(_addr(token_a)), _as_bytes(_addr(token_b))
+    t0, t1 = (a, b) if a < b else (b, a)
+    if Kind(kind) == Kind.V2:
+        salt = keccak(t0 + t1)
+    else:
+        salt = keccak(encode(["address", "address", "uint24"], [t0, t1, fee]))
+    return to_checksum_address(keccak(b"\xff" + _as_bytes(_addr(factory)) + salt + init_code_hash)[12:])
