@@ -551,9 +551,9 @@ class LogDecoder:
         return self.decode({**log, "address": address.lower()})
 
     def _malformed(self, log: Any, pool: PoolId, block: int, index: int, exc: Exception) -> LogDecodeError:
+        if not isinstance(exc, (_Malformed, ValueError, TypeError, IndexError, KeyError)):
+            raise exc  # a bug here, not a bad log
         self.stats.malformed += 1
-        if not isinstance(exc, (_Malformed, ValueError, TypeError, IndexError, AttributeError, KeyError)):
-            raise exc
         topic0 = log["topics"][0]
         where = f"block {block} log {index} tx {log.get('transactionHash')} pool {pool.address}"
         what = exc if isinstance(exc, _Malformed) else f"{type(exc).__name__}: {exc}"
