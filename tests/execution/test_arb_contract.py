@@ -134,7 +134,12 @@ def run_cycle(chain: Chain, market: Market, arb: Arb, hops: list[Hop], predicted
     simulated = int.from_bytes(chain.call(arb.address, data, sender=arb.owner), "big")
     assert simulated == predicted
 
-    # An explicit gas limit: anvil's eth_estimateGas can come out short for these nested callbacks.
+    # Mine it 12 s after the previous block, as on mainnet: every pool then writes its price oracle
+    # (V2 cumulative prices, a V3 observation), the worst case, and the gas figure is reproducible.
+    # That is also why the gas limit is explicit: anvil's eth_estimateGas simulates in the previous
+    # block's second, skips those writes and comes out ~10k below the minimum working limit.
+    latest = chain.rpc("eth_getBlockByNumber", "latest", False)
+    chain.rpc("evm_setNextBlockTimestamp", int(latest["timestamp"], 16) + 12)
     receipt = chain.send(arb.owner, arb.address, data, gas=2_000_000)
     GAS_REPORT[label] = receipt["gasUsed"]
     print(f"\nGAS {label}: {receipt['gasUsed']} (profit {predicted})")
