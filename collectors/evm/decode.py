@@ -27,8 +27,8 @@ number. Checked like eth-abi's strict decoder: data length, hex validity
 (``bytes.fromhex`` rejects non-hex; embedded whitespace, which it tolerates,
 changes the byte count and is caught by the length check), zero padding of
 narrow unsigned words (uint112/uint128/uint160, addresses), sign extension of
-int24 words, the number of topics, and the ``0x`` prefixes. Words and topics a TLV
-does not carry (a V3 Swap's sender/recipient topics) are counted, not parsed. The
+int24 words, the number of topics, and the ``0x`` prefixes. Topics a TLV does not
+carry (a V3 Swap's sender/recipient) are not parsed; only their number is checked. The
 decoder never swallows its own errors: the caller decides whether to skip, count or stop.
 
 Hot path: ``decode`` does the two lookups in a per-pool table that holds only its
