@@ -302,6 +302,28 @@ def test_per_hop_minimum_output_is_enforced(chain: Chain, market: Market, arb: A
     assert (err.name, err.args) == ("InsufficientOutput", (0, weth, weth + 1))
 
 
+def test_v2_fee_parameter_drives_the_formula(chain: Chain, market: Market, arb: Arb) -> None:
+    """``fee`` (pips) is the pair's LP fee: claiming less than the pair charges asks for too much
+    (the pair's K check refuses), claiming more leaves the difference in the pair."""
+    hops, _ = _v2v2_cycle(chain, market)
+    t = market.tokens
+    cheap = [Hop(**{**_fields(hops[0]), "fee": 2500}), hops[1]]  # PancakeSwap's 9975/10000
+    err = chain.revert_error(arb.owner, arb.address, encode_execute(cheap, 0))
+    assert (err.name, err.args) == ("Error", ("UniswapV2: K",))
+    a_in, a_out = reserves_in_out(chain, hops[0].pool, t["USDC"], t["WETH"])
+    b_in, b_out = reserves_in_out(chain, hops[1].pool, t["WETH"], t["USDC"])
+    x = hops[0].amount_in
+
+    def out(amount: int, r_in: int, r_out: int, fee_ppm: int) -> int:
+        with_fee = amount * (1_000_000 - fee_ppm)
+        return with_fee * r_out // (r_in * 1_000_000 + with_fee)
+
+    predicted = out(out(x, a_in, a_out, 3500), b_in, b_out, 3000) - x
+    dear = [Hop(**{**_fields(hops[0]), "fee": 3500}), hops[1]]
+    receipt = chain.send(arb.owner, arb.address, encode_execute(dear, predicted), gas=2_000_000)
+    assert profit_from_logs(receipt["logs"], arb.address) == predicted
+
+
 def _fields(h: Hop) -> dict:
     return {f: getattr(h, f) for f in Hop.__dataclass_fields__}
 
