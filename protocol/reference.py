@@ -128,6 +128,12 @@ def _exact_bytes(n: int) -> Any:
     return ExprValidator(Bytes(n), lambda obj, ctx: isinstance(obj, (bytes, bytearray)) and len(obj) == n)
 
 
+def _bytes_like(obj: Any) -> bytes:
+    if not isinstance(obj, (bytes, bytearray, memoryview)):  # bytes(5) would make five zero bytes
+        raise ValidationError(f"expected bytes, got {obj!r}")
+    return bytes(obj)
+
+
 address = _exact_bytes(20)  # an EVM address, raw 20 bytes
 bytes32 = _exact_bytes(32)  # a hash
 
@@ -138,7 +144,12 @@ pool_id = ExprAdapter(BytesInteger(67, swapped=True), lambda obj, ctx: PoolId(ob
 # Variable-length kinds: only after every fixed field of a type.
 string = PascalString(Int8ul, "utf8")  # uint8 byte length + UTF-8 (at most 255 bytes)
 blob = Prefixed(  # uint16 byte length + raw bytes (at most 65535 bytes)
-    Int16ul, ExprValidator(GreedyBytes, lambda obj, ctx: isinstance(obj, (bytes, bytearray)))
+    Int16ul,
+    ExprAdapter(
+        GreedyBytes,
+        lambda obj, ctx: obj,
+        lambda obj, ctx: _bytes_like(obj),
+    ),
 )
 
 KIND_NAMES: dict[int, str] = {
@@ -614,6 +625,8 @@ class _TLVAdapter(Adapter):
         if isinstance(obj, UnknownTLV):
             if not isinstance(obj.body, (bytes, bytearray)):
                 raise ValidationError(f"UnknownTLV.body must be bytes, got {obj.body!r}", path=path)
+            if isinstance(obj.type_code, bool):
+                raise ValidationError("UnknownTLV.type_code must be an int", path=path)
             # kept verbatim, even if this registry happens to know its type code
             return {"type": obj.type_code, "body": bytes(obj.body)}
         code = getattr(type(obj), "TYPE", None)
@@ -654,8 +667,8 @@ class ReferenceCodec:
 
     def encode(self, message: Message) -> bytes:
         payload = b"".join([self.encode_tlv(t) for t in message.tlvs])
-        if len(payload) > MAX_PAYLOAD:
-            raise FrameError(f"payload of {len(payload)} bytes exceeds the maximum {MAX_PAYLOAD}")
+        if len(payload) > MAX_PAYLOAD:  # a local error: the caller must split the data
+            raise FieldRangeError(f"payload of {len(payload)} bytes exceeds the maximum {MAX_PAYLOAD}")
         covered = {
             "domain": message.domain,
             "flags": message.flags,
