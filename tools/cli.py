@@ -25,6 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "portfolio": ("portfolio.process:main", "run the portfolio process"),
     "report": ("portfolio.report:main", "daily and all-time report"),
     "demo": ("tools.demo:main", "the main job: the whole system on a local chain"),
+    "up": ("tools.supervisor:up", "start a deployment's processes under the supervisor"),
+    "down": ("tools.supervisor:down", "stop a running supervisor and its processes"),
+    "systemd": ("tools.systemd:main", "generate systemd units from a deployment file"),
+    "config": ("tools.config_cli:main", "validate a deployment file: config check FILE"),
+    "dashboard": ("tools.dashboard.app:main", "the Textual terminal dashboard"),
+    "replay": ("tools.replay:main", "re-publish an archive through the relays"),
 }
 
 

@@ -1,0 +1,104 @@
+"""The supervisor with real processes: dependency order, restart with backoff, clean stop, no orphans."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of a dead parent is reaped by init quickly; treat Z as dead
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _write(tmp: Path) -> Path:
+    run = Path(f"/tmp/ap-sup-{os.getpid()}-{tmp.name[-8:]}")
+    run.mkdir(parents=True, exist_ok=True)
+    cfg = tmp / "deploy.toml"
+    cfg.write_text(f"""
+[deployment]
+run_dir = "{run}"
+data_dir = "{tmp / 'data'}"
+[relays]
+domains = ["market_data"]
+fsync = "off"
+[[process]]
+name = "crasher"
+args = ["relay", "--domain", "no_such_domain", "--socket", "{run}/x.sock", "--data-dir", "{tmp}/x"]
+after = ["relay-market_data"]
+""")
+    return cfg
+
+
+def _start(cfg: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--config", str(cfg)],
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float, seen: list[str]) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        m = re.search(pattern, line)
+        if m:
+            return m
+    raise AssertionError(f"no {pattern!r} in supervisor output:\n{''.join(seen)}")
+
+
+@pytest.mark.timeout(90)
+def test_restart_with_backoff_then_clean_stop(tmp_path: Path) -> None:
+    cfg = _write(tmp_path)
+    proc = _start(cfg)
+    seen: list[str] = []
+    try:
+        relay_pid = int(_read_until(proc, r"relay-market_data: started pid (\d+)", 30, seen).group(1))
+        _read_until(proc, r"relay-market_data: ready", 30, seen)
+        _read_until(proc, r"crasher: started pid", 30, seen)  # only after its dependency is ready
+        _read_until(proc, r"crasher: exited 2; restart #1 in 1 s", 30, seen)
+        _read_until(proc, r"crasher: exited 2; restart #2 in 2 s", 30, seen)
+        proc.send_signal(signal.SIGTERM)
+        _read_until(proc, r"relay-market_data: stopped", 30, seen)
+        assert proc.wait(timeout=30) == 0
+        assert not _alive(relay_pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(60)
+def test_sigkill_of_the_supervisor_leaves_no_orphan(tmp_path: Path) -> None:
+    cfg = _write(tmp_path)
+    proc = _start(cfg)
+    seen: list[str] = []
+    try:
+        relay_pid = int(_read_until(proc, r"relay-market_data: started pid (\d+)", 30, seen).group(1))
+        _read_until(proc, r"relay-market_data: ready", 30, seen)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while _alive(relay_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(relay_pid), "relay outlived a SIGKILLed supervisor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,58 @@
+"""Generated units pass ``systemd-analyze verify``; a broken unit does not (the check can fail)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools.deployment import parse_deployment
+from tools.systemd import generate
+
+pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                reason="systemd-analyze not installed (.ci/run installs Debian's systemd)")
+
+
+def _verify(paths: list[Path]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["systemd-analyze", "verify", "--man=no", *map(str, paths)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _deployment(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return parse_deployment({
+        "deployment": {"run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "user": "alphapulse"},
+        "process": [
+            {"name": "archiver", "args": ["archive", "--domain", "market_data", "--out", str(tmp_path / "a")],
+             "after": ["relay-market_data"]},
+            {"name": "strategy", "args": ["strategy", "--config", "s.toml"],
+             "after": ["relay-market_data", "relay-signal"], "env": {"ALPHAPULSE_LOG": "info"}},
+        ],
+    })
+
+
+def test_units_verify_and_are_hardened(tmp_path: Path) -> None:
+    paths = generate(_deployment(tmp_path), tmp_path / "units", python="/usr/bin/python3")
+    names = sorted(p.name for p in paths)
+    assert names == sorted([
+        "alphapulse-relay-market_data.service", "alphapulse-relay-signal.service",
+        "alphapulse-relay-execution.service", "alphapulse-archiver.service", "alphapulse-strategy.service",
+        "alphapulse.target"])
+    res = _verify(paths)
+    assert res.returncode == 0, res.stderr
+    strategy = (tmp_path / "units" / "alphapulse-strategy.service").read_text()
+    for line in ("User=alphapulse", "ProtectSystem=strict", "NoNewPrivileges=yes", "Restart=always",
+                 "RuntimeDirectory=alphapulse",
+                 "Requires=alphapulse-relay-market_data.service alphapulse-relay-signal.service"):
+        assert line in strategy
+    target = (tmp_path / "units" / "alphapulse.target").read_text()
+    assert "alphapulse-strategy.service" in target and "WantedBy=multi-user.target" in target
+
+
+def test_verify_rejects_a_broken_unit(tmp_path: Path) -> None:
+    paths = generate(_deployment(tmp_path), tmp_path / "units", python="/usr/bin/python3")
+    bad = tmp_path / "units" / "alphapulse-archiver.service"
+    bad.write_text(bad.read_text().replace("ExecStart=/usr/bin/python3", "ExecStart=relative/python3"))
+    res = _verify(paths)
+    assert res.returncode != 0 or "ExecStart" in res.stderr

@@ -1,0 +1,248 @@
+"""``alphapulse up --config FILE`` / ``alphapulse down``: run a deployment's processes.
+
+Theory of operation
+-------------------
+A deployment file (TOML, see ``tools/deployment.py``) lists processes, each an
+``alphapulse`` subcommand with its arguments, what it depends on, and how to
+tell it is ready (a Unix socket accepting connections, or a file existing).
+The supervisor:
+
+* starts processes in dependency order, each only once its dependencies are ready;
+* restarts a process that exits on its own, with exponential backoff (1 s, 2 s,
+  4 s ... capped at 30 s; the delay resets after 60 s of healthy running);
+* on SIGTERM / SIGINT (Ctrl-C) stops everything in reverse dependency order:
+  SIGTERM, then SIGKILL after a grace period;
+* leaves no orphan: every child gets ``PR_SET_PDEATHSIG(SIGTERM)``, so even a
+  ``kill -9`` of the supervisor takes its children down;
+* reports what it is doing on stderr, one line per event;
+* writes its PID to ``<run_dir>/supervisor.pid`` for ``alphapulse down``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from .deployment import DeploymentError, ProcessSpec, load_deployment
+
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+HEALTHY_AFTER = 60.0
+STOP_GRACE = 10.0
+READY_TIMEOUT = 60.0
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def log(msg: str) -> None:
+    print(f"[supervisor {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def is_ready(spec: ProcessSpec) -> bool:
+    if spec.ready_socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(spec.ready_socket)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+    if spec.ready_file:
+        return Path(spec.ready_file).exists()
+    return True
+
+
+@dataclass
+class Child:
+    spec: ProcessSpec
+    proc: trio.Process | None = None
+    restarts: int = 0
+    stopping: bool = False
+    ready: trio.Event | None = None
+
+
+class Supervisor:
+    def __init__(self, specs: list[ProcessSpec], *, max_restarts: int | None = None) -> None:
+        self.children = {s.name: Child(s, ready=trio.Event()) for s in specs}
+        self.max_restarts = max_restarts
+        self.stopping = False
+
+    def command(self, spec: ProcessSpec) -> list[str]:
+        return [sys.executable, "-m", "tools.cli", *spec.args]
+
+    async def _wait_ready(self, child: Child) -> None:
+        deadline = trio.current_time() + READY_TIMEOUT
+        while not is_ready(child.spec):
+            if child.proc is not None and child.proc.returncode is not None:
+                return
+            if trio.current_time() > deadline:
+                log(f"{child.spec.name}: not ready after {READY_TIMEOUT:.0f} s")
+                return
+            await trio.sleep(0.05)
+        assert child.ready is not None
+        child.ready.set()
+        log(f"{child.spec.name}: ready")
+
+    async def run_child(self, child: Child) -> None:
+        spec = child.spec
+        for dep in spec.after:
+            ready = self.children[dep].ready
+            assert ready is not None
+            await ready.wait()
+        backoff = BACKOFF_START
+        env = dict(os.environ, **spec.env)
+        while not self.stopping:
+            started = trio.current_time()
+            stdout = open(spec.log_file, "ab") if spec.log_file else None  # noqa: SIM115
+            try:
+                child.proc = await trio.lowlevel.open_process(
+                    self.command(spec), env=env, preexec_fn=_die_with_parent, stdout=stdout,
+                    stderr=stdout if stdout else None,
+                )
+            finally:
+                if stdout:
+                    stdout.close()
+            log(f"{spec.name}: started pid {child.proc.pid}: {' '.join(spec.args)}")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._wait_ready, child)
+                await child.proc.wait()
+                nursery.cancel_scope.cancel()
+            code = child.proc.returncode
+            if self.stopping or child.stopping:
+                log(f"{spec.name}: stopped (exit {code})")
+                return
+            if code == 0 and spec.oneshot:
+                log(f"{spec.name}: finished")
+                return
+            child.restarts += 1
+            if self.max_restarts is not None and child.restarts > self.max_restarts:
+                log(f"{spec.name}: exited {code}; restart limit {self.max_restarts} reached, giving up")
+                return
+            if trio.current_time() - started > HEALTHY_AFTER:
+                backoff = BACKOFF_START
+            log(f"{spec.name}: exited {code}; restart #{child.restarts} in {backoff:.0f} s")
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def stop_all(self) -> None:
+        self.stopping = True
+        for name in reversed(order(list(c.spec for c in self.children.values()))):
+            child = self.children[name]
+            proc = child.proc
+            if proc is None or proc.returncode is not None:
+                continue
+            child.stopping = True
+            log(f"{name}: SIGTERM")
+            proc.send_signal(signal.SIGTERM)
+            with trio.move_on_after(STOP_GRACE):
+                await proc.wait()
+            if proc.returncode is None:
+                log(f"{name}: still running after {STOP_GRACE:.0f} s, SIGKILL")
+                proc.kill()
+                await proc.wait()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                for child in self.children.values():
+                    nursery.start_soon(self.run_child, child)
+                task_status.started()
+
+                async def watch_signals() -> None:
+                    async for signum in signals:
+                        log(f"received {signal.Signals(signum).name}: stopping everything")
+                        break
+                    await self.stop_all()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch_signals)
+
+
+def order(specs: list[ProcessSpec]) -> list[str]:
+    """Dependency order (a topological sort); the deployment loader has rejected cycles."""
+    by_name = {s.name: s for s in specs}
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in by_name[name].after:
+            visit(dep)
+        done.append(name)
+
+    for s in specs:
+        visit(s.name)
+    return done
+
+
+def up(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="alphapulse up", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="deployment TOML file")
+    args = ap.parse_args(argv)
+    try:
+        dep = load_deployment(args.config)
+    except DeploymentError as exc:
+        print(f"alphapulse up: {exc}", file=sys.stderr)
+        return 2
+    Path(dep.run_dir).mkdir(parents=True, exist_ok=True)
+    pidfile = Path(dep.run_dir) / "supervisor.pid"
+    pidfile.write_text(f"{os.getpid()}\n")
+    log(f"starting {len(dep.processes)} processes: {', '.join(order(dep.processes))}")
+    try:
+        trio.run(Supervisor(dep.processes).run)
+    finally:
+        pidfile.unlink(missing_ok=True)
+    log("all processes stopped")
+    return 0
+
+
+def down(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="alphapulse down")
+    ap.add_argument("--config", required=True, help="deployment TOML file")
+    ap.add_argument("--timeout", type=float, default=30.0)
+    args = ap.parse_args(argv)
+    try:
+        dep = load_deployment(args.config)
+    except DeploymentError as exc:
+        print(f"alphapulse down: {exc}", file=sys.stderr)
+        return 2
+    pidfile = Path(dep.run_dir) / "supervisor.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        print(f"alphapulse down: no supervisor running ({pidfile} not found)", file=sys.stderr)
+        return 1
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"alphapulse down: supervisor pid {pid} is gone; removing stale {pidfile}", file=sys.stderr)
+        pidfile.unlink(missing_ok=True)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"alphapulse down: supervisor {pid} stopped")
+            return 0
+        time.sleep(0.1)
+    print(f"alphapulse down: supervisor {pid} still running after {args.timeout:.0f} s", file=sys.stderr)
+    return 1

@@ -1,0 +1,115 @@
+"""``alphapulse systemd --config FILE --out DIR``: systemd units from a deployment file.
+
+One ``alphapulse-<process>.service`` per process and an ``alphapulse.target``
+grouping them. Dependencies become ``Requires=``/``After=``; every unit runs as
+the deployment's dedicated user with a hardened sandbox (``ProtectSystem=strict``,
+``NoNewPrivileges``, private /tmp, read-write access only to the deployment's
+run, data and log directories) and is restarted on failure. Relay sockets live
+in the shared runtime directory ``/run/alphapulse`` (``RuntimeDirectory=``,
+preserved across unit restarts so a relay restart does not pull the directory
+from under the other processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .deployment import Deployment, DeploymentError, ProcessSpec, load_deployment
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def unit_name(process: str) -> str:
+    return f"alphapulse-{process}.service"
+
+
+def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: str) -> str:
+    deps = " ".join(unit_name(a) for a in spec.after)
+    rw = " ".join(sorted({p for p in (dep.run_dir, dep.data_dir, dep.log_dir) if p}))
+    exec_start = " ".join(shlex.quote(a) for a in (python, "-m", "tools.cli", *spec.args))
+    lines = [
+        "[Unit]",
+        f"Description=AlphaPulse {spec.name}",
+        "PartOf=alphapulse.target",
+    ]
+    if deps:
+        lines += [f"Requires={deps}", f"After={deps}"]
+    lines += [
+        "",
+        "[Service]",
+        "Type=simple",
+        f"User={dep.user}",
+        f"Group={dep.user}",
+        f"WorkingDirectory={workdir}",
+        f"ExecStart={exec_start}",
+        f"Restart={'on-failure' if spec.oneshot else 'always'}",
+        "RestartSec=2",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=15",
+        "RuntimeDirectory=alphapulse",
+        "RuntimeDirectoryPreserve=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectControlGroups=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        f"ReadWritePaths={rw}",
+        "Environment=PYTHONUNBUFFERED=1",
+    ]
+    lines += [f"Environment={shlex.quote(f'{k}={v}')}" for k, v in sorted(spec.env.items())]
+    lines += ["", "[Install]", "WantedBy=alphapulse.target", ""]
+    return "\n".join(lines)
+
+
+def target_unit(dep: Deployment) -> str:
+    wants = " ".join(unit_name(p.name) for p in dep.processes)
+    return "\n".join([
+        "[Unit]",
+        f"Description=AlphaPulse deployment {dep.name} (all processes)",
+        f"Wants={wants}",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+
+
+def generate(dep: Deployment, out: Path, *, python: str | None = None, workdir: str | None = None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    python = python or sys.executable
+    workdir = workdir or str(REPO_ROOT)
+    written = []
+    for spec in dep.processes:
+        path = out / unit_name(spec.name)
+        path.write_text(service_unit(dep, spec, python=python, workdir=workdir))
+        written.append(path)
+    path = out / "alphapulse.target"
+    path.write_text(target_unit(dep))
+    written.append(path)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="alphapulse systemd", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="deployment TOML file")
+    ap.add_argument("--out", required=True, help="directory for the unit files")
+    ap.add_argument("--python", help="interpreter for ExecStart (default: this one)")
+    args = ap.parse_args(argv)
+    try:
+        dep = load_deployment(args.config)
+    except DeploymentError as exc:
+        print(f"alphapulse systemd: {exc}", file=sys.stderr)
+        return 2
+    for path in generate(dep, Path(args.out), python=args.python):
+        print(path)
+    return 0
