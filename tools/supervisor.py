@@ -108,7 +108,8 @@ class Supervisor:
         env = dict(os.environ, **spec.env)
         while not self.stopping:
             started = trio.current_time()
-            stdout = open(spec.log_file, "ab") if spec.log_file else None  # noqa: SIM115
+            # opening a local log file in append mode does not block meaningfully
+            stdout = open(spec.log_file, "ab") if spec.log_file else None  # noqa: ASYNC230, SIM115
             try:
                 child.proc = await trio.lowlevel.open_process(
                     self.command(spec), env=env, preexec_fn=_die_with_parent, stdout=stdout,
@@ -203,6 +204,8 @@ def up(argv: list[str]) -> int:
         print(f"alphapulse up: {exc}", file=sys.stderr)
         return 2
     Path(dep.run_dir).mkdir(parents=True, exist_ok=True)
+    if dep.log_dir:
+        Path(dep.log_dir).mkdir(parents=True, exist_ok=True)
     pidfile = Path(dep.run_dir) / "supervisor.pid"
     pidfile.write_text(f"{os.getpid()}\n")
     log(f"starting {len(dep.processes)} processes: {', '.join(order(dep.processes))}")
