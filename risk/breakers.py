@@ -1,0 +1,475 @@
+"""The circuit breakers: small sans-IO state machines fed messages and times.
+
+Theory of operation
+-------------------
+A breaker looks at the messages of the three domains (and, for relay health, the client
+library's counters) and returns *candidates*: ``Breach(breaker, scope, scope_value, reason)``.
+It never decides whether a stop is already in force -- ``RiskEngine`` keeps the tripped set,
+drops candidates whose ``(breaker, scope, scope_value)`` is already tripped, assigns stop ids
+and produces the actions. ``reset(scope, scope_value, now_ns)`` is called when an operator
+resumes a stop, so a breaker re-arms from a clean window instead of re-tripping on stale
+evidence (the daily loss breaker is the exception: a resume does not forgive the day's losses;
+it trips again on the next result while the day is beyond its limit).
+
+Everything that touches money or prices is integer arithmetic. The volatility breaker's
+standard deviation is computed with numpy over integer returns (parts per billion): it is a
+statistic for a halt decision, never an input to a trade.
+
+Nothing here reads a clock: ``now_ns`` is passed in (integer ns since the Unix epoch).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
+from protocol.header import Domain
+from protocol.ids import PoolId, TokenId, Venue, VenueKind
+from protocol.market import BlockHeader, PoolSnapshot, StateInvalidation, V2Reserves, V3Initialize, V3Swap
+from protocol.message import Message
+from protocol.signals import ArbitragePath, SignalIdentity
+from protocol.system import StopScope
+
+from .config import (
+    DailyLossConfig,
+    FailureRateConfig,
+    GasPriceConfig,
+    RelayGapsConfig,
+    StaleDataConfig,
+    TradeSizeConfig,
+    VolatilityConfig,
+    parse_outcomes,
+    parse_scope,
+)
+
+DAY_NS = 86_400 * 1_000_000_000
+WEI_PER_ETH = 10**18
+Q96 = 1 << 96
+PPB = 10**9
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Breach:
+    breaker: str
+    scope: StopScope
+    scope_value: int
+    reason: str
+
+
+def venue_name(code: int) -> str:
+    try:
+        return Venue(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
+class Breaker:
+    name = ""
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        return []
+
+    def on_timer(self, now_ns: int) -> list[Breach]:
+        return []
+
+    def on_relay_counters(self, domain: int, counters: Mapping[str, int], now_ns: int) -> list[Breach]:
+        return []
+
+    def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
+        """An operator resumed ``(scope, scope_value)`` (ALL: everything)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state derived from the execution domain (restored after a restart)."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+def _applies(scope: StopScope, scope_value: int, my_scope: StopScope, my_value: int) -> bool:
+    return scope == StopScope.ALL or (scope == my_scope and scope_value == my_value)
+
+
+# ------------------------------------------------------------------ daily loss
+
+
+class DailyLoss(Breaker):
+    """Net realized P&L per profit token since the configured UTC day start.
+
+    net = realized_profit - gas, gas = gas_used * effective_gas_price (wei) converted with the
+    configured fixed rate ``gas_per_eth`` (profit-token base units per 1e18 wei), rounded up
+    (so gas is never under-counted). SIMULATED (shadow) results are ignored. Tokens without a
+    configured limit are ignored. The day is taken from ``now_ns`` (when risk saw the result).
+    """
+
+    name = "daily_loss"
+
+    def __init__(self, cfg: DailyLossConfig) -> None:
+        self.limits = cfg.limits()
+        self.offset = cfg.day_offset_ns
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN), "daily_loss.scope")
+        self.day = -1
+        self.pnl: dict[TokenId, int] = {}
+
+    def day_of(self, now_ns: int) -> int:
+        return (now_ns - self.offset) // DAY_NS
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.EXECUTION:
+            return []
+        out = []
+        for t in msg.tlvs:
+            if type(t) is not ExecutionResult or t.outcome == Outcome.SIMULATED:
+                continue
+            limit = self.limits.get(t.profit_token)
+            if limit is None:
+                continue
+            day = self.day_of(now_ns)
+            if day != self.day:
+                self.day, self.pnl = day, {}
+            gas_wei = t.gas_used * t.effective_gas_price
+            gas = -(-gas_wei * limit.gas_per_eth // WEI_PER_ETH)
+            token = TokenId(t.profit_token)
+            pnl = self.pnl[token] = self.pnl.get(token, 0) + t.realized_profit - gas
+            if pnl <= -limit.max_loss:
+                value = 0 if self.scope == StopScope.ALL else token.chain_id
+                out.append(Breach(
+                    breaker=self.name, scope=self.scope, scope_value=value,
+                    reason=f"daily loss {-pnl} of token {token.chain_id}:{token.address} reached the limit "
+                           f"{limit.max_loss} (signal {t.signal_id})",
+                ))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"day": self.day, "pnl": {str(int(k)): v for k, v in self.pnl.items()}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.day = int(state.get("day", -1))
+        self.pnl = {TokenId(int(k)): int(v) for k, v in state.get("pnl", {}).items()}
+
+
+# ------------------------------------------------------------------ trade size
+
+
+class TradeSize(Breaker):
+    """A signal whose first hop puts in more than the token's configured maximum."""
+
+    name = "trade_size"
+
+    def __init__(self, cfg: TradeSizeConfig) -> None:
+        self.limits = cfg.limits()
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN, StopScope.STRATEGY), "trade_size.scope")
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.SIGNAL:
+            return []
+        ident = msg.find(SignalIdentity)
+        path = msg.find(ArbitragePath)
+        if ident is None or path is None or not path.hops:
+            return []
+        hop = path.hops[0]
+        token = TokenId((ident.chain_id << 160) | int.from_bytes(hop.token_in, "big"))
+        limit = self.limits.get(token)
+        if limit is None or hop.amount_in <= limit:
+            return []
+        value = {StopScope.ALL: 0, StopScope.CHAIN: ident.chain_id, StopScope.STRATEGY: ident.strategy_id}[self.scope]
+        return [Breach(
+            breaker=self.name, scope=self.scope, scope_value=value,
+            reason=f"signal {ident.signal_id} ({ident.strategy or ident.strategy_id}) trades {hop.amount_in} of "
+                   f"{token.chain_id}:{token.address}, above the maximum {limit}",
+        )]
+
+
+# ------------------------------------------------------------------ gas price
+
+
+class GasPrice(Breaker):
+    """Base fee + priority fee of a new block, or an execution's max fee, above the ceiling."""
+
+    name = "gas_price"
+
+    def __init__(self, cfg: GasPriceConfig) -> None:
+        self.cfg = cfg
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN), "gas_price.scope")
+
+    def _check(self, chain_id: int, price: int, what: str) -> list[Breach]:
+        ceiling = self.cfg.ceiling(chain_id)
+        if not ceiling or price <= ceiling:
+            return []
+        return [Breach(
+            breaker=self.name, scope=self.scope, scope_value=chain_id if self.scope == StopScope.CHAIN else 0,
+            reason=f"gas price {price} wei on chain {chain_id} ({what}) above the ceiling {ceiling}",
+        )]
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        out: list[Breach] = []
+        for t in msg.tlvs:
+            if type(t) is BlockHeader:
+                out += self._check(t.chain_id, t.base_fee + t.priority_fee, f"block {t.number} base+priority")
+            elif type(t) is ExecutionStarted:
+                out += self._check(t.chain_id, t.max_fee_per_gas, f"signal {t.signal_id} max fee")
+        return out
+
+
+# ------------------------------------------------------------------ failure rate
+
+
+class FailureRate(Breaker):
+    """Failures among the last N counted results (a count-based sliding window)."""
+
+    name = "failure_rate"
+
+    def __init__(self, cfg: FailureRateConfig) -> None:
+        self.cfg = cfg
+        self.failures = parse_outcomes(cfg.failure_outcomes, "failure_rate.failure_outcomes")
+        self.counted = parse_outcomes(cfg.counted_outcomes, "failure_rate.counted_outcomes") | self.failures
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN), "failure_rate.scope")
+        self.windows: dict[int, deque[bool]] = {}
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.EXECUTION:
+            return []
+        out = []
+        cfg = self.cfg
+        for t in msg.tlvs:
+            if type(t) is not ExecutionResult or t.outcome not in self.counted:
+                continue
+            key = t.chain_id if self.scope == StopScope.CHAIN else 0
+            w = self.windows.get(key)
+            if w is None:
+                w = self.windows[key] = deque(maxlen=cfg.window)
+            w.append(t.outcome in self.failures)
+            n, bad = len(w), sum(w)
+            if n >= cfg.min_results and bad * 10_000 >= cfg.max_failure_rate_bps * n:
+                out.append(Breach(
+                    breaker=self.name, scope=self.scope, scope_value=key,
+                    reason=f"{bad} of the last {n} executions failed (limit {cfg.max_failure_rate_bps / 100:g} %); "
+                           f"last: signal {t.signal_id} {_outcome_name(t.outcome)} {t.reason!r}",
+                ))
+        return out
+
+    def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
+        for key in list(self.windows):
+            if _applies(scope, scope_value, self.scope, key):
+                del self.windows[key]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"windows": {str(k): [int(x) for x in w] for k, w in self.windows.items()}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.windows = {
+            int(k): deque((bool(x) for x in v), maxlen=self.cfg.window) for k, v in state.get("windows", {}).items()
+        }
+
+
+def _outcome_name(code: int) -> str:
+    try:
+        return Outcome(code).name
+    except ValueError:
+        return str(code)
+
+
+# ------------------------------------------------------------------ stale market data
+
+
+def message_venues(msg: Message) -> set[int]:
+    """Venue codes a market-data message is an update from (pool updates and CEX records)."""
+    out = set()
+    for t in msg.tlvs:
+        pool = getattr(t, "pool", None)
+        if pool is not None and type(t) is not StateInvalidation:
+            if pool:
+                out.add(PoolId(pool).venue)
+        else:
+            venue = getattr(t, "venue", None)
+            if venue is not None:
+                out.add(int(venue))
+    return out
+
+
+class StaleData(Breaker):
+    """A watched venue silent for longer than its window, measured on receive_time_ns vs now.
+
+    Watched: the configured venues (from the moment the breaker first sees time, so a venue
+    that never speaks also trips) and, when ``default_max_age_s`` > 0, every other venue once
+    it has been seen.
+    """
+
+    name = "stale_data"
+
+    def __init__(self, cfg: StaleDataConfig) -> None:
+        self.windows = cfg.windows_ns()
+        self.default_ns = int(cfg.default_max_age_s * 1e9)
+        self.last_seen: dict[int, int] = {}
+        self.started = 0
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if not self.started:
+            self.started = now_ns
+        if domain != Domain.MARKET_DATA:
+            return []
+        at = msg.receive_time_ns or now_ns
+        for v in message_venues(msg):
+            if at > self.last_seen.get(v, 0):
+                self.last_seen[v] = at
+        return []
+
+    def on_timer(self, now_ns: int) -> list[Breach]:
+        if not self.started:
+            self.started = now_ns
+        out = []
+        watched = dict(self.windows)
+        if self.default_ns:
+            for v in self.last_seen:
+                watched.setdefault(v, self.default_ns)
+        for venue, window in watched.items():
+            last = self.last_seen.get(venue, self.started)
+            if now_ns - last > window:
+                never = venue not in self.last_seen
+                out.append(Breach(
+                    breaker=self.name, scope=StopScope.VENUE, scope_value=venue,
+                    reason=f"no market data from venue {venue_name(venue)} for {(now_ns - last) / 1e9:.1f} s"
+                           f"{' (never seen)' if never else ''}; window {window / 1e9:g} s",
+                ))
+        return out
+
+    def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
+        for venue in set(self.windows) | set(self.last_seen):
+            if _applies(scope, scope_value, StopScope.VENUE, venue):
+                self.last_seen[venue] = max(self.last_seen.get(venue, 0), now_ns)
+
+
+# ------------------------------------------------------------------ relay gaps
+
+
+@dataclass(slots=True)
+class _RelayHealth:
+    gaps: int = 0
+    recovered: int = 0
+    resyncs: int = 0
+    lost: int = 0
+    pending_since: int = 0  # a gap not yet seen recovered, since
+
+
+class RelayGaps(Breaker):
+    """Unresolved sequence gaps and resyncs, from the relay client's counters.
+
+    A resync (the relay no longer had what we asked for; ``lost`` messages skipped) is never
+    resolved: it trips at once when ``trip_on_resync``. A gap (``gaps`` grew) is resolved when
+    the client resumes at exactly the next sequence (``gaps_recovered`` grows); one still open
+    after ``grace_s`` trips.
+    """
+
+    name = "relay_gaps"
+
+    def __init__(self, cfg: RelayGapsConfig) -> None:
+        self.cfg = cfg
+        self.grace_ns = int(cfg.grace_s * 1e9)
+        self.health: dict[int, _RelayHealth] = {}
+
+    def on_relay_counters(self, domain: int, counters: Mapping[str, int], now_ns: int) -> list[Breach]:
+        h = self.health.setdefault(int(domain), _RelayHealth())
+        name = Domain(domain).name.lower()
+        out = []
+        gaps, rec = counters.get("gaps", 0), counters.get("gaps_recovered", 0)
+        resyncs, lost = counters.get("resyncs", 0), counters.get("lost", 0)
+        if self.cfg.trip_on_resync and (resyncs > h.resyncs or lost > h.lost):
+            out.append(Breach(
+                breaker=self.name, scope=StopScope.ALL, scope_value=0,
+                reason=f"{name} relay: {resyncs - h.resyncs} resync(s), {lost - h.lost} message(s) lost for good",
+            ))
+        if rec > h.recovered:
+            h.pending_since = 0
+        elif gaps > h.gaps and not h.pending_since:
+            h.pending_since = now_ns
+        if h.pending_since and now_ns - h.pending_since >= self.grace_ns:
+            out.append(Breach(
+                breaker=self.name, scope=StopScope.ALL, scope_value=0,
+                reason=f"{name} relay: sequence gap unresolved for {(now_ns - h.pending_since) / 1e9:.1f} s",
+            ))
+        h.gaps, h.recovered, h.resyncs, h.lost = gaps, rec, resyncs, lost
+        return out
+
+    def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
+        for h in self.health.values():
+            h.pending_since = 0
+
+
+# ------------------------------------------------------------------ volatility
+
+
+def pool_price_q96(t: Any) -> tuple[PoolId, int] | None:
+    """(pool, token1-per-token0 price as Q64.96) from a pool update, or None."""
+    tp = type(t)
+    if tp is V2Reserves:
+        if t.reserve0 and t.reserve1:
+            return PoolId(t.pool), (t.reserve1 << 96) // t.reserve0
+    elif tp is V3Swap or tp is V3Initialize:
+        if t.sqrt_price_x96:
+            return PoolId(t.pool), (t.sqrt_price_x96 * t.sqrt_price_x96) >> 96
+    elif tp is PoolSnapshot:
+        if t.sqrt_price_x96:
+            return PoolId(t.pool), (t.sqrt_price_x96 * t.sqrt_price_x96) >> 96
+        if t.reserve0 and t.reserve1 and PoolId(t.pool).kind != VenueKind.UNISWAP_V3:
+            return PoolId(t.pool), (t.reserve1 << 96) // t.reserve0
+    return None
+
+
+class Volatility(Breaker):
+    """A pool's price move beyond ``max_sigma`` standard deviations of its recent moves.
+
+    Returns are integer parts per billion between consecutive prices of one pool; the latest
+    is compared with the sample standard deviation of the ``window`` returns before it (at
+    least ``min_samples``). A perfectly flat history (stdev 0) gives no verdict.
+    """
+
+    name = "volatility"
+
+    def __init__(self, cfg: VolatilityConfig) -> None:
+        self.cfg = cfg
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN, StopScope.VENUE), "volatility.scope")
+        self.last: dict[int, int] = {}
+        self.returns: dict[int, deque[int]] = {}
+
+    def _scope_value(self, pool: PoolId) -> int:
+        return {StopScope.ALL: 0, StopScope.CHAIN: pool.chain_id, StopScope.VENUE: pool.venue}[self.scope]
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.MARKET_DATA:
+            return []
+        out = []
+        for t in msg.tlvs:
+            pp = pool_price_q96(t)
+            if pp is None:
+                continue
+            pool, price = pp
+            prev = self.last.get(pool)
+            self.last[pool] = price
+            if not prev or not price:
+                continue
+            r = (price - prev) * PPB // prev
+            hist = self.returns.get(pool)
+            if hist is None:
+                hist = self.returns[pool] = deque(maxlen=self.cfg.window)
+            if len(hist) >= self.cfg.min_samples:
+                sd = float(np.std(np.fromiter(hist, dtype=np.float64, count=len(hist)), ddof=1))
+                if sd > 0 and abs(r) > self.cfg.max_sigma * sd:
+                    out.append(Breach(
+                        breaker=self.name, scope=self.scope, scope_value=self._scope_value(pool),
+                        reason=f"pool {pool.address} ({venue_name(pool.venue)}, chain {pool.chain_id}) moved "
+                               f"{r / 1e7:+.4f} % = {abs(r) / sd:.1f} sigma (limit {self.cfg.max_sigma:g}, "
+                               f"sigma {sd / 1e7:.4f} % over {len(hist)} moves)",
+                    ))
+            hist.append(r)
+        return out
+
+    def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
+        for pool in list(self.returns):
+            if scope == StopScope.ALL or _applies(scope, scope_value, self.scope, self._scope_value(PoolId(pool))):
+                del self.returns[pool]
+

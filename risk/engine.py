@@ -1,0 +1,203 @@
+"""``RiskEngine``: the sans-IO core of the risk process.
+
+Inputs (time always passed in as integer ns since the Unix epoch)::
+
+    engine.on_message(domain, msg, now_ns)        -> list[Action]
+    engine.on_timer(now_ns)                        -> list[Action]
+    engine.on_relay_counters(domain, counters, now_ns) -> list[Action]
+
+Outputs are actions the shell carries out, in order:
+
+* ``Stop``: a breaker tripped. Persist it, publish ``EmergencyStop(scope, scope_value,
+  stop_id, reason, sender)`` on the execution relay, log it, send the alert.
+* ``Resumed``: an operator's ``Resume`` arrived on the execution relay; the listed trips are
+  cleared (persist, log, alert).
+* ``ForeignStop``: someone else (an operator's ``relay-cli stop``) published an
+  ``EmergencyStop``; logged and alerted, nothing is tripped here.
+
+A tripped breaker stays tripped until resumed: one ``(breaker, scope, scope_value)`` produces
+one stop, however often its condition is seen again. Stop ids come from a counter the shell
+persists (``next_stop_id``), so they stay unique across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.header import Domain
+from protocol.message import Message
+from protocol.system import EmergencyStop, Resume, StopScope
+
+from .breakers import (
+    Breach,
+    Breaker,
+    DailyLoss,
+    FailureRate,
+    GasPrice,
+    RelayGaps,
+    StaleData,
+    TradeSize,
+    Volatility,
+)
+from .config import RiskConfig
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Trip:
+    stop_id: int
+    breaker: str
+    scope: StopScope
+    scope_value: int
+    reason: str
+    at_ns: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.breaker, int(self.scope), self.scope_value)
+
+    def describe(self) -> str:
+        where = "all" if self.scope == StopScope.ALL else f"{StopScope(self.scope).name.lower()} {self.scope_value}"
+        return f"stop #{self.stop_id} [{self.breaker}] scope {where}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Stop:
+    trip: Trip
+    reassert: bool = False  # re-publishing a persisted stop after a restart
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Resumed:
+    cleared: tuple[Trip, ...]
+    scope: StopScope
+    scope_value: int
+    stop_id: int
+    reason: str
+    sender: str
+    at_ns: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ForeignStop:
+    stop: EmergencyStop
+    at_ns: int
+
+
+Action = Stop | Resumed | ForeignStop
+
+
+def build_breakers(config: RiskConfig) -> list[Breaker]:
+    out: list[Breaker] = []
+    if config.daily_loss is not None:
+        out.append(DailyLoss(config.daily_loss))
+    if config.trade_size is not None:
+        out.append(TradeSize(config.trade_size))
+    if config.gas_price is not None:
+        out.append(GasPrice(config.gas_price))
+    if config.failure_rate is not None:
+        out.append(FailureRate(config.failure_rate))
+    if config.stale_data is not None:
+        out.append(StaleData(config.stale_data))
+    if config.relay_gaps is not None:
+        out.append(RelayGaps(config.relay_gaps))
+    if config.volatility is not None:
+        out.append(Volatility(config.volatility))
+    return out
+
+
+class RiskEngine:
+    def __init__(
+        self,
+        config: RiskConfig,
+        *,
+        trips: Iterable[Trip] = (),
+        next_stop_id: int = 1,
+        snapshot: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.sender = config.risk.sender
+        self.breakers = build_breakers(config)
+        self.tripped: dict[tuple[str, int, int], Trip] = {t.key: t for t in trips}
+        self.next_stop_id = max([next_stop_id, *(t.stop_id + 1 for t in self.tripped.values())])
+        if snapshot:
+            for b in self.breakers:
+                if b.name in snapshot:
+                    b.restore(snapshot[b.name])
+
+    # ---- inputs ----
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Action]:
+        actions: list[Action] = []
+        if domain == Domain.EXECUTION:
+            for t in msg.tlvs:
+                if type(t) is Resume:
+                    actions.append(self._resume(t, now_ns))
+                elif type(t) is EmergencyStop and t.sender != self.sender:
+                    actions.append(ForeignStop(stop=t, at_ns=now_ns))
+        breaches: list[Breach] = []
+        for b in self.breakers:
+            breaches += b.on_message(domain, msg, now_ns)
+        return actions + self._trip(breaches, now_ns)
+
+    def on_timer(self, now_ns: int) -> list[Action]:
+        breaches: list[Breach] = []
+        for b in self.breakers:
+            breaches += b.on_timer(now_ns)
+        return self._trip(breaches, now_ns)
+
+    def on_relay_counters(self, domain: int, counters: Mapping[str, int], now_ns: int) -> list[Action]:
+        breaches: list[Breach] = []
+        for b in self.breakers:
+            breaches += b.on_relay_counters(domain, counters, now_ns)
+        return self._trip(breaches, now_ns)
+
+    def reassert(self) -> list[Action]:
+        """The still-tripped stops, to publish again after a restart (same stop ids)."""
+        return [Stop(trip=t, reassert=True) for t in sorted(self.tripped.values(), key=lambda t: t.stop_id)]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Execution-derived breaker state (daily P&L, failure windows) for persistence."""
+        return {b.name: s for b in self.breakers if (s := b.snapshot())}
+
+    # ---- internals ----
+
+    def _trip(self, breaches: list[Breach], now_ns: int) -> list[Action]:
+        out: list[Action] = []
+        for b in breaches:
+            key = (b.breaker, int(b.scope), b.scope_value)
+            if key in self.tripped:
+                continue
+            trip = Trip(stop_id=self.next_stop_id, breaker=b.breaker, scope=b.scope, scope_value=b.scope_value,
+                        reason=b.reason, at_ns=now_ns)
+            self.next_stop_id += 1
+            self.tripped[key] = trip
+            out.append(Stop(trip=trip))
+        return out
+
+    def _resume(self, r: Resume, now_ns: int) -> Resumed:
+        scope = StopScope(r.scope) if r.scope in StopScope._value2member_map_ else r.scope
+        cleared = []
+        for key, trip in list(self.tripped.items()):
+            if r.stop_id:
+                hit = trip.stop_id == r.stop_id
+            else:
+                hit = scope == StopScope.ALL or (trip.scope == scope and trip.scope_value == r.scope_value)
+            if hit:
+                cleared.append(trip)
+                del self.tripped[key]
+        for trip in cleared:
+            for b in self.breakers:
+                if b.name == trip.breaker:
+                    b.reset(trip.scope, trip.scope_value, now_ns)
+        return Resumed(cleared=tuple(cleared), scope=scope, scope_value=r.scope_value, stop_id=r.stop_id,
+                       reason=r.reason, sender=r.sender, at_ns=now_ns)
+
+
+def emergency_stop(trip: Trip, sender: str) -> EmergencyStop:
+    return EmergencyStop(scope=int(trip.scope), scope_value=trip.scope_value, stop_id=trip.stop_id,
+                         reason=f"[{trip.breaker}] {trip.reason}"[:1000], sender=sender)
+
+
+__all__ = ["Action", "ForeignStop", "Resumed", "RiskEngine", "Stop", "Trip", "emergency_stop"]

@@ -1,0 +1,184 @@
+"""``alphapulse risk --config FILE [--state FILE]``: the risk monitor process.
+
+Consumes the three relay domains, feeds ``RiskEngine`` (the sans-IO core), and carries out
+its actions: a tripped breaker is persisted (SQLite), published as an ``EmergencyStop`` on
+the execution relay, logged, and alerted through the webhook (queued: an alert never delays
+a stop). Operator ``Resume`` messages arrive on the execution relay and are applied, logged
+and persisted the same way.
+
+Restart behaviour: tripped stops are loaded from the state file (and re-published with their
+original stop ids when ``risk.reassert_on_start``); the execution relay is resumed from the
+last applied sequence, whose breaker state (daily P&L, failure windows) was committed in the
+same transaction, so results and resumes that arrived while risk was down are applied once.
+Market data and signals are consumed from now.
+
+Exit codes: 0 after SIGINT/SIGTERM, 2 on a bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from protocol.header import Domain
+from protocol.message import Message
+from relays.client import RelayConsumer, RelayProducer
+from relays.paths import run_dir, socket_path
+
+from .alerts import AlertSender
+from .config import ConfigError, RiskConfig, load_config
+from .engine import Action, ForeignStop, Resumed, RiskEngine, Stop, emergency_stop
+from .state import RiskState
+
+log = logging.getLogger("risk")
+
+EXIT_CONFIG = 2
+DOMAINS = (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)
+
+
+def default_state_path() -> Path:
+    return run_dir() / "data" / "risk" / "state.sqlite"
+
+
+def relay_socket(config: RiskConfig, domain: Domain) -> str:
+    configured = getattr(config.relays, domain.name.lower())
+    return configured or str(socket_path(domain))
+
+
+@dataclass
+class RiskShell:
+    """Carries out the engine's actions; holds what the trio tasks share."""
+
+    engine: RiskEngine
+    state: RiskState
+    producer: RelayProducer
+    alerts: AlertSender
+    consumers: dict[int, RelayConsumer] = field(default_factory=dict)
+    stops_published: int = 0
+
+    async def apply(self, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, Stop):
+                trip = a.trip
+                if not a.reassert:
+                    self.state.record_trip(trip, self.engine.next_stop_id)
+                await self.producer.publish(emergency_stop(trip, self.engine.sender))
+                self.stops_published += 1
+                verb = "re-asserted" if a.reassert else "EMERGENCY STOP"
+                log.warning("%s %s", verb, trip.describe())
+                if not a.reassert:
+                    self.alerts.offer(f"AlphaPulse risk: EMERGENCY STOP {trip.describe()}")
+            elif isinstance(a, Resumed):
+                self.state.record_resume(list(a.cleared), a.at_ns, a.sender, a.reason)
+                ids = ", ".join(f"#{t.stop_id}" for t in a.cleared) or "nothing tripped"
+                log.warning("RESUME by %r (scope %d/%d, stop %d, reason %r): cleared %s",
+                            a.sender, a.scope, a.scope_value, a.stop_id, a.reason, ids)
+                self.alerts.offer(f"AlphaPulse risk: resumed by {a.sender} ({a.reason}): cleared {ids}")
+            elif isinstance(a, ForeignStop):
+                s = a.stop
+                log.warning("EmergencyStop #%d from %r (scope %d/%d): %s", s.stop_id, s.sender, s.scope,
+                            s.scope_value, s.reason)
+                self.alerts.offer(f"AlphaPulse: EmergencyStop from {s.sender}: {s.reason}")
+
+    async def on_messages(self, domain: Domain, msgs: list[Message]) -> None:
+        engine = self.engine
+        for msg in msgs:
+            await self.apply(engine.on_message(domain, msg, time.time_ns()))
+            if domain == Domain.EXECUTION:
+                self.state.record_execution(msg.domain_seq, engine.snapshot())
+
+    async def consume(
+        self, config: RiskConfig, domain: Domain, from_seq: int | None,
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        name = f"{config.risk.sender}-{domain.name.lower()}"
+        async with RelayConsumer.connect(domain, relay_socket(config, domain), from_seq=from_seq, name=name) as c:
+            self.consumers[domain] = c
+            task_status.started()
+            async for batch in c.batches():
+                await self.on_messages(domain, batch)
+
+    async def ticker(self, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            now = time.time_ns()
+            actions = self.engine.on_timer(now)
+            for domain, c in self.consumers.items():
+                actions += self.engine.on_relay_counters(domain, c.counters, now)
+            await self.apply(actions)
+
+
+async def run(
+    config: RiskConfig, state_path: str | os.PathLike[str],
+    *, task_status: trio.TaskStatus[RiskShell] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    state = RiskState(state_path)
+    try:
+        engine = RiskEngine(config, trips=state.active_trips(), next_stop_id=state.get("next_stop_id", 1),
+                            snapshot=state.get("snapshot"))
+        exec_seq = state.get("execution_seq")
+        if engine.tripped:
+            log.warning("restored %d tripped stop(s) from %s", len(engine.tripped), state_path)
+            for t in engine.tripped.values():
+                log.warning("still tripped: %s", t.describe())
+        alerts = AlertSender(config.alerts)
+        async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
+                                         source_id=config.risk.source_id, name=config.risk.sender) as producer:
+            shell = RiskShell(engine=engine, state=state, producer=producer, alerts=alerts)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(alerts.run)
+                for domain in DOMAINS:
+                    from_seq = exec_seq + 1 if domain == Domain.EXECUTION and exec_seq else None
+                    await nursery.start(shell.consume, config, domain, from_seq)
+                if config.risk.reassert_on_start:
+                    await shell.apply(engine.reassert())
+                nursery.start_soon(shell.ticker, config.risk.timer_interval_s)
+                log.info("risk: watching %s; %d breaker(s): %s", ", ".join(d.name.lower() for d in DOMAINS),
+                         len(engine.breakers), ", ".join(b.name for b in engine.breakers) or "none")
+                task_status.started(shell)
+    finally:
+        state.close()
+
+
+async def _main(config: RiskConfig, state_path: Path) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, config, state_path)
+            async for signum in signals:
+                log.info("%s received, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alphapulse risk", description="Run the risk monitor (circuit breakers).")
+    p.add_argument("--config", required=True, help="TOML file (see risk/config.py)")
+    p.add_argument("--state", help=f"SQLite state file (default: risk.state in the config, else {default_state_path()})")
+    p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"alphapulse risk: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    state_path = Path(args.state or config.risk.state or default_state_path())
+    trio.run(_main, config, state_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Message builders shared by the risk and portfolio tests."""
+
+from __future__ import annotations
+
+from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
+from protocol.header import Domain
+from protocol.ids import PoolId, TokenId, Venue, VenueKind
+from protocol.market import BlockHeader, Trade, V2Reserves, V3Swap
+from protocol.message import Message
+from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
+
+CHAIN = 1
+WETH = "0x" + "c0" * 20
+USDC = "0x" + "a0" * 20
+WETH_ID = TokenId.of(CHAIN, WETH)
+USDC_ID = TokenId.of(CHAIN, USDC)
+POOL_V2 = PoolId.of(CHAIN, Venue.UNISWAP_V2, VenueKind.UNISWAP_V2, "0x" + "11" * 20, WETH, USDC)
+POOL_V3 = PoolId.of(CHAIN, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, "0x" + "22" * 20, WETH, USDC)
+S = 1_000_000_000
+ETHER = 10**18
+
+
+def result(signal_id: int, *, outcome: int = Outcome.EXECUTED, profit: int = 0, gas_used: int = 0,
+           gas_price: int = 0, token: int = WETH_ID, chain: int = CHAIN, expected: int = 0, block: int = 100,
+           reason: str = "", seq: int = 0, t_ns: int = 0) -> Message:
+    return Message(domain=Domain.EXECUTION, domain_seq=seq, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
+        ExecutionResult(signal_id=signal_id, chain_id=chain, outcome=int(outcome), block_number=block,
+                        tx_hash=signal_id.to_bytes(32, "big"), gas_used=gas_used, effective_gas_price=gas_price,
+                        expected_profit=expected, realized_profit=profit, profit_token=TokenId(token),
+                        reason=reason),))
+
+
+def started(signal_id: int, *, max_fee: int = 10 * S, chain: int = CHAIN, t_ns: int = 0) -> Message:
+    return Message(domain=Domain.EXECUTION, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
+        ExecutionStarted(signal_id=signal_id, chain_id=chain, mode=1, nonce=signal_id,
+                         tx_hash=signal_id.to_bytes(32, "big"), max_fee_per_gas=max_fee,
+                         max_priority_fee_per_gas=S, gas_limit=500_000),))
+
+
+def fill(signal_id: int, log_index: int, *, amount_in: int = ETHER, amount_out: int = 2000 * 10**6) -> Message:
+    return Message(domain=Domain.EXECUTION, tlvs=(
+        Fill(signal_id=signal_id, block_number=100, log_index=log_index, pool=POOL_V2,
+             token_in=bytes.fromhex(WETH[2:]), token_out=bytes.fromhex(USDC[2:]), amount_in=amount_in,
+             amount_out=amount_out),))
+
+
+def signal(signal_id: int, *, amount_in: int = ETHER, strategy_id: int = 3, net: int = 10**15,
+           t_ns: int = 0) -> Message:
+    hops = (
+        Hop(pool=POOL_V2, venue_kind=int(VenueKind.UNISWAP_V2), token_in=bytes.fromhex(WETH[2:]),
+            token_out=bytes.fromhex(USDC[2:]), amount_in=amount_in, amount_out=2000 * 10**6),
+        Hop(pool=POOL_V3, venue_kind=int(VenueKind.UNISWAP_V3), token_in=bytes.fromhex(USDC[2:]),
+            token_out=bytes.fromhex(WETH[2:]), amount_in=2000 * 10**6, amount_out=amount_in + net),
+    )
+    return Message(domain=Domain.SIGNAL, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
+        SignalIdentity(signal_id=signal_id, strategy_id=strategy_id, kind=int(SignalKind.TWO_POOL),
+                       confidence_bps=9000, chain_id=CHAIN, block_number=99, strategy="two_pool"),
+        Economics(profit_token=WETH_ID, gross_profit=net + 10**14, gas_cost=10**14, flash_fee=0,
+                  slippage_allowance=0, net_profit=net, gas_units=200_000, gas_price_wei=S),
+        ArbitragePath(hops=hops),
+    ))
+
+
+def reserves(r0: int, r1: int, *, pool: int = POOL_V2, t_ns: int = 0, block: int = 100) -> Message:
+    return Message(domain=Domain.MARKET_DATA, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
+        V2Reserves(pool=PoolId(pool), block_number=block, log_index=0, reserve0=r0, reserve1=r1),))
+
+
+def v3swap(sqrt_price_x96: int, *, pool: int = POOL_V3, t_ns: int = 0) -> Message:
+    return Message(domain=Domain.MARKET_DATA, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
+        V3Swap(pool=PoolId(pool), block_number=100, log_index=0, tx_hash=b"\x01" * 32, amount0=1, amount1=-1,
+               sqrt_price_x96=sqrt_price_x96, liquidity=10**18, tick=0),))
+
+
+def block(number: int, *, base_fee: int, priority: int = S, chain: int = CHAIN, t_ns: int = 0) -> Message:
+    return Message(domain=Domain.MARKET_DATA, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
+        BlockHeader(chain_id=chain, number=number, timestamp=number * 12, gas_limit=30_000_000, gas_used=15_000_000,
+                    hash=number.to_bytes(32, "big"), parent_hash=(number - 1).to_bytes(32, "big"),
+                    base_fee=base_fee, priority_fee=priority),))
+
+
+def cex_trade(venue: int = Venue.BINANCE, *, t_ns: int = 0) -> Message:
+    return Message(domain=Domain.MARKET_DATA, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
+        Trade(venue=int(venue), side=1, price_scale=2, size_scale=4, trade_id=1, price=200000, size=10000,
+              symbol="ETHUSDC"),))

@@ -1,0 +1,326 @@
+"""Each breaker trips on a constructed breach and stays quiet on a normal stream (sans-IO, no clock)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from risk_testkit import (
+    CHAIN,
+    ETHER,
+    POOL_V2,
+    POOL_V3,
+    USDC_ID,
+    WETH_ID,
+    S,
+    block,
+    cex_trade,
+    reserves,
+    result,
+    signal,
+    started,
+    v3swap,
+)
+
+from protocol.execution import Outcome
+from protocol.header import Domain
+from protocol.ids import Venue
+from protocol.message import Message
+from protocol.system import EmergencyStop, Resume, StopScope
+from risk.config import ConfigError, parse_config
+from risk.engine import ForeignStop, Resumed, RiskEngine, Stop
+
+T0 = 1_700_000_000 * 10**9
+SEC = 10**9
+
+
+def engine(toml: str, **kw) -> RiskEngine:  # type: ignore[no-untyped-def]
+    return RiskEngine(parse_config(toml), **kw)
+
+
+def stops(actions: list) -> list[Stop]:  # type: ignore[type-arg]
+    return [a for a in actions if isinstance(a, Stop)]
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_unknown_keys_are_rejected_with_their_path() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'failure_rate.windw'"):
+        parse_config("[failure_rate]\nwindw = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'bogus'"):
+        parse_config("[bogus]\nx = 1\n")
+    with pytest.raises(ConfigError, match=r"daily_loss.tokens.1:0xc0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0: unknown key"):
+        parse_config(f'[daily_loss.tokens."1:{"0x" + "c0" * 20}"]\nmax_los = 5\n')
+    with pytest.raises(ConfigError, match="expected an integer"):
+        parse_config("[failure_rate]\nwindow = 2.5\n")
+    with pytest.raises(ConfigError, match="unknown venue"):
+        parse_config('[stale_data]\nvenues = { nowhere = 3.0 }\n')
+    with pytest.raises(ConfigError, match="scope must be one of"):
+        parse_config('[gas_price]\nmax_wei = 5\nscope = "venue"\n')
+
+
+def test_empty_config_has_no_breakers_and_never_trips() -> None:
+    e = engine("")
+    assert e.breakers == []
+    assert e.on_message(Domain.EXECUTION, result(1, profit=-10 * ETHER), T0) == []
+    assert e.on_timer(T0 + 10**15) == []
+
+
+# ---------------------------------------------------------------- daily loss
+
+DAILY = f"""
+[daily_loss]
+day_start_utc = "00:00"
+[daily_loss.tokens."1:{'0x' + 'c0' * 20}"]
+max_loss = {ETHER // 2}
+gas_per_eth = {ETHER}
+"""
+
+
+def test_daily_loss_trips_on_net_loss_including_gas() -> None:
+    e = engine(DAILY)
+    # +0.1 profit, then reverts that burn gas: 300k gas at 500 gwei = 0.15 ETH each
+    assert e.on_message(Domain.EXECUTION, result(1, profit=ETHER // 10), T0) == []
+    assert e.on_message(Domain.EXECUTION, result(2, outcome=Outcome.REVERTED, gas_used=300_000, gas_price=500 * S), T0) == []
+    assert e.on_message(Domain.EXECUTION, result(3, outcome=Outcome.REVERTED, gas_used=300_000, gas_price=500 * S), T0) == []
+    assert e.on_message(Domain.EXECUTION, result(4, outcome=Outcome.REVERTED, gas_used=300_000, gas_price=500 * S), T0) == []
+    # net: 0.1 - 0.45 = -0.35; a 0.15 loss makes -0.5: at the limit
+    [a] = e.on_message(Domain.EXECUTION, result(5, profit=-ETHER * 15 // 100), T0)
+    assert isinstance(a, Stop) and a.trip.breaker == "daily_loss" and a.trip.scope == StopScope.ALL
+    assert "daily loss 500000000000000000" in a.trip.reason and a.trip.stop_id == 1
+    # tripped once: more losses do not produce more stops
+    assert e.on_message(Domain.EXECUTION, result(6, profit=-ETHER), T0) == []
+
+
+def test_daily_loss_quiet_on_normal_day_ignores_shadow_and_other_tokens_and_resets_daily() -> None:
+    e = engine(DAILY)
+    for i in range(50):
+        assert e.on_message(Domain.EXECUTION, result(i, profit=ETHER // 100, gas_used=200_000, gas_price=20 * S), T0) == []
+    assert e.on_message(Domain.EXECUTION, result(100, outcome=Outcome.SIMULATED, profit=-10 * ETHER), T0) == []
+    assert e.on_message(Domain.EXECUTION, result(101, profit=-10**12, token=USDC_ID), T0) == []
+    # -0.4 today, -0.4 tomorrow: never -0.5 within one day
+    e2 = engine(DAILY)
+    day = 86_400 * SEC
+    midnight = (T0 // day + 1) * day
+    assert e2.on_message(Domain.EXECUTION, result(1, profit=-ETHER * 4 // 10), midnight - SEC) == []
+    assert e2.on_message(Domain.EXECUTION, result(2, profit=-ETHER * 4 // 10), midnight + SEC) == []
+
+
+# ---------------------------------------------------------------- trade size
+
+SIZE = f"""
+[trade_size]
+[trade_size.tokens."1:{'0x' + 'c0' * 20}"]
+max_amount_in = {5 * ETHER}
+"""
+
+
+def test_trade_size_trips_per_strategy() -> None:
+    e = engine(SIZE)
+    assert e.on_message(Domain.SIGNAL, signal(1, amount_in=5 * ETHER), T0) == []
+    [a] = stops(e.on_message(Domain.SIGNAL, signal(2, amount_in=5 * ETHER + 1, strategy_id=9), T0))
+    assert a.trip.scope == StopScope.STRATEGY and a.trip.scope_value == 9 and "signal 2" in a.trip.reason
+
+
+# ---------------------------------------------------------------- gas price
+
+GAS = f"""
+[gas_price]
+max_wei = {300 * S}
+chains = {{ "10" = {S} }}
+"""
+
+
+def test_gas_price_trips_on_block_base_plus_priority_and_on_execution_max_fee() -> None:
+    e = engine(GAS)
+    for n in range(10):
+        assert e.on_message(Domain.MARKET_DATA, block(n + 1, base_fee=30 * S), T0) == []
+    assert e.on_message(Domain.EXECUTION, started(1, max_fee=300 * S), T0) == []
+    [a] = stops(e.on_message(Domain.MARKET_DATA, block(20, base_fee=299 * S, priority=2 * S), T0))
+    assert a.trip.scope == StopScope.CHAIN and a.trip.scope_value == CHAIN and "block 20" in a.trip.reason
+    # per-chain ceiling, from ExecutionStarted
+    [b] = stops(e.on_message(Domain.EXECUTION, started(2, max_fee=2 * S, chain=10), T0))
+    assert b.trip.scope_value == 10 and "max fee" in b.trip.reason
+
+
+# ---------------------------------------------------------------- failure rate
+
+FAIL = """
+[failure_rate]
+window = 10
+min_results = 5
+max_failure_rate_bps = 5000
+"""
+
+
+def test_failure_rate_trips_when_half_of_the_window_reverts() -> None:
+    e = engine(FAIL)
+    outcomes = [Outcome.EXECUTED, Outcome.REVERTED] * 2  # 2 of 4: below min_results
+    for i, o in enumerate(outcomes):
+        assert e.on_message(Domain.EXECUTION, result(i, outcome=o), T0) == []
+    # STALE / UNPROFITABLE / SIMULATED are not counted
+    for i, o in enumerate([Outcome.STALE, Outcome.UNPROFITABLE, Outcome.SIMULATED] * 5):
+        assert e.on_message(Domain.EXECUTION, result(100 + i, outcome=o), T0) == []
+    [a] = stops(e.on_message(Domain.EXECUTION, result(9, outcome=Outcome.FAILED, reason="nonce too low"), T0))
+    assert a.trip.breaker == "failure_rate" and "3 of the last 5" in a.trip.reason
+
+
+def test_failure_rate_quiet_with_occasional_reverts() -> None:
+    e = engine(FAIL)
+    for i in range(200):
+        o = Outcome.REVERTED if i % 5 == 0 else Outcome.EXECUTED  # 20 %
+        assert e.on_message(Domain.EXECUTION, result(i, outcome=o), T0) == []
+
+
+# ---------------------------------------------------------------- stale market data
+
+STALE = """
+[stale_data]
+venues = { uniswap_v2 = 5.0, binance = 2.0 }
+"""
+
+
+def test_stale_venue_trips_after_its_window_and_not_before() -> None:
+    e = engine(STALE)
+    for i in range(10):  # both venues speak every second for 10 s
+        t = T0 + i * SEC
+        e.on_message(Domain.MARKET_DATA, reserves(10**21, 2 * 10**12, t_ns=t), t)
+        e.on_message(Domain.MARKET_DATA, cex_trade(t_ns=t), t)
+        assert e.on_timer(t + SEC // 2) == []
+    last = T0 + 9 * SEC
+    # binance goes quiet: trips after 2 s, uniswap_v2 keeps talking
+    for k in range(1, 5):
+        t = last + k * SEC
+        e.on_message(Domain.MARKET_DATA, reserves(10**21, 2 * 10**12, t_ns=t), t)
+        acts = stops(e.on_timer(t + 1))
+        if k < 2:
+            assert acts == []
+        elif k == 2:
+            [a] = acts
+            assert a.trip.scope == StopScope.VENUE and a.trip.scope_value == Venue.BINANCE
+            assert "binance" in a.trip.reason
+        else:
+            assert acts == []  # tripped once
+
+
+def test_stale_configured_venue_that_never_speaks_trips() -> None:
+    e = engine(STALE)
+    assert e.on_timer(T0) == []
+    acts = stops(e.on_timer(T0 + 3 * SEC))
+    assert [a.trip.scope_value for a in acts] == [Venue.BINANCE]
+    assert "never seen" in acts[0].trip.reason
+
+
+# ---------------------------------------------------------------- relay gaps
+
+
+def counters(**kw: int) -> dict[str, int]:
+    base = {"received": 0, "delivered": 0, "duplicates": 0, "gaps": 0, "gaps_recovered": 0, "resyncs": 0,
+            "lost": 0, "reconnects": 0, "epoch_changes": 0, "lag": 0}
+    base.update(kw)
+    return base
+
+
+def test_relay_gap_recovered_in_time_does_not_trip_unresolved_one_does() -> None:
+    e = engine("[relay_gaps]\ngrace_s = 2.0\n")
+    assert e.on_relay_counters(Domain.MARKET_DATA, counters(), T0) == []
+    # a gap, recovered by the resume within the grace: fine
+    assert e.on_relay_counters(Domain.MARKET_DATA, counters(gaps=2, reconnects=1), T0 + SEC) == []
+    assert e.on_relay_counters(Domain.MARKET_DATA, counters(gaps=2, gaps_recovered=1, reconnects=1), T0 + 2 * SEC) == []
+    assert e.on_relay_counters(Domain.MARKET_DATA, counters(gaps=2, gaps_recovered=1, reconnects=1), T0 + 9 * SEC) == []
+    # a new gap that stays open
+    assert e.on_relay_counters(Domain.SIGNAL, counters(gaps=1), T0 + 10 * SEC) == []
+    assert e.on_relay_counters(Domain.SIGNAL, counters(gaps=1), T0 + 11 * SEC) == []
+    [a] = stops(e.on_relay_counters(Domain.SIGNAL, counters(gaps=1), T0 + 12 * SEC))
+    assert "signal relay: sequence gap unresolved" in a.trip.reason and a.trip.scope == StopScope.ALL
+
+
+def test_relay_resync_trips_at_once() -> None:
+    e = engine("[relay_gaps]\n")
+    [a] = stops(e.on_relay_counters(Domain.EXECUTION, counters(resyncs=1, lost=40), T0))
+    assert "40 message(s) lost" in a.trip.reason
+
+
+# ---------------------------------------------------------------- volatility
+
+VOL = """
+[volatility]
+window = 50
+min_samples = 20
+max_sigma = 6.0
+"""
+
+
+def test_volatility_trips_on_a_jump_beyond_six_sigma_not_on_a_random_walk() -> None:
+    rng = random.Random(7)
+    e = engine(VOL)
+    r0, r1 = 1000 * ETHER, 2_000_000 * 10**6
+    for i in range(300):  # random walk, ~0.1 % per step
+        r1 = r1 * (1_000_000 + rng.randint(-1000, 1000)) // 1_000_000
+        assert e.on_message(Domain.MARKET_DATA, reserves(r0, r1), T0 + i) == [], i
+    [a] = stops(e.on_message(Domain.MARKET_DATA, reserves(r0, r1 * 102 // 100), T0 + 400))  # +2 %
+    assert a.trip.breaker == "volatility" and a.trip.scope == StopScope.VENUE
+    assert a.trip.scope_value == Venue.UNISWAP_V2 and "sigma" in a.trip.reason
+
+
+def test_volatility_from_v3_sqrt_price() -> None:
+    rng = random.Random(3)
+    e = engine(VOL)
+    sp = int(math.isqrt(2000 * 2**192 // 10**12))
+    for i in range(60):
+        sp = sp * (10**6 + rng.randint(-300, 300)) // 10**6
+        assert e.on_message(Domain.MARKET_DATA, v3swap(sp), T0 + i) == []
+    [a] = stops(e.on_message(Domain.MARKET_DATA, v3swap(sp * 95 // 100), T0 + 100))
+    assert a.trip.scope_value == Venue.UNISWAP_V3 and str(POOL_V3.address) in a.trip.reason
+    assert POOL_V2 != POOL_V3
+
+
+# ---------------------------------------------------------------- engine: resume, restore, foreign stops
+
+
+def test_resume_clears_matching_trips_and_rearms() -> None:
+    e = engine(FAIL + GAS)
+    for i in range(5):
+        e.on_message(Domain.EXECUTION, result(i, outcome=Outcome.REVERTED), T0)
+    stops(e.on_message(Domain.MARKET_DATA, block(5, base_fee=400 * S), T0))
+    assert {k[0] for k in e.tripped} == {"failure_rate", "gas_price"}
+    resume = Message(domain=Domain.EXECUTION, tlvs=(
+        Resume(scope=int(StopScope.CHAIN), scope_value=CHAIN, stop_id=0, reason="gas back to normal", sender="ops"),))
+    [r] = e.on_message(Domain.EXECUTION, resume, T0 + SEC)
+    assert isinstance(r, Resumed) and [t.breaker for t in r.cleared] == ["gas_price"]
+    everything = Message(domain=Domain.EXECUTION, tlvs=(
+        Resume(scope=int(StopScope.ALL), scope_value=0, stop_id=0, reason="fixed", sender="ops"),))
+    [r] = e.on_message(Domain.EXECUTION, everything, T0 + 2 * SEC)
+    assert [t.breaker for t in r.cleared] == ["failure_rate"] and not e.tripped
+    # the failure window was reset: 4 more reverts are below min_results
+    for i in range(4):
+        assert stops(e.on_message(Domain.EXECUTION, result(10 + i, outcome=Outcome.REVERTED), T0)) == []
+
+
+def test_restored_trips_are_not_tripped_again_and_ids_continue() -> None:
+    e = engine(GAS)
+    [a] = stops(e.on_message(Domain.MARKET_DATA, block(5, base_fee=400 * S), T0))
+    e2 = engine(GAS, trips=[a.trip], next_stop_id=e.next_stop_id)
+    assert stops(e2.on_message(Domain.MARKET_DATA, block(6, base_fee=400 * S), T0)) == []
+    assert [s.trip.stop_id for s in e2.reassert()] == [1]
+    [b] = stops(e2.on_message(Domain.EXECUTION, started(1, max_fee=400 * S, chain=5), T0))
+    assert b.trip.stop_id == 2
+
+
+def test_foreign_stop_reported_own_echo_ignored() -> None:
+    e = engine("")
+    own = Message(domain=Domain.EXECUTION, tlvs=(EmergencyStop(scope=0, scope_value=0, stop_id=1, reason="x", sender="risk"),))
+    other = Message(domain=Domain.EXECUTION, tlvs=(EmergencyStop(scope=0, scope_value=0, stop_id=9, reason="y", sender="ops"),))
+    assert e.on_message(Domain.EXECUTION, own, T0) == []
+    [f] = e.on_message(Domain.EXECUTION, other, T0)
+    assert isinstance(f, ForeignStop) and f.stop.stop_id == 9
+
+
+def test_snapshot_restores_daily_pnl() -> None:
+    e = engine(DAILY)
+    e.on_message(Domain.EXECUTION, result(1, profit=-ETHER * 4 // 10), T0)
+    e2 = engine(DAILY, snapshot=e.snapshot())
+    assert stops(e2.on_message(Domain.EXECUTION, result(2, profit=-ETHER // 10), T0))
+    assert WETH_ID.chain_id == CHAIN
