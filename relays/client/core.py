@@ -66,7 +66,9 @@ from protocol.tlv import TLV
 
 from ..core.rangeset import RangeSet
 
-_HDR = struct.Struct("<HBB4xQBB2xI")  # magic, version, reserved, domain_seq, domain, reserved, payload_len
+# (magic, version, reserved) as one u32, [checksum], domain_seq, domain, [reserved, flags], payload_len
+_HDR = struct.Struct("<I4xQB3xI")
+_HEAD4 = 0x5041 | (1 << 16)
 _COVERED_pack = COVERED.pack
 _PREFIX_pack = PREFIX.pack
 _crc32 = zlib.crc32
@@ -246,8 +248,8 @@ class ConsumerCore:
         dups = 0
         try:
             while end - pos >= HEADER_SIZE:
-                magic, ver, r1, dseq, dom, r2, plen = unpack(buf, pos)
-                if magic != 0x5041 or ver != 1 or r1 or r2 or plen > MAX_PAYLOAD:
+                head4, dseq, dom, plen = unpack(buf, pos)
+                if head4 != _HEAD4 or plen > MAX_PAYLOAD:
                     check_prefix(buf, pos)
                 nxt = pos + HEADER_SIZE + plen
                 if nxt > end:
