@@ -1,0 +1,402 @@
+"""Deploy the devnet market: tokens, two Uniswap V2 venues, Uniswap V3, pools and positions.
+
+Everything is sent from anvil's first unlocked dev account with ``eth_sendTransaction``.
+Contract and pool addresses are predicted (CREATE from the deployer's nonce, CREATE2 from the
+init-code hashes), so the whole deployment is pipelined in a few JSON-RPC batches with explicit
+nonces and gas limits; it takes about a second.
+
+The default market (:data:`DEFAULT_SPEC`) - prices are "quote per base":
+
+* tokens: WETH (official WETH9, 18 decimals), USDC (DevToken, 6), DAI (DevToken, 18);
+* V2 venues ``uniswap_v2_a`` and ``uniswap_v2_b`` (each its own factory + Router02) with
+  WETH/USDC, WETH/DAI and DAI/USDC pairs; venue b is priced 0.4-0.8 % away from venue a, so
+  cross-venue and triangular cycles exist;
+* V3 (``uniswap_v3``): the same three pairs at fee tiers 500, 3000 and 10000, each pool with a
+  wide, a medium and a narrow position around the price plus one out-of-range position.
+
+Dev accounts 1 and 2 are funded (ETH, WETH, USDC, DAI) and have approved every router, so an
+executor or a noise trader can trade at once; account 0 is the deployer and liquidity provider.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from . import artifacts
+from .actions import (
+    FAR_FUTURE_DEADLINE,
+    MAX_UINT256,
+    TICK_SPACINGS,
+    ZERO_ADDRESS,
+    ChainClient,
+    DevnetClient,
+    Tx,
+    create_address,
+    price_to_sqrt_price_x96,
+    sort_tokens,
+    tick_at_price,
+    usable_tick,
+    v2_pair_address,
+    v3_pool_address,
+)
+from .anvil import DEFAULT_CHAIN_ID, AnvilProcess
+from .deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue
+from .rpc import RPC
+
+# Gas limits for the pipelined deployment (no estimation); measured use is well below.
+GAS_DEPLOY = 7_000_000
+GAS_CREATE_POOL = 6_000_000
+GAS_ADD_LIQUIDITY_NEW_PAIR = 4_000_000
+GAS_MINT = 1_000_000
+GAS_SMALL = 150_000
+DEPLOY_BLOCK_GAS_LIMIT = 2**40
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    symbol: str
+    name: str
+    decimals: int
+
+
+@dataclass(frozen=True)
+class V2PairSpec:
+    base: str
+    quote: str
+    price: str  # human, quote per base
+    base_amount: str  # human amount of base in the pair
+
+
+@dataclass(frozen=True)
+class V3PositionSpec:
+    lower: str  # price range as factors of the pool's price (in token1-per-token0 terms)
+    upper: str
+    value: str  # position value in quote units (human)
+
+
+@dataclass(frozen=True)
+class V3PoolSpec:
+    base: str
+    quote: str
+    fee: int
+    price: str
+    positions: tuple[V3PositionSpec, ...]
+
+
+@dataclass(frozen=True)
+class DevnetSpec:
+    tokens: tuple[TokenSpec, ...]  # WETH first: it is the official WETH9, the rest are DevTokens
+    v2: tuple[tuple[str, tuple[V2PairSpec, ...]], ...]  # (venue name, pairs)
+    v3_name: str
+    v3: tuple[V3PoolSpec, ...]
+    funded_accounts: int = 2  # dev accounts 1..N get tokens + approvals
+    fund_amounts: tuple[tuple[str, str], ...] = (("WETH", "1000"), ("USDC", "2000000"), ("DAI", "2000000"))
+    fund_eth: str = "10000"
+    deployer_eth: str = "1000000"
+
+
+def _positions(scale: str, above: bool) -> tuple[V3PositionSpec, ...]:
+    s = Fraction(scale)
+    out_of_range = ("1.05", "1.25") if above else ("0.8", "0.95")
+    return (
+        V3PositionSpec("0.5", "2", str(s * 1_000_000)),
+        V3PositionSpec("0.9", "1.1", str(s * 500_000)),
+        V3PositionSpec("0.98", "1.02", str(s * 200_000)),
+        V3PositionSpec(*out_of_range, str(s * 100_000)),
+    )
+
+
+def _v3_pools() -> tuple[V3PoolSpec, ...]:
+    prices = {
+        ("WETH", "USDC"): {500: "2004", 3000: "1996", 10000: "2010"},
+        ("WETH", "DAI"): {500: "2002", 3000: "1998", 10000: "1990"},
+        ("DAI", "USDC"): {500: "1.001", 3000: "0.998", 10000: "1.003"},
+    }
+    scale = {500: "1", 3000: "1", 10000: "0.3"}
+    pools = []
+    for i, ((base, quote), by_fee) in enumerate(prices.items()):
+        for j, (fee, price) in enumerate(by_fee.items()):
+            pools.append(V3PoolSpec(base, quote, fee, price, _positions(scale[fee], above=(i + j) % 2 == 0)))
+    return tuple(pools)
+
+
+DEFAULT_SPEC = DevnetSpec(
+    tokens=(
+        TokenSpec("WETH", "Wrapped Ether", 18),
+        TokenSpec("USDC", "USD Coin (devnet)", 6),
+        TokenSpec("DAI", "Dai Stablecoin (devnet)", 18),
+    ),
+    v2=(
+        ("uniswap_v2_a", (
+            V2PairSpec("WETH", "USDC", "2000", "1000"),
+            V2PairSpec("WETH", "DAI", "2000", "1000"),
+            V2PairSpec("DAI", "USDC", "1", "2000000"),
+        )),
+        ("uniswap_v2_b", (
+            V2PairSpec("WETH", "USDC", "2016", "400"),  # +0.8 %
+            V2PairSpec("WETH", "DAI", "1990", "400"),  # -0.5 %
+            V2PairSpec("DAI", "USDC", "1.004", "800000"),  # +0.4 %
+        )),
+    ),
+    v3_name="uniswap_v3",
+    v3=_v3_pools(),
+)
+
+
+def _units(human: str | Fraction, decimals: int) -> int:
+    return int(Fraction(human) * 10**decimals)
+
+
+def _position_amounts(price_raw: Fraction, lo_raw: float, hi_raw: float, value_raw1: Fraction) -> tuple[int, int]:
+    """Token amounts (raw) of a position worth ``value_raw1`` (in raw token1) over [lo, hi]."""
+    p = math.sqrt(float(price_raw))
+    a, b = math.sqrt(lo_raw), math.sqrt(hi_raw)
+    sp = min(max(p, a), b)
+    per_l0 = 1 / sp - 1 / b  # token0 per unit liquidity
+    per_l1 = sp - a  # token1 per unit liquidity
+    liquidity = float(value_raw1) / (per_l0 * float(price_raw) + per_l1)
+    return math.ceil(liquidity * per_l0 * 1.0001) + 1, math.ceil(liquidity * per_l1 * 1.0001) + 1
+
+
+@dataclass
+class _Plan:
+    """Predicts addresses while queuing transactions in nonce order."""
+
+    deployer: str
+    nonce: int
+    txs: list[Tx] = field(default_factory=list)
+
+    def deploy(self, artifact: str, *args: object, label: str = "") -> str:
+        addr = create_address(self.deployer, self.nonce)
+        data = artifacts.load(artifact).deploy_data(*args)
+        self.txs.append(Tx(self.deployer, None, data, gas=GAS_DEPLOY, label=label or f"deploy {artifact}"))
+        self.nonce += 1
+        return addr
+
+    def call(self, artifact: str, to: str, fn: str, *args: object, value: int = 0, gas: int = GAS_SMALL,
+             sender: str | None = None, label: str = "") -> None:
+        data = artifacts.load(artifact).encode(fn, *args)
+        s = sender or self.deployer
+        self.txs.append(Tx(s, to, data, value=value, gas=gas, label=label or f"{artifact}.{fn}"))
+        if s.lower() == self.deployer.lower():
+            self.nonce += 1
+
+
+def deploy(
+    rpc: RPC | str,
+    *,
+    spec: DevnetSpec = DEFAULT_SPEC,
+    rpc_url: str | None = None,
+    ws_url: str | None = None,
+    anvil_pid: int | None = None,
+    block_time: float | None = None,
+) -> ChainDeployment:
+    """Deploy ``spec`` on the anvil node behind ``rpc``; returns the description of the result.
+
+    ``rpc_url``/``ws_url`` default to the RPC's URL (``ws://`` on the same port, as anvil serves
+    both). Works under automine and interval mining alike (``block_time`` is only recorded)."""
+    client = ChainClient(rpc)
+    url = rpc_url or client.rpc.url
+    ws = ws_url or url.replace("http://", "ws://").replace("https://", "wss://")
+    # anvil drops queued transactions that do not fit the block being built (and with them every
+    # later nonce), so the block gas limit is raised while the pipelined deployment runs. That
+    # also lets an interval-mining node (--block-time) take the whole deployment in one block.
+    gas_limit = client.block_gas_limit()
+    client.set_block_gas_limit(DEPLOY_BLOCK_GAS_LIMIT)
+    try:
+        return _deploy(client, spec, url, ws, anvil_pid, block_time)
+    finally:
+        client.set_block_gas_limit(gas_limit)
+
+
+def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid: int | None,
+            block_time: float | None) -> ChainDeployment:
+    artifacts.check_init_code_hashes()
+    chain_id = client.chain_id()
+    accounts = client.accounts()
+    deployer = accounts[0]
+    client.set_eth_balance(deployer, _units(spec.deployer_eth, 18))
+    plan = _Plan(deployer, client.nonce(deployer))
+
+    # -- contracts -----------------------------------------------------------------------------
+    tokens: dict[str, Token] = {}
+    for i, ts in enumerate(spec.tokens):
+        if i == 0:
+            addr = plan.deploy("WETH9", label="deploy WETH9")
+        else:
+            addr = plan.deploy("DevToken", ts.name, ts.symbol, ts.decimals, label=f"deploy {ts.symbol}")
+        tokens[ts.symbol] = Token(symbol=ts.symbol, name=ts.name, address=addr, decimals=ts.decimals)
+    weth = tokens[spec.tokens[0].symbol].address
+    v2: list[V2Venue] = []
+    for name, _ in spec.v2:
+        factory = plan.deploy("UniswapV2Factory", deployer, label=f"deploy {name} factory")
+        router = plan.deploy("UniswapV2Router02", factory, weth, label=f"deploy {name} router")
+        v2.append(V2Venue(name=name, factory=factory, router=router,
+                          init_code_hash=artifacts.UNISWAP_V2_PAIR_INIT_CODE_HASH))
+    v3_factory = plan.deploy("UniswapV3Factory")
+    npm = plan.deploy("NonfungiblePositionManager", v3_factory, weth, ZERO_ADDRESS)
+    swap_router = plan.deploy("SwapRouter", v3_factory, weth)
+    quoter = plan.deploy("QuoterV2", v3_factory, weth)
+    v3 = V3Venue(name=spec.v3_name, factory=v3_factory, position_manager=npm, swap_router=swap_router,
+                 quoter_v2=quoter, init_code_hash=artifacts.UNISWAP_V3_POOL_INIT_CODE_HASH)
+    spenders = [v.router for v in v2] + [swap_router, npm]
+
+    # -- deployer funds and approvals ----------------------------------------------------------
+    weth_needed = 0
+    big = 10**12  # human units of each DevToken minted to the deployer
+    for tok in tokens.values():
+        if tok.address != weth:
+            plan.call("DevToken", tok.address, "mint", deployer, big * 10**tok.decimals)
+        for s in spenders:
+            plan.call("DevToken", tok.address, "approve", s, MAX_UINT256)
+
+    # -- V2 pairs ------------------------------------------------------------------------------
+    pools: list[Pool] = []
+    liquidity_txs: list[tuple[str, str, str, tuple[object, ...]]] = []
+    for venue, (name, pairs) in zip(v2, spec.v2):
+        for ps in pairs:
+            base, quote = tokens[ps.base], tokens[ps.quote]
+            amount_base = _units(ps.base_amount, base.decimals)
+            amount_quote = _units(Fraction(ps.base_amount) * Fraction(ps.price), quote.decimals)
+            if base.address == weth:
+                weth_needed += amount_base
+            if quote.address == weth:
+                weth_needed += amount_quote
+            liquidity_txs.append(("UniswapV2Router02", venue.router, "addLiquidity", (
+                base.address, quote.address, amount_base, amount_quote, 0, 0, deployer, FAR_FUTURE_DEADLINE)))
+            t0, t1 = sort_tokens(base.address, quote.address)
+            pools.append(Pool(address=v2_pair_address(venue.factory, t0, t1), venue=name, kind="v2",
+                              token0=t0, token1=t1, fee=V2_FEE_PIPS,
+                              symbol0=_sym(tokens, t0), symbol1=_sym(tokens, t1)))
+
+    # -- V3 pools and positions ----------------------------------------------------------------
+    by_addr = {t.address: t for t in tokens.values()}
+    v3_txs: list[tuple[str, str, str, tuple[object, ...]]] = []
+    for vs in spec.v3:
+        base, quote = tokens[vs.base], tokens[vs.quote]
+        t0, t1 = sort_tokens(base.address, quote.address)
+        d0, d1 = by_addr[t0].decimals, by_addr[t1].decimals
+        price01 = Fraction(vs.price) if t0 == base.address else 1 / Fraction(vs.price)  # token1 per token0
+        spacing = TICK_SPACINGS[vs.fee]
+        sqrt_p = price_to_sqrt_price_x96(price01, d0, d1)
+        v3_txs.append(("NonfungiblePositionManager", npm, "createAndInitializePoolIfNecessary",
+                       (t0, t1, vs.fee, sqrt_p)))
+        price_raw = Fraction(sqrt_p**2, 2**192)
+        for pos in vs.positions:
+            lo = usable_tick(tick_at_price(price01 * Fraction(pos.lower), d0, d1), spacing)
+            hi = usable_tick(tick_at_price(price01 * Fraction(pos.upper), d0, d1), spacing)
+            if hi <= lo:
+                hi = lo + spacing
+            value_quote = _units(pos.value, quote.decimals)  # raw quote units
+            value_raw1 = Fraction(value_quote) if quote.address == t1 else value_quote * price_raw
+            a0, a1 = _position_amounts(price_raw, 1.0001**lo, 1.0001**hi, value_raw1)
+            if t0 == weth:
+                weth_needed += a0
+            if t1 == weth:
+                weth_needed += a1
+            v3_txs.append(("NonfungiblePositionManager", npm, "mint",
+                           ((t0, t1, vs.fee, lo, hi, a0, a1, 0, 0, deployer, FAR_FUTURE_DEADLINE),)))
+        pools.append(Pool(address=v3_pool_address(v3_factory, t0, t1, vs.fee), venue=spec.v3_name, kind="v3",
+                          token0=t0, token1=t1, fee=vs.fee, tick_spacing=spacing,
+                          symbol0=by_addr[t0].symbol, symbol1=by_addr[t1].symbol))
+
+    plan.call("WETH9", weth, "deposit", value=weth_needed + 10**18, gas=GAS_SMALL)
+    for art, to, fn, args in liquidity_txs:
+        plan.call(art, to, fn, *args, gas=GAS_ADD_LIQUIDITY_NEW_PAIR, label=f"v2 {fn}")
+    for art, to, fn, args in v3_txs:
+        gas = GAS_CREATE_POOL if fn == "createAndInitializePoolIfNecessary" else GAS_MINT
+        plan.call(art, to, fn, *args, gas=gas, label=f"v3 {fn}")
+
+    # -- funded dev accounts -------------------------------------------------------------------
+    funded = tuple(accounts[1: 1 + spec.funded_accounts])
+    for acct in funded:
+        client.set_eth_balance(acct, _units(spec.fund_eth, 18) + _units(dict(spec.fund_amounts).get("WETH", "0"), 18))
+        for sym, amount in spec.fund_amounts:
+            tok = tokens[sym]
+            if tok.address == weth:
+                plan.call("WETH9", weth, "deposit", value=_units(amount, 18), sender=acct)
+            else:
+                plan.call("DevToken", tok.address, "mint", acct, _units(amount, tok.decimals))
+            for s in spenders:
+                plan.call("DevToken", tok.address, "approve", s, MAX_UINT256, sender=acct)
+
+    client.send_many(plan.txs)
+    return ChainDeployment(
+        chain_id=chain_id,
+        rpc_url=url,
+        ws_url=ws,
+        deployer=deployer,
+        accounts=tuple(accounts),
+        tokens=tuple(tokens.values()),
+        weth=weth,
+        v2=tuple(v2),
+        v3=v3,
+        pools=tuple(pools),
+        deploy_block=client.block_number(),
+        block_time=block_time,
+        anvil_pid=anvil_pid,
+        funded_accounts=funded,
+        extra={"transactions": len(plan.txs), "funded_accounts": list(funded)},
+    )
+
+
+def _sym(tokens: dict[str, Token], addr: str) -> str:
+    return next(t.symbol for t in tokens.values() if t.address.lower() == addr.lower())
+
+
+# --------------------------------------------------------------------------------------------
+# anvil + deployment in one go
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Devnet:
+    """A running anvil with the market deployed: ``anvil``, ``deployment``, ``client``."""
+
+    anvil: AnvilProcess
+    deployment: ChainDeployment
+    client: DevnetClient
+    deploy_seconds: float
+
+    @property
+    def rpc(self) -> RPC:
+        return self.client.rpc
+
+    def close(self) -> None:
+        self.client.rpc.close()
+        self.anvil.stop()
+
+
+def start_devnet(
+    chain_id: int = DEFAULT_CHAIN_ID,
+    *,
+    port: int | None = None,
+    block_time: float | None = None,
+    spec: DevnetSpec = DEFAULT_SPEC,
+    log_path: str | None = None,
+) -> Devnet:
+    """Start anvil and deploy ``spec`` on it. Call ``.close()`` (or use :func:`devnet`)."""
+    node = AnvilProcess(chain_id=chain_id, port=port, block_time=block_time, log_path=log_path).start()
+    try:
+        t0 = time.perf_counter()
+        rpc = node.rpc()
+        dep = deploy(rpc, spec=spec, rpc_url=node.rpc_url, ws_url=node.ws_url, anvil_pid=node.pid,
+                     block_time=block_time)
+        elapsed = time.perf_counter() - t0
+        return Devnet(node, dep, DevnetClient(dep, rpc), elapsed)
+    except BaseException:
+        node.stop()
+        raise
+
+
+@contextmanager
+def devnet(chain_id: int = DEFAULT_CHAIN_ID, **kw: object) -> Iterator[Devnet]:
+    """``with devnet() as net: net.client.v2_swap_exact_in(...)`` - anvil stops on exit."""
+    net = start_devnet(chain_id, **kw)  # type: ignore[arg-type]
+    try:
+        yield net
+    finally:
+        net.close()
