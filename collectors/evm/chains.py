@@ -1,0 +1,116 @@
+"""Built-in chain defaults (chain id, gas token, main AMM factories) and venue names.
+
+Sources of the factory addresses (checked when this file was written):
+
+* Uniswap V2 factories: https://docs.uniswap.org/contracts/v2/reference/smart-contracts/v2-deployments
+* Uniswap V3 factories: https://github.com/Uniswap/v3-periphery/blob/main/deploys.md (Ethereum, Polygon,
+  Arbitrum share 0x1F98...) and https://docs.uniswap.org/contracts/v3/reference/deployments (Base, BNB)
+* PancakeSwap V2 factory (BSC): https://developer.pancakeswap.finance/contracts/v2/addresses; its
+  pairs charge 0.25 % (the SDK's 9975/10000), and emit the same Sync/Swap/Mint/Burn events as Uniswap V2.
+
+Left out on purpose: PancakeSwap V3 (its Swap event has two extra fields, so a different topic0 that
+``collectors.evm.decode`` does not decode), Sushiswap and other forks (not verified here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.ids import Venue, VenueKind
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VenueInfo:
+    """A venue name as written in config files -> protocol venue code, AMM family, V2 fee."""
+
+    name: str
+    venue: int
+    kind: VenueKind
+    v2_fee_ppm: int = 3000  # V2 pairs have no fee() getter: the venue's fixed fee, in pips
+
+
+VENUES: dict[str, VenueInfo] = {
+    v.name: v
+    for v in (
+        VenueInfo(name="uniswap_v2", venue=Venue.UNISWAP_V2, kind=VenueKind.UNISWAP_V2),
+        VenueInfo(name="uniswap_v3", venue=Venue.UNISWAP_V3, kind=VenueKind.UNISWAP_V3),
+        VenueInfo(name="sushiswap", venue=Venue.SUSHISWAP, kind=VenueKind.UNISWAP_V2),
+        VenueInfo(name="pancakeswap_v2", venue=Venue.PANCAKESWAP_V2, kind=VenueKind.UNISWAP_V2, v2_fee_ppm=2500),
+        # the devnet's venues (tools/devnet deployment files name them like this)
+        VenueInfo(name="uniswap_v2_a", venue=Venue.DEVNET_V2_A, kind=VenueKind.UNISWAP_V2),
+        VenueInfo(name="uniswap_v2_b", venue=Venue.DEVNET_V2_B, kind=VenueKind.UNISWAP_V2),
+        VenueInfo(name="devnet_v3", venue=Venue.DEVNET_V3, kind=VenueKind.UNISWAP_V3),
+    )
+}
+
+#: devnet deployment venue name -> our venue name (the devnet's V3 venue is called "uniswap_v3")
+DEVNET_VENUES = {"uniswap_v2_a": "uniswap_v2_a", "uniswap_v2_b": "uniswap_v2_b", "uniswap_v3": "devnet_v3"}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Factory:
+    venue: str  # a key of VENUES
+    address: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChainDefaults:
+    name: str
+    chain_id: int
+    gas_token: str
+    factories: tuple[Factory, ...]
+
+
+_UNI_V3 = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+
+BUILTIN_CHAINS: dict[str, ChainDefaults] = {
+    c.name: c
+    for c in (
+        ChainDefaults(
+            name="ethereum",
+            chain_id=1,
+            gas_token="ETH",
+            factories=(
+                Factory(venue="uniswap_v2", address="0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"),
+                Factory(venue="uniswap_v3", address=_UNI_V3),
+            ),
+        ),
+        ChainDefaults(
+            name="polygon",
+            chain_id=137,
+            gas_token="POL",
+            factories=(
+                Factory(venue="uniswap_v2", address="0x9e5A52f57b3038F1B8EeE45F28b3C1967e22799C"),
+                Factory(venue="uniswap_v3", address=_UNI_V3),
+            ),
+        ),
+        ChainDefaults(
+            name="arbitrum",
+            chain_id=42161,
+            gas_token="ETH",
+            factories=(
+                Factory(venue="uniswap_v2", address="0xf1D7CC64Fb4452F05c498126312eBE29f30Fbcf9"),
+                Factory(venue="uniswap_v3", address=_UNI_V3),
+            ),
+        ),
+        ChainDefaults(
+            name="base",
+            chain_id=8453,
+            gas_token="ETH",
+            factories=(
+                Factory(venue="uniswap_v2", address="0x8909Dc15e40173Ff4699343b6eB8132c65e18eC6"),
+                Factory(venue="uniswap_v3", address="0x33128a8fC17869897dcE68Ed026d694621f6FDfD"),
+            ),
+        ),
+        ChainDefaults(
+            name="bsc",
+            chain_id=56,
+            gas_token="BNB",
+            factories=(
+                Factory(venue="uniswap_v2", address="0x8909Dc15e40173Ff4699343b6eB8132c65e18eC6"),
+                Factory(venue="uniswap_v3", address="0xdB1d10011AD0Ff90774D0C6Bb92e5C5c8b4461F7"),
+                Factory(venue="pancakeswap_v2", address="0xcA143Ce32Fe78f1f7019d7d551a6402fC5350c73"),
+            ),
+        ),
+    )
+}

@@ -1,0 +1,309 @@
+"""``ChainFollower``: the collector's decisions, sans-IO.
+
+The trio shell (``process.py``) feeds it what the node said -- heads, logs, header look-ups,
+backfilled log ranges, a lost connection -- and executes the actions it returns, in order:
+
+* ``Publish(tlv)``          -- send a TLV to the market-data relay;
+* ``PublishHeader(header)`` -- send a ``BlockHeader`` (the shell adds the priority-fee estimate);
+* ``Backfill(a, b)``        -- ``eth_getLogs`` blocks ``a..b`` and hand them to ``on_backfill``;
+* ``FetchHeaders(ns, h)``   -- read the canonical headers ``ns`` and hand them to ``on_headers``;
+* ``Snapshot(pools, n)``    -- read the pools' full state at block ``n``, publish ``PoolSnapshot``s.
+
+Invariants it keeps:
+
+* ``cursor`` = ``(block, logIndex)`` such that every log at or before it has been published;
+  a log at or before the cursor is never published again, so streams, backfills and
+  reconnects can overlap freely. Logs go out in ``(block, logIndex)`` order.
+* ``complete`` = the highest block whose logs are all published.
+* The hashes of the last ``window`` blocks (heads seen and blocks logs came from). A head
+  that does not extend the last one, or a log from a block we know under another hash,
+  makes it fetch the canonical headers and compare: the first differing height is the fork
+  point F. Then it publishes ``StateInvalidation(REORG)`` for every pool that had logs in the
+  replaced blocks (all pools if the fork is older than the window) -- first --, rewinds
+  cursor/complete to F-1, backfills F..head (the new branch's logs), publishes the new
+  headers, and re-reads the affected pools at the new head (fresh ``PoolSnapshot``).
+* ``removed: true`` logs (geth's reorg notice) publish the decoder's ``StateInvalidation(REORG)``
+  at once and force the same check at the next head.
+* A lost connection publishes ``StateInvalidation(DISCONNECT)`` for every pool (once); after
+  reconnecting, the missed range is backfilled and every pool is re-read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.ids import PoolId
+from protocol.market import InvalidationReason, StateInvalidation
+from protocol.tlv import TLV
+
+from .decode import LogDecodeError, LogDecoder
+
+MAX_INDEX = (1 << 32) - 1
+
+
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value or 0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Header:
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int = 0
+    gas_limit: int = 0
+    gas_used: int = 0
+    base_fee: int = 0
+
+    @classmethod
+    def from_rpc(cls, d: Mapping[str, Any]) -> Header:
+        return cls(number=_int(d["number"]), hash=str(d["hash"]).lower(), parent_hash=str(d["parentHash"]).lower(),
+                   timestamp=_int(d.get("timestamp")), gas_limit=_int(d.get("gasLimit")),
+                   gas_used=_int(d.get("gasUsed")), base_fee=_int(d.get("baseFeePerGas")))
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    tlv: TLV
+    event_time_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishHeader:
+    header: Header
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    from_block: int
+    to_block: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchHeaders:
+    numbers: tuple[int, ...]
+    target: Header
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    pools: tuple[PoolId, ...]
+    block: int
+
+
+Action = Publish | PublishHeader | Backfill | FetchHeaders | Snapshot
+
+
+class ChainFollower:
+    def __init__(self, chain_id: int, pools: Iterable[PoolId], *, window: int = 128, streaming: bool = True) -> None:
+        self.chain_id = chain_id
+        self.pools: tuple[PoolId, ...] = tuple(pools)
+        self.decoder = LogDecoder.from_pools(self.pools)
+        self.window = window
+        self.streaming = streaming  # logs arrive by subscription (else only through Backfill)
+        self.last: Header | None = None
+        self.hashes: dict[int, str] = {}  # canonical heads we accepted
+        self.times: dict[int, int] = {}  # block -> timestamp (s)
+        self.log_hashes: dict[int, str] = {}  # block -> blockHash of the logs we published from it
+        self.touched: dict[int, set[PoolId]] = {}  # block -> pools we published logs for
+        self.cursor: tuple[int, int] = (0, 0)
+        self.complete = 0
+        self.stale: set[PoolId] = set()  # pools whose published view is invalid until a snapshot
+        self.need_reconcile = False
+        self.reorg_floor: int | None = None
+        self.early: list[Mapping[str, Any]] = []
+        self.reorgs = 0
+        self.backfilled_logs = 0
+        self.malformed = 0  # logs of our pools that did not decode (skipped, counted)
+        self.last_error = ""
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self, head: Header) -> list[Action]:
+        """Bootstrap at ``head``: snapshot every pool there, then follow from the next block."""
+        self.last = head
+        self._record(head)
+        self.complete = head.number
+        self.cursor = (head.number, MAX_INDEX)
+        self.stale.clear()
+        return [Snapshot(self.pools, head.number), PublishHeader(head)]
+
+    def on_head(self, head: Header) -> list[Action]:
+        last = self.last
+        if last is None:
+            return self.start(head)
+        if head.number <= last.number and self.hashes.get(head.number) == head.hash:
+            return []  # seen it
+        extends = (
+            head.number == last.number + 1
+            and head.parent_hash == last.hash
+            and self.log_hashes.get(head.number, head.hash) == head.hash
+        )
+        if not extends or self.need_reconcile:
+            return [FetchHeaders(self._ancestry(head.number), head)]
+        self._record(head)
+        self.last = head
+        if self.streaming:
+            # a node emits a block's logs before the next block's: everything below this head is in
+            self.complete = max(self.complete, head.number - 1)
+        acts: list[Action] = [PublishHeader(head)]
+        acts += self._flush_early()
+        if not self.streaming or self.stale:
+            acts += self._finish(head.number)
+        return acts
+
+    def on_connected(self, latest: Header) -> list[Action]:
+        """After (re)connecting: ``latest`` is the node's head. Catch up and re-read stale pools."""
+        acts = self.on_head(latest)
+        if any(isinstance(a, FetchHeaders) for a in acts) or self.last is None:
+            return acts
+        return acts + self._finish(self.last.number)
+
+    def on_headers(self, target: Header, canonical: Mapping[int, Header | None]) -> list[Action]:
+        """The canonical headers asked for by ``FetchHeaders`` (None where no such block)."""
+        assert self.last is not None
+        old_last = self.last
+        known = dict(self.log_hashes)
+        known.update(self.hashes)
+        mismatch = sorted(n for n, h in known.items() if (c := canonical.get(n)) is None or c.hash != h)
+        fork = mismatch[0] if mismatch else None
+        if self.reorg_floor is not None:
+            fork = self.reorg_floor if fork is None else min(fork, self.reorg_floor)
+        present = [h for h in canonical.values() if h is not None]
+        head = canonical.get(target.number) or max(present, key=lambda h: h.number, default=target)
+        acts: list[Action] = []
+        if fork is not None:
+            self.reorgs += 1
+            # the lowest height we know differs: the fork may be older than what we remember
+            deep = bool(mismatch) and mismatch[0] == min(known)
+            if deep:
+                affected = set(self.pools)
+            else:
+                affected = {p for n, ps in self.touched.items() if n >= fork for p in ps}
+            detail = f"reorg: blocks from {fork} replaced (new head {head.number} {head.hash[:18]})"
+            for p in sorted(affected - self.stale):
+                acts.append(Publish(StateInvalidation(chain_id=self.chain_id, pool=p, from_block=fork,
+                                                      reason=InvalidationReason.REORG, detail=detail)))
+            self.stale |= affected
+            for table in (self.hashes, self.times, self.log_hashes, self.touched):
+                for n in [n for n in table if n >= fork]:
+                    del table[n]
+            self.cursor = min(self.cursor, (fork - 1, MAX_INDEX))
+            self.complete = min(self.complete, fork - 1)
+            self.early = [lg for lg in self.early if _int(lg["blockNumber"]) < fork]
+        first_new = fork if fork is not None else old_last.number + 1
+        new_headers = sorted((h for h in present if first_new <= h.number <= head.number), key=lambda h: h.number)
+        for h in present:
+            if h.number <= head.number:
+                self._record(h)
+        self.last = head
+        self.need_reconcile = False
+        self.reorg_floor = None
+        acts += self._finish(head.number, publish_first=[PublishHeader(h) for h in new_headers])
+        return acts
+
+    def on_logs(self, logs: Sequence[Mapping[str, Any]]) -> list[Action]:
+        """Logs from the subscription, in the order they came."""
+        acts: list[Action] = []
+        for log in logs:
+            acts += self._log(log, backfill=False)
+        return acts
+
+    def on_backfill(self, from_block: int, to_block: int, logs: Sequence[Mapping[str, Any]]) -> list[Action]:
+        """``eth_getLogs`` over ``from_block..to_block`` (every log of those blocks)."""
+        acts: list[Action] = []
+        for log in sorted(logs, key=lambda lg: (_int(lg["blockNumber"]), _int(lg["logIndex"]))):
+            got = self._log(log, backfill=True)
+            self.backfilled_logs += sum(isinstance(a, Publish) for a in got)
+            acts += got
+        self.cursor = max(self.cursor, (to_block, MAX_INDEX))
+        self.complete = max(self.complete, to_block)
+        return acts + self._flush_early()
+
+    def on_disconnect(self, reason: str) -> list[Action]:
+        """The node connection is gone: every pool's view is untrustworthy until re-read."""
+        self.early.clear()
+        fresh = [p for p in self.pools if p not in self.stale]
+        self.stale.update(self.pools)
+        return [
+            Publish(StateInvalidation(chain_id=self.chain_id, pool=p, from_block=self.complete + 1,
+                                      reason=InvalidationReason.DISCONNECT, detail=reason[:200]))
+            for p in fresh
+        ]
+
+    # ------------------------------------------------------------------ internals
+
+    def _finish(self, head: int, publish_first: Sequence[Action] = ()) -> list[Action]:
+        acts: list[Action] = []
+        if self.complete < head:
+            acts.append(Backfill(self.complete + 1, head))
+        acts += publish_first
+        if self.stale:
+            acts.append(Snapshot(tuple(p for p in self.pools if p in self.stale), head))
+            self.stale.clear()
+        return acts
+
+    def _record(self, h: Header) -> None:
+        self.hashes[h.number] = h.hash
+        self.times[h.number] = h.timestamp
+        floor = h.number - self.window
+        if floor > 0 and len(self.hashes) > self.window + 16:
+            for table in (self.hashes, self.times, self.log_hashes, self.touched):
+                for n in [n for n in table if n <= floor]:
+                    del table[n]
+
+    def _ancestry(self, number: int) -> tuple[int, ...]:
+        assert self.last is not None
+        known = set(self.hashes) | set(self.log_hashes)
+        lo = max(self.last.number + 1, number - self.window + 1)
+        return tuple(sorted(known | set(range(lo, number + 1)) | {number}))
+
+    def _flush_early(self) -> list[Action]:
+        if not self.early or self.last is None:
+            return []
+        limit = self.last.number + 1
+        ready = [lg for lg in self.early if _int(lg["blockNumber"]) <= limit]
+        self.early = [lg for lg in self.early if _int(lg["blockNumber"]) > limit]
+        return self.on_logs(ready)
+
+    def _log(self, log: Mapping[str, Any], *, backfill: bool) -> list[Action]:
+        block = _int(log["blockNumber"])
+        index = _int(log["logIndex"])
+        block_hash = str(log.get("blockHash") or "").lower()
+        if log.get("removed"):
+            tlv = self.decoder.decode(log)  # StateInvalidation(REORG) for its pool, or None
+            self.need_reconcile = True
+            self.reorg_floor = block if self.reorg_floor is None else min(self.reorg_floor, block)
+            self.cursor = min(self.cursor, (block - 1, MAX_INDEX))
+            self.complete = min(self.complete, block - 1)
+            if tlv is None or not isinstance(tlv, StateInvalidation) or tlv.pool in self.stale:
+                return []
+            self.stale.add(tlv.pool)
+            return [Publish(tlv)]
+        known = self.hashes.get(block) or self.log_hashes.get(block)
+        if known is not None and block_hash and known != block_hash:
+            self.need_reconcile = True  # a log from another branch: the next head settles it
+            return []
+        if (block, index) <= self.cursor:
+            return []
+        if not backfill and self.last is not None and block > self.last.number + 1:
+            self.early.append(log)
+            return []
+        try:
+            tlv = self.decoder.decode(log)
+        except LogDecodeError as exc:
+            self.malformed += 1
+            self.last_error = str(exc)
+            tlv = None
+        self.cursor = (block, index)
+        if tlv is None:
+            return []
+        if block_hash:
+            self.log_hashes[block] = block_hash
+        pool = getattr(tlv, "pool", None)
+        if pool is not None:
+            self.touched.setdefault(block, set()).add(pool)
+        ts = self.times.get(block)
+        return [Publish(tlv, ts * 1_000_000_000 if ts else None)]

@@ -1,0 +1,307 @@
+"""``alphapulse collector evm --config FILE``: the live EVM collector process (the trio shell).
+
+Per configured chain, one task:
+
+1. connect to the first endpoint (WebSocket if it has one, else HTTP), check the chain id,
+   resolve the pools, and bootstrap: every pool's full state at the node's current head
+   (``PoolSnapshot``s, one pinned block), then that head's ``BlockHeader``;
+2. stream: ``eth_subscribe`` ``newHeads`` and ``logs`` (filtered by the pool addresses), or
+   on an HTTP-only endpoint poll ``eth_getBlockByNumber("latest")`` + ``eth_getLogs`` for each
+   new block range;
+3. on any endpoint failure: publish ``StateInvalidation(DISCONNECT)`` for every pool, move to
+   the next endpoint (in config order, wrapping round, exponential backoff after each full
+   round), backfill the missed blocks with ``eth_getLogs`` and re-read every pool.
+
+Every decision (ordering, dedup, gaps, reorgs) is made by ``follower.ChainFollower``; this module
+only performs its actions: RPC calls and ``RelayProducer.publish``. JSON-RPC is spoken directly
+(``rpc.py``): trio-websocket for subscriptions, httpx for HTTP.
+
+Exit status: 0 on SIGINT/SIGTERM, 1 when no relay answers, 2 for a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import trio
+
+from protocol.market import BlockHeader
+from protocol.tlv import TLV
+
+from .bootstrap import ResolvedPool, read_snapshots, resolve_pools
+from .config import ChainConfig, CollectorConfig, ConfigError, load_config
+from .follower import (
+    Action,
+    Backfill,
+    ChainFollower,
+    FetchHeaders,
+    Header,
+    Publish,
+    PublishHeader,
+    Snapshot,
+)
+from .rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched
+
+log = logging.getLogger("collectors.evm")
+
+Publisher = Callable[..., Awaitable[int]]
+BACKFILL_CHUNK = 2000  # blocks per eth_getLogs (providers cap the range)
+HEALTHY_AFTER = 10.0  # a session that lasted this long resets the backoff
+
+
+class ChainRunner:
+    """Follow one chain across endpoints; ``publish`` is ``RelayProducer.publish``'s signature."""
+
+    def __init__(self, chain: ChainConfig, publish: Publisher) -> None:
+        self.chain = chain
+        self.publish = publish
+        self.follower: ChainFollower | None = None
+        self.resolved: dict[int, ResolvedPool] = {}
+        self.addresses: list[str] = []
+        self.started = False
+        self.endpoint_index = 0
+        self.sessions = 0
+        self.failures = 0
+        self.published = 0
+        self._fee_method = "eth_maxPriorityFeePerGas"
+
+    async def run(self) -> None:
+        chain = self.chain
+        attempt = 0
+        while True:
+            endpoint = chain.endpoints[self.endpoint_index]
+            began = trio.current_time()
+            try:
+                await self._session(endpoint)
+            except (EndpointError, RpcError) as exc:
+                self.failures += 1
+                log.warning("%s: endpoint %s failed: %s", chain.name, endpoint.label, exc)
+                if self.follower is not None:
+                    await self._execute(self.follower.on_disconnect(str(exc)), None)
+            if trio.current_time() - began > HEALTHY_AFTER:
+                attempt = 0
+            self.endpoint_index = (self.endpoint_index + 1) % len(chain.endpoints)
+            if self.endpoint_index == 0 or len(chain.endpoints) == 1:
+                delay = min(chain.backoff_max, chain.backoff_initial * 2 ** min(attempt, 20))
+                attempt += 1
+                await trio.sleep(delay)
+
+    # ------------------------------------------------------------------ one connection
+
+    async def _session(self, endpoint: Any) -> None:
+        chain = self.chain
+        async with AsyncExitStack() as stack:
+            ws: WsConnection | None = None
+            http: HttpTransport | None = None
+            if endpoint.http:
+                http = HttpTransport(endpoint.http, timeout=chain.rpc_timeout)
+                stack.push_async_callback(http.aclose)
+            if endpoint.ws:
+                ws = await stack.enter_async_context(WsConnection.open(endpoint.ws, rpc_timeout=chain.rpc_timeout))
+            rpc: HttpTransport | WsConnection = http or ws  # type: ignore[assignment]
+            chain_id = int(await rpc.call("eth_chainId"), 16)
+            if chain_id != chain.chain_id:
+                raise EndpointError(f"{endpoint.label} serves chain {chain_id}, not {chain.chain_id}")
+            if self.follower is None:
+                pools = await resolve_pools(chain, rpc)
+                self.resolved = {int(p.pool): p for p in pools}
+                self.addresses = [p.address for p in pools]
+                self.follower = ChainFollower(chain.chain_id, [p.pool for p in pools], window=chain.reorg_window)
+            follower = self.follower
+            follower.streaming = ws is not None
+            subs: dict[str, str] = {}
+            if ws is not None:
+                subs[await ws.subscribe("newHeads")] = "head"
+                subs[await ws.subscribe("logs", {"address": self.addresses})] = "log"
+            latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
+            self.sessions += 1
+            log.info("%s: connected to %s (%s) at block %d", chain.name, endpoint.label,
+                     "subscriptions" if ws else "polling", latest.number)
+            if not self.started:
+                await self._execute(follower.start(latest), rpc)
+                self.started = True
+            else:
+                await self._execute(follower.on_connected(latest), rpc)
+            if ws is not None:
+                await self._stream(ws, rpc, subs)
+            else:
+                await self._poll(rpc)
+
+    async def _stream(self, ws: WsConnection, rpc: HttpTransport | WsConnection, subs: dict[str, str]) -> None:
+        follower = self.follower
+        assert follower is not None
+        while True:
+            item = None
+            with trio.move_on_after(self.chain.head_timeout):
+                try:
+                    item = await ws.notifications.receive()
+                except trio.EndOfChannel:
+                    raise EndpointError(ws.broken or "subscription stream ended") from None
+            if item is None:  # quiet for a while: is the node still there, and did we miss a head?
+                latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
+                await self._execute(follower.on_head(latest), rpc)
+                continue
+            sub, result = item
+            kind = subs.get(sub)
+            if kind == "head":
+                await self._execute(follower.on_head(Header.from_rpc(result)), rpc)
+            elif kind == "log":
+                await self._execute(follower.on_logs([result]), rpc)
+
+    async def _poll(self, rpc: HttpTransport | WsConnection) -> None:
+        follower = self.follower
+        assert follower is not None
+        while True:
+            await trio.sleep(self.chain.poll_interval)
+            latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
+            await self._execute(follower.on_head(latest), rpc)
+
+    # ------------------------------------------------------------------ actions
+
+    async def _emit(self, tlv: TLV, event_time_ns: int | None = None) -> None:
+        await self.publish(tlv, event_time_ns=event_time_ns, receive_time_ns=time.time_ns())
+        self.published += 1
+
+    async def _execute(self, actions: Sequence[Action], rpc: HttpTransport | WsConnection | None) -> None:
+        follower = self.follower
+        assert follower is not None
+        queue: deque[Action] = deque(actions)
+        fee: int | None = None
+        while queue:
+            act = queue.popleft()
+            if isinstance(act, Publish):
+                await self._emit(act.tlv, act.event_time_ns)
+                continue
+            assert rpc is not None, f"{act} needs a connection"
+            if isinstance(act, PublishHeader):
+                if fee is None:
+                    fee = await self._priority_fee(rpc)
+                h = act.header
+                await self._emit(BlockHeader(chain_id=self.chain.chain_id, number=h.number, timestamp=h.timestamp,
+                                             gas_limit=h.gas_limit, gas_used=h.gas_used,
+                                             hash=bytes.fromhex(h.hash[2:]), parent_hash=bytes.fromhex(h.parent_hash[2:]),
+                                             base_fee=h.base_fee, priority_fee=fee),
+                                 h.timestamp * 1_000_000_000 or None)
+            elif isinstance(act, Backfill):
+                more: list[Action] = []
+                lo = act.from_block
+                while lo <= act.to_block:
+                    hi = min(act.to_block, lo + BACKFILL_CHUNK - 1)
+                    logs = await rpc.call("eth_getLogs", [{"fromBlock": hex(lo), "toBlock": hex(hi),
+                                                           "address": self.addresses}])
+                    more += follower.on_backfill(lo, hi, logs)
+                    lo = hi + 1
+                queue.extendleft(reversed(more))
+            elif isinstance(act, FetchHeaders):
+                calls = [("eth_getBlockByNumber", [hex(n), False]) for n in act.numbers]
+                got = await batched(rpc, calls, self.chain.batch_size)
+                canonical = {n: (Header.from_rpc(b) if b else None) for n, b in zip(act.numbers, got)}
+                queue.extendleft(reversed(follower.on_headers(act.target, canonical)))
+            elif isinstance(act, Snapshot):
+                pools = [self.resolved[int(p)] for p in act.pools]
+                for snap in await read_snapshots(rpc, pools, act.block, batch_size=self.chain.batch_size):
+                    await self._emit(snap)
+
+    async def _priority_fee(self, rpc: HttpTransport | WsConnection) -> int:
+        """eth_maxPriorityFeePerGas, else the median reward of the last block from eth_feeHistory, else 0."""
+        if self._fee_method == "eth_maxPriorityFeePerGas":
+            try:
+                return int(await rpc.call("eth_maxPriorityFeePerGas"), 16)
+            except RpcError:
+                self._fee_method = "eth_feeHistory"
+        if self._fee_method == "eth_feeHistory":
+            try:
+                hist = await rpc.call("eth_feeHistory", ["0x1", "latest", [50]])
+                return int(hist["reward"][-1][0], 16)
+            except (RpcError, KeyError, IndexError, TypeError, ValueError):
+                self._fee_method = "none"
+        return 0
+
+
+async def run(
+    config: CollectorConfig,
+    *,
+    socket_path: str | None = None,
+    task_status: trio.TaskStatus[list[ChainRunner]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Publish every configured chain to the market-data relay until cancelled."""
+    from relays.client import RelayProducer
+
+    async with RelayProducer.connect(
+        "market_data",
+        socket_path or config.relay_socket,
+        source_id=config.source_id,
+        name="collector-evm",
+        connect_timeout=config.relay_connect_timeout,
+    ) as producer:
+        runners = [ChainRunner(chain, producer.publish) for chain in config.chains]
+        async with trio.open_nursery() as nursery:
+            for runner in runners:
+                nursery.start_soon(runner.run)
+            task_status.started(runners)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="alphapulse collector evm",
+                                 description="Follow EVM chains (Uniswap V2/V3 pools) into the market-data relay.")
+    ap.add_argument("--config", required=True, metavar="FILE", help="TOML configuration (see collectors/evm/README.md)")
+    ap.add_argument("--socket", metavar="PATH", help="market-data relay socket (overrides relay_socket)")
+    ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return ap
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _main(config: CollectorConfig, socket_path: str | None) -> None:
+    async with trio.open_nursery() as nursery:
+        async def stop_on_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    log.info("signal %d: stopping", signum)
+                    nursery.cancel_scope.cancel()
+                    return
+
+        nursery.start_soon(stop_on_signal)
+        await run(config, socket_path=socket_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"alphapulse collector evm: config error: {exc}", file=sys.stderr)
+        return 2
+    from relays.client import RelayUnavailable
+
+    try:
+        trio.run(_main, config, args.socket)
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - unwrap trio's exception groups for a clear message
+        leaf = _leaf(exc)
+        if isinstance(leaf, RelayUnavailable):
+            print(f"alphapulse collector evm: no market-data relay answering: {leaf}", file=sys.stderr)
+            return 1
+        if isinstance(leaf, ConfigError):
+            print(f"alphapulse collector evm: config error: {leaf}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
