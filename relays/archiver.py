@@ -45,13 +45,16 @@ message. It checks every received sequence against the expected next one:
 Nothing is ever skipped silently. ``read_archive(DIR, domain)`` yields the archived messages
 in sequence order (decoded from ``raw``); ``read_gaps(DIR, domain)`` the recorded gaps.
 
+One archiver per archive and domain: a second one on the same directory exits 2 (``_lock``).
+
 Exit status: 0 after a clean stop (SIGTERM/SIGINT flush what is buffered) or when ``--until``
-was reached, 2 on bad arguments.
+was reached, 2 on bad arguments or when another archiver holds the directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import heapq
 import json
 import logging
@@ -84,6 +87,7 @@ log = logging.getLogger("relays.archiver")
 PART_RE = re.compile(r"^part-(\d+)-(\d+)\.parquet$")
 GAPS_FILE = "_gaps.jsonl"
 COMMIT_FILE = "_commit.json"
+LOCK_FILE = "_lock"
 EXIT_CONFIG = 2
 
 SCHEMA = pa.schema(
@@ -220,10 +224,15 @@ def read_archive(out: str | os.PathLike[str], domain: str | int | Domain) -> Ite
 
 
 def _date_of(frame: bytes) -> str:
-    ev = int.from_bytes(frame[32:40], "little")
-    if not ev:
-        ev = int.from_bytes(frame[40:48], "little")
-    return datetime.fromtimestamp(ev // 1_000_000_000, UTC).strftime("%Y-%m-%d")
+    """UTC date of the event time, else of the receive time (a time that is 0 or absurd is skipped)."""
+    for off in (32, 40):
+        ns = int.from_bytes(frame[off : off + 8], "little")
+        if ns:
+            try:
+                return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%d")
+            except (ValueError, OverflowError, OSError):
+                continue
+    return "1970-01-01"
 
 
 def _tlv_code(tlv: Any) -> int:
@@ -379,6 +388,10 @@ def write_flush(ddir: Path, frames: list[bytes], metadata: dict[str, str]) -> li
 # ---------------------------------------------------------------------------- the archiver
 
 
+class ArchiveInUse(Exception):
+    """Another archiver process holds this archive's domain directory."""
+
+
 @dataclass
 class ArchiverStats:
     archived: int = 0
@@ -421,6 +434,12 @@ class Archiver:
         self.name = name or f"archiver-{self.domain.name.lower()}-{os.getpid()}"
         self.ddir = domain_dir(self.out, self.domain)
         self.ddir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.ddir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise ArchiveInUse(f"{self.ddir} is being written by another archiver") from None
         recover(self.ddir)
         self.last_seq = last_archived_seq(self.out, self.domain)
         self._gap_keys = {(g.get("kind"), g.get("from_seq"), g.get("to_seq")) for g in read_gaps(self.out, self.domain)}
@@ -445,6 +464,12 @@ class Archiver:
         )
 
     # ---- gaps ----
+
+    def close(self) -> None:
+        """Release the archive lock (the process exiting does it too)."""
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def _record_gap(self, kind: str, first: int, last: int, **extra: Any) -> None:
         key = (kind, first, last)
@@ -580,7 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="alphapulse archive",
         description="Archive one relay domain to Parquet (partitioned by domain and date), exactly once.",
-        epilog="Exit status: 0 clean stop (SIGTERM/SIGINT, or --until reached), 2 bad arguments. "
+        epilog="Exit status: 0 clean stop (SIGTERM/SIGINT, or --until reached), 2 bad arguments or another "
+               "archiver holds DIR/domain=X. "
                "Gaps (relay Resync) are recorded in DIR/domain=X/_gaps.jsonl and logged.",
     )
     p.add_argument("--domain", required=True, help="market_data, signal or execution")
@@ -623,10 +649,13 @@ def main(argv: list[str] | None = None) -> int:
             args.domain, args.out, args.socket, flush_messages=args.flush_messages,
             flush_seconds=args.flush_seconds, from_seq=args.from_seq, until_seq=args.until, name=args.name,
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ArchiveInUse) as exc:
         print(f"alphapulse archive: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    trio.run(_main, archiver)
+    try:
+        trio.run(_main, archiver)
+    finally:
+        archiver.close()
     s = archiver.stats
     log.info("stopped: archived %d messages in %d files, last domain_seq %d, %d gaps (%d missing, %d rewound)",
              s.archived, s.files, s.last_seq, s.gaps, s.missing, s.rewound)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from protocol.market import BlockHeader, V2Reserves, V2Swap, V3Swap
 from protocol.message import Message, decode, encode
 from protocol.tlv import UnknownTLV
 from relays import archiver as A
-from relays.client import RelayConsumer, RelayProducer
+from relays.client import RelayConsumer, RelayProducer, request_stats
 from tools.loadgen import read_counter
 
 DAY1 = 1704412800 * 10**9  # 2024-01-05T00:00:00Z
@@ -144,6 +145,23 @@ async def test_archive_round_trip_identical_bytes(procs: Procs, short_dir: Path)
     assert await trio.to_thread.run_sync(wait_exit, p, 30) == 0
     assert [s for s, _ in A.read_archive_raw(out, "market_data")] == list(range(1, n + 1))
 
+    # SIGTERM flushes what is buffered; a second archiver on the same directory is refused
+    p = archiver(procs, sock, out, "--flush-seconds", "600", "--name", "arch-term")
+    await publish_samples(sock, 10)
+    with trio.fail_after(20):
+        while True:
+            consumers = (await request_stats("market_data", sock))["consumers"]
+            if any(c["name"] == "arch-term" and c["next_seq"] == n + 11 for c in consumers):
+                break
+            await trio.sleep(0.05)  # noqa: ASYNC110 - polling another process
+    second = archiver(procs, sock, out)
+    assert await trio.to_thread.run_sync(wait_exit, second, 30) == 2
+    assert "another archiver" in await trio.Path(second.log_path).read_text()  # type: ignore[attr-defined]
+    assert A.last_archived_seq(out, "market_data") == n  # nothing flushed yet
+    p.send_signal(signal.SIGTERM)
+    assert await trio.to_thread.run_sync(wait_exit, p, 30) == 0
+    assert [s for s, _ in A.read_archive_raw(out, "market_data")] == list(range(1, n + 11))
+
 
 def test_kill9_archiver_mid_stream_resumes_exactly_once(procs: Procs, short_dir: Path) -> None:
     sock, out, n = short_dir / "md.sock", short_dir / "arch", 15000
@@ -243,6 +261,7 @@ def test_half_written_tmp_without_commit_is_discarded(short_dir: Path) -> None:
     a = A.Archiver("market_data", out, short_dir / "none.sock")
     assert not torn.exists()
     assert a.subscribe_from == 5 and a.expected == 5
+    a.close()
 
 
 def test_gaps_file_and_rewind_accounting(short_dir: Path) -> None:
@@ -255,3 +274,4 @@ def test_gaps_file_and_rewind_accounting(short_dir: Path) -> None:
     kinds = [(g["kind"], g["from_seq"], g["to_seq"]) for g in A.read_gaps(out, "market_data")]
     assert kinds == [("resync", 3, 4), ("rewind", 4, 6)]
     assert json.loads((A.domain_dir(out, "market_data") / A.GAPS_FILE).read_text().splitlines()[0])["count"] == 2
+    a.close()
