@@ -36,6 +36,7 @@ from relays.paths import run_dir, socket_path
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config
 from .engine import Action, ForeignStop, Resumed, RiskEngine, Stop, emergency_stop
+from .relaying import open_consumer
 from .state import RiskState
 
 log = logging.getLogger("risk")
@@ -100,7 +101,7 @@ class RiskShell:
         *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         name = f"{config.risk.sender}-{domain.name.lower()}"
-        async with RelayConsumer.connect(domain, relay_socket(config, domain), from_seq=from_seq, name=name) as c:
+        async with open_consumer(domain, relay_socket(config, domain), from_seq=from_seq, name=name) as c:
             self.consumers[domain] = c
             task_status.started()
             async for batch in c.batches():

@@ -83,3 +83,14 @@ def cex_trade(venue: int = Venue.BINANCE, *, t_ns: int = 0) -> Message:
     return Message(domain=Domain.MARKET_DATA, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
         Trade(venue=int(venue), side=1, price_scale=2, size_scale=4, trade_id=1, price=200000, size=10000,
               symbol="ETHUSDC"),))
+
+
+async def wait_until(predicate, within: float = 10.0, poll: float = 0.02) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``predicate()`` (e.g. a log file's content) until true; TooSlowError after ``within`` s."""
+    import trio
+
+    with trio.fail_after(within):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(poll)

@@ -1,0 +1,215 @@
+"""The risk process end to end: real relays (in-process servers on Unix sockets), the risk process
+as a real subprocess, a constructed breach, the EmergencyStop received on the execution relay
+(latency printed), the stop surviving a SIGKILL + restart, and an operator resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from risk_testkit import S, block, wait_until
+
+from protocol.header import Domain
+from protocol.system import EmergencyStop, StopScope
+from relays.client import RelayConsumer, RelayProducer
+from relays.server import RelayConfig, serve
+from risk.alerts import AlertSender, payload
+from risk.cli import send_resume, send_stop
+from risk.config import AlertsConfig
+from risk.relaying import open_consumer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="aprk-", dir="/tmp"))
+    try:
+        yield d
+    finally:
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@asynccontextmanager
+async def relays(d: Path) -> AsyncIterator[dict[Domain, str]]:
+    socks = {}
+    async with trio.open_nursery() as n:
+        for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
+            name = dom.name.lower()
+            cfg = RelayConfig(domain=dom, socket_path=str(d / f"{name[:3]}.sock"), data_dir=str(d / f"data-{name}"),
+                              fsync="off")
+            await n.start(serve, cfg)
+            socks[dom] = cfg.socket_path
+        try:
+            yield socks
+        finally:
+            n.cancel_scope.cancel()
+
+
+def write_config(d: Path, socks: dict[Domain, str]) -> Path:
+    cfg = d / "risk.toml"
+    cfg.write_text(f"""
+[risk]
+source_id = 7001
+sender = "risk"
+timer_interval_s = 0.05
+
+[relays]
+market_data = "{socks[Domain.MARKET_DATA]}"
+signal = "{socks[Domain.SIGNAL]}"
+execution = "{socks[Domain.EXECUTION]}"
+
+[alerts]
+webhook_url = "http://127.0.0.1:9/unreachable-webhook"
+style = "slack"
+timeout_s = 0.5
+
+[gas_price]
+max_wei = {100 * S}
+
+[relay_gaps]
+grace_s = 2.0
+""")
+    return cfg
+
+
+def _open_log(path: Path):  # type: ignore[no-untyped-def]
+    return open(path, "wb")
+
+
+class RiskProc:
+    def __init__(self, d: Path, cfg: Path, state: Path) -> None:
+        self.d, self.cfg, self.state = d, cfg, state
+        self.n = 0
+        self.proc: trio.Process | None = None
+        self.log = d / "risk-0.log"
+
+    async def start(self) -> None:
+        self.n += 1
+        self.log = self.d / f"risk-{self.n}.log"
+        out = _open_log(self.log)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "tools.cli", "risk", "--config", str(self.cfg), "--state", str(self.state)],
+            cwd=ROOT, stdout=out, stderr=out, env=env)
+        out.close()
+        with trio.fail_after(20):
+            while "risk: watching" not in self.log.read_text():
+                assert self.proc.poll() is None, self.log.read_text()
+                await trio.sleep(0.02)
+
+    async def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+
+async def next_stop(c: RelayConsumer) -> tuple[EmergencyStop, int]:
+    async for msg in c:
+        t = msg.find(EmergencyStop)
+        if t is not None:
+            return t, time.time_ns()
+    raise AssertionError("consumer ended")
+
+
+async def test_breach_publishes_emergency_stop_which_survives_a_restart_until_resumed(short_dir: Path) -> None:
+    state = short_dir / "state" / "risk.sqlite"
+    async with relays(short_dir) as socks:
+        risk = RiskProc(short_dir, write_config(short_dir, socks), state)
+        try:
+            await risk.start()
+            async with open_consumer(Domain.EXECUTION, socks[Domain.EXECUTION], name="exec-watch") as watch, \
+                    RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=41) as md:
+                # normal blocks: no stop
+                for n in range(1, 6):
+                    await md.publish(block(n, base_fee=30 * S).tlvs)
+                await md.flush()
+                await trio.sleep(0.3)
+                # the breach: base fee + priority above the 100 gwei ceiling
+                sent = time.time_ns()
+                await md.publish(block(6, base_fee=150 * S).tlvs, event_time_ns=sent, receive_time_ns=sent)
+                with trio.fail_after(10):
+                    stop, got = await next_stop(watch)
+                latency_ms = (got - sent) / 1e6
+                print(f"\nbreach -> EmergencyStop on the execution relay: {latency_ms:.2f} ms")
+                assert stop.scope == StopScope.CHAIN and stop.scope_value == 1 and stop.stop_id == 1
+                assert stop.sender == "risk" and "[gas_price]" in stop.reason and "block 6" in stop.reason
+                assert latency_ms < 2000
+
+                # the webhook is unreachable: logged, the stop was not held up by it
+                await wait_until(lambda: "alert webhook 127.0.0.1 failed" in risk.log.read_text(), 10)
+
+                # kill -9 and restart: the stop is restored (re-asserted with its id), not tripped anew
+                await risk.kill9()
+                await risk.start()
+                with trio.fail_after(10):
+                    again, _ = await next_stop(watch)
+                assert again.stop_id == 1
+                assert "restored 1 tripped stop" in risk.log.read_text()
+                await md.publish(block(7, base_fee=200 * S).tlvs)
+                await md.flush()
+                await trio.sleep(0.4)
+                assert risk.proc is not None and risk.proc.poll() is None
+
+                # an operator resume is applied, logged and persisted
+                with trio.fail_after(10):
+                    await send_resume(socks[Domain.EXECUTION], "chain", 1, "gas normal again", "ops:alice")
+                await wait_until(lambda: "RESUME by 'ops:alice'" in risk.log.read_text(), 10)
+                assert "cleared #1" in risk.log.read_text()
+                # re-armed: the next breach trips a new stop
+                await md.publish(block(8, base_fee=300 * S).tlvs)
+                with trio.fail_after(10):
+                    while True:
+                        s, _ = await next_stop(watch)
+                        if s.sender == "risk":
+                            break
+                assert s.stop_id == 2
+
+                # an operator stop is reported by risk as a foreign stop
+                with trio.fail_after(10):
+                    sid = await send_stop(socks[Domain.EXECUTION], StopScope.ALL, 0, "maintenance", "ops:bob")
+                await wait_until(lambda: f"EmergencyStop #{sid} from 'ops:bob'" in risk.log.read_text(), 10)
+        finally:
+            await risk.stop()
+    db = sqlite3.connect(state)
+    rows = db.execute("SELECT stop_id, breaker, active, resumed_by, resume_reason FROM trips ORDER BY stop_id").fetchall()
+    assert rows == [(1, "gas_price", 0, "ops:alice", "gas normal again"), (2, "gas_price", 1, None, None)]
+
+
+async def test_alert_payload_styles_and_webhook_failures_are_swallowed() -> None:
+    assert payload("discord", "x") == {"content": "x"}
+    assert payload("slack", "x") == {"text": "x"}
+    assert payload("telegram", "x", "42") == {"chat_id": "42", "text": "x"}
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(500 if b"boom" in request.content else 200)
+
+    sender = AlertSender(AlertsConfig(webhook_url="http://hook.invalid/x", style="telegram", chat_id="42"),
+                         transport=httpx.MockTransport(handler))
+    async with trio.open_nursery() as n:
+        n.start_soon(sender.run)
+        sender.offer("boom")
+        sender.offer("stop #1")
+        await wait_until(lambda: sender.sent + sender.failed >= 2, 5)
+        n.cancel_scope.cancel()
+    assert sender.failed == 1 and sender.sent == 1
+    assert seen[1] == b'{"chat_id":"42","text":"stop #1"}'
