@@ -172,7 +172,8 @@ class ChainFollower:
         if self.reorg_floor is not None:
             fork = self.reorg_floor if fork is None else min(fork, self.reorg_floor)
         present = [h for h in canonical.values() if h is not None]
-        head = canonical.get(target.number) or max(present, key=lambda h: h.number, default=target)
+        # the newest canonical block we saw (after a same-height reorg that is above the announced head)
+        head = max(present, key=lambda h: h.number, default=target)
         acts: list[Action] = []
         if fork is not None:
             self.reorgs += 1

@@ -48,7 +48,7 @@ from .follower import (
     PublishHeader,
     Snapshot,
 )
-from .rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched
+from .rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched, unwrap
 
 log = logging.getLogger("collectors.evm")
 
@@ -81,7 +81,10 @@ class ChainRunner:
             began = trio.current_time()
             try:
                 await self._session(endpoint)
-            except (EndpointError, RpcError) as exc:
+            except BaseException as group:  # noqa: BLE001 - nurseries wrap; only endpoint failures are ours
+                exc = unwrap(group)
+                if not isinstance(exc, (EndpointError, RpcError)):
+                    raise
                 self.failures += 1
                 log.warning("%s: endpoint %s failed: %s", chain.name, endpoint.label, exc)
                 if self.follower is not None:

@@ -24,7 +24,13 @@ from typing import Any
 
 import httpx
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionTimeout,
+    DisconnectionTimeout,
+    HandshakeError,
+    open_websocket_url,
+)
 
 Call = tuple[str, Sequence[Any]]
 MAX_WS_MESSAGE = 256 << 20
@@ -38,6 +44,13 @@ class RpcError(Exception):
 
 class EndpointError(Exception):
     """The endpoint is unusable right now (transport failure or timeout)."""
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups, else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _request(id_: int, method: str, params: Sequence[Any]) -> dict[str, Any]:
@@ -131,26 +144,22 @@ class WsConnection:
     async def open(cls, url: str, *, rpc_timeout: float = 15.0) -> AsyncIterator[WsConnection]:
         self = cls(url, rpc_timeout)
         try:
-            with trio.fail_after(rpc_timeout):
-                cm = open_websocket_url(url, max_message_size=MAX_WS_MESSAGE)
-                ws = await cm.__aenter__()
-        except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError) as exc:
-            raise EndpointError(f"cannot open {url}: {type(exc).__name__}: {exc}") from None
-        self._ws = ws
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._reader)
-                try:
-                    yield self
-                finally:
-                    nursery.cancel_scope.cancel()
-        finally:
-            with trio.move_on_after(1) as cs:
-                cs.shield = True
-                try:
-                    await cm.__aexit__(None, None, None)
-                except Exception:  # noqa: BLE001 - closing a broken socket
-                    pass
+            async with open_websocket_url(url, max_message_size=MAX_WS_MESSAGE, connect_timeout=rpc_timeout,
+                                          disconnect_timeout=1.0) as ws:
+                self._ws = ws
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._reader)
+                    try:
+                        yield self
+                    finally:
+                        nursery.cancel_scope.cancel()
+        except BaseException as exc:  # noqa: BLE001 - nurseries wrap: look at the one exception inside
+            leaf = unwrap(exc)
+            if isinstance(leaf, EndpointError):
+                raise leaf from None
+            if isinstance(leaf, (OSError, HandshakeError, ConnectionClosed, ConnectionTimeout, DisconnectionTimeout)):
+                raise EndpointError(f"{url}: {type(leaf).__name__}: {leaf}") from None
+            raise
 
     async def _reader(self) -> None:
         try:

@@ -1,0 +1,536 @@
+"""The live EVM collector against a real anvil chain with the official Uniswap V2/V3 contracts.
+
+Each test runs a real relay (in-process), the collector (``collectors.evm.process.run``), a
+``RelayConsumer`` reading everything from sequence 0, and drives the chain with random swaps,
+mints and burns (``tools.devnet``). Ground truth is the chain itself: ``eth_getLogs`` over the
+whole range decoded independently, and ``eth_call`` reads of every pool at every block.
+
+The WebSocket is cut by a loopback TCP proxy between the collector and anvil that the test
+stops (closing every connection) and restarts; anvil keeps running, so no state is lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from collectors.evm import process
+from collectors.evm.config import ConfigError, load_config, parse_config
+from collectors.evm.decode import LogDecoder
+from collectors.evm.follower import MAX_INDEX
+from protocol.header import Domain
+from protocol.ids import PoolId
+from protocol.market import (
+    BlockHeader,
+    InvalidationReason,
+    LiquidityChange,
+    LiquidityKind,
+    PoolSnapshot,
+    StateInvalidation,
+    V2Reserves,
+    V2Swap,
+    V3Initialize,
+    V3Swap,
+)
+from protocol.message import Message
+
+EVENTS = (V2Reserves, V2Swap, V3Swap, LiquidityChange, V3Initialize)
+WETH, USDC, DAI = 10**18, 10**6, 10**18
+PAIRS = (("WETH", "USDC"), ("WETH", "DAI"), ("DAI", "USDC"))
+UNIT = {"WETH": WETH // 10, "USDC": 200 * USDC, "DAI": 200 * DAI}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="evm", dir="/tmp"))  # Unix socket paths must stay short
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Proxy:
+    """A loopback TCP proxy to ``target_port`` that the test can stop (dropping every
+    connection) and start again on the same port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._scope: trio.CancelScope | None = None
+        self.connections = 0
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def _pump(self, src: trio.SocketStream, dst: trio.SocketStream) -> None:
+        try:
+            while data := await src.receive_some(65536):
+                await dst.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        self.connections += 1
+        try:
+            upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+        except OSError:
+            await client.aclose()
+            return
+        async with client, upstream, trio.open_nursery() as nursery:
+            nursery.start_soon(self._pump, client, upstream)
+            await self._pump(upstream, client)
+            nursery.cancel_scope.cancel()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+            self.port = listeners[0].socket.getsockname()[1]
+            await trio.serve_listeners(self._handle, listeners, task_status=task_status)
+
+    def stop(self) -> None:
+        assert self._scope is not None
+        self._scope.cancel()
+
+
+@dataclass
+class Harness:
+    devnet: Any
+    sock: str
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def client(self) -> Any:
+        return self.devnet.client
+
+    @property
+    def dep(self) -> Any:
+        return self.devnet.deployment
+
+    def tlvs(self, *types: type) -> list[Any]:
+        return [m.tlvs[0] for m in self.messages if isinstance(m.tlvs[0], types)]
+
+    async def wait_for_head(self, number: int, timeout: float = 20.0) -> None:
+        with trio.fail_after(timeout):
+            while not any(t.number >= number for t in self.tlvs(BlockHeader)):
+                await trio.sleep(0.02)
+
+    async def wait_for_events(self, count: int, head: int, timeout: float = 20.0) -> None:
+        await self.wait_for_head(head, timeout)
+        with trio.fail_after(timeout):
+            while len(self.tlvs(*EVENTS)) < count:
+                await trio.sleep(0.02)
+        await trio.sleep(0.3)  # anything extra (a duplicate) would show up now
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args)
+
+
+def config_for(h: Harness, tmp: Path, endpoints: list[dict[str, str]], **extra: Any) -> Any:
+    from tools.devnet.deployment import save_deployment
+
+    dep_path = save_deployment(tmp / "deployment.json", [h.dep])
+    chain = {"name": "devnet", "deployment": str(dep_path), "endpoints": endpoints, "head_timeout": 5.0,
+             "backoff_initial": 0.05, "backoff_max": 0.3, "poll_interval": 0.1, **extra}
+    return parse_config({"source_id": 0x4556, "chain": [chain]})
+
+
+async def start_stack(nursery: trio.Nursery, h: Harness, tmp: Path) -> None:
+    from relays import server
+    from relays.client import RelayConsumer
+
+    config = server.RelayConfig(domain=Domain.MARKET_DATA, socket_path=h.sock, data_dir=str(tmp / "journal"),
+                                fsync="off")
+    await nursery.start(server.serve, config)
+
+    async def consume(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with RelayConsumer.connect("market_data", h.sock, from_seq=0, name="test") as consumer:
+            task_status.started()
+            async for msg in consumer:
+                h.messages.append(msg)
+
+    await nursery.start(consume)
+
+
+async def wait_bootstrapped(h: Harness, timeout: float = 20.0) -> int:
+    with trio.fail_after(timeout):
+        while len(h.tlvs(PoolSnapshot)) < len(h.dep.pools) or not h.tlvs(BlockHeader):
+            await trio.sleep(0.02)
+    return h.tlvs(BlockHeader)[0].number
+
+
+# --------------------------------------------------------------------------- chain activity
+
+
+class Trader:
+    """Random swaps on every venue, V2 liquidity adds/removes, V3 mints/burns."""
+
+    def __init__(self, h: Harness, seed: int) -> None:
+        self.h = h
+        self.rng = random.Random(seed)
+        self.account = h.dep.funded_accounts[0]
+        self.positions: list[int] = []
+        self.v2_added: list[tuple[str, str, str]] = []
+
+    def step(self) -> str:
+        from tools.devnet.actions import usable_tick
+
+        c, d, rng, me = self.h.client, self.h.dep, self.rng, self.account
+        a, b = rng.choice(PAIRS)
+        if rng.random() < 0.5:
+            a, b = b, a
+        amount = UNIT[a] * rng.randint(1, 20)
+        roll = rng.random()
+        if roll < 0.35:
+            venue = rng.choice([v.name for v in d.v2])
+            c.v2_swap_exact_in(venue, me, amount, [a, b])
+            return f"v2 swap {venue} {a}->{b}"
+        if roll < 0.7:
+            fee = rng.choice((500, 3000, 10000))
+            c.v3_swap_exact_in(me, a, b, fee, amount)
+            return f"v3 swap {fee} {a}->{b}"
+        if roll < 0.8:
+            fee = rng.choice((500, 3000, 10000))
+            pool = d.pool("uniswap_v3", a, b, fee)
+            spacing = pool.tick_spacing
+            tick = c.v3_slot0(pool).tick
+            lo = usable_tick(tick - rng.randint(-3, 30) * spacing, spacing)
+            hi = lo + rng.randint(1, 40) * spacing
+            big = 10**30
+            pos = c.v3_mint(me, a, b, fee, lo, hi, min(big, UNIT[pool.symbol0] * 50) if pool.symbol0 else big,
+                            UNIT[pool.symbol1] * 50 if pool.symbol1 else big)
+            self.positions.append(pos.token_id)
+            return f"v3 mint {fee} [{lo},{hi})"
+        if roll < 0.88 and self.positions:
+            token_id = self.positions.pop(rng.randrange(len(self.positions)))
+            c.v3_burn(me, token_id)
+            return f"v3 burn {token_id}"
+        venue = rng.choice([v.name for v in d.v2])
+        if roll < 0.95 or not self.v2_added:
+            c.v2_add_liquidity(venue, me, a, b, UNIT[a] * 5, UNIT[b] * 5)
+            self.v2_added.append((venue, a, b))
+            return f"v2 add {venue} {a}/{b}"
+        venue, a, b = self.v2_added.pop()
+        pool = d.pool(venue, a, b)
+        lp = c.v2_lp_balance(pool, me)
+        if lp:
+            c.v2_remove_liquidity(venue, me, a, b, lp // 2)
+        return f"v2 remove {venue} {a}/{b}"
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+def chain_events(h: Harness, from_block: int, to_block: int) -> list[Any]:
+    pools = [PoolId.of(h.dep.chain_id, *_venue_kind(p), p.address, p.token0, p.token1) for p in h.dep.pools]
+    decoder = LogDecoder.from_pools(pools)
+    logs = h.client.rpc.call("eth_getLogs", [{"fromBlock": hex(from_block), "toBlock": hex(to_block),
+                                              "address": [p.address for p in h.dep.pools]}])
+    out = [decoder.decode(lg) for lg in logs]
+    return [t for t in out if t is not None]
+
+
+def _venue_kind(p: Any) -> tuple[int, int]:
+    from collectors.evm.chains import DEVNET_VENUES, VENUES
+
+    info = VENUES[DEVNET_VENUES[p.venue]]
+    return info.venue, info.kind
+
+
+@dataclass
+class PoolState:
+    r0: int = 0
+    r1: int = 0
+    sqrt: int = 0
+    tick: int = 0
+    liquidity: int = 0
+    ticks: dict[int, int] = field(default_factory=dict)
+
+    def key(self, v3: bool) -> tuple[int, ...]:
+        return (self.sqrt, self.tick, self.liquidity) if v3 else (self.r0, self.r1)
+
+
+def replay_state(messages: list[Message]) -> dict[int, list[tuple[int, tuple[int, ...], dict[int, int]]]]:
+    """Apply the collector's messages in relay order: pool -> [(block, state key, ticks)] after each."""
+    states: dict[int, PoolState] = {}
+    history: dict[int, list[tuple[int, tuple[int, ...], dict[int, int]]]] = {}
+    for m in messages:
+        t = m.tlvs[0]
+        if not isinstance(t, (PoolSnapshot, *EVENTS)):
+            continue
+        pool = int(t.pool)
+        v3 = PoolId(pool).kind == 2
+        s = states.setdefault(pool, PoolState())
+        if isinstance(t, PoolSnapshot):
+            s.r0, s.r1, s.sqrt, s.tick, s.liquidity = t.reserve0, t.reserve1, t.sqrt_price_x96, t.tick, t.liquidity
+            s.ticks = {x.tick: x.liquidity_net for x in t.ticks}
+        elif isinstance(t, V2Reserves):
+            s.r0, s.r1 = t.reserve0, t.reserve1
+        elif isinstance(t, (V3Swap, V3Initialize)):
+            s.sqrt, s.tick = t.sqrt_price_x96, t.tick
+            if isinstance(t, V3Swap):
+                s.liquidity = t.liquidity
+        elif isinstance(t, LiquidityChange) and v3:
+            sign = 1 if t.kind == LiquidityKind.MINT else -1
+            if t.tick_lower <= s.tick < t.tick_upper:
+                s.liquidity += sign * t.liquidity
+            s.ticks[t.tick_lower] = s.ticks.get(t.tick_lower, 0) + sign * t.liquidity
+            s.ticks[t.tick_upper] = s.ticks.get(t.tick_upper, 0) - sign * t.liquidity
+        else:
+            continue
+        history.setdefault(pool, []).append((t.block_number, s.key(v3), dict(s.ticks)))
+    return history
+
+
+def state_at(history: list[tuple[int, tuple[int, ...], dict[int, int]]], block: int) -> tuple[int, ...] | None:
+    found = None
+    for b, key, _ in history:
+        if b > block:
+            break
+        found = key
+    return found
+
+
+def chain_states(h: Harness, blocks: range) -> dict[tuple[str, int], tuple[int, ...]]:
+    """eth_call reads of every pool at every block (batched)."""
+    calls, keys = [], []
+    for block in blocks:
+        for p in h.dep.pools:
+            if p.kind == "v2":
+                calls.append(("UniswapV2Pair", p.address, "getReserves", ()))
+            else:
+                calls += [("UniswapV3Pool", p.address, "slot0", ()), ("UniswapV3Pool", p.address, "liquidity", ())]
+            keys.append((p, block))
+    out: dict[tuple[str, int], tuple[int, ...]] = {}
+    by_block: dict[int, list[Any]] = {}
+    for block in blocks:
+        block_calls = [c for c, (p, b) in zip(_expand(calls, keys), _expand_keys(keys)) if b == block]
+        by_block[block] = h.client.call_many(block_calls, block=block)
+    for block in blocks:
+        res = iter(by_block[block])
+        for p in h.dep.pools:
+            if p.kind == "v2":
+                r = next(res)
+                out[(p.address.lower(), block)] = (int(r[0]), int(r[1]))
+            else:
+                s0, liq = next(res), next(res)
+                out[(p.address.lower(), block)] = (int(s0[0]), int(s0[1]), int(liq[0]))
+    return out
+
+
+def _expand(calls: list[Any], keys: list[Any]) -> list[Any]:
+    return calls
+
+
+def _expand_keys(keys: list[Any]) -> list[Any]:
+    out = []
+    for p, b in keys:
+        out += [(p, b)] * (1 if p.kind == "v2" else 2)
+    return out
+
+
+def check_states(h: Harness, blocks: range) -> int:
+    history = replay_state(h.messages)
+    truth = chain_states(h, blocks)
+    checked = 0
+    for p in h.dep.pools:
+        pool = next(k for k in history if PoolId(k).address == p.address.lower())
+        for block in blocks:
+            assert state_at(history[pool], block) == truth[(p.address.lower(), block)], (p.label, block)
+            checked += 1
+    return checked
+
+
+def check_ticks(h: Harness) -> None:
+    history = replay_state(h.messages)
+    for p in h.dep.pools_of(kind="v3"):
+        pool = next(k for k in history if PoolId(k).address == p.address.lower())
+        ours = {t: n for t, n in history[pool][-1][2].items() if n}
+        chain = {t: i.liquidity_net for t, i in h.client.v3_initialized_ticks(p).items() if i.liquidity_net}
+        assert ours == chain, p.label
+
+
+# --------------------------------------------------------------------------- tests
+
+
+async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, short_tmp: Path) -> None:
+    """Random activity over a WebSocket that is cut mid-stream: every log exactly once and in order,
+    the same values eth_getLogs reports, and pool state equal to eth_call at every block."""
+    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    trader = Trader(h, seed=4)
+    proxy = Proxy(int(h.dep.ws_url.rsplit(":", 1)[1]))
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_stack(nursery, h, short_tmp)
+            await nursery.start(proxy.serve)
+            config = config_for(h, short_tmp, [{"ws": proxy.ws_url}])
+            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            start = await wait_bootstrapped(h)
+            for _ in range(12):
+                await h.run(trader.step)
+            await h.wait_for_head(await h.run(h.client.block_number))
+            proxy.stop()  # the collector's WebSocket drops; anvil keeps going
+            for _ in range(8):
+                await h.run(trader.step)
+            await trio.sleep(0.3)
+            await nursery.start(proxy.serve)  # back on the same port
+            for _ in range(12):
+                await h.run(trader.step)
+            head = await h.run(h.client.block_number)
+            expected = await h.run(chain_events, h, start + 1, head)
+            await h.wait_for_events(len(expected), head)
+            nursery.cancel_scope.cancel()
+    got = h.tlvs(*EVENTS)
+    assert got == expected  # exactly once, in (block, logIndex) order, the chain's values
+    assert len(expected) > 40
+    assert runner.failures >= 1 and runner.sessions >= 2
+    invalidations = h.tlvs(StateInvalidation)
+    assert {t.reason for t in invalidations} == {InvalidationReason.DISCONNECT}
+    assert len(invalidations) == len(h.dep.pools)
+    # after the invalidations: a fresh snapshot of every pool
+    last_inval = max(i for i, m in enumerate(h.messages) if isinstance(m.tlvs[0], StateInvalidation))
+    assert len([m for m in h.messages[last_inval:] if isinstance(m.tlvs[0], PoolSnapshot)]) == len(h.dep.pools)
+    headers = [t.number for t in h.tlvs(BlockHeader)]
+    assert headers == sorted(set(headers)) and headers[-1] == head
+    assert set(range(start, head + 1)) <= set(headers)
+    assert all(t.base_fee > 0 for t in h.tlvs(BlockHeader))
+    assert await h.run(check_states, h, range(start, head + 1)) >= 15 * (head - start)
+    await h.run(check_ticks, h)
+    assert runner.follower is not None and runner.follower.cursor[0] == head or runner.follower.cursor[1] < MAX_INDEX
+
+
+async def test_live_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, short_tmp: Path) -> None:
+    """anvil_reorg replaces the last blocks (with other swaps): REORG invalidations come first,
+    then the new branch's logs and fresh snapshots; state equals eth_call at the new head."""
+    from tools.devnet import artifacts
+    from tools.devnet.actions import FAR_FUTURE_DEADLINE, Tx
+
+    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    trader = Trader(h, seed=11)
+    d, c = h.dep, h.client
+    me = d.funded_accounts[0]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_stack(nursery, h, short_tmp)
+            config = config_for(h, short_tmp, [{"ws": d.ws_url}])
+            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            start = await wait_bootstrapped(h)
+            for _ in range(6):
+                await h.run(trader.step)
+            # two swaps on V2 venue a's WETH/USDC and V3 500 that the reorg will take away
+            await h.run(lambda: c.v2_swap_exact_in("uniswap_v2_a", me, WETH, ["WETH", "USDC"]))
+            await h.run(lambda: c.v3_swap_exact_in(me, "WETH", "USDC", 500, WETH))
+            head = await h.run(c.block_number)
+            await h.wait_for_head(head)
+            n_before = len(h.messages)
+            # the new branch: a swap on venue b's WETH/DAI instead
+            router = d.v2_venue("uniswap_v2_b").router
+            data = artifacts.load("UniswapV2Router02").encode(
+                "swapExactTokensForTokens", 3 * WETH, 0, [d.address_of("WETH"), d.address_of("DAI")], me,
+                FAR_FUTURE_DEADLINE)
+            out = await h.run(lambda: c.reorg(2, [(Tx(me, router, data, gas=300_000), 0)]))
+            assert out["head"] == head
+            await h.run(lambda: c.mine(1))
+            new_head = head + 1
+            await h.wait_for_head(new_head)
+            with trio.fail_after(10):
+                while len(h.tlvs(PoolSnapshot)) < len(d.pools) + 2:
+                    await trio.sleep(0.02)
+            await trio.sleep(0.3)
+            nursery.cancel_scope.cancel()
+    after = [m.tlvs[0] for m in h.messages[n_before:]]
+    fork = head - 1
+    removed = {d.pool("uniswap_v2_a", "WETH", "USDC").address.lower(),
+               d.pool("uniswap_v3", "WETH", "USDC", 500).address.lower()}
+    invalid = [t for t in after if isinstance(t, StateInvalidation)]
+    assert {t.pool.address for t in invalid} == removed
+    assert all(t.reason == InvalidationReason.REORG and t.from_block == fork for t in invalid)
+    first_other = next(i for i, t in enumerate(after) if not isinstance(t, StateInvalidation))
+    assert all(isinstance(t, StateInvalidation) for t in after[:first_other]) and first_other == len(invalid)
+    snaps = [t for t in after if isinstance(t, PoolSnapshot)]
+    assert {t.pool.address for t in snaps} == removed and all(t.block_number == head for t in snaps)
+    new_branch = [t for t in after if isinstance(t, EVENTS)]
+    assert new_branch and {t.pool.address for t in new_branch} == {d.pool("uniswap_v2_b", "WETH", "DAI").address.lower()}
+    assert runner.follower is not None and runner.follower.reorgs >= 1
+    # the canonical log stream: what was published, minus what the reorg took away
+    kept: list[Any] = []
+    for m in h.messages:
+        t = m.tlvs[0]
+        if isinstance(t, StateInvalidation) and t.reason == InvalidationReason.REORG:
+            kept = [e for e in kept if not (e.block_number >= t.from_block and e.pool == t.pool)]
+        elif isinstance(t, EVENTS):
+            kept.append(t)
+    expected = await h.run(chain_events, h, start + 1, new_head)
+    assert sorted(kept, key=lambda e: (e.block_number, e.log_index)) == expected
+    await h.run(check_states, h, range(head, new_head + 1))  # from the snapshot block on
+    await h.run(check_ticks, h)
+
+
+async def test_live_http_polling_after_failover(devnet_snapshot: Any, short_tmp: Path) -> None:
+    """First endpoint unreachable (a WebSocket nobody serves): the collector fails over to the
+    HTTP endpoint, polls eth_blockNumber/eth_getLogs, and gets exactly the chain's logs."""
+    from tools.devnet.anvil import free_port
+
+    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    trader = Trader(h, seed=23)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_stack(nursery, h, short_tmp)
+            endpoints = [{"ws": f"ws://127.0.0.1:{free_port()}"}, {"http": h.dep.rpc_url}]
+            config = config_for(h, short_tmp, endpoints)
+            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            start = await wait_bootstrapped(h)
+            for _ in range(15):
+                await h.run(trader.step)
+            head = await h.run(h.client.block_number)
+            expected = await h.run(chain_events, h, start + 1, head)
+            await h.wait_for_events(len(expected), head)
+            nursery.cancel_scope.cancel()
+    assert h.tlvs(*EVENTS) == expected
+    assert runner.failures >= 1 and runner.follower is not None and not runner.follower.streaming
+    assert not h.tlvs(StateInvalidation)
+    await h.run(check_states, h, range(start, head + 1))
+
+
+# --------------------------------------------------------------------------- config (no chain needed)
+
+
+def test_live_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def err(data: dict[str, Any]) -> str:
+        with pytest.raises(ConfigError) as info:
+            parse_config(data)
+        return info.value.path
+
+    pool = {"venue": "uniswap_v3", "address": "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"}
+    ok = {"chain": [{"name": "ethereum", "endpoints": [{"ws": "wss://x"}], "pools": [pool]}]}
+    cfg = parse_config(ok)
+    (chain,) = cfg.chains
+    assert (chain.chain_id, chain.gas_token) == (1, "ETH")
+    assert chain.factory("uniswap_v2").address == "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"
+    assert chain.factory("uniswap_v3").address == "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+    assert err({"chain": [{"name": "ethereum", "pools": [pool]}]}) == "chain[0].endpoints"
+    assert err({"chain": [{"name": "ethereum", "endpoints": [{"wss": "x"}], "pools": [pool]}]}) == "chain[0].endpoints[0].wss"
+    assert err({"chain": [{"name": "ethereum", "endpoints": [{"ws": "http://x"}], "pools": [pool]}]}) == "chain[0].endpoints[0].ws"
+    assert err({"chain": [{"name": "mychain", "endpoints": [{"ws": "ws://x"}], "pools": [pool]}]}) == "chain[0].chain_id"
+    assert err({"chain": [{**ok["chain"][0], "poll_interval": "fast"}]}) == "chain[0].poll_interval"
+    assert err({"chain": [{**ok["chain"][0], "pools": [{"venue": "uniswap_v3", "tokens": ["0x" + "1" * 40, "0x" + "2" * 40]}]}]}) == "chain[0].pools[0].fee"
+    assert err({**ok, "sourceid": 3}) == "sourceid"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[chain]]\nname = "base"\nendpoints = [{ ws = "wss://x", htp = "https://y" }]\n')
+    with pytest.raises(ConfigError):
+        load_config(bad)
+    assert process.main(["--config", str(bad)]) == 2
+    assert "chain[0].endpoints[0].htp" in capsys.readouterr().err
