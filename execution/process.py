@@ -1,0 +1,179 @@
+"""``alphapulse executor --config FILE``: the executor process.
+
+``alphapulse executor new-keystore --out FILE --password-file F`` creates its signing key
+(see :mod:`execution.keystore`).
+
+Start-up: load the configuration (refusing plaintext keys), decrypt the keystore, open the
+SQLite state, connect the relays, reconcile nonces and settle transactions a previous run left
+open (:meth:`Executor.recover`), print ``executor: ready``, then run until SIGINT/SIGTERM.
+
+Relays: signals (from the last handled sequence after a restart, else from now); market data
+(from the oldest retained message by default: the pool state is rebuilt from snapshots and
+updates); the execution relay, EmergencyStop/Resume only (from the last applied sequence, else
+from the oldest), and results are published there.
+
+Exit codes: 0 after SIGINT/SIGTERM, 2 on a bad configuration or keystore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+import trio
+from eth_account.signers.local import LocalAccount
+
+from execution.chain import BuilderClient, ChainGateway
+from execution.config import ConfigError, ExecutorConfig, load_config
+from execution.executor import Executor, _Queued
+from execution.keystore import KeystoreError, keystore_address, load_account, new_keystore_main, read_password
+from execution.store import ExecutorStore
+from execution.validate import MalformedSignal, Signal
+from protocol.execution import Outcome
+from protocol.header import Domain
+from protocol.system import EmergencyStop, Resume
+from relays.client import RelayConsumer, RelayProducer
+from relays.paths import socket_path
+from tools.devnet.rpc import AsyncRPC
+
+log = logging.getLogger("execution")
+EXIT_CONFIG = 2
+
+
+def relay_socket(config: ExecutorConfig, domain: Domain) -> str:
+    return getattr(config.relays, domain.name.lower()) or str(socket_path(domain))
+
+
+class _ProducerPublisher:
+    def __init__(self, producer: RelayProducer) -> None:
+        self.producer = producer
+
+    async def publish(self, tlv: Any) -> None:
+        await self.producer.publish(tlv)
+
+
+def unlock(config: ExecutorConfig) -> LocalAccount:
+    """Decrypt the configured keystore (KeystoreError when the password or file is wrong)."""
+    password = read_password(password_file=config.keystore.password_file, password_env=config.keystore.password_env)
+    return load_account(config.keystore.path, password)
+
+
+async def run(config: ExecutorConfig, account: LocalAccount, *,
+              task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED) -> None:
+    store = ExecutorStore(config.state_db)
+    rpc = AsyncRPC(config.rpc_url, timeout=10.0)
+    builders = [BuilderClient(b.name, b.url, call_bundle=b.call_bundle) for b in config.builders]
+    try:
+        gateway = ChainGateway(rpc, account, chain_id=config.chain_id, contract=config.contract)
+        async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
+                                         source_id=config.source_id, name=config.name) as producer:
+            ex = Executor(config, gateway, store, _ProducerPublisher(producer), builders)
+            await _serve(ex, config, task_status)
+    finally:
+        for b in builders:
+            await b.aclose()
+        await rpc.aclose()
+        store.close()
+
+
+async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskStatus[Executor]) -> None:
+    store = ex.store
+    send, recv = trio.open_memory_channel[_Queued](10_000)
+    md_from = 0 if config.market_data_from == "oldest" else None
+    stop_cursor = store.cursor("stops")
+    sig_cursor = store.cursor("signals")
+    async with trio.open_nursery() as nursery:
+        md_ready = trio.Event()
+
+        async def market_data() -> None:
+            async with RelayConsumer.connect(Domain.MARKET_DATA, relay_socket(config, Domain.MARKET_DATA),
+                                             from_seq=md_from, name=f"{config.name}-md") as c:
+                md_ready.set()
+                async for batch in c.batches():
+                    for msg in batch:
+                        ex.on_market_data(msg)
+
+        async def stops(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            start = 0 if stop_cursor is None else stop_cursor + 1
+            async with RelayConsumer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
+                                             from_seq=start, types={EmergencyStop.TYPE, Resume.TYPE},
+                                             name=f"{config.name}-stops") as c:
+                task_status.started()
+                async for msg in c:
+                    ex.on_control(msg)
+                    store.set_cursor("stops", msg.domain_seq)
+
+        async def signals(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            start = None if sig_cursor is None else sig_cursor + 1
+            async with RelayConsumer.connect(Domain.SIGNAL, relay_socket(config, Domain.SIGNAL), from_seq=start,
+                                             name=f"{config.name}-signals") as c:
+                task_status.started()
+                async for msg in c:
+                    try:
+                        sig: Signal | None = Signal.from_message(msg)
+                    except MalformedSignal as exc:
+                        log.error("executor: signal message seq %d: %s", msg.domain_seq, exc)
+                        sig = None
+                    halted = ex.halted_for(sig) if sig is not None else None
+                    await send.send(_Queued(sig=sig, msg=msg, halted_by=halted, seq=msg.domain_seq))
+
+        async def worker() -> None:
+            async for item in recv:
+                await ex.handle(item)
+                store.set_cursor("signals", item.seq)
+
+        nursery.start_soon(market_data)
+        await nursery.start(stops)
+        await ex.recover()
+        with trio.move_on_after(5):
+            await md_ready.wait()
+        nursery.start_soon(worker)
+        await nursery.start(signals)
+        addr = ex.chain.address
+        print(f"executor: ready (mode {config.mode}, account {addr}, contract {config.contract}, next nonce "
+              f"{ex.nonces.next})", flush=True)
+        log.info("executor: ready")
+        task_status.started(ex)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="alphapulse executor",
+                                 description="Execute arbitrage signals through AlphaPulseArb. "
+                                             "Subcommand: new-keystore (see 'alphapulse executor new-keystore -h').")
+    ap.add_argument("--config", required=True, help="executor TOML file")
+    ap.add_argument("--log-level", default="INFO")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "new-keystore":
+        return new_keystore_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        config = load_config(args.config)
+        keystore_address(config.keystore.path)
+        account = unlock(config)
+    except (ConfigError, KeystoreError, OSError, ValueError, KeyError) as exc:
+        print(f"executor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def _main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as sigs:
+            async with trio.open_nursery() as n:
+                n.start_soon(run, config, account)
+                async for _ in sigs:
+                    log.info("executor: signal received, stopping")
+                    n.cancel_scope.cancel()
+                    break
+
+    trio.run(_main)
+    return 0
+
+
+__all__ = ["Outcome", "main", "run"]

@@ -1,0 +1,163 @@
+"""What must survive a ``kill -9`` of the executor: SQLite (stdlib), one file.
+
+* ``txs``: every transaction we signed, **written before it is broadcast** (raw bytes, nonce,
+  fees, the signal it belongs to, its status). A crash after signing leaves a row whose fate the
+  next start settles (:meth:`ExecutorStore.open_txs` + reconciliation in the executor).
+* ``signals``: the outcome of every finished signal, so a signal delivered again (the relay
+  resumes after a restart) is not executed twice, and a result is published once.
+* ``cursors``: the last relay sequence fully handled per domain (signals, stops).
+
+Nonce rule (see :class:`NonceTracker`): the next nonce is never below the chain's pending count
+nor below one past the highest nonce of a transaction that may still land (``pending`` rows);
+a nonce is only given back when its transaction was never broadcast publicly and its bundle's
+target blocks have passed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS txs (
+    tx_hash     TEXT PRIMARY KEY,
+    signal_id   INTEGER NOT NULL,
+    nonce       INTEGER NOT NULL,
+    raw         BLOB NOT NULL,
+    max_fee     TEXT NOT NULL,
+    tip         TEXT NOT NULL,
+    gas_limit   INTEGER NOT NULL,
+    public      INTEGER NOT NULL,      -- 1 once broadcast with eth_sendRawTransaction
+    status      TEXT NOT NULL,         -- pending | mined | dropped | replaced
+    created_ns  INTEGER NOT NULL,
+    meta        TEXT NOT NULL          -- JSON: what a restarted executor needs to report the signal
+);
+CREATE INDEX IF NOT EXISTS txs_nonce ON txs(nonce);
+CREATE TABLE IF NOT EXISTS signals (
+    signal_id   INTEGER PRIMARY KEY,
+    outcome     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    done_ns     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    name        TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TxRow:
+    tx_hash: str
+    signal_id: int
+    nonce: int
+    raw: bytes
+    max_fee: int
+    tip: int
+    gas_limit: int
+    public: bool
+    status: str
+    meta: str = "{}"
+
+
+class ExecutorStore:
+    def __init__(self, path: str | Path) -> None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(p), isolation_level=None)  # autocommit; explicit BEGIN where needed
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- transactions --------------------------------------------------------------------------
+
+    def record_tx(self, *, tx_hash: str, signal_id: int, nonce: int, raw: bytes, max_fee: int, tip: int,
+                  gas_limit: int, meta: str = "{}") -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO txs VALUES (?,?,?,?,?,?,?,0,'pending',?,?)",
+            (tx_hash, signal_id, nonce, raw, str(max_fee), str(tip), gas_limit, time.time_ns(), meta))
+
+    def mark_public(self, tx_hash: str) -> None:
+        self.db.execute("UPDATE txs SET public=1 WHERE tx_hash=?", (tx_hash,))
+
+    def set_status(self, tx_hash: str, status: str) -> None:
+        self.db.execute("UPDATE txs SET status=? WHERE tx_hash=?", (status, tx_hash))
+
+    def settle_nonce(self, nonce: int, mined_hash: str | None) -> None:
+        """Every tx with ``nonce``: the mined one ``mined``, the others ``replaced`` (or all ``dropped``)."""
+        self.db.execute("BEGIN")
+        if mined_hash is None:
+            self.db.execute("UPDATE txs SET status='dropped' WHERE nonce=? AND status='pending'", (nonce,))
+        else:
+            self.db.execute("UPDATE txs SET status='replaced' WHERE nonce=? AND tx_hash<>?", (nonce, mined_hash))
+            self.db.execute("UPDATE txs SET status='mined' WHERE tx_hash=?", (mined_hash,))
+        self.db.execute("COMMIT")
+
+    def open_txs(self) -> list[TxRow]:
+        rows = self.db.execute(
+            "SELECT tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, meta FROM txs "
+            "WHERE status='pending' ORDER BY nonce, created_ns").fetchall()
+        return [TxRow(tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]), tip=int(r[5]),
+                      gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9]) for r in rows]
+
+    def txs_of_nonce(self, nonce: int) -> list[TxRow]:
+        rows = self.db.execute(
+            "SELECT tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, meta FROM txs WHERE nonce=? "
+            "ORDER BY created_ns", (nonce,)).fetchall()
+        return [TxRow(tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]), tip=int(r[5]),
+                      gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9]) for r in rows]
+
+    def all_nonces(self) -> list[tuple[int, str, str]]:
+        """(nonce, tx_hash, status) of every tx ever signed (tests use it to prove no reuse)."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT nonce, tx_hash, status FROM txs ORDER BY nonce")]
+
+    def max_live_nonce(self) -> int | None:
+        """The highest nonce that may still be (or has been) used on chain."""
+        r = self.db.execute("SELECT MAX(nonce) FROM txs WHERE status IN ('pending','mined') AND public=1").fetchone()
+        return r[0]
+
+    # --- signals and cursors -------------------------------------------------------------------
+
+    def signal_done(self, signal_id: int) -> tuple[int, str] | None:
+        r = self.db.execute("SELECT outcome, reason FROM signals WHERE signal_id=?", (signal_id,)).fetchone()
+        return (r[0], r[1]) if r else None
+
+    def finish_signal(self, signal_id: int, outcome: int, reason: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO signals VALUES (?,?,?,?)", (signal_id, outcome, reason, time.time_ns()))
+
+    def cursor(self, name: str) -> int | None:
+        r = self.db.execute("SELECT seq FROM cursors WHERE name=?", (name,)).fetchone()
+        return r[0] if r else None
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (name, seq))
+
+
+class NonceTracker:
+    """The next nonce to sign with. Sans-IO: the executor feeds it the chain's counts."""
+
+    def __init__(self) -> None:
+        self.next: int | None = None
+
+    def reconcile(self, *, latest: int, pending: int, max_live: int | None) -> int:
+        """After a (re)start: never below what the chain has seen or what we may have broadcast."""
+        candidates = [latest, pending]
+        if max_live is not None:
+            candidates.append(max_live + 1)
+        self.next = max(candidates)
+        return self.next
+
+    def take(self) -> int:
+        if self.next is None:
+            raise RuntimeError("NonceTracker.take before reconcile")
+        return self.next
+
+    def consumed(self, nonce: int) -> None:
+        """``nonce`` was broadcast publicly (it will be mined, replaced, or cancelled: never reused)."""
+        assert self.next is not None
+        self.next = max(self.next, nonce + 1)

@@ -1,0 +1,168 @@
+"""Re-validation of a signal against the newest pool state, and the fee arithmetic. Pure functions.
+
+A signal was priced at block ``B`` by the strategy. Before anything is signed the executor
+re-prices it on *its own* view of the market (the market-data relay applied to a
+:class:`strategy.state.PoolStateManager`, the same exact AMM mirrors the strategy uses):
+
+* no chain head yet, or ``head - B > max_signal_age_blocks``: **STALE** (signal too old);
+* a pool of the path unknown, invalidated or untradable: **STALE** (pool stale);
+* any hop's exact output differs from the signal's: **STALE** (path output changed) - someone
+  traded the pool since; we never trade on numbers we cannot reproduce to the wei;
+* later, with gas estimated and fees chosen: net profit ``<= min_profit``: **UNPROFITABLE**.
+
+The calldata hops carry the re-computed amounts: hop 0's exact input, each hop's exact output as
+its minimum (``amountOut``), and ``minProfit`` = ``onchain_min_profit_bps`` of the gross profit, so
+a transaction that lands on moved state reverts instead of losing money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from eth_utils import to_checksum_address
+
+from execution.calldata import Hop, Kind
+from protocol.execution import Outcome
+from protocol.ids import PoolId, TokenId, VenueKind
+from protocol.message import Message
+from protocol.signals import ArbitragePath, Economics, SignalIdentity
+from strategy.economics import convert_from_gas_token
+from strategy.pools import V2Pool, V3Pool
+from strategy.state import PoolStateManager
+
+
+class MalformedSignal(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signal:
+    identity: SignalIdentity
+    economics: Economics
+    path: ArbitragePath
+
+    @classmethod
+    def from_message(cls, msg: Message) -> Signal:
+        ident, econ, path = msg.find(SignalIdentity), msg.find(Economics), msg.find(ArbitragePath)
+        if not isinstance(ident, SignalIdentity) or not isinstance(econ, Economics) or not isinstance(path, ArbitragePath):
+            raise MalformedSignal("signal message lacks SignalIdentity, Economics or ArbitragePath")
+        if len(path.hops) < 2:
+            raise MalformedSignal(f"path of {len(path.hops)} hop(s)")
+        return cls(identity=ident, economics=econ, path=path)
+
+    @property
+    def signal_id(self) -> int:
+        return self.identity.signal_id
+
+    @property
+    def venues(self) -> list[int]:
+        return [PoolId(h.pool).venue for h in self.path.hops]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """Either ``outcome`` (STALE/FAILED) with a reason, or the re-priced path."""
+
+    outcome: Outcome | None
+    reason: str
+    head_block: int = 0
+    hops: tuple[Hop, ...] = ()
+    gross_profit: int = 0
+    min_profit_onchain: int = 0
+
+
+def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str], *,
+               max_age_blocks: int, onchain_min_profit_bps: int) -> Verdict:
+    ident = sig.identity
+    head = state.gas.get(ident.chain_id)
+    if head is None:
+        return Verdict(outcome=Outcome.STALE, reason="no block header for the chain yet")
+    age = head.block_number - ident.block_number
+    if age > max_age_blocks:
+        return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
+                       reason=f"signal block {ident.block_number} is {age} blocks behind head {head.block_number} "
+                              f"(max {max_age_blocks})")
+    hops = sig.path.hops
+    amount_in = hops[0].amount_in
+    amount = amount_in
+    out_hops: list[Hop] = []
+    for i, h in enumerate(hops):
+        pool = PoolId(h.pool)
+        s = state.tradable(pool)
+        if s is None:
+            why = "invalidated" if state.is_stale(pool) else "unknown or without liquidity"
+            return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
+                           reason=f"pool stale: hop {i} pool {pool.address} is {why}")
+        factory = factories.get(pool.venue)
+        if factory is None:
+            return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
+                           reason=f"no factory configured for venue {pool.venue} (hop {i})")
+        t_in, t_out = int.from_bytes(h.token_in, "big"), int.from_bytes(h.token_out, "big")
+        zfo = t_in < t_out
+        out = s.amount_out(zfo, amount)
+        if out != h.amount_out:
+            return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
+                           reason=f"path output changed: hop {i} gives {out} now, the signal said {h.amount_out}")
+        if isinstance(s, V2Pool):
+            kind, fee = Kind.V2, s.fee_ppm
+        elif isinstance(s, V3Pool):
+            kind, fee = Kind.V3, s.fee
+        else:
+            return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
+                           reason=f"hop {i}: venue kind {VenueKind(pool.kind).name} is not executable by the contract")
+        out_hops.append(Hop(pool=to_checksum_address(pool.address), factory=factory,
+                            token_in=to_checksum_address(h.token_in), token_out=to_checksum_address(h.token_out),
+                            kind=kind, fee=fee, amount_in=amount if i == 0 else 0, amount_out=out))
+        amount = out
+    gross = amount - amount_in
+    if gross != sig.economics.gross_profit:
+        return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
+                       reason=f"gross profit {gross} != the signal's {sig.economics.gross_profit}")
+    return Verdict(outcome=None, reason="", head_block=head.block_number, hops=tuple(out_hops),
+                   gross_profit=gross, min_profit_onchain=gross * onchain_min_profit_bps // 10_000)
+
+
+# --- fees ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fees:
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+    def bumped(self, bump_bps: int, cap: int) -> Fees | None:
+        """A replacement's fees: both at least ``+bump_bps`` (nodes demand >= +10 % on both), rounded
+        up; None when that would exceed the ``cap`` on the fee per gas."""
+        tip = -(-self.max_priority_fee_per_gas * (10_000 + bump_bps) // 10_000)
+        fee = max(-(-self.max_fee_per_gas * (10_000 + bump_bps) // 10_000), tip)
+        if fee > cap:
+            return None
+        return Fees(max_fee_per_gas=fee, max_priority_fee_per_gas=tip)
+
+
+def choose_tip(*, policy: str, tip_wei: int, share_bps: int, max_tip_wei: int, profit_in_gas_token: int,
+               gas_units: int) -> int:
+    """Priority fee per gas: fixed, or ``share_bps`` of the expected profit spread over the gas,
+    never below ``tip_wei`` nor above ``max_tip_wei``."""
+    if policy == "fixed":
+        return min(tip_wei, max_tip_wei)
+    share = profit_in_gas_token * share_bps // 10_000 // max(gas_units, 1)
+    return min(max(share, tip_wei), max_tip_wei)
+
+
+def choose_fees(*, base_fee: int, tip: int, base_fee_multiplier_bps: int, cap: int) -> Fees:
+    tip = min(tip, cap)
+    fee = min(base_fee * base_fee_multiplier_bps // 10_000 + tip, cap)
+    return Fees(max_fee_per_gas=max(fee, tip), max_priority_fee_per_gas=tip)
+
+
+def to_profit_token(amount_wei: int, gas_token: TokenId, profit_token: TokenId, state: PoolStateManager) -> int | None:
+    """Gas-token wei in profit-token units at the deepest pool's mid price, rounded up."""
+    return convert_from_gas_token(amount_wei, gas_token, profit_token, state)
+
+
+def to_gas_token(amount: int, gas_token: TokenId, profit_token: TokenId, state: PoolStateManager) -> int:
+    """Profit-token units in gas-token wei (for the profit-share tip); 0 when no price."""
+    v = convert_from_gas_token(amount, profit_token, gas_token, state)
+    return v if v is not None else 0
