@@ -1,0 +1,306 @@
+"""The books: SQLite (stdlib sqlite3, WAL) holding balances, the execution history and prices.
+
+Theory of operation
+-------------------
+``Books.apply(domain, msgs)`` applies a batch of one relay's messages in ONE transaction that
+also stores that relay's last applied ``domain_seq`` (table ``cursor``). A ``kill -9`` at any
+point leaves either the whole batch with its cursor or neither, so a restarted process that
+subscribes from ``cursor + 1`` applies every message exactly once: nothing twice, nothing
+skipped. Messages at or below the cursor are ignored (belt and braces).
+
+Bookkeeping (all amounts integer base units, stored as decimal TEXT: i256 does not fit in
+SQLite's INTEGER):
+
+* an ``ExecutionResult`` is recorded once per ``signal_id`` (a signal ends with exactly one
+  outcome). The same result again is a duplicate (ignored, counted); a different outcome for a
+  recorded signal, an unknown outcome code, a profit token on another chain, or a realized
+  profit on an outcome that realizes none is rejected into ``rejects`` with the reason;
+* EXECUTED books ``realized_profit`` into the profit token; any outcome except SIMULATED
+  books ``-gas_used * effective_gas_price`` into the chain's native coin (token address 0);
+* every ledger row carries its value in the chain's valuation token at booking time
+  (``value``; NULL when no price was known) -- realized P&L in valuation terms is the sum of
+  values, and unrealized P&L is today's value of a balance minus the values it was booked at;
+* pool prices (token1 per token0, Q64.96) from V2 reserves, V3 swaps/initialize and snapshots;
+* ``ExecutionStarted``, ``Fill`` and the signal's identity/economics are history, linked by
+  ``signal_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
+from protocol.header import Domain
+from protocol.ids import PoolId, TokenId
+from protocol.message import Message
+from protocol.signals import ArbitragePath, Economics, SignalIdentity
+from risk.breakers import pool_price_q96
+
+log = logging.getLogger("portfolio.books")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursor (domain INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS signals (
+    signal_id INTEGER PRIMARY KEY, strategy_id INTEGER, strategy TEXT, kind INTEGER, chain_id INTEGER,
+    block_number INTEGER, detected_ns INTEGER, profit_token TEXT, gross_profit TEXT, gas_cost TEXT,
+    net_profit TEXT, token_in TEXT, amount_in TEXT, hops INTEGER, seq INTEGER);
+CREATE TABLE IF NOT EXISTS started (
+    signal_id INTEGER PRIMARY KEY, chain_id INTEGER, mode INTEGER, nonce INTEGER, tx_hash TEXT,
+    max_fee_per_gas TEXT, max_priority_fee_per_gas TEXT, gas_limit INTEGER, at_ns INTEGER, seq INTEGER);
+CREATE TABLE IF NOT EXISTS results (
+    signal_id INTEGER PRIMARY KEY, chain_id INTEGER, outcome INTEGER, block_number INTEGER, tx_hash TEXT,
+    gas_used INTEGER, effective_gas_price TEXT, gas_wei TEXT, expected_profit TEXT, realized_profit TEXT,
+    profit_token TEXT, reason TEXT, at_ns INTEGER, seq INTEGER, net_value TEXT);
+CREATE TABLE IF NOT EXISTS fills (
+    signal_id INTEGER, block_number INTEGER, log_index INTEGER, pool TEXT, token_in TEXT, token_out TEXT,
+    amount_in TEXT, amount_out TEXT, seq INTEGER, PRIMARY KEY (signal_id, block_number, log_index));
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, signal_id INTEGER, chain_id INTEGER, token TEXT, delta TEXT,
+    kind TEXT, value TEXT, at_ns INTEGER);
+CREATE TABLE IF NOT EXISTS balances (token TEXT PRIMARY KEY, chain_id INTEGER, amount TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS prices (
+    pool TEXT PRIMARY KEY, chain_id INTEGER, token0 TEXT, token1 TEXT, price_q96 TEXT, block_number INTEGER,
+    at_ns INTEGER);
+CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, domain INTEGER, seq INTEGER, signal_id INTEGER, reason TEXT,
+    at_ns INTEGER);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ledger_token ON ledger(token);
+CREATE INDEX IF NOT EXISTS results_at ON results(at_ns);
+"""
+
+# outcomes that never realize a profit (SIMULATED's profit is what it would have made)
+NO_PROFIT = frozenset(int(o) for o in Outcome) - {int(Outcome.EXECUTED), int(Outcome.SIMULATED)}
+Q96 = 1 << 96
+
+
+def open_db(path: str | Path) -> sqlite3.Connection:
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(SCHEMA)
+    return db
+
+
+def native_token(chain_id: int) -> int:
+    return chain_id << 160
+
+
+class Books:
+    def __init__(self, db: sqlite3.Connection, valuation: dict[int, tuple[int, int]] | None = None) -> None:
+        self.db = db
+        self.valuation = valuation or {}
+
+    # ---- cursor ----
+
+    def last_seq(self, domain: int) -> int:
+        row = self.db.execute("SELECT last_seq FROM cursor WHERE domain = ?", (int(domain),)).fetchone()
+        return int(row[0]) if row else 0
+
+    # ---- applying ----
+
+    def apply(self, domain: int, msgs: Iterable[Message], now_ns: int = 0) -> int:
+        """Apply one relay's messages and advance its cursor, atomically. Returns how many applied."""
+        db = self.db
+        applied = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            last = self.last_seq(domain)
+            for msg in msgs:
+                if msg.domain_seq and msg.domain_seq <= last:
+                    continue  # already applied (a resume overlapping the cursor)
+                self._apply_one(domain, msg, now_ns)
+                applied += 1
+                last = max(last, msg.domain_seq)
+            db.execute("INSERT OR REPLACE INTO cursor(domain, last_seq) VALUES (?, ?)", (int(domain), last))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return applied
+
+    def _apply_one(self, domain: int, msg: Message, now_ns: int) -> None:
+        at = msg.event_time_ns or msg.receive_time_ns or now_ns
+        if domain == Domain.MARKET_DATA:
+            for t in msg.tlvs:
+                pp = pool_price_q96(t)
+                if pp is not None:
+                    pool, price = pp
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO prices VALUES (?,?,?,?,?,?,?)",
+                        (str(int(pool)), pool.chain_id, str(int(pool.token0)), str(int(pool.token1)), str(price),
+                         getattr(t, "block_number", 0), at),
+                    )
+        elif domain == Domain.SIGNAL:
+            self._signal(msg, at)
+        elif domain == Domain.EXECUTION:
+            for t in msg.tlvs:
+                tp = type(t)
+                if tp is ExecutionResult:
+                    self._result(t, msg.domain_seq, at)
+                elif tp is ExecutionStarted:
+                    cur = self.db.execute(
+                        "INSERT OR IGNORE INTO started VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (t.signal_id, t.chain_id, t.mode, t.nonce, t.tx_hash.hex(), str(t.max_fee_per_gas),
+                         str(t.max_priority_fee_per_gas), t.gas_limit, at, msg.domain_seq),
+                    )
+                    if not cur.rowcount:
+                        self._count("duplicate_started")
+                elif tp is Fill:
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?)",
+                        (t.signal_id, t.block_number, t.log_index, str(int(t.pool)), "0x" + t.token_in.hex(),
+                         "0x" + t.token_out.hex(), str(t.amount_in), str(t.amount_out), msg.domain_seq),
+                    )
+
+    def _signal(self, msg: Message, at: int) -> None:
+        ident = msg.find(SignalIdentity)
+        if ident is None:
+            return
+        econ = msg.find(Economics)
+        path = msg.find(ArbitragePath)
+        hop = path.hops[0] if path is not None and path.hops else None
+        self.db.execute(
+            "INSERT OR IGNORE INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (ident.signal_id, ident.strategy_id, ident.strategy, ident.kind, ident.chain_id, ident.block_number, at,
+             str(int(econ.profit_token)) if econ else None, str(econ.gross_profit) if econ else None,
+             str(econ.gas_cost) if econ else None, str(econ.net_profit) if econ else None,
+             "0x" + hop.token_in.hex() if hop else None, str(hop.amount_in) if hop else None,
+             len(path.hops) if path else 0, msg.domain_seq),
+        )
+
+    def _reject(self, domain: int, seq: int, signal_id: int, reason: str, at: int) -> None:
+        log.warning("rejected %s seq %d (signal %d): %s", Domain(domain).name.lower(), seq, signal_id, reason)
+        self.db.execute("INSERT INTO rejects(domain, seq, signal_id, reason, at_ns) VALUES (?,?,?,?,?)",
+                        (int(domain), seq, signal_id, reason, at))
+
+    def _count(self, name: str) -> None:
+        self.db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
+                        (name,))
+
+    def _result(self, t: ExecutionResult, seq: int, at: int) -> None:
+        db = self.db
+        ex = Domain.EXECUTION
+        prev = db.execute("SELECT outcome, realized_profit, gas_used FROM results WHERE signal_id = ?",
+                          (t.signal_id,)).fetchone()
+        if prev is not None:
+            if prev == (t.outcome, str(t.realized_profit), t.gas_used):
+                self._count("duplicate_results")
+                log.info("duplicate result for signal %d ignored", t.signal_id)
+            else:
+                self._reject(ex, seq, t.signal_id, f"conflicting result: signal already ended with outcome {prev[0]}, "
+                                                   f"got outcome {t.outcome}", at)
+            return
+        if t.outcome not in Outcome._value2member_map_:
+            return self._reject(ex, seq, t.signal_id, f"unknown outcome code {t.outcome}", at)
+        token = TokenId(t.profit_token)
+        if token.chain_id != t.chain_id:
+            return self._reject(ex, seq, t.signal_id,
+                                f"profit token is on chain {token.chain_id}, the result on chain {t.chain_id}", at)
+        if t.outcome in NO_PROFIT and t.realized_profit:
+            return self._reject(ex, seq, t.signal_id,
+                                f"outcome {Outcome(t.outcome).name} cannot realize a profit ({t.realized_profit})", at)
+        gas_wei = t.gas_used * t.effective_gas_price if t.outcome != Outcome.SIMULATED else 0
+        net_value: int | None = 0
+        if t.outcome == Outcome.EXECUTED and t.realized_profit:
+            v = self._book(t.signal_id, t.chain_id, int(token), t.realized_profit, "profit", at)
+            net_value = None if v is None else net_value + v  # type: ignore[operator]
+        if gas_wei:
+            v = self._book(t.signal_id, t.chain_id, native_token(t.chain_id), -gas_wei, "gas", at)
+            net_value = None if v is None or net_value is None else net_value + v
+        db.execute(
+            "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (t.signal_id, t.chain_id, t.outcome, t.block_number, t.tx_hash.hex(), t.gas_used,
+             str(t.effective_gas_price), str(gas_wei), str(t.expected_profit), str(t.realized_profit), str(int(token)),
+             t.reason, at, seq, None if net_value is None else str(net_value)),
+        )
+
+    def _book(self, signal_id: int, chain_id: int, token: int, delta: int, kind: str, at: int) -> int | None:
+        value = self.value_of(chain_id, token, delta)
+        self.db.execute(
+            "INSERT INTO ledger(signal_id, chain_id, token, delta, kind, value, at_ns) VALUES (?,?,?,?,?,?,?)",
+            (signal_id, chain_id, str(token), str(delta), kind, None if value is None else str(value), at),
+        )
+        row = self.db.execute("SELECT amount FROM balances WHERE token = ?", (str(token),)).fetchone()
+        amount = (int(row[0]) if row else 0) + delta
+        self.db.execute("INSERT OR REPLACE INTO balances VALUES (?,?,?)", (str(token), chain_id, str(amount)))
+        return value
+
+    def book_adjustment(self, chain_id: int, token: int, delta: int, at: int, kind: str = "reconcile") -> None:
+        """An operator adjustment (reconcile --apply), in its own transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._book(0, chain_id, token, delta, kind, at)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # ---- valuation ----
+
+    def value_of(self, chain_id: int, token: int, amount: int) -> int | None:
+        """``amount`` of ``token`` in the chain's valuation token at the latest pool price (integer)."""
+        val, wrapped = self.valuation.get(chain_id, (0, 0))
+        if not val:
+            return None
+        if token == native_token(chain_id) and wrapped:
+            token = wrapped
+        if token == val:
+            return amount
+        a, b = (token, val) if token < val else (val, token)
+        row = self.db.execute(
+            "SELECT price_q96 FROM prices WHERE token0 = ? AND token1 = ? ORDER BY at_ns DESC, block_number DESC LIMIT 1",
+            (str(a), str(b)),
+        ).fetchone()
+        if row is None or not int(row[0]):
+            return None
+        p = int(row[0])  # token1 per token0, Q96
+        if token == a:  # token is token0: value = amount * p
+            return amount * p // Q96 if amount >= 0 else -((-amount) * p // Q96)
+        return amount * Q96 // p if amount >= 0 else -((-amount) * Q96 // p)
+
+    # ---- reading ----
+
+    def balances(self) -> dict[int, int]:
+        return {int(t): int(a) for t, a in self.db.execute("SELECT token, amount FROM balances ORDER BY token")}
+
+    def pnl(self) -> dict[str, Any]:
+        """Realized P&L per token (native units), realized and unrealized in valuation terms."""
+        realized_tokens: dict[int, int] = {}
+        cost: dict[int, int] = {}
+        unknown_cost: set[int] = set()
+        chain_of: dict[int, int] = {}
+        for token, delta, value, chain in self.db.execute("SELECT token, delta, value, chain_id FROM ledger"):
+            tk = int(token)
+            chain_of[tk] = chain
+            realized_tokens[tk] = realized_tokens.get(tk, 0) + int(delta)
+            if value is None:
+                unknown_cost.add(tk)
+            else:
+                cost[tk] = cost.get(tk, 0) + int(value)
+        realized_value = sum(cost.values())
+        unrealized = 0
+        unpriced = []
+        for tk, bal in self.balances().items():
+            chain = chain_of.get(tk, tk >> 160)
+            now = self.value_of(chain, tk, bal)
+            if now is None or tk in unknown_cost:
+                unpriced.append(tk)
+                continue
+            unrealized += now - cost.get(tk, 0)
+        return {"realized_by_token": realized_tokens, "realized_value": realized_value,
+                "unrealized_value": unrealized, "unpriced_tokens": unpriced}
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, value FROM counters"))
+
+
+def pool_label(pool: int) -> str:
+    p = PoolId(pool)
+    return f"{p.address}@{p.venue}"

@@ -1,0 +1,199 @@
+"""The portfolio process killed with SIGKILL mid-stream restarts with books identical to a run that was
+never killed; duplicated and malformed results do not corrupt the books (real relays, real processes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "risk"))
+from risk_testkit import (  # noqa: E402
+    ETHER,
+    USDC_ID,
+    S,
+    fill,
+    reserves,
+    result,
+    signal as signal_msg,
+    started,
+    wait_until,
+)
+
+from protocol.execution import Outcome  # noqa: E402
+from protocol.header import Domain  # noqa: E402
+from protocol.ids import TokenId  # noqa: E402
+from relays.client import RelayProducer  # noqa: E402
+from relays.server import RelayConfig, serve  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 400  # signals in the stream
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="aprp-", dir="/tmp"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@asynccontextmanager
+async def relays(d: Path) -> AsyncIterator[dict[Domain, str]]:
+    socks = {}
+    async with trio.open_nursery() as n:
+        for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
+            name = dom.name.lower()
+            cfg = RelayConfig(domain=dom, socket_path=str(d / f"{name[:3]}.sock"), data_dir=str(d / f"data-{name}"),
+                              fsync="off")
+            await n.start(serve, cfg)
+            socks[dom] = cfg.socket_path
+        try:
+            yield socks
+        finally:
+            n.cancel_scope.cancel()
+
+
+def write_config(d: Path, socks: dict[Domain, str]) -> Path:
+    cfg = d / "portfolio.toml"
+    cfg.write_text(f"""
+[relays]
+market_data = "{socks[Domain.MARKET_DATA]}"
+signal = "{socks[Domain.SIGNAL]}"
+execution = "{socks[Domain.EXECUTION]}"
+
+[start]
+market_data = "oldest"
+
+[chains."1"]
+valuation_token = "{'0x' + 'c0' * 20}"
+wrapped_native = "{'0x' + 'c0' * 20}"
+""")
+    return cfg
+
+
+def _open_log(path: Path):  # type: ignore[no-untyped-def]
+    return open(path, "ab")
+
+
+async def start_portfolio(cfg: Path, db: Path, logpath: Path) -> trio.Process:
+    out = _open_log(logpath)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    p = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tools.cli", "portfolio", "--config", str(cfg), "--db", str(db)],
+        cwd=ROOT, stdout=out, stderr=out, env=env)
+    out.close()
+    return p
+
+
+def cursor(db: Path, domain: int = Domain.EXECUTION) -> int:
+    if not db.exists():
+        return 0
+    c = sqlite3.connect(db, timeout=5)
+    try:
+        row = c.execute("SELECT last_seq FROM cursor WHERE domain = ?", (domain,)).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        c.close()
+    return row[0] if row else 0
+
+
+def dump(db: Path) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
+    c = sqlite3.connect(db)
+    out = {t: c.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+           for t in ("balances", "results", "ledger", "rejects", "started", "fills", "signals", "prices", "counters")}
+    out["rejects"] = [r[1:] for r in out["rejects"]]  # autoincrement ids aside
+    c.close()
+    return out
+
+
+def stream() -> list[tuple[Domain, object]]:
+    """Signals, starts, fills and results with gas; a few duplicates and malformed results mixed in."""
+    out: list[tuple[Domain, object]] = []
+    for i in range(1, N + 1):
+        t = 1_700_000_000 * 10**9 + i * 10**9
+        out.append((Domain.SIGNAL, signal_msg(i, t_ns=t)))
+        out.append((Domain.EXECUTION, started(i, t_ns=t)))
+        if i % 7 == 0:
+            out.append((Domain.EXECUTION, result(i, outcome=Outcome.REVERTED, gas_used=180_000, gas_price=30 * S, t_ns=t)))
+        else:
+            out.append((Domain.EXECUTION, fill(i, 1)))
+            out.append((Domain.EXECUTION, result(i, profit=(i % 13 - 4) * 10**15, gas_used=150_000 + i,
+                                                 gas_price=20 * S + i, t_ns=t)))
+        if i % 50 == 0:  # the same result again: a duplicate
+            out.append((Domain.EXECUTION, out[-1][1]))
+        if i % 61 == 0:  # malformed: a second, different outcome; a profit token on another chain; profit on a revert
+            out.append((Domain.EXECUTION, result(i, outcome=Outcome.EXECUTED, profit=10 * ETHER, t_ns=t)))
+            out.append((Domain.EXECUTION, result(10_000 + i, profit=ETHER, token=TokenId.of(5, "0x" + "c0" * 20), t_ns=t)))
+            out.append((Domain.EXECUTION, result(20_000 + i, outcome=Outcome.REVERTED, profit=ETHER, t_ns=t)))
+        if i % 20 == 0:
+            out.append((Domain.MARKET_DATA, reserves(1000 * ETHER, (2_000_000 + i) * 10**6, t_ns=t)))
+    return out
+
+
+async def test_kill9_during_stream_restarts_with_identical_books(short_dir: Path) -> None:
+    msgs = stream()
+    async with relays(short_dir) as socks:
+        cfg = write_config(short_dir, socks)
+        db_a, db_b = short_dir / "a" / "books.sqlite", short_dir / "b" / "books.sqlite"
+        a = await start_portfolio(cfg, db_a, short_dir / "a.log")
+        b = await start_portfolio(cfg, db_b, short_dir / "b.log")
+        kills = 0
+        seen = 0
+        try:
+            async with RelayProducer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], source_id=51) as ex, \
+                    RelayProducer.connect(Domain.SIGNAL, socks[Domain.SIGNAL], source_id=52) as sg, \
+                    RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=53) as md:
+                prod = {Domain.EXECUTION: ex, Domain.SIGNAL: sg, Domain.MARKET_DATA: md}
+                kill_at = {len(msgs) // 3, 2 * len(msgs) // 3}
+                for k, (dom, m) in enumerate(msgs):
+                    await prod[dom].publish(m.tlvs, event_time_ns=m.event_time_ns,  # type: ignore[attr-defined]
+                                            receive_time_ns=m.receive_time_ns)  # type: ignore[attr-defined]
+                    if k % 25 == 0:
+                        await trio.sleep(0.01)  # a stream, not one burst
+                    if k in kill_at:
+                        # make sure A is mid-stream, then SIGKILL it by PID and restart it
+                        # (the restarted A must have applied something new first)
+                        await wait_until(lambda: cursor(db_a) > seen, 20)
+                        os.kill(a.pid, signal.SIGKILL)
+                        await a.wait()
+                        kills += 1
+                        seen = cursor(db_a)
+                        print(f"\nkilled portfolio A (pid {a.pid}) at execution seq {seen}")
+                        a = await start_portfolio(cfg, db_a, short_dir / "a.log")
+                for p in prod.values():
+                    await p.flush()
+                head = ex.last_source_seq
+            await wait_until(lambda: cursor(db_a) >= head and cursor(db_b) >= head, 30)
+            await trio.sleep(0.3)  # let the other relays' tails land too
+            await wait_until(lambda: dump(db_a) == dump(db_b), 10)
+        finally:
+            for p in (a, b):
+                if p.poll() is None:
+                    os.kill(p.pid, signal.SIGKILL)
+                    await p.wait()
+    assert kills == 2
+    da, db = dump(db_a), dump(db_b)
+    assert da == db
+    # the books themselves are right
+    results = {r[0]: r for r in da["results"]}
+    assert len(results) == N  # one result per signal; rejects and duplicates not booked
+    assert len(da["rejects"]) == 3 * (N // 61)
+    assert dict(da["counters"]) == {"duplicate_results": N // 50}
+    want_weth = sum((i % 13 - 4) * 10**15 for i in range(1, N + 1) if i % 7)
+    want_gas = sum(180_000 * 30 * S if i % 7 == 0 else (150_000 + i) * (20 * S + i) for i in range(1, N + 1))
+    bal = {int(t): int(amt) for t, _, amt in da["balances"]}
+    assert bal[int(TokenId.of(1, "0x" + "c0" * 20))] == want_weth
+    assert bal[1 << 160] == -want_gas
+    assert USDC_ID not in bal
