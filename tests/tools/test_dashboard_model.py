@@ -1,0 +1,222 @@
+"""DashboardModel: scripted bus streams in, expected panel state out (no textual, no relays)."""
+
+from __future__ import annotations
+
+import time
+
+from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
+from protocol.header import Domain
+from protocol.ids import PoolId, TokenId, Venue, VenueKind
+from protocol.market import PoolSnapshot, StateInvalidation, V2Reserves, V2Swap, V3Swap
+from protocol.message import Message
+from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
+from protocol.system import EmergencyStop, Resume, StopScope, TraceContext
+from tools.dashboard import views
+from tools.dashboard.model import DashboardModel
+
+USDC = "0x" + "a0" * 20
+WETH = "0x" + "c0" * 20
+V2_POOL = PoolId.of(1, Venue.UNISWAP_V2, VenueKind.UNISWAP_V2, "0x" + "11" * 20, USDC, WETH)
+V3_POOL = PoolId.of(1, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, "0x" + "22" * 20, USDC, WETH)
+WETH_ID = TokenId.of(1, WETH)
+T0 = 1_700_000_000_000_000_000
+
+
+def msg(domain: Domain, seq: int, *tlvs, t: int = T0) -> Message:
+    return Message(domain=int(domain), tlvs=tlvs, domain_seq=seq, event_time_ns=t, receive_time_ns=t)
+
+
+def signal_msg(seq: int, signal_id: int, *, net: int = 900, t: int = T0) -> Message:
+    ident = SignalIdentity(signal_id=signal_id, strategy_id=3, kind=int(SignalKind.TWO_POOL),
+                           confidence_bps=9500, chain_id=1, block_number=19_000_000, strategy="two-pool")
+    eco = Economics(profit_token=WETH_ID, gross_profit=net + 600, gas_cost=300, flash_fee=200,
+                    slippage_allowance=100, net_profit=net, gas_units=150_000, gas_price_wei=2_000_000_000)
+    usdc, weth = int(USDC, 16), int(WETH, 16)
+    path = ArbitragePath(hops=(
+        Hop(pool=V2_POOL, venue_kind=1, token_in=weth, token_out=usdc, amount_in=10**18, amount_out=2_300_000_000),
+        Hop(pool=V3_POOL, venue_kind=2, token_in=usdc, token_out=weth, amount_in=2_300_000_000,
+            amount_out=10**18 + 1500),
+    ))
+    trace = TraceContext(trace_id=0xABC, span_id=1, flags=1, parent_span_id=0, origin_ns=t)
+    return msg(Domain.SIGNAL, seq, ident, eco, path, trace, t=t)
+
+
+def started(signal_id: int, nonce: int = 7) -> ExecutionStarted:
+    return ExecutionStarted(signal_id=signal_id, chain_id=1, mode=1, nonce=nonce, tx_hash=b"\x12" * 32,
+                            max_fee_per_gas=30_000_000_000, max_priority_fee_per_gas=1_000_000_000,
+                            gas_limit=400_000)
+
+
+def result(signal_id: int, outcome: Outcome, realized: int = 850, reason: str = "") -> ExecutionResult:
+    return ExecutionResult(signal_id=signal_id, chain_id=1, outcome=int(outcome), block_number=19_000_001,
+                           tx_hash=b"\x12" * 32, gas_used=140_000, effective_gas_price=2_000_000_000,
+                           expected_profit=900, realized_profit=realized, profit_token=WETH_ID, reason=reason)
+
+
+def test_market_keeps_latest_state_per_pool_and_a_ring_of_swaps() -> None:
+    m = DashboardModel(max_swaps=3)
+    m.on_message(1, msg(Domain.MARKET_DATA, 1, V2Reserves(pool=V2_POOL, block_number=10, log_index=1,
+                                                           reserve0=1000, reserve1=2000)), T0)
+    m.on_message(1, msg(Domain.MARKET_DATA, 2, V2Reserves(pool=V2_POOL, block_number=11, log_index=1,
+                                                           reserve0=1100, reserve1=1900)), T0)
+    for i in range(5):
+        m.on_message(1, msg(Domain.MARKET_DATA, 3 + i, V3Swap(
+            pool=V3_POOL, block_number=12 + i, log_index=i, tx_hash=bytes([i]) * 32, amount0=-5 - i, amount1=7,
+            sqrt_price_x96=(1 << 96) * 2 + i, liquidity=10**18 + i, tick=13_863 + i)), T0)
+    m.on_message(1, msg(Domain.MARKET_DATA, 8, V2Swap(
+        pool=V2_POOL, block_number=17, log_index=0, tx_hash=b"\x09" * 32, sender=1, recipient=2,
+        amount0_in=10, amount1_in=0, amount0_out=0, amount1_out=20)), T0)
+
+    assert len(m.pools) == 2
+    v2, v3 = m.pools[V2_POOL], m.pools[V3_POOL]
+    assert (v2.reserve0, v2.reserve1, v2.block, v2.updates) == (1100, 1900, 11, 2)
+    assert (v3.sqrt_price_x96, v3.liquidity, v3.tick, v3.block) == ((1 << 96) * 2 + 4, 10**18 + 4, 13_867, 16)
+    assert len(m.swaps) == 3 and [s.seq for s in m.swaps] == [6, 7, 8]
+    assert (m.swaps[-1].amount0, m.swaps[-1].amount1) == (10, -20)
+    assert "market" in m.take_changes() and not m.dirty
+    rows = views.market_rows(m)
+    assert rows[0][0] == f"pool-{V3_POOL}"  # most recently updated first
+    assert rows[0][1][5] == "13867" and rows[0][1][6] == "4"
+    assert rows[1][1][3:5] == ("1,100", "1,900")
+
+
+def test_snapshot_and_invalidation_mark_state() -> None:
+    m = DashboardModel()
+    m.on_message(1, msg(Domain.MARKET_DATA, 1, PoolSnapshot(
+        pool=V3_POOL, block_number=5, fee_ppm=500, tick_spacing=10, reserve0=1, reserve1=2,
+        sqrt_price_x96=1 << 96, tick=0, liquidity=99, ticks=())), T0)
+    m.on_message(1, msg(Domain.MARKET_DATA, 2, StateInvalidation(chain_id=1, pool=V3_POOL, from_block=6,
+                                                                  reason=2, detail="reorg")), T0)
+    p = m.pools[V3_POOL]
+    assert (p.fee_ppm, p.liquidity, p.tick) == (500, 99, 0)
+    assert p.stale.startswith("reorg from block 6")
+    assert views.market_rows(m)[0][1][-1].startswith("STALE")
+
+
+def test_signal_then_execution_traces_to_outcome_and_pnl() -> None:
+    m = DashboardModel()
+    m.on_message(2, signal_msg(41, 1001, t=T0), T0 + 5)
+    assert m.open_signals == 1
+    r = m.signals[1001]
+    assert r.economics.net_profit == 900 and len(r.path.hops) == 2 and r.status == "OPEN"
+    m.on_message(3, msg(Domain.EXECUTION, 70, started(1001), t=T0 + 2_000_000), T0 + 2_000_000)
+    assert r.status == "SUBMITTED"
+    m.on_message(3, msg(Domain.EXECUTION, 71, result(1001, Outcome.EXECUTED), t=T0 + 14_000_000_000),
+                 T0 + 14_000_000_000)
+    assert r.status == "EXECUTED" and m.open_signals == 0
+    assert [(s.step, s.domain, s.seq) for s in r.steps] == [("detected", 2, 41), ("started", 3, 70),
+                                                            ("result", 3, 71)]
+    assert r.steps[1].at_ns - r.steps[0].at_ns == 2_000_000
+    assert m.realized == {WETH_ID: 850} and m.expected == {WETH_ID: 900}
+    assert m.gas_spent == {1: 140_000 * 2_000_000_000} and m.outcomes == {int(Outcome.EXECUTED): 1}
+
+    text = views.inspector_text(m, 1001)
+    for needle in ("gross profit", "1,500", "- gas cost", "300", "- flash fee", "200", "- slippage", "100",
+                   "= net profit", "900", WETH, "2 hop(s)", "0x" + "11" * 20, "2,300,000,000"):
+        assert needle in text, needle
+    trace = views.tracer_text(m, 1001)
+    assert "detected" in trace and "signal#41" in trace and "execution#70" in trace and "execution#71" in trace
+    assert "EXECUTED" in trace and "+14.00 s" in trace and "nonce 7" in trace
+    row = views.execution_rows(m)[0][1]
+    assert row[0] == "1001" and row[2] == "7" and row[7] == "140,000" and row[8] == "EXECUTED"
+
+
+def test_execution_before_signal_and_failures_with_reason() -> None:
+    m = DashboardModel()
+    m.on_message(3, msg(Domain.EXECUTION, 1, result(5, Outcome.REVERTED, realized=0, reason="K")), T0)
+    assert m.signals[5].status == "REVERTED" and m.open_signals == 0
+    m.on_message(2, signal_msg(1, 5), T0)  # the signal relay is slower: the record is the same
+    r = m.signals[5]
+    assert r.identity is not None and r.status == "REVERTED"
+    assert [s.step for s in r.steps] == ["result", "detected"]
+    assert m.realized == {} and m.gas_spent[1] > 0
+    m.on_message(3, msg(Domain.EXECUTION, 2, Fill(signal_id=5, block_number=1, log_index=0, pool=V2_POOL,
+                                                  token_in=1, token_out=2, amount_in=3, amount_out=4)), T0)
+    assert len(r.fills) == 1
+    assert "REVERTED" in views.execution_rows(m)[0][1] and "K" in views.execution_rows(m)[0][1]
+
+
+def test_risk_stop_and_resume() -> None:
+    m = DashboardModel()
+    assert not m.halted
+    m.on_message(3, msg(Domain.EXECUTION, 1, EmergencyStop(scope=int(StopScope.ALL), scope_value=0, stop_id=9,
+                                                           reason="daily loss", sender="risk")), T0)
+    m.on_message(3, msg(Domain.EXECUTION, 2, EmergencyStop(scope=int(StopScope.CHAIN), scope_value=1, stop_id=10,
+                                                           reason="gas", sender="ops")), T0)
+    assert m.halted and set(m.active_stops) == {9, 10}
+    assert "HALTED" in views.pnl_risk_text(m) and "daily loss" in views.pnl_risk_text(m)
+    m.on_message(3, msg(Domain.EXECUTION, 3, Resume(scope=int(StopScope.CHAIN), scope_value=1, stop_id=0,
+                                                    reason="ok", sender="ops")), T0)
+    assert set(m.active_stops) == {9}
+    m.on_message(3, msg(Domain.EXECUTION, 4, Resume(scope=int(StopScope.ALL), scope_value=0, stop_id=9,
+                                                    reason="ok", sender="ops")), T0)
+    assert not m.halted and len(m.risk_events) == 4
+    assert "trading" in views.pnl_risk_text(m)
+
+
+def test_relay_health_from_stream_stats_and_counters() -> None:
+    m = DashboardModel()
+    for i in range(1, 101):  # 100 messages over one second
+        m.on_message(1, msg(Domain.MARKET_DATA, i, V2Reserves(pool=V2_POOL, block_number=1, log_index=0,
+                                                               reserve0=1, reserve1=1)), T0 + i * 10_000_000)
+    m.on_message(1, msg(Domain.MARKET_DATA, 150, V2Reserves(pool=V2_POOL, block_number=1, log_index=0,
+                                                             reserve0=1, reserve1=1)), T0 + 2_000_000_000)
+    h = m.health[1]
+    assert h.last_seq == 150 and h.seq_jumps == 1 and 45 < h.rate < 110
+    m.on_relay_status(1, connected=True, now_ns=T0 + 2_000_000_000,
+                      stats={"head_seq": 175, "epoch": 3, "rate_msgs_per_s": 1234.5, "consumers": [{}, {}],
+                             "producers": [{}]},
+                      counters={"gaps": 2, "resyncs": 1, "lost": 10, "reconnects": 3, "lag": 0})
+    assert (h.head_seq, h.lag, h.gaps, h.resyncs, h.lost, h.reconnects, h.epoch) == (175, 25, 2, 1, 10, 3, 3)
+    m.on_relay_status(2, connected=False, now_ns=T0, error="cannot connect")
+    rows = dict(views.health_rows(m))
+    assert rows["relay-1"][1] == "up" and rows["relay-1"][4] == "25"
+    assert rows["relay-2"][1] == "relay down" and rows["relay-3"][1] == "connecting…"
+
+
+def test_bounded_memory() -> None:
+    m = DashboardModel(max_pools=10, max_signals=20)
+    for i in range(100):
+        pool = PoolId.of(1, Venue.UNISWAP_V2, VenueKind.UNISWAP_V2, f"0x{i + 1:040x}", USDC, WETH)
+        m.on_message(1, msg(Domain.MARKET_DATA, i + 1, V2Reserves(pool=pool, block_number=i, log_index=0,
+                                                                   reserve0=i, reserve1=i)), T0)
+        m.on_message(2, signal_msg(i + 1, i), T0)
+    assert len(m.pools) == 10 and len(m.signals) == 20 and m.open_signals == 20
+    assert min(m.signals) == 80 and m.signals_seen == 100
+
+
+def test_throughput_100k_messages() -> None:
+    """A realistic mix (mostly market data, some signals/execution); prints msgs/s, asserts nothing on time."""
+    pools = [PoolId.of(1, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, f"0x{i + 1:040x}", USDC, WETH)
+             for i in range(200)]
+    stream: list[tuple[int, Message]] = []
+    sig = 0
+    for i in range(100_000):
+        k = i % 100
+        if k < 60:
+            t = V3Swap(pool=pools[i % 200], block_number=i // 50, log_index=i % 50, tx_hash=b"\x01" * 32,
+                       amount0=-i, amount1=i, sqrt_price_x96=(1 << 96) + i, liquidity=10**18, tick=i % 1000)
+            stream.append((1, msg(Domain.MARKET_DATA, i + 1, t)))
+        elif k < 96:
+            t2 = V2Reserves(pool=pools[i % 200], block_number=i // 50, log_index=0, reserve0=i, reserve1=i + 1)
+            stream.append((1, msg(Domain.MARKET_DATA, i + 1, t2)))
+        elif k < 98:
+            sig += 1
+            stream.append((2, signal_msg(i + 1, sig)))
+        elif k == 98:
+            stream.append((3, msg(Domain.EXECUTION, i + 1, started(sig))))
+        else:
+            stream.append((3, msg(Domain.EXECUTION, i + 1, result(sig, Outcome.EXECUTED))))
+    m = DashboardModel()
+    on_message = m.on_message
+    t0 = time.perf_counter()
+    now = T0
+    for dom, mm in stream:
+        now += 100_000  # 10k msgs/s of bus time
+        on_message(dom, mm, now)
+    elapsed = time.perf_counter() - t0
+    print(f"\ndashboard model: {len(stream) / elapsed:,.0f} msgs/s ({elapsed * 1e3:.0f} ms for {len(stream):,})")
+    assert m.messages == 100_000
+    assert 0 < len(m.pools) <= 200 and len(m.swaps) == m.swaps.maxlen
+    assert len(m.signals) == m.max_signals and m.realized[WETH_ID] == 850 * 1000
+    assert m.health[1].rate > 0

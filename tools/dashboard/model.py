@@ -1,0 +1,605 @@
+"""The dashboard's state: everything the panels show, fed one bus message at a time.
+
+Theory of operation
+-------------------
+``DashboardModel`` is a plain object (no textual, no trio, no clock): the relay worker hands
+it ``on_message(domain, msg, now_ns)`` for every delivered message and
+``on_relay_status(domain, ...)`` for connection and stats reports; the app reads it when it
+repaints. Invariants that let it keep up with a 10k msgs/s bus on one core:
+
+* **O(1) per message.** One dict lookup on the first record's type picks a handler; handlers
+  mutate a small slotted record in place (a pool's latest state, a signal's trace) and add a
+  section name to ``changed``. Nothing is sorted, scanned or formatted here -- that happens at
+  repaint time, at most ~10 times a second, over bounded collections.
+* **Bounded memory.** Pools and signals live in ``OrderedDict`` LRUs capped by ``max_pools`` /
+  ``max_signals`` (the least recently touched falls out); swaps, risk events and each signal's
+  fills are fixed-length rings.
+* **Bursts collapse to the latest.** A pool updated a thousand times between two repaints is
+  one row showing its last state; ``changed`` is a set, so the app repaints each panel at most
+  once per tick (``take_changes``) however many messages touched it.
+
+Execution messages and the signal they answer travel on different relays and may arrive in
+either order, so a signal's record is created by whichever message names it first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from protocol.execution import ExecutionRequest, ExecutionResult, ExecutionStarted, Fill, Outcome
+from protocol.header import Domain
+from protocol.market import (
+    BlockHeader,
+    LiquidityChange,
+    PoolSnapshot,
+    Quote,
+    StateInvalidation,
+    Trade,
+    V2Reserves,
+    V2Swap,
+    V3Initialize,
+    V3Swap,
+)
+from protocol.message import Message
+from protocol.signals import ArbitragePath, CrossChainArbitrage, Economics, SignalIdentity
+from protocol.system import EmergencyStop, Resume, StopScope, TraceContext
+from protocol.tlv import TLV
+
+__all__ = [
+    "DashboardModel",
+    "PoolState",
+    "QuoteState",
+    "RelayHealth",
+    "RiskEvent",
+    "SignalRecord",
+    "SwapEvent",
+    "TraceStep",
+    "SECTIONS",
+]
+
+SECTIONS = ("market", "signals", "execution", "pnl", "risk", "health")
+_NS = 1_000_000_000
+
+
+class PoolState:
+    """Latest known state of one AMM pool (mutated in place; it is the view, not a message)."""
+
+    __slots__ = ("pool", "block", "reserve0", "reserve1", "sqrt_price_x96", "tick", "liquidity",
+                 "fee_ppm", "updates", "updated_ns", "stale", "source")
+
+    def __init__(self, pool: int) -> None:
+        self.pool = pool
+        self.block = 0
+        self.reserve0: int | None = None
+        self.reserve1: int | None = None
+        self.sqrt_price_x96: int | None = None
+        self.tick: int | None = None
+        self.liquidity: int | None = None
+        self.fee_ppm: int | None = None
+        self.updates = 0
+        self.updated_ns = 0
+        self.stale = ""  # non-empty: why the producer said this state is not trustworthy
+        self.source = ""  # the record type that last changed it
+
+
+class QuoteState:
+    """Latest top of book (or last trade) of one order-book symbol."""
+
+    __slots__ = ("venue", "symbol", "price_scale", "size_scale", "bid", "bid_size", "ask", "ask_size",
+                 "last", "updates", "updated_ns")
+
+    def __init__(self, venue: int, symbol: str) -> None:
+        self.venue, self.symbol = venue, symbol
+        self.price_scale = self.size_scale = 0
+        self.bid = self.bid_size = self.ask = self.ask_size = 0
+        self.last: int | None = None
+        self.updates = 0
+        self.updated_ns = 0
+
+
+class SwapEvent:
+    __slots__ = ("pool", "block", "tx_hash", "amount0", "amount1", "at_ns", "seq")
+
+    def __init__(self, pool: int, block: int, tx_hash: bytes, amount0: int, amount1: int, at_ns: int,
+                 seq: int) -> None:
+        # amounts signed from the pool's side, as V3 reports them (positive: into the pool)
+        self.pool, self.block, self.tx_hash = pool, block, tx_hash
+        self.amount0, self.amount1, self.at_ns, self.seq = amount0, amount1, at_ns, seq
+
+
+class TraceStep:
+    """One step of a signal's life: what, when (ns), on which relay at which sequence."""
+
+    __slots__ = ("step", "at_ns", "domain", "seq", "detail")
+
+    def __init__(self, step: str, at_ns: int, domain: int, seq: int, detail: str = "") -> None:
+        self.step, self.at_ns, self.domain, self.seq, self.detail = step, at_ns, domain, seq, detail
+
+
+class SignalRecord:
+    """A signal and everything execution said about it, in arrival order."""
+
+    __slots__ = ("signal_id", "identity", "economics", "path", "cross_chain", "trace_context",
+                 "request", "started", "result", "fills", "steps", "first_ns", "updated_ns")
+
+    MAX_STEPS = 32
+
+    def __init__(self, signal_id: int, now_ns: int) -> None:
+        self.signal_id = signal_id
+        self.identity: SignalIdentity | None = None
+        self.economics: Economics | None = None
+        self.path: ArbitragePath | None = None
+        self.cross_chain: CrossChainArbitrage | None = None
+        self.trace_context: TraceContext | None = None
+        self.request: ExecutionRequest | None = None
+        self.started: ExecutionStarted | None = None
+        self.result: ExecutionResult | None = None
+        self.fills: deque[Fill] = deque(maxlen=16)
+        self.steps: list[TraceStep] = []
+        self.first_ns = now_ns
+        self.updated_ns = now_ns
+
+    def add_step(self, step: TraceStep) -> None:
+        if len(self.steps) < self.MAX_STEPS:
+            self.steps.append(step)
+
+    @property
+    def status(self) -> str:
+        if self.result is not None:
+            try:
+                return Outcome(self.result.outcome).name
+            except ValueError:
+                return f"OUTCOME_{self.result.outcome}"
+        if self.started is not None:
+            return "SUBMITTED"
+        if self.request is not None:
+            return "REQUESTED"
+        return "OPEN"
+
+    @property
+    def is_open(self) -> bool:
+        return self.result is None
+
+    def step_at(self, name: str) -> TraceStep | None:
+        for s in self.steps:
+            if s.step == name:
+                return s
+        return None
+
+
+class RiskEvent:
+    __slots__ = ("kind", "scope", "scope_value", "stop_id", "reason", "sender", "at_ns", "seq")
+
+    def __init__(self, kind: str, tlv: EmergencyStop | Resume, at_ns: int, seq: int) -> None:
+        self.kind = kind
+        self.scope, self.scope_value, self.stop_id = tlv.scope, tlv.scope_value, tlv.stop_id
+        self.reason, self.sender = tlv.reason, tlv.sender
+        self.at_ns, self.seq = at_ns, seq
+
+    @property
+    def scope_text(self) -> str:
+        try:
+            name = StopScope(self.scope).name.lower()
+        except ValueError:
+            name = f"scope{self.scope}"
+        return name if self.scope == StopScope.ALL else f"{name}={self.scope_value}"
+
+
+class RelayHealth:
+    """One relay as the dashboard sees it: its own stream plus what the relay and client report."""
+
+    __slots__ = ("domain", "connected", "error", "head_seq", "last_seq", "messages", "rate",
+                 "relay_rate", "lag", "gaps", "resyncs", "lost", "reconnects", "seq_jumps", "epoch",
+                 "consumers", "producers", "last_msg_ns", "status_ns", "dropped",
+                 "_window_start", "_window_count")
+
+    def __init__(self, domain: int) -> None:
+        self.domain = domain
+        self.connected: bool | None = None  # None: not heard of yet
+        self.error = ""
+        self.head_seq = 0
+        self.last_seq = 0  # the last domain_seq this dashboard received
+        self.messages = 0
+        self.rate = 0.0  # msgs/s this dashboard received over the last ~second
+        self.relay_rate: float | None = None  # what the relay reports (all producers)
+        self.lag: int | None = None
+        self.gaps = self.resyncs = self.lost = self.reconnects = 0
+        self.seq_jumps = 0  # domain_seq steps != 1 seen by the model (resyncs, restarts)
+        self.epoch = 0
+        self.consumers: int | None = None
+        self.producers: int | None = None
+        self.last_msg_ns = 0
+        self.status_ns = 0
+        self.dropped = 0  # dropped by the dashboard itself (inbox overflow)
+        self._window_start = 0
+        self._window_count = 0
+
+
+class DashboardModel:
+    """See the module docstring. ``now_ns`` is always passed in; the model never reads a clock."""
+
+    def __init__(self, *, max_pools: int = 5000, max_signals: int = 2000, max_swaps: int = 200,
+                 max_risk_events: int = 100, max_quotes: int = 500) -> None:
+        self.max_pools = max_pools
+        self.max_signals = max_signals
+        self.max_quotes = max_quotes
+        self.pools: OrderedDict[int, PoolState] = OrderedDict()  # least recently updated first
+        self.quotes: OrderedDict[tuple[int, str], QuoteState] = OrderedDict()
+        self.swaps: deque[SwapEvent] = deque(maxlen=max_swaps)
+        self.blocks: dict[int, BlockHeader] = {}  # chain id -> latest head
+        self.chain_invalid: dict[int, str] = {}  # chain id -> reason (a chain-wide invalidation)
+        self.signals: OrderedDict[int, SignalRecord] = OrderedDict()  # least recently created first
+        self.signals_seen = 0
+        self.open_signals = 0
+        self.outcomes: dict[int, int] = {}
+        self.realized: dict[int, int] = {}  # profit token -> sum of realized profit (EXECUTED)
+        self.simulated: dict[int, int] = {}  # profit token -> sum of shadow-mode profit (SIMULATED)
+        self.expected: dict[int, int] = {}  # profit token -> sum of expected profit of executed
+        self.gas_spent: dict[int, int] = {}  # chain id -> wei
+        self.gas_used_total = 0
+        self.active_stops: dict[int, RiskEvent] = {}
+        self.risk_events: deque[RiskEvent] = deque(maxlen=max_risk_events)
+        self.health: dict[int, RelayHealth] = {
+            int(d): RelayHealth(int(d)) for d in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)
+        }
+        self.notices: deque[tuple[int, str]] = deque(maxlen=20)
+        self.messages = 0
+        self.unknown = 0
+        self.changed: set[str] = set()
+        self._handlers: dict[type, Callable[[Any, Message, int, int], None]] = {
+            V2Reserves: self._v2_reserves,
+            V3Swap: self._v3_swap,
+            V2Swap: self._v2_swap,
+            PoolSnapshot: self._snapshot,
+            V3Initialize: self._v3_init,
+            LiquidityChange: self._liquidity,
+            BlockHeader: self._block,
+            StateInvalidation: self._invalidation,
+            Quote: self._quote,
+            Trade: self._trade,
+            SignalIdentity: self._signal,
+            ExecutionRequest: self._exec_request,
+            ExecutionStarted: self._exec_started,
+            ExecutionResult: self._exec_result,
+            Fill: self._fill,
+            EmergencyStop: self._stop,
+            Resume: self._resume,
+            TraceContext: _ignore,
+            Economics: _ignore,  # handled with the SignalIdentity of the same message
+            ArbitragePath: _ignore,
+            CrossChainArbitrage: _ignore,
+        }
+
+    # ------------------------------------------------------------------ input
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.changed)
+
+    def take_changes(self) -> set[str]:
+        """The sections changed since the last call (and forget them): what to repaint."""
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> None:
+        """Apply one delivered message. ``domain`` is the relay it came from."""
+        self.messages += 1
+        h = self.health.get(domain)
+        seq = msg.domain_seq
+        if h is not None:
+            h.messages += 1
+            if seq:
+                if h.last_seq and seq != h.last_seq + 1:
+                    h.seq_jumps += 1
+                h.last_seq = seq
+                if seq > h.head_seq:
+                    h.head_seq = seq
+            h.last_msg_ns = now_ns
+            h._window_count += 1
+            elapsed = now_ns - h._window_start
+            if elapsed >= _NS:
+                h.rate = h._window_count * _NS / elapsed if h._window_start else 0.0
+                h._window_start = now_ns
+                h._window_count = 0
+                self.changed.add("health")
+        handlers = self._handlers
+        tlvs = msg.tlvs
+        if len(tlvs) == 1:
+            fn = handlers.get(type(tlvs[0]))
+            if fn is None:
+                self.unknown += 1
+            else:
+                fn(tlvs[0], msg, seq, now_ns)
+            return
+        for t in tlvs:
+            fn = handlers.get(type(t))
+            if fn is None:
+                self.unknown += 1
+            else:
+                fn(t, msg, seq, now_ns)
+
+    def on_messages(self, domain: int, msgs: list[Message], now_ns: int) -> None:
+        for m in msgs:
+            self.on_message(domain, m, now_ns)
+
+    def on_relay_status(self, domain: int, *, connected: bool, now_ns: int, error: str = "",
+                        stats: dict[str, Any] | None = None, counters: dict[str, int] | None = None,
+                        dropped: int | None = None) -> None:
+        """A report from the relay worker: connection state, the relay's Stats, the client counters."""
+        h = self.health.get(domain)
+        if h is None:
+            h = self.health[domain] = RelayHealth(domain)
+        h.connected = connected
+        h.error = "" if connected else (error or "relay down")
+        h.status_ns = now_ns
+        if stats:
+            head = int(stats.get("head_seq", 0))
+            h.head_seq = max(h.head_seq, head)
+            h.epoch = int(stats.get("epoch", h.epoch))
+            rate = stats.get("rate_msgs_per_s")
+            h.relay_rate = float(rate) if rate is not None else None
+            h.consumers = len(stats.get("consumers", ()))
+            h.producers = len(stats.get("producers", ()))
+            if h.last_seq:
+                h.lag = max(0, head - h.last_seq)
+        if counters:
+            h.gaps = counters.get("gaps", h.gaps)
+            h.resyncs = counters.get("resyncs", h.resyncs)
+            h.lost = counters.get("lost", h.lost)
+            h.reconnects = counters.get("reconnects", h.reconnects)
+            if not stats and "lag" in counters:
+                h.lag = counters["lag"]
+        if dropped is not None:
+            h.dropped = dropped
+        if now_ns - h.last_msg_ns >= 2 * _NS:  # quiet relay: the window never closes by itself
+            h.rate = 0.0
+        self.changed.add("health")
+
+    def notice(self, text: str, now_ns: int) -> None:
+        """An operator-facing line (publish results, worker errors)."""
+        self.notices.append((now_ns, text))
+        self.changed.add("risk")
+
+    # ------------------------------------------------------------------ market
+
+    def _pool(self, pool: int, now_ns: int) -> PoolState:
+        pools = self.pools
+        p = pools.get(pool)
+        if p is None:
+            p = pools[pool] = PoolState(pool)
+            if len(pools) > self.max_pools:
+                pools.popitem(last=False)
+        else:
+            pools.move_to_end(pool)
+        p.updates += 1
+        p.updated_ns = now_ns
+        p.stale = ""
+        self.changed.add("market")
+        return p
+
+    def _v2_reserves(self, t: V2Reserves, msg: Message, seq: int, now_ns: int) -> None:
+        p = self._pool(t.pool, now_ns)
+        p.reserve0, p.reserve1, p.source = t.reserve0, t.reserve1, "V2Reserves"
+        if t.block_number > p.block:
+            p.block = t.block_number
+
+    def _v3_swap(self, t: V3Swap, msg: Message, seq: int, now_ns: int) -> None:
+        p = self._pool(t.pool, now_ns)
+        p.sqrt_price_x96, p.liquidity, p.tick, p.source = t.sqrt_price_x96, t.liquidity, t.tick, "V3Swap"
+        if t.block_number > p.block:
+            p.block = t.block_number
+        self.swaps.append(SwapEvent(t.pool, t.block_number, t.tx_hash, t.amount0, t.amount1,
+                                    msg.event_time_ns or now_ns, seq))
+
+    def _v2_swap(self, t: V2Swap, msg: Message, seq: int, now_ns: int) -> None:
+        # reserves come with the Sync (V2Reserves) of the same transaction; here only the ring
+        self.swaps.append(SwapEvent(t.pool, t.block_number, t.tx_hash, t.amount0_in - t.amount0_out,
+                                    t.amount1_in - t.amount1_out, msg.event_time_ns or now_ns, seq))
+        self.changed.add("market")
+
+    def _snapshot(self, t: PoolSnapshot, msg: Message, seq: int, now_ns: int) -> None:
+        p = self._pool(t.pool, now_ns)
+        p.block, p.fee_ppm, p.reserve0, p.reserve1 = t.block_number, t.fee_ppm, t.reserve0, t.reserve1
+        if t.sqrt_price_x96:
+            p.sqrt_price_x96, p.tick, p.liquidity = t.sqrt_price_x96, t.tick, t.liquidity
+        p.source = "PoolSnapshot"
+
+    def _v3_init(self, t: V3Initialize, msg: Message, seq: int, now_ns: int) -> None:
+        p = self._pool(t.pool, now_ns)
+        p.sqrt_price_x96, p.tick, p.source = t.sqrt_price_x96, t.tick, "V3Initialize"
+        if t.block_number > p.block:
+            p.block = t.block_number
+
+    def _liquidity(self, t: LiquidityChange, msg: Message, seq: int, now_ns: int) -> None:
+        p = self._pool(t.pool, now_ns)
+        p.source = "LiquidityChange"
+        if t.block_number > p.block:
+            p.block = t.block_number
+
+    def _block(self, t: BlockHeader, msg: Message, seq: int, now_ns: int) -> None:
+        cur = self.blocks.get(t.chain_id)
+        if cur is None or t.number >= cur.number:
+            self.blocks[t.chain_id] = t
+            self.chain_invalid.pop(t.chain_id, None)
+            self.changed.add("market")
+
+    def _invalidation(self, t: StateInvalidation, msg: Message, seq: int, now_ns: int) -> None:
+        from protocol.market import InvalidationReason
+
+        try:
+            why = InvalidationReason(t.reason).name.lower()
+        except ValueError:
+            why = f"reason {t.reason}"
+        text = f"{why} from block {t.from_block}" + (f": {t.detail}" if t.detail else "")
+        if t.pool:
+            p = self.pools.get(t.pool)
+            if p is not None:
+                p.stale = text
+        else:
+            self.chain_invalid[t.chain_id] = text
+        self.changed.add("market")
+
+    def _quote_state(self, venue: int, symbol: str, now_ns: int) -> QuoteState:
+        key = (venue, symbol)
+        q = self.quotes.get(key)
+        if q is None:
+            q = self.quotes[key] = QuoteState(venue, symbol)
+            if len(self.quotes) > self.max_quotes:
+                self.quotes.popitem(last=False)
+        else:
+            self.quotes.move_to_end(key)
+        q.updates += 1
+        q.updated_ns = now_ns
+        self.changed.add("market")
+        return q
+
+    def _quote(self, t: Quote, msg: Message, seq: int, now_ns: int) -> None:
+        q = self._quote_state(t.venue, t.symbol, now_ns)
+        q.price_scale, q.size_scale = t.price_scale, t.size_scale
+        q.bid, q.bid_size, q.ask, q.ask_size = t.bid_price, t.bid_size, t.ask_price, t.ask_size
+
+    def _trade(self, t: Trade, msg: Message, seq: int, now_ns: int) -> None:
+        q = self._quote_state(t.venue, t.symbol, now_ns)
+        q.price_scale, q.size_scale, q.last = t.price_scale, t.size_scale, t.price
+
+    # ------------------------------------------------------------------ signals / execution
+
+    def _record(self, signal_id: int, now_ns: int) -> SignalRecord:
+        sigs = self.signals
+        r = sigs.get(signal_id)
+        if r is None:
+            r = sigs[signal_id] = SignalRecord(signal_id, now_ns)
+            self.open_signals += 1
+            if len(sigs) > self.max_signals:
+                _, old = sigs.popitem(last=False)
+                if old.is_open:
+                    self.open_signals -= 1
+        r.updated_ns = now_ns
+        return r
+
+    def _signal(self, t: SignalIdentity, msg: Message, seq: int, now_ns: int) -> None:
+        r = self._record(t.signal_id, now_ns)
+        r.identity = t
+        self.signals_seen += 1
+        for x in msg.tlvs:
+            tx = type(x)
+            if tx is Economics:
+                r.economics = x
+            elif tx is ArbitragePath:
+                r.path = x
+            elif tx is CrossChainArbitrage:
+                r.cross_chain = x
+            elif tx is TraceContext:
+                r.trace_context = x
+        r.add_step(TraceStep("detected", msg.event_time_ns or now_ns, msg.domain, seq,
+                             f"block {t.block_number}, {t.strategy or 'strategy ' + str(t.strategy_id)}"))
+        self.changed.add("signals")
+
+    def _exec_request(self, t: ExecutionRequest, msg: Message, seq: int, now_ns: int) -> None:
+        r = self._record(t.signal_id, now_ns)
+        r.request = t
+        r.add_step(TraceStep("requested", msg.event_time_ns or now_ns, msg.domain, seq,
+                             f"deadline block {t.deadline_block}, min profit {t.min_profit}"))
+        self.changed.add("signals")
+        self.changed.add("execution")
+
+    def _exec_started(self, t: ExecutionStarted, msg: Message, seq: int, now_ns: int) -> None:
+        r = self._record(t.signal_id, now_ns)
+        r.started = t
+        r.add_step(TraceStep("started", msg.event_time_ns or now_ns, msg.domain, seq,
+                             f"tx 0x{t.tx_hash.hex()[:16]}… nonce {t.nonce}"))
+        self.changed.add("signals")
+        self.changed.add("execution")
+
+    def _exec_result(self, t: ExecutionResult, msg: Message, seq: int, now_ns: int) -> None:
+        r = self._record(t.signal_id, now_ns)
+        if r.result is None:
+            self.open_signals -= 1
+        else:  # a repeated result replaces the old one in the totals
+            self._account(r.result, -1)
+        r.result = t
+        self._account(t, 1)
+        step = r.step_at("result")
+        detail = f"{_outcome_name(t.outcome)}" + (f": {t.reason}" if t.reason else "")
+        if step is None:
+            r.add_step(TraceStep("result", msg.event_time_ns or now_ns, msg.domain, seq, detail))
+        else:
+            step.at_ns, step.seq, step.detail = msg.event_time_ns or now_ns, seq, detail
+        self.changed.update(("signals", "execution", "pnl"))
+
+    def _account(self, t: ExecutionResult, sign: int) -> None:
+        self.outcomes[t.outcome] = self.outcomes.get(t.outcome, 0) + sign
+        tok = t.profit_token
+        if t.outcome == Outcome.EXECUTED:
+            self.realized[tok] = self.realized.get(tok, 0) + sign * t.realized_profit
+            self.expected[tok] = self.expected.get(tok, 0) + sign * t.expected_profit
+        elif t.outcome == Outcome.SIMULATED:
+            self.simulated[tok] = self.simulated.get(tok, 0) + sign * t.realized_profit
+        if t.gas_used:
+            self.gas_spent[t.chain_id] = self.gas_spent.get(t.chain_id, 0) + sign * t.gas_used * t.effective_gas_price
+            self.gas_used_total += sign * t.gas_used
+
+    def _fill(self, t: Fill, msg: Message, seq: int, now_ns: int) -> None:
+        r = self._record(t.signal_id, now_ns)
+        r.fills.append(t)
+        r.add_step(TraceStep("fill", msg.event_time_ns or now_ns, msg.domain, seq,
+                             f"pool …{t.pool & 0xFFFF:04x} {t.amount_in} -> {t.amount_out}"))
+        self.changed.add("execution")
+
+    # ------------------------------------------------------------------ risk
+
+    def _stop(self, t: EmergencyStop, msg: Message, seq: int, now_ns: int) -> None:
+        ev = RiskEvent("stop", t, msg.event_time_ns or now_ns, seq)
+        self.active_stops[t.stop_id] = ev
+        self.risk_events.append(ev)
+        self.changed.add("risk")
+
+    def _resume(self, t: Resume, msg: Message, seq: int, now_ns: int) -> None:
+        ev = RiskEvent("resume", t, msg.event_time_ns or now_ns, seq)
+        self.risk_events.append(ev)
+        stops = self.active_stops
+        if t.stop_id:
+            stops.pop(t.stop_id, None)
+        elif t.scope == StopScope.ALL:
+            stops.clear()
+        else:  # stop id 0: every stop in this scope (a handful at most)
+            for sid in [s for s, e in stops.items() if e.scope == t.scope and e.scope_value == t.scope_value]:
+                del stops[sid]
+        self.changed.add("risk")
+
+    @property
+    def halted(self) -> bool:
+        return bool(self.active_stops)
+
+    # ------------------------------------------------------------------ views
+
+    def recent_signals(self, limit: int) -> list[SignalRecord]:
+        """Newest first, at most ``limit`` (O(limit))."""
+        out = []
+        for r in reversed(self.signals.values()):
+            out.append(r)
+            if len(out) >= limit:
+                break
+        return out
+
+    def recent_pools(self, limit: int) -> list[PoolState]:
+        """Most recently updated first."""
+        out = []
+        for p in reversed(self.pools.values()):
+            out.append(p)
+            if len(out) >= limit:
+                break
+        return out
+
+
+def _ignore(t: TLV, msg: Message, seq: int, now_ns: int) -> None:
+    pass
+
+
+def _outcome_name(code: int) -> str:
+    try:
+        return Outcome(code).name
+    except ValueError:
+        return f"OUTCOME_{code}"

@@ -1,0 +1,351 @@
+"""Model -> rows and text: what each panel shows, as plain strings (no textual import).
+
+The app's widgets only put these into DataTables and Statics, so what the dashboard shows is
+testable without a terminal. Every function is bounded by the ``limit`` it is given or by the
+model's own caps. Amounts are shown as the raw integers they are (base units / wei), grouped
+by thousands; prices derived from ``sqrtPriceX96`` are display-only floats.
+"""
+
+from __future__ import annotations
+
+import time
+
+from protocol.execution import Outcome, SubmissionMode
+from protocol.header import Domain
+from protocol.ids import PoolId, TokenId, Venue, VenueKind
+from protocol.signals import SignalKind
+
+from .model import DashboardModel, PoolState, RelayHealth, SignalRecord
+
+Row = tuple[str, tuple[str, ...]]  # (row key, cells)
+
+MARKET_COLUMNS = ("pool", "venue", "block", "reserve0 / sqrtPriceX96", "reserve1 / liquidity", "tick",
+                  "price 1/0", "updates", "state")
+SWAP_COLUMNS = ("seq", "block", "pool", "amount0", "amount1", "tx")
+SIGNAL_COLUMNS = ("signal", "strategy", "kind", "block", "hops", "gross", "gas", "net", "token", "conf",
+                  "status")
+EXECUTION_COLUMNS = ("signal", "mode", "nonce", "tx", "max fee", "prio fee", "gas limit", "gas used",
+                     "outcome", "realized", "reason")
+HEALTH_COLUMNS = ("relay", "state", "head", "ours", "lag", "rate/s", "relay rate/s", "msgs", "gaps",
+                  "resyncs", "lost", "reconnects", "jumps", "dropped")
+
+
+def fmt_int(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def short_hex(value: int | bytes | str, head: int = 6, tail: int = 4) -> str:
+    if isinstance(value, bytes):
+        text = "0x" + value.hex()
+    elif isinstance(value, int):
+        text = f"0x{value:040x}"
+    else:
+        text = value
+    if len(text) <= head + tail + 1:
+        return text
+    return f"{text[:head]}…{text[-tail:]}"
+
+
+def fmt_token(token: int) -> str:
+    if not token:
+        return "-"
+    t = TokenId(token)
+    return short_hex(t.address)
+
+
+def fmt_address(addr: int) -> str:
+    return short_hex(f"0x{addr:040x}")
+
+
+def venue_name(code: int) -> str:
+    try:
+        return Venue(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
+def fmt_pool(pool: int) -> str:
+    return short_hex(PoolId(pool).address)
+
+
+def fmt_gwei(wei: int) -> str:
+    return f"{wei / 1e9:,.3f} gwei"
+
+
+def fmt_eth(wei: int) -> str:
+    return f"{wei / 1e18:,.6f} ETH"
+
+
+def fmt_time(ns: int) -> str:
+    if not ns:
+        return "-"
+    return time.strftime("%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns // 1_000_000 % 1000:03d}"
+
+
+def fmt_delta(ns: int) -> str:
+    if ns < 1_000_000:
+        return f"+{ns / 1e3:.0f} µs"
+    if ns < 1_000_000_000:
+        return f"+{ns / 1e6:.1f} ms"
+    return f"+{ns / 1e9:.2f} s"
+
+
+def v3_price(sqrt_price_x96: int) -> float:
+    """token1 per token0 in base units (display only)."""
+    return (sqrt_price_x96 / (1 << 96)) ** 2
+
+
+def fmt_price(p: PoolState) -> str:
+    if p.sqrt_price_x96:
+        return f"{v3_price(p.sqrt_price_x96):.6g}"
+    if p.reserve0 and p.reserve1 is not None:
+        return f"{p.reserve1 / p.reserve0:.6g}"
+    return "-"
+
+
+def outcome_name(code: int) -> str:
+    try:
+        return Outcome(code).name
+    except ValueError:
+        return f"OUTCOME_{code}"
+
+
+def domain_name(code: int) -> str:
+    try:
+        return Domain(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
+# ---------------------------------------------------------------------- panels
+
+
+def market_rows(model: DashboardModel, limit: int = 50) -> list[Row]:
+    rows: list[Row] = []
+    for p in model.recent_pools(limit):
+        pid = PoolId(p.pool)
+        kind = pid.kind
+        if kind == VenueKind.UNISWAP_V3 or p.sqrt_price_x96 is not None:
+            a, b = fmt_int(p.sqrt_price_x96), fmt_int(p.liquidity)
+        else:
+            a, b = fmt_int(p.reserve0), fmt_int(p.reserve1)
+        chain_bad = model.chain_invalid.get(pid.chain_id, "")
+        state = p.stale or chain_bad
+        rows.append((f"pool-{p.pool}", (
+            fmt_pool(p.pool), venue_name(pid.venue), fmt_int(p.block), a, b,
+            "-" if p.tick is None else str(p.tick), fmt_price(p), fmt_int(p.updates),
+            f"STALE {state}" if state else "ok",
+        )))
+    for q in list(reversed(model.quotes.values()))[: max(0, limit - len(rows))]:
+        scale = 10 ** q.price_scale
+        bid = f"{q.bid / scale:.8g}" if q.bid else "-"
+        ask = f"{q.ask / scale:.8g}" if q.ask else "-"
+        last = f"{q.last / scale:.8g}" if q.last is not None else "-"
+        rows.append((f"book-{q.venue}-{q.symbol}", (
+            q.symbol, venue_name(q.venue), "-", f"bid {bid}", f"ask {ask}", "-", last, fmt_int(q.updates), "ok",
+        )))
+    return rows
+
+
+def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
+    rows: list[Row] = []
+    for i, s in enumerate(reversed(model.swaps)):
+        if i >= limit:
+            break
+        rows.append((f"swap-{s.seq}-{i}", (
+            fmt_int(s.seq), fmt_int(s.block), fmt_pool(s.pool), fmt_int(s.amount0), fmt_int(s.amount1),
+            short_hex(s.tx_hash),
+        )))
+    return rows
+
+
+def _kind(code: int) -> str:
+    try:
+        return SignalKind(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
+def signal_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
+    rows: list[Row] = []
+    for r in model.recent_signals(limit):
+        ident, eco, path = r.identity, r.economics, r.path
+        rows.append((f"sig-{r.signal_id}", (
+            str(r.signal_id),
+            (ident.strategy or str(ident.strategy_id)) if ident else "?",
+            _kind(ident.kind) if ident else "?",
+            fmt_int(ident.block_number) if ident else "-",
+            str(len(path.hops)) if path else "-",
+            fmt_int(eco.gross_profit) if eco else "-",
+            fmt_int(eco.gas_cost) if eco else "-",
+            fmt_int(eco.net_profit) if eco else "-",
+            fmt_token(eco.profit_token) if eco else "-",
+            f"{ident.confidence_bps / 100:.1f}%" if ident else "-",
+            r.status,
+        )))
+    return rows
+
+
+def _mode(code: int) -> str:
+    try:
+        return SubmissionMode(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
+def execution_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
+    rows: list[Row] = []
+    for r in model.recent_signals(limit * 4):
+        st, res = r.started, r.result
+        if st is None and res is None and r.request is None:
+            continue
+        rows.append((f"exe-{r.signal_id}", (
+            str(r.signal_id),
+            _mode(st.mode) if st else (_mode(r.request.mode) if r.request else "-"),
+            fmt_int(st.nonce) if st else "-",
+            short_hex(st.tx_hash) if st else (short_hex(res.tx_hash) if res and any(res.tx_hash) else "-"),
+            fmt_gwei(st.max_fee_per_gas) if st else "-",
+            fmt_gwei(st.max_priority_fee_per_gas) if st else "-",
+            fmt_int(st.gas_limit) if st else "-",
+            fmt_int(res.gas_used) if res else "-",
+            outcome_name(res.outcome) if res else r.status,
+            fmt_int(res.realized_profit) if res else "-",
+            res.reason if res else "",
+        )))
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def health_rows(model: DashboardModel) -> list[Row]:
+    rows: list[Row] = []
+    for dom, h in model.health.items():
+        rows.append((f"relay-{dom}", (
+            domain_name(dom), health_state(h), fmt_int(h.head_seq), fmt_int(h.last_seq),
+            fmt_int(h.lag), f"{h.rate:,.0f}", "-" if h.relay_rate is None else f"{h.relay_rate:,.0f}",
+            fmt_int(h.messages), fmt_int(h.gaps), fmt_int(h.resyncs), fmt_int(h.lost), fmt_int(h.reconnects),
+            fmt_int(h.seq_jumps), fmt_int(h.dropped),
+        )))
+    return rows
+
+
+def health_state(h: RelayHealth) -> str:
+    if h.connected is None:
+        return "connecting…"
+    if not h.connected:
+        return "relay down"
+    return "up"
+
+
+def pnl_risk_text(model: DashboardModel) -> str:
+    lines = []
+    if model.halted:
+        lines.append(f"RISK: HALTED ({len(model.active_stops)} active stop(s))")
+        for ev in model.active_stops.values():
+            lines.append(f"  stop #{ev.stop_id} scope {ev.scope_text} by {ev.sender}: {ev.reason}")
+    else:
+        lines.append("RISK: trading (no active stop)")
+    lines.append("")
+    lines.append("Realized P&L (EXECUTED, base units of the profit token):")
+    if not model.realized and not model.simulated:
+        lines.append("  none yet")
+    for tok, v in model.realized.items():
+        exp = model.expected.get(tok, 0)
+        lines.append(f"  {fmt_token(tok)}  {fmt_int(v)}  (expected {fmt_int(exp)})")
+    for tok, v in model.simulated.items():
+        lines.append(f"  {fmt_token(tok)}  {fmt_int(v)}  shadow (SIMULATED)")
+    gas = sum(model.gas_spent.values())
+    lines.append(f"Gas spent: {fmt_int(gas)} wei ({fmt_eth(gas)}), {fmt_int(model.gas_used_total)} gas")
+    if model.outcomes:
+        counts = ", ".join(f"{outcome_name(k)} {v}" for k, v in sorted(model.outcomes.items()) if v)
+        lines.append(f"Outcomes: {counts}")
+    lines.append(f"Signals: {fmt_int(model.signals_seen)} seen, {fmt_int(model.open_signals)} open")
+    if model.risk_events:
+        lines.append("")
+        lines.append("Risk events (newest first):")
+        for ev in list(reversed(model.risk_events))[:5]:
+            lines.append(f"  {fmt_time(ev.at_ns)} {ev.kind.upper()} #{ev.stop_id} {ev.scope_text} "
+                         f"by {ev.sender}: {ev.reason}")
+    if model.notices:
+        lines.append("")
+        for at, text in list(reversed(model.notices))[:3]:
+            lines.append(f"{fmt_time(at)} {text}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- inspector and tracer
+
+
+def inspector_text(model: DashboardModel, signal_id: int | None) -> str:
+    if signal_id is None:
+        return "Signal inspector: select a signal (arrows / enter in the Signals panel)."
+    r = model.signals.get(signal_id)
+    if r is None:
+        return f"Signal {signal_id}: no longer retained."
+    return _inspect(r)
+
+
+def _inspect(r: SignalRecord) -> str:
+    lines = [f"Signal {r.signal_id}   status {r.status}"]
+    ident, eco, path = r.identity, r.economics, r.path
+    if ident is not None:
+        lines.append(f"  strategy {ident.strategy or ident.strategy_id} ({_kind(ident.kind)}), chain "
+                     f"{ident.chain_id}, block {fmt_int(ident.block_number)}, confidence "
+                     f"{ident.confidence_bps / 100:.2f}%")
+    else:
+        lines.append("  (signal message not received; only execution reports)")
+    if eco is not None:
+        lines += [
+            f"  profit token   {TokenId(eco.profit_token).address if eco.profit_token else '-'}",
+            f"  gross profit   {fmt_int(eco.gross_profit):>30}",
+            f"  - gas cost     {fmt_int(eco.gas_cost):>30}   ({fmt_int(eco.gas_units)} gas @ "
+            f"{fmt_gwei(eco.gas_price_wei)})",
+            f"  - flash fee    {fmt_int(eco.flash_fee):>30}",
+            f"  - slippage     {fmt_int(eco.slippage_allowance):>30}",
+            f"  = net profit   {fmt_int(eco.net_profit):>30}",
+        ]
+        check = eco.gross_profit - eco.gas_cost - eco.flash_fee - eco.slippage_allowance
+        if check != eco.net_profit:
+            lines.append(f"  ! net does not add up: gross - costs = {fmt_int(check)}")
+    if r.cross_chain is not None:
+        x = r.cross_chain
+        lines.append(f"  cross-chain {x.source_chain} -> {x.dest_chain} bridge {x.bridge}, bridge cost "
+                     f"{fmt_int(x.bridge_cost)}, timing risk {x.timing_risk_blocks} blocks")
+    if path is not None:
+        lines.append(f"  path: {len(path.hops)} hop(s)")
+        for i, h in enumerate(path.hops, 1):
+            pid = PoolId(h.pool)
+            lines.append(f"   {i}. pool {pid.address} ({venue_name(pid.venue)})")
+            lines.append(f"      {fmt_address(h.token_in)} -> {fmt_address(h.token_out)}   in "
+                         f"{fmt_int(h.amount_in)}  out {fmt_int(h.amount_out)}")
+    if r.result is not None:
+        res = r.result
+        lines.append(f"  outcome {outcome_name(res.outcome)}: expected {fmt_int(res.expected_profit)}, "
+                     f"realized {fmt_int(res.realized_profit)}" + (f" ({res.reason})" if res.reason else ""))
+    return "\n".join(lines)
+
+
+def tracer_text(model: DashboardModel, signal_id: int | None) -> str:
+    if signal_id is None:
+        return "Execution tracer: select a signal to follow it to its outcome."
+    r = model.signals.get(signal_id)
+    if r is None:
+        return f"Signal {signal_id}: no longer retained."
+    lines = [f"Trace of signal {signal_id}" + (f" (trace id {r.trace_context.trace_id:032x})"
+                                                if r.trace_context else "")]
+    t0 = r.steps[0].at_ns if r.steps else 0
+    for s in r.steps:
+        lines.append(f"  {s.step:<10} {fmt_time(s.at_ns)} {fmt_delta(max(0, s.at_ns - t0)):>10}  "
+                     f"{domain_name(s.domain)}#{s.seq}  {s.detail}")
+    for name in ("detected", "started", "result"):
+        if r.step_at(name) is None:
+            lines.append(f"  {name:<10} (waiting)" if name != "detected" else f"  {name:<10} (not seen)")
+    st, res = r.started, r.result
+    if st is not None:
+        lines.append(f"  tx 0x{st.tx_hash.hex()} nonce {st.nonce}, max fee {fmt_gwei(st.max_fee_per_gas)}, "
+                     f"priority {fmt_gwei(st.max_priority_fee_per_gas)}, gas limit {fmt_int(st.gas_limit)}")
+    if res is not None:
+        lines.append(f"  result block {fmt_int(res.block_number)}, gas used {fmt_int(res.gas_used)} @ "
+                     f"{fmt_gwei(res.effective_gas_price)}: {outcome_name(res.outcome)}"
+                     + (f" — {res.reason}" if res.reason else ""))
+    return "\n".join(lines)
