@@ -1,0 +1,104 @@
+"""ChainFollower (the collector's sans-IO core) without a chain: ordering, dedup, gaps, reorgs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collectors.evm.decode import TOPIC0_V2_SYNC
+from collectors.evm.follower import (
+    Backfill,
+    ChainFollower,
+    FetchHeaders,
+    Header,
+    Publish,
+    PublishHeader,
+    Snapshot,
+)
+from protocol.ids import PoolId, Venue, VenueKind
+from protocol.market import InvalidationReason, StateInvalidation, V2Reserves
+
+A = PoolId.of(1, Venue.UNISWAP_V2, VenueKind.UNISWAP_V2, "0x" + "aa" * 20, "0x" + "01" * 20, "0x" + "02" * 20)
+B = PoolId.of(1, Venue.UNISWAP_V2, VenueKind.UNISWAP_V2, "0x" + "bb" * 20, "0x" + "01" * 20, "0x" + "03" * 20)
+
+
+def h(n: int, fork: str = "") -> Header:
+    return Header(number=n, hash=f"0x{fork}{n:04x}".ljust(66, "0"), parent_hash=f"0x{fork if n > 10 else ''}{n - 1:04x}".ljust(66, "0"),
+                  timestamp=1000 + n)
+
+
+def sync(pool: PoolId, n: int, i: int, r0: int = 1, fork: str = "", removed: bool = False) -> dict[str, Any]:
+    return {"address": pool.address, "topics": [TOPIC0_V2_SYNC], "data": "0x" + f"{r0:064x}" + f"{2:064x}",
+            "blockNumber": hex(n), "logIndex": hex(i), "blockHash": h(n, fork).hash, "transactionHash": "0x" + "11" * 32,
+            "removed": removed}
+
+
+def published(actions: list[Any]) -> list[Any]:
+    return [a.tlv for a in actions if isinstance(a, Publish)]
+
+
+def test_live_follower_orders_and_dedups() -> None:
+    f = ChainFollower(1, [A, B])
+    assert f.start(h(10)) == [Snapshot((A, B), 10), PublishHeader(h(10))]
+    assert published(f.on_logs([sync(A, 11, 0), sync(B, 11, 1)])) == [
+        V2Reserves(pool=A, block_number=11, log_index=0, reserve0=1, reserve1=2),
+        V2Reserves(pool=B, block_number=11, log_index=1, reserve0=1, reserve1=2)]
+    assert f.on_logs([sync(A, 11, 0)]) == []  # a duplicate never goes out twice
+    assert f.on_head(h(11)) == [PublishHeader(h(11))]
+    assert f.on_head(h(11)) == []
+    # a log two blocks ahead waits for its predecessor's head
+    assert f.on_logs([sync(A, 13, 0)]) == []
+    assert published(f.on_head(h(12))) == [V2Reserves(pool=A, block_number=13, log_index=0, reserve0=1, reserve1=2)]
+
+
+def test_live_follower_gap_and_disconnect_backfill() -> None:
+    f = ChainFollower(1, [A, B])
+    f.start(h(10))
+    acts = f.on_disconnect("gone")
+    assert [t.reason for t in published(acts)] == [InvalidationReason.DISCONNECT] * 2
+    assert f.on_disconnect("again") == []  # once per outage
+    acts = f.on_connected(h(14))
+    assert acts == [FetchHeaders(tuple(range(10, 15)), h(14))]
+    acts = f.on_headers(h(14), {n: h(n) for n in range(10, 15)})
+    assert acts[0] == Backfill(11, 14)
+    assert [a.header.number for a in acts if isinstance(a, PublishHeader)] == [11, 12, 13, 14]
+    assert acts[-1] == Snapshot((A, B), 14)
+    out = published(f.on_backfill(11, 14, [sync(B, 13, 2), sync(A, 12, 0)]))
+    assert [(t.block_number, t.log_index) for t in out] == [(12, 0), (13, 2)]
+    assert f.on_logs([sync(A, 14, 0)]) == []  # already covered by the backfill
+
+
+def test_live_follower_reorg_invalidates_first_then_backfills_and_resnapshots() -> None:
+    f = ChainFollower(1, [A, B])
+    f.start(h(10))
+    for n in (11, 12, 13):
+        f.on_logs([sync(A if n == 12 else B, n, 0)])
+        f.on_head(h(n))
+    # block 12 and 13 replaced by another branch "f"
+    acts = f.on_head(Header(number=12, hash=h(12, "f").hash, parent_hash=h(11).hash))
+    assert isinstance(acts[0], FetchHeaders)
+    canonical = {n: h(n) for n in range(10, 12)}
+    canonical[12] = Header(number=12, hash=h(12, "f").hash, parent_hash=h(11).hash)
+    canonical[13] = Header(number=13, hash=h(13, "f").hash, parent_hash=h(12, "f").hash)
+    acts = f.on_headers(acts[0].target, canonical)
+    first = published(acts[:2])
+    assert all(isinstance(t, StateInvalidation) and t.reason == InvalidationReason.REORG and t.from_block == 12
+               for t in first)
+    assert {t.pool for t in first} == {A, B}
+    assert Backfill(12, 13) in acts and acts[-1] == Snapshot((A, B), 13)
+    new = published(f.on_backfill(12, 13, [sync(B, 12, 0, r0=7, fork="f")]))
+    assert new == [V2Reserves(pool=B, block_number=12, log_index=0, reserve0=7, reserve1=2)]
+    assert f.reorgs == 1
+
+
+def test_live_follower_removed_log_forces_a_check() -> None:
+    f = ChainFollower(1, [A, B])
+    f.start(h(10))
+    f.on_logs([sync(A, 11, 0)])
+    f.on_head(h(11))
+    acts = f.on_logs([sync(A, 11, 0, removed=True)])
+    (inv,) = published(acts)
+    assert isinstance(inv, StateInvalidation) and inv.reason == InvalidationReason.REORG and inv.pool == A
+    acts = f.on_head(h(12))
+    assert isinstance(acts[0], FetchHeaders)  # even though the head extends the last one
+    acts = f.on_headers(h(12), {10: h(10), 11: h(11), 12: h(12)})
+    assert Backfill(11, 12) in acts and acts[-1] == Snapshot((A,), 12)
