@@ -266,17 +266,16 @@ class ConsumerCore:
                             append(bytes(buf[pos:nxt]))
                         else:
                             append(decode_frame(buf, pos)[0])
-                        if run_start < 0:
+                        if dseq != last + 1 or run_start < 0:
+                            if run_start >= 0:
+                                self.delivered.add(run_start, last + 1)
                             run_start = dseq
-                        elif dseq != last + 1:
-                            self.delivered.add(run_start, last + 1)
-                            run_start = dseq
-                        if self._resumed_at:
-                            if self._resumed_at == last and dseq == last + 1:
-                                c.gaps_recovered += 1
-                            self._resumed_at = 0
+                            if self._resumed_at:
+                                if self._resumed_at == last and dseq == last + 1:
+                                    c.gaps_recovered += 1
+                                self._resumed_at = 0
+                            exact = not filtered
                         last = dseq
-                        exact = not filtered
                 elif dom == Domain.SYSTEM:
                     self.position = last
                     self._exact = exact

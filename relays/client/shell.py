@@ -14,8 +14,8 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,19 @@ RECV_SIZE = 256 * 1024
 YIELD_EVERY = 64
 # what a dropped connection looks like from here; anything else is a bug and propagates
 _CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError, StreamBroken)
+
+
+@contextmanager
+def _unwrap_single() -> Iterator[None]:
+    """Let an exception raised in an ``async with`` body leave as itself, not as a one-item
+    ExceptionGroup from the nursery that hosts the client's background tasks."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            exc = group.exceptions[0]
+            raise exc.with_traceback(exc.__traceback__) from exc.__cause__
+        raise
 
 
 class RelayUnavailable(Exception):
@@ -114,15 +127,19 @@ class RelayConsumer:
         cls, domain: str | int | Domain, socket_path: str | os.PathLike[str] | None = None, **kw: Any
     ) -> AsyncIterator[RelayConsumer]:
         self = cls(domain, socket_path, **kw)
-        async with trio.open_nursery() as nursery:
-            try:
+        with _unwrap_single():
+            async with trio.open_nursery() as nursery:
                 await self._reconnect(first=True)
                 nursery.start_soon(self._heartbeats)
-                yield self
-            finally:
-                nursery.cancel_scope.cancel()
-                await self._drop(goodbye=True)
-                self._closed = True
+                try:
+                    yield self
+                finally:
+                    # shielded: an exception from the body must come out as itself, not be
+                    # replaced by the Cancelled our own cancel_scope would raise here
+                    with trio.CancelScope(shield=True):
+                        await self._drop(goodbye=True)
+                    self._closed = True
+                    nursery.cancel_scope.cancel()
 
     @property
     def counters(self) -> dict[str, int]:
@@ -273,14 +290,15 @@ class RelayProducer:
         """Connect (waiting for the first Welcome), yield the producer; on normal exit
         wait up to ``linger`` seconds for everything published to be acknowledged."""
         self = cls(domain, socket_path, source_id=source_id, **kw)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self._run)
-            try:
-                yield self
-                with trio.move_on_after(linger):
-                    await self.flush()
-            finally:
-                nursery.cancel_scope.cancel()
+        with _unwrap_single():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._run)
+                try:
+                    yield self
+                    with trio.move_on_after(linger):
+                        await self.flush()
+                finally:
+                    nursery.cancel_scope.cancel()
 
     @property
     def counters(self) -> dict[str, int]:

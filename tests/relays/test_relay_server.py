@@ -214,3 +214,16 @@ async def test_goodbye_code_on_protocol_error(short_dir: Path) -> None:
         assert m is not None and isinstance(m.tlvs[0], Goodbye) and "Hello" in m.tlvs[0].reason
         assert relay.protocol_errors == 1
         n.cancel_scope.cancel()
+
+
+async def test_exceptions_from_the_body_come_out_as_themselves(short_dir: Path) -> None:
+    cfg = config(short_dir, fsync="off")
+    async with trio.open_nursery() as n:
+        await n.start(serve, cfg)
+        with pytest.raises(KeyError):
+            async with RelayConsumer.connect("market_data", cfg.socket_path):
+                raise KeyError("consumer body")
+        with pytest.raises(KeyError):
+            async with RelayProducer.connect("market_data", cfg.socket_path, source_id=1):
+                raise KeyError("producer body")
+        n.cancel_scope.cancel()
