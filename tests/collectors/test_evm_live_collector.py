@@ -42,6 +42,7 @@ from protocol.market import (
 )
 from protocol.message import Message
 
+REPO = Path(__file__).resolve().parents[2]
 EVENTS = (V2Reserves, V2Swap, V3Swap, LiquidityChange, V3Initialize)
 WETH, USDC, DAI = 10**18, 10**6, 10**18
 PAIRS = (("WETH", "USDC"), ("WETH", "DAI"), ("DAI", "USDC"))
@@ -519,3 +520,40 @@ def test_live_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureF
         load_config(bad)
     assert process.main(["--config", str(bad)]) == 2
     assert "chain[0].endpoints[0].htp" in capsys.readouterr().err
+
+
+async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: Any, short_tmp: Path) -> None:
+    """``python -m collectors.cli evm --config FILE`` as a real process: bootstraps from a devnet
+    deployment file, streams a swap, exits 0 on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    from tools.devnet.deployment import save_deployment
+
+    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    dep_path = save_deployment(short_tmp / "deployment.json", [h.dep])
+    cfg = short_tmp / "evm.toml"
+    cfg.write_text(f'source_id = 4242\n\n[[chain]]\nname = "devnet"\ndeployment = "{dep_path}"\n')
+    repo = REPO
+    with trio.fail_after(40):
+        async with trio.open_nursery() as nursery:
+            await start_stack(nursery, h, short_tmp)
+            proc = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "collectors.cli", "evm", "--config", str(cfg), "--socket", h.sock,
+                 "--log-level", "WARNING"], cwd=repo, stdout=subprocess.DEVNULL)
+            try:
+                await wait_bootstrapped(h)
+                me = h.dep.funded_accounts[0]
+                await h.run(lambda: h.client.v2_swap_exact_in("uniswap_v2_b", me, WETH, ["WETH", "DAI"]))
+                await h.until(lambda: len(h.tlvs(V2Swap)) == 1)
+            finally:
+                proc.send_signal(signal.SIGTERM)  # by our child's PID
+                with trio.move_on_after(10):
+                    await proc.wait()
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            nursery.cancel_scope.cancel()
+    assert proc.returncode == 0
+    assert {m.source_id for m in h.messages} == {4242}
