@@ -164,11 +164,11 @@ async def test_archive_round_trip_identical_bytes(procs: Procs, short_dir: Path)
 
 
 def test_kill9_archiver_mid_stream_resumes_exactly_once(procs: Procs, short_dir: Path) -> None:
-    sock, out, n = short_dir / "md.sock", short_dir / "arch", 15000
+    sock, out, n = short_dir / "md.sock", short_dir / "arch", 10000
     procs.relay(sock, short_dir / "data", "--fsync", "off")
     procs.loadgen(sock, rate=5000, count=n)
     flush = ("--flush-messages", "250", "--flush-seconds", "0.05")
-    for target in (2000, 7000):
+    for target in (1500, 5000):
         p = archiver(procs, sock, out, *flush)
         deadline = time.monotonic() + 20
         while A.last_archived_seq(out, "market_data") < target:
@@ -190,7 +190,7 @@ def test_kill9_archiver_mid_stream_resumes_exactly_once(procs: Procs, short_dir:
 
 
 def test_resync_beyond_retention_is_recorded_as_a_gap(procs: Procs, short_dir: Path) -> None:
-    sock, out, n = short_dir / "md.sock", short_dir / "arch", 6000
+    sock, out, n = short_dir / "md.sock", short_dir / "arch", 4500
     procs.relay(sock, short_dir / "data", "--fsync", "off", "--segment-bytes", "64K", "--retention-bytes", "128K",
                 "--ring-size", "64K")
     lg = procs.loadgen(sock, rate=0, count=n)

@@ -124,24 +124,24 @@ def test_check_contiguous_beyond_head_and_down(short_dir: Path, market: Path) ->
 def test_check_and_gaps_after_retention(procs: Procs, short_dir: Path) -> None:
     sock = start_relay(procs, short_dir, "market_data", "--segment-bytes", "64K", "--retention-bytes", "128K",
                        "--ring-size", "64K")
-    lg = procs.loadgen(sock, rate=0, count=6000)
+    lg = procs.loadgen(sock, rate=0, count=4500)
     assert lg.wait(30) == 0
     stats = json.loads(cli(short_dir, "stats", "--json", "--domain", "market_data").stdout)[0]["stats"]
     oldest = stats["oldest_seq"]
     assert oldest > 1
     r = cli(short_dir, "check", "--domain", "market_data", "--from", "1", "--count", "100")
     assert r.returncode == 1 and "not retained" in r.stdout, r.stdout
-    r = cli(short_dir, "check", "--domain", "market_data", "--from", str(oldest), "--count", str(6001 - oldest))
+    r = cli(short_dir, "check", "--domain", "market_data", "--from", str(oldest), "--count", str(4501 - oldest))
     assert r.returncode == 0, r.stdout
 
     # the archiver records the retention gap; relay-cli gaps shows it and exits 1
     out = short_dir / "arch"
     p = procs.start("archiver", "-m", "tools.cli", "archive", "--domain", "market_data", "--socket", str(sock),
-                    "--out", str(out), "--from", "1", "--until", "6000")
+                    "--out", str(out), "--from", "1", "--until", "4500")
     assert p.wait(30) == 0
     r = cli(short_dir, "gaps", "--domain", "market_data", "--archive", str(out))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert f"retained {oldest}..6000" in r.stdout and f"gap (resync) 1..{oldest - 1}" in r.stdout
+    assert f"retained {oldest}..4500" in r.stdout and f"gap (resync) 1..{oldest - 1}" in r.stdout
     r = cli(short_dir, "gaps", "--domain", "market_data", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)[0]["stats"]["oldest_seq"] == oldest
     assert "Resync" in cli(short_dir, "gaps", "--help").stdout
