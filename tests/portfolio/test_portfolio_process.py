@@ -15,25 +15,25 @@ from pathlib import Path
 
 import pytest
 import trio
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "risk"))
-from risk_testkit import (  # noqa: E402
+from risk_testkit import (
     ETHER,
     USDC_ID,
     S,
     fill,
     reserves,
     result,
-    signal as signal_msg,
     started,
     wait_until,
 )
+from risk_testkit import (
+    signal as signal_msg,
+)
 
-from protocol.execution import Outcome  # noqa: E402
-from protocol.header import Domain  # noqa: E402
-from protocol.ids import TokenId  # noqa: E402
-from relays.client import RelayProducer  # noqa: E402
-from relays.server import RelayConfig, serve  # noqa: E402
+from protocol.execution import Outcome
+from protocol.header import Domain
+from protocol.ids import TokenId
+from relays.client import RelayProducer
+from relays.server import RelayConfig, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 400  # signals in the stream
@@ -165,7 +165,7 @@ async def test_kill9_during_stream_restarts_with_identical_books(short_dir: Path
                     if k in kill_at:
                         # make sure A is mid-stream, then SIGKILL it by PID and restart it
                         # (the restarted A must have applied something new first)
-                        await wait_until(lambda: cursor(db_a) > seen, 20)
+                        await wait_until(lambda s=seen: cursor(db_a) > s, 20)
                         os.kill(a.pid, signal.SIGKILL)
                         await a.wait()
                         kills += 1

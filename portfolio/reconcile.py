@@ -1,0 +1,104 @@
+"""``alphapulse portfolio reconcile --rpc URL --address A [--db FILE] [--token T ...] [--apply] [--json]``
+
+Reads the chain's balances of ``A`` over JSON-RPC (httpx, one batch): ERC20 ``balanceOf`` via
+``eth_call`` for every token the books hold on that chain (plus ``--token``), and
+``eth_getBalance`` for the native coin. Prints books vs chain and the difference. The books
+hold *changes since the portfolio started*, so the first reconcile usually differs by the
+starting balances: ``--apply`` books each difference as a ``reconcile`` ledger row, after
+which books equal the chain until something unbooked happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from protocol.ids import TokenId, address_to_int
+
+from .books import Books, native_token, open_db
+
+BALANCE_OF = "0x70a08231"  # balanceOf(address)
+
+
+def _rpc_batch(client: httpx.Client, url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    resp = client.post(url, json=body)
+    resp.raise_for_status()
+    replies = resp.json()
+    if isinstance(replies, dict):  # some nodes answer a batch error with one object
+        raise RuntimeError(f"JSON-RPC error: {replies.get('error')}")
+    by_id = {r["id"]: r for r in replies}
+    out = []
+    for i, (m, _) in enumerate(calls):
+        r = by_id.get(i)
+        if r is None or "error" in r:
+            raise RuntimeError(f"{m} failed: {None if r is None else r['error']}")
+        out.append(r["result"])
+    return out
+
+
+def chain_balances(url: str, address: str, tokens: list[str], *,
+                   transport: httpx.BaseTransport | None = None) -> tuple[int, dict[str, int]]:
+    """(chain id, {token address or "native": balance}) read from the node at ``url``."""
+    owner = f"{address_to_int(address):064x}"
+    calls: list[tuple[str, list[Any]]] = [("eth_chainId", []), ("eth_getBalance", [address, "latest"])]
+    calls += [("eth_call", [{"to": t, "data": BALANCE_OF + owner}, "latest"]) for t in tokens]
+    with httpx.Client(timeout=10.0, transport=transport) as client:
+        res = _rpc_batch(client, url, calls)
+    out = {"native": int(res[1], 16)}
+    for t, r in zip(tokens, res[2:]):
+        out[t.lower()] = int(r, 16) if r not in ("0x", "") else 0
+    return int(res[0], 16), out
+
+
+def reconcile(books: Books, url: str, address: str, extra_tokens: list[str] = (),  # type: ignore[assignment]
+              *, apply: bool = False, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+    held = books.balances()
+    # which chain: ask the node first with no tokens, then read the tokens the books hold there
+    chain_id, _ = chain_balances(url, address, [], transport=transport)
+    tokens = sorted({TokenId(t).address for t in held if TokenId(t).chain_id == chain_id and TokenId(t).address_int}
+                    | {t.lower() for t in extra_tokens})
+    _, onchain = chain_balances(url, address, tokens, transport=transport)
+    rows = []
+    for key, chain_amount in onchain.items():
+        token = native_token(chain_id) if key == "native" else int(TokenId.of(chain_id, key))
+        book_amount = held.get(token, 0)
+        diff = chain_amount - book_amount
+        rows.append({"token": key, "books": book_amount, "chain": chain_amount, "difference": diff})
+        if apply and diff:
+            books.book_adjustment(chain_id, token, diff, time.time_ns())
+    return {"chain_id": chain_id, "address": address, "applied": apply, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .process import default_db_path
+
+    p = argparse.ArgumentParser(prog="alphapulse portfolio reconcile", description=__doc__.split("\n\n")[1])
+    p.add_argument("--rpc", required=True)
+    p.add_argument("--address", required=True)
+    p.add_argument("--db", default=str(default_db_path()))
+    p.add_argument("--token", action="append", default=[], help="also check this ERC20 (repeatable)")
+    p.add_argument("--apply", action="store_true", help="book the differences as reconcile adjustments")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    db = open_db(args.db)
+    try:
+        rep = reconcile(Books(db), args.rpc, args.address, args.token, apply=args.apply)
+    except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+        print(f"alphapulse portfolio reconcile: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        print(f"chain {rep['chain_id']} address {rep['address']}{' (differences applied)' if args.apply else ''}")
+        print(f"{'token':44} {'books':>28} {'chain':>28} {'difference':>28}")
+        for r in rep["rows"]:
+            print(f"{r['token']:44} {r['books']:>28} {r['chain']:>28} {r['difference']:>28}")
+    return 0

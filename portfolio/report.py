@@ -1,0 +1,231 @@
+"""``alphapulse report [--db FILE] [--archive DIR] [--json] [--png FILE] [--day YYYY-MM-DD]``
+
+A daily (``--day``, UTC, by the result's event time) and all-time report from the portfolio
+database: P&L, the opportunity funnel with counts per outcome code and reason, gas spent, best
+and worst trades, risk metrics. ``--json`` prints the same as JSON; ``--png`` draws cumulative
+P&L and the funnel (matplotlib, Agg backend). ``--archive DIR`` builds the books in memory from
+Parquet archive files instead of a database (each file's first binary column must hold raw
+frames, as ``relays.archiver`` writes them -- an assumption, see the module code).
+
+The funnel, from the data we have::
+
+    detected      signals seen on the signal relay (or known from their result)
+    re-validated  ended with an outcome other than STALE, UNPROFITABLE, REJECTED_BY_RISK, HALTED
+    simulated     re-validated and not FAILED (a build/simulation/signing failure)
+    submitted     an ExecutionStarted was seen, or the outcome implies a transaction was sent
+                  (EXECUTED, REVERTED, NOT_INCLUDED)
+    included      EXECUTED or REVERTED (mined)
+    profit        EXECUTED with a positive net value (realized profit minus gas)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from protocol.execution import Outcome
+
+from .books import Books, open_db
+from .metrics import risk_metrics
+
+NOT_REVALIDATED = {int(Outcome.STALE), int(Outcome.UNPROFITABLE), int(Outcome.REJECTED_BY_RISK), int(Outcome.HALTED)}
+SENT = {int(Outcome.EXECUTED), int(Outcome.REVERTED), int(Outcome.NOT_INCLUDED)}
+INCLUDED = {int(Outcome.EXECUTED), int(Outcome.REVERTED)}
+
+
+def _outcome(code: int) -> str:
+    try:
+        return Outcome(code).name
+    except ValueError:
+        return str(code)
+
+
+def _window(day: str | None) -> tuple[int, int]:
+    if day is None:
+        return 0, (1 << 63) - 1
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    s = int(start.timestamp()) * 10**9
+    return s, s + int(timedelta(days=1).total_seconds()) * 10**9
+
+
+def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, Any]:
+    lo, hi = _window(day)
+    results = db.execute(
+        "SELECT signal_id, outcome, reason, gas_wei, realized_profit, profit_token, net_value, at_ns, chain_id "
+        "FROM results WHERE at_ns >= ? AND at_ns < ? ORDER BY at_ns, signal_id", (lo, hi)).fetchall()
+    signals = {r[0] for r in db.execute("SELECT signal_id FROM signals WHERE detected_ns >= ? AND detected_ns < ?",
+                                        (lo, hi))}
+    started = {r[0] for r in db.execute("SELECT signal_id FROM started")}
+    by_outcome: dict[str, int] = {}
+    by_reason: dict[str, int] = {}
+    funnel = dict.fromkeys(("detected", "re-validated", "simulated", "submitted", "included", "profit"), 0)
+    detected = set(signals)
+    gas_wei = 0
+    realized: dict[str, int] = {}
+    trades = []
+    for sid, outcome, reason, gas, realized_profit, token, net_value, at, chain in results:
+        detected.add(sid)
+        name = _outcome(outcome)
+        by_outcome[name] = by_outcome.get(name, 0) + 1
+        if reason:
+            key = f"{name}: {reason}"
+            by_reason[key] = by_reason.get(key, 0) + 1
+        gas_wei += int(gas)
+        if outcome == Outcome.EXECUTED:
+            realized[token] = realized.get(token, 0) + int(realized_profit)
+        if outcome not in NOT_REVALIDATED:
+            funnel["re-validated"] += 1
+            if outcome != Outcome.FAILED:
+                funnel["simulated"] += 1
+        if sid in started or outcome in SENT:
+            funnel["submitted"] += 1
+        if outcome in INCLUDED:
+            funnel["included"] += 1
+        nv = None if net_value is None else int(net_value)
+        if outcome == Outcome.EXECUTED and nv is not None and nv > 0:
+            funnel["profit"] += 1
+        if nv is not None and (outcome in SENT or int(gas)):  # a trade: something was sent or paid
+            trades.append({"signal_id": sid, "outcome": name, "net_value": nv, "at_ns": at, "chain_id": chain})
+    funnel["detected"] = len(detected)
+    series = [t["net_value"] for t in trades]
+    ordered = sorted(trades, key=lambda t: (t["net_value"], t["signal_id"]))
+    rejects = db.execute("SELECT reason FROM rejects WHERE at_ns >= ? AND at_ns < ?", (lo, hi)).fetchall()
+    pnl = Books(db).pnl() if day is None else None
+    cum, running = [], 0
+    for v in series:
+        running += v
+        cum.append(running)
+    return {
+        "period": day or "all-time",
+        "results": len(results),
+        "funnel": funnel,
+        "outcomes": by_outcome,
+        "reasons": by_reason,
+        "gas_spent_wei": gas_wei,
+        "realized_profit_by_token": realized,
+        "net_pnl_value": sum(series),
+        "best_trades": ordered[::-1][:5],
+        "worst_trades": ordered[:5],
+        "metrics": risk_metrics(series),
+        "rejected_records": len(rejects),
+        "books": None if pnl is None else {
+            "realized_value": pnl["realized_value"], "unrealized_value": pnl["unrealized_value"],
+            "balances": {str(k): v for k, v in Books(db).balances().items()}},
+        "cumulative_pnl": cum,
+    }
+
+
+def render_text(rep: dict[str, Any]) -> str:
+    m = rep["metrics"]
+    lines = [f"AlphaPulse report: {rep['period']}", "=" * 40,
+             f"results: {rep['results']}   net P&L (valuation units): {rep['net_pnl_value']}",
+             f"gas spent: {rep['gas_spent_wei']} wei ({rep['gas_spent_wei'] / 1e18:.6f} ETH)",
+             "", "funnel:"]
+    for k, v in rep["funnel"].items():
+        lines.append(f"  {k:13} {v:8}")
+    lines += ["", "outcomes:"] + [f"  {k:16} {v:8}" for k, v in sorted(rep["outcomes"].items())]
+    if rep["reasons"]:
+        lines += ["", "reasons:"] + [f"  {v:6}  {k}" for k, v in sorted(rep["reasons"].items(), key=lambda kv: -kv[1])]
+    lines += ["", "realized profit by token:"]
+    lines += [f"  {k}: {v}" for k, v in rep["realized_profit_by_token"].items()]
+    lines += ["", "best trades:"] + [f"  signal {t['signal_id']:>8} {t['outcome']:10} {t['net_value']:>24}"
+                                     for t in rep["best_trades"]]
+    lines += ["worst trades:"] + [f"  signal {t['signal_id']:>8} {t['outcome']:10} {t['net_value']:>24}"
+                                  for t in rep["worst_trades"]]
+
+    def f(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    lines += ["", f"risk: trades {m['trades']}  max drawdown {m['max_drawdown']}  VaR95 {m['var_95']}  "
+                  f"Sharpe {f(m['sharpe'])}  Sortino {f(m['sortino'])}  Calmar {f(m['calmar'])}",
+              f"rejected records: {rep['rejected_records']}"]
+    if rep["books"]:
+        lines.append(f"books: realized {rep['books']['realized_value']}  unrealized {rep['books']['unrealized_value']}")
+    return "\n".join(lines)
+
+
+def render_png(rep: dict[str, Any], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(range(1, len(rep["cumulative_pnl"]) + 1), rep["cumulative_pnl"])
+    ax1.set_title(f"cumulative P&L ({rep['period']})")
+    ax1.set_xlabel("trade")
+    ax1.set_ylabel("valuation token base units")
+    stages = list(rep["funnel"])
+    ax2.bar(stages, [rep["funnel"][s] for s in stages])
+    ax2.set_title("opportunity funnel")
+    ax2.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def books_from_archive(directory: str | Path) -> sqlite3.Connection:
+    """Replay Parquet archive files (raw frames in the first binary column) into an in-memory book."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from protocol.message import decode
+
+    db = open_db(":memory:")
+    books = Books(db)
+    for f in sorted(Path(directory).rglob("*.parquet")):
+        table = pq.read_table(f)
+        col = next((c for c, t in zip(table.column_names, table.schema.types)
+                    if pa.types.is_binary(t) or pa.types.is_large_binary(t)), None)
+        if col is None:
+            raise ValueError(f"{f}: no binary column of raw frames")
+        msgs = [decode(b) for b in table.column(col).to_pylist()]
+        for domain in sorted({m.domain for m in msgs}):
+            books.apply(domain, [m for m in msgs if m.domain == domain])
+    return db
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .process import default_db_path
+
+    p = argparse.ArgumentParser(prog="alphapulse report", description="Daily and all-time report.")
+    p.add_argument("--db", default=None, help=f"portfolio database (default {default_db_path()})")
+    p.add_argument("--archive", help="build the books from a Parquet archive directory instead")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--png", help="write a chart of cumulative P&L and the funnel")
+    p.add_argument("--day", help="YYYY-MM-DD (UTC); default all-time")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.day:
+        try:
+            _window(args.day)
+        except ValueError:
+            print(f"alphapulse report: --day {args.day!r} is not YYYY-MM-DD", file=sys.stderr)
+            return 2
+    if args.archive:
+        db = books_from_archive(args.archive)
+    else:
+        path = Path(args.db) if args.db else default_db_path()
+        if not path.exists():
+            print(f"alphapulse report: no database at {path}", file=sys.stderr)
+            return 2
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rep = build_report(db, args.day)
+    finally:
+        db.close()
+    if args.png:
+        render_png(rep, args.png)
+    if args.json:
+        print(json.dumps(rep, indent=2, default=str))
+    else:
+        print(render_text(rep))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Books without a relay: idempotency, rejects, valuation, report and reconcile (recorded JSON-RPC)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from risk_testkit import ETHER, POOL_V2, USDC, USDC_ID, WETH, WETH_ID, S, reserves, result, signal, started
+
+from portfolio.books import Books, native_token, open_db
+from portfolio.metrics import risk_metrics
+from portfolio.reconcile import reconcile
+from portfolio.report import build_report, render_text
+from portfolio.report import main as report_main
+from protocol.execution import Outcome
+from protocol.header import Domain
+from protocol.ids import TokenId
+
+T0 = 1_700_000_000 * 10**9  # 2023-11-14 22:13:20 UTC
+VAL = {1: (int(WETH_ID), int(WETH_ID))}
+
+
+def books(tmp_path: Path) -> Books:
+    return Books(open_db(tmp_path / "b.sqlite"), VAL)
+
+
+def seqd(msgs, start: int = 1):  # type: ignore[no-untyped-def]
+    return [m._replace(domain_seq=start + i) for i, m in enumerate(msgs)]
+
+
+def test_duplicates_and_malformed_results_do_not_corrupt_the_books(tmp_path: Path) -> None:
+    b = books(tmp_path)
+    good = result(1, profit=ETHER // 10, gas_used=100_000, gas_price=10 * S, t_ns=T0)
+    b.apply(Domain.EXECUTION, seqd([good]))
+    before = b.balances()
+    bad = [
+        good,  # duplicate
+        result(1, outcome=Outcome.REVERTED, t_ns=T0),  # a second outcome for the same signal
+        result(2, profit=ETHER, token=TokenId.of(5, WETH), t_ns=T0),  # profit token on another chain
+        result(3, outcome=Outcome.STALE, profit=ETHER, t_ns=T0),  # stale cannot realize a profit
+        result(4, outcome=250, t_ns=T0),  # unknown outcome
+    ]
+    b.apply(Domain.EXECUTION, seqd(bad, 2))
+    assert b.balances() == before == {int(WETH_ID): ETHER // 10, native_token(1): -10**15}
+    reasons = [r[0] for r in b.db.execute("SELECT reason FROM rejects ORDER BY id")]
+    assert len(reasons) == 4 and "conflicting result" in reasons[0] and "chain 5" in reasons[1]
+    assert "cannot realize" in reasons[2] and "unknown outcome" in reasons[3]
+    assert b.counters() == {"duplicate_results": 1}
+    # a replay of already-applied sequences is ignored entirely
+    b.apply(Domain.EXECUTION, seqd([result(9, profit=ETHER, t_ns=T0)], 3))
+    assert b.balances() == before and b.last_seq(Domain.EXECUTION) == 6
+
+
+def test_a_failing_batch_rolls_back_with_its_cursor(tmp_path: Path) -> None:
+    b = books(tmp_path)
+
+    class Boom(Exception):
+        pass
+
+    real = b._result
+
+    def explode(t, seq, at):  # type: ignore[no-untyped-def]
+        if t.signal_id == 2:
+            raise Boom
+        real(t, seq, at)
+
+    b._result = explode  # type: ignore[method-assign]
+    try:
+        b.apply(Domain.EXECUTION, seqd([result(1, profit=5, t_ns=T0), result(2, profit=5, t_ns=T0)]))
+    except Boom:
+        pass
+    b2 = Books(b.db, VAL)
+    assert b2.balances() == {} and b2.last_seq(Domain.EXECUTION) == 0
+
+
+def test_realized_and_unrealized_pnl_marked_to_pool_prices(tmp_path: Path) -> None:
+    b = books(tmp_path)
+    # WETH/USDC pool: 1 WETH = 2000 USDC. token0 is the smaller address (USDC 0xa0.. < WETH 0xc0..)
+    assert POOL_V2.token0 == USDC_ID
+    b.apply(Domain.MARKET_DATA, seqd([reserves(2_000_000 * 10**6, 1000 * ETHER, t_ns=T0)]))
+    # a profit in USDC, valued at 2000 USDC/WETH
+    b.apply(Domain.EXECUTION, seqd([result(1, profit=200 * 10**6, token=USDC_ID, t_ns=T0)]))
+    pnl = b.pnl()
+    assert pnl["realized_by_token"] == {int(USDC_ID): 200 * 10**6}
+    assert pnl["realized_value"] == ETHER // 10
+    assert pnl["unrealized_value"] == 0
+    # WETH doubles against USDC: the USDC we hold is worth half as much WETH
+    b.apply(Domain.MARKET_DATA, seqd([reserves(4_000_000 * 10**6, 1000 * ETHER, t_ns=T0 + 1)], 2))
+    assert b.pnl()["unrealized_value"] == -(ETHER // 20)
+    assert USDC.startswith("0xa0")
+
+
+def test_risk_metrics() -> None:
+    m = risk_metrics([10, -5, 20, -30, 5])
+    assert m["total"] == 0 and m["max_drawdown"] == 30 and m["trades"] == 5
+    assert m["var_95"] > 0 and m["sharpe"] == 0.0 and m["calmar"] == 0.0
+    assert risk_metrics([])["sharpe"] is None
+
+
+def make_history(tmp_path: Path) -> Path:
+    b = books(tmp_path)
+    msgs = []
+    for i in range(1, 41):
+        t = T0 + i * 3600 * 10**9  # one per hour: spans two UTC days
+        b.apply(Domain.SIGNAL, seqd([signal(i, t_ns=t)], i))
+        if i % 5 == 0:
+            msgs.append(result(i, outcome=Outcome.STALE, reason="pool moved", t_ns=t))
+            continue
+        msgs.append(started(i, t_ns=t))
+        if i % 4 == 0:
+            msgs.append(result(i, outcome=Outcome.REVERTED, gas_used=150_000, gas_price=20 * S, reason="K", t_ns=t))
+        else:
+            msgs.append(result(i, profit=(i % 3) * 10**16, gas_used=120_000, gas_price=20 * S, t_ns=t))
+    b.apply(Domain.EXECUTION, seqd(msgs))
+    b.db.close()
+    return tmp_path / "b.sqlite"
+
+
+def test_report_text_json_png(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = make_history(tmp_path)
+    import sqlite3
+
+    rep = build_report(sqlite3.connect(path))
+    assert rep["funnel"] == {"detected": 40, "re-validated": 32, "simulated": 32, "submitted": 32,
+                             "included": 32, "profit": 16}
+    assert rep["outcomes"] == {"EXECUTED": 24, "REVERTED": 8, "STALE": 8}
+    assert rep["reasons"] == {"STALE: pool moved": 8, "REVERTED: K": 8}
+    assert rep["gas_spent_wei"] == 8 * 150_000 * 20 * S + 24 * 120_000 * 20 * S
+    assert rep["best_trades"][0]["net_value"] == 2 * 10**16 - 120_000 * 20 * S
+    assert rep["worst_trades"][0]["net_value"] == -150_000 * 20 * S
+    text = render_text(rep)
+    assert "funnel:" in text and "Sharpe" in text and "best trades" in text
+    print(text)
+    capsys.readouterr()
+
+    png = tmp_path / "r.png"
+    assert report_main(["--db", str(path), "--json", "--png", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert out["funnel"] == rep["funnel"] and out["metrics"]["trades"] == 32
+    assert report_main(["--db", str(path), "--json", "--day", "2023-11-15"]) == 0
+    day = json.loads(capsys.readouterr().out)
+    assert day["period"] == "2023-11-15" and 0 < day["results"] < 40
+    assert report_main(["--db", str(path), "--day", "15/11/2023"]) == 2
+
+
+def test_reconcile_against_recorded_json_rpc(tmp_path: Path) -> None:
+    b = books(tmp_path)
+    b.apply(Domain.EXECUTION, seqd([result(1, profit=3 * 10**15, gas_used=100_000, gas_price=S, t_ns=T0)]))
+    owner = "0x" + "ab" * 20
+    seen = []
+
+    # recorded answers of a node (anvil-shaped) for chain 1
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls = json.loads(request.content)
+        seen.append(calls)
+        out = []
+        for c in calls:
+            if c["method"] == "eth_chainId":
+                r = "0x1"
+            elif c["method"] == "eth_getBalance":
+                r = hex(5 * ETHER)
+            else:
+                assert c["params"][0]["data"] == "0x70a08231" + "00" * 12 + "ab" * 20
+                r = "0x" + f"{3 * 10**15 + 7:064x}"
+            out.append({"jsonrpc": "2.0", "id": c["id"], "result": r})
+        return httpx.Response(200, json=out)
+
+    rep = reconcile(b, "http://node.invalid", owner, apply=True, transport=httpx.MockTransport(handler))
+    rows = {r["token"]: r for r in rep["rows"]}
+    assert rows[WETH.lower()]["difference"] == 7 and rows["native"]["books"] == -10**14
+    assert seen[1][2]["params"][0]["to"] == WETH.lower()
+    # --apply booked the differences: the books now match the chain
+    assert b.balances()[int(WETH_ID)] == 3 * 10**15 + 7 and b.balances()[native_token(1)] == 5 * ETHER
