@@ -81,11 +81,16 @@ def _leaf(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseExc
 
 
 def run_trio(fn: Callable[..., Any], *args: Any) -> Any:
-    """``trio.run`` that unwraps a CliError (or Ctrl-C) from trio's exception groups."""
+    """``trio.run`` that unwraps a CliError, RelayUnavailable or Ctrl-C from trio's exception groups."""
+    from relays.client import RelayUnavailable
+
     try:
         return trio.run(fn, *args)
-    except BaseExceptionGroup as group:
-        leaf = _leaf(group, (CliError, KeyboardInterrupt))
+    except (BaseExceptionGroup, RelayUnavailable) as exc:
+        leaf = _leaf(exc, (CliError, KeyboardInterrupt, RelayUnavailable))
+        if isinstance(leaf, RelayUnavailable):
+            raise CliError(f"{leaf} (is the relay running? start it with: alphapulse relay --domain <domain>)",
+                           EXIT_UNAVAILABLE) from None
         if leaf is not None:
             raise leaf from None
         raise
