@@ -72,7 +72,8 @@ def test_market_keeps_latest_state_per_pool_and_a_ring_of_swaps() -> None:
     assert (v2.reserve0, v2.reserve1, v2.block, v2.updates) == (1100, 1900, 11, 2)
     assert (v3.sqrt_price_x96, v3.liquidity, v3.tick, v3.block) == ((1 << 96) * 2 + 4, 10**18 + 4, 13_867, 16)
     assert len(m.swaps) == 3 and [s.seq for s in m.swaps] == [6, 7, 8]
-    assert (m.swaps[-1].amount0, m.swaps[-1].amount1) == (10, -20)
+    assert m.swaps[-1].amounts == (10, -20) and m.swaps[0].amounts == (-8, 7)
+    assert views.swap_rows(m)[0][1][:5] == ("8", "17", "0x1111…1111", "10", "-20")
     assert "market" in m.take_changes() and not m.dirty
     rows = views.market_rows(m)
     assert rows[0][0] == f"pool-{V3_POOL}"  # most recently updated first
@@ -156,13 +157,19 @@ def test_risk_stop_and_resume() -> None:
 
 def test_relay_health_from_stream_stats_and_counters() -> None:
     m = DashboardModel()
+    m.on_tick(T0)
     for i in range(1, 101):  # 100 messages over one second
         m.on_message(1, msg(Domain.MARKET_DATA, i, V2Reserves(pool=V2_POOL, block_number=1, log_index=0,
                                                                reserve0=1, reserve1=1)), T0 + i * 10_000_000)
+    m.on_tick(T0 + 500_000_000)  # window not closed yet
+    assert m.health[1].rate == 0
+    m.on_tick(T0 + 1_000_000_000)
+    assert m.health[1].rate == 100
     m.on_message(1, msg(Domain.MARKET_DATA, 150, V2Reserves(pool=V2_POOL, block_number=1, log_index=0,
                                                              reserve0=1, reserve1=1)), T0 + 2_000_000_000)
+    m.on_tick(T0 + 3_000_000_000)
     h = m.health[1]
-    assert h.last_seq == 150 and h.seq_jumps == 1 and 45 < h.rate < 110
+    assert h.last_seq == 150 and h.seq_jumps == 1 and h.rate == 0.5  # one message over two seconds
     m.on_relay_status(1, connected=True, now_ns=T0 + 2_000_000_000,
                       stats={"head_seq": 175, "epoch": 3, "rate_msgs_per_s": 1234.5, "consumers": [{}, {}],
                              "producers": [{}]},
@@ -219,4 +226,4 @@ def test_throughput_100k_messages() -> None:
     assert m.messages == 100_000
     assert 0 < len(m.pools) <= 200 and len(m.swaps) == m.swaps.maxlen
     assert len(m.signals) == m.max_signals and m.realized[WETH_ID] == 850 * 1000
-    assert m.health[1].rate > 0
+    assert m.health[1].last_seq == 99_996 and m.health[2].messages == 2000

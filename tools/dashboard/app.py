@@ -209,6 +209,7 @@ class DashboardApp(App[int]):
             elif kind == "notice":
                 model.notice(item[1], item[2])
                 self.notify(item[1], severity="warning" if "NOT" in item[1] else "information")
+        model.on_tick(self.clock())
         if model.dirty:
             self.repaint(model.take_changes())
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from protocol.execution import ExecutionRequest, ExecutionResult, ExecutionStarted, Fill, Outcome
 from protocol.header import Domain
@@ -99,14 +99,23 @@ class QuoteState:
         self.updated_ns = 0
 
 
-class SwapEvent:
-    __slots__ = ("pool", "block", "tx_hash", "amount0", "amount1", "at_ns", "seq")
+class SwapEvent(NamedTuple):
+    """One swap in the ring: the record as received (V2Swap or V3Swap), when, at which sequence.
 
-    def __init__(self, pool: int, block: int, tx_hash: bytes, amount0: int, amount1: int, at_ns: int,
-                 seq: int) -> None:
-        # amounts signed from the pool's side, as V3 reports them (positive: into the pool)
-        self.pool, self.block, self.tx_hash = pool, block, tx_hash
-        self.amount0, self.amount1, self.at_ns, self.seq = amount0, amount1, at_ns, seq
+    Kept as the received record (no copy) because most swaps fall out of the ring unseen.
+    """
+
+    swap: V2Swap | V3Swap
+    at_ns: int
+    seq: int
+
+    @property
+    def amounts(self) -> tuple[int, int]:
+        """Signed from the pool's side, as V3 reports them (positive: into the pool)."""
+        s = self.swap
+        if type(s) is V3Swap:
+            return s.amount0, s.amount1
+        return s.amount0_in - s.amount0_out, s.amount1_in - s.amount1_out
 
 
 class TraceStep:
@@ -148,10 +157,7 @@ class SignalRecord:
     @property
     def status(self) -> str:
         if self.result is not None:
-            try:
-                return Outcome(self.result.outcome).name
-            except ValueError:
-                return f"OUTCOME_{self.result.outcome}"
+            return _outcome_name(self.result.outcome)
         if self.started is not None:
             return "SUBMITTED"
         if self.request is not None:
@@ -193,16 +199,21 @@ class RelayHealth:
     __slots__ = ("domain", "connected", "error", "head_seq", "last_seq", "messages", "rate",
                  "relay_rate", "lag", "gaps", "resyncs", "lost", "reconnects", "seq_jumps", "epoch",
                  "consumers", "producers", "last_msg_ns", "status_ns", "dropped",
-                 "_window_start", "_window_count")
+                 "_window_start", "_window_count", "_seen")
+
+    @property
+    def head(self) -> int:
+        """The relay's head as far as we know: its last reported head or our newest message."""
+        return max(self.head_seq, self.last_seq)
 
     def __init__(self, domain: int) -> None:
         self.domain = domain
         self.connected: bool | None = None  # None: not heard of yet
         self.error = ""
-        self.head_seq = 0
+        self.head_seq = 0  # from the relay's stats
         self.last_seq = 0  # the last domain_seq this dashboard received
         self.messages = 0
-        self.rate = 0.0  # msgs/s this dashboard received over the last ~second
+        self.rate = 0.0  # msgs/s this dashboard received over the last closed window (on_tick)
         self.relay_rate: float | None = None  # what the relay reports (all producers)
         self.lag: int | None = None
         self.gaps = self.resyncs = self.lost = self.reconnects = 0
@@ -214,7 +225,8 @@ class RelayHealth:
         self.status_ns = 0
         self.dropped = 0  # dropped by the dashboard itself (inbox overflow)
         self._window_start = 0
-        self._window_count = 0
+        self._window_count = 0  # ``messages`` when the window opened
+        self._seen = 0  # ``messages`` at the last on_tick
 
 
 class DashboardModel:
@@ -287,25 +299,17 @@ class DashboardModel:
         """Apply one delivered message. ``domain`` is the relay it came from."""
         self.messages += 1
         h = self.health.get(domain)
-        seq = msg.domain_seq
+        seq = msg[4]  # domain_seq (Message is a named tuple; indexing skips the property)
         if h is not None:
             h.messages += 1
             if seq:
-                if h.last_seq and seq != h.last_seq + 1:
+                last = h.last_seq
+                if last and seq != last + 1:
                     h.seq_jumps += 1
                 h.last_seq = seq
-                if seq > h.head_seq:
-                    h.head_seq = seq
             h.last_msg_ns = now_ns
-            h._window_count += 1
-            elapsed = now_ns - h._window_start
-            if elapsed >= _NS:
-                h.rate = h._window_count * _NS / elapsed if h._window_start else 0.0
-                h._window_start = now_ns
-                h._window_count = 0
-                self.changed.add("health")
         handlers = self._handlers
-        tlvs = msg.tlvs
+        tlvs = msg[1]
         if len(tlvs) == 1:
             fn = handlers.get(type(tlvs[0]))
             if fn is None:
@@ -324,6 +328,26 @@ class DashboardModel:
         for m in msgs:
             self.on_message(domain, m, now_ns)
 
+    def on_tick(self, now_ns: int, window_ns: int = _NS) -> None:
+        """Called by the app's refresh timer: close each relay's rate window once per ``window_ns``.
+
+        Rates are computed here rather than per message, so a message costs two increments.
+        """
+        for h in self.health.values():
+            if h.messages != h._seen:  # sequences and counts moved: one health repaint per tick
+                h._seen = h.messages
+                self.changed.add("health")
+            elapsed = now_ns - h._window_start
+            if elapsed < window_ns:
+                continue
+            if h._window_start:
+                rate = (h.messages - h._window_count) * _NS / elapsed
+                if rate != h.rate:
+                    h.rate = rate
+                    self.changed.add("health")
+            h._window_start = now_ns
+            h._window_count = h.messages
+
     def on_relay_status(self, domain: int, *, connected: bool, now_ns: int, error: str = "",
                         stats: dict[str, Any] | None = None, counters: dict[str, int] | None = None,
                         dropped: int | None = None) -> None:
@@ -336,7 +360,7 @@ class DashboardModel:
         h.status_ns = now_ns
         if stats:
             head = int(stats.get("head_seq", 0))
-            h.head_seq = max(h.head_seq, head)
+            h.head_seq = head
             h.epoch = int(stats.get("epoch", h.epoch))
             rate = stats.get("rate_msgs_per_s")
             h.relay_rate = float(rate) if rate is not None else None
@@ -353,8 +377,6 @@ class DashboardModel:
                 h.lag = counters["lag"]
         if dropped is not None:
             h.dropped = dropped
-        if now_ns - h.last_msg_ns >= 2 * _NS:  # quiet relay: the window never closes by itself
-            h.rate = 0.0
         self.changed.add("health")
 
     def notice(self, text: str, now_ns: int) -> None:
@@ -390,13 +412,11 @@ class DashboardModel:
         p.sqrt_price_x96, p.liquidity, p.tick, p.source = t.sqrt_price_x96, t.liquidity, t.tick, "V3Swap"
         if t.block_number > p.block:
             p.block = t.block_number
-        self.swaps.append(SwapEvent(t.pool, t.block_number, t.tx_hash, t.amount0, t.amount1,
-                                    msg.event_time_ns or now_ns, seq))
+        self.swaps.append(SwapEvent(t, msg[5] or now_ns, seq))
 
     def _v2_swap(self, t: V2Swap, msg: Message, seq: int, now_ns: int) -> None:
         # reserves come with the Sync (V2Reserves) of the same transaction; here only the ring
-        self.swaps.append(SwapEvent(t.pool, t.block_number, t.tx_hash, t.amount0_in - t.amount0_out,
-                                    t.amount1_in - t.amount1_out, msg.event_time_ns or now_ns, seq))
+        self.swaps.append(SwapEvent(t, msg[5] or now_ns, seq))
         self.changed.add("market")
 
     def _snapshot(self, t: PoolSnapshot, msg: Message, seq: int, now_ns: int) -> None:
@@ -598,8 +618,8 @@ def _ignore(t: TLV, msg: Message, seq: int, now_ns: int) -> None:
     pass
 
 
+_OUTCOME_NAMES = {int(o): o.name for o in Outcome}
+
+
 def _outcome_name(code: int) -> str:
-    try:
-        return Outcome(code).name
-    except ValueError:
-        return f"OUTCOME_{code}"
+    return _OUTCOME_NAMES.get(code) or f"OUTCOME_{code}"

@@ -152,9 +152,10 @@ def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
     for i, s in enumerate(reversed(model.swaps)):
         if i >= limit:
             break
+        a0, a1 = s.amounts
         rows.append((f"swap-{s.seq}-{i}", (
-            fmt_int(s.seq), fmt_int(s.block), fmt_pool(s.pool), fmt_int(s.amount0), fmt_int(s.amount1),
-            short_hex(s.tx_hash),
+            fmt_int(s.seq), fmt_int(s.swap.block_number), fmt_pool(s.swap.pool), fmt_int(a0), fmt_int(a1),
+            short_hex(s.swap.tx_hash),
         )))
     return rows
 
@@ -221,7 +222,7 @@ def health_rows(model: DashboardModel) -> list[Row]:
     rows: list[Row] = []
     for dom, h in model.health.items():
         rows.append((f"relay-{dom}", (
-            domain_name(dom), health_state(h), fmt_int(h.head_seq), fmt_int(h.last_seq),
+            domain_name(dom), health_state(h), fmt_int(h.head), fmt_int(h.last_seq),
             fmt_int(h.lag), f"{h.rate:,.0f}", "-" if h.relay_rate is None else f"{h.relay_rate:,.0f}",
             fmt_int(h.messages), fmt_int(h.gaps), fmt_int(h.resyncs), fmt_int(h.lost), fmt_int(h.reconnects),
             fmt_int(h.seq_jumps), fmt_int(h.dropped),

@@ -1,0 +1,243 @@
+"""The dashboard app driven headlessly with Textual's Pilot and a scripted stream (no relays).
+
+Textual runs on asyncio while pytest-trio's trio_mode claims every ``async def`` test, so each
+test is a plain function that runs its scenario with ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from protocol.execution import Outcome
+from protocol.header import Domain
+from protocol.market import V2Reserves, V3Swap
+from protocol.system import EmergencyStop, Resume, StopScope
+from protocol.tlv import TLV
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+from tools.dashboard.app import ConfirmDialog, DashboardApp, main
+from tools.dashboard.model import DashboardModel
+from tools.dashboard.relay_io import Inbox, RelayWorker
+
+from test_dashboard_model import T0, V2_POOL, V3_POOL, WETH, msg, result, signal_msg, started
+
+SIZE = (220, 60)
+
+
+def run(app: DashboardApp, scenario: Callable[[Pilot], Awaitable[None]]) -> None:
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await scenario(pilot)
+
+    asyncio.run(asyncio.wait_for(go(), 20))
+
+
+def make_app(published: list[TLV] | None = None) -> DashboardApp:
+    sink = published if published is not None else []
+    return DashboardApp(DashboardModel(), publisher=sink.append, start_worker=False, sender="dashboard@test",
+                        refresh_interval=0.05)
+
+
+def feed(app: DashboardApp) -> None:
+    """A scripted stream through the same inbox the relay worker fills."""
+    app.inbox.put_messages(1, [
+        msg(Domain.MARKET_DATA, 1, V2Reserves(pool=V2_POOL, block_number=100, log_index=0, reserve0=5_000,
+                                              reserve1=7_000)),
+        msg(Domain.MARKET_DATA, 2, V3Swap(pool=V3_POOL, block_number=101, log_index=3, tx_hash=b"\x07" * 32,
+                                          amount0=-11, amount1=12, sqrt_price_x96=(1 << 96) * 3,
+                                          liquidity=424_242, tick=21_972)),
+    ], T0)
+    app.inbox.put_messages(2, [signal_msg(10, 777, net=4_321), signal_msg(11, 778, net=55)], T0)
+    app.inbox.put_messages(3, [
+        msg(Domain.EXECUTION, 20, started(777, nonce=42), t=T0 + 3_000_000),
+        msg(Domain.EXECUTION, 21, result(777, Outcome.EXECUTED, realized=4_000), t=T0 + 12_000_000_000),
+    ], T0)
+
+
+def cells(app: DashboardApp, table_id: str) -> list[list[str]]:
+    table = app.query_one(f"#{table_id}", DataTable)
+    return [[str(c) for c in table.get_row(r.key)] for r in table.ordered_rows]
+
+
+def text_of(app: DashboardApp, wid: str) -> str:
+    return str(app.query_one(f"#{wid}", Static).render())
+
+
+async def settle(pilot: Pilot, app: DashboardApp) -> None:
+    await pilot.pause(0.15)  # > one refresh tick
+    app.tick()
+    await pilot.pause()
+
+
+def test_panels_show_pool_state_signal_economics_and_outcome() -> None:
+    app = make_app()
+
+    async def scenario(pilot: Pilot) -> None:
+        feed(app)
+        await settle(pilot, app)
+        market = cells(app, "market")
+        assert market[0][0] == "0x2222…2222" and market[0][2] == "101" and market[0][5] == "21972"
+        assert market[0][4] == "424,242" and market[0][6] == "9"  # (sqrtP / 2^96)^2
+        assert market[1][3:5] == ["5,000", "7,000"]
+        assert cells(app, "swaps")[0][3:5] == ["-11", "12"]
+        signals = {r[0]: r for r in cells(app, "signals")}
+        assert signals["777"][7] == "4,321" and signals["777"][-1] == "EXECUTED"
+        assert signals["778"][7] == "55" and signals["778"][-1] == "OPEN"
+        assert signals["777"][5] == "4,921"  # gross = net + 600
+        exe = cells(app, "execution")
+        assert exe[0][0] == "777" and exe[0][2] == "42" and exe[0][8] == "EXECUTED" and exe[0][9] == "4,000"
+        pnl = text_of(app, "pnl")
+        assert "4,000" in pnl and "trading" in pnl and "EXECUTED 1" in pnl
+        health = {r[0]: r for r in cells(app, "health")}
+        assert health["signal"][3] == "11" and health["execution"][3] == "21"
+
+    run(app, scenario)
+
+
+def test_bursts_collapse_into_one_repaint() -> None:
+    app = make_app()
+
+    async def scenario(pilot: Pilot) -> None:
+        await settle(pilot, app)
+        before = app.repaints
+        app.inbox.put_messages(1, [
+            msg(Domain.MARKET_DATA, i, V2Reserves(pool=V2_POOL, block_number=i, log_index=0, reserve0=i,
+                                                  reserve1=2 * i)) for i in range(1, 5001)
+        ], T0)
+        app.tick()
+        assert app.repaints == before + 1
+        assert cells(app, "market")[0][2:5] == ["5,000", "5,000", "10,000"]
+        app.tick()  # nothing new: no repaint
+        assert app.repaints == before + 1
+
+    run(app, scenario)
+
+
+def test_inspector_and_tracer_follow_the_selected_signal() -> None:
+    app = make_app()
+
+    async def scenario(pilot: Pilot) -> None:
+        feed(app)
+        await settle(pilot, app)
+        assert "select a signal" in text_of(app, "inspector")
+        table = app.query_one("#signals", DataTable)
+        table.focus()
+        keys = [r.key.value for r in table.ordered_rows]
+        table.move_cursor(row=keys.index("sig-777"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.selected_signal == 777
+        inspector = text_of(app, "inspector")
+        for needle in ("Signal 777", "EXECUTED", "gross profit", "4,921", "- gas cost", "- flash fee",
+                       "- slippage", "= net profit", "4,321", WETH, "2 hop(s)", "0x" + "11" * 20,
+                       "0x" + "22" * 20, "2,300,000,000"):
+            assert needle in inspector, needle
+        tracer = text_of(app, "tracer")
+        for needle in ("detected", "signal#10", "started", "execution#20", "result", "execution#21",
+                       "+3.0 ms", "+12.00 s", "nonce 42", "EXECUTED"):
+            assert needle in tracer, needle
+        # the open signal: the tracer says what it is still waiting for
+        table.move_cursor(row=keys.index("sig-778"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "started    (waiting)" in text_of(app, "tracer") and "OPEN" in text_of(app, "inspector")
+
+    run(app, scenario)
+
+
+def test_stop_and_resume_publish_after_confirmation() -> None:
+    published: list[TLV] = []
+    app = make_app(published)
+
+    async def scenario(pilot: Pilot) -> None:
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.click("#confirm")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert len(published) == 1 and isinstance(published[0], EmergencyStop)
+        stop = published[0]
+        assert (stop.scope, stop.scope_value, stop.sender) == (StopScope.ALL, 0, "dashboard@test")
+        assert stop.reason == "operator stop from the dashboard" and stop.stop_id > 0
+
+        # the stop comes back on the execution relay: the risk panel shows HALTED
+        app.inbox.put_messages(3, [msg(Domain.EXECUTION, 30, stop)], T0)
+        await settle(pilot, app)
+        assert "HALTED" in text_of(app, "pnl") and "dashboard@test" in text_of(app, "pnl")
+        assert "HALTED" in app.sub_title
+
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press(*"all clear", "enter")  # the default reason is selected: typing replaces it
+        await pilot.pause()
+        assert len(published) == 2 and isinstance(published[1], Resume)
+        res = published[1]
+        assert (res.scope, res.stop_id, res.sender) == (StopScope.ALL, 0, "dashboard@test")
+        assert res.reason == "all clear"
+        app.inbox.put_messages(3, [msg(Domain.EXECUTION, 31, res)], T0)
+        await settle(pilot, app)
+        assert "trading" in text_of(app, "pnl") and "HALTED" not in app.sub_title
+
+    run(app, scenario)
+
+
+def test_cancelling_the_dialog_publishes_nothing() -> None:
+    published: list[TLV] = []
+    app = make_app(published)
+
+    async def scenario(pilot: Pilot) -> None:
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog)
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.click("#cancel")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert published == []
+
+    run(app, scenario)
+
+
+def test_relays_down_shows_relay_down(tmp_path) -> None:
+    """With the real worker and no relay listening, the app runs and says so."""
+    inbox = Inbox()
+    worker = RelayWorker(tmp_path, inbox, stats_interval=0.1, connect_timeout=0.2, retry_after=0.2)
+    app = DashboardApp(DashboardModel(), worker=worker, refresh_interval=0.05, sender="dashboard@test")
+
+    async def scenario(pilot: Pilot) -> None:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if all(r[1] == "relay down" for r in cells(app, "health")):
+                break
+        assert [r[1] for r in cells(app, "health")] == ["relay down"] * 3
+        assert "relay down: market_data, signal, execution" in app.sub_title
+        # a stop with no relay is reported, not raised
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.click("#confirm")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "NOT published" in text_of(app, "pnl"):
+                break
+        assert "EmergencyStop NOT published" in text_of(app, "pnl")
+
+    run(app, scenario)
+    assert worker._thread is not None and not worker._thread.is_alive()
+
+
+def test_main_parses_socket_dir(monkeypatch, tmp_path) -> None:
+    seen = {}
+
+    def fake_run(self: DashboardApp) -> int:
+        seen["dir"] = self.worker.socket_dir if self.worker else None
+        return 0
+
+    monkeypatch.setattr(DashboardApp, "run", fake_run)
+    assert main(["--socket-dir", str(tmp_path)]) == 0
+    assert seen["dir"] == tmp_path
