@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from test_dashboard_model import T0, V2_POOL, V3_POOL, WETH, msg, result, signal_msg, started
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
 from protocol.execution import Outcome
 from protocol.header import Domain
 from protocol.market import V2Reserves, V3Swap
 from protocol.system import EmergencyStop, Resume, StopScope
 from protocol.tlv import TLV
-from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
 from tools.dashboard.app import ConfirmDialog, DashboardApp, main
 from tools.dashboard.model import DashboardModel
 from tools.dashboard.relay_io import Inbox, RelayWorker
-
-from test_dashboard_model import T0, V2_POOL, V3_POOL, WETH, msg, result, signal_msg, started
 
 SIZE = (220, 60)
 

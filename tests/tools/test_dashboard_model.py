@@ -171,13 +171,13 @@ def test_relay_health_from_stream_stats_and_counters() -> None:
     h = m.health[1]
     assert h.last_seq == 150 and h.seq_jumps == 1 and h.rate == 0.5  # one message over two seconds
     m.on_relay_status(1, connected=True, now_ns=T0 + 2_000_000_000,
-                      stats={"head_seq": 175, "epoch": 3, "rate_msgs_per_s": 1234.5, "consumers": [{}, {}],
+                      stats={"head_seq": 175, "epoch": 3, "rate_msgs_per_s": 1234.5, "consumers": [{"name": "strategy", "lag": 3}, {"name": "archiver", "lag": 40}],
                              "producers": [{}]},
                       counters={"gaps": 2, "resyncs": 1, "lost": 10, "reconnects": 3, "lag": 0})
     assert (h.head_seq, h.lag, h.gaps, h.resyncs, h.lost, h.reconnects, h.epoch) == (175, 25, 2, 1, 10, 3, 3)
     m.on_relay_status(2, connected=False, now_ns=T0, error="cannot connect")
     rows = dict(views.health_rows(m))
-    assert rows["relay-1"][1] == "up" and rows["relay-1"][4] == "25"
+    assert rows["relay-1"][1] == "up" and rows["relay-1"][4] == "25" and rows["relay-1"][-1] == "archiver lag 40"
     assert rows["relay-2"][1] == "relay down" and rows["relay-3"][1] == "connecting…"
 
 

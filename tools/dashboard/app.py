@@ -110,13 +110,11 @@ class ConfirmDialog(ModalScreen[str | None]):
 class DashboardApp(App[int]):
     TITLE = "AlphaPulse"
     CSS = """
-    #grid { layout: grid; grid-size: 3 3; grid-columns: 2fr 2fr 1fr; grid-rows: 2fr 1fr 1fr; }
+    #grid { layout: grid; grid-size: 3 3; grid-columns: 5fr 5fr 4fr; grid-rows: 5fr 3fr 3fr; }
     .panel { border: round $primary; border-title-color: $accent; height: 100%; }
-    #market-panel { row-span: 1; }
-    #pnl-panel { row-span: 2; }
-    #inspector-panel, #tracer-panel { column-span: 1; }
+    #inspector-panel, #tracer-panel { row-span: 2; }
     DataTable { height: 1fr; }
-    #swaps { height: 8; }
+    #swaps { height: 7; }
     """
     BINDINGS = [
         Binding("s", "stop", "Emergency stop"),
@@ -165,10 +163,10 @@ class DashboardApp(App[int]):
                 yield DataTable(id="execution", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="inspector-panel", classes="panel"):
                 yield Static(views.inspector_text(self.model, None), id="inspector")
-            with Vertical(id="health-panel", classes="panel"):
-                yield DataTable(id="health", cursor_type="none")
             with VerticalScroll(id="tracer-panel", classes="panel"):
                 yield Static(views.tracer_text(self.model, None), id="tracer")
+            with Vertical(id="health-panel", classes="panel"):
+                yield DataTable(id="health", cursor_type="none")
         yield Footer()
 
     def on_mount(self) -> None:

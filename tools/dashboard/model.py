@@ -198,7 +198,7 @@ class RelayHealth:
 
     __slots__ = ("domain", "connected", "error", "head_seq", "last_seq", "messages", "rate",
                  "relay_rate", "lag", "gaps", "resyncs", "lost", "reconnects", "seq_jumps", "epoch",
-                 "consumers", "producers", "last_msg_ns", "status_ns", "dropped",
+                 "consumers", "producers", "worst_lag", "worst_consumer", "last_msg_ns", "status_ns", "dropped",
                  "_window_start", "_window_count", "_seen")
 
     @property
@@ -220,6 +220,8 @@ class RelayHealth:
         self.seq_jumps = 0  # domain_seq steps != 1 seen by the model (resyncs, restarts)
         self.epoch = 0
         self.consumers: int | None = None
+        self.worst_lag: int | None = None  # the relay's slowest consumer (any process)
+        self.worst_consumer = ""
         self.producers: int | None = None
         self.last_msg_ns = 0
         self.status_ns = 0
@@ -364,7 +366,13 @@ class DashboardModel:
             h.epoch = int(stats.get("epoch", h.epoch))
             rate = stats.get("rate_msgs_per_s")
             h.relay_rate = float(rate) if rate is not None else None
-            h.consumers = len(stats.get("consumers", ()))
+            consumers = stats.get("consumers") or ()
+            h.consumers = len(consumers)
+            if consumers:
+                worst = max(consumers, key=lambda c: int(c.get("lag", 0)))
+                h.worst_lag, h.worst_consumer = int(worst.get("lag", 0)), str(worst.get("name", ""))
+            else:
+                h.worst_lag, h.worst_consumer = None, ""
             h.producers = len(stats.get("producers", ()))
             if h.last_seq:
                 h.lag = max(0, head - h.last_seq)

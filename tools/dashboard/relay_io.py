@@ -157,13 +157,18 @@ class RelayWorker:
 
     async def _consume(self, domain: Domain) -> None:
         path = self.path(domain)
+        last = 0
         while True:
+            # first connection: from now (the dashboard shows the present); after an outage resume
+            # where we stopped, so the panels do not silently skip what happened meanwhile
             try:
-                async with RelayConsumer.connect(domain, path, from_seq=None, name=f"dashboard-{os.getpid()}",
+                async with RelayConsumer.connect(domain, path, from_seq=last + 1 if last else None,
+                                                 name=f"dashboard-{os.getpid()}",
                                                  connect_timeout=self.connect_timeout) as c:
                     self._consumers[int(domain)] = c
                     async for batch in c.batches():
                         self.inbox.put_messages(int(domain), batch, time.time_ns())
+                        last = c.last_seq
             except* (RelayUnavailable, OSError) as group:
                 self._consumers.pop(int(domain), None)
                 self.inbox.put(("status", int(domain), {"connected": False, "error": str(group.exceptions[0])}))

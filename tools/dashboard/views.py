@@ -27,7 +27,7 @@ SIGNAL_COLUMNS = ("signal", "strategy", "kind", "block", "hops", "gross", "gas",
 EXECUTION_COLUMNS = ("signal", "mode", "nonce", "tx", "max fee", "prio fee", "gas limit", "gas used",
                      "outcome", "realized", "reason")
 HEALTH_COLUMNS = ("relay", "state", "head", "ours", "lag", "rate/s", "relay rate/s", "msgs", "gaps",
-                  "resyncs", "lost", "reconnects", "jumps", "dropped")
+                  "resyncs", "lost", "reconnects", "jumps", "dropped", "consumers", "slowest consumer")
 
 
 def fmt_int(v: int | None) -> str:
@@ -225,7 +225,8 @@ def health_rows(model: DashboardModel) -> list[Row]:
             domain_name(dom), health_state(h), fmt_int(h.head), fmt_int(h.last_seq),
             fmt_int(h.lag), f"{h.rate:,.0f}", "-" if h.relay_rate is None else f"{h.relay_rate:,.0f}",
             fmt_int(h.messages), fmt_int(h.gaps), fmt_int(h.resyncs), fmt_int(h.lost), fmt_int(h.reconnects),
-            fmt_int(h.seq_jumps), fmt_int(h.dropped),
+            fmt_int(h.seq_jumps), fmt_int(h.dropped), fmt_int(h.consumers),
+            f"{h.worst_consumer} lag {fmt_int(h.worst_lag)}" if h.worst_lag is not None else "-",
         )))
     return rows
 
