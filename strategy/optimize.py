@@ -167,44 +167,64 @@ def optimize_v2(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD_V2) -> Pat
 
 
 def optimize_newton(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
-    """V2/V3 path: bracketed Newton steps on local constant-product models, exact evaluations."""
+    """V2/V3 path: safeguarded Newton steps on local constant-product models, exact evaluations.
+
+    Every evaluation gives the exact-region model at ``x``, hence the slope ``g = A/B - 1`` there
+    (a fraction). Its sign moves one end of the bracket ``[lo, hi]``. The Newton step (exact while
+    no tick is crossed) is taken when it falls inside the bracket and the bracket keeps halving;
+    otherwise -- many crossings with liquidity changing at each -- a regula-falsi step on the two
+    ends' slopes (or a bisection while ``hi``'s slope is unknown) keeps convergence guaranteed.
+    """
     a, b, c = compose_at_zero(hops)
     if a <= b:
         return None
     lo, hi = 0, cap  # invariant: the optimum lies in [lo, hi]
+    g_lo: tuple[int, int] | None = (a - b, b)  # slope at lo as (num, den), den > 0
+    g_hi: tuple[int, int] | None = None
     x = max(1, min(stationary_point(a, b, c), hi))
     best: PathQuote | None = None
     evals = 0
+    slow = 0
     for _ in range(NEWTON_MAX_STEPS):
+        width = hi - lo
         res = evaluate_with_model(hops, x)
         evals += 1
+        newton: int | None = None
         if res is None:
             # Unfillable (too large for some pool) or dust (too small to give any output).
             if best is None and x <= 1:
                 break
             if best is not None and x < best.amount_in:
-                lo = x
+                lo, g_lo = x, None
             else:
-                hi = x - 1
-            nxt = (lo + hi + 1) // 2
+                hi, g_hi = x - 1, None
         else:
             outs, a, b, c = res
             p = outs[-1] - x
             if best is None or p > best.profit:
                 best = PathQuote(x, outs, 0)
             if a > b:
-                lo = x
+                lo, g_lo = x, (a - b, b)
             else:
-                hi = x
+                hi, g_hi = x, (a - b, b)
             step = stationary_point(a, b, c)
             if abs(step) <= max(2, x >> 40):
                 break  # the local model's optimum is here: no tick crossing left to account for
-            nxt = x + step
-            if not lo < nxt < hi:
-                nxt = (lo + hi + 1) // 2
+            newton = x + step
         if hi - lo <= 2:
             break
-        x = nxt
+        slow = slow + 1 if hi - lo > width // 2 else 0
+        if newton is not None and lo < newton < hi and slow < 2:
+            x = newton
+            continue
+        slow = 0
+        if g_lo is not None and g_hi is not None:
+            # regula falsi on the slope: x = lo + (hi - lo) * g_lo / (g_lo - g_hi)
+            (nl, dl), (nh, dh) = g_lo, g_hi
+            x = lo + (hi - lo) * nl * dh // (nl * dh - nh * dl)
+            x = min(max(x, lo + 1), hi - 1)
+        else:
+            x = (lo + hi + 1) // 2
     if best is None:
         return None
     return _best_of(hops, _neighbourhood(best.amount_in, k, cap), best, evals)
@@ -251,7 +271,7 @@ def optimize_golden(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> Pa
 COARSE_RATIO_SHIFT = 10  # an intermediate unit worth > 2**10 input units is "coarse"
 
 
-def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2) -> PathQuote:
+def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2, every: bool = False) -> PathQuote:
     """Re-centre on the steps of *coarse* intermediate tokens (see below); keep the best.
 
     An intermediate token with few decimals (USDT: 1 unit ~ 6e8 wei of WETH) turns the profit into
@@ -265,7 +285,7 @@ def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2) -
     evals = quote.evaluations
     for j in range(len(hops) - 1):
         y = quote.amounts[j]
-        if quote.amount_in >> COARSE_RATIO_SHIFT <= y:
+        if not every and quote.amount_in >> COARSE_RATIO_SHIFT <= y:
             continue
         for u in range(max(1, y - k), y + k + 1):
             need = u
@@ -292,12 +312,12 @@ def optimize(hops: Sequence[Hop], cap: int) -> PathQuote | None:
     if cap < 1:
         return None
     kinds = {type(s) for s, _ in hops}
-    if kinds == {V2Pool}:
-        quote = optimize_v2(hops, cap)
-    elif CurvePool in kinds:
+    if CurvePool in kinds:
         return optimize_golden(hops, cap)
-    else:
-        quote = optimize_newton(hops, cap)
-    if quote is None or quote.profit <= 0:
-        return quote
-    return refine_coarse(hops, quote, cap)
+    all_v2 = kinds == {V2Pool}
+    quote = optimize_v2(hops, cap) if all_v2 else optimize_newton(hops, cap)
+    if quote is None:
+        return None
+    # V2 evaluations cost microseconds: re-centre on every intermediate token's steps, not only
+    # the coarse ones (on small reserves every token is "coarse" at the wei level).
+    return refine_coarse(hops, quote, cap, every=all_v2)

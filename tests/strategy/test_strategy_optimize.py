@@ -1,0 +1,167 @@
+"""Optimal sizing: the V2/V2 closed form against brute force; Newton and golden against each other
+and against dense exact scans where V3 (with tick crossings) and Curve are involved."""
+
+from __future__ import annotations
+
+import random
+
+import protocol as P
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategy_builders import DAI, USDC, WETH, v2_pool, v3_pool
+
+from strategy.amm.tick_math import get_sqrt_ratio_at_tick
+from strategy.amm.uniswap_v3 import V3PoolState
+from strategy.optimize import (
+    compose_at_zero,
+    evaluate,
+    optimize,
+    optimize_golden,
+    optimize_newton,
+    optimize_v2,
+    stationary_point,
+)
+from strategy.pools import CurvePool, V2Pool, V3Pool
+
+PA, PB = v2_pool(1, WETH, DAI), v2_pool(2, WETH, DAI, venue=P.Venue.SUSHISWAP)
+P3 = v3_pool(3, WETH, DAI)
+
+
+def v2(pid: P.PoolId, r0: int, r1: int, fee: int = 3000) -> V2Pool:
+    return V2Pool(pool=pid, block_number=1, last_event=(0, 0), reserve0=r0, reserve1=r1, fee_ppm=fee)
+
+
+def v3(tick: int, liquidity: int, ticks: dict[int, int], fee: int = 3000, spacing: int = 60) -> V3Pool:
+    state = V3PoolState(sqrt_price_x96=get_sqrt_ratio_at_tick(tick) + 12345, tick=tick, liquidity=liquidity,
+                        fee=fee, tick_spacing=spacing, ticks=ticks)
+    return V3Pool(pool=P3, block_number=1, last_event=(0, 0), fee=fee, tick_spacing=spacing, v3=state)
+
+
+def brute_force(hops, cap: int) -> tuple[int, int]:
+    best = (-(10**30), 0)
+    for x in range(1, cap + 1):
+        outs = evaluate(hops, x)
+        if outs is not None and outs[-1] - x > best[0]:
+            best = (outs[-1] - x, x)
+    return best
+
+
+def test_closed_form_matches_the_textbook_two_pool_formula() -> None:
+    # x* = (sqrt(g^2 a_in a_out b_in b_out) - a_in b_in) / (g (b_in + g a_out)), g = 997/1000
+    a, b = v2(PA, 10**22, 2 * 10**25), v2(PB, 10**22, 21 * 10**24)
+    hops = [(b, True), (a, False)]  # WETH is dear on b: sell WETH there, buy it back on a
+    a_in, a_out, b_in, b_out = 10**22, 21 * 10**24, 2 * 10**25, 10**22
+    from math import isqrt
+
+    n, d = 997, 1000  # both sides scaled by d**2
+    textbook = (isqrt(n * n * d * d * a_in * a_out * b_in * b_out) - d * d * a_in * b_in) // (n * d * b_in + n * n * a_out)
+    assert textbook > 0
+    assert abs(stationary_point(*compose_at_zero(hops)) - textbook) <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    r0=st.integers(1_000, 30_000), r1=st.integers(1_000, 30_000), s0=st.integers(1_000, 30_000),
+    skew_pct=st.integers(1, 60), fee_a=st.sampled_from([3000, 2500, 1000]), fee_b=st.sampled_from([3000, 2000]),
+)
+def test_v2_closed_form_vs_brute_force_on_small_reserves(r0, r1, s0, skew_pct, fee_a, fee_b) -> None:
+    a = v2(PA, r0, r1, fee_a)
+    b = v2(PB, s0, s0 * r1 * (100 + skew_pct) // (100 * r0) + 1, fee_b)
+    for hops in ([(a, True), (b, False)], [(b, True), (a, False)]):
+        cap = hops[0][0].balance_in(hops[0][1])
+        best, _ = brute_force(hops, cap)
+        q = optimize(hops, cap)
+        if best <= 0:
+            assert q is None or q.profit <= 0 or q.profit == best
+            continue
+        assert q is not None
+        # Never above the true maximum (it is exactly evaluated), and at most 1 below it: on small
+        # reserves the flooring makes a wide plateau of profits differing by 1 (see optimize.py).
+        assert best - 1 <= q.profit <= best
+        assert evaluate(hops, q.amount_in)[-1] - q.amount_in == q.profit
+
+
+def test_v2_closed_form_neighbourhood_is_exact_on_mainnet_sized_reserves() -> None:
+    rng = random.Random(7)
+    for _ in range(50):
+        r0 = rng.randrange(10**21, 10**23)
+        price = rng.randrange(1000, 4000)
+        a = v2(PA, r0, r0 * price)
+        b = v2(PB, r0 // 3, r0 // 3 * price * rng.randrange(1010, 1050) // 1000)
+        hops = [(b, True), (a, False)] if b.reserve1 * a.reserve0 > a.reserve1 * b.reserve0 else [(a, True), (b, False)]
+        q = optimize_v2(hops, cap=10**30)
+        assert q is not None and q.profit > 0
+        # exact local maximum over a window far wider than the neighbourhood searched
+        for dx in (-(10**9), -(10**6), -1000, -3, 3, 1000, 10**6, 10**9):
+            outs = evaluate(hops, q.amount_in + dx)
+            assert outs[-1] - (q.amount_in + dx) <= q.profit + 1
+
+
+def test_v3_v2_newton_crossing_ticks_agrees_with_golden_and_dense_scan() -> None:
+    # A V3 pool whose liquidity thins out in steps below the price, so the optimum crosses ticks.
+    ticks = {-600 * k: 10**20 for k in range(1, 6)} | {600 * k: -(10**20) for k in range(1, 6)}
+    pool3 = v3(30, 5 * 10**20, ticks)
+    pool2 = v2(PA, 10**22, 10**22 * 103 // 100)  # token0 3 % dearer than in the V3 pool
+    for hops in ([(pool3, True), (pool2, False)], [(pool2, True), (pool3, False)]):
+        a, b, _ = compose_at_zero(hops)
+        if a <= b:
+            continue
+        cap = 10**25
+        qn = optimize_newton(hops, cap)
+        qg = optimize_golden(hops, cap)
+        assert qn is not None and qg is not None
+        assert qn.profit >= qg.profit - 2
+        assert qn.evaluations < qg.evaluations
+        crossed = hops[0][0] if isinstance(hops[0][0], V3Pool) else hops[1][0]
+        assert crossed.v3 is not None
+        for f in (0.9, 0.99, 0.999, 1.001, 1.01, 1.1):
+            x = int(qn.amount_in * f)
+            outs = evaluate(hops, x)
+            assert outs is None or outs[-1] - x <= qn.profit + 1
+
+
+def test_newton_result_moves_price_across_initialized_ticks() -> None:
+    ticks = {-60 * k: 10**19 for k in range(1, 30)} | {60 * k: -(10**19) for k in range(1, 30)}
+    pool3 = v3(0, 29 * 10**19, ticks)
+    pool2 = v2(PA, 10**21, 10**21 * 110 // 100)  # token0 10 % dearer here: buy it on the V3 pool
+    hops = [(pool3, False), (pool2, True)]
+    q = optimize(hops, cap=10**25)
+    assert q is not None and q.profit > 0
+    from strategy.amm.uniswap_v3 import swap_exact_input
+
+    assert swap_exact_input(pool3.v3, False, q.amount_in).ticks_crossed >= 2
+    g = optimize_golden(hops, cap=10**25)
+    assert q.profit >= g.profit - 2
+
+
+def test_optimal_input_is_bounded_by_flash_liquidity() -> None:
+    a, b = v2(PA, 10**22, 2 * 10**25), v2(PB, 10**22, 3 * 10**25)  # a huge mispricing
+    hops = [(b, True), (a, False)]
+    free = optimize(hops, cap=10**30)
+    capped = optimize(hops, cap=10**18)
+    assert free.amount_in > 10**18 and capped.amount_in <= 10**18
+    assert capped.profit > 0
+
+
+def test_no_opportunity_when_prices_agree() -> None:
+    a, b = v2(PA, 10**22, 2 * 10**25), v2(PB, 10**21, 2 * 10**24)
+    assert optimize([(a, True), (b, False)], cap=10**30) is None
+    assert optimize([(b, True), (a, False)], cap=10**30) is None
+
+
+def test_curve_path_golden_search_vs_dense_scan() -> None:
+    usdc_dai = P.PoolId.of(1, P.Venue.CURVE, P.VenueKind.CURVE, "0x" + "cc" * 20, USDC, DAI)
+    # DAI is token0 (lower address): 18 decimals; USDC 6 decimals
+    curve = CurvePool(pool=usdc_dai, block_number=1, last_event=(0, 0), balances=(10**25, 10**13),
+                      rates=(10**18, 10**30), amp=200, fee=4_000_000)
+    dai_usdc_v2 = V2Pool(pool=P.PoolId.of(1, 1, 1, "0x" + "dd" * 20, USDC, DAI), block_number=1,
+                         last_event=(0, 0), reserve0=10**24, reserve1=102 * 10**10)  # DAI 2 % dearer
+    hops = [(curve, False), (dai_usdc_v2, True)]  # USDC -> DAI on Curve, DAI -> USDC on the pair
+    a, b, _ = compose_at_zero(hops)
+    assert a > b
+    q = optimize(hops, cap=10**14)
+    assert q is not None and q.profit > 0
+    for f in (0.5, 0.9, 0.99, 1.01, 1.1, 2.0):
+        x = int(q.amount_in * f)
+        outs = evaluate(hops, x)
+        assert outs is None or outs[-1] - x <= q.profit + 1
