@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 
-import protocol as P
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategy_builders import DAI, USDC, WETH, v2_pool, v3_pool
 
+import protocol as P
 from strategy.amm.tick_math import get_sqrt_ratio_at_tick
 from strategy.amm.uniswap_v3 import V3PoolState
 from strategy.optimize import (

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 
-import protocol as P
 import pytest
-from strategy_builders import DAI, WETH, config, header, sync, token, v2_pool, v2_snapshot, v3_pool, v3_snapshot
+from strategy_builders import (
+    DAI,
+    WETH,
+    config,
+    header,
+    sync,
+    token,
+    v2_pool,
+    v2_snapshot,
+    v3_pool,
+    v3_snapshot,
+)
 
+import protocol as P
 from strategy.amm.tick_math import get_sqrt_ratio_at_tick
 from strategy.amm.uniswap_v3 import apply_liquidity_change, swap_exact_input
 from strategy.pools import V2Pool, V3Pool
