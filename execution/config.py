@@ -86,7 +86,8 @@ class ConfigError(ValueError):
 MODES = ("shadow", "public", "private", "hybrid")
 TIP_POLICIES = ("fixed", "profit_share")
 _HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-_SECRET_KEY_NAMES = re.compile(r"(private|priv_?key|secret|mnemonic|seed|^password$|^key$)", re.IGNORECASE)
+_SECRET_KEY_NAMES = re.compile(r"(^|_)(private_?key|priv_?key|secret|mnemonic|seed|seed_phrase)($|_)|^(password|key)$",
+                               re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,12 +40,11 @@ from execution.store import ExecutorStore
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
-from protocol.market import BlockHeader, PoolSnapshot, TickLiquidity
+from protocol.market import BlockHeader, InvalidationReason, PoolSnapshot, StateInvalidation, TickLiquidity
 from protocol.message import Message
 from protocol.signals import Economics, SignalIdentity
 from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayConsumer, RelayProducer
-from relays.server import RelayConfig, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "devnet-only-password"
@@ -71,6 +70,12 @@ async def main(cfg_path, md_sock, sig_sock):
 
 trio.run(main, *sys.argv[1:4])
 '''
+
+
+async def until(cond: Any, wait_s: float = 20.0) -> None:
+    with trio.fail_after(wait_s):
+        while not cond():  # noqa: ASYNC110 - polling the chain or a log file: nothing to wait on
+            await trio.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- module fixtures
@@ -106,12 +111,67 @@ def world(devnet: Any) -> Iterator[dict[str, Any]]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def bus(world: dict[str, Any]) -> Iterator[dict[Domain, str]]:
+    """Three relay daemons and the strategy process, shared by the module's tests (each test
+    invalidates the strategy's pool state first, because the chain is reverted between tests)."""
+    import subprocess
+    import time
+
+    d = Path(tempfile.mkdtemp(prefix="apb-", dir="/tmp"))
+    socks = {dom: str(d / f"{dom.name.lower()[:3]}.sock") for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)}
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    procs = []
+    try:
+        for dom, sock in socks.items():
+            log = open(d / f"relay-{dom.name.lower()}.log", "wb")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "tools.cli", "relay", "--domain", dom.name.lower(), "--socket", sock,
+                 "--data-dir", str(d / f"data-{dom.name.lower()}"), "--fsync", "off", "--ring-size", str(4 << 20)],
+                cwd=ROOT, env=env, stdout=log, stderr=log))
+        weth = world["dep"].address_of("WETH")
+        cfg = d / "strategy.toml"
+        cfg.write_text(f"""
+[strategy]
+max_hops = 2
+max_signals_per_update = 1
+[[chains]]
+chain_id = {world["dep"].chain_id}
+gas_token = "{weth}"
+base_tokens = ["{weth}"]
+""")
+        deadline = time.monotonic() + 30
+        while not all(Path(s).exists() for s in socks.values()):
+            assert time.monotonic() < deadline, "relays did not start"
+            assert all(p.poll() is None for p in procs), "a relay died"
+            time.sleep(0.02)
+        slog = d / "strategy.log"
+        with open(slog, "wb") as out:
+            procs.append(subprocess.Popen([sys.executable, "-c", STRATEGY_SCRIPT, str(cfg), socks[Domain.MARKET_DATA],
+                                           socks[Domain.SIGNAL]], cwd=ROOT, env=env, stdout=out, stderr=out))
+        while "strategy: running" not in slog.read_text():
+            assert time.monotonic() < deadline and procs[-1].poll() is None, slog.read_text()
+            time.sleep(0.02)
+        yield socks
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
-def h(world: dict[str, Any]) -> Iterator[Harness]:
+def h(world: dict[str, Any], bus: dict[Domain, str]) -> Iterator[Harness]:
     chain: Chain = world["chain"]
     snap = chain.snapshot()
     d = Path(tempfile.mkdtemp(prefix="apt-", dir="/tmp"))
-    harness = Harness(world, d)
+    harness = Harness(world, d, bus)
     try:
         yield harness
     finally:
@@ -125,14 +185,13 @@ def h(world: dict[str, Any]) -> Iterator[Harness]:
 
 
 class Harness:
-    def __init__(self, world: dict[str, Any], d: Path) -> None:
+    def __init__(self, world: dict[str, Any], d: Path, socks: dict[Domain, str]) -> None:
         self.w = world
         self.d = d
         self.dep = world["dep"]
         self.chain: Chain = world["chain"]
         self.client = world["client"]
-        self.socks = {dom: str(d / f"{dom.name.lower()[:3]}.sock")
-                      for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)}
+        self.socks = socks
         self.procs: dict[str, trio.Process] = {}
         self.results: list[ExecutionResult] = []
         self.started: list[ExecutionStarted] = []
@@ -152,20 +211,6 @@ class Harness:
         return PoolId.of(self.dep.chain_id, VENUES[venue], kind, p.address, p.token0, p.token1), p
 
     # --- configs ---
-    def strategy_config(self) -> Path:
-        weth = self.token("WETH")
-        cfg = self.d / "strategy.toml"
-        cfg.write_text(f"""
-[strategy]
-max_hops = 2
-max_signals_per_update = 1
-[[chains]]
-chain_id = {self.dep.chain_id}
-gas_token = "{weth}"
-base_tokens = ["{weth}"]
-""")
-        return cfg
-
     def executor_config(self, mode: str = "public", *, builders: list[str] = (), submission: str = "",
                         extra: str = "") -> Path:
         cfg = self.d / "executor.toml"
@@ -208,7 +253,7 @@ execution = "{self.socks[Domain.EXECUTION]}"
     # --- processes ---
     async def _spawn(self, name: str, args: list[str], ready: str) -> trio.Process:
         log = self.d / f"{name}.log"
-        out = open(log, "ab")
+        out = open(log, "ab")  # noqa: ASYNC230 - a log file handed to the child
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         proc = await trio.lowlevel.open_process([sys.executable, *args], cwd=ROOT, stdout=out, stderr=out, env=env)
         out.close()
@@ -218,10 +263,6 @@ execution = "{self.socks[Domain.EXECUTION]}"
                 assert proc.poll() is None, log.read_text()
                 await trio.sleep(0.02)
         return proc
-
-    async def start_strategy(self) -> None:
-        await self._spawn("strategy", ["-c", STRATEGY_SCRIPT, str(self.strategy_config()),
-                                       self.socks[Domain.MARKET_DATA], self.socks[Domain.SIGNAL]], "strategy: running")
 
     async def start_executor(self, cfg: Path) -> None:
         self.exec_runs += 1
@@ -290,6 +331,15 @@ execution = "{self.socks[Domain.EXECUTION]}"
             tx.update(maxPriorityFeePerGas=hex(tip), maxFeePerGas=hex(tip + 10 * 10**9), gas=hex(300_000))
         return str(self.chain.rpc("eth_sendTransaction", tx))
 
+    def buy_weth_on_a(self, usdc: int, trader: str, tip: int) -> str:
+        """A competitor closing the gap: buys the cheap WETH on venue a (maxFee/tip set for ordering)."""
+        router = self.dep.v2_venue("uniswap_v2_a").router
+        return str(self.chain.rpc("eth_sendTransaction", {
+            "from": trader, "to": router, "gas": hex(300_000), "maxPriorityFeePerGas": hex(tip),
+            "maxFeePerGas": hex(tip + 10 * 10**9), "data": "0x" + abi_call(
+                "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
+                usdc, 0, [self.token("USDC"), self.token("WETH")], trader, FAR_FUTURE).hex()}))
+
     def nonce(self, block: str = "latest") -> int:
         return int(self.chain.rpc("eth_getTransactionCount", self.w["owner"], block), 16)
 
@@ -297,16 +347,11 @@ execution = "{self.socks[Domain.EXECUTION]}"
         return self.chain.balance_of(self.token("WETH"), self.w["recipient"])
 
     # --- results ---
-    async def wait_results(self, n: int, timeout: float = 20) -> list[ExecutionResult]:
-        with trio.fail_after(timeout):
+    async def wait_results(self, n: int, wait_s: float = 20) -> list[ExecutionResult]:
+        with trio.fail_after(wait_s):
             while len(self.results) < n:
                 await self._new_result.wait()
         return self.results
-
-    async def wait_signals(self, n: int, timeout: float = 20) -> None:
-        with trio.fail_after(timeout):
-            while len(self.signals) < n:
-                await trio.sleep(0.02)
 
     def signal_of(self, signal_id: int) -> tuple[SignalIdentity, Economics]:
         for m in self.signals:
@@ -319,14 +364,10 @@ execution = "{self.socks[Domain.EXECUTION]}"
     async def running(self) -> AsyncIterator[Harness]:
         """Relays + result/signal listeners + the market-data producer."""
         async with trio.open_nursery() as n:
-            for dom, sock in self.socks.items():
-                cfg = RelayConfig(domain=dom, socket_path=sock, data_dir=str(self.d / f"data-{dom.name.lower()}"),
-                                  fsync="off", ring_bytes=4 << 20)
-                await n.start(serve, cfg)
-
-            async def results() -> None:
-                async with RelayConsumer.connect(Domain.EXECUTION, self.socks[Domain.EXECUTION], from_seq=0,
+            async def results(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                async with RelayConsumer.connect(Domain.EXECUTION, self.socks[Domain.EXECUTION],
                                                  name="test-results") as c:
+                    task_status.started()
                     async for msg in c:
                         for t in msg.tlvs:
                             if type(t) is ExecutionResult:
@@ -336,17 +377,21 @@ execution = "{self.socks[Domain.EXECUTION]}"
                             elif type(t) is ExecutionStarted:
                                 self.started.append(t)
 
-            async def signals() -> None:
-                async with RelayConsumer.connect(Domain.SIGNAL, self.socks[Domain.SIGNAL], from_seq=0,
+            async def signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                async with RelayConsumer.connect(Domain.SIGNAL, self.socks[Domain.SIGNAL],
                                                  name="test-signals") as c:
+                    task_status.started()
                     async for msg in c:
                         self.signals.append(msg)
 
-            n.start_soon(results)
-            n.start_soon(signals)
+            await n.start(results)
+            await n.start(signals)
             async with RelayProducer.connect(Domain.MARKET_DATA, self.socks[Domain.MARKET_DATA], source_id=901,
                                              name="test-md", linger=0) as md:
                 self._md = md
+                # The chain was reverted to the deployment: whatever the strategy holds is void.
+                await md.publish(StateInvalidation(chain_id=self.dep.chain_id, pool=0, from_block=0,
+                                                   reason=int(InvalidationReason.RESYNC), detail="test reset"))
                 try:
                     yield self
                 finally:
@@ -377,7 +422,6 @@ def check_executed(h: Harness, r: ExecutionResult, recipient_before: int) -> Non
 async def test_v2_v2_and_v2_v3_arbitrage_detected_by_strategy_executed_by_executor(h: Harness) -> None:
     async with h.running():
         await h.start_executor(h.executor_config("public"))
-        await h.start_strategy()
         before = h.recipient_weth()
         # V2/V2: a large WETH sale on venue a makes WETH cheap there against venue b.
         h.dump_weth_on_a()
@@ -402,7 +446,6 @@ async def test_v2_v2_and_v2_v3_arbitrage_detected_by_strategy_executed_by_execut
 async def test_shadow_mode_simulates_and_reports_without_sending(h: Harness) -> None:
     async with h.running():
         await h.start_executor(h.executor_config("shadow"))
-        await h.start_strategy()
         nonce = h.nonce("pending")
         await h.dump_and_publish(V2V2)
         (r,) = await h.wait_results(1)
@@ -415,7 +458,6 @@ async def test_shadow_mode_simulates_and_reports_without_sending(h: Harness) -> 
 async def test_signal_made_stale_by_a_competing_swap_is_caught_and_not_sent(h: Harness) -> None:
     async with h.running():
         await h.start_executor(h.executor_config("public"))
-        await h.start_strategy()
         nonce = h.nonce("pending")
         # The market data says block N; a competitor trades the pool in N+1 before we can act.
         h.dump_weth_on_a()
@@ -423,7 +465,7 @@ async def test_signal_made_stale_by_a_competing_swap_is_caught_and_not_sent(h: H
         h.dump_weth_on_a(10**18)
         await h._md.publish(tlvs)
         (r,) = await h.wait_results(1)
-        assert r.outcome == Outcome.STALE and "simulation" in r.reason, r.reason
+        assert r.outcome == Outcome.STALE and "simulat" in r.reason, r.reason
         assert h.nonce("pending") == nonce and not h.started
         # ... and the executor's own state: fresh data for N+1 makes the *next* old signal stale on
         # re-validation (the path output changed), again without a transaction.
@@ -433,15 +475,12 @@ async def test_signal_made_stale_by_a_competing_swap_is_caught_and_not_sent(h: H
 async def test_transaction_reverting_on_chain_is_reported_reverted(h: Harness) -> None:
     async with h.running():
         await h.start_executor(h.executor_config("public", submission="replace_after_s = 30\nreceipt_timeout_s = 60"))
-        await h.start_strategy()
         h.dump_weth_on_a()
         h.chain.rpc("evm_setAutomine", False)
         await h.publish_market(V2V2)
         # Our transaction waits in the pool; a competitor with a higher tip lands first in the same block.
-        with trio.fail_after(20):
-            while h.nonce("pending") == h.nonce("latest"):
-                await trio.sleep(0.02)
-        h.dump_weth_on_a(5 * 10**18, trader=h.dep.funded_accounts[0], tip=100 * 10**9)
+        await until(lambda: h.nonce("pending") != h.nonce("latest"))
+        h.buy_weth_on_a(100_000 * 10**6, trader=h.dep.funded_accounts[0], tip=100 * 10**9)
         h.chain.rpc("evm_mine")
         h.chain.rpc("evm_setAutomine", True)
         (r,) = await h.wait_results(1)
@@ -456,14 +495,11 @@ async def test_kill9_mid_flight_recovers_nonces_without_reuse(h: Harness) -> Non
     async with h.running():
         cfg = h.executor_config("public", submission="replace_after_s = 30\nreceipt_timeout_s = 60")
         await h.start_executor(cfg)
-        await h.start_strategy()
         n0 = h.nonce("latest")
         h.dump_weth_on_a()
         h.chain.rpc("evm_setAutomine", False)
         await h.publish_market(V2V2)
-        with trio.fail_after(20):
-            while h.nonce("pending") == n0:
-                await trio.sleep(0.02)
+        await until(lambda: h.nonce("pending") != n0)
         await h.kill9("executor")
         # The node also forgets the transaction (as a mempool may): only our SQLite still has it.
         (first,) = h.started
@@ -492,7 +528,6 @@ async def test_private_bundle_through_the_builder_standin(h: Harness) -> None:
     with BuilderStandin(h.dep.rpc_url) as standin:
         async with h.running():
             await h.start_executor(h.executor_config("private", builders=[standin.url]))
-            await h.start_strategy()
             before = h.recipient_weth()
             await h.dump_and_publish(V2V2)
             (r,) = await h.wait_results(1)
@@ -508,7 +543,6 @@ async def test_hybrid_falls_back_to_public_when_the_bundle_is_not_included(h: Ha
         async with h.running():
             await h.start_executor(h.executor_config("hybrid", builders=[standin.url],
                                                      submission="private_timeout_s = 1.0"))
-            await h.start_strategy()
             before = h.recipient_weth()
             await h.dump_and_publish(V2V2)
             (r,) = await h.wait_results(1)
@@ -519,15 +553,12 @@ async def test_hybrid_falls_back_to_public_when_the_bundle_is_not_included(h: Ha
 async def test_emergency_stop_halts_and_resume_resumes(h: Harness) -> None:
     async with h.running():
         await h.start_executor(h.executor_config("public"))
-        await h.start_strategy()
         async with RelayProducer.connect(Domain.EXECUTION, h.socks[Domain.EXECUTION], source_id=902,
                                          name="test-operator", linger=1) as op:
             await op.publish(EmergencyStop(scope=int(StopScope.CHAIN), scope_value=h.dep.chain_id, stop_id=77,
                                            reason="drill", sender="ops@test"))
             await op.flush()
-            with trio.fail_after(10):
-                while "EMERGENCY STOP 77" not in h.executor_log():
-                    await trio.sleep(0.02)
+            await until(lambda: "EMERGENCY STOP 77" in h.executor_log())
             nonce = h.nonce("pending")
             await h.dump_and_publish(V2V2)
             (r,) = await h.wait_results(1)
@@ -536,9 +567,7 @@ async def test_emergency_stop_halts_and_resume_resumes(h: Harness) -> None:
             await op.publish(Resume(scope=int(StopScope.CHAIN), scope_value=h.dep.chain_id, stop_id=77,
                                     reason="drill over", sender="ops@test"))
             await op.flush()
-            with trio.fail_after(10):
-                while "RESUME stop_id=77" not in h.executor_log():
-                    await trio.sleep(0.02)
+            await until(lambda: "RESUME stop_id=77" in h.executor_log())
         assert "from 'ops@test'" in h.executor_log()
         h.chain.rpc("evm_mine")  # a new block: the strategy signals again
         before = h.recipient_weth()
@@ -566,9 +595,9 @@ def test_new_keystore_cli_writes_only_the_encrypted_key(tmp_path: Path) -> None:
 
     key = load_account(out, "s3cret").key.hex()
     assert key.removeprefix("0x") not in out.read_text() + res.stdout + res.stderr
-    again = subprocess.run([sys.executable, "-m", "tools.cli", "executor", "new-keystore", "--out", str(out),
-                            "--password-file", str(pw)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+    from execution.keystore import new_keystore_main
+
+    assert new_keystore_main(["--out", str(out), "--password-file", str(pw)]) == 2  # never over a keystore
 
 
 _ = (MAX_UINT256, TokenId)
