@@ -22,7 +22,7 @@ from tools.dashboard.app import ConfirmDialog, DashboardApp, main
 from tools.dashboard.model import DashboardModel
 from tools.dashboard.relay_io import Inbox, RelayWorker
 
-SIZE = (220, 60)
+SIZE = (160, 48)
 
 
 def run(app: DashboardApp, scenario: Callable[[Pilot], Awaitable[None]]) -> None:
@@ -207,7 +207,8 @@ def test_cancelling_the_dialog_publishes_nothing() -> None:
 def test_relays_down_shows_relay_down(tmp_path) -> None:
     """With the real worker and no relay listening, the app runs and says so."""
     inbox = Inbox()
-    worker = RelayWorker(tmp_path, inbox, stats_interval=0.1, connect_timeout=0.2, retry_after=0.2)
+    worker = RelayWorker(tmp_path, inbox, stats_interval=0.1, connect_timeout=0.2, retry_after=0.2,
+                         publish_connect_timeout=0.3)
     app = DashboardApp(DashboardModel(), worker=worker, refresh_interval=0.05, sender="dashboard@test")
 
     async def scenario(pilot: Pilot) -> None:

@@ -8,7 +8,7 @@ from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
 from protocol.market import PoolSnapshot, StateInvalidation, V2Reserves, V2Swap, V3Swap
-from protocol.message import Message
+from protocol.message import Message, decode, encode
 from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
 from protocol.system import EmergencyStop, Resume, StopScope, TraceContext
 from tools.dashboard import views
@@ -23,7 +23,9 @@ T0 = 1_700_000_000_000_000_000
 
 
 def msg(domain: Domain, seq: int, *tlvs, t: int = T0) -> Message:
-    return Message(domain=int(domain), tlvs=tlvs, domain_seq=seq, event_time_ns=t, receive_time_ns=t)
+    """A message as a consumer receives it: through the wire codec, so field types are the decoder's."""
+    return decode(encode(Message(domain=int(domain), tlvs=tlvs, domain_seq=seq, event_time_ns=t,
+                                 receive_time_ns=t, source_id=1, source_seq=seq)))
 
 
 def signal_msg(seq: int, signal_id: int, *, net: int = 900, t: int = T0) -> Message:
@@ -31,7 +33,7 @@ def signal_msg(seq: int, signal_id: int, *, net: int = 900, t: int = T0) -> Mess
                            confidence_bps=9500, chain_id=1, block_number=19_000_000, strategy="two-pool")
     eco = Economics(profit_token=WETH_ID, gross_profit=net + 600, gas_cost=300, flash_fee=200,
                     slippage_allowance=100, net_profit=net, gas_units=150_000, gas_price_wei=2_000_000_000)
-    usdc, weth = int(USDC, 16), int(WETH, 16)
+    usdc, weth = bytes.fromhex(USDC[2:]), bytes.fromhex(WETH[2:])
     path = ArbitragePath(hops=(
         Hop(pool=V2_POOL, venue_kind=1, token_in=weth, token_out=usdc, amount_in=10**18, amount_out=2_300_000_000),
         Hop(pool=V3_POOL, venue_kind=2, token_in=usdc, token_out=weth, amount_in=2_300_000_000,
@@ -64,7 +66,7 @@ def test_market_keeps_latest_state_per_pool_and_a_ring_of_swaps() -> None:
             pool=V3_POOL, block_number=12 + i, log_index=i, tx_hash=bytes([i]) * 32, amount0=-5 - i, amount1=7,
             sqrt_price_x96=(1 << 96) * 2 + i, liquidity=10**18 + i, tick=13_863 + i)), T0)
     m.on_message(1, msg(Domain.MARKET_DATA, 8, V2Swap(
-        pool=V2_POOL, block_number=17, log_index=0, tx_hash=b"\x09" * 32, sender=1, recipient=2,
+        pool=V2_POOL, block_number=17, log_index=0, tx_hash=b"\x09" * 32, sender=b"\x01" * 20, recipient=b"\x02" * 20,
         amount0_in=10, amount1_in=0, amount0_out=0, amount1_out=20)), T0)
 
     assert len(m.pools) == 2
@@ -132,7 +134,7 @@ def test_execution_before_signal_and_failures_with_reason() -> None:
     assert [s.step for s in r.steps] == ["result", "detected"]
     assert m.realized == {} and m.gas_spent[1] > 0
     m.on_message(3, msg(Domain.EXECUTION, 2, Fill(signal_id=5, block_number=1, log_index=0, pool=V2_POOL,
-                                                  token_in=1, token_out=2, amount_in=3, amount_out=4)), T0)
+                                                  token_in=b"\x01" * 20, token_out=b"\x02" * 20, amount_in=3, amount_out=4)), T0)
     assert len(r.fills) == 1
     assert "REVERTED" in views.execution_rows(m)[0][1] and "K" in views.execution_rows(m)[0][1]
 

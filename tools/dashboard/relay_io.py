@@ -91,12 +91,14 @@ class RelayWorker:
     """Consumes the three relays and polls their stats in a trio thread; publishes on request."""
 
     def __init__(self, socket_dir: str | os.PathLike[str] | None, inbox: Inbox, *,
-                 stats_interval: float = 1.0, connect_timeout: float = 1.0, retry_after: float = 1.0) -> None:
+                 stats_interval: float = 1.0, connect_timeout: float = 1.0, retry_after: float = 1.0,
+                 publish_connect_timeout: float = 3.0) -> None:
         self.socket_dir = Path(socket_dir) if socket_dir is not None else None
         self.inbox = inbox
         self.stats_interval = stats_interval
         self.connect_timeout = connect_timeout
         self.retry_after = retry_after
+        self.publish_connect_timeout = publish_connect_timeout
         self.source_id = SOURCE_ID_BASE | (os.getpid() & 0xFFFFFF)
         self._consumers: dict[int, RelayConsumer] = {}
         self._thread: threading.Thread | None = None
@@ -196,7 +198,8 @@ class RelayWorker:
         try:
             with trio.fail_after(10):
                 async with RelayProducer.connect(Domain.EXECUTION, path, source_id=self.source_id,
-                                                 name="dashboard", connect_timeout=3.0, linger=0) as p:
+                                                 name="dashboard", connect_timeout=self.publish_connect_timeout,
+                                                 linger=0) as p:
                     seq = await p.publish(tlv)
                     await p.flush()
             text = f"{name} published on the execution relay (source {self.source_id}/{seq})"

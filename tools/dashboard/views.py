@@ -53,8 +53,13 @@ def fmt_token(token: int) -> str:
     return short_hex(t.address)
 
 
-def fmt_address(addr: int) -> str:
-    return short_hex(f"0x{addr:040x}")
+def fmt_address(addr: bytes | int) -> str:
+    """An ``address`` field (20 raw bytes on the wire) as short hex."""
+    return short_hex(addr if isinstance(addr, bytes) else f"0x{addr:040x}")
+
+
+def full_address(addr: bytes | int) -> str:
+    return "0x" + addr.hex() if isinstance(addr, bytes) else f"0x{addr:040x}"
 
 
 def venue_name(code: int) -> str:
@@ -318,7 +323,8 @@ def _inspect(r: SignalRecord) -> str:
         for i, h in enumerate(path.hops, 1):
             pid = PoolId(h.pool)
             lines.append(f"   {i}. pool {pid.address} ({venue_name(pid.venue)})")
-            lines.append(f"      {fmt_address(h.token_in)} -> {fmt_address(h.token_out)}   in "
+            lines.append(f"      {full_address(h.token_in)} -> {full_address(h.token_out)}")
+            lines.append(f"      in "
                          f"{fmt_int(h.amount_in)}  out {fmt_int(h.amount_out)}")
     if r.result is not None:
         res = r.result
