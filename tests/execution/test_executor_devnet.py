@@ -601,3 +601,21 @@ def test_new_keystore_cli_writes_only_the_encrypted_key(tmp_path: Path) -> None:
 
 
 _ = (MAX_UINT256, TokenId)
+
+
+async def test_stuck_transaction_is_replaced_with_bumped_fees_same_nonce(h: Harness) -> None:
+    async with h.running():
+        await h.start_executor(h.executor_config("public", submission="replace_after_s = 0.5\nreceipt_timeout_s = 30"))
+        h.dump_weth_on_a()
+        h.chain.rpc("evm_setAutomine", False)
+        await h.publish_market(V2V2)
+        await until(lambda: len(h.started) >= 2)  # the first one sat in the pool: replaced
+        h.chain.rpc("evm_mine")
+        h.chain.rpc("evm_setAutomine", True)
+        (r,) = await h.wait_results(1)
+        assert r.outcome == Outcome.EXECUTED, r.reason
+        first, second = h.started[0], h.started[1]
+        assert first.nonce == second.nonce and first.tx_hash != second.tx_hash
+        assert second.max_priority_fee_per_gas * 10 >= first.max_priority_fee_per_gas * 11
+        assert second.max_fee_per_gas * 10 >= first.max_fee_per_gas * 11
+        assert r.tx_hash in {s.tx_hash for s in h.started}

@@ -1,0 +1,148 @@
+"""The executor's sans-IO parts: configuration, lifecycle table, emergency-stop scopes, fees, nonces."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from execution.config import ConfigError, config_from_dict, load_config
+from execution.lifecycle import ALLOWED, Attempt, HaltState, LifecycleError, SignalExecution, Stage
+from execution.store import ExecutorStore, NonceTracker
+from execution.validate import Fees, choose_fees, choose_tip
+from protocol.execution import Outcome, SubmissionMode
+from protocol.system import EmergencyStop, Resume, StopScope
+
+A = "0x" + "11" * 20
+
+
+def doc(**over: object) -> dict:
+    d: dict = {
+        "executor": {"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545", "contract": A, "gas_token": A},
+        "keystore": {"path": "ks.json", "password_env": "PW"},
+    }
+    d.update(over)
+    return d
+
+
+def test_minimal_config_and_defaults() -> None:
+    c = config_from_dict(doc())
+    assert c.mode == "shadow" and c.gas.fee_bump_bps >= 1000 and c.validation.onchain_min_profit_bps == 10_000
+
+
+def test_example_in_the_docstring_parses(tmp_path: Path) -> None:
+    import execution.config as mod
+
+    text = mod.__doc__.split("::\n", 1)[1]
+    text = "\n".join(line[4:] for line in text.splitlines()).replace('"0x..."', f'"{A}"').replace(
+        '"0x<usdc>"', f'"{A}"')
+    text = text.replace('password_file = "var/executor/password"   # or: password_env = "ALPHAPULSE_KEYSTORE_PASSWORD"',
+                        'password_file = "var/executor/password"')
+    p = tmp_path / "x.toml"
+    p.write_text(text)
+    c = load_config(p)
+    assert c.builders[0].call_bundle and c.factories and c.tip.policy == "fixed"
+
+
+@pytest.mark.parametrize("bad, words", [
+    (doc(executor={"chain_id": 1, "rpc_url": "u", "contract": A, "gas_token": A, "typo": 1}), "unknown key 'typo'"),
+    (doc(gas={"max_fee_per_gas": 1.5}), "must be an integer"),
+    (doc(gas={"fee_bump_bps": 500}), "fee_bump_bps"),
+    (doc(executor={"chain_id": 1, "rpc_url": "u", "contract": A, "gas_token": A, "mode": "yolo"}), "mode"),
+    (doc(executor={"chain_id": 1, "rpc_url": "u", "contract": A, "gas_token": A, "mode": "private"}), "builders"),
+    (doc(keystore={"path": "k", "password_file": "f", "password_env": "E"}), "exactly one"),
+    (doc(keystore={"path": "k", "password_env": "E", "private_key": "x"}), "secrets do not belong"),
+    (doc(signer={"pk": "0x" + "ab" * 32}), "plaintext private key"),
+    (doc(builders=[{"name": "b", "url": "ab" * 32}]), "plaintext private key"),
+    (doc(venues=[{"venue": "NOPE", "factory": A}]), "unknown venue"),
+])
+def test_bad_configs_are_refused(bad: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")) as exc:
+        config_from_dict(bad)
+    assert "ab" * 32 not in str(exc.value)  # a key is never echoed
+
+
+def test_private_timeout_is_not_mistaken_for_a_secret() -> None:
+    c = config_from_dict(doc(submission={"private_timeout_s": 1.0, "private_blocks": 3}))
+    assert c.submission.private_blocks == 3
+
+
+def _ex() -> SignalExecution:
+    return SignalExecution(signal_id=1, chain_id=1, strategy_id=1, profit_token=5, mode=SubmissionMode.PUBLIC)
+
+
+def _attempt(nonce: int = 3) -> Attempt:
+    return Attempt(tx_hash=bytes(32), nonce=nonce, max_fee_per_gas=2, max_priority_fee_per_gas=1, gas_limit=9)
+
+
+def _drive(stage: Stage) -> SignalExecution:
+    ex = _ex()
+    if stage in (Stage.VALIDATED, Stage.SIMULATED, Stage.SUBMITTED):
+        ex.validated(10)
+    if stage in (Stage.SIMULATED, Stage.SUBMITTED):
+        ex.simulated()
+    if stage is Stage.SUBMITTED:
+        ex.submitted(_attempt())
+    return ex
+
+
+@pytest.mark.parametrize("stage, outcome", list(itertools.product(
+    [Stage.RECEIVED, Stage.VALIDATED, Stage.SIMULATED, Stage.SUBMITTED], list(Outcome))))
+def test_every_stage_outcome_pair_follows_the_table(stage: Stage, outcome: Outcome) -> None:
+    ex = _drive(stage)
+    if outcome in ALLOWED[stage]:
+        r = ex.finish(outcome, "why")
+        assert r.outcome == outcome and ex.done
+        with pytest.raises(LifecycleError):  # exactly one outcome
+            ex.finish(outcome, "again")
+    else:
+        with pytest.raises(LifecycleError):
+            ex.finish(outcome, "impossible")
+
+
+def test_replacement_must_keep_the_nonce() -> None:
+    ex = _drive(Stage.SUBMITTED)
+    started = ex.submitted(_attempt(3))
+    assert started.nonce == 3
+    with pytest.raises(LifecycleError):
+        ex.submitted(_attempt(4))
+
+
+def test_halt_scopes_and_resume() -> None:
+    h = HaltState()
+    h.apply(EmergencyStop(scope=StopScope.CHAIN, scope_value=1, stop_id=7, reason="r", sender="risk"))
+    assert h.halting(chain_id=1, strategy_id=9) is not None
+    assert h.halting(chain_id=2, strategy_id=9) is None
+    h.apply(EmergencyStop(scope=StopScope.STRATEGY, scope_value=9, stop_id=8, reason="r", sender="ops"))
+    assert h.halting(chain_id=2, strategy_id=9).sender == "ops"
+    line = h.apply(Resume(scope=StopScope.CHAIN, scope_value=1, stop_id=7, reason="ok", sender="ops"))
+    assert "from 'ops'" in line and h.halting(chain_id=1, strategy_id=1) is None
+    h.apply(EmergencyStop(scope=StopScope.ALL, scope_value=0, stop_id=9, reason="r", sender="x"))
+    h.apply(Resume(scope=StopScope.ALL, scope_value=0, stop_id=0, reason="all clear", sender="ops"))
+    assert not h.stops
+
+
+def test_fees_tip_policy_and_bump() -> None:
+    f = choose_fees(base_fee=10, tip=3, base_fee_multiplier_bps=20_000, cap=1000)
+    assert f == Fees(max_fee_per_gas=23, max_priority_fee_per_gas=3)
+    b = f.bumped(1000, 1000)
+    assert b.max_fee_per_gas * 10 >= 23 * 11 and b.max_priority_fee_per_gas * 10 >= 3 * 11
+    assert f.bumped(1000, 24) is None  # the cap forbids the replacement
+    assert choose_tip(policy="fixed", tip_wei=5, share_bps=0, max_tip_wei=4, profit_in_gas_token=0, gas_units=1) == 4
+    assert choose_tip(policy="profit_share", tip_wei=1, share_bps=1000, max_tip_wei=10**12,
+                      profit_in_gas_token=10**9, gas_units=100) == 10**6
+
+
+def test_nonce_reconcile_never_goes_below_what_may_land(tmp_path: Path) -> None:
+    n = NonceTracker()
+    assert n.reconcile(latest=5, pending=7, max_live=None) == 7
+    assert n.reconcile(latest=5, pending=5, max_live=9) == 10
+    s = ExecutorStore(tmp_path / "s.sqlite")
+    s.record_tx(tx_hash="0x1", signal_id=1, nonce=4, raw=b"r", max_fee=2, tip=1, gas_limit=9)
+    assert s.max_live_nonce() is None  # never broadcast: not live
+    s.mark_public("0x1")
+    assert s.max_live_nonce() == 4 and [r.tx_hash for r in s.open_txs()] == ["0x1"]
+    s.settle_nonce(4, "0x1")
+    assert s.open_txs() == [] and s.all_nonces() == [(4, "0x1", "mined")]
+    s.close()
