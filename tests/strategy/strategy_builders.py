@@ -10,7 +10,7 @@ from typing import Any
 import protocol as P
 from protocol.market import TickLiquidity
 from strategy.amm.tick_math import get_sqrt_ratio_at_tick
-from strategy.config import ChainConfig, GasConfig, StrategyConfig
+from strategy.config import ChainConfig, EconomicsConfig, GasConfig, StrategyConfig
 
 CHAIN = 1
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
@@ -73,14 +73,12 @@ def header(base_fee: int = 20 * GWEI, priority_fee: int = 1 * GWEI, number: int 
 
 def config(
     *, bases: Sequence[str] = (WETH,), max_hops: int = 4, slippage_bps: int = 0, min_net: int = 0,
-    gas: GasConfig | None = None, **kw: Any,
+    flash_fee_ppm: int = 0, gas: GasConfig | None = None, **kw: Any,
 ) -> StrategyConfig:
     chain = ChainConfig(chain_id=CHAIN, gas_token=token(WETH), base_tokens=tuple(token(b) for b in bases),
                         min_net_profit={token(bases[0]): min_net} if min_net else {})
-    from strategy.config import EconomicsConfig
-
     return StrategyConfig(max_hops=max_hops, chains=(chain,), gas=gas or GasConfig(),
-                          economics=EconomicsConfig(slippage_bps=slippage_bps), **kw)
+                          economics=EconomicsConfig(slippage_bps=slippage_bps, flash_fee_ppm=flash_fee_ppm), **kw)
 
 
 def ground_truth() -> list[dict[str, Any]]:

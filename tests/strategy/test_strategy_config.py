@@ -1,0 +1,111 @@
+"""Strategy configuration: TOML in, frozen config out; every mistake is a precise error."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from strategy_builders import DAI, WETH, token
+
+import protocol as P
+from strategy.config import ConfigError, StrategyConfig, config_from_dict, load_config
+
+EXAMPLE = f"""
+[strategy]
+name = "dex-arb"
+strategy_id = 3
+source_id = 21
+max_hops = 3
+
+[gas]
+base = 41000
+v3_hop = 120000
+
+[economics]
+slippage_bps = 15
+
+[[chains]]
+chain_id = 1
+gas_token = "{WETH}"
+base_tokens = ["{WETH}", "{DAI}"]
+min_net_profit = {{ "{WETH}" = 1000000000000000 }}
+v2_fee_ppm = {{ SUSHISWAP = 3000, PANCAKESWAP_V2 = 2500, "1001" = 1000 }}
+
+[[curve_pools]]
+chain_id = 1
+address = "0xbebc44782c7db0a1a60cb6fe97d0b483032ff1c7"
+amp = 2000
+rates = [1000000000000000000, 1000000000000000000000000000000]
+
+[relays]
+market_data = "/tmp/md.sock"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "strategy.toml"
+    p.write_text(text)
+    return p
+
+
+def test_loads_the_example(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, EXAMPLE))
+    assert (cfg.name, cfg.strategy_id, cfg.source_id, cfg.max_hops) == ("dex-arb", 3, 21, 3)
+    assert (cfg.gas.base, cfg.gas.v2_hop, cfg.gas.v3_hop) == (41_000, 60_000, 120_000)
+    assert cfg.economics.slippage_bps == 15 and cfg.economics.flash_fee_ppm == 0
+    chain = cfg.chain(1)
+    assert chain.gas_token == token(WETH) and chain.base_tokens == (token(WETH), token(DAI))
+    assert chain.min_net_profit == {token(WETH): 10**15}
+    assert chain.v2_fee_for(P.Venue.PANCAKESWAP_V2) == 2500 and chain.v2_fee_for(1001) == 1000
+    assert chain.v2_fee_for(P.Venue.UNISWAP_V2) == 3000
+    assert cfg.curve_pools[0].amp == 2000 and cfg.relays.market_data == "/tmp/md.sock"
+    assert cfg.chain(5) is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.max_hops = 9  # type: ignore[misc]
+
+
+def test_defaults_without_a_file() -> None:
+    cfg = config_from_dict({})
+    assert cfg == StrategyConfig() and cfg.gas.v2_hop == 60_000 and cfg.max_hops == 4
+
+
+@pytest.mark.parametrize(
+    "mutation, message",
+    [
+        (("[gas]", "[gas]\nv4_hop = 1"), "[gas]: unknown key 'v4_hop'"),
+        (("[strategy]", "[strategy]\nmax_hop = 3"), "[strategy]: unknown key 'max_hop'"),
+        (("[economics]", "[economics]\nslipage_bps = 1"), "[economics]: unknown key 'slipage_bps'"),
+        (("chain_id = 1\ngas_token", "chain_id = 1\nbase_token = []\ngas_token"),
+         "[[chains]] #1: unknown key 'base_token'"),
+        (("amp = 2000", "amp = 2000\nfee = 4"), "[[curve_pools]] #1: unknown key 'fee'"),
+        (("[relays]", "[relay_s]"), "unknown key 'relay_s'"),
+        (("slippage_bps = 15", "slippage_bps = 1.5"), "slippage_bps must be an integer, got float"),
+        (("1000000000000000 }", "1e15 }"), "must be an integer, got float"),
+        (("max_hops = 3", "max_hops = 9"), "max_hops=9 out of range"),
+        (("max_hops = 3", "max_hops = true"), "max_hops must be an integer, got bool"),
+        ((f'gas_token = "{WETH}"', 'gas_token = "0x1234"'), "gas_token"),
+        (("SUSHISWAP = 3000", "SUSHI = 3000"), "unknown venue 'SUSHI'"),
+        (("rates = [1000000000000000000, 1000000000000000000000000000000]", "rates = [1]"), "rates must be"),
+    ],
+)
+def test_rejects_mistakes_precisely(tmp_path: Path, mutation: tuple[str, str], message: str) -> None:
+    old, new = mutation
+    assert old in EXAMPLE
+    path = write(tmp_path, EXAMPLE.replace(old, new, 1))
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert message in str(exc.value)
+    assert str(path) in str(exc.value)
+
+
+def test_missing_required_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing required key 'gas_token'"):
+        load_config(write(tmp_path, "[[chains]]\nchain_id = 1\n"))
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(write(tmp_path, "[strategy\n"))

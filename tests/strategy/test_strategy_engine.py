@@ -1,0 +1,155 @@
+"""The sans-IO engine end to end: messages in, signal messages out; staleness never trades."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from strategy_builders import (
+    DAI,
+    GWEI,
+    USDC,
+    WETH,
+    config,
+    header,
+    md,
+    sync,
+    v2_pool,
+    v2_snapshot,
+    v3_pool,
+    v3_snapshot,
+)
+
+import protocol as P
+from strategy.amm.uniswap_v3 import swap_exact_input
+from strategy.engine import StrategyEngine
+
+WD1 = v2_pool(1, WETH, DAI)
+WD2 = v2_pool(2, WETH, DAI, venue=P.Venue.SUSHISWAP)
+W3 = v3_pool(3, WETH, DAI)
+DU = v2_pool(4, DAI, USDC)
+UW = v2_pool(5, USDC, WETH)
+SNAP1 = v2_snapshot(WD1, 2000 * 10**22, 10**22)
+SNAP2 = v2_snapshot(WD2, 2100 * 10**21, 10**21)
+FULL_RANGE = {-887220: 10**22, 887220: -(10**22)}
+
+
+def engine(**kw) -> StrategyEngine:
+    e = StrategyEngine(config(**kw))
+    e.on_message(md(header(base_fee=20 * GWEI, priority_fee=GWEI)), 0)
+    return e
+
+
+def test_signal_message_shape() -> None:
+    e = engine()
+    msg = md(SNAP1, SNAP2, seq=42, t=5_000)
+    [sig] = e.on_message(msg, now_ns=9_000)
+    assert sig.domain == P.Domain.SIGNAL and sig.source_id == e.config.source_id and sig.source_seq == 1
+    assert (sig.event_time_ns, sig.receive_time_ns) == (5_000, 9_000)
+    assert [type(t) for t in sig.tlvs] == [P.SignalIdentity, P.Economics, P.ArbitragePath, P.TraceContext]
+    ident, econ, path, trace = sig.tlvs
+    assert ident.kind == P.SignalKind.TWO_POOL and ident.block_number == 100 and ident.chain_id == 1
+    assert ident.strategy == e.config.name and ident.signal_id == 1
+    # buy WETH cheap on WD1 (2000 DAI), sell it dear on WD2 (2100 DAI): start in WETH on WD2
+    assert [h.pool for h in path.hops] == [WD2, WD1]
+    assert path.hops[0].amount_out == path.hops[1].amount_in
+    assert path.hops[1].amount_out - path.hops[0].amount_in == econ.gross_profit > 0
+    assert all(h.venue_kind == P.VenueKind.UNISWAP_V2 for h in path.hops)
+    assert trace.trace_id == (7 << 64) | 42 and trace.origin_ns == 5_001 and trace.span_id == ident.signal_id
+    assert P.decode(P.encode(sig)) == sig
+
+
+def test_trace_context_is_continued() -> None:
+    e = engine()
+    upstream = P.TraceContext(trace_id=123, span_id=456, flags=1, parent_span_id=0, origin_ns=77)
+    [sig] = e.on_message(md(SNAP1, SNAP2, upstream), 1)
+    trace = sig.find(P.TraceContext)
+    assert (trace.trace_id, trace.parent_span_id, trace.origin_ns) == (123, 456, 77)
+
+
+def test_v2_v3_cross_venue_two_pool() -> None:
+    e = engine()
+    # V3 DAI/WETH (DAI is token0): tick -76_020 is ~1/2000 WETH per DAI; a V2 pool prices WETH 3 %
+    # higher.
+    snap3 = v3_snapshot(W3, tick=-76_020, liquidity=10**23, ticks=FULL_RANGE, spacing=60,
+                        balances=(10**26, 10**23))
+    assert e.on_message(md(snap3), 1) == []
+    st = e.state.get(W3)
+    dai_per_weth = (1 << 192) // st.v3.sqrt_price_x96**2
+    [sig] = e.on_message(md(v2_snapshot(WD1, dai_per_weth * 103 * 10**20, 10**22)), 2)
+    path = sig.find(P.ArbitragePath)
+    assert {h.venue_kind for h in path.hops} == {P.VenueKind.UNISWAP_V2, P.VenueKind.UNISWAP_V3}
+    assert sig.find(P.Economics).gas_units == 40_000 + 60_000 + 110_000
+    # the V3 hop's amounts are the exact V3 simulation
+    h3 = next(h for h in path.hops if h.pool == W3)
+    r = swap_exact_input(st.v3, h3.token_in == bytes.fromhex(DAI[2:]), h3.amount_in)
+    assert r.amount_out == h3.amount_out
+
+
+def test_triangular_cycle() -> None:
+    e = engine()
+    msgs = [v2_snapshot(WD1, 2000 * 10**22, 10**22), v2_snapshot(DU, 10**24, 10**12),
+            v2_snapshot(UW, 2100 * 10**9 * 500, 500 * 10**18)]  # USDC/WETH: WETH at 2100 USDC
+    sigs = e.on_message(md(*msgs), 1)
+    assert len(sigs) == 1
+    ident, econ, path = sigs[0].tlvs[:3]
+    assert ident.kind == P.SignalKind.CYCLE and len(path.hops) == 3
+    assert path.hops[0].token_in == path.hops[-1].token_out == bytes.fromhex(WETH[2:])
+
+
+def test_stale_pool_never_yields_a_signal() -> None:
+    e = engine()
+    e.on_message(md(SNAP1), 1)
+    e.on_message(md(P.StateInvalidation(chain_id=1, pool=WD1, from_block=100,
+                                        reason=P.InvalidationReason.DISCONNECT, detail="ws closed")), 2)
+    assert e.on_message(md(SNAP2), 3) == []  # WD1 is stale: the cycle is not priced at all
+    assert e.search.stats["skipped_untradable"] >= 1
+    assert e.on_message(md(sync(WD2, 2200 * 10**21, 10**21, block=101)), 4) == []
+    # a fresh snapshot of WD1 makes it tradable again
+    assert len(e.on_message(md(dataclasses.replace(SNAP1, block_number=102)), 5)) == 1
+
+
+def test_chain_invalidation_and_relay_resync_stop_all_signals() -> None:
+    e = engine()
+    e.on_message(md(SNAP1), 1)
+    e.on_message(md(P.StateInvalidation(chain_id=1, pool=P.PoolId(0), from_block=0,
+                                        reason=P.InvalidationReason.RESYNC, detail="")), 2)
+    assert e.on_message(md(SNAP2), 3) == []
+    e.on_message(md(dataclasses.replace(SNAP1, block_number=103)), 4)
+    resync = P.Message(domain=4, tlvs=(P.Resync(requested_seq=5, oldest_available=9, reason=1),))
+    assert e.on_message(resync, 5) == []
+    assert e.state.is_stale(WD1) and e.state.is_stale(WD2)
+    assert e.on_message(md(dataclasses.replace(SNAP2, block_number=104)), 6) == []  # WD1 still stale
+
+
+def test_replayed_message_gives_no_second_signal() -> None:
+    e = engine()
+    e.on_message(md(SNAP1), 1)
+    update = md(sync(WD2, 2100 * 10**21, 10**21, block=101, log_index=3))
+    assert len(e.on_message(update, 2)) == 1
+    assert e.on_message(update, 3) == []  # the same event again: not applied, nothing re-evaluated
+
+
+def test_signal_ids_and_sequence_numbers_increase() -> None:
+    e = StrategyEngine(config(), first_signal_id=1000)
+    e.on_message(md(header()), 0)
+    e.on_message(md(SNAP1), 1)
+    a = e.on_message(md(sync(WD2, 2100 * 10**21, 10**21, block=101)), 2)
+    b = e.on_message(md(sync(WD2, 2200 * 10**21, 10**21, block=102)), 3)
+    assert [m.tlvs[0].signal_id for m in a + b] == [1000, 1001]
+    assert [m.source_seq for m in a + b] == [1, 2]
+    assert b[0].tlvs[0].block_number == 102
+
+
+def test_at_most_max_signals_per_update_best_first() -> None:
+    pools = [v2_pool(10 + i, WETH, DAI, venue=1000 + i) for i in range(4)]
+    snaps = [v2_snapshot(p, (2000 + 50 * i) * 10**21, 10**21) for i, p in enumerate(pools)]
+    e = engine(max_signals_per_update=2)
+    sigs = e.on_message(md(*snaps), 1)
+    assert len(sigs) == 2
+    nets = [s.find(P.Economics).net_profit for s in sigs]
+    assert nets == sorted(nets, reverse=True)
+
+
+def test_other_domains_are_ignored() -> None:
+    e = engine()
+    assert e.on_message(P.Message(domain=3, tlvs=()), 1) == []
