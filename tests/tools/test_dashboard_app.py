@@ -7,8 +7,15 @@ test is a plain function that runs its scenario with ``asyncio.run``.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import test_dashboard_model as T
+import trio
 from test_dashboard_model import T0, V2_POOL, V3_POOL, WETH, msg, result, signal_msg, started
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
@@ -18,6 +25,7 @@ from protocol.header import Domain
 from protocol.market import V2Reserves, V3Swap
 from protocol.system import EmergencyStop, Resume, StopScope
 from protocol.tlv import TLV
+from relays.client import RelayProducer
 from tools.dashboard.app import ConfirmDialog, DashboardApp, main
 from tools.dashboard.model import DashboardModel
 from tools.dashboard.relay_io import Inbox, RelayWorker
@@ -242,3 +250,72 @@ def test_main_parses_socket_dir(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(DashboardApp, "run", fake_run)
     assert main(["--socket-dir", str(tmp_path)]) == 0
     assert seen["dir"] == tmp_path
+
+
+def test_worker_against_real_relays(tmp_path) -> None:
+    """The relay worker with three real relays: it consumes all domains, reads their stats, and an
+    EmergencyStop it publishes comes back on the execution relay and halts the model."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    procs: list[subprocess.Popen[bytes]] = []
+    domains = ("market_data", "signal", "execution")
+    try:
+        for dom in domains:
+            log = open(tmp_path / f"{dom}.log", "wb")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "tools.cli", "relay", "--domain", dom, "--socket", str(tmp_path / f"{dom}.sock"),
+                 "--data-dir", str(tmp_path / f"data-{dom}"), "--fsync", "off"],
+                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT))
+            log.close()
+        inbox = Inbox()
+        worker = RelayWorker(tmp_path, inbox, stats_interval=0.1, connect_timeout=0.5, retry_after=0.1)
+        model = DashboardModel()
+
+        def pump(until: Callable[[], bool], what: str) -> None:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                for item in inbox.drain():
+                    if item[0] == "msgs":
+                        model.on_messages(item[1], item[2], item[3])
+                    elif item[0] == "status":
+                        model.on_relay_status(item[1], now_ns=time.time_ns(), **item[2])
+                    else:
+                        model.notice(item[1], item[2])
+                if until():
+                    return
+                time.sleep(0.02)
+            raise AssertionError(f"timed out waiting for {what}; logs: "
+                                 + " | ".join((tmp_path / f"{d}.log").read_text()[-300:] for d in domains))
+
+        worker.start()
+        try:
+            # subscribed (listed among the relay's consumers) on all three relays
+            pump(lambda: all(h.connected and h.consumers for h in model.health.values()), "three live relays")
+
+            async def produce() -> None:
+                async with RelayProducer.connect("signal", str(tmp_path / "signal.sock"), source_id=11) as p:
+                    await p.publish(signal_msg(0, 5).tlvs)
+                async with RelayProducer.connect("execution", str(tmp_path / "execution.sock"), source_id=12) as p:
+                    await p.publish(started(5))
+                    await p.publish(result(5, Outcome.EXECUTED, realized=777))
+
+            trio.run(produce)
+            worker.publish(EmergencyStop(scope=0, scope_value=0, stop_id=1, reason="test", sender="dashboard@test"))
+            pump(lambda: model.halted and 5 in model.signals and model.signals[5].status == "EXECUTED",
+                 "the signal's outcome and the stop")
+        finally:
+            worker.stop()
+        assert [s.step for s in model.signals[5].steps] == ["detected", "started", "result"]
+        assert model.realized == {T.WETH_ID: 777}
+        assert model.active_stops[1].sender == "dashboard@test"
+        assert any("EmergencyStop published" in text for _, text in model.notices)
+        assert model.health[3].last_seq == 3 and model.health[2].last_seq == 1
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
