@@ -319,3 +319,30 @@ def test_worker_against_real_relays(tmp_path) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def test_inbox_bounds_the_backlog_and_the_work_per_tick() -> None:
+    inbox = Inbox(max_messages=1000)
+    for i in range(30):
+        inbox.put_messages(1, [i] * 100, T0)
+    inbox.put(("notice", "kept", T0))
+    assert len(inbox) <= 1000 and inbox.dropped[1] >= 2000  # oldest batches shed, counted
+    first = inbox.drain(250)
+    assert sum(len(it[2]) for it in first) == 300 and first[0][2][0] > 0  # whole batches, oldest first
+    rest = inbox.drain()
+    assert rest[-1] == ("notice", "kept", T0) and len(inbox) == 0
+    assert inbox.dropped[1] + 300 + sum(len(it[2]) for it in rest if it[0] == "msgs") == 3000
+
+    app = DashboardApp(DashboardModel(), publisher=[].append, start_worker=False, max_messages_per_tick=1000)
+    app.inbox.put_messages(1, [msg(Domain.MARKET_DATA, i, V2Reserves(
+        pool=V2_POOL, block_number=i, log_index=0, reserve0=i, reserve1=i)) for i in range(1, 1001)], T0)
+    app.inbox.put_messages(1, [msg(Domain.MARKET_DATA, 1001, V2Reserves(
+        pool=V2_POOL, block_number=1001, log_index=0, reserve0=1, reserve1=1))], T0)
+
+    async def scenario(pilot: Pilot) -> None:
+        app.tick()
+        assert app.model.messages in (1000, 1001)  # the timer may have ticked first
+        app.tick()
+        assert app.model.messages == 1001
+
+    run(app, scenario)

@@ -80,11 +80,26 @@ class Inbox:
         with self._lock:
             self._items.append(item)
 
-    def drain(self) -> list[tuple[Any, ...]]:
+    def drain(self, max_messages: int | None = None) -> list[tuple[Any, ...]]:
+        """Everything queued, or whole items up to about ``max_messages`` messages (the rest stays)."""
         with self._lock:
-            items, self._items = self._items, []
-            self._pending = 0
+            if max_messages is None or self._pending <= max_messages:
+                items, self._items = self._items, []
+                self._pending = 0
+                return items
+            n = taken = 0
+            for n, item in enumerate(self._items, 1):  # noqa: B007 -- n is used after the loop
+                if item[0] == "msgs":
+                    taken += len(item[2])
+                    if taken >= max_messages:
+                        break
+            items, self._items = self._items[:n], self._items[n:]
+            self._pending -= taken
             return items
+
+    def __len__(self) -> int:
+        """Messages waiting."""
+        return self._pending
 
 
 class RelayWorker:
