@@ -32,6 +32,7 @@ from protocol.execution import ExecutionRequest, ExecutionResult, ExecutionStart
 from protocol.header import Domain
 from protocol.market import (
     BlockHeader,
+    InvalidationReason,
     LiquidityChange,
     PoolSnapshot,
     Quote,
@@ -113,7 +114,7 @@ class SwapEvent(NamedTuple):
     def amounts(self) -> tuple[int, int]:
         """Signed from the pool's side, as V3 reports them (positive: into the pool)."""
         s = self.swap
-        if type(s) is V3Swap:
+        if isinstance(s, V3Swap):
             return s.amount0, s.amount1
         return s.amount0_in - s.amount0_out, s.amount1_in - s.amount1_out
 
@@ -454,8 +455,6 @@ class DashboardModel:
             self.changed.add("market")
 
     def _invalidation(self, t: StateInvalidation, msg: Message, seq: int, now_ns: int) -> None:
-        from protocol.market import InvalidationReason
-
         try:
             why = InvalidationReason(t.reason).name.lower()
         except ValueError:
@@ -512,14 +511,13 @@ class DashboardModel:
         r.identity = t
         self.signals_seen += 1
         for x in msg.tlvs:
-            tx = type(x)
-            if tx is Economics:
+            if isinstance(x, Economics):
                 r.economics = x
-            elif tx is ArbitragePath:
+            elif isinstance(x, ArbitragePath):
                 r.path = x
-            elif tx is CrossChainArbitrage:
+            elif isinstance(x, CrossChainArbitrage):
                 r.cross_chain = x
-            elif tx is TraceContext:
+            elif isinstance(x, TraceContext):
                 r.trace_context = x
         r.add_step(TraceStep("detected", msg.event_time_ns or now_ns, msg.domain, seq,
                              f"block {t.block_number}, {t.strategy or 'strategy ' + str(t.strategy_id)}"))
