@@ -72,6 +72,7 @@ class StrategyEngine:
                 if pool is not None:
                     if pool not in index:
                         index.add_pool(pool)
+                    index.set_log_rates(pool, self.state.pools[pool].log_rates)
                     touched.append(pool)
             if not touched:
                 return []

@@ -14,6 +14,16 @@ is found exactly once that way (``P`` appears once in a simple cycle), then stor
 directions, each rotated to start at its anchor: the first base token (in configuration order)
 on the cycle. Cycles with no base token are not stored -- nothing to count a profit in.
 
+**Filtering without looking.** An update to a hub pair may touch thousands of cycles, and
+even a few integer multiplications per cycle in Python would blow a millisecond budget. Each pool
+has two *slots* in one numpy ``int64`` array holding an upper bound of ``2**24·log2`` of its
+marginal rate per direction (:func:`strategy.pools.log_rate_bounds`, integer arithmetic); each
+pool keeps a matrix of its cycles' slot indices. :meth:`CycleIndex.candidates` sums the bounds of
+all its cycles in one vectorised gather and returns only those whose sum is > 0. Because the
+entries are upper bounds, a cycle dropped there has a rate product <= 1 and cannot be profitable:
+the filter never loses an opportunity; the survivors are re-checked exactly (integers) by the
+search. Small lists skip numpy (its fixed cost is larger than the exact check).
+
 The paths are found by iterative deepening (all 2-pool cycles, then 3, then 4), so when a pool
 takes part in more cycles than ``max_cycles_per_pool`` (a hub pair such as WETH/USDC in a large
 graph), it keeps the *shortest* ones and counts the rest in ``truncated`` rather than letting one
@@ -26,9 +36,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from protocol.ids import PoolId, TokenId
 
 _EMPTY: tuple[Cycle, ...] = ()
+_UNRATED = 1 << 40  # a slot whose rate is not known yet never filters anything out
+VECTOR_MIN = 24  # below this many cycles, hand them all to the exact check
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -98,6 +112,13 @@ class CycleIndex:
         # token -> neighbour token -> pools joining them
         self._adj: dict[TokenId, dict[TokenId, list[PoolId]]] = {}
         self._by_pool: dict[PoolId, list[Cycle]] = {}
+        # slot s of a pool: entry s is its zero_for_one rate bound, s + 1 the other way; entry 0
+        # is the zero padding of cycles shorter than max_hops.
+        self._slot: dict[PoolId, int] = {}
+        self._lr = np.zeros(1 << 12, dtype=np.int64)
+        self._next_slot = 1
+        self._rows: dict[PoolId, list[tuple[int, ...]]] = {}
+        self._mat: dict[PoolId, np.ndarray] = {}
         self.cycle_count = 0
         self.truncated = 0
         self.unanchored = 0
@@ -114,6 +135,38 @@ class CycleIndex:
     def neighbours(self, token: TokenId) -> Mapping[TokenId, list[PoolId]]:
         return self._adj.get(token, {})
 
+    def set_log_rates(self, pool: PoolId, log_rates: tuple[int, int]) -> None:
+        """Record ``pool``'s rate bounds (``PoolState.log_rates``) after each change of its state."""
+        s = self._slot.get(pool)
+        if s is not None:
+            self._lr[s] = log_rates[0]
+            self._lr[s + 1] = log_rates[1]
+
+    def candidates(self, pool: int) -> Sequence[Cycle]:
+        """The cycles through ``pool`` whose rate bound exceeds 1 (all of them if there are few)."""
+        cycles = self._by_pool.get(pool)  # type: ignore[call-overload]
+        if not cycles:
+            return _EMPTY
+        if len(cycles) < VECTOR_MIN:
+            return cycles
+        mat = self._mat.get(pool)  # type: ignore[call-overload]
+        if mat is None:
+            mat = self._mat[pool] = np.array(self._rows[pool], dtype=np.intp)  # type: ignore[index]
+        hits = np.flatnonzero(self._lr[mat].sum(axis=1) > 0)
+        return [cycles[i] for i in hits.tolist()]
+
+    def _slot_of(self, pool: PoolId) -> int:
+        s = self._slot.get(pool)
+        if s is None:
+            s = self._slot[pool] = self._next_slot
+            self._next_slot += 2
+            if self._next_slot >= len(self._lr):
+                grown = np.zeros(2 * len(self._lr), dtype=np.int64)
+                grown[: len(self._lr)] = self._lr
+                self._lr = grown
+            self._lr[s] = self._lr[s + 1] = _UNRATED
+        return s
+
     def add_pool(self, pool: PoolId) -> int:
         """Add ``pool`` to the graph and index every new cycle through it; returns how many."""
         if pool in self._by_pool:
@@ -121,6 +174,8 @@ class CycleIndex:
         u, v = pool.token0, pool.token1
         anchors = self.base_tokens.get(pool.chain_id, ())
         self._by_pool[pool] = []
+        self._rows[pool] = []
+        self._slot_of(pool)
         added = 0
         if anchors:
             for depth in range(1, self.max_hops):
@@ -170,9 +225,13 @@ class CycleIndex:
         rev_tokens = [tokens[0]] + tokens[:0:-1]
         backward = _build(rev_pools, rev_tokens, anchors)
         assert backward is not None  # same token set, same anchor
+        pad = (0,) * (self.max_hops - len(pools))
         for cyc in (forward, backward):
+            row = tuple(self._slot_of(p) + (0 if zfo else 1) for p, zfo in cyc.hops) + pad
             for p in cyc.pools:
                 by_pool.setdefault(p, []).append(cyc)
+                self._rows.setdefault(p, []).append(row)
+                self._mat.pop(p, None)
         self.cycle_count += 2
         return 2
 

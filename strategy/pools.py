@@ -37,6 +37,56 @@ NOT_FILLED = -1  # amount_out's answer when the hop cannot take the whole input
 
 Model = tuple[int, int, int, int, int]  # (amount_out, n, d, r_in, r_out)
 
+# --- integer log2 bounds, for the vectorised pre-filter of the cycle index ------------------------
+#
+# ``log_rates`` holds, per direction, an integer U with U >= 2**24 * log2(num / den) of the marginal
+# rate: a *guaranteed upper bound*, so a cycle whose bounds sum to <= 0 has a rate product <= 1 and
+# can be skipped without looking at it; everything else goes to the exact integer check. Bounds
+# come from a 4097-entry table of log2(1 + k/4096) (built once with the integer binary-log
+# algorithm: no floats), which brackets any mantissa between two entries.
+
+LOG_FRAC_BITS = 24
+LOG_NEVER = -(1 << 50)  # a rate of zero: no cycle through it can pay
+_TABLE_BITS = 12
+_LOG_TABLE: list[int] = []
+
+
+def _log2_q24_of_mantissa(m: int) -> int:
+    """floor(2**24 * log2(m / 2**62)) (within one unit, from below) for m in [2**62, 2**63)."""
+    two = 2 << 62
+    y = 0
+    for i in range(LOG_FRAC_BITS - 1, -1, -1):
+        m = (m * m) >> 62
+        if m >= two:
+            m >>= 1
+            y |= 1 << i
+    return y
+
+
+def _table() -> list[int]:
+    if not _LOG_TABLE:
+        step = 1 << (62 - _TABLE_BITS)
+        _LOG_TABLE.extend(_log2_q24_of_mantissa((1 << 62) + k * step) for k in range(1 << _TABLE_BITS))
+        _LOG_TABLE.append(1 << LOG_FRAC_BITS)  # log2(2) exactly
+    return _LOG_TABLE
+
+
+def log2_bounds(v: int) -> tuple[int, int]:
+    """``(lo, hi)`` with ``lo <= 2**24 * log2(v) <= hi`` for an integer ``v >= 1``."""
+    table = _LOG_TABLE or _table()
+    b = v.bit_length() - 1
+    k = ((v << (_TABLE_BITS - b)) if b < _TABLE_BITS else (v >> (b - _TABLE_BITS))) - (1 << _TABLE_BITS)
+    base = b << LOG_FRAC_BITS
+    return base + table[k], base + table[k + 1] + 1
+
+
+def log_rate_bounds(m: tuple[int, ...]) -> tuple[int, int]:
+    """Upper bounds of ``2**24 * log2(rate)`` for both directions of marginals ``(n0, d0, n1, d1)``."""
+    out = []
+    for num, den in ((m[0], m[1]), (m[2], m[3])):
+        out.append(log2_bounds(num)[1] - log2_bounds(den)[0] if num > 0 and den > 0 else LOG_NEVER)
+    return out[0], out[1]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class V2Pool:
@@ -50,13 +100,14 @@ class V2Pool:
     reserve1: int
     fee_ppm: int = 3000
     marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = PPM - self.fee_ppm
         # token0 -> token1 rate n*r1/(d*r0), and the reverse
-        object.__setattr__(
-            self, "marginals", (n * self.reserve1, PPM * self.reserve0, n * self.reserve0, PPM * self.reserve1)
-        )
+        m = (n * self.reserve1, PPM * self.reserve0, n * self.reserve0, PPM * self.reserve1)
+        object.__setattr__(self, "marginals", m)
+        object.__setattr__(self, "log_rates", log_rate_bounds(m))
 
     @property
     def tradable(self) -> bool:
@@ -126,15 +177,18 @@ class V3Pool:
     balance0: int = 0
     balance1: int = 0
     marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         s = self.v3
         if s is None or s.liquidity == 0:
-            object.__setattr__(self, "marginals", (0, 1, 0, 1))
-            return
-        n = PPM - s.fee
-        x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
-        object.__setattr__(self, "marginals", (n * y_v, PPM * x_v, n * x_v, PPM * y_v))
+            m = (0, 1, 0, 1)
+        else:
+            n = PPM - s.fee
+            x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
+            m = (n * y_v, PPM * x_v, n * x_v, PPM * y_v)
+        object.__setattr__(self, "marginals", m)
+        object.__setattr__(self, "log_rates", log_rate_bounds(m))
 
     @property
     def tradable(self) -> bool:
@@ -220,6 +274,7 @@ class CurvePool:
     amp: int
     fee: int
     marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # No closed form for the StableSwap rate: probe with a size small against the balance. The
@@ -231,6 +286,7 @@ class CurvePool:
             out = self._exchange(i, probe)
             m += [max(out, 0), probe]
         object.__setattr__(self, "marginals", tuple(m))
+        object.__setattr__(self, "log_rates", log_rate_bounds(tuple(m)))
 
     @property
     def tradable(self) -> bool:

@@ -4,7 +4,8 @@ For each cycle through an updated pool (see :class:`strategy.graph.CycleIndex`):
 
 1. **Fetch** every pool's current snapshot; a pool that is unknown, stale or empty ends the
    evaluation -- a cycle is never priced on state we do not trust.
-2. **Pre-screen** in exact integers: the product of the hops' marginal rates at zero size (fees
+2. **Pre-screen**: the index's vectorised bound filter drops every cycle whose rate product is
+   provably <= 1 (:meth:`strategy.graph.CycleIndex.candidates`); the rest are checked in exact integers: the product of the hops' marginal rates at zero size (fees
    included) must exceed 1, i.e. ``Π num > Π den``. Concavity makes this necessary and sufficient
    for *some* input to be profitable before gas, and it costs a few multiplications per hop with
    the rates each snapshot precomputed; almost every cycle stops here.
@@ -67,10 +68,11 @@ class OpportunitySearch:
         """Every profitable (before gas) opportunity among the cycles through ``pools``."""
         out: list[Opportunity] = []
         seen: set[int] = set()
-        cycles_through = self.index.cycles_through
+        index = self.index
         evaluate = self.evaluate
         for pool in pools:
-            for cycle in cycles_through(pool):
+            self.stats["cycles_considered"] += len(index.cycles_through(pool))
+            for cycle in index.candidates(pool):
                 key = id(cycle)
                 if key in seen:
                     continue

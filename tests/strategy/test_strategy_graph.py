@@ -3,11 +3,15 @@ re-evaluates only the cycles through the updated pool."""
 
 from __future__ import annotations
 
+import math
+import random
+
 from strategy_builders import DAI, TKA, TKB, USDC, WETH, config, md, token, v2_pool, v2_snapshot
 
 import protocol as P
 from strategy.engine import StrategyEngine
 from strategy.graph import CycleIndex
+from strategy.pools import log2_bounds
 
 WD1 = v2_pool(1, WETH, DAI)
 WD2 = v2_pool(2, WETH, DAI, venue=P.Venue.SUSHISWAP)
@@ -94,7 +98,31 @@ def test_engine_update_evaluates_exactly_the_cycles_through_the_pool() -> None:
     snaps = [v2_snapshot(p, 10**22, 10**22) for p in (WD1, WD2, DU, UW, AB, WA, BU)]
     engine.on_message(md(*snaps), 0)
     for pool in (DU, AB, WD2):
-        before = engine.search.stats["cycles_evaluated"]
+        before = engine.search.stats["cycles_considered"]
         engine.on_message(md(P.V2Reserves(pool=pool, block_number=200 + pool.venue, log_index=int(pool) & 0xFF,
                                           reserve0=10**22 + 1, reserve1=10**22)), 1)
-        assert engine.search.stats["cycles_evaluated"] - before == len(engine.index.cycles_through(pool))
+        assert engine.search.stats["cycles_considered"] - before == len(engine.index.cycles_through(pool))
+
+
+def test_vectorised_filter_never_drops_a_profitable_cycle() -> None:
+    engine = StrategyEngine(config())
+    rng = random.Random(3)
+    pools = [v2_pool(100 + i, WETH, DAI, venue=1000 + i) for i in range(40)]
+    snaps = [v2_snapshot(p, 2000 * 10**21 + rng.randrange(-4 * 10**22, 4 * 10**22), 10**21) for p in pools]
+    engine.on_message(md(*snaps), 0)
+    for pool in pools[:5]:
+        every = engine.index.cycles_through(pool)
+        kept = engine.index.candidates(pool)
+        assert len(every) == 78 > len(kept)
+        exact = [c for c in every if engine.search.evaluate(c) is not None]
+        assert exact and {id(c) for c in exact} <= {id(c) for c in kept}
+
+
+def test_log2_bounds_bracket_the_true_logarithm() -> None:
+    rng = random.Random(11)
+    for _ in range(20_000):
+        v = rng.randrange(1, 1 << rng.randrange(1, 300))
+        lo, hi = log2_bounds(v)
+        true = math.log2(v) * 2**24  # a float only to check the integer bounds
+        assert lo - 1e-3 <= true <= hi + 1e-3
+        assert hi - lo <= 5911  # one table step: 2**24 / (4096 ln 2) ~ 0.035 % of a doubling
