@@ -150,6 +150,13 @@ def test_inspector_and_tracer_follow_the_selected_signal() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert "started    (waiting)" in text_of(app, "tracer") and "OPEN" in text_of(app, "inspector")
+        # rows of the Execution panel select their signal too
+        exe = app.query_one("#execution", DataTable)
+        exe.focus()
+        exe.move_cursor(row=0)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.selected_signal == 777 and "nonce 42" in text_of(app, "tracer")
 
     run(app, scenario)
 

@@ -7,7 +7,7 @@ import time
 from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
-from protocol.market import PoolSnapshot, StateInvalidation, V2Reserves, V2Swap, V3Swap
+from protocol.market import BlockHeader, PoolSnapshot, StateInvalidation, V2Reserves, V2Swap, V3Swap
 from protocol.message import Message, decode, encode
 from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
 from protocol.system import EmergencyStop, Resume, StopScope, TraceContext
@@ -90,6 +90,13 @@ def test_snapshot_and_invalidation_mark_state() -> None:
         sqrt_price_x96=1 << 96, tick=0, liquidity=99, ticks=())), T0)
     m.on_message(1, msg(Domain.MARKET_DATA, 2, StateInvalidation(chain_id=1, pool=V3_POOL, from_block=6,
                                                                   reason=2, detail="reorg")), T0)
+    m.on_message(1, msg(Domain.MARKET_DATA, 3, BlockHeader(
+        chain_id=1, number=19_000_000, timestamp=1, gas_limit=30_000_000, gas_used=1, hash=b"\x01" * 32,
+        parent_hash=b"\x02" * 32, base_fee=12_500_000_000, priority_fee=10**9)), T0)
+    assert views.chain_heads_text(m) == "chain 1 block 19,000,000 base fee 12.500 gwei"
+    m.on_message(1, msg(Domain.MARKET_DATA, 4, StateInvalidation(chain_id=1, pool=0, from_block=19_000_000,
+                                                                  reason=1, detail="")), T0)
+    assert "STALE (disconnect from block 19000000)" in views.chain_heads_text(m)
     p = m.pools[V3_POOL]
     assert (p.fee_ppm, p.liquidity, p.tick) == (500, 99, 0)
     assert p.stale.startswith("reorg from block 6")

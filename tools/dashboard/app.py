@@ -221,6 +221,7 @@ class DashboardApp(App[int]):
         if "market" in changed:
             sync_table(self.query_one("#market", DataTable), views.market_rows(model))
             sync_table(self.query_one("#swaps", DataTable), views.swap_rows(model))
+            self.query_one("#market-panel").border_subtitle = views.chain_heads_text(model)
         if "signals" in changed:
             sync_table(self.query_one("#signals", DataTable), views.signal_rows(model))
         if "execution" in changed:

@@ -152,6 +152,19 @@ def market_rows(model: DashboardModel, limit: int = 50) -> list[Row]:
     return rows
 
 
+def chain_heads_text(model: DashboardModel) -> str:
+    """One line for the Market panel's border: each chain's head block and gas price."""
+    parts = []
+    for chain, b in sorted(model.blocks.items()):
+        bad = model.chain_invalid.get(chain)
+        parts.append(f"chain {chain} block {b.number:,} base fee {fmt_gwei(b.base_fee)}"
+                     + (f" STALE ({bad})" if bad else ""))
+    for chain, bad in model.chain_invalid.items():
+        if chain not in model.blocks:
+            parts.append(f"chain {chain} STALE ({bad})")
+    return " | ".join(parts)
+
+
 def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
     rows: list[Row] = []
     for i, s in enumerate(reversed(model.swaps)):
