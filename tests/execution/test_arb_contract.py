@@ -33,6 +33,10 @@ from execution.calldata import (
 )
 
 GAS_REPORT: dict[str, int] = {}
+# Always an explicit gas limit for execute(): anvil's eth_estimateGas simulates in the previous
+# block's second, so it misses the pools' oracle writes when the transaction lands in a new second
+# and comes out short (a flaky out-of-gas revert).
+EXECUTE_GAS = 2_000_000
 
 
 @pytest.fixture(autouse=True)
@@ -134,13 +138,20 @@ def run_cycle(chain: Chain, market: Market, arb: Arb, hops: list[Hop], predicted
     simulated = int.from_bytes(chain.call(arb.address, data, sender=arb.owner), "big")
     assert simulated == predicted
 
+    # Mainnet-like oracle state: a live pair's cumulative prices are non-zero, a fresh devnet pair's
+    # may still be zero (writing those would add ~17k per slot once). sync() in a later second sets them.
+    for hop in hops:
+        if hop.kind == Kind.V2:
+            latest = chain.rpc("eth_getBlockByNumber", "latest", False)
+            chain.rpc("evm_setNextBlockTimestamp", int(latest["timestamp"], 16) + 12)
+            chain.send(arb.owner, hop.pool, abi_call("sync()"), gas=200_000)
     # Mine it 12 s after the previous block, as on mainnet: every pool then writes its price oracle
     # (V2 cumulative prices, a V3 observation), the worst case, and the gas figure is reproducible.
     # That is also why the gas limit is explicit: anvil's eth_estimateGas simulates in the previous
     # block's second, skips those writes and comes out ~10k below the minimum working limit.
     latest = chain.rpc("eth_getBlockByNumber", "latest", False)
     chain.rpc("evm_setNextBlockTimestamp", int(latest["timestamp"], 16) + 12)
-    receipt = chain.send(arb.owner, arb.address, data, gas=2_000_000)
+    receipt = chain.send(arb.owner, arb.address, data, gas=EXECUTE_GAS)
     GAS_REPORT[label] = receipt["gasUsed"]
     print(f"\nGAS {label}: {receipt['gasUsed']} (profit {predicted})")
 
@@ -174,7 +185,7 @@ def test_v2_to_v2_cycle_profit_matches_the_997_formula_to_the_wei(chain: Chain, 
         v2_hop(market, "uniswap_v2_b", "WETH", "USDC", amount_in=weth, amount_out=usdc),
     ]
     receipt = run_cycle(chain, market, arb, hops, predicted, "V2->V2 (2 hops)")
-    assert receipt["gasUsed"] < 250_000
+    assert receipt["gasUsed"] < 300_000  # ~230k here; +34k if the oracle slots are still zero
     # The pairs moved exactly as computed.
     assert reserves_in_out(chain, hops[0].pool, t["USDC"], t["WETH"]) == (a_in + x, a_out - weth)
     assert reserves_in_out(chain, hops[1].pool, t["WETH"], t["USDC"]) == (b_in + weth, b_out - usdc)
@@ -198,7 +209,7 @@ def test_v2_to_v3_cycle_profit_matches_quoter_to_the_wei(chain: Chain, market: M
         v3_hop(market, 3000, "WETH", "USDC", amount_in=weth, amount_out=usdc),
     ]
     receipt = run_cycle(chain, market, arb, hops, predicted, "V2->V3 (2 hops)")
-    assert receipt["gasUsed"] < 250_000
+    assert receipt["gasUsed"] < 300_000  # ~230k here; +34k if the oracle slots are still zero
 
 
 def test_v3_first_hop_flash_then_v2(chain: Chain, market: Market, arb: Arb) -> None:
@@ -276,7 +287,7 @@ def test_min_profit_above_the_real_profit_reverts(chain: Chain, market: Market, 
     assert decode_profit_events(receipt["logs"], arb.address) == []
     assert chain.balance_of(usdc, arb.recipient) == before
     # Exactly the real profit is accepted.
-    receipt = chain.send(arb.owner, arb.address, encode_execute(hops, profit))
+    receipt = chain.send(arb.owner, arb.address, encode_execute(hops, profit), gas=EXECUTE_GAS)
     assert profit_from_logs(receipt["logs"], arb.address) == profit
 
 
@@ -320,7 +331,7 @@ def test_v2_fee_parameter_drives_the_formula(chain: Chain, market: Market, arb: 
 
     predicted = out(out(x, a_in, a_out, 3500), b_in, b_out, 3000) - x
     dear = [Hop(**{**_fields(hops[0]), "fee": 3500}), hops[1]]
-    receipt = chain.send(arb.owner, arb.address, encode_execute(dear, predicted), gas=2_000_000)
+    receipt = chain.send(arb.owner, arb.address, encode_execute(dear, predicted), gas=EXECUTE_GAS)
     assert profit_from_logs(receipt["logs"], arb.address) == predicted
 
 
@@ -346,7 +357,7 @@ def test_only_the_owner_can_execute_and_administer(chain: Chain, market: Market,
     assert receipt["status"] == 0
     # The owner's recipient change redirects the profit.
     chain.send(arb.owner, arb.address, encode_set_recipient(stranger))
-    receipt = chain.send(arb.owner, arb.address, encode_execute(hops, profit))
+    receipt = chain.send(arb.owner, arb.address, encode_execute(hops, profit), gas=EXECUTE_GAS)
     (ev,) = decode_profit_events(receipt["logs"], arb.address)
     assert ev.recipient == stranger
     assert chain.balance_of(market.tokens["USDC"], stranger) == profit
@@ -371,7 +382,7 @@ def test_paused_execute_reverts_until_unpaused(chain: Chain, market: Market, arb
     assert chain.revert_error(arb.owner, arb.address, encode_pause()).name == "EnforcedPause"
     chain.send(arb.owner, arb.address, encode_unpause())
     assert chain.revert_error(arb.owner, arb.address, encode_unpause()).name == "ExpectedPause"
-    receipt = chain.send(arb.owner, arb.address, encode_execute(hops, profit))
+    receipt = chain.send(arb.owner, arb.address, encode_execute(hops, profit), gas=EXECUTE_GAS)
     assert profit_from_logs(receipt["logs"], arb.address) == profit
 
 
