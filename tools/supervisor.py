@@ -79,6 +79,9 @@ class Child:
 class Supervisor:
     def __init__(self, specs: list[ProcessSpec], *, max_restarts: int | None = None) -> None:
         self.children = {s.name: Child(s, ready=trio.Event()) for s in specs}
+        for s in specs:
+            if s.log_file:
+                Path(s.log_file).parent.mkdir(parents=True, exist_ok=True)
         self.max_restarts = max_restarts
         self.stopping = False
 

@@ -1,0 +1,447 @@
+"""``alphapulse demo``: the whole system making money on a real local chain.
+
+What it does, in order:
+
+1. starts a devnet: anvil with the official Uniswap V2/V3 bytecode (``tools/devnet``);
+2. creates the executor's signing key as an encrypted keystore (a fresh random key,
+   a random password in a 0600 file: no plaintext key is ever written), deploys our
+   ``AlphaPulseArb`` contract owned by that key and allow-lists the devnet factories;
+3. writes one deployment file plus each component's config under ``var/demo/``, and
+   starts, as separate processes under the supervisor: the three relays, the archiver,
+   the EVM collector, the strategy, the executor (live, public submission, through our
+   contract), risk and portfolio;
+4. drives market activity from real history: the real USDC/WETH swaps of 2024-01-05
+   (``tools/demo_market.py``) replayed as trades on the devnet's V3 0.05 % pool while the
+   V2 venues and the other fee tiers lag, so real-shaped arbitrage appears;
+5. shows the dashboard when run in a terminal (``q`` quits), or prints a live summary
+   (``--headless``), and after ``--duration`` seconds or Ctrl-C stops everything and prints
+   the report: P&L, the opportunity funnel and gas, and the profit that landed on chain.
+
+``--replay`` does the same without a chain: the recorded logs go through the collector's
+replay into the relays, and the strategy runs in detect-only mode (signals, no execution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import trio
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO / "var" / "demo"
+
+
+def say(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@dataclass
+class Tally:
+    """What the demo process itself sees on the bus (for the headless summary)."""
+
+    market: int = 0
+    signals: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    realized_wei: int = 0
+    gas_wei: int = 0
+    trades: int = 0
+    trade_errors: int = 0
+    halted: bool = False
+
+
+# --------------------------------------------------------------------------- chain set-up
+
+
+def _deploy_arb(net, keystore_dir: Path) -> tuple[str, str, Path, Path]:  # type: ignore[no-untyped-def]
+    """Fresh key in an encrypted keystore; AlphaPulseArb owned by it. Returns (owner, arb, keystore, pwfile)."""
+    from eth_utils import to_checksum_address
+
+    from execution.build import load_artifact
+    from execution.calldata import Kind, encode_constructor_args, encode_set_factory
+    from execution.keystore import create_keystore
+
+    keystore_dir.mkdir(parents=True, exist_ok=True)
+    pwfile = keystore_dir / "password"
+    pwfile.write_text(secrets.token_hex(24) + "\n")
+    pwfile.chmod(0o600)
+    ks = keystore_dir / "keystore.json"
+    owner = create_keystore(ks, pwfile.read_text().strip())
+    chain = net.client
+    dep = net.deployment
+    recipient = dep.accounts[5]  # a dev account that trades nothing: its WETH balance is our profit
+    rpc = chain.rpc
+    rpc.call("anvil_setBalance", [owner, hex(10**21)])
+    rpc.call("anvil_impersonateAccount", [owner])  # deploy as the owner without touching the key
+    try:
+        art = load_artifact()
+        code = bytes.fromhex(art["bytecode"].removeprefix("0x")) + encode_constructor_args(recipient)
+        receipt = chain.send(owner, None, code, gas=10_000_000)
+        arb = to_checksum_address(receipt.contract_address)  # type: ignore[union-attr]
+        for v in dep.v2:
+            chain.send(owner, arb, encode_set_factory(v.factory, Kind.V2))
+        chain.send(owner, arb, encode_set_factory(dep.v3.factory, Kind.V3))
+    finally:
+        rpc.call("anvil_stopImpersonatingAccount", [owner])
+    return owner, arb, ks, pwfile, recipient  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def _write_configs(work: Path, run_dir: Path, dep, arb: str, ks: Path, pwfile: Path) -> Path:  # type: ignore[no-untyped-def]
+    sock = {d: run_dir / f"{d}.sock" for d in ("market_data", "signal", "execution")}
+    weth = dep.address_of("WETH")
+    cfg = work / "configs"
+    cfg.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    (cfg / "collector.toml").write_text(f"""
+source_id = 17742
+relay_socket = "{sock['market_data']}"
+
+[[chain]]
+name = "devnet"
+deployment = "{work / 'deployment.json'}"
+""")
+    (cfg / "strategy.toml").write_text(f"""
+[strategy]
+name = "dex-arb"
+strategy_id = 1
+source_id = 20
+max_hops = 3
+
+[economics]
+slippage_bps = 10
+
+[[chains]]
+chain_id = {dep.chain_id}
+gas_token = "{weth}"
+base_tokens = ["{weth}"]
+min_net_profit = {{ "{weth}" = 10000000000000 }}
+
+[relays]
+market_data = "{sock['market_data']}"
+signal = "{sock['signal']}"
+""")
+    venues = "".join(f'[[venues]]\nvenue = "{"DEVNET_V2_A" if v.name.endswith("_a") else "DEVNET_V2_B"}"\n'
+                     f'factory = "{v.factory}"\n' for v in dep.v2)
+    venues += f'[[venues]]\nvenue = "DEVNET_V3"\nfactory = "{dep.v3.factory}"\n'
+    (cfg / "executor.toml").write_text(f"""
+[executor]
+chain_id = {dep.chain_id}
+rpc_url = "{dep.rpc_url}"
+contract = "{arb}"
+gas_token = "{weth}"
+mode = "public"
+source_id = 31
+state_db = "{data / 'executor.sqlite'}"
+
+[keystore]
+path = "{ks}"
+password_file = "{pwfile}"
+
+[validation]
+max_signal_age_blocks = 3
+state_wait_s = 1.0
+
+{venues}
+[relays]
+market_data = "{sock['market_data']}"
+signal = "{sock['signal']}"
+execution = "{sock['execution']}"
+""")
+    (cfg / "risk.toml").write_text(f"""
+[relays]
+market_data = "{sock['market_data']}"
+signal = "{sock['signal']}"
+execution = "{sock['execution']}"
+
+[risk]
+source_id = 7001
+sender = "risk"
+
+[gas_price]
+max_wei = 300000000000
+
+[failure_rate]
+window = 20
+min_results = 10
+max_failure_rate_bps = 9000
+
+[daily_loss.tokens."{dep.chain_id}:{weth}"]
+max_loss = 5000000000000000000
+gas_per_eth = 1000000000000000000
+""")
+    (cfg / "portfolio.toml").write_text(f"""
+[portfolio]
+db = "{data / 'portfolio.sqlite'}"
+
+[relays]
+market_data = "{sock['market_data']}"
+signal = "{sock['signal']}"
+execution = "{sock['execution']}"
+
+[start]
+execution = "oldest"
+signal = "oldest"
+market_data = "oldest"
+
+[chains."{dep.chain_id}"]
+valuation_token = "{weth}"
+wrapped_native = "{weth}"
+""")
+    deploy = work / "deploy.toml"
+    deploy.write_text(f"""
+[deployment]
+name = "demo"
+run_dir = "{run_dir}"
+data_dir = "{data}"
+log_dir = "{work / 'logs'}"
+
+[relays]
+fsync = "interval"
+
+[[process]]
+name = "archiver"
+args = ["archive", "--domain", "market_data", "--out", "{data / 'archive'}", "--socket", "{sock['market_data']}",
+        "--from", "oldest"]
+after = ["relay-market_data"]
+
+[[process]]
+name = "collector"
+args = ["collector", "evm", "--config", "{cfg / 'collector.toml'}"]
+after = ["relay-market_data"]
+
+[[process]]
+name = "strategy"
+args = ["strategy", "--config", "{cfg / 'strategy.toml'}"]
+after = ["relay-market_data", "relay-signal"]
+
+[[process]]
+name = "executor"
+args = ["executor", "--config", "{cfg / 'executor.toml'}"]
+after = ["relay-market_data", "relay-signal", "relay-execution"]
+
+[[process]]
+name = "risk"
+args = ["risk", "--config", "{cfg / 'risk.toml'}", "--state", "{data / 'risk.sqlite'}"]
+after = ["relay-market_data", "relay-signal", "relay-execution"]
+
+[[process]]
+name = "portfolio"
+args = ["portfolio", "--config", "{cfg / 'portfolio.toml'}", "--db", "{data / 'portfolio.sqlite'}"]
+after = ["relay-market_data", "relay-signal", "relay-execution"]
+""")
+    return deploy
+
+
+# --------------------------------------------------------------------------- market driver
+
+
+def drive_market(net, trader: str, rate: float, amplify: Fraction, stop: threading.Event, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+    """Replay the real swap sequence on the devnet V3 0.05 % pool (runs in a worker thread)."""
+    from tools.demo_market import real_swaps, to_devnet_trade
+
+    pool = net.deployment.pool("uniswap_v3", "WETH", "USDC", 500)
+    client = net.client
+    period = 1.0 / rate
+    next_at = time.monotonic()
+    for swap in real_swaps():
+        if stop.is_set():
+            return
+        trade = to_devnet_trade(swap, client.v3_liquidity(pool), amplify)
+        if trade is None:
+            continue
+        try:
+            client.v3_swap_exact_in(trader, trade.token_in, trade.token_out, 500, trade.amount_in)
+            tally.trades += 1
+        except Exception as exc:  # a failed demo trade (e.g. out of funds) must not stop the demo
+            tally.trade_errors += 1
+            if tally.trade_errors <= 3:
+                say(f"market driver: trade failed: {exc}")
+        next_at += period
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+        else:
+            next_at = time.monotonic()
+
+
+# --------------------------------------------------------------------------- bus watchers
+
+
+async def watch_bus(run_dir: Path, tally: Tally) -> None:
+    from protocol.execution import ExecutionResult, Outcome
+    from protocol.header import Domain
+    from protocol.system import EmergencyStop, Resume
+    from relays.client import RelayConsumer
+
+    async def signals() -> None:
+        async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,
+                                         name="demo") as c:
+            async for _ in c:
+                tally.signals += 1
+
+    async def market() -> None:
+        async with RelayConsumer.connect(Domain.MARKET_DATA, str(run_dir / "market_data.sock"),
+                                         from_seq=None, name="demo") as c:
+            async for _ in c:
+                tally.market += 1
+
+    async def execution() -> None:
+        async with RelayConsumer.connect(Domain.EXECUTION, str(run_dir / "execution.sock"), from_seq=0,
+                                         name="demo") as c:
+            async for msg in c:
+                for t in msg.tlvs:
+                    if isinstance(t, ExecutionResult):
+                        name = Outcome(t.outcome).name if t.outcome in Outcome._value2member_map_ else str(t.outcome)
+                        tally.outcomes[name] = tally.outcomes.get(name, 0) + 1
+                        if t.outcome == Outcome.EXECUTED:
+                            tally.realized_wei += t.realized_profit
+                            tally.gas_wei += t.gas_used * t.effective_gas_price
+                    elif isinstance(t, EmergencyStop):
+                        tally.halted = True
+                        say(f"EMERGENCY STOP from {t.sender}: {t.reason}")
+                    elif isinstance(t, Resume):
+                        tally.halted = False
+                        say(f"resume from {t.sender}: {t.reason}")
+
+    async with trio.open_nursery() as n:
+        n.start_soon(signals)
+        n.start_soon(market)
+        n.start_soon(execution)
+
+
+def _eth(wei: int) -> str:
+    """Integer wei as a decimal string with 6 places (truncated), no floats."""
+    sign, wei = ("-", -wei) if wei < 0 else ("", wei)
+    return f"{sign}{wei // 10**18}.{(wei % 10**18) // 10**12:06d}"
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def _run(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+    from tools.deployment import load_deployment
+    from tools.supervisor import Supervisor
+
+    dep = load_deployment(deploy_file)
+    sup = Supervisor(dep.processes)
+    stop_driver = threading.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        for name in ("relay-market_data", "relay-signal", "relay-execution"):
+            ready = sup.children[name].ready
+            assert ready is not None
+            with trio.fail_after(60):
+                await ready.wait()
+        nursery.start_soon(watch_bus, run_dir, tally)
+        trader = net.deployment.funded_accounts[0]
+        await trio.sleep(args.warmup)
+        say(f"market driver: replaying real 2024-01-05 USDC/WETH swaps at {args.rate:g}/s on the V3 0.05 % pool")
+        nursery.start_soon(trio.to_thread.run_sync, drive_market, net, trader, args.rate,
+                           Fraction(args.amplify), stop_driver, tally)
+        dashboard = None
+        if not args.headless and sys.stdout.isatty():
+            dashboard = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "tools.cli", "dashboard", "--socket-dir", str(run_dir)])
+        deadline = trio.current_time() + args.duration
+        with trio.move_on_at(deadline):
+            while True:
+                if dashboard is not None:
+                    if dashboard.returncode is not None:
+                        break
+                    await trio.sleep(0.5)
+                    continue
+                await trio.sleep(args.summary_every)
+                say(f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
+                    f"outcomes {dict(sorted(tally.outcomes.items()))}  realized {_eth(tally.realized_wei)} WETH  "
+                    f"gas {_eth(tally.gas_wei)} ETH{'  HALTED' if tally.halted else ''}")
+        if dashboard is not None and dashboard.returncode is None:
+            dashboard.terminate()
+            await dashboard.wait()
+        say("stopping the market driver; letting in-flight executions settle")
+        stop_driver.set()
+        await trio.sleep(args.settle)
+        await sup.stop_all()
+        nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="alphapulse demo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=180.0, help="seconds of market activity (default 180)")
+    ap.add_argument("--headless", action="store_true", help="print a live summary instead of the dashboard")
+    ap.add_argument("--rate", type=float, default=3.0, help="real swaps replayed per second (default 3)")
+    ap.add_argument("--amplify", default="4", help="size multiplier on the real swaps (default 4)")
+    ap.add_argument("--replay", action="store_true", help="no chain: recorded logs, detect-only")
+    ap.add_argument("--summary-every", type=float, default=5.0, help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", type=float, default=3.0, help=argparse.SUPPRESS)
+    ap.add_argument("--settle", type=float, default=6.0, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.replay:
+        from tools.demo_replay import main as replay_main
+
+        return replay_main(args)
+
+    from tools.devnet.deploy import start_devnet
+    from tools.devnet.deployment import save_deployment
+    from tools.devnet.paths import DevnetSetupError
+
+    work = DEMO_DIR / time.strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(f"/tmp/alphapulse-demo-{os.getpid()}")  # short: AF_UNIX paths are limited to 107 bytes
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["ALPHAPULSE_RUN_DIR"] = str(run_dir)
+    say(f"working directory {work}")
+    t0 = time.monotonic()
+    try:
+        net = start_devnet(log_path=str(work / "anvil.log"))
+    except DevnetSetupError as exc:
+        print(f"alphapulse demo: {exc}", file=sys.stderr)
+        return 2
+    tally = Tally()
+    try:
+        say(f"devnet up: chain {net.deployment.chain_id} at {net.deployment.rpc_url}, "
+            f"{len(net.deployment.pools)} pools on 3 venues ({time.monotonic() - t0:.1f} s)")
+        owner, arb, ks, pwfile, recipient = _deploy_arb(net, work / "executor")
+        say(f"AlphaPulseArb {arb} owned by {owner} (key only in the encrypted keystore {ks})")
+        save_deployment(work / "deployment.json", [net.deployment], pids=[net.anvil.pid])
+        deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile)
+        weth = net.deployment.address_of("WETH")
+        before = net.client.erc20_balance(weth, recipient)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            trio.run(_run, args, net, deploy_file, run_dir, tally)
+        except KeyboardInterrupt:
+            say("interrupted")
+        landed = net.client.erc20_balance(weth, recipient) - before
+    finally:
+        net.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    print()
+    print("=" * 72)
+    print("AlphaPulse demo: what happened")
+    print("=" * 72)
+    print(f"real swaps replayed on the devnet : {tally.trades} ({tally.trade_errors} failed)")
+    print(f"market-data messages seen         : {tally.market}")
+    print(f"signals published by the strategy : {tally.signals}")
+    print(f"execution outcomes                : {dict(sorted(tally.outcomes.items()))}")
+    print(f"realized gross profit (events)    : {_eth(tally.realized_wei)} WETH")
+    print(f"gas paid                          : {_eth(tally.gas_wei)} ETH")
+    print(f"profit landed at the recipient    : {_eth(landed)} WETH  ({landed} wei, read on chain)")
+    print()
+    from portfolio.report import main as report_main
+
+    report_main(["--db", str(work / "data" / "portfolio.sqlite")])
+    print(f"\nlogs and data: {work}")
+    return 0
