@@ -96,6 +96,7 @@ def dump_weth_on_venue_a(chain: Chain, market: Market, weth: int = 60 * 10**18) 
             "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
             weth, 0, [t["WETH"], t["USDC"]], market.trader, FAR_FUTURE,
         ),
+        gas=500_000,  # explicit, like every swap here: an estimate can miss the pair's oracle writes
     )
 
 
