@@ -1,0 +1,91 @@
+"""``alphapulse strategy --config FILE``: the strategy as a process between two relays.
+
+Consumes the market-data relay from the oldest retained message (so pool snapshots
+published at the collector's start are applied), runs every message through the
+sans-IO ``StrategyEngine`` and publishes the signals it returns on the signal relay.
+
+Old news is never traded: while catching up on retained history (a message received
+more than ``--max-age-ms`` before now), state is applied but no signal is published.
+Messages flagged REPLAYED (``alphapulse replay``) are exempt, so a replay makes the
+same decisions as the live run that recorded it. Signal ids are seeded from the wall
+clock so a restarted process never reuses one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+
+import trio
+
+from protocol.header import FLAG_REPLAYED, Domain
+from relays.client import RelayConsumer, RelayProducer
+
+from .config import ConfigError, load_config
+from .engine import StrategyEngine
+
+log = logging.getLogger("alphapulse.strategy")
+_U62 = (1 << 62) - 1
+
+
+async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None = None,
+              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    cfg = load_config(config_path)
+    engine = StrategyEngine(cfg, first_signal_id=first_signal_id or (time.time_ns() & _U62))
+    md_sock = cfg.relays.market_data or None
+    sig_sock = cfg.relays.signal or None
+    max_age_ns = max_age_ms * 1_000_000
+    published = suppressed = 0
+    async with RelayProducer.connect(Domain.SIGNAL, sig_sock, source_id=cfg.source_id, name=cfg.name) as producer:
+        async with RelayConsumer.connect(Domain.MARKET_DATA, md_sock, from_seq=0, name=cfg.name) as consumer:
+            log.info("strategy %s running: market data %s -> signals %s", cfg.name,
+                     md_sock or "default socket", sig_sock or "default socket")
+            task_status.started()
+            last_report = time.monotonic()
+            async for msg in consumer:
+                now = time.time_ns()
+                signals = engine.on_message(msg, now)
+                if signals:
+                    if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:
+                        suppressed += len(signals)
+                    else:
+                        for out in signals:
+                            await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns,
+                                                   receive_time_ns=now)
+                            published += 1
+                if time.monotonic() - last_report > 10:
+                    last_report = time.monotonic()
+                    log.info("seq %d: %d signals published, %d suppressed as old news; %s", consumer.last_seq,
+                             published, suppressed, dict(engine.stats))
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="alphapulse strategy", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="strategy TOML file (see strategy/config.py)")
+    ap.add_argument("--max-age-ms", type=int, default=2000,
+                    help="publish no signal for market data received longer ago than this (0: no limit)")
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        load_config(args.config)
+    except (ConfigError, OSError) as exc:
+        print(f"alphapulse strategy: {exc}", file=sys.stderr)
+        return 2
+
+    async def _main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, args.config, max_age_ms=args.max_age_ms)
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    log.info("%s: stopping", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    trio.run(_main)
+    return 0
