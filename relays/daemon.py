@@ -3,7 +3,7 @@
     alphapulse relay --domain market_data [--socket PATH] [--data-dir DIR]
                      [--fsync batch|interval|off] [--fsync-interval S]
                      [--retention-bytes N] [--segment-bytes N] [--ring-size N]
-                     [--no-verify] [--log-level INFO]
+                     [--no-verify] [--log-level INFO] [--metrics-port PORT]
 
 Logs to stderr. SIGTERM and SIGINT stop it cleanly (journal fsynced, socket
 removed). Exits 2 on bad configuration, 3 when a live relay already owns the
@@ -18,9 +18,13 @@ import logging
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import trio
+
+from tools.metrics import ProcessMetrics, add_metrics_argument, serve_process_metrics
+from tools.metrics.relay import instrument_relay
 
 from .paths import parse_domain, run_dir, socket_path
 from .server import FSYNC_POLICIES, Relay, RelayAlreadyRunning, RelayConfig, RelayError
@@ -64,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-interval", type=float, default=0.25, help="seconds (default 0.25)")
     p.add_argument("--no-verify", action="store_true", help="skip per-frame CRC verification on ingest")
     p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
+    add_metrics_argument(p)
     return p
 
 
@@ -86,12 +91,16 @@ def config_from_args(args: argparse.Namespace) -> RelayConfig:
     )
 
 
-async def _run(config: RelayConfig) -> None:
+async def _run(config: RelayConfig, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
     relay = Relay(config)
     try:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(relay.serve)
+                if metrics_port is not None:  # read at scrape time from the relay's own stats
+                    pm = ProcessMetrics(f"relay-{config.domain.name.lower()}")
+                    instrument_relay(relay, pm)
+                    await nursery.start(partial(serve_process_metrics, metrics=pm), metrics_port, None, metrics_host)
                 async for signum in signals:
                     log.info("%s received, shutting down", signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     code = 0
     try:
-        trio.run(_run, config)
+        trio.run(_run, config, args.metrics_port, args.metrics_host)
     except* RelayAlreadyRunning as group:
         print(f"alphapulse relay: {group.exceptions[0]}", file=sys.stderr)
         code = EXIT_RUNNING

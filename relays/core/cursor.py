@@ -147,5 +147,6 @@ class Cursor:
         return Batch(filter_frames(data, self.types), nxt, True)
 
     def advance(self, batch: Batch) -> None:
+        self.sent_frames += batch.next_seq - self.next_seq  # sequences passed (a filtered cursor skips some)
         self.next_seq = batch.next_seq
         self.sent_bytes += batch.nbytes
