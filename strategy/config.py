@@ -13,6 +13,7 @@ Example (every key but ``[[chains]]`` is optional)::
     max_hops = 4              # longest cycle searched (2 = same-pair two-pool only)
     max_cycles_per_pool = 4096
     max_signals_per_update = 8
+    max_sized_per_update = 8   # exact sizings per update; more candidates are ranked by estimate
     confidence_bps = 5000
 
     [gas]                     # gas units per hop kind, plus a fixed base per transaction
@@ -111,6 +112,7 @@ class StrategyConfig:
     max_hops: int = 4
     max_cycles_per_pool: int = 4096
     max_signals_per_update: int = 8
+    max_sized_per_update: int = 8
     confidence_bps: int = 5000
     gas: GasConfig = field(default_factory=GasConfig)
     economics: EconomicsConfig = field(default_factory=EconomicsConfig)
@@ -246,7 +248,7 @@ def _curve(where: str, t: Any) -> CurvePoolConfig:
 
 _TOP = {"strategy", "gas", "economics", "chains", "curve_pools", "relays"}
 _STRATEGY_KEYS = {"name", "strategy_id", "source_id", "max_hops", "max_cycles_per_pool",
-                  "max_signals_per_update", "confidence_bps"}
+                  "max_signals_per_update", "max_sized_per_update", "confidence_bps"}
 
 
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "config") -> StrategyConfig:
@@ -262,6 +264,7 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "config") -> Strat
         kwargs["name"] = _str(w, "name", st["name"])
     limits = {"strategy_id": (0, 0xFFFF), "source_id": (0, 0xFFFF_FFFF), "max_hops": (2, 6),
               "max_cycles_per_pool": (1, 10**9), "max_signals_per_update": (1, 10**6),
+              "max_sized_per_update": (1, 10**6),
               "confidence_bps": (0, 10_000)}
     for key, (lo, hi) in limits.items():
         if key in st:

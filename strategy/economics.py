@@ -28,11 +28,9 @@ from dataclasses import dataclass
 
 from protocol.ids import TokenId, VenueKind
 from strategy.config import GasConfig, StrategyConfig
-from strategy.pools import PoolState, V2Pool, V3Pool
+from strategy.pools import PoolState
 from strategy.search import Opportunity
 from strategy.state import PoolStateManager
-
-Q192 = 1 << 192
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,27 +79,7 @@ def convert_from_gas_token(
 ) -> int | None:
     """``amount_wei`` of the gas token in ``token`` units at the deepest pool's mid price, rounded
     up; None if no tradable V2/V3 pool pairs the two."""
-    if token == gas_token:
-        return amount_wei
-    best: PoolState | None = None
-    best_depth = -1
-    for s in state.tradable_pools_of_pair(gas_token, token):
-        if not isinstance(s, (V2Pool, V3Pool)):
-            continue
-        depth = s.balance_in(gas_token == s.pool.token0)
-        if depth > best_depth:
-            best, best_depth = s, depth
-    if best is None:
-        return None
-    gas_is_token0 = gas_token == best.pool.token0
-    if isinstance(best, V2Pool):
-        r_gas, r_tok = (best.reserve0, best.reserve1) if gas_is_token0 else (best.reserve1, best.reserve0)
-        return _ceil_div(amount_wei * r_tok, r_gas)
-    assert best.v3 is not None
-    p2 = best.v3.sqrt_price_x96 ** 2  # token1 per token0, times 2**192
-    if gas_is_token0:
-        return _ceil_div(amount_wei * p2, Q192)
-    return _ceil_div(amount_wei * Q192, p2)
+    return state.convert(amount_wei, gas_token, token, round_up=True)
 
 
 def assess(opp: Opportunity, state: PoolStateManager, config: StrategyConfig) -> Assessment | None:

@@ -52,7 +52,10 @@ class StrategyEngine:
             max_hops=config.max_hops,
             max_cycles_per_pool=config.max_cycles_per_pool,
         )
-        self.search = OpportunitySearch(self.state, self.index)
+        self.search = OpportunitySearch(
+            self.state, self.index, max_sized=config.max_sized_per_update,
+            gas_tokens={c.chain_id: c.gas_token for c in config.chains},
+        )
         self.stats: Counter[str] = Counter()
         self._next_signal_id = first_signal_id & _U64 or 1
         self._source_seq = 0

@@ -117,9 +117,11 @@ class CycleIndex:
         self._slot: dict[PoolId, int] = {}
         self._lr = np.zeros(1 << 12, dtype=np.int64)
         self._next_slot = 1
-        self._rows: dict[PoolId, list[tuple[int, ...]]] = {}
+        # pool -> slot-index rows of its cycles (row i is cycle i of _by_pool[pool]), grown by
+        # doubling so that adding a cycle costs one row write, not a rebuild
         self._mat: dict[PoolId, np.ndarray] = {}
         self.cycle_count = 0
+        self.deferred = 0
         self.truncated = 0
         self.unanchored = 0
 
@@ -142,17 +144,22 @@ class CycleIndex:
             self._lr[s] = log_rates[0]
             self._lr[s + 1] = log_rates[1]
 
-    def candidates(self, pool: int) -> Sequence[Cycle]:
-        """The cycles through ``pool`` whose rate bound exceeds 1 (all of them if there are few)."""
+    def candidates(self, pool: int, limit: int | None = None) -> Sequence[Cycle]:
+        """The cycles through ``pool`` whose rate bound exceeds 1 (all of them if there are few).
+
+        With ``limit``, at most that many: those with the largest bounds; ``self.deferred`` counts
+        the others (their rate bound says they may pay, but not that they pay most)."""
         cycles = self._by_pool.get(pool)  # type: ignore[call-overload]
         if not cycles:
             return _EMPTY
         if len(cycles) < VECTOR_MIN:
             return cycles
-        mat = self._mat.get(pool)  # type: ignore[call-overload]
-        if mat is None:
-            mat = self._mat[pool] = np.array(self._rows[pool], dtype=np.intp)  # type: ignore[index]
-        hits = np.flatnonzero(self._lr[mat].sum(axis=1) > 0)
+        mat = self._mat[pool][: len(cycles)]  # type: ignore[index]
+        sums = self._lr[mat].sum(axis=1)
+        hits = np.flatnonzero(sums > 0)
+        if limit is not None and len(hits) > limit:
+            self.deferred += len(hits) - limit
+            hits = hits[np.argpartition(sums[hits], -limit)[-limit:]]
         return [cycles[i] for i in hits.tolist()]
 
     def _slot_of(self, pool: PoolId) -> int:
@@ -174,7 +181,7 @@ class CycleIndex:
         u, v = pool.token0, pool.token1
         anchors = self.base_tokens.get(pool.chain_id, ())
         self._by_pool[pool] = []
-        self._rows[pool] = []
+        self._mat[pool] = np.zeros((4, self.max_hops), dtype=np.intp)
         self._slot_of(pool)
         added = 0
         if anchors:
@@ -229,9 +236,12 @@ class CycleIndex:
         for cyc in (forward, backward):
             row = tuple(self._slot_of(p) + (0 if zfo else 1) for p, zfo in cyc.hops) + pad
             for p in cyc.pools:
-                by_pool.setdefault(p, []).append(cyc)
-                self._rows.setdefault(p, []).append(row)
-                self._mat.pop(p, None)
+                lst = by_pool.setdefault(p, [])
+                mat = self._mat[p]
+                if len(lst) == len(mat):
+                    mat = self._mat[p] = np.concatenate((mat, np.zeros_like(mat)))
+                mat[len(lst)] = row
+                lst.append(cyc)
         self.cycle_count += 2
         return 2
 

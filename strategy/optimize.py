@@ -208,7 +208,10 @@ def optimize_newton(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> Pa
             else:
                 hi, g_hi = x, (a - b, b)
             step = stationary_point(a, b, c)
-            if abs(step) <= max(2, x >> 40):
+            # Below one unit of the coarsest intermediate token (in input units) the exact profit is a
+            # staircase the model cannot see into; refine_coarse works on those steps instead.
+            grain = max(x // y for y in outs[:-1]) if len(outs) > 1 else 0
+            if abs(step) <= max(2, x >> 40, grain):
                 break  # the local model's optimum is here: no tick crossing left to account for
             newton = x + step
         if hi - lo <= 2:
@@ -227,6 +230,8 @@ def optimize_newton(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> Pa
             x = (lo + hi + 1) // 2
     if best is None:
         return None
+    if k == 0:
+        return PathQuote(best.amount_in, best.amounts, evals)
     return _best_of(hops, _neighbourhood(best.amount_in, k, cap), best, evals)
 
 
@@ -271,6 +276,12 @@ def optimize_golden(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> Pa
 COARSE_RATIO_SHIFT = 10  # an intermediate unit worth > 2**10 input units is "coarse"
 
 
+def coarse_boundaries(quote: PathQuote) -> list[int]:
+    """Hops whose output token is worth more than ``2**10`` units of the input token."""
+    x = quote.amount_in >> COARSE_RATIO_SHIFT
+    return [j for j, y in enumerate(quote.amounts[:-1]) if x > y]
+
+
 def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2, every: bool = False) -> PathQuote:
     """Re-centre on the steps of *coarse* intermediate tokens (see below); keep the best.
 
@@ -283,10 +294,8 @@ def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2, e
     """
     best = quote
     evals = quote.evaluations
-    for j in range(len(hops) - 1):
+    for j in range(len(hops) - 1) if every else coarse_boundaries(quote):
         y = quote.amounts[j]
-        if not every and quote.amount_in >> COARSE_RATIO_SHIFT <= y:
-            continue
         for u in range(max(1, y - k), y + k + 1):
             need = u
             for i in range(j, -1, -1):
@@ -304,7 +313,7 @@ def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2, e
     return PathQuote(best.amount_in, best.amounts, evals)
 
 
-def optimize(hops: Sequence[Hop], cap: int) -> PathQuote | None:
+def optimize(hops: Sequence[Hop], cap: int, *, polish: bool = False) -> PathQuote | None:
     """The best exactly-evaluated input in ``[1, cap]`` for ``hops`` (None if nothing fills).
 
     The returned quote may still have ``profit <= 0``; callers decide what is worth a signal.
@@ -314,10 +323,20 @@ def optimize(hops: Sequence[Hop], cap: int) -> PathQuote | None:
     kinds = {type(s) for s, _ in hops}
     if CurvePool in kinds:
         return optimize_golden(hops, cap)
-    all_v2 = kinds == {V2Pool}
-    quote = optimize_v2(hops, cap) if all_v2 else optimize_newton(hops, cap)
-    if quote is None:
-        return None
-    # V2 evaluations cost microseconds: re-centre on every intermediate token's steps, not only
-    # the coarse ones (on small reserves every token is "coarse" at the wei level).
-    return refine_coarse(hops, quote, cap, every=all_v2)
+    if kinds == {V2Pool}:
+        quote = optimize_v2(hops, cap)
+        if quote is None:
+            return None
+        # V2 evaluations cost microseconds: re-centre on every intermediate token's steps, not only
+        # the coarse ones (on small reserves every token is "coarse" at the wei level).
+        return refine_coarse(hops, quote, cap, every=True)
+    # A V3 evaluation costs tens of microseconds. The Newton result is within its stopping step of
+    # the optimum; the polish (coarse-token steps, +-1 neighbourhood) can add at most about one unit
+    # of the coarsest intermediate token -- 1e-6 USDC -- for several more V3 simulations, so it is
+    # only done on request (``polish=True``, as the tests do to compare with brute force).
+    quote = optimize_newton(hops, cap, k=0)
+    if quote is None or not polish:
+        return quote
+    if coarse_boundaries(quote):
+        return refine_coarse(hops, quote, cap, k=1)
+    return _best_of(hops, _neighbourhood(quote.amount_in, NEIGHBOURHOOD, cap), quote, quote.evaluations)

@@ -113,6 +113,11 @@ class V2Pool:
     def tradable(self) -> bool:
         return self.reserve0 > 0 and self.reserve1 > 0
 
+    @property
+    def model_n(self) -> int:
+        """The ``n`` of the zero-size model whose ``(n·r_out, d·r_in)`` are the marginals."""
+        return PPM - self.fee_ppm
+
     def balance_in(self, zero_for_one: bool) -> int:
         return self.reserve0 if zero_for_one else self.reserve1
 
@@ -194,6 +199,10 @@ class V3Pool:
     def tradable(self) -> bool:
         return self.v3 is not None and self.v3.liquidity > 0
 
+    @property
+    def model_n(self) -> int:
+        return PPM - self.fee
+
     def balance_in(self, zero_for_one: bool) -> int:
         b = self.balance0 if zero_for_one else self.balance1
         return b if b > 0 else NO_CAP
@@ -221,9 +230,9 @@ class V3Pool:
         return r.amount_out if r.amount_in == amount_in else NOT_FILLED
 
     def min_input(self, zero_for_one: bool, amount_out: int) -> int:
-        """The least exact input whose output is >= ``amount_out`` (-1 if none): the exact-output
-        quote, walked down while one less still fills (the contract rounds exact-output and
-        exact-input swaps separately, so the quote can be a unit or two above the least input)."""
+        """The least exact input whose output is >= ``amount_out`` (-1 if none), up to a unit: the
+        exact-output quote, one less if that still fills (the contract rounds exact-output and
+        exact-input swaps separately, so the quote can be a unit above the least input)."""
         if self.v3 is None or amount_out <= 0:
             return NOT_FILLED
         try:
@@ -233,10 +242,8 @@ class V3Pool:
         if r.amount_out < amount_out:
             return NOT_FILLED
         x = r.amount_in
-        for _ in range(3):
-            if x <= 1 or self.amount_out(zero_for_one, x - 1) < amount_out:
-                break
-            x -= 1
+        if x > 1 and self.amount_out(zero_for_one, x - 1) >= amount_out:
+            x -= 1  # one step down: the two roundings rarely differ by more than one unit
         return x
 
     def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
@@ -291,6 +298,10 @@ class CurvePool:
     @property
     def tradable(self) -> bool:
         return self.balances[0] > 0 and self.balances[1] > 0
+
+    @property
+    def model_n(self) -> int:
+        return 0  # the probe rate is linear: no curvature term in the estimate
 
     def balance_in(self, zero_for_one: bool) -> int:
         return self.balances[0] if zero_for_one else self.balances[1]

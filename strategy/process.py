@@ -8,7 +8,8 @@ Old news is never traded: while catching up on retained history (a message recei
 more than ``--max-age-ms`` before now), state is applied but no signal is published.
 Messages flagged REPLAYED (``alphapulse replay``) are exempt, so a replay makes the
 same decisions as the live run that recorded it. Signal ids are seeded from the wall
-clock so a restarted process never reuses one.
+clock so a restarted process never reuses one. When the relay reports market data lost
+to a resync, every pool is marked stale until fresh snapshots arrive.
 """
 
 from __future__ import annotations
@@ -45,8 +46,15 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
                      md_sock or "default socket", sig_sock or "default socket")
             task_status.started()
             last_report = time.monotonic()
+            lost = 0
             async for msg in consumer:
                 now = time.time_ns()
+                if consumer.core.counters.lost != lost:
+                    # The relay could not serve what we missed (retention): every pool may have
+                    # changed unseen, so nothing is traded until fresh snapshots arrive.
+                    lost = consumer.core.counters.lost
+                    engine.state.invalidate_all("relay_resync")
+                    log.warning("market data lost on resync (%d messages in total): all pools stale", lost)
                 signals = engine.on_message(msg, now)
                 if signals:
                     if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:

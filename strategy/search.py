@@ -9,7 +9,9 @@ For each cycle through an updated pool (see :class:`strategy.graph.CycleIndex`):
    included) must exceed 1, i.e. ``Π num > Π den``. Concavity makes this necessary and sufficient
    for *some* input to be profitable before gas, and it costs a few multiplications per hop with
    the rates each snapshot precomputed; almost every cycle stops here.
-3. **Size** the survivors with :func:`strategy.optimize.optimize`, bounded by the flash liquidity:
+3. **Rank** the survivors by a continuum estimate of their profit when there are more than
+   ``max_sized`` (only a hub pool's move makes that many), and
+4. **size** the best ones with :func:`strategy.optimize.optimize`, bounded by the flash liquidity:
    the first hop's pool balance of the input token.
 
 Two-pool, same-pair arbitrage is the 2-hop case of the same code: the graph stores every pair of
@@ -21,8 +23,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from math import isqrt
 
-from protocol.ids import PoolId
+from protocol.ids import PoolId, TokenId
 from strategy.graph import Cycle, CycleIndex
 from strategy.optimize import PathQuote, optimize
 from strategy.pools import PoolState
@@ -56,50 +59,102 @@ class Opportunity:
         return list(zip(ins, self.quote.amounts))
 
 
-class OpportunitySearch:
-    """Finds sized opportunities among the cycles through updated pools."""
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A cycle that passed the exact pre-screen, with the snapshots it was screened on and its
+    composed zero-size model ``A·x / (B + C·x)`` (see :mod:`strategy.optimize`)."""
 
-    def __init__(self, state: PoolStateManager, index: CycleIndex) -> None:
+    cycle: Cycle
+    states: tuple[PoolState, ...]
+    a: int
+    b: int
+    c: int
+
+    def estimate(self) -> int:
+        """The continuum estimate of the gross profit, ``(√A - √B)² / C`` (exact for V2 chains up
+        to flooring, for V3 while the optimum crosses no tick): only used to decide what to size
+        first when there is too much to size."""
+        return (isqrt(self.a) - isqrt(self.b)) ** 2 // self.c if self.c > 0 else 0
+
+
+class OpportunitySearch:
+    """Finds sized opportunities among the cycles through updated pools.
+
+    ``max_sized`` bounds the exact sizing work of one update: when more cycles pass the pre-screen
+    (a hub pool moved), the ones with the largest estimated profit, valued in the chain's gas token,
+    are sized and the rest are counted in ``stats["deferred"]`` (they are re-examined on the next
+    update of any of their pools).
+    """
+
+    def __init__(self, state: PoolStateManager, index: CycleIndex, *, max_sized: int = 16,
+                 gas_tokens: dict[int, TokenId] | None = None) -> None:
         self.state = state
         self.index = index
+        self.max_sized = max_sized
+        # A hub pool's move can open hundreds of cycles at once; the exact screen of each costs
+        # ~10 us, so only the ones with the largest rate bound (the index's integer log sums) are
+        # screened, then ranked by estimated profit. The rest wait for their pools' next update.
+        self.max_screened = 4 * max_sized
+        self.gas_tokens = gas_tokens or {}
         self.stats: Counter[str] = Counter()
 
     def on_update(self, pools: Iterable[PoolId]) -> list[Opportunity]:
-        """Every profitable (before gas) opportunity among the cycles through ``pools``."""
-        out: list[Opportunity] = []
+        """The profitable (before gas) opportunities among the cycles through ``pools``."""
+        found: list[Candidate] = []
         seen: set[int] = set()
         index = self.index
-        evaluate = self.evaluate
+        screen = self.screen
         for pool in pools:
             self.stats["cycles_considered"] += len(index.cycles_through(pool))
-            for cycle in index.candidates(pool):
+            for cycle in index.candidates(pool, limit=self.max_screened):
                 key = id(cycle)
                 if key in seen:
                     continue
                 seen.add(key)
-                opp = evaluate(cycle)
-                if opp is not None:
-                    out.append(opp)
+                cand = screen(cycle)
+                if cand is not None:
+                    found.append(cand)
         self.stats["cycles_evaluated"] += len(seen)
+        if len(found) > self.max_sized:
+            found.sort(key=self._value, reverse=True)
+            self.stats["deferred"] += len(found) - self.max_sized
+            del found[self.max_sized :]
+        out = []
+        for cand in found:
+            opp = self.size(cand)
+            if opp is not None:
+                out.append(opp)
         return out
 
     def evaluate(self, cycle: Cycle) -> Opportunity | None:
-        """Size ``cycle`` on the current state; None if it is not tradable or not profitable."""
+        """Screen and size one cycle on the current state (None: not tradable or not profitable)."""
+        cand = self.screen(cycle)
+        return self.size(cand) if cand is not None else None
+
+    def screen(self, cycle: Cycle) -> Candidate | None:
+        """The exact integer pre-screen: every pool tradable, product of marginal rates > 1."""
         tradable = self.state.tradable
-        num = den = 1
+        a, b, c = 1, 1, 0  # composed as in optimize.compose_at_zero, from the cached marginals
         states = []
         for pool, zfo in cycle.hops:
             s = tradable(pool)
             if s is None:
                 self.stats["skipped_untradable"] += 1
                 return None
-            n, d = s.marginals[0:2] if zfo else s.marginals[2:4]
-            num *= n
-            den *= d
+            m = s.marginals
+            n_out, d_in = (m[0], m[1]) if zfo else (m[2], m[3])
+            c = d_in * c + s.model_n * a
+            a *= n_out
+            b *= d_in
             states.append(s)
-        if num <= den:
+        if a <= b:
             return None
         self.stats["prescreen_passed"] += 1
+        return Candidate(cycle, tuple(states), a, b, c)
+
+    def size(self, cand: Candidate) -> Opportunity | None:
+        """The optimal input of a screened cycle (exact), if it makes a gross profit."""
+        states, cycle = cand.states, cand.cycle
         hops = list(zip(states, (z for _, z in cycle.hops)))
         cap = states[0].balance_in(cycle.hops[0][1])
         quote = optimize(hops, cap)
@@ -108,4 +163,13 @@ class OpportunitySearch:
         if quote is None or quote.profit <= 0:
             return None
         self.stats["profitable"] += 1
-        return Opportunity(cycle, tuple(states), quote)
+        return Opportunity(cycle, states, quote)
+
+    def _value(self, cand: Candidate) -> int:
+        """The estimate in gas-token units (floor), for ranking; 0 if it cannot be valued."""
+        gas = self.gas_tokens.get(cand.cycle.chain_id)
+        estimate = cand.estimate()
+        if gas is None:
+            return estimate
+        v = self.state.convert(estimate, cand.cycle.profit_token, gas, round_up=False)
+        return v if v is not None else 0

@@ -47,6 +47,7 @@ from strategy.amm.uniswap_v3 import SwapResult, V3PoolState, apply_liquidity_cha
 from strategy.config import StrategyConfig
 from strategy.pools import CurvePool, PoolState, V2Pool, V3Pool
 
+Q192 = 1 << 192
 SNAPSHOT_LOG_INDEX = 1 << 32  # above every real log index: a snapshot covers its whole block
 
 
@@ -102,6 +103,30 @@ class PoolStateManager:
             if s is not None:
                 out.append(s)
         return out
+
+    def convert(self, amount: int, src: TokenId, dst: TokenId, *, round_up: bool) -> int | None:
+        """``amount`` of ``src`` in ``dst`` units at the mid price of the deepest tradable V2/V3 pool
+        pairing them (depth: its balance of ``src``); None without such a pool. Integer arithmetic;
+        ``round_up`` for costs (never understate them), down for values."""
+        if src == dst:
+            return amount
+        best: V2Pool | V3Pool | None = None
+        depth = -1
+        for st in self.tradable_pools_of_pair(src, dst):
+            if isinstance(st, (V2Pool, V3Pool)):
+                d = st.balance_in(src == st.pool.token0)
+                if d > depth:
+                    best, depth = st, d
+        if best is None:
+            return None
+        src_is_token0 = src == best.pool.token0
+        if isinstance(best, V2Pool):
+            num, den = (best.reserve1, best.reserve0) if src_is_token0 else (best.reserve0, best.reserve1)
+        else:
+            assert best.v3 is not None
+            p2 = best.v3.sqrt_price_x96 * best.v3.sqrt_price_x96  # token1 per token0, times 2**192
+            num, den = (p2, Q192) if src_is_token0 else (Q192, p2)
+        return -(-amount * num // den) if round_up else amount * num // den
 
     # --- updates -------------------------------------------------------------------------------
 

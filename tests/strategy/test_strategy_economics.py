@@ -20,8 +20,9 @@ from strategy_builders import (
 
 import protocol as P
 from strategy.config import GasConfig
-from strategy.economics import Q192, assess, convert_from_gas_token, path_gas_units
+from strategy.economics import assess, convert_from_gas_token, path_gas_units
 from strategy.engine import StrategyEngine
+from strategy.state import Q192
 
 WD1 = v2_pool(1, WETH, DAI)
 WD2 = v2_pool(2, WETH, DAI, venue=P.Venue.SUSHISWAP)
