@@ -153,3 +153,16 @@ def test_at_most_max_signals_per_update_best_first() -> None:
 def test_other_domains_are_ignored() -> None:
     e = engine()
     assert e.on_message(P.Message(domain=3, tlvs=()), 1) == []
+
+
+def test_sizing_work_per_update_is_bounded_and_goes_to_the_best_estimates() -> None:
+    # One pool far off the others: every 2-cycle through it pays, the deeper pools pay more.
+    pools = [v2_pool(20 + i, WETH, DAI, venue=1100 + i) for i in range(6)]
+    e = engine(max_sized_per_update=2, max_signals_per_update=8)
+    e.on_message(md(*[v2_snapshot(p, 2000 * 10**19 * (i + 1), 10**19 * (i + 1)) for i, p in enumerate(pools)]), 1)
+    assert e.search.stats["optimised"] == 0  # all priced alike: nothing passes the screen
+    moved = v2_pool(40, WETH, DAI, venue=1200)
+    sigs = e.on_message(md(v2_snapshot(moved, 2100 * 10**21, 10**21)), 2)
+    assert e.search.stats["optimised"] == 2 and e.search.stats["deferred"] == 4
+    # the two sized are the two deepest counterparts
+    assert {s.find(P.ArbitragePath).hops[1].pool for s in sigs} == {pools[5], pools[4]}

@@ -404,6 +404,16 @@ def run_degenbot(py: Path, cases: dict[str, list], repeat: int) -> dict[str, obj
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _degenbot_word_bug(cases: dict[str, list], i: int) -> bool:
+    """Swap ``i`` is one degenbot 0.3.0 gets wrong: an upward (one-for-zero) swap from a tick whose
+    compressed value is the last bit of its bitmap word. The contract searches the *next* word
+    (``position(compressed + 1)``); degenbot's ``gen_ticks`` starts from ``compressed``'s word, so
+    its first "next tick" lies below the price and the first step runs the wrong way."""
+    pool_index, zero_for_one, _ = cases["swaps"][i]
+    p = cases["pools"][pool_index]
+    return not zero_for_one and (p["tick"] // p["tick_spacing"]) % 256 == 255
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="alphapulse bench strategy", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -436,6 +446,9 @@ def main(argv: list[str]) -> int:
             res["v3_ratio_ours_over_degenbot"] = round(ours_rate / float(base["rate"]), 2)  # type: ignore[arg-type]
             outs = base["outs"]
             res["v3_outputs_equal"] = sum(a == b for a, b in zip(ours_outs, outs))  # type: ignore[arg-type]
+            res["v3_outputs_differ_degenbot_word_bug"] = sum(
+                a != b and _degenbot_word_bug(cases, i) for i, (a, b) in enumerate(zip(ours_outs, outs))  # type: ignore[arg-type]
+            )
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -458,7 +471,9 @@ def main(argv: list[str]) -> int:
     if "v3_swaps_per_s_degenbot" in r:
         print(f"; degenbot {r['degenbot_version']} {r['v3_swaps_per_s_degenbot']:,}/s; ratio "
               f"{r['v3_ratio_ours_over_degenbot']:.2f}x (target >= 1.00); identical outputs "
-              f"{r['v3_outputs_equal']}/{r['v3_swaps']}")
+              f"{r['v3_outputs_equal']}/{r['v3_swaps']}, the other "
+              f"{r['v3_swaps'] - r['v3_outputs_equal']} of which {r['v3_outputs_differ_degenbot_word_bug']} "
+              f"are degenbot's upward-search word-boundary bug")
     else:
         print(f"; baseline skipped{': ' + baseline_note if baseline_note else ''}")
     return 0
