@@ -170,7 +170,7 @@ def test_curve_path_golden_search_vs_dense_scan() -> None:
 def test_polish_never_loses_and_costs_more_evaluations() -> None:
     ticks = {-60 * k: 10**19 for k in range(1, 30)} | {60 * k: -(10**19) for k in range(1, 30)}
     pool3 = v3(0, 29 * 10**19, ticks)
-    # a coarse intermediate: token0 worth 10**12 units of token1 (like WETH vs a 6-decimal token)
+    # the polish adds exact evaluations around the Newton result (its +-1 neighbourhood here)
     pool2 = v2(PA, 10**21, 10**21 * 105 // 100)
     hops = [(pool3, False), (pool2, True)]
     fast = optimize(hops, cap=10**25)

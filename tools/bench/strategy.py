@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from math import isqrt
 from pathlib import Path
+from typing import Any
 
 import protocol as P
 from protocol.market import TickLiquidity
@@ -203,7 +204,7 @@ def _pct(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0
 
 
-def bench_engine(n_pools: int, n_updates: int, seed: int) -> tuple[StrategyEngine, dict[str, object]]:
+def bench_engine(n_pools: int, n_updates: int, seed: int) -> tuple[StrategyEngine, dict[str, Any]]:
     rng = random.Random(seed)
     t0 = time.perf_counter()
     m = build_market(n_pools, rng)
@@ -255,7 +256,7 @@ def bench_engine(n_pools: int, n_updates: int, seed: int) -> tuple[StrategyEngin
         signals += len(out)
     per_pool = sorted(len(engine.index.cycles_through(p)) for p in pools)
     s = engine.search.stats
-    result = {
+    result: dict[str, Any] = {
         "pools": n_pools,
         "v3_pools": sum(1 for x in m.snapshots if x.pool.kind == P.VenueKind.UNISWAP_V3),
         "tokens": len(m.prices),
@@ -390,7 +391,7 @@ def ensure_baseline(version: str) -> tuple[Path | None, str]:
     return py, ""
 
 
-def run_degenbot(py: Path, cases: dict[str, list], repeat: int) -> dict[str, object]:
+def run_degenbot(py: Path, cases: dict[str, list], repeat: int) -> dict[str, Any]:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     case_file = WORK_DIR / "v3_cases.json"
     runner = WORK_DIR / "degenbot_runner.py"
@@ -441,13 +442,13 @@ def main(argv: list[str]) -> int:
             baseline_note = why
         else:
             base = run_degenbot(py, cases, args.repeat)
-            res["v3_swaps_per_s_degenbot"] = round(float(base["rate"]))  # type: ignore[arg-type]
+            res["v3_swaps_per_s_degenbot"] = round(float(base["rate"]))
             res["degenbot_version"] = base["version"]
-            res["v3_ratio_ours_over_degenbot"] = round(ours_rate / float(base["rate"]), 2)  # type: ignore[arg-type]
+            res["v3_ratio_ours_over_degenbot"] = round(ours_rate / float(base["rate"]), 2)
             outs = base["outs"]
-            res["v3_outputs_equal"] = sum(a == b for a, b in zip(ours_outs, outs))  # type: ignore[arg-type]
+            res["v3_outputs_equal"] = sum(a == b for a, b in zip(ours_outs, outs))
             res["v3_outputs_differ_degenbot_word_bug"] = sum(
-                a != b and _degenbot_word_bug(cases, i) for i, (a, b) in enumerate(zip(ours_outs, outs))  # type: ignore[arg-type]
+                a != b and _degenbot_word_bug(cases, i) for i, (a, b) in enumerate(zip(ours_outs, outs))
             )
     if args.json:
         print(json.dumps(res, indent=2))
