@@ -175,3 +175,23 @@ def test_tradable_pools_of_pair() -> None:
     m.apply(v2_snapshot(other, 0, 0))  # empty: not tradable
     assert [s.pool for s in m.tradable_pools_of_pair(token(WETH), token(DAI))] == [V2A]
     assert m.tradable_pools_of_pair(token(DAI), token(DAI)) == []
+
+
+def test_curve_snapshot_needs_its_configured_parameters() -> None:
+    from protocol.ids import address_to_int
+    from strategy.config import CurvePoolConfig, StrategyConfig
+    from strategy.pools import CurvePool
+
+    addr = "0x" + "cc" * 20
+    curve = P.PoolId.of(1, P.Venue.CURVE, P.VenueKind.CURVE, addr, DAI, WETH)
+    snap = v2_snapshot(curve, 10**24, 10**24, fee_ppm=400)
+    bare = PoolStateManager(config())
+    assert bare.apply(snap) is None and bare.stats["curve_pool_not_configured"] == 1
+    cfg = config()
+    cfg = StrategyConfig(chains=cfg.chains, curve_pools=(
+        CurvePoolConfig(chain_id=1, address=address_to_int(addr), amp=100, rates=(10**18, 10**18)),))
+    m = PoolStateManager(cfg)
+    assert m.apply(snap) == curve
+    s = m.get(curve)
+    assert isinstance(s, CurvePool) and s.fee == 4_000_000 and s.amp == 100
+    assert 0 < s.amount_out(True, 10**18) < 10**18
