@@ -32,12 +32,13 @@ from execution.executor import Executor, _Queued
 from execution.keystore import KeystoreError, keystore_address, load_account, new_keystore_main, read_password
 from execution.store import ExecutorStore
 from execution.validate import MalformedSignal, Signal
-from protocol.execution import Outcome
+from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume
 from relays.client import RelayConsumer, RelayProducer
 from relays.paths import socket_path
 from tools.devnet.rpc import AsyncRPC
+from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
 
 log = logging.getLogger("execution")
 EXIT_CONFIG = 2
@@ -47,12 +48,51 @@ def relay_socket(config: ExecutorConfig, domain: Domain) -> str:
     return getattr(config.relays, domain.name.lower()) or str(socket_path(domain))
 
 
+class _Metrics:
+    """Executor families (see tools/metrics/README.md); recorded per signal, never per market message."""
+
+    def __init__(self) -> None:
+        pm = process_metrics("executor")
+        self.signals = pm.counter("alphapulse_executor_signals_received_total",
+                                  "Signals (opportunities) received from the signal relay.")
+        self.outcomes = pm.counter("alphapulse_executor_outcomes_total", "Signals ended, by outcome.", ["outcome"])
+        for o in Outcome:
+            self.outcomes.labels(outcome=o.name.lower())
+        self.submitted = pm.counter("alphapulse_executor_submissions_total",
+                                    "Transactions or bundles handed to the network or a builder (replacements too).")
+        self.to_submit = pm.histogram("alphapulse_executor_signal_to_submit_seconds",
+                                      "Signal received -> its first transaction or bundle submitted.")
+        self.received: dict[int, float] = {}  # signal_id -> trio time received, until its first submit/result
+
+    def on_signal(self, signal_id: int) -> None:
+        self.signals.inc()
+        self.received[signal_id] = trio.current_time()
+
+    def on_publish(self, tlv: Any) -> None:
+        kind = type(tlv)
+        if kind is ExecutionStarted:
+            self.submitted.inc()
+            t0 = self.received.pop(tlv.signal_id, None)
+            if t0 is not None:
+                self.to_submit.observe(trio.current_time() - t0)
+        elif kind is ExecutionResult:
+            self.received.pop(tlv.signal_id, None)
+            try:
+                name = Outcome(tlv.outcome).name.lower()
+            except ValueError:
+                name = str(tlv.outcome)
+            self.outcomes.labels(outcome=name).inc()
+
+
 class _ProducerPublisher:
-    def __init__(self, producer: RelayProducer) -> None:
+    def __init__(self, producer: RelayProducer, metrics: _Metrics | None = None) -> None:
         self.producer = producer
+        self.metrics = metrics
 
     async def publish(self, tlv: Any) -> None:
         await self.producer.publish(tlv)
+        if self.metrics is not None:
+            self.metrics.on_publish(tlv)
 
 
 def unlock(config: ExecutorConfig) -> LocalAccount:
@@ -70,8 +110,9 @@ async def run(config: ExecutorConfig, account: LocalAccount, *,
         gateway = ChainGateway(rpc, account, chain_id=config.chain_id, contract=config.contract)
         async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
                                          source_id=config.source_id, name=config.name) as producer:
-            ex = Executor(config, gateway, store, _ProducerPublisher(producer), builders)
-            await _serve(ex, config, task_status)
+            metrics = _Metrics()
+            ex = Executor(config, gateway, store, _ProducerPublisher(producer, metrics), builders)
+            await _serve(ex, config, task_status, metrics)
     finally:
         for b in builders:
             await b.aclose()
@@ -79,7 +120,8 @@ async def run(config: ExecutorConfig, account: LocalAccount, *,
         store.close()
 
 
-async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskStatus[Executor]) -> None:
+async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskStatus[Executor],
+                 metrics: _Metrics | None = None) -> None:
     store = ex.store
     send, recv = trio.open_memory_channel[_Queued](10_000)
     md_from = 0 if config.market_data_from == "oldest" else None
@@ -117,6 +159,8 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                     except MalformedSignal as exc:
                         log.error("executor: signal message seq %d: %s", msg.domain_seq, exc)
                         sig = None
+                    if sig is not None and metrics is not None:
+                        metrics.on_signal(sig.signal_id)
                     halted = ex.halted_for(sig) if sig is not None else None
                     await send.send(_Queued(sig=sig, msg=msg, halted_by=halted, seq=msg.domain_seq))
 
@@ -145,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "Subcommand: new-keystore (see 'alphapulse executor new-keystore -h').")
     ap.add_argument("--config", required=True, help="executor TOML file")
     ap.add_argument("--log-level", default="INFO")
+    add_metrics_argument(ap)
     return ap
 
 
@@ -166,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     async def _main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as sigs:
             async with trio.open_nursery() as n:
+                await n.start(serve_process_metrics, args.metrics_port, "executor", args.metrics_host)
                 n.start_soon(run, config, account)
                 async for _ in sigs:
                     log.info("executor: signal received, stopping")

@@ -24,6 +24,7 @@ from protocol.header import Domain
 from relays.paths import run_dir, socket_path
 from risk.config import ConfigError
 from risk.relaying import open_consumer
+from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
 
 from .books import Books, open_db
 from .config import PortfolioConfig, load_config
@@ -50,10 +51,15 @@ async def consume(config: PortfolioConfig, books: Books, domain: Domain,
         from_seq = 0 if getattr(config.start, domain.name.lower()) == "oldest" else None
     log.info("%s: resuming from %s", domain.name.lower(), from_seq if from_seq is not None else "now")
     name = f"{config.portfolio.name}-{domain.name.lower()}"
+    apply_seconds = process_metrics("portfolio").histogram(
+        "alphapulse_portfolio_apply_seconds", "One relay batch applied to the books (one SQLite transaction).",
+        ["domain"]).labels(domain=domain.name.lower())
     async with open_consumer(domain, relay_socket(config, domain), from_seq=from_seq, name=name) as c:
         task_status.started()
         async for batch in c.batches():
+            t0 = time.perf_counter()
             books.apply(domain, batch, time.time_ns())
+            apply_seconds.observe(time.perf_counter() - t0)
 
 
 async def run(config: PortfolioConfig, db_path: str | os.PathLike[str],
@@ -70,9 +76,11 @@ async def run(config: PortfolioConfig, db_path: str | os.PathLike[str],
         db.close()
 
 
-async def _main(config: PortfolioConfig, db_path: Path) -> None:
+async def _main(config: PortfolioConfig, db_path: Path, metrics_port: int | None = None,
+                metrics_host: str = "127.0.0.1") -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
+            await nursery.start(serve_process_metrics, metrics_port, "portfolio", metrics_host)
             nursery.start_soon(run, config, db_path)
             async for signum in signals:
                 log.info("%s received, shutting down", signal.Signals(signum).name)
@@ -91,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, help="TOML file (see portfolio/config.py)")
     p.add_argument("--db", help=f"SQLite file (default: portfolio.db in the config, else {default_db_path()})")
     p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
+    add_metrics_argument(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
@@ -99,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"alphapulse portfolio: {exc}", file=sys.stderr)
         return 2
-    trio.run(_main, config, Path(args.db or config.portfolio.db or default_db_path()))
+    trio.run(_main, config, Path(args.db or config.portfolio.db or default_db_path()), args.metrics_port,
+             args.metrics_host)
     return 0
 
 

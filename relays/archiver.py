@@ -620,12 +620,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=int, default=None, help="exit 0 once everything up to this sequence is archived")
     p.add_argument("--name", default="", help="consumer name shown in relay stats")
     p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
+    from tools.metrics import add_metrics_argument
+
+    add_metrics_argument(p)
     return p
 
 
-async def _main(archiver: Archiver) -> None:
+def _instrument(archiver: Archiver) -> None:
+    """Archiver families, read from its stats at scrape time (see tools/metrics/README.md)."""
+    from tools.metrics import process_metrics
+
+    pm = process_metrics("archiver")
+    one = {"domain": archiver.domain.name.lower()}
+    archived = pm.counter("alphapulse_archiver_archived_total", "Messages written to Parquet.", ["domain"]).labels(**one)
+    files = pm.counter("alphapulse_archiver_files_total", "Parquet files written.", ["domain"]).labels(**one)
+    flushes = pm.counter("alphapulse_archiver_flushes_total", "Flushes (fsynced renames).", ["domain"]).labels(**one)
+    gaps = pm.counter("alphapulse_archiver_gaps_total", "Gaps recorded in _gaps.jsonl.", ["domain"]).labels(**one)
+    missing = pm.counter("alphapulse_archiver_missing_messages_total", "Messages recorded as gaps.",
+                         ["domain"]).labels(**one)
+    last = pm.gauge("alphapulse_archiver_last_seq", "Last archived domain_seq.", ["domain"]).labels(**one)
+    buffered = pm.gauge("alphapulse_archiver_buffered_messages", "Received, not yet flushed.", ["domain"]).labels(**one)
+
+    @pm.registry.on_collect
+    def _collect() -> None:
+        st = archiver.stats
+        archived.set_total(st.archived)
+        files.set_total(st.files)
+        flushes.set_total(st.flushes)
+        gaps.set_total(st.gaps)
+        missing.set_total(st.missing)
+        last.set(st.last_seq)
+        buffered.set(len(archiver.buffer))
+
+
+async def _main(archiver: Archiver, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
+            if metrics_port is not None:
+                from tools.metrics import serve_process_metrics
+
+                _instrument(archiver)
+                await nursery.start(serve_process_metrics, metrics_port, "archiver", metrics_host)
 
             async def run_then_stop() -> None:
                 await archiver.run()
@@ -653,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alphapulse archive: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        trio.run(_main, archiver)
+        trio.run(_main, archiver, args.metrics_port, args.metrics_host)
     finally:
         archiver.close()
     s = archiver.stats

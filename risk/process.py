@@ -32,6 +32,7 @@ from protocol.header import Domain
 from protocol.message import Message
 from relays.client import RelayConsumer, RelayProducer
 from relays.paths import run_dir, socket_path
+from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
 
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config
@@ -54,6 +55,25 @@ def relay_socket(config: RiskConfig, domain: Domain) -> str:
     return configured or str(socket_path(domain))
 
 
+class RiskMetrics:
+    """Risk families (see tools/metrics/README.md): per action, never per message."""
+
+    def __init__(self, engine: RiskEngine) -> None:
+        pm = process_metrics("risk")
+        self.trips = pm.counter("alphapulse_risk_breaker_trips_total", "Breakers tripped (EmergencyStop published).",
+                                ["breaker"])
+        for b in engine.breakers:
+            self.trips.labels(breaker=b.name)
+        self.stops = pm.counter("alphapulse_risk_stops_published_total",
+                                "EmergencyStops published (re-assertions on start included).")
+        self.resumes = pm.counter("alphapulse_risk_resumes_total", "Operator Resumes applied.")
+        self.foreign = pm.counter("alphapulse_risk_foreign_stops_total", "EmergencyStops seen from other senders.")
+        self.to_stop = pm.histogram("alphapulse_risk_message_to_stop_seconds",
+                                    "Relay batch received -> the EmergencyStop it caused published.")
+        tripped = pm.gauge("alphapulse_risk_tripped", "Stops in force now.")
+        pm.registry.on_collect(lambda: tripped.set(len(engine.tripped)))
+
+
 @dataclass
 class RiskShell:
     """Carries out the engine's actions; holds what the trio tasks share."""
@@ -64,8 +84,10 @@ class RiskShell:
     alerts: AlertSender
     consumers: dict[int, RelayConsumer] = field(default_factory=dict)
     stops_published: int = 0
+    metrics: RiskMetrics | None = None
 
-    async def apply(self, actions: list[Action]) -> None:
+    async def apply(self, actions: list[Action], received: float | None = None) -> None:
+        m = self.metrics
         for a in actions:
             if isinstance(a, Stop):
                 trip = a.trip
@@ -73,17 +95,27 @@ class RiskShell:
                     self.state.record_trip(trip, self.engine.next_stop_id)
                 await self.producer.publish(emergency_stop(trip, self.engine.sender))
                 self.stops_published += 1
+                if m is not None:
+                    m.stops.inc()
+                    if not a.reassert:
+                        m.trips.labels(breaker=trip.breaker).inc()
+                        if received is not None:
+                            m.to_stop.observe(trio.current_time() - received)
                 verb = "re-asserted" if a.reassert else "EMERGENCY STOP"
                 log.warning("%s %s", verb, trip.describe())
                 if not a.reassert:
                     self.alerts.offer(f"AlphaPulse risk: EMERGENCY STOP {trip.describe()}")
             elif isinstance(a, Resumed):
+                if m is not None:
+                    m.resumes.inc()
                 self.state.record_resume(list(a.cleared), a.at_ns, a.sender, a.reason)
                 ids = ", ".join(f"#{t.stop_id}" for t in a.cleared) or "nothing tripped"
                 log.warning("RESUME by %r (scope %d/%d, stop %d, reason %r): cleared %s",
                             a.sender, a.scope, a.scope_value, a.stop_id, a.reason, ids)
                 self.alerts.offer(f"AlphaPulse risk: resumed by {a.sender} ({a.reason}): cleared {ids}")
             elif isinstance(a, ForeignStop):
+                if m is not None:
+                    m.foreign.inc()
                 s = a.stop
                 log.warning("EmergencyStop #%d from %r (scope %d/%d): %s", s.stop_id, s.sender, s.scope,
                             s.scope_value, s.reason)
@@ -91,8 +123,9 @@ class RiskShell:
 
     async def on_messages(self, domain: Domain, msgs: list[Message]) -> None:
         engine = self.engine
+        received = trio.current_time()
         for msg in msgs:
-            await self.apply(engine.on_message(domain, msg, time.time_ns()))
+            await self.apply(engine.on_message(domain, msg, time.time_ns()), received)
             if domain == Domain.EXECUTION:
                 self.state.record_execution(msg.domain_seq, engine.snapshot())
 
@@ -133,7 +166,8 @@ async def run(
         alerts = AlertSender(config.alerts)
         async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
                                          source_id=config.risk.source_id, name=config.risk.sender) as producer:
-            shell = RiskShell(engine=engine, state=state, producer=producer, alerts=alerts)
+            shell = RiskShell(engine=engine, state=state, producer=producer, alerts=alerts,
+                              metrics=RiskMetrics(engine))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(alerts.run)
                 for domain in DOMAINS:
@@ -149,9 +183,11 @@ async def run(
         state.close()
 
 
-async def _main(config: RiskConfig, state_path: Path) -> None:
+async def _main(config: RiskConfig, state_path: Path, metrics_port: int | None = None,
+                metrics_host: str = "127.0.0.1") -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
+            await nursery.start(serve_process_metrics, metrics_port, "risk", metrics_host)
             nursery.start_soon(run, config, state_path)
             async for signum in signals:
                 log.info("%s received, shutting down", signal.Signals(signum).name)
@@ -164,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="TOML file (see risk/config.py)")
     p.add_argument("--state", help=f"SQLite state file (default: risk.state in the config, else {default_state_path()})")
     p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
+    add_metrics_argument(p)
     return p
 
 
@@ -177,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alphapulse risk: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     state_path = Path(args.state or config.risk.state or default_state_path())
-    trio.run(_main, config, state_path)
+    trio.run(_main, config, state_path, args.metrics_port, args.metrics_host)
     return 0
 
 

@@ -35,6 +35,7 @@ import trio
 
 from protocol.market import BlockHeader
 from protocol.tlv import TLV
+from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
 
 from .bootstrap import ResolvedPool, read_snapshots, resolve_pools
 from .config import ChainConfig, CollectorConfig, ConfigError, load_config
@@ -72,6 +73,17 @@ class ChainRunner:
         self.failures = 0
         self.published = 0
         self._fee_method = "eth_maxPriorityFeePerGas"
+        pm = process_metrics("collector-evm")
+        one = {"chain": chain.name}
+        self._m_latency = pm.histogram(
+            "alphapulse_collector_receive_to_publish_seconds",
+            "Node data received (log or head notification, polled head) -> a message it caused published.",
+            ["chain"]).labels(**one)
+        self._m_published = pm.counter("alphapulse_collector_published_total", "Messages published, per chain.",
+                                       ["chain"]).labels(**one)
+        self._m_failures = pm.counter("alphapulse_collector_endpoint_failures_total", "RPC endpoint failures.",
+                                      ["chain"]).labels(**one)
+        self._rx = 0.0  # trio time the input being processed was received
 
     async def run(self) -> None:
         chain = self.chain
@@ -86,6 +98,7 @@ class ChainRunner:
                 if not isinstance(exc, (EndpointError, RpcError)):
                     raise
                 self.failures += 1
+                self._m_failures.inc()
                 log.warning("%s: endpoint %s failed: %s", chain.name, endpoint.label, exc)
                 if self.follower is not None:
                     await self._execute(self.follower.on_disconnect(str(exc)), None)
@@ -125,6 +138,7 @@ class ChainRunner:
                 subs[await ws.subscribe("newHeads")] = "head"
                 subs[await ws.subscribe("logs", {"address": self.addresses})] = "log"
             latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
+            self._rx = trio.current_time()
             self.sessions += 1
             log.info("%s: connected to %s (%s) at block %d", chain.name, endpoint.label,
                      "subscriptions" if ws else "polling", latest.number)
@@ -152,6 +166,7 @@ class ChainRunner:
                 latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
                 await self._execute(follower.on_head(latest), rpc)
                 continue
+            self._rx = trio.current_time()
             sub, result = item
             kind = subs.get(sub)
             if kind == "head":
@@ -165,6 +180,7 @@ class ChainRunner:
         while True:
             await trio.sleep(self.chain.poll_interval)
             latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
+            self._rx = trio.current_time()
             await self._execute(follower.on_head(latest), rpc)
 
     # ------------------------------------------------------------------ actions
@@ -172,6 +188,9 @@ class ChainRunner:
     async def _emit(self, tlv: TLV, event_time_ns: int | None = None) -> None:
         await self.publish(tlv, event_time_ns=event_time_ns, receive_time_ns=time.time_ns())
         self.published += 1
+        self._m_published.inc()
+        if self._rx:
+            self._m_latency.observe(trio.current_time() - self._rx)
 
     async def _execute(self, actions: Sequence[Action], rpc: HttpTransport | WsConnection | None) -> None:
         follower = self.follower
@@ -258,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", required=True, metavar="FILE", help="TOML configuration (see collectors/evm/README.md)")
     ap.add_argument("--socket", metavar="PATH", help="market-data relay socket (overrides relay_socket)")
     ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    add_metrics_argument(ap)
     return ap
 
 
@@ -267,8 +287,11 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _main(config: CollectorConfig, socket_path: str | None) -> None:
+async def _main(config: CollectorConfig, socket_path: str | None, metrics_port: int | None = None,
+                metrics_host: str = "127.0.0.1") -> None:
     async with trio.open_nursery() as nursery:
+        await nursery.start(serve_process_metrics, metrics_port, "collector-evm", metrics_host)
+
         async def stop_on_signal() -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
@@ -291,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     from relays.client import RelayUnavailable
 
     try:
-        trio.run(_main, config, args.socket)
+        trio.run(_main, config, args.socket, args.metrics_port, args.metrics_host)
     except KeyboardInterrupt:
         return 0
     except BaseException as exc:  # noqa: BLE001 - unwrap trio's exception groups for a clear message

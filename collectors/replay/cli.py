@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import trio
 
@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip (and count) malformed logs instead of stopping at the first",
     )
     ap.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N messages")
+    from tools.metrics import add_metrics_argument
+
+    add_metrics_argument(ap)
+    ap.add_argument("--metrics-linger", type=float, default=0.0, metavar="S",
+                    help="with --metrics-port: keep serving metrics S seconds after the replay ends (last scrape)")
     sink = ap.add_mutually_exclusive_group()
     sink.add_argument("--dry-run", action="store_true", help="decode, pace and encode, but publish nowhere")
     sink.add_argument("--out", metavar="FILE", help="append the encoded frames to FILE instead of a relay")
@@ -157,7 +162,44 @@ async def open_sink(args: argparse.Namespace, out: BinaryIO | None = None) -> As
             yield publish
 
 
+def _metered(publish: Publish, stats: ReplayStats) -> Publish:
+    """``publish`` timed into ``alphapulse_replay_publish_seconds``; stats read at scrape time."""
+    from tools.metrics import process_metrics
+
+    pm = process_metrics("collector-replay")
+    hist = pm.histogram("alphapulse_replay_publish_seconds",
+                        "One publish call (encode + queue; waits when the relay applies backpressure).")
+    counters = {key: pm.counter(f"alphapulse_replay_{key}_total", text) for key, text in (
+        ("logs", "Raw logs read."), ("published", "Messages published."),
+        ("skipped", "Logs the decoder ignored (unknown pool or topic)."), ("malformed", "Malformed logs skipped."))}
+    pm.registry.on_collect(lambda: [c.set_total(getattr(stats, k)) for k, c in counters.items()])
+    observe = hist.labels().observe
+    clock = time.perf_counter
+
+    async def publish_timed(tlvs: Any, **kw: Any) -> int:
+        t0 = clock()
+        seq = await publish(tlvs, **kw)
+        observe(clock() - t0)
+        return seq
+
+    return cast(Publish, publish_timed)
+
+
 async def run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | None = None) -> ReplayStats:
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        return await _run(args, decoder, out)
+    from tools.metrics import serve_process_metrics
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_process_metrics, port, "collector-replay", args.metrics_host)
+        stats = await _run(args, decoder, out)
+        await trio.sleep(max(0.0, args.metrics_linger))
+        nursery.cancel_scope.cancel()
+    return stats
+
+
+async def _run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | None = None) -> ReplayStats:
     stats = ReplayStats()
 
     def report(exc: LogDecodeError) -> None:
@@ -173,6 +215,8 @@ async def run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | Non
     if args.limit is not None:
         items = (item for _, item in zip(range(args.limit), items))
     async with open_sink(args, out) as publish:
+        if getattr(args, "metrics_port", None) is not None:
+            publish = _metered(publish, stats)
         await pace(
             items,
             publish,
