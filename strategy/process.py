@@ -19,6 +19,7 @@ import logging
 import signal
 import sys
 import time
+from functools import partial
 
 import trio
 
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
 
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run, args.config, max_age_ms=args.max_age_ms)
+            nursery.start_soon(partial(run, args.config, max_age_ms=args.max_age_ms))
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:
                     log.info("%s: stopping", signal.Signals(signum).name)

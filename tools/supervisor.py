@@ -13,7 +13,10 @@ The supervisor:
 * on SIGTERM / SIGINT (Ctrl-C) stops everything in reverse dependency order:
   SIGTERM, then SIGKILL after a grace period;
 * leaves no orphan: every child gets ``PR_SET_PDEATHSIG(SIGTERM)``, so even a
-  ``kill -9`` of the supervisor takes its children down;
+  ``kill -9`` of the supervisor takes its children down. The signal fires when the
+  *thread* that forked the child exits, so children are forked from the main thread
+  (``subprocess.Popen`` called directly, not ``trio.open_process``, which forks from
+  a worker thread that trio retires after a few idle seconds -- taking the child with it);
 * reports what it is doing on stderr, one line per event;
 * writes its PID to ``<run_dir>/supervisor.pid`` for ``alphapulse down``.
 """
@@ -25,6 +28,7 @@ import ctypes
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -67,10 +71,19 @@ def is_ready(spec: ProcessSpec) -> bool:
     return True
 
 
+POLL = 0.05  # seconds between exit checks of a child
+
+
+async def wait_exit(proc: subprocess.Popen[bytes]) -> int:
+    while (code := proc.poll()) is None:  # noqa: ASYNC110 - a Popen has no awaitable exit event
+        await trio.sleep(POLL)
+    return code
+
+
 @dataclass
 class Child:
     spec: ProcessSpec
-    proc: trio.Process | None = None
+    proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     stopping: bool = False
     ready: trio.Event | None = None
@@ -91,7 +104,7 @@ class Supervisor:
     async def _wait_ready(self, child: Child) -> None:
         deadline = trio.current_time() + READY_TIMEOUT
         while not is_ready(child.spec):
-            if child.proc is not None and child.proc.returncode is not None:
+            if child.proc is not None and child.proc.poll() is not None:
                 return
             if trio.current_time() > deadline:
                 log(f"{child.spec.name}: not ready after {READY_TIMEOUT:.0f} s")
@@ -114,7 +127,8 @@ class Supervisor:
             # opening a local log file in append mode does not block meaningfully
             stdout = open(spec.log_file, "ab") if spec.log_file else None  # noqa: ASYNC230, SIM115
             try:
-                child.proc = await trio.lowlevel.open_process(
+                # forked from this (the main) thread on purpose: see the module docstring
+                child.proc = subprocess.Popen(  # noqa: ASYNC220
                     self.command(spec), env=env, preexec_fn=_die_with_parent, stdout=stdout,
                     stderr=stdout if stdout else None,
                 )
@@ -124,7 +138,7 @@ class Supervisor:
             log(f"{spec.name}: started pid {child.proc.pid}: {' '.join(spec.args)}")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._wait_ready, child)
-                await child.proc.wait()
+                await wait_exit(child.proc)
                 nursery.cancel_scope.cancel()
             code = child.proc.returncode
             if self.stopping or child.stopping:
@@ -148,17 +162,17 @@ class Supervisor:
         for name in reversed(order(list(c.spec for c in self.children.values()))):
             child = self.children[name]
             proc = child.proc
-            if proc is None or proc.returncode is not None:
+            if proc is None or proc.poll() is not None:
                 continue
             child.stopping = True
             log(f"{name}: SIGTERM")
             proc.send_signal(signal.SIGTERM)
             with trio.move_on_after(STOP_GRACE):
-                await proc.wait()
-            if proc.returncode is None:
+                await wait_exit(proc)
+            if proc.poll() is None:
                 log(f"{name}: still running after {STOP_GRACE:.0f} s, SIGKILL")
                 proc.kill()
-                await proc.wait()
+                await wait_exit(proc)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

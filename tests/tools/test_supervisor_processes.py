@@ -25,7 +25,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _write(tmp: Path) -> Path:
+def _write(tmp: Path, crasher: bool = True) -> Path:
     run = Path(f"/tmp/ap-sup-{os.getpid()}-{tmp.name[-8:]}")
     run.mkdir(parents=True, exist_ok=True)
     cfg = tmp / "deploy.toml"
@@ -36,11 +36,12 @@ data_dir = "{tmp / 'data'}"
 [relays]
 domains = ["market_data"]
 fsync = "off"
+""" + ("" if not crasher else f"""
 [[process]]
 name = "crasher"
 args = ["relay", "--domain", "no_such_domain", "--socket", "{run}/x.sock", "--data-dir", "{tmp}/x"]
 after = ["relay-market_data"]
-""")
+"""))
     return cfg
 
 
@@ -98,6 +99,28 @@ def test_sigkill_of_the_supervisor_leaves_no_orphan(tmp_path: Path) -> None:
         while _alive(relay_pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(relay_pid), "relay outlived a SIGKILLed supervisor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(90)
+def test_children_outlive_trio_worker_threads(tmp_path: Path) -> None:
+    """Regression: children forked from a trio worker thread got PDEATHSIG when trio retired the
+    idle thread (~10 s). Children must keep running as long as the supervisor does. No crasher
+    here: its restarts would keep the forking thread busy and hide the bug."""
+    cfg = _write(tmp_path, crasher=False)
+    proc = _start(cfg)
+    seen: list[str] = []
+    try:
+        relay_pid = int(_read_until(proc, r"relay-market_data: started pid (\d+)", 30, seen).group(1))
+        _read_until(proc, r"relay-market_data: ready", 30, seen)
+        time.sleep(13)  # past trio's 10 s idle-thread timeout
+        assert _alive(relay_pid), "the relay died while the supervisor was running"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not any("relay-market_data: exited" in line for line in seen)
     finally:
         if proc.poll() is None:
             proc.kill()
