@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.execution import Outcome
+from protocol.ids import TokenId
 
 from .books import Books, open_db
 from .metrics import risk_metrics
@@ -36,6 +38,18 @@ from .metrics import risk_metrics
 NOT_REVALIDATED = {int(Outcome.STALE), int(Outcome.UNPROFITABLE), int(Outcome.REJECTED_BY_RISK), int(Outcome.HALTED)}
 SENT = {int(Outcome.EXECUTED), int(Outcome.REVERTED), int(Outcome.NOT_INCLUDED)}
 INCLUDED = {int(Outcome.EXECUTED), int(Outcome.REVERTED)}
+
+
+_NUMBER = re.compile(r"-?\d+")
+
+
+def _token_label(key: object) -> str:
+    """A token id key as ``chain:0xaddress`` (keys are TokenId integers, possibly as strings)."""
+    try:
+        tok = TokenId(int(str(key)))
+    except ValueError:
+        return str(key)
+    return f"{tok.chain_id}:{tok.address}"
 
 
 def _outcome(code: int) -> str:
@@ -73,7 +87,8 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
         name = _outcome(outcome)
         by_outcome[name] = by_outcome.get(name, 0) + 1
         if reason:
-            key = f"{name}: {reason}"
+            # group by the reason's shape: its first clause with the numbers blanked out
+            key = f"{name}: {_NUMBER.sub('#', reason.split(';', 1)[0].split(':', 1)[0]).strip()}"
             by_reason[key] = by_reason.get(key, 0) + 1
         gas_wei += int(gas)
         if outcome == Outcome.EXECUTED:
@@ -132,7 +147,7 @@ def render_text(rep: dict[str, Any]) -> str:
     if rep["reasons"]:
         lines += ["", "reasons:"] + [f"  {v:6}  {k}" for k, v in sorted(rep["reasons"].items(), key=lambda kv: -kv[1])]
     lines += ["", "realized profit by token:"]
-    lines += [f"  {k}: {v}" for k, v in rep["realized_profit_by_token"].items()]
+    lines += [f"  {_token_label(k)}: {v}" for k, v in rep["realized_profit_by_token"].items()]
     lines += ["", "best trades:"] + [f"  signal {t['signal_id']:>8} {t['outcome']:10} {t['net_value']:>24}"
                                      for t in rep["best_trades"]]
     lines += ["worst trades:"] + [f"  signal {t['signal_id']:>8} {t['outcome']:10} {t['net_value']:>24}"
