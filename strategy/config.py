@@ -12,8 +12,8 @@ Example (every key but ``[[chains]]`` is optional)::
     source_id = 20            # producer id of the signals on the bus
     max_hops = 4              # longest cycle searched (2 = same-pair two-pool only)
     max_cycles_per_pool = 4096
-    max_signals_per_update = 8
-    max_sized_per_update = 8   # exact sizings per update; more candidates are ranked by estimate
+    max_signals_per_update = 4
+    max_sized_per_update = 4   # exact sizings per update; more candidates are ranked by estimate
     confidence_bps = 5000
 
     [gas]                     # gas units per hop kind, plus a fixed base per transaction
@@ -111,8 +111,8 @@ class StrategyConfig:
     source_id: int = 20
     max_hops: int = 4
     max_cycles_per_pool: int = 4096
-    max_signals_per_update: int = 8
-    max_sized_per_update: int = 8
+    max_signals_per_update: int = 4
+    max_sized_per_update: int = 4
     confidence_bps: int = 5000
     gas: GasConfig = field(default_factory=GasConfig)
     economics: EconomicsConfig = field(default_factory=EconomicsConfig)

@@ -83,7 +83,9 @@ class OpportunitySearch:
     ``max_sized`` bounds the exact sizing work of one update: when more cycles pass the pre-screen
     (a hub pool moved), the ones with the largest estimated profit, valued in the chain's gas token,
     are sized and the rest are counted in ``stats["deferred"]`` (they are re-examined on the next
-    update of any of their pools).
+    update of any of their pools). Sizing them all would be wasted anyway: every one of them runs
+    through the pool that moved and competes for the same price gap, so once one is executed the
+    others' sizes are stale.
     """
 
     def __init__(self, state: PoolStateManager, index: CycleIndex, *, max_sized: int = 16,
