@@ -142,8 +142,7 @@ class Supervisor:
                 nursery.cancel_scope.cancel()
             code = child.proc.returncode
             if self.stopping or child.stopping:
-                log(f"{spec.name}: stopped (exit {code})")
-                return
+                return  # stop_all reports it
             if code == 0 and spec.oneshot:
                 log(f"{spec.name}: finished")
                 return
@@ -173,6 +172,7 @@ class Supervisor:
                 log(f"{name}: still running after {STOP_GRACE:.0f} s, SIGKILL")
                 proc.kill()
                 await wait_exit(proc)
+            log(f"{name}: stopped (exit {proc.returncode})")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
