@@ -261,6 +261,8 @@ class Detected:
     by_kind: Counter[str] = field(default_factory=Counter)
     best: list[tuple[int, int, str]] = field(default_factory=list)  # (net, signal_id, description)
     source_done: int | None = None  # exit code of the replaying process once it finished
+    start_messages: int = 0  # synthesized messages published before the source
+    flowing: trio.Event | None = None  # set once the source's market data arrives (or the source ended)
 
 
 def _describe(msg: Any) -> tuple[int, str, str]:
@@ -311,6 +313,8 @@ async def watch(run_dir: Path, d: Detected) -> None:
                                          name="demo-replay") as c:
             async for batch in c.batches():
                 d.market += len(batch)
+                if d.flowing is not None and d.market > d.start_messages:
+                    d.flowing.set()
 
     async with trio.open_nursery() as n:
         n.start_soon(signals)
@@ -346,6 +350,8 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
             assert ready is not None
             with trio.fail_after(60):
                 await ready.wait()
+        d.start_messages = len(plan["start_tlvs"])
+        d.flowing = trio.Event()
         nursery.start_soon(watch, run_dir, d)
         if plan["start_tlvs"]:
             await _publish_start(run_dir, plan["start_tlvs"])
@@ -366,6 +372,8 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
             assert source is not None
             await source.wait()
             d.source_done = source.returncode
+            assert d.flowing is not None
+            d.flowing.set()
             if not stopping:
                 say(f"source finished (exit {source.returncode}); the strategy keeps running until the end")
 
@@ -374,6 +382,10 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
         if not args.headless and sys.stdout.isatty():
             dashboard = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "tools.cli", "dashboard", "--socket-dir", str(run_dir)])
+        # the clock starts with the market: the source process may take seconds to start on a busy machine
+        with trio.move_on_after(60):
+            await d.flowing.wait()
+        say(f"market data flowing; running for {args.duration:g} s")
         with trio.move_on_after(args.duration):
             while True:
                 if dashboard is not None:
