@@ -13,7 +13,8 @@ and exact amounts of each hop) and ``TraceContext`` (continuing the trace of the
 message that caused it, or starting one there).
 
 System messages: a ``Resync`` (the relay could not serve what we missed) makes every pool stale
-until fresh snapshots arrive. Other domains are ignored.
+until fresh snapshots arrive; the ``PoolSnapshot`` records of a ``SnapshotResponse`` are applied
+like market data. Other domains are ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 
 from protocol.header import Domain
 from protocol.ids import PoolId
+from protocol.market import PoolSnapshot
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
 from protocol.system import Resync, TraceContext
@@ -67,24 +69,28 @@ class StrategyEngine:
         """Apply ``msg``; return the signal messages it gives rise to (possibly none)."""
         domain = msg.domain
         if domain == Domain.MARKET_DATA:
-            touched: list[PoolId] = []
-            apply = self._apply
-            index = self.index
-            for record in msg.tlvs:
-                pool = apply(record)
-                if pool is not None:
-                    if pool not in index:
-                        index.add_pool(pool)
-                    index.set_log_rates(pool, self.state.pools[pool].log_rates)
-                    touched.append(pool)
-            if not touched:
-                return []
-            return self._decide(touched, msg, now_ns)
-        if domain == Domain.SYSTEM:
+            records: tuple[object, ...] = msg.tlvs
+        elif domain == Domain.SYSTEM:
+            # A Resync means we missed messages; a SnapshotResponse carries PoolSnapshots.
             for record in msg.tlvs:
                 if type(record) is Resync:
                     self.state.invalidate_all("resync")
-        return []
+            records = tuple(r for r in msg.tlvs if type(r) is PoolSnapshot)
+        else:
+            return []
+        touched: list[PoolId] = []
+        apply = self._apply
+        index = self.index
+        for record in records:
+            pool = apply(record)
+            if pool is not None:
+                if pool not in index:
+                    index.add_pool(pool)
+                index.set_log_rates(pool, self.state.pools[pool].log_rates)
+                touched.append(pool)
+        if not touched:
+            return []
+        return self._decide(touched, msg, now_ns)
 
     # --- decisions -----------------------------------------------------------------------------
 
