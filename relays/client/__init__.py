@@ -40,6 +40,8 @@ Consuming
         async for msg in c:               # protocol.Message, domain_seq set, in order, exactly once
             ...
         # or, faster: async for batch in c.batches(): ...   (lists)
+        # fastest (raw=True): async for fb in c.frame_batches(): ...   (FrameBatch: first_seq,
+        #   count, data[start:stop] holding the frames back to back; .frames() / .decode() split)
 
 ``RelayConsumer.connect(domain, socket_path=None, *, from_seq=None, types=None, name="",
 raw=False, backoff=Backoff(), heartbeat_interval=0.25, dead_after=8, connect_timeout=None)``
@@ -77,13 +79,14 @@ Exceptions
 The sans-IO cores (``ConsumerCore``, ``ProducerCore``, ``Liveness``) are in ``core.py``.
 """
 
-from .core import ConsumerCore, ConsumerCounters, Liveness, ProducerCore, StreamBroken
+from .core import ConsumerCore, ConsumerCounters, FrameBatch, Liveness, ProducerCore, StreamBroken
 from .shell import Backoff, RelayConsumer, RelayProducer, RelayUnavailable, request_stats
 
 __all__ = [
     "Backoff",
     "ConsumerCore",
     "ConsumerCounters",
+    "FrameBatch",
     "Liveness",
     "ProducerCore",
     "RelayConsumer",

@@ -28,7 +28,7 @@ from protocol.system import Goodbye, Hello, Role, Stats
 from protocol.tlv import TLV
 
 from ..paths import check_socket_path, parse_domain, socket_path
-from .core import ConsumerCore, ProducerCore, StreamBroken, control_frame
+from .core import ConsumerCore, FrameBatch, ProducerCore, StreamBroken, control_frame
 
 log = logging.getLogger("relays.client")
 
@@ -116,7 +116,8 @@ class RelayConsumer:
         self.connect_timeout = connect_timeout
         self._stream: trio.SocketStream | None = None
         self._send_lock = trio.Lock()
-        self._ready: deque[Any] = deque()
+        self._ready: deque[FrameBatch] = deque()  # raw: received, not handed out yet
+        self._items: deque[Any] = deque()  # frames or Messages split/decoded, not handed out yet
         self._last_send = 0.0
         self.last_seq = 0  # domain_seq of the last item handed to the application
         self._closed = False
@@ -155,22 +156,45 @@ class RelayConsumer:
         return self
 
     async def __anext__(self) -> Any:
-        while not self._ready:
-            await self._fill()
-        item = self._ready.popleft()
+        items = self._items
+        while not items:
+            if self._ready:
+                items.extend(self.core.items([self._ready.popleft()]))
+            else:
+                await self._fill()
+        item = items.popleft()
         self.last_seq = item.domain_seq if type(item) is Message else read_domain_seq(item)
         return item
 
     async def batches(self) -> AsyncIterator[list[Any]]:
         """Everything available at once (one list per socket read): the cheap way to go fast."""
         while True:
-            while not self._ready:
+            while not self._items and not self._ready:
                 await self._fill()
-            items = list(self._ready)
-            self._ready.clear()
+            items = list(self._items)
+            self._items.clear()
+            if self._ready:
+                items.extend(self.core.items(list(self._ready)))
+                self._ready.clear()
+            if not items:
+                continue
             last = items[-1]
             self.last_seq = last.domain_seq if type(last) is Message else read_domain_seq(last)
             yield items
+
+    async def frame_batches(self) -> AsyncIterator[FrameBatch]:
+        """The fastest form: ``FrameBatch``es (runs of consecutive frames sharing one buffer,
+        headers and sequence contiguity already checked), no per-frame objects. Raw only."""
+        if not self.core.raw:
+            raise ValueError("frame_batches() needs a raw consumer (raw=True)")
+        while True:
+            while not self._ready:
+                if self._items:
+                    raise RuntimeError("frame_batches() cannot follow per-message iteration mid-batch")
+                await self._fill()
+            b = self._ready.popleft()
+            self.last_seq = b.last_seq
+            yield b
 
     async def _fill(self) -> None:
         if self._closed:
@@ -188,9 +212,12 @@ class RelayConsumer:
                 raise StreamBroken(f"relay silent for {self.heartbeat_interval * self.dead_after:.1f} s")
             if not data:
                 raise StreamBroken("relay closed the connection")
-            items = core.receive_data(data)
-            if items:
-                self._ready.extend(items)
+            batches = core.receive_frames(data)
+            if batches:
+                if core.raw:
+                    self._ready.extend(batches)
+                else:  # decode now: a frame that fails to decode breaks the connection here
+                    self._items.extend(core.items(batches))
             if core.broken is not None:
                 raise core.broken
         except _CONNECTION_ERRORS as exc:

@@ -20,6 +20,7 @@ ring was started at, minus one, while empty).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections.abc import Container
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class Chunk:
 
     first_seq: int
     data: bytearray | bytes
-    offsets: list[int]
+    offsets: list[int] | array  # array("q") when ingest built it without a per-frame step
     source_id: int = 0  # every frame of a chunk comes from one producer
     last_source_seq: int = 0  # source_seq of the chunk's last frame
 
