@@ -118,6 +118,7 @@ name = "dex-arb"
 strategy_id = 1
 source_id = 20
 max_hops = 3
+max_signals_per_update = 1
 
 [economics]
 slippage_bps = 10
@@ -383,7 +384,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--headless", action="store_true", help="print a live summary instead of the dashboard")
     ap.add_argument("--rate", type=float, default=3.0, help="real swaps replayed per second (default 3)")
     ap.add_argument("--amplify", default="4", help="size multiplier on the real swaps (default 4)")
-    ap.add_argument("--replay", action="store_true", help="no chain: recorded logs, detect-only")
+    ap.add_argument("--replay", action="store_true", help="no chain: recorded logs or an archive, detect-only")
+    ap.add_argument("--replay-source", choices=("auto", "archive", "logs"), default=None,
+                    help="with --replay: the newest live-demo archive (auto prefers it) or the recorded logs")
+    ap.add_argument("--replay-archive", default=None, help="with --replay: the archive directory to replay")
+    ap.add_argument("--replay-speed", type=float, default=None, help="with --replay: archive replay speed factor")
     ap.add_argument("--summary-every", type=float, default=5.0, help=argparse.SUPPRESS)
     ap.add_argument("--warmup", type=float, default=3.0, help=argparse.SUPPRESS)
     ap.add_argument("--settle", type=float, default=6.0, help=argparse.SUPPRESS)
