@@ -25,6 +25,7 @@ import trio
 
 from protocol.header import FLAG_REPLAYED, Domain
 from relays.client import RelayConsumer, RelayProducer
+from tools.metrics.process import add_metrics_argument, process_metrics, serve_process_metrics
 
 from .config import ConfigError, load_config
 from .engine import StrategyEngine
@@ -41,6 +42,11 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
     sig_sock = cfg.relays.signal or None
     max_age_ns = max_age_ms * 1_000_000
     published = suppressed = 0
+    metrics = process_metrics("strategy")
+    m_signals = metrics.counter("alphapulse_strategy_signals_total", "signals published")
+    m_suppressed = metrics.counter("alphapulse_strategy_suppressed_total", "signals withheld as old news")
+    m_latency = metrics.histogram("alphapulse_strategy_update_to_decision_seconds",
+                                  "market-data message received -> its signals decided")
     async with RelayProducer.connect(Domain.SIGNAL, sig_sock, source_id=cfg.source_id, name=cfg.name) as producer:
         async with RelayConsumer.connect(Domain.MARKET_DATA, md_sock, from_seq=0, name=cfg.name) as consumer:
             log.info("strategy %s running: market data %s -> signals %s", cfg.name,
@@ -57,14 +63,17 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
                     engine.state.invalidate_all("relay_resync")
                     log.warning("market data lost on resync (%d messages in total): all pools stale", lost)
                 signals = engine.on_message(msg, now)
+                m_latency.observe((time.time_ns() - now) / 1e9)
                 if signals:
                     if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:
                         suppressed += len(signals)
+                        m_suppressed.inc(len(signals))
                     else:
                         for out in signals:
                             await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns,
                                                    receive_time_ns=now)
                             published += 1
+                            m_signals.inc()
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
                     log.info("seq %d: %d signals published, %d suppressed as old news; %s", consumer.last_seq,
@@ -78,6 +87,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--max-age-ms", type=int, default=2000,
                     help="publish no signal for market data received longer ago than this (0: no limit)")
     ap.add_argument("--log-level", default="INFO")
+    add_metrics_argument(ap)
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -89,6 +99,7 @@ def main(argv: list[str]) -> int:
 
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
+            await nursery.start(serve_process_metrics, args.metrics_port, "strategy", args.metrics_host)
             nursery.start_soon(partial(run, args.config, max_age_ms=args.max_age_ms))
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:
