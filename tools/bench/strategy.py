@@ -482,7 +482,8 @@ def main(argv: list[str]) -> int:
     print(f"throughput: {r['updates_per_s']:,} updates/s; cycles considered {r['cycles_considered']:,}, "
           f"checked exactly {r['cycles_exactly_checked']:,}, sized {r['cycles_sized']:,} "
           f"(deferred by the per-update cap {r['deferred']:,}); signals {r['signals']:,}")
-    print(f"V3 swap simulation ({r['v3_swaps']:,} swaps on {len(cases['pools'])} pools, best of {2 * args.repeat}): "
+    passes = 2 * args.repeat if "v3_swaps_per_s_degenbot" in r else args.repeat
+    print(f"V3 swap simulation ({r['v3_swaps']:,} swaps on {len(cases['pools'])} pools, best of {passes}): "
           f"ours {r['v3_swaps_per_s_ours']:,}/s", end="")
     if "v3_swaps_per_s_degenbot" in r:
         print(f"; degenbot {r['degenbot_version']} {r['v3_swaps_per_s_degenbot']:,}/s; ratio "
