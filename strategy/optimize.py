@@ -25,7 +25,11 @@ For two pools (buy on ``a``, sell on ``b``, both fee ``γ = n/d``) this is the f
 every hop, so the exact optimum is within a few units of ``x*`` and the exact profit is flat there
 (the curvature is ~1/reserve: moving 1e11 wei off a 1e22-wei pool's optimum costs < 1 wei). We
 evaluate the integer neighbourhood ``x* - k .. x* + k`` exactly and keep the best (ties: the
-smaller input).
+smaller input), then re-centre on the steps of each intermediate token (:func:`refine_coarse`):
+a 6-decimal token turns the profit into a staircase whose steps are far wider than ``k``. The
+result is the exact profit of an exactly evaluated input; on tiny reserves, where flooring makes a
+wide plateau of values differing by 1, it can be 1 below the brute-force maximum (the tests bound
+this).
 
 **V3 in the path: bracketed Newton on local models.** Inside one price range a V3 pool *is* a
 constant-product pool with virtual reserves ``(L/√P, L·√P)``. At any point ``x`` the exact
@@ -34,9 +38,12 @@ path (:meth:`~strategy.pools.V3Pool.local_model`); its stationary point is exact
 hop crosses an initialized tick, so one step lands on the optimum unless ticks are crossed, and
 each crossing costs one more step. The step is kept inside a bracket ``[lo, hi]`` maintained from
 the sign of the model's slope ``A/B - 1`` at each evaluated point (concavity makes the sign
-trustworthy); a step that would leave it bisects instead. It stops when a step is smaller than
-``max(2, x >> 40)`` -- below a wei of profit by the curvature argument above -- and finishes with
-the exact neighbourhood.
+trustworthy); a step that would leave it, or a bracket that stops halving, falls back to regula
+falsi on the two ends' slopes (or bisection). It stops when a step is smaller than
+``max(2, x >> 40, one unit of the coarsest intermediate token)`` -- below a wei of profit by the
+curvature argument above, or inside one step of the staircase. Typically 1-3 evaluations. The
+final polish (neighbourhood, staircase) is optional here (``polish=True``): it costs several more
+V3 simulations to gain at most about one unit of the coarsest intermediate token.
 
 **Curve in the path: integer golden-section search** on the exact profit over ``[1, cap]``
 (StableSwap has no constant-product form), stopping at a bracket of ``max(3, hi >> 32)`` and
