@@ -41,8 +41,12 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "var" / "demo"
 
 
+# While the dashboard owns the terminal, the demo's and the supervisor's lines go to a log file.
+_say_stream = None
+
+
 def say(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", file=_say_stream or sys.stdout, flush=True)
 
 
 @dataclass
@@ -332,6 +336,7 @@ def _eth(wei: int) -> str:
 
 
 async def _run(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+    global _say_stream
     from tools.deployment import load_deployment
     from tools.supervisor import Supervisor
 
@@ -353,6 +358,11 @@ async def _run(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path, 
                            Fraction(args.amplify), stop_driver, tally)
         dashboard = None
         if not args.headless and sys.stdout.isatty():
+            import tools.supervisor as supervisor_module
+
+            quiet = (deploy_file.parent / "logs" / "demo.log").open("a")  # noqa: ASYNC230
+            _say_stream = supervisor_module.log_stream = quiet
+            print(f"[demo] opening the dashboard (q quits); progress is logged to {quiet.name}", flush=True)
             dashboard = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "tools.cli", "dashboard", "--socket-dir", str(run_dir)])
         deadline = trio.current_time() + args.duration
@@ -367,9 +377,15 @@ async def _run(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path, 
                 say(f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
                     f"outcomes {dict(sorted(tally.outcomes.items()))}  realized {_eth(tally.realized_wei)} WETH  "
                     f"gas {_eth(tally.gas_wei)} ETH{'  HALTED' if tally.halted else ''}")
-        if dashboard is not None and dashboard.returncode is None:
-            dashboard.terminate()
-            await dashboard.wait()
+        if dashboard is not None:
+            if dashboard.returncode is None:
+                dashboard.terminate()
+                await dashboard.wait()
+            # leave the dashboard's alternate screen, show the cursor, clear: the report prints cleanly
+            print("\033[?1049l\033[?25h\033[2J\033[H", end="", flush=True)
+            import tools.supervisor as supervisor_module
+
+            _say_stream = supervisor_module.log_stream = None
         say("stopping the market driver; letting in-flight executions settle")
         stop_driver.set()
         await trio.sleep(args.settle)

@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import trio
 
@@ -52,8 +53,12 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+# Where the supervisor reports; the demo points it at a file while a dashboard owns the terminal.
+log_stream: TextIO | None = None
+
+
 def log(msg: str) -> None:
-    print(f"[supervisor {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[supervisor {time.strftime('%H:%M:%S')}] {msg}", file=log_stream or sys.stderr, flush=True)
 
 
 def is_ready(spec: ProcessSpec) -> bool:
