@@ -45,6 +45,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from protocol.errors import FrameError, ProtocolError, RemoteProtocolError
 from protocol.header import COVERED, HEADER_SIZE, MAX_PAYLOAD, PREFIX, VERSION, Domain, check_prefix
 from protocol.message import Message, decode, decode_frame, encode
@@ -151,7 +153,6 @@ class _Reader:
 
 
 _FAST_MIN = 32  # frames: below this a vectorised header check does not pay for its set-up
-_np: Any = None
 _DTYPES: dict[int, Any] = {}
 
 
@@ -162,12 +163,6 @@ def _uniform_run(buf: bytes, pos: int, size: int, k: int, domain: int, first_seq
     caller's per-frame loop takes over at the first frame that is not (a different size,
     a control frame, a gap...), so this is only ever a shortcut, never a different rule.
     """
-    global _np
-    if _np is None:
-        import numpy
-
-        _np = numpy
-    np = _np
     dt = _DTYPES.get(size)
     if dt is None:
         dt = _DTYPES[size] = np.dtype(

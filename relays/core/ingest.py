@@ -39,6 +39,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from protocol.errors import ChecksumError, FrameError
 from protocol.header import HEADER_SIZE, MAX_PAYLOAD, OFF_DOMAIN_SEQ, U64, Domain, check_prefix
 
@@ -52,18 +54,8 @@ _HEAD4 = 0x5041 | (1 << 16)  # magic 0x5041, version 1, reserved 0
 
 
 FAST_MIN = 32  # frames: below this a vectorised block does not pay for its set-up
-_np: Any = None
 _DTYPES: dict[int, Any] = {}
 _EXPECTED: dict[tuple[int, int], int] = {}
-
-
-def _numpy() -> Any:
-    global _np
-    if _np is None:
-        import numpy
-
-        _np = numpy
-    return _np
 
 
 def _expected_crc(covered: int, m: int) -> int:
@@ -98,7 +90,6 @@ def _fast_block(
     follows (a frame of another size, a duplicate, a control frame, a bad frame) by the
     per-frame rules, so this is a shortcut, never a different rule.
     """
-    np = _numpy()
     dt = _DTYPES.get(size)
     if dt is None:
         if len(_DTYPES) >= 64:
@@ -151,7 +142,6 @@ def _join(pieces: list[list[int] | range], tail: list[int]) -> list[int] | array
     without a Python step per frame."""
     if not pieces:
         return tail
-    np = _numpy()
     parts = [np.arange(p.start, p.stop, p.step, dtype=np.int64) if type(p) is range else np.array(p, dtype=np.int64)
              for p in pieces]
     parts.append(np.array(tail, dtype=np.int64))
