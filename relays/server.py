@@ -355,9 +355,25 @@ class Relay:
         buf = bytearray()
         pos = 0
         current_time = trio.current_time
+        sock = conn.sock
+        wait_readable = trio.lowlevel.wait_readable
+        checkpoint = trio.lowlevel.checkpoint
         while True:
             cs.deadline = current_time() + silence
-            data = await stream.receive_some(RECV_SIZE)
+            if sock is None:
+                data = await stream.receive_some(RECV_SIZE)
+            else:
+                # straight on the non-blocking socket: try first, wait only when it is empty
+                # (no trio stream machinery per read; a busy producer never touches epoll)
+                while True:
+                    try:
+                        data = sock.recv(RECV_SIZE)
+                        break
+                    except BlockingIOError:
+                        await wait_readable(sock)
+                    except OSError as exc:
+                        raise trio.BrokenResourceError(str(exc)) from exc
+                await checkpoint()  # stay fair to the other tasks when data keeps coming
             if not data:
                 return
             conn.rx_bytes += len(data)

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -115,6 +116,9 @@ class RelayConsumer:
         self.dead_after = dead_after
         self.connect_timeout = connect_timeout
         self._stream: trio.SocketStream | None = None
+        self._sock: socket.socket | None = None  # non-blocking duplicate of the stream's socket, for reads
+        self._wait_since: float | None = None  # when the reader started waiting for data (None: not waiting)
+        self._silent = False
         self._send_lock = trio.Lock()
         self._ready: deque[FrameBatch] = deque()  # raw: received, not handed out yet
         self._items: deque[Any] = deque()  # frames or Messages split/decoded, not handed out yet
@@ -204,12 +208,40 @@ class RelayConsumer:
         stream = self._stream
         assert stream is not None
         core = self.core
+        sock = self._sock
         try:
             data = b""
-            with trio.move_on_after(self.heartbeat_interval * self.dead_after) as cs:
-                data = await stream.receive_some(RECV_SIZE)
-            if cs.cancelled_caught:
-                raise StreamBroken(f"relay silent for {self.heartbeat_interval * self.dead_after:.1f} s")
+            if sock is None:
+                with trio.move_on_after(self.heartbeat_interval * self.dead_after) as cs:
+                    data = await stream.receive_some(RECV_SIZE)
+                if cs.cancelled_caught:
+                    raise StreamBroken(f"relay silent for {self.heartbeat_interval * self.dead_after:.1f} s")
+            else:
+                # Straight on the non-blocking socket: try first, wait only when it is empty. The
+                # dead-peer timer lives in the heartbeat task (no cancel scope per read), which
+                # wakes a wait that has lasted too long through notify_closing.
+                try:
+                    data = sock.recv(RECV_SIZE)
+                except BlockingIOError:
+                    self._wait_since = trio.current_time()
+                    while True:
+                        try:
+                            await trio.lowlevel.wait_readable(sock)
+                        except trio.ClosedResourceError:
+                            if self._silent:
+                                raise StreamBroken(
+                                    f"relay silent for {self.heartbeat_interval * self.dead_after:.1f} s"
+                                ) from None
+                            raise
+                        finally:
+                            self._wait_since = None
+                        try:
+                            data = sock.recv(RECV_SIZE)
+                            break
+                        except BlockingIOError:
+                            self._wait_since = trio.current_time()
+                else:
+                    await trio.lowlevel.checkpoint()  # data was waiting: still let the other tasks run
             if not data:
                 raise StreamBroken("relay closed the connection")
             batches = core.receive_frames(data)
@@ -235,6 +267,12 @@ class RelayConsumer:
                     await stream.send_all(self.core.start())
                     self._last_send = trio.current_time()
                 self._stream = stream
+                tsock = getattr(stream, "socket", None)
+                if tsock is not None:
+                    self._sock = socket.socket(tsock.family, tsock.type, fileno=os.dup(tsock.fileno()))
+                    self._sock.setblocking(False)
+                self._silent = False
+                self._wait_since = None
                 return
             except _CONNECTION_ERRORS as exc:
                 log.info("%s: handshake failed: %s", self.core.name, exc)
@@ -244,6 +282,10 @@ class RelayConsumer:
 
     async def _drop(self, goodbye: bool = False) -> None:
         stream, self._stream = self._stream, None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
         if stream is None:
             return
         if goodbye:
@@ -258,6 +300,15 @@ class RelayConsumer:
     async def _heartbeats(self) -> None:
         while True:
             await trio.sleep_until(self._last_send + self.heartbeat_interval)
+            since = self._wait_since
+            if (
+                since is not None
+                and self._sock is not None
+                and trio.current_time() - since >= self.heartbeat_interval * self.dead_after
+            ):
+                # the reader has been waiting for the relay too long: wake it with an error
+                self._silent = True
+                trio.lowlevel.notify_closing(self._sock)
             stream = self._stream
             if stream is None or trio.current_time() < self._last_send + self.heartbeat_interval:
                 if stream is None:
