@@ -452,6 +452,8 @@ class Relay:
         if n < len(payload):
             conn.pending = memoryview(payload)[n:]
             conn.kick()
+        elif batch is not None and conn.cursor is not None and conn.cursor.next_seq <= self.ring.head_seq:
+            conn.kick()  # capped at max_batch: the writer sends the rest
 
     def _collect(self, conn: Conn) -> tuple[Any, Batch | None]:
         """The next bytes for ``conn``: queued control frames, an Ack, then the next batch
