@@ -28,6 +28,7 @@ _MAX_PAYLOAD = H.MAX_PAYLOAD
 _MAGIC = H.MAGIC
 _VERSION = H.VERSION
 _tuple_new = tuple.__new__
+_U32_unpack_from = H.U32.unpack_from
 _decoders_get = _DECODERS.get
 
 
@@ -143,7 +144,9 @@ def decode_frame(buf: bytes | bytearray | memoryview, off: int = 0) -> tuple[Mes
         if fast is not None and n >= fast[1]:
             m = fast[0](buf, off)
             if m is not None:
-                return m, off + fast[1]
+                if fast[2]:
+                    return m, off + fast[1]
+                return m, off + _HEADER_SIZE + _U32_unpack_from(buf, off + 20)[0]
     return _decode_frame_general(buf, off)
 
 
@@ -171,9 +174,9 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     """Decode exactly one message; trailing bytes are an error."""
     if len(data) > 53:
         fast = _FAST_DECODE_get(data[52])
-        if fast is not None and len(data) == fast[1]:
+        if fast is not None and (len(data) == fast[1] if fast[2] else len(data) >= fast[1]):
             m = fast[0](data, 0)
-            if m is not None:
+            if m is not None and (fast[2] or _HEADER_SIZE + _U32_unpack_from(data, 20)[0] == len(data)):
                 return m
     m, end = _decode_frame_general(data, 0)
     if end != len(data):
