@@ -1,21 +1,29 @@
 """Relay benchmark: one producer, three consumers, 64-byte messages, journal on; vs pyzmq.
 
     alphapulse bench relay [--count 1000000] [--latency-rate 20000] [--latency-seconds 5]
-                           [--fsync batch] [--skip-zmq] [--json]
+                           [--fsync batch] [--no-verify] [--skip-zmq] [--json]
 
 Every party is its own process, as in production:
 
-* **throughput**: the producer pre-builds ``--count`` 64-byte frames (52-byte header +
-  one 12-byte TLV) and writes them to the relay as fast as the socket takes them;
-  each consumer (the real ``RelayConsumer`` client, raw frames, per-frame gap
-  tracking) reports msgs/s from its first to its last message.
-* **latency**: the producer (the real ``RelayProducer`` client) publishes at a fixed
-  ``--latency-rate`` for ``--latency-seconds``, stamping ``event_time_ns`` at publish;
-  consumers compute receive - send per message; we report p50/p99/p99.9 over all.
+* **throughput, raw**: the producer pre-builds ``--count`` 64-byte frames (52-byte header +
+  one 12-byte TLV) and writes them to the relay as fast as the socket takes them; each
+  consumer (the real ``RelayConsumer`` client, ``frame_batches()``) reports msgs/s from its
+  first to its last message. Per message: the client checks the header and that
+  ``domain_seq`` is exactly the previous + 1 (runs of equal-size frames in one vectorised
+  pass); the bench checks every batch starts right after the previous one. No per-message
+  Python object.
+* **throughput, decoded**: the same with every message fully decoded (``protocol.decode``:
+  CRC, TLVs) into a ``Message`` and its ``domain_seq`` checked by the bench.
+* **latency**: a producer publishes at a fixed ``--latency-rate`` for ``--latency-seconds``,
+  stamping ``event_time_ns`` right before sending; consumers compute receive - send per
+  message; we report p50/p99/p99.9 over all three. Twice: with a plain paced producer
+  (the same pacing loop as the pyzmq PUB: it measures the relay hop), and with the real
+  ``RelayProducer`` trio client (adds the client's own cost).
 * **baseline**: pyzmq PUB/SUB over ``ipc://`` with SNDHWM = RCVHWM = 0 (no loss), the
-  same frames, one ``send``/``recv`` per message, three SUB processes; same two phases.
+  same frames, one ``send``/``recv`` per message (no checks), three SUB processes; same
+  throughput and latency phases.
 
-The machine is shared and noisy: compare the ratio, not absolute numbers.
+The machine is shared and noisy: compare the ratio within one run, not absolute numbers.
 """
 
 from __future__ import annotations
