@@ -592,8 +592,18 @@ class Relay:
             else:
                 payload, batch = self._collect(conn)
             if payload is not None:
-                with trio.CancelScope() as conn.send_scope:
-                    await stream.send_all(payload)
+                try:
+                    with trio.CancelScope() as conn.send_scope:
+                        await stream.send_all(payload)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    if conn.role in (Role.PRODUCER, Role.BOTH) and conn.source_id:
+                        # The peer stopped reading (a producer that closed without waiting for
+                        # its acks): stop writing, but let the reader ingest everything it sent
+                        # before closing, up to EOF. Nothing for it to be acked on any more.
+                        log.info("%r: cannot write (%s); reading what it sent up to EOF", conn, exc)
+                        conn.send_scope = None
+                        return
+                    raise
                 conn.send_scope = None
                 if conn.cut_reason is not None:
                     # cancelled mid-send: the stream is unusable, close without a Goodbye
