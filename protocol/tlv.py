@@ -387,6 +387,9 @@ class UnknownTLV(TLV, register=False):
         return EXT.pack(0, self.type_code, n) + self.body
 
 
+_new_object = object.__new__
+
+
 def decode_tlvs(buf: bytes | bytearray | memoryview, off: int, end: int) -> tuple[TLV, ...]:
     """Walk the TLV records in ``buf[off:end]``."""
     out: list[TLV] = []
@@ -411,7 +414,11 @@ def decode_tlvs(buf: bytes | bytearray | memoryview, off: int, end: int) -> tupl
             raise TLVError(f"TLV type {code} claims {ln} bytes but only {end - off} remain")
         dec = decoders.get(code)
         if dec is None:
-            append(UnknownTLV(type_code=code, body=bytes(buf[off:nxt])))
+            unknown = _new_object(UnknownTLV)  # the decoders' fast path: no validating constructor
+            d = unknown.__dict__
+            d["type_code"] = code
+            d["body"] = bytes(buf[off:nxt])
+            append(unknown)
         else:
             append(dec(buf, off, ln))
         off = nxt
