@@ -30,6 +30,10 @@ Example (``alphapulse executor --config executor.toml``)::
     min_profit = { "0x<usdc>" = 0 }    # net profit after re-pricing must be > this (profit token units)
     onchain_min_profit_bps = 10000     # minProfit sent to the contract, in bps of the expected gross
 
+    [limits]                           # pre-trade risk limits: a breach ends the signal REJECTED_BY_RISK
+    max_amount_in = { "0x<weth>" = 50000000000000000000 }   # first hop's input, per token (base units)
+    max_gas_price_wei = 300000000000   # effective gas price above this: rejected (0: no limit)
+
     [gas]
     limit_multiplier_bps = 12000       # gas limit = estimate * bps / 10000 + limit_extra
     limit_extra = 60000                # (the contract needs ~45k above gas used: refunds, 63/64)
@@ -106,6 +110,18 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsConfig:
+    """Pre-trade risk limits the executor enforces itself (outcome REJECTED_BY_RISK).
+
+    The risk process stops trading through EmergencyStop; these are the per-signal checks that
+    need no round trip: the first hop's input per token, and the effective gas price.
+    """
+
+    max_amount_in: Mapping[int, int] = field(default_factory=dict)  # TokenId -> base units
+    max_gas_price_wei: int = 0  # 0: no limit beyond [gas] max_fee_per_gas
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GasConfig:
     limit_multiplier_bps: int = 12_000
     limit_extra: int = 60_000
@@ -166,6 +182,7 @@ class ExecutorConfig:
     state_db: str = "var/executor/state.sqlite"
     market_data_from: str = "oldest"
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     gas: GasConfig = field(default_factory=GasConfig)
     tip: TipConfig = field(default_factory=TipConfig)
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
@@ -283,7 +300,7 @@ def _typed(cls: type, where: str, table: Any, kinds: Mapping[str, str]) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-_TOP = {"executor", "keystore", "validation", "gas", "tip", "submission", "builders", "venues", "relays"}
+_TOP = {"executor", "keystore", "validation", "limits", "gas", "tip", "submission", "builders", "venues", "relays"}
 _EXECUTOR = {"chain_id", "rpc_url", "contract", "gas_token", "mode", "source_id", "name", "state_db",
              "market_data_from"}
 
@@ -323,6 +340,18 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "config") -> Execu
                         for k, v in mins.items()},
             onchain_min_profit_bps=_int(wv, "onchain_min_profit_bps", t.get("onchain_min_profit_bps", 10_000),
                                         0, 10_000),
+        )
+    if "limits" in doc:
+        wl = f"{origin} [limits]"
+        t = doc["limits"]
+        _check_keys(wl, t, {"max_amount_in", "max_gas_price_wei"})
+        caps = t.get("max_amount_in", {})
+        if not isinstance(caps, dict):
+            raise ConfigError(f"{wl}: max_amount_in must be a table of token address -> integer")
+        kw["limits"] = LimitsConfig(
+            max_amount_in={TokenId.of(chain_id, _address(wl, "max_amount_in", k)): _int(wl, f"max_amount_in[{k}]", v)
+                           for k, v in caps.items()},
+            max_gas_price_wei=_int(wl, "max_gas_price_wei", t.get("max_gas_price_wei", 0)),
         )
     if "gas" in doc:
         kw["gas"] = _typed(GasConfig, f"{origin} [gas]", doc["gas"],

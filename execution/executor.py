@@ -73,6 +73,16 @@ class _Queued:
     seq: int
 
 
+def pre_trade_rejection(sig: Signal, cfg: ExecutorConfig) -> str | None:
+    """The reason a signal breaks a configured pre-trade limit, or None."""
+    hop0 = sig.path.hops[0]
+    token = TokenId.of(cfg.chain_id, hop0.token_in)
+    cap = cfg.limits.max_amount_in.get(token)
+    if cap is not None and hop0.amount_in > cap:
+        return f"trade size {hop0.amount_in} of {token.address} above the limit {cap}"
+    return None
+
+
 class Executor:
     def __init__(self, config: ExecutorConfig, gateway: ChainGateway, store: ExecutorStore, publisher: Any,
                  builders: list[BuilderClient] | None = None) -> None:
@@ -165,6 +175,9 @@ class Executor:
         halted = halted_by or self.halted_for(sig)
         if halted:
             return await self._finish(ex, Outcome.HALTED, halted)
+        rejected = pre_trade_rejection(sig, cfg)
+        if rejected:
+            return await self._finish(ex, Outcome.REJECTED_BY_RISK, rejected)
         await self.wait_for_head(sig.identity.block_number, cfg.validation.state_wait_s)
         verdict = revalidate(sig, self.state, self.factories, max_age_blocks=cfg.validation.max_signal_age_blocks,
                              onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps)
@@ -194,6 +207,9 @@ class Executor:
         fees = choose_fees(base_fee=head["base_fee"], tip=tip, base_fee_multiplier_bps=cfg.gas.base_fee_multiplier_bps,
                            cap=cfg.gas.max_fee_per_gas)
         price = min(head["base_fee"] + fees.max_priority_fee_per_gas, fees.max_fee_per_gas)
+        if cfg.limits.max_gas_price_wei and price > cfg.limits.max_gas_price_wei:
+            return await self._finish(ex, Outcome.REJECTED_BY_RISK, f"gas price {price} wei above the limit "
+                                                                    f"{cfg.limits.max_gas_price_wei}")
         cost = to_profit_token(estimate * price, self.gas_token, profit_token, self.state)
         if cost is None:
             return await self._finish(ex, Outcome.FAILED, "cannot price gas in the profit token (no pool with the "

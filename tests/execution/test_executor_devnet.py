@@ -624,3 +624,18 @@ async def test_stuck_transaction_is_replaced_with_bumped_fees_same_nonce(h: Harn
         assert second.max_priority_fee_per_gas * 10 >= first.max_priority_fee_per_gas * 11
         assert second.max_fee_per_gas * 10 >= first.max_fee_per_gas * 11
         assert r.tx_hash in {s.tx_hash for s in h.started}
+
+
+async def test_pre_trade_limits_reject_by_risk_and_send_nothing(h: Harness) -> None:
+    """A first-hop input above [limits].max_amount_in, or a gas price above max_gas_price_wei, ends the
+    signal as REJECTED_BY_RISK with the reason, and no transaction is sent."""
+    weth = h.token("WETH")
+    usdc = h.token("USDC")
+    limits = f'[limits]\nmax_amount_in = {{ "{weth}" = 1, "{usdc}" = 1 }}\n'
+    async with h.running():
+        await h.start_executor(h.executor_config("public", extra=limits))
+        nonce = h.nonce("pending")
+        await h.dump_and_publish(V2V2)
+        (r,) = await h.wait_results(1)
+        assert r.outcome == Outcome.REJECTED_BY_RISK and "trade size" in r.reason, r.reason
+        assert h.nonce("pending") == nonce and not h.started
