@@ -31,7 +31,7 @@ Example (``alphapulse executor --config executor.toml``)::
     onchain_min_profit_bps = 10000     # minProfit sent to the contract, in bps of the expected gross
 
     [limits]                           # pre-trade risk limits: a breach ends the signal REJECTED_BY_RISK
-    max_amount_in = { "0x<weth>" = 50000000000000000000 }   # first hop's input, per token (base units)
+    max_amount_in = { "0x<usdc>" = 50000000000000 }    # first hop's input, per token (base units)
     max_gas_price_wei = 300000000000   # effective gas price above this: rejected (0: no limit)
 
     [gas]
