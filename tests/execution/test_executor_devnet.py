@@ -504,7 +504,7 @@ async def test_kill9_mid_flight_recovers_nonces_without_reuse(h: Harness) -> Non
         h.dump_weth_on_a()
         h.chain.rpc("evm_setAutomine", False)
         await h.publish_market(V2V2)
-        await until(lambda: h.nonce("pending") != n0)
+        await until(lambda: h.nonce("pending") != n0, 60.0)  # under a loaded CI the first signal can take a while
         await h.kill9("executor")
         # The node also forgets the transaction (as a mempool may): only our SQLite still has it.
         (first,) = h.started
