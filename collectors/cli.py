@@ -9,8 +9,9 @@ collector's dependencies, and a collector that is not built yet says so.
 
 from __future__ import annotations
 
-import importlib
 import sys
+
+from tools.cli import run_target
 
 COLLECTORS: dict[str, tuple[str, str]] = {
     "evm": ("collectors.evm.process:main", "live EVM chain collector (eth_subscribe logs + heads)"),
@@ -33,15 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COLLECTORS:
         print(f"alphapulse collector: unknown collector {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, func_name = COLLECTORS[name][0].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            print(f"alphapulse collector: {name!r} is not available in this build ({exc})", file=sys.stderr)
-            return 2
-        raise
-    return int(getattr(module, func_name)(rest) or 0)
+    return run_target("alphapulse collector:", name, COLLECTORS[name][0], rest)
 
 
 if __name__ == "__main__":

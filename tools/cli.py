@@ -50,16 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"alphapulse: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    target, _ = COMMANDS[name]
+    return run_target("alphapulse: command", name, COMMANDS[name][0], rest)
+
+
+def run_target(what: str, name: str, target: str, argv: list[str]) -> int:
+    """Import ``module:function`` lazily and call it with ``argv``.
+
+    A module that is not in this build is a clear message and exit 2; a missing dependency
+    *inside* an existing module is a real error and propagates.
+    """
     module_name, func_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            print(f"alphapulse: command {name!r} is not available in this build ({exc})", file=sys.stderr)
+            print(f"{what} {name!r} is not available in this build ({exc})", file=sys.stderr)
             return 2
         raise
-    return int(getattr(module, func_name)(rest) or 0)
+    return int(getattr(module, func_name)(argv) or 0)
 
 
 if __name__ == "__main__":
