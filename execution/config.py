@@ -75,17 +75,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from protocol.ids import TokenId, Venue, address_to_int
-
-
-class ConfigError(ValueError):
-    """The configuration file is malformed or unsafe; the message names the table and key."""
-
+from strategy.config import ConfigError, check_keys, int_field, str_field
 
 MODES = ("shadow", "public", "private", "hybrid")
 TIP_POLICIES = ("fixed", "profit_share")
@@ -233,35 +229,12 @@ def refuse_secrets(doc: Any, where: str = "") -> None:
                           "Use an encrypted keystore: alphapulse executor new-keystore")
 
 
-def _check_keys(where: str, table: Any, allowed: set[str], required: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    missing = sorted(required - set(table))
-    if missing:
-        raise ConfigError(f"{where}: missing required key {missing[0]!r}")
-
-
-def _int(where: str, key: str, v: Any, lo: int = 0, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{where}: {key} must be an integer, got {type(v).__name__} {v!r}")
-    if v < lo or (hi is not None and v > hi):
-        raise ConfigError(f"{where}: {key}={v} out of range [{lo}, {hi if hi is not None else 'inf'}]")
-    return v
-
-
 def _float(where: str, key: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
         raise ConfigError(f"{where}: {key} must be a non-negative number of seconds, got {v!r}")
     return float(v)
 
 
-def _str(where: str, key: str, v: Any) -> str:
-    if not isinstance(v, str):
-        raise ConfigError(f"{where}: {key} must be a string, got {type(v).__name__}")
-    return v
 
 
 def _bool(where: str, key: str, v: Any) -> bool:
@@ -271,7 +244,7 @@ def _bool(where: str, key: str, v: Any) -> bool:
 
 
 def _address(where: str, key: str, v: Any) -> str:
-    s = _str(where, key, v)
+    s = str_field(where, key, v)
     try:
         address_to_int(s)
     except Exception as exc:  # FieldRangeError: say where
@@ -281,10 +254,10 @@ def _address(where: str, key: str, v: Any) -> str:
 
 def _venue(where: str, v: Any) -> int:
     if isinstance(v, int) and not isinstance(v, bool):
-        return _int(where, "venue", v, 0, 0xFFFF)
-    name = _str(where, "venue", v)
+        return int_field(where, "venue", v, 0, 0xFFFF)
+    name = str_field(where, "venue", v)
     if name.isdigit():
-        return _int(where, "venue", int(name), 0, 0xFFFF)
+        return int_field(where, "venue", int(name), 0, 0xFFFF)
     try:
         return int(Venue[name.upper()])
     except KeyError:
@@ -292,8 +265,9 @@ def _venue(where: str, v: Any) -> int:
 
 
 def _typed(cls: type, where: str, table: Any, kinds: Mapping[str, str]) -> Any:
-    _check_keys(where, table, set(kinds))
-    conv = {"int": _int, "float": _float, "str": _str, "bool": _bool}
+    check_keys(where, table, set(kinds))
+    conv: dict[str, Callable[[str, str, Any], Any]] = {
+        "int": int_field, "float": _float, "str": str_field, "bool": _bool}
     try:
         return cls(**{k: conv[kinds[k]](where, k, v) for k, v in table.items()})
     except TypeError as exc:  # a required key is missing
@@ -307,51 +281,51 @@ _EXECUTOR = {"chain_id", "rpc_url", "contract", "gas_token", "mode", "source_id"
 
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "config") -> ExecutorConfig:
     refuse_secrets(dict(doc), origin)
-    _check_keys(origin, doc, _TOP, {"executor", "keystore"})
+    check_keys(origin, doc, _TOP, {"executor", "keystore"})
     w = f"{origin} [executor]"
     ex = doc["executor"]
-    _check_keys(w, ex, _EXECUTOR, {"chain_id", "rpc_url", "contract", "gas_token"})
-    chain_id = _int(w, "chain_id", ex["chain_id"], 1, (1 << 32) - 1)
+    check_keys(w, ex, _EXECUTOR, {"chain_id", "rpc_url", "contract", "gas_token"})
+    chain_id = int_field(w, "chain_id", ex["chain_id"], 1, (1 << 32) - 1)
     kw: dict[str, Any] = {
         "chain_id": chain_id,
-        "rpc_url": _str(w, "rpc_url", ex["rpc_url"]),
+        "rpc_url": str_field(w, "rpc_url", ex["rpc_url"]),
         "contract": _address(w, "contract", ex["contract"]),
         "gas_token": _address(w, "gas_token", ex["gas_token"]),
     }
     for k in ("mode", "name", "state_db", "market_data_from"):
         if k in ex:
-            kw[k] = _str(w, k, ex[k])
+            kw[k] = str_field(w, k, ex[k])
     if "source_id" in ex:
-        kw["source_id"] = _int(w, "source_id", ex["source_id"], 0, (1 << 32) - 1)
+        kw["source_id"] = int_field(w, "source_id", ex["source_id"], 0, (1 << 32) - 1)
 
     kw["keystore"] = _typed(KeystoreConfig, f"{origin} [keystore]", doc["keystore"],
                             {"path": "str", "password_file": "str", "password_env": "str"})
     if "validation" in doc:
         wv = f"{origin} [validation]"
         t = doc["validation"]
-        _check_keys(wv, t, {"max_signal_age_blocks", "state_wait_s", "min_profit", "onchain_min_profit_bps"})
+        check_keys(wv, t, {"max_signal_age_blocks", "state_wait_s", "min_profit", "onchain_min_profit_bps"})
         mins = t.get("min_profit", {})
         if not isinstance(mins, dict):
             raise ConfigError(f"{wv}: min_profit must be a table of token address -> integer")
         kw["validation"] = ValidationConfig(
-            max_signal_age_blocks=_int(wv, "max_signal_age_blocks", t.get("max_signal_age_blocks", 2)),
+            max_signal_age_blocks=int_field(wv, "max_signal_age_blocks", t.get("max_signal_age_blocks", 2)),
             state_wait_s=_float(wv, "state_wait_s", t.get("state_wait_s", 1.0)),
-            min_profit={TokenId.of(chain_id, _address(wv, "min_profit", k)): _int(wv, f"min_profit[{k}]", v)
+            min_profit={TokenId.of(chain_id, _address(wv, "min_profit", k)): int_field(wv, f"min_profit[{k}]", v)
                         for k, v in mins.items()},
-            onchain_min_profit_bps=_int(wv, "onchain_min_profit_bps", t.get("onchain_min_profit_bps", 10_000),
+            onchain_min_profit_bps=int_field(wv, "onchain_min_profit_bps", t.get("onchain_min_profit_bps", 10_000),
                                         0, 10_000),
         )
     if "limits" in doc:
         wl = f"{origin} [limits]"
         t = doc["limits"]
-        _check_keys(wl, t, {"max_amount_in", "max_gas_price_wei"})
+        check_keys(wl, t, {"max_amount_in", "max_gas_price_wei"})
         caps = t.get("max_amount_in", {})
         if not isinstance(caps, dict):
             raise ConfigError(f"{wl}: max_amount_in must be a table of token address -> integer")
         kw["limits"] = LimitsConfig(
-            max_amount_in={TokenId.of(chain_id, _address(wl, "max_amount_in", k)): _int(wl, f"max_amount_in[{k}]", v)
+            max_amount_in={TokenId.of(chain_id, _address(wl, "max_amount_in", k)): int_field(wl, f"max_amount_in[{k}]", v)
                            for k, v in caps.items()},
-            max_gas_price_wei=_int(wl, "max_gas_price_wei", t.get("max_gas_price_wei", 0)),
+            max_gas_price_wei=int_field(wl, "max_gas_price_wei", t.get("max_gas_price_wei", 0)),
         )
     if "gas" in doc:
         kw["gas"] = _typed(GasConfig, f"{origin} [gas]", doc["gas"],
@@ -375,7 +349,7 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "config") -> Execu
     vs = []
     for i, v in enumerate(venues):
         wv = f"{origin} [[venues]] #{i + 1}"
-        _check_keys(wv, v, {"venue", "factory"}, {"venue", "factory"})
+        check_keys(wv, v, {"venue", "factory"}, {"venue", "factory"})
         vs.append(VenueConfig(venue=_venue(wv, v["venue"]), factory=_address(wv, "factory", v["factory"])))
     kw["venues"] = tuple(vs)
     if "relays" in doc:

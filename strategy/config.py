@@ -143,9 +143,15 @@ class StrategyConfig:
 # --- loading -------------------------------------------------------------------------------------
 
 
-def _check_keys(
+# The strict field checks below are shared by every component whose config follows this
+# pattern (execution/config.py imports them), so a typo reads the same everywhere.
+
+
+def check_keys(
     where: str, table: Mapping[str, Any], allowed: set[str], required: frozenset[str] | set[str] = frozenset()
 ) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
@@ -154,7 +160,7 @@ def _check_keys(
         raise ConfigError(f"{where}: missing required key {missing[0]!r}")
 
 
-def _int(where: str, key: str, value: Any, lo: int = 0, hi: int | None = None) -> int:
+def int_field(where: str, key: str, value: Any, lo: int = 0, hi: int | None = None) -> int:
     # bool is an int subclass; a float wei amount is a bug (precision is already lost in the file)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{where}: {key} must be an integer, got {type(value).__name__} {value!r}")
@@ -163,7 +169,7 @@ def _int(where: str, key: str, value: Any, lo: int = 0, hi: int | None = None) -
     return value
 
 
-def _str(where: str, key: str, value: Any) -> str:
+def str_field(where: str, key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{where}: {key} must be a string, got {type(value).__name__}")
     return value
@@ -171,7 +177,7 @@ def _str(where: str, key: str, value: Any) -> str:
 
 def _token(where: str, key: str, chain_id: int, value: Any) -> TokenId:
     try:
-        return TokenId.of(chain_id, _str(where, key, value))
+        return TokenId.of(chain_id, str_field(where, key, value))
     except ConfigError:
         raise
     except Exception as exc:  # FieldRangeError from the address parser: say where it came from
@@ -183,12 +189,12 @@ def _simple(cls: type, where: str, table: Any) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
     allowed = {f.name for f in fields(cls)}
-    _check_keys(where, table, allowed)
+    check_keys(where, table, allowed)
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         if f.name in table:
             v = table[f.name]
-            kwargs[f.name] = _str(where, f.name, v) if f.type == "str" else _int(where, f.name, v)
+            kwargs[f.name] = str_field(where, f.name, v) if f.type == "str" else int_field(where, f.name, v)
     return cls(**kwargs)
 
 
@@ -204,9 +210,9 @@ def _venue_code(where: str, name: str) -> int:
 def _chain(where: str, t: Any) -> ChainConfig:
     if not isinstance(t, dict):
         raise ConfigError(f"{where} must be a table")
-    _check_keys(where, t, {"chain_id", "gas_token", "base_tokens", "min_net_profit", "v2_fee_ppm"},
+    check_keys(where, t, {"chain_id", "gas_token", "base_tokens", "min_net_profit", "v2_fee_ppm"},
                 {"chain_id", "gas_token"})
-    chain_id = _int(where, "chain_id", t["chain_id"], 0, (1 << 32) - 1)
+    chain_id = int_field(where, "chain_id", t["chain_id"], 0, (1 << 32) - 1)
     gas_token = _token(where, "gas_token", chain_id, t["gas_token"])
     raw_bases = t.get("base_tokens", [t["gas_token"]])
     if not isinstance(raw_bases, list) or not raw_bases:
@@ -215,12 +221,12 @@ def _chain(where: str, t: Any) -> ChainConfig:
     mins_raw = t.get("min_net_profit", {})
     if not isinstance(mins_raw, dict):
         raise ConfigError(f"{where}: min_net_profit must be a table of token address -> integer")
-    mins = {_token(where, "min_net_profit", chain_id, k): _int(where, f"min_net_profit[{k}]", v)
+    mins = {_token(where, "min_net_profit", chain_id, k): int_field(where, f"min_net_profit[{k}]", v)
             for k, v in mins_raw.items()}
     fees_raw = t.get("v2_fee_ppm", {})
     if not isinstance(fees_raw, dict):
         raise ConfigError(f"{where}: v2_fee_ppm must be a table of venue -> fee in ppm")
-    fees = {_venue_code(where, k): _int(where, f"v2_fee_ppm[{k}]", v, 0, 999_999) for k, v in fees_raw.items()}
+    fees = {_venue_code(where, k): int_field(where, f"v2_fee_ppm[{k}]", v, 0, 999_999) for k, v in fees_raw.items()}
     return ChainConfig(chain_id=chain_id, gas_token=gas_token, base_tokens=bases, min_net_profit=mins,
                        v2_fee_ppm=fees)
 
@@ -228,21 +234,21 @@ def _chain(where: str, t: Any) -> ChainConfig:
 def _curve(where: str, t: Any) -> CurvePoolConfig:
     if not isinstance(t, dict):
         raise ConfigError(f"{where} must be a table")
-    _check_keys(where, t, {"chain_id", "address", "amp", "rates"}, {"chain_id", "address", "amp", "rates"})
+    check_keys(where, t, {"chain_id", "address", "amp", "rates"}, {"chain_id", "address", "amp", "rates"})
     rates = t["rates"]
     if not isinstance(rates, list) or len(rates) != 2:
         raise ConfigError(f"{where}: rates must be a list of two integers (10**(36 - decimals) per coin)")
     try:
-        address = address_to_int(_str(where, "address", t["address"]))
+        address = address_to_int(str_field(where, "address", t["address"]))
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"{where}: address: {exc}") from None
     return CurvePoolConfig(
-        chain_id=_int(where, "chain_id", t["chain_id"]),
+        chain_id=int_field(where, "chain_id", t["chain_id"]),
         address=address,
-        amp=_int(where, "amp", t["amp"], 1, 10**6),
-        rates=(_int(where, "rates[0]", rates[0], 1), _int(where, "rates[1]", rates[1], 1)),
+        amp=int_field(where, "amp", t["amp"], 1, 10**6),
+        rates=(int_field(where, "rates[0]", rates[0], 1), int_field(where, "rates[1]", rates[1], 1)),
     )
 
 
@@ -253,22 +259,22 @@ _STRATEGY_KEYS = {"name", "strategy_id", "source_id", "max_hops", "max_cycles_pe
 
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "config") -> StrategyConfig:
     """Validate a parsed TOML document (a dict) into a :class:`StrategyConfig`."""
-    _check_keys(origin, doc, _TOP)
+    check_keys(origin, doc, _TOP)
     st = doc.get("strategy", {})
     if not isinstance(st, dict):
         raise ConfigError(f"{origin}: [strategy] must be a table")
-    _check_keys(f"{origin} [strategy]", st, _STRATEGY_KEYS)
+    check_keys(f"{origin} [strategy]", st, _STRATEGY_KEYS)
     w = f"{origin} [strategy]"
     kwargs: dict[str, Any] = {}
     if "name" in st:
-        kwargs["name"] = _str(w, "name", st["name"])
+        kwargs["name"] = str_field(w, "name", st["name"])
     limits = {"strategy_id": (0, 0xFFFF), "source_id": (0, 0xFFFF_FFFF), "max_hops": (2, 6),
               "max_cycles_per_pool": (1, 10**9), "max_signals_per_update": (1, 10**6),
               "max_sized_per_update": (1, 10**6),
               "confidence_bps": (0, 10_000)}
     for key, (lo, hi) in limits.items():
         if key in st:
-            kwargs[key] = _int(w, key, st[key], lo, hi)
+            kwargs[key] = int_field(w, key, st[key], lo, hi)
     if "gas" in doc:
         kwargs["gas"] = _simple(GasConfig, f"{origin} [gas]", doc["gas"])
     if "economics" in doc:
