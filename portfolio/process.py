@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -24,7 +24,7 @@ from protocol.header import Domain
 from relays.paths import run_dir, socket_path
 from risk.config import ConfigError
 from risk.relaying import open_consumer
-from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
+from tools.metrics import add_metrics_argument, process_metrics, run_until_signalled
 
 from .books import Books, open_db
 from .config import PortfolioConfig, load_config
@@ -78,14 +78,8 @@ async def run(config: PortfolioConfig, db_path: str | os.PathLike[str],
 
 async def _main(config: PortfolioConfig, db_path: Path, metrics_port: int | None = None,
                 metrics_host: str = "127.0.0.1") -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(serve_process_metrics, metrics_port, "portfolio", metrics_host)
-            nursery.start_soon(run, config, db_path)
-            async for signum in signals:
-                log.info("%s received, shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    await run_until_signalled("portfolio", partial(run, config, db_path), metrics_port=metrics_port,
+                              metrics_host=metrics_host, log=log)
 
 
 def main(argv: list[str] | None = None) -> int:

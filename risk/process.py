@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -32,7 +32,7 @@ from protocol.header import Domain
 from protocol.message import Message
 from relays.client import RelayConsumer, RelayProducer
 from relays.paths import run_dir, socket_path
-from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
+from tools.metrics import add_metrics_argument, process_metrics, run_until_signalled
 
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config
@@ -185,14 +185,8 @@ async def run(
 
 async def _main(config: RiskConfig, state_path: Path, metrics_port: int | None = None,
                 metrics_host: str = "127.0.0.1") -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(serve_process_metrics, metrics_port, "risk", metrics_host)
-            nursery.start_soon(run, config, state_path)
-            async for signum in signals:
-                log.info("%s received, shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    await run_until_signalled("risk", partial(run, config, state_path), metrics_port=metrics_port,
+                              metrics_host=metrics_host, log=log)
 
 
 def build_parser() -> argparse.ArgumentParser:

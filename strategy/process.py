@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import time
 from functools import partial
@@ -25,7 +24,7 @@ import trio
 
 from protocol.header import FLAG_REPLAYED, Domain
 from relays.client import RelayConsumer, RelayProducer
-from tools.metrics.process import add_metrics_argument, process_metrics, serve_process_metrics
+from tools.metrics.process import add_metrics_argument, process_metrics, run_until_signalled
 
 from .config import ConfigError, load_config
 from .engine import StrategyEngine
@@ -97,15 +96,6 @@ def main(argv: list[str]) -> int:
         print(f"alphapulse strategy: {exc}", file=sys.stderr)
         return 2
 
-    async def _main() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(serve_process_metrics, args.metrics_port, "strategy", args.metrics_host)
-            nursery.start_soon(partial(run, args.config, max_age_ms=args.max_age_ms))
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for signum in signals:
-                    log.info("%s: stopping", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
-
-    trio.run(_main)
+    trio.run(partial(run_until_signalled, "strategy", partial(run, args.config, max_age_ms=args.max_age_ms),
+                     metrics_port=args.metrics_port, metrics_host=args.metrics_host, log=log))
     return 0

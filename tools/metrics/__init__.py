@@ -28,6 +28,7 @@ from .process import (
     add_metrics_argument,
     domain_name,
     process_metrics,
+    run_until_signalled,
     serve_process_metrics,
 )
 from .server import serve_metrics
@@ -47,5 +48,6 @@ __all__ = [
     "parse_text",
     "process_metrics",
     "serve_metrics",
+    "run_until_signalled",
     "serve_process_metrics",
 ]

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
+import signal
 import sys
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -242,10 +245,31 @@ async def serve_process_metrics(
         pm.untrack_relay_clients()
 
 
+async def run_until_signalled(
+    process: str,
+    work: Callable[[], Awaitable[object]],
+    *,
+    metrics_port: int | None,
+    metrics_host: str = "127.0.0.1",
+    log: logging.Logger,
+) -> None:
+    """A long-running process's main: serve its metrics (when a port is given), run ``work``,
+    and cancel everything cleanly on SIGTERM or SIGINT."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_process_metrics, metrics_port, process, metrics_host)
+            nursery.start_soon(work)
+            async for signum in signals:
+                log.info("%s received, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
 __all__ = [
     "ProcessMetrics",
     "add_metrics_argument",
     "domain_name",
     "process_metrics",
+    "run_until_signalled",
     "serve_process_metrics",
 ]
