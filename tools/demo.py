@@ -66,8 +66,10 @@ class Tally:
 # --------------------------------------------------------------------------- chain set-up
 
 
-def _deploy_arb(net, keystore_dir: Path) -> tuple[str, str, Path, Path]:  # type: ignore[no-untyped-def]
-    """Fresh key in an encrypted keystore; AlphaPulseArb owned by it. Returns (owner, arb, keystore, pwfile)."""
+def _deploy_arb(net, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:  # type: ignore[no-untyped-def]
+    """Fresh key in an encrypted keystore; AlphaPulseArb owned by it.
+
+    Returns (owner, arb, keystore, password file, profit recipient)."""
     from eth_utils import to_checksum_address
 
     from execution.build import load_artifact
@@ -96,7 +98,7 @@ def _deploy_arb(net, keystore_dir: Path) -> tuple[str, str, Path, Path]:  # type
         chain.send(owner, arb, encode_set_factory(dep.v3.factory, Kind.V3))
     finally:
         rpc.call("anvil_stopImpersonatingAccount", [owner])
-    return owner, arb, ks, pwfile, recipient  # type: ignore[return-value]
+    return owner, arb, ks, pwfile, recipient
 
 
 # --------------------------------------------------------------------------- configs
