@@ -6,7 +6,7 @@
 * :class:`BuilderClient`: the builders' JSON-RPC (``eth_sendBundle``, ``eth_callBundle``) to one
   endpoint, as Flashbots-style builders speak it.
 
-The JSON-RPC client is ``tools.devnet.rpc.AsyncRPC`` (httpx, works under trio); its
+The JSON-RPC client is ``chain.jsonrpc.AsyncRPC`` (httpx, works under trio); its
 ``RPCError`` is the one error type that leaves here besides :class:`SimulationReverted`.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 
+from chain.jsonrpc import AsyncRPC, RPCError
 from execution.calldata import ContractError, decode_error
-from tools.devnet.rpc import AsyncRPC, RPCError
 
 __all__ = ["BuilderClient", "ChainGateway", "RPCError", "SignedTx", "SimulationReverted"]
 

@@ -2,7 +2,7 @@
 
 Tasks (one nursery, see :meth:`Executor.run`):
 
-* ``_market_data``: the market-data relay into a :class:`strategy.state.PoolStateManager` (the
+* ``_market_data``: the market-data relay into a :class:`market.state.PoolStateManager` (the
   state re-validation prices on) and the newest chain head;
 * ``_stops``: ``EmergencyStop`` / ``Resume`` from the execution relay into :class:`HaltState`
   (logged with their sender; the cursor is persisted, so stops survive our restarts);
@@ -42,6 +42,7 @@ from execution.validate import (
     to_gas_token,
     to_profit_token,
 )
+from market.state import PoolStateManager
 from protocol.execution import ExecutionResult, Outcome, SubmissionMode
 from protocol.ids import TokenId
 from protocol.market import BlockHeader
@@ -49,7 +50,6 @@ from protocol.message import Message
 from protocol.system import EmergencyStop, Resume
 from protocol.tlv import TLV
 from strategy.config import ChainConfig, StrategyConfig
-from strategy.state import PoolStateManager
 
 log = logging.getLogger("execution")
 

@@ -26,6 +26,7 @@ from typing import Any
 import trio
 from eth_account.signers.local import LocalAccount
 
+from chain.jsonrpc import AsyncRPC
 from execution.chain import BuilderClient, ChainGateway
 from execution.config import ConfigError, ExecutorConfig, load_config
 from execution.executor import Executor, _Queued
@@ -37,8 +38,7 @@ from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume
 from relays.client import RelayConsumer, RelayProducer
 from relays.paths import socket_path
-from tools.devnet.rpc import AsyncRPC
-from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
+from runtime.metrics import add_metrics_argument, process_metrics, serve_process_metrics
 
 log = logging.getLogger("execution")
 EXIT_CONFIG = 2
@@ -49,7 +49,7 @@ def relay_socket(config: ExecutorConfig, domain: Domain) -> str:
 
 
 class _Metrics:
-    """Executor families (see tools/metrics/README.md); recorded per signal, never per market message."""
+    """Executor families (see runtime/metrics/README.md); recorded per signal, never per market message."""
 
     def __init__(self) -> None:
         pm = process_metrics("executor")

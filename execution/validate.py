@@ -2,7 +2,7 @@
 
 A signal was priced at block ``B`` by the strategy. Before anything is signed the executor
 re-prices it on *its own* view of the market (the market-data relay applied to a
-:class:`strategy.state.PoolStateManager`, the same exact AMM mirrors the strategy uses):
+:class:`market.state.PoolStateManager`, the same exact AMM mirrors the strategy uses):
 
 * no chain head yet, or ``head - B > max_signal_age_blocks``: **STALE** (signal too old);
 * a pool of the path unknown, invalidated or untradable: **STALE** (pool stale);
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from eth_utils import to_checksum_address
 
 from execution.calldata import Hop, Kind
+from market.pools import V2Pool, V3Pool
+from market.state import PoolStateManager
 from protocol.execution import Outcome
 from protocol.ids import PoolId, TokenId, VenueKind
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
 from strategy.economics import convert_from_gas_token
-from strategy.pools import V2Pool, V3Pool
-from strategy.state import PoolStateManager
 
 
 class MalformedSignal(ValueError):

@@ -24,7 +24,7 @@ from protocol.header import Domain
 from relays.paths import run_dir, socket_path
 from risk.config import ConfigError
 from risk.relaying import open_consumer
-from tools.metrics import add_metrics_argument, process_metrics, run_until_signalled
+from runtime.metrics import add_metrics_argument, process_metrics, run_until_signalled
 
 from .books import Books, open_db
 from .config import PortfolioConfig, load_config

@@ -620,15 +620,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=int, default=None, help="exit 0 once everything up to this sequence is archived")
     p.add_argument("--name", default="", help="consumer name shown in relay stats")
     p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
-    from tools.metrics import add_metrics_argument
+    from runtime.metrics import add_metrics_argument
 
     add_metrics_argument(p)
     return p
 
 
 def _instrument(archiver: Archiver) -> None:
-    """Archiver families, read from its stats at scrape time (see tools/metrics/README.md)."""
-    from tools.metrics import process_metrics
+    """Archiver families, read from its stats at scrape time (see runtime/metrics/README.md)."""
+    from runtime.metrics import process_metrics
 
     pm = process_metrics("archiver")
     one = {"domain": archiver.domain.name.lower()}
@@ -657,7 +657,7 @@ async def _main(archiver: Archiver, metrics_port: int | None = None, metrics_hos
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             if metrics_port is not None:
-                from tools.metrics import serve_process_metrics
+                from runtime.metrics import serve_process_metrics
 
                 _instrument(archiver)
                 await nursery.start(serve_process_metrics, metrics_port, "archiver", metrics_host)

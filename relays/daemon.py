@@ -23,8 +23,8 @@ from pathlib import Path
 
 import trio
 
-from tools.metrics import ProcessMetrics, add_metrics_argument, serve_process_metrics
-from tools.metrics.relay import instrument_relay
+from relays.metrics import instrument_relay
+from runtime.metrics import ProcessMetrics, add_metrics_argument, serve_process_metrics
 
 from .paths import parse_domain, run_dir, socket_path
 from .server import FSYNC_POLICIES, Relay, RelayAlreadyRunning, RelayConfig, RelayError

@@ -32,7 +32,7 @@ from protocol.header import Domain
 from protocol.message import Message
 from relays.client import RelayConsumer, RelayProducer
 from relays.paths import run_dir, socket_path
-from tools.metrics import add_metrics_argument, process_metrics, run_until_signalled
+from runtime.metrics import add_metrics_argument, process_metrics, run_until_signalled
 
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config
@@ -56,7 +56,7 @@ def relay_socket(config: RiskConfig, domain: Domain) -> str:
 
 
 class RiskMetrics:
-    """Risk families (see tools/metrics/README.md): per action, never per message."""
+    """Risk families (see runtime/metrics/README.md): per action, never per message."""
 
     def __init__(self, engine: RiskEngine) -> None:
         pm = process_metrics("risk")

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from market.pools import PoolState
+from market.state import PoolStateManager
 from protocol.ids import TokenId, VenueKind
 from strategy.config import GasConfig, StrategyConfig
-from strategy.pools import PoolState
 from strategy.search import Opportunity
-from strategy.state import PoolStateManager
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

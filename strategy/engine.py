@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from market.state import PoolStateManager
 from protocol.header import Domain
 from protocol.ids import PoolId
 from protocol.market import PoolSnapshot
@@ -32,7 +33,6 @@ from strategy.config import StrategyConfig
 from strategy.economics import Assessment, assess
 from strategy.graph import CycleIndex
 from strategy.search import Opportunity, OpportunitySearch
-from strategy.state import PoolStateManager
 
 _U64 = (1 << 64) - 1
 TRACE_SAMPLED = 0x01

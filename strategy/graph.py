@@ -17,7 +17,7 @@ on the cycle. Cycles with no base token are not stored -- nothing to count a pro
 **Filtering without looking.** An update to a hub pair may touch thousands of cycles, and
 even a few integer multiplications per cycle in Python would blow a millisecond budget. Each pool
 has two *slots* in one numpy ``int64`` array holding an upper bound of ``2**24·log2`` of its
-marginal rate per direction (:func:`strategy.pools.log_rate_bounds`, integer arithmetic); each
+marginal rate per direction (:func:`market.pools.log_rate_bounds`, integer arithmetic); each
 pool keeps a matrix of its cycles' slot indices. :meth:`CycleIndex.candidates` sums the bounds of
 all its cycles in one vectorised gather and returns only those whose sum is > 0. Because the
 entries are upper bounds, a cycle dropped there has a rate product <= 1 and cannot be profitable:

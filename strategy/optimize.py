@@ -6,7 +6,7 @@ A path is a sequence of hops ``(pool snapshot, zero_for_one)``; ``x`` of the fir
 token goes in and ``out(x)`` of the same token comes out. The profit ``f(x) = out(x) - x`` is
 concave (each hop's output is concave and increasing in its input, and so is a composition of
 such functions), so it has one maximum. Everything below only ever *decides* with ``f`` evaluated
-exactly (the contracts' integer arithmetic, :mod:`strategy.amm`); models only propose points.
+exactly (the contracts' integer arithmetic, :mod:`market.amm`); models only propose points.
 
 **Constant-product chains have a closed form.** One V2 hop with reserves ``(r_in, r_out)`` and fee
 fraction ``n/d`` (997/1000) maps ``x`` to ``n·r_out·x / (d·r_in + n·x)``: a Möbius map
@@ -34,7 +34,7 @@ this).
 **V3 in the path: bracketed Newton on local models.** Inside one price range a V3 pool *is* a
 constant-product pool with virtual reserves ``(L/√P, L·√P)``. At any point ``x`` the exact
 evaluation also yields every hop's post-swap state, hence a local Möbius model of the rest of the
-path (:meth:`~strategy.pools.V3Pool.local_model`); its stationary point is exact for as long as no
+path (:meth:`~market.pools.V3Pool.local_model`); its stationary point is exact for as long as no
 hop crosses an initialized tick, so one step lands on the optimum unless ticks are crossed, and
 each crossing costs one more step. The step is kept inside a bracket ``[lo, hi]`` maintained from
 the sign of the model's slope ``A/B - 1`` at each evaluated point (concavity makes the sign
@@ -58,7 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import isqrt
 
-from strategy.pools import CurvePool, PoolState, V2Pool
+from market.pools import CurvePool, PoolState, V2Pool
 
 Hop = tuple[PoolState, bool]
 

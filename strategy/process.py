@@ -24,7 +24,7 @@ import trio
 
 from protocol.header import FLAG_REPLAYED, Domain
 from relays.client import RelayConsumer, RelayProducer
-from tools.metrics.process import add_metrics_argument, process_metrics, run_until_signalled
+from runtime.metrics.process import add_metrics_argument, process_metrics, run_until_signalled
 
 from .config import ConfigError, load_config
 from .engine import StrategyEngine

@@ -25,11 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from math import isqrt
 
+from market.pools import PoolState
+from market.state import PoolStateManager
 from protocol.ids import PoolId, TokenId
 from strategy.graph import Cycle, CycleIndex
 from strategy.optimize import PathQuote, optimize
-from strategy.pools import PoolState
-from strategy.state import PoolStateManager
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive": ("relays.archiver:main", "archive one relay domain to Parquet"),
     "loadgen": ("tools.loadgen:main", "publish synthetic load into a relay"),
     "devnet": ("tools.devnet.cli:main", "start anvil with the official Uniswap contracts"),
-    "collector": ("collectors.cli:main", "run a collector (evm, replay)"),
+    "collector": ("tools.collector_cli:main", "run a collector (evm, replay)"),
     "strategy": ("strategy.process:main", "run the arbitrage strategy process"),
     "executor": ("execution.process:main", "run the executor process"),
     "risk": ("risk.process:main", "run the risk monitor"),

@@ -416,8 +416,8 @@ def main(argv: list[str]) -> int:
 
         return replay_main(args)
 
+    from chain.deployment import save_deployment
     from tools.devnet.deploy import start_devnet
-    from tools.devnet.deployment import save_deployment
     from tools.devnet.paths import DevnetSetupError
 
     work = DEMO_DIR / time.strftime("%Y%m%d-%H%M%S")

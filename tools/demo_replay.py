@@ -107,6 +107,7 @@ def synthesize_start(files: Iterable[Path], pools: Iterable[Any], *, band_ticks:
     """The TLVs to publish before the recorded logs: one ``BlockHeader`` and one ``PoolSnapshot`` per
     pool (see the module docstring for what is approximated). Returns them and a description."""
     from collectors.replay.replay import iter_replay
+    from market.amm.uniswap_v3 import V3PoolState, get_position_amounts
     from protocol.market import (
         BlockHeader,
         LiquidityChange,
@@ -115,7 +116,6 @@ def synthesize_start(files: Iterable[Path], pools: Iterable[Any], *, band_ticks:
         TickLiquidity,
         V3Swap,
     )
-    from strategy.amm.uniswap_v3 import V3PoolState, get_position_amounts
 
     first_swap: dict[Any, V3Swap] = {}
     balance: dict[Any, dict[tuple[int, int], int]] = defaultdict(lambda: defaultdict(int))

@@ -18,12 +18,12 @@ from typing import Any
 
 from eth_utils import keccak
 
+from chain.rpc import Call, HttpTransport, WsConnection, batched
 from protocol.ids import PoolId, VenueKind
 from protocol.market import PoolSnapshot, TickLiquidity
 
 from .chains import VENUES
 from .config import ChainConfig, ConfigError
-from .rpc import Call, HttpTransport, WsConnection, batched
 
 MIN_TICK = -887272
 MAX_TICK = 887272

@@ -194,7 +194,7 @@ def _pool(raw: Any, where: str) -> PoolSpec:
 
 
 def _deployment_chain(path_text: str, where: str, base: Path, chain_id: int | None) -> Any:
-    from tools.devnet.deployment import load_deployment
+    from chain.deployment import load_deployment
 
     path = Path(path_text)
     if not path.is_absolute() and not path.exists() and (base / path).exists():

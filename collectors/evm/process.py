@@ -33,9 +33,10 @@ from typing import Any
 
 import trio
 
+from chain.rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched, unwrap
 from protocol.market import BlockHeader
 from protocol.tlv import TLV
-from tools.metrics import add_metrics_argument, process_metrics, serve_process_metrics
+from runtime.metrics import add_metrics_argument, process_metrics, serve_process_metrics
 
 from .bootstrap import ResolvedPool, read_snapshots, resolve_pools
 from .config import ChainConfig, CollectorConfig, ConfigError, load_config
@@ -49,7 +50,6 @@ from .follower import (
     PublishHeader,
     Snapshot,
 )
-from .rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched, unwrap
 
 log = logging.getLogger("collectors.evm")
 

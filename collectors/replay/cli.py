@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip (and count) malformed logs instead of stopping at the first",
     )
     ap.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N messages")
-    from tools.metrics import add_metrics_argument
+    from runtime.metrics import add_metrics_argument
 
     add_metrics_argument(ap)
     ap.add_argument("--metrics-linger", type=float, default=0.0, metavar="S",
@@ -164,7 +164,7 @@ async def open_sink(args: argparse.Namespace, out: BinaryIO | None = None) -> As
 
 def _metered(publish: Publish, stats: ReplayStats) -> Publish:
     """``publish`` timed into ``alphapulse_replay_publish_seconds``; stats read at scrape time."""
-    from tools.metrics import process_metrics
+    from runtime.metrics import process_metrics
 
     pm = process_metrics("collector-replay")
     hist = pm.histogram("alphapulse_replay_publish_seconds",
@@ -189,7 +189,7 @@ async def run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | Non
     port = getattr(args, "metrics_port", None)
     if port is None:
         return await _run(args, decoder, out)
-    from tools.metrics import serve_process_metrics
+    from runtime.metrics import serve_process_metrics
 
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_process_metrics, port, "collector-replay", args.metrics_host)

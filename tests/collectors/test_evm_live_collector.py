@@ -147,7 +147,7 @@ class Harness:
 
 
 def config_for(h: Harness, tmp: Path, endpoints: list[dict[str, str]], **extra: Any) -> Any:
-    from tools.devnet.deployment import save_deployment
+    from chain.deployment import save_deployment
 
     dep_path = save_deployment(tmp / "deployment.json", [h.dep])
     chain = {"name": "devnet", "deployment": str(dep_path), "endpoints": endpoints, "head_timeout": 5.0,
@@ -523,13 +523,13 @@ def test_live_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureF
 
 
 async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: Any, short_tmp: Path) -> None:
-    """``python -m collectors.cli evm --config FILE`` as a real process: bootstraps from a devnet
+    """``python -m tools.collector_cli evm --config FILE`` as a real process: bootstraps from a devnet
     deployment file, streams a swap, exits 0 on SIGTERM."""
     import signal
     import subprocess
     import sys
 
-    from tools.devnet.deployment import save_deployment
+    from chain.deployment import save_deployment
 
     h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
     dep_path = save_deployment(short_tmp / "deployment.json", [h.dep])
@@ -540,7 +540,7 @@ async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: 
         async with trio.open_nursery() as nursery:
             await start_stack(nursery, h, short_tmp)
             proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "collectors.cli", "evm", "--config", str(cfg), "--socket", h.sock,
+                [sys.executable, "-m", "tools.collector_cli", "evm", "--config", str(cfg), "--socket", h.sock,
                  "--log-level", "WARNING"], cwd=repo, stdout=subprocess.DEVNULL)
             try:
                 await wait_bootstrapped(h)

@@ -11,7 +11,6 @@ import pytest
 import trio
 import trio.testing
 
-from collectors import cli as collector_cli
 from collectors.evm.decode import TOPIC0_V3_SWAP, LogDecodeError
 from collectors.replay import MessageSink, ReplayItem, ReplayStats, iter_replay, pace
 from collectors.replay import cli as replay_cli
@@ -25,6 +24,7 @@ from collectors.replay.source import (
 )
 from protocol import FrameDecoder, LiquidityChange, Message, V3Swap, Venue, VenueKind
 from protocol.header import FLAG_REPLAYED, Domain
+from tools import collector_cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "uniswap-v3-usdc-weth-2024-01-05"
 RAW_500 = DATA / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-2024-01-05.raw.csv"

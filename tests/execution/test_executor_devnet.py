@@ -33,7 +33,6 @@ from arb_testkit import FAR_FUTURE, MAX_UINT256, Chain, abi_call
 from eth_utils import to_checksum_address
 
 from execution.build import load_artifact
-from execution.builder_standin import BuilderStandin
 from execution.calldata import Kind, encode_constructor_args, encode_set_factory
 from execution.keystore import create_keystore, keystore_address
 from execution.store import ExecutorStore
@@ -45,6 +44,7 @@ from protocol.message import Message
 from protocol.signals import Economics, SignalIdentity
 from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayConsumer, RelayProducer
+from tools.devnet.builder_standin import BuilderStandin
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "devnet-only-password"

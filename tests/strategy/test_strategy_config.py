@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from strategy_builders import DAI, WETH, token
+from market_builders import DAI, WETH, token
 
 import protocol as P
 from strategy.config import ConfigError, StrategyConfig, config_from_dict, load_config

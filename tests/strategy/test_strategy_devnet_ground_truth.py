@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from chain.rpc import HttpTransport
 from collectors.evm.bootstrap import read_snapshots, resolve_pools
 from collectors.evm.config import parse_config
-from collectors.evm.rpc import HttpTransport
 from protocol import BlockHeader, Message, PoolId, VenueKind
 from protocol.signals import ArbitragePath, Economics
 from strategy.config import config_from_dict
@@ -26,7 +26,7 @@ PAIRS = (("WETH", "USDC"), ("WETH", "DAI"), ("DAI", "USDC"))
 
 
 async def _snapshots(devnet: Any, tmp_path: Any) -> tuple[list[Any], int]:
-    from tools.devnet.deployment import save_deployment
+    from chain.deployment import save_deployment
 
     dep = devnet.deployment
     path = save_deployment(tmp_path / "deployment.json", [dep])

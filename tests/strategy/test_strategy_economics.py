@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from strategy_builders import (
+from market_builders import (
     DAI,
     ETH,
     GWEI,
@@ -19,10 +19,10 @@ from strategy_builders import (
 )
 
 import protocol as P
+from market.state import Q192
 from strategy.config import GasConfig
 from strategy.economics import assess, convert_from_gas_token, path_gas_units
 from strategy.engine import StrategyEngine
-from strategy.state import Q192
 
 WD1 = v2_pool(1, WETH, DAI)
 WD2 = v2_pool(2, WETH, DAI, venue=P.Venue.SUSHISWAP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from strategy_builders import (
+from market_builders import (
     DAI,
     GWEI,
     USDC,
@@ -20,7 +20,7 @@ from strategy_builders import (
 )
 
 import protocol as P
-from strategy.amm.uniswap_v3 import swap_exact_input
+from market.amm.uniswap_v3 import swap_exact_input
 from strategy.engine import StrategyEngine
 
 WD1 = v2_pool(1, WETH, DAI)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 import random
 
-from strategy_builders import DAI, TKA, TKB, USDC, WETH, config, md, token, v2_pool, v2_snapshot
+from market_builders import DAI, TKA, TKB, USDC, WETH, config, md, token, v2_pool, v2_snapshot
 
 import protocol as P
+from market.pools import log2_bounds
 from strategy.engine import StrategyEngine
 from strategy.graph import CycleIndex
-from strategy.pools import log2_bounds
 
 WD1 = v2_pool(1, WETH, DAI)
 WD2 = v2_pool(2, WETH, DAI, venue=P.Venue.SUSHISWAP)

@@ -20,12 +20,12 @@ What is checked, and what holds exactly:
 from __future__ import annotations
 
 import pytest
-from strategy_builders import GWEI, WETH, case_pools, config, ground_truth, header, md, token
+from market_builders import GWEI, WETH, case_pools, config, ground_truth, header, md, token
 
 import protocol as P
+from market.pools import V2Pool
 from strategy.engine import StrategyEngine
 from strategy.optimize import evaluate, optimize
-from strategy.pools import V2Pool
 
 
 def _hops(case: dict, pools: list[tuple[P.PoolId, P.PoolSnapshot]]) -> list[tuple[V2Pool, bool]]:

@@ -7,11 +7,12 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategy_builders import DAI, USDC, WETH, v2_pool, v3_pool
+from market_builders import DAI, USDC, WETH, v2_pool, v3_pool
 
 import protocol as P
-from strategy.amm.tick_math import get_sqrt_ratio_at_tick
-from strategy.amm.uniswap_v3 import V3PoolState
+from market.amm.tick_math import get_sqrt_ratio_at_tick
+from market.amm.uniswap_v3 import V3PoolState
+from market.pools import CurvePool, V2Pool, V3Pool
 from strategy.optimize import (
     compose_at_zero,
     evaluate,
@@ -21,7 +22,6 @@ from strategy.optimize import (
     optimize_v2,
     stationary_point,
 )
-from strategy.pools import CurvePool, V2Pool, V3Pool
 
 PA, PB = v2_pool(1, WETH, DAI), v2_pool(2, WETH, DAI, venue=P.Venue.SUSHISWAP)
 P3 = v3_pool(3, WETH, DAI)
@@ -127,7 +127,7 @@ def test_newton_result_moves_price_across_initialized_ticks() -> None:
     hops = [(pool3, False), (pool2, True)]
     q = optimize(hops, cap=10**25)
     assert q is not None and q.profit > 0
-    from strategy.amm.uniswap_v3 import swap_exact_input
+    from market.amm.uniswap_v3 import swap_exact_input
 
     assert swap_exact_input(pool3.v3, False, q.amount_in).ticks_crossed >= 2
     g = optimize_golden(hops, cap=10**25)

@@ -40,11 +40,11 @@ import pytest
 import trio
 
 import protocol as P
+from market.amm.tick_math import get_sqrt_ratio_at_tick
 from protocol.header import FLAG_REPLAYED
 from protocol.market import TickLiquidity
 from relays.archiver import read_archive
 from relays.client import RelayConsumer, RelayProducer, request_stats
-from strategy.amm.tick_math import get_sqrt_ratio_at_tick
 
 ROOT = Path(__file__).resolve().parents[2]
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"

@@ -129,8 +129,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--settle", type=float, default=5.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    from chain.deployment import save_deployment
     from tools.devnet.deploy import start_devnet
-    from tools.devnet.deployment import save_deployment
 
     work = DEMO_DIR / f"bench-e2e-{time.strftime('%Y%m%d-%H%M%S')}"
     work.mkdir(parents=True, exist_ok=True)

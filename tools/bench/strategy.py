@@ -12,7 +12,7 @@ decision out). Printed: p50/p99/p99.9/max latency, updates/s, how many cycles th
 
 Part 2 -- V3 swap simulation against a same-run baseline. Swaps on the engine's current V3 pool
 states (random direction, sizes from 1e-6 to 0.3 of the input side's in-range virtual reserve, so
-a share of them cross ticks and tick-bitmap words) through :func:`strategy.amm.uniswap_v3.swap_exact_input`,
+a share of them cross ticks and tick-bitmap words) through :func:`market.amm.uniswap_v3.swap_exact_input`,
 and the same (state, direction, amount) through degenbot's ``UniswapV3Pool.calculate_tokens_out_from_tokens_in``
 with ``override_state`` (its own offline path: the pool object is made without its RPC-calling
 constructor; ``fee``, ``tick_spacing``, tokens and ``sparse_liquidity_map = False`` -- degenbot's
@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import protocol as P
+from market.amm.tick_math import MAX_TICK, get_tick_at_sqrt_ratio
+from market.amm.uniswap_v3 import V3PoolState, swap_exact_input
+from market.pools import V2Pool, V3Pool
 from protocol.market import TickLiquidity
-from strategy.amm.tick_math import MAX_TICK, get_tick_at_sqrt_ratio
-from strategy.amm.uniswap_v3 import V3PoolState, swap_exact_input
 from strategy.config import ChainConfig, StrategyConfig
 from strategy.engine import StrategyEngine
-from strategy.pools import V2Pool, V3Pool
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_VENV = ROOT / "var" / "bench-venv"

@@ -7,7 +7,7 @@ Two layers:
   transactions, ERC-20 balance/approve, and the anvil controls (snapshot/revert, mine,
   automine, ``anvil_reorg``, ``anvil_rollback``, set balance).
 * :class:`DevnetClient` - the same plus everything that needs a
-  :class:`~tools.devnet.deployment.ChainDeployment`: fund accounts with tokens, swap exact-in on a
+  :class:`~chain.deployment.ChainDeployment`: fund accounts with tokens, swap exact-in on a
   V2 Router02 or the V3 SwapRouter, add/remove V2 liquidity, mint/burn V3 positions, read V2
   reserves and V3 slot0/liquidity/ticks, quote with Router02.getAmountsOut and QuoterV2.
 
@@ -28,9 +28,10 @@ import eth_abi
 import rlp
 from eth_utils import keccak, to_checksum_address
 
+from chain.deployment import ChainDeployment, Pool
+from chain.jsonrpc import RPC, RPCError
+
 from . import artifacts
-from .deployment import ChainDeployment, Pool
-from .rpc import RPC, RPCError
 
 MAX_UINT256 = 2**256 - 1
 MAX_UINT128 = 2**128 - 1

@@ -29,8 +29,9 @@ from typing import IO, Any
 
 import httpx
 
+from chain.jsonrpc import RPC
+
 from .paths import ANVIL_RELPATH, DevnetSetupError, require_file
-from .rpc import RPC
 
 DEFAULT_CHAIN_ID = 31337
 PR_SET_PDEATHSIG = 1
@@ -76,7 +77,7 @@ class AnvilProcess:
     """One anvil node. Use as a context manager::
 
         with AnvilProcess(chain_id=31337) as node:
-            rpc = node.rpc()          # tools.devnet.rpc.RPC bound to node.rpc_url
+            rpc = node.rpc()          # chain.jsonrpc.RPC bound to node.rpc_url
             ...
 
     ``port=None`` picks a free port (retrying if another process grabs it first).

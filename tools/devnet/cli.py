@@ -16,7 +16,8 @@ from fractions import Fraction
 from pathlib import Path
 from types import FrameType
 
-from .deployment import DEFAULT_PATH, ChainDeployment, save_deployment
+from chain.deployment import DEFAULT_PATH, ChainDeployment, save_deployment
+
 from .paths import REPO_ROOT, DevnetSetupError
 
 
@@ -74,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--block-time must be > 0")
 
     # Imported here so `--help` works without the heavier dependencies.
+    from chain.jsonrpc import RPCError
+
     from .actions import DevnetClient, TxFailed
     from .anvil import AnvilError, AnvilProcess, anvil_binary
     from .artifacts import check_init_code_hashes, dev_token
     from .deploy import deploy
-    from .rpc import RPCError
 
     try:
         anvil_binary()

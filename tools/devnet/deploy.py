@@ -27,6 +27,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from chain.deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue
+from chain.jsonrpc import RPC
+
 from . import artifacts
 from .actions import (
     FAR_FUTURE_DEADLINE,
@@ -45,8 +48,6 @@ from .actions import (
     v3_pool_address,
 )
 from .anvil import DEFAULT_CHAIN_ID, AnvilProcess
-from .deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue
-from .rpc import RPC
 
 # Gas limits for the pipelined deployment (no estimation); measured use is well below.
 GAS_DEPLOY = 7_000_000

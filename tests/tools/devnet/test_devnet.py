@@ -14,12 +14,12 @@ from fractions import Fraction
 import pytest
 import trio
 
+from chain.deployment import DeploymentFile, load_deployment
+from chain.jsonrpc import RPC, AsyncRPC, RPCError
 from tools.devnet import actions, artifacts
 from tools.devnet.actions import Tx, TxFailed, v2_amount_out, v2_pair_address, v3_pool_address
 from tools.devnet.deploy import DEFAULT_SPEC
-from tools.devnet.deployment import DeploymentFile, load_deployment
 from tools.devnet.paths import REPO_ROOT
-from tools.devnet.rpc import RPC, AsyncRPC, RPCError
 
 WETH = 10**18
 

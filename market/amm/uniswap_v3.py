@@ -1,0 +1,404 @@
+"""Mirror of ``UniswapV3Pool.swap`` (and the tick/liquidity effects of ``mint``/``burn``) on an immutable state.
+
+The pool state is a frozen :class:`V3PoolState`: slot0 (``sqrt_price_x96``, ``tick``), active ``liquidity``,
+``fee``, ``tick_spacing`` and the initialized ticks as ``tick -> liquidityNet``.  Swaps never mutate it; they return
+a :class:`SwapResult`, and :func:`apply_swap` builds the next state.
+
+Things that look like details but change results in the last wei, all reproduced from the contract:
+
+* the loop starts from the *stored* ``state.tick``, not from ``getTickAtSqrtRatio(price)``: after a swap that ends
+  exactly on tick ``t`` moving down, the pool stores ``t - 1`` (the tick has already been crossed), and the next
+  swap must not cross it again;
+* every step stops at the tick-bitmap word boundary (every ``256 * tick_spacing`` ticks) even with no initialized
+  tick there (:mod:`market.amm.tick_bitmap`), because each ``computeSwapStep`` rounds on its own;
+* a price limit of 0 means ``MIN_SQRT_RATIO + 1`` / ``MAX_SQRT_RATIO - 1`` (the quoter's convention); a swap that
+  hits the limit reports the amounts actually consumed/produced, which is what QuoterV1 returns for swaps larger
+  than the pool can absorb.
+
+Protocol fees only change fee accounting, not swap amounts, so they are not modelled.  Oracle observations are not
+modelled either.  Everything here is pure integer arithmetic; no floats, no I/O.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, InvalidTick, Overflow, Underflow
+from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MIN_INT128, to_int128
+from .liquidity_math import add_delta, tick_spacing_to_max_liquidity_per_tick
+from .sqrt_price_math import get_amount0_delta_signed, get_amount1_delta_signed
+from .swap_math import compute_swap_step
+from .tick_math import (
+    MAX_SQRT_RATIO,
+    MAX_TICK,
+    MIN_SQRT_RATIO,
+    MIN_TICK,
+    get_sqrt_ratio_at_tick_cached,
+    get_tick_at_sqrt_ratio,
+)
+
+__all__ = [
+    "SwapResult",
+    "V3PoolState",
+    "apply_liquidity_change",
+    "apply_swap",
+    "get_position_amounts",
+    "swap",
+    "swap_exact_input",
+    "swap_exact_output",
+]
+
+_sqrt_ratio_at_tick = get_sqrt_ratio_at_tick_cached
+
+_MAX_TICK_SPACING = 16384  # UniswapV3Factory: require(tickSpacing > 0 && tickSpacing < 16384)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V3PoolState:
+    """Immutable snapshot of the parts of a V3 pool that determine swap results.
+
+    ``ticks`` maps every initialized tick to its ``liquidityNet`` (a tick with net 0 can still be initialized and
+    still splits swap steps, so keep it).  ``liquidity_gross`` is optional; when given (same keys) mint/burn
+    bookkeeping in :func:`apply_liquidity_change` is exact, otherwise a tick is dropped when its net reaches 0.
+    ``sorted_ticks`` is derived: the initialized ticks in increasing order, for bisecting.
+    """
+
+    sqrt_price_x96: int
+    tick: int
+    liquidity: int
+    fee: int
+    tick_spacing: int
+    ticks: Mapping[int, int]
+    liquidity_gross: Mapping[int, int] | None = None
+    sorted_ticks: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spacing = self.tick_spacing
+        if not 0 < spacing < _MAX_TICK_SPACING:
+            raise InvalidPoolState(f"tick_spacing {spacing} outside (0, {_MAX_TICK_SPACING})")
+        if not 0 <= self.fee < 1_000_000:
+            raise InvalidPoolState(f"fee {self.fee} pips outside [0, 1e6)")
+        if not 0 <= self.liquidity <= MAX_UINT128:
+            raise InvalidPoolState(f"liquidity {self.liquidity} does not fit uint128")
+        if not MIN_TICK <= self.tick <= MAX_TICK:
+            raise InvalidPoolState(f"tick {self.tick} outside [{MIN_TICK}, {MAX_TICK}]")
+        price = self.sqrt_price_x96
+        if not MIN_SQRT_RATIO <= price < MAX_SQRT_RATIO:
+            raise InvalidPoolState(f"sqrt_price_x96 {price} outside [MIN_SQRT_RATIO, MAX_SQRT_RATIO)")
+        # The stored tick is floor(log_sqrt1.0001(price)), except right after a downward swap ending exactly on
+        # a tick t, when the price equals ratio(t) and the tick is t - 1.  Anything else is a mismatched slot0.
+        if _sqrt_ratio_at_tick(self.tick) > price or (
+            self.tick < MAX_TICK and price > _sqrt_ratio_at_tick(self.tick + 1)
+        ):
+            raise InvalidPoolState(f"tick {self.tick} is inconsistent with sqrt_price_x96 {price}")
+
+        nets: dict[int, int] = {}
+        for t, net in self.ticks.items():
+            t, net = int(t), int(net)
+            if not MIN_TICK <= t <= MAX_TICK or t % spacing:
+                raise InvalidPoolState(f"initialized tick {t} out of range or not a multiple of {spacing}")
+            if not MIN_INT128 <= net <= MAX_INT128:
+                raise InvalidPoolState(f"liquidityNet {net} at tick {t} does not fit int128")
+            nets[t] = net
+        object.__setattr__(self, "ticks", MappingProxyType(nets))
+        object.__setattr__(self, "sorted_ticks", tuple(sorted(nets)))
+
+        if self.liquidity_gross is not None:
+            gross = {int(t): int(g) for t, g in self.liquidity_gross.items()}
+            if gross.keys() != nets.keys():
+                raise InvalidPoolState("liquidity_gross must have exactly the initialized ticks as keys")
+            for t, g in gross.items():
+                if not 0 < g <= MAX_UINT128 or abs(nets[t]) > g:
+                    raise InvalidPoolState(
+                        f"liquidityGross {g} at tick {t} invalid for liquidityNet {nets[t]}"
+                    )
+            object.__setattr__(self, "liquidity_gross", MappingProxyType(gross))
+
+    def __hash__(self) -> int:
+        # The generated hash would fail on the mapping proxies; equal states agree on these cheap fields.
+        return hash(
+            (self.sqrt_price_x96, self.tick, self.liquidity, self.fee, self.tick_spacing, len(self.ticks))
+        )
+
+    def _with_slot0(self, sqrt_price_x96: int, tick: int, liquidity: int) -> V3PoolState:
+        """Copy with new slot0/liquidity, sharing the (immutable) tick maps; skips the O(n log n) validation."""
+        new = object.__new__(V3PoolState)
+        setattr_ = object.__setattr__
+        setattr_(new, "sqrt_price_x96", sqrt_price_x96)
+        setattr_(new, "tick", tick)
+        setattr_(new, "liquidity", liquidity)
+        setattr_(new, "fee", self.fee)
+        setattr_(new, "tick_spacing", self.tick_spacing)
+        setattr_(new, "ticks", self.ticks)
+        setattr_(new, "liquidity_gross", self.liquidity_gross)
+        setattr_(new, "sorted_ticks", self.sorted_ticks)
+        return new
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwapResult:
+    """Outcome of a simulated swap (all amounts positive, in token units).
+
+    ``amount_in`` includes the fee and is what the pool actually takes (less than requested when an exact-input
+    swap stops at the price limit); ``amount_out`` is what it pays out.  ``sqrt_price_x96``/``tick``/``liquidity``
+    are the pool's slot0 and active liquidity afterwards.  ``fee_amount`` is the total LP + protocol fee charged,
+    ``ticks_crossed`` the number of initialized ticks crossed.
+    """
+
+    amount_in: int
+    amount_out: int
+    sqrt_price_x96: int
+    tick: int
+    liquidity: int
+    fee_amount: int = 0
+    ticks_crossed: int = 0
+    zero_for_one: bool = True
+
+    @property
+    def amount0(self) -> int:
+        """Pool-signed token0 delta as returned by ``UniswapV3Pool.swap`` (positive = paid into the pool)."""
+        return self.amount_in if self.zero_for_one else -self.amount_out
+
+    @property
+    def amount1(self) -> int:
+        """Pool-signed token1 delta as returned by ``UniswapV3Pool.swap``."""
+        return -self.amount_out if self.zero_for_one else self.amount_in
+
+
+def swap(
+    state: V3PoolState, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int = 0
+) -> SwapResult:
+    """``UniswapV3Pool.swap`` with the pool's signed convention: ``amount_specified > 0`` is exact input,
+    ``< 0`` exact output.  ``sqrt_price_limit_x96 == 0`` means no limit (MIN+1 / MAX-1).
+    """
+    if amount_specified == 0:
+        raise InvalidAmount("AS: amountSpecified is zero")
+    if not -MAX_INT256 <= amount_specified <= MAX_INT256:
+        raise InvalidAmount(f"amount {amount_specified} does not fit int256")
+
+    sqrt_price = state.sqrt_price_x96
+    if sqrt_price_limit_x96 == 0:
+        limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    else:
+        limit = sqrt_price_limit_x96
+    if zero_for_one:
+        if not MIN_SQRT_RATIO < limit < sqrt_price:
+            raise InvalidPriceLimit(
+                f"SPL: limit {limit} must be in (MIN_SQRT_RATIO, current price) when selling token0"
+            )
+    elif not sqrt_price < limit < MAX_SQRT_RATIO:
+        raise InvalidPriceLimit(
+            f"SPL: limit {limit} must be in (current price, MAX_SQRT_RATIO) when selling token1"
+        )
+
+    # Hot loop: everything in locals.
+    exact_input = amount_specified > 0
+    remaining = amount_specified
+    calculated = 0
+    tick = state.tick
+    liquidity = state.liquidity
+    fee = state.fee
+    spacing = state.tick_spacing
+    sorted_ticks = state.sorted_ticks
+    n_ticks = len(sorted_ticks)
+    nets = state.ticks
+    sqrt_at = _sqrt_ratio_at_tick
+    step_fn = compute_swap_step
+    fee_total = 0
+    crossed = 0
+
+    while remaining != 0 and sqrt_price != limit:
+        sqrt_start = sqrt_price
+
+        # TickBitmap.nextInitializedTickWithinOneWord, inlined (see tick_bitmap.py for the reasoning).
+        compressed = tick // spacing
+        if zero_for_one:
+            tick_next = ((compressed >> 8) << 8) * spacing
+            i = bisect_right(sorted_ticks, tick) - 1
+            initialized = i >= 0 and sorted_ticks[i] >= tick_next
+            if initialized:
+                tick_next = sorted_ticks[i]
+            elif tick_next < MIN_TICK:
+                tick_next = MIN_TICK
+        else:
+            tick_next = ((((compressed + 1) >> 8) << 8) + 255) * spacing
+            i = bisect_right(sorted_ticks, tick)
+            initialized = i < n_ticks and sorted_ticks[i] <= tick_next
+            if initialized:
+                tick_next = sorted_ticks[i]
+            elif tick_next > MAX_TICK:
+                tick_next = MAX_TICK
+
+        sqrt_next = sqrt_at(tick_next)
+        if zero_for_one:
+            target = limit if sqrt_next < limit else sqrt_next
+        else:
+            target = limit if sqrt_next > limit else sqrt_next
+
+        sqrt_price, step_in, step_out, step_fee = step_fn(sqrt_price, target, liquidity, remaining, fee)
+
+        if exact_input:
+            remaining -= step_in + step_fee
+            calculated -= step_out
+        else:
+            remaining += step_out
+            calculated += step_in + step_fee
+        fee_total += step_fee
+
+        if sqrt_price == sqrt_next:
+            # Reached the next tick (or word boundary): cross it if initialized.
+            if initialized:
+                net = nets[tick_next]
+                liquidity = add_delta(liquidity, -net if zero_for_one else net)
+                crossed += 1
+            tick = tick_next - 1 if zero_for_one else tick_next
+        elif sqrt_price != sqrt_start:
+            # Stopped inside the range (amount exhausted or price limit): recompute; if the price did not move
+            # we may be sitting on a lower tick boundary already transitioned, so the tick must stay as is.
+            tick = get_tick_at_sqrt_ratio(sqrt_price)
+
+    # SafeCast.toInt256 / LowGasSafeMath on the running int256 totals; amounts only grow, so checking the totals
+    # at the end is equivalent to the per-step checks.
+    if not -MAX_INT256 - 1 <= calculated <= MAX_INT256:
+        raise Overflow("swap: accumulated amount does not fit int256")
+
+    if exact_input:
+        amount_in, amount_out = amount_specified - remaining, -calculated
+    else:
+        amount_in, amount_out = calculated, remaining - amount_specified
+    return SwapResult(
+        amount_in=amount_in,
+        amount_out=amount_out,
+        sqrt_price_x96=sqrt_price,
+        tick=tick,
+        liquidity=liquidity,
+        fee_amount=fee_total,
+        ticks_crossed=crossed,
+        zero_for_one=zero_for_one,
+    )
+
+
+def swap_exact_input(
+    state: V3PoolState, zero_for_one: bool, amount_in: int, sqrt_price_limit_x96: int = 0
+) -> SwapResult:
+    """Sell exactly ``amount_in`` (fee included) of token0 (``zero_for_one``) or token1.
+
+    Matches ``QuoterV1.quoteExactInputSingle``: ``result.amount_out`` is the quote.  If the price limit is hit
+    first, ``result.amount_in`` is the smaller amount the pool actually took.
+    """
+    if not 0 < amount_in <= MAX_INT256:
+        raise InvalidAmount(f"amount_in {amount_in} must be in (0, 2**255)")
+    return swap(state, zero_for_one, amount_in, sqrt_price_limit_x96)
+
+
+def swap_exact_output(
+    state: V3PoolState, zero_for_one: bool, amount_out: int, sqrt_price_limit_x96: int = 0
+) -> SwapResult:
+    """Buy exactly ``amount_out`` of token1 (``zero_for_one``) or token0.
+
+    Matches ``QuoterV1.quoteExactOutputSingle`` with an explicit limit: ``result.amount_in`` is the quote.  If the
+    pool runs out of liquidity before the limit, ``result.amount_out`` is less than requested -- check it.
+    """
+    if not 0 < amount_out <= MAX_INT256:
+        raise InvalidAmount(f"amount_out {amount_out} must be in (0, 2**255)")
+    return swap(state, zero_for_one, -amount_out, sqrt_price_limit_x96)
+
+
+def apply_swap(state: V3PoolState, result: SwapResult) -> V3PoolState:
+    """The pool state after ``result`` (which must have been computed from ``state``); ``state`` is unchanged."""
+    return state._with_slot0(result.sqrt_price_x96, result.tick, result.liquidity)
+
+
+# --- mint / burn ---------------------------------------------------------------------------------------------
+
+
+def _check_ticks(state: V3PoolState, tick_lower: int, tick_upper: int) -> None:
+    """``UniswapV3Pool.checkTicks`` plus the spacing requirement of ``TickBitmap.flipTick``."""
+    if tick_lower >= tick_upper:
+        raise InvalidTick(f"TLU: tick_lower {tick_lower} >= tick_upper {tick_upper}")
+    if tick_lower < MIN_TICK:
+        raise InvalidTick(f"TLM: tick_lower {tick_lower} < MIN_TICK")
+    if tick_upper > MAX_TICK:
+        raise InvalidTick(f"TUM: tick_upper {tick_upper} > MAX_TICK")
+    spacing = state.tick_spacing
+    if tick_lower % spacing or tick_upper % spacing:
+        raise InvalidTick(f"ticks {tick_lower}, {tick_upper} must be multiples of tick spacing {spacing}")
+
+
+def get_position_amounts(
+    state: V3PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
+) -> tuple[int, int]:
+    """``(amount0, amount1)`` owed to (positive) or paid by (negative) the pool for a liquidity change, exactly as
+    ``UniswapV3Pool._modifyPosition`` computes them (mint rounds up, burn rounds down).
+    """
+    _check_ticks(state, tick_lower, tick_upper)
+    if liquidity_delta == 0:
+        return 0, 0
+    sqrt_lower = _sqrt_ratio_at_tick(tick_lower)
+    sqrt_upper = _sqrt_ratio_at_tick(tick_upper)
+    if state.tick < tick_lower:
+        return get_amount0_delta_signed(sqrt_lower, sqrt_upper, liquidity_delta), 0
+    if state.tick < tick_upper:
+        return (
+            get_amount0_delta_signed(state.sqrt_price_x96, sqrt_upper, liquidity_delta),
+            get_amount1_delta_signed(sqrt_lower, state.sqrt_price_x96, liquidity_delta),
+        )
+    return 0, get_amount1_delta_signed(sqrt_lower, sqrt_upper, liquidity_delta)
+
+
+def apply_liquidity_change(
+    state: V3PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
+) -> V3PoolState:
+    """The pool state after a mint (``liquidity_delta > 0``) or burn (``< 0``) of ``[tick_lower, tick_upper)``.
+
+    Mirrors ``_updatePosition``/``Tick.update``: the lower tick's liquidityNet gains the delta, the upper's loses
+    it; a tick becomes initialized when its liquidityGross leaves 0 and is cleared when it returns to 0; the
+    active liquidity changes when the current tick is inside the range.  Without ``liquidity_gross`` tracking a
+    tick is cleared when its liquidityNet returns to 0 (exact unless another position shares the tick).
+    Position ownership is not tracked, so burning more than a position holds is not detected.
+    """
+    _check_ticks(state, tick_lower, tick_upper)
+    if not MIN_INT128 <= liquidity_delta <= MAX_INT128:
+        raise Overflow(f"liquidity_delta {liquidity_delta} does not fit int128")
+    if liquidity_delta == 0:
+        return state
+
+    nets = dict(state.ticks)
+    gross = dict(state.liquidity_gross) if state.liquidity_gross is not None else None
+    max_liquidity = tick_spacing_to_max_liquidity_per_tick(state.tick_spacing)
+
+    for t, net_delta in ((tick_lower, liquidity_delta), (tick_upper, -liquidity_delta)):
+        net_after = to_int128(nets.get(t, 0) + net_delta)
+        if gross is not None:
+            gross_after = add_delta(gross.get(t, 0), liquidity_delta)
+            if gross_after > max_liquidity:
+                raise Overflow(f"LO: liquidityGross {gross_after} at tick {t} exceeds {max_liquidity}")
+            if gross_after == 0:
+                nets.pop(t, None)
+                gross.pop(t, None)
+                continue
+            gross[t] = gross_after
+            nets[t] = net_after
+        elif liquidity_delta < 0 and t not in nets:
+            raise Underflow(f"LS: burning liquidity at uninitialized tick {t}")
+        elif liquidity_delta < 0 and net_after == 0:
+            del nets[t]
+        else:
+            nets[t] = net_after
+
+    liquidity = state.liquidity
+    if tick_lower <= state.tick < tick_upper:
+        liquidity = add_delta(liquidity, liquidity_delta)
+
+    return V3PoolState(
+        sqrt_price_x96=state.sqrt_price_x96,
+        tick=state.tick,
+        liquidity=liquidity,
+        fee=state.fee,
+        tick_spacing=state.tick_spacing,
+        ticks=nets,
+        liquidity_gross=gross,
+    )

@@ -1,0 +1,342 @@
+"""Immutable pool snapshots and the per-hop quoting the search needs.
+
+Every snapshot is a frozen, slotted dataclass; an update derives a new one (the state manager
+swaps the reference), so a search that holds a snapshot never sees it change underneath it.
+
+Each snapshot answers three questions for a hop in direction ``zero_for_one`` (token0 in):
+
+* ``amount_out(zfo, amount_in)`` -- the exact on-chain output (the AMM mirrors in
+  :mod:`market.amm`), ``-1`` when the pool cannot absorb the whole input or would revert;
+* ``local_model(zfo, amount_in)`` -- that output plus a *local constant-product model* of the
+  pool after the swap: ``(out, n, d, r_in, r_out)`` meaning that a further ``δ`` in yields about
+  ``n·r_out·δ / (d·r_in + n·δ)``. For V2 this is the pair itself (reserves after the swap, fee
+  ``n/d``); for V3 it is the current price range's *virtual reserves* ``L/√P`` and ``L·√P`` with
+  fee ``(1e6 - fee)/1e6``, exact in the continuum until the next initialized tick. The optimiser
+  composes these models along a path (see :mod:`strategy.optimize`);
+* ``marginal(zfo)`` -- the model's rate at zero size as a fraction ``(num, den)``, precomputed
+  once per snapshot because every cycle through the pool multiplies it in its pre-screen.
+
+Nothing here is a float: rates are integer fractions and quotes are the contracts' arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from market.amm import curve_stableswap as curve
+from market.amm import uniswap_v2 as v2
+from market.amm.errors import AMMError
+from market.amm.uniswap_v3 import V3PoolState, swap_exact_input, swap_exact_output
+from protocol.ids import PoolId, VenueKind
+
+PPM = 1_000_000
+Q96 = 1 << 96
+NO_CAP = 1 << 200  # "no known bound" on a flash input (V3 pool whose balances were not reported)
+NOT_FILLED = -1  # amount_out's answer when the hop cannot take the whole input
+
+Model = tuple[int, int, int, int, int]  # (amount_out, n, d, r_in, r_out)
+
+# --- integer log2 bounds, for the vectorised pre-filter of the cycle index ------------------------
+#
+# ``log_rates`` holds, per direction, an integer U with U >= 2**24 * log2(num / den) of the marginal
+# rate: a *guaranteed upper bound*, so a cycle whose bounds sum to <= 0 has a rate product <= 1 and
+# can be skipped without looking at it; everything else goes to the exact integer check. Bounds
+# come from a 4097-entry table of log2(1 + k/4096) (built once with the integer binary-log
+# algorithm: no floats), which brackets any mantissa between two entries.
+
+LOG_FRAC_BITS = 24
+LOG_NEVER = -(1 << 50)  # a rate of zero: no cycle through it can pay
+_TABLE_BITS = 12
+_LOG_TABLE: list[int] = []
+
+
+def _log2_q24_of_mantissa(m: int) -> int:
+    """floor(2**24 * log2(m / 2**62)) (within one unit, from below) for m in [2**62, 2**63)."""
+    two = 2 << 62
+    y = 0
+    for i in range(LOG_FRAC_BITS - 1, -1, -1):
+        m = (m * m) >> 62
+        if m >= two:
+            m >>= 1
+            y |= 1 << i
+    return y
+
+
+def _table() -> list[int]:
+    if not _LOG_TABLE:
+        step = 1 << (62 - _TABLE_BITS)
+        _LOG_TABLE.extend(_log2_q24_of_mantissa((1 << 62) + k * step) for k in range(1 << _TABLE_BITS))
+        _LOG_TABLE.append(1 << LOG_FRAC_BITS)  # log2(2) exactly
+    return _LOG_TABLE
+
+
+def log2_bounds(v: int) -> tuple[int, int]:
+    """``(lo, hi)`` with ``lo <= 2**24 * log2(v) <= hi`` for an integer ``v >= 1``."""
+    table = _LOG_TABLE or _table()
+    b = v.bit_length() - 1
+    k = ((v << (_TABLE_BITS - b)) if b < _TABLE_BITS else (v >> (b - _TABLE_BITS))) - (1 << _TABLE_BITS)
+    base = b << LOG_FRAC_BITS
+    return base + table[k], base + table[k + 1] + 1
+
+
+def log_rate_bounds(m: tuple[int, ...]) -> tuple[int, int]:
+    """Upper bounds of ``2**24 * log2(rate)`` for both directions of marginals ``(n0, d0, n1, d1)``."""
+    out = []
+    for num, den in ((m[0], m[1]), (m[2], m[3])):
+        out.append(log2_bounds(num)[1] - log2_bounds(den)[0] if num > 0 and den > 0 else LOG_NEVER)
+    return out[0], out[1]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V2Pool:
+    """A constant-product pair. ``last_event`` is the (block, log_index) high-water mark."""
+
+    KIND: ClassVar[VenueKind] = VenueKind.UNISWAP_V2
+    pool: PoolId
+    block_number: int
+    last_event: tuple[int, int]
+    reserve0: int
+    reserve1: int
+    fee_ppm: int = 3000
+    marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = PPM - self.fee_ppm
+        # token0 -> token1 rate n*r1/(d*r0), and the reverse
+        m = (n * self.reserve1, PPM * self.reserve0, n * self.reserve0, PPM * self.reserve1)
+        object.__setattr__(self, "marginals", m)
+        object.__setattr__(self, "log_rates", log_rate_bounds(m))
+
+    @property
+    def tradable(self) -> bool:
+        return self.reserve0 > 0 and self.reserve1 > 0
+
+    @property
+    def model_n(self) -> int:
+        """The ``n`` of the zero-size model whose ``(n·r_out, d·r_in)`` are the marginals."""
+        return PPM - self.fee_ppm
+
+    def balance_in(self, zero_for_one: bool) -> int:
+        return self.reserve0 if zero_for_one else self.reserve1
+
+    def marginal(self, zero_for_one: bool) -> tuple[int, int]:
+        m = self.marginals
+        return (m[0], m[1]) if zero_for_one else (m[2], m[3])
+
+    def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
+        """The local model ``(n, d, r_in, r_out)`` before any input: the pair itself."""
+        r_in, r_out = (self.reserve0, self.reserve1) if zero_for_one else (self.reserve1, self.reserve0)
+        return (PPM - self.fee_ppm, PPM, r_in, r_out)
+
+    def amount_out(self, zero_for_one: bool, amount_in: int) -> int:
+        r_in, r_out = (self.reserve0, self.reserve1) if zero_for_one else (self.reserve1, self.reserve0)
+        try:
+            return v2.get_amount_out(amount_in, r_in, r_out, self.fee_ppm)
+        except AMMError:
+            return NOT_FILLED
+
+    def min_input(self, zero_for_one: bool, amount_out: int) -> int:
+        """The least input whose exact output is >= ``amount_out`` (-1 if none).
+
+        ``ceil(out·d·r_in / (n·(r_out - out)))`` -- not the library's ``getAmountIn``, whose
+        unconditional ``+ 1`` overshoots by one when the division is exact.
+        """
+        r_in, r_out = (self.reserve0, self.reserve1) if zero_for_one else (self.reserve1, self.reserve0)
+        if not 0 < amount_out < r_out:
+            return NOT_FILLED
+        n = PPM - self.fee_ppm
+        return -(-(amount_out * PPM * r_in) // (n * (r_out - amount_out)))
+
+    def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
+        r_in, r_out = (self.reserve0, self.reserve1) if zero_for_one else (self.reserve1, self.reserve0)
+        try:
+            out = v2.get_amount_out(amount_in, r_in, r_out, self.fee_ppm)
+        except AMMError:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        # Continuing *the same* swap (not a new one on the post-trade reserves: the fee of the
+        # first part stays in the pair and would make a second swap's curve different):
+        # out(x + δ) - out(x) = n·(r_out - out)·δ / ((d·r_in + n·x) + n·δ), so d' = 1 and
+        # r_in' = d·r_in + n·x, in the model's (n, d, r_in, r_out) form.
+        n = PPM - self.fee_ppm
+        return (out, n, 1, PPM * r_in + n * amount_in, r_out - out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V3Pool:
+    """A concentrated-liquidity pool. ``v3`` is None until the pool is initialized.
+
+    ``balance0``/``balance1`` are the pool's token balances (a snapshot's reserves, moved by swaps
+    and mints); they bound a flash input. They are not moved by burns: burned liquidity stays in
+    the pool as owed tokens until ``collect``, which the market-data protocol does not carry.
+    """
+
+    KIND: ClassVar[VenueKind] = VenueKind.UNISWAP_V3
+    pool: PoolId
+    block_number: int
+    last_event: tuple[int, int]
+    fee: int
+    tick_spacing: int
+    v3: V3PoolState | None
+    balance0: int = 0
+    balance1: int = 0
+    marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        s = self.v3
+        if s is None or s.liquidity == 0:
+            m = (0, 1, 0, 1)
+        else:
+            n = PPM - s.fee
+            x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
+            m = (n * y_v, PPM * x_v, n * x_v, PPM * y_v)
+        object.__setattr__(self, "marginals", m)
+        object.__setattr__(self, "log_rates", log_rate_bounds(m))
+
+    @property
+    def tradable(self) -> bool:
+        return self.v3 is not None and self.v3.liquidity > 0
+
+    @property
+    def model_n(self) -> int:
+        return PPM - self.fee
+
+    def balance_in(self, zero_for_one: bool) -> int:
+        b = self.balance0 if zero_for_one else self.balance1
+        return b if b > 0 else NO_CAP
+
+    def marginal(self, zero_for_one: bool) -> tuple[int, int]:
+        m = self.marginals
+        return (m[0], m[1]) if zero_for_one else (m[2], m[3])
+
+    def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
+        """The current range's virtual reserves with the pool fee."""
+        s = self.v3
+        if s is None or s.liquidity == 0:
+            return (0, 1, 1, 0)
+        x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
+        return (PPM - s.fee, PPM, x_v, y_v) if zero_for_one else (PPM - s.fee, PPM, y_v, x_v)
+
+    def amount_out(self, zero_for_one: bool, amount_in: int) -> int:
+        if self.v3 is None or amount_in <= 0:
+            return NOT_FILLED
+        try:
+            r = swap_exact_input(self.v3, zero_for_one, amount_in)
+        except AMMError:
+            return NOT_FILLED
+        # The pool stopped at the price limit: it would not take the whole input.
+        return r.amount_out if r.amount_in == amount_in else NOT_FILLED
+
+    def min_input(self, zero_for_one: bool, amount_out: int) -> int:
+        """The least exact input whose output is >= ``amount_out`` (-1 if none), up to a unit: the
+        exact-output quote, one less if that still fills (the contract rounds exact-output and
+        exact-input swaps separately, so the quote can be a unit above the least input)."""
+        if self.v3 is None or amount_out <= 0:
+            return NOT_FILLED
+        try:
+            r = swap_exact_output(self.v3, zero_for_one, amount_out)
+        except AMMError:
+            return NOT_FILLED
+        if r.amount_out < amount_out:
+            return NOT_FILLED
+        x = r.amount_in
+        if x > 1 and self.amount_out(zero_for_one, x - 1) >= amount_out:
+            x -= 1  # one step down: the two roundings rarely differ by more than one unit
+        return x
+
+    def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
+        if self.v3 is None or amount_in <= 0:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        try:
+            r = swap_exact_input(self.v3, zero_for_one, amount_in)
+        except AMMError:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        if r.amount_in != amount_in:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        x_v, y_v = _virtual_reserves(r.liquidity, r.sqrt_price_x96)
+        if zero_for_one:
+            return (r.amount_out, PPM - self.fee, PPM, x_v, y_v)
+        return (r.amount_out, PPM - self.fee, PPM, y_v, x_v)
+
+
+def _virtual_reserves(liquidity: int, sqrt_price_x96: int) -> tuple[int, int]:
+    """``(L / √P, L·√P)`` in token units: the reserves of the constant-product pool that prices the
+    current range exactly like the V3 pool does (``x·y = L²``)."""
+    return (liquidity << 96) // sqrt_price_x96, (liquidity * sqrt_price_x96) >> 96
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CurvePool:
+    """A two-coin classic StableSwap pool. ``amp`` and ``rates`` come from configuration (a snapshot
+    carries only balances and the fee); ``fee`` is on Curve's 1e10 scale."""
+
+    KIND: ClassVar[VenueKind] = VenueKind.CURVE
+    pool: PoolId
+    block_number: int
+    last_event: tuple[int, int]
+    balances: tuple[int, int]
+    rates: tuple[int, int]
+    amp: int
+    fee: int
+    marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # No closed form for the StableSwap rate: probe with a size small against the balance. The
+        # curve is concave, so the probe's rate is a slight *under*-estimate of the marginal one;
+        # the pre-screen may therefore miss an arbitrage worth less than the probe's curvature.
+        m: list[int] = []
+        for i in (0, 1):
+            probe = max(self.balances[i] >> 30, 1)
+            out = self._exchange(i, probe)
+            m += [max(out, 0), probe]
+        object.__setattr__(self, "marginals", tuple(m))
+        object.__setattr__(self, "log_rates", log_rate_bounds(tuple(m)))
+
+    @property
+    def tradable(self) -> bool:
+        return self.balances[0] > 0 and self.balances[1] > 0
+
+    @property
+    def model_n(self) -> int:
+        return 0  # the probe rate is linear: no curvature term in the estimate
+
+    def balance_in(self, zero_for_one: bool) -> int:
+        return self.balances[0] if zero_for_one else self.balances[1]
+
+    def marginal(self, zero_for_one: bool) -> tuple[int, int]:
+        m = self.marginals
+        return (m[0], m[1]) if zero_for_one else (m[2], m[3])
+
+    def _exchange(self, i: int, dx: int) -> int:
+        try:
+            # ``exchange`` (not ``get_dy``): it is what the pool actually pays (they can differ by 1).
+            dy, _ = curve.exchange(i, 1 - i, dx, self.balances, self.rates, self.amp, self.fee)
+        except AMMError:
+            return NOT_FILLED
+        return dy
+
+    def min_input(self, zero_for_one: bool, amount_out: int) -> int:
+        return NOT_FILLED  # not needed: Curve paths are searched by golden section
+
+    def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
+        num, den = self.marginal(zero_for_one)
+        return (1, 1, den << 64, num << 64)
+
+    def amount_out(self, zero_for_one: bool, amount_in: int) -> int:
+        if amount_in <= 0:
+            return NOT_FILLED
+        return self._exchange(0 if zero_for_one else 1, amount_in)
+
+    def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
+        # StableSwap has no constant-product form; model it as nearly linear at the probe rate (a
+        # constant-product pool 2**64 times deeper). The optimiser does not step on this model for
+        # Curve paths (it uses golden-section search there); it only keeps the interface uniform.
+        out = self.amount_out(zero_for_one, amount_in)
+        num, den = self.marginal(zero_for_one)
+        return (out, 1, 1, den << 64, num << 64)
+
+
+PoolState = V2Pool | V3Pool | CurvePool
