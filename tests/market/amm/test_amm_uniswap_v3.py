@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from market.amm.bench import state_from_snapshot
 from market.amm.errors import (
     AMMError,
     InvalidAmount,
@@ -45,6 +44,7 @@ from market.amm.uniswap_v3 import (
     swap_exact_input,
     swap_exact_output,
 )
+from tools.bench.v3_swaps import state_from_snapshot
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden" / "degenbot"
 STATE = state_from_snapshot(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from market.amm.bench import state_from_snapshot
 from market.amm.tick_math import MAX_SQRT_RATIO, MAX_TICK, MIN_SQRT_RATIO, MIN_TICK
 from market.amm.uniswap_v3 import V3PoolState, apply_swap, swap_exact_input, swap_exact_output
+from tools.bench.v3_swaps import state_from_snapshot
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden" / "degenbot"
 SNAPSHOT = json.loads((GOLDEN / "uniswap_v3_wbtc_weth_block_24407242.state.json").read_text())

@@ -4,8 +4,7 @@ Runs a fixed mix of exact-input and exact-output swaps in both directions on the
 pool state at block 24,407,242 (458 initialized ticks; the same snapshot the golden quoter tests use): small
 in-range trades, trades that cross a few ticks, and a couple that cross bitmap words.  Returns swaps per second.
 
-The snapshot is read from the repository's ``tests/data/golden`` folder (this is the only module in
-``market.amm`` that does I/O); pass ``state=`` to benchmark another pool.
+The snapshot is read from the repository's ``tests/data/golden`` folder; pass ``state=`` to benchmark another pool.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .uniswap_v3 import V3PoolState, swap_exact_input, swap_exact_output
+from market.amm.uniswap_v3 import V3PoolState, swap_exact_input, swap_exact_output
 
 __all__ = ["DEFAULT_SNAPSHOT", "bench_v3_swaps", "load_snapshot", "state_from_snapshot"]
 

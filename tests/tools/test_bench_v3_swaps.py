@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from market.amm.bench import DEFAULT_SNAPSHOT, bench_v3_swaps, load_snapshot
+from tools.bench.v3_swaps import DEFAULT_SNAPSHOT, bench_v3_swaps, load_snapshot
 
 
 def test_bench_runs_on_the_golden_state():
