@@ -42,6 +42,7 @@ from execution.validate import (
     to_gas_token,
     to_profit_token,
 )
+from market.params import ChainParams, MarketParams
 from market.state import PoolStateManager
 from protocol.execution import ExecutionResult, Outcome, SubmissionMode
 from protocol.ids import TokenId
@@ -49,7 +50,6 @@ from protocol.market import BlockHeader
 from protocol.message import Message
 from protocol.system import EmergencyStop, Resume
 from protocol.tlv import TLV
-from strategy.config import ChainConfig, StrategyConfig
 
 log = logging.getLogger("execution")
 
@@ -93,8 +93,8 @@ class Executor:
         self.builders = builders or []
         self.mode = MODES[config.mode]
         self.gas_token = TokenId.of(config.chain_id, config.gas_token)
-        self.state = PoolStateManager(StrategyConfig(chains=(
-            ChainConfig(chain_id=config.chain_id, gas_token=self.gas_token, base_tokens=(self.gas_token,)),)))
+        self.state = PoolStateManager(MarketParams(chains=(ChainParams(chain_id=config.chain_id,
+                                                                       gas_token=self.gas_token),)))
         self.halts = HaltState()
         self.nonces = NonceTracker()
         self.factories = config.factories

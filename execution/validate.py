@@ -24,12 +24,12 @@ from eth_utils import to_checksum_address
 
 from execution.calldata import Hop, Kind
 from market.pools import V2Pool, V3Pool
+from market.prices import convert_from_gas_token
 from market.state import PoolStateManager
 from protocol.execution import Outcome
 from protocol.ids import PoolId, TokenId, VenueKind
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
-from strategy.economics import convert_from_gas_token
 
 
 class MalformedSignal(ValueError):

@@ -33,7 +33,9 @@ from typing import Any
 
 from market.amm.errors import AMMError
 from market.amm.uniswap_v3 import SwapResult, V3PoolState, apply_liquidity_change, apply_swap
+from market.params import MarketParams
 from market.pools import CurvePool, PoolState, V2Pool, V3Pool
+from market.prices import convert
 from protocol.ids import PoolId, TokenId, VenueKind
 from protocol.market import (
     BlockHeader,
@@ -45,9 +47,7 @@ from protocol.market import (
     V3Initialize,
     V3Swap,
 )
-from strategy.config import StrategyConfig
 
-Q192 = 1 << 192
 SNAPSHOT_LOG_INDEX = 1 << 32  # above every real log index: a snapshot covers its whole block
 
 
@@ -67,13 +67,13 @@ class GasPrice:
 class PoolStateManager:
     """Applies market-data records; ``apply`` returns the pool whose tradable state changed."""
 
-    def __init__(self, config: StrategyConfig) -> None:
-        self.config = config
+    def __init__(self, params: MarketParams) -> None:
+        self.params = params
         self.pools: dict[PoolId, PoolState] = {}
         self.stale: dict[PoolId, int] = {}  # pool -> from_block of the invalidation
         self.gas: dict[int, GasPrice] = {}  # chain_id -> head
         self.stats: Counter[str] = Counter()
-        self._curve = {(c.chain_id, c.address): c for c in config.curve_pools}
+        self._curve = {(c.chain_id, c.address): c for c in params.curve_pools}
         self._by_pair: dict[int, list[PoolId]] = {}
 
     # --- queries -------------------------------------------------------------------------------
@@ -106,27 +106,11 @@ class PoolStateManager:
 
     def convert(self, amount: int, src: TokenId, dst: TokenId, *, round_up: bool) -> int | None:
         """``amount`` of ``src`` in ``dst`` units at the mid price of the deepest tradable V2/V3 pool
-        pairing them (depth: its balance of ``src``); None without such a pool. Integer arithmetic;
-        ``round_up`` for costs (never understate them), down for values."""
+        pairing them (:func:`market.prices.convert`); None without such a pool. ``round_up`` for
+        costs (never understate them), down for values."""
         if src == dst:
             return amount
-        best: V2Pool | V3Pool | None = None
-        depth = -1
-        for st in self.tradable_pools_of_pair(src, dst):
-            if isinstance(st, (V2Pool, V3Pool)):
-                d = st.balance_in(src == st.pool.token0)
-                if d > depth:
-                    best, depth = st, d
-        if best is None:
-            return None
-        src_is_token0 = src == best.pool.token0
-        if isinstance(best, V2Pool):
-            num, den = (best.reserve1, best.reserve0) if src_is_token0 else (best.reserve0, best.reserve1)
-        else:
-            assert best.v3 is not None
-            p2 = best.v3.sqrt_price_x96 * best.v3.sqrt_price_x96  # token1 per token0, times 2**192
-            num, den = (p2, Q192) if src_is_token0 else (Q192, p2)
-        return -(-amount * num // den) if round_up else amount * num // den
+        return convert(amount, src, dst, self.tradable_pools_of_pair(src, dst), round_up=round_up)
 
     # --- updates -------------------------------------------------------------------------------
 
@@ -190,8 +174,7 @@ class PoolStateManager:
             if pool.kind != VenueKind.UNISWAP_V2:
                 self.stats["kind_mismatch"] += 1
                 return None
-            chain = self.config.chain(pool.chain_id)
-            fee = chain.v2_fee_for(pool.venue) if chain is not None else 3000
+            fee = self.params.v2_fee_for(pool.chain_id, pool.venue)
         else:
             fee = s.fee_ppm
         self.stale.pop(pool, None)  # a Sync is the pair's whole state

@@ -33,12 +33,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from market.prices import convert_q96, pool_price_q96
 from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
-from risk.breakers import pool_price_q96
 
 log = logging.getLogger("portfolio.books")
 
@@ -75,7 +75,6 @@ CREATE INDEX IF NOT EXISTS results_at ON results(at_ns);
 
 # outcomes that never realize a profit (SIMULATED's profit is what it would have made)
 NO_PROFIT = frozenset(int(o) for o in Outcome) - {int(Outcome.EXECUTED), int(Outcome.SIMULATED)}
-Q96 = 1 << 96
 
 
 def open_db(path: str | Path) -> sqlite3.Connection:
@@ -260,10 +259,7 @@ class Books:
         ).fetchone()
         if row is None or not int(row[0]):
             return None
-        p = int(row[0])  # token1 per token0, Q96
-        if token == a:  # token is token0: value = amount * p
-            return amount * p // Q96 if amount >= 0 else -((-amount) * p // Q96)
-        return amount * Q96 // p if amount >= 0 else -((-amount) * Q96 // p)
+        return convert_q96(amount, int(row[0]), token == a)  # token1 per token0, Q96
 
     # ---- reading ----
 

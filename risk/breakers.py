@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from market.prices import pool_price_q96
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
-from protocol.ids import PoolId, TokenId, Venue, VenueKind
-from protocol.market import BlockHeader, PoolSnapshot, StateInvalidation, V2Reserves, V3Initialize, V3Swap
+from protocol.ids import PoolId, TokenId, Venue
+from protocol.market import BlockHeader, StateInvalidation
 from protocol.message import Message
 from protocol.signals import ArbitragePath, SignalIdentity
 from protocol.system import StopScope
@@ -49,7 +50,6 @@ from .config import (
 
 DAY_NS = 86_400 * 1_000_000_000
 WEI_PER_ETH = 10**18
-Q96 = 1 << 96
 PPB = 10**9
 
 
@@ -401,23 +401,6 @@ class RelayGaps(Breaker):
 
 
 # ------------------------------------------------------------------ volatility
-
-
-def pool_price_q96(t: Any) -> tuple[PoolId, int] | None:
-    """(pool, token1-per-token0 price as Q64.96) from a pool update, or None."""
-    tp = type(t)
-    if tp is V2Reserves:
-        if t.reserve0 and t.reserve1:
-            return PoolId(t.pool), (t.reserve1 << 96) // t.reserve0
-    elif tp is V3Swap or tp is V3Initialize:
-        if t.sqrt_price_x96:
-            return PoolId(t.pool), (t.sqrt_price_x96 * t.sqrt_price_x96) >> 96
-    elif tp is PoolSnapshot:
-        if t.sqrt_price_x96:
-            return PoolId(t.pool), (t.sqrt_price_x96 * t.sqrt_price_x96) >> 96
-        if t.reserve0 and t.reserve1 and PoolId(t.pool).kind != VenueKind.UNISWAP_V3:
-            return PoolId(t.pool), (t.reserve1 << 96) // t.reserve0
-    return None
 
 
 class Volatility(Breaker):

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from market.pools import PoolState
+from market.prices import convert_from_gas_token
 from market.state import PoolStateManager
 from protocol.ids import TokenId, VenueKind
 from strategy.config import GasConfig, StrategyConfig
@@ -72,14 +73,6 @@ def path_gas_units(states: tuple[PoolState, ...], gas: GasConfig) -> int:
         else:
             units += gas.curve_hop
     return units
-
-
-def convert_from_gas_token(
-    amount_wei: int, gas_token: TokenId, token: TokenId, state: PoolStateManager
-) -> int | None:
-    """``amount_wei`` of the gas token in ``token`` units at the deepest pool's mid price, rounded
-    up; None if no tradable V2/V3 pool pairs the two."""
-    return state.convert(amount_wei, gas_token, token, round_up=True)
 
 
 def assess(opp: Opportunity, state: PoolStateManager, config: StrategyConfig) -> Assessment | None:

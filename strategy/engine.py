@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from market.params import ChainParams, CurveParams, MarketParams
 from market.state import PoolStateManager
 from protocol.header import Domain
 from protocol.ids import PoolId
@@ -38,6 +39,16 @@ _U64 = (1 << 64) - 1
 TRACE_SAMPLED = 0x01
 
 
+def market_params(config: StrategyConfig) -> MarketParams:
+    """The pool state manager's parameters, from the strategy's configuration."""
+    return MarketParams(
+        chains=tuple(ChainParams(chain_id=c.chain_id, gas_token=c.gas_token, v2_fee_ppm=c.v2_fee_ppm)
+                     for c in config.chains),
+        curve_pools=tuple(CurveParams(chain_id=c.chain_id, address=c.address, amp=c.amp, rates=c.rates)
+                          for c in config.curve_pools),
+    )
+
+
 def _address(token: int) -> bytes:
     return (int(token) & ((1 << 160) - 1)).to_bytes(20, "big")
 
@@ -48,7 +59,7 @@ class StrategyEngine:
 
     def __init__(self, config: StrategyConfig, *, first_signal_id: int = 1) -> None:
         self.config = config
-        self.state = PoolStateManager(config)
+        self.state = PoolStateManager(market_params(config))
         self.index = CycleIndex(
             base_tokens={c.chain_id: c.base_tokens for c in config.chains},
             max_hops=config.max_hops,

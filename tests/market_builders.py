@@ -9,6 +9,7 @@ from typing import Any
 
 import protocol as P
 from market.amm.tick_math import get_sqrt_ratio_at_tick
+from market.params import ChainParams, CurveParams, MarketParams
 from protocol.market import TickLiquidity
 from strategy.config import ChainConfig, EconomicsConfig, GasConfig, StrategyConfig
 
@@ -79,6 +80,11 @@ def config(
                         min_net_profit={token(bases[0]): min_net} if min_net else {})
     return StrategyConfig(max_hops=max_hops, chains=(chain,), gas=gas or GasConfig(),
                           economics=EconomicsConfig(slippage_bps=slippage_bps, flash_fee_ppm=flash_fee_ppm), **kw)
+
+
+def params(*, curve_pools: Sequence[CurveParams] = ()) -> MarketParams:
+    """The pool state manager's parameters for chain ``CHAIN`` (gas token WETH, default V2 fees)."""
+    return MarketParams(chains=(ChainParams(chain_id=CHAIN, gas_token=token(WETH)),), curve_pools=tuple(curve_pools))
 
 
 def ground_truth() -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@ import pytest
 from market_builders import (
     DAI,
     WETH,
-    config,
     header,
+    params,
     sync,
     token,
     v2_pool,
@@ -30,7 +30,7 @@ L = 10**21
 
 
 def manager() -> PoolStateManager:
-    return PoolStateManager(config())
+    return PoolStateManager(params())
 
 
 def v3_manager() -> PoolStateManager:
@@ -178,19 +178,17 @@ def test_tradable_pools_of_pair() -> None:
 
 
 def test_curve_snapshot_needs_its_configured_parameters() -> None:
+    from market.params import CurveParams
     from market.pools import CurvePool
     from protocol.ids import address_to_int
-    from strategy.config import CurvePoolConfig, StrategyConfig
 
     addr = "0x" + "cc" * 20
     curve = P.PoolId.of(1, P.Venue.CURVE, P.VenueKind.CURVE, addr, DAI, WETH)
     snap = v2_snapshot(curve, 10**24, 10**24, fee_ppm=400)
-    bare = PoolStateManager(config())
+    bare = PoolStateManager(params())
     assert bare.apply(snap) is None and bare.stats["curve_pool_not_configured"] == 1
-    cfg = config()
-    cfg = StrategyConfig(chains=cfg.chains, curve_pools=(
-        CurvePoolConfig(chain_id=1, address=address_to_int(addr), amp=100, rates=(10**18, 10**18)),))
-    m = PoolStateManager(cfg)
+    m = PoolStateManager(params(curve_pools=(
+        CurveParams(chain_id=1, address=address_to_int(addr), amp=100, rates=(10**18, 10**18)),)))
     assert m.apply(snap) == curve
     s = m.get(curve)
     assert isinstance(s, CurvePool) and s.fee == 4_000_000 and s.amp == 100

@@ -19,9 +19,9 @@ from market_builders import (
 )
 
 import protocol as P
-from market.state import Q192
+from market.prices import Q192, convert_from_gas_token
 from strategy.config import GasConfig
-from strategy.economics import assess, convert_from_gas_token, path_gas_units
+from strategy.economics import assess, path_gas_units
 from strategy.engine import StrategyEngine
 
 WD1 = v2_pool(1, WETH, DAI)
