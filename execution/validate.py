@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from eth_utils import to_checksum_address
 
 from execution.calldata import Hop, Kind
+from market.path import Hop as MarketHop
 from market.pools import V2Pool, V3Pool
 from market.prices import convert_from_gas_token
 from market.state import PoolStateManager
@@ -88,7 +89,7 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
     amount = amount_in
     out_hops: list[Hop] = []
     for i, h in enumerate(hops):
-        pool = PoolId(h.pool)
+        pool, zfo = MarketHop.from_wire(h)
         s = state.tradable(pool)
         if s is None:
             why = "invalidated" if state.is_stale(pool) else "unknown or without liquidity"
@@ -98,8 +99,6 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
         if factory is None:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"no factory configured for venue {pool.venue} (hop {i})")
-        t_in, t_out = int.from_bytes(h.token_in, "big"), int.from_bytes(h.token_out, "big")
-        zfo = t_in < t_out
         out = s.amount_out(zfo, amount)
         if out != h.amount_out:
             return Verdict(outcome=Outcome.STALE, head_block=head.block_number,

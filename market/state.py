@@ -21,6 +21,9 @@ each update; nothing is ever mutated in place, so a search holding a snapshot is
   search asks :meth:`PoolStateManager.tradable`) until state that is complete by itself arrives:
   a ``PoolSnapshot`` for any pool, or a ``V2Reserves`` for a V2 pair (a ``Sync`` carries the full
   reserves). V3 events alone never clear it: a missed mint makes the tick map wrong silently.
+* **Parameters.** What the records do not carry (a new V2 pair's fee, a Curve pool's amp and
+  rates) comes from :class:`market.params.MarketParams`, which each component builds from its
+  own configuration. Prices and conversions are :mod:`market.prices`.
 * **Errors.** An event that the AMM mirror rejects (a burn below zero, a tick out of range) means
   our view has diverged from the chain: the pool is marked stale rather than guessed at.
 """

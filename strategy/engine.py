@@ -28,7 +28,7 @@ from protocol.header import Domain
 from protocol.ids import PoolId
 from protocol.market import PoolSnapshot
 from protocol.message import Message
-from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
+from protocol.signals import ArbitragePath, Economics, SignalIdentity, SignalKind
 from protocol.system import Resync, TraceContext
 from strategy.config import StrategyConfig
 from strategy.economics import Assessment, assess
@@ -47,10 +47,6 @@ def market_params(config: StrategyConfig) -> MarketParams:
         curve_pools=tuple(CurveParams(chain_id=c.chain_id, address=c.address, amp=c.amp, rates=c.rates)
                           for c in config.curve_pools),
     )
-
-
-def _address(token: int) -> bytes:
-    return (int(token) & ((1 << 160) - 1)).to_bytes(20, "big")
 
 
 class StrategyEngine:
@@ -149,17 +145,8 @@ class StrategyEngine:
             gas_units=a.gas_units,
             gas_price_wei=a.gas_price_wei,
         )
-        hops = tuple(
-            Hop(
-                pool=pool,
-                venue_kind=int(pool.kind),
-                token_in=_address(cycle.tokens[i]),
-                token_out=_address(cycle.tokens[i + 1]),
-                amount_in=amount_in,
-                amount_out=amount_out,
-            )
-            for i, ((pool, _), (amount_in, amount_out)) in enumerate(zip(cycle.hops, opp.hop_amounts()))
-        )
+        hops = tuple(hop.to_wire(amount_in, amount_out)
+                     for hop, (amount_in, amount_out) in zip(cycle.hops, opp.hop_amounts()))
         return Message(
             domain=Domain.SIGNAL,
             tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id)),

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from market.path import Hop
 from protocol.ids import PoolId, TokenId
 
 _EMPTY: tuple[Cycle, ...] = ()
@@ -47,11 +48,11 @@ VECTOR_MIN = 24  # below this many cycles, hand them all to the exact check
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Cycle:
-    """A directed cycle: ``hops[i] = (pool, zero_for_one)`` takes ``tokens[i]`` to ``tokens[i+1]``;
+    """A directed cycle: ``hops[i]`` (a :class:`market.path.Hop`) takes ``tokens[i]`` to ``tokens[i+1]``;
     ``tokens[0] == tokens[-1]`` is the profit token. Compared by identity: the index stores each
     cycle object once and a search de-duplicates by ``id``."""
 
-    hops: tuple[tuple[PoolId, bool], ...]
+    hops: tuple[Hop, ...]
     tokens: tuple[TokenId, ...]
     pools: tuple[PoolId, ...] = field(init=False, repr=False)
 
@@ -90,7 +91,7 @@ def _build(pools: Sequence[PoolId], tokens: Sequence[TokenId], anchors: Sequence
     toks = []
     for k in range(n):
         i = (start + k) % n
-        hops.append((pools[i], tokens[i] == pools[i].token0))
+        hops.append(Hop(pools[i], tokens[i] == pools[i].token0))
         toks.append(tokens[i])
     toks.append(tokens[start])
     return Cycle(hops=tuple(hops), tokens=tuple(toks))

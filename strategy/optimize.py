@@ -60,7 +60,9 @@ from math import isqrt
 
 from market.pools import CurvePool, PoolState, V2Pool
 
-Hop = tuple[PoolState, bool]
+# A hop (:class:`market.path.Hop`) as the optimiser's inner loops take it: the pool's snapshot in
+# place of its id, so that quoting a path looks nothing up.
+Leg = tuple[PoolState, bool]
 
 NEWTON_MAX_STEPS = 24
 NEIGHBOURHOOD_V2 = 2
@@ -84,7 +86,7 @@ class PathQuote:
         return self.amounts[-1] - self.amount_in
 
 
-def evaluate(hops: Sequence[Hop], amount_in: int) -> tuple[int, ...] | None:
+def evaluate(hops: Sequence[Leg], amount_in: int) -> tuple[int, ...] | None:
     """Every hop's exact output for ``amount_in``, or None if a hop cannot fill it or yields 0
     (a zero output reverts on chain)."""
     if amount_in <= 0:
@@ -99,7 +101,7 @@ def evaluate(hops: Sequence[Hop], amount_in: int) -> tuple[int, ...] | None:
     return tuple(outs)
 
 
-def evaluate_with_model(hops: Sequence[Hop], amount_in: int) -> tuple[tuple[int, ...], int, int, int] | None:
+def evaluate_with_model(hops: Sequence[Leg], amount_in: int) -> tuple[tuple[int, ...], int, int, int] | None:
     """Like :func:`evaluate`, plus the composed local model ``(A, B, C)`` of the path just past
     ``amount_in`` (a further ``δ`` in returns about ``A·δ / (B + C·δ)`` more)."""
     if amount_in <= 0:
@@ -119,7 +121,7 @@ def evaluate_with_model(hops: Sequence[Hop], amount_in: int) -> tuple[tuple[int,
     return tuple(outs), a, b, c
 
 
-def compose_at_zero(hops: Sequence[Hop]) -> tuple[int, int, int]:
+def compose_at_zero(hops: Sequence[Leg]) -> tuple[int, int, int]:
     """The composed model ``(A, B, C)`` of the path before any input (see the module docstring)."""
     a, b, c = 1, 1, 0
     for state, zfo in hops:
@@ -138,13 +140,13 @@ def stationary_point(a: int, b: int, c: int) -> int:
     return (isqrt(a * b) - b) // c
 
 
-def _profit(hops: Sequence[Hop], x: int) -> tuple[int, tuple[int, ...] | None]:
+def _profit(hops: Sequence[Leg], x: int) -> tuple[int, tuple[int, ...] | None]:
     outs = evaluate(hops, x)
     # An unfillable input is worth nothing: -x keeps f monotone past the edge for the searches.
     return (outs[-1] - x if outs else -x), outs
 
 
-def _best_of(hops: Sequence[Hop], xs: Sequence[int], best: PathQuote | None, evals: int) -> PathQuote | None:
+def _best_of(hops: Sequence[Leg], xs: Sequence[int], best: PathQuote | None, evals: int) -> PathQuote | None:
     for x in xs:
         outs = evaluate(hops, x)
         evals += 1
@@ -162,7 +164,7 @@ def _neighbourhood(x: int, k: int, cap: int) -> range:
     return range(max(1, x - k), min(cap, x + k) + 1)
 
 
-def optimize_v2(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD_V2) -> PathQuote | None:
+def optimize_v2(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD_V2) -> PathQuote | None:
     """All-V2 path: closed form, then the best of its exact integer neighbourhood."""
     a, b, c = compose_at_zero(hops)
     if a <= b:
@@ -173,7 +175,7 @@ def optimize_v2(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD_V2) -> Pat
     return _best_of(hops, _neighbourhood(x, k, cap), None, 0)
 
 
-def optimize_newton(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
+def optimize_newton(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
     """V2/V3 path: safeguarded Newton steps on local constant-product models, exact evaluations.
 
     Every evaluation gives the exact-region model at ``x``, hence the slope ``g = A/B - 1`` there
@@ -245,7 +247,7 @@ def optimize_newton(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> Pa
 _INV_PHI_NUM, _INV_PHI_DEN = 618_033_988_749_895, 10**15  # 1/φ to 15 digits: only picks probe points
 
 
-def optimize_golden(hops: Sequence[Hop], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
+def optimize_golden(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
     """Any path (used where Curve is involved): integer golden-section search on the exact profit."""
     lo, hi = 1, cap
     evals = 0
@@ -289,7 +291,7 @@ def coarse_boundaries(quote: PathQuote) -> list[int]:
     return [j for j, y in enumerate(quote.amounts[:-1]) if x > y]
 
 
-def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2, every: bool = False) -> PathQuote:
+def refine_coarse(hops: Sequence[Leg], quote: PathQuote, cap: int, k: int = 2, every: bool = False) -> PathQuote:
     """Re-centre on the steps of *coarse* intermediate tokens (see below); keep the best.
 
     An intermediate token with few decimals (USDT: 1 unit ~ 6e8 wei of WETH) turns the profit into
@@ -320,7 +322,7 @@ def refine_coarse(hops: Sequence[Hop], quote: PathQuote, cap: int, k: int = 2, e
     return PathQuote(best.amount_in, best.amounts, evals)
 
 
-def optimize(hops: Sequence[Hop], cap: int, *, polish: bool = False) -> PathQuote | None:
+def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = False) -> PathQuote | None:
     """The best exactly-evaluated input in ``[1, cap]`` for ``hops`` (None if nothing fills).
 
     The returned quote may still have ``profit <= 0``; callers decide what is worth a signal.

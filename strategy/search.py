@@ -157,8 +157,8 @@ class OpportunitySearch:
     def size(self, cand: Candidate) -> Opportunity | None:
         """The optimal input of a screened cycle (exact), if it makes a gross profit."""
         states, cycle = cand.states, cand.cycle
-        hops = list(zip(states, (z for _, z in cycle.hops)))
-        cap = states[0].balance_in(cycle.hops[0][1])
+        hops = [(s, h.zero_for_one) for s, h in zip(states, cycle.hops)]
+        cap = states[0].balance_in(cycle.hops[0].zero_for_one)
         quote = optimize(hops, cap)
         self.stats["optimised"] += 1
         self.stats["path_evaluations"] += quote.evaluations if quote is not None else 0

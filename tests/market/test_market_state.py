@@ -193,3 +193,13 @@ def test_curve_snapshot_needs_its_configured_parameters() -> None:
     s = m.get(curve)
     assert isinstance(s, CurvePool) and s.fee == 4_000_000 and s.amp == 100
     assert 0 < s.amount_out(True, 10**18) < 10**18
+
+
+def test_sync_for_unknown_pair_takes_the_configured_venue_fee() -> None:
+    from market.params import ChainParams, MarketParams
+
+    sushi = v2_pool(3, WETH, DAI, venue=P.Venue.SUSHISWAP)
+    m = PoolStateManager(MarketParams(chains=(
+        ChainParams(chain_id=1, gas_token=token(WETH), v2_fee_ppm={int(P.Venue.SUSHISWAP): 2500}),)))
+    assert m.apply(sync(sushi, 10, 20)) == sushi and m.get(sushi).fee_ppm == 2500
+    assert m.apply(sync(V2A, 10, 20)) == V2A and m.get(V2A).fee_ppm == 3000

@@ -15,11 +15,9 @@ from market_builders import (
     v2_pool,
     v2_snapshot,
     v3_pool,
-    v3_snapshot,
 )
 
 import protocol as P
-from market.prices import Q192, convert_from_gas_token
 from strategy.config import GasConfig
 from strategy.economics import assess, path_gas_units
 from strategy.engine import StrategyEngine
@@ -68,26 +66,6 @@ def test_signal_carries_every_term() -> None:
     econ = sig.find(P.Economics)
     assert econ.net_profit == econ.gross_profit - econ.gas_cost - econ.flash_fee - econ.slippage_allowance
     assert econ.gas_units == 160_000 and econ.gas_price_wei == 21 * GWEI and econ.flash_fee == 0
-
-
-def test_gas_is_converted_into_the_profit_token_through_a_weth_pool() -> None:
-    e = engine_with()
-    e.on_message(md(SNAP1), 1)
-    wei = 3_000_000 * 21 * GWEI
-    # mid price of WD1: 2000 DAI per WETH, rounded up
-    assert convert_from_gas_token(wei, token(WETH), token(DAI), e.state) == -(-wei * 2000 * 10**22 // 10**22)
-    assert convert_from_gas_token(wei, token(WETH), token(WETH), e.state) == wei
-    assert convert_from_gas_token(wei, token(WETH), token("0x" + "ee" * 20), e.state) is None
-
-
-def test_gas_conversion_through_a_v3_pool_price() -> None:
-    e = engine_with()
-    snap = v3_snapshot(W3, tick=76_000, liquidity=10**22, ticks={-887220: 10**22, 887220: -(10**22)})
-    e.on_message(md(snap), 1)
-    s = e.state.get(W3).v3
-    wei = 10**16
-    # WETH is token1: DAI per WETH = 2**192 / sqrtP**2
-    assert convert_from_gas_token(wei, token(WETH), token(DAI), e.state) == -(-wei * Q192 // s.sqrt_price_x96**2)
 
 
 def test_profit_in_a_non_gas_token_pays_gas_in_that_token() -> None:
