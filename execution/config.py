@@ -1,12 +1,13 @@
-"""Executor configuration: frozen keyword-only dataclasses loaded from TOML.
+"""Executor configuration: frozen keyword-only structs (``runtime.config``) loaded from TOML.
 
-A typo is an error at start-up, never a silent default: unknown keys are rejected (naming the
-table, the key and the keys allowed), money and gas are ``int`` only (a float wei amount is
-refused, not rounded), and **a plaintext private key anywhere in the file is refused**: any
-string that is 32 bytes of hex (with or without ``0x``) and any key named like a secret
-(``private_key``, ``mnemonic``, ``secret``, ``password``) stops the load. The signing key lives
-only in an encrypted keystore (:mod:`execution.keystore`); its password comes from a file or an
-environment variable named here, never from this file.
+A typo is an error at start-up, never a silent default: the tables are ``runtime.config``
+structs, so unknown keys are rejected (naming the key path and the keys allowed), money and gas
+are ``int`` only (a float wei amount is refused, not rounded), and **a plaintext private key
+anywhere in the file is refused** (``runtime.secrets``): any value that is 32 bytes of hex (with or
+without ``0x``) and any key named like a secret (``private_key``, ``mnemonic``, ``secret``,
+``password``) stops the load without echoing it. The signing key lives only in an encrypted
+keystore (:mod:`execution.keystore`); its password comes from a file or an environment variable
+named here, never from this file.
 
 Example (``alphapulse executor --config executor.toml``)::
 
@@ -73,100 +74,83 @@ Example (``alphapulse executor --config executor.toml``)::
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+
+from protocol.errors import ProtocolError
 from protocol.ids import TokenId, Venue, address_to_int
-from strategy.config import ConfigError, check_keys, int_field, str_field
+from runtime.config import U32, Config, ConfigError, Meta, NonNegative, RelaysConfig, decode, load_toml
 
 MODES = ("shadow", "public", "private", "hybrid")
 TIP_POLICIES = ("fixed", "profit_share")
-_HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-_SECRET_KEY_NAMES = re.compile(r"(^|_)(private_?key|priv_?key|secret|mnemonic|seed|seed_phrase)($|_)|^(password|key)$",
-                               re.IGNORECASE)
+
+Seconds = Annotated[float, Meta(ge=0)]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeystoreConfig:
+class KeystoreConfig(Config):
     path: str
     password_file: str = ""
     password_env: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ValidationConfig:
+class ValidationConfig(Config):
     max_signal_age_blocks: int = 2
     state_wait_s: float = 1.0
-    min_profit: Mapping[int, int] = field(default_factory=dict)  # TokenId -> threshold
+    min_profit: Mapping[int, int] = {}  # TokenId -> threshold
     onchain_min_profit_bps: int = 10_000
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LimitsConfig:
+class LimitsConfig(Config):
     """Pre-trade risk limits the executor enforces itself (outcome REJECTED_BY_RISK).
 
     The risk process stops trading through EmergencyStop; these are the per-signal checks that
     need no round trip: the first hop's input per token, and the effective gas price.
     """
 
-    max_amount_in: Mapping[int, int] = field(default_factory=dict)  # TokenId -> base units
+    max_amount_in: Mapping[int, int] = {}  # TokenId -> base units
     max_gas_price_wei: int = 0  # 0: no limit beyond [gas] max_fee_per_gas
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GasConfig:
-    limit_multiplier_bps: int = 12_000
-    limit_extra: int = 60_000
-    max_gas_limit: int = 1_500_000
-    base_fee_multiplier_bps: int = 20_000
-    max_fee_per_gas: int = 500 * 10**9
-    fee_bump_bps: int = 1_250
+class GasConfig(Config):
+    limit_multiplier_bps: NonNegative = 12_000
+    limit_extra: NonNegative = 60_000
+    max_gas_limit: NonNegative = 1_500_000
+    base_fee_multiplier_bps: NonNegative = 20_000
+    max_fee_per_gas: NonNegative = 500 * 10**9
+    fee_bump_bps: NonNegative = 1_250
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TipConfig:
+class TipConfig(Config):
     policy: str = "fixed"
-    tip_wei: int = 10**9
-    share_bps: int = 1_000
-    max_tip_wei: int = 50 * 10**9
+    tip_wei: NonNegative = 10**9
+    share_bps: NonNegative = 1_000
+    max_tip_wei: NonNegative = 50 * 10**9
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SubmissionConfig:
-    receipt_timeout_s: float = 12.0
-    replace_after_s: float = 3.0
-    max_replacements: int = 3
-    private_blocks: int = 2
-    private_timeout_s: float = 6.0
-    poll_interval_s: float = 0.05
+class SubmissionConfig(Config):
+    receipt_timeout_s: Seconds = 12.0
+    replace_after_s: Seconds = 3.0
+    max_replacements: NonNegative = 3
+    private_blocks: NonNegative = 2
+    private_timeout_s: Seconds = 6.0
+    poll_interval_s: Seconds = 0.05
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BuilderConfig:
+class BuilderConfig(Config):
     name: str
     url: str
     call_bundle: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VenueConfig:
+class VenueConfig(Config):
     venue: int
     factory: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RelaysConfig:
-    market_data: str = ""
-    signal: str = ""
-    execution: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutorConfig:
+class ExecutorConfig(Config):
     chain_id: int
     rpc_url: str
     contract: str
@@ -177,29 +161,29 @@ class ExecutorConfig:
     name: str = "executor"
     state_db: str = "var/executor/state.sqlite"
     market_data_from: str = "oldest"
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
-    gas: GasConfig = field(default_factory=GasConfig)
-    tip: TipConfig = field(default_factory=TipConfig)
-    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    gas: GasConfig = msgspec.field(default_factory=GasConfig)
+    tip: TipConfig = msgspec.field(default_factory=TipConfig)
+    submission: SubmissionConfig = msgspec.field(default_factory=SubmissionConfig)
     builders: tuple[BuilderConfig, ...] = ()
     venues: tuple[VenueConfig, ...] = ()
-    relays: RelaysConfig = field(default_factory=RelaysConfig)
+    relays: RelaysConfig = msgspec.field(default_factory=RelaysConfig)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ConfigError(f"[executor] mode={self.mode!r} must be one of {', '.join(MODES)}")
+            raise ConfigError(f"{self.mode!r} must be one of {', '.join(MODES)}", path="executor.mode")
         if self.mode in ("private", "hybrid") and not self.builders:
-            raise ConfigError(f"[executor] mode={self.mode!r} needs at least one [[builders]] entry")
+            raise ConfigError(f"{self.mode!r} needs at least one [[builders]] entry", path="executor.mode")
         if self.tip.policy not in TIP_POLICIES:
-            raise ConfigError(f"[tip] policy={self.tip.policy!r} must be one of {', '.join(TIP_POLICIES)}")
+            raise ConfigError(f"{self.tip.policy!r} must be one of {', '.join(TIP_POLICIES)}", path="tip.policy")
         if self.gas.fee_bump_bps < 1_000:
-            raise ConfigError(f"[gas] fee_bump_bps={self.gas.fee_bump_bps} must be >= 1000 (+10 %): nodes "
-                              "refuse smaller replacements")
+            raise ConfigError(f"fee_bump_bps={self.gas.fee_bump_bps} must be >= 1000 (+10 %): nodes "
+                              "refuse smaller replacements", path="gas.fee_bump_bps")
         if self.market_data_from not in ("oldest", "now"):
-            raise ConfigError(f"[executor] market_data_from={self.market_data_from!r} must be 'oldest' or 'now'")
+            raise ConfigError(f"{self.market_data_from!r} must be 'oldest' or 'now'", path="executor.market_data_from")
         if bool(self.keystore.password_file) == bool(self.keystore.password_env):
-            raise ConfigError("[keystore] give exactly one of password_file or password_env")
+            raise ConfigError("give exactly one of password_file or password_env", path="keystore")
 
     @property
     def factories(self) -> dict[int, str]:
@@ -209,166 +193,118 @@ class ExecutorConfig:
         return self.validation.min_profit.get(token, 0)
 
 
-# --- loading -------------------------------------------------------------------------------------
+# --- the file's tables ---------------------------------------------------------------------------
+# [executor] holds ExecutorConfig's own fields; tokens are written by address (on [executor]'s chain)
+# and venues by name or code. Every value is checked when decoded; ``_ExecutorFile.resolve`` then
+# builds the classes above.
 
 
-def refuse_secrets(doc: Any, where: str = "") -> None:
-    """Raise ConfigError if anything in the parsed document looks like a private key."""
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            path = f"{where}.{k}" if where else str(k)
-            if _SECRET_KEY_NAMES.search(str(k)) and k not in ("password_file", "password_env"):
-                raise ConfigError(f"{path}: secrets do not belong in the configuration (use [keystore])")
-            refuse_secrets(v, path)
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            refuse_secrets(v, f"{where}[{i}]")
-    elif isinstance(doc, str) and _HEX32.match(doc.strip()):
-        # Do not echo the value: it may be a real key.
-        raise ConfigError(f"{where}: looks like a plaintext private key (32 bytes of hex); refused. "
-                          "Use an encrypted keystore: alphapulse executor new-keystore")
-
-
-def _float(where: str, key: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-        raise ConfigError(f"{where}: {key} must be a non-negative number of seconds, got {v!r}")
-    return float(v)
-
-
-
-
-def _bool(where: str, key: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ConfigError(f"{where}: {key} must be true or false")
-    return v
-
-
-def _address(where: str, key: str, v: Any) -> str:
-    s = str_field(where, key, v)
+def _address(path: str, value: str) -> int:
     try:
-        address_to_int(s)
-    except Exception as exc:  # FieldRangeError: say where
-        raise ConfigError(f"{where}: {key}: {exc}") from None
-    return s
+        return address_to_int(value)
+    except (ValueError, ProtocolError) as exc:  # FieldRangeError: say which key
+        raise ConfigError(str(exc), path=path) from None
 
 
-def _venue(where: str, v: Any) -> int:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return int_field(where, "venue", v, 0, 0xFFFF)
-    name = str_field(where, "venue", v)
-    if name.isdigit():
-        return int_field(where, "venue", int(name), 0, 0xFFFF)
+def _venue(path: str, value: int | str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int):
+        if not 0 <= value <= 0xFFFF:
+            raise ConfigError(f"out of range [0, 65535], got {value}", path=path)
+        return value
     try:
-        return int(Venue[name.upper()])
+        return int(Venue[value.upper()])
     except KeyError:
-        raise ConfigError(f"{where}: unknown venue {name!r} (a protocol.ids.Venue name or a code)") from None
+        raise ConfigError(f"unknown venue {value!r} (a protocol.ids.Venue name or a code)", path=path) from None
 
 
-def _typed(cls: type, where: str, table: Any, kinds: Mapping[str, str]) -> Any:
-    check_keys(where, table, set(kinds))
-    conv: dict[str, Callable[[str, str, Any], Any]] = {
-        "int": int_field, "float": _float, "str": str_field, "bool": _bool}
-    try:
-        return cls(**{k: conv[kinds[k]](where, k, v) for k, v in table.items()})
-    except TypeError as exc:  # a required key is missing
-        raise ConfigError(f"{where}: {exc}") from None
+class _ExecutorTable(Config):
+    chain_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
+    rpc_url: str
+    contract: str
+    gas_token: str
+    mode: str = "shadow"
+    source_id: U32 = 30
+    name: str = "executor"
+    state_db: str = "var/executor/state.sqlite"
+    market_data_from: str = "oldest"
+
+    def __post_init__(self) -> None:
+        _address("contract", self.contract)
+        _address("gas_token", self.gas_token)
 
 
-_TOP = {"executor", "keystore", "validation", "limits", "gas", "tip", "submission", "builders", "venues", "relays"}
-_EXECUTOR = {"chain_id", "rpc_url", "contract", "gas_token", "mode", "source_id", "name", "state_db",
-             "market_data_from"}
+class _ValidationTable(Config):
+    max_signal_age_blocks: NonNegative = 2
+    state_wait_s: Seconds = 1.0
+    min_profit: dict[str, NonNegative] = {}  # token address -> threshold
+    onchain_min_profit_bps: Annotated[int, Meta(ge=0, le=10_000)] = 10_000
+
+    def __post_init__(self) -> None:
+        for k in self.min_profit:
+            _address(f"min_profit.{k}", k)
 
 
-def config_from_dict(doc: Mapping[str, Any], *, origin: str = "config") -> ExecutorConfig:
-    refuse_secrets(dict(doc), origin)
-    check_keys(origin, doc, _TOP, {"executor", "keystore"})
-    w = f"{origin} [executor]"
-    ex = doc["executor"]
-    check_keys(w, ex, _EXECUTOR, {"chain_id", "rpc_url", "contract", "gas_token"})
-    chain_id = int_field(w, "chain_id", ex["chain_id"], 1, (1 << 32) - 1)
-    kw: dict[str, Any] = {
-        "chain_id": chain_id,
-        "rpc_url": str_field(w, "rpc_url", ex["rpc_url"]),
-        "contract": _address(w, "contract", ex["contract"]),
-        "gas_token": _address(w, "gas_token", ex["gas_token"]),
-    }
-    for k in ("mode", "name", "state_db", "market_data_from"):
-        if k in ex:
-            kw[k] = str_field(w, k, ex[k])
-    if "source_id" in ex:
-        kw["source_id"] = int_field(w, "source_id", ex["source_id"], 0, (1 << 32) - 1)
+class _LimitsTable(Config):
+    max_amount_in: dict[str, NonNegative] = {}  # token address -> base units
+    max_gas_price_wei: NonNegative = 0
 
-    kw["keystore"] = _typed(KeystoreConfig, f"{origin} [keystore]", doc["keystore"],
-                            {"path": "str", "password_file": "str", "password_env": "str"})
-    if "validation" in doc:
-        wv = f"{origin} [validation]"
-        t = doc["validation"]
-        check_keys(wv, t, {"max_signal_age_blocks", "state_wait_s", "min_profit", "onchain_min_profit_bps"})
-        mins = t.get("min_profit", {})
-        if not isinstance(mins, dict):
-            raise ConfigError(f"{wv}: min_profit must be a table of token address -> integer")
-        kw["validation"] = ValidationConfig(
-            max_signal_age_blocks=int_field(wv, "max_signal_age_blocks", t.get("max_signal_age_blocks", 2)),
-            state_wait_s=_float(wv, "state_wait_s", t.get("state_wait_s", 1.0)),
-            min_profit={TokenId.of(chain_id, _address(wv, "min_profit", k)): int_field(wv, f"min_profit[{k}]", v)
-                        for k, v in mins.items()},
-            onchain_min_profit_bps=int_field(wv, "onchain_min_profit_bps", t.get("onchain_min_profit_bps", 10_000),
-                                        0, 10_000),
+    def __post_init__(self) -> None:
+        for k in self.max_amount_in:
+            _address(f"max_amount_in.{k}", k)
+
+
+class _VenueTable(Config):
+    venue: int | str
+    factory: str
+
+    def __post_init__(self) -> None:
+        _venue("venue", self.venue)
+        _address("factory", self.factory)
+
+
+class _ExecutorFile(Config):
+    executor: _ExecutorTable
+    keystore: KeystoreConfig
+    validation: _ValidationTable = msgspec.field(default_factory=_ValidationTable)
+    limits: _LimitsTable = msgspec.field(default_factory=_LimitsTable)
+    gas: GasConfig = msgspec.field(default_factory=GasConfig)
+    tip: TipConfig = msgspec.field(default_factory=TipConfig)
+    submission: SubmissionConfig = msgspec.field(default_factory=SubmissionConfig)
+    builders: tuple[BuilderConfig, ...] = ()
+    venues: tuple[_VenueTable, ...] = ()
+    relays: RelaysConfig = msgspec.field(default_factory=RelaysConfig)
+
+    def resolve(self) -> ExecutorConfig:
+        ex, v, lim = self.executor, self.validation, self.limits
+
+        def tokens(amounts: dict[str, int]) -> dict[int, int]:
+            return {TokenId.of(ex.chain_id, k): n for k, n in amounts.items()}
+
+        return ExecutorConfig(
+            chain_id=ex.chain_id, rpc_url=ex.rpc_url, contract=ex.contract, gas_token=ex.gas_token,
+            keystore=self.keystore, mode=ex.mode, source_id=ex.source_id, name=ex.name, state_db=ex.state_db,
+            market_data_from=ex.market_data_from,
+            validation=ValidationConfig(max_signal_age_blocks=v.max_signal_age_blocks, state_wait_s=v.state_wait_s,
+                                        min_profit=tokens(v.min_profit),
+                                        onchain_min_profit_bps=v.onchain_min_profit_bps),
+            limits=LimitsConfig(max_amount_in=tokens(lim.max_amount_in), max_gas_price_wei=lim.max_gas_price_wei),
+            gas=self.gas, tip=self.tip, submission=self.submission, builders=self.builders,
+            venues=tuple(VenueConfig(venue=_venue("venue", t.venue), factory=t.factory) for t in self.venues),
+            relays=self.relays,
         )
-    if "limits" in doc:
-        wl = f"{origin} [limits]"
-        t = doc["limits"]
-        check_keys(wl, t, {"max_amount_in", "max_gas_price_wei"})
-        caps = t.get("max_amount_in", {})
-        if not isinstance(caps, dict):
-            raise ConfigError(f"{wl}: max_amount_in must be a table of token address -> integer")
-        kw["limits"] = LimitsConfig(
-            max_amount_in={TokenId.of(chain_id, _address(wl, "max_amount_in", k)): int_field(wl, f"max_amount_in[{k}]", v)
-                           for k, v in caps.items()},
-            max_gas_price_wei=int_field(wl, "max_gas_price_wei", t.get("max_gas_price_wei", 0)),
-        )
-    if "gas" in doc:
-        kw["gas"] = _typed(GasConfig, f"{origin} [gas]", doc["gas"],
-                           {k: "int" for k in GasConfig.__dataclass_fields__})
-    if "tip" in doc:
-        kw["tip"] = _typed(TipConfig, f"{origin} [tip]", doc["tip"],
-                           {"policy": "str", "tip_wei": "int", "share_bps": "int", "max_tip_wei": "int"})
-    if "submission" in doc:
-        kinds = {k: "float" for k in SubmissionConfig.__dataclass_fields__}
-        kinds.update(max_replacements="int", private_blocks="int")
-        kw["submission"] = _typed(SubmissionConfig, f"{origin} [submission]", doc["submission"], kinds)
-    builders = doc.get("builders", [])
-    if not isinstance(builders, list):
-        raise ConfigError(f"{origin}: builders must be an array of tables ([[builders]])")
-    kw["builders"] = tuple(
-        _typed(BuilderConfig, f"{origin} [[builders]] #{i + 1}", b, {"name": "str", "url": "str", "call_bundle": "bool"})
-        for i, b in enumerate(builders))
-    venues = doc.get("venues", [])
-    if not isinstance(venues, list):
-        raise ConfigError(f"{origin}: venues must be an array of tables ([[venues]])")
-    vs = []
-    for i, v in enumerate(venues):
-        wv = f"{origin} [[venues]] #{i + 1}"
-        check_keys(wv, v, {"venue", "factory"}, {"venue", "factory"})
-        vs.append(VenueConfig(venue=_venue(wv, v["venue"]), factory=_address(wv, "factory", v["factory"])))
-    kw["venues"] = tuple(vs)
-    if "relays" in doc:
-        kw["relays"] = _typed(RelaysConfig, f"{origin} [relays]", doc["relays"],
-                              {"market_data": "str", "signal": "str", "execution": "str"})
+
+
+def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> ExecutorConfig:
+    """Validate a parsed TOML document (secrets refused first) into an :class:`ExecutorConfig`."""
+    f = decode(_ExecutorFile, doc, file=origin)
     try:
-        return ExecutorConfig(**kw)
-    except TypeError as exc:  # a required key of a sub-table is missing
-        raise ConfigError(f"{origin}: {exc}") from None
+        return f.resolve()
+    except ConfigError as exc:  # a check across tables (mode and builders, tip policy, keystore)
+        raise exc.within(file=origin) from None
 
 
 def load_config(path: str | Path) -> ExecutorConfig:
     """Read and validate a TOML file; every problem is a :class:`ConfigError` naming the file."""
-    p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    return config_from_dict(doc, origin=str(p))
+    return config_from_dict(load_toml(path), origin=str(path))

@@ -37,8 +37,8 @@ from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume
 from relays.client import RelayConsumer, RelayProducer
-from relays.paths import socket_path
 from runtime.metrics import add_metrics_argument, process_metrics, serve_process_metrics
+from runtime.paths import socket_path
 
 log = logging.getLogger("execution")
 EXIT_CONFIG = 2

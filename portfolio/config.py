@@ -1,4 +1,4 @@
-"""Portfolio configuration: frozen keyword-only dataclasses from TOML; unknown keys rejected.
+"""Portfolio configuration: frozen keyword-only structs (``runtime.config``) from TOML; unknown keys rejected.
 
 ::
 
@@ -6,7 +6,7 @@
     db = "/var/lib/alphapulse/portfolio.sqlite"   # --db overrides; default <run dir>/data/portfolio.sqlite
     name = "portfolio"
 
-    [relays]                                      # optional: default sockets from relays.paths
+    [relays]                                      # optional: default sockets from runtime.paths
     execution = "/tmp/ap/execution.sock"
 
     [start]                                       # where a fresh database starts each relay
@@ -18,22 +18,22 @@
     valuation_token = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"   # P&L is reported in this token
     wrapped_native = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"    # gas (native) is valued as this
 
-Uses ``risk.config.from_mapping`` (the shared strict loader).
+Every mistake is a ``runtime.config.ConfigError`` naming the key path (``chains.1.wrapped_native``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from protocol.ids import TokenId
-from risk.config import ConfigError, from_mapping, load_toml
+from runtime.config import Config, ConfigError, RelaysConfig, load
 
 NATIVE = "0x" + "00" * 20  # the chain's native coin (gas) in balances
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChainConfig:
+class ChainConfig(Config):
     valuation_token: str = ""
     wrapped_native: str = ""
 
@@ -44,11 +44,10 @@ class ChainConfig:
                 try:
                     TokenId.of(1, v)
                 except ValueError as exc:
-                    raise ConfigError(f"chains.*.{name}: {exc}") from None
+                    raise ConfigError(str(exc), path=name) from None
 
 
-@dataclass(frozen=True, kw_only=True)
-class StartConfig:
+class StartConfig(Config):
     execution: str = "oldest"
     signal: str = "oldest"
     market_data: str = "now"
@@ -56,33 +55,24 @@ class StartConfig:
     def __post_init__(self) -> None:
         for name in ("execution", "signal", "market_data"):
             if getattr(self, name) not in ("oldest", "now"):
-                raise ConfigError(f"start.{name}: oldest or now, not {getattr(self, name)!r}")
+                raise ConfigError(f"oldest or now, not {getattr(self, name)!r}", path=name)
 
 
-@dataclass(frozen=True, kw_only=True)
-class RelaysConfig:
-    market_data: str = ""
-    signal: str = ""
-    execution: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProcessConfig:
+class ProcessConfig(Config):
     db: str = ""
     name: str = "portfolio"
 
 
-@dataclass(frozen=True, kw_only=True)
-class PortfolioConfig:
-    portfolio: ProcessConfig = field(default_factory=ProcessConfig)
-    relays: RelaysConfig = field(default_factory=RelaysConfig)
-    start: StartConfig = field(default_factory=StartConfig)
-    chains: dict[str, ChainConfig] = field(default_factory=dict)
+class PortfolioConfig(Config):
+    portfolio: ProcessConfig = msgspec.field(default_factory=ProcessConfig)
+    relays: RelaysConfig = msgspec.field(default_factory=RelaysConfig)
+    start: StartConfig = msgspec.field(default_factory=StartConfig)
+    chains: dict[str, ChainConfig] = {}
 
     def __post_init__(self) -> None:
         for k in self.chains:
             if not k.isdigit():
-                raise ConfigError(f"chains.{k}: chain ids are integers")
+                raise ConfigError("chain ids are integers", path=f"chains.{k}")
 
     def valuation(self) -> dict[int, tuple[int, int]]:
         """chain -> (valuation token id, wrapped-native token id); 0 where not configured."""
@@ -96,4 +86,4 @@ class PortfolioConfig:
 
 
 def load_config(path: str | Path) -> PortfolioConfig:
-    return from_mapping(PortfolioConfig, load_toml(path))
+    return load(PortfolioConfig, path)

@@ -21,10 +21,10 @@ from pathlib import Path
 import trio
 
 from protocol.header import Domain
-from relays.paths import run_dir, socket_path
-from risk.config import ConfigError
 from risk.relaying import open_consumer
+from runtime.config import ConfigError
 from runtime.metrics import add_metrics_argument, process_metrics, run_until_signalled
+from runtime.paths import run_dir, socket_path
 
 from .books import Books, open_db
 from .config import PortfolioConfig, load_config

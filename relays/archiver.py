@@ -79,8 +79,7 @@ from protocol.header import HEADER, Domain, read_domain_seq
 from protocol.ids import POOL_ID_SIZE, PoolId
 from protocol.message import Message, decode
 from protocol.tlv import UnknownTLV
-
-from .paths import parse_domain
+from runtime.paths import parse_domain
 
 log = logging.getLogger("relays.archiver")
 
@@ -611,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--domain", required=True, help="market_data, signal or execution")
     p.add_argument("--out", required=True, help="archive root directory")
-    p.add_argument("--socket", help="relay socket (default <run dir>/<domain>.sock, see relays/paths.py)")
+    p.add_argument("--socket", help="relay socket (default <run dir>/<domain>.sock, see runtime/paths.py)")
     p.add_argument("--flush-messages", type=int, default=10_000, help="flush after N messages (default 10000)")
     p.add_argument("--flush-seconds", type=float, default=5.0, help="flush after T seconds (default 5)")
     p.add_argument("--from", dest="from_seq", type=_from_arg, default=0,

@@ -25,8 +25,8 @@ import trio
 
 from relays.metrics import instrument_relay
 from runtime.metrics import ProcessMetrics, add_metrics_argument, serve_process_metrics
+from runtime.paths import parse_domain, run_dir, socket_path
 
-from .paths import parse_domain, run_dir, socket_path
 from .server import FSYNC_POLICIES, Relay, RelayAlreadyRunning, RelayConfig, RelayError
 
 log = logging.getLogger("relays.daemon")

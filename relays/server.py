@@ -65,12 +65,12 @@ from protocol.system import (
     Welcome,
 )
 from protocol.tlv import TLV
+from runtime.paths import check_socket_path
 
 from .core.cursor import Batch, Cursor, ResyncNeeded
 from .core.ingest import Ingest, Sequencer
 from .core.journal import Journal, bump_epoch
 from .core.ring import Chunk, Ring
-from .paths import check_socket_path
 
 log = logging.getLogger("relays.server")
 

@@ -27,7 +27,7 @@ import trio
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayProducer, RelayUnavailable
-from relays.paths import socket_path
+from runtime.paths import socket_path
 
 log = logging.getLogger("risk.cli")
 
@@ -84,7 +84,7 @@ async def send_stop(
 
 def _parser(cmd: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"relay-cli {cmd}", description=f"Publish an operator {cmd} on the execution relay.")
-    p.add_argument("--socket", help="execution relay socket (default from relays.paths)")
+    p.add_argument("--socket", help="execution relay socket (default from runtime.paths)")
     p.add_argument("--scope", default="all", choices=[s.name.lower() for s in StopScope])
     p.add_argument("--value", type=int, default=0, help="chain id / venue code / strategy id (0 with scope all)")
     p.add_argument("--stop-id", type=int, default=0, help="resume: one stop only (0: every stop in scope)")

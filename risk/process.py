@@ -31,8 +31,8 @@ import trio
 from protocol.header import Domain
 from protocol.message import Message
 from relays.client import RelayConsumer, RelayProducer
-from relays.paths import run_dir, socket_path
 from runtime.metrics import add_metrics_argument, process_metrics, run_until_signalled
+from runtime.paths import run_dir, socket_path
 
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config

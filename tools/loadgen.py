@@ -94,7 +94,7 @@ async def run(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="alphapulse loadgen", description="Publish synthetic load into a relay.")
     ap.add_argument("--domain", required=True)
-    ap.add_argument("--socket", help="relay socket (default: relays.paths.socket_path(domain))")
+    ap.add_argument("--socket", help="relay socket (default: runtime.paths.socket_path(domain))")
     ap.add_argument("--rate", type=float, default=10000.0, help="messages per second; 0 = as fast as possible")
     ap.add_argument("--count", type=int, default=100000, help="publish until source_seq COUNT")
     ap.add_argument("--size", type=int, default=64, help=f"frame bytes (>= {MIN_SIZE})")

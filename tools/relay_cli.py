@@ -7,7 +7,7 @@
     relay-cli stop   --scope all|chain|venue|strategy [--value V] --reason TEXT [--sender NAME]
     relay-cli resume --scope all|chain|venue|strategy [--value V] [--stop-id N] --reason TEXT [--sender NAME]
 
-Sockets default to ``relays.paths.socket_path(domain)`` (``$ALPHAPULSE_RUN_DIR`` or
+Sockets default to ``runtime.paths.socket_path(domain)`` (``$ALPHAPULSE_RUN_DIR`` or
 ``/tmp/alphapulse-$UID``, then ``<domain>.sock``); every command accepts ``--socket PATH``.
 See ``relay-cli <command> --help`` for each command, and ``EXIT_STATUS`` below.
 """
@@ -100,7 +100,7 @@ def run_trio(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _paths():  # type: ignore[no-untyped-def]
-    from relays import paths
+    from runtime import paths
 
     return paths
 

@@ -93,7 +93,7 @@ def inspect_archive(root: str | Path, domain: str) -> ArchiveInfo:
     import pyarrow.parquet as pq
 
     from relays.archiver import archive_files, domain_dir, read_gaps
-    from relays.paths import parse_domain
+    from runtime.paths import parse_domain
 
     root = Path(root)
     try:
@@ -251,7 +251,7 @@ def _warn_gap(g: dict[str, Any], where: str, stats: ReplayStats) -> None:
 
 
 def _default_socket(domain: str) -> str:
-    from relays.paths import socket_path
+    from runtime.paths import socket_path
 
     return str(socket_path(domain))
 

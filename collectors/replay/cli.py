@@ -100,12 +100,8 @@ def pools_for(chain_id: int, specs: list[str]) -> list[PoolId]:
 
 
 def _default_socket() -> str:
-    try:
-        from relays.paths import socket_path
-    except ImportError:  # pragma: no cover - relays.paths ships with the relay package
-        import os
+    from runtime.paths import socket_path
 
-        return f"/tmp/alphapulse-{os.getuid()}/market_data.sock"
     return str(socket_path("market_data"))
 
 

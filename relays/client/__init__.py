@@ -65,7 +65,7 @@ Relay stats (relay-cli)
 oldest_seq, rate_msgs_per_s, producers (source_id, last_source_seq, acked, received) and
 consumers (next_seq, lag, live, types).
 
-Default sockets come from ``relays.paths.socket_path(domain)``
+Default sockets come from ``runtime.paths.socket_path(domain)``
 (``$ALPHAPULSE_RUN_DIR`` or ``/tmp/alphapulse-$UID``, ``<domain>.sock``).
 
 Exceptions

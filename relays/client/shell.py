@@ -27,8 +27,8 @@ from protocol.header import VERSION, Domain, read_domain_seq
 from protocol.message import Message
 from protocol.system import Goodbye, Hello, Role, Stats
 from protocol.tlv import TLV
+from runtime.paths import check_socket_path, parse_domain, socket_path
 
-from ..paths import check_socket_path, parse_domain, socket_path
 from .core import ConsumerCore, FrameBatch, ProducerCore, StreamBroken, control_frame
 
 log = logging.getLogger("relays.client")

@@ -300,7 +300,7 @@ class DashboardApp(App[int]):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from relays.paths import run_dir
+    from runtime.paths import run_dir
 
     p = argparse.ArgumentParser(prog="alphapulse dashboard",
                                 description="Terminal dashboard: market, signals, execution, P&L, risk, relay health.")

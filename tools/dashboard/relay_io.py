@@ -27,7 +27,7 @@ import trio
 from protocol.header import Domain
 from protocol.tlv import TLV
 from relays.client import RelayConsumer, RelayProducer, RelayUnavailable, request_stats
-from relays.paths import DATA_DOMAINS, socket_path
+from runtime.paths import DATA_DOMAINS, socket_path
 
 log = logging.getLogger("tools.dashboard")
 

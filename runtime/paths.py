@@ -3,8 +3,9 @@
 The runtime directory is ``$ALPHAPULSE_RUN_DIR`` when set, else
 ``/tmp/alphapulse-$UID``; each domain's relay listens on ``<dir>/<domain>.sock``
 (``market_data.sock``, ``signal.sock``, ``execution.sock``). The relay daemon,
-relay-cli and every client call :func:`socket_path` so they agree without
-configuration. AF_UNIX paths are limited to 107 bytes on Linux; a longer path
+relay-cli, every client and every component's ``[relays]`` table
+(:class:`runtime.config.RelaysConfig`) call :func:`socket_path` so they agree
+without configuration. AF_UNIX paths are limited to 107 bytes on Linux; a longer path
 is rejected with a clear message instead of an obscure ``OSError``.
 """
 
