@@ -504,7 +504,11 @@ async def test_kill9_mid_flight_recovers_nonces_without_reuse(h: Harness) -> Non
         h.dump_weth_on_a()
         h.chain.rpc("evm_setAutomine", False)
         await h.publish_market(V2V2)
-        await until(lambda: h.nonce("pending") != n0, 60.0)  # under a loaded CI the first signal can take a while
+        # Kill only once the transaction is both in the node's pool and announced (ExecutionStarted is
+        # published right *after* eth_sendRawTransaction: waiting for the pending nonce alone raced it).
+        # A result before that (e.g. STALE) means nothing was sent: say so now instead of timing out.
+        await until(lambda: h.results or (h.started and h.nonce("pending") != n0))
+        assert not h.results, h.results[0].reason
         await h.kill9("executor")
         # The node also forgets the transaction (as a mempool may): only our SQLite still has it.
         (first,) = h.started
