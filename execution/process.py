@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from typing import Any
 
@@ -37,8 +36,9 @@ from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume
 from relays.client import RelayConsumer, RelayProducer
-from runtime.metrics import add_metrics_argument, process_metrics, serve_process_metrics
+from runtime.metrics import ProcessMetrics
 from runtime.paths import socket_path
+from runtime.process import ProcessMain, Work, add_process_arguments
 
 log = logging.getLogger("execution")
 EXIT_CONFIG = 2
@@ -51,8 +51,8 @@ def relay_socket(config: ExecutorConfig, domain: Domain) -> str:
 class _Metrics:
     """Executor families (see runtime/metrics/README.md); recorded per signal, never per market message."""
 
-    def __init__(self) -> None:
-        pm = process_metrics("executor")
+    def __init__(self, pm: ProcessMetrics) -> None:
+        self.pm = pm  # also the relay clients' metrics= observer
         self.signals = pm.counter("alphapulse_executor_signals_received_total",
                                   "Signals (opportunities) received from the signal relay.")
         self.outcomes = pm.counter("alphapulse_executor_outcomes_total", "Signals ended, by outcome.", ["outcome"])
@@ -101,7 +101,7 @@ def unlock(config: ExecutorConfig) -> LocalAccount:
     return load_account(config.keystore.path, password)
 
 
-async def run(config: ExecutorConfig, account: LocalAccount, *,
+async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics | None = None, *,
               task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED) -> None:
     store = ExecutorStore(config.state_db)
     rpc = AsyncRPC(config.rpc_url, timeout=10.0)
@@ -109,8 +109,9 @@ async def run(config: ExecutorConfig, account: LocalAccount, *,
     try:
         gateway = ChainGateway(rpc, account, chain_id=config.chain_id, contract=config.contract)
         async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
-                                         source_id=config.source_id, name=config.name) as producer:
-            metrics = _Metrics()
+                                         source_id=config.source_id, name=config.name,
+                                         metrics=pm) as producer:
+            metrics = _Metrics(pm or ProcessMetrics("executor"))
             ex = Executor(config, gateway, store, _ProducerPublisher(producer, metrics), builders)
             await _serve(ex, config, task_status, metrics)
     finally:
@@ -127,12 +128,13 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
     md_from = 0 if config.market_data_from == "oldest" else None
     stop_cursor = store.cursor("stops")
     sig_cursor = store.cursor("signals")
+    observer = metrics.pm if metrics is not None else None
     async with trio.open_nursery() as nursery:
         md_ready = trio.Event()
 
         async def market_data() -> None:
             async with RelayConsumer.connect(Domain.MARKET_DATA, relay_socket(config, Domain.MARKET_DATA),
-                                             from_seq=md_from, name=f"{config.name}-md") as c:
+                                             from_seq=md_from, name=f"{config.name}-md", metrics=observer) as c:
                 md_ready.set()
                 async for batch in c.batches():
                     for msg in batch:
@@ -142,7 +144,7 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
             start = 0 if stop_cursor is None else stop_cursor + 1
             async with RelayConsumer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
                                              from_seq=start, types={EmergencyStop.TYPE, Resume.TYPE},
-                                             name=f"{config.name}-stops") as c:
+                                             name=f"{config.name}-stops", metrics=observer) as c:
                 task_status.started()
                 async for msg in c:
                     ex.on_control(msg)
@@ -151,7 +153,7 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
         async def signals(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             start = None if sig_cursor is None else sig_cursor + 1
             async with RelayConsumer.connect(Domain.SIGNAL, relay_socket(config, Domain.SIGNAL), from_seq=start,
-                                             name=f"{config.name}-signals") as c:
+                                             name=f"{config.name}-signals", metrics=observer) as c:
                 task_status.started()
                 async for msg in c:
                     try:
@@ -188,8 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Execute arbitrage signals through AlphaPulseArb. "
                                              "Subcommand: new-keystore (see 'alphapulse executor new-keystore -h').")
     ap.add_argument("--config", required=True, help="executor TOML file")
-    ap.add_argument("--log-level", default="INFO")
-    add_metrics_argument(ap)
+    add_process_arguments(ap)
     return ap
 
 
@@ -198,28 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "new-keystore":
         return new_keystore_main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    try:
+
+    def prepare() -> Work:
         config = load_config(args.config)
         keystore_address(config.keystore.path)
         account = unlock(config)
-    except (ConfigError, KeystoreError, OSError, ValueError, KeyError) as exc:
-        print(f"executor: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return lambda pm: run(config, account, pm)
 
-    async def _main() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as sigs:
-            async with trio.open_nursery() as n:
-                await n.start(serve_process_metrics, args.metrics_port, "executor", args.metrics_host)
-                n.start_soon(run, config, account)
-                async for _ in sigs:
-                    log.info("executor: signal received, stopping")
-                    n.cancel_scope.cancel()
-                    break
-
-    trio.run(_main)
-    return 0
+    proc = ProcessMain("executor", "executor",
+                       prepare_errors={(ConfigError, KeystoreError, OSError, ValueError, KeyError): EXIT_CONFIG})
+    return proc.run(args, prepare)
 
 
 __all__ = ["Outcome", "main", "run"]

@@ -39,6 +39,7 @@ from protocol.header import Domain
 from protocol.ids import PoolId, TokenId
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
+from runtime.paths import run_dir
 
 log = logging.getLogger("portfolio.books")
 
@@ -75,6 +76,11 @@ CREATE INDEX IF NOT EXISTS results_at ON results(at_ns);
 
 # outcomes that never realize a profit (SIMULATED's profit is what it would have made)
 NO_PROFIT = frozenset(int(o) for o in Outcome) - {int(Outcome.EXECUTED), int(Outcome.SIMULATED)}
+
+
+def default_db_path() -> Path:
+    """The books' SQLite file unless the configuration or ``--db`` names one."""
+    return run_dir() / "data" / "portfolio.sqlite"
 
 
 def open_db(path: str | Path) -> sqlite3.Connection:

@@ -15,34 +15,29 @@ import logging
 import os
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import trio
 
 from protocol.header import Domain
-from risk.relaying import open_consumer
-from runtime.config import ConfigError
-from runtime.metrics import add_metrics_argument, process_metrics, run_until_signalled
-from runtime.paths import run_dir, socket_path
+from relays.client import RelayConsumer
+from runtime.metrics import ProcessMetrics
+from runtime.paths import socket_path
+from runtime.process import ProcessMain, Work, add_process_arguments
 
-from .books import Books, open_db
-from .config import PortfolioConfig, load_config
+from .books import Books, default_db_path, open_db
+from .config import ConfigError, PortfolioConfig, load_config
 
 log = logging.getLogger("portfolio")
 
 DOMAINS = (Domain.EXECUTION, Domain.SIGNAL, Domain.MARKET_DATA)
 
 
-def default_db_path() -> Path:
-    return run_dir() / "data" / "portfolio.sqlite"
-
-
 def relay_socket(config: PortfolioConfig, domain: Domain) -> str:
     return getattr(config.relays, domain.name.lower()) or str(socket_path(domain))
 
 
-async def consume(config: PortfolioConfig, books: Books, domain: Domain,
+async def consume(config: PortfolioConfig, books: Books, domain: Domain, pm: ProcessMetrics,
                   *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     last = books.last_seq(domain)
     if last:
@@ -51,10 +46,11 @@ async def consume(config: PortfolioConfig, books: Books, domain: Domain,
         from_seq = 0 if getattr(config.start, domain.name.lower()) == "oldest" else None
     log.info("%s: resuming from %s", domain.name.lower(), from_seq if from_seq is not None else "now")
     name = f"{config.portfolio.name}-{domain.name.lower()}"
-    apply_seconds = process_metrics("portfolio").histogram(
+    apply_seconds = pm.histogram(
         "alphapulse_portfolio_apply_seconds", "One relay batch applied to the books (one SQLite transaction).",
         ["domain"]).labels(domain=domain.name.lower())
-    async with open_consumer(domain, relay_socket(config, domain), from_seq=from_seq, name=name) as c:
+    async with RelayConsumer.connect(domain, relay_socket(config, domain), from_seq=from_seq, name=name,
+                                     metrics=pm) as c:
         task_status.started()
         async for batch in c.batches():
             t0 = time.perf_counter()
@@ -62,24 +58,19 @@ async def consume(config: PortfolioConfig, books: Books, domain: Domain,
             apply_seconds.observe(time.perf_counter() - t0)
 
 
-async def run(config: PortfolioConfig, db_path: str | os.PathLike[str],
+async def run(config: PortfolioConfig, db_path: str | os.PathLike[str], metrics: ProcessMetrics | None = None,
               *, task_status: trio.TaskStatus[Books] = trio.TASK_STATUS_IGNORED) -> None:
     db = open_db(db_path)
     try:
         books = Books(db, config.valuation())
+        pm = metrics or ProcessMetrics("portfolio")
         async with trio.open_nursery() as nursery:
             for domain in DOMAINS:
-                await nursery.start(consume, config, books, domain)
+                await nursery.start(consume, config, books, domain, pm)
             log.info("portfolio: consuming %s into %s", ", ".join(d.name.lower() for d in DOMAINS), db_path)
             task_status.started(books)
     finally:
         db.close()
-
-
-async def _main(config: PortfolioConfig, db_path: Path, metrics_port: int | None = None,
-                metrics_host: str = "127.0.0.1") -> None:
-    await run_until_signalled("portfolio", partial(run, config, db_path), metrics_port=metrics_port,
-                              metrics_host=metrics_host, log=log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,19 +83,15 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Keep the books (also: alphapulse portfolio reconcile --help).")
     p.add_argument("--config", required=True, help="TOML file (see portfolio/config.py)")
     p.add_argument("--db", help=f"SQLite file (default: portfolio.db in the config, else {default_db_path()})")
-    p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
-    add_metrics_argument(p)
+    add_process_arguments(p)
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    try:
+
+    def prepare() -> Work:
         config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"alphapulse portfolio: {exc}", file=sys.stderr)
-        return 2
-    trio.run(_main, config, Path(args.db or config.portfolio.db or default_db_path()), args.metrics_port,
-             args.metrics_host)
-    return 0
+        db_path = Path(args.db or config.portfolio.db or default_db_path())
+        return lambda pm: run(config, db_path, pm)
+
+    return ProcessMain("alphapulse portfolio", "portfolio", errors={ConfigError: 2}).run(args, prepare)
 
 
 if __name__ == "__main__":

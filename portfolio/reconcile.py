@@ -20,7 +20,7 @@ import httpx
 
 from protocol.ids import TokenId, address_to_int
 
-from .books import Books, native_token, open_db
+from .books import Books, default_db_path, native_token, open_db
 
 BALANCE_OF = "0x70a08231"  # balanceOf(address)
 
@@ -76,8 +76,6 @@ def reconcile(books: Books, url: str, address: str, extra_tokens: list[str] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .process import default_db_path
-
     p = argparse.ArgumentParser(prog="alphapulse portfolio reconcile", description=__doc__.split("\n\n")[1])
     p.add_argument("--rpc", required=True)
     p.add_argument("--address", required=True)

@@ -32,7 +32,7 @@ from typing import Any
 from protocol.execution import Outcome
 from protocol.ids import TokenId
 
-from .books import Books, open_db
+from .books import Books, default_db_path, open_db
 from .metrics import risk_metrics
 
 NOT_REVALIDATED = {int(Outcome.STALE), int(Outcome.UNPROFITABLE), int(Outcome.REJECTED_BY_RISK), int(Outcome.HALTED)}
@@ -206,8 +206,6 @@ def books_from_archive(directory: str | Path) -> sqlite3.Connection:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .process import default_db_path
-
     p = argparse.ArgumentParser(prog="alphapulse report", description="Daily and all-time report.")
     p.add_argument("--db", default=None, help=f"portfolio database (default {default_db_path()})")
     p.add_argument("--archive", help="build the books from a Parquet archive directory instead")

@@ -61,14 +61,13 @@ import logging
 import math
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,7 +78,12 @@ from protocol.header import HEADER, Domain, read_domain_seq
 from protocol.ids import POOL_ID_SIZE, PoolId
 from protocol.message import Message, decode
 from protocol.tlv import UnknownTLV
+from runtime.metrics import CounterMetricFamily, GaugeMetricFamily, Metric, ProcessMetrics
 from runtime.paths import parse_domain
+from runtime.process import ProcessMain, Work, add_process_arguments
+
+if TYPE_CHECKING:
+    from .client import ClientObserver
 
 log = logging.getLogger("relays.archiver")
 
@@ -421,6 +425,7 @@ class Archiver:
         from_seq: int | None = 0,
         until_seq: int | None = None,
         name: str = "",
+        metrics: ClientObserver | None = None,
     ) -> None:
         if flush_messages <= 0 or flush_seconds <= 0:
             raise ValueError("flush_messages and flush_seconds must be positive")
@@ -431,6 +436,7 @@ class Archiver:
         self.flush_seconds = flush_seconds
         self.until_seq = until_seq
         self.name = name or f"archiver-{self.domain.name.lower()}-{os.getpid()}"
+        self.metrics = metrics  # handed to the relay consumer (relays.client's metrics=)
         self.ddir = domain_dir(self.out, self.domain)
         self.ddir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.ddir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -537,7 +543,8 @@ class Archiver:
         from .client import RelayConsumer
 
         async with send, RelayConsumer.connect(
-            self.domain, self.socket_path, from_seq=self.subscribe_from, raw=True, name=self.name
+            self.domain, self.socket_path, from_seq=self.subscribe_from, raw=True, name=self.name,
+            metrics=self.metrics,
         ) as c:
             async for batch in c.batches():
                 await send.send((batch, c.counters, c.epoch))
@@ -618,82 +625,62 @@ def build_parser() -> argparse.ArgumentParser:
                         "archive always resumes after its last archived sequence")
     p.add_argument("--until", type=int, default=None, help="exit 0 once everything up to this sequence is archived")
     p.add_argument("--name", default="", help="consumer name shown in relay stats")
-    p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
-    from runtime.metrics import add_metrics_argument
-
-    add_metrics_argument(p)
+    add_process_arguments(p)
     return p
 
 
-def _instrument(archiver: Archiver) -> None:
+def _instrument(archiver: Archiver, pm: ProcessMetrics) -> None:
     """Archiver families, read from its stats at scrape time (see runtime/metrics/README.md)."""
-    from runtime.metrics import process_metrics
+    domain = archiver.domain.name.lower()
 
-    pm = process_metrics("archiver")
-    one = {"domain": archiver.domain.name.lower()}
-    archived = pm.counter("alphapulse_archiver_archived_total", "Messages written to Parquet.", ["domain"]).labels(**one)
-    files = pm.counter("alphapulse_archiver_files_total", "Parquet files written.", ["domain"]).labels(**one)
-    flushes = pm.counter("alphapulse_archiver_flushes_total", "Flushes (fsynced renames).", ["domain"]).labels(**one)
-    gaps = pm.counter("alphapulse_archiver_gaps_total", "Gaps recorded in _gaps.jsonl.", ["domain"]).labels(**one)
-    missing = pm.counter("alphapulse_archiver_missing_messages_total", "Messages recorded as gaps.",
-                         ["domain"]).labels(**one)
-    last = pm.gauge("alphapulse_archiver_last_seq", "Last archived domain_seq.", ["domain"]).labels(**one)
-    buffered = pm.gauge("alphapulse_archiver_buffered_messages", "Received, not yet flushed.", ["domain"]).labels(**one)
-
-    @pm.registry.on_collect
-    def _collect() -> None:
+    def collect() -> Iterator[Metric]:
         st = archiver.stats
-        archived.set_total(st.archived)
-        files.set_total(st.files)
-        flushes.set_total(st.flushes)
-        gaps.set_total(st.gaps)
-        missing.set_total(st.missing)
-        last.set(st.last_seq)
-        buffered.set(len(archiver.buffer))
+        for kind, name, text, value in (
+            (CounterMetricFamily, "archived_total", "Messages written to Parquet.", st.archived),
+            (CounterMetricFamily, "files_total", "Parquet files written.", st.files),
+            (CounterMetricFamily, "flushes_total", "Flushes (fsynced renames).", st.flushes),
+            (CounterMetricFamily, "gaps_total", "Gaps recorded in _gaps.jsonl.", st.gaps),
+            (CounterMetricFamily, "missing_messages_total", "Messages recorded as gaps.", st.missing),
+            (GaugeMetricFamily, "last_seq", "Last archived domain_seq.", st.last_seq),
+            (GaugeMetricFamily, "buffered_messages", "Received, not yet flushed.", len(archiver.buffer)),
+        ):
+            fam = kind(f"alphapulse_archiver_{name}", text, labels=["domain"])
+            fam.add_metric([domain], value)
+            yield fam
+
+    pm.collect(collect)
 
 
-async def _main(archiver: Archiver, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            if metrics_port is not None:
-                from runtime.metrics import serve_process_metrics
+def archiver_work(archiver: Archiver) -> Work:
+    """Archive until cancelled (flushing what is buffered) or until ``--until`` is reached."""
 
-                _instrument(archiver)
-                await nursery.start(serve_process_metrics, metrics_port, "archiver", metrics_host)
+    async def work(pm: ProcessMetrics) -> None:
+        _instrument(archiver, pm)
+        archiver.metrics = pm
+        await archiver.run()
 
-            async def run_then_stop() -> None:
-                await archiver.run()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(run_then_stop)
-            async for signum in signals:
-                log.info("%s received: flushing and stopping", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    return work
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
+    proc = ProcessMain("alphapulse archive", "archiver", errors={ArchiveInUse: EXIT_CONFIG})
     try:
         archiver = Archiver(
             args.domain, args.out, args.socket, flush_messages=args.flush_messages,
             flush_seconds=args.flush_seconds, from_seq=args.from_seq, until_seq=args.until, name=args.name,
         )
     except (ValueError, OSError, ArchiveInUse) as exc:
-        print(f"alphapulse archive: {exc}", file=sys.stderr)
+        proc.say(str(exc))
         return EXIT_CONFIG
     try:
-        trio.run(_main, archiver, args.metrics_port, args.metrics_host)
+        code = proc.run(args, lambda: archiver_work(archiver))
     finally:
         archiver.close()
     s = archiver.stats
     log.info("stopped: archived %d messages in %d files, last domain_seq %d, %d gaps (%d missing, %d rewound)",
              s.archived, s.files, s.last_seq, s.gaps, s.missing, s.rewound)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

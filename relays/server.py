@@ -217,6 +217,9 @@ class Relay:
         self.rate = 0.0
         self.cut_offs = 0
         self.protocol_errors = 0
+        # what consumers that disconnected were sent, so totals (metrics) never go down
+        self.departed_sent_frames = 0
+        self.departed_sent_bytes = 0
         self.started_ns = time.time_ns()
         self._closed = False
 
@@ -336,6 +339,9 @@ class Relay:
 
     def _forget(self, conn: Conn) -> None:
         self.conns.discard(conn)
+        if conn in self.consumers and conn.cursor is not None:  # per disconnect, never per message
+            self.departed_sent_frames += conn.cursor.sent_frames
+            self.departed_sent_bytes += conn.cursor.sent_bytes
         self.consumers.discard(conn)
         if conn.source_id and self.producers.get(conn.source_id) is conn:
             del self.producers[conn.source_id]

@@ -27,6 +27,8 @@ import trio
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayProducer, RelayUnavailable
+from runtime.errors import find_in_group, one_line
+from runtime.logging import setup_logging
 from runtime.paths import socket_path
 
 log = logging.getLogger("risk.cli")
@@ -58,12 +60,7 @@ async def send_resume(
     connect_timeout: float | None = 10.0,
 ) -> None:
     """Publish an operator ``Resume`` and wait until the execution relay has persisted it."""
-    sc = _scope(scope)
-    if not reason.strip() or not sender.strip():
-        raise ValueError("a resume needs a reason and a sender (who is resuming)")
-    log.warning("operator %r resumes scope %s/%d stop %d: %s", sender, sc.name.lower(), scope_value, stop_id, reason)
-    await _publish(socket, Resume(scope=int(sc), scope_value=scope_value, stop_id=stop_id, reason=reason,
-                                  sender=sender), source_id, connect_timeout)
+    await _send(Resume, socket, scope, scope_value, reason, sender, stop_id, source_id, connect_timeout)
 
 
 async def send_stop(
@@ -72,14 +69,22 @@ async def send_stop(
     connect_timeout: float | None = 10.0,
 ) -> int:
     """Publish an operator ``EmergencyStop``; returns its stop id (default: time-based)."""
-    sc = _scope(scope)
-    if not reason.strip() or not sender.strip():
-        raise ValueError("a stop needs a reason and a sender")
     sid = stop_id or (time.time_ns() // 1000)  # operator ids live far above the risk process's counter
-    log.warning("operator %r stops scope %s/%d (stop %d): %s", sender, sc.name.lower(), scope_value, sid, reason)
-    await _publish(socket, EmergencyStop(scope=int(sc), scope_value=scope_value, stop_id=sid, reason=reason,
-                                         sender=sender), source_id, connect_timeout)
+    await _send(EmergencyStop, socket, scope, scope_value, reason, sender, sid, source_id, connect_timeout)
     return sid
+
+
+async def _send(kind: type[EmergencyStop] | type[Resume], socket: str | os.PathLike[str] | None,
+                scope: StopScope | int | str, scope_value: int, reason: str, sender: str, stop_id: int,
+                source_id: int, connect_timeout: float | None) -> None:
+    sc = _scope(scope)
+    what = "resume" if kind is Resume else "stop"
+    if not reason.strip() or not sender.strip():
+        raise ValueError(f"a {what} needs a reason and a sender" + (" (who is resuming)" if kind is Resume else ""))
+    log.warning("operator %r %ss scope %s/%d (stop %d): %s", sender, what, sc.name.lower(), scope_value, stop_id,
+                reason)
+    await _publish(socket, kind(scope=int(sc), scope_value=scope_value, stop_id=stop_id, reason=reason,
+                                sender=sender), source_id, connect_timeout)
 
 
 def _parser(cmd: str) -> argparse.ArgumentParser:
@@ -96,9 +101,8 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
 
 def _run(cmd: str, argv: list[str] | None) -> int:
     args = _parser(cmd).parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging("INFO")
     fn = send_resume if cmd == "resume" else send_stop
-    code = 0
     try:
         async def go() -> None:
             with trio.fail_after(args.timeout):
@@ -106,10 +110,13 @@ def _run(cmd: str, argv: list[str] | None) -> int:
                          connect_timeout=args.timeout)
 
         trio.run(go)
-    except* (ValueError, trio.TooSlowError, OSError, RelayUnavailable) as group:
-        print(f"relay-cli {cmd}: {group.exceptions[0]}", file=sys.stderr)
-        code = 1
-    return code
+    except BaseException as exc:  # noqa: BLE001 - one line for the operator, or re-raised
+        found = find_in_group(exc, (ValueError, trio.TooSlowError, OSError, RelayUnavailable))
+        if found is None:
+            raise
+        print(f"relay-cli {cmd}: {one_line(found)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def resume_main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import trio
@@ -31,13 +30,13 @@ import trio
 from protocol.header import Domain
 from protocol.message import Message
 from relays.client import RelayConsumer, RelayProducer
-from runtime.metrics import add_metrics_argument, process_metrics, run_until_signalled
+from runtime.metrics import ProcessMetrics
 from runtime.paths import run_dir, socket_path
+from runtime.process import ProcessMain, Work, add_process_arguments
 
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config
 from .engine import Action, ForeignStop, Resumed, RiskEngine, Stop, emergency_stop
-from .relaying import open_consumer
 from .state import RiskState
 
 log = logging.getLogger("risk")
@@ -58,8 +57,8 @@ def relay_socket(config: RiskConfig, domain: Domain) -> str:
 class RiskMetrics:
     """Risk families (see runtime/metrics/README.md): per action, never per message."""
 
-    def __init__(self, engine: RiskEngine) -> None:
-        pm = process_metrics("risk")
+    def __init__(self, engine: RiskEngine, pm: ProcessMetrics) -> None:
+        self.pm = pm
         self.trips = pm.counter("alphapulse_risk_breaker_trips_total", "Breakers tripped (EmergencyStop published).",
                                 ["breaker"])
         for b in engine.breakers:
@@ -70,8 +69,7 @@ class RiskMetrics:
         self.foreign = pm.counter("alphapulse_risk_foreign_stops_total", "EmergencyStops seen from other senders.")
         self.to_stop = pm.histogram("alphapulse_risk_message_to_stop_seconds",
                                     "Relay batch received -> the EmergencyStop it caused published.")
-        tripped = pm.gauge("alphapulse_risk_tripped", "Stops in force now.")
-        pm.registry.on_collect(lambda: tripped.set(len(engine.tripped)))
+        pm.gauge("alphapulse_risk_tripped", "Stops in force now.").set_function(lambda: len(engine.tripped))
 
 
 @dataclass
@@ -82,9 +80,9 @@ class RiskShell:
     state: RiskState
     producer: RelayProducer
     alerts: AlertSender
+    metrics: RiskMetrics
     consumers: dict[int, RelayConsumer] = field(default_factory=dict)
     stops_published: int = 0
-    metrics: RiskMetrics | None = None
 
     async def apply(self, actions: list[Action], received: float | None = None) -> None:
         m = self.metrics
@@ -95,27 +93,24 @@ class RiskShell:
                     self.state.record_trip(trip, self.engine.next_stop_id)
                 await self.producer.publish(emergency_stop(trip, self.engine.sender))
                 self.stops_published += 1
-                if m is not None:
-                    m.stops.inc()
-                    if not a.reassert:
-                        m.trips.labels(breaker=trip.breaker).inc()
-                        if received is not None:
-                            m.to_stop.observe(trio.current_time() - received)
+                m.stops.inc()
+                if not a.reassert:
+                    m.trips.labels(breaker=trip.breaker).inc()
+                    if received is not None:
+                        m.to_stop.observe(trio.current_time() - received)
                 verb = "re-asserted" if a.reassert else "EMERGENCY STOP"
                 log.warning("%s %s", verb, trip.describe())
                 if not a.reassert:
                     self.alerts.offer(f"AlphaPulse risk: EMERGENCY STOP {trip.describe()}")
             elif isinstance(a, Resumed):
-                if m is not None:
-                    m.resumes.inc()
+                m.resumes.inc()
                 self.state.record_resume(list(a.cleared), a.at_ns, a.sender, a.reason)
                 ids = ", ".join(f"#{t.stop_id}" for t in a.cleared) or "nothing tripped"
                 log.warning("RESUME by %r (scope %d/%d, stop %d, reason %r): cleared %s",
                             a.sender, a.scope, a.scope_value, a.stop_id, a.reason, ids)
                 self.alerts.offer(f"AlphaPulse risk: resumed by {a.sender} ({a.reason}): cleared {ids}")
             elif isinstance(a, ForeignStop):
-                if m is not None:
-                    m.foreign.inc()
+                m.foreign.inc()
                 s = a.stop
                 log.warning("EmergencyStop #%d from %r (scope %d/%d): %s", s.stop_id, s.sender, s.scope,
                             s.scope_value, s.reason)
@@ -134,7 +129,8 @@ class RiskShell:
         *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         name = f"{config.risk.sender}-{domain.name.lower()}"
-        async with open_consumer(domain, relay_socket(config, domain), from_seq=from_seq, name=name) as c:
+        async with RelayConsumer.connect(domain, relay_socket(config, domain), from_seq=from_seq, name=name,
+                                         metrics=self.metrics.pm) as c:
             self.consumers[domain] = c
             task_status.started()
             async for batch in c.batches():
@@ -151,7 +147,7 @@ class RiskShell:
 
 
 async def run(
-    config: RiskConfig, state_path: str | os.PathLike[str],
+    config: RiskConfig, state_path: str | os.PathLike[str], metrics: ProcessMetrics | None = None,
     *, task_status: trio.TaskStatus[RiskShell] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     state = RiskState(state_path)
@@ -164,10 +160,12 @@ async def run(
             for t in engine.tripped.values():
                 log.warning("still tripped: %s", t.describe())
         alerts = AlertSender(config.alerts)
+        pm = metrics or ProcessMetrics("risk")
         async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
-                                         source_id=config.risk.source_id, name=config.risk.sender) as producer:
+                                         source_id=config.risk.source_id, name=config.risk.sender,
+                                         metrics=pm) as producer:
             shell = RiskShell(engine=engine, state=state, producer=producer, alerts=alerts,
-                              metrics=RiskMetrics(engine))
+                              metrics=RiskMetrics(engine, pm))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(alerts.run)
                 for domain in DOMAINS:
@@ -183,33 +181,23 @@ async def run(
         state.close()
 
 
-async def _main(config: RiskConfig, state_path: Path, metrics_port: int | None = None,
-                metrics_host: str = "127.0.0.1") -> None:
-    await run_until_signalled("risk", partial(run, config, state_path), metrics_port=metrics_port,
-                              metrics_host=metrics_host, log=log)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alphapulse risk", description="Run the risk monitor (circuit breakers).")
     p.add_argument("--config", required=True, help="TOML file (see risk/config.py)")
     p.add_argument("--state", help=f"SQLite state file (default: risk.state in the config, else {default_state_path()})")
-    p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "INFO"))
-    add_metrics_argument(p)
+    add_process_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    try:
+
+    def prepare() -> Work:
         config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"alphapulse risk: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    state_path = Path(args.state or config.risk.state or default_state_path())
-    trio.run(_main, config, state_path, args.metrics_port, args.metrics_host)
-    return 0
+        state_path = Path(args.state or config.risk.state or default_state_path())
+        return lambda pm: run(config, state_path, pm)
+
+    return ProcessMain("alphapulse risk", "risk", errors={ConfigError: EXIT_CONFIG}).run(args, prepare)
 
 
 if __name__ == "__main__":

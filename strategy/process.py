@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-from functools import partial
 
 import trio
 
 from protocol.header import FLAG_REPLAYED, Domain
 from relays.client import RelayConsumer, RelayProducer
-from runtime.metrics.process import add_metrics_argument, process_metrics, run_until_signalled
+from runtime.metrics import ProcessMetrics
+from runtime.process import ProcessMain, Work, add_process_arguments
 
 from .config import ConfigError, load_config
 from .engine import StrategyEngine
@@ -34,6 +33,7 @@ _U62 = (1 << 62) - 1
 
 
 async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None = None,
+              metrics: ProcessMetrics | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     cfg = load_config(config_path)
     engine = StrategyEngine(cfg, first_signal_id=first_signal_id or (time.time_ns() & _U62))
@@ -41,13 +41,15 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
     sig_sock = cfg.relays.signal or None
     max_age_ns = max_age_ms * 1_000_000
     published = suppressed = 0
-    metrics = process_metrics("strategy")
+    metrics = metrics or ProcessMetrics("strategy")
     m_signals = metrics.counter("alphapulse_strategy_signals_total", "signals published")
     m_suppressed = metrics.counter("alphapulse_strategy_suppressed_total", "signals withheld as old news")
     m_latency = metrics.histogram("alphapulse_strategy_update_to_decision_seconds",
                                   "market-data message received -> its signals decided")
-    async with RelayProducer.connect(Domain.SIGNAL, sig_sock, source_id=cfg.source_id, name=cfg.name) as producer:
-        async with RelayConsumer.connect(Domain.MARKET_DATA, md_sock, from_seq=0, name=cfg.name) as consumer:
+    async with RelayProducer.connect(Domain.SIGNAL, sig_sock, source_id=cfg.source_id, name=cfg.name,
+                                     metrics=metrics) as producer:
+        async with RelayConsumer.connect(Domain.MARKET_DATA, md_sock, from_seq=0, name=cfg.name,
+                                         metrics=metrics) as consumer:
             log.info("strategy %s running: market data %s -> signals %s", cfg.name,
                      md_sock or "default socket", sig_sock or "default socket")
             task_status.started()
@@ -85,17 +87,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--config", required=True, help="strategy TOML file (see strategy/config.py)")
     ap.add_argument("--max-age-ms", type=int, default=2000,
                     help="publish no signal for market data received longer ago than this (0: no limit)")
-    ap.add_argument("--log-level", default="INFO")
-    add_metrics_argument(ap)
+    add_process_arguments(ap)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        load_config(args.config)
-    except (ConfigError, OSError) as exc:
-        print(f"alphapulse strategy: {exc}", file=sys.stderr)
-        return 2
+    proc = ProcessMain("alphapulse strategy", "strategy", prepare_errors={(ConfigError, OSError): 2})
 
-    trio.run(partial(run_until_signalled, "strategy", partial(run, args.config, max_age_ms=args.max_age_ms),
-                     metrics_port=args.metrics_port, metrics_host=args.metrics_host, log=log))
-    return 0
+    def prepare() -> Work:
+        load_config(args.config)  # refuse a bad file before connecting anywhere
+        return lambda pm: run(args.config, max_age_ms=args.max_age_ms, metrics=pm)
+
+    return proc.run(args, prepare)

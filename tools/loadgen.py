@@ -25,6 +25,8 @@ import time
 
 import trio
 
+from runtime.logging import default_log_level, log_level, setup_logging
+
 LOADGEN_TYPE = 250
 _U64 = struct.Struct("<Q")
 MIN_SIZE = 52 + 2 + 8
@@ -100,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64, help=f"frame bytes (>= {MIN_SIZE})")
     ap.add_argument("--source-id", type=int, default=900)
     ap.add_argument("--name", default="loadgen")
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--log-level", type=log_level, default=default_log_level())
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    setup_logging(args.log_level)
     try:
         payload_template(args.size)
     except ValueError as exc:

@@ -37,6 +37,8 @@ from protocol.ids import PoolId, TokenId, Venue
 from protocol.message import Message, decode
 from protocol.system import EmergencyStop, Goodbye, Hello, Resume, Role, Stats, StopScope, Welcome
 from protocol.tlv import TLV_TYPES, Record, UnknownTLV
+from runtime.errors import find_in_group
+from runtime.logging import log_level, setup_logging
 
 log = logging.getLogger("relay_cli")
 
@@ -69,17 +71,6 @@ class CliError(Exception):
         self.code = code
 
 
-def _leaf(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
-    if isinstance(exc, types):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for e in exc.exceptions:
-            found = _leaf(e, types)
-            if found is not None:
-                return found
-    return None
-
-
 def run_trio(fn: Callable[..., Any], *args: Any) -> Any:
     """``trio.run`` that unwraps a CliError, RelayUnavailable or Ctrl-C from trio's exception groups."""
     from relays.client import RelayUnavailable
@@ -87,7 +78,7 @@ def run_trio(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return trio.run(fn, *args)
     except (BaseExceptionGroup, RelayUnavailable) as exc:
-        leaf = _leaf(exc, (CliError, KeyboardInterrupt, RelayUnavailable))
+        leaf = find_in_group(exc, (CliError, KeyboardInterrupt, RelayUnavailable))
         if isinstance(leaf, RelayUnavailable):
             raise CliError(f"{leaf} (is the relay running? start it with: alphapulse relay --domain <domain>)",
                            EXIT_UNAVAILABLE) from None
@@ -670,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "$ALPHAPULSE_RUN_DIR (or /tmp/alphapulse-$UID)/<domain>.sock.",
         epilog=EXIT_STATUS,
     )
-    p.add_argument("--log-level", default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "WARNING"))
+    p.add_argument("--log-level", type=log_level, default=os.environ.get("ALPHAPULSE_LOG_LEVEL", "WARNING"))
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
     def add(name: str, help_: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -741,8 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     try:
         return COMMANDS[args.command](args, sys.stdout)
     except CliError as exc:

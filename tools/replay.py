@@ -42,6 +42,7 @@ from typing import Any
 import trio
 
 from protocol.header import FLAG_REPLAYED, HEADER, HEADER_SIZE
+from runtime.errors import unwrap_group
 
 DEFAULT_SOURCE_ID = 0x5241  # "RA": replayed archive (collector replay of raw logs is 0x5250 "RP")
 EXIT_OK = 0
@@ -296,12 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if not args.as_fast_as_possible and not args.speed > 0:
@@ -333,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"interrupted after {stats.published:,} messages (last domain_seq {stats.last_seq})")
         return 130
     except BaseException as exc:  # trio nurseries wrap: unwrap a single failure
-        leaf = _leaf(exc)
+        leaf = unwrap_group(exc)
         if isinstance(leaf, ArchiveError):
             _say(f"error: {leaf}")
             return EXIT_USAGE

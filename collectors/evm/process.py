@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import time
 from collections import deque
@@ -33,10 +32,12 @@ from typing import Any
 
 import trio
 
-from chain.rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched, unwrap
+from chain.rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched
 from protocol.market import BlockHeader
 from protocol.tlv import TLV
-from runtime.metrics import add_metrics_argument, process_metrics, serve_process_metrics
+from runtime.errors import unwrap_group
+from runtime.metrics import ProcessMetrics
+from runtime.process import ProcessMain, add_process_arguments
 
 from .bootstrap import ResolvedPool, read_snapshots, resolve_pools
 from .config import ChainConfig, CollectorConfig, ConfigError, load_config
@@ -61,7 +62,7 @@ HEALTHY_AFTER = 10.0  # a session that lasted this long resets the backoff
 class ChainRunner:
     """Follow one chain across endpoints; ``publish`` is ``RelayProducer.publish``'s signature."""
 
-    def __init__(self, chain: ChainConfig, publish: Publisher) -> None:
+    def __init__(self, chain: ChainConfig, publish: Publisher, metrics: ProcessMetrics | None = None) -> None:
         self.chain = chain
         self.publish = publish
         self.follower: ChainFollower | None = None
@@ -73,7 +74,7 @@ class ChainRunner:
         self.failures = 0
         self.published = 0
         self._fee_method = "eth_maxPriorityFeePerGas"
-        pm = process_metrics("collector-evm")
+        pm = metrics or ProcessMetrics("collector-evm")
         one = {"chain": chain.name}
         self._m_latency = pm.histogram(
             "alphapulse_collector_receive_to_publish_seconds",
@@ -94,7 +95,7 @@ class ChainRunner:
             try:
                 await self._session(endpoint)
             except BaseException as group:  # noqa: BLE001 - nurseries wrap; only endpoint failures are ours
-                exc = unwrap(group)
+                exc = unwrap_group(group)
                 if not isinstance(exc, (EndpointError, RpcError)):
                     raise
                 self.failures += 1
@@ -252,6 +253,7 @@ async def run(
     config: CollectorConfig,
     *,
     socket_path: str | None = None,
+    metrics: ProcessMetrics | None = None,
     task_status: trio.TaskStatus[list[ChainRunner]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Publish every configured chain to the market-data relay until cancelled."""
@@ -263,8 +265,9 @@ async def run(
         source_id=config.source_id,
         name="collector-evm",
         connect_timeout=config.relay_connect_timeout,
+        metrics=metrics,
     ) as producer:
-        runners = [ChainRunner(chain, producer.publish) for chain in config.chains]
+        runners = [ChainRunner(chain, producer.publish, metrics) for chain in config.chains]
         async with trio.open_nursery() as nursery:
             for runner in runners:
                 nursery.start_soon(runner.run)
@@ -276,57 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Follow EVM chains (Uniswap V2/V3 pools) into the market-data relay.")
     ap.add_argument("--config", required=True, metavar="FILE", help="TOML configuration (see collectors/evm/README.md)")
     ap.add_argument("--socket", metavar="PATH", help="market-data relay socket (overrides relay_socket)")
-    ap.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    add_metrics_argument(ap)
+    add_process_arguments(ap)
     return ap
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-async def _main(config: CollectorConfig, socket_path: str | None, metrics_port: int | None = None,
-                metrics_host: str = "127.0.0.1") -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_process_metrics, metrics_port, "collector-evm", metrics_host)
-
-        async def stop_on_signal() -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    log.info("signal %d: stopping", signum)
-                    nursery.cancel_scope.cancel()
-                    return
-
-        nursery.start_soon(stop_on_signal)
-        await run(config, socket_path=socket_path)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"alphapulse collector evm: config error: {exc}", file=sys.stderr)
-        return 2
     from relays.client import RelayUnavailable
 
-    try:
-        trio.run(_main, config, args.socket, args.metrics_port, args.metrics_host)
-    except KeyboardInterrupt:
-        return 0
-    except BaseException as exc:  # noqa: BLE001 - unwrap trio's exception groups for a clear message
-        leaf = _leaf(exc)
-        if isinstance(leaf, RelayUnavailable):
-            print(f"alphapulse collector evm: no market-data relay answering: {leaf}", file=sys.stderr)
-            return 1
-        if isinstance(leaf, ConfigError):
-            print(f"alphapulse collector evm: config error: {leaf}", file=sys.stderr)
-            return 2
-        raise
-    return 0
+    args = build_parser().parse_args(argv)
+    proc = ProcessMain("alphapulse collector evm", "collector-evm",
+                       errors={RelayUnavailable: (1, "no market-data relay answering: {}"),
+                               ConfigError: (2, "config error: {}")})
+
+    def prepare() -> Callable[[ProcessMetrics], Awaitable[None]]:
+        config = load_config(args.config)
+        return lambda pm: run(config, socket_path=args.socket, metrics=pm)
+
+    return proc.run(args, prepare)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-import trio
-
 from collectors.evm.decode import LogDecodeError, LogDecoder
 from protocol.header import FLAG_REPLAYED
 from protocol.ids import PoolId
 from protocol.message import encode
+from runtime.errors import unwrap_group
+from runtime.metrics import CounterMetricFamily, ProcessMetrics
+from runtime.process import ProcessMain, Work, add_process_arguments
 
 from .pools import KNOWN_POOLS, parse_pool_spec
 from .replay import MessageSink, Publish, ReplayStats, iter_replay, pace, resolve_files
@@ -80,9 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip (and count) malformed logs instead of stopping at the first",
     )
     ap.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N messages")
-    from runtime.metrics import add_metrics_argument
-
-    add_metrics_argument(ap)
+    add_process_arguments(ap)
     ap.add_argument("--metrics-linger", type=float, default=0.0, metavar="S",
                     help="with --metrics-port: keep serving metrics S seconds after the replay ends (last scrape)")
     sink = ap.add_mutually_exclusive_group()
@@ -105,15 +104,9 @@ def _default_socket() -> str:
     return str(socket_path("market_data"))
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The one exception inside (nested) single-member exception groups (trio's nurseries wrap)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 @asynccontextmanager
-async def relay_sink(socket: str, source_id: int, connect_timeout: float = 10.0) -> AsyncIterator[Publish]:
+async def relay_sink(socket: str, source_id: int, connect_timeout: float = 10.0,
+                     metrics: ProcessMetrics | None = None) -> AsyncIterator[Publish]:
     """``RelayProducer.publish`` on the market-data relay at ``socket``; on exit, wait for its acks."""
     try:
         from relays.client import RelayProducer, RelayUnavailable
@@ -129,18 +122,20 @@ async def relay_sink(socket: str, source_id: int, connect_timeout: float = 10.0)
             source_id=source_id,
             name="collector-replay",
             connect_timeout=connect_timeout,
+            metrics=metrics,
         ) as producer:
             yield producer.publish
             await producer.flush()
     except Exception as exc:  # the producer's nursery wraps it in an exception group
-        leaf = _leaf(exc)
+        leaf = unwrap_group(exc)
         if isinstance(leaf, RelayUnavailable):
             raise RuntimeError(f"no market-data relay answering at {socket}: {leaf}") from None
         raise
 
 
 @asynccontextmanager
-async def open_sink(args: argparse.Namespace, out: BinaryIO | None = None) -> AsyncIterator[Publish]:
+async def open_sink(args: argparse.Namespace, out: BinaryIO | None = None,
+                    metrics: ProcessMetrics | None = None) -> AsyncIterator[Publish]:
     """Where messages go: the relay, a frame file ``out`` (``--out``) or nowhere (``--dry-run``).
 
     Frames to a local file are written synchronously: buffered appends, no slower than
@@ -153,23 +148,21 @@ async def open_sink(args: argparse.Namespace, out: BinaryIO | None = None) -> As
         yield MessageSink(lambda m: write(encode(m)), source_id=args.source_id).publish
     else:
         async with relay_sink(
-            args.socket or _default_socket(), args.source_id, args.connect_timeout
+            args.socket or _default_socket(), args.source_id, args.connect_timeout, metrics
         ) as publish:
             yield publish
 
 
-def _metered(publish: Publish, stats: ReplayStats) -> Publish:
+def _metered(publish: Publish, stats: ReplayStats, pm: ProcessMetrics) -> Publish:
     """``publish`` timed into ``alphapulse_replay_publish_seconds``; stats read at scrape time."""
-    from runtime.metrics import process_metrics
-
-    pm = process_metrics("collector-replay")
     hist = pm.histogram("alphapulse_replay_publish_seconds",
                         "One publish call (encode + queue; waits when the relay applies backpressure).")
-    counters = {key: pm.counter(f"alphapulse_replay_{key}_total", text) for key, text in (
-        ("logs", "Raw logs read."), ("published", "Messages published."),
-        ("skipped", "Logs the decoder ignored (unknown pool or topic)."), ("malformed", "Malformed logs skipped."))}
-    pm.registry.on_collect(lambda: [c.set_total(getattr(stats, k)) for k, c in counters.items()])
-    observe = hist.labels().observe
+    counters = (("logs", "Raw logs read."), ("published", "Messages published."),
+                ("skipped", "Logs the decoder ignored (unknown pool or topic)."),
+                ("malformed", "Malformed logs skipped."))
+    pm.collect(lambda: [CounterMetricFamily(f"alphapulse_replay_{key}_total", text, value=getattr(stats, key))
+                        for key, text in counters])
+    observe = hist.observe
     clock = time.perf_counter
 
     async def publish_timed(tlvs: Any, **kw: Any) -> int:
@@ -181,21 +174,9 @@ def _metered(publish: Publish, stats: ReplayStats) -> Publish:
     return cast(Publish, publish_timed)
 
 
-async def run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | None = None) -> ReplayStats:
-    port = getattr(args, "metrics_port", None)
-    if port is None:
-        return await _run(args, decoder, out)
-    from runtime.metrics import serve_process_metrics
-
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_process_metrics, port, "collector-replay", args.metrics_host)
-        stats = await _run(args, decoder, out)
-        await trio.sleep(max(0.0, args.metrics_linger))
-        nursery.cancel_scope.cancel()
-    return stats
-
-
-async def _run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | None = None) -> ReplayStats:
+async def run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | None = None,
+              metrics: ProcessMetrics | None = None) -> ReplayStats:
+    """Replay ``args.logs`` into the sink; with ``metrics``, time each publish and count the stats."""
     stats = ReplayStats()
 
     def report(exc: LogDecodeError) -> None:
@@ -210,9 +191,9 @@ async def _run(args: argparse.Namespace, decoder: LogDecoder, out: BinaryIO | No
     )
     if args.limit is not None:
         items = (item for _, item in zip(range(args.limit), items))
-    async with open_sink(args, out) as publish:
-        if getattr(args, "metrics_port", None) is not None:
-            publish = _metered(publish, stats)
+    async with open_sink(args, out, metrics) as publish:
+        if metrics is not None:
+            publish = _metered(publish, stats, metrics)
         await pace(
             items,
             publish,
@@ -228,32 +209,35 @@ _EXPECTED_ERRORS = (RecordingError, LogDecodeError, ValueError, RuntimeError, OS
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    proc = ProcessMain("replay", "collector-replay", errors={_EXPECTED_ERRORS: 1})
     if not args.as_fast_as_possible and not args.speed > 0:
-        print("replay: --speed must be > 0", file=sys.stderr)
+        proc.say("--speed must be > 0")
         return 2
     try:
         pools = pools_for(args.chain_id, args.pool)
     except ValueError as exc:
-        print(f"replay: {exc}", file=sys.stderr)
+        proc.say(str(exc))
         return 2
     if not pools:
-        print(f"replay: no known pools on chain {args.chain_id}; pass --pool", file=sys.stderr)
+        proc.say(f"no known pools on chain {args.chain_id}; pass --pool")
         return 2
     decoder = LogDecoder.from_pools(pools)
     t0 = time.perf_counter()
-    try:
-        with contextlib.ExitStack() as files:
+    with contextlib.ExitStack() as files:
+
+        def prepare() -> Work:
             out = files.enter_context(Path(args.out).open("ab")) if args.out else None
-            stats = trio.run(run, args, decoder, out)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        leaf = _leaf(exc)
-        if not isinstance(leaf, _EXPECTED_ERRORS):
-            raise
-        print(f"replay: {leaf}", file=sys.stderr)
-        return 1
-    elapsed = time.perf_counter() - t0
+
+            async def work(pm: ProcessMetrics) -> None:
+                stats = await run(args, decoder, out, pm if args.metrics_port is not None else None)
+                _summary(stats, decoder, time.perf_counter() - t0)
+
+            return work
+
+        return proc.run(args, prepare, linger=args.metrics_linger)
+
+
+def _summary(stats: ReplayStats, decoder: LogDecoder, elapsed: float) -> None:
     s = stats.as_dict()
     rate = s["published"] / elapsed if elapsed > 0 else 0.0
     print(
@@ -262,4 +246,3 @@ def main(argv: list[str]) -> int:
         f"decoder {decoder.stats}",
         file=sys.stderr,
     )
-    return 0

@@ -65,6 +65,13 @@ Relay stats (relay-cli)
 oldest_seq, rate_msgs_per_s, producers (source_id, last_source_seq, acked, received) and
 consumers (next_seq, lag, live, types).
 
+Metrics
+-------
+Both classes (and their ``connect``) take ``metrics=``: an observer (``ClientObserver``: one
+method, ``attach(client)``, called once at construction) that reads the client's counters when
+it wants to, e.g. ``runtime.metrics.ProcessMetrics`` at scrape time. Nothing is patched; a
+client without an observer is not counted.
+
 Default sockets come from ``runtime.paths.socket_path(domain)``
 (``$ALPHAPULSE_RUN_DIR`` or ``/tmp/alphapulse-$UID``, ``<domain>.sock``).
 
@@ -80,10 +87,11 @@ The sans-IO cores (``ConsumerCore``, ``ProducerCore``, ``Liveness``) are in ``co
 """
 
 from .core import ConsumerCore, ConsumerCounters, FrameBatch, Liveness, ProducerCore, StreamBroken
-from .shell import Backoff, RelayConsumer, RelayProducer, RelayUnavailable, request_stats
+from .shell import Backoff, ClientObserver, RelayConsumer, RelayProducer, RelayUnavailable, request_stats
 
 __all__ = [
     "Backoff",
+    "ClientObserver",
     "ConsumerCore",
     "ConsumerCounters",
     "FrameBatch",

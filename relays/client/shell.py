@@ -15,10 +15,10 @@ import random
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -27,6 +27,7 @@ from protocol.header import VERSION, Domain, read_domain_seq
 from protocol.message import Message
 from protocol.system import Goodbye, Hello, Role, Stats
 from protocol.tlv import TLV
+from runtime.errors import reraise_unwrapped
 from runtime.paths import check_socket_path, parse_domain, socket_path
 
 from .core import ConsumerCore, FrameBatch, ProducerCore, StreamBroken, control_frame
@@ -40,17 +41,14 @@ DIRECT_GAP = 50e-6  # seconds: at most one direct send per producer per this int
 _CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError, StreamBroken)
 
 
-@contextmanager
-def _unwrap_single() -> Iterator[None]:
-    """Let an exception raised in an ``async with`` body leave as itself, not as a one-item
-    ExceptionGroup from the nursery that hosts the client's background tasks."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
-            exc = group.exceptions[0]
-            raise exc.with_traceback(exc.__traceback__) from exc.__cause__
-        raise
+class ClientObserver(Protocol):
+    """What a relay client accepts as ``metrics=``: told once, at construction, about the client.
+
+    The observer reads the client's own counters (``client.core.counters``) whenever it likes
+    (a metrics scrape); the message path pays nothing. ``runtime.metrics.ProcessMetrics`` is one.
+    """
+
+    def attach(self, client: Any) -> None: ...
 
 
 class RelayUnavailable(Exception):
@@ -109,6 +107,7 @@ class RelayConsumer:
         heartbeat_interval: float = 0.25,
         dead_after: float = 8.0,
         connect_timeout: float | None = None,
+        metrics: ClientObserver | None = None,
     ) -> None:
         self.domain, self.socket_path = _resolve(domain, socket_path)
         self.core = ConsumerCore(self.domain, from_seq=from_seq, types=types, name=name or f"consumer-{os.getpid()}", raw=raw)
@@ -126,6 +125,8 @@ class RelayConsumer:
         self._last_send = 0.0
         self.last_seq = 0  # domain_seq of the last item handed to the application
         self._closed = False
+        if metrics is not None:
+            metrics.attach(self)
 
     @classmethod
     @asynccontextmanager
@@ -133,7 +134,7 @@ class RelayConsumer:
         cls, domain: str | int | Domain, socket_path: str | os.PathLike[str] | None = None, **kw: Any
     ) -> AsyncIterator[RelayConsumer]:
         self = cls(domain, socket_path, **kw)
-        with _unwrap_single():
+        with reraise_unwrapped():
             async with trio.open_nursery() as nursery:
                 await self._reconnect(first=True)
                 nursery.start_soon(self._heartbeats)
@@ -341,6 +342,7 @@ class RelayProducer:
         heartbeat_interval: float = 0.25,
         dead_after: float = 8.0,
         connect_timeout: float | None = None,
+        metrics: ClientObserver | None = None,
     ) -> None:
         self.domain, self.socket_path = _resolve(domain, socket_path)
         self.core = ProducerCore(self.domain, source_id, name=name or f"producer-{source_id}")
@@ -361,6 +363,8 @@ class RelayProducer:
         self._idle = False
         self._last_direct = 0.0
         self._last_send = 0.0
+        if metrics is not None:
+            metrics.attach(self)
 
     @classmethod
     @asynccontextmanager
@@ -376,7 +380,7 @@ class RelayProducer:
         """Connect (waiting for the first Welcome), yield the producer; on normal exit
         wait up to ``linger`` seconds for everything published to be acknowledged."""
         self = cls(domain, socket_path, source_id=source_id, **kw)
-        with _unwrap_single():
+        with reraise_unwrapped():
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._run)
                 try:

@@ -1,53 +1,37 @@
-"""Prometheus metrics for every AlphaPulse process (no third-party dependency).
+"""Prometheus metrics for every AlphaPulse process, on prometheus-client.
 
-* ``core``: ``Registry`` with ``Counter``/``Gauge``/``Histogram`` (labels, fixed latency buckets
-  10 µs .. 10 s), rendered in the text exposition format 0.0.4; ``parse_text`` reads it back.
-* ``server``: ``serve_metrics(port, registry, host="127.0.0.1")``, a trio + h11 HTTP task
-  answering ``GET /metrics``.
-* ``process``: ``add_metrics_argument`` (``--metrics-port``), ``serve_process_metrics`` and
-  ``process_metrics()``: the shared families (messages in/out per domain, lag, reconnects)
-  read from the relay clients' own counters at scrape time.
-* ``relay``: the relay daemon's families, read from ``Relay`` state at scrape time.
+* ``registry``: ``ProcessMetrics``, one process's ``prometheus_client.CollectorRegistry`` with
+  the shared families (messages in/out per domain, relay-client lag, reconnects, lost, unacked)
+  read from the relay clients that were given ``metrics=`` (explicit instrumentation), plus
+  ``counter``/``gauge``/``histogram`` (fixed latency buckets 10 µs .. 10 s) and scrape-time
+  ``collect`` hooks.
+* ``exposition``: ``render`` (prometheus-client's ``generate_latest``), ``CONTENT_TYPE``
+  (format 0.0.4) and ``parse_text`` (prometheus-client's parser, families keyed by exposition name).
+* ``server``: ``serve_metrics(port, registry, host="127.0.0.1")``, our trio + h11 HTTP task
+  answering ``GET /metrics``; ``serve_process_metrics`` (None port: off).
 
-See ``runtime/metrics/README.md`` for the metric names of each process.
+The process main (``runtime.process``) owns the ``--metrics-port``/``--metrics-host`` flags and
+starts the server. See ``runtime/metrics/README.md`` for the metric names of each process.
 """
 
-from .core import (
-    CONTENT_TYPE,
-    DEFAULT_BUCKETS,
-    Counter,
-    Gauge,
-    Histogram,
-    Registry,
-    escape_label_value,
-    format_value,
-    parse_text,
-)
-from .process import (
-    ProcessMetrics,
-    add_metrics_argument,
-    domain_name,
-    process_metrics,
-    run_until_signalled,
-    serve_process_metrics,
-)
-from .server import serve_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from .exposition import CONTENT_TYPE, ParsedFamily, parse_text, render
+from .registry import DEFAULT_BUCKETS, ProcessMetrics, domain_name
+from .server import serve_metrics, serve_process_metrics
 
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_BUCKETS",
-    "Counter",
-    "Gauge",
-    "Histogram",
+    "CounterMetricFamily",
+    "GaugeMetricFamily",
+    "Metric",
+    "ParsedFamily",
     "ProcessMetrics",
-    "Registry",
-    "add_metrics_argument",
     "domain_name",
-    "escape_label_value",
-    "format_value",
     "parse_text",
-    "process_metrics",
+    "render",
     "serve_metrics",
-    "run_until_signalled",
     "serve_process_metrics",
 ]

@@ -2,9 +2,10 @@
 
     port = await nursery.start(serve_metrics, 9101, registry)      # -> the bound port (0: any free)
 
-Loopback only unless ``host`` says otherwise. ``GET``/``HEAD /metrics`` (any query string) ->
-200 with the registry rendered; other paths 404; other methods on /metrics 405. Keep-alive is
-honoured; an idle or slow connection is closed after ``IDLE_TIMEOUT`` seconds, at most
+``registry`` is a prometheus-client ``CollectorRegistry`` (``ProcessMetrics.registry``), rendered
+by prometheus-client at each request. Loopback only unless ``host`` says otherwise.
+``GET``/``HEAD /metrics`` (any query string) -> 200 with the registry rendered; other paths
+404; other methods on /metrics 405. Keep-alive is honoured; an idle or slow connection is closed after ``IDLE_TIMEOUT`` seconds, at most
 ``MAX_CONNECTIONS`` are served at once (further ones get a 503 and are closed), and a request
 head is limited to 16 KiB, so a misbehaving scraper cannot pin the process's memory or tasks.
 """
@@ -17,8 +18,9 @@ from typing import Any
 
 import h11
 import trio
+from prometheus_client.registry import Collector
 
-from .core import CONTENT_TYPE, Registry
+from .exposition import CONTENT_TYPE, render
 
 log = logging.getLogger("runtime.metrics")
 
@@ -55,7 +57,7 @@ async def _send(stream: trio.SocketStream, conn: h11.Connection, status: int, bo
     await stream.send_all(out)
 
 
-async def _answer(stream: trio.SocketStream, conn: h11.Connection, req: h11.Request, registry: Registry) -> None:
+async def _answer(stream: trio.SocketStream, conn: h11.Connection, req: h11.Request, registry: Collector) -> None:
     path = req.target.split(b"?", 1)[0]
     method = req.method
     if path != METRICS_PATH:
@@ -64,15 +66,15 @@ async def _answer(stream: trio.SocketStream, conn: h11.Connection, req: h11.Requ
         await _send(stream, conn, 405, b"method not allowed\n", extra=[("Allow", "GET, HEAD")])
     else:
         try:
-            body = registry.render()
-        except Exception:  # a broken collect hook must not take the process down
+            body = render(registry)
+        except Exception:  # a broken collector must not take the process down
             log.exception("metrics: rendering failed")
             await _send(stream, conn, 500, b"metrics rendering failed\n")
             return
         await _send(stream, conn, 200, body, content_type=CONTENT_TYPE, head=method == b"HEAD")
 
 
-async def _handle(stream: trio.SocketStream, registry: Registry) -> None:
+async def _handle(stream: trio.SocketStream, registry: Collector) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     try:
         while True:
@@ -100,7 +102,7 @@ async def _handle(stream: trio.SocketStream, registry: Registry) -> None:
 
 async def serve_metrics(
     port: int,
-    registry: Registry,
+    registry: Collector,
     host: str = "127.0.0.1",
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -133,4 +135,15 @@ async def serve_metrics(
         task_status.started(bound)
 
 
-__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "serve_metrics"]
+async def serve_process_metrics(
+    port: int | None,
+    registry: Collector,
+    host: str = "127.0.0.1",
+    *,
+    task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``serve_metrics`` when ``port`` is given (``--metrics-port``); None: disabled, ``started(None)``."""
+    if port is None:
+        task_status.started(None)
+        return
+    await serve_metrics(port, registry, host, task_status=task_status)

@@ -27,7 +27,6 @@ from relays.server import RelayConfig, serve
 from risk.alerts import AlertSender, payload
 from risk.cli import send_resume, send_stop
 from risk.config import AlertsConfig
-from risk.relaying import open_consumer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +134,7 @@ async def test_breach_publishes_emergency_stop_which_survives_a_restart_until_re
         risk = RiskProc(short_dir, write_config(short_dir, socks), state)
         try:
             await risk.start()
-            async with open_consumer(Domain.EXECUTION, socks[Domain.EXECUTION], name="exec-watch") as watch, \
+            async with RelayConsumer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], name="exec-watch") as watch, \
                     RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=41) as md:
                 # normal blocks: no stop
                 for n in range(1, 6):

@@ -37,6 +37,8 @@ from typing import Any
 import httpx
 from eth_utils import keccak
 
+from runtime.logging import setup_logging
+
 log = logging.getLogger("tools.devnet.builder_standin")
 
 
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rpc", required=True, help="anvil JSON-RPC URL")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    setup_logging("INFO")
     standin = BuilderStandin(args.rpc, port=args.port).start()
     print(f"builder-standin: listening on {standin.url}", flush=True)
     try:

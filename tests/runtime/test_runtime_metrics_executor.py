@@ -6,7 +6,7 @@ import trio
 
 from execution.process import _Metrics, _ProducerPublisher
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
-from runtime.metrics import parse_text, process_metrics
+from runtime.metrics import ProcessMetrics, parse_text
 
 
 class _Sink:
@@ -29,7 +29,8 @@ def _result(signal_id: int, outcome: Outcome) -> ExecutionResult:
 
 
 async def test_executor_metrics_outcomes_and_latency() -> None:
-    m = _Metrics()
+    pm = ProcessMetrics("executor")
+    m = _Metrics(pm)
     pub = _ProducerPublisher(_Sink(), m)  # type: ignore[arg-type]
     m.on_signal(1)
     m.on_signal(2)
@@ -38,7 +39,7 @@ async def test_executor_metrics_outcomes_and_latency() -> None:
     await pub.publish(_result(1, Outcome.EXECUTED))
     await pub.publish(_result(2, Outcome.UNPROFITABLE))
     assert not m.received
-    fams = parse_text(process_metrics().registry.render().decode())
+    fams = parse_text(pm.render().decode())
     out = {lab["outcome"]: v for _, lab, v in fams["alphapulse_executor_outcomes_total"].samples}
     assert out["executed"] >= 1 and out["unprofitable"] >= 1 and "reverted" in out
     hist = {name: v for name, lab, v in fams["alphapulse_executor_signal_to_submit_seconds"].samples

@@ -1,4 +1,5 @@
-"""runtime.metrics.serve_metrics over a real loopback socket; relay clients watched by ProcessMetrics."""
+"""runtime.metrics.serve_metrics over a real loopback socket; relay clients that were given
+``metrics=`` counted by ProcessMetrics; the relay daemon's families (relays.metrics)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from relays.server import RelayConfig, serve
 from runtime.metrics import (
     CONTENT_TYPE,
     ProcessMetrics,
-    Registry,
     parse_text,
     serve_metrics,
     serve_process_metrics,
@@ -41,20 +41,20 @@ async def _raw(port: int, data: bytes, until: bytes, count: int = 1) -> bytes:
 
 
 async def test_serves_metrics_404_405_keepalive_over_loopback() -> None:
-    reg = Registry()
-    c = reg.counter("alphapulse_messages_in_total", "In.", ["domain"])
+    pm = ProcessMetrics("unit")
+    c = pm.counter("alphapulse_test_in_total", "In.", ["domain"])
     c.labels(domain="signal").inc(3)
     async with trio.open_nursery() as n:
-        port = await n.start(serve_metrics, 0, reg)
+        port = await n.start(serve_metrics, 0, pm.registry)
         assert port > 0
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             r = await client.get("/metrics")
             assert r.status_code == 200
             assert r.headers["content-type"] == CONTENT_TYPE
-            assert 'alphapulse_messages_in_total{domain="signal"} 3' in r.text
+            assert 'alphapulse_test_in_total{domain="signal"} 3.0' in r.text
             c.labels(domain="signal").inc()
             r = await client.get("/metrics?x=1")  # same keep-alive connection, fresh values
-            assert parse_text(r.text)["alphapulse_messages_in_total"].samples[0][2] == 4
+            assert parse_text(r.text)["alphapulse_test_in_total"].samples[0][2] == 4
             assert (await client.get("/")).status_code == 404
             assert (await client.get("/metrics/x")).status_code == 404
             r = await client.post("/metrics", content=b"x" * 1000)
@@ -74,7 +74,7 @@ async def test_binds_loopback_by_default() -> None:
     others = {ai[4][0] for ai in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}
     others = {a for a in others if not a.startswith("127.")}
     async with trio.open_nursery() as n:
-        port = await n.start(serve_metrics, 0, Registry())
+        port = await n.start(serve_metrics, 0, ProcessMetrics("unit").registry)
         s = await trio.open_tcp_stream("127.0.0.1", port)
         await s.aclose()
         for addr in others:  # a non-loopback address of this host: nothing listens there
@@ -85,7 +85,7 @@ async def test_binds_loopback_by_default() -> None:
 
 async def test_disabled_port_is_a_noop() -> None:
     async with trio.open_nursery() as n:
-        assert await n.start(serve_process_metrics, None, "x") is None
+        assert await n.start(serve_process_metrics, None, ProcessMetrics("x").registry) is None
 
 
 @pytest.fixture
@@ -107,10 +107,11 @@ async def test_relay_and_clients_counted_at_scrape_time(short_dir: Path) -> None
         relay = await n.start(serve, cfg)
         instrument_relay(relay, relay_pm)
         relay_port = await n.start(serve_metrics, 0, relay_pm.registry)
-        client_pm.track_relay_clients()
         try:
-            async with RelayProducer.connect(Domain.SIGNAL, cfg.socket_path, source_id=5, name="p") as prod, \
-                    RelayConsumer.connect(Domain.SIGNAL, cfg.socket_path, from_seq=0, name="c1", raw=True) as cons:
+            async with RelayProducer.connect(Domain.SIGNAL, cfg.socket_path, source_id=5, name="p",
+                                             metrics=client_pm) as prod, \
+                    RelayConsumer.connect(Domain.SIGNAL, cfg.socket_path, from_seq=0, name="c1", raw=True,
+                                          metrics=client_pm) as cons:
                 for _ in range(25):
                     await prod.publish_payload(b"\x01\x02")  # any payload: the relay does not decode it
                 await prod.flush()
@@ -120,7 +121,7 @@ async def test_relay_and_clients_counted_at_scrape_time(short_dir: Path) -> None
                         got += len(batch)
                         if got >= 25:
                             break
-                fams = parse_text(client_pm.registry.render().decode())
+                fams = parse_text(client_pm.render().decode())
                 val = {name: {tuple(sorted(lab.items())): v for _, lab, v in f.samples} for name, f in fams.items()}
                 assert val["alphapulse_messages_out_total"][(("domain", "signal"),)] == 25
                 assert val["alphapulse_messages_in_total"][(("domain", "signal"),)] == 25
@@ -138,11 +139,10 @@ async def test_relay_and_clients_counted_at_scrape_time(short_dir: Path) -> None
             with trio.fail_after(5):
                 while relay.consumers:  # noqa: ASYNC110 - the relay has no event for this
                     await trio.sleep(0.01)
-            again = parse_text(relay_pm.registry.render().decode())
+            again = parse_text(relay_pm.render().decode())
             out = {lab["domain"]: v for _, lab, v in again["alphapulse_messages_out_total"].samples}
             assert out["signal"] == 25
-            assert parse_text(client_pm.registry.render().decode())[
+            assert parse_text(client_pm.render().decode())[
                 "alphapulse_messages_in_total"].samples[0][2] == 25  # closed consumer folded in
         finally:
-            client_pm.untrack_relay_clients()
             n.cancel_scope.cancel()
