@@ -3,7 +3,8 @@
 Checks the deployment file itself (unknown keys, wrong types, unknown
 dependencies, cycles, plaintext keys) and then every process's own
 ``--config`` file with that component's loader, so a typo anywhere is reported
-with its key path before a single process starts.
+with its key path before a single process starts. Every loader raises the one
+``runtime.config.ConfigError``, whose message names the file and the key path.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import importlib
 import sys
 from pathlib import Path
 
-from .deployment import DeploymentError, load_deployment
+from runtime.config import ConfigError
+
+from .deployment import load_deployment
 
 # subcommand -> "module:function" that loads (and so validates) its --config file
 COMPONENT_LOADERS = {
@@ -29,7 +32,7 @@ def check(path: str) -> list[str]:
     """Return a list of problems (empty when the deployment is valid)."""
     try:
         dep = load_deployment(path)
-    except DeploymentError as exc:
+    except ConfigError as exc:
         return [str(exc)]
     problems: list[str] = []
     for spec in dep.processes:
@@ -52,8 +55,8 @@ def check(path: str) -> list[str]:
             continue
         try:
             loader(cfg_path)
-        except Exception as exc:  # each loader raises its own error type; report any of them
-            problems.append(f"process {spec.name!r}: {cfg_path}: {exc}")
+        except ConfigError as exc:  # names the file and the key path
+            problems.append(f"process {spec.name!r}: {exc}")
     return problems
 
 

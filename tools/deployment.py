@@ -21,41 +21,44 @@ A deployment is one TOML file::
     oneshot = false            # true: runs to completion, not restarted on exit 0
     env = { }                  # extra environment (never secrets: use files the process reads)
 
-Unknown keys, wrong types, unknown dependencies and dependency cycles are
-errors with the offending key path. A value that looks like a plaintext private
-key (64 hex digits) anywhere in the file is refused.
+The tables are ``runtime.config`` structs: unknown keys, wrong types, unknown
+dependencies and dependency cycles are a ``ConfigError`` with the offending key
+path, and a value that looks like a plaintext private key (64 hex digits)
+anywhere in the file is refused (``runtime.secrets``) without being echoed.
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-DOMAINS = ("market_data", "signal", "execution")
-_KEY_LIKE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+import msgspec
+
+from runtime.config import Config, ConfigError, Meta, decode, load_toml
+from runtime.paths import DATA_DOMAINS, socket_path
+
+DOMAINS = tuple(d.name.lower() for d in DATA_DOMAINS)
 
 
-class DeploymentError(ValueError):
-    """A deployment file is invalid; the message names the key path."""
+class ProcessEntry(Config):
+    """One ``[[process]]`` table as written."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class ProcessSpec:
     name: str
-    args: tuple[str, ...]
+    args: Annotated[tuple[str, ...], Meta(min_length=1)]  # an alphapulse subcommand and its arguments
     after: tuple[str, ...] = ()
     ready_socket: str = ""
     ready_file: str = ""
     oneshot: bool = False
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = {}
+
+
+class ProcessSpec(ProcessEntry):
+    """A process to run: an entry with its paths resolved, or a relay the deployment implies."""
+
     log_file: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Deployment:
+class Deployment(Config):
     name: str
     run_dir: str
     data_dir: str
@@ -66,96 +69,77 @@ class Deployment:
     path: str = ""
 
     def socket(self, domain: str) -> str:
-        return str(Path(self.run_dir) / f"{domain}.sock")
+        return str(socket_path(domain, self.run_dir))
 
 
-def _expect(table: dict[str, Any], where: str, allowed: dict[str, type | tuple[type, ...]]) -> None:
-    for key, value in table.items():
-        if key not in allowed:
-            raise DeploymentError(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
-        if not isinstance(value, allowed[key]):
-            want = allowed[key]
-            names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
-            raise DeploymentError(f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}")
+class _DeploymentTable(Config):
+    name: str = "alphapulse"
+    run_dir: str = "var/run"
+    data_dir: str = "var/data"
+    log_dir: str = ""
+    user: str = "alphapulse"
 
 
-def _scan_for_keys(value: Any, where: str) -> None:
-    if isinstance(value, str) and _KEY_LIKE.match(value.strip()):
-        raise DeploymentError(
-            f"{where}: looks like a plaintext private key; keys never go in configuration "
-            "(use an encrypted keystore and a password file or environment variable)"
-        )
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _scan_for_keys(v, f"{where}.{k}")
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            _scan_for_keys(v, f"{where}[{i}]")
+class _RelaysTable(Config):
+    domains: tuple[str, ...] = DOMAINS
+    fsync: Literal["batch", "interval", "off"] = "batch"
+
+    def __post_init__(self) -> None:
+        for i, domain in enumerate(self.domains):
+            if domain not in DOMAINS:
+                raise ConfigError(f"unknown domain {domain!r} (known: {', '.join(DOMAINS)})", path=f"domains[{i}]")
 
 
-def parse_deployment(doc: dict[str, Any], *, base: Path = Path(".")) -> Deployment:
-    _scan_for_keys(doc, "deployment file")
-    _expect(doc, "(top)", {"deployment": dict, "relays": dict, "process": list})
-    d = doc.get("deployment", {})
-    _expect(d, "deployment", {"name": str, "run_dir": str, "data_dir": str, "log_dir": str, "user": str})
-    r = doc.get("relays", {})
-    _expect(r, "relays", {"domains": list, "fsync": str})
+class _DeploymentFile(Config):
+    deployment: _DeploymentTable = msgspec.field(default_factory=_DeploymentTable)
+    relays: _RelaysTable = msgspec.field(default_factory=_RelaysTable)
+    process: tuple[ProcessEntry, ...] = ()
+
+
+def parse_deployment(doc: dict[str, Any], *, base: Path = Path("."), origin: str = "") -> Deployment:
+    f = decode(_DeploymentFile, doc, file=origin)
+    d = f.deployment
 
     def path(p: str) -> str:
         return str(p if Path(p).is_absolute() else (base / p))
 
-    run_dir = path(d.get("run_dir", "var/run"))
-    data_dir = path(d.get("data_dir", "var/data"))
-    log_dir = path(d["log_dir"]) if d.get("log_dir") else ""
-    fsync = r.get("fsync", "batch")
-    if fsync not in ("batch", "interval", "off"):
-        raise DeploymentError(f"relays.fsync: {fsync!r} is not one of batch, interval, off")
+    run_dir, data_dir = path(d.run_dir), path(d.data_dir)
+    log_dir = path(d.log_dir) if d.log_dir else ""
+
+    def log_file(name: str) -> str:
+        return str(Path(log_dir) / f"{name}.log") if log_dir else ""
+
     procs: list[ProcessSpec] = []
-    for domain in r.get("domains", list(DOMAINS)):
-        if domain not in DOMAINS:
-            raise DeploymentError(f"relays.domains: unknown domain {domain!r} (known: {', '.join(DOMAINS)})")
-        sock = str(Path(run_dir) / f"{domain}.sock")
+    for domain in f.relays.domains:
+        sock = str(socket_path(domain, run_dir))
         procs.append(ProcessSpec(
             name=f"relay-{domain}",
             args=("relay", "--domain", domain, "--socket", sock, "--data-dir", str(Path(data_dir) / "relay" / domain),
-                  "--fsync", fsync),
-            ready_socket=sock,
-            log_file=str(Path(log_dir) / f"relay-{domain}.log") if log_dir else "",
+                  "--fsync", f.relays.fsync),
+            ready_socket=sock, log_file=log_file(f"relay-{domain}"),
         ))
-    allowed = {"name": str, "args": list, "after": list, "ready_file": str, "ready_socket": str,
-               "oneshot": bool, "env": dict}
-    for i, p in enumerate(doc.get("process", [])):
-        where = f"process[{i}]"
-        if not isinstance(p, dict):
-            raise DeploymentError(f"{where}: expected a table")
-        _expect(p, where, allowed)
-        for req in ("name", "args"):
-            if req not in p:
-                raise DeploymentError(f"{where}.{req}: missing")
-        if not all(isinstance(a, str) for a in p["args"]) or not p["args"]:
-            raise DeploymentError(f"{where}.args: expected a non-empty list of strings")
-        name = p["name"]
+    for p in f.process:
         procs.append(ProcessSpec(
-            name=name, args=tuple(p["args"]), after=tuple(p.get("after", ())),
-            ready_file=path(p["ready_file"]) if p.get("ready_file") else "",
-            ready_socket=path(p["ready_socket"]) if p.get("ready_socket") else "",
-            oneshot=p.get("oneshot", False), env={str(k): str(v) for k, v in p.get("env", {}).items()},
-            log_file=str(Path(log_dir) / f"{name}.log") if log_dir else "",
+            name=p.name, args=p.args, after=p.after, oneshot=p.oneshot, env=p.env,
+            ready_file=path(p.ready_file) if p.ready_file else "",
+            ready_socket=path(p.ready_socket) if p.ready_socket else "",
+            log_file=log_file(p.name),
         ))
     names = [p.name for p in procs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise DeploymentError(f"process names must be unique: {', '.join(sorted(dupes))}")
-    for p in procs:
+        raise ConfigError(f"process names must be unique: {', '.join(sorted(dupes))}", path="process", file=origin)
+    for i, p in enumerate(f.process):
         for dep in p.after:
             if dep not in names:
-                raise DeploymentError(f"process {p.name!r}: 'after' names unknown process {dep!r}")
-    _check_acyclic(procs)
-    return Deployment(name=d.get("name", "alphapulse"), run_dir=run_dir, data_dir=data_dir, log_dir=log_dir,
-                      user=d.get("user", "alphapulse"), fsync=fsync, processes=procs)
+                raise ConfigError(f"process {p.name!r}: 'after' names unknown process {dep!r}",
+                                  path=f"process[{i}].after", file=origin)
+    _check_acyclic(procs, origin)
+    return Deployment(name=d.name, run_dir=run_dir, data_dir=data_dir, log_dir=log_dir, user=d.user,
+                      fsync=f.relays.fsync, processes=procs, path=origin and str(Path(origin).resolve()))
 
 
-def _check_acyclic(procs: list[ProcessSpec]) -> None:
+def _check_acyclic(procs: list[ProcessSpec], origin: str) -> None:
     by_name = {p.name: p for p in procs}
     state: dict[str, int] = {}
 
@@ -163,7 +147,7 @@ def _check_acyclic(procs: list[ProcessSpec]) -> None:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            raise DeploymentError("dependency cycle: " + " -> ".join([*stack, name]))
+            raise ConfigError("dependency cycle: " + " -> ".join([*stack, name]), path="process", file=origin)
         state[name] = 1
         for dep in by_name[name].after:
             visit(dep, [*stack, name])
@@ -175,11 +159,4 @@ def _check_acyclic(procs: list[ProcessSpec]) -> None:
 
 def load_deployment(path: str | Path) -> Deployment:
     p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text())
-    except OSError as exc:
-        raise DeploymentError(f"{p}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DeploymentError(f"{p}: invalid TOML: {exc}") from None
-    dep = parse_deployment(doc, base=p.resolve().parent)
-    return Deployment(**{**dep.__dict__, "path": str(p.resolve())})
+    return parse_deployment(load_toml(p), base=p.resolve().parent, origin=str(p))

@@ -37,7 +37,9 @@ from typing import TextIO
 
 import trio
 
-from .deployment import DeploymentError, ProcessSpec, load_deployment
+from runtime.config import ConfigError
+
+from .deployment import ProcessSpec, load_deployment
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -222,7 +224,7 @@ def up(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     try:
         dep = load_deployment(args.config)
-    except DeploymentError as exc:
+    except ConfigError as exc:
         print(f"alphapulse up: {exc}", file=sys.stderr)
         return 2
     Path(dep.run_dir).mkdir(parents=True, exist_ok=True)
@@ -246,7 +248,7 @@ def down(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     try:
         dep = load_deployment(args.config)
-    except DeploymentError as exc:
+    except ConfigError as exc:
         print(f"alphapulse down: {exc}", file=sys.stderr)
         return 2
     pidfile = Path(dep.run_dir) / "supervisor.pid"

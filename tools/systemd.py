@@ -17,7 +17,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from .deployment import Deployment, DeploymentError, ProcessSpec, load_deployment
+from runtime.config import ConfigError
+
+from .deployment import Deployment, ProcessSpec, load_deployment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +109,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     try:
         dep = load_deployment(args.config)
-    except DeploymentError as exc:
+    except ConfigError as exc:
         print(f"alphapulse systemd: {exc}", file=sys.stderr)
         return 2
     for path in generate(dep, Path(args.out), python=args.python):

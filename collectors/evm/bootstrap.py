@@ -122,8 +122,8 @@ async def resolve_pools(chain: ChainConfig, rpc: Transport) -> list[ResolvedPool
             (pool_word,) = words(next(results))[:1] or [0]
             address = f"0x{pool_word:040x}"
             if address == _ZERO:
-                raise ConfigError(f"chain {chain.name}.pools[{i}]",
-                                  f"the {spec.venue} factory has no pool for {spec.tokens} fee {spec.fee}")
+                raise ConfigError(f"the {spec.venue} factory has no pool for {spec.tokens} fee {spec.fee}",
+                                  path=f"chain {chain.name}.pools[{i}]")
             assert spec.tokens is not None
             found[i] = (address, *spec.tokens)
     for i, spec in enumerate(chain.pools):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.ids import Venue, VenueKind
+from runtime.config import Config
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,14 +48,12 @@ VENUES: dict[str, VenueInfo] = {
 DEVNET_VENUES = {"uniswap_v2_a": "uniswap_v2_a", "uniswap_v2_b": "uniswap_v2_b", "uniswap_v3": "devnet_v3"}
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Factory:
+class Factory(Config):
     venue: str  # a key of VENUES
     address: str
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ChainDefaults:
+class ChainDefaults(Config):
     name: str
     chain_id: int
     gas_token: str

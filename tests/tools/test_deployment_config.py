@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools.deployment import DeploymentError, parse_deployment
+from runtime.config import ConfigError
+from tools.deployment import parse_deployment
 
 
 def test_defaults_give_three_relays_first() -> None:
@@ -20,7 +21,7 @@ def test_defaults_give_three_relays_first() -> None:
         ({"relays": {"fsync": "sometimes"}}, "relays.fsync"),
         ({"relays": {"domains": ["orders"]}}, "unknown domain 'orders'"),
         ({"process": [{"name": "a"}]}, "process[0].args: missing"),
-        ({"process": [{"name": "a", "args": "strategy"}]}, "process[0].args: expected list"),
+        ({"process": [{"name": "a", "args": "strategy"}]}, "process[0].args: must be an array, got str"),
         ({"process": [{"name": "a", "args": ["x"], "after": ["nope"]}]}, "unknown process 'nope'"),
         ({"process": [{"name": "a", "args": ["x"], "after": ["b"]}, {"name": "b", "args": ["y"], "after": ["a"]}]},
          "dependency cycle"),
@@ -29,6 +30,6 @@ def test_defaults_give_three_relays_first() -> None:
     ],
 )
 def test_errors_name_the_key(doc: dict, fragment: str) -> None:
-    with pytest.raises(DeploymentError, match=None) as err:
+    with pytest.raises(ConfigError) as err:
         parse_deployment(doc)
     assert fragment in str(err.value)
