@@ -15,11 +15,11 @@ from .errors import (
     TLVError,
 )
 from .execution import *  # noqa: F403
-from .framing import FrameDecoder
+from .framing import FrameDecoder, FrameViews, split_frames
 from .header import HEADER_SIZE, MAX_PAYLOAD, VERSION, Domain
 from .ids import PoolId, TokenId, Venue, VenueKind
 from .market import *  # noqa: F403
-from .message import Message, decode, decode_frame, encode
+from .message import Message, control_frame, decode, decode_frame, encode
 from .signals import *  # noqa: F403
 from .system import *  # noqa: F403
 from .tlv import TLV, TLV_TYPES, Record, UnknownTLV, decode_tlvs
@@ -29,6 +29,7 @@ __all__ = [
     "Domain",
     "FieldRangeError",
     "FrameDecoder",
+    "FrameViews",
     "FrameError",
     "HEADER_SIZE",
     "LocalProtocolError",
@@ -46,6 +47,7 @@ __all__ = [
     "VERSION",
     "Venue",
     "VenueKind",
+    "control_frame",
     "decode",
     "decode_frame",
     "decode_tlvs",
@@ -53,5 +55,6 @@ __all__ = [
     "execution",
     "market",
     "signals",
+    "split_frames",
     "system",
 ]

@@ -20,8 +20,10 @@ from .tlv import _DECODERS, ON_REGISTER, TLV, TLV_TYPES, decode_tlvs
 _PREFIX_pack = H.PREFIX.pack
 _COVERED_pack = H.COVERED.pack
 # magic, version and the first reserved byte read as one uint32 for a single compare
-_HEADER_unpack_from = __import__("struct").Struct("<IIQBBHIQQQI").unpack_from
-_WORD0 = H.MAGIC | (H.VERSION << 16)
+_HEADER_unpack_from = H.WORD_HEADER.unpack_from
+_WORD0 = H.HEAD4
+_OFF_COVERED = H.OFF_COVERED
+_OFF_PAYLOAD_LEN = H.OFF_PAYLOAD_LEN
 _crc32 = H._crc32
 _HEADER_SIZE = H.HEADER_SIZE
 _MAX_PAYLOAD = H.MAX_PAYLOAD
@@ -139,14 +141,14 @@ def decode_frame(buf: bytes | bytearray | memoryview, off: int = 0) -> tuple[Mes
     Raises ``FrameError`` when the buffer holds less than one whole frame.
     """
     n = len(buf) - off
-    if n > 53:
-        fast = _FAST_DECODE_get(buf[off + 52])
+    if n > _HEADER_SIZE + 1:
+        fast = _FAST_DECODE_get(buf[off + _HEADER_SIZE])
         if fast is not None and n >= fast[1]:
             m = fast[0](buf, off)
             if m is not None:
                 if fast[2]:
                     return m, off + fast[1]
-                return m, off + _HEADER_SIZE + _U32_unpack_from(buf, off + 20)[0]
+                return m, off + _HEADER_SIZE + _U32_unpack_from(buf, off + _OFF_PAYLOAD_LEN)[0]
     return _decode_frame_general(buf, off)
 
 
@@ -160,7 +162,8 @@ def _decode_frame_general(buf: bytes | bytearray | memoryview, off: int) -> tupl
     end = start + plen
     if end > len(buf):
         raise FrameError(f"truncated payload: {len(buf) - start} of {plen} bytes")
-    if _crc32(buf[off + 16 : end] if type(buf) is bytes else memoryview(buf)[off + 16 : end]) != csum:
+    covered = off + _OFF_COVERED
+    if _crc32(buf[covered:end] if type(buf) is bytes else memoryview(buf)[covered:end]) != csum:
         raise ChecksumError("checksum mismatch")
     # Fast path: one compact record spanning the whole payload (most market data).
     if plen >= 2 and buf[start] and buf[start + 1] + 2 == plen and (dec := _decoders_get(buf[start])):
@@ -170,13 +173,19 @@ def _decode_frame_general(buf: bytes | bytearray | memoryview, off: int) -> tupl
     return _tuple_new(Message, (domain, tlvs, sid, sseq, dseq, ev, rv, flags)), end
 
 
+def control_frame(*tlvs: TLV) -> bytes:
+    """A SYSTEM (domain 4) message holding ``tlvs``, encoded: what clients and relays say to
+    each other on a connection (Hello, Welcome, Ack, Heartbeat, Goodbye, ...)."""
+    return encode(Message(domain=H.Domain.SYSTEM, tlvs=tlvs))
+
+
 def decode(data: bytes | bytearray | memoryview) -> Message:
     """Decode exactly one message; trailing bytes are an error."""
-    if len(data) > 53:
-        fast = _FAST_DECODE_get(data[52])
+    if len(data) > _HEADER_SIZE + 1:
+        fast = _FAST_DECODE_get(data[_HEADER_SIZE])
         if fast is not None and (len(data) == fast[1] if fast[2] else len(data) >= fast[1]):
             m = fast[0](data, 0)
-            if m is not None and (fast[2] or _HEADER_SIZE + _U32_unpack_from(data, 20)[0] == len(data)):
+            if m is not None and (fast[2] or H.frame_size(data) == len(data)):
                 return m
     m, end = _decode_frame_general(data, 0)
     if end != len(data):

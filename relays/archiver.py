@@ -74,7 +74,7 @@ import pyarrow.parquet as pq
 import trio
 
 from protocol.errors import ProtocolError
-from protocol.header import HEADER, Domain, read_domain_seq
+from protocol.header import OFF_EVENT_TIME, OFF_RECEIVE_TIME, Domain, read_domain_seq, read_header
 from protocol.ids import POOL_ID_SIZE, PoolId
 from protocol.message import Message, decode
 from protocol.tlv import UnknownTLV
@@ -93,36 +93,24 @@ COMMIT_FILE = "_commit.json"
 LOCK_FILE = "_lock"
 EXIT_CONFIG = 2
 
+# Big integers (uint112 .. int256) are kept exactly, as decimal strings.
+_BIG_INTS = ("reserve0", "reserve1", "sqrt_price_x96", "liquidity")
+# Header columns (never null), in order, then the TLV types and the raw frame, then the
+# decoded key columns (null when the message has no such field or does not decode).
+_HEADER_COLUMNS = [("domain_seq", pa.uint64()), ("source_id", pa.uint32()), ("source_seq", pa.uint64()),
+                   ("event_time_ns", pa.uint64()), ("receive_time_ns", pa.uint64()), ("flags", pa.uint16())]
+_DECODED_COLUMNS = (
+    [("type_name", pa.string()), ("pool_id", pa.binary(POOL_ID_SIZE)), ("chain_id", pa.uint32()),
+     ("venue", pa.uint16()), ("pool_kind", pa.uint8())]
+    + [(name, pa.string()) for name in ("pool_address", "token0", "token1")]
+    + [("block_number", pa.uint64()), ("log_index", pa.uint32()), ("tx_hash", pa.binary(32))]
+    + [(name, pa.string()) for name in (*_BIG_INTS[:2], "amount0", "amount1", *_BIG_INTS[2:])]
+    + [("tick", pa.int32()), ("symbol", pa.string())]
+)
 SCHEMA = pa.schema(
-    [
-        pa.field("domain_seq", pa.uint64(), nullable=False),
-        pa.field("source_id", pa.uint32(), nullable=False),
-        pa.field("source_seq", pa.uint64(), nullable=False),
-        pa.field("event_time_ns", pa.uint64(), nullable=False),
-        pa.field("receive_time_ns", pa.uint64(), nullable=False),
-        pa.field("flags", pa.uint16(), nullable=False),
-        pa.field("tlv_types", pa.list_(pa.uint8())),
-        pa.field("raw", pa.binary(), nullable=False),
-        pa.field("type_name", pa.string()),
-        pa.field("pool_id", pa.binary(POOL_ID_SIZE)),
-        pa.field("chain_id", pa.uint32()),
-        pa.field("venue", pa.uint16()),
-        pa.field("pool_kind", pa.uint8()),
-        pa.field("pool_address", pa.string()),
-        pa.field("token0", pa.string()),
-        pa.field("token1", pa.string()),
-        pa.field("block_number", pa.uint64()),
-        pa.field("log_index", pa.uint32()),
-        pa.field("tx_hash", pa.binary(32)),
-        pa.field("reserve0", pa.string()),
-        pa.field("reserve1", pa.string()),
-        pa.field("amount0", pa.string()),
-        pa.field("amount1", pa.string()),
-        pa.field("sqrt_price_x96", pa.string()),
-        pa.field("liquidity", pa.string()),
-        pa.field("tick", pa.int32()),
-        pa.field("symbol", pa.string()),
-    ]
+    [pa.field(name, typ, nullable=False) for name, typ in _HEADER_COLUMNS]
+    + [pa.field("tlv_types", pa.list_(pa.uint8())), pa.field("raw", pa.binary(), nullable=False)]
+    + [pa.field(name, typ) for name, typ in _DECODED_COLUMNS]
 )
 _DECODED = [f.name for f in SCHEMA][8:]
 
@@ -228,7 +216,7 @@ def read_archive(out: str | os.PathLike[str], domain: str | int | Domain) -> Ite
 
 def _date_of(frame: bytes) -> str:
     """UTC date of the event time, else of the receive time (a time that is 0 or absurd is skipped)."""
-    for off in (32, 40):
+    for off in (OFF_EVENT_TIME, OFF_RECEIVE_TIME):
         ns = int.from_bytes(frame[off : off + 8], "little")
         if ns:
             try:
@@ -272,7 +260,7 @@ def _key_columns(msg: Message) -> dict[str, Any]:
             row["venue"] = d["venue"]
         if "tx_hash" in d and "tx_hash" not in row:
             row["tx_hash"] = bytes(d["tx_hash"])
-        for name in ("reserve0", "reserve1", "sqrt_price_x96", "liquidity"):
+        for name in _BIG_INTS:
             if name in d and name not in row:
                 row[name] = str(d[name])
         if "amount0_in" in d and "amount0" not in row:  # V2Swap: net pool delta
@@ -288,15 +276,12 @@ def build_table(frames: list[bytes]) -> pa.Table:
     """One Arrow table (sorted by domain_seq) from raw frames."""
     frames = sorted(frames, key=read_domain_seq)
     cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
-    unpack = HEADER.unpack_from
+    header_cols = [(cols[name], name) for name, _ in _HEADER_COLUMNS]
     for fr in frames:
-        (_m, _v, _r, _c, dseq, _d, _r2, flags, _plen, sseq, ev, rv, sid) = unpack(fr, 0)
-        cols["domain_seq"].append(dseq)
-        cols["source_id"].append(sid)
-        cols["source_seq"].append(sseq)
-        cols["event_time_ns"].append(ev)
-        cols["receive_time_ns"].append(rv)
-        cols["flags"].append(flags)
+        h = read_header(fr)
+        for col, name in header_cols:
+            col.append(getattr(h, name))
+        dseq = h.domain_seq
         cols["raw"].append(fr)
         try:
             msg = decode(fr)
@@ -592,19 +577,29 @@ class Archiver:
 # ---------------------------------------------------------------------------- CLI
 
 
-def _from_arg(text: str) -> int | None:
-    t = text.strip().lower()
-    if t == "now":
-        return None
-    if t == "oldest":
-        return 0
+def sequence_arg(text: str, names: dict[str, int | None] | None = None) -> int | None:
+    """A sequence number given on a command line (archiver, replay, relay-cli): a non-negative
+    integer, or one of ``names`` (``oldest``, ``now``); ``argparse.ArgumentTypeError`` says why not."""
+    if names and text in names:
+        return names[text]
     try:
-        v = int(t)
+        v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--from expects oldest, now or a sequence number, not {text!r}") from None
+        expected = ", ".join([*(names or ()), "a sequence number"])
+        raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}") from None
     if v < 0:
-        raise argparse.ArgumentTypeError("--from must not be negative")
+        raise argparse.ArgumentTypeError(f"a sequence number must not be negative, not {v}")
     return v
+
+
+FROM_NAMES: dict[str, int | None] = {"oldest": 0, "now": None}
+
+
+def _from_arg(text: str) -> int | None:
+    try:
+        return sequence_arg(text.strip().lower(), FROM_NAMES)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"--from: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,8 +51,9 @@ from typing import Any
 import trio
 
 from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.framing import FrameDecoder
 from protocol.header import VERSION, Domain
-from protocol.message import Message, decode, encode
+from protocol.message import control_frame, decode
 from protocol.system import (
     Ack,
     Goodbye,
@@ -64,7 +65,6 @@ from protocol.system import (
     Subscribe,
     Welcome,
 )
-from protocol.tlv import TLV
 from runtime.paths import check_socket_path
 
 from .core.cursor import Batch, Cursor, ResyncNeeded
@@ -126,10 +126,6 @@ class RelayConfig:
             check_socket_path(self.socket_path)
         except ValueError as exc:
             raise RelayError(str(exc)) from None
-
-
-def control_frame(*tlvs: TLV) -> bytes:
-    return encode(Message(domain=Domain.SYSTEM, tlvs=tlvs))
 
 
 class Conn:
@@ -358,8 +354,12 @@ class Relay:
 
     async def _read_loop(self, conn: Conn, silence: float, cs: trio.CancelScope) -> None:
         stream = conn.stream
-        buf = bytearray()
-        pos = 0
+        # Chunks keep the buffer they were read into, so the decoder never grows or reuses one
+        # (shared): every read starts a fresh bytearray holding the partial tail and the new bytes.
+        dec = FrameDecoder(shared=True, writable=True)
+        receive_data = dec.receive_data
+        window = dec.window
+        consume = dec.consume
         current_time = trio.current_time
         sock = conn.sock
         wait_readable = trio.lowlevel.wait_readable
@@ -383,15 +383,11 @@ class Relay:
             if not data:
                 return
             conn.rx_bytes += len(data)
-            # Chunks keep the buffer they were read into, so never grow or reuse it: start fresh.
-            if pos == len(buf):
-                buf = bytearray(data)
-            else:
-                buf = bytearray(memoryview(buf)[pos:]) + data
-            pos = 0
+            receive_data(data)
             while True:
-                result = conn.ingest.scan(buf, pos)
-                pos = result.pos
+                buf, pos, _ = window()
+                result = conn.ingest.scan(buf, pos)  # type: ignore[arg-type]  # writable: a bytearray
+                consume(result.pos)
                 if result.duplicates:
                     conn.duplicates += result.duplicates
                 if result.chunks:

@@ -34,7 +34,7 @@ from protocol.errors import ProtocolError
 from protocol.framing import FrameDecoder
 from protocol.header import VERSION, Domain, read_domain_seq
 from protocol.ids import PoolId, TokenId, Venue
-from protocol.message import Message, decode
+from protocol.message import Message, control_frame, decode
 from protocol.system import EmergencyStop, Goodbye, Hello, Resume, Role, Stats, StopScope, Welcome
 from protocol.tlv import TLV_TYPES, Record, UnknownTLV
 from runtime.errors import find_in_group
@@ -132,7 +132,7 @@ async def probe(path: str, wait_s: float = 2.0) -> tuple[Welcome, dict[str, Any]
         stream = await trio.open_unix_socket(path)
         async with stream:
             hello = Hello(role=Role.CONSUMER, protocol_version=VERSION, source_id=0, name=f"relay-cli-{os.getpid()}")
-            await stream.send_all(_system(hello) + _system(Stats(json=b"")))
+            await stream.send_all(control_frame(hello) + control_frame(Stats(json=b"")))
             dec = FrameDecoder()
             welcome: Welcome | None = None
             while True:
@@ -147,16 +147,10 @@ async def probe(path: str, wait_s: float = 2.0) -> tuple[Welcome, dict[str, Any]
                         elif isinstance(tlv, Stats) and welcome is not None:
                             stats = json.loads(tlv.json)
                             with trio.move_on_after(0.2):
-                                await stream.send_all(_system(Goodbye(code=0, reason="relay-cli done")))
+                                await stream.send_all(control_frame(Goodbye(code=0, reason="relay-cli done")))
                             return welcome, stats
                         elif isinstance(tlv, Goodbye):
                             raise ConnectionError(f"the relay said goodbye: {tlv.reason}")
-
-
-def _system(*tlvs: Any) -> bytes:
-    from protocol.message import encode
-
-    return encode(Message(domain=Domain.SYSTEM, tlvs=tlvs))
 
 
 async def probe_domain(domain: Domain, path: str, wait_s: float) -> tuple[Welcome, dict[str, Any]]:
@@ -345,6 +339,23 @@ def _retained(s: dict[str, Any]) -> str:
     return f"{s['oldest_seq']}..{s['head_seq']}" if s["head_seq"] >= s["oldest_seq"] else "nothing (empty log)"
 
 
+def _producer_line(p: dict[str, Any]) -> str:
+    return (f"{p.get('name', '?'):<24} source_id {p['source_id']:<10} last_source_seq {p['last_source_seq']}  "
+            f"acked {p['acked']}  received {p['received']}  duplicates {p.get('duplicates', 0)}")
+
+
+def _consumer_line(c: dict[str, Any]) -> str:
+    live = "live" if c.get("live") else "catching up from journal"
+    types = f"  types {c['types']}" if c.get("types") else ""
+    return f"{c.get('name', '?'):<24} next_seq {c['next_seq']:<10} lag {c['lag']:<8} {live}{types}"
+
+
+def _section(out: TextIO, title: str, rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> None:
+    print(f"  {title} ({len(rows)}):", file=out)
+    for row in rows:
+        print("    " + line(row), file=out)
+
+
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     results = run_trio(_probe_all, args)
     if args.json:
@@ -359,19 +370,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
             print(f"{name:<12} UP    {r['socket']}  epoch {s['epoch']}  head {s['head_seq']}  "
                   f"retained {_retained(s)}  rate {s['rate_msgs_per_s']:.1f} msg/s  "
                   f"fsync {s.get('fsync')}  synced {s.get('synced_seq')}  uptime {s.get('uptime_s')} s", file=out)
-            prods = s.get("producers", [])
-            print(f"  producers ({len(prods)}):", file=out)
-            for p in prods:
-                print(f"    {p.get('name', '?'):<24} source_id {p['source_id']:<10} last_source_seq "
-                      f"{p['last_source_seq']}  acked {p['acked']}  received {p['received']}  "
-                      f"duplicates {p.get('duplicates', 0)}", file=out)
-            cons = s.get("consumers", [])
-            print(f"  consumers ({len(cons)}):", file=out)
-            for c in cons:
-                live = "live" if c.get("live") else "catching up from journal"
-                types = f"  types {c['types']}" if c.get("types") else ""
-                print(f"    {c.get('name', '?'):<24} next_seq {c['next_seq']:<10} lag {c['lag']:<8} {live}{types}",
-                      file=out)
+            _section(out, "producers", s.get("producers", []), _producer_line)
+            _section(out, "consumers", s.get("consumers", []), _consumer_line)
     return EXIT_OK if all(r["up"] for r in results) else EXIT_UNAVAILABLE
 
 

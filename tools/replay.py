@@ -41,7 +41,7 @@ from typing import Any
 
 import trio
 
-from protocol.header import FLAG_REPLAYED, HEADER, HEADER_SIZE
+from protocol.header import FLAG_REPLAYED, HEADER_SIZE, read_header
 from runtime.errors import unwrap_group
 
 DEFAULT_SOURCE_ID = 0x5241  # "RA": replayed archive (collector replay of raw logs is 0x5250 "RP")
@@ -141,15 +141,15 @@ def iter_items(root: str | Path, domain: str, from_seq: int | None = None,
     """Archived frames of ``domain`` in ``domain_seq`` order, restricted to ``[from_seq, to_seq]``."""
     from relays.archiver import read_archive_raw
 
-    unpack = HEADER.unpack_from
     lo = from_seq or 0
     for seq, raw in read_archive_raw(root, domain):
         if seq < lo:
             continue
         if to_seq is not None and seq > to_seq:
             return
-        (_m, _v, _r, _c, _dseq, _d, _r2, flags, plen, _sseq, ev, rv, sid) = unpack(raw, 0)
-        yield Item(seq, raw[HEADER_SIZE:HEADER_SIZE + plen], ev, rv, flags, sid)
+        h = read_header(raw)
+        yield Item(seq, raw[HEADER_SIZE:HEADER_SIZE + h.payload_len], h.event_time_ns, h.receive_time_ns, h.flags,
+                   h.source_id)
 
 
 def gaps_between(prev_seq: int, seq: int, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -261,12 +261,10 @@ def _default_socket(domain: str) -> str:
 
 
 def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a sequence number, not {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
+    from relays.archiver import sequence_arg
+
+    v = sequence_arg(text)
+    assert v is not None
     return v
 
 

@@ -38,7 +38,6 @@ the producer persisting anything.
 from __future__ import annotations
 
 import json
-import struct
 import zlib
 from collections import deque
 from collections.abc import Iterable
@@ -48,8 +47,20 @@ from typing import Any
 import numpy as np
 
 from protocol.errors import FrameError, ProtocolError, RemoteProtocolError
-from protocol.header import COVERED, HEADER_SIZE, MAX_PAYLOAD, PREFIX, VERSION, Domain, check_prefix
-from protocol.message import Message, decode, decode_frame, encode
+from protocol.framing import FAST_MIN, FrameDecoder, header_view, split_frames
+from protocol.header import (
+    COVERED,
+    HEAD4,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_PAYLOAD,
+    PREFIX,
+    VERSION,
+    Domain,
+    check_prefix,
+    header_struct,
+)
+from protocol.message import Message, control_frame, decode, decode_frame, encode
 from protocol.system import (
     Ack,
     Goodbye,
@@ -69,9 +80,7 @@ from protocol.tlv import TLV
 from ..core.rangeset import RangeSet
 
 # (magic, version, reserved) as one u32, [checksum], domain_seq, domain, [reserved, flags], payload_len
-_HDR = struct.Struct("<I4xQB3xI")
-_HEAD4 = 0x5041 | (1 << 16)
-_PLEN = struct.Struct("<I")
+_HDR = header_struct("head4", "domain_seq", "domain", "payload_len")
 _COVERED_pack = COVERED.pack
 _PREFIX_pack = PREFIX.pack
 _crc32 = zlib.crc32
@@ -79,10 +88,6 @@ _crc32 = zlib.crc32
 
 class StreamBroken(Exception):
     """This connection can no longer be trusted (a gap, a Goodbye): drop it and resume."""
-
-
-def control_frame(*tlvs: TLV) -> bytes:
-    return encode(Message(domain=Domain.SYSTEM, tlvs=tlvs))
 
 
 @dataclass(slots=True)
@@ -128,32 +133,8 @@ class ConsumerCounters:
         return asdict(self)
 
 
-class _Reader:
-    """Incremental frame splitter shared by both cores."""
-
-    __slots__ = ("_buf", "_pos")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._pos = 0
-
-    def reset(self) -> None:
-        self._buf = bytearray()
-        self._pos = 0
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if self._pos:
-            if self._pos == len(self._buf):
-                self._buf = bytearray(data)
-                self._pos = 0
-                return
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
-
-
-_FAST_MIN = 32  # frames: below this a vectorised header check does not pay for its set-up
-_DTYPES: dict[int, Any] = {}
+_FAST_MIN = FAST_MIN
+_RUN_COLUMNS = ("head4", "domain_seq", "domain", "payload_len")
 
 
 def _uniform_run(buf: bytes, pos: int, size: int, k: int, domain: int, first_seq: int) -> int:
@@ -163,17 +144,11 @@ def _uniform_run(buf: bytes, pos: int, size: int, k: int, domain: int, first_seq
     caller's per-frame loop takes over at the first frame that is not (a different size,
     a control frame, a gap...), so this is only ever a shortcut, never a different rule.
     """
-    dt = _DTYPES.get(size)
-    if dt is None:
-        dt = _DTYPES[size] = np.dtype(
-            {"names": ["h", "s", "d", "l"], "formats": ["<u4", "<u8", "u1", "<u4"], "offsets": [0, 8, 16, 20],
-             "itemsize": size}
-        )
-    h = np.frombuffer(buf, dtype=dt, count=k, offset=pos)
-    ok = h["s"] == np.arange(first_seq, first_seq + k, dtype=np.uint64)
-    ok &= h["h"] == _HEAD4
-    ok &= h["l"] == size - HEADER_SIZE
-    ok &= h["d"] == domain
+    h = header_view(buf, pos, size, k, _RUN_COLUMNS)
+    ok = h["domain_seq"] == np.arange(first_seq, first_seq + k, dtype=np.uint64)
+    ok &= h["head4"] == HEAD4
+    ok &= h["payload_len"] == size - HEADER_SIZE
+    ok &= h["domain"] == domain
     del h
     if ok.all():
         return k
@@ -217,15 +192,7 @@ class FrameBatch:
         """Start offset (in ``data``) of every frame."""
         if self.size:
             return list(range(self.start, self.stop, self.size))
-        offs = []
-        data = self.data
-        pos = self.start
-        stop = self.stop
-        unpack = _PLEN.unpack_from
-        while pos < stop:
-            offs.append(pos)
-            pos += HEADER_SIZE + unpack(data, pos + 20)[0]
-        return offs
+        return split_frames(self.data, self.start, self.stop)[0].tolist()[:-1]
 
     def frames(self) -> list[bytes]:
         data = self.data
@@ -282,7 +249,7 @@ class ConsumerCore:
         self.relay_head = 0
         self.delivered = RangeSet()
         self.counters = ConsumerCounters()
-        self._rest = b""  # a partial frame left over from the last read
+        self._dec = FrameDecoder(shared=True)  # delivered FrameBatches keep pointing into its buffers
         self._exact = False  # next frame must be position + 1
         self._subscribed = False
         self._resumed_at = 0  # position at reconnect, to count recovered gaps
@@ -295,7 +262,7 @@ class ConsumerCore:
 
     def start(self, source_id: int = 0) -> bytes:
         """A new connection: returns Hello + Subscribe to send."""
-        self._rest = b""
+        self._dec.reset()
         self.goodbye = None
         self.broken = None
         if self.position:
@@ -376,15 +343,9 @@ class ConsumerCore:
         """
         if self.broken is not None:
             return []
-        rest = self._rest
-        if rest:
-            buf = rest + data
-        elif type(data) is bytes:
-            buf = data
-        else:
-            buf = bytes(data)
-        pos = 0
-        end = len(buf)
+        dec = self._dec
+        dec.receive_data(data)
+        buf, pos, end = dec.window()
         out: list[FrameBatch] = []
         unpack = _HDR.unpack_from
         mydomain = int(self.domain)
@@ -402,7 +363,7 @@ class ConsumerCore:
         try:
             while end - pos >= HEADER_SIZE:
                 head4, dseq, dom, plen = unpack(buf, pos)
-                if head4 != _HEAD4 or plen > MAX_PAYLOAD:
+                if head4 != HEAD4 or plen > MAX_PAYLOAD:
                     check_prefix(buf, pos)
                 size = HEADER_SIZE + plen
                 nxt = pos + size
@@ -466,7 +427,7 @@ class ConsumerCore:
             # frames before the break are good and delivered; the shell drops the connection
             self.broken = exc
         finally:
-            self._rest = buf[pos:] if pos < end else b""
+            dec.consume(pos)
             if rpos >= 0:
                 out.append(FrameBatch(buf, rpos, pos, rfirst, last - rfirst + 1, rsize))
                 self.delivered.add(rfirst, last + 1)
@@ -549,7 +510,7 @@ class ProducerCore:
         self.outbox_bytes = 0
         self._unsent: list[bytes] = []
         self.unsent_bytes = 0
-        self._reader = _Reader()
+        self._dec = FrameDecoder()
         self._out: list[bytes] = []
         self.counters = ProducerCounters()
         self.goodbye: Goodbye | None = None
@@ -564,7 +525,7 @@ class ProducerCore:
 
     def start(self) -> bytes:
         """A new connection: returns the Hello to send; frames are sent after Welcome."""
-        self._reader.reset()
+        self._dec.reset()
         self.welcomed = False
         self.goodbye = None
         self._unsent.clear()
@@ -609,7 +570,7 @@ class ProducerCore:
             raise FrameError(f"payload of {n} bytes exceeds the maximum {MAX_PAYLOAD}")
         seq = self.next_seq
         covered = _COVERED_pack(self.domain, 0, flags, n, seq, event_time_ns, receive_time_ns, self.source_id) + payload
-        self._push(seq, _PREFIX_pack(0x5041, VERSION, 0, _crc32(covered), 0) + covered)
+        self._push(seq, _PREFIX_pack(MAGIC, VERSION, 0, _crc32(covered), 0) + covered)
         return seq
 
     def _push(self, seq: int, frame: bytes) -> None:
@@ -634,15 +595,9 @@ class ProducerCore:
     # ---- receiving ----
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        r = self._reader
-        r.feed(data)
-        buf = r._buf
-        while len(buf) - r._pos >= HEADER_SIZE:
-            size = check_prefix(buf, r._pos)
-            if len(buf) - r._pos < size:
-                break
-            msg = decode(bytes(buf[r._pos : r._pos + size]))
-            r._pos += size
+        dec = self._dec
+        dec.receive_data(data)
+        while (msg := dec.next_message()) is not None:
             if msg.domain != Domain.SYSTEM:
                 raise RemoteProtocolError(f"relay sent a domain {msg.domain} message to a producer-only connection")
             for tlv in msg.tlvs:

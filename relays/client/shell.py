@@ -24,13 +24,13 @@ import trio
 
 from protocol.errors import ProtocolError
 from protocol.header import VERSION, Domain, read_domain_seq
-from protocol.message import Message
+from protocol.message import Message, control_frame
 from protocol.system import Goodbye, Hello, Role, Stats
 from protocol.tlv import TLV
 from runtime.errors import reraise_unwrapped
 from runtime.paths import check_socket_path, parse_domain, socket_path
 
-from .core import ConsumerCore, FrameBatch, ProducerCore, StreamBroken, control_frame
+from .core import ConsumerCore, FrameBatch, ProducerCore, StreamBroken
 
 log = logging.getLogger("relays.client")
 

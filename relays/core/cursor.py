@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.header import HEADER_SIZE, check_prefix
+from protocol.framing import split_frames
 from protocol.system import ResyncReason, SubscribeMode
 
 from .journal import Journal
@@ -56,20 +56,17 @@ def filter_frames(data: bytes | memoryview, types: frozenset[int]) -> list[memor
     """Runs of frames in ``data`` whose first TLV type is in ``types``."""
     mv = memoryview(data)
     parts: list[memoryview] = []
-    pos = 0
     run = -1
-    end = len(data)
-    while pos + HEADER_SIZE <= end:
-        nxt = pos + check_prefix(data, pos)
+    offs = split_frames(data)[0].tolist()
+    for pos, nxt in zip(offs, offs[1:]):
         if first_tlv_type(data, pos, nxt) in types:
             if run < 0:
                 run = pos
         elif run >= 0:
             parts.append(mv[run:pos])
             run = -1
-        pos = nxt
     if run >= 0:
-        parts.append(mv[run:pos])
+        parts.append(mv[run : offs[-1]])
     return parts
 
 

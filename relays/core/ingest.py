@@ -33,28 +33,35 @@ the bad frame.
 
 from __future__ import annotations
 
-import struct
 import zlib
 from array import array
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from protocol.errors import ChecksumError, FrameError
-from protocol.header import HEADER_SIZE, MAX_PAYLOAD, OFF_DOMAIN_SEQ, U64, Domain, check_prefix
+from protocol.framing import FAST_MIN, header_view
+from protocol.header import (
+    HEAD4,
+    HEADER_SIZE,
+    MAX_PAYLOAD,
+    OFF_CHECKSUM,
+    OFF_COVERED,
+    OFF_DOMAIN,
+    OFF_DOMAIN_SEQ,
+    U64,
+    Domain,
+    check_prefix,
+    header_struct,
+)
 
 from .ring import Chunk
 
 # (magic, version, reserved) as one u32, checksum, [domain_seq], (domain, reserved) as one u16, [flags],
 # payload_len, source_seq, [event/receive time], source_id -- fewer values, fewer comparisons per frame
-_SCAN = struct.Struct("<II8xH2xIQ16xI")
-assert _SCAN.size == HEADER_SIZE
-_HEAD4 = 0x5041 | (1 << 16)  # magic 0x5041, version 1, reserved 0
-
-
-FAST_MIN = 32  # frames: below this a vectorised block does not pay for its set-up
-_DTYPES: dict[int, Any] = {}
+_SCAN = header_struct("head4", "checksum", "domain16", "payload_len", "source_seq", "source_id")
+_BLOCK_COLUMNS = ("head4", "checksum", "domain_seq", "domain16", "payload_len", "source_seq", "source_id")
+_CRC_AT = OFF_CHECKSUM
 _EXPECTED: dict[tuple[int, int], int] = {}
 
 
@@ -90,21 +97,12 @@ def _fast_block(
     follows (a frame of another size, a duplicate, a control frame, a bad frame) by the
     per-frame rules, so this is a shortcut, never a different rule.
     """
-    dt = _DTYPES.get(size)
-    if dt is None:
-        if len(_DTYPES) >= 64:
-            _DTYPES.clear()
-        dt = _DTYPES[size] = np.dtype(
-            {"names": ["h", "c", "q", "d", "l", "s", "i"],
-             "formats": ["<u4", "<u4", "<u8", "<u2", "<u4", "<u8", "<u4"],
-             "offsets": [0, 4, 8, 16, 20, 24, 48], "itemsize": size}
-        )
-    h = np.frombuffer(buf, dtype=dt, count=k, offset=pos)
-    ok = h["h"] == _HEAD4
-    ok &= h["d"] == domain  # with the reserved byte 17, which must be 0
-    ok &= h["i"] == source_id
-    ok &= h["l"] == size - HEADER_SIZE
-    sseq = h["s"]
+    h = header_view(buf, pos, size, k, _BLOCK_COLUMNS)
+    ok = h["head4"] == HEAD4
+    ok &= h["domain16"] == domain  # with the reserved byte 17, which must be 0
+    ok &= h["source_id"] == source_id
+    ok &= h["payload_len"] == size - HEADER_SIZE
+    sseq = h["source_seq"]
     ok[0] &= bool(sseq[0] > last_sseq)
     ok[1:] &= sseq[1:] > sseq[:-1]
     m = k if ok.all() else int(ok.argmin())
@@ -114,24 +112,24 @@ def _fast_block(
         # over all records equals that of m valid records (see _expected_crc). A single bad
         # frame always changes it (x is invertible modulo the CRC polynomial); to name the
         # bad frame, fall back to one zlib.crc32 per frame.
-        covered = size - 16
+        covered = size - OFF_COVERED
         rows = np.frombuffer(buf, dtype=np.uint8, count=m * size, offset=pos).reshape(m, size)
         rec = np.empty((m, covered + 4), dtype=np.uint8)
-        rec[:, :covered] = rows[:, 16:]
-        rec[:, covered:] = rows[:, 4:8]
+        rec[:, :covered] = rows[:, OFF_COVERED:]
+        rec[:, covered:] = rows[:, _CRC_AT : _CRC_AT + 4]
         del rows
         if zlib.crc32(rec) != _expected_crc(covered, m):
             crc32 = zlib.crc32
-            stored = h["c"][:m].tolist()
+            stored = h["checksum"][:m].tolist()
             with memoryview(buf) as mv:
                 for i in range(m):
                     a = pos + i * size
-                    if crc32(mv[a + 16 : a + size]) != stored[i]:
+                    if crc32(mv[a + OFF_COVERED : a + size]) != stored[i]:
                         m = i  # the per-frame loop raises the ChecksumError for it
                         break
     last = last_sseq
     if m:
-        h["q"][:m] = np.arange(first_seq, first_seq + m, dtype=np.uint64)
+        h["domain_seq"][:m] = np.arange(first_seq, first_seq + m, dtype=np.uint64)
         last = int(sseq[m - 1])
     del h, sseq
     return m, last
@@ -204,13 +202,13 @@ class Ingest:
             while end - pos >= HEADER_SIZE:
                 head4, csum, dom, plen, sseq, sid = unpack(buf, pos)
                 nxt = pos + HEADER_SIZE + plen
-                if head4 != _HEAD4 or dom != mydomain or sid != sid_ok or plen > MAX_PAYLOAD:
+                if head4 != HEAD4 or dom != mydomain or sid != sid_ok or plen > MAX_PAYLOAD:
                     size = check_prefix(buf, pos)  # raises the precise FrameError for a bad prefix
-                    dom = buf[pos + 16]
+                    dom = buf[pos + OFF_DOMAIN]
                     if dom == Domain.SYSTEM:
                         if pos + size > end:
                             break
-                        if verify and crc32(mv[pos + 16 : nxt]) != csum:
+                        if verify and crc32(mv[pos + OFF_COVERED : nxt]) != csum:
                             raise ChecksumError(f"checksum mismatch in a control frame at offset {pos}")
                         control = bytes(mv[pos:nxt])
                         pos = nxt
@@ -222,7 +220,7 @@ class Ingest:
                     raise FrameError(f"frame carries source_id {sid}, this connection said Hello as {sid_ok}")
                 if nxt > end:
                     break
-                if verify and crc32(mv[pos + 16 : nxt]) != csum:
+                if verify and crc32(mv[pos + OFF_COVERED : nxt]) != csum:
                     raise ChecksumError(f"checksum mismatch in frame with source_seq {sseq}")
                 if sseq <= last:
                     # a resent frame that is already in the log: close the current chunk, drop it

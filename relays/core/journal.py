@@ -45,20 +45,18 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import zlib
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocol.errors import ProtocolError
-from protocol.header import HEADER_SIZE, check_prefix
+from protocol.framing import split_frames
+from protocol.header import HEADER_SIZE, OFF_COVERED, check_prefix, header_struct
 
 from .ring import Chunk
 
 INDEX_EVERY = 64 * 1024
-_SCAN = struct.Struct("<4xIQ4xIQ16xI")  # checksum, domain_seq, payload_len, source_seq, source_id
-assert _SCAN.size == HEADER_SIZE
+_SCAN = header_struct("checksum", "domain_seq", "source_seq", "source_id")
 _READ_BLOCK = 1 << 20
 
 
@@ -96,27 +94,21 @@ def scan_frames(data: bytes | memoryview, first_seq: int, seg: Segment | None = 
 
     Stops at the first incomplete, corrupt or out-of-sequence frame.
     """
+    offs, _ = split_frames(data, 0, len(data), strict=False)
     pos = 0
     n = 0
-    end = len(data)
     last: dict[int, int] = {}
     unpack = _SCAN.unpack_from
     crc32 = zlib.crc32
     mv = memoryview(data)
-    while end - pos >= HEADER_SIZE:
-        try:
-            size = check_prefix(data, pos)
-        except ProtocolError:
-            break
-        if pos + size > end:
-            break
-        csum, dseq, _plen, sseq, sid = unpack(data, pos)
-        if dseq != first_seq + n or crc32(mv[pos + 16 : pos + size]) != csum:
+    for nxt in offs.tolist()[1:]:
+        csum, dseq, sseq, sid = unpack(data, pos)
+        if dseq != first_seq + n or crc32(mv[pos + OFF_COVERED : nxt]) != csum:
             break
         if seg is not None:
             seg.add_index(dseq, pos)
         last[sid] = sseq
-        pos += size
+        pos = nxt
         n += 1
     return pos, n, last
 
@@ -340,20 +332,12 @@ class Journal:
                 at_seq += 1
             want = min(max(max_bytes, 1), seg.size - off)
             data = os.pread(fd, want, off)
-            # keep whole frames only
-            pos = 0
-            nxt = seq
-            while len(data) - pos >= HEADER_SIZE:
-                size = check_prefix(data, pos)
-                if pos + size > len(data):
-                    break
-                pos += size
-                nxt += 1
-            if pos == 0 and len(data) >= HEADER_SIZE:  # one frame larger than max_bytes
+            offs, pos = split_frames(data)  # whole frames only
+            if len(offs) == 1 and len(data) >= HEADER_SIZE:  # one frame larger than max_bytes
                 size = check_prefix(data, 0)
                 data = os.pread(fd, size, off)
                 return data, seq + 1
-            return data[:pos], nxt
+            return data[:pos], seq + len(offs) - 1
         finally:
             os.close(fd)
 

@@ -47,7 +47,7 @@ def _baseline_struct(size: int) -> tuple[struct.Struct, tuple[int, ...]]:
     extra = size - struct.calcsize("<" + head)
     fmt = "<" + head + "Q" * (extra // 8) + "B" * (extra % 8)
     s = struct.Struct(fmt)
-    values = (0x5041, 1, 1, 0, 0, 100, 3, 123456, 1, 2, 3, 4) + tuple(range(1, extra // 8 + 1)) + (7,) * (extra % 8)
+    values = (P.header.MAGIC, P.header.VERSION, 1, 0, 0, 100, 3, 123456, 1, 2, 3, 4) + tuple(range(1, extra // 8 + 1)) + (7,) * (extra % 8)
     assert s.size == size
     return s, values
 

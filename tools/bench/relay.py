@@ -37,15 +37,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from protocol.header import OFF_EVENT_TIME
+
 ROOT = Path(__file__).resolve().parents[2]
+EV = slice(OFF_EVENT_TIME, OFF_EVENT_TIME + 8)  # a frame's event_time_ns: the latency probes' send stamp
 PAYLOAD = b"\xfa\x0a" + bytes(10)  # one compact TLV (type 250, 10-byte body): 64-byte frames
 SOURCE_ID = 4242
 
 
 # ---------------------------------------------------------------------------- worker roles
+
+
+def _paced(count: int, rate: float) -> Iterator[int]:
+    """0 .. count - 1, each yielded at its due time ``i / rate`` after the start (a plain blocking
+    loop: ``time.sleep`` only for gaps over 0.5 ms, so sleep overshoot never accumulates)."""
+    interval = 1.0 / rate
+    t0 = time.perf_counter()
+    for i in range(count):
+        delay = t0 + i * interval - time.perf_counter()
+        if delay > 0.0005:
+            time.sleep(delay)
+        yield i
 
 
 def _frames(count: int) -> list[bytes]:
@@ -126,7 +142,8 @@ async def _relay_consume(args: argparse.Namespace) -> dict[str, Any]:
                 if latency:
                     now = time.time_ns()
                     data = fb.data
-                    lat.extend(now - int.from_bytes(data[a + 32 : a + 40], "little") for a in fb.offsets())
+                    lat.extend(now - int.from_bytes(data[a + OFF_EVENT_TIME : a + OFF_EVENT_TIME + 8], "little")
+                               for a in fb.offsets())
                 if n >= args.count:
                     t_last = time.perf_counter()
                     break
@@ -164,24 +181,16 @@ def role_relay_paced_producer(args: argparse.Namespace) -> dict[str, Any]:
     ``time.sleep`` only for gaps over 0.5 ms, ``event_time_ns`` stamped right before one send
     per message (the frame built with ``ProducerCore.publish_payload``, CRC included). It
     measures the relay hop itself; ``relay-latency-producer`` adds the trio client on top."""
-    from protocol.message import Message, encode
-    from protocol.system import Hello, Role
     from relays.client.core import ProducerCore
 
-    core = ProducerCore(1, SOURCE_ID + 2)
+    core = ProducerCore(1, SOURCE_ID + 2, name="bench-paced")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(args.socket)
-    s.sendall(encode(Message(domain=4, tlvs=(Hello(role=Role.PRODUCER, protocol_version=1, source_id=SOURCE_ID + 2,
-                                                    name="bench-paced"),))))
+    s.sendall(core.start())  # Hello
     s.recv(65536)  # Welcome
-    interval = 1.0 / args.rate
     outbox = core.outbox
     t0 = time.perf_counter()
-    for i in range(args.count):
-        due = t0 + i * interval
-        delay = due - time.perf_counter()
-        if delay > 0.0005:
-            time.sleep(delay)
+    for i in _paced(args.count, args.rate):
         now = time.time_ns()
         core.publish_payload(PAYLOAD, event_time_ns=now, receive_time_ns=now)
         s.sendall(outbox.pop()[1])
@@ -213,18 +222,10 @@ def role_zmq_pub(args: argparse.Namespace) -> dict[str, Any]:
     time.sleep(args.settle)  # slow joiners: let the subscribers connect
     sent = 0
     if args.rate:
-        import struct
-
-        u64 = struct.Struct("<Q")
         frame = bytearray(_frames(1)[0])
-        interval = 1.0 / args.rate
         t0 = time.perf_counter()
-        for i in range(args.count):
-            due = t0 + i * interval
-            delay = due - time.perf_counter()
-            if delay > 0.0005:
-                time.sleep(delay)
-            u64.pack_into(frame, 32, time.time_ns())
+        for _ in _paced(args.count, args.rate):
+            frame[EV] = time.time_ns().to_bytes(8, "little")
             pub.send(bytes(frame))
             sent += 1
         t1 = time.perf_counter()
@@ -258,10 +259,10 @@ def role_zmq_sub(args: argparse.Namespace) -> dict[str, Any]:
     t_first = time.perf_counter()
     n = 1
     if args.latency:
-        lat.append(time.time_ns() - int.from_bytes(first[32:40], "little"))
+        lat.append(time.time_ns() - int.from_bytes(first[EV], "little"))
         while n < args.count:
             f = recv()
-            lat.append(time.time_ns() - int.from_bytes(f[32:40], "little"))
+            lat.append(time.time_ns() - int.from_bytes(f[EV], "little"))
             n += 1
     else:
         while n < args.count:
