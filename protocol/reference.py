@@ -481,21 +481,6 @@ BODIES: dict[int, _Object] = {
         "from_seq" / uint64,
         "types" / list_of(TypeCode),
     ),
-    102: record(
-        Y.RetransmitRequest,
-        "from_seq" / uint64,
-        "to_seq" / uint64,
-    ),
-    103: record(
-        Y.SnapshotRequest,
-        "request_id" / uint64,
-        "pool" / pool_id,
-    ),
-    104: record(
-        Y.SnapshotResponse,
-        "request_id" / uint64,
-        "status" / uint8,
-    ),
     105: record(
         Y.Resync,
         "requested_seq" / uint64,

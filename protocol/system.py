@@ -7,7 +7,7 @@ These travel in domain 4 messages on any relay's control channel (see
 from enum import IntEnum
 from typing import Annotated
 
-from .fields import blob, list_of, pool_id, text, u8, u16, u32, u64, u128
+from .fields import blob, list_of, text, u8, u16, u32, u64, u128
 from .tlv import TLV, Record
 
 
@@ -42,26 +42,6 @@ class Subscribe(TLV):
     types: Annotated[tuple[TypeCode, ...], list_of(TypeCode)]
 
 
-class RetransmitRequest(TLV):
-    TYPE = 102
-    from_seq: u64
-    to_seq: u64
-
-
-class SnapshotRequest(TLV):
-    TYPE = 103
-    request_id: u64
-    pool: pool_id
-
-
-class SnapshotResponse(TLV):
-    """Followed, in the same message, by the PoolSnapshot records answering the request."""
-
-    TYPE = 104
-    request_id: u64
-    status: u8
-
-
 class ResyncReason(IntEnum):
     TOO_OLD = 1  # requested sequence older than retention
     CUT_OFF = 2  # the consumer fell too far behind
@@ -84,8 +64,9 @@ class StopScope(IntEnum):
     STRATEGY = 3
 
 
-class EmergencyStop(TLV):
-    TYPE = 106
+class _ScopedStop(TLV, register=False):
+    """What an EmergencyStop and the Resume that lifts it both say: which scope, which stop, why, who."""
+
     scope: u8
     scope_value: u64  # chain id / venue code / strategy id; 0 with scope ALL
     stop_id: u64
@@ -93,13 +74,14 @@ class EmergencyStop(TLV):
     sender: text
 
 
-class Resume(TLV):
+class EmergencyStop(_ScopedStop):
+    TYPE = 106
+
+
+class Resume(_ScopedStop):
+    """``stop_id`` 0 resumes every stop in scope."""
+
     TYPE = 107
-    scope: u8
-    scope_value: u64
-    stop_id: u64  # 0 resumes every stop in scope
-    reason: text
-    sender: text
 
 
 class Hello(TLV):

@@ -40,6 +40,13 @@ U16S = struct.Struct("<H")
 U32S = struct.Struct("<I")
 
 TLV_TYPES: dict[int, type[TLV]] = {}
+# Codes of removed record types (specs/protocol.md, "Removed types"). Reserved for ever: never
+# registered again, so a record from an old writer is skipped as unknown, never misread.
+RETIRED: dict[int, str] = {
+    102: "RetransmitRequest",
+    103: "SnapshotRequest",
+    104: "SnapshotResponse",
+}
 # Called with each newly registered TLV class (message.py builds fused codecs from it).
 ON_REGISTER: list[Callable[[type[TLV]], None]] = []
 _DECODERS: dict[int, Callable[[Any, int, int], Any]] = {}
@@ -115,9 +122,18 @@ _GEN_NAMESPACE = {
 }
 
 
+def _annotations(cls: type) -> dict[str, Any]:
+    """Field annotations in wire order: those of unregistered bases (shared field sets) first."""
+    out: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass not in (TLV, Record, object) and issubclass(klass, (TLV, Record)):
+            out.update(klass.__dict__.get("__annotations__", {}))
+    return out
+
+
 def _fields_of(cls: type) -> list[tuple[str, Kind | VarKind]]:
     out: list[tuple[str, Kind | VarKind]] = []
-    for name, ann in cls.__dict__.get("__annotations__", {}).items():
+    for name, ann in _annotations(cls).items():
         if get_origin(ann) is ClassVar or name.startswith("_"):
             continue
         if get_origin(ann) is not Annotated:
@@ -240,6 +256,8 @@ class TLV:
         code = cls.__dict__.get("TYPE")
         if not isinstance(code, int) or not 1 <= code <= 255:
             raise TypeError(f"{cls.__name__}.TYPE must be an int in 1..255")
+        if code in RETIRED:
+            raise TypeError(f"TLV type {code} is retired (it was {RETIRED[code]}); pick an unassigned code")
         if code in TLV_TYPES:
             raise TypeError(f"TLV type {code} registered twice ({TLV_TYPES[code].__name__}, {cls.__name__})")
         fields = _fields_of(cls)

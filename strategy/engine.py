@@ -13,8 +13,8 @@ and exact amounts of each hop) and ``TraceContext`` (continuing the trace of the
 message that caused it, or starting one there).
 
 System messages: a ``Resync`` (the relay could not serve what we missed) makes every pool stale
-until fresh snapshots arrive; the ``PoolSnapshot`` records of a ``SnapshotResponse`` are applied
-like market data. Other domains are ignored.
+until fresh snapshots arrive; ``PoolSnapshot`` records in a system message are applied like
+market data. Other domains are ignored.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class StrategyEngine:
         if domain == Domain.MARKET_DATA:
             records: tuple[object, ...] = msg.tlvs
         elif domain == Domain.SYSTEM:
-            # A Resync means we missed messages; a SnapshotResponse carries PoolSnapshots.
+            # A Resync means we missed messages; PoolSnapshots are applied wherever they come.
             for record in msg.tlvs:
                 if type(record) is Resync:
                     self.state.invalidate_all("resync")

@@ -378,9 +378,6 @@ TYPICAL: dict[type, dict[str, Any]] = {
         from_seq=1_000,
         types=(Y.TypeCode(code=4), Y.TypeCode(code=5), Y.TypeCode(code=6)),
     ),
-    Y.RetransmitRequest: dict(from_seq=1_000, to_seq=1_100),
-    Y.SnapshotRequest: dict(request_id=7, pool=P_V3),
-    Y.SnapshotResponse: dict(request_id=7, status=0),
     Y.Resync: dict(requested_seq=10, oldest_available=5_000, reason=Y.ResyncReason.TOO_OLD),
     Y.EmergencyStop: dict(
         scope=Y.StopScope.CHAIN,
@@ -609,9 +606,8 @@ def messages_file() -> dict[str, Any]:
         ),
         message_case(
             "snapshot_extended",
-            "a SnapshotResponse followed by a PoolSnapshot with 40 ticks: the snapshot body is 946 bytes, "
-            "so it uses the extended form",
-            Message(domain=4, tlvs=[Y.SnapshotResponse(request_id=7, status=0), snap], **TYPICAL_HEADER),
+            "a PoolSnapshot with 40 ticks: its body is 946 bytes, so it uses the extended form",
+            Message(domain=1, tlvs=[snap], **TYPICAL_HEADER),
         ),
         message_case(
             "v2swap_always_extended",

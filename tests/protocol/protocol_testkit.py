@@ -144,6 +144,16 @@ def spec_records() -> dict[str, SpecRecord]:
     return out
 
 
+@cache
+def spec_removed() -> dict[int, str]:
+    """The "Removed types" table: retired code -> the name it had."""
+    out: dict[int, str] = {}
+    for code, name, why in _table_after("<!-- removed-table"):
+        assert int(code) not in out and why, f"retired type {code}"
+        out[int(code)] = name
+    return out
+
+
 def spec_fields(code: int) -> tuple[SpecField, ...]:
     return spec_registry()[code].fields
 

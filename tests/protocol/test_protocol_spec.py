@@ -14,8 +14,10 @@ from protocol_testkit import (
     INT_KINDS,
     RECORD_CLASSES,
     SPEC,
+    VECTORS,
     spec_records,
     spec_registry,
+    spec_removed,
 )
 
 import protocol
@@ -53,6 +55,21 @@ def test_spec_lists_exactly_the_registered_types() -> None:
     assert sorted(spec_registry()) == sorted(TLV_TYPES)
     for code, st in spec_registry().items():
         assert st.name == TLV_TYPES[code].__name__, f"type {code}"
+
+
+def test_removed_types_are_reserved_and_gone_everywhere() -> None:
+    """specs/protocol.md "Removed types" is exactly the code's RETIRED set: not registered, not
+    in the reference codec or the vectors, no class of that name left, and a new type cannot
+    take the code."""
+    from protocol.tlv import RETIRED, TLV
+
+    assert spec_removed() == RETIRED
+    for code, name in RETIRED.items():
+        assert code not in TLV_TYPES and code not in spec_registry() and code not in R.BODIES
+        assert not hasattr(protocol, name) and name not in {c.__name__ for c in TLV_TYPES.values()}
+        assert not list(VECTORS.glob(f"{code:03d}_*.json"))
+        with pytest.raises(TypeError, match="retired"):
+            type(f"Again{code}", (TLV,), {"TYPE": code, "__module__": __name__})
 
 
 @pytest.mark.parametrize("code", sorted(TLV_TYPES))

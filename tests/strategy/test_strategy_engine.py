@@ -168,9 +168,9 @@ def test_sizing_work_per_update_is_bounded_and_goes_to_the_best_estimates() -> N
     assert {s.find(P.ArbitragePath).hops[1].pool for s in sigs} == {pools[5], pools[4]}
 
 
-def test_snapshot_response_on_the_system_domain_is_applied() -> None:
+def test_snapshot_on_the_system_domain_is_applied() -> None:
     e = engine()
     e.on_message(md(SNAP1), 1)
-    reply = P.Message(domain=4, tlvs=(P.SnapshotResponse(request_id=1, status=0), SNAP2))
+    reply = P.Message(domain=4, tlvs=(SNAP2,))
     [sig] = e.on_message(reply, 2)
     assert sig.find(P.SignalIdentity).kind == P.SignalKind.TWO_POOL
