@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import fields
 
 from market.params import ChainParams, CurveParams, MarketParams
 from market.state import PoolStateManager
@@ -135,16 +136,8 @@ class StrategyEngine:
             block_number=opp.block_number,
             strategy=self.config.name,
         )
-        economics = Economics(
-            profit_token=a.profit_token,
-            gross_profit=a.gross_profit,
-            gas_cost=a.gas_cost,
-            flash_fee=a.flash_fee,
-            slippage_allowance=a.slippage_allowance,
-            net_profit=a.net_profit,
-            gas_units=a.gas_units,
-            gas_price_wei=a.gas_price_wei,
-        )
+        # the assessment carries every wire field of Economics under the same name
+        economics = Economics(**{f.name: getattr(a, f.name) for f in fields(Economics)})
         hops = tuple(hop.to_wire(amount_in, amount_out)
                      for hop, (amount_in, amount_out) in zip(cycle.hops, opp.hop_amounts()))
         return Message(
