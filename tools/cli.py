@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("tools.bench:main", "benchmarks: codec, relay, decode, strategy, e2e"),
     "relay": ("relays.daemon:main", "run one relay daemon (market_data, signal, execution)"),
     "archive": ("relays.archiver:main", "archive one relay domain to Parquet"),
+    "bridge": ("bridge.process:main", "bridge a relay domain out to / in from NATS JetStream"),
     "loadgen": ("tools.loadgen:main", "publish synthetic load into a relay"),
     "devnet": ("tools.devnet.cli:main", "start anvil with the official Uniswap contracts"),
     "collector": ("tools.collector_cli:main", "run a collector (evm, replay)"),

@@ -1,0 +1,455 @@
+"""Sans-IO NATS client protocol and the JetStream pieces the bridges need. No I/O, no clock.
+
+Theory of operation
+-------------------
+The NATS client protocol is line-based text with length-prefixed payloads
+(``INFO``/``MSG``/``HMSG``/``PING``/``PONG``/``+OK``/``-ERR`` from the server;
+``CONNECT``/``PUB``/``HPUB``/``SUB``/``UNSUB``/``PING``/``PONG`` from the client).
+``NatsParser.feed(bytes)`` accepts data split at any point and returns the
+complete events; the ``encode_*`` functions return bytes to send. JetStream is
+plain request/reply on ``$JS.API.*`` subjects with JSON bodies, acks and
+flow-control being messages too, so everything JetStream-specific here is
+about *meaning*: which message id a frame gets, what a publish acknowledgement
+says, which stream sequence a delivered message has, and whether a push
+consumer's deliveries have a gap.
+
+Sequence mapping (see specs/relay.md, "Bridging to NATS JetStream")
+------------------------------------------------------------------
+One stream per relay domain. The bridge-out publishes relay frames unchanged,
+in domain-sequence order, each exactly once, so stream sequence ``S`` and the
+frame's own ``domain_seq`` ``D`` differ by a constant: ``D - S = D_first -
+S_first`` (0 when the bridge started with the relay's first message).
+``PublishWindow`` carries ``(D, S)`` pairs and enforces that contiguity with
+JetStream's ``Nats-Expected-Last-Sequence`` guard.
+
+``StreamCursor`` is the read side's ``ConsumerCore`` analogue: it tracks the
+stream position, drops duplicates, and turns a gap in the consumer sequence, or
+an idle heartbeat that says more was delivered than we saw, into
+``StreamGap`` (the shell recreates the consumer from ``position + 1``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from protocol.header import Domain
+
+CRLF = b"\r\n"
+HEADER_LINE = b"NATS/1.0"
+MAX_CONTROL_LINE = 4096
+
+
+class NatsProtocolError(Exception):
+    """The server sent something this client cannot parse, or ``-ERR``."""
+
+
+# ---------------------------------------------------------------------------------------- events
+
+
+@dataclass(slots=True)
+class Info:
+    info: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Msg:
+    subject: str
+    sid: int
+    reply: str | None
+    headers: bytes | None  # raw header block ("NATS/1.0 ...\r\nK: V\r\n\r\n") or None
+    payload: bytes
+
+    def status(self) -> tuple[int, str]:
+        """``(status code, description)`` of a status message (0, "" for an ordinary one)."""
+        if not self.headers:
+            return 0, ""
+        line = self.headers[: self.headers.find(CRLF)]
+        parts = line.split(b" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            return 0, ""
+        return int(parts[1]), (parts[2].decode() if len(parts) > 2 else "")
+
+    def header(self, name: str) -> str | None:
+        return parse_headers(self.headers).get(name) if self.headers else None
+
+
+@dataclass(slots=True)
+class Ping:
+    pass
+
+
+@dataclass(slots=True)
+class Pong:
+    pass
+
+
+@dataclass(slots=True)
+class Ok:
+    pass
+
+
+@dataclass(slots=True)
+class Err:
+    message: str
+
+
+Event = Info | Msg | Ping | Pong | Ok | Err
+_PING, _PONG, _OK = Ping(), Pong(), Ok()
+
+
+class NatsParser:
+    """Streaming parser of server-to-client protocol. ``feed(data) -> [events]``."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        buf = self._buf
+        if self._pos:
+            del buf[: self._pos]
+            self._pos = 0
+        buf += data
+        out: list[Event] = []
+        pos = 0
+        n = len(buf)
+        find = buf.find
+        while pos < n:
+            eol = find(CRLF, pos)
+            if eol < 0:
+                if n - pos > MAX_CONTROL_LINE:
+                    raise NatsProtocolError("control line too long")
+                break
+            op = buf[pos : pos + 4]
+            if op == b"MSG " or op == b"HMSG":
+                hmsg = op == b"HMSG"
+                args = bytes(buf[pos + (5 if hmsg else 4) : eol]).split()
+                try:
+                    total = int(args[-1])
+                    hlen = int(args[-2]) if hmsg else 0
+                    subject = args[0].decode()
+                    sid = int(args[1])
+                    nreply = 5 if hmsg else 4
+                    reply = args[2].decode() if len(args) == nreply else None
+                except (IndexError, ValueError) as exc:
+                    raise NatsProtocolError(f"bad message line {bytes(buf[pos:eol])!r}") from exc
+                start = eol + 2
+                end = start + total
+                if end + 2 > n:
+                    break  # the payload is not complete yet
+                if buf[end : end + 2] != CRLF:
+                    raise NatsProtocolError("message payload not followed by CRLF")
+                if hmsg:
+                    out.append(Msg(subject, sid, reply, bytes(buf[start : start + hlen]), bytes(buf[start + hlen : end])))
+                else:
+                    out.append(Msg(subject, sid, reply, None, bytes(buf[start:end])))
+                pos = end + 2
+                continue
+            line = bytes(buf[pos:eol])
+            pos = eol + 2
+            if line == b"PING":
+                out.append(_PING)
+            elif line == b"PONG":
+                out.append(_PONG)
+            elif line == b"+OK":
+                out.append(_OK)
+            elif line.startswith(b"INFO "):
+                out.append(Info(json.loads(line[5:])))
+            elif line.startswith(b"-ERR"):
+                out.append(Err(line[4:].strip().strip(b"'").decode(errors="replace")))
+            else:
+                raise NatsProtocolError(f"unknown protocol line {line[:80]!r}")
+        self._pos = pos
+        return out
+
+
+# ---------------------------------------------------------------------------------------- encoding
+
+
+def encode_connect(options: dict[str, Any]) -> bytes:
+    return b"CONNECT " + json.dumps(options, separators=(",", ":")).encode() + CRLF
+
+
+def encode_headers(headers: dict[str, str]) -> bytes:
+    return HEADER_LINE + CRLF + b"".join(f"{k}: {v}".encode() + CRLF for k, v in headers.items()) + CRLF
+
+
+def encode_pub(subject: str, payload: bytes, reply: str | None = None, headers: bytes | None = None) -> bytes:
+    r = f" {reply}" if reply else ""
+    if headers is None:
+        return f"PUB {subject}{r} {len(payload)}\r\n".encode() + payload + CRLF
+    h = len(headers)
+    return f"HPUB {subject}{r} {h} {h + len(payload)}\r\n".encode() + headers + payload + CRLF
+
+
+def encode_sub(subject: str, sid: int) -> bytes:
+    return f"SUB {subject} {sid}\r\n".encode()
+
+
+def encode_unsub(sid: int) -> bytes:
+    return f"UNSUB {sid}\r\n".encode()
+
+
+PING = b"PING\r\n"
+PONG = b"PONG\r\n"
+
+
+def parse_headers(raw: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in raw.split(CRLF)[1:]:
+        if not line:
+            continue
+        k, _, v = line.partition(b":")
+        out[k.strip().decode()] = v.strip().decode()
+    return out
+
+
+# ---------------------------------------------------------------------------------------- JetStream names
+
+
+def stream_name(domain: Domain) -> str:
+    """The JetStream stream that carries one relay domain (``AP_MARKET_DATA``, ...)."""
+    return f"AP_{Domain(domain).name}"
+
+
+def stream_subject(domain: Domain) -> str:
+    return f"alphapulse.{Domain(domain).name.lower()}"
+
+
+def msg_id(domain: Domain | int, epoch: int, domain_seq: int) -> str:
+    """``Nats-Msg-Id`` of a relay frame: (domain, relay epoch, domain sequence).
+
+    A resend of the same frame (a bridge that crashed before it saw the ack) carries the same
+    id and JetStream drops it within its duplicate window; a relay that lost an un-fsynced tail
+    in a power cut and reissued sequence numbers under a new epoch gets new ids for what are
+    different messages.
+    """
+    return f"{int(domain)}:{epoch}:{domain_seq}"
+
+
+def publish_headers(domain: Domain | int, epoch: int, domain_seq: int, expected_last: int | None) -> bytes:
+    h = f"NATS/1.0\r\nNats-Msg-Id: {int(domain)}:{epoch}:{domain_seq}\r\n"
+    if expected_last is not None:
+        h += f"Nats-Expected-Last-Sequence: {expected_last}\r\n"
+    return (h + "\r\n").encode()
+
+
+def frame_domain_seq(frame: bytes | memoryview) -> int:
+    return int.from_bytes(frame[8:16], "little")
+
+
+def ack_stream_seq(reply: str) -> tuple[int, int, int]:
+    """``(stream sequence, consumer sequence, pending)`` from a push delivery's ``$JS.ACK`` reply
+    subject (``pending``: messages in the stream after this one, for this consumer).
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`` (9 tokens), or the
+    newer ``$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<token>]``.
+    """
+    t = reply.split(".")
+    if len(t) == 9:
+        return int(t[5]), int(t[6]), int(t[8])
+    if len(t) >= 11 and t[0] == "$JS" and t[1] == "ACK":
+        return int(t[7]), int(t[8]), int(t[10])
+    raise NatsProtocolError(f"not a JetStream delivery subject: {reply!r}")
+
+
+class JetStreamError(Exception):
+    """A JetStream API error (``code``, ``err_code``, ``description``)."""
+
+    def __init__(self, code: int, err_code: int, description: str) -> None:
+        super().__init__(f"JetStream error {code}/{err_code}: {description}")
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+
+
+ERR_STREAM_NOT_FOUND = 10059
+ERR_WRONG_LAST_SEQUENCE = 10071
+ERR_NO_MESSAGE = 10037
+
+
+def api_response(payload: bytes) -> dict[str, Any]:
+    """A JetStream API or publish response; raises ``JetStreamError`` for an error answer."""
+    doc: dict[str, Any] = json.loads(payload)
+    err = doc.get("error")
+    if err:
+        raise JetStreamError(int(err.get("code", 0)), int(err.get("err_code", 0)), str(err.get("description", "")))
+    return doc
+
+
+# ---------------------------------------------------------------------------------------- publishing
+
+
+@dataclass
+class PublishCounters:
+    published: int = 0  # publish requests sent (including resends)
+    acked: int = 0  # acknowledged as new stream messages
+    duplicates: int = 0  # acknowledged as duplicates of a message already in the stream
+    failures: int = 0  # windows abandoned (error answer, timeout, lost connection)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class PublishRejected(Exception):
+    """JetStream refused a publish of the window; the shell must resynchronise from the stream."""
+
+
+@dataclass
+class PublishWindow:
+    """Bridge-out's in-flight publishes: stream sequence ``S`` assigned to frame ``D``, in order.
+
+    ``next_stream_seq`` is the stream sequence the next frame will get (the stream's last + 1
+    when the window was opened): every publish carries ``Nats-Expected-Last-Sequence:
+    S - 1``, so JetStream stores it only directly after its predecessor, and a second writer on
+    the same stream (or a stale resend) makes the rest of the window fail instead of
+    interleaving. ``position`` is the domain sequence of the last frame JetStream acknowledged:
+    the bridge advances only on acks.
+    """
+
+    domain: Domain
+    next_stream_seq: int
+    position: int  # domain seq of the last frame acknowledged (the stream's last frame)
+    stream_position: int = 0  # its stream sequence
+    last_added: int = 0  # domain seq of the last frame handed to ``add`` (position when opened)
+    inflight: dict[int, tuple[int, int]] = field(default_factory=dict)  # token -> (D, S)
+    next_token: int = 1
+    counters: PublishCounters = field(default_factory=PublishCounters)
+
+    def __post_init__(self) -> None:
+        self.stream_position = self.next_stream_seq - 1
+        self.last_added = self.position
+
+    def add(self, domain_seq: int) -> tuple[int, int]:
+        """Register the publish of frame ``D``: returns ``(reply token, expected last S)``."""
+        s = self.next_stream_seq
+        self.next_stream_seq = s + 1
+        token = self.next_token
+        self.next_token += 1
+        self.inflight[token] = (domain_seq, s)
+        self.last_added = domain_seq
+        self.counters.published += 1
+        return token, s - 1
+
+    def ack(self, token: int, payload: bytes) -> int:
+        """Apply one publish acknowledgement; returns the new ``position``.
+
+        Acks of one connection arrive in publish order; a success must name the stream sequence
+        we assigned (else the stream holds something we did not write: another writer).
+        """
+        entry = self.inflight.pop(token, None)
+        if entry is None:
+            return self.position  # an answer to a window already abandoned
+        d, s = entry
+        try:
+            doc = api_response(payload)
+        except JetStreamError as exc:
+            self.counters.failures += 1
+            raise PublishRejected(f"frame {d} (stream seq {s}): {exc.description}") from exc
+        except ValueError as exc:
+            raise PublishRejected(f"frame {d}: unreadable acknowledgement {payload[:80]!r}") from exc
+        got = int(doc.get("seq", 0))
+        if doc.get("duplicate"):
+            self.counters.duplicates += 1
+        else:
+            self.counters.acked += 1
+        if got != s:
+            self.counters.failures += 1
+            raise PublishRejected(f"frame {d} stored at stream seq {got}, expected {s}")
+        self.position = d
+        self.stream_position = s
+        return d
+
+    @property
+    def pending(self) -> int:
+        return len(self.inflight)
+
+    def abandon(self) -> None:
+        """Forget the in-flight publishes (the shell reconnects and asks the stream where it is)."""
+        if self.inflight:
+            self.counters.failures += 1
+        self.inflight.clear()
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+class StreamGap(Exception):
+    """Deliveries on this consumer skipped something: recreate it from ``position + 1``."""
+
+
+@dataclass
+class StreamCounters:
+    received: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    resets: int = 0  # consumers (re)created
+    lost: int = 0  # stream sequences the stream no longer had (retention)
+    lag: int = 0  # messages in the stream after the last one received (JetStream's "pending")
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class StreamCursor:
+    """Read side: exactly-once, in-order stream sequences across consumer resets.
+
+    ``position`` is the last stream sequence delivered. Each consumer (re)creation starts a
+    new consumer sequence at 1; within one consumer every delivery must be exactly the next
+    consumer sequence, and its stream sequence above ``position`` (below is a duplicate, dropped).
+    The first delivery of a new consumer may start later than ``position + 1`` only when the
+    stream no longer has those messages (``first_seq`` from the stream info): counted as lost.
+    """
+
+    position: int = 0
+    consumer_seq: int = 0
+    first_available: int = 1
+    counters: StreamCounters = field(default_factory=StreamCounters)
+
+    def reset(self, first_available: int) -> int:
+        """A new consumer: returns the stream sequence to start it from."""
+        self.consumer_seq = 0
+        self.first_available = first_available
+        self.counters.resets += 1
+        return self.position + 1
+
+    def accept(self, stream_seq: int, consumer_seq: int, pending: int = 0) -> bool:
+        """One delivery. True: hand it to the application; False: a duplicate, drop it."""
+        self.counters.received += 1
+        self.counters.lag = pending
+        if consumer_seq != self.consumer_seq + 1:
+            self.counters.gaps += 1
+            raise StreamGap(f"consumer sequence {consumer_seq} after {self.consumer_seq}")
+        self.consumer_seq = consumer_seq
+        if stream_seq <= self.position:
+            self.counters.duplicates += 1
+            return False
+        if stream_seq != self.position + 1:
+            if self.position + 1 >= self.first_available or consumer_seq != 1:
+                self.counters.gaps += 1
+                raise StreamGap(f"stream sequence {stream_seq} after {self.position}")
+            self.counters.lost += stream_seq - self.position - 1
+        self.position = stream_seq
+        self.counters.delivered += 1
+        return True
+
+    def heartbeat(self, last_consumer_seq: int) -> None:
+        """An idle heartbeat: the consumer says it delivered up to ``last_consumer_seq``."""
+        if last_consumer_seq > self.consumer_seq:
+            self.counters.gaps += 1
+            raise StreamGap(f"heartbeat says consumer sequence {last_consumer_seq}, we saw {self.consumer_seq}")
+
+
+__all__ = [
+    "Err", "Event", "Info", "JetStreamError", "Msg", "NatsParser", "NatsProtocolError", "Ok", "Ping", "Pong",
+    "PublishCounters", "PublishRejected", "PublishWindow", "StreamCounters", "StreamCursor", "StreamGap",
+    "ack_stream_seq", "api_response", "encode_connect", "encode_headers", "encode_pub", "encode_sub",
+    "encode_unsub", "frame_domain_seq", "msg_id", "parse_headers", "publish_headers", "stream_name",
+    "stream_subject",
+]

@@ -1,0 +1,600 @@
+"""NATS JetStream from trio: a connection, the stream per domain, and a relay-client-compatible consumer.
+
+Why the NATS protocol directly, not nats-py
+-------------------------------------------
+nats-py is asyncio-only and every AlphaPulse process is a trio program. Running it
+in a dedicated asyncio thread would put a thread hop (``trio.from_thread``) on every
+delivery or batch, split the ownership of one connection between two event loops,
+and make cancellation and errors cross a thread boundary. The NATS client protocol
+is a small text protocol (``relays/core/nats.py`` parses and builds it, sans-IO) and
+JetStream is request/reply on ``$JS.API.*`` subjects with JSON bodies, so speaking it
+directly from trio keeps one event loop, structured concurrency (every task in a
+nursery, errors propagate), and the same sans-IO-core-plus-thin-shell shape as
+``relays.client``. nats-py stays a dependency as the reference we measure against
+(``alphapulse bench bridge``) and interoperate with (tests publish and read with it).
+
+What is here
+------------
+* ``NatsConnection.open(url, ...)``: one TCP connection to the first server of a
+  comma-separated list that answers (``nats://[user:pass@]host:port``; credentials
+  may instead come from a file, ``auth_file``: one line ``user:password`` or a
+  token). Background tasks: the reader (dispatches messages to subscription
+  callbacks, answers PINGs), the writer (one ``send_all`` for everything queued) and
+  a keepalive (PING after 1 s of silence; dead after 5 s). A lost connection raises
+  ``NatsDisconnected`` out of the ``async with``; callers reconnect (the bridges and
+  ``JetStreamConsumer`` do, to the next server of the list).
+* ``ensure_stream``, ``stream_state``, ``last_frame``: the domain's stream.
+* ``JetStreamConsumer``: reads a domain's stream from a stream sequence with the
+  ``RelayConsumer`` interface (``batches()``, ``stream_batches()``, iteration,
+  ``last_seq``, ``counters``): an ephemeral push consumer (ack none, flow control,
+  idle heartbeats), exactly once and in order via ``StreamCursor``; a gap, a missed
+  heartbeat or a lost server recreates the consumer from ``position + 1`` on any
+  server of the cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import random
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import trio
+
+from protocol.header import Domain
+from protocol.message import decode
+
+from .core.nats import (
+    ERR_NO_MESSAGE,
+    ERR_STREAM_NOT_FOUND,
+    PING,
+    PONG,
+    Err,
+    Info,
+    JetStreamError,
+    Msg,
+    NatsParser,
+    NatsProtocolError,
+    Ok,
+    Ping,
+    Pong,
+    StreamCursor,
+    StreamGap,
+    ack_stream_seq,
+    api_response,
+    encode_connect,
+    encode_pub,
+    encode_sub,
+    encode_unsub,
+    parse_headers,
+    stream_name,
+    stream_subject,
+)
+from .paths import parse_domain
+
+log = logging.getLogger("relays.jetstream")
+
+RECV_SIZE = 256 * 1024
+DEFAULT_PORT = 4222
+
+
+class NatsDisconnected(Exception):
+    """The connection to the NATS server was lost or refused us."""
+
+
+class NatsUnavailable(Exception):
+    """No server of the list answered before the deadline."""
+
+
+@contextmanager
+def _unwrap_single() -> Iterator[None]:
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            exc = group.exceptions[0]
+            raise exc.with_traceback(exc.__traceback__) from exc.__cause__
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+
+
+def parse_servers(url: str) -> list[Server]:
+    """``nats://[user:pass@]host[:port][,nats://...]`` -> servers (the scheme may be omitted)."""
+    out = []
+    for part in url.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "://" not in part:
+            part = "nats://" + part
+        u = urlsplit(part)
+        if u.scheme not in ("nats", "tcp"):
+            raise ValueError(f"unsupported NATS URL scheme {u.scheme!r} (TLS is not supported here)")
+        out.append(Server(u.hostname or "127.0.0.1", u.port or DEFAULT_PORT,
+                          unquote(u.username) if u.username else None, unquote(u.password) if u.password else None))
+    if not out:
+        raise ValueError(f"no NATS server in {url!r}")
+    return out
+
+
+def read_auth_file(path: str) -> dict[str, str]:
+    """CONNECT credentials from a file: ``user:password`` or a bare token (first line)."""
+    with open(path) as f:
+        line = f.readline().strip()
+    if not line:
+        raise ValueError(f"{path}: empty credentials file")
+    if ":" in line:
+        user, _, password = line.partition(":")
+        return {"user": user, "pass": password}
+    return {"auth_token": line}
+
+
+class NatsConnection:
+    """One connection to one NATS server. ``async with NatsConnection.open(url) as nc``."""
+
+    def __init__(self, stream: trio.SocketStream, server: Server, *, name: str) -> None:
+        self.stream = stream
+        self.server = server
+        self.name = name
+        self.info: dict[str, Any] = {}
+        self._parser = NatsParser()
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._pong = trio.Event()
+        self._subs: dict[int, Callable[[Msg], None]] = {}
+        self._next_sid = 0
+        self.inbox_prefix = f"_INBOX.{secrets.token_hex(8)}"
+        self._replies: dict[str, list[Any]] = {}  # token -> [Event, Msg | None]
+        self._inbox_sid = 0
+        self._last_rx = trio.current_time()
+        self.closed = False
+
+    # ---- opening
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, url: str, *, name: str = "alphapulse", auth_file: str | None = None, connect_timeout: float = 10.0,
+    ) -> AsyncIterator[NatsConnection]:
+        """Connect to the first server of ``url`` that answers (trying them in turn, with backoff,
+        for up to ``connect_timeout`` seconds); raises ``NatsUnavailable`` if none does."""
+        servers = parse_servers(url)
+        auth = read_auth_file(auth_file) if auth_file else {}
+        deadline = trio.current_time() + connect_timeout
+        attempt = 0
+        start = random.randrange(len(servers))
+        while True:
+            server = servers[(start + attempt) % len(servers)]
+            attempt += 1
+            try:
+                with trio.fail_after(max(0.1, min(2.0, deadline - trio.current_time()))):
+                    stream = await trio.open_tcp_stream(server.host, server.port)
+            except (OSError, trio.TooSlowError) as exc:
+                if trio.current_time() >= deadline:
+                    raise NatsUnavailable(f"no NATS server answered at {url}: {exc}") from None
+                await trio.sleep(min(0.5, 0.02 * 2 ** min(attempt, 5)))
+                continue
+            break
+        self = cls(stream, server, name=name)
+        try:
+            with _unwrap_single():
+                async with trio.open_nursery() as nursery:
+                    await self._handshake(auth, deadline)
+                    nursery.start_soon(self._reader)
+                    nursery.start_soon(self._writer)
+                    nursery.start_soon(self._keepalive)
+                    self._inbox_sid = self.subscribe(self.inbox_prefix + ".*", self._on_reply)
+                    try:
+                        yield self
+                    finally:
+                        nursery.cancel_scope.cancel()
+        finally:
+            self.closed = True
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _handshake(self, auth: dict[str, str], deadline: float) -> None:
+        server = self.server
+        opts: dict[str, Any] = {
+            "verbose": False, "pedantic": False, "tls_required": False, "name": self.name, "lang": "python-trio",
+            "version": "1", "protocol": 1, "headers": True, "no_responders": True,
+        }
+        if server.user is not None:
+            opts["user"] = server.user
+            opts["pass"] = server.password or ""
+        opts.update(auth)
+        try:
+            with trio.fail_after(max(0.5, deadline - trio.current_time())):
+                got_info = False
+                while True:
+                    data = await self.stream.receive_some(RECV_SIZE)
+                    if not data:
+                        raise NatsDisconnected(f"{server.host}:{server.port} closed during the handshake")
+                    for ev in self._parser.feed(data):
+                        if isinstance(ev, Info) and not got_info:
+                            got_info = True
+                            self.info = ev.info
+                            await self.stream.send_all(encode_connect(opts) + PING)
+                        elif isinstance(ev, Pong):
+                            return
+                        elif isinstance(ev, Err):
+                            raise NatsDisconnected(f"{server.host}:{server.port} refused us: {ev.message}")
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise NatsDisconnected(f"{server.host}:{server.port}: {exc}") from None
+        except trio.TooSlowError:
+            raise NatsDisconnected(f"{server.host}:{server.port} did not complete the handshake") from None
+
+    # ---- background tasks
+
+    async def _reader(self) -> None:
+        subs = self._subs
+        while True:
+            try:
+                data = await self.stream.receive_some(RECV_SIZE)
+            except (OSError, trio.BrokenResourceError) as exc:
+                raise NatsDisconnected(f"connection to {self.server.host}:{self.server.port} lost: {exc}") from None
+            if not data:
+                raise NatsDisconnected(f"{self.server.host}:{self.server.port} closed the connection")
+            self._last_rx = trio.current_time()
+            for ev in self._parser.feed(data):
+                if type(ev) is Msg:
+                    cb = subs.get(ev.sid)
+                    if cb is not None:
+                        cb(ev)
+                elif isinstance(ev, Ping):
+                    self.send(PONG)
+                elif isinstance(ev, Pong):
+                    self._pong.set()
+                elif isinstance(ev, Err):
+                    # e.g. 'Slow Consumer', 'Stale Connection', permission errors: not recoverable here
+                    raise NatsDisconnected(f"server error: {ev.message}")
+                elif isinstance(ev, Info | Ok):
+                    pass
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self._out:
+                data = b"".join(self._out)
+                self._out.clear()
+                self._out_bytes = 0
+                try:
+                    await self.stream.send_all(data)
+                except (OSError, trio.BrokenResourceError) as exc:
+                    raise NatsDisconnected(f"cannot write to {self.server.host}:{self.server.port}: {exc}") from None
+            self._drained.set()
+
+    async def _keepalive(self) -> None:
+        while True:
+            await trio.sleep(1.0)
+            silent = trio.current_time() - self._last_rx
+            if silent > 5.0:
+                raise NatsDisconnected(f"{self.server.host}:{self.server.port} silent for {silent:.1f} s")
+            if silent >= 1.0:
+                self.send(PING)
+
+    # ---- sending
+
+    def send(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_bytes += len(data)
+        self._wake.set()
+
+    @property
+    def unsent_bytes(self) -> int:
+        return self._out_bytes
+
+    def publish(self, subject: str, payload: bytes, *, reply: str | None = None, headers: bytes | None = None) -> None:
+        """Queue a publish; the writer sends everything queued at its next turn."""
+        self.send(encode_pub(subject, payload, reply, headers))
+
+    async def drain(self, limit: int = 4 << 20) -> None:
+        """Wait while more than ``limit`` bytes are queued (backpressure for a fast publisher)."""
+        while self._out_bytes > limit:
+            self._drained = trio.Event()
+            await self._drained.wait()
+
+    # ---- subscriptions and requests
+
+    def subscribe(self, subject: str, callback: Callable[[Msg], None]) -> int:
+        """Call ``callback(msg)`` (in the reader task: keep it short, never block) per message."""
+        self._next_sid += 1
+        sid = self._next_sid
+        self._subs[sid] = callback
+        self.send(encode_sub(subject, sid))
+        return sid
+
+    def unsubscribe(self, sid: int) -> None:
+        if self._subs.pop(sid, None) is not None:
+            self.send(encode_unsub(sid))
+
+    def _on_reply(self, msg: Msg) -> None:
+        slot = self._replies.get(msg.subject[len(self.inbox_prefix) + 1 :])
+        if slot is not None:
+            slot[1] = msg
+            slot[0].set()
+
+    def reply_subject(self, on_reply: Callable[[Msg], None]) -> tuple[str, int]:
+        """A subscription of its own on a fresh inbox subject (for a stream of answers)."""
+        subject = f"{self.inbox_prefix}.s{secrets.token_hex(4)}"
+        return subject, self.subscribe(subject + ".*", on_reply)
+
+    async def request(self, subject: str, payload: bytes = b"", *, reply_within: float = 5.0) -> Msg:
+        token = secrets.token_hex(6)
+        slot: list[Any] = [trio.Event(), None]
+        self._replies[token] = slot
+        try:
+            self.publish(subject, payload, reply=f"{self.inbox_prefix}.{token}")
+            with trio.fail_after(reply_within):
+                await slot[0].wait()
+        finally:
+            del self._replies[token]
+        msg: Msg = slot[1]
+        status, desc = msg.status()
+        if status == 503:
+            raise JetStreamError(503, 0, f"no responders on {subject}")
+        return msg
+
+    async def js_api(self, api: str, body: dict[str, Any] | None = None, *, reply_within: float = 5.0) -> dict[str, Any]:
+        payload = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        msg = await self.request(f"$JS.API.{api}", payload, reply_within=reply_within)
+        return api_response(msg.payload)
+
+
+# ---------------------------------------------------------------------------------------- streams
+
+
+async def ensure_stream(
+    nc: NatsConnection, domain: Domain, *, replicas: int = 1, max_bytes: int = -1, max_age_s: float = 0,
+) -> dict[str, Any]:
+    """The domain's stream (created if missing, file storage): returns its info."""
+    name = stream_name(domain)
+    try:
+        return await nc.js_api(f"STREAM.INFO.{name}")
+    except JetStreamError as exc:
+        if exc.err_code != ERR_STREAM_NOT_FOUND:
+            raise
+    config = {
+        "name": name, "subjects": [stream_subject(domain)], "storage": "file", "retention": "limits",
+        "num_replicas": replicas, "max_bytes": max_bytes, "max_age": int(max_age_s * 1e9), "discard": "old",
+        "duplicate_window": 120_000_000_000,
+    }
+    log.info("creating stream %s (%d replicas)", name, replicas)
+    return await nc.js_api(f"STREAM.CREATE.{name}", config, reply_within=10.0)
+
+
+async def stream_state(nc: NatsConnection, domain: Domain) -> dict[str, Any]:
+    """``first_seq``, ``last_seq``, ``messages``, ... of the domain's stream."""
+    info = await nc.js_api(f"STREAM.INFO.{stream_name(domain)}")
+    return dict(info["state"])
+
+
+async def get_frame(nc: NatsConnection, domain: Domain, seq: int) -> bytes | None:
+    try:
+        doc = await nc.js_api(f"STREAM.MSG.GET.{stream_name(domain)}", {"seq": seq})
+    except JetStreamError as exc:
+        if exc.err_code == ERR_NO_MESSAGE:
+            return None
+        raise
+    return base64.b64decode(doc["message"].get("data", ""))
+
+
+async def last_frame(nc: NatsConnection, domain: Domain) -> tuple[int, bytes | None]:
+    """``(last stream sequence, its frame)``; ``(last_seq, None)`` when the stream holds nothing."""
+    st = await stream_state(nc, domain)
+    last = int(st["last_seq"])
+    if not st.get("messages"):
+        return last, None
+    return last, await get_frame(nc, domain, last)
+
+
+# ---------------------------------------------------------------------------------------- consumer
+
+
+class JetStreamConsumer:
+    """Read one domain's stream like ``RelayConsumer`` reads a relay: in order, exactly once.
+
+    ``from_seq``: None = from now (after the stream's last message), 0 = from the oldest
+    retained, N = from stream sequence N. ``last_seq`` is the last *stream* sequence handed
+    out; the frames themselves are unchanged relay frames carrying their source relay's
+    ``domain_seq`` (``D = S + offset``; see specs/relay.md).
+    """
+
+    def __init__(
+        self, domain: str | int | Domain, url: str, *, from_seq: int | None = None, raw: bool = False,
+        name: str = "", auth_file: str | None = None, idle_heartbeat: float = 1.0, connect_timeout: float = 30.0,
+    ) -> None:
+        self.domain = parse_domain(domain)
+        self.url = url
+        self.raw = raw
+        self.name = name or f"js-consumer-{os.getpid()}"
+        self.auth_file = auth_file
+        self.idle_heartbeat = idle_heartbeat
+        self.connect_timeout = connect_timeout
+        self.cursor = StreamCursor()
+        self._from = from_seq
+        self._started = False
+        self._queue: deque[tuple[int, bytes] | str] = deque()  # (stream seq, frame) or a flow-control reply
+        self._wake = trio.Event()
+        self._broken: str | None = None
+        self._nc: NatsConnection | None = None
+        self._last_activity = 0.0
+        self.last_seq = 0
+        self.reconnects = 0
+        self._ready = trio.Event()
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, domain: str | int | Domain, url: str, **kw: Any) -> AsyncIterator[JetStreamConsumer]:
+        self = cls(domain, url, **kw)
+        with _unwrap_single():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._run)
+                with trio.fail_after(self.connect_timeout):
+                    await self._ready.wait()
+                try:
+                    yield self
+                finally:
+                    nursery.cancel_scope.cancel()
+
+    @property
+    def counters(self) -> dict[str, int]:
+        d = self.cursor.counters.as_dict()
+        d["reconnects"] = self.reconnects
+        return d
+
+    # ---- the connection loop
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            try:
+                async with NatsConnection.open(self.url, name=self.name, auth_file=self.auth_file,
+                                               connect_timeout=self.connect_timeout) as nc:
+                    self._nc = nc
+                    await self._serve(nc)
+            except (NatsDisconnected, NatsUnavailable, JetStreamError, trio.TooSlowError, NatsProtocolError) as exc:
+                log.warning("%s: %r; reconnecting", self.name, exc)
+            finally:
+                self._nc = None
+            if not first:
+                self.reconnects += 1
+            first = False
+            await trio.sleep(0.1)
+
+    async def _serve(self, nc: NatsConnection) -> None:
+        while True:
+            st = await stream_state(nc, self.domain)
+            if not self._started:
+                # the first consumer: where the application asked to start
+                if self._from is None:
+                    self.cursor.position = int(st["last_seq"])
+                elif self._from == 0:
+                    self.cursor.position = int(st["first_seq"]) - 1
+                else:
+                    self.cursor.position = self._from - 1
+                self._started = True
+            start = self.cursor.reset(int(st["first_seq"]))
+            start = max(start, 1)
+            deliver = f"{nc.inbox_prefix}.d{secrets.token_hex(4)}"
+            self._broken = None
+            sid = nc.subscribe(deliver, self._on_delivery)
+            config = {
+                "deliver_policy": "by_start_sequence", "opt_start_seq": start, "ack_policy": "none",
+                "deliver_subject": deliver, "flow_control": True, "idle_heartbeat": int(self.idle_heartbeat * 1e9),
+                "mem_storage": True, "num_replicas": 1, "inactive_threshold": 10_000_000_000,
+                "description": self.name,
+            }
+            doc = await nc.js_api(f"CONSUMER.CREATE.{stream_name(self.domain)}",
+                                  {"stream_name": stream_name(self.domain), "config": config}, reply_within=10.0)
+            consumer = doc.get("name", "")
+            log.info("%s: consumer %s on %s:%d from stream seq %d", self.name, consumer, nc.server.host,
+                     nc.server.port, start)
+            self._ready.set()
+            self._last_activity = trio.current_time()
+            # watch: a gap reported by the delivery callback, or silence beyond 3 heartbeats
+            while self._broken is None:
+                await trio.sleep(self.idle_heartbeat / 2)
+                if trio.current_time() - self._last_activity > 3 * self.idle_heartbeat:
+                    self._broken = f"no delivery or heartbeat for {3 * self.idle_heartbeat:.1f} s"
+            log.warning("%s: %s; recreating the consumer from %d", self.name, self._broken, self.cursor.position + 1)
+            nc.unsubscribe(sid)
+            with trio.move_on_after(2.0):
+                try:
+                    await nc.js_api(f"CONSUMER.DELETE.{stream_name(self.domain)}.{consumer}", reply_within=2.0)
+                except JetStreamError:
+                    pass
+
+    def _on_delivery(self, msg: Msg) -> None:
+        if self._broken is not None:
+            return
+        self._last_activity = trio.current_time()
+        if msg.headers is not None and msg.headers.startswith(b"NATS/1.0 1"):
+            status, desc = msg.status()
+            if status == 100:
+                if msg.reply:  # flow control: answered when the application has taken what came before
+                    self._queue.append(msg.reply)
+                    self._wake.set()
+                    return
+                h = parse_headers(msg.headers)
+                stalled = h.get("Nats-Consumer-Stalled")
+                if stalled and self._nc is not None:
+                    self._queue.append(stalled)
+                try:
+                    self.cursor.heartbeat(int(h.get("Nats-Last-Consumer", "0")))
+                except StreamGap as exc:
+                    self._broken = str(exc)
+                return
+        if msg.reply is None:
+            return
+        sseq, cseq, pending = ack_stream_seq(msg.reply)
+        try:
+            if self.cursor.accept(sseq, cseq, pending):
+                self._queue.append((sseq, msg.payload))
+                self._wake.set()
+        except StreamGap as exc:
+            self._broken = str(exc)
+
+    # ---- iteration
+
+    async def stream_batches(self) -> AsyncIterator[tuple[int, list[bytes]]]:
+        """``(first stream sequence, frames)``: everything available at once, consecutive."""
+        q = self._queue
+        while True:
+            while not q:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            first = 0
+            frames: list[bytes] = []
+            while q:
+                item = q[0]
+                if type(item) is str:
+                    if frames:
+                        break
+                    q.popleft()
+                    if self._nc is not None:
+                        self._nc.publish(item, b"")
+                    continue
+                s, fr = item  # type: ignore[misc]
+                if frames and s != first + len(frames):
+                    break
+                if not frames:
+                    first = s
+                frames.append(fr)
+                q.popleft()
+            if frames:
+                self.last_seq = first + len(frames) - 1
+                yield first, frames
+
+    async def batches(self) -> AsyncIterator[list[Any]]:
+        async for _, frames in self.stream_batches():
+            yield frames if self.raw else [decode(f) for f in frames]
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for batch in self.batches():
+            for item in batch:
+                yield item
+
+
+__all__ = [
+    "JetStreamConsumer", "NatsConnection", "NatsDisconnected", "NatsUnavailable", "Server", "ensure_stream",
+    "get_frame", "last_frame", "parse_servers", "read_auth_file", "stream_state",
+]
