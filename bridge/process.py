@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from functools import partial
 
 import trio
@@ -53,9 +52,10 @@ from relays.jetstream import (
     NatsUnavailable,
     ensure_stream,
     last_frame,
+    read_auth_file,
 )
-from relays.paths import parse_domain
-from runtime.metrics import add_metrics_argument, run_until_signalled
+from runtime.paths import parse_domain
+from runtime.process import ProcessMain, Work, add_process_arguments
 
 log = logging.getLogger("bridge")
 
@@ -231,8 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--nats-auth-file", default=None, metavar="FILE",
                        help="file whose first line is user:password or a token")
         s.add_argument("--socket", default=None, help="the local relay's socket (default: the domain's)")
-        s.add_argument("--log-level", default="info")
-        add_metrics_argument(s)
+        add_process_arguments(s)
         if direction == "out":
             s.add_argument("--replicas", type=int, default=1, help="replicas when this bridge creates the stream")
             s.add_argument("--max-bytes", type=int, default=-1, help="stream size limit when creating it (-1: none)")
@@ -245,27 +244,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    try:
+
+    def prepare() -> Work:
         domain = parse_domain(args.domain)
-    except ValueError as exc:
-        print(f"alphapulse bridge: {exc}", file=sys.stderr)
-        return 2
-    if "@" in args.nats:
-        log.warning("credentials in --nats end up in process listings and unit files; use --nats-auth-file")
-    worker: BridgeOut | BridgeIn
-    if args.direction == "out":
-        worker = BridgeOut(domain, args.nats, args.socket, auth_file=args.nats_auth_file, replicas=args.replicas,
-                           max_bytes=args.max_bytes, max_inflight=args.max_inflight)
-    else:
-        sid = args.source_id if args.source_id is not None else DEFAULT_SOURCE_ID_BASE + int(domain)
-        worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file)
-    started = time.monotonic()
-    trio.run(partial(run_until_signalled, f"bridge-{args.direction}", worker.run, metrics_port=args.metrics_port,
-                     metrics_host=args.metrics_host, log=log))
-    log.info("bridge %s stopped after %.1f s", args.direction, time.monotonic() - started)
-    return 0
+        if "@" in args.nats:
+            log.warning("credentials in --nats end up in process listings and unit files; use --nats-auth-file")
+        if args.nats_auth_file:
+            read_auth_file(args.nats_auth_file)  # unreadable or empty: refuse at start-up
+        worker: BridgeOut | BridgeIn
+        if args.direction == "out":
+            worker = BridgeOut(domain, args.nats, args.socket, auth_file=args.nats_auth_file, replicas=args.replicas,
+                               max_bytes=args.max_bytes, max_inflight=args.max_inflight)
+        else:
+            sid = args.source_id if args.source_id is not None else DEFAULT_SOURCE_ID_BASE + int(domain)
+            worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file)
+        return lambda pm: worker.run()
+
+    return ProcessMain(f"alphapulse bridge {args.direction}", f"bridge-{args.direction}",
+                       prepare_errors={(ValueError, OSError): 2}).run(args, prepare)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import trio
 
 from protocol.header import Domain
 from protocol.message import decode
+from runtime.paths import parse_domain
 
 from .core.nats import (
     ERR_NO_MESSAGE,
@@ -78,7 +79,6 @@ from .core.nats import (
     stream_name,
     stream_subject,
 )
-from .paths import parse_domain
 
 log = logging.getLogger("relays.jetstream")
 
