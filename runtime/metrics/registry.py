@@ -79,7 +79,7 @@ class ProcessMetrics:
     def __init__(self, process: str, registry: CollectorRegistry | None = None) -> None:
         self.process = process
         self.registry = registry or CollectorRegistry()
-        self._metrics: dict[str, Any] = {}
+        self._metrics: dict[str, tuple[Any, tuple[str, ...]]] = {}  # name -> (metric, label names)
         self.gauge("alphapulse_process_info", "Which AlphaPulse process this is (always 1).", ["process"]) \
             .labels(process=process).set(1)
         self.gauge("alphapulse_process_start_time_seconds", "Start time of the process, seconds since the epoch.") \
@@ -110,17 +110,19 @@ class ProcessMetrics:
             raise ValueError(f"invalid metric name {name!r}")
         if name in SHARED_FAMILIES:
             raise ValueError(f"{name} is a shared family, read from relay clients (attach) or count_messages")
-        old = self._metrics.get(name)
-        if old is not None:
-            if type(old) is not cls or tuple(old._labelnames) != tuple(labelnames):
+        known = self._metrics.get(name)
+        if known is not None:
+            old, old_labels = known
+            if type(old) is not cls or old_labels != tuple(labelnames):
                 raise ValueError(f"metric {name} already registered as a different {type(old).__name__}")
             return old  # the same metric asked for twice: share it
-        metric = self._metrics[name] = cls(name, help, labelnames, registry=self.registry, **kw)
+        metric = cls(name, help, labelnames, registry=self.registry, **kw)
+        self._metrics[name] = (metric, tuple(labelnames))
         return metric
 
     def collect(self, fn: Callable[[], Iterable[Metric]]) -> None:
         """Call ``fn()`` at every scrape; it yields metric families built from current values."""
-        self.registry.register(_Collect(fn))  # type: ignore[arg-type]
+        self.registry.register(_Collect(fn))
 
     def count_messages(self, read: Callable[[], Iterable[tuple[str, float, float]]]) -> None:
         """A source of ``alphapulse_messages_{in,out}_total`` other than relay clients (the relay

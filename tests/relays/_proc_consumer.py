@@ -85,10 +85,9 @@ def main() -> int:
     ap.add_argument("--types", default="")
     ap.add_argument("--name", default=f"proc-consumer-{os.getpid()}")
     args = ap.parse_args()
-    import logging
+    from runtime.logging import setup_logging
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    setup_logging("INFO")
     last = resume_point(Path(args.out))
     with open(args.out, "ab") as f:
         return trio.run(run, args, f, last + 1 if last else 0)
