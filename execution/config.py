@@ -76,9 +76,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
-
-import msgspec
+from typing import Annotated, Any, ClassVar
 
 from protocol.errors import ProtocolError
 from protocol.ids import TokenId, Venue, address_to_int
@@ -90,6 +88,19 @@ TIP_POLICIES = ("fixed", "profit_share")
 Seconds = Annotated[float, Meta(ge=0)]
 
 
+class VenueCode(int):
+    """A pool venue code; the file may write it as a ``protocol.ids.Venue`` name or a number."""
+
+    __slots__ = ()
+
+
+def _address(path: str, value: str) -> int:
+    try:
+        return address_to_int(value)
+    except (ValueError, ProtocolError) as exc:  # FieldRangeError: say which key
+        raise ConfigError(str(exc), path=path) from None
+
+
 class KeystoreConfig(Config):
     path: str
     password_file: str = ""
@@ -97,10 +108,10 @@ class KeystoreConfig(Config):
 
 
 class ValidationConfig(Config):
-    max_signal_age_blocks: int = 2
-    state_wait_s: float = 1.0
-    min_profit: Mapping[int, int] = {}  # TokenId -> threshold
-    onchain_min_profit_bps: int = 10_000
+    max_signal_age_blocks: NonNegative = 2
+    state_wait_s: Seconds = 1.0
+    min_profit: Mapping[TokenId, NonNegative] = {}  # written by address on [executor]'s chain
+    onchain_min_profit_bps: Annotated[int, Meta(ge=0, le=10_000)] = 10_000
 
 
 class LimitsConfig(Config):
@@ -110,8 +121,8 @@ class LimitsConfig(Config):
     need no round trip: the first hop's input per token, and the effective gas price.
     """
 
-    max_amount_in: Mapping[int, int] = {}  # TokenId -> base units
-    max_gas_price_wei: int = 0  # 0: no limit beyond [gas] max_fee_per_gas
+    max_amount_in: Mapping[TokenId, NonNegative] = {}  # base units; written by address
+    max_gas_price_wei: NonNegative = 0  # 0: no limit beyond [gas] max_fee_per_gas
 
 
 class GasConfig(Config):
@@ -146,42 +157,49 @@ class BuilderConfig(Config):
 
 
 class VenueConfig(Config):
-    venue: int
+    venue: VenueCode
     factory: str
+
+    def __post_init__(self) -> None:
+        _address("factory", self.factory)
 
 
 class ExecutorConfig(Config):
-    chain_id: int
+    own_table: ClassVar[str] = "executor"  # the settings below that are not tables live in [executor]
+
+    chain_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
     rpc_url: str
     contract: str
     gas_token: str
     keystore: KeystoreConfig
     mode: str = "shadow"
-    source_id: int = 30
+    source_id: U32 = 30
     name: str = "executor"
     state_db: str = "var/executor/state.sqlite"
     market_data_from: str = "oldest"
-    validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
-    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
-    gas: GasConfig = msgspec.field(default_factory=GasConfig)
-    tip: TipConfig = msgspec.field(default_factory=TipConfig)
-    submission: SubmissionConfig = msgspec.field(default_factory=SubmissionConfig)
+    validation: ValidationConfig = ValidationConfig()
+    limits: LimitsConfig = LimitsConfig()
+    gas: GasConfig = GasConfig()
+    tip: TipConfig = TipConfig()
+    submission: SubmissionConfig = SubmissionConfig()
     builders: tuple[BuilderConfig, ...] = ()
     venues: tuple[VenueConfig, ...] = ()
-    relays: RelaysConfig = msgspec.field(default_factory=RelaysConfig)
+    relays: RelaysConfig = RelaysConfig()
 
     def __post_init__(self) -> None:
+        _address("contract", self.contract)
+        _address("gas_token", self.gas_token)
         if self.mode not in MODES:
-            raise ConfigError(f"{self.mode!r} must be one of {', '.join(MODES)}", path="executor.mode")
+            raise ConfigError(f"{self.mode!r} must be one of {', '.join(MODES)}", path="mode")
         if self.mode in ("private", "hybrid") and not self.builders:
-            raise ConfigError(f"{self.mode!r} needs at least one [[builders]] entry", path="executor.mode")
+            raise ConfigError(f"{self.mode!r} needs at least one [[builders]] entry", path="mode")
         if self.tip.policy not in TIP_POLICIES:
             raise ConfigError(f"{self.tip.policy!r} must be one of {', '.join(TIP_POLICIES)}", path="tip.policy")
         if self.gas.fee_bump_bps < 1_000:
             raise ConfigError(f"fee_bump_bps={self.gas.fee_bump_bps} must be >= 1000 (+10 %): nodes "
                               "refuse smaller replacements", path="gas.fee_bump_bps")
         if self.market_data_from not in ("oldest", "now"):
-            raise ConfigError(f"{self.market_data_from!r} must be 'oldest' or 'now'", path="executor.market_data_from")
+            raise ConfigError(f"{self.market_data_from!r} must be 'oldest' or 'now'", path="market_data_from")
         if bool(self.keystore.password_file) == bool(self.keystore.password_env):
             raise ConfigError("give exactly one of password_file or password_env", path="keystore")
 
@@ -193,116 +211,35 @@ class ExecutorConfig(Config):
         return self.validation.min_profit.get(token, 0)
 
 
-# --- the file's tables ---------------------------------------------------------------------------
-# [executor] holds ExecutorConfig's own fields; tokens are written by address (on [executor]'s chain)
-# and venues by name or code. Every value is checked when decoded; ``_ExecutorFile.resolve`` then
-# builds the classes above.
+def _values_on(chain_id: int) -> Any:
+    """The decoder's hook: token addresses on ``chain_id``, venue names or codes."""
 
+    def hook(tp: type, value: Any) -> Any:
+        if tp is TokenId and isinstance(value, str):
+            try:
+                return TokenId.of(chain_id, value)
+            except ProtocolError as exc:
+                raise ValueError(str(exc)) from None
+        if tp is VenueCode and isinstance(value, int | str) and not isinstance(value, bool):
+            if isinstance(value, int) or value.isdigit():
+                if not 0 <= int(value) <= 0xFFFF:
+                    raise ValueError(f"venue code out of range [0, 65535], got {value}")
+                return VenueCode(value)
+            try:
+                return VenueCode(Venue[value.upper()])
+            except KeyError:
+                raise ValueError(f"unknown venue {value!r} (a protocol.ids.Venue name or a code)") from None
+        raise NotImplementedError
 
-def _address(path: str, value: str) -> int:
-    try:
-        return address_to_int(value)
-    except (ValueError, ProtocolError) as exc:  # FieldRangeError: say which key
-        raise ConfigError(str(exc), path=path) from None
-
-
-def _venue(path: str, value: int | str) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int):
-        if not 0 <= value <= 0xFFFF:
-            raise ConfigError(f"out of range [0, 65535], got {value}", path=path)
-        return value
-    try:
-        return int(Venue[value.upper()])
-    except KeyError:
-        raise ConfigError(f"unknown venue {value!r} (a protocol.ids.Venue name or a code)", path=path) from None
-
-
-class _ExecutorTable(Config):
-    chain_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
-    rpc_url: str
-    contract: str
-    gas_token: str
-    mode: str = "shadow"
-    source_id: U32 = 30
-    name: str = "executor"
-    state_db: str = "var/executor/state.sqlite"
-    market_data_from: str = "oldest"
-
-    def __post_init__(self) -> None:
-        _address("contract", self.contract)
-        _address("gas_token", self.gas_token)
-
-
-class _ValidationTable(Config):
-    max_signal_age_blocks: NonNegative = 2
-    state_wait_s: Seconds = 1.0
-    min_profit: dict[str, NonNegative] = {}  # token address -> threshold
-    onchain_min_profit_bps: Annotated[int, Meta(ge=0, le=10_000)] = 10_000
-
-    def __post_init__(self) -> None:
-        for k in self.min_profit:
-            _address(f"min_profit.{k}", k)
-
-
-class _LimitsTable(Config):
-    max_amount_in: dict[str, NonNegative] = {}  # token address -> base units
-    max_gas_price_wei: NonNegative = 0
-
-    def __post_init__(self) -> None:
-        for k in self.max_amount_in:
-            _address(f"max_amount_in.{k}", k)
-
-
-class _VenueTable(Config):
-    venue: int | str
-    factory: str
-
-    def __post_init__(self) -> None:
-        _venue("venue", self.venue)
-        _address("factory", self.factory)
-
-
-class _ExecutorFile(Config):
-    executor: _ExecutorTable
-    keystore: KeystoreConfig
-    validation: _ValidationTable = msgspec.field(default_factory=_ValidationTable)
-    limits: _LimitsTable = msgspec.field(default_factory=_LimitsTable)
-    gas: GasConfig = msgspec.field(default_factory=GasConfig)
-    tip: TipConfig = msgspec.field(default_factory=TipConfig)
-    submission: SubmissionConfig = msgspec.field(default_factory=SubmissionConfig)
-    builders: tuple[BuilderConfig, ...] = ()
-    venues: tuple[_VenueTable, ...] = ()
-    relays: RelaysConfig = msgspec.field(default_factory=RelaysConfig)
-
-    def resolve(self) -> ExecutorConfig:
-        ex, v, lim = self.executor, self.validation, self.limits
-
-        def tokens(amounts: dict[str, int]) -> dict[int, int]:
-            return {TokenId.of(ex.chain_id, k): n for k, n in amounts.items()}
-
-        return ExecutorConfig(
-            chain_id=ex.chain_id, rpc_url=ex.rpc_url, contract=ex.contract, gas_token=ex.gas_token,
-            keystore=self.keystore, mode=ex.mode, source_id=ex.source_id, name=ex.name, state_db=ex.state_db,
-            market_data_from=ex.market_data_from,
-            validation=ValidationConfig(max_signal_age_blocks=v.max_signal_age_blocks, state_wait_s=v.state_wait_s,
-                                        min_profit=tokens(v.min_profit),
-                                        onchain_min_profit_bps=v.onchain_min_profit_bps),
-            limits=LimitsConfig(max_amount_in=tokens(lim.max_amount_in), max_gas_price_wei=lim.max_gas_price_wei),
-            gas=self.gas, tip=self.tip, submission=self.submission, builders=self.builders,
-            venues=tuple(VenueConfig(venue=_venue("venue", t.venue), factory=t.factory) for t in self.venues),
-            relays=self.relays,
-        )
+    return hook
 
 
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> ExecutorConfig:
     """Validate a parsed TOML document (secrets refused first) into an :class:`ExecutorConfig`."""
-    f = decode(_ExecutorFile, doc, file=origin)
-    try:
-        return f.resolve()
-    except ConfigError as exc:  # a check across tables (mode and builders, tip policy, keystore)
-        raise exc.within(file=origin) from None
+    table = doc.get("executor") if isinstance(doc, Mapping) else None
+    chain_id = table.get("chain_id") if isinstance(table, Mapping) else None
+    valid = isinstance(chain_id, int) and not isinstance(chain_id, bool) and 0 < chain_id < 1 << 32
+    return decode(ExecutorConfig, doc, file=origin, dec_hook=_values_on(chain_id if valid else 1))
 
 
 def load_config(path: str | Path) -> ExecutorConfig:

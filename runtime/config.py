@@ -33,6 +33,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,7 +90,12 @@ class _ConfigMeta(msgspec.StructMeta):
 
 
 class Config(msgspec.Struct, metaclass=_ConfigMeta, frozen=True, forbid_unknown_fields=True):
-    """Base of every configuration table: frozen, keyword-only, unknown keys refused."""
+    """Base of every configuration table: frozen, keyword-only, unknown keys refused.
+
+    A component's top-level class may keep its own settings in a table of its name: with
+    ``own_table: ClassVar[str] = "executor"`` every field that is not itself a table (a Config, or
+    an array of them) is read from ``[executor]``, and the other tables sit beside it.
+    """
 
 
 class RelaysConfig(Config):
@@ -137,15 +143,60 @@ def load(cls: type[T], path: str | PathLike[str]) -> T:
     return decode(cls, load_toml(path), file=path)
 
 
-def decode(cls: type[T], doc: Any, *, file: str | PathLike[str] = "") -> T:
-    """Decode a parsed document into ``cls`` after refusing secrets; every problem is a ConfigError."""
+Hook = Callable[[type, Any], Any]
+
+
+def decode(cls: type[T], doc: Any, *, file: str | PathLike[str] = "", dec_hook: Hook | None = None) -> T:
+    """Decode a parsed document into ``cls`` after refusing secrets; every problem is a ConfigError.
+
+    ``dec_hook(type, value)`` builds the values of types msgspec does not know (a token id from an
+    address, say); a ``ValueError`` it raises is reported at the key being decoded.
+    """
     from .secrets import refuse_secrets  # runtime.secrets raises this module's ConfigError
 
     refuse_secrets(doc, file=str(file))
+    own = getattr(cls, "own_table", None)
+    settings: frozenset[str] = frozenset()
+    if own is not None and isinstance(doc, dict):
+        try:
+            doc, settings = _hoist(cls, doc, own)
+        except ConfigError as exc:
+            raise exc.within(file=file) from None
     try:
-        return msgspec.convert(doc, cls, strict=True, str_keys=True)
+        return msgspec.convert(doc, cls, strict=True, str_keys=True, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
-        raise _explain(exc, cls, doc).within(file=file) from None
+        error = _explain(exc, cls, doc, dec_hook)
+    if own is not None and re.split(r"[.\[]", error.path, maxsplit=1)[0] in settings:
+        error = error.within(own)  # a setting read from the component's own table
+    raise error.within(file=file) from None
+
+
+def _hoist(cls: type, doc: dict[str, Any], own: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """``{own: {a: 1}, t: {...}}`` -> ``{a: 1, t: {...}}``, refusing keys in the wrong place."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = msgspec.structs.fields(cls)
+    settings = frozenset(f.encode_name for f in fields if not _is_table(hints[f.name]))
+    tables = sorted({f.encode_name for f in fields} - settings | {own})
+    for key in doc:
+        if key not in tables:
+            raise ConfigError(f"unknown key {key!r} (allowed: {', '.join(tables)})", path=key)
+    section = doc.get(own, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"must be a table, got {type(section).__name__}", path=own)
+    for key in section:
+        if key not in settings:
+            raise ConfigError(f"unknown key {key!r} (allowed: {', '.join(sorted(settings))})",
+                              path=join_path(own, key))
+    return {**{k: v for k, v in doc.items() if k != own}, **section}, settings
+
+
+def _is_table(tp: Any) -> bool:
+    for m in _members(tp):
+        if typing.get_origin(m) is tuple:
+            m = _strip(typing.get_args(m)[0])
+        if isinstance(m, type) and issubclass(m, msgspec.Struct):
+            return True
+    return False
 
 
 # --- msgspec's errors, explained -----------------------------------------------------------------
@@ -155,13 +206,14 @@ _SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _WANT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
          "object": "a table", "array": "an array", "null": "absent"}
 _GOT = {"object": "table", "array": "array", "null": "nothing"}
+_MAPPINGS = (dict, Mapping)
 
 
-def _explain(exc: msgspec.ValidationError, cls: type, doc: Any) -> ConfigError:
+def _explain(exc: msgspec.ValidationError, cls: type, doc: Any, hook: Hook | None) -> ConfigError:
     m = _AT.match(str(exc))
     assert m is not None  # the pattern matches any text
     message, raw_path, key_error = m["msg"], m["path"] or "", bool(m["key"])
-    path, value, tp = _locate(cls, doc, raw_path, key_error)
+    path, value, tp = _locate(cls, doc, raw_path, key_error, hook)
     cause = exc.__cause__
     if isinstance(cause, ConfigError):  # raised by a table's __post_init__
         return cause.within(path)
@@ -230,7 +282,7 @@ def _child(tp: Any, value: Any, segment: str | int) -> Any:
             for f in msgspec.structs.fields(m):
                 if f.encode_name == segment:
                     return hints[f.name]
-        elif isinstance(segment, str) and origin is dict and isinstance(value, dict):
+        elif isinstance(segment, str) and origin in _MAPPINGS and isinstance(value, dict):
             return args[1]
         elif isinstance(segment, int) and origin in (tuple, list) and isinstance(value, list):
             if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
@@ -239,7 +291,7 @@ def _child(tp: Any, value: Any, segment: str | int) -> Any:
     return Any
 
 
-def _locate(cls: type, doc: Any, raw_path: str, key_error: bool) -> tuple[str, Any, Any]:
+def _locate(cls: type, doc: Any, raw_path: str, key_error: bool, hook: Hook | None) -> tuple[str, Any, Any]:
     """msgspec's ``.a[...][0]`` -> (``a.<key>[0]``, the value there, its declared type).
 
     msgspec writes a dict key as ``[...]``; the key it stopped at is the first one (in document
@@ -250,7 +302,7 @@ def _locate(cls: type, doc: Any, raw_path: str, key_error: bool) -> tuple[str, A
         name, index = m[1], m[2]
         step: str | int | None = name if name is not None else (int(index) if index != "..." else None)
         if step is None:
-            step = _first_bad_key(tp, value, keys=False)
+            step = _first_bad_key(tp, value, hook, keys=False)
             if step is None:
                 break
         tp = _child(tp, value, step)
@@ -262,28 +314,28 @@ def _locate(cls: type, doc: Any, raw_path: str, key_error: bool) -> tuple[str, A
         else:
             value = None
     if key_error:
-        key = _first_bad_key(tp, value, keys=True)
+        key = _first_bad_key(tp, value, hook, keys=True)
         if key is not None:
-            dict_tp = next(m for m in _members(tp) if typing.get_origin(m) is dict)
+            dict_tp = next(m for m in _members(tp) if typing.get_origin(m) in _MAPPINGS)
             return join_path(path, key), key, typing.get_args(dict_tp)[0]
     return path, value, tp
 
 
-def _first_bad_key(tp: Any, value: Any, *, keys: bool) -> str | None:
+def _first_bad_key(tp: Any, value: Any, hook: Hook | None, *, keys: bool) -> str | None:
     """The first key of the dict ``value`` whose key (``keys``) or value does not convert."""
-    dict_tp = next((m for m in _members(tp) if typing.get_origin(m) is dict), None)
+    dict_tp = next((m for m in _members(tp) if typing.get_origin(m) in _MAPPINGS), None)
     if dict_tp is None or not isinstance(value, dict):
         return None
     key_tp, value_tp = typing.get_args(dict_tp)
     for k, v in value.items():
-        if not _converts({k: None} if keys else {"k": v}, dict[key_tp, Any] if keys else dict[str, value_tp]):
+        if not _converts({k: None} if keys else {"k": v}, dict[key_tp, Any] if keys else dict[str, value_tp], hook):
             return str(k)
     return None
 
 
-def _converts(obj: Any, tp: Any) -> bool:
+def _converts(obj: Any, tp: Any, hook: Hook | None) -> bool:
     try:
-        msgspec.convert(obj, tp, strict=True, str_keys=True)
-    except msgspec.ValidationError:
+        msgspec.convert(obj, tp, strict=True, str_keys=True, dec_hook=hook)
+    except (msgspec.ValidationError, ValueError):
         return False
     return True

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -105,25 +105,27 @@ class CurvePoolConfig(Config):
 
 
 class StrategyConfig(Config):
+    own_table: ClassVar[str] = "strategy"  # the settings below that are not tables live in [strategy]
+
     name: str = "dex-arb"
-    strategy_id: int = 1
-    source_id: int = 20
-    max_hops: int = 4
-    max_cycles_per_pool: int = 4096
-    max_signals_per_update: int = 4
-    max_sized_per_update: int = 4
-    confidence_bps: int = 5000
-    gas: GasConfig = msgspec.field(default_factory=GasConfig)
-    economics: EconomicsConfig = msgspec.field(default_factory=EconomicsConfig)
+    strategy_id: U16 = 1
+    source_id: U32 = 20
+    max_hops: int = 4  # in [2, 6]: checked below, also when built in code
+    max_cycles_per_pool: Annotated[int, Meta(ge=1, le=10**9)] = 4096
+    max_signals_per_update: Annotated[int, Meta(ge=1, le=10**6)] = 4
+    max_sized_per_update: Annotated[int, Meta(ge=1, le=10**6)] = 4
+    confidence_bps: int = 5000  # in [0, 10000]
+    gas: GasConfig = GasConfig()
+    economics: EconomicsConfig = EconomicsConfig()
     chains: tuple[ChainConfig, ...] = ()
     curve_pools: tuple[CurvePoolConfig, ...] = ()
-    relays: RelaysConfig = msgspec.field(default_factory=RelaysConfig)
+    relays: RelaysConfig = RelaysConfig()
 
     def __post_init__(self) -> None:
         if not 2 <= self.max_hops <= 6:
-            raise ConfigError(f"out of range [2, 6], got {self.max_hops}", path="strategy.max_hops")
+            raise ConfigError(f"out of range [2, 6], got {self.max_hops}", path="max_hops")
         if not 0 <= self.confidence_bps <= 10_000:
-            raise ConfigError(f"out of range [0, 10000], got {self.confidence_bps}", path="strategy.confidence_bps")
+            raise ConfigError(f"out of range [0, 10000], got {self.confidence_bps}", path="confidence_bps")
         if not 0 <= self.economics.slippage_bps <= 10_000:
             raise ConfigError(f"out of range [0, 10000], got {self.economics.slippage_bps}",
                               path="economics.slippage_bps")
@@ -141,7 +143,7 @@ class StrategyConfig(Config):
         return None
 
 
-# --- the file's tables ---------------------------------------------------------------------------
+# --- the file's [[chains]] and [[curve_pools]] ----------------------------------------------------
 # The file names tokens by address within their [[chains]] table and venues by name; these tables
 # check every value when decoded (``__post_init__`` resolves them once) and become the classes above.
 
@@ -160,17 +162,6 @@ def _venue_code(path: str, name: str) -> int:
         return int(Venue[name.upper()])
     except KeyError:
         raise ConfigError(f"unknown venue {name!r} (a Venue name or a numeric code)", path=path) from None
-
-
-class _StrategyTable(Config):
-    name: str = "dex-arb"
-    strategy_id: U16 = 1
-    source_id: U32 = 20
-    max_hops: Annotated[int, Meta(ge=2, le=6)] = 4
-    max_cycles_per_pool: Annotated[int, Meta(ge=1, le=10**9)] = 4096
-    max_signals_per_update: Annotated[int, Meta(ge=1, le=10**6)] = 4
-    max_sized_per_update: Annotated[int, Meta(ge=1, le=10**6)] = 4
-    confidence_bps: Annotated[int, Meta(ge=0, le=10_000)] = 5000
 
 
 class _ChainTable(Config):
@@ -211,27 +202,19 @@ class _CurveTable(Config):
                                amp=self.amp, rates=self.rates)
 
 
-class _StrategyFile(Config):
-    strategy: _StrategyTable = msgspec.field(default_factory=_StrategyTable)
-    gas: GasConfig = msgspec.field(default_factory=GasConfig)
-    economics: EconomicsConfig = msgspec.field(default_factory=EconomicsConfig)
+class _ChainTables(Config):
     chains: tuple[_ChainTable, ...] = ()
     curve_pools: tuple[_CurveTable, ...] = ()
-    relays: RelaysConfig = msgspec.field(default_factory=RelaysConfig)
 
 
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> StrategyConfig:
     """Validate a parsed TOML document (a dict) into a :class:`StrategyConfig`."""
-    f = decode(_StrategyFile, doc, file=origin)
-    s = f.strategy
+    listed = ("chains", "curve_pools")  # written by address and venue name: decoded as _ChainTables
+    config = decode(StrategyConfig, {k: v for k, v in doc.items() if k not in listed}, file=origin)
+    tables = decode(_ChainTables, {k: v for k, v in doc.items() if k in listed}, file=origin)
     try:
-        return StrategyConfig(
-            name=s.name, strategy_id=s.strategy_id, source_id=s.source_id, max_hops=s.max_hops,
-            max_cycles_per_pool=s.max_cycles_per_pool, max_signals_per_update=s.max_signals_per_update,
-            max_sized_per_update=s.max_sized_per_update, confidence_bps=s.confidence_bps,
-            gas=f.gas, economics=f.economics, relays=f.relays,
-            chains=tuple(c.resolve() for c in f.chains), curve_pools=tuple(c.resolve() for c in f.curve_pools),
-        )
+        return msgspec.structs.replace(config, chains=tuple(c.resolve() for c in tables.chains),
+                                       curve_pools=tuple(c.resolve() for c in tables.curve_pools))
     except ConfigError as exc:  # a check across tables (a chain listed twice)
         raise exc.within(file=origin) from None
 

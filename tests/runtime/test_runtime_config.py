@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 import pytest
@@ -143,3 +143,32 @@ def test_load_names_the_file(tmp_path: Path) -> None:
     assert info.value.file == str(p)
     with pytest.raises(ConfigError, match="cannot read"):
         load(Top, tmp_path / "missing.toml")
+
+
+class Component(Config):
+    own_table: ClassVar[str] = "component"
+
+    name: str = "c"
+    max_hops: Annotated[int, Meta(ge=2, le=6)] = 4
+    section: Section = Section()
+
+    def __post_init__(self) -> None:
+        if self.name == "reserved":
+            raise ConfigError("is reserved", path="name")
+
+
+def test_a_component_reads_its_settings_from_its_own_table() -> None:
+    c = decode(Component, {"component": {"max_hops": 3}, "section": {"max_wei": 7}})
+    assert (c.name, c.max_hops, c.section.max_wei) == ("c", 3, 7) and decode(Component, {}) == Component()
+
+    def err(doc: dict) -> str:
+        with pytest.raises(ConfigError) as info:
+            decode(Component, doc, file="c.toml")
+        return str(info.value)
+
+    assert err({"component": {"max_hop": 3}}) == "c.toml: component.max_hop: unknown key 'max_hop' (allowed: max_hops, name)"
+    assert err({"max_hops": 3}) == "c.toml: max_hops: unknown key 'max_hops' (allowed: component, section)"
+    assert err({"component": {"max_hops": 2.0}}) == "c.toml: component.max_hops: must be an integer, got float"
+    assert err({"component": {"name": "reserved"}}) == "c.toml: component.name: is reserved"
+    assert err({"component": []}) == "c.toml: component: must be a table, got list"
+    assert err({"section": {"hops": 1}}) == "c.toml: section.hops: out of range [2, 6], got 1"
