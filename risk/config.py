@@ -53,7 +53,6 @@ Tokens are written ``"<chain_id>:<0x address>"``; venues by ``protocol.ids.Venue
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import msgspec
@@ -61,7 +60,7 @@ import msgspec
 from protocol.execution import Outcome
 from protocol.ids import TokenId, Venue
 from protocol.system import StopScope
-from runtime.config import Config, ConfigError, RelaysConfig, decode, load
+from runtime.config import Config, ConfigError, RelaysConfig, decode, load, parse_toml
 
 # ------------------------------------------------------------------ value parsers
 
@@ -294,8 +293,4 @@ def load_config(path: str | Path) -> RiskConfig:
 
 
 def parse_config(text: str) -> RiskConfig:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}") from None
-    return decode(RiskConfig, data)
+    return decode(RiskConfig, parse_toml(text))

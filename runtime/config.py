@@ -47,7 +47,7 @@ from .paths import check_socket_path, parse_domain, socket_path
 
 __all__ = [
     "Config", "ConfigError", "Meta", "RelaysConfig", "U16", "U32", "NonNegative", "Positive",
-    "decode", "join_path", "load", "load_toml",
+    "decode", "join_path", "load", "load_toml", "parse_toml",
 ]
 
 T = TypeVar("T")
@@ -132,10 +132,15 @@ def load_toml(path: str | PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"cannot read ({exc.strerror or exc})", file=p) from None
     except UnicodeDecodeError:
         raise ConfigError("invalid TOML: not UTF-8", file=p) from None
+    return parse_toml(text, file=p)
+
+
+def parse_toml(text: str, *, file: str | PathLike[str] = "") -> dict[str, Any]:
+    """Parse TOML text; malformed text is a :class:`ConfigError`."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", file=p) from None
+        raise ConfigError(f"invalid TOML: {exc}", file=file) from None
 
 
 def load(cls: type[T], path: str | PathLike[str]) -> T:
