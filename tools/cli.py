@@ -1,60 +1,94 @@
-"""The ``alphapulse`` command: one subcommand per component.
+"""The ``alphapulse`` command: one subcommand per component, and groups of them.
 
 Each subcommand lives in its component's package and is imported lazily, so
 ``alphapulse relay`` never pays for importing web3 or textual. A component
-registers itself by adding one line to ``COMMANDS``: ``name -> "module:function"``,
-where ``function(argv: list[str]) -> int`` parses its own arguments.
+registers itself by adding one line to ``COMMANDS``: ``name -> Command("module:function", help)``,
+where ``function(argv: list[str]) -> int`` parses its own arguments. A ``Group`` of commands
+(``alphapulse collector evm``, ``alphapulse bench relay``) is dispatched by the same code.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    # name: ("module:function", one-line help)
-    "bench": ("tools.bench:main", "benchmarks: codec, relay, decode, strategy, e2e"),
-    "relay": ("relays.daemon:main", "run one relay daemon (market_data, signal, execution)"),
-    "archive": ("relays.archiver:main", "archive one relay domain to Parquet"),
-    "bridge": ("bridge.process:main", "bridge a relay domain out to / in from NATS JetStream"),
-    "loadgen": ("tools.loadgen:main", "publish synthetic load into a relay"),
-    "devnet": ("tools.devnet.cli:main", "start anvil with the official Uniswap contracts"),
-    "collector": ("tools.collector_cli:main", "run a collector (evm, replay)"),
-    "strategy": ("strategy.process:main", "run the arbitrage strategy process"),
-    "executor": ("execution.process:main", "run the executor process"),
-    "risk": ("risk.process:main", "run the risk monitor"),
-    "portfolio": ("portfolio.process:main", "run the portfolio process"),
-    "report": ("portfolio.report:main", "daily and all-time report"),
-    "demo": ("tools.demo:main", "the main job: the whole system on a local chain"),
-    "up": ("tools.supervisor:up", "start a deployment's processes under the supervisor"),
-    "down": ("tools.supervisor:down", "stop a running supervisor and its processes"),
-    "systemd": ("tools.systemd:main", "generate systemd units from a deployment file"),
-    "config": ("tools.config_cli:main", "validate a deployment file: config check FILE"),
-    "dashboard": ("tools.dashboard.app:main", "the Textual terminal dashboard"),
-    "replay": ("tools.replay:main", "re-publish an archive through the relays"),
+
+@dataclass(frozen=True)
+class Command:
+    target: str  # "module:function"
+    help: str
+
+
+@dataclass(frozen=True)
+class Group:
+    help: str
+    commands: Mapping[str, Command | Group]
+
+
+COLLECTORS = Group("run a collector (evm, replay)", {
+    "evm": Command("collectors.evm.process:main", "live EVM chain collector (eth_subscribe logs + heads)"),
+    "replay": Command("collectors.replay.cli:main", "publish recorded raw eth_getLogs rows as live market data"),
+})
+
+# Every benchmark prints its figures next to a baseline measured in the same run (the machine is
+# shared and noisy) and reports the ratio; none of them asserts a time.
+BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e", {
+    "codec": Command("tools.bench.codec:main", "protocol codec encode+decode vs bare struct pack+unpack"),
+    "relay": Command("tools.bench.relay:main", "relay throughput and latency vs pyzmq PUB/SUB"),
+    "decode": Command("tools.bench.decode:main", "raw EVM logs -> protocol messages vs eth-abi"),
+    "strategy": Command("tools.bench.strategy:main", "10k-pool update-to-decision latency; V3 swaps/s vs degenbot"),
+    "e2e": Command("tools.bench.e2e:main", "devnet: swap log -> signal -> submitted transaction latency"),
+})
+
+COMMANDS: dict[str, Command | Group] = {
+    "bench": BENCHMARKS,
+    "relay": Command("relays.daemon:main", "run one relay daemon (market_data, signal, execution)"),
+    "archive": Command("relays.archiver:main", "archive one relay domain to Parquet"),
+    "bridge": Command("bridge.process:main", "bridge a relay domain out to / in from NATS JetStream"),
+    "loadgen": Command("tools.loadgen:main", "publish synthetic load into a relay"),
+    "devnet": Command("tools.devnet.cli:main", "start anvil with the official Uniswap contracts"),
+    "collector": COLLECTORS,
+    "strategy": Command("strategy.process:main", "run the arbitrage strategy process"),
+    "executor": Command("execution.process:main", "run the executor process"),
+    "risk": Command("risk.process:main", "run the risk monitor"),
+    "portfolio": Command("portfolio.process:main", "run the portfolio process"),
+    "report": Command("portfolio.report:main", "daily and all-time report"),
+    "demo": Command("tools.demo:main", "the main job: the whole system on a local chain"),
+    "up": Command("tools.supervisor:up", "start a deployment's processes under the supervisor"),
+    "down": Command("tools.supervisor:down", "stop a running supervisor and its processes"),
+    "systemd": Command("tools.systemd:main", "generate systemd units from a deployment file"),
+    "config": Command("tools.config_cli:main", "validate a deployment file: config check FILE"),
+    "dashboard": Command("tools.dashboard.app:main", "the Textual terminal dashboard"),
+    "replay": Command("tools.replay:main", "re-publish an archive through the relays"),
 }
 
 
-def _usage() -> str:
-    width = max(len(n) for n in COMMANDS)
-    lines = ["usage: alphapulse <command> [args...]", "", "commands:"]
-    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+def _usage(prog: str, commands: Mapping[str, Command | Group]) -> str:
+    width = max(len(n) for n in commands)
+    lines = [f"usage: {prog} <command> [args...]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {c.help}" for name, c in commands.items()]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def dispatch(prog: str, commands: Mapping[str, Command | Group], argv: list[str]) -> int:
+    """Run the command ``argv[0]`` names with the rest of ``argv``. Without arguments: the usage and
+    exit status 2; with ``-h``/``--help``/``help``: the usage and 0; an unknown command: 2."""
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
-        return 0
+        print(_usage(prog, commands))
+        return 0 if argv else 2
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"alphapulse: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+    command = commands.get(name)
+    if command is None:
+        print(f"{prog}: unknown command {name!r}\n\n{_usage(prog, commands)}", file=sys.stderr)
         return 2
-    return run_target("alphapulse: command", name, COMMANDS[name][0], rest)
+    if isinstance(command, Group):
+        return dispatch(f"{prog} {name}", command.commands, rest)
+    return run_target(f"{prog}: command {name!r}", command.target, rest)
 
 
-def run_target(what: str, name: str, target: str, argv: list[str]) -> int:
+def run_target(what: str, target: str, argv: list[str]) -> int:
     """Import ``module:function`` lazily and call it with ``argv``.
 
     A module that is not in this build is a clear message and exit 2; a missing dependency
@@ -65,10 +99,17 @@ def run_target(what: str, name: str, target: str, argv: list[str]) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            print(f"{what} {name!r} is not available in this build ({exc})", file=sys.stderr)
+            print(f"{what} is not available in this build ({exc})", file=sys.stderr)
             return 2
         raise
     return int(getattr(module, func_name)(argv) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # a bare ``alphapulse`` is a request for help
+        argv = ["--help"]
+    return dispatch("alphapulse", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -31,11 +31,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import trio
+
+from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "var" / "demo"
@@ -105,150 +108,59 @@ def _deploy_arb(net, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:  #
 
 
 def _write_configs(work: Path, run_dir: Path, dep, arb: str, ks: Path, pwfile: Path) -> Path:  # type: ignore[no-untyped-def]
-    sock = {d: run_dir / f"{d}.sock" for d in ("market_data", "signal", "execution")}
+    """Every component's config under ``work/configs`` and the deployment file naming them."""
+    relays = relays_table(run_dir)
     weth = dep.address_of("WETH")
     cfg = work / "configs"
-    cfg.mkdir(parents=True, exist_ok=True)
     data = work / "data"
-    (cfg / "collector.toml").write_text(f"""
-source_id = 17742
-relay_socket = "{sock['market_data']}"
-
-[[chain]]
-name = "devnet"
-deployment = "{work / 'deployment.json'}"
-""")
-    (cfg / "strategy.toml").write_text(f"""
-[strategy]
-name = "dex-arb"
-strategy_id = 1
-source_id = 20
-max_hops = 3
-max_signals_per_update = 1
-
-[economics]
-slippage_bps = 10
-
-[[chains]]
-chain_id = {dep.chain_id}
-gas_token = "{weth}"
-base_tokens = ["{weth}"]
-min_net_profit = {{ "{weth}" = 10000000000000 }}
-
-[relays]
-market_data = "{sock['market_data']}"
-signal = "{sock['signal']}"
-""")
-    venues = "".join(f'[[venues]]\nvenue = "{"DEVNET_V2_A" if v.name.endswith("_a") else "DEVNET_V2_B"}"\n'
-                     f'factory = "{v.factory}"\n' for v in dep.v2)
-    venues += f'[[venues]]\nvenue = "DEVNET_V3"\nfactory = "{dep.v3.factory}"\n'
-    (cfg / "executor.toml").write_text(f"""
-[executor]
-chain_id = {dep.chain_id}
-rpc_url = "{dep.rpc_url}"
-contract = "{arb}"
-gas_token = "{weth}"
-mode = "public"
-source_id = 31
-state_db = "{data / 'executor.sqlite'}"
-
-[keystore]
-path = "{ks}"
-password_file = "{pwfile}"
-
-[validation]
-max_signal_age_blocks = 3
-state_wait_s = 1.0
-
-{venues}
-[relays]
-market_data = "{sock['market_data']}"
-signal = "{sock['signal']}"
-execution = "{sock['execution']}"
-""")
-    (cfg / "risk.toml").write_text(f"""
-[relays]
-market_data = "{sock['market_data']}"
-signal = "{sock['signal']}"
-execution = "{sock['execution']}"
-
-[risk]
-source_id = 7001
-sender = "risk"
-
-[gas_price]
-max_wei = 300000000000
-
-[failure_rate]
-window = 20
-min_results = 10
-max_failure_rate_bps = 9000
-
-[daily_loss.tokens."{dep.chain_id}:{weth}"]
-max_loss = 5000000000000000000
-gas_per_eth = 1000000000000000000
-""")
-    (cfg / "portfolio.toml").write_text(f"""
-[portfolio]
-db = "{data / 'portfolio.sqlite'}"
-
-[relays]
-market_data = "{sock['market_data']}"
-signal = "{sock['signal']}"
-execution = "{sock['execution']}"
-
-[start]
-execution = "oldest"
-signal = "oldest"
-market_data = "oldest"
-
-[chains."{dep.chain_id}"]
-valuation_token = "{weth}"
-wrapped_native = "{weth}"
-""")
-    deploy = work / "deploy.toml"
-    deploy.write_text(f"""
-[deployment]
-name = "demo"
-run_dir = "{run_dir}"
-data_dir = "{data}"
-log_dir = "{work / 'logs'}"
-
-[relays]
-fsync = "interval"
-
-[[process]]
-name = "archiver"
-args = ["archive", "--domain", "market_data", "--out", "{data / 'archive'}", "--socket", "{sock['market_data']}",
-        "--from", "oldest"]
-after = ["relay-market_data"]
-
-[[process]]
-name = "collector"
-args = ["collector", "evm", "--config", "{cfg / 'collector.toml'}"]
-after = ["relay-market_data"]
-
-[[process]]
-name = "strategy"
-args = ["strategy", "--config", "{cfg / 'strategy.toml'}"]
-after = ["relay-market_data", "relay-signal"]
-
-[[process]]
-name = "executor"
-args = ["executor", "--config", "{cfg / 'executor.toml'}"]
-after = ["relay-market_data", "relay-signal", "relay-execution"]
-
-[[process]]
-name = "risk"
-args = ["risk", "--config", "{cfg / 'risk.toml'}", "--state", "{data / 'risk.sqlite'}"]
-after = ["relay-market_data", "relay-signal", "relay-execution"]
-
-[[process]]
-name = "portfolio"
-args = ["portfolio", "--config", "{cfg / 'portfolio.toml'}", "--db", "{data / 'portfolio.sqlite'}"]
-after = ["relay-market_data", "relay-signal", "relay-execution"]
-""")
-    return deploy
+    write_toml(cfg / "collector.toml", {
+        "source_id": 17742,
+        "relay_socket": relays["market_data"],
+        "chain": [{"name": "devnet", "deployment": work / "deployment.json"}],
+    })
+    write_toml(cfg / "strategy.toml", strategy_doc(
+        name="dex-arb", strategy_id=1, source_id=20, max_hops=3, max_signals_per_update=1,
+        economics={"slippage_bps": 10}, chain_id=dep.chain_id, gas_token=weth, min_net_profit=10**13,
+        relays=relays_table(run_dir, ("market_data", "signal"))))
+    write_toml(cfg / "executor.toml", {
+        "executor": {"chain_id": dep.chain_id, "rpc_url": dep.rpc_url, "contract": arb, "gas_token": weth,
+                     "mode": "public", "source_id": 31, "state_db": data / "executor.sqlite"},
+        "keystore": {"path": ks, "password_file": pwfile},
+        "validation": {"max_signal_age_blocks": 3, "state_wait_s": 1.0},
+        "venues": [*({"venue": "DEVNET_V2_A" if v.name.endswith("_a") else "DEVNET_V2_B", "factory": v.factory}
+                     for v in dep.v2),
+                   {"venue": "DEVNET_V3", "factory": dep.v3.factory}],
+        "relays": relays,
+    })
+    write_toml(cfg / "risk.toml", {
+        "relays": relays,
+        "risk": {"source_id": 7001, "sender": "risk"},
+        "gas_price": {"max_wei": 300 * 10**9},
+        "failure_rate": {"window": 20, "min_results": 10, "max_failure_rate_bps": 9000},
+        "daily_loss": {"tokens": {f"{dep.chain_id}:{weth}": {"max_loss": 5 * 10**18, "gas_per_eth": 10**18}}},
+    })
+    write_toml(cfg / "portfolio.toml", {
+        "portfolio": {"db": data / "portfolio.sqlite"},
+        "relays": relays,
+        "start": {"execution": "oldest", "signal": "oldest", "market_data": "oldest"},
+        "chains": {dep.chain_id: {"valuation_token": weth, "wrapped_native": weth}},
+    })
+    all_relays = ["relay-market_data", "relay-signal", "relay-execution"]
+    return write_toml(work / "deploy.toml", deployment_doc(
+        name="demo", run_dir=run_dir, data_dir=data, log_dir=work / "logs", fsync="interval", processes=[
+            process("archiver", ["archive", "--domain", "market_data", "--out", data / "archive",
+                                 "--socket", relays["market_data"], "--from", "oldest"],
+                    after=["relay-market_data"]),
+            process("collector", ["collector", "evm", "--config", cfg / "collector.toml"],
+                    after=["relay-market_data"]),
+            process("strategy", ["strategy", "--config", cfg / "strategy.toml"],
+                    after=["relay-market_data", "relay-signal"]),
+            process("executor", ["executor", "--config", cfg / "executor.toml"], after=all_relays),
+            process("risk", ["risk", "--config", cfg / "risk.toml", "--state", data / "risk.sqlite"],
+                    after=all_relays),
+            process("portfolio", ["portfolio", "--config", cfg / "portfolio.toml", "--db", data / "portfolio.sqlite"],
+                    after=all_relays),
+        ]))
 
 
 # --------------------------------------------------------------------------- market driver
@@ -291,6 +203,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
     from protocol.header import Domain
     from protocol.system import EmergencyStop, Resume
     from relays.client import RelayConsumer
+    from tools.dashboard.model import outcome_name
 
     async def signals() -> None:
         async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,
@@ -310,7 +223,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
             async for msg in c:
                 for t in msg.tlvs:
                     if isinstance(t, ExecutionResult):
-                        name = Outcome(t.outcome).name if t.outcome in Outcome._value2member_map_ else str(t.outcome)
+                        name = outcome_name(t.outcome)
                         tally.outcomes[name] = tally.outcomes.get(name, 0) + 1
                         if t.outcome == Outcome.EXECUTED:
                             tally.realized_wei += t.realized_profit
@@ -328,10 +241,39 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
         n.start_soon(execution)
 
 
-def _eth(wei: int) -> str:
-    """Integer wei as a decimal string with 6 places (truncated), no floats."""
+def fmt_units(wei: int) -> str:
+    """Integer base units of an 18-decimal token (wei) as a decimal string with 6 places (truncated), no floats."""
     sign, wei = ("-", -wei) if wei < 0 else ("", wei)
     return f"{sign}{wei // 10**18}.{(wei % 10**18) // 10**12:06d}"
+
+
+# --------------------------------------------------------------------------- showing progress (live and replay)
+
+
+async def open_dashboard(run_dir: Path) -> trio.Process:
+    """The Textual dashboard on this run's relays, as a child process that owns the terminal."""
+    return await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tools.cli", "dashboard", "--socket-dir", str(run_dir)])
+
+
+async def show_for(duration: float, dashboard: trio.Process | None, every: float, summary: Callable[[], None]) -> None:
+    """Run for ``duration`` seconds: until the dashboard quits when there is one, else calling
+    ``summary`` every ``every`` seconds."""
+    with trio.move_on_after(duration):
+        while dashboard is None or dashboard.returncode is None:
+            if dashboard is None:
+                await trio.sleep(every)
+                summary()
+            else:
+                await trio.sleep(0.5)
+
+
+async def close_dashboard(dashboard: trio.Process) -> None:
+    if dashboard.returncode is None:
+        dashboard.terminate()
+        await dashboard.wait()
+    # leave the dashboard's alternate screen, show the cursor, clear: the report prints cleanly
+    print("\033[?1049l\033[?25h\033[2J\033[H", end="", flush=True)
 
 
 # --------------------------------------------------------------------------- main
@@ -346,12 +288,7 @@ async def _run(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path, 
     sup = Supervisor(dep.processes)
     stop_driver = threading.Event()
     async with trio.open_nursery() as nursery:
-        await nursery.start(sup.run)
-        for name in ("relay-market_data", "relay-signal", "relay-execution"):
-            ready = sup.children[name].ready
-            assert ready is not None
-            with trio.fail_after(60):
-                await ready.wait()
+        await sup.start(nursery)  # returns once the relays accept connections
         nursery.start_soon(watch_bus, run_dir, tally)
         trader = net.deployment.funded_accounts[0]
         await trio.sleep(args.warmup)
@@ -365,26 +302,13 @@ async def _run(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path, 
             quiet = (deploy_file.parent / "logs" / "demo.log").open("a")  # noqa: ASYNC230
             _say_stream = supervisor_module.log_stream = quiet
             print(f"[demo] opening the dashboard (q quits); progress is logged to {quiet.name}", flush=True)
-            dashboard = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "tools.cli", "dashboard", "--socket-dir", str(run_dir)])
-        deadline = trio.current_time() + args.duration
-        with trio.move_on_at(deadline):
-            while True:
-                if dashboard is not None:
-                    if dashboard.returncode is not None:
-                        break
-                    await trio.sleep(0.5)
-                    continue
-                await trio.sleep(args.summary_every)
-                say(f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
-                    f"outcomes {dict(sorted(tally.outcomes.items()))}  realized {_eth(tally.realized_wei)} WETH  "
-                    f"gas {_eth(tally.gas_wei)} ETH{'  HALTED' if tally.halted else ''}")
+            dashboard = await open_dashboard(run_dir)
+        await show_for(args.duration, dashboard, args.summary_every, lambda: say(
+            f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
+            f"outcomes {dict(sorted(tally.outcomes.items()))}  realized {fmt_units(tally.realized_wei)} WETH  "
+            f"gas {fmt_units(tally.gas_wei)} ETH{'  HALTED' if tally.halted else ''}"))
         if dashboard is not None:
-            if dashboard.returncode is None:
-                dashboard.terminate()
-                await dashboard.wait()
-            # leave the dashboard's alternate screen, show the cursor, clear: the report prints cleanly
-            print("\033[?1049l\033[?25h\033[2J\033[H", end="", flush=True)
+            await close_dashboard(dashboard)
             import tools.supervisor as supervisor_module
 
             _say_stream = supervisor_module.log_stream = None
@@ -459,9 +383,9 @@ def main(argv: list[str]) -> int:
     print(f"market-data messages seen         : {tally.market}")
     print(f"signals published by the strategy : {tally.signals}")
     print(f"execution outcomes                : {dict(sorted(tally.outcomes.items()))}")
-    print(f"realized gross profit (events)    : {_eth(tally.realized_wei)} WETH")
-    print(f"gas paid                          : {_eth(tally.gas_wei)} ETH")
-    print(f"profit landed at the recipient    : {_eth(landed)} WETH  ({landed} wei, read on chain)")
+    print(f"realized gross profit (events)    : {fmt_units(tally.realized_wei)} WETH")
+    print(f"gas paid                          : {fmt_units(tally.gas_wei)} ETH")
+    print(f"profit landed at the recipient    : {fmt_units(landed)} WETH  ({landed} wei, read on chain)")
     print()
     from portfolio.report import main as report_main
 

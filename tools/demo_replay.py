@@ -46,6 +46,7 @@ import shutil
 import signal
 import sys
 import time
+import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
+from tools.demo import close_dashboard, fmt_units, open_dashboard, show_for
+from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = Path(os.environ.get("ALPHAPULSE_DEMO_DIR") or REPO / "var" / "demo")  # runs live here (tests move it)
@@ -176,79 +180,32 @@ def synthesize_start(files: Iterable[Path], pools: Iterable[Any], *, band_ticks:
 # --------------------------------------------------------------------------- configs
 
 
-def _socks(run_dir: Path) -> dict[str, Path]:
-    return {d: run_dir / f"{d}.sock" for d in ("market_data", "signal", "execution")}
+def _logs_strategy_doc(run_dir: Path) -> dict[str, Any]:
+    """The strategy config for the recorded mainnet USDC/WETH logs."""
+    return strategy_doc(name="dex-arb-replay", strategy_id=1, source_id=20, max_hops=2, chain_id=1, gas_token=WETH,
+                        min_net_profit=10**13, relays=relays_table(run_dir, ("market_data", "signal")))
 
 
-def _logs_strategy_toml(run_dir: Path) -> str:
-    s = _socks(run_dir)
-    return f"""
-[strategy]
-name = "dex-arb-replay"
-strategy_id = 1
-source_id = 20
-max_hops = 2
-
-[[chains]]
-chain_id = 1
-gas_token = "{WETH}"
-base_tokens = ["{WETH}"]
-min_net_profit = {{ "{WETH}" = 10000000000000 }}
-
-[relays]
-market_data = "{s['market_data']}"
-signal = "{s['signal']}"
-"""
-
-
-def _rebind_relays(toml_text: str, run_dir: Path) -> str:
+def _rebind_relays(live_config: Path, run_dir: Path) -> dict[str, Any]:
     """A live run's strategy config with its ``[relays]`` table pointing at this run's sockets."""
-    lines = toml_text.splitlines()
-    out: list[str] = []
-    skipping = False
-    for line in lines:
-        head = line.strip()
-        if head.startswith("["):
-            skipping = head == "[relays]"
-        if not skipping:
-            out.append(line)
-    s = _socks(run_dir)
-    out += ["", "[relays]", f'market_data = "{s["market_data"]}"', f'signal = "{s["signal"]}"', ""]
-    return "\n".join(out)
+    doc = tomllib.loads(live_config.read_text())
+    doc["relays"] = relays_table(run_dir, ("market_data", "signal"))
+    return doc
 
 
 def _write_deployment(work: Path, run_dir: Path) -> Path:
-    s = _socks(run_dir)
+    s = relays_table(run_dir)
     data = work / "data"
-    deploy = work / "deploy.toml"
-    deploy.write_text(f"""
-[deployment]
-name = "demo-replay"
-run_dir = "{run_dir}"
-data_dir = "{data}"
-log_dir = "{work / 'logs'}"
-
-[relays]
-fsync = "off"
-
-[[process]]
-name = "archiver-market_data"
-args = ["archive", "--domain", "market_data", "--out", "{data / 'archive'}", "--socket", "{s['market_data']}",
-        "--from", "oldest", "--flush-seconds", "1"]
-after = ["relay-market_data"]
-
-[[process]]
-name = "archiver-signal"
-args = ["archive", "--domain", "signal", "--out", "{data / 'archive'}", "--socket", "{s['signal']}",
-        "--from", "oldest", "--flush-seconds", "1"]
-after = ["relay-signal"]
-
-[[process]]
-name = "strategy"
-args = ["strategy", "--config", "{work / 'configs' / 'strategy.toml'}"]
-after = ["relay-market_data", "relay-signal"]
-""")
-    return deploy
+    archivers = [process(f"archiver-{domain}", ["archive", "--domain", domain, "--out", data / "archive",
+                                                "--socket", s[domain], "--from", "oldest", "--flush-seconds", "1"],
+                         after=[f"relay-{domain}"])
+                 for domain in ("market_data", "signal")]
+    return write_toml(work / "deploy.toml", deployment_doc(
+        name="demo-replay", run_dir=run_dir, data_dir=data, log_dir=work / "logs", fsync="off", processes=[
+            *archivers,
+            process("strategy", ["strategy", "--config", work / "configs" / "strategy.toml"],
+                    after=["relay-market_data", "relay-signal"]),
+        ]))
 
 
 # --------------------------------------------------------------------------- watching the bus
@@ -266,36 +223,26 @@ class Detected:
 
 
 def _describe(msg: Any) -> tuple[int, str, str]:
+    from protocol.ids import VenueKind
     from protocol.signals import ArbitragePath, Economics, SignalIdentity, SignalKind
+    from tools.dashboard.views import code_name
 
     ident = msg.find(SignalIdentity)
     econ = msg.find(Economics)
     path = msg.find(ArbitragePath)
     kind = SignalKind(ident.kind).name if ident is not None and ident.kind in SignalKind._value2member_map_ else "?"
     net = econ.net_profit if econ is not None else 0
-    hops = " -> ".join(f"{h.pool.address[:10]}({_kind(h.venue_kind)})" for h in path.hops) if path is not None else ""
-    text = (f"block {ident.block_number if ident else '?'} {kind:<8} net {_units(net)} gross "
-            f"{_units(econ.gross_profit) if econ else '?'} gas {_units(econ.gas_cost) if econ else '?'}  {hops}")
+    hops = " -> ".join(f"{h.pool.address[:10]}({code_name(VenueKind, h.venue_kind)})" for h in path.hops) if path is not None else ""
+    text = (f"block {ident.block_number if ident else '?'} {kind:<8} net {fmt_units(net)} gross "
+            f"{fmt_units(econ.gross_profit) if econ else '?'} gas {fmt_units(econ.gas_cost) if econ else '?'}  {hops}")
     return net, kind, text
-
-
-def _kind(code: int) -> str:
-    from protocol.ids import VenueKind
-
-    return VenueKind(code).name.lower() if code in VenueKind._value2member_map_ else str(code)
-
-
-def _units(wei: int) -> str:
-    """Integer base units of an 18-decimal token as a decimal string, 6 places, no floats."""
-    sign, wei = ("-", -wei) if wei < 0 else ("", wei)
-    return f"{sign}{wei // 10**18}.{(wei % 10**18) // 10**12:06d}"
 
 
 async def watch(run_dir: Path, d: Detected) -> None:
     from protocol.header import Domain
     from relays.client import RelayConsumer
 
-    socks = _socks(run_dir)
+    socks = relays_table(run_dir)
 
     async def signals() -> None:
         async with RelayConsumer.connect(Domain.SIGNAL, str(socks["signal"]), from_seq=0, name="demo-replay") as c:
@@ -328,7 +275,7 @@ async def _publish_start(run_dir: Path, tlvs: list[Any]) -> None:
     from protocol.header import FLAG_REPLAYED, Domain
     from relays.client import RelayProducer
 
-    async with RelayProducer.connect(Domain.MARKET_DATA, str(_socks(run_dir)["market_data"]),
+    async with RelayProducer.connect(Domain.MARKET_DATA, str(relays_table(run_dir)["market_data"]),
                                      source_id=SNAPSHOT_SOURCE_ID, name="demo-replay-snapshots",
                                      connect_timeout=30) as p:
         for t in tlvs:
@@ -344,12 +291,7 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
     sup = Supervisor(dep.processes)
     source: trio.Process | None = None
     async with trio.open_nursery() as nursery:
-        await nursery.start(sup.run)
-        for name in ("relay-market_data", "relay-signal", "relay-execution"):
-            ready = sup.children[name].ready
-            assert ready is not None
-            with trio.fail_after(60):
-                await ready.wait()
+        await sup.start(nursery)  # returns once the relays accept connections
         d.start_messages = len(plan["start_tlvs"])
         d.flowing = trio.Event()
         nursery.start_soon(watch, run_dir, d)
@@ -380,27 +322,20 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
         nursery.start_soon(wait_source)
         dashboard = None
         if not args.headless and sys.stdout.isatty():
-            dashboard = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "tools.cli", "dashboard", "--socket-dir", str(run_dir)])
+            dashboard = await open_dashboard(run_dir)
         # the clock starts with the market: the source process may take seconds to start on a busy machine
         with trio.move_on_after(60):
             await d.flowing.wait()
         say(f"market data flowing; running for {args.duration:g} s")
-        with trio.move_on_after(args.duration):
-            while True:
-                if dashboard is not None:
-                    if dashboard.returncode is not None:
-                        break
-                    await trio.sleep(0.5)
-                    continue
-                await trio.sleep(args.summary_every)
-                top = max(d.best)[0] if d.best else None
-                say(f"market msgs {d.market}  signals {d.signals}  by kind {dict(sorted(d.by_kind.items()))}"
-                    f"  best net {_units(top) if top is not None else '-'}"
-                    f"{'  (source done)' if d.source_done is not None else ''}")
-        if dashboard is not None and dashboard.returncode is None:
-            dashboard.terminate()
-            await dashboard.wait()
+        def summary() -> None:
+            top = max(d.best)[0] if d.best else None
+            say(f"market msgs {d.market}  signals {d.signals}  by kind {dict(sorted(d.by_kind.items()))}"
+                f"  best net {fmt_units(top) if top is not None else '-'}"
+                f"{'  (source done)' if d.source_done is not None else ''}")
+
+        await show_for(args.duration, dashboard, args.summary_every, summary)
+        if dashboard is not None:
+            await close_dashboard(dashboard)
         stopping = True
         if source.returncode is None:
             say(f"stopping the source (pid {source.pid})")
@@ -434,14 +369,14 @@ def _plan(args: argparse.Namespace, work: Path, run_dir: Path) -> dict[str, Any]
     cfg = work / "configs"
     cfg.mkdir(parents=True, exist_ok=True)
     (work / "logs").mkdir(parents=True, exist_ok=True)
-    md_sock = str(_socks(run_dir)["market_data"])
+    md_sock = str(relays_table(run_dir)["market_data"])
     if archive is not None and choice != "logs":
         live_cfg = archive.parent.parent / "configs" / "strategy.toml"
         if live_cfg.is_file():
-            (cfg / "strategy.toml").write_text(_rebind_relays(live_cfg.read_text(), run_dir))
+            write_toml(cfg / "strategy.toml", _rebind_relays(live_cfg, run_dir))
             cfg_note = f"the live run's strategy config {live_cfg}"
         else:
-            (cfg / "strategy.toml").write_text(_logs_strategy_toml(run_dir))
+            write_toml(cfg / "strategy.toml", _logs_strategy_doc(run_dir))
             cfg_note = "the mainnet USDC/WETH strategy config (no configs/strategy.toml next to the archive)"
         pace = ["--as-fast-as-possible"] if speed <= 0 else ["--speed", f"{speed:g}"]
         say(f"replaying the archive {archive} (a previous live demo run) with {cfg_note}")
@@ -455,7 +390,7 @@ def _plan(args: argparse.Namespace, work: Path, run_dir: Path) -> dict[str, Any]
     n_items = sum(1 for _ in iter_replay(files, MAINNET_USDC_WETH_V3))
     span_s = 86_400  # the recording covers one UTC day
     speed_factor = max(args.rate, 0.001) * span_s / max(n_items, 1)
-    (cfg / "strategy.toml").write_text(_logs_strategy_toml(run_dir))
+    write_toml(cfg / "strategy.toml", _logs_strategy_doc(run_dir))
     say(f"no live-run archive used: replaying the recorded logs {LOGS_DIR.name} ({n_items} messages) at "
         f"~{args.rate:g} msg/s (speed x{speed_factor:,.1f})")
     for addr, p in described["pools"].items():

@@ -29,6 +29,8 @@ anywhere in the file is refused (``runtime.secrets``) without being echoed.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -160,3 +162,22 @@ def _check_acyclic(procs: list[ProcessSpec], origin: str) -> None:
 def load_deployment(path: str | Path) -> Deployment:
     p = Path(path)
     return parse_deployment(load_toml(p), base=p.resolve().parent, origin=str(p))
+
+
+def load_from_args(prog: str, argv: list[str], *, description: str | None = None,
+                   options: Callable[[argparse.ArgumentParser], object] | None = None,
+                   ) -> tuple[argparse.Namespace, Deployment]:
+    """A deployment command's arguments (``--config FILE`` plus what ``options`` adds) and that deployment.
+
+    An invalid file ends the command like an invalid argument: its message on stderr, exit status 2.
+    """
+    ap = argparse.ArgumentParser(prog=prog, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="deployment TOML file")
+    if options is not None:
+        options(ap)
+    args = ap.parse_args(argv)
+    try:
+        return args, load_deployment(args.config)
+    except ConfigError as exc:
+        ap.exit(2, f"{prog}: {exc}\n")

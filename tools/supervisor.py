@@ -23,7 +23,6 @@ The supervisor:
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import signal
@@ -31,15 +30,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import trio
 
-from runtime.config import ConfigError
-
-from .deployment import ProcessSpec, load_deployment
+from .deployment import ProcessSpec, load_from_args
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -93,12 +91,12 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     stopping: bool = False
-    ready: trio.Event | None = None
+    ready: trio.Event = field(default_factory=trio.Event)
 
 
 class Supervisor:
     def __init__(self, specs: list[ProcessSpec], *, max_restarts: int | None = None) -> None:
-        self.children = {s.name: Child(s, ready=trio.Event()) for s in specs}
+        self.children = {s.name: Child(s) for s in specs}
         for s in specs:
             if s.log_file:
                 Path(s.log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -117,16 +115,13 @@ class Supervisor:
                 log(f"{child.spec.name}: not ready after {READY_TIMEOUT:.0f} s")
                 return
             await trio.sleep(0.05)
-        assert child.ready is not None
         child.ready.set()
         log(f"{child.spec.name}: ready")
 
     async def run_child(self, child: Child) -> None:
         spec = child.spec
         for dep in spec.after:
-            ready = self.children[dep].ready
-            assert ready is not None
-            await ready.wait()
+            await self.children[dep].ready.wait()
         backoff = BACKOFF_START
         env = dict(os.environ, **spec.env)
         while not self.stopping:
@@ -181,6 +176,16 @@ class Supervisor:
                 await wait_exit(proc)
             log(f"{name}: stopped (exit {proc.returncode})")
 
+    async def start(self, nursery: trio.Nursery, *, ready: Iterable[str] | None = None) -> None:
+        """Run the supervisor in ``nursery``; return once the processes named in ``ready`` (default: the
+        relay daemons) are ready. ``trio.TooSlowError`` if one is not ready within ``READY_TIMEOUT``."""
+        await nursery.start(self.run)
+        if ready is None:
+            ready = [n for n, c in self.children.items() if c.spec.args[0] == "relay" and c.spec.ready_socket]
+        for name in ready:
+            with trio.fail_after(READY_TIMEOUT):
+                await self.children[name].ready.wait()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
@@ -218,15 +223,7 @@ def order(specs: list[ProcessSpec]) -> list[str]:
 
 
 def up(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="alphapulse up", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help="deployment TOML file")
-    args = ap.parse_args(argv)
-    try:
-        dep = load_deployment(args.config)
-    except ConfigError as exc:
-        print(f"alphapulse up: {exc}", file=sys.stderr)
-        return 2
+    _, dep = load_from_args("alphapulse up", argv, description=__doc__)
     Path(dep.run_dir).mkdir(parents=True, exist_ok=True)
     if dep.log_dir:
         Path(dep.log_dir).mkdir(parents=True, exist_ok=True)
@@ -242,15 +239,8 @@ def up(argv: list[str]) -> int:
 
 
 def down(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="alphapulse down")
-    ap.add_argument("--config", required=True, help="deployment TOML file")
-    ap.add_argument("--timeout", type=float, default=30.0)
-    args = ap.parse_args(argv)
-    try:
-        dep = load_deployment(args.config)
-    except ConfigError as exc:
-        print(f"alphapulse down: {exc}", file=sys.stderr)
-        return 2
+    args, dep = load_from_args("alphapulse down", argv,
+                               options=lambda ap: ap.add_argument("--timeout", type=float, default=30.0))
     pidfile = Path(dep.run_dir) / "supervisor.pid"
     try:
         pid = int(pidfile.read_text().strip())

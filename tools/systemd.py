@@ -17,9 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from runtime.config import ConfigError
-
-from .deployment import Deployment, ProcessSpec, load_deployment
+from .deployment import Deployment, ProcessSpec, load_from_args
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,17 +99,11 @@ def generate(dep: Deployment, out: Path, *, python: str | None = None, workdir: 
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="alphapulse systemd", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help="deployment TOML file")
-    ap.add_argument("--out", required=True, help="directory for the unit files")
-    ap.add_argument("--python", help="interpreter for ExecStart (default: this one)")
-    args = ap.parse_args(argv)
-    try:
-        dep = load_deployment(args.config)
-    except ConfigError as exc:
-        print(f"alphapulse systemd: {exc}", file=sys.stderr)
-        return 2
+    def options(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--out", required=True, help="directory for the unit files")
+        ap.add_argument("--python", help="interpreter for ExecStart (default: this one)")
+
+    args, dep = load_from_args("alphapulse systemd", argv, description=__doc__, options=options)
     for path in generate(dep, Path(args.out), python=args.python):
         print(path)
     return 0

@@ -523,7 +523,7 @@ def test_live_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureF
 
 
 async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: Any, short_tmp: Path) -> None:
-    """``python -m tools.collector_cli evm --config FILE`` as a real process: bootstraps from a devnet
+    """``python -m tools.cli collector evm --config FILE`` as a real process: bootstraps from a devnet
     deployment file, streams a swap, exits 0 on SIGTERM."""
     import signal
     import subprocess
@@ -540,7 +540,7 @@ async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: 
         async with trio.open_nursery() as nursery:
             await start_stack(nursery, h, short_tmp)
             proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "tools.collector_cli", "evm", "--config", str(cfg), "--socket", h.sock,
+                [sys.executable, "-m", "tools.cli", "collector", "evm", "--config", str(cfg), "--socket", h.sock,
                  "--log-level", "WARNING"], cwd=repo, stdout=subprocess.DEVNULL)
             try:
                 await wait_bootstrapped(h)

@@ -24,7 +24,6 @@ from collectors.replay.source import (
 )
 from protocol import FrameDecoder, LiquidityChange, Message, V3Swap, Venue, VenueKind
 from protocol.header import FLAG_REPLAYED, Domain
-from tools import collector_cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "uniswap-v3-usdc-weth-2024-01-05"
 RAW_500 = DATA / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-2024-01-05.raw.csv"
@@ -289,18 +288,6 @@ def test_pool_specs() -> None:
     with pytest.raises(ValueError, match="expected"):
         parse_pool_spec("0x12", 1)
     assert replay_cli.pools_for(1, []) == list(MAINNET_USDC_WETH_V3)
-
-
-def test_collector_dispatcher(capsys: pytest.CaptureFixture[str]) -> None:
-    assert collector_cli.main(["--help"]) == 0
-    assert "replay" in capsys.readouterr().out
-    assert collector_cli.main(["nope"]) == 2
-    assert collector_cli.main(["replay", "--logs", str(RAW_3000), "--dry-run", "--as-fast-as-possible"]) == 0
-    try:
-        import collectors.evm.process  # noqa: F401
-    except ModuleNotFoundError:
-        assert collector_cli.main(["evm"]) == 2
-        assert "'evm' is not available" in capsys.readouterr().err
 
 
 async def test_replay_into_a_real_relay(tmp_path: Path) -> None:

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from tools.config_cli import check
+from tools.deployment_writer import deployment_doc, process, strategy_doc, write_toml
 
 WETH = "0x" + "c0" * 20
 
 
-def _deploy(tmp: Path, strategy_text: str, executor_text: str | None = None) -> Path:
-    (tmp / "strategy.toml").write_text(strategy_text)
-    procs = ('[[process]]\nname = "strategy"\nargs = ["strategy", "--config", "strategy.toml"]\n'
-             'after = ["relay-market_data", "relay-signal"]\n')
-    if executor_text is not None:
-        (tmp / "executor.toml").write_text(executor_text)
-        procs += '[[process]]\nname = "executor"\nargs = ["executor", "--config", "executor.toml"]\n'
-    path = tmp / "deploy.toml"
-    path.write_text(f'[deployment]\nrun_dir = "{tmp}/run"\n\n' + procs)
-    return path
+def _deploy(tmp: Path, strategy: dict[str, Any], executor: dict[str, Any] | None = None) -> Path:
+    write_toml(tmp / "strategy.toml", strategy)
+    procs = [process("strategy", ["strategy", "--config", "strategy.toml"], after=["relay-market_data", "relay-signal"])]
+    if executor is not None:
+        write_toml(tmp / "executor.toml", executor)
+        procs.append(process("executor", ["executor", "--config", "executor.toml"]))
+    return write_toml(tmp / "deploy.toml", deployment_doc(run_dir=tmp / "run", processes=procs))
 
 
-GOOD_STRATEGY = f"""
-[strategy]
-max_hops = 3
-[[chains]]
-chain_id = 1
-gas_token = "{WETH}"
-base_tokens = ["{WETH}"]
-"""
+GOOD_STRATEGY = strategy_doc(max_hops=3, chain_id=1, gas_token=WETH)
 
 
 def test_a_valid_deployment_passes(tmp_path: Path) -> None:
@@ -36,7 +29,8 @@ def test_a_valid_deployment_passes(tmp_path: Path) -> None:
 
 
 def test_a_typo_in_a_component_config_is_reported_with_its_key(tmp_path: Path) -> None:
-    problems = check(str(_deploy(tmp_path, GOOD_STRATEGY.replace("max_hops", "max_hopz"))))
+    typo = {**GOOD_STRATEGY, "strategy": {"max_hopz": 3}}
+    problems = check(str(_deploy(tmp_path, typo)))
     assert len(problems) == 1 and "strategy" in problems[0] and "max_hopz" in problems[0]
 
 
@@ -48,13 +42,13 @@ def test_a_missing_config_file_is_reported(tmp_path: Path) -> None:
 
 def test_a_plaintext_key_is_refused_and_not_echoed(tmp_path: Path) -> None:
     key = "0x" + "ab" * 32
-    problems = check(str(_deploy(tmp_path, GOOD_STRATEGY, f'[executor]\nchain_id = 1\nprivate_key = "{key}"\n')))
+    problems = check(str(_deploy(tmp_path, GOOD_STRATEGY, {"executor": {"chain_id": 1, "private_key": key}})))
     assert any("executor" in p for p in problems)
     assert all(key not in p and key[2:] not in p for p in problems)
 
 
 def test_deployment_level_errors_come_first(tmp_path: Path) -> None:
     path = _deploy(tmp_path, GOOD_STRATEGY)
-    path.write_text(path.read_text() + '\n[relays]\nfsync = "sometimes"\n')
+    write_toml(path, {**tomllib.loads(path.read_text()), "relays": {"fsync": "sometimes"}})
     problems = check(str(path))
     assert len(problems) == 1 and "relays.fsync" in problems[0]

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_replay_decisions import STRATEGY_TOML, WETH, market_stream
+from test_replay_decisions import WETH, market_stream, strategy_config
 
 import protocol as P
 from protocol.header import Domain
@@ -27,6 +27,7 @@ from protocol.message import encode
 from relays.archiver import domain_dir, write_flush
 from strategy.config import config_from_dict
 from strategy.engine import StrategyEngine
+from tools.deployment_writer import strategy_doc, write_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_704_412_800 * 10**9
@@ -60,8 +61,7 @@ def fake_live_run(demo_dir: Path) -> tuple[Path, list[P.Message]]:
     """A previous live demo run's layout: configs/strategy.toml and data/archive with market data."""
     run = demo_dir / "20240105-000000"
     (run / "configs").mkdir(parents=True)
-    (run / "configs" / "strategy.toml").write_text(STRATEGY_TOML.format(weth=WETH, md="/tmp/old/md.sock",
-                                                                        sig="/tmp/old/sig.sock"))
+    write_toml(run / "configs" / "strategy.toml", strategy_config(Path("/tmp/old/md.sock"), Path("/tmp/old/sig.sock")))
     msgs = [P.Message(domain=Domain.MARKET_DATA, tlvs=tlvs, source_id=17742, source_seq=i + 1, domain_seq=i + 1,
                       event_time_ns=T0 + i * 10**6, receive_time_ns=T0 + i * 15 * 10**6)
             for i, tlvs in enumerate(market_stream())]
@@ -73,8 +73,7 @@ def fake_live_run(demo_dir: Path) -> tuple[Path, list[P.Message]]:
 
 def test_demo_replay_of_a_live_run_archive(demo_dir: Path) -> None:
     run, msgs = fake_live_run(demo_dir)
-    doc = {"strategy": {"max_hops": 3}, "chains": [{"chain_id": 1, "gas_token": WETH, "base_tokens": [WETH],
-                                                     "min_net_profit": {WETH: 10**15}}]}
+    doc = strategy_doc(max_hops=3, chain_id=1, gas_token=WETH, min_net_profit=10**15)
     engine = StrategyEngine(config_from_dict(doc))
     expected = sum(len(engine.on_message(m, 0)) for m in msgs)
     assert expected > 20

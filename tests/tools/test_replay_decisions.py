@@ -45,6 +45,7 @@ from protocol.header import FLAG_REPLAYED
 from protocol.market import TickLiquidity
 from relays.archiver import read_archive
 from relays.client import RelayConsumer, RelayProducer, request_stats
+from tools.deployment_writer import strategy_doc, write_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
@@ -124,23 +125,9 @@ def market_stream(blocks: int = 30, seed: int = 5) -> list[tuple[P.TLV, ...]]:
     return out
 
 
-STRATEGY_TOML = """
-[strategy]
-name = "dex-arb"
-strategy_id = 1
-source_id = 20
-max_hops = 3
-
-[[chains]]
-chain_id = 1
-gas_token = "{weth}"
-base_tokens = ["{weth}"]
-min_net_profit = {{ "{weth}" = 1000000000000000 }}
-
-[relays]
-market_data = "{md}"
-signal = "{sig}"
-"""
+def strategy_config(md: Path, sig: Path) -> dict[str, Any]:
+    return strategy_doc(name="dex-arb", strategy_id=1, source_id=20, max_hops=3, chain_id=1, gas_token=WETH,
+                        min_net_profit=10**15, relays={"market_data": str(md), "signal": str(sig)})
 
 
 # --------------------------------------------------------------------------- processes (by PID)
@@ -312,7 +299,7 @@ def test_replayed_archive_makes_the_same_decisions(work: Path) -> None:
         procs.relay("relay-md", "market_data", md)
         procs.relay("relay-sig", "signal", sig)
         wait_sockets(procs, md, sig)
-        (work / "strategy.toml").write_text(STRATEGY_TOML.format(weth=WETH, md=md, sig=sig))
+        write_toml(work / "strategy.toml", strategy_config(md, sig))
         strat = procs.start("strategy", "strategy", "--config", str(work / "strategy.toml"))
         arch_md = procs.start("archive-md", "archive", "--domain", "market_data", "--out", str(archive), "--socket",
                               str(md), "--from", "oldest", "--flush-seconds", "0.2")
@@ -338,7 +325,7 @@ def test_replayed_archive_makes_the_same_decisions(work: Path) -> None:
         procs.relay("relay-md2", "market_data", md2)
         procs.relay("relay-sig2", "signal", sig2)
         wait_sockets(procs, md2, sig2)
-        (work / "strategy2.toml").write_text(STRATEGY_TOML.format(weth=WETH, md=md2, sig=sig2))
+        write_toml(work / "strategy2.toml", strategy_config(md2, sig2))
         strat2 = procs.start("strategy2", "strategy", "--config", str(work / "strategy2.toml"))
         wait_for(lambda: len(stats("market_data", md2)["consumers"]) >= 1 and stats("signal", sig2)["producers"],
                  "the fresh strategy to connect", timeout=30)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.deployment_writer import deployment_doc, process, write_toml
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -28,21 +30,10 @@ def _alive(pid: int) -> bool:
 def _write(tmp: Path, crasher: bool = True) -> Path:
     run = Path(f"/tmp/ap-sup-{os.getpid()}-{tmp.name[-8:]}")
     run.mkdir(parents=True, exist_ok=True)
-    cfg = tmp / "deploy.toml"
-    cfg.write_text(f"""
-[deployment]
-run_dir = "{run}"
-data_dir = "{tmp / 'data'}"
-[relays]
-domains = ["market_data"]
-fsync = "off"
-""" + ("" if not crasher else f"""
-[[process]]
-name = "crasher"
-args = ["relay", "--domain", "no_such_domain", "--socket", "{run}/x.sock", "--data-dir", "{tmp}/x"]
-after = ["relay-market_data"]
-"""))
-    return cfg
+    crashers = [process("crasher", ["relay", "--domain", "no_such_domain", "--socket", run / "x.sock",
+                                    "--data-dir", tmp / "x"], after=["relay-market_data"])] if crasher else []
+    return write_toml(tmp / "deploy.toml", deployment_doc(run_dir=run, data_dir=tmp / "data", domains=["market_data"],
+                                                          fsync="off", processes=crashers))
 
 
 def _start(cfg: Path) -> subprocess.Popen[str]:

@@ -78,12 +78,7 @@ async def _measure(args: argparse.Namespace, net, deploy_file: Path, run_dir: Pa
     driving_since = [0]
     stop = threading.Event()
     async with trio.open_nursery() as nursery:
-        await nursery.start(sup.run)
-        for name in ("relay-market_data", "relay-signal", "relay-execution"):
-            ready = sup.children[name].ready
-            assert ready is not None
-            with trio.fail_after(60):
-                await ready.wait()
+        await sup.start(nursery)  # returns once the relays accept connections
 
         async def signals() -> None:
             async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,

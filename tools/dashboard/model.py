@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, NamedTuple
 
 from protocol.execution import ExecutionRequest, ExecutionResult, ExecutionStarted, Fill, Outcome
@@ -158,7 +159,7 @@ class SignalRecord:
     @property
     def status(self) -> str:
         if self.result is not None:
-            return _outcome_name(self.result.outcome)
+            return outcome_name(self.result.outcome)
         if self.started is not None:
             return "SUBMITTED"
         if self.request is not None:
@@ -395,7 +396,8 @@ class DashboardModel:
 
     # ------------------------------------------------------------------ market
 
-    def _pool(self, pool: int, now_ns: int) -> PoolState:
+    def _pool(self, pool: int, now_ns: int, source: str, block: int = 0) -> PoolState:
+        """The pool's state, most recently updated now by a ``source`` message of ``block``."""
         pools = self.pools
         p = pools.get(pool)
         if p is None:
@@ -407,20 +409,19 @@ class DashboardModel:
         p.updates += 1
         p.updated_ns = now_ns
         p.stale = ""
+        p.source = source
+        if block > p.block:
+            p.block = block
         self.changed.add("market")
         return p
 
     def _v2_reserves(self, t: V2Reserves, msg: Message, seq: int, now_ns: int) -> None:
-        p = self._pool(t.pool, now_ns)
-        p.reserve0, p.reserve1, p.source = t.reserve0, t.reserve1, "V2Reserves"
-        if t.block_number > p.block:
-            p.block = t.block_number
+        p = self._pool(t.pool, now_ns, "V2Reserves", t.block_number)
+        p.reserve0, p.reserve1 = t.reserve0, t.reserve1
 
     def _v3_swap(self, t: V3Swap, msg: Message, seq: int, now_ns: int) -> None:
-        p = self._pool(t.pool, now_ns)
-        p.sqrt_price_x96, p.liquidity, p.tick, p.source = t.sqrt_price_x96, t.liquidity, t.tick, "V3Swap"
-        if t.block_number > p.block:
-            p.block = t.block_number
+        p = self._pool(t.pool, now_ns, "V3Swap", t.block_number)
+        p.sqrt_price_x96, p.liquidity, p.tick = t.sqrt_price_x96, t.liquidity, t.tick
         self.swaps.append(SwapEvent(t, msg[5] or now_ns, seq))
 
     def _v2_swap(self, t: V2Swap, msg: Message, seq: int, now_ns: int) -> None:
@@ -429,23 +430,17 @@ class DashboardModel:
         self.changed.add("market")
 
     def _snapshot(self, t: PoolSnapshot, msg: Message, seq: int, now_ns: int) -> None:
-        p = self._pool(t.pool, now_ns)
+        p = self._pool(t.pool, now_ns, "PoolSnapshot")
         p.block, p.fee_ppm, p.reserve0, p.reserve1 = t.block_number, t.fee_ppm, t.reserve0, t.reserve1
         if t.sqrt_price_x96:
             p.sqrt_price_x96, p.tick, p.liquidity = t.sqrt_price_x96, t.tick, t.liquidity
-        p.source = "PoolSnapshot"
 
     def _v3_init(self, t: V3Initialize, msg: Message, seq: int, now_ns: int) -> None:
-        p = self._pool(t.pool, now_ns)
-        p.sqrt_price_x96, p.tick, p.source = t.sqrt_price_x96, t.tick, "V3Initialize"
-        if t.block_number > p.block:
-            p.block = t.block_number
+        p = self._pool(t.pool, now_ns, "V3Initialize", t.block_number)
+        p.sqrt_price_x96, p.tick = t.sqrt_price_x96, t.tick
 
     def _liquidity(self, t: LiquidityChange, msg: Message, seq: int, now_ns: int) -> None:
-        p = self._pool(t.pool, now_ns)
-        p.source = "LiquidityChange"
-        if t.block_number > p.block:
-            p.block = t.block_number
+        self._pool(t.pool, now_ns, "LiquidityChange", t.block_number)
 
     def _block(self, t: BlockHeader, msg: Message, seq: int, now_ns: int) -> None:
         cur = self.blocks.get(t.chain_id)
@@ -506,8 +501,18 @@ class DashboardModel:
         r.updated_ns = now_ns
         return r
 
+    def _trace(self, signal_id: int, step: str, msg: Message, seq: int, now_ns: int, detail: str,
+               panels: tuple[str, ...] = ("signals", "execution")) -> SignalRecord:
+        """The signal's record with one more step of its trace (at the message's event time); marks
+        ``panels`` changed."""
+        r = self._record(signal_id, now_ns)
+        r.add_step(TraceStep(step, msg.event_time_ns or now_ns, msg.domain, seq, detail))
+        self.changed.update(panels)
+        return r
+
     def _signal(self, t: SignalIdentity, msg: Message, seq: int, now_ns: int) -> None:
-        r = self._record(t.signal_id, now_ns)
+        r = self._trace(t.signal_id, "detected", msg, seq, now_ns,
+                        f"block {t.block_number}, {t.strategy or 'strategy ' + str(t.strategy_id)}", ("signals",))
         r.identity = t
         self.signals_seen += 1
         for x in msg.tlvs:
@@ -519,25 +524,14 @@ class DashboardModel:
                 r.cross_chain = x
             elif isinstance(x, TraceContext):
                 r.trace_context = x
-        r.add_step(TraceStep("detected", msg.event_time_ns or now_ns, msg.domain, seq,
-                             f"block {t.block_number}, {t.strategy or 'strategy ' + str(t.strategy_id)}"))
-        self.changed.add("signals")
 
     def _exec_request(self, t: ExecutionRequest, msg: Message, seq: int, now_ns: int) -> None:
-        r = self._record(t.signal_id, now_ns)
-        r.request = t
-        r.add_step(TraceStep("requested", msg.event_time_ns or now_ns, msg.domain, seq,
-                             f"deadline block {t.deadline_block}, min profit {t.min_profit}"))
-        self.changed.add("signals")
-        self.changed.add("execution")
+        self._trace(t.signal_id, "requested", msg, seq, now_ns,
+                    f"deadline block {t.deadline_block}, min profit {t.min_profit}").request = t
 
     def _exec_started(self, t: ExecutionStarted, msg: Message, seq: int, now_ns: int) -> None:
-        r = self._record(t.signal_id, now_ns)
-        r.started = t
-        r.add_step(TraceStep("started", msg.event_time_ns or now_ns, msg.domain, seq,
-                             f"tx 0x{t.tx_hash.hex()[:16]}… nonce {t.nonce}"))
-        self.changed.add("signals")
-        self.changed.add("execution")
+        self._trace(t.signal_id, "started", msg, seq, now_ns,
+                    f"tx 0x{t.tx_hash.hex()[:16]}… nonce {t.nonce}").started = t
 
     def _exec_result(self, t: ExecutionResult, msg: Message, seq: int, now_ns: int) -> None:
         r = self._record(t.signal_id, now_ns)
@@ -548,7 +542,7 @@ class DashboardModel:
         r.result = t
         self._account(t, 1)
         step = r.step_at("result")
-        detail = f"{_outcome_name(t.outcome)}" + (f": {t.reason}" if t.reason else "")
+        detail = f"{outcome_name(t.outcome)}" + (f": {t.reason}" if t.reason else "")
         if step is None:
             r.add_step(TraceStep("result", msg.event_time_ns or now_ns, msg.domain, seq, detail))
         else:
@@ -568,11 +562,8 @@ class DashboardModel:
             self.gas_used_total += sign * t.gas_used
 
     def _fill(self, t: Fill, msg: Message, seq: int, now_ns: int) -> None:
-        r = self._record(t.signal_id, now_ns)
-        r.fills.append(t)
-        r.add_step(TraceStep("fill", msg.event_time_ns or now_ns, msg.domain, seq,
-                             f"pool …{t.pool & 0xFFFF:04x} {t.amount_in} -> {t.amount_out}"))
-        self.changed.add("execution")
+        self._trace(t.signal_id, "fill", msg, seq, now_ns, f"pool …{t.pool & 0xFFFF:04x} {t.amount_in} -> {t.amount_out}",
+                    ("execution",)).fills.append(t)
 
     # ------------------------------------------------------------------ risk
 
@@ -603,21 +594,11 @@ class DashboardModel:
 
     def recent_signals(self, limit: int) -> list[SignalRecord]:
         """Newest first, at most ``limit`` (O(limit))."""
-        out = []
-        for r in reversed(self.signals.values()):
-            out.append(r)
-            if len(out) >= limit:
-                break
-        return out
+        return list(islice(reversed(self.signals.values()), limit))
 
     def recent_pools(self, limit: int) -> list[PoolState]:
         """Most recently updated first."""
-        out = []
-        for p in reversed(self.pools.values()):
-            out.append(p)
-            if len(out) >= limit:
-                break
-        return out
+        return list(islice(reversed(self.pools.values()), limit))
 
 
 def _ignore(t: TLV, msg: Message, seq: int, now_ns: int) -> None:
@@ -627,5 +608,6 @@ def _ignore(t: TLV, msg: Message, seq: int, now_ns: int) -> None:
 _OUTCOME_NAMES = {int(o): o.name for o in Outcome}
 
 
-def _outcome_name(code: int) -> str:
+def outcome_name(code: int) -> str:
+    """An ``ExecutionResult.outcome`` code's name (``OUTCOME_<code>`` for one this build does not know)."""
     return _OUTCOME_NAMES.get(code) or f"OUTCOME_{code}"

@@ -9,13 +9,14 @@ by thousands; prices derived from ``sqrtPriceX96`` are display-only floats.
 from __future__ import annotations
 
 import time
+from enum import IntEnum
 
-from protocol.execution import Outcome, SubmissionMode
+from protocol.execution import SubmissionMode
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
 from protocol.signals import SignalKind
 
-from .model import DashboardModel, PoolState, RelayHealth, SignalRecord
+from .model import DashboardModel, PoolState, RelayHealth, SignalRecord, outcome_name
 
 Row = tuple[str, tuple[str, ...]]  # (row key, cells)
 
@@ -62,11 +63,16 @@ def full_address(addr: bytes | int) -> str:
     return "0x" + addr.hex() if isinstance(addr, bytes) else f"0x{addr:040x}"
 
 
-def venue_name(code: int) -> str:
+def code_name(enum: type[IntEnum], code: int) -> str:
+    """A wire code's lower-case name in ``enum``; the number itself for a code this build does not know."""
     try:
-        return Venue(code).name.lower()
+        return enum(code).name.lower()
     except ValueError:
         return str(code)
+
+
+def venue_name(code: int) -> str:
+    return code_name(Venue, code)
 
 
 def fmt_pool(pool: int) -> str:
@@ -108,18 +114,8 @@ def fmt_price(p: PoolState) -> str:
     return "-"
 
 
-def outcome_name(code: int) -> str:
-    try:
-        return Outcome(code).name
-    except ValueError:
-        return f"OUTCOME_{code}"
-
-
 def domain_name(code: int) -> str:
-    try:
-        return Domain(code).name.lower()
-    except ValueError:
-        return str(code)
+    return code_name(Domain, code)
 
 
 # ---------------------------------------------------------------------- panels
@@ -178,13 +174,6 @@ def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
     return rows
 
 
-def _kind(code: int) -> str:
-    try:
-        return SignalKind(code).name.lower()
-    except ValueError:
-        return str(code)
-
-
 def signal_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
     rows: list[Row] = []
     for r in model.recent_signals(limit):
@@ -192,7 +181,7 @@ def signal_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
         rows.append((f"sig-{r.signal_id}", (
             str(r.signal_id),
             (ident.strategy or str(ident.strategy_id)) if ident else "?",
-            _kind(ident.kind) if ident else "?",
+            code_name(SignalKind, ident.kind) if ident else "?",
             fmt_int(ident.block_number) if ident else "-",
             str(len(path.hops)) if path else "-",
             fmt_int(eco.gross_profit) if eco else "-",
@@ -205,13 +194,6 @@ def signal_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
     return rows
 
 
-def _mode(code: int) -> str:
-    try:
-        return SubmissionMode(code).name.lower()
-    except ValueError:
-        return str(code)
-
-
 def execution_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
     rows: list[Row] = []
     for r in model.recent_signals(limit * 4):
@@ -220,7 +202,7 @@ def execution_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
             continue
         rows.append((f"exe-{r.signal_id}", (
             str(r.signal_id),
-            _mode(st.mode) if st else (_mode(r.request.mode) if r.request else "-"),
+            code_name(SubmissionMode, st.mode) if st else (code_name(SubmissionMode, r.request.mode) if r.request else "-"),
             fmt_int(st.nonce) if st else "-",
             short_hex(st.tx_hash) if st else (short_hex(res.tx_hash) if res and any(res.tx_hash) else "-"),
             fmt_gwei(st.max_fee_per_gas) if st else "-",
@@ -296,20 +278,24 @@ def pnl_risk_text(model: DashboardModel) -> str:
 # ---------------------------------------------------------------------- inspector and tracer
 
 
-def inspector_text(model: DashboardModel, signal_id: int | None) -> str:
+def _selected(model: DashboardModel, signal_id: int | None, prompt: str) -> SignalRecord | str:
+    """The selected signal's record, or the text to show instead (``prompt`` when none is selected)."""
     if signal_id is None:
-        return "Signal inspector: select a signal (arrows / enter in the Signals panel)."
+        return prompt
     r = model.signals.get(signal_id)
-    if r is None:
-        return f"Signal {signal_id}: no longer retained."
-    return _inspect(r)
+    return f"Signal {signal_id}: no longer retained." if r is None else r
+
+
+def inspector_text(model: DashboardModel, signal_id: int | None) -> str:
+    r = _selected(model, signal_id, "Signal inspector: select a signal (arrows / enter in the Signals panel).")
+    return r if isinstance(r, str) else _inspect(r)
 
 
 def _inspect(r: SignalRecord) -> str:
     lines = [f"Signal {r.signal_id}   status {r.status}"]
     ident, eco, path = r.identity, r.economics, r.path
     if ident is not None:
-        lines.append(f"  strategy {ident.strategy or ident.strategy_id} ({_kind(ident.kind)}), chain "
+        lines.append(f"  strategy {ident.strategy or ident.strategy_id} ({code_name(SignalKind, ident.kind)}), chain "
                      f"{ident.chain_id}, block {fmt_int(ident.block_number)}, confidence "
                      f"{ident.confidence_bps / 100:.2f}%")
     else:
@@ -347,12 +333,10 @@ def _inspect(r: SignalRecord) -> str:
 
 
 def tracer_text(model: DashboardModel, signal_id: int | None) -> str:
-    if signal_id is None:
-        return "Execution tracer: select a signal to follow it to its outcome."
-    r = model.signals.get(signal_id)
-    if r is None:
-        return f"Signal {signal_id}: no longer retained."
-    lines = [f"Trace of signal {signal_id}" + (f" (trace id {r.trace_context.trace_id:032x})"
+    r = _selected(model, signal_id, "Execution tracer: select a signal to follow it to its outcome.")
+    if isinstance(r, str):
+        return r
+    lines = [f"Trace of signal {r.signal_id}" + (f" (trace id {r.trace_context.trace_id:032x})"
                                                 if r.trace_context else "")]
     t0 = r.steps[0].at_ns if r.steps else 0
     for s in r.steps:

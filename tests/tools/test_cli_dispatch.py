@@ -1,0 +1,56 @@
+"""``alphapulse``: one dispatcher for the top-level commands and the groups under them (collector, bench)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools import cli
+
+RAW_3000 = (Path(__file__).resolve().parents[1] / "data" / "uniswap-v3-usdc-weth-2024-01-05"
+            / "ethereum-0x8ad599c3a0ff1de082011efddc58f1908eb6e6d8-2024-01-05.raw.csv")
+
+
+def test_top_level_usage_and_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: alphapulse <command>") and "collector" in out and "systemd" in out
+    assert cli.main(["nope"]) == 2
+    assert "alphapulse: unknown command 'nope'" in capsys.readouterr().err
+
+
+def test_collector_dispatcher(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["collector", "--help"]) == 0
+    assert "replay" in capsys.readouterr().out
+    assert cli.main(["collector"]) == 2  # a group without a command is a usage error
+    assert "usage: alphapulse collector <command>" in capsys.readouterr().out
+    assert cli.main(["collector", "nope"]) == 2
+    assert "alphapulse collector: unknown command 'nope'" in capsys.readouterr().err
+    assert cli.main(["collector", "replay", "--logs", str(RAW_3000), "--dry-run", "--as-fast-as-possible"]) == 0
+    try:
+        import collectors.evm.process  # noqa: F401
+    except ModuleNotFoundError:
+        assert cli.main(["collector", "evm"]) == 2
+        assert "'evm' is not available" in capsys.readouterr().err
+
+
+def test_bench_group_lists_every_benchmark_module(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    bench_dir = Path(cli.__file__).parent / "bench"
+    for name, command in cli.BENCHMARKS.commands.items():
+        assert name in out
+        assert isinstance(command, cli.Command) and command.target == f"tools.bench.{name}:main"
+        assert (bench_dir / f"{name}.py").is_file()
+    assert cli.main(["bench", "nope"]) == 2
+
+
+def test_a_missing_module_is_a_clear_error_but_a_missing_dependency_inside_one_propagates(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    commands = {"gone": cli.Command("tools.no_such_module:main", "not built"),
+                "broken": cli.Command("tools.cli:missing", "no such function")}
+    assert cli.dispatch("alphapulse", commands, ["gone"]) == 2
+    assert "'gone' is not available in this build" in capsys.readouterr().err
+    with pytest.raises(AttributeError):
+        cli.dispatch("alphapulse", commands, ["broken"])

@@ -1,0 +1,114 @@
+"""Writing a deployment file and the component configs it names: documents as data, TOML by tomli-w.
+
+``tools/deployment.py`` reads a deployment file (its docstring is the format) and each component's
+``config.py`` reads its own file; this module is the one place that writes them, for the demo, the
+replay demo, the end-to-end benchmark and the tests. A caller builds plain documents (dicts and
+lists, the shapes ``tomllib`` returns) with the helpers below, and :func:`write_toml` serialises
+them with tomli-w: strings are escaped (a path with a quote or a backslash stays one string), keys
+are quoted where TOML needs it, and nothing is spliced into TOML text by hand.
+
+* :func:`deployment_doc` and :func:`process`: the deployment file;
+* :func:`relays_table`: the ``[relays]`` table every component config shares (one socket per domain);
+* :func:`strategy_doc`: a strategy config trading from one chain's gas token;
+* :func:`write_toml`: any document to a file.
+
+The builders leave out what the caller leaves out, so the loader's defaults apply exactly as they
+would to a hand-written file. They do not validate: the loaders do, and a test may well need to
+write a file they refuse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from relays.paths import DATA_DOMAINS, socket_path
+
+DOMAINS = tuple(d.name.lower() for d in DATA_DOMAINS)
+
+
+def _plain(value: Any) -> Any:
+    """A document with paths as strings, tuples as lists and every key a string (TOML keys are)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    """``doc`` as TOML text."""
+    return tomli_w.dumps(_plain(doc))
+
+
+def write_toml(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
+    """Write ``doc`` as TOML to ``path`` (parents created); returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(dumps(doc))
+    return out
+
+
+def relays_table(run_dir: str | os.PathLike[str], domains: Iterable[str] = DOMAINS) -> dict[str, str]:
+    """A component's ``[relays]`` table: each domain's socket under ``run_dir``."""
+    return {d: str(socket_path(d, run_dir)) for d in domains}
+
+
+def process(name: str, args: Iterable[str | os.PathLike[str]], *, after: Iterable[str] = (),
+            ready_file: str | os.PathLike[str] = "", ready_socket: str | os.PathLike[str] = "",
+            oneshot: bool = False, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One ``[[process]]`` table: an ``alphapulse`` subcommand and what it waits for."""
+    table: dict[str, Any] = {"name": name, "args": [os.fspath(a) for a in args]}
+    if after:
+        table["after"] = list(after)
+    if ready_file:
+        table["ready_file"] = os.fspath(ready_file)
+    if ready_socket:
+        table["ready_socket"] = os.fspath(ready_socket)
+    if oneshot:
+        table["oneshot"] = True
+    if env:
+        table["env"] = dict(env)
+    return table
+
+
+def deployment_doc(*, run_dir: str | os.PathLike[str], name: str = "", data_dir: str | os.PathLike[str] = "",
+                   log_dir: str | os.PathLike[str] = "", user: str = "", domains: Iterable[str] | None = None,
+                   fsync: str = "", processes: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """A deployment file's document; an empty argument is left out (the loader's default applies)."""
+    deployment = {"name": name, "run_dir": run_dir, "data_dir": data_dir, "log_dir": log_dir, "user": user}
+    doc: dict[str, Any] = {"deployment": {k: v for k, v in deployment.items() if v}}
+    relays: dict[str, Any] = {}
+    if domains is not None:
+        relays["domains"] = list(domains)
+    if fsync:
+        relays["fsync"] = fsync
+    if relays:
+        doc["relays"] = relays
+    procs = [dict(p) for p in processes]
+    if procs:
+        doc["process"] = procs
+    return doc
+
+
+def strategy_doc(*, chain_id: int, gas_token: str, min_net_profit: int | None = None,
+                 relays: Mapping[str, str] | None = None, economics: Mapping[str, Any] | None = None,
+                 **strategy: Any) -> dict[str, Any]:
+    """A strategy config (``strategy/config.py``) that starts and ends its cycles in ``gas_token`` on one
+    chain; ``strategy`` is the ``[strategy]`` table (name, strategy_id, source_id, max_hops, ...)."""
+    chain: dict[str, Any] = {"chain_id": chain_id, "gas_token": gas_token, "base_tokens": [gas_token]}
+    if min_net_profit is not None:
+        chain["min_net_profit"] = {gas_token: min_net_profit}
+    doc: dict[str, Any] = {"strategy": strategy}
+    if economics:
+        doc["economics"] = dict(economics)
+    doc["chains"] = [chain]
+    if relays:
+        doc["relays"] = dict(relays)
+    return doc
