@@ -26,7 +26,7 @@ from typing import Any
 
 import tomli_w
 
-from relays.paths import DATA_DOMAINS, socket_path
+from runtime.paths import DATA_DOMAINS, socket_path
 
 DOMAINS = tuple(d.name.lower() for d in DATA_DOMAINS)
 

@@ -308,8 +308,11 @@ def test_worker_against_real_relays(tmp_path) -> None:
 
             trio.run(produce)
             worker.publish(EmergencyStop(scope=0, scope_value=0, stop_id=1, reason="test", sender="dashboard@test"))
-            pump(lambda: model.halted and 5 in model.signals and model.signals[5].status == "EXECUTED",
-                 "the signal's outcome and the stop")
+            # the stop can reach the model through the consumer before the publishing task has put its
+            # notice in the inbox (it does so after its flush returns): wait for both
+            pump(lambda: model.halted and 5 in model.signals and model.signals[5].status == "EXECUTED"
+                 and any("EmergencyStop published" in text for _, text in model.notices),
+                 "the signal's outcome, the stop and the publisher's notice")
         finally:
             worker.stop()
         assert [s.step for s in model.signals[5].steps] == ["detected", "started", "result"]
