@@ -7,7 +7,8 @@ lists, the shapes ``tomllib`` returns) with the helpers below, and :func:`write_
 them with tomli-w: strings are escaped (a path with a quote or a backslash stays one string), keys
 are quoted where TOML needs it, and nothing is spliced into TOML text by hand.
 
-* :func:`deployment_doc` and :func:`process`: the deployment file;
+* :func:`deployment_doc` and :func:`process`: the deployment file (a process is the loader's own
+  ``tools.deployment.ProcessEntry``, written without the fields left at their defaults);
 * :func:`relays_table`: the ``[relays]`` table every component config shares (one socket per domain);
 * :func:`strategy_doc`: a strategy config trading from one chain's gas token;
 * :func:`write_toml`: any document to a file.
@@ -24,15 +25,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import tomli_w
 
-from runtime.paths import DATA_DOMAINS, socket_path
-
-DOMAINS = tuple(d.name.lower() for d in DATA_DOMAINS)
+from runtime.paths import socket_path
+from tools.deployment import DOMAINS, ProcessEntry
 
 
 def _plain(value: Any) -> Any:
-    """A document with paths as strings, tuples as lists and every key a string (TOML keys are)."""
+    """A document with paths as strings, tuples as lists, every key a string (TOML keys are) and a
+    struct as the table of its fields that differ from their defaults."""
+    if isinstance(value, msgspec.Struct):
+        value = {f.name: getattr(value, f.name) for f in msgspec.structs.fields(value)
+                 if not _is_default(f, getattr(value, f.name))}
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, Mapping):
@@ -40,6 +45,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _is_default(f: msgspec.structs.FieldInfo, value: Any) -> bool:
+    if f.default is not msgspec.NODEFAULT:
+        return bool(value == f.default)
+    return f.default_factory is not msgspec.NODEFAULT and value == f.default_factory()
 
 
 def dumps(doc: Mapping[str, Any]) -> str:
@@ -62,25 +73,16 @@ def relays_table(run_dir: str | os.PathLike[str], domains: Iterable[str] = DOMAI
 
 def process(name: str, args: Iterable[str | os.PathLike[str]], *, after: Iterable[str] = (),
             ready_file: str | os.PathLike[str] = "", ready_socket: str | os.PathLike[str] = "",
-            oneshot: bool = False, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+            oneshot: bool = False, env: Mapping[str, str] | None = None) -> ProcessEntry:
     """One ``[[process]]`` table: an ``alphapulse`` subcommand and what it waits for."""
-    table: dict[str, Any] = {"name": name, "args": [os.fspath(a) for a in args]}
-    if after:
-        table["after"] = list(after)
-    if ready_file:
-        table["ready_file"] = os.fspath(ready_file)
-    if ready_socket:
-        table["ready_socket"] = os.fspath(ready_socket)
-    if oneshot:
-        table["oneshot"] = True
-    if env:
-        table["env"] = dict(env)
-    return table
+    return ProcessEntry(name=name, args=tuple(os.fspath(a) for a in args), after=tuple(after),
+                        ready_file=os.fspath(ready_file), ready_socket=os.fspath(ready_socket), oneshot=oneshot,
+                        env=dict(env or {}))
 
 
 def deployment_doc(*, run_dir: str | os.PathLike[str], name: str = "", data_dir: str | os.PathLike[str] = "",
                    log_dir: str | os.PathLike[str] = "", user: str = "", domains: Iterable[str] | None = None,
-                   fsync: str = "", processes: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                   fsync: str = "", processes: Iterable[ProcessEntry] = ()) -> dict[str, Any]:
     """A deployment file's document; an empty argument is left out (the loader's default applies)."""
     deployment = {"name": name, "run_dir": run_dir, "data_dir": data_dir, "log_dir": log_dir, "user": user}
     doc: dict[str, Any] = {"deployment": {k: v for k, v in deployment.items() if v}}
@@ -91,7 +93,7 @@ def deployment_doc(*, run_dir: str | os.PathLike[str], name: str = "", data_dir:
         relays["fsync"] = fsync
     if relays:
         doc["relays"] = relays
-    procs = [dict(p) for p in processes]
+    procs = list(processes)
     if procs:
         doc["process"] = procs
     return doc
