@@ -1,63 +1,147 @@
-"""JSON-RPC for the collector, spoken directly (web3's subscriptions are asyncio-only).
+"""The one JSON-RPC client over HTTP (httpx): a trio face and a sync face, one error tree.
 
-* ``HttpTransport``: calls and batches over HTTP (httpx.AsyncClient, which runs under trio).
-* ``WsConnection``: one WebSocket (trio-websocket): calls, batches and ``eth_subscribe``
-  notifications multiplexed on it. A reader task routes replies to their callers by id and
-  notifications into ``notifications`` (unbounded, so a caller waiting for a reply on the same
-  socket never blocks the reader).
+* :class:`HttpRpc`: ``await rpc.call(method, params)`` / ``await rpc.batch(calls)`` under trio
+  (``httpx.AsyncClient`` runs under trio as well as asyncio). The collector, the executor and
+  the builder client use it.
+* :class:`SyncHttpRpc`: the same calls, blocking (``httpx.Client``), for the devnet tools,
+  ``portfolio reconcile``, the builder stand-in and tests.
+* :mod:`chain.ws` adds a WebSocket connection (calls, batches and ``eth_subscribe``) with the
+  same codec and the same errors.
 
-Two kinds of failure, kept apart on purpose:
+Errors, mapped once here at the edge (no httpx, trio or trio-websocket exception leaves)::
 
-* ``RpcError``: the node answered with a JSON-RPC error object (a bad request, a revert);
-* ``EndpointError``: the node did not answer properly (connection refused or dropped, timeout,
-  HTTP error, garbage). The shell reacts by reconnecting / failing over.
+    RpcFailure              the call gave no result
+    ├── RpcError            the node answered with a JSON-RPC error object (a bad request, a
+    │                       revert): .method .code .message .data
+    └── EndpointError       the endpoint did not answer properly: connection refused or dropped,
+                            timeout, HTTP error status, a body that is not JSON-RPC
+
+A caller that fails over between endpoints reacts to ``EndpointError``; one that simulates a
+transaction reads the revert out of ``RpcError.data``.
+
+URLs are secrets as much as addresses (``https://user:pass@host/…``, ``…/v3/<api key>``,
+``…?apikey=…``): no message, log line or exception made here carries more of a URL than
+:func:`redact_url` leaves, and the text of a library's exception is scrubbed of the URL's
+secret parts before it is quoted.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionTimeout,
-    DisconnectionTimeout,
-    HandshakeError,
-    open_websocket_url,
-)
+
+__all__ = [
+    "AsyncRpc",
+    "Call",
+    "EndpointError",
+    "HttpRpc",
+    "RpcError",
+    "RpcFailure",
+    "SyncHttpRpc",
+    "batch_results",
+    "batched",
+    "redact_url",
+    "request",
+    "result",
+    "scrub",
+]
 
 Call = tuple[str, Sequence[Any]]
-MAX_WS_MESSAGE = 256 << 20
+DEFAULT_TIMEOUT = 30.0
 
 
-class RpcError(Exception):
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+class RpcFailure(Exception):
+    """A JSON-RPC call gave no result (see the subclasses)."""
+
+
+class RpcError(RpcFailure):
+    """The node answered with a JSON-RPC error object."""
+
     def __init__(self, method: str, code: Any, message: str, data: Any = None) -> None:
-        super().__init__(f"{method}: {message} (code {code})" + (f" data={data!r}" if data is not None else ""))
+        detail = f"{method}: {message}"
+        if code is not None:
+            detail += f" (code {code})"
+        if data is not None:
+            detail += f" data={data!r}"
+        super().__init__(detail)
         self.method, self.code, self.message, self.data = method, code, message, data
 
 
-class EndpointError(Exception):
-    """The endpoint is unusable right now (transport failure or timeout)."""
+class EndpointError(RpcFailure):
+    """The endpoint is unusable right now (transport failure, timeout, HTTP error, garbage)."""
 
 
-def unwrap(exc: BaseException) -> BaseException:
-    """The one exception inside (nested) single-member exception groups, else ``exc``."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+# --------------------------------------------------------------------------------------------
+# redaction
+# --------------------------------------------------------------------------------------------
+def redact_url(url: str) -> str:
+    """``url`` with everything that may be a secret masked: user info, path and query.
+
+    ``https://user:pw@rpc.example:8545/v3/KEY?apikey=K`` -> ``https://***@rpc.example:8545/***?***``;
+    scheme, host and port stay, so a log still says which node. A root path (``/``) is kept.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "<unparsable url>"
+    if not parts.scheme or not host:
+        return "<url>"
+    netloc = host if ":" not in host else f"[{host}]"
+    if port is not None:
+        netloc += f":{port}"
+    if parts.username is not None or parts.password is not None:
+        netloc = "***@" + netloc
+    out = f"{parts.scheme}://{netloc}"
+    if parts.path not in ("", "/"):
+        out += "/***"
+    elif parts.path == "/":
+        out += "/"
+    if parts.query:
+        out += "?***"
+    if parts.fragment:
+        out += "#***"
+    return out
 
 
-def _request(id_: int, method: str, params: Sequence[Any]) -> dict[str, Any]:
+def _secret_parts(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        found = [parts.username, parts.password, parts.path.strip("/"), parts.query, parts.fragment]
+    except ValueError:
+        found = []
+    found.append(url)
+    # longest first, so a part inside another is not left half-masked
+    return sorted({p for p in found if p and len(p) >= 3}, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a library's exception message) with ``url`` and each of its secret parts masked."""
+    for part in _secret_parts(url):
+        text = text.replace(part, redact_url(url) if part == url else "***")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# the codec, shared by every face (sans-IO)
+# --------------------------------------------------------------------------------------------
+def request(id_: int, method: str, params: Sequence[Any] = ()) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "method": method, "params": list(params)}
 
 
-def _result(method: str, reply: Any) -> Any:
+def result(method: str, reply: Any) -> Any:
+    """The ``result`` of one reply object; :class:`RpcError` for an error object,
+    :class:`EndpointError` for anything that is not a JSON-RPC reply."""
     if not isinstance(reply, dict):
         raise EndpointError(f"{method}: malformed reply {reply!r:.200}")
     err = reply.get("error")
@@ -70,171 +154,167 @@ def _result(method: str, reply: Any) -> Any:
     return reply["result"]
 
 
-def _batch_results(calls: Sequence[Call], ids: Sequence[int], body: Any) -> list[Any]:
+def batch_results(calls: Sequence[Call], ids: Sequence[int], body: Any, *, return_errors: bool = False) -> list[Any]:
+    """Results of a batch reply in call order. With ``return_errors`` a call whose reply is an
+    error object yields its :class:`RpcError` in place of a result instead of raising."""
     if not isinstance(body, list):
-        _result("batch", body)  # one error object for the whole batch
+        result("batch", body)  # a server may answer a whole batch with one error object
         raise EndpointError(f"malformed batch reply {body!r:.200}")
     by_id = {r.get("id"): r for r in body if isinstance(r, dict)}
-    out = []
+    out: list[Any] = []
     for (method, _), i in zip(calls, ids):
         if i not in by_id:
             raise EndpointError(f"{method}: no reply in batch")
-        out.append(_result(method, by_id[i]))
+        try:
+            out.append(result(method, by_id[i]))
+        except RpcError as exc:
+            if not return_errors:
+                raise
+            out.append(exc)
     return out
 
 
-class HttpTransport:
-    def __init__(self, url: str, *, timeout: float = 15.0) -> None:
-        self.url = url
-        self.timeout = timeout
-        self._client = httpx.AsyncClient(timeout=timeout, headers={"content-type": "application/json"})
+def _what(payload: Any) -> str:
+    return f"batch of {len(payload)}" if isinstance(payload, list) else str(payload["method"])
+
+
+def _transport_error(what: str, url: str, exc: BaseException) -> EndpointError:
+    return EndpointError(f"{what} at {redact_url(url)}: {type(exc).__name__}: {scrub(str(exc), url)}")
+
+
+def _decode(what: str, url: str, resp: httpx.Response) -> Any:
+    if resp.status_code >= 500 or (resp.status_code != 200 and not resp.content):
+        raise EndpointError(f"{what} at {redact_url(url)}: HTTP {resp.status_code}")
+    try:
+        return resp.json()
+    except ValueError:
+        raise EndpointError(f"{what} at {redact_url(url)}: HTTP {resp.status_code}, not JSON") from None
+
+
+class RequestIds:
+    """Request ids and payloads of one client."""
+
+    def __init__(self) -> None:
         self._ids = itertools.count(1)
 
-    async def _post(self, what: str, payload: Any) -> Any:
+    def one(self, method: str, params: Sequence[Any]) -> dict[str, Any]:
+        return request(next(self._ids), method, params)
+
+    def many(self, calls: Sequence[Call]) -> tuple[list[int], list[dict[str, Any]]]:
+        ids = [next(self._ids) for _ in calls]
+        return ids, [request(i, m, p) for i, (m, p) in zip(ids, calls)]
+
+
+_HEADERS = {"content-type": "application/json"}
+
+
+# --------------------------------------------------------------------------------------------
+# the trio face
+# --------------------------------------------------------------------------------------------
+class HttpRpc:
+    """JSON-RPC over HTTP for trio programs. ``async with HttpRpc(url) as rpc: await rpc.call(...)``.
+
+    ``timeout`` bounds each request as a whole (also with a trio deadline, so a node that
+    trickles bytes cannot hold a caller longer)."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.url = url
+        self.label = redact_url(url)
+        self.timeout = timeout
+        self._client = httpx.AsyncClient(timeout=timeout, headers=_HEADERS, transport=transport)
+        self._ids = RequestIds()
+
+    async def _post(self, payload: Any) -> Any:
+        what = _what(payload)
         try:
             with trio.fail_after(self.timeout):
                 resp = await self._client.post(self.url, content=json.dumps(payload))
-        except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
-            raise EndpointError(f"{what} at {self.url}: {type(exc).__name__}: {exc}") from None
-        if resp.status_code >= 500 or (resp.status_code != 200 and not resp.content):
-            raise EndpointError(f"{what} at {self.url}: HTTP {resp.status_code}")
-        try:
-            return resp.json()
-        except ValueError:
-            raise EndpointError(f"{what} at {self.url}: HTTP {resp.status_code}, not JSON") from None
+        except (httpx.HTTPError, httpx.InvalidURL, trio.TooSlowError, OSError) as exc:
+            raise _transport_error(what, self.url, exc) from None
+        return _decode(what, self.url, resp)
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        return _result(method, await self._post(method, _request(next(self._ids), method, params)))
+        return result(method, await self._post(self._ids.one(method, params)))
 
-    async def batch(self, calls: Sequence[Call]) -> list[Any]:
+    async def batch(self, calls: Iterable[Call], *, return_errors: bool = False) -> list[Any]:
+        """Many calls in one request, results in call order (see :func:`batch_results`)."""
+        calls = list(calls)
         if not calls:
             return []
-        ids = [next(self._ids) for _ in calls]
-        payload = [_request(i, m, p) for i, (m, p) in zip(ids, calls)]
-        return _batch_results(calls, ids, await self._post(f"batch of {len(calls)}", payload))
+        ids, payload = self._ids.many(calls)
+        return batch_results(calls, ids, await self._post(payload), return_errors=return_errors)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def __aenter__(self) -> HttpRpc:
+        return self
 
-class _Pending:
-    __slots__ = ("event", "reply")
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.reply: Any = None
+    def __repr__(self) -> str:
+        return f"HttpRpc({self.label})"
 
 
-class WsConnection:
-    """Use ``async with WsConnection.open(url) as ws``; the reader runs inside."""
+# --------------------------------------------------------------------------------------------
+# the sync face
+# --------------------------------------------------------------------------------------------
+class SyncHttpRpc:
+    """The same client, blocking: ``with SyncHttpRpc(url) as rpc: rpc.call(...)``."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.url = url
+        self.label = redact_url(url)
         self.timeout = timeout
-        self._ws: Any = None
-        self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
-        self._broken: str | None = None
-        send, recv = trio.open_memory_channel[tuple[str, Any]](math.inf)
-        self._notify_send = send
-        self.notifications = recv
+        self._client = httpx.Client(timeout=timeout, headers=_HEADERS, transport=transport)
+        self._ids = RequestIds()
 
-    @classmethod
-    @asynccontextmanager
-    async def open(cls, url: str, *, rpc_timeout: float = 15.0) -> AsyncIterator[WsConnection]:
-        self = cls(url, rpc_timeout)
+    def _post(self, payload: Any) -> Any:
+        what = _what(payload)
         try:
-            async with open_websocket_url(url, max_message_size=MAX_WS_MESSAGE, connect_timeout=rpc_timeout,
-                                          disconnect_timeout=1.0) as ws:
-                self._ws = ws
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._reader)
-                    try:
-                        yield self
-                    finally:
-                        nursery.cancel_scope.cancel()
-        except BaseException as exc:  # noqa: BLE001 - nurseries wrap: look at the one exception inside
-            leaf = unwrap(exc)
-            if isinstance(leaf, EndpointError):
-                raise leaf from None
-            if isinstance(leaf, (OSError, HandshakeError, ConnectionClosed, ConnectionTimeout, DisconnectionTimeout)):
-                raise EndpointError(f"{url}: {type(leaf).__name__}: {leaf}") from None
-            raise
+            resp = self._client.post(self.url, content=json.dumps(payload))
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            raise _transport_error(what, self.url, exc) from None
+        return _decode(what, self.url, resp)
 
-    async def _reader(self) -> None:
-        try:
-            while True:
-                text = await self._ws.get_message()
-                try:
-                    msg = json.loads(text)
-                except ValueError:
-                    continue
-                for item in msg if isinstance(msg, list) else (msg,):
-                    if not isinstance(item, dict):
-                        continue
-                    if item.get("method") == "eth_subscription":
-                        params = item.get("params") or {}
-                        self._notify_send.send_nowait((params.get("subscription"), params.get("result")))
-                    elif (p := self._pending.get(item.get("id"))) is not None:  # type: ignore[arg-type]
-                        p.reply = item
-                        p.event.set()
-        except ConnectionClosed as exc:
-            self._broken = f"connection to {self.url} closed ({exc.reason})"
-        except Exception as exc:  # noqa: BLE001 - anything else kills the connection too
-            self._broken = f"connection to {self.url} failed: {type(exc).__name__}: {exc}"
-        finally:
-            if self._broken is None:
-                self._broken = f"connection to {self.url} closed"
-            for p in self._pending.values():
-                p.event.set()
-            self._notify_send.close()
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        return result(method, self._post(self._ids.one(method, params)))
 
-    @property
-    def broken(self) -> str | None:
-        return self._broken
-
-    async def _roundtrip(self, what: str, payload: Any, ids: Sequence[int]) -> list[Any]:
-        if self._broken:
-            raise EndpointError(self._broken)
-        waits = [_Pending() for _ in ids]
-        for i, w in zip(ids, waits):
-            self._pending[i] = w
-        try:
-            with trio.fail_after(self.timeout):
-                try:
-                    await self._ws.send_message(json.dumps(payload))
-                except ConnectionClosed as exc:
-                    raise EndpointError(f"{what}: connection to {self.url} closed ({exc.reason})") from None
-                for w in waits:
-                    await w.event.wait()
-        except trio.TooSlowError:
-            raise EndpointError(f"{what}: no answer from {self.url} in {self.timeout} s") from None
-        finally:
-            for i in ids:
-                self._pending.pop(i, None)
-        if any(w.reply is None for w in waits):
-            raise EndpointError(f"{what}: {self._broken}")
-        return [w.reply for w in waits]
-
-    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        i = next(self._ids)
-        (reply,) = await self._roundtrip(method, _request(i, method, params), [i])
-        return _result(method, reply)
-
-    async def batch(self, calls: Sequence[Call]) -> list[Any]:
+    def batch(self, calls: Iterable[Call], *, return_errors: bool = False) -> list[Any]:
+        """Many calls in one request, results in call order (see :func:`batch_results`)."""
+        calls = list(calls)
         if not calls:
             return []
-        ids = [next(self._ids) for _ in calls]
-        replies = await self._roundtrip(f"batch of {len(calls)}", [_request(i, m, p) for i, (m, p) in zip(ids, calls)], ids)
-        return [_result(m, r) for (m, _), r in zip(calls, replies)]
+        ids, payload = self._ids.many(calls)
+        return batch_results(calls, ids, self._post(payload), return_errors=return_errors)
 
-    async def subscribe(self, kind: str, *args: Any) -> str:
-        return str(await self.call("eth_subscribe", [kind, *args]))
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SyncHttpRpc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SyncHttpRpc({self.label})"
 
 
-async def batched(transport: HttpTransport | WsConnection, calls: Sequence[Call], size: int) -> list[Any]:
-    """``transport.batch`` in chunks of ``size`` calls."""
+class AsyncRpc(Protocol):
+    """What trio code needs of a connection: :class:`HttpRpc` or :class:`chain.ws.WsRpc`."""
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any: ...
+
+    async def batch(self, calls: Sequence[Call]) -> list[Any]: ...
+
+
+async def batched(rpc: AsyncRpc, calls: Sequence[Call], size: int) -> list[Any]:
+    """``rpc.batch`` in chunks of ``size`` calls (providers cap a batch's length)."""
     out: list[Any] = []
     for start in range(0, len(calls), size):
-        out += await transport.batch(calls[start : start + size])
+        out += await rpc.batch(calls[start : start + size])
     return out

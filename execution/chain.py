@@ -6,8 +6,10 @@
 * :class:`BuilderClient`: the builders' JSON-RPC (``eth_sendBundle``, ``eth_callBundle``) to one
   endpoint, as Flashbots-style builders speak it.
 
-The JSON-RPC client is ``chain.jsonrpc.AsyncRPC`` (httpx, works under trio); its
-``RPCError`` is the one error type that leaves here besides :class:`SimulationReverted`.
+The JSON-RPC client is ``chain.rpc.HttpRpc`` (httpx, works under trio); its errors
+(``RpcFailure``: ``RpcError`` for a node's error object, ``EndpointError`` for a node that did
+not answer properly) are what leave here besides :class:`SimulationReverted`, which is made from
+an ``RpcError`` carrying revert data.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 
-from chain.jsonrpc import AsyncRPC, RPCError
+from chain.rpc import EndpointError, HttpRpc, RpcError, RpcFailure
 from execution.calldata import ContractError, decode_error
 
-__all__ = ["BuilderClient", "ChainGateway", "RPCError", "SignedTx", "SimulationReverted"]
+__all__ = ["BuilderClient", "ChainGateway", "EndpointError", "RpcError", "RpcFailure", "SignedTx", "SimulationReverted"]
 
 
 class SimulationReverted(Exception):
@@ -32,7 +34,7 @@ class SimulationReverted(Exception):
         super().__init__(f"{what} reverted: {error if error is not None else message}")
 
 
-def _revert_data(exc: RPCError) -> Any:
+def _revert_data(exc: RpcError) -> Any:
     data = exc.data
     if isinstance(data, dict):
         data = data.get("data")
@@ -58,7 +60,7 @@ class SignedTx:
 
 
 class ChainGateway:
-    def __init__(self, rpc: AsyncRPC, account: LocalAccount, *, chain_id: int, contract: str) -> None:
+    def __init__(self, rpc: HttpRpc, account: LocalAccount, *, chain_id: int, contract: str) -> None:
         self.rpc = rpc
         self.account = account
         self.address = account.address
@@ -90,9 +92,7 @@ class ChainGateway:
         """``execute`` via eth_call from our address: the profit it would make."""
         try:
             out = await self.rpc.call("eth_call", [self._call_obj(data), block])
-        except RPCError as exc:
-            if exc.code is None:
-                raise
+        except RpcError as exc:
             raise SimulationReverted("eth_call", decode_error(_revert_data(exc)), exc.message) from None
         (profit,) = decode(["uint256"], bytes.fromhex(out[2:]))
         return int(profit)
@@ -100,9 +100,7 @@ class ChainGateway:
     async def estimate_gas(self, data: bytes) -> int:
         try:
             return int(await self.rpc.call("eth_estimateGas", [self._call_obj(data)]), 16)
-        except RPCError as exc:
-            if exc.code is None:
-                raise
+        except RpcError as exc:
             raise SimulationReverted("eth_estimateGas", decode_error(_revert_data(exc)), exc.message) from None
 
     def sign(self, *, nonce: int, gas_limit: int, max_fee_per_gas: int, max_priority_fee_per_gas: int,
@@ -120,7 +118,7 @@ class ChainGateway:
         """Broadcast; a node that already has the transaction is not an error."""
         try:
             return str(await self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()]))
-        except RPCError as exc:
+        except RpcError as exc:
             if "already" in exc.message.lower() and "known" in exc.message.lower():
                 return ""
             raise
@@ -132,7 +130,7 @@ class BuilderClient:
     def __init__(self, name: str, url: str, *, call_bundle: bool, timeout: float = 5.0) -> None:
         self.name = name
         self.call_bundle_supported = call_bundle
-        self.rpc = AsyncRPC(url, timeout=timeout)
+        self.rpc = HttpRpc(url, timeout=timeout)
 
     async def aclose(self) -> None:
         await self.rpc.aclose()

@@ -25,10 +25,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import trio
 
-from execution.chain import BuilderClient, ChainGateway, RPCError, SimulationReverted
+from execution.chain import BuilderClient, ChainGateway, RpcFailure, SimulationReverted
 from execution.config import ExecutorConfig
 from execution.core import (
     CANCEL_GAS,
@@ -268,7 +267,7 @@ class Executor:
                     try:
                         await b.send_bundle([a.raw], target)
                         sent += 1
-                    except (RPCError, httpx.HTTPError) as exc:  # one builder down is not the bundle's end
+                    except RpcFailure as exc:  # one builder down is not the bundle's end
                         errors.append(f"{b.name}: {exc}")
             return BundlesSent(trio.current_time(), sent, tuple(errors))
         if t is PollPrivate:

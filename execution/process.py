@@ -25,7 +25,7 @@ from typing import Any
 import trio
 from eth_account.signers.local import LocalAccount
 
-from chain.jsonrpc import AsyncRPC
+from chain.rpc import HttpRpc
 from execution.chain import BuilderClient, ChainGateway
 from execution.config import ConfigError, ExecutorConfig, load_config
 from execution.executor import Executor, _Queued
@@ -104,7 +104,7 @@ def unlock(config: ExecutorConfig) -> LocalAccount:
 async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics | None = None, *,
               task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED) -> None:
     store = ExecutorStore(config.state_db)
-    rpc = AsyncRPC(config.rpc_url, timeout=10.0)
+    rpc = HttpRpc(config.rpc_url, timeout=10.0)
     builders = [BuilderClient(b.name, b.url, call_bundle=b.call_bundle) for b in config.builders]
     try:
         gateway = ChainGateway(rpc, account, chain_id=config.chain_id, contract=config.contract)

@@ -1,6 +1,6 @@
 """``alphapulse portfolio reconcile --rpc URL --address A [--db FILE] [--token T ...] [--apply] [--json]``
 
-Reads the chain's balances of ``A`` over JSON-RPC (httpx, one batch): ERC20 ``balanceOf`` via
+Reads the chain's balances of ``A`` over JSON-RPC (``chain.rpc``, one batch): ERC20 ``balanceOf`` via
 ``eth_call`` for every token the books hold on that chain (plus ``--token``), and
 ``eth_getBalance`` for the native coin. Prints books vs chain and the difference. The books
 hold *changes since the portfolio started*, so the first reconcile usually differs by the
@@ -18,28 +18,12 @@ from typing import Any
 
 import httpx
 
+from chain.rpc import RpcFailure, SyncHttpRpc
 from protocol.ids import TokenId, address_to_int
 
 from .books import Books, default_db_path, native_token, open_db
 
 BALANCE_OF = "0x70a08231"  # balanceOf(address)
-
-
-def _rpc_batch(client: httpx.Client, url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    resp = client.post(url, json=body)
-    resp.raise_for_status()
-    replies = resp.json()
-    if isinstance(replies, dict):  # some nodes answer a batch error with one object
-        raise RuntimeError(f"JSON-RPC error: {replies.get('error')}")
-    by_id = {r["id"]: r for r in replies}
-    out = []
-    for i, (m, _) in enumerate(calls):
-        r = by_id.get(i)
-        if r is None or "error" in r:
-            raise RuntimeError(f"{m} failed: {None if r is None else r['error']}")
-        out.append(r["result"])
-    return out
 
 
 def chain_balances(url: str, address: str, tokens: list[str], *,
@@ -48,8 +32,8 @@ def chain_balances(url: str, address: str, tokens: list[str], *,
     owner = f"{address_to_int(address):064x}"
     calls: list[tuple[str, list[Any]]] = [("eth_chainId", []), ("eth_getBalance", [address, "latest"])]
     calls += [("eth_call", [{"to": t, "data": BALANCE_OF + owner}, "latest"]) for t in tokens]
-    with httpx.Client(timeout=10.0, transport=transport) as client:
-        res = _rpc_batch(client, url, calls)
+    with SyncHttpRpc(url, timeout=10.0, transport=transport) as rpc:
+        res = rpc.batch(calls)
     out = {"native": int(res[1], 16)}
     for t, r in zip(tokens, res[2:]):
         out[t.lower()] = int(r, 16) if r not in ("0x", "") else 0
@@ -87,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     db = open_db(args.db)
     try:
         rep = reconcile(Books(db), args.rpc, args.address, args.token, apply=args.apply)
-    except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+    except (RpcFailure, ValueError) as exc:
         print(f"alphapulse portfolio reconcile: {exc}", file=sys.stderr)
         return 1
     finally:

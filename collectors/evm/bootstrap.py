@@ -18,7 +18,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from chain.rpc import Call, HttpTransport, WsConnection, batched
+from chain.rpc import AsyncRpc, Call, batched
 from protocol.ids import PoolId, VenueKind
 from protocol.market import PoolSnapshot, TickLiquidity
 
@@ -87,7 +87,7 @@ class ResolvedPool:
         return self.pool.address
 
 
-Transport = HttpTransport | WsConnection
+Transport = AsyncRpc
 
 
 async def resolve_pools(chain: ChainConfig, rpc: Transport) -> list[ResolvedPool]:

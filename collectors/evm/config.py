@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+from chain.rpc import redact_url
 from runtime.config import Config, ConfigError, Meta, decode, load_toml
 
 from .chains import BUILTIN_CHAINS, DEVNET_VENUES, VENUES, ChainDefaults, Factory
@@ -69,13 +70,15 @@ class Endpoint(Config):
         if self.ws is None and self.http is None:
             raise ConfigError("an endpoint needs ws or http (or both)")
         if self.ws is not None and not self.ws.startswith(("ws://", "wss://")):
-            raise ConfigError(f"expected a ws:// or wss:// URL, got {self.ws!r}", path="ws")
+            raise ConfigError(f"expected a ws:// or wss:// URL, got {redact_url(self.ws)}", path="ws")
         if self.http is not None and not self.http.startswith(("http://", "https://")):
-            raise ConfigError(f"expected an http:// or https:// URL, got {self.http!r}", path="http")
+            raise ConfigError(f"expected an http:// or https:// URL, got {redact_url(self.http)}", path="http")
 
     @property
     def label(self) -> str:
-        return self.ws or self.http or "?"
+        """The endpoint for messages and logs, secrets masked (see ``chain.rpc.redact_url``)."""
+        url = self.ws or self.http
+        return redact_url(url) if url else "?"
 
 
 class PoolSpec(Config):

@@ -14,7 +14,7 @@ Per configured chain, one task:
 
 Every decision (ordering, dedup, gaps, reorgs) is made by ``follower.ChainFollower``; this module
 only performs its actions: RPC calls and ``RelayProducer.publish``. JSON-RPC is spoken directly
-(``rpc.py``): trio-websocket for subscriptions, httpx for HTTP.
+(``chain.rpc``, ``chain.ws``): trio-websocket for subscriptions, httpx for HTTP.
 
 Exit status: 0 on SIGINT/SIGTERM, 1 when no relay answers, 2 for a configuration error.
 """
@@ -32,7 +32,8 @@ from typing import Any
 
 import trio
 
-from chain.rpc import EndpointError, HttpTransport, RpcError, WsConnection, batched
+from chain.rpc import EndpointError, HttpRpc, RpcError, batched
+from chain.ws import WsRpc
 from protocol.market import BlockHeader
 from protocol.tlv import TLV
 from runtime.errors import unwrap_group
@@ -116,14 +117,14 @@ class ChainRunner:
     async def _session(self, endpoint: Any) -> None:
         chain = self.chain
         async with AsyncExitStack() as stack:
-            ws: WsConnection | None = None
-            http: HttpTransport | None = None
+            ws: WsRpc | None = None
+            http: HttpRpc | None = None
             if endpoint.http:
-                http = HttpTransport(endpoint.http, timeout=chain.rpc_timeout)
+                http = HttpRpc(endpoint.http, timeout=chain.rpc_timeout)
                 stack.push_async_callback(http.aclose)
             if endpoint.ws:
-                ws = await stack.enter_async_context(WsConnection.open(endpoint.ws, rpc_timeout=chain.rpc_timeout))
-            rpc: HttpTransport | WsConnection = http or ws  # type: ignore[assignment]
+                ws = await stack.enter_async_context(WsRpc.open(endpoint.ws, rpc_timeout=chain.rpc_timeout))
+            rpc: HttpRpc | WsRpc = http or ws  # type: ignore[assignment]
             chain_id = int(await rpc.call("eth_chainId"), 16)
             if chain_id != chain.chain_id:
                 raise EndpointError(f"{endpoint.label} serves chain {chain_id}, not {chain.chain_id}")
@@ -153,7 +154,7 @@ class ChainRunner:
             else:
                 await self._poll(rpc)
 
-    async def _stream(self, ws: WsConnection, rpc: HttpTransport | WsConnection, subs: dict[str, str]) -> None:
+    async def _stream(self, ws: WsRpc, rpc: HttpRpc | WsRpc, subs: dict[str, str]) -> None:
         follower = self.follower
         assert follower is not None
         while True:
@@ -175,7 +176,7 @@ class ChainRunner:
             elif kind == "log":
                 await self._execute(follower.on_logs([result]), rpc)
 
-    async def _poll(self, rpc: HttpTransport | WsConnection) -> None:
+    async def _poll(self, rpc: HttpRpc | WsRpc) -> None:
         follower = self.follower
         assert follower is not None
         while True:
@@ -193,7 +194,7 @@ class ChainRunner:
         if self._rx:
             self._m_latency.observe(trio.current_time() - self._rx)
 
-    async def _execute(self, actions: Sequence[Action], rpc: HttpTransport | WsConnection | None) -> None:
+    async def _execute(self, actions: Sequence[Action], rpc: HttpRpc | WsRpc | None) -> None:
         follower = self.follower
         assert follower is not None
         queue: deque[Action] = deque(actions)
@@ -233,7 +234,7 @@ class ChainRunner:
                 for snap in await read_snapshots(rpc, pools, act.block, batch_size=self.chain.batch_size):
                     await self._emit(snap)
 
-    async def _priority_fee(self, rpc: HttpTransport | WsConnection) -> int:
+    async def _priority_fee(self, rpc: HttpRpc | WsRpc) -> int:
         """eth_maxPriorityFeePerGas, else the median reward of the last block from eth_feeHistory, else 0."""
         if self._fee_method == "eth_maxPriorityFeePerGas":
             try:

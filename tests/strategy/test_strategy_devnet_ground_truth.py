@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chain.rpc import HttpTransport
+from chain.rpc import HttpRpc
 from collectors.evm.bootstrap import read_snapshots, resolve_pools
 from collectors.evm.config import parse_config
 from protocol import BlockHeader, Message, PoolId, VenueKind
@@ -32,7 +32,7 @@ async def _snapshots(devnet: Any, tmp_path: Any) -> tuple[list[Any], int]:
     path = save_deployment(tmp_path / "deployment.json", [dep])
     cfg = parse_config({"chain": [{"name": "devnet", "deployment": str(path),
                                    "endpoints": [{"http": dep.rpc_url}]}]})
-    rpc = HttpTransport(dep.rpc_url)
+    rpc = HttpRpc(dep.rpc_url)
     pools = await resolve_pools(cfg.chains[0], rpc)
     block = devnet.client.block_number()
     return await read_snapshots(rpc, pools, block), block

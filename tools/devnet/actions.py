@@ -29,7 +29,7 @@ import rlp
 from eth_utils import keccak, to_checksum_address
 
 from chain.deployment import ChainDeployment, Pool
-from chain.jsonrpc import RPC, RPCError
+from chain.rpc import RpcError, SyncHttpRpc
 
 from . import artifacts
 
@@ -289,8 +289,8 @@ class V3Quote:
 class ChainClient:
     """Transactions and reads on any anvil node through its unlocked dev accounts."""
 
-    def __init__(self, rpc: RPC | str, *, receipt_timeout: float = 30.0) -> None:
-        self.rpc = RPC(rpc) if isinstance(rpc, str) else rpc
+    def __init__(self, rpc: SyncHttpRpc | str, *, receipt_timeout: float = 30.0) -> None:
+        self.rpc = SyncHttpRpc(rpc) if isinstance(rpc, str) else rpc
         self.receipt_timeout = receipt_timeout
 
     # -- basics --------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ class ChainClient:
     def eth_call(
         self, to: str, data: bytes, *, sender: str | None = None, value: int = 0, block: int | str = "latest"
     ) -> bytes:
-        """``eth_call``; raises :class:`RPCError` on revert (``.data`` holds the revert data)."""
+        """``eth_call``; raises :class:`~chain.rpc.RpcError` on revert (``.data`` holds the revert data)."""
         tx: dict[str, Any] = {"to": to, "data": to_hex(data)}
         if sender:
             tx["from"] = sender
@@ -369,7 +369,7 @@ class ChainClient:
         call.pop("nonce", None)
         try:
             self.rpc.call("eth_call", [call, to_hex(receipt.block_number - 1)])
-        except RPCError as exc:
+        except RpcError as exc:
             return f"{exc.message}: {decode_revert(exc.data if isinstance(exc.data, str) else None)}"
         hint = " - out of gas?" if tx.gas is not None and receipt.gas_used >= tx.gas else ""
         return f"reverted, gas used {receipt.gas_used}{hint} (eth_call does not reproduce it)"
@@ -408,7 +408,7 @@ class ChainClient:
                 estimate = int(self.rpc.call("eth_estimateGas", [self._tx_dict(tx)]), 16)
                 tx = Tx(sender, to, data, value, estimate * 5 // 4 + 50_000, label)
             tx_hash = self.rpc.call("eth_sendTransaction", [self._tx_dict(tx)])
-        except RPCError as exc:  # gas estimation runs the call: reverts surface here
+        except RpcError as exc:  # gas estimation runs the call: reverts surface here
             data_hex = exc.data if isinstance(exc.data, str) else None
             raise TxFailed(label, f"{exc.message}: {decode_revert(data_hex)}") from exc
         if not wait:
@@ -455,7 +455,7 @@ class ChainClient:
             next_nonce[t.sender.lower()] = n + 1
             try:
                 hashes.append(str(self.rpc.call("eth_sendTransaction", [self._tx_dict(t, n)])))
-            except RPCError as exc:
+            except RpcError as exc:
                 raise TxFailed(t.label, f"rejected: {exc}") from exc
         receipts: list[Receipt | None] = [None] * len(hashes)
         deadline = time.monotonic() + self.receipt_timeout
@@ -562,8 +562,8 @@ class DevnetClient(ChainClient):
 
     Tokens may be given by symbol ("WETH", "USDC", "DAI") or address everywhere."""
 
-    def __init__(self, deployment: ChainDeployment, rpc: RPC | None = None, **kw: Any) -> None:
-        super().__init__(rpc or RPC(deployment.rpc_url), **kw)
+    def __init__(self, deployment: ChainDeployment, rpc: SyncHttpRpc | None = None, **kw: Any) -> None:
+        super().__init__(rpc or SyncHttpRpc(deployment.rpc_url), **kw)
         self.d = deployment
 
     def __enter__(self) -> DevnetClient:

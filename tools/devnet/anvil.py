@@ -27,9 +27,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-
-from chain.jsonrpc import RPC
+from chain.rpc import RpcFailure, SyncHttpRpc
 
 from .paths import ANVIL_RELPATH, DevnetSetupError, require_file
 
@@ -77,7 +75,7 @@ class AnvilProcess:
     """One anvil node. Use as a context manager::
 
         with AnvilProcess(chain_id=31337) as node:
-            rpc = node.rpc()          # chain.jsonrpc.RPC bound to node.rpc_url
+            rpc = node.rpc()          # chain.rpc.SyncHttpRpc bound to node.rpc_url
             ...
 
     ``port=None`` picks a free port (retrying if another process grabs it first).
@@ -127,8 +125,8 @@ class AnvilProcess:
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def rpc(self, *, timeout: float = 30.0) -> RPC:
-        return RPC(self.rpc_url, timeout=timeout)
+    def rpc(self, *, timeout: float = 30.0) -> SyncHttpRpc:
+        return SyncHttpRpc(self.rpc_url, timeout=timeout)
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -195,18 +193,17 @@ class AnvilProcess:
     def _wait_ready(self) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + self.startup_timeout
-        payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-        with httpx.Client(timeout=1.0) as client:
+        with self.rpc(timeout=1.0) as rpc:
             while True:
                 if self.proc.poll() is not None:
                     raise AnvilError(f"anvil exited with code {self.proc.returncode}: {self.log_tail()}")
                 try:
-                    reply = client.post(self.rpc_url, json=payload).json()
-                    if int(reply["result"], 16) != self.chain_id:
-                        raise AnvilError(f"port {self.port} answers with chain id {reply['result']}, "
+                    chain_id = rpc.call("eth_chainId")
+                    if int(chain_id, 16) != self.chain_id:
+                        raise AnvilError(f"port {self.port} answers with chain id {chain_id}, "
                                          f"not {self.chain_id} (another node?)")
                     return
-                except (httpx.HTTPError, ValueError, KeyError):
+                except (RpcFailure, ValueError, TypeError):
                     pass
                 if time.monotonic() > deadline:
                     raise AnvilError(f"anvil not ready after {self.startup_timeout}s: {self.log_tail()}")

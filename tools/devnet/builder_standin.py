@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 from eth_utils import keccak
 
+from chain.rpc import RpcError, RpcFailure, SyncHttpRpc
 from runtime.logging import setup_logging
 
 log = logging.getLogger("tools.devnet.builder_standin")
@@ -94,8 +94,7 @@ class BuilderStandin:
 
     def __init__(self, rpc_url: str, *, host: str = "127.0.0.1", port: int = 0, poll_s: float = 0.02) -> None:
         self.rpc_url = rpc_url
-        self._http = httpx.Client(timeout=30.0)
-        self._ids = 0
+        self._rpc = SyncHttpRpc(rpc_url, timeout=30.0)
         self.lock = threading.Lock()
         self.pending: list[Bundle] = []
         self.include = True
@@ -125,7 +124,7 @@ class BuilderStandin:
         self._server.server_close()
         for t in self._threads:
             t.join(timeout=5)
-        self._http.close()
+        self._rpc.close()
 
     def __enter__(self) -> BuilderStandin:
         return self.start()
@@ -136,12 +135,12 @@ class BuilderStandin:
     # --- anvil ---------------------------------------------------------------------------------
 
     def rpc(self, method: str, *params: Any) -> Any:
-        self._ids += 1
-        reply = self._http.post(self.rpc_url, json={"jsonrpc": "2.0", "id": self._ids, "method": method,
-                                                    "params": list(params)}).json()
-        if reply.get("error"):
-            raise BundleError(int(reply["error"].get("code", -32000)), str(reply["error"].get("message")))
-        return reply.get("result")
+        """One call to anvil; its error object becomes a :class:`BundleError` with the node's code."""
+        try:
+            return self._rpc.call(method, params)
+        except RpcError as exc:
+            code = exc.code if isinstance(exc.code, int) else -32000
+            raise BundleError(code, exc.message) from None
 
     def head(self) -> int:
         return int(self.rpc("eth_blockNumber"), 16)
@@ -238,7 +237,7 @@ class BuilderStandin:
             with self.lock:
                 try:
                     self._process()
-                except (BundleError, httpx.HTTPError) as exc:
+                except (BundleError, RpcFailure) as exc:
                     log.warning("builder stand-in: %s", exc)
 
     def dispatch(self, method: str, params: list[Any]) -> Any:

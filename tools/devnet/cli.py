@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--block-time must be > 0")
 
     # Imported here so `--help` works without the heavier dependencies.
-    from chain.jsonrpc import RPCError
+    from chain.rpc import RpcFailure
 
     from .actions import DevnetClient, TxFailed
     from .anvil import AnvilError, AnvilProcess, anvil_binary
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
     except _Stop as stop:
         print(f"alphapulse devnet: {stop}, stopping {len(nodes)} anvil(s)", file=sys.stderr)
-    except (AnvilError, DevnetSetupError, TxFailed, RPCError, TimeoutError) as exc:
+    except (AnvilError, DevnetSetupError, TxFailed, RpcFailure, TimeoutError) as exc:
         print(f"alphapulse devnet: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
     finally:

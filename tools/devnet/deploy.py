@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from chain.deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue
-from chain.jsonrpc import RPC
+from chain.rpc import SyncHttpRpc
 
 from . import artifacts
 from .actions import (
@@ -189,7 +189,7 @@ class _Plan:
 
 
 def deploy(
-    rpc: RPC | str,
+    rpc: SyncHttpRpc | str,
     *,
     spec: DevnetSpec = DEFAULT_SPEC,
     rpc_url: str | None = None,
@@ -363,7 +363,7 @@ class Devnet:
     deploy_seconds: float
 
     @property
-    def rpc(self) -> RPC:
+    def rpc(self) -> SyncHttpRpc:
         return self.client.rpc
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from chain.deployment import DeploymentFile, load_deployment
-from chain.jsonrpc import RPC, AsyncRPC, RPCError
+from chain.rpc import HttpRpc, RpcError, SyncHttpRpc
 from tools.devnet import actions, artifacts
 from tools.devnet.actions import Tx, TxFailed, v2_amount_out, v2_pair_address, v3_pool_address
 from tools.devnet.deploy import DEFAULT_SPEC
@@ -203,7 +203,7 @@ def test_failed_transaction_reports_reason(devnet_snapshot):
     amounts = c.v2_amounts_out("uniswap_v2_a", WETH, ["WETH", "USDC"])
     with pytest.raises(TxFailed, match="INSUFFICIENT_OUTPUT_AMOUNT"):
         c.v2_swap_exact_in("uniswap_v2_a", trader, WETH, ["WETH", "USDC"], min_out=amounts[-1] + 1)
-    with pytest.raises(RPCError) as err:
+    with pytest.raises(RpcError) as err:
         c.rpc.call("no_such_method")
     assert err.value.code == -32601
 
@@ -250,11 +250,11 @@ def test_reorg_replaces_blocks_and_drops_transactions(devnet_snapshot):
 
 # -- async client under trio ----------------------------------------------------------------------
 async def test_async_rpc_under_trio(devnet):
-    async with AsyncRPC(devnet.deployment.rpc_url) as rpc:
+    async with HttpRpc(devnet.deployment.rpc_url) as rpc:
         assert int(await rpc.call("eth_chainId"), 16) == 31337
         results = await rpc.batch([("eth_blockNumber", []), ("no_such_method", [])], return_errors=True)
         assert int(results[0], 16) >= devnet.deployment.deploy_block
-        assert isinstance(results[1], RPCError) and results[1].code == -32601
+        assert isinstance(results[1], RpcError) and results[1].code == -32601
         with trio.fail_after(5):
             await rpc.call("eth_gasPrice")
 
@@ -283,7 +283,7 @@ def test_cli_two_chains_then_sigterm_leaves_no_anvil(tmp_path):
         assert len(set(dep.pids)) == 2 and [c.anvil_pid for c in dep.chains] == list(dep.pids)
         assert len({c.rpc_url for c in dep.chains}) == 2
         for chain in dep.chains:
-            with RPC(chain.rpc_url) as rpc:
+            with SyncHttpRpc(chain.rpc_url) as rpc:
                 assert int(rpc.call("eth_chainId"), 16) == chain.chain_id
                 assert rpc.call("eth_getCode", [chain.v3.quoter_v2, "latest"]) != "0x"
         assert all(_pid_alive(p) for p in dep.pids)
@@ -347,7 +347,7 @@ async def test_websocket_new_heads_subscription(devnet):
             await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
                                               "params": ["newHeads"]}))
             sub = json.loads(await ws.get_message())["result"]
-            async with AsyncRPC(devnet.deployment.rpc_url) as rpc:
+            async with HttpRpc(devnet.deployment.rpc_url) as rpc:
                 await rpc.call("anvil_mine", ["0x1"])
                 head = int(await rpc.call("eth_blockNumber"), 16)
             note = json.loads(await ws.get_message())
