@@ -5,7 +5,7 @@
 
 The compiler is the exact version pinned in :data:`SOLC_VERSION`, loaded from ``node_modules/solc``
 (installed by ``npm install`` from the repository's ``package.json``) and driven through its
-standard-JSON interface by ``node -e``. Nothing is downloaded: solc-js bundles the compiler as
+standard-JSON interface by :mod:`chain.solc`. Nothing is downloaded: solc-js bundles the compiler as
 WebAssembly. Optimizer settings are fixed in :data:`SETTINGS`, and the metadata hash is left out
 of the bytecode (``bytecodeHash: none``), so the bytecode depends only on the source, the
 compiler and the settings - the committed artifact can be checked by recompiling.
@@ -20,12 +20,13 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from chain import solc
+from chain.solc import CompileError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
@@ -46,30 +47,6 @@ SETTINGS: dict[str, Any] = {
     "metadata": {"bytecodeHash": "none"},
 }
 
-_OUTPUTS = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]
-
-# Reads a standard-JSON input on stdin, writes {"version", "output"} on stdout.
-_NODE_SCRIPT = r"""
-const solc = require(process.argv[1]);
-let input = "";
-process.stdin.setEncoding("utf8");
-process.stdin.on("data", (chunk) => { input += chunk; });
-process.stdin.on("end", () => {
-  const output = JSON.parse(solc.compile(input));
-  process.stdout.write(JSON.stringify({ version: solc.version(), output }));
-});
-"""
-
-
-class CompileError(RuntimeError):
-    """solc reported errors, or solc-js / node is missing or the wrong version."""
-
-
-def node_modules_dir() -> Path:
-    """``$ALPHAPULSE_NODE_MODULES`` if set, else ``<repo>/node_modules``."""
-    env = os.environ.get("ALPHAPULSE_NODE_MODULES")
-    return Path(env) if env else REPO_ROOT / "node_modules"
-
 
 def sha256_hex(data: bytes | str) -> str:
     if isinstance(data, str):
@@ -77,70 +54,9 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def solc_standard_json(
-    sources: Mapping[str, str], *, settings: Mapping[str, Any] | None = None, version: str | None = SOLC_VERSION
-) -> dict[str, Any]:
-    """Compile ``{file name: source text}`` with solc-js; returns solc's standard-JSON output.
-
-    Raises :class:`CompileError` on any error-severity diagnostic or a compiler version other than
-    ``version`` (None accepts any).
-    """
-    node = shutil.which("node")
-    if node is None:
-        raise CompileError("node is not on PATH: solc-js needs Node.js")
-    solc_dir = node_modules_dir() / "solc"
-    if not (solc_dir / "package.json").is_file():
-        raise CompileError(f"{solc_dir} is missing: run `npm install` in {REPO_ROOT} (package.json lists solc)")
-    std_settings = dict(SETTINGS if settings is None else settings)
-    std_settings["outputSelection"] = {"*": {"*": list(_OUTPUTS)}}
-    std_input = {
-        "language": "Solidity",
-        "sources": {name: {"content": text} for name, text in sources.items()},
-        "settings": std_settings,
-    }
-    proc = subprocess.run(
-        [node, "-e", _NODE_SCRIPT, str(solc_dir)],
-        input=json.dumps(std_input),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CompileError(f"solc-js failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    reply = json.loads(proc.stdout)
-    got = str(reply["version"])
-    if version is not None and not got.startswith(version + "."):
-        raise CompileError(f"solc-js in {solc_dir} is {got}, expected {version} (run `npm install`)")
-    output: dict[str, Any] = reply["output"]
-    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
-    if errors:
-        raise CompileError("\n".join(e.get("formattedMessage") or e.get("message", "") for e in errors))
-    output["compilerVersion"] = got
-    return output
-
-
-def warnings_of(output: Mapping[str, Any]) -> list[str]:
-    return [
-        e.get("formattedMessage") or e.get("message", "")
-        for e in output.get("errors", [])
-        if e.get("severity") != "error"
-    ]
-
-
-def compile_source(name: str, text: str, contract: str, **kw: Any) -> dict[str, Any]:
-    """Compile one source file and return ``{"abi", "bytecode", "deployedBytecode"}`` of ``contract``."""
-    output = solc_standard_json({name: text}, **kw)
-    try:
-        c = output["contracts"][name][contract]
-    except KeyError:
-        raise CompileError(f"{contract} not found in {name}") from None
-    return {
-        "abi": c["abi"],
-        "bytecode": "0x" + c["evm"]["bytecode"]["object"],
-        "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
-        "compilerVersion": output["compilerVersion"],
-        "warnings": warnings_of(output),
-    }
+def compile_source(name: str, text: str, contract: str) -> dict[str, Any]:
+    """Compile one source file with the pinned compiler and :data:`SETTINGS`."""
+    return solc.compile_source(name, text, contract, settings=SETTINGS, version=SOLC_VERSION)
 
 
 def compile_contract(source_path: Path = SOURCE_PATH) -> dict[str, Any]:

@@ -18,6 +18,15 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
+from chain import revert
+from chain.addresses import (
+    UNISWAP_V2_INIT_CODE_HASH,
+    UNISWAP_V3_INIT_CODE_HASH,
+    v2_pair_address,
+    v3_pool_address,
+)
+from chain.revert import ContractError, error_table
+
 __all__ = [
     "ARBITRAGE_EXECUTED_SIGNATURE",
     "ARBITRAGE_EXECUTED_TOPIC",
@@ -25,8 +34,6 @@ __all__ = [
     "EXECUTE_SELECTOR",
     "EXECUTE_SIGNATURE",
     "HOP_TYPE",
-    "UNISWAP_V2_INIT_CODE_HASH",
-    "UNISWAP_V3_INIT_CODE_HASH",
     "ArbitrageExecuted",
     "ContractError",
     "Hop",
@@ -48,9 +55,6 @@ __all__ = [
     "encode_withdraw_token",
     "profit_from_logs",
 ]
-
-UNISWAP_V2_INIT_CODE_HASH = bytes.fromhex("96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f")
-UNISWAP_V3_INIT_CODE_HASH = bytes.fromhex("e34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54")
 
 
 class Kind(enum.IntEnum):
@@ -314,64 +318,20 @@ ERROR_SIGNATURES: tuple[str, ...] = (
 )
 
 
-def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    table = {}
-    for sig in ERROR_SIGNATURES:
-        name, _, rest = sig.partition("(")
-        types = [t for t in rest.rstrip(")").split(",") if t]
-        table[function_signature_to_4byte_selector(sig)] = (name, types)
-    # Solidity's built-ins
-    table[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["string"])
-    table[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["uint256"])
-    return table
-
-
-_ERRORS = _error_table()
-
-
-@dataclass(frozen=True, slots=True)
-class ContractError:
-    """A decoded revert: ``name`` (e.g. ``"InsufficientProfit"``) and its arguments."""
-
-    name: str
-    args: tuple[Any, ...]
-    selector: bytes
-
-    def __str__(self) -> str:
-        return f"{self.name}({', '.join(map(str, self.args))})"
+_ERRORS = error_table(ERROR_SIGNATURES)
 
 
 def decode_error(data: str | bytes | None) -> ContractError | None:
     """Decode revert data (as returned by ``eth_call`` / ``eth_estimateGas`` errors) into the
-    contract's custom error; None for empty or unknown data."""
-    if data is None:
-        return None
-    raw = _as_bytes(data)
-    if len(raw) < 4:
-        return None
-    entry = _ERRORS.get(raw[:4])
-    if entry is None:
-        return None
-    name, types = entry
-    try:
-        args = decode(types, raw[4:]) if types else ()
-    except Exception:  # noqa: BLE001 - malformed arguments: report the name only
-        args = ()
-    args = tuple(to_checksum_address(a) if t == "address" else a for t, a in zip(types, args))
-    return ContractError(name, args, raw[:4])
+    contract's custom error (or Solidity's ``Error``/``Panic``); None for empty or unknown data."""
+    return revert.decode_error(data, _ERRORS)
 
 
 # -- pool addresses ------------------------------------------------------------------------------
 def compute_pool_address(kind: Kind, factory: str, token_a: str, token_b: str, fee: int = 0,
                          init_code_hash: bytes | None = None) -> str:
     """The CREATE2 address of a V2 pair / V3 pool, exactly as the contract recomputes it
-    (official Uniswap init-code hashes by default)."""
-    if init_code_hash is None:
-        init_code_hash = UNISWAP_V2_INIT_CODE_HASH if Kind(kind) == Kind.V2 else UNISWAP_V3_INIT_CODE_HASH
-    a, b = _as_bytes(_addr(token_a)), _as_bytes(_addr(token_b))
-    t0, t1 = (a, b) if a < b else (b, a)
+    (official Uniswap init-code hashes by default; see :mod:`chain.addresses`)."""
     if Kind(kind) == Kind.V2:
-        salt = keccak(t0 + t1)
-    else:
-        salt = keccak(encode(["address", "address", "uint24"], [t0, t1, fee]))
-    return to_checksum_address(keccak(b"\xff" + _as_bytes(_addr(factory)) + salt + init_code_hash)[12:])
+        return v2_pair_address(factory, token_a, token_b, init_code_hash or UNISWAP_V2_INIT_CODE_HASH)
+    return v3_pool_address(factory, token_a, token_b, fee, init_code_hash or UNISWAP_V3_INIT_CODE_HASH)

@@ -20,8 +20,9 @@ from typing import Any
 from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 
+from chain.revert import ContractError, revert_data
 from chain.rpc import EndpointError, HttpRpc, RpcError, RpcFailure
-from execution.calldata import ContractError, decode_error
+from execution.calldata import decode_error
 
 __all__ = ["BuilderClient", "ChainGateway", "EndpointError", "RpcError", "RpcFailure", "SignedTx", "SimulationReverted"]
 
@@ -32,13 +33,6 @@ class SimulationReverted(Exception):
     def __init__(self, what: str, error: ContractError | None, message: str) -> None:
         self.error = error
         super().__init__(f"{what} reverted: {error if error is not None else message}")
-
-
-def _revert_data(exc: RpcError) -> Any:
-    data = exc.data
-    if isinstance(data, dict):
-        data = data.get("data")
-    return data
 
 
 def _hex(v: int) -> str:
@@ -93,7 +87,7 @@ class ChainGateway:
         try:
             out = await self.rpc.call("eth_call", [self._call_obj(data), block])
         except RpcError as exc:
-            raise SimulationReverted("eth_call", decode_error(_revert_data(exc)), exc.message) from None
+            raise SimulationReverted("eth_call", decode_error(revert_data(exc)), exc.message) from None
         (profit,) = decode(["uint256"], bytes.fromhex(out[2:]))
         return int(profit)
 
@@ -101,7 +95,7 @@ class ChainGateway:
         try:
             return int(await self.rpc.call("eth_estimateGas", [self._call_obj(data)]), 16)
         except RpcError as exc:
-            raise SimulationReverted("eth_estimateGas", decode_error(_revert_data(exc)), exc.message) from None
+            raise SimulationReverted("eth_estimateGas", decode_error(revert_data(exc)), exc.message) from None
 
     def sign(self, *, nonce: int, gas_limit: int, max_fee_per_gas: int, max_priority_fee_per_gas: int,
              data: bytes = b"", to: str | None = None, value: int = 0) -> SignedTx:

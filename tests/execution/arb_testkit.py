@@ -1,65 +1,26 @@
 """Helpers for the AlphaPulseArb tests (imported by tests/execution/conftest.py and the tests):
-a tiny JSON-RPC client (eth_sendTransaction from anvil's unlocked dev accounts; no keys), ABI
-call encoding, and the slice of the devnet deployment the tests use.
+a chain driver over the project's JSON-RPC client (eth_sendTransaction from anvil's unlocked dev
+accounts; no keys), ABI call encoding (``chain.abi``), and the slice of the devnet deployment
+the tests use.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_abi import decode
+from eth_utils import to_checksum_address
 
-from execution.calldata import ContractError, decode_error
+from chain.abi import encode_call as abi_call
+from chain.revert import ContractError, revert_data
+from chain.rpc import RpcError, SyncHttpRpc
+from execution.calldata import decode_error
 
 MAX_UINT256 = (1 << 256) - 1
 FAR_FUTURE = 1 << 40
-
-
-def selector(signature: str) -> bytes:
-    return function_signature_to_4byte_selector(signature)
-
-
-def abi_call(signature: str, *args: Any) -> bytes:
-    """Calldata for ``signature`` (e.g. ``"transfer(address,uint256)"``) with ``args``."""
-    types = signature[signature.index("(") + 1 : -1]
-    return selector(signature) + (encode(_split_types(types), list(args)) if types else b"")
-
-
-def _split_types(types: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in types:
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-            continue
-        depth += ch == "("
-        depth -= ch == ")"
-        cur += ch
-    if cur:
-        out.append(cur)
-    return out
-
-
-class RpcError(Exception):
-    def __init__(self, method: str, error: dict[str, Any]) -> None:
-        self.method = method
-        self.code = error.get("code")
-        self.message = str(error.get("message", ""))
-        self.data = error.get("data")
-        super().__init__(f"{method}: {self.message} (code {self.code}) data={self.data!r}")
-
-    @property
-    def contract_error(self) -> ContractError | None:
-        data = self.data
-        if isinstance(data, dict):  # some nodes nest it
-            data = data.get("data")
-        return decode_error(data) if isinstance(data, str) else None
 
 
 class TxReverted(Exception):
@@ -73,19 +34,13 @@ class Chain:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._http = httpx.Client(timeout=30.0)
-        self._ids = itertools.count(1)
+        self._rpc = SyncHttpRpc(url, timeout=30.0)
 
     def close(self) -> None:
-        self._http.close()
+        self._rpc.close()
 
     def rpc(self, method: str, *params: Any) -> Any:
-        reply = self._http.post(
-            self.url, json={"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
-        ).json()
-        if reply.get("error") is not None:
-            raise RpcError(method, reply["error"])
-        return reply["result"]
+        return self._rpc.call(method, params)
 
     def accounts(self) -> list[str]:
         return [to_checksum_address(a) for a in self.rpc("eth_accounts")]
@@ -104,7 +59,7 @@ class Chain:
         try:
             self.call(to, data, sender=sender)
         except RpcError as exc:
-            err = exc.contract_error
+            err = decode_error(revert_data(exc))
             assert err is not None, f"reverted without a known custom error: {exc}"
             return err
         raise AssertionError("call did not revert")

@@ -15,10 +15,10 @@ import pytest
 from arb_testkit import FAR_FUTURE, MAX_UINT256, Arb, Chain, Market, abi_call
 from eth_utils import to_checksum_address
 
-from execution.build import compile_source
+from chain.addresses import UNISWAP_V2_INIT_CODE_HASH, UNISWAP_V3_INIT_CODE_HASH
+from chain.solc import compile_source
+from execution.build import SOLC_VERSION
 from execution.calldata import (
-    UNISWAP_V2_INIT_CODE_HASH,
-    UNISWAP_V3_INIT_CODE_HASH,
     Hop,
     Kind,
     compute_pool_address,
@@ -445,7 +445,7 @@ def test_init_code_hashes_match_the_devnet_pools(chain: Chain, market: Market, a
 @pytest.fixture(scope="module")
 def fake_pool_artifact() -> dict:
     text = (Path(__file__).parent / "FakePool.sol").read_text()
-    return compile_source("FakePool.sol", text, "FakePool",
+    return compile_source("FakePool.sol", text, "FakePool", version=SOLC_VERSION,
                           settings={"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun"})
 
 

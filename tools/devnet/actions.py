@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import eth_abi
-import rlp
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
+from chain.addresses import sort_tokens
 from chain.deployment import ChainDeployment, Pool
+from chain.revert import decode_revert, revert_data
 from chain.rpc import RpcError, SyncHttpRpc
 
 from . import artifacts
@@ -42,8 +42,6 @@ MIN_TICK = -887272
 MAX_TICK = 887272
 TICK_SPACINGS = {100: 1, 500: 10, 3000: 60, 10000: 200}
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,35 +57,6 @@ def hex_to_bytes(value: str | None) -> bytes:
     if not value:
         return b""
     return bytes.fromhex(value[2:] if value.startswith("0x") else value)
-
-
-def create_address(sender: str, nonce: int) -> str:
-    """Address of the contract created by ``sender``'s transaction with ``nonce`` (CREATE)."""
-    return to_checksum_address(keccak(rlp.encode([hex_to_bytes(sender), nonce]))[12:])
-
-
-def create2_address(deployer: str, salt: bytes, init_code_hash: str | bytes) -> str:
-    h = init_code_hash if isinstance(init_code_hash, bytes) else hex_to_bytes(init_code_hash)
-    return to_checksum_address(keccak(b"\xff" + hex_to_bytes(deployer) + salt + h)[12:])
-
-
-def sort_tokens(a: str, b: str) -> tuple[str, str]:
-    """Order two token addresses as Uniswap does (numerically)."""
-    if int(a, 16) == int(b, 16):
-        raise ValueError("identical tokens")
-    return (a, b) if int(a, 16) < int(b, 16) else (b, a)
-
-
-def v2_pair_address(factory: str, token_a: str, token_b: str) -> str:
-    t0, t1 = sort_tokens(token_a, token_b)
-    salt = keccak(hex_to_bytes(t0) + hex_to_bytes(t1))
-    return create2_address(factory, salt, artifacts.UNISWAP_V2_PAIR_INIT_CODE_HASH)
-
-
-def v3_pool_address(factory: str, token_a: str, token_b: str, fee: int) -> str:
-    t0, t1 = sort_tokens(token_a, token_b)
-    salt = keccak(eth_abi.encode(["address", "address", "uint24"], [t0, t1, fee]))
-    return create2_address(factory, salt, artifacts.UNISWAP_V3_POOL_INIT_CODE_HASH)
 
 
 def v2_amount_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
@@ -132,19 +101,6 @@ def v3_path(tokens: Sequence[str], fees: Sequence[int]) -> bytes:
     for fee, tok in zip(fees, tokens[1:]):
         out += fee.to_bytes(3, "big") + hex_to_bytes(tok)
     return out
-
-
-def decode_revert(data: str | bytes | None) -> str:
-    """Human text of revert data: Error(string), Panic(uint256), or the raw hex."""
-    raw = data if isinstance(data, bytes) else hex_to_bytes(data if isinstance(data, str) else None)
-    if raw.startswith(_ERROR_SELECTOR):
-        try:
-            return str(eth_abi.decode(["string"], raw[4:])[0])
-        except Exception:  # noqa: BLE001 - fall back to hex
-            pass
-    if raw.startswith(_PANIC_SELECTOR) and len(raw) >= 36:
-        return f"Panic(0x{int.from_bytes(raw[4:36], 'big'):x})"
-    return "0x" + raw.hex() if raw else "(no revert data)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +326,7 @@ class ChainClient:
         try:
             self.rpc.call("eth_call", [call, to_hex(receipt.block_number - 1)])
         except RpcError as exc:
-            return f"{exc.message}: {decode_revert(exc.data if isinstance(exc.data, str) else None)}"
+            return f"{exc.message}: {decode_revert(revert_data(exc))}"
         hint = " - out of gas?" if tx.gas is not None and receipt.gas_used >= tx.gas else ""
         return f"reverted, gas used {receipt.gas_used}{hint} (eth_call does not reproduce it)"
 
@@ -409,8 +365,7 @@ class ChainClient:
                 tx = Tx(sender, to, data, value, estimate * 5 // 4 + 50_000, label)
             tx_hash = self.rpc.call("eth_sendTransaction", [self._tx_dict(tx)])
         except RpcError as exc:  # gas estimation runs the call: reverts surface here
-            data_hex = exc.data if isinstance(exc.data, str) else None
-            raise TxFailed(label, f"{exc.message}: {decode_revert(data_hex)}") from exc
+            raise TxFailed(label, f"{exc.message}: {decode_revert(revert_data(exc))}") from exc
         if not wait:
             return str(tx_hash)
         receipt = self.wait_receipt(tx_hash)

@@ -27,6 +27,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from chain.addresses import (
+    UNISWAP_V2_INIT_CODE_HASH,
+    UNISWAP_V3_INIT_CODE_HASH,
+    create_address,
+    sort_tokens,
+    v2_pair_address,
+    v3_pool_address,
+)
 from chain.deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue
 from chain.rpc import SyncHttpRpc
 
@@ -39,13 +47,9 @@ from .actions import (
     ChainClient,
     DevnetClient,
     Tx,
-    create_address,
     price_to_sqrt_price_x96,
-    sort_tokens,
     tick_at_price,
     usable_tick,
-    v2_pair_address,
-    v3_pool_address,
 )
 from .anvil import DEFAULT_CHAIN_ID, AnvilProcess
 
@@ -238,13 +242,13 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
         factory = plan.deploy("UniswapV2Factory", deployer, label=f"deploy {name} factory")
         router = plan.deploy("UniswapV2Router02", factory, weth, label=f"deploy {name} router")
         v2.append(V2Venue(name=name, factory=factory, router=router,
-                          init_code_hash=artifacts.UNISWAP_V2_PAIR_INIT_CODE_HASH))
+                          init_code_hash="0x" + UNISWAP_V2_INIT_CODE_HASH.hex()))
     v3_factory = plan.deploy("UniswapV3Factory")
     npm = plan.deploy("NonfungiblePositionManager", v3_factory, weth, ZERO_ADDRESS)
     swap_router = plan.deploy("SwapRouter", v3_factory, weth)
     quoter = plan.deploy("QuoterV2", v3_factory, weth)
     v3 = V3Venue(name=spec.v3_name, factory=v3_factory, position_manager=npm, swap_router=swap_router,
-                 quoter_v2=quoter, init_code_hash=artifacts.UNISWAP_V3_POOL_INIT_CODE_HASH)
+                 quoter_v2=quoter, init_code_hash="0x" + UNISWAP_V3_INIT_CODE_HASH.hex())
     spenders = [v.router for v in v2] + [swap_router, npm]
 
     # -- deployer funds and approvals ----------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from chain import solc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANVIL_RELPATH = Path("@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -14,9 +15,9 @@ class DevnetSetupError(RuntimeError):
 
 
 def node_modules_dir() -> Path:
-    """``$ALPHAPULSE_NODE_MODULES`` if set, else ``<repo>/node_modules``."""
-    env = os.environ.get("ALPHAPULSE_NODE_MODULES")
-    path = Path(env) if env else REPO_ROOT / "node_modules"
+    """``chain.solc.node_modules_dir()`` (``$ALPHAPULSE_NODE_MODULES`` or ``<repo>/node_modules``),
+    which must exist."""
+    path = solc.node_modules_dir()
     if not path.is_dir():
         raise DevnetSetupError(
             f"{path} does not exist: the devnet needs the npm packages from package.json "

@@ -14,10 +14,16 @@ from fractions import Fraction
 import pytest
 import trio
 
+from chain.addresses import (
+    UNISWAP_V2_INIT_CODE_HASH,
+    UNISWAP_V3_INIT_CODE_HASH,
+    v2_pair_address,
+    v3_pool_address,
+)
 from chain.deployment import DeploymentFile, load_deployment
 from chain.rpc import HttpRpc, RpcError, SyncHttpRpc
 from tools.devnet import actions, artifacts
-from tools.devnet.actions import Tx, TxFailed, v2_amount_out, v2_pair_address, v3_pool_address
+from tools.devnet.actions import Tx, TxFailed, v2_amount_out
 from tools.devnet.deploy import DEFAULT_SPEC
 from tools.devnet.paths import REPO_ROOT
 
@@ -97,8 +103,8 @@ def test_v2_reserves_match_liquidity_added(devnet):
 def test_pool_addresses_match_factories(devnet):
     """The CREATE2 addresses from the init-code hashes are the factories' own answers."""
     d, c = devnet.deployment, devnet.client
-    assert artifacts.load("UniswapV2Pair").init_code_hash == artifacts.UNISWAP_V2_PAIR_INIT_CODE_HASH
-    assert artifacts.load("UniswapV3Pool").init_code_hash == artifacts.UNISWAP_V3_POOL_INIT_CODE_HASH
+    assert artifacts.load("UniswapV2Pair").init_code_hash == UNISWAP_V2_INIT_CODE_HASH
+    assert artifacts.load("UniswapV3Pool").init_code_hash == UNISWAP_V3_INIT_CODE_HASH
     for p in d.pools_of(kind="v2"):
         factory = d.v2_venue(p.venue).factory
         assert c.v2_get_pair(p.venue, p.token0, p.token1) == p.address
