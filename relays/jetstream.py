@@ -488,7 +488,7 @@ class JetStreamConsumer:
                 if self._from is None:
                     self.cursor.position = int(st["last_seq"])
                 elif self._from == 0:
-                    self.cursor.position = int(st["first_seq"]) - 1
+                    self.cursor.position = max(int(st["first_seq"]), 1) - 1  # an empty stream says first_seq 0
                 else:
                     self.cursor.position = self._from - 1
                 self._started = True

@@ -34,12 +34,14 @@ COLLECTORS = Group("run a collector (evm, replay)", {
 
 # Every benchmark prints its figures next to a baseline measured in the same run (the machine is
 # shared and noisy) and reports the ratio; none of them asserts a time.
-BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e", {
+BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, bridge", {
     "codec": Command("tools.bench.codec:main", "protocol codec encode+decode vs bare struct pack+unpack"),
     "relay": Command("tools.bench.relay:main", "relay throughput and latency vs pyzmq PUB/SUB"),
     "decode": Command("tools.bench.decode:main", "raw EVM logs -> protocol messages vs eth-abi"),
     "strategy": Command("tools.bench.strategy:main", "10k-pool update-to-decision latency; V3 swaps/s vs degenbot"),
     "e2e": Command("tools.bench.e2e:main", "devnet: swap log -> signal -> submitted transaction latency"),
+    "bridge": Command("tools.bench.bridge:main",
+                      "relay -> NATS JetStream bridges -> relay vs the plain relay hop and bare nats-py"),
 })
 
 COMMANDS: dict[str, Command | Group] = {

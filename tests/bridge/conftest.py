@@ -12,7 +12,7 @@ import pytest
 _RELAYS = Path(__file__).resolve().parents[1] / "relays"
 sys.path.insert(0, str(_RELAYS))
 
-from natskit import NatsCluster, NatsServer  # noqa: E402
+from natskit import NatsCluster, NatsServer, require_nats_server  # noqa: E402
 from relay_testkit import Procs  # noqa: E402
 
 # the relay tests' fixtures (short socket dirs, processes killed by PID, logs shown on failure)
@@ -27,6 +27,7 @@ pytest_runtest_makereport = _relays_conftest.pytest_runtest_makereport
 
 @pytest.fixture
 def nats(short_dir: Path) -> Iterator[NatsServer]:
+    require_nats_server()
     s = NatsServer(short_dir, "nats").start()
     try:
         yield s
@@ -36,6 +37,7 @@ def nats(short_dir: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def cluster(short_dir: Path) -> Iterator[NatsCluster]:
+    require_nats_server()
     c = NatsCluster(short_dir)
     try:
         yield c.start()

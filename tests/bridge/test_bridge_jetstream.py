@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from natskit import NatsServer
+from natskit import NatsServer, require_nats_server
 from relay_testkit import frame
 
 from protocol.header import Domain
@@ -106,6 +106,7 @@ async def test_two_writers_cannot_interleave(nats: NatsServer) -> None:
 
 
 async def test_credentials_from_a_file(short_dir: Path) -> None:
+    require_nats_server()
     server = NatsServer(short_dir, "secured", auth="bridge:s3cret").start()
     try:
         creds = short_dir / "nats.creds"
@@ -119,3 +120,15 @@ async def test_credentials_from_a_file(short_dir: Path) -> None:
                 pass
     finally:
         server.stop()
+
+
+def test_missing_nats_server_skips_outside_ci_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import natskit
+
+    monkeypatch.setattr(natskit, "find_nats_server", lambda: None)
+    monkeypatch.delenv("ALPHAPULSE_CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install nats-server"):
+        natskit.require_nats_server()
+    monkeypatch.setenv("ALPHAPULSE_CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI installs it"):
+        natskit.require_nats_server()

@@ -1,0 +1,322 @@
+"""Bridge benchmark: relay -> bridge out -> JetStream -> bridge in -> relay -> consumer.
+
+    alphapulse bench bridge [--count 1000000] [--latency-rate 20000] [--latency-seconds 5]
+                            [--skip-nats-py] [--json]
+
+Every party is its own process (``tools.bench.relay``'s producer/consumer roles, the real
+``alphapulse relay`` and ``alphapulse bridge`` processes, a nats-server with JetStream file
+storage started for the run in a temporary directory on a free loopback port). One consumer.
+
+* **bridged throughput**: ``--count`` 64-byte frames written to relay A as fast as it takes
+  them; the consumer on relay B reports msgs/s from its first to its last message and checks
+  that every batch continues the previous one (nothing lost, nothing twice).
+* **bridged latency**: a paced producer at ``--latency-rate`` for ``--latency-seconds``
+  stamps ``event_time_ns`` right before sending (bridge-in keeps event times); the consumer on
+  relay B computes receive - send per message.
+* **plain relay hop** (same run): the same producer -> one relay -> the same consumer, for
+  throughput and latency; *added* latency = bridged minus plain, per percentile.
+* **bare nats-py** (same run): core NATS publish/subscribe of the same frames through the
+  same nats-server (asyncio, one publish per frame, no JetStream, no checks), throughput and
+  paced latency.
+
+Load average is printed before and after: the machine may be shared, so compare within a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.bench.relay import (
+    EV,
+    ROOT,
+    _frames,
+    _paced,
+    _result,
+    _spawn,
+    _summarise,
+    _wait_ready,
+    _wait_socket,
+)
+
+SUBJECT = "bench.frames"
+
+
+# ---------------------------------------------------------------------------- nats-py roles
+
+
+def role_nats_pub(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    import nats
+
+    from relays.client.core import ProducerCore
+
+    async def go() -> dict[str, Any]:
+        nc = await nats.connect(args.nats, pending_size=64 << 20, flush_timeout=60)
+        await asyncio.sleep(args.settle)
+        t0 = time.perf_counter()
+        if args.rate:
+            core = ProducerCore(1, 4243, name="bench-nats-paced")
+            for i in _paced(args.count, args.rate):
+                now = time.time_ns()
+                core.publish_payload(b"\xfa\x0a" + bytes(10), event_time_ns=now, receive_time_ns=now)
+                await nc.publish(SUBJECT, core.outbox.pop()[1])
+                if not i & 63:
+                    await nc.flush()
+        else:
+            for i, f in enumerate(_frames(args.count)):
+                await nc.publish(SUBJECT, f)
+                if not i & 4095:
+                    await asyncio.sleep(0)
+        await nc.flush()
+        t1 = time.perf_counter()
+        await nc.close()
+        return {"sent": args.count, "seconds": t1 - t0}
+
+    return asyncio.run(go())
+
+
+def role_nats_sub(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    import nats
+
+    async def go() -> dict[str, Any]:
+        nc = await nats.connect(args.nats)
+        done = asyncio.Event()
+        st = {"n": 0, "t0": 0.0, "t1": 0.0}
+        lat: list[int] = []
+
+        async def on(msg: Any) -> None:
+            if not st["n"]:
+                st["t0"] = time.perf_counter()
+            st["n"] += 1
+            if args.latency:
+                lat.append(time.time_ns() - int.from_bytes(msg.data[EV], "little"))
+            if st["n"] >= args.count:
+                st["t1"] = time.perf_counter()
+                done.set()
+
+        await nc.subscribe(SUBJECT, cb=on, pending_msgs_limit=-1, pending_bytes_limit=-1)
+        await nc.flush()
+        print("ready", file=sys.stderr, flush=True)
+        await asyncio.wait_for(done.wait(), 120 + args.count / 20000)
+        await nc.close()
+        secs = st["t1"] - st["t0"]
+        return {"received": st["n"], "seconds": secs, "rate": st["n"] / secs if secs > 0 else 0, "latency_ns": lat}
+
+    return asyncio.run(go())
+
+
+ROLES = {"nats-pub": role_nats_pub, "nats-sub": role_nats_sub}
+
+
+def _spawn_own(role: str, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "tools.bench.bridge", "--role", role, *extra], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# ---------------------------------------------------------------------------- orchestration
+
+
+class _Procs:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "ab")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        p = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def relay(self, name: str) -> str:
+        sock = str(self.tmp / f"{name}.sock")
+        p = self.start(name, "relay", "--domain", "market_data", "--socket", sock, "--data-dir",
+                       str(self.tmp / f"{name}-data"), "--log-level", "WARNING")
+        _wait_socket(sock, p)
+        return sock
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs.clear()
+
+
+def _consume(sock: str, count: int, latency: bool) -> subprocess.Popen[str]:
+    c = _spawn("relay-consumer", "--socket", sock, "--count", str(count), *(["--latency"] if latency else []))
+    _wait_ready(c)
+    return c
+
+
+def _produce(sock: str, count: int, rate: float | None) -> subprocess.Popen[str]:
+    if rate:
+        return _spawn("relay-paced-producer", "--socket", sock, "--count", str(count), "--rate", str(rate))
+    return _spawn("relay-producer", "--socket", sock, "--count", str(count))
+
+
+def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag: str) -> dict[str, Any]:
+    """One producer -> relay A [-> bridges -> relay B] -> one consumer."""
+    d = tmp / tag
+    d.mkdir()
+    procs = _Procs(d)
+    try:
+        a = procs.relay("a")
+        sink = a
+        if nats_url:
+            b = procs.relay("b")
+            procs.start("bridge-out", "bridge", "out", "--domain", "market_data", "--nats", nats_url, "--socket", a,
+                        "--log-level", "WARNING")
+            procs.start("bridge-in", "bridge", "in", "--domain", "market_data", "--nats", nats_url, "--socket", b,
+                        "--log-level", "WARNING")
+            sink = b
+            _wait_bridges(a, b)
+        consumer = _consume(sink, count, latency=bool(rate))
+        prod = _produce(a, count, rate)
+        timeout = 120 + count / 5000
+        result = _result(consumer, timeout)
+        _result(prod, timeout)
+    finally:
+        procs.stop()
+    return _summarise([result], latency=bool(rate))
+
+
+def _wait_bridges(a: str, b: str, timeout: float = 60.0) -> None:
+    """Until relay A has the bridge-out consumer and relay B the bridge-in producer (plus a
+    second for bridge-in's JetStream consumer), so start-up is not measured as latency."""
+    import trio
+
+    from relays.client import request_stats
+
+    async def names(sock: str, kind: str) -> list[str]:
+        with trio.fail_after(5):
+            st = await request_stats("market_data", sock)
+        return [str(x.get("name", "")) for x in st[kind]]
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(n.startswith("bridge-out") for n in trio.run(names, a, "consumers")) and any(
+                n.startswith("bridge-in") for n in trio.run(names, b, "producers")):
+            time.sleep(1.0)
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the bridges did not connect")
+
+
+def _nats_py_phase(nats_url: str, count: int, rate: float | None) -> dict[str, Any]:
+    extra = ["--nats", nats_url, "--count", str(count)]
+    sub = _spawn_own("nats-sub", *extra, *(["--latency"] if rate else []))
+    _wait_ready(sub)
+    pub = _spawn_own("nats-pub", *extra, "--settle", "0.5", *(["--rate", str(rate)] if rate else []))
+    timeout = 120 + count / 5000
+    result = _result(sub, timeout)
+    _result(pub, timeout)
+    return _summarise([result], latency=bool(rate))
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="alphapulse bench bridge", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
+    ap.add_argument("--nats", help=argparse.SUPPRESS)
+    ap.add_argument("--latency", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--settle", type=float, default=0.5, help=argparse.SUPPRESS)
+    ap.add_argument("--count", type=int, default=1_000_000, help="frames in the throughput phases (default 1M)")
+    ap.add_argument("--latency-rate", type=float, default=20000.0)
+    ap.add_argument("--latency-seconds", type=float, default=5.0)
+    ap.add_argument("--skip-nats-py", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON only")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.role:
+        print(json.dumps(ROLES[args.role](args)))
+        return 0
+
+    from tools.nats_server import INSTALL_HINT, NatsServer, find_nats_server
+
+    if find_nats_server() is None:
+        print(f"alphapulse bench bridge: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    lat_count = int(args.latency_rate * args.latency_seconds)
+    tmp = Path(tempfile.mkdtemp(prefix="apbb-", dir="/tmp"))
+    report: dict[str, Any] = {"count": args.count, "latency_rate": args.latency_rate,
+                              "latency_seconds": args.latency_seconds, "loadavg_before": _loadavg()}
+    print(f"load average before: {report['loadavg_before']}", file=sys.stderr)
+    try:
+        print(f"plain relay hop: throughput, {args.count:,} x 64 B", file=sys.stderr)
+        report["relay_throughput"] = _phase(tmp, None, args.count, None, "relay-tp")
+        print(f"plain relay hop: latency at {args.latency_rate:,.0f} msgs/s", file=sys.stderr)
+        report["relay_latency"] = _phase(tmp, None, lat_count, args.latency_rate, "relay-lat")["latency"]
+        for tag, rate, key in (("bridge-tp", None, "bridge_throughput"), ("bridge-lat", args.latency_rate, "bridge")):
+            # a fresh server and fresh relays per phase: the stream starts empty, D = S = D'
+            server = NatsServer(tmp, f"{tag}-nats").start()
+            try:
+                what = f"throughput, {args.count:,} x 64 B" if rate is None else f"latency at {rate:,.0f} msgs/s"
+                print(f"bridged (relay -> bridge out -> JetStream -> bridge in -> relay): {what}", file=sys.stderr)
+                r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag)
+                report[key if rate is None else "bridge_latency"] = r if rate is None else r["latency"]
+            finally:
+                server.stop()
+        if not args.skip_nats_py:
+            server = NatsServer(tmp, "core").start()
+            try:
+                print("bare nats-py publish/subscribe (core NATS): throughput", file=sys.stderr)
+                report["nats_py_throughput"] = _nats_py_phase(server.url, args.count, None)
+                print("bare nats-py publish/subscribe (core NATS): latency", file=sys.stderr)
+                report["nats_py_latency"] = _nats_py_phase(server.url, lat_count, args.latency_rate)["latency"]
+            finally:
+                server.stop()
+        rl, bl = report["relay_latency"], report["bridge_latency"]
+        report["added_latency_us"] = {k: round(bl[k] - rl[k], 1) for k in ("p50_us", "p99_us", "p999_us")}
+    finally:
+        report["loadavg_after"] = _loadavg()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"load average after: {report['loadavg_after']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+
+    def lat(x: dict[str, Any]) -> str:
+        return f"p50 {x['p50_us']:.0f} us, p99 {x['p99_us']:.0f} us, p99.9 {x['p999_us']:.0f} us (n={x['n']:,})"
+
+    bt, rt = report["bridge_throughput"], report["relay_throughput"]
+    print(f"\n{args.count:,} x 64 B frames, one consumer; latency at {args.latency_rate:,.0f} msgs/s for "
+          f"{args.latency_seconds:g} s (paced producer)")
+    print(f"load average: before {report['loadavg_before']}, after {report['loadavg_after']}")
+    print(f"  bridged  : {bt['min_msgs_per_s']:>10,} msgs/s, gaps {bt['gaps']}, duplicates {bt['duplicates']}; "
+          f"latency {lat(report['bridge_latency'])}")
+    print(f"  relay hop: {rt['min_msgs_per_s']:>10,} msgs/s; latency {lat(report['relay_latency'])}")
+    if "nats_py_throughput" in report:
+        print(f"  nats-py  : {report['nats_py_throughput']['min_msgs_per_s']:>10,} msgs/s (core pub/sub, no checks); "
+              f"latency {lat(report['nats_py_latency'])}")
+    a = report["added_latency_us"]
+    print(f"  added by the bridge (bridged - relay hop): p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us, "
+          f"p99.9 {a['p999_us']:.0f} us")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
