@@ -208,7 +208,7 @@ class ExecutorConfig(Config):
         return {v.venue: v.factory for v in self.venues}
 
     def min_profit_for(self, token: int) -> int:
-        return self.validation.min_profit.get(token, 0)
+        return self.validation.min_profit.get(TokenId(token), 0)
 
 
 def _values_on(chain_id: int) -> Any:
@@ -238,8 +238,9 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> ExecutorCon
     """Validate a parsed TOML document (secrets refused first) into an :class:`ExecutorConfig`."""
     table = doc.get("executor") if isinstance(doc, Mapping) else None
     chain_id = table.get("chain_id") if isinstance(table, Mapping) else None
-    valid = isinstance(chain_id, int) and not isinstance(chain_id, bool) and 0 < chain_id < 1 << 32
-    return decode(ExecutorConfig, doc, file=origin, dec_hook=_values_on(chain_id if valid else 1))
+    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 < chain_id < 1 << 32:
+        chain_id = 1  # not a chain id: decoding reports it at executor.chain_id
+    return decode(ExecutorConfig, doc, file=origin, dec_hook=_values_on(chain_id))
 
 
 def load_config(path: str | Path) -> ExecutorConfig:

@@ -82,8 +82,10 @@ def join_path(prefix: str, key: str | int) -> str:
     return prefix + key if key.startswith("[") else f"{prefix}.{key}"
 
 
+@typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(msgspec.field,))
 class _ConfigMeta(msgspec.StructMeta):
-    # msgspec's kw_only applies to the fields a class declares itself, so every subclass gets it here.
+    # msgspec's kw_only applies to the fields a class declares itself, so every subclass gets it here
+    # (and the dataclass_transform above tells type checkers that every Config is frozen, keyword-only).
     def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kw: Any) -> Any:
         kw.setdefault("kw_only", True)
         return super().__new__(mcls, name, bases, namespace, **kw)
@@ -225,7 +227,7 @@ def _explain(exc: msgspec.ValidationError, cls: type, doc: Any, hook: Hook | Non
     if cause is not None:
         return ConfigError(str(cause), path=path)
     if unknown := re.fullmatch(r"Object contains unknown field `(.+)`", message):
-        allowed = ", ".join(sorted(f.encode_name for f in msgspec.structs.fields(_struct_of(tp, value))))
+        allowed = ", ".join(sorted(f.encode_name for f in msgspec.structs.fields(_struct_of(tp))))
         return ConfigError(f"unknown key {unknown[1]!r} (allowed: {allowed})", path=join_path(path, unknown[1]))
     if missing := re.fullmatch(r"Object missing required field `(.+)`", message):
         return ConfigError(f"missing required key {missing[1]!r}", path=join_path(path, missing[1]))
@@ -253,7 +255,9 @@ def _strip(tp: Any) -> Any:
 
 
 def _bounds(tp: Any) -> str:
-    lo, hi, lo_open, hi_open = "-inf", "inf", True, True
+    lo: Any = "-inf"
+    hi: Any = "inf"
+    lo_open = hi_open = True
     for meta in getattr(tp, "__metadata__", ()):
         if isinstance(meta, Meta):
             if meta.ge is not None:
@@ -274,7 +278,7 @@ def _members(tp: Any) -> tuple[Any, ...]:
     return (tp,)
 
 
-def _struct_of(tp: Any, value: Any) -> Any:
+def _struct_of(tp: Any) -> Any:
     return next(m for m in _members(tp) if isinstance(m, type) and issubclass(m, msgspec.Struct))
 
 
@@ -333,7 +337,8 @@ def _first_bad_key(tp: Any, value: Any, hook: Hook | None, *, keys: bool) -> str
         return None
     key_tp, value_tp = typing.get_args(dict_tp)
     for k, v in value.items():
-        if not _converts({k: None} if keys else {"k": v}, dict[key_tp, Any] if keys else dict[str, value_tp], hook):
+        target = types.GenericAlias(dict, (key_tp, Any) if keys else (str, value_tp))
+        if not _converts({k: None} if keys else {"k": v}, target, hook):
             return str(k)
     return None
 

@@ -114,7 +114,7 @@ class ChainTuning(Config):
     batch_size: Count = 250  # calls per JSON-RPC batch
 
 
-class ChainConfig(ChainTuning):
+class ChainConfig(ChainTuning, kw_only=True):  # kw_only spelled out for type checkers (inherited defaults)
     """A chain to follow, with built-in defaults and a deployment file merged in."""
 
     name: str
@@ -142,7 +142,7 @@ class CollectorConfig(Config):
 # --------------------------------------------------------------------------- the file's tables
 
 
-class _ChainTable(ChainTuning):
+class _ChainTable(ChainTuning, kw_only=True):
     """``[[chain]]`` as written: a built-in name and/or a deployment file fill in what is left out."""
 
     name: str
