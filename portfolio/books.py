@@ -36,7 +36,7 @@ from typing import Any
 from market.prices import convert_q96, pool_price_q96
 from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
 from protocol.header import Domain
-from protocol.ids import PoolId, TokenId
+from protocol.ids import TokenId
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
 from runtime.paths import run_dir
@@ -301,8 +301,3 @@ class Books:
 
     def counters(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, value FROM counters"))
-
-
-def pool_label(pool: int) -> str:
-    p = PoolId(pool)
-    return f"{p.address}@{p.venue}"

@@ -213,3 +213,19 @@ class PoolId(int):
             f"PoolId(chain_id={self.chain_id}, venue={venue}, kind={getattr(kind, 'name', kind)}, "
             f"address={self.address}, token0={self.token0.address}, token1={self.token1.address})"
         )
+
+
+def pool_label(pool: int, *, short: bool = False) -> str:
+    """A pool for people to read: ``chain:VENUE:0xaddress`` (a venue without a name by its code);
+    with ``short``, only the abbreviated address (``0x1234…abcd``), for tables whose other columns
+    already name the chain and the venue. The one pool formatter of the tree (relay-cli, the
+    dashboard, reports)."""
+    p = PoolId(pool)
+    if short:
+        a = p.address
+        return f"{a[:6]}…{a[-4:]}"
+    try:
+        venue: object = Venue(p.venue).name
+    except ValueError:
+        venue = p.venue
+    return f"{p.chain_id}:{venue}:{p.address}"

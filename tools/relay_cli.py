@@ -33,7 +33,7 @@ import trio
 from protocol.errors import ProtocolError
 from protocol.framing import FrameDecoder
 from protocol.header import VERSION, Domain, read_domain_seq
-from protocol.ids import PoolId, TokenId, Venue
+from protocol.ids import PoolId, TokenId, Venue, pool_label
 from protocol.message import Message, control_frame, decode
 from protocol.system import EmergencyStop, Goodbye, Hello, Resume, Role, Stats, StopScope, Welcome
 from protocol.tlv import TLV_TYPES, Record, UnknownTLV
@@ -169,11 +169,6 @@ async def probe_domain(domain: Domain, path: str, wait_s: float) -> tuple[Welcom
 _VENUE_NAMES = {v.value: v.name for v in Venue}
 
 
-def fmt_pool(p: int) -> str:
-    pid = PoolId(p)
-    return f"{pid.chain_id}:{_VENUE_NAMES.get(pid.venue, pid.venue)}:{pid.address}"
-
-
 def fmt_time(ns: int) -> str:
     if not ns:
         return "-"
@@ -183,7 +178,7 @@ def fmt_time(ns: int) -> str:
 
 def fmt_value(v: Any) -> str:
     if isinstance(v, PoolId):
-        return fmt_pool(v)
+        return pool_label(v)
     if isinstance(v, TokenId):
         return f"{v.chain_id}:{v.address}"
     if isinstance(v, (bytes, bytearray)):

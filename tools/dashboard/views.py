@@ -13,7 +13,7 @@ from enum import IntEnum
 
 from protocol.execution import SubmissionMode
 from protocol.header import Domain
-from protocol.ids import PoolId, TokenId, Venue, VenueKind
+from protocol.ids import PoolId, TokenId, Venue, VenueKind, pool_label
 from protocol.signals import SignalKind
 
 from .model import DashboardModel, PoolState, RelayHealth, SignalRecord, outcome_name
@@ -75,10 +75,6 @@ def venue_name(code: int) -> str:
     return code_name(Venue, code)
 
 
-def fmt_pool(pool: int) -> str:
-    return short_hex(PoolId(pool).address)
-
-
 def fmt_gwei(wei: int) -> str:
     return f"{wei / 1e9:,.3f} gwei"
 
@@ -133,7 +129,7 @@ def market_rows(model: DashboardModel, limit: int = 50) -> list[Row]:
         chain_bad = model.chain_invalid.get(pid.chain_id, "")
         state = p.stale or chain_bad
         rows.append((f"pool-{p.pool}", (
-            fmt_pool(p.pool), venue_name(pid.venue), fmt_int(p.block), a, b,
+            pool_label(p.pool, short=True), venue_name(pid.venue), fmt_int(p.block), a, b,
             "-" if p.tick is None else str(p.tick), fmt_price(p), fmt_int(p.updates),
             f"STALE {state}" if state else "ok",
         )))
@@ -168,7 +164,7 @@ def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
             break
         a0, a1 = s.amounts
         rows.append((f"swap-{s.seq}-{i}", (
-            fmt_int(s.seq), fmt_int(s.swap.block_number), fmt_pool(s.swap.pool), fmt_int(a0), fmt_int(a1),
+            fmt_int(s.seq), fmt_int(s.swap.block_number), pool_label(s.swap.pool, short=True), fmt_int(a0), fmt_int(a1),
             short_hex(s.swap.tx_hash),
         )))
     return rows
