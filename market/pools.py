@@ -27,7 +27,7 @@ from typing import ClassVar
 from market.amm import curve_stableswap as curve
 from market.amm import uniswap_v2 as v2
 from market.amm.errors import AMMError
-from market.amm.uniswap_v3 import V3PoolState, swap_exact_input, swap_exact_output
+from market.amm.uniswap_v3 import SwapResult, V3PoolState, swap_exact_input, swap_exact_output
 from protocol.ids import PoolId, VenueKind
 
 PPM = 1_000_000
@@ -89,25 +89,41 @@ def log_rate_bounds(m: tuple[int, ...]) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class V2Pool:
-    """A constant-product pair. ``last_event`` is the (block, log_index) high-water mark."""
+class _Snapshot:
+    """What every pool snapshot carries: its id, the block of its state, the ``(block, log_index)``
+    high-water mark of the last event applied (``last_event``), and the zero-size marginal rates
+    that each kind computes once in ``__post_init__`` (through :meth:`_set_marginals`)."""
 
-    KIND: ClassVar[VenueKind] = VenueKind.UNISWAP_V2
     pool: PoolId
     block_number: int
     last_event: tuple[int, int]
+    marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def _set_marginals(self, m: tuple[int, int, int, int]) -> None:
+        """``m = (num, den)`` of the token0 -> token1 rate, then of the reverse."""
+        object.__setattr__(self, "marginals", m)
+        object.__setattr__(self, "log_rates", log_rate_bounds(m))
+
+    def marginal(self, zero_for_one: bool) -> tuple[int, int]:
+        m = self.marginals
+        return (m[0], m[1]) if zero_for_one else (m[2], m[3])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V2Pool(_Snapshot):
+    """A constant-product pair. ``last_event`` is the (block, log_index) high-water mark."""
+
+    KIND: ClassVar[VenueKind] = VenueKind.UNISWAP_V2
     reserve0: int
     reserve1: int
     fee_ppm: int = 3000
-    marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
-    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = PPM - self.fee_ppm
         # token0 -> token1 rate n*r1/(d*r0), and the reverse
         m = (n * self.reserve1, PPM * self.reserve0, n * self.reserve0, PPM * self.reserve1)
-        object.__setattr__(self, "marginals", m)
-        object.__setattr__(self, "log_rates", log_rate_bounds(m))
+        self._set_marginals(m)
 
     @property
     def tradable(self) -> bool:
@@ -120,10 +136,6 @@ class V2Pool:
 
     def balance_in(self, zero_for_one: bool) -> int:
         return self.reserve0 if zero_for_one else self.reserve1
-
-    def marginal(self, zero_for_one: bool) -> tuple[int, int]:
-        m = self.marginals
-        return (m[0], m[1]) if zero_for_one else (m[2], m[3])
 
     def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
         """The local model ``(n, d, r_in, r_out)`` before any input: the pair itself."""
@@ -164,7 +176,7 @@ class V2Pool:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class V3Pool:
+class V3Pool(_Snapshot):
     """A concentrated-liquidity pool. ``v3`` is None until the pool is initialized.
 
     ``balance0``/``balance1`` are the pool's token balances (a snapshot's reserves, moved by swaps
@@ -173,16 +185,11 @@ class V3Pool:
     """
 
     KIND: ClassVar[VenueKind] = VenueKind.UNISWAP_V3
-    pool: PoolId
-    block_number: int
-    last_event: tuple[int, int]
     fee: int
     tick_spacing: int
     v3: V3PoolState | None
     balance0: int = 0
     balance1: int = 0
-    marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
-    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         s = self.v3
@@ -192,8 +199,7 @@ class V3Pool:
             n = PPM - s.fee
             x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
             m = (n * y_v, PPM * x_v, n * x_v, PPM * y_v)
-        object.__setattr__(self, "marginals", m)
-        object.__setattr__(self, "log_rates", log_rate_bounds(m))
+        self._set_marginals(m)
 
     @property
     def tradable(self) -> bool:
@@ -207,10 +213,6 @@ class V3Pool:
         b = self.balance0 if zero_for_one else self.balance1
         return b if b > 0 else NO_CAP
 
-    def marginal(self, zero_for_one: bool) -> tuple[int, int]:
-        m = self.marginals
-        return (m[0], m[1]) if zero_for_one else (m[2], m[3])
-
     def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
         """The current range's virtual reserves with the pool fee."""
         s = self.v3
@@ -219,27 +221,27 @@ class V3Pool:
         x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
         return (PPM - s.fee, PPM, x_v, y_v) if zero_for_one else (PPM - s.fee, PPM, y_v, x_v)
 
-    def amount_out(self, zero_for_one: bool, amount_in: int) -> int:
-        if self.v3 is None or amount_in <= 0:
-            return NOT_FILLED
+    def _swap(self, exact_input: bool, zero_for_one: bool, amount: int) -> SwapResult | None:
+        """The mirror's exact-input (or exact-output) swap of ``amount``; None when the pool is not
+        initialized, the amount is not positive, or the contract would revert."""
+        if self.v3 is None or amount <= 0:
+            return None
         try:
-            r = swap_exact_input(self.v3, zero_for_one, amount_in)
+            return (swap_exact_input if exact_input else swap_exact_output)(self.v3, zero_for_one, amount)
         except AMMError:
-            return NOT_FILLED
-        # The pool stopped at the price limit: it would not take the whole input.
-        return r.amount_out if r.amount_in == amount_in else NOT_FILLED
+            return None
+
+    def amount_out(self, zero_for_one: bool, amount_in: int) -> int:
+        r = self._swap(True, zero_for_one, amount_in)
+        # None, or the pool stopped at the price limit: it would not take the whole input.
+        return r.amount_out if r is not None and r.amount_in == amount_in else NOT_FILLED
 
     def min_input(self, zero_for_one: bool, amount_out: int) -> int:
         """The least exact input whose output is >= ``amount_out`` (-1 if none), up to a unit: the
         exact-output quote, one less if that still fills (the contract rounds exact-output and
         exact-input swaps separately, so the quote can be a unit above the least input)."""
-        if self.v3 is None or amount_out <= 0:
-            return NOT_FILLED
-        try:
-            r = swap_exact_output(self.v3, zero_for_one, amount_out)
-        except AMMError:
-            return NOT_FILLED
-        if r.amount_out < amount_out:
+        r = self._swap(False, zero_for_one, amount_out)
+        if r is None or r.amount_out < amount_out:
             return NOT_FILLED
         x = r.amount_in
         if x > 1 and self.amount_out(zero_for_one, x - 1) >= amount_out:
@@ -268,20 +270,15 @@ def _virtual_reserves(liquidity: int, sqrt_price_x96: int) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CurvePool:
+class CurvePool(_Snapshot):
     """A two-coin classic StableSwap pool. ``amp`` and ``rates`` come from configuration (a snapshot
     carries only balances and the fee); ``fee`` is on Curve's 1e10 scale."""
 
     KIND: ClassVar[VenueKind] = VenueKind.CURVE
-    pool: PoolId
-    block_number: int
-    last_event: tuple[int, int]
     balances: tuple[int, int]
     rates: tuple[int, int]
     amp: int
     fee: int
-    marginals: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
-    log_rates: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # No closed form for the StableSwap rate: probe with a size small against the balance. The
@@ -292,8 +289,7 @@ class CurvePool:
             probe = max(self.balances[i] >> 30, 1)
             out = self._exchange(i, probe)
             m += [max(out, 0), probe]
-        object.__setattr__(self, "marginals", tuple(m))
-        object.__setattr__(self, "log_rates", log_rate_bounds(tuple(m)))
+        self._set_marginals((m[0], m[1], m[2], m[3]))
 
     @property
     def tradable(self) -> bool:
@@ -305,10 +301,6 @@ class CurvePool:
 
     def balance_in(self, zero_for_one: bool) -> int:
         return self.balances[0] if zero_for_one else self.balances[1]
-
-    def marginal(self, zero_for_one: bool) -> tuple[int, int]:
-        m = self.marginals
-        return (m[0], m[1]) if zero_for_one else (m[2], m[3])
 
     def _exchange(self, i: int, dx: int) -> int:
         try:

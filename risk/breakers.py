@@ -71,6 +71,10 @@ def venue_name(code: int) -> str:
 class Breaker:
     name = ""
 
+    def breach(self, scope: StopScope, scope_value: int, reason: str) -> Breach:
+        """A candidate stop of ``(scope, scope_value)`` by this breaker."""
+        return Breach(breaker=self.name, scope=scope, scope_value=scope_value, reason=reason)
+
     def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
         return []
 
@@ -138,10 +142,10 @@ class DailyLoss(Breaker):
             pnl = self.pnl[token] = self.pnl.get(token, 0) + t.realized_profit - gas
             if pnl <= -limit.max_loss:
                 value = 0 if self.scope == StopScope.ALL else token.chain_id
-                out.append(Breach(
-                    breaker=self.name, scope=self.scope, scope_value=value,
-                    reason=f"daily loss {-pnl} of token {token.chain_id}:{token.address} reached the limit "
-                           f"{limit.max_loss} (signal {t.signal_id})",
+                out.append(self.breach(
+                    self.scope, value,
+                    f"daily loss {-pnl} of token {token.chain_id}:{token.address} reached the limit "
+                    f"{limit.max_loss} (signal {t.signal_id})",
                 ))
         return out
 
@@ -178,10 +182,10 @@ class TradeSize(Breaker):
         if limit is None or hop.amount_in <= limit:
             return []
         value = {StopScope.ALL: 0, StopScope.CHAIN: ident.chain_id, StopScope.STRATEGY: ident.strategy_id}[self.scope]
-        return [Breach(
-            breaker=self.name, scope=self.scope, scope_value=value,
-            reason=f"signal {ident.signal_id} ({ident.strategy or ident.strategy_id}) trades {hop.amount_in} of "
-                   f"{token.chain_id}:{token.address}, above the maximum {limit}",
+        return [self.breach(
+            self.scope, value,
+            f"signal {ident.signal_id} ({ident.strategy or ident.strategy_id}) trades {hop.amount_in} of "
+            f"{token.chain_id}:{token.address}, above the maximum {limit}",
         )]
 
 
@@ -201,9 +205,9 @@ class GasPrice(Breaker):
         ceiling = self.cfg.ceiling(chain_id)
         if not ceiling or price <= ceiling:
             return []
-        return [Breach(
-            breaker=self.name, scope=self.scope, scope_value=chain_id if self.scope == StopScope.CHAIN else 0,
-            reason=f"gas price {price} wei on chain {chain_id} ({what}) above the ceiling {ceiling}",
+        return [self.breach(
+            self.scope, chain_id if self.scope == StopScope.CHAIN else 0,
+            f"gas price {price} wei on chain {chain_id} ({what}) above the ceiling {ceiling}",
         )]
 
     def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
@@ -246,11 +250,9 @@ class FailureRate(Breaker):
             w.append(t.outcome in self.failures)
             n, bad = len(w), sum(w)
             if n >= cfg.min_results and bad * 10_000 >= cfg.max_failure_rate_bps * n:
-                out.append(Breach(
-                    breaker=self.name, scope=self.scope, scope_value=key,
-                    reason=f"{bad} of the last {n} executions failed (limit {cfg.max_failure_rate_bps / 100:g} %); "
-                           f"last: signal {t.signal_id} {_outcome_name(t.outcome)} {t.reason!r}",
-                ))
+                reason = (f"{bad} of the last {n} executions failed (limit {cfg.max_failure_rate_bps / 100:g} %); "
+                          f"last: signal {t.signal_id} {_outcome_name(t.outcome)} {t.reason!r}")
+                out.append(self.breach(self.scope, key, reason))
         return out
 
     def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
@@ -331,11 +333,9 @@ class StaleData(Breaker):
             last = self.last_seen.get(venue, self.started)
             if now_ns - last > window:
                 never = venue not in self.last_seen
-                out.append(Breach(
-                    breaker=self.name, scope=StopScope.VENUE, scope_value=venue,
-                    reason=f"no market data from venue {venue_name(venue)} for {(now_ns - last) / 1e9:.1f} s"
-                           f"{' (never seen)' if never else ''}; window {window / 1e9:g} s",
-                ))
+                reason = (f"no market data from venue {venue_name(venue)} for {(now_ns - last) / 1e9:.1f} s"
+                          f"{' (never seen)' if never else ''}; window {window / 1e9:g} s")
+                out.append(self.breach(StopScope.VENUE, venue, reason))
         return out
 
     def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
@@ -379,18 +379,18 @@ class RelayGaps(Breaker):
         gaps, rec = counters.get("gaps", 0), counters.get("gaps_recovered", 0)
         resyncs, lost = counters.get("resyncs", 0), counters.get("lost", 0)
         if self.cfg.trip_on_resync and (resyncs > h.resyncs or lost > h.lost):
-            out.append(Breach(
-                breaker=self.name, scope=StopScope.ALL, scope_value=0,
-                reason=f"{name} relay: {resyncs - h.resyncs} resync(s), {lost - h.lost} message(s) lost for good",
+            out.append(self.breach(
+                StopScope.ALL, 0,
+                f"{name} relay: {resyncs - h.resyncs} resync(s), {lost - h.lost} message(s) lost for good",
             ))
         if rec > h.recovered:
             h.pending_since = 0
         elif gaps > h.gaps and not h.pending_since:
             h.pending_since = now_ns
         if h.pending_since and now_ns - h.pending_since >= self.grace_ns:
-            out.append(Breach(
-                breaker=self.name, scope=StopScope.ALL, scope_value=0,
-                reason=f"{name} relay: sequence gap unresolved for {(now_ns - h.pending_since) / 1e9:.1f} s",
+            out.append(self.breach(
+                StopScope.ALL, 0,
+                f"{name} relay: sequence gap unresolved for {(now_ns - h.pending_since) / 1e9:.1f} s",
             ))
         h.gaps, h.recovered, h.resyncs, h.lost = gaps, rec, resyncs, lost
         return out
@@ -442,11 +442,11 @@ class Volatility(Breaker):
             if len(hist) >= self.cfg.min_samples:
                 sd = float(np.std(np.fromiter(hist, dtype=np.float64, count=len(hist)), ddof=1))
                 if sd > 0 and abs(r) > self.cfg.max_sigma * sd:
-                    out.append(Breach(
-                        breaker=self.name, scope=self.scope, scope_value=self._scope_value(pool),
-                        reason=f"pool {pool.address} ({venue_name(pool.venue)}, chain {pool.chain_id}) moved "
-                               f"{r / 1e7:+.4f} % = {abs(r) / sd:.1f} sigma (limit {self.cfg.max_sigma:g}, "
-                               f"sigma {sd / 1e7:.4f} % over {len(hist)} moves)",
+                    out.append(self.breach(
+                        self.scope, self._scope_value(pool),
+                        f"pool {pool.address} ({venue_name(pool.venue)}, chain {pool.chain_id}) moved "
+                        f"{r / 1e7:+.4f} % = {abs(r) / sd:.1f} sigma (limit {self.cfg.max_sigma:g}, "
+                        f"sigma {sd / 1e7:.4f} % over {len(hist)} moves)",
                     ))
             hist.append(r)
         return out

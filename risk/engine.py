@@ -88,22 +88,17 @@ class ForeignStop:
 Action = Stop | Resumed | ForeignStop
 
 
+# Every breaker kind, in the order the engine consults them; each is configured by the table of
+# RiskConfig named like it (``Breaker.name``) and is off when that table is absent.
+BREAKERS: tuple[type[Breaker], ...] = (DailyLoss, TradeSize, GasPrice, FailureRate, StaleData, RelayGaps, Volatility)
+
+
 def build_breakers(config: RiskConfig) -> list[Breaker]:
     out: list[Breaker] = []
-    if config.daily_loss is not None:
-        out.append(DailyLoss(config.daily_loss))
-    if config.trade_size is not None:
-        out.append(TradeSize(config.trade_size))
-    if config.gas_price is not None:
-        out.append(GasPrice(config.gas_price))
-    if config.failure_rate is not None:
-        out.append(FailureRate(config.failure_rate))
-    if config.stale_data is not None:
-        out.append(StaleData(config.stale_data))
-    if config.relay_gaps is not None:
-        out.append(RelayGaps(config.relay_gaps))
-    if config.volatility is not None:
-        out.append(Volatility(config.volatility))
+    for kind in BREAKERS:
+        cfg = getattr(config, kind.name)
+        if cfg is not None:
+            out.append(kind(cfg))  # type: ignore[call-arg]  # each kind takes its own config table
     return out
 
 

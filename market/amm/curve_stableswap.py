@@ -166,6 +166,17 @@ def get_y(i: int, j: int, x: int, xp: Sequence[int], amp: int) -> int:
     return y
 
 
+def _xp_and_y_after(
+    i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int
+) -> tuple[list[int], int]:
+    """The lines ``get_dy`` and ``exchange`` both open with in the contract: the normalised balances
+    ``xp`` and coin ``j``'s normalised balance ``y`` once ``dx`` of coin ``i`` is in."""
+    _check_indices(i, j, len(balances))
+    xp = get_xp(balances, rates)
+    x = _u(xp[i] + _u(dx * rates[i]) // PRECISION)
+    return xp, get_y(i, j, x, xp, amp)
+
+
 def get_dy(
     i: int,
     j: int,
@@ -181,10 +192,7 @@ def get_dy(
     ``A()`` (see :func:`get_A`), ``fee`` is ``fee()`` on the 1e10 scale.  This is the view the pool exposes; the
     amount actually transferred by ``exchange`` can be one unit different (see :func:`exchange`).
     """
-    _check_indices(i, j, len(balances))
-    xp = get_xp(balances, rates)
-    x = _u(xp[i] + _u(dx * rates[i]) // PRECISION)
-    y = get_y(i, j, x, xp, amp)
+    xp, y = _xp_and_y_after(i, j, dx, balances, rates, amp)
     dy = _div(_u(_u(xp[j] - y - 1) * PRECISION), rates[j])
     fee_amount = _u(fee * dy) // FEE_DENOMINATOR
     return dy - fee_amount
@@ -208,10 +216,7 @@ def exchange(
     share of the fee stays in the balance.  Raises :class:`InsufficientLiquidity` when ``dy < min_dy`` (the
     contract's "Exchange resulted in fewer coins than expected").
     """
-    _check_indices(i, j, len(balances))
-    xp = get_xp(balances, rates)
-    x = _u(xp[i] + _u(dx * rates[i]) // PRECISION)
-    y = get_y(i, j, x, xp, amp)
+    xp, y = _xp_and_y_after(i, j, dx, balances, rates, amp)
 
     dy_xp = _u(xp[j] - y - 1)  # -1 just in case there were some rounding errors
     dy_fee = _u(dy_xp * fee) // FEE_DENOMINATOR
