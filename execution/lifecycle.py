@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome, SubmissionMode
+from protocol.ids import code_name
 from protocol.system import EmergencyStop, Resume, StopScope
 
 
@@ -181,7 +182,4 @@ class HaltState:
 
 
 def _scope_name(scope: int) -> str:
-    try:
-        return StopScope(scope).name.lower()
-    except ValueError:
-        return str(scope)
+    return code_name(StopScope, scope).lower()

@@ -224,8 +224,13 @@ def pool_label(pool: int, *, short: bool = False) -> str:
     if short:
         a = p.address
         return f"{a[:6]}…{a[-4:]}"
+    return f"{p.chain_id}:{code_name(Venue, p.venue)}:{p.address}"
+
+
+def code_name(kind: type[IntEnum], code: int) -> str:
+    """The name of ``code`` in the enum ``kind`` (``Venue``, ``StopScope``, ``Outcome`` ...), or the
+    number itself for a code this reader does not know (a record from a newer writer)."""
     try:
-        venue: object = Venue(p.venue).name
+        return kind(code).name
     except ValueError:
-        venue = p.venue
-    return f"{p.chain_id}:{venue}:{p.address}"
+        return str(code)

@@ -30,7 +30,7 @@ import numpy as np
 from market.prices import pool_price_q96
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
-from protocol.ids import PoolId, TokenId, Venue
+from protocol.ids import PoolId, TokenId, Venue, code_name
 from protocol.market import BlockHeader, StateInvalidation
 from protocol.message import Message
 from protocol.signals import ArbitragePath, SignalIdentity
@@ -62,10 +62,7 @@ class Breach:
 
 
 def venue_name(code: int) -> str:
-    try:
-        return Venue(code).name.lower()
-    except ValueError:
-        return str(code)
+    return code_name(Venue, code).lower()
 
 
 class Breaker:
@@ -270,10 +267,7 @@ class FailureRate(Breaker):
 
 
 def _outcome_name(code: int) -> str:
-    try:
-        return Outcome(code).name
-    except ValueError:
-        return str(code)
+    return code_name(Outcome, code)
 
 
 # ------------------------------------------------------------------ stale market data

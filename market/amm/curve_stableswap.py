@@ -120,12 +120,15 @@ def get_D(xp: Sequence[int], amp: int) -> int:  # noqa: N802
         numerator = _u(_u(_u(ann * s) + d_p * n) * d)
         denominator = _u(_u((ann - 1) * d) + (n + 1) * d_p)
         d = _div(numerator, denominator)
-        if d > d_prev:
-            if d - d_prev <= 1:
-                break
-        elif d_prev - d <= 1:
+        if _converged(d, d_prev):
             break
     return d
+
+
+def _converged(new: int, prev: int) -> bool:
+    """Both Newton loops' stopping test (the contract writes it out in each): within one unit, compared
+    without an unsigned underflow."""
+    return new - prev <= 1 if new > prev else prev - new <= 1
 
 
 def get_y(i: int, j: int, x: int, xp: Sequence[int], amp: int) -> int:
@@ -158,10 +161,7 @@ def get_y(i: int, j: int, x: int, xp: Sequence[int], amp: int) -> int:
         y_prev = y
         # Vyper evaluates (2 * y + b) - D left to right; the subtraction is checked.
         y = _div(_u(y * y + c), _u(2 * y + b - d))
-        if y > y_prev:
-            if y - y_prev <= 1:
-                break
-        elif y_prev - y <= 1:
+        if _converged(y, y_prev):
             break
     return y
 
@@ -177,15 +177,7 @@ def _xp_and_y_after(
     return xp, get_y(i, j, x, xp, amp)
 
 
-def get_dy(
-    i: int,
-    j: int,
-    dx: int,
-    balances: Sequence[int],
-    rates: Sequence[int],
-    amp: int,
-    fee: int,
-) -> int:
+def get_dy(i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int, fee: int) -> int:
     """``get_dy``: output of coin ``j`` (in its own units) for ``dx`` of coin ``i``, after the pool fee.
 
     ``rates[k]`` are the contract's RATES (``10**(36 - decimals)`` for plain coins), ``amp`` is A as returned by
@@ -199,15 +191,8 @@ def get_dy(
 
 
 def exchange(
-    i: int,
-    j: int,
-    dx: int,
-    balances: Sequence[int],
-    rates: Sequence[int],
-    amp: int,
-    fee: int,
-    admin_fee: int = 0,
-    min_dy: int = 0,
+    i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int, fee: int,
+    admin_fee: int = 0, min_dy: int = 0,
 ) -> tuple[int, list[int]]:
     """``exchange`` without the token transfers: ``(dy, new_balances)``.
 

@@ -21,3 +21,10 @@ def test_pool_label_of_an_unnamed_venue_uses_its_code() -> None:
 def test_short_pool_label_is_the_abbreviated_address() -> None:
     pool = PoolId.of(1, Venue.SUSHISWAP, VenueKind.UNISWAP_V2, "0x" + "22" * 20, T0, T1)
     assert pool_label(pool, short=True) == "0x2222…2222"
+
+
+def test_code_name_is_the_enum_name_or_the_number() -> None:
+    from protocol.ids import code_name
+
+    assert code_name(Venue, 2) == "SUSHISWAP" and code_name(VenueKind, VenueKind.CURVE) == "CURVE"
+    assert code_name(Venue, 4242) == "4242"  # a venue this reader does not know

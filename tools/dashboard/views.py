@@ -9,11 +9,10 @@ by thousands; prices derived from ``sqrtPriceX96`` are display-only floats.
 from __future__ import annotations
 
 import time
-from enum import IntEnum
 
 from protocol.execution import SubmissionMode
 from protocol.header import Domain
-from protocol.ids import PoolId, TokenId, Venue, VenueKind, pool_label
+from protocol.ids import PoolId, TokenId, Venue, VenueKind, code_name, pool_label
 from protocol.signals import SignalKind
 
 from .model import DashboardModel, PoolState, RelayHealth, SignalRecord, outcome_name
@@ -63,16 +62,8 @@ def full_address(addr: bytes | int) -> str:
     return "0x" + addr.hex() if isinstance(addr, bytes) else f"0x{addr:040x}"
 
 
-def code_name(enum: type[IntEnum], code: int) -> str:
-    """A wire code's lower-case name in ``enum``; the number itself for a code this build does not know."""
-    try:
-        return enum(code).name.lower()
-    except ValueError:
-        return str(code)
-
-
 def venue_name(code: int) -> str:
-    return code_name(Venue, code)
+    return code_name(Venue, code).lower()
 
 
 def fmt_gwei(wei: int) -> str:
@@ -111,7 +102,7 @@ def fmt_price(p: PoolState) -> str:
 
 
 def domain_name(code: int) -> str:
-    return code_name(Domain, code)
+    return code_name(Domain, code).lower()
 
 
 # ---------------------------------------------------------------------- panels
@@ -164,8 +155,8 @@ def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
             break
         a0, a1 = s.amounts
         rows.append((f"swap-{s.seq}-{i}", (
-            fmt_int(s.seq), fmt_int(s.swap.block_number), pool_label(s.swap.pool, short=True), fmt_int(a0), fmt_int(a1),
-            short_hex(s.swap.tx_hash),
+            fmt_int(s.seq), fmt_int(s.swap.block_number), pool_label(s.swap.pool, short=True), fmt_int(a0),
+            fmt_int(a1), short_hex(s.swap.tx_hash),
         )))
     return rows
 
@@ -177,7 +168,7 @@ def signal_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
         rows.append((f"sig-{r.signal_id}", (
             str(r.signal_id),
             (ident.strategy or str(ident.strategy_id)) if ident else "?",
-            code_name(SignalKind, ident.kind) if ident else "?",
+            code_name(SignalKind, ident.kind).lower() if ident else "?",
             fmt_int(ident.block_number) if ident else "-",
             str(len(path.hops)) if path else "-",
             fmt_int(eco.gross_profit) if eco else "-",
@@ -198,7 +189,8 @@ def execution_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
             continue
         rows.append((f"exe-{r.signal_id}", (
             str(r.signal_id),
-            code_name(SubmissionMode, st.mode) if st else (code_name(SubmissionMode, r.request.mode) if r.request else "-"),
+            code_name(SubmissionMode, st.mode).lower() if st
+            else (code_name(SubmissionMode, r.request.mode).lower() if r.request else "-"),
             fmt_int(st.nonce) if st else "-",
             short_hex(st.tx_hash) if st else (short_hex(res.tx_hash) if res and any(res.tx_hash) else "-"),
             fmt_gwei(st.max_fee_per_gas) if st else "-",
@@ -291,7 +283,7 @@ def _inspect(r: SignalRecord) -> str:
     lines = [f"Signal {r.signal_id}   status {r.status}"]
     ident, eco, path = r.identity, r.economics, r.path
     if ident is not None:
-        lines.append(f"  strategy {ident.strategy or ident.strategy_id} ({code_name(SignalKind, ident.kind)}), chain "
+        lines.append(f"  strategy {ident.strategy or ident.strategy_id} ({code_name(SignalKind, ident.kind).lower()}), chain "
                      f"{ident.chain_id}, block {fmt_int(ident.block_number)}, confidence "
                      f"{ident.confidence_bps / 100:.2f}%")
     else:
