@@ -3,13 +3,11 @@ re-evaluates only the cycles through the updated pool."""
 
 from __future__ import annotations
 
-import math
 import random
 
 from market_builders import DAI, TKA, TKB, USDC, WETH, config, md, token, v2_pool, v2_snapshot
 
 import protocol as P
-from market.pools import log2_bounds
 from strategy.engine import StrategyEngine
 from strategy.graph import CycleIndex
 
@@ -116,13 +114,3 @@ def test_vectorised_filter_never_drops_a_profitable_cycle() -> None:
         assert len(every) == 78 > len(kept)
         exact = [c for c in every if engine.search.evaluate(c) is not None]
         assert exact and {id(c) for c in exact} <= {id(c) for c in kept}
-
-
-def test_log2_bounds_bracket_the_true_logarithm() -> None:
-    rng = random.Random(11)
-    for _ in range(20_000):
-        v = rng.randrange(1, 1 << rng.randrange(1, 300))
-        lo, hi = log2_bounds(v)
-        true = math.log2(v) * 2**24  # a float only to check the integer bounds
-        assert lo - 1e-3 <= true <= hi + 1e-3
-        assert hi - lo <= 5911  # one table step: 2**24 / (4096 ln 2) ~ 0.035 % of a doubling
