@@ -49,64 +49,36 @@ class VarKind:
         return False
 
 
-def _uint(name: str, fmt: str, bits: int) -> Kind:
-    return Kind(name, fmt, bits // 8, 0, (1 << bits) - 1)
+_STRUCT_CODES = {8: "b", 16: "h", 32: "i", 64: "q"}  # widths struct packs natively (lower case: signed)
 
 
-def _sint(name: str, fmt: str, bits: int) -> Kind:
-    return Kind(name, fmt, bits // 8, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-
-
-def _wide(name: str, bits: int, signed: bool) -> Kind:
+def _int(bits: int, signed: bool) -> Kind:
+    """The kind of a ``bits``-wide integer: a struct code where struct has one, else
+    ``bits // 8`` raw little-endian bytes converted with ``int.to_bytes``/``int.from_bytes``."""
     n = bits // 8
+    name = f"{'int' if signed else 'uint'}{bits}"
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    s = "True" if signed else "False"
-    return Kind(
-        name,
-        f"{n}s",
-        n,
-        lo,
-        hi,
-        enc=f"{{v}}.to_bytes({n}, 'little', signed={s})",
-        dec=f"_fb({{v}}, 'little', signed={s})",
-    )
+    code = _STRUCT_CODES.get(bits)
+    if code is not None:
+        return Kind(name, code if signed else code.upper(), n, lo, hi)
+    return Kind(name, f"{n}s", n, lo, hi, enc=f"{{v}}.to_bytes({n}, 'little', signed={signed})",
+                dec=f"_fb({{v}}, 'little', signed={signed})")
 
 
-U8 = _uint("uint8", "B", 8)
-U16 = _uint("uint16", "H", 16)
-U32 = _uint("uint32", "I", 32)
-U64 = _uint("uint64", "Q", 64)
-I8 = _sint("int8", "b", 8)
-I16 = _sint("int16", "h", 16)
-I32 = _sint("int32", "i", 32)
-I64 = _sint("int64", "q", 64)
-INT24 = _wide("int24", 24, True)
-U112 = _wide("uint112", 112, False)
-U128 = _wide("uint128", 128, False)
-I128 = _wide("int128", 128, True)
-U160 = _wide("uint160", 160, False)
-U256 = _wide("uint256", 256, False)
-I256 = _wide("int256", 256, True)
+U8, U16, U32, U64, U112, U128, U160, U256 = (_int(b, False) for b in (8, 16, 32, 64, 112, 128, 160, 256))
+I8, I16, I32, I64, INT24, I128, I256 = (_int(b, True) for b in (8, 16, 32, 64, 24, 128, 256))
 ADDRESS = Kind("address", "20s", 20, check_len=True)
 HASH = Kind("bytes32", "32s", 32, check_len=True)
-TOKEN = Kind(
-    "token_id",
-    f"{TOKEN_ID_SIZE}s",
-    TOKEN_ID_SIZE,
-    0,
-    (1 << (TOKEN_ID_SIZE * 8)) - 1,
-    enc=f"{{v}}.to_bytes({TOKEN_ID_SIZE}, 'little')",
-    dec="_TokenId(_fb({v}, 'little'))",
-)
-POOL = Kind(
-    "pool_id",
-    f"{POOL_ID_SIZE}s",
-    POOL_ID_SIZE,
-    0,
-    (1 << (POOL_ID_SIZE * 8)) - 1,
-    enc=f"{{v}}.to_bytes({POOL_ID_SIZE}, 'little')",
-    dec="_PoolId(_fb({v}, 'little'))",
-)
+
+
+def _id(name: str, size: int, cls: str) -> Kind:
+    """An instrument id: ``size`` little-endian bytes, decoded into the int subclass ``cls``."""
+    return Kind(name, f"{size}s", size, 0, (1 << (size * 8)) - 1, enc=f"{{v}}.to_bytes({size}, 'little')",
+                dec=f"{cls}(_fb({{v}}, 'little'))")
+
+
+TOKEN = _id("token_id", TOKEN_ID_SIZE, "_TokenId")
+POOL = _id("pool_id", POOL_ID_SIZE, "_PoolId")
 STR = VarKind("string")  # uint8 byte length + UTF-8, at most 255 bytes
 BLOB = VarKind("bytes")  # uint16 byte length + raw bytes
 

@@ -32,7 +32,7 @@ from typing import Annotated, Any, ClassVar, dataclass_transform, get_args, get_
 
 from .errors import FieldRangeError, TLVError
 from .fields import BLOB, STR, Kind, VarKind
-from .ids import POOL_ID_SIZE, TOKEN_ID_SIZE, PoolId, TokenId
+from .ids import PoolId, TokenId
 
 EXT = struct.Struct("<BBI")  # 0x00, type, len
 EXT_SIZE = EXT.size
@@ -51,48 +51,6 @@ RETIRED: dict[int, str] = {
 ON_REGISTER: list[Callable[[type[TLV]], None]] = []
 _DECODERS: dict[int, Callable[[Any, int, int], Any]] = {}
 
-# Instrument ids repeat endlessly on the bus (a few thousand pools), so their
-# wire form is memoised both ways: a dict lookup on 67 bytes is cheaper than
-# int.from_bytes + constructing the int subclass. Bounded: cleared when full.
-_ID_CACHE_MAX = 1 << 18
-_PB: dict[int, bytes] = {}
-_PI: dict[bytes, PoolId] = {}
-_TB: dict[int, bytes] = {}
-_TI: dict[bytes, TokenId] = {}
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _ID_CACHE_MAX:
-        cache.clear()
-    cache[key] = value
-
-
-def _pool_bytes(v: int) -> bytes:
-    b = v.to_bytes(POOL_ID_SIZE, "little")  # OverflowError for negative / too large
-    if type(v) is PoolId:
-        _remember(_PB, v, b)
-    return b
-
-
-def _pool_id(b: bytes) -> PoolId:
-    v = PoolId(int.from_bytes(b, "little"))
-    _remember(_PI, b, v)
-    return v
-
-
-def _tok_bytes(v: int) -> bytes:
-    b = v.to_bytes(TOKEN_ID_SIZE, "little")
-    if type(v) is TokenId:
-        _remember(_TB, v, b)
-    return b
-
-
-def _tok_id(b: bytes) -> TokenId:
-    v = TokenId(int.from_bytes(b, "little"))
-    _remember(_TI, b, v)
-    return v
-
-
 def _blob(v: Any) -> bytes:
     """bytes-like only: ``bytes(5)`` would silently make five zero bytes."""
     if not isinstance(v, (bytearray, memoryview)):
@@ -102,14 +60,6 @@ def _blob(v: Any) -> bytes:
 
 _GEN_NAMESPACE = {
     "_blob": _blob,
-    "_PB": _PB,
-    "_PI": _PI,
-    "_TB": _TB,
-    "_TI": _TI,
-    "_pool_bytes": _pool_bytes,
-    "_pool_id": _pool_id,
-    "_tok_bytes": _tok_bytes,
-    "_tok_id": _tok_id,
     "_fb": int.from_bytes,
     "_new": object.__new__,
     "_PoolId": PoolId,

@@ -357,9 +357,6 @@ class Relay:
         # Chunks keep the buffer they were read into, so the decoder never grows or reuses one
         # (shared): every read starts a fresh bytearray holding the partial tail and the new bytes.
         dec = FrameDecoder(shared=True, writable=True)
-        receive_data = dec.receive_data
-        window = dec.window
-        consume = dec.consume
         current_time = trio.current_time
         sock = conn.sock
         wait_readable = trio.lowlevel.wait_readable
@@ -383,11 +380,11 @@ class Relay:
             if not data:
                 return
             conn.rx_bytes += len(data)
-            receive_data(data)
+            dec.receive_data(data)
             while True:
-                buf, pos, _ = window()
+                buf, pos, _ = dec.window()
                 result = conn.ingest.scan(buf, pos)  # type: ignore[arg-type]  # writable: a bytearray
-                consume(result.pos)
+                dec.consume(result.pos)
                 if result.duplicates:
                     conn.duplicates += result.duplicates
                 if result.chunks:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import trio
 
@@ -88,7 +88,44 @@ async def _open(path: str, backoff: Backoff, deadline: float, what: str) -> trio
             attempt += 1
 
 
-class RelayConsumer:
+class SessionOptions(TypedDict, total=False):
+    """How either client keeps its connection to the relay (keywords of both constructors)."""
+
+    backoff: Backoff  # reconnect delays
+    heartbeat_interval: float  # seconds of sending nothing before a Heartbeat (0.25)
+    dead_after: float  # intervals of silence before the relay counts as dead (8)
+    connect_timeout: float | None  # give up (RelayUnavailable) if not connected within this; None: never
+    metrics: ClientObserver | None  # told about the client once, reads its counters when it likes
+
+
+class _Session:
+    """What ``RelayConsumer`` and ``RelayProducer`` share: which relay, and the session options."""
+
+    domain: Domain
+    socket_path: str
+
+    def _open_session(
+        self,
+        domain: Domain,
+        socket_path: str,
+        *,
+        backoff: Backoff = Backoff(),
+        heartbeat_interval: float = 0.25,
+        dead_after: float = 8.0,
+        connect_timeout: float | None = None,
+        metrics: ClientObserver | None = None,
+    ) -> None:
+        """Call last in ``__init__``: the observer sees a fully built client."""
+        self.domain, self.socket_path = domain, socket_path
+        self.backoff = backoff
+        self.heartbeat_interval = heartbeat_interval
+        self.dead_after = dead_after
+        self.connect_timeout = connect_timeout
+        if metrics is not None:
+            metrics.attach(self)
+
+
+class RelayConsumer(_Session):
     """Consume one relay domain: in order, exactly once, across reconnects and relay restarts.
 
     Use ``RelayConsumer.connect(...)``; see the package docstring.
@@ -103,18 +140,10 @@ class RelayConsumer:
         types: Iterable[int] | None = None,
         name: str = "",
         raw: bool = False,
-        backoff: Backoff = Backoff(),
-        heartbeat_interval: float = 0.25,
-        dead_after: float = 8.0,
-        connect_timeout: float | None = None,
-        metrics: ClientObserver | None = None,
+        **session: Unpack[SessionOptions],
     ) -> None:
-        self.domain, self.socket_path = _resolve(domain, socket_path)
-        self.core = ConsumerCore(self.domain, from_seq=from_seq, types=types, name=name or f"consumer-{os.getpid()}", raw=raw)
-        self.backoff = backoff
-        self.heartbeat_interval = heartbeat_interval
-        self.dead_after = dead_after
-        self.connect_timeout = connect_timeout
+        dom, path = _resolve(domain, socket_path)
+        self.core = ConsumerCore(dom, from_seq=from_seq, types=types, name=name or f"consumer-{os.getpid()}", raw=raw)
         self._stream: trio.SocketStream | None = None
         self._sock: socket.socket | None = None  # non-blocking duplicate of the stream's socket, for reads
         self._wait_since: float | None = None  # when the reader started waiting for data (None: not waiting)
@@ -125,8 +154,7 @@ class RelayConsumer:
         self._last_send = 0.0
         self.last_seq = 0  # domain_seq of the last item handed to the application
         self._closed = False
-        if metrics is not None:
-            metrics.attach(self)
+        self._open_session(dom, path, **session)
 
     @classmethod
     @asynccontextmanager
@@ -324,7 +352,7 @@ class RelayConsumer:
             self._last_send = trio.current_time()
 
 
-class RelayProducer:
+class RelayProducer(_Session):
     """Publish into one relay domain through an outbox that survives reconnects.
 
     Use ``RelayProducer.connect(...)``; see the package docstring.
@@ -338,19 +366,11 @@ class RelayProducer:
         source_id: int,
         name: str = "",
         max_unacked_bytes: int = 64 << 20,
-        backoff: Backoff = Backoff(),
-        heartbeat_interval: float = 0.25,
-        dead_after: float = 8.0,
-        connect_timeout: float | None = None,
-        metrics: ClientObserver | None = None,
+        **session: Unpack[SessionOptions],
     ) -> None:
-        self.domain, self.socket_path = _resolve(domain, socket_path)
-        self.core = ProducerCore(self.domain, source_id, name=name or f"producer-{source_id}")
+        dom, path = _resolve(domain, socket_path)
+        self.core = ProducerCore(dom, source_id, name=name or f"producer-{source_id}")
         self.max_unacked_bytes = max_unacked_bytes
-        self.backoff = backoff
-        self.heartbeat_interval = heartbeat_interval
-        self.dead_after = dead_after
-        self.connect_timeout = connect_timeout
         self._wake = trio.Event()
         self._acked = trio.Event()
         self.connected = False
@@ -363,8 +383,7 @@ class RelayProducer:
         self._idle = False
         self._last_direct = 0.0
         self._last_send = 0.0
-        if metrics is not None:
-            metrics.attach(self)
+        self._open_session(dom, path, **session)
 
     @classmethod
     @asynccontextmanager
