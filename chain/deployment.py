@@ -68,12 +68,14 @@ class Pool:
 
     @property
     def label(self) -> str:
-        fee = f"{self.fee / 10_000:g}%"
-        return f"{self.venue}:{self.symbol0}/{self.symbol1}@{fee}"
+        """``venue:SYM0/SYM1@fee%``, e.g. ``uniswap_v3:WETH/USDC@0.05%``."""
+        return f"{self.venue}:{self.symbol0}/{self.symbol1}@{self.fee / 10_000:g}%"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ChainDeployment:
+    """One chain of a deployment file: its node, accounts, tokens, venues and pools."""
+
     chain_id: int
     rpc_url: str
     ws_url: str

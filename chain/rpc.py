@@ -41,6 +41,7 @@ __all__ = [
     "Call",
     "EndpointError",
     "HttpRpc",
+    "RpcEndpoint",
     "RpcError",
     "RpcFailure",
     "SyncHttpRpc",
@@ -192,7 +193,7 @@ def _decode(what: str, url: str, resp: httpx.Response) -> Any:
 
 
 class RequestIds:
-    """Request ids and payloads of one client."""
+    """Request ids and payloads of one connection."""
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
@@ -208,10 +209,24 @@ class RequestIds:
 _HEADERS = {"content-type": "application/json"}
 
 
+class RpcEndpoint:
+    """What every face keeps of its node: the URL, its redacted ``label`` (the only form that
+    appears in a message or a ``repr``), the per-call ``timeout`` and the request ids."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.label = redact_url(url)
+        self.timeout = timeout
+        self._ids = RequestIds()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.label})"
+
+
 # --------------------------------------------------------------------------------------------
 # the trio face
 # --------------------------------------------------------------------------------------------
-class HttpRpc:
+class HttpRpc(RpcEndpoint):
     """JSON-RPC over HTTP for trio programs. ``async with HttpRpc(url) as rpc: await rpc.call(...)``.
 
     ``timeout`` bounds each request as a whole (also with a trio deadline, so a node that
@@ -219,11 +234,8 @@ class HttpRpc:
 
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.url = url
-        self.label = redact_url(url)
-        self.timeout = timeout
+        super().__init__(url, timeout)
         self._client = httpx.AsyncClient(timeout=timeout, headers=_HEADERS, transport=transport)
-        self._ids = RequestIds()
 
     async def _post(self, payload: Any) -> Any:
         what = _what(payload)
@@ -254,23 +266,17 @@ class HttpRpc:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        return f"HttpRpc({self.label})"
-
 
 # --------------------------------------------------------------------------------------------
 # the sync face
 # --------------------------------------------------------------------------------------------
-class SyncHttpRpc:
+class SyncHttpRpc(RpcEndpoint):
     """The same client, blocking: ``with SyncHttpRpc(url) as rpc: rpc.call(...)``."""
 
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self.url = url
-        self.label = redact_url(url)
-        self.timeout = timeout
+        super().__init__(url, timeout)
         self._client = httpx.Client(timeout=timeout, headers=_HEADERS, transport=transport)
-        self._ids = RequestIds()
 
     def _post(self, payload: Any) -> Any:
         what = _what(payload)
@@ -299,9 +305,6 @@ class SyncHttpRpc:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"SyncHttpRpc({self.label})"
 
 
 class AsyncRpc(Protocol):

@@ -28,7 +28,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from .rpc import Call, EndpointError, RequestIds, batch_results, redact_url, result, scrub
+from .rpc import Call, EndpointError, RpcEndpoint, batch_results, result, scrub
 
 __all__ = ["MAX_WS_MESSAGE", "WsRpc"]
 
@@ -43,15 +43,12 @@ class _Pending:
         self.reply: Any = None
 
 
-class WsRpc:
+class WsRpc(RpcEndpoint):
     """Use ``async with WsRpc.open(url) as ws``; the reader runs inside."""
 
     def __init__(self, url: str, timeout: float) -> None:
-        self.url = url
-        self.label = redact_url(url)
-        self.timeout = timeout
+        super().__init__(url, timeout)
         self._ws: Any = None
-        self._ids = RequestIds()
         self._pending: dict[int, _Pending] = {}
         self._broken: str | None = None
         send, recv = trio.open_memory_channel[tuple[str, Any]](math.inf)
@@ -157,6 +154,3 @@ class WsRpc:
     async def subscribe(self, kind: str, *args: Any) -> str:
         """``eth_subscribe``; the notifications arrive on :attr:`notifications` as (id, result)."""
         return str(await self.call("eth_subscribe", [kind, *args]))
-
-    def __repr__(self) -> str:
-        return f"WsRpc({self.label})"

@@ -60,56 +60,26 @@ class ChainDefaults(Config):
     factories: tuple[Factory, ...]
 
 
-_UNI_V3 = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+def _chain(name: str, chain_id: int, gas_token: str, **factories: str) -> ChainDefaults:
+    """``factories``: venue name (a key of VENUES) -> factory address."""
+    return ChainDefaults(name=name, chain_id=chain_id, gas_token=gas_token,
+                         factories=tuple(Factory(venue=v, address=a) for v, a in factories.items()))
+
+
+_UNI_V3 = "0x1F98431c8aD98523631AE4a59f267346ea31F984"  # Ethereum, Polygon and Arbitrum share it
 
 BUILTIN_CHAINS: dict[str, ChainDefaults] = {
     c.name: c
     for c in (
-        ChainDefaults(
-            name="ethereum",
-            chain_id=1,
-            gas_token="ETH",
-            factories=(
-                Factory(venue="uniswap_v2", address="0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"),
-                Factory(venue="uniswap_v3", address=_UNI_V3),
-            ),
-        ),
-        ChainDefaults(
-            name="polygon",
-            chain_id=137,
-            gas_token="POL",
-            factories=(
-                Factory(venue="uniswap_v2", address="0x9e5A52f57b3038F1B8EeE45F28b3C1967e22799C"),
-                Factory(venue="uniswap_v3", address=_UNI_V3),
-            ),
-        ),
-        ChainDefaults(
-            name="arbitrum",
-            chain_id=42161,
-            gas_token="ETH",
-            factories=(
-                Factory(venue="uniswap_v2", address="0xf1D7CC64Fb4452F05c498126312eBE29f30Fbcf9"),
-                Factory(venue="uniswap_v3", address=_UNI_V3),
-            ),
-        ),
-        ChainDefaults(
-            name="base",
-            chain_id=8453,
-            gas_token="ETH",
-            factories=(
-                Factory(venue="uniswap_v2", address="0x8909Dc15e40173Ff4699343b6eB8132c65e18eC6"),
-                Factory(venue="uniswap_v3", address="0x33128a8fC17869897dcE68Ed026d694621f6FDfD"),
-            ),
-        ),
-        ChainDefaults(
-            name="bsc",
-            chain_id=56,
-            gas_token="BNB",
-            factories=(
-                Factory(venue="uniswap_v2", address="0x8909Dc15e40173Ff4699343b6eB8132c65e18eC6"),
-                Factory(venue="uniswap_v3", address="0xdB1d10011AD0Ff90774D0C6Bb92e5C5c8b4461F7"),
-                Factory(venue="pancakeswap_v2", address="0xcA143Ce32Fe78f1f7019d7d551a6402fC5350c73"),
-            ),
-        ),
+        _chain("ethereum", 1, "ETH", uniswap_v2="0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f", uniswap_v3=_UNI_V3),
+        _chain("polygon", 137, "POL", uniswap_v2="0x9e5A52f57b3038F1B8EeE45F28b3C1967e22799C", uniswap_v3=_UNI_V3),
+        _chain("arbitrum", 42161, "ETH", uniswap_v2="0xf1D7CC64Fb4452F05c498126312eBE29f30Fbcf9", uniswap_v3=_UNI_V3),
+        _chain("base", 8453, "ETH",
+               uniswap_v2="0x8909Dc15e40173Ff4699343b6eB8132c65e18eC6",
+               uniswap_v3="0x33128a8fC17869897dcE68Ed026d694621f6FDfD"),
+        _chain("bsc", 56, "BNB",
+               uniswap_v2="0x8909Dc15e40173Ff4699343b6eB8132c65e18eC6",
+               uniswap_v3="0xdB1d10011AD0Ff90774D0C6Bb92e5C5c8b4461F7",
+               pancakeswap_v2="0xcA143Ce32Fe78f1f7019d7d551a6402fC5350c73"),
     )
 }

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,6 +72,7 @@ def _arm_and_check(parent_pid: int) -> None:
         os._exit(1)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class AnvilProcess:
     """One anvil node. Use as a context manager::
 
@@ -83,32 +85,22 @@ class AnvilProcess:
     available as soon as ``eth_sendTransaction`` returns); a number mines every N seconds.
     """
 
-    def __init__(
-        self,
-        *,
-        chain_id: int = DEFAULT_CHAIN_ID,
-        port: int | None = None,
-        host: str = "127.0.0.1",
-        block_time: float | None = None,
-        accounts: int = 10,
-        balance_eth: int = 10_000,
-        extra_args: tuple[str, ...] = (),
-        log_path: str | os.PathLike[str] | None = None,
-        startup_timeout: float = 15.0,
-        die_with_parent: bool | None = None,
-    ) -> None:
-        self.chain_id = chain_id
-        self.host = host
-        self.port = port
-        self.block_time = block_time
-        self.accounts = accounts
-        self.balance_eth = balance_eth
-        self.extra_args = tuple(extra_args)
-        self.log_path = Path(log_path) if log_path is not None else None
-        self.startup_timeout = startup_timeout
-        self.die_with_parent = die_with_parent
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+    chain_id: int = DEFAULT_CHAIN_ID
+    port: int | None = None
+    host: str = "127.0.0.1"
+    block_time: float | None = None
+    accounts: int = 10
+    balance_eth: int = 10_000
+    extra_args: tuple[str, ...] = ()
+    log_path: str | os.PathLike[str] | None = None
+    startup_timeout: float = 15.0
+    die_with_parent: bool | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _log: IO[bytes] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.extra_args = tuple(self.extra_args)
+        self.log_path = Path(self.log_path) if self.log_path is not None else None
 
     # -- addresses -----------------------------------------------------------------------------
     @property
@@ -167,7 +159,7 @@ class AnvilProcess:
     def _spawn(self, binary: Path, port: int) -> None:
         self.port = port
         if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            Path(self.log_path).parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         else:
             self._log = tempfile.TemporaryFile()
@@ -215,7 +207,7 @@ class AnvilProcess:
         try:
             self._log.flush()
             if self.log_path is not None:
-                data = self.log_path.read_bytes()
+                data = Path(self.log_path).read_bytes()
             else:
                 self._log.seek(0)
                 data = self._log.read()
