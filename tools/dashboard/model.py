@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 from protocol.execution import ExecutionRequest, ExecutionResult, ExecutionStarted, Fill, Outcome
 from protocol.header import Domain
@@ -66,40 +65,40 @@ SECTIONS = ("market", "signals", "execution", "pnl", "risk", "health")
 _NS = 1_000_000_000
 
 
-# The records below are mutable views the model updates in place: slotted, compared by identity.
-@dataclass(slots=True, eq=False)
 class PoolState:
     """Latest known state of one AMM pool (mutated in place; it is the view, not a message)."""
 
-    pool: int
-    block: int = 0
-    reserve0: int | None = None
-    reserve1: int | None = None
-    sqrt_price_x96: int | None = None
-    tick: int | None = None
-    liquidity: int | None = None
-    fee_ppm: int | None = None
-    updates: int = 0
-    updated_ns: int = 0
-    stale: str = ""  # non-empty: why the producer said this state is not trustworthy
-    source: str = ""  # the record type that last changed it
+    __slots__ = ("pool", "block", "reserve0", "reserve1", "sqrt_price_x96", "tick", "liquidity",
+                 "fee_ppm", "updates", "updated_ns", "stale", "source")
+
+    def __init__(self, pool: int) -> None:
+        self.pool = pool
+        self.block = 0
+        self.reserve0: int | None = None
+        self.reserve1: int | None = None
+        self.sqrt_price_x96: int | None = None
+        self.tick: int | None = None
+        self.liquidity: int | None = None
+        self.fee_ppm: int | None = None
+        self.updates = 0
+        self.updated_ns = 0
+        self.stale = ""  # non-empty: why the producer said this state is not trustworthy
+        self.source = ""  # the record type that last changed it
 
 
-@dataclass(slots=True, eq=False)
 class QuoteState:
     """Latest top of book (or last trade) of one order-book symbol."""
 
-    venue: int
-    symbol: str
-    price_scale: int = 0
-    size_scale: int = 0
-    bid: int = 0
-    bid_size: int = 0
-    ask: int = 0
-    ask_size: int = 0
-    last: int | None = None
-    updates: int = 0
-    updated_ns: int = 0
+    __slots__ = ("venue", "symbol", "price_scale", "size_scale", "bid", "bid_size", "ask", "ask_size",
+                 "last", "updates", "updated_ns")
+
+    def __init__(self, venue: int, symbol: str) -> None:
+        self.venue, self.symbol = venue, symbol
+        self.price_scale = self.size_scale = 0
+        self.bid = self.bid_size = self.ask = self.ask_size = 0
+        self.last: int | None = None
+        self.updates = 0
+        self.updated_ns = 0
 
 
 class SwapEvent(NamedTuple):
@@ -121,39 +120,37 @@ class SwapEvent(NamedTuple):
         return s.amount0_in - s.amount0_out, s.amount1_in - s.amount1_out
 
 
-@dataclass(slots=True, eq=False)
 class TraceStep:
     """One step of a signal's life: what, when (ns), on which relay at which sequence."""
 
-    step: str
-    at_ns: int
-    domain: int
-    seq: int
-    detail: str = ""
+    __slots__ = ("step", "at_ns", "domain", "seq", "detail")
+
+    def __init__(self, step: str, at_ns: int, domain: int, seq: int, detail: str = "") -> None:
+        self.step, self.at_ns, self.domain, self.seq, self.detail = step, at_ns, domain, seq, detail
 
 
-@dataclass(slots=True, eq=False)
 class SignalRecord:
     """A signal and everything execution said about it, in arrival order."""
 
-    MAX_STEPS: ClassVar[int] = 32
+    __slots__ = ("signal_id", "identity", "economics", "path", "cross_chain", "trace_context",
+                 "request", "started", "result", "fills", "steps", "first_ns", "updated_ns")
 
-    signal_id: int
-    first_ns: int
-    updated_ns: int = 0  # set to first_ns when not given
-    identity: SignalIdentity | None = None
-    economics: Economics | None = None
-    path: ArbitragePath | None = None
-    cross_chain: CrossChainArbitrage | None = None
-    trace_context: TraceContext | None = None
-    request: ExecutionRequest | None = None
-    started: ExecutionStarted | None = None
-    result: ExecutionResult | None = None
-    fills: deque[Fill] = field(default_factory=lambda: deque(maxlen=16))
-    steps: list[TraceStep] = field(default_factory=list)
+    MAX_STEPS = 32
 
-    def __post_init__(self) -> None:
-        self.updated_ns = self.updated_ns or self.first_ns
+    def __init__(self, signal_id: int, now_ns: int) -> None:
+        self.signal_id = signal_id
+        self.identity: SignalIdentity | None = None
+        self.economics: Economics | None = None
+        self.path: ArbitragePath | None = None
+        self.cross_chain: CrossChainArbitrage | None = None
+        self.trace_context: TraceContext | None = None
+        self.request: ExecutionRequest | None = None
+        self.started: ExecutionStarted | None = None
+        self.result: ExecutionResult | None = None
+        self.fills: deque[Fill] = deque(maxlen=16)
+        self.steps: list[TraceStep] = []
+        self.first_ns = now_ns
+        self.updated_ns = now_ns
 
     def add_step(self, step: TraceStep) -> None:
         if len(self.steps) < self.MAX_STEPS:
