@@ -223,16 +223,15 @@ class Detected:
 
 
 def _describe(msg: Any) -> tuple[int, str, str]:
-    from protocol.ids import VenueKind
+    from protocol.ids import VenueKind, code_name
     from protocol.signals import ArbitragePath, Economics, SignalIdentity, SignalKind
-    from tools.dashboard.views import code_name
 
     ident = msg.find(SignalIdentity)
     econ = msg.find(Economics)
     path = msg.find(ArbitragePath)
     kind = SignalKind(ident.kind).name if ident is not None and ident.kind in SignalKind._value2member_map_ else "?"
     net = econ.net_profit if econ is not None else 0
-    hops = " -> ".join(f"{h.pool.address[:10]}({code_name(VenueKind, h.venue_kind)})" for h in path.hops) if path is not None else ""
+    hops = " -> ".join(f"{h.pool.address[:10]}({code_name(VenueKind, h.venue_kind).lower()})" for h in path.hops) if path is not None else ""
     text = (f"block {ident.block_number if ident else '?'} {kind:<8} net {fmt_units(net)} gross "
             f"{fmt_units(econ.gross_profit) if econ else '?'} gas {fmt_units(econ.gas_cost) if econ else '?'}  {hops}")
     return net, kind, text
