@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import trio
 
+from chain.rpc import scrub
+
 from .config import AlertsConfig
 
 log = logging.getLogger("risk.alerts")
@@ -71,7 +73,9 @@ class AlertSender:
             self.sent += 1
         except Exception as exc:  # the webhook boundary: log, never crash, never block a stop
             self.failed += 1
-            log.error("alert webhook %s failed: %s: %s", _redact(self.cfg.webhook_url), type(exc).__name__, exc)
+            # httpx quotes the URL in some messages (a non-2xx status): the token must not reach the log
+            url = self.cfg.webhook_url
+            log.error("alert webhook %s failed: %s: %s", _redact(url), type(exc).__name__, scrub(str(exc), url))
 
 
 def _redact(url: str) -> str:

@@ -4,6 +4,7 @@ as a real subprocess, a constructed breach, the EmergencyStop received on the ex
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -212,3 +213,18 @@ async def test_alert_payload_styles_and_webhook_failures_are_swallowed() -> None
         n.cancel_scope.cancel()
     assert sender.failed == 1 and sender.sent == 1
     assert seen[1] == b'{"chat_id":"42","text":"stop #1"}'
+
+
+async def test_a_failing_webhook_never_logs_its_token(caplog: pytest.LogCaptureFixture) -> None:
+    """A non-2xx answer makes httpx quote the URL; the bot token in its path stays out of the log."""
+    sender = AlertSender(AlertsConfig(webhook_url="https://api.hook.invalid/botSECRET123/sendMessage",
+                                      style="telegram", chat_id="42"),
+                         transport=httpx.MockTransport(lambda request: httpx.Response(404)))
+    with caplog.at_level(logging.ERROR, logger="risk.alerts"):
+        async with trio.open_nursery() as n:
+            n.start_soon(sender.run)
+            sender.offer("stop #1")
+            await wait_until(lambda: sender.failed >= 1, 5)
+            n.cancel_scope.cancel()
+    assert "HTTPStatusError" in caplog.text and "404" in caplog.text
+    assert "SECRET123" not in caplog.text and "api.hook.invalid" in caplog.text
