@@ -46,6 +46,8 @@ from relays.core.nats import (
     stream_subject,
 )
 from relays.jetstream import (
+    BRIDGE_IN,
+    BRIDGE_OUT,
     JetStreamConsumer,
     NatsConnection,
     NatsDisconnected,
@@ -66,7 +68,7 @@ _RETRY = (NatsDisconnected, NatsUnavailable, JetStreamError, PublishRejected, Na
 
 def bridge_name(direction: str, domain: Domain) -> str:
     """The relay connection name of a bridge (relay-cli stats lists these as bridges)."""
-    return f"bridge-{direction}:{domain.name.lower()}"
+    return f"{BRIDGE_OUT if direction == 'out' else BRIDGE_IN}:{domain.name.lower()}"
 
 
 class BridgeOut:

@@ -406,6 +406,48 @@ async def last_frame(nc: NatsConnection, domain: Domain) -> tuple[int, bytes | N
     return last, await get_frame(nc, domain, last)
 
 
+async def stream_position(url: str, domain: Domain, *, auth_file: str | None = None,
+                          connect_timeout: float = 5.0) -> dict[str, Any]:
+    """Where the domain's stream is: ``last_seq``, ``first_seq``, ``messages`` and
+    ``last_domain_seq`` (the ``domain_seq`` inside its last frame: what bridge-out has had acked)."""
+    async with NatsConnection.open(url, name="relay-cli", auth_file=auth_file, connect_timeout=connect_timeout) as nc:
+        last, frame = await last_frame(nc, domain)
+        st = await stream_state(nc, domain)
+    return {"stream": stream_name(domain), "last_seq": last, "first_seq": int(st["first_seq"]),
+            "messages": int(st["messages"]),
+            "last_domain_seq": int.from_bytes(frame[8:16], "little") if frame is not None else 0}
+
+
+BRIDGE_OUT = "bridge-out"  # relay connection names of the bridges: "bridge-out:<domain>", "bridge-in:<domain>"
+BRIDGE_IN = "bridge-in"
+
+
+def bridge_rows(stats: dict[str, Any], stream: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The bridges attached to one relay (from its stats) with position and lag.
+
+    bridge-out (a consumer of this relay): ``read`` = last domain sequence sent to it and its
+    relay lag; with the stream's state, ``acked`` = the domain sequence of the stream's last
+    frame and ``lag`` = head - acked. bridge-in (a producer into this relay): ``position`` = the
+    last stream sequence in this relay (its source_seq) and, with the stream's state, ``lag`` =
+    stream last - position.
+    """
+    rows: list[dict[str, Any]] = []
+    head = int(stats.get("head_seq", 0))
+    for c in stats.get("consumers", []):
+        if str(c.get("name", "")).startswith(BRIDGE_OUT):
+            row = {"name": c["name"], "direction": "out", "read": int(c["next_seq"]) - 1, "read_lag": c["lag"]}
+            if stream is not None:
+                row.update(acked=stream["last_domain_seq"], lag=max(0, head - stream["last_domain_seq"]))
+            rows.append(row)
+    for p in stats.get("producers", []):
+        if str(p.get("name", "")).startswith(BRIDGE_IN):
+            row = {"name": p["name"], "direction": "in", "position": int(p["last_source_seq"])}
+            if stream is not None:
+                row["lag"] = max(0, stream["last_seq"] - row["position"])
+            rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------- consumer
 
 
@@ -595,6 +637,6 @@ class JetStreamConsumer:
 
 
 __all__ = [
-    "JetStreamConsumer", "NatsConnection", "NatsDisconnected", "NatsUnavailable", "Server", "ensure_stream",
+    "BRIDGE_IN", "BRIDGE_OUT", "JetStreamConsumer", "NatsConnection", "bridge_rows", "stream_position", "NatsDisconnected", "NatsUnavailable", "Server", "ensure_stream",
     "get_frame", "last_frame", "parse_servers", "read_auth_file", "stream_state",
 ]

@@ -1,6 +1,6 @@
 """``relay-cli``: look at and operate the relays from a shell.
 
-    relay-cli stats  [--json] [--domain D | --socket PATH]
+    relay-cli stats  [--json] [--domain D | --socket PATH] [--nats URL [--nats-auth-file F]]
     relay-cli tail   --domain D [--type T ...] [--from SEQ|oldest] [--count N] [--json] [--timeout S]
     relay-cli check  --domain D --from SEQ --count N [--timeout S]
     relay-cli gaps   [--domain D] [--archive DIR] [--json]
@@ -351,8 +351,37 @@ def _section(out: TextIO, title: str, rows: list[dict[str, Any]], line: Callable
         print("    " + line(row), file=out)
 
 
+def _bridge_line(b: dict[str, Any]) -> str:
+    lag = f"  lag {b['lag']}" if "lag" in b else "  (lag: give --nats)"
+    if b["direction"] == "out":
+        acked = f"  acked by JetStream {b['acked']}" if "acked" in b else ""
+        return f"{b['name']:<24} -> JetStream  read {b['read']} (relay lag {b['read_lag']}){acked}{lag}"
+    return f"{b['name']:<24} <- JetStream  stream seq {b['position']}{lag}"
+
+
+async def _add_bridges(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    """Each relay's bridges with position and lag; with ``--nats``, against the domain's stream."""
+    from relays.core.nats import JetStreamError
+    from relays.jetstream import NatsDisconnected, NatsUnavailable, bridge_rows, stream_position
+
+    for r in results:
+        if not r.get("up"):
+            continue
+        stream = None
+        if args.nats:
+            try:
+                with trio.fail_after(args.timeout + 5):
+                    stream = await stream_position(args.nats, Domain[str(r["domain"]).upper()],
+                                                   auth_file=args.nats_auth_file, connect_timeout=args.timeout)
+            except (NatsUnavailable, NatsDisconnected, JetStreamError, trio.TooSlowError) as exc:
+                r["jetstream_error"] = str(exc) or type(exc).__name__
+            r["jetstream"] = stream
+        r["bridges"] = bridge_rows(r["stats"], stream)
+
+
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     results = run_trio(_probe_all, args)
+    run_trio(_add_bridges, args, results)
     if args.json:
         print(json.dumps(results, indent=None), file=out)
     else:
@@ -367,6 +396,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
                   f"fsync {s.get('fsync')}  synced {s.get('synced_seq')}  uptime {s.get('uptime_s')} s", file=out)
             _section(out, "producers", s.get("producers", []), _producer_line)
             _section(out, "consumers", s.get("consumers", []), _consumer_line)
+            if r.get("bridges"):
+                _section(out, "bridges", r["bridges"], _bridge_line)
     return EXIT_OK if all(r["up"] for r in results) else EXIT_UNAVAILABLE
 
 
@@ -671,6 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--domain", help="only this domain's relay")
     s.add_argument("--json", action="store_true", help="one JSON list of per-relay objects")
     s.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each relay (default 2)")
+    s.add_argument("--nats", help="NATS URL: show each bridge's lag against the domain's JetStream stream")
+    s.add_argument("--nats-auth-file", help="file with the NATS user:password or token")
 
     t = add("tail", "print messages, decoded, one line each",
             "Print messages as they arrive (or from --from), decoded: sequence, event/receive time, "

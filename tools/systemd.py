@@ -26,10 +26,31 @@ def unit_name(process: str) -> str:
     return f"alphapulse-{process}.service"
 
 
+AUTH_FLAG = "--nats-auth-file"
+CREDENTIAL = "nats-auth"
+
+
+def _credentials(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """``args`` with a ``--nats-auth-file PATH`` pointed at systemd's credentials directory, and
+    the ``LoadCredential=`` lines that hand the file to the service."""
+    out: list[str] = []
+    creds: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == AUTH_FLAG or a.startswith(AUTH_FLAG + "="):
+            path = a.partition("=")[2] if "=" in a else next(it, "")
+            creds.append(f"LoadCredential={CREDENTIAL}:{path}")
+            out += [AUTH_FLAG, f"%d/{CREDENTIAL}"]
+        else:
+            out.append(a)
+    return out, creds
+
+
 def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: str) -> str:
     deps = " ".join(unit_name(a) for a in spec.after)
     rw = " ".join(sorted({p for p in (dep.run_dir, dep.data_dir, dep.log_dir) if p}))
-    exec_start = " ".join(shlex.quote(a) for a in (python, "-m", "tools.cli", *spec.args))
+    args, creds = _credentials(spec.args)
+    exec_start = " ".join(shlex.quote(a) for a in (python, "-m", "tools.cli", *args))
     lines = [
         "[Unit]",
         f"Description=AlphaPulse {spec.name}",
@@ -37,6 +58,8 @@ def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: st
     ]
     if deps:
         lines += [f"Requires={deps}", f"After={deps}"]
+    if spec.args[0] == "bridge":  # talks to NATS on other hosts
+        lines += ["Wants=network-online.target", "After=network-online.target"]
     lines += [
         "",
         "[Service]",
@@ -45,6 +68,7 @@ def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: st
         f"Group={dep.user}",
         f"WorkingDirectory={workdir}",
         f"ExecStart={exec_start}",
+        *creds,
         f"Restart={'on-failure' if spec.oneshot else 'always'}",
         "RestartSec=2",
         "KillSignal=SIGTERM",

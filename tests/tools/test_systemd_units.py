@@ -56,3 +56,21 @@ def test_verify_rejects_a_broken_unit(tmp_path: Path) -> None:
     bad.write_text(bad.read_text().replace("ExecStart=/usr/bin/python3", "ExecStart=relative/python3"))
     res = _verify(paths)
     assert res.returncode != 0 or "ExecStart" in res.stderr
+
+
+def test_bridge_units_load_nats_credentials_from_a_file(tmp_path: Path) -> None:
+    dep = parse_deployment({
+        "deployment": {"run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "user": "alphapulse"},
+        "process": [
+            {"name": "bridge-out-market_data", "after": ["relay-market_data"],
+             "args": ["bridge", "out", "--domain", "market_data", "--nats", "nats://10.0.0.5:4222,nats://10.0.0.6:4222",
+                      "--nats-auth-file", "/etc/alphapulse/nats.creds", "--replicas", "3"]},
+        ],
+    })
+    paths = generate(dep, tmp_path / "units", python="/usr/bin/python3")
+    res = _verify(paths)
+    assert res.returncode == 0, res.stderr
+    unit = (tmp_path / "units" / "alphapulse-bridge-out-market_data.service").read_text()
+    assert "LoadCredential=nats-auth:/etc/alphapulse/nats.creds" in unit
+    assert "--nats-auth-file %d/nats-auth --replicas 3" in unit and "nats.creds --" not in unit
+    assert "After=network-online.target" in unit and "Requires=alphapulse-relay-market_data.service" in unit
