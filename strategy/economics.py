@@ -10,7 +10,7 @@
   newest ``BlockHeader``. Gas is paid in the chain's gas token (WETH); when the profit token is
   another token the wei are converted at the current mid price of the deepest tradable pool
   pairing the two (V2 reserves, or V3 ``sqrtPriceX96²/2¹⁹²``), **rounded up**: a cost is never
-  understated by rounding. No such pool, or no header yet: no signal (we cannot price the cost).
+  understated by rounding (:func:`market.prices.convert_from_gas_token`, which the executor uses too). No such pool, or no header yet: no signal (we cannot price the cost).
 * ``flash_fee``: the input is flash-borrowed. With a V2/V3 *flash swap* -- the first pool pays the
   output before it is paid, and the path repays it -- the only charge is the pool's swap fee, and
   that is already inside the exact quote of the first hop; the term is then 0 (the default,
