@@ -57,6 +57,7 @@ class Venue(IntEnum):
     PANCAKESWAP_V3 = 5
     CURVE = 6
     BINANCE = 100
+    COINBASE = 101  # both public feeds (Exchange and Advanced Trade) quote the same books
     DEVNET_V2_A = 1000
     DEVNET_V2_B = 1001
     DEVNET_V3 = 1002
@@ -221,6 +222,8 @@ def pool_label(pool: int, *, short: bool = False) -> str:
     already name the chain and the venue. The one pool formatter of the tree (relay-cli, the
     dashboard, reports)."""
     p = PoolId(pool)
+    if p.chain_id == 0 and p.kind == VenueKind.CEX:  # an order book: cex_book_id
+        return f"{code_name(Venue, p.venue)}:{cex_symbol(p)}"
     if short:
         a = p.address
         return f"{a[:6]}…{a[-4:]}"
@@ -234,3 +237,45 @@ def code_name(kind: type[IntEnum], code: int) -> str:
         return kind(code).name
     except ValueError:
         return str(code)
+
+
+# --- order books on centralised venues ---------------------------------------------------------
+
+CEX_NAME_BYTES = 20  # a symbol or asset name must fit an address field
+
+
+def _ascii20(name: str, what: str) -> int:
+    raw = name.encode("ascii", "strict") if name.isascii() else b""
+    if not raw or len(raw) > CEX_NAME_BYTES:
+        raise FieldRangeError(f"{what} {name!r} must be 1-{CEX_NAME_BYTES} ASCII characters")
+    return int.from_bytes(raw, "big")
+
+
+def cex_book_id(venue: int, symbol: str, base: str, quote: str) -> PoolId:
+    """The id of one order book on a centralised venue, for records that name a ``pool_id``
+    (``StateInvalidation``): ``chain_id`` 0 (no chain), ``kind`` CEX, the venue's own symbol
+    (``ETHUSDT``, ``ETH-USD``) as the address and the base/quote asset names as the two
+    "tokens", each as big-endian ASCII in 160 bits. Reversible like every id: ``cex_symbol``
+    reads the symbol back, and two books of the same asset names on two venues share a
+    ``pair_key``. Linking an asset name to a token on a chain is configuration, not identity.
+    """
+    a, b = _ascii20(base, "base asset"), _ascii20(quote, "quote asset")
+    if a == b:
+        raise FieldRangeError("a book's base and quote assets must differ")
+    t0, t1 = (a, b) if a < b else (b, a)
+    return PoolId(
+        (t0 << _TOKEN0_SHIFT)
+        | (t1 << _TOKEN1_SHIFT)
+        | (_check("venue", venue, 16) << _VENUE_SHIFT)
+        | (int(VenueKind.CEX) << _KIND_SHIFT)
+        | _ascii20(symbol, "symbol")
+    )
+
+
+def cex_symbol(pool: int) -> str:
+    """The venue symbol inside a ``cex_book_id`` (``""`` when ``pool`` is not a CEX book id)."""
+    pid = PoolId(pool)
+    if pid.chain_id != 0 or pid.kind != VenueKind.CEX:
+        return ""
+    raw = (int(pid) & _ADDR_MASK).to_bytes(CEX_NAME_BYTES, "big").lstrip(b"\0")
+    return raw.decode("ascii", "replace")

@@ -1,0 +1,1 @@
+"""Centralised-exchange collectors: venue frames in, protocol TLVs out (see book.py)."""

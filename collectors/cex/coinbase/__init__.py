@@ -1,0 +1,1 @@
+"""Coinbase: the Exchange feed (exchange.py), the Advanced Trade feed (advanced.py), one trio shell (process.py)."""
