@@ -21,7 +21,7 @@ SQLite's INTEGER):
   (``value``; NULL when no price was known) -- realized P&L in valuation terms is the sum of
   values, and unrealized P&L is today's value of a balance minus the values it was booked at;
 * pool prices (token1 per token0, Q64.96) from V2 reserves, V3 swaps/initialize and snapshots;
-* ``ExecutionStarted``, ``Fill`` and the signal's identity/economics are history, linked by
+* ``ExecutionStarted`` and the signal's identity/economics are history, linked by
   ``signal_id``.
 """
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from market.prices import convert_q96, pool_price_q96
-from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
+from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.ids import TokenId
 from protocol.message import Message
@@ -56,9 +56,6 @@ CREATE TABLE IF NOT EXISTS results (
     signal_id INTEGER PRIMARY KEY, chain_id INTEGER, outcome INTEGER, block_number INTEGER, tx_hash TEXT,
     gas_used INTEGER, effective_gas_price TEXT, gas_wei TEXT, expected_profit TEXT, realized_profit TEXT,
     profit_token TEXT, reason TEXT, at_ns INTEGER, seq INTEGER, net_value TEXT);
-CREATE TABLE IF NOT EXISTS fills (
-    signal_id INTEGER, block_number INTEGER, log_index INTEGER, pool TEXT, token_in TEXT, token_out TEXT,
-    amount_in TEXT, amount_out TEXT, seq INTEGER, PRIMARY KEY (signal_id, block_number, log_index));
 CREATE TABLE IF NOT EXISTS ledger (
     id INTEGER PRIMARY KEY AUTOINCREMENT, signal_id INTEGER, chain_id INTEGER, token TEXT, delta TEXT,
     kind TEXT, value TEXT, at_ns INTEGER);
@@ -157,12 +154,6 @@ class Books:
                     )
                     if not cur.rowcount:
                         self._count("duplicate_started")
-                elif tp is Fill:
-                    self.db.execute(
-                        "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?)",
-                        (t.signal_id, t.block_number, t.log_index, str(int(t.pool)), "0x" + t.token_in.hex(),
-                         "0x" + t.token_out.hex(), str(t.amount_in), str(t.amount_out), msg.domain_seq),
-                    )
 
     def _signal(self, msg: Message, at: int) -> None:
         ident = msg.find(SignalIdentity)

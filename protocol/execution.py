@@ -2,7 +2,7 @@
 
 from enum import IntEnum
 
-from .fields import address, bytes32, i256, pool_id, text, token_id, u8, u32, u64, u256
+from .fields import bytes32, i256, text, token_id, u8, u32, u64, u256
 from .tlv import TLV
 
 
@@ -25,16 +25,6 @@ class Outcome(IntEnum):
     NOT_INCLUDED = 7
     SIMULATED = 8  # shadow mode: simulated only, profit is what it would have made
     FAILED = 9  # could not be built/simulated/signed/sent; ``reason`` says why
-
-
-class ExecutionRequest(TLV):
-    TYPE = 40
-    signal_id: u64
-    chain_id: u32
-    mode: u8
-    deadline_block: u64
-    min_profit: u256
-    max_fee_per_gas: u256
 
 
 class ExecutionStarted(TLV):
@@ -62,17 +52,3 @@ class ExecutionResult(TLV):
     realized_profit: i256
     profit_token: token_id
     reason: text
-
-
-class Fill(TLV):
-    """One executed hop, read from the receipt's logs."""
-
-    TYPE = 43
-    signal_id: u64
-    block_number: u64
-    log_index: u32
-    pool: pool_id
-    token_in: address
-    token_out: address
-    amount_in: u256
-    amount_out: u256

@@ -424,15 +424,6 @@ BODIES: dict[int, _Object] = {
         "dest_gas_cost" / uint256,
     ),
     # ---- execution (domain 3), types 40-59 ----
-    40: record(
-        X.ExecutionRequest,
-        "signal_id" / uint64,
-        "chain_id" / uint32,
-        "mode" / uint8,
-        "deadline_block" / uint64,
-        "min_profit" / uint256,
-        "max_fee_per_gas" / uint256,
-    ),
     41: record(
         X.ExecutionStarted,
         "signal_id" / uint64,
@@ -457,17 +448,6 @@ BODIES: dict[int, _Object] = {
         "realized_profit" / int256,
         "profit_token" / token_id,
         "reason" / string,
-    ),
-    43: record(
-        X.Fill,
-        "signal_id" / uint64,
-        "block_number" / uint64,
-        "log_index" / uint32,
-        "pool" / pool_id,
-        "token_in" / address,
-        "token_out" / address,
-        "amount_in" / uint256,
-        "amount_out" / uint256,
     ),
     # ---- system (domain 4), types 100-119 ----
     100: record(

@@ -43,6 +43,8 @@ TLV_TYPES: dict[int, type[TLV]] = {}
 # Codes of removed record types (specs/protocol.md, "Removed types"). Reserved for ever: never
 # registered again, so a record from an old writer is skipped as unknown, never misread.
 RETIRED: dict[int, str] = {
+    40: "ExecutionRequest",
+    43: "Fill",
     102: "RetransmitRequest",
     103: "SnapshotRequest",
     104: "SnapshotResponse",

@@ -19,7 +19,6 @@ from risk_testkit import (
     ETHER,
     USDC_ID,
     S,
-    fill,
     reserves,
     result,
     started,
@@ -112,14 +111,14 @@ def cursor(db: Path, domain: int = Domain.EXECUTION) -> int:
 def dump(db: Path) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
     c = sqlite3.connect(db)
     out = {t: c.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-           for t in ("balances", "results", "ledger", "rejects", "started", "fills", "signals", "prices", "counters")}
+           for t in ("balances", "results", "ledger", "rejects", "started", "signals", "prices", "counters")}
     out["rejects"] = [r[1:] for r in out["rejects"]]  # autoincrement ids aside
     c.close()
     return out
 
 
 def stream() -> list[tuple[Domain, object]]:
-    """Signals, starts, fills and results with gas; a few duplicates and malformed results mixed in."""
+    """Signals, starts and results with gas; a few duplicates and malformed results mixed in."""
     out: list[tuple[Domain, object]] = []
     for i in range(1, N + 1):
         t = 1_700_000_000 * 10**9 + i * 10**9
@@ -128,7 +127,6 @@ def stream() -> list[tuple[Domain, object]]:
         if i % 7 == 0:
             out.append((Domain.EXECUTION, result(i, outcome=Outcome.REVERTED, gas_used=180_000, gas_price=30 * S, t_ns=t)))
         else:
-            out.append((Domain.EXECUTION, fill(i, 1)))
             out.append((Domain.EXECUTION, result(i, profit=(i % 13 - 4) * 10**15, gas_used=150_000 + i,
                                                  gas_price=20 * S + i, t_ns=t)))
         if i % 50 == 0:  # the same result again: a duplicate

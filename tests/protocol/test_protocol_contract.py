@@ -560,4 +560,4 @@ def test_ids_decode_as_id_types_with_any_bits() -> None:
 
 
 def test_spec_registry_is_loaded() -> None:  # guard: the tables above really were parsed
-    assert len(spec_registry()) == len(TLV_TYPES) >= 30
+    assert len(spec_registry()) == len(TLV_TYPES) >= 25  # 28 after the removals in "Removed types"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.execution import ExecutionResult, ExecutionStarted, Fill, Outcome
+from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
 from protocol.market import BlockHeader, Trade, V2Reserves, V3Swap
@@ -35,13 +35,6 @@ def started(signal_id: int, *, max_fee: int = 10 * S, chain: int = CHAIN, t_ns: 
         ExecutionStarted(signal_id=signal_id, chain_id=chain, mode=1, nonce=signal_id,
                          tx_hash=signal_id.to_bytes(32, "big"), max_fee_per_gas=max_fee,
                          max_priority_fee_per_gas=S, gas_limit=500_000),))
-
-
-def fill(signal_id: int, log_index: int, *, amount_in: int = ETHER, amount_out: int = 2000 * 10**6) -> Message:
-    return Message(domain=Domain.EXECUTION, tlvs=(
-        Fill(signal_id=signal_id, block_number=100, log_index=log_index, pool=POOL_V2,
-             token_in=bytes.fromhex(WETH[2:]), token_out=bytes.fromhex(USDC[2:]), amount_in=amount_in,
-             amount_out=amount_out),))
 
 
 def signal(signal_id: int, *, amount_in: int = ETHER, strategy_id: int = 3, net: int = 10**15,

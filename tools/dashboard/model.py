@@ -12,8 +12,8 @@ repaints. Invariants that let it keep up with a 10k msgs/s bus on one core:
   section name to ``changed``. Nothing is sorted, scanned or formatted here -- that happens at
   repaint time, at most ~10 times a second, over bounded collections.
 * **Bounded memory.** Pools and signals live in ``OrderedDict`` LRUs capped by ``max_pools`` /
-  ``max_signals`` (the least recently touched falls out); swaps, risk events and each signal's
-  fills are fixed-length rings.
+  ``max_signals`` (the least recently touched falls out); swaps and risk events are fixed-length
+  rings.
 * **Bursts collapse to the latest.** A pool updated a thousand times between two repaints is
   one row showing its last state; ``changed`` is a set, so the app repaints each panel at most
   once per tick (``take_changes``) however many messages touched it.
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any, NamedTuple
 
-from protocol.execution import ExecutionRequest, ExecutionResult, ExecutionStarted, Fill, Outcome
+from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.market import (
     BlockHeader,
@@ -133,7 +133,7 @@ class SignalRecord:
     """A signal and everything execution said about it, in arrival order."""
 
     __slots__ = ("signal_id", "identity", "economics", "path", "cross_chain", "trace_context",
-                 "request", "started", "result", "fills", "steps", "first_ns", "updated_ns")
+                 "started", "result", "steps", "first_ns", "updated_ns")
 
     MAX_STEPS = 32
 
@@ -144,10 +144,8 @@ class SignalRecord:
         self.path: ArbitragePath | None = None
         self.cross_chain: CrossChainArbitrage | None = None
         self.trace_context: TraceContext | None = None
-        self.request: ExecutionRequest | None = None
         self.started: ExecutionStarted | None = None
         self.result: ExecutionResult | None = None
-        self.fills: deque[Fill] = deque(maxlen=16)
         self.steps: list[TraceStep] = []
         self.first_ns = now_ns
         self.updated_ns = now_ns
@@ -162,8 +160,6 @@ class SignalRecord:
             return outcome_name(self.result.outcome)
         if self.started is not None:
             return "SUBMITTED"
-        if self.request is not None:
-            return "REQUESTED"
         return "OPEN"
 
     @property
@@ -276,10 +272,8 @@ class DashboardModel:
             Quote: self._quote,
             Trade: self._trade,
             SignalIdentity: self._signal,
-            ExecutionRequest: self._exec_request,
             ExecutionStarted: self._exec_started,
             ExecutionResult: self._exec_result,
-            Fill: self._fill,
             EmergencyStop: self._stop,
             Resume: self._resume,
             TraceContext: _ignore,
@@ -525,10 +519,6 @@ class DashboardModel:
             elif isinstance(x, TraceContext):
                 r.trace_context = x
 
-    def _exec_request(self, t: ExecutionRequest, msg: Message, seq: int, now_ns: int) -> None:
-        self._trace(t.signal_id, "requested", msg, seq, now_ns,
-                    f"deadline block {t.deadline_block}, min profit {t.min_profit}").request = t
-
     def _exec_started(self, t: ExecutionStarted, msg: Message, seq: int, now_ns: int) -> None:
         self._trace(t.signal_id, "started", msg, seq, now_ns,
                     f"tx 0x{t.tx_hash.hex()[:16]}… nonce {t.nonce}").started = t
@@ -560,10 +550,6 @@ class DashboardModel:
         if t.gas_used:
             self.gas_spent[t.chain_id] = self.gas_spent.get(t.chain_id, 0) + sign * t.gas_used * t.effective_gas_price
             self.gas_used_total += sign * t.gas_used
-
-    def _fill(self, t: Fill, msg: Message, seq: int, now_ns: int) -> None:
-        self._trace(t.signal_id, "fill", msg, seq, now_ns, f"pool …{t.pool & 0xFFFF:04x} {t.amount_in} -> {t.amount_out}",
-                    ("execution",)).fills.append(t)
 
     # ------------------------------------------------------------------ risk
 

@@ -185,12 +185,11 @@ def execution_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
     rows: list[Row] = []
     for r in model.recent_signals(limit * 4):
         st, res = r.started, r.result
-        if st is None and res is None and r.request is None:
+        if st is None and res is None:
             continue
         rows.append((f"exe-{r.signal_id}", (
             str(r.signal_id),
-            code_name(SubmissionMode, st.mode).lower() if st
-            else (code_name(SubmissionMode, r.request.mode).lower() if r.request else "-"),
+            code_name(SubmissionMode, st.mode).lower() if st else "-",
             fmt_int(st.nonce) if st else "-",
             short_hex(st.tx_hash) if st else (short_hex(res.tx_hash) if res and any(res.tx_hash) else "-"),
             fmt_gwei(st.max_fee_per_gas) if st else "-",
