@@ -16,7 +16,9 @@ cannot be EXECUTED, REVERTED or NOT_INCLUDED; one that was sent cannot be STALE,
 HALTED (it already left); SIMULATED (shadow mode) ends a simulated signal only; FAILED ends
 anything. A pair not in the table raises :class:`LifecycleError` (a bug in the executor, never a
 silent second outcome). The machine produces the ``ExecutionStarted`` / ``ExecutionResult``
-records; the trio shell only publishes them.
+records; the trio shell only publishes them. :mod:`execution.core` drives it: its finer steps
+(waiting for the market, simulating, signing, watching receipts or bundles) each map onto one
+stage here, so this table stays the single rule for which outcome may end a signal.
 
 :class:`HaltState` applies ``EmergencyStop`` / ``Resume`` records: a stop with scope ALL, or with a
 CHAIN / STRATEGY / VENUE scope matching the signal, halts new submissions until a matching Resume
@@ -30,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome, SubmissionMode
-from protocol.ids import code_name
+from protocol.ids import TokenId, code_name
 from protocol.system import EmergencyStop, Resume, StopScope
 
 
@@ -123,7 +125,7 @@ class SignalExecution:
             signal_id=self.signal_id, chain_id=self.chain_id, outcome=int(outcome), block_number=block_number,
             tx_hash=tx_hash, gas_used=gas_used, effective_gas_price=effective_gas_price,
             expected_profit=self.expected_profit, realized_profit=realized_profit,
-            profit_token=self.profit_token, reason=reason[:1000],
+            profit_token=TokenId(self.profit_token), reason=reason[:1000],
         )
 
     @property

@@ -5,7 +5,8 @@
 
 Start-up: load the configuration (refusing plaintext keys), decrypt the keystore, open the
 SQLite state, connect the relays, reconcile nonces and settle transactions a previous run left
-open (:meth:`Executor.recover`), print ``executor: ready``, then run until SIGINT/SIGTERM.
+open (:meth:`Executor.recover`), apply the market-data backlog (up to the relay's head when we
+subscribed; at most 5 s), print ``executor: ready``, then run until SIGINT/SIGTERM.
 
 Relays: signals (from the last handled sequence after a restart, else from now); market data
 (from the oldest retained message by default: the pool state is rebuilt from snapshots and
@@ -135,10 +136,15 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
         async def market_data() -> None:
             async with RelayConsumer.connect(Domain.MARKET_DATA, relay_socket(config, Domain.MARKET_DATA),
                                              from_seq=md_from, name=f"{config.name}-md", metrics=observer) as c:
-                md_ready.set()
+                if md_from is None:
+                    md_ready.set()  # from now: no backlog to catch up on
                 async for batch in c.batches():
                     for msg in batch:
                         ex.on_market_data(msg)
+                    # Ready once the backlog the relay held when we subscribed (its head in the
+                    # Welcome) is applied: before that our pools are a past state of the market.
+                    if not md_ready.is_set() and c.last_seq >= c.core.relay_head > 0:
+                        md_ready.set()
 
         async def stops(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             start = 0 if stop_cursor is None else stop_cursor + 1
@@ -174,8 +180,10 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
         nursery.start_soon(market_data)
         await nursery.start(stops)
         await ex.recover()
-        with trio.move_on_after(5):
+        with trio.move_on_after(5) as waited:
             await md_ready.wait()
+        if waited.cancelled_caught:
+            log.warning("executor: market-data backlog not applied within 5 s; starting anyway")
         nursery.start_soon(worker)
         await nursery.start(signals)
         addr = ex.chain.address
