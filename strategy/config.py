@@ -33,6 +33,7 @@ Example (every key but ``[[chains]]`` is optional)::
     base_tokens = ["0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"]        # cycles start/end here
     min_net_profit = { "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2" = 1000000000000000 }
     v2_fee_ppm = { "SUSHISWAP" = 3000 }   # default 3000; used when a Sync arrives before a snapshot
+    # pools = ["0x...", ...]  # optional shard: only these pool contracts form cycles (default: all)
 
     [[curve_pools]]           # StableSwap parameters a snapshot does not carry
     chain_id = 1
@@ -92,6 +93,11 @@ class ChainConfig(Config):
     base_tokens: tuple[TokenId, ...]
     min_net_profit: Mapping[TokenId, int] = {}
     v2_fee_ppm: Mapping[int, int] = {}  # venue code -> fee
+    pools: frozenset[int] | None = None  # a shard's pool contract addresses; None: every pool of the chain
+
+    def trades_in(self, pool_address: int) -> bool:
+        """Whether this strategy may use the pool (see README, "Sharding the strategy")."""
+        return self.pools is None or pool_address in self.pools
 
     def v2_fee_for(self, venue: int) -> int:
         return self.v2_fee_ppm.get(venue, 3000)
@@ -170,6 +176,7 @@ class _ChainTable(Config):
     base_tokens: Annotated[tuple[str, ...], Meta(min_length=1)] | None = None  # default: the gas token
     min_net_profit: dict[str, NonNegative] = {}
     v2_fee_ppm: dict[str, Annotated[int, Meta(ge=0, le=999_999)]] = {}
+    pools: Annotated[tuple[str, ...], Meta(min_length=1)] | None = None
 
     def __post_init__(self) -> None:
         self.resolve()  # every address and venue parses, or the error names its key
@@ -185,6 +192,8 @@ class _ChainTable(Config):
             base_tokens=tuple(token(f"base_tokens[{i}]", b) for i, b in enumerate(bases)),
             min_net_profit={token(f"min_net_profit.{k}", k): v for k, v in self.min_net_profit.items()},
             v2_fee_ppm={_venue_code(f"v2_fee_ppm.{k}", k): v for k, v in self.v2_fee_ppm.items()},
+            pools=None if self.pools is None else frozenset(
+                _parsed(f"pools[{i}]", address_to_int, a) for i, a in enumerate(self.pools)),
         )
 
 

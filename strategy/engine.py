@@ -37,6 +37,7 @@ from strategy.graph import CycleIndex
 from strategy.search import Opportunity, OpportunitySearch
 
 _U64 = (1 << 64) - 1
+_ADDRESS_MASK = (1 << 160) - 1  # a PoolId's low bits: the pool contract
 TRACE_SAMPLED = 0x01
 
 
@@ -93,12 +94,19 @@ class StrategyEngine:
             pool = apply(record)
             if pool is not None:
                 if pool not in index:
+                    if not self._in_shard(pool):
+                        continue
                     index.add_pool(pool)
                 index.set_log_rates(pool, self.state.pools[pool].log_rates)
                 touched.append(pool)
         if not touched:
             return []
         return self._decide(touched, msg, now_ns)
+
+    def _in_shard(self, pool: PoolId) -> bool:
+        """A pool outside this process's shard (``[[chains]] pools``) never joins a cycle."""
+        chain = self.config.chain(pool.chain_id)
+        return chain is None or chain.trades_in(int(pool) & _ADDRESS_MASK)
 
     # --- decisions -----------------------------------------------------------------------------
 

@@ -60,6 +60,10 @@ def test_loads_the_example(tmp_path: Path) -> None:
     assert chain.v2_fee_for(P.Venue.UNISWAP_V2) == 3000
     assert cfg.curve_pools[0].amp == 2000 and cfg.relays.market_data == "/tmp/md.sock"
     assert cfg.chain(5) is None
+    assert chain.pools is None and chain.trades_in(12345)  # no shard: every pool
+    shard = load_config(write(tmp_path, EXAMPLE.replace("chain_id = 1\ngas_token", f'chain_id = 1\npools = ["{DAI}"]\ngas_token', 1)))
+    assert shard.chain(1).pools == {int(DAI, 16)} and shard.chain(1).trades_in(int(DAI, 16))
+    assert not shard.chain(1).trades_in(int(WETH, 16))
     with pytest.raises(AttributeError):  # frozen
         cfg.max_hops = 9  # type: ignore[misc]
 
@@ -86,6 +90,8 @@ def test_defaults_without_a_file() -> None:
         ((f'gas_token = "{WETH}"', 'gas_token = "0x1234"'), "chains[0].gas_token: address '0x1234' is not 20 bytes of hex"),
         (("SUSHISWAP = 3000", "SUSHI = 3000"), "chains[0].v2_fee_ppm.SUSHI: unknown venue 'SUSHI'"),
         (("rates = [1000000000000000000, 1000000000000000000000000000000]", "rates = [1]"), "curve_pools[0].rates: must be an array of length 2"),
+        (("chain_id = 1\ngas_token", 'chain_id = 1\npools = ["0x12"]\ngas_token'),
+         "chains[0].pools[0]: address '0x12' is not 20 bytes of hex"),
     ],
 )
 def test_rejects_mistakes_precisely(tmp_path: Path, mutation: tuple[str, str], message: str) -> None:

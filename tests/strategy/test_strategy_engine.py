@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 from market_builders import (
     DAI,
     GWEI,
@@ -174,3 +175,24 @@ def test_snapshot_on_the_system_domain_is_applied() -> None:
     reply = P.Message(domain=4, tlvs=(SNAP2,))
     [sig] = e.on_message(reply, 2)
     assert sig.find(P.SignalIdentity).kind == P.SignalKind.TWO_POOL
+
+
+def test_a_shard_only_trades_in_its_pools() -> None:
+    """``[[chains]] pools``: two strategy shards over one market-data stream, disjoint pool sets."""
+    WD3 = v2_pool(6, WETH, DAI, venue=P.Venue.SUSHISWAP)
+    snap3 = v2_snapshot(WD3, 2100 * 10**21, 10**21)
+
+    def shard(*pools: P.PoolId) -> StrategyEngine:
+        e = engine()
+        chain = msgspec.structs.replace(e.config.chains[0],
+                                        pools=frozenset(int(p) & ((1 << 160) - 1) for p in pools))
+        e2 = StrategyEngine(msgspec.structs.replace(e.config, chains=(chain,)))
+        e2.on_message(md(header(base_fee=20 * GWEI, priority_fee=GWEI)), 0)
+        return e2
+
+    a, b = shard(WD1, WD2), shard(WD3, W3)
+    msg = md(SNAP1, SNAP2, snap3)  # WD1/WD2 is an opportunity; WD1/WD3 would be one but spans shards
+    [sig] = a.on_message(msg, 1)
+    assert [h.pool for h in sig.find(P.ArbitragePath).hops] == [WD2, WD1]
+    assert b.on_message(msg, 1) == []
+    assert WD3 not in a.index and WD1 not in b.index and WD3 in b.index
