@@ -33,7 +33,7 @@ from functools import partial
 
 import trio
 
-from protocol.header import HEADER_SIZE, Domain
+from protocol.header import HEADER_SIZE, Domain, read_header
 from relays.client import RelayConsumer, RelayProducer
 from relays.core.nats import (
     JetStreamError,
@@ -215,9 +215,9 @@ class BridgeIn:
                             log.warning("bridge in: stream jumps from %d to %d", core.next_seq - 1, s)
                             self.jumps += 1
                             core.next_seq = s
-                        await publish(fr[HEADER_SIZE:], event_time_ns=int.from_bytes(fr[32:40], "little"),
-                                      receive_time_ns=int.from_bytes(fr[40:48], "little"),
-                                      flags=int.from_bytes(fr[18:20], "little"))
+                        h = read_header(fr)
+                        await publish(fr[HEADER_SIZE:], event_time_ns=h.event_time_ns,
+                                      receive_time_ns=h.receive_time_ns, flags=h.flags)
                         s += 1
 
 

@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
-from protocol.header import Domain
+from protocol.header import Domain, read_domain_seq
 from protocol.message import decode
 from runtime.paths import parse_domain
 
@@ -415,7 +415,7 @@ async def stream_position(url: str, domain: Domain, *, auth_file: str | None = N
         st = await stream_state(nc, domain)
     return {"stream": stream_name(domain), "last_seq": last, "first_seq": int(st["first_seq"]),
             "messages": int(st["messages"]),
-            "last_domain_seq": int.from_bytes(frame[8:16], "little") if frame is not None else 0}
+            "last_domain_seq": read_domain_seq(frame) if frame is not None else 0}
 
 
 BRIDGE_OUT = "bridge-out"  # relay connection names of the bridges: "bridge-out:<domain>", "bridge-in:<domain>"

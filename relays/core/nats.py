@@ -34,7 +34,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from protocol.header import Domain
+from protocol.header import Domain, read_domain_seq
 
 CRLF = b"\r\n"
 HEADER_LINE = b"NATS/1.0"
@@ -239,7 +239,7 @@ def publish_headers(domain: Domain | int, epoch: int, domain_seq: int, expected_
 
 
 def frame_domain_seq(frame: bytes | memoryview) -> int:
-    return int.from_bytes(frame[8:16], "little")
+    return read_domain_seq(frame)
 
 
 def ack_stream_seq(reply: str) -> tuple[int, int, int]:
