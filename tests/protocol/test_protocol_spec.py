@@ -57,6 +57,26 @@ def test_spec_lists_exactly_the_registered_types() -> None:
         assert st.name == TLV_TYPES[code].__name__, f"type {code}"
 
 
+def test_spec_header_table_is_the_code_layout() -> None:
+    """specs/protocol.md's header table and protocol.header.FIELDS (from which every struct, numpy
+    column and offset in the code is derived) say the same: names, offsets and sizes, in order."""
+    import struct
+
+    from protocol.header import FIELDS, HEADER_SIZE, OFFSETS
+
+    lines = SPEC.read_text(encoding="utf-8").split("## Header", 1)[1].splitlines()
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines if line.startswith("| ")]
+    spec = []
+    for off, size, name, _ in rows[1:]:
+        if not off.isdigit():
+            break
+        spec.append((int(off), int(size), name.strip("`")))
+    reserved = iter(["reserved0", "reserved1"])
+    code = [(OFFSETS[n], struct.calcsize(c), n) for n, c in FIELDS]
+    assert [(o, sz, next(reserved) if n == "reserved" else n) for o, sz, n in spec] == code
+    assert sum(sz for _, sz, _ in spec) == HEADER_SIZE
+
+
 def test_removed_types_are_reserved_and_gone_everywhere() -> None:
     """specs/protocol.md "Removed types" is exactly the code's RETIRED set: not registered, not
     in the reference codec or the vectors, no class of that name left, and a new type cannot
