@@ -198,6 +198,10 @@ class DashboardApp(App[int]):
 
     def tick(self) -> None:
         """Drain the inbox into the model; repaint what changed (bursts collapse here)."""
+        if not self.is_running:
+            # shutting down: Textual clears ``is_running`` first, then removes the screens while this
+            # interval timer can still fire; a repaint then would query widgets that are gone
+            return
         model = self.model
         for item in self.inbox.drain(self.max_messages_per_tick):
             kind = item[0]
