@@ -31,6 +31,7 @@ an idle heartbeat that says more was delivered than we saw, into
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -102,22 +103,19 @@ _PING, _PONG, _OK = Ping(), Pong(), Ok()
 class NatsParser:
     """Streaming parser of server-to-client protocol. ``feed(data) -> [events]``."""
 
-    __slots__ = ("_buf", "_pos")
+    __slots__ = ("_buf",)
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._pos = 0
+        self._buf = b""  # the unparsed tail of the last feed
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        buf = self._buf
-        if self._pos:
-            del buf[: self._pos]
-            self._pos = 0
-        buf += data
+        # one immutable buffer per call: slices of it are the messages' bytes (one copy each)
+        buf = self._buf + data if self._buf else bytes(data)
         out: list[Event] = []
         pos = 0
         n = len(buf)
         find = buf.find
+        append = out.append
         while pos < n:
             eol = find(CRLF, pos)
             if eol < 0:
@@ -125,45 +123,44 @@ class NatsParser:
                     raise NatsProtocolError("control line too long")
                 break
             op = buf[pos : pos + 4]
-            if op == b"MSG " or op == b"HMSG":
+            if op == b"HMSG" or op == b"MSG ":
                 hmsg = op == b"HMSG"
-                args = bytes(buf[pos + (5 if hmsg else 4) : eol]).split()
+                args = buf[pos + (5 if hmsg else 4) : eol].split()
                 try:
                     total = int(args[-1])
                     hlen = int(args[-2]) if hmsg else 0
-                    subject = args[0].decode()
+                    nargs = len(args)
+                    reply = args[2].decode() if nargs == (5 if hmsg else 4) else None
                     sid = int(args[1])
-                    nreply = 5 if hmsg else 4
-                    reply = args[2].decode() if len(args) == nreply else None
                 except (IndexError, ValueError) as exc:
-                    raise NatsProtocolError(f"bad message line {bytes(buf[pos:eol])!r}") from exc
+                    raise NatsProtocolError(f"bad message line {buf[pos:eol]!r}") from exc
                 start = eol + 2
                 end = start + total
                 if end + 2 > n:
                     break  # the payload is not complete yet
                 if buf[end : end + 2] != CRLF:
                     raise NatsProtocolError("message payload not followed by CRLF")
-                if hmsg:
-                    out.append(Msg(subject, sid, reply, bytes(buf[start : start + hlen]), bytes(buf[start + hlen : end])))
+                if hlen:
+                    append(Msg(args[0].decode(), sid, reply, buf[start : start + hlen], buf[start + hlen : end]))
                 else:
-                    out.append(Msg(subject, sid, reply, None, bytes(buf[start:end])))
+                    append(Msg(args[0].decode(), sid, reply, None, buf[start:end]))
                 pos = end + 2
                 continue
-            line = bytes(buf[pos:eol])
+            line = buf[pos:eol]
             pos = eol + 2
             if line == b"PING":
-                out.append(_PING)
+                append(_PING)
             elif line == b"PONG":
-                out.append(_PONG)
+                append(_PONG)
             elif line == b"+OK":
-                out.append(_OK)
+                append(_OK)
             elif line.startswith(b"INFO "):
-                out.append(Info(json.loads(line[5:])))
+                append(Info(json.loads(line[5:])))
             elif line.startswith(b"-ERR"):
-                out.append(Err(line[4:].strip().strip(b"'").decode(errors="replace")))
+                append(Err(line[4:].strip().strip(b"'").decode(errors="replace")))
             else:
                 raise NatsProtocolError(f"unknown protocol line {line[:80]!r}")
-        self._pos = pos
+        self._buf = buf[pos:] if pos < n else b""
         return out
 
 
@@ -295,6 +292,9 @@ class PublishCounters:
         return asdict(self)
 
 
+_ACK_SEQ = re.compile(rb'"seq":\s*(\d+)')
+
+
 class PublishRejected(Exception):
     """JetStream refused a publish of the window; the shell must resynchronise from the stream."""
 
@@ -345,6 +345,14 @@ class PublishWindow:
         if entry is None:
             return self.position  # an answer to a window already abandoned
         d, s = entry
+        if payload.startswith(b'{"stream":') and b'"error"' not in payload and b"duplicate" not in payload:
+            # the common answer, {"stream":"AP_...", "seq":N}, without a JSON parse per message
+            m = _ACK_SEQ.search(payload)
+            if m is not None and int(m.group(1)) == s:
+                self.counters.acked += 1
+                self.position = d
+                self.stream_position = s
+                return d
         try:
             doc = api_response(payload)
         except JetStreamError as exc:
