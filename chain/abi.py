@@ -15,7 +15,7 @@ from typing import Any
 
 import eth_abi
 from eth_abi.grammar import parse
-from eth_utils import function_signature_to_4byte_selector, keccak
+from eth_utils import decode_hex, function_signature_to_4byte_selector, keccak
 from eth_utils.abi import (
     abi_to_signature,
     collapse_if_tuple,
@@ -23,10 +23,20 @@ from eth_utils.abi import (
     function_abi_to_4byte_selector,
 )
 
-__all__ = ["Artifact", "Event", "Function", "abi_type", "encode_call", "selector", "signature_types"]
+__all__ = ["Artifact", "Event", "Function", "abi_type", "as_bytes", "encode_call", "selector", "signature_types"]
 
 #: The canonical type string of an ABI parameter, tuples expanded: ``(address,uint24)[]``.
 abi_type = collapse_if_tuple
+
+
+def as_bytes(value: str | bytes | None) -> bytes:
+    """JSON-RPC hex (``0x``-prefixed or bare) or bytes -> bytes; None and ``""`` -> ``b""``.
+    Raises ValueError for text that is not hex."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return decode_hex(value)
 
 
 def signature_types(signature: str) -> tuple[str, ...]:

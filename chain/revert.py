@@ -16,7 +16,7 @@ from typing import Any
 import eth_abi
 from eth_utils import to_checksum_address
 
-from .abi import selector, signature_types
+from .abi import as_bytes, selector, signature_types
 from .rpc import RpcError
 
 __all__ = [
@@ -62,19 +62,13 @@ class ContractError:
         return f"{self.name}({', '.join(map(str, self.args))})"
 
 
-def _as_bytes(data: str | bytes) -> bytes:
-    if isinstance(data, bytes | bytearray):
-        return bytes(data)
-    return bytes.fromhex(data[2:] if data.startswith(("0x", "0X")) else data)
-
-
 def decode_error(data: str | bytes | None, table: ErrorTable = BUILTIN_ERRORS) -> ContractError | None:
     """Revert data -> the error it encodes; None for empty data or a selector not in ``table``.
     Arguments that do not decode leave the name alone (``args == ()``)."""
     if data is None:
         return None
     try:
-        raw = _as_bytes(data)
+        raw = as_bytes(data)
     except ValueError:
         return None
     entry = table.get(raw[:4]) if len(raw) >= 4 else None
@@ -93,7 +87,7 @@ def decode_revert(data: str | bytes | None, table: ErrorTable = BUILTIN_ERRORS) 
     """One line for a person: the ``Error(string)`` message, ``Panic(0x11)``, a known custom
     error with its arguments, else the raw hex."""
     try:
-        raw = _as_bytes(data) if data else b""
+        raw = as_bytes(data)
     except ValueError:
         return str(data)
     if not raw:

@@ -19,6 +19,7 @@ from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
 from chain import revert
+from chain.abi import as_bytes, encode_call
 from chain.addresses import (
     UNISWAP_V2_INIT_CODE_HASH,
     UNISWAP_V3_INIT_CODE_HASH,
@@ -176,10 +177,6 @@ def decode_execute(data: bytes) -> tuple[list[Hop], int]:
 
 
 # -- admin calls --------------------------------------------------------------------------------
-def _call(signature: str, types: Sequence[str] = (), args: Sequence[Any] = ()) -> bytes:
-    return function_signature_to_4byte_selector(signature) + (encode(list(types), list(args)) if types else b"")
-
-
 def encode_constructor_args(recipient: str) -> bytes:
     """Append to the artifact's ``bytecode`` to deploy: ``constructor(address recipient)``."""
     return encode(["address"], [_addr(recipient)])
@@ -192,33 +189,31 @@ def encode_set_factory(factory: str, kind: Kind, init_code_hash: bytes | None = 
         init_code_hash = UNISWAP_V2_INIT_CODE_HASH if Kind(kind) == Kind.V2 else UNISWAP_V3_INIT_CODE_HASH
     if len(init_code_hash) != 32:
         raise ValueError("init_code_hash must be 32 bytes")
-    return _call("setFactory(address,uint8,bytes32)", ["address", "uint8", "bytes32"],
-                 [_addr(factory), int(Kind(kind)), init_code_hash])
+    return encode_call("setFactory(address,uint8,bytes32)", _addr(factory), int(Kind(kind)), init_code_hash)
 
 
 def encode_set_recipient(recipient: str) -> bytes:
-    return _call("setRecipient(address)", ["address"], [_addr(recipient)])
+    return encode_call("setRecipient(address)", _addr(recipient))
 
 
 def encode_pause() -> bytes:
-    return _call("pause()")
+    return encode_call("pause()")
 
 
 def encode_unpause() -> bytes:
-    return _call("unpause()")
+    return encode_call("unpause()")
 
 
 def encode_transfer_ownership(new_owner: str) -> bytes:
-    return _call("transferOwnership(address)", ["address"], [_addr(new_owner)])
+    return encode_call("transferOwnership(address)", _addr(new_owner))
 
 
 def encode_accept_ownership() -> bytes:
-    return _call("acceptOwnership()")
+    return encode_call("acceptOwnership()")
 
 
 def encode_withdraw_token(token: str, to: str, amount: int) -> bytes:
-    return _call("withdrawToken(address,address,uint256)", ["address", "address", "uint256"],
-                 [_addr(token), _addr(to), amount])
+    return encode_call("withdrawToken(address,address,uint256)", _addr(token), _addr(to), amount)
 
 
 # -- the profit event ---------------------------------------------------------------------------
@@ -234,12 +229,6 @@ class ArbitrageExecuted:
     block_number: int | None = None
 
 
-def _as_bytes(v: str | bytes) -> bytes:
-    if isinstance(v, bytes | bytearray):
-        return bytes(v)
-    return bytes.fromhex(v[2:] if v.startswith(("0x", "0X")) else v)
-
-
 def _as_int(v: Any) -> int | None:
     if v is None:
         return None
@@ -251,13 +240,13 @@ def _as_int(v: Any) -> int | None:
 def decode_arbitrage_executed(log: Mapping[str, Any]) -> ArbitrageExecuted | None:
     """Decode one JSON-RPC log object (``address``, ``topics``, ``data``; hex strings or bytes);
     None if it is not an ``ArbitrageExecuted`` event."""
-    topics = [_as_bytes(t) for t in log.get("topics") or ()]
+    topics = [as_bytes(t) for t in log.get("topics") or ()]
     if len(topics) != 3 or topics[0] != ARBITRAGE_EXECUTED_TOPIC:
         return None
-    amount_in, profit = decode(["uint256", "uint256"], _as_bytes(log["data"]))
+    amount_in, profit = decode(["uint256", "uint256"], as_bytes(log["data"]))
     tx_hash = log.get("transactionHash")
     return ArbitrageExecuted(
-        contract=to_checksum_address(_as_bytes(log["address"]) if isinstance(log["address"], bytes) else log["address"]),
+        contract=to_checksum_address(as_bytes(log["address"]) if isinstance(log["address"], bytes) else log["address"]),
         token=to_checksum_address(topics[1][-20:]),
         recipient=to_checksum_address(topics[2][-20:]),
         amount_in=int(amount_in),

@@ -26,6 +26,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from chain.abi import as_bytes
 from chain.addresses import sort_tokens
 from chain.deployment import ChainDeployment, Pool
 from chain.revert import decode_revert, revert_data
@@ -51,12 +52,6 @@ def to_hex(value: int | bytes) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return hex(value)
-
-
-def hex_to_bytes(value: str | None) -> bytes:
-    if not value:
-        return b""
-    return bytes.fromhex(value[2:] if value.startswith("0x") else value)
 
 
 def v2_amount_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
@@ -97,9 +92,9 @@ def v3_path(tokens: Sequence[str], fees: Sequence[int]) -> bytes:
     """Packed V3 multi-hop path: token (20) fee (3) token (20) ..."""
     if len(tokens) != len(fees) + 1:
         raise ValueError("need len(tokens) == len(fees) + 1")
-    out = hex_to_bytes(tokens[0])
+    out = as_bytes(tokens[0])
     for fee, tok in zip(fees, tokens[1:]):
-        out += fee.to_bytes(3, "big") + hex_to_bytes(tok)
+        out += fee.to_bytes(3, "big") + as_bytes(tok)
     return out
 
 
@@ -132,8 +127,8 @@ class Receipt:
         logs = tuple(
             Log(
                 address=to_checksum_address(lg["address"]),
-                topics=tuple(hex_to_bytes(t) for t in lg["topics"]),
-                data=hex_to_bytes(lg["data"]),
+                topics=tuple(as_bytes(t) for t in lg["topics"]),
+                data=as_bytes(lg["data"]),
                 log_index=int(lg["logIndex"], 16),
                 block_number=int(lg["blockNumber"], 16),
                 block_hash=lg["blockHash"],
@@ -265,7 +260,7 @@ class ChainClient:
 
     def code(self, address: str, block: int | str = "latest") -> bytes:
         tag = to_hex(block) if isinstance(block, int) else block
-        return hex_to_bytes(self.rpc.call("eth_getCode", [address, tag]))
+        return as_bytes(self.rpc.call("eth_getCode", [address, tag]))
 
     def nonce(self, address: str, block: str = "pending") -> int:
         return int(self.rpc.call("eth_getTransactionCount", [address, block]), 16)
@@ -287,7 +282,7 @@ class ChainClient:
         if value:
             tx["value"] = to_hex(value)
         tag = to_hex(block) if isinstance(block, int) else block
-        return hex_to_bytes(self.rpc.call("eth_call", [tx, tag]))
+        return as_bytes(self.rpc.call("eth_call", [tx, tag]))
 
     def call_fn(self, artifact: str, to: str, fn: str, *args: Any, block: int | str = "latest") -> tuple[Any, ...]:
         """Call ``artifact.fn(*args)`` at ``to`` with eth_call and decode the outputs."""
@@ -304,7 +299,7 @@ class ChainClient:
             ("eth_call", [{"to": to, "data": to_hex(f.encode(*args))}, tag])
             for f, (_, to, _, args) in zip(fns, calls)
         ]
-        return [f.decode(hex_to_bytes(r)) for f, r in zip(fns, self.rpc.batch(reqs))]
+        return [f.decode(as_bytes(r)) for f, r in zip(fns, self.rpc.batch(reqs))]
 
     # -- transactions --------------------------------------------------------------------------
     def _tx_dict(self, tx: Tx, nonce: int | None = None) -> dict[str, Any]:
