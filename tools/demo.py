@@ -35,10 +35,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
 from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
+
+if TYPE_CHECKING:
+    from chain.deployment import ChainDeployment
+    from tools.devnet.deploy import Devnet
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "var" / "demo"
@@ -69,7 +74,7 @@ class Tally:
 # --------------------------------------------------------------------------- chain set-up
 
 
-def _deploy_arb(net, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:  # type: ignore[no-untyped-def]
+def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:
     """Fresh key in an encrypted keystore; AlphaPulseArb owned by it.
 
     Returns (owner, arb, keystore, password file, profit recipient)."""
@@ -107,7 +112,7 @@ def _deploy_arb(net, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:  #
 # --------------------------------------------------------------------------- configs
 
 
-def _write_configs(work: Path, run_dir: Path, dep, arb: str, ks: Path, pwfile: Path) -> Path:  # type: ignore[no-untyped-def]
+def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks: Path, pwfile: Path) -> Path:
     """Every component's config under ``work/configs`` and the deployment file naming them."""
     relays = relays_table(run_dir)
     weth = dep.address_of("WETH")
@@ -166,7 +171,7 @@ def _write_configs(work: Path, run_dir: Path, dep, arb: str, ks: Path, pwfile: P
 # --------------------------------------------------------------------------- market driver
 
 
-def drive_market(net, trader: str, rate: float, amplify: Fraction, stop: threading.Event, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+def drive_market(net: Devnet, trader: str, rate: float, amplify: Fraction, stop: threading.Event, tally: Tally) -> None:
     """Replay the real swap sequence on the devnet V3 0.05 % pool (runs in a worker thread)."""
     from tools.demo_market import real_swaps, to_devnet_trade
 
@@ -279,7 +284,7 @@ async def close_dashboard(dashboard: trio.Process) -> None:
 # --------------------------------------------------------------------------- main
 
 
-async def _run(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir: Path, tally: Tally) -> None:
     global _say_stream
     from tools.deployment import load_deployment
     from tools.supervisor import Supervisor

@@ -29,8 +29,12 @@ import statistics
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
+
+if TYPE_CHECKING:
+    from tools.devnet.deploy import Devnet
 
 from tools.demo import DEMO_DIR, _deploy_arb, _write_configs
 
@@ -42,7 +46,7 @@ def _pct(values: list[int], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] / 1e6  # ns -> ms (display only)
 
 
-def _drive(net, swaps: int, rate: float, stop: threading.Event, rtts: list[int]) -> None:  # type: ignore[no-untyped-def]
+def _drive(net: Devnet, swaps: int, rate: float, stop: threading.Event, rtts: list[int]) -> None:
     client = net.client
     trader = net.deployment.funded_accounts[0]
     period = 1.0 / rate
@@ -62,7 +66,7 @@ def _drive(net, swaps: int, rate: float, stop: threading.Event, rtts: list[int])
             stop.wait(delay)
 
 
-async def _measure(args: argparse.Namespace, net, deploy_file: Path, run_dir: Path) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+async def _measure(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir: Path) -> dict[str, list[int]]:
     from protocol.execution import ExecutionResult, ExecutionStarted
     from protocol.header import Domain
     from protocol.signals import SignalIdentity
