@@ -27,19 +27,23 @@ class Group:
     commands: Mapping[str, Command | Group]
 
 
-COLLECTORS = Group("run a collector (evm, replay)", {
+COLLECTORS = Group("run a collector (evm, replay, binance, coinbase)", {
     "evm": Command("collectors.evm.process:main", "live EVM chain collector (eth_subscribe logs + heads)"),
     "replay": Command("collectors.replay.cli:main", "publish recorded raw eth_getLogs rows as live market data"),
+    "binance": Command("collectors.cex.binance.process:main", "Binance spot order books and trades (WebSocket + REST)"),
+    "coinbase": Command("collectors.cex.coinbase.process:main",
+                        "Coinbase order books and trades (Exchange or Advanced Trade feed)"),
 })
 
 # Every benchmark prints its figures next to a baseline measured in the same run (the machine is
 # shared and noisy) and reports the ratio; none of them asserts a time.
-BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, bridge", {
+BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, cex, bridge", {
     "codec": Command("tools.bench.codec:main", "protocol codec encode+decode vs bare struct pack+unpack"),
     "relay": Command("tools.bench.relay:main", "relay throughput and latency vs pyzmq PUB/SUB"),
     "decode": Command("tools.bench.decode:main", "raw EVM logs -> protocol messages vs eth-abi"),
     "strategy": Command("tools.bench.strategy:main", "10k-pool update-to-decision latency; V3 swaps/s vs degenbot"),
     "e2e": Command("tools.bench.e2e:main", "devnet: swap log -> signal -> submitted transaction latency"),
+    "cex": Command("tools.bench.cex:main", "CEX collectors: captured venue frames -> wire bytes vs json.loads"),
     "bridge": Command("tools.bench.bridge:main",
                       "relay -> NATS JetStream bridges -> relay vs the plain relay hop and bare nats-py"),
 })
@@ -64,6 +68,7 @@ COMMANDS: dict[str, Command | Group] = {
     "config": Command("tools.config_cli:main", "validate a deployment file: config check FILE"),
     "dashboard": Command("tools.dashboard.app:main", "the Textual terminal dashboard"),
     "replay": Command("tools.replay:main", "re-publish an archive through the relays"),
+    "standin": Command("tools.cex_standin.cli:main", "local Binance / Coinbase stand-ins replaying real captures"),
 }
 
 
