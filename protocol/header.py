@@ -4,7 +4,10 @@ Theory of operation
 -------------------
 Every message on the bus is ``header (52 bytes) + payload (payload_len bytes)``.
 All integers are little-endian. The layout lets a relay handle a frame by
-touching fixed offsets only, never the TLVs:
+touching fixed offsets only, never the TLVs. ``FIELDS`` below is the layout the
+code uses -- every struct, numpy column and offset constant in protocol/ and
+relays/ is derived from it, and tests/protocol checks it against the table in
+specs/protocol.md; this table is its documentation:
 
 =======  =====  ====================  ==============================================
 offset   size   field                 notes
