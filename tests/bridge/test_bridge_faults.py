@@ -9,6 +9,7 @@ the same domain sequence as on host A (``domain_seq == counter``: one producer i
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,10 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def log_of(proc: object) -> str:
+    return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
 
 
 def count_lines(path: Path) -> int:
@@ -113,9 +118,12 @@ def test_kill9_bridge_out_and_restart(procs: Procs, short_dir: Path, nats: NatsS
     wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
     procs.kill9(p["out"])  # type: ignore[arg-type]
     time.sleep(0.3)
-    h.bridge("out")
+    out2 = h.bridge("out")
     h.finish("kill -9 bridge-out")
     assert p["loadgen"].wait(30) == 0  # type: ignore[attr-defined]
+    # the restarted bridge resumed mid-stream from what JetStream acknowledged
+    resumed = re.search(r"stream last seq (\d+) holds domain seq (\d+)", log_of(out2))
+    assert resumed and 0 < int(resumed[1]) == int(resumed[2]) < N
 
 
 def test_kill9_bridge_in_and_restart(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
@@ -124,8 +132,10 @@ def test_kill9_bridge_in_and_restart(procs: Procs, short_dir: Path, nats: NatsSe
     wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
     procs.kill9(p["in"])  # type: ignore[arg-type]
     time.sleep(0.3)
-    h.bridge("in")
+    in2 = h.bridge("in")
     h.finish("kill -9 bridge-in")
+    resumed = re.search(r"the local relay holds stream seqs up to (\d+)", log_of(in2))
+    assert resumed and 0 < int(resumed[1]) < N
 
 
 def test_restart_sending_relay_while_bridged(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
@@ -134,9 +144,12 @@ def test_restart_sending_relay_while_bridged(procs: Procs, short_dir: Path, nats
     wait_for(lambda: h.received() > N // 3, 30, "a third of the messages on host B")
     procs.kill9(p["relay_a"])  # type: ignore[arg-type]
     time.sleep(0.3)
-    h.relay_a()  # recovers its journal under a new epoch; producer and bridge-out reconnect
+    relay2 = h.relay_a()  # recovers its journal under a new epoch; producer and bridge-out reconnect
     h.finish("restart sending relay (new epoch)")
     assert (short_dir / "a-data" / "epoch").read_text().strip() == "2"
+    # the same bridge-out process resumed mid-log from the restarted relay
+    resumed = re.search(r"<bridge-out:market_data#\d+ [^>]*> subscribes from (\d+)", log_of(relay2))
+    assert resumed and 1 < int(resumed[1]) <= N
 
 
 def test_cluster_kill9_one_node_and_restart(procs: Procs, short_dir: Path, cluster: NatsCluster) -> None:
@@ -150,3 +163,15 @@ def test_cluster_kill9_one_node_and_restart(procs: Procs, short_dir: Path, clust
     victim.start()
     h.finish("3-node cluster, kill -9 one node")
     assert p["loadgen"].wait(30) == 0  # type: ignore[attr-defined]
+
+
+def test_kill9_single_nats_server_and_restart(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
+    """Both bridges lose their server; it comes back from its own storage on the same port."""
+    h = TwoHosts(procs, short_dir, nats.url)
+    p = h.start_all()
+    wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
+    nats.kill9()
+    time.sleep(0.5)
+    nats.start()
+    h.finish("kill -9 the (single) nats-server")
+    assert "reconnecting" in log_of(p["in"]) and "resynchronising" in log_of(p["out"])
