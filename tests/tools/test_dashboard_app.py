@@ -105,6 +105,9 @@ def test_panels_show_pool_state_signal_economics_and_outcome() -> None:
 
 def test_bursts_collapse_into_one_repaint() -> None:
     app = make_app()
+    # a frozen clock: with the real one, a tick that crosses the model's one-second rate window (the
+    # 5,000-message tick can take that long on a loaded machine) rightly repaints the health panel
+    app.clock = lambda: T0
 
     async def scenario(pilot: Pilot) -> None:
         await settle(pilot, app)

@@ -71,15 +71,18 @@ class PoolState:
     __slots__ = ("pool", "block", "reserve0", "reserve1", "sqrt_price_x96", "tick", "liquidity",
                  "fee_ppm", "updates", "updated_ns", "stale", "source")
 
+    # None until a record carries them (a V2 pool never gets the V3 fields)
+    reserve0: int | None
+    reserve1: int | None
+    sqrt_price_x96: int | None
+    tick: int | None
+    liquidity: int | None
+    fee_ppm: int | None
+
     def __init__(self, pool: int) -> None:
         self.pool = pool
         self.block = 0
-        self.reserve0: int | None = None
-        self.reserve1: int | None = None
-        self.sqrt_price_x96: int | None = None
-        self.tick: int | None = None
-        self.liquidity: int | None = None
-        self.fee_ppm: int | None = None
+        self.reserve0 = self.reserve1 = self.sqrt_price_x96 = self.tick = self.liquidity = self.fee_ppm = None
         self.updates = 0
         self.updated_ns = 0
         self.stale = ""  # non-empty: why the producer said this state is not trustworthy
