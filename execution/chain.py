@@ -14,7 +14,6 @@ an ``RpcError`` carrying revert data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode
@@ -23,8 +22,9 @@ from eth_account.signers.local import LocalAccount
 from chain.revert import ContractError, revert_data
 from chain.rpc import EndpointError, HttpRpc, RpcError, RpcFailure
 from execution.calldata import decode_error
+from execution.core import Tx
 
-__all__ = ["BuilderClient", "ChainGateway", "EndpointError", "RpcError", "RpcFailure", "SignedTx", "SimulationReverted"]
+__all__ = ["BuilderClient", "ChainGateway", "EndpointError", "RpcError", "RpcFailure", "SimulationReverted"]
 
 
 class SimulationReverted(Exception):
@@ -37,20 +37,6 @@ class SimulationReverted(Exception):
 
 def _hex(v: int) -> str:
     return hex(v)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignedTx:
-    raw: bytes
-    tx_hash: bytes
-    nonce: int
-    gas_limit: int
-    max_fee_per_gas: int
-    max_priority_fee_per_gas: int
-
-    @property
-    def hash_hex(self) -> str:
-        return "0x" + self.tx_hash.hex()
 
 
 class ChainGateway:
@@ -98,13 +84,13 @@ class ChainGateway:
             raise SimulationReverted("eth_estimateGas", decode_error(revert_data(exc)), exc.message) from None
 
     def sign(self, *, nonce: int, gas_limit: int, max_fee_per_gas: int, max_priority_fee_per_gas: int,
-             data: bytes = b"", to: str | None = None, value: int = 0) -> SignedTx:
+             data: bytes = b"", to: str | None = None, value: int = 0) -> Tx:
         signed = self.account.sign_transaction({
             "type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to or self.contract, "value": value,
             "data": data, "gas": gas_limit, "maxFeePerGas": max_fee_per_gas,
             "maxPriorityFeePerGas": max_priority_fee_per_gas,
         })
-        return SignedTx(raw=bytes(signed.raw_transaction), tx_hash=bytes(signed.hash), nonce=nonce,
+        return Tx(raw=bytes(signed.raw_transaction), tx_hash=bytes(signed.hash), nonce=nonce,
                         gas_limit=gas_limit, max_fee_per_gas=max_fee_per_gas,
                         max_priority_fee_per_gas=max_priority_fee_per_gas)
 

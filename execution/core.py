@@ -131,7 +131,7 @@ class Receipt:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tx:
-    """A signed transaction (the gateway's ``SignedTx`` has the same fields)."""
+    """A signed transaction (what ``ChainGateway.sign`` returns)."""
 
     raw: bytes
     tx_hash: bytes
