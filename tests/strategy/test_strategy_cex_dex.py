@@ -1,0 +1,91 @@
+"""strategy/cex_dex.py: the sizing equals an exhaustive search, both directions, inventory and gas respected."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from market.cex import CexBook, Units
+from market.pools import V2Pool
+from protocol.ids import PoolId, Venue, VenueKind
+from strategy.cex_dex import Direction, Inventory, _legs, best, best_either
+
+WETH = "0x" + "c0" * 20  # token0 < token1 below: WETH is token1
+USDC = "0x" + "a0" * 20
+POOL = PoolId.of(1, Venue.UNISWAP_V2, VenueKind.UNISWAP_V2, "0x" + "11" * 20, WETH, USDC)
+UNITS = Units(base_decimals=18, quote_decimals=6, price_scale=2, size_scale=3)  # ETH in 0.001 steps, USDC cents
+RICH = Inventory(cex_base=10**24, cex_quote=10**15, chain_base=10**24, chain_quote=10**15)
+
+
+def pool_at(price_usdc_per_eth: int, eth: int = 100) -> V2Pool:
+    r_weth, r_usdc = eth * 10**18, eth * price_usdc_per_eth * 10**6
+    return V2Pool(pool=POOL, block_number=1, last_event=(1, 0), reserve0=r_usdc, reserve1=r_weth)
+
+
+def book_at(mid_cents: int, levels: int = 8, size: int = 2_000) -> CexBook:
+    b = CexBook(Venue.BINANCE, "ETHUSDC", 2, 3, trusted=True)
+    for i in range(levels):
+        b.asks[mid_cents + 50 + 100 * i] = size
+        b.bids[mid_cents - 50 - 100 * i] = size
+    return b
+
+
+def exhaustive(direction: Direction, book: CexBook, pool: V2Pool, inv: Inventory, gas: int, slip: int, fee: int):
+    best_net, best_s = 0, None
+    for s in range(1, sum((book.asks if direction is Direction.CEX_TO_DEX else book.bids).values()) + 1):
+        o = _legs(direction, book, UNITS, pool, False, fee, slip, inv)(s)
+        if o is not None and o[1] - o[0] - o[2] - gas > best_net:
+            best_net, best_s = o[1] - o[0] - o[2] - gas, s
+    return best_net, best_s
+
+
+@pytest.mark.parametrize(("cex_mid", "dex_price", "direction"), [
+    (200_000, 2_100, Direction.CEX_TO_DEX),  # CEX 2000.00, pool 2100: buy on the CEX, sell on the pool
+    (210_000, 2_000, Direction.DEX_TO_CEX),
+])
+def test_sizing_matches_an_exhaustive_search(cex_mid: int, dex_price: int, direction: Direction) -> None:
+    book, pool = book_at(cex_mid), pool_at(dex_price)
+    kw = {"base_is_token0": False, "cex_fee_ppm": 1000, "gas_cost": 5 * 10**6, "slippage_bps": 10, "inventory": RICH}
+    opp = best_either(book, UNITS, pool, **kw)
+    assert opp is not None and opp.direction is direction
+    want_net, want_s = exhaustive(direction, book, pool, RICH, 5 * 10**6, 10, 1000)
+    assert opp.net_profit == want_net and opp.size == want_s
+    assert opp.base_units == opp.size * 10**15
+    assert best(Direction.CEX_TO_DEX if direction is Direction.DEX_TO_CEX else Direction.DEX_TO_CEX, book, UNITS,
+                pool, **kw) is None
+
+
+def test_aligned_prices_or_gas_leave_nothing() -> None:
+    kw = {"base_is_token0": False, "cex_fee_ppm": 1000, "slippage_bps": 10, "inventory": RICH}
+    assert best_either(book_at(200_000), UNITS, pool_at(2_000), gas_cost=0, **kw) is None
+    small = best_either(book_at(200_000), UNITS, pool_at(2_020), gas_cost=0, **kw)
+    assert small is not None
+    assert best_either(book_at(200_000), UNITS, pool_at(2_020), gas_cost=small.net_profit, **kw) is None
+
+
+def test_inventory_caps_each_leg() -> None:
+    book, pool = book_at(200_000), pool_at(2_100)
+    kw = {"base_is_token0": False, "cex_fee_ppm": 1000, "gas_cost": 0, "slippage_bps": 0}
+    free = best(Direction.CEX_TO_DEX, book, UNITS, pool, inventory=RICH, **kw)
+    assert free is not None and free.base_units > 10**18
+    capped = best(Direction.CEX_TO_DEX, book, UNITS, pool, inventory=Inventory(
+        cex_quote=10**15, chain_base=10**18), **kw)  # only 1 ETH on chain to sell into the pool
+    assert capped is not None and capped.base_units == 10**18
+    quote_capped = best(Direction.CEX_TO_DEX, book, UNITS, pool, inventory=Inventory(
+        cex_quote=1000 * 10**6, chain_base=10**24), **kw)  # 1,000 USDC on the CEX
+    assert quote_capped is not None and quote_capped.quote_in <= 1000 * 10**6
+    assert best(Direction.CEX_TO_DEX, book, UNITS, pool, inventory=Inventory(), **kw) is None
+
+
+def test_random_books_and_pools_agree_with_brute_force() -> None:
+    rng = random.Random(5)
+    for _ in range(25):
+        book = book_at(rng.randrange(195_000, 215_000), levels=rng.randrange(1, 5), size=rng.randrange(50, 400))
+        pool = pool_at(rng.randrange(1_950, 2_150), eth=rng.randrange(5, 50))
+        gas, slip, fee = rng.randrange(0, 3 * 10**6), rng.randrange(0, 30), rng.choice((0, 1000, 2000))
+        for d in Direction:
+            opp = best(d, book, UNITS, pool, base_is_token0=False, cex_fee_ppm=fee, gas_cost=gas, slippage_bps=slip,
+                       inventory=RICH)
+            want_net, _ = exhaustive(d, book, pool, RICH, gas, slip, fee)
+            assert (opp.net_profit if opp else 0) == want_net
