@@ -16,6 +16,7 @@ class SignalKind(IntEnum):
     TWO_POOL = 1
     CYCLE = 2
     CROSS_CHAIN = 3
+    CEX_DEX = 4  # one hop on a CEX order book (its pool is a cex_book_id), one on a DEX pool
 
 
 class SignalIdentity(TLV):

@@ -18,12 +18,20 @@ the DEX leg's quote amount). Only a positive net profit is an opportunity.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from market.cex import CexBook, Units, buy_base_cost, sell_base_proceeds
+from market.cex import CexBook, CexBooks, Units, buy_base_cost, sell_base_proceeds
+from market.params import MarketParams
+from market.state import PoolStateManager
+from protocol.header import Domain
+from protocol.ids import PoolId, TokenId, VenueKind, cex_book_id
+from protocol.market import Quote
+from protocol.message import Message
+from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
 
 BPS = 10_000
 
@@ -143,3 +151,141 @@ def best_either(book: CexBook, units: Units, pool: Pool, *, base_is_token0: bool
                                                 cex_fee_ppm=cex_fee_ppm, gas_cost=gas_cost,
                                                 slippage_bps=slippage_bps, inventory=inventory)) is not None]
     return max(found, key=lambda o: o.net_profit, default=None)
+
+
+# --- the signal-producing engine -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CexDexPair:
+    """One asset on a CEX book and on chain: the identity comes from configuration, not from the data."""
+
+    venue: int
+    symbol: str  # the venue's spelling
+    base_asset: str  # the venue's asset names (for the book id)
+    quote_asset: str
+    base: TokenId  # the same assets on chain
+    quote: TokenId
+    base_decimals: int
+    quote_decimals: int
+    gas_token: TokenId
+    cex_fee_ppm: int = 1000
+    inventory: Inventory = Inventory()
+    min_net_profit: int = 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CexDexParams:
+    pairs: tuple[CexDexPair, ...]
+    strategy_id: int = 2
+    strategy: str = "cex-dex"
+    source_id: int = 21
+    confidence_bps: int = 5000
+    slippage_bps: int = 10
+    gas_base: int = 40_000
+    gas_v2_hop: int = 60_000
+    gas_v3_hop: int = 110_000
+
+
+class CexDexEngine:
+    """Market data in, CEX-DEX signal messages out (sans-IO, like ``strategy.engine.StrategyEngine``).
+
+    A signal is ``SignalIdentity(kind=CEX_DEX)`` + ``Economics`` (profit token = the quote token on
+    chain; gas is the DEX leg's, converted from the gas token) + ``ArbitragePath`` with the two legs in
+    trade order: the CEX hop's ``pool`` is the book's ``cex_book_id`` (``venue_kind`` CEX, amounts in
+    token base units), the DEX hop is the pool's. A book that is not whole is never used.
+    """
+
+    def __init__(self, params: CexDexParams, market: MarketParams, *, first_signal_id: int = 1) -> None:
+        self.params = params
+        self.books = CexBooks()
+        self.state = PoolStateManager(market)
+        self.stats: Counter[str] = Counter()
+        self._next_signal_id = first_signal_id
+        self._source_seq = 0
+
+    def on_message(self, msg: Message, now_ns: int) -> list[Message]:
+        if msg.domain != Domain.MARKET_DATA:
+            return []
+        books_touched: set[tuple[int, str]] = set()
+        pools_touched: set[int] = set()
+        for t in msg.tlvs:
+            book = self.books.on_tlv(t, msg.receive_time_ns)
+            if book is not None:
+                if isinstance(t, Quote):
+                    books_touched.add((book.venue, book.symbol))
+                continue
+            pool = self.state.apply(t)
+            if pool is not None:
+                pools_touched.add(pool.pair_key)
+        out = []
+        for pair in self.params.pairs:
+            if (pair.venue, pair.symbol) in books_touched or _pair_key(pair.base, pair.quote) in pools_touched:
+                sig = self._evaluate(pair, msg, now_ns)
+                if sig is not None:
+                    out.append(sig)
+        return out
+
+    def _evaluate(self, pair: CexDexPair, cause: Message, now_ns: int) -> Message | None:
+        book = self.books.book(pair.venue, pair.symbol)
+        if book is None:
+            self.stats["book_not_whole"] += 1
+            return None
+        gas = self.state.gas.get(pair.base.chain_id)
+        if gas is None:
+            self.stats["no_gas_price"] += 1
+            return None
+        units = Units(base_decimals=pair.base_decimals, quote_decimals=pair.quote_decimals,
+                      price_scale=book.price_scale, size_scale=book.size_scale)
+        p = self.params
+        best_opp, best_pool, best_gas = None, None, (0, 0)
+        for snap in self.state.tradable_pools_of_pair(pair.base, pair.quote):
+            kind = snap.pool.kind
+            if kind not in (VenueKind.UNISWAP_V2, VenueKind.UNISWAP_V3):
+                continue
+            units_gas = p.gas_base + (p.gas_v2_hop if kind == VenueKind.UNISWAP_V2 else p.gas_v3_hop)
+            gas_quote = self.state.convert(units_gas * gas.total, pair.gas_token, pair.quote, round_up=True)
+            if gas_quote is None:
+                continue
+            opp = best_either(book, units, snap, base_is_token0=snap.pool.token0 == pair.base,
+                              cex_fee_ppm=pair.cex_fee_ppm, gas_cost=gas_quote, slippage_bps=p.slippage_bps,
+                              inventory=pair.inventory)
+            if opp is not None and (best_opp is None or opp.net_profit > best_opp.net_profit):
+                best_opp, best_pool, best_gas = opp, snap, (units_gas, gas.total)
+        if best_opp is None or best_pool is None or best_opp.net_profit < pair.min_net_profit:
+            self.stats["no_opportunity"] += 1
+            return None
+        self.stats["signals"] += 1
+        return self._signal(pair, best_opp, best_pool.pool, best_gas, gas.block_number, cause, now_ns)
+
+    def _signal(self, pair: CexDexPair, opp: CexDexOpportunity, pool: PoolId, gas: tuple[int, int], block: int,
+                cause: Message, now_ns: int) -> Message:
+        signal_id, self._next_signal_id = self._next_signal_id, self._next_signal_id + 1
+        self._source_seq += 1
+        p = self.params
+        base, quote = bytes.fromhex(pair.base.address[2:]), bytes.fromhex(pair.quote.address[2:])
+        book_id = cex_book_id(pair.venue, pair.symbol, pair.base_asset, pair.quote_asset)
+        if opp.direction is Direction.CEX_TO_DEX:
+            hops = (Hop(pool=book_id, venue_kind=VenueKind.CEX, token_in=quote, token_out=base,
+                        amount_in=opp.quote_in, amount_out=opp.base_units),
+                    Hop(pool=pool, venue_kind=int(pool.kind), token_in=base, token_out=quote,
+                        amount_in=opp.base_units, amount_out=opp.quote_out))
+        else:
+            hops = (Hop(pool=pool, venue_kind=int(pool.kind), token_in=quote, token_out=base,
+                        amount_in=opp.quote_in, amount_out=opp.base_units),
+                    Hop(pool=book_id, venue_kind=VenueKind.CEX, token_in=base, token_out=quote,
+                        amount_in=opp.base_units, amount_out=opp.quote_out))
+        identity = SignalIdentity(signal_id=signal_id, strategy_id=p.strategy_id, kind=SignalKind.CEX_DEX,
+                                  confidence_bps=p.confidence_bps, chain_id=pair.base.chain_id, block_number=block,
+                                  strategy=p.strategy)
+        economics = Economics(profit_token=pair.quote, gross_profit=opp.gross_profit, gas_cost=opp.gas_cost,
+                              flash_fee=0, slippage_allowance=opp.slippage_allowance, net_profit=opp.net_profit,
+                              gas_units=gas[0], gas_price_wei=gas[1])
+        return Message(domain=Domain.SIGNAL, tlvs=(identity, economics, ArbitragePath(hops=hops)),
+                       source_id=p.source_id, source_seq=self._source_seq, event_time_ns=cause.event_time_ns,
+                       receive_time_ns=now_ns)
+
+
+def _pair_key(a: TokenId, b: TokenId) -> int:
+    t0, t1 = sorted((a.address_int, b.address_int))
+    return (a.chain_id << 320) | (t0 << 160) | t1

@@ -89,3 +89,82 @@ def test_random_books_and_pools_agree_with_brute_force() -> None:
                        inventory=RICH)
             want_net, _ = exhaustive(d, book, pool, RICH, gas, slip, fee)
             assert (opp.net_profit if opp else 0) == want_net
+
+
+# --- the engine: market-data messages in, CEX_DEX signals out -------------------------------------
+
+
+def _engine_setup():
+    from collectors.cex.book import BookPublisher, Counters, Instrument
+    from market.params import ChainParams, MarketParams
+    from protocol.ids import TokenId
+    from strategy.cex_dex import CexDexEngine, CexDexPair, CexDexParams
+
+    weth, usdc = TokenId.of(1, WETH), TokenId.of(1, USDC)
+    pair = CexDexPair(venue=Venue.BINANCE, symbol="ETHUSDC", base_asset="ETH", quote_asset="USDC", base=weth,
+                      quote=usdc, base_decimals=18, quote_decimals=6, gas_token=weth, cex_fee_ppm=1000,
+                      inventory=RICH)
+    engine = CexDexEngine(CexDexParams(pairs=(pair,)), MarketParams(chains=(ChainParams(chain_id=1, gas_token=weth),)))
+    pub = BookPublisher(Instrument(venue=Venue.BINANCE, symbol="ETHUSDC", base="ETH", quote="USDC", price_scale=2,
+                                   size_scale=3), Counters())
+    return engine, pub
+
+
+def _msg(tlvs, t=1):
+    from protocol.header import Domain
+    from protocol.message import Message
+
+    return Message(domain=Domain.MARKET_DATA, tlvs=tuple(tlvs), source_id=1, source_seq=t, event_time_ns=t,
+                   receive_time_ns=t)
+
+
+def _chain_msgs(price: int):
+    from protocol.market import BlockHeader, PoolSnapshot
+
+    p = pool_at(price)
+    head = BlockHeader(chain_id=1, number=10, timestamp=0, gas_limit=30_000_000, gas_used=0, hash=b"\1" * 32,
+                       parent_hash=b"\0" * 32, base_fee=10**9, priority_fee=10**8)
+    snap = PoolSnapshot(pool=POOL, block_number=10, fee_ppm=3000, tick_spacing=0, reserve0=p.reserve0,
+                        reserve1=p.reserve1, sqrt_price_x96=0, tick=0, liquidity=0, ticks=())
+    return [_msg([head]), _msg([snap])]
+
+
+def test_engine_publishes_a_cex_dex_signal_with_both_legs_in_trade_order() -> None:
+    from protocol.ids import VenueKind, cex_book_id
+    from protocol.signals import ArbitragePath, Economics, SignalIdentity, SignalKind
+
+    engine, pub = _engine_setup()
+    for m in _chain_msgs(2_100):  # the pool lags: ETH at 2100 USDC on chain
+        assert engine.on_message(m, 1) == []  # no book yet
+    book = book_at(200_000)
+    signals = []
+    for a in pub.replace(book.bids_down(), book.asks_up(), 1, 2, 2):
+        signals += engine.on_message(_msg(a.tlvs, 2), 2)
+    (sig,) = signals
+    ident, econ, path = sig.tlvs
+    assert isinstance(ident, SignalIdentity) and ident.kind == SignalKind.CEX_DEX and ident.chain_id == 1
+    assert isinstance(econ, Economics) and isinstance(path, ArbitragePath)
+    cex, dex = path.hops
+    assert cex.pool == cex_book_id(Venue.BINANCE, "ETHUSDC", "ETH", "USDC") and cex.venue_kind == VenueKind.CEX
+    assert dex.pool == POOL and dex.venue_kind == VenueKind.UNISWAP_V2
+    assert cex.token_out == dex.token_in and dex.token_out == cex.token_in  # USDC -> ETH on the CEX -> USDC
+    assert cex.amount_out == dex.amount_in and econ.gross_profit == dex.amount_out - cex.amount_in
+    assert econ.net_profit == econ.gross_profit - econ.gas_cost - econ.slippage_allowance > 0
+    assert econ.gas_units == 100_000 and econ.gas_price_wei == 11 * 10**8
+    want = best(Direction.CEX_TO_DEX, book, UNITS, pool_at(2_100), base_is_token0=False, cex_fee_ppm=1000,
+                gas_cost=econ.gas_cost, slippage_bps=10, inventory=RICH)
+    assert want is not None and want.net_profit == econ.net_profit
+
+
+def test_engine_never_uses_an_invalidated_book() -> None:
+    from protocol.market import InvalidationReason
+
+    engine, pub = _engine_setup()
+    book = book_at(200_000)
+    for a in pub.replace(book.bids_down(), book.asks_up(), 1, 2, 2):
+        engine.on_message(_msg(a.tlvs), 1)
+    (inv,) = pub.invalidate(InvalidationReason.DISCONNECT, "gone", 1, 3)
+    engine.on_message(_msg(inv.tlvs), 3)
+    for m in _chain_msgs(2_100):
+        assert engine.on_message(m, 4) == []
+    assert engine.stats["book_not_whole"] >= 1 and engine.stats["signals"] == 0
