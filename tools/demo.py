@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -64,6 +64,8 @@ class Tally:
     market: int = 0
     signals: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    open_signals: set[int] = field(default_factory=set)  # published, no ExecutionResult yet
+    interrupted: str | None = None  # the signal's name when the run was stopped by one
     realized_wei: int = 0
     gas_wei: int = 0
     trades: int = 0
@@ -206,15 +208,21 @@ def drive_market(net: Devnet, trader: str, rate: float, amplify: Fraction, stop:
 async def watch_bus(run_dir: Path, tally: Tally) -> None:
     from protocol.execution import ExecutionResult, Outcome
     from protocol.header import Domain
+    from protocol.signals import SignalIdentity
     from protocol.system import EmergencyStop, Resume
     from relays.client import RelayConsumer
     from tools.dashboard.model import outcome_name
 
+    finished: set[int] = set()  # results can arrive before the signal watcher reads the signal
+
     async def signals() -> None:
         async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,
                                          name="demo") as c:
-            async for _ in c:
+            async for msg in c:
                 tally.signals += 1
+                ident = msg.find(SignalIdentity)
+                if ident is not None and ident.signal_id not in finished:
+                    tally.open_signals.add(ident.signal_id)
 
     async def market() -> None:
         async with RelayConsumer.connect(Domain.MARKET_DATA, str(run_dir / "market_data.sock"),
@@ -229,6 +237,8 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                 for t in msg.tlvs:
                     if isinstance(t, ExecutionResult):
                         name = outcome_name(t.outcome)
+                        finished.add(t.signal_id)
+                        tally.open_signals.discard(t.signal_id)
                         tally.outcomes[name] = tally.outcomes.get(name, 0) + 1
                         if t.outcome == Outcome.EXECUTED:
                             tally.realized_wei += t.realized_profit
@@ -285,43 +295,71 @@ async def close_dashboard(dashboard: trio.Process) -> None:
 
 
 async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir: Path, tally: Tally) -> None:
+    """The supervised system, the market driver and the display until ``--duration`` ends or the first
+    SIGINT/SIGTERM; then the driver stops, in-flight executions settle (a second signal cuts that short)
+    and every process ends. The demo owns the signals (the supervisor does not catch them here), so one
+    Ctrl-C stops all of it."""
     global _say_stream
     from tools.deployment import load_deployment
     from tools.supervisor import Supervisor
 
     dep = load_deployment(deploy_file)
-    sup = Supervisor(dep.processes)
+    sup = Supervisor(dep.processes, handle_signals=False)
     stop_driver = threading.Event()
-    async with trio.open_nursery() as nursery:
-        await sup.start(nursery)  # returns once the relays accept connections
-        nursery.start_soon(watch_bus, run_dir, tally)
-        trader = net.deployment.funded_accounts[0]
-        await trio.sleep(args.warmup)
-        say(f"market driver: replaying real 2024-01-05 USDC/WETH swaps at {args.rate:g}/s on the V3 0.05 % pool")
-        nursery.start_soon(trio.to_thread.run_sync, drive_market, net, trader, args.rate,
-                           Fraction(args.amplify), stop_driver, tally)
-        dashboard = None
-        if not args.headless and sys.stdout.isatty():
-            import tools.supervisor as supervisor_module
+    active = trio.CancelScope()  # warm-up and the display; cancelled by the first signal
+    settle = trio.CancelScope()  # cancelled by a second signal
 
-            quiet = (deploy_file.parent / "logs" / "demo.log").open("a")  # noqa: ASYNC230
-            _say_stream = supervisor_module.log_stream = quiet
-            print(f"[demo] opening the dashboard (q quits); progress is logged to {quiet.name}", flush=True)
-            dashboard = await open_dashboard(run_dir)
-        await show_for(args.duration, dashboard, args.summary_every, lambda: say(
-            f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
-            f"outcomes {dict(sorted(tally.outcomes.items()))}  realized {fmt_units(tally.realized_wei)} WETH  "
-            f"gas {fmt_units(tally.gas_wei)} ETH{'  HALTED' if tally.halted else ''}"))
-        if dashboard is not None:
-            await close_dashboard(dashboard)
-            import tools.supervisor as supervisor_module
+    async def watch_signals(signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if tally.interrupted is None:
+                tally.interrupted = name
+                say(f"received {name}: stopping everything")
+                sup.stopping = True  # a Ctrl-C in a terminal reaches the children too: do not restart them
+                active.cancel()
+            else:
+                say(f"received {name} again: not waiting for in-flight executions")
+                settle.cancel()
 
-            _say_stream = supervisor_module.log_stream = None
-        say("stopping the market driver; letting in-flight executions settle")
-        stop_driver.set()
-        await trio.sleep(args.settle)
-        await sup.stop_all()
-        nursery.cancel_scope.cancel()
+    dashboard = None
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_signals, signals)
+            try:
+                with active:
+                    await sup.start(nursery)  # returns once the relays accept connections
+                    nursery.start_soon(watch_bus, run_dir, tally)
+                    trader = net.deployment.funded_accounts[0]
+                    await trio.sleep(args.warmup)
+                    say(f"market driver: replaying real 2024-01-05 USDC/WETH swaps at {args.rate:g}/s "
+                        "on the V3 0.05 % pool")
+                    nursery.start_soon(trio.to_thread.run_sync, drive_market, net, trader, args.rate,
+                                       Fraction(args.amplify), stop_driver, tally)
+                    if not args.headless and sys.stdout.isatty():
+                        import tools.supervisor as supervisor_module
+
+                        quiet = (deploy_file.parent / "logs" / "demo.log").open("a")  # noqa: ASYNC230
+                        _say_stream = supervisor_module.log_stream = quiet
+                        print(f"[demo] opening the dashboard (q quits); progress is logged to {quiet.name}",
+                              flush=True)
+                        dashboard = await open_dashboard(run_dir)
+                    await show_for(args.duration, dashboard, args.summary_every, lambda: say(
+                        f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
+                        f"outcomes {dict(sorted(tally.outcomes.items()))}  in flight {len(tally.open_signals)}  "
+                        f"realized {fmt_units(tally.realized_wei)} WETH  "
+                        f"gas {fmt_units(tally.gas_wei)} ETH{'  HALTED' if tally.halted else ''}"))
+            finally:
+                stop_driver.set()
+            if dashboard is not None:
+                await close_dashboard(dashboard)
+                import tools.supervisor as supervisor_module
+
+                _say_stream = supervisor_module.log_stream = None
+            say("stopping the market driver; letting in-flight executions settle")
+            with settle:
+                await trio.sleep(min(args.settle, 2.0) if tally.interrupted else args.settle)
+            await sup.stop_all()
+            nursery.cancel_scope.cancel()
 
 
 def main(argv: list[str]) -> int:
@@ -355,6 +393,7 @@ def main(argv: list[str]) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     os.environ["ALPHAPULSE_RUN_DIR"] = str(run_dir)
     say(f"working directory {work}")
+    print_run_dir(run_dir)
     t0 = time.monotonic()
     try:
         net = start_devnet(log_path=str(work / "anvil.log"))
@@ -375,6 +414,7 @@ def main(argv: list[str]) -> int:
         try:
             trio.run(_run, args, net, deploy_file, run_dir, tally)
         except KeyboardInterrupt:
+            tally.interrupted = tally.interrupted or "SIGINT"
             say("interrupted")
         landed = net.client.erc20_balance(weth, recipient) - before
     finally:
@@ -388,6 +428,9 @@ def main(argv: list[str]) -> int:
     print(f"market-data messages seen         : {tally.market}")
     print(f"signals published by the strategy : {tally.signals}")
     print(f"execution outcomes                : {dict(sorted(tally.outcomes.items()))}")
+    print(f"in flight at stop                 : {len(tally.open_signals)}"
+          + (f" (signal ids {', '.join(map(str, sorted(tally.open_signals)[:10]))}"
+             f"{' ...' if len(tally.open_signals) > 10 else ''})" if tally.open_signals else ""))
     print(f"realized gross profit (events)    : {fmt_units(tally.realized_wei)} WETH")
     print(f"gas paid                          : {fmt_units(tally.gas_wei)} ETH")
     print(f"profit landed at the recipient    : {fmt_units(landed)} WETH  ({landed} wei, read on chain)")
@@ -396,4 +439,12 @@ def main(argv: list[str]) -> int:
 
     report_main(["--db", str(work / "data" / "portfolio.sqlite")])
     print(f"\nlogs and data: {work}")
+    if tally.interrupted:
+        print(f"stopped by {tally.interrupted}")
+        return 130
     return 0
+
+
+def print_run_dir(run_dir: Path) -> None:
+    """The run's socket directory as a line to paste into another shell (``relay-cli``, the dashboard)."""
+    print(f"ALPHAPULSE_RUN_DIR={run_dir}", flush=True)

@@ -44,6 +44,7 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import tomllib
@@ -282,13 +283,24 @@ async def _publish_start(run_dir: Path, tlvs: list[Any]) -> None:
         await p.flush()
 
 
+def start_source(source_args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+    """The market-data source (``alphapulse replay`` or ``collector replay``) as a child that dies with
+    the demo. Forked by the supervisor's ``spawn`` from the calling (main) thread: a child forked by
+    ``trio.lowlevel.open_process`` from a worker thread got its parent-death signal when trio retired
+    that thread, ending the replay after a few seconds."""
+    from tools.supervisor import spawn
+
+    return spawn([sys.executable, "-m", "tools.cli", *source_args], log_file=log_file, cwd=REPO,
+                 env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
 async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_dir: Path, d: Detected) -> None:
     from tools.deployment import load_deployment
-    from tools.supervisor import Supervisor, _die_with_parent
+    from tools.supervisor import Supervisor, wait_exit
 
     dep = load_deployment(plan["deploy"])
     sup = Supervisor(dep.processes)
-    source: trio.Process | None = None
+    source: subprocess.Popen[bytes] | None = None
     async with trio.open_nursery() as nursery:
         await sup.start(nursery)  # returns once the relays accept connections
         d.start_messages = len(plan["start_tlvs"])
@@ -299,19 +311,13 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
             say(f"published the synthesized start state: {len(plan['start_tlvs'])} messages "
                 "(1 BlockHeader with an assumed gas price, 1 approximate PoolSnapshot per pool)")
         say(f"source: {' '.join(plan['source_args'])}")
-        log = open(work / "logs" / "source.log", "ab")  # noqa: ASYNC230, SIM115 - local file, handed to the child
-        try:
-            source = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "tools.cli", *plan["source_args"]], stdout=log, stderr=log,
-                preexec_fn=_die_with_parent, cwd=str(REPO), env=dict(os.environ, PYTHONPATH=str(REPO)))
-        finally:
-            log.close()
+        source = start_source(plan["source_args"], work / "logs" / "source.log")
 
         stopping = False
 
         async def wait_source() -> None:
             assert source is not None
-            await source.wait()
+            await wait_exit(source)
             d.source_done = source.returncode
             assert d.flowing is not None
             d.flowing.set()
@@ -336,14 +342,14 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
         if dashboard is not None:
             await close_dashboard(dashboard)
         stopping = True
-        if source.returncode is None:
+        if source.poll() is None:
             say(f"stopping the source (pid {source.pid})")
             source.send_signal(signal.SIGTERM)
             with trio.move_on_after(5):
-                await source.wait()
-            if source.returncode is None:
+                await wait_exit(source)
+            if source.poll() is None:
                 source.kill()
-                await source.wait()
+                await wait_exit(source)
         await trio.sleep(1.0)  # let the strategy finish what is in flight and the watchers see it
         await sup.stop_all()
         nursery.cancel_scope.cancel()

@@ -94,13 +94,50 @@ class Child:
     ready: trio.Event = field(default_factory=trio.Event)
 
 
+def spawn(argv: list[str], *, log_file: str | Path | None = None, env: dict[str, str] | None = None,
+          cwd: str | Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with ``PR_SET_PDEATHSIG(SIGTERM)``, stdout and stderr appended to ``log_file``.
+
+    Call it from the main thread (any trio task is): the parent-death signal fires when the *thread*
+    that forked the child exits, and ``trio.lowlevel.open_process`` forks from a worker thread that
+    trio retires after a few idle seconds, killing the child with it. Wait with ``wait_exit``."""
+    out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - handed to the child, closed below
+    try:
+        return subprocess.Popen(argv, env=env, cwd=cwd, preexec_fn=_die_with_parent, stdout=out,
+                                stderr=out if out else None)
+    finally:
+        if out:
+            out.close()
+
+
+def last_error_line(log_file: str | Path | None, *, max_bytes: int = 16384) -> str | None:
+    """The last line of a process's log that reads like an error (a traceback's final line, or a line
+    with ``error``/``Error``), else its last non-empty line; ``None`` without a log."""
+    if not log_file:
+        return None
+    try:
+        with open(log_file, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if "error" in line.lower() or "exception" in line.lower():
+            return line
+    return lines[-1] if lines else None
+
+
 class Supervisor:
-    def __init__(self, specs: list[ProcessSpec], *, max_restarts: int | None = None) -> None:
+    def __init__(self, specs: list[ProcessSpec], *, max_restarts: int | None = None,
+                 handle_signals: bool = True) -> None:
+        """``handle_signals=False``: the caller owns SIGINT/SIGTERM and calls ``stop_all`` itself."""
         self.children = {s.name: Child(s) for s in specs}
         for s in specs:
             if s.log_file:
                 Path(s.log_file).parent.mkdir(parents=True, exist_ok=True)
         self.max_restarts = max_restarts
+        self.handle_signals = handle_signals
         self.stopping = False
 
     def command(self, spec: ProcessSpec) -> list[str]:
@@ -126,17 +163,8 @@ class Supervisor:
         env = dict(os.environ, **spec.env)
         while not self.stopping:
             started = trio.current_time()
-            # opening a local log file in append mode does not block meaningfully
-            stdout = open(spec.log_file, "ab") if spec.log_file else None  # noqa: ASYNC230, SIM115
-            try:
-                # forked from this (the main) thread on purpose: see the module docstring
-                child.proc = subprocess.Popen(  # noqa: ASYNC220
-                    self.command(spec), env=env, preexec_fn=_die_with_parent, stdout=stdout,
-                    stderr=stdout if stdout else None,
-                )
-            finally:
-                if stdout:
-                    stdout.close()
+            # forked from this (the main) thread on purpose: see the module docstring
+            child.proc = spawn(self.command(spec), log_file=spec.log_file, env=env)
             log(f"{spec.name}: started pid {child.proc.pid}: {' '.join(spec.args)}")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._wait_ready, child)
@@ -149,12 +177,14 @@ class Supervisor:
                 log(f"{spec.name}: finished")
                 return
             child.restarts += 1
+            why = last_error_line(spec.log_file)
+            why = f": {why}" if why else ""
             if self.max_restarts is not None and child.restarts > self.max_restarts:
-                log(f"{spec.name}: exited {code}; restart limit {self.max_restarts} reached, giving up")
+                log(f"{spec.name}: exited {code}{why}; restart limit {self.max_restarts} reached, giving up")
                 return
             if trio.current_time() - started > HEALTHY_AFTER:
                 backoff = BACKOFF_START
-            log(f"{spec.name}: exited {code}; restart #{child.restarts} in {backoff:.0f} s")
+            log(f"{spec.name}: exited {code}; restart #{child.restarts} in {backoff:.0f} s{why}")
             await trio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
@@ -187,6 +217,12 @@ class Supervisor:
                 await self.children[name].ready.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if not self.handle_signals:
+            async with trio.open_nursery() as nursery:
+                for child in self.children.values():
+                    nursery.start_soon(self.run_child, child)
+                task_status.started()
+            return
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 for child in self.children.values():

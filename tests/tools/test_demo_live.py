@@ -1,11 +1,17 @@
-"""The main job, end to end: ``alphapulse demo --headless`` on a real devnet makes money on chain."""
+"""The main job, end to end: ``alphapulse demo --headless`` on a real devnet makes money on chain,
+and one Ctrl-C (SIGINT) stops all of it: every process it started ends, the summary (whose counts
+add up) and the report print, and the exit status is 130."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,22 +19,72 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.timeout(400)
-def test_headless_demo_executes_arbitrage_with_profit_on_chain(tmp_path: Path) -> None:
+def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_ctrl_c(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    res = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "demo", "--headless", "--duration", "35", "--summary-every", "5"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=380,
-    )
-    out = res.stdout
-    assert res.returncode == 0, out[-3000:] + res.stderr[-3000:]
+    err_path = tmp_path / "stderr"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "demo", "--headless", "--duration", "300", "--summary-every", "5"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 240
+        driving_since = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+            text = "".join(lines)
+            if driving_since is None and "market driver: replaying" in text:
+                driving_since = time.monotonic()
+            executed = re.findall(r"'EXECUTED': (\d+)", text)
+            if driving_since and time.monotonic() - driving_since > 30 and executed and int(executed[-1]) >= 1:
+                break
+        assert proc.poll() is None, "".join(lines)[-3000:] + err_path.read_text()[-3000:]
+        proc.send_signal(signal.SIGINT)  # one Ctrl-C
+        stopped_at = time.monotonic()
+        code = proc.wait(timeout=90)
+        took = time.monotonic() - stopped_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    out, err_text = "".join(lines), err_path.read_text()
+    assert code == 130, out[-3000:] + err_text[-3000:]
+    assert took < 45, f"the demo took {took:.0f} s to stop"
+    # the socket directory is printed as a line to paste into another shell
+    run_dir = re.search(r"^ALPHAPULSE_RUN_DIR=(/\S+)$", out, re.M)
+    assert run_dir, out[:2000]
+    assert not Path(run_dir.group(1)).exists()
+    # every process the supervisor started has ended
+    pids = [int(p) for p in re.findall(r": started pid (\d+)", err_text)]
+    assert len(pids) >= 9, err_text[-3000:]
+    assert not [p for p in pids if _alive(p)], err_text[-3000:]
+    # the market driver stopped with the first signal: no trades after it
+    assert "received SIGINT: stopping everything" in out
     landed = re.search(r"profit landed at the recipient\s*:\s*\S+ WETH\s+\((\d+) wei, read on chain\)", out)
     assert landed, out[-3000:]
-    executed = re.search(r"'EXECUTED': (\d+)", out)
-    assert executed and int(executed.group(1)) >= 1, out[-3000:]
+    outcomes = ast.literal_eval(re.search(r"execution outcomes\s*:\s*(\{.*\})", out).group(1))  # type: ignore[union-attr]
+    assert outcomes.get("EXECUTED", 0) >= 1, out[-3000:]
+    # the funnel adds up: every signal has an outcome or is listed as in flight at stop
+    signals = int(re.search(r"signals published by the strategy\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
+    in_flight = int(re.search(r"in flight at stop\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
+    assert signals == sum(outcomes.values()) + in_flight, out[-3000:]
     realized = re.search(r"realized gross profit \(events\)\s*:\s*(\d+)\.(\d{6}) WETH", out)
     assert realized
     # the profit read back from the chain is the sum of the contract's own profit events
     assert int(landed.group(1)) > 0
     assert int(landed.group(1)) // 10**12 == int(realized.group(1)) * 10**6 + int(realized.group(2))
     assert "AlphaPulse report" in out and "funnel:" in out
+    assert "stopped by SIGINT" in out

@@ -27,13 +27,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _write(tmp: Path, crasher: bool = True) -> Path:
+def _write(tmp: Path, crasher: bool = True, log_dir: Path | str = "") -> Path:
     run = Path(f"/tmp/ap-sup-{os.getpid()}-{tmp.name[-8:]}")
     run.mkdir(parents=True, exist_ok=True)
     crashers = [process("crasher", ["relay", "--domain", "no_such_domain", "--socket", run / "x.sock",
                                     "--data-dir", tmp / "x"], after=["relay-market_data"])] if crasher else []
     return write_toml(tmp / "deploy.toml", deployment_doc(run_dir=run, data_dir=tmp / "data", domains=["market_data"],
-                                                          fsync="off", processes=crashers))
+                                                          fsync="off", processes=crashers, log_dir=log_dir))
 
 
 def _start(cfg: Path) -> subprocess.Popen[str]:
@@ -57,14 +57,16 @@ def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float, seen:
 
 @pytest.mark.timeout(90)
 def test_restart_with_backoff_then_clean_stop(tmp_path: Path) -> None:
-    cfg = _write(tmp_path)
+    cfg = _write(tmp_path, log_dir=tmp_path / "logs")
     proc = _start(cfg)
     seen: list[str] = []
     try:
         relay_pid = int(_read_until(proc, r"relay-market_data: started pid (\d+)", 30, seen).group(1))
         _read_until(proc, r"relay-market_data: ready", 30, seen)
         _read_until(proc, r"crasher: started pid", 30, seen)  # only after its dependency is ready
-        _read_until(proc, r"crasher: exited 2; restart #1 in 1 s", 30, seen)
+        # the restart line carries the process's last error line from its log
+        why = _read_until(proc, r"crasher: exited 2; restart #1 in 1 s: (.*)", 30, seen).group(1)
+        assert "unknown domain 'no_such_domain'" in why, why
         _read_until(proc, r"crasher: exited 2; restart #2 in 2 s", 30, seen)
         proc.send_signal(signal.SIGTERM)
         _read_until(proc, r"relay-market_data: stopped", 30, seen)
@@ -116,3 +118,34 @@ def test_children_outlive_trio_worker_threads(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.timeout(60)
+def test_demo_replay_source_outlives_trio_worker_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: ``demo --replay`` started its source with ``trio.lowlevel.open_process`` plus the
+    parent-death signal, so the source died when trio retired the forking worker thread (after 89 of 986
+    messages). With trio's idle timeout shortened, the source must still be running after it passed."""
+    import trio
+    import trio._core._thread_cache as thread_cache
+
+    from tools.demo_replay import start_source
+    from tools.supervisor import wait_exit
+
+    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.2)
+
+    async def main() -> None:
+        # a real source command that runs for seconds: the relay daemon on a private socket
+        sock = Path(f"/tmp/ap-src-{os.getpid()}.sock")
+        source = start_source(["relay", "--domain", "market_data", "--socket", str(sock),
+                               "--data-dir", str(tmp_path / "d")], tmp_path / "source.log")
+        try:
+            await trio.to_thread.run_sync(time.sleep, 0)  # a worker thread exists, idles, and retires
+            await trio.sleep(2.0)
+            assert source.poll() is None, (tmp_path / "source.log").read_text()
+        finally:
+            source.terminate()
+            with trio.fail_after(15):
+                await wait_exit(source)
+            sock.unlink(missing_ok=True)  # noqa: ASYNC240 - a test cleanup
+
+    trio.run(main)
