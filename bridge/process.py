@@ -56,6 +56,7 @@ from relays.jetstream import (
     last_frame,
     read_auth_file,
 )
+from runtime.metrics import ProcessMetrics
 from runtime.paths import parse_domain
 from runtime.process import ProcessMain, Work, add_process_arguments
 
@@ -86,8 +87,23 @@ class BridgeOut:
         self.window: PublishWindow | None = None
         self.resyncs = 0
         self.reissued_skipped = 0
+        self.metrics: ProcessMetrics | None = None
 
-    async def run(self) -> None:
+    def observe(self, pm: ProcessMetrics) -> None:
+        """Prometheus gauges (``--metrics-port``): acknowledged position, in-flight, resyncs."""
+        pm.gauge("alphapulse_bridge_acked_domain_seq", "Domain sequence of the last frame JetStream acknowledged.") \
+            .set_function(lambda: self.window.position if self.window else 0)
+        pm.gauge("alphapulse_bridge_stream_seq", "Stream sequence of the last frame JetStream acknowledged.") \
+            .set_function(lambda: self.window.stream_position if self.window else 0)
+        pm.gauge("alphapulse_bridge_inflight", "Publishes awaiting JetStream's acknowledgement.") \
+            .set_function(lambda: self.window.pending if self.window else 0)
+        pm.gauge("alphapulse_bridge_resyncs", "Times the bridge started over from the stream's last message.") \
+            .set_function(lambda: self.resyncs)
+
+    async def run(self, pm: ProcessMetrics | None = None) -> None:
+        if pm is not None:
+            self.observe(pm)
+        self.metrics = pm
         backoff = 0.05
         while True:
             failed: list[BaseException] = []
@@ -124,7 +140,7 @@ class BridgeOut:
                      self.domain.name.lower(), nc.server.host, nc.server.port, last_s, position,
                      position + 1 if fr is not None else "its oldest message")
             async with RelayConsumer.connect(self.domain, self.socket, from_seq=position + 1 if fr is not None else 0,
-                                             raw=True, name=name) as rc:
+                                             raw=True, name=name, metrics=self.metrics) as rc:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_ack_watchdog, window, state)
                     async for batch in rc.batches():
@@ -195,10 +211,29 @@ class BridgeIn:
         self.auth_file = auth_file
         self.consumer: JetStreamConsumer | None = None
         self.jumps = 0
+        self.metrics: ProcessMetrics | None = None
 
-    async def run(self) -> None:
+    def observe(self, pm: ProcessMetrics) -> None:
+        """Prometheus gauges (``--metrics-port``): stream position in the local relay, lag, gaps."""
+        def counter(key: str) -> int:
+            return int(self.consumer.counters[key]) if self.consumer else 0
+
+        pm.gauge("alphapulse_bridge_stream_seq", "Last stream sequence handed to the local relay.") \
+            .set_function(lambda: self.consumer.last_seq if self.consumer else 0)
+        pm.gauge("alphapulse_bridge_lag_messages", "Messages in the stream after the last one received.") \
+            .set_function(lambda: counter("lag"))
+        pm.gauge("alphapulse_bridge_gaps", "Gaps in JetStream deliveries (each recovered by a new consumer).") \
+            .set_function(lambda: counter("gaps"))
+        pm.gauge("alphapulse_bridge_lost", "Stream messages removed by retention before they were read.") \
+            .set_function(lambda: counter("lost"))
+
+    async def run(self, pm: ProcessMetrics | None = None) -> None:
+        if pm is not None:
+            self.observe(pm)
+        self.metrics = pm
         name = bridge_name("in", self.domain)
-        async with RelayProducer.connect(self.domain, self.socket, source_id=self.source_id, name=name) as p:
+        async with RelayProducer.connect(self.domain, self.socket, source_id=self.source_id, name=name,
+                                         metrics=self.metrics) as p:
             resume = p.last_source_seq
             log.info("bridge in %s: the local relay holds stream seqs up to %d; reading the stream from %s",
                      self.domain.name.lower(), resume, resume + 1 if resume else "its oldest message")
@@ -260,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sid = args.source_id if args.source_id is not None else DEFAULT_SOURCE_ID_BASE + int(domain)
             worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file)
-        return lambda pm: worker.run()
+        return worker.run
 
     return ProcessMain(f"alphapulse bridge {args.direction}", f"bridge-{args.direction}",
                        prepare_errors={(ValueError, OSError): 2}).run(args, prepare)

@@ -47,3 +47,24 @@ def test_relay_cli_stats_shows_bridges(procs: Procs, short_dir: Path, nats: Nats
     entry = json.loads(down.stdout)[0]
     assert entry["jetstream"] is None and "no NATS server" in entry["jetstream_error"]
     assert entry["bridges"][0]["read"] == N and "lag" not in entry["bridges"][0]
+
+
+def test_bridge_metrics_follow_the_window() -> None:
+    from bridge.process import BridgeIn, BridgeOut
+    from protocol.header import Domain
+    from relays.core.nats import PublishWindow
+    from runtime.metrics import ProcessMetrics, render
+
+    pm = ProcessMetrics("bridge-out")
+    out = BridgeOut(Domain.MARKET_DATA, "nats://127.0.0.1:1", None)
+    out.observe(pm)
+    out.window = PublishWindow(Domain.MARKET_DATA, next_stream_seq=8, position=7)
+    out.window.add(8)
+    out.resyncs = 2
+    text = render(pm.registry).decode()
+    for line in ("alphapulse_bridge_acked_domain_seq 7.0", "alphapulse_bridge_stream_seq 7.0",
+                 "alphapulse_bridge_inflight 1.0", "alphapulse_bridge_resyncs 2.0"):
+        assert line in text
+    pm_in = ProcessMetrics("bridge-in")
+    BridgeIn(Domain.MARKET_DATA, "nats://127.0.0.1:1", None, source_id=5).observe(pm_in)
+    assert "alphapulse_bridge_lag_messages 0.0" in render(pm_in.registry).decode()
