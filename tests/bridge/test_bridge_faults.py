@@ -66,6 +66,7 @@ def stream_leader(url: str) -> str:
     async def ask() -> str:
         async with NatsConnection.open(url) as nc:
             info = await nc.js_api(f"STREAM.INFO.{stream_name(Domain.MARKET_DATA)}")
+            assert info["config"]["num_replicas"] == 3 and len(info["cluster"]["replicas"]) == 2
             return str(info["cluster"]["leader"])
 
     return trio.run(ask)
