@@ -36,6 +36,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from market.scaled import (  # noqa: F401  (re-exported: the collectors' one place for numbers)
+    DecimalError,
+    PrecisionError,
+    decimals_of,
+    format_scaled,
+    parse_scaled,
+)
 from protocol.header import MAX_PAYLOAD
 from protocol.ids import PoolId, cex_book_id
 from protocol.market import BookLevel, InvalidationReason, Quote, Side, StateInvalidation
@@ -48,70 +55,11 @@ LEVELS_PER_MESSAGE = (MAX_PAYLOAD - 4096) // _LEVEL_BYTES
 
 
 class FeedError(ValueError):
-    """A venue frame we cannot interpret (malformed JSON shape, bad number)."""
+    """A venue frame we cannot interpret (malformed JSON shape). A bad number is a
+    ``market.scaled.DecimalError``; the shell treats both alike."""
 
 
-class PrecisionError(FeedError):
-    """A decimal string has more significant decimals than the symbol's scale allows."""
-
-
-# --- numbers and times ------------------------------------------------------------------------
-
-
-def parse_scaled(text: str, scale: int) -> int:
-    """``"2064.73000000"``, scale 2 -> ``206473``. Exact: no float, no rounding.
-
-    Accepts what venues send: digits with an optional fraction (trailing zeros beyond the scale
-    are fine, "0.00000000" is 0) and, defensively, an exponent form ("1e-8"). Negative numbers
-    are refused (prices and sizes on a book never are).
-    """
-    s = text.strip() if isinstance(text, str) else str(text)
-    whole, dot, frac = s.partition(".")
-    if "e" in s or "E" in s:
-        return _parse_exponent(s, scale)
-    if not whole.isdigit() if whole else not (dot and frac):
-        raise FeedError(f"not a decimal number: {text!r}")
-    if frac and not frac.isdigit():
-        raise FeedError(f"not a decimal number: {text!r}")
-    if len(frac) > scale:
-        extra = frac[scale:]
-        if extra.strip("0"):
-            raise PrecisionError(f"{text!r} has more than {scale} decimals")
-        frac = frac[:scale]
-    return int((whole or "0") + frac.ljust(scale, "0"))
-
-
-def _parse_exponent(s: str, scale: int) -> int:
-    mant, _, exp_s = s.lower().partition("e")
-    try:
-        exp = int(exp_s)
-    except ValueError:
-        raise FeedError(f"not a decimal number: {s!r}") from None
-    whole, _, frac = mant.partition(".")
-    digits = (whole or "0") + frac
-    if not digits.isdigit():
-        raise FeedError(f"not a decimal number: {s!r}")
-    shift = scale + exp - len(frac)  # value = int(digits) * 10**(exp - len(frac))
-    if shift >= 0:
-        return int(digits) * 10**shift
-    q, r = divmod(int(digits), 10**-shift)
-    if r:
-        raise PrecisionError(f"{s!r} has more than {scale} decimals")
-    return q
-
-
-def decimals_of(text: str) -> int:
-    """Significant decimals of a decimal string (``"0.01000"`` -> 2): the scale an increment implies."""
-    _, _, frac = text.strip().partition(".")
-    return len(frac.rstrip("0"))
-
-
-def format_scaled(value: int, scale: int) -> str:
-    """The inverse of ``parse_scaled`` (``206473``, 2 -> ``"2064.73"``), for stand-ins and logs."""
-    if scale == 0:
-        return str(value)
-    whole, frac = divmod(value, 10**scale)
-    return f"{whole}.{frac:0{scale}d}"
+# --- times ------------------------------------------------------------------------------------
 
 
 def ms_to_ns(ms: Any) -> int:

@@ -25,6 +25,7 @@ import httpx
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
+from market.scaled import DecimalError
 from protocol.tlv import TLV
 from runtime.errors import find_in_group, one_line, reraise_unwrapped
 
@@ -103,10 +104,10 @@ class FeedRunner:
                     finally:
                         nursery.cancel_scope.cancel()
         except Exception as exc:
-            known = find_in_group(exc, (ConnectionClosed, HandshakeError, FeedError, _Reconnect, OSError))
+            known = find_in_group(exc, (ConnectionClosed, HandshakeError, FeedError, DecimalError, _Reconnect, OSError))
             if known is None:
                 raise
-            if isinstance(known, FeedError):
+            if isinstance(known, (FeedError, DecimalError)):
                 log.error("%s: %s", self.name, known)
             return f"{type(known).__name__}: {one_line(known)}"
         finally:
@@ -144,7 +145,7 @@ class FeedRunner:
         async with self.lock:
             try:
                 acts = self.core.on_snapshot(req.symbol, body, time.time_ns())
-            except FeedError as exc:
+            except (FeedError, DecimalError) as exc:
                 log.warning("%s: %s", self.name, exc)
                 acts = self.core.on_snapshot_failed(req.symbol)
             await self._execute(acts)

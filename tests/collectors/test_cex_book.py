@@ -11,6 +11,7 @@ from collectors.cex.book import (
     LEVELS_PER_MESSAGE,
     BookPublisher,
     Counters,
+    DecimalError,
     FeedError,
     Instrument,
     OrderBook,
@@ -50,8 +51,8 @@ def test_more_decimals_than_the_scale_is_refused_not_rounded() -> None:
 
 
 @pytest.mark.parametrize("text", ["", "-1", "1,5", "abc", "1.2.3", "0x10", "1e"])
-def test_garbage_is_a_feed_error(text: str) -> None:
-    with pytest.raises(FeedError):
+def test_garbage_is_a_decimal_error(text: str) -> None:
+    with pytest.raises(DecimalError):
         parse_scaled(text, 8)
 
 

@@ -33,6 +33,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from . import advanced
+from .paper import PaperExchange
 from .replay import BinanceReplay, CoinbaseReplay, Faults
 
 MAX_MESSAGE = 64 << 20
@@ -47,7 +48,18 @@ class _NoLock:
 
 
 _NO_LOCK = _NoLock()
-Handler = Callable[[str, dict[str, list[str]]], Awaitable[tuple[int, str]]]
+Handler = Callable[["Request"], Awaitable[tuple[int, str]]]
+
+
+class Request:
+    """One REST request as a stand-in route sees it."""
+
+    def __init__(self, method: str, target: str, headers: dict[str, str]) -> None:
+        self.method = method
+        parts = urlsplit(target)
+        self.path, self.raw_query = parts.path, parts.query
+        self.query = parse_qs(parts.query)
+        self.headers = headers
 
 
 # --- REST: a small h11 server (GET only) ------------------------------------------------------------
@@ -65,8 +77,9 @@ async def _http_connection(stream: trio.SocketStream, route: Handler) -> None:
                     return
                 continue
             if isinstance(event, h11.Request):
-                target = urlsplit(event.target.decode())
-                status, body = await route(target.path, parse_qs(target.query))
+                req = Request(event.method.decode(), event.target.decode(),
+                              {k.decode().lower(): v.decode() for k, v in event.headers})
+                status, body = await route(req)
                 payload = body.encode()
                 headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
                 out = conn.send(h11.Response(status_code=status, headers=headers,
@@ -132,8 +145,8 @@ class _Standin:
     async def session(self, ws: WebSocketConnection, path: str) -> None:
         raise NotImplementedError
 
-    async def route(self, path: str, query: dict[str, list[str]]) -> tuple[int, str]:
-        return 404, json.dumps({"code": -1, "msg": f"no route {path}"})
+    async def route(self, req: Request) -> tuple[int, str]:
+        return 404, json.dumps({"code": -1, "msg": f"no route {req.path}"})
 
     async def stream(self, ws: WebSocketConnection, render: Callable[[int, str], list[str]],
                      lock: trio.Lock | None = None) -> None:
@@ -185,9 +198,10 @@ class _Standin:
 
 
 class BinanceStandin(_Standin):
-    def __init__(self, replay: BinanceReplay | None = None, **kw: Any) -> None:
+    def __init__(self, replay: BinanceReplay | None = None, *, paper: PaperExchange | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.replay = replay or BinanceReplay()
+        self.paper = paper
         self.snapshot_requests = 0
 
     @property
@@ -210,9 +224,14 @@ class BinanceStandin(_Standin):
 
         await self.stream(ws, render)
 
-    async def route(self, path: str, query: dict[str, list[str]]) -> tuple[int, str]:
+    async def route(self, req: Request) -> tuple[int, str]:
+        path, query = req.path, req.query
         if path == "/api/v3/ping":
             return 200, "{}"
+        if path == "/api/v3/order" and req.method == "POST":
+            if self.paper is None:
+                return 404, json.dumps({"code": -1, "msg": "no paper exchange on this stand-in"})
+            return self.paper.order(req, self.replay)
         if path in ("/api/v3/depth", "/api/v1/depth"):
             symbol = (query.get("symbol") or [""])[0].upper()
             if symbol not in self.replay.capture_snapshots:
@@ -222,7 +241,7 @@ class BinanceStandin(_Standin):
             if self.faults.snapshot_delay_frames:
                 await self.wait_frames(self.faults.snapshot_delay_frames)
             return 200, json.dumps(self.replay.depth(symbol, min(limit, 5000)), separators=(",", ":"))
-        return await super().route(path, query)
+        return await super().route(req)
 
 
 class CoinbaseStandin(_Standin):
@@ -270,10 +289,10 @@ class CoinbaseStandin(_Standin):
 
         await self.stream(ws, render)
 
-    async def route(self, path: str, query: dict[str, list[str]]) -> tuple[int, str]:
-        if path == "/products":
+    async def route(self, req: Request) -> tuple[int, str]:
+        if req.path == "/products":
             return 200, self.products_text
-        return await super().route(path, query)
+        return await super().route(req)
 
 
 class AdvancedStandin(CoinbaseStandin):

@@ -1,0 +1,167 @@
+"""execution/cex/legs.py: every branch of specs/cex-legs.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from execution.cex.gateway import OrderResult, OrderSide, OrderStatus
+from execution.cex.legs import (
+    Done,
+    LegError,
+    LegLimits,
+    LegMachine,
+    LegOutcome,
+    LegPlan,
+    PlaceCex,
+    SendDex,
+    State,
+)
+
+S = 1_000_000_000  # ns
+# ETHUSDC at price_scale 2 / size_scale 3: 1.000 ETH at 2000.00 USDC; USDC has 6 decimals, WETH 18.
+QS = 5  # quote scale of a fill = price_scale + size_scale
+
+
+def plan(side: OrderSide = OrderSide.BUY, size: int = 1000, gas: int = 2_000_000) -> LegPlan:
+    return LegPlan(symbol="ETHUSDC", cex_side=side, size=size, limit_price=200_000, price_scale=2, size_scale=3,
+                   base_decimals=18, quote_decimals=6, cex_fee_ppm=1000, gas_cost=gas, client_order_id="s1")
+
+
+def filled(qty: int, price: int = 200_000, status: OrderStatus = OrderStatus.FILLED) -> OrderResult:
+    return OrderResult(status=status, executed=qty, quote=qty * price, quote_scale=QS, order_id=1, reason=status.value)
+
+
+def machine(side: OrderSide = OrderSide.BUY, **limits: int) -> LegMachine:
+    m = LegMachine(plan(side), LegLimits(**limits))
+    (place,) = m.start(0)
+    assert isinstance(place, PlaceCex) and place.order.side is side and place.order.quantity == 1000
+    assert place.order.limit_price == 200_000
+    return m
+
+
+def outcome(acts: list) -> LegOutcome:
+    (done,) = acts
+    assert isinstance(done, Done)
+    return done.report.outcome
+
+
+@pytest.mark.parametrize("result", [
+    OrderResult(status=OrderStatus.REJECTED, reason="-2010: Account has insufficient balance"),
+    OrderResult(status=OrderStatus.ERROR, reason="ConnectTimeout"),
+    OrderResult(status=OrderStatus.EXPIRED, executed=0, quote=0, quote_scale=QS, reason="EXPIRED"),
+])
+def test_cex_not_filled_ends_without_a_dex_leg(result: OrderResult) -> None:
+    m = machine()
+    acts = m.on_cex(result, 1, dex_quote_for=2_100_000_000)
+    assert outcome(acts) is LegOutcome.CEX_NOT_FILLED
+    assert m.report.dex_result == "not sent" and not m.report.dex_sent and m.report.left_open == 0
+
+
+def test_full_fill_then_dex_executed_is_both_filled_with_realized_profit() -> None:
+    m = machine()
+    (send,) = m.on_cex(filled(1000), 1, dex_quote_for=2_100_000_000)
+    assert isinstance(send, SendDex) and send.sell_base and send.base_units == 10**18
+    cost = 2_000_000_000 * 1_001_000 // 1_000_000  # 2000 USDC + 0.1 % taker fee
+    assert m.report.cex_quote == cost and send.min_out == cost + 2_000_000 and send.deadline_ns == 1 + 24 * S
+    assert outcome(m.on_dex(True, 2_090_000_000, 2_000_000, 2)) is LegOutcome.BOTH_FILLED
+    assert m.report.realized_profit == 2_090_000_000 - cost - 2_000_000 and m.report.dex_result == "executed"
+
+
+def test_partial_fill_resizes_the_dex_leg() -> None:
+    m = machine()
+    (send,) = m.on_cex(filled(400, status=OrderStatus.PARTIALLY_FILLED), 1, dex_quote_for=900_000_000)
+    assert isinstance(send, SendDex) and send.base_units == 4 * 10**17 and m.report.cex_filled == 400
+
+
+def test_a_fill_the_dex_no_longer_pays_for_is_unwound() -> None:
+    m = machine()
+    (unwind,) = m.on_cex(filled(1000), 1, dex_quote_for=1_990_000_000)
+    assert isinstance(unwind, PlaceCex) and unwind.order.side is OrderSide.SELL and unwind.order.quantity == 1000
+    assert unwind.order.limit_price == 199_000  # 50 bps past the original limit
+    assert m.state is State.UNWINDING and not m.report.dex_sent
+    assert outcome(m.on_unwind(filled(1000, price=199_500), 2)) is LegOutcome.UNWOUND
+    r = m.report
+    proceeds = 1_995_000_000 * 999_000 // 1_000_000
+    assert r.realized_profit == proceeds - r.cex_quote < 0 and "no longer pays" in r.reason
+
+
+def test_a_fill_on_an_untradable_pool_is_unwound() -> None:
+    m = machine()
+    (unwind,) = m.on_cex(filled(1000), 1, dex_quote_for=None)
+    assert isinstance(unwind, PlaceCex) and "not tradable" in m.report.reason
+
+
+@pytest.mark.parametrize("how", ["reverted", "not_included"])
+def test_a_failed_dex_leg_is_unwound_and_its_gas_counted(how: str) -> None:
+    m = machine()
+    m.on_cex(filled(1000), 1, dex_quote_for=2_100_000_000)
+    (unwind,) = m.on_dex(False, 0, 3_000_000 if how == "reverted" else 0, 2, result=how)
+    assert isinstance(unwind, PlaceCex) and unwind.order.side is OrderSide.SELL
+    assert outcome(m.on_unwind(filled(1000), 3)) is LegOutcome.UNWOUND
+    r = m.report
+    assert r.dex_result == how and r.realized_profit == r.unwind_quote - r.cex_quote - r.gas_cost
+
+
+def test_a_dex_leg_open_past_max_leg_open_is_unwound() -> None:
+    m = machine()
+    m.on_cex(filled(1000), 1 * S, dex_quote_for=2_100_000_000)
+    assert m.on_timer(30 * S) == []
+    (unwind,) = m.on_timer(31 * S)
+    assert isinstance(unwind, PlaceCex) and m.report.dex_result == "timeout"
+    assert outcome(m.on_unwind(filled(1000), 32 * S)) is LegOutcome.UNWOUND
+
+
+def test_a_partial_unwind_is_retried_and_exhausted_attempts_leave_the_leg_open() -> None:
+    m = machine(max_unwind_attempts=2)
+    m.on_cex(filled(1000), 1, dex_quote_for=1)
+    (retry,) = m.on_unwind(filled(600, status=OrderStatus.PARTIALLY_FILLED), 2)
+    assert isinstance(retry, PlaceCex) and retry.order.quantity == 400 and retry.order.client_order_id == "s1-u2"
+    assert outcome(m.on_unwind(filled(100, status=OrderStatus.PARTIALLY_FILLED), 3)) is LegOutcome.LEG_OPEN
+    assert m.report.left_open == 300 and m.report.unwound == 700
+
+
+def test_a_retried_unwind_that_completes_is_unwound() -> None:
+    m = machine()
+    m.on_cex(filled(1000), 1, dex_quote_for=1)
+    m.on_unwind(filled(600, status=OrderStatus.PARTIALLY_FILLED), 2)
+    assert outcome(m.on_unwind(filled(400), 3)) is LegOutcome.UNWOUND and m.report.unwound == 1000
+
+
+def test_no_cex_answer_leaves_the_leg_open_and_a_late_answer_changes_nothing() -> None:
+    m = machine()
+    assert m.on_timer(4 * S) == []
+    assert outcome(m.on_timer(5 * S)) is LegOutcome.LEG_OPEN
+    assert m.report.left_open == 1000 and "unknown" in m.report.reason
+    assert m.on_cex(filled(1000), 6 * S, dex_quote_for=2_100_000_000) == []
+    assert m.report.late == ["cex"] and m.report.outcome is LegOutcome.LEG_OPEN
+
+
+def test_an_unanswered_unwind_leaves_the_leg_open() -> None:
+    m = machine()
+    m.on_cex(filled(1000), 0, dex_quote_for=1)
+    assert outcome(m.on_timer(5 * S)) is LegOutcome.LEG_OPEN and m.report.left_open == 1000
+
+
+def test_cex_sell_first_then_dex_buy_back() -> None:
+    m = machine(OrderSide.SELL)
+    (send,) = m.on_cex(filled(1000), 1, dex_quote_for=1_900_000_000)
+    proceeds = 2_000_000_000 * 999_000 // 1_000_000
+    assert isinstance(send, SendDex) and not send.sell_base and send.max_in == proceeds - 2_000_000
+    assert outcome(m.on_dex(True, 1_900_000_000, 2_000_000, 2)) is LegOutcome.BOTH_FILLED
+    assert m.report.realized_profit == proceeds - 1_900_000_000 - 2_000_000
+    m2 = machine(OrderSide.SELL)
+    (unwind,) = m2.on_cex(filled(1000), 1, dex_quote_for=2_100_000_000)  # buying back would cost too much
+    assert isinstance(unwind, PlaceCex) and unwind.order.side is OrderSide.BUY and unwind.order.limit_price == 201_000
+
+
+def test_impossible_inputs_are_bugs() -> None:
+    m = LegMachine(plan())
+    with pytest.raises(LegError):
+        m.on_dex(True, 1, 1, 0)
+    m.start(0)
+    with pytest.raises(LegError):
+        m.start(1)
+    with pytest.raises(LegError):
+        m.on_unwind(filled(1), 1)
+    with pytest.raises(ValueError):
+        LegMachine(plan(), LegLimits(dex_deadline_ns=30 * S, max_leg_open_ns=30 * S))
