@@ -51,6 +51,8 @@ BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, cex, bridge
 COMMANDS: dict[str, Command | Group] = {
     "bench": BENCHMARKS,
     "relay": Command("relays.daemon:main", "run one relay daemon (market_data, signal, execution)"),
+    # also installed as its own ``relay-cli`` script; here so ``./run relay-cli ...`` works like every command
+    "relay-cli": Command("tools.relay_cli:main", "inspect relays: stats, tail, check, gaps, stop, resume"),
     "archive": Command("relays.archiver:main", "archive one relay domain to Parquet"),
     "bridge": Command("bridge.process:main", "bridge a relay domain out to / in from NATS JetStream"),
     "loadgen": Command("tools.loadgen:main", "publish synthetic load into a relay"),

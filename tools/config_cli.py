@@ -5,6 +5,13 @@ dependencies, cycles, plaintext keys) and then every process's own
 ``--config`` file with that component's loader, so a typo anywhere is reported
 with its key path before a single process starts. Every loader raises the one
 ``runtime.config.ConfigError``, whose message names the file and the key path.
+A component's ``[relays]`` must name the sockets it needs, and in a deployment
+they must be the deployment's own (an empty socket means the default one under
+``$ALPHAPULSE_RUN_DIR``, which the supervisor does not set: a strategy would
+publish its signals where no relay listens).
+
+Given a component's own file instead of a deployment, it says so and checks the
+file with that component's loader.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
-from runtime.config import ConfigError
+from runtime.config import ConfigError, load_toml
+from runtime.paths import socket_path
 
 from .deployment import load_deployment
 
@@ -28,8 +37,61 @@ COMPONENT_LOADERS = {
 }
 
 
+# the relay sockets a component cannot run without (its [relays] table must name them)
+REQUIRED_SOCKETS = {"strategy": ("market_data", "signal")}
+# a top-level key that only this component's file has: how a component file is recognized
+COMPONENT_MARKERS = {"strategy": "strategy", "executor": "executor", "risk": "risk", "portfolio": "portfolio",
+                     "collector": "chain"}
+
+
+def _load_component(kind: str, path: Path) -> Any:
+    module_name, func = COMPONENT_LOADERS[kind].split(":")
+    return getattr(importlib.import_module(module_name), func)(path)
+
+
+def _socket_problems(kind: str, cfg: Any, run_dir: str | None) -> list[str]:
+    """The component's relay sockets: the required ones named, and (in a deployment) the deployment's own."""
+    relays = getattr(cfg, "relays", None)
+    if relays is None:
+        return []
+    problems = []
+    for domain in REQUIRED_SOCKETS.get(kind, ()):
+        if not getattr(relays, domain):
+            where = f" (this deployment's is {socket_path(domain, run_dir)})" if run_dir else ""
+            problems.append(f"{kind} config has no [relays] {domain} socket{where}")
+    if run_dir:
+        for domain in ("market_data", "signal", "execution"):
+            named = getattr(relays, domain)
+            if named and Path(named) != Path(socket_path(domain, run_dir)):
+                problems.append(f"{kind} config: [relays] {domain} = {named!r} is not this deployment's "
+                                f"socket {socket_path(domain, run_dir)}")
+    return problems
+
+
+def check_component_file(path: Path, doc: dict[str, Any]) -> list[str]:
+    """A file that is not a deployment: which component's it is, and that component's checks."""
+    kinds = [k for k, marker in COMPONENT_MARKERS.items() if marker in doc]
+    if not kinds:
+        return [f"{path} is not a deployment file (no [deployment] table and no [[process]] entries) and not "
+                f"a component config either (top-level keys: {', '.join(sorted(doc)) or 'none'})"]
+    kind = kinds[0]
+    note = (f"{path} is a {kind} config, not a deployment file; `config check` validates a deployment and every "
+            f"config it names. Checked it as a {kind} config")
+    try:
+        cfg = _load_component(kind, path)
+    except ConfigError as exc:
+        return [f"{note}: {exc}"]
+    return [f"{note}: {p}" for p in _socket_problems(kind, cfg, None)]
+
+
 def check(path: str) -> list[str]:
     """Return a list of problems (empty when the deployment is valid)."""
+    try:
+        doc = load_toml(path)
+    except ConfigError as exc:
+        return [str(exc)]
+    if "deployment" not in doc and "process" not in doc:
+        return check_component_file(Path(path), doc)
     try:
         dep = load_deployment(path)
     except ConfigError as exc:
@@ -54,9 +116,11 @@ def check(path: str) -> list[str]:
             problems.append(f"process {spec.name!r}: no config loader {target} in this build")
             continue
         try:
-            loader(cfg_path)
+            cfg = loader(cfg_path)
         except ConfigError as exc:  # names the file and the key path
             problems.append(f"process {spec.name!r}: {exc}")
+            continue
+        problems += [f"process {spec.name!r}: {p}" for p in _socket_problems(args[0], cfg, dep.run_dir)]
     return problems
 
 

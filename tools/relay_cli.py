@@ -2,7 +2,7 @@
 
     relay-cli stats  [--json] [--domain D | --socket PATH] [--nats URL [--nats-auth-file F]]
     relay-cli tail   --domain D [--type T ...] [--from SEQ|oldest] [--count N] [--json] [--timeout S]
-    relay-cli check  --domain D --from SEQ --count N [--timeout S]
+    relay-cli check  --domain D --from SEQ|oldest --count N [--timeout S]
     relay-cli gaps   [--domain D] [--archive DIR] [--json]
     relay-cli stop   --scope all|chain|venue|strategy [--value V] --reason TEXT [--sender NAME]
     relay-cli resume --scope all|chain|venue|strategy [--value V] [--stop-id N] --reason TEXT [--sender NAME]
@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import IntEnum
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,11 +32,25 @@ from typing import Any, TextIO
 import trio
 
 from protocol.errors import ProtocolError
+from protocol.execution import Outcome, SubmissionMode
 from protocol.framing import FrameDecoder
 from protocol.header import VERSION, Domain, read_domain_seq
-from protocol.ids import PoolId, TokenId, Venue, pool_label
+from protocol.ids import PoolId, TokenId, Venue, VenueKind, code_name, pool_label
+from protocol.market import InvalidationReason, LiquidityKind, Side
 from protocol.message import Message, control_frame, decode
-from protocol.system import EmergencyStop, Goodbye, Hello, Resume, Role, Stats, StopScope, Welcome
+from protocol.signals import SignalKind
+from protocol.system import (
+    EmergencyStop,
+    Goodbye,
+    Hello,
+    Resume,
+    ResyncReason,
+    Role,
+    Stats,
+    StopScope,
+    SubscribeMode,
+    Welcome,
+)
 from protocol.tlv import TLV_TYPES, Record, UnknownTLV
 from runtime.errors import find_in_group
 from runtime.logging import log_level, setup_logging
@@ -192,7 +207,7 @@ def fmt_value(v: Any) -> str:
         more = f", …{len(v) - 3} more" if len(v) > 3 else ""
         return f"[{items}{more}]"
     if isinstance(v, Record):
-        return "(" + " ".join(f"{f.name}={fmt_value(getattr(v, f.name))}" for f in dataclasses.fields(v)) + ")"
+        return "(" + " ".join(f"{f.name}={fmt_field(v, f.name)}" for f in dataclasses.fields(v)) + ")"
     return str(v)
 
 
@@ -204,10 +219,35 @@ def _tlv_code(t: Any) -> int:
     return t.type_code if isinstance(t, UnknownTLV) else type(t).TYPE
 
 
+# Integer fields that carry a protocol enum, printed by name (``outcome=EXECUTED``); by field name where
+# the name means one enum everywhere, by (record, field) where it does not.
+FIELD_ENUMS: dict[str, type[IntEnum]] = {
+    "outcome": Outcome, "side": Side, "venue": Venue, "venue_kind": VenueKind, "scope": StopScope,
+    "role": Role, "domain": Domain,
+}
+RECORD_FIELD_ENUMS: dict[tuple[str, str], type[IntEnum]] = {
+    ("SignalIdentity", "kind"): SignalKind, ("LiquidityChange", "kind"): LiquidityKind,
+    ("StateInvalidation", "reason"): InvalidationReason, ("Resync", "reason"): ResyncReason,
+    ("Subscribe", "mode"): SubscribeMode, ("ExecutionStarted", "mode"): SubmissionMode,
+}
+
+
+def field_enum(record: Any, field: str) -> type[IntEnum] | None:
+    return RECORD_FIELD_ENUMS.get((type(record).__name__, field)) or FIELD_ENUMS.get(field)
+
+
+def fmt_field(record: Any, field: str) -> str:
+    v = getattr(record, field)
+    enum = field_enum(record, field)
+    if enum is not None and isinstance(v, int) and not isinstance(v, bool):
+        return code_name(enum, v)
+    return fmt_value(v)
+
+
 def fmt_tlv(t: Any) -> str:
     if isinstance(t, UnknownTLV):
         return f"Unknown{t.type_code}(body={fmt_value(t.body)})"
-    fields = " ".join(f"{f.name}={fmt_value(getattr(t, f.name))}" for f in dataclasses.fields(t))
+    fields = " ".join(f"{f.name}={fmt_field(t, f.name)}" for f in dataclasses.fields(t))
     return f"{type(t).__name__}({fields})"
 
 
@@ -250,6 +290,11 @@ def json_message(m: Message, raw: bytes) -> dict[str, Any]:
     for t in m.tlvs:
         fields = ({"body": json_value(t.body)} if isinstance(t, UnknownTLV)
                   else {f.name: json_value(getattr(t, f.name)) for f in dataclasses.fields(t)})
+        if not isinstance(t, UnknownTLV):  # enum codes stay numbers; their names go beside them
+            for f in dataclasses.fields(t):
+                enum, v = field_enum(t, f.name), getattr(t, f.name)
+                if enum is not None and isinstance(v, int) and f"{f.name}_name" not in fields:
+                    fields[f"{f.name}_name"] = code_name(enum, v)
         tlvs.append({"type": _tlv_code(t), "name": _tlv_name(t), "fields": fields})
     return {
         "domain_seq": m.domain_seq, "domain": Domain(m.domain).name.lower(), "source_id": m.source_id,
@@ -474,13 +519,17 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     domain = parse_domain_arg(args.domain)
     path = resolve_socket(domain, args.socket)
-    first, n = args.from_seq, args.count
-    if first < 1 or n < 1:
-        raise CliError("--from must be >= 1 and --count >= 1", EXIT_USAGE)
-    last = first + n - 1
+    oldest_wanted = args.from_seq == "oldest"  # the same spelling tail accepts
+    first = 1 if oldest_wanted else _from_arg(args.from_seq)
+    n = args.count
+    if first is None or first < 1 or n < 1:
+        raise CliError("--from must be >= 1 (or 'oldest') and --count >= 1", EXIT_USAGE)
     name = domain.name.lower()
     welcome, _stats = run_trio(probe_domain, domain, path, args.timeout_connect)
     oldest, head = welcome.oldest_seq, welcome.head_seq
+    if oldest_wanted:
+        first = max(oldest, 1)
+    last = first + n - 1
     if first < oldest:
         print(f"FAIL {name} {first}..{last}: not retained: the relay keeps {oldest}..{head} "
               f"(messages {first}..{min(last, oldest - 1)} passed retention)", file=out)
@@ -722,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and every frame decodes; prints one summary line. Fails at once when the range is not retained "
             "(passed retention) or goes beyond the relay's head.")
     c.add_argument("--domain", required=True)
-    c.add_argument("--from", dest="from_seq", type=int, required=True)
+    c.add_argument("--from", dest="from_seq", required=True, help="first domain sequence, or 'oldest' retained")
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     c.add_argument("--timeout-connect", type=float, default=2.0, help=argparse.SUPPRESS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -115,6 +116,8 @@ def test_check_contiguous_beyond_head_and_down(short_dir: Path, market: Path) ->
     r = cli(short_dir, "check", "--domain", "market_data", "--from", "1", "--count", "40")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("OK market_data 1..40: 40 messages, contiguous")
+    r = cli(short_dir, "check", "--domain", "market_data", "--from", "oldest", "--count", "40")  # as tail takes it
+    assert r.returncode == 0 and r.stdout.startswith("OK market_data 1..40"), r.stdout + r.stderr
     r = cli(short_dir, "check", "--domain", "market_data", "--from", "35", "--count", "10")
     assert r.returncode == 1 and r.stdout.startswith("FAIL") and "beyond the head" in r.stdout
     r = cli(short_dir, "check", "--domain", "signal", "--from", "1", "--count", "1")
@@ -133,6 +136,8 @@ def test_check_and_gaps_after_retention(procs: Procs, short_dir: Path) -> None:
     assert r.returncode == 1 and "not retained" in r.stdout, r.stdout
     r = cli(short_dir, "check", "--domain", "market_data", "--from", str(oldest), "--count", str(4501 - oldest))
     assert r.returncode == 0, r.stdout
+    r = cli(short_dir, "check", "--domain", "market_data", "--from", "oldest", "--count", str(4501 - oldest))
+    assert r.returncode == 0 and r.stdout.startswith(f"OK market_data {oldest}..4500"), r.stdout
 
     # the archiver records the retention gap; relay-cli gaps shows it and exits 1
     out = short_dir / "arch"
@@ -185,3 +190,23 @@ def test_usage_errors_and_help(short_dir: Path) -> None:
     assert r.returncode == 3 and "execution" in r.stderr
     r = cli(short_dir, "tail", "--domain", "nope")
     assert r.returncode == 2
+
+
+def test_tail_prints_enum_names_beside_the_codes() -> None:
+    """``outcome=EXECUTED``, not ``outcome=1``; the JSON keeps the code and adds ``outcome_name``."""
+    from protocol.execution import ExecutionResult, Outcome
+    from protocol.ids import TokenId
+    from protocol.message import Message
+    from tools.relay_cli import fmt_tlv, json_message
+
+    res = ExecutionResult(signal_id=7, chain_id=1, outcome=Outcome.STALE, block_number=5, tx_hash=b"\0" * 32,
+                          gas_used=0, effective_gas_price=0, expected_profit=3, realized_profit=0,
+                          profit_token=TokenId.of(1, "0x" + "c3" * 20), reason="too old")
+    assert "outcome=STALE" in fmt_tlv(res)
+    assert "outcome=99" in fmt_tlv(dataclasses.replace(res, outcome=99))  # a newer writer's code: the number
+    reserves = V2Reserves(pool=POOL, block_number=1, log_index=0, reserve0=1, reserve1=2)
+    assert "UNISWAP_V2" in fmt_tlv(reserves)
+    msg = Message(domain=3, source_id=1, source_seq=1, domain_seq=1, event_time_ns=0, receive_time_ns=0, flags=0,
+                  tlvs=(res,))
+    fields = json_message(msg, b"")["tlvs"][0]["fields"]
+    assert fields["outcome"] == 3 and fields["outcome_name"] == "STALE"

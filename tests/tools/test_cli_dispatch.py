@@ -54,3 +54,12 @@ def test_a_missing_module_is_a_clear_error_but_a_missing_dependency_inside_one_p
     assert "'gone' is not available in this build" in capsys.readouterr().err
     with pytest.raises(AttributeError):
         cli.dispatch("alphapulse", commands, ["broken"])
+
+
+def test_relay_cli_is_an_alphapulse_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """``./run relay-cli ...`` runs ``alphapulse relay-cli ...``: it must be a command, not 'unknown'."""
+    assert cli.main(["relay-cli", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "tail" in out and "check" in out
+    assert cli.main(["relay-cli", "check", "--domain", "nope", "--from", "1", "--count", "1"]) == 2
+    assert "unknown command" not in capsys.readouterr().err

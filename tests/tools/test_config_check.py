@@ -7,12 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from tools.config_cli import check
-from tools.deployment_writer import deployment_doc, process, strategy_doc, write_toml
+from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 WETH = "0x" + "c0" * 20
 
 
-def _deploy(tmp: Path, strategy: dict[str, Any], executor: dict[str, Any] | None = None) -> Path:
+def _deploy(tmp: Path, strategy: dict[str, Any], executor: dict[str, Any] | None = None,
+            *, sockets: bool = True) -> Path:
+    """A deployment with run dir ``tmp/run``; ``sockets``: the strategy's [relays] name that run dir's sockets."""
+    if sockets:
+        strategy = {**strategy, "relays": relays_table(tmp / "run", ("market_data", "signal"))}
     write_toml(tmp / "strategy.toml", strategy)
     procs = [process("strategy", ["strategy", "--config", "strategy.toml"], after=["relay-market_data", "relay-signal"])]
     if executor is not None:
@@ -52,3 +56,26 @@ def test_deployment_level_errors_come_first(tmp_path: Path) -> None:
     write_toml(path, {**tomllib.loads(path.read_text()), "relays": {"fsync": "sometimes"}})
     problems = check(str(path))
     assert len(problems) == 1 and "relays.fsync" in problems[0]
+
+
+def test_a_strategy_without_its_signal_socket_or_with_another_deployments_is_rejected(tmp_path: Path) -> None:
+    # no [relays] at all: the strategy would publish to the default socket, where this deployment has no relay
+    problems = check(str(_deploy(tmp_path, GOOD_STRATEGY, sockets=False)))
+    assert any("no [relays] signal socket" in p and str(tmp_path / "run" / "signal.sock") in p for p in problems)
+    other = {**GOOD_STRATEGY, "relays": relays_table(tmp_path / "elsewhere", ("market_data", "signal"))}
+    problems = check(str(_deploy(tmp_path, other, sockets=False)))
+    assert len(problems) == 2 and all("is not this deployment's socket" in p for p in problems), problems
+
+
+def test_a_component_file_is_named_as_such_and_checked_with_its_loader(tmp_path: Path) -> None:
+    path = write_toml(tmp_path / "strategy.toml", {**GOOD_STRATEGY, "relays": relays_table(tmp_path)})
+    assert check(str(path)) == []
+    no_signal = write_toml(tmp_path / "s2.toml", GOOD_STRATEGY)
+    problems = check(str(no_signal))
+    assert all("is a strategy config, not a deployment file" in p for p in problems)
+    assert any("no [relays] signal socket" in p for p in problems), problems
+    typo = write_toml(tmp_path / "s3.toml", {**GOOD_STRATEGY, "strategy": {"max_hopz": 3}})
+    (problem,) = check(str(typo))
+    assert "is a strategy config" in problem and "max_hopz" in problem
+    (problem,) = check(str(write_toml(tmp_path / "x.toml", {"colour": "blue"})))
+    assert "is not a deployment file" in problem and "colour" in problem
