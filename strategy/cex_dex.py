@@ -19,7 +19,7 @@ the DEX leg's quote amount). Only a positive net profit is an opportunity.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -32,6 +32,7 @@ from protocol.ids import PoolId, TokenId, VenueKind, cex_book_id
 from protocol.market import Quote
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
+from protocol.tlv import TLV
 
 BPS = 10_000
 
@@ -196,32 +197,49 @@ class CexDexEngine:
     token base units), the DEX hop is the pool's. A book that is not whole is never used.
     """
 
-    def __init__(self, params: CexDexParams, market: MarketParams, *, first_signal_id: int = 1) -> None:
+    def __init__(self, params: CexDexParams, market: MarketParams | None = None, *, first_signal_id: int = 1,
+                 state: PoolStateManager | None = None, next_signal_id: Callable[[], int] | None = None) -> None:
+        """Standalone (its own pool state from ``market``) or inside ``StrategyEngine`` (its ``state`` and
+        its signal-id counter, so the two never hand out the same id)."""
         self.params = params
         self.books = CexBooks()
-        self.state = PoolStateManager(market)
+        self.owns_state = state is None
+        self.state = state if state is not None else PoolStateManager(market or MarketParams())
         self.stats: Counter[str] = Counter()
         self._next_signal_id = first_signal_id
+        self._ids = next_signal_id or self._own_id
         self._source_seq = 0
+
+    def _own_id(self) -> int:
+        signal_id, self._next_signal_id = self._next_signal_id, self._next_signal_id + 1
+        return signal_id
 
     def on_message(self, msg: Message, now_ns: int) -> list[Message]:
         if msg.domain != Domain.MARKET_DATA:
             return []
+        return self.on_records(msg.tlvs, msg, now_ns)
+
+    def on_records(self, records: Iterable[object], cause: Message, now_ns: int,
+                   touched_pools: Iterable[PoolId] = ()) -> list[Message]:
+        """Apply the CEX records (and, standalone, the pool records) of ``cause``; evaluate every pair
+        whose book got a new top or whose pools changed (``touched_pools``: pools the caller applied)."""
         books_touched: set[tuple[int, str]] = set()
-        pools_touched: set[int] = set()
-        for t in msg.tlvs:
-            book = self.books.on_tlv(t, msg.receive_time_ns)
-            if book is not None:
-                if isinstance(t, Quote):
-                    books_touched.add((book.venue, book.symbol))
-                continue
-            pool = self.state.apply(t)
-            if pool is not None:
-                pools_touched.add(pool.pair_key)
+        pairs_touched = {p.pair_key for p in touched_pools}
+        for t in records:
+            if isinstance(t, TLV):
+                book = self.books.on_tlv(t, cause.receive_time_ns)
+                if book is not None:
+                    if isinstance(t, Quote):
+                        books_touched.add((book.venue, book.symbol))
+                    continue
+            if self.owns_state:
+                pool = self.state.apply(t)
+                if pool is not None:
+                    pairs_touched.add(pool.pair_key)
         out = []
         for pair in self.params.pairs:
-            if (pair.venue, pair.symbol) in books_touched or _pair_key(pair.base, pair.quote) in pools_touched:
-                sig = self._evaluate(pair, msg, now_ns)
+            if (pair.venue, pair.symbol) in books_touched or _pair_key(pair.base, pair.quote) in pairs_touched:
+                sig = self._evaluate(pair, cause, now_ns)
                 if sig is not None:
                     out.append(sig)
         return out
@@ -260,7 +278,7 @@ class CexDexEngine:
 
     def _signal(self, pair: CexDexPair, opp: CexDexOpportunity, pool: PoolId, gas: tuple[int, int], block: int,
                 cause: Message, now_ns: int) -> Message:
-        signal_id, self._next_signal_id = self._next_signal_id, self._next_signal_id + 1
+        signal_id = self._ids()
         self._source_seq += 1
         p = self.params
         base, quote = bytes.fromhex(pair.base.address[2:]), bytes.fromhex(pair.quote.address[2:])

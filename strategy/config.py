@@ -41,6 +41,20 @@ Example (every key but ``[[chains]]`` is optional)::
     amp = 2000
     rates = [1000000000000000000, 1000000000000000000000000000000]
 
+    [[cex_dex]]               # CEX-DEX arbitrage (strategy/cex_dex.py): one asset on a book and on chain
+    venue = "BINANCE"         # the book: venue and its own symbol, with the venue's asset names
+    symbol = "ETHUSDC"
+    base_asset = "ETH"
+    quote_asset = "USDC"
+    chain_id = 1              # the same assets on chain (needs that chain's [[chains]] for its gas token)
+    base = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+    quote = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
+    base_decimals = 18
+    quote_decimals = 6
+    cex_fee_ppm = 1000        # taker fee
+    min_net_profit = 1000000  # quote units
+    inventory = { cex_base = 0, cex_quote = 10000000000, chain_base = 5000000000000000000, chain_quote = 0 }
+
     [relays]                  # empty = the default sockets (runtime.paths.socket_path)
     market_data = ""
     signal = ""
@@ -55,7 +69,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from protocol.errors import ProtocolError
-from protocol.ids import TokenId, Venue, address_to_int
+from protocol.ids import TokenId, Venue, address_to_int, cex_book_id
 from runtime.config import (
     U16,
     U32,
@@ -68,6 +82,8 @@ from runtime.config import (
     decode,
     load_toml,
 )
+
+from .cex_dex import CexDexPair, Inventory
 
 
 class GasConfig(Config):
@@ -125,6 +141,7 @@ class StrategyConfig(Config):
     economics: EconomicsConfig = EconomicsConfig()
     chains: tuple[ChainConfig, ...] = ()
     curve_pools: tuple[CurvePoolConfig, ...] = ()
+    cex_dex: tuple[CexDexPair, ...] = ()
     relays: RelaysConfig = RelaysConfig()
 
     def __post_init__(self) -> None:
@@ -211,19 +228,65 @@ class _CurveTable(Config):
                                amp=self.amp, rates=self.rates)
 
 
+class _Inventory(Config):
+    cex_base: NonNegative = 0
+    cex_quote: NonNegative = 0
+    chain_base: NonNegative = 0
+    chain_quote: NonNegative = 0
+
+
+class _CexDexTable(Config):
+    venue: str
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    chain_id: U32
+    base: str
+    quote: str
+    base_decimals: Annotated[int, Meta(ge=0, le=36)]
+    quote_decimals: Annotated[int, Meta(ge=0, le=36)]
+    cex_fee_ppm: Annotated[int, Meta(ge=0, lt=1_000_000)] = 1000
+    min_net_profit: Positive = 1
+    inventory: _Inventory = _Inventory()
+
+    def __post_init__(self) -> None:
+        self.resolve(TokenId(0))  # every address, venue and name parses, or the error names its key
+
+    def resolve(self, gas_token: TokenId) -> CexDexPair:
+        venue = _venue_code("venue", self.venue)
+        _parsed("symbol", cex_book_id, venue, self.symbol, self.base_asset, self.quote_asset)
+        inv = self.inventory
+        return CexDexPair(
+            venue=venue, symbol=self.symbol, base_asset=self.base_asset, quote_asset=self.quote_asset,
+            base=_parsed("base", TokenId.of, self.chain_id, self.base),
+            quote=_parsed("quote", TokenId.of, self.chain_id, self.quote),
+            base_decimals=self.base_decimals, quote_decimals=self.quote_decimals, gas_token=gas_token,
+            cex_fee_ppm=self.cex_fee_ppm, min_net_profit=self.min_net_profit,
+            inventory=Inventory(cex_base=inv.cex_base, cex_quote=inv.cex_quote, chain_base=inv.chain_base,
+                                chain_quote=inv.chain_quote))
+
+
 class _ChainTables(Config):
     chains: tuple[_ChainTable, ...] = ()
     curve_pools: tuple[_CurveTable, ...] = ()
+    cex_dex: tuple[_CexDexTable, ...] = ()
 
 
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> StrategyConfig:
     """Validate a parsed TOML document (a dict) into a :class:`StrategyConfig`."""
-    listed = ("chains", "curve_pools")  # written by address and venue name: decoded as _ChainTables
+    listed = ("chains", "curve_pools", "cex_dex")  # written by address and venue name: decoded as _ChainTables
     config = decode(StrategyConfig, {k: v for k, v in doc.items() if k not in listed}, file=origin)
     tables = decode(_ChainTables, {k: v for k, v in doc.items() if k in listed}, file=origin)
     try:
-        return msgspec.structs.replace(config, chains=tuple(c.resolve() for c in tables.chains),
-                                       curve_pools=tuple(c.resolve() for c in tables.curve_pools))
+        chains = tuple(c.resolve() for c in tables.chains)
+        gas = {c.chain_id: c.gas_token for c in chains}
+        for i, t in enumerate(tables.cex_dex):
+            if t.chain_id not in gas:
+                raise ConfigError(f"chain {t.chain_id} has no [[chains]] table (its gas token prices the DEX leg)",
+                                  path=f"cex_dex[{i}].chain_id")
+        return msgspec.structs.replace(config, chains=chains,
+                                       curve_pools=tuple(c.resolve() for c in tables.curve_pools),
+                                       cex_dex=tuple(t.resolve(gas[t.chain_id]) for t in tables.cex_dex))
     except ConfigError as exc:  # a check across tables (a chain listed twice)
         raise exc.within(file=origin) from None
 

@@ -31,6 +31,7 @@ from protocol.market import PoolSnapshot
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity, SignalKind
 from protocol.system import Resync, TraceContext
+from strategy.cex_dex import CexDexEngine, CexDexParams
 from strategy.config import StrategyConfig
 from strategy.economics import Assessment, assess
 from strategy.graph import CycleIndex
@@ -71,6 +72,17 @@ class StrategyEngine:
         self._next_signal_id = first_signal_id & _U64 or 1
         self._source_seq = 0
         self._apply: Callable[[object], PoolId | None] = self.state.apply
+        # CEX-DEX pairs ([[cex_dex]]): the same pool state, the same signal ids
+        self.cex_dex = CexDexEngine(CexDexParams(
+            pairs=config.cex_dex, strategy_id=config.strategy_id, strategy=config.name, source_id=config.source_id,
+            confidence_bps=config.confidence_bps, slippage_bps=config.economics.slippage_bps,
+            gas_base=config.gas.base, gas_v2_hop=config.gas.v2_hop, gas_v3_hop=config.gas.v3_hop,
+        ), state=self.state, next_signal_id=self._take_signal_id) if config.cex_dex else None
+
+    def _take_signal_id(self) -> int:
+        signal_id = self._next_signal_id
+        self._next_signal_id = (signal_id + 1) & _U64 or 1
+        return signal_id
 
     # --- the one entry point -------------------------------------------------------------------
 
@@ -99,9 +111,10 @@ class StrategyEngine:
                     index.add_pool(pool)
                 index.set_log_rates(pool, self.state.pools[pool].log_rates)
                 touched.append(pool)
+        cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
         if not touched:
-            return []
-        return self._decide(touched, msg, now_ns)
+            return cex
+        return self._decide(touched, msg, now_ns) + cex
 
     def _in_shard(self, pool: PoolId) -> bool:
         """A pool outside this process's shard (``[[chains]] pools``) never joins a cycle."""
@@ -131,8 +144,7 @@ class StrategyEngine:
         return [self._signal(opp, a, cause, now_ns) for opp, a in priced]
 
     def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int) -> Message:
-        signal_id = self._next_signal_id
-        self._next_signal_id = (signal_id + 1) & _U64 or 1
+        signal_id = self._take_signal_id()
         self._source_seq += 1
         cycle = opp.cycle
         identity = SignalIdentity(

@@ -168,3 +168,48 @@ def test_engine_never_uses_an_invalidated_book() -> None:
     for m in _chain_msgs(2_100):
         assert engine.on_message(m, 4) == []
     assert engine.stats["book_not_whole"] >= 1 and engine.stats["signals"] == 0
+
+
+# --- inside the strategy: [[cex_dex]] in the strategy's configuration --------------------------------
+
+def _strategy_doc(**pair: object) -> dict:
+    table = {"venue": "BINANCE", "symbol": "ETHUSDC", "base_asset": "ETH", "quote_asset": "USDC", "chain_id": 1,
+             "base": WETH, "quote": USDC, "base_decimals": 18, "quote_decimals": 6, "cex_fee_ppm": 1000,
+             "inventory": {"cex_quote": 10**15, "chain_base": 10**24}}
+    table.update(pair)
+    return {"chains": [{"chain_id": 1, "gas_token": WETH}], "cex_dex": [table]}
+
+
+def test_the_strategy_engine_runs_configured_cex_dex_pairs_with_its_own_signal_ids() -> None:
+    from strategy.config import config_from_dict
+    from strategy.engine import StrategyEngine
+
+    config = config_from_dict(_strategy_doc())
+    (pair,) = config.cex_dex
+    assert pair.gas_token == pair.base and pair.inventory.chain_base == 10**24
+    engine = StrategyEngine(config, first_signal_id=70)
+    _, pub = _engine_setup()
+    for m in _chain_msgs(2_100):
+        engine.on_message(m, 1)
+    book = book_at(200_000)
+    signals = [s for a in pub.replace(book.bids_down(), book.asks_up(), 1, 2, 2)
+               for s in engine.on_message(_msg(a.tlvs, 2), 2)]
+    (sig,) = signals
+    assert sig.tlvs[0].kind == 4 and sig.tlvs[0].signal_id == 70 and sig.tlvs[0].strategy == config.name
+    assert engine._next_signal_id == 71
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    ({"venue": "NOPE"}, "cex_dex[0].venue"),
+    ({"chain_id": 5}, "cex_dex[0].chain_id"),
+    ({"base": "0x1234"}, "cex_dex[0].base"),
+    ({"symbol": "X" * 30}, "cex_dex[0].symbol"),
+    ({"cex_fee_ppm": 1_000_000}, "cex_dex[0].cex_fee_ppm"),
+])
+def test_cex_dex_config_mistakes_name_the_key(change: dict, where: str) -> None:
+    from runtime.config import ConfigError
+    from strategy.config import config_from_dict
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(_strategy_doc(**change))
+    assert where in str(err.value)
