@@ -44,6 +44,7 @@ class VenueKind(IntEnum):
     UNISWAP_V3 = 2  # concentrated liquidity
     CURVE = 3  # StableSwap
     CEX = 4  # a centralised order book
+    UNISWAP_V4 = 5  # concentrated liquidity in the singleton PoolManager; address = first 20 bytes of the pool id
 
 
 class Venue(IntEnum):
@@ -56,11 +57,13 @@ class Venue(IntEnum):
     PANCAKESWAP_V2 = 4
     PANCAKESWAP_V3 = 5
     CURVE = 6
+    UNISWAP_V4 = 7
     BINANCE = 100
     COINBASE = 101  # both public feeds (Exchange and Advanced Trade) quote the same books
     DEVNET_V2_A = 1000
     DEVNET_V2_B = 1001
     DEVNET_V3 = 1002
+    DEVNET_V4 = 1003
 
 
 _HEX = frozenset("0123456789abcdefABCDEF")

@@ -49,6 +49,7 @@ __all__ = [
     "swap",
     "swap_exact_input",
     "swap_exact_output",
+    "update_ticks",
 ]
 
 _sqrt_ratio_at_tick = get_sqrt_ratio_at_tick_cached
@@ -368,26 +369,8 @@ def apply_liquidity_change(
 
     nets = dict(state.ticks)
     gross = dict(state.liquidity_gross) if state.liquidity_gross is not None else None
-    max_liquidity = tick_spacing_to_max_liquidity_per_tick(state.tick_spacing)
-
-    for t, net_delta in ((tick_lower, liquidity_delta), (tick_upper, -liquidity_delta)):
-        net_after = to_int128(nets.get(t, 0) + net_delta)
-        if gross is not None:
-            gross_after = add_delta(gross.get(t, 0), liquidity_delta)
-            if gross_after > max_liquidity:
-                raise Overflow(f"LO: liquidityGross {gross_after} at tick {t} exceeds {max_liquidity}")
-            if gross_after == 0:
-                nets.pop(t, None)
-                gross.pop(t, None)
-                continue
-            gross[t] = gross_after
-            nets[t] = net_after
-        elif liquidity_delta < 0 and t not in nets:
-            raise Underflow(f"LS: burning liquidity at uninitialized tick {t}")
-        elif liquidity_delta < 0 and net_after == 0:
-            del nets[t]
-        else:
-            nets[t] = net_after
+    update_ticks(nets, gross, tick_lower, tick_upper, liquidity_delta,
+                 tick_spacing_to_max_liquidity_per_tick(state.tick_spacing), "LO")
 
     liquidity = state.liquidity
     if tick_lower <= state.tick < tick_upper:
@@ -402,3 +385,36 @@ def apply_liquidity_change(
         ticks=nets,
         liquidity_gross=gross,
     )
+
+
+def update_ticks(
+    nets: dict[int, int],
+    gross: dict[int, int] | None,
+    tick_lower: int,
+    tick_upper: int,
+    liquidity_delta: int,
+    max_liquidity: int,
+    overflow_reason: str,
+) -> None:
+    """``Tick.update`` on both ends of a position, in place (shared by V3 and V4, whose tick bookkeeping is the
+    same): the lower tick's liquidityNet gains the delta, the upper's loses it; a tick is cleared when its
+    liquidityGross returns to 0 (without gross tracking: when its net does).  ``overflow_reason`` is the
+    contract's name for a gross above ``max_liquidity`` (V3 ``LO``, V4 ``TickLiquidityOverflow``)."""
+    for t, net_delta in ((tick_lower, liquidity_delta), (tick_upper, -liquidity_delta)):
+        net_after = to_int128(nets.get(t, 0) + net_delta)
+        if gross is not None:
+            gross_after = add_delta(gross.get(t, 0), liquidity_delta)
+            if gross_after > max_liquidity:
+                raise Overflow(f"{overflow_reason}: liquidityGross {gross_after} at tick {t} exceeds {max_liquidity}")
+            if gross_after == 0:
+                nets.pop(t, None)
+                gross.pop(t, None)
+                continue
+            gross[t] = gross_after
+            nets[t] = net_after
+        elif liquidity_delta < 0 and t not in nets:
+            raise Underflow(f"LS: burning liquidity at uninitialized tick {t}")
+        elif liquidity_delta < 0 and net_after == 0:
+            del nets[t]
+        else:
+            nets[t] = net_after

@@ -1,0 +1,376 @@
+"""Mirror of Uniswap v4-core ``Pool.swap`` (and the tick/liquidity effects of ``Pool.modifyLiquidity``) on an
+immutable state -- the released v4-core 1.0.x, the bytecode the PoolManager runs.
+
+What V4 shares with V3 and takes from our V3 modules unchanged: ``TickMath``, ``SqrtPriceMath``, ``FullMath``,
+``LiquidityMath``, the tick bitmap walk (the loop stops at every ``256 * tickSpacing`` word boundary, starting
+from the *stored* tick) and the tick bookkeeping of a position change (:func:`.uniswap_v3.update_ticks`).
+
+What differs, all reproduced here:
+
+* sign convention: ``amount_specified < 0`` is exact input, ``> 0`` exact output, and the result is a
+  ``BalanceDelta`` from the swapper's side (negative = paid to the pool);
+* :mod:`.swap_math_v4` (a different ``computeSwapStep``; 100 % fee allowed for exact input);
+* the fee: the LP fee is in ``slot0`` (any value up to 100 %, not a fixed tier), and a protocol fee (per
+  direction, :mod:`.protocol_fee_library`) is charged *on top*, so every step runs at
+  ``swapFee = calculateSwapFee(protocolFee, lpFee)`` and the protocol's share is carved out of each step's fee;
+* reverts: ``SwapAmountCannotBeZero``, ``InvalidFeeForExactOut`` (swap fee of 100 % and exact output),
+  ``PriceLimitAlreadyExceeded``/``PriceLimitOutOfBounds``, ``SafeCastOverflow`` when a total does not fit int128;
+* tick spacing up to 32767, and ``tickSpacingToMaxLiquidityPerTick`` floors the minimum tick (V3 truncates).
+
+Hooks are outside this module: pools whose hooks can change amounts, or with a dynamic fee, are refused before a
+state is ever built (:func:`.pool_key.admission`).  Fee growth is not modelled (it does not change amounts).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, InvalidTick, Overflow
+from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MIN_INT128
+from .liquidity_math import add_delta
+from .lp_fee_library import MAX_LP_FEE
+from .pool_key import MAX_TICK_SPACING, MIN_TICK_SPACING
+from .protocol_fee_library import (
+    PIPS_DENOMINATOR,
+    calculate_swap_fee,
+    get_one_for_zero_fee,
+    get_zero_for_one_fee,
+    is_valid_protocol_fee,
+)
+from .sqrt_price_math import get_amount0_delta_signed, get_amount1_delta_signed
+from .swap_math_v4 import MAX_SWAP_FEE, compute_swap_step
+from .tick_math import (
+    MAX_SQRT_RATIO,
+    MAX_TICK,
+    MIN_SQRT_RATIO,
+    MIN_TICK,
+    get_sqrt_ratio_at_tick_cached,
+    get_tick_at_sqrt_ratio,
+)
+from .uniswap_v3 import update_ticks
+
+__all__ = [
+    "MAX_SQRT_PRICE",
+    "MIN_SQRT_PRICE",
+    "V4PoolState",
+    "V4SwapResult",
+    "apply_liquidity_change",
+    "apply_swap",
+    "get_position_delta",
+    "swap",
+    "swap_exact_input",
+    "swap_exact_output",
+    "tick_spacing_to_max_liquidity_per_tick",
+]
+
+MIN_SQRT_PRICE = MIN_SQRT_RATIO  # V4 names; same values as V3
+MAX_SQRT_PRICE = MAX_SQRT_RATIO
+_sqrt_at = get_sqrt_ratio_at_tick_cached
+
+
+def tick_spacing_to_max_liquidity_per_tick(tick_spacing: int) -> int:
+    """``Pool.tickSpacingToMaxLiquidityPerTick``: note the *floored* minimum tick (V3 truncates towards 0)."""
+    min_tick = MIN_TICK // tick_spacing  # floor division == sdiv minus one when the remainder is negative
+    max_tick = MAX_TICK // tick_spacing
+    return MAX_UINT128 // (max_tick - min_tick + 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V4PoolState:
+    """Immutable snapshot of the parts of a V4 pool that determine swap results.
+
+    ``lp_fee`` is ``slot0.lpFee`` (pips, up to 1e6); ``protocol_fee`` is ``slot0.protocolFee`` (two packed 12-bit
+    fees: zero-for-one in the low bits).  ``ticks``/``liquidity_gross`` are as in
+    :class:`market.amm.uniswap_v3.V3PoolState`.
+    """
+
+    sqrt_price_x96: int
+    tick: int
+    liquidity: int
+    lp_fee: int
+    tick_spacing: int
+    ticks: Mapping[int, int]
+    protocol_fee: int = 0
+    liquidity_gross: Mapping[int, int] | None = None
+    sorted_ticks: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spacing = self.tick_spacing
+        if not MIN_TICK_SPACING <= spacing <= MAX_TICK_SPACING:
+            raise InvalidPoolState(f"tick_spacing {spacing} outside [{MIN_TICK_SPACING}, {MAX_TICK_SPACING}]")
+        if not 0 <= self.lp_fee <= MAX_LP_FEE:
+            raise InvalidPoolState(f"lp_fee {self.lp_fee} pips outside [0, {MAX_LP_FEE}]")
+        if not is_valid_protocol_fee(self.protocol_fee):
+            raise InvalidPoolState(f"protocol_fee 0x{self.protocol_fee:06x} invalid (each half <= 1000 pips)")
+        if not 0 <= self.liquidity <= MAX_UINT128:
+            raise InvalidPoolState(f"liquidity {self.liquidity} does not fit uint128")
+        if not MIN_TICK <= self.tick <= MAX_TICK:
+            raise InvalidPoolState(f"tick {self.tick} outside [{MIN_TICK}, {MAX_TICK}]")
+        price = self.sqrt_price_x96
+        if not MIN_SQRT_PRICE <= price < MAX_SQRT_PRICE:
+            raise InvalidPoolState(f"sqrt_price_x96 {price} outside [MIN_SQRT_PRICE, MAX_SQRT_PRICE)")
+        # As in V3: the stored tick is floor(log(price)) or, right after a swap that stopped exactly on a tick t
+        # going down, t - 1.
+        if _sqrt_at(self.tick) > price or (self.tick < MAX_TICK and price > _sqrt_at(self.tick + 1)):
+            raise InvalidPoolState(f"tick {self.tick} is inconsistent with sqrt_price_x96 {price}")
+        nets: dict[int, int] = {}
+        for t, net in self.ticks.items():
+            t, net = int(t), int(net)
+            if not MIN_TICK <= t <= MAX_TICK or t % spacing:
+                raise InvalidPoolState(f"initialized tick {t} out of range or not a multiple of {spacing}")
+            if not MIN_INT128 <= net <= MAX_INT128:
+                raise InvalidPoolState(f"liquidityNet {net} at tick {t} does not fit int128")
+            nets[t] = net
+        object.__setattr__(self, "ticks", MappingProxyType(nets))
+        object.__setattr__(self, "sorted_ticks", tuple(sorted(nets)))
+        if self.liquidity_gross is not None:
+            gross = {int(t): int(g) for t, g in self.liquidity_gross.items()}
+            if gross.keys() != nets.keys():
+                raise InvalidPoolState("liquidity_gross must have exactly the initialized ticks as keys")
+            for t, g in gross.items():
+                if not 0 < g <= MAX_UINT128 or abs(nets[t]) > g:
+                    raise InvalidPoolState(f"liquidityGross {g} at tick {t} invalid for liquidityNet {nets[t]}")
+            object.__setattr__(self, "liquidity_gross", MappingProxyType(gross))
+
+    def __hash__(self) -> int:
+        return hash((self.sqrt_price_x96, self.tick, self.liquidity, self.lp_fee, self.protocol_fee,
+                     self.tick_spacing, len(self.ticks)))
+
+    def swap_fee(self, zero_for_one: bool) -> int:
+        """The fee a swap in this direction runs at: the LP fee with the direction's protocol fee on top."""
+        protocol = get_zero_for_one_fee(self.protocol_fee) if zero_for_one else get_one_for_zero_fee(
+            self.protocol_fee)
+        return self.lp_fee if protocol == 0 else calculate_swap_fee(protocol, self.lp_fee)
+
+    def _with_slot0(self, sqrt_price_x96: int, tick: int, liquidity: int) -> V4PoolState:
+        """Copy with new slot0/liquidity, sharing the (immutable) tick maps; skips validation."""
+        new = object.__new__(V4PoolState)
+        setattr_ = object.__setattr__
+        for name in ("lp_fee", "protocol_fee", "tick_spacing", "ticks", "liquidity_gross", "sorted_ticks"):
+            setattr_(new, name, getattr(self, name))
+        setattr_(new, "sqrt_price_x96", sqrt_price_x96)
+        setattr_(new, "tick", tick)
+        setattr_(new, "liquidity", liquidity)
+        return new
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V4SwapResult:
+    """Outcome of ``Pool.swap``: ``amount0``/``amount1`` are the ``BalanceDelta`` (swapper's side: negative is
+    paid into the pool, positive received); ``amount_in``/``amount_out`` the same as positive numbers.
+
+    ``fee_amount`` is what the LPs earn, ``amount_to_protocol`` the protocol's share (both in the input token,
+    both included in ``amount_in``); ``swap_fee`` the fee in pips the steps ran at.
+    """
+
+    amount0: int
+    amount1: int
+    sqrt_price_x96: int
+    tick: int
+    liquidity: int
+    zero_for_one: bool
+    swap_fee: int
+    fee_amount: int = 0
+    amount_to_protocol: int = 0
+    ticks_crossed: int = 0
+
+    @property
+    def amount_in(self) -> int:
+        return -(self.amount0 if self.zero_for_one else self.amount1)
+
+    @property
+    def amount_out(self) -> int:
+        return self.amount1 if self.zero_for_one else self.amount0
+
+
+def swap(
+    state: V4PoolState, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int = 0
+) -> V4SwapResult:
+    """``PoolManager.swap`` on a pool without amount-changing hooks: ``amount_specified < 0`` exact input,
+    ``> 0`` exact output.  ``sqrt_price_limit_x96 == 0`` means no limit (MIN+1 / MAX-1, as routers pass)."""
+    if amount_specified == 0:
+        raise InvalidAmount("SwapAmountCannotBeZero")
+    if not -MAX_INT256 - 1 <= amount_specified <= MAX_INT256:
+        raise InvalidAmount(f"amount {amount_specified} does not fit int256")
+    swap_fee = state.swap_fee(zero_for_one)
+    protocol_fee = (get_zero_for_one_fee(state.protocol_fee) if zero_for_one
+                    else get_one_for_zero_fee(state.protocol_fee))
+    if swap_fee >= MAX_SWAP_FEE and amount_specified > 0:
+        raise InvalidAmount("InvalidFeeForExactOut: a 100 % swap fee makes exact output impossible")
+
+    sqrt_price = state.sqrt_price_x96
+    if sqrt_price_limit_x96 == 0:
+        limit = MIN_SQRT_PRICE + 1 if zero_for_one else MAX_SQRT_PRICE - 1
+    else:
+        limit = sqrt_price_limit_x96
+    if zero_for_one:
+        if limit >= sqrt_price:
+            raise InvalidPriceLimit(f"PriceLimitAlreadyExceeded: limit {limit} >= price {sqrt_price}")
+        if limit <= MIN_SQRT_PRICE:
+            raise InvalidPriceLimit(f"PriceLimitOutOfBounds: {limit}")
+    else:
+        if limit <= sqrt_price:
+            raise InvalidPriceLimit(f"PriceLimitAlreadyExceeded: limit {limit} <= price {sqrt_price}")
+        if limit >= MAX_SQRT_PRICE:
+            raise InvalidPriceLimit(f"PriceLimitOutOfBounds: {limit}")
+
+    exact_output = amount_specified > 0
+    remaining = amount_specified
+    calculated = 0
+    tick = state.tick
+    liquidity = state.liquidity
+    spacing = state.tick_spacing
+    sorted_ticks = state.sorted_ticks
+    n_ticks = len(sorted_ticks)
+    nets = state.ticks
+    lp_fees = 0
+    to_protocol = 0
+    crossed = 0
+
+    while remaining != 0 and sqrt_price != limit:
+        sqrt_start = sqrt_price
+        # TickBitmap.nextInitializedTickWithinOneWord over the sorted initialized ticks (see tick_bitmap.py).
+        compressed = tick // spacing
+        if zero_for_one:
+            tick_next = ((compressed >> 8) << 8) * spacing
+            i = bisect_right(sorted_ticks, tick) - 1
+            initialized = i >= 0 and sorted_ticks[i] >= tick_next
+            if initialized:
+                tick_next = sorted_ticks[i]
+        else:
+            tick_next = ((((compressed + 1) >> 8) << 8) + 255) * spacing
+            i = bisect_right(sorted_ticks, tick)
+            initialized = i < n_ticks and sorted_ticks[i] <= tick_next
+            if initialized:
+                tick_next = sorted_ticks[i]
+        if tick_next <= MIN_TICK:
+            tick_next = MIN_TICK
+        if tick_next >= MAX_TICK:
+            tick_next = MAX_TICK
+
+        sqrt_next = _sqrt_at(tick_next)
+        target = (limit if sqrt_next < limit else sqrt_next) if zero_for_one else (
+            limit if sqrt_next > limit else sqrt_next)
+        sqrt_price, step_in, step_out, step_fee = compute_swap_step(sqrt_price, target, liquidity, remaining,
+                                                                    swap_fee)
+        if exact_output:
+            remaining -= step_out
+            calculated -= step_in + step_fee
+        else:
+            remaining += step_in + step_fee
+            calculated += step_out
+
+        if protocol_fee > 0:
+            delta = step_fee if swap_fee == protocol_fee else (
+                (step_in + step_fee) * protocol_fee // PIPS_DENOMINATOR)
+            step_fee -= delta
+            to_protocol += delta
+        lp_fees += step_fee
+
+        if sqrt_price == sqrt_next:
+            if initialized:
+                net = nets[tick_next]
+                liquidity = add_delta(liquidity, -net if zero_for_one else net)
+                crossed += 1
+            tick = tick_next - 1 if zero_for_one else tick_next
+        elif sqrt_price != sqrt_start:
+            tick = get_tick_at_sqrt_ratio(sqrt_price)
+
+    specified_done = amount_specified - remaining
+    if not (MIN_INT128 <= calculated <= MAX_INT128 and MIN_INT128 <= specified_done <= MAX_INT128):
+        raise Overflow("SafeCastOverflow: a swap total does not fit int128")
+    if zero_for_one != (amount_specified < 0):  # currency1 is the specified one
+        amount0, amount1 = calculated, specified_done
+    else:
+        amount0, amount1 = specified_done, calculated
+    return V4SwapResult(
+        amount0=amount0, amount1=amount1, sqrt_price_x96=sqrt_price, tick=tick, liquidity=liquidity,
+        zero_for_one=zero_for_one, swap_fee=swap_fee, fee_amount=lp_fees, amount_to_protocol=to_protocol,
+        ticks_crossed=crossed,
+    )
+
+
+def swap_exact_input(
+    state: V4PoolState, zero_for_one: bool, amount_in: int, sqrt_price_limit_x96: int = 0
+) -> V4SwapResult:
+    """Sell exactly ``amount_in`` (fees included); ``result.amount_out`` is the quote (``V4Quoter``'s answer).
+    If the price limit stops the swap first, ``result.amount_in`` is the smaller amount actually taken."""
+    if not 0 < amount_in <= MAX_INT256:
+        raise InvalidAmount(f"amount_in {amount_in} must be in (0, 2**255)")
+    return swap(state, zero_for_one, -amount_in, sqrt_price_limit_x96)
+
+
+def swap_exact_output(
+    state: V4PoolState, zero_for_one: bool, amount_out: int, sqrt_price_limit_x96: int = 0
+) -> V4SwapResult:
+    """Buy exactly ``amount_out``; ``result.amount_in`` is the quote.  If the pool runs dry before the limit,
+    ``result.amount_out`` is smaller than asked -- check it."""
+    if not 0 < amount_out <= MAX_INT256:
+        raise InvalidAmount(f"amount_out {amount_out} must be in (0, 2**255)")
+    return swap(state, zero_for_one, amount_out, sqrt_price_limit_x96)
+
+
+def apply_swap(state: V4PoolState, result: V4SwapResult) -> V4PoolState:
+    """The pool state after ``result`` (computed from ``state``); ``state`` is unchanged."""
+    return state._with_slot0(result.sqrt_price_x96, result.tick, result.liquidity)
+
+
+# --- modifyLiquidity -----------------------------------------------------------------------------------------
+
+
+def _check_ticks(state: V4PoolState, tick_lower: int, tick_upper: int) -> None:
+    """``Pool.checkTicks`` plus ``TickBitmap.flipTick``'s ``TickMisaligned``."""
+    if tick_lower >= tick_upper:
+        raise InvalidTick(f"TicksMisordered: {tick_lower} >= {tick_upper}")
+    if tick_lower < MIN_TICK:
+        raise InvalidTick(f"TickLowerOutOfBounds: {tick_lower}")
+    if tick_upper > MAX_TICK:
+        raise InvalidTick(f"TickUpperOutOfBounds: {tick_upper}")
+    spacing = state.tick_spacing
+    if tick_lower % spacing or tick_upper % spacing:
+        raise InvalidTick(f"TickMisaligned: {tick_lower}, {tick_upper} (tick spacing {spacing})")
+
+
+def get_position_delta(
+    state: V4PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
+) -> tuple[int, int]:
+    """The caller's ``BalanceDelta`` (amount0, amount1) for a liquidity change, fees aside: negative = paid in
+    (adding liquidity rounds the payment up, removing rounds the receipt down), as ``Pool.modifyLiquidity``."""
+    _check_ticks(state, tick_lower, tick_upper)
+    if liquidity_delta == 0:
+        return 0, 0
+    lo, hi = _sqrt_at(tick_lower), _sqrt_at(tick_upper)
+    # V4's signed getAmountXDelta is V3's with the opposite sign (the caller's side of the ledger).
+    if state.tick < tick_lower:
+        return -get_amount0_delta_signed(lo, hi, liquidity_delta), 0
+    if state.tick < tick_upper:
+        price = state.sqrt_price_x96
+        return (-get_amount0_delta_signed(price, hi, liquidity_delta),
+                -get_amount1_delta_signed(lo, price, liquidity_delta))
+    return 0, -get_amount1_delta_signed(lo, hi, liquidity_delta)
+
+
+def apply_liquidity_change(
+    state: V4PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
+) -> V4PoolState:
+    """The pool state after ``modifyLiquidity`` with ``liquidity_delta`` over ``[tick_lower, tick_upper)``
+    (what a ``ModifyLiquidity`` event carries).  A zero delta only collects fees and changes nothing here."""
+    _check_ticks(state, tick_lower, tick_upper)
+    if not MIN_INT128 <= liquidity_delta <= MAX_INT128:
+        raise Overflow(f"liquidity_delta {liquidity_delta} does not fit int128")
+    if liquidity_delta == 0:
+        return state
+    nets = dict(state.ticks)
+    gross = dict(state.liquidity_gross) if state.liquidity_gross is not None else None
+    update_ticks(nets, gross, tick_lower, tick_upper, liquidity_delta,
+                 tick_spacing_to_max_liquidity_per_tick(state.tick_spacing), "TickLiquidityOverflow")
+    liquidity = state.liquidity
+    if tick_lower <= state.tick < tick_upper:
+        liquidity = add_delta(liquidity, liquidity_delta)
+    return V4PoolState(
+        sqrt_price_x96=state.sqrt_price_x96, tick=state.tick, liquidity=liquidity, lp_fee=state.lp_fee,
+        protocol_fee=state.protocol_fee, tick_spacing=state.tick_spacing, ticks=nets, liquidity_gross=gross,
+    )
