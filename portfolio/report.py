@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -207,7 +208,8 @@ def books_from_archive(directory: str | Path) -> sqlite3.Connection:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="alphapulse report", description="Daily and all-time report.")
-    p.add_argument("--db", default=None, help=f"portfolio database (default {default_db_path()})")
+    p.add_argument("--db", default=None, help=f"portfolio database (default {default_db_path()}; "
+                   "`alphapulse report` falls back to the latest demo run's)")
     p.add_argument("--archive", help="build the books from a Parquet archive directory instead")
     p.add_argument("--json", action="store_true")
     p.add_argument("--png", help="write a chart of cumulative P&L and the funnel")
@@ -233,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         db.close()
     if args.png:
         render_png(rep, args.png)
-    if args.json:
-        print(json.dumps(rep, indent=2, default=str))
-    else:
-        print(render_text(rep))
+        print(f"alphapulse report: wrote the chart to {Path(args.png).resolve()}", file=sys.stderr)
+    try:
+        print(json.dumps(rep, indent=2, default=str) if args.json else render_text(rep), flush=True)
+    except BrokenPipeError:  # `report --json | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0
 
 

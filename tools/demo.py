@@ -49,6 +49,17 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "var" / "demo"
 
 
+def live_runs(demo_dir: Path = DEMO_DIR) -> list[Path]:
+    """The working directories of live demo runs (``<demo_dir>/<YYYYmmdd-HHMMSS>``), newest first;
+    replay runs (``replay-*``) are not among them."""
+    return sorted((p for p in demo_dir.glob("[0-9]*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+
+
+def latest_demo_db(demo_dir: Path = DEMO_DIR) -> Path | None:
+    """The portfolio database of the newest live demo run that has one."""
+    return next((db for run in live_runs(demo_dir) if (db := run / "data" / "portfolio.sqlite").is_file()), None)
+
+
 # While the dashboard owns the terminal, the demo's and the supervisor's lines go to a log file.
 _say_stream = None
 

@@ -56,7 +56,7 @@ from typing import Any
 
 import trio
 
-from tools.demo import close_dashboard, fmt_units, open_dashboard, show_for
+from tools.demo import close_dashboard, fmt_units, live_runs, open_dashboard, show_for
 from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,11 +88,9 @@ def _has_market_data(archive: Path) -> bool:
 def newest_live_archive(demo_dir: Path = DEMO_DIR) -> Path | None:
     """The newest ``<run>/data/archive`` of a live demo run that holds market data and whose run left
     its ``configs/strategy.toml`` (replay runs, ``replay-*``, are not candidates)."""
-    runs = sorted((p for p in demo_dir.glob("*/data/archive")
-                   if not p.parent.parent.name.startswith("replay-")),
-                  key=lambda p: p.parent.parent.name, reverse=True)
-    for archive in runs:
-        if (archive.parent.parent / "configs" / "strategy.toml").is_file() and _has_market_data(archive):
+    for run in live_runs(demo_dir):
+        archive = run / "data" / "archive"
+        if (run / "configs" / "strategy.toml").is_file() and archive.is_dir() and _has_market_data(archive):
             return archive
     return None
 

@@ -173,3 +173,23 @@ def test_reconcile_against_recorded_json_rpc(tmp_path: Path) -> None:
     assert seen[1][2]["params"][0]["to"] == WETH.lower()
     # --apply booked the differences: the books now match the chain
     assert b.balances()[int(WETH_ID)] == 3 * 10**15 + 7 and b.balances()[native_token(1)] == 5 * ETHER
+
+
+def test_report_says_where_the_png_went_and_a_closed_pipe_is_quiet(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    path = make_history(tmp_path)
+    png = tmp_path / "chart.png"
+    assert report_main(["--db", str(path), "--png", str(png)]) == 0
+    assert f"wrote the chart to {png}" in capsys.readouterr().err
+    # `report --json | head`: the reader is gone before the report is written
+    r, w = os.pipe()
+    os.close(r)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "report", "--db", str(path), "--json"], stdout=w,
+                          stderr=subprocess.PIPE, text=True, cwd=root, env=dict(os.environ, PYTHONPATH=str(root)),
+                          timeout=60)
+    os.close(w)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

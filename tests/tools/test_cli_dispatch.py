@@ -63,3 +63,24 @@ def test_relay_cli_is_an_alphapulse_command(capsys: pytest.CaptureFixture[str]) 
     assert "tail" in out and "check" in out
     assert cli.main(["relay-cli", "check", "--domain", "nope", "--from", "1", "--count", "1"]) == 2
     assert "unknown command" not in capsys.readouterr().err
+
+
+def test_report_defaults_to_the_latest_demo_runs_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import tools.report_cli as report_cli
+    from portfolio.books import open_db
+    from tools.demo import latest_demo_db
+
+    demo = tmp_path / "demo"
+    for run in ("20240101-000000", "20240102-000000"):
+        (demo / run / "data").mkdir(parents=True)
+        open_db(demo / run / "data" / "portfolio.sqlite").close()
+    (demo / "20240103-000000" / "data").mkdir(parents=True)  # a run that died before the books existed
+    (demo / "replay-20240104-000000" / "data").mkdir(parents=True)  # replay runs have no books
+    newest = demo / "20240102-000000" / "data" / "portfolio.sqlite"
+    assert latest_demo_db(demo) == newest
+    monkeypatch.setenv("ALPHAPULSE_RUN_DIR", str(tmp_path / "no-run"))  # no books at the default path
+    monkeypatch.setattr(report_cli, "latest_demo_db", lambda: newest)
+    assert cli.main(["report"]) == 0
+    captured = capsys.readouterr()
+    assert f"the latest demo run's database {newest}" in captured.err and "funnel:" in captured.out
