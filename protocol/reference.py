@@ -413,6 +413,11 @@ BODIES: dict[int, _Object] = {
         S.ArbitragePath,
         "hops" / list_of(Hop),
     ),
+    23: record(
+        S.DecisionPoint,
+        "block_number" / uint64,
+        "log_index" / uint32,
+    ),
     31: record(
         S.CrossChainArbitrage,
         "source_chain" / uint32,

@@ -1,7 +1,7 @@
 """Signal TLVs (types 20-39), carried in domain 2 messages.
 
 A signal message is ``SignalIdentity + Economics + ArbitragePath`` (plus a
-``TraceContext``); a cross-chain opportunity adds ``CrossChainArbitrage``.
+``TraceContext`` and a ``DecisionPoint``); a cross-chain opportunity adds ``CrossChainArbitrage``.
 All money is integer base units of ``profit_token``; gas in wei.
 """
 
@@ -58,6 +58,17 @@ class ArbitragePath(TLV):
 
     TYPE = 22
     hops: Annotated[tuple[Hop, ...], list_of(Hop)]
+
+
+class DecisionPoint(TLV):
+    """The market state a signal was decided on: every event up to and including
+    ``(block_number, log_index)`` was applied, and never half a transaction (the collector publishes
+    a transaction's logs as one message). ``log_index`` 0xFFFFFFFF: the whole block (a snapshot).
+    A new type rather than fields appended to ``SignalIdentity``: older signals lack it."""
+
+    TYPE = 23
+    block_number: u64
+    log_index: u32
 
 
 class CrossChainArbitrage(TLV):

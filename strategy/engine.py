@@ -9,8 +9,14 @@ test drives it directly.
 
 A signal message carries, in order: ``SignalIdentity`` (its id, kind, chain and the block its
 state was computed at), ``Economics`` (every cost term), ``ArbitragePath`` (pool, kind, tokens
-and exact amounts of each hop) and ``TraceContext`` (continuing the trace of the market-data
-message that caused it, or starting one there).
+and exact amounts of each hop), ``TraceContext`` (continuing the trace of the market-data
+message that caused it, or starting one there) and ``DecisionPoint`` (the last market event
+applied to the state it was decided on).
+
+Decisions are block-coherent: every record of a message is applied before anything is decided,
+and the EVM collector publishes the logs of one transaction (or block) as one message, so the
+intermediate states inside a transaction -- the first and second Swap of a three-hop arbitrage --
+are never searched.
 
 System messages: a ``Resync`` (the relay could not serve what we missed) makes every pool stale
 until fresh snapshots arrive; ``PoolSnapshot`` records in a system message are applied like
@@ -29,7 +35,7 @@ from protocol.header import Domain
 from protocol.ids import PoolId
 from protocol.market import PoolSnapshot
 from protocol.message import Message
-from protocol.signals import ArbitragePath, Economics, SignalIdentity, SignalKind
+from protocol.signals import ArbitragePath, DecisionPoint, Economics, SignalIdentity, SignalKind
 from protocol.system import Resync, TraceContext
 from strategy.cex_dex import CexDexEngine, CexDexParams
 from strategy.config import StrategyConfig
@@ -38,6 +44,7 @@ from strategy.graph import CycleIndex
 from strategy.search import Opportunity, OpportunitySearch
 
 _U64 = (1 << 64) - 1
+_WHOLE_BLOCK = 0xFFFFFFFF  # DecisionPoint.log_index of a state read at the end of a block
 _ADDRESS_MASK = (1 << 160) - 1  # a PoolId's low bits: the pool contract
 TRACE_SAMPLED = 0x01
 
@@ -72,6 +79,7 @@ class StrategyEngine:
         self._next_signal_id = first_signal_id & _U64 or 1
         self._source_seq = 0
         self._apply: Callable[[object], PoolId | None] = self.state.apply
+        self.position: tuple[int, int] = (0, 0)  # the last (block, log index) applied
         # CEX-DEX pairs ([[cex_dex]]): the same pool state, the same signal ids
         self.cex_dex = CexDexEngine(CexDexParams(
             pairs=config.cex_dex, strategy_id=config.strategy_id, strategy=config.name, source_id=config.source_id,
@@ -102,15 +110,20 @@ class StrategyEngine:
         touched: list[PoolId] = []
         apply = self._apply
         index = self.index
+        position = self.position
         for record in records:
             pool = apply(record)
             if pool is not None:
+                at = (record.block_number, getattr(record, "log_index", _WHOLE_BLOCK))  # type: ignore[attr-defined]
+                if at > position:
+                    position = at
                 if pool not in index:
                     if not self._in_shard(pool):
                         continue
                     index.add_pool(pool)
                 index.set_log_rates(pool, self.state.pools[pool].log_rates)
                 touched.append(pool)
+        self.position = position
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
         if not touched:
             return cex
@@ -162,7 +175,8 @@ class StrategyEngine:
                      for hop, (amount_in, amount_out) in zip(cycle.hops, opp.hop_amounts()))
         return Message(
             domain=Domain.SIGNAL,
-            tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id)),
+            tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id),
+                  DecisionPoint(block_number=self.position[0], log_index=self.position[1])),
             source_id=self.config.source_id,
             source_seq=self._source_seq,
             event_time_ns=cause.event_time_ns,

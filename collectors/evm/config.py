@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from chain.rpc import redact_url
 from runtime.config import Config, ConfigError, Meta, decode, load_toml
@@ -112,6 +112,9 @@ class ChainTuning(Config):
     backoff_initial: Seconds = 0.1
     backoff_max: Seconds = 5.0
     batch_size: Count = 250  # calls per JSON-RPC batch
+    # One market-data message per transaction's logs ("tx"), per block's ("block"), or per log
+    # ("log"): the strategy decides once per message, so it never sees half a transaction.
+    publish_unit: Literal["tx", "block", "log"] = "tx"
 
 
 class ChainConfig(ChainTuning, kw_only=True):  # kw_only spelled out for type checkers (inherited defaults)

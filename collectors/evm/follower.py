@@ -4,6 +4,8 @@ The trio shell (``process.py``) feeds it what the node said -- heads, logs, head
 backfilled log ranges, a lost connection -- and executes the actions it returns, in order:
 
 * ``Publish(tlv)``          -- send a TLV to the market-data relay;
+* ``PublishUnit(tlvs)``     -- send the decoded logs of one transaction (or block) as ONE message,
+  in log order (see "Units" below);
 * ``PublishHeader(header)`` -- send a ``BlockHeader`` (the shell adds the priority-fee estimate);
 * ``Backfill(a, b)``        -- ``eth_getLogs`` blocks ``a..b`` and hand them to ``on_backfill``;
 * ``FetchHeaders(ns, h)``   -- read the canonical headers ``ns`` and hand them to ``on_headers``;
@@ -24,6 +26,16 @@ Invariants it keeps:
   headers, and re-reads the affected pools at the new head (fresh ``PoolSnapshot``).
 * ``removed: true`` logs (geth's reorg notice) publish the decoder's ``StateInvalidation(REORG)``
   at once and force the same check at the next head.
+* Units (``unit="tx"`` or ``"block"``): decoded logs are held until their unit is complete and
+  then go out together in one ``PublishUnit``, so a consumer that decides once per message never
+  sees the state between two logs of one transaction (a three-hop arbitrage's three Swaps). A
+  unit is complete when a log of a later unit arrives, when a head above its block arrives (a
+  node emits a block's logs before the next block's), at the end of a backfilled range (whole
+  blocks), or -- ``"tx"`` only -- when the shell reports the subscription drained (``on_idle``:
+  a node writes the logs of a block back to back, so a drained stream ends a transaction). Any
+  other publication (invalidation, header) first flushes the pending unit, keeping log order. A
+  lost connection drops the pending unit and rewinds the cursor to before it, so the backfill
+  republishes it whole. ``unit="log"`` publishes each log on its own (``Publish``).
 * A lost connection publishes ``StateInvalidation(DISCONNECT)`` for every pool (once); after
   reconnecting, the missed range is backfilled and every pool is re-read.
 """
@@ -71,6 +83,12 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishUnit:
+    tlvs: tuple[TLV, ...]
+    event_time_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PublishHeader:
     header: Header
 
@@ -93,12 +111,20 @@ class Snapshot:
     block: int
 
 
-Action = Publish | PublishHeader | Backfill | FetchHeaders | Snapshot
+Action = Publish | PublishUnit | PublishHeader | Backfill | FetchHeaders | Snapshot
 
 
 class ChainFollower:
-    def __init__(self, chain_id: int, pools: Iterable[PoolId], *, window: int = 128, streaming: bool = True) -> None:
+    def __init__(self, chain_id: int, pools: Iterable[PoolId], *, window: int = 128, streaming: bool = True,
+                 unit: str = "tx") -> None:
+        if unit not in ("tx", "block", "log"):
+            raise ValueError(f"unit must be tx, block or log, not {unit!r}")
         self.chain_id = chain_id
+        self.unit = unit
+        self.pending: list[TLV] = []  # the decoded logs of the unit not yet complete
+        self._pending_key: tuple[int, str] | None = None  # (block, tx hash) ("" in block mode)
+        self._pending_first: tuple[int, int] = (0, 0)  # (block, logIndex) of its first log
+        self._pending_time: int | None = None
         self.pools: tuple[PoolId, ...] = tuple(pools)
         self.decoder = LogDecoder.from_pools(self.pools)
         self.window = window
@@ -141,14 +167,15 @@ class ChainFollower:
             and head.parent_hash == last.hash
             and self.log_hashes.get(head.number, head.hash) == head.hash
         )
+        # a node emits a block's logs before the next block's: a unit below this head is complete
+        acts: list[Action] = self.flush() if self._pending_key and self._pending_key[0] < head.number else []
         if not extends or self.need_reconcile:
-            return [FetchHeaders(self._ancestry(head.number), head)]
+            return acts + [FetchHeaders(self._ancestry(head.number), head)]
         self._record(head)
         self.last = head
         if self.streaming:
-            # a node emits a block's logs before the next block's: everything below this head is in
             self.complete = max(self.complete, head.number - 1)
-        acts: list[Action] = [PublishHeader(head)]
+        acts.append(PublishHeader(head))
         acts += self._flush_early()
         if not self.streaming or self.stale:
             acts += self._finish(head.number)
@@ -175,6 +202,11 @@ class ChainFollower:
         # the newest canonical block we saw (after a same-height reorg that is above the announced head)
         head = max(present, key=lambda h: h.number, default=target)
         acts: list[Action] = []
+        if self._pending_key is not None:
+            if fork is not None and self._pending_key[0] >= fork:
+                self._drop_pending()  # from a replaced block: the backfill brings the new branch's
+            else:
+                acts += self.flush()
         if fork is not None:
             self.reorgs += 1
             # the lowest height we know differs: the fork may be older than what we remember
@@ -212,13 +244,41 @@ class ChainFollower:
             acts += self._log(log, backfill=False)
         return acts
 
+    def on_idle(self) -> list[Action]:
+        """The shell drained the subscription: in ``tx`` mode the pending transaction is complete."""
+        return self.flush() if self.unit == "tx" else []
+
+    def flush(self) -> list[Action]:
+        """Publish the pending unit (if any) as one message."""
+        if not self.pending:
+            self._pending_key = None
+            return []
+        act = PublishUnit(tuple(self.pending), self._pending_time)
+        self.pending = []
+        self._pending_key = None
+        return [act]
+
+    def _drop_pending(self) -> None:
+        if self._pending_key is None:
+            return
+        block, index = self._pending_first
+        before = (block, index - 1) if index > 0 else (block - 1, MAX_INDEX)
+        self.cursor = min(self.cursor, before)
+        self.complete = min(self.complete, block - 1)
+        self.pending = []
+        self._pending_key = None
+
     def on_backfill(self, from_block: int, to_block: int, logs: Sequence[Mapping[str, Any]]) -> list[Action]:
         """``eth_getLogs`` over ``from_block..to_block`` (every log of those blocks)."""
         acts: list[Action] = []
         for log in sorted(logs, key=lambda lg: (_int(lg["blockNumber"]), _int(lg["logIndex"]))):
             got = self._log(log, backfill=True)
-            self.backfilled_logs += sum(isinstance(a, Publish) for a in got)
+            self.backfilled_logs += sum(len(a.tlvs) if isinstance(a, PublishUnit) else isinstance(a, Publish)
+                                        for a in got)
             acts += got
+        if self.pending:  # whole blocks: the last unit of the range is complete
+            self.backfilled_logs += len(self.pending)
+            acts += self.flush()
         self.cursor = max(self.cursor, (to_block, MAX_INDEX))
         self.complete = max(self.complete, to_block)
         return acts + self._flush_early()
@@ -226,6 +286,7 @@ class ChainFollower:
     def on_disconnect(self, reason: str) -> list[Action]:
         """The node connection is gone: every pool's view is untrustworthy until re-read."""
         self.early.clear()
+        self._drop_pending()  # perhaps half a transaction: the backfill after reconnecting resends it
         fresh = [p for p in self.pools if p not in self.stale]
         self.stale.update(self.pools)
         return [
@@ -274,15 +335,20 @@ class ChainFollower:
         index = _int(log["logIndex"])
         block_hash = str(log.get("blockHash") or "").lower()
         if log.get("removed"):
+            acts = []
+            if self._pending_key is not None and self._pending_key[0] >= block:
+                self._drop_pending()  # its block is being replaced: never published
+            else:
+                acts = self.flush()
             tlv = self.decoder.decode(log)  # StateInvalidation(REORG) for its pool, or None
             self.need_reconcile = True
             self.reorg_floor = block if self.reorg_floor is None else min(self.reorg_floor, block)
             self.cursor = min(self.cursor, (block - 1, MAX_INDEX))
             self.complete = min(self.complete, block - 1)
             if tlv is None or not isinstance(tlv, StateInvalidation) or tlv.pool in self.stale:
-                return []
+                return acts
             self.stale.add(tlv.pool)
-            return [Publish(tlv)]
+            return acts + [Publish(tlv)]
         known = self.hashes.get(block) or self.log_hashes.get(block)
         if known is not None and block_hash and known != block_hash:
             self.need_reconcile = True  # a log from another branch: the next head settles it
@@ -307,4 +373,15 @@ class ChainFollower:
         if pool is not None:
             self.touched.setdefault(block, set()).add(pool)
         ts = self.times.get(block)
-        return [Publish(tlv, ts * 1_000_000_000 if ts else None)]
+        event_ns = ts * 1_000_000_000 if ts else None
+        if self.unit == "log":
+            return [Publish(tlv, event_ns)]
+        key = (block, "" if self.unit == "block" else str(log.get("transactionHash") or "").lower())
+        acts: list[Action] = []
+        if key != self._pending_key:
+            acts = self.flush()
+            self._pending_key = key
+            self._pending_first = (block, index)
+            self._pending_time = event_ns
+        self.pending.append(tlv)
+        return acts

@@ -50,6 +50,7 @@ from .follower import (
     Header,
     Publish,
     PublishHeader,
+    PublishUnit,
     Snapshot,
 )
 
@@ -132,7 +133,8 @@ class ChainRunner:
                 pools = await resolve_pools(chain, rpc)
                 self.resolved = {int(p.pool): p for p in pools}
                 self.addresses = [p.address for p in pools]
-                self.follower = ChainFollower(chain.chain_id, [p.pool for p in pools], window=chain.reorg_window)
+                self.follower = ChainFollower(chain.chain_id, [p.pool for p in pools], window=chain.reorg_window,
+                                              unit=chain.publish_unit)
             follower = self.follower
             follower.streaming = ws is not None
             subs: dict[str, str] = {}
@@ -175,6 +177,9 @@ class ChainRunner:
                 await self._execute(follower.on_head(Header.from_rpc(result)), rpc)
             elif kind == "log":
                 await self._execute(follower.on_logs([result]), rpc)
+            if follower.pending and ws.notifications.statistics().current_buffer_used == 0:
+                # drained: the node has written out the transaction whose logs we hold
+                await self._execute(follower.on_idle(), rpc)
 
     async def _poll(self, rpc: HttpRpc | WsRpc) -> None:
         follower = self.follower
@@ -187,7 +192,7 @@ class ChainRunner:
 
     # ------------------------------------------------------------------ actions
 
-    async def _emit(self, tlv: TLV, event_time_ns: int | None = None) -> None:
+    async def _emit(self, tlv: TLV | tuple[TLV, ...], event_time_ns: int | None = None) -> None:
         await self.publish(tlv, event_time_ns=event_time_ns, receive_time_ns=time.time_ns())
         self.published += 1
         self._m_published.inc()
@@ -203,6 +208,9 @@ class ChainRunner:
             act = queue.popleft()
             if isinstance(act, Publish):
                 await self._emit(act.tlv, act.event_time_ns)
+                continue
+            if isinstance(act, PublishUnit):
+                await self._emit(act.tlvs, act.event_time_ns)
                 continue
             assert rpc is not None, f"{act} needs a connection"
             if isinstance(act, PublishHeader):

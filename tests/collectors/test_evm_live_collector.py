@@ -132,7 +132,7 @@ class Harness:
         return self.devnet.deployment
 
     def tlvs(self, *types: type) -> list[Any]:
-        return [m.tlvs[0] for m in self.messages if isinstance(m.tlvs[0], types)]
+        return [t for t in records(self.messages) if isinstance(t, types)]
 
     async def wait_for_head(self, number: int) -> None:
         await self.until(lambda: any(t.number >= number for t in self.tlvs(BlockHeader)))
@@ -268,12 +268,16 @@ class PoolState:
         return (self.sqrt, self.tick, self.liquidity) if v3 else (self.r0, self.r1)
 
 
+def records(messages: list[Message]) -> list[Any]:
+    """The records of the messages in order (a message holds one transaction's logs, in log order)."""
+    return [t for m in messages for t in m.tlvs]
+
+
 def replay_state(messages: list[Message]) -> dict[int, list[tuple[int, tuple[int, ...], dict[int, int]]]]:
     """Apply the collector's messages in relay order: pool -> [(block, state key, ticks)] after each."""
     states: dict[int, PoolState] = {}
     history: dict[int, list[tuple[int, tuple[int, ...], dict[int, int]]]] = {}
-    for m in messages:
-        t = m.tlvs[0]
+    for t in records(messages):
         if not isinstance(t, (PoolSnapshot, *EVENTS)):
             continue
         pool = int(t.pool)
@@ -389,8 +393,15 @@ async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, sh
     assert {t.reason for t in invalidations} == {InvalidationReason.DISCONNECT}
     assert len(invalidations) == len(h.dep.pools)
     # after the invalidations: a fresh snapshot of every pool
-    last_inval = max(i for i, m in enumerate(h.messages) if isinstance(m.tlvs[0], StateInvalidation))
-    assert len([m for m in h.messages[last_inval:] if isinstance(m.tlvs[0], PoolSnapshot)]) == len(h.dep.pools)
+    flat = records(h.messages)
+    last_inval = max(i for i, t in enumerate(flat) if isinstance(t, StateInvalidation))
+    assert len([t for t in flat[last_inval:] if isinstance(t, PoolSnapshot)]) == len(h.dep.pools)
+    # one message per transaction: its records share one tx and block, in log order
+    for m in h.messages:
+        if isinstance(m.tlvs[0], EVENTS):
+            txs = {(t.block_number, getattr(t, "tx_hash", None)) for t in m.tlvs if hasattr(t, "tx_hash")}
+            assert len(txs) <= 1 and [t.log_index for t in m.tlvs] == sorted(t.log_index for t in m.tlvs)
+    assert any(len(m.tlvs) > 1 for m in h.messages if isinstance(m.tlvs[0], EVENTS))
     headers = [t.number for t in h.tlvs(BlockHeader)]
     assert headers == sorted(set(headers)) and headers[-1] == head
     assert set(range(start, head + 1)) <= set(headers)
@@ -437,7 +448,7 @@ async def test_live_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, sh
             await h.until(lambda: len(h.tlvs(PoolSnapshot)) >= len(d.pools) + 2)
             await trio.sleep(0.3)
             nursery.cancel_scope.cancel()
-    after = [m.tlvs[0] for m in h.messages[n_before:]]
+    after = records(h.messages[n_before:])
     fork = head - 1
     removed = {d.pool("uniswap_v2_a", "WETH", "USDC").address.lower(),
                d.pool("uniswap_v3", "WETH", "USDC", 500).address.lower()}
@@ -453,8 +464,7 @@ async def test_live_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, sh
     assert runner.follower is not None and runner.follower.reorgs >= 1
     # the canonical log stream: what was published, minus what the reorg took away
     kept: list[Any] = []
-    for m in h.messages:
-        t = m.tlvs[0]
+    for t in records(h.messages):
         if isinstance(t, StateInvalidation) and t.reason == InvalidationReason.REORG:
             kept = [e for e in kept if not (e.block_number >= t.from_block and e.pool == t.pool)]
         elif isinstance(t, EVENTS):

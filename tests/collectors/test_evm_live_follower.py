@@ -12,6 +12,7 @@ from collectors.evm.follower import (
     Header,
     Publish,
     PublishHeader,
+    PublishUnit,
     Snapshot,
 )
 from protocol.ids import PoolId, Venue, VenueKind
@@ -33,11 +34,18 @@ def sync(pool: PoolId, n: int, i: int, r0: int = 1, fork: str = "", removed: boo
 
 
 def published(actions: list[Any]) -> list[Any]:
-    return [a.tlv for a in actions if isinstance(a, Publish)]
+    """Every TLV the actions publish, in order (a unit's records flattened)."""
+    out: list[Any] = []
+    for a in actions:
+        if isinstance(a, Publish):
+            out.append(a.tlv)
+        elif isinstance(a, PublishUnit):
+            out.extend(a.tlvs)
+    return out
 
 
 def test_live_follower_orders_and_dedups() -> None:
-    f = ChainFollower(1, [A, B])
+    f = ChainFollower(1, [A, B], unit="log")
     assert f.start(h(10)) == [Snapshot((A, B), 10), PublishHeader(h(10))]
     assert published(f.on_logs([sync(A, 11, 0), sync(B, 11, 1)])) == [
         V2Reserves(pool=A, block_number=11, log_index=0, reserve0=1, reserve1=2),
@@ -102,3 +110,60 @@ def test_live_follower_removed_log_forces_a_check() -> None:
     assert isinstance(acts[0], FetchHeaders)  # even though the head extends the last one
     acts = f.on_headers(h(12), {10: h(10), 11: h(11), 12: h(12)})
     assert Backfill(11, 12) in acts and acts[-1] == Snapshot((A,), 12)
+
+
+def swap_log(pool: PoolId, n: int, i: int, tx: str, r0: int = 1) -> dict[str, Any]:
+    return {**sync(pool, n, i, r0), "transactionHash": "0x" + tx * 32}
+
+
+def test_live_follower_publishes_one_transactions_logs_as_one_unit_in_log_order() -> None:
+    f = ChainFollower(1, [A, B])  # unit="tx"
+    f.start(h(10))
+    # a transaction's logs are held until the unit is complete...
+    assert f.on_logs([swap_log(A, 11, 0, "aa"), swap_log(B, 11, 1, "aa")]) == []
+    # ...a log of the next transaction completes it: one message, both records in log order
+    acts = f.on_logs([swap_log(B, 11, 2, "bb", r0=5)])
+    assert [type(a) for a in acts] == [PublishUnit]
+    assert [(t.pool, t.log_index) for t in acts[0].tlvs] == [(A, 0), (B, 1)]
+    # the stream drained: the pending transaction is complete
+    [unit] = f.on_idle()
+    assert [(t.pool, t.log_index, t.reserve0) for t in unit.tlvs] == [(B, 2, 5)]
+    assert f.on_idle() == []
+    # the head of the next block completes the last unit of the previous one, before the header
+    assert f.on_logs([swap_log(A, 11, 3, "cc")]) == []
+    acts = f.on_head(h(11))
+    assert acts == [PublishHeader(h(11))]  # block 11's head may come before its last logs
+    acts = f.on_head(h(12))
+    assert [type(a) for a in acts] == [PublishUnit, PublishHeader]
+
+
+def test_live_follower_block_unit_waits_for_the_block_and_a_disconnect_resends_half_a_unit() -> None:
+    f = ChainFollower(1, [A, B], unit="block")
+    f.start(h(10))
+    assert f.on_logs([swap_log(A, 11, 0, "aa"), swap_log(B, 11, 1, "bb")]) == []
+    assert f.on_idle() == []  # a drained stream does not end a block
+    assert f.on_head(h(11)) == [PublishHeader(h(11))]  # nor does its own head
+    [unit] = f.on_logs([swap_log(A, 12, 0, "cc")])  # a later block's log does
+    assert [t.log_index for t in unit.tlvs] == [0, 1] and all(t.block_number == 11 for t in unit.tlvs)
+    # the connection drops with block 12's unit half received: nothing of it goes out ...
+    acts = f.on_disconnect("gone")
+    assert not any(isinstance(a, PublishUnit) for a in acts)
+    f.on_connected(h(12))
+    acts = f.on_headers(h(12), {n: h(n) for n in range(10, 13)})
+    assert Backfill(12, 12) in acts
+    # ... and the backfill publishes the whole block as one unit
+    [unit] = [a for a in f.on_backfill(12, 12, [swap_log(A, 12, 0, "cc"), swap_log(B, 12, 1, "cc")])
+              if isinstance(a, PublishUnit)]
+    assert [(t.pool, t.log_index) for t in unit.tlvs] == [(A, 0), (B, 1)]
+
+
+def test_live_follower_tx_unit_from_a_backfill_is_split_by_transaction() -> None:
+    f = ChainFollower(1, [A, B])
+    f.start(h(10))
+    f.on_disconnect("gone")
+    f.on_connected(h(11))
+    f.on_headers(h(11), {n: h(n) for n in range(10, 12)})
+    acts = f.on_backfill(11, 11, [swap_log(B, 11, 2, "bb"), swap_log(A, 11, 0, "aa"), swap_log(B, 11, 1, "aa")])
+    units = [[(t.pool, t.log_index) for t in a.tlvs] for a in acts if isinstance(a, PublishUnit)]
+    assert units == [[(A, 0), (B, 1)], [(B, 2)]]
+    assert f.backfilled_logs == 3

@@ -46,8 +46,10 @@ def test_signal_message_shape() -> None:
     [sig] = e.on_message(msg, now_ns=9_000)
     assert sig.domain == P.Domain.SIGNAL and sig.source_id == e.config.source_id and sig.source_seq == 1
     assert (sig.event_time_ns, sig.receive_time_ns) == (5_000, 9_000)
-    assert [type(t) for t in sig.tlvs] == [P.SignalIdentity, P.Economics, P.ArbitragePath, P.TraceContext]
-    ident, econ, path, trace = sig.tlvs
+    assert [type(t) for t in sig.tlvs] == [P.SignalIdentity, P.Economics, P.ArbitragePath, P.TraceContext,
+                                           P.DecisionPoint]
+    ident, econ, path, trace, point = sig.tlvs
+    assert (point.block_number, point.log_index) == (100, 0xFFFFFFFF)  # snapshots: the whole block
     assert ident.kind == P.SignalKind.TWO_POOL and ident.block_number == 100 and ident.chain_id == 1
     assert ident.strategy == e.config.name and ident.signal_id == 1
     # buy WETH cheap on WD1 (2000 DAI), sell it dear on WD2 (2100 DAI): start in WETH on WD2
@@ -196,3 +198,38 @@ def test_a_shard_only_trades_in_its_pools() -> None:
     assert [h.pool for h in sig.find(P.ArbitragePath).hops] == [WD2, WD1]
     assert b.on_message(msg, 1) == []
     assert WD3 not in a.index and WD1 not in b.index and WD3 in b.index
+
+
+def _balanced_triangle() -> StrategyEngine:
+    e = engine()
+    # WETH at 2000 DAI, DAI = USDC, WETH at 2000 USDC: nothing to do
+    assert e.on_message(md(v2_snapshot(WD1, 2000 * 10**22, 10**22), v2_snapshot(DU, 10**24, 10**12),
+                           v2_snapshot(UW, 2000 * 10**6 * 500, 500 * 10**18)), 1) == []
+    return e
+
+
+# one transaction moving all three pools of the cycle (a three-hop arbitrage): WETH goes to 2100
+# on both WETH pools, the DAI/USDC pool only changes depth -- consistent before and after
+TX_LOGS = (sync(WD1, 2100 * 10**22, 10**22, log_index=3), sync(DU, 2 * 10**24, 2 * 10**12, log_index=7),
+           sync(UW, 2100 * 10**6 * 500, 500 * 10**18, log_index=11))
+
+
+def test_three_swaps_of_one_transaction_cause_no_phantom_signal() -> None:
+    # applied log by log (the old collector), the half-applied states look like a 5 % cycle
+    e = _balanced_triangle()
+    phantom = [s for log in TX_LOGS for s in e.on_message(md(log), 2)]
+    assert phantom and all(len(s.find(P.ArbitragePath).hops) == 3 for s in phantom)
+    # as the collector publishes it now -- the transaction's logs in one message -- nothing
+    e = _balanced_triangle()
+    assert e.on_message(md(*TX_LOGS), 2) == []
+    assert e.position == (101, 11)  # every log of the unit was applied
+
+
+def test_signal_records_the_block_and_last_log_index_it_saw() -> None:
+    e = _balanced_triangle()
+    # the transaction moves only the first pool: a real opportunity, decided after its last log
+    [sig] = e.on_message(md(sync(DU, 10**24, 10**12, log_index=4), TX_LOGS[0], sync(DU, 10**24, 10**12, log_index=5)),
+                         2)
+    point = sig.find(P.DecisionPoint)
+    assert (point.block_number, point.log_index) == (101, 5)
+    assert P.decode(P.encode(sig)) == sig
