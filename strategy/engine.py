@@ -150,11 +150,23 @@ class StrategyEngine:
                 self.stats["below_threshold"] += 1
                 continue
             priced.append((opp, a))
-        # Best first (ties: the smaller input), at most max_signals_per_update.
+        # Best first (ties: the smaller input); one signal per opportunity, not per path through it:
+        # greedily the best set whose paths share no pool (two cycles through one pool compete for the
+        # same price gap -- once one trades, the other's sizes are wrong), at most max_signals_per_update.
         priced.sort(key=lambda oa: (-oa[1].net_profit, oa[0].amount_in))
-        priced = priced[: self.config.max_signals_per_update]
-        self.stats["signals"] += len(priced)
-        return [self._signal(opp, a, cause, now_ns) for opp, a in priced]
+        chosen: list[tuple[Opportunity, Assessment]] = []
+        used: set[PoolId] = set()
+        for opp, a in priced:
+            pools = opp.cycle.pools
+            if used.isdisjoint(pools):
+                chosen.append((opp, a))
+                used.update(pools)
+                if len(chosen) == self.config.max_signals_per_update:
+                    break
+            else:
+                self.stats["overlapping"] += 1
+        self.stats["signals"] += len(chosen)
+        return [self._signal(opp, a, cause, now_ns) for opp, a in chosen]
 
     def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int) -> Message:
         signal_id = self._take_signal_id()

@@ -144,9 +144,11 @@ def test_signal_ids_and_sequence_numbers_increase() -> None:
 
 
 def test_at_most_max_signals_per_update_best_first() -> None:
-    pools = [v2_pool(10 + i, WETH, DAI, venue=1000 + i) for i in range(4)]
-    snaps = [v2_snapshot(p, (2000 + 50 * i) * 10**21, 10**21) for i, p in enumerate(pools)]
-    e = engine(max_signals_per_update=2)
+    # three disjoint opportunities (signals never share a pool): the best two go out
+    pools = [v2_pool(10 + i, WETH, DAI, venue=1000 + i) for i in range(6)]
+    prices = (2000, 2010, 2020, 2180, 2190, 2200)
+    snaps = [v2_snapshot(p, price * 10**21, 10**21) for p, price in zip(pools, prices)]
+    e = engine(max_signals_per_update=2, max_sized_per_update=16)
     sigs = e.on_message(md(*snaps), 1)
     assert len(sigs) == 2
     nets = [s.find(P.Economics).net_profit for s in sigs]
@@ -165,10 +167,15 @@ def test_sizing_work_per_update_is_bounded_and_goes_to_the_best_estimates() -> N
     e.on_message(md(*[v2_snapshot(p, 2000 * 10**19 * (i + 1), 10**19 * (i + 1)) for i, p in enumerate(pools)]), 1)
     assert e.search.stats["optimised"] == 0  # all priced alike: nothing passes the screen
     moved = v2_pool(40, WETH, DAI, venue=1200)
+    sized: list = []
+    search = e.search.on_update
+    e.search.on_update = lambda touched: sized.extend(search(touched)) or sized  # type: ignore[method-assign]
     sigs = e.on_message(md(v2_snapshot(moved, 2100 * 10**21, 10**21)), 2)
     assert e.search.stats["optimised"] == 2 and e.search.stats["deferred"] == 4
     # the two sized are the two deepest counterparts
-    assert {s.find(P.ArbitragePath).hops[1].pool for s in sigs} == {pools[5], pools[4]}
+    assert {o.cycle.pools[1] if o.cycle.pools[0] == moved else o.cycle.pools[0] for o in sized} == {pools[5], pools[4]}
+    # both run through the moved pool: one opportunity, one signal (the deepest counterpart)
+    assert [s.find(P.ArbitragePath).hops[1].pool for s in sigs] == [pools[5]]
 
 
 def test_snapshot_on_the_system_domain_is_applied() -> None:
@@ -233,3 +240,16 @@ def test_signal_records_the_block_and_last_log_index_it_saw() -> None:
     point = sig.find(P.DecisionPoint)
     assert (point.block_number, point.log_index) == (101, 5)
     assert P.decode(P.encode(sig)) == sig
+
+
+def test_one_signal_per_opportunity_the_best_set_of_paths_sharing_no_pool() -> None:
+    # five WETH/DAI pools: every pair is a two-pool cycle (10 of them), but pools can only be used once
+    pools = [v2_pool(20 + i, WETH, DAI, venue=2000 + i) for i in range(5)]
+    prices = (2000, 2010, 2100, 2190, 2200)
+    e = engine(max_signals_per_update=10)
+    sigs = e.on_message(md(*[v2_snapshot(p, price * 10**21, 10**21) for p, price in zip(pools, prices)]), 1)
+    paths = [frozenset(h.pool for h in s.find(P.ArbitragePath).hops) for s in sigs]
+    assert len(paths) == 2 and not paths[0] & paths[1]
+    # the best disjoint pair first: the widest gap (2000 <-> 2200), then the next one (2010 <-> 2190)
+    assert paths[0] == {pools[0], pools[4]} and paths[1] == {pools[1], pools[3]}
+    assert e.stats["overlapping"] > 0
