@@ -61,9 +61,10 @@ async def test_finds_every_arbitrage_the_devnet_set_up_with_chain_exact_amounts(
     signals = []
     withheld: set[str] = set()  # b pools of sized opportunities withheld: a better one took a shared pool
     search = engine.search.on_update
+    sized: list[Any] = []  # the opportunities the search sized in the current update
+    engine.search.on_update = lambda touched: sized.extend(search(touched)) or sized  # type: ignore[method-assign]
     for seq, snap in enumerate(snapshots, start=1):
-        sized: list[Any] = []
-        engine.search.on_update = lambda touched: sized.extend(search(touched)) or sized  # type: ignore[method-assign]
+        sized.clear()
         got = engine.on_message(Message(domain=1, tlvs=(snap,), source_seq=seq, receive_time_ns=seq), seq)
         signals += got
         taken = {PoolId(h.pool) for sig in got for h in sig.find(ArbitragePath).hops}
