@@ -26,6 +26,7 @@ the bridge's (the relay checks them per connection).
 
 from __future__ import annotations
 
+import abc
 import argparse
 import logging
 import sys
@@ -72,22 +73,43 @@ def bridge_name(direction: str, domain: Domain) -> str:
     return f"{BRIDGE_OUT if direction == 'out' else BRIDGE_IN}:{domain.name.lower()}"
 
 
-class BridgeOut:
-    """State of one bridge-out process (kept across reconnects; for stats and tests)."""
+class _Bridge(abc.ABC):
+    """What both directions hold: one domain, its JetStream (``url``, ``auth_file``) and its local relay
+    (``socket``); kept across reconnects, for stats and tests. ``run(pm)`` registers the direction's
+    gauges with ``pm`` (``--metrics-port``), hands ``pm`` to its relay client and runs the bridge."""
 
-    def __init__(self, domain: Domain, url: str, socket: str | None, *, auth_file: str | None = None,
-                 replicas: int = 1, max_bytes: int = -1, max_inflight: int = 20000) -> None:
+    def __init__(self, domain: Domain, url: str, socket: str | None, *, auth_file: str | None = None) -> None:
         self.domain = domain
         self.url = url
         self.socket = socket
         self.auth_file = auth_file
+        self.metrics: ProcessMetrics | None = None
+
+    @abc.abstractmethod
+    def observe(self, pm: ProcessMetrics) -> None: ...
+
+    async def run(self, pm: ProcessMetrics | None = None) -> None:
+        if pm is not None:
+            self.observe(pm)
+        self.metrics = pm
+        await self._run()
+
+    @abc.abstractmethod
+    async def _run(self) -> None: ...
+
+
+class BridgeOut(_Bridge):
+    """State of one bridge-out process."""
+
+    def __init__(self, domain: Domain, url: str, socket: str | None, *, auth_file: str | None = None,
+                 replicas: int = 1, max_bytes: int = -1, max_inflight: int = 20000) -> None:
+        super().__init__(domain, url, socket, auth_file=auth_file)
         self.replicas = replicas
         self.max_bytes = max_bytes
         self.max_inflight = max_inflight
         self.window: PublishWindow | None = None
         self.resyncs = 0
         self.reissued_skipped = 0
-        self.metrics: ProcessMetrics | None = None
 
     def observe(self, pm: ProcessMetrics) -> None:
         """Prometheus gauges (``--metrics-port``): acknowledged position, in-flight, resyncs."""
@@ -100,10 +122,7 @@ class BridgeOut:
         pm.gauge("alphapulse_bridge_resyncs", "Times the bridge started over from the stream's last message.") \
             .set_function(lambda: self.resyncs)
 
-    async def run(self, pm: ProcessMetrics | None = None) -> None:
-        if pm is not None:
-            self.observe(pm)
-        self.metrics = pm
+    async def _run(self) -> None:
         backoff = 0.05
         while True:
             failed: list[BaseException] = []
@@ -200,18 +219,14 @@ async def _ack_watchdog(window: PublishWindow, state: _AckState) -> None:
             raise PublishRejected(f"no acknowledgement for {ACK_TIMEOUT} s with {window.pending} publishes in flight")
 
 
-class BridgeIn:
+class BridgeIn(_Bridge):
     """State of one bridge-in process."""
 
     def __init__(self, domain: Domain, url: str, socket: str | None, *, source_id: int, auth_file: str | None = None) -> None:
-        self.domain = domain
-        self.url = url
-        self.socket = socket
+        super().__init__(domain, url, socket, auth_file=auth_file)
         self.source_id = source_id
-        self.auth_file = auth_file
         self.consumer: JetStreamConsumer | None = None
         self.jumps = 0
-        self.metrics: ProcessMetrics | None = None
 
     def observe(self, pm: ProcessMetrics) -> None:
         """Prometheus gauges (``--metrics-port``): stream position in the local relay, lag, gaps."""
@@ -227,10 +242,7 @@ class BridgeIn:
         pm.gauge("alphapulse_bridge_lost", "Stream messages removed by retention before they were read.") \
             .set_function(lambda: counter("lost"))
 
-    async def run(self, pm: ProcessMetrics | None = None) -> None:
-        if pm is not None:
-            self.observe(pm)
-        self.metrics = pm
+    async def _run(self) -> None:
         name = bridge_name("in", self.domain)
         async with RelayProducer.connect(self.domain, self.socket, source_id=self.source_id, name=name,
                                          metrics=self.metrics) as p:

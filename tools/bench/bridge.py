@@ -45,6 +45,7 @@ from tools.bench.relay import (
     _summarise,
     _wait_ready,
     _wait_socket,
+    worker_parser,
 )
 
 SUBJECT = "bench.frames"
@@ -121,9 +122,7 @@ ROLES = {"nats-pub": role_nats_pub, "nats-sub": role_nats_sub}
 
 
 def _spawn_own(role: str, *extra: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "tools.bench.bridge", "--role", role, *extra], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return _spawn(role, *extra, module="tools.bench.bridge")
 
 
 # ---------------------------------------------------------------------------- orchestration
@@ -239,15 +238,9 @@ def _loadavg() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="alphapulse bench bridge", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
+    ap = worker_parser("alphapulse bench bridge", __doc__, ROLES, settle=0.5,
+                       count_help="frames in the throughput phases (default 1M)")
     ap.add_argument("--nats", help=argparse.SUPPRESS)
-    ap.add_argument("--latency", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--settle", type=float, default=0.5, help=argparse.SUPPRESS)
-    ap.add_argument("--count", type=int, default=1_000_000, help="frames in the throughput phases (default 1M)")
-    ap.add_argument("--latency-rate", type=float, default=20000.0)
-    ap.add_argument("--latency-seconds", type=float, default=5.0)
     ap.add_argument("--skip-nats-py", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)

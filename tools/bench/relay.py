@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -287,10 +287,28 @@ ROLES = {
 # ---------------------------------------------------------------------------- orchestration
 
 
-def _spawn(role: str, *extra: str) -> subprocess.Popen[str]:
+def worker_parser(prog: str, doc: str, roles: Iterable[str], *, settle: float,
+                  count_help: str) -> argparse.ArgumentParser:
+    """A bench's parser with the arguments its workers (``--role``, hidden) and its phases share.
+
+    The bench adds its own (and ``--json`` last); :func:`_spawn` starts a worker of a bench module.
+    """
+    ap = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    ap.add_argument("--role", choices=sorted(roles), help=argparse.SUPPRESS)
+    ap.add_argument("--latency", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--settle", type=float, default=settle, help=argparse.SUPPRESS)
+    ap.add_argument("--count", type=int, default=1_000_000, help=count_help)
+    ap.add_argument("--latency-rate", type=float, default=20000.0)
+    ap.add_argument("--latency-seconds", type=float, default=5.0)
+    return ap
+
+
+def _spawn(role: str, *extra: str, module: str = "tools.bench.relay") -> subprocess.Popen[str]:
+    """Start one worker: ``python -m <module> --role <role> ...``, its JSON result on stdout."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "tools.bench.relay", "--role", role, *extra],
+        [sys.executable, "-m", module, "--role", role, *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -401,17 +419,10 @@ def _summarise(results: list[dict[str, Any]], latency: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="alphapulse bench relay", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
+    ap = worker_parser("alphapulse bench relay", __doc__, ROLES, settle=1.0, count_help="messages in the throughput phase")
     ap.add_argument("--socket", help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
-    ap.add_argument("--latency", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--decode", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--settle", type=float, default=1.0, help=argparse.SUPPRESS)
-    ap.add_argument("--count", type=int, default=1_000_000, help="messages in the throughput phase")
-    ap.add_argument("--latency-rate", type=float, default=20000.0)
-    ap.add_argument("--latency-seconds", type=float, default=5.0)
     ap.add_argument("--fsync", default="batch", choices=("batch", "interval", "off"))
     ap.add_argument("--no-verify", action="store_true", help="relay skips per-frame CRC checks")
     ap.add_argument("--skip-zmq", action="store_true")
