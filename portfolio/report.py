@@ -26,10 +26,12 @@ import os
 import re
 import sqlite3
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from market.display import Registry, fmt_units
 from protocol.execution import Outcome
 from protocol.ids import TokenId
 
@@ -136,11 +138,34 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
     }
 
 
+def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iterable[int] = ()) -> dict[str, Any]:
+    """Readable fields beside the exact integers (which stay as they are): token symbols, amounts with
+    decimals applied, the net P&L and trades in the valuation token when the books have one."""
+    vals = sorted({int(v) for v in valuation_tokens if v})
+    val = vals[0] if len(vals) == 1 else None
+    rep["realized_profit"] = [
+        {"token": str(k), "chain_id": TokenId(int(k)).chain_id, "address": TokenId(int(k)).address,
+         "symbol": registry.symbol(int(k)), "amount": v, "readable": registry.amount(v, int(k))}
+        for k, v in rep["realized_profit_by_token"].items()]
+    rep["gas_spent"] = f"{fmt_units(rep['gas_spent_wei'], 18)} ETH"
+    if val is not None:
+        rep["valuation_token"] = {"token": str(val), "symbol": registry.symbol(val)}
+        rep["net_pnl"] = registry.amount(rep["net_pnl_value"], val)
+        for t in (*rep["best_trades"], *rep["worst_trades"]):
+            t["net"] = registry.amount(t["net_value"], val)
+        if rep["books"]:
+            rep["books"]["realized"] = registry.amount(rep["books"]["realized_value"], val)
+            rep["books"]["unrealized"] = registry.amount(rep["books"]["unrealized_value"], val)
+    return rep
+
+
 def render_text(rep: dict[str, Any]) -> str:
     m = rep["metrics"]
+    net = rep.get("net_pnl") or f"{rep['net_pnl_value']} (valuation token base units)"
+    gas = rep.get("gas_spent") or f"{fmt_units(rep['gas_spent_wei'], 18)} ETH"
     lines = [f"AlphaPulse report: {rep['period']}", "=" * 40,
-             f"results: {rep['results']}   net P&L (valuation units): {rep['net_pnl_value']}",
-             f"gas spent: {rep['gas_spent_wei']} wei ({rep['gas_spent_wei'] / 1e18:.6f} ETH)",
+             f"results: {rep['results']}   net P&L: {net}",
+             f"gas spent: {gas} ({rep['gas_spent_wei']} wei)",
              "", "funnel:"]
     for k, v in rep["funnel"].items():
         lines.append(f"  {k:13} {v:8}")
@@ -148,11 +173,16 @@ def render_text(rep: dict[str, Any]) -> str:
     if rep["reasons"]:
         lines += ["", "reasons:"] + [f"  {v:6}  {k}" for k, v in sorted(rep["reasons"].items(), key=lambda kv: -kv[1])]
     lines += ["", "realized profit by token:"]
-    lines += [f"  {_token_label(k)}: {v}" for k, v in rep["realized_profit_by_token"].items()]
-    lines += ["", "best trades:"] + [f"  signal {t['signal_id']:>8} {t['outcome']:10} {t['net_value']:>24}"
-                                     for t in rep["best_trades"]]
-    lines += ["worst trades:"] + [f"  signal {t['signal_id']:>8} {t['outcome']:10} {t['net_value']:>24}"
-                                  for t in rep["worst_trades"]]
+    if "realized_profit" in rep:
+        lines += [f"  {r['readable']}  ({r['amount']} base units)" for r in rep["realized_profit"]]
+    else:
+        lines += [f"  {_token_label(k)}: {v}" for k, v in rep["realized_profit_by_token"].items()]
+
+    def trade(t: dict[str, Any]) -> str:
+        return f"  signal {t['signal_id']:>8} {t['outcome']:10} {t.get('net') or t['net_value']:>24}"
+
+    lines += ["", "best trades:"] + [trade(t) for t in rep["best_trades"]]
+    lines += ["worst trades:"] + [trade(t) for t in rep["worst_trades"]]
 
     def f(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.3f}"
@@ -161,21 +191,30 @@ def render_text(rep: dict[str, Any]) -> str:
                   f"Sharpe {f(m['sharpe'])}  Sortino {f(m['sortino'])}  Calmar {f(m['calmar'])}",
               f"rejected records: {rep['rejected_records']}"]
     if rep["books"]:
-        lines.append(f"books: realized {rep['books']['realized_value']}  unrealized {rep['books']['unrealized_value']}")
+        b = rep["books"]
+        lines.append(f"books: realized {b.get('realized') or b['realized_value']}  "
+                     f"unrealized {b.get('unrealized') or b['unrealized_value']}")
     return "\n".join(lines)
 
 
-def render_png(rep: dict[str, Any], path: str | Path) -> None:
+def render_png(rep: dict[str, Any], path: str | Path, registry: Registry | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(range(1, len(rep["cumulative_pnl"]) + 1), rep["cumulative_pnl"])
+    val = rep.get("valuation_token")
+    info = registry.token(int(val["token"])) if val and registry else None
+    if info is not None:  # display only: the chart's axis in whole tokens
+        ys: list[float] = [v / 10**info.decimals for v in rep["cumulative_pnl"]]
+        unit = info.symbol
+    else:
+        ys, unit = [float(v) for v in rep["cumulative_pnl"]], "valuation token base units"
+    ax1.plot(range(1, len(ys) + 1), ys)
     ax1.set_title(f"cumulative P&L ({rep['period']})")
     ax1.set_xlabel("trade")
-    ax1.set_ylabel("valuation token base units")
+    ax1.set_ylabel(unit)
     stages = list(rep["funnel"])
     ax2.bar(stages, [rep["funnel"][s] for s in stages])
     ax2.set_title("opportunity funnel")
@@ -206,7 +245,9 @@ def books_from_archive(directory: str | Path) -> sqlite3.Connection:
     return db
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, registry: Registry | None = None,
+         valuation_tokens: Iterable[int] = ()) -> int:
+    """``registry``/``valuation_tokens``: name tokens and amounts (``tools.report_cli`` loads them)."""
     p = argparse.ArgumentParser(prog="alphapulse report", description="Daily and all-time report.")
     p.add_argument("--db", default=None, help=f"portfolio database (default {default_db_path()}; "
                    "`alphapulse report` falls back to the latest demo run's)")
@@ -233,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         rep = build_report(db, args.day)
     finally:
         db.close()
+    if registry is not None:
+        add_readable(rep, registry, valuation_tokens)
     if args.png:
-        render_png(rep, args.png)
+        render_png(rep, args.png, registry)
         print(f"alphapulse report: wrote the chart to {Path(args.png).resolve()}", file=sys.stderr)
     try:
         print(json.dumps(rep, indent=2, default=str) if args.json else render_text(rep), flush=True)

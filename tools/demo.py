@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from market.display import fmt_units
 from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 if TYPE_CHECKING:
@@ -267,12 +268,6 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
         n.start_soon(execution)
 
 
-def fmt_units(wei: int) -> str:
-    """Integer base units of an 18-decimal token (wei) as a decimal string with 6 places (truncated), no floats."""
-    sign, wei = ("-", -wei) if wei < 0 else ("", wei)
-    return f"{sign}{wei // 10**18}.{(wei % 10**18) // 10**12:06d}"
-
-
 # --------------------------------------------------------------------------- showing progress (live and replay)
 
 
@@ -357,8 +352,8 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                     await show_for(args.duration, dashboard, args.summary_every, lambda: say(
                         f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
                         f"outcomes {dict(sorted(tally.outcomes.items()))}  in flight {len(tally.open_signals)}  "
-                        f"realized {fmt_units(tally.realized_wei)} WETH  "
-                        f"gas {fmt_units(tally.gas_wei)} ETH{'  HALTED' if tally.halted else ''}"))
+                        f"realized {fmt_units(tally.realized_wei, 18)} WETH  "
+                        f"gas {fmt_units(tally.gas_wei, 18)} ETH{'  HALTED' if tally.halted else ''}"))
             finally:
                 stop_driver.set()
             if dashboard is not None:
@@ -428,6 +423,7 @@ def main(argv: list[str]) -> int:
             tally.interrupted = tally.interrupted or "SIGINT"
             say("interrupted")
         landed = net.client.erc20_balance(weth, recipient) - before
+        quote = _usdc_quote(net)
     finally:
         net.close()
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -442,18 +438,45 @@ def main(argv: list[str]) -> int:
     print(f"in flight at stop                 : {len(tally.open_signals)}"
           + (f" (signal ids {', '.join(map(str, sorted(tally.open_signals)[:10]))}"
              f"{' ...' if len(tally.open_signals) > 10 else ''})" if tally.open_signals else ""))
-    print(f"realized gross profit (events)    : {fmt_units(tally.realized_wei)} WETH")
-    print(f"gas paid                          : {fmt_units(tally.gas_wei)} ETH")
-    print(f"profit landed at the recipient    : {fmt_units(landed)} WETH  ({landed} wei, read on chain)")
+    realized = tally.realized_wei
+    print(f"realized gross profit (events)    : {fmt_units(realized, 18)} WETH{quote(realized)}")
+    print(f"gas paid                          : {fmt_units(tally.gas_wei, 18)} ETH{quote(tally.gas_wei)}")
+    net_wei = tally.realized_wei - tally.gas_wei  # gas is paid in ETH, profit in WETH: 1:1
+    print(f"net (realized - gas)              : {fmt_units(net_wei, 18)} WETH{quote(net_wei)}")
+    print(f"profit landed at the recipient    : {fmt_units(landed, 18)} WETH  ({landed} wei, read on chain)"
+          f"{quote(landed)}")
     print()
-    from portfolio.report import main as report_main
+    from tools.report_cli import main as report_main
 
-    report_main(["--db", str(work / "data" / "portfolio.sqlite")])
+    report_main(["--db", str(work / "data" / "portfolio.sqlite"), "--png", str(work / "report.png")])
     print(f"\nlogs and data: {work}")
     if tally.interrupted:
         print(f"stopped by {tally.interrupted}")
         return 130
     return 0
+
+
+def _usdc_quote(net: Devnet) -> Callable[[int], str]:
+    """A WETH amount in USDC at the devnet V3 0.05 % pool's price now, as a suffix for the summary."""
+    from market.display import Registry
+    from protocol.ids import PoolId, TokenId, Venue, VenueKind
+    from tools.registry import chain_entries
+
+    dep = net.deployment
+    tokens, pools = chain_entries(dep)
+    reg = Registry(tokens=tokens, pools=pools)
+    p = dep.pool("uniswap_v3", "WETH", "USDC", 500)
+    pool = PoolId.of(dep.chain_id, Venue.DEVNET_V3, VenueKind.UNISWAP_V3, p.address, p.token0, p.token1)
+    sqrt_price = net.client.v3_slot0(p).sqrt_price_x96
+    weth = int(TokenId.of(dep.chain_id, dep.weth))
+
+    def quote(amount: int) -> str:
+        value = reg.value_in_quote(amount, weth, pool, sqrt_price)
+        if value is None:
+            return ""
+        return f"  (= {reg.amount(value[0], value[1], 2)} at {reg.price_sqrt_x96(pool, sqrt_price)})"
+
+    return quote
 
 
 def print_run_dir(run_dir: Path) -> None:

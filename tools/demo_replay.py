@@ -56,7 +56,8 @@ from typing import Any
 
 import trio
 
-from tools.demo import close_dashboard, fmt_units, live_runs, open_dashboard, show_for
+from market.display import fmt_units
+from tools.demo import close_dashboard, live_runs, open_dashboard, show_for
 from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -231,8 +232,9 @@ def _describe(msg: Any) -> tuple[int, str, str]:
     kind = SignalKind(ident.kind).name if ident is not None and ident.kind in SignalKind._value2member_map_ else "?"
     net = econ.net_profit if econ is not None else 0
     hops = " -> ".join(f"{h.pool.address[:10]}({code_name(VenueKind, h.venue_kind).lower()})" for h in path.hops) if path is not None else ""
-    text = (f"block {ident.block_number if ident else '?'} {kind:<8} net {fmt_units(net)} gross "
-            f"{fmt_units(econ.gross_profit) if econ else '?'} gas {fmt_units(econ.gas_cost) if econ else '?'}  {hops}")
+    gross = fmt_units(econ.gross_profit, 18) if econ else "?"
+    gas = fmt_units(econ.gas_cost, 18) if econ else "?"
+    text = f"block {ident.block_number if ident else '?'} {kind:<8} net {fmt_units(net, 18)} gross {gross} gas {gas}  {hops}"
     return net, kind, text
 
 
@@ -333,7 +335,7 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
         def summary() -> None:
             top = max(d.best)[0] if d.best else None
             say(f"market msgs {d.market}  signals {d.signals}  by kind {dict(sorted(d.by_kind.items()))}"
-                f"  best net {fmt_units(top) if top is not None else '-'}"
+                f"  best net {fmt_units(top, 18) if top is not None else '-'}"
                 f"{'  (source done)' if d.source_done is not None else ''}")
 
         await show_for(args.duration, dashboard, args.summary_every, summary)

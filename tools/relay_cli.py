@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 import trio
 
+from market.display import Registry, describe
 from protocol.errors import ProtocolError
 from protocol.execution import Outcome, SubmissionMode
 from protocol.framing import FrameDecoder
@@ -251,14 +252,16 @@ def fmt_tlv(t: Any) -> str:
     return f"{type(t).__name__}({fields})"
 
 
-def fmt_message(m: Message) -> str:
+def fmt_message(m: Message, registry: Registry | None = None) -> str:
     lat = ""
     if m.event_time_ns and m.receive_time_ns:
         lat = f" (+{(m.receive_time_ns - m.event_time_ns) / 1e6:.3f} ms)"
     flags = f" flags=0x{m.flags:x}" if m.flags else ""
     tlvs = " ".join(fmt_tlv(t) for t in m.tlvs)
-    return (f"#{m.domain_seq} ev={fmt_time(m.event_time_ns)} rx={fmt_time(m.receive_time_ns)}{lat} "
+    line = (f"#{m.domain_seq} ev={fmt_time(m.event_time_ns)} rx={fmt_time(m.receive_time_ns)}{lat} "
             f"src={m.source_id}/{m.source_seq}{flags} {tlvs}")
+    words = [w for t in m.tlvs if (w := describe(t, registry))] if registry is not None else []
+    return f"{line}  # {' | '.join(words)}" if words else line
 
 
 _JS_SAFE = 1 << 53
@@ -285,7 +288,7 @@ def json_value(v: Any) -> Any:
     return v
 
 
-def json_message(m: Message, raw: bytes) -> dict[str, Any]:
+def json_message(m: Message, raw: bytes, registry: Registry | None = None) -> dict[str, Any]:
     tlvs = []
     for t in m.tlvs:
         fields = ({"body": json_value(t.body)} if isinstance(t, UnknownTLV)
@@ -295,7 +298,10 @@ def json_message(m: Message, raw: bytes) -> dict[str, Any]:
                 enum, v = field_enum(t, f.name), getattr(t, f.name)
                 if enum is not None and isinstance(v, int) and f"{f.name}_name" not in fields:
                     fields[f"{f.name}_name"] = code_name(enum, v)
-        tlvs.append({"type": _tlv_code(t), "name": _tlv_name(t), "fields": fields})
+        entry = {"type": _tlv_code(t), "name": _tlv_name(t), "fields": fields}
+        if registry is not None and (words := describe(t, registry)):
+            entry["readable"] = words  # beside the exact fields, never instead of them
+        tlvs.append(entry)
     return {
         "domain_seq": m.domain_seq, "domain": Domain(m.domain).name.lower(), "source_id": m.source_id,
         "source_seq": m.source_seq, "event_time_ns": m.event_time_ns, "receive_time_ns": m.receive_time_ns,
@@ -494,6 +500,9 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
     if args.count is not None and args.count <= 0:
         raise CliError("--count must be positive", EXIT_USAGE)
     run_trio(probe_domain, domain, path, args.timeout_connect)  # a clear error now if the relay is down
+    from tools.registry import load_registry
+
+    registry = load_registry([args.deployment] if args.deployment else None, cache=None)
     state = {"resyncs": 0, "last": 0}
 
     def on_frame(fr: bytes, counters: dict[str, int]) -> bool:
@@ -502,7 +511,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
             print(f"# relay resync: {counters.get('lost', 0)} messages lost in total (retention passed), "
                   f"continuing at #{read_domain_seq(fr)}", file=sys.stderr)
         msg = decode(fr)
-        line = json.dumps(json_message(msg, fr)) if args.json else fmt_message(msg)
+        line = json.dumps(json_message(msg, fr, registry)) if args.json else fmt_message(msg, registry)
         print(line, file=out, flush=True)
         return True
 
@@ -756,13 +765,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = add("tail", "print messages, decoded, one line each",
             "Print messages as they arrive (or from --from), decoded: sequence, event/receive time, "
-            "source id/seq, each TLV with its fields (pools as chain:venue:address).")
+            "source id/seq, each TLV with its fields (pools as chain:venue:address), then, for the tokens the "
+            "deployment names, a '# ...' comment in words: pool names, amounts, prices as quote per base.")
     t.add_argument("--domain", required=True)
     t.add_argument("--type", action="append", help="only messages whose first TLV is this type: a code or a "
                                                    "class name (V2Reserves), comma-separated or repeated")
     t.add_argument("--from", dest="from_seq", help="start at this domain sequence ('oldest', default: now)")
     t.add_argument("--count", type=int, help="stop after N messages")
     t.add_argument("--json", action="store_true", help="one JSON object per line (fields, and the raw frame in hex)")
+    t.add_argument("--deployment", help="deployment file naming tokens and pools (default: $ALPHAPULSE_DEPLOYMENT, "
+                                        "the devnet's, else the latest demo run's)")
     t.add_argument("--timeout", type=float, default=None, help="give up after S seconds (exit 4 if --count not reached)")
     t.add_argument("--timeout-connect", type=float, default=2.0, help=argparse.SUPPRESS)
 

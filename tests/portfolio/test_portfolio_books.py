@@ -193,3 +193,24 @@ def test_report_says_where_the_png_went_and_a_closed_pipe_is_quiet(tmp_path: Pat
                           timeout=60)
     os.close(w)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_report_names_tokens_and_keeps_the_exact_integers(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from market.display import Registry, TokenInfo
+
+    path = make_history(tmp_path)
+    reg = Registry(tokens={int(WETH_ID): TokenInfo(symbol="WETH", decimals=18),
+                           int(USDC_ID): TokenInfo(symbol="USDC", decimals=6)})
+    assert report_main(["--db", str(path), "--json"], registry=reg, valuation_tokens=[int(WETH_ID)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    (realized,) = rep["realized_profit"]
+    exact = rep["realized_profit_by_token"][str(int(WETH_ID))]
+    assert isinstance(exact, int) and realized["amount"] == exact and realized["symbol"] == "WETH"
+    assert realized["readable"] == f"{exact // 10**18}.{exact % 10**18 // 10**12:06d} WETH"
+    assert rep["gas_spent"].endswith(" ETH") and isinstance(rep["gas_spent_wei"], int)
+    assert rep["valuation_token"]["symbol"] == "WETH" and rep["net_pnl"].endswith(" WETH")
+    assert rep["best_trades"][0]["net"].endswith(" WETH") and isinstance(rep["best_trades"][0]["net_value"], int)
+    assert report_main(["--db", str(path)], registry=reg, valuation_tokens=[int(WETH_ID)]) == 0
+    text = capsys.readouterr().out
+    assert "net P&L: " in text and " WETH" in text and "valuation units" not in text
+    assert realized["readable"] in text

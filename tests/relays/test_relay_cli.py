@@ -210,3 +210,23 @@ def test_tail_prints_enum_names_beside_the_codes() -> None:
                   tlvs=(res,))
     fields = json_message(msg, b"")["tlvs"][0]["fields"]
     assert fields["outcome"] == 3 and fields["outcome_name"] == "STALE"
+
+
+def test_tail_adds_words_for_tokens_the_deployment_names() -> None:
+    from market.display import PoolInfo, Registry, TokenInfo
+    from protocol.ids import TokenId
+    from protocol.message import Message
+    from tools.relay_cli import fmt_message, json_message
+
+    reg = Registry(tokens={int(TokenId.of(1, "0x" + "b2" * 20)): TokenInfo(symbol="WETH", decimals=18),
+                           int(TokenId.of(1, "0x" + "c3" * 20)): TokenInfo(symbol="USDC", decimals=6)},
+                   pools={(1, "0x" + "a1" * 20): PoolInfo(venue="uniswap_v2_a", fee_pips=3000)})
+    rec = V2Reserves(pool=POOL, block_number=1, log_index=0, reserve0=10 * 10**18, reserve1=20_040 * 10**6)
+    msg = Message(domain=1, source_id=1, source_seq=1, domain_seq=1, tlvs=(rec,))
+    line = fmt_message(msg, reg)
+    assert "reserve0=10000000000000000000" in line  # the exact fields stay
+    assert line.endswith("# WETH/USDC 0.3% V2 (uniswap_v2_a); 10.000000 WETH + 20,040.000000 USDC; "
+                         "2,004.00 USDC per WETH"), line
+    fields = json_message(msg, b"", reg)["tlvs"][0]
+    assert fields["fields"]["reserve1"] == 20_040 * 10**6 and "2,004.00 USDC per WETH" in fields["readable"]
+    assert " # " not in fmt_message(msg, Registry())  # nothing known: nothing added
