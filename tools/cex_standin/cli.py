@@ -5,15 +5,21 @@
 then point a collector at it (``ws_url = "ws://127.0.0.1:9443"``, ``rest_url = "http://127.0.0.1:9444"``).
 ``--faults``: ``drop=I,..`` / ``dup=I,..`` / ``swap=I,..`` (frame indexes of the capture), ``disconnect=I,..``
 (close the connection after frame I), ``late=N`` (answer REST snapshots only after N more frames).
+``--paper KEY_ENV:HMAC_ENV`` (binance): also a paper exchange for signed ``POST /api/v3/order`` (``paper.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
 
 import trio
 
+from runtime.errors import reraise_unwrapped
+
+from .paper import PaperExchange
 from .replay import Faults
 from .server import AdvancedStandin, BinanceStandin, CoinbaseStandin
 
@@ -28,9 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rest-port", type=int, default=0)
     ap.add_argument("--pace", type=float, default=0.01, help="seconds between replayed frames (0: as fast as read)")
     ap.add_argument("--faults", default="", help="drop=..;dup=..;swap=..;disconnect=..;late=N")
+    ap.add_argument("--paper", metavar="KEY_ENV:HMAC_ENV", default="",
+                    help="binance: accept signed orders (paper exchange) for the API key and HMAC signing key held "
+                         "in these two environment variables")
     args = ap.parse_args(argv)
+    extra: dict[str, Any] = {}
+    if args.paper:
+        if args.kind != "binance":
+            ap.error("--paper is for the binance stand-in")
+        key_env, _, hmac_env = args.paper.partition(":")
+        key, signing = os.environ.get(key_env, ""), os.environ.get(hmac_env, "")
+        if not key or not signing:
+            ap.error(f"--paper: set {key_env} and {hmac_env}")
+        extra["paper"] = PaperExchange({key: signing})
     standin = KINDS[args.kind](faults=Faults.parse(args.faults), pace=args.pace, host=args.host,
-                               ws_port=args.ws_port, rest_port=args.rest_port)
+                               ws_port=args.ws_port, rest_port=args.rest_port, **extra)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
@@ -38,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.kind} stand-in: ws://{args.host}:{ws_port}  http://{args.host}:{rest_port}", flush=True)
 
     try:
-        trio.run(run)
+        with reraise_unwrapped():
+            trio.run(run)
     except KeyboardInterrupt:
         return 0
     return 0
