@@ -39,8 +39,10 @@ Actions, carried out by the shell:
   transaction leaves the process: the kill -9 rule), ``MarkPublic(tx)``, ``SettleNonce(nonce, hash)``,
   ``Log(level, text)``;
 * requests: ``AwaitMarket(block, deadline)`` -> ``MarketReady``; ``Simulate(data)`` -> ``Simulated`` /
-  ``SimulationFailed``; ``Estimate(data)`` -> ``Estimated`` / ``SimulationFailed``; ``FetchHead`` ->
-  ``HeadSeen``; ``Sign(...)`` -> ``Signed``; ``Broadcast(tx)`` -> ``Broadcasted``; ``PollReceipts(hashes,
+  ``SimulationFailed``; ``Estimate(data)`` -> ``Estimated`` / ``SimulationFailed`` (the shell starts the
+  estimate together with the simulation and answers from it: the two RPCs overlap); ``FetchHead`` ->
+  ``HeadSeen``, asked by public and shadow runs only while no ``BlockHeader`` of the chain has arrived
+  on the market-data relay (afterwards the newest one is the head, with no RPC), by bundles always; ``Sign(...)`` -> ``Signed``; ``Broadcast(tx)`` -> ``Broadcasted``; ``PollReceipts(hashes,
   delay)`` -> ``Polled``; ``CallBundle(builder, raw, block)`` -> ``BundleChecked``; ``SendBundles(raw,
   blocks)`` -> ``BundlesSent``; ``PollPrivate(hash, delay, deadline)`` -> ``PrivatePolled``.
 
@@ -402,6 +404,9 @@ class ExecutorCore:
         self.builders = tuple(builders)
         self.halts = HaltState()
         self.nonces = NonceTracker()
+        # the newest BlockHeader of our chain from the market-data relay: the head a run prices its
+        # fees on, without asking the node (FetchHead only before the first header arrives)
+        self.latest_head: Head | None = None
 
     # --- inputs that are not a signal ----------------------------------------------------------
 
@@ -412,6 +417,10 @@ class ExecutorCore:
             self.state.apply(record)
             if type(record) is BlockHeader and record.chain_id == self.config.chain_id:
                 head = True
+                latest = self.latest_head
+                if latest is None or record.number >= latest.number:
+                    self.latest_head = Head(number=record.number, base_fee=record.base_fee,
+                                            timestamp=record.timestamp)
         return head
 
     def on_control(self, msg: Message) -> list[str]:
@@ -600,6 +609,12 @@ class SignalRun:
         if self.gas_limit > gas.max_gas_limit:
             return self._finish(Outcome.FAILED, f"gas limit {self.gas_limit} above max {gas.max_gas_limit}")
         self.step = Step.AWAIT_HEAD
+        head = self.core.latest_head
+        if head is not None and self.core.mode in (SubmissionMode.PUBLIC, SubmissionMode.SHADOW):
+            # the BlockHeader is already on the bus: fees from it, no eth_getBlockByNumber. Bundles
+            # (private, hybrid) still ask the node: they name their target blocks, and a header
+            # that lags the chain by one would aim them at a block already mined.
+            return self._on_await_head(HeadSeen(head))
         return [FetchHead()]
 
     def _on_await_head(self, ev: HeadSeen) -> list[Action]:

@@ -112,6 +112,8 @@ class Executor:
             BuilderInfo(name=b.name, call_bundle=b.call_bundle_supported) for b in self.builders])
         self._market_changed = trio.Event()
         self.outcomes: list[ExecutionResult] = []
+        # (calldata, answer) of the eth_estimateGas started alongside the last simulation
+        self._estimate: tuple[bytes, Estimated | SimulationFailed | BaseException] | None = None
 
     @property
     def state(self) -> PoolStateManager:
@@ -228,12 +230,14 @@ class Executor:
             return MarketReady(trio.current_time())
         if t is Simulate:
             assert isinstance(a, Simulate)
-            try:
-                return Simulated(await self.chain.simulate_execute(a.data))
-            except SimulationReverted as exc:
-                return SimulationFailed(str(exc))
+            return await self._simulate_and_estimate(a.data)
         if t is Estimate:
             assert isinstance(a, Estimate)
+            early, self._estimate = self._estimate, None
+            if early is not None and early[0] == a.data:  # started together with the simulation
+                if isinstance(early[1], BaseException):
+                    raise early[1]
+                return early[1]
             try:
                 return Estimated(await self.chain.estimate_gas(a.data))
             except SimulationReverted as exc:
@@ -278,6 +282,31 @@ class Executor:
             block = -1 if r is not None else await self.chain.block_number()
             return PrivatePolled(trio.current_time(), None if r is None else Receipt.from_rpc(r), block)
         raise CoreError(f"signal {run.signal_id}: no way to carry out {a!r}")
+
+    async def _simulate_and_estimate(self, data: bytes) -> Simulated | SimulationFailed:
+        """``eth_call`` and ``eth_estimateGas`` of the same calldata at once: the core asks for the
+        estimate next, and gets this answer (held in ``_estimate``) without a second round trip."""
+        estimate: list[Estimated | SimulationFailed | BaseException] = []
+
+        async def run_estimate() -> None:
+            try:
+                estimate.append(Estimated(await self.chain.estimate_gas(data)))
+            except SimulationReverted as exc:
+                estimate.append(SimulationFailed(str(exc)))
+            except (RpcFailure, OSError) as exc:  # raised when the core asks for the estimate
+                estimate.append(exc)
+
+        sim: Simulated | SimulationFailed
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_estimate)
+            try:
+                sim = Simulated(await self.chain.simulate_execute(data))
+            except SimulationReverted as exc:
+                sim = SimulationFailed(str(exc))
+                nursery.cancel_scope.cancel()  # the run ends here: no estimate needed
+        # kept only for the Estimate that follows a good simulation in the same run
+        self._estimate = (data, estimate[0]) if estimate and isinstance(sim, Simulated) else None
+        return sim
 
     async def _poll(self, hashes: tuple[str, ...]) -> Polled:
         for i, h in enumerate(hashes):

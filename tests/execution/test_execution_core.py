@@ -60,7 +60,7 @@ from execution.core import (
 from execution.lifecycle import LifecycleError
 from execution.validate import Signal
 from protocol import Message, PoolId, TokenId
-from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
+from protocol.execution import ExecutionResult, ExecutionStarted, Outcome, SubmissionMode
 from protocol.ids import Venue, VenueKind
 from protocol.market import BlockHeader, InvalidationReason, PoolSnapshot, StateInvalidation
 from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity
@@ -177,7 +177,13 @@ def to_head(run: SignalRun, now: float = 10.0) -> list:
     assert isinstance(sim, Simulate) and run.step is Step.SIMULATE
     (est,) = run.on(Simulated(run.gross))
     assert isinstance(est, Estimate) and est.data == sim.data
-    (fh,) = run.on(Estimated(200_000))
+    acts = run.on(Estimated(200_000))
+    if run.core.mode in (SubmissionMode.PUBLIC, SubmissionMode.SHADOW):
+        # the head is the market-data relay's newest BlockHeader: no FetchHead (no RPC)
+        assert not any(isinstance(a, FetchHead) for a in acts)
+        assert run.head == Head(number=BLOCK, base_fee=GWEI, timestamp=1)
+        return acts
+    (fh,) = acts  # a bundle's target blocks come from the node
     assert isinstance(fh, FetchHead) and run.step is Step.AWAIT_HEAD
     return run.on(HeadSeen(Head(number=BLOCK, base_fee=GWEI, timestamp=1)))
 
@@ -319,10 +325,9 @@ def test_a_stop_arriving_during_simulation_halts_before_signing() -> None:
     run.start(0.0)
     run.on(MarketReady(0.0))
     run.on(Simulated(run.gross))
-    run.on(Estimated(200_000))
     core.on_control(Message(domain=3, tlvs=(EmergencyStop(scope=int(StopScope.ALL), scope_value=0, stop_id=1,
                                                           reason="r", sender="risk"),)))
-    res = result_of(run.on(HeadSeen(Head(number=BLOCK, base_fee=GWEI, timestamp=1))))
+    res = result_of(run.on(Estimated(200_000)))  # the head is on the bus: priced and checked at once
     assert res.outcome == Outcome.HALTED
     core.on_control(Message(domain=3, tlvs=(Resume(scope=int(StopScope.ALL), scope_value=0, stop_id=0,
                                                    reason="ok", sender="risk"),)))
@@ -547,3 +552,34 @@ def test_head_receipt_and_bundle_answers_from_rpc() -> None:
                              "status": "0x0"}).effective_gas_price == 0
     assert bundle_failure({"results": [{"txHash": "0x1"}, {"revert": "BrokenPath(1)"}]}) == "BrokenPath(1)"
     assert bundle_failure({"results": [{"txHash": "0x1"}]}) is None
+
+
+def test_the_head_is_fetched_only_before_any_block_header_arrived() -> None:
+    cfg = config("public")
+    core = ExecutorCore(cfg, address=ME, builders=[])
+    assert core.latest_head is None
+    core.on_market_data(Message(domain=1, tlvs=market().tlvs[1:]))  # the pools, no header yet
+    core.nonces.reconcile(latest=7, pending=7, max_live=None)
+    core.state.apply(header())  # gas known to the market, but not as the executor's head
+    run = core.run(signal(core))
+    run.start(0.0)
+    run.on(MarketReady(0.0))
+    run.on(Simulated(run.gross))
+    (fh,) = run.on(Estimated(200_000))
+    assert isinstance(fh, FetchHead) and run.step is Step.AWAIT_HEAD
+    acts = run.on(HeadSeen(Head(number=BLOCK, base_fee=GWEI, timestamp=1)))
+    assert any(isinstance(a, Sign) for a in acts)
+    # a header on the bus becomes the head; an older one never replaces it
+    core.on_market_data(Message(domain=1, tlvs=(header(BLOCK + 2, base_fee=3 * GWEI),)))
+    core.on_market_data(Message(domain=1, tlvs=(header(BLOCK + 1),)))
+    assert core.latest_head == Head(number=BLOCK + 2, base_fee=3 * GWEI, timestamp=1)
+
+
+def test_a_bundle_asks_the_node_for_its_target_head() -> None:
+    core = make_core("private")
+    run = core.run(signal(core))
+    run.start(0.0)
+    run.on(MarketReady(0.0))
+    run.on(Simulated(run.gross))
+    (fh,) = run.on(Estimated(200_000))
+    assert isinstance(fh, FetchHead)  # target blocks come from the node's newest head

@@ -146,3 +146,54 @@ def test_nonce_reconcile_never_goes_below_what_may_land(tmp_path: Path) -> None:
     s.settle_nonce(4, "0x1")
     assert s.open_txs() == [] and s.all_nonces() == [(4, "0x1", "mined")]
     s.close()
+
+
+def test_signing_uses_the_native_secp256k1_backend() -> None:
+    """eth-account signs through eth-keys, whose backend is coincurve (libsecp256k1) when installed."""
+    from eth_account import Account
+    from eth_keys.backends import CoinCurveECCBackend, get_backend
+
+    from execution.chain import ChainGateway
+
+    assert isinstance(get_backend(), CoinCurveECCBackend)
+    acct = Account.from_key("0x" + "42" * 32)
+    gw = ChainGateway(None, acct, chain_id=31337, contract=A)  # type: ignore[arg-type]  # signing needs no RPC
+    tx = gw.sign(nonce=3, gas_limit=100_000, max_fee_per_gas=2 * 10**9, max_priority_fee_per_gas=10**9, data=b"\x01")
+    assert Account.recover_transaction(tx.raw) == acct.address and tx.nonce == 3
+
+
+async def test_simulation_and_gas_estimate_overlap_and_the_estimate_is_not_asked_twice(autojump_clock: object) -> None:
+    import trio
+    import trio.testing
+
+    from execution.core import Estimate, Estimated, Simulate, Simulated, SimulationFailed
+    from execution.executor import Executor
+
+    class Gateway:
+        address = A
+        calls: list[str] = []
+
+        async def simulate_execute(self, data: bytes) -> int:
+            self.calls.append("call")
+            await trio.sleep(1.0)
+            if data == b"bad":
+                from execution.chain import SimulationReverted
+                raise SimulationReverted("eth_call", "K", "reverted")
+            return 5
+
+        async def estimate_gas(self, data: bytes) -> int:
+            self.calls.append("estimate")
+            await trio.sleep(1.0)
+            return 123_000
+
+    ex = Executor(config_from_dict(doc()), Gateway(), None, None)  # type: ignore[arg-type]
+    run = None
+    t0 = trio.current_time()
+    assert await ex._do(run, Simulate(b"ok")) == Simulated(5)  # type: ignore[arg-type]
+    assert await ex._do(run, Estimate(b"ok")) == Estimated(123_000)  # type: ignore[arg-type]
+    assert trio.current_time() - t0 == pytest.approx(1.0)  # one round trip, not two
+    assert Gateway.calls == ["call", "estimate"] or Gateway.calls == ["estimate", "call"]
+    # a failed simulation ends the run: its estimate is cancelled, not waited for
+    t0 = trio.current_time()
+    assert isinstance(await ex._do(run, Simulate(b"bad")), SimulationFailed)  # type: ignore[arg-type]
+    assert trio.current_time() - t0 == pytest.approx(1.0) and ex._estimate is None
