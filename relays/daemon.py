@@ -3,7 +3,7 @@
     alphapulse relay --domain market_data [--socket PATH] [--data-dir DIR]
                      [--fsync batch|interval|off] [--fsync-interval S]
                      [--retention-bytes N] [--segment-bytes N] [--ring-size N]
-                     [--no-verify] [--log-level INFO] [--metrics-port PORT]
+                     [--no-verify] [--no-validate] [--log-level INFO] [--metrics-port PORT]
 
 Logs to stderr. SIGTERM and SIGINT stop it cleanly (journal fsynced, socket
 removed). Exits 2 on bad configuration, 3 when a live relay already owns the
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", dest="max_batch_bytes", type=parse_size, default=256 << 10, help="bytes per consumer send (default 256K)")
     p.add_argument("--heartbeat-interval", type=float, default=0.25, help="seconds (default 0.25)")
     p.add_argument("--no-verify", action="store_true", help="skip per-frame CRC verification on ingest")
+    p.add_argument("--no-validate", action="store_true",
+                   help="skip decoding each accepted frame's TLVs on ingest (a frame that does not decode then "
+                        "reaches the journal and every consumer)")
     add_process_arguments(p)
     return p
 
@@ -78,6 +81,7 @@ def config_from_args(args: argparse.Namespace) -> RelayConfig:
     data_dir = args.data_dir or str(Path(sock).parent / "data" / domain.name.lower())
     tunables = {name: getattr(args, name) for name in _TUNABLES}
     return RelayConfig(domain=domain, socket_path=sock, data_dir=data_dir, verify_checksums=not args.no_verify,
+                       validate_tlvs=not args.no_validate,
                        **tunables)
 
 

@@ -109,6 +109,7 @@ class RelayConfig:
     heartbeat_interval: float = 0.25
     dead_after: float = 8.0  # intervals of silence before a peer is declared dead
     verify_checksums: bool = True
+    validate_tlvs: bool = True  # decode every accepted frame's TLVs: one that does not decode is refused
 
     def __post_init__(self) -> None:
         if self.domain not in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
@@ -301,7 +302,9 @@ class Relay:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         self._next_id += 1
-        conn = Conn(self._next_id, stream, Ingest(self.seq, self.domain, None, verify=self.config.verify_checksums))
+        conn = Conn(self._next_id, stream, Ingest(
+            self.seq, self.domain, None, verify=self.config.verify_checksums, validate=self.config.validate_tlvs
+        ))
         self.conns.add(conn)
         try:
             tsock = getattr(stream, "socket", None)  # None for in-memory test streams: writer only

@@ -128,6 +128,7 @@ class ConsumerCounters:
     reconnects: int = 0
     epoch_changes: int = 0
     lag: int = 0  # relay head - position, as of the last Welcome (0 once an idle heartbeat arrives)
+    undecodable: int = 0  # frames that failed to decode: counted, reported, skipped (never retried)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -257,6 +258,9 @@ class ConsumerCore:
         self.goodbye: Goodbye | None = None
         self.broken: Exception | None = None
         self.stats: dict[str, Any] | None = None
+        # (domain_seq, reason) of frames skipped because they do not decode, for the shell to
+        # report; it empties the list as it logs
+        self.undecodable: list[tuple[int, str]] = []
 
     # ---- connection lifecycle ----
 
@@ -307,30 +311,47 @@ class ConsumerCore:
     def items(self, batches: list[FrameBatch]) -> list[Any]:
         """What the application gets for ``batches``: raw frames (bytes) or decoded Messages.
 
-        Decoding checks every frame's CRC and TLVs; a frame that fails breaks the
-        connection (``broken``) and rewinds ``position`` to just before it, so the
-        frames from there on are fetched again after the reconnect, not skipped.
+        Decoding checks every frame's CRC and TLVs. A frame that fails (the relay refuses
+        such frames since issue 17, but an older journal may still hold one) is counted
+        (``counters.undecodable``), reported (``undecodable``: its sequence and the reason,
+        for the shell to log) and skipped: it is not delivered, its sequence becomes a
+        hole in ``delivered``, and the frames after it are delivered as usual. Fetching
+        it again could never succeed, so it is never retried.
         """
         out: list[Any] = []
         if self.raw:
             for b in batches:
                 out.extend(b.frames())
             return out
-        for k, b in enumerate(batches):
+        for b in batches:
             before = len(out)
             try:
                 b.decode(out)
-            except ProtocolError as exc:
-                bad = b.first_seq + len(out) - before
-                undelivered = sum(x.count for x in batches[k:]) - (bad - b.first_seq)
-                self.delivered.subtract(bad, self.position + 1)
-                self.counters.delivered -= undelivered
-                self.position = bad - 1
-                self.last_seq = bad - 1
-                self._exact = self.types is None
-                self.broken = exc
-                break
+            except ProtocolError:
+                self._decode_skipping(b, len(out) - before, out)
         return out
+
+    def _decode_skipping(self, b: FrameBatch, done: int, out: list[Any]) -> None:
+        """Finish decoding ``b`` after its first ``done`` frames, skipping and recording every
+        frame that does not decode."""
+        data = b.data
+        pos = b.start
+        for _ in range(done):
+            pos += check_prefix(data, pos)
+        seq = b.first_seq + done
+        while pos < b.stop:
+            size = check_prefix(data, pos)  # the header was checked on receipt
+            try:
+                m, _ = decode_frame(data, pos)
+            except ProtocolError as exc:
+                self.counters.undecodable += 1
+                self.counters.delivered -= 1
+                self.delivered.subtract(seq, seq + 1)
+                self.undecodable.append((seq, str(exc)))
+            else:
+                out.append(m)
+            pos += size
+            seq += 1
 
     def receive_frames(self, data: bytes | bytearray | memoryview) -> list[FrameBatch]:
         """Feed bytes; return the frames to deliver as ``FrameBatch``es (runs of consecutive

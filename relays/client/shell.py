@@ -154,6 +154,12 @@ class RelayConsumer(_Session):
         self._last_send = 0.0
         self.last_seq = 0  # domain_seq of the last item handed to the application
         self._closed = False
+        # consecutive connections that broke without delivering anything: each later
+        # reconnect waits backoff.delay(n - 1) first, so a connection that keeps breaking at
+        # the same place (a relay that keeps refusing us, a stream that keeps failing)
+        # costs a few attempts a second, not tens of thousands
+        self._fruitless = 0
+        self._connected_at_position = 0
         self._open_session(dom, path, **session)
 
     @classmethod
@@ -278,18 +284,34 @@ class RelayConsumer(_Session):
             if batches:
                 if core.raw:
                     self._ready.extend(batches)
-                else:  # decode now: a frame that fails to decode breaks the connection here
+                else:  # decode now: a frame that fails to decode is counted and skipped
                     self._items.extend(core.items(batches))
+                    if core.undecodable:
+                        self._report_undecodable()
             if core.broken is not None:
                 raise core.broken
         except _CONNECTION_ERRORS as exc:
             log.info("%s: connection to %s dropped: %s", core.name, self.socket_path, exc)
             await self._drop()
             core.lost_connection()
+            if core.position > self._connected_at_position:
+                self._fruitless = 0
+            else:
+                self._fruitless += 1
+
+    def _report_undecodable(self) -> None:
+        core = self.core
+        for seq, reason in core.undecodable:
+            log.warning("%s: skipped domain_seq %d of %s: it does not decode (%s); %d such frames so far",
+                        core.name, seq, self.domain.name.lower(), reason, core.counters.undecodable)
+        core.undecodable.clear()
 
     async def _reconnect(self, first: bool = False) -> None:
         deadline = math.inf if self.connect_timeout is None else trio.current_time() + self.connect_timeout
         attempt = 0
+        if self._fruitless:
+            await trio.sleep(self.backoff.delay(self._fruitless - 1))
+        self._connected_at_position = self.core.position
         while True:
             stream = await _open(self.socket_path, self.backoff, deadline, self.core.name)
             try:
@@ -515,6 +537,7 @@ class RelayProducer(_Session):
         while True:
             stream = await _open(self.socket_path, self.backoff, math.inf if started else deadline, core.name)
             self._welcomed_now = False
+            acked_before = core.acked_seq
             try:
                 async with stream:
                     await self._session(stream, None if started else task_status)
@@ -522,6 +545,10 @@ class RelayProducer(_Session):
                 log.info("%s: connection to %s dropped: %s", core.name, self.socket_path, group.exceptions[0])
             if self._welcomed_now:
                 started = True
+            if self._welcomed_now and (core.acked_seq > acked_before or not core.outbox):
+                # a session that got somewhere: reconnect quickly. One that was welcomed but got
+                # none of its outbox acknowledged (the relay refusing a frame) backs off like a
+                # failed connect, so a refused frame is not resent at full speed
                 attempt = 0
             else:
                 attempt += 1

@@ -9,7 +9,18 @@ walks it by reading the header at fixed offsets only -- one precompiled
 domain, payload length, source sequence and source id -- verifies the CRC of
 ``[16, end)`` with ``zlib.crc32`` on a memoryview slice (no copy), and stamps the
 next domain sequence into bytes 8..16 *in place* with ``pack_into``. TLVs are
-never walked.
+walked only to *validate* them (below).
+
+Validation (issue 17): a frame whose TLVs do not decode would be journaled and
+fanned out, and every decoding consumer would choke on it. So each accepted
+frame's payload is run through the protocol's own TLV decoders
+(``protocol.tlv.decode_tlvs``, exactly what a consumer's ``decode`` runs after the
+header and CRC), and a frame that fails is refused like a bad checksum. In a
+vectorised block this is one decoder call per frame after the block's header
+and CRC checks; the block is cut at the first frame that fails and the per-frame
+loop raises for it. This is the one per-frame cost of the fast path that is not
+vectorised; ``validate=False`` (``alphapulse relay --no-validate``) turns it off,
+and ``alphapulse bench relay --no-validate`` measures the difference.
 
 Accepted frames become ``Chunk``s that *share the receive buffer* (the caller
 hands the buffer over and starts a fresh one), so the bytes read from the
@@ -39,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocol.errors import ChecksumError, FrameError
+from protocol.errors import ChecksumError, FrameError, ProtocolError, TLVError
 from protocol.framing import FAST_MIN, header_view
 from protocol.header import (
     HEAD4,
@@ -54,6 +65,7 @@ from protocol.header import (
     check_prefix,
     header_struct,
 )
+from protocol.tlv import decode_tlvs
 
 from .ring import Chunk
 
@@ -83,9 +95,34 @@ def _expected_crc(covered: int, m: int) -> int:
     return hit
 
 
+def payload_error(buf: bytes | bytearray | memoryview, pos: int, end: int) -> str | None:
+    """Why the payload of the frame at ``buf[pos:end]`` does not decode, or None if it does
+    (the TLV walk and every known record's decoder, as ``protocol.decode`` would run them)."""
+    try:
+        decode_tlvs(buf, pos + HEADER_SIZE, end)
+    except ProtocolError as exc:
+        return str(exc)
+    except (ValueError, IndexError, OverflowError) as exc:  # a decoder's own check on a field
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _first_undecodable(buf: bytearray, pos: int, size: int, m: int) -> int:
+    """Index of the first of ``m`` frames of ``size`` bytes at ``buf[pos:]`` whose payload does
+    not decode (``m`` when all do)."""
+    decode = decode_tlvs
+    for i in range(m):
+        a = pos + i * size
+        try:
+            decode(buf, a + HEADER_SIZE, a + size)
+        except (ProtocolError, ValueError, IndexError, OverflowError):
+            return i
+    return m
+
+
 def _fast_block(
     buf: bytearray, pos: int, size: int, k: int, domain: int, source_id: int, last_sseq: int, first_seq: int,
-    verify: bool,
+    verify: bool, validate: bool = True,
 ) -> tuple[int, int]:
     """Check, dedupe and stamp up to ``k`` frames of ``size`` bytes at ``buf[pos:]`` in one pass.
 
@@ -127,6 +164,8 @@ def _fast_block(
                     if crc32(mv[a + OFF_COVERED : a + size]) != stored[i]:
                         m = i  # the per-frame loop raises the ChecksumError for it
                         break
+    if validate and m:
+        m = _first_undecodable(buf, pos, size, m)  # the per-frame loop raises the TLVError for it
     last = last_sseq
     if m:
         h["domain_seq"][:m] = np.arange(first_seq, first_seq + m, dtype=np.uint64)
@@ -169,13 +208,16 @@ class ScanResult:
 class Ingest:
     """Per-producer-connection scanner bound to one source id and the shared ``Sequencer``."""
 
-    __slots__ = ("seq", "domain", "source_id", "verify")
+    __slots__ = ("seq", "domain", "source_id", "verify", "validate")
 
-    def __init__(self, seq: Sequencer, domain: Domain, source_id: int | None, *, verify: bool = True) -> None:
+    def __init__(
+        self, seq: Sequencer, domain: Domain, source_id: int | None, *, verify: bool = True, validate: bool = True
+    ) -> None:
         self.seq = seq
         self.domain = int(domain)
         self.source_id = source_id  # None: this connection may not publish data
         self.verify = verify
+        self.validate = validate  # decode every accepted payload's TLVs (see the module docstring)
 
     def scan(self, buf: bytearray, pos: int, end: int | None = None) -> ScanResult:
         """Consume whole frames from ``buf[pos:end]``; stamp accepted ones in place."""
@@ -185,6 +227,7 @@ class Ingest:
         pack_into = U64.pack_into
         crc32 = zlib.crc32
         verify = self.verify
+        validate = self.validate
         mydomain = self.domain
         sid_ok = -1 if self.source_id is None else self.source_id
         seq = self.seq.head_seq
@@ -222,6 +265,8 @@ class Ingest:
                     break
                 if verify and crc32(mv[pos + OFF_COVERED : nxt]) != csum:
                     raise ChecksumError(f"checksum mismatch in frame with source_seq {sseq}")
+                if validate and sseq > last and (why := payload_error(mv, pos, nxt)) is not None:
+                    raise TLVError(f"frame with source_seq {sseq} does not decode: {why}")
                 if sseq <= last:
                     # a resent frame that is already in the log: close the current chunk, drop it
                     dups += 1
@@ -242,7 +287,7 @@ class Ingest:
                 if size == prev_size and nxt >= retry_at and end - nxt >= FAST_MIN * size:
                     # a run of equal-size frames: check, dedupe and stamp the rest of it at once
                     m, last_sseq = fast_block(buf, nxt, size, (end - nxt) // size, mydomain,
-                                              sid_ok, last, seq + 1, verify)
+                                              sid_ok, last, seq + 1, verify, validate)
                     if m:
                         if offsets:
                             pieces.append(offsets)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 from protocol.header import Domain
@@ -98,3 +99,14 @@ def wait_listening(sock: Path, proc: subprocess.Popen[bytes] | None = None, time
     raise AssertionError(f"nothing listening on {sock} after {timeout} s")
 
 
+
+
+def undecodable_frame(seq: int, *, source_id: int = 7, domain: int = Domain.MARKET_DATA) -> bytes:
+    """A 64-byte data frame with a correct header and CRC whose TLV does not decode: its one
+    record claims 255 body bytes where 10 remain (what a hostile or buggy producer can send)."""
+    from protocol.header import OFF_CHECKSUM, OFF_COVERED
+
+    buf = bytearray(frame(seq, source_id=source_id, domain=domain))
+    buf[53] = 255  # the compact record's length byte
+    buf[OFF_CHECKSUM : OFF_CHECKSUM + 4] = zlib.crc32(buf[OFF_COVERED:]).to_bytes(4, "little")
+    return bytes(buf)

@@ -145,3 +145,20 @@ def test_liveness_timers() -> None:
     lv.reset(10.0)
     assert not lv.heartbeat_due(10.1) and lv.heartbeat_due(10.25)
     assert not lv.dead(10.9) and lv.dead(11.0)
+
+
+def test_a_frame_that_does_not_decode_is_counted_reported_and_skipped() -> None:
+    """Issue 17: one bad frame (in an old journal) used to break the connection and rewind to
+    just before it, forever; now it is counted, reported and moved past."""
+    from relay_testkit import undecodable_frame
+
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=1)
+    c.start()
+    bad = bytearray(undecodable_frame(3))
+    stamp_domain_seq(bad, 0, 3)
+    got = c.receive_data(welcome(head=5) + stamped(1, 2) + bytes(bad) + stamped(4, 5))
+    assert [m.domain_seq for m in got] == [1, 2, 4, 5]
+    assert c.broken is None and c.position == 5
+    assert c.counters.undecodable == 1 and c.counters.delivered == 4
+    assert [s for s, _ in c.undecodable] == [3] and "claims 255 bytes" in c.undecodable[0][1]
+    assert list(c.delivered) == [range(1, 3), range(4, 6)]  # the hole says which one

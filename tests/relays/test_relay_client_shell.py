@@ -26,7 +26,7 @@ def _config(d: Path) -> RelayConfig:
 async def _publish(sock: str, n: int) -> None:
     async with RelayProducer.connect(Domain.SIGNAL, sock, source_id=3) as p:
         for _ in range(n):
-            await p.publish_payload(b"\x01\x02")
+            await p.publish_payload(b"\xfa\x02\x01\x02")  # a valid (unknown-type) TLV: the relay validates
         await p.flush()
 
 
@@ -87,4 +87,71 @@ async def test_clients_report_to_the_observer_they_are_given(short_dir: Path) ->
         async with RelayConsumer.connect(Domain.SIGNAL, cfg.socket_path):  # no observer: nothing reported
             pass
         assert len(obs.seen) == 2
+        n.cancel_scope.cancel()
+
+
+# ---- issue 17, item 1: no reconnect storm, a bad frame in an old journal is skipped ----
+
+
+async def test_a_connection_that_keeps_breaking_is_retried_with_backoff(short_dir: Path) -> None:
+    """A relay (or anything on its socket) that drops us at once, every time: the consumer used
+    to reconnect at full speed (44,193 reconnects in 55 s); now it backs off."""
+    import socket as stdsocket
+
+    path = str(short_dir / "s.sock")
+    listener = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    await listener.bind(path)
+    listener.listen(64)
+    accepted = 0
+
+    async def drop_everyone() -> None:
+        nonlocal accepted
+        while True:
+            s, _ = await listener.accept()
+            accepted += 1
+            s.close()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(drop_everyone)
+
+        async def consume() -> None:
+            async with RelayConsumer.connect(Domain.SIGNAL, path, from_seq=0) as c:
+                async for _ in c:
+                    pass
+
+        n.start_soon(consume)
+        await trio.sleep(1.5)
+        n.cancel_scope.cancel()
+    listener.close()
+    # 20 ms doubling to 1 s: about 8 attempts in 1.5 s; without backoff, thousands
+    assert 2 <= accepted <= 20, accepted
+
+
+async def test_an_undecodable_frame_in_an_old_journal_is_skipped_not_retried(short_dir: Path) -> None:
+    from relay_testkit import frame, undecodable_frame
+
+    from protocol.header import stamp_domain_seq
+    from relays.core.journal import Journal
+
+    cfg = _config(short_dir)
+    j = Journal(Path(cfg.data_dir) / "journal", segment_bytes=1 << 20, retention_bytes=1 << 20)
+    j.recover()
+    for s in range(1, 7):  # an old relay journaled sequence 3 without validating it
+        f = bytearray(undecodable_frame(s, source_id=5, domain=Domain.SIGNAL) if s == 3
+                      else frame(s, source_id=5, domain=Domain.SIGNAL))
+        stamp_domain_seq(f, 0, s)
+        j.append_frames(bytes(f), s, s)
+    j.close()
+    async with trio.open_nursery() as n:
+        await n.start(serve, cfg)
+        got = []
+        with trio.fail_after(10):
+            async with RelayConsumer.connect(Domain.SIGNAL, cfg.socket_path, from_seq=0) as c:
+                async for m in c:
+                    got.append(m.domain_seq)
+                    if m.domain_seq == 6:
+                        break
+                counters = c.counters
+        assert got == [1, 2, 4, 5, 6]
+        assert counters["undecodable"] == 1 and counters["reconnects"] == 0
         n.cancel_scope.cancel()

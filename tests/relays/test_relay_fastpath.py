@@ -139,12 +139,16 @@ def test_consumer_duplicate_and_control_frames_inside_a_run() -> None:
     assert c.counters.duplicates == 3 and c.counters.delivered == N + 40
 
 
-def test_decoded_consumer_rewinds_to_a_frame_that_does_not_decode() -> None:
+def test_decoded_consumer_skips_a_frame_that_does_not_decode() -> None:
+    """Issue 17: it used to rewind to just before the frame and reconnect for it, forever; a
+    frame that does not decode is counted, reported and moved past (a hole in ``delivered``)."""
     c = ConsumerCore(Domain.MARKET_DATA, from_seq=1)
     c.start()
     data = bytearray(stamped_run(1, N))
     data[(FAST_MIN + 3) * 64 + 60] ^= 1  # the relay would have refused it; the consumer's decode must too
     msgs = c.receive_data(bytes(data))
-    assert [m.domain_seq for m in msgs] == list(range(1, FAST_MIN + 4))
-    assert c.broken is not None and c.position == FAST_MIN + 3
-    assert c.counters.delivered == FAST_MIN + 3 and list(c.delivered) == [range(1, FAST_MIN + 4)]
+    assert [m.domain_seq for m in msgs] == [s for s in range(1, N + 1) if s != FAST_MIN + 4]
+    assert c.broken is None and c.position == N
+    assert c.counters.undecodable == 1 and [s for s, _ in c.undecodable] == [FAST_MIN + 4]
+    assert c.counters.delivered == N - 1
+    assert list(c.delivered) == [range(1, FAST_MIN + 4), range(FAST_MIN + 5, N + 1)]

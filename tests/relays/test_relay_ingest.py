@@ -80,3 +80,44 @@ def test_data_before_hello_is_refused() -> None:
     ing = Ingest(Sequencer(), Domain.MARKET_DATA, None)
     with pytest.raises(FrameError, match="Hello"):
         ing.scan(bytearray(frame(1)), 0)
+
+
+# ---- issue 17, item 1: a frame that does not decode never enters the log ----
+
+
+def test_a_frame_whose_tlvs_do_not_decode_is_refused() -> None:
+    from relay_testkit import undecodable_frame
+
+    from protocol.errors import TLVError
+
+    seq = Sequencer()
+    buf = bytearray(frames(1, 3) + undecodable_frame(4) + frames(5, 6))
+    with pytest.raises(TLVError, match="source_seq 4 does not decode"):
+        Ingest(seq, Domain.MARKET_DATA, 7).scan(buf, 0)
+    assert seq.head_seq == 0 and seq.accepted == 0  # nothing from that read entered the log
+
+
+def test_an_undecodable_frame_inside_a_vectorised_run_is_refused() -> None:
+    from relay_testkit import undecodable_frame
+
+    from protocol.errors import TLVError
+
+    good = [frame(s) for s in range(1, 201)]
+    good[120] = undecodable_frame(121)  # same size: inside one equal-size run
+    seq = Sequencer()
+    with pytest.raises(TLVError, match="source_seq 121"):
+        Ingest(seq, Domain.MARKET_DATA, 7).scan(bytearray(b"".join(good)), 0)
+    assert seq.head_seq == 0
+    # the frames before it, sent alone, are accepted through the fast path
+    r = Ingest(seq, Domain.MARKET_DATA, 7).scan(bytearray(b"".join(good[:120])), 0)
+    assert seq.head_seq == 120 and r.chunks[-1].last_source_seq == 120
+
+
+def test_validation_can_be_turned_off_for_measurement() -> None:
+    from relay_testkit import undecodable_frame
+
+    # what the relay did before issue 17 (and does with --no-validate): the frame is accepted
+    seq = Sequencer()
+    buf = bytearray(frames(1, 40) + undecodable_frame(41) + frames(42, 100))
+    r = Ingest(seq, Domain.MARKET_DATA, 7, validate=False).scan(buf, 0)
+    assert seq.head_seq == 100 and sum(c.count for c in r.chunks) == 100

@@ -113,7 +113,7 @@ async def test_relay_and_clients_counted_at_scrape_time(short_dir: Path) -> None
                     RelayConsumer.connect(Domain.SIGNAL, cfg.socket_path, from_seq=0, name="c1", raw=True,
                                           metrics=client_pm) as cons:
                 for _ in range(25):
-                    await prod.publish_payload(b"\x01\x02")  # any payload: the relay does not decode it
+                    await prod.publish_payload(b"\xfa\x02\x01\x02")  # any valid TLV (the relay refuses undecodable ones)
                 await prod.flush()
                 got = 0
                 with trio.fail_after(10):

@@ -1,7 +1,7 @@
 """Relay benchmark: one producer, three consumers, 64-byte messages, journal on; vs pyzmq.
 
     alphapulse bench relay [--count 1000000] [--latency-rate 20000] [--latency-seconds 5]
-                           [--fsync batch] [--no-verify] [--skip-zmq] [--json]
+                           [--fsync batch] [--no-verify] [--no-validate] [--skip-zmq] [--json]
 
 Every party is its own process, as in production:
 
@@ -355,16 +355,19 @@ def _percentiles(lat: list[int]) -> dict[str, float]:
 
 
 def _run_relay_phase(
-    tmp: Path, args: argparse.Namespace, *, latency: bool, decode: bool = False, client_producer: bool = False
+    tmp: Path, args: argparse.Namespace, *, latency: bool, decode: bool = False, client_producer: bool = False,
+    validate: bool = True,
 ) -> dict[str, Any]:
-    tag = ("lat" if latency else "tp") + ("-dec" if decode else "") + ("-cli" if client_producer else "")
+    tag = ("lat" if latency else "tp") + ("-dec" if decode else "") + ("-cli" if client_producer else "") + (
+        "" if validate else "-noval")
     sock = str(tmp / f"{tag}.sock")
     data = tmp / f"{tag}-data"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     relay = subprocess.Popen(
         [sys.executable, "-m", "tools.cli", "relay", "--domain", "market_data", "--socket", sock, "--data-dir",
          str(data), "--fsync", args.fsync, "--log-level", "WARNING"]
-        + (["--no-verify"] if args.no_verify else []),
+        + (["--no-verify"] if args.no_verify else [])
+        + (["--no-validate"] if args.no_validate or not validate else []),
         cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
     )
     try:
@@ -425,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fsync", default="batch", choices=("batch", "interval", "off"))
     ap.add_argument("--no-verify", action="store_true", help="relay skips per-frame CRC checks")
+    ap.add_argument("--no-validate", action="store_true",
+                    help="relay skips decoding accepted frames' TLVs (without it, the bench also runs the raw "
+                         "throughput phase once with validation off, to show its cost)")
     ap.add_argument("--skip-zmq", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
@@ -438,10 +444,15 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="apbench-", dir="/tmp"))
     try:
-        report: dict[str, Any] = {"count": args.count, "fsync": args.fsync, "verify": not args.no_verify}
+        report: dict[str, Any] = {"count": args.count, "fsync": args.fsync, "verify": not args.no_verify,
+                                  "validate": not args.no_validate}
         print(f"relay: throughput, {args.count:,} x 64 B, 1 producer -> 3 consumers, journal on (fsync={args.fsync})",
               file=sys.stderr)
         report["relay_throughput"] = _run_relay_phase(tmp, args, latency=False)
+        if not args.no_validate:
+            print("relay: the same, relay not validating TLVs (--no-validate): the cost of validation",
+                  file=sys.stderr)
+            report["relay_throughput_unvalidated"] = _run_relay_phase(tmp, args, latency=False, validate=False)
         print("relay: the same, consumers decoding every message", file=sys.stderr)
         report["relay_throughput_decoded"] = _run_relay_phase(tmp, args, latency=False, decode=True)
         print(f"relay: latency at {args.latency_rate:,.0f} msgs/s for {args.latency_seconds} s (paced producer)",
@@ -476,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
           "min of 3:")
     print(f"  raw     : {rt['min_msgs_per_s']:>10,} msgs/s (mean {rt['mean_msgs_per_s']:,}), gaps {rt['gaps']}, "
           f"duplicates {rt['duplicates']}")
+    if "relay_throughput_unvalidated" in report:
+        rv = report["relay_throughput_unvalidated"]
+        print(f"  raw, relay not validating TLVs: {rv['min_msgs_per_s']:>10,} msgs/s (mean {rv['mean_msgs_per_s']:,}): "
+              "the difference is what TLV validation on ingest costs")
     print("            per message: header + domain_seq contiguity checked by the client, no per-message object")
     print(f"  decoded : {rd['min_msgs_per_s']:>10,} msgs/s (mean {rd['mean_msgs_per_s']:,}), gaps {rd['gaps']}, "
           f"duplicates {rd['duplicates']}")
