@@ -155,7 +155,7 @@ class RelayConsumer(_Session):
         self.last_seq = 0  # domain_seq of the last item handed to the application
         self._closed = False
         # consecutive connections that broke without delivering anything: each later
-        # reconnect waits backoff.delay(n - 1) first, so a connection that keeps breaking at
+        # retry after the first waits backoff.delay(n - 2) first, so a connection that keeps breaking at
         # the same place (a relay that keeps refusing us, a stream that keeps failing)
         # costs a few attempts a second, not tens of thousands
         self._fruitless = 0
@@ -309,8 +309,8 @@ class RelayConsumer(_Session):
     async def _reconnect(self, first: bool = False) -> None:
         deadline = math.inf if self.connect_timeout is None else trio.current_time() + self.connect_timeout
         attempt = 0
-        if self._fruitless:
-            await trio.sleep(self.backoff.delay(self._fruitless - 1))
+        if self._fruitless > 1:  # the first retry is immediate (a relay restart), then back off
+            await trio.sleep(self.backoff.delay(self._fruitless - 2))
         self._connected_at_position = self.core.position
         while True:
             stream = await _open(self.socket_path, self.backoff, deadline, self.core.name)
