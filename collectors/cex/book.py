@@ -31,7 +31,9 @@ sizes come spelled "0", "0.0", "0.00000000": they are compared as numbers.
 
 from __future__ import annotations
 
+import abc
 import calendar
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +165,48 @@ class Counters:
     ignored: int = 0  # frames of channels we do not publish (klines, subscription acks)
     ticker_checks: int = 0
     ticker_mismatches: int = 0
+
+
+class FeedCore(abc.ABC):
+    """What every venue core shares: its :class:`Counters`, and frames that are JSON documents.
+
+    :meth:`on_message` counts a websocket text frame, parses it and hands the document to the
+    venue's :meth:`on_event` (tests feed documents to ``on_event`` directly).
+    """
+
+    counters: Counters
+
+    def on_message(self, text: str | bytes, recv_ns: int) -> list[Action]:
+        self.counters.frames += 1
+        try:
+            msg = json.loads(text)
+        except ValueError as exc:
+            raise FeedError(f"not JSON: {exc}") from None
+        return self.on_event(msg, recv_ns)
+
+    @abc.abstractmethod
+    def on_event(self, msg: Any, recv_ns: int) -> list[Action]: ...
+
+
+class malformed:  # noqa: N801  (used as ``with malformed(kind):``, like contextlib's helpers)
+    """``with malformed(what):`` a missing key, a wrong type or a bad value met while reading a frame
+    becomes a :class:`FeedError` naming ``what``; a FeedError raised inside passes through unchanged.
+    A class rather than a generator context manager: it runs once per venue frame."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: object) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if typ is not None and issubclass(typ, _MALFORMED) and not issubclass(typ, FeedError):
+            raise FeedError(f"malformed {self.what} ({exc!r})") from None
+
+
+_MALFORMED = (KeyError, TypeError, IndexError, ValueError)
 
 
 # --- the book ---------------------------------------------------------------------------------

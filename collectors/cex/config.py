@@ -42,7 +42,7 @@ so the shells raise it deliberately to ``max_message_bytes`` (default 64 MiB).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from protocol.ids import Venue
 from runtime.config import U32, Config, ConfigError, Meta, decode, load_toml
@@ -173,19 +173,22 @@ class CoinbaseConfig(_Common):
         return out
 
 
-def load_binance(path: str | Path) -> BinanceConfig:
-    cfg = decode(BinanceConfig, load_toml(path), file=path)
+_Feed = TypeVar("_Feed", BinanceConfig, CoinbaseConfig)
+
+
+def _load(cls: type[_Feed], path: str | Path) -> _Feed:
+    """Decode the file, then resolve every symbol to an instrument (its errors name the file too)."""
+    cfg = decode(cls, load_toml(path), file=path)
     try:
         cfg.instruments()
     except ConfigError as exc:
         raise exc.within(file=path) from None
     return cfg
+
+
+def load_binance(path: str | Path) -> BinanceConfig:
+    return _load(BinanceConfig, path)
 
 
 def load_coinbase(path: str | Path) -> CoinbaseConfig:
-    cfg = decode(CoinbaseConfig, load_toml(path), file=path)
-    try:
-        cfg.instruments()
-    except ConfigError as exc:
-        raise exc.within(file=path) from None
-    return cfg
+    return _load(CoinbaseConfig, path)

@@ -175,6 +175,24 @@ async def publish_to_relay(config: Any, name: str, work: Callable[[Publisher], A
         await work(producer.publish)
 
 
+async def run_feed(config: Any, name: str, feed: str, build: Callable[[Publisher], Awaitable[FeedRunner]], *,
+                   socket_path: str | None = None, metrics: Any = None, publish: Publisher | None = None,
+                   task_status: trio.TaskStatus[FeedRunner] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run ``build(publish)``'s feed until cancelled, its counters exported as ``feed``; ``publish``
+    replaces the relay (tests), else a market-data producer named ``name`` publishes."""
+
+    async def work(pub: Publisher) -> None:
+        runner = await build(pub)
+        export_counters(metrics, feed, runner.core.counters)
+        task_status.started(runner)
+        await runner.run()
+
+    if publish is not None:
+        await work(publish)
+    else:
+        await publish_to_relay(config, name, work, socket_path=socket_path, metrics=metrics)
+
+
 def tlvs_of(actions: Sequence[Action]) -> list[TLV]:
     return [t for a in actions if isinstance(a, Publish) for t in a.tlvs]
 

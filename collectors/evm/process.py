@@ -34,14 +34,14 @@ import trio
 
 from chain.rpc import EndpointError, HttpRpc, RpcError, batched
 from chain.ws import WsRpc
+from collectors.process import collector_main, collector_parser
 from protocol.market import BlockHeader
 from protocol.tlv import TLV
 from runtime.errors import unwrap_group
 from runtime.metrics import ProcessMetrics
-from runtime.process import ProcessMain, add_process_arguments
 
 from .bootstrap import ResolvedPool, read_snapshots, resolve_pools
-from .config import ChainConfig, CollectorConfig, ConfigError, load_config
+from .config import ChainConfig, CollectorConfig, load_config
 from .follower import (
     Action,
     Backfill,
@@ -284,27 +284,13 @@ async def run(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="alphapulse collector evm",
-                                 description="Follow EVM chains (Uniswap V2/V3 pools) into the market-data relay.")
-    ap.add_argument("--config", required=True, metavar="FILE", help="TOML configuration (see collectors/evm/README.md)")
-    ap.add_argument("--socket", metavar="PATH", help="market-data relay socket (overrides relay_socket)")
-    add_process_arguments(ap)
-    return ap
+    return collector_parser("alphapulse collector evm",
+                            "Follow EVM chains (Uniswap V2/V3 pools) into the market-data relay.",
+                            config_help="TOML configuration (see collectors/evm/README.md)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from relays.client import RelayUnavailable
-
-    args = build_parser().parse_args(argv)
-    proc = ProcessMain("alphapulse collector evm", "collector-evm",
-                       errors={RelayUnavailable: (1, "no market-data relay answering: {}"),
-                               ConfigError: (2, "config error: {}")})
-
-    def prepare() -> Callable[[ProcessMetrics], Awaitable[None]]:
-        config = load_config(args.config)
-        return lambda pm: run(config, socket_path=args.socket, metrics=pm)
-
-    return proc.run(args, prepare)
+    return collector_main(build_parser(), argv, "collector-evm", load_config, run)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -100,6 +100,12 @@ async def _http_connection(stream: trio.SocketStream, route: Handler) -> None:
             await stream.aclose()
 
 
+class _Replay(Protocol):
+    frames: list[tuple[int, str]]
+
+    def advance(self, index: int) -> None: ...
+
+
 class _Standin:
     """The shared machinery: two listeners, the replay loop, the fault switches."""
 
@@ -115,12 +121,16 @@ class _Standin:
         self.sent_frames = 0
         self._produced = trio.Condition()
 
+    replay: _Replay  # the venue's stand-in sets its own
+
     @property
     def frames(self) -> list[tuple[int, str]]:
-        raise NotImplementedError
+        """The capture's frames: (capture receive ns, text)."""
+        return self.replay.frames
 
     def advance(self, index: int) -> None:
-        raise NotImplementedError
+        """Frame ``index`` has been produced (sent or deliberately lost): the replayed venue moves on."""
+        self.replay.advance(index)
 
     async def serve(self, *, task_status: trio.TaskStatus[tuple[int, int]] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -198,18 +208,13 @@ class _Standin:
 
 
 class BinanceStandin(_Standin):
+    replay: BinanceReplay
+
     def __init__(self, replay: BinanceReplay | None = None, *, paper: PaperExchange | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.replay = replay or BinanceReplay()
         self.paper = paper
         self.snapshot_requests = 0
-
-    @property
-    def frames(self) -> list[tuple[int, str]]:
-        return self.replay.frames
-
-    def advance(self, index: int) -> None:
-        self.replay.advance(index)
 
     async def session(self, ws: WebSocketConnection, path: str) -> None:
         q = parse_qs(urlsplit(path).query)
@@ -247,6 +252,8 @@ class BinanceStandin(_Standin):
 class CoinbaseStandin(_Standin):
     """The Exchange feed (``ws-feed.exchange.coinbase.com`` format)."""
 
+    replay: CoinbaseReplay
+
     def __init__(self, replay: CoinbaseReplay | None = None, *, products_text: str | None = None,
                  **kw: Any) -> None:
         super().__init__(**kw)
@@ -256,13 +263,6 @@ class CoinbaseStandin(_Standin):
 
             products_text = next(r.text for r in captures.read(captures.COINBASE_PRODUCTS) if r.kind == "rest")
         self.products_text = products_text
-
-    @property
-    def frames(self) -> list[tuple[int, str]]:
-        return self.replay.frames
-
-    def advance(self, index: int) -> None:
-        self.replay.advance(index)
 
     async def session(self, ws: WebSocketConnection, path: str) -> None:
         sub = json.loads(await ws.get_message())

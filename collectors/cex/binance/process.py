@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
 
 import trio
 
-from runtime.config import ConfigError
+from collectors.process import collector_main, collector_parser
 from runtime.metrics import ProcessMetrics
-from runtime.process import ProcessMain, add_process_arguments
 
 from ..config import BinanceConfig, load_binance
-from ..shell import FeedRunner, Publisher, export_counters, publish_to_relay
+from ..shell import FeedRunner, Publisher, run_feed
 from .sync import BinanceCore
 
 NAME = "collector-binance"
@@ -41,40 +39,21 @@ async def run(config: BinanceConfig, *, socket_path: str | None = None, metrics:
               task_status: trio.TaskStatus[FeedRunner] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled; ``publish`` replaces the relay (tests)."""
 
-    async def work(pub: Publisher) -> None:
-        runner = build_runner(config, pub)
-        export_counters(metrics, "binance", runner.core.counters)
-        task_status.started(runner)
-        await runner.run()
+    async def build(pub: Publisher) -> FeedRunner:
+        return build_runner(config, pub)
 
-    if publish is not None:
-        await work(publish)
-    else:
-        await publish_to_relay(config, NAME, work, socket_path=socket_path, metrics=metrics)
+    await run_feed(config, NAME, "binance", build, socket_path=socket_path, metrics=metrics, publish=publish,
+                   task_status=task_status)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="alphapulse collector binance",
-                                 description="Binance spot order books and trades into the market-data relay.")
-    ap.add_argument("--config", required=True, metavar="FILE", help="TOML configuration (collectors/cex/config.py)")
-    ap.add_argument("--socket", metavar="PATH", help="market-data relay socket (overrides relay_socket)")
-    add_process_arguments(ap)
-    return ap
+    return collector_parser("alphapulse collector binance",
+                            "Binance spot order books and trades into the market-data relay.",
+                            config_help="TOML configuration (collectors/cex/config.py)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from relays.client import RelayUnavailable
-
-    args = build_parser().parse_args(argv)
-    proc = ProcessMain("alphapulse collector binance", NAME,
-                       errors={RelayUnavailable: (1, "no market-data relay answering: {}"),
-                               ConfigError: (2, "config error: {}")})
-
-    def prepare() -> Callable[[ProcessMetrics], Awaitable[None]]:
-        config = load_binance(args.config)
-        return lambda pm: run(config, socket_path=args.socket, metrics=pm)
-
-    return proc.run(args, prepare)
+    return collector_main(build_parser(), argv, NAME, load_binance, run)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from ..book import (
     Action,
     BookPublisher,
     Counters,
+    FeedCore,
     FeedError,
     FetchSnapshot,
     Instrument,
@@ -161,7 +162,7 @@ def _levels(inst: Instrument, rows: Iterable[Sequence[str]]) -> tuple[tuple[int,
     return tuple((inst.price(r[0]), inst.size(r[1])) for r in rows)
 
 
-class BinanceCore:
+class BinanceCore(FeedCore):
     """Every subscribed symbol of one combined-stream connection."""
 
     def __init__(self, instruments: Iterable[Instrument], *, max_buffer: int = MAX_BUFFER) -> None:
@@ -193,14 +194,6 @@ class BinanceCore:
         for sync in self.symbols.values():
             acts += sync.on_disconnect(now_ns)
         return acts
-
-    def on_message(self, text: str | bytes, recv_ns: int) -> list[Action]:
-        self.counters.frames += 1
-        try:
-            msg = json.loads(text)
-        except ValueError as exc:
-            raise FeedError(f"not JSON: {exc}") from None
-        return self.on_event(msg, recv_ns)
 
     def on_event(self, msg: Any, recv_ns: int) -> list[Action]:
         data = msg.get("data", msg) if isinstance(msg, dict) else None

@@ -1,1 +1,2 @@
-"""Coinbase: the Exchange feed (exchange.py), the Advanced Trade feed (advanced.py), one trio shell (process.py)."""
+"""Coinbase: the Exchange feed (exchange.py), the Advanced Trade feed (advanced.py), what both keep
+per product (products.py), one trio shell (process.py)."""

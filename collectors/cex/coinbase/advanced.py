@@ -22,44 +22,29 @@ it). ``Quote.update_id``/``BookLevel.update_id`` carry the frame's ``sequence_nu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from protocol.ids import Venue
 from protocol.market import InvalidationReason, Side, Trade
 
 from ..book import (
     Action,
-    BookPublisher,
-    Counters,
     FeedError,
     Instrument,
     Publish,
     Send,
-    TradeIds,
     iso_to_ns,
+    malformed,
 )
+from .products import CoinbaseCore, Product
 
 _SIDE = {"bid": Side.BUY, "offer": Side.SELL, "ask": Side.SELL}
 _TAKER = {"BUY": Side.SELL, "SELL": Side.BUY}  # market_trades.side is the maker's
 
 
-class Product:
-    def __init__(self, inst: Instrument, counters: Counters) -> None:
-        self.inst = inst
-        self.pub = BookPublisher(inst, counters)
-        self.trade_ids = TradeIds(counters)
-
-
-class AdvancedCore:
+class AdvancedCore(CoinbaseCore):
     def __init__(self, instruments: Iterable[Instrument]) -> None:
-        self.counters = Counters()
-        self.products: dict[str, Product] = {}
-        for inst in instruments:
-            if inst.venue != Venue.COINBASE:
-                raise ValueError(f"{inst.symbol}: not a Coinbase instrument")
-            self.products[inst.symbol] = Product(inst, self.counters)
+        super().__init__(instruments)
         self.last_seq: int | None = None  # per connection
         self.sequence_gaps = 0
         self.duplicates = 0
@@ -90,14 +75,6 @@ class AdvancedCore:
         self.last_seq = None
         return acts
 
-    def on_message(self, text: str | bytes, recv_ns: int) -> list[Action]:
-        self.counters.frames += 1
-        try:
-            msg = json.loads(text)
-        except ValueError as exc:
-            raise FeedError(f"not JSON: {exc}") from None
-        return self.on_event(msg, recv_ns)
-
     def on_event(self, msg: Mapping[str, Any], recv_ns: int) -> list[Action]:
         if msg.get("type") == "error":
             raise FeedError(f"venue error: {msg.get('message')}")
@@ -116,7 +93,7 @@ class AdvancedCore:
             if seq != self.last_seq + 1:
                 acts += self._gap(seq, recv_ns)
         self.last_seq = seq
-        try:
+        with malformed(f"{channel} frame"):
             if channel == "l2_data":
                 t = msg.get("timestamp")
                 event_ns = iso_to_ns(t) if t else recv_ns
@@ -127,10 +104,6 @@ class AdvancedCore:
                     acts += self._trades(ev, recv_ns)
             else:  # heartbeats, subscriptions
                 self.counters.ignored += 1
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
-            if isinstance(exc, FeedError):
-                raise
-            raise FeedError(f"malformed {channel} frame ({exc!r})") from None
         return acts
 
     def _gap(self, seq: int, recv_ns: int) -> list[Action]:
@@ -177,6 +150,3 @@ class AdvancedCore:
                           size=inst.size(t["size"]), symbol=inst.symbol)
             acts.append(Publish((trade,), iso_to_ns(t["time"]) if t.get("time") else recv_ns, recv_ns))
         return acts
-
-    def book(self, symbol: str) -> BookPublisher:
-        return self.products[symbol].pub

@@ -25,47 +25,31 @@ Channels: ``level2`` (or ``level2_batch``, the same messages batched every 50 ms
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from protocol.ids import Venue
 from protocol.market import InvalidationReason, Side, Trade
 
 from ..book import (
     Action,
-    BookPublisher,
-    Counters,
     FeedError,
     Instrument,
     Publish,
     Send,
-    TradeIds,
     iso_to_ns,
+    malformed,
 )
+from .products import CoinbaseCore, Product
 
 DEFAULT_CHANNELS = ("level2_batch", "matches", "ticker", "heartbeat")
 _SIDE = {"buy": Side.BUY, "sell": Side.SELL}
 _TAKER = {"buy": Side.SELL, "sell": Side.BUY}  # match.side is the maker's
 
 
-class Product:
-    def __init__(self, inst: Instrument, counters: Counters) -> None:
-        self.inst = inst
-        self.pub = BookPublisher(inst, counters)
-        self.trade_ids = TradeIds(counters)
-        self.updates = 0
-
-
-class ExchangeCore:
+class ExchangeCore(CoinbaseCore):
     def __init__(self, instruments: Iterable[Instrument], *, channels: Sequence[str] = DEFAULT_CHANNELS) -> None:
-        self.counters = Counters()
+        super().__init__(instruments)
         self.channels = tuple(channels)
-        self.products: dict[str, Product] = {}
-        for inst in instruments:
-            if inst.venue != Venue.COINBASE:
-                raise ValueError(f"{inst.symbol}: not a Coinbase instrument")
-            self.products[inst.symbol] = Product(inst, self.counters)
 
     def subscribe(self) -> dict[str, Any]:
         return {"type": "subscribe", "product_ids": list(self.products), "channels": list(self.channels)}
@@ -84,17 +68,9 @@ class ExchangeCore:
                                      now_ns)
         return acts
 
-    def on_message(self, text: str | bytes, recv_ns: int) -> list[Action]:
-        self.counters.frames += 1
-        try:
-            msg = json.loads(text)
-        except ValueError as exc:
-            raise FeedError(f"not JSON: {exc}") from None
-        return self.on_event(msg, recv_ns)
-
     def on_event(self, msg: Mapping[str, Any], recv_ns: int) -> list[Action]:
         kind = msg.get("type")
-        try:
+        with malformed(kind):
             if kind == "l2update":
                 return self._l2update(msg, recv_ns)
             if kind == "snapshot":
@@ -106,10 +82,6 @@ class ExchangeCore:
             if kind == "heartbeat":
                 self._product(msg).trade_ids.seen_up_to(int(msg.get("last_trade_id") or 0))
                 return []
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
-            if isinstance(exc, FeedError):
-                raise
-            raise FeedError(f"malformed {kind} ({exc!r})") from None
         if kind == "error":
             raise FeedError(f"venue error: {msg.get('message')} {msg.get('reason', '')}".strip())
         self.counters.ignored += 1  # subscriptions acks, other channels
@@ -163,6 +135,3 @@ class ExchangeCore:
                     p.pub.book.best_bid()[0], p.pub.book.best_ask()[0]):
                 self.counters.ticker_mismatches += 1
         return []
-
-    def book(self, symbol: str) -> BookPublisher:
-        return self.products[symbol].pub

@@ -12,18 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from functools import partial
 
 import httpx
 import trio
 
-from runtime.config import ConfigError
+from collectors.process import collector_main, collector_parser
 from runtime.metrics import ProcessMetrics
-from runtime.process import ProcessMain, add_process_arguments
 
 from ..book import decimals_of
 from ..config import CoinbaseConfig, load_coinbase
-from ..shell import FeedRunner, Publisher, export_counters, publish_to_relay
+from ..shell import FeedRunner, Publisher, run_feed
 from .advanced import AdvancedCore
 from .exchange import DEFAULT_CHANNELS, ExchangeCore
 
@@ -55,43 +54,19 @@ async def run(config: CoinbaseConfig, *, socket_path: str | None = None, metrics
               publish: Publisher | None = None,
               task_status: trio.TaskStatus[FeedRunner] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled; ``publish`` replaces the relay (tests)."""
-
-    async def work(pub: Publisher) -> None:
-        runner = await build_runner(config, pub)
-        export_counters(metrics, f"coinbase-{config.feed}", runner.core.counters)
-        task_status.started(runner)
-        await runner.run()
-
-    if publish is not None:
-        await work(publish)
-    else:
-        await publish_to_relay(config, NAME, work, socket_path=socket_path, metrics=metrics)
+    await run_feed(config, NAME, f"coinbase-{config.feed}", partial(build_runner, config), socket_path=socket_path,
+                   metrics=metrics, publish=publish, task_status=task_status)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="alphapulse collector coinbase",
-                                 description="Coinbase (Exchange or Advanced Trade feed) books and trades into "
-                                             "the market-data relay.")
-    ap.add_argument("--config", required=True, metavar="FILE", help="TOML configuration (collectors/cex/config.py)")
-    ap.add_argument("--socket", metavar="PATH", help="market-data relay socket (overrides relay_socket)")
-    add_process_arguments(ap)
-    return ap
+    return collector_parser("alphapulse collector coinbase",
+                            "Coinbase (Exchange or Advanced Trade feed) books and trades into the market-data relay.",
+                            config_help="TOML configuration (collectors/cex/config.py)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from relays.client import RelayUnavailable
-
-    args = build_parser().parse_args(argv)
-    proc = ProcessMain("alphapulse collector coinbase", NAME,
-                       errors={RelayUnavailable: (1, "no market-data relay answering: {}"),
-                               ConfigError: (2, "config error: {}"),
-                               httpx.HTTPError: (1, "REST /products failed: {}")})
-
-    def prepare() -> Callable[[ProcessMetrics], Awaitable[None]]:
-        config = load_coinbase(args.config)
-        return lambda pm: run(config, socket_path=args.socket, metrics=pm)
-
-    return proc.run(args, prepare)
+    return collector_main(build_parser(), argv, NAME, load_coinbase, run,
+                          errors={httpx.HTTPError: (1, "REST /products failed: {}")})
 
 
 if __name__ == "__main__":
