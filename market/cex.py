@@ -127,30 +127,29 @@ def _shift(x: int, digits: int) -> int:
     return x * 10**digits if digits >= 0 else x // 10**-digits
 
 
+def _take(levels: Iterable[tuple[int, int]], units: Units, size: int, *, round_up: bool) -> int | None:
+    """Quote units for taking ``size`` (book scale) level by level, each level's amount rounded up or down;
+    None if the levels run out first."""
+    total = 0
+    for price, available in levels:
+        take = min(available, size)
+        total += units.quote_units(take, price, round_up=round_up)
+        size -= take
+        if not size:
+            return total
+    return None
+
+
 def buy_base_cost(book: CexBook, units: Units, base_units: int, fee_ppm: int) -> int | None:
     """Quote units to buy ``base_units`` of base from the asks (taker), fee included; None if too deep."""
-    want = units.size_of(base_units)
-    cost = 0
-    for price, size in book.asks_up():
-        take = min(size, want)
-        cost += units.quote_units(take, price, round_up=True)
-        want -= take
-        if not want:
-            return -(-cost * (PPM + fee_ppm) // PPM)
-    return None
+    cost = _take(book.asks_up(), units, units.size_of(base_units), round_up=True)
+    return None if cost is None else -(-cost * (PPM + fee_ppm) // PPM)
 
 
 def sell_base_proceeds(book: CexBook, units: Units, base_units: int, fee_ppm: int) -> int | None:
     """Quote units received for selling ``base_units`` into the bids (taker), fee deducted; None if too deep."""
-    left = units.size_of(base_units)
-    got = 0
-    for price, size in book.bids_down():
-        take = min(size, left)
-        got += units.quote_units(take, price, round_up=False)
-        left -= take
-        if not left:
-            return got * (PPM - fee_ppm) // PPM
-    return None
+    got = _take(book.bids_down(), units, units.size_of(base_units), round_up=False)
+    return None if got is None else got * (PPM - fee_ppm) // PPM
 
 
 def depth_base_units(levels: Iterable[tuple[int, int]], units: Units) -> int:

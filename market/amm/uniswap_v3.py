@@ -57,6 +57,39 @@ _sqrt_ratio_at_tick = get_sqrt_ratio_at_tick_cached
 _MAX_TICK_SPACING = 16384  # UniswapV3Factory: require(tickSpacing > 0 && tickSpacing < 16384)
 
 
+def checked_ticks(
+    tick: int, sqrt_price_x96: int, ticks: Mapping[int, int], liquidity_gross: Mapping[int, int] | None, spacing: int
+) -> tuple[Mapping[int, int], tuple[int, ...], Mapping[int, int] | None]:
+    """The invariants V3 and V4 pool states share (the same TickMath and TickBitmap): the stored ``tick`` agrees
+    with the price; every initialized tick is in range and a multiple of ``spacing`` with an int128 liquidityNet;
+    liquidityGross, when given, has exactly those ticks, fits uint128 and is at least ``|net|``.  Returns the
+    tick maps read-only, and the initialized ticks in increasing order."""
+    # The stored tick is floor(log_sqrt1.0001(price)), except right after a downward swap ending exactly on
+    # a tick t, when the price equals ratio(t) and the tick is t - 1.  Anything else is a mismatched slot0.
+    if _sqrt_ratio_at_tick(tick) > sqrt_price_x96 or (
+        tick < MAX_TICK and sqrt_price_x96 > _sqrt_ratio_at_tick(tick + 1)
+    ):
+        raise InvalidPoolState(f"tick {tick} is inconsistent with sqrt_price_x96 {sqrt_price_x96}")
+
+    nets: dict[int, int] = {}
+    for t, net in ticks.items():
+        t, net = int(t), int(net)
+        if not MIN_TICK <= t <= MAX_TICK or t % spacing:
+            raise InvalidPoolState(f"initialized tick {t} out of range or not a multiple of {spacing}")
+        if not MIN_INT128 <= net <= MAX_INT128:
+            raise InvalidPoolState(f"liquidityNet {net} at tick {t} does not fit int128")
+        nets[t] = net
+    if liquidity_gross is None:
+        return MappingProxyType(nets), tuple(sorted(nets)), None
+    gross = {int(t): int(g) for t, g in liquidity_gross.items()}
+    if gross.keys() != nets.keys():
+        raise InvalidPoolState("liquidity_gross must have exactly the initialized ticks as keys")
+    for t, g in gross.items():
+        if not 0 < g <= MAX_UINT128 or abs(nets[t]) > g:
+            raise InvalidPoolState(f"liquidityGross {g} at tick {t} invalid for liquidityNet {nets[t]}")
+    return MappingProxyType(nets), tuple(sorted(nets)), MappingProxyType(gross)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class V3PoolState:
     """Immutable snapshot of the parts of a V3 pool that determine swap results.
@@ -89,34 +122,10 @@ class V3PoolState:
         price = self.sqrt_price_x96
         if not MIN_SQRT_RATIO <= price < MAX_SQRT_RATIO:
             raise InvalidPoolState(f"sqrt_price_x96 {price} outside [MIN_SQRT_RATIO, MAX_SQRT_RATIO)")
-        # The stored tick is floor(log_sqrt1.0001(price)), except right after a downward swap ending exactly on
-        # a tick t, when the price equals ratio(t) and the tick is t - 1.  Anything else is a mismatched slot0.
-        if _sqrt_ratio_at_tick(self.tick) > price or (
-            self.tick < MAX_TICK and price > _sqrt_ratio_at_tick(self.tick + 1)
-        ):
-            raise InvalidPoolState(f"tick {self.tick} is inconsistent with sqrt_price_x96 {price}")
-
-        nets: dict[int, int] = {}
-        for t, net in self.ticks.items():
-            t, net = int(t), int(net)
-            if not MIN_TICK <= t <= MAX_TICK or t % spacing:
-                raise InvalidPoolState(f"initialized tick {t} out of range or not a multiple of {spacing}")
-            if not MIN_INT128 <= net <= MAX_INT128:
-                raise InvalidPoolState(f"liquidityNet {net} at tick {t} does not fit int128")
-            nets[t] = net
-        object.__setattr__(self, "ticks", MappingProxyType(nets))
-        object.__setattr__(self, "sorted_ticks", tuple(sorted(nets)))
-
-        if self.liquidity_gross is not None:
-            gross = {int(t): int(g) for t, g in self.liquidity_gross.items()}
-            if gross.keys() != nets.keys():
-                raise InvalidPoolState("liquidity_gross must have exactly the initialized ticks as keys")
-            for t, g in gross.items():
-                if not 0 < g <= MAX_UINT128 or abs(nets[t]) > g:
-                    raise InvalidPoolState(
-                        f"liquidityGross {g} at tick {t} invalid for liquidityNet {nets[t]}"
-                    )
-            object.__setattr__(self, "liquidity_gross", MappingProxyType(gross))
+        nets, ordered, gross = checked_ticks(self.tick, price, self.ticks, self.liquidity_gross, spacing)
+        object.__setattr__(self, "ticks", nets)
+        object.__setattr__(self, "sorted_ticks", ordered)
+        object.__setattr__(self, "liquidity_gross", gross)
 
     def __hash__(self) -> int:
         # The generated hash would fail on the mapping proxies; equal states agree on these cheap fields.

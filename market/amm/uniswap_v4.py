@@ -26,7 +26,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, InvalidTick, Overflow
 from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MIN_INT128
@@ -50,7 +49,7 @@ from .tick_math import (
     get_sqrt_ratio_at_tick_cached,
     get_tick_at_sqrt_ratio,
 )
-from .uniswap_v3 import update_ticks
+from .uniswap_v3 import checked_ticks, update_ticks
 
 __all__ = [
     "MAX_SQRT_PRICE",
@@ -112,28 +111,10 @@ class V4PoolState:
         price = self.sqrt_price_x96
         if not MIN_SQRT_PRICE <= price < MAX_SQRT_PRICE:
             raise InvalidPoolState(f"sqrt_price_x96 {price} outside [MIN_SQRT_PRICE, MAX_SQRT_PRICE)")
-        # As in V3: the stored tick is floor(log(price)) or, right after a swap that stopped exactly on a tick t
-        # going down, t - 1.
-        if _sqrt_at(self.tick) > price or (self.tick < MAX_TICK and price > _sqrt_at(self.tick + 1)):
-            raise InvalidPoolState(f"tick {self.tick} is inconsistent with sqrt_price_x96 {price}")
-        nets: dict[int, int] = {}
-        for t, net in self.ticks.items():
-            t, net = int(t), int(net)
-            if not MIN_TICK <= t <= MAX_TICK or t % spacing:
-                raise InvalidPoolState(f"initialized tick {t} out of range or not a multiple of {spacing}")
-            if not MIN_INT128 <= net <= MAX_INT128:
-                raise InvalidPoolState(f"liquidityNet {net} at tick {t} does not fit int128")
-            nets[t] = net
-        object.__setattr__(self, "ticks", MappingProxyType(nets))
-        object.__setattr__(self, "sorted_ticks", tuple(sorted(nets)))
-        if self.liquidity_gross is not None:
-            gross = {int(t): int(g) for t, g in self.liquidity_gross.items()}
-            if gross.keys() != nets.keys():
-                raise InvalidPoolState("liquidity_gross must have exactly the initialized ticks as keys")
-            for t, g in gross.items():
-                if not 0 < g <= MAX_UINT128 or abs(nets[t]) > g:
-                    raise InvalidPoolState(f"liquidityGross {g} at tick {t} invalid for liquidityNet {nets[t]}")
-            object.__setattr__(self, "liquidity_gross", MappingProxyType(gross))
+        nets, ordered, gross = checked_ticks(self.tick, price, self.ticks, self.liquidity_gross, spacing)  # as V3's
+        object.__setattr__(self, "ticks", nets)
+        object.__setattr__(self, "sorted_ticks", ordered)
+        object.__setattr__(self, "liquidity_gross", gross)
 
     def __hash__(self) -> int:
         return hash((self.sqrt_price_x96, self.tick, self.liquidity, self.lp_fee, self.protocol_fee,
