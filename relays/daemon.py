@@ -80,8 +80,9 @@ def config_from_args(args: argparse.Namespace) -> RelayConfig:
     sock = args.socket or str(socket_path(domain))
     data_dir = args.data_dir or str(Path(sock).parent / "data" / domain.name.lower())
     tunables = {name: getattr(args, name) for name in _TUNABLES}
+    # a relay process owns its interpreter: keep its long-lived objects out of the GC's scans
     return RelayConfig(domain=domain, socket_path=sock, data_dir=data_dir, verify_checksums=not args.no_verify,
-                       validate_tlvs=not args.no_validate,
+                       validate_tlvs=not args.no_validate, freeze_gc=True,
                        **tunables)
 
 

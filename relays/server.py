@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -110,6 +111,10 @@ class RelayConfig:
     dead_after: float = 8.0  # intervals of silence before a peer is declared dead
     verify_checksums: bool = True
     validate_tlvs: bool = True  # decode every accepted frame's TLVs: one that does not decode is refused
+    # Keep the relay's long-lived objects out of the garbage collector's scans (a process-wide
+    # setting: the daemon turns it on, an in-process relay in a test leaves it off). See _gc_keeper.
+    freeze_gc: bool = False
+    gc_freeze_interval: float = 30.0
 
     def __post_init__(self) -> None:
         if self.domain not in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
@@ -234,6 +239,8 @@ class Relay:
                 nursery.start_soon(self._ticker)
                 await nursery.start(trio.serve_listeners, self._handle, [listener])
                 log.info("listening on %s", path)
+                if self.config.freeze_gc:
+                    nursery.start_soon(self._gc_keeper)
                 task_status.started(self)
         finally:
             try:
@@ -289,6 +296,21 @@ class Relay:
                 if sseq > conn.ack_to:
                     conn.ack_to = sseq
                     self._push(conn)
+
+    async def _gc_keeper(self) -> None:
+        """No collection pauses on the hot path. A full collection walks every live tracked object
+        -- at 20,000 msgs/s the ring's chunk objects, the connections, trio's tasks -- and paused
+        the relay for 13-28 ms every few seconds. After start-up everything alive is moved to the
+        permanent generation (``gc.freeze``); then, every ``gc_freeze_interval``, the objects created
+        since are collected once (cycles among them are freed; the walk covers only those) and the
+        survivors frozen too. Frozen objects are still freed by reference counting when the ring
+        drops them; only a reference cycle that formed before a freeze would outlive its use."""
+        gc.collect()
+        gc.freeze()
+        while True:
+            await trio.sleep(self.config.gc_freeze_interval)
+            gc.collect()
+            gc.freeze()
 
     async def _ticker(self) -> None:
         prev, prev_t = self.seq.accepted, time.monotonic()
@@ -371,15 +393,20 @@ class Relay:
             else:
                 # straight on the non-blocking socket: try first, wait only when it is empty
                 # (no trio stream machinery per read; a busy producer never touches epoll)
+                waited = False
                 while True:
                     try:
                         data = sock.recv(RECV_SIZE)
                         break
                     except BlockingIOError:
                         await wait_readable(sock)
+                        waited = True
                     except OSError as exc:
                         raise trio.BrokenResourceError(str(exc)) from exc
-                await checkpoint()  # stay fair to the other tasks when data keeps coming
+                if not waited:
+                    # data kept coming without a wait: yield once so the other tasks stay served
+                    # (after a wait_readable the scheduler already ran; no second pass)
+                    await checkpoint()
             if not data:
                 return
             conn.rx_bytes += len(data)
@@ -398,7 +425,10 @@ class Relay:
                     return
 
     def _accept(self, conn: Conn, chunks: list[Chunk]) -> None:
-        """Journal, then ring, then wake consumers; arrange the producer's ack."""
+        """Journal, then ring, then wake consumers -- the fan-out first --, then arrange the
+        producer's ack (sent now under ``interval``/``off``, after the group commit under
+        ``batch``): an Ack written before the fan-out would hand the CPU to the producer while
+        the consumers still wait for the frames."""
         journal = self.journal
         ring = self.ring
         batch_policy = self.config.fsync == "batch"
@@ -410,17 +440,24 @@ class Relay:
                 self._ack_waiters.append((chunk.last_seq, conn, chunk.last_source_seq))
             elif chunk.last_source_seq > conn.ack_to:
                 conn.ack_to = chunk.last_source_seq
-        if batch_policy:
-            self._sync_wanted.set()
-        else:
-            self._push(conn)
         oldest = ring.oldest_seq
         for c in self.consumers:
+            if c is conn:
+                continue  # a producer that also consumes: served with its ack below
             cur = c.cursor
             if cur is not None and cur.live and cur.next_seq < oldest and c.cut_reason is None:
                 self._cut(c, f"fell {ring.head_seq - cur.next_seq + 1} messages behind, off the ring")
             else:
                 self._push(c)
+        if batch_policy:
+            self._sync_wanted.set()  # the syncer runs (in its thread) after this fan-out
+        if conn in self.consumers:
+            cur = conn.cursor
+            if cur is not None and cur.live and cur.next_seq < oldest and conn.cut_reason is None:
+                self._cut(conn, f"fell {ring.head_seq - cur.next_seq + 1} messages behind, off the ring")
+                return
+        if not batch_policy or conn in self.consumers:
+            self._push(conn)
 
     def _push(self, conn: Conn) -> None:
         """Send what ``conn``'s writer would send next, right now, if its writer is idle.

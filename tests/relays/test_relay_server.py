@@ -227,3 +227,52 @@ async def test_exceptions_from_the_body_come_out_as_themselves(short_dir: Path) 
             async with RelayProducer.connect("market_data", cfg.socket_path, source_id=1):
                 raise KeyError("producer body")
         n.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("fsync", ["interval", "off", "batch"])
+async def test_fan_out_comes_before_the_producers_ack(short_dir: Path, fsync: str) -> None:
+    """The consumers are served before the producer's Ack is written (an Ack first would hand the
+    CPU to the producer while the frames wait)."""
+    cfg = config(short_dir, fsync=fsync)
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        order: list[str] = []
+        push = relay._push
+
+        def recording_push(conn):  # type: ignore[no-untyped-def]
+            order.append(conn.name)
+            push(conn)
+
+        relay._push = recording_push
+        async with RelayConsumer.connect("market_data", cfg.socket_path, from_seq=0, name="c") as c:
+            async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
+                await p.publish(UnknownTLV(type_code=250, body=b"x"))
+                await p.flush()
+                m = await c.__anext__()
+                assert m.domain_seq == 1
+        assert "c" in order and "p" in order  # the ack went out through _push too
+        assert order.index("c") < order.index("p")
+        n.cancel_scope.cancel()
+
+
+async def test_a_relay_process_freezes_its_long_lived_objects_out_of_the_gc(short_dir: Path) -> None:
+    import gc
+
+    from relays.daemon import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--domain", "market_data", "--socket", str(short_dir / "md.sock"),
+                                      "--data-dir", str(short_dir / "data")])
+    assert config_from_args(args).freeze_gc  # the daemon turns it on
+    cfg = config(short_dir, freeze_gc=True, gc_freeze_interval=0.05)
+    try:
+        async with trio.open_nursery() as n:
+            await n.start(serve, cfg)
+            await trio.sleep(0.01)
+            assert gc.get_freeze_count() > 0
+            before = gc.get_freeze_count()
+            keep = [[i] for i in range(1000)]  # created after start-up: frozen by the next round
+            await trio.sleep(0.2)
+            assert gc.get_freeze_count() >= before + len(keep)
+            n.cancel_scope.cancel()
+    finally:
+        gc.unfreeze()  # a test process is not a relay process
