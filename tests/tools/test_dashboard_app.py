@@ -26,6 +26,7 @@ from protocol.market import V2Reserves, V3Swap
 from protocol.system import EmergencyStop, Resume, StopScope
 from protocol.tlv import TLV
 from relays.client import RelayProducer
+from tools.dashboard import views
 from tools.dashboard.app import ConfirmDialog, DashboardApp, main
 from tools.dashboard.model import DashboardModel
 from tools.dashboard.relay_io import Inbox, RelayWorker
@@ -89,12 +90,13 @@ def test_panels_show_pool_state_signal_economics_and_outcome() -> None:
         assert market[0][4] == "424,242" and market[0][6] == "9"  # (sqrtP / 2^96)^2
         assert market[1][3:5] == ["5,000", "7,000"]
         assert cells(app, "swaps")[0][3:5] == ["-11", "12"]
-        signals = {r[0]: r for r in cells(app, "signals")}
-        assert signals["777"][7] == "4,321" and signals["777"][-1] == "EXECUTED"
-        assert signals["778"][7] == "55" and signals["778"][-1] == "OPEN"
-        assert signals["777"][5] == "4,921"  # gross = net + 600
-        exe = cells(app, "execution")
-        assert exe[0][0] == "777" and exe[0][2] == "42" and exe[0][8] == "EXECUTED" and exe[0][9] == "4,000"
+        signals = {r[2]: dict(zip(views.SIGNAL_COLUMNS, r)) for r in cells(app, "signals")}
+        assert signals["777"]["net predicted"] == "4,321" and signals["777"]["status"] == "EXECUTED"
+        assert signals["778"]["net predicted"] == "55" and signals["778"]["status"] == "OPEN"
+        assert signals["777"]["gross"] == "4,921"  # gross = net + 600
+        exe = dict(zip(views.EXECUTION_COLUMNS, cells(app, "execution")[0]))
+        assert exe["signal"] == "777" and exe["nonce"] == "42" and exe["outcome"] == "EXECUTED"
+        assert exe["realized gross"] == "4,000"
         pnl = text_of(app, "pnl")
         assert "4,000" in pnl and "trading" in pnl and "EXECUTED 1" in pnl
         health = {r[0]: r for r in cells(app, "health")}
@@ -236,6 +238,9 @@ def test_relays_down_shows_relay_down(tmp_path) -> None:
                 break
         assert [r[1] for r in cells(app, "health")] == ["relay down"] * 3
         assert "relay down: market_data, signal, execution" in app.sub_title
+        # honest: no data is not "trading"
+        assert app.sub_title.startswith("NO DATA") and "trading" not in app.sub_title
+        assert "RISK: unknown -- NO DATA" in text_of(app, "pnl") and "RISK: trading" not in text_of(app, "pnl")
         # a stop with no relay is reported, not raised
         await pilot.press("s")
         await pilot.pause()
@@ -357,5 +362,64 @@ def test_inbox_bounds_the_backlog_and_the_work_per_tick() -> None:
         assert app.model.messages in (1000, 1001)  # the timer may have ticked first
         app.tick()
         assert app.model.messages == 1001
+
+    run(app, scenario)
+
+
+BIG = 1796587238616241000  # signal ids are 19 digits in a live run
+
+
+def test_tables_follow_the_newest_rows_until_the_user_moves_and_show_short_ids() -> None:
+    app = make_app()
+
+    async def scenario(pilot: Pilot) -> None:
+        app.inbox.put_messages(2, [signal_msg(1, BIG + 1)], T0)
+        await settle(pilot, app)
+        table = app.query_one("#signals", DataTable)
+        for i in range(2, 60):  # new signals keep arriving
+            app.inbox.put_messages(2, [signal_msg(i, BIG + i)], T0)
+            if i % 10 == 0:
+                await settle(pilot, app)
+        await settle(pilot, app)
+        keys = [r.key.value for r in table.ordered_rows]
+        assert keys[0] == f"sig-{BIG + 59}"  # newest first
+        assert table.cursor_row == 0 and table.scroll_y == 0, "the table no longer follows the newest rows"
+        assert cells(app, "signals")[0][2] == "…241059"  # a short id, the full one in the inspector
+        # the user picks a row: it stays under the cursor while new rows arrive
+        table.move_cursor(row=keys.index(f"sig-{BIG + 30}"))
+        for i in range(60, 70):
+            app.inbox.put_messages(2, [signal_msg(i, BIG + i)], T0)
+        await settle(pilot, app)
+        keys = [r.key.value for r in table.ordered_rows]
+        assert keys[table.cursor_row] == f"sig-{BIG + 30}"
+
+    run(app, scenario)
+
+
+def test_amounts_carry_symbols_and_the_tracer_labels_each_net() -> None:
+    from market.display import PoolInfo, Registry, TokenInfo
+    from protocol.ids import TokenId
+
+    reg = Registry(tokens={int(T.WETH_ID): TokenInfo(symbol="WETH", decimals=18),
+                           int(TokenId.of(1, T.USDC)): TokenInfo(symbol="USDC", decimals=6)},
+                   pools={(1, "0x" + "22" * 20): PoolInfo(venue="uniswap_v3", fee_pips=500)})
+    app = DashboardApp(DashboardModel(), publisher=[].append, start_worker=False, sender="dashboard@test",
+                       refresh_interval=0.05, registry=reg)
+
+    async def scenario(pilot: Pilot) -> None:
+        feed(app)
+        await settle(pilot, app)
+        market = {r[0]: r for r in cells(app, "market")}
+        assert "WETH/USDC 0.05% V3 (uniswap_v3)" in market, market
+        assert market["WETH/USDC 0.05% V3 (uniswap_v3)"][6].endswith(" per WETH")  # quote per base
+        exe = dict(zip(views.EXECUTION_COLUMNS, cells(app, "execution")[0]))
+        assert exe["realized gross"] == "0.000000 WETH" and exe["net realized"].endswith(" WETH")
+        app.select_signal(777)
+        await pilot.pause()
+        tracer = text_of(app, "tracer")
+        for needle in ("predicted at detection", "expected at execution", "realized on chain", "<- authoritative"):
+            assert needle in tracer, needle
+        assert tracer.index("detected") < tracer.index("started") < tracer.index("result")
+        assert "realized net" in text_of(app, "pnl") and " WETH" in text_of(app, "pnl")
 
     run(app, scenario)

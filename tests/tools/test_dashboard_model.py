@@ -127,8 +127,13 @@ def test_signal_then_execution_traces_to_outcome_and_pnl() -> None:
     trace = views.tracer_text(m, 1001)
     assert "detected" in trace and "signal#41" in trace and "execution#70" in trace and "execution#71" in trace
     assert "EXECUTED" in trace and "+14.00 s" in trace and "nonce 7" in trace
-    row = views.execution_rows(m)[0][1]
-    assert row[0] == "1001" and row[2] == "7" and row[7] == "140,000" and row[8] == "EXECUTED"
+    row = dict(zip(views.EXECUTION_COLUMNS, views.execution_rows(m)[0][1]))
+    assert row["signal"] == "1001" and row["nonce"] == "7" and row["gas used"] == "140,000"
+    assert row["outcome"] == "EXECUTED" and views.EXECUTION_COLUMNS[:3] == ("outcome", "net realized", "realized gross")
+    # realized 850 minus the gas paid (140,000 x 2 gwei) at the signal's own rate (300 per 150,000 x 2 gwei): 280
+    assert row["realized gross"] == "850" and row["net realized"] == "570" and m.realized_net == {WETH_ID: 570}
+    assert "predicted at detection   900" in text and "expected at execution    900" in text
+    assert "realized on chain        570   <- authoritative" in trace
 
 
 def test_execution_before_signal_and_failures_with_reason() -> None:
@@ -138,7 +143,9 @@ def test_execution_before_signal_and_failures_with_reason() -> None:
     m.on_message(2, signal_msg(1, 5), T0)  # the signal relay is slower: the record is the same
     r = m.signals[5]
     assert r.identity is not None and r.status == "REVERTED"
-    assert [s.step for s in r.steps] == ["result", "detected"]
+    assert [s.step for s in r.steps] == ["result", "detected"]  # in arrival order in the model
+    trace = views.tracer_text(m, 5)  # in time order on screen, and a result without a tx is said so
+    assert trace.index("detected") < trace.index("result ") and "started    not sent: REVERTED" in trace
     assert m.realized == {} and m.gas_spent[1] > 0
     assert "REVERTED" in views.execution_rows(m)[0][1] and "K" in views.execution_rows(m)[0][1]
 

@@ -27,6 +27,7 @@ from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
+from market.display import Registry
 from protocol.system import EmergencyStop, Resume, StopScope
 from protocol.tlv import TLV
 
@@ -46,8 +47,10 @@ _TABLES = {
 
 
 def sync_table(table: DataTable, rows: list[views.Row]) -> None:
-    """Make ``table`` show ``rows``: update cells in place when the row keys are unchanged,
-    else rebuild and keep the cursor on the same row key."""
+    """Make ``table`` show ``rows`` (newest first): update cells in place when the row keys are
+    unchanged, else rebuild. A table whose cursor is on its first row and that is not scrolled
+    follows the newest rows (the cursor stays on top); once the user moves the cursor or scrolls,
+    the cursor stays on the row they chose."""
     keys = [k for k, _ in rows]
     current = [r.key.value for r in table.ordered_rows]
     columns = [c.key for c in table.ordered_columns]
@@ -58,11 +61,15 @@ def sync_table(table: DataTable, rows: list[views.Row]) -> None:
                 if a != b:
                     table.update_cell(key, columns[col], b, update_width=True)
         return
+    following = table.cursor_row <= 0 and table.scroll_y == 0
     selected = current[table.cursor_row] if current and 0 <= table.cursor_row < len(current) else None
     table.clear()
     for key, cells in rows:
         table.add_row(*cells, key=key)
-    if selected in keys:
+    if following or selected not in keys:
+        table.move_cursor(row=0, animate=False)
+        table.scroll_home(animate=False)
+    else:
         table.move_cursor(row=keys.index(selected), animate=False)
 
 
@@ -134,9 +141,11 @@ class DashboardApp(App[int]):
         max_messages_per_tick: int = 20_000,
         sender: str | None = None,
         clock: Callable[[], int] = time.time_ns,
+        registry: Registry | None = None,
     ) -> None:
         super().__init__()
         self.model = model if model is not None else DashboardModel()
+        self.registry = registry if registry is not None else Registry()
         self.inbox = worker.inbox if worker is not None else Inbox()
         if worker is None and start_worker and publisher is None:
             worker = RelayWorker(socket_dir, self.inbox)
@@ -220,18 +229,18 @@ class DashboardApp(App[int]):
             self.repaint(model.take_changes())
 
     def repaint(self, changed: set[str]) -> None:
-        model = self.model
+        model, reg = self.model, self.registry
         self.repaints += 1
         if "market" in changed:
-            sync_table(self.query_one("#market", DataTable), views.market_rows(model))
+            sync_table(self.query_one("#market", DataTable), views.market_rows(model, reg=reg))
             sync_table(self.query_one("#swaps", DataTable), views.swap_rows(model))
             self.query_one("#market-panel").border_subtitle = views.chain_heads_text(model)
         if "signals" in changed:
-            sync_table(self.query_one("#signals", DataTable), views.signal_rows(model))
+            sync_table(self.query_one("#signals", DataTable), views.signal_rows(model, reg=reg))
         if "execution" in changed:
-            sync_table(self.query_one("#execution", DataTable), views.execution_rows(model))
-        if changed & {"pnl", "risk"}:
-            self.query_one("#pnl", Static).update(views.pnl_risk_text(model))
+            sync_table(self.query_one("#execution", DataTable), views.execution_rows(model, reg=reg))
+        if changed & {"pnl", "risk", "health"}:
+            self.query_one("#pnl", Static).update(views.pnl_risk_text(model, reg))
         if "health" in changed:
             sync_table(self.query_one("#health", DataTable), views.health_rows(model))
         if changed & {"signals", "execution"}:
@@ -239,15 +248,14 @@ class DashboardApp(App[int]):
         self.sub_title = self._status_line()
 
     def _repaint_inspector(self) -> None:
-        self.query_one("#inspector", Static).update(views.inspector_text(self.model, self.selected_signal))
-        self.query_one("#tracer", Static).update(views.tracer_text(self.model, self.selected_signal))
+        reg = self.registry
+        self.query_one("#inspector", Static).update(views.inspector_text(self.model, self.selected_signal, reg))
+        self.query_one("#tracer", Static).update(views.tracer_text(self.model, self.selected_signal, reg))
 
     def _status_line(self) -> str:
-        parts = ["HALTED" if self.model.halted else "trading"]
-        down = [views.domain_name(d) for d, h in self.model.health.items() if h.connected is False]
-        if down:
-            parts.append("relay down: " + ", ".join(down))
-        return " | ".join(parts)
+        if self.model.halted:
+            return "HALTED"
+        return views.data_state(self.model) or "trading"
 
     # ---- selection ----
 
@@ -315,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    app = DashboardApp(socket_dir=args.socket_dir)
+    from tools.registry import load_registry
+
+    app = DashboardApp(socket_dir=args.socket_dir, registry=load_registry(cache=None))
     result = app.run()
     return int(result or 0)
 

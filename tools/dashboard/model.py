@@ -250,6 +250,8 @@ class DashboardModel:
         self.open_signals = 0
         self.outcomes: dict[int, int] = {}
         self.realized: dict[int, int] = {}  # profit token -> sum of realized profit (EXECUTED)
+        self.realized_net: dict[int, int] = {}  # profit token -> sum of realized_net() over results
+        self.pnl_points: dict[int, deque[int]] = {}  # profit token -> realized net after each result
         self.simulated: dict[int, int] = {}  # profit token -> sum of shadow-mode profit (SIMULATED)
         self.expected: dict[int, int] = {}  # profit token -> sum of expected profit of executed
         self.gas_spent: dict[int, int] = {}  # chain id -> wei
@@ -528,12 +530,20 @@ class DashboardModel:
 
     def _exec_result(self, t: ExecutionResult, msg: Message, seq: int, now_ns: int) -> None:
         r = self._record(t.signal_id, now_ns)
+        tok = t.profit_token
         if r.result is None:
             self.open_signals -= 1
         else:  # a repeated result replaces the old one in the totals
             self._account(r.result, -1)
+            old = realized_net(r)
+            if old:
+                self.realized_net[tok] = self.realized_net.get(tok, 0) - old
         r.result = t
         self._account(t, 1)
+        net = realized_net(r)
+        if net is not None and (net or t.outcome == Outcome.EXECUTED):
+            self.realized_net[tok] = self.realized_net.get(tok, 0) + net
+            self.pnl_points.setdefault(tok, deque(maxlen=200)).append(self.realized_net[tok])
         step = r.step_at("result")
         detail = f"{outcome_name(t.outcome)}" + (f": {t.reason}" if t.reason else "")
         if step is None:
@@ -595,6 +605,24 @@ def _ignore(t: TLV, msg: Message, seq: int, now_ns: int) -> None:
 
 
 _OUTCOME_NAMES = {int(o): o.name for o in Outcome}
+
+
+def realized_net(r: SignalRecord) -> int | None:
+    """Realized gross minus the gas paid, in the profit token (the gas converted at the rate the
+    signal's own economics used: ``gas_cost / (gas_units * gas_price_wei)``); None before a result or
+    when gas was paid and the signal's rate is unknown."""
+    res = r.result
+    if res is None:
+        return None
+    gross = res.realized_profit if res.outcome == Outcome.EXECUTED else 0
+    gas_wei = res.gas_used * res.effective_gas_price
+    if not gas_wei:
+        return gross
+    eco = r.economics
+    if eco is None or not eco.gas_units or not eco.gas_price_wei:
+        return None
+    den = eco.gas_units * eco.gas_price_wei
+    return gross - (gas_wei * eco.gas_cost + den - 1) // den  # a cost: rounded up
 
 
 def outcome_name(code: int) -> str:

@@ -2,30 +2,39 @@
 
 The app's widgets only put these into DataTables and Statics, so what the dashboard shows is
 testable without a terminal. Every function is bounded by the ``limit`` it is given or by the
-model's own caps. Amounts are shown as the raw integers they are (base units / wei), grouped
-by thousands; prices derived from ``sqrtPriceX96`` are display-only floats.
+model's own caps. Amounts and prices go through ``market.display`` with the token and pool
+registry (symbols, decimals applied, prices as quote per base); a token the registry does not
+know shows its raw base units, grouped by thousands.
+
+A trade has one net per stage, each labelled: *predicted* (the signal's economics at detection),
+*expected* (the executor's re-validation, in the result) and *realized* (on chain: realized gross
+minus the gas paid, the gas converted into the profit token at the signal's own gas rate). The
+realized net is the authoritative figure once there is one.
 """
 
 from __future__ import annotations
 
 import time
 
+from market.display import Registry
 from protocol.execution import SubmissionMode
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind, code_name, pool_label
 from protocol.signals import SignalKind
 
-from .model import DashboardModel, PoolState, RelayHealth, SignalRecord, outcome_name
+from .model import DashboardModel, PoolState, RelayHealth, SignalRecord, outcome_name, realized_net
+
+NO_REGISTRY = Registry()
 
 Row = tuple[str, tuple[str, ...]]  # (row key, cells)
 
 MARKET_COLUMNS = ("pool", "venue", "block", "reserve0 / sqrtPriceX96", "reserve1 / liquidity", "tick",
                   "price 1/0", "updates", "state")
 SWAP_COLUMNS = ("seq", "block", "pool", "amount0", "amount1", "tx")
-SIGNAL_COLUMNS = ("signal", "strategy", "kind", "block", "hops", "gross", "gas", "net", "token", "conf",
-                  "status")
-EXECUTION_COLUMNS = ("signal", "mode", "nonce", "tx", "max fee", "prio fee", "gas limit", "gas used",
-                     "outcome", "realized", "reason")
+# what a trader reads first comes first: the outcome, then the money, then the rest
+SIGNAL_COLUMNS = ("status", "net predicted", "signal", "kind", "block", "hops", "gross", "gas", "strategy")
+EXECUTION_COLUMNS = ("outcome", "net realized", "realized gross", "signal", "reason", "gas paid", "gas used",
+                     "tx", "mode", "nonce", "max fee", "prio fee", "gas limit")
 HEALTH_COLUMNS = ("relay", "state", "head", "ours", "lag", "rate/s", "relay rate/s", "msgs", "gaps",
                   "resyncs", "lost", "reconnects", "jumps", "dropped", "consumers", "slowest consumer")
 
@@ -44,6 +53,17 @@ def short_hex(value: int | bytes | str, head: int = 6, tail: int = 4) -> str:
     if len(text) <= head + tail + 1:
         return text
     return f"{text[:head]}…{text[-tail:]}"
+
+
+def short_id(signal_id: int) -> str:
+    """A 19-digit signal id by its last six digits (``…241124``): enough to tell rows apart."""
+    return str(signal_id) if signal_id < 10**6 else f"…{signal_id % 10**6:06d}"
+
+
+def money(reg: Registry, amount: int, token: int) -> str:
+    """``amount`` of ``token`` with its symbol and decimals, or the raw base units for a token the
+    registry does not know."""
+    return reg.amount(amount, token) if token and reg.token(token) else fmt_int(amount)
 
 
 def fmt_token(token: int) -> str:
@@ -93,11 +113,14 @@ def v3_price(sqrt_price_x96: int) -> float:
     return (sqrt_price_x96 / (1 << 96)) ** 2
 
 
-def fmt_price(p: PoolState) -> str:
+def fmt_price(p: PoolState, reg: Registry = NO_REGISTRY) -> str:
+    """Quote per base with the registry's symbols and decimals; raw token1 per token0 without them."""
+    pid = PoolId(p.pool)
+    known = reg.token(int(pid.token0)) and reg.token(int(pid.token1))
     if p.sqrt_price_x96:
-        return f"{v3_price(p.sqrt_price_x96):.6g}"
+        return reg.price_sqrt_x96(pid, p.sqrt_price_x96) if known else f"{v3_price(p.sqrt_price_x96):.6g}"
     if p.reserve0 and p.reserve1 is not None:
-        return f"{p.reserve1 / p.reserve0:.6g}"
+        return reg.price(pid, p.reserve1, p.reserve0) if known else f"{p.reserve1 / p.reserve0:.6g}"
     return "-"
 
 
@@ -108,7 +131,7 @@ def domain_name(code: int) -> str:
 # ---------------------------------------------------------------------- panels
 
 
-def market_rows(model: DashboardModel, limit: int = 50) -> list[Row]:
+def market_rows(model: DashboardModel, limit: int = 50, reg: Registry = NO_REGISTRY) -> list[Row]:
     rows: list[Row] = []
     for p in model.recent_pools(limit):
         pid = PoolId(p.pool)
@@ -116,12 +139,14 @@ def market_rows(model: DashboardModel, limit: int = 50) -> list[Row]:
         if kind == VenueKind.UNISWAP_V3 or p.sqrt_price_x96 is not None:
             a, b = fmt_int(p.sqrt_price_x96), fmt_int(p.liquidity)
         else:
-            a, b = fmt_int(p.reserve0), fmt_int(p.reserve1)
+            a = money(reg, p.reserve0, int(pid.token0)) if p.reserve0 is not None else "-"
+            b = money(reg, p.reserve1, int(pid.token1)) if p.reserve1 is not None else "-"
+        label = reg.pool_label(pid) if reg.token(int(pid.token0)) else pool_label(p.pool, short=True)
         chain_bad = model.chain_invalid.get(pid.chain_id, "")
         state = p.stale or chain_bad
         rows.append((f"pool-{p.pool}", (
-            pool_label(p.pool, short=True), venue_name(pid.venue), fmt_int(p.block), a, b,
-            "-" if p.tick is None else str(p.tick), fmt_price(p), fmt_int(p.updates),
+            label, venue_name(pid.venue), fmt_int(p.block), a, b,
+            "-" if p.tick is None else str(p.tick), fmt_price(p, reg), fmt_int(p.updates),
             f"STALE {state}" if state else "ok",
         )))
     for q in list(reversed(model.quotes.values()))[: max(0, limit - len(rows))]:
@@ -161,44 +186,48 @@ def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
     return rows
 
 
-def signal_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
+def signal_rows(model: DashboardModel, limit: int = 100, reg: Registry = NO_REGISTRY) -> list[Row]:
     rows: list[Row] = []
     for r in model.recent_signals(limit):
         ident, eco, path = r.identity, r.economics, r.path
+        tok = eco.profit_token if eco else 0
         rows.append((f"sig-{r.signal_id}", (
-            str(r.signal_id),
-            (ident.strategy or str(ident.strategy_id)) if ident else "?",
+            r.status,
+            money(reg, eco.net_profit, tok) if eco else "-",
+            short_id(r.signal_id),
             code_name(SignalKind, ident.kind).lower() if ident else "?",
             fmt_int(ident.block_number) if ident else "-",
             str(len(path.hops)) if path else "-",
-            fmt_int(eco.gross_profit) if eco else "-",
-            fmt_int(eco.gas_cost) if eco else "-",
-            fmt_int(eco.net_profit) if eco else "-",
-            fmt_token(eco.profit_token) if eco else "-",
-            f"{ident.confidence_bps / 100:.1f}%" if ident else "-",
-            r.status,
+            money(reg, eco.gross_profit, tok) if eco else "-",
+            money(reg, eco.gas_cost, tok) if eco else "-",
+            (ident.strategy or str(ident.strategy_id)) if ident else "?",
         )))
     return rows
 
 
-def execution_rows(model: DashboardModel, limit: int = 100) -> list[Row]:
+def execution_rows(model: DashboardModel, limit: int = 100, reg: Registry = NO_REGISTRY) -> list[Row]:
     rows: list[Row] = []
     for r in model.recent_signals(limit * 4):
         st, res = r.started, r.result
         if st is None and res is None:
             continue
+        tok = res.profit_token if res else 0
+        net = realized_net(r)
+        gas_wei = res.gas_used * res.effective_gas_price if res else 0
         rows.append((f"exe-{r.signal_id}", (
-            str(r.signal_id),
+            outcome_name(res.outcome) if res else r.status,
+            money(reg, net, tok) if net is not None else "-",
+            money(reg, res.realized_profit, tok) if res else "-",
+            short_id(r.signal_id),
+            res.reason if res else "",
+            fmt_eth(gas_wei) if gas_wei else "-",
+            fmt_int(res.gas_used) if res and res.gas_used else "-",
+            short_hex(st.tx_hash) if st else (short_hex(res.tx_hash) if res and any(res.tx_hash) else "-"),
             code_name(SubmissionMode, st.mode).lower() if st else "-",
             fmt_int(st.nonce) if st else "-",
-            short_hex(st.tx_hash) if st else (short_hex(res.tx_hash) if res and any(res.tx_hash) else "-"),
             fmt_gwei(st.max_fee_per_gas) if st else "-",
             fmt_gwei(st.max_priority_fee_per_gas) if st else "-",
             fmt_int(st.gas_limit) if st else "-",
-            fmt_int(res.gas_used) if res else "-",
-            outcome_name(res.outcome) if res else r.status,
-            fmt_int(res.realized_profit) if res else "-",
-            res.reason if res else "",
         )))
         if len(rows) >= limit:
             break
@@ -226,25 +255,57 @@ def health_state(h: RelayHealth) -> str:
     return "up"
 
 
-def pnl_risk_text(model: DashboardModel) -> str:
+def data_state(model: DashboardModel) -> str | None:
+    """Why the figures cannot be trusted right now, or None: relays not connected (yet), or down."""
+    down = [domain_name(d) for d, h in model.health.items() if h.connected is False]
+    if down:
+        return "NO DATA: relay down: " + ", ".join(down)
+    if not any(h.connected or h.messages for h in model.health.values()):
+        return "NO DATA: connecting to the relays…"
+    return None
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int], width: int = 40) -> str:
+    """The last ``width`` values as block characters, lowest to highest."""
+    vals = values[-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    if hi == lo:
+        return SPARK[0] * len(vals)
+    return "".join(SPARK[(v - lo) * (len(SPARK) - 1) // (hi - lo)] for v in vals)
+
+
+def pnl_risk_text(model: DashboardModel, reg: Registry = NO_REGISTRY) -> str:
     lines = []
+    nodata = data_state(model)
     if model.halted:
         lines.append(f"RISK: HALTED ({len(model.active_stops)} active stop(s))")
         for ev in model.active_stops.values():
             lines.append(f"  stop #{ev.stop_id} scope {ev.scope_text} by {ev.sender}: {ev.reason}")
+    elif nodata:
+        lines.append(f"RISK: unknown -- {nodata}")
     else:
         lines.append("RISK: trading (no active stop)")
     lines.append("")
-    lines.append("Realized P&L (EXECUTED, base units of the profit token):")
+    lines.append("P&L (EXECUTED; realized net = realized gross - gas, in the profit token):")
     if not model.realized and not model.simulated:
         lines.append("  none yet")
     for tok, v in model.realized.items():
         exp = model.expected.get(tok, 0)
-        lines.append(f"  {fmt_token(tok)}  {fmt_int(v)}  (expected {fmt_int(exp)})")
+        net = model.realized_net.get(tok)
+        lines.append(f"  realized net {money(reg, net, tok) if net is not None else '-'}   "
+                     f"(gross {money(reg, v, tok)}, expected {money(reg, exp, tok)})")
+        points = list(model.pnl_points.get(tok, ()))
+        if points:
+            lines.append(f"  {sparkline(points)}  over the last {min(len(points), 40)} trades")
     for tok, v in model.simulated.items():
-        lines.append(f"  {fmt_token(tok)}  {fmt_int(v)}  shadow (SIMULATED)")
+        lines.append(f"  {money(reg, v, tok)}  shadow (SIMULATED)")
     gas = sum(model.gas_spent.values())
-    lines.append(f"Gas spent: {fmt_int(gas)} wei ({fmt_eth(gas)}), {fmt_int(model.gas_used_total)} gas")
+    lines.append(f"Gas spent: {fmt_eth(gas)} ({fmt_int(model.gas_used_total)} gas)")
     if model.outcomes:
         counts = ", ".join(f"{outcome_name(k)} {v}" for k, v in sorted(model.outcomes.items()) if v)
         lines.append(f"Outcomes: {counts}")
@@ -273,13 +334,31 @@ def _selected(model: DashboardModel, signal_id: int | None, prompt: str) -> Sign
     return f"Signal {signal_id}: no longer retained." if r is None else r
 
 
-def inspector_text(model: DashboardModel, signal_id: int | None) -> str:
+def inspector_text(model: DashboardModel, signal_id: int | None, reg: Registry = NO_REGISTRY) -> str:
     r = _selected(model, signal_id, "Signal inspector: select a signal (arrows / enter in the Signals panel).")
-    return r if isinstance(r, str) else _inspect(r)
+    return r if isinstance(r, str) else _inspect(r, reg)
 
 
-def _inspect(r: SignalRecord) -> str:
-    lines = [f"Signal {r.signal_id}   status {r.status}"]
+def net_stages(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
+    """The trade's net at each stage, labelled; the realized one is authoritative once there."""
+    eco, res = r.economics, r.result
+    tok = eco.profit_token if eco else (res.profit_token if res else 0)
+    lines = ["  net per stage (profit token):"]
+    lines.append(f"    predicted at detection   {money(reg, eco.net_profit, tok) if eco else '-'}")
+    lines.append(f"    expected at execution    {money(reg, res.expected_profit, tok) if res else '(not yet)'}")
+    net = realized_net(r)
+    if res is None:
+        lines.append("    realized on chain        (not yet)")
+    elif net is None:
+        lines.append(f"    realized on chain        gross {money(reg, res.realized_profit, tok)}, gas "
+                     f"{fmt_eth(res.gas_used * res.effective_gas_price)} (no rate to net them)")
+    else:
+        lines.append(f"    realized on chain        {money(reg, net, tok)}   <- authoritative")
+    return lines
+
+
+def _inspect(r: SignalRecord, reg: Registry = NO_REGISTRY) -> str:
+    lines = [f"Signal {r.signal_id}   status {r.status}", *net_stages(r, reg), ""]
     ident, eco, path = r.identity, r.economics, r.path
     if ident is not None:
         lines.append(f"  strategy {ident.strategy or ident.strategy_id} ({code_name(SignalKind, ident.kind).lower()}), chain "
@@ -319,25 +398,38 @@ def _inspect(r: SignalRecord) -> str:
     return "\n".join(lines)
 
 
-def tracer_text(model: DashboardModel, signal_id: int | None) -> str:
+_STAGE_ORDER = {"detected": 0, "started": 1, "result": 2}
+
+
+def tracer_text(model: DashboardModel, signal_id: int | None, reg: Registry = NO_REGISTRY) -> str:
     r = _selected(model, signal_id, "Execution tracer: select a signal to follow it to its outcome.")
     if isinstance(r, str):
         return r
     lines = [f"Trace of signal {r.signal_id}" + (f" (trace id {r.trace_context.trace_id:032x})"
                                                 if r.trace_context else "")]
-    t0 = r.steps[0].at_ns if r.steps else 0
-    for s in r.steps:
+    # in time order (the execution relay's report can be read before the signal relay's)
+    steps = sorted(r.steps, key=lambda s: (s.at_ns, _STAGE_ORDER.get(s.step, 9)))
+    t0 = steps[0].at_ns if steps else 0
+    for s in steps:
         lines.append(f"  {s.step:<10} {fmt_time(s.at_ns)} {fmt_delta(max(0, s.at_ns - t0)):>10}  "
                      f"{domain_name(s.domain)}#{s.seq}  {s.detail}")
-    for name in ("detected", "started", "result"):
-        if r.step_at(name) is None:
-            lines.append(f"  {name:<10} (waiting)" if name != "detected" else f"  {name:<10} (not seen)")
     st, res = r.started, r.result
+    if r.step_at("detected") is None:
+        lines.append(f"  {'detected':<10} (not seen)")
+    if r.step_at("started") is None:
+        lines.append(f"  {'started':<10} " + (f"not sent: {outcome_name(res.outcome)}" if res else "(waiting)"))
+    if r.step_at("result") is None:
+        lines.append(f"  {'result':<10} (waiting)")
     if st is not None:
         lines.append(f"  tx 0x{st.tx_hash.hex()} nonce {st.nonce}, max fee {fmt_gwei(st.max_fee_per_gas)}, "
                      f"priority {fmt_gwei(st.max_priority_fee_per_gas)}, gas limit {fmt_int(st.gas_limit)}")
     if res is not None:
-        lines.append(f"  result block {fmt_int(res.block_number)}, gas used {fmt_int(res.gas_used)} @ "
-                     f"{fmt_gwei(res.effective_gas_price)}: {outcome_name(res.outcome)}"
-                     + (f" — {res.reason}" if res.reason else ""))
+        why = f" -- {res.reason}" if res.reason else ""
+        if res.gas_used:
+            lines.append(f"  result block {fmt_int(res.block_number)}, gas used {fmt_int(res.gas_used)} @ "
+                         f"{fmt_gwei(res.effective_gas_price)} = {fmt_eth(res.gas_used * res.effective_gas_price)}: "
+                         f"{outcome_name(res.outcome)}{why}")
+        else:
+            lines.append(f"  result {outcome_name(res.outcome)}{why} (no transaction mined, no gas paid)")
+        lines += net_stages(r, reg)
     return "\n".join(lines)
