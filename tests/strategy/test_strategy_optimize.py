@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from market_builders import DAI, USDC, WETH, v2_pool, v3_pool
@@ -173,7 +174,52 @@ def test_polish_never_loses_and_costs_more_evaluations() -> None:
     # the polish adds exact evaluations around the Newton result (its +-1 neighbourhood here)
     pool2 = v2(PA, 10**21, 10**21 * 105 // 100)
     hops = [(pool3, False), (pool2, True)]
-    fast = optimize(hops, cap=10**25)
+    fast = optimize(hops, cap=10**25, polish=False)
     slow = optimize(hops, cap=10**25, polish=True)
     assert fast is not None and slow is not None
     assert slow.profit >= fast.profit and slow.evaluations > fast.evaluations
+
+
+def _golden_v3_wbtc_weth() -> tuple[V3Pool, dict]:
+    import json
+    from pathlib import Path
+
+    from tools.bench.v3_swaps import state_from_snapshot
+
+    golden = Path(__file__).resolve().parents[1] / "data" / "golden" / "degenbot"
+    snap = json.loads((golden / "uniswap_v3_wbtc_weth_block_24407242.state.json").read_text())
+    st = state_from_snapshot(snap)
+    pool = V3Pool(pool=v3_pool(30, WBTC, WETH), block_number=1, last_event=(0, 0), fee=st.fee,
+                  tick_spacing=st.tick_spacing, v3=st, balance0=snap["balance_token0"], balance1=snap["balance_token1"])
+    return pool, snap
+
+
+WBTC = "0x2260fac5e5542a773aa44fbcfedf7c193bc2c599"
+
+
+@pytest.mark.parametrize("skew_bp", [-300, -120, -70, 70, 120, 300])
+@pytest.mark.parametrize("depth_btc", [1, 10, 100])
+def test_live_sizing_reaches_the_polished_optimum_on_the_real_wbtc_weth_pool(skew_bp: int, depth_btc: int) -> None:
+    """The real V3 WBTC/WETH pool (458 ticks, degenbot's golden state) against a V2 pool priced
+    ``skew_bp`` off it: the live optimiser's answer is exactly the polished one, and the exact
+    profit is maximal among the neighbouring inputs of every coarse (WBTC) step."""
+    p3, snap = _golden_v3_wbtc_weth()
+    r0 = depth_btc * 10**8
+    r1 = (r0 * p3.v3.sqrt_price_x96**2 * (10_000 + skew_bp) // 10_000) >> 192
+    p2 = v2(v2_pool(31, WBTC, WETH), r0, r1)
+    # buy WBTC (with WETH) where it is cheap, sell it where it is dear; flash liquidity of the first pool
+    first, second = (p3, p2) if skew_bp > 0 else (p2, p3)
+    hops = [(first, False), (second, True)]
+    cap = snap["balance_token1"] if skew_bp > 0 else r1
+    live = optimize(hops, cap=cap)
+    polished = optimize(hops, cap=cap, polish=True)
+    unpolished = optimize(hops, cap=cap, polish=False)
+    assert live is not None and polished is not None and unpolished is not None
+    assert (live.amount_in, live.amounts) == (polished.amount_in, polished.amounts)
+    assert live.profit >= unpolished.profit  # (today's live answer was below on every one of these)
+    # no input that reaches one WBTC unit more or less does better (the staircase's neighbours)
+    sats = live.amounts[0]
+    for u in (sats - 1, sats + 1):
+        need = first.min_input(False, u)
+        outs = evaluate(hops, need)
+        assert outs is None or outs[-1] - need <= live.profit
