@@ -55,6 +55,43 @@ class V3Venue:
 
 
 @dataclass(frozen=True, kw_only=True)
+class V4Venue:
+    """The Uniswap V4 singleton and our devnet router for it (tools/devnet/contracts/V4Devnet.sol)."""
+
+    name: str
+    pool_manager: str
+    router: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class V4Pool:
+    """A V4 pool: no address, a PoolKey (``token0/token1`` = currency0/1, ``fee``, ``tick_spacing``,
+    ``hooks``) and its ``pool_id`` (0x-hex keccak of the key). Listed apart from ``pools``, whose
+    entries are contracts with addresses."""
+
+    pool_id: str
+    venue: str
+    token0: str
+    token1: str
+    fee: int
+    tick_spacing: int
+    hooks: str
+    symbol0: str = ""
+    symbol1: str = ""
+    hook_name: str = ""  # what the devnet deployed at ``hooks`` ("" without a hook)
+
+    @property
+    def key(self) -> tuple[str, str, int, int, str]:
+        """The PoolKey tuple as the PoolManager's ABI takes it."""
+        return (self.token0, self.token1, self.fee, self.tick_spacing, self.hooks)
+
+    @property
+    def label(self) -> str:
+        hook = f"+{self.hook_name}" if self.hook_name else ""
+        return f"{self.venue}:{self.symbol0}/{self.symbol1}@{self.fee / 10_000:g}%{hook}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Pool:
     address: str
     venue: str
@@ -91,6 +128,8 @@ class ChainDeployment:
     block_time: float | None = None  # None = automine
     anvil_pid: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    v4: V4Venue | None = None
+    v4_pools: tuple[V4Pool, ...] = ()
 
     # -- look-ups ------------------------------------------------------------------------------
     def token(self, symbol_or_address: str) -> Token:
@@ -121,6 +160,14 @@ class ChainDeployment:
                     raise KeyError("give fee= for a V3 pool")
                 return p
         raise KeyError(f"no pool {venue} {token_a}/{token_b} fee={fee}")
+
+    def v4_pool(self, token_a: str, token_b: str, fee: int, *, hook: str = "") -> V4Pool:
+        """The V4 pool of the two tokens at ``fee`` with the devnet hook named ``hook`` ("" = none)."""
+        a, b = self.address_of(token_a).lower(), self.address_of(token_b).lower()
+        for p in self.v4_pools:
+            if {p.token0.lower(), p.token1.lower()} == {a, b} and p.fee == fee and p.hook_name == hook:
+                return p
+        raise KeyError(f"no V4 pool {token_a}/{token_b} fee={fee} hook={hook!r}")
 
     def pools_of(self, *, kind: str | None = None, venue: str | None = None) -> tuple[Pool, ...]:
         return tuple(p for p in self.pools if (kind is None or p.kind == kind) and (venue is None or p.venue == venue))
@@ -153,6 +200,12 @@ class ChainDeployment:
             block_time=d.get("block_time"),
             anvil_pid=d.get("anvil_pid"),
             extra=dict(d.get("extra") or {}),
+            v4=(V4Venue(name=d["v4"]["name"], pool_manager=cs(d["v4"]["pool_manager"]), router=cs(d["v4"]["router"]))
+                if d.get("v4") else None),
+            v4_pools=tuple(
+                V4Pool(**{**p, "token0": cs(p["token0"]), "token1": cs(p["token1"]), "hooks": cs(p["hooks"])})
+                for p in d.get("v4_pools", ())
+            ),
         )
 
 

@@ -84,3 +84,32 @@ def test_look_ups() -> None:
         d.token("DAI")
     assert d.v2_venue("uniswap_v2_a").router == _addr(0xF2)
     assert [p.kind for p in d.pools_of(kind="v3")] == ["v3"] and d.pools_of(venue="nope") == ()
+
+
+def test_v4_venue_and_pools_round_trip_and_look_up(tmp_path) -> None:
+    import dataclasses
+
+    from chain.deployment import V4Pool, V4Venue
+
+    hook = _addr(0xC0DE00C0)
+    v4_pools = (
+        V4Pool(pool_id="0x" + "ab" * 32, venue="uniswap_v4", token0=WETH.address, token1=USDC.address, fee=3000,
+               tick_spacing=60, hooks=_addr(0), symbol0="WETH", symbol1="USDC"),
+        V4Pool(pool_id="0x" + "cd" * 32, venue="uniswap_v4", token0=WETH.address, token1=USDC.address, fee=3000,
+               tick_spacing=60, hooks=hook, symbol0="WETH", symbol1="USDC", hook_name="counter"),
+    )
+    chain = dataclasses.replace(_chain(), v4=V4Venue(name="uniswap_v4", pool_manager=_addr(0xE1),
+                                                     router=_addr(0xE2)), v4_pools=v4_pools)
+    loaded = load_chain(save_deployment(tmp_path / "d.json", [chain]))
+    assert loaded == chain
+    assert loaded.v4_pool("USDC", "WETH", 3000) is loaded.v4_pools[0]
+    assert loaded.v4_pool("WETH", "USDC", 3000, hook="counter").hooks == hook
+    assert v4_pools[1].key == (WETH.address, USDC.address, 3000, 60, hook)
+    assert v4_pools[1].label == "uniswap_v4:WETH/USDC@0.3%+counter"
+    with pytest.raises(KeyError):
+        loaded.v4_pool("WETH", "USDC", 500)
+    # a file written before V4 existed still loads
+    old = json.loads(DeploymentFile(chains=(_chain(),)).to_json())
+    for c in old["chains"]:
+        del c["v4"], c["v4_pools"]
+    assert DeploymentFile.from_json(json.dumps(old)).chain().v4 is None

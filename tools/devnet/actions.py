@@ -9,7 +9,9 @@ Two layers:
 * :class:`DevnetClient` - the same plus everything that needs a
   :class:`~chain.deployment.ChainDeployment`: fund accounts with tokens, swap exact-in on a
   V2 Router02 or the V3 SwapRouter, add/remove V2 liquidity, mint/burn V3 positions, read V2
-  reserves and V3 slot0/liquidity/ticks, quote with Router02.getAmountsOut and QuoterV2.
+  reserves and V3 slot0/liquidity/ticks, quote with Router02.getAmountsOut and QuoterV2; swap and
+  modify liquidity on V4 pools through our router, and read a V4 pool's whole state from the
+  PoolManager's storage (``extsload``, :mod:`chain.v4_state`).
 
 All amounts are raw integers (wei / token base units). Deadlines are far in the future because
 anvil's block timestamps follow the wall clock.
@@ -26,9 +28,10 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from chain import v4_state
 from chain.abi import as_bytes
 from chain.addresses import sort_tokens
-from chain.deployment import ChainDeployment, Pool
+from chain.deployment import ChainDeployment, Pool, V4Pool
 from chain.revert import decode_revert, revert_data
 from chain.rpc import RpcError, SyncHttpRpc
 
@@ -224,6 +227,31 @@ class TickInfo:
     seconds_per_liquidity_outside_x128: int
     seconds_outside: int
     initialized: bool
+
+
+@dataclass(frozen=True)
+class V4Swap:
+    """A V4 swap as executed: the PoolManager's ``Swap`` event (BalanceDelta from the swapper's
+    side, negative = paid in; slot0 and liquidity after) and what the sender's balances did."""
+
+    amount0: int
+    amount1: int
+    sqrt_price_x96: int
+    liquidity: int
+    tick: int
+    fee: int
+    paid0: int  # sender's balance change of currency0 (negative = paid)
+    paid1: int
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class V4RawState:
+    """Everything a V4 pool's swaps depend on, read in one ``extsload`` round."""
+
+    slot0: v4_state.Slot0
+    liquidity: int
+    ticks: dict[int, tuple[int, int]]  # tick -> (liquidityGross, liquidityNet)
 
 
 @dataclass(frozen=True)
@@ -731,3 +759,50 @@ class DevnetClient(ChainClient):
             r0, r1, _ = self.v2_reserves(pool, block)
             return Fraction(r1, r0) * Fraction(10**d0, 10**d1) if r0 else Fraction(0)
         return sqrt_price_x96_to_price(self.v3_slot0(pool, block).sqrt_price_x96, d0, d1)
+
+    # -- V4 --------------------------------------------------------------------------------------
+    def _v4(self) -> Any:
+        if self.d.v4 is None:
+            raise KeyError("this deployment has no Uniswap V4")
+        return self.d.v4
+
+    def v4_extsload(self, slots: Sequence[int], block: int | str = "latest") -> list[int]:
+        data = self.eth_call(self._v4().pool_manager, v4_state.encode_extsload(slots), block=block)
+        return v4_state.decode_extsload(data)
+
+    def v4_raw_state(self, pool: V4Pool, block: int | str = "latest") -> V4RawState:
+        """slot0, liquidity and every initialized tick (the whole bitmap: two extsload calls)."""
+        pid = bytes.fromhex(pool.pool_id[2:])
+        words, slots = v4_state.all_bitmap_slots(pid, pool.tick_spacing)
+        head = [v4_state.pool_state_slot(pid), v4_state.liquidity_slot(pid)]
+        values = self.v4_extsload(head + list(slots), block)
+        slot0, liquidity = v4_state.decode_slot0(values[0]), values[1]
+        bitmap = {w: v for w, v in zip(words, values[2:]) if v}
+        ticks = v4_state.initialized_ticks_in_words(bitmap, pool.tick_spacing)
+        infos = self.v4_extsload([v4_state.tick_info_slot(pid, t) for t in ticks], block) if ticks else []
+        return V4RawState(slot0, liquidity, {t: v4_state.decode_tick_liquidity(w) for t, w in zip(ticks, infos)})
+
+    def v4_swap(self, sender: str, pool: V4Pool, zero_for_one: bool, amount_specified: int,
+                sqrt_price_limit_x96: int = 0) -> V4Swap:
+        """``V4DevnetRouter.swap``: ``amount_specified < 0`` exact input, ``> 0`` exact output; a
+        zero limit means MIN+1 / MAX-1."""
+        limit = sqrt_price_limit_x96 or (MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1)
+        before = self.rpc.batch([
+            ("eth_call", [{"to": t, "data": to_hex(artifacts.load("DevToken").encode("balanceOf", sender))}, "latest"])
+            for t in (pool.token0, pool.token1)])
+        r = self.transact(sender, "V4DevnetRouter", self._v4().router, "swap", pool.key,
+                          (zero_for_one, amount_specified, limit))
+        after = [self.erc20_balance(pool.token0, sender), self.erc20_balance(pool.token1, sender)]
+        ev = [e for e in r.events("PoolManager", "Swap", self._v4().pool_manager)
+              if "0x" + bytes(e["id"]).hex() == pool.pool_id.lower()]
+        if len(ev) != 1:
+            raise TxFailed("v4 swap", f"expected one Swap event of {pool.pool_id}, got {len(ev)}", r)
+        e = ev[0]
+        return V4Swap(int(e["amount0"]), int(e["amount1"]), int(e["sqrtPriceX96"]), int(e["liquidity"]),
+                      int(e["tick"]), int(e["fee"]), after[0] - int(before[0], 16), after[1] - int(before[1], 16), r)
+
+    def v4_modify_liquidity(self, sender: str, pool: V4Pool, tick_lower: int, tick_upper: int,
+                            liquidity_delta: int, salt: int = 0) -> Receipt:
+        """``V4DevnetRouter.modifyLiquidity`` (the sender pays / receives the tokens)."""
+        return self.transact(sender, "V4DevnetRouter", self._v4().router, "modifyLiquidity", pool.key,
+                             (tick_lower, tick_upper, liquidity_delta, salt.to_bytes(32, "big")))

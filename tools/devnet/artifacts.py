@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,16 @@ V3_ARTIFACTS = {
     "SwapRouter": "@uniswap/v3-periphery/artifacts/contracts/SwapRouter.sol/SwapRouter.json",
     "QuoterV2": "@uniswap/v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
 }
+V4_ARTIFACTS = {
+    "PoolManager": "@uniswap/v4-core/out/PoolManager.sol/PoolManager.json",
+}
+# Ours, compiled with solc-js: the router/liquidity helper and the two hooks of the V4 devnet.
+LOCAL_CONTRACTS = {
+    "DevToken": "DevToken.sol",
+    "V4DevnetRouter": "V4Devnet.sol",
+    "SwapCounterHook": "V4Devnet.sol",
+    "SkimHook": "V4Devnet.sol",
+}
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 SOLC_SETTINGS: dict[str, Any] = {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun"}
 SOLC_OUTPUTS = ("abi", "evm.bytecode.object")
@@ -55,11 +66,11 @@ def _hex_bytes(code: str, where: str) -> bytes:
 
 @functools.cache
 def load(name: str) -> Artifact:
-    """Load one official artifact by contract name (see V2_ARTIFACTS / V3_ARTIFACTS), or
-    ``"DevToken"``."""
-    if name == "DevToken":
-        return dev_token()
-    rel = V2_ARTIFACTS.get(name) or V3_ARTIFACTS.get(name)
+    """Load one official artifact by contract name (see V2_ARTIFACTS / V3_ARTIFACTS /
+    V4_ARTIFACTS), or one of ours (LOCAL_CONTRACTS)."""
+    if name in LOCAL_CONTRACTS:
+        return compile_solidity(LOCAL_CONTRACTS[name], name)
+    rel = V2_ARTIFACTS.get(name) or V3_ARTIFACTS.get(name) or V4_ARTIFACTS.get(name)
     if rel is None:
         raise KeyError(f"unknown artifact {name!r}")
     path = require_file(rel)
@@ -71,7 +82,8 @@ def load(name: str) -> Artifact:
 
 
 def compile_solidity(filename: str, contract: str) -> Artifact:
-    """Compile ``tools/devnet/contracts/<filename>`` with solc-js from node_modules (cached)."""
+    """Compile ``tools/devnet/contracts/<filename>`` with solc-js from node_modules (cached; one
+    compilation caches every contract of the file)."""
     src_path = CONTRACTS_DIR / filename
     source = src_path.read_text()
     try:
@@ -88,18 +100,20 @@ def compile_solidity(filename: str, contract: str) -> Artifact:
         out = solc.standard_json({filename: source}, settings=SOLC_SETTINGS, outputs=SOLC_OUTPUTS, timeout=120)
     except solc.CompileError as exc:
         raise DevnetSetupError(f"solc-js: {exc}") from None
-    compiled = out["contracts"][filename][contract]
-    bytecode = compiled["evm"]["bytecode"]["object"]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"solc": version, "abi": compiled["abi"], "bytecode": bytecode}))
-    tmp.replace(cache)
-    return Artifact(contract, tuple(compiled["abi"]), bytes.fromhex(bytecode), str(src_path))
+    for name, compiled in out["contracts"][filename].items():
+        path = cache.with_name(f"{name}-{key}.json")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"solc": version, "abi": compiled["abi"],
+                                   "bytecode": compiled["evm"]["bytecode"]["object"]}))
+        tmp.replace(path)
+    compiled = out["contracts"][filename][contract]
+    return Artifact(contract, tuple(compiled["abi"]), bytes.fromhex(compiled["evm"]["bytecode"]["object"]),
+                    str(src_path))
 
 
-@functools.cache
 def dev_token() -> Artifact:
-    return compile_solidity("DevToken.sol", "DevToken")
+    return load("DevToken")
 
 
 def check_init_code_hashes() -> None:

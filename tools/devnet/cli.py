@@ -79,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .actions import DevnetClient, TxFailed
     from .anvil import AnvilError, AnvilProcess, anvil_binary
-    from .artifacts import check_init_code_hashes, dev_token
+    from .artifacts import check_init_code_hashes, dev_token, load
     from .deploy import deploy
 
     try:
         anvil_binary()
         check_init_code_hashes()
         dev_token()
+        load("V4DevnetRouter")  # compiles (once, cached) the V4 router and hooks
     except DevnetSetupError as exc:
         print(f"alphapulse devnet: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,12 @@ The default market (:data:`DEFAULT_SPEC`) - prices are "quote per base":
   cross-venue and triangular cycles exist;
 * V3 (``uniswap_v3``): the same three pairs at fee tiers 500, 3000 and 10000, each pool with a
   wide, a medium and a narrow position around the price plus one out-of-range position.
+* V4 (``uniswap_v4``): the official PoolManager (v4-core, npm) and our ``V4DevnetRouter``
+  (contracts/V4Devnet.sol), with pools on the same pairs at fees 100-3000 and the same kinds of
+  positions, one with a 0.05 %/0.02 % protocol fee, one with our ``SwapCounterHook`` (observes swaps,
+  cannot change amounts) and one with our ``SkimHook`` (returns an afterSwap delta: it takes 1 % of
+  every swap, so the simulator must refuse that pool). Hooks are placed with ``anvil_setCode`` at
+  addresses whose low bits are their permissions, as a CREATE2 salt search would on a real chain.
 
 Dev accounts 1 and 2 are funded (ETH, WETH, USDC, DAI) and have approved every router, so an
 executor or a noise trader can trade at once; account 0 is the deployer and liquidity provider.
@@ -35,8 +41,9 @@ from chain.addresses import (
     v2_pair_address,
     v3_pool_address,
 )
-from chain.deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue
+from chain.deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue, V4Pool, V4Venue
 from chain.rpc import SyncHttpRpc
+from market.amm.pool_key import PoolKey
 
 from . import artifacts
 from .actions import (
@@ -55,6 +62,9 @@ from .anvil import DEFAULT_CHAIN_ID, AnvilProcess
 
 # Gas limits for the pipelined deployment (no estimation); measured use is well below.
 GAS_DEPLOY = 7_000_000
+GAS_DEPLOY_POOL_MANAGER = 12_000_000
+GAS_V4_INITIALIZE = 400_000
+GAS_V4_MODIFY = 600_000
 GAS_CREATE_POOL = 6_000_000
 GAS_ADD_LIQUIDITY_NEW_PAIR = 4_000_000
 GAS_MINT = 1_000_000
@@ -94,11 +104,33 @@ class V3PoolSpec:
 
 
 @dataclass(frozen=True)
+class V4PoolSpec:
+    base: str
+    quote: str
+    fee: int  # static LP fee, pips
+    tick_spacing: int
+    price: str
+    positions: tuple[V3PositionSpec, ...]
+    hook: str = ""  # a key of V4_HOOKS, or "" for none
+    protocol_fee: int = 0  # packed (oneForZero << 12 | zeroForOne), set through the fee controller
+
+
+# Our devnet hooks and the addresses they are placed at: the low 14 bits are the permissions
+# (0xC0 = beforeSwap | afterSwap; 0x44 = afterSwap | afterSwapReturnDelta).
+V4_HOOKS = {
+    "counter": ("SwapCounterHook", "0x00000000000000000000000000000000C0DE00C0"),
+    "skim": ("SkimHook", "0x00000000000000000000000000000000C0DE0044"),
+}
+
+
+@dataclass(frozen=True)
 class DevnetSpec:
     tokens: tuple[TokenSpec, ...]  # WETH first: it is the official WETH9, the rest are DevTokens
     v2: tuple[tuple[str, tuple[V2PairSpec, ...]], ...]  # (venue name, pairs)
     v3_name: str
     v3: tuple[V3PoolSpec, ...]
+    v4_name: str = "uniswap_v4"
+    v4: tuple[V4PoolSpec, ...] = ()
     funded_accounts: int = 2  # dev accounts 1..N get tokens + approvals
     fund_amounts: tuple[tuple[str, str], ...] = (("WETH", "1000"), ("USDC", "2000000"), ("DAI", "2000000"))
     fund_eth: str = "10000"
@@ -150,6 +182,14 @@ DEFAULT_SPEC = DevnetSpec(
     ),
     v3_name="uniswap_v3",
     v3=_v3_pools(),
+    v4=(
+        V4PoolSpec("WETH", "USDC", 500, 10, "2006", _positions("1", above=True)),
+        V4PoolSpec("WETH", "USDC", 3000, 60, "1994", _positions("1", above=False), protocol_fee=(200 << 12) | 500),
+        V4PoolSpec("WETH", "DAI", 3000, 60, "2003", _positions("1", above=True)),
+        V4PoolSpec("DAI", "USDC", 100, 1, "1.0005", _positions("1", above=False)),
+        V4PoolSpec("WETH", "USDC", 3000, 60, "2001", _positions("0.3", above=True), hook="counter"),
+        V4PoolSpec("WETH", "USDC", 3000, 60, "1999", _positions("0.3", above=False), hook="skim"),
+    ),
 )
 
 
@@ -166,6 +206,18 @@ def _position_amounts(price_raw: Fraction, lo_raw: float, hi_raw: float, value_r
     per_l1 = sp - a  # token1 per unit liquidity
     liquidity = float(value_raw1) / (per_l0 * float(price_raw) + per_l1)
     return math.ceil(liquidity * per_l0 * 1.0001) + 1, math.ceil(liquidity * per_l1 * 1.0001) + 1
+
+
+def _position_liquidity(price_raw: Fraction, lo_raw: float, hi_raw: float,
+                        value_raw1: Fraction) -> tuple[int, int, int]:
+    """Liquidity of a position worth about ``value_raw1`` over [lo, hi], and generous upper bounds
+    of the token amounts it takes (for funding the deployer)."""
+    p = math.sqrt(float(price_raw))
+    a, b = math.sqrt(lo_raw), math.sqrt(hi_raw)
+    sp = min(max(p, a), b)
+    per_l0, per_l1 = 1 / sp - 1 / b, sp - a
+    liquidity = int(float(value_raw1) / (per_l0 * float(price_raw) + per_l1))
+    return liquidity, math.ceil(liquidity * per_l0 * 1.001) + 1, math.ceil(liquidity * per_l1 * 1.001) + 1
 
 
 @dataclass
@@ -249,7 +301,18 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
     quoter = plan.deploy("QuoterV2", v3_factory, weth)
     v3 = V3Venue(name=spec.v3_name, factory=v3_factory, position_manager=npm, swap_router=swap_router,
                  quoter_v2=quoter, init_code_hash="0x" + UNISWAP_V3_INIT_CODE_HASH.hex())
-    spenders = [v.router for v in v2] + [swap_router, npm]
+    v4: V4Venue | None = None
+    if spec.v4:
+        manager = plan.deploy("PoolManager", deployer, label="deploy V4 PoolManager")
+        plan.txs[-1] = Tx(deployer, None, plan.txs[-1].data, gas=GAS_DEPLOY_POOL_MANAGER, label=plan.txs[-1].label)
+        v4_router = plan.deploy("V4DevnetRouter", manager, label="deploy V4DevnetRouter")
+        v4 = V4Venue(name=spec.v4_name, pool_manager=manager, router=v4_router)
+        for art, addr in V4_HOOKS.values():
+            # Creation code run by eth_call returns the runtime code (the hooks have no constructor
+            # and no immutables), placed where the permission bits are right.
+            runtime = client.rpc.call("eth_call", [{"from": deployer, "data": "0x" + artifacts.load(art).bytecode.hex()}])
+            client.rpc.call("anvil_setCode", [addr, runtime])
+    spenders = [v.router for v in v2] + [swap_router, npm] + ([v4.router] if v4 else [])
 
     # -- deployer funds and approvals ----------------------------------------------------------
     weth_needed = 0
@@ -310,12 +373,48 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
                           token0=t0, token1=t1, fee=vs.fee, tick_spacing=spacing,
                           symbol0=by_addr[t0].symbol, symbol1=by_addr[t1].symbol))
 
+    # -- V4 pools and positions ----------------------------------------------------------------
+    v4_pools: list[V4Pool] = []
+    v4_txs: list[tuple[str, str, str, tuple[object, ...], int]] = []
+    if v4 is not None:
+        v4_txs.append(("PoolManager", v4.pool_manager, "setProtocolFeeController", (deployer,), GAS_SMALL))
+    for ps in spec.v4 if v4 is not None else ():
+        assert v4 is not None
+        base, quote = tokens[ps.base], tokens[ps.quote]
+        t0, t1 = sort_tokens(base.address, quote.address)
+        d0, d1 = by_addr[t0].decimals, by_addr[t1].decimals
+        price01 = Fraction(ps.price) if t0 == base.address else 1 / Fraction(ps.price)
+        sqrt_p = price_to_sqrt_price_x96(price01, d0, d1)
+        hooks = V4_HOOKS[ps.hook][1] if ps.hook else ZERO_ADDRESS
+        key = (t0, t1, ps.fee, ps.tick_spacing, hooks)
+        v4_txs.append(("PoolManager", v4.pool_manager, "initialize", (key, sqrt_p), GAS_V4_INITIALIZE))
+        if ps.protocol_fee:
+            v4_txs.append(("PoolManager", v4.pool_manager, "setProtocolFee", (key, ps.protocol_fee), GAS_SMALL))
+        price_raw = Fraction(sqrt_p**2, 2**192)
+        for i, pos in enumerate(ps.positions):
+            lo = usable_tick(tick_at_price(price01 * Fraction(pos.lower), d0, d1), ps.tick_spacing)
+            hi = usable_tick(tick_at_price(price01 * Fraction(pos.upper), d0, d1), ps.tick_spacing)
+            if hi <= lo:
+                hi = lo + ps.tick_spacing
+            value_quote = _units(pos.value, quote.decimals)
+            value_raw1 = Fraction(value_quote) if quote.address == t1 else value_quote * price_raw
+            liquidity, a0, a1 = _position_liquidity(price_raw, 1.0001**lo, 1.0001**hi, value_raw1)
+            weth_needed += a0 if t0 == weth else a1 if t1 == weth else 0
+            v4_txs.append(("V4DevnetRouter", v4.router, "modifyLiquidity",
+                           (key, (lo, hi, liquidity, i.to_bytes(32, "big"))), GAS_V4_MODIFY))
+        pid = PoolKey.of(t0, t1, ps.fee, ps.tick_spacing, hooks).to_id()
+        v4_pools.append(V4Pool(pool_id="0x" + pid.hex(), venue=v4.name, token0=t0, token1=t1, fee=ps.fee,
+                               tick_spacing=ps.tick_spacing, hooks=hooks, symbol0=by_addr[t0].symbol,
+                               symbol1=by_addr[t1].symbol, hook_name=ps.hook))
+
     plan.call("WETH9", weth, "deposit", value=weth_needed + 10**18, gas=GAS_SMALL)
     for art, to, fn, args in liquidity_txs:
         plan.call(art, to, fn, *args, gas=GAS_ADD_LIQUIDITY_NEW_PAIR, label=f"v2 {fn}")
     for art, to, fn, args in v3_txs:
         gas = GAS_CREATE_POOL if fn == "createAndInitializePoolIfNecessary" else GAS_MINT
         plan.call(art, to, fn, *args, gas=gas, label=f"v3 {fn}")
+    for art, to, fn, args, gas in v4_txs:
+        plan.call(art, to, fn, *args, gas=gas, label=f"v4 {fn}")
 
     # -- funded dev accounts -------------------------------------------------------------------
     funded = tuple(accounts[1: 1 + spec.funded_accounts])
@@ -347,6 +446,8 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
         anvil_pid=anvil_pid,
         funded_accounts=funded,
         extra={"transactions": len(plan.txs), "funded_accounts": list(funded)},
+        v4=v4,
+        v4_pools=tuple(v4_pools),
     )
 
 
