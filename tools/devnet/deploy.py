@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from eth_utils import to_checksum_address
+
 from chain.addresses import (
     UNISWAP_V2_INIT_CODE_HASH,
     UNISWAP_V3_INIT_CODE_HASH,
@@ -385,7 +387,7 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
         d0, d1 = by_addr[t0].decimals, by_addr[t1].decimals
         price01 = Fraction(ps.price) if t0 == base.address else 1 / Fraction(ps.price)
         sqrt_p = price_to_sqrt_price_x96(price01, d0, d1)
-        hooks = V4_HOOKS[ps.hook][1] if ps.hook else ZERO_ADDRESS
+        hooks = to_checksum_address(V4_HOOKS[ps.hook][1] if ps.hook else ZERO_ADDRESS)
         key = (t0, t1, ps.fee, ps.tick_spacing, hooks)
         v4_txs.append(("PoolManager", v4.pool_manager, "initialize", (key, sqrt_p), GAS_V4_INITIALIZE))
         if ps.protocol_fee:
