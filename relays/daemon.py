@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", dest="max_batch_bytes", type=parse_size, default=256 << 10, help="bytes per consumer send (default 256K)")
     p.add_argument("--heartbeat-interval", type=float, default=0.25, help="seconds (default 0.25)")
     p.add_argument("--no-verify", action="store_true", help="skip per-frame CRC verification on ingest")
+    p.add_argument("--max-connections", type=int, default=0,
+                   help="connections at once (default: the descriptor limit minus a reserve)")
+    p.add_argument("--hello-timeout", type=float, default=5.0, help="seconds a connection has to say Hello (5)")
     p.add_argument("--no-validate", action="store_true",
                    help="skip decoding each accepted frame's TLVs on ingest (a frame that does not decode then "
                         "reaches the journal and every consumer)")
@@ -72,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # RelayConfig fields taken as they are from the command line (the flags' dest names)
 _TUNABLES = ("fsync", "fsync_interval", "retention_bytes", "segment_bytes", "ring_bytes", "max_batch_bytes",
-             "heartbeat_interval")
+             "heartbeat_interval", "max_connections", "hello_timeout")
 
 
 def config_from_args(args: argparse.Namespace) -> RelayConfig:

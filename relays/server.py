@@ -41,6 +41,7 @@ import gc
 import json
 import logging
 import os
+import resource
 import socket as stdsocket
 import stat
 import time
@@ -76,6 +77,7 @@ from .core.ring import Chunk, Ring
 log = logging.getLogger("relays.server")
 
 FSYNC_POLICIES = ("batch", "interval", "off")
+_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
 RECV_SIZE = 256 * 1024
 
 
@@ -115,6 +117,12 @@ class RelayConfig:
     # setting: the daemon turns it on, an in-process relay in a test leaves it off). See _gc_keeper.
     freeze_gc: bool = False
     gc_freeze_interval: float = 30.0
+    # resource caps (issue 17): connections at once (0: the descriptor limit minus a reserve for
+    # the journal, the listener and the event loop), bytes and seconds a connection may spend
+    # before its Hello is complete
+    max_connections: int = 0
+    pre_hello_bytes: int = 64 * 1024
+    hello_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.domain not in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
@@ -126,12 +134,28 @@ class RelayConfig:
                 raise RelayError(f"{name} must be positive")
         if self.retention_bytes < self.segment_bytes:
             raise RelayError("retention_bytes must be at least segment_bytes")
+        if self.max_connections < 0 or self.pre_hello_bytes < 1024 or self.hello_timeout <= 0:
+            raise RelayError("max_connections must be >= 0, pre_hello_bytes >= 1024 and hello_timeout positive")
         if self.heartbeat_interval <= 0 or self.dead_after < 2:
             raise RelayError("heartbeat_interval must be positive and dead_after at least 2 intervals")
         try:
             check_socket_path(self.socket_path)
         except ValueError as exc:
             raise RelayError(str(exc)) from None
+
+
+FD_RESERVE = 64  # descriptors kept free of connections: journal segments and reads, fsync, listener, trio
+
+
+def connection_limit(configured: int) -> int:
+    """``configured``, or (0) what the soft RLIMIT_NOFILE leaves after ``FD_RESERVE``; every
+    connection costs exactly one descriptor."""
+    if configured:
+        return configured
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 65536
+    return max(1, soft - FD_RESERVE)
 
 
 class Conn:
@@ -224,6 +248,9 @@ class Relay:
         self.departed_sent_bytes = 0
         self.started_ns = time.time_ns()
         self._closed = False
+        self.max_connections = connection_limit(config.max_connections)
+        self.refused_connections = 0
+        self.resource_errors = 0
 
     # ------------------------------------------------------------------ serving
 
@@ -323,6 +350,20 @@ class Relay:
     # ------------------------------------------------------------------ connections
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        if len(self.conns) >= self.max_connections:
+            # over the cap: say why and close at once (the descriptor is freed immediately)
+            self.refused_connections += 1
+            if self.refused_connections == 1 or self.refused_connections % 1000 == 0:
+                log.warning("refusing connections: %d open, the limit is %d (%d refused so far)",
+                            len(self.conns), self.max_connections, self.refused_connections)
+            with trio.move_on_after(0.1):
+                try:
+                    await stream.send_all(control_frame(Goodbye(code=GoodbyeCode.PROTOCOL_ERROR,
+                                                                 reason="too many connections")))
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+            await stream.aclose()
+            return
         self._next_id += 1
         conn = Conn(self._next_id, stream, Ingest(
             self.seq, self.domain, None, verify=self.config.verify_checksums, validate=self.config.validate_tlvs
@@ -331,8 +372,10 @@ class Relay:
         try:
             tsock = getattr(stream, "socket", None)  # None for in-memory test streams: writer only
             if tsock is not None:
-                conn.sock = stdsocket.socket(tsock.family, tsock.type, fileno=os.dup(tsock.fileno()))
-                conn.sock.setblocking(False)
+                # the same descriptor, seen through a stdlib socket object for direct non-blocking
+                # sends and reads (trio's sockets are non-blocking already); detached, never
+                # closed, in ``finally``: one descriptor per connection, closed by the stream
+                conn.sock = stdsocket.socket(tsock.family, tsock.type, fileno=tsock.fileno())
             async with trio.open_nursery() as nursery:
                 conn.scope = nursery.cancel_scope
                 nursery.start_soon(self._writer, conn)
@@ -351,10 +394,18 @@ class Relay:
                     pass  # the peer is gone or our writer was mid-send; closing regardless
         except* (trio.BrokenResourceError, trio.ClosedResourceError) as group:
             log.info("%r: connection lost (%s)", conn, group.exceptions[0])
+        except* OSError as group:
+            # out of descriptors or memory while serving this connection (a journal read for
+            # it, say): this connection ends, the relay and every other connection go on
+            exc = group.exceptions[0]
+            if getattr(exc, "errno", None) not in _RESOURCE_ERRNOS:
+                raise
+            self.resource_errors += 1
+            log.warning("%r: %s while serving it; disconnecting", conn, exc)
         finally:
             self._forget(conn)
             if conn.sock is not None:
-                conn.sock.close()
+                conn.sock.detach()
                 conn.sock = None
             await stream.aclose()
 
@@ -375,7 +426,11 @@ class Relay:
         with trio.CancelScope() as cs:
             await self._read_loop(conn, timeout, cs)
         if cs.cancelled_caught:
-            log.warning("%r: silent for %.1f s, declaring it dead", conn, timeout)
+            if not conn.hello:
+                self.protocol_errors += 1
+                log.warning("%r: no Hello within %.1f s; disconnecting", conn, self.config.hello_timeout)
+            else:
+                log.warning("%r: silent for %.1f s, declaring it dead", conn, timeout)
 
     async def _read_loop(self, conn: Conn, silence: float, cs: trio.CancelScope) -> None:
         stream = conn.stream
@@ -386,8 +441,14 @@ class Relay:
         sock = conn.sock
         wait_readable = trio.lowlevel.wait_readable
         checkpoint = trio.lowlevel.checkpoint
+        # before its Hello a connection gets hello_timeout in all and pre_hello_bytes of buffer:
+        # a crowd of connections trickling bytes cannot pin the relay's memory
+        hello_deadline = current_time() + self.config.hello_timeout
+        pre_hello_bytes = self.config.pre_hello_bytes
         while True:
-            cs.deadline = current_time() + silence
+            if not conn.hello and dec.buffered > pre_hello_bytes:  # what is left after the last scan
+                raise RemoteProtocolError(f"{dec.buffered} bytes buffered without a complete Hello")
+            cs.deadline = current_time() + silence if conn.hello else min(current_time() + silence, hello_deadline)
             if sock is None:
                 data = await stream.receive_some(RECV_SIZE)
             else:

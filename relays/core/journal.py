@@ -43,6 +43,7 @@ time an older segment is read.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import zlib
@@ -259,8 +260,12 @@ class Journal:
             fds.append(self._fd)
         dir_fd = None
         if self._dir_dirty:
-            dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-            self._dir_dirty = False
+            try:
+                dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+                self._dir_dirty = False
+            except OSError as exc:  # out of descriptors: the next sync does the directory
+                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                    raise
         return fds, self.written_seq, dir_fd
 
     def synced(self, fds: list[int], seq: int, dir_fd: int | None) -> None:

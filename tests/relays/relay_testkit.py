@@ -46,19 +46,28 @@ class Procs:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.n = 0
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, nofile: int | None = None) -> subprocess.Popen[bytes]:
+        """Start ``python args...``; ``nofile``: its soft RLIMIT_NOFILE (descriptor limit)."""
         self.n += 1
         log = open(self.logdir / f"{self.n:02d}-{name}.log", "wb")
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        p = subprocess.Popen([PY, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+        def limit() -> None:
+            if nofile is not None:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+        p = subprocess.Popen([PY, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+                             preexec_fn=limit if nofile is not None else None)
         log.close()
         p.log_path = self.logdir / f"{self.n:02d}-{name}.log"  # type: ignore[attr-defined]
         self.procs.append(p)
         return p
 
-    def relay(self, sock: Path, data: Path, *extra: str) -> subprocess.Popen[bytes]:
+    def relay(self, sock: Path, data: Path, *extra: str, nofile: int | None = None) -> subprocess.Popen[bytes]:
         p = self.start("relay", "-m", "tools.cli", "relay", "--domain", "market_data", "--socket", str(sock),
-                       "--data-dir", str(data), *extra)
+                       "--data-dir", str(data), *extra, nofile=nofile)
         wait_listening(sock, p)
         return p
 

@@ -276,3 +276,117 @@ async def test_a_relay_process_freezes_its_long_lived_objects_out_of_the_gc(shor
             n.cancel_scope.cancel()
     finally:
         gc.unfreeze()  # a test process is not a relay process
+
+
+# ---- issue 17, item 2: resource exhaustion ----
+
+
+async def test_pre_hello_bytes_are_capped(short_dir: Path) -> None:
+    """A connection used to buffer up to 1 MiB of partial frame before saying Hello."""
+    cfg = config(short_dir, fsync="off")
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        s = await trio.open_unix_socket(cfg.socket_path)
+        # the start of a big control frame: a relay waits for the rest of it before reading it
+        partial = encode(Message(domain=Domain.SYSTEM, tlvs=(UnknownTLV(type_code=250, body=bytes(200_000)),)))
+        with trio.fail_after(5):
+            try:
+                await s.send_all(partial[:100_000])  # no Hello, and no end of frame yet
+            except trio.BrokenResourceError:
+                pass
+            m = await MsgReader(s).next()
+        assert m is not None and isinstance(m.tlvs[0], Goodbye) and "without a complete Hello" in m.tlvs[0].reason
+        assert relay.protocol_errors == 1 and not relay.conns
+        n.cancel_scope.cancel()
+
+
+async def test_pre_hello_time_is_capped(short_dir: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """A connection trickling a byte a second (never silent long enough to be declared dead)
+    is dropped when hello_timeout has passed without a Hello."""
+    relay = Relay(config(short_dir, fsync="off", hello_timeout=5.0))
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as n:
+        n.start_soon(relay._handle, server)
+        t0 = trio.current_time()
+        hello = sysf(Hello(role=Role.CONSUMER, protocol_version=1, source_id=0, name="slow"))
+        with trio.fail_after(60):
+            for b in hello:
+                try:
+                    await client.send_all(bytes([b]))
+                except trio.BrokenResourceError:
+                    break
+                await trio.sleep(1.0)
+        assert trio.current_time() - t0 == pytest.approx(6.0, abs=1.01)  # not len(hello) seconds
+        assert relay.protocol_errors == 1
+    relay.close()
+
+
+async def test_connections_over_the_cap_are_refused_and_the_rest_served(short_dir: Path) -> None:
+    cfg = config(short_dir, fsync="off", max_connections=3)
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        held = [await trio.open_unix_socket(cfg.socket_path) for _ in range(3)]
+        await trio.sleep(0.1)
+        extra = await trio.open_unix_socket(cfg.socket_path)
+        with trio.fail_after(5):
+            m = await MsgReader(extra).next()
+            assert m is not None and isinstance(m.tlvs[0], Goodbye) and "too many" in m.tlvs[0].reason
+            assert await MsgReader(extra).next() is None
+        assert relay.refused_connections == 1
+        for s in held:
+            await s.aclose()
+        await trio.sleep(0.1)
+        assert (await request_stats("market_data", cfg.socket_path))["head_seq"] == 0
+        n.cancel_scope.cancel()
+
+
+def _fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.parametrize("cap", ["default", "above-the-limit"])
+def test_relay_survives_running_out_of_descriptors(procs, short_dir: Path, cap: str) -> None:  # type: ignore[no-untyped-def]
+    """The relay used to die at the descriptor limit (an os.dup per connection raised EMFILE out
+    of its handler) and remove its socket. With a soft limit of 128: 300 connections."""
+    import socket as s_
+    import time
+
+    from relay_testkit import wait_listening
+
+    sock, data = short_dir / "md.sock", short_dir / "data"
+    extra = ("--max-connections", "5000") if cap == "above-the-limit" else ()
+    relay = procs.relay(sock, data, "--fsync", "off", *extra, nofile=128)
+    base = _fd_count(relay.pid)
+    conns = []
+    for _ in range(300):
+        c = s_.socket(s_.AF_UNIX, s_.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(str(sock))
+        except BlockingIOError:  # the backlog is full while the relay is out of descriptors
+            pass
+        conns.append(c)
+    time.sleep(1.5)
+    assert relay.poll() is None, "relay died"
+    assert sock.exists()
+    if cap == "default":
+        # one descriptor per connection, never more than the limit minus the reserve
+        assert _fd_count(relay.pid) <= base + 128 - 64 + 1
+    for c in conns:
+        c.close()
+    time.sleep(0.5)
+    wait_listening(sock, relay)
+    # and it still works
+    a = short_dir / "a.txt"
+    procs.consumer(sock, a, "--expect", "500")
+    time.sleep(0.3)
+    lg = procs.loadgen(sock, rate=5000, count=500)
+    assert lg.wait(30) == 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (a.exists() and a.read_text().count("\n") >= 500):
+        time.sleep(0.1)
+    assert a.read_text().count("\n") >= 500
+    assert relay.poll() is None and sock.exists()
+    log = Path(relay.log_path).read_text()  # type: ignore[attr-defined]
+    # the only tracebacks are trio's accept loop saying it waits for a descriptor (above the limit)
+    assert "relays/server.py" not in log and log.count("Traceback") == log.count("_serve_one_listener"), log[-3000:]
