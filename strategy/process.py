@@ -64,7 +64,8 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
                     engine.state.invalidate_all("relay_resync")
                     log.warning("market data lost on resync (%d messages in total): all pools stale", lost)
                 signals = engine.on_message(msg, now)
-                m_latency.observe((time.time_ns() - now) / 1e9)
+                decided = time.time_ns()  # "published": after the decision, as the signal leaves
+                m_latency.observe((decided - now) / 1e9)
                 if signals:
                     if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:
                         suppressed += len(signals)
@@ -72,7 +73,7 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
                     else:
                         for out in signals:
                             await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns,
-                                                   receive_time_ns=now)
+                                                   receive_time_ns=decided)
                             published += 1
                             m_signals.inc()
                 if time.monotonic() - last_report > 10:

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 class Command:
     target: str  # "module:function"
     help: str
+    # "module:function" called as ``function(name, main, argv)`` around the target (benchmarks: the
+    # load average before and after)
+    around: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,17 +38,22 @@ COLLECTORS = Group("run a collector (evm, replay, binance, coinbase)", {
                         "Coinbase order books and trades (Exchange or Advanced Trade feed)"),
 })
 
+def _bench(target: str, help: str) -> Command:
+    return Command(target, help, around="tools.bench:with_load_average")
+
+
 # Every benchmark prints its figures next to a baseline measured in the same run (the machine is
-# shared and noisy) and reports the ratio; none of them asserts a time.
+# shared and noisy) and reports the ratio; none of them asserts a time. Each runs between two
+# load-average lines (tools.bench.with_load_average).
 BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, cex, bridge", {
-    "codec": Command("tools.bench.codec:main", "protocol codec encode+decode vs bare struct pack+unpack"),
-    "relay": Command("tools.bench.relay:main", "relay throughput and latency vs pyzmq PUB/SUB"),
-    "decode": Command("tools.bench.decode:main", "raw EVM logs -> protocol messages vs eth-abi"),
-    "strategy": Command("tools.bench.strategy:main", "10k-pool update-to-decision latency; V3 swaps/s vs degenbot"),
-    "e2e": Command("tools.bench.e2e:main", "devnet: swap log -> signal -> submitted transaction latency"),
-    "cex": Command("tools.bench.cex:main", "CEX collectors: captured venue frames -> wire bytes vs json.loads"),
-    "bridge": Command("tools.bench.bridge:main",
-                      "relay -> NATS JetStream bridges -> relay vs the plain relay hop and bare nats-py"),
+    "codec": _bench("tools.bench.codec:main", "protocol codec encode+decode vs bare struct pack+unpack"),
+    "relay": _bench("tools.bench.relay:main", "relay throughput and latency vs pyzmq PUB/SUB"),
+    "decode": _bench("tools.bench.decode:main", "raw EVM logs -> protocol messages vs eth-abi"),
+    "strategy": _bench("tools.bench.strategy:main", "10k-pool update-to-decision latency; V3 swaps/s vs degenbot"),
+    "e2e": _bench("tools.bench.e2e:main", "devnet: swap log -> signal -> submitted transaction latency"),
+    "cex": _bench("tools.bench.cex:main", "CEX collectors: captured venue frames -> wire bytes vs json.loads"),
+    "bridge": _bench("tools.bench.bridge:main",
+                     "relay -> NATS JetStream bridges -> relay vs the plain relay hop and bare nats-py"),
 })
 
 COMMANDS: dict[str, Command | Group] = {
@@ -94,6 +102,10 @@ def dispatch(prog: str, commands: Mapping[str, Command | Group], argv: list[str]
         return 2
     if isinstance(command, Group):
         return dispatch(f"{prog} {name}", command.commands, rest)
+    if command.around:
+        mod, fn = command.around.split(":")
+        around = getattr(importlib.import_module(mod), fn)
+        return int(around(name, lambda argv: run_target(f"{prog}: command {name!r}", command.target, argv), rest))
     return run_target(f"{prog}: command {name!r}", command.target, rest)
 
 

@@ -84,3 +84,17 @@ def test_report_defaults_to_the_latest_demo_runs_database(tmp_path: Path, monkey
     assert cli.main(["report"]) == 0
     captured = capsys.readouterr()
     assert f"the latest demo run's database {newest}" in captured.err and "funnel:" in captured.out
+
+
+def test_every_benchmark_prints_the_load_average_before_and_after(capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import tools.bench.codec as codec
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(codec, "main", lambda argv: ran.append(argv) or 0)
+    assert all(c.around == "tools.bench:with_load_average" for c in cli.BENCHMARKS.commands.values())
+    assert cli.main(["bench", "codec", "-n", "10"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert ran == [["-n", "10"]]
+    assert err[0].startswith("bench codec: load average before: ") and len(err[0].split(": ")[-1].split()) == 3
+    assert err[-1].startswith("bench codec: load average after: ")
