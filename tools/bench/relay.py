@@ -2,6 +2,7 @@
 
     alphapulse bench relay [--count 1000000] [--latency-rate 20000] [--latency-seconds 5]
                            [--fsync batch] [--no-verify] [--no-validate] [--skip-zmq] [--json]
+    alphapulse bench relay --table [--table-seconds 5] [--table-min-samples 200] [--json]
 
 Every party is its own process, as in production:
 
@@ -22,6 +23,13 @@ Every party is its own process, as in production:
 * **baseline**: pyzmq PUB/SUB over ``ipc://`` with SNDHWM = RCVHWM = 0 (no loss), the
   same frames, one ``send``/``recv`` per message (no checks), three SUB processes; same
   throughput and latency phases.
+
+``--table`` prints, from one run, one hop's one-way latency p50 / p99 at 10, 100, 1,000 and
+20,000 msgs/s for: the relay with the client library on both ends (``RelayProducer`` ->
+relay -> ``RelayConsumer``, journal on) under ``fsync=batch`` and ``fsync=interval``; pyzmq
+PUB/SUB ipc; and trio on a bare Unix socket (a paced blocking sender, one trio reader: the
+floor an event-loop process pays), then the raw throughput of the relay and pyzmq and their
+ratio. Each rate runs ``--table-seconds`` (at least ``--table-min-samples`` messages).
 
 The machine is shared and noisy: compare the ratio within one run, not absolute numbers.
 """
@@ -274,7 +282,64 @@ def role_zmq_sub(args: argparse.Namespace) -> dict[str, Any]:
     return {"received": n, "seconds": t_last - t_first, "rate": n / (t_last - t_first), "latency_ns": lat}
 
 
+def role_sock_pub(args: argparse.Namespace) -> dict[str, Any]:
+    """The bare-socket baseline's sender: the pyzmq PUB's pacing loop, one ``sendall`` per frame."""
+    frame = bytearray(_frames(1)[0])
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(args.socket)
+    t0 = time.perf_counter()
+    for _ in _paced(args.count, args.rate):
+        frame[EV] = time.time_ns().to_bytes(8, "little")
+        s.sendall(frame)
+    t1 = time.perf_counter()
+    time.sleep(0.2)
+    s.close()
+    return {"sent": args.count, "seconds": t1 - t0}
+
+
+async def _trio_sock_sub(args: argparse.Namespace) -> dict[str, Any]:
+    import trio
+
+    listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await listener.bind(args.socket)
+    listener.listen(1)
+    print("ready", file=sys.stderr, flush=True)
+    conn, _ = await listener.accept()
+    stream = trio.SocketStream(conn)
+    size = len(_frames(1)[0])
+    buf = bytearray()
+    lat: list[int] = []
+    n = 0
+    t_first = t_last = time.perf_counter()
+    while n < args.count:
+        data = await stream.receive_some(65536)
+        if not data:
+            break
+        now = time.time_ns()
+        if not n:
+            t_first = time.perf_counter()
+        buf += data
+        k = len(buf) // size
+        for i in range(k):
+            lat.append(now - int.from_bytes(buf[i * size + OFF_EVENT_TIME : i * size + OFF_EVENT_TIME + 8], "little"))
+        del buf[: k * size]
+        n += k
+    t_last = time.perf_counter()
+    await stream.aclose()
+    listener.close()
+    return {"received": n, "seconds": t_last - t_first, "rate": n / (t_last - t_first) if t_last > t_first else 0,
+            "latency_ns": lat}
+
+
+def role_trio_sock_sub(args: argparse.Namespace) -> dict[str, Any]:
+    import trio
+
+    return trio.run(_trio_sock_sub, args)
+
+
 ROLES = {
+    "sock-pub": role_sock_pub,
+    "trio-sock-sub": role_trio_sock_sub,
     "relay-producer": role_relay_producer,
     "relay-consumer": role_relay_consumer,
     "relay-latency-producer": role_relay_latency_producer,
@@ -359,7 +424,7 @@ def _run_relay_phase(
     validate: bool = True,
 ) -> dict[str, Any]:
     tag = ("lat" if latency else "tp") + ("-dec" if decode else "") + ("-cli" if client_producer else "") + (
-        "" if validate else "-noval")
+        "" if validate else "-noval") + f"-{args.fsync}-{args.latency_rate:g}"  # a fresh journal per phase
     sock = str(tmp / f"{tag}.sock")
     data = tmp / f"{tag}-data"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -407,6 +472,66 @@ def _run_zmq_phase(tmp: Path, args: argparse.Namespace, *, latency: bool) -> dic
     return _summarise(results, latency)
 
 
+def _run_socket_phase(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    path = str(tmp / f"bare-{args.latency_rate:g}.sock")
+    count = int(args.latency_rate * args.latency_seconds)
+    sub = _spawn("trio-sock-sub", "--socket", path, "--count", str(count))
+    _wait_ready(sub)
+    pub = _spawn("sock-pub", "--socket", path, "--count", str(count), "--rate", str(args.latency_rate))
+    timeout = 120 + count / 20000
+    result = _result(sub, timeout)
+    _result(pub, timeout)
+    return _percentiles(result["latency_ns"])
+
+
+TABLE_RATES = (10, 100, 1_000, 20_000)
+TABLE_COLUMNS = (("relay_batch", "relay (fsync batch)"), ("relay_interval", "relay (fsync interval)"),
+                 ("zmq", "pyzmq PUB/SUB ipc"), ("trio_socket", "trio on a bare Unix socket"))
+
+
+def run_table(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Every (rate, transport) latency cell, then raw throughput of the relay and pyzmq."""
+    table: dict[str, dict[str, Any]] = {}
+    for rate in TABLE_RATES:
+        phase = argparse.Namespace(**vars(args))
+        phase.latency_rate = float(rate)
+        phase.latency_seconds = max(args.table_seconds, args.table_min_samples / rate)
+        row: dict[str, Any] = {}
+        for policy in ("batch", "interval"):
+            phase.fsync = policy
+            print(f"table: {rate:,}/s relay fsync={policy} ({phase.latency_seconds:g} s)", file=sys.stderr)
+            row[f"relay_{policy}"] = _run_relay_phase(tmp, phase, latency=True, client_producer=True)["latency"]
+        print(f"table: {rate:,}/s pyzmq", file=sys.stderr)
+        row["zmq"] = _run_zmq_phase(tmp, phase, latency=True)["latency"]
+        print(f"table: {rate:,}/s trio on a Unix socket", file=sys.stderr)
+        row["trio_socket"] = _run_socket_phase(tmp, phase)
+        table[str(rate)] = row
+    print("table: raw throughput, relay (fsync batch) and pyzmq", file=sys.stderr)
+    tp = argparse.Namespace(**vars(args))
+    tp.fsync = "batch"
+    relay_tp = _run_relay_phase(tmp, tp, latency=False)
+    zmq_tp = _run_zmq_phase(tmp, tp, latency=False)
+    return {"latency_us": table, "relay_throughput": relay_tp, "zmq_throughput": zmq_tp,
+            "throughput_ratio_min": round(relay_tp["min_msgs_per_s"] / zmq_tp["min_msgs_per_s"], 2)}
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print("one hop, one-way latency p50 / p99 in us (relay: client library both ends, journal on):")
+    print("| rate | " + " | ".join(label for _, label in TABLE_COLUMNS) + " |")
+    print("|---|" + "---|" * len(TABLE_COLUMNS))
+    for rate, row in report["latency_us"].items():
+        cells = [f"{row[k]['p50_us']:.0f} / {row[k]['p99_us']:.0f}" if row.get(k) else "-" for k, _ in TABLE_COLUMNS]
+        print(f"| {int(rate):,}/s | " + " | ".join(cells) + " |")
+    for rate, row in report["latency_us"].items():
+        z, t = row["zmq"], row["trio_socket"]
+        for k in ("relay_batch", "relay_interval"):
+            r = row[k]
+            print(f"{int(rate):>6,}/s {k:15s}: p50 {r['p50_us'] / z['p50_us']:.2f}x pyzmq, "
+                  f"p99 {r['p99_us'] / z['p99_us']:.2f}x pyzmq, p50 {r['p50_us'] / t['p50_us']:.2f}x trio socket")
+    print(f"raw throughput per consumer (min of 3): relay {report['relay_throughput']['min_msgs_per_s']:,} msgs/s, "
+          f"pyzmq {report['zmq_throughput']['min_msgs_per_s']:,} msgs/s: {report['throughput_ratio_min']:.2f}x")
+
+
 def _summarise(results: list[dict[str, Any]], latency: bool) -> dict[str, Any]:
     rates = [r["rate"] for r in results]
     out: dict[str, Any] = {
@@ -432,6 +557,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="relay skips decoding accepted frames' TLVs (without it, the bench also runs the raw "
                          "throughput phase once with validation off, to show its cost)")
     ap.add_argument("--skip-zmq", action="store_true")
+    ap.add_argument("--table", action="store_true",
+                    help="the latency table: 10 .. 20,000 msgs/s x relay (batch, interval), pyzmq, trio socket")
+    ap.add_argument("--table-seconds", type=float, default=5.0, help="seconds per rate in --table")
+    ap.add_argument("--table-min-samples", type=int, default=200, help="messages per rate at least, in --table")
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
 
@@ -440,6 +569,18 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--rate required")
         result = ROLES[args.role](args)
         print(json.dumps(result))
+        return 0
+
+    if args.table:
+        tmp = Path(tempfile.mkdtemp(prefix="apbench-", dir="/tmp"))
+        try:
+            table = run_table(tmp, args)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if args.json:
+            print(json.dumps(table, indent=2))
+        else:
+            print_table(table)
         return 0
 
     tmp = Path(tempfile.mkdtemp(prefix="apbench-", dir="/tmp"))
