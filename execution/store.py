@@ -16,10 +16,11 @@ target blocks have passed.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from runtime.files import open_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS txs (
@@ -65,17 +66,13 @@ class TxRow:
 
 class ExecutorStore:
     def __init__(self, path: str | Path) -> None:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(p), isolation_level=None)  # autocommit; explicit BEGIN where needed
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL, not FULL: in WAL mode a commit is appended to the -wal file without an fsync, so
-        # recording a transaction before it is broadcast costs microseconds, not a disk flush, on
-        # the critical path. A kill -9 loses nothing committed (the bytes are in the OS); only a
+        # 0600 from the first byte: this file holds raw signed transactions.
+        # synchronous NORMAL, not FULL: in WAL mode a commit is appended to the -wal file without an
+        # fsync, so recording a transaction before it is broadcast costs microseconds, not a disk flush,
+        # on the critical path. A kill -9 loses nothing committed (the bytes are in the OS); only a
         # power loss / kernel crash may lose the last commits before the next checkpoint's fsync,
         # and a restart then reconciles nonces from the chain's own counts (recover()).
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.db = open_sqlite(path, SCHEMA, synchronous="NORMAL")
 
     def close(self) -> None:
         self.db.close()

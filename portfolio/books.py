@@ -39,6 +39,7 @@ from protocol.header import Domain
 from protocol.ids import TokenId
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
+from runtime.files import open_sqlite
 from runtime.paths import run_dir
 
 log = logging.getLogger("portfolio.books")
@@ -81,13 +82,7 @@ def default_db_path() -> Path:
 
 
 def open_db(path: str | Path) -> sqlite3.Connection:
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.executescript(SCHEMA)
-    return db
+    return open_sqlite(path, SCHEMA)
 
 
 def native_token(chain_id: int) -> int:

@@ -67,11 +67,13 @@ from protocol.system import (
     Subscribe,
     Welcome,
 )
-from runtime.paths import check_socket_path
+from runtime.files import UnsafePathError, ensure_private_dir, open_private
+from runtime.logging import printable
+from runtime.paths import check_socket_path, ensure_run_dir
 
 from .core.cursor import Batch, Cursor, ResyncNeeded
 from .core.ingest import Ingest, Sequencer
-from .core.journal import Journal, bump_epoch
+from .core.journal import Journal, JournalCorrupt, bump_epoch
 from .core.ring import Chunk, Ring
 
 log = logging.getLogger("relays.server")
@@ -211,10 +213,10 @@ class Relay:
         self.domain = config.domain
         data_dir = Path(config.data_dir)
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(data_dir)  # 0700 when created; refused if someone else's or a symlink
+            self._lock_fd = open_private(data_dir / "lock", os.O_RDWR | os.O_CREAT)
         except OSError as exc:
-            raise RelayError(f"cannot create data dir {data_dir}: {exc}") from None
-        self._lock_fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            raise RelayError(f"data dir {data_dir}: {exc}") from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -223,10 +225,14 @@ class Relay:
         self.journal = Journal(
             data_dir / "journal", segment_bytes=config.segment_bytes, retention_bytes=config.retention_bytes
         )
-        rec = self.journal.recover()
+        try:
+            rec = self.journal.recover()
+            self.epoch = bump_epoch(data_dir)
+        except JournalCorrupt as exc:
+            os.close(self._lock_fd)
+            raise RelayError(str(exc)) from None
         if rec.truncated_bytes:
             log.warning("journal: truncated a torn tail of %d bytes", rec.truncated_bytes)
-        self.epoch = bump_epoch(data_dir)
         self.seq = Sequencer(head_seq=rec.head_seq, last_source_seq=dict(rec.last_source_seq))
         self.ring = Ring(config.ring_bytes, next_seq=rec.head_seq + 1)
         log.info(
@@ -297,6 +303,8 @@ class Relay:
             if exc.errno == errno.EADDRINUSE:
                 raise RelayAlreadyRunning(f"a live relay already listens on {path}") from None
             raise RelayError(f"cannot bind {path}: {exc}") from None
+        # only our user may connect (the directory is 0700 too); not left to the umask
+        os.chmod(path, 0o600)
         sock.listen(128)
         return sock
 
@@ -620,7 +628,7 @@ class Relay:
             raise RemoteProtocolError(f"unknown role {hello.role}")
         conn.hello = True
         conn.role = hello.role
-        conn.name = hello.name or conn.name
+        conn.name = printable(hello.name) or conn.name  # peer text: never raw into a log line
         conn.source_id = hello.source_id
         if hello.role in (Role.PRODUCER, Role.BOTH):
             if not hello.source_id:
@@ -775,7 +783,10 @@ class Relay:
 
 def _claim_socket_path(path: str) -> None:
     """Make ``path`` free to bind: refuse if a live relay answers there, remove a stale socket."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_run_dir(Path(path).parent)
+    except UnsafePathError as exc:
+        raise RelayError(f"unsafe runtime directory: {exc}") from None
     if not os.path.lexists(path):
         return
     if not stat.S_ISSOCK(os.lstat(path).st_mode):

@@ -15,11 +15,11 @@ was, so results (and operator Resumes) that arrived while it was down are applie
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from protocol.system import StopScope
+from runtime.files import open_sqlite
 
 from .engine import Trip
 
@@ -42,12 +42,8 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 class RiskState:
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        self.db = open_sqlite(self.path, SCHEMA)
 
     def close(self) -> None:
         self.db.close()

@@ -221,6 +221,16 @@ def _explain(exc: msgspec.ValidationError, cls: type, doc: Any, hook: Hook | Non
     assert m is not None  # the pattern matches any text
     message, raw_path, key_error = m["msg"], m["path"] or "", bool(m["key"])
     path, value, tp = _locate(cls, doc, raw_path, key_error, hook)
+    error = _explain_at(exc, message, path, value, tp)
+    # a rejected string never appears in the message (it may be a secret in the wrong place); a
+    # dec_hook's or __post_init__'s own wording may quote it, so it is masked here, once for all
+    if isinstance(value, str) and len(value) >= 4 and value in error.message:
+        error = ConfigError(error.message.replace(repr(value), "<value>").replace(value, "<value>"),
+                            path=error.path, file=error.file)
+    return error
+
+
+def _explain_at(exc: msgspec.ValidationError, message: str, path: str, value: Any, tp: Any) -> ConfigError:
     cause = exc.__cause__
     if isinstance(cause, ConfigError):  # raised by a table's __post_init__
         return cause.within(path)

@@ -10,12 +10,20 @@ of group wrappers. Every place that used to unwrap groups by hand uses these:
   wherever it sits in the group tree; ``None`` if there is none.
 * ``reraise_unwrapped()``: a context manager that lets a single wrapped exception leave as itself.
 * ``one_line(exc)``: the text a user reads (the message, else the exception's class name).
+
+``BadFile`` is what a reader raises for a file it cannot use (a corrupt database, Parquet file or
+journal file): its message names the file and what to do, and every process main turns it into
+that one line and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+class BadFile(Exception):
+    """A file on disk cannot be read back (corrupt, truncated, not what it should be)."""
 
 
 def unwrap_group(exc: BaseException) -> BaseException:

@@ -47,4 +47,12 @@ def setup_logging(level: str | int = "INFO", *, stream: TextIO | None = None) ->
     logging.basicConfig(level=level, stream=stream or sys.stderr, format=LOG_FORMAT)
 
 
-__all__ = ["LOG_FORMAT", "default_log_level", "log_level", "setup_logging"]
+def printable(text: str, limit: int = 64) -> str:
+    """``text`` from a peer (a Hello's name, ...) made safe for a log line or a terminal: every
+    non-printable character (escape sequences, newlines that would forge a log line) becomes a
+    ``\\xNN``/``\\uNNNN`` escape, and more than ``limit`` characters are cut with ``...``."""
+    out = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
+    return out + "..." if len(text) > limit else out
+
+
+__all__ = ["LOG_FORMAT", "default_log_level", "log_level", "printable", "setup_logging"]

@@ -7,6 +7,13 @@ relay-cli, every client and every component's ``[relays]`` table
 (:class:`runtime.config.RelaysConfig`) call :func:`socket_path` so they agree
 without configuration. AF_UNIX paths are limited to 107 bytes on Linux; a longer path
 is rejected with a clear message instead of an obscure ``OSError``.
+
+The runtime directory decides who may talk to the relays, so it must be ours: the relay creates it
+with mode 0700 (:func:`ensure_run_dir`) and refuses to start if it is a symlink, owned by someone
+else, or (the default ``/tmp/alphapulse-$UID``) has any group/other permission -- another user can
+pre-create that name in ``/tmp``. A directory named by ``$ALPHAPULSE_RUN_DIR`` (``$XDG_RUNTIME_DIR/
+alphapulse`` is a good choice) must be ours and writable by nobody else. Clients make the same
+check (:func:`check_socket_dir`) before every connect, so a planted socket never receives a Hello.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import os
 from pathlib import Path
 
 from protocol.header import DOMAIN_BY_NAME, Domain
+
+from .files import check_private_dir, ensure_private_dir
 
 ENV_RUN_DIR = "ALPHAPULSE_RUN_DIR"
 MAX_UNIX_PATH = 107  # sizeof(sun_path) - 1 on Linux
@@ -26,7 +35,32 @@ def run_dir() -> Path:
     env = os.environ.get(ENV_RUN_DIR)
     if env:
         return Path(env)
+    return default_run_dir()
+
+
+def default_run_dir() -> Path:
     return Path(f"/tmp/alphapulse-{os.getuid()}")
+
+
+def _exact(directory: Path) -> bool:
+    # the shared-/tmp default must be exactly 0700; a directory the user chose need only be private
+    return directory == default_run_dir()
+
+
+def ensure_run_dir(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Create the runtime directory (mode 0700) if missing and check it is ours; return it.
+
+    Raises :class:`~runtime.files.UnsafePathError` naming the directory and what is wrong."""
+    d = Path(directory) if directory is not None else run_dir()
+    return ensure_private_dir(d, exact_mode=_exact(d))
+
+
+def check_socket_dir(path: str | os.PathLike[str]) -> None:
+    """Before connecting to ``path``: refuse if its directory exists and is not safely ours."""
+    d = Path(path).parent
+    if not os.path.lexists(d):
+        return  # nothing to connect to yet; the connect itself fails with FileNotFoundError
+    check_private_dir(d, exact_mode=_exact(d))
 
 
 def parse_domain(value: str | int | Domain) -> Domain:

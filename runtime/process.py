@@ -38,7 +38,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
-from .errors import find_in_group, one_line
+from .errors import BadFile, find_in_group, one_line
+from .files import UnsafePathError
 from .logging import default_log_level, log_level, setup_logging
 from .metrics import ProcessMetrics, serve_process_metrics
 
@@ -114,7 +115,8 @@ class ProcessMain:
                  prepare_errors: ErrorMap | None = None) -> None:
         self.prog = prog
         self.process = process
-        self.errors = _error_table(errors)
+        # a bad file or an unsafe directory is the user's to fix in every process: one line, exit 1
+        self.errors = _error_table(errors) + _error_table({BadFile: 1, UnsafePathError: 1})
         self.prepare_errors = _error_table(prepare_errors) + self.errors
 
     def run(self, args: argparse.Namespace, prepare: Callable[[], Work], *, linger: float = 0.0) -> int:

@@ -5,7 +5,9 @@ file or an environment variable that the configuration *names*. :func:`refuse_se
 document (tables, arrays, keys and values) and raises :class:`~runtime.config.ConfigError` at the first
 
 * value or key that holds 64 hex digits (32 bytes, with or without ``0x``/``0X``) as a token of its
-  own, e.g. ``"0xab…"`` or ``"--key=ab…"``: what a private key looks like written out;
+  own, e.g. ``"0xab…"``, ``"key:0xab…"``, ``"https://node/?key=ab…"`` or ``"--key=ab…"``, also when
+  the digits are split by spaces or tabs (``"0xabcd… ef01…"``, a key pasted in two halves): what a
+  private key looks like written out;
 * key named like a secret (``private_key``, ``priv_key``, ``secret``, ``mnemonic``, ``seed``,
   ``seed_phrase``, or exactly ``password`` / ``key``); ``password_file`` and ``password_env`` are the
   sanctioned ways to name where a password is.
@@ -22,6 +24,8 @@ from .config import ConfigError, join_path
 
 # 64 hex digits not part of a longer hex run: a 32-byte secret written out (a 20-byte address is 40)
 _KEY_LIKE = re.compile(r"(?<![0-9a-fA-F])(?:0[xX])?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+# blanks between hex digits are dropped before the search: a key split in two is still a key
+_HEX_BLANKS = re.compile(r"(?<=[0-9a-fA-F])[ \t]+(?=[0-9a-fA-F])")
 _SECRET_NAME = re.compile(
     r"(^|_)(private_?key|priv_?key|secret|mnemonic|seed|seed_phrase)($|_)|^(password|key)$", re.IGNORECASE
 )
@@ -32,7 +36,7 @@ ADVICE = "keep keys in an encrypted keystore and name its password file or envir
 
 def looks_like_private_key(text: str) -> bool:
     """True if ``text`` contains 64 hex digits as a token of its own."""
-    return _KEY_LIKE.search(text) is not None
+    return _KEY_LIKE.search(text) is not None or _KEY_LIKE.search(_HEX_BLANKS.sub("", text)) is not None
 
 
 def refuse_secrets(doc: Any, path: str = "", *, file: str = "") -> None:

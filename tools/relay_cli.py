@@ -145,6 +145,7 @@ async def probe(path: str, wait_s: float = 2.0) -> tuple[Welcome, dict[str, Any]
     (``relays.client.request_stats`` needs the domain up front; this works for any socket.)
     """
     with trio.fail_after(wait_s):
+        _paths().check_socket_dir(path)  # never say Hello to a socket someone else planted
         stream = await trio.open_unix_socket(path)
         async with stream:
             hello = Hello(role=Role.CONSUMER, protocol_version=VERSION, source_id=0, name=f"relay-cli-{os.getpid()}")

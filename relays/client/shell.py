@@ -28,7 +28,7 @@ from protocol.message import Message, control_frame
 from protocol.system import Goodbye, Hello, Role, Stats
 from protocol.tlv import TLV
 from runtime.errors import reraise_unwrapped
-from runtime.paths import check_socket_path, parse_domain, socket_path
+from runtime.paths import check_socket_dir, check_socket_path, parse_domain, socket_path
 
 from .core import ConsumerCore, FrameBatch, ProducerCore, StreamBroken
 
@@ -77,6 +77,7 @@ def _resolve(domain: str | int | Domain, path: str | os.PathLike[str] | None) ->
 async def _open(path: str, backoff: Backoff, deadline: float, what: str) -> trio.SocketStream:
     attempt = 0
     while True:
+        check_socket_dir(path)  # a directory someone else owns may hold a planted socket: never retried
         try:
             return await trio.open_unix_socket(path)
         except OSError as exc:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import zlib
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -53,8 +54,15 @@ from pathlib import Path
 
 from protocol.framing import split_frames
 from protocol.header import HEADER_SIZE, OFF_COVERED, check_prefix, header_struct
+from runtime.files import ensure_private_dir, open_private, write_private
 
 from .ring import Chunk
+
+
+class JournalCorrupt(ValueError):
+    """A journal file (epoch counter, segment sidecar) cannot be read back; the message names the
+    file and says what to do, in one line."""
+
 
 INDEX_EVERY = 64 * 1024
 _SCAN = header_struct("checksum", "domain_seq", "source_seq", "source_id")
@@ -143,10 +151,14 @@ class Journal:
     # ---- recovery ----
 
     def recover(self) -> Recovery:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.dir)
         firsts = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
         truncated = 0
         self.segments = [Segment(f, self.dir / f"{_name(f)}.seg") for f in firsts]
+        for seg in self.segments:
+            # never read, truncate or append through a symlink someone planted in the data directory
+            if not stat.S_ISREG(os.lstat(seg.path).st_mode):
+                raise JournalCorrupt(f"{seg.path} is not a regular file (a symlink?); refusing to use it")
         for a, b in zip(self.segments, self.segments[1:]):
             a.size = (a.path.stat()).st_size
             a.last_seq = b.first_seq - 1
@@ -155,8 +167,7 @@ class Journal:
             cur = self.segments[-1]
             src = self.dir / f"{_name(cur.first_seq)}.src"
             if src.exists():
-                raw = json.loads(src.read_text())
-                self.source_state = {int(k): int(v) for k, v in raw["last_source_seq"].items()}
+                self.source_state = _read_sidecar(src)
             data = cur.path.read_bytes()
             valid, n, last = scan_frames(data, cur.first_seq, cur)
             cur.indexed = True
@@ -173,7 +184,7 @@ class Journal:
         self.total_bytes = sum(s.size for s in self.segments)
         self.written_seq = self.synced_seq = self.head_seq
         if self.segments:
-            self._fd = os.open(self.segments[-1].path, os.O_WRONLY | os.O_APPEND)
+            self._fd = open_private(self.segments[-1].path, os.O_WRONLY | os.O_APPEND)
         # drop sidecars of segments that no longer exist (a crash between the two unlinks)
         for p in self.dir.glob("*.src"):
             if p.stem.isdigit() and int(p.stem) not in self._firsts:
@@ -227,11 +238,10 @@ class Journal:
         if self._fd is not None:
             self._unsynced_fds.append(self._fd)
             self._fd = None
-        tmp = self.dir / f"{_name(first_seq)}.src.tmp"
-        tmp.write_text(json.dumps({"last_source_seq": {str(k): v for k, v in self.source_state.items()}}))
-        os.replace(tmp, self.dir / f"{_name(first_seq)}.src")
+        write_private(self.dir / f"{_name(first_seq)}.src",
+                      json.dumps({"last_source_seq": {str(k): v for k, v in self.source_state.items()}}), fsync=False)
         seg = Segment(first_seq, self.dir / f"{_name(first_seq)}.seg", last_seq=first_seq - 1, indexed=True)
-        self._fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd = open_private(seg.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC)
         self.segments.append(seg)
         self._firsts.append(first_seq)
         self._dir_dirty = True
@@ -347,20 +357,30 @@ class Journal:
             os.close(fd)
 
 
+def _read_sidecar(src: Path) -> dict[int, int]:
+    try:
+        raw = json.loads(src.read_text())
+        return {int(k): int(v) for k, v in raw["last_source_seq"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        raise JournalCorrupt(f"{src} is corrupt (not a segment's source table); restore it, or remove it to "
+                             f"rebuild the table from the segment alone (older sources may then be re-accepted)") from None
+
+
 def bump_epoch(data_dir: str | os.PathLike[str]) -> int:
     """Increment and durably store the epoch counter; return the new epoch."""
     path = Path(data_dir) / "epoch"
     try:
-        epoch = int(path.read_text().strip() or 0)
+        text = path.read_text().strip()
+        epoch = int(text or 0)
+        if epoch < 0:
+            raise ValueError
     except FileNotFoundError:
         epoch = 0
+    except (ValueError, UnicodeDecodeError):
+        raise JournalCorrupt(f"{path} is corrupt (not a decimal epoch counter); restore it, or remove the "
+                             f"data directory's journal and epoch to start a fresh epoch") from None
     epoch += 1
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{epoch}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(path, f"{epoch}\n")
     dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)

@@ -1,0 +1,48 @@
+"""runtime.paths: the runtime directory is ours (0700, owner checked at every start and connect)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from runtime import paths
+from runtime.files import UnsafePathError
+
+
+def test_the_default_run_dir_is_created_0700_and_must_stay_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default = tmp_path / "alphapulse-0"
+    monkeypatch.delenv(paths.ENV_RUN_DIR, raising=False)
+    monkeypatch.setattr(paths, "default_run_dir", lambda: default)
+    old = os.umask(0o022)
+    try:
+        assert paths.ensure_run_dir() == default
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(default.stat().st_mode) == 0o700
+    os.chmod(default, 0o755)  # the default lives in shared /tmp: exactly 0700 or refused
+    with pytest.raises(UnsafePathError, match="0755"):
+        paths.ensure_run_dir()
+    with pytest.raises(UnsafePathError):
+        paths.check_socket_dir(paths.socket_path("signal"))
+
+
+def test_a_run_dir_created_by_another_user_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir(mode=0o700)
+    os.chown(taken, 65534, 65534)
+    monkeypatch.setenv(paths.ENV_RUN_DIR, str(taken))
+    with pytest.raises(UnsafePathError, match="owned by uid 65534"):
+        paths.ensure_run_dir()
+    with pytest.raises(UnsafePathError, match="owned by uid 65534"):
+        paths.check_socket_dir(paths.socket_path("market_data"))
+    # a symlink to a directory of ours is refused too (it can be re-pointed by whoever planted it)
+    ours = tmp_path / "ours"
+    ours.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(ours)
+    with pytest.raises(UnsafePathError, match="symlink"):
+        paths.ensure_run_dir(link)
+    paths.check_socket_dir(tmp_path / "missing" / "x.sock")  # nothing there yet: the connect fails by itself
