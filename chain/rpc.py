@@ -48,6 +48,7 @@ __all__ = [
     "batch_results",
     "batched",
     "redact_url",
+    "scrub_urls",
     "request",
     "result",
     "scrub",
@@ -130,6 +131,15 @@ def scrub(text: str, url: str) -> str:
     """``text`` (a library's exception message) with ``url`` and each of its secret parts masked."""
     for part in _secret_parts(url):
         text = text.replace(part, redact_url(url) if part == url else "***")
+    return text
+
+
+def scrub_urls(text: str, urls: Iterable[str]) -> str:
+    """``text`` with every one of ``urls`` (a process's configured endpoints) scrubbed, for the
+    messages that leave a process (a FAILED outcome's reason, published and archived)."""
+    for url in urls:
+        if url:
+            text = scrub(text, url)
     return text
 
 

@@ -67,6 +67,7 @@ from execution.validate import (
     Signal,
     choose_fees,
     choose_tip,
+    profit_token_mismatch,
     revalidate,
     to_gas_token,
     to_profit_token,
@@ -568,6 +569,9 @@ class SignalRun:
         if sig.identity.chain_id != cfg.chain_id:
             return self._finish(Outcome.FAILED, f"signal for chain {sig.identity.chain_id}, "
                                                 f"this executor serves {cfg.chain_id}")
+        wrong_token = profit_token_mismatch(sig)
+        if wrong_token:
+            return self._finish(Outcome.FAILED, wrong_token)
         halted = self.halted_by or self.core.halted_for(sig)
         if halted:
             return self._finish(Outcome.HALTED, halted)

@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 
+from chain.rpc import scrub_urls
 from execution.chain import BuilderClient, ChainGateway, RpcFailure, SimulationReverted
 from execution.config import ExecutorConfig
 from execution.core import (
@@ -172,9 +173,19 @@ class Executor:
         except Exception as exc:  # noqa: BLE001 - the marked boundary: error -> FAILED with the reason
             if run.done:
                 raise
-            log.exception("executor: signal %d failed", sig.signal_id)
-            await self._drive(run, run.fail(f"{type(exc).__name__}: {exc}"))
+            reason = self.failure_reason(exc)
+            if reason == f"{type(exc).__name__}: {exc}":
+                log.exception("executor: signal %d failed", sig.signal_id)
+            else:  # the traceback would print the endpoint's secret: the scrubbed line only
+                log.error("executor: signal %d failed: %s", sig.signal_id, reason)
+            await self._drive(run, run.fail(reason))
             return run.result
+
+    def failure_reason(self, exc: BaseException) -> str:
+        """A FAILED outcome's reason for ``exc``: it is published on the execution relay and archived,
+        so no configured endpoint URL (credentials, API keys in paths or queries) survives in it."""
+        urls = [self.config.rpc_url, *(b.url for b in self.config.builders)]
+        return scrub_urls(f"{type(exc).__name__}: {exc}", urls)
 
     async def _drive(self, run: SignalRun, actions: list[Action]) -> ExecutionResult | None:
         """Carry out the run's actions in order; the last one's answer is the next event."""

@@ -73,6 +73,23 @@ class Verdict:
     min_profit_onchain: int = 0
 
 
+def profit_token_mismatch(sig: Signal) -> str | None:
+    """Why the signal's ``profit_token`` cannot be right, or None.
+
+    Gas, the flash fee and the net threshold are priced in ``profit_token``; the contract's profit
+    is in the token the path starts and ends with. Trusting a profit token that is not the first
+    hop's ``token_in`` (on the signal's chain) would price all of them in the wrong token."""
+    econ, hops, chain_id = sig.economics, sig.path.hops, sig.identity.chain_id
+    first = TokenId.of(chain_id, hops[0].token_in)
+    if econ.profit_token != first:
+        claimed = TokenId(econ.profit_token)
+        return (f"profit token {claimed.chain_id}:{claimed.address} is not the path's first token "
+                f"{chain_id}:{first.address}")
+    if hops[-1].token_out != hops[0].token_in:
+        return "path does not return to its first token"
+    return None
+
+
 def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str], *,
                max_age_blocks: int, onchain_min_profit_bps: int) -> Verdict:
     ident = sig.identity

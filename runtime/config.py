@@ -33,7 +33,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
@@ -223,11 +223,25 @@ def _explain(exc: msgspec.ValidationError, cls: type, doc: Any, hook: Hook | Non
     path, value, tp = _locate(cls, doc, raw_path, key_error, hook)
     error = _explain_at(exc, message, path, value, tp)
     # a rejected string never appears in the message (it may be a secret in the wrong place); a
-    # dec_hook's or __post_init__'s own wording may quote it, so it is masked here, once for all
-    if isinstance(value, str) and len(value) >= 4 and value in error.message:
-        error = ConfigError(error.message.replace(repr(value), "<value>").replace(value, "<value>"),
-                            path=error.path, file=error.file)
-    return error
+    # dec_hook's or __post_init__'s own wording may quote it, so it is masked here, once for all:
+    # the value at the error's key anywhere, any string of the document where it is quoted
+    text = error.message
+    if isinstance(value, str) and len(value) >= 4:
+        text = text.replace(repr(value), "<value>").replace(value, "<value>")
+    for s in _strings(doc):
+        text = text.replace(repr(s), "<value>")
+    return error if text == error.message else ConfigError(text, path=error.path, file=error.file)
+
+
+def _strings(doc: Any) -> Iterator[str]:
+    if isinstance(doc, str):
+        yield doc
+    elif isinstance(doc, dict):
+        for v in doc.values():
+            yield from _strings(v)
+    elif isinstance(doc, list | tuple):
+        for v in doc:
+            yield from _strings(v)
 
 
 def _explain_at(exc: msgspec.ValidationError, message: str, path: str, value: Any, tp: Any) -> ConfigError:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from market.display import fmt_units
+from runtime.files import make_dirs, write_private
 from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 if TYPE_CHECKING:
@@ -88,6 +89,16 @@ class Tally:
 # --------------------------------------------------------------------------- chain set-up
 
 
+def new_password_file(keystore_dir: Path) -> tuple[Path, str]:
+    """A random keystore password in ``<keystore_dir>/password``: 0600 from the first byte (never
+    written and then chmod-ed), in a 0700 directory, never through a planted symlink."""
+    make_dirs(keystore_dir)
+    pwfile = keystore_dir / "password"
+    password = secrets.token_hex(24)
+    write_private(pwfile, password + "\n")
+    return pwfile, password
+
+
 def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:
     """Fresh key in an encrypted keystore; AlphaPulseArb owned by it.
 
@@ -98,12 +109,9 @@ def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, 
     from execution.calldata import Kind, encode_constructor_args, encode_set_factory
     from execution.keystore import create_keystore
 
-    keystore_dir.mkdir(parents=True, exist_ok=True)
-    pwfile = keystore_dir / "password"
-    pwfile.write_text(secrets.token_hex(24) + "\n")
-    pwfile.chmod(0o600)
+    pwfile, password = new_password_file(keystore_dir)
     ks = keystore_dir / "keystore.json"
-    owner = create_keystore(ks, pwfile.read_text().strip())
+    owner = create_keystore(ks, password)
     chain = net.client
     dep = net.deployment
     recipient = dep.accounts[5]  # a dev account that trades nothing: its WETH balance is our profit

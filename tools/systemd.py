@@ -8,6 +8,11 @@ run, data and log directories) and is restarted on failure. Relay sockets live
 in the shared runtime directory ``/run/alphapulse`` (``RuntimeDirectory=``,
 preserved across unit restarts so a relay restart does not pull the directory
 from under the other processes).
+
+A process's ``env`` never goes into its unit (unit files are world-readable, 0644, and end up in
+``systemctl show``): it is written to ``alphapulse-<process>.env`` beside the units, mode 0600
+from the first byte, and the unit names it with ``EnvironmentFile=`` (read by systemd as root
+before the service drops to its user). A ``--nats-auth-file`` becomes ``LoadCredential=``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+
+from runtime.files import write_private
 
 from .deployment import Deployment, ProcessSpec, load_from_args
 
@@ -46,7 +53,21 @@ def _credentials(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return out, creds
 
 
-def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: str) -> str:
+def env_file_name(process: str) -> str:
+    return f"alphapulse-{process}.env"
+
+
+def env_file(env: dict[str, str]) -> str:
+    """systemd's ``EnvironmentFile=`` format: ``KEY="value"`` lines, quotes and backslashes escaped."""
+    def quote(v: str) -> str:
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return "".join(f"{k}={quote(v)}\n" for k, v in sorted(env.items()))
+
+
+def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: str,
+                 env_dir: str | None = None) -> str:
+    """The unit of ``spec``; its ``env`` is named by ``EnvironmentFile=<env_dir>/<process>.env``
+    (``env_dir``: where :func:`generate` wrote that file), never written into the unit."""
     deps = " ".join(unit_name(a) for a in spec.after)
     rw = " ".join(sorted({p for p in (dep.run_dir, dep.data_dir, dep.log_dir) if p}))
     args, creds = _credentials(spec.args)
@@ -89,7 +110,8 @@ def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: st
         f"ReadWritePaths={rw}",
         "Environment=PYTHONUNBUFFERED=1",
     ]
-    lines += [f"Environment={shlex.quote(f'{k}={v}')}" for k, v in sorted(spec.env.items())]
+    if spec.env:
+        lines.append(f"EnvironmentFile={Path(env_dir or '.').resolve() / env_file_name(spec.name)}")
     lines += ["", "[Install]", "WantedBy=alphapulse.target", ""]
     return "\n".join(lines)
 
@@ -108,14 +130,18 @@ def target_unit(dep: Deployment) -> str:
 
 
 def generate(dep: Deployment, out: Path, *, python: str | None = None, workdir: str | None = None) -> list[Path]:
+    """Write the units (returned) and each process's 0600 environment file (not returned) to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     python = python or sys.executable
     workdir = workdir or str(REPO_ROOT)
     written = []
     for spec in dep.processes:
         path = out / unit_name(spec.name)
-        path.write_text(service_unit(dep, spec, python=python, workdir=workdir))
+        path.write_text(service_unit(dep, spec, python=python, workdir=workdir, env_dir=str(out)))
         written.append(path)
+        if spec.env:  # the values may be secrets: 0600 from the first byte, never in the unit
+            env_path = out / env_file_name(spec.name)
+            write_private(env_path, env_file(spec.env))
     path = out / "alphapulse.target"
     path.write_text(target_unit(dep))
     written.append(path)
@@ -130,4 +156,7 @@ def main(argv: list[str]) -> int:
     args, dep = load_from_args("alphapulse systemd", argv, description=__doc__, options=options)
     for path in generate(dep, Path(args.out), python=args.python):
         print(path)
+    for spec in dep.processes:
+        if spec.env:
+            print(Path(args.out) / env_file_name(spec.name))
     return 0

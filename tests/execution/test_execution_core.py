@@ -123,7 +123,7 @@ def make_core(mode: str = "public", **over: Any) -> ExecutorCore:
 
 
 def signal(core: ExecutorCore, *, signal_id: int = 1, chain_id: int = CHAIN, block: int = BLOCK,
-           amount_in: int = AMOUNT_IN) -> Signal:
+           amount_in: int = AMOUNT_IN, profit_token: int | None = None) -> Signal:
     """USDC -> WETH on pool A (cheap WETH), WETH -> USDC on pool B, priced on the core's own state."""
     usdc, weth = bytes.fromhex(USDC[2:]), bytes.fromhex(WETH[2:])
     mid = core.state.tradable(POOL_A).amount_out(True, amount_in)
@@ -136,7 +136,7 @@ def signal(core: ExecutorCore, *, signal_id: int = 1, chain_id: int = CHAIN, blo
     msg = Message(domain=2, tlvs=(
         SignalIdentity(signal_id=signal_id, strategy_id=3, kind=1, confidence_bps=0, chain_id=chain_id,
                        block_number=block, strategy="t"),
-        Economics(profit_token=TokenId.of(CHAIN, USDC), gross_profit=gross, gas_cost=0, flash_fee=0,
+        Economics(profit_token=TokenId.of(CHAIN, USDC) if profit_token is None else profit_token, gross_profit=gross, gas_cost=0, flash_fee=0,
                   slippage_allowance=0, net_profit=gross, gas_units=0, gas_price_wei=0),
         ArbitragePath(hops=hops)))
     return Signal.from_message(msg)
@@ -210,6 +210,16 @@ def test_wrong_chain_fails_at_once() -> None:
     run = core.run(signal(core, chain_id=1))
     res = result_of(run.start(0.0))
     assert res.outcome == Outcome.FAILED and "serves 31337" in res.reason and run.done
+
+
+@pytest.mark.parametrize("claimed", [TokenId.of(CHAIN, WETH), TokenId.of(1, USDC)])
+def test_a_profit_token_that_is_not_the_paths_first_token_fails_at_once(claimed: int) -> None:
+    # gas and the net threshold would be priced in the claimed token; the contract profits in USDC
+    core = make_core()
+    run = core.run(signal(core, profit_token=claimed))
+    res = result_of(run.start(0.0))
+    assert res.outcome == Outcome.FAILED and run.done
+    assert "is not the path's first token" in res.reason and USDC[2:].lower() in res.reason.lower()
 
 
 def test_halted_on_arrival_or_by_a_stop_in_force() -> None:

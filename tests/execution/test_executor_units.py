@@ -197,3 +197,22 @@ async def test_simulation_and_gas_estimate_overlap_and_the_estimate_is_not_asked
     t0 = trio.current_time()
     assert isinstance(await ex._do(run, Simulate(b"bad")), SimulationFailed)  # type: ignore[arg-type]
     assert trio.current_time() - t0 == pytest.approx(1.0) and ex._estimate is None
+
+
+def test_a_failed_reason_never_carries_an_endpoint_secret() -> None:
+    from execution.executor import Executor
+
+    rpc = "https://user:hunter2@rpc.example:8545/v3/0123456789abcdefKEY?apikey=APIKEY42"
+    builder = "https://relay.example/builder/TOKEN-987654"
+    cfg = config_from_dict(doc(executor={**doc()["executor"], "rpc_url": rpc},
+                               builders=[{"name": "b", "url": builder}]))
+
+    class Gateway:
+        address = A
+
+    ex = Executor(cfg, Gateway(), None, None)  # type: ignore[arg-type]
+    # e.g. a library error that quotes the URL it was given, escaping to the failure boundary
+    reason = ex.failure_reason(RuntimeError(f"cannot reach {rpc}; then {builder} said no (apikey=APIKEY42)"))
+    for secret in ("hunter2", "0123456789abcdefKEY", "APIKEY42", "TOKEN-987654", "user:"):
+        assert secret not in reason, reason
+    assert reason.startswith("RuntimeError: cannot reach https://***@rpc.example:8545/***?***")

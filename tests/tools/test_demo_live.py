@@ -88,3 +88,35 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
     assert int(landed.group(1)) // 10**12 == int(realized.group(1)) * 10**6 + int(realized.group(2))
     assert "AlphaPulse report" in out and "funnel:" in out
     assert "stopped by SIGINT" in out
+
+
+def test_the_password_file_is_0600_from_the_first_byte_and_never_written_through_a_symlink(tmp_path: Path) -> None:
+    import stat
+
+    from tools.demo import new_password_file
+
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's file\n")
+    os.chmod(victim, 0o644)
+    ks_dir = tmp_path / "executor"
+    ks_dir.mkdir()
+    (ks_dir / "password").symlink_to(victim)  # planted: writing then chmod-ing went through it
+    old = os.umask(0o022)
+    opened: list[tuple[str, int, int]] = []
+    real_open = os.open
+
+    def spy(path, flags, mode=0o777, *a, **kw):  # type: ignore[no-untyped-def]
+        opened.append((os.fspath(path), flags, mode))
+        return real_open(path, flags, mode, *a, **kw)
+
+    try:
+        os.open = spy  # type: ignore[assignment]
+        pwfile, password = new_password_file(ks_dir)
+    finally:
+        os.open = real_open  # type: ignore[assignment]
+        os.umask(old)
+    assert victim.read_text() == "someone else's file\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not pwfile.is_symlink() and pwfile.read_text() == password + "\n" and len(password) == 48
+    assert stat.S_IMODE(pwfile.stat().st_mode) == 0o600
+    # created by os.open with mode 0600 and O_NOFOLLOW, not written and chmod-ed afterwards
+    assert any(flags & os.O_CREAT and flags & os.O_NOFOLLOW and mode == 0o600 for _, flags, mode in opened)

@@ -74,3 +74,27 @@ def test_bridge_units_load_nats_credentials_from_a_file(tmp_path: Path) -> None:
     assert "LoadCredential=nats-auth:/etc/alphapulse/nats.creds" in unit
     assert "--nats-auth-file %d/nats-auth --replicas 3" in unit and "nats.creds --" not in unit
     assert "After=network-online.target" in unit and "Requires=alphapulse-relay-market_data.service" in unit
+
+
+def test_env_values_go_to_a_0600_environment_file_never_into_the_unit(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    secret = "https://user:hunter2@rpc.example/v3/0123456789abcdef"
+    dep = parse_deployment({
+        "deployment": {"run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "user": "alphapulse"},
+        "process": [{"name": "strategy", "args": ["strategy", "--config", "s.toml"], "after": ["relay-signal"],
+                     "env": {"ALPHAPULSE_RPC": secret, "QUOTED": 'a "b" \\c'}}],
+    })
+    old = os.umask(0o022)
+    try:
+        paths = generate(dep, tmp_path / "units", python="/usr/bin/python3")
+    finally:
+        os.umask(old)
+    assert _verify(paths).returncode == 0
+    unit = (tmp_path / "units" / "alphapulse-strategy.service").read_text()
+    assert "hunter2" not in unit and "ALPHAPULSE_RPC" not in unit
+    env = tmp_path / "units" / "alphapulse-strategy.env"
+    assert f"EnvironmentFile={env.resolve()}" in unit
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert env.read_text() == f'ALPHAPULSE_RPC="{secret}"\nQUOTED="a \\"b\\" \\\\c"\n'
