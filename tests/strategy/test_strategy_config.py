@@ -87,11 +87,11 @@ def test_defaults_without_a_file() -> None:
         (("1000000000000000 }", "1e15 }"), f"chains[0].min_net_profit.{WETH}: must be an integer, got float"),
         (("max_hops = 3", "max_hops = 9"), "strategy.max_hops: out of range [2, 6], got 9"),
         (("max_hops = 3", "max_hops = true"), "strategy.max_hops: must be an integer, got bool"),
-        ((f'gas_token = "{WETH}"', 'gas_token = "0x1234"'), "chains[0].gas_token: address '0x1234' is not 20 bytes of hex"),
+        ((f'gas_token = "{WETH}"', 'gas_token = "0x1234"'), "chains[0].gas_token: address <value> is not 20 bytes of hex"),
         (("SUSHISWAP = 3000", "SUSHI = 3000"), "chains[0].v2_fee_ppm.SUSHI: unknown venue 'SUSHI'"),
         (("rates = [1000000000000000000, 1000000000000000000000000000000]", "rates = [1]"), "curve_pools[0].rates: must be an array of length 2"),
         (("chain_id = 1\ngas_token", 'chain_id = 1\npools = ["0x12"]\ngas_token'),
-         "chains[0].pools[0]: address '0x12' is not 20 bytes of hex"),
+         "chains[0].pools[0]: address <value> is not 20 bytes of hex"),
     ],
 )
 def test_rejects_mistakes_precisely(tmp_path: Path, mutation: tuple[str, str], message: str) -> None:

@@ -19,7 +19,7 @@ def test_defaults_give_three_relays_first() -> None:
     [
         ({"deployment": {"nmae": "x"}}, "deployment.nmae: unknown key"),
         ({"relays": {"fsync": "sometimes"}}, "relays.fsync"),
-        ({"relays": {"domains": ["orders"]}}, "unknown domain 'orders'"),
+        ({"relays": {"domains": ["orders"]}}, "unknown domain <value>"),
         ({"process": [{"name": "a"}]}, "process[0].args: missing"),
         ({"process": [{"name": "a", "args": "strategy"}]}, "process[0].args: must be an array, got str"),
         ({"process": [{"name": "a", "args": ["x"], "after": ["nope"]}]}, "unknown process 'nope'"),
