@@ -47,6 +47,17 @@ def parse_size(text: str) -> int:
     return value
 
 
+def _producer_rule(text: str) -> tuple[int, frozenset[int]]:
+    try:
+        sid, _, uids = text.partition("=")
+        rule = int(sid, 0), frozenset(int(u) for u in uids.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected SOURCE_ID=UID[,UID...] (integers)") from None
+    if not rule[1] or not 0 < rule[0] < 1 << 32:
+        raise argparse.ArgumentTypeError("expected SOURCE_ID=UID[,UID...] with a source id in 1..2**32-1")
+    return rule
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alphapulse relay", description="Run one relay daemon in the foreground.")
     p.add_argument("--domain", required=True, help="market_data, signal or execution")
@@ -66,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections at once (default: the descriptor limit minus a reserve)")
     p.add_argument("--hello-timeout", type=float, default=5.0, help="seconds a connection has to say Hello (5)")
+    p.add_argument("--allow-uid", dest="allow_uids", type=int, action="append", metavar="UID",
+                   help="a uid that may connect (repeat; default: the relay's own uid and root)")
+    p.add_argument("--producer", dest="producers", action="append", type=_producer_rule, metavar="SOURCE_ID=UID[,UID]",
+                   help="the uids that may produce SOURCE_ID (repeat); once given, unlisted source ids are refused")
     p.add_argument("--no-validate", action="store_true",
                    help="skip decoding each accepted frame's TLVs on ingest (a frame that does not decode then "
                         "reaches the journal and every consumer)")
@@ -87,6 +102,15 @@ def config_from_args(args: argparse.Namespace) -> RelayConfig:
     return RelayConfig(domain=domain, socket_path=sock, data_dir=data_dir, verify_checksums=not args.no_verify,
                        validate_tlvs=not args.no_validate, freeze_gc=True,
                        **tunables)
+
+
+def _producers(rules: list[tuple[int, frozenset[int]]] | None) -> dict[int, frozenset[int]] | None:
+    if not rules:
+        return None
+    out: dict[int, frozenset[int]] = {}
+    for sid, uids in rules:
+        out[sid] = out.get(sid, frozenset()) | uids
+    return out
 
 
 def relay_work(config: RelayConfig) -> Work:

@@ -44,8 +44,10 @@ import os
 import resource
 import socket as stdsocket
 import stat
+import struct
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,11 @@ class RelayConfig:
     max_connections: int = 0
     pre_hello_bytes: int = 64 * 1024
     hello_timeout: float = 5.0
+    # who may connect and produce (specs/relay.md, "Authentication"): uids allowed to connect
+    # (None: the relay's own uid and root), and, when set, the uids allowed to produce each
+    # source id (a source id not listed is refused)
+    allowed_uids: frozenset[int] | None = None
+    producers: Mapping[int, frozenset[int]] | None = None
 
     def __post_init__(self) -> None:
         if self.domain not in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
@@ -166,7 +173,7 @@ class Conn:
     __slots__ = (
         "id", "stream", "name", "role", "source_id", "ingest", "cursor", "control", "ack_to", "ack_sent",
         "wake", "waiting", "scope", "send_scope", "cut_reason", "rx_frames", "rx_bytes", "duplicates",
-        "connected_ns", "hello", "sock", "pending", "last_send",
+        "connected_ns", "hello", "sock", "pending", "last_send", "peer_pid", "peer_uid",
     )
 
     def __init__(self, cid: int, stream: trio.SocketStream, ingest: Ingest) -> None:
@@ -196,6 +203,9 @@ class Conn:
         self.sock: stdsocket.socket | None = None
         self.pending: memoryview | None = None
         self.last_send = trio.current_time()
+        # the peer's Unix credentials (SO_PEERCRED), None for in-memory test streams
+        self.peer_pid: int | None = None
+        self.peer_uid: int | None = None
 
     def kick(self) -> None:
         if self.waiting:
@@ -380,6 +390,10 @@ class Relay:
         try:
             tsock = getattr(stream, "socket", None)  # None for in-memory test streams: writer only
             if tsock is not None:
+                conn.peer_pid, conn.peer_uid = _peer_credentials(tsock)
+                allowed = self.config.allowed_uids
+                if conn.peer_uid not in (allowed if allowed is not None else (os.getuid(), 0)):
+                    raise RemoteProtocolError(f"uid {conn.peer_uid} may not connect to this relay")
                 # the same descriptor, seen through a stdlib socket object for direct non-blocking
                 # sends and reads (trio's sockets are non-blocking already); detached, never
                 # closed, in ``finally``: one descriptor per connection, closed by the stream
@@ -633,9 +647,21 @@ class Relay:
         if hello.role in (Role.PRODUCER, Role.BOTH):
             if not hello.source_id:
                 raise RemoteProtocolError("a producer needs a non-zero source_id")
+            owners = self.config.producers
+            if owners is not None and conn.peer_uid is not None and conn.peer_uid not in owners.get(hello.source_id, ()):
+                raise RemoteProtocolError(f"uid {conn.peer_uid} may not produce source_id {hello.source_id}")
             old = self.producers.get(hello.source_id)
             if old is not None:
-                # kill -9 and restart races the old connection's EOF: the newest connection wins
+                if (old.peer_pid is not None and conn.peer_pid is not None and old.peer_pid != conn.peer_pid
+                        and _pid_alive(old.peer_pid)):
+                    # another live process holds this source id: refuse the newcomer (a spoofer
+                    # could otherwise jump the source sequence and have the real producer's
+                    # in-flight frames dropped as duplicates)
+                    raise RemoteProtocolError(
+                        f"source_id {hello.source_id} is held by another live process (pid {old.peer_pid})"
+                    )
+                # the same process reconnecting, or a kill -9'd producer's restart racing its old
+                # connection's EOF (the old process is gone): the newest connection wins
                 log.warning("%r replaces %r for source_id %d", conn, old, hello.source_id)
                 old.source_id = 0
                 old.ingest.source_id = None
@@ -779,6 +805,31 @@ class Relay:
                 if c.cursor is not None
             ],
         }
+
+
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _peer_credentials(sock: Any) -> tuple[int | None, int | None]:
+    """(pid, uid) of the process at the other end of a Unix socket (Linux SO_PEERCRED)."""
+    try:
+        pid, uid, _ = _PEERCRED.unpack(sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, _PEERCRED.size))
+    except (OSError, AttributeError):
+        return None, None
+    return pid, uid
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie, dead but not reaped yet, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat_line = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        return True  # cannot tell (out of descriptors): assume the holder lives
+    state = stat_line[stat_line.rfind(b")") + 2 : stat_line.rfind(b")") + 3]
+    return state not in (b"Z", b"X")
 
 
 def _claim_socket_path(path: str) -> None:

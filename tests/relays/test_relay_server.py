@@ -390,3 +390,89 @@ def test_relay_survives_running_out_of_descriptors(procs, short_dir: Path, cap: 
     log = Path(relay.log_path).read_text()  # type: ignore[attr-defined]
     # the only tracebacks are trio's accept loop saying it waits for a descriptor (above the limit)
     assert "relays/server.py" not in log and log.count("Traceback") == log.count("_serve_one_listener"), log[-3000:]
+
+
+# ---- issue 17, item 3: producers are authenticated ----
+
+_SPOOF = r"""
+import socket, sys
+from protocol.header import Domain
+from protocol.message import Message, encode
+from protocol.system import Hello, Role
+from protocol.tlv import UnknownTLV
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+hello = encode(Message(domain=Domain.SYSTEM, tlvs=(Hello(role=Role.PRODUCER, protocol_version=1, source_id=17,
+                                                         name="spoof"),)))
+jump = encode(Message(domain=Domain.MARKET_DATA, source_id=17, source_seq=10**9,
+                      tlvs=(UnknownTLV(type_code=250, body=b"spoofed!!!"),)))
+s.sendall(hello + jump)
+s.settimeout(5)
+got = b""
+while True:
+    try:
+        d = s.recv(65536)
+    except (TimeoutError, ConnectionResetError):
+        break
+    if not d:
+        break
+    got += d
+sys.stdout.write(got.hex())
+"""
+
+
+async def test_a_live_producers_source_id_cannot_be_taken_over(short_dir: Path) -> None:
+    """The newest Hello for a source id used to win: another process saying Hello as source 17
+    and jumping the source sequence made the real producer's in-flight frames be dropped."""
+    import sys
+
+    cfg = config(short_dir, fsync="off")
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        async with RelayProducer.connect("market_data", cfg.socket_path, source_id=17, name="real") as p:
+            for i in range(100):
+                await p.publish(UnknownTLV(type_code=250, body=i.to_bytes(10, "little")))
+            await p.flush()
+            res = await trio.run_process([sys.executable, "-c", _SPOOF, cfg.socket_path], capture_stdout=True,
+                                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2])))
+            reply = bytes.fromhex(res.stdout.decode())
+            goodbyes = []
+            pos = 0
+            while pos < len(reply):
+                size = check_prefix(reply, pos)
+                goodbyes += [t for t in decode(reply[pos:pos + size]).tlvs if isinstance(t, Goodbye)]
+                pos += size
+            assert goodbyes and "held by another live process" in goodbyes[0].reason
+            for i in range(100, 200):
+                await p.publish(UnknownTLV(type_code=250, body=i.to_bytes(10, "little")))
+            await p.flush()
+            assert p.counters["acked"] == 200 and p.counters["reconnects"] == 0
+        got = []
+        async with RelayConsumer.connect("market_data", cfg.socket_path, from_seq=0) as c:
+            async for m in c:
+                got.append(int.from_bytes(m.tlvs[0].body, "little"))
+                if len(got) == 200:
+                    break
+        assert got == list(range(200)) and relay.seq.last_source_seq[17] == 200
+        n.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("rule", ["producers", "allowed_uids"])
+async def test_uids_not_configured_are_refused(short_dir: Path, rule: str) -> None:
+    other = os.getuid() + 1
+    kw = {"producers": {17: frozenset({other})}} if rule == "producers" else {"allowed_uids": frozenset({other})}
+    cfg = config(short_dir, fsync="off", **kw)
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        s = await trio.open_unix_socket(cfg.socket_path)
+        if rule == "producers":  # (a uid that may not connect is told so before it says anything)
+            await s.send_all(sysf(Hello(role=Role.PRODUCER, protocol_version=1, source_id=17, name="p")))
+        with trio.fail_after(5):
+            msgs = []
+            r = MsgReader(s)
+            while (m := await r.next()) is not None:
+                msgs.append(m)
+        reasons = [t.reason for m in msgs for t in m.tlvs if isinstance(t, Goodbye)]
+        assert reasons and f"uid {os.getuid()} may not" in reasons[0]
+        assert 17 not in relay.producers and relay.protocol_errors == 1
+        n.cancel_scope.cancel()
