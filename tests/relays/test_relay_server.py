@@ -281,7 +281,7 @@ async def test_a_relay_process_freezes_its_long_lived_objects_out_of_the_gc(shor
 # ---- issue 17, item 2: resource exhaustion ----
 
 
-async def test_pre_hello_bytes_are_capped(short_dir: Path) -> None:
+async def test_pre_hello_bytes_are_capped(short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A connection used to buffer up to 1 MiB of partial frame before saying Hello."""
     cfg = config(short_dir, fsync="off")
     async with trio.open_nursery() as n:
@@ -292,11 +292,14 @@ async def test_pre_hello_bytes_are_capped(short_dir: Path) -> None:
         with trio.fail_after(5):
             try:
                 await s.send_all(partial[:100_000])  # no Hello, and no end of frame yet
+                m = await MsgReader(s).next()  # the Goodbye, unless the close reset the connection first
+                assert m is None or isinstance(m.tlvs[0], Goodbye)
             except trio.BrokenResourceError:
                 pass
-            m = await MsgReader(s).next()
-        assert m is not None and isinstance(m.tlvs[0], Goodbye) and "without a complete Hello" in m.tlvs[0].reason
-        assert relay.protocol_errors == 1 and not relay.conns
+            while relay.conns:
+                await trio.sleep(0.01)
+        assert relay.protocol_errors == 1
+        assert "bytes buffered without a complete Hello" in caplog.text
         n.cancel_scope.cancel()
 
 
