@@ -46,6 +46,7 @@ class ResyncReason(IntEnum):
     TOO_OLD = 1  # requested sequence older than retention
     CUT_OFF = 2  # the consumer fell too far behind
     EPOCH_CHANGED = 3
+    CORRUPT = 4  # the relay's journal copy of the range is damaged: requested..oldest_available-1 are lost
 
 
 class Resync(TLV):

@@ -243,6 +243,9 @@ class Relay:
             raise RelayError(str(exc)) from None
         if rec.truncated_bytes:
             log.warning("journal: truncated a torn tail of %d bytes", rec.truncated_bytes)
+        for path, hole in rec.holes:
+            log.error("journal: %s is damaged: %s; consumers reading it get Resync(CORRUPT) and continue after "
+                      "it, and its sequences are never issued again", path.name, hole)
         self.seq = Sequencer(head_seq=rec.head_seq, last_source_seq=dict(rec.last_source_seq))
         self.ring = Ring(config.ring_bytes, next_seq=rec.head_seq + 1)
         log.info(
@@ -780,6 +783,8 @@ class Relay:
             "duplicates_dropped": self.seq.duplicates,
             "cut_offs": self.cut_offs,
             "protocol_errors": self.protocol_errors,
+            "journal_damaged_ranges": sum(len(seg.holes) for seg in self.journal.segments),
+            "refused_connections": self.refused_connections,
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1),
             "producers": [
                 {

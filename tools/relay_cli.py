@@ -68,7 +68,7 @@ EXIT_STATUS = """\
 exit status:
   0  success
   1  check: the range is not contiguous, has duplicates or is not (or no longer) retained;
-     gaps: gaps were found
+     gaps: gaps were found; verify: damage was found
   2  bad arguments
   3  a relay is not running or did not answer (stats: any queried relay is down)
   4  timed out (--timeout) before the command completed
@@ -795,6 +795,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true")
     g.add_argument("--timeout", type=float, default=2.0)
 
+    v = sub.add_parser("verify", help="check a relay's data directory offline (CRC of every frame, sequences)",
+                       description="Read every journal segment of DIR (a relay's --data-dir, or its journal/) "
+                                   "without a relay: frame prefixes, CRCs and sequences, sidecars. One line per "
+                                   "segment with any lost range; exit 1 if anything is damaged.",
+                       epilog=EXIT_STATUS, formatter_class=fmt)
+    v.add_argument("dir", metavar="DIR")
+
     for name, what in (("stop", "EmergencyStop"), ("resume", "Resume")):
         x = add(name, f"publish {what} on the execution relay",
                 f"Publish {what} on the execution relay and wait for the relay to acknowledge it (persisted). "
@@ -810,8 +817,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    """Offline check of a relay's data directory: one line per segment, then a verdict."""
+    from relays.core.journal import verify
+
+    d = Path(args.dir)
+    jdir = d / "journal" if (d / "journal").is_dir() else d
+    if not jdir.is_dir():
+        raise CliError(f"{args.dir} is not a relay data directory or journal directory", 2)
+    try:
+        reports = verify(jdir)
+    except OSError as exc:
+        raise CliError(f"cannot read {jdir}: {exc.strerror or exc}", 2) from None
+    damaged = 0
+    prev_last: int | None = None
+    for r in reports:
+        if prev_last is not None and r.first_seq != prev_last + 1:
+            damaged += 1
+            print(f"{jdir}: sequences {prev_last + 1}..{r.first_seq - 1} missing between segments", file=out)
+        prev_last = r.last_seq
+        state = "ok" if not r.holes and not r.torn_bytes and r.sidecar != "unreadable" else "DAMAGED"
+        print(f"{r.path.name}: {state}, sequences {r.first_seq}..{r.last_seq}, {r.frames} good frames, "
+              f"sidecar {r.sidecar}", file=out)
+        for h in r.holes:
+            print(f"  lost {h}", file=out)
+        if r.torn_bytes:
+            print(f"  torn tail: {r.torn_bytes} bytes after the last whole frame (a relay start truncates them)",
+                  file=out)
+        damaged += len(r.holes) + (r.sidecar == "unreadable")
+    print(f"{jdir}: {len(reports)} segments, {'no damage' if not damaged else f'{damaged} damaged ranges'}"
+          + ("" if reports else " (empty)"), file=out)
+    return 1 if damaged else 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
-    "stats": cmd_stats, "tail": cmd_tail, "check": cmd_check, "gaps": cmd_gaps,
+    "stats": cmd_stats, "tail": cmd_tail, "check": cmd_check, "gaps": cmd_gaps, "verify": cmd_verify,
     "stop": cmd_control, "resume": cmd_control,
 }
 

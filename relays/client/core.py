@@ -489,7 +489,7 @@ class ConsumerCore:
                     self._resumed_at = 0
             elif isinstance(tlv, Resync):
                 self.counters.resyncs += 1
-                if tlv.reason == ResyncReason.TOO_OLD and tlv.oldest_available > tlv.requested_seq:
+                if tlv.reason in (ResyncReason.TOO_OLD, ResyncReason.CORRUPT) and tlv.oldest_available > tlv.requested_seq:
                     self.counters.lost += tlv.oldest_available - tlv.requested_seq
                 elif tlv.oldest_available <= self.position:
                     # the relay lost sequences we already delivered; they will be reused

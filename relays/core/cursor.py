@@ -12,7 +12,9 @@ head, capped at ``max_batch`` bytes, as slices of shared buffers:
 * else from the journal (the cursor is *catching up*);
 * else the data is gone (retention deleted it while the consumer was reading):
   a ``Resync`` with reason TOO_OLD, and delivery continues at the oldest
-  retained sequence.
+  retained sequence;
+* or the journal's copy is damaged (``Journal.hole_at``): a ``Resync`` with reason
+  CORRUPT naming the lost range, and delivery continues after it.
 
 A *live* cursor that the ring evicts past has fallen behind the live rate by
 more than the ring holds; it is ``cut_off`` (policy in ``specs/relay.md``: the
@@ -138,7 +140,12 @@ class Cursor:
             if seq < oldest:
                 self.next_seq = oldest
                 return ResyncNeeded(seq, oldest, ResyncReason.TOO_OLD)
-            raise RuntimeError(f"sequence {seq} is neither in the ring nor in the journal")
+            # damaged in the journal (found at start-up or on this read): say precisely which
+            # range is lost and continue after it -- never a crash, never silence
+            hole = journal.hole_at(seq)
+            resume = min(hole.last_seq + 1 if hole is not None else seq + 1, ring.head_seq + 1)
+            self.next_seq = resume
+            return ResyncNeeded(seq, resume, ResyncReason.CORRUPT)
         if self.types is None:
             return Batch([data], nxt, True)
         return Batch(filter_frames(data, self.types), nxt, True)

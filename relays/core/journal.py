@@ -52,8 +52,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol.errors import FrameError, ProtocolError
 from protocol.framing import split_frames
-from protocol.header import HEADER_SIZE, OFF_COVERED, check_prefix, header_struct
+from protocol.header import HEAD4, HEADER_SIZE, OFF_COVERED, check_prefix, header_struct
 from runtime.files import ensure_private_dir, open_private, write_private
 
 from .ring import Chunk
@@ -82,11 +83,46 @@ class Segment:
     index_seqs: list[int] = field(default_factory=list)
     index_offs: list[int] = field(default_factory=list)
     indexed: bool = False
+    holes: list[Hole] = field(default_factory=list)  # damaged ranges, in order
 
-    def add_index(self, seq: int, off: int) -> None:
-        if not self.index_offs or off - self.index_offs[-1] >= INDEX_EVERY:
+    def add_index(self, seq: int, off: int, *, force: bool = False) -> None:
+        if not self.index_offs or off - self.index_offs[-1] >= INDEX_EVERY or (force and off > self.index_offs[-1]):
             self.index_seqs.append(seq)
             self.index_offs.append(off)
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """Sequences ``first_seq..last_seq`` of a segment are unreadable: bytes ``[start, end)`` of
+    the file are damaged (a CRC that does not match, a header that does not parse, a sequence
+    out of place). ``first_seq > last_seq`` for damaged bytes that held no sequence."""
+
+    first_seq: int
+    last_seq: int
+    start: int
+    end: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"sequences {self.first_seq}..{self.last_seq} (bytes {self.start}..{self.end}: {self.reason})"
+
+
+@dataclass(slots=True)
+class SegmentScan:
+    """What ``scan_segment`` found: the frames that are good, the damage between them, and a torn
+    tail (bytes from ``valid_end`` on: an incomplete last write) if any."""
+
+    valid_end: int
+    next_seq: int  # the sequence after the last one the segment accounts for (good or damaged)
+    holes: list[Hole]
+    last_source_seq: dict[int, int]
+    frames: int  # good frames
+
+    @property
+    def torn_bytes(self) -> int:
+        return self._size - self.valid_end
+
+    _size: int = 0
 
 
 @dataclass(slots=True)
@@ -96,6 +132,7 @@ class Recovery:
     last_source_seq: dict[int, int]
     truncated_bytes: int
     segments: int
+    holes: list[tuple[Path, Hole]] = field(default_factory=list)  # damage found, per segment file
 
 
 def scan_frames(data: bytes | memoryview, first_seq: int, seg: Segment | None = None) -> tuple[int, int, dict[int, int]]:
@@ -120,6 +157,111 @@ def scan_frames(data: bytes | memoryview, first_seq: int, seg: Segment | None = 
         pos = nxt
         n += 1
     return pos, n, last
+
+
+_MAGIC2 = HEAD4.to_bytes(4, "little")[:2]
+
+
+def _good_frame_at(data: bytes | memoryview, pos: int, n: int) -> tuple[int, int, int] | None:
+    """(size, domain_seq, checksum) of a complete frame at ``pos`` whose prefix parses and whose CRC
+    matches, else None."""
+    if n - pos < HEADER_SIZE:
+        return None
+    try:
+        size = check_prefix(data, pos)
+    except ProtocolError:
+        return None
+    if pos + size > n:
+        return None
+    csum, dseq, _, _ = _SCAN.unpack_from(data, pos)
+    if zlib.crc32(memoryview(data)[pos + OFF_COVERED : pos + size]) != csum:
+        return None
+    return size, dseq, csum
+
+
+def scan_segment(data: bytes, first_seq: int, *, next_first: int | None = None,
+                 seg: Segment | None = None) -> SegmentScan:
+    """Check every frame of a segment (prefix, CRC, ``domain_seq`` in place) and classify damage.
+
+    After a bad frame the scan looks for the next good frame (magic, parsable prefix, CRC,
+    a sequence not below the expected one): if there is one, the bytes between are a *hole*
+    (damage in the middle; the sequences it covers are lost, the frames after it are kept).
+    If there is none: in an older segment (``next_first`` given) the rest is a hole up to the
+    next segment's first sequence; in the newest segment an incomplete last frame (or fewer
+    bytes than a header) is a *torn tail* (an interrupted write: truncated), and anything else
+    is a hole covering as many frames as can still be walked by their length fields, so their
+    sequences -- which may have been acknowledged -- are never issued again.
+    """
+    n = len(data)
+    mv = memoryview(data)
+    unpack = _SCAN.unpack_from
+    crc32 = zlib.crc32
+    pos = 0
+    expect = first_seq
+    frames = 0
+    holes: list[Hole] = []
+    last: dict[int, int] = {}
+    valid_end = n
+    while pos < n:
+        size = 0
+        if n - pos >= HEADER_SIZE:
+            try:
+                size = check_prefix(data, pos)
+            except ProtocolError:
+                size = 0
+        if size and pos + size <= n:
+            csum, dseq, sseq, sid = unpack(data, pos)
+            if dseq == expect and crc32(mv[pos + OFF_COVERED : pos + size]) == csum:
+                if seg is not None:
+                    seg.add_index(dseq, pos, force=bool(holes) and holes[-1].end == pos)
+                last[sid] = sseq
+                pos += size
+                expect += 1
+                frames += 1
+                continue
+            why = "checksum mismatch" if dseq == expect else f"sequence {dseq} where {expect} belongs"
+        else:
+            why = "unreadable header" if not size else "incomplete frame"
+        # damage at pos: find the next good frame
+        q = data.find(_MAGIC2, pos + 1)
+        while q >= 0:
+            got = _good_frame_at(data, q, n)
+            if got is not None and expect <= got[1] <= expect + (q - pos) // HEADER_SIZE + 1:
+                break
+            q = data.find(_MAGIC2, q + 1)
+        if q >= 0:
+            d = _SCAN.unpack_from(data, q)[1]
+            holes.append(Hole(expect, d - 1, pos, q, why))
+            pos, expect = q, d
+            continue
+        if next_first is not None:
+            holes.append(Hole(expect, next_first - 1, pos, n, why))
+            expect = next_first
+            pos = n
+            break
+        if size and pos + size > n and n - pos >= HEADER_SIZE and unpack(data, pos)[1] == expect:
+            valid_end = pos  # an interrupted last write
+            break
+        if n - pos < HEADER_SIZE:
+            valid_end = pos
+            break
+        # damaged frames at the end of the newest segment: count them by their lengths
+        k, p = 0, pos
+        while p < n:
+            k += 1
+            try:
+                p += check_prefix(data, p) if n - p >= HEADER_SIZE else n
+            except ProtocolError:
+                break
+        holes.append(Hole(expect, expect + k - 1, pos, n, why))
+        expect += k
+        pos = n
+        break
+    if seg is not None and holes and holes[-1].end == n and pos == n:
+        seg.add_index(expect, n, force=True)  # where the next append lands
+    out = SegmentScan(valid_end=valid_end, next_seq=expect, holes=holes, last_source_seq=last, frames=frames)
+    out._size = n
+    return out
 
 
 class Journal:
@@ -159,27 +301,32 @@ class Journal:
             # never read, truncate or append through a symlink someone planted in the data directory
             if not stat.S_ISREG(os.lstat(seg.path).st_mode):
                 raise JournalCorrupt(f"{seg.path} is not a regular file (a symlink?); refusing to use it")
-        for a, b in zip(self.segments, self.segments[1:]):
-            a.size = (a.path.stat()).st_size
-            a.last_seq = b.first_seq - 1
+        # every segment is CRC-checked at start-up: damage anywhere is found now, not when a
+        # consumer first reads that history
+        found: list[tuple[Path, Hole]] = []
         self.source_state = {}
-        if self.segments:
-            cur = self.segments[-1]
-            src = self.dir / f"{_name(cur.first_seq)}.src"
-            if src.exists():
-                self.source_state = _read_sidecar(src)
-            data = cur.path.read_bytes()
-            valid, n, last = scan_frames(data, cur.first_seq, cur)
-            cur.indexed = True
-            self.source_state.update(last)
-            if valid < len(data):
-                truncated = len(data) - valid
-                with open(cur.path, "r+b") as f:
-                    f.truncate(valid)
-                    os.fsync(f.fileno())
-            cur.size = valid
-            cur.last_seq = cur.first_seq + n - 1
-            self.head_seq = cur.last_seq
+        for i, seg in enumerate(self.segments):
+            newest = i == len(self.segments) - 1
+            data = seg.path.read_bytes()
+            if newest:
+                src = self.dir / f"{_name(seg.first_seq)}.src"
+                if src.exists():
+                    self.source_state = _read_sidecar(src)
+            r = scan_segment(data, seg.first_seq, next_first=None if newest else self.segments[i + 1].first_seq,
+                             seg=seg)
+            seg.indexed = True
+            seg.holes = r.holes
+            found += [(seg.path, h) for h in r.holes]
+            seg.last_seq = r.next_seq - 1
+            seg.size = r.valid_end
+            if newest:
+                self.source_state.update(r.last_source_seq)
+                if r.valid_end < len(data):
+                    truncated = len(data) - r.valid_end
+                    with open(seg.path, "r+b") as f:
+                        f.truncate(r.valid_end)
+                        os.fsync(f.fileno())
+                self.head_seq = seg.last_seq
         self._firsts = [s.first_seq for s in self.segments]
         self.total_bytes = sum(s.size for s in self.segments)
         self.written_seq = self.synced_seq = self.head_seq
@@ -195,6 +342,7 @@ class Journal:
             last_source_seq=dict(self.source_state),
             truncated_bytes=truncated,
             segments=len(self.segments),
+            holes=found,
         )
 
     @property
@@ -319,11 +467,31 @@ class Journal:
             seg.size = valid
             seg.last_seq = seg.first_seq + n - 1
 
-    def read(self, seq: int, max_bytes: int) -> tuple[bytes, int]:
-        """Whole frames from ``seq`` on (at least one, at most ``max_bytes`` unless one frame is bigger).
+    def hole_at(self, seq: int) -> Hole | None:
+        """The damaged range holding ``seq``, if ``seq`` is one the journal cannot serve."""
+        if not self.segments or seq < self.oldest_seq or seq > self.head_seq:
+            return None
+        seg = self.segments[bisect_right(self._firsts, seq) - 1]
+        for h in seg.holes:
+            if h.first_seq <= seq <= h.last_seq:
+                return h
+        return None
 
-        Returns ``(data, next_seq)``; empty data when ``seq`` is not in the
-        journal (below ``oldest_seq`` or above ``head_seq``).
+    def _damaged(self, seg: Segment, hole: Hole) -> None:
+        """Record damage found while reading (bit rot after start-up): reads skip it from now on."""
+        seg.holes.append(hole)
+        seg.holes.sort(key=lambda h: h.first_seq)
+        i = bisect_right(seg.index_seqs, hole.last_seq + 1)
+        if not (i and seg.index_seqs[i - 1] == hole.last_seq + 1):
+            seg.index_seqs.insert(i, hole.last_seq + 1)
+            seg.index_offs.insert(i, hole.end)
+
+    def read(self, seq: int, max_bytes: int) -> tuple[bytes, int]:
+        """Whole, CRC-checked frames from ``seq`` on (at least one, at most ``max_bytes`` unless one
+        frame is bigger), never reaching into a damaged range.
+
+        Returns ``(data, next_seq)``; empty data when ``seq`` is not in the journal (below
+        ``oldest_seq`` or above ``head_seq``) or is damaged (``hole_at(seq)`` says which range).
         """
         if seq > self.head_seq or seq < self.oldest_seq:
             return b"", seq
@@ -333,28 +501,92 @@ class Journal:
             return b"", seq
         if not seg.indexed:
             self._build_index(seg)
+        if self.hole_at(seq) is not None:
+            return b"", seq
         i = bisect_right(seg.index_seqs, seq) - 1
         at_seq, off = (seg.index_seqs[i], seg.index_offs[i]) if i >= 0 else (seg.first_seq, 0)
+        limit = seg.size  # stop before the next damaged range
+        for h in seg.holes:
+            if h.first_seq > seq or (h.first_seq > h.last_seq and h.start >= off):
+                limit = min(limit, h.start)
+                break
         try:
             fd = os.open(seg.path, os.O_RDONLY)
         except FileNotFoundError:  # retention removed it under us
             return b"", seq
         try:
-            # skip forward from the index entry to ``seq`` by reading headers only
-            while at_seq < seq:
-                hdr = os.pread(fd, HEADER_SIZE, off)
-                off += check_prefix(hdr, 0)
-                at_seq += 1
-            want = min(max(max_bytes, 1), seg.size - off)
-            data = os.pread(fd, want, off)
-            offs, pos = split_frames(data)  # whole frames only
-            if len(offs) == 1 and len(data) >= HEADER_SIZE:  # one frame larger than max_bytes
-                size = check_prefix(data, 0)
-                data = os.pread(fd, size, off)
-                return data, seq + 1
-            return data[:pos], seq + len(offs) - 1
+            try:
+                # skip forward from the index entry to ``seq`` by reading headers only
+                while at_seq < seq:
+                    hdr = os.pread(fd, HEADER_SIZE, off)
+                    off += check_prefix(hdr, 0)
+                    at_seq += 1
+                want = min(max(max_bytes, 1), limit - off)
+                data = os.pread(fd, want, off)
+                if len(data) >= HEADER_SIZE and check_prefix(data, 0) > len(data):
+                    data = os.pread(fd, check_prefix(data, 0), off)  # one frame larger than max_bytes
+                offs, _ = split_frames(data, strict=False)  # whole frames only
+                if len(offs) == 1:  # not even one whole frame where one must be
+                    if len(data) >= HEADER_SIZE:
+                        check_prefix(data, 0)
+                    raise FrameError("frame cut short")
+            except ProtocolError as exc:
+                # a header that no longer parses (damage since start-up): the rest of this stretch
+                # up to the next index point is unreadable
+                j = bisect_right(seg.index_seqs, seq)
+                last = seg.index_seqs[j] - 1 if j < len(seg.index_seqs) else seg.last_seq
+                end = seg.index_offs[j] if j < len(seg.index_seqs) else seg.size
+                self._damaged(seg, Hole(seq, last, off, end, f"unreadable header ({exc})"))
+                return b"", seq
+            # every frame read back is CRC-checked; the first bad one ends the read (or, if it is
+            # the first, becomes a one-frame hole)
+            mv = memoryview(data)
+            bounds = offs.tolist()
+            good = 0
+            for a, b in zip(bounds, bounds[1:]):
+                csum, dseq = _SCAN.unpack_from(data, a)[:2]
+                if dseq != seq + good or zlib.crc32(mv[a + OFF_COVERED : b]) != csum:
+                    if good == 0:
+                        self._damaged(seg, Hole(seq, seq, off, off + b - a, "checksum mismatch on read"))
+                        return b"", seq
+                    break
+                good += 1
+            return data[: bounds[good]], seq + good
         finally:
             os.close(fd)
+
+
+@dataclass(slots=True)
+class SegmentReport:
+    path: Path
+    first_seq: int
+    last_seq: int
+    frames: int
+    holes: list[Hole]
+    torn_bytes: int
+    sidecar: str  # "ok", "missing" or why it is unreadable
+
+
+def verify(directory: str | os.PathLike[str]) -> list[SegmentReport]:
+    """Check a journal directory offline, read-only: every segment's frames (prefix, CRC,
+    sequence) and sidecar, classified as ``recover`` would (``relay-cli verify``)."""
+    d = Path(directory)
+    firsts = sorted(int(p.stem) for p in d.glob("*.seg") if p.stem.isdigit())
+    out: list[SegmentReport] = []
+    for i, first in enumerate(firsts):
+        path = d / f"{_name(first)}.seg"
+        nxt = firsts[i + 1] if i + 1 < len(firsts) else None
+        r = scan_segment(path.read_bytes(), first, next_first=nxt)
+        src = d / f"{_name(first)}.src"
+        try:
+            _read_sidecar(src)
+            side = "ok"
+        except FileNotFoundError:
+            side = "missing"
+        except JournalCorrupt:
+            side = "unreadable"
+        out.append(SegmentReport(path, first, r.next_seq - 1, r.frames, r.holes, r.torn_bytes, side))
+    return out
 
 
 def _read_sidecar(src: Path) -> dict[int, int]:

@@ -230,3 +230,31 @@ def test_tail_adds_words_for_tokens_the_deployment_names() -> None:
     fields = json_message(msg, b"", reg)["tlvs"][0]
     assert fields["fields"]["reserve1"] == 20_040 * 10**6 and "2,004.00 USDC per WETH" in fields["readable"]
     assert " # " not in fmt_message(msg, Registry())  # nothing known: nothing added
+
+
+def test_verify_checks_a_data_directory_offline(short_dir: Path) -> None:
+    """relay-cli verify DIR: every segment's frames and sidecar, without a relay (issue 17)."""
+    from relay_testkit import frame
+
+    from protocol.header import Domain, stamp_domain_seq
+    from relays.core.journal import Journal
+
+    data = short_dir / "data"
+    j = Journal(data / "journal", segment_bytes=4096, retention_bytes=1 << 20)
+    j.recover()
+    for s in range(1, 201):
+        f = bytearray(frame(s, domain=Domain.MARKET_DATA))
+        stamp_domain_seq(f, 0, s)
+        j.append_frames(bytes(f), s, s)
+    j.close()
+    ok = cli(short_dir, "verify", str(data))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "no damage" in ok.stdout and "sequences 1.." in ok.stdout
+    seg = sorted((data / "journal").glob("*.seg"))[0]
+    raw = bytearray(seg.read_bytes())
+    raw[64 * 9 + 58] ^= 1
+    seg.write_bytes(raw)
+    bad = cli(short_dir, "verify", str(data))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "DAMAGED" in bad.stdout and "lost sequences 10..10" in bad.stdout and "checksum" in bad.stdout
+    assert cli(short_dir, "verify", str(short_dir / "nope")).returncode == 2

@@ -58,17 +58,97 @@ def test_torn_tail_is_truncated_on_recovery(tmp_path: Path) -> None:
     assert seg.stat().st_size == 20 * 64
 
 
-def test_corrupt_frame_truncates_from_there(tmp_path: Path) -> None:
+def test_corrupt_frame_in_the_newest_segment_is_a_hole_not_a_truncation(tmp_path: Path) -> None:
+    """Issue 17: a flipped byte used to truncate from there, silently dropping every acknowledged
+    frame after it and reusing their sequence numbers. Now only the damaged frame is lost."""
+    j = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21)
+    j.recover()
+    fill(j, Sequencer(), 1, 1500)
+    j.close()
+    seg = next(tmp_path.glob("*.seg"))
+    raw = bytearray(seg.read_bytes())
+    raw[64 * 15 + 60] ^= 0xFF  # frame 16's body
+    seg.write_bytes(raw)
+    j2 = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21)
+    rec = j2.recover()
+    assert rec.head_seq == 1500 and rec.truncated_bytes == 0 and rec.last_source_seq == {7: 1500}
+    assert [(h.first_seq, h.last_seq, h.start, h.end) for _, h in rec.holes] == [(16, 16, 960, 1024)]
+    assert "checksum" in rec.holes[0][1].reason
+    # reads stop before the hole, report it, and go on after it
+    data, nxt = j2.read(10, 1 << 20)
+    assert nxt == 16 and len(data) == 6 * 64
+    assert j2.read(16, 1 << 20) == (b"", 16) and j2.hole_at(16) is rec.holes[0][1]
+    data, nxt = j2.read(17, 1 << 20)
+    assert nxt == 1501 and read_domain_seq(data, 0) == 17
+    # the next sequence is new: nothing acknowledged is ever reused
+    fill(j2, Sequencer(head_seq=1500, last_source_seq={7: 1500}), 1501, 1510)
+    j2.close()
+    rec = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21).recover()
+    assert rec.head_seq == 1510 and len(rec.holes) == 1
+
+
+def test_damaged_header_in_the_middle_is_skipped_to_the_next_good_frame(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21)
+    j.recover()
+    fill(j, Sequencer(), 1, 100)
+    j.close()
+    seg = next(tmp_path.glob("*.seg"))
+    raw = bytearray(seg.read_bytes())
+    raw[64 * 40 : 64 * 43 + 10] = bytes(64 * 3 + 10)  # zeroed: three frames and a header's start
+    seg.write_bytes(raw)
+    rec = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21).recover()
+    assert rec.head_seq == 100
+    assert [(h.first_seq, h.last_seq) for _, h in rec.holes] == [(41, 44)]
+
+
+def test_a_damaged_last_frame_is_a_hole_and_an_interrupted_one_is_torn(tmp_path: Path) -> None:
     j = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21)
     j.recover()
     fill(j, Sequencer(), 1, 20)
     j.close()
     seg = next(tmp_path.glob("*.seg"))
     raw = bytearray(seg.read_bytes())
-    raw[64 * 15 + 60] ^= 0xFF
+    raw[-3] ^= 0x10  # complete but corrupt: its sequence may have been acknowledged
     seg.write_bytes(raw)
     rec = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21).recover()
-    assert rec.head_seq == 15 and rec.last_source_seq == {7: 15}
+    assert rec.head_seq == 20 and rec.truncated_bytes == 0
+    assert [(h.first_seq, h.last_seq) for _, h in rec.holes] == [(20, 20)]
+
+
+def test_damage_in_an_older_segment_is_found_at_start_up(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=4096, retention_bytes=1 << 20)
+    j.recover()
+    fill(j, Sequencer(), 1, 300)
+    j.close()
+    segs = sorted(tmp_path.glob("*.seg"))
+    raw = bytearray(segs[0].read_bytes())
+    raw[-10] ^= 1  # the last frame of the first segment
+    raw[64 * 3 + 20] ^= 1  # and the fourth
+    segs[0].write_bytes(raw)
+    j2 = Journal(tmp_path, segment_bytes=4096, retention_bytes=1 << 20)
+    rec = j2.recover()
+    n0 = len(raw) // 64
+    assert rec.head_seq == 300
+    assert [(h.first_seq, h.last_seq) for _, h in rec.holes] == [(4, 4), (n0, n0)]
+    assert j2.read(n0, 1 << 20) == (b"", n0)
+    data, nxt = j2.read(n0 + 1, 1 << 20)
+    assert read_domain_seq(data, 0) == n0 + 1
+
+
+def test_damage_after_start_up_is_found_on_read(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=1 << 20, retention_bytes=1 << 21)
+    j.recover()
+    fill(j, Sequencer(), 1, 50)
+    seg = next(tmp_path.glob("*.seg"))
+    with open(seg, "r+b") as f:  # bit rot while the relay runs
+        f.seek(64 * 20 + 55)
+        f.write(b"\xee")
+    data, nxt = j.read(1, 1 << 20)
+    assert nxt == 21 and len(data) == 20 * 64  # stops before the bad frame
+    assert j.read(21, 1 << 20) == (b"", 21) and j.hole_at(21) is not None
+    data, nxt = j.read(22, 1 << 20)
+    assert nxt == 51 and read_domain_seq(data, 0) == 22
+    j.close()
 
 
 def test_dedupe_table_survives_retention_via_sidecars(tmp_path: Path) -> None:

@@ -479,3 +479,46 @@ async def test_uids_not_configured_are_refused(short_dir: Path, rule: str) -> No
         assert reasons and f"uid {os.getuid()} may not" in reasons[0]
         assert 17 not in relay.producers and relay.protocol_errors == 1
         n.cancel_scope.cancel()
+
+
+# ---- issue 17, item 4: journal corruption is contained ----
+
+
+async def test_damaged_history_gives_consumers_a_resync_not_a_crash(short_dir: Path) -> None:
+    """A flipped byte in an older segment used to crash the relay ("sequence ... is neither in
+    the ring nor in the journal") as soon as a consumer read that history."""
+    from protocol.system import Resync, ResyncReason
+
+    cfg = config(short_dir, fsync="off", segment_bytes=4096, retention_bytes=1 << 20, ring_bytes=4096)
+    async with trio.open_nursery() as n:
+        await n.start(serve, cfg)
+        async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3) as p:
+            for i in range(400):
+                await p.publish(UnknownTLV(type_code=250, body=i.to_bytes(10, "little")))
+            await p.flush()
+        n.cancel_scope.cancel()
+    seg = sorted((short_dir / "data" / "journal").glob("*.seg"))[1]
+    raw = bytearray(seg.read_bytes())
+    first = int(seg.stem)
+    raw[64 * 2 + 60] ^= 0x40  # the third frame of the second segment
+    seg.write_bytes(raw)
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        assert relay.stats()["journal_damaged_ranges"] == 1
+        s = await trio.open_unix_socket(cfg.socket_path)
+        await s.send_all(sysf(Hello(role=Role.CONSUMER, protocol_version=1, source_id=0, name="c"),
+                              Subscribe(mode=SubscribeMode.FROM_OLDEST, from_seq=0, types=())))
+        r = MsgReader(s)
+        seqs, resyncs = [], []
+        with trio.fail_after(10):
+            while len(seqs) < 399:
+                m = await r.next()
+                assert m is not None
+                if m.domain == Domain.SYSTEM:
+                    resyncs += [t for t in m.tlvs if isinstance(t, Resync)]
+                else:
+                    seqs.append(m.domain_seq)
+        assert [(x.requested_seq, x.oldest_available, x.reason) for x in resyncs] == [
+            (first + 2, first + 3, ResyncReason.CORRUPT)]
+        assert seqs == [q for q in range(1, 401) if q != first + 2]
+        n.cancel_scope.cancel()
