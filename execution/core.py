@@ -408,6 +408,9 @@ class ExecutorCore:
         # the newest BlockHeader of our chain from the market-data relay: the head a run prices its
         # fees on, without asking the node (FetchHead only before the first header arrives)
         self.latest_head: Head | None = None
+        # pool -> (signal id, first target block) of our signed transaction still in flight through
+        # it: a second one through the same pool could land in the same block, so it is not sent
+        self.pools_in_flight: dict[int, tuple[int, int]] = {}
 
     # --- inputs that are not a signal ----------------------------------------------------------
 
@@ -556,6 +559,9 @@ class SignalRun:
         return self._finish(Outcome.FAILED, reason)
 
     def _finish(self, outcome: Outcome, reason: str, **kw: Any) -> list[Action]:
+        held = self.core.pools_in_flight
+        for p in [p for p, (sid, _) in held.items() if sid == self.signal_id]:
+            del held[p]  # settled, one way or another: the pools are free again
         result = self.ex.finish(outcome, reason, **kw)
         self.result = result
         self.step = Step.DONE
@@ -653,6 +659,16 @@ class SignalRun:
         halted = core.halted_for(sig)  # a stop may have arrived while we simulated
         if halted:
             return self._finish(Outcome.HALTED, halted)
+        # never two of our transactions through one pool in one block: the second would trade on the
+        # state the first leaves (and its re-validation never saw)
+        pools = [int(h.pool) for h in sig.path.hops]
+        for p in pools:
+            held = core.pools_in_flight.get(p)
+            if held is not None and held[0] != self.signal_id:
+                return self._finish(Outcome.STALE, f"pool {p & ((1 << 160) - 1):#042x} is in our transaction for "
+                                                    f"signal {held[0]} (from block {held[1]}), not yet settled")
+        for p in pools:
+            core.pools_in_flight[p] = (self.signal_id, head.number + 1)
         ex = self.ex
         self.meta = json.dumps({"chain_id": ex.chain_id, "strategy_id": ex.strategy_id,
                                 "profit_token": ex.profit_token, "expected_profit": ex.expected_profit,

@@ -593,3 +593,16 @@ def test_a_bundle_asks_the_node_for_its_target_head() -> None:
     run.on(Simulated(run.gross))
     (fh,) = run.on(Estimated(200_000))
     assert isinstance(fh, FetchHead)  # target blocks come from the node's newest head
+
+
+def test_never_two_of_our_transactions_through_one_pool_until_the_first_settles() -> None:
+    core = make_core()
+    first = core.run(signal(core, signal_id=1))
+    assert any(isinstance(a, Sign) for a in to_head(first))  # signed: its pools are in flight
+    second = core.run(signal(core, signal_id=2))
+    res = result_of(to_head(second))
+    assert res.outcome == Outcome.STALE and "signal 1" in res.reason and "not yet settled" in res.reason
+    first.fail("dropped")  # the first run ends: its pools are free again
+    assert core.pools_in_flight == {}
+    third = core.run(signal(core, signal_id=3))
+    assert any(isinstance(a, Sign) for a in to_head(third))
