@@ -18,6 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
+import trio
+
 from relays.metrics import instrument_relay
 from runtime.metrics import ProcessMetrics
 from runtime.paths import parse_domain, run_dir, socket_path
@@ -119,9 +121,14 @@ def relay_work(config: RelayConfig) -> Work:
 
     async def work(pm: ProcessMetrics) -> None:
         relay = Relay(config)
+        listening = False
+        pm.expects_relay_clients = False  # it is the relay: ready once it listens
+        pm.add_ready_check(lambda: None if listening else "not listening yet")
         try:
             instrument_relay(relay, pm)
-            await relay.serve()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(relay.serve)
+                listening = True
         finally:
             relay.close()
 

@@ -35,6 +35,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 
 import trio
 
@@ -77,7 +78,8 @@ async def serve_process(
     pm = metrics or ProcessMetrics(process)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_process_metrics, metrics_port, pm.registry, metrics_host)
+            await nursery.start(partial(serve_process_metrics, metrics_port, pm.registry, metrics_host,
+                                        ready=pm.readiness))
 
             async def run_then_stop() -> None:
                 await work(pm)

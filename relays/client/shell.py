@@ -191,6 +191,11 @@ class RelayConsumer(_Session):
     def epoch(self) -> int:
         return self.core.epoch
 
+    @property
+    def connected(self) -> bool:
+        """A session with the relay is open now (False while reconnecting)."""
+        return self._stream is not None
+
     # ---- iteration ----
 
     def __aiter__(self) -> RelayConsumer:

@@ -90,6 +90,8 @@ class ProcessMetrics:
         # counts of consumers that closed, folded in so totals never go down
         self._retired: dict[str, dict[str, float]] = {"in": {}, "lost": {}, "reconnects": {}}
         self._clients_seen = False
+        self._ready_checks: list[Callable[[], str | None]] = []
+        self.expects_relay_clients = True  # False for a relay daemon: it has no relay to connect to
         self.collect(self._collect_shared)
 
     # ---- process-specific families (prometheus-client metrics, shared by name)
@@ -131,6 +133,29 @@ class ProcessMetrics:
 
     def render(self) -> bytes:
         return render(self.registry)
+
+    # ---- readiness (``/readyz``)
+    def add_ready_check(self, check: Callable[[], str | None]) -> None:
+        """A process-specific readiness condition: ``check()`` returns why the process is not ready
+        (e.g. its state is stale), or None."""
+        self._ready_checks.append(check)
+
+    def readiness(self) -> list[str]:
+        """Why this process is not ready, empty when it is: every open relay client of it connected
+        (a process that has none yet is not ready), and every ``add_ready_check`` passing."""
+        problems: list[str] = []
+        clients = [(c, "consumer") for c in self._consumers] + [(p, "producer") for p in self._producers]
+        live = [(c, role) for c, role in clients if not getattr(c, "_closed", False)]
+        if not live and self.expects_relay_clients:
+            problems.append("no relay connection yet")
+        for c, role in live:
+            if not c.connected:
+                problems.append(f"{domain_name(c.domain)} relay: {role} not connected")
+        for check in self._ready_checks:
+            why = check()
+            if why:
+                problems.append(why)
+        return problems
 
     # ---- relay clients (the ``metrics=`` observer protocol of relays.client)
     def attach(self, client: Any) -> None:

@@ -4,8 +4,10 @@
 
 ``registry`` is a prometheus-client ``CollectorRegistry`` (``ProcessMetrics.registry``), rendered
 by prometheus-client at each request. Loopback only unless ``host`` says otherwise.
-``GET``/``HEAD /metrics`` (any query string) -> 200 with the registry rendered; other paths
-404; other methods on /metrics 405. Keep-alive is honoured; an idle or slow connection is closed after ``IDLE_TIMEOUT`` seconds, at most
+``GET``/``HEAD /metrics`` (any query string) -> 200 with the registry rendered; ``/healthz``
+(liveness: the process's event loop answers) -> 200 ``ok``; ``/readyz`` -> 200 ``ready``, or 503
+with one reason per line from ``ready()`` (``ProcessMetrics.readiness``: relays connected, state
+fresh); other paths 404; other methods 405. Keep-alive is honoured; an idle or slow connection is closed after ``IDLE_TIMEOUT`` seconds, at most
 ``MAX_CONNECTIONS`` are served at once (further ones get a 503 and are closed), and a request
 head is limited to 16 KiB, so a misbehaving scraper cannot pin the process's memory or tasks.
 """
@@ -13,6 +15,7 @@ head is limited to 16 KiB, so a misbehaving scraper cannot pin the process's mem
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -28,6 +31,10 @@ IDLE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 16
 MAX_HEAD = 16 << 10
 METRICS_PATH = b"/metrics"
+HEALTH_PATH = b"/healthz"
+READY_PATH = b"/readyz"
+
+Ready = Callable[[], list[str]]  # reasons the process is not ready; empty: ready
 
 
 class _Closed(Exception):
@@ -57,13 +64,25 @@ async def _send(stream: trio.SocketStream, conn: h11.Connection, status: int, bo
     await stream.send_all(out)
 
 
-async def _answer(stream: trio.SocketStream, conn: h11.Connection, req: h11.Request, registry: Collector) -> None:
+async def _answer(stream: trio.SocketStream, conn: h11.Connection, req: h11.Request, registry: Collector,
+                  ready: Ready | None = None) -> None:
     path = req.target.split(b"?", 1)[0]
     method = req.method
-    if path != METRICS_PATH:
-        await _send(stream, conn, 404, b"not found: try /metrics\n", head=method == b"HEAD")
+    head = method == b"HEAD"
+    if path not in (METRICS_PATH, HEALTH_PATH, READY_PATH):
+        await _send(stream, conn, 404, b"not found: try /metrics, /healthz or /readyz\n", head=head)
     elif method not in (b"GET", b"HEAD"):
         await _send(stream, conn, 405, b"method not allowed\n", extra=[("Allow", "GET, HEAD")])
+    elif path == HEALTH_PATH:
+        await _send(stream, conn, 200, b"ok\n", head=head)
+    elif path == READY_PATH:
+        try:
+            problems = ready() if ready is not None else []
+        except Exception:  # a broken check must not take the process down; it is not ready
+            log.exception("readyz: check failed")
+            problems = ["readiness check failed"]
+        body = ("".join(f"{p}\n" for p in problems) if problems else "ready\n").encode()
+        await _send(stream, conn, 503 if problems else 200, body, head=head)
     else:
         try:
             body = render(registry)
@@ -74,7 +93,7 @@ async def _answer(stream: trio.SocketStream, conn: h11.Connection, req: h11.Requ
         await _send(stream, conn, 200, body, content_type=CONTENT_TYPE, head=method == b"HEAD")
 
 
-async def _handle(stream: trio.SocketStream, registry: Collector) -> None:
+async def _handle(stream: trio.SocketStream, registry: Collector, ready: Ready | None = None) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     try:
         while True:
@@ -83,7 +102,7 @@ async def _handle(stream: trio.SocketStream, registry: Collector) -> None:
                 return
             while not isinstance(await _next_event(stream, conn), h11.EndOfMessage):
                 pass  # a body nobody asked for: drop it
-            await _answer(stream, conn, req, registry)
+            await _answer(stream, conn, req, registry, ready)
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return  # Connection: close, or HTTP/1.0
             conn.start_next_cycle()
@@ -105,9 +124,11 @@ async def serve_metrics(
     registry: Collector,
     host: str = "127.0.0.1",
     *,
+    ready: Ready | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``registry`` on ``http://host:port/metrics`` until cancelled; ``started(bound_port)``."""
+    """Serve ``registry`` on ``http://host:port/metrics`` (and ``/healthz``, ``/readyz`` asking
+    ``ready``) until cancelled; ``started(bound_port)``."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
     limit = trio.CapacityLimiter(MAX_CONNECTIONS)
@@ -125,7 +146,7 @@ async def serve_metrics(
             await stream.aclose()
             return
         try:
-            await _handle(stream, registry)
+            await _handle(stream, registry, ready)
         finally:
             limit.release()
 
@@ -140,10 +161,11 @@ async def serve_process_metrics(
     registry: Collector,
     host: str = "127.0.0.1",
     *,
+    ready: Ready | None = None,
     task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``serve_metrics`` when ``port`` is given (``--metrics-port``); None: disabled, ``started(None)``."""
     if port is None:
         task_status.started(None)
         return
-    await serve_metrics(port, registry, host, task_status=task_status)
+    await serve_metrics(port, registry, host, ready=ready, task_status=task_status)

@@ -133,6 +133,11 @@ max_wei = {100 * GWEI}
                        "--metrics-port", str(risk_port))
     wait_for("risk ready", lambda: "risk: watching" in procs.log("risk"))
     assert risk.poll() is None
+    # liveness and readiness beside /metrics: the relays listen, risk is connected to all three
+    for port in (*relay_ports.values(), risk_port):
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok\n"
+        wait_for(f"/readyz on {port}", lambda port=port: httpx.get(f"http://127.0.0.1:{port}/readyz",
+                                                                   timeout=5).status_code == 200)
 
     replay_port = free_port()
     procs.start("replay", "collector", "replay", "--logs", str(RECORDING), "--as-fast-as-possible",

@@ -7,6 +7,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -146,3 +147,48 @@ async def test_relay_and_clients_counted_at_scrape_time(short_dir: Path) -> None
                 "alphapulse_messages_in_total"].samples[0][2] == 25  # closed consumer folded in
         finally:
             n.cancel_scope.cancel()
+
+
+async def test_healthz_and_readyz_follow_the_relay_connections(short_dir: Path) -> None:
+    """/healthz answers while the loop runs; /readyz is 503 with the reason until every relay client of
+    the process is connected, 200 then, and 503 again while a client reconnects."""
+    cfg = RelayConfig(domain=Domain.SIGNAL, socket_path=str(short_dir / "r.sock"), data_dir=str(short_dir / "d"),
+                      fsync="off")
+    pm = ProcessMetrics("client")
+    pm.add_ready_check(lambda: stale[0])
+    stale = ["market state older than 30 s"]
+    async with trio.open_nursery() as n:
+        port = await n.start(partial(serve_metrics, 0, pm.registry, ready=pm.readiness))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).text == "ok\n"
+            r = await http.get("/readyz")
+            assert r.status_code == 503 and "no relay connection yet" in r.text
+            relay_scope = trio.CancelScope()
+
+            async def run_relay(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with relay_scope:
+                    async with trio.open_nursery() as rn:
+                        await rn.start(serve, cfg)
+                        task_status.started()
+
+            await n.start(run_relay)
+            async with RelayConsumer.connect(Domain.SIGNAL, cfg.socket_path, from_seq=0, name="c", raw=True,
+                                             metrics=pm) as cons, trio.open_nursery() as reading:
+
+                async def read() -> None:
+                    async for _ in cons.batches():
+                        pass
+
+                reading.start_soon(read)
+                r = await http.get("/readyz")
+                assert r.status_code == 503 and r.text == "market state older than 30 s\n"
+                stale[0] = None
+                r = await http.get("/readyz")
+                assert (r.status_code, r.text) == (200, "ready\n")
+                relay_scope.cancel()  # the relay goes away: the consumer reconnects, not ready
+                with trio.fail_after(10):
+                    while (r := await http.get("/readyz")).status_code == 200:  # noqa: ASYNC110 - polling it is the test
+                        await trio.sleep(0.05)
+                assert "signal relay: consumer not connected" in r.text
+                reading.cancel_scope.cancel()
+        n.cancel_scope.cancel()
