@@ -5,14 +5,23 @@ grouping them. Dependencies become ``Requires=``/``After=``; every unit runs as
 the deployment's dedicated user with a hardened sandbox (``ProtectSystem=strict``,
 ``NoNewPrivileges``, private /tmp, read-write access only to the deployment's
 run, data and log directories) and is restarted on failure. Relay sockets live
-in the shared runtime directory ``/run/alphapulse`` (``RuntimeDirectory=``,
-preserved across unit restarts so a relay restart does not pull the directory
-from under the other processes).
+in the deployment's run directory, which must be under ``/run``: each unit names
+it as its ``RuntimeDirectory=`` (preserved across unit restarts so a relay
+restart does not pull the directory from under the other processes).
 
 A process's ``env`` never goes into its unit (unit files are world-readable, 0644, and end up in
 ``systemctl show``): it is written to ``alphapulse-<process>.env`` beside the units, mode 0600
 from the first byte, and the unit names it with ``EnvironmentFile=`` (read by systemd as root
 before the service drops to its user). A ``--nats-auth-file`` becomes ``LoadCredential=``.
+
+Units that cannot work as generated are refused with the reason
+(:func:`sandbox_problems`): a path a unit names under ``/tmp`` or ``/var/tmp``
+(``PrivateTmp=yes`` gives each unit its own empty one), a directory it writes
+under ``/home`` (``ProtectHome=read-only``), a run directory outside ``/run``.
+Beside the units it writes ``alphapulse.sysusers`` (the user, for
+``systemd-sysusers``) and ``alphapulse.tmpfiles`` (the data and log directories
+owned by that user, for ``systemd-tmpfiles --create``); the README's
+"Production with systemd" section lists the install steps.
 """
 
 from __future__ import annotations
@@ -64,6 +73,56 @@ def env_file(env: dict[str, str]) -> str:
     return "".join(f"{k}={quote(v)}\n" for k, v in sorted(env.items()))
 
 
+PRIVATE_TMP = ("/tmp", "/var/tmp")
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def runtime_directory(dep: Deployment) -> str | None:
+    """The run directory relative to ``/run`` (``RuntimeDirectory=``), None when it is not under /run."""
+    run = str(Path(dep.run_dir))
+    return run[len("/run/"):] if _under(run, "/run") and run != "/run" else None
+
+
+def sandbox_problems(dep: Deployment, *, python: str, workdir: str) -> list[str]:
+    """Every path a unit names checked against the sandbox the units set: what would make a unit
+    fail (or run against an empty directory) as generated."""
+    problems: list[str] = []
+    if runtime_directory(dep) is None:
+        problems.append(f"run_dir {dep.run_dir} is not under /run: the relay sockets belong in the units' "
+                        "RuntimeDirectory (e.g. run_dir = \"/run/alphapulse\")")
+    named: list[tuple[str, str]] = [("the interpreter", python), ("the working directory", workdir),
+                                    ("run_dir", dep.run_dir), ("data_dir", dep.data_dir)]
+    if dep.log_dir:
+        named.append(("log_dir", dep.log_dir))
+    for spec in dep.processes:
+        named += [(f"process {spec.name!r} argument", a) for a in spec.args if a.startswith("/")]
+    for what, path in named:
+        root = next((t for t in PRIVATE_TMP if _under(path, t)), None)
+        if root is not None:
+            problems.append(f"{what} {path} is under {root}, which PrivateTmp=yes replaces with an empty "
+                            "directory in every unit")
+    for what, path in (("data_dir", dep.data_dir), ("log_dir", dep.log_dir)):
+        if path and (_under(path, "/home") or _under(path, "/root")):
+            problems.append(f"{what} {path} is under a home directory, read-only with ProtectHome=read-only")
+    if not dep.user:
+        problems.append("the deployment names no user for the units (deployment.user)")
+    return problems
+
+
+def sysusers(dep: Deployment) -> str:
+    """``systemd-sysusers`` configuration: the deployment's user and group, home in its data dir."""
+    return f'u {dep.user} - "AlphaPulse deployment {dep.name}" {dep.data_dir} -\n'
+
+
+def tmpfiles(dep: Deployment) -> str:
+    """``systemd-tmpfiles`` configuration: the data and log directories, owned by the user, 0750."""
+    dirs = [d for d in (dep.data_dir, dep.log_dir) if d]
+    return "".join(f"d {d} 0750 {dep.user} {dep.user} -\n" for d in dirs)
+
+
 def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: str,
                  env_dir: str | None = None) -> str:
     """The unit of ``spec``; its ``env`` is named by ``EnvironmentFile=<env_dir>/<process>.env``
@@ -94,8 +153,8 @@ def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: st
         "RestartSec=2",
         "KillSignal=SIGTERM",
         "TimeoutStopSec=15",
-        "RuntimeDirectory=alphapulse",
-        "RuntimeDirectoryPreserve=yes",
+        *([f"RuntimeDirectory={runtime_directory(dep)}", "RuntimeDirectoryMode=0700",
+           "RuntimeDirectoryPreserve=yes"] if runtime_directory(dep) else []),
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ProtectHome=read-only",
@@ -145,6 +204,9 @@ def generate(dep: Deployment, out: Path, *, python: str | None = None, workdir: 
     path = out / "alphapulse.target"
     path.write_text(target_unit(dep))
     written.append(path)
+    if dep.user:
+        for name, text in (("alphapulse.sysusers", sysusers(dep)), ("alphapulse.tmpfiles", tmpfiles(dep))):
+            (out / name).write_text(text)
     return written
 
 
@@ -154,9 +216,18 @@ def main(argv: list[str]) -> int:
         ap.add_argument("--python", help="interpreter for ExecStart (default: this one)")
 
     args, dep = load_from_args("alphapulse systemd", argv, description=__doc__, options=options)
-    for path in generate(dep, Path(args.out), python=args.python):
+    python = args.python or sys.executable
+    problems = sandbox_problems(dep, python=python, workdir=str(REPO_ROOT))
+    if problems:
+        for p in problems:
+            print(f"alphapulse systemd: {p}", file=sys.stderr)
+        print("alphapulse systemd: no units written; these units would not run as generated", file=sys.stderr)
+        return 2
+    for path in generate(dep, Path(args.out), python=python):
         print(path)
     for spec in dep.processes:
         if spec.env:
             print(Path(args.out) / env_file_name(spec.name))
+    for name in ("alphapulse.sysusers", "alphapulse.tmpfiles"):
+        print(Path(args.out) / name)
     return 0

@@ -21,10 +21,13 @@ def _verify(paths: list[Path]) -> subprocess.CompletedProcess[str]:
 
 
 def _deployment(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A deployment whose units can run: sockets under /run, data outside /tmp (``tmp_path`` is unused:
+    units with paths under /tmp do not work, see the sandbox test)."""
     return parse_deployment({
-        "deployment": {"run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "user": "alphapulse"},
+        "deployment": {"run_dir": "/run/alphapulse", "data_dir": "/var/lib/alphapulse", "user": "alphapulse",
+                       "log_dir": "/var/log/alphapulse"},
         "process": [
-            {"name": "archiver", "args": ["archive", "--domain", "market_data", "--out", str(tmp_path / "a")],
+            {"name": "archiver", "args": ["archive", "--domain", "market_data", "--out", "/var/lib/alphapulse/a"],
              "after": ["relay-market_data"]},
             {"name": "strategy", "args": ["strategy", "--config", "s.toml"],
              "after": ["relay-market_data", "relay-signal"], "env": {"ALPHAPULSE_LOG": "info"}},
@@ -43,7 +46,7 @@ def test_units_verify_and_are_hardened(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     strategy = (tmp_path / "units" / "alphapulse-strategy.service").read_text()
     for line in ("User=alphapulse", "ProtectSystem=strict", "NoNewPrivileges=yes", "Restart=always",
-                 "RuntimeDirectory=alphapulse",
+                 "RuntimeDirectory=alphapulse\n",
                  "Requires=alphapulse-relay-market_data.service alphapulse-relay-signal.service"):
         assert line in strategy
     target = (tmp_path / "units" / "alphapulse.target").read_text()
@@ -98,3 +101,41 @@ def test_env_values_go_to_a_0600_environment_file_never_into_the_unit(tmp_path: 
     assert f"EnvironmentFile={env.resolve()}" in unit
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     assert env.read_text() == f'ALPHAPULSE_RPC="{secret}"\nQUOTED="a \\"b\\" \\\\c"\n'
+
+
+def test_every_path_a_unit_names_fits_its_sandbox(tmp_path: Path) -> None:
+    """The units as generated must work: sockets in the RuntimeDirectory, nothing under the private /tmp,
+    nothing written under a read-only home, and the user created by the generated sysusers file."""
+    from tools.systemd import sandbox_problems
+
+    good = _deployment(tmp_path)
+    assert sandbox_problems(good, python="/opt/alphapulse/.venv/bin/python", workdir="/opt/alphapulse") == []
+    generate(good, tmp_path / "units", python="/opt/alphapulse/.venv/bin/python")
+    assert (tmp_path / "units" / "alphapulse.sysusers").read_text() == \
+        'u alphapulse - "AlphaPulse deployment alphapulse" /var/lib/alphapulse -\n'
+    assert (tmp_path / "units" / "alphapulse.tmpfiles").read_text() == (
+        "d /var/lib/alphapulse 0750 alphapulse alphapulse -\nd /var/log/alphapulse 0750 alphapulse alphapulse -\n")
+    if shutil.which("systemd-sysusers"):  # the user really gets created from it (into a scratch root)
+        (tmp_path / "root" / "etc").mkdir(parents=True)
+        res = subprocess.run(["systemd-sysusers", f"--root={tmp_path / 'root'}", "--dry-run",
+                              str(tmp_path / "units" / "alphapulse.sysusers")], capture_output=True, text=True,
+                             timeout=30)
+        assert res.returncode == 0 and "Creating user 'alphapulse'" in res.stdout + res.stderr, res.stderr
+    unit = (tmp_path / "units" / "alphapulse-relay-signal.service").read_text()
+    assert "RuntimeDirectory=alphapulse\n" in unit and "--socket /run/alphapulse/signal.sock" in unit
+    assert "PrivateTmp=yes" in unit
+
+    # what the demo's deployment looks like: sockets and data under /tmp, a venv in a home directory
+    bad = parse_deployment({
+        "deployment": {"run_dir": "/tmp/alphapulse-demo-1", "data_dir": "/home/me/alphapulse/var",
+                       "user": "alphapulse"},
+        "process": [{"name": "strategy", "args": ["strategy", "--config", "/tmp/x/strategy.toml"]}],
+    })
+    problems = sandbox_problems(bad, python="/tmp/venv/bin/python", workdir="/home/me/alphapulse")
+    text = "\n".join(problems)
+    assert "run_dir /tmp/alphapulse-demo-1 is not under /run" in text
+    assert "run_dir /tmp/alphapulse-demo-1 is under /tmp, which PrivateTmp=yes" in text
+    assert "the interpreter /tmp/venv/bin/python is under /tmp" in text
+    assert "process 'strategy' argument /tmp/x/strategy.toml is under /tmp" in text
+    assert "data_dir /home/me/alphapulse/var is under a home directory" in text
+    assert "RuntimeDirectory" not in generate(bad, tmp_path / "bad", python="/usr/bin/python3")[0].read_text()
