@@ -1,44 +1,58 @@
-"""``alphapulse report``: ``portfolio.report`` with the database an operator means by default, and with
+"""``alphapulse report`` and ``alphapulse history``: the books an operator means by default, with
 tokens named (``tools.registry``).
 
-Without ``--db`` or ``--archive``: the books at the configured default path when they exist, else the
-newest live demo run's (``var/demo/<run>/data/portfolio.sqlite``), and it says which it took. Tokens and
-pools come from the deployment file beside the database's run (``<run>/deployment.json``) or
-``--deployment FILE``, the valuation token from the run's ``configs/portfolio.toml`` or
-``--portfolio-config FILE``.
+Without ``--db`` (or report's ``--archive``): the books at the configured default path when they
+exist, else the newest live demo run's (``var/demo/<run>/data/portfolio.sqlite``), and it says which
+it took. Tokens and pools come from the deployment file beside the database's run
+(``<run>/deployment.json``) or ``--deployment FILE``, the valuation token from the run's
+``configs/portfolio.toml`` or ``--portfolio-config FILE``.
+
+``alphapulse history [--outcome NAME ...] [--since D] [--until D] [--limit N] [--csv]``: the trades
+with their outcomes, newest first; ``--csv`` writes the exact integers and the readable columns.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
+import sqlite3
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from market.display import Registry
 from portfolio.books import default_db_path
 from portfolio.report import main as report_main
 
 from .demo import latest_demo_db
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--db")
-    ap.add_argument("--archive")
+@dataclass(frozen=True)
+class Books:
+    db: Path | None
+    registry: Registry
+    valuation: list[int]
+
+
+def _books_options(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--db", help="portfolio database (default: the configured one, else the latest demo run's)")
     ap.add_argument("--deployment", help="deployment file naming the tokens and pools")
     ap.add_argument("--portfolio-config", help="the portfolio's config (its valuation token)")
-    ours, rest = ap.parse_known_args(argv)
-    db = Path(ours.db) if ours.db else None
-    if db is None and not ours.archive and not {"-h", "--help"} & set(rest) and not default_db_path().exists():
+
+
+def resolve_books(prog: str, args: argparse.Namespace, *, use_default: bool = True) -> Books:
+    db = Path(args.db) if args.db else None
+    if db is None and use_default and not default_db_path().exists():
         db = latest_demo_db()
         if db is not None:
-            print(f"alphapulse report: the latest demo run's database {db}", file=sys.stderr)
-    if db is not None:
-        rest = ["--db", str(db), *rest]
-    if ours.archive:
-        rest = ["--archive", ours.archive, *rest]
+            print(f"{prog}: the latest demo run's database {db}", file=sys.stderr)
+    elif db is None and use_default:
+        db = default_db_path()
     run = db.resolve().parent.parent if db is not None else None
-    deployment = Path(ours.deployment) if ours.deployment else (run / "deployment.json" if run else None)
-    portfolio_cfg = (Path(ours.portfolio_config) if ours.portfolio_config
+    deployment = Path(args.deployment) if args.deployment else (run / "deployment.json" if run else None)
+    portfolio_cfg = (Path(args.portfolio_config) if args.portfolio_config
                      else (run / "configs" / "portfolio.toml" if run else None))
     from .registry import load_registry
 
@@ -47,5 +61,73 @@ def main(argv: list[str]) -> int:
     if portfolio_cfg is not None and portfolio_cfg.is_file():
         from portfolio.config import load_config
 
-        valuation = [val for val, _wrapped in load_config(portfolio_cfg).valuation().values()]
-    return report_main(rest, registry=registry, valuation_tokens=valuation)
+        valuation = [val for val, _wrapped in load_config(portfolio_cfg).valuation().values() if val]
+    return Books(db, registry, valuation)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(add_help=False)
+    _books_options(ap)
+    ap.add_argument("--archive")
+    ours, rest = ap.parse_known_args(argv)
+    helping = bool({"-h", "--help"} & set(rest))
+    books = resolve_books("alphapulse report", ours, use_default=not ours.archive and not helping)
+    if books.db is not None:
+        rest = ["--db", str(books.db), *rest]
+    if ours.archive:
+        rest = ["--archive", ours.archive, *rest]
+    return report_main(rest, registry=books.registry, valuation_tokens=books.valuation)
+
+
+def _day_ns(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * 10**9
+
+
+def history(argv: list[str]) -> int:
+    from portfolio.history import COLUMNS, history_rows, parse_outcomes
+
+    ap = argparse.ArgumentParser(prog="alphapulse history", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    _books_options(ap)
+    ap.add_argument("--outcome", action="append", default=[], help="only this outcome (EXECUTED, STALE ...); "
+                                                                   "repeat for several")
+    ap.add_argument("--since", help="from this UTC date or time (YYYY-MM-DD[THH:MM])")
+    ap.add_argument("--until", help="before this UTC date or time")
+    ap.add_argument("--limit", type=int, default=None, help="at most N rows (default: all; the table shows 50)")
+    ap.add_argument("--csv", action="store_true", help="CSV with the exact integers and the readable columns")
+    args = ap.parse_args(argv)
+    try:
+        outcomes = parse_outcomes(args.outcome)
+        since = _day_ns(args.since) if args.since else 0
+        until = _day_ns(args.until) if args.until else (1 << 63) - 1
+    except ValueError as exc:
+        ap.exit(2, f"alphapulse history: {exc}\n")
+    books = resolve_books("alphapulse history", args)
+    if books.db is None or not books.db.exists():
+        print(f"alphapulse history: no database at {books.db or default_db_path()}", file=sys.stderr)
+        return 2
+    db = sqlite3.connect(f"file:{books.db}?mode=ro", uri=True)
+    try:
+        limit = args.limit if args.limit is not None or args.csv else 50
+        rows = history_rows(db, outcomes=outcomes, since_ns=since, until_ns=until, limit=limit,
+                            registry=books.registry,
+                            valuation_token=books.valuation[0] if len(books.valuation) == 1 else None)
+    finally:
+        db.close()
+    try:
+        if args.csv:
+            w = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+        else:
+            print(f"{'time (UTC)':19}  {'signal':>8}  {'outcome':16} {'net':>20} {'realized':>20} {'gas':>16}  reason")
+            for r in rows:
+                sid = str(r["signal_id"])
+                print(f"{r['time']:19}  {'…' + sid[-6:] if len(sid) > 8 else sid:>8}  {r['outcome']:16} "
+                      f"{r['net']:>20} {r['realized']:>20} {r['gas']:>16}  {r['reason'][:60]}")
+            if not rows:
+                print("(no trades match)")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `history --csv | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from risk_testkit import ETHER, POOL_V2, USDC, USDC_ID, WETH, WETH_ID, S, reserves, result, signal, started
 
 from portfolio.books import Books, native_token, open_db
@@ -214,3 +215,34 @@ def test_report_names_tokens_and_keeps_the_exact_integers(tmp_path: Path, capsys
     text = capsys.readouterr().out
     assert "net P&L: " in text and " WETH" in text and "valuation units" not in text
     assert realized["readable"] in text
+
+
+def test_history_filters_outcomes_and_writes_csv_with_exact_integers(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+    import sqlite3
+
+    from market.display import Registry, TokenInfo
+    from portfolio.history import history_rows, parse_outcomes
+    from tools.report_cli import history
+
+    path = make_history(tmp_path)
+    reg = Registry(tokens={int(WETH_ID): TokenInfo(symbol="WETH", decimals=18)})
+    rows = history_rows(sqlite3.connect(path), registry=reg, valuation_token=int(WETH_ID))
+    assert len(rows) == 40 and rows[0]["signal_id"] == 40  # newest first
+    assert {r["outcome"] for r in rows} == {"EXECUTED", "REVERTED", "STALE"}
+    executed = [r for r in rows if r["outcome"] == "EXECUTED" and r["realized_profit"]]
+    assert executed[0]["realized"] == f"{executed[0]['realized_profit'] / 10**18:.6f} WETH"
+    assert executed[0]["profit_symbol"] == "WETH"
+    with pytest.raises(ValueError, match="unknown outcome 'winning'"):
+        parse_outcomes(["winning"])
+
+    assert history(["--db", str(path), "--csv", "--outcome", "stale", "--outcome", "REVERTED"]) == 0
+    out = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(out) == 16 and {r["outcome"] for r in out} == {"STALE", "REVERTED"}
+    assert all(r["gas_wei"].isdigit() for r in out)
+    assert history(["--db", str(path), "--since", "2023-11-15", "--limit", "3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("time (UTC)") and len(table) == 4
+    with pytest.raises(SystemExit):
+        history(["--db", str(path), "--outcome", "nope"])
