@@ -71,6 +71,7 @@ COMMANDS: dict[str, Command | Group] = {
     "risk": Command("risk.process:main", "run the risk monitor"),
     "portfolio": Command("portfolio.process:main", "run the portfolio process"),
     "report": Command("tools.report_cli:main", "daily and all-time report (default: the latest demo run)"),
+    "status": Command("tools.status:main", "relays (heads, lags), breakers, open signals, processes' last errors"),
     "history": Command("tools.report_cli:history", "trades with their outcomes, filterable; --csv"),
     "demo": Command("tools.demo:main", "the main job: the whole system on a local chain"),
     "up": Command("tools.supervisor:up", "start a deployment's processes under the supervisor"),
