@@ -72,6 +72,7 @@ COMMANDS: dict[str, Command | Group] = {
     "portfolio": Command("portfolio.process:main", "run the portfolio process"),
     "report": Command("tools.report_cli:main", "daily and all-time report (default: the latest demo run)"),
     "status": Command("tools.status:main", "relays (heads, lags), breakers, open signals, processes' last errors"),
+    "balance": Command("tools.report_cli:balance", "what the books hold per chain, readable; --reconcile"),
     "history": Command("tools.report_cli:history", "trades with their outcomes, filterable; --csv"),
     "demo": Command("tools.demo:main", "the main job: the whole system on a local chain"),
     "up": Command("tools.supervisor:up", "start a deployment's processes under the supervisor"),

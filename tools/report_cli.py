@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sqlite3
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from market.display import Registry
 from portfolio.books import default_db_path
@@ -130,4 +132,73 @@ def history(argv: list[str]) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # `history --csv | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def balance(argv: list[str]) -> int:
+    """``alphapulse balance``: what the books hold, per chain, readable; ``--reconcile`` compares each
+    token with the chain (read-only: the books are not changed)."""
+    from market.display import TokenInfo, fmt_units
+    from portfolio.books import Books as BookDb
+    from protocol.ids import TokenId
+
+    ap = argparse.ArgumentParser(prog="alphapulse balance", description=balance.__doc__)
+    _books_options(ap)
+    ap.add_argument("--reconcile", action="store_true", help="compare with the chain (needs --rpc and --address)")
+    ap.add_argument("--rpc", help="JSON-RPC URL of the chain to reconcile against")
+    ap.add_argument("--address", help="the account whose balances the books track (the profit recipient)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.reconcile and not (args.rpc and args.address):
+        ap.exit(2, "alphapulse balance: --reconcile needs --rpc URL and --address ADDRESS\n")
+    books = resolve_books("alphapulse balance", args)
+    if books.db is None or not books.db.exists():
+        print(f"alphapulse balance: no database at {books.db or default_db_path()}", file=sys.stderr)
+        return 2
+    reg = books.registry
+
+    def info(token: int) -> TokenInfo | None:
+        if TokenId(token).address_int == 0:
+            return TokenInfo(symbol="ETH", decimals=18)  # the chain's native coin (gas)
+        return reg.token(token)
+
+    def readable(amount: int, token: int) -> str:
+        i = info(token)
+        return f"{fmt_units(amount, i.decimals)} {i.symbol}" if i else f"{amount} base units of {reg.symbol(token)}"
+
+    db = sqlite3.connect(f"file:{books.db}?mode=ro", uri=True)
+    try:
+        held = BookDb(db).balances()
+        out: dict[str, Any] = {"db": str(books.db), "venue": "on chain (the account the books track)",
+                               "balances": [{"chain_id": TokenId(t).chain_id, "token": str(t),
+                                             "symbol": (info(t).symbol if info(t) else reg.symbol(t)),
+                                             "amount": a, "readable": readable(a, t)} for t, a in held.items()]}
+        if args.reconcile:
+            from portfolio.reconcile import reconcile
+
+            rec = reconcile(BookDb(db), args.rpc, args.address)
+            for row in rec["rows"]:
+                tok = (int(TokenId.of(rec["chain_id"], "0x" + "00" * 20)) if row["token"] == "native"
+                       else int(TokenId.of(rec["chain_id"], row["token"])))
+                row["readable"] = {k: readable(row[k], tok) for k in ("books", "chain", "difference")}
+            out["reconcile"] = rec
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"balances in the books ({out['venue']}):")
+    for chain in sorted({b["chain_id"] for b in out["balances"]}):
+        print(f"  chain {chain}:")
+        for b in (b for b in out["balances"] if b["chain_id"] == chain):
+            print(f"    {b['readable']:>28}   ({b['amount']} base units)")
+    if not out["balances"]:
+        print("  (nothing booked yet)")
+    if args.reconcile:
+        rec = out["reconcile"]
+        print(f"\nreconciled against chain {rec['chain_id']} for {rec['address']} (read-only):")
+        for row in rec["rows"]:
+            r = row["readable"]
+            flag = "" if row["difference"] == 0 else "   <- differs"
+            print(f"  books {r['books']:>24}   chain {r['chain']:>24}   difference {r['difference']}{flag}")
     return 0

@@ -246,3 +246,36 @@ def test_history_filters_outcomes_and_writes_csv_with_exact_integers(tmp_path: P
     assert table[0].startswith("time (UTC)") and len(table) == 4
     with pytest.raises(SystemExit):
         history(["--db", str(path), "--outcome", "nope"])
+
+
+def test_balance_is_readable_and_reconciles_read_only(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import portfolio.reconcile as reconcile_module
+    from tools.report_cli import balance
+
+    b = books(tmp_path)
+    b.apply(Domain.EXECUTION, seqd([result(1, profit=3 * 10**15, gas_used=100_000, gas_price=S, t_ns=T0)]))
+    b.db.close()
+    db = tmp_path / "b.sqlite"
+    deployment = tmp_path / "no-deployment.json"  # no registry file: WETH by its address, ETH by name
+    assert balance(["--db", str(db), "--deployment", str(deployment), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by_symbol = {row["symbol"]: row for row in out["balances"]}
+    assert by_symbol["ETH"]["amount"] == -10**14 and by_symbol["ETH"]["readable"] == "-0.000100 ETH"
+    assert any(row["amount"] == 3 * 10**15 for row in out["balances"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls = json.loads(request.content)
+        answers = {"eth_chainId": "0x1", "eth_getBalance": hex(5 * ETHER)}
+        return httpx.Response(200, json=[{"jsonrpc": "2.0", "id": c["id"],
+                                          "result": answers.get(c["method"], "0x" + f"{3 * 10**15 + 7:064x}")}
+                                         for c in calls])
+
+    real = reconcile_module.reconcile
+    monkeypatch.setattr(reconcile_module, "reconcile", lambda books_, url, address: real(
+        books_, url, address, transport=httpx.MockTransport(handler)))
+    assert balance(["--db", str(db), "--deployment", str(deployment), "--reconcile", "--rpc", "http://node.invalid",
+                    "--address", "0x" + "ab" * 20]) == 0
+    text = capsys.readouterr().out
+    assert "chain 1:" in text and "-0.000100 ETH" in text and "difference 7" in text and "<- differs" in text
+    with pytest.raises(SystemExit):
+        balance(["--db", str(db), "--reconcile"])
