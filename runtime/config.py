@@ -134,7 +134,11 @@ def load_toml(path: str | PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"cannot read ({exc.strerror or exc})", file=p) from None
     except UnicodeDecodeError:
         raise ConfigError("invalid TOML: not UTF-8", file=p) from None
-    return parse_toml(text, file=p)
+    doc = parse_toml(text, file=p)
+    if not doc:  # a component started on an empty (or all-comment) file would run on defaults alone
+        raise ConfigError("the file configures nothing (it is empty); see the component's example "
+                          "configuration", file=p)
+    return doc
 
 
 def parse_toml(text: str, *, file: str | PathLike[str] = "") -> dict[str, Any]:

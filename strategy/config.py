@@ -293,4 +293,7 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> StrategyCon
 
 def load_config(path: str | Path) -> StrategyConfig:
     """Read and validate a TOML file; every problem is a :class:`ConfigError` naming the file."""
-    return config_from_dict(load_toml(path), origin=str(path))
+    config = config_from_dict(load_toml(path), origin=str(path))
+    if not config.chains:  # nothing to watch or price: a strategy that can never signal
+        raise ConfigError("at least one [[chains]] table is needed", path="chains", file=path)
+    return config

@@ -116,7 +116,13 @@ def inspect_archive(root: str | Path, domain: str) -> ArchiveInfo:
     if not files:
         raise ArchiveError(f"the {name} archive in {ddir} is empty: no part files"
                            + (f" ({len(gaps)} gap records only)" if gaps else ""))
-    rows = sum(pq.ParquetFile(f.path).metadata.num_rows for f in files)
+    rows = 0
+    for f in files:
+        try:
+            rows += pq.ParquetFile(f.path).metadata.num_rows
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise ArchiveError(f"{f.path} is not a readable Parquet file ({' '.join(str(exc).split())}); "
+                               f"restore it or move it aside (its sequences then count as missing)") from None
     if rows == 0:
         raise ArchiveError(f"the {name} archive in {ddir} is empty: {len(files)} part files with no rows")
     return ArchiveInfo(root=root, domain=name, files=len(files), rows=rows,

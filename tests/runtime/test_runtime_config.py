@@ -172,3 +172,25 @@ def test_a_component_reads_its_settings_from_its_own_table() -> None:
     assert err({"component": {"name": "reserved"}}) == "c.toml: component.name: is reserved"
     assert err({"component": []}) == "c.toml: component: must be a table, got list"
     assert err({"section": {"hops": 1}}) == "c.toml: section.hops: out of range [2, 6], got 1"
+
+
+@pytest.mark.parametrize("component", ["strategy", "risk", "portfolio", "execution", "collectors.evm"])
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n"])
+def test_an_empty_configuration_file_is_refused_by_every_component(tmp_path: Path, component: str, text: str) -> None:
+    import importlib
+
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    load = importlib.import_module(f"{component}.config").load_config
+    with pytest.raises(ConfigError, match="configures nothing") as info:
+        load(f)
+    assert str(f) in str(info.value)
+
+
+def test_a_strategy_without_chains_is_refused(tmp_path: Path) -> None:
+    from strategy.config import load_config
+
+    f = tmp_path / "s.toml"
+    f.write_text("[strategy]\nmax_hops = 3\n")
+    with pytest.raises(ConfigError, match=r"chains: at least one \[\[chains\]\] table"):
+        load_config(f)

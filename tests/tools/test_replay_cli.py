@@ -181,3 +181,17 @@ def test_clear_errors(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert r.returncode == 2 and "nothing to replay" in r.stderr and "holds domain_seq 1..5" in r.stderr
     r = replay(str(work / "arch"), "--socket", str(work / "no.sock"), "--connect-timeout", "0.5")
     assert r.returncode == 1 and "no market_data relay answering" in r.stderr
+
+
+def test_a_corrupt_parquet_file_is_one_line_and_exit_2(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from relays.archiver import archive_files
+    from tools.replay import EXIT_USAGE, main
+
+    root = make_archive(work / "arch", list(range(1, 22)))
+    victim = archive_files(root, "market_data")[1].path
+    victim.write_bytes(b"PAR1" + os.urandom(200) + b"PAR1")  # bit rot
+    code = main([str(root), "--domain", "market_data", "--socket", str(work / "none.sock")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if str(victim) in ln]
+    assert len(lines) == 1 and "not a readable Parquet file" in lines[0]
