@@ -142,6 +142,12 @@ class Harness:
         await self.until(lambda: len(self.tlvs(*EVENTS)) >= count)
         await trio.sleep(0.3)  # anything extra (a duplicate) would show up now
 
+    def snapshots_since_invalidation(self) -> int:
+        """How many ``PoolSnapshot``s follow the last ``StateInvalidation`` (0 before any)."""
+        flat = records(self.messages)
+        last = max((i for i, t in enumerate(flat) if isinstance(t, StateInvalidation)), default=None)
+        return 0 if last is None else sum(isinstance(t, PoolSnapshot) for t in flat[last + 1:])
+
     async def run(self, fn: Any, *args: Any) -> Any:
         return await trio.to_thread.run_sync(fn, *args)
 
@@ -383,6 +389,9 @@ async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, sh
                 await h.run(trader.step)
             head = await h.run(h.client.block_number)
             expected = await h.run(chain_events, h, start + 1, head)
+            # a collector that reconnects after the last trade backfills every log and publishes the
+            # headers up to the head BEFORE it re-reads the pools: wait for the fresh snapshots too
+            await h.until(lambda: h.snapshots_since_invalidation() >= len(h.dep.pools))
             await h.wait_for_events(len(expected), head)
             nursery.cancel_scope.cancel()
     got = h.tlvs(*EVENTS)
@@ -393,9 +402,7 @@ async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, sh
     assert {t.reason for t in invalidations} == {InvalidationReason.DISCONNECT}
     assert len(invalidations) == len(h.dep.pools)
     # after the invalidations: a fresh snapshot of every pool
-    flat = records(h.messages)
-    last_inval = max(i for i, t in enumerate(flat) if isinstance(t, StateInvalidation))
-    assert len([t for t in flat[last_inval:] if isinstance(t, PoolSnapshot)]) == len(h.dep.pools)
+    assert h.snapshots_since_invalidation() == len(h.dep.pools)
     # one message per transaction: its records share one tx and block, in log order
     for m in h.messages:
         if isinstance(m.tlvs[0], EVENTS):

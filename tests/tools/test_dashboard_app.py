@@ -318,9 +318,12 @@ def test_worker_against_real_relays(tmp_path) -> None:
             worker.publish(EmergencyStop(scope=0, scope_value=0, stop_id=1, reason="test", sender="dashboard@test"))
             # the stop can reach the model through the consumer before the publishing task has put its
             # notice in the inbox (it does so after its flush returns): wait for both
+            # the signal and execution relays are read by separate consumers: wait for the signal
+            # itself too, not only for its outcome (which can be read first)
             pump(lambda: model.halted and 5 in model.signals and model.signals[5].status == "EXECUTED"
+                 and model.signals[5].identity is not None
                  and any("EmergencyStop published" in text for _, text in model.notices),
-                 "the signal's outcome, the stop and the publisher's notice")
+                 "the signal, its outcome, the stop and the publisher's notice")
         finally:
             worker.stop()
         assert [s.step for s in model.signals[5].steps] == ["detected", "started", "result"]

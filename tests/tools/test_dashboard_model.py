@@ -143,7 +143,7 @@ def test_execution_before_signal_and_failures_with_reason() -> None:
     m.on_message(2, signal_msg(1, 5), T0)  # the signal relay is slower: the record is the same
     r = m.signals[5]
     assert r.identity is not None and r.status == "REVERTED"
-    assert [s.step for s in r.steps] == ["result", "detected"]  # in arrival order in the model
+    assert [s.step for s in r.steps] == ["detected", "result"]  # in time order, though the result came first
     trace = views.tracer_text(m, 5)  # in time order on screen, and a result without a tx is said so
     assert trace.index("detected") < trace.index("result ") and "started    not sent: REVERTED" in trace
     assert m.realized == {} and m.gas_spent[1] > 0

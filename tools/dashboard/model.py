@@ -123,6 +123,9 @@ class SwapEvent(NamedTuple):
         return s.amount0_in - s.amount0_out, s.amount1_in - s.amount1_out
 
 
+STAGE_ORDER = {"detected": 0, "started": 1, "result": 2}
+
+
 class TraceStep:
     """One step of a signal's life: what, when (ns), on which relay at which sequence."""
 
@@ -131,9 +134,18 @@ class TraceStep:
     def __init__(self, step: str, at_ns: int, domain: int, seq: int, detail: str = "") -> None:
         self.step, self.at_ns, self.domain, self.seq, self.detail = step, at_ns, domain, seq, detail
 
+    @property
+    def order(self) -> tuple[int, int]:
+        """Time first, then the stage (a detection and its execution can share a timestamp)."""
+        return self.at_ns, STAGE_ORDER.get(self.step, len(STAGE_ORDER))
+
 
 class SignalRecord:
-    """A signal and everything execution said about it, in arrival order."""
+    """A signal and everything execution said about it; ``steps`` in time order.
+
+    The signal and execution relays are read by separate consumers, so the execution relay's
+    report can arrive before the signal it is about: steps are kept sorted by their own time
+    (then stage), never by arrival."""
 
     __slots__ = ("signal_id", "identity", "economics", "path", "cross_chain", "trace_context",
                  "started", "result", "steps", "first_ns", "updated_ns")
@@ -156,6 +168,11 @@ class SignalRecord:
     def add_step(self, step: TraceStep) -> None:
         if len(self.steps) < self.MAX_STEPS:
             self.steps.append(step)
+            self.steps.sort(key=lambda s: s.order)  # stable: equal keys keep arrival order
+
+    def update_step(self, step: TraceStep, at_ns: int, seq: int, detail: str) -> None:
+        step.at_ns, step.seq, step.detail = at_ns, seq, detail
+        self.steps.sort(key=lambda s: s.order)
 
     @property
     def status(self) -> str:
@@ -549,7 +566,7 @@ class DashboardModel:
         if step is None:
             r.add_step(TraceStep("result", msg.event_time_ns or now_ns, msg.domain, seq, detail))
         else:
-            step.at_ns, step.seq, step.detail = msg.event_time_ns or now_ns, seq, detail
+            r.update_step(step, msg.event_time_ns or now_ns, seq, detail)
         self.changed.update(("signals", "execution", "pnl"))
 
     def _account(self, t: ExecutionResult, sign: int) -> None:

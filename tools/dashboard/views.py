@@ -398,17 +398,13 @@ def _inspect(r: SignalRecord, reg: Registry = NO_REGISTRY) -> str:
     return "\n".join(lines)
 
 
-_STAGE_ORDER = {"detected": 0, "started": 1, "result": 2}
-
-
 def tracer_text(model: DashboardModel, signal_id: int | None, reg: Registry = NO_REGISTRY) -> str:
     r = _selected(model, signal_id, "Execution tracer: select a signal to follow it to its outcome.")
     if isinstance(r, str):
         return r
     lines = [f"Trace of signal {r.signal_id}" + (f" (trace id {r.trace_context.trace_id:032x})"
                                                 if r.trace_context else "")]
-    # in time order (the execution relay's report can be read before the signal relay's)
-    steps = sorted(r.steps, key=lambda s: (s.at_ns, _STAGE_ORDER.get(s.step, 9)))
+    steps = r.steps  # in time order (the model keeps them so, whichever relay was read first)
     t0 = steps[0].at_ns if steps else 0
     for s in steps:
         lines.append(f"  {s.step:<10} {fmt_time(s.at_ns)} {fmt_delta(max(0, s.at_ns - t0)):>10}  "
