@@ -49,6 +49,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
+from protocol.errors import ProtocolError
 from protocol.header import Domain, read_domain_seq
 from protocol.message import decode
 from runtime.paths import parse_domain
@@ -481,6 +482,7 @@ class JetStreamConsumer:
         self._last_activity = 0.0
         self.last_seq = 0
         self.reconnects = 0
+        self.undecodable = 0  # frames that do not decode: counted, logged, skipped (as RelayConsumer does)
         self._ready = trio.Event()
 
     @classmethod
@@ -501,6 +503,7 @@ class JetStreamConsumer:
     def counters(self) -> dict[str, int]:
         d = self.cursor.counters.as_dict()
         d["reconnects"] = self.reconnects
+        d["undecodable"] = self.undecodable
         return d
 
     # ---- the connection loop
@@ -627,8 +630,20 @@ class JetStreamConsumer:
                 yield first, frames
 
     async def batches(self) -> AsyncIterator[list[Any]]:
-        async for _, frames in self.stream_batches():
-            yield frames if self.raw else [decode(f) for f in frames]
+        async for first, frames in self.stream_batches():
+            if self.raw:
+                yield frames
+                continue
+            out: list[Any] = []
+            for k, f in enumerate(frames):
+                try:
+                    out.append(decode(f))
+                except ProtocolError as exc:  # an old stream may hold one: count, report, move past it
+                    self.undecodable += 1
+                    log.warning("%s: skipped stream sequence %d: it does not decode (%s); %d such frames so far",
+                                self.name, first + k, exc, self.undecodable)
+            if out:
+                yield out
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for batch in self.batches():
