@@ -110,6 +110,14 @@ class WsRpc(RpcEndpoint):
                 p.event.set()
             self._notify_send.close()
 
+    def backlog(self) -> int:
+        """Messages received and not yet taken: in ``notifications`` and in trio-websocket's own
+        queue (its reader parses frames ahead of ours; there is no public accessor for it)."""
+        queued = self.notifications.statistics().current_buffer_used
+        ws = self._ws
+        channel = getattr(ws, "_recv_channel", None) if ws is not None else None
+        return queued + (channel.statistics().current_buffer_used if channel is not None else 0)
+
     @property
     def broken(self) -> str | None:
         """Why the connection is unusable (None while it works)."""

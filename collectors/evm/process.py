@@ -59,6 +59,7 @@ log = logging.getLogger("collectors.evm")
 Publisher = Callable[..., Awaitable[int]]
 BACKFILL_CHUNK = 2000  # blocks per eth_getLogs (providers cap the range)
 HEALTHY_AFTER = 10.0  # a session that lasted this long resets the backoff
+IDLE_PASSES = 4  # scheduler passes with nothing new before the subscription counts as drained
 
 
 class ChainRunner:
@@ -177,9 +178,17 @@ class ChainRunner:
                 await self._execute(follower.on_head(Header.from_rpc(result)), rpc)
             elif kind == "log":
                 await self._execute(follower.on_logs([result]), rpc)
-            if follower.pending and ws.notifications.statistics().current_buffer_used == 0:
-                # drained: the node has written out the transaction whose logs we hold
-                await self._execute(follower.on_idle(), rpc)
+            if follower.pending and not ws.backlog():
+                # Drained? Not yet just because our channel is empty: trio-websocket's reader and
+                # ours hand messages on one per scheduler pass (its queue holds one), so the next
+                # log of the transaction may be read and still on its way. A few passes let
+                # whatever the node has written (it writes a block's logs back to back) through.
+                for _ in range(IDLE_PASSES):
+                    await trio.lowlevel.checkpoint()
+                    if ws.backlog():
+                        break
+                else:
+                    await self._execute(follower.on_idle(), rpc)
 
     async def _poll(self, rpc: HttpRpc | WsRpc) -> None:
         follower = self.follower
