@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,7 +137,8 @@ def test_demo_replay_source_outlives_trio_worker_threads(tmp_path: Path, monkeyp
 
     async def main() -> None:
         # a real source command that runs for seconds: the relay daemon on a private socket
-        sock = Path(f"/tmp/ap-src-{os.getpid()}.sock")
+        sock_dir = Path(tempfile.mkdtemp(prefix="ap-src-", dir="/tmp"))  # 0700: the relay's run-dir check
+        sock = sock_dir / "md.sock"
         source = start_source(["relay", "--domain", "market_data", "--socket", str(sock),
                                "--data-dir", str(tmp_path / "d")], tmp_path / "source.log")
         try:
@@ -146,6 +149,6 @@ def test_demo_replay_source_outlives_trio_worker_threads(tmp_path: Path, monkeyp
             source.terminate()
             with trio.fail_after(15):
                 await wait_exit(source)
-            sock.unlink(missing_ok=True)  # noqa: ASYNC240 - a test cleanup
+            shutil.rmtree(sock_dir, ignore_errors=True)
 
     trio.run(main)
