@@ -71,7 +71,7 @@ from protocol.system import (
 )
 from runtime.files import UnsafePathError, ensure_private_dir, open_private
 from runtime.logging import printable
-from runtime.paths import check_socket_path, ensure_run_dir
+from runtime.paths import check_socket_owner, check_socket_path, ensure_run_dir, shared_sticky_dir
 
 from .core.cursor import Batch, Cursor, ResyncNeeded
 from .core.ingest import Ingest, Sequencer
@@ -840,7 +840,10 @@ def _pid_alive(pid: int) -> bool:
 def _claim_socket_path(path: str) -> None:
     """Make ``path`` free to bind: refuse if a live relay answers there, remove a stale socket."""
     try:
-        ensure_run_dir(Path(path).parent)
+        if shared_sticky_dir(Path(path).parent):
+            check_socket_owner(path)  # /tmp/x.sock: nobody else may hold the name we bind
+        else:
+            ensure_run_dir(Path(path).parent)
     except UnsafePathError as exc:
         raise RelayError(f"unsafe runtime directory: {exc}") from None
     if not os.path.lexists(path):

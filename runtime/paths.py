@@ -14,16 +14,22 @@ else, or (the default ``/tmp/alphapulse-$UID``) has any group/other permission -
 pre-create that name in ``/tmp``. A directory named by ``$ALPHAPULSE_RUN_DIR`` (``$XDG_RUNTIME_DIR/
 alphapulse`` is a good choice) must be ours and writable by nobody else. Clients make the same
 check (:func:`check_socket_dir`) before every connect, so a planted socket never receives a Hello.
+
+A socket named explicitly inside a shared sticky directory owned by root (``--socket /tmp/x.sock``)
+is the one exception to "the directory must be ours": nobody else can remove or replace a file we
+own there, so there the *socket itself* must be ours (not a symlink, owned by us or root) -- the
+relay refuses to take over a name someone else holds, and a client never says Hello to it.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from protocol.header import DOMAIN_BY_NAME, Domain
 
-from .files import check_private_dir, ensure_private_dir
+from .files import UnsafePathError, check_private_dir, ensure_private_dir
 
 ENV_RUN_DIR = "ALPHAPULSE_RUN_DIR"
 MAX_UNIX_PATH = 107  # sizeof(sun_path) - 1 on Linux
@@ -55,11 +61,39 @@ def ensure_run_dir(directory: str | os.PathLike[str] | None = None) -> Path:
     return ensure_private_dir(d, exact_mode=_exact(d))
 
 
+def shared_sticky_dir(directory: str | os.PathLike[str]) -> bool:
+    """True for a real directory owned by root with the sticky bit (``/tmp``): others may create
+    names there but cannot remove or replace ours."""
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and bool(st.st_mode & stat.S_ISVTX) and st.st_uid == 0
+
+
+def check_socket_owner(path: str | os.PathLike[str]) -> None:
+    """Refuse ``path`` if it exists and is a symlink, not a socket, or owned by someone else."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(f"{path} is a symlink; refusing to use it")
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UnsafePathError(f"{path} exists and is not a socket")
+    if st.st_uid not in (os.getuid(), 0):
+        raise UnsafePathError(f"{path} is owned by uid {st.st_uid}, not by us (uid {os.getuid()}); refusing to use it")
+
+
 def check_socket_dir(path: str | os.PathLike[str]) -> None:
-    """Before connecting to ``path``: refuse if its directory exists and is not safely ours."""
+    """Before connecting to ``path``: refuse if its directory exists and is not safely ours (in a
+    shared sticky directory such as ``/tmp``: refuse unless the socket itself is ours)."""
     d = Path(path).parent
     if not os.path.lexists(d):
         return  # nothing to connect to yet; the connect itself fails with FileNotFoundError
+    if shared_sticky_dir(d):
+        check_socket_owner(path)
+        return
     check_private_dir(d, exact_mode=_exact(d))
 
 

@@ -46,3 +46,34 @@ def test_a_run_dir_created_by_another_user_is_refused(tmp_path: Path, monkeypatc
     with pytest.raises(UnsafePathError, match="symlink"):
         paths.ensure_run_dir(link)
     paths.check_socket_dir(tmp_path / "missing" / "x.sock")  # nothing there yet: the connect fails by itself
+
+
+def test_a_socket_in_a_shared_sticky_directory_must_itself_be_ours(tmp_path):
+    """``--socket /tmp/x.sock``: /tmp is world-writable but sticky and root's, so the socket file
+    decides: ours (or absent) is fine, a symlink or a non-socket planted there is refused."""
+    import socket
+    import stat as st
+
+    if not paths.shared_sticky_dir("/tmp"):
+        pytest.skip("/tmp is not a root-owned sticky directory here")
+    name = f"/tmp/ap-test-{os.getpid()}-{tmp_path.name[-8:]}"
+    sock_path, link_path, file_path = name + ".sock", name + ".lnk", name + ".file"
+    try:
+        paths.check_socket_dir(sock_path)  # nothing there yet
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(sock_path)
+        assert st.S_ISSOCK(os.lstat(sock_path).st_mode)
+        paths.check_socket_dir(sock_path)  # ours
+        s.close()
+        os.symlink(sock_path, link_path)
+        with pytest.raises(paths.UnsafePathError, match="symlink"):
+            paths.check_socket_dir(link_path)
+        with open(file_path, "w"):
+            pass
+        with pytest.raises(paths.UnsafePathError, match="not a socket"):
+            paths.check_socket_dir(file_path)
+    finally:
+        for p in (sock_path, link_path, file_path):
+            if os.path.lexists(p):
+                os.unlink(p)
+    assert not paths.shared_sticky_dir(tmp_path)  # a private directory is checked as before
