@@ -420,7 +420,8 @@ def test_amounts_carry_symbols_and_the_tracer_labels_each_net() -> None:
         app.select_signal(777)
         await pilot.pause()
         tracer = text_of(app, "tracer")
-        for needle in ("predicted at detection", "expected at execution", "realized on chain", "<- authoritative"):
+        for needle in ("predicted at detection   net", "re-validated (executor)  gross", "realized on chain        net",
+                       "<- authoritative"):
             assert needle in tracer, needle
         assert tracer.index("detected") < tracer.index("started") < tracer.index("result")
         assert "realized net" in text_of(app, "pnl") and " WETH" in text_of(app, "pnl")

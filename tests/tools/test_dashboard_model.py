@@ -132,8 +132,8 @@ def test_signal_then_execution_traces_to_outcome_and_pnl() -> None:
     assert row["outcome"] == "EXECUTED" and views.EXECUTION_COLUMNS[:3] == ("outcome", "net realized", "realized gross")
     # realized 850 minus the gas paid (140,000 x 2 gwei) at the signal's own rate (300 per 150,000 x 2 gwei): 280
     assert row["realized gross"] == "850" and row["net realized"] == "570" and m.realized_net == {WETH_ID: 570}
-    assert "predicted at detection   900" in text and "expected at execution    900" in text
-    assert "realized on chain        570   <- authoritative" in trace
+    assert "predicted at detection   net 900" in text and "re-validated (executor)  gross 900" in text
+    assert "realized on chain        net 570   <- authoritative" in trace
 
 
 def test_execution_before_signal_and_failures_with_reason() -> None:

@@ -6,10 +6,10 @@ model's own caps. Amounts and prices go through ``market.display`` with the toke
 registry (symbols, decimals applied, prices as quote per base); a token the registry does not
 know shows its raw base units, grouped by thousands.
 
-A trade has one net per stage, each labelled: *predicted* (the signal's economics at detection),
-*expected* (the executor's re-validation, in the result) and *realized* (on chain: realized gross
-minus the gas paid, the gas converted into the profit token at the signal's own gas rate). The
-realized net is the authoritative figure once there is one.
+A trade has one figure per stage, each labelled: the *predicted net* (the signal's economics at
+detection), the *re-validated gross* (the executor's expected profit, in the result) and the
+*realized net* (on chain: realized gross minus the gas paid, the gas converted into the profit token
+at the signal's own gas rate). The realized net is the authoritative figure once there is one.
 """
 
 from __future__ import annotations
@@ -343,17 +343,17 @@ def net_stages(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
     """The trade's net at each stage, labelled; the realized one is authoritative once there."""
     eco, res = r.economics, r.result
     tok = eco.profit_token if eco else (res.profit_token if res else 0)
-    lines = ["  net per stage (profit token):"]
-    lines.append(f"    predicted at detection   {money(reg, eco.net_profit, tok) if eco else '-'}")
-    lines.append(f"    expected at execution    {money(reg, res.expected_profit, tok) if res else '(not yet)'}")
+    lines = ["  per stage (profit token):"]
+    lines.append(f"    predicted at detection   net {money(reg, eco.net_profit, tok) if eco else '-'}")
+    lines.append(f"    re-validated (executor)  gross {money(reg, res.expected_profit, tok) if res else '(not yet)'}")
     net = realized_net(r)
     if res is None:
-        lines.append("    realized on chain        (not yet)")
+        lines.append("    realized on chain        net (not yet)")
     elif net is None:
         lines.append(f"    realized on chain        gross {money(reg, res.realized_profit, tok)}, gas "
                      f"{fmt_eth(res.gas_used * res.effective_gas_price)} (no rate to net them)")
     else:
-        lines.append(f"    realized on chain        {money(reg, net, tok)}   <- authoritative")
+        lines.append(f"    realized on chain        net {money(reg, net, tok)}   <- authoritative")
     return lines
 
 
