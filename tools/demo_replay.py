@@ -57,7 +57,7 @@ from typing import Any
 import trio
 
 from market.display import fmt_units
-from tools.demo import close_dashboard, live_runs, open_dashboard, show_for
+from tools.demo import close_dashboard, live_runs, open_dashboard, print_run_dir, show_for
 from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -415,6 +415,7 @@ def main(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     os.environ["ALPHAPULSE_RUN_DIR"] = str(run_dir)
     say(f"detect-only replay demo (no chain, no executor); working directory {work}")
+    print_run_dir(run_dir)
     try:
         plan = _plan(args, work, run_dir)
     except (ValueError, OSError) as exc:

@@ -82,6 +82,7 @@ def test_demo_replay_of_a_live_run_archive(demo_dir: Path) -> None:
     assert r.returncode == 0, out + r.stderr
     assert f"replaying the archive {run / 'data' / 'archive'} (a previous live demo run)" in out
     assert "the live run's strategy config" in out
+    assert re.search(r"^ALPHAPULSE_RUN_DIR=/tmp/alphapulse-demo-replay-\d+$", out, re.M)  # to paste elsewhere
     assert "market msgs" in out and "signals" in out  # the live headless summary
     assert _field(out, "signals detected") == str(expected)
     assert _field(out, "market-data messages seen") == str(len(msgs))
