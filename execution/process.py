@@ -160,6 +160,8 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
             start = None if sig_cursor is None else sig_cursor + 1
             async with RelayConsumer.connect(Domain.SIGNAL, relay_socket(config, Domain.SIGNAL), from_seq=start,
                                              name=f"{config.name}-signals", metrics=observer) as c:
+                # 'ready' must mean subscribed: from now starts where the relay reads our Subscribe
+                await c.subscribed()
                 task_status.started()
                 async for msg in c:
                     try:

@@ -253,6 +253,7 @@ class ConsumerCore:
         self._dec = FrameDecoder(shared=True)  # delivered FrameBatches keep pointing into its buffers
         self._exact = False  # next frame must be position + 1
         self._subscribed = False
+        self.welcomed = False  # this session's Hello + Subscribe answered (the relay has our cursor)
         self._resumed_at = 0  # position at reconnect, to count recovered gaps
         self._out: list[bytes] = []
         self.goodbye: Goodbye | None = None
@@ -269,6 +270,7 @@ class ConsumerCore:
         self._dec.reset()
         self.goodbye = None
         self.broken = None
+        self.welcomed = False
         if self.position:
             mode, from_seq = SubscribeMode.FROM_SEQ, self.position + 1
             self._exact = self.types is None
@@ -469,6 +471,7 @@ class ConsumerCore:
                 if self.epoch and tlv.epoch != self.epoch:
                     self.counters.epoch_changes += 1
                 self.epoch = tlv.epoch
+                self.welcomed = True
                 self.relay_head = tlv.head_seq
                 self.counters.lag = max(0, tlv.head_seq - self.position)
                 if self._resumed_at and tlv.head_seq > self._resumed_at:

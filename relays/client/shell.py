@@ -196,6 +196,16 @@ class RelayConsumer(_Session):
         """A session with the relay is open now (False while reconnecting)."""
         return self._stream is not None
 
+    async def subscribed(self) -> None:
+        """Return once the relay has answered this session's Hello + Subscribe (its Welcome).
+
+        ``connect`` returns as soon as the Subscribe is *sent*; the relay places a from-now
+        cursor at its head when it *reads* it. A process that announces itself ready in between
+        can miss a message published right after (the executor did, under load). Anything read
+        while waiting is kept for iteration."""
+        while not self.core.welcomed:
+            await self._fill()
+
     # ---- iteration ----
 
     def __aiter__(self) -> RelayConsumer:

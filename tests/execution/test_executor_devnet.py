@@ -254,12 +254,14 @@ execution = "{self.socks[Domain.EXECUTION]}"
     async def _spawn(self, name: str, args: list[str], ready: str) -> trio.Process:
         log = self.d / f"{name}.log"
         out = open(log, "ab")  # noqa: ASYNC230 - a log file handed to the child
+        # a restarted process appends to the same log: only this run's ready line counts
+        offset = out.tell()
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         proc = await trio.lowlevel.open_process([sys.executable, *args], cwd=ROOT, stdout=out, stderr=out, env=env)
         out.close()
         self.procs[name] = proc
         with trio.fail_after(30):
-            while ready not in log.read_text():
+            while ready.encode() not in log.read_bytes()[offset:]:
                 assert proc.poll() is None, log.read_text()
                 await trio.sleep(0.02)
         return proc

@@ -115,6 +115,22 @@ def test_epoch_change_is_counted() -> None:
     assert c.counters.epoch_changes == 1 and c.counters.reconnects == 1
 
 
+def test_welcomed_is_per_session() -> None:
+    """``welcomed`` (what RelayConsumer.subscribed waits for) says the relay answered THIS
+    session's Subscribe: false again on every new session until its Welcome arrives."""
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=None)
+    assert not c.welcomed
+    c.start()
+    assert not c.welcomed
+    c.receive_data(welcome(epoch=1, head=5))
+    assert c.welcomed
+    c.lost_connection()
+    c.start()
+    assert not c.welcomed
+    c.receive_data(welcome(epoch=1, head=7))
+    assert c.welcomed
+
+
 def test_producer_outbox_acks_and_resend_after_reconnect() -> None:
     p = ProducerCore(Domain.MARKET_DATA, 7)
     p.start()
