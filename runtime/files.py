@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import BadFile
@@ -29,6 +30,19 @@ class UnsafePathError(OSError):
     """A directory or file we would use is not safely ours (owner, mode, symlink)."""
 
 
+def check_owned(path: str | os.PathLike[str], is_kind: Callable[[int], bool], kind: str) -> os.stat_result:
+    """``lstat`` ``path`` and refuse it if it is a symlink, not ``kind`` or owned by someone other
+    than us (or root); return its stat. A missing ``path`` raises ``FileNotFoundError``."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(f"{path} is a symlink; refusing to use it")
+    if not is_kind(st.st_mode):
+        raise UnsafePathError(f"{path} is not {kind}")
+    if st.st_uid not in (os.getuid(), 0):
+        raise UnsafePathError(f"{path} is owned by uid {st.st_uid}, not by us (uid {os.getuid()}); refusing to use it")
+    return st
+
+
 def check_private_dir(path: str | os.PathLike[str], *, exact_mode: bool = False) -> Path:
     """Refuse ``path`` unless it is a real directory owned by us (or root) that nobody else can write.
 
@@ -36,15 +50,9 @@ def check_private_dir(path: str | os.PathLike[str], *, exact_mode: bool = False)
     """
     p = Path(path)
     try:
-        st = os.lstat(p)
+        st = check_owned(p, stat.S_ISDIR, "a directory")
     except FileNotFoundError:
         raise UnsafePathError(f"{p} does not exist") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafePathError(f"{p} is a symlink; refusing to use it")
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePathError(f"{p} is not a directory")
-    if st.st_uid not in (os.getuid(), 0):
-        raise UnsafePathError(f"{p} is owned by uid {st.st_uid}, not by us (uid {os.getuid()}); refusing to use it")
     mode = stat.S_IMODE(st.st_mode)
     bad = 0o077 if exact_mode else 0o022
     if mode & bad:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from protocol.header import DOMAIN_BY_NAME, Domain
 
-from .files import UnsafePathError, check_private_dir, ensure_private_dir
+from .files import check_owned, check_private_dir, ensure_private_dir
 
 ENV_RUN_DIR = "ALPHAPULSE_RUN_DIR"
 MAX_UNIX_PATH = 107  # sizeof(sun_path) - 1 on Linux
@@ -74,15 +74,9 @@ def shared_sticky_dir(directory: str | os.PathLike[str]) -> bool:
 def check_socket_owner(path: str | os.PathLike[str]) -> None:
     """Refuse ``path`` if it exists and is a symlink, not a socket, or owned by someone else."""
     try:
-        st = os.lstat(path)
+        check_owned(path, stat.S_ISSOCK, "a socket")
     except FileNotFoundError:
         return
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafePathError(f"{path} is a symlink; refusing to use it")
-    if not stat.S_ISSOCK(st.st_mode):
-        raise UnsafePathError(f"{path} exists and is not a socket")
-    if st.st_uid not in (os.getuid(), 0):
-        raise UnsafePathError(f"{path} is owned by uid {st.st_uid}, not by us (uid {os.getuid()}); refusing to use it")
 
 
 def check_socket_dir(path: str | os.PathLike[str]) -> None:

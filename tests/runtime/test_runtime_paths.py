@@ -66,11 +66,11 @@ def test_a_socket_in_a_shared_sticky_directory_must_itself_be_ours(tmp_path):
         paths.check_socket_dir(sock_path)  # ours
         s.close()
         os.symlink(sock_path, link_path)
-        with pytest.raises(paths.UnsafePathError, match="symlink"):
+        with pytest.raises(UnsafePathError, match="symlink"):
             paths.check_socket_dir(link_path)
         with open(file_path, "w"):
             pass
-        with pytest.raises(paths.UnsafePathError, match="not a socket"):
+        with pytest.raises(UnsafePathError, match="not a socket"):
             paths.check_socket_dir(file_path)
     finally:
         for p in (sock_path, link_path, file_path):
