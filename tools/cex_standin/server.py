@@ -16,7 +16,9 @@
   way would); a ``level2`` (re)subscription mid-replay gets fresh ``l2_data`` snapshots.
 
 The replay advances while a client is connected, ``pace`` seconds per frame (0: as fast as the client
-reads), and resumes where it was after a reconnect. ``Faults`` (``replay.py``) drop, duplicate or reorder
+reads), and resumes where it was after a reconnect. With ``loop`` (Binance), the end of the capture closes
+the connection and the replay starts its next lap (``BinanceReplay.restart``: ids keep growing), so a demo
+can run longer than the capture; each lap is a disconnect the collector must recover from. ``Faults`` (``replay.py``) drop, duplicate or reorder
 frames, close the connection after a frame, and hold REST snapshot answers back.
 """
 
@@ -110,8 +112,10 @@ class _Standin:
     """The shared machinery: two listeners, the replay loop, the fault switches."""
 
     def __init__(self, *, faults: Faults | None = None, pace: float = 0.0, host: str = "127.0.0.1",
-                 ws_port: int = 0, rest_port: int = 0) -> None:
+                 ws_port: int = 0, rest_port: int = 0, loop: bool = False) -> None:
         self.ws_port, self.rest_port = ws_port, rest_port
+        self.loop = loop
+        self.laps = 0  # completed plays of the capture
         self.faults = faults or Faults()
         self.pace = pace
         self.host = host
@@ -131,6 +135,13 @@ class _Standin:
     def advance(self, index: int) -> None:
         """Frame ``index`` has been produced (sent or deliberately lost): the replayed venue moves on."""
         self.replay.advance(index)
+
+    def text(self, index: int) -> str | None:
+        """Frame ``index`` as the venue sends it (None: nothing of it is sent)."""
+        return self.frames[index][1]
+
+    def restart(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot loop its capture")
 
     async def serve(self, *, task_status: trio.TaskStatus[tuple[int, int]] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -171,6 +182,11 @@ class _Standin:
                 return
             await trio.sleep(self.pace)
         self.finished.set()
+        if self.loop:  # the next lap is for the next connection: this one closes, as a venue's may
+            self.laps += 1
+            self.restart()
+            self.position = 0
+            return
         await trio.sleep_forever()  # an idle venue keeps the connection open
 
     _held: list[str] | None = None
@@ -180,7 +196,8 @@ class _Standin:
             i = self.position
             self.position += 1
             self.advance(i)
-            out = render(i, self.frames[i][1])
+            text = self.text(i)
+            out = [] if text is None else render(i, text)
             async with self._produced:
                 self._produced.notify_all()
             if i in self.faults.drop:
@@ -215,6 +232,12 @@ class BinanceStandin(_Standin):
         self.replay = replay or BinanceReplay()
         self.paper = paper
         self.snapshot_requests = 0
+
+    def text(self, index: int) -> str | None:
+        return self.replay.text(index)
+
+    def restart(self) -> None:
+        self.replay.restart()
 
     async def session(self, ws: WebSocketConnection, path: str) -> None:
         q = parse_qs(urlsplit(path).query)
