@@ -8,11 +8,12 @@ Layout (Hive-style partitions, readable with ``pyarrow.dataset.dataset(DIR, part
 
     DIR/domain=market_data/date=2024-01-05/part-000000000001-000000010000.parquet
     DIR/domain=market_data/_gaps.jsonl        sequences the archive knows it does not have
+    DIR/domain=market_data/_manifest.jsonl    every published file: epoch, sequence range, rows, size, sha256
     DIR/domain=market_data/_commit.json       only while a multi-file flush is being published
 
 ``date`` is the UTC date of ``event_time_ns`` (``receive_time_ns`` when the event time is 0).
-A file is named after the smallest and largest ``domain_seq`` it holds; rows are sorted by
-``domain_seq``. Columns: ``domain_seq, source_id, source_seq, event_time_ns, receive_time_ns,
+A flush writes one file per (date, relay epoch) of its messages. A file is named after the
+smallest and largest ``domain_seq`` it holds; rows are sorted by ``domain_seq``. Columns: ``domain_seq, source_id, source_seq, event_time_ns, receive_time_ns,
 flags, tlv_types (list<uint8>), raw`` (the exact frame bytes as received from the relay), then
 decoded key columns taken from the first TLV that has them (null otherwise): ``type_name``,
 ``pool_id`` (the 67-byte little-endian wire form of the PoolId), ``chain_id``, ``venue``,
@@ -42,7 +43,27 @@ message. It checks every received sequence against the expected next one:
 * a fresh archive started ``--from oldest`` whose first retained sequence is above 1 records
   the missing prefix as ``before_start``.
 
-Nothing is ever skipped silently. ``read_archive(DIR, domain)`` yields the archived messages
+Nothing is ever skipped silently.
+
+The manifest
+------------
+``_manifest.jsonl`` is the archive's own account of what it holds, so that a reader can tell a
+missing, truncated or corrupt file from a gap: one JSON object per published file, ::
+
+    {"file": "date=2024-01-05/part-000000000001-000000010000.parquet", "epoch": 3,
+     "first_seq": 1, "last_seq": 10000, "rows": 10000, "bytes": 812345, "sha256": "<hex>"}
+
+appended (one ``write`` per flush, ``O_APPEND``, fsynced) after the flush's renames, so a line
+never names a file that was not published whole. A crash between the renames and the append
+leaves published files without a line; the next start (``recover``) adds the lines of every
+part file the manifest does not list, computed from the file itself, and drops a torn last line
+first. The same step gives an archive written before manifests existed its manifest (from the
+files as they are then). A later line for the same ``file`` replaces an earlier one.
+``relays.archive_check.check_archive`` verifies an archive against it (``alphapulse replay``
+does before publishing anything). Files are created with explicit modes: 0640 (an archive is
+for analysis: group-readable on purpose), directories 0750.
+
+``read_archive(DIR, domain)`` yields the archived messages
 in sequence order (decoded from ``raw``); ``read_gaps(DIR, domain)`` the recorded gaps.
 
 One archiver per archive and domain: a second one on the same directory exits 2 (``_lock``).
@@ -55,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import heapq
 import json
 import logging
@@ -78,6 +100,8 @@ from protocol.header import OFF_EVENT_TIME, OFF_RECEIVE_TIME, Domain, read_domai
 from protocol.ids import POOL_ID_SIZE, PoolId
 from protocol.message import Message, decode
 from protocol.tlv import UnknownTLV
+from runtime.errors import BadFile
+from runtime.files import make_dirs, open_private
 from runtime.metrics import CounterMetricFamily, GaugeMetricFamily, Metric, ProcessMetrics
 from runtime.paths import parse_domain
 from runtime.process import ProcessMain, Work, add_process_arguments
@@ -90,7 +114,10 @@ log = logging.getLogger("relays.archiver")
 PART_RE = re.compile(r"^part-(\d+)-(\d+)\.parquet$")
 GAPS_FILE = "_gaps.jsonl"
 COMMIT_FILE = "_commit.json"
+MANIFEST_FILE = "_manifest.jsonl"
 LOCK_FILE = "_lock"
+FILE_MODE = 0o640  # archive files: the user's, readable by the group on purpose (analysis)
+DIR_MODE = 0o750
 EXIT_CONFIG = 2
 
 # Big integers (uint112 .. int256) are kept exactly, as decimal strings.
@@ -133,9 +160,7 @@ class PartFile:
     last_seq: int
 
 
-def archive_files(out: str | os.PathLike[str], domain: str | int | Domain) -> list[PartFile]:
-    """Every published part file of ``domain``, sorted by (first_seq, last_seq)."""
-    ddir = domain_dir(out, domain)
+def _part_files(ddir: Path) -> list[PartFile]:
     files = []
     if ddir.is_dir():
         for p in ddir.glob("date=*/part-*.parquet"):
@@ -144,6 +169,11 @@ def archive_files(out: str | os.PathLike[str], domain: str | int | Domain) -> li
                 files.append(PartFile(p, int(m.group(1)), int(m.group(2))))
     files.sort(key=lambda f: (f.first_seq, f.last_seq))
     return files
+
+
+def archive_files(out: str | os.PathLike[str], domain: str | int | Domain) -> list[PartFile]:
+    """Every published part file of ``domain``, sorted by (first_seq, last_seq)."""
+    return _part_files(domain_dir(out, domain))
 
 
 def last_archived_seq(out: str | os.PathLike[str], domain: str | int | Domain) -> int:
@@ -168,21 +198,32 @@ def read_gaps(out: str | os.PathLike[str], domain: str | int | Domain) -> list[d
     return out_
 
 
+def unreadable(path: Path, exc: BaseException) -> BadFile:
+    """The one wording of a part file pyarrow cannot read (a ``BadFile``: one line, no traceback)."""
+    return BadFile(f"{path} is not a readable Parquet file ({' '.join(str(exc).split())[:200]}); "
+                   f"restore it or move it aside (its sequences then count as missing)")
+
+
 def _iter_file(pf: PartFile) -> Iterator[tuple[int, bytes]]:
-    f = pq.ParquetFile(pf.path)
-    for batch in f.iter_batches(columns=["domain_seq", "raw"], batch_size=8192):
-        seqs = batch.column(0).to_pylist()
-        raws = batch.column(1).to_pylist()
-        yield from zip(seqs, raws)
+    try:
+        f = pq.ParquetFile(pf.path)
+        for batch in f.iter_batches(columns=["domain_seq", "raw"], batch_size=8192):
+            seqs = batch.column(0).to_pylist()
+            raws = batch.column(1).to_pylist()
+            yield from zip(seqs, raws)
+    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
+        raise unreadable(pf.path, exc) from None
 
 
-def read_archive_raw(out: str | os.PathLike[str], domain: str | int | Domain) -> Iterator[tuple[int, bytes]]:
-    """``(domain_seq, frame bytes)`` of every archived message, in sequence order.
+def read_archive_raw(out: str | os.PathLike[str], domain: str | int | Domain, *,
+                     files: list[PartFile] | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(domain_seq, frame bytes)`` of every archived message (of ``files``, default all), in
+    sequence order. A file that cannot be read raises ``BadFile`` naming it.
 
     Files are merged lazily: a file is opened only when its first sequence is due, so memory
     stays bounded by the files of one flush (which may interleave across dates).
     """
-    files = archive_files(out, domain)
+    files = archive_files(out, domain) if files is None else sorted(files, key=lambda f: (f.first_seq, f.last_seq))
     heap: list[tuple[int, int, bytes, Iterator[tuple[int, bytes]]]] = []
     i = 0
     last = 0
@@ -309,12 +350,142 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _create(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int:
+    """An archive file, created with its mode from the first byte, never through a symlink."""
+    return open_private(path, flags, FILE_MODE)
+
+
 def _write_tmp(path: Path, table: pa.Table, metadata: dict[str, str]) -> None:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    with open(path, "wb") as f:
+    with os.fdopen(_create(path), "wb") as f:
         pq.write_table(table, f, compression="zstd", row_group_size=max(1, table.num_rows))
         f.flush()
         os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------------------- the manifest
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One line of ``_manifest.jsonl``: a published file and what it must hold."""
+
+    file: str  # relative to the domain directory: date=YYYY-MM-DD/part-....parquet
+    epoch: int
+    first_seq: int
+    last_seq: int
+    rows: int
+    bytes: int
+    sha256: str
+
+    def line(self) -> str:
+        return json.dumps({"file": self.file, "epoch": self.epoch, "first_seq": self.first_seq,
+                           "last_seq": self.last_seq, "rows": self.rows, "bytes": self.bytes,
+                           "sha256": self.sha256}) + "\n"
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """(sha256 hex, size) of a file's bytes."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def manifest_entry(ddir: Path, path: Path, epoch: int | None = None) -> ManifestEntry:
+    """The manifest line of a published part file, computed from the file (``BadFile`` if unreadable)."""
+    m = PART_RE.match(path.name)
+    if m is None:
+        raise ValueError(f"{path} is not a part file")
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise unreadable(path, exc) from None
+    if epoch is None:
+        kv = meta.metadata or {}
+        try:
+            epoch = int(kv.get(b"alphapulse.epoch", b"0"))
+        except ValueError:
+            epoch = 0
+    digest, size = file_sha256(path)
+    return ManifestEntry(file=str(path.relative_to(ddir)), epoch=epoch, first_seq=int(m.group(1)),
+                         last_seq=int(m.group(2)), rows=meta.num_rows, bytes=size, sha256=digest)
+
+
+def read_manifest(ddir: Path) -> tuple[dict[str, ManifestEntry], list[str]] | None:
+    """The manifest of a domain directory: entries by file (a later line wins) and the problems
+    met reading it (a damaged line; a torn last line is not one: see the module docstring).
+    ``None`` when the archive has no manifest (written before manifests existed)."""
+    path = ddir / MANIFEST_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    entries: dict[str, ManifestEntry] = {}
+    problems: list[str] = []
+    lines = data.split(b"\n")
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            d = json.loads(raw)
+            e = ManifestEntry(file=str(d["file"]), epoch=int(d["epoch"]), first_seq=int(d["first_seq"]),
+                              last_seq=int(d["last_seq"]), rows=int(d["rows"]), bytes=int(d["bytes"]),
+                              sha256=str(d["sha256"]))
+        except (ValueError, KeyError, TypeError):
+            if i == len(lines):  # no newline after it: an append torn by a crash
+                continue
+            problems.append(f"{path} line {i} is damaged")
+            continue
+        entries[e.file] = e
+    return entries, problems
+
+
+def _append_manifest(ddir: Path, entries: list[ManifestEntry]) -> None:
+    if not entries:
+        return
+    fd = _create(ddir / MANIFEST_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, "".join(e.line() for e in entries).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _repair_manifest(ddir: Path) -> None:
+    """Drop a torn last line and add the lines of published files the manifest does not list."""
+    path = ddir / MANIFEST_FILE
+    known: dict[str, ManifestEntry] = {}
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            log.warning("%s: dropping a torn last line left by a crash", path)
+            fd = _create(path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, keep)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        found = read_manifest(ddir)
+        if found is not None:
+            known = found[0]
+    unlisted = [pf.path for pf in _part_files(ddir) if str(pf.path.relative_to(ddir)) not in known]
+    if not unlisted:
+        return
+    if not path.exists() and unlisted:
+        log.warning("%s: no manifest (an archive written before manifests): writing one for its %d files "
+                    "as they are now", ddir, len(unlisted))
+    added = []
+    for p in unlisted:
+        try:
+            added.append(manifest_entry(ddir, p))
+        except BadFile as exc:
+            log.error("%s; left out of the manifest", exc)
+    _append_manifest(ddir, added)
 
 
 def recover(ddir: Path) -> None:
@@ -337,27 +508,38 @@ def recover(ddir: Path) -> None:
     for tmp in list(ddir.glob("date=*/.part-*.tmp")) + list(ddir.glob(f".{COMMIT_FILE}.tmp")):
         log.info("removing %s left by an interrupted flush", tmp)
         tmp.unlink()
+    _repair_manifest(ddir)
 
 
-def write_flush(ddir: Path, frames: list[bytes], metadata: dict[str, str]) -> list[Path]:
-    """Publish ``frames`` as one part file per date, atomically (see the module docstring)."""
-    by_date: dict[str, list[bytes]] = {}
-    for fr in frames:
-        by_date.setdefault(_date_of(fr), []).append(fr)
+def write_flush(ddir: Path, frames: list[bytes], metadata: dict[str, str],
+                epochs: list[int] | None = None) -> list[Path]:
+    """Publish ``frames`` as one part file per (date, epoch), atomically, and list them in the
+    manifest (see the module docstring). ``epochs``: the relay epoch each frame arrived in
+    (default: ``metadata["alphapulse.epoch"]``, else 0, for all)."""
+    if epochs is None:
+        epochs = [int(metadata.get("alphapulse.epoch", "0"))] * len(frames)
+    by_date: dict[tuple[str, int], list[bytes]] = {}
+    for fr, epoch in zip(frames, epochs, strict=True):
+        by_date.setdefault((_date_of(fr), epoch), []).append(fr)
     plan: list[tuple[Path, Path]] = []
-    for date, group in sorted(by_date.items()):
+    entries: list[ManifestEntry] = []
+    for (date, epoch), group in sorted(by_date.items()):
         table = build_table(group)
         seqs = table.column("domain_seq")
         first, last = seqs[0].as_py(), seqs[-1].as_py()
         d = ddir / f"date={date}"
-        d.mkdir(parents=True, exist_ok=True)
+        make_dirs(d, DIR_MODE)
         final = d / part_name(first, last)
         tmp = d / f".{final.name}.tmp"
-        _write_tmp(tmp, table, {**metadata, "first_seq": str(first), "last_seq": str(last)})
+        _write_tmp(tmp, table, {**metadata, "alphapulse.epoch": str(epoch), "first_seq": str(first),
+                                "last_seq": str(last)})
+        digest, size = file_sha256(tmp)
+        entries.append(ManifestEntry(file=str(final.relative_to(ddir)), epoch=epoch, first_seq=first,
+                                     last_seq=last, rows=table.num_rows, bytes=size, sha256=digest))
         plan.append((tmp, final))
     if len(plan) > 1:
         commit_tmp = ddir / f".{COMMIT_FILE}.tmp"
-        with open(commit_tmp, "w") as f:
+        with os.fdopen(_create(commit_tmp), "w") as f:
             json.dump([[str(t.relative_to(ddir)), str(p.relative_to(ddir))] for t, p in plan], f)
             f.flush()
             os.fsync(f.fileno())
@@ -367,6 +549,7 @@ def write_flush(ddir: Path, frames: list[bytes], metadata: dict[str, str]) -> li
         os.replace(tmp, final)
     for d in {final.parent for _, final in plan}:
         _fsync_dir(d)
+    _append_manifest(ddir, entries)
     if len(plan) > 1:
         (ddir / COMMIT_FILE).unlink()
         _fsync_dir(ddir)
@@ -423,8 +606,8 @@ class Archiver:
         self.name = name or f"archiver-{self.domain.name.lower()}-{os.getpid()}"
         self.metrics = metrics  # handed to the relay consumer (relays.client's metrics=)
         self.ddir = domain_dir(self.out, self.domain)
-        self.ddir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.ddir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        make_dirs(self.ddir, DIR_MODE)
+        self._lock_fd = _create(self.ddir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -442,6 +625,7 @@ class Archiver:
             self.expected = None if from_seq is None else max(from_seq, 1)
             self._fresh_oldest = from_seq is not None and from_seq <= 0
         self.buffer: list[bytes] = []
+        self.buffer_epochs: list[int] = []  # the relay epoch each buffered frame arrived in
         self.stats = ArchiverStats(last_seq=self.last_seq)
         self.epoch = 0
         self._counters: dict[str, int] = {}
@@ -475,8 +659,7 @@ class Archiver:
         self._gap_keys.add(key)
         rec = {"kind": kind, "from_seq": first, "to_seq": last, "count": count, "epoch": self.epoch,
                "detected_at_ns": time.time_ns(), **extra}
-        path = self.ddir / GAPS_FILE
-        with open(path, "a") as f:
+        with os.fdopen(_create(self.ddir / GAPS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -504,6 +687,7 @@ class Archiver:
             self._rewinding = False
             self._fresh_oldest = False
             self.buffer.append(fr)
+            self.buffer_epochs.append(self.epoch)
             self.expected = seq + 1
 
     # ---- flushing ----
@@ -512,9 +696,9 @@ class Archiver:
         if not self.buffer:
             return
         frames, self.buffer = self.buffer, []
-        meta = {"alphapulse.domain": self.domain.name.lower(), "alphapulse.epoch": str(self.epoch),
-                "alphapulse.archiver": self.name}
-        paths = await trio.to_thread.run_sync(write_flush, self.ddir, frames, meta)
+        epochs, self.buffer_epochs = self.buffer_epochs, []
+        meta = {"alphapulse.domain": self.domain.name.lower(), "alphapulse.archiver": self.name}
+        paths = await trio.to_thread.run_sync(write_flush, self.ddir, frames, meta, epochs)
         self.last_seq = read_domain_seq(frames[-1])
         self.stats.archived += len(frames)
         self.stats.files += len(paths)

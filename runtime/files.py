@@ -71,8 +71,9 @@ def ensure_private_dir(path: str | os.PathLike[str], *, exact_mode: bool = False
     return check_private_dir(p, exact_mode=exact_mode)
 
 
-def make_dirs(path: str | os.PathLike[str]) -> None:
-    """``mkdir -p`` whose every new directory is 0700 (``Path.mkdir`` gives new parents the umask's mode)."""
+def make_dirs(path: str | os.PathLike[str], mode: int = DIR_MODE) -> None:
+    """``mkdir -p`` whose every new directory gets ``mode`` (0700; ``Path.mkdir`` gives new parents
+    the umask's mode). A wider ``mode`` is for a directory shared on purpose (an archive's 0750)."""
     p = Path(path)
     missing = []
     while not os.path.lexists(p) and p != p.parent:
@@ -80,9 +81,11 @@ def make_dirs(path: str | os.PathLike[str]) -> None:
         p = p.parent
     for d in reversed(missing):
         try:
-            os.mkdir(d, DIR_MODE)
+            os.mkdir(d, mode)
         except FileExistsError:
-            pass
+            continue
+        if mode & ~DIR_MODE:  # mkdir's mode passes the umask: a share is set explicitly, before use
+            os.chmod(d, mode)
 
 
 def open_private(path: str | os.PathLike[str], flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC,

@@ -585,21 +585,22 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _archive_gaps(archive: str, domain: str) -> dict[str, Any]:
-    from relays.archiver import archive_files, read_gaps
+    """The archive's ranges, its recorded gaps and what is missing from it (``relays.archive_check``:
+    against its manifest, or from the files of an archive written before manifests)."""
+    from relays.archive_check import check_archive
 
-    recorded = read_gaps(archive, domain)
-    files = archive_files(archive, domain)
+    chk = check_archive(archive, domain)
     covered: list[list[int]] = []
-    for f in files:  # union of file ranges (files of one flush may interleave across dates)
+    for f in sorted(chk.files, key=lambda f: (f.first_seq, f.last_seq)):  # union of the readable files' ranges
         if covered and f.first_seq <= covered[-1][1] + 1:
             covered[-1][1] = max(covered[-1][1], f.last_seq)
         else:
             covered.append([f.first_seq, f.last_seq])
-    holes = [[a[1] + 1, b[0] - 1] for a, b in zip(covered, covered[1:])]
-    gap_ranges = [(g["from_seq"], g["to_seq"]) for g in recorded if g.get("kind") != "rewind"]
-    unrecorded = [h for h in holes if not any(a <= h[0] and h[1] <= b for a, b in gap_ranges)]
-    return {"archive": archive, "files": len(files), "archived_ranges": covered, "recorded_gaps": recorded,
-            "unrecorded_holes": unrecorded}
+    return {"archive": archive, "files": len(chk.files), "archived_ranges": covered,
+            "recorded_gaps": chk.recorded_gaps,
+            "unrecorded_holes": [[m.first, m.last] for m in chk.missing],
+            "missing": [{"from_seq": m.first, "to_seq": m.last, "reason": m.reason} for m in chk.missing],
+            "problems": chk.problems, "note": chk.note}
 
 
 def cmd_gaps(args: argparse.Namespace, out: TextIO) -> int:
@@ -616,7 +617,7 @@ def cmd_gaps(args: argparse.Namespace, out: TextIO) -> int:
         dom = r["domain"]
         if args.archive and dom:
             r["archive"] = _archive_gaps(args.archive, dom)
-            found |= bool(r["archive"]["recorded_gaps"] or r["archive"]["unrecorded_holes"])
+            found |= bool(r["archive"]["recorded_gaps"] or r["archive"]["missing"] or r["archive"]["problems"])
     if args.json:
         print(json.dumps(results), file=out)
     else:
@@ -645,8 +646,12 @@ def cmd_gaps(args: argparse.Namespace, out: TextIO) -> int:
                 for g in a["recorded_gaps"]:
                     print(f"    gap ({g.get('kind')}) {g['from_seq']}..{g['to_seq']} ({g['count']} messages) "
                           f"epoch {g.get('epoch')} {g.get('reason', '')}", file=out)
-                for h in a["unrecorded_holes"]:
-                    print(f"    HOLE {h[0]}..{h[1]} not recorded as a gap", file=out)
+                for m in a["missing"]:
+                    print(f"    MISSING {m['from_seq']}..{m['to_seq']}: {m['reason']}", file=out)
+                for problem in a["problems"]:
+                    print(f"    BAD {problem}", file=out)
+                if a["note"]:
+                    print(f"    note: {a['note']}", file=out)
     if found:
         return EXIT_FAILED
     return EXIT_UNAVAILABLE if down else EXIT_OK
@@ -732,9 +737,12 @@ they reconnect and catch up from the journal, no loss unless retention passed), 
 frames dropped from resending producers, protocol errors, consumers behind retention (will
 lose data) and consumers catching up. The client-side gap counters (gaps, gaps_recovered,
 resyncs, lost) live inside each consumer process and are not visible to the relay; with
---archive DIR it reads the archiver's recorded gaps (DIR/domain=X/_gaps.jsonl) and checks the
-archive's sequence coverage for holes that were not recorded.
-Exit status 1 when a consumer is behind retention, or the archive has recorded gaps or holes.
+--archive DIR it reads the archiver's recorded gaps (DIR/domain=X/_gaps.jsonl) and verifies the
+archive against its manifest (DIR/domain=X/_manifest.jsonl: every file there, whole, with its
+sha256) or, for an archive written before manifests, from the files themselves: MISSING lines
+name the sequences no whole file holds and no gap record explains, and which file held them.
+Exit status 1 when a consumer is behind retention, or the archive has recorded gaps or is missing
+anything.
 """
 
 

@@ -18,15 +18,23 @@ time that goes backwards is sent at once). ``--speed 1`` (the default) is real t
 ``--as-fast-as-possible`` never waits (the producer still batches, and backpressure from the
 relay applies).
 
-Gaps: the archive's ``_gaps.jsonl`` records ranges the archiver knows it does not have, and a
-jump in ``domain_seq`` between consecutive archived rows is one too. Each is reported on
-stderr as a WARNING naming the sequence range and where in the replay it falls, and the
-replay continues: the consumers see the messages after the gap, exactly as they were archived.
+The archive is verified first (``relays.archive_check``: against its ``_manifest.jsonl``, or,
+for an archive written before manifests, from the files themselves, which it says): a file that
+is missing, truncated, corrupt or unreadable, or a hole that ``_gaps.jsonl`` does not record, is
+one line naming the missing ``domain_seq`` ranges and which file held them, and exit 2 before
+anything is published. ``--allow-missing`` replays what is there instead (the same line as a
+WARNING; the summary says the archive was incomplete).
+
+Gaps: the archive's ``_gaps.jsonl`` records ranges the archiver knows it does not have (retention
+passed, a relay that lost data); they are not damage. Each, and with ``--allow-missing`` each hole,
+is reported on stderr as a WARNING naming the sequence range and where in the replay it falls,
+and the replay continues: the consumers see the messages after the gap, exactly as archived.
 
 Progress goes to stderr every ``--progress-every`` seconds; a one-line summary at the end.
 
-Exit status: 0 done, 1 the relay was unavailable or failed, 2 bad arguments, a missing
-archive, or nothing to replay (an empty archive or an empty ``--from``/``--to`` range).
+Exit status: 0 done, 1 the relay was unavailable or failed, 2 bad arguments, a missing,
+incomplete or corrupt archive, or nothing to replay (an empty archive or an empty
+``--from``/``--to`` range).
 """
 
 from __future__ import annotations
@@ -37,12 +45,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from protocol.header import FLAG_REPLAYED, HEADER_SIZE, read_header
-from runtime.errors import unwrap_group
+from runtime.errors import BadFile, unwrap_group
+
+if TYPE_CHECKING:
+    from relays.archive_check import ArchiveCheck
 
 DEFAULT_SOURCE_ID = 0x5241  # "RA": replayed archive (collector replay of raw logs is 0x5250 "RP")
 EXIT_OK = 0
@@ -52,7 +63,7 @@ _NS = 1_000_000_000
 
 
 class ArchiveError(Exception):
-    """The archive cannot be replayed (missing, empty, nothing in range); exit 2."""
+    """The archive cannot be replayed (missing, empty, incomplete, nothing in range); exit 2."""
 
 
 @dataclass
@@ -87,13 +98,15 @@ class ArchiveInfo:
     first_seq: int
     last_seq: int
     recorded_gaps: list[dict[str, Any]]
+    check: ArchiveCheck
 
 
-def inspect_archive(root: str | Path, domain: str) -> ArchiveInfo:
-    """Check that ``root`` holds a non-empty archive of ``domain``; say clearly what is wrong if not."""
-    import pyarrow.parquet as pq
-
-    from relays.archiver import archive_files, domain_dir, read_gaps
+def inspect_archive(root: str | Path, domain: str, from_seq: int | None = None,
+                    to_seq: int | None = None) -> ArchiveInfo:
+    """Check that ``root`` holds a non-empty archive of ``domain`` and verify it in
+    ``[from_seq, to_seq]`` (``info.check``); say clearly what is wrong if it is not an archive."""
+    from relays.archive_check import check_archive
+    from relays.archiver import domain_dir
     from runtime.paths import parse_domain
 
     root = Path(root)
@@ -111,23 +124,15 @@ def inspect_archive(root: str | Path, domain: str) -> ArchiveInfo:
         found = sorted(p.name for p in root.glob("domain=*"))
         hint = f"it holds {', '.join(found)}" if found else "it holds no domain=* directory: is this an archive?"
         raise ArchiveError(f"{root} has no {ddir.name}/ ({hint})")
-    files = archive_files(root, dom)
-    gaps = read_gaps(root, dom)
-    if not files:
+    chk = check_archive(root, dom, from_seq=from_seq, to_seq=to_seq)
+    gaps = chk.recorded_gaps
+    if not chk.files and not chk.missing and not chk.problems:
         raise ArchiveError(f"the {name} archive in {ddir} is empty: no part files"
                            + (f" ({len(gaps)} gap records only)" if gaps else ""))
-    rows = 0
-    for f in files:
-        try:
-            rows += pq.ParquetFile(f.path).metadata.num_rows
-        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise ArchiveError(f"{f.path} is not a readable Parquet file ({' '.join(str(exc).split())}); "
-                               f"restore it or move it aside (its sequences then count as missing)") from None
-    if rows == 0:
-        raise ArchiveError(f"the {name} archive in {ddir} is empty: {len(files)} part files with no rows")
-    return ArchiveInfo(root=root, domain=name, files=len(files), rows=rows,
-                       first_seq=min(f.first_seq for f in files), last_seq=max(f.last_seq for f in files),
-                       recorded_gaps=gaps)
+    if chk.files and chk.rows == 0:
+        raise ArchiveError(f"the {name} archive in {ddir} is empty: {len(chk.files)} part files with no rows")
+    return ArchiveInfo(root=root, domain=name, files=len(chk.files), rows=chk.rows,
+                       first_seq=chk.first_seq, last_seq=chk.last_seq, recorded_gaps=gaps, check=chk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +148,13 @@ class Item:
 
 
 def iter_items(root: str | Path, domain: str, from_seq: int | None = None,
-               to_seq: int | None = None) -> Iterator[Item]:
-    """Archived frames of ``domain`` in ``domain_seq`` order, restricted to ``[from_seq, to_seq]``."""
+               to_seq: int | None = None, files: list[Any] | None = None) -> Iterator[Item]:
+    """Archived frames of ``domain`` in ``domain_seq`` order, restricted to ``[from_seq, to_seq]``
+    (``files``: only these part files, e.g. the readable ones of an incomplete archive)."""
     from relays.archiver import read_archive_raw
 
     lo = from_seq or 0
-    for seq, raw in read_archive_raw(root, domain):
+    for seq, raw in read_archive_raw(root, domain, files=files):
         if seq < lo:
             continue
         if to_seq is not None and seq > to_seq:
@@ -184,7 +190,7 @@ async def replay(
 
     speed = None if args.as_fast_as_possible else args.speed
     socket = args.socket or _default_socket(info.domain)
-    items = iter_items(info.root, info.domain, args.from_seq, args.to)
+    items = iter_items(info.root, info.domain, args.from_seq, args.to, files=info.check.files)
     # gaps before the first replayed message (a --from inside a recorded gap, a before_start record)
     recorded = [g for g in info.recorded_gaps if g.get("kind") != "rewind"]
     for g in info.recorded_gaps:
@@ -298,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                    help="give up when no relay answers within S seconds (default 10)")
     p.add_argument("--progress-every", type=float, default=2.0, metavar="S", help="progress line period (default 2)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="replay an incomplete archive (missing, truncated or corrupt files) anyway: what is "
+                        "there, with a warning per hole (default: refuse, exit 2)")
     return p
 
 
@@ -313,10 +322,19 @@ def main(argv: list[str] | None = None) -> int:
         _say("--source-id must be in [1, 2**32)")
         return EXIT_USAGE
     try:
-        info = inspect_archive(args.archive, args.domain)
-    except ArchiveError as exc:
+        info = inspect_archive(args.archive, args.domain, args.from_seq, args.to)
+    except (ArchiveError, BadFile) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
+    chk = info.check
+    if chk.note:
+        _say(f"note: {chk.note}")
+    if not chk.ok:
+        if not args.allow_missing:
+            _say(f"error: {chk.summary()}; nothing replayed (restore the files from a copy, or --allow-missing "
+                 f"to replay what is there)")
+            return EXIT_USAGE
+        _say(f"WARNING: {chk.summary()}; --allow-missing: replaying what is there")
     if (args.from_seq is not None and args.from_seq > info.last_seq) or (args.to is not None and args.to < info.first_seq):
         _say(f"error: nothing to replay: --from/--to select no sequence of the archive, which holds "
              f"domain_seq {info.first_seq}..{info.last_seq}")
@@ -333,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BaseException as exc:  # trio nurseries wrap: unwrap a single failure
         leaf = unwrap_group(exc)
-        if isinstance(leaf, ArchiveError):
+        if isinstance(leaf, (ArchiveError, BadFile)):
             _say(f"error: {leaf}")
             return EXIT_USAGE
         from relays.client import RelayUnavailable
@@ -350,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     gap_text = (f"{s['gaps']} gaps ({s['missing']} messages missing: "
                 + ", ".join(f"{g.get('from_seq')}..{g.get('to_seq')}" for g in stats.gaps) + ")"
                 if stats.gaps else "no gaps")
+    if not chk.ok:
+        gap_text += f"; the archive is incomplete ({chk.missing_count} sequences missing or unreadable)"
     late = f", at most {stats.max_behind_s:.3f} s behind schedule" if not args.as_fast_as_possible else ""
     _say(f"done: {s['published']:,} messages (domain_seq {s['first_seq']}..{s['last_seq']}) in "
          f"{stats.elapsed_s:.2f} s ({rate:,.0f} msg/s), recorded span {s['recorded_span_s']:,.3f} s{late}; "

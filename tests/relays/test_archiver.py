@@ -20,6 +20,7 @@ from protocol.market import BlockHeader, V2Reserves, V2Swap, V3Swap
 from protocol.message import Message, decode, encode
 from protocol.tlv import UnknownTLV
 from relays import archiver as A
+from relays.archive_check import check_archive
 from relays.client import RelayConsumer, RelayProducer, request_stats
 from tools.loadgen import read_counter
 
@@ -104,6 +105,8 @@ async def test_archive_round_trip_identical_bytes(procs: Procs, short_dir: Path)
     assert [encode(m) for m in msgs] == sent
     assert A.read_gaps(out, "market_data") == []
     assert visible_tmp_files(out) == [] and not list(out.rglob("*.tmp"))
+    chk = check_archive(out, "market_data")  # the manifest lists every file, with the relay's epoch
+    assert chk.ok and chk.has_manifest and len(chk.epochs) == 1 and 0 not in chk.epochs, chk.summary()
 
     # partitioned by domain and event date (receive date when the event time is 0)
     dates = sorted(p.name for p in (out / "domain=market_data").glob("date=*"))
@@ -275,3 +278,75 @@ def test_gaps_file_and_rewind_accounting(short_dir: Path) -> None:
     assert kinds == [("resync", 3, 4), ("rewind", 4, 6)]
     assert json.loads((A.domain_dir(out, "market_data") / A.GAPS_FILE).read_text().splitlines()[0])["count"] == 2
     a.close()
+
+
+# ---- the manifest ----
+
+
+def test_the_manifest_lists_each_file_with_epoch_range_rows_size_and_sha256(short_dir: Path) -> None:
+    out = short_dir / "arch"
+    ddir = A.domain_dir(out, "market_data")
+    old = os.umask(0o002)  # a loose umask must not widen what is created
+    try:
+        A.make_dirs(ddir, A.DIR_MODE)
+        paths = A.write_flush(ddir, [_frame(s) for s in range(1, 7)], {}, epochs=[4, 4, 4, 5, 5, 5])
+    finally:
+        os.umask(old)
+    assert [p.name for p in paths] == [A.part_name(1, 3), A.part_name(4, 6)]  # one file per epoch
+    found = A.read_manifest(ddir)
+    assert found is not None and found[1] == []
+    entries = sorted(found[0].values(), key=lambda e: e.first_seq)
+    assert [(e.epoch, e.first_seq, e.last_seq, e.rows) for e in entries] == [(4, 1, 3, 3), (5, 4, 6, 3)]
+    for e, p in zip(entries, paths):
+        assert (e.sha256, e.bytes) == A.file_sha256(p) and e.file == str(p.relative_to(ddir))
+        assert int(pq.read_metadata(p).metadata[b"alphapulse.epoch"]) == e.epoch
+    for p in [*paths, ddir / A.MANIFEST_FILE]:
+        assert p.stat().st_mode & 0o777 == 0o640, p
+    assert ddir.stat().st_mode & 0o777 == 0o750
+    assert check_archive(out, "market_data").epochs == {4: (1, 3), 5: (4, 6)}
+
+
+def test_a_crash_before_the_manifest_line_and_a_torn_line_are_repaired_at_start(
+        short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = short_dir / "arch"
+    ddir = A.domain_dir(out, "market_data")
+    ddir.mkdir(parents=True)
+    A.write_flush(ddir, [_frame(s) for s in range(1, 5)], {})
+
+    def crash(ddir: Path, entries: list[A.ManifestEntry]) -> None:
+        with open(ddir / A.MANIFEST_FILE, "a") as f:
+            f.write(entries[0].line()[:30])  # half a line, then the crash
+        raise SystemExit("crash")
+
+    monkeypatch.setattr(A, "_append_manifest", crash)
+    with pytest.raises(SystemExit):
+        A.write_flush(ddir, [_frame(s) for s in range(5, 9)], {})
+    monkeypatch.undo()
+    assert A.last_archived_seq(out, "market_data") == 8  # published, not listed
+    a = A.Archiver("market_data", out, short_dir / "none.sock")
+    a.close()
+    assert (ddir / A.MANIFEST_FILE).read_bytes().endswith(b"\n")
+    found = A.read_manifest(ddir)
+    assert found is not None and found[1] == []
+    assert sorted((e.first_seq, e.last_seq) for e in found[0].values()) == [(1, 4), (5, 8)]
+    assert check_archive(out, "market_data").ok
+
+    # an archive from before manifests gets one, from its files as they are, at the archiver's next start
+    (ddir / A.MANIFEST_FILE).unlink()
+    assert not check_archive(out, "market_data").has_manifest
+    A.Archiver("market_data", out, short_dir / "none.sock").close()
+    chk = check_archive(out, "market_data")
+    assert chk.has_manifest and chk.ok and chk.rows == 8
+
+
+def test_the_archiver_splits_a_flush_at_an_epoch_change(short_dir: Path) -> None:
+    out = short_dir / "arch"
+    a = A.Archiver("market_data", out, short_dir / "none.sock", from_seq=1)
+    a.epoch = 2
+    a._accept([_frame(1), _frame(2)], {})
+    a.epoch = 3  # the relay restarted; sequences continue
+    a._accept([_frame(3)], {})
+    trio.run(a.flush)
+    a.close()
+    chk = check_archive(out, "market_data")
+    assert chk.ok and chk.epochs == {2: (1, 2), 3: (3, 3)}

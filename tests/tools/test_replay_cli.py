@@ -145,8 +145,10 @@ def test_from_to_as_fast_as_possible_and_custom_source(work: Path, relay: Path) 
 def test_gaps_warn_with_their_place_and_continue(work: Path, relay: Path) -> None:
     seqs = [s for s in range(1, 41) if not 10 <= s <= 14 and s != 30]  # 10..14 recorded, 30 unrecorded
     make_archive(work / "arch", seqs, gaps=[{"kind": "resync", "from_seq": 10, "to_seq": 14, "count": 5}])
-    r = replay(str(work / "arch"), "--socket", str(relay), "--as-fast-as-possible")
+    # a hole nobody recorded (30) is damage: refused (below) unless --allow-missing replays what is there
+    r = replay(str(work / "arch"), "--socket", str(relay), "--as-fast-as-possible", "--allow-missing")
     assert r.returncode == 0, r.stderr
+    assert "the archive is incomplete (1 sequences missing or unreadable)" in r.stderr
     assert ("WARNING: archive gap (resync): domain_seq 10..14 (5 messages) are not in the archive; "
             "after message #9 (domain_seq 9), before domain_seq 15; continuing") in r.stderr
     assert "WARNING: archive gap (unrecorded): domain_seq 30..30 (1 messages)" in r.stderr
@@ -194,4 +196,94 @@ def test_a_corrupt_parquet_file_is_one_line_and_exit_2(work: Path, capsys: pytes
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "Traceback" not in err
     lines = [ln for ln in err.splitlines() if str(victim) in ln]
+    assert len(lines) == 1 and "not a readable Parquet file" in lines[0]
+
+
+# ---- an incomplete archive: which sequences are missing, one line, exit 2, nothing published ----
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from tools.replay import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def _files(root: Path) -> list[Path]:
+    from relays.archiver import archive_files
+
+    return [f.path for f in archive_files(root, "market_data")]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "last deleted", "truncated", "bit flipped"])
+def test_an_incomplete_archive_names_the_missing_sequences_and_exits_2(
+        work: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    """Files of 7 messages: 1..7, 8..14, 15..21, 22..28, 29..30. The manifest knows each one's range,
+    size and sha256, so a lost last file is as visible as a lost middle one. The replay refuses before
+    connecting (the socket does not exist: exit 1 would mean it tried)."""
+    root = make_archive(work / "arch", list(range(1, 31)))
+    files = _files(root)
+    victim, lost = (files[-1], "29..30") if damage == "last deleted" else (files[1], "8..14")
+    if "deleted" in damage:
+        victim.unlink()
+        why = f"{victim} is missing (the manifest lists it)"
+    elif damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:-50])
+        why = f"{victim} is truncated"
+    else:
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        victim.write_bytes(bytes(data))
+        why = f"{victim} is corrupt (its sha256 is not the manifest's)"
+    code, err = _main(capsys, str(root), "--socket", str(work / "none.sock"), "--connect-timeout", "0.2")
+    assert code == 2 and "Traceback" not in err
+    [line] = [ln for ln in err.splitlines() if "error:" in ln]
+    assert f"7 sequences missing: domain_seq {lost} ({why}" in line if lost == "8..14" else \
+        f"2 sequences missing: domain_seq {lost} ({why}" in line
+    assert "nothing replayed" in line and "--allow-missing" in line
+    # the rest of the archive is fine: a range that avoids the damage replays (here: no relay, exit 1)
+    if lost == "8..14":
+        code, err = _main(capsys, str(root), "--from", "15", "--to", "21", "--socket", str(work / "none.sock"),
+                          "--connect-timeout", "0.2")
+        assert code == 1 and "no market_data relay answering" in err
+
+
+def test_an_old_archive_without_manifest_is_checked_from_its_files(work: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from relays.archive_check import check_archive
+    from relays.archiver import MANIFEST_FILE
+
+    root = make_archive(work / "arch", list(range(1, 31)))
+    (domain_dir(root, "market_data") / MANIFEST_FILE).unlink()
+    files = _files(root)
+    files[2].unlink()  # 15..21
+    code, err = _main(capsys, str(root), "--socket", str(work / "none.sock"), "--connect-timeout", "0.2")
+    assert code == 2 and "Traceback" not in err
+    assert "note: " in err and "has no manifest" in err and "a lost last file cannot be detected" in err
+    [line] = [ln for ln in err.splitlines() if "error:" in ln]
+    assert ("7 sequences missing: domain_seq 15..21 (no file holds them and _gaps.jsonl does not record them, "
+            "inside the files of epoch 0)") in line
+    # what the files cannot tell: the last one gone leaves a shorter archive that looks whole (and says why)
+    files[-1].unlink()
+    (domain_dir(root, "market_data") / GAPS_FILE).write_text(json.dumps(
+        {"kind": "resync", "from_seq": 15, "to_seq": 21, "count": 7}) + "\n")
+    chk = check_archive(root, "market_data")
+    assert chk.ok and chk.last_seq == 28 and "lost last file cannot be detected" in chk.note
+
+
+def test_a_part_file_with_a_damaged_page_is_one_line_during_the_replay(work: Path, relay: Path) -> None:
+    """An old archive (no manifest to hold the checksum) whose footer reads but whose data page does
+    not: the replay meets it while publishing and stops with one line naming it, exit 2."""
+    from relays.archiver import MANIFEST_FILE
+
+    root = make_archive(work / "arch", list(range(1, 22)))
+    (domain_dir(root, "market_data") / MANIFEST_FILE).unlink()
+    victim = _files(root)[1]
+    data = bytearray(victim.read_bytes())
+    for i in range(8, 200):  # the first column chunk's pages, well before the footer
+        data[i] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    r = replay(str(root), "--socket", str(relay), "--as-fast-as-possible")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if str(victim) in ln]
     assert len(lines) == 1 and "not a readable Parquet file" in lines[0]
