@@ -116,6 +116,16 @@ class Executor:
         # (calldata, answer) of the eth_estimateGas started alongside the last simulation
         self._estimate: tuple[bytes, Estimated | SimulationFailed | BaseException] | None = None
 
+    #: what ``reconfigure`` can change while running (``runtime.reload`` patterns): thresholds,
+    #: limits, fee policy and timeouts, read afresh by each signal's run
+    RELOADABLE = ("validation", "limits", "gas", "tip", "submission")
+
+    def reconfigure(self, config: ExecutorConfig) -> None:
+        """Install a configuration that differs only in :attr:`RELOADABLE` tables (SIGHUP). Runs
+        already started keep theirs (``SignalRun.cfg``); the next signal uses the new one."""
+        self.config = config
+        self.core.config = config
+
     @property
     def state(self) -> PoolStateManager:
         return self.core.state

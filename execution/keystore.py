@@ -19,6 +19,8 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from runtime.secrets import SecretSourceError, read_secret
+
 
 class KeystoreError(Exception):
     """The keystore or its password could not be read or did not decrypt."""
@@ -26,22 +28,25 @@ class KeystoreError(Exception):
 
 def read_password(*, password_file: str = "", password_env: str = "") -> str:
     """The keystore password from a file (trailing newline stripped) or an environment variable."""
-    if password_file:
-        try:
-            return Path(password_file).read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise KeystoreError(f"cannot read the password file {password_file}: {exc.strerror}") from None
-    if password_env:
-        value = os.environ.get(password_env)
-        if value is None:
-            raise KeystoreError(f"environment variable {password_env} (the keystore password) is not set")
-        return value
-    raise KeystoreError("no password source: give a password file or an environment variable")
+    if not password_file and not password_env:
+        raise KeystoreError("no password source: give a password file or an environment variable")
+    try:
+        return read_secret(file=password_file, env="" if password_file else password_env,
+                           what="the keystore password")
+    except SecretSourceError as exc:
+        raise KeystoreError(str(exc)) from None
 
 
 def create_keystore(out: str | os.PathLike[str], password: str, *, kdf: str = "scrypt",
                     iterations: int | None = None) -> str:
     """Generate a random key, write it encrypted to ``out`` (0600, exclusive create); the address."""
+    return str(new_keystore_account(out, password, kdf=kdf, iterations=iterations).address)
+
+
+def new_keystore_account(out: str | os.PathLike[str], password: str, *, kdf: str = "scrypt",
+                         iterations: int | None = None) -> LocalAccount:
+    """:func:`create_keystore`, returning the account itself (who deploys right after creating the
+    key need not decrypt it again)."""
     if not password:
         raise KeystoreError("refusing an empty keystore password")
     acct = Account.create(os.urandom(32).hex())
@@ -55,7 +60,7 @@ def create_keystore(out: str | os.PathLike[str], password: str, *, kdf: str = "s
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh)
         fh.write("\n")
-    return str(acct.address)
+    return acct
 
 
 def keystore_address(path: str | os.PathLike[str]) -> str:

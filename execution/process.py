@@ -1,7 +1,8 @@
 """``alphapulse executor --config FILE``: the executor process.
 
 ``alphapulse executor new-keystore --out FILE --password-file F`` creates its signing key
-(see :mod:`execution.keystore`).
+(see :mod:`execution.keystore`); ``alphapulse executor deploy-contract ...`` deploys and configures
+our contract from that key and prints the configuration lines (see :mod:`execution.deploy`).
 
 Start-up: load the configuration (refusing plaintext keys), decrypt the keystore, open the
 SQLite state, connect the relays, reconcile nonces and settle transactions a previous run left
@@ -12,6 +13,11 @@ Relays: signals (from the last handled sequence after a restart, else from now);
 (from the oldest retained message by default: the pool state is rebuilt from snapshots and
 updates); the execution relay, EmergencyStop/Resume only (from the last applied sequence, else
 from the oldest), and results are published there.
+
+SIGHUP reloads the configuration: ``[validation]``, ``[limits]``, ``[gas]``, ``[tip]`` and
+``[submission]`` (``Executor.RELOADABLE``) apply from the next signal (a signal being executed
+finishes under the configuration it started with); anything else (chain, node, contract, keystore,
+mode, venues, relays) is refused with the reason logged and the running configuration kept.
 
 Exit codes: 0 after SIGINT/SIGTERM, 2 on a bad configuration or keystore.
 """
@@ -40,6 +46,7 @@ from relays.client import RelayConsumer, RelayProducer
 from runtime.metrics import ProcessMetrics
 from runtime.paths import socket_path
 from runtime.process import ProcessMain, Work, add_process_arguments
+from runtime.reload import ConfigReload
 
 log = logging.getLogger("execution")
 EXIT_CONFIG = 2
@@ -103,6 +110,7 @@ def unlock(config: ExecutorConfig) -> LocalAccount:
 
 
 async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics | None = None, *,
+              reload: ConfigReload[ExecutorConfig] | None = None,
               task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED) -> None:
     store = ExecutorStore(config.state_db)
     rpc = HttpRpc(config.rpc_url, timeout=10.0)
@@ -114,6 +122,8 @@ async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics 
                                          metrics=pm) as producer:
             metrics = _Metrics(pm or ProcessMetrics("executor"))
             ex = Executor(config, gateway, store, _ProducerPublisher(producer, metrics), builders)
+            if reload is not None:
+                reload.attach(ex.reconfigure)
             await _serve(ex, config, task_status, metrics)
     finally:
         for b in builders:
@@ -198,7 +208,8 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="alphapulse executor",
                                  description="Execute arbitrage signals through AlphaPulseArb. "
-                                             "Subcommand: new-keystore (see 'alphapulse executor new-keystore -h').")
+                                             "Subcommands: new-keystore, deploy-contract (see 'alphapulse executor "
+                                             "new-keystore -h', 'alphapulse executor deploy-contract -h').")
     ap.add_argument("--config", required=True, help="executor TOML file")
     add_process_arguments(ap)
     return ap
@@ -208,17 +219,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "new-keystore":
         return new_keystore_main(argv[1:])
+    if argv and argv[0] == "deploy-contract":
+        from execution.deploy import main as deploy_main
+
+        return deploy_main(argv[1:])
     args = build_parser().parse_args(argv)
 
+    reload = ConfigReload("executor", args.config, load_config, Executor.RELOADABLE)
+
     def prepare() -> Work:
-        config = load_config(args.config)
+        config = reload.load_initial()
         keystore_address(config.keystore.path)
         account = unlock(config)
-        return lambda pm: run(config, account, pm)
+        return lambda pm: run(config, account, pm, reload=reload)
 
     proc = ProcessMain("executor", "executor",
                        prepare_errors={(ConfigError, KeystoreError, OSError, ValueError, KeyError): EXIT_CONFIG})
-    return proc.run(args, prepare)
+    return proc.run(args, prepare, reload=reload)
 
 
 __all__ = ["Outcome", "main", "run"]

@@ -6,6 +6,10 @@ each relay from ``cursor + 1``; a fresh database starts where ``[start]`` says. 
 at any moment loses nothing and applies nothing twice.
 
 ``reconcile`` compares the books with the chain (see ``portfolio.reconcile``).
+
+SIGHUP re-reads the configuration, but nothing in it can change while the books are open (the
+valuation tokens price every row already booked, the cursors belong to the relays named): any
+change is refused with that reason logged and the running configuration kept (``RELOADABLE``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from relays.client import RelayConsumer
 from runtime.metrics import ProcessMetrics
 from runtime.paths import socket_path
 from runtime.process import ProcessMain, Work, add_process_arguments
+from runtime.reload import ConfigReload
 
 from .books import Books, default_db_path, open_db
 from .config import ConfigError, PortfolioConfig, load_config
@@ -31,6 +36,8 @@ from .config import ConfigError, PortfolioConfig, load_config
 log = logging.getLogger("portfolio")
 
 DOMAINS = (Domain.EXECUTION, Domain.SIGNAL, Domain.MARKET_DATA)
+#: keys a SIGHUP may change (``runtime.reload``): none, see the module docstring
+RELOADABLE: tuple[str, ...] = ()
 
 
 def relay_socket(config: PortfolioConfig, domain: Domain) -> str:
@@ -86,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     add_process_arguments(p)
     args = p.parse_args(argv)
 
+    reload = ConfigReload("portfolio", args.config, load_config, RELOADABLE)
+
     def prepare() -> Work:
-        config = load_config(args.config)
+        config = reload.load_initial()
         db_path = Path(args.db or config.portfolio.db or default_db_path())
+        reload.attach(lambda new: None)  # nothing is reloadable: every change is refused before this
         return lambda pm: run(config, db_path, pm)
 
-    return ProcessMain("alphapulse portfolio", "portfolio", errors={ConfigError: 2}).run(args, prepare)
+    return ProcessMain("alphapulse portfolio", "portfolio", errors={ConfigError: 2}).run(args, prepare, reload=reload)
 
 
 if __name__ == "__main__":

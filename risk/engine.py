@@ -121,6 +121,33 @@ class RiskEngine:
                 if b.name in snapshot:
                     b.restore(snapshot[b.name])
 
+    #: what ``reconfigure`` can change while running (``runtime.reload`` patterns): the breakers'
+    #: tables (limits, windows, thresholds; adding or removing a table turns a breaker on or off).
+    #: The process's identity, its relays and alerting need a restart.
+    RELOADABLE = tuple(kind.name for kind in BREAKERS)
+
+    def reconfigure(self, config: RiskConfig) -> None:
+        """Install a configuration that differs only in breaker tables (SIGHUP). A breaker whose table
+        changed is rebuilt and restored from its persisted state (the day's P&L, the failure window),
+        so no loss or failure is forgotten; its in-memory observations (staleness, price samples)
+        start afresh. Stops in force stay in force (only a Resume clears them)."""
+        old = {b.name: b for b in self.breakers}
+        breakers: list[Breaker] = []
+        for kind in BREAKERS:
+            table = getattr(config, kind.name)
+            if table is None:
+                continue
+            same = kind.name in old and getattr(self.config, kind.name) == table
+            if same:
+                breakers.append(old[kind.name])
+                continue
+            fresh = kind(table)  # type: ignore[call-arg]  # each kind takes its own config table
+            if kind.name in old and (state := old[kind.name].snapshot()):
+                fresh.restore(state)
+            breakers.append(fresh)
+        self.config = config
+        self.breakers = breakers
+
     # ---- inputs ----
 
     def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Action]:

@@ -12,6 +12,9 @@ last applied sequence, whose breaker state (daily P&L, failure windows) was comm
 same transaction, so results and resumes that arrived while risk was down are applied once.
 Market data and signals are consumed from now.
 
+SIGHUP reloads the configuration: the breaker tables (``RiskEngine.RELOADABLE``) change in place,
+anything else is refused with the reason logged and the running configuration kept.
+
 Exit codes: 0 after SIGINT/SIGTERM, 2 on a bad configuration.
 """
 
@@ -33,6 +36,7 @@ from relays.client import RelayConsumer, RelayProducer
 from runtime.metrics import ProcessMetrics
 from runtime.paths import run_dir, socket_path
 from runtime.process import ProcessMain, Work, add_process_arguments
+from runtime.reload import ConfigReload
 
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config
@@ -148,7 +152,8 @@ class RiskShell:
 
 async def run(
     config: RiskConfig, state_path: str | os.PathLike[str], metrics: ProcessMetrics | None = None,
-    *, task_status: trio.TaskStatus[RiskShell] = trio.TASK_STATUS_IGNORED,
+    *, reload: ConfigReload[RiskConfig] | None = None,
+    task_status: trio.TaskStatus[RiskShell] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     state = RiskState(state_path)
     try:
@@ -174,6 +179,8 @@ async def run(
                 if config.risk.reassert_on_start:
                     await shell.apply(engine.reassert())
                 nursery.start_soon(shell.ticker, config.risk.timer_interval_s)
+                if reload is not None:
+                    reload.attach(engine.reconfigure)
                 log.info("risk: watching %s; %d breaker(s): %s", ", ".join(d.name.lower() for d in DOMAINS),
                          len(engine.breakers), ", ".join(b.name for b in engine.breakers) or "none")
                 task_status.started(shell)
@@ -191,13 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    reload = ConfigReload("risk", args.config, load_config, RiskEngine.RELOADABLE)
 
     def prepare() -> Work:
-        config = load_config(args.config)
+        config = reload.load_initial()
         state_path = Path(args.state or config.risk.state or default_state_path())
-        return lambda pm: run(config, state_path, pm)
+        return lambda pm: run(config, state_path, pm, reload=reload)
 
-    return ProcessMain("alphapulse risk", "risk", errors={ConfigError: EXIT_CONFIG}).run(args, prepare)
+    return ProcessMain("alphapulse risk", "risk", errors={ConfigError: EXIT_CONFIG}).run(args, prepare, reload=reload)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,10 @@ strategy, executor, risk, portfolio).
 3. ``trio.run``: the metrics HTTP server when ``--metrics-port`` is given (first, so the
    relay clients the work creates with ``metrics=`` are served), the work, and a SIGTERM/SIGINT
    receiver that cancels everything cleanly. When the work returns, the process ends (after
-   ``linger`` seconds, so a last scrape can read the final counts);
+   ``linger`` seconds, so a last scrape can read the final counts). SIGHUP reloads the
+   configuration through ``reload`` (a :class:`runtime.reload.ConfigReload`: the keys that can
+   change safely, everything else refused with the reason logged); a process without one logs that
+   it has nothing to reload and carries on (SIGHUP never ends a process);
 4. the exit status: 0 after a clean stop or when the work returned; for an exception (trio's
    groups unwrapped by runtime.errors) whose type is in ``errors``, one line
    ``<prog>: <message>`` on stderr and its exit code; Ctrl-C outside trio: 130. Any other
@@ -36,6 +39,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -43,6 +47,7 @@ from .errors import BadFile, find_in_group, one_line
 from .files import UnsafePathError
 from .logging import default_log_level, log_level, setup_logging
 from .metrics import ProcessMetrics, serve_process_metrics
+from .reload import ConfigReload
 
 log = logging.getLogger("runtime.process")
 
@@ -71,12 +76,17 @@ async def serve_process(
     metrics_host: str = "127.0.0.1",
     metrics: ProcessMetrics | None = None,
     linger: float = 0.0,
+    reload: ConfigReload[Any] | None = None,
     task_status: trio.TaskStatus[ProcessMetrics] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The trio side of a process main: metrics server, ``work(metrics)``, clean stop on
-    SIGTERM/SIGINT; returns when the work returns (after ``linger`` s) or a signal arrives."""
+    SIGTERM/SIGINT, configuration reload on SIGHUP; returns when the work returns (after
+    ``linger`` s) or a stop signal arrives."""
     pm = metrics or ProcessMetrics(process)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    reloads = pm.counter("alphapulse_config_reloads_total",
+                         "SIGHUP configuration reloads, by result (applied, unchanged, refused, unsupported).",
+                         ["result"])
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(serve_process_metrics, metrics_port, pm.registry, metrics_host,
                                         ready=pm.readiness))
@@ -90,6 +100,13 @@ async def serve_process(
             nursery.start_soon(run_then_stop)
             task_status.started(pm)
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    if reload is None:
+                        log.warning("SIGHUP: %s has no reloadable configuration; nothing changed", process)
+                        reloads.labels(result="unsupported").inc()
+                    else:
+                        reloads.labels(result=reload.reload()).inc()
+                    continue
                 log.info("%s received, shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
@@ -121,7 +138,8 @@ class ProcessMain:
         self.errors = _error_table(errors) + _error_table({BadFile: 1, UnsafePathError: 1})
         self.prepare_errors = _error_table(prepare_errors) + self.errors
 
-    def run(self, args: argparse.Namespace, prepare: Callable[[], Work], *, linger: float = 0.0) -> int:
+    def run(self, args: argparse.Namespace, prepare: Callable[[], Work], *, linger: float = 0.0,
+            reload: ConfigReload[Any] | None = None) -> int:
         setup_logging(args.log_level)
         try:
             work = prepare()
@@ -129,7 +147,7 @@ class ProcessMain:
             return self.exit_code(exc, self.prepare_errors)
         try:
             trio.run(lambda: serve_process(self.process, work, metrics_port=args.metrics_port,
-                                           metrics_host=args.metrics_host, linger=linger))
+                                           metrics_host=args.metrics_host, linger=linger, reload=reload))
         except BaseException as exc:  # noqa: BLE001 - mapped to an exit code, or re-raised
             return self.exit_code(exc)
         return EXIT_OK

@@ -13,11 +13,17 @@ document (tables, arrays, keys and values) and raises :class:`~runtime.config.Co
   sanctioned ways to name where a password is.
 
 The message names the key path and never the value: an error message ends up in logs and terminals.
+
+:func:`read_secret` is the other half: a secret a configuration or a command line *names* (a file or
+an environment variable: a keystore password, an RPC URL carrying an API key) read once, its trailing
+newline stripped, an empty one refused, and any failure one line that never quotes the content.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, join_path
@@ -56,3 +62,30 @@ def refuse_secrets(doc: Any, path: str = "", *, file: str = "") -> None:
     elif isinstance(doc, str) and looks_like_private_key(doc):
         raise ConfigError(f"looks like a plaintext private key (32 bytes of hex); refused ({ADVICE})",
                           path=path, file=file)
+
+
+class SecretSourceError(ValueError):
+    """A named secret could not be read (the message names the file or variable, never the content)."""
+
+
+def read_secret(*, file: str = "", env: str = "", what: str = "the secret") -> str:
+    """The text of the file ``file`` or of the environment variable ``env`` (exactly one given),
+    trailing newline stripped; :class:`SecretSourceError` when it is missing, unreadable or empty."""
+    if bool(file) == bool(env):
+        raise SecretSourceError(f"{what}: give exactly one of a file or an environment variable")
+    if file:
+        try:
+            value = Path(file).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise SecretSourceError(f"cannot read {what} from {file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SecretSourceError(f"{file} ({what}) is not UTF-8 text") from None
+        source = file
+    else:
+        found = os.environ.get(env)
+        if found is None:
+            raise SecretSourceError(f"environment variable {env} ({what}) is not set")
+        value, source = found.rstrip("\r\n"), f"${env}"
+    if not value.strip():
+        raise SecretSourceError(f"{source} ({what}) is empty")
+    return value

@@ -59,6 +59,15 @@ def market_params(config: StrategyConfig) -> MarketParams:
     )
 
 
+def cex_dex_params(config: StrategyConfig) -> CexDexParams:
+    """The CEX-DEX engine's parameters, from the strategy's configuration."""
+    return CexDexParams(
+        pairs=config.cex_dex, strategy_id=config.strategy_id, strategy=config.name, source_id=config.source_id,
+        confidence_bps=config.confidence_bps, slippage_bps=config.economics.slippage_bps,
+        gas_base=config.gas.base, gas_v2_hop=config.gas.v2_hop, gas_v3_hop=config.gas.v3_hop,
+    )
+
+
 class StrategyEngine:
     """Sans-IO arbitrage strategy. ``first_signal_id`` lets a restarted process avoid reusing ids
     (the process seeds it from the wall clock; tests leave it at 1)."""
@@ -81,11 +90,21 @@ class StrategyEngine:
         self._apply: Callable[[object], PoolId | None] = self.state.apply
         self.position: tuple[int, int] = (0, 0)  # the last (block, log index) applied
         # CEX-DEX pairs ([[cex_dex]]): the same pool state, the same signal ids
-        self.cex_dex = CexDexEngine(CexDexParams(
-            pairs=config.cex_dex, strategy_id=config.strategy_id, strategy=config.name, source_id=config.source_id,
-            confidence_bps=config.confidence_bps, slippage_bps=config.economics.slippage_bps,
-            gas_base=config.gas.base, gas_v2_hop=config.gas.v2_hop, gas_v3_hop=config.gas.v3_hop,
-        ), state=self.state, next_signal_id=self._take_signal_id) if config.cex_dex else None
+        self.cex_dex = CexDexEngine(cex_dex_params(config), state=self.state,
+                                    next_signal_id=self._take_signal_id) if config.cex_dex else None
+
+    #: what ``reconfigure`` can change while running (``runtime.reload`` patterns, as the file
+    #: writes them): thresholds and cost assumptions read at each decision. Everything else
+    #: (chains, pools, shards, hops, ids, relays) shapes the state and the cycle index: restart.
+    RELOADABLE = ("strategy.max_signals_per_update", "strategy.confidence_bps", "gas", "economics",
+                  "chains[*].min_net_profit", "cex_dex[*].min_net_profit")
+
+    def reconfigure(self, config: StrategyConfig) -> None:
+        """Install a new configuration that differs only in :attr:`RELOADABLE` keys (SIGHUP): the
+        next decision uses it; state, cycles and signal ids carry on."""
+        self.config = config
+        if self.cex_dex is not None:
+            self.cex_dex.params = cex_dex_params(config)
 
     def _take_signal_id(self) -> int:
         signal_id = self._next_signal_id

@@ -4,6 +4,10 @@ Consumes the market-data relay from the oldest retained message (so pool snapsho
 published at the collector's start are applied), runs every message through the
 sans-IO ``StrategyEngine`` and publishes the signals it returns on the signal relay.
 
+SIGHUP reloads the configuration file: thresholds and cost assumptions
+(``StrategyEngine.RELOADABLE``) change for the next decision, anything else is refused with the
+reason logged and the process keeps its running configuration (``runtime.reload``).
+
 Old news is never traded: while catching up on retained history (a message received
 more than ``--max-age-ms`` before now), state is applied but no signal is published.
 Messages flagged REPLAYED (``alphapulse replay``) are exempt, so a replay makes the
@@ -24,8 +28,9 @@ from protocol.header import FLAG_REPLAYED, Domain
 from relays.client import RelayConsumer, RelayProducer
 from runtime.metrics import ProcessMetrics
 from runtime.process import ProcessMain, Work, add_process_arguments
+from runtime.reload import ConfigReload
 
-from .config import ConfigError, load_config
+from .config import ConfigError, StrategyConfig, load_config
 from .engine import StrategyEngine
 
 log = logging.getLogger("alphapulse.strategy")
@@ -33,10 +38,12 @@ _U62 = (1 << 62) - 1
 
 
 async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None = None,
-              metrics: ProcessMetrics | None = None,
+              metrics: ProcessMetrics | None = None, reload: ConfigReload[StrategyConfig] | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    cfg = load_config(config_path)
+    cfg = reload.current if reload is not None and reload.current is not None else load_config(config_path)
     engine = StrategyEngine(cfg, first_signal_id=first_signal_id or (time.time_ns() & _U62))
+    if reload is not None:
+        reload.attach(engine.reconfigure)
     md_sock = cfg.relays.market_data or None
     sig_sock = cfg.relays.signal or None
     max_age_ns = max_age_ms * 1_000_000
@@ -91,9 +98,10 @@ def main(argv: list[str]) -> int:
     add_process_arguments(ap)
     args = ap.parse_args(argv)
     proc = ProcessMain("alphapulse strategy", "strategy", prepare_errors={(ConfigError, OSError): 2})
+    reload = ConfigReload("strategy", args.config, load_config, StrategyEngine.RELOADABLE)
 
     def prepare() -> Work:
-        load_config(args.config)  # refuse a bad file before connecting anywhere
-        return lambda pm: run(args.config, max_age_ms=args.max_age_ms, metrics=pm)
+        reload.load_initial()  # refuse a bad file before connecting anywhere
+        return lambda pm: run(args.config, max_age_ms=args.max_age_ms, metrics=pm, reload=reload)
 
-    return proc.run(args, prepare)
+    return proc.run(args, prepare, reload=reload)

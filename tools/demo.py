@@ -100,35 +100,23 @@ def new_password_file(keystore_dir: Path) -> tuple[Path, str]:
 
 
 def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:
-    """Fresh key in an encrypted keystore; AlphaPulseArb owned by it.
+    """Fresh key in an encrypted keystore; AlphaPulseArb deployed and configured from it by
+    ``execution.deploy`` (what ``alphapulse executor deploy-contract`` runs), every devnet factory
+    allow-listed. The devnet funds the new key first (``anvil_setBalance``).
 
     Returns (owner, arb, keystore, password file, profit recipient)."""
-    from eth_utils import to_checksum_address
-
-    from execution.build import load_artifact
-    from execution.calldata import Kind, encode_constructor_args, encode_set_factory
-    from execution.keystore import create_keystore
+    from execution.deploy import deploy_and_configure, devnet_factories
+    from execution.keystore import new_keystore_account
 
     pwfile, password = new_password_file(keystore_dir)
     ks = keystore_dir / "keystore.json"
-    owner = create_keystore(ks, password)
-    chain = net.client
+    account = new_keystore_account(ks, password)
     dep = net.deployment
     recipient = dep.accounts[5]  # a dev account that trades nothing: its WETH balance is our profit
-    rpc = chain.rpc
-    rpc.call("anvil_setBalance", [owner, hex(10**21)])
-    rpc.call("anvil_impersonateAccount", [owner])  # deploy as the owner without touching the key
-    try:
-        art = load_artifact()
-        code = bytes.fromhex(art["bytecode"].removeprefix("0x")) + encode_constructor_args(recipient)
-        receipt = chain.send(owner, None, code, gas=10_000_000)
-        arb = to_checksum_address(receipt.contract_address)  # type: ignore[union-attr]
-        for v in dep.v2:
-            chain.send(owner, arb, encode_set_factory(v.factory, Kind.V2))
-        chain.send(owner, arb, encode_set_factory(dep.v3.factory, Kind.V3))
-    finally:
-        rpc.call("anvil_stopImpersonatingAccount", [owner])
-    return owner, arb, ks, pwfile, recipient
+    net.client.rpc.call("anvil_setBalance", [account.address, hex(10**21)])
+    done = deploy_and_configure(net.client.rpc, account, recipient=recipient, factories=devnet_factories(dep),
+                                chain_id=dep.chain_id, receipt_timeout=30.0)
+    return account.address, done.contract, ks, pwfile, recipient
 
 
 # --------------------------------------------------------------------------- configs

@@ -148,6 +148,8 @@ def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: st
         f"Group={dep.user}",
         f"WorkingDirectory={workdir}",
         f"ExecStart={exec_start}",
+        # `systemctl reload`: every process main reloads what it safely can on SIGHUP (runtime.reload)
+        *([] if spec.oneshot else ["ExecReload=/bin/kill -HUP $MAINPID"]),
         *creds,
         f"Restart={'on-failure' if spec.oneshot else 'always'}",
         "RestartSec=2",

@@ -324,3 +324,24 @@ def test_snapshot_restores_daily_pnl() -> None:
     e2 = engine(DAILY, snapshot=e.snapshot())
     assert stops(e2.on_message(Domain.EXECUTION, result(2, profit=-ETHER // 10), T0))
     assert WETH_ID.chain_id == CHAIN
+
+
+# ---------------------------------------------------------------- reconfigure (SIGHUP)
+
+
+def test_reconfigure_keeps_the_failure_window_and_unchanged_breakers() -> None:
+    e = engine(FAIL.replace("5000", "7000") + "\n[gas_price]\nmax_wei = 300000000000\n")
+    gas = next(b for b in e.breakers if b.name == "gas_price")
+    for i, o in enumerate([Outcome.REVERTED, Outcome.EXECUTED, Outcome.REVERTED, Outcome.EXECUTED]):
+        assert e.on_message(Domain.EXECUTION, result(i, outcome=o), T0) == []
+    # 3 failures of 5 (60 %) would not trip at 70 %; at 50 %, with the window kept (a fresh one
+    # would hold 1 result, below min_results), the next failure trips
+    e.reconfigure(parse_config(FAIL + "\n[gas_price]\nmax_wei = 300000000000\n"))
+    assert next(b for b in e.breakers if b.name == "gas_price") is gas  # unchanged: the same object
+    [a] = stops(e.on_message(Domain.EXECUTION, result(9, outcome=Outcome.FAILED), T0))
+    assert a.trip.breaker == "failure_rate" and "3 of the last 5" in a.trip.reason
+    # removing a table turns its breaker off; the stop in force stays until a Resume
+    e.reconfigure(parse_config("[gas_price]\nmax_wei = 300000000000\n"))
+    assert [b.name for b in e.breakers] == ["gas_price"] and len(e.tripped) == 1
+    assert RiskEngine.RELOADABLE == ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data",
+                                     "relay_gaps", "volatility")
