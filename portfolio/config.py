@@ -19,6 +19,11 @@
     wrapped_native = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"    # gas (native) is valued as this
 
 Every mistake is a ``runtime.config.ConfigError`` naming the key path (``chains.1.wrapped_native``).
+So is a table that configures nothing: a ``[chains."N"]`` naming neither ``valuation_token`` nor
+``wrapped_native`` (the books of chain N would be valued as if it were not there), and a file of
+empty tables only (``runtime.config.load_toml``). The portfolio needs no key to do its job (the
+books, the default sockets and start points are defaults), so a file holding only ``[relays]`` or
+``[start]`` is a real configuration.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ class ChainConfig(Config):
     wrapped_native: str = ""
 
     def __post_init__(self) -> None:
+        if not (self.valuation_token or self.wrapped_native):
+            raise ConfigError("names neither valuation_token nor wrapped_native: this chain table configures "
+                              "nothing (remove it, or name the token P&L is valued in)", path="valuation_token")
         for name in ("valuation_token", "wrapped_native"):
             v = getattr(self, name)
             if v:

@@ -5,6 +5,13 @@ Every section is optional; a missing breaker section disables that breaker. The 
 ``ConfigError`` naming the dotted path of the key at start-up, never a silent default. Money is
 integer base units of the token; gas prices are integer wei.
 
+A configuration that limits nothing is refused, at start-up and by ``alphapulse config check``
+(a risk process that can never trip would only look like protection): the file must enable at
+least one breaker (:data:`BREAKERS`), and a breaker table must watch something --
+``[daily_loss]`` and ``[trade_size]`` at least one token, ``[gas_price]`` a ``max_wei`` or a
+per-chain ceiling, ``[stale_data]`` a venue or a ``default_max_age_s``. (``[failure_rate]``,
+``[relay_gaps]`` and ``[volatility]`` work on their defaults: an empty table enables them.)
+
 Example (``alphapulse risk --config risk.toml``)::
 
     [relays]                       # optional: default sockets from runtime.paths
@@ -130,12 +137,18 @@ class TokenLossLimit(Config):
             raise ConfigError("must not be negative", path="gas_per_eth")
 
 
+def _watches(something: object, path: str, what: str) -> None:
+    if not something:
+        raise ConfigError(f"{what}: this breaker watches nothing (configure it, or remove the table)", path=path)
+
+
 class DailyLossConfig(Config):
     day_start_utc: str = "00:00"
     scope: str = "all"
     tokens: dict[str, TokenLossLimit] = {}
 
     def __post_init__(self) -> None:
+        _watches(self.tokens, "tokens", 'no token has a loss limit ([daily_loss.tokens."<chain>:<0x token>"])')
         parse_scope(self.scope, (StopScope.ALL, StopScope.CHAIN), "scope")
         for k in self.tokens:
             parse_token(k, f"tokens.{k}")
@@ -164,6 +177,7 @@ class TradeSizeConfig(Config):
     tokens: dict[str, TokenSizeLimit] = {}
 
     def __post_init__(self) -> None:
+        _watches(self.tokens, "tokens", 'no token has a size limit ([trade_size.tokens."<chain>:<0x token>"])')
         parse_scope(self.scope, (StopScope.ALL, StopScope.CHAIN, StopScope.STRATEGY), "scope")
         for k in self.tokens:
             parse_token(k, f"tokens.{k}")
@@ -185,6 +199,7 @@ class GasPriceConfig(Config):
             _positive(v, f"chains.{k}")
         if self.max_wei < 0:
             raise ConfigError("must not be negative", path="max_wei")
+        _watches(self.max_wei or self.chains, "max_wei", "no ceiling: neither max_wei nor a per-chain one in chains")
 
     def ceiling(self, chain_id: int) -> int:
         return self.chains.get(str(chain_id), self.max_wei)
@@ -219,6 +234,7 @@ class StaleDataConfig(Config):
             _positive(v, f"venues.{k}")
         if self.default_max_age_s < 0:
             raise ConfigError("must not be negative", path="default_max_age_s")
+        _watches(self.venues or self.default_max_age_s, "venues", "no venue and no default_max_age_s")
 
     def windows_ns(self) -> dict[int, int]:
         return {parse_venue(k): int(v * 1e9) for k, v in self.venues.items()}
@@ -288,8 +304,16 @@ class RiskConfig(Config):
     volatility: VolatilityConfig | None = None
 
 
+BREAKERS = ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data", "relay_gaps", "volatility")
+
+
 def load_config(path: str | Path) -> RiskConfig:
-    return load(RiskConfig, path)
+    """Read and validate a risk configuration file; one limiting nothing is refused (module docstring)."""
+    config = load(RiskConfig, path)
+    if all(getattr(config, name) is None for name in BREAKERS):
+        raise ConfigError(f"no breaker is configured, so nothing could ever trip: add at least one of "
+                          f"{', '.join(f'[{b}]' for b in BREAKERS)}", file=path)
+    return config
 
 
 def parse_config(text: str) -> RiskConfig:

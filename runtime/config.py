@@ -12,6 +12,17 @@ start-up, never a silent default:
 * numeric bounds are declared on the field (``Annotated[int, Meta(ge=2, le=6)]``) and reported as
   ``strategy.max_hops: out of range [2, 6], got 9``;
 * a plaintext private key anywhere in the document is refused first (:mod:`runtime.secrets`);
+* a file that configures nothing is refused (:func:`load_toml`): an empty or comment-only file, or
+  one whose every table is empty (``[risk]`` and ``[alerts]`` with no key in them): a component
+  started on it would run on defaults alone, which is never what the operator wrote it for. What
+  is *meaningless* beyond that depends on the component and is refused by its own loader, with the
+  key that lacks: a strategy with no ``[[chains]]`` (nothing to watch or price) or with a
+  ``min_net_profit`` for a token that is not one of its chain's ``base_tokens`` (it never applies);
+  a risk configuration with no breaker, or a breaker table that watches nothing (``[daily_loss]``
+  or ``[trade_size]`` with no token, ``[gas_price]`` with no ceiling, ``[stale_data]`` with no venue
+  and no default); a portfolio ``[chains."N"]`` that names neither token. Tables a component does not
+  know are unknown keys, so a file of unknown sections only is refused like a typo;
+* ``[relays]`` naming one socket for two domains is refused (each relay is its own daemon);
 * checks that involve several fields live in ``__post_init__`` and raise :class:`ConfigError` with a
   path relative to that table; the decoder prefixes where the table is.
 
@@ -108,6 +119,7 @@ class RelaysConfig(Config):
     execution: str = ""
 
     def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
         for name in ("market_data", "signal", "execution"):
             value = getattr(self, name)
             if value:
@@ -115,6 +127,9 @@ class RelaysConfig(Config):
                     check_socket_path(value)
                 except ValueError as exc:
                     raise ConfigError(str(exc), path=name) from None
+                if value in seen:  # one daemon per domain: a producer there would be refused, a consumer starve
+                    raise ConfigError(f"the same socket as {seen[value]}; each domain has its own relay", path=name)
+                seen[value] = name
 
     def socket(self, domain: str | int | Domain) -> str:
         """The configured socket of ``domain``, or its default under the run directory."""
@@ -138,7 +153,20 @@ def load_toml(path: str | PathLike[str]) -> dict[str, Any]:
     if not doc:  # a component started on an empty (or all-comment) file would run on defaults alone
         raise ConfigError("the file configures nothing (it is empty); see the component's example "
                           "configuration", file=p)
+    if not _sets_anything(doc):  # only empty tables: the same thing, spelled with headers
+        empty = ", ".join(f"[{k}]" for k in doc)
+        raise ConfigError(f"the file configures nothing: {empty} {'has' if len(doc) == 1 else 'have'} no key "
+                          f"with a value; see the component's example configuration", path=next(iter(doc)), file=p)
     return doc
+
+
+def _sets_anything(doc: Any) -> bool:
+    """Whether a parsed document holds at least one value (not only empty tables and arrays)."""
+    if isinstance(doc, dict):
+        return any(_sets_anything(v) for v in doc.values())
+    if isinstance(doc, list):
+        return any(_sets_anything(v) for v in doc)
+    return True
 
 
 def parse_toml(text: str, *, file: str | PathLike[str] = "") -> dict[str, Any]:

@@ -5,6 +5,14 @@ rejects unknown keys (naming the key path and the keys that are allowed), wrong 
 ``int`` only: a float for a wei amount is refused, not rounded), and impossible values; each is a
 ``ConfigError`` such as ``strategy.toml: chains[0].gas_token: address ... is not 20 bytes of hex``.
 
+A configuration that could never produce a signal is refused too (at start-up and by
+``alphapulse config check``): a file with no ``[[chains]]`` (nothing to watch or price), a
+``min_net_profit`` for a token that is not one of its chain's ``base_tokens`` (profit is only ever
+taken in a base token, so that threshold would never apply), an empty ``pools`` shard, and a
+``[relays]`` that gives market data and signals one socket. An empty ``[relays]`` key means the
+default socket under the run directory (``runtime.paths``), which is a real place; a deployment's
+``config check`` demands the sockets be named, since the supervisor sets no run directory.
+
 Example (every key but ``[[chains]]`` is optional)::
 
     [strategy]
@@ -196,7 +204,12 @@ class _ChainTable(Config):
     pools: Annotated[tuple[str, ...], Meta(min_length=1)] | None = None
 
     def __post_init__(self) -> None:
-        self.resolve()  # every address and venue parses, or the error names its key
+        chain = self.resolve()  # every address and venue parses, or the error names its key
+        for key in self.min_net_profit:
+            if TokenId.of(self.chain_id, key) not in chain.base_tokens:
+                raise ConfigError("not one of this chain's base_tokens (default: the gas token): profit is only "
+                                  "taken in a base token, so this threshold would never apply",
+                                  path=f"min_net_profit.{key}")
 
     def resolve(self) -> ChainConfig:
         def token(path: str, address: str) -> TokenId:

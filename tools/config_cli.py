@@ -42,6 +42,21 @@ REQUIRED_SOCKETS = {"strategy": ("market_data", "signal")}
 # a top-level key that only this component's file has: how a component file is recognized
 COMPONENT_MARKERS = {"strategy": "strategy", "executor": "executor", "risk": "risk", "portfolio": "portfolio",
                      "collector": "chain"}
+# a file without its component's own table (every key there has a default) is known by a table only that
+# component has: a strategy's [[chains]] array, a portfolio's [chains."N"] tables or [start], risk's breakers
+_BY_TABLE = (
+    ("strategy", lambda doc: isinstance(doc.get("chains"), list) or "curve_pools" in doc or "cex_dex" in doc),
+    ("portfolio", lambda doc: isinstance(doc.get("chains"), dict) or "start" in doc),
+    ("risk", lambda doc: bool({"alerts", "daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data",
+                               "relay_gaps", "volatility"} & set(doc))),
+)
+
+
+def component_kind(doc: dict[str, Any]) -> str | None:
+    """Which component's configuration ``doc`` is (None: none that we can tell)."""
+    kinds = [k for k, marker in COMPONENT_MARKERS.items() if marker in doc]
+    kinds += [k for k, looks in _BY_TABLE if not kinds and looks(doc)]
+    return kinds[0] if kinds else None
 
 
 def _load_component(kind: str, path: Path) -> Any:
@@ -70,11 +85,10 @@ def _socket_problems(kind: str, cfg: Any, run_dir: str | None) -> list[str]:
 
 def check_component_file(path: Path, doc: dict[str, Any]) -> list[str]:
     """A file that is not a deployment: which component's it is, and that component's checks."""
-    kinds = [k for k, marker in COMPONENT_MARKERS.items() if marker in doc]
-    if not kinds:
+    kind = component_kind(doc)
+    if kind is None:
         return [f"{path} is not a deployment file (no [deployment] table and no [[process]] entries) and not "
                 f"a component config either (top-level keys: {', '.join(sorted(doc)) or 'none'})"]
-    kind = kinds[0]
     note = (f"{path} is a {kind} config, not a deployment file; `config check` validates a deployment and every "
             f"config it names. Checked it as a {kind} config")
     try:

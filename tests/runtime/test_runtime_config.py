@@ -194,3 +194,23 @@ def test_a_strategy_without_chains_is_refused(tmp_path: Path) -> None:
     f.write_text("[strategy]\nmax_hops = 3\n")
     with pytest.raises(ConfigError, match=r"chains: at least one \[\[chains\]\] table"):
         load_config(f)
+
+
+@pytest.mark.parametrize("component", ["strategy", "risk", "portfolio", "execution", "collectors.evm"])
+def test_a_file_of_empty_tables_configures_nothing_for_every_component(tmp_path: Path, component: str) -> None:
+    import importlib
+
+    f = tmp_path / "c.toml"
+    f.write_text("[relays]\n\n[x]\n# a table with nothing in it\n[[y]]\n")
+    load = importlib.import_module(f"{component}.config").load_config
+    with pytest.raises(ConfigError) as info:
+        load(f)
+    assert str(info.value) == (f"{f}: relays: the file configures nothing: [relays], [x], [y] have no key with a "
+                               f"value; see the component's example configuration")
+
+
+def test_one_socket_for_two_domains_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        decode(RelaysConfig, {"market_data": "/tmp/ap/a.sock", "execution": "/tmp/ap/a.sock"}, file="c.toml")
+    assert str(info.value) == "c.toml: execution: the same socket as market_data; each domain has its own relay"
+    assert decode(RelaysConfig, {"market_data": "/tmp/ap/a.sock", "signal": "/tmp/ap/b.sock"}).signal == "/tmp/ap/b.sock"

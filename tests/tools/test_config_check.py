@@ -6,6 +6,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tools.config_cli import check
 from tools.deployment_writer import deployment_doc, process, relays_table, strategy_doc, write_toml
 
@@ -79,3 +81,55 @@ def test_a_component_file_is_named_as_such_and_checked_with_its_loader(tmp_path:
     assert "is a strategy config" in problem and "max_hopz" in problem
     (problem,) = check(str(write_toml(tmp_path / "x.toml", {"colour": "blue"})))
     assert "is not a deployment file" in problem and "colour" in problem
+
+
+# ---- empty or meaningless configurations: refused at start-up and by config check, one line naming file and key
+
+
+_S = f'[[chains]]\nchain_id = 1\ngas_token = "{WETH}"\n'
+MEANINGLESS = [
+    # (component, file text, what the one line must say)
+    ("risk", "[risk]\n[alerts]\n", "risk: the file configures nothing: [risk], [alerts] have no key"),
+    ("risk", '[risk]\nsender = "risk"\n', "no breaker is configured, so nothing could ever trip"),
+    ("risk", '[risk]\nsender = "risk"\n[daily_loss]\nday_start_utc = "01:00"\n',
+     "daily_loss.tokens: no token has a loss limit"),
+    ("risk", '[risk]\nsender = "risk"\n[trade_size]\nscope = "all"\n', "trade_size.tokens: no token has a size limit"),
+    ("risk", '[risk]\nsender = "risk"\n[gas_price]\nscope = "chain"\n', "gas_price.max_wei: no ceiling"),
+    ("risk", '[risk]\nsender = "risk"\n[stale_data]\ndefault_max_age_s = 0.0\n',
+     "stale_data.venues: no venue and no default_max_age_s"),
+    ("risk", "[bogus]\nx = 1\n[risk]\n", "bogus: unknown key 'bogus'"),
+    ("strategy", '[strategy]\nname = "x"\n', "chains: at least one [[chains]] table"),
+    ("strategy", "[strategy]\n[gas]\n[economics]\n", "strategy: the file configures nothing"),
+    ("strategy", _S + f'min_net_profit = {{ "{"0x" + "a0" * 20}" = 5 }}\n',
+     f"chains[0].min_net_profit.{'0x' + 'a0' * 20}: not one of this chain's base_tokens"),
+    ("strategy", '[relays]\nmarket_data = "/tmp/ap-x.sock"\nsignal = "/tmp/ap-x.sock"\n' + _S,
+     "relays.signal: the same socket as market_data"),
+    ("portfolio", '[portfolio]\nname = "p"\n[chains."1"]\n', "chains.1.valuation_token: names neither"),
+    ("portfolio", "[portfolio]\n[start]\n", "portfolio: the file configures nothing"),
+]
+
+
+@pytest.mark.parametrize(("component", "text", "says"), MEANINGLESS)
+def test_a_meaningless_configuration_is_refused_at_start_and_by_config_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], component: str, text: str, says: str) -> None:
+    import importlib
+
+    f = tmp_path / f"{component}.toml"
+    f.write_text(text)
+    problems = check(str(f))  # config check, given the component's own file
+    assert len(problems) == 1 and str(f) in problems[0] and says in problems[0], problems
+    main = importlib.import_module(f"{component}.process").main  # the process, at start-up
+    code = main(["--config", str(f)])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and str(f) in lines[0] and says in lines[0], err
+
+
+def test_a_deployment_names_a_meaningless_component_config(tmp_path: Path) -> None:
+    path = _deploy(tmp_path, GOOD_STRATEGY)
+    write_toml(tmp_path / "risk.toml", {"risk": {"sender": "risk"}})
+    doc = tomllib.loads(path.read_text())
+    doc["process"].append(process("risk", ["risk", "--config", "risk.toml"]))
+    write_toml(path, doc)
+    problems = check(str(path))
+    assert len(problems) == 1 and "risk.toml" in problems[0] and "no breaker is configured" in problems[0]
