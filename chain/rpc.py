@@ -31,7 +31,7 @@ import itertools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import trio
@@ -117,20 +117,46 @@ def redact_url(url: str) -> str:
 
 
 def _secret_parts(url: str) -> list[str]:
+    """Every spelling of ``url``'s secret parts a message may carry: as written, and as a library
+    prints them after normalizing the URL (httpx percent-encodes user info, path and query, so a
+    token with a blank or a non-ASCII letter appears as ``%20``/``%C3%84`` in its exceptions)."""
+    found: list[str | None] = []
     try:
         parts = urlsplit(url)
-        found = [parts.username, parts.password, parts.path.strip("/"), parts.query, parts.fragment]
+        found += [parts.username, parts.password, parts.path.strip("/"), parts.query, parts.fragment]
     except ValueError:
-        found = []
-    found.append(url)
+        pass
+    try:
+        u = httpx.URL(url)
+        path = u.raw_path.decode("ascii").partition("?")[0]
+        found += [u.userinfo.decode("ascii"), *u.userinfo.decode("ascii").split(":", 1), path.strip("/"),
+                  u.query.decode("ascii"), u.fragment]
+    except (httpx.InvalidURL, UnicodeDecodeError, TypeError, ValueError):
+        pass
+    variants = set()
+    for p in found:
+        if p:
+            variants |= {p, unquote(p), quote(unquote(p), safe="/:@!$&'()*+,;=~")}
     # longest first, so a part inside another is not left half-masked
-    return sorted({p for p in found if p and len(p) >= 3}, key=len, reverse=True)
+    return sorted((p for p in variants if len(p) >= 3), key=len, reverse=True)
+
+
+def _full_forms(url: str) -> list[str]:
+    """``url`` as written and as httpx prints it (normalized): both are replaced by its redaction."""
+    forms = [url]
+    try:
+        forms.append(str(httpx.URL(url)))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        pass
+    return sorted(set(forms), key=len, reverse=True)
 
 
 def scrub(text: str, url: str) -> str:
     """``text`` (a library's exception message) with ``url`` and each of its secret parts masked."""
+    for full in _full_forms(url):
+        text = text.replace(full, redact_url(url))
     for part in _secret_parts(url):
-        text = text.replace(part, redact_url(url) if part == url else "***")
+        text = text.replace(part, "***")
     return text
 
 

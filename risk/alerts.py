@@ -10,6 +10,11 @@ Payload styles::
 is dropped and logged), so an alert can never delay an EmergencyStop. ``run()`` is the one
 task that posts them; a webhook that fails, times out or answers non-2xx is logged and the
 next alert is tried. Nothing an alert does can crash the risk process.
+
+A webhook URL is a credential (Discord and Slack keep the secret in the path, Telegram its bot
+token, others a user:password or a ``?token=``): it is logged only as ``chain.rpc.redact_url``
+leaves it (scheme, host and port), and an exception's text is scrubbed of it by
+``chain.rpc.scrub`` -- the one redaction every URL we hold goes through.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import httpx
 import trio
 
-from chain.rpc import scrub
+from chain.rpc import redact_url, scrub
 
 from .config import AlertsConfig
 
@@ -75,12 +80,4 @@ class AlertSender:
             self.failed += 1
             # httpx quotes the URL in some messages (a non-2xx status): the token must not reach the log
             url = self.cfg.webhook_url
-            log.error("alert webhook %s failed: %s: %s", _redact(url), type(exc).__name__, scrub(str(exc), url))
-
-
-def _redact(url: str) -> str:
-    # webhook URLs embed their secret in the path; log only the host
-    try:
-        return httpx.URL(url).host or "<webhook>"
-    except Exception:  # an unparsable URL is itself logged as such
-        return "<webhook>"
+            log.error("alert webhook %s failed: %s: %s", redact_url(url), type(exc).__name__, scrub(str(exc), url))

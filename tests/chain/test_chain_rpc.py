@@ -53,6 +53,23 @@ def test_scrub_masks_the_url_and_each_secret_part() -> None:
     assert "http://***@127.0.0.1:1/***" in out
 
 
+@pytest.mark.parametrize("url", [
+    "https://u:p w0rd@h.example/bot12:AB CD/send?token=x y",  # blanks: percent-encoded by httpx
+    "https://h.example/hook/ÄBCtoken?k=v4lue",  # a non-ASCII letter: %C3%84
+    "HTTPS://H.EXAMPLE/Hook/Tok3n",  # scheme and host lower-cased by httpx
+])
+def test_scrub_masks_the_url_as_httpx_prints_it(url: str) -> None:
+    """A library quotes the URL it normalized: the secret parts must go in that spelling too."""
+    try:
+        httpx.Response(500, request=httpx.Request("POST", url)).raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        text = str(exc)
+    out = scrub(text, url)
+    assert redact_url(url) in out
+    for secret in ("w0rd", "AB%20CD", "bot12", "x%20y", "%C3%84BC", "BCtoken", "v4lue", "Tok3n"):
+        assert secret not in out, (secret, out)
+
+
 # -- the codec ------------------------------------------------------------------------------------
 def test_result_maps_error_objects_and_garbage_apart() -> None:
     assert result("m", {"jsonrpc": "2.0", "id": 1, "result": "0x1"}) == "0x1"

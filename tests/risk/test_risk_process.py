@@ -154,7 +154,7 @@ async def test_breach_publishes_emergency_stop_which_survives_a_restart_until_re
                 assert latency_ms < 2000
 
                 # the webhook is unreachable: logged, the stop was not held up by it
-                await wait_until(lambda: "alert webhook 127.0.0.1 failed" in risk.log.read_text(), 10)
+                await wait_until(lambda: "alert webhook http://127.0.0.1:9/*** failed" in risk.log.read_text(), 10)
 
                 # kill -9 and restart: the stop is restored (re-asserted with its id), not tripped anew
                 await risk.kill9()
@@ -228,3 +228,29 @@ async def test_a_failing_webhook_never_logs_its_token(caplog: pytest.LogCaptureF
             n.cancel_scope.cancel()
     assert "HTTPStatusError" in caplog.text and "404" in caplog.text
     assert "SECRET123" not in caplog.text and "api.hook.invalid" in caplog.text
+
+
+@pytest.mark.parametrize("answer", ["refused", "500"])
+async def test_a_webhook_url_with_credentials_is_logged_only_redacted(caplog: pytest.LogCaptureFixture,
+                                                                      answer: str) -> None:
+    """User info, path token and query token of the webhook URL never reach the log, whether httpx
+    quotes the URL (a non-2xx answer) or the transport fails; the log names scheme, host and port
+    the one way every URL is redacted (chain.rpc.redact_url)."""
+    # blanks and a non-ASCII letter: httpx prints them percent-encoded, which a plain replace would miss
+    url = "https://hookuser:pa55 w0rd@hooks.chat.invalid:8443/services/T0AB/B0CD/XyZ secretPärt?token=tok3n Value"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if answer == "refused":
+            raise httpx.ConnectError(f"cannot connect to {request.url}", request=request)
+        return httpx.Response(500, request=request)
+
+    sender = AlertSender(AlertsConfig(webhook_url=url, style="slack"), transport=httpx.MockTransport(handler))
+    with caplog.at_level(logging.ERROR, logger="risk.alerts"):
+        async with trio.open_nursery() as n:
+            n.start_soon(sender.run)
+            sender.offer("stop #1")
+            await wait_until(lambda: sender.failed >= 1, 5)
+            n.cancel_scope.cancel()
+    assert "alert webhook https://***@hooks.chat.invalid:8443/***?*** failed" in caplog.text
+    for secret in ("hookuser", "pa55", "w0rd", "T0AB", "B0CD", "XyZ", "secretP", "tok3n"):
+        assert secret not in caplog.text, (secret, caplog.text)
