@@ -35,22 +35,30 @@ __all__ = [
     "EXECUTE_SELECTOR",
     "EXECUTE_SIGNATURE",
     "HOP_TYPE",
+    "SWAPPED_SIGNATURE",
+    "SWAPPED_TOPIC",
+    "SWAP_SELECTOR",
+    "SWAP_SIGNATURE",
     "ArbitrageExecuted",
     "ContractError",
     "Hop",
     "Kind",
+    "Swapped",
     "check_cycle",
     "compute_pool_address",
     "decode_arbitrage_executed",
     "decode_error",
     "decode_execute",
     "decode_profit_events",
+    "decode_swap",
+    "decode_swapped",
     "encode_accept_ownership",
     "encode_constructor_args",
     "encode_execute",
     "encode_pause",
     "encode_set_factory",
     "encode_set_recipient",
+    "encode_swap",
     "encode_transfer_ownership",
     "encode_unpause",
     "encode_withdraw_token",
@@ -71,6 +79,10 @@ EXECUTE_SIGNATURE = f"execute({HOP_TYPE}[],uint256)"
 EXECUTE_SELECTOR = function_signature_to_4byte_selector(EXECUTE_SIGNATURE)
 ARBITRAGE_EXECUTED_SIGNATURE = "ArbitrageExecuted(address,address,uint256,uint256)"
 ARBITRAGE_EXECUTED_TOPIC = keccak(text=ARBITRAGE_EXECUTED_SIGNATURE)
+SWAP_SIGNATURE = f"swap({HOP_TYPE},uint256)"
+SWAP_SELECTOR = function_signature_to_4byte_selector(SWAP_SIGNATURE)
+SWAPPED_SIGNATURE = "Swapped(address,address,uint256,uint256)"
+SWAPPED_TOPIC = keccak(text=SWAPPED_SIGNATURE)
 
 _UINT24_MAX = (1 << 24) - 1
 _UINT256_MAX = (1 << 256) - 1
@@ -174,6 +186,52 @@ def decode_execute(data: bytes) -> tuple[list[Hop], int]:
         raise ValueError("not execute() calldata")
     hops, min_profit = decode([f"{HOP_TYPE}[]", "uint256"], data[4:])
     return [Hop.from_abi_tuple(h) for h in hops], int(min_profit)
+
+
+def encode_swap(hop: Hop, deadline: int) -> bytes:
+    """Calldata for ``swap(Hop hop, uint256 deadline)``: one exact-input swap from the contract's inventory
+    (``hop.amount_in`` in, at least ``hop.amount_out`` out, reverting after ``deadline`` in unix seconds)."""
+    if hop.token_in.lower() == hop.token_out.lower():
+        raise ValueError("token_in == token_out")
+    if hop.amount_in <= 0:
+        raise ValueError("a swap needs amount_in > 0")
+    if not 0 <= deadline <= _UINT256_MAX:
+        raise ValueError(f"deadline {deadline} is not a uint256")
+    return SWAP_SELECTOR + encode([HOP_TYPE, "uint256"], [hop.as_abi_tuple(), deadline])
+
+
+def decode_swap(data: bytes) -> tuple[Hop, int]:
+    """Inverse of :func:`encode_swap`: ``(hop, deadline)``."""
+    if data[:4] != SWAP_SELECTOR:
+        raise ValueError("not swap() calldata")
+    hop, deadline = decode([HOP_TYPE, "uint256"], data[4:])
+    return Hop.from_abi_tuple(hop), int(deadline)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Swapped:
+    token_in: str
+    token_out: str
+    amount_in: int
+    amount_out: int
+
+
+def decode_swapped(logs: Iterable[Mapping[str, Any]], contract: str) -> Swapped | None:
+    """The ``Swapped`` event ``contract`` emitted in a receipt's ``logs`` (None: there is none)."""
+    want = contract.lower()
+    found = []
+    for log in logs:
+        topics = [as_bytes(t) for t in log.get("topics") or ()]
+        addr = log["address"]
+        addr = to_checksum_address(addr) if isinstance(addr, (str, bytes)) else addr
+        if len(topics) != 3 or topics[0] != SWAPPED_TOPIC or str(addr).lower() != want:
+            continue
+        amount_in, amount_out = decode(["uint256", "uint256"], as_bytes(log["data"]))
+        found.append(Swapped(token_in=to_checksum_address(topics[1][-20:]), token_out=to_checksum_address(topics[2][-20:]),
+                             amount_in=int(amount_in), amount_out=int(amount_out)))
+    if len(found) > 1:
+        raise ValueError(f"{len(found)} Swapped events from {contract} in one receipt")
+    return found[0] if found else None
 
 
 # -- admin calls --------------------------------------------------------------------------------
@@ -304,6 +362,7 @@ ERROR_SIGNATURES: tuple[str, ...] = (
     "TransferFailed(address,address,uint256)",
     "BalanceQueryFailed(address)",
     "ReservesQueryFailed(address)",
+    "DeadlinePassed(uint256,uint256)",
 )
 
 

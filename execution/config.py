@@ -66,6 +66,27 @@ Example (``alphapulse executor --config executor.toml``)::
     venue = "DEVNET_V2_A"              # protocol.ids.Venue name or numeric code
     factory = "0x..."
 
+    [cex]                              # CEX-DEX signals (specs/cex-legs.md); without it they end FAILED
+    rest_url = "http://127.0.0.1:18090" # Binance's REST API (the stand-in's paper exchange here)
+    key_env = "BINANCE_API_KEY"        # the NAMES of where the API key and its HMAC signing key are:
+    hmac_env = "BINANCE_API_HMAC"      # an environment variable (key_env/hmac_env) or a file (key_file/hmac_file)
+    cex_timeout_s = 5.0                # no answer to an order within this: the leg is LEG_OPEN
+    max_leg_open_s = 30.0              # a CEX fill whose DEX leg has not finished by then is unwound
+    dex_deadline_s = 24.0              # the DEX leg's on-chain deadline after the CEX fill (< max_leg_open_s)
+    max_unwind_attempts = 3
+    unwind_slippage_bps = 50
+
+    [[cex.markets]]                    # one book and the same assets on this chain
+    venue = "BINANCE"
+    symbol = "ETHUSDC"
+    base_asset = "ETH"
+    quote_asset = "USDC"
+    base = "0x..."                     # the base token on chain (WETH), and its decimals
+    base_decimals = 18
+    quote = "0x..."
+    quote_decimals = 6
+    fee_ppm = 1000                     # the taker fee
+
     [relays]                           # empty = the default sockets
     market_data = ""
     signal = ""
@@ -164,6 +185,50 @@ class VenueConfig(Config):
         _address("factory", self.factory)
 
 
+class CexMarketConfig(Config):
+    """One book on an exchange and the same two assets on the executor's chain."""
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    base: str
+    quote: str
+    base_decimals: Annotated[int, Meta(ge=0, le=36)]
+    quote_decimals: Annotated[int, Meta(ge=0, le=36)]
+    venue: VenueCode = VenueCode(Venue.BINANCE)
+    fee_ppm: Annotated[int, Meta(ge=0, lt=1_000_000)] = 1000
+
+    def __post_init__(self) -> None:
+        _address("base", self.base)
+        _address("quote", self.quote)
+
+
+class CexConfig(Config):
+    """The exchange side of CEX-DEX signals: the order gateway and the two-leg policy's limits."""
+
+    rest_url: str
+    key_env: str = ""
+    key_file: str = ""
+    hmac_env: str = ""
+    hmac_file: str = ""
+    cex_timeout_s: Seconds = 5.0
+    max_leg_open_s: Seconds = 30.0
+    dex_deadline_s: Seconds = 24.0
+    max_unwind_attempts: Annotated[int, Meta(ge=1)] = 3
+    unwind_slippage_bps: Annotated[int, Meta(ge=0, lt=10_000)] = 50
+    markets: tuple[CexMarketConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.dex_deadline_s < self.max_leg_open_s:
+            raise ConfigError("dex_deadline_s must be below max_leg_open_s (a DEX leg must never land after its "
+                              "position was unwound)", path="dex_deadline_s")
+        if bool(self.key_env) == bool(self.key_file) or bool(self.hmac_env) == bool(self.hmac_file):
+            raise ConfigError("name exactly one of key_env / key_file and one of hmac_env / hmac_file", path="cex")
+
+    def market(self, venue: int, symbol: str) -> CexMarketConfig | None:
+        return next((m for m in self.markets if m.venue == venue and m.symbol == symbol), None)
+
+
 class ExecutorConfig(Config):
     own_table: ClassVar[str] = "executor"  # the settings below that are not tables live in [executor]
 
@@ -184,6 +249,7 @@ class ExecutorConfig(Config):
     submission: SubmissionConfig = SubmissionConfig()
     builders: tuple[BuilderConfig, ...] = ()
     venues: tuple[VenueConfig, ...] = ()
+    cex: CexConfig | None = None
     relays: RelaysConfig = RelaysConfig()
 
     def __post_init__(self) -> None:

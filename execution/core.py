@@ -72,12 +72,14 @@ from execution.validate import (
     to_gas_token,
     to_profit_token,
 )
+from market.cex import CexBooks
 from market.params import ChainParams, MarketParams
 from market.state import PoolStateManager
 from protocol.execution import ExecutionResult, Outcome, SubmissionMode
 from protocol.ids import TokenId
 from protocol.market import BlockHeader
 from protocol.message import Message
+from protocol.signals import SignalKind
 from protocol.system import EmergencyStop, Resume
 from protocol.tlv import TLV
 
@@ -246,6 +248,7 @@ Event = (Start | MarketReady | Simulated | SimulationFailed | Estimated | HeadSe
 @dataclass(frozen=True, slots=True)
 class Publish:
     tlv: TLV
+    extra: tuple[TLV, ...] = ()  # more records in the same message (a CEX-DEX result's LegReport)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +404,7 @@ class ExecutorCore:
         self.gas_token = TokenId.of(config.chain_id, config.gas_token)
         self.state = PoolStateManager(MarketParams(chains=(ChainParams(chain_id=config.chain_id,
                                                                        gas_token=self.gas_token),)))
+        self.books = CexBooks()  # the exchanges' order books, for CEX-DEX signals (execution/cex/run.py)
         self.address = address
         self.builders = tuple(builders)
         self.halts = HaltState()
@@ -417,7 +421,10 @@ class ExecutorCore:
     def on_market_data(self, msg: Message) -> bool:
         """Apply one market-data message; True when it carried this chain's block header."""
         head = False
+        books = self.books
         for record in msg.tlvs:
+            if books.on_tlv(record, msg.receive_time_ns) is not None:
+                continue
             self.state.apply(record)
             if type(record) is BlockHeader and record.chain_id == self.config.chain_id:
                 head = True
@@ -447,6 +454,10 @@ class ExecutorCore:
         return g.block_number if g else -1
 
     def run(self, sig: Signal, *, halted_by: str | None = None) -> SignalRun:
+        if sig.identity.kind == SignalKind.CEX_DEX:
+            from execution.cex.run import CexDexRun  # it builds on SignalRun: imported when first needed
+
+            return CexDexRun(self, sig, halted_by=halted_by)
         return SignalRun(self, sig, halted_by=halted_by)
 
     def resumed(self, *, signal_id: int, meta: Mapping[str, Any], txs: Sequence[Tx]) -> SignalRun:

@@ -28,6 +28,8 @@ from typing import Any
 import trio
 
 from chain.rpc import scrub_urls
+from execution.cex.gateway import OrderGateway
+from execution.cex.run import CexAnswered, PlaceOrder
 from execution.chain import BuilderClient, ChainGateway, RpcFailure, SimulationReverted
 from execution.config import ExecutorConfig
 from execution.core import (
@@ -62,7 +64,6 @@ from execution.core import (
     SendBundles,
     SettleNonce,
     Sign,
-    SignalRun,
     Signed,
     Simulate,
     Simulated,
@@ -103,9 +104,10 @@ class _Queued:
 
 class Executor:
     def __init__(self, config: ExecutorConfig, gateway: ChainGateway, store: ExecutorStore, publisher: Any,
-                 builders: list[BuilderClient] | None = None) -> None:
+                 builders: list[BuilderClient] | None = None, orders: OrderGateway | None = None) -> None:
         self.config = config
         self.chain = gateway
+        self.orders = orders  # the exchange's order gateway (CEX-DEX signals), when [cex] is configured
         self.store = store
         self.publisher = publisher
         self.builders = builders or []
@@ -197,7 +199,7 @@ class Executor:
         urls = [self.config.rpc_url, *(b.url for b in self.config.builders)]
         return scrub_urls(f"{type(exc).__name__}: {exc}", urls)
 
-    async def _drive(self, run: SignalRun, actions: list[Action]) -> ExecutionResult | None:
+    async def _drive(self, run: Any, actions: list[Action]) -> ExecutionResult | None:
         """Carry out the run's actions in order; the last one's answer is the next event."""
         while True:
             event: Event | None = None
@@ -209,19 +211,20 @@ class Executor:
                 raise CoreError(f"signal {run.signal_id}: step {run.step.value} asked for nothing")
             actions = run.on(event)
 
-    async def _do(self, run: SignalRun, a: Action) -> Event | None:
+    async def _do(self, run: Any, a: Any) -> Event | CexAnswered | None:
         t = type(a)
         # --- side effects
         if t is Publish:
             assert isinstance(a, Publish)
             tlv = a.tlv
+            out = [tlv, *a.extra] if a.extra else tlv
             if type(tlv) is ExecutionResult:
                 self.store.finish_signal(tlv.signal_id, tlv.outcome, tlv.reason)
-                await self.publisher.publish(tlv)
+                await self.publisher.publish(out)
                 self.outcomes.append(tlv)
                 log.info("executor: signal %d -> %s: %s", tlv.signal_id, Outcome(tlv.outcome).name, tlv.reason)
             else:
-                await self.publisher.publish(tlv)
+                await self.publisher.publish(out)
             return None
         if t is RecordTx:
             assert isinstance(a, RecordTx)
@@ -302,7 +305,28 @@ class Executor:
             r = await self.chain.receipt(a.tx_hash)
             block = -1 if r is not None else await self.chain.block_number()
             return PrivatePolled(trio.current_time(), None if r is None else Receipt.from_rpc(r), block)
+        if t is PlaceOrder:
+            assert isinstance(a, PlaceOrder)
+            return await self._place(run, a)
         raise CoreError(f"signal {run.signal_id}: no way to carry out {a!r}")
+
+    async def _place(self, run: Any, a: PlaceOrder) -> CexAnswered:
+        """One order through the gateway, awaited for ``a.timeout`` seconds (then abandoned: its state on the
+        exchange is unknown, and the leg machine assumes the worst). The gateway maps every transport error
+        to an ERROR result; the API key travels only in its request header."""
+        if self.orders is None:
+            raise CoreError(f"signal {run.signal_id}: an order to place but no [cex] order gateway")
+        o = a.order
+        log.info("executor: signal %d: CEX order %s %s %d steps at <= %d (%s)", run.signal_id, o.side.value, o.symbol,
+                 o.quantity, o.limit_price, o.client_order_id)
+        with trio.move_on_after(a.timeout):
+            res = await self.orders.place(o)
+            log.info("executor: signal %d: CEX order %s -> %s, executed %d, quote %d (order %d) %s", run.signal_id,
+                     o.client_order_id, res.status.value, res.executed, res.quote, res.order_id, res.reason)
+            return CexAnswered(trio.current_time(), res)
+        log.warning("executor: signal %d: CEX order %s not answered within %.1fs", run.signal_id, o.client_order_id,
+                    a.timeout)
+        return CexAnswered(trio.current_time(), None)
 
     async def _simulate_and_estimate(self, data: bytes) -> Simulated | SimulationFailed:
         """``eth_call`` and ``eth_estimateGas`` of the same calldata at once: the core asks for the

@@ -49,11 +49,14 @@ class Stage(enum.Enum):
 
 
 _BEFORE_SEND = {Outcome.STALE, Outcome.UNPROFITABLE, Outcome.HALTED, Outcome.REJECTED_BY_RISK, Outcome.FAILED}
+# A CEX-DEX signal's CEX leg goes out after the DEX leg's simulation and before its transaction: these end
+# it whether or not the DEX transaction was sent (specs/cex-legs.md); both legs filled is EXECUTED.
+_LEGS = {Outcome.CEX_NOT_FILLED, Outcome.UNWOUND, Outcome.LEG_OPEN}
 ALLOWED: dict[Stage, frozenset[Outcome]] = {
     Stage.RECEIVED: frozenset(_BEFORE_SEND),
     Stage.VALIDATED: frozenset(_BEFORE_SEND),
-    Stage.SIMULATED: frozenset(_BEFORE_SEND | {Outcome.SIMULATED}),
-    Stage.SUBMITTED: frozenset({Outcome.EXECUTED, Outcome.REVERTED, Outcome.NOT_INCLUDED, Outcome.FAILED}),
+    Stage.SIMULATED: frozenset(_BEFORE_SEND | {Outcome.SIMULATED} | _LEGS),
+    Stage.SUBMITTED: frozenset({Outcome.EXECUTED, Outcome.REVERTED, Outcome.NOT_INCLUDED, Outcome.FAILED} | _LEGS),
     Stage.DONE: frozenset(),
 }
 _NEXT = {Stage.RECEIVED: Stage.VALIDATED, Stage.VALIDATED: Stage.SIMULATED, Stage.SIMULATED: Stage.SUBMITTED}

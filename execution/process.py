@@ -29,10 +29,12 @@ import logging
 import sys
 from typing import Any
 
+import httpx
 import trio
 from eth_account.signers.local import LocalAccount
 
 from chain.rpc import HttpRpc
+from execution.cex.gateway import ApiCredentials, OrderGateway
 from execution.chain import BuilderClient, ChainGateway
 from execution.config import ConfigError, ExecutorConfig, load_config
 from execution.executor import Executor, _Queued
@@ -76,7 +78,11 @@ class _Metrics:
         self.signals.inc()
         self.received[signal_id] = trio.current_time()
 
-    def on_publish(self, tlv: Any) -> None:
+    def on_publish(self, tlvs: Any) -> None:
+        for tlv in tlvs if isinstance(tlvs, list) else (tlvs,):
+            self._on_record(tlv)
+
+    def _on_record(self, tlv: Any) -> None:
         kind = type(tlv)
         if kind is ExecutionStarted:
             self.submitted.inc()
@@ -103,6 +109,14 @@ class _ProducerPublisher:
             self.metrics.on_publish(tlv)
 
 
+def cex_credentials(config: ExecutorConfig) -> ApiCredentials | None:
+    """The exchange's API and signing keys from where ``[cex]`` names them (CredentialError when missing)."""
+    c = config.cex
+    if c is None:
+        return None
+    return ApiCredentials.load(key_env=c.key_env, key_file=c.key_file, hmac_env=c.hmac_env, hmac_file=c.hmac_file)
+
+
 def unlock(config: ExecutorConfig) -> LocalAccount:
     """Decrypt the configured keystore (KeystoreError when the password or file is wrong)."""
     password = read_password(password_file=config.keystore.password_file, password_env=config.keystore.password_env)
@@ -111,23 +125,29 @@ def unlock(config: ExecutorConfig) -> LocalAccount:
 
 async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics | None = None, *,
               reload: ConfigReload[ExecutorConfig] | None = None,
-              task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED) -> None:
+              task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED,
+              cex: ApiCredentials | None = None) -> None:
     store = ExecutorStore(config.state_db)
     rpc = HttpRpc(config.rpc_url, timeout=10.0)
     builders = [BuilderClient(b.name, b.url, call_bundle=b.call_bundle) for b in config.builders]
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))  # the order gateway's; each order has its own deadline
     try:
         gateway = ChainGateway(rpc, account, chain_id=config.chain_id, contract=config.contract)
+        if config.cex is not None and cex is None:
+            cex = cex_credentials(config)
+        orders = OrderGateway(config.cex.rest_url, cex, http) if config.cex is not None and cex is not None else None
         async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
                                          source_id=config.source_id, name=config.name,
                                          metrics=pm) as producer:
             metrics = _Metrics(pm or ProcessMetrics("executor"))
-            ex = Executor(config, gateway, store, _ProducerPublisher(producer, metrics), builders)
+            ex = Executor(config, gateway, store, _ProducerPublisher(producer, metrics), builders, orders)
             if reload is not None:
                 reload.attach(ex.reconfigure)
             await _serve(ex, config, task_status, metrics)
     finally:
         for b in builders:
             await b.aclose()
+        await http.aclose()
         await rpc.aclose()
         store.close()
 
@@ -231,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         config = reload.load_initial()
         keystore_address(config.keystore.path)
         account = unlock(config)
-        return lambda pm: run(config, account, pm, reload=reload)
+        creds = cex_credentials(config)  # a missing key is a configuration error, named, never shown
+        return lambda pm: run(config, account, pm, reload=reload, cex=creds)
 
     proc = ProcessMain("executor", "executor",
                        prepare_errors={(ConfigError, KeystoreError, OSError, ValueError, KeyError): EXIT_CONFIG})

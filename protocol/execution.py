@@ -1,8 +1,14 @@
-"""Execution TLVs (types 40-59), carried in domain 3 messages."""
+"""Execution TLVs (types 40-59), carried in domain 3 messages.
+
+A CEX-DEX signal (``SignalKind.CEX_DEX``, ``specs/cex-legs.md``) ends with one message holding its
+``ExecutionResult`` and a ``LegReport`` that names what each leg did; every order the executor placed on
+the exchange is reported as it is answered, one ``CexFill`` each (entry and unwind orders alike), which
+is what the books move the exchange balances by.
+"""
 
 from enum import IntEnum
 
-from .fields import bytes32, i256, text, token_id, u8, u32, u64, u256
+from .fields import bytes32, i256, text, token_id, u8, u16, u32, u64, u256
 from .tlv import TLV
 
 
@@ -25,6 +31,24 @@ class Outcome(IntEnum):
     NOT_INCLUDED = 7
     SIMULATED = 8  # shadow mode: simulated only, profit is what it would have made
     FAILED = 9  # could not be built/simulated/signed/sent; ``reason`` says why
+    # CEX-DEX signals (a ``LegReport`` in the same message says what each leg did; both legs filled
+    # is EXECUTED):
+    UNWOUND = 10  # the CEX leg traded, the DEX leg did not; the CEX position was closed again
+    LEG_OPEN = 11  # a CEX position is (or may be) left open: the risk process and the operator act
+    CEX_NOT_FILLED = 12  # the CEX order filled nothing (rejected, expired, no answer); no DEX leg sent
+
+
+class DexLegResult(IntEnum):
+    NOT_SENT = 0
+    EXECUTED = 1
+    REVERTED = 2
+    NOT_INCLUDED = 3
+    TIMEOUT = 4  # not finished within max_leg_open (the leg was unwound; its deadline keeps it from landing)
+
+
+class CexOrderPurpose(IntEnum):
+    ENTRY = 1  # the CEX leg of the trade
+    UNWIND = 2  # closing an open CEX position
 
 
 class ExecutionStarted(TLV):
@@ -52,3 +76,54 @@ class ExecutionResult(TLV):
     realized_profit: i256
     profit_token: token_id
     reason: text
+
+
+class CexFill(TLV):
+    """One order the executor placed on an exchange, as the exchange answered it (nothing filled is
+    reported too). ``side`` is ``protocol.market.Side`` (BUY / SELL of the base asset); amounts are in the
+    chain tokens' base units: ``base_units`` traded, ``quote_units`` paid (BUY) or received (SELL) with the
+    taker fee included (``fee_units`` of it)."""
+
+    TYPE = 44
+    signal_id: u64
+    venue: u16
+    side: u8
+    purpose: u8  # CexOrderPurpose
+    order_id: u64
+    base_units: u256
+    quote_units: u256
+    fee_units: u256
+    base_token: token_id  # the same assets on the signal's chain (valuation; the executor's configuration)
+    quote_token: token_id
+    symbol: text
+    base_asset: text  # the venue's asset names (the books' balance keys)
+    quote_asset: text
+
+
+class LegReport(TLV):
+    """What each leg of a CEX-DEX signal did; sent with its ``ExecutionResult`` (same ``outcome``).
+
+    Base amounts in ``base_token`` units, quote amounts in ``quote_token`` units (on the signal's chain).
+    ``cex_side`` is the entry order's ``Side``. ``realized_profit`` is net of the taker fee and of the DEX
+    leg's gas (``gas_cost``, in quote units); the ``ExecutionResult`` carries the gross one, gas apart,
+    like every other result."""
+
+    TYPE = 45
+    signal_id: u64
+    outcome: u8  # Outcome, as in the ExecutionResult
+    cex_venue: u16
+    cex_side: u8
+    dex_result: u8  # DexLegResult
+    base_token: token_id
+    quote_token: token_id
+    cex_requested: u256
+    cex_filled: u256
+    cex_quote: u256
+    dex_base: u256
+    dex_quote: u256
+    gas_cost: u256
+    unwound: u256
+    unwind_quote: u256
+    left_open: u256
+    realized_profit: i256
+    symbol: text

@@ -28,10 +28,18 @@ from typing import Any
 import numpy as np
 
 from market.prices import pool_price_q96
-from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
+from protocol.execution import (
+    CexFill,
+    CexOrderPurpose,
+    DexLegResult,
+    ExecutionResult,
+    ExecutionStarted,
+    LegReport,
+    Outcome,
+)
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, code_name
-from protocol.market import BlockHeader, StateInvalidation
+from protocol.market import BlockHeader, Side, StateInvalidation
 from protocol.message import Message
 from protocol.signals import ArbitragePath, SignalIdentity
 from protocol.system import StopScope
@@ -40,6 +48,8 @@ from .config import (
     DailyLossConfig,
     FailureRateConfig,
     GasPriceConfig,
+    InventoryConfig,
+    LegOpenConfig,
     RelayGapsConfig,
     StaleDataConfig,
     TradeSizeConfig,
@@ -450,3 +460,115 @@ class Volatility(Breaker):
             if scope == StopScope.ALL or _applies(scope, scope_value, self.scope, self._scope_value(PoolId(pool))):
                 del self.returns[pool]
 
+
+
+# ------------------------------------------------------------------ inventory per venue
+
+
+class Inventory(Breaker):
+    """An asset's balance on a venue outside its configured bounds.
+
+    Balances start at the configured ``start`` and move with what the executor reports on the execution relay:
+    every ``CexFill`` moves the exchange's base and quote assets (a BUY adds base and spends quote, fee included),
+    every ``LegReport`` whose DEX leg executed moves the chain's base and quote tokens. Assets without bounds are
+    not tracked. An exchange asset trips a VENUE stop of that exchange, a chain token a CHAIN stop.
+    """
+
+    name = "inventory"
+
+    def __init__(self, cfg: InventoryConfig) -> None:
+        self.bounds = {b.key(): b for b in cfg.assets}
+        self.balances: dict[tuple[int, str], int] = {k: b.start for k, b in self.bounds.items()}
+
+    def _move(self, key: tuple[int, str], delta: int, why: str) -> list[Breach]:
+        b = self.bounds.get(key)
+        if b is None or not delta:
+            return []
+        bal = self.balances[key] = self.balances[key] + delta
+        if b.min <= bal and (not b.max or bal <= b.max):
+            return []
+        venue, asset = key
+        if venue:
+            where, scope, value = f"{venue_name(venue)} {asset}", StopScope.VENUE, venue
+        else:
+            token = TokenId(int(asset))
+            where, scope, value = f"chain {token.chain_id} token {token.address}", StopScope.CHAIN, token.chain_id
+        bound = f"[{b.min}, {b.max if b.max else 'no max'}]"
+        return [self.breach(scope, value, f"inventory of {where} is {bal}, outside {bound} after {why}")]
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.EXECUTION:
+            return []
+        out: list[Breach] = []
+        for t in msg.tlvs:
+            if type(t) is CexFill and t.base_units:
+                sign = 1 if t.side == Side.BUY else -1
+                why = f"signal {t.signal_id}'s {t.symbol} order {t.order_id}"
+                out += self._move((t.venue, t.base_asset), sign * t.base_units, why)
+                out += self._move((t.venue, t.quote_asset), -sign * t.quote_units, why)
+            elif type(t) is LegReport and t.dex_result == DexLegResult.EXECUTED:
+                sign = 1 if t.cex_side == Side.SELL else -1  # the DEX leg buys back what the CEX sold
+                why = f"signal {t.signal_id}'s DEX leg"
+                out += self._move((0, str(int(t.base_token))), sign * t.dex_base, why)
+                out += self._move((0, str(int(t.quote_token))), -sign * t.dex_quote, why)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"balances": [[v, a, b] for (v, a), b in self.balances.items()]}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        for v, a, b in state.get("balances", []):
+            if (int(v), str(a)) in self.bounds:
+                self.balances[(int(v), str(a))] = int(b)
+
+
+# ------------------------------------------------------------------ a leg left open
+
+
+class LegOpen(Breaker):
+    """A CEX-DEX leg left open: a signal ending LEG_OPEN (the executor gave up on closing its exchange position),
+    or an exchange fill whose signal has no result within ``max_open_s`` (the executor is stuck or gone with a
+    position open). Trips a VENUE stop of the exchange (or ALL)."""
+
+    name = "leg_open"
+
+    def __init__(self, cfg: LegOpenConfig) -> None:
+        self.max_ns = int(cfg.max_open_s * 1e9)
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.VENUE), "leg_open.scope")
+        self.open: dict[int, tuple[int, int]] = {}  # signal id -> (venue, first fill seen at)
+        self.reported: set[int] = set()
+
+    def _breach(self, venue: int, reason: str) -> Breach:
+        return self.breach(self.scope, venue if self.scope == StopScope.VENUE else 0, reason)
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.EXECUTION:
+            return []
+        out = []
+        for t in msg.tlvs:
+            if type(t) is CexFill and t.base_units and t.purpose == CexOrderPurpose.ENTRY:
+                self.open.setdefault(t.signal_id, (t.venue, now_ns))
+            elif type(t) is LegReport:
+                self.open.pop(t.signal_id, None)
+                if t.outcome == Outcome.LEG_OPEN:
+                    out.append(self._breach(t.cex_venue, f"signal {t.signal_id} left {t.left_open} base units of "
+                                                         f"{t.symbol} open on {venue_name(t.cex_venue)}"))
+            elif type(t) is ExecutionResult:
+                self.open.pop(t.signal_id, None)
+        return out
+
+    def on_timer(self, now_ns: int) -> list[Breach]:
+        out = []
+        for sid, (venue, since) in self.open.items():
+            if now_ns - since > self.max_ns and sid not in self.reported:
+                self.reported.add(sid)
+                out.append(self._breach(venue, f"signal {sid} has had an exchange fill on {venue_name(venue)} for "
+                                               f"{(now_ns - since) / 1e9:.1f} s without a result (limit "
+                                               f"{self.max_ns / 1e9:g} s)"))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"open": [[sid, v, t] for sid, (v, t) in self.open.items()]}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.open = {int(sid): (int(v), int(t)) for sid, v, t in state.get("open", [])}

@@ -263,6 +263,46 @@ class VolatilityConfig(Config):
         parse_scope(self.scope, (StopScope.ALL, StopScope.CHAIN, StopScope.VENUE), "scope")
 
 
+class InventoryBound(Config):
+    """One asset on one venue: its balance at start and the bounds it must stay within (base units).
+
+    ``venue`` is an exchange (``binance``, a code) with ``asset`` its own asset name (``ETH``), or ``chain``
+    with ``asset`` a token ``<chain_id>:<0x address>`` (the executor's on-chain inventory)."""
+
+    venue: str
+    asset: str
+    start: int
+    min: int = 0
+    max: int = 0  # 0: no upper bound
+
+    def __post_init__(self) -> None:
+        if self.venue != "chain":
+            parse_venue(self.venue, "venue")
+        else:
+            parse_token(self.asset, "asset")
+        if self.max and self.max < self.min:
+            raise ConfigError("max must not be below min", path="max")
+
+    def key(self) -> tuple[int, str]:
+        """(venue code, asset name) for an exchange; (0, token id as decimal text) on chain."""
+        if self.venue == "chain":
+            return 0, str(int(parse_token(self.asset)))
+        return parse_venue(self.venue), self.asset
+
+
+class InventoryConfig(Config):
+    assets: tuple[InventoryBound, ...] = ()
+
+
+class LegOpenConfig(Config):
+    max_open_s: float = 60.0  # a CEX fill whose signal has no result after this trips (executor stuck or gone)
+    scope: str = "venue"  # venue: the exchange's; all: everything
+
+    def __post_init__(self) -> None:
+        _positive(self.max_open_s, "max_open_s")
+        parse_scope(self.scope, (StopScope.ALL, StopScope.VENUE), "scope")
+
+
 class AlertsConfig(Config):
     webhook_url: str = ""  # empty: alerts are only logged
     style: str = "discord"
@@ -302,6 +342,8 @@ class RiskConfig(Config):
     stale_data: StaleDataConfig | None = None
     relay_gaps: RelayGapsConfig | None = None
     volatility: VolatilityConfig | None = None
+    inventory: InventoryConfig | None = None
+    leg_open: LegOpenConfig | None = None
 
 
 BREAKERS = ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data", "relay_gaps", "volatility")

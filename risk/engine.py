@@ -36,6 +36,8 @@ from .breakers import (
     DailyLoss,
     FailureRate,
     GasPrice,
+    Inventory,
+    LegOpen,
     RelayGaps,
     StaleData,
     TradeSize,
@@ -90,7 +92,8 @@ Action = Stop | Resumed | ForeignStop
 
 # Every breaker kind, in the order the engine consults them; each is configured by the table of
 # RiskConfig named like it (``Breaker.name``) and is off when that table is absent.
-BREAKERS: tuple[type[Breaker], ...] = (DailyLoss, TradeSize, GasPrice, FailureRate, StaleData, RelayGaps, Volatility)
+BREAKERS: tuple[type[Breaker], ...] = (DailyLoss, TradeSize, GasPrice, FailureRate, StaleData, RelayGaps, Volatility,
+                                       Inventory, LegOpen)
 
 
 def build_breakers(config: RiskConfig) -> list[Breaker]:

@@ -246,6 +246,22 @@ class LegMachine:
             return self._done(LegOutcome.LEG_OPEN, "unwind not answered within cex_timeout")
         return []
 
+    @property
+    def deadline_ns(self) -> int:
+        """When the current state's timer fires (``on_timer`` at or after it acts)."""
+        return self._deadline
+
+    def abandon(self, why: str) -> list[Action]:
+        """The caller lost track of an order in flight (a CEX entry or unwind): whatever it may have filled
+        is assumed open, the worst case, and the signal ends LEG_OPEN."""
+        if self.state not in (State.CEX_SENT, State.UNWINDING):
+            raise LegError(f"abandon in state {self.state.value}")
+        r = self.report
+        r.left_open = self.plan.size if self.state is State.CEX_SENT else r.cex_filled - r.unwound
+        if self.state is State.UNWINDING:
+            self._settle_unwound()
+        return self._done(LegOutcome.LEG_OPEN, why, dex_result=None if r.dex_result else "not sent")
+
     # --- internals ---------------------------------------------------------------------------------
 
     def _check(self, event: str) -> None:

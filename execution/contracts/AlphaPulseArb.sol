@@ -31,6 +31,12 @@ pragma solidity ^0.8.28;
 /// When the next hop is a V2 pair, a hop (other than a V2 flash hop) sends its output straight
 /// to that pair, saving a token transfer. Fee-on-transfer / rebasing tokens are not supported.
 ///
+/// One-hop swaps from inventory (`swap(Hop, deadline)`): the DEX leg of a CEX-DEX arbitrage
+/// (specs/cex-legs.md) is a single exact-input swap of tokens this contract holds (the on-chain
+/// inventory), not a cycle: `hop.amountIn` of `hop.tokenIn` goes in, at least `hop.amountOut` of
+/// `hop.tokenOut` must come out and stays here; the transaction reverts after `deadline` (unix
+/// seconds), so a leg that was given up for lost can never be mined later.
+///
 /// Callback safety: a callback is accepted only from the pool this contract itself just called
 /// (a transient "expected caller" slot, set immediately before each swap that calls back and
 /// consumed by the callback), and that pool's address is recomputed with CREATE2 from an
@@ -92,6 +98,8 @@ contract AlphaPulseArb {
     /// @notice One arbitrage cycle executed: `profit` units of `token` (the start token) went to
     ///         `recipient`; `amountIn` is the amount of `token` that was put through the cycle.
     event ArbitrageExecuted(address indexed token, address indexed recipient, uint256 amountIn, uint256 profit);
+    /// @notice One swap from inventory: `amountIn` of `tokenIn` sold for `amountOut` of `tokenOut`.
+    event Swapped(address indexed tokenIn, address indexed tokenOut, uint256 amountIn, uint256 amountOut);
     event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event RecipientSet(address indexed recipient);
@@ -125,6 +133,8 @@ contract AlphaPulseArb {
     error TransferFailed(address token, address to, uint256 amount);
     error BalanceQueryFailed(address token);
     error ReservesQueryFailed(address pair);
+    /// @dev A swap from inventory mined after its deadline.
+    error DeadlinePassed(uint256 deadline, uint256 timestamp);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -187,6 +197,30 @@ contract AlphaPulseArb {
         address to = recipient;
         if (profit != 0) _transfer(token, to, profit);
         emit ArbitrageExecuted(token, to, amountIn, profit);
+    }
+
+    /// @notice One exact-input swap from this contract's inventory (the DEX leg of a CEX-DEX trade):
+    ///         `hop.amountIn` of `hop.tokenIn` for at least `hop.amountOut` of `hop.tokenOut`, which
+    ///         stays here. Reverts after `deadline` (unix seconds).
+    /// @return amountOut received
+    function swap(Hop calldata hop, uint256 deadline) external onlyOwner returns (uint256 amountOut) {
+        if (paused) revert EnforcedPause();
+        if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
+        if (hop.tokenIn == hop.tokenOut) revert BrokenPath(0);
+        _checkHop(hop, 0, hop.tokenOut);
+        uint256 amountIn = hop.amountIn;
+        if (amountIn == 0) revert ZeroAmountIn();
+        uint256 outBefore = _balanceOf(hop.tokenOut);
+        Hop memory h = hop;
+        if (h.kind == Kind.V2) {
+            _transfer(h.tokenIn, h.pool, amountIn);
+            _swapV2(h, amountIn, address(this));
+        } else {
+            _swapV3(h, amountIn, address(this));
+        }
+        amountOut = _balanceOf(hop.tokenOut) - outBefore;
+        if (amountOut < hop.amountOut) revert InsufficientOutput(0, amountOut, hop.amountOut);
+        emit Swapped(hop.tokenIn, hop.tokenOut, amountIn, amountOut);
     }
 
     /// @notice Uniswap V2 flash-swap callback (only for the first hop of a path).
@@ -267,7 +301,8 @@ contract AlphaPulseArb {
         pendingOwner = address(0);
     }
 
-    /// @notice Recover tokens sent to this contract (it holds none between executions).
+    /// @notice Move tokens out: recover what was sent by mistake, or take on-chain inventory back
+    ///         (cycles need none; swaps from inventory spend what the owner put here).
     function withdrawToken(address token, address to, uint256 amount) external onlyOwner {
         if (to == address(0)) revert ZeroAddress();
         _transfer(token, to, amount);

@@ -10,6 +10,7 @@ then point a collector at it (``ws_url = "ws://127.0.0.1:9443"``, ``rest_url = "
 Demo feeding (binance): ``--map-price ETHUSDT:2064.73=2004x20`` plays a symbol's prices onto another price level
 with its moves amplified (``replay.PriceMap``), ``--live-times`` stamps events with the stand-in's clock, and
 ``--loop`` plays the capture again, lap after lap, with growing ids (a disconnect between laps).
+``--order-faults``: ``reject=N,..`` / ``cap=N:QTY,..`` / ``delay=N:SECONDS,..`` for the N-th order received.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import trio
 
 from runtime.errors import reraise_unwrapped
 
-from .paper import PaperExchange
+from .paper import OrderFaults, PaperExchange
 from .replay import BinanceReplay, Faults, PriceMap
 from .server import AdvancedStandin, BinanceStandin, CoinbaseStandin
 
@@ -46,15 +47,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="binance: show SYMBOL's prices as TARGET + N * (price - SOURCE) (repeatable)")
     ap.add_argument("--live-times", action="store_true", help="binance: event times from the stand-in's clock")
     ap.add_argument("--loop", action="store_true", help="binance: replay the capture again and again")
+    ap.add_argument("--order-faults", default="", help="paper exchange: reject=N,..;cap=N:QTY,..;delay=N:S,..")
     args = ap.parse_args(argv)
     extra: dict[str, Any] = {}
     binance_only = [f"--{name.replace('_', '-')}" for name in ("paper", "paper_files", "map_price", "live_times",
-                                                                "loop") if getattr(args, name)]
+                                                                "loop", "order_faults") if getattr(args, name)]
     if binance_only and args.kind != "binance":
         ap.error(f"{', '.join(binance_only)}: for the binance stand-in only")
-    if args.paper or args.paper_files:
-        extra["paper"] = PaperExchange(_paper_keys(ap, args.paper, args.paper_files))
     try:
+        if args.paper or args.paper_files:
+            extra["paper"] = PaperExchange(_paper_keys(ap, args.paper, args.paper_files),
+                                           faults=OrderFaults.parse(args.order_faults))
         faults = Faults.parse(args.faults)
         if args.kind == "binance":
             extra["replay"] = BinanceReplay(prices=[PriceMap.parse(m) for m in args.map_price],

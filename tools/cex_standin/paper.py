@@ -8,6 +8,11 @@ expires. The answer is the ``FULL`` response (``status`` FILLED / PARTIALLY_FILL
 ``executedQty`` / EXPIRED, ``executedQty``, ``cummulativeQuoteQty``, ``fills`` with a ``commission`` of
 ``fee_ppm`` in the received asset). Paper fills do not consume the replayed book (the replay is the market's
 record; our size is assumed small against it) -- say so wherever paper profits are shown.
+
+``OrderFaults`` (the CLI's ``--order-faults "reject=1;cap=2:0.5;delay=3:6"``) make the n-th order received
+(1-based) fail the way a real venue can: ``reject`` answers ``-2010`` (insufficient balance), ``cap`` fills at
+most that quantity of it (the rest expires: a partial fill), ``delay`` answers only after that many seconds
+(an exchange that does not answer in time).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +34,52 @@ def _err(status: int, code: int, msg: str) -> tuple[int, str]:
     return status, json.dumps({"code": code, "msg": msg})
 
 
+@dataclass
+class OrderFaults:
+    reject: set[int] = field(default_factory=set)  # order numbers answered -2010
+    cap: dict[int, Decimal] = field(default_factory=dict)  # order number -> most it fills
+    delay: dict[int, float] = field(default_factory=dict)  # order number -> seconds before the answer
+
+    @classmethod
+    def parse(cls, spec: str) -> OrderFaults:
+        """``reject=1,4;cap=2:0.5,3:0;delay=5:6.5`` (order numbers from 1, in arrival order)."""
+        f = cls()
+        for part in filter(None, (p.strip() for p in spec.split(";"))):
+            key, _, value = part.partition("=")
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            try:
+                if key == "reject":
+                    f.reject.update(int(v) for v in items)
+                elif key in ("cap", "delay"):
+                    for v in items:
+                        n, _, amount = v.partition(":")
+                        if key == "cap":
+                            f.cap[int(n)] = Decimal(amount)
+                        else:
+                            f.delay[int(n)] = float(amount)
+                else:
+                    raise ValueError(f"unknown order fault {key!r} (reject, cap, delay)")
+            except ArithmeticError:
+                raise ValueError(f"order fault {part!r}: not a number") from None
+        return f
+
+
 class PaperExchange:
-    def __init__(self, keys: dict[str, str], *, fee_ppm: int = 1000, clock_ms: Any = None) -> None:
+    def __init__(self, keys: dict[str, str], *, fee_ppm: int = 1000, clock_ms: Any = None,
+                 faults: OrderFaults | None = None) -> None:
         self.keys = dict(keys)  # API key -> signing key (the stand-in's own test credentials)
         self.fee_ppm = fee_ppm
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.faults = faults or OrderFaults()
         self.orders: list[dict[str, Any]] = []
+        self.received = 0  # signed orders that reached matching (reject and cap count these)
+        self.arrived = 0  # order requests that arrived (delay counts these; the same numbers for good orders)
         self._next_id = 1
+
+    def arrive(self) -> float:
+        """An order request arrived: the seconds its answer is held back (the ``delay`` switch)."""
+        self.arrived += 1
+        return self.faults.delay.get(self.arrived, 0.0)
 
     def order(self, req: Request, replay: BinanceReplay) -> tuple[int, str]:
         key = req.headers.get("x-mbx-apikey", "")
@@ -50,12 +95,17 @@ class PaperExchange:
             ts, window = int(q["timestamp"]), int(q.get("recvWindow", "5000"))
             symbol, side, kind = q["symbol"].upper(), q["side"], q["type"]
             qty = Decimal(q["quantity"])
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, ArithmeticError):
             return _err(400, -1102, "Mandatory parameter was not sent, was empty/null, or malformed.")
         if abs(self.clock_ms() - ts) > window:
             return _err(400, -1021, "Timestamp for this request is outside of the recvWindow.")
         if symbol not in replay.books and symbol not in replay.capture_snapshots:
             return _err(400, -1121, "Invalid symbol.")
+        self.received += 1
+        n = self.received
+        if n in self.faults.reject:
+            return _err(400, -2010, "Account has insufficient balance for requested action.")
+        qty = min(qty, self.faults.cap.get(n, qty))
         limit = Decimal(q["price"]) if kind == "LIMIT" else None
         book = replay.books.get(symbol) or {"bids": {}, "asks": {}}
         levels = sorted(book["asks"].items()) if side == "BUY" else sorted(book["bids"].items(), reverse=True)
@@ -71,6 +121,8 @@ class PaperExchange:
                           "commission": format(received * self.fee_ppm / 1_000_000, "f"),
                           "commissionAsset": "BASE" if side == "BUY" else "QUOTE", "tradeId": len(self.orders)})
         executed = qty - left
+        qty = Decimal(q["quantity"])
+        left = qty - executed
         status = "FILLED" if left == 0 else "EXPIRED"
         order_id, self._next_id = self._next_id, self._next_id + 1
         answer = {"symbol": symbol, "orderId": order_id, "clientOrderId": q.get("newClientOrderId", ""),

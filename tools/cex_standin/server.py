@@ -259,6 +259,9 @@ class BinanceStandin(_Standin):
         if path == "/api/v3/order" and req.method == "POST":
             if self.paper is None:
                 return 404, json.dumps({"code": -1, "msg": "no paper exchange on this stand-in"})
+            delay = self.paper.arrive()
+            if delay:
+                await trio.sleep(delay)
             return self.paper.order(req, self.replay)
         if path in ("/api/v3/depth", "/api/v1/depth"):
             symbol = (query.get("symbol") or [""])[0].upper()
