@@ -17,7 +17,7 @@ on the quote side, so a walk never promises more than the venue would give.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from protocol.ids import PoolId, cex_symbol
@@ -140,15 +140,19 @@ def _take(levels: Iterable[tuple[int, int]], units: Units, size: int, *, round_u
     return None
 
 
-def buy_base_cost(book: CexBook, units: Units, base_units: int, fee_ppm: int) -> int | None:
-    """Quote units to buy ``base_units`` of base from the asks (taker), fee included; None if too deep."""
-    cost = _take(book.asks_up(), units, units.size_of(base_units), round_up=True)
+def buy_base_cost(book: CexBook, units: Units, base_units: int, fee_ppm: int, *,
+                  asks: Sequence[tuple[int, int]] | None = None) -> int | None:
+    """Quote units to buy ``base_units`` of base from the asks (taker), fee included; None if too deep.
+    ``asks``: the book's ``asks_up()`` when the caller walks the same book many times (sorted once)."""
+    cost = _take(book.asks_up() if asks is None else asks, units, units.size_of(base_units), round_up=True)
     return None if cost is None else -(-cost * (PPM + fee_ppm) // PPM)
 
 
-def sell_base_proceeds(book: CexBook, units: Units, base_units: int, fee_ppm: int) -> int | None:
-    """Quote units received for selling ``base_units`` into the bids (taker), fee deducted; None if too deep."""
-    got = _take(book.bids_down(), units, units.size_of(base_units), round_up=False)
+def sell_base_proceeds(book: CexBook, units: Units, base_units: int, fee_ppm: int, *,
+                       bids: Sequence[tuple[int, int]] | None = None) -> int | None:
+    """Quote units received for selling ``base_units`` into the bids (taker), fee deducted; None if too deep.
+    ``bids``: the book's ``bids_down()``, sorted once by a caller that walks it many times."""
+    got = _take(book.bids_down() if bids is None else bids, units, units.size_of(base_units), round_up=False)
     return None if got is None else got * (PPM - fee_ppm) // PPM
 
 

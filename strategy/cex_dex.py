@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from market.cex import CexBook, CexBooks, Units, buy_base_cost, sell_base_proceeds
+from market.cex import PPM, CexBook, CexBooks, Units, buy_base_cost, sell_base_proceeds
 from market.params import MarketParams
 from market.state import PoolStateManager
 from protocol.header import Domain
@@ -45,6 +45,7 @@ class Direction(Enum):
 class Pool(Protocol):
     def amount_out(self, zero_for_one: bool, amount_in: int) -> int: ...
     def min_input(self, zero_for_one: bool, amount_out: int) -> int: ...
+    def marginal(self, zero_for_one: bool) -> tuple[int, int]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,11 +80,15 @@ class CexDexOpportunity:
 
 def _legs(direction: Direction, book: CexBook, units: Units, pool: Pool, base_is_token0: bool, fee_ppm: int,
           slippage_bps: int, inv: Inventory) -> Callable[[int], tuple[int, int, int] | None]:
-    """size -> (quote_in, quote_out, slippage allowance), or None when not feasible at that size."""
+    """size -> (quote_in, quote_out, slippage allowance), or None when not feasible at that size.
+
+    The book's side is sorted once here: a search calls the legs a hundred times on the same book."""
+    asks = book.asks_up() if direction is Direction.CEX_TO_DEX else None
+    bids = book.bids_down() if direction is Direction.DEX_TO_CEX else None
 
     def cex_to_dex(s: int) -> tuple[int, int, int] | None:
         base = units.base_units(s)
-        cost = buy_base_cost(book, units, base, fee_ppm)
+        cost = buy_base_cost(book, units, base, fee_ppm, asks=asks)
         if cost is None or cost > inv.cex_quote or base > inv.chain_base:
             return None
         out = pool.amount_out(base_is_token0, base)
@@ -96,12 +101,30 @@ def _legs(direction: Direction, book: CexBook, units: Units, pool: Pool, base_is
         if base > inv.cex_base:
             return None
         quote_in = pool.min_input(not base_is_token0, base)
-        proceeds = sell_base_proceeds(book, units, base, fee_ppm)
+        proceeds = sell_base_proceeds(book, units, base, fee_ppm, bids=bids)
         if quote_in < 0 or proceeds is None or quote_in > inv.chain_quote:
             return None
         return quote_in, proceeds, -(-quote_in * slippage_bps // BPS)
 
     return cex_to_dex if direction is Direction.CEX_TO_DEX else dex_to_cex
+
+
+def _profitable_at_margin(direction: Direction, book: CexBook, units: Units, pool: Pool, base_is_token0: bool,
+                          fee_ppm: int) -> bool:
+    """Whether the first base unit already gains: the pool's zero-size rate (fee included) against the book's
+    best price (taker fee included). Gross profit is concave in the size and zero at zero, so when the first
+    unit does not gain, no size does (and rounding, which always goes against us, cannot make one): the
+    search is skipped. Exact integer cross-multiplication."""
+    scale = 10**units.price_scale * 10**units.base_decimals * PPM  # book price -> quote units per base unit
+    if direction is Direction.CEX_TO_DEX:
+        if not book.asks:
+            return False
+        num, den = pool.marginal(base_is_token0)  # quote out per base in
+        return num * scale > den * min(book.asks) * 10**units.quote_decimals * (PPM + fee_ppm)
+    if not book.bids:
+        return False
+    num, den = pool.marginal(not base_is_token0)  # base out per quote in
+    return max(book.bids) * 10**units.quote_decimals * (PPM - fee_ppm) * num > scale * den
 
 
 def _feasible_max(legs: Callable[[int], tuple[int, int, int] | None], hi: int) -> int:
@@ -119,7 +142,11 @@ def _feasible_max(legs: Callable[[int], tuple[int, int, int] | None], hi: int) -
 def best(direction: Direction, book: CexBook, units: Units, pool: Pool, *, base_is_token0: bool,
          cex_fee_ppm: int, gas_cost: int, slippage_bps: int, inventory: Inventory) -> CexDexOpportunity | None:
     """The most profitable size in ``direction`` (None when nothing nets a profit)."""
+    if not _profitable_at_margin(direction, book, units, pool, base_is_token0, cex_fee_ppm):
+        return None
     depth = sum(book.asks.values()) if direction is Direction.CEX_TO_DEX else sum(book.bids.values())
+    # the base each leg can move caps the size before any walk (a leg is infeasible past it anyway)
+    depth = min(depth, units.size_of(inventory.chain_base if direction is Direction.CEX_TO_DEX else inventory.cex_base))
     legs = _legs(direction, book, units, pool, base_is_token0, cex_fee_ppm, slippage_bps, inventory)
     hi = _feasible_max(legs, depth)
     if hi <= 0:

@@ -17,6 +17,11 @@ What it does, in order:
    (``--headless``), and after ``--duration`` seconds or Ctrl-C stops everything and prints
    the report: P&L, the opportunity funnel and gas, and the profit that landed on chain.
 
+``--cex`` adds a centralised exchange that leads the market (``tools/demo_cex.py``): the Binance stand-in
+replaying the real ETHUSDT capture mapped onto the devnet's WETH/USDC price, the Binance collector, a CEX-DEX
+pair in the strategy, and the market driver moving the devnet's V3 0.05 % pool to where the CEX was a few
+seconds ago instead of replaying Uniswap swaps, so CEX-DEX arbitrage appears.
+
 ``--replay`` does the same without a chain: the recorded logs go through the collector's
 replay into the relays, and the strategy runs in detect-only mode (signals, no execution).
 """
@@ -45,6 +50,7 @@ from tools.deployment_writer import deployment_doc, process, relays_table, strat
 
 if TYPE_CHECKING:
     from chain.deployment import ChainDeployment
+    from tools.demo_cex import CexSetup, CexTape
     from tools.devnet.deploy import Devnet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,6 +90,12 @@ class Tally:
     trades: int = 0
     trade_errors: int = 0
     halted: bool = False
+    # --cex: the CEX-DEX signals among the signals, their outcomes and realized profit (in the quote token)
+    cex_signals: int = 0
+    cex_ids: set[int] = field(default_factory=set)
+    cex_outcomes: dict[str, int] = field(default_factory=dict)
+    cex_realized: int = 0
+    cex_tape: CexTape | None = None
 
 
 # --------------------------------------------------------------------------- chain set-up
@@ -122,8 +134,12 @@ def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, 
 # --------------------------------------------------------------------------- configs
 
 
-def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks: Path, pwfile: Path) -> Path:
-    """Every component's config under ``work/configs`` and the deployment file naming them."""
+def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks: Path, pwfile: Path,
+                   cex: CexSetup | None = None) -> Path:
+    """Every component's config under ``work/configs`` and the deployment file naming them (with ``cex``, the
+    stand-in, the Binance collector and the strategy's ``[[cex_dex]]`` table too)."""
+    from tools import demo_cex
+
     relays = relays_table(run_dir)
     weth = dep.address_of("WETH")
     cfg = work / "configs"
@@ -133,10 +149,13 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         "relay_socket": relays["market_data"],
         "chain": [{"name": "devnet", "deployment": work / "deployment.json"}],
     })
-    write_toml(cfg / "strategy.toml", strategy_doc(
+    strategy = strategy_doc(
         name="dex-arb", strategy_id=1, source_id=20, max_hops=3, max_signals_per_update=1,
         economics={"slippage_bps": 10}, chain_id=dep.chain_id, gas_token=weth, min_net_profit=10**13,
-        relays=relays_table(run_dir, ("market_data", "signal"))))
+        relays=relays_table(run_dir, ("market_data", "signal")))
+    if cex is not None:
+        strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]
+    write_toml(cfg / "strategy.toml", strategy)
     write_toml(cfg / "executor.toml", {
         "executor": {"chain_id": dep.chain_id, "rpc_url": dep.rpc_url, "contract": arb, "gas_token": weth,
                      "mode": "public", "source_id": 31, "state_db": data / "executor.sqlite"},
@@ -175,6 +194,7 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
                     after=all_relays),
             process("portfolio", ["portfolio", "--config", cfg / "portfolio.toml", "--db", data / "portfolio.sqlite"],
                     after=all_relays),
+            *(demo_cex.processes(cex, cfg, relays["market_data"]) if cex is not None else ()),
         ]))
 
 
@@ -216,12 +236,18 @@ def drive_market(net: Devnet, trader: str, rate: float, amplify: Fraction, stop:
 async def watch_bus(run_dir: Path, tally: Tally) -> None:
     from protocol.execution import ExecutionResult, Outcome
     from protocol.header import Domain
-    from protocol.signals import SignalIdentity
+    from protocol.signals import SignalIdentity, SignalKind
     from protocol.system import EmergencyStop, Resume
     from relays.client import RelayConsumer
     from tools.dashboard.model import outcome_name
 
-    finished: set[int] = set()  # results can arrive before the signal watcher reads the signal
+    finished: dict[int, ExecutionResult] = {}  # results can arrive before the signal watcher reads the signal
+
+    def _count_cex(t: ExecutionResult) -> None:
+        name = outcome_name(t.outcome)
+        tally.cex_outcomes[name] = tally.cex_outcomes.get(name, 0) + 1
+        if t.outcome == Outcome.EXECUTED:
+            tally.cex_realized += t.realized_profit
 
     async def signals() -> None:
         async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,
@@ -229,14 +255,24 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
             async for msg in c:
                 tally.signals += 1
                 ident = msg.find(SignalIdentity)
-                if ident is not None and ident.signal_id not in finished:
+                if ident is None:
+                    continue
+                if ident.kind == SignalKind.CEX_DEX:
+                    tally.cex_signals += 1
+                    tally.cex_ids.add(ident.signal_id)
+                    if ident.signal_id in finished:
+                        _count_cex(finished[ident.signal_id])
+                if ident.signal_id not in finished:
                     tally.open_signals.add(ident.signal_id)
 
     async def market() -> None:
         async with RelayConsumer.connect(Domain.MARKET_DATA, str(run_dir / "market_data.sock"),
                                          from_seq=None, name="demo") as c:
-            async for _ in c:
+            tape = tally.cex_tape
+            async for msg in c:
                 tally.market += 1
+                if tape is not None:
+                    tape.on_records(msg.tlvs, time.monotonic())
 
     async def execution() -> None:
         async with RelayConsumer.connect(Domain.EXECUTION, str(run_dir / "execution.sock"), from_seq=0,
@@ -245,11 +281,14 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                 for t in msg.tlvs:
                     if isinstance(t, ExecutionResult):
                         name = outcome_name(t.outcome)
-                        finished.add(t.signal_id)
+                        finished[t.signal_id] = t
                         tally.open_signals.discard(t.signal_id)
                         tally.outcomes[name] = tally.outcomes.get(name, 0) + 1
-                        if t.outcome == Outcome.EXECUTED:
+                        if t.signal_id in tally.cex_ids:
+                            _count_cex(t)
+                        elif t.outcome == Outcome.EXECUTED:
                             tally.realized_wei += t.realized_profit
+                        if t.outcome == Outcome.EXECUTED:
                             tally.gas_wei += t.gas_used * t.effective_gas_price
                     elif isinstance(t, EmergencyStop):
                         tally.halted = True
@@ -296,7 +335,8 @@ async def close_dashboard(dashboard: trio.Process) -> None:
 # --------------------------------------------------------------------------- main
 
 
-async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir: Path, tally: Tally) -> None:
+async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir: Path, tally: Tally,
+               cex: CexSetup | None = None) -> None:
     """The supervised system, the market driver and the display until ``--duration`` ends or the first
     SIGINT/SIGTERM; then the driver stops, in-flight executions settle (a second signal cuts that short)
     and every process ends. The demo owns the signals (the supervisor does not catch them here), so one
@@ -333,10 +373,20 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                     nursery.start_soon(watch_bus, run_dir, tally)
                     trader = net.deployment.funded_accounts[0]
                     await trio.sleep(args.warmup)
-                    say(f"market driver: replaying real 2024-01-05 USDC/WETH swaps at {args.rate:g}/s "
-                        "on the V3 0.05 % pool")
-                    nursery.start_soon(trio.to_thread.run_sync, drive_market, net, trader, args.rate,
-                                       Fraction(args.amplify), stop_driver, tally)
+                    if cex is not None:
+                        from tools.demo_cex import follow_cex
+
+                        o = cex.options
+                        assert tally.cex_tape is not None
+                        say(f"market driver: the V3 0.05 % WETH/USDC pool follows the Binance stand-in's ETHUSDT mid "
+                            f"{o.lag:g} s behind (real 2021-04-04 capture, {cex.price_map}), a move every {o.step:g} s")
+                        nursery.start_soon(trio.to_thread.run_sync, follow_cex, net, trader, tally.cex_tape, o,
+                                           stop_driver, tally, say)
+                    else:
+                        say(f"market driver: replaying real 2024-01-05 USDC/WETH swaps at {args.rate:g}/s "
+                            "on the V3 0.05 % pool")
+                        nursery.start_soon(trio.to_thread.run_sync, drive_market, net, trader, args.rate,
+                                           Fraction(args.amplify), stop_driver, tally)
                     if not args.headless and sys.stdout.isatty():
                         import tools.supervisor as supervisor_module
 
@@ -349,7 +399,8 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                         f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
                         f"outcomes {dict(sorted(tally.outcomes.items()))}  in flight {len(tally.open_signals)}  "
                         f"realized {fmt_units(tally.realized_wei, 18)} WETH  "
-                        f"gas {fmt_units(tally.gas_wei, 18)} ETH{'  HALTED' if tally.halted else ''}"))
+                        f"gas {fmt_units(tally.gas_wei, 18)} ETH{'  HALTED' if tally.halted else ''}"
+                        + (_cex_progress(tally) if cex is not None else "")))
             finally:
                 stop_driver.set()
             if dashboard is not None:
@@ -364,6 +415,14 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
             nursery.cancel_scope.cancel()
 
 
+def _cex_progress(tally: Tally) -> str:
+    tape = tally.cex_tape
+    mid = f"{float(tape.mids[-1][1]):.2f}" if tape is not None and tape.mids else "-"
+    return (f"  | CEX mid {mid}  quotes {tape.quotes if tape else 0}  CEX-DEX signals {tally.cex_signals}  "
+            f"CEX-DEX outcomes {dict(sorted(tally.cex_outcomes.items()))}  "
+            f"realized {fmt_units(tally.cex_realized, 6)} USDC")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="alphapulse demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -371,6 +430,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--headless", action="store_true", help="print a live summary instead of the dashboard")
     ap.add_argument("--rate", type=float, default=3.0, help="real swaps replayed per second (default 3)")
     ap.add_argument("--amplify", default="4", help="size multiplier on the real swaps (default 4)")
+    ap.add_argument("--cex", action="store_true",
+                    help="a Binance stand-in (the real ETHUSDT capture) leads, the devnet's WETH/USDC follows: CEX-DEX "
+                         "arbitrage")
+    ap.add_argument("--cex-amplify", type=int, default=20, help="with --cex: the capture's price moves, multiplied "
+                                                                "(default 20)")
+    ap.add_argument("--cex-lag", type=float, default=5.0, help="with --cex: seconds the devnet pool trails the CEX "
+                                                              "mid (default 5)")
     ap.add_argument("--replay", action="store_true", help="no chain: recorded logs or an archive, detect-only")
     ap.add_argument("--replay-source", choices=("auto", "archive", "logs"), default=None,
                     help="with --replay: the newest live-demo archive (auto prefers it) or the recorded logs")
@@ -380,6 +446,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--warmup", type=float, default=3.0, help=argparse.SUPPRESS)
     ap.add_argument("--settle", type=float, default=6.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cex and args.replay:
+        ap.error("--cex runs on the devnet; it cannot be combined with --replay")
+    if args.cex_amplify < 1 or args.cex_lag < 0:
+        ap.error("--cex-amplify must be at least 1 and --cex-lag not negative")
     if args.replay:
         from tools.demo_replay import main as replay_main
 
@@ -409,12 +479,20 @@ def main(argv: list[str]) -> int:
         owner, arb, ks, pwfile, recipient = _deploy_arb(net, work / "executor")
         say(f"AlphaPulseArb {arb} owned by {owner} (key only in the encrypted keystore {ks})")
         save_deployment(work / "deployment.json", [net.deployment], pids=[net.anvil.pid])
-        deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile)
+        cex = None
+        if args.cex:
+            from tools.demo_cex import CexOptions, CexTape, prepare
+
+            cex = prepare(work, net, CexOptions(amplify=args.cex_amplify, lag=args.cex_lag))
+            tally.cex_tape = CexTape()
+            say(f"Binance stand-in on {cex.ws_url} and {cex.rest_url} (paper exchange keys in {cex.key_file.parent}), "
+                f"ETHUSDT mapped {cex.price_map}")
+        deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile, cex)
         weth = net.deployment.address_of("WETH")
         before = net.client.erc20_balance(weth, recipient)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
-            trio.run(_run, args, net, deploy_file, run_dir, tally)
+            trio.run(_run, args, net, deploy_file, run_dir, tally, cex)
         except KeyboardInterrupt:
             tally.interrupted = tally.interrupted or "SIGINT"
             say("interrupted")
@@ -427,7 +505,10 @@ def main(argv: list[str]) -> int:
     print("=" * 72)
     print("AlphaPulse demo: what happened")
     print("=" * 72)
-    print(f"real swaps replayed on the devnet : {tally.trades} ({tally.trade_errors} failed)")
+    if args.cex:
+        print(f"driver moves following the CEX    : {tally.trades} ({tally.trade_errors} failed)")
+    else:
+        print(f"real swaps replayed on the devnet : {tally.trades} ({tally.trade_errors} failed)")
     print(f"market-data messages seen         : {tally.market}")
     print(f"signals published by the strategy : {tally.signals}")
     print(f"execution outcomes                : {dict(sorted(tally.outcomes.items()))}")
@@ -441,6 +522,8 @@ def main(argv: list[str]) -> int:
     print(f"net (realized - gas)              : {fmt_units(net_wei, 18)} WETH{quote(net_wei)}")
     print(f"profit landed at the recipient    : {fmt_units(landed, 18)} WETH  ({landed} wei, read on chain)"
           f"{quote(landed)}")
+    if tally.cex_tape is not None:
+        _print_cex_summary(tally)
     print()
     from tools.report_cli import main as report_main
 
@@ -450,6 +533,18 @@ def main(argv: list[str]) -> int:
         print(f"stopped by {tally.interrupted}")
         return 130
     return 0
+
+
+def _print_cex_summary(tally: Tally) -> None:
+    tape = tally.cex_tape
+    assert tape is not None
+    print("-" * 72)
+    print(f"CEX quotes seen (Binance ETHUSDT) : {tape.quotes}, book invalidations {tape.invalidations} "
+          "(first sync, and a resync at each lap of the capture)")
+    print(f"CEX-DEX signals                   : {tally.cex_signals}")
+    print(f"CEX-DEX outcomes                  : {dict(sorted(tally.cex_outcomes.items()))}")
+    print(f"CEX-DEX realized profit           : {fmt_units(tally.cex_realized, 6)} USDC  ({tally.cex_realized} units; "
+          "paper CEX fills do not consume the replayed book)")
 
 
 def _usdc_quote(net: Devnet) -> Callable[[int], str]:

@@ -91,6 +91,23 @@ def test_random_books_and_pools_agree_with_brute_force() -> None:
             assert (opp.net_profit if opp else 0) == want_net
 
 
+def test_the_margin_screen_never_hides_a_gain() -> None:
+    """``best`` skips the search when the first unit does not gain; brute force agrees that no size does."""
+    from strategy.cex_dex import _profitable_at_margin
+
+    rng = random.Random(11)
+    screened = 0
+    for _ in range(40):
+        book = book_at(rng.randrange(198_000, 202_000), levels=rng.randrange(1, 4), size=rng.randrange(50, 300))
+        pool = pool_at(rng.randrange(1_985, 2_015), eth=rng.randrange(5, 50))
+        fee = rng.choice((0, 1000, 2000))
+        for d in Direction:
+            if not _profitable_at_margin(d, book, UNITS, pool, False, fee):
+                screened += 1
+                assert exhaustive(d, book, pool, RICH, 0, 0, fee) == (0, None)
+    assert screened > 20
+
+
 # --- the engine: market-data messages in, CEX_DEX signals out -------------------------------------
 
 

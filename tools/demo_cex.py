@@ -1,0 +1,240 @@
+"""``alphapulse demo --cex``: a centralised exchange leads, the devnet's WETH/USDC follows with a lag.
+
+What ``--cex`` adds to the demo (``tools/demo.py``):
+
+1. **The Binance stand-in** (``tools/cex_standin``, ``alphapulse standin binance``) replaying the real
+   2021-04-04 ETHUSDT capture (``tests/data/cex-ws-samples``, cryptofeed's BSD-style licence, see its README)
+   as the market: its prices mapped onto the devnet's level (``replay.PriceMap``: the capture's first best bid
+   becomes the devnet V3 0.05 % pool's price, and every move is multiplied by ``amplify``, because ETH moved
+   only ~11 bps in those 91 s), event times from the stand-in's clock, lap after lap (each lap's end is a
+   disconnect the collector recovers from), and a paper exchange for signed orders whose keys are in two
+   0600 files (never in a config, an environment or a log).
+2. **The Binance collector** (``alphapulse collector binance``) on it, publishing the ETHUSDT book on the
+   market-data relay.
+3. **A ``[[cex_dex]]`` table** in the strategy's configuration: Binance's ETHUSDT is the devnet's WETH/USDC
+   (the asset identity comes from configuration; USDT is taken as USDC), with the CEX taker fee, a minimum
+   net profit in USDC and each venue's inventory.
+4. **The market driver follows the CEX** (:func:`follow_cex`, in place of the replay of real Uniswap swaps):
+   every ``step`` seconds it moves the devnet's V3 WETH/USDC 0.05 % pool to the CEX mid of ``lag`` seconds
+   ago, by one swap with that price as its limit. The CEX leads, the pool follows ``lag`` behind, and the
+   other WETH/USDC pools follow that pool through DEX-DEX arbitrage; whenever the CEX has moved more than
+   the fees in ``lag`` seconds, the strategy sees a CEX-DEX opportunity.
+
+The mid the driver follows is the one on the bus (the collector's ``Quote`` records, kept by
+:class:`CexTape` from the demo's own market-data consumer), so the DEX follows what the system saw.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from protocol.ids import Venue
+from protocol.market import Quote, StateInvalidation
+from runtime.files import make_dirs, write_private
+from tools.deployment import ProcessEntry
+from tools.deployment_writer import process, write_toml
+
+if TYPE_CHECKING:
+    from chain.deployment import ChainDeployment
+    from tools.devnet.deploy import Devnet
+
+SYMBOL = "ETHUSDT"
+BASE_ASSET, QUOTE_ASSET = "ETH", "USDT"
+V3_FEE = 500  # the pool that follows the CEX
+
+
+@dataclass(frozen=True, kw_only=True)
+class CexOptions:
+    amplify: int = 20  # the capture's moves, multiplied
+    lag: float = 5.0  # seconds the devnet's lead pool trails the CEX mid
+    step: float = 1.0  # seconds between the driver's moves
+    pace: float = 0.02  # seconds per capture frame at the stand-in (~real time: 4,716 frames in 91 s)
+    fee_ppm: int = 1000  # Binance's spot taker fee, 0.1 %
+    min_net_profit: int = 500_000  # USDC units: 0.5 USDC
+    # what each venue holds for CEX-DEX trades (ETH and WETH in wei, USDT and USDC in 6-decimal units)
+    cex_base: int = 20 * 10**18
+    cex_quote: int = 50_000 * 10**6
+    chain_base: int = 20 * 10**18
+    chain_quote: int = 50_000 * 10**6
+
+
+@dataclass(frozen=True, kw_only=True)
+class CexSetup:
+    """The demo's CEX side once prepared: where the stand-in listens, its keys, its price map."""
+
+    options: CexOptions
+    ws_port: int
+    rest_port: int
+    key_file: Path
+    hmac_file: Path
+    price_map: str  # the stand-in's --map-price
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the stand-in binds it a moment later; the kernel does not hand it
+    out again meanwhile unless asked for port 0 by someone else)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lead_pool_price(net: Devnet) -> Fraction:
+    """USDC per WETH at the devnet's V3 0.05 % pool now."""
+    from tools.devnet.actions import sqrt_price_x96_to_price
+
+    dep = net.deployment
+    pool = dep.pool("uniswap_v3", "WETH", "USDC", V3_FEE)
+    d0, d1 = dep.token(pool.token0).decimals, dep.token(pool.token1).decimals
+    price01 = sqrt_price_x96_to_price(net.client.v3_slot0(pool).sqrt_price_x96, d0, d1)
+    return price01 if pool.token0.lower() == dep.address_of("WETH").lower() else 1 / price01
+
+
+def capture_anchor() -> Decimal:
+    """The capture's ETHUSDT best bid in its REST snapshot: the price that becomes the devnet's."""
+    from tools.cex_standin.replay import BinanceReplay
+
+    _, snap = BinanceReplay().capture_snapshots[SYMBOL]
+    return Decimal(snap["bids"][0][0]).normalize()
+
+
+def prepare(work: Path, net: Devnet, options: CexOptions) -> CexSetup:
+    """Ports, the paper exchange's keys (random, in 0600 files under ``work/cex``) and the price map."""
+    keys = work / "cex"
+    make_dirs(keys)
+    key_file, hmac_file = keys / "binance_api_key", keys / "binance_hmac_key"
+    write_private(key_file, secrets.token_urlsafe(48) + "\n")
+    write_private(hmac_file, secrets.token_urlsafe(48) + "\n")
+    target = Decimal(lead_pool_price(net).numerator) / Decimal(lead_pool_price(net).denominator)
+    price_map = f"{SYMBOL}:{capture_anchor()}={target.quantize(Decimal('0.01'))}x{options.amplify}"
+    return CexSetup(options=options, ws_port=free_port(), rest_port=free_port(), key_file=key_file,
+                    hmac_file=hmac_file, price_map=price_map)
+
+
+def processes(setup: CexSetup, cfg_dir: Path, market_data_socket: str) -> list[ProcessEntry]:
+    """The stand-in and the Binance collector (its config written to ``cfg_dir/binance.toml``)."""
+    o = setup.options
+    write_toml(cfg_dir / "binance.toml", {
+        "symbols": [SYMBOL],
+        "ws_url": setup.ws_url,
+        "rest_url": setup.rest_url,
+        "relay_socket": market_data_socket,
+    })
+    return [
+        process("binance-standin", [
+            "standin", "binance", "--ws-port", str(setup.ws_port), "--rest-port", str(setup.rest_port),
+            "--pace", str(o.pace), "--loop", "--live-times", "--map-price", setup.price_map,
+            "--paper-files", f"{setup.key_file}:{setup.hmac_file}"]),
+        process("collector-binance", ["collector", "binance", "--config", cfg_dir / "binance.toml"],
+                after=["relay-market_data", "binance-standin"]),
+    ]
+
+
+def strategy_table(dep: ChainDeployment, setup: CexSetup) -> dict[str, Any]:
+    """The strategy's ``[[cex_dex]]`` table: Binance ETHUSDT is the devnet's WETH/USDC."""
+    o = setup.options
+    return {
+        "venue": "BINANCE", "symbol": SYMBOL, "base_asset": BASE_ASSET, "quote_asset": QUOTE_ASSET,
+        "chain_id": dep.chain_id, "base": dep.address_of("WETH"), "quote": dep.address_of("USDC"),
+        "base_decimals": dep.token("WETH").decimals, "quote_decimals": dep.token("USDC").decimals,
+        "cex_fee_ppm": o.fee_ppm, "min_net_profit": o.min_net_profit,
+        "inventory": {"cex_base": o.cex_base, "cex_quote": o.cex_quote, "chain_base": o.chain_base,
+                      "chain_quote": o.chain_quote},
+    }
+
+
+# --------------------------------------------------------------------------- the CEX mid, as seen on the bus
+
+
+@dataclass
+class CexTape:
+    """The Binance ETHUSDT mids seen on the market-data relay, with when they were seen (monotonic s).
+
+    Appended to by the demo's bus consumer (trio thread), read by the driver (a worker thread): a deque's
+    append and a copy of it are atomic enough for a reader that only needs some recent past."""
+
+    horizon: float = 120.0
+    mids: deque[tuple[float, Fraction]] = field(default_factory=deque)
+    quotes: int = 0
+    invalidations: int = 0
+    last: Quote | None = None
+
+    def on_records(self, tlvs: Any, now: float) -> None:
+        for t in tlvs:
+            if isinstance(t, Quote):
+                if t.venue == Venue.BINANCE and t.symbol == SYMBOL and t.bid_price and t.ask_price:
+                    self.quotes += 1
+                    self.last = t
+                    self.mids.append((now, Fraction(t.bid_price + t.ask_price, 2 * 10**t.price_scale)))
+                    while self.mids and self.mids[0][0] < now - self.horizon:
+                        self.mids.popleft()
+            elif isinstance(t, StateInvalidation) and t.chain_id == 0:
+                self.invalidations += 1
+
+    def mid_at(self, when: float) -> Fraction | None:
+        """The last mid seen at or before ``when`` (None before the first)."""
+        found = None
+        for at, mid in list(self.mids):
+            if at > when:
+                break
+            found = mid
+        return found
+
+
+# --------------------------------------------------------------------------- the market driver
+
+
+class DriverCounts(Protocol):
+    trades: int
+    trade_errors: int
+
+
+def follow_cex(net: Devnet, trader: str, tape: CexTape, options: CexOptions, stop: threading.Event,
+               counts: DriverCounts, say: Callable[[str], None] = print) -> None:
+    """Every ``step`` s, move the V3 0.05 % WETH/USDC pool to the CEX mid of ``lag`` s ago (a worker thread).
+
+    One ``exactInputSingle`` with the target as its price limit: the pool stops there and the router takes
+    only what that needs (the amount offered is half the trader's balance of the token going in). A move
+    under 1 bp is skipped: the pool is already where the CEX was."""
+    from tools.devnet.actions import price_to_sqrt_price_x96
+
+    dep = net.deployment
+    pool = dep.pool("uniswap_v3", "WETH", "USDC", V3_FEE)
+    client = net.client
+    weth_is_0 = pool.token0.lower() == dep.address_of("WETH").lower()
+    d0, d1 = dep.token(pool.token0).decimals, dep.token(pool.token1).decimals
+    sym0, sym1 = dep.token(pool.token0).symbol, dep.token(pool.token1).symbol
+    while not stop.wait(options.step):
+        mid = tape.mid_at(time.monotonic() - options.lag)
+        if mid is None:
+            continue
+        target = price_to_sqrt_price_x96(mid if weth_is_0 else 1 / mid, d0, d1)
+        now = client.v3_slot0(pool).sqrt_price_x96
+        if abs(target - now) * 20_000 < now:  # under ~1 bp of price (half a bp of sqrt price)
+            continue
+        token_in, token_out = (sym1, sym0) if target > now else (sym0, sym1)  # token1 in raises the price
+        try:
+            amount = client.balance(trader, token_in) // 2
+            client.v3_swap_exact_in(trader, token_in, token_out, V3_FEE, amount, sqrt_price_limit_x96=target)
+            counts.trades += 1
+        except Exception as exc:  # one failed move must not stop the demo
+            counts.trade_errors += 1
+            if counts.trade_errors <= 3:
+                say(f"market driver: move failed: {exc}")
