@@ -39,7 +39,7 @@ from protocol.header import Domain
 from protocol.ids import TokenId
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
-from runtime.files import open_sqlite
+from runtime.files import open_sqlite, open_sqlite_readonly
 from runtime.paths import run_dir
 
 log = logging.getLogger("portfolio.books")
@@ -83,6 +83,12 @@ def default_db_path() -> Path:
 
 def open_db(path: str | Path) -> sqlite3.Connection:
     return open_sqlite(path, SCHEMA)
+
+
+def open_db_readonly(path: str | Path) -> sqlite3.Connection:
+    """The books opened read-only for a report (``alphapulse report``/``history``/``balance``): a file
+    that is not sound portfolio books is a ``BadFile`` naming it (``runtime.files``)."""
+    return open_sqlite_readonly(path, tables=("signals", "results", "balances"), what="portfolio database")
 
 
 def native_token(chain_id: int) -> int:

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from chain.rpc import RpcFailure, SyncHttpRpc
 from protocol.ids import TokenId, address_to_int
+from runtime.errors import BadFile, one_line
+from runtime.files import bad_sqlite
 
-from .books import Books, default_db_path, native_token, open_db
+from .books import Books, default_db_path, native_token, open_db, open_db_readonly
 
 BALANCE_OF = "0x70a08231"  # balanceOf(address)
 
@@ -68,12 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apply", action="store_true", help="book the differences as reconcile adjustments")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    db = open_db(args.db)
+    try:
+        if Path(args.db).exists():  # sound portfolio books, before anything is written to them
+            open_db_readonly(args.db).close()
+        db = open_db(args.db)
+    except BadFile as exc:
+        print(f"alphapulse portfolio reconcile: {one_line(exc)}", file=sys.stderr)
+        return 2
     try:
         rep = reconcile(Books(db), args.rpc, args.address, args.token, apply=args.apply)
     except (RpcFailure, ValueError) as exc:
         print(f"alphapulse portfolio reconcile: {exc}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as exc:  # a page damaged past the checks at open
+        print(f"alphapulse portfolio reconcile: {one_line(bad_sqlite(args.db, exc))}", file=sys.stderr)
+        return 2
     finally:
         db.close()
     if args.json:

@@ -32,10 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from market.display import Registry, fmt_units
+from protocol.errors import ProtocolError
 from protocol.execution import Outcome
 from protocol.ids import TokenId
+from runtime.errors import BadFile, one_line
+from runtime.files import bad_sqlite
 
-from .books import Books, default_db_path, open_db
+from .books import Books, default_db_path, open_db, open_db_readonly
 from .metrics import risk_metrics
 
 NOT_REVALIDATED = {int(Outcome.STALE), int(Outcome.UNPROFITABLE), int(Outcome.REJECTED_BY_RISK), int(Outcome.HALTED)}
@@ -230,16 +233,23 @@ def books_from_archive(directory: str | Path) -> sqlite3.Connection:
     import pyarrow.parquet as pq
 
     from protocol.message import decode
+    from relays.archiver import unreadable
 
     db = open_db(":memory:")
     books = Books(db)
     for f in sorted(Path(directory).rglob("*.parquet")):
-        table = pq.read_table(f)
+        try:
+            table = pq.read_table(f)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise unreadable(f, exc) from None
         col = next((c for c, t in zip(table.column_names, table.schema.types)
                     if pa.types.is_binary(t) or pa.types.is_large_binary(t)), None)
         if col is None:
             raise ValueError(f"{f}: no binary column of raw frames")
-        msgs = [decode(b) for b in table.column(col).to_pylist()]
+        try:
+            msgs = [decode(b) for b in table.column(col).to_pylist()]
+        except ProtocolError as exc:
+            raise BadFile(f"{f} holds a frame that does not decode ({exc}); not an archive of ours?") from None
         for domain in sorted({m.domain for m in msgs}):
             books.apply(domain, [m for m in msgs if m.domain == domain])
     return db
@@ -262,18 +272,25 @@ def main(argv: list[str] | None = None, *, registry: Registry | None = None,
         except ValueError:
             print(f"alphapulse report: --day {args.day!r} is not YYYY-MM-DD", file=sys.stderr)
             return 2
-    if args.archive:
-        db = books_from_archive(args.archive)
-    else:
-        path = Path(args.db) if args.db else default_db_path()
-        if not path.exists():
-            print(f"alphapulse report: no database at {path}", file=sys.stderr)
-            return 2
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rep = build_report(db, args.day)
-    finally:
-        db.close()
+        if args.archive:
+            db = books_from_archive(args.archive)
+            path = Path(args.archive)
+        else:
+            path = Path(args.db) if args.db else default_db_path()
+            if not path.exists():
+                print(f"alphapulse report: no database at {path}", file=sys.stderr)
+                return 2
+            db = open_db_readonly(path)
+        try:
+            rep = build_report(db, args.day)
+        except sqlite3.DatabaseError as exc:  # a page damaged past the checks at open
+            raise bad_sqlite(path, exc) from None
+        finally:
+            db.close()
+    except BadFile as exc:
+        print(f"alphapulse report: {one_line(exc)}", file=sys.stderr)
+        return 2
     if registry is not None:
         add_readable(rep, registry, valuation_tokens)
     if args.png:

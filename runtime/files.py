@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import quote
 
 from .errors import BadFile
 
@@ -121,8 +122,45 @@ def open_sqlite(path: str | os.PathLike[str], schema: str, *, synchronous: str =
         db.executescript(schema)
     except sqlite3.DatabaseError as exc:
         db.close()
-        raise BadFile(f"{name} is not a usable SQLite database ({exc}); restore it from a backup "
-                      f"or move it aside to start empty") from None
+        raise bad_sqlite(name, exc) from None
+    return db
+
+
+def bad_sqlite(path: str | os.PathLike[str], exc: BaseException) -> BadFile:
+    """The one wording of a SQLite file we cannot use (raise it, or catch ``sqlite3.DatabaseError``
+    around a reader's queries and raise this: a page can be damaged past every check at open)."""
+    return BadFile(f"{os.fspath(path)} is not a usable SQLite database ({' '.join(str(exc).split())}); restore it "
+                   f"from a backup or move it aside to start empty")
+
+
+def open_sqlite_readonly(path: str | os.PathLike[str], *, tables: Iterable[str] = (),
+                         what: str = "database") -> sqlite3.Connection:
+    """Open an existing SQLite file read-only (a report, a history) after checking that it is one:
+    it opens, ``PRAGMA quick_check`` finds every page sound, and it has ``tables``. Anything else
+    -- missing, not SQLite, truncated, damaged, another program's database -- is a
+    :class:`~runtime.errors.BadFile` naming the file, never a traceback at the first query."""
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise BadFile(f"{name} does not exist (or is not a file)")
+    try:
+        db = sqlite3.connect(f"file:{quote(name)}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise bad_sqlite(name, exc) from None
+    try:
+        verdict = [row[0] for row in db.execute("PRAGMA quick_check")]
+        if verdict != ["ok"]:
+            raise BadFile(f"{name} is damaged (SQLite's quick_check: {'; '.join(map(str, verdict[:3]))}); "
+                          f"restore it from a backup")
+        have = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        lacking = [t for t in tables if t not in have]
+        if lacking:
+            raise BadFile(f"{name} is not a {what}: it has no table {', '.join(lacking)}")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise bad_sqlite(name, exc) from None
+    except BadFile:
+        db.close()
+        raise
     return db
 
 
@@ -150,5 +188,5 @@ def write_private(path: str | os.PathLike[str], data: bytes | str, *, fsync: boo
         raise
 
 
-__all__ = ["DIR_MODE", "FILE_MODE", "UnsafePathError", "check_private_dir", "create_private_file",
-           "ensure_private_dir", "make_dirs", "open_private", "open_sqlite", "write_private"]
+__all__ = ["DIR_MODE", "FILE_MODE", "UnsafePathError", "bad_sqlite", "check_private_dir", "create_private_file",
+           "ensure_private_dir", "make_dirs", "open_private", "open_sqlite", "open_sqlite_readonly", "write_private"]

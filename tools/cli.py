@@ -116,7 +116,9 @@ def run_target(what: str, target: str, argv: list[str]) -> int:
     """Import ``module:function`` lazily and call it with ``argv``.
 
     A module that is not in this build is a clear message and exit 2; a missing dependency
-    *inside* an existing module is a real error and propagates.
+    *inside* an existing module is a real error and propagates. A file the command cannot use
+    (``runtime.errors.BadFile``, which every reader raises naming the file) that its own code did
+    not turn into its line is one line and exit 2 here: never a traceback.
     """
     module_name, func_name = target.split(":")
     try:
@@ -126,7 +128,13 @@ def run_target(what: str, target: str, argv: list[str]) -> int:
             print(f"{what} is not available in this build ({exc})", file=sys.stderr)
             return 2
         raise
-    return int(getattr(module, func_name)(argv) or 0)
+    from runtime.errors import BadFile, one_line
+
+    try:
+        return int(getattr(module, func_name)(argv) or 0)
+    except BadFile as exc:
+        print(f"{what}: {one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

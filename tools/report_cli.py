@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from market.display import Registry
-from portfolio.books import default_db_path
+from portfolio.books import default_db_path, open_db_readonly
 from portfolio.report import main as report_main
+from runtime.errors import BadFile, one_line
+from runtime.files import bad_sqlite
 
 from .demo import latest_demo_db
 
@@ -108,14 +110,20 @@ def history(argv: list[str]) -> int:
     if books.db is None or not books.db.exists():
         print(f"alphapulse history: no database at {books.db or default_db_path()}", file=sys.stderr)
         return 2
-    db = sqlite3.connect(f"file:{books.db}?mode=ro", uri=True)
     try:
-        limit = args.limit if args.limit is not None or args.csv else 50
-        rows = history_rows(db, outcomes=outcomes, since_ns=since, until_ns=until, limit=limit,
-                            registry=books.registry,
-                            valuation_token=books.valuation[0] if len(books.valuation) == 1 else None)
-    finally:
-        db.close()
+        db = open_db_readonly(books.db)
+        try:
+            limit = args.limit if args.limit is not None or args.csv else 50
+            rows = history_rows(db, outcomes=outcomes, since_ns=since, until_ns=until, limit=limit,
+                                registry=books.registry,
+                                valuation_token=books.valuation[0] if len(books.valuation) == 1 else None)
+        except sqlite3.DatabaseError as exc:  # a page damaged past the checks at open
+            raise bad_sqlite(books.db, exc) from None
+        finally:
+            db.close()
+    except BadFile as exc:
+        print(f"alphapulse history: {one_line(exc)}", file=sys.stderr)
+        return 2
     try:
         if args.csv:
             w = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
@@ -166,7 +174,11 @@ def balance(argv: list[str]) -> int:
         i = info(token)
         return f"{fmt_units(amount, i.decimals)} {i.symbol}" if i else f"{amount} base units of {reg.symbol(token)}"
 
-    db = sqlite3.connect(f"file:{books.db}?mode=ro", uri=True)
+    try:
+        db = open_db_readonly(books.db)
+    except BadFile as exc:
+        print(f"alphapulse balance: {one_line(exc)}", file=sys.stderr)
+        return 2
     try:
         held = BookDb(db).balances()
         out: dict[str, Any] = {"db": str(books.db), "venue": "on chain (the account the books track)",
@@ -182,6 +194,9 @@ def balance(argv: list[str]) -> int:
                        else int(TokenId.of(rec["chain_id"], row["token"])))
                 row["readable"] = {k: readable(row[k], tok) for k in ("books", "chain", "difference")}
             out["reconcile"] = rec
+    except sqlite3.DatabaseError as exc:  # a page damaged past the checks at open
+        print(f"alphapulse balance: {one_line(bad_sqlite(books.db, exc))}", file=sys.stderr)
+        return 2
     finally:
         db.close()
     if args.json:

@@ -279,3 +279,62 @@ def test_balance_is_readable_and_reconciles_read_only(tmp_path: Path, capsys, mo
     assert "chain 1:" in text and "-0.000100 ETH" in text and "difference 7" in text and "<- differs" in text
     with pytest.raises(SystemExit):
         balance(["--db", str(db), "--reconcile"])
+
+
+# ---- books that are not books: one line naming the file, exit 2, never a traceback ----
+
+
+def _damaged_books(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.sqlite"
+    if kind == "random bytes":
+        path.write_bytes(bytes(range(256)) * 40)
+    elif kind == "text":
+        path.write_text("hello, not a database\n")
+    elif kind == "another program's database":
+        import sqlite3
+
+        other = sqlite3.connect(path)
+        other.execute("CREATE TABLE t (a)")
+        other.commit()
+        other.close()
+    else:  # real books cut in half: the header reads, the pages do not
+        b = Books(open_db(tmp_path / "whole.sqlite"), VAL)
+        for i in range(300):
+            b.apply(Domain.EXECUTION, seqd([result(i + 1, profit=ETHER // 10, t_ns=T0 + i)], start=i + 1))
+        b.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        b.db.close()
+        data = (tmp_path / "whole.sqlite").read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "text", "another program's database", "truncated"])
+@pytest.mark.parametrize("command", ["report", "history", "balance", "reconcile"])
+def test_a_corrupt_or_foreign_database_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              kind: str, command: str) -> None:
+    from portfolio.reconcile import main as reconcile_main
+    from tools.report_cli import balance, history
+
+    path = _damaged_books(tmp_path, kind)
+    before = path.read_bytes()
+    run = {"report": lambda: report_main(["--db", str(path)]),
+           "history": lambda: history(["--db", str(path)]),
+           "balance": lambda: balance(["--db", str(path)]),
+           "reconcile": lambda: reconcile_main(["--rpc", "http://127.0.0.1:9", "--address", "0x" + "11" * 20,
+                                                "--db", str(path), "--apply"])}[command]
+    code = run()
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and str(path) in lines[0], err
+    assert ("is not a portfolio database" if kind == "another program's database"
+            else "is not a usable SQLite database") in lines[0]
+    assert path.read_bytes() == before  # nothing was written to it (reconcile --apply included)
+
+
+def test_report_over_a_corrupt_archive_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "arch" / "domain=execution" / "date=2024-01-05" / "part-000000000001-000000000009.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"PAR1" + bytes(200) + b"PAR1")
+    code = report_main(["--archive", str(tmp_path / "arch")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(bad) in err and "not a readable Parquet file" in err

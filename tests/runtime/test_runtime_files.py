@@ -90,3 +90,29 @@ def test_sqlite_files_are_private_and_a_corrupt_one_is_one_line(tmp_path: Path, 
         open_sqlite(bad, "CREATE TABLE IF NOT EXISTS t (a INTEGER);")
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
     assert isinstance(open_sqlite(":memory:", "CREATE TABLE t (a);"), sqlite3.Connection)
+
+
+def test_a_readonly_sqlite_open_checks_the_file_before_any_query(tmp_path: Path) -> None:
+    from runtime.files import open_sqlite_readonly
+
+    good = open_sqlite(tmp_path / "g.sqlite", "CREATE TABLE IF NOT EXISTS t (a INTEGER);")
+    good.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5000)])
+    good.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    good.close()
+    db = open_sqlite_readonly(tmp_path / "g.sqlite", tables=["t"])
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (5000,)
+    with pytest.raises(sqlite3.OperationalError):
+        db.execute("INSERT INTO t VALUES (1)")  # read-only
+    db.close()
+    data = (tmp_path / "g.sqlite").read_bytes()
+    cases = {"cut.sqlite": data[: len(data) // 2], "noise.sqlite": b"\x00\x01garbage" * 300,
+             "empty.sqlite": b""}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    for name, says in (("cut.sqlite", "is not a usable SQLite database"),
+                       ("noise.sqlite", "is not a usable SQLite database"),
+                       ("empty.sqlite", "is not a ledger: it has no table t"),
+                       ("absent.sqlite", "does not exist")):
+        with pytest.raises(BadFile) as info:
+            open_sqlite_readonly(tmp_path / name, tables=["t"], what="ledger")
+        assert str(tmp_path / name) in str(info.value) and says in str(info.value) and "\n" not in str(info.value)

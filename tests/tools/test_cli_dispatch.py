@@ -98,3 +98,20 @@ def test_every_benchmark_prints_the_load_average_before_and_after(capsys: pytest
     assert ran == [["-n", "10"]]
     assert err[0].startswith("bench codec: load average before: ") and len(err[0].split(": ")[-1].split()) == 3
     assert err[-1].startswith("bench codec: load average after: ")
+
+
+def test_a_bad_file_no_command_caught_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher's net: a ``BadFile`` that left a command is its one line, never a traceback."""
+    import types
+
+    from runtime.errors import BadFile
+
+    def main(argv: list[str]) -> int:
+        raise BadFile("/data/x.sqlite is not a usable SQLite database (file is not a database)")
+
+    monkeypatch.setitem(__import__("sys").modules, "tools._bad_file_cmd", types.SimpleNamespace(main=main))
+    code = cli.dispatch("alphapulse", {"x": cli.Command("tools._bad_file_cmd:main", "raises")}, ["x"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("alphapulse: command 'x': /data/x.sqlite is not a usable SQLite database "
+                                 "(file is not a database)\n")
