@@ -250,3 +250,37 @@ def test_sans_io_guard_catches_imports() -> None:
         "time",
         "socket",
     ]
+
+
+def _wire_enums() -> dict[str, type]:
+    """Every IntEnum defined in protocol/ (the codes records carry), by name."""
+    import enum
+    import importlib
+    import pkgutil
+
+    found: dict[str, type] = {}
+    for info in pkgutil.iter_modules([str(PROTOCOL_DIR)]):
+        module = importlib.import_module(f"protocol.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and issubclass(obj, enum.IntEnum) and obj.__module__ == module.__name__:
+                found[name] = obj
+    return found
+
+
+def test_spec_enum_table_lists_every_value_of_every_wire_enum() -> None:
+    """specs/protocol.md's enum table and the code's IntEnums: the same enums, the same values and
+    names (ResyncReason 4 CORRUPT included); a new member or enum without a spec row fails here."""
+    text = SPEC.read_text(encoding="utf-8").split("<!-- enum-table:", 1)[1]
+    spec: dict[str, list[tuple[int, str]]] = {}
+    for line in text.splitlines()[1:]:
+        if not line.startswith("| "):
+            if spec:
+                break
+            continue
+        name, _carried, values = (c.strip() for c in line.strip().strip("|").split("|"))
+        if name in ("enum",) or set(name) <= {"-"}:
+            continue
+        spec[name] = [(int(v.split()[0]), v.split()[1]) for v in values.split(", ")]
+    code = {name: [(int(m), m.name) for m in cls] for name, cls in _wire_enums().items()}  # type: ignore[attr-defined]
+    assert spec == code
+    assert (4, "CORRUPT") in spec["ResyncReason"]

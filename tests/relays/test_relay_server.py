@@ -522,3 +522,32 @@ async def test_damaged_history_gives_consumers_a_resync_not_a_crash(short_dir: P
             (first + 2, first + 3, ResyncReason.CORRUPT)]
         assert seqs == [q for q in range(1, 401) if q != first + 2]
         n.cancel_scope.cancel()
+
+
+# ---- specs/relay.md lists every code the relay sends, with its value ----
+
+RELAY_SPEC = Path(__file__).resolve().parents[2] / "specs" / "relay.md"
+
+
+def _spec_table(marker: str) -> list[list[str]]:
+    """The rows of the table under ``<!-- marker: ... -->`` in specs/relay.md (header and rule dropped)."""
+    text = RELAY_SPEC.read_text(encoding="utf-8")
+    assert f"<!-- {marker}:" in text, f"specs/relay.md has no {marker}"
+    lines = text.split(f"<!-- {marker}:", 1)[1].splitlines()[1:]
+    rows = []
+    for line in lines:
+        if not line.strip():
+            if rows:
+                break
+            continue
+        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows[2:]
+
+
+def test_the_spec_lists_every_resync_reason_and_goodbye_code() -> None:
+    from protocol.system import ResyncReason
+    from relays.server import GoodbyeCode
+
+    assert [(int(r[0]), r[1]) for r in _spec_table("resync-table")] == [(int(v), v.name) for v in ResyncReason]
+    codes = sorted((v, k) for k, v in vars(GoodbyeCode).items() if k.isupper())
+    assert [int(r[0]) for r in _spec_table("goodbye-table")] == [v for v, _ in codes]
