@@ -576,3 +576,45 @@ async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: 
             nursery.cancel_scope.cancel()
     assert proc.returncode == 0
     assert {m.source_id for m in h.messages} == {4242}
+
+
+async def test_endpoint_failures_are_logged_without_the_urls_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 17: RPC URLs with credentials or API keys appeared in the collector's warnings. A node that
+    refuses the WebSocket upgrade (echoing the request, key included, in its answer) and answers the
+    HTTP fail-over with a 403: each failure is a warning naming the endpoint redacted, and no part of
+    either URL's user info, path or query is in the log."""
+    import logging
+
+    async def node(stream: trio.SocketStream) -> None:
+        request = b""
+        with trio.move_on_after(2):
+            while b"\r\n\r\n" not in request:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    break
+                request += chunk
+        body = request.split(b"\r\n", 1)[0]  # "GET /v3/<key>?apikey=... HTTP/1.1", echoed back
+        await stream.send_all(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: "
+                              + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(functools.partial(trio.serve_tcp, node, 0, host="127.0.0.1"))
+        port = listener.socket.getsockname()[1]
+        pool = {"venue": "uniswap_v3", "address": "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"}
+        cfg = parse_config({"chain": [{
+            "name": "ethereum", "backoff_initial": 0.05, "backoff_max": 0.1, "rpc_timeout": 2.0, "pools": [pool],
+            "endpoints": [{"ws": f"ws://wsuser:wsPa55@127.0.0.1:{port}/v3/WsKey0123?apikey=WsQuery9"},
+                          {"http": f"http://htuser:htPa55@127.0.0.1:{port}/v3/HtKey4567?apikey=HtQuery8"}]}]})
+        runner = process.ChainRunner(cfg.chains[0], publish=None)  # type: ignore[arg-type]
+        with caplog.at_level(logging.WARNING, logger="collectors.evm"):
+            with trio.move_on_after(10):
+                while runner.failures < 4:
+                    with trio.move_on_after(0.5):
+                        await runner.run()
+        nursery.cancel_scope.cancel()
+    assert runner.failures >= 2, caplog.text
+    assert f"endpoint ws://***@127.0.0.1:{port}/***?*** failed" in caplog.text
+    assert f"endpoint http://***@127.0.0.1:{port}/***?*** failed" in caplog.text
+    for secret in ("wsuser", "wsPa55", "WsKey0123", "WsQuery9", "htuser", "htPa55", "HtKey4567", "HtQuery8"):
+        assert secret not in caplog.text, (secret, caplog.text)

@@ -214,3 +214,25 @@ def test_one_socket_for_two_domains_is_refused() -> None:
         decode(RelaysConfig, {"market_data": "/tmp/ap/a.sock", "execution": "/tmp/ap/a.sock"}, file="c.toml")
     assert str(info.value) == "c.toml: execution: the same socket as market_data; each domain has its own relay"
     assert decode(RelaysConfig, {"market_data": "/tmp/ap/a.sock", "signal": "/tmp/ap/b.sock"}).signal == "/tmp/ap/b.sock"
+
+
+@pytest.mark.parametrize("component", ["strategy", "risk", "portfolio", "execution", "collectors.evm"])
+@pytest.mark.parametrize("spelling", ["0x{k}", "0X{k}", "key:0x{k}", "https://node.example/?key={k}",
+                                      "{h1} {h2}"])
+def test_every_component_refuses_a_plaintext_key_through_the_one_refusal(tmp_path: Path, component: str,
+                                                                         spelling: str) -> None:
+    """Issue 17: the key detector lived in the executor's config only and missed common spellings.
+    Every component's loader (and so ``config check``, which calls them) refuses it, naming the key
+    path and never the value."""
+    import importlib
+
+    key = "ab" * 32
+    value = spelling.format(k=key, h1=key[:32], h2=key[32:])
+    f = tmp_path / "c.toml"
+    f.write_text(f'[relays]\nmarket_data = "/tmp/ap/md.sock"\n\n[notes]\nendpoint = "{value}"\n')
+    load = importlib.import_module(f"{component}.config").load_config
+    with pytest.raises(ConfigError) as info:
+        load(f)
+    text = str(info.value)
+    assert text.startswith(f"{f}: notes.endpoint: looks like a plaintext private key"), text
+    assert key not in text and key[:32] not in text and key[32:] not in text
