@@ -103,6 +103,45 @@ def test_snapshot_and_invalidation_mark_state() -> None:
     assert views.market_rows(m)[0][1][-1].startswith("STALE")
 
 
+def test_a_cex_book_shows_its_resync_until_its_next_quote_and_a_cex_hop_names_the_book() -> None:
+    from protocol.ids import cex_book_id
+    from protocol.market import InvalidationReason, Quote
+
+    book = cex_book_id(Venue.BINANCE, "ETHUSDT", "ETH", "USDT")
+
+    def quote(bid: int) -> Quote:
+        return Quote(venue=Venue.BINANCE, price_scale=2, size_scale=8, update_id=9, bid_price=bid, bid_size=1,
+                     ask_price=bid + 1, ask_size=1, symbol="ETHUSDT")
+
+    def invalidation(reason: int, detail: str) -> StateInvalidation:
+        return StateInvalidation(chain_id=0, pool=book, from_block=41, reason=reason, detail=detail)
+
+    m = DashboardModel()
+    m.on_message(1, msg(Domain.MARKET_DATA, 1, invalidation(InvalidationReason.RESYNC, "ETHUSDT: syncing")), T0)
+    m.on_message(1, msg(Domain.MARKET_DATA, 2, quote(200_000)), T0)
+    row = views.market_rows(m)[0][1]
+    assert row[:2] == ("ETHUSDT", "binance") and row[3] == "bid 2000" and row[-1] == "ok"
+    m.on_message(1, msg(Domain.MARKET_DATA, 3, invalidation(InvalidationReason.DISCONNECT, "ETHUSDT: lost")), T0)
+    row = views.market_rows(m)[0][1]
+    assert row[-1] == "RESYNC disconnect at update 41: ETHUSDT: lost" and row[3] == "bid -"
+    assert not m.pools and not m.chain_invalid  # a book is not a pool, nor a chain
+    m.on_message(1, msg(Domain.MARKET_DATA, 4, quote(200_100)), T0)
+    assert views.market_rows(m)[0][1][-1] == "ok (resynced 1x)"
+
+    ident = SignalIdentity(signal_id=5, strategy_id=2, kind=int(SignalKind.CEX_DEX), confidence_bps=5000, chain_id=1,
+                           block_number=7, strategy="cex-dex")
+    usdc, weth = bytes.fromhex(USDC[2:]), bytes.fromhex(WETH[2:])
+    path = ArbitragePath(hops=(
+        Hop(pool=book, venue_kind=int(VenueKind.CEX), token_in=usdc, token_out=weth, amount_in=2_001_000_000,
+            amount_out=10**18),
+        Hop(pool=V3_POOL, venue_kind=2, token_in=weth, token_out=usdc, amount_in=10**18, amount_out=2_020_000_000),
+    ))
+    m.on_message(2, msg(Domain.SIGNAL, 1, ident, path), T0)
+    text = views.inspector_text(m, 5)
+    assert "1. CEX book BINANCE:ETHUSDT (an order on binance)" in text and "2. pool 0x" + "22" * 20 in text
+    assert views.signal_rows(m)[0][1][3] == "cex_dex"
+
+
 def test_signal_then_execution_traces_to_outcome_and_pnl() -> None:
     m = DashboardModel()
     m.on_message(2, signal_msg(41, 1001, t=T0), T0 + 5)

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
+from protocol.ids import PoolId, cex_symbol
 from protocol.market import (
     BlockHeader,
     InvalidationReason,
@@ -90,10 +91,11 @@ class PoolState:
 
 
 class QuoteState:
-    """Latest top of book (or last trade) of one order-book symbol."""
+    """Latest top of book (or last trade) of one order-book symbol; ``stale`` says why the book is not
+    trustworthy (its collector's ``StateInvalidation``) until the next ``Quote`` makes it whole again."""
 
     __slots__ = ("venue", "symbol", "price_scale", "size_scale", "bid", "bid_size", "ask", "ask_size",
-                 "last", "updates", "updated_ns")
+                 "last", "updates", "updated_ns", "stale", "invalidations")
 
     def __init__(self, venue: int, symbol: str) -> None:
         self.venue, self.symbol = venue, symbol
@@ -102,6 +104,8 @@ class QuoteState:
         self.last: int | None = None
         self.updates = 0
         self.updated_ns = 0
+        self.stale = ""
+        self.invalidations = 0
 
 
 class SwapEvent(NamedTuple):
@@ -471,6 +475,13 @@ class DashboardModel:
         except ValueError:
             why = f"reason {t.reason}"
         text = f"{why} from block {t.from_block}" + (f": {t.detail}" if t.detail else "")
+        symbol = cex_symbol(t.pool) if t.pool and not t.chain_id else ""
+        if symbol:  # an order book (cex_book_id): untrusted until its next Quote
+            q = self._quote_state(PoolId(t.pool).venue, symbol, now_ns)
+            q.stale = f"{why} at update {t.from_block}" + (f": {t.detail}" if t.detail else "")
+            q.invalidations += 1
+            q.bid = q.bid_size = q.ask = q.ask_size = 0
+            return
         if t.pool:
             p = self.pools.get(t.pool)
             if p is not None:
@@ -497,6 +508,7 @@ class DashboardModel:
         q = self._quote_state(t.venue, t.symbol, now_ns)
         q.price_scale, q.size_scale = t.price_scale, t.size_scale
         q.bid, q.bid_size, q.ask, q.ask_size = t.bid_price, t.bid_size, t.ask_price, t.ask_size
+        q.stale = ""
 
     def _trade(self, t: Trade, msg: Message, seq: int, now_ns: int) -> None:
         q = self._quote_state(t.venue, t.symbol, now_ns)

@@ -155,7 +155,8 @@ def market_rows(model: DashboardModel, limit: int = 50, reg: Registry = NO_REGIS
         ask = f"{q.ask / scale:.8g}" if q.ask else "-"
         last = f"{q.last / scale:.8g}" if q.last is not None else "-"
         rows.append((f"book-{q.venue}-{q.symbol}", (
-            q.symbol, venue_name(q.venue), "-", f"bid {bid}", f"ask {ask}", "-", last, fmt_int(q.updates), "ok",
+            q.symbol, venue_name(q.venue), "-", f"bid {bid}", f"ask {ask}", "-", last, fmt_int(q.updates),
+            f"RESYNC {q.stale}" if q.stale else f"ok (resynced {q.invalidations - 1}x)" if q.invalidations > 1 else "ok",
         )))
     return rows
 
@@ -387,7 +388,10 @@ def _inspect(r: SignalRecord, reg: Registry = NO_REGISTRY) -> str:
         lines.append(f"  path: {len(path.hops)} hop(s)")
         for i, h in enumerate(path.hops, 1):
             pid = PoolId(h.pool)
-            lines.append(f"   {i}. pool {pid.address} ({venue_name(pid.venue)})")
+            if pid.kind == VenueKind.CEX and not pid.chain_id:  # the CEX leg: an order on the venue's book
+                lines.append(f"   {i}. CEX book {pool_label(h.pool)} (an order on {venue_name(pid.venue)})")
+            else:
+                lines.append(f"   {i}. pool {pid.address} ({venue_name(pid.venue)})")
             lines.append(f"      {full_address(h.token_in)} -> {full_address(h.token_out)}")
             lines.append(f"      in "
                          f"{fmt_int(h.amount_in)}  out {fmt_int(h.amount_out)}")
