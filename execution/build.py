@@ -3,6 +3,9 @@
     python -m execution.build            # (re)write execution/artifacts/AlphaPulseArb.json
     python -m execution.build --check    # exit 1 if the committed artifact is stale
 
+The previous contract's artifact (``AlphaPulseArb.v1.json``, :data:`PREVIOUS_ARTIFACT_PATH`) is kept
+beside it, unchanged, for the gas benchmark's before/after comparison.
+
 The compiler is the exact version pinned in :data:`SOLC_VERSION`, loaded from ``node_modules/solc``
 (installed by ``npm install`` from the repository's ``package.json``) and driven through its
 standard-JSON interface by :mod:`chain.solc`. Nothing is downloaded: solc-js bundles the compiler as
@@ -34,6 +37,11 @@ ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONTRACT_NAME = "AlphaPulseArb"
 SOURCE_PATH = CONTRACTS_DIR / f"{CONTRACT_NAME}.sol"
 ARTIFACT_PATH = ARTIFACTS_DIR / f"{CONTRACT_NAME}.json"
+# The previous contract (v1: ABI-encoded Hop[] paths, V2/V3 only), compiled by this same build
+# from its source at commit c8170c9 and kept, never rebuilt, as the gas benchmark's baseline
+# (`alphapulse bench gas`). Its artifact records that source's sha256, pinned here.
+PREVIOUS_ARTIFACT_PATH = ARTIFACTS_DIR / f"{CONTRACT_NAME}.v1.json"
+PREVIOUS_SOURCE_SHA256 = "93acd10f4ff8e078ad919362503f38ec092b87b4dc4ffb978991474465af694a"
 
 # The exact compiler (solc-js reports "<this>.Emscripten.clang"); package.json pins solc 0.8.37.
 SOLC_VERSION = "0.8.37+commit.f401782d"

@@ -34,11 +34,16 @@ __all__ = [
     "ERROR_SIGNATURES",
     "EXECUTE_SELECTOR",
     "EXECUTE_SIGNATURE",
+    "EXECUTE_V1_SIGNATURE",
     "HOP_TYPE",
     "SWAPPED_SIGNATURE",
     "SWAPPED_TOPIC",
     "SWAP_SELECTOR",
     "SWAP_SIGNATURE",
+    "PATH_HEADER",
+    "PATH_HOP",
+    "PATH_TRAILER",
+    "V4_MANAGER_MARK",
     "ArbitrageExecuted",
     "ContractError",
     "Hop",
@@ -49,12 +54,15 @@ __all__ = [
     "decode_arbitrage_executed",
     "decode_error",
     "decode_execute",
+    "decode_path",
     "decode_profit_events",
     "decode_swap",
     "decode_swapped",
     "encode_accept_ownership",
     "encode_constructor_args",
     "encode_execute",
+    "encode_execute_v1",
+    "encode_path",
     "encode_pause",
     "encode_set_factory",
     "encode_set_recipient",
@@ -71,31 +79,46 @@ class Kind(enum.IntEnum):
 
     V2 = 0
     V3 = 1
+    V4 = 2
 
 
-# (pool, factory, tokenIn, tokenOut, kind, fee, amountIn, amountOut)
-HOP_TYPE = "(address,address,address,address,uint8,uint24,uint256,uint256)"
-EXECUTE_SIGNATURE = f"execute({HOP_TYPE}[],uint256)"
+EXECUTE_SIGNATURE = "execute(bytes)"
 EXECUTE_SELECTOR = function_signature_to_4byte_selector(EXECUTE_SIGNATURE)
 ARBITRAGE_EXECUTED_SIGNATURE = "ArbitrageExecuted(address,address,uint256,uint256)"
 ARBITRAGE_EXECUTED_TOPIC = keccak(text=ARBITRAGE_EXECUTED_SIGNATURE)
+# ``AlphaPulseArb.Hop``, the ABI struct of ``swap(Hop, deadline)`` (one swap from inventory) and of
+# the previous contract's ``execute(Hop[] hops, uint256 minProfit)`` (v1, kept as
+# execution/artifacts/AlphaPulseArb.v1.json for the gas benchmark):
+# (pool, factory, tokenIn, tokenOut, kind, fee, amountIn, amountOut)
+HOP_TYPE = "(address,address,address,address,uint8,uint24,uint256,uint256)"
+EXECUTE_V1_SIGNATURE = f"execute({HOP_TYPE}[],uint256)"
 SWAP_SIGNATURE = f"swap({HOP_TYPE},uint256)"
 SWAP_SELECTOR = function_signature_to_4byte_selector(SWAP_SIGNATURE)
 SWAPPED_SIGNATURE = "Swapped(address,address,uint256,uint256)"
 SWAPPED_TOPIC = keccak(text=SWAPPED_SIGNATURE)
 
 _UINT24_MAX = (1 << 24) - 1
+_UINT128_MAX = (1 << 128) - 1
 _UINT256_MAX = (1 << 256) - 1
+_INT24_MIN, _INT24_MAX = -(1 << 23), (1 << 23) - 1
 PPM = 1_000_000
+# The packed path (see the contract's header): 33-byte header, 83 bytes per hop, 20-byte trailer.
+PATH_HEADER = 33
+PATH_HOP = 83
+PATH_TRAILER = 20
+# setFactory's value for a PoolManager (V4 pools have no init-code hash; any non-zero value allows).
+V4_MANAGER_MARK = (1).to_bytes(32, "big")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Hop:
-    """One swap of the cycle (``AlphaPulseArb.Hop``).
+    """One swap of the cycle.
 
-    ``fee`` is in pips (1e-6): for V2 the pair's LP fee (3000 = the 997/1000 formula), for V3 the
-    pool's fee tier. ``amount_in`` is read only on hop 0 (the exact cycle input); ``amount_out`` is
-    the hop's minimum output (0 = unchecked).
+    ``fee`` is in pips (1e-6): for V2 the pair's LP fee (3000 = the 997/1000 formula), for V3 and
+    V4 the pool's fee. ``amount_in`` is read only on hop 0 (the exact cycle input); ``amount_out``
+    is the hop's minimum output (0 = unchecked). For a V4 hop, ``pool`` is the PoolKey's hooks
+    (the zero address for none), ``factory`` the PoolManager and ``tick_spacing`` the key's
+    tick spacing; the key's currencies are the hop's two tokens, sorted.
     """
 
     pool: str
@@ -106,6 +129,7 @@ class Hop:
     fee: int
     amount_in: int = 0
     amount_out: int = 0
+    tick_spacing: int = 0
 
     def __post_init__(self) -> None:
         # Canonical form (checksummed addresses, Kind), so equal hops compare equal.
@@ -117,37 +141,40 @@ class Hop:
     def zero_for_one(self) -> bool:
         return int(self.token_in, 16) < int(self.token_out, 16)
 
-    def as_abi_tuple(self) -> tuple[Any, ...]:
+    def pack(self) -> bytes:
+        """This hop's 83 bytes of the packed path (its token_out is the next hop's token_in)."""
         if not 0 <= self.fee <= _UINT24_MAX:
             raise ValueError(f"fee {self.fee} is not a uint24")
+        if not _INT24_MIN <= self.tick_spacing <= _INT24_MAX:
+            raise ValueError(f"tick_spacing {self.tick_spacing} is not an int24")
+        if not 0 <= self.amount_out <= _UINT128_MAX:
+            raise ValueError(f"amount_out {self.amount_out} is not a uint128")
+        return b"".join((
+            bytes.fromhex(self.token_in[2:]),
+            bytes([int(self.kind)]),
+            self.fee.to_bytes(3, "big"),
+            self.tick_spacing.to_bytes(3, "big", signed=True),
+            bytes.fromhex(self.pool[2:]),
+            bytes.fromhex(self.factory[2:]),
+            self.amount_out.to_bytes(16, "big"),
+        ))
+
+    def as_abi_tuple(self) -> tuple[Any, ...]:
+        """The ``Hop`` ABI struct of ``swap`` and of the v1 contract's ``execute`` (V2/V3 only)."""
+        if self.kind == Kind.V4:
+            raise ValueError("a V4 hop has no v1 Hop struct (swap and the v1 contract are V2/V3 only)")
         for name in ("amount_in", "amount_out"):
             v = getattr(self, name)
             if not 0 <= v <= _UINT256_MAX:
                 raise ValueError(f"{name} {v} is not a uint256")
-        return (
-            self.pool,
-            self.factory,
-            self.token_in,
-            self.token_out,
-            int(self.kind),
-            self.fee,
-            self.amount_in,
-            self.amount_out,
-        )
+        return (self.pool, self.factory, self.token_in, self.token_out, int(self.kind), self.fee,
+                self.amount_in, self.amount_out)
 
     @classmethod
     def from_abi_tuple(cls, t: Sequence[Any]) -> Hop:
         pool, factory, token_in, token_out, kind, fee, amount_in, amount_out = t
-        return cls(
-            pool=to_checksum_address(pool),
-            factory=to_checksum_address(factory),
-            token_in=to_checksum_address(token_in),
-            token_out=to_checksum_address(token_out),
-            kind=Kind(kind),
-            fee=int(fee),
-            amount_in=int(amount_in),
-            amount_out=int(amount_out),
-        )
+        return cls(pool=pool, factory=factory, token_in=token_in, token_out=token_out, kind=Kind(kind),
+                   fee=int(fee), amount_in=int(amount_in), amount_out=int(amount_out))
 
 
 def _addr(a: str | bytes) -> str:
@@ -171,21 +198,76 @@ def check_cycle(hops: Sequence[Hop]) -> None:
         raise ValueError("hop 0 needs amount_in > 0 (the cycle's input)")
 
 
+def encode_path(hops: Sequence[Hop], min_profit: int) -> bytes:
+    """The packed path: header (amountIn, minProfit, hop count), the hops, the last token_out.
+
+    Only hop 0's ``amount_in`` is encoded, and each hop's ``token_out`` only as the next hop's
+    ``token_in`` (the last one as the trailer): a path whose hops do not chain cannot be written,
+    so it is refused here even with ``check=False`` upstream."""
+    if not hops:
+        raise ValueError("empty path")
+    for i in range(len(hops) - 1):
+        if hops[i].token_out.lower() != hops[i + 1].token_in.lower():
+            raise ValueError(f"hop {i}: token_out {hops[i].token_out} is not hop {i + 1}'s token_in")
+    if len(hops) > 255:
+        raise ValueError(f"{len(hops)} hops: at most 255")
+    amount_in = hops[0].amount_in
+    if not 0 <= amount_in <= _UINT128_MAX:
+        raise ValueError(f"amount_in {amount_in} is not a uint128")
+    if not 0 <= min_profit <= _UINT128_MAX:
+        raise ValueError(f"min_profit {min_profit} is not a uint128")
+    return b"".join((
+        amount_in.to_bytes(16, "big"), min_profit.to_bytes(16, "big"), bytes([len(hops)]),
+        *(h.pack() for h in hops),
+        bytes.fromhex(hops[-1].token_out[2:]),
+    ))
+
+
+def decode_path(path: bytes) -> tuple[list[Hop], int]:
+    """Inverse of :func:`encode_path`: ``(hops, min_profit)``."""
+    if len(path) < PATH_HEADER:
+        raise ValueError("packed path shorter than its header")
+    n = path[32]
+    if len(path) != PATH_HEADER + PATH_HOP * n + PATH_TRAILER:
+        raise ValueError(f"packed path of {len(path)} bytes does not hold {n} hops")
+    amount_in = int.from_bytes(path[0:16], "big")
+    min_profit = int.from_bytes(path[16:32], "big")
+
+    def token(i: int) -> str:
+        at = PATH_HEADER + PATH_HOP * i
+        return to_checksum_address(path[at:at + 20])
+
+    hops = []
+    for i in range(n):
+        h = path[PATH_HEADER + PATH_HOP * i: PATH_HEADER + PATH_HOP * (i + 1)]
+        hops.append(Hop(
+            token_in=token(i), token_out=token(i + 1), kind=Kind(h[20]), fee=int.from_bytes(h[21:24], "big"),
+            tick_spacing=int.from_bytes(h[24:27], "big", signed=True),
+            pool=to_checksum_address(h[27:47]), factory=to_checksum_address(h[47:67]),
+            amount_in=amount_in if i == 0 else 0, amount_out=int.from_bytes(h[67:83], "big"),
+        ))
+    return hops, min_profit
+
+
 def encode_execute(hops: Sequence[Hop], min_profit: int, *, check: bool = True) -> bytes:
-    """Calldata for ``execute(Hop[] hops, uint256 minProfit)``."""
+    """Calldata for ``execute(bytes path)`` with the packed path of ``hops``."""
     if check:
         check_cycle(hops)
-    if not 0 <= min_profit <= _UINT256_MAX:
-        raise ValueError(f"min_profit {min_profit} is not a uint256")
-    return EXECUTE_SELECTOR + encode([f"{HOP_TYPE}[]", "uint256"], [[h.as_abi_tuple() for h in hops], min_profit])
+    return EXECUTE_SELECTOR + encode(["bytes"], [encode_path(hops, min_profit)])
 
 
 def decode_execute(data: bytes) -> tuple[list[Hop], int]:
     """Inverse of :func:`encode_execute`: ``(hops, min_profit)``."""
     if data[:4] != EXECUTE_SELECTOR:
         raise ValueError("not execute() calldata")
-    hops, min_profit = decode([f"{HOP_TYPE}[]", "uint256"], data[4:])
-    return [Hop.from_abi_tuple(h) for h in hops], int(min_profit)
+    (path,) = decode(["bytes"], data[4:])
+    return decode_path(path)
+
+
+def encode_execute_v1(hops: Sequence[Hop], min_profit: int) -> bytes:
+    """Calldata for the previous contract's ``execute(Hop[],uint256)`` (the gas benchmark's baseline)."""
+    check_cycle(hops)
+    return encode_call(EXECUTE_V1_SIGNATURE, [h.as_abi_tuple() for h in hops], min_profit)
 
 
 def encode_swap(hop: Hop, deadline: int) -> bytes:
@@ -241,10 +323,12 @@ def encode_constructor_args(recipient: str) -> bytes:
 
 
 def encode_set_factory(factory: str, kind: Kind, init_code_hash: bytes | None = None) -> bytes:
-    """``setFactory(factory, kind, initCodeHash)``; the official Uniswap hash of ``kind`` by default,
-    ``bytes(32)`` to disallow."""
+    """``setFactory(factory, kind, initCodeHash)``; the official Uniswap hash of ``kind`` by default
+    (for V4, ``factory`` is a PoolManager and the default is :data:`V4_MANAGER_MARK`), ``bytes(32)``
+    to disallow."""
     if init_code_hash is None:
-        init_code_hash = UNISWAP_V2_INIT_CODE_HASH if Kind(kind) == Kind.V2 else UNISWAP_V3_INIT_CODE_HASH
+        init_code_hash = {Kind.V2: UNISWAP_V2_INIT_CODE_HASH, Kind.V3: UNISWAP_V3_INIT_CODE_HASH,
+                          Kind.V4: V4_MANAGER_MARK}[Kind(kind)]
     if len(init_code_hash) != 32:
         raise ValueError("init_code_hash must be 32 bytes")
     return encode_call("setFactory(address,uint8,bytes32)", _addr(factory), int(Kind(kind)), init_code_hash)
@@ -351,18 +435,18 @@ ERROR_SIGNATURES: tuple[str, ...] = (
     "FactoryNotAllowed(uint256,address,uint8)",
     "PoolNotGenuine(uint256,address,address)",
     "ZeroAmountIn()",
-    "AmountTooLarge(uint256)",
+    "MalformedPath()",
     "UnexpectedCallback(address)",
     "UnexpectedInitiator(address)",
     "InvalidCallbackData()",
     "InsufficientOutput(uint256,uint256,uint256)",
     "InsufficientReturn(uint256,uint256)",
     "InsufficientProfit(uint256,uint256)",
-    "BalanceDecreased(uint256,uint256)",
     "TransferFailed(address,address,uint256)",
     "BalanceQueryFailed(address)",
     "ReservesQueryFailed(address)",
     "DeadlinePassed(uint256,uint256)",
+    "CallFailed(address)",
 )
 
 

@@ -1,55 +1,57 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-/// @title AlphaPulseArb
-/// @notice Executes one cyclic arbitrage path across Uniswap V2 pairs (and forks with the same
-///         swap interface) and Uniswap V3 pools atomically, with no upfront capital: the first
-///         hop is a flash swap (its output arrives before its input is paid), every later hop is
-///         paid from the previous hop's proceeds, and the first pool is repaid from the last
-///         hop's output. Whatever is left over in the start token is the profit; it is sent to
-///         `recipient`, and the whole transaction reverts unless it reaches `minProfit`.
+/// @title AlphaPulseArb (v2: packed path, gas-lean, Uniswap V4)
+/// @notice Executes one cyclic arbitrage path across Uniswap V2 pairs (and forks with the same swap
+///         interface), Uniswap V3 pools and Uniswap V4 pools atomically, with no upfront capital.
+///         The profit (in the start token) goes to `recipient`; the transaction reverts unless it
+///         reaches `minProfit`.
 ///
-/// Path encoding (`Hop[]`, at least two hops, a cycle):
-///   * `pool`      the V2 pair / V3 pool. It must equal the CREATE2 address computed from
-///                 `factory`, the sorted (`tokenIn`, `tokenOut`) and, for V3, `fee`, with the
-///                 init-code hash the owner registered for (`factory`, `kind`).
-///   * `factory`   the venue's factory; allow-listed per kind by the owner (`setFactory`).
-///   * `tokenIn`, `tokenOut`  the hop's direction (zeroForOne = tokenIn < tokenOut). Each hop's
-///                 `tokenOut` is the next hop's `tokenIn`; the last hop's `tokenOut` is the first
-///                 hop's `tokenIn` (the start token, in which the profit is measured).
-///   * `kind`      0 = Uniswap V2 (or fork), 1 = Uniswap V3.
-///   * `fee`       in pips (1e-6). V2: the pair's LP fee, 3000 = the official 997/1000 formula,
-///                 2500 = PancakeSwap's 9975/10000. V3: the pool's fee tier (part of its CREATE2
-///                 salt; the pool applies its own fee).
-///   * `amountIn`  hop 0 only: the exact amount of the start token that goes into the cycle
-///                 (flash-borrowed from the first pool, repaid from the last hop). Later hops
-///                 spend all of the previous hop's output; their `amountIn` is not read.
-///   * `amountOut` the minimum acceptable output of the hop (0 = no per-hop check).
+/// Packed path (the only argument of `execute`), big-endian, no padding:
+///   header  33 bytes  amountIn uint128 | minProfit uint128 | n uint8 (number of hops, >= 2)
+///   hop i   83 bytes  tokenIn address | kind uint8 (0 V2, 1 V3, 2 V4) | fee uint24 (pips)
+///                     | tickSpacing int24 (V4, else 0) | pool address (V4: the hooks)
+///                     | factory address (V4: the PoolManager) | minOut uint128 (0 = unchecked)
+///   trailer 20 bytes  the last hop's tokenOut (must be hop 0's tokenIn: a cycle)
+/// Hop i swaps tokenIn(i) for tokenIn(i+1) (the trailer for the last hop).
 ///
-/// V2 outputs are computed on chain from the pair's reserves and `fee` with the
-/// `UniswapV2Library.getAmountOut` formula; V3 hops are exact-input swaps without a price limit.
-/// When the next hop is a V2 pair, a hop (other than a V2 flash hop) sends its output straight
-/// to that pair, saving a token transfer. Fee-on-transfer / rebasing tokens are not supported.
+/// Three ways to run a cycle, chosen on chain from the kinds of the hops; in each, tokens move
+/// from pool to pool wherever the pools allow it, and only the start token passes through here:
+///   * REVERSE (every hop but the last is V2; the last is V2 or V3): all V2 outputs are computed
+///     up front from the reserves; the LAST pool lends the start token (V2 flash swap / V3 swap
+///     paid in its callback); inside its callback this contract pays the first pair, and each V2
+///     pair sends its output straight into the next pool (the last one is paid that way).
+///   * FORWARD (otherwise, without V4): the first pool lends (V2 flash swap or V3 swap); the rest
+///     runs in its callback, a hop's output going straight into the next V2 pair when there is one.
+///   * UNLOCK (any V4 hop): everything runs inside `PoolManager.unlock`; the PoolManager is the
+///     flash lender and the clearing house (V4 swaps only move deltas; other pools are paid with
+///     `take` and pay back into it with `sync`/`settle`); the profit is `take`n to the recipient.
 ///
 /// One-hop swaps from inventory (`swap(Hop, deadline)`): the DEX leg of a CEX-DEX arbitrage
 /// (specs/cex-legs.md) is a single exact-input swap of tokens this contract holds (the on-chain
 /// inventory), not a cycle: `hop.amountIn` of `hop.tokenIn` goes in, at least `hop.amountOut` of
 /// `hop.tokenOut` must come out and stays here; the transaction reverts after `deadline` (unix
-/// seconds), so a leg that was given up for lost can never be mined later.
+/// seconds), so a leg that was given up for lost can never be mined later. V2/V3 pools only.
 ///
-/// Callback safety: a callback is accepted only from the pool this contract itself just called
-/// (a transient "expected caller" slot, set immediately before each swap that calls back and
-/// consumed by the callback), and that pool's address is recomputed with CREATE2 from an
-/// allow-listed factory, both before the swap and again inside the callback.
+/// Safety: `execute` and `swap` are owner-only and pausable. Every V2/V3 pool is the CREATE2 address of an
+/// allow-listed factory (with the init-code hash the owner registered) and every V4 hop names an
+/// allow-listed PoolManager, checked before any swap. A callback is accepted only from the address
+/// this contract itself is calling at that moment (a transient slot set just before the call to a
+/// verified pool / PoolManager and consumed by the callback). The profit is computed from the
+/// pools' amounts (never from `balanceOf`), sent to the recipient, and what the recipient actually
+/// received (its balance change, never more than was sent) is what is reported and checked
+/// against `minProfit`. The recipient resets to the new owner on an ownership handover.
 contract AlphaPulseArb {
     // ------------------------------------------------------------------------------------------
     // Types and constants
     // ------------------------------------------------------------------------------------------
     enum Kind {
         V2,
-        V3
+        V3,
+        V4
     }
 
+    /// @dev `swap`'s argument (ABI-encoded; `execute` takes the packed path instead).
     struct Hop {
         address pool;
         address factory;
@@ -69,34 +71,56 @@ contract AlphaPulseArb {
         0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54;
 
     uint256 private constant PPM = 1_000_000;
-    // TickMath.MIN_SQRT_RATIO + 1 and TickMath.MAX_SQRT_RATIO - 1: "no price limit".
-    uint160 private constant MIN_SQRT_PRICE_LIMIT = 4295128739 + 1;
-    uint160 private constant MAX_SQRT_PRICE_LIMIT = 1461446703485210103287273052203988822378723970342 - 1;
+    // TickMath MIN_SQRT_PRICE + 1 and MAX_SQRT_PRICE - 1 (V3 and V4): "no price limit".
+    uint256 private constant MIN_SQRT_PRICE_LIMIT = 4295128739 + 1;
+    uint256 private constant MAX_SQRT_PRICE_LIMIT = 1461446703485210103287273052203988822378723970342 - 1;
 
-    // First byte of the data we hand to a pool; the rest is abi.encode(Hop[]) / abi.encode(Hop).
-    bytes1 private constant CALLBACK_FLASH = 0x01; // first hop: run the rest of the path, then repay
-    bytes1 private constant CALLBACK_PAY = 0x02; // a later V3 hop: pay its input
+    uint256 private constant HEADER = 33;
+    uint256 private constant HOP = 83;
+    uint256 private constant TRAILER = 20;
+
+    // First byte of the data handed to a pool (its callback's mode).
+    uint256 private constant MODE_FORWARD = 1; // first pool lends: run hops 1.., repay it
+    uint256 private constant MODE_PAY = 2; // a V3 hop inside FORWARD: pay its input from here
+    uint256 private constant MODE_REVERSE = 3; // last pool lends: pay pair 0, run the V2 hops
+    uint256 private constant MODE_PAY_FROM_MANAGER = 4; // a V3 hop inside UNLOCK: the PoolManager pays
+
+    // Selectors of what this contract calls.
+    bytes4 private constant GET_RESERVES = 0x0902f1ac; // getReserves()
+    bytes4 private constant V2_SWAP = 0x022c0d9f; // swap(uint256,uint256,address,bytes)
+    bytes4 private constant V3_SWAP = 0x128acb08; // swap(address,bool,int256,uint160,bytes)
+    bytes4 private constant ERC20_TRANSFER = 0xa9059cbb; // transfer(address,uint256)
+    bytes4 private constant ERC20_BALANCE_OF = 0x70a08231; // balanceOf(address)
+    bytes4 private constant PM_UNLOCK = 0x48c89491; // unlock(bytes)
+    // swap((address,address,uint24,int24,address),(bool,int256,uint160),bytes)
+    bytes4 private constant PM_SWAP = 0xf3cd914c;
+    bytes4 private constant PM_TAKE = 0x0b0d9c09; // take(address,address,uint256)
+    bytes4 private constant PM_SYNC = 0xa5841194; // sync(address)
+    bytes4 private constant PM_SETTLE = 0x11da60b4; // settle()
 
     // ------------------------------------------------------------------------------------------
-    // State
+    // State (owner and paused share slot 0: one SLOAD per execution)
     // ------------------------------------------------------------------------------------------
     address public owner;
-    address public pendingOwner;
-    /// @notice Receives the profit of every execution.
-    address public recipient;
     bool public paused;
-    /// @notice Allow-list: the init-code hash of the pools a factory deploys, per kind (0 = not allowed).
+    /// @notice Receives the profit of every execution; reset to the new owner on a handover.
+    address public recipient;
+    address public pendingOwner;
+    /// @notice Allow-list: the init-code hash of the pools a factory deploys, per kind (0 = not
+    ///         allowed). For V4 the "factory" is a PoolManager and any non-zero value allows it.
     mapping(address factory => mapping(Kind kind => bytes32 initCodeHash)) public initCodeHashOf;
 
-    /// @dev The only address whose swap callback is accepted right now (0 = none). Set just before
-    ///      calling a pool that will call back, consumed by that callback, cleared after the swap.
+    /// @dev The only address whose callback is accepted right now (0 = none).
     address private transient expectedCaller;
+    /// @dev The cycle's gross result (start-token amount left after repaying the lender), handed
+    ///      from the lender's callback back to `execute`.
+    uint256 private transient cycleResult;
 
     // ------------------------------------------------------------------------------------------
     // Events and errors
     // ------------------------------------------------------------------------------------------
-    /// @notice One arbitrage cycle executed: `profit` units of `token` (the start token) went to
-    ///         `recipient`; `amountIn` is the amount of `token` that was put through the cycle.
+    /// @notice One arbitrage cycle executed: `profit` units of `token` (the start token) reached
+    ///         `recipient`; `amountIn` is the amount of `token` put through the cycle.
     event ArbitrageExecuted(address indexed token, address indexed recipient, uint256 amountIn, uint256 profit);
     /// @notice One swap from inventory: `amountIn` of `tokenIn` sold for `amountOut` of `tokenOut`.
     event Swapped(address indexed tokenIn, address indexed tokenOut, uint256 amountIn, uint256 amountOut);
@@ -113,28 +137,31 @@ contract AlphaPulseArb {
     error ExpectedPause();
     error ZeroAddress();
     error PathTooShort(uint256 length);
-    /// @dev tokenIn == tokenOut, or the hop's tokenOut is not the next hop's tokenIn.
+    /// @dev The packed path's length does not match its hop count, or a hop's kind is unknown, or
+    ///      V4 hops name different PoolManagers.
+    error MalformedPath();
+    /// @dev tokenIn == tokenOut, or the last hop does not return to the start token.
     error BrokenPath(uint256 hop);
     error InvalidFee(uint256 hop, uint24 fee);
     error FactoryNotAllowed(uint256 hop, address factory, Kind kind);
     error PoolNotGenuine(uint256 hop, address pool, address expected);
     error ZeroAmountIn();
-    error AmountTooLarge(uint256 amount);
-    /// @dev A swap callback from anything but the pool this contract is swapping with right now.
+    /// @dev A callback from anything but the pool / PoolManager this contract is calling right now.
     error UnexpectedCallback(address caller);
     /// @dev A V2 callback for a swap this contract did not initiate.
     error UnexpectedInitiator(address initiator);
     error InvalidCallbackData();
     error InsufficientOutput(uint256 hop, uint256 amountOut, uint256 minAmountOut);
-    /// @dev The last hop returned less than the first pool must be repaid.
+    /// @dev The cycle returned less than the lender must be repaid.
     error InsufficientReturn(uint256 amountReturned, uint256 amountOwed);
     error InsufficientProfit(uint256 profit, uint256 minProfit);
-    error BalanceDecreased(uint256 balanceBefore, uint256 balanceAfter);
     error TransferFailed(address token, address to, uint256 amount);
     error BalanceQueryFailed(address token);
     error ReservesQueryFailed(address pair);
     /// @dev A swap from inventory mined after its deadline.
     error DeadlinePassed(uint256 deadline, uint256 timestamp);
+    /// @dev A call to a pool or the PoolManager reverted: its revert data is bubbled up as is.
+    error CallFailed(address target);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -152,118 +179,142 @@ contract AlphaPulseArb {
     // ------------------------------------------------------------------------------------------
     // Execution
     // ------------------------------------------------------------------------------------------
-    /// @notice Execute one arbitrage cycle; reverts unless the profit (in `hops[0].tokenIn`,
-    ///         measured as this contract's balance after minus before) is at least `minProfit`.
-    /// @return profit sent to `recipient`
-    function execute(Hop[] calldata hops, uint256 minProfit) external onlyOwner returns (uint256 profit) {
+    /// @notice Execute one arbitrage cycle (packed `path`, see the contract's header); reverts
+    ///         unless the profit the recipient receives is at least the path's `minProfit`.
+    /// @return profit what the recipient received, in the start token
+    function execute(bytes calldata path) external returns (uint256 profit) {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
         if (paused) revert EnforcedPause();
-        uint256 n = hops.length;
-        if (n < 2) revert PathTooShort(n);
-        for (uint256 i; i < n; ++i) {
-            _checkHop(hops[i], i, hops[i + 1 == n ? 0 : i + 1].tokenIn);
+        uint256 p;
+        uint256 n;
+        assembly ("memory-safe") {
+            p := path.offset
+            n := byte(0, calldataload(add(p, 32)))
         }
-
-        Hop calldata first = hops[0];
-        uint256 amountIn = first.amountIn;
+        if (n < 2) revert PathTooShort(n);
+        if (path.length != HEADER + HOP * n + TRAILER) revert MalformedPath();
+        (bool allV2Prefix, address manager) = _checkPath(p, n);
+        uint256 amountIn = _word128(p);
         if (amountIn == 0) revert ZeroAmountIn();
-        address token = first.tokenIn;
-        uint256 balanceBefore = _balanceOf(token);
+        address token = _tokenIn(p, 0);
+        address to = recipient;
 
-        bytes memory data = bytes.concat(CALLBACK_FLASH, abi.encode(hops));
-        bool zeroForOne = first.tokenIn < first.tokenOut;
-        expectedCaller = first.pool;
-        if (first.kind == Kind.V2) {
-            uint256 out = _v2AmountOut(first.pool, amountIn, zeroForOne, first.fee);
-            if (out < first.amountOut) revert InsufficientOutput(0, out, first.amountOut);
-            (uint256 out0, uint256 out1) = zeroForOne ? (uint256(0), out) : (out, uint256(0));
-            // The pair sends `out` first and calls uniswapV2Call, which runs the rest of the path.
-            IUniswapV2PairLike(first.pool).swap(out0, out1, address(this), data);
+        if (manager != address(0)) {
+            bytes memory data = _withPrefix(bytes20(to), path);
+            expectedCaller = manager;
+            _call(manager, abi.encodeWithSelector(PM_UNLOCK, data));
+            profit = cycleResult; // already taken to the recipient inside the unlock
         } else {
-            // Exact input; uniswapV3SwapCallback runs the rest of the path, then pays `amountIn`.
-            IUniswapV3PoolLike(first.pool).swap(
-                _recipientAfter(hops[1].kind, hops[1].pool),
-                zeroForOne,
-                _toInt256(amountIn),
-                zeroForOne ? MIN_SQRT_PRICE_LIMIT : MAX_SQRT_PRICE_LIMIT,
-                data
-            );
+            if (allV2Prefix) _startReverse(p, n, amountIn, path);
+            else _startForward(p, n, amountIn, path);
+            profit = _payRecipient(token, to, cycleResult);
         }
         expectedCaller = address(0);
-
-        uint256 balanceAfter = _balanceOf(token);
-        if (balanceAfter < balanceBefore) revert BalanceDecreased(balanceBefore, balanceAfter);
-        profit = balanceAfter - balanceBefore;
+        uint256 minProfit = _word128(p + 16);
         if (profit < minProfit) revert InsufficientProfit(profit, minProfit);
-        address to = recipient;
-        if (profit != 0) _transfer(token, to, profit);
         emit ArbitrageExecuted(token, to, amountIn, profit);
     }
 
     /// @notice One exact-input swap from this contract's inventory (the DEX leg of a CEX-DEX trade):
     ///         `hop.amountIn` of `hop.tokenIn` for at least `hop.amountOut` of `hop.tokenOut`, which
-    ///         stays here. Reverts after `deadline` (unix seconds).
+    ///         stays here. Reverts after `deadline` (unix seconds). V2 and V3 pools.
     /// @return amountOut received
     function swap(Hop calldata hop, uint256 deadline) external onlyOwner returns (uint256 amountOut) {
         if (paused) revert EnforcedPause();
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
-        if (hop.tokenIn == hop.tokenOut) revert BrokenPath(0);
-        _checkHop(hop, 0, hop.tokenOut);
+        address tokenIn = hop.tokenIn;
+        address tokenOut = hop.tokenOut;
+        if (tokenIn == tokenOut) revert BrokenPath(0);
+        if (hop.kind == Kind.V4) revert MalformedPath();
+        _checkPool(0, hop.kind, hop.factory, hop.pool, tokenIn, tokenOut, hop.fee);
         uint256 amountIn = hop.amountIn;
         if (amountIn == 0) revert ZeroAmountIn();
-        uint256 outBefore = _balanceOf(hop.tokenOut);
-        Hop memory h = hop;
-        if (h.kind == Kind.V2) {
-            _transfer(h.tokenIn, h.pool, amountIn);
-            _swapV2(h, amountIn, address(this));
+        uint256 outBefore = _balanceOf(tokenOut, address(this));
+        bool zeroForOne = tokenIn < tokenOut;
+        if (hop.kind == Kind.V2) {
+            _transfer(tokenIn, hop.pool, amountIn);
+            _v2Swap(hop.pool, zeroForOne, _v2AmountOut(hop.pool, amountIn, zeroForOne, hop.fee), address(this), "");
         } else {
-            _swapV3(h, amountIn, address(this));
+            expectedCaller = hop.pool;
+            _v3Swap(hop.pool, address(this), zeroForOne, amountIn, abi.encodePacked(uint8(MODE_PAY), tokenIn, zeroForOne));
+            expectedCaller = address(0);
         }
-        amountOut = _balanceOf(hop.tokenOut) - outBefore;
+        amountOut = _balanceOf(tokenOut, address(this)) - outBefore;
         if (amountOut < hop.amountOut) revert InsufficientOutput(0, amountOut, hop.amountOut);
-        emit Swapped(hop.tokenIn, hop.tokenOut, amountIn, amountOut);
+        emit Swapped(tokenIn, tokenOut, amountIn, amountOut);
     }
 
-    /// @notice Uniswap V2 flash-swap callback (only for the first hop of a path).
+    /// @notice Uniswap V2 flash-swap callback: the lending pair of a FORWARD or REVERSE cycle.
     function uniswapV2Call(address sender, uint256 amount0, uint256 amount1, bytes calldata data) external {
         _consumeCallback();
         if (sender != address(this)) revert UnexpectedInitiator(sender);
-        if (data.length < 33 || data[0] != CALLBACK_FLASH) revert InvalidCallbackData();
-        Hop[] memory hops = abi.decode(data[1:], (Hop[]));
-        Hop memory first = hops[0];
-        _verifyCaller(first);
-        uint256 received = first.tokenIn < first.tokenOut ? amount1 : amount0;
-        _finishFlash(hops, received, first.amountIn);
-    }
-
-    /// @notice Uniswap V3 swap callback: the first hop (run the path, then pay) or a later hop (pay).
-    function uniswapV3SwapCallback(int256 amount0Delta, int256 amount1Delta, bytes calldata data) external {
-        _consumeCallback();
-        if (data.length < 33) revert InvalidCallbackData();
-        if (data[0] == CALLBACK_FLASH) {
-            Hop[] memory hops = abi.decode(data[1:], (Hop[]));
-            Hop memory first = hops[0];
-            _verifyCaller(first);
-            (int256 deltaIn, int256 deltaOut) =
-                first.tokenIn < first.tokenOut ? (amount0Delta, amount1Delta) : (amount1Delta, amount0Delta);
-            if (deltaIn <= 0 || deltaOut > 0) revert InvalidCallbackData();
-            uint256 received = uint256(-deltaOut);
-            if (received < first.amountOut) revert InsufficientOutput(0, received, first.amountOut);
-            _finishFlash(hops, received, uint256(deltaIn));
-        } else if (data[0] == CALLBACK_PAY) {
-            Hop memory hop = abi.decode(data[1:], (Hop));
-            _verifyCaller(hop);
-            int256 deltaIn = hop.tokenIn < hop.tokenOut ? amount0Delta : amount1Delta;
-            if (deltaIn <= 0) revert InvalidCallbackData();
-            _transfer(hop.tokenIn, msg.sender, uint256(deltaIn));
+        (uint256 mode, uint256 p, uint256 n) = _callbackPath(data);
+        if (mode == MODE_FORWARD) {
+            uint256 received = _zeroForOne(p, 0) ? amount1 : amount0;
+            _finishForward(p, n, received, _word128(p));
+        } else if (mode == MODE_REVERSE) {
+            uint256 received = _zeroForOne(p, n - 1) ? amount1 : amount0;
+            _finishReverse(p, n, received);
         } else {
             revert InvalidCallbackData();
         }
     }
 
+    /// @notice Uniswap V3 swap callback: the lender of a cycle, or a later hop asking to be paid.
+    function uniswapV3SwapCallback(int256 amount0Delta, int256 amount1Delta, bytes calldata data) external {
+        _consumeCallback();
+        if (data.length == 0) revert InvalidCallbackData();
+        uint256 mode = uint8(data[0]);
+        if (mode == MODE_PAY || mode == MODE_PAY_FROM_MANAGER) {
+            // data = mode | tokenIn (20) | zeroForOne (1) [| PoolManager (20)]
+            address tokenIn = address(bytes20(data[1:21]));
+            int256 owed = data[21] != 0 ? amount0Delta : amount1Delta;
+            if (owed <= 0) revert InvalidCallbackData();
+            if (mode == MODE_PAY) {
+                _transfer(tokenIn, msg.sender, uint256(owed));
+            } else {
+                _take(address(bytes20(data[22:42])), tokenIn, msg.sender, uint256(owed));
+            }
+            return;
+        }
+        (, uint256 p, uint256 n) = _callbackPath(data);
+        uint256 lender = mode == MODE_REVERSE ? n - 1 : 0;
+        (int256 deltaIn, int256 deltaOut) =
+            _zeroForOne(p, lender) ? (amount0Delta, amount1Delta) : (amount1Delta, amount0Delta);
+        if (deltaIn <= 0 || deltaOut > 0) revert InvalidCallbackData();
+        uint256 received = uint256(-deltaOut);
+        uint256 minOut = _minOut(p, lender);
+        if (received < minOut) revert InsufficientOutput(lender, received, minOut);
+        if (mode == MODE_FORWARD) {
+            _finishForward(p, n, received, uint256(deltaIn));
+        } else if (mode == MODE_REVERSE) {
+            // The last hop's exact input, computed up front, must be what the pool asks for.
+            if (uint256(deltaIn) != _reverseAmount(p, n, n - 1)) revert InvalidCallbackData();
+            _finishReverse(p, n, received);
+        } else {
+            revert InvalidCallbackData();
+        }
+    }
+
+    /// @notice Uniswap V4 PoolManager callback: the whole UNLOCK cycle runs here.
+    function unlockCallback(bytes calldata data) external returns (bytes memory) {
+        _consumeCallback();
+        // data = recipient (20) | path
+        if (data.length < 20 + HEADER) revert InvalidCallbackData();
+        address to = address(bytes20(data[0:20]));
+        uint256 p;
+        assembly ("memory-safe") {
+            p := add(data.offset, 20)
+        }
+        cycleResult = _runUnlocked(p, _hopCount(p), msg.sender, to);
+        return "";
+    }
+
     // ------------------------------------------------------------------------------------------
     // Admin
     // ------------------------------------------------------------------------------------------
-    /// @notice Allow (non-zero hash) or disallow (zero hash) a factory for pools of `kind`.
+    /// @notice Allow (non-zero hash) or disallow (zero hash) a factory for pools of `kind`
+    ///         (for V4: a PoolManager, with any non-zero value).
     function setFactory(address factory, Kind kind, bytes32 initCodeHash) external onlyOwner {
         if (factory == address(0)) revert ZeroAddress();
         initCodeHashOf[factory][kind] = initCodeHash;
@@ -294,15 +345,18 @@ contract AlphaPulseArb {
         emit OwnershipTransferStarted(owner, newOwner);
     }
 
+    /// @notice Complete the handover. The profits follow it: the recipient becomes the new owner
+    ///         (who may `setRecipient` afterwards), never the previous owner's recipient.
     function acceptOwnership() external {
         if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender);
         emit OwnershipTransferred(owner, msg.sender);
         owner = msg.sender;
         pendingOwner = address(0);
+        recipient = msg.sender;
+        emit RecipientSet(msg.sender);
     }
 
-    /// @notice Move tokens out: recover what was sent by mistake, or take on-chain inventory back
-    ///         (cycles need none; swaps from inventory spend what the owner put here).
+    /// @notice Recover tokens sent to this contract (it holds none between executions).
     function withdrawToken(address token, address to, uint256 amount) external onlyOwner {
         if (to == address(0)) revert ZeroAddress();
         _transfer(token, to, amount);
@@ -315,152 +369,481 @@ contract AlphaPulseArb {
         returns (address)
     {
         bytes32 initCodeHash = initCodeHashOf[factory][kind];
-        if (initCodeHash == bytes32(0)) return address(0);
+        if (initCodeHash == bytes32(0) || kind == Kind.V4) return address(0);
         return _computePool(kind, factory, initCodeHash, tokenA, tokenB, fee);
     }
 
     // ------------------------------------------------------------------------------------------
-    // Internals
+    // Path checks and packed-path readers (p = calldata offset of the path's first byte)
     // ------------------------------------------------------------------------------------------
-    function _checkHop(Hop calldata hop, uint256 i, address nextTokenIn) private view {
-        if (hop.tokenIn == hop.tokenOut || hop.tokenOut != nextTokenIn) revert BrokenPath(i);
-        if (hop.fee >= PPM) revert InvalidFee(i, hop.fee);
-        bytes32 initCodeHash = initCodeHashOf[hop.factory][hop.kind];
-        if (initCodeHash == bytes32(0)) revert FactoryNotAllowed(i, hop.factory, hop.kind);
-        address expected = _computePool(hop.kind, hop.factory, initCodeHash, hop.tokenIn, hop.tokenOut, hop.fee);
-        if (hop.pool != expected) revert PoolNotGenuine(i, hop.pool, expected);
+    /// @dev Every hop: distinct tokens, the cycle closes, fee below 100 %, allow-listed factory,
+    ///      genuine pool. Returns whether every hop but the last is V2 (REVERSE is possible) and
+    ///      the PoolManager of the V4 hops (0 without any).
+    function _checkPath(uint256 p, uint256 n) private view returns (bool allV2Prefix, address manager) {
+        allV2Prefix = true;
+        address start = _tokenIn(p, 0);
+        for (uint256 i; i < n; ++i) {
+            address tokenIn = _tokenIn(p, i);
+            address tokenOut = _tokenIn(p, i + 1);
+            if (tokenIn == tokenOut || (i + 1 == n && tokenOut != start)) revert BrokenPath(i);
+            uint256 h = p + HEADER + HOP * i;
+            uint256 k;
+            uint24 fee;
+            address pool;
+            address factory;
+            assembly ("memory-safe") {
+                k := byte(20, calldataload(h))
+                fee := shr(232, calldataload(add(h, 21)))
+                pool := shr(96, calldataload(add(h, 27)))
+                factory := shr(96, calldataload(add(h, 47)))
+            }
+            if (k > uint256(Kind.V4)) revert MalformedPath();
+            Kind kind = Kind(k);
+            _checkPool(i, kind, factory, pool, tokenIn, tokenOut, fee);
+            if (kind == Kind.V4) {
+                if (manager == address(0)) manager = factory;
+                else if (manager != factory) revert MalformedPath();
+            }
+            if (kind != Kind.V2 && i + 1 < n) allV2Prefix = false;
+        }
     }
 
-    /// @dev The caller must be the pool we are swapping with right now; forget it at once so it
-    ///      cannot call back twice.
+    /// @dev Hop i's fee is below 100 %, its factory allow-listed for its kind, and (V2/V3) its
+    ///      pool the CREATE2 address of that factory for the two tokens (and fee).
+    function _checkPool(uint256 i, Kind kind, address factory, address pool, address tokenIn, address tokenOut, uint24 fee)
+        private
+        view
+    {
+        if (fee >= PPM) revert InvalidFee(i, fee);
+        bytes32 initCodeHash = initCodeHashOf[factory][kind];
+        if (initCodeHash == bytes32(0)) revert FactoryNotAllowed(i, factory, kind);
+        if (kind != Kind.V4) {
+            address expected = _computePool(kind, factory, initCodeHash, tokenIn, tokenOut, fee);
+            if (pool != expected) revert PoolNotGenuine(i, pool, expected);
+        }
+    }
+
+    function _hopCount(uint256 p) private pure returns (uint256 n) {
+        assembly ("memory-safe") {
+            n := byte(0, calldataload(add(p, 32)))
+        }
+    }
+
+    function _word128(uint256 offset) private pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := shr(128, calldataload(offset))
+        }
+    }
+
+    /// @dev tokenIn of hop i; i == n gives the trailer (the last hop's tokenOut).
+    function _tokenIn(uint256 p, uint256 i) private pure returns (address t) {
+        assembly ("memory-safe") {
+            t := shr(96, calldataload(add(add(p, HEADER), mul(HOP, i))))
+        }
+    }
+
+    function _kind(uint256 p, uint256 i) private pure returns (uint256 k) {
+        assembly ("memory-safe") {
+            k := byte(20, calldataload(add(add(p, HEADER), mul(HOP, i))))
+        }
+    }
+
+    function _fee(uint256 p, uint256 i) private pure returns (uint256 f) {
+        assembly ("memory-safe") {
+            f := shr(232, calldataload(add(add(p, add(HEADER, 21)), mul(HOP, i))))
+        }
+    }
+
+    function _pool(uint256 p, uint256 i) private pure returns (address a) {
+        assembly ("memory-safe") {
+            a := shr(96, calldataload(add(add(p, add(HEADER, 27)), mul(HOP, i))))
+        }
+    }
+
+    function _minOut(uint256 p, uint256 i) private pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := shr(128, calldataload(add(add(p, add(HEADER, 67)), mul(HOP, i))))
+        }
+    }
+
+    function _zeroForOne(uint256 p, uint256 i) private pure returns (bool) {
+        return _tokenIn(p, i) < _tokenIn(p, i + 1);
+    }
+
+    /// @dev The data a lending pool hands back to its callback: mode | path [| amounts].
+    function _callbackPath(bytes calldata data) private pure returns (uint256 mode, uint256 p, uint256 n) {
+        if (data.length < 1 + HEADER) revert InvalidCallbackData();
+        assembly ("memory-safe") {
+            mode := byte(0, calldataload(data.offset))
+            p := add(data.offset, 1)
+            n := byte(0, calldataload(add(p, 32)))
+        }
+    }
+
+    /// @dev REVERSE: the input of hop i (i >= 1), computed up front and appended to the path.
+    function _reverseAmount(uint256 p, uint256 n, uint256 i) private pure returns (uint256 v) {
+        uint256 offset = p + HEADER + HOP * n + TRAILER + 32 * (i - 1);
+        assembly ("memory-safe") {
+            v := calldataload(offset)
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // REVERSE: the last pool lends; V2 hops run pool to pool inside its callback
+    // ------------------------------------------------------------------------------------------
+    function _startReverse(uint256 p, uint256 n, uint256 amountIn, bytes calldata path) private {
+        // data = MODE_REVERSE | path | input of hop 1 .. hop n-1 (32 bytes each)
+        bytes memory data = new bytes(1 + path.length + 32 * (n - 1));
+        assembly ("memory-safe") {
+            mstore8(add(data, 32), MODE_REVERSE)
+            calldatacopy(add(data, 33), path.offset, path.length)
+        }
+        uint256 amount = amountIn;
+        uint256 slot = 33 + path.length;
+        for (uint256 i; i + 1 < n; ++i) {
+            amount = _v2AmountOut(_pool(p, i), amount, _zeroForOne(p, i), _fee(p, i));
+            uint256 minOut = _minOut(p, i);
+            if (amount < minOut) revert InsufficientOutput(i, amount, minOut);
+            assembly ("memory-safe") {
+                mstore(add(data, slot), amount)
+            }
+            slot += 32;
+        }
+        uint256 last = n - 1;
+        address pool = _pool(p, last);
+        bool zeroForOne = _zeroForOne(p, last);
+        expectedCaller = pool;
+        if (_kind(p, last) == uint256(Kind.V2)) {
+            uint256 out = _v2AmountOut(pool, amount, zeroForOne, _fee(p, last));
+            uint256 minOut = _minOut(p, last);
+            if (out < minOut) revert InsufficientOutput(last, out, minOut);
+            _v2Swap(pool, zeroForOne, out, address(this), data);
+        } else {
+            _v3Swap(pool, address(this), zeroForOne, amount, data);
+        }
+    }
+
+    /// @dev Inside the last pool's callback, `received` start tokens in hand: pay pair 0 the
+    ///      cycle's input, then each V2 pair sends its (precomputed) output into the next pool.
+    function _finishReverse(uint256 p, uint256 n, uint256 received) private {
+        uint256 amountIn = _word128(p);
+        if (received < amountIn) revert InsufficientReturn(received, amountIn);
+        _transfer(_tokenIn(p, 0), _pool(p, 0), amountIn);
+        for (uint256 i; i + 1 < n; ++i) {
+            _v2Swap(_pool(p, i), _zeroForOne(p, i), _reverseAmount(p, n, i + 1), _pool(p, i + 1), "");
+        }
+        cycleResult = received - amountIn;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // FORWARD: the first pool lends; the rest runs in its callback
+    // ------------------------------------------------------------------------------------------
+    function _startForward(uint256 p, uint256 n, uint256 amountIn, bytes calldata path) private {
+        bytes memory data = _withMode(MODE_FORWARD, path);
+        address pool = _pool(p, 0);
+        bool zeroForOne = _zeroForOne(p, 0);
+        expectedCaller = pool;
+        if (_kind(p, 0) == uint256(Kind.V2)) {
+            uint256 out = _v2AmountOut(pool, amountIn, zeroForOne, _fee(p, 0));
+            uint256 minOut = _minOut(p, 0);
+            if (out < minOut) revert InsufficientOutput(0, out, minOut);
+            // A V2 flash swap calls back its `to`: the output must come here.
+            _v2Swap(pool, zeroForOne, out, address(this), data);
+        } else {
+            _v3Swap(pool, _deliverTo(p, n, 0), zeroForOne, amountIn, data);
+        }
+    }
+
+    /// @dev Where hop i (not a V2 lender) sends its output: straight into the next V2 pair, else here.
+    function _deliverTo(uint256 p, uint256 n, uint256 i) private view returns (address) {
+        if (i + 1 < n && _kind(p, i + 1) == uint256(Kind.V2)) return _pool(p, i + 1);
+        return address(this);
+    }
+
+    /// @dev Inside the first pool's callback: run hops 1..n-1 on `received`, then repay `owed`.
+    function _finishForward(uint256 p, uint256 n, uint256 received, uint256 owed) private {
+        uint256 amount = received;
+        // A V3 first hop sent its output straight to a V2 second hop.
+        bool delivered = _kind(p, 0) != uint256(Kind.V2) && _kind(p, 1) == uint256(Kind.V2);
+        for (uint256 i = 1; i < n; ++i) {
+            address pool = _pool(p, i);
+            bool zeroForOne = _zeroForOne(p, i);
+            address to = _deliverTo(p, n, i);
+            if (_kind(p, i) == uint256(Kind.V2)) {
+                if (!delivered) _transfer(_tokenIn(p, i), pool, amount);
+                amount = _v2AmountOut(pool, amount, zeroForOne, _fee(p, i));
+                _v2Swap(pool, zeroForOne, amount, to, "");
+            } else {
+                expectedCaller = pool;
+                amount = _v3Swap(
+                    pool, to, zeroForOne, amount, abi.encodePacked(uint8(MODE_PAY), _tokenIn(p, i), zeroForOne)
+                );
+            }
+            uint256 minOut = _minOut(p, i);
+            if (amount < minOut) revert InsufficientOutput(i, amount, minOut);
+            delivered = to != address(this);
+        }
+        if (amount < owed) revert InsufficientReturn(amount, owed);
+        _transfer(_tokenIn(p, 0), msg.sender, owed);
+        cycleResult = amount - owed;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // UNLOCK: inside PoolManager.unlock, the PoolManager lends and clears
+    // ------------------------------------------------------------------------------------------
+    /// @dev Where the running amount sits between hops.
+    uint256 private constant AT_MANAGER = 0; // a credit (or the start token's debt) in the PoolManager
+    uint256 private constant AT_PAIR = 1; // already in the next V2 pair
+
+    function _runUnlocked(uint256 p, uint256 n, address manager, address to) private returns (uint256) {
+        uint256 amountIn = _word128(p);
+        uint256 amount = amountIn;
+        uint256 where = AT_MANAGER;
+        for (uint256 i; i < n; ++i) {
+            uint256 kind = _kind(p, i);
+            bool zeroForOne = _zeroForOne(p, i);
+            address tokenIn = _tokenIn(p, i);
+            address pool = _pool(p, i);
+            if (kind == uint256(Kind.V4)) {
+                amount = _v4Swap(manager, p, i, zeroForOne, amount);
+                where = AT_MANAGER;
+            } else {
+                address tokenOut = _tokenIn(p, i + 1);
+                bool toPair = i + 1 < n && _kind(p, i + 1) == uint256(Kind.V2);
+                address dest = toPair ? _pool(p, i + 1) : manager;
+                if (!toPair) _managerCall(manager, abi.encodeWithSelector(PM_SYNC, tokenOut));
+                if (kind == uint256(Kind.V2)) {
+                    if (where == AT_MANAGER) _take(manager, tokenIn, pool, amount);
+                    amount = _v2AmountOut(pool, amount, zeroForOne, _fee(p, i));
+                    _v2Swap(pool, zeroForOne, amount, dest, "");
+                } else {
+                    expectedCaller = pool;
+                    amount = _v3Swap(
+                        pool,
+                        dest,
+                        zeroForOne,
+                        amount,
+                        abi.encodePacked(uint8(MODE_PAY_FROM_MANAGER), tokenIn, zeroForOne, manager)
+                    );
+                }
+                if (!toPair) _managerCall(manager, abi.encodeWithSelector(PM_SETTLE));
+                where = toPair ? AT_PAIR : AT_MANAGER;
+            }
+            uint256 minOut = _minOut(p, i);
+            if (amount < minOut) revert InsufficientOutput(i, amount, minOut);
+        }
+        if (amount < amountIn) revert InsufficientReturn(amount, amountIn);
+        uint256 gross = amount - amountIn;
+        if (gross == 0) return 0;
+        // The profit leaves the PoolManager straight to the recipient; measure what it received.
+        address token = _tokenIn(p, 0);
+        uint256 before = _balanceOf(token, to);
+        _take(manager, token, to, gross);
+        return _received(_balanceOf(token, to), before, gross);
+    }
+
+    /// @dev One exact-input V4 swap; returns its output (a credit in the PoolManager).
+    function _v4Swap(address manager, uint256 p, uint256 i, bool zeroForOne, uint256 amountIn)
+        private
+        returns (uint256 out)
+    {
+        uint256 h = p + HEADER + HOP * i;
+        address a = _tokenIn(p, i);
+        address b = _tokenIn(p, i + 1);
+        (address c0, address c1) = zeroForOne ? (a, b) : (b, a);
+        uint256 limit = zeroForOne ? MIN_SQRT_PRICE_LIMIT : MAX_SQRT_PRICE_LIMIT;
+        if (amountIn > uint256(uint128(type(int128).max))) revert InvalidCallbackData();
+        int256 delta;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, PM_SWAP)
+            mstore(add(m, 0x04), c0)
+            mstore(add(m, 0x24), c1)
+            mstore(add(m, 0x44), shr(232, calldataload(add(h, 21)))) // fee
+            mstore(add(m, 0x64), signextend(2, shr(232, calldataload(add(h, 24))))) // tickSpacing
+            mstore(add(m, 0x84), shr(96, calldataload(add(h, 27)))) // hooks
+            mstore(add(m, 0xa4), zeroForOne)
+            mstore(add(m, 0xc4), sub(0, amountIn)) // < 0: exact input
+            mstore(add(m, 0xe4), limit)
+            mstore(add(m, 0x104), 0x120) // hookData offset
+            mstore(add(m, 0x124), 0) // hookData length
+            if iszero(call(gas(), manager, 0, m, 0x144, 0, 0x20)) {
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            delta := mload(0)
+        }
+        int256 a0 = delta >> 128;
+        int256 a1 = int256(int128(delta));
+        int256 o = zeroForOne ? a1 : a0;
+        if (o < 0) revert InvalidCallbackData();
+        out = uint256(o);
+    }
+
+    function _take(address manager, address token, address to, uint256 amount) private {
+        _managerCall(manager, abi.encodeWithSelector(PM_TAKE, token, to, amount));
+    }
+
+    function _managerCall(address manager, bytes memory data) private {
+        _call(manager, data);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Pools and tokens
+    // ------------------------------------------------------------------------------------------
+    /// @dev Where the callback data carries the path: `prefix` then the path (copied from calldata).
+    function _withMode(uint256 mode, bytes calldata path) private pure returns (bytes memory data) {
+        data = new bytes(1 + path.length);
+        assembly ("memory-safe") {
+            mstore8(add(data, 32), mode)
+            calldatacopy(add(data, 33), path.offset, path.length)
+        }
+    }
+
+    function _withPrefix(bytes20 prefix, bytes calldata path) private pure returns (bytes memory data) {
+        data = new bytes(20 + path.length);
+        assembly ("memory-safe") {
+            mstore(add(data, 32), prefix)
+            calldatacopy(add(data, 52), path.offset, path.length)
+        }
+    }
+
+    /// @dev Consume the one-shot permission to call back: the caller must be the address this
+    ///      contract is calling right now.
     function _consumeCallback() private {
         address expected = expectedCaller;
         if (expected == address(0) || msg.sender != expected) revert UnexpectedCallback(msg.sender);
         expectedCaller = address(0);
     }
 
-    /// @dev Recompute the hop's pool with CREATE2 from its allow-listed factory; it must be the caller.
-    function _verifyCaller(Hop memory hop) private view {
-        bytes32 initCodeHash = initCodeHashOf[hop.factory][hop.kind];
-        if (
-            initCodeHash == bytes32(0)
-                || msg.sender != _computePool(hop.kind, hop.factory, initCodeHash, hop.tokenIn, hop.tokenOut, hop.fee)
-        ) revert UnexpectedCallback(msg.sender);
-    }
-
-    /// @dev Inside the first pool's callback: run hops 1..n-1 on `received`, then repay `owed`.
-    function _finishFlash(Hop[] memory hops, uint256 received, uint256 owed) private {
-        uint256 n = hops.length;
-        uint256 amount = received;
-        // A V3 first hop sent its output straight to a V2 second hop.
-        bool delivered = hops[0].kind == Kind.V3 && hops[1].kind == Kind.V2;
-        for (uint256 i = 1; i < n; ++i) {
-            Hop memory hop = hops[i];
-            bool last = i + 1 == n;
-            address to = last ? address(this) : _recipientAfter(hops[i + 1].kind, hops[i + 1].pool);
-            if (hop.kind == Kind.V2) {
-                if (!delivered) _transfer(hop.tokenIn, hop.pool, amount);
-                amount = _swapV2(hop, amount, to);
-            } else {
-                amount = _swapV3(hop, amount, to);
-            }
-            if (amount < hop.amountOut) revert InsufficientOutput(i, amount, hop.amountOut);
-            delivered = to != address(this);
-        }
-        if (amount < owed) revert InsufficientReturn(amount, owed);
-        _transfer(hops[0].tokenIn, msg.sender, owed);
-    }
-
-    /// @dev Where a hop should send its output: straight into the next hop's V2 pair, else here.
-    ///      (The last hop always pays us: the first pool is repaid and the profit kept from its output.)
-    function _recipientAfter(Kind nextKind, address nextPool) private view returns (address) {
-        return nextKind == Kind.V2 ? nextPool : address(this);
-    }
-
-    function _swapV2(Hop memory hop, uint256 amountIn, address to) private returns (uint256 out) {
-        bool zeroForOne = hop.tokenIn < hop.tokenOut;
-        out = _v2AmountOut(hop.pool, amountIn, zeroForOne, hop.fee);
-        (uint256 out0, uint256 out1) = zeroForOne ? (uint256(0), out) : (out, uint256(0));
-        IUniswapV2PairLike(hop.pool).swap(out0, out1, to, "");
-    }
-
-    function _swapV3(Hop memory hop, uint256 amountIn, address to) private returns (uint256 out) {
-        bool zeroForOne = hop.tokenIn < hop.tokenOut;
-        expectedCaller = hop.pool;
-        (int256 amount0, int256 amount1) = IUniswapV3PoolLike(hop.pool).swap(
-            to,
-            zeroForOne,
-            _toInt256(amountIn),
-            zeroForOne ? MIN_SQRT_PRICE_LIMIT : MAX_SQRT_PRICE_LIMIT,
-            bytes.concat(CALLBACK_PAY, abi.encode(hop))
-        );
-        expectedCaller = address(0);
-        int256 deltaOut = zeroForOne ? amount1 : amount0;
-        if (deltaOut > 0) revert InvalidCallbackData();
-        out = uint256(-deltaOut);
-    }
-
     /// @dev UniswapV2Library.getAmountOut on the 1e6 scale (identical to 997/1000 for fee 3000).
-    function _v2AmountOut(address pair, uint256 amountIn, bool zeroForOne, uint24 fee)
+    function _v2AmountOut(address pair, uint256 amountIn, bool zeroForOne, uint256 fee)
         private
         view
         returns (uint256)
     {
-        (bool ok, bytes memory ret) = pair.staticcall(abi.encodeWithSelector(IUniswapV2PairLike.getReserves.selector));
-        if (!ok || ret.length < 64) revert ReservesQueryFailed(pair);
-        (uint256 reserve0, uint256 reserve1) = abi.decode(ret, (uint256, uint256));
+        uint256 reserve0;
+        uint256 reserve1;
+        bool ok;
+        assembly ("memory-safe") {
+            mstore(0, GET_RESERVES)
+            ok := staticcall(gas(), pair, 0, 4, 0, 0x40)
+            ok := and(ok, gt(returndatasize(), 0x3f))
+            reserve0 := mload(0)
+            reserve1 := mload(0x20)
+        }
+        if (!ok) revert ReservesQueryFailed(pair);
         (uint256 reserveIn, uint256 reserveOut) = zeroForOne ? (reserve0, reserve1) : (reserve1, reserve0);
         uint256 amountInWithFee = amountIn * (PPM - fee);
         return (amountInWithFee * reserveOut) / (reserveIn * PPM + amountInWithFee);
     }
 
-    function _computePool(Kind kind, address factory, bytes32 initCodeHash, address tokenA, address tokenB, uint24 fee)
+    function _v2Swap(address pair, bool zeroForOne, uint256 out, address to, bytes memory data) private {
+        (uint256 out0, uint256 out1) = zeroForOne ? (uint256(0), out) : (out, uint256(0));
+        _call(pair, abi.encodeWithSelector(V2_SWAP, out0, out1, to, data));
+    }
+
+    /// @dev Exact-input V3 swap without a price limit; returns its output.
+    function _v3Swap(address pool, address to, bool zeroForOne, uint256 amountIn, bytes memory data)
+        private
+        returns (uint256)
+    {
+        if (amountIn > uint256(type(int256).max)) revert InvalidCallbackData();
+        bytes memory ret = _call(
+            pool,
+            abi.encodeWithSelector(
+                V3_SWAP, to, zeroForOne, amountIn, zeroForOne ? MIN_SQRT_PRICE_LIMIT : MAX_SQRT_PRICE_LIMIT, data
+            )
+        );
+        (int256 amount0, int256 amount1) = abi.decode(ret, (int256, int256));
+        int256 deltaOut = zeroForOne ? amount1 : amount0;
+        if (deltaOut > 0) revert InvalidCallbackData();
+        return uint256(-deltaOut);
+    }
+
+    /// @dev Call `target`; bubble up its revert data unchanged.
+    function _call(address target, bytes memory data) private returns (bytes memory ret) {
+        bool ok;
+        (ok, ret) = target.call(data);
+        if (!ok) {
+            if (ret.length == 0) revert CallFailed(target);
+            assembly ("memory-safe") {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+    }
+
+    function _computePool(Kind kind, address factory, bytes32 initCodeHash, address tokenA, address tokenB, uint256 fee)
         private
         pure
-        returns (address)
+        returns (address pool)
     {
         (address token0, address token1) = tokenA < tokenB ? (tokenA, tokenB) : (tokenB, tokenA);
-        bytes32 salt =
-            kind == Kind.V2 ? keccak256(abi.encodePacked(token0, token1)) : keccak256(abi.encode(token0, token1, fee));
-        return address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), factory, salt, initCodeHash)))));
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            let salt
+            switch kind
+            case 0 {
+                // keccak256(abi.encodePacked(token0, token1))
+                mstore(m, shl(96, token0))
+                mstore(add(m, 20), shl(96, token1))
+                salt := keccak256(m, 40)
+            }
+            default {
+                // keccak256(abi.encode(token0, token1, fee))
+                mstore(m, token0)
+                mstore(add(m, 32), token1)
+                mstore(add(m, 64), fee)
+                salt := keccak256(m, 96)
+            }
+            // keccak256(0xff ++ factory ++ salt ++ initCodeHash)
+            mstore8(m, 0xff)
+            mstore(add(m, 1), shl(96, factory))
+            mstore(add(m, 21), salt)
+            mstore(add(m, 53), initCodeHash)
+            pool := and(keccak256(m, 85), 0xffffffffffffffffffffffffffffffffffffffff)
+        }
     }
 
-    function _toInt256(uint256 x) private pure returns (int256) {
-        if (x > uint256(type(int256).max)) revert AmountTooLarge(x);
-        return int256(x);
+    /// @dev Send the profit (if any) to the recipient; returns what the recipient received (its
+    ///      balance change, capped at what was sent, so a lying `balanceOf` cannot inflate it).
+    function _payRecipient(address token, address to, uint256 amount) private returns (uint256) {
+        if (amount == 0) return 0;
+        uint256 before = _balanceOf(token, to);
+        _transfer(token, to, amount);
+        return _received(_balanceOf(token, to), before, amount);
     }
 
-    function _balanceOf(address token) private view returns (uint256) {
-        (bool ok, bytes memory ret) = token.staticcall(abi.encodeWithSelector(IERC20Like.balanceOf.selector, address(this)));
-        if (!ok || ret.length < 32) revert BalanceQueryFailed(token);
-        return abi.decode(ret, (uint256));
+    function _received(uint256 balanceAfter, uint256 balanceBefore, uint256 sent) private pure returns (uint256) {
+        if (balanceAfter <= balanceBefore) return 0;
+        uint256 got = balanceAfter - balanceBefore;
+        return got < sent ? got : sent;
+    }
+
+    function _balanceOf(address token, address account) private view returns (uint256 bal) {
+        bool ok;
+        assembly ("memory-safe") {
+            mstore(0, shl(224, 0x70a08231))
+            mstore(4, account)
+            ok := staticcall(gas(), token, 0, 0x24, 0, 0x20)
+            ok := and(ok, gt(returndatasize(), 0x1f))
+            bal := mload(0)
+        }
+        if (!ok) revert BalanceQueryFailed(token);
     }
 
     /// @dev ERC-20 transfer that accepts tokens returning nothing (USDT-style) and rejects `false`.
     function _transfer(address token, address to, uint256 amount) private {
-        (bool ok, bytes memory ret) = token.call(abi.encodeWithSelector(IERC20Like.transfer.selector, to, amount));
-        if (!ok || (ret.length != 0 && !abi.decode(ret, (bool))) || (ret.length == 0 && token.code.length == 0)) {
-            revert TransferFailed(token, to, amount);
+        bool ok;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, shl(224, 0xa9059cbb))
+            mstore(add(m, 4), to)
+            mstore(add(m, 36), amount)
+            ok := call(gas(), token, 0, m, 68, 0, 0x20)
+            // ok if the call succeeded and returned true, or returned nothing from a contract
+            ok := and(ok, or(and(gt(returndatasize(), 0x1f), eq(mload(0), 1)), and(iszero(returndatasize()), gt(extcodesize(token), 0))))
         }
+        if (!ok) revert TransferFailed(token, to, amount);
     }
-}
-
-interface IERC20Like {
-    function balanceOf(address account) external view returns (uint256);
-    function transfer(address to, uint256 amount) external returns (bool);
-}
-
-interface IUniswapV2PairLike {
-    function getReserves() external view returns (uint112 reserve0, uint112 reserve1, uint32 blockTimestampLast);
-    function swap(uint256 amount0Out, uint256 amount1Out, address to, bytes calldata data) external;
-}
-
-interface IUniswapV3PoolLike {
-    function swap(
-        address recipient,
-        bool zeroForOne,
-        int256 amountSpecified,
-        uint160 sqrtPriceLimitX96,
-        bytes calldata data
-    ) external returns (int256 amount0, int256 amount1);
 }

@@ -49,7 +49,7 @@ def roles(chain: Chain) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def arb(chain: Chain, market: Market, roles: dict[str, str]) -> Arb:
+def arb(chain: Chain, market: Market, roles: dict[str, str], arb_devnet_deployment: Any) -> Arb:
     art = load_artifact()
     code = bytes.fromhex(art["bytecode"][2:]) + encode_constructor_args(roles["recipient"])
     receipt = chain.send(roles["owner"], None, code, gas=10_000_000)
@@ -57,4 +57,6 @@ def arb(chain: Chain, market: Market, roles: dict[str, str]) -> Arb:
     for factory in market.v2_factories.values():
         chain.send(roles["owner"], address, encode_set_factory(factory, Kind.V2))
     chain.send(roles["owner"], address, encode_set_factory(market.v3_factory, Kind.V3))
+    if arb_devnet_deployment.v4 is not None:  # the V4 PoolManager: flash lender and V4 hops
+        chain.send(roles["owner"], address, encode_set_factory(arb_devnet_deployment.v4.pool_manager, Kind.V4))
     return Arb(address, roles["owner"], roles["recipient"], receipt["gasUsed"])

@@ -46,6 +46,19 @@ def test_committed_artifact_is_up_to_date(fresh: dict) -> None:
     assert committed["deployedBytecode"] == fresh["deployedBytecode"]
 
 
+def test_previous_artifact_is_kept_with_its_source_hash() -> None:
+    """The v1 contract's artifact is the gas benchmark's baseline: its source hash is pinned and
+    its interface is the one encode_execute_v1 speaks."""
+    from execution.calldata import EXECUTE_V1_SIGNATURE
+
+    previous = build.load_artifact(build.PREVIOUS_ARTIFACT_PATH)
+    assert previous["sourceSha256"] == build.PREVIOUS_SOURCE_SHA256
+    assert previous["compiler"]["version"] == build.SOLC_VERSION
+    functions = {_signature(e) for e in previous["abi"] if e["type"] == "function"}
+    assert EXECUTE_V1_SIGNATURE in functions
+    assert previous["deployedBytecode"] != build.load_artifact()["deployedBytecode"]
+
+
 def test_compiler_is_pinned_and_clean(fresh: dict) -> None:
     assert fresh["compiler"]["fullVersion"].startswith(build.SOLC_VERSION + ".")
     assert fresh["settings"] == build.SETTINGS
@@ -83,7 +96,8 @@ def test_calldata_interface_matches_the_compiled_abi() -> None:
     assert set(ERROR_SIGNATURES) == errors
     for sig in ("setFactory(address,uint8,bytes32)", "setRecipient(address)", "pause()", "unpause()",
                 "transferOwnership(address)", "acceptOwnership()", "withdrawToken(address,address,uint256)",
-                "uniswapV2Call(address,uint256,uint256,bytes)", "uniswapV3SwapCallback(int256,int256,bytes)"):
+                "uniswapV2Call(address,uint256,uint256,bytes)", "uniswapV3SwapCallback(int256,int256,bytes)",
+                "unlockCallback(bytes)"):
         assert sig in functions
     (event,) = [e for e in abi if e["type"] == "event" and e["name"] == "ArbitrageExecuted"]
     assert [i["indexed"] for i in event["inputs"]] == [True, True, False, False]
@@ -104,6 +118,39 @@ def test_execute_calldata_round_trip() -> None:
     got, min_profit = decode_execute(data)
     assert got == hops and min_profit == 123
     assert hops[0].zero_for_one and hops[1].zero_for_one and not hops[2].zero_for_one
+
+
+def test_packed_path_layout_and_v4_hops() -> None:
+    """The packed path: 33-byte header, 83 bytes per hop, the last token_out as a 20-byte trailer;
+    a V4 hop carries its hooks, PoolManager and tick spacing."""
+    from execution.calldata import PATH_HEADER, PATH_HOP, PATH_TRAILER, decode_path, encode_path
+
+    pm, hooks = "0x" + "44" * 20, "0x" + "00" * 18 + "c0de"
+    hops = [
+        Hop(pool=hooks, factory=pm, token_in=A, token_out=B, kind=Kind.V4, fee=3000, tick_spacing=60,
+            amount_in=(1 << 128) - 1, amount_out=7),
+        Hop(pool=P2, factory=F, token_in=B, token_out=A, kind=Kind.V3, fee=500),
+    ]
+    path = encode_path(hops, 99)
+    assert len(path) == PATH_HEADER + PATH_HOP * 2 + PATH_TRAILER
+    assert path[:16] == ((1 << 128) - 1).to_bytes(16, "big") and path[16:32] == (99).to_bytes(16, "big")
+    assert path[32] == 2 and path[-20:] == bytes.fromhex(A[2:])
+    hop0 = path[PATH_HEADER:PATH_HEADER + PATH_HOP]
+    assert (hop0[:20], hop0[20], hop0[21:24], hop0[24:27]) == (bytes.fromhex(A[2:]), 2, (3000).to_bytes(3, "big"),
+                                                                (60).to_bytes(3, "big"))
+    assert (hop0[27:47], hop0[47:67], hop0[67:]) == (bytes.fromhex(hooks[2:]), bytes.fromhex(pm[2:]),
+                                                      (7).to_bytes(16, "big"))
+    assert decode_path(path) == (hops, 99)
+    with pytest.raises(ValueError, match="uint128"):
+        encode_path([Hop(**{**_fields(hops[0]), "amount_in": 1 << 128}), hops[1]], 0)
+    with pytest.raises(ValueError, match="uint128"):
+        encode_path(hops, 1 << 128)
+    with pytest.raises(ValueError, match="int24"):
+        encode_path([Hop(**{**_fields(hops[0]), "tick_spacing": 1 << 23}), hops[1]], 0)
+    with pytest.raises(ValueError, match="does not hold"):
+        decode_path(path[:-1])
+    with pytest.raises(ValueError, match="V4 hop has no v1"):
+        hops[0].as_abi_tuple()
 
 
 def test_execute_calldata_refuses_broken_paths() -> None:

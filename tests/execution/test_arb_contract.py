@@ -375,6 +375,25 @@ def test_two_step_ownership_transfer(chain: Chain, market: Market, arb: Arb, rol
     assert chain.revert_error(arb.owner, arb.address, encode_pause()).name == "NotOwner"
 
 
+def test_profits_follow_an_ownership_handover(chain: Chain, market: Market, arb: Arb, roles: dict[str, str]) -> None:
+    """After a handover the profits go to the new owner (the recipient resets to it), never to the
+    previous owner's recipient; the new owner may then choose another recipient."""
+    hops, profit = _v2v2_cycle(chain, market)
+    usdc = market.tokens["USDC"]
+    new = roles["stranger"]
+    chain.send(arb.owner, arb.address, abi_call("transferOwnership(address)", new))
+    assert chain.call_decode(arb.address, "recipient()", ["address"])[0].lower() == arb.recipient.lower()
+    chain.send(new, arb.address, abi_call("acceptOwnership()"))
+    assert chain.call_decode(arb.address, "recipient()", ["address"])[0].lower() == new.lower()
+    old_recipient_before = chain.balance_of(usdc, arb.recipient)
+    assert chain.revert_error(arb.owner, arb.address, encode_execute(hops, 0)).name == "NotOwner"
+    receipt = chain.send(new, arb.address, encode_execute(hops, profit), gas=EXECUTE_GAS)
+    (ev,) = decode_profit_events(receipt["logs"], arb.address)
+    assert (ev.recipient, ev.profit) == (new, profit)
+    assert chain.balance_of(usdc, new) == profit
+    assert chain.balance_of(usdc, arb.recipient) == old_recipient_before
+
+
 def test_paused_execute_reverts_until_unpaused(chain: Chain, market: Market, arb: Arb) -> None:
     hops, profit = _v2v2_cycle(chain, market)
     chain.send(arb.owner, arb.address, encode_pause())
