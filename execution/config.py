@@ -20,6 +20,8 @@ Example (``alphapulse executor --config executor.toml``)::
     source_id = 30                     # producer id on the execution relay
     state_db = "var/executor/state.sqlite"
     market_data_from = "oldest"        # oldest | now: where to start the market-data relay
+    signals_from = "now"               # oldest | now: where a fresh state_db starts on the signal relay
+                                       # (a restart always resumes after the last signal handled)
 
     [keystore]
     path = "var/executor/keystore.json"
@@ -242,6 +244,7 @@ class ExecutorConfig(Config):
     name: str = "executor"
     state_db: str = "var/executor/state.sqlite"
     market_data_from: str = "oldest"
+    signals_from: str = "now"
     validation: ValidationConfig = ValidationConfig()
     limits: LimitsConfig = LimitsConfig()
     gas: GasConfig = GasConfig()
@@ -266,6 +269,8 @@ class ExecutorConfig(Config):
                               "refuse smaller replacements", path="gas.fee_bump_bps")
         if self.market_data_from not in ("oldest", "now"):
             raise ConfigError(f"{self.market_data_from!r} must be 'oldest' or 'now'", path="market_data_from")
+        if self.signals_from not in ("oldest", "now"):
+            raise ConfigError(f"{self.signals_from!r} must be 'oldest' or 'now'", path="signals_from")
         if bool(self.keystore.password_file) == bool(self.keystore.password_env):
             raise ConfigError("give exactly one of password_file or password_env", path="keystore")
 

@@ -90,7 +90,12 @@ log = logging.getLogger("execution")
 class Publisher:
     """Where results go (a RelayProducer in the process; a list in unit tests)."""
 
-    async def publish(self, tlv: TLV) -> None:  # pragma: no cover - interface
+    async def publish(self, tlv: TLV) -> int:  # pragma: no cover - interface
+        """Publish ``tlv``; returns its source sequence (0 when there is none)."""
+        raise NotImplementedError
+
+    def next_source_seq(self) -> int:  # pragma: no cover - interface
+        """The source sequence the next ``publish`` will get (0: unknown)."""
         raise NotImplementedError
 
 
@@ -219,8 +224,13 @@ class Executor:
             tlv = a.tlv
             out = [tlv, *a.extra] if a.extra else tlv
             if type(tlv) is ExecutionResult:
-                self.store.finish_signal(tlv.signal_id, tlv.outcome, tlv.reason)
-                await self.publisher.publish(out)
+                # outcome and result in one transaction, before publishing (see execution/store.py)
+                seq = self.publisher.next_source_seq()
+                payload = b"".join(t.encode() for t in (tlv, *a.extra))
+                self.store.finish_signal(tlv.signal_id, tlv.outcome, tlv.reason, result=payload, source_seq=seq)
+                got = await self.publisher.publish(out)
+                if got != seq:  # someone published in between: keep the sequence the result really has
+                    self.store.set_result_seq(tlv.signal_id, got)
                 self.outcomes.append(tlv)
                 log.info("executor: signal %d -> %s: %s", tlv.signal_id, Outcome(tlv.outcome).name, tlv.reason)
             else:

@@ -9,7 +9,8 @@ SQLite state, connect the relays, reconcile nonces and settle transactions a pre
 open (:meth:`Executor.recover`), apply the market-data backlog (up to the relay's head when we
 subscribed; at most 5 s), print ``executor: ready``, then run until SIGINT/SIGTERM.
 
-Relays: signals (from the last handled sequence after a restart, else from now); market data
+Relays: signals (from the last handled sequence after a restart; a fresh store starts where
+``signals_from`` says, and a start from now is recorded as the position at once); market data
 (from the oldest retained message by default: the pool state is rebuilt from snapshots and
 updates); the execution relay, EmergencyStop/Resume only (from the last applied sequence, else
 from the oldest), and results are published there.
@@ -103,10 +104,28 @@ class _ProducerPublisher:
         self.producer = producer
         self.metrics = metrics
 
-    async def publish(self, tlv: Any) -> None:
-        await self.producer.publish(tlv)
+    async def publish(self, tlv: Any) -> int:
+        seq = await self.producer.publish(tlv)
         if self.metrics is not None:
             self.metrics.on_publish(tlv)
+        return seq
+
+    def next_source_seq(self) -> int:
+        return self.producer.last_source_seq + 1
+
+
+async def republish_unsent(store: ExecutorStore, producer: RelayProducer) -> int:
+    """Publish again every result a previous run recorded but the relay never got: its source_seq is
+    above the relay's ``Welcome.last_source_seq`` for us (``producer.last_source_seq`` right after
+    connecting). Each gets its new sequence recorded before it is published, so a kill in between is
+    handled the same way at the next start. Returns how many."""
+    unsent = store.unsent_results(producer.last_source_seq)
+    for signal_id, seq, payload in unsent:
+        store.set_result_seq(signal_id, producer.last_source_seq + 1)
+        await producer.publish_payload(payload)
+        log.warning("executor: the result of signal %d (source_seq %d) never reached the relay; published again",
+                    signal_id, seq)
+    return len(unsent)
 
 
 def cex_credentials(config: ExecutorConfig) -> ApiCredentials | None:
@@ -139,6 +158,7 @@ async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics 
         async with RelayProducer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
                                          source_id=config.source_id, name=config.name,
                                          metrics=pm) as producer:
+            await republish_unsent(store, producer)
             metrics = _Metrics(pm or ProcessMetrics("executor"))
             ex = Executor(config, gateway, store, _ProducerPublisher(producer, metrics), builders, orders)
             if reload is not None:
@@ -187,11 +207,19 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                     store.set_cursor("stops", msg.domain_seq)
 
         async def signals(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            start = None if sig_cursor is None else sig_cursor + 1
+            if sig_cursor is not None:
+                start: int | None = sig_cursor + 1
+            else:
+                start = 0 if config.signals_from == "oldest" else None
             async with RelayConsumer.connect(Domain.SIGNAL, relay_socket(config, Domain.SIGNAL), from_seq=start,
                                              name=f"{config.name}-signals", metrics=observer) as c:
                 # 'ready' must mean subscribed: from now starts where the relay reads our Subscribe
                 await c.subscribed()
+                if sig_cursor is None and start is None:
+                    # A fresh store starting from now: make that position durable at once, so a restart
+                    # before the first signal is handled resumes here instead of from a later 'now'
+                    # (every signal published while we were down would never get an outcome).
+                    store.set_cursor("signals", c.core.relay_head)
                 task_status.started()
                 async for msg in c:
                     try:

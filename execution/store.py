@@ -6,6 +6,11 @@
   next start settles (:meth:`ExecutorStore.open_txs` + reconciliation in the executor).
 * ``signals``: the outcome of every finished signal, so a signal delivered again (the relay
   resumes after a restart) is not executed twice, and a result is published once.
+* ``results``: each finished signal's ``ExecutionResult`` and the ``source_seq`` it is published
+  with, written in the same transaction as its ``signals`` row and *before* it is published. A
+  ``kill -9`` between the two would otherwise leave a signal done here and never reported; the next
+  start compares with the relay's ``Welcome.last_source_seq`` and publishes again exactly those
+  results the relay never got (:meth:`ExecutorStore.unsent_results`).
 * ``cursors``: the last relay sequence fully handled per domain (signals, stops).
 
 Nonce rule (see :class:`NonceTracker`): the next nonce is never below the chain's pending count
@@ -42,6 +47,11 @@ CREATE TABLE IF NOT EXISTS signals (
     outcome     INTEGER NOT NULL,
     reason      TEXT NOT NULL,
     done_ns     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    signal_id   INTEGER PRIMARY KEY,
+    source_seq  INTEGER NOT NULL,      -- the source_seq its frame was given on the execution relay
+    tlv         BLOB NOT NULL          -- the ExecutionResult, encoded, to publish again if it never arrived
 );
 CREATE TABLE IF NOT EXISTS cursors (
     name        TEXT PRIMARY KEY,
@@ -130,8 +140,24 @@ class ExecutorStore:
         r = self.db.execute("SELECT outcome, reason FROM signals WHERE signal_id=?", (signal_id,)).fetchone()
         return (r[0], r[1]) if r else None
 
-    def finish_signal(self, signal_id: int, outcome: int, reason: str) -> None:
+    def finish_signal(self, signal_id: int, outcome: int, reason: str, *, result: bytes = b"",
+                      source_seq: int = 0) -> None:
+        """The signal's outcome and, when ``result`` is given, its encoded ``ExecutionResult`` about to be
+        published as ``source_seq``: one transaction."""
+        self.db.execute("BEGIN")
         self.db.execute("INSERT OR REPLACE INTO signals VALUES (?,?,?,?)", (signal_id, outcome, reason, time.time_ns()))
+        if result:
+            self.db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?)", (signal_id, source_seq, result))
+        self.db.execute("COMMIT")
+
+    def unsent_results(self, relay_has: int) -> list[tuple[int, int, bytes]]:
+        """(signal_id, source_seq, encoded result) of every result published with a ``source_seq`` above
+        ``relay_has`` (the relay's ``Welcome.last_source_seq`` for us): the relay never got them."""
+        return [(r[0], r[1], bytes(r[2])) for r in self.db.execute(
+            "SELECT signal_id, source_seq, tlv FROM results WHERE source_seq > ? ORDER BY source_seq", (relay_has,))]
+
+    def set_result_seq(self, signal_id: int, source_seq: int) -> None:
+        self.db.execute("UPDATE results SET source_seq=? WHERE signal_id=?", (source_seq, signal_id))
 
     def cursor(self, name: str) -> int | None:
         r = self.db.execute("SELECT seq FROM cursors WHERE name=?", (name,)).fetchone()

@@ -106,6 +106,15 @@ class Books:
         row = self.db.execute("SELECT last_seq FROM cursor WHERE domain = ?", (int(domain),)).fetchone()
         return int(row[0]) if row else 0
 
+    def position(self, domain: int) -> int | None:
+        """The relay's last applied sequence, or None when the books never started on it."""
+        row = self.db.execute("SELECT last_seq FROM cursor WHERE domain = ?", (int(domain),)).fetchone()
+        return int(row[0]) if row else None
+
+    def start_at(self, domain: int, seq: int) -> None:
+        """Record where a fresh start on ``domain`` began (before any message of it is applied)."""
+        self.db.execute("INSERT OR IGNORE INTO cursor(domain, last_seq) VALUES (?, ?)", (int(domain), seq))
+
     # ---- applying ----
 
     def apply(self, domain: int, msgs: Iterable[Message], now_ns: int = 0) -> int:

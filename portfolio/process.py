@@ -2,7 +2,8 @@
 
 The process consumes the three relays and applies each read batch to the books in one SQLite
 transaction together with that relay's cursor (see ``portfolio.books``). On start it resumes
-each relay from ``cursor + 1``; a fresh database starts where ``[start]`` says. ``kill -9``
+each relay from ``cursor + 1``; a fresh database starts where ``[start]`` says (a start from now
+is recorded as the cursor at once, so a restart resumes there). ``kill -9``
 at any moment loses nothing and applies nothing twice.
 
 ``reconcile`` compares the books with the chain (see ``portfolio.reconcile``).
@@ -46,8 +47,8 @@ def relay_socket(config: PortfolioConfig, domain: Domain) -> str:
 
 async def consume(config: PortfolioConfig, books: Books, domain: Domain, pm: ProcessMetrics,
                   *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    last = books.last_seq(domain)
-    if last:
+    last = books.position(domain)
+    if last is not None:
         from_seq: int | None = last + 1
     else:
         from_seq = 0 if getattr(config.start, domain.name.lower()) == "oldest" else None
@@ -58,6 +59,11 @@ async def consume(config: PortfolioConfig, books: Books, domain: Domain, pm: Pro
         ["domain"]).labels(domain=domain.name.lower())
     async with RelayConsumer.connect(domain, relay_socket(config, domain), from_seq=from_seq, name=name,
                                      metrics=pm) as c:
+        if from_seq is None:
+            # a fresh start from now: that position is durable at once, so a restart before the first
+            # message resumes here, not from a later 'now' (what came in between would never be booked)
+            await c.subscribed()
+            books.start_at(domain, c.core.relay_head)
         task_status.started()
         async for batch in c.batches():
             t0 = time.perf_counter()

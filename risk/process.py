@@ -9,8 +9,9 @@ and persisted the same way.
 Restart behaviour: tripped stops are loaded from the state file (and re-published with their
 original stop ids when ``risk.reassert_on_start``); the execution relay is resumed from the
 last applied sequence, whose breaker state (daily P&L, failure windows) was committed in the
-same transaction, so results and resumes that arrived while risk was down are applied once.
-Market data and signals are consumed from now.
+same transaction, so results and resumes that arrived while risk was down are applied once (a
+fresh state starts the execution relay from now and records that position at once). Market data
+and signals are consumed from now.
 
 SIGHUP reloads the configuration: the breaker tables (``RiskEngine.RELOADABLE``) change in place,
 anything else is refused with the reason logged and the running configuration kept.
@@ -136,6 +137,12 @@ class RiskShell:
         async with RelayConsumer.connect(domain, relay_socket(config, domain), from_seq=from_seq, name=name,
                                          metrics=self.metrics.pm) as c:
             self.consumers[domain] = c
+            if domain == Domain.EXECUTION and from_seq is None:
+                # A fresh state starting from now: that position is durable at once, so a restart before
+                # the first execution message resumes here, not from a later 'now' (results published
+                # while risk was down would never reach the breakers).
+                await c.subscribed()
+                self.state.record_execution(c.core.relay_head, self.engine.snapshot())
             task_status.started()
             async for batch in c.batches():
                 await self.on_messages(domain, batch)
@@ -174,7 +181,7 @@ async def run(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(alerts.run)
                 for domain in DOMAINS:
-                    from_seq = exec_seq + 1 if domain == Domain.EXECUTION and exec_seq else None
+                    from_seq = exec_seq + 1 if domain == Domain.EXECUTION and exec_seq is not None else None
                     await nursery.start(shell.consume, config, domain, from_seq)
                 if config.risk.reassert_on_start:
                     await shell.apply(engine.reassert())

@@ -135,9 +135,10 @@ def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, 
 
 
 def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks: Path, pwfile: Path,
-                   cex: CexSetup | None = None) -> Path:
+                   cex: CexSetup | None = None, archive: tuple[str, ...] = ("market_data",)) -> Path:
     """Every component's config under ``work/configs`` and the deployment file naming them (with ``cex``, the
-    stand-in, the Binance collector and the strategy's ``[[cex_dex]]`` table too)."""
+    stand-in, the Binance collector and the strategy's ``[[cex_dex]]`` table too); one archiver per domain
+    in ``archive`` (``archiver`` for market data, ``archiver-<domain>`` else), all into ``work/data/archive``."""
     from tools import demo_cex
 
     relays = relays_table(run_dir)
@@ -158,7 +159,10 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
     write_toml(cfg / "strategy.toml", strategy)
     write_toml(cfg / "executor.toml", {
         "executor": {"chain_id": dep.chain_id, "rpc_url": dep.rpc_url, "contract": arb, "gas_token": weth,
-                     "mode": "public", "source_id": 31, "state_db": data / "executor.sqlite"},
+                     "mode": "public", "source_id": 31, "state_db": data / "executor.sqlite",
+                     # the executor starts with the system: every signal gets an outcome, also one the
+                     # strategy published before the executor's first subscription
+                     "signals_from": "oldest"},
         "keystore": {"path": ks, "password_file": pwfile},
         "validation": {"max_signal_age_blocks": 3, "state_wait_s": 1.0},
         "venues": [*({"venue": "DEVNET_V2_A" if v.name.endswith("_a") else "DEVNET_V2_B", "factory": v.factory}
@@ -182,9 +186,9 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
     all_relays = ["relay-market_data", "relay-signal", "relay-execution"]
     return write_toml(work / "deploy.toml", deployment_doc(
         name="demo", run_dir=run_dir, data_dir=data, log_dir=work / "logs", fsync="interval", processes=[
-            process("archiver", ["archive", "--domain", "market_data", "--out", data / "archive",
-                                 "--socket", relays["market_data"], "--from", "oldest"],
-                    after=["relay-market_data"]),
+            *(process("archiver" if domain == "market_data" else f"archiver-{domain}",
+                      ["archive", "--domain", domain, "--out", data / "archive", "--socket", relays[domain],
+                       "--from", "oldest"], after=[f"relay-{domain}"]) for domain in archive),
             process("collector", ["collector", "evm", "--config", cfg / "collector.toml"],
                     after=["relay-market_data"]),
             process("strategy", ["strategy", "--config", cfg / "strategy.toml"],

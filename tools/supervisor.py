@@ -130,9 +130,12 @@ def last_error_line(log_file: str | Path | None, *, max_bytes: int = 16384) -> s
 
 class Supervisor:
     def __init__(self, specs: list[ProcessSpec], *, max_restarts: int | None = None,
-                 handle_signals: bool = True) -> None:
-        """``handle_signals=False``: the caller owns SIGINT/SIGTERM and calls ``stop_all`` itself."""
+                 handle_signals: bool = True, backoff_max: float = BACKOFF_MAX) -> None:
+        """``handle_signals=False``: the caller owns SIGINT/SIGTERM and calls ``stop_all`` itself.
+        ``backoff_max``: the longest wait before a restart (``alphapulse chaos`` keeps it short: it
+        kills every component again and again, never giving one the healthy minute that resets it)."""
         self.children = {s.name: Child(s) for s in specs}
+        self.backoff_max = backoff_max
         for s in specs:
             if s.log_file:
                 Path(s.log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -185,8 +188,8 @@ class Supervisor:
             if trio.current_time() - started > HEALTHY_AFTER:
                 backoff = BACKOFF_START
             log(f"{spec.name}: exited {code}; restart #{child.restarts} in {backoff:.0f} s{why}")
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            await trio.sleep(min(backoff, self.backoff_max))
+            backoff = min(backoff * 2, self.backoff_max)
 
     async def stop_all(self) -> None:
         self.stopping = True

@@ -473,6 +473,10 @@ class ConsumerCore:
                 self.epoch = tlv.epoch
                 self.welcomed = True
                 self.relay_head = tlv.head_seq
+                if self._mode == SubscribeMode.FROM_NOW and not self.position:
+                    # 'now' is this Welcome's head: a reconnect before anything arrived resumes after it,
+                    # not from a later 'now' (what was published while we reconnected would be skipped)
+                    self._mode, self._from = SubscribeMode.FROM_SEQ, tlv.head_seq + 1
                 self.counters.lag = max(0, tlv.head_seq - self.position)
                 if self._resumed_at and tlv.head_seq > self._resumed_at:
                     self.counters.gaps += 1  # we missed messages while away; the resume recovers them

@@ -55,8 +55,12 @@ class Published:
     def __init__(self) -> None:
         self.messages: list[list[Any]] = []
 
-    async def publish(self, tlvs: Any) -> None:
+    async def publish(self, tlvs: Any) -> int:
         self.messages.append(list(tlvs) if isinstance(tlvs, list) else [tlvs])
+        return len(self.messages)  # its source sequence
+
+    def next_source_seq(self) -> int:
+        return len(self.messages) + 1
 
     def of(self, cls: type) -> list[Any]:
         return [t for m in self.messages for t in m if type(t) is cls]

@@ -535,6 +535,22 @@ async def test_kill9_mid_flight_recovers_nonces_without_reuse(h: Harness) -> Non
         assert len([x for x in h.results if x.signal_id == first.signal_id]) == 1
 
 
+async def test_fresh_executor_killed_before_its_first_signal_resumes_where_it_subscribed(h: Harness) -> None:
+    """Found by ``alphapulse chaos``: a fresh executor subscribes to signals from now; killed before it
+    handled one, it restarted from a later 'now', and the signals published while it was down never
+    got an outcome. The position it subscribed at is durable from the start."""
+    async with h.running():
+        cfg = h.executor_config("public")
+        await h.start_executor(cfg)
+        await h.kill9("executor")
+        h.dump_weth_on_a()
+        await h.publish_market(V2V2)
+        await until(lambda: bool(h.signals))  # the strategy published while the executor was down
+        await h.start_executor(cfg)
+        (r,) = await h.wait_results(1)
+        assert r.signal_id == h.signals[0].find(SignalIdentity).signal_id
+
+
 async def test_private_bundle_through_the_builder_standin(h: Harness) -> None:
     with BuilderStandin(h.dep.rpc_url) as standin:
         async with h.running():

@@ -195,3 +195,27 @@ async def test_kill9_during_stream_restarts_with_identical_books(short_dir: Path
     assert bal[int(TokenId.of(1, "0x" + "c0" * 20))] == want_weth
     assert bal[1 << 160] == -want_gas
     assert USDC_ID not in bal
+
+
+async def test_a_fresh_start_from_now_is_durable_across_a_restart_before_the_first_message(short_dir: Path) -> None:
+    """Found by ``alphapulse chaos``: books that start a relay from now and die before its first message
+    restarted from a later 'now', so what was published while they were down was never booked."""
+    from portfolio.config import load_config
+    from portfolio.process import run
+
+    async with relays(short_dir) as socks:
+        path = write_config(short_dir, socks)
+        path.write_text(path.read_text().replace('market_data = "oldest"', 'execution = "now"'))
+        config = load_config(path)
+        db = short_dir / "books.sqlite"
+        async with trio.open_nursery() as n:  # the first run subscribes, then dies before any result
+            await n.start(run, config, db)
+            n.cancel_scope.cancel()
+        async with RelayProducer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], source_id=51) as ex:
+            await ex.publish(result(7, profit=3 * 10**15).tlvs)  # published while the books are down
+            await ex.flush()
+        async with trio.open_nursery() as n:
+            await n.start(run, config, db)
+            await wait_until(lambda: cursor(db) >= 1, 5)
+            n.cancel_scope.cancel()
+    assert [r[0] for r in dump(db)["results"]] == [7]

@@ -115,6 +115,20 @@ def test_epoch_change_is_counted() -> None:
     assert c.counters.epoch_changes == 1 and c.counters.reconnects == 1
 
 
+def test_from_now_reconnect_before_anything_arrived_resumes_after_the_first_welcomes_head() -> None:
+    """Found by ``alphapulse chaos`` (a relay killed right after a from-now consumer subscribed): the
+    reconnect said FROM_NOW again, so what was published while it reconnected was skipped. 'Now' is
+    the first Welcome's head; the resume asks for the sequence after it."""
+    c = ConsumerCore(Domain.MARKET_DATA, from_seq=None)
+    c.start()
+    c.receive_data(welcome(head=40))
+    c.lost_connection()
+    sub = subscribe_of(c.start())
+    assert (sub.mode, sub.from_seq) == (SubscribeMode.FROM_SEQ, 41)
+    got = c.receive_data(welcome(epoch=2, head=43) + stamped(41, 42, 43))
+    assert [m.domain_seq for m in got] == [41, 42, 43] and c.broken is None
+
+
 def test_welcomed_is_per_session() -> None:
     """``welcomed`` (what RelayConsumer.subscribed waits for) says the relay answered THIS
     session's Subscribe: false again on every new session until its Welcome arrives."""

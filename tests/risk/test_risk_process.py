@@ -254,3 +254,33 @@ async def test_a_webhook_url_with_credentials_is_logged_only_redacted(caplog: py
     assert "alert webhook https://***@hooks.chat.invalid:8443/***?*** failed" in caplog.text
     for secret in ("hookuser", "pa55", "w0rd", "T0AB", "B0CD", "XyZ", "secretP", "tok3n"):
         assert secret not in caplog.text, (secret, caplog.text)
+
+
+async def test_a_fresh_state_keeps_its_execution_position_across_a_restart_before_the_first_result(
+        short_dir: Path) -> None:
+    """Found by ``alphapulse chaos``: a fresh risk state starts the execution relay from now; killed before
+    the first result it restarted from a later 'now' and never applied the results published meanwhile."""
+    from risk_testkit import result
+
+    from risk.config import load_config
+    from risk.process import run
+    from risk.state import RiskState
+
+    state = short_dir / "state" / "risk.sqlite"
+    async with relays(short_dir) as socks:
+        config = load_config(write_config(short_dir, socks))
+        async with trio.open_nursery() as n:  # subscribes, then dies before any execution message
+            await n.start(run, config, state)
+            n.cancel_scope.cancel()
+        async with RelayProducer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], source_id=51) as ex:
+            await ex.publish(result(7, outcome=2, gas_used=21_000, gas_price=S).tlvs)  # while risk is down
+            await ex.flush()
+        async with trio.open_nursery() as n:
+            shell = await n.start(run, config, state)
+            await wait_until(lambda: shell.state.get("execution_seq") == 1, 5)
+            n.cancel_scope.cancel()
+    st = RiskState(state)
+    try:
+        assert st.get("execution_seq") == 1
+    finally:
+        st.close()
