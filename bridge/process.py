@@ -2,26 +2,32 @@
 
 Out (on the host whose relay is the source)
 -------------------------------------------
-Reads the domain's stream state, takes the ``domain_seq`` ``D`` of the last frame it
-holds, and consumes the relay from ``D + 1`` (from the oldest retained message when
-the stream is empty). Every frame is published *unchanged* to ``alphapulse.<domain>``
-with ``Nats-Msg-Id: <domain>:<epoch>:<D>`` (a resend after a crash is dropped by
-JetStream's duplicate window) and ``Nats-Expected-Last-Sequence: S - 1`` (a second
-bridge on the same stream, or a stale resend, fails instead of interleaving). Up to
-``--max-inflight`` publishes are pipelined; the bridge's position advances only on
+Reads the domain's stream state, takes the ``domain_seq`` ``D`` of the last frame of
+its last message, and consumes the relay from ``D + 1`` (from the oldest retained
+message when the stream is empty). Frames are published *unchanged*, several
+consecutive ones per stream message (``relays.core.nats.BatchBuilder``): a publisher
+task sends a batch whenever fewer than ``--max-inflight`` batches await their ack,
+holding everything read from the relay meanwhile, up to ``--batch-bytes`` -- an idle
+bridge sends a frame at once, a busy one sends big batches, with no timer. Each goes
+to ``alphapulse.<domain>`` with ``Nats-Msg-Id: <domain>:<epoch>:<first D>-<last D>``
+(a resend after a crash is dropped by JetStream's duplicate window) and
+``Nats-Expected-Last-Sequence: S - 1`` (a second bridge on the same stream, or a stale
+resend, fails instead of interleaving). The bridge's position advances only on
 JetStream's acknowledgement (``relays.core.nats.PublishWindow``). Any refusal, ack
 timeout or lost server abandons the window and starts over from the stream's truth,
 on the next server of ``--nats``.
 
 In (on a host that wants the domain locally)
 --------------------------------------------
-A relay producer with a fixed ``--source-id`` whose ``source_seq`` *is* the stream
-sequence: the relay's ``Welcome.last_source_seq`` is therefore the last stream
-sequence already in the local log, and the bridge reads the stream from the next one
-(``relays.jetstream.JetStreamConsumer``). The relay's own dedupe makes every stream
-message enter the local log exactly once, across kill -9 of either side. Payload,
-event/receive times and flags are kept; the header's ``source_id``/``source_seq`` are
-the bridge's (the relay checks them per connection).
+A relay producer with a fixed ``--source-id`` that forwards every frame of every batch
+with its host-A ``domain_seq`` as ``source_seq`` (``RelayProducer.forward_frames``:
+CRC checked, source fields restamped, one write per batch). The relay's
+``Welcome.last_source_seq`` is therefore the last ``D`` already in the local log, and
+the bridge reads the stream from the batch holding ``D + 1``
+(``relays.jetstream.JetStreamConsumer``, positioned by domain sequence). The relay's
+own dedupe makes every frame enter the local log exactly once, across kill -9 of
+either side. Payload, event/receive times and flags are kept; the header's
+``source_id``/``source_seq`` are the bridge's (the relay checks them per connection).
 """
 
 from __future__ import annotations
@@ -34,15 +40,16 @@ from functools import partial
 
 import trio
 
-from protocol.header import HEADER_SIZE, Domain, read_header
+from protocol.header import Domain
 from relays.client import RelayConsumer, RelayProducer
 from relays.core.nats import (
+    BatchBuilder,
     JetStreamError,
     Msg,
     NatsProtocolError,
     PublishRejected,
     PublishWindow,
-    frame_domain_seq,
+    batch_span,
     publish_headers,
     stream_subject,
 )
@@ -54,7 +61,7 @@ from relays.jetstream import (
     NatsDisconnected,
     NatsUnavailable,
     ensure_stream,
-    last_frame,
+    last_message,
     read_auth_file,
 )
 from runtime.metrics import ProcessMetrics
@@ -65,6 +72,8 @@ log = logging.getLogger("bridge")
 
 DEFAULT_SOURCE_ID_BASE = 0xB1D60000  # bridge-in's source_id: this + domain, unless --source-id
 ACK_TIMEOUT = 5.0
+DEFAULT_MAX_INFLIGHT = 2  # batches awaiting JetStream's ack
+DEFAULT_BATCH_BYTES = 256 * 1024  # frames per stream message, at most (JetStream's max_payload is 1 MB)
 _RETRY = (NatsDisconnected, NatsUnavailable, JetStreamError, PublishRejected, NatsProtocolError, trio.TooSlowError)
 
 
@@ -102,12 +111,15 @@ class BridgeOut(_Bridge):
     """State of one bridge-out process."""
 
     def __init__(self, domain: Domain, url: str, socket: str | None, *, auth_file: str | None = None,
-                 replicas: int = 1, max_bytes: int = -1, max_inflight: int = 20000) -> None:
+                 replicas: int = 1, max_bytes: int = -1, max_inflight: int = DEFAULT_MAX_INFLIGHT,
+                 batch_bytes: int = DEFAULT_BATCH_BYTES) -> None:
         super().__init__(domain, url, socket, auth_file=auth_file)
         self.replicas = replicas
         self.max_bytes = max_bytes
         self.max_inflight = max_inflight
+        self.batch_bytes = batch_bytes
         self.window: PublishWindow | None = None
+        self.builder: BatchBuilder | None = None
         self.resyncs = 0
         self.reissued_skipped = 0
 
@@ -115,9 +127,9 @@ class BridgeOut(_Bridge):
         """Prometheus gauges (``--metrics-port``): acknowledged position, in-flight, resyncs."""
         pm.gauge("alphapulse_bridge_acked_domain_seq", "Domain sequence of the last frame JetStream acknowledged.") \
             .set_function(lambda: self.window.position if self.window else 0)
-        pm.gauge("alphapulse_bridge_stream_seq", "Stream sequence of the last frame JetStream acknowledged.") \
+        pm.gauge("alphapulse_bridge_stream_seq", "Stream sequence of the last batch JetStream acknowledged.") \
             .set_function(lambda: self.window.stream_position if self.window else 0)
-        pm.gauge("alphapulse_bridge_inflight", "Publishes awaiting JetStream's acknowledgement.") \
+        pm.gauge("alphapulse_bridge_inflight", "Batches published and awaiting JetStream's acknowledgement.") \
             .set_function(lambda: self.window.pending if self.window else 0)
         pm.gauge("alphapulse_bridge_resyncs", "Times the bridge started over from the stream's last message.") \
             .set_function(lambda: self.resyncs)
@@ -143,54 +155,65 @@ class BridgeOut(_Bridge):
         name = bridge_name("out", self.domain)
         async with NatsConnection.open(self.url, name=name, auth_file=self.auth_file, connect_timeout=30.0) as nc:
             await ensure_stream(nc, self.domain, replicas=self.replicas, max_bytes=self.max_bytes)
-            last_s, fr = await last_frame(nc, self.domain)
-            position = frame_domain_seq(fr) if fr is not None else 0
+            last_s, payload = await last_message(nc, self.domain)
+            position = batch_span(payload)[1] if payload is not None else 0
             window = PublishWindow(self.domain, next_stream_seq=last_s + 1, position=position)
             old = self.window
             if old is not None:
                 window.counters = old.counters
             self.window = window
+            if self.builder is not None:
+                self.reissued_skipped += self.builder.reissued_skipped
+            self.builder = builder = BatchBuilder(self.batch_bytes, last_added=position)
             state = _AckState()
             reply, sid = nc.reply_subject(partial(_on_ack, window, state))
-            subject = stream_subject(self.domain)
-            domain = int(self.domain)
-            publish = nc.publish
-            log.info("bridge out %s -> %s:%d: stream last seq %d holds domain seq %d; reading the relay from %s",
+            log.info("bridge out %s -> %s:%d: stream last seq %d holds domain seqs up to %d; reading the relay from %s",
                      self.domain.name.lower(), nc.server.host, nc.server.port, last_s, position,
-                     position + 1 if fr is not None else "its oldest message")
-            async with RelayConsumer.connect(self.domain, self.socket, from_seq=position + 1 if fr is not None else 0,
+                     position + 1 if payload is not None else "its oldest message")
+            async with RelayConsumer.connect(self.domain, self.socket, from_seq=position + 1 if payload is not None else 0,
                                              raw=True, name=name, metrics=self.metrics) as rc:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_ack_watchdog, window, state)
-                    async for batch in rc.batches():
-                        epoch = rc.epoch
-                        if not window.pending:
-                            state.last_progress = trio.current_time()
-                        for frame in batch:
-                            d = frame_domain_seq(frame)
-                            if d <= window.last_added:
-                                # a relay that lost an un-fsynced tail reissued sequences the stream has
-                                self.reissued_skipped += 1
-                                continue
-                            token, expected = window.add(d)
-                            publish(subject, frame, reply=f"{reply}.{token}",
-                                    headers=publish_headers(domain, epoch, d, expected))
-                        if state.failure is not None:
-                            raise state.failure
-                        while window.pending > self.max_inflight:
-                            state.wake = trio.Event()
-                            await state.wake.wait()
-                            if state.failure is not None:
-                                raise state.failure
-                        await nc.drain()
+                    nursery.start_soon(self._publisher, nc, window, builder, state, reply)
+                    limit = self.batch_bytes * (self.max_inflight + 2)
+                    async for fb in rc.frame_batches():
+                        builder.add(rc.epoch, fb.first_seq, fb.view(), fb.count)
+                        state.wake.set()
+                        while builder.pending_bytes > limit:  # the publisher is behind: stop reading
+                            state.room = trio.Event()
+                            await state.room.wait()
                     nursery.cancel_scope.cancel()
             nc.unsubscribe(sid)
+
+    async def _publisher(self, nc: NatsConnection, window: PublishWindow, builder: BatchBuilder, state: _AckState,
+                         reply: str) -> None:
+        """Publish batches while fewer than ``max_inflight`` await their ack: frames that arrive
+        while the window is full wait and go out together in the next batch (up to
+        ``batch_bytes``), so the batch size follows the rate and an idle bridge sends at once."""
+        subject = stream_subject(self.domain)
+        domain = int(self.domain)
+        publish = nc.publish
+        while True:
+            if state.failure is not None:
+                raise state.failure
+            if not builder or window.pending >= self.max_inflight:
+                state.wake = trio.Event()
+                await state.wake.wait()
+                continue
+            if not window.pending:
+                state.last_progress = trio.current_time()
+            epoch, first, last, payload = builder.cut()
+            token, expected = window.add(first, last)
+            publish(subject, payload, reply=f"{reply}.{token}", headers=publish_headers(domain, epoch, first, expected, last))
+            state.room.set()
+            await nc.drain()
 
 
 class _AckState:
     def __init__(self) -> None:
         self.failure: PublishRejected | None = None
-        self.wake = trio.Event()
+        self.wake = trio.Event()  # the publisher: frames to publish, or room in the window
+        self.room = trio.Event()  # the relay reader: the publisher took frames
         self.last_progress = trio.current_time()
 
 
@@ -227,45 +250,49 @@ class BridgeIn(_Bridge):
         self.source_id = source_id
         self.consumer: JetStreamConsumer | None = None
         self.jumps = 0
+        self.damaged = 0
 
     def observe(self, pm: ProcessMetrics) -> None:
         """Prometheus gauges (``--metrics-port``): stream position in the local relay, lag, gaps."""
         def counter(key: str) -> int:
             return int(self.consumer.counters[key]) if self.consumer else 0
 
-        pm.gauge("alphapulse_bridge_stream_seq", "Last stream sequence handed to the local relay.") \
+        pm.gauge("alphapulse_bridge_stream_seq", "Stream sequence of the last batch handed to the local relay.") \
+            .set_function(lambda: self.consumer.stream_seq if self.consumer else 0)
+        pm.gauge("alphapulse_bridge_domain_seq", "Domain sequence of the last frame handed to the local relay.") \
             .set_function(lambda: self.consumer.last_seq if self.consumer else 0)
-        pm.gauge("alphapulse_bridge_lag_messages", "Messages in the stream after the last one received.") \
+        pm.gauge("alphapulse_bridge_lag_messages", "Stream messages (batches) after the last one received.") \
             .set_function(lambda: counter("lag"))
         pm.gauge("alphapulse_bridge_gaps", "Gaps in JetStream deliveries (each recovered by a new consumer).") \
             .set_function(lambda: counter("gaps"))
-        pm.gauge("alphapulse_bridge_lost", "Stream messages removed by retention before they were read.") \
+        pm.gauge("alphapulse_bridge_lost", "Domain sequences the stream did not have when read (retention).") \
             .set_function(lambda: counter("lost"))
+        pm.gauge("alphapulse_bridge_damaged", "Frames skipped because their checksum or header was wrong.") \
+            .set_function(lambda: self.damaged)
 
     async def _run(self) -> None:
         name = bridge_name("in", self.domain)
         async with RelayProducer.connect(self.domain, self.socket, source_id=self.source_id, name=name,
                                          metrics=self.metrics) as p:
             resume = p.last_source_seq
-            log.info("bridge in %s: the local relay holds stream seqs up to %d; reading the stream from %s",
+            log.info("bridge in %s: the local relay holds domain seqs up to %d; reading the stream from %s",
                      self.domain.name.lower(), resume, resume + 1 if resume else "its oldest message")
             async with JetStreamConsumer.connect(self.domain, self.url, from_seq=resume + 1 if resume else 0,
                                                  raw=True, name=name, auth_file=self.auth_file) as c:
                 self.consumer = c
                 core = p.core
-                publish = p.publish_payload
-                async for first, frames in c.stream_batches():
-                    s = first
-                    for fr in frames:
-                        if s != core.next_seq:
-                            # the stream no longer had some sequences (its retention): keep source_seq == S
-                            log.warning("bridge in: stream jumps from %d to %d", core.next_seq - 1, s)
-                            self.jumps += 1
-                            core.next_seq = s
-                        h = read_header(fr)
-                        await publish(fr[HEADER_SIZE:], event_time_ns=h.event_time_ns,
-                                      receive_time_ns=h.receive_time_ns, flags=h.flags)
-                        s += 1
+                forward = p.forward_frames
+                async for first, _last, _count, data in c.runs():
+                    if first != core.next_seq and core.next_seq > 1:
+                        # the stream does not have some domain sequences (its retention, or a
+                        # bridge-out that lost them on the source host): the relay takes the jump
+                        log.warning("bridge in: domain seq jumps from %d to %d", core.next_seq - 1, first)
+                        self.jumps += 1
+                    _, _, damaged = await forward(data)
+                    for d, why in damaged:
+                        self.damaged += 1
+                        log.error("bridge in: skipped domain seq %d from the stream: %s (%d such frames so far)",
+                                  d, why, self.damaged)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,7 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         if direction == "out":
             s.add_argument("--replicas", type=int, default=1, help="replicas when this bridge creates the stream")
             s.add_argument("--max-bytes", type=int, default=-1, help="stream size limit when creating it (-1: none)")
-            s.add_argument("--max-inflight", type=int, default=20000, help="publishes awaiting an ack at most")
+            s.add_argument("--max-inflight", type=int, default=DEFAULT_MAX_INFLIGHT,
+                           help=f"batches awaiting an ack at most (default {DEFAULT_MAX_INFLIGHT})")
+            s.add_argument("--batch-bytes", type=int, default=DEFAULT_BATCH_BYTES,
+                           help=f"frames per stream message, in bytes at most (default {DEFAULT_BATCH_BYTES}; "
+                                "a bigger frame goes alone)")
         else:
             s.add_argument("--source-id", type=int, default=None,
                            help=f"the bridge's producer id in the local relay (default {DEFAULT_SOURCE_ID_BASE:#x} + domain)")
@@ -303,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         worker: BridgeOut | BridgeIn
         if args.direction == "out":
             worker = BridgeOut(domain, args.nats, args.socket, auth_file=args.nats_auth_file, replicas=args.replicas,
-                               max_bytes=args.max_bytes, max_inflight=args.max_inflight)
+                               max_bytes=args.max_bytes, max_inflight=args.max_inflight,
+                               batch_bytes=args.batch_bytes)
         else:
             sid = args.source_id if args.source_id is not None else DEFAULT_SOURCE_ID_BASE + int(domain)
             worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file)

@@ -23,13 +23,15 @@ What is here
   a keepalive (PING after 1 s of silence; dead after 5 s). A lost connection raises
   ``NatsDisconnected`` out of the ``async with``; callers reconnect (the bridges and
   ``JetStreamConsumer`` do, to the next server of the list).
-* ``ensure_stream``, ``stream_state``, ``last_frame``: the domain's stream.
+* ``ensure_stream``, ``stream_state``, ``last_message``, ``find_stream_seq``: the domain's
+  stream (a message is a batch of relay frames; ``find_stream_seq`` finds the batch holding a
+  domain sequence).
 * ``JetStreamConsumer``: reads a domain's stream from a stream sequence with the
-  ``RelayConsumer`` interface (``batches()``, ``stream_batches()``, iteration,
-  ``last_seq``, ``counters``): an ephemeral push consumer (ack none, flow control,
-  idle heartbeats), exactly once and in order via ``StreamCursor``; a gap, a missed
-  heartbeat or a lost server recreates the consumer from ``position + 1`` on any
-  server of the cluster.
+  ``RelayConsumer`` interface (``batches()``, iteration, ``last_seq`` and ``from_seq``
+  in domain sequences, ``counters``) plus ``runs()`` (each batch's new frames back to
+  back): an ephemeral push consumer (ack none, flow control, idle heartbeats), exactly
+  once and in order via ``BatchReader``; a gap, a missed heartbeat or a lost server
+  recreates the consumer from the next stream sequence on any server of the cluster.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from urllib.parse import unquote, urlsplit
 import trio
 
 from protocol.errors import ProtocolError
+from protocol.framing import split_frames
 from protocol.header import Domain, read_domain_seq
 from protocol.message import decode
 from runtime.paths import parse_domain
@@ -59,6 +62,7 @@ from .core.nats import (
     ERR_STREAM_NOT_FOUND,
     PING,
     PONG,
+    BatchReader,
     Err,
     Info,
     JetStreamError,
@@ -72,6 +76,7 @@ from .core.nats import (
     StreamGap,
     ack_stream_seq,
     api_response,
+    batch_span,
     encode_connect,
     encode_pub,
     encode_sub,
@@ -388,7 +393,9 @@ async def stream_state(nc: NatsConnection, domain: Domain) -> dict[str, Any]:
     return dict(info["state"])
 
 
-async def get_frame(nc: NatsConnection, domain: Domain, seq: int) -> bytes | None:
+async def get_message(nc: NatsConnection, domain: Domain, seq: int) -> bytes | None:
+    """The payload of stream message ``seq`` (a batch of relay frames), None when the stream
+    does not have it."""
     try:
         doc = await nc.js_api(f"STREAM.MSG.GET.{stream_name(domain)}", {"seq": seq})
     except JetStreamError as exc:
@@ -398,25 +405,46 @@ async def get_frame(nc: NatsConnection, domain: Domain, seq: int) -> bytes | Non
     return base64.b64decode(doc["message"].get("data", ""))
 
 
-async def last_frame(nc: NatsConnection, domain: Domain) -> tuple[int, bytes | None]:
-    """``(last stream sequence, its frame)``; ``(last_seq, None)`` when the stream holds nothing."""
+async def last_message(nc: NatsConnection, domain: Domain) -> tuple[int, bytes | None]:
+    """``(last stream sequence, its payload)``; ``(last_seq, None)`` when the stream holds nothing."""
     st = await stream_state(nc, domain)
     last = int(st["last_seq"])
     if not st.get("messages"):
         return last, None
-    return last, await get_frame(nc, domain, last)
+    return last, await get_message(nc, domain, last)
+
+
+async def find_stream_seq(nc: NatsConnection, domain: Domain, domain_seq: int, state: dict[str, Any]) -> int:
+    """The first stream sequence whose batch holds a frame at or above ``domain_seq`` (the
+    stream's last + 1 when none does), by binary search over the retained messages: domain
+    sequences increase along the stream. ``state``: the stream's ``stream_state``."""
+    lo, hi = max(int(state["first_seq"]), 1), int(state["last_seq"]) + 1
+    if not state.get("messages"):
+        return hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        payload = await get_message(nc, domain, mid)
+        if payload is None:  # removed meanwhile (retention): everything before it is gone too
+            lo = mid + 1
+            continue
+        if batch_span(payload)[1] >= domain_seq:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 async def stream_position(url: str, domain: Domain, *, auth_file: str | None = None,
                           connect_timeout: float = 5.0) -> dict[str, Any]:
     """Where the domain's stream is: ``last_seq``, ``first_seq``, ``messages`` and
-    ``last_domain_seq`` (the ``domain_seq`` inside its last frame: what bridge-out has had acked)."""
+    ``last_domain_seq`` (the ``domain_seq`` of the last frame of its last message: what
+    bridge-out has had acked)."""
     async with NatsConnection.open(url, name="relay-cli", auth_file=auth_file, connect_timeout=connect_timeout) as nc:
-        last, frame = await last_frame(nc, domain)
+        last, payload = await last_message(nc, domain)
         st = await stream_state(nc, domain)
     return {"stream": stream_name(domain), "last_seq": last, "first_seq": int(st["first_seq"]),
             "messages": int(st["messages"]),
-            "last_domain_seq": read_domain_seq(frame) if frame is not None else 0}
+            "last_domain_seq": batch_span(payload)[1] if payload is not None else 0}
 
 
 BRIDGE_OUT = "bridge-out"  # relay connection names of the bridges: "bridge-out:<domain>", "bridge-in:<domain>"
@@ -429,8 +457,8 @@ def bridge_rows(stats: dict[str, Any], stream: dict[str, Any] | None) -> list[di
     bridge-out (a consumer of this relay): ``read`` = last domain sequence sent to it and its
     relay lag; with the stream's state, ``acked`` = the domain sequence of the stream's last
     frame and ``lag`` = head - acked. bridge-in (a producer into this relay): ``position`` = the
-    last stream sequence in this relay (its source_seq) and, with the stream's state, ``lag`` =
-    stream last - position.
+    last source domain sequence in this relay (its source_seq) and, with the stream's state,
+    ``lag`` = the stream's last domain sequence - position.
     """
     rows: list[dict[str, Any]] = []
     head = int(stats.get("head_seq", 0))
@@ -444,7 +472,7 @@ def bridge_rows(stats: dict[str, Any], stream: dict[str, Any] | None) -> list[di
         if str(p.get("name", "")).startswith(BRIDGE_IN):
             row = {"name": p["name"], "direction": "in", "position": int(p["last_source_seq"])}
             if stream is not None:
-                row["lag"] = max(0, stream["last_seq"] - row["position"])
+                row["lag"] = max(0, stream["last_domain_seq"] - row["position"])
             rows.append(row)
     return rows
 
@@ -455,10 +483,11 @@ def bridge_rows(stats: dict[str, Any], stream: dict[str, Any] | None) -> list[di
 class JetStreamConsumer:
     """Read one domain's stream like ``RelayConsumer`` reads a relay: in order, exactly once.
 
+    Positions are *domain sequences*, as with ``RelayConsumer``, and the same on every host:
     ``from_seq``: None = from now (after the stream's last message), 0 = from the oldest
-    retained, N = from stream sequence N. ``last_seq`` is the last *stream* sequence handed
-    out; the frames themselves are unchanged relay frames carrying their source relay's
-    ``domain_seq`` (``D = S + offset``; see specs/relay.md).
+    retained, N = from the frame with domain sequence N (the batch holding it is found by
+    ``find_stream_seq``). ``last_seq`` is the domain sequence of the last frame handed out,
+    ``stream_seq`` the stream sequence of its batch. The frames are unchanged relay frames.
     """
 
     def __init__(
@@ -472,10 +501,11 @@ class JetStreamConsumer:
         self.auth_file = auth_file
         self.idle_heartbeat = idle_heartbeat
         self.connect_timeout = connect_timeout
-        self.cursor = StreamCursor()
+        self.reader = BatchReader()
         self._from = from_seq
         self._started = False
-        self._queue: deque[tuple[int, bytes] | str] = deque()  # (stream seq, frame) or a flow-control reply
+        # (first D, last D, frames, bytes) of one batch, or a flow-control reply subject
+        self._queue: deque[tuple[int, int, int, bytes | memoryview] | str] = deque()
         self._wake = trio.Event()
         self._broken: str | None = None
         self._nc: NatsConnection | None = None
@@ -500,10 +530,20 @@ class JetStreamConsumer:
                     nursery.cancel_scope.cancel()
 
     @property
+    def cursor(self) -> StreamCursor:
+        return self.reader.cursor
+
+    @property
+    def stream_seq(self) -> int:
+        return self.reader.cursor.position
+
+    @property
     def counters(self) -> dict[str, int]:
-        d = self.cursor.counters.as_dict()
+        """Frames: delivered, duplicates, lost; stream messages (batches): received, gaps, resets,
+        lag, messages_lost; and reconnects, undecodable (frames plus unreadable messages)."""
+        d = self.reader.as_dict()
         d["reconnects"] = self.reconnects
-        d["undecodable"] = self.undecodable
+        d["undecodable"] = self.undecodable + d["undecodable"]
         return d
 
     # ---- the connection loop
@@ -525,18 +565,25 @@ class JetStreamConsumer:
             first = False
             await trio.sleep(0.1)
 
+    async def _start(self, nc: NatsConnection, st: dict[str, Any]) -> None:
+        """The first consumer: where the application asked to start, in stream and domain sequences."""
+        reader = self.reader
+        if self._from is None:
+            last, payload = await last_message(nc, self.domain)
+            reader.cursor.position = last
+            reader.position = batch_span(payload)[1] if payload is not None else 0
+        elif self._from <= 0:
+            reader.cursor.position = max(int(st["first_seq"]), 1) - 1  # an empty stream says first_seq 0
+        else:
+            reader.cursor.position = await find_stream_seq(nc, self.domain, self._from, st) - 1
+            reader.position = self._from - 1
+        self._started = True
+
     async def _serve(self, nc: NatsConnection) -> None:
         while True:
             st = await stream_state(nc, self.domain)
             if not self._started:
-                # the first consumer: where the application asked to start
-                if self._from is None:
-                    self.cursor.position = int(st["last_seq"])
-                elif self._from == 0:
-                    self.cursor.position = max(int(st["first_seq"]), 1) - 1  # an empty stream says first_seq 0
-                else:
-                    self.cursor.position = self._from - 1
-                self._started = True
+                await self._start(nc, st)
             start = self.cursor.reset(int(st["first_seq"]))
             start = max(start, 1)
             deliver = f"{nc.inbox_prefix}.d{secrets.token_hex(4)}"
@@ -551,8 +598,8 @@ class JetStreamConsumer:
             doc = await nc.js_api(f"CONSUMER.CREATE.{stream_name(self.domain)}",
                                   {"stream_name": stream_name(self.domain), "config": config}, reply_within=10.0)
             consumer = doc.get("name", "")
-            log.info("%s: consumer %s on %s:%d from stream seq %d", self.name, consumer, nc.server.host,
-                     nc.server.port, start)
+            log.info("%s: consumer %s on %s:%d from stream seq %d (after domain seq %d)", self.name, consumer,
+                     nc.server.host, nc.server.port, start, self.reader.position)
             self._ready.set()
             self._last_activity = trio.current_time()
             # watch: a gap reported by the delivery callback, or silence beyond 3 heartbeats
@@ -592,56 +639,55 @@ class JetStreamConsumer:
             return
         sseq, cseq, pending = ack_stream_seq(msg.reply)
         try:
-            if self.cursor.accept(sseq, cseq, pending):
-                self._queue.append((sseq, msg.payload))
-                self._wake.set()
+            run = self.reader.accept(sseq, cseq, pending, msg.payload)
         except StreamGap as exc:
             self._broken = str(exc)
+            return
+        except ProtocolError as exc:  # not relay frames (something else published on the subject)
+            log.warning("%s: skipped stream sequence %d: it is not whole relay frames (%s)", self.name, sseq, exc)
+            return
+        if run is not None:
+            self._queue.append(run)
+            self._wake.set()
 
     # ---- iteration
 
-    async def stream_batches(self) -> AsyncIterator[tuple[int, list[bytes]]]:
-        """``(first stream sequence, frames)``: everything available at once, consecutive."""
+    async def runs(self) -> AsyncIterator[tuple[int, int, int, bytes | memoryview]]:
+        """``(first D, last D, frames, bytes)``: the new frames of one stream message at a time,
+        back to back (the cheapest form: what bridge-in forwards)."""
         q = self._queue
         while True:
             while not q:
                 self._wake = trio.Event()
                 await self._wake.wait()
-            first = 0
-            frames: list[bytes] = []
-            while q:
-                item = q[0]
-                if type(item) is str:
-                    if frames:
-                        break
-                    q.popleft()
-                    if self._nc is not None:
-                        self._nc.publish(item, b"")
-                    continue
-                s, fr = item  # type: ignore[misc]
-                if frames and s != first + len(frames):
-                    break
-                if not frames:
-                    first = s
-                frames.append(fr)
-                q.popleft()
-            if frames:
-                self.last_seq = first + len(frames) - 1
-                yield first, frames
+            item = q.popleft()
+            if type(item) is str:
+                if self._nc is not None:
+                    self._nc.publish(item, b"")
+                continue
+            self.last_seq = item[1]  # type: ignore[index]
+            yield item  # type: ignore[misc]
 
     async def batches(self) -> AsyncIterator[list[Any]]:
-        async for first, frames in self.stream_batches():
+        """One list per stream message: raw frames (bytes), or decoded Messages."""
+        async for _first, _last, count, data in self.runs():
+            if count == 1:
+                frames = [bytes(data)]
+            else:
+                offs, _ = split_frames(data)
+                b = bytes(data)
+                frames = [b[offs[i] : offs[i + 1]] for i in range(count)]
             if self.raw:
                 yield frames
                 continue
             out: list[Any] = []
-            for k, f in enumerate(frames):
+            for f in frames:
                 try:
                     out.append(decode(f))
                 except ProtocolError as exc:  # an old stream may hold one: count, report, move past it
                     self.undecodable += 1
-                    log.warning("%s: skipped stream sequence %d: it does not decode (%s); %d such frames so far",
-                                self.name, first + k, exc, self.undecodable)
+                    log.warning("%s: skipped domain seq %d: it does not decode (%s); %d such frames so far",
+                                self.name, read_domain_seq(f), exc, self.undecodable)
             if out:
                 yield out
 
@@ -653,5 +699,5 @@ class JetStreamConsumer:
 
 __all__ = [
     "BRIDGE_IN", "BRIDGE_OUT", "JetStreamConsumer", "NatsConnection", "bridge_rows", "stream_position", "NatsDisconnected", "NatsUnavailable", "Server", "ensure_stream",
-    "get_frame", "last_frame", "parse_servers", "read_auth_file", "stream_state",
+    "find_stream_seq", "get_message", "last_message", "parse_servers", "read_auth_file", "stream_state",
 ]

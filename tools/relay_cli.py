@@ -408,7 +408,7 @@ def _bridge_line(b: dict[str, Any]) -> str:
     if b["direction"] == "out":
         acked = f"  acked by JetStream {b['acked']}" if "acked" in b else ""
         return f"{b['name']:<24} -> JetStream  read {b['read']} (relay lag {b['read_lag']}){acked}{lag}"
-    return f"{b['name']:<24} <- JetStream  stream seq {b['position']}{lag}"
+    return f"{b['name']:<24} <- JetStream  domain seq {b['position']}{lag}"
 
 
 async def _add_bridges(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:

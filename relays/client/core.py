@@ -33,6 +33,9 @@ relay already has: the outbox drops that much and resends the rest (the relay
 dedupes anything it sees twice). A fresh producer process starts numbering
 after ``Welcome.last_source_seq``, so restarts continue the sequence without
 the producer persisting anything.
+``forward_frames`` is the bridge's form: frames another relay already sequenced,
+restamped under this producer with their ``domain_seq`` as ``source_seq`` (so
+the numbering may jump forward), one outbox entry per batch.
 """
 
 from __future__ import annotations
@@ -54,7 +57,14 @@ from protocol.header import (
     HEADER_SIZE,
     MAGIC,
     MAX_PAYLOAD,
+    OFF_CHECKSUM,
+    OFF_COVERED,
+    OFF_DOMAIN_SEQ,
+    OFF_SOURCE_ID,
+    OFF_SOURCE_SEQ,
     PREFIX,
+    U32,
+    U64,
     VERSION,
     Domain,
     check_prefix,
@@ -81,6 +91,15 @@ from ..core.rangeset import RangeSet
 
 # (magic, version, reserved) as one u32, [checksum], domain_seq, domain, [reserved, flags], payload_len
 _HDR = header_struct("head4", "domain_seq", "domain", "payload_len")
+# forward_frames: what it reads, and what it stamps (domain_seq, [..], source_seq, [times], source_id)
+_FWD = header_struct("head4", "checksum", "domain_seq", "payload_len")
+_U64_into = U64.pack_into
+_U32_into = U32.pack_into
+_OFF_COVERED = OFF_COVERED
+_OFF_CHECKSUM = OFF_CHECKSUM
+_OFF_DOMAIN_SEQ = OFF_DOMAIN_SEQ
+_OFF_SOURCE_SEQ = OFF_SOURCE_SEQ
+_OFF_SOURCE_ID = OFF_SOURCE_ID
 _COVERED_pack = COVERED.pack
 _PREFIX_pack = PREFIX.pack
 _crc32 = zlib.crc32
@@ -600,6 +619,68 @@ class ProducerCore:
         covered = _COVERED_pack(self.domain, 0, flags, n, seq, event_time_ns, receive_time_ns, self.source_id) + payload
         self._push(seq, _PREFIX_pack(MAGIC, VERSION, 0, _crc32(covered), 0) + covered)
         return seq
+
+    def forward_frames(self, data: bytes | bytearray | memoryview) -> tuple[int, int, list[tuple[int, str]]]:
+        """Republish relay frames (back to back in ``data``, as another relay delivered them) under
+        this producer's identity, keeping each frame's ``domain_seq`` as its ``source_seq``.
+
+        What a bridge into a relay does: the frames' payload, times and flags are unchanged;
+        ``source_id`` and ``source_seq`` are restamped, ``domain_seq`` cleared and the CRC
+        recomputed -- after checking the original CRC, so a frame damaged on the way is never
+        given a fresh checksum. Domain sequences must increase (and exceed what this producer
+        published before); the relay dedupes by them, so a resent batch enters its log once.
+        One outbox entry for the whole batch. Returns ``(frames taken, last source_seq, damaged)``
+        where ``damaged`` lists ``(domain_seq, reason)`` of frames skipped because their CRC or
+        header is wrong.
+        """
+        buf = bytearray(data)
+        n = len(buf)
+        mv = memoryview(buf)
+        crc32 = _crc32
+        unpack = _FWD.unpack_from
+        u64_into = _U64_into
+        u32_into = _U32_into
+        sid = self.source_id
+        pos = 0
+        taken = 0
+        last = self.next_seq - 1
+        damaged: list[tuple[int, str]] = []
+        keep: list[tuple[int, int]] = []  # runs of good frames (start, end) when some are skipped
+        run = 0
+        while pos < n:
+            if n - pos < HEADER_SIZE:
+                damaged.append((0, f"{n - pos} trailing bytes"))
+                break
+            head4, csum, dseq, plen = unpack(buf, pos)
+            end = pos + HEADER_SIZE + plen
+            if head4 != HEAD4 or plen > MAX_PAYLOAD or end > n:
+                damaged.append((dseq, "bad header"))  # frame boundaries are lost: drop the rest
+                break
+            if crc32(mv[pos + _OFF_COVERED : end]) != csum or dseq <= last:
+                damaged.append((dseq, "checksum mismatch" if dseq > last else f"domain_seq {dseq} after {last}"))
+                if pos > run:
+                    keep.append((run, pos))
+                run = end
+                pos = end
+                continue
+            u64_into(buf, pos + _OFF_DOMAIN_SEQ, 0)
+            u64_into(buf, pos + _OFF_SOURCE_SEQ, dseq)
+            u32_into(buf, pos + _OFF_SOURCE_ID, sid)
+            u32_into(buf, pos + _OFF_CHECKSUM, crc32(mv[pos + _OFF_COVERED : end]))
+            last = dseq
+            taken += 1
+            pos = end
+        mv.release()
+        if keep:
+            if pos > run:
+                keep.append((run, pos))
+            frames = b"".join(buf[a:b] for a, b in keep)
+        else:
+            frames = bytes(buf[run:pos]) if run or pos < n else bytes(buf)
+        if taken:
+            self._push(last, frames)
+            self.counters.published += taken - 1
+        return taken, last, damaged
 
     def _push(self, seq: int, frame: bytes) -> None:
         self.next_seq = seq + 1

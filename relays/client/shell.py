@@ -500,6 +500,16 @@ class RelayProducer(_Session):
         await self._kick()
         return seq
 
+    async def forward_frames(self, data: bytes | bytearray | memoryview) -> tuple[int, int, list[tuple[int, str]]]:
+        """Queue relay frames from another relay under this producer, each frame's ``domain_seq``
+        as its ``source_seq`` (``ProducerCore.forward_frames``: the bridge-in fast path).
+        Returns ``(frames taken, last source_seq, damaged frames skipped)``."""
+        await self._room()
+        got = self.core.forward_frames(data)
+        if got[0]:
+            await self._kick()
+        return got
+
     async def _room(self) -> None:
         while self.core.outbox_bytes >= self.max_unacked_bytes:
             await self._acked.wait()

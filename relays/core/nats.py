@@ -13,29 +13,38 @@ about *meaning*: which message id a frame gets, what a publish acknowledgement
 says, which stream sequence a delivered message has, and whether a push
 consumer's deliveries have a gap.
 
-Sequence mapping (see specs/relay.md, "Bridging to NATS JetStream")
-------------------------------------------------------------------
-One stream per relay domain. The bridge-out publishes relay frames unchanged,
-in domain-sequence order, each exactly once, so stream sequence ``S`` and the
-frame's own ``domain_seq`` ``D`` differ by a constant: ``D - S = D_first -
-S_first`` (0 when the bridge started with the relay's first message).
-``PublishWindow`` carries ``(D, S)`` pairs and enforces that contiguity with
-JetStream's ``Nats-Expected-Last-Sequence`` guard.
+Stream messages and sequence mapping (see specs/relay.md, "Bridging to NATS JetStream")
+------------------------------------------------------------------------------------
+One stream per relay domain. A stream message is a *batch*: one or more relay
+frames, unchanged, back to back (frames are self-delimiting, so there is no
+other framing; a message holding one frame is just that frame), with strictly
+increasing domain sequences ``D`` from one relay epoch. The bridge-out publishes
+every frame exactly once, in ``D`` order, so the stream sequence ``S`` counts
+batches and the ``D`` each frame carries is the consumer-visible sequence, the
+same on every host. ``BatchBuilder`` cuts the relay's frames into batches;
+``PublishWindow`` assigns each batch its ``S`` and enforces contiguity with
+JetStream's ``Nats-Expected-Last-Sequence`` guard; ``batch_span`` /
+``batch_after`` read a batch back.
 
 ``StreamCursor`` is the read side's ``ConsumerCore`` analogue: it tracks the
 stream position, drops duplicates, and turns a gap in the consumer sequence, or
 an idle heartbeat that says more was delivered than we saw, into
 ``StreamGap`` (the shell recreates the consumer from ``position + 1``).
+``BatchReader`` adds the domain level on top: the frames of each accepted batch
+above the last ``D`` delivered.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from protocol.header import Domain, read_domain_seq
+from protocol.errors import FrameError
+from protocol.framing import split_frames
+from protocol.header import Domain, check_prefix, read_domain_seq
 
 CRLF = b"\r\n"
 HEADER_LINE = b"NATS/1.0"
@@ -217,19 +226,25 @@ def stream_subject(domain: Domain) -> str:
     return f"alphapulse.{Domain(domain).name.lower()}"
 
 
-def msg_id(domain: Domain | int, epoch: int, domain_seq: int) -> str:
-    """``Nats-Msg-Id`` of a relay frame: (domain, relay epoch, domain sequence).
+def msg_id(domain: Domain | int, epoch: int, first: int, last: int | None = None) -> str:
+    """``Nats-Msg-Id`` of a batch: (domain, relay epoch, first..last domain sequence).
 
-    A resend of the same frame (a bridge that crashed before it saw the ack) carries the same
+    ``<domain>:<epoch>:<first>-<last>``, or ``<domain>:<epoch>:<D>`` for a batch of one frame.
+    A resend of the same batch (a bridge that crashed before it saw the ack) carries the same
     id and JetStream drops it within its duplicate window; a relay that lost an un-fsynced tail
     in a power cut and reissued sequence numbers under a new epoch gets new ids for what are
-    different messages.
+    different messages. (A resend cut differently has another id; the expected-last-sequence
+    guard is what refuses it.)
     """
-    return f"{int(domain)}:{epoch}:{domain_seq}"
+    if last is None or last == first:
+        return f"{int(domain)}:{epoch}:{first}"
+    return f"{int(domain)}:{epoch}:{first}-{last}"
 
 
-def publish_headers(domain: Domain | int, epoch: int, domain_seq: int, expected_last: int | None) -> bytes:
-    h = f"NATS/1.0\r\nNats-Msg-Id: {int(domain)}:{epoch}:{domain_seq}\r\n"
+def publish_headers(domain: Domain | int, epoch: int, first: int, expected_last: int | None,
+                    last: int | None = None) -> bytes:
+    """The header block of one batch publish: its message id and the expected last stream sequence."""
+    h = f"NATS/1.0\r\nNats-Msg-Id: {msg_id(domain, epoch, first, last)}\r\n"
     if expected_last is not None:
         h += f"Nats-Expected-Last-Sequence: {expected_last}\r\n"
     return (h + "\r\n").encode()
@@ -237,6 +252,113 @@ def publish_headers(domain: Domain | int, epoch: int, domain_seq: int, expected_
 
 def frame_domain_seq(frame: bytes | memoryview) -> int:
     return read_domain_seq(frame)
+
+
+# ---------------------------------------------------------------------------------------- batches
+
+
+def _offsets(payload: bytes | memoryview) -> list[int]:
+    """Frame start offsets of a batch plus its end; ``FrameError`` unless it is whole frames."""
+    offs, end = split_frames(payload)
+    if end != len(payload) or len(offs) < 2:
+        raise FrameError(f"stream message of {len(payload)} bytes is not whole relay frames")
+    return offs.tolist()
+
+
+def batch_span(payload: bytes | memoryview) -> tuple[int, int]:
+    """``(first D, last D)`` of a stream message (one frame or a batch)."""
+    first, last, _, _ = batch_after(payload, -1)
+    return first, last
+
+
+def batch_after(payload: bytes | memoryview, position: int) -> tuple[int, int, int, bytes | memoryview]:
+    """The frames of a stream message with ``D > position``: ``(first D, last D, frames, bytes)``,
+    or ``(0, 0, 0, b"")`` when it holds none (a batch partly delivered before a reconnect starts
+    part-way). The common cases, one frame or a batch of equal-size frames with consecutive
+    ``D`` entirely above ``position``, are checked without a walk; ``FrameError`` when the
+    message is not whole relay frames."""
+    size = check_prefix(payload, 0)
+    first = read_domain_seq(payload)
+    n = len(payload)
+    if first > position:
+        if size == n:
+            return first, first, 1, payload
+        if n % size == 0 and check_prefix(payload, n - size) == size:
+            last = read_domain_seq(payload, n - size)
+            if last - first == n // size - 1:
+                return first, last, n // size, payload
+    offs = _offsets(payload)
+    last = read_domain_seq(payload, offs[-2])
+    for i in range(len(offs) - 1):
+        d = read_domain_seq(payload, offs[i])
+        if d > position:
+            return d, last, len(offs) - 1 - i, memoryview(payload)[offs[i]:] if i else payload
+    return 0, 0, 0, b""
+
+
+class BatchBuilder:
+    """Bridge-out's frames read from the relay and not yet published, cut into batches.
+
+    ``add(epoch, first, data, count)`` takes ``count`` frames with consecutive domain sequences
+    ``first ..`` back to back in ``data`` (a relay ``FrameBatch``); frames at or below the last
+    one already added (a relay that lost an un-fsynced tail reissues sequences the stream has)
+    are skipped and counted. ``cut()`` returns the next batch: ``(epoch, first D, last D,
+    payload)``, as many whole frames from the front as fit in ``max_bytes`` (at least one),
+    never mixing relay epochs (the epoch is part of the message id).
+    """
+
+    def __init__(self, max_bytes: int, last_added: int = 0) -> None:
+        self.max_bytes = max_bytes
+        self.last_added = last_added
+        self.pending_bytes = 0
+        self.reissued_skipped = 0
+        self._pieces: deque[tuple[int, int, int, memoryview]] = deque()  # (epoch, first D, last D, frames)
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    def add(self, epoch: int, first: int, data: bytes | memoryview, count: int) -> None:
+        view = memoryview(data)
+        last = first + count - 1
+        if last <= self.last_added:
+            self.reissued_skipped += count
+            return
+        if first <= self.last_added:
+            skip = self.last_added - first + 1
+            offs = _offsets(view)
+            view = view[offs[skip]:]
+            self.reissued_skipped += skip
+            first += skip
+        self.last_added = last
+        if len(view) <= self.max_bytes:
+            self._pieces.append((epoch, first, last, view))
+            self.pending_bytes += len(view)
+            return
+        # bigger than one batch: split at frame boundaries
+        offs = _offsets(view)
+        n = len(offs) - 1
+        a = 0  # the first frame of the piece being built
+        for i in range(1, n + 1):
+            if i == n or offs[i + 1] - offs[a] > self.max_bytes:
+                self._pieces.append((epoch, first + a, first + i - 1, view[offs[a]:offs[i]]))
+                a = i
+        self.pending_bytes += len(view)
+
+    def cut(self) -> tuple[int, int, int, bytes]:
+        pieces = self._pieces
+        epoch, first, last, view = pieces.popleft()
+        parts = [view]
+        size = len(view)
+        while pieces and pieces[0][0] == epoch and size + len(pieces[0][3]) <= self.max_bytes:
+            _, _, last, view = pieces.popleft()
+            parts.append(view)
+            size += len(view)
+        self.pending_bytes -= size
+        return epoch, first, last, b"".join(parts) if len(parts) > 1 else bytes(parts[0])
+
+    def clear(self) -> None:
+        self._pieces.clear()
+        self.pending_bytes = 0
 
 
 def ack_stream_seq(reply: str) -> tuple[int, int, int]:
@@ -283,10 +405,11 @@ def api_response(payload: bytes) -> dict[str, Any]:
 
 @dataclass
 class PublishCounters:
-    published: int = 0  # publish requests sent (including resends)
+    published: int = 0  # publish requests (batches) sent, including resends
     acked: int = 0  # acknowledged as new stream messages
     duplicates: int = 0  # acknowledged as duplicates of a message already in the stream
     failures: int = 0  # windows abandoned (error answer, timeout, lost connection)
+    frames: int = 0  # relay frames in the acknowledged batches
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -301,22 +424,23 @@ class PublishRejected(Exception):
 
 @dataclass
 class PublishWindow:
-    """Bridge-out's in-flight publishes: stream sequence ``S`` assigned to frame ``D``, in order.
+    """Bridge-out's in-flight publishes: stream sequence ``S`` assigned to the batch of frames
+    ``first..last`` (domain sequences), in order.
 
-    ``next_stream_seq`` is the stream sequence the next frame will get (the stream's last + 1
+    ``next_stream_seq`` is the stream sequence the next batch will get (the stream's last + 1
     when the window was opened): every publish carries ``Nats-Expected-Last-Sequence:
     S - 1``, so JetStream stores it only directly after its predecessor, and a second writer on
     the same stream (or a stale resend) makes the rest of the window fail instead of
-    interleaving. ``position`` is the domain sequence of the last frame JetStream acknowledged:
-    the bridge advances only on acks.
+    interleaving. ``position`` is the domain sequence of the last frame JetStream acknowledged
+    (the last frame of the stream's last message): the bridge advances only on acks.
     """
 
     domain: Domain
     next_stream_seq: int
     position: int  # domain seq of the last frame acknowledged (the stream's last frame)
-    stream_position: int = 0  # its stream sequence
+    stream_position: int = 0  # the stream sequence of its batch
     last_added: int = 0  # domain seq of the last frame handed to ``add`` (position when opened)
-    inflight: dict[int, tuple[int, int]] = field(default_factory=dict)  # token -> (D, S)
+    inflight: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # token -> (first D, last D, S)
     next_token: int = 1
     counters: PublishCounters = field(default_factory=PublishCounters)
 
@@ -324,14 +448,17 @@ class PublishWindow:
         self.stream_position = self.next_stream_seq - 1
         self.last_added = self.position
 
-    def add(self, domain_seq: int) -> tuple[int, int]:
-        """Register the publish of frame ``D``: returns ``(reply token, expected last S)``."""
+    def add(self, first: int, last: int | None = None) -> tuple[int, int]:
+        """Register the publish of the batch ``first..last`` (one frame when ``last`` is None):
+        returns ``(reply token, expected last S)``."""
         s = self.next_stream_seq
         self.next_stream_seq = s + 1
         token = self.next_token
         self.next_token += 1
-        self.inflight[token] = (domain_seq, s)
-        self.last_added = domain_seq
+        if last is None:
+            last = first
+        self.inflight[token] = (first, last, s)
+        self.last_added = last
         self.counters.published += 1
         return token, s - 1
 
@@ -344,22 +471,24 @@ class PublishWindow:
         entry = self.inflight.pop(token, None)
         if entry is None:
             return self.position  # an answer to a window already abandoned
-        d, s = entry
+        first, d, s = entry
         if payload.startswith(b'{"stream":') and b'"error"' not in payload and b"duplicate" not in payload:
             # the common answer, {"stream":"AP_...", "seq":N}, without a JSON parse per message
             m = _ACK_SEQ.search(payload)
             if m is not None and int(m.group(1)) == s:
                 self.counters.acked += 1
+                self.counters.frames += d - first + 1
                 self.position = d
                 self.stream_position = s
                 return d
+        what = f"frames {first}..{d}" if d != first else f"frame {d}"
         try:
             doc = api_response(payload)
         except JetStreamError as exc:
             self.counters.failures += 1
-            raise PublishRejected(f"frame {d} (stream seq {s}): {exc.description}") from exc
+            raise PublishRejected(f"{what} (stream seq {s}): {exc.description}") from exc
         except ValueError as exc:
-            raise PublishRejected(f"frame {d}: unreadable acknowledgement {payload[:80]!r}") from exc
+            raise PublishRejected(f"{what}: unreadable acknowledgement {payload[:80]!r}") from exc
         got = int(doc.get("seq", 0))
         if doc.get("duplicate"):
             self.counters.duplicates += 1
@@ -367,7 +496,8 @@ class PublishWindow:
             self.counters.acked += 1
         if got != s:
             self.counters.failures += 1
-            raise PublishRejected(f"frame {d} stored at stream seq {got}, expected {s}")
+            raise PublishRejected(f"{what} stored at stream seq {got}, expected {s}")
+        self.counters.frames += d - first + 1
         self.position = d
         self.stream_position = s
         return d
@@ -454,10 +584,69 @@ class StreamCursor:
             raise StreamGap(f"heartbeat says consumer sequence {last_consumer_seq}, we saw {self.consumer_seq}")
 
 
+@dataclass
+class BatchCounters:
+    """Frames, on top of ``StreamCounters`` (which count stream messages)."""
+
+    delivered: int = 0  # frames handed to the application
+    duplicates: int = 0  # frames dropped: at or below the last domain sequence delivered
+    lost: int = 0  # domain sequences skipped between delivered frames (retention, or a bridge that
+    #               lost them on the source host) and before the first one after ``from_seq``
+    undecodable: int = 0  # stream messages that are not whole relay frames: counted and skipped
+
+
+class BatchReader:
+    """Read side of a domain's stream: exactly-once stream messages (``StreamCursor``), then the
+    frames of each above the last domain sequence delivered (``position``).
+
+    ``accept(stream seq, consumer seq, pending, payload)`` returns ``(first D, last D, frames,
+    bytes)`` to hand to the application, or None (a duplicate, or nothing new in it); it raises
+    ``StreamGap`` like ``StreamCursor.accept``. ``position`` is 0 until known (a consumer
+    started from the oldest message of an empty stream).
+    """
+
+    def __init__(self, position: int = 0) -> None:
+        self.cursor = StreamCursor()
+        self.position = position
+        self.counters = BatchCounters()
+
+    def accept(self, stream_seq: int, consumer_seq: int, pending: int,
+               payload: bytes | memoryview) -> tuple[int, int, int, bytes | memoryview] | None:
+        if not self.cursor.accept(stream_seq, consumer_seq, pending):
+            return None
+        try:
+            first, last, count, data = batch_after(payload, self.position)
+        except FrameError:
+            self.counters.undecodable += 1
+            raise
+        c = self.counters
+        if not count:
+            try:
+                c.duplicates += len(_offsets(payload)) - 1
+            except FrameError:
+                pass
+            return None
+        if data is not payload:
+            c.duplicates += len(_offsets(payload)) - 1 - count
+        if self.position and first > self.position + 1:
+            c.lost += first - self.position - 1
+        self.position = last
+        c.delivered += count
+        return first, last, count, data
+
+    def as_dict(self) -> dict[str, int]:
+        d = self.cursor.counters.as_dict()
+        d["messages_lost"] = d.pop("lost")
+        d["messages_duplicated"] = d.pop("duplicates")
+        del d["delivered"]  # messages; the frames' count follows
+        d.update(asdict(self.counters))
+        return d
+
+
 __all__ = [
-    "Err", "Event", "Info", "JetStreamError", "Msg", "NatsParser", "NatsProtocolError", "Ok", "Ping", "Pong",
+    "BatchBuilder", "BatchCounters", "BatchReader", "Err", "Event", "Info", "JetStreamError", "Msg", "NatsParser", "NatsProtocolError", "Ok", "Ping", "Pong",
     "PublishCounters", "PublishRejected", "PublishWindow", "StreamCounters", "StreamCursor", "StreamGap",
-    "ack_stream_seq", "api_response", "encode_connect", "encode_headers", "encode_pub", "encode_sub",
+    "ack_stream_seq", "api_response", "batch_after", "batch_span", "encode_connect", "encode_headers", "encode_pub", "encode_sub",
     "encode_unsub", "frame_domain_seq", "msg_id", "parse_headers", "publish_headers", "stream_name",
     "stream_subject",
 ]

@@ -14,7 +14,16 @@ from relay_testkit import frame
 
 from protocol.header import Domain
 from relays.core.nats import PublishRejected, PublishWindow, publish_headers, stream_name, stream_subject
-from relays.jetstream import JetStreamConsumer, NatsConnection, NatsDisconnected, ensure_stream, last_frame
+from relays.jetstream import (
+    JetStreamConsumer,
+    NatsConnection,
+    NatsDisconnected,
+    ensure_stream,
+    find_stream_seq,
+    last_message,
+    stream_position,
+    stream_state,
+)
 
 MD = Domain.MARKET_DATA
 
@@ -41,7 +50,7 @@ def _nats_py_publish(url: str, frames: list[bytes]) -> list[int]:
 async def test_consumer_reads_from_a_sequence_what_nats_py_published(nats: NatsServer) -> None:
     async with NatsConnection.open(nats.url) as nc:
         await ensure_stream(nc, MD)
-        assert await last_frame(nc, MD) == (0, None)
+        assert await last_message(nc, MD) == (0, None)
     seqs = await trio.to_thread.run_sync(_nats_py_publish, nats.url, [_stamped(i) for i in range(1, 51)])
     assert seqs == list(range(1, 51))
     got: list[bytes] = []
@@ -63,8 +72,45 @@ async def test_consumer_reads_from_a_sequence_what_nats_py_published(nats: NatsS
     assert [int.from_bytes(f[8:16], "little") for f in got] == list(range(20, 61))
     assert got[0] == _stamped(20)  # unchanged bytes
     async with NatsConnection.open(nats.url) as nc:
-        last, fr = await last_frame(nc, MD)
+        last, fr = await last_message(nc, MD)
         assert last == 60 and fr == _stamped(60)
+
+
+async def test_a_consumer_positioned_by_domain_sequence_in_a_stream_of_batches(nats: NatsServer) -> None:
+    """Stream messages are batches of frames: a consumer asked for domain seq 13 gets 13.. exactly,
+    from the middle of the batch that holds it (found by binary search), and nothing twice."""
+    cuts = [(1, 10), (11, 25), (26, 26), (27, 40)]
+    async with NatsConnection.open(nats.url) as nc:
+        await ensure_stream(nc, MD)
+        w = PublishWindow(MD, next_stream_seq=1, position=0)
+        done = trio.Event()
+
+        def on(m):  # type: ignore[no-untyped-def]
+            w.ack(int(m.subject.rsplit(".", 1)[1]), m.payload)
+            if not w.pending:
+                done.set()
+
+        subject, _ = nc.reply_subject(on)
+        for first, last in cuts:
+            token, expected = w.add(first, last)
+            nc.publish(stream_subject(MD), b"".join(_stamped(d) for d in range(first, last + 1)),
+                       reply=f"{subject}.{token}", headers=publish_headers(MD, 1, first, expected, last))
+        with trio.fail_after(10):
+            await done.wait()
+        assert (w.position, w.stream_position, w.counters.frames) == (40, 4, 40)
+        st = await stream_state(nc, MD)
+        assert [await find_stream_seq(nc, MD, d, st) for d in (1, 10, 11, 12, 26, 27, 40, 41)] == [1, 1, 2, 2, 3, 4, 4, 5]
+    assert (await stream_position(nats.url, MD))["last_domain_seq"] == 40
+    got: list[bytes] = []
+    async with JetStreamConsumer.connect(MD, nats.url, from_seq=13, raw=True) as c:
+        with trio.fail_after(10):
+            async for batch in c.batches():
+                got += batch
+                if len(got) == 28:
+                    break
+        assert (c.last_seq, c.stream_seq) == (40, 4)
+        assert c.counters["delivered"] == 28 and c.counters["duplicates"] == 2 and c.counters["gaps"] == 0
+    assert got == [_stamped(d) for d in range(13, 41)]
 
 
 async def test_two_writers_cannot_interleave(nats: NatsServer) -> None:

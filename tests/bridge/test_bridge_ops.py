@@ -42,7 +42,7 @@ def test_relay_cli_stats_shows_bridges(procs: Procs, short_dir: Path, nats: Nats
     in_row = json.loads(stats(b, "--json", "--nats", nats.url).stdout)[0]["bridges"]
     assert in_row == [{"name": "bridge-in:market_data", "direction": "in", "position": N, "lag": 0}]
     text = stats(b).stdout
-    assert "bridges (1):" in text and f"<- JetStream  stream seq {N}" in text and "give --nats" in text
+    assert "bridges (1):" in text and f"<- JetStream  domain seq {N}" in text and "give --nats" in text
     down = stats(a, "--json", "--nats", "nats://127.0.0.1:1", "--timeout", "0.5")
     entry = json.loads(down.stdout)[0]
     assert entry["jetstream"] is None and "no NATS server" in entry["jetstream_error"]

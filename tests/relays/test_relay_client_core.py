@@ -192,3 +192,43 @@ def test_a_frame_that_does_not_decode_is_counted_reported_and_skipped() -> None:
     assert c.counters.undecodable == 1 and c.counters.delivered == 4
     assert [s for s, _ in c.undecodable] == [3] and "claims 255 bytes" in c.undecodable[0][1]
     assert list(c.delivered) == [range(1, 3), range(4, 6)]  # the hole says which one
+
+
+def test_forward_frames_restamps_under_this_producer_and_the_relay_takes_them_once() -> None:
+    """Bridge-in's path: frames sequenced by another relay (D = 41..44, many source ids) become
+    this producer's, with source_seq = D, valid CRCs, one outbox entry; a damaged frame is skipped."""
+    from protocol.header import OFF_COVERED, read_header
+    from relays.core.ingest import Ingest, Sequencer
+
+    batch = bytearray()
+    for d in range(41, 45):
+        f = bytearray(frame(d, source_id=100 + d))
+        stamp_domain_seq(f, 0, d)
+        batch += f
+    p = ProducerCore(Domain.MARKET_DATA, 9)
+    p.start()
+    p.receive_data(welcome(last=40))
+    assert p.forward_frames(bytes(batch)) == (4, 44, [])
+    assert p.unacked == 1 and p.last_published == 44
+    sent = p.data_to_send()
+    msgs = split(sent)  # decode checks every CRC
+    assert [(m.source_id, m.source_seq, m.domain_seq) for m in msgs] == [(9, d, 0) for d in range(41, 45)]
+    assert [m.tlvs for m in msgs] == [decode(batch[64 * i : 64 * i + 64]).tlvs for i in range(4)]  # payload kept
+    # the relay takes them; the same batch resent (a reconnect) enters its log once
+    seq = Sequencer(head_seq=40, last_source_seq={9: 40})
+    ing = Ingest(seq, Domain.MARKET_DATA, 9)
+    assert ing.scan(bytearray(sent), 0).chunks[0].count == 4
+    assert ing.scan(bytearray(sent), 0).duplicates == 4 and seq.head_seq == 44
+    # a frame damaged on the way (payload byte flipped, CRC not updated) is skipped and reported
+    more = bytearray()
+    for d in range(46, 49):
+        f = bytearray(frame(d))
+        stamp_domain_seq(f, 0, d)
+        more += f
+    more[64 + 60] ^= 0xFF
+    taken, last, damaged = p.forward_frames(bytes(more))
+    assert (taken, last) == (2, 48) and damaged == [(47, "checksum mismatch")]
+    out = split(p.data_to_send())
+    assert [m.source_seq for m in out] == [46, 48] and read_header(more, 0).checksum != 0 and OFF_COVERED == 16
+    p.receive_data(sysf(Ack(source_id=9, source_seq=44)))
+    assert p.unacked == 1  # the second batch (up to 48) still awaits its ack
