@@ -9,8 +9,9 @@ A configuration that limits nothing is refused, at start-up and by ``alphapulse 
 (a risk process that can never trip would only look like protection): the file must enable at
 least one breaker (:data:`BREAKERS`), and a breaker table must watch something --
 ``[daily_loss]`` and ``[trade_size]`` at least one token, ``[gas_price]`` a ``max_wei`` or a
-per-chain ceiling, ``[stale_data]`` a venue or a ``default_max_age_s``. (``[failure_rate]``,
-``[relay_gaps]`` and ``[volatility]`` work on their defaults: an empty table enables them.)
+per-chain ceiling, ``[stale_data]`` a venue or a ``default_max_age_s``, ``[inventory]`` an asset.
+(``[failure_rate]``, ``[relay_gaps]``, ``[volatility]`` and ``[leg_open]`` work on their defaults: an
+empty table enables them.)
 
 Example (``alphapulse risk --config risk.toml``)::
 
@@ -53,6 +54,22 @@ Example (``alphapulse risk --config risk.toml``)::
     window = 50
     min_samples = 20
     max_sigma = 6.0
+
+    [[inventory.assets]]           # CEX-DEX inventory per venue: start balance and bounds (base units)
+    venue = "binance"              # an exchange, with its own asset name ...
+    asset = "ETH"
+    start = 2000000000000000000
+    min = 500000000000000000
+    max = 5000000000000000000
+    [[inventory.assets]]
+    venue = "chain"                # ... or the chain, with a token
+    asset = "1:0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+    start = 10000000000000000000
+    min = 5000000000000000000
+
+    [leg_open]                     # a CEX-DEX leg left open (LEG_OPEN, or a fill without a result)
+    max_open_s = 60.0
+    scope = "venue"
 
 Tokens are written ``"<chain_id>:<0x address>"``; venues by ``protocol.ids.Venue`` name
 (case-insensitive) or numeric code.
@@ -293,6 +310,9 @@ class InventoryBound(Config):
 class InventoryConfig(Config):
     assets: tuple[InventoryBound, ...] = ()
 
+    def __post_init__(self) -> None:
+        _watches(self.assets, "assets", "no asset has bounds ([[inventory.assets]])")
+
 
 class LegOpenConfig(Config):
     max_open_s: float = 60.0  # a CEX fill whose signal has no result after this trips (executor stuck or gone)
@@ -346,7 +366,8 @@ class RiskConfig(Config):
     leg_open: LegOpenConfig | None = None
 
 
-BREAKERS = ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data", "relay_gaps", "volatility")
+BREAKERS = ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data", "relay_gaps", "volatility",
+            "inventory", "leg_open")
 
 
 def load_config(path: str | Path) -> RiskConfig:
