@@ -20,6 +20,13 @@ SQLite's INTEGER):
 * every ledger row carries its value in the chain's valuation token at booking time
   (``value``; NULL when no price was known) -- realized P&L in valuation terms is the sum of
   values, and unrealized P&L is today's value of a balance minus the values it was booked at;
+* CEX-DEX signals (``specs/cex-legs.md``) move inventory on two venues, so the **venue is a dimension**:
+  every ``CexFill`` books the exchange's base and quote assets (``cex_balances``, keyed by venue and the
+  venue's asset name; a BUY adds base and spends quote, fee included), the ``LegReport`` that comes with
+  the result books the DEX leg's two tokens on chain (``balances``), and the result itself books only its
+  gas -- its realized profit is the sum of those legs, booked once. Ledger rows carry their ``venue`` (0:
+  the chain) and, for an exchange, its ``asset``; each is valued through the chain token the executor
+  trades the same asset as, so :meth:`Books.pnl_by_venue` gives the realized P&L per venue;
 * pool prices (token1 per token0, Q64.96) from V2 reserves, V3 swaps/initialize and snapshots;
 * ``ExecutionStarted`` and the signal's identity/economics are history, linked by
   ``signal_id``.
@@ -34,9 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from market.prices import convert_q96, pool_price_q96
-from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
+from protocol.execution import CexFill, DexLegResult, ExecutionResult, ExecutionStarted, LegReport, Outcome
 from protocol.header import Domain
-from protocol.ids import TokenId
+from protocol.ids import TokenId, Venue, code_name
+from protocol.market import Side
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
 from runtime.files import open_sqlite, open_sqlite_readonly
@@ -61,6 +69,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     id INTEGER PRIMARY KEY AUTOINCREMENT, signal_id INTEGER, chain_id INTEGER, token TEXT, delta TEXT,
     kind TEXT, value TEXT, at_ns INTEGER);
 CREATE TABLE IF NOT EXISTS balances (token TEXT PRIMARY KEY, chain_id INTEGER, amount TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cex_balances (
+    venue INTEGER NOT NULL, asset TEXT NOT NULL, token TEXT, amount TEXT NOT NULL, PRIMARY KEY (venue, asset));
 CREATE TABLE IF NOT EXISTS prices (
     pool TEXT PRIMARY KEY, chain_id INTEGER, token0 TEXT, token1 TEXT, price_q96 TEXT, block_number INTEGER,
     at_ns INTEGER);
@@ -72,8 +82,12 @@ CREATE INDEX IF NOT EXISTS ledger_token ON ledger(token);
 CREATE INDEX IF NOT EXISTS results_at ON results(at_ns);
 """
 
-# outcomes that never realize a profit (SIMULATED's profit is what it would have made)
-NO_PROFIT = frozenset(int(o) for o in Outcome) - {int(Outcome.EXECUTED), int(Outcome.SIMULATED)}
+# outcomes that never realize a profit (SIMULATED's profit is what it would have made; a CEX-DEX leg that was
+# unwound, or left open after a partial unwind, realized what its orders did)
+NO_PROFIT = frozenset(int(o) for o in Outcome) - {int(Outcome.EXECUTED), int(Outcome.SIMULATED),
+                                                  int(Outcome.UNWOUND), int(Outcome.LEG_OPEN)}
+# ledger columns added after the first release: (name, declaration), added to an older file at open
+_LEDGER_ADDED = (("venue", "INTEGER NOT NULL DEFAULT 0"), ("asset", "TEXT NOT NULL DEFAULT ''"))
 
 
 def default_db_path() -> Path:
@@ -82,7 +96,12 @@ def default_db_path() -> Path:
 
 
 def open_db(path: str | Path) -> sqlite3.Connection:
-    return open_sqlite(path, SCHEMA)
+    db = open_sqlite(path, SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(ledger)")}
+    for name, decl in _LEDGER_ADDED:
+        if name not in have:
+            db.execute(f"ALTER TABLE ledger ADD COLUMN {name} {decl}")
+    return db
 
 
 def open_db_readonly(path: str | Path) -> sqlite3.Connection:
@@ -152,10 +171,19 @@ class Books:
         elif domain == Domain.SIGNAL:
             self._signal(msg, at)
         elif domain == Domain.EXECUTION:
+            legs = next((t for t in msg.tlvs if type(t) is LegReport), None)
+            legs_value: int | None = 0
+            if legs is not None:  # before its result: the result's net value includes the legs
+                legs_value = self._legs(legs, at)
             for t in msg.tlvs:
                 tp = type(t)
                 if tp is ExecutionResult:
-                    self._result(t, msg.domain_seq, at)
+                    if legs is None:
+                        self._result(t, msg.domain_seq, at)
+                    else:
+                        self._result(t, msg.domain_seq, at, legs=True, legs_value=legs_value)
+                elif tp is CexFill:
+                    self._fill(t, at)
                 elif tp is ExecutionStarted:
                     cur = self.db.execute(
                         "INSERT OR IGNORE INTO started VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -190,7 +218,39 @@ class Books:
         self.db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
                         (name,))
 
-    def _result(self, t: ExecutionResult, seq: int, at: int) -> None:
+    def _fill(self, t: CexFill, at: int) -> None:
+        """One exchange order's fill: its base and quote assets on that venue."""
+        if not t.base_units:
+            return
+        sign = 1 if t.side == Side.BUY else -1
+        chain = TokenId(t.base_token).chain_id
+        self._book_cex(t.signal_id, t.venue, t.base_asset, int(t.base_token), chain, sign * t.base_units, at)
+        self._book_cex(t.signal_id, t.venue, t.quote_asset, int(t.quote_token), chain, -sign * t.quote_units, at)
+
+    def _legs(self, t: LegReport, at: int) -> int | None:
+        """The DEX leg of a CEX-DEX signal on chain; the value of everything the signal's legs booked."""
+        chain = TokenId(t.base_token).chain_id
+        if t.dex_result == DexLegResult.EXECUTED:
+            sign = 1 if t.cex_side == Side.SELL else -1  # after a CEX sale the DEX leg buys the base back
+            self._book(t.signal_id, chain, int(t.base_token), sign * t.dex_base, "dex_leg", at)
+            self._book(t.signal_id, chain, int(t.quote_token), -sign * t.dex_quote, "dex_leg", at)
+        values = [v for (v,) in self.db.execute(
+            "SELECT value FROM ledger WHERE signal_id = ? AND kind IN ('dex_leg', 'cex_fill')", (t.signal_id,))]
+        return None if any(v is None for v in values) else sum(int(v) for v in values)
+
+    def _book_cex(self, signal_id: int, venue: int, asset: str, token: int, chain_id: int, delta: int, at: int) -> None:
+        value = self.value_of(chain_id, token, delta)
+        self.db.execute(
+            "INSERT INTO ledger(signal_id, chain_id, token, delta, kind, value, at_ns, venue, asset) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (signal_id, chain_id, str(token), str(delta), "cex_fill", None if value is None else str(value), at, venue,
+             asset))
+        row = self.db.execute("SELECT amount FROM cex_balances WHERE venue = ? AND asset = ?", (venue, asset)).fetchone()
+        amount = (int(row[0]) if row else 0) + delta
+        self.db.execute("INSERT OR REPLACE INTO cex_balances VALUES (?,?,?,?)", (venue, asset, str(token), str(amount)))
+
+    def _result(self, t: ExecutionResult, seq: int, at: int, *, legs: bool = False,
+                legs_value: int | None = 0) -> None:
         db = self.db
         ex = Domain.EXECUTION
         prev = db.execute("SELECT outcome, realized_profit, gas_used FROM results WHERE signal_id = ?",
@@ -213,8 +273,8 @@ class Books:
             return self._reject(ex, seq, t.signal_id,
                                 f"outcome {Outcome(t.outcome).name} cannot realize a profit ({t.realized_profit})", at)
         gas_wei = t.gas_used * t.effective_gas_price if t.outcome != Outcome.SIMULATED else 0
-        net_value: int | None = 0
-        if t.outcome == Outcome.EXECUTED and t.realized_profit:
+        net_value: int | None = legs_value if legs else 0
+        if t.outcome == Outcome.EXECUTED and t.realized_profit and not legs:  # CEX-DEX: the legs are booked
             v = self._book(t.signal_id, t.chain_id, int(token), t.realized_profit, "profit", at)
             net_value = None if v is None else net_value + v  # type: ignore[operator]
         if gas_wei:
@@ -271,7 +331,37 @@ class Books:
     # ---- reading ----
 
     def balances(self) -> dict[int, int]:
+        """On-chain balances per token id (and the native coin as ``native_token``)."""
         return {int(t): int(a) for t, a in self.db.execute("SELECT token, amount FROM balances ORDER BY token")}
+
+    def _has_venues(self) -> bool:
+        """Books written before the venue dimension, opened read-only (a report), lack its columns."""
+        return "venue" in {row[1] for row in self.db.execute("PRAGMA table_info(ledger)")}
+
+    def cex_balances(self) -> dict[tuple[int, str], int]:
+        """Exchange balances per (venue code, the venue's asset name), as the fills moved them."""
+        if not self._has_venues():
+            return {}
+        return {(int(v), a): int(n) for v, a, n in self.db.execute(
+            "SELECT venue, asset, amount FROM cex_balances ORDER BY venue, asset")}
+
+    def pnl_by_venue(self) -> dict[str, dict[str, Any]]:
+        """Realized P&L per venue: ``chain:<id>`` for a chain (its tokens and gas), the exchange's name for
+        an exchange; per venue the moves per asset and their value in the valuation token (None when a
+        move had no price when it was booked)."""
+        out: dict[str, dict[str, Any]] = {}
+        cols = "venue, chain_id, token, asset" if self._has_venues() else "0, chain_id, token, ''"
+        for venue, chain, token, asset, delta, value in self.db.execute(
+                f"SELECT {cols}, delta, value FROM ledger ORDER BY id"):
+            key = f"chain:{chain}" if not venue else code_name(Venue, venue).lower()
+            v = out.setdefault(key, {"by_asset": {}, "realized_value": 0})
+            name = asset or str(token)
+            v["by_asset"][name] = v["by_asset"].get(name, 0) + int(delta)
+            if value is None or v["realized_value"] is None:
+                v["realized_value"] = None
+            else:
+                v["realized_value"] += int(value)
+        return out
 
     def pnl(self) -> dict[str, Any]:
         """Realized P&L per token (native units), realized and unrealized in valuation terms."""
@@ -279,7 +369,9 @@ class Books:
         cost: dict[int, int] = {}
         unknown_cost: set[int] = set()
         chain_of: dict[int, int] = {}
-        for token, delta, value, chain in self.db.execute("SELECT token, delta, value, chain_id FROM ledger"):
+        venues = self._has_venues()
+        for token, delta, value, chain in self.db.execute(
+                "SELECT token, delta, value, chain_id FROM ledger" + (" WHERE venue = 0" if venues else "")):
             tk = int(token)
             chain_of[tk] = chain
             realized_tokens[tk] = realized_tokens.get(tk, 0) + int(delta)
@@ -288,6 +380,8 @@ class Books:
             else:
                 cost[tk] = cost.get(tk, 0) + int(value)
         realized_value = sum(cost.values())
+        for (value,) in self.db.execute("SELECT value FROM ledger WHERE venue != 0") if venues else ():
+            realized_value += int(value) if value is not None else 0  # exchanges: realized only
         unrealized = 0
         unpriced = []
         for tk, bal in self.balances().items():

@@ -34,7 +34,7 @@ from typing import Any
 from market.display import Registry, fmt_units
 from protocol.errors import ProtocolError
 from protocol.execution import Outcome
-from protocol.ids import TokenId
+from protocol.ids import TokenId, Venue, code_name
 from runtime.errors import BadFile, one_line
 from runtime.files import bad_sqlite
 
@@ -43,6 +43,7 @@ from .metrics import risk_metrics
 
 NOT_REVALIDATED = {int(Outcome.STALE), int(Outcome.UNPROFITABLE), int(Outcome.REJECTED_BY_RISK), int(Outcome.HALTED)}
 SENT = {int(Outcome.EXECUTED), int(Outcome.REVERTED), int(Outcome.NOT_INCLUDED)}
+CEX_TRADED = {int(Outcome.UNWOUND), int(Outcome.LEG_OPEN)}  # a CEX-DEX leg traded on the exchange
 INCLUDED = {int(Outcome.EXECUTED), int(Outcome.REVERTED)}
 
 
@@ -110,7 +111,7 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
         nv = None if net_value is None else int(net_value)
         if outcome == Outcome.EXECUTED and nv is not None and nv > 0:
             funnel["profit"] += 1
-        if nv is not None and (outcome in SENT or int(gas)):  # a trade: something was sent or paid
+        if nv is not None and (outcome in SENT or outcome in CEX_TRADED or int(gas)):  # something was sent or paid
             trades.append({"signal_id": sid, "outcome": name, "net_value": nv, "at_ns": at, "chain_id": chain})
     funnel["detected"] = len(detected)
     series = [t["net_value"] for t in trades]
@@ -136,7 +137,9 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
         "rejected_records": len(rejects),
         "books": None if pnl is None else {
             "realized_value": pnl["realized_value"], "unrealized_value": pnl["unrealized_value"],
-            "balances": {str(k): v for k, v in Books(db).balances().items()}},
+            "balances": {str(k): v for k, v in Books(db).balances().items()},
+            "cex_balances": {f"{code_name(Venue, v).lower()}:{a}": n for (v, a), n in Books(db).cex_balances().items()},
+            "pnl_by_venue": Books(db).pnl_by_venue()},
         "cumulative_pnl": cum,
     }
 
@@ -197,6 +200,13 @@ def render_text(rep: dict[str, Any]) -> str:
         b = rep["books"]
         lines.append(f"books: realized {b.get('realized') or b['realized_value']}  "
                      f"unrealized {b.get('unrealized') or b['unrealized_value']}")
+        venues = b.get("pnl_by_venue") or {}
+        if any(not k.startswith("chain:") for k in venues):  # CEX-DEX trading: P&L and balances per venue
+            lines.append("realized P&L by venue (valuation token base units):")
+            lines += [f"  {k:12} {v['realized_value'] if v['realized_value'] is not None else 'unpriced'}"
+                      for k, v in sorted(venues.items())]
+            lines += ["exchange balances (base units, moved by our fills):"]
+            lines += [f"  {k:12} {v}" for k, v in sorted(b.get("cex_balances", {}).items())]
     return "\n".join(lines)
 
 

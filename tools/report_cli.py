@@ -148,7 +148,7 @@ def balance(argv: list[str]) -> int:
     token with the chain (read-only: the books are not changed)."""
     from market.display import TokenInfo, fmt_units
     from portfolio.books import Books as BookDb
-    from protocol.ids import TokenId
+    from protocol.ids import TokenId, Venue, code_name
 
     ap = argparse.ArgumentParser(prog="alphapulse balance", description=balance.__doc__)
     _books_options(ap)
@@ -185,6 +185,13 @@ def balance(argv: list[str]) -> int:
                                "balances": [{"chain_id": TokenId(t).chain_id, "token": str(t),
                                              "symbol": (info(t).symbol if info(t) else reg.symbol(t)),
                                              "amount": a, "readable": readable(a, t)} for t, a in held.items()]}
+        try:  # exchange balances (CEX-DEX fills), valued through the chain token they trade as
+            cex = db.execute("SELECT venue, asset, token, amount FROM cex_balances ORDER BY venue, asset").fetchall()
+        except sqlite3.OperationalError:  # books written before exchange balances existed
+            cex = []
+        out["exchanges"] = [{"venue": code_name(Venue, v).lower(), "asset": a, "amount": int(n),
+                             "readable": (f"{fmt_units(int(n), i.decimals)} {a}" if (i := info(int(tk))) else n)}
+                            for v, a, tk, n in cex]
         if args.reconcile:
             from portfolio.reconcile import reconcile
 
@@ -209,6 +216,10 @@ def balance(argv: list[str]) -> int:
             print(f"    {b['readable']:>28}   ({b['amount']} base units)")
     if not out["balances"]:
         print("  (nothing booked yet)")
+    if out["exchanges"]:
+        print("on exchanges (moved by our fills since the books started):")
+        for e in out["exchanges"]:
+            print(f"  {e['venue']:>10}  {e['readable']:>28}   ({e['amount']} base units)")
     if args.reconcile:
         rec = out["reconcile"]
         print(f"\nreconciled against chain {rec['chain_id']} for {rec['address']} (read-only):")

@@ -263,6 +263,17 @@ async def test_cex_sell_then_dex_buy_both_filled(devnet: Any) -> None:
         assert res.tx_hash != bytes(32) and res.gas_used > 0
         (order,) = w.paper.orders
         assert order["side"] == "SELL" and order["status"] == "FILLED"
+        # the books, fed what the executor published, move each venue as the chain and the exchange did
+        from portfolio.books import Books, native_token, open_db
+
+        books = Books(open_db(":memory:"))
+        books.apply(Domain.EXECUTION, [Message(domain=Domain.EXECUTION, tlvs=m, domain_seq=i + 1)
+                                       for i, m in enumerate(w.published.messages)])
+        chain = w.dep.chain_id
+        assert books.balances() == {int(TokenId.of(chain, w.weth)): w.balance(w.weth) - weth0,
+                                    int(TokenId.of(chain, w.usdc)): w.balance(w.usdc) - usdc0,
+                                    native_token(chain): -res.gas_used * res.effective_gas_price}
+        assert books.cex_balances() == {(Venue.BINANCE, "ETH"): -rep.cex_filled, (Venue.BINANCE, "USDT"): rep.cex_quote}
 
 
 async def test_cex_buy_then_dex_sell_both_filled(devnet: Any) -> None:

@@ -338,3 +338,80 @@ def test_report_over_a_corrupt_archive_file_is_one_line(tmp_path: Path, capsys: 
     code = report_main(["--archive", str(tmp_path / "arch")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(bad) in err and "not a readable Parquet file" in err
+
+
+# ---------------------------------------------------------------- CEX-DEX: the venue as a dimension
+
+
+def test_cex_dex_legs_book_each_venue_once(tmp_path: Path) -> None:
+    from risk_testkit import cex_dex_result, cex_fill
+
+    from protocol.execution import CexOrderPurpose
+    from protocol.ids import Venue
+
+    b = books(tmp_path)
+    # a USDC/WETH price: 2000 USDC per WETH (valuation in WETH)
+    b.apply(Domain.MARKET_DATA, seqd([reserves(2000 * 10**6 * 1000, 1000 * ETHER, t_ns=T0)]))
+    usdc, weth = int(USDC_ID), int(WETH_ID)
+    # signal 1: sold 1 ETH on Binance for 2100 USDT (fee included), bought 1 WETH back on chain for 2000 USDC
+    msgs = [cex_fill(1, 2, ETHER, 2100 * 10**6, t_ns=T0),
+            cex_dex_result(1, Outcome.EXECUTED, cex_quote=2100 * 10**6, dex_base=ETHER, dex_quote=2000 * 10**6,
+                           gas_used=100_000, gas_price=10 * S, profit=100 * 10**6, t_ns=T0)]
+    # signal 2: sold 1 ETH, the DEX leg reverted, bought 1 ETH back on Binance for 2110 USDT
+    msgs += [cex_fill(2, 2, ETHER, 2100 * 10**6, t_ns=T0),
+             cex_fill(2, 1, ETHER, 2110 * 10**6, purpose=CexOrderPurpose.UNWIND, t_ns=T0),
+             cex_dex_result(2, Outcome.UNWOUND, cex_quote=2100 * 10**6, unwound=ETHER, unwind_quote=2110 * 10**6,
+                            gas_used=50_000, gas_price=10 * S, profit=-10 * 10**6, t_ns=T0)]
+    b.apply(Domain.EXECUTION, seqd(msgs))
+    assert b.cex_balances() == {(Venue.BINANCE, "ETH"): -ETHER, (Venue.BINANCE, "USDT"): 2090 * 10**6}
+    # on chain: the DEX leg's tokens and both transactions' gas; the results' profits are NOT booked again
+    assert b.balances() == {weth: ETHER, usdc: -2000 * 10**6, native_token(1): -15 * 10**14}
+    assert not list(b.db.execute("SELECT * FROM rejects"))
+    by_venue = b.pnl_by_venue()
+    assert by_venue["binance"]["by_asset"] == {"ETH": -ETHER, "USDT": 2090 * 10**6}
+    assert by_venue["chain:1"]["by_asset"] == {str(weth): ETHER, str(usdc): -2000 * 10**6, str(native_token(1)): -15 * 10**14}
+    # valued in WETH at 2000 USDC/WETH: binance -1 + 2090/2000, chain +1 - 1 - gas
+    assert by_venue["binance"]["realized_value"] == -ETHER + 2090 * ETHER // 2000
+    assert by_venue["chain:1"]["realized_value"] == -15 * 10**14
+    assert b.pnl()["realized_value"] == by_venue["binance"]["realized_value"] + by_venue["chain:1"]["realized_value"]
+    # the result's net value is the legs' and gas'
+    (net,) = b.db.execute("SELECT net_value FROM results WHERE signal_id = 1").fetchone()
+    assert int(net) == -ETHER + 2100 * ETHER // 2000 + ETHER - ETHER - 10**15
+    # applied exactly once: the same batch again changes nothing
+    b.apply(Domain.EXECUTION, seqd(msgs))
+    assert b.cex_balances()[(Venue.BINANCE, "USDT")] == 2090 * 10**6
+    rep = build_report(b.db)
+    assert rep["outcomes"] == {"EXECUTED": 1, "UNWOUND": 1} and len(rep["worst_trades"]) == 2
+    assert rep["books"]["cex_balances"] == {"binance:ETH": -ETHER, "binance:USDT": 2090 * 10**6}
+    text = render_text(rep)
+    assert "realized P&L by venue" in text and "binance:USDT" in text
+
+
+def test_balance_command_lists_exchange_balances(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from risk_testkit import cex_fill
+
+    from tools.report_cli import balance
+
+    b = books(tmp_path)
+    b.apply(Domain.EXECUTION, seqd([cex_fill(1, 1, ETHER, 2000 * 10**6, t_ns=T0)]))
+    assert balance(["--db", str(tmp_path / "b.sqlite"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {(e["venue"], e["asset"], e["amount"]) for e in out["exchanges"]} == {
+        ("binance", "ETH", ETHER), ("binance", "USDT", -2000 * 10**6)}
+    assert balance(["--db", str(tmp_path / "b.sqlite")]) == 0
+    assert "on exchanges" in capsys.readouterr().out
+
+
+def test_an_older_books_file_gains_the_venue_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, signal_id INTEGER, chain_id INTEGER, "
+               "token TEXT, delta TEXT, kind TEXT, value TEXT, at_ns INTEGER)")
+    db.execute("INSERT INTO ledger(signal_id, chain_id, token, delta, kind, value, at_ns) VALUES (1,1,'5','7','gas',NULL,0)")
+    db.commit()
+    db.close()
+    b = Books(open_db(path), VAL)
+    assert [r for r in b.db.execute("SELECT venue, asset, delta FROM ledger")] == [(0, "", "7")]
+    assert list(b.pnl_by_venue()) == ["chain:1"]

@@ -219,3 +219,34 @@ async def test_a_fresh_start_from_now_is_durable_across_a_restart_before_the_fir
             await wait_until(lambda: cursor(db) >= 1, 5)
             n.cancel_scope.cancel()
     assert [r[0] for r in dump(db)["results"]] == [7]
+
+
+async def test_cex_fills_from_the_execution_relay_reach_the_books(short_dir: Path) -> None:
+    """The process books CEX-DEX legs as the executor publishes them: each fill, then the result with its
+    LegReport, off a real execution relay."""
+    from risk_testkit import cex_dex_result, cex_fill
+
+    from portfolio.books import Books, open_db
+    from portfolio.config import load_config
+    from portfolio.process import run
+    from protocol.ids import Venue
+
+    async with relays(short_dir) as socks:
+        config = load_config(write_config(short_dir, socks))
+        db_path = short_dir / "books.sqlite"
+        async with trio.open_nursery() as n:
+            await n.start(run, config, db_path)
+            async with RelayProducer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], source_id=30,
+                                             name="executor") as p:
+                for m in (cex_fill(1, 2, ETHER, 2100 * 10**6),
+                          cex_dex_result(1, Outcome.EXECUTED, cex_quote=2100 * 10**6, dex_base=ETHER,
+                                         dex_quote=2000 * 10**6, profit=100 * 10**6)):
+                    await p.publish(list(m.tlvs))
+                await p.flush()
+            reader = Books(open_db(db_path))
+            await wait_until(lambda: reader.db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 1)
+            assert reader.cex_balances() == {(Venue.BINANCE, "ETH"): -ETHER, (Venue.BINANCE, "USDT"): 2100 * 10**6}
+            assert reader.balances() == {int(TokenId(cex_dex_result(1, 1).tlvs[1].base_token)): ETHER,
+                                         int(USDC_ID): -2000 * 10**6}
+            reader.db.close()
+            n.cancel_scope.cancel()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
+from protocol.execution import CexFill, DexLegResult, ExecutionResult, ExecutionStarted, LegReport, Outcome
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
 from protocol.market import BlockHeader, Trade, V2Reserves, V3Swap
@@ -87,3 +87,27 @@ async def wait_until(predicate, within: float = 10.0, poll: float = 0.02) -> Non
             if predicate():
                 return
             await trio.sleep(poll)
+
+
+def cex_fill(signal_id: int, side: int, base: int, quote: int, *, purpose: int = 1, fee: int = 0,
+             t_ns: int = 0) -> Message:
+    """One Binance ETHUSDT order's fill (side: protocol.market.Side), ETH/USDT as WETH/USDC on chain."""
+    return Message(domain=Domain.EXECUTION, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(CexFill(
+        signal_id=signal_id, venue=Venue.BINANCE, side=side, purpose=purpose, order_id=signal_id, base_units=base,
+        quote_units=quote, fee_units=fee, base_token=WETH_ID, quote_token=USDC_ID, symbol="ETHUSDT",
+        base_asset="ETH", quote_asset="USDT"),))
+
+
+def cex_dex_result(signal_id: int, outcome: int, *, cex_side: int = 2, cex_filled: int = ETHER,
+                   cex_quote: int = 2000 * 10**6, dex_base: int = 0, dex_quote: int = 0, left_open: int = 0,
+                   unwound: int = 0, unwind_quote: int = 0, gas_used: int = 0, gas_price: int = 0, profit: int = 0,
+                   t_ns: int = 0) -> Message:
+    """A CEX-DEX signal's end: its ExecutionResult (profit token USDC) and LegReport in one message."""
+    res = result(signal_id, outcome=outcome, profit=profit, gas_used=gas_used, gas_price=gas_price, token=USDC_ID,
+                 t_ns=t_ns)
+    rep = LegReport(signal_id=signal_id, outcome=int(outcome), cex_venue=Venue.BINANCE, cex_side=cex_side,
+                    dex_result=DexLegResult.EXECUTED if dex_base else DexLegResult.NOT_SENT, base_token=WETH_ID,
+                    quote_token=USDC_ID, cex_requested=cex_filled + left_open, cex_filled=cex_filled,
+                    cex_quote=cex_quote, dex_base=dex_base, dex_quote=dex_quote, gas_cost=0, unwound=unwound,
+                    unwind_quote=unwind_quote, left_open=left_open, realized_profit=profit, symbol="ETHUSDT")
+    return res._replace(tlvs=(*res.tlvs, rep))

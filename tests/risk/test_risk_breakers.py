@@ -15,6 +15,8 @@ from risk_testkit import (
     WETH_ID,
     S,
     block,
+    cex_dex_result,
+    cex_fill,
     cex_trade,
     reserves,
     result,
@@ -350,26 +352,6 @@ def test_reconfigure_keeps_the_failure_window_and_unchanged_breakers() -> None:
 # ---------------------------------------------------------------- CEX-DEX: inventory per venue, a leg left open
 
 
-def _fill(signal_id: int, side: int, base: int, quote: int, *, purpose: int = 1) -> Message:
-    from protocol.execution import CexFill
-
-    return Message(domain=Domain.EXECUTION, tlvs=[CexFill(
-        signal_id=signal_id, venue=Venue.BINANCE, side=side, purpose=purpose, order_id=signal_id, base_units=base,
-        quote_units=quote, fee_units=0, base_token=WETH_ID, quote_token=USDC_ID, symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")])
-
-
-def _legs(signal_id: int, outcome: int, *, cex_side: int = 2, dex_base: int = 0, dex_quote: int = 0,
-          left_open: int = 0) -> Message:
-    from protocol.execution import DexLegResult, LegReport
-
-    rep = LegReport(signal_id=signal_id, outcome=outcome, cex_venue=Venue.BINANCE, cex_side=cex_side,
-                    dex_result=DexLegResult.EXECUTED if dex_base else DexLegResult.NOT_SENT, base_token=WETH_ID,
-                    quote_token=USDC_ID, cex_requested=ETHER, cex_filled=ETHER, cex_quote=2000 * 10**6,
-                    dex_base=dex_base, dex_quote=dex_quote, gas_cost=0, unwound=0, unwind_quote=0,
-                    left_open=left_open, realized_profit=0, symbol="ETHUSDT")
-    return Message(domain=Domain.EXECUTION, tlvs=[*result(signal_id, outcome=outcome).tlvs, rep])
-
-
 INVENTORY = f"""
 [[inventory.assets]]
 venue = "binance"
@@ -387,19 +369,19 @@ min = {9 * ETHER}
 
 def test_inventory_out_of_bounds_on_the_exchange_trips_its_venue() -> None:
     e = engine(INVENTORY)
-    assert not stops(e.on_message(Domain.EXECUTION, _fill(1, 2, ETHER, 2000 * 10**6), T0))  # 2 -> 1 ETH: inside
-    (s,) = stops(e.on_message(Domain.EXECUTION, _fill(2, 2, ETHER, 2000 * 10**6), T0 + SEC))  # 1 -> 0 ETH: below
+    assert not stops(e.on_message(Domain.EXECUTION, cex_fill(1, 2, ETHER, 2000 * 10**6), T0))  # 2 -> 1 ETH: inside
+    (s,) = stops(e.on_message(Domain.EXECUTION, cex_fill(2, 2, ETHER, 2000 * 10**6), T0 + SEC))  # 1 -> 0 ETH: below
     assert s.trip.scope == StopScope.VENUE and s.trip.scope_value == Venue.BINANCE and "binance ETH is 0" in s.trip.reason
     e = engine(INVENTORY)
-    (s,) = stops(e.on_message(Domain.EXECUTION, _fill(3, 1, 3 * ETHER, 6000 * 10**6), T0))  # 2 -> 5 ETH: above
+    (s,) = stops(e.on_message(Domain.EXECUTION, cex_fill(3, 1, 3 * ETHER, 6000 * 10**6), T0))  # 2 -> 5 ETH: above
     assert "outside" in s.trip.reason and "order 3" in s.trip.reason
 
 
 def test_inventory_of_the_chain_moves_with_the_dex_leg() -> None:
     e = engine(INVENTORY)
     # the CEX sold, the DEX leg bought the base back: chain WETH up (inside); a CEX buy sells it on chain
-    assert not stops(e.on_message(Domain.EXECUTION, _legs(4, Outcome.EXECUTED, dex_base=ETHER, dex_quote=1), T0))
-    (s,) = stops(e.on_message(Domain.EXECUTION, _legs(5, Outcome.EXECUTED, cex_side=1, dex_base=3 * ETHER,
+    assert not stops(e.on_message(Domain.EXECUTION, cex_dex_result(4, Outcome.EXECUTED, dex_base=ETHER, dex_quote=1), T0))
+    (s,) = stops(e.on_message(Domain.EXECUTION, cex_dex_result(5, Outcome.EXECUTED, cex_side=1, dex_base=3 * ETHER,
                                                      dex_quote=1), T0))  # 11 -> 8 WETH: below 9
     assert s.trip.scope == StopScope.CHAIN and s.trip.scope_value == CHAIN and "DEX leg" in s.trip.reason
     snap = e.snapshot()
@@ -410,18 +392,18 @@ def test_inventory_of_the_chain_moves_with_the_dex_leg() -> None:
 
 def test_a_leg_left_open_trips_at_once_and_a_silent_fill_after_max_open() -> None:
     e = engine('[leg_open]\nmax_open_s = 5.0\n')
-    (s,) = stops(e.on_message(Domain.EXECUTION, _legs(6, Outcome.LEG_OPEN, left_open=ETHER), T0))
+    (s,) = stops(e.on_message(Domain.EXECUTION, cex_dex_result(6, Outcome.LEG_OPEN, left_open=ETHER), T0))
     assert s.trip.scope == StopScope.VENUE and s.trip.scope_value == Venue.BINANCE and "left" in s.trip.reason
     e = engine('[leg_open]\nmax_open_s = 5.0\n')
-    assert not stops(e.on_message(Domain.EXECUTION, _fill(7, 2, ETHER, 1), T0))
+    assert not stops(e.on_message(Domain.EXECUTION, cex_fill(7, 2, ETHER, 1), T0))
     assert not stops(e.on_timer(T0 + 4 * SEC))
     (s,) = stops(e.on_timer(T0 + 6 * SEC))
     assert "without a result" in s.trip.reason and "signal 7" in s.trip.reason
     # a fill whose signal ends (any way but LEG_OPEN) within the limit never trips
     e = engine('[leg_open]\nmax_open_s = 5.0\nscope = "all"\n')
-    e.on_message(Domain.EXECUTION, _fill(8, 2, ETHER, 1), T0)
-    assert not stops(e.on_message(Domain.EXECUTION, _legs(8, Outcome.UNWOUND), T0 + SEC))
+    e.on_message(Domain.EXECUTION, cex_fill(8, 2, ETHER, 1), T0)
+    assert not stops(e.on_message(Domain.EXECUTION, cex_dex_result(8, Outcome.UNWOUND), T0 + SEC))
     assert not stops(e.on_timer(T0 + 60 * SEC))
     # an unfilled order (nothing open) is not a leg
-    e.on_message(Domain.EXECUTION, _fill(9, 2, 0, 0), T0)
+    e.on_message(Domain.EXECUTION, cex_fill(9, 2, 0, 0), T0)
     assert not stops(e.on_timer(T0 + 60 * SEC))
