@@ -510,6 +510,9 @@ class SignalRun:
         self.targets: tuple[int, ...] = ()
         self.private_deadline = 0.0
         self.started_published = False
+        # a CEX-DEX signal's DEX leg found in flight after a restart (execution/cex/run.py): its exchange side
+        # is not known here, so whatever the transaction did, the signal ends LEG_OPEN for risk and the operator
+        self.restarted_leg = False
 
     @classmethod
     def resumed(cls, core: ExecutorCore, *, signal_id: int, meta: Mapping[str, Any], txs: Sequence[Tx]) -> SignalRun:
@@ -524,6 +527,7 @@ class SignalRun:
         run.net = meta.get("net_expected", 0)
         run.tx = txs[0]
         run.watch = _Watch(txs=list(txs))
+        run.restarted_leg = meta.get("leg") == "dex"
         return run
 
     @property
@@ -570,6 +574,10 @@ class SignalRun:
         return self._finish(Outcome.FAILED, reason)
 
     def _finish(self, outcome: Outcome, reason: str, **kw: Any) -> list[Action]:
+        if self.restarted_leg:
+            reason = (f"executor restarted during a CEX-DEX signal's legs; its DEX leg {outcome.name.lower()} "
+                      f"({reason}); the exchange position was not re-checked")
+            outcome, kw = Outcome.LEG_OPEN, {k: v for k, v in kw.items() if k != "realized_profit"}
         held = self.core.pools_in_flight
         for p in [p for p, (sid, _) in held.items() if sid == self.signal_id]:
             del held[p]  # settled, one way or another: the pools are free again

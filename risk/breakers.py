@@ -545,6 +545,7 @@ class LegOpen(Breaker):
         if domain != Domain.EXECUTION:
             return []
         out = []
+        reported = {t.signal_id for t in msg.tlvs if type(t) is LegReport}
         for t in msg.tlvs:
             if type(t) is CexFill and t.base_units and t.purpose == CexOrderPurpose.ENTRY:
                 self.open.setdefault(t.signal_id, (t.venue, now_ns))
@@ -554,7 +555,11 @@ class LegOpen(Breaker):
                     out.append(self._breach(t.cex_venue, f"signal {t.signal_id} left {t.left_open} base units of "
                                                          f"{t.symbol} open on {venue_name(t.cex_venue)}"))
             elif type(t) is ExecutionResult:
-                self.open.pop(t.signal_id, None)
+                venue, _ = self.open.pop(t.signal_id, (0, 0))
+                if t.outcome == Outcome.LEG_OPEN and t.signal_id not in reported:  # e.g. after an executor restart
+                    out.append(self.breach(self.scope if venue else StopScope.ALL,
+                                           venue if venue and self.scope == StopScope.VENUE else 0,
+                                           f"signal {t.signal_id} ended LEG_OPEN: {t.reason}"))
         return out
 
     def on_timer(self, now_ns: int) -> list[Breach]:

@@ -11,6 +11,7 @@ direction (``CEX BUY``).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -306,7 +307,9 @@ async def test_partial_fill_resizes_the_dex_leg(devnet: Any) -> None:
 
 
 @pytest.mark.parametrize("faults, why", [("reject=1", "-2010"), ("cap=1:0", "EXPIRED")])
-async def test_cex_not_filled_sends_no_dex_leg(devnet: Any, faults: str, why: str) -> None:
+async def test_cex_not_filled_sends_no_dex_leg(devnet: Any, faults: str, why: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with world(devnet, faults=faults) as w:
         sig = w.market()
         nonce0, weth0 = w.nonce(), w.balance(w.weth)
@@ -315,6 +318,10 @@ async def test_cex_not_filled_sends_no_dex_leg(devnet: Any, faults: str, why: st
         assert rep is not None and rep.dex_result == DexLegResult.NOT_SENT and rep.cex_filled == 0
         assert rep.left_open == 0 and res.realized_profit == 0 and res.tx_hash == bytes(32)
         assert w.nonce() == nonce0 and w.balance(w.weth) == weth0
+        # the API key and its signing key are in no log line, no error and no record on the bus
+        assert "CEX order" in caplog.text
+        for secret in (KEY, SIGNING):
+            assert secret not in caplog.text and secret not in repr(w.published.messages)
 
 
 async def test_no_cex_answer_in_time_is_leg_open_with_the_whole_size(devnet: Any) -> None:

@@ -547,6 +547,15 @@ def test_resumed_run_watches_settles_or_ends() -> None:
     res = result_of(run.end_recovered(Outcome.NOT_INCLUDED, "restart: nonce 6 never broadcast before the restart"))
     assert res.outcome == Outcome.NOT_INCLUDED
 
+    # a CEX-DEX signal's DEX leg (execution/cex/run.py) found after a restart: its exchange side is unknown here
+    leg = {**META, "leg": "dex"}
+    run = core.resumed(signal_id=12, meta=leg, txs=[t1])
+    res = result_of(run.settle_recovered(0, receipt(t1, status=1), cancelled=False))
+    assert res.outcome == Outcome.LEG_OPEN and "not re-checked" in res.reason and res.realized_profit == 0
+    run = core.resumed(signal_id=13, meta=leg, txs=[t1])
+    res = result_of(run.end_recovered(Outcome.NOT_INCLUDED, "restart: nonce 6 never broadcast before the restart"))
+    assert res.outcome == Outcome.LEG_OPEN and "not_included" in res.reason
+
 
 # --------------------------------------------------------------------------- the node's answers, typed
 

@@ -407,3 +407,8 @@ def test_a_leg_left_open_trips_at_once_and_a_silent_fill_after_max_open() -> Non
     # an unfilled order (nothing open) is not a leg
     e.on_message(Domain.EXECUTION, cex_fill(9, 2, 0, 0), T0)
     assert not stops(e.on_timer(T0 + 60 * SEC))
+    # a LEG_OPEN result without a LegReport (the executor restarted mid-legs) trips the fill's venue
+    e = engine('[leg_open]\nmax_open_s = 5.0\n')
+    e.on_message(Domain.EXECUTION, cex_fill(10, 2, ETHER, 1), T0)
+    (s,) = stops(e.on_message(Domain.EXECUTION, result(10, outcome=Outcome.LEG_OPEN, reason="restarted"), T0 + SEC))
+    assert s.trip.scope == StopScope.VENUE and s.trip.scope_value == Venue.BINANCE and "restarted" in s.trip.reason
