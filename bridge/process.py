@@ -121,7 +121,12 @@ class BridgeOut(_Bridge):
         self.window: PublishWindow | None = None
         self.builder: BatchBuilder | None = None
         self.resyncs = 0
-        self.reissued_skipped = 0
+        self._reissued_before = 0  # skipped by the builders of earlier sessions
+
+    @property
+    def reissued_skipped(self) -> int:
+        """Frames a relay reissued under sequences the stream already has (skipped, not published)."""
+        return self._reissued_before + (self.builder.reissued_skipped if self.builder else 0)
 
     def observe(self, pm: ProcessMetrics) -> None:
         """Prometheus gauges (``--metrics-port``): acknowledged position, in-flight, resyncs."""
@@ -163,8 +168,10 @@ class BridgeOut(_Bridge):
                 window.counters = old.counters
             self.window = window
             if self.builder is not None:
-                self.reissued_skipped += self.builder.reissued_skipped
-            self.builder = builder = BatchBuilder(self.batch_bytes, last_added=position)
+                self._reissued_before += self.builder.reissued_skipped
+            # a batch must fit the server's max_payload (1 MB by default), headers and all
+            batch_bytes = max(1, min(self.batch_bytes, int(nc.info.get("max_payload", 1 << 20)) - 4096))
+            self.builder = builder = BatchBuilder(batch_bytes, last_added=position)
             state = _AckState()
             reply, sid = nc.reply_subject(partial(_on_ack, window, state))
             log.info("bridge out %s -> %s:%d: stream last seq %d holds domain seqs up to %d; reading the relay from %s",
@@ -175,7 +182,7 @@ class BridgeOut(_Bridge):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_ack_watchdog, window, state)
                     nursery.start_soon(self._publisher, nc, window, builder, state, reply)
-                    limit = self.batch_bytes * (self.max_inflight + 2)
+                    limit = batch_bytes * (self.max_inflight + 2)
                     async for fb in rc.frame_batches():
                         builder.add(rc.epoch, fb.first_seq, fb.view(), fb.count)
                         state.wake.set()

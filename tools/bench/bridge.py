@@ -10,6 +10,8 @@ storage started for the run in a temporary directory on a free loopback port). O
 * **bridged throughput**: ``--count`` 64-byte frames written to relay A as fast as it takes
   them; the consumer on relay B reports msgs/s from its first to its last message and checks
   that every batch continues the previous one (nothing lost, nothing twice).
+  The stream message count of each bridged phase gives the mean batch size (frames per
+  JetStream message).
 * **bridged latency**: a paced producer at ``--latency-rate`` for ``--latency-seconds``
   stamps ``event_time_ns`` right before sending (bridge-in keeps event times); the consumer on
   relay B computes receive - send per message.
@@ -233,6 +235,16 @@ def _nats_py_phase(nats_url: str, count: int, rate: float | None) -> dict[str, A
     return _summarise([result], latency=bool(rate))
 
 
+def _stream_messages(url: str) -> int:
+    """How many stream messages (batches) the bridged phase produced."""
+    import trio
+
+    from protocol.header import Domain
+    from relays.jetstream import stream_position
+
+    return int(trio.run(stream_position, url, Domain.MARKET_DATA)["messages"])
+
+
 def _loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -271,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bridged (relay -> bridge out -> JetStream -> bridge in -> relay): {what}", file=sys.stderr)
                 r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag)
                 report[key if rate is None else "bridge_latency"] = r if rate is None else r["latency"]
+                report[f"{key}_stream_messages"] = _stream_messages(server.url)
             finally:
                 server.stop()
         if not args.skip_nats_py:
@@ -301,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average: before {report['loadavg_before']}, after {report['loadavg_after']}")
     print(f"  bridged  : {bt['min_msgs_per_s']:>10,} msgs/s, gaps {bt['gaps']}, duplicates {bt['duplicates']}; "
           f"latency {lat(report['bridge_latency'])}")
+    print(f"             frames per stream message (batch): {args.count / max(1, report['bridge_throughput_stream_messages']):,.1f} "
+          f"at full speed, {lat_count / max(1, report['bridge_stream_messages']):,.1f} at {args.latency_rate:,.0f} msgs/s")
     print(f"  relay hop: {rt['min_msgs_per_s']:>10,} msgs/s; latency {lat(report['relay_latency'])}")
     if "nats_py_throughput" in report:
         print(f"  nats-py  : {report['nats_py_throughput']['min_msgs_per_s']:>10,} msgs/s (core pub/sub, no checks); "
