@@ -45,7 +45,7 @@ def _bench(target: str, help: str) -> Command:
 # Every benchmark prints its figures next to a baseline measured in the same run (the machine is
 # shared and noisy) and reports the ratio; none of them asserts a time. Each runs between two
 # load-average lines (tools.bench.with_load_average).
-BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, cex, bridge", {
+BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, cex, bridge, gas", {
     "codec": _bench("tools.bench.codec:main", "protocol codec encode+decode vs bare struct pack+unpack"),
     "relay": _bench("tools.bench.relay:main", "relay throughput and latency vs pyzmq PUB/SUB"),
     "decode": _bench("tools.bench.decode:main", "raw EVM logs -> protocol messages vs eth-abi"),
@@ -54,6 +54,7 @@ BENCHMARKS = Group("benchmarks: codec, relay, decode, strategy, e2e, cex, bridge
     "cex": _bench("tools.bench.cex:main", "CEX collectors: captured venue frames -> wire bytes vs json.loads"),
     "bridge": _bench("tools.bench.bridge:main",
                      "relay -> NATS JetStream bridges -> relay vs the plain relay hop and bare nats-py"),
+    "gas": _bench("tools.bench.gas:main", "devnet: AlphaPulseArb gas per path type, current vs previous contract"),
 })
 
 COMMANDS: dict[str, Command | Group] = {

@@ -89,8 +89,6 @@ contract AlphaPulseArb {
     bytes4 private constant GET_RESERVES = 0x0902f1ac; // getReserves()
     bytes4 private constant V2_SWAP = 0x022c0d9f; // swap(uint256,uint256,address,bytes)
     bytes4 private constant V3_SWAP = 0x128acb08; // swap(address,bool,int256,uint160,bytes)
-    bytes4 private constant ERC20_TRANSFER = 0xa9059cbb; // transfer(address,uint256)
-    bytes4 private constant ERC20_BALANCE_OF = 0x70a08231; // balanceOf(address)
     bytes4 private constant PM_UNLOCK = 0x48c89491; // unlock(bytes)
     // swap((address,address,uint24,int24,address),(bool,int256,uint160),bytes)
     bytes4 private constant PM_SWAP = 0xf3cd914c;
@@ -209,7 +207,8 @@ contract AlphaPulseArb {
             else _startForward(p, n, amountIn, path);
             profit = _payRecipient(token, to, cycleResult);
         }
-        expectedCaller = address(0);
+        // Every lender calls back exactly once, which consumes the permission.
+        if (expectedCaller != address(0)) revert InvalidCallbackData();
         uint256 minProfit = _word128(p + 16);
         if (profit < minProfit) revert InsufficientProfit(profit, minProfit);
         emit ArbitrageExecuted(token, to, amountIn, profit);
@@ -237,7 +236,7 @@ contract AlphaPulseArb {
         } else {
             expectedCaller = hop.pool;
             _v3Swap(hop.pool, address(this), zeroForOne, amountIn, abi.encodePacked(uint8(MODE_PAY), tokenIn, zeroForOne));
-            expectedCaller = address(0);
+            if (expectedCaller != address(0)) revert InvalidCallbackData();
         }
         amountOut = _balanceOf(tokenOut, address(this)) - outBefore;
         if (amountOut < hop.amountOut) revert InsufficientOutput(0, amountOut, hop.amountOut);
