@@ -47,19 +47,18 @@ class OrderFaults:
         for part in filter(None, (p.strip() for p in spec.split(";"))):
             key, _, value = part.partition("=")
             items = [v.strip() for v in value.split(",") if v.strip()]
+            if key not in ("reject", "cap", "delay"):
+                raise ValueError(f"unknown order fault {key!r} (reject, cap, delay)")
             try:
                 if key == "reject":
                     f.reject.update(int(v) for v in items)
-                elif key in ("cap", "delay"):
-                    for v in items:
-                        n, _, amount = v.partition(":")
-                        if key == "cap":
-                            f.cap[int(n)] = Decimal(amount)
-                        else:
-                            f.delay[int(n)] = float(amount)
-                else:
-                    raise ValueError(f"unknown order fault {key!r} (reject, cap, delay)")
-            except ArithmeticError:
+                for v in items if key != "reject" else ():
+                    n, _, amount = v.partition(":")
+                    if key == "cap":
+                        f.cap[int(n)] = Decimal(amount)
+                    else:
+                        f.delay[int(n)] = float(amount)
+            except (ArithmeticError, ValueError):
                 raise ValueError(f"order fault {part!r}: not a number") from None
         return f
 
