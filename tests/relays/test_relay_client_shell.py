@@ -155,3 +155,54 @@ async def test_an_undecodable_frame_in_an_old_journal_is_skipped_not_retried(sho
         assert got == [1, 2, 4, 5, 6]
         assert counters["undecodable"] == 1 and counters["reconnects"] == 0
         n.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("role", ["consumer", "producer"])
+async def test_a_relay_that_welcomes_then_drops_is_retried_with_backoff(short_dir: Path, role: str) -> None:
+    """The issue's loop: a connection that *succeeds* (Welcome) and then breaks before anything is
+    delivered or acknowledged -- the consumer that rewound to a frame it could not decode, the
+    producer whose batch is refused -- was retried at full speed, since a Welcome reset the backoff.
+    A session that made no progress now counts as a failed attempt."""
+    import socket as stdsocket
+
+    from protocol.message import control_frame
+    from protocol.system import Welcome
+
+    path = str(short_dir / "s.sock")
+    listener = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    await listener.bind(path)
+    listener.listen(64)
+    accepted = 0
+    welcome = control_frame(Welcome(epoch=1, head_seq=5, oldest_seq=1, last_source_seq=0, domain=int(Domain.SIGNAL)))
+
+    async def welcome_then_drop() -> None:
+        nonlocal accepted
+        while True:
+            s, _ = await listener.accept()
+            accepted += 1
+            with s:
+                with trio.move_on_after(0.5):
+                    await s.recv(65536)  # the Hello
+                await s.send(welcome)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(welcome_then_drop)
+
+        async def consume() -> None:
+            async with RelayConsumer.connect(Domain.SIGNAL, path, from_seq=0) as c:
+                async for _ in c:
+                    pass
+
+        async def produce() -> None:
+            from protocol.signals import DecisionPoint
+
+            async with RelayProducer.connect(Domain.SIGNAL, path, source_id=9, connect_timeout=30) as p:
+                await p.publish(DecisionPoint(block_number=1, log_index=0))
+                await trio.sleep_forever()
+
+        n.start_soon(consume if role == "consumer" else produce)
+        await trio.sleep(1.5)
+        n.cancel_scope.cancel()
+    listener.close()
+    # 20 ms doubling to 1 s: about 8 attempts in 1.5 s; without backoff, hundreds
+    assert 2 <= accepted <= 20, accepted

@@ -77,3 +77,21 @@ def test_a_socket_in_a_shared_sticky_directory_must_itself_be_ours(tmp_path):
             if os.path.lexists(p):
                 os.unlink(p)
     assert not paths.shared_sticky_dir(tmp_path)  # a private directory is checked as before
+
+
+def test_a_named_run_dir_others_can_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$ALPHAPULSE_RUN_DIR`` (e.g. under ``$XDG_RUNTIME_DIR``) need not be exactly 0700, but anyone who
+    can write there could plant a socket or replace ours: group/other-writable is refused, by the relay
+    at start and by every client before it connects."""
+    named = tmp_path / "xdg" / "alphapulse"
+    named.mkdir(parents=True, mode=0o700)
+    monkeypatch.setenv(paths.ENV_RUN_DIR, str(named))
+    os.chmod(named, 0o750)  # readable by the group on purpose: fine
+    assert paths.ensure_run_dir() == named
+    paths.check_socket_dir(paths.socket_path("signal"))
+    for loose in (0o770, 0o757):
+        os.chmod(named, loose)
+        with pytest.raises(UnsafePathError, match=f"mode {loose:04o}"):
+            paths.ensure_run_dir()
+        with pytest.raises(UnsafePathError, match="not writable by group or others"):
+            paths.check_socket_dir(paths.socket_path("signal"))
