@@ -12,6 +12,7 @@ direction (``CEX BUY``).
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -229,6 +230,7 @@ async def world(devnet: Any, *, faults: str = "", cex: dict[str, Any] | None = N
         w.chain.rpc("evm_setAutomine", True)
         devnet.client.revert(snap)
         w.chain.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def fills(w: World) -> list[CexFill]:
@@ -461,3 +463,63 @@ async def test_an_invalidated_book_or_too_little_profit_sends_nothing(devnet: An
         res, rep = await w.run(sig)
         assert res.outcome == Outcome.UNPROFITABLE and rep is None, res.reason
         assert w.paper.received == 0
+
+
+# --------------------------------------------------------------------------- the executor process's wiring
+
+
+async def test_the_executor_process_runs_a_cex_dex_signal_off_real_relays(devnet: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``execution.process.run`` with ``[cex]``: the keys read from the environment variables the configuration
+    names, the signal and market data off real relays, the fill, result and LegReport on the execution relay."""
+    from execution.process import cex_credentials
+    from execution.process import run as run_executor
+    from relays.client import RelayConsumer, RelayProducer
+    from relays.server import RelayConfig, serve
+
+    monkeypatch.setenv("AP_TEST_CEX_KEY", KEY)
+    monkeypatch.setenv("AP_TEST_CEX_HMAC", SIGNING)
+    d = Path(tempfile.mkdtemp(prefix="apcexp-", dir="/tmp"))
+    try:
+        async with world(devnet) as w, trio.open_nursery() as n:
+            socks = {}
+            for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
+                cfg = RelayConfig(domain=dom, socket_path=str(d / f"{dom.name.lower()[:3]}.sock"),
+                                  data_dir=str(d / f"data-{dom.name.lower()}"), fsync="off")
+                await n.start(serve, cfg)
+                socks[dom] = cfg.socket_path
+            _, rest_port = await n.start(w.standin.serve)  # a second stand-in listener: the process's own
+            assert w.config.cex is not None
+            config = msgspec.structs.replace(
+                w.config, state_db=str(d / "state.sqlite"),
+                cex=msgspec.structs.replace(w.config.cex, rest_url=f"http://127.0.0.1:{rest_port}",
+                                            key_env="AP_TEST_CEX_KEY", hmac_env="AP_TEST_CEX_HMAC"),
+                relays=msgspec.structs.replace(w.config.relays, market_data=socks[Domain.MARKET_DATA],
+                                               signal=socks[Domain.SIGNAL], execution=socks[Domain.EXECUTION]))
+            sig_msg = w.engine.on_message(w.message(w.pool_records() + w.book_records()), time.time_ns())[-1]
+            async with RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=7,
+                                             name="md") as md:  # the backlog the executor applies before 'ready'
+                await md.publish(w.pool_records() + w.book_records())
+                await md.flush()
+            creds = cex_credentials(config)
+            assert creds is not None and KEY not in repr(creds)
+            await n.start(lambda task_status: run_executor(config, w.account, cex=creds, task_status=task_status))
+            got: list[list[Any]] = []
+            async with RelayConsumer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], from_seq=0,
+                                             name="test") as results:
+                async with RelayProducer.connect(Domain.SIGNAL, socks[Domain.SIGNAL], source_id=21, name="s") as sp:
+                    await sp.publish(list(sig_msg.tlvs))
+                    await sp.flush()
+                with trio.fail_after(30):
+                    async for msg in results:
+                        got.append(list(msg.tlvs))
+                        if any(type(t) is ExecutionResult for t in msg.tlvs):
+                            break
+            *_, last = got
+            res = next(t for t in last if type(t) is ExecutionResult)
+            rep = next(t for t in last if type(t) is LegReport)
+            assert res.outcome == Outcome.EXECUTED and rep.dex_result == DexLegResult.EXECUTED, res.reason
+            assert any(type(t) is CexFill for m in got for t in m) and w.paper.orders[-1]["status"] == "FILLED"
+            n.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
