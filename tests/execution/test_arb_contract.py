@@ -260,6 +260,30 @@ def test_three_hop_triangle_v2_v2_v3(chain: Chain, market: Market, arb: Arb) -> 
     run_cycle(chain, market, arb, hops, predicted, "V2->V2->V3 (3 hops)")
 
 
+def test_three_hops_with_v3_in_the_middle_runs_forward(chain: Chain, market: Market, arb: Arb) -> None:
+    """USDC -A-> WETH -V3 0.05 %-> DAI -b-> USDC: the first pair lends (FORWARD: a V3 hop that is not
+    the last), the V3 pool is paid in its own callback and sends its output straight into pair b."""
+    dump_weth_on_venue_a(chain, market)
+    t = market.tokens
+    a_in, a_out = reserves_in_out(chain, market.v2_pairs[("uniswap_v2_a", "USDC", "WETH")], t["USDC"], t["WETH"])
+    b_in, b_out = reserves_in_out(chain, market.v2_pairs[("uniswap_v2_b", "DAI", "USDC")], t["DAI"], t["USDC"])
+
+    def profit(x: int) -> int:
+        return v2_out(quote_v3(chain, market, t["WETH"], t["DAI"], 500, v2_out(x, a_in, a_out)), b_in, b_out) - x
+
+    x = best_input(profit, 10**6, 100_000 * 10**6)
+    weth = v2_out(x, a_in, a_out)
+    dai = quote_v3(chain, market, t["WETH"], t["DAI"], 500, weth)
+    usdc = v2_out(dai, b_in, b_out)
+    assert usdc - x > 0
+    hops = [
+        v2_hop(market, "uniswap_v2_a", "USDC", "WETH", amount_in=x, amount_out=weth),
+        v3_hop(market, 500, "WETH", "DAI", amount_out=dai),
+        v2_hop(market, "uniswap_v2_b", "DAI", "USDC", amount_out=usdc),
+    ]
+    run_cycle(chain, market, arb, hops, usdc - x, "V2->V3->V2 (3 hops)")
+
+
 # -- profit guard, access control, pause --------------------------------------------------------
 def _v2v2_cycle(chain: Chain, market: Market) -> tuple[list[Hop], int]:
     dump_weth_on_venue_a(chain, market)
