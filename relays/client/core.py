@@ -87,6 +87,7 @@ from protocol.system import (
 )
 from protocol.tlv import TLV
 
+from ..core.ingest import valid_records_crc
 from ..core.rangeset import RangeSet
 
 # (magic, version, reserved) as one u32, [checksum], domain_seq, domain, [reserved, flags], payload_len
@@ -173,6 +174,98 @@ def _uniform_run(buf: bytes, pos: int, size: int, k: int, domain: int, first_seq
     if ok.all():
         return k
     return int(ok.argmin())
+
+
+_FWD_COLUMNS = ("head4", "checksum", "domain_seq", "payload_len", "source_seq", "source_id")
+
+
+def _forward_run(buf: bytearray, mv: memoryview, pos: int, size: int, k: int, last: int, sid: int) -> tuple[int, int]:
+    """``forward_frames`` for up to ``k`` frames of ``size`` bytes at ``buf[pos:]``, vectorised:
+    the longest prefix with a valid prefix word, payload length ``size - 52``, domain sequences
+    increasing from above ``last`` and correct CRCs (all checked with one CRC over the frames laid
+    out as records, as the relay's ingest does) is restamped in place. Returns ``(frames taken,
+    domain_seq of the last one)``; the per-frame loop handles whatever follows, so this is a
+    shortcut, never a different rule."""
+    h = header_view(buf, pos, size, k, _FWD_COLUMNS)
+    ok = h["head4"] == HEAD4
+    ok &= h["payload_len"] == size - HEADER_SIZE
+    dseq = h["domain_seq"]
+    ok[0] &= bool(dseq[0] > last)
+    ok[1:] &= dseq[1:] > dseq[:-1]
+    m = k if ok.all() else int(ok.argmin())
+    if not m:
+        return 0, last
+    covered = size - OFF_COVERED
+    rows = np.frombuffer(buf, dtype=np.uint8, count=m * size, offset=pos).reshape(m, size)
+    rec = np.empty((m, covered + 4), dtype=np.uint8)
+    rec[:, :covered] = rows[:, OFF_COVERED:]
+    rec[:, covered:] = rows[:, OFF_CHECKSUM : OFF_CHECKSUM + 4]
+    del rows
+    crc32 = _crc32
+    if crc32(rec) != valid_records_crc(covered, m):
+        stored = h["checksum"][:m].tolist()
+        for i in range(m):  # name the first bad frame: the per-frame loop reports it
+            a = pos + i * size
+            if crc32(mv[a + OFF_COVERED : a + size]) != stored[i]:
+                m = i
+                break
+        if not m:
+            return 0, last
+    del rec
+    last = int(dseq[m - 1])
+    new_seq = dseq[:m].copy()
+    if covered <= _TABLE_MAX:
+        # CRC-32 is affine: the new CRC is the old one XOR a linear function of the changed bytes
+        changed = np.empty((m, 12), dtype=np.uint8)
+        changed[:, :8] = (h["source_seq"][:m] ^ new_seq).view(np.uint8).reshape(m, 8)
+        changed[:, 8:] = (h["source_id"][:m] ^ np.uint32(sid)).view(np.uint8).reshape(m, 4)
+        t = _crc_tables(covered)
+        fix = t[0].take(changed[:, 0])
+        for j in range(1, 12):
+            fix ^= t[j].take(changed[:, j])
+        h["checksum"][:m] ^= fix
+    else:
+        start = pos + OFF_COVERED
+        h["source_seq"][:m] = new_seq
+        h["source_id"][:m] = sid
+        h["checksum"][:m] = [crc32(mv[a : a + covered]) for a in range(start, start + m * size, size)]
+    h["source_seq"][:m] = new_seq
+    h["domain_seq"][:m] = 0
+    h["source_id"][:m] = sid
+    del h, dseq
+    return m, last
+
+
+# The header bytes forward_frames changes inside the CRC's coverage: source_seq, then source_id.
+_RESTAMPED = [*range(OFF_SOURCE_SEQ, OFF_SOURCE_SEQ + 8), *range(OFF_SOURCE_ID, OFF_SOURCE_ID + 4)]
+_TABLE_MAX = 1 << 16  # covered bytes: above this a frame's own CRC is the cheaper way
+_TABLES: dict[int, Any] = {}
+
+
+def _crc_tables(covered: int) -> Any:
+    """For frames whose CRC covers ``covered`` bytes: ``t[j][v]`` is how the CRC changes when the
+    ``j``-th byte of ``_RESTAMPED`` changes by ``v`` (XOR). CRC-32 of equal-length inputs is
+    affine, ``crc(x ^ d) = crc(x) ^ crc(d) ^ crc(0)``, and ``crc(d) ^ crc(0)`` is linear in ``d``:
+    so one table entry per changed byte, and each from the eight single-bit entries."""
+    t = _TABLES.get(covered)
+    if t is None:
+        zero = bytes(covered)
+        c0 = zlib.crc32(zero)
+        t = np.zeros((len(_RESTAMPED), 256), dtype=np.uint32)
+        for j, off in enumerate(_RESTAMPED):
+            at = off - OFF_COVERED
+            bits = []
+            for b in range(8):
+                d = bytearray(covered)
+                d[at] = 1 << b
+                bits.append(zlib.crc32(d) ^ c0)
+            for v in range(1, 256):
+                low = v & -v
+                t[j, v] = t[j, v ^ low] ^ bits[low.bit_length() - 1]
+        if len(_TABLES) >= 64:
+            _TABLES.clear()
+        _TABLES[covered] = t
+    return t
 
 
 class FrameBatch:
@@ -669,7 +762,15 @@ class ProducerCore:
             u32_into(buf, pos + _OFF_CHECKSUM, crc32(mv[pos + _OFF_COVERED : end]))
             last = dseq
             taken += 1
+            size = end - pos
             pos = end
+            if n - pos >= _FAST_MIN * size:
+                # a run of equal-size frames (a bridge's usual batch): the same checks and stamps at once
+                m, last_d = _forward_run(buf, mv, pos, size, (n - pos) // size, last, sid)
+                if m:
+                    last = last_d
+                    taken += m
+                    pos += m * size
         mv.release()
         if keep:
             if pos > run:

@@ -77,7 +77,7 @@ _CRC_AT = OFF_CHECKSUM
 _EXPECTED: dict[tuple[int, int], int] = {}
 
 
-def _expected_crc(covered: int, m: int) -> int:
+def valid_records_crc(covered: int, m: int) -> int:
     """CRC-32 of ``m`` valid records ``(covered bytes, their CRC-32 little-endian)`` back to back.
 
     A record ``d || crc32(d)`` (little-endian) always has the same CRC-32, the CRC "residue",
@@ -146,7 +146,7 @@ def _fast_block(
     if verify and m:
         # Every frame's CRC, checked at once: lay the frames out as records (covered bytes
         # [16, size), then the stored checksum); all m CRCs are right exactly when one CRC
-        # over all records equals that of m valid records (see _expected_crc). A single bad
+        # over all records equals that of m valid records (see valid_records_crc). A single bad
         # frame always changes it (x is invertible modulo the CRC polynomial); to name the
         # bad frame, fall back to one zlib.crc32 per frame.
         covered = size - OFF_COVERED
@@ -155,7 +155,7 @@ def _fast_block(
         rec[:, :covered] = rows[:, OFF_COVERED:]
         rec[:, covered:] = rows[:, _CRC_AT : _CRC_AT + 4]
         del rows
-        if zlib.crc32(rec) != _expected_crc(covered, m):
+        if zlib.crc32(rec) != valid_records_crc(covered, m):
             crc32 = zlib.crc32
             stored = h["checksum"][:m].tolist()
             with memoryview(buf) as mv:

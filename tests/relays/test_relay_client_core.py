@@ -232,3 +232,24 @@ def test_forward_frames_restamps_under_this_producer_and_the_relay_takes_them_on
     assert [m.source_seq for m in out] == [46, 48] and read_header(more, 0).checksum != 0 and OFF_COVERED == 16
     p.receive_data(sysf(Ack(source_id=9, source_seq=44)))
     assert p.unacked == 1  # the second batch (up to 48) still awaits its ack
+
+
+def test_forward_frames_vectorised_run_matches_the_per_frame_rule() -> None:
+    """A long run of equal-size frames takes the vectorised path (CRCs checked at once, new CRCs
+    from the old ones by CRC-32's linearity): every frame must decode with the new identity, and a
+    damaged frame deep in the run is still found and skipped."""
+    for body in (None, bytes(300)):
+        batch = bytearray()
+        ds = [2**40 + 3 * i for i in range(1, 201)]  # increasing, not contiguous, high bytes set
+        for i, d in enumerate(ds):
+            f = bytearray(frame(i, source_id=1000 + 7 * i, body=body))
+            stamp_domain_seq(f, 0, d)
+            batch += f
+        size = len(batch) // len(ds)
+        batch[150 * size + 60] ^= 0x10
+        p = ProducerCore(Domain.MARKET_DATA, 0xB1D60001)
+        taken, last, damaged = p.forward_frames(bytes(batch))
+        assert (taken, last, damaged) == (199, ds[-1], [(ds[150], "checksum mismatch")])
+        msgs = split(p.outbox[0][1])  # decode checks every CRC
+        assert [m.source_seq for m in msgs] == ds[:150] + ds[151:]
+        assert {(m.source_id, m.domain_seq) for m in msgs} == {(0xB1D60001, 0)}

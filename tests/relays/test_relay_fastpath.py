@@ -14,7 +14,7 @@ from relay_testkit import frame, frames, heartbeat_frame
 from protocol.errors import ChecksumError, FrameError
 from protocol.header import Domain, read_domain_seq, stamp_domain_seq
 from relays.client.core import ConsumerCore, FrameBatch
-from relays.core.ingest import FAST_MIN, Ingest, Sequencer, _expected_crc
+from relays.core.ingest import FAST_MIN, Ingest, Sequencer, valid_records_crc
 
 N = 4 * FAST_MIN  # long enough for the fast path to engage
 
@@ -59,12 +59,12 @@ def test_two_identical_corruptions_do_not_cancel_out() -> None:
         ing.scan(buf, 0)
 
 
-def test_expected_crc_matches_zlib() -> None:
+def testvalid_records_crc_matches_zlib() -> None:
     import zlib
 
     zero = bytes(48)
     rec = zero + zlib.crc32(zero).to_bytes(4, "little")
-    assert _expected_crc(48, 7) == zlib.crc32(rec * 7)
+    assert valid_records_crc(48, 7) == zlib.crc32(rec * 7)
 
 
 def test_duplicates_and_control_frames_inside_runs() -> None:
