@@ -113,8 +113,10 @@ class StrategyEngine:
 
     # --- the one entry point -------------------------------------------------------------------
 
-    def on_message(self, msg: Message, now_ns: int) -> list[Message]:
-        """Apply ``msg``; return the signal messages it gives rise to (possibly none)."""
+    def on_message(self, msg: Message, now_ns: int, *, decide: bool = True) -> list[Message]:
+        """Apply ``msg``; return the signal messages it gives rise to (possibly none). ``decide=False``
+        applies it only (old news: a restarted process catching up on the market would only search and
+        size cycles to withhold the signals)."""
         domain = msg.domain
         if domain == Domain.MARKET_DATA:
             records: tuple[object, ...] = msg.tlvs
@@ -144,6 +146,8 @@ class StrategyEngine:
                 touched.append(pool)
         self.position = position
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
+        if not decide:
+            return []
         if not touched:
             return cex
         return self._decide(touched, msg, now_ns) + cex

@@ -9,7 +9,8 @@ SIGHUP reloads the configuration file: thresholds and cost assumptions
 reason logged and the process keeps its running configuration (``runtime.reload``).
 
 Old news is never traded: while catching up on retained history (a message received
-more than ``--max-age-ms`` before now), state is applied but no signal is published.
+more than ``--max-age-ms`` before now), state is applied but no cycle is searched and no
+signal published.
 Messages flagged REPLAYED (``alphapulse replay``) are exempt, so a replay makes the
 same decisions as the live run that recorded it. Signal ids are seeded from the wall
 clock so a restarted process never reuses one. When the relay reports market data lost
@@ -47,10 +48,11 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
     md_sock = cfg.relays.market_data or None
     sig_sock = cfg.relays.signal or None
     max_age_ns = max_age_ms * 1_000_000
-    published = suppressed = 0
+    published = old_news = 0
     metrics = metrics or ProcessMetrics("strategy")
     m_signals = metrics.counter("alphapulse_strategy_signals_total", "signals published")
-    m_suppressed = metrics.counter("alphapulse_strategy_suppressed_total", "signals withheld as old news")
+    m_old_news = metrics.counter("alphapulse_strategy_old_news_total",
+                                 "market-data messages applied without deciding: received over --max-age-ms ago")
     m_latency = metrics.histogram("alphapulse_strategy_update_to_decision_seconds",
                                   "market-data message received -> its signals decided")
     async with RelayProducer.connect(Domain.SIGNAL, sig_sock, source_id=cfg.source_id, name=cfg.name,
@@ -70,23 +72,26 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
                     lost = consumer.core.counters.lost
                     engine.state.invalidate_all("relay_resync")
                     log.warning("market data lost on resync (%d messages in total): all pools stale", lost)
-                signals = engine.on_message(msg, now)
-                decided = time.time_ns()  # "published": after the decision, as the signal leaves
-                m_latency.observe((decided - now) / 1e9)
-                if signals:
-                    if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:
-                        suppressed += len(signals)
-                        m_suppressed.inc(len(signals))
-                    else:
-                        for out in signals:
-                            await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns,
-                                                   receive_time_ns=decided)
-                            published += 1
-                            m_signals.inc()
+                if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:
+                    # Old news (a restart catching up on the market): applied, never decided on. Searching
+                    # it only to withhold the signals kept a restarted strategy minutes behind under load
+                    # (found by alphapulse chaos: it never caught up between two kills).
+                    engine.on_message(msg, now, decide=False)
+                    old_news += 1
+                    m_old_news.inc()
+                else:
+                    signals = engine.on_message(msg, now)
+                    decided = time.time_ns()  # "published": after the decision, as the signal leaves
+                    m_latency.observe((decided - now) / 1e9)
+                    for out in signals:
+                        await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns,
+                                               receive_time_ns=decided)
+                        published += 1
+                        m_signals.inc()
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
-                    log.info("seq %d: %d signals published, %d suppressed as old news; %s", consumer.last_seq,
-                             published, suppressed, dict(engine.stats))
+                    log.info("seq %d: %d signals published, %d messages applied as old news; %s",
+                             consumer.last_seq, published, old_news, dict(engine.stats))
 
 
 def main(argv: list[str]) -> int:

@@ -76,6 +76,7 @@ COMMANDS: dict[str, Command | Group] = {
     "balance": Command("tools.report_cli:balance", "what the books hold per chain, readable; --reconcile"),
     "history": Command("tools.report_cli:history", "trades with their outcomes, filterable; --csv"),
     "demo": Command("tools.demo:main", "the main job: the whole system on a local chain"),
+    "chaos": Command("tools.chaos:main", "the whole system under kill -9, then checks: books, nonces, outcomes, archives"),
     "up": Command("tools.supervisor:up", "start a deployment's processes under the supervisor"),
     "down": Command("tools.supervisor:down", "stop a running supervisor and its processes"),
     "systemd": Command("tools.systemd:main", "generate systemd units from a deployment file"),

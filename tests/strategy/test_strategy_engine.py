@@ -253,3 +253,16 @@ def test_one_signal_per_opportunity_the_best_set_of_paths_sharing_no_pool() -> N
     # the best disjoint pair first: the widest gap (2000 <-> 2200), then the next one (2010 <-> 2190)
     assert paths[0] == {pools[0], pools[4]} and paths[1] == {pools[1], pools[3]}
     assert e.stats["overlapping"] > 0
+
+
+def test_old_news_is_applied_without_searching_then_the_next_fresh_update_decides_on_it() -> None:
+    """Found by ``alphapulse chaos``: a restarted strategy searched every retained message only to
+    withhold the signals as old news, and under load never caught up between two kills. ``decide=False``
+    applies the state and searches nothing; a fresh update then decides on the state built so far."""
+    e = engine()
+    before = dict(e.search.stats)
+    assert e.on_message(md(SNAP1, SNAP2), 1, decide=False) == []
+    assert e.state.get(WD1) is not None and e.state.get(WD2) is not None  # applied
+    assert dict(e.search.stats) == before  # nothing searched
+    [sig] = e.on_message(md(v2_snapshot(WD2, 2101 * 10**21, 10**21)), 2)
+    assert [h.pool for h in sig.find(P.ArbitragePath).hops] == [WD2, WD1]
