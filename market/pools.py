@@ -16,6 +16,10 @@ Each snapshot answers three questions for a hop in direction ``zero_for_one`` (t
 * ``marginal(zfo)`` -- the model's rate at zero size as a fraction ``(num, den)``, precomputed
   once per snapshot because every cycle through the pool multiplies it in its pre-screen.
 
+A Uniswap V4 pool (:class:`V4Pool`) is a V3-like pool priced with the V4 mirror
+(:mod:`market.amm.uniswap_v4`): its fee is the LP fee plus the direction's protocol fee on top, so
+its model's ``n`` depends on the direction (``model_n_of``).
+
 Nothing here is a float: rates are integer fractions and quotes are the contracts' arithmetic.
 """
 
@@ -26,6 +30,7 @@ from typing import ClassVar
 
 from market.amm import curve_stableswap as curve
 from market.amm import uniswap_v2 as v2
+from market.amm import uniswap_v4 as uv4
 from market.amm.errors import AMMError
 from market.amm.uniswap_v3 import SwapResult, V3PoolState, swap_exact_input, swap_exact_output
 from protocol.ids import PoolId, VenueKind
@@ -108,6 +113,10 @@ class _Snapshot:
     def marginal(self, zero_for_one: bool) -> tuple[int, int]:
         m = self.marginals
         return (m[0], m[1]) if zero_for_one else (m[2], m[3])
+
+    def model_n_of(self, zero_for_one: bool) -> int:
+        """The ``n`` of the zero-size model in this direction (one fee both ways but for V4)."""
+        return self.model_n  # type: ignore[attr-defined, no-any-return]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,6 +272,90 @@ class V3Pool(_Snapshot):
         return (r.amount_out, PPM - self.fee, PPM, y_v, x_v)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V4Pool(_Snapshot):
+    """A Uniswap V4 pool admitted for simulation (no dynamic fee, no hook that can change a swap's
+    amounts: the collector refuses those). ``v4`` is None until the pool is initialized.
+
+    ``lp_fee`` (pips) and ``protocol_fee`` (``slot0.protocolFee``) are kept here as well, so an
+    uninitialized pool knows them when its ``Initialize`` arrives. V4 pools have no balances of
+    their own (the PoolManager holds every pool's tokens), so a flash input is not bounded by one.
+    """
+
+    KIND: ClassVar[VenueKind] = VenueKind.UNISWAP_V4
+    lp_fee: int
+    tick_spacing: int
+    protocol_fee: int
+    v4: uv4.V4PoolState | None
+
+    def __post_init__(self) -> None:
+        s = self.v4
+        if s is None or s.liquidity == 0:
+            m = (0, 1, 0, 1)
+        else:
+            x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
+            m = (self.model_n_of(True) * y_v, PPM * x_v, self.model_n_of(False) * x_v, PPM * y_v)
+        self._set_marginals(m)
+
+    @property
+    def tradable(self) -> bool:
+        return self.v4 is not None and self.v4.liquidity > 0
+
+    @property
+    def model_n(self) -> int:
+        """The smaller of the two directions' ``n`` (the larger fee)."""
+        return min(self.model_n_of(True), self.model_n_of(False))
+
+    def model_n_of(self, zero_for_one: bool) -> int:
+        s = self.v4
+        if s is None:
+            return PPM - self.lp_fee
+        return PPM - s.swap_fee(zero_for_one)
+
+    def balance_in(self, zero_for_one: bool) -> int:
+        return NO_CAP
+
+    def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
+        s = self.v4
+        if s is None or s.liquidity == 0:
+            return (0, 1, 1, 0)
+        x_v, y_v = _virtual_reserves(s.liquidity, s.sqrt_price_x96)
+        n = self.model_n_of(zero_for_one)
+        return (n, PPM, x_v, y_v) if zero_for_one else (n, PPM, y_v, x_v)
+
+    def _swap(self, exact_input: bool, zero_for_one: bool, amount: int) -> uv4.V4SwapResult | None:
+        if self.v4 is None or amount <= 0:
+            return None
+        try:
+            return (uv4.swap_exact_input if exact_input else uv4.swap_exact_output)(self.v4, zero_for_one, amount)
+        except AMMError:
+            return None
+
+    def amount_out(self, zero_for_one: bool, amount_in: int) -> int:
+        r = self._swap(True, zero_for_one, amount_in)
+        return r.amount_out if r is not None and r.amount_in == amount_in else NOT_FILLED
+
+    def min_input(self, zero_for_one: bool, amount_out: int) -> int:
+        """As :meth:`V3Pool.min_input`, with the V4 mirror."""
+        r = self._swap(False, zero_for_one, amount_out)
+        if r is None or r.amount_out < amount_out:
+            return NOT_FILLED
+        x = r.amount_in
+        if x > 1 and self.amount_out(zero_for_one, x - 1) >= amount_out:
+            x -= 1
+        return x
+
+    def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
+        r = self._swap(True, zero_for_one, amount_in)
+        if r is None or r.amount_in != amount_in:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        x_v, y_v = _virtual_reserves(r.liquidity, r.sqrt_price_x96)
+        n = self.model_n_of(zero_for_one)
+        if zero_for_one:
+            return (r.amount_out, n, PPM, x_v, y_v)
+        return (r.amount_out, n, PPM, y_v, x_v)
+
+
 def _virtual_reserves(liquidity: int, sqrt_price_x96: int) -> tuple[int, int]:
     """``(L / √P, L·√P)`` in token units: the reserves of the constant-product pool that prices the
     current range exactly like the V3 pool does (``x·y = L²``)."""
@@ -331,4 +424,4 @@ class CurvePool(_Snapshot):
         return (out, 1, 1, den << 64, num << 64)
 
 
-PoolState = V2Pool | V3Pool | CurvePool
+PoolState = V2Pool | V3Pool | V4Pool | CurvePool

@@ -21,6 +21,11 @@ each update; nothing is ever mutated in place, so a search holding a snapshot is
   search asks :meth:`PoolStateManager.tradable`) until state that is complete by itself arrives:
   a ``PoolSnapshot`` for any pool, or a ``V2Reserves`` for a V2 pair (a ``Sync`` carries the full
   reserves). V3 events alone never clear it: a missed mint makes the tick map wrong silently.
+* **Uniswap V4** pools (kind ``UNISWAP_V4``, :class:`market.pools.V4Pool`) take the same records
+  (``V3Swap`` with the pool-side amounts, ``LiquidityChange``, ``V3Initialize``, ``PoolSnapshot``)
+  plus ``V4ProtocolFee``. A V4 ``PoolSnapshot`` has no protocol-fee field: the collector sends the
+  pool's ``V4ProtocolFee`` just before it in the same message, and the manager keeps the last
+  protocol fee it was told per pool (``v4_protocol_fee``) to build the snapshot's state with.
 * **Parameters.** What the records do not carry (a new V2 pair's fee, a Curve pool's amp and
   rates) comes from :class:`market.params.MarketParams`, which each component builds from its
   own configuration. Prices and conversions are :mod:`market.prices`.
@@ -34,10 +39,11 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
+from market.amm import uniswap_v4 as uv4
 from market.amm.errors import AMMError
 from market.amm.uniswap_v3 import SwapResult, V3PoolState, apply_liquidity_change, apply_swap
 from market.params import MarketParams
-from market.pools import CurvePool, PoolState, V2Pool, V3Pool
+from market.pools import CurvePool, PoolState, V2Pool, V3Pool, V4Pool
 from market.prices import convert
 from protocol.ids import PoolId, TokenId, VenueKind
 from protocol.market import (
@@ -49,6 +55,7 @@ from protocol.market import (
     V2Reserves,
     V3Initialize,
     V3Swap,
+    V4ProtocolFee,
 )
 
 SNAPSHOT_LOG_INDEX = 1 << 32  # above every real log index: a snapshot covers its whole block
@@ -78,6 +85,7 @@ class PoolStateManager:
         self.stats: Counter[str] = Counter()
         self._curve = {(c.chain_id, c.address): c for c in params.curve_pools}
         self._by_pair: dict[int, list[PoolId]] = {}
+        self.v4_protocol_fee: dict[PoolId, int] = {}  # the last V4ProtocolFee per V4 pool
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -138,6 +146,8 @@ class PoolStateManager:
             return None
         if t is V3Initialize:
             return self._on_initialize(record)
+        if t is V4ProtocolFee:
+            return self._on_v4_protocol_fee(record)
         return None
 
     def invalidate_all(self, reason: str) -> None:
@@ -192,6 +202,8 @@ class PoolStateManager:
         s = self._fresh(ev.pool, event)
         if s is None:
             return None
+        if isinstance(s, V4Pool):
+            return self._on_v4_swap(s, ev)
         if not isinstance(s, V3Pool) or s.v3 is None:
             self.stats["kind_mismatch"] += 1
             return None
@@ -216,6 +228,8 @@ class PoolStateManager:
         s = self._fresh(ev.pool, event)
         if s is None:
             return None
+        if isinstance(s, V4Pool):
+            return self._on_v4_liquidity(s, ev)
         if not isinstance(s, V3Pool):
             # V2 mint/burn: the Sync emitted with it carries the new reserves; just advance the mark.
             self.pools[s.pool] = _with_mark(s, event)
@@ -244,6 +258,10 @@ class PoolStateManager:
         s = self._fresh(ev.pool, event)
         if s is None:
             return None
+        if isinstance(s, V4Pool) and s.v4 is None:
+            return self._v4_state(s, event, lambda: uv4.V4PoolState(
+                sqrt_price_x96=ev.sqrt_price_x96, tick=ev.tick, liquidity=0, lp_fee=s.lp_fee,
+                protocol_fee=s.protocol_fee, tick_spacing=s.tick_spacing, ticks={}), "initialize")
         if not isinstance(s, V3Pool) or s.v3 is not None:
             self.stats["kind_mismatch"] += 1
             return None
@@ -281,6 +299,16 @@ class PoolStateManager:
                 new = V3Pool(pool=pool, block_number=snap.block_number, last_event=mark, fee=snap.fee_ppm,
                              tick_spacing=snap.tick_spacing, v3=v3, balance0=snap.reserve0,
                              balance1=snap.reserve1)
+            elif kind == VenueKind.UNISWAP_V4:
+                protocol_fee = self.v4_protocol_fee.get(pool, 0)
+                v4 = None
+                if snap.sqrt_price_x96:
+                    v4 = uv4.V4PoolState(sqrt_price_x96=snap.sqrt_price_x96, tick=snap.tick,
+                                         liquidity=snap.liquidity, lp_fee=snap.fee_ppm,
+                                         protocol_fee=protocol_fee, tick_spacing=snap.tick_spacing,
+                                         ticks={t.tick: t.liquidity_net for t in snap.ticks})
+                new = V4Pool(pool=pool, block_number=snap.block_number, last_event=mark, lp_fee=snap.fee_ppm,
+                             tick_spacing=snap.tick_spacing, protocol_fee=protocol_fee, v4=v4)
             elif kind == VenueKind.CURVE:
                 cfg = self._curve.get((pool.chain_id, int(pool) & ((1 << 160) - 1)))
                 if cfg is None:
@@ -299,6 +327,63 @@ class PoolStateManager:
         self.stale.pop(pool, None)
         self.stats["snapshot"] += 1
         return self._changed(new)
+
+    # --- Uniswap V4 --------------------------------------------------------------------------------
+
+    def _v4_state(self, s: V4Pool, event: tuple[int, int], build: Any, what: str) -> PoolId | None:
+        """Replace ``s``'s V4 state by ``build()`` (a V4PoolState); a state the mirror refuses makes the
+        pool stale (our view diverged from the chain), counted as ``{what}_rejected``."""
+        try:
+            state = build()
+        except AMMError:
+            self.stale[s.pool] = event[0]
+            self.stats[f"{what}_rejected"] += 1
+            return None
+        self.stats[f"v4_{what}"] += 1
+        return self._changed(V4Pool(pool=s.pool, block_number=event[0], last_event=event, lp_fee=s.lp_fee,
+                                    tick_spacing=s.tick_spacing, protocol_fee=state.protocol_fee, v4=state))
+
+    def _on_v4_swap(self, s: V4Pool, ev: V3Swap) -> PoolId | None:
+        if s.v4 is None:
+            self.stats["kind_mismatch"] += 1
+            return None
+        # slot0 and liquidity after the swap come from the event itself (as for V3)
+        result = uv4.V4SwapResult(amount0=-ev.amount0, amount1=-ev.amount1, sqrt_price_x96=ev.sqrt_price_x96,
+                                  tick=ev.tick, liquidity=ev.liquidity, zero_for_one=ev.amount0 > 0,
+                                  swap_fee=s.v4.swap_fee(ev.amount0 > 0))
+        state = s.v4
+        return self._v4_state(s, (ev.block_number, ev.log_index), lambda: uv4.apply_swap(state, result), "swap")
+
+    def _on_v4_liquidity(self, s: V4Pool, ev: LiquidityChange) -> PoolId | None:
+        if s.v4 is None:
+            self.stats["kind_mismatch"] += 1
+            return None
+        delta = ev.liquidity if ev.kind == LiquidityKind.MINT else -ev.liquidity
+        state = s.v4
+        return self._v4_state(s, (ev.block_number, ev.log_index),
+                              lambda: uv4.apply_liquidity_change(state, ev.tick_lower, ev.tick_upper, delta),
+                              "liquidity_change")
+
+    def _on_v4_protocol_fee(self, ev: V4ProtocolFee) -> PoolId | None:
+        pool = ev.pool
+        event = (ev.block_number, ev.log_index)
+        s = self.pools.get(pool)
+        if s is not None and event <= s.last_event:
+            if pool in self.stale:  # a stale pool takes a snapshot of any block: keep its companion's fee
+                self.v4_protocol_fee[pool] = ev.protocol_fee
+            self.stats["duplicate_event"] += 1
+            return None
+        self.v4_protocol_fee[pool] = ev.protocol_fee  # what the next snapshot of the pool is built with
+        if s is None:
+            return None
+        if not isinstance(s, V4Pool):
+            self.stats["kind_mismatch"] += 1
+            return None
+        if s.v4 is None:
+            self.pools[pool] = replace(s, protocol_fee=ev.protocol_fee, last_event=event)
+            return None
+        state = s.v4
+        return self._v4_state(s, event, lambda: replace(state, protocol_fee=ev.protocol_fee), "protocol_fee")
 
     def _on_invalidation(self, inv: StateInvalidation) -> None:
         self.stats["invalidation"] += 1

@@ -216,3 +216,17 @@ class V3Initialize(TLV):
     log_index: u32
     sqrt_price_x96: u160
     tick: int24
+
+
+class V4ProtocolFee(TLV):
+    """A Uniswap V4 pool's protocol fee (``slot0.protocolFee``: two 12-bit fees in pips, zero-for-one in
+    the low bits, each charged on top of the LP fee): a ``ProtocolFeeUpdated`` log, or the value at a
+    snapshot's block. A V4 pool's ``PoolSnapshot`` carries its LP fee (``fee_ppm``) but no field for this,
+    so the collector sends this record *before* the snapshot in the same message, with the snapshot's block
+    and ``log_index`` 0xFFFFFFFF."""
+
+    TYPE = 12
+    pool: pool_id
+    block_number: u64
+    log_index: u32
+    protocol_fee: u32

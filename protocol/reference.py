@@ -387,6 +387,13 @@ BODIES: dict[int, _Object] = {
         "sqrt_price_x96" / uint160,
         "tick" / int24,
     ),
+    12: record(
+        M.V4ProtocolFee,
+        "pool" / pool_id,
+        "block_number" / uint64,
+        "log_index" / uint32,
+        "protocol_fee" / uint32,
+    ),
     # ---- signals (domain 2), types 20-39 ----
     20: record(
         S.SignalIdentity,

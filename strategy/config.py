@@ -29,6 +29,7 @@ Example (every key but ``[[chains]]`` is optional)::
     base = 40000
     v2_hop = 60000
     v3_hop = 110000
+    v4_hop = 90000            # a hop through the V4 PoolManager (inside the contract's one unlock)
     curve_hop = 130000
 
     [economics]
@@ -42,6 +43,8 @@ Example (every key but ``[[chains]]`` is optional)::
     min_net_profit = { "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2" = 1000000000000000 }
     v2_fee_ppm = { "SUSHISWAP" = 3000 }   # default 3000; used when a Sync arrives before a snapshot
     # pools = ["0x...", ...]  # optional shard: only these pool contracts form cycles (default: all)
+    # kinds = ["uniswap_v2", "uniswap_v3"]  # optional: only pools of these kinds form cycles -- the ones
+    #                                         your executor's contract can trade (default: every kind)
 
     [[curve_pools]]           # StableSwap parameters a snapshot does not carry
     chain_id = 1
@@ -77,7 +80,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from protocol.errors import ProtocolError
-from protocol.ids import TokenId, Venue, address_to_int, cex_book_id
+from protocol.ids import TokenId, Venue, VenueKind, address_to_int, cex_book_id
 from runtime.config import (
     U16,
     U32,
@@ -100,6 +103,7 @@ class GasConfig(Config):
     base: NonNegative = 40_000
     v2_hop: NonNegative = 60_000
     v3_hop: NonNegative = 110_000
+    v4_hop: NonNegative = 90_000
     curve_hop: NonNegative = 130_000
 
 
@@ -118,9 +122,13 @@ class ChainConfig(Config):
     min_net_profit: Mapping[TokenId, int] = {}
     v2_fee_ppm: Mapping[int, int] = {}  # venue code -> fee
     pools: frozenset[int] | None = None  # a shard's pool contract addresses; None: every pool of the chain
+    kinds: frozenset[int] | None = None  # VenueKind codes of the pools that may form cycles; None: all
 
-    def trades_in(self, pool_address: int) -> bool:
-        """Whether this strategy may use the pool (see README, "Sharding the strategy")."""
+    def trades_in(self, pool_address: int, kind: int | None = None) -> bool:
+        """Whether this strategy may use the pool (see README, "Sharding the strategy"), and, given its
+        ``kind``, whether that kind is one it trades."""
+        if kind is not None and self.kinds is not None and kind not in self.kinds:
+            return False
         return self.pools is None or pool_address in self.pools
 
     def v2_fee_for(self, venue: int) -> int:
@@ -195,6 +203,17 @@ def _venue_code(path: str, name: str) -> int:
         raise ConfigError(f"unknown venue {name!r} (a Venue name or a numeric code)", path=path) from None
 
 
+_TRADED_KINDS = {k.name.lower(): int(k) for k in (VenueKind.UNISWAP_V2, VenueKind.UNISWAP_V3,
+                                                  VenueKind.UNISWAP_V4, VenueKind.CURVE)}
+
+
+def _kind_code(path: str, name: str) -> int:
+    code = _TRADED_KINDS.get(name.lower())
+    if code is None:
+        raise ConfigError(f"unknown pool kind {name!r} (one of {', '.join(_TRADED_KINDS)})", path=path)
+    return code
+
+
 class _ChainTable(Config):
     chain_id: U32
     gas_token: str
@@ -202,6 +221,7 @@ class _ChainTable(Config):
     min_net_profit: dict[str, NonNegative] = {}
     v2_fee_ppm: dict[str, Annotated[int, Meta(ge=0, le=999_999)]] = {}
     pools: Annotated[tuple[str, ...], Meta(min_length=1)] | None = None
+    kinds: Annotated[tuple[str, ...], Meta(min_length=1)] | None = None
 
     def __post_init__(self) -> None:
         chain = self.resolve()  # every address and venue parses, or the error names its key
@@ -224,6 +244,8 @@ class _ChainTable(Config):
             v2_fee_ppm={_venue_code(f"v2_fee_ppm.{k}", k): v for k, v in self.v2_fee_ppm.items()},
             pools=None if self.pools is None else frozenset(
                 _parsed(f"pools[{i}]", address_to_int, a) for i, a in enumerate(self.pools)),
+            kinds=None if self.kinds is None else frozenset(
+                _kind_code(f"kinds[{i}]", k) for i, k in enumerate(self.kinds)),
         )
 
 

@@ -70,6 +70,8 @@ def path_gas_units(states: tuple[PoolState, ...], gas: GasConfig) -> int:
             units += gas.v2_hop
         elif kind == VenueKind.UNISWAP_V3:
             units += gas.v3_hop
+        elif kind == VenueKind.UNISWAP_V4:
+            units += gas.v4_hop
         else:
             units += gas.curve_hop
     return units

@@ -153,9 +153,10 @@ class StrategyEngine:
         return self._decide(touched, msg, now_ns) + cex
 
     def _in_shard(self, pool: PoolId) -> bool:
-        """A pool outside this process's shard (``[[chains]] pools``) never joins a cycle."""
+        """A pool outside this process's shard (``[[chains]] pools``), or of a kind it does not trade
+        (``[[chains]] kinds``), never joins a cycle."""
         chain = self.config.chain(pool.chain_id)
-        return chain is None or chain.trades_in(int(pool) & _ADDRESS_MASK)
+        return chain is None or chain.trades_in(int(pool) & _ADDRESS_MASK, int(pool.kind))
 
     # --- decisions -----------------------------------------------------------------------------
 

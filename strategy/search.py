@@ -145,7 +145,7 @@ class OpportunitySearch:
                 return None
             m = s.marginals
             n_out, d_in = (m[0], m[1]) if zfo else (m[2], m[3])
-            c = d_in * c + s.model_n * a
+            c = d_in * c + s.model_n_of(zfo) * a
             a *= n_out
             b *= d_in
             states.append(s)

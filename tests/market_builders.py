@@ -41,6 +41,18 @@ def v3_pool(n: int, a: str, b: str, venue: int = P.Venue.UNISWAP_V3, chain: int 
     return P.PoolId.of(chain, venue, P.VenueKind.UNISWAP_V3, pool_address(n), a, b)
 
 
+def v4_pool(n: int, a: str, b: str, venue: int = P.Venue.UNISWAP_V4, chain: int = CHAIN) -> P.PoolId:
+    """A V4 instrument id (its address field stands for the first 20 bytes of a pool id)."""
+    return P.PoolId.of(chain, venue, P.VenueKind.UNISWAP_V4, pool_address(n), a, b)
+
+
+def v4_snapshot(pool: P.PoolId, *, tick: int, liquidity: int, ticks: dict[int, int], lp_fee: int = 3000,
+                spacing: int = 60, block: int = 100, protocol_fee: int = 0) -> tuple[P.TLV, P.TLV]:
+    """A V4 snapshot unit as the collector sends it: its V4ProtocolFee, then its PoolSnapshot."""
+    snap = v3_snapshot(pool, tick=tick, liquidity=liquidity, ticks=ticks, fee=lp_fee, spacing=spacing, block=block)
+    return (P.V4ProtocolFee(pool=pool, block_number=block, log_index=0xFFFFFFFF, protocol_fee=protocol_fee), snap)
+
+
 def md(*tlvs: P.TLV, seq: int = 1, t: int = 1_000) -> P.Message:
     return P.Message(domain=1, tlvs=tlvs, source_id=7, source_seq=seq, event_time_ns=t, receive_time_ns=t + 1)
 

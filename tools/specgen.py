@@ -157,6 +157,10 @@ PARENT_HASH = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978879
 P_V2 = PoolId.of(1, Venue.UNISWAP_V2, VenueKind.UNISWAP_V2, V2_PAIR, USDC, WETH)
 P_SUSHI = PoolId.of(1, Venue.SUSHISWAP, VenueKind.UNISWAP_V2, SUSHI_PAIR, USDC, WETH)
 P_V3 = PoolId.of(1, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, V3_POOL, USDC, WETH)
+# Uniswap V4 ETH/USDC 0.05 %: native ETH is currency0 (address 0); the address field holds the first 20
+# bytes of the pool id 0x21c67e77...
+P_V4 = PoolId.of(1, Venue.UNISWAP_V4, VenueKind.UNISWAP_V4, "0x21c67e77068de97969ba93d4aab21826d33ca12b",
+                 "0x" + "0" * 40, USDC)
 T_WETH = TokenId.of(1, WETH)
 SQRT_P = 1598116379618778481505518856699904  # tick 198250
 ETH = 10**18
@@ -204,6 +208,7 @@ TYPICAL: dict[type, dict[str, Any]] = {
                               detail="reorg depth 2 at 19000001"),
     M.V3Initialize: dict(pool=P_V3, block_number=12_376_729, log_index=0,
                          sqrt_price_x96=1358435673237994543815629213794304, tick=195_000),
+    M.V4ProtocolFee: dict(pool=P_V4, block_number=21_700_000, log_index=211, protocol_fee=(300 << 12) | 250),
     S.SignalIdentity: dict(signal_id=EXEC["signal_id"], strategy_id=1, kind=S.SignalKind.TWO_POOL,
                            confidence_bps=8_500, chain_id=1, block_number=19_000_000, strategy="two_pool_v2"),
     S.Economics: dict(profit_token=T_WETH, gross_profit=GROSS, gas_cost=GAS_COST, flash_fee=0,

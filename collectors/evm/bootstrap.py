@@ -5,6 +5,15 @@ state at ONE pinned block (every ``eth_call`` carries the same block number) as 
 * V3: ``slot0()``, ``liquidity()``, ``fee()``, ``tickSpacing()``, the pool's token balances, and
   every initialized tick: ``tickBitmap(word)`` over the whole word range of the pool's tick
   spacing, then ``ticks(tick)`` for each set bit (its ``liquidityNet``).
+* V4: the pool's storage in the PoolManager through ``extsload(bytes32[])`` (v4-core's
+  ``StateLibrary`` layout, :mod:`chain.v4_state`): slot0 (price, tick, protocol and LP fees),
+  liquidity and the whole tick bitmap in one read (chunked by ``V4_SLOTS_PER_CALL``), then every
+  initialized tick's liquidity. A V4 pool's snapshot is a *unit*: its ``V4ProtocolFee`` then its
+  ``PoolSnapshot`` (see ``specs/protocol.md``).
+
+V4 pools are admitted here (:func:`market.amm.pool_key.admission`): a pool with a dynamic fee or a
+hook that can change swap amounts is refused with one warning naming the pool and the permission,
+and never followed.
 
 All calls go out as JSON-RPC batches (``batch_size`` calls each): three round trips for any
 number of pools.
@@ -12,15 +21,19 @@ number of pools.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import keccak
 
+from chain import v4_state
 from chain.rpc import AsyncRpc, Call, batched
+from market.amm.pool_key import PoolKey, admission
 from protocol.ids import PoolId, VenueKind
-from protocol.market import PoolSnapshot, TickLiquidity
+from protocol.market import PoolSnapshot, TickLiquidity, V4ProtocolFee
+from protocol.tlv import TLV
 
 from .chains import VENUES
 from .config import ChainConfig, ConfigError
@@ -29,6 +42,11 @@ MIN_TICK = -887272
 MAX_TICK = 887272
 _ZERO = "0x" + "0" * 40
 _V3 = VenueKind.UNISWAP_V3
+_V4 = VenueKind.UNISWAP_V4
+V4_SLOTS_PER_CALL = 1024  # storage slots per extsload call (32 bytes each in the calldata)
+SNAPSHOT_FEE_LOG_INDEX = 0xFFFFFFFF  # a snapshot's V4ProtocolFee: after every log of its block
+
+log = logging.getLogger("collectors.evm")
 
 
 def _selector(signature: str) -> str:
@@ -81,6 +99,8 @@ def signed(value: int) -> int:
 class ResolvedPool:
     pool: PoolId
     fee_ppm: int  # V2: the venue's fee; V3: the configured/known tier (re-read with fee() in snapshots)
+    key: PoolKey | None = None  # V4: the pool's key (its id is key.to_id())
+    manager: str = ""  # V4: the PoolManager holding it
 
     @property
     def address(self) -> str:
@@ -90,13 +110,40 @@ class ResolvedPool:
 Transport = AsyncRpc
 
 
-async def resolve_pools(chain: ChainConfig, rpc: Transport) -> list[ResolvedPool]:
-    """Turn the chain's ``PoolSpec``s into ``PoolId``s (token0/token1 or factory look-ups, batched)."""
+def resolve_v4(chain: ChainConfig, i: int, refused: list[tuple[PoolKey, str]] | None = None) -> ResolvedPool | None:
+    """The V4 pool of ``chain.pools[i]`` (its key, id and PoolManager), or None when admission refuses
+    it: then one warning names the pool (id and key) and the reason (the permission or the dynamic fee)."""
+    spec = chain.pools[i]
+    info = VENUES[spec.venue]
+    assert spec.tokens is not None and spec.fee is not None and spec.tick_spacing is not None
+    a, b = sorted(spec.tokens, key=lambda t: int(t, 16))
+    key = PoolKey.of(a, b, spec.fee, spec.tick_spacing, spec.hooks or _ZERO)
+    reason = admission(key)
+    if reason is not None:
+        log.warning("%s: refusing Uniswap V4 pool 0x%s (currencies %s/%s fee %d spacing %d hooks 0x%040x): %s; "
+                    "not followed", chain.name, key.to_id().hex(), a, b, key.fee, key.tick_spacing, key.hooks,
+                    reason)
+        if refused is not None:
+            refused.append((key, reason))
+        return None
+    manager = chain.factory(spec.venue).address
+    return ResolvedPool(pool=key.instrument_id(chain.chain_id, info.venue), fee_ppm=key.fee, key=key,
+                        manager=manager)
+
+
+async def resolve_pools(chain: ChainConfig, rpc: Transport,
+                        refused: list[tuple[PoolKey, str]] | None = None) -> list[ResolvedPool]:
+    """Turn the chain's ``PoolSpec``s into ``PoolId``s (token0/token1 or factory look-ups, batched).
+    V4 pools go through admission; the refused ones are logged, appended to ``refused`` and left out."""
     out: dict[str, ResolvedPool] = {}
     lookups: list[tuple[int, Any]] = []
     calls: list[Call] = []
+    v4: dict[int, ResolvedPool | None] = {}
     for i, spec in enumerate(chain.pools):
         info = VENUES[spec.venue]
+        if info.kind == _V4:
+            v4[i] = resolve_v4(chain, i, refused)
+            continue
         if spec.address and spec.tokens:
             continue
         if spec.address:
@@ -128,6 +175,11 @@ async def resolve_pools(chain: ChainConfig, rpc: Transport) -> list[ResolvedPool
             found[i] = (address, *spec.tokens)
     for i, spec in enumerate(chain.pools):
         info = VENUES[spec.venue]
+        if i in v4:
+            rp = v4[i]
+            if rp is not None:
+                out[rp.pool.address] = rp
+            continue
         if i in found:
             address, t0, t1 = found[i]
         else:
@@ -143,14 +195,44 @@ def word_range(spacing: int) -> range:
     return range((MIN_TICK // spacing) >> 8, ((MAX_TICK // spacing) >> 8) + 1)
 
 
+def _extsload_calls(manager: str, slots: Sequence[int], block: int) -> list[Call]:
+    return [eth_call(manager, "0x" + v4_state.encode_extsload(slots[i : i + V4_SLOTS_PER_CALL]).hex(), block=block)
+            for i in range(0, len(slots), V4_SLOTS_PER_CALL)]
+
+
+def _extsload_values(results: Any, n_calls: int) -> list[int]:
+    values: list[int] = []
+    for _ in range(n_calls):
+        values += v4_state.decode_extsload(bytes.fromhex(next(results)[2:]))
+    return values
+
+
 async def read_snapshots(
     rpc: Transport, pools: Sequence[ResolvedPool], block: int, *, batch_size: int = 250
 ) -> list[PoolSnapshot]:
-    """Every pool's full state at ``block``, in the order given."""
+    """Every pool's ``PoolSnapshot`` at ``block``, in the order given (V4 pools' protocol fees are in
+    :func:`read_units`)."""
+    return [unit[-1] for unit in await read_units(rpc, pools, block, batch_size=batch_size)]  # type: ignore[misc]
+
+
+async def read_units(
+    rpc: Transport, pools: Sequence[ResolvedPool], block: int, *, batch_size: int = 250
+) -> list[tuple[TLV, ...]]:
+    """Every pool's full state at ``block``, in the order given, one message's records per pool:
+    ``(PoolSnapshot,)``, or ``(V4ProtocolFee, PoolSnapshot)`` for a V4 pool."""
     calls: list[Call] = []
-    for rp in pools:
+    v4_chunks: dict[int, int] = {}
+    for n, rp in enumerate(pools):
         a = rp.address
-        if rp.pool.kind == _V3:
+        if rp.pool.kind == _V4:
+            assert rp.key is not None
+            pid = rp.key.to_id()
+            _, bitmap = v4_state.all_bitmap_slots(pid, rp.key.tick_spacing)
+            chunk = _extsload_calls(rp.manager, [v4_state.pool_state_slot(pid), v4_state.liquidity_slot(pid),
+                                                 *bitmap], block)
+            v4_chunks[n] = len(chunk)
+            calls += chunk
+        elif rp.pool.kind == _V3:
             calls += [eth_call(a, SEL["slot0"], block=block), eth_call(a, SEL["liquidity"], block=block),
                       eth_call(a, SEL["fee"], block=block), eth_call(a, SEL["tickSpacing"], block=block),
                       eth_call(rp.pool.token0.address, SEL["balanceOf"], _addr_word(a), block),
@@ -161,8 +243,22 @@ async def read_snapshots(
     state: dict[int, dict[str, Any]] = {}
     bitmap_calls: list[Call] = []
     bitmap_keys: list[tuple[int, int]] = []
+    tick_v4_calls: list[Call] = []
     for n, rp in enumerate(pools):
-        if rp.pool.kind == _V3:
+        if rp.pool.kind == _V4:
+            assert rp.key is not None
+            values = _extsload_values(first, v4_chunks[n])
+            slot0 = v4_state.decode_slot0(values[0])
+            spacing = rp.key.tick_spacing
+            bitmap_words, _ = v4_state.all_bitmap_slots(rp.key.to_id(), spacing)
+            set_words = {w: v for w, v in zip(bitmap_words, values[2:]) if v}
+            initialized = v4_state.initialized_ticks_in_words(set_words, spacing)
+            state[n] = {"slot0": slot0, "liquidity": values[1], "ticks": initialized}
+            pid = rp.key.to_id()
+            chunk = _extsload_calls(rp.manager, [v4_state.tick_info_slot(pid, t) for t in initialized], block)
+            state[n]["tick_chunks"] = len(chunk)
+            tick_v4_calls.extend(chunk)
+        elif rp.pool.kind == _V3:
             slot0 = words(next(first))
             s = {"sqrt": slot0[0], "tick": signed(slot0[1]), "liquidity": words(next(first))[0],
                  "fee": words(next(first))[0], "spacing": signed(words(next(first))[0]),
@@ -187,19 +283,37 @@ async def read_snapshots(
             tick_calls.append(eth_call(pools[n].address, SEL["ticks"], _word(tick), block))
             tick_keys.append((n, tick))
     ticks: dict[int, list[TickLiquidity]] = {}
-    for (n, tick), result in zip(tick_keys, await batched(rpc, tick_calls, batch_size)):
+    results = await batched(rpc, tick_calls + tick_v4_calls, batch_size)
+    for (n, tick), result in zip(tick_keys, results):
         net = signed(words(result)[1])
         ticks.setdefault(n, []).append(TickLiquidity(tick=tick, liquidity_net=net))
-    out = []
+    v4_results = iter(results[len(tick_calls):])
+    for n, rp in enumerate(pools):
+        if rp.pool.kind == _V4:
+            infos = _extsload_values(v4_results, state[n]["tick_chunks"])
+            ticks[n] = [TickLiquidity(tick=t, liquidity_net=v4_state.decode_tick_liquidity(w)[1])
+                        for t, w in zip(state[n]["ticks"], infos)]
+    out: list[tuple[TLV, ...]] = []
     for n, rp in enumerate(pools):
         s = state[n]
-        if rp.pool.kind == _V3:
-            out.append(PoolSnapshot(pool=rp.pool, block_number=block, fee_ppm=s["fee"], tick_spacing=s["spacing"],
-                                    reserve0=s["bal0"], reserve1=s["bal1"], sqrt_price_x96=s["sqrt"],
-                                    tick=s["tick"], liquidity=s["liquidity"],
-                                    ticks=tuple(sorted(ticks.get(n, []), key=lambda t: t.tick))))
+        if rp.pool.kind == _V4:
+            assert rp.key is not None
+            slot0 = s["slot0"]
+            lp_fee = slot0.lp_fee if slot0.sqrt_price_x96 else rp.key.fee  # uninitialized: the key's static fee
+            out.append((
+                V4ProtocolFee(pool=rp.pool, block_number=block, log_index=SNAPSHOT_FEE_LOG_INDEX,
+                              protocol_fee=slot0.protocol_fee),
+                PoolSnapshot(pool=rp.pool, block_number=block, fee_ppm=lp_fee, tick_spacing=rp.key.tick_spacing,
+                             reserve0=0, reserve1=0, sqrt_price_x96=slot0.sqrt_price_x96, tick=slot0.tick,
+                             liquidity=s["liquidity"], ticks=tuple(ticks.get(n, ()))),
+            ))
+        elif rp.pool.kind == _V3:
+            out.append((PoolSnapshot(pool=rp.pool, block_number=block, fee_ppm=s["fee"], tick_spacing=s["spacing"],
+                                     reserve0=s["bal0"], reserve1=s["bal1"], sqrt_price_x96=s["sqrt"],
+                                     tick=s["tick"], liquidity=s["liquidity"],
+                                     ticks=tuple(sorted(ticks.get(n, []), key=lambda t: t.tick))),))
         else:
-            out.append(PoolSnapshot(pool=rp.pool, block_number=block, fee_ppm=rp.fee_ppm, tick_spacing=0,
-                                    reserve0=s["r0"], reserve1=s["r1"], sqrt_price_x96=0, tick=0, liquidity=0,
-                                    ticks=()))
+            out.append((PoolSnapshot(pool=rp.pool, block_number=block, fee_ppm=rp.fee_ppm, tick_spacing=0,
+                                     reserve0=s["r0"], reserve1=s["r1"], sqrt_price_x96=0, tick=0, liquidity=0,
+                                     ticks=()),))
     return out

@@ -15,6 +15,8 @@ Example (a user adds endpoints; chain id, gas token and factories come from ``ch
       { venue = "uniswap_v3", address = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640" },  # tokens read on-chain
       { venue = "uniswap_v2", tokens = ["0xA0b8...", "0xC02a..."] },                     # factory.getPair
       { venue = "uniswap_v3", tokens = ["0xA0b8...", "0xC02a..."], fee = 3000 },         # factory.getPool
+      # a Uniswap V4 pool is its PoolKey: currency0/1 (0x0 = native ETH), fee, tick_spacing, hooks
+      { venue = "uniswap_v4", tokens = ["0x0000...", "0xA0b8..."], fee = 500, tick_spacing = 10 },
     ]
 
     [[chain]]                              # the devnet: every pool of a tools/devnet deployment file
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from chain.rpc import redact_url
+from protocol.ids import VenueKind
 from runtime.config import Config, ConfigError, Meta, decode, load_toml
 
 from .chains import BUILTIN_CHAINS, DEVNET_VENUES, VENUES, ChainDefaults, Factory
@@ -83,12 +86,16 @@ class Endpoint(Config):
 
 class PoolSpec(Config):
     """A pool to follow: ``address`` (tokens read on-chain unless given), or ``tokens`` (+ ``fee``
-    for V3) resolved through the venue's factory."""
+    for V3) resolved through the venue's factory. A Uniswap V4 pool has no address: it is its
+    PoolKey, ``tokens`` (currency0, currency1), ``fee``, ``tick_spacing`` and ``hooks`` (default none),
+    in the venue's PoolManager (the venue's factory entry)."""
 
     venue: str
     address: str | None = None
     tokens: tuple[str, str] | None = None
     fee: int | None = None
+    tick_spacing: int | None = None  # V4 only
+    hooks: str | None = None  # V4 only
 
     def __post_init__(self) -> None:
         _venue(self.venue, "venue")
@@ -96,9 +103,23 @@ class PoolSpec(Config):
             _address(self.address, "address")
         for i, t in enumerate(self.tokens or ()):
             _address(t, f"tokens[{i}]")
+        if self.hooks is not None:
+            _address(self.hooks, "hooks")
+        kind = VENUES[self.venue].kind
+        if kind == VenueKind.UNISWAP_V4:
+            if self.address is not None:
+                raise ConfigError("a V4 pool has no address: give its key (tokens, fee, tick_spacing, hooks)",
+                                  path="address")
+            for name in ("tokens", "fee", "tick_spacing"):
+                if getattr(self, name) is None:
+                    raise ConfigError("a V4 pool needs its key: tokens, fee, tick_spacing (and hooks)", path=name)
+            return
+        if self.tick_spacing is not None or self.hooks is not None:
+            raise ConfigError("tick_spacing and hooks are for V4 pools (their PoolKey)",
+                              path="tick_spacing" if self.tick_spacing is not None else "hooks")
         if self.address is None and self.tokens is None:
             raise ConfigError("a pool needs an address or tokens")
-        if self.address is None and VENUES[self.venue].kind == 2 and self.fee is None:
+        if self.address is None and kind == VenueKind.UNISWAP_V3 and self.fee is None:
             raise ConfigError("a V3 pool given by tokens needs its fee tier (e.g. 3000)", path="fee")
 
 
@@ -189,6 +210,12 @@ class _ChainTable(ChainTuning, kw_only=True):
                 if venue is None:
                     raise ConfigError(f"pool {p.address} has unknown devnet venue {p.venue!r}", path="deployment")
                 pools.append(PoolSpec(venue=venue, address=p.address, tokens=(p.token0, p.token1), fee=p.fee))
+            if dep.v4 is not None:
+                v4_venue = DEVNET_VENUES.get(dep.v4.name, dep.v4.name)
+                factories.append(Factory(venue=v4_venue, address=dep.v4.pool_manager))
+                for q in dep.v4_pools:  # every V4 pool, the refused ones too: admission is the collector's
+                    pools.append(PoolSpec(venue=DEVNET_VENUES.get(q.venue, q.venue), tokens=(q.token0, q.token1),
+                                          fee=q.fee, tick_spacing=q.tick_spacing, hooks=q.hooks))
         if chain_id is None:
             raise ConfigError(f"missing (chain {self.name!r} is not built in: {', '.join(BUILTIN_CHAINS)})",
                               path="chain_id")

@@ -1,4 +1,4 @@
-"""Raw EVM logs -> protocol TLVs, for Uniswap V2 and V3 pools known in advance.
+"""Raw EVM logs -> protocol TLVs, for Uniswap V2, V3 and V4 pools known in advance.
 
 Theory of operation
 -------------------
@@ -30,6 +30,15 @@ narrow unsigned words (uint112/uint128/uint160, addresses), sign extension of
 int24 words, the number of topics, and the ``0x`` prefixes. Topics a TLV does not
 carry (a V3 Swap's sender/recipient) are not parsed; only their number is checked. The
 decoder never swallows its own errors: the caller decides whether to skip, count or stop.
+
+Uniswap V4: every V4 pool's events come from one contract, the PoolManager, with the 32-byte pool
+id as ``topics[1]``. The manager's address maps to the V4 handlers with no pool, and the handler's
+pool is then looked up by the first 20 bytes of that id (what a V4 instrument id carries as its
+address, :mod:`market.amm.pool_key`); a pool id we do not follow is an unknown pool. The events
+become the V3 records (see ``specs/protocol.md``, "Record types"): ``Swap`` -> ``V3Swap`` with the
+amounts turned to the pool's side, ``ModifyLiquidity`` -> ``LiquidityChange``, ``Initialize`` ->
+``V3Initialize``, and ``ProtocolFeeUpdated`` -> ``V4ProtocolFee``; ``Donate`` (fee growth only) and a
+``ModifyLiquidity`` with a zero delta (a fee collection) are known and ignored.
 
 Hot path: ``decode`` does the two lookups in a per-pool table that holds only its
 kind's events, parses block number and log index, and calls the handler; any
@@ -71,6 +80,7 @@ from protocol.market import (
     V2Swap,
     V3Initialize,
     V3Swap,
+    V4ProtocolFee,
 )
 from protocol.tlv import TLV
 
@@ -102,6 +112,11 @@ TOPIC0_V3_MINT = "0x7a53080ba414158be7ec69b987b5fb7d07dee101fe85488f0853ae16239d
 TOPIC0_V3_BURN = "0x0c396cd989a39f4459b5fa1aed6a9a8dcdbc45908acfd67e028cd568da98982c"
 TOPIC0_V3_INITIALIZE = "0x98636036cb66a9c19a37435efc1e90142190214e8abeb821bdba3f2990dd4c95"
 TOPIC0_V3_COLLECT = "0x70935338e69775456a85ddef226c395fb668b63fa0115f5f20610b388e6ca9c0"
+TOPIC0_V4_INITIALIZE = "0xdd466e674ea557f56295e2d0218a125ea4b4f0f6f3307b95f85e6110838d6438"
+TOPIC0_V4_SWAP = "0x40e9cecb9f5f1f1c5b9c97dec2917b7ee92e57ba5563708daca94dd84ad7112f"
+TOPIC0_V4_MODIFY_LIQUIDITY = "0xf208f4912782fd25c7f114ca3723a2d5dd6f3bcc3ac8db5af63baa85f711d5ec"
+TOPIC0_V4_PROTOCOL_FEE_UPDATED = "0xe9c42593e71f84403b84352cd168d693e2c9fcd1fdbcc3feb21d92b43e6696f9"
+TOPIC0_V4_DONATE = "0x29ef05caaff9404b7cb6d1c0e9bbae9eaa7ab2541feba1a9c4248594c08156cb"
 
 #: topic0 -> canonical signature. Parameter order and which ones are indexed
 #: (-> topics, the rest -> data) are noted next to each handler below.
@@ -115,6 +130,11 @@ EVENT_SIGNATURES: dict[str, str] = {
     TOPIC0_V3_BURN: "Burn(address,int24,int24,uint128,uint256,uint256)",
     TOPIC0_V3_INITIALIZE: "Initialize(uint160,int24)",
     TOPIC0_V3_COLLECT: "Collect(address,address,int24,int24,uint128,uint128)",
+    TOPIC0_V4_INITIALIZE: "Initialize(bytes32,address,address,uint24,int24,address,uint160,int24)",
+    TOPIC0_V4_SWAP: "Swap(bytes32,address,int128,int128,uint160,uint128,int24,uint24)",
+    TOPIC0_V4_MODIFY_LIQUIDITY: "ModifyLiquidity(bytes32,address,int24,int24,int256,bytes32)",
+    TOPIC0_V4_PROTOCOL_FEE_UPDATED: "ProtocolFeeUpdated(bytes32,uint24)",
+    TOPIC0_V4_DONATE: "Donate(bytes32,address,uint256,uint256)",
 }
 
 
@@ -159,6 +179,8 @@ _INT24_MIN = -(1 << 23)
 _INT24_MAX = (1 << 23) - 1
 _U64_MAX = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
+_INT128_MIN = -(1 << 127)
+_INT128_MAX = (1 << 127) - 1
 _MINT = int(LiquidityKind.MINT)
 _BURN = int(LiquidityKind.BURN)
 
@@ -370,8 +392,119 @@ def _v3_initialize(
     return o
 
 
+def _word_int24(word: bytes) -> int:
+    value = _fb(word, signed=True)
+    if not _INT24_MIN <= value <= _INT24_MAX:
+        raise _Malformed("int24 word out of range")
+    return value
+
+
+def _v4_swap(pool: PoolId, topics: Sequence[str], data: str, block: int, index: int, txh: str | None) -> TLV:
+    # Swap(bytes32 indexed id, address indexed sender, int128 amount0, int128 amount1, uint160 sqrtPriceX96,
+    #      uint128 liquidity, int24 tick, uint24 fee)
+    # amount0/amount1 are the swapper's BalanceDelta (negative = paid into the pool): negated into the
+    # pool's side, as V3's Swap reports them. ``fee`` (the swap fee of that direction) is not carried.
+    if len(topics) != 3:
+        raise _Malformed(f"V4 Swap has 3 topics, got {len(topics)}")
+    b = _data(data, 6)
+    amount0 = _fb(b[0:32], signed=True)
+    amount1 = _fb(b[32:64], signed=True)
+    sqrt_price = _fb(b[64:96])
+    liquidity = _fb(b[96:128])
+    tick = _fb(b[128:160], signed=True)
+    if not (_INT128_MIN <= amount0 <= _INT128_MAX and _INT128_MIN <= amount1 <= _INT128_MAX):
+        raise _Malformed("V4 Swap amount word out of int128")
+    if sqrt_price >> 160 or liquidity >> 128 or not _INT24_MIN <= tick <= _INT24_MAX or _fb(b[160:192]) >> 24:
+        raise _Malformed("V4 Swap sqrtPriceX96/liquidity/tick/fee word out of its ABI range")
+    o = _new(V3Swap)
+    d = o.__dict__
+    d["pool"] = pool
+    d["block_number"] = block
+    d["log_index"] = index
+    d["tx_hash"] = _tx_hash(txh)
+    d["amount0"] = -amount0
+    d["amount1"] = -amount1
+    d["sqrt_price_x96"] = sqrt_price
+    d["liquidity"] = liquidity
+    d["tick"] = tick
+    return o
+
+
+def _v4_modify_liquidity(
+    pool: PoolId, topics: Sequence[str], data: str, block: int, index: int, txh: str | None
+) -> TLV | None:
+    # ModifyLiquidity(bytes32 indexed id, address indexed sender, int24 tickLower, int24 tickUpper,
+    #                 int256 liquidityDelta, bytes32 salt). No amounts in the event: 0 in the record.
+    if len(topics) != 3:
+        raise _Malformed(f"V4 ModifyLiquidity has 3 topics, got {len(topics)}")
+    b = _data(data, 4)
+    lower = _word_int24(b[0:32])
+    upper = _word_int24(b[32:64])
+    delta = _fb(b[64:96], signed=True)
+    if not _INT128_MIN <= delta <= _INT128_MAX:
+        raise _Malformed("V4 ModifyLiquidity liquidityDelta out of int128")
+    owner = _topic_address(topics[2])
+    if delta == 0:
+        return None  # a fee collection: nothing to apply
+    o = _new(LiquidityChange)
+    d = o.__dict__
+    d["pool"] = pool
+    d["block_number"] = block
+    d["log_index"] = index
+    d["tx_hash"] = _tx_hash(txh)
+    d["kind"] = _MINT if delta > 0 else _BURN
+    d["tick_lower"] = lower
+    d["tick_upper"] = upper
+    d["liquidity"] = abs(delta)
+    d["amount0"] = 0
+    d["amount1"] = 0
+    d["owner"] = owner
+    return o
+
+
+def _v4_initialize(
+    pool: PoolId, topics: Sequence[str], data: str, block: int, index: int, txh: str | None
+) -> TLV:
+    # Initialize(bytes32 indexed id, address indexed currency0, address indexed currency1, uint24 fee,
+    #            int24 tickSpacing, address hooks, uint160 sqrtPriceX96, int24 tick)
+    if len(topics) != 4:
+        raise _Malformed(f"V4 Initialize has 4 topics, got {len(topics)}")
+    b = _data(data, 5)
+    sqrt_price = _fb(b[96:128])
+    tick = _word_int24(b[128:160])
+    if sqrt_price >> 160:
+        raise _Malformed("V4 Initialize sqrtPriceX96 word out of its ABI range")
+    o = _new(V3Initialize)
+    d = o.__dict__
+    d["pool"] = pool
+    d["block_number"] = block
+    d["log_index"] = index
+    d["sqrt_price_x96"] = sqrt_price
+    d["tick"] = tick
+    return o
+
+
+def _v4_protocol_fee(
+    pool: PoolId, topics: Sequence[str], data: str, block: int, index: int, txh: str | None
+) -> TLV:
+    # ProtocolFeeUpdated(bytes32 indexed id, uint24 protocolFee)
+    if len(topics) != 2:
+        raise _Malformed(f"V4 ProtocolFeeUpdated has 2 topics, got {len(topics)}")
+    fee = _fb(_data(data, 1))
+    if fee >> 24:
+        raise _Malformed("V4 ProtocolFeeUpdated protocolFee does not fit uint24")
+    o = _new(V4ProtocolFee)
+    d = o.__dict__
+    d["pool"] = pool
+    d["block_number"] = block
+    d["log_index"] = index
+    d["protocol_fee"] = fee
+    return o
+
+
 _V2 = int(VenueKind.UNISWAP_V2)
 _V3 = int(VenueKind.UNISWAP_V3)
+_V4 = int(VenueKind.UNISWAP_V4)
 
 #: topic0 -> (handler, the pool kind that emits it)
 HANDLERS: dict[str, tuple[Handler, int]] = {
@@ -383,6 +516,10 @@ HANDLERS: dict[str, tuple[Handler, int]] = {
     TOPIC0_V3_MINT: (_v3_liquidity(_MINT), _V3),
     TOPIC0_V3_BURN: (_v3_liquidity(_BURN), _V3),
     TOPIC0_V3_INITIALIZE: (_v3_initialize, _V3),
+    TOPIC0_V4_SWAP: (_v4_swap, _V4),
+    TOPIC0_V4_MODIFY_LIQUIDITY: (_v4_modify_liquidity, _V4),  # type: ignore[dict-item]  # None: zero delta
+    TOPIC0_V4_INITIALIZE: (_v4_initialize, _V4),
+    TOPIC0_V4_PROTOCOL_FEE_UPDATED: (_v4_protocol_fee, _V4),
 }
 
 #: pool kind -> {topic0: handler}: a pool only decodes its own kind's events
@@ -391,7 +528,7 @@ for _t0, (_handler, _kind) in HANDLERS.items():
     _HANDLERS_BY_KIND.setdefault(_kind, {})[_t0] = _handler
 
 #: Known events that deliberately produce no TLV.
-IGNORED_TOPICS = frozenset({TOPIC0_V3_COLLECT})
+IGNORED_TOPICS = frozenset({TOPIC0_V3_COLLECT, TOPIC0_V4_DONATE})
 
 
 # --------------------------------------------------------------------------- the decoder
@@ -401,11 +538,14 @@ class LogDecoder:
     """Decode logs of a fixed set of pools into protocol TLVs.
 
     ``pools`` maps pool address (0x-hex, any case) -> ``PoolId``; the key must be
-    the id's own address. All pools must be on one chain.
+    the id's own address. All pools must be on one chain. Uniswap V4 pools (kind
+    ``UNISWAP_V4``: the key is the pool id's first 20 bytes, the id's address) need
+    ``v4_manager``, the PoolManager that emits their logs.
     """
 
-    def __init__(self, pools: Mapping[str, PoolId]) -> None:
-        table = {}
+    def __init__(self, pools: Mapping[str, PoolId], *, v4_manager: str | None = None) -> None:
+        table: dict[str, tuple[PoolId | None, dict[str, Handler]]] = {}
+        v4: dict[str, PoolId] = {}
         chains = set()
         for address, pool in pools.items():
             if not isinstance(pool, PoolId):
@@ -413,21 +553,38 @@ class LogDecoder:
             key = address.lower()
             if key != pool.address:
                 raise ValueError(f"pool map key {address} is not the PoolId's address {pool.address}")
-            table[key] = (pool, _HANDLERS_BY_KIND.get(int(pool.kind), {}))
+            if pool.kind == _V4:
+                v4[key] = pool
+            else:
+                table[key] = (pool, _HANDLERS_BY_KIND.get(int(pool.kind), {}))
             chains.add(pool.chain_id)
         if len(chains) > 1:
             raise ValueError(f"one LogDecoder per chain; got pools on chains {sorted(chains)}")
+        if v4:
+            if v4_manager is None:
+                raise ValueError("V4 pools need v4_manager, the PoolManager that emits their logs")
+            # the manager's logs: the pool is looked up by topics[1] (see the module doc)
+            table[v4_manager.lower()] = (None, _HANDLERS_BY_KIND[_V4])
         self.chain_id: int | None = chains.pop() if chains else None
-        self._pools: dict[str, tuple[PoolId, dict[str, Handler]]] = table
+        self.v4_manager = v4_manager.lower() if v4 and v4_manager else None
+        self._pools = table
+        self._v4 = v4
         self.stats = DecodeStats()
 
     @classmethod
-    def from_pools(cls, pools: Iterable[PoolId]) -> LogDecoder:
-        return cls({p.address: p for p in pools})
+    def from_pools(cls, pools: Iterable[PoolId], *, v4_manager: str | None = None) -> LogDecoder:
+        return cls({p.address: p for p in pools}, v4_manager=v4_manager)
 
     @property
     def pools(self) -> dict[str, PoolId]:
-        return {a: p for a, (p, _) in self._pools.items()}
+        out = {a: p for a, (p, _) in self._pools.items() if p is not None}
+        out.update(self._v4)
+        return out
+
+    @property
+    def addresses(self) -> list[str]:
+        """The contracts whose logs to ask the node for: V2/V3 pools and the V4 PoolManager."""
+        return list(self._pools)
 
     def decode(self, log: Mapping[str, Any]) -> TLV | None:
         """One JSON-RPC log object -> a TLV, or None (skipped and counted).
@@ -440,6 +597,8 @@ class LogDecoder:
         try:
             pool, handlers = self._pools[log["address"]]
             handler = handlers[log["topics"][0]]
+            if pool is None:  # the V4 PoolManager: the pool is the id in topics[1]
+                pool = self._v4[log["topics"][1][:42]]
             block_number = int(log["blockNumber"], 16)
             log_index = int(log["logIndex"], 16)
             if not (0 <= block_number <= _U64_MAX and 0 <= log_index <= _U32_MAX):
@@ -452,6 +611,9 @@ class LogDecoder:
             )
         except Exception as exc:
             raise self._malformed(log, pool, block_number, log_index, exc) from None
+        if tlv is None and not log.get("removed"):  # a known event with nothing to apply
+            self.stats.ignored += 1
+            return None
         if log.get("removed"):
             self.stats.removed += 1
             return StateInvalidation(
@@ -517,15 +679,22 @@ class LogDecoder:
         if not topics:  # an anonymous event: none of ours
             stats.unknown_topic += 1
             return None
-        pool, handlers = entry
+        maybe_pool, handlers = entry
         topic0 = topics[0]
+        if maybe_pool is None and topic0 in handlers:  # the V4 PoolManager: which pool?
+            topic1 = topics[1] if len(topics) > 1 else ""
+            v4_pool = self._v4.get(topic1[:42].lower()) if len(topic1) == 66 else None
+            if v4_pool is None:
+                stats.unknown_pool += 1  # another pool of the singleton, not one we follow
+                return None
+            if topic1[:42] != topic1[:42].lower():
+                return self.decode({**log, "topics": [topic0, topic1.lower(), *topics[2:]]})
         if topic0 not in handlers:
             if topic0 in HANDLERS:
                 stats.malformed += 1
-                kind = VenueKind(int(pool.kind)).name
-                raise LogDecodeError(
-                    f"{EVENT_SIGNATURES[topic0]} log from {pool!r}, which is configured as {kind}", log
-                )
+                what = (f"the V4 PoolManager {address}" if maybe_pool is None
+                        else f"{maybe_pool!r}, which is configured as {VenueKind(int(maybe_pool.kind)).name}")
+                raise LogDecodeError(f"{EVENT_SIGNATURES[topic0]} log from {what}", log)
             if topic0 in IGNORED_TOPICS:
                 stats.ignored += 1
             else:

@@ -116,7 +116,7 @@ Action = Publish | PublishUnit | PublishHeader | Backfill | FetchHeaders | Snaps
 
 class ChainFollower:
     def __init__(self, chain_id: int, pools: Iterable[PoolId], *, window: int = 128, streaming: bool = True,
-                 unit: str = "tx") -> None:
+                 unit: str = "tx", v4_manager: str | None = None) -> None:
         if unit not in ("tx", "block", "log"):
             raise ValueError(f"unit must be tx, block or log, not {unit!r}")
         self.chain_id = chain_id
@@ -126,7 +126,7 @@ class ChainFollower:
         self._pending_first: tuple[int, int] = (0, 0)  # (block, logIndex) of its first log
         self._pending_time: int | None = None
         self.pools: tuple[PoolId, ...] = tuple(pools)
-        self.decoder = LogDecoder.from_pools(self.pools)
+        self.decoder = LogDecoder.from_pools(self.pools, v4_manager=v4_manager)
         self.window = window
         self.streaming = streaming  # logs arrive by subscription (else only through Backfill)
         self.last: Header | None = None

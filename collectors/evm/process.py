@@ -40,8 +40,8 @@ from protocol.tlv import TLV
 from runtime.errors import unwrap_group
 from runtime.metrics import ProcessMetrics
 
-from .bootstrap import ResolvedPool, read_snapshots, resolve_pools
-from .config import ChainConfig, CollectorConfig, load_config
+from .bootstrap import ResolvedPool, read_units, resolve_pools
+from .config import ChainConfig, CollectorConfig, ConfigError, load_config
 from .follower import (
     Action,
     Backfill,
@@ -70,6 +70,7 @@ class ChainRunner:
         self.publish = publish
         self.follower: ChainFollower | None = None
         self.resolved: dict[int, ResolvedPool] = {}
+        self.refused: list[tuple[Any, str]] = []  # V4 pools admission refused: (PoolKey, reason)
         self.addresses: list[str] = []
         self.started = False
         self.endpoint_index = 0
@@ -131,11 +132,16 @@ class ChainRunner:
             if chain_id != chain.chain_id:
                 raise EndpointError(f"{endpoint.label} serves chain {chain_id}, not {chain.chain_id}")
             if self.follower is None:
-                pools = await resolve_pools(chain, rpc)
+                pools = await resolve_pools(chain, rpc, self.refused)
+                managers = sorted({p.manager for p in pools if p.key is not None})
+                if len(managers) > 1:
+                    raise ConfigError(f"chain {chain.name}: V4 pools of {len(managers)} PoolManagers ({managers}); "
+                                      "one per chain")
                 self.resolved = {int(p.pool): p for p in pools}
-                self.addresses = [p.address for p in pools]
                 self.follower = ChainFollower(chain.chain_id, [p.pool for p in pools], window=chain.reorg_window,
-                                              unit=chain.publish_unit)
+                                              unit=chain.publish_unit, v4_manager=managers[0] if managers else None)
+                # the pools' contracts and the V4 PoolManager (whose logs of other pools are skipped)
+                self.addresses = self.follower.decoder.addresses
             follower = self.follower
             follower.streaming = ws is not None
             subs: dict[str, str] = {}
@@ -248,8 +254,8 @@ class ChainRunner:
                 queue.extendleft(reversed(follower.on_headers(act.target, canonical)))
             elif isinstance(act, Snapshot):
                 pools = [self.resolved[int(p)] for p in act.pools]
-                for snap in await read_snapshots(rpc, pools, act.block, batch_size=self.chain.batch_size):
-                    await self._emit(snap)
+                for unit in await read_units(rpc, pools, act.block, batch_size=self.chain.batch_size):
+                    await self._emit(unit if len(unit) > 1 else unit[0])
 
     async def _priority_fee(self, rpc: HttpRpc | WsRpc) -> int:
         """eth_maxPriorityFeePerGas, else the median reward of the last block from eth_feeHistory, else 0."""
@@ -294,7 +300,7 @@ async def run(
 
 def build_parser() -> argparse.ArgumentParser:
     return collector_parser("alphapulse collector evm",
-                            "Follow EVM chains (Uniswap V2/V3 pools) into the market-data relay.",
+                            "Follow EVM chains (Uniswap V2/V3/V4 pools) into the market-data relay.",
                             config_help="TOML configuration (see collectors/evm/README.md)")
 
 

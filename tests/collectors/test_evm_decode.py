@@ -106,7 +106,7 @@ def wire_roundtrip(tlv: object) -> None:
 
 
 def test_topic0_constants_are_keccak_of_their_signatures() -> None:
-    assert len(D.EVENT_SIGNATURES) == 9
+    assert len(D.EVENT_SIGNATURES) == 14  # V2 4, V3 5, V4 5
     for t0, signature in D.EVENT_SIGNATURES.items():
         assert t0 == hx(keccak(text=signature)), signature
     # and each handler is registered under the right signature
@@ -454,3 +454,96 @@ def test_event_from_a_pool_of_the_wrong_kind_is_an_error() -> None:
     data = eth_abi.encode(["uint112", "uint112"], [1, 2])
     with pytest.raises(LogDecodeError, match="configured as UNISWAP_V3"):
         decoder().decode(make_log(V3_ADDR, [D.TOPIC0_V2_SYNC], data))
+
+
+# --------------------------------------------------------------------------- V4 (the PoolManager's events)
+
+MANAGER = "0x" + "44" * 20
+V4_ID = "0x" + "4d" * 20 + "e1" * 12  # a pool id: the instrument id carries its first 20 bytes
+OTHER_ID = "0x" + "4e" * 32
+V4_POOL = PoolId.of(1, Venue.UNISWAP_V4, VenueKind.UNISWAP_V4, V4_ID[:42], TOKEN_A, TOKEN_B)
+
+
+def v4_decoder() -> LogDecoder:
+    return LogDecoder.from_pools([V2_POOL, V3_POOL, V4_POOL], v4_manager=MANAGER)
+
+
+def v4_swap_log(a0: int, a1: int, sp: int, liq: int, tick: int, fee: int = 3000, pool_id: str = V4_ID,
+                **kw: object) -> dict:
+    data = eth_abi.encode(["int128", "int128", "uint160", "uint128", "int24", "uint24"], [a0, a1, sp, liq, tick, fee])
+    return make_log(MANAGER, [D.TOPIC0_V4_SWAP, pool_id, topic("address", ALICE)], data, **kw)
+
+
+def v4_modify_log(lo: int, hi: int, delta: int, **kw: object) -> dict:
+    data = eth_abi.encode(["int24", "int24", "int256", "bytes32"], [lo, hi, delta, b"\x07" * 32])
+    return make_log(MANAGER, [D.TOPIC0_V4_MODIFY_LIQUIDITY, V4_ID, topic("address", BOB)], data, **kw)
+
+
+def test_v4_swap_becomes_a_v3_swap_from_the_pool_side() -> None:
+    dec = v4_decoder()
+    assert dec.addresses == [V2_ADDR, V3_ADDR, MANAGER]
+    # the swapper paid 10**18 of token0 (negative delta) and received 3e9 of token1
+    tlv = dec.decode(v4_swap_log(-(10**18), 3_000_000_000, 2**96, 10**20, -201_234))
+    assert tlv == V3Swap(pool=V4_POOL, block_number=19_000_000, log_index=7, tx_hash=bytes.fromhex(TX[2:]),
+                         amount0=10**18, amount1=-3_000_000_000, sqrt_price_x96=2**96, liquidity=10**20,
+                         tick=-201_234)
+    wire_roundtrip(tlv)
+    # the extremes of int128 both ways
+    lo, hi = -(1 << 127), (1 << 127) - 1
+    assert dec.decode(v4_swap_log(lo, hi, 1, 0, 0)).amount0 == 1 << 127  # type: ignore[union-attr]
+    wide = eth_abi.encode(["int256", "int256", "uint160", "uint128", "int24", "uint256"], [-(1 << 200), 1, 1, 0, 0, 1])
+    with pytest.raises(LogDecodeError, match="int128"):
+        dec.decode({**v4_swap_log(1, 1, 1, 0, 0), "data": hx(wide)})
+    big_fee = eth_abi.encode(["int256", "int256", "uint160", "uint128", "int24", "uint256"], [1, 1, 1, 0, 0, 1 << 24])
+    with pytest.raises(LogDecodeError, match="fee"):
+        dec.decode({**v4_swap_log(1, 1, 1, 0, 0), "data": hx(big_fee)})
+
+
+def test_v4_modify_liquidity_is_a_liquidity_change_and_zero_delta_is_ignored() -> None:
+    dec = v4_decoder()
+    mint = dec.decode(v4_modify_log(-600, 1200, 5 * 10**18))
+    assert mint == LiquidityChange(pool=V4_POOL, block_number=19_000_000, log_index=7, tx_hash=bytes.fromhex(TX[2:]),
+                                   kind=LiquidityKind.MINT, tick_lower=-600, tick_upper=1200, liquidity=5 * 10**18,
+                                   amount0=0, amount1=0, owner=bytes.fromhex(BOB[2:]))
+    burn = dec.decode(v4_modify_log(-600, 1200, -(10**18), index=8))
+    assert isinstance(burn, LiquidityChange) and (burn.kind, burn.liquidity) == (LiquidityKind.BURN, 10**18)
+    assert dec.decode(v4_modify_log(-600, 1200, 0)) is None and dec.stats.ignored == 1
+    wire_roundtrip(mint)
+
+
+def test_v4_initialize_and_protocol_fee() -> None:
+    from protocol import V4ProtocolFee
+
+    dec = v4_decoder()
+    data = eth_abi.encode(["uint24", "int24", "address", "uint160", "int24"], [500, 10, "0x" + "00" * 20, 2**96, -5])
+    init = make_log(MANAGER, [D.TOPIC0_V4_INITIALIZE, V4_ID, topic("address", TOKEN_A), topic("address", TOKEN_B)],
+                    data)
+    assert dec.decode(init) == V3Initialize(pool=V4_POOL, block_number=19_000_000, log_index=7, sqrt_price_x96=2**96,
+                                            tick=-5)
+    fee = make_log(MANAGER, [D.TOPIC0_V4_PROTOCOL_FEE_UPDATED, V4_ID], eth_abi.encode(["uint24"], [(200 << 12) | 500]))
+    tlv = dec.decode(fee)
+    assert tlv == V4ProtocolFee(pool=V4_POOL, block_number=19_000_000, log_index=7, protocol_fee=(200 << 12) | 500)
+    wire_roundtrip(tlv)
+
+
+def test_v4_other_pools_and_other_manager_events_are_skipped_and_counted() -> None:
+    dec = v4_decoder()
+    assert dec.decode(v4_swap_log(-1, 1, 2**96, 1, 0, pool_id=OTHER_ID)) is None
+    assert dec.stats.unknown_pool == 1
+    donate = make_log(MANAGER, [D.TOPIC0_V4_DONATE, V4_ID, topic("address", ALICE)], eth_abi.encode(["uint256"] * 2, [1, 2]))
+    assert dec.decode(donate) is None and dec.stats.ignored == 1
+    transfer = make_log(MANAGER, [hx(keccak(text="Transfer(address,address,address,uint256,uint256)")),
+                                  topic("address", ALICE), topic("address", BOB), topic("uint256", 5)],
+                        eth_abi.encode(["address", "uint256"], [ALICE, 1]))
+    assert dec.decode(transfer) is None and dec.stats.unknown_topic == 1
+    # a checksummed manager address and upper-case pool id topic still decode
+    log = v4_swap_log(-1, 1, 2**96, 1, 0)
+    log = {**log, "address": MANAGER.upper().replace("0X", "0x"), "topics": [log["topics"][0], log["topics"][1].upper()
+                                                                                .replace("0X", "0x"), log["topics"][2]]}
+    assert isinstance(dec.decode(log), V3Swap)
+    # a removed log of a followed V4 pool invalidates it
+    inv = dec.decode(v4_swap_log(-1, 1, 2**96, 1, 0, removed=True))
+    assert isinstance(inv, StateInvalidation) and inv.pool == V4_POOL and inv.reason == InvalidationReason.REORG
+    # V4 pools need their PoolManager
+    with pytest.raises(ValueError, match="v4_manager"):
+        LogDecoder.from_pools([V4_POOL])

@@ -65,3 +65,31 @@ def test_log2_bounds_bracket_the_true_logarithm() -> None:
         true = math.log2(v) * 2**24  # a float only to check the integer bounds
         assert lo - 1e-3 <= true <= hi + 1e-3
         assert hi - lo <= 5911  # one table step: 2**24 / (4096 ln 2) ~ 0.035 % of a doubling
+
+
+def test_v4_pool_quotes_with_the_v4_mirror_and_direction_fees() -> None:
+    from market_builders import v4_pool
+
+    from market.amm import uniswap_v4 as uv4
+    from market.pools import NO_CAP, V4Pool
+
+    state = uv4.V4PoolState(sqrt_price_x96=get_sqrt_ratio_at_tick(0), tick=0, liquidity=L, lp_fee=500,
+                            protocol_fee=(1000 << 12) | 0, tick_spacing=60, ticks={-600: L, 600: -L})
+    p = V4Pool(pool=v4_pool(1, WETH, DAI), block_number=1, last_event=(1, 0), lp_fee=500, tick_spacing=60,
+               protocol_fee=state.protocol_fee, v4=state)
+    assert p.tradable and p.balance_in(False) == NO_CAP
+    # zero-for-one pays only the LP fee, one-for-zero 0.1 % protocol fee on top
+    assert p.model_n_of(True) == PPM - 500 and p.model_n_of(False) == PPM - state.swap_fee(False) < PPM - 500
+    assert p.model_n == p.model_n_of(False)
+    for zfo in (True, False):
+        x = 10**19
+        exact = uv4.swap_exact_input(state, zfo, x)
+        assert p.amount_out(zfo, x) == exact.amount_out
+        assert p.local_model(zfo, x)[0] == exact.amount_out
+        need = p.min_input(zfo, exact.amount_out)
+        assert p.amount_out(zfo, need) >= exact.amount_out and p.amount_out(zfo, need - 1) < exact.amount_out
+    # past every tick the pool cannot fill: the mirror stops at the price limit
+    assert p.amount_out(True, 10**40) == NOT_FILLED
+    empty = V4Pool(pool=v4_pool(2, WETH, DAI), block_number=1, last_event=(1, 0), lp_fee=500, tick_spacing=60,
+                   protocol_fee=0, v4=None)
+    assert not empty.tradable and empty.amount_out(True, 10) == NOT_FILLED and empty.marginals == (0, 1, 0, 1)

@@ -203,3 +203,65 @@ def test_sync_for_unknown_pair_takes_the_configured_venue_fee() -> None:
         ChainParams(chain_id=1, gas_token=token(WETH), v2_fee_ppm={int(P.Venue.SUSHISWAP): 2500}),)))
     assert m.apply(sync(sushi, 10, 20)) == sushi and m.get(sushi).fee_ppm == 2500
     assert m.apply(sync(V2A, 10, 20)) == V2A and m.get(V2A).fee_ppm == 3000
+
+
+# --- Uniswap V4 ----------------------------------------------------------------------------------
+
+
+def test_v4_snapshot_unit_swap_liquidity_and_protocol_fee() -> None:
+    from market_builders import v4_pool, v4_snapshot
+
+    from market.amm import uniswap_v4 as uv4
+    from market.pools import V4Pool
+
+    pool = v4_pool(9, WETH, DAI)
+    m = manager()
+    fee, snap = v4_snapshot(pool, tick=0, liquidity=L, ticks={-600: L, 600: -L}, lp_fee=500,
+                            protocol_fee=(100 << 12) | 250)
+    assert m.apply(fee) is None and m.apply(snap) == pool  # the unit's fee first, then the snapshot
+    s = m.get(pool)
+    assert isinstance(s, V4Pool) and s.v4 is not None
+    assert (s.lp_fee, s.protocol_fee, s.v4.protocol_fee, s.tick_spacing) == (500, (100 << 12) | 250, (100 << 12) | 250, 60)
+    assert s.balance_in(True) > 10**50  # no per-pool balance bounds a V4 flash input
+    # a swap: the exact V4 result, published from the pool's side like V3's
+    r = uv4.swap_exact_input(s.v4, True, 10**18)
+    ev = P.V3Swap(pool=pool, block_number=101, log_index=1, tx_hash=bytes(32), amount0=-r.amount0, amount1=-r.amount1,
+                  sqrt_price_x96=r.sqrt_price_x96, liquidity=r.liquidity, tick=r.tick)
+    assert m.apply(ev) == pool
+    after = m.get(pool)
+    assert (after.v4.sqrt_price_x96, after.v4.tick, after.v4.protocol_fee) == (r.sqrt_price_x96, r.tick, s.protocol_fee)
+    assert m.apply(ev) is None and m.stats["duplicate_event"] == 1
+    # a position: V4's tick bookkeeping
+    add = P.LiquidityChange(pool=pool, block_number=101, log_index=2, tx_hash=bytes(32), kind=P.LiquidityKind.MINT,
+                            tick_lower=-1200, tick_upper=1200, liquidity=L, amount0=0, amount1=0, owner=bytes(20))
+    assert m.apply(add) == pool
+    assert m.get(pool).v4 == uv4.apply_liquidity_change(after.v4, -1200, 1200, L)
+    # ProtocolFeeUpdated changes the fee every later swap runs at
+    assert m.apply(P.V4ProtocolFee(pool=pool, block_number=102, log_index=0, protocol_fee=0)) == pool
+    assert m.get(pool).v4.swap_fee(True) == 500 and m.get(pool).protocol_fee == 0
+    # an invalid protocol fee (a half above 1000 pips) is a diverged view: the pool goes stale
+    assert m.apply(P.V4ProtocolFee(pool=pool, block_number=103, log_index=0, protocol_fee=1001)) is None
+    assert m.is_stale(pool) and m.stats["protocol_fee_rejected"] == 1
+
+
+def test_v4_uninitialized_pool_takes_its_initialize_and_fee_survives_invalidation() -> None:
+    from market_builders import v4_pool
+
+    from market.pools import V4Pool
+
+    pool = v4_pool(10, WETH, DAI)
+    m = manager()
+    m.apply(P.V4ProtocolFee(pool=pool, block_number=100, log_index=0xFFFFFFFF, protocol_fee=7))
+    m.apply(P.PoolSnapshot(pool=pool, block_number=100, fee_ppm=100, tick_spacing=1, reserve0=0, reserve1=0,
+                           sqrt_price_x96=0, tick=0, liquidity=0, ticks=()))
+    s = m.get(pool)
+    assert isinstance(s, V4Pool) and s.v4 is None and not s.tradable and s.protocol_fee == 7
+    assert m.apply(P.V3Initialize(pool=pool, block_number=101, log_index=0, sqrt_price_x96=get_sqrt_ratio_at_tick(5),
+                                  tick=5)) is None  # initialized but no liquidity yet: not tradable
+    s = m.get(pool)
+    assert s.v4 is not None and (s.v4.tick, s.v4.lp_fee, s.v4.protocol_fee) == (5, 100, 7)
+    # a disconnect: events still apply to the stale pool (the backfill brings every one), a fee change too
+    m.apply(P.StateInvalidation(chain_id=1, pool=pool, from_block=102, reason=P.InvalidationReason.DISCONNECT,
+                                detail=""))
+    m.apply(P.V4ProtocolFee(pool=pool, block_number=102, log_index=3, protocol_fee=9))
+    assert m.get(pool).v4.protocol_fee == 9 and m.is_stale(pool)

@@ -64,6 +64,15 @@ def test_loads_the_example(tmp_path: Path) -> None:
     shard = load_config(write(tmp_path, EXAMPLE.replace("chain_id = 1\ngas_token", f'chain_id = 1\npools = ["{DAI}"]\ngas_token', 1)))
     assert shard.chain(1).pools == {int(DAI, 16)} and shard.chain(1).trades_in(int(DAI, 16))
     assert not shard.chain(1).trades_in(int(WETH, 16))
+    kinds = load_config(write(tmp_path, EXAMPLE.replace("chain_id = 1\ngas_token",
+                                                        'chain_id = 1\nkinds = ["uniswap_v2", "UNISWAP_V3"]\ngas_token', 1)))
+    assert kinds.chain(1).kinds == {int(P.VenueKind.UNISWAP_V2), int(P.VenueKind.UNISWAP_V3)}
+    assert kinds.chain(1).trades_in(1, int(P.VenueKind.UNISWAP_V3)) and not kinds.chain(1).trades_in(
+        1, int(P.VenueKind.UNISWAP_V4))
+    assert chain.trades_in(1, int(P.VenueKind.UNISWAP_V4))  # no kinds: every kind
+    with pytest.raises(ConfigError, match=r"chains\[0\]\.kinds\[0\]: unknown pool kind .*one of uniswap_v2"):
+        load_config(write(tmp_path, EXAMPLE.replace("chain_id = 1\ngas_token",
+                                                    'chain_id = 1\nkinds = ["uniswap_v9"]\ngas_token', 1)))
     with pytest.raises(AttributeError):  # frozen
         cfg.max_hops = 9  # type: ignore[misc]
 
@@ -76,7 +85,8 @@ def test_defaults_without_a_file() -> None:
 @pytest.mark.parametrize(
     "mutation, message",
     [
-        (("[gas]", "[gas]\nv4_hop = 1"), "gas.v4_hop: unknown key 'v4_hop' (allowed: base, curve_hop, v2_hop, v3_hop)"),
+        (("[gas]", "[gas]\nv5_hop = 1"),
+         "gas.v5_hop: unknown key 'v5_hop' (allowed: base, curve_hop, v2_hop, v3_hop, v4_hop)"),
         (("[strategy]", "[strategy]\nmax_hop = 3"), "strategy.max_hop: unknown key 'max_hop'"),
         (("[economics]", "[economics]\nslipage_bps = 1"), "economics.slipage_bps: unknown key 'slipage_bps'"),
         (("chain_id = 1\ngas_token", "chain_id = 1\nbase_token = []\ngas_token"),

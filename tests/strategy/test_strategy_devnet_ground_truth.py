@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chain.rpc import HttpRpc
-from collectors.evm.bootstrap import read_snapshots, resolve_pools
+from collectors.evm.bootstrap import read_units, resolve_pools
 from collectors.evm.config import parse_config
 from protocol import BlockHeader, Message, PoolId, VenueKind
 from protocol.signals import ArbitragePath, Economics
@@ -25,7 +25,8 @@ from strategy.engine import StrategyEngine
 PAIRS = (("WETH", "USDC"), ("WETH", "DAI"), ("DAI", "USDC"))
 
 
-async def _snapshots(devnet: Any, tmp_path: Any) -> tuple[list[Any], int]:
+async def _units(devnet: Any, tmp_path: Any) -> tuple[list[tuple[Any, ...]], int]:
+    """Every followed pool's snapshot message (V4 pools: their V4ProtocolFee and PoolSnapshot), at one block."""
     from chain.deployment import save_deployment
 
     dep = devnet.deployment
@@ -35,7 +36,13 @@ async def _snapshots(devnet: Any, tmp_path: Any) -> tuple[list[Any], int]:
     rpc = HttpRpc(dep.rpc_url)
     pools = await resolve_pools(cfg.chains[0], rpc)
     block = devnet.client.block_number()
-    return await read_snapshots(rpc, pools, block), block
+    return await read_units(rpc, pools, block), block
+
+
+async def _snapshots(devnet: Any, tmp_path: Any) -> tuple[list[Any], int]:
+    """The V2 and V3 pools' snapshots (the V4 pools have their own test below)."""
+    units, block = await _units(devnet, tmp_path)
+    return [u[-1] for u in units if PoolId(u[-1].pool).kind != VenueKind.UNISWAP_V4], block
 
 
 def _engine(dep: Any) -> StrategyEngine:
@@ -116,3 +123,67 @@ def test_devnet_pairs_are_really_mispriced(devnet: Any, pair: tuple[str, str]) -
     a = client.pool_price(dep.pool("uniswap_v2_a", *pair))
     b = client.pool_price(dep.pool("uniswap_v2_b", *pair))
     assert abs(b - a) / a > 0.003
+
+
+async def test_v4_pools_join_the_graph_and_their_hops_are_exact_on_chain(devnet_snapshot: Any, tmp_path: Any) -> None:
+    """V2, V3 and the admitted V4 pools together: cycles through V4 pools are found (the devnet prices
+    its V4 WETH/USDC pools at 2006 and 1994), priced with the V4 mirror -- every V4 hop's output equals
+    what the PoolManager pays when that swap is executed on the state the signal was computed on, the
+    protocol fee of the 0.3 % pool included -- and the refused hook pool never appears."""
+    from chain.v4_state import decode_slot0, encode_extsload, pool_state_slot
+    from market.amm.pool_key import PoolKey, admission
+    from market.pools import V4Pool
+
+    net = devnet_snapshot
+    dep, client = net.deployment, net.client
+    units, block = await _units(net, tmp_path)
+    v4_by_id = {}
+    for p in dep.v4_pools:
+        key = PoolKey.of(p.token0, p.token1, p.fee, p.tick_spacing, p.hooks)
+        v4_by_id[key.instrument_id(dep.chain_id, 1003)] = (p, admission(key))
+    assert len(units) == len(dep.pools) + sum(r is None for _, r in v4_by_id.values())
+    engine = _engine(dep)
+    header = BlockHeader(chain_id=dep.chain_id, number=block, timestamp=0, gas_limit=30_000_000, gas_used=0,
+                         hash=b"\x01" * 32, parent_hash=b"\x00" * 32, base_fee=0, priority_fee=0)
+    engine.on_message(Message(domain=1, tlvs=(header,)), 0)
+    signals = []
+    for seq, unit in enumerate(units, start=1):
+        signals += engine.on_message(Message(domain=1, tlvs=unit, source_seq=seq, receive_time_ns=seq), seq)
+    # the V4 pools are in the graph, with the PoolManager's fees
+    for pid, (p, refused) in v4_by_id.items():
+        s = engine.state.get(pid)
+        if refused:
+            assert s is None and pid not in engine.index
+            continue
+        assert isinstance(s, V4Pool) and pid in engine.index and engine.index.cycles_through(pid)
+        raw = client.eth_call(dep.v4.pool_manager, encode_extsload([pool_state_slot(bytes.fromhex(p.pool_id[2:]))]))
+        slot0 = decode_slot0(int.from_bytes(raw[-32:], "big"))
+        assert (s.lp_fee, s.protocol_fee) == (slot0.lp_fee, slot0.protocol_fee)
+    assert engine.state.get(next(k for k, (_, r) in v4_by_id.items() if r)) is None
+    through_v4 = [sig for sig in signals if any(PoolId(h.pool).kind == VenueKind.UNISWAP_V4
+                                                for h in sig.find(ArbitragePath).hops)]
+    assert through_v4, "no cycle through a V4 pool found"
+    checked = 0
+    trader = dep.funded_accounts[0]
+    for t in dep.tokens:
+        client.fund(trader, t.address, 10**9 * 10**t.decimals)
+    for sig in through_v4:
+        path = sig.find(ArbitragePath)
+        econ = sig.find(Economics)
+        assert econ.net_profit > 0 and econ.gross_profit == path.hops[-1].amount_out - path.hops[0].amount_in
+        for hop in path.hops:
+            pid = PoolId(hop.pool)
+            if pid.kind != VenueKind.UNISWAP_V4:
+                continue
+            p, refused = v4_by_id[pid]
+            assert refused is None
+            zfo = hop.token_in == bytes.fromhex(p.token0[2:].lower())
+            snap = client.snapshot()
+            try:
+                got = client.v4_swap(trader, p, zfo, -hop.amount_in)
+            finally:
+                client.revert(snap)
+            assert (got.amount0, got.amount1) == ((-hop.amount_in, hop.amount_out) if zfo
+                                                  else (hop.amount_out, -hop.amount_in)), p.label
+            checked += 1
+    assert checked >= 1
