@@ -153,6 +153,8 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
     strategy = strategy_doc(
         name="dex-arb", strategy_id=1, source_id=20, max_hops=3, max_signals_per_update=1,
         economics={"slippage_bps": 10}, chain_id=dep.chain_id, gas_token=weth, min_net_profit=10**13,
+        # the collector follows the V4 pools too; the contract deployed here trades V2 and V3 hops
+        kinds=["uniswap_v2", "uniswap_v3"],
         relays=relays_table(run_dir, ("market_data", "signal")))
     if cex is not None:
         strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]

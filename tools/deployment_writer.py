@@ -21,7 +21,7 @@ write a file they refuse.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +101,15 @@ def deployment_doc(*, run_dir: str | os.PathLike[str], name: str = "", data_dir:
 
 def strategy_doc(*, chain_id: int, gas_token: str, min_net_profit: int | None = None,
                  relays: Mapping[str, str] | None = None, economics: Mapping[str, Any] | None = None,
-                 **strategy: Any) -> dict[str, Any]:
+                 kinds: Sequence[str] | None = None, **strategy: Any) -> dict[str, Any]:
     """A strategy config (``strategy/config.py``) that starts and ends its cycles in ``gas_token`` on one
-    chain; ``strategy`` is the ``[strategy]`` table (name, strategy_id, source_id, max_hops, ...)."""
+    chain; ``strategy`` is the ``[strategy]`` table (name, strategy_id, source_id, max_hops, ...);
+    ``kinds`` the pool kinds it trades (``[[chains]] kinds``; default every kind)."""
     chain: dict[str, Any] = {"chain_id": chain_id, "gas_token": gas_token, "base_tokens": [gas_token]}
     if min_net_profit is not None:
         chain["min_net_profit"] = {gas_token: min_net_profit}
+    if kinds is not None:
+        chain["kinds"] = list(kinds)
     doc: dict[str, Any] = {"strategy": strategy}
     if economics:
         doc["economics"] = dict(economics)
