@@ -1,8 +1,15 @@
 """``alphapulse devnet``: local anvil chains with the official Uniswap V2/V3 contracts.
 
 Starts N independent anvil nodes (chain ids 31337, 31338, ...), deploys the devnet market on
-each, writes one deployment file listing every chain (and every anvil PID), prints a summary,
-then stays in the foreground until SIGINT/SIGTERM and stops every anvil it started.
+each (each chain its own deployments of the official Uniswap contracts, the same tokens and pairs,
+WETH priced differently per chain: ``deploy.chain_spec``), writes one deployment file listing
+every chain (and every anvil PID), prints a summary, then stays in the foreground until
+SIGINT/SIGTERM and stops every anvil it started.
+
+Block times: one chain automines (a block per transaction) unless told otherwise; several chains
+mine on intervals by default, chain i every MULTI_CHAIN_BLOCK_TIMES[i] seconds (2 s, then 0.25 s:
+an L2 beside a faster L2). ``--block-times 2,0.25`` sets them per chain, ``--block-time S`` one
+for all, ``--automine`` keeps every chain on automine (tests).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from types import FrameType
 from chain.deployment import DEFAULT_PATH, ChainDeployment, save_deployment
 
 from .paths import REPO_ROOT, DevnetSetupError
+
+MULTI_CHAIN_BLOCK_TIMES = (2.0, 0.25)
 
 
 class _Stop(Exception):
@@ -55,6 +64,34 @@ def summary(dep: ChainDeployment, prices: dict[str, Fraction], seconds: float) -
     return "\n".join(lines)
 
 
+def chain_block_times(chains: int, *, block_time: float | None = None, block_times: str | None = None,
+                      automine: bool = False) -> list[float | None]:
+    """Each chain's block time in seconds (None: automine) from the command line's choices;
+    a ValueError's message is the one line to show."""
+    given = [name for name, v in (("--block-time", block_time), ("--block-times", block_times),
+                                  ("--automine", automine or None)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"give one of {', '.join(given)}")
+    if automine:
+        return [None] * chains
+    if block_time is not None:
+        times = [block_time] * chains
+    elif block_times is not None:
+        try:
+            times = [float(t) for t in block_times.split(",")]
+        except ValueError:
+            raise ValueError(f"--block-times: {block_times!r} is not a comma-separated list of seconds") from None
+        if len(times) != chains:
+            raise ValueError(f"--block-times: {len(times)} value(s) for {chains} chain(s)")
+    elif chains == 1:
+        return [None]
+    else:
+        times = [MULTI_CHAIN_BLOCK_TIMES[min(i, len(MULTI_CHAIN_BLOCK_TIMES) - 1)] for i in range(chains)]
+    if any(not t > 0 for t in times):
+        raise ValueError("block times must be > 0 seconds")
+    return list(times)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="alphapulse devnet", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,14 +102,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="chain i listens on PORT_BASE+i (default: free ports)")
     ap.add_argument("--chain-id-base", type=int, default=31337, help="chain i gets CHAIN_ID_BASE+i (default 31337)")
     ap.add_argument("--block-time", type=float, default=None,
-                    help="mine a block every N seconds instead of one per transaction (default: automine)")
+                    help="every chain mines a block every N seconds instead of one per transaction")
+    ap.add_argument("--block-times", default=None, metavar="S,S,..",
+                    help="chain i mines every S_i seconds (default with --chains >= 2: 2,0.25; one chain: automine)")
+    ap.add_argument("--automine", action="store_true", help="every chain mines one block per transaction")
     ap.add_argument("--log-dir", type=Path, default=None, help="write each anvil's output to DIR/anvil-<chain>.log")
     ap.add_argument("--once", action="store_true", help="deploy, write the file, print, then stop (no foreground)")
     args = ap.parse_args(argv)
     if args.chains < 1:
         ap.error("--chains must be >= 1")
-    if args.block_time is not None and args.block_time <= 0:
-        ap.error("--block-time must be > 0")
+    try:
+        block_times = chain_block_times(args.chains, block_time=args.block_time, block_times=args.block_times,
+                                        automine=args.automine)
+    except ValueError as exc:
+        ap.error(str(exc))
 
     # Imported here so `--help` works without the heavier dependencies.
     from chain.rpc import RpcFailure
@@ -80,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from .actions import DevnetClient, TxFailed
     from .anvil import AnvilError, AnvilProcess, anvil_binary
     from .artifacts import check_init_code_hashes, dev_token, load
-    from .deploy import deploy
+    from .deploy import chain_spec, deploy
 
     try:
         anvil_binary()
@@ -102,16 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             chain_id = args.chain_id_base + i
             port = None if args.port_base is None else args.port_base + i
             log = args.log_dir / f"anvil-{chain_id}.log" if args.log_dir else None
-            nodes.append(AnvilProcess(chain_id=chain_id, port=port, block_time=args.block_time, log_path=log).start())
+            nodes.append(AnvilProcess(chain_id=chain_id, port=port, block_time=block_times[i], log_path=log).start())
 
-        def _deploy(node: AnvilProcess) -> tuple[ChainDeployment, float]:
+        def _deploy(index: int, node: AnvilProcess) -> tuple[ChainDeployment, float]:
             t0 = time.perf_counter()
             with node.rpc() as rpc:
-                dep = deploy(rpc, rpc_url=node.rpc_url, ws_url=node.ws_url, anvil_pid=node.pid,
-                             block_time=args.block_time)
+                dep = deploy(rpc, spec=chain_spec(index), rpc_url=node.rpc_url, ws_url=node.ws_url,
+                             anvil_pid=node.pid, block_time=block_times[index])
             return dep, time.perf_counter() - t0
 
-        futures = [pool.submit(_deploy, n) for n in nodes]
+        futures = [pool.submit(_deploy, i, n) for i, n in enumerate(nodes)]
         results = [f.result() for f in futures]
         for dep, seconds in results:
             with DevnetClient(dep) as client:

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from eth_utils import to_checksum_address
@@ -193,6 +193,34 @@ DEFAULT_SPEC = DevnetSpec(
         V4PoolSpec("WETH", "USDC", 3000, 60, "1999", _positions("0.3", above=False), hook="skim"),
     ),
 )
+
+
+# Each chain of a multi-chain devnet gets the same market with the first token (WETH) priced
+# differently: chain i's WETH prices are the default ones times CHAIN_PRICE_FACTORS[i] (cycling), so a
+# cross-chain gap exists from the start -- 1.5 % on the second chain, well above two pools' fees.
+CHAIN_PRICE_FACTORS = (Fraction(1), Fraction(1015, 1000), Fraction(990, 1000), Fraction(1025, 1000))
+
+
+def scaled_spec(spec: DevnetSpec, factor: Fraction) -> DevnetSpec:
+    """``spec`` with every price of a pair whose base is the first token (WETH) multiplied by
+    ``factor`` (positions are relative to the price, so they follow)."""
+    first = spec.tokens[0].symbol
+
+    def price(base: str, p: str) -> str:
+        return str(Fraction(p) * factor) if base == first else p
+
+    return replace(
+        spec,
+        v2=tuple((name, tuple(replace(ps, price=price(ps.base, ps.price)) for ps in pairs)) for name, pairs in spec.v2),
+        v3=tuple(replace(ps, price=price(ps.base, ps.price)) for ps in spec.v3),
+        v4=tuple(replace(ps, price=price(ps.base, ps.price)) for ps in spec.v4),
+    )
+
+
+def chain_spec(index: int, spec: DevnetSpec = DEFAULT_SPEC) -> DevnetSpec:
+    """The market of the ``index``-th chain of a multi-chain devnet (chain 0 gets ``spec`` itself)."""
+    factor = CHAIN_PRICE_FACTORS[index % len(CHAIN_PRICE_FACTORS)]
+    return spec if factor == 1 else scaled_spec(spec, factor)
 
 
 def _units(human: str | Fraction, decimals: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -293,6 +294,28 @@ def test_cli_two_chains_then_sigterm_leaves_no_anvil(tmp_path):
                 assert int(rpc.call("eth_chainId"), 16) == chain.chain_id
                 assert rpc.call("eth_getCode", [chain.v3.quoter_v2, "latest"]) != "0x"
         assert all(_pid_alive(p) for p in dep.pids)
+        # Two chains that behave like two chains: a 2 s and a 250 ms block time, the same tokens and
+        # pairs (symbols; each chain its own contracts), WETH priced 1.5 % higher on the second chain.
+        a, b = dep.chains
+        assert (a.block_time, b.block_time) == (2.0, 0.25)
+        assert [t.symbol for t in a.tokens] == [t.symbol for t in b.tokens]
+        assert [p.label for p in a.pools] == [p.label for p in b.pools]
+        heads = []
+        for chain in (a, b):
+            with actions.DevnetClient(chain) as client:
+                h0 = client.block_number()
+                time.sleep(1.0)
+                heads.append(client.block_number() - h0)
+        assert heads[0] <= 1 and heads[1] >= 3, heads
+        def weth_price(client, pool):
+            return client.pool_price(pool) if pool.symbol0 == "WETH" else 1 / client.pool_price(pool)
+
+        with actions.DevnetClient(a) as ca, actions.DevnetClient(b) as cb:
+            for pa, pb in zip(a.pools, b.pools):
+                if "WETH" in (pa.symbol0, pa.symbol1):
+                    assert weth_price(cb, pb) / weth_price(ca, pa) == pytest.approx(1.015, rel=1e-3), pa.label
+                else:
+                    assert cb.pool_price(pb) == ca.pool_price(pa)
     finally:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=15)
@@ -359,3 +382,32 @@ async def test_websocket_new_heads_subscription(devnet):
             note = json.loads(await ws.get_message())
             assert note["params"]["subscription"] == sub
             assert int(note["params"]["result"]["number"], 16) == head
+
+
+# -- command line choices and per-chain markets (no node) -----------------------------------------
+def test_block_time_choices():
+    from tools.devnet.cli import chain_block_times
+
+    assert chain_block_times(1) == [None]
+    assert chain_block_times(2) == [2.0, 0.25]
+    assert chain_block_times(3) == [2.0, 0.25, 0.25]
+    assert chain_block_times(2, automine=True) == [None, None]
+    assert chain_block_times(2, block_time=1.0) == [1.0, 1.0]
+    assert chain_block_times(2, block_times="0.5,3") == [0.5, 3.0]
+    for kw, msg in (({"block_times": "1"}, "1 value(s) for 2 chain(s)"),
+                    ({"block_times": "1,x"}, "not a comma-separated list"),
+                    ({"block_times": "1,0"}, "must be > 0"),
+                    ({"automine": True, "block_time": 1.0}, "give one of --block-time, --automine")):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            chain_block_times(2, **kw)
+
+
+def test_chain_specs_differ_only_in_weth_prices():
+    from tools.devnet.deploy import chain_spec
+
+    a, b = chain_spec(0), chain_spec(1)
+    assert a is DEFAULT_SPEC and a.tokens == b.tokens
+    for pa, pb in zip(a.v3 + a.v4, b.v3 + b.v4):
+        assert (pa.base, pa.quote, pa.fee, pa.positions) == (pb.base, pb.quote, pb.fee, pb.positions)
+        want = Fraction(pa.price) * Fraction("1.015") if pa.base == "WETH" else Fraction(pa.price)
+        assert Fraction(pb.price) == want
