@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -94,7 +94,12 @@ class Tally:
     cex_signals: int = 0
     cex_ids: set[int] = field(default_factory=set)
     cex_outcomes: dict[str, int] = field(default_factory=dict)
-    cex_realized: int = 0
+    cex_realized: int = 0  # gross, from the ExecutionResults (gas apart, as for every signal)
+    cex_net: int = 0  # net of the taker fee and the DEX gas, from the LegReports
+    cex_orders: dict[str, int] = field(default_factory=dict)  # "ENTRY BUY" / "UNWIND SELL" ... answered
+    cex_moved: dict[str, int] = field(default_factory=dict)  # exchange asset -> what the fills moved (units)
+    dex_legs: dict[str, int] = field(default_factory=dict)  # DexLegResult name -> count
+    cex_left_open: int = 0  # base units left open (LEG_OPEN)
     cex_tape: CexTape | None = None
 
 
@@ -159,7 +164,7 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
     if cex is not None:
         strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]
     write_toml(cfg / "strategy.toml", strategy)
-    write_toml(cfg / "executor.toml", {
+    executor: dict[str, Any] = {
         "executor": {"chain_id": dep.chain_id, "rpc_url": dep.rpc_url, "contract": arb, "gas_token": weth,
                      "mode": "public", "source_id": 31, "state_db": data / "executor.sqlite",
                      # the executor starts with the system: every signal gets an outcome, also one the
@@ -171,14 +176,19 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
                      for v in dep.v2),
                    {"venue": "DEVNET_V3", "factory": dep.v3.factory}],
         "relays": relays,
-    })
-    write_toml(cfg / "risk.toml", {
+    }
+    risk: dict[str, Any] = {
         "relays": relays,
         "risk": {"source_id": 7001, "sender": "risk"},
         "gas_price": {"max_wei": 300 * 10**9},
         "failure_rate": {"window": 20, "min_results": 10, "max_failure_rate_bps": 9000},
         "daily_loss": {"tokens": {f"{dep.chain_id}:{weth}": {"max_loss": 5 * 10**18, "gas_per_eth": 10**18}}},
-    })
+    }
+    if cex is not None:
+        executor["cex"] = demo_cex.executor_table(dep, cex)
+        risk.update(demo_cex.risk_tables(dep, cex))
+    write_toml(cfg / "executor.toml", executor)
+    write_toml(cfg / "risk.toml", risk)
     write_toml(cfg / "portfolio.toml", {
         "portfolio": {"db": data / "portfolio.sqlite"},
         "relays": relays,
@@ -240,8 +250,10 @@ def drive_market(net: Devnet, trader: str, rate: float, amplify: Fraction, stop:
 
 
 async def watch_bus(run_dir: Path, tally: Tally) -> None:
-    from protocol.execution import ExecutionResult, Outcome
+    from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, ExecutionResult, LegReport, Outcome
     from protocol.header import Domain
+    from protocol.ids import code_name
+    from protocol.market import Side
     from protocol.signals import SignalIdentity, SignalKind
     from protocol.system import EmergencyStop, Resume
     from relays.client import RelayConsumer
@@ -296,6 +308,18 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                             tally.realized_wei += t.realized_profit
                         if t.outcome == Outcome.EXECUTED:
                             tally.gas_wei += t.gas_used * t.effective_gas_price
+                    elif isinstance(t, CexFill):
+                        buy = t.side == Side.BUY
+                        order = f"{code_name(CexOrderPurpose, t.purpose)} {'BUY' if buy else 'SELL'}"
+                        tally.cex_orders[order] = tally.cex_orders.get(order, 0) + 1
+                        for asset, delta in ((t.base_asset, t.base_units if buy else -t.base_units),
+                                             (t.quote_asset, -t.quote_units if buy else t.quote_units)):
+                            tally.cex_moved[asset] = tally.cex_moved.get(asset, 0) + delta
+                    elif isinstance(t, LegReport):
+                        leg = code_name(DexLegResult, t.dex_result)
+                        tally.dex_legs[leg] = tally.dex_legs.get(leg, 0) + 1
+                        tally.cex_net += t.realized_profit
+                        tally.cex_left_open += t.left_open
                     elif isinstance(t, EmergencyStop):
                         tally.halted = True
                         say(f"EMERGENCY STOP from {t.sender}: {t.reason}")
@@ -426,7 +450,7 @@ def _cex_progress(tally: Tally) -> str:
     mid = f"{float(tape.mids[-1][1]):.2f}" if tape is not None and tape.mids else "-"
     return (f"  | CEX mid {mid}  quotes {tape.quotes if tape else 0}  CEX-DEX signals {tally.cex_signals}  "
             f"CEX-DEX outcomes {dict(sorted(tally.cex_outcomes.items()))}  "
-            f"realized {fmt_units(tally.cex_realized, 6)} USDC")
+            f"realized net {fmt_units(tally.cex_net, 6)} USDC")
 
 
 def main(argv: list[str]) -> int:
@@ -486,10 +510,14 @@ def main(argv: list[str]) -> int:
         say(f"AlphaPulseArb {arb} owned by {owner} (key only in the encrypted keystore {ks})")
         save_deployment(work / "deployment.json", [net.deployment], pids=[net.anvil.pid])
         cex = None
+        inventory_start: dict[str, int] = {}
         if args.cex:
-            from tools.demo_cex import CexOptions, CexTape, prepare
+            from tools.demo_cex import CexOptions, CexTape, fund_inventory, prepare
 
             cex = prepare(work, net, CexOptions(amplify=args.cex_amplify, lag=args.cex_lag))
+            fund_inventory(net, arb, cex)
+            inventory_start = {sym: net.client.erc20_balance(net.deployment.address_of(sym), arb)
+                               for sym in ("WETH", "USDC")}
             tally.cex_tape = CexTape()
             say(f"Binance stand-in on {cex.ws_url} and {cex.rest_url} (paper exchange keys in {cex.key_file.parent}), "
                 f"ETHUSDT mapped {cex.price_map}")
@@ -504,6 +532,9 @@ def main(argv: list[str]) -> int:
             say("interrupted")
         landed = net.client.erc20_balance(weth, recipient) - before
         quote = _usdc_quote(net)
+        inventory = {sym: (net.deployment.token(sym).decimals, start,
+                           net.client.erc20_balance(net.deployment.address_of(sym), arb))
+                     for sym, start in inventory_start.items()}
     finally:
         net.close()
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -529,7 +560,7 @@ def main(argv: list[str]) -> int:
     print(f"profit landed at the recipient    : {fmt_units(landed, 18)} WETH  ({landed} wei, read on chain)"
           f"{quote(landed)}")
     if tally.cex_tape is not None:
-        _print_cex_summary(tally)
+        _print_cex_summary(tally, inventory)
     print()
     from tools.report_cli import main as report_main
 
@@ -541,7 +572,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _print_cex_summary(tally: Tally) -> None:
+def _print_cex_summary(tally: Tally, inventory: dict[str, tuple[int, int, int]]) -> None:
+    """The CEX side of the run; ``inventory``: symbol -> (decimals, at start, at the end) of the contract's
+    tokens, read on chain."""
     tape = tally.cex_tape
     assert tape is not None
     print("-" * 72)
@@ -549,8 +582,18 @@ def _print_cex_summary(tally: Tally) -> None:
           "(first sync, and a resync at each lap of the capture)")
     print(f"CEX-DEX signals                   : {tally.cex_signals}")
     print(f"CEX-DEX outcomes                  : {dict(sorted(tally.cex_outcomes.items()))}")
-    print(f"CEX-DEX realized profit           : {fmt_units(tally.cex_realized, 6)} USDC  ({tally.cex_realized} units; "
-          "paper CEX fills do not consume the replayed book)")
+    print(f"CEX orders answered               : {dict(sorted(tally.cex_orders.items()))}")
+    print(f"DEX legs                          : {dict(sorted(tally.dex_legs.items()))}"
+          + (f"; LEFT OPEN {fmt_units(tally.cex_left_open, 18)} ETH" if tally.cex_left_open else ""))
+    print(f"CEX-DEX realized net profit       : {fmt_units(tally.cex_net, 6)} USDC  ({tally.cex_net} units, net of the "
+          f"taker fee and the DEX gas; gross {fmt_units(tally.cex_realized, 6)} USDC)")
+    decimals = {"ETH": 18, "USDT": 6}
+    moved = ", ".join(f"{asset} {'+' if v >= 0 else ''}{fmt_units(v, decimals.get(asset, 0))}"
+                      for asset, v in sorted(tally.cex_moved.items()))
+    print(f"CEX balances moved (paper fills)  : {moved or 'nothing'}  (paper fills do not consume the replayed book)")
+    chain = ", ".join(f"{sym} {'+' if end >= start else ''}{fmt_units(end - start, d)} (now {fmt_units(end, d)})"
+                      for sym, (d, start, end) in inventory.items())
+    print(f"chain inventory moved (contract)  : {chain}  (read on chain)")
 
 
 def _usdc_quote(net: Devnet) -> Callable[[int], str]:

@@ -6,14 +6,17 @@ What ``--cex`` adds to the demo (``tools/demo.py``):
    2021-04-04 ETHUSDT capture (``tests/data/cex-ws-samples``, cryptofeed's BSD-style licence, see its README)
    as the market: its prices mapped onto the devnet's level (``replay.PriceMap``: the capture's first best bid
    becomes the devnet V3 0.05 % pool's price, and every move is multiplied by ``amplify``, because ETH moved
-   only ~11 bps in those 91 s), event times from the stand-in's clock, lap after lap (each lap's end is a
+   only ~11 bps in those 91 s; sizes are multiplied by it too, so the book holds about as much within N bps
+   of its mid as the real one did), event times from the stand-in's clock, lap after lap (each lap's end is a
    disconnect the collector recovers from), and a paper exchange for signed orders whose keys are in two
    0600 files (never in a config, an environment or a log).
 2. **The Binance collector** (``alphapulse collector binance``) on it, publishing the ETHUSDT book on the
    market-data relay.
 3. **A ``[[cex_dex]]`` table** in the strategy's configuration: Binance's ETHUSDT is the devnet's WETH/USDC
    (the asset identity comes from configuration; USDT is taken as USDC), with the CEX taker fee, a minimum
-   net profit in USDC and each venue's inventory.
+   net profit in USDC and the inventory one trade may use. The executor gets a ``[cex]`` table (the paper
+   exchange, its key files by name, the market), the contract holds the chain inventory the DEX leg trades
+   from (moved there from a dev account), and risk watches every venue's inventory and any leg left open.
 4. **The market driver follows the CEX** (:func:`follow_cex`, in place of the replay of real Uniswap swaps):
    every ``step`` seconds it moves the devnet's V3 WETH/USDC 0.05 % pool to the CEX mid of ``lag`` seconds
    ago, by one swap with that price as its limit. The CEX leads, the pool follows ``lag`` behind, and the
@@ -61,11 +64,17 @@ class CexOptions:
     pace: float = 0.02  # seconds per capture frame at the stand-in (~real time: 4,716 frames in 91 s)
     fee_ppm: int = 1000  # Binance's spot taker fee, 0.1 %
     min_net_profit: int = 500_000  # USDC units: 0.5 USDC
-    # what each venue holds for CEX-DEX trades (ETH and WETH in wei, USDT and USDC in 6-decimal units)
-    cex_base: int = 20 * 10**18
-    cex_quote: int = 50_000 * 10**6
-    chain_base: int = 20 * 10**18
-    chain_quote: int = 50_000 * 10**6
+    # what each venue holds at start (ETH and WETH in wei, USDT and USDC in 6-decimal units): the paper
+    # exchange account, and the contract's own tokens that the DEX leg trades from
+    cex_base: int = 100 * 10**18
+    cex_quote: int = 250_000 * 10**6
+    chain_base: int = 100 * 10**18
+    chain_quote: int = 250_000 * 10**6
+    # the most one trade may use of each (the strategy's [[cex_dex]] inventory): the strategy does not see
+    # the balances move, so it sizes each trade within this slice of them and the risk process watches the
+    # real balances (its inventory breaker trips when a venue's falls outside [0, 2 x start])
+    trade_base: int = 10 * 10**18
+    trade_quote: int = 25_000 * 10**6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,8 +131,13 @@ def prepare(work: Path, net: Devnet, options: CexOptions) -> CexSetup:
     key_file, hmac_file = keys / "binance_api_key", keys / "binance_hmac_key"
     write_private(key_file, secrets.token_urlsafe(48) + "\n")
     write_private(hmac_file, secrets.token_urlsafe(48) + "\n")
-    target = Decimal(lead_pool_price(net).numerator) / Decimal(lead_pool_price(net).denominator)
-    price_map = f"{SYMBOL}:{capture_anchor()}={target.quantize(Decimal('0.01'))}x{options.amplify}"
+    from tools.cex_standin.replay import PriceMap
+
+    price = lead_pool_price(net)
+    target = (Decimal(price.numerator) / Decimal(price.denominator)).quantize(Decimal("0.01"))
+    # sizes times the amplification too: the book then holds about as much within N bps of its mid as the
+    # real one did (stretching the prices alone would thin it out amplify-fold)
+    price_map = str(PriceMap(SYMBOL, capture_anchor(), target, options.amplify, options.amplify))
     return CexSetup(options=options, ws_port=free_port(), rest_port=free_port(), key_file=key_file,
                     hmac_file=hmac_file, price_map=price_map)
 
@@ -147,6 +161,43 @@ def processes(setup: CexSetup, cfg_dir: Path, market_data_socket: str) -> list[P
     ]
 
 
+def executor_table(dep: ChainDeployment, setup: CexSetup) -> dict[str, Any]:
+    """The executor's ``[cex]`` table: the stand-in's paper exchange, the key files by name, the market."""
+    o = setup.options
+    return {
+        "rest_url": setup.rest_url, "key_file": setup.key_file, "hmac_file": setup.hmac_file,
+        "markets": [{
+            "venue": "BINANCE", "symbol": SYMBOL, "base_asset": BASE_ASSET, "quote_asset": QUOTE_ASSET,
+            "base": dep.address_of("WETH"), "base_decimals": dep.token("WETH").decimals,
+            "quote": dep.address_of("USDC"), "quote_decimals": dep.token("USDC").decimals, "fee_ppm": o.fee_ppm,
+        }],
+    }
+
+
+def risk_tables(dep: ChainDeployment, setup: CexSetup) -> dict[str, Any]:
+    """Risk's breakers for the CEX side: each venue's inventory within bounds (start, and at most the whole of
+    it spent or doubled), and a CEX leg left open too long."""
+    o = setup.options
+    assets = [("binance", BASE_ASSET, o.cex_base), ("binance", QUOTE_ASSET, o.cex_quote),
+              ("chain", f"{dep.chain_id}:{dep.address_of('WETH')}", o.chain_base),
+              ("chain", f"{dep.chain_id}:{dep.address_of('USDC')}", o.chain_quote)]
+    return {
+        "inventory": {"assets": [{"venue": v, "asset": a, "start": start, "min": 0, "max": 2 * start}
+                                 for v, a, start in assets]},
+        "leg_open": {"max_open_s": 60.0},
+    }
+
+
+def fund_inventory(net: Devnet, contract: str, setup: CexSetup) -> None:
+    """The DEX leg trades from the contract's own tokens (``AlphaPulseArb.swap``): move the configured chain
+    inventory there from a funded dev account the market driver does not use."""
+    o = setup.options
+    client, dep = net.client, net.deployment
+    donor = dep.funded_accounts[-1]
+    client.transfer(donor, dep.address_of("WETH"), contract, o.chain_base)
+    client.transfer(donor, dep.address_of("USDC"), contract, o.chain_quote)
+
+
 def strategy_table(dep: ChainDeployment, setup: CexSetup) -> dict[str, Any]:
     """The strategy's ``[[cex_dex]]`` table: Binance ETHUSDT is the devnet's WETH/USDC."""
     o = setup.options
@@ -155,8 +206,8 @@ def strategy_table(dep: ChainDeployment, setup: CexSetup) -> dict[str, Any]:
         "chain_id": dep.chain_id, "base": dep.address_of("WETH"), "quote": dep.address_of("USDC"),
         "base_decimals": dep.token("WETH").decimals, "quote_decimals": dep.token("USDC").decimals,
         "cex_fee_ppm": o.fee_ppm, "min_net_profit": o.min_net_profit,
-        "inventory": {"cex_base": o.cex_base, "cex_quote": o.cex_quote, "chain_base": o.chain_base,
-                      "chain_quote": o.chain_quote},
+        "inventory": {"cex_base": o.trade_base, "cex_quote": o.trade_quote, "chain_base": o.trade_base,
+                      "chain_quote": o.trade_quote},
     }
 
 

@@ -24,6 +24,7 @@ from tools.cex_standin.server import BinanceStandin  # noqa: E402
 
 ETH = "ETHUSDT"
 MAP = PriceMap(ETH, Decimal("2064.73"), Decimal("2004"), 20)
+DEEP = PriceMap(ETH, Decimal("2064.73"), Decimal("2004"), 20, 20)
 
 
 def test_price_map_is_affine_exact_and_keeps_the_venues_decimals() -> None:
@@ -31,9 +32,12 @@ def test_price_map_is_affine_exact_and_keeps_the_venues_decimals() -> None:
     assert MAP("2064.74000000") == "2004.20000000"
     assert MAP("2063.00") == "1969.40"
     assert MAP("1964.00") is None  # 2004 - 20 * 100.73 < 0: no such level at this venue
-    assert PriceMap.parse("ethusdt:2064.73=2004x20") == MAP
+    assert PriceMap.parse("ethusdt:2064.73=2004x20") == MAP and str(MAP) == "ETHUSDT:2064.73=2004x20"
     assert PriceMap.parse("ETHUSDT:1=2") == PriceMap(ETH, Decimal(1), Decimal(2), 1)
-    for bad in ("ETHUSDT", "ETHUSDT:x=1", "ETHUSDT:1=2x0", "ETHUSDT:-1=2"):
+    deep = PriceMap.parse("ETHUSDT:2064.73=2004x20*20")
+    assert deep.sizes == 20 and deep.size("0.04700000") == "0.94000000" and MAP.size("0.047") == "0.047"
+    assert str(deep) == "ETHUSDT:2064.73=2004x20*20"
+    for bad in ("ETHUSDT", "ETHUSDT:x=1", "ETHUSDT:1=2x0", "ETHUSDT:-1=2", "ETHUSDT:1=2x2*0"):
         with pytest.raises(ValueError):
             PriceMap.parse(bad)
     with pytest.raises(ValueError, match="does not have"):
@@ -75,7 +79,7 @@ def _run_laps(venue: BinanceReplay, laps: int) -> tuple[BinanceCore, Replica]:
 
 def test_mapped_live_looping_feed_syncs_exactly_lap_after_lap() -> None:
     clock = iter(range(10**12, 10**13))
-    venue = BinanceReplay(prices=[MAP], live_times=True, clock_ms=lambda: next(clock))
+    venue = BinanceReplay(prices=[DEEP], live_times=True, clock_ms=lambda: next(clock))
     plain = BinanceReplay()
     for i in range(len(plain.frames)):
         plain.advance(i)
@@ -86,10 +90,11 @@ def test_mapped_live_looping_feed_syncs_exactly_lap_after_lap() -> None:
     assert sum(i.reason == InvalidationReason.RESYNC and "gap" in i.detail for i in replica.invalidations) == 0
     # lap 2's ids follow lap 1's: no trade is taken for a duplicate, none is a gap
     assert c.trades == 2 * sum('"aggTrade"' in t for _, t in plain.frames)
-    # the venue's book at the end of lap 2 is the capture's, every ETHUSDT price mapped (others untouched)
+    # the venue's book at the end of lap 2 is the capture's, every ETHUSDT level mapped (others untouched)
     want = plain.books[ETH]
     got = venue.books[ETH]
-    assert {Decimal(MAP(format(p, "f")) or 0) for p in want["asks"]} == set(got["asks"])
+    assert {(Decimal(DEEP(format(p, "f")) or 0), DEEP.size(q)) for p, q in want["asks"].items()} == set(
+        got["asks"].items())
     assert venue.books["BTCUSDT"] == plain.books["BTCUSDT"]
     assert venue.last_u[ETH] > plain.last_u[ETH]
     # times are the stand-in's clock, not 2021's

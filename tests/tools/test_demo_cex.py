@@ -7,9 +7,12 @@ from __future__ import annotations
 import ast
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -46,31 +49,69 @@ def test_the_capture_anchor_is_its_ethusdt_best_bid() -> None:
     assert str(capture_anchor()) == "2064.73"
 
 
-@pytest.mark.timeout(300)
-def test_headless_cex_demo_finds_cex_dex_opportunities(tmp_path: Path) -> None:
+@pytest.mark.timeout(400)
+def test_headless_cex_demo_finds_and_executes_cex_dex_arbitrage(tmp_path: Path) -> None:
+    """A headless ``demo --cex`` until the first CEX-DEX signal has both legs filled, then one Ctrl-C: CEX-DEX
+    opportunities were found, executed with a paper CEX leg and a real on-chain DEX leg, and both legs show in
+    the summary, on chain and in the books."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "demo", "--cex", "--headless", "--duration", "40", "--summary-every", "10",
-         "--warmup", "2", "--settle", "4"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
-    out, err = proc.stdout, proc.stderr
-    assert proc.returncode == 0, out[-3000:] + err[-3000:]
-    # the stand-in, the Binance collector and the CEX-following driver ran
-    assert re.search(r": started pid \d+: standin binance .*--map-price ETHUSDT:2064\.73=", err), err[-3000:]
+    err_path = tmp_path / "stderr"
+    with err_path.open("w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "demo", "--cex", "--headless", "--duration", "240",
+             "--summary-every", "3", "--warmup", "2", "--settle", "4"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err_file, text=True)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 200
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+            executed = re.findall(r"CEX-DEX outcomes \{[^}]*'EXECUTED': (\d+)", "".join(lines))
+            if executed and int(executed[-1]) >= 1:
+                break
+        assert proc.poll() is None, "".join(lines)[-3000:] + err_path.read_text()[-3000:]
+        proc.send_signal(signal.SIGINT)  # one Ctrl-C: the summary and the report follow
+        code = proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    out, err = "".join(lines), err_path.read_text()
+    assert code == 130, out[-3000:] + err[-3000:]
+    # the stand-in (prices mapped and amplified, depth kept), the Binance collector and the CEX-following driver
+    assert re.search(r": started pid \d+: standin binance .*--map-price ETHUSDT:2064\.73=2\d{3}\.\d\dx20\*20 ", err), \
+        err[-3000:]
     assert re.search(r": started pid \d+: collector binance --config ", err), err[-3000:]
     assert "follows the Binance stand-in's ETHUSDT mid" in out
-    moves = int(re.search(r"driver moves following the CEX\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
-    quotes = int(re.search(r"CEX quotes seen \(Binance ETHUSDT\)\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
-    found = int(re.search(r"CEX-DEX signals\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
-    assert moves >= 5 and quotes >= 50, out[-3000:]
-    assert found >= 1, out[-3000:]
-    cex_outcomes = ast.literal_eval(re.search(r"CEX-DEX outcomes\s*:\s*(\{.*\})", out).group(1))  # type: ignore[union-attr]
-    signals = int(re.search(r"signals published by the strategy\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
-    assert found <= signals and sum(cex_outcomes.values()) <= found
+
+    def figure(label: str) -> str:
+        found = re.search(rf"^{re.escape(label)}\s*:\s*(.*)$", out, re.M)
+        assert found, f"{label!r} not in the summary:\n" + out[-3000:]
+        return found.group(1)
+
+    assert int(figure("CEX quotes seen (Binance ETHUSDT)").split(",")[0]) >= 20
+    found = int(figure("CEX-DEX signals"))
+    cex_outcomes = ast.literal_eval(figure("CEX-DEX outcomes"))
+    signals = int(figure("signals published by the strategy"))
+    assert found >= 1 and found <= signals and sum(cex_outcomes.values()) <= found
+    # executed: the paper CEX leg and the on-chain DEX leg both filled, and what they moved shows on each venue
+    assert cex_outcomes.get("EXECUTED", 0) >= 1, out[-3000:]
+    orders = ast.literal_eval(figure("CEX orders answered"))
+    assert orders.get("ENTRY BUY", 0) + orders.get("ENTRY SELL", 0) >= cex_outcomes["EXECUTED"]
+    assert ast.literal_eval(figure("DEX legs")).get("EXECUTED", 0) >= cex_outcomes["EXECUTED"]
+    assert re.match(r"-?[\d,]+\.\d{6} USDC", figure("CEX-DEX realized net profit"))
+    assert re.search(r"ETH [+-][\d,.]+, USDT [+-][\d,.]+", figure("CEX balances moved (paper fills)"))
+    chain = figure("chain inventory moved (contract)")
+    assert re.search(r"WETH [+-][\d,.]+ \(now [\d,.]+\), USDC [+-][\d,.]+ \(now", chain), chain
+    assert "WETH +0.000000 " not in chain or "USDC +0.000000 " not in chain  # the DEX leg moved the contract's tokens
+    assert "EXECUTED: both legs filled" in out  # the report's reasons, from the books
     # the paper exchange's keys: 0600 files, never in a config, a log or the output
     work = Path(re.search(r"working directory (\S+)", out).group(1))  # type: ignore[union-attr]
-    keys = [work / "cex" / "binance_api_key", work / "cex" / "binance_hmac_key"]
-    for key in keys:
+    for key in (work / "cex" / "binance_api_key", work / "cex" / "binance_hmac_key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         value = key.read_text().strip()
         assert value not in out and value not in err

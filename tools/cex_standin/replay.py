@@ -90,11 +90,14 @@ Book = dict[str, dict[Decimal, str]]
 
 @dataclass(frozen=True, slots=True)
 class PriceMap:
-    """One symbol's prices as a demo venue shows them: ``target + amplify * (p - source)``.
+    """One symbol's prices as a demo venue shows them: ``target + amplify * (p - source)``, and its sizes
+    times ``sizes``.
 
     A map with constant coefficients sends every price of a diff-depth feed on its own, so a diff stays a
     diff, the levels keep their order, and the mid moves exactly as the capture's did, times ``amplify``:
-    the capture's price level becomes another pair's, and its small moves become visible ones. Exact in
+    the capture's price level becomes another pair's, and its small moves become visible ones. Stretching
+    the prices spreads each level's size over ``amplify`` times the price range; ``sizes = amplify`` puts it
+    back, so the book holds as much within N bps of its mid as the capture did (to first order). Exact in
     ``Decimal``, written with the venue's own number of decimals. A level that would fall to zero or below
     does not exist at this venue (never sent, never matched)."""
 
@@ -102,28 +105,42 @@ class PriceMap:
     source: Decimal
     target: Decimal
     amplify: int = 1
+    sizes: int = 1
 
     def __post_init__(self) -> None:
-        if self.amplify < 1 or self.source <= 0 or self.target <= 0:
-            raise ValueError(f"{self.symbol}: prices must be positive and the amplification at least 1")
+        if self.amplify < 1 or self.sizes < 1 or self.source <= 0 or self.target <= 0:
+            raise ValueError(f"{self.symbol}: prices must be positive, the amplification and size factor at least 1")
 
     def __call__(self, text: str) -> str | None:
         price = self.target + self.amplify * (Decimal(text) - self.source)
         if price <= 0:
             return None
-        exponent = Decimal(text).as_tuple().exponent
-        return format(price.quantize(Decimal(1).scaleb(exponent)) if isinstance(exponent, int) else price, "f")
+        return _same_decimals(price, text)
+
+    def size(self, text: str) -> str:
+        return text if self.sizes == 1 else _same_decimals(self.sizes * Decimal(text), text)
 
     @classmethod
     def parse(cls, spec: str) -> PriceMap:
-        """``ETHUSDT:2064.73=2004x20`` (the CLI's ``--map-price``; ``xN`` optional)."""
+        """``ETHUSDT:2064.73=2004x20*20`` (the CLI's ``--map-price``; ``xAMPLIFY`` and ``*SIZES`` optional)."""
         try:
             symbol, _, rest = spec.partition(":")
             source, _, rest = rest.partition("=")
+            rest, _, sizes = rest.partition("*")
             target, _, amplify = rest.partition("x")
-            return cls(symbol.strip().upper(), Decimal(source), Decimal(target), int(amplify or 1))
+            return cls(symbol.strip().upper(), Decimal(source), Decimal(target), int(amplify or 1), int(sizes or 1))
         except (InvalidOperation, ValueError) as exc:
-            raise ValueError(f"bad price map {spec!r}: want SYMBOL:SOURCE=TARGET[xAMPLIFY] ({exc})") from None
+            raise ValueError(f"bad price map {spec!r}: want SYMBOL:SOURCE=TARGET[xAMPLIFY][*SIZES] ({exc})") from None
+
+    def __str__(self) -> str:
+        return f"{self.symbol}:{self.source}={self.target}x{self.amplify}" + (f"*{self.sizes}" if self.sizes > 1 else "")
+
+
+def _same_decimals(value: Decimal, like: str) -> str:
+    """``value`` written with as many decimals as ``like`` (exact: the maps' coefficients are integers or have
+    no more decimals than the venue's)."""
+    exponent = Decimal(like).as_tuple().exponent
+    return format(value.quantize(Decimal(1).scaleb(exponent)) if isinstance(exponent, int) else value, "f")
 
 
 def _book(bids: Iterable[list[str]], asks: Iterable[list[str]]) -> Book:
@@ -197,7 +214,7 @@ class BinanceReplay:
         pmap = self.prices.get(sym)
         if pmap is None:
             return [list(r) for r in rows]
-        return [[p, q] for p, q in ((pmap(r[0]), r[1]) for r in rows) if p is not None]
+        return [[p, pmap.size(q)] for p, q in ((pmap(r[0]), r[1]) for r in rows) if p is not None]
 
     def text(self, index: int) -> str | None:
         """Frame ``index`` as this venue sends it now: the capture's own text unless rewriting (then the
@@ -229,13 +246,16 @@ class BinanceReplay:
         elif kind == "aggTrade":
             data["a"], data["f"], data["l"] = int(data["a"]) + a_off, int(data["f"]) + t_off, int(data["l"]) + t_off
             if pmap is not None:
-                data["p"] = pmap(data["p"])
+                data["p"], data["q"] = pmap(data["p"]), pmap.size(data["q"])
                 if data["p"] is None:
                     return None
         elif kind == "kline" and pmap is not None:
             k = data["k"] = dict(data["k"])
             for key in ("o", "c", "h", "l"):
                 k[key] = pmap(k[key]) or "0"
+            for key in ("v", "V"):
+                if key in k:
+                    k[key] = pmap.size(k[key])
         return json.dumps({**msg, "data": data}, separators=(",", ":"))
 
     @property
