@@ -142,6 +142,67 @@ def test_a_cex_book_shows_its_resync_until_its_next_quote_and_a_cex_hop_names_th
     assert views.signal_rows(m)[0][1][3] == "cex_dex"
 
 
+def test_a_cex_dex_signal_shows_its_exchange_orders_both_legs_and_the_balances_they_moved() -> None:
+    from market.display import Registry, TokenInfo
+    from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, LegReport
+    from protocol.market import Side
+
+    usdc_id = TokenId.of(1, USDC)
+    reg = Registry(tokens={int(WETH_ID): TokenInfo(symbol="WETH", decimals=18),
+                           int(usdc_id): TokenInfo(symbol="USDC", decimals=6)})
+
+    def fill(purpose: int, side: int, base: int, quote: int, order: int) -> CexFill:
+        return CexFill(signal_id=9, venue=Venue.BINANCE, side=side, purpose=purpose, order_id=order, base_units=base,
+                       quote_units=quote, fee_units=quote // 1000, base_token=WETH_ID, quote_token=usdc_id,
+                       symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
+
+    m = DashboardModel()
+    m.on_message(2, signal_msg(40, 8, t=T0), T0)  # an earlier DEX signal with its result: the P&L line has a point
+    m.on_message(3, msg(Domain.EXECUTION, 69, result(8, Outcome.EXECUTED)), T0)
+    ident = SignalIdentity(signal_id=9, strategy_id=2, kind=int(SignalKind.CEX_DEX), confidence_bps=5000, chain_id=1,
+                           block_number=7, strategy="cex-dex")
+    m.on_message(2, msg(Domain.SIGNAL, 41, ident, t=T0 + 1), T0 + 1)
+    m.on_message(3, msg(Domain.EXECUTION, 70, fill(CexOrderPurpose.ENTRY, Side.SELL, 2 * 10**18, 4_000_000_000, 1),
+                        t=T0 + 2), T0 + 2)
+    res = ExecutionResult(signal_id=9, chain_id=1, outcome=int(Outcome.EXECUTED), block_number=8, tx_hash=b"\x01" * 32,
+                          gas_used=100_000, effective_gas_price=10**9, expected_profit=30_000_000,
+                          realized_profit=31_000_000, profit_token=usdc_id, reason="both legs filled")
+    legs = LegReport(signal_id=9, outcome=int(Outcome.EXECUTED), cex_venue=Venue.BINANCE, cex_side=Side.SELL,
+                     dex_result=DexLegResult.EXECUTED, base_token=WETH_ID, quote_token=usdc_id,
+                     cex_requested=2 * 10**18, cex_filled=2 * 10**18, cex_quote=3_996_000_000, dex_base=2 * 10**18,
+                     dex_quote=3_965_000_000, gas_cost=200_000, unwound=0, unwind_quote=0, left_open=0,
+                     realized_profit=30_800_000, symbol="ETHUSDT")
+    m.on_message(3, msg(Domain.EXECUTION, 71, res, legs, t=T0 + 3), T0 + 3)
+    r = m.signals[9]
+    assert r.legs == legs and r.status == "EXECUTED" and [s.step for s in r.steps] == ["detected", "cex order", "result"]
+    # the LegReport's net (fee and gas paid) replaces the result's gross, once
+    assert m.realized_net[usdc_id] == 30_800_000 and m.realized[usdc_id] == 31_000_000
+    assert list(m.pnl_points[usdc_id]) == [30_800_000]
+    assert m.cex_moved == {(Venue.BINANCE, "ETH"): (WETH_ID, -2 * 10**18), (Venue.BINANCE, "USDT"): (usdc_id, 4_000_000_000)}
+    text = views.inspector_text(m, 9, reg)
+    assert "CEX entry SELL ETHUSDT on binance, order 1: 2.000000 WETH (ETH) for 4,000.000000 USDC (USDT)" in text
+    assert "legs: CEX SELL ETHUSDT on binance: filled 2.000000 WETH of 2.000000 WETH for 3,996.000000 USDC" in text
+    assert "DEX executed: 2.000000 WETH / 3,965.000000 USDC, gas 0.200000 USDC" in text
+    assert "realized net 30.800000 USDC" in text
+    trace = views.tracer_text(m, 9, reg)
+    assert "cex order" in trace and "CEX entry SELL ETHUSDT order 1: filled" in trace
+    assert "realized, both legs      net 30.800000 USDC   <- authoritative" in trace
+    assert "Exchange balances moved by our fills: binance ETH -2.000000, binance USDT +4,000.000000" in \
+        views.pnl_risk_text(m, reg)
+    # an unwound signal without gas: its legs' (negative) net is counted when the report comes
+    m.on_message(3, msg(Domain.EXECUTION, 72, fill(CexOrderPurpose.UNWIND, Side.BUY, 10**18, 2_010_000_000, 2)), T0 + 4)
+    unwound = ExecutionResult(signal_id=10, chain_id=1, outcome=int(Outcome.UNWOUND), block_number=0, tx_hash=b"\0" * 32,
+                              gas_used=0, effective_gas_price=0, expected_profit=0, realized_profit=0,
+                              profit_token=usdc_id, reason="DEX reverted")
+    m.on_message(3, msg(Domain.EXECUTION, 73, unwound, LegReport(
+        signal_id=10, outcome=int(Outcome.UNWOUND), cex_venue=Venue.BINANCE, cex_side=Side.SELL,
+        dex_result=DexLegResult.REVERTED, base_token=WETH_ID, quote_token=usdc_id, cex_requested=10**18,
+        cex_filled=10**18, cex_quote=2_000_000_000, dex_base=0, dex_quote=0, gas_cost=0, unwound=10**18,
+        unwind_quote=2_010_000_000, left_open=0, realized_profit=-10_000_000, symbol="ETHUSDT")), T0 + 5)
+    assert m.realized_net[usdc_id] == 20_800_000 and list(m.pnl_points[usdc_id]) == [30_800_000, 20_800_000]
+    assert "unwound 1.000000 WETH for 2,010.000000 USDC" in views.inspector_text(m, 10, reg)
+
+
 def test_signal_then_execution_traces_to_outcome_and_pnl() -> None:
     m = DashboardModel()
     m.on_message(2, signal_msg(41, 1001, t=T0), T0 + 5)

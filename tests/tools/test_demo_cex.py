@@ -109,8 +109,24 @@ def test_headless_cex_demo_finds_and_executes_cex_dex_arbitrage(tmp_path: Path) 
     assert re.search(r"WETH [+-][\d,.]+ \(now [\d,.]+\), USDC [+-][\d,.]+ \(now", chain), chain
     assert "WETH +0.000000 " not in chain or "USDC +0.000000 " not in chain  # the DEX leg moved the contract's tokens
     assert "EXECUTED: both legs filled" in out  # the report's reasons, from the books
-    # the paper exchange's keys: 0600 files, never in a config, a log or the output
+    # both legs in the books: the exchange balances the fills moved, and the DEX legs' tokens on chain
     work = Path(re.search(r"working directory (\S+)", out).group(1))  # type: ignore[union-attr]
+    from portfolio.books import Books
+    from runtime.files import open_sqlite_readonly
+
+    db = open_sqlite_readonly(work / "data" / "portfolio.sqlite", tables=("ledger", "cex_balances"))
+    try:
+        books = Books(db)
+        cex = books.cex_balances()
+        venues = books.pnl_by_venue()
+    finally:
+        db.close()
+    assert {asset for (_, asset) in cex} == {"ETH", "USDT"} and all(cex.values()), cex
+    assert set(venues["binance"]["by_asset"]) == {"ETH", "USDT"}, venues
+    chain = next(v for k, v in venues.items() if k.startswith("chain:"))
+    assert len([a for a, d in chain["by_asset"].items() if d]) >= 2, venues  # WETH and USDC moved by DEX legs
+    assert "exchange balances" in out and "binance:ETH" in out  # the report shows them
+    # the paper exchange's keys: 0600 files, never in a config, a log or the output
     for key in (work / "cex" / "binance_api_key", work / "cex" / "binance_hmac_key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         value = key.read_text().strip()

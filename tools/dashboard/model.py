@@ -29,15 +29,16 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any, NamedTuple
 
-from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
+from protocol.execution import CexFill, CexOrderPurpose, ExecutionResult, ExecutionStarted, LegReport, Outcome
 from protocol.header import Domain
-from protocol.ids import PoolId, cex_symbol
+from protocol.ids import PoolId, cex_symbol, code_name
 from protocol.market import (
     BlockHeader,
     InvalidationReason,
     LiquidityChange,
     PoolSnapshot,
     Quote,
+    Side,
     StateInvalidation,
     Trade,
     V2Reserves,
@@ -152,9 +153,10 @@ class SignalRecord:
     (then stage), never by arrival."""
 
     __slots__ = ("signal_id", "identity", "economics", "path", "cross_chain", "trace_context",
-                 "started", "result", "steps", "first_ns", "updated_ns")
+                 "started", "result", "legs", "cex_fills", "steps", "first_ns", "updated_ns")
 
     MAX_STEPS = 32
+    MAX_FILLS = 8
 
     def __init__(self, signal_id: int, now_ns: int) -> None:
         self.signal_id = signal_id
@@ -165,6 +167,8 @@ class SignalRecord:
         self.trace_context: TraceContext | None = None
         self.started: ExecutionStarted | None = None
         self.result: ExecutionResult | None = None
+        self.legs: LegReport | None = None  # a CEX-DEX signal: what each leg did (with its result)
+        self.cex_fills: list[CexFill] = []  # its exchange orders as answered (entry, unwinds)
         self.steps: list[TraceStep] = []
         self.first_ns = now_ns
         self.updated_ns = now_ns
@@ -277,6 +281,9 @@ class DashboardModel:
         self.expected: dict[int, int] = {}  # profit token -> sum of expected profit of executed
         self.gas_spent: dict[int, int] = {}  # chain id -> wei
         self.gas_used_total = 0
+        # exchange balances as our CexFills moved them: (venue, the venue's asset name) -> (chain token the
+        # asset trades as, units of that token)
+        self.cex_moved: dict[tuple[int, str], tuple[int, int]] = {}
         self.active_stops: dict[int, RiskEvent] = {}
         self.risk_events: deque[RiskEvent] = deque(maxlen=max_risk_events)
         self.health: dict[int, RelayHealth] = {
@@ -300,6 +307,8 @@ class DashboardModel:
             SignalIdentity: self._signal,
             ExecutionStarted: self._exec_started,
             ExecutionResult: self._exec_result,
+            CexFill: self._cex_fill,
+            LegReport: self._leg_report,
             EmergencyStop: self._stop,
             Resume: self._resume,
             TraceContext: _ignore,
@@ -581,6 +590,38 @@ class DashboardModel:
             r.update_step(step, msg.event_time_ns or now_ns, seq, detail)
         self.changed.update(("signals", "execution", "pnl"))
 
+    def _cex_fill(self, t: CexFill, msg: Message, seq: int, now_ns: int) -> None:
+        buy = t.side == Side.BUY
+        what = f"{code_name(CexOrderPurpose, t.purpose).lower()} {'BUY' if buy else 'SELL'} {t.symbol}"
+        detail = f"CEX {what} order {t.order_id}: " + ("filled" if t.base_units else "nothing filled")
+        r = self._trace(t.signal_id, "cex order", msg, seq, now_ns, detail, ("execution", "pnl"))
+        if len(r.cex_fills) < r.MAX_FILLS:
+            r.cex_fills.append(t)
+        for asset, token, delta in ((t.base_asset, t.base_token, t.base_units if buy else -t.base_units),
+                                    (t.quote_asset, t.quote_token, -t.quote_units if buy else t.quote_units)):
+            _, held = self.cex_moved.get((t.venue, asset), (token, 0))
+            self.cex_moved[(t.venue, asset)] = (token, held + delta)
+
+    def _leg_report(self, t: LegReport, msg: Message, seq: int, now_ns: int) -> None:
+        """The legs of a CEX-DEX result (same message, after its ExecutionResult): the report's realized
+        profit -- net of the taker fee and the DEX gas -- replaces the one the result alone gave."""
+        r = self._record(t.signal_id, now_ns)
+        res = r.result
+        before = realized_net(r) if res is not None else None
+        # what the result (the record just before this one, in the same message) added to the totals
+        counted = before is not None and res is not None and bool(before or res.outcome == Outcome.EXECUTED)
+        r.legs = t
+        after = t.realized_profit
+        tok = res.profit_token if res is not None else t.quote_token
+        points = self.pnl_points.setdefault(tok, deque(maxlen=200))
+        if counted:
+            self.realized_net[tok] = self.realized_net.get(tok, 0) - (before or 0) + after
+            points[-1] = self.realized_net[tok]
+        elif after:
+            self.realized_net[tok] = self.realized_net.get(tok, 0) + after
+            points.append(self.realized_net[tok])
+        self.changed.update(("signals", "execution", "pnl"))
+
     def _account(self, t: ExecutionResult, sign: int) -> None:
         self.outcomes[t.outcome] = self.outcomes.get(t.outcome, 0) + sign
         tok = t.profit_token
@@ -639,7 +680,10 @@ _OUTCOME_NAMES = {int(o): o.name for o in Outcome}
 def realized_net(r: SignalRecord) -> int | None:
     """Realized gross minus the gas paid, in the profit token (the gas converted at the rate the
     signal's own economics used: ``gas_cost / (gas_units * gas_price_wei)``); None before a result or
-    when gas was paid and the signal's rate is unknown."""
+    when gas was paid and the signal's rate is unknown. A CEX-DEX signal's is its ``LegReport``'s (net of
+    the taker fee and of the DEX gas, in the quote token), whatever its outcome."""
+    if r.legs is not None:
+        return r.legs.realized_profit
     res = r.result
     if res is None:
         return None

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import time
 
-from market.display import Registry
-from protocol.execution import SubmissionMode
+from market.display import Registry, fmt_units
+from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, SubmissionMode
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind, code_name, pool_label
+from protocol.market import Side
 from protocol.signals import SignalKind
 
 from .model import DashboardModel, PoolState, RelayHealth, SignalRecord, outcome_name, realized_net
@@ -307,6 +308,10 @@ def pnl_risk_text(model: DashboardModel, reg: Registry = NO_REGISTRY) -> str:
         lines.append(f"  {money(reg, v, tok)}  shadow (SIMULATED)")
     gas = sum(model.gas_spent.values())
     lines.append(f"Gas spent: {fmt_eth(gas)} ({fmt_int(model.gas_used_total)} gas)")
+    if model.cex_moved:
+        moved = ", ".join(f"{venue_name(v)} {asset} {_signed(reg, n, tok)}"
+                          for (v, asset), (tok, n) in sorted(model.cex_moved.items()))
+        lines.append(f"Exchange balances moved by our fills: {moved}")
     if model.outcomes:
         counts = ", ".join(f"{outcome_name(k)} {v}" for k, v in sorted(model.outcomes.items()) if v)
         lines.append(f"Outcomes: {counts}")
@@ -354,7 +359,43 @@ def net_stages(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
         lines.append(f"    realized on chain        gross {money(reg, res.realized_profit, tok)}, gas "
                      f"{fmt_eth(res.gas_used * res.effective_gas_price)} (no rate to net them)")
     else:
-        lines.append(f"    realized on chain        net {money(reg, net, tok)}   <- authoritative")
+        where = "realized, both legs      " if r.legs is not None else "realized on chain        "
+        lines.append(f"    {where}net {money(reg, net, tok)}   <- authoritative")
+    return lines
+
+
+def _signed(reg: Registry, amount: int, token: int) -> str:
+    """An amount with its sign, in the token's decimals (its symbol dropped: the caller names the asset)."""
+    info = reg.token(token) if token else None
+    text = fmt_units(amount, info.decimals) if info else fmt_int(amount)
+    return text if text.startswith("-") else "+" + text
+
+
+def fill_line(reg: Registry, f: CexFill) -> str:
+    """One exchange order as answered (a ``CexFill``)."""
+    side = "BUY" if f.side == Side.BUY else "SELL"
+    what = f"{code_name(CexOrderPurpose, f.purpose).lower()} {side} {f.symbol} on {venue_name(f.venue)}, order {f.order_id}"
+    if not f.base_units:
+        return f"{what}: nothing filled"
+    return (f"{what}: {money(reg, f.base_units, f.base_token)} ({f.base_asset}) for "
+            f"{money(reg, f.quote_units, f.quote_token)} ({f.quote_asset}), fee {money(reg, f.fee_units, f.quote_token)}")
+
+
+def legs_lines(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
+    """A CEX-DEX signal's legs: the exchange orders and what the LegReport says each leg did."""
+    lines = [f"  CEX {fill_line(reg, f)}" for f in r.cex_fills]
+    t = r.legs
+    if t is None:
+        return lines
+    side = "BUY" if t.cex_side == Side.BUY else "SELL"
+    lines.append(f"  legs: CEX {side} {t.symbol} on {venue_name(t.cex_venue)}: filled {money(reg, t.cex_filled, t.base_token)}"
+                 f" of {money(reg, t.cex_requested, t.base_token)} for {money(reg, t.cex_quote, t.quote_token)}")
+    lines.append(f"        DEX {code_name(DexLegResult, t.dex_result).lower()}: {money(reg, t.dex_base, t.base_token)} / "
+                 f"{money(reg, t.dex_quote, t.quote_token)}, gas {money(reg, t.gas_cost, t.quote_token)}")
+    if t.unwound or t.left_open:
+        lines.append(f"        unwound {money(reg, t.unwound, t.base_token)} for {money(reg, t.unwind_quote, t.quote_token)}"
+                     + (f", LEFT OPEN {money(reg, t.left_open, t.base_token)}" if t.left_open else ""))
+    lines.append(f"        realized net {money(reg, t.realized_profit, t.quote_token)} (taker fee and DEX gas paid)")
     return lines
 
 
@@ -399,6 +440,7 @@ def _inspect(r: SignalRecord, reg: Registry = NO_REGISTRY) -> str:
         res = r.result
         lines.append(f"  outcome {outcome_name(res.outcome)}: expected {fmt_int(res.expected_profit)}, "
                      f"realized {fmt_int(res.realized_profit)}" + (f" ({res.reason})" if res.reason else ""))
+    lines += legs_lines(r, reg)
     return "\n".join(lines)
 
 
@@ -431,5 +473,6 @@ def tracer_text(model: DashboardModel, signal_id: int | None, reg: Registry = NO
                          f"{outcome_name(res.outcome)}{why}")
         else:
             lines.append(f"  result {outcome_name(res.outcome)}{why} (no transaction mined, no gas paid)")
+        lines += legs_lines(r, reg)
         lines += net_stages(r, reg)
     return "\n".join(lines)
