@@ -21,6 +21,10 @@ None waits forever) and returns once the relay said Welcome.
   sends the outbox in batches. It only waits when more than ``max_unacked_bytes`` are
   unacknowledged. Times default to ``time.time_ns()``.
 * ``await p.publish_payload(tlv_bytes, ...)``: same with pre-encoded TLV bytes.
+* ``await p.forward_frames(frames) -> (taken, last source_seq, damaged)``: frames another
+  relay sequenced (back to back), republished under this producer with each frame's
+  ``domain_seq`` as its ``source_seq``, one outbox entry per call (what ``bridge in`` does;
+  ``unacked`` then counts such batches).
 * ``await p.flush()``: wait until everything published so far is acknowledged (journaled,
   and fsynced when the relay runs ``--fsync batch``).
 * After any disconnect (relay restart, ``kill -9``) the producer reconnects and resends its
