@@ -13,7 +13,8 @@ Example (``alphapulse executor --config executor.toml``)::
 
     [executor]
     chain_id = 31337
-    rpc_url = "http://127.0.0.1:8545"
+    rpc_url = "http://127.0.0.1:8545"  # or, for a URL carrying an API key, named instead of written:
+    # rpc_url_file = "/etc/alphapulse/rpc_url"   (or rpc_url_env = "ALPHAPULSE_RPC_URL"), read at start
     contract = "0x..."                 # AlphaPulseArb, owned by the keystore's address
     gas_token = "0x..."                # WETH: gas costs are converted from it into the profit token
     mode = "shadow"                    # shadow | public | private | hybrid
@@ -101,9 +102,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
+import msgspec
+
+from chain.rpc import redact_url
 from protocol.errors import ProtocolError
 from protocol.ids import TokenId, Venue, address_to_int
 from runtime.config import U32, Config, ConfigError, Meta, NonNegative, RelaysConfig, decode, load_toml
+from runtime.secrets import SecretSourceError, read_secret
 
 MODES = ("shadow", "public", "private", "hybrid")
 TIP_POLICIES = ("fixed", "profit_share")
@@ -235,10 +240,12 @@ class ExecutorConfig(Config):
     own_table: ClassVar[str] = "executor"  # the settings below that are not tables live in [executor]
 
     chain_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
-    rpc_url: str
     contract: str
     gas_token: str
     keystore: KeystoreConfig
+    rpc_url: str = ""  # exactly one of rpc_url, rpc_url_file, rpc_url_env; config_from_dict resolves
+    rpc_url_file: str = ""  # the last two into rpc_url (the file's or variable's text)
+    rpc_url_env: str = ""
     mode: str = "shadow"
     source_id: U32 = 30
     name: str = "executor"
@@ -271,6 +278,12 @@ class ExecutorConfig(Config):
             raise ConfigError(f"{self.market_data_from!r} must be 'oldest' or 'now'", path="market_data_from")
         if self.signals_from not in ("oldest", "now"):
             raise ConfigError(f"{self.signals_from!r} must be 'oldest' or 'now'", path="signals_from")
+        if not (self.rpc_url or self.rpc_url_file or self.rpc_url_env):
+            raise ConfigError("missing: give rpc_url, rpc_url_file or rpc_url_env", path="rpc_url")
+        if self.rpc_url_file and self.rpc_url_env:
+            raise ConfigError("give one of rpc_url_file or rpc_url_env", path="rpc_url_env")
+        if self.rpc_url and not self.rpc_url.startswith(("http://", "https://")):
+            raise ConfigError(f"expected an http:// or https:// URL, got {redact_url(self.rpc_url)}", path="rpc_url")
         if bool(self.keystore.password_file) == bool(self.keystore.password_env):
             raise ConfigError("give exactly one of password_file or password_env", path="keystore")
 
@@ -311,7 +324,20 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> ExecutorCon
     chain_id = table.get("chain_id") if isinstance(table, Mapping) else None
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 < chain_id < 1 << 32:
         chain_id = 1  # not a chain id: decoding reports it at executor.chain_id
-    return decode(ExecutorConfig, doc, file=origin, dec_hook=_values_on(chain_id))
+    config = decode(ExecutorConfig, doc, file=origin, dec_hook=_values_on(chain_id))
+    if config.rpc_url_file or config.rpc_url_env:
+        key = "executor.rpc_url_file" if config.rpc_url_file else "executor.rpc_url_env"
+        if config.rpc_url:
+            raise ConfigError("give one of rpc_url or " + key.split(".")[1], path=key, file=origin)
+        try:
+            url = read_secret(file=config.rpc_url_file, env=config.rpc_url_env, what="the RPC URL")
+            # the URL is what the process uses; the source stays named beside it
+            config = msgspec.structs.replace(config, rpc_url=url)
+        except SecretSourceError as exc:
+            raise ConfigError(str(exc), path=key, file=origin) from None
+        except ConfigError as exc:
+            raise ConfigError(exc.message, path=key, file=origin) from None
+    return config
 
 
 def load_config(path: str | Path) -> ExecutorConfig:

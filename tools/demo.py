@@ -376,7 +376,12 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
     from tools.supervisor import Supervisor
 
     dep = load_deployment(deploy_file)
-    sup = Supervisor(dep.processes, handle_signals=False)
+    processes = dep.processes
+    if args.metrics:
+        from tools.metrics import expose_for_demo
+
+        processes = expose_for_demo(processes, deploy_file.parent, say)
+    sup = Supervisor(processes, handle_signals=False)
     stop_driver = threading.Event()
     active = trio.CancelScope()  # warm-up and the display; cancelled by the first signal
     settle = trio.CancelScope()  # cancelled by a second signal
@@ -467,6 +472,9 @@ def main(argv: list[str]) -> int:
                                                                 "(default 20)")
     ap.add_argument("--cex-lag", type=float, default=5.0, help="with --cex: seconds the devnet pool trails the CEX "
                                                               "mid (default 5)")
+    ap.add_argument("--metrics", action="store_true",
+                    help="every process serves Prometheus metrics (/metrics, /healthz, /readyz) on a free "
+                         "loopback port, printed as 'metrics: NAME URL' lines; writes prometheus.yml beside the run")
     ap.add_argument("--replay", action="store_true", help="no chain: recorded logs or an archive, detect-only")
     ap.add_argument("--replay-source", choices=("auto", "archive", "logs"), default=None,
                     help="with --replay: the newest live-demo archive (auto prefers it) or the recorded logs")

@@ -299,7 +299,12 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
     from tools.supervisor import Supervisor, wait_exit
 
     dep = load_deployment(plan["deploy"])
-    sup = Supervisor(dep.processes)
+    processes = dep.processes
+    if args.metrics:
+        from tools.metrics import expose_for_demo
+
+        processes = expose_for_demo(processes, work, say)
+    sup = Supervisor(processes)
     source: subprocess.Popen[bytes] | None = None
     async with trio.open_nursery() as nursery:
         await sup.start(nursery)  # returns once the relays accept connections
@@ -460,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--replay-source", choices=("auto", "archive", "logs"), default=None)
     ap.add_argument("--replay-archive", default=None, metavar="DIR", help="archive of a previous live run")
     ap.add_argument("--replay-speed", type=float, default=None, help="archive pace factor (0: as fast as possible)")
+    ap.add_argument("--metrics", action="store_true", help="every process serves Prometheus metrics (ports printed)")
     return ap
 
 

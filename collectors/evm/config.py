@@ -10,7 +10,8 @@ Example (a user adds endpoints; chain id, gas token and factories come from ``ch
     endpoints = [
       { ws = "wss://eth.example/ws" },                       # tried first (eth_subscribe)
       { http = "https://eth.example/rpc" },                  # fail-over: HTTP polling
-    ]
+      { ws_file = "/etc/alphapulse/ws_url", http_env = "ALPHAPULSE_RPC_URL" },  # a URL with an API key:
+    ]                                                        # named by a file or an env var, read at start
     pools = [
       { venue = "uniswap_v3", address = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640" },  # tokens read on-chain
       { venue = "uniswap_v2", tokens = ["0xA0b8...", "0xC02a..."] },                     # factory.getPair
@@ -38,6 +39,7 @@ from typing import Annotated, Any, Literal
 from chain.rpc import redact_url
 from protocol.ids import VenueKind
 from runtime.config import Config, ConfigError, Meta, decode, load_toml
+from runtime.secrets import SecretSourceError, read_secret
 
 from .chains import BUILTIN_CHAINS, DEVNET_VENUES, VENUES, ChainDefaults, Factory
 
@@ -82,6 +84,37 @@ class Endpoint(Config):
         """The endpoint for messages and logs, secrets masked (see ``chain.rpc.redact_url``)."""
         url = self.ws or self.http
         return redact_url(url) if url else "?"
+
+
+class _EndpointTable(Config):
+    """An endpoint as written: each URL inline (``ws``, ``http``) or, since a provider's URL usually
+    carries its API key, named by a file (``ws_file``, ``http_file``) or an environment variable
+    (``ws_env``, ``http_env``) read at start-up (``runtime.secrets.read_secret``)."""
+
+    ws: str | None = None
+    http: str | None = None
+    ws_file: str | None = None
+    ws_env: str | None = None
+    http_file: str | None = None
+    http_env: str | None = None
+
+    def __post_init__(self) -> None:
+        for scheme in ("ws", "http"):
+            given = [k for k in (scheme, f"{scheme}_file", f"{scheme}_env") if getattr(self, k) is not None]
+            if len(given) > 1:
+                raise ConfigError(f"give one of {', '.join(given)}", path=given[1])
+
+    def resolve(self) -> Endpoint:
+        urls: dict[str, str | None] = {}
+        for scheme in ("ws", "http"):
+            file, env = getattr(self, f"{scheme}_file"), getattr(self, f"{scheme}_env")
+            urls[scheme] = getattr(self, scheme)
+            if file is not None or env is not None:
+                try:
+                    urls[scheme] = read_secret(file=file or "", env=env or "", what=f"the {scheme} URL")
+                except SecretSourceError as exc:
+                    raise ConfigError(str(exc), path=f"{scheme}_file" if file is not None else f"{scheme}_env") from None
+        return Endpoint(ws=urls["ws"], http=urls["http"])
 
 
 class PoolSpec(Config):
@@ -172,7 +205,7 @@ class _ChainTable(ChainTuning, kw_only=True):
     name: str
     chain_id: Annotated[int, Meta(gt=0, lt=2**32)] | None = None
     gas_token: str | None = None
-    endpoints: tuple[Endpoint, ...] | None = None
+    endpoints: tuple[_EndpointTable, ...] | None = None
     factories: tuple[Factory, ...] = ()
     pools: tuple[PoolSpec, ...] = ()
     deployment: str | None = None
@@ -190,7 +223,15 @@ class _ChainTable(ChainTuning, kw_only=True):
         mine = {f.venue for f in self.factories}
         factories = [f for f in (builtin.factories if builtin else ()) if f.venue not in mine] + list(self.factories)
         pools = list(self.pools)
-        endpoints = self.endpoints
+        endpoints: tuple[Endpoint, ...] | None = None
+        if self.endpoints is not None:
+            resolved = []
+            for i, e in enumerate(self.endpoints):
+                try:
+                    resolved.append(e.resolve())
+                except ConfigError as exc:
+                    raise exc.within(f"endpoints[{i}]") from None
+            endpoints = tuple(resolved)
         if self.deployment is not None:
             dep = _deployment_chain(self.deployment, base, chain_id)
             if chain_id is None:

@@ -550,6 +550,29 @@ def test_live_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureF
     assert "chain[0].endpoints[0].htp" in capsys.readouterr().err
 
 
+def test_endpoint_urls_can_be_named_by_a_file_or_an_environment_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = {"venue": "uniswap_v3", "address": "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"}
+    (tmp_path / "ws").write_text("wss://eth.example/ws/" + "cd" * 32 + "\n")  # an API key in the URL
+    monkeypatch.setenv("AP_TEST_HTTP_URL", "https://eth.example/rpc?apikey=k")
+
+    def chain(endpoint: dict[str, str]) -> dict[str, Any]:
+        return {"chain": [{"name": "ethereum", "endpoints": [endpoint], "pools": [pool]}]}
+
+    (c,) = parse_config(chain({"ws_file": str(tmp_path / "ws"), "http_env": "AP_TEST_HTTP_URL"})).chains
+    assert c.endpoints[0].ws == "wss://eth.example/ws/" + "cd" * 32
+    assert c.endpoints[0].http == "https://eth.example/rpc?apikey=k"
+    assert "cd" * 32 not in c.endpoints[0].label
+    for endpoint, path, words in (
+            ({"ws_file": str(tmp_path / "absent")}, "chain[0].endpoints[0].ws_file", "cannot read the ws URL"),
+            ({"http_env": "AP_TEST_NO_SUCH_VARIABLE"}, "chain[0].endpoints[0].http_env", "is not set"),
+            ({"ws": "wss://x", "ws_env": "AP_TEST_HTTP_URL"}, "chain[0].endpoints[0].ws_env", "give one of"),
+            ({"ws_env": "AP_TEST_HTTP_URL"}, "chain[0].endpoints[0].ws", "expected a ws:// or wss:// URL")):
+        with pytest.raises(ConfigError, match=words) as info:
+            parse_config(chain(endpoint))
+        assert info.value.path == path and "apikey=k" not in str(info.value)
+
+
 async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: Any, short_tmp: Path) -> None:
     """``python -m tools.cli collector evm --config FILE`` as a real process: bootstraps from a devnet
     deployment file, streams a swap, exits 0 on SIGTERM."""

@@ -216,3 +216,27 @@ def test_a_failed_reason_never_carries_an_endpoint_secret() -> None:
     for secret in ("hunter2", "0123456789abcdefKEY", "APIKEY42", "TOKEN-987654", "user:"):
         assert secret not in reason, reason
     assert reason.startswith("RuntimeError: cannot reach https://***@rpc.example:8545/***?***")
+
+
+def test_the_rpc_url_can_be_named_by_a_file_or_an_environment_variable(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_url = "https://eth.example/v3/" + "ab" * 32  # a provider key: the secret scanner never sees it
+    (tmp_path / "url").write_text(secret_url + "\n")
+    base = {"chain_id": 1, "contract": A, "gas_token": A}
+    c = config_from_dict(doc(executor={**base, "rpc_url_file": str(tmp_path / "url")}))
+    assert c.rpc_url == secret_url and c.rpc_url_file == str(tmp_path / "url")
+    monkeypatch.setenv("AP_TEST_URL", secret_url)
+    assert config_from_dict(doc(executor={**base, "rpc_url_env": "AP_TEST_URL"})).rpc_url == secret_url
+    for executor, words in (
+            ({**base}, "executor.rpc_url: missing: give rpc_url, rpc_url_file or rpc_url_env"),
+            ({**base, "rpc_url_file": str(tmp_path / "absent")}, "executor.rpc_url_file: cannot read the RPC URL"),
+            ({**base, "rpc_url_env": "AP_TEST_UNSET_VARIABLE"}, "executor.rpc_url_env: environment variable"),
+            ({**base, "rpc_url": "http://x", "rpc_url_env": "AP_TEST_URL"}, "give one of rpc_url or rpc_url_env"),
+            ({**base, "rpc_url": "ftp://node"}, "expected an http:// or https:// URL")):
+        monkeypatch.delenv("AP_TEST_UNSET_VARIABLE", raising=False)
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(")) as exc:
+            config_from_dict(doc(executor=executor))
+        assert "ab" * 32 not in str(exc.value)
+    (tmp_path / "url").write_text("wss://not-http\n")
+    with pytest.raises(ConfigError, match="executor.rpc_url_file: expected an http"):
+        config_from_dict(doc(executor={**base, "rpc_url_file": str(tmp_path / "url")}))

@@ -1,6 +1,8 @@
-"""The main job, end to end: ``alphapulse demo --headless`` on a real devnet makes money on chain,
-and one Ctrl-C (SIGINT) stops all of it: every process it started ends, the summary (whose counts
-add up) and the report print, and the exit status is 130."""
+"""The main job, end to end: ``alphapulse demo --headless --metrics`` on a real devnet makes money on
+chain, and one Ctrl-C (SIGINT) stops all of it: every process it started ends, the summary (whose
+counts add up) and the report print, and the exit status is 130. While it runs, every process
+serves /metrics on the port the demo printed, and every metric the shipped Grafana dashboard
+queries is one of them."""
 
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+
+from runtime.metrics import parse_text
+from tools.metrics import exposed, load_dashboard, metric_names, queries
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +38,8 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
     err_path = tmp_path / "stderr"
     with err_path.open("w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.cli", "demo", "--headless", "--duration", "300", "--summary-every", "5"],
+            [sys.executable, "-m", "tools.cli", "demo", "--headless", "--metrics", "--duration", "300",
+             "--summary-every", "5"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
         )
     lines: list[str] = []
@@ -51,6 +58,7 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
             if driving_since and time.monotonic() - driving_since > 30 and executed and int(executed[-1]) >= 1:
                 break
         assert proc.poll() is None, "".join(lines)[-3000:] + err_path.read_text()[-3000:]
+        families = _scrape_every_process("".join(lines))
         proc.send_signal(signal.SIGINT)  # one Ctrl-C
         stopped_at = time.monotonic()
         code = proc.wait(timeout=90)
@@ -88,6 +96,30 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
     assert int(landed.group(1)) // 10**12 == int(realized.group(1)) * 10**6 + int(realized.group(2))
     assert "AlphaPulse report" in out and "funnel:" in out
     assert "stopped by SIGINT" in out
+    # the Grafana dashboard queries only what the processes serve
+    queried = metric_names(queries(load_dashboard()))
+    assert len(queried) >= 30
+    assert not [n for n in sorted(queried) if not exposed(n, families)], sorted(families)
+
+
+def _scrape_every_process(out: str) -> dict[str, str]:
+    """Scrape each ``metrics: NAME URL`` the demo printed; ``{family: type}`` over all of them."""
+    urls = dict(re.findall(r"metrics: (\S+) (http://127\.0\.0\.1:\d+/metrics)$", out, re.M))
+    assert set(urls) >= {"relay-market_data", "relay-signal", "relay-execution", "archiver", "collector",
+                         "strategy", "executor", "risk", "portfolio"}, out[:3000]
+    assert "prometheus.yml" in out
+    families: dict[str, str] = {}
+    for name, url in urls.items():
+        t0 = time.monotonic()
+        try:
+            text = httpx.get(url, timeout=10).text
+        except httpx.TimeoutException:
+            raise AssertionError(f"{name}: no /metrics answer within {time.monotonic() - t0:.1f} s "
+                                 f"(load {os.getloadavg()})") from None
+        parsed = parse_text(text)
+        assert parsed["alphapulse_process_info"].samples, (name, text[:500])
+        families.update({f: fam.type for f, fam in parsed.items()})
+    return families
 
 
 def test_the_password_file_is_0600_from_the_first_byte_and_never_written_through_a_symlink(tmp_path: Path) -> None:
