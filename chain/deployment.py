@@ -92,6 +92,17 @@ class V4Pool:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Bridge:
+    """The chain's bridge stand-in (tools/devnet/contracts/DevBridge.sol, specs/bridge-standin.md):
+    its contract, the one account allowed to complete transfers here, and the contract's
+    ``liquidity`` per token symbol at deployment (raw units), from which transfers are released."""
+
+    address: str
+    relayer: str
+    liquidity: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Pool:
     address: str
     venue: str
@@ -130,6 +141,7 @@ class ChainDeployment:
     extra: Mapping[str, Any] = field(default_factory=dict)
     v4: V4Venue | None = None
     v4_pools: tuple[V4Pool, ...] = ()
+    bridge: Bridge | None = None
 
     # -- look-ups ------------------------------------------------------------------------------
     def token(self, symbol_or_address: str) -> Token:
@@ -176,6 +188,8 @@ class ChainDeployment:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["extra"] = dict(self.extra)
+        if self.bridge is not None:
+            d["bridge"]["liquidity"] = dict(self.bridge.liquidity)
         return d
 
     @classmethod
@@ -206,6 +220,9 @@ class ChainDeployment:
                 V4Pool(**{**p, "token0": cs(p["token0"]), "token1": cs(p["token1"]), "hooks": cs(p["hooks"])})
                 for p in d.get("v4_pools", ())
             ),
+            bridge=(Bridge(address=cs(d["bridge"]["address"]), relayer=cs(d["bridge"]["relayer"]),
+                           liquidity={k: int(v) for k, v in (d["bridge"].get("liquidity") or {}).items()})
+                    if d.get("bridge") else None),
         )
 
 

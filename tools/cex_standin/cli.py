@@ -1,4 +1,5 @@
 """``alphapulse standin binance|coinbase|advanced``: a local exchange replaying a real capture.
+(``alphapulse standin bridge``: the devnet's bridge relayer, ``tools/devnet/bridge_standin.py``.)
 
     alphapulse standin binance --ws-port 9443 --rest-port 9444 --pace 0.02 --faults "drop=500;late=20"
 
@@ -31,8 +32,13 @@ KINDS = {"binance": BinanceStandin, "coinbase": CoinbaseStandin, "advanced": Adv
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bridge"]:  # the stand-ins' sibling on the chain side
+        from tools.devnet.bridge_standin import main as bridge_main
+
+        return bridge_main(argv[1:])
     ap = argparse.ArgumentParser(prog="alphapulse standin", description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=sorted(KINDS))
+    ap.add_argument("kind", choices=sorted([*KINDS, "bridge"]))
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--ws-port", type=int, default=0)
     ap.add_argument("--rest-port", type=int, default=0)

@@ -51,6 +51,7 @@ LOCAL_CONTRACTS = {
     "V4DevnetRouter": "V4Devnet.sol",
     "SwapCounterHook": "V4Devnet.sol",
     "SkimHook": "V4Devnet.sol",
+    "DevBridge": "DevBridge.sol",
 }
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 SOLC_SETTINGS: dict[str, Any] = {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun"}

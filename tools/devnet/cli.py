@@ -59,6 +59,8 @@ def summary(dep: ChainDeployment, prices: dict[str, Fraction], seconds: float) -
     v3 = dep.v3
     lines.append(f"  {v3.name}: factory {v3.factory} positions {v3.position_manager} "
                  f"router {v3.swap_router} quoterV2 {v3.quoter_v2}")
+    if dep.bridge is not None:
+        lines.append(f"  bridge stand-in: {dep.bridge.address} relayer {dep.bridge.relayer}")
     for p in dep.pools:
         lines.append(f"    {p.label:<30} {p.address}  {_fmt_price(prices[p.address])} {p.symbol1} per {p.symbol0}")
     return "\n".join(lines)

@@ -20,6 +20,9 @@ The default market (:data:`DEFAULT_SPEC`) - prices are "quote per base":
   every swap, so the simulator must refuse that pool). Hooks are placed with ``anvil_setCode`` at
   addresses whose low bits are their permissions, as a CREATE2 salt search would on a real chain.
 
+* the bridge stand-in (``DevBridge``, contracts/DevBridge.sol; specs/bridge-standin.md) holding
+  liquidity in every token, its relayer the last dev account.
+
 Dev accounts 1 and 2 are funded (ETH, WETH, USDC, DAI) and have approved every router, so an
 executor or a noise trader can trade at once; account 0 is the deployer and liquidity provider.
 """
@@ -43,7 +46,17 @@ from chain.addresses import (
     v2_pair_address,
     v3_pool_address,
 )
-from chain.deployment import V2_FEE_PIPS, ChainDeployment, Pool, Token, V2Venue, V3Venue, V4Pool, V4Venue
+from chain.deployment import (
+    V2_FEE_PIPS,
+    Bridge,
+    ChainDeployment,
+    Pool,
+    Token,
+    V2Venue,
+    V3Venue,
+    V4Pool,
+    V4Venue,
+)
 from chain.rpc import SyncHttpRpc
 from market.amm.pool_key import PoolKey
 
@@ -137,6 +150,9 @@ class DevnetSpec:
     fund_amounts: tuple[tuple[str, str], ...] = (("WETH", "1000"), ("USDC", "2000000"), ("DAI", "2000000"))
     fund_eth: str = "10000"
     deployer_eth: str = "1000000"
+    # The bridge stand-in (contracts/DevBridge.sol): its liquidity per token, released to
+    # recipients of transfers from other chains; the relayer is the last dev account.
+    bridge_liquidity: tuple[tuple[str, str], ...] = (("WETH", "1000"), ("USDC", "2000000"), ("DAI", "2000000"))
 
 
 def _positions(scale: str, above: bool) -> tuple[V3PositionSpec, ...]:
@@ -342,7 +358,14 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
             # and no immutables), placed where the permission bits are right.
             runtime = client.rpc.call("eth_call", [{"from": deployer, "data": "0x" + artifacts.load(art).bytecode.hex()}])
             client.rpc.call("anvil_setCode", [addr, runtime])
+    bridge: Bridge | None = None
+    if spec.bridge_liquidity:
+        relayer = accounts[-1]
+        address = plan.deploy("DevBridge", relayer, label="deploy DevBridge")
+        bridge = Bridge(address=address, relayer=relayer, liquidity={
+            sym: _units(amount, tokens[sym].decimals) for sym, amount in spec.bridge_liquidity})
     spenders = [v.router for v in v2] + [swap_router, npm] + ([v4.router] if v4 else [])
+    spenders += [bridge.address] if bridge else []
 
     # -- deployer funds and approvals ----------------------------------------------------------
     weth_needed = 0
@@ -437,7 +460,12 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
                                tick_spacing=ps.tick_spacing, hooks=hooks, symbol0=by_addr[t0].symbol,
                                symbol1=by_addr[t1].symbol, hook_name=ps.hook))
 
-    plan.call("WETH9", weth, "deposit", value=weth_needed + 10**18, gas=GAS_SMALL)
+    bridge_weth = bridge.liquidity.get(tokens[spec.tokens[0].symbol].symbol, 0) if bridge else 0
+    plan.call("WETH9", weth, "deposit", value=weth_needed + bridge_weth + 10**18, gas=GAS_SMALL)
+    if bridge is not None:
+        for sym, amount in bridge.liquidity.items():
+            tok = tokens[sym]
+            plan.call("DevToken", tok.address, "transfer", bridge.address, amount, label=f"bridge liquidity {sym}")
     for art, to, fn, args in liquidity_txs:
         plan.call(art, to, fn, *args, gas=GAS_ADD_LIQUIDITY_NEW_PAIR, label=f"v2 {fn}")
     for art, to, fn, args in v3_txs:
@@ -478,6 +506,7 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
         extra={"transactions": len(plan.txs), "funded_accounts": list(funded)},
         v4=v4,
         v4_pools=tuple(v4_pools),
+        bridge=bridge,
     )
 
 
