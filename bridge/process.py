@@ -40,7 +40,7 @@ from functools import partial
 
 import trio
 
-from protocol.header import Domain
+from protocol.header import HEADER_SIZE, Domain
 from relays.client import RelayConsumer, RelayProducer
 from relays.core.nats import (
     BatchBuilder,
@@ -182,7 +182,7 @@ class BridgeOut(_Bridge):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_ack_watchdog, window, state)
                     nursery.start_soon(self._publisher, nc, window, builder, state, reply)
-                    limit = batch_bytes * (self.max_inflight + 2)
+                    limit = batch_bytes * 4  # frames read but not yet published, at most (then stop reading)
                     async for fb in rc.frame_batches():
                         builder.add(rc.epoch, fb.first_seq, fb.view(), fb.count)
                         state.wake.set()
@@ -339,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.nats_auth_file:
             read_auth_file(args.nats_auth_file)  # unreadable or empty: refuse at start-up
         worker: BridgeOut | BridgeIn
+        if args.direction == "out" and (args.max_inflight < 1 or args.batch_bytes < HEADER_SIZE):
+            raise ValueError(f"--max-inflight must be at least 1 and --batch-bytes at least {HEADER_SIZE}")
         if args.direction == "out":
             worker = BridgeOut(domain, args.nats, args.socket, auth_file=args.nats_auth_file, replicas=args.replicas,
                                max_bytes=args.max_bytes, max_inflight=args.max_inflight,
