@@ -129,7 +129,7 @@ def _env():
 
 def _start_relayer(path, state, log):
     return subprocess.Popen([sys.executable, "-m", "tools.cli", "standin", "bridge", "--deployment", str(path),
-                             "--delay", "1", "--fee-bps", str(FEE_BPS), "--state", str(state), "--poll", "0.05"],
+                             "--delay", "2", "--fee-bps", str(FEE_BPS), "--state", str(state), "--poll", "0.05"],
                             cwd=REPO_ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -148,7 +148,7 @@ def _states(state):
 def _wait(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, what() if callable(what) else what
         time.sleep(0.05)
 
 
@@ -164,15 +164,18 @@ def test_relayer_killed_with_sigkill_loses_and_doubles_nothing(chains, tmp_path)
     log = open(tmp_path / "relayer.log", "wb")  # noqa: SIM115 - closed below
     proc = _start_relayer(path, state, log)
     try:
-        for i in range(4):
+        _wait(lambda: b"bridge stand-in: relaying" in (tmp_path / "relayer.log").read_bytes(), 30, "relayer not up")
+        # Keep sending, both ways, until some transfers are done while later ones still wait for
+        # their time (delay 2 s), then kill it: whatever the machine's load, the kill lands mid-flow.
+        deadline = time.monotonic() + 30
+        while not (_states(state).get("done", 0) >= 1 and _states(state).get("pending", 0) >= 1):
+            assert time.monotonic() < deadline, f"no mix of done and pending transfers: {_states(state)}"
+            i = len(to_b)
             to_b.append(1_000_000 * (i + 1) + i)
             _send(na, sender_a, "USDC", to_b[-1], B, recipient_b)
             to_a.append(10**17 + i)
             _send(nb, sender_b, "WETH", to_a[-1], A, recipient_a)
             time.sleep(0.3)
-        # Kill it while transfers are both done and still waiting for their time.
-        _wait(lambda: _states(state).get("done", 0) >= 1 and _states(state).get("pending", 0) >= 1, 20,
-              f"no mix of done and pending transfers: {_states(state)}")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         killed_at = _states(state)
@@ -183,7 +186,7 @@ def test_relayer_killed_with_sigkill_loses_and_doubles_nothing(chains, tmp_path)
         # Every transfer ever sent on either bridge (earlier tests' too) ends done, none elsewhere.
         total = sum(n.client.call_fn("DevBridge", n.deployment.bridge.address, "nextNonce")[0] for n in (na, nb))
         _wait(lambda: _states(state) == {"done": total}, 30,
-              f"not every transfer done after the restart: {_states(state)} (at the kill: {killed_at})")
+              lambda: f"not every transfer done after the restart: {_states(state)} (at the kill: {killed_at})")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
