@@ -266,3 +266,18 @@ def test_old_news_is_applied_without_searching_then_the_next_fresh_update_decide
     assert dict(e.search.stats) == before  # nothing searched
     [sig] = e.on_message(md(v2_snapshot(WD2, 2101 * 10**21, 10**21)), 2)
     assert [h.pool for h in sig.find(P.ArbitragePath).hops] == [WD2, WD1]
+
+
+def test_reconfigure_changes_the_next_decision_and_keeps_the_state() -> None:
+    """SIGHUP's path (strategy.process attaches ``reconfigure``): a raised profit floor stops the
+    signal the old one let through; pools, cycles and signal ids carry on."""
+    e = engine()
+    [sig] = e.on_message(md(SNAP1, SNAP2), 1)
+    net = sig.find(P.Economics).net_profit
+    e.reconfigure(config(min_net=net + 1))
+    again = v2_snapshot(WD2, 2100 * 10**21, 10**21, block=101)
+    assert e.on_message(md(again), 2) == [] and e.stats["below_threshold"] >= 1
+    assert WD1 in e.index and e.state.get(WD1) is not None
+    e.reconfigure(config(min_net=net, max_signals_per_update=2))
+    [sig2] = e.on_message(md(v2_snapshot(WD2, 2100 * 10**21, 10**21, block=102)), 3)
+    assert sig2.find(P.SignalIdentity).signal_id == 2 and e.config.max_signals_per_update == 2
