@@ -11,6 +11,8 @@ are quoted where TOML needs it, and nothing is spliced into TOML text by hand.
   ``tools.deployment.ProcessEntry``, written without the fields left at their defaults);
 * :func:`relays_table`: the ``[relays]`` table every component config shares (one socket per domain);
 * :func:`strategy_doc`: a strategy config trading from one chain's gas token;
+* :func:`assets_doc`: the ``[[assets]]`` section (``runtime/assets.py``) of a multi-chain devnet, one
+  asset per token symbol that every chain deploys;
 * :func:`write_toml`: any document to a file.
 
 The builders leave out what the caller leaves out, so the loader's defaults apply exactly as they
@@ -28,6 +30,7 @@ from typing import Any
 import msgspec
 import tomli_w
 
+from chain.deployment import ChainDeployment
 from runtime.paths import socket_path
 from tools.deployment import DOMAINS, ProcessEntry
 
@@ -117,3 +120,18 @@ def strategy_doc(*, chain_id: int, gas_token: str, min_net_profit: int | None = 
     if relays:
         doc["relays"] = dict(relays)
     return doc
+
+
+def assets_doc(chains: Iterable[ChainDeployment]) -> dict[str, Any]:
+    """``[[assets]]`` for devnet chains: the tokens of one symbol on the chains are one asset (the
+    devnet deploys the same tokens on every chain); a symbol some chain lacks is left out."""
+    chains = list(chains)
+    symbols = [t.symbol for t in chains[0].tokens] if chains else []
+    assets = []
+    for symbol in symbols:
+        try:
+            tokens = [{"chain_id": c.chain_id, "address": c.token(symbol).address} for c in chains]
+        except KeyError:
+            continue
+        assets.append({"name": symbol, "tokens": tokens})
+    return {"assets": assets}

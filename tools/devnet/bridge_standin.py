@@ -6,8 +6,9 @@ Modelled on USDC's CCTP fast transfers (specs/bridge-standin.md): a transfer sen
 (``DevBridge.send``: tokens locked, ``TransferSent`` with the source chain's nonce) is completed
 on its destination chain ``--delay`` seconds after the source block's timestamp, releasing the
 amount less a fee of ``--fee-bps`` basis points (rounded up: the fee is a cost) to the recipient,
-in the same asset (the token with the same symbol on the destination chain, from the deployment
-file). Only the relayer's account may complete, and the contract completes each (source chain,
+in the same asset: the destination token is the source token's counterpart in an asset map
+(``runtime/assets.py``), ``--assets FILE`` or by default the deployment's tokens of one symbol
+(``tools.deployment_writer.assets_doc``). Only the relayer's account may complete, and the contract completes each (source chain,
 nonce) once.
 
 Theory of operation (crash safety). Everything the relayer knows is in its SQLite file
@@ -47,9 +48,13 @@ from typing import Any
 from chain.abi import as_bytes
 from chain.deployment import ChainDeployment, DeploymentFile, load_deployment
 from chain.rpc import RpcError, RpcFailure, SyncHttpRpc
+from protocol.ids import TokenId
+from runtime.assets import AssetMap, AssetsConfig, load_assets
+from runtime.config import ConfigError, decode
 from runtime.errors import BadFile
 from runtime.files import open_sqlite
 from runtime.logging import setup_logging
+from tools.deployment_writer import assets_doc
 
 from . import artifacts
 from .actions import ChainClient, to_hex
@@ -97,9 +102,11 @@ class Options:
 class Relayer:
     """One pass at a time (:meth:`step`) over every chain of the deployment that has a bridge."""
 
-    def __init__(self, deployment: DeploymentFile, state: str | Path, options: Options) -> None:
+    def __init__(self, deployment: DeploymentFile, state: str | Path, options: Options,
+                 assets: AssetMap | None = None) -> None:
         self.options = options
         self.chains = {c.chain_id: c for c in deployment.chains if c.bridge is not None}
+        self.assets = assets or decode(AssetsConfig, assets_doc(deployment.chains)).asset_map()
         if len(self.chains) < 2:
             raise ValueError("the deployment file needs two chains with a bridge (alphapulse devnet --chains 2)")
         self.db = open_sqlite(state, SCHEMA)
@@ -152,10 +159,13 @@ class Relayer:
         if dst is None:
             state, note = "refused", f"no chain {dst_chain} with a bridge in the deployment"
         else:
+            counterpart = self.assets.counterpart(TokenId.of(chain.chain_id, ev["token"]), dst_chain)
             try:
-                dst_token = dst.token(chain.token(ev["token"]).symbol).address
-            except KeyError:
-                state, note = "refused", f"token {ev['token']} has no counterpart on chain {dst_chain}"
+                if counterpart is None:
+                    raise KeyError(f"token {ev['token']} is no asset with a token on chain {dst_chain}")
+                dst_token = dst.token(counterpart.address).address
+            except KeyError as exc:
+                state, note = "refused", str(exc.args[0])
         if state == "refused":
             log.warning("transfer %d/%d refused: %s (its tokens stay locked)", chain.chain_id, ev["nonce"], note)
         return (chain.chain_id, int(ev["nonce"]), dst_chain, ev["token"], dst_token, ev["recipient"], str(amount),
@@ -254,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--fee-bps", type=int, default=1, help="fee in basis points of the amount (default 1)")
     ap.add_argument("--state", type=Path, default=None,
                     help="the relayer's SQLite file (default: bridge-relayer.sqlite beside the deployment file)")
+    ap.add_argument("--assets", type=Path, default=None,
+                    help="[[assets]] file mapping tokens across chains (default: the deployment's tokens by symbol)")
     ap.add_argument("--poll", type=float, default=0.2, help="seconds between passes (default 0.2)")
     args = ap.parse_args(argv)
     if args.delay < 0:
@@ -271,8 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     state = args.state or args.deployment.parent / "bridge-relayer.sqlite"
     try:
-        relayer = Relayer(deployment, state, Options(delay=args.delay, fee_bps=args.fee_bps, poll=args.poll))
-    except (ValueError, BadFile, OSError, sqlite3.Error) as exc:
+        assets = load_assets(args.assets) if args.assets else None
+        relayer = Relayer(deployment, state, Options(delay=args.delay, fee_bps=args.fee_bps, poll=args.poll), assets)
+    except (ConfigError, ValueError, BadFile, OSError, sqlite3.Error) as exc:
         print(f"alphapulse standin bridge: {exc}", file=sys.stderr)
         return 2
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -121,6 +121,36 @@ def test_relayer_crash_windows_complete_each_transfer_once(chains, tmp_path):
     assert nb.client.balance(recipient, "USDC") - start_usdc == sum(a - fee_for(a, FEE_BPS) for a in amounts)
 
 
+def test_tokens_cross_as_the_asset_map_says(chains, tmp_path):
+    """The default map is the deployment's tokens by symbol (assets_doc); with an operator's map that
+    leaves WETH out, a WETH transfer is refused (recorded, its tokens stay locked) and USDC crosses."""
+    from chain.deployment import load_deployment
+    from runtime.assets import AssetsConfig
+    from runtime.config import decode
+    from tools.deployment_writer import assets_doc
+
+    (na, nb), path = chains
+    dep = load_deployment(path)
+    doc = assets_doc(dep.chains)
+    assert [a["name"] for a in doc["assets"]] == ["WETH", "USDC", "DAI"]
+    only_usdc = decode(AssetsConfig, {"assets": [a for a in doc["assets"] if a["name"] == "USDC"]}).asset_map()
+    sender, recipient = nb.deployment.funded_accounts[0], nb.deployment.accounts[8]
+    weth_nonce = _send(nb, sender, "WETH", 10**15, A, recipient)
+    usdc_nonce = _send(nb, sender, "USDC", 123_456, A, recipient)
+    before = na.client.balance(recipient, "USDC")
+    relayer = Relayer(dep, tmp_path / "relayer.sqlite", Options(delay=0, fee_bps=FEE_BPS), only_usdc)
+    try:
+        for _ in range(2):
+            relayer.step(time.time())
+        rows = dict(relayer.db.execute("SELECT nonce, state || ':' || note FROM transfer WHERE src_chain = ?",
+                                       (B,)).fetchall())
+    finally:
+        relayer.close()
+    assert rows[weth_nonce].startswith("refused:") and "no asset with a token on chain 31337" in rows[weth_nonce]
+    assert rows[usdc_nonce] == "done:"
+    assert na.client.balance(recipient, "USDC") - before == 123_456 - fee_for(123_456, FEE_BPS)
+
+
 def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
