@@ -17,20 +17,21 @@ a transaction that lands on moved state reverts instead of losing money.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from eth_utils import to_checksum_address
 
 from execution.calldata import Hop, Kind
 from market.path import Hop as MarketHop
-from market.pools import V2Pool, V3Pool
+from market.pools import NOT_FILLED, PoolState, V2Pool, V3Pool
 from market.prices import convert_from_gas_token
 from market.state import PoolStateManager
 from protocol.execution import Outcome
 from protocol.ids import PoolId, TokenId, VenueKind
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
+from protocol.signals import Hop as PathHop
 
 
 class MalformedSignal(ValueError):
@@ -90,6 +91,50 @@ def profit_token_mismatch(sig: Signal) -> str | None:
     return None
 
 
+def hop_output(state: PoolStateManager, hop: PathHop, amount_in: int) -> tuple[PoolId, PoolState | None, int]:
+    """One hop of a path on ``state``: its pool, the pool's tradable state (None: unknown, invalidated
+    or without liquidity) and the exact output of ``amount_in`` through it (``NOT_FILLED``, -1, when
+    the pool cannot take the whole input). Re-validation and the backtest's fills both price with it."""
+    pool, zfo = MarketHop.from_wire(hop)
+    s = state.tradable(pool)
+    return pool, s, (s.amount_out(zfo, amount_in) if s is not None else NOT_FILLED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fill:
+    """What our contract's ``execute`` would do with a path on a pool state: each hop's exact output and
+    the profit (the last output less the input), or the reason it reverts (``revert``, '' when it does not)."""
+
+    outputs: tuple[int, ...]
+    profit: int
+    revert: str = ""
+
+
+def fill(hops: Sequence[Hop], state: PoolStateManager, paths: Sequence[PathHop], min_profit: int) -> Fill:
+    """Our calldata's ``hops`` (hop 0's exact input, each hop's minimum output) executed on ``state`` as
+    ``AlphaPulseArb.execute`` does: each hop swaps the previous hop's whole output, a hop below its
+    minimum reverts (``InsufficientOutput``), so does a profit below ``min_profit``
+    (``InsufficientProfit``). ``paths`` are the signal's wire hops (pools and directions), one per hop."""
+    amount_in = amount = hops[0].amount_in
+    outputs: list[int] = []
+    for i, (h, wire) in enumerate(zip(hops, paths, strict=True)):
+        pool, s, out = hop_output(state, wire, amount)
+        if s is None or out < 0:
+            why = "has no tradable state" if s is None else "cannot take the whole input"
+            return Fill(outputs=tuple(outputs), profit=0, revert=f"hop {i}: pool {pool.address} {why}")
+        if out < h.amount_out:
+            return Fill(outputs=tuple(outputs), profit=0,
+                        revert=f"InsufficientOutput({i}, {out}, {h.amount_out})")
+        outputs.append(out)
+        amount = out
+    if amount < amount_in:
+        return Fill(outputs=tuple(outputs), profit=0, revert=f"InsufficientReturn({amount}, {amount_in})")
+    profit = amount - amount_in
+    if profit < min_profit:
+        return Fill(outputs=tuple(outputs), profit=0, revert=f"InsufficientProfit({profit}, {min_profit})")
+    return Fill(outputs=tuple(outputs), profit=profit)
+
+
 def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str], *,
                max_age_blocks: int, onchain_min_profit_bps: int) -> Verdict:
     ident = sig.identity
@@ -106,8 +151,7 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
     amount = amount_in
     out_hops: list[Hop] = []
     for i, h in enumerate(hops):
-        pool, zfo = MarketHop.from_wire(h)
-        s = state.tradable(pool)
+        pool, s, out = hop_output(state, h, amount)
         if s is None:
             why = "invalidated" if state.is_stale(pool) else "unknown or without liquidity"
             return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
@@ -116,7 +160,6 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
         if factory is None:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"no factory configured for venue {pool.venue} (hop {i})")
-        out = s.amount_out(zfo, amount)
         if out != h.amount_out:
             return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
                            reason=f"path output changed: hop {i} gives {out} now, the signal said {h.amount_out}")

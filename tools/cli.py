@@ -83,6 +83,8 @@ COMMANDS: dict[str, Command | Group] = {
     "config": Command("tools.config_cli:main", "validate a deployment file: config check FILE"),
     "dashboard": Command("tools.dashboard.app:main", "the Textual terminal dashboard"),
     "replay": Command("tools.replay:main", "re-publish an archive through the relays"),
+    "backtest": Command("tools.backtest:main",
+                        "replay an archive through the strategy and a simulated executor (fills, gas, latency)"),
     "standin": Command("tools.cex_standin.cli:main", "local Binance / Coinbase stand-ins replaying real captures"),
 }
 

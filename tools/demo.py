@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from tools.devnet.deploy import Devnet
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_DIR = REPO / "var" / "demo"
+DEMO_DIR = Path(os.environ.get("ALPHAPULSE_DEMO_DIR") or REPO / "var" / "demo")  # tests move it
 
 
 def live_runs(demo_dir: Path = DEMO_DIR) -> list[Path]:
@@ -529,7 +529,10 @@ def main(argv: list[str]) -> int:
             tally.cex_tape = CexTape()
             say(f"Binance stand-in on {cex.ws_url} and {cex.rest_url} (paper exchange keys in {cex.key_file.parent}), "
                 f"ETHUSDT mapped {cex.price_map}")
-        deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile, cex)
+        # every domain archived: the live run's signals and results beside its market data, so
+        # `alphapulse backtest` can replay the market and compare its fills with what really happened
+        deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile, cex,
+                                     archive=("market_data", "signal", "execution"))
         weth = net.deployment.address_of("WETH")
         before = net.client.erc20_balance(weth, recipient)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
