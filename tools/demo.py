@@ -571,7 +571,8 @@ def main(argv: list[str]) -> int:
     print(f"profit landed at the recipient    : {fmt_units(landed, 18)} WETH  ({landed} wei, read on chain)"
           f"{quote(landed)}")
     if tally.cex_tape is not None:
-        _print_cex_summary(tally, inventory)
+        assert cex is not None
+        _print_cex_summary(tally, inventory, {"ETH": cex.options.cex_base, "USDT": cex.options.cex_quote})
     print()
     from tools.report_cli import main as report_main
 
@@ -583,9 +584,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _print_cex_summary(tally: Tally, inventory: dict[str, tuple[int, int, int]]) -> None:
+def _print_cex_summary(tally: Tally, inventory: dict[str, tuple[int, int, int]], cex_start: dict[str, int]) -> None:
     """The CEX side of the run; ``inventory``: symbol -> (decimals, at start, at the end) of the contract's
-    tokens, read on chain."""
+    tokens, read on chain; ``cex_start``: the paper account's balances at start (exchange asset -> units)."""
     tape = tally.cex_tape
     assert tape is not None
     print("-" * 72)
@@ -599,7 +600,8 @@ def _print_cex_summary(tally: Tally, inventory: dict[str, tuple[int, int, int]])
     print(f"CEX-DEX realized net profit       : {fmt_units(tally.cex_net, 6)} USDC  ({tally.cex_net} units, net of the "
           f"taker fee and the DEX gas; gross {fmt_units(tally.cex_realized, 6)} USDC)")
     decimals = {"ETH": 18, "USDT": 6}
-    moved = ", ".join(f"{asset} {'+' if v >= 0 else ''}{fmt_units(v, decimals.get(asset, 0))}"
+    moved = ", ".join(f"{asset} {'+' if v >= 0 else ''}{fmt_units(v, decimals.get(asset, 0))} "
+                      f"(now {fmt_units(cex_start.get(asset, 0) + v, decimals.get(asset, 0))})"
                       for asset, v in sorted(tally.cex_moved.items()))
     print(f"CEX balances moved (paper fills)  : {moved or 'nothing'}  (paper fills do not consume the replayed book)")
     chain = ", ".join(f"{sym} {'+' if end >= start else ''}{fmt_units(end - start, d)} (now {fmt_units(end, d)})"

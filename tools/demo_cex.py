@@ -18,10 +18,11 @@ What ``--cex`` adds to the demo (``tools/demo.py``):
    exchange, its key files by name, the market), the contract holds the chain inventory the DEX leg trades
    from (moved there from a dev account), and risk watches every venue's inventory and any leg left open.
 4. **The market driver follows the CEX** (:func:`follow_cex`, in place of the replay of real Uniswap swaps):
-   every ``step`` seconds it moves the devnet's V3 WETH/USDC 0.05 % pool to the CEX mid of ``lag`` seconds
-   ago, by one swap with that price as its limit. The CEX leads, the pool follows ``lag`` behind, and the
-   other WETH/USDC pools follow that pool through DEX-DEX arbitrage; whenever the CEX has moved more than
-   the fees in ``lag`` seconds, the strategy sees a CEX-DEX opportunity.
+   every ``step`` seconds it moves the devnet's V3 WETH/USDC 0.05 % pool as the CEX mid moved ``lag`` seconds
+   earlier, by one swap with the target price as its limit (:func:`follow_target`: the CEX's moves, not its
+   level, so what arbitrage did to the pool stays done). The CEX leads, the pool follows ``lag`` behind, and
+   the other WETH/USDC pools follow that pool through DEX-DEX arbitrage; whenever the CEX has moved more
+   than the fees in ``lag`` seconds, the strategy sees a CEX-DEX opportunity.
 
 The mid the driver follows is the one on the bus (the collector's ``Quote`` records, kept by
 :class:`CexTape` from the demo's own market-data consumer), so the DEX follows what the system saw.
@@ -66,15 +67,17 @@ class CexOptions:
     min_net_profit: int = 500_000  # USDC units: 0.5 USDC
     # what each venue holds at start (ETH and WETH in wei, USDT and USDC in 6-decimal units): the paper
     # exchange account, and the contract's own tokens that the DEX leg trades from
-    cex_base: int = 100 * 10**18
-    cex_quote: int = 250_000 * 10**6
-    chain_base: int = 100 * 10**18
-    chain_quote: int = 250_000 * 10**6
+    # (a lap of the capture trends ~1.3 % once amplified, and following it on the devnet's pools takes ~130
+    # ETH one way before the lap's end turns it back: each venue holds several laps' worth)
+    cex_base: int = 1_000 * 10**18
+    cex_quote: int = 2_500_000 * 10**6
+    chain_base: int = 1_000 * 10**18
+    chain_quote: int = 2_500_000 * 10**6
     # the most one trade may use of each (the strategy's [[cex_dex]] inventory): the strategy does not see
     # the balances move, so it sizes each trade within this slice of them and the risk process watches the
     # real balances (its inventory breaker trips when a venue's falls outside [0, 2 x start])
-    trade_base: int = 10 * 10**18
-    trade_quote: int = 25_000 * 10**6
+    trade_base: int = 25 * 10**18
+    trade_quote: int = 60_000 * 10**6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,13 +192,15 @@ def risk_tables(dep: ChainDeployment, setup: CexSetup) -> dict[str, Any]:
 
 
 def fund_inventory(net: Devnet, contract: str, setup: CexSetup) -> None:
-    """The DEX leg trades from the contract's own tokens (``AlphaPulseArb.swap``): move the configured chain
-    inventory there from a funded dev account the market driver does not use."""
+    """The DEX leg trades from the contract's own tokens (``AlphaPulseArb.swap``): the configured chain
+    inventory, minted (USDC) or wrapped (WETH) by a dev account the market driver does not use and sent there
+    with plain transfers."""
     o = setup.options
     client, dep = net.client, net.deployment
     donor = dep.funded_accounts[-1]
-    client.transfer(donor, dep.address_of("WETH"), contract, o.chain_base)
-    client.transfer(donor, dep.address_of("USDC"), contract, o.chain_quote)
+    for symbol, amount in (("WETH", o.chain_base), ("USDC", o.chain_quote)):
+        client.fund(donor, symbol, amount)
+        client.transfer(donor, dep.address_of(symbol), contract, amount)
 
 
 def strategy_table(dep: ChainDeployment, setup: CexSetup) -> dict[str, Any]:
@@ -257,14 +262,30 @@ class DriverCounts(Protocol):
     trade_errors: int
 
 
+MIN_MOVE = Fraction(1, 10_000)  # a smaller move is left to accumulate
+
+
+def follow_target(pool_now: Fraction, lagged_then: Fraction | None, lagged_now: Fraction) -> Fraction:
+    """Where the lead pool goes this step: the CEX mid's move since the last applied step, ``lag`` late, applied
+    to where the pool is now (multiplicatively). The first step goes to the lagged mid itself.
+
+    Moving by the CEX's *moves* rather than to its level keeps what arbitrage did to the pool: once a trade
+    has brought the pool to the CEX, the next step does not undo it (which would hand the arbitrage the same
+    gap again every second, a money pump); the pool only replays, late, how the CEX moved since."""
+    if lagged_then is None:
+        return lagged_now
+    return pool_now * lagged_now / lagged_then
+
+
 def follow_cex(net: Devnet, trader: str, tape: CexTape, options: CexOptions, stop: threading.Event,
                counts: DriverCounts, say: Callable[[str], None] = print) -> None:
-    """Every ``step`` s, move the V3 0.05 % WETH/USDC pool to the CEX mid of ``lag`` s ago (a worker thread).
+    """Every ``step`` s, move the V3 0.05 % WETH/USDC pool as the CEX mid moved ``lag`` s ago
+    (:func:`follow_target`; a worker thread).
 
     One ``exactInputSingle`` with the target as its price limit: the pool stops there and the router takes
     only what that needs (the amount offered is half the trader's balance of the token going in). A move
-    under 1 bp is skipped: the pool is already where the CEX was."""
-    from tools.devnet.actions import price_to_sqrt_price_x96
+    under 1 bp is not made yet: it accumulates into a later one."""
+    from tools.devnet.actions import price_to_sqrt_price_x96, sqrt_price_x96_to_price
 
     dep = net.deployment
     pool = dep.pool("uniswap_v3", "WETH", "USDC", V3_FEE)
@@ -272,19 +293,24 @@ def follow_cex(net: Devnet, trader: str, tape: CexTape, options: CexOptions, sto
     weth_is_0 = pool.token0.lower() == dep.address_of("WETH").lower()
     d0, d1 = dep.token(pool.token0).decimals, dep.token(pool.token1).decimals
     sym0, sym1 = dep.token(pool.token0).symbol, dep.token(pool.token1).symbol
+    applied: Fraction | None = None  # the lagged CEX mid the pool has followed up to
     while not stop.wait(options.step):
-        mid = tape.mid_at(time.monotonic() - options.lag)
-        if mid is None:
+        lagged = tape.mid_at(time.monotonic() - options.lag)
+        if lagged is None:
             continue
-        target = price_to_sqrt_price_x96(mid if weth_is_0 else 1 / mid, d0, d1)
         now = client.v3_slot0(pool).sqrt_price_x96
-        if abs(target - now) * 20_000 < now:  # under ~1 bp of price (half a bp of sqrt price)
+        price01 = sqrt_price_x96_to_price(now, d0, d1)
+        pool_price = price01 if weth_is_0 else 1 / price01
+        goal = follow_target(pool_price, applied, lagged)
+        if abs(goal / pool_price - 1) < MIN_MOVE:
             continue
+        target = price_to_sqrt_price_x96(goal if weth_is_0 else 1 / goal, d0, d1)
         token_in, token_out = (sym1, sym0) if target > now else (sym0, sym1)  # token1 in raises the price
         try:
             amount = client.balance(trader, token_in) // 2
             client.v3_swap_exact_in(trader, token_in, token_out, V3_FEE, amount, sqrt_price_limit_x96=target)
             counts.trades += 1
+            applied = lagged
         except Exception as exc:  # one failed move must not stop the demo
             counts.trade_errors += 1
             if counts.trade_errors <= 3:

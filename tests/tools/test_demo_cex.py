@@ -45,6 +45,15 @@ def test_the_tape_answers_the_mid_seen_lag_seconds_ago() -> None:
     assert len(tape.mids) == 1
 
 
+def test_the_pool_replays_the_cex_moves_late_and_keeps_what_arbitrage_did() -> None:
+    from tools.demo_cex import follow_target
+
+    assert follow_target(Fraction(2000), None, Fraction(2004)) == 2004  # the first step: to the lagged mid
+    # the CEX rose 1 % (lagged); the pool, already moved to 2010 by an arbitrage, rises 1 % from there
+    assert follow_target(Fraction(2010), Fraction(2004), Fraction(202404, 100)) == Fraction(2010) * Fraction(101, 100)
+    assert follow_target(Fraction(2010), Fraction(2004), Fraction(2004)) == 2010  # no CEX move: the pool stays
+
+
 def test_the_capture_anchor_is_its_ethusdt_best_bid() -> None:
     assert str(capture_anchor()) == "2064.73"
 
@@ -104,7 +113,7 @@ def test_headless_cex_demo_finds_and_executes_cex_dex_arbitrage(tmp_path: Path) 
     assert orders.get("ENTRY BUY", 0) + orders.get("ENTRY SELL", 0) >= cex_outcomes["EXECUTED"]
     assert ast.literal_eval(figure("DEX legs")).get("EXECUTED", 0) >= cex_outcomes["EXECUTED"]
     assert re.match(r"-?[\d,]+\.\d{6} USDC", figure("CEX-DEX realized net profit"))
-    assert re.search(r"ETH [+-][\d,.]+, USDT [+-][\d,.]+", figure("CEX balances moved (paper fills)"))
+    assert re.search(r"ETH [+-][\d,.]+ \(now [\d,.]+\), USDT [+-][\d,.]+ \(now ", figure("CEX balances moved (paper fills)"))
     chain = figure("chain inventory moved (contract)")
     assert re.search(r"WETH [+-][\d,.]+ \(now [\d,.]+\), USDC [+-][\d,.]+ \(now", chain), chain
     assert "WETH +0.000000 " not in chain or "USDC +0.000000 " not in chain  # the DEX leg moved the contract's tokens
