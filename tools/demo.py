@@ -7,7 +7,7 @@ What it does, in order:
    a random password in a 0600 file: no plaintext key is ever written), deploys our
    ``AlphaPulseArb`` contract owned by that key and allow-lists the devnet factories;
 3. writes one deployment file plus each component's config under ``var/demo/``, and
-   starts, as separate processes under the supervisor: the three relays, the archiver,
+   starts, as separate processes under the supervisor: the three relays, an archiver per domain,
    the EVM collector, the strategy, the executor (live, public submission, through our
    contract), risk and portfolio;
 4. drives market activity from real history: the real USDC/WETH swaps of 2024-01-05
