@@ -40,7 +40,7 @@ from functools import partial
 
 import trio
 
-from protocol.header import HEADER_SIZE, Domain
+from protocol.header import HEADER_SIZE, MAX_PAYLOAD, Domain
 from relays.client import RelayConsumer, RelayProducer
 from relays.core.nats import (
     BatchBuilder,
@@ -107,6 +107,24 @@ class _Bridge(abc.ABC):
     async def _run(self) -> None: ...
 
 
+# the largest relay frame plus room for the publish headers: a stream message must hold it
+LARGEST_MESSAGE = HEADER_SIZE + MAX_PAYLOAD + 4096
+
+
+class ServerLimitError(Exception):
+    """The NATS server cannot carry every frame a relay can hold (its ``max_payload`` is too small)."""
+
+
+def check_max_payload(max_payload: int) -> int:
+    """The batch limit a server's ``max_payload`` allows; refuse a server that could not take the
+    largest relay frame, which a bridge would otherwise retry for ever once such a frame came."""
+    if max_payload < LARGEST_MESSAGE:
+        raise ServerLimitError(
+            f"the NATS server's max_payload is {max_payload} bytes, below the largest relay frame "
+            f"({HEADER_SIZE + MAX_PAYLOAD} bytes plus 4096 for headers); set max_payload: 2MB in its configuration")
+    return max_payload - 4096
+
+
 class BridgeOut(_Bridge):
     """State of one bridge-out process."""
 
@@ -169,8 +187,8 @@ class BridgeOut(_Bridge):
             self.window = window
             if self.builder is not None:
                 self._reissued_before += self.builder.reissued_skipped
-            # a batch must fit the server's max_payload (1 MB by default), headers and all
-            batch_bytes = max(1, min(self.batch_bytes, int(nc.info.get("max_payload", 1 << 20)) - 4096))
+            # a batch must fit the server's max_payload (1 MB by default, too small: see check_max_payload)
+            batch_bytes = max(1, min(self.batch_bytes, check_max_payload(int(nc.info.get("max_payload", 1 << 20)))))
             self.builder = builder = BatchBuilder(batch_bytes, last_added=position)
             state = _AckState()
             reply, sid = nc.reply_subject(partial(_on_ack, window, state))
@@ -351,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker.run
 
     return ProcessMain(f"alphapulse bridge {args.direction}", f"bridge-{args.direction}",
+                       errors={ServerLimitError: 2},
                        prepare_errors={(ValueError, OSError): 2}).run(args, prepare)
 
 

@@ -51,6 +51,8 @@ class NatsServer:
         lines = [
             f'server_name: "{name}"',
             f"listen: 127.0.0.1:{self.port}",
+            # room for the largest relay frame (1 MiB + header) in one stream message; the default 1 MB is not
+            "max_payload: 2MB",
             # JetStream file storage. nats-server 2.9 has no sync_interval: data reaches the OS at
             # once (survives kill -9) and is fsynced every 2 minutes; see specs/relay.md
             f'jetstream {{ store_dir: "{workdir / name}", max_memory_store: 64MB, max_file_store: 1GB }}',

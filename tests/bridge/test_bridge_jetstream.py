@@ -178,3 +178,34 @@ def test_missing_nats_server_skips_outside_ci_and_fails_in_ci(monkeypatch: pytes
     monkeypatch.setenv("ALPHAPULSE_CI", "1")
     with pytest.raises(pytest.fail.Exception, match="CI installs it"):
         natskit.require_nats_server()
+
+
+async def test_our_server_config_carries_the_largest_relay_frame(nats: NatsServer) -> None:
+    from bridge.process import LARGEST_MESSAGE, check_max_payload
+
+    async with NatsConnection.open(nats.url) as nc:
+        assert int(nc.info["max_payload"]) >= LARGEST_MESSAGE
+        assert check_max_payload(int(nc.info["max_payload"])) == int(nc.info["max_payload"]) - 4096
+
+
+def test_bridge_out_refuses_a_server_that_cannot_carry_the_largest_frame(short_dir: Path) -> None:
+    """A server left at NATS's default max_payload (1 MB) could never take a 1 MiB relay frame: the
+    bridge would retry that frame for ever. It refuses at start with one line and exit 2."""
+    import subprocess
+    import sys
+
+    require_nats_server()
+    server = NatsServer(short_dir, "small")
+    server.conf.write_text("".join(line + "\n" for line in server.conf.read_text().splitlines()
+                                   if not line.startswith("max_payload")))
+    server.start()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tools.cli", "bridge", "out", "--domain", "market_data",
+                               "--nats", server.url, "--socket", str(short_dir / "none.sock")],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "max_payload" in ln]
+    assert len(lines) == 1 and "1048576" in lines[0] and "2MB" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
