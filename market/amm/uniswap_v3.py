@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 _sqrt_ratio_at_tick = get_sqrt_ratio_at_tick_cached
+_Q96 = 1 << 96
 
 _MAX_TICK_SPACING = 16384  # UniswapV3Factory: require(tickSpacing > 0 && tickSpacing < 16384)
 
@@ -183,6 +184,14 @@ def swap(
 ) -> SwapResult:
     """``UniswapV3Pool.swap`` with the pool's signed convention: ``amount_specified > 0`` is exact input,
     ``< 0`` exact output.  ``sqrt_price_limit_x96 == 0`` means no limit (MIN+1 / MAX-1).
+
+    The loop is the contract's, with ``SwapMath.computeSwapStep`` inlined for the steps that reach their target
+    (every step but the last of a swap), using only the operations whose results are provably in range, so the
+    contract's reverts cannot fire there; the last step goes through :func:`compute_swap_step` itself.  Where the
+    active liquidity is zero every step moves the price and nothing else, so the walk jumps straight to the next
+    initialized tick (or the limit) instead of stopping at each empty bitmap word; the tick it ends on is the
+    one the word-by-word walk stores (see ``_zero_liquidity_tick``).  tests/market/amm cross-checks all of this
+    against a literal transliteration of the contract's loop over a real bitmap.
     """
     if amount_specified == 0:
         raise InvalidAmount("AS: amountSpecified is zero")
@@ -211,6 +220,7 @@ def swap(
     tick = state.tick
     liquidity = state.liquidity
     fee = state.fee
+    fee_complement = 1_000_000 - fee
     spacing = state.tick_spacing
     sorted_ticks = state.sorted_ticks
     n_ticks = len(sorted_ticks)
@@ -221,54 +231,110 @@ def swap(
     crossed = 0
 
     while remaining != 0 and sqrt_price != limit:
-        sqrt_start = sqrt_price
-
-        # TickBitmap.nextInitializedTickWithinOneWord, inlined (see tick_bitmap.py for the reasoning).
-        compressed = tick // spacing
+        # TickBitmap.nextInitializedTickWithinOneWord, inlined (see tick_bitmap.py for the reasoning); with no
+        # liquidity the word boundaries change nothing, so the search is not bounded by the word.
         if zero_for_one:
-            tick_next = ((compressed >> 8) << 8) * spacing
             i = bisect_right(sorted_ticks, tick) - 1
-            initialized = i >= 0 and sorted_ticks[i] >= tick_next
+            if liquidity:
+                tick_next = (((tick // spacing) >> 8) << 8) * spacing
+                initialized = i >= 0 and sorted_ticks[i] >= tick_next
+            else:
+                tick_next = MIN_TICK
+                initialized = i >= 0
             if initialized:
                 tick_next = sorted_ticks[i]
             elif tick_next < MIN_TICK:
                 tick_next = MIN_TICK
+            sqrt_next = sqrt_at(tick_next)
+            target = limit if sqrt_next < limit else sqrt_next
         else:
-            tick_next = ((((compressed + 1) >> 8) << 8) + 255) * spacing
             i = bisect_right(sorted_ticks, tick)
-            initialized = i < n_ticks and sorted_ticks[i] <= tick_next
+            if liquidity:
+                tick_next = (((((tick // spacing) + 1) >> 8) << 8) + 255) * spacing
+                initialized = i < n_ticks and sorted_ticks[i] <= tick_next
+            else:
+                tick_next = MAX_TICK
+                initialized = i < n_ticks
             if initialized:
                 tick_next = sorted_ticks[i]
             elif tick_next > MAX_TICK:
                 tick_next = MAX_TICK
-
-        sqrt_next = sqrt_at(tick_next)
-        if zero_for_one:
-            target = limit if sqrt_next < limit else sqrt_next
-        else:
+            sqrt_next = sqrt_at(tick_next)
             target = limit if sqrt_next > limit else sqrt_next
 
-        sqrt_price, step_in, step_out, step_fee = step_fn(sqrt_price, target, liquidity, remaining, fee)
-
-        if exact_input:
-            remaining -= step_in + step_fee
-            calculated -= step_out
+        sqrt_start = sqrt_price
+        if not liquidity:
+            # computeSwapStep with zero liquidity: the price goes to the target, every amount is 0.
+            if target != sqrt_next:  # the limit comes first
+                sqrt_price = target
+                tick = _zero_liquidity_tick(target, zero_for_one, spacing)
+                break
+            sqrt_price = sqrt_next
         else:
-            remaining += step_out
-            calculated += step_in + step_fee
-        fee_total += step_fee
+            # computeSwapStep, inlined for a step that reaches its target; amounts as in SqrtPriceMath (token0
+            # delta: mulDiv by the upper price, then divide by the lower; token1 delta: times L over Q96).
+            step_in = -1  # not known to reach the target
+            if zero_for_one:  # price moves down to target <= sqrt_price: token0 in, token1 out
+                diff = sqrt_price - target
+                if exact_input:
+                    q, r = divmod((liquidity << 96) * diff, sqrt_price)
+                    if r:
+                        q += 1
+                    q, r = divmod(q, target)
+                    step_in = q + 1 if r else q
+                    if remaining * fee_complement // 1_000_000 >= step_in:
+                        step_out = (liquidity * diff) >> 96
+                    else:
+                        step_in = -1
+                else:
+                    step_out = (liquidity * diff) >> 96
+                    if -remaining >= step_out:
+                        q, r = divmod((liquidity << 96) * diff, sqrt_price)
+                        if r:
+                            q += 1
+                        q, r = divmod(q, target)
+                        step_in = q + 1 if r else q
+            else:  # price moves up to target >= sqrt_price: token1 in, token0 out
+                diff = target - sqrt_price
+                if exact_input:
+                    q, r = divmod(liquidity * diff, _Q96)
+                    step_in = q + 1 if r else q
+                    if remaining * fee_complement // 1_000_000 >= step_in:
+                        step_out = (liquidity << 96) * diff // target // sqrt_price
+                    else:
+                        step_in = -1
+                else:
+                    step_out = (liquidity << 96) * diff // target // sqrt_price
+                    if -remaining >= step_out:
+                        q, r = divmod(liquidity * diff, _Q96)
+                        step_in = q + 1 if r else q
+            if step_in >= 0:
+                sqrt_price = target
+                q, r = divmod(step_in * fee, fee_complement)
+                step_fee = q + 1 if r else q
+            else:
+                sqrt_price, step_in, step_out, step_fee = step_fn(sqrt_price, target, liquidity, remaining, fee)
 
-        if sqrt_price == sqrt_next:
-            # Reached the next tick (or word boundary): cross it if initialized.
-            if initialized:
-                net = nets[tick_next]
-                liquidity = add_delta(liquidity, -net if zero_for_one else net)
-                crossed += 1
-            tick = tick_next - 1 if zero_for_one else tick_next
-        elif sqrt_price != sqrt_start:
-            # Stopped inside the range (amount exhausted or price limit): recompute; if the price did not move
-            # we may be sitting on a lower tick boundary already transitioned, so the tick must stay as is.
-            tick = get_tick_at_sqrt_ratio(sqrt_price)
+            if exact_input:
+                remaining -= step_in + step_fee
+                calculated -= step_out
+            else:
+                remaining += step_out
+                calculated += step_in + step_fee
+            fee_total += step_fee
+
+            if sqrt_price != sqrt_next:
+                # Stopped inside the range (amount exhausted or price limit): recompute; if the price did not move
+                # we may be sitting on a lower tick boundary already transitioned, so the tick must stay as is.
+                if sqrt_price != sqrt_start:
+                    tick = get_tick_at_sqrt_ratio(sqrt_price)
+                continue
+        # Reached the next tick (or word boundary): cross it if initialized.
+        if initialized:
+            net = nets[tick_next]
+            liquidity = add_delta(liquidity, -net if zero_for_one else net)
+            crossed += 1
+        tick = tick_next - 1 if zero_for_one else tick_next
 
     # SafeCast.toInt256 / LowGasSafeMath on the running int256 totals; amounts only grow, so checking the totals
     # at the end is equivalent to the per-step checks.
@@ -289,6 +355,18 @@ def swap(
         ticks_crossed=crossed,
         zero_for_one=zero_for_one,
     )
+
+
+def _zero_liquidity_tick(limit: int, zero_for_one: bool, spacing: int) -> int:
+    """The tick the pool stores after a walk with no liquidity ends at ``limit``.
+
+    Word by word, the walk stops at every bitmap word boundary; ending on one exactly while moving down stores
+    the tick below it (the boundary counts as crossed), anywhere else the tick is ``getTickAtSqrtRatio``.
+    """
+    tick = get_tick_at_sqrt_ratio(limit)
+    if zero_for_one and tick % (spacing << 8) == 0 and _sqrt_ratio_at_tick(tick) == limit:
+        return tick - 1
+    return tick
 
 
 def swap_exact_input(

@@ -54,11 +54,14 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 
 def reference_swap(state: V3PoolState, zero_for_one: bool, amount_specified: int, limit: int):
-    """Line-by-line UniswapV3Pool.swap loop over a literal tick bitmap (the executable spec)."""
+    """Line-by-line UniswapV3Pool.swap loop over a literal tick bitmap (the executable spec): every step, even
+    one through an empty bitmap word with no liquidity, goes through ``compute_swap_step``.  Returns the pool's
+    signed amounts, slot0, liquidity, the fees charged and the initialized ticks crossed."""
     bitmap = build_bitmap(state.ticks, state.tick_spacing)
     remaining, calculated = amount_specified, 0
     price, tick, liquidity = state.sqrt_price_x96, state.tick, state.liquidity
     exact_input = amount_specified > 0
+    fees = crossed = 0
     while remaining != 0 and price != limit:
         start = price
         tick_next, initialized = next_initialized_tick_within_one_word_bitmap(
@@ -76,10 +79,12 @@ def reference_swap(state: V3PoolState, zero_for_one: bool, amount_specified: int
         else:
             remaining += step_out
             calculated += step_in + step_fee
+        fees += step_fee
         if price == price_next:
             if initialized:
                 net = state.ticks[tick_next]
                 liquidity = add_delta(liquidity, -net if zero_for_one else net)
+                crossed += 1
             tick = tick_next - 1 if zero_for_one else tick_next
         elif price != start:
             tick = get_tick_at_sqrt_ratio(price)
@@ -87,7 +92,7 @@ def reference_swap(state: V3PoolState, zero_for_one: bool, amount_specified: int
         amount0, amount1 = amount_specified - remaining, calculated
     else:
         amount0, amount1 = calculated, amount_specified - remaining
-    return amount0, amount1, price, tick, liquidity
+    return amount0, amount1, price, tick, liquidity, fees, crossed
 
 
 @st.composite
@@ -147,14 +152,78 @@ def test_matches_literal_contract_loop(state, zero_for_one, exact_in, magnitude,
         limit = get_sqrt_ratio_at_tick(min(max(target_tick, MIN_TICK + 1), MAX_TICK - 1))
         assume(limit < state.sqrt_price_x96 if zero_for_one else limit > state.sqrt_price_x96)
     result = swap(state, zero_for_one, amount if exact_in else -amount, limit)
-    amount0, amount1, price, tick, liquidity = reference_swap(
+    amount0, amount1, price, tick, liquidity, fees, crossed = reference_swap(
         state, zero_for_one, amount if exact_in else -amount, limit
     )
     assert (result.amount0, result.amount1) == (amount0, amount1)
+    assert (result.fee_amount, result.ticks_crossed) == (fees, crossed)
     assert (result.sqrt_price_x96, result.tick, result.liquidity) == (price, tick, liquidity)
     # the resulting slot0 is one the pool can hold
     apply_swap(state, result)
     dataclasses.replace(state, sqrt_price_x96=price, tick=tick, liquidity=liquidity)
+
+
+@st.composite
+def gapped_pools(draw):
+    """Pools whose liquidity runs out: a few separate positions, no full-range one, the price anywhere (inside a
+    position, in a gap between them, or beyond all of them), so swaps walk through ranges with no liquidity."""
+    spacing = draw(st.sampled_from([1, 10, 60, 200]))
+    span = 1500
+    nets: dict[int, int] = {}
+    for lower_c, width, liquidity in draw(st.lists(
+        st.tuples(st.integers(-span, span), st.integers(1, 600), st.integers(1, 10**24)), max_size=6
+    )):
+        nets[lower_c * spacing] = nets.get(lower_c * spacing, 0) + liquidity
+        nets[(lower_c + width) * spacing] = nets.get((lower_c + width) * spacing, 0) - liquidity
+    tick = draw(st.integers(-(span + 700) * spacing, (span + 700) * spacing))
+    low, high = get_sqrt_ratio_at_tick(tick), get_sqrt_ratio_at_tick(tick + 1)
+    # the price on the tick's own ratio (a word boundary when the tick is one) or anywhere inside
+    price = draw(st.one_of(st.just(low), st.integers(low, high - 1)))
+    return V3PoolState(
+        sqrt_price_x96=price,
+        tick=tick,
+        liquidity=sum(net for t, net in nets.items() if t <= tick),
+        fee=draw(st.sampled_from([0, 100, 500, 3000, 10000])),
+        tick_spacing=spacing,
+        ticks={t: n for t, n in nets.items() if n},
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(state=gapped_pools(), zero_for_one=st.booleans(), exact_in=st.booleans(), data=st.data())
+def test_fast_path_matches_literal_contract_loop_through_empty_ranges(state, zero_for_one, exact_in, data):
+    """The swap loop's shortcuts -- inlined steps that reach their target, and the jump over ranges with no
+    liquidity straight to the next initialized tick -- against the step-by-step contract loop, to the wei: amounts,
+    fees, ticks crossed, slot0 and liquidity, including limits that fall exactly on a bitmap word boundary, on an
+    initialized tick or between ticks."""
+    spacing = state.tick_spacing
+    word = 256 * spacing
+    sign = -1 if zero_for_one else 1
+    words_away = data.draw(st.integers(0, 12 if spacing > 1 else 3))
+    kind = data.draw(st.sampled_from(["none", "word", "initialized", "tick", "between"]))
+    if kind == "none" and spacing > 1:
+        limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    elif kind == "initialized" and state.ticks:
+        limit = get_sqrt_ratio_at_tick(data.draw(st.sampled_from(sorted(state.ticks))))
+    else:
+        if kind == "word":
+            t = (state.tick // word + sign * words_away + (0 if zero_for_one else 1)) * word
+        else:
+            t = state.tick + sign * data.draw(st.integers(1, (words_away + 1) * word))
+        t = min(max(t, MIN_TICK + 1), MAX_TICK - 1)
+        limit = get_sqrt_ratio_at_tick(t)
+        if kind == "between":
+            limit = data.draw(st.integers(limit, get_sqrt_ratio_at_tick(min(t + 1, MAX_TICK)) - 1))
+    assume(limit < state.sqrt_price_x96 if zero_for_one else limit > state.sqrt_price_x96)
+    amount = data.draw(st.integers(1, 10**30)) * (1 if exact_in else -1)
+    try:
+        result = swap(state, zero_for_one, amount, limit)
+    except AMMError as exc:
+        with pytest.raises(type(exc)):
+            reference_swap(state, zero_for_one, amount, limit)
+        return
+    assert (result.amount0, result.amount1, result.sqrt_price_x96, result.tick, result.liquidity,
+            result.fee_amount, result.ticks_crossed) == reference_swap(state, zero_for_one, amount, limit)
 
 
 # --- properties on the real WBTC/WETH state --------------------------------------------------------------------
