@@ -10,12 +10,16 @@ arithmetic, and no machine decision ever reads one of these strings back.
   ``"1.500000 USDC"`` (a token the registry does not know: its base units and short address);
 * prices: quote per base, the quote being the side people price in (a stablecoin, then WETH):
   ``"2,004.00 USDC per WETH"`` whichever way the pool sorts its tokens;
-* pools: ``"WETH/USDC 0.05% V3 (uniswap_v3)"``.
+* pools: ``"WETH/USDC 0.05% V3 (uniswap_v3)"``;
+* a quote currency (:class:`QuoteCurrency`, default USD via each chain's USDC): ``registry.to_quote(x,
+  token, price_q96)`` values an amount through the pools the registry chose for that token, at the pool
+  prices the caller reads from its own source (the dashboard's latest pool states, the books' prices
+  table, the chain), with :func:`market.prices.convert_q96` -- integers all the way, rounded toward zero.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from market.prices import convert_q96
@@ -39,6 +43,25 @@ class TokenInfo:
 class PoolInfo:
     venue: str  # the deployment's venue name, e.g. "uniswap_v3"
     fee_pips: int  # 1e-6: 500 = 0.05 %
+
+
+# stablecoins that stand for the US dollar: a quote currency through one of them is named "USD"
+USD_STABLES = ("USDC", "USDT", "DAI")
+
+PriceSource = Callable[[int], "int | None"]  # pool id -> its token1-per-token0 price as Q64.96, None unknown
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuoteCurrency:
+    """The currency amounts are also shown in: on each chain the token that stands for it (``tokens``:
+    chain id -> token id, e.g. USDC for USD), and for every other token the pools that price it there
+    (``paths``: token id -> pool ids, each pool trading the previous hop's other token, the last one ending in
+    the quote token). ``native``: chain id -> the wrapped native token, which prices the gas coin."""
+
+    name: str  # "USD"
+    tokens: Mapping[int, int] = field(default_factory=dict)
+    paths: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    native: Mapping[int, int] = field(default_factory=dict)
 
 
 def _group(n: int) -> str:
@@ -84,6 +107,7 @@ class Registry:
 
     tokens: Mapping[int, TokenInfo] = field(default_factory=dict)
     pools: Mapping[tuple[int, str], PoolInfo] = field(default_factory=dict)
+    quote: QuoteCurrency | None = None
 
     def token(self, token: int) -> TokenInfo | None:
         return self.tokens.get(int(token))
@@ -134,6 +158,58 @@ class Registry:
         src_is_token0 = int(token) == int(p.token0)
         value = convert_q96(amount, sqrt_price_x96 * sqrt_price_x96 >> 96, src_is_token0)
         return value, int(p.token1 if src_is_token0 else p.token0)
+
+    def quote_token(self, token: int) -> int | None:
+        """The quote currency's token on ``token``'s chain (None without a quote currency there)."""
+        if self.quote is None:
+            return None
+        return self.quote.tokens.get(TokenId(int(token)).chain_id) or None
+
+    def quote_pools(self, token: int) -> tuple[int, ...] | None:
+        """The pools that value ``token`` in the quote currency (``()`` for the quote token itself, the
+        wrapped native coin's for the gas coin); None when there is no such path."""
+        q = self.quote
+        target = self.quote_token(token)
+        if q is None or target is None:
+            return None
+        tok = TokenId(int(token))
+        t = int(tok) if tok.address_int else q.native.get(tok.chain_id, 0)
+        if not t:
+            return None
+        return () if t == target else q.paths.get(t)
+
+    def to_quote(self, amount: int, token: int, price_q96: PriceSource) -> int | None:
+        """``amount`` of ``token`` (the chain's native coin too) in the quote token's base units, hop by hop
+        through :meth:`quote_pools` at the prices ``price_q96`` gives, each hop rounded toward zero; None
+        without a path or with a pool whose price is unknown."""
+        pools = self.quote_pools(token)
+        if pools is None:
+            return None
+        tok = TokenId(int(token))
+        cur = int(tok) if tok.address_int else self.quote.native[tok.chain_id]  # type: ignore[union-attr]
+        value = amount
+        for pool in pools:
+            price = price_q96(pool)
+            if not price:
+                return None
+            p = PoolId(int(pool))
+            value = convert_q96(value, price, cur == int(p.token0))
+            cur = int(p.other_token(cur))
+        return value
+
+    def quote_text(self, value: int, token: int) -> str:
+        """A value in the quote token's base units (:meth:`to_quote`) as ``"2,004.12 USD"``."""
+        target = self.quote_token(token)
+        info = self.token(target) if target else None
+        assert self.quote is not None and target is not None
+        if info is None:
+            return f"{value} base units of {short_address(TokenId(target).address)}"
+        return f"{fmt_units(value, info.decimals, 2)} {self.quote.name}"
+
+    def in_quote(self, amount: int, token: int, price_q96: PriceSource) -> str | None:
+        """``amount`` of ``token`` as quote-currency text (``"2,004.12 USD"``), None when it has no value."""
+        value = self.to_quote(amount, token, price_q96)
+        return None if value is None else self.quote_text(value, token)
 
     def pool_label(self, pool: PoolId) -> str:
         """``"WETH/USDC 0.05% V3 (uniswap_v3)"``: base/quote, fee, kind and the deployment's venue name;

@@ -43,7 +43,7 @@ from typing import Any
 from market.prices import convert_q96, pool_price_q96
 from protocol.execution import CexFill, DexLegResult, ExecutionResult, ExecutionStarted, LegReport, Outcome
 from protocol.header import Domain
-from protocol.ids import TokenId, Venue, code_name
+from protocol.ids import PoolId, TokenId, Venue, code_name
 from protocol.market import Side
 from protocol.message import Message
 from protocol.signals import ArbitragePath, Economics, SignalIdentity
@@ -327,6 +327,17 @@ class Books:
         if row is None or not int(row[0]):
             return None
         return convert_q96(amount, int(row[0]), token == a)  # token1 per token0, Q96
+
+    def price_q96(self, pool: int) -> int | None:
+        """The latest booked price of ``pool`` (token1 per token0, Q64.96), else the latest of any pool of
+        the same two tokens; None when the books saw neither. A ``market.display.PriceSource``."""
+        row = self.db.execute("SELECT price_q96 FROM prices WHERE pool = ?", (str(int(pool)),)).fetchone()
+        if row is None:
+            p = PoolId(int(pool))
+            row = self.db.execute(
+                "SELECT price_q96 FROM prices WHERE token0 = ? AND token1 = ? ORDER BY at_ns DESC, block_number DESC "
+                "LIMIT 1", (str(int(p.token0)), str(int(p.token1)))).fetchone()
+        return int(row[0]) if row is not None and int(row[0]) else None
 
     # ---- reading ----
 

@@ -1,9 +1,12 @@
 """``alphapulse report [--db FILE] [--archive DIR] [--json] [--png FILE] [--day YYYY-MM-DD]``
 
 A daily (``--day``, UTC, by the result's event time) and all-time report from the portfolio
-database: P&L, the opportunity funnel with counts per outcome code and reason, gas spent, best
-and worst trades, risk metrics. ``--json`` prints the same as JSON; ``--png`` draws cumulative
-P&L and the funnel (matplotlib, Agg backend). ``--archive DIR`` builds the books in memory from
+database: P&L (gross, gas, net, over time, with its drawdown), the opportunity funnel with counts and
+predicted values, every outcome (zeros and the signals still in flight included) and the reasons,
+gas spent, best and worst trades, risk metrics. ``--json`` prints the same as JSON (exact integers,
+readable fields beside them, values in the quote currency at the latest booked pool prices);
+``--png`` draws it (:func:`report_figure`; matplotlib, Agg backend) with the run and the dates in its
+title. ``--archive DIR`` builds the books in memory from
 Parquet archive files instead of a database (each file's first binary column must hold raw
 frames, as ``relays.archiver`` writes them -- an assumption, see the module code).
 
@@ -29,17 +32,20 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from market.display import Registry, fmt_units
+from market.display import PriceSource, Registry, fmt_units
 from protocol.errors import ProtocolError
 from protocol.execution import Outcome
-from protocol.ids import TokenId, Venue, code_name
+from protocol.ids import PoolId, TokenId, Venue, code_name
 from runtime.errors import BadFile, one_line
 from runtime.files import bad_sqlite
 
 from .books import Books, default_db_path, open_db, open_db_readonly
 from .metrics import risk_metrics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NOT_REVALIDATED = {int(Outcome.STALE), int(Outcome.UNPROFITABLE), int(Outcome.REJECTED_BY_RISK), int(Outcome.HALTED)}
 SENT = {int(Outcome.EXECUTED), int(Outcome.REVERTED), int(Outcome.NOT_INCLUDED)}
@@ -84,8 +90,18 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
     started = {r[0] for r in db.execute("SELECT signal_id FROM started")}
     by_outcome: dict[str, int] = {}
     by_reason: dict[str, int] = {}
-    funnel = dict.fromkeys(("detected", "re-validated", "simulated", "submitted", "included", "profit"), 0)
-    detected = set(signals)
+    funnel = dict.fromkeys(FUNNEL, 0)
+    predicted = _predicted(db, lo, hi)
+    funnel_value: dict[str, dict[int, int]] = {stage: {} for stage in FUNNEL}  # stage -> profit token -> predicted net of its signals
+
+    def reach(stage: str, sid: int) -> None:
+        funnel[stage] += 1
+        if sid in predicted:
+            tok, net = predicted[sid]
+            funnel_value[stage][tok] = funnel_value[stage].get(tok, 0) + net
+
+    legs = _ledger_by_signal(db)
+    detected = set(signals) | {sid for sid in predicted}
     gas_wei = 0
     realized: dict[str, int] = {}
     trades = []
@@ -101,36 +117,58 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
         if outcome == Outcome.EXECUTED:
             realized[token] = realized.get(token, 0) + int(realized_profit)
         if outcome not in NOT_REVALIDATED:
-            funnel["re-validated"] += 1
+            reach("re-validated", sid)
             if outcome != Outcome.FAILED:
-                funnel["simulated"] += 1
+                reach("simulated", sid)
         if sid in started or outcome in SENT:
-            funnel["submitted"] += 1
+            reach("submitted", sid)
         if outcome in INCLUDED:
-            funnel["included"] += 1
+            reach("included", sid)
         nv = None if net_value is None else int(net_value)
         if outcome == Outcome.EXECUTED and nv is not None and nv > 0:
-            funnel["profit"] += 1
+            reach("profit", sid)
         if nv is not None and (outcome in SENT or outcome in CEX_TRADED or int(gas)):  # something was sent or paid
-            trades.append({"signal_id": sid, "outcome": name, "net_value": nv, "at_ns": at, "chain_id": chain})
-    funnel["detected"] = len(detected)
+            gross_v, gas_v = legs.get(sid, (0, 0))
+            trades.append({"signal_id": sid, "outcome": name, "net_value": nv, "at_ns": at, "chain_id": chain,
+                           "gross_value": gross_v, "gas_value": gas_v})
+    for sid in detected:
+        reach("detected", sid)
+    in_flight = len(detected - {r[0] for r in results})
     series = [t["net_value"] for t in trades]
     ordered = sorted(trades, key=lambda t: (t["net_value"], t["signal_id"]))
     rejects = db.execute("SELECT reason FROM rejects WHERE at_ns >= ? AND at_ns < ?", (lo, hi)).fetchall()
     pnl = Books(db).pnl() if day is None else None
     cum, running = [], 0
-    for v in series:
-        running += v
+    timeline = []
+    gross_total = gas_total = peak = 0
+    for t in trades:
+        running += t["net_value"]
         cum.append(running)
+        gross_total += t["gross_value"]
+        gas_total += t["gas_value"]
+        peak = max(peak, running)
+        timeline.append({"at_ns": t["at_ns"], "signal_id": t["signal_id"], "net_value": t["net_value"],
+                         "cum_net_value": running, "cum_gross_value": gross_total, "cum_gas_value": gas_total,
+                         "drawdown_value": peak - running})
+    all_outcomes = {o.name: by_outcome.get(o.name, 0) for o in Outcome}
+    all_outcomes.update({k: v for k, v in by_outcome.items() if k not in all_outcomes})  # codes newer than us
+    all_outcomes["IN_FLIGHT"] = in_flight
+    times = [*(r[7] for r in results), *_detected_times(db, lo, hi)]
     return {
         "period": day or "all-time",
         "results": len(results),
         "funnel": funnel,
+        "funnel_predicted_net": {k: {str(t): v for t, v in vals.items()} for k, vals in funnel_value.items()},
         "outcomes": by_outcome,
+        "outcomes_all": all_outcomes,
+        "first_ns": min(times, default=None),
+        "last_ns": max(times, default=None),
         "reasons": by_reason,
         "gas_spent_wei": gas_wei,
         "realized_profit_by_token": realized,
         "net_pnl_value": sum(series),
+        "gross_value": gross_total,
+        "gas_value": gas_total,
         "best_trades": ordered[::-1][:5],
         "worst_trades": ordered[:5],
         "metrics": risk_metrics(series),
@@ -141,12 +179,43 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
             "cex_balances": {f"{code_name(Venue, v).lower()}:{a}": n for (v, a), n in Books(db).cex_balances().items()},
             "pnl_by_venue": Books(db).pnl_by_venue()},
         "cumulative_pnl": cum,
+        "timeline": timeline,
     }
 
 
-def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iterable[int] = ()) -> dict[str, Any]:
+FUNNEL = ("detected", "re-validated", "simulated", "submitted", "included", "profit")
+
+
+def _predicted(db: sqlite3.Connection, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+    """signal id -> (profit token, net profit predicted at detection) of the period's signals."""
+    return {sid: (int(tok or 0), int(net or 0)) for sid, tok, net in db.execute(
+        "SELECT signal_id, profit_token, net_profit FROM signals WHERE detected_ns >= ? AND detected_ns < ?", (lo, hi))}
+
+
+def _detected_times(db: sqlite3.Connection, lo: int, hi: int) -> list[int]:
+    row = db.execute("SELECT MIN(detected_ns), MAX(detected_ns) FROM signals WHERE detected_ns >= ? AND detected_ns < ?",
+                     (lo, hi)).fetchone()
+    return [t for t in row if t is not None]
+
+
+def _ledger_by_signal(db: sqlite3.Connection) -> dict[int, tuple[int, int]]:
+    """signal id -> (gross, gas) in the valuation token as booked: the gas rows, and everything else the
+    trade moved (its profit, or a CEX-DEX trade's legs). An unpriced row counts 0 here; the trade's net
+    (``results.net_value``) is then unknown too and the trade is left out of the P&L."""
+    out: dict[int, tuple[int, int]] = {}
+    for sid, kind, value in db.execute("SELECT signal_id, kind, value FROM ledger WHERE signal_id != 0"):
+        gross, gas = out.get(sid, (0, 0))
+        v = int(value) if value is not None else 0
+        out[sid] = (gross, gas + v) if kind == "gas" else (gross + v, gas)
+    return out
+
+
+def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iterable[int] = (),
+                 prices: PriceSource | None = None) -> dict[str, Any]:
     """Readable fields beside the exact integers (which stay as they are): token symbols, amounts with
-    decimals applied, the net P&L and trades in the valuation token when the books have one."""
+    decimals applied, the net P&L and trades in the valuation token when the books have one, and with
+    ``prices`` (the books' latest pool prices, ``Books.price_q96``) the same in the registry's quote currency:
+    ``*_quote`` exact integers in the quote token's base units beside ``*_quote_text``."""
     vals = sorted({int(v) for v in valuation_tokens if v})
     val = vals[0] if len(vals) == 1 else None
     rep["realized_profit"] = [
@@ -154,28 +223,80 @@ def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iter
          "symbol": registry.symbol(int(k)), "amount": v, "readable": registry.amount(v, int(k))}
         for k, v in rep["realized_profit_by_token"].items()]
     rep["gas_spent"] = f"{fmt_units(rep['gas_spent_wei'], 18)} ETH"
-    if val is not None:
-        rep["valuation_token"] = {"token": str(val), "symbol": registry.symbol(val)}
-        rep["net_pnl"] = registry.amount(rep["net_pnl_value"], val)
-        for t in (*rep["best_trades"], *rep["worst_trades"]):
-            t["net"] = registry.amount(t["net_value"], val)
-        if rep["books"]:
-            rep["books"]["realized"] = registry.amount(rep["books"]["realized_value"], val)
-            rep["books"]["unrealized"] = registry.amount(rep["books"]["unrealized_value"], val)
+    for stage, by_token in rep.get("funnel_predicted_net", {}).items():
+        rep.setdefault("funnel_predicted", {})[stage] = ", ".join(
+            registry.amount(v, int(t)) for t, v in by_token.items() if int(t)) or "-"
+    if val is None:
+        return rep
+    rep["valuation_token"] = {"token": str(val), "symbol": registry.symbol(val)}
+    rep["net_pnl"] = registry.amount(rep["net_pnl_value"], val)
+    rep["gross"] = registry.amount(rep["gross_value"], val)
+    rep["gas"] = registry.amount(rep["gas_value"], val)
+    rep["max_drawdown"] = registry.amount(rep["metrics"]["max_drawdown"], val)
+    for t in (*rep["best_trades"], *rep["worst_trades"]):
+        t["net"] = registry.amount(t["net_value"], val)
+    if rep["books"]:
+        rep["books"]["realized"] = registry.amount(rep["books"]["realized_value"], val)
+        rep["books"]["unrealized"] = registry.amount(rep["books"]["unrealized_value"], val)
+    pools = registry.quote_pools(val) if prices is not None else None
+    if pools is None or registry.to_quote(10 ** (_decimals(registry, val)), val, prices) is None:  # type: ignore[arg-type]
+        return rep
+    assert prices is not None and registry.quote is not None
+
+    def q(amount: int) -> int:
+        v = registry.to_quote(amount, val, prices)
+        assert v is not None  # every pool of the path has a price (checked above)
+        return v
+
+    qt = registry.quote_token(val)
+    assert qt is not None
+    one = 10 ** _decimals(registry, val)
+    rep["quote"] = {"currency": registry.quote.name, "token": str(qt), "symbol": registry.symbol(qt),
+                    "pools": [registry.pool_label(PoolId(p)) for p in pools],
+                    "rate_per_valuation_token": q(one), "rate": registry.quote_text(q(one), val),
+                    "priced_at": "the latest pool prices in the books"}
+    for key in ("net_pnl_value", "gross_value", "gas_value"):
+        base = key.removesuffix("_value")
+        rep[f"{base}_quote"] = q(rep[key])
+        rep[f"{base}_quote_text"] = registry.quote_text(rep[f"{base}_quote"], val)
+    rep["max_drawdown_quote_text"] = registry.quote_text(q(rep["metrics"]["max_drawdown"]), val)
+    for t in (*rep["best_trades"], *rep["worst_trades"]):
+        t["net_quote"] = q(t["net_value"])
+        t["net_quote_text"] = registry.quote_text(t["net_quote"], val)
+    for point in rep["timeline"]:
+        point["cum_net_quote"] = q(point["cum_net_value"])
     return rep
+
+
+def _decimals(registry: Registry, token: int) -> int:
+    info = registry.token(token)
+    return info.decimals if info else 0
 
 
 def render_text(rep: dict[str, Any]) -> str:
     m = rep["metrics"]
     net = rep.get("net_pnl") or f"{rep['net_pnl_value']} (valuation token base units)"
     gas = rep.get("gas_spent") or f"{fmt_units(rep['gas_spent_wei'], 18)} ETH"
-    lines = [f"AlphaPulse report: {rep['period']}", "=" * 40,
-             f"results: {rep['results']}   net P&L: {net}",
-             f"gas spent: {gas} ({rep['gas_spent_wei']} wei)",
-             "", "funnel:"]
+
+    def usd(key: str) -> str:
+        return f"  (= {rep[key]})" if key in rep else ""
+
+    lines = [title(rep), "=" * 40,
+             f"results: {rep['results']}   net P&L: {net}{usd('net_pnl_quote_text')}",
+             f"  gross {rep.get('gross') or rep['gross_value']}{usd('gross_quote_text')}   "
+             f"gas {rep.get('gas') or rep['gas_value']}{usd('gas_quote_text')}",
+             f"gas spent: {gas} ({rep['gas_spent_wei']} wei)"]
+    if "quote" in rep:
+        qd = rep["quote"]
+        lines.append(f"quote currency: {qd['currency']} via {qd['symbol']}, 1 {rep['valuation_token']['symbol']} = "
+                     f"{qd['rate']} ({', '.join(qd['pools'])}, {qd['priced_at']})")
+    lines += ["", "funnel: signals, and the net they were predicted at detection"]
     for k, v in rep["funnel"].items():
-        lines.append(f"  {k:13} {v:8}")
-    lines += ["", "outcomes:"] + [f"  {k:16} {v:8}" for k, v in sorted(rep["outcomes"].items())]
+        value = rep.get("funnel_predicted", {}).get(k)
+        if value is None:
+            value = ", ".join(f"{u}" for u in rep.get("funnel_predicted_net", {}).get(k, {}).values()) or "-"
+        lines.append(f"  {k:13} {v:8}   {value}")
+    lines += ["", "outcomes:"] + [f"  {k:16} {v:8}" for k, v in rep.get("outcomes_all", rep["outcomes"]).items()]
     if rep["reasons"]:
         lines += ["", "reasons:"] + [f"  {v:6}  {k}" for k, v in sorted(rep["reasons"].items(), key=lambda kv: -kv[1])]
     lines += ["", "realized profit by token:"]
@@ -185,7 +306,8 @@ def render_text(rep: dict[str, Any]) -> str:
         lines += [f"  {_token_label(k)}: {v}" for k, v in rep["realized_profit_by_token"].items()]
 
     def trade(t: dict[str, Any]) -> str:
-        return f"  signal {t['signal_id']:>8} {t['outcome']:10} {t.get('net') or t['net_value']:>24}"
+        worth = f"  (= {t['net_quote_text']})" if "net_quote_text" in t else ""
+        return f"  signal {t['signal_id']:>8} {t['outcome']:10} {t.get('net') or t['net_value']:>24}{worth}"
 
     lines += ["", "best trades:"] + [trade(t) for t in rep["best_trades"]]
     lines += ["worst trades:"] + [trade(t) for t in rep["worst_trades"]]
@@ -193,8 +315,9 @@ def render_text(rep: dict[str, Any]) -> str:
     def f(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
-    lines += ["", f"risk: trades {m['trades']}  max drawdown {m['max_drawdown']}  VaR95 {m['var_95']}  "
-                  f"Sharpe {f(m['sharpe'])}  Sortino {f(m['sortino'])}  Calmar {f(m['calmar'])}",
+    dd = rep.get("max_drawdown") or m["max_drawdown"]
+    lines += ["", f"risk: trades {m['trades']}  max drawdown {dd}{usd('max_drawdown_quote_text')}  VaR95 "
+                  f"{m['var_95']}  Sharpe {f(m['sharpe'])}  Sortino {f(m['sortino'])}  Calmar {f(m['calmar'])}",
               f"rejected records: {rep['rejected_records']}"]
     if rep["books"]:
         b = rep["books"]
@@ -210,31 +333,106 @@ def render_text(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_png(rep: dict[str, Any], path: str | Path, registry: Registry | None = None) -> None:
-    import matplotlib
+def _day(ns: int | None) -> str:
+    return "-" if ns is None else datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%d %H:%M")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+def title(rep: dict[str, Any]) -> str:
+    """``AlphaPulse report: run 20261206-215800, 2026-12-06 21:58 - 22:01 UTC (all-time)``."""
+    run = f"run {rep['run']}, " if rep.get("run") else ""
+    if rep.get("first_ns") is None:
+        return f"AlphaPulse report: {run}no activity ({rep['period']})"
+    first, last = _day(rep.get("first_ns")), _day(rep.get("last_ns"))
+    if first[:10] == last[:10]:
+        last = last[11:]
+    return f"AlphaPulse report: {run}{first} - {last} UTC ({rep['period']})"
+
+
+def report_figure(rep: dict[str, Any], registry: Registry | None = None) -> Figure:
+    """The report's chart (matplotlib's object API, no pyplot state): cumulative gross, gas and net over time
+    in the valuation token with the quote currency on the right axis, the drawdown, gross vs gas vs net,
+    the funnel with counts and predicted values, every outcome; the run and dates in the title."""
+    from matplotlib.dates import DateFormatter, date2num
+    from matplotlib.figure import Figure
+
     val = rep.get("valuation_token")
     info = registry.token(int(val["token"])) if val and registry else None
-    if info is not None:  # display only: the chart's axis in whole tokens
-        ys: list[float] = [v / 10**info.decimals for v in rep["cumulative_pnl"]]
-        unit = info.symbol
-    else:
-        ys, unit = [float(v) for v in rep["cumulative_pnl"]], "valuation token base units"
-    ax1.plot(range(1, len(ys) + 1), ys)
-    ax1.set_title(f"cumulative P&L ({rep['period']})")
-    ax1.set_xlabel("trade")
-    ax1.set_ylabel(unit)
+    scale = 10 ** info.decimals if info is not None else 1  # display only: whole tokens on the axes
+    unit = info.symbol if info is not None else "valuation token base units"
+    fig = Figure(figsize=(15, 8.5), layout="constrained")
+    fig.suptitle(title(rep))
+    grid = fig.add_gridspec(2, 3)
+    ax_pnl = fig.add_subplot(grid[0, :2])
+    ax_bars = fig.add_subplot(grid[0, 2])
+    ax_dd = fig.add_subplot(grid[1, 0], sharex=ax_pnl)
+    ax_funnel = fig.add_subplot(grid[1, 1])
+    ax_out = fig.add_subplot(grid[1, 2])
+
+    tl = rep.get("timeline", [])
+    xs = [float(date2num(datetime.fromtimestamp(p["at_ns"] / 1e9, UTC))) for p in tl]
+    for key, label, style in (("cum_gross_value", "gross", "-"), ("cum_gas_value", "gas", ":"),
+                              ("cum_net_value", "net", "-")):
+        ax_pnl.plot(xs, [p[key] / scale for p in tl], style, label=label, drawstyle="steps-post",
+                    linewidth=2.2 if label == "net" else 1.2)
+    ax_pnl.axhline(0, color="grey", linewidth=0.6)
+    ax_pnl.set_title("cumulative P&L over time (gross - gas = net)")
+    ax_pnl.set_ylabel(unit)
+    ax_pnl.legend(loc="upper left")
+    quote = rep.get("quote")
+    if quote is not None and registry is not None:  # the same curves read in the quote currency
+        qinfo = registry.token(int(quote["token"]))
+        qscale = 10 ** qinfo.decimals if qinfo else 1
+        rate = quote["rate_per_valuation_token"] / qscale  # quote units per whole valuation token
+        sec = ax_pnl.secondary_yaxis("right", functions=(lambda y: y * rate, lambda y: y / rate))
+        sec.set_ylabel(f"{quote['currency']} (at {quote['rate']} per {unit})")
+    ax_dd.fill_between(xs, [-p["drawdown_value"] / scale for p in tl], step="post", color="tab:red", alpha=0.5)
+    ax_dd.set_title(f"drawdown (max {rep.get('max_drawdown') or rep['metrics']['max_drawdown']})")
+    ax_dd.set_ylabel(unit)
+    for ax in (ax_pnl, ax_dd):
+        ax.xaxis_date(tz=UTC)
+        ax.set_xlabel("time (UTC)")
+        ax.xaxis.set_major_formatter(DateFormatter("%H:%M:%S" if (tl and tl[-1]["at_ns"] - tl[0]["at_ns"] < 86400e9)
+                                                   else "%m-%d %H:%M"))
+
+    names = ["gross", "gas", "net"]
+    amounts = [rep["gross_value"] / scale, rep["gas_value"] / scale, rep["net_pnl_value"] / scale]
+    bars = ax_bars.bar(names, amounts, color=["tab:green", "tab:orange", "tab:blue"])
+    labels = [rep.get(k) or str(rep[f"{k}_value" if k != "net" else "net_pnl_value"]) for k in ("gross", "gas", "net_pnl")]
+    if quote is not None:
+        labels = [f"{t}\n= {rep[f'{k}_quote_text']}" for t, k in zip(labels, ("gross", "gas", "net_pnl"))]
+    ax_bars.bar_label(bars, labels=labels, fontsize=8)
+    ax_bars.axhline(0, color="grey", linewidth=0.6)
+    ax_bars.set_title("gross vs gas vs net")
+    ax_bars.set_ylabel(unit)
+    ax_bars.margins(y=0.25)
+
     stages = list(rep["funnel"])
-    ax2.bar(stages, [rep["funnel"][s] for s in stages])
-    ax2.set_title("opportunity funnel")
-    ax2.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
+    counts = [rep["funnel"][st] for st in stages]
+    fb = ax_funnel.barh(stages, counts, color="tab:purple")
+    ax_funnel.invert_yaxis()
+    predicted = rep.get("funnel_predicted") or {}
+    ax_funnel.bar_label(fb, labels=[f"{c}  {predicted.get(st, '')}".rstrip() for c, st in zip(counts, stages)],
+                        fontsize=8)
+    ax_funnel.set_title("opportunity funnel (signals; predicted net)")
+    ax_funnel.set_xlabel("signals")
+    ax_funnel.margins(x=0.6)
+
+    outcomes = rep.get("outcomes_all") or rep["outcomes"]
+    ob = ax_out.barh(list(outcomes), list(outcomes.values()), color="tab:gray")
+    ax_out.invert_yaxis()
+    ax_out.bar_label(ob, fontsize=8)
+    ax_out.set_title("outcomes (every one, and those in flight)")
+    ax_out.set_xlabel("signals")
+    ax_out.tick_params(axis="y", labelsize=8)
+    return fig
+
+
+def render_png(rep: dict[str, Any], path: str | Path, registry: Registry | None = None) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = report_figure(rep, registry)
+    FigureCanvasAgg(fig)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def books_from_archive(directory: str | Path) -> sqlite3.Connection:
@@ -265,6 +463,13 @@ def books_from_archive(directory: str | Path) -> sqlite3.Connection:
     return db
 
 
+def run_name(path: Path) -> str:
+    """The run a report is about: a demo run's directory name (``<run>/data/portfolio.sqlite``), else the
+    database's or archive's own name."""
+    p = path.resolve()
+    return p.parent.parent.name if p.parent.name == "data" else p.name
+
+
 def main(argv: list[str] | None = None, *, registry: Registry | None = None,
          valuation_tokens: Iterable[int] = ()) -> int:
     """``registry``/``valuation_tokens``: name tokens and amounts (``tools.report_cli`` loads them)."""
@@ -273,7 +478,7 @@ def main(argv: list[str] | None = None, *, registry: Registry | None = None,
                    "`alphapulse report` falls back to the latest demo run's)")
     p.add_argument("--archive", help="build the books from a Parquet archive directory instead")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--png", help="write a chart of cumulative P&L and the funnel")
+    p.add_argument("--png", help="write the chart (P&L over time, drawdown, gross/gas/net, funnel, outcomes)")
     p.add_argument("--day", help="YYYY-MM-DD (UTC); default all-time")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     if args.day:
@@ -294,6 +499,9 @@ def main(argv: list[str] | None = None, *, registry: Registry | None = None,
             db = open_db_readonly(path)
         try:
             rep = build_report(db, args.day)
+            rep["run"] = run_name(path)
+            if registry is not None:  # values in the quote currency at the books' latest pool prices
+                add_readable(rep, registry, valuation_tokens, Books(db).price_q96)
         except sqlite3.DatabaseError as exc:  # a page damaged past the checks at open
             raise bad_sqlite(path, exc) from None
         finally:
@@ -301,8 +509,6 @@ def main(argv: list[str] | None = None, *, registry: Registry | None = None,
     except BadFile as exc:
         print(f"alphapulse report: {one_line(exc)}", file=sys.stderr)
         return 2
-    if registry is not None:
-        add_readable(rep, registry, valuation_tokens)
     if args.png:
         render_png(rep, args.png, registry)
         print(f"alphapulse report: wrote the chart to {Path(args.png).resolve()}", file=sys.stderr)

@@ -610,24 +610,36 @@ def _print_cex_summary(tally: Tally, inventory: dict[str, tuple[int, int, int]],
 
 
 def _usdc_quote(net: Devnet) -> Callable[[int], str]:
-    """A WETH amount in USDC at the devnet V3 0.05 % pool's price now, as a suffix for the summary."""
-    from market.display import Registry
-    from protocol.ids import PoolId, TokenId, Venue, VenueKind
-    from tools.registry import chain_entries
+    """A WETH amount in the quote currency (``tools.registry``: USD through the deployment's main WETH/USDC
+    pool) at that pool's price on the chain now, as a suffix for the summary."""
+    from market.display import QuoteCurrency, Registry
+    from protocol.ids import PoolId, TokenId
+    from tools.registry import chain_entries, pool_id, quote_paths
 
     dep = net.deployment
     tokens, pools = chain_entries(dep)
-    reg = Registry(tokens=tokens, pools=pools)
-    p = dep.pool("uniswap_v3", "WETH", "USDC", 500)
-    pool = PoolId.of(dep.chain_id, Venue.DEVNET_V3, VenueKind.UNISWAP_V3, p.address, p.token0, p.token1)
-    sqrt_price = net.client.v3_slot0(p).sqrt_price_x96
+    found = quote_paths(dep, "USDC")
+    if found is None:
+        return lambda amount: ""
     weth = int(TokenId.of(dep.chain_id, dep.weth))
+    reg = Registry(tokens=tokens, pools=pools, quote=QuoteCurrency(name="USD", tokens={dep.chain_id: found[0]},
+                                                                   paths=found[1], native={dep.chain_id: weth}))
+    by_id = {int(pid): p for p in dep.pools if (pid := pool_id(dep, p)) is not None}
+    prices: dict[int, int] = {}
+    for pid in reg.quote_pools(weth) or ():
+        p = by_id[pid]
+        if p.kind == "v3":
+            sqrt = net.client.v3_slot0(p).sqrt_price_x96
+            prices[pid] = sqrt * sqrt >> 96
+        else:
+            r0, r1, _ = net.client.v2_reserves(p)
+            prices[pid] = (r1 << 96) // r0 if r0 else 0
+    label = ", ".join(f"{reg.pool_label(PoolId(pid))} at {reg.price(PoolId(pid), price, 1 << 96)}"
+                      for pid, price in prices.items())
 
     def quote(amount: int) -> str:
-        value = reg.value_in_quote(amount, weth, pool, sqrt_price)
-        if value is None:
-            return ""
-        return f"  (= {reg.amount(value[0], value[1], 2)} at {reg.price_sqrt_x96(pool, sqrt_price)})"
+        value = reg.in_quote(amount, weth, prices.get)
+        return "" if value is None else f"  (= {value}; {label})"
 
     return quote
 

@@ -6,6 +6,12 @@ deployment = ...``), and for a token none of them names, the chain itself: ``sym
 ``decimals()`` by ``eth_call`` (a ``bytes32`` symbol too, as old tokens return), cached in a JSON file
 so a chain is asked once per token.
 
+The quote currency (``quote``, default ``$ALPHAPULSE_QUOTE`` or ``USDC``: USD) is a token symbol: on every
+chain of the deployment that has it, each other token is valued through one pool pairing it with that token
+(:func:`quote_paths`: V3 before V2, the lowest fee, then the address -- the deployment's main pool), or
+through the wrapped native coin's pool when it has none; the prices come from whoever displays (the
+dashboard's pool states, the books, the chain). ``none`` turns it off.
+
 Which deployment file, without one given: ``$ALPHAPULSE_DEPLOYMENT``, the devnet's default
 ``var/devnet/deployment.json``, then the newest live demo run's ``deployment.json``.
 """
@@ -19,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from chain.deployment import DEFAULT_PATH, ChainDeployment, load_deployment
-from market.display import PoolInfo, Registry, TokenInfo
-from protocol.ids import TokenId
+from market.display import USD_STABLES, PoolInfo, QuoteCurrency, Registry, TokenInfo
+from protocol.ids import PoolId, TokenId, VenueKind
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO / "var" / "cache" / "tokens.json"
@@ -31,6 +37,48 @@ def chain_entries(dep: ChainDeployment) -> tuple[dict[int, TokenInfo], dict[tupl
               for t in dep.tokens}
     pools = {(dep.chain_id, p.address.lower()): PoolInfo(venue=p.venue, fee_pips=p.fee) for p in dep.pools}
     return tokens, pools
+
+
+def default_quote() -> str | None:
+    q = os.environ.get("ALPHAPULSE_QUOTE", "USDC").strip()
+    return None if q.lower() in ("", "none") else q
+
+
+def pool_id(dep: ChainDeployment, pool: Any) -> PoolId | None:
+    """A deployment pool's ``PoolId`` as the collectors publish it (None for a venue we cannot name)."""
+    from collectors.evm.chains import DEVNET_VENUES, VENUES
+
+    info = VENUES.get(DEVNET_VENUES.get(pool.venue, pool.venue))
+    if info is None:
+        return None
+    return PoolId.of(dep.chain_id, info.venue, info.kind, pool.address, pool.token0, pool.token1)
+
+
+def quote_paths(dep: ChainDeployment, quote: str) -> tuple[int, dict[int, tuple[int, ...]]] | None:
+    """(the quote token's id, token id -> the pools valuing it) on one chain; None when the chain has no
+    token ``quote``. A token is valued through its main pool with the quote token (V3 first, then the lowest
+    fee, then the address), else through its main pool with the wrapped native coin and on from there."""
+    try:
+        target = dep.token(quote)
+    except KeyError:
+        return None
+    ids = [(p, pid) for p in dep.pools if (pid := pool_id(dep, p)) is not None]
+    ids.sort(key=lambda pp: (pp[1].kind != VenueKind.UNISWAP_V3, pp[0].fee, pp[0].address.lower()))
+
+    def main_pool(a: str, b: str) -> PoolId | None:
+        pair = {a.lower(), b.lower()}
+        return next((pid for p, pid in ids if {p.token0.lower(), p.token1.lower()} == pair), None)
+
+    paths: dict[int, tuple[int, ...]] = {}
+    for t in dep.tokens:
+        if t.address.lower() != target.address.lower() and (pid := main_pool(t.address, target.address)):
+            paths[int(TokenId.of(dep.chain_id, t.address))] = (int(pid),)
+    weth = int(TokenId.of(dep.chain_id, dep.weth))
+    for t in dep.tokens:
+        tid = int(TokenId.of(dep.chain_id, t.address))
+        if tid not in paths and tid != weth and weth in paths and (pid := main_pool(t.address, dep.weth)):
+            paths[tid] = (int(pid), *paths[weth])
+    return int(TokenId.of(dep.chain_id, target.address)), paths
 
 
 def default_deployment_files() -> list[Path]:
@@ -94,10 +142,15 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
 
 def load_registry(deployment_files: Iterable[str | Path] | None = None, *, configs: Iterable[str | Path] = (),
                   tokens_on_chain: Iterable[int] = (), rpc_urls: Mapping[int, str] | None = None,
-                  cache: Path | None = DEFAULT_CACHE) -> Registry:
+                  cache: Path | None = DEFAULT_CACHE, quote: str | None = "") -> Registry:
     """The registry from ``deployment_files`` (default :func:`default_deployment_files`) and the files
     ``configs`` name; ``tokens_on_chain`` (TokenIds) none of them knows are asked of their chain's RPC
-    (``rpc_urls`` by chain id, default each deployment's own) through the ``cache`` file."""
+    (``rpc_urls`` by chain id, default each deployment's own) through the ``cache`` file; ``quote``: the
+    quote currency's token symbol ("" :func:`default_quote`, None: no quote currency)."""
+    quote = default_quote() if quote == "" else quote
+    q_tokens: dict[int, int] = {}
+    q_paths: dict[int, tuple[int, ...]] = {}
+    q_native: dict[int, int] = {}
     files = [Path(f) for f in (default_deployment_files() if deployment_files is None else deployment_files)]
     for cfg in configs:
         files += deployment_files_of_config(cfg)
@@ -112,6 +165,11 @@ def load_registry(deployment_files: Iterable[str | Path] | None = None, *, confi
             tokens.update(t)
             pools.update(p)
             urls.setdefault(dep.chain_id, dep.rpc_url)
+            found = quote_paths(dep, quote) if quote else None
+            if found is not None:
+                q_tokens[dep.chain_id], paths = found
+                q_paths.update(paths)
+                q_native[dep.chain_id] = int(TokenId.of(dep.chain_id, dep.weth))
     missing = [TokenId(int(t)) for t in tokens_on_chain if int(t) not in tokens]
     if missing:
         cached = _read_cache(cache) if cache else {}
@@ -133,4 +191,8 @@ def load_registry(deployment_files: Iterable[str | Path] | None = None, *, confi
             tmp = cache.with_suffix(".tmp")
             tmp.write_text(json.dumps(cached, indent=1, sort_keys=True))
             tmp.replace(cache)
-    return Registry(tokens=tokens, pools=pools)
+    q = None
+    if quote and q_tokens:
+        q = QuoteCurrency(name="USD" if quote.upper() in USD_STABLES else quote, tokens=q_tokens, paths=q_paths,
+                          native=q_native)
+    return Registry(tokens=tokens, pools=pools, quote=q)

@@ -5,7 +5,9 @@ Without ``--db`` (or report's ``--archive``): the books at the configured defaul
 exist, else the newest live demo run's (``var/demo/<run>/data/portfolio.sqlite``), and it says which
 it took. Tokens and pools come from the deployment file beside the database's run
 (``<run>/deployment.json``) or ``--deployment FILE``, the valuation token from the run's
-``configs/portfolio.toml`` or ``--portfolio-config FILE``.
+``configs/portfolio.toml`` or ``--portfolio-config FILE``. Values are also shown in the quote currency
+(``--quote SYMBOL``, default ``$ALPHAPULSE_QUOTE`` or USDC, i.e. USD; ``none`` for none) through the pools
+``tools.registry`` picks from the deployment, at the latest pool prices the books hold.
 
 ``alphapulse history [--outcome NAME ...] [--since D] [--until D] [--limit N] [--csv]``: the trades
 with their outcomes, newest first; ``--csv`` writes the exact integers and the readable columns.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from market.display import Registry
+from portfolio.books import Books as BookDb
 from portfolio.books import default_db_path, open_db_readonly
 from portfolio.report import main as report_main
 from runtime.errors import BadFile, one_line
@@ -44,6 +47,8 @@ def _books_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--db", help="portfolio database (default: the configured one, else the latest demo run's)")
     ap.add_argument("--deployment", help="deployment file naming the tokens and pools")
     ap.add_argument("--portfolio-config", help="the portfolio's config (its valuation token)")
+    ap.add_argument("--quote", default="", help="quote currency: a stablecoin's symbol in the deployment (default "
+                                                "$ALPHAPULSE_QUOTE or USDC, shown as USD); 'none' for none")
 
 
 def resolve_books(prog: str, args: argparse.Namespace, *, use_default: bool = True) -> Books:
@@ -60,7 +65,9 @@ def resolve_books(prog: str, args: argparse.Namespace, *, use_default: bool = Tr
                      else (run / "configs" / "portfolio.toml" if run else None))
     from .registry import load_registry
 
-    registry = load_registry([deployment] if deployment is not None and deployment.is_file() else None, cache=None)
+    quote = None if (args.quote or "").lower() == "none" else (args.quote or "")
+    registry = load_registry([deployment] if deployment is not None and deployment.is_file() else None, cache=None,
+                             quote=quote)
     valuation: list[int] = []
     if portfolio_cfg is not None and portfolio_cfg.is_file():
         from portfolio.config import load_config
@@ -116,7 +123,8 @@ def history(argv: list[str]) -> int:
             limit = args.limit if args.limit is not None or args.csv else 50
             rows = history_rows(db, outcomes=outcomes, since_ns=since, until_ns=until, limit=limit,
                                 registry=books.registry,
-                                valuation_token=books.valuation[0] if len(books.valuation) == 1 else None)
+                                valuation_token=books.valuation[0] if len(books.valuation) == 1 else None,
+                                prices=BookDb(db).price_q96)
         except sqlite3.DatabaseError as exc:  # a page damaged past the checks at open
             raise bad_sqlite(books.db, exc) from None
         finally:
@@ -130,11 +138,14 @@ def history(argv: list[str]) -> int:
             w.writeheader()
             w.writerows(rows)
         else:
-            print(f"{'time (UTC)':19}  {'signal':>8}  {'outcome':16} {'net':>20} {'realized':>20} {'gas':>16}  reason")
+            quote = books.registry.quote.name if books.registry.quote else ""
+            print(f"{'time (UTC)':19}  {'signal':>8}  {'outcome':16} {'net':>20} {'net ' + quote if quote else '':>14} "
+                  f"{'realized':>20} {'gas':>16}  reason")
             for r in rows:
                 sid = str(r["signal_id"])
                 print(f"{r['time']:19}  {'…' + sid[-6:] if len(sid) > 8 else sid:>8}  {r['outcome']:16} "
-                      f"{r['net']:>20} {r['realized']:>20} {r['gas']:>16}  {r['reason'][:60]}")
+                      f"{r['net']:>20} {r['net_quote'] if quote else '':>14} {r['realized']:>20} {r['gas']:>16}  "
+                      f"{r['reason'][:60]}")
             if not rows:
                 print("(no trades match)")
         sys.stdout.flush()
@@ -147,7 +158,6 @@ def balance(argv: list[str]) -> int:
     """``alphapulse balance``: what the books hold, per chain, readable; ``--reconcile`` compares each
     token with the chain (read-only: the books are not changed)."""
     from market.display import TokenInfo, fmt_units
-    from portfolio.books import Books as BookDb
     from protocol.ids import TokenId, Venue, code_name
 
     ap = argparse.ArgumentParser(prog="alphapulse balance", description=balance.__doc__)
@@ -181,10 +191,19 @@ def balance(argv: list[str]) -> int:
         return 2
     try:
         held = BookDb(db).balances()
+        prices = BookDb(db).price_q96
         out: dict[str, Any] = {"db": str(books.db), "venue": "on chain (the account the books track)",
                                "balances": [{"chain_id": TokenId(t).chain_id, "token": str(t),
                                              "symbol": (info(t).symbol if info(t) else reg.symbol(t)),
                                              "amount": a, "readable": readable(a, t)} for t, a in held.items()]}
+        if reg.quote is not None:  # each balance in the quote currency at the books' latest pool prices
+            for b in out["balances"]:
+                v = reg.to_quote(b["amount"], int(b["token"]), prices)
+                b["quote"], b["quote_text"] = v, (reg.quote_text(v, int(b["token"])) if v is not None else None)
+            values = [b["quote"] for b in out["balances"]]
+            if out["balances"] and None not in values:
+                out["total_quote"] = sum(values)
+                out["total_quote_text"] = reg.quote_text(out["total_quote"], int(out["balances"][0]["token"]))
         try:  # exchange balances (CEX-DEX fills), valued through the chain token they trade as
             cex = db.execute("SELECT venue, asset, token, amount FROM cex_balances ORDER BY venue, asset").fetchall()
         except sqlite3.OperationalError:  # books written before exchange balances existed
@@ -213,9 +232,12 @@ def balance(argv: list[str]) -> int:
     for chain in sorted({b["chain_id"] for b in out["balances"]}):
         print(f"  chain {chain}:")
         for b in (b for b in out["balances"] if b["chain_id"] == chain):
-            print(f"    {b['readable']:>28}   ({b['amount']} base units)")
+            worth = f"   = {b['quote_text']}" if b.get("quote_text") else ""
+            print(f"    {b['readable']:>28}   ({b['amount']} base units){worth}")
     if not out["balances"]:
         print("  (nothing booked yet)")
+    elif "total_quote_text" in out:
+        print(f"  total {out['total_quote_text']} at the latest pool prices in the books")
     if out["exchanges"]:
         print("on exchanges (moved by our fills since the books started):")
         for e in out["exchanges"]:

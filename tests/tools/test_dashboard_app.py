@@ -86,9 +86,9 @@ def test_panels_show_pool_state_signal_economics_and_outcome() -> None:
         feed(app)
         await settle(pilot, app)
         market = cells(app, "market")
-        assert market[0][0] == "0x2222…2222" and market[0][2] == "101" and market[0][5] == "21972"
-        assert market[0][4] == "424,242" and market[0][6] == "9"  # (sqrtP / 2^96)^2
-        assert market[1][3:5] == ["5,000", "7,000"]
+        assert market[0][0] == "0x2222…2222" and market[0][3] == "101" and market[0][6] == "21972"
+        assert market[0][5] == "424,242" and market[0][1] == "9"  # (sqrtP / 2^96)^2
+        assert market[1][4:6] == ["5,000", "7,000"]
         assert cells(app, "swaps")[0][3:5] == ["-11", "12"]
         signals = {r[2]: dict(zip(views.SIGNAL_COLUMNS, r)) for r in cells(app, "signals")}
         assert signals["777"]["net predicted"] == "4,321" and signals["777"]["status"] == "EXECUTED"
@@ -120,7 +120,7 @@ def test_bursts_collapse_into_one_repaint() -> None:
         ], T0)
         app.tick()
         assert app.repaints == before + 1
-        assert cells(app, "market")[0][2:5] == ["5,000", "5,000", "10,000"]
+        assert cells(app, "market")[0][3:6] == ["5,000", "5,000", "10,000"]
         app.tick()  # nothing new: no repaint
         assert app.repaints == before + 1
 
@@ -414,7 +414,7 @@ def test_amounts_carry_symbols_and_the_tracer_labels_each_net() -> None:
         await settle(pilot, app)
         market = {r[0]: r for r in cells(app, "market")}
         assert "WETH/USDC 0.05% V3 (uniswap_v3)" in market, market
-        assert market["WETH/USDC 0.05% V3 (uniswap_v3)"][6].endswith(" per WETH")  # quote per base
+        assert market["WETH/USDC 0.05% V3 (uniswap_v3)"][1].endswith(" per WETH")  # quote per base
         exe = dict(zip(views.EXECUTION_COLUMNS, cells(app, "execution")[0]))
         assert exe["realized gross"] == "0.000000 WETH" and exe["net realized"].endswith(" WETH")
         app.select_signal(777)

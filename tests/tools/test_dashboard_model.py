@@ -79,8 +79,8 @@ def test_market_keeps_latest_state_per_pool_and_a_ring_of_swaps() -> None:
     assert "market" in m.take_changes() and not m.dirty
     rows = views.market_rows(m)
     assert rows[0][0] == f"pool-{V3_POOL}"  # most recently updated first
-    assert rows[0][1][5] == "13867" and rows[0][1][6] == "4"
-    assert rows[1][1][3:5] == ("1,100", "1,900")
+    assert rows[0][1][6] == "13867" and rows[0][1][1] == "4"
+    assert rows[1][1][4:6] == ("1,100", "1,900")
 
 
 def test_snapshot_and_invalidation_mark_state() -> None:
@@ -120,10 +120,10 @@ def test_a_cex_book_shows_its_resync_until_its_next_quote_and_a_cex_hop_names_th
     m.on_message(1, msg(Domain.MARKET_DATA, 1, invalidation(InvalidationReason.RESYNC, "ETHUSDT: syncing")), T0)
     m.on_message(1, msg(Domain.MARKET_DATA, 2, quote(200_000)), T0)
     row = views.market_rows(m)[0][1]
-    assert row[:2] == ("ETHUSDT", "binance") and row[3] == "bid 2000" and row[-1] == "ok"
+    assert (row[0], row[2]) == ("ETHUSDT", "binance") and row[4] == "bid 2000" and row[-1] == "ok"
     m.on_message(1, msg(Domain.MARKET_DATA, 3, invalidation(InvalidationReason.DISCONNECT, "ETHUSDT: lost")), T0)
     row = views.market_rows(m)[0][1]
-    assert row[-1] == "RESYNC disconnect at update 41: ETHUSDT: lost" and row[3] == "bid -"
+    assert row[-1] == "RESYNC disconnect at update 41: ETHUSDT: lost" and row[4] == "bid -"
     assert not m.pools and not m.chain_invalid  # a book is not a pool, nor a chain
     m.on_message(1, msg(Domain.MARKET_DATA, 4, quote(200_100)), T0)
     assert views.market_rows(m)[0][1][-1] == "ok (resynced 1x)"
@@ -340,3 +340,50 @@ def test_throughput_100k_messages() -> None:
     assert 0 < len(m.pools) <= 200 and len(m.swaps) == m.swaps.maxlen
     assert len(m.signals) == m.max_signals and m.realized[WETH_ID] == 850 * 1000
     assert m.health[1].last_seq == 99_996 and m.health[2].messages == 2000
+
+
+def test_pnl_in_the_quote_currency_at_the_latest_pool_state_with_a_sparkline() -> None:
+    from market.display import QuoteCurrency, Registry, TokenInfo
+    from market.prices import convert_q96
+
+    usdc = int(TokenId.of(1, USDC))
+    reg = Registry(tokens={int(WETH_ID): TokenInfo(symbol="WETH", decimals=18), usdc: TokenInfo(symbol="USDC", decimals=6)},
+                   quote=QuoteCurrency(name="USD", tokens={1: usdc}, paths={int(WETH_ID): (int(V3_POOL),)},
+                                       native={1: int(WETH_ID)}))
+    m = DashboardModel()
+    for h in m.health.values():
+        h.connected = True
+    net = 10**16
+    m.on_message(2, signal_msg(1, 41, net=net), T0)
+    m.on_message(3, msg(Domain.EXECUTION, 1, result(41, Outcome.EXECUTED, realized=2 * 10**16)), T0)
+    text = views.pnl_risk_text(m, reg)
+    assert "realized net" in text and "USD" not in text  # no pool state yet: no dollar figure, never a guess
+    # USDC (0xa0..) is token0: 2,000 USDC per WETH is 1e18/2000e6 token1 per token0
+    sqrt = int((10**18 / (2000 * 10**6)) ** 0.5 * (1 << 96))
+    m.on_message(1, msg(Domain.MARKET_DATA, 1, V3Swap(pool=V3_POOL, block_number=5, log_index=0, tx_hash=b"\x01" * 32,
+                                                      amount0=1, amount1=-1, sqrt_price_x96=sqrt, liquidity=1, tick=0)), T0)
+    from tools.dashboard.model import realized_net
+
+    rnet = realized_net(m.signals[41])
+    assert rnet is not None
+    usd = convert_q96(rnet, sqrt * sqrt >> 96, False)
+    text = views.pnl_risk_text(m, reg)
+    assert f"(= {usd // 10**6:,}.{usd % 10**6 // 10**4:02d} USD)" in text, text
+    gas_usd = convert_q96(140_000 * 2_000_000_000, sqrt * sqrt >> 96, False)  # the native coin valued as WETH
+    assert f"(= {gas_usd // 10**6:,}.{gas_usd % 10**6 // 10**4:02d} USD)" in text.split("Gas spent:")[1]
+    # a sparkline of the net over time once there are results
+    for i in range(2, 6):
+        m.on_message(2, signal_msg(i, 40 + i * 10, net=net), T0)
+        m.on_message(3, msg(Domain.EXECUTION, i, result(40 + i * 10, Outcome.EXECUTED, realized=i * 10**16)), T0)
+    spark = next(line for line in views.pnl_risk_text(m, reg).splitlines() if "over the last" in line)
+    assert spark.strip().startswith(views.SPARK[0]) and spark.strip()[4] == views.SPARK[-1]
+    assert "realized on chain        net" in views.tracer_text(m, 41, reg) and " USD)" in views.tracer_text(m, 41, reg)
+
+
+def test_no_data_is_said_not_faked() -> None:
+    m = DashboardModel()
+    text = views.pnl_risk_text(m)
+    assert text.startswith("RISK: unknown -- NO DATA: connecting to the relays") and "none yet -- no data" in text
+    m.on_relay_status(int(Domain.SIGNAL), connected=False, now_ns=T0, error="refused")
+    assert "NO DATA: relay down: signal" in views.pnl_risk_text(m)
+    assert "trading" not in views.pnl_risk_text(m)

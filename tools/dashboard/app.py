@@ -233,13 +233,13 @@ class DashboardApp(App[int]):
         self.repaints += 1
         if "market" in changed:
             sync_table(self.query_one("#market", DataTable), views.market_rows(model, reg=reg))
-            sync_table(self.query_one("#swaps", DataTable), views.swap_rows(model))
+            sync_table(self.query_one("#swaps", DataTable), views.swap_rows(model, reg=reg))
             self.query_one("#market-panel").border_subtitle = views.chain_heads_text(model)
         if "signals" in changed:
             sync_table(self.query_one("#signals", DataTable), views.signal_rows(model, reg=reg))
         if "execution" in changed:
             sync_table(self.query_one("#execution", DataTable), views.execution_rows(model, reg=reg))
-        if changed & {"pnl", "risk", "health"}:
+        if changed & {"pnl", "risk", "health", "market"}:  # "market": the quote currency follows pool prices
             self.query_one("#pnl", Static).update(views.pnl_risk_text(model, reg))
         if "health" in changed:
             sync_table(self.query_one("#health", DataTable), views.health_rows(model))
@@ -318,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Terminal dashboard: market, signals, execution, P&L, risk, relay health.")
     p.add_argument("--socket-dir", default=None,
                    help=f"directory of the relays' sockets (default: $ALPHAPULSE_RUN_DIR or {run_dir()})")
+    p.add_argument("--quote", default="", help="quote currency: a stablecoin's symbol in the deployment (default "
+                                               "$ALPHAPULSE_QUOTE or USDC, shown as USD); 'none' for none")
     return p
 
 
@@ -325,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tools.registry import load_registry
 
-    app = DashboardApp(socket_dir=args.socket_dir, registry=load_registry(cache=None))
+    quote = None if args.quote.lower() == "none" else args.quote
+    app = DashboardApp(socket_dir=args.socket_dir, registry=load_registry(cache=None, quote=quote))
     result = app.run()
     return int(result or 0)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 
-from market.display import Registry, fmt_units
+from market.display import PriceSource, Registry, fmt_units
+from portfolio.books import native_token
 from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, SubmissionMode
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind, code_name, pool_label
@@ -29,8 +30,9 @@ NO_REGISTRY = Registry()
 
 Row = tuple[str, tuple[str, ...]]  # (row key, cells)
 
-MARKET_COLUMNS = ("pool", "venue", "block", "reserve0 / sqrtPriceX96", "reserve1 / liquidity", "tick",
-                  "price 1/0", "updates", "state")
+# the price (quote per base) right after the pool: what a trader reads first; the raw state after it
+MARKET_COLUMNS = ("pool", "price", "venue", "block", "reserve0 / sqrtPriceX96", "reserve1 / liquidity", "tick",
+                  "updates", "state")
 SWAP_COLUMNS = ("seq", "block", "pool", "amount0", "amount1", "tx")
 # what a trader reads first comes first: the outcome, then the money, then the rest
 SIGNAL_COLUMNS = ("status", "net predicted", "signal", "kind", "block", "hops", "gross", "gas", "strategy")
@@ -125,6 +127,28 @@ def fmt_price(p: PoolState, reg: Registry = NO_REGISTRY) -> str:
     return "-"
 
 
+def pool_prices(model: DashboardModel) -> PriceSource:
+    """The model's latest pool states as a price source for the registry's quote currency (Q64.96 token1
+    per token0: sqrtPriceX96 squared, or V2 reserves)."""
+    def price(pool: int) -> int | None:
+        p = model.pools.get(int(pool))
+        if p is None:
+            return None
+        if p.sqrt_price_x96:
+            return (p.sqrt_price_x96 * p.sqrt_price_x96) >> 96
+        if p.reserve0 and p.reserve1:
+            return (p.reserve1 << 96) // p.reserve0
+        return None
+
+    return price
+
+
+def in_quote(reg: Registry, amount: int, token: int, prices: PriceSource) -> str:
+    """``"  (= 12.34 USD)"`` for an amount the registry can value in its quote currency now, else ``""``."""
+    text = reg.in_quote(amount, token, prices) if reg.quote is not None else None
+    return f"  (= {text})" if text else ""
+
+
 def domain_name(code: int) -> str:
     return code_name(Domain, code).lower()
 
@@ -146,8 +170,8 @@ def market_rows(model: DashboardModel, limit: int = 50, reg: Registry = NO_REGIS
         chain_bad = model.chain_invalid.get(pid.chain_id, "")
         state = p.stale or chain_bad
         rows.append((f"pool-{p.pool}", (
-            label, venue_name(pid.venue), fmt_int(p.block), a, b,
-            "-" if p.tick is None else str(p.tick), fmt_price(p, reg), fmt_int(p.updates),
+            label, fmt_price(p, reg), venue_name(pid.venue), fmt_int(p.block), a, b,
+            "-" if p.tick is None else str(p.tick), fmt_int(p.updates),
             f"STALE {state}" if state else "ok",
         )))
     for q in list(reversed(model.quotes.values()))[: max(0, limit - len(rows))]:
@@ -156,7 +180,7 @@ def market_rows(model: DashboardModel, limit: int = 50, reg: Registry = NO_REGIS
         ask = f"{q.ask / scale:.8g}" if q.ask else "-"
         last = f"{q.last / scale:.8g}" if q.last is not None else "-"
         rows.append((f"book-{q.venue}-{q.symbol}", (
-            q.symbol, venue_name(q.venue), "-", f"bid {bid}", f"ask {ask}", "-", last, fmt_int(q.updates),
+            q.symbol, last, venue_name(q.venue), "-", f"bid {bid}", f"ask {ask}", "-", fmt_int(q.updates),
             f"RESYNC {q.stale}" if q.stale else f"ok (resynced {q.invalidations - 1}x)" if q.invalidations > 1 else "ok",
         )))
     return rows
@@ -175,15 +199,20 @@ def chain_heads_text(model: DashboardModel) -> str:
     return " | ".join(parts)
 
 
-def swap_rows(model: DashboardModel, limit: int = 20) -> list[Row]:
+def swap_rows(model: DashboardModel, limit: int = 20, reg: Registry = NO_REGISTRY) -> list[Row]:
+    """Newest first; amounts signed from the pool's side, with symbols and decimals when the registry knows
+    the tokens."""
     rows: list[Row] = []
     for i, s in enumerate(reversed(model.swaps)):
         if i >= limit:
             break
         a0, a1 = s.amounts
+        pid = PoolId(s.swap.pool)
+        known = reg.token(int(pid.token0)) is not None
         rows.append((f"swap-{s.seq}-{i}", (
-            fmt_int(s.seq), fmt_int(s.swap.block_number), pool_label(s.swap.pool, short=True), fmt_int(a0),
-            fmt_int(a1), short_hex(s.swap.tx_hash),
+            fmt_int(s.seq), fmt_int(s.swap.block_number),
+            reg.pool_label(pid) if known else pool_label(s.swap.pool, short=True),
+            money(reg, a0, int(pid.token0)), money(reg, a1, int(pid.token1)), short_hex(s.swap.tx_hash),
         )))
     return rows
 
@@ -294,20 +323,25 @@ def pnl_risk_text(model: DashboardModel, reg: Registry = NO_REGISTRY) -> str:
         lines.append("RISK: trading (no active stop)")
     lines.append("")
     lines.append("P&L (EXECUTED; realized net = realized gross - gas, in the profit token):")
+    prices = pool_prices(model)
     if not model.realized and not model.simulated:
-        lines.append("  none yet")
+        lines.append("  none yet" + (" -- no data" if nodata else ""))
     for tok, v in model.realized.items():
         exp = model.expected.get(tok, 0)
         net = model.realized_net.get(tok)
-        lines.append(f"  realized net {money(reg, net, tok) if net is not None else '-'}   "
-                     f"(gross {money(reg, v, tok)}, expected {money(reg, exp, tok)})")
+        lines.append(f"  realized net {money(reg, net, tok) if net is not None else '-'}"
+                     f"{in_quote(reg, net, tok, prices) if net is not None else ''}")
+        lines.append(f"    gross {money(reg, v, tok)}, expected {money(reg, exp, tok)}")
         points = list(model.pnl_points.get(tok, ()))
         if points:
-            lines.append(f"  {sparkline(points)}  over the last {min(len(points), 40)} trades")
+            lines.append(f"  {sparkline(points)}  net over the last {min(len(points), 40)} results")
     for tok, v in model.simulated.items():
-        lines.append(f"  {money(reg, v, tok)}  shadow (SIMULATED)")
+        lines.append(f"  {money(reg, v, tok)}  shadow (SIMULATED){in_quote(reg, v, tok, prices)}")
     gas = sum(model.gas_spent.values())
-    lines.append(f"Gas spent: {fmt_eth(gas)} ({fmt_int(model.gas_used_total)} gas)")
+    gas_quote = [reg.to_quote(w, native_token(c), prices) for c, w in model.gas_spent.items()] if reg.quote else []
+    gas_text = (f"  (= {reg.quote_text(sum(gas_quote), native_token(next(iter(model.gas_spent))))})"  # type: ignore[arg-type]
+                if gas_quote and None not in gas_quote else "")
+    lines.append(f"Gas spent: {fmt_eth(gas)} ({fmt_int(model.gas_used_total)} gas){gas_text}")
     if model.cex_moved:
         moved = ", ".join(f"{venue_name(v)} {asset} {_signed(reg, n, tok)}"
                           for (v, asset), (tok, n) in sorted(model.cex_moved.items()))
@@ -345,7 +379,7 @@ def inspector_text(model: DashboardModel, signal_id: int | None, reg: Registry =
     return r if isinstance(r, str) else _inspect(r, reg)
 
 
-def net_stages(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
+def net_stages(r: SignalRecord, reg: Registry = NO_REGISTRY, prices: PriceSource | None = None) -> list[str]:
     """The trade's net at each stage, labelled; the realized one is authoritative once there."""
     eco, res = r.economics, r.result
     tok = eco.profit_token if eco else (res.profit_token if res else 0)
@@ -360,7 +394,8 @@ def net_stages(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
                      f"{fmt_eth(res.gas_used * res.effective_gas_price)} (no rate to net them)")
     else:
         where = "realized, both legs      " if r.legs is not None else "realized on chain        "
-        lines.append(f"    {where}net {money(reg, net, tok)}   <- authoritative")
+        worth = in_quote(reg, net, tok, prices) if prices is not None else ""
+        lines.append(f"    {where}net {money(reg, net, tok)}{worth}   <- authoritative")
     return lines
 
 
@@ -409,14 +444,17 @@ def _inspect(r: SignalRecord, reg: Registry = NO_REGISTRY) -> str:
     else:
         lines.append("  (signal message not received; only execution reports)")
     if eco is not None:
+        tok = eco.profit_token
+        named = reg.token(tok) is not None if tok else False
         lines += [
-            f"  profit token   {TokenId(eco.profit_token).address if eco.profit_token else '-'}",
-            f"  gross profit   {fmt_int(eco.gross_profit):>30}",
-            f"  - gas cost     {fmt_int(eco.gas_cost):>30}   ({fmt_int(eco.gas_units)} gas @ "
+            f"  profit token   {(reg.symbol(tok) + ' ') if named else ''}"
+            f"{TokenId(tok).address if tok else '-'}",
+            f"  gross profit   {money(reg, eco.gross_profit, tok):>30}",
+            f"  - gas cost     {money(reg, eco.gas_cost, tok):>30}   ({fmt_int(eco.gas_units)} gas @ "
             f"{fmt_gwei(eco.gas_price_wei)})",
-            f"  - flash fee    {fmt_int(eco.flash_fee):>30}",
-            f"  - slippage     {fmt_int(eco.slippage_allowance):>30}",
-            f"  = net profit   {fmt_int(eco.net_profit):>30}",
+            f"  - flash fee    {money(reg, eco.flash_fee, tok):>30}",
+            f"  - slippage     {money(reg, eco.slippage_allowance, tok):>30}",
+            f"  = net profit   {money(reg, eco.net_profit, tok):>30}",
         ]
         check = eco.gross_profit - eco.gas_cost - eco.flash_fee - eco.slippage_allowance
         if check != eco.net_profit:
@@ -431,15 +469,23 @@ def _inspect(r: SignalRecord, reg: Registry = NO_REGISTRY) -> str:
             pid = PoolId(h.pool)
             if pid.kind == VenueKind.CEX and not pid.chain_id:  # the CEX leg: an order on the venue's book
                 lines.append(f"   {i}. CEX book {pool_label(h.pool)} (an order on {venue_name(pid.venue)})")
-            else:
-                lines.append(f"   {i}. pool {pid.address} ({venue_name(pid.venue)})")
-            lines.append(f"      {full_address(h.token_in)} -> {full_address(h.token_out)}")
-            lines.append(f"      in "
-                         f"{fmt_int(h.amount_in)}  out {fmt_int(h.amount_out)}")
+                lines.append(f"      {full_address(h.token_in)} -> {full_address(h.token_out)}")
+                lines.append(f"      in {fmt_int(h.amount_in)}  out {fmt_int(h.amount_out)}")
+                continue
+            label = f" {reg.pool_label(pid)}" if reg.token(int(pid.token0)) else ""
+            lines.append(f"   {i}. pool {pid.address} ({venue_name(pid.venue)}){label}")
+            t_in, t_out = (int(TokenId.of(pid.chain_id, full_address(t))) for t in (h.token_in, h.token_out))
+
+            def sym(t: int) -> str:
+                return f"{reg.symbol(t)} " if reg.token(t) else ""
+
+            lines.append(f"      {sym(t_in)}{full_address(h.token_in)} -> {sym(t_out)}{full_address(h.token_out)}")
+            lines.append(f"      in {money(reg, h.amount_in, t_in)}  out {money(reg, h.amount_out, t_out)}")
     if r.result is not None:
         res = r.result
-        lines.append(f"  outcome {outcome_name(res.outcome)}: expected {fmt_int(res.expected_profit)}, "
-                     f"realized {fmt_int(res.realized_profit)}" + (f" ({res.reason})" if res.reason else ""))
+        tok = res.profit_token
+        lines.append(f"  outcome {outcome_name(res.outcome)}: expected {money(reg, res.expected_profit, tok)}, "
+                     f"realized {money(reg, res.realized_profit, tok)}" + (f" ({res.reason})" if res.reason else ""))
     lines += legs_lines(r, reg)
     return "\n".join(lines)
 
@@ -474,5 +520,5 @@ def tracer_text(model: DashboardModel, signal_id: int | None, reg: Registry = NO
         else:
             lines.append(f"  result {outcome_name(res.outcome)}{why} (no transaction mined, no gas paid)")
         lines += legs_lines(r, reg)
-        lines += net_stages(r, reg)
+        lines += net_stages(r, reg, pool_prices(model))
     return "\n".join(lines)
