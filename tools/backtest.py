@@ -469,7 +469,7 @@ def run_backtest(inputs: Inputs, latency_blocks: int) -> tuple[Backtest, dict[st
     bt.finish()
     rep = build_report(bt.books.db)
     registry = load_registry([inputs.deployment] if inputs.deployment else [], cache=None)
-    add_readable(rep, registry, inputs.valuation_tokens)
+    add_readable(rep, registry, inputs.valuation_tokens, bt.books.price_q96)  # the quote currency at its last prices
     return bt, rep
 
 
