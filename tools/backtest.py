@@ -71,6 +71,7 @@ from execution.core import (
     Broadcasted,
     Estimate,
     Estimated,
+    Event,
     ExecutorCore,
     FetchHead,
     HeadSeen,
@@ -229,7 +230,7 @@ class Backtest:
         """Carry out the run's actions until it ends or waits for its block."""
         ctx: dict[str, Any] = {}
         while actions:
-            event = None
+            event: Event | None = None
             for a in actions:
                 t = type(a)
                 if t is Publish:
