@@ -101,8 +101,9 @@ class CexSetup:
 
 
 def free_port() -> int:
-    """A TCP port free on loopback now (the stand-in binds it a moment later; the kernel does not hand it
-    out again meanwhile unless asked for port 0 by someone else)."""
+    """A TCP port free on loopback now, for the stand-in to bind a moment later (the demo must write it into
+    the collector's and executor's configs first). Another program taking it in between is possible, if
+    unlikely: the stand-in then fails to start, its log says why, and a new demo run picks other ports."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -129,13 +130,13 @@ def capture_anchor() -> Decimal:
 
 def prepare(work: Path, net: Devnet, options: CexOptions) -> CexSetup:
     """Ports, the paper exchange's keys (random, in 0600 files under ``work/cex``) and the price map."""
+    from tools.cex_standin.replay import PriceMap
+
     keys = work / "cex"
     make_dirs(keys)
     key_file, hmac_file = keys / "binance_api_key", keys / "binance_hmac_key"
     write_private(key_file, secrets.token_urlsafe(48) + "\n")
     write_private(hmac_file, secrets.token_urlsafe(48) + "\n")
-    from tools.cex_standin.replay import PriceMap
-
     price = lead_pool_price(net)
     target = (Decimal(price.numerator) / Decimal(price.denominator)).quantize(Decimal("0.01"))
     # sizes times the amplification too: the book then holds about as much within N bps of its mid as the
