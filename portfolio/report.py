@@ -352,7 +352,7 @@ def report_figure(rep: dict[str, Any], registry: Registry | None = None) -> Figu
     """The report's chart (matplotlib's object API, no pyplot state): cumulative gross, gas and net over time
     in the valuation token with the quote currency on the right axis, the drawdown, gross vs gas vs net,
     the funnel with counts and predicted values, every outcome; the run and dates in the title."""
-    from matplotlib.dates import DateFormatter, date2num
+    from matplotlib.dates import AutoDateLocator, DateFormatter, date2num
     from matplotlib.figure import Figure
 
     val = rep.get("valuation_token")
@@ -364,11 +364,15 @@ def report_figure(rep: dict[str, Any], registry: Registry | None = None) -> Figu
     grid = fig.add_gridspec(2, 3)
     ax_pnl = fig.add_subplot(grid[0, :2])
     ax_bars = fig.add_subplot(grid[0, 2])
-    ax_dd = fig.add_subplot(grid[1, 0], sharex=ax_pnl)
+    ax_dd = fig.add_subplot(grid[1, 0])
     ax_funnel = fig.add_subplot(grid[1, 1])
     ax_out = fig.add_subplot(grid[1, 2])
 
     tl = rep.get("timeline", [])
+    if tl:  # the curves start at zero when the period's activity starts (its first signal or result)
+        start = {"at_ns": min(rep.get("first_ns") or tl[0]["at_ns"], tl[0]["at_ns"]), "cum_gross_value": 0,
+                 "cum_gas_value": 0, "cum_net_value": 0, "drawdown_value": 0}
+        tl = [start, *tl]
     xs = [float(date2num(datetime.fromtimestamp(p["at_ns"] / 1e9, UTC))) for p in tl]
     for key, label, style in (("cum_gross_value", "gross", "-"), ("cum_gas_value", "gas", ":"),
                               ("cum_net_value", "net", "-")):
@@ -388,11 +392,12 @@ def report_figure(rep: dict[str, Any], registry: Registry | None = None) -> Figu
     ax_dd.fill_between(xs, [-p["drawdown_value"] / scale for p in tl], step="post", color="tab:red", alpha=0.5)
     ax_dd.set_title(f"drawdown (max {rep.get('max_drawdown') or rep['metrics']['max_drawdown']})")
     ax_dd.set_ylabel(unit)
-    for ax in (ax_pnl, ax_dd):
+    for ax, ticks in ((ax_pnl, 8), (ax_dd, 3)):  # the drawdown panel is a third as wide: fewer ticks
         ax.xaxis_date(tz=UTC)
         ax.set_xlabel("time (UTC)")
+        ax.xaxis.set_major_locator(AutoDateLocator(tz=UTC, minticks=2, maxticks=ticks))
         ax.xaxis.set_major_formatter(DateFormatter("%H:%M:%S" if (tl and tl[-1]["at_ns"] - tl[0]["at_ns"] < 86400e9)
-                                                   else "%m-%d %H:%M"))
+                                                   else "%m-%d %H:%M", tz=UTC))
 
     names = ["gross", "gas", "net"]
     amounts = [rep["gross_value"] / scale, rep["gas_value"] / scale, rep["net_pnl_value"] / scale]

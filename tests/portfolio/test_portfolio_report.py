@@ -140,10 +140,11 @@ def test_the_chart_through_its_matplotlib_objects(tmp_path: Path, capsys: pytest
     # P&L over time: gross, gas and net as steps on a time axis, in WETH, with USD on the right
     assert [ln.get_label() for ln in pnl.get_lines()[:3]] == ["gross", "gas", "net"]
     net_line = pnl.get_lines()[2]
-    assert list(net_line.get_ydata()) == [p["cum_net_value"] / 10**18 for p in rep["timeline"]]
+    assert list(net_line.get_ydata()) == [0, *(p["cum_net_value"] / 10**18 for p in rep["timeline"])]  # from zero
     assert pnl.get_xlabel() == "time (UTC)" and pnl.get_ylabel() == "WETH"
     xs = list(net_line.get_xdata())
-    assert xs == sorted(xs) and xs[-1] - xs[0] == pytest.approx(10 / (24 * 60), rel=1e-6)  # days: 10 minutes
+    # in days: from the first signal (T0 + 60 s) to the last result (T0 + 661 s)
+    assert xs == sorted(xs) and xs[-1] - xs[0] == pytest.approx(601 / 86400, rel=1e-6)
     (secondary,) = [c for c in pnl.child_axes]
     assert secondary.get_ylabel() == "USD (at 2,000.00 USD per WETH)"
     assert "drawdown" in dd.get_title() and dd.get_xlabel() == "time (UTC)"
