@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, InvalidTick, Overflow, Underflow
-from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MIN_INT128, to_int128
+from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MAX_UINT160, MAX_UINT256, MIN_INT128, to_int128
 from .liquidity_math import add_delta, tick_spacing_to_max_liquidity_per_tick
 from .sqrt_price_math import get_amount0_delta_signed, get_amount1_delta_signed
 from .swap_math import compute_swap_step
@@ -273,7 +273,7 @@ def swap(
         else:
             # computeSwapStep, inlined for a step that reaches its target; amounts as in SqrtPriceMath (token0
             # delta: mulDiv by the upper price, then divide by the lower; token1 delta: times L over Q96).
-            step_in = -1  # not known to reach the target
+            # step_in < 0: not computed here (an exact-output step that stops short, or an input edge case).
             if zero_for_one:  # price moves down to target <= sqrt_price: token0 in, token1 out
                 diff = sqrt_price - target
                 if exact_input:
@@ -282,37 +282,75 @@ def swap(
                         q += 1
                     q, r = divmod(q, target)
                     step_in = q + 1 if r else q
-                    if remaining * fee_complement // 1_000_000 >= step_in:
+                    less_fee = remaining * fee_complement // 1_000_000
+                    if less_fee >= step_in:
                         step_out = (liquidity * diff) >> 96
+                        sqrt_price = target
+                        q, r = divmod(step_in * fee, fee_complement)
+                        step_fee = q + 1 if r else q
                     else:
+                        # getNextSqrtPriceFromAmount0RoundingUp, the branch without 256-bit overflow
+                        numerator1 = liquidity << 96
+                        denominator = numerator1 + less_fee * sqrt_price
                         step_in = -1
+                        if less_fee and denominator <= MAX_UINT256:
+                            q, r = divmod(numerator1 * sqrt_price, denominator)
+                            price_after = q + 1 if r else q
+                            if price_after != target:
+                                diff = sqrt_price - price_after
+                                q, r = divmod(numerator1 * diff, sqrt_price)
+                                if r:
+                                    q += 1
+                                q, r = divmod(q, price_after)
+                                step_in = q + 1 if r else q
+                                step_out = (liquidity * diff) >> 96
+                                step_fee = remaining - step_in
+                                sqrt_price = price_after
                 else:
                     step_out = (liquidity * diff) >> 96
+                    step_in = -1
                     if -remaining >= step_out:
                         q, r = divmod((liquidity << 96) * diff, sqrt_price)
                         if r:
                             q += 1
                         q, r = divmod(q, target)
                         step_in = q + 1 if r else q
+                        sqrt_price = target
+                        q, r = divmod(step_in * fee, fee_complement)
+                        step_fee = q + 1 if r else q
             else:  # price moves up to target >= sqrt_price: token1 in, token0 out
                 diff = target - sqrt_price
                 if exact_input:
                     q, r = divmod(liquidity * diff, _Q96)
                     step_in = q + 1 if r else q
-                    if remaining * fee_complement // 1_000_000 >= step_in:
+                    less_fee = remaining * fee_complement // 1_000_000
+                    if less_fee >= step_in:
                         step_out = (liquidity << 96) * diff // target // sqrt_price
+                        sqrt_price = target
+                        q, r = divmod(step_in * fee, fee_complement)
+                        step_fee = q + 1 if r else q
                     else:
+                        # getNextSqrtPriceFromAmount1RoundingDown, the shift branch
                         step_in = -1
+                        if less_fee <= MAX_UINT160:
+                            price_after = sqrt_price + (less_fee << 96) // liquidity
+                            if price_after != target and price_after <= MAX_UINT160:
+                                diff = price_after - sqrt_price
+                                q, r = divmod(liquidity * diff, _Q96)
+                                step_in = q + 1 if r else q
+                                step_out = (liquidity << 96) * diff // price_after // sqrt_price
+                                step_fee = remaining - step_in
+                                sqrt_price = price_after
                 else:
                     step_out = (liquidity << 96) * diff // target // sqrt_price
+                    step_in = -1
                     if -remaining >= step_out:
                         q, r = divmod(liquidity * diff, _Q96)
                         step_in = q + 1 if r else q
-            if step_in >= 0:
-                sqrt_price = target
-                q, r = divmod(step_in * fee, fee_complement)
-                step_fee = q + 1 if r else q
-            else:
+                        sqrt_price = target
+                        q, r = divmod(step_in * fee, fee_complement)
+                        step_fee = q + 1 if r else q
+            if step_in < 0:
                 sqrt_price, step_in, step_out, step_fee = step_fn(sqrt_price, target, liquidity, remaining, fee)
 
             if exact_input:

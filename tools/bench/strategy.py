@@ -17,8 +17,10 @@ and the same (state, direction, amount) through degenbot's ``UniswapV3Pool.calcu
 with ``override_state`` (its own offline path: the pool object is made without its RPC-calling
 constructor; ``fee``, ``tick_spacing``, tokens and ``sparse_liquidity_map = False`` -- degenbot's
 mode for a complete liquidity map -- are set on it, and the state comes as an ``UniswapV3PoolState``).
-Degenbot runs in its own venv (``var/bench-venv-degenbot-<version>``, created on first use: its pins
-clash with ours) in a subprocess; both sides' outputs are compared swap by swap. No timing is asserted.
+Degenbot runs in a subprocess, in a venv of its own outside the repository (its pins clash with ours):
+``--degenbot-python PATH`` names an interpreter that already has it; otherwise the bench uses
+``$XDG_CACHE_HOME/alphapulse/bench-venv-degenbot-<version>`` (``~/.cache`` by default), creating it on first
+use (``--setup-baseline`` only creates it). Both sides' outputs are compared swap by swap. No timing is asserted.
 The baseline is degenbot 0.5.0, which needs Python 3.12: the venv is made with a 3.12 interpreter
 (``$ALPHAPULSE_BASELINE_PYTHON``, else pyenv's newest 3.12, else ``python3.12`` on the PATH).
 ``--degenbot-version 0.3.0`` (the pure-Python era, any Python) remains available for comparison.
@@ -445,23 +447,33 @@ def baseline_python(version: str) -> Path | None:
     return Path(which) if which else None
 
 
+def baseline_venv(version: str) -> Path:
+    """Where the degenbot ``version`` venv lives: a per-user cache directory, outside the repository."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "alphapulse" / f"bench-venv-degenbot-{version}"
+
+
 def ensure_baseline(version: str) -> tuple[Path | None, str]:
     """The baseline venv's python (created on first use), or None and why not."""
-    venv = ROOT / "var" / f"bench-venv-degenbot-{version}"
+    venv = baseline_venv(version)
     py = venv / "bin" / "python"
     marker = venv / ".installed"
     if py.exists() and marker.exists():
         return py, ""
     base = baseline_python(version)
     if base is None:
-        return None, f"degenbot {version} needs Python 3.12: set ALPHAPULSE_BASELINE_PYTHON (none found)"
+        return None, (f"degenbot {version} needs Python 3.12 (none found): set ALPHAPULSE_BASELINE_PYTHON and run "
+                      f"`alphapulse bench strategy --setup-baseline`, or pass --degenbot-python PATH")
     print(f"creating {venv} ({base}) with degenbot=={version} (first run only) ...", flush=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ours inside the baseline's venv
     try:
         if not py.exists():
-            subprocess.run([str(base), "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", f"degenbot=={version}"], check=True)
+            venv.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([str(base), "-m", "venv", str(venv)], check=True, env=env)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", f"degenbot=={version}"], check=True, env=env)
     except (OSError, subprocess.CalledProcessError) as exc:
-        return None, f"could not install degenbot=={version}: {exc}"
+        return None, (f"could not install degenbot=={version} into {venv}: {exc}; retry with "
+                      f"`alphapulse bench strategy --setup-baseline`, or pass --degenbot-python PATH")
     marker.touch()
     return py, ""
 
@@ -508,9 +520,23 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--swaps-per-pool", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3, help="timed passes over the swaps; the best is kept")
     ap.add_argument("--degenbot-version", default=DEGENBOT_VERSION)
+    ap.add_argument("--degenbot-python", type=Path, metavar="PATH",
+                    help="an interpreter with degenbot installed (default: the bench's own venv, see --setup-baseline)")
+    ap.add_argument("--setup-baseline", action="store_true",
+                    help="create the degenbot venv (outside the repository) and exit")
     ap.add_argument("--no-baseline", action="store_true", help="skip degenbot")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.degenbot_python is not None and not args.degenbot_python.is_file():
+        print(f"--degenbot-python {args.degenbot_python}: no such interpreter", file=sys.stderr)
+        return 2
+    if args.setup_baseline:
+        py, why = ensure_baseline(args.degenbot_version)
+        if py is None:
+            print(why, file=sys.stderr)
+            return 1
+        print(f"degenbot {args.degenbot_version} baseline: {py}")
+        return 0
 
     engine, res = bench_engine(args.pools, args.updates, args.seed)
     cases = v3_cases(engine, args.v3_pools, args.swaps_per_pool, args.seed)
@@ -520,11 +546,15 @@ def main(argv: list[str]) -> int:
     res["v3_swaps_not_filled"] = sum(o is None for o in ours_outs)
     baseline_note = ""
     if not args.no_baseline:
-        py, why = ensure_baseline(args.degenbot_version)
+        py, why = (args.degenbot_python, "") if args.degenbot_python else ensure_baseline(args.degenbot_version)
         if py is None:
             baseline_note = why
         else:
-            base = run_degenbot(py, cases, 2 * args.repeat)
+            try:
+                base = run_degenbot(py, cases, 2 * args.repeat)
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
+                return 1
             # ours again after it, keeping the better (best of 2 x repeat on both sides): load from
             # other processes drifts over the run
             ours_rate = max(ours_rate, run_ours(cases, args.repeat)[0])

@@ -215,7 +215,8 @@ def test_fast_path_matches_literal_contract_loop_through_empty_ranges(state, zer
         if kind == "between":
             limit = data.draw(st.integers(limit, get_sqrt_ratio_at_tick(min(t + 1, MAX_TICK)) - 1))
     assume(limit < state.sqrt_price_x96 if zero_for_one else limit > state.sqrt_price_x96)
-    amount = data.draw(st.integers(1, 10**30)) * (1 if exact_in else -1)
+    # up to the int256 bound: inputs whose price update overflows 256 bits take the contract's other formula
+    amount = data.draw(st.one_of(st.integers(1, 10**30), st.integers(1, 2**255 - 1))) * (1 if exact_in else -1)
     try:
         result = swap(state, zero_for_one, amount, limit)
     except AMMError as exc:
@@ -224,6 +225,30 @@ def test_fast_path_matches_literal_contract_loop_through_empty_ranges(state, zer
         return
     assert (result.amount0, result.amount1, result.sqrt_price_x96, result.tick, result.liquidity,
             result.fee_amount, result.ticks_crossed) == reference_swap(state, zero_for_one, amount, limit)
+
+
+@pytest.mark.parametrize("zero_for_one", [True, False])
+@pytest.mark.parametrize(("tick", "amount"), [(-300_000, 2**165), (0, 2**170 + 1), (870_000, 2**100)])
+def test_fast_path_input_whose_price_update_overflows_256_bits(zero_for_one, tick, amount):
+    """A deep full-range position and an input whose ``amount * sqrtP`` overflows 256 bits without reaching the
+    target: the contract's other formula for the price (or SafeCast's revert), exactly as the literal loop.  Near
+    the top of the price range the two formulas round apart by thousands of units."""
+    # A wide spacing: one bitmap word spans the whole price range, so a single step covers prices far apart
+    # (with the factory's spacings a step's input can never get this large).
+    spacing = 16_000
+    lo, hi = -(MAX_TICK // spacing) * spacing, (MAX_TICK // spacing) * spacing
+    state = V3PoolState(sqrt_price_x96=get_sqrt_ratio_at_tick(tick) + 12345, tick=tick, liquidity=2**120, fee=3000,
+                        tick_spacing=spacing, ticks={lo: 2**120, hi: -(2**120)})
+    limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    try:
+        result = swap(state, zero_for_one, amount, limit)
+    except AMMError as exc:
+        with pytest.raises(type(exc)):
+            reference_swap(state, zero_for_one, amount, limit)
+        return
+    assert (result.amount0, result.amount1, result.sqrt_price_x96, result.tick, result.liquidity,
+            result.fee_amount, result.ticks_crossed) == reference_swap(state, zero_for_one, amount, limit)
+    assert result.amount_in == amount  # the price stopped inside the range: everything was taken
 
 
 # --- properties on the real WBTC/WETH state --------------------------------------------------------------------
