@@ -69,6 +69,11 @@ Example (``alphapulse executor --config executor.toml``)::
     venue = "DEVNET_V2_A"              # protocol.ids.Venue name or numeric code
     factory = "0x..."
 
+    [[venues]]                         # a Uniswap V4 venue: its factory is the PoolManager
+    venue = "DEVNET_V4"
+    factory = "0x..."
+    hooks = ["0x..."]                  # the hook contracts whose pools may be traded (hookless pools always)
+
     [cex]                              # CEX-DEX signals (specs/cex-legs.md); without it they end FAILED
     rest_url = "http://127.0.0.1:18090" # Binance's REST API (the stand-in's paper exchange here)
     key_env = "BINANCE_API_KEY"        # the NAMES of where the API key and its HMAC signing key are:
@@ -187,9 +192,14 @@ class BuilderConfig(Config):
 class VenueConfig(Config):
     venue: VenueCode
     factory: str
+    # V4 only: the hooks of the pools that may be traded. A V4 instrument id names its pool by the pool
+    # id, which the executor rebuilds from the pool's key to address it, and a key includes its hooks.
+    hooks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _address("factory", self.factory)
+        for i, h in enumerate(self.hooks):
+            _address(f"hooks[{i}]", h)
 
 
 class CexMarketConfig(Config):
@@ -290,6 +300,11 @@ class ExecutorConfig(Config):
     @property
     def factories(self) -> dict[int, str]:
         return {v.venue: v.factory for v in self.venues}
+
+    @property
+    def v4_hooks(self) -> dict[int, tuple[str, ...]]:
+        """Venue code -> the hook contracts configured for it (V4 venues)."""
+        return {v.venue: v.hooks for v in self.venues if v.hooks}
 
     def min_profit_for(self, token: int) -> int:
         return self.validation.min_profit.get(TokenId(token), 0)

@@ -610,7 +610,7 @@ class SignalRun:
         sig, cfg = self.sig, self.cfg
         assert sig is not None
         verdict = revalidate(sig, self.core.state, cfg.factories, max_age_blocks=cfg.validation.max_signal_age_blocks,
-                             onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps)
+                             onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps, v4_hooks=cfg.v4_hooks)
         if verdict.outcome is not None:
             return self._finish(verdict.outcome, verdict.reason)
         self.ex.validated(verdict.gross_profit)

@@ -50,7 +50,13 @@ from chain.addresses import UNISWAP_V2_INIT_CODE_HASH, UNISWAP_V3_INIT_CODE_HASH
 from chain.revert import revert_data
 from chain.rpc import RpcError, RpcFailure, SyncHttpRpc, redact_url, scrub
 from execution.build import load_artifact
-from execution.calldata import Kind, decode_error, encode_constructor_args, encode_set_factory
+from execution.calldata import (
+    V4_MANAGER_MARK,
+    Kind,
+    decode_error,
+    encode_constructor_args,
+    encode_set_factory,
+)
 from execution.keystore import KeystoreError, load_account, read_password
 from protocol.ids import Venue
 from runtime.secrets import SecretSourceError, read_secret
@@ -62,8 +68,9 @@ __all__ = ["DeployError", "Deployed", "FactorySpec", "deploy_and_configure", "ma
 VENUE_KINDS: dict[Venue, Kind] = {
     Venue.UNISWAP_V2: Kind.V2, Venue.DEVNET_V2_A: Kind.V2, Venue.DEVNET_V2_B: Kind.V2,
     Venue.UNISWAP_V3: Kind.V3, Venue.DEVNET_V3: Kind.V3,
+    Venue.UNISWAP_V4: Kind.V4, Venue.DEVNET_V4: Kind.V4,  # the "factory" is the PoolManager
 }
-INIT_CODE_HASH = {Kind.V2: UNISWAP_V2_INIT_CODE_HASH, Kind.V3: UNISWAP_V3_INIT_CODE_HASH}
+INIT_CODE_HASH = {Kind.V2: UNISWAP_V2_INIT_CODE_HASH, Kind.V3: UNISWAP_V3_INIT_CODE_HASH, Kind.V4: V4_MANAGER_MARK}
 SET_FACTORY_GAS = 80_000  # a setFactory call uses ~50k; the bound for the cost check of a dry run
 
 
@@ -323,6 +330,8 @@ def devnet_factories(dep: Any) -> list[FactorySpec]:
             raise DeployError(f"devnet V2 venue {v.name!r} has no venue code (one of {', '.join(names)})")
         specs.append(FactorySpec(venue=names[v.name], factory=v.factory))
     specs.append(FactorySpec(venue=Venue.DEVNET_V3, factory=dep.v3.factory))
+    if dep.v4 is not None:
+        specs.append(FactorySpec(venue=Venue.DEVNET_V4, factory=dep.v4.pool_manager))
     return specs
 
 

@@ -10,6 +10,11 @@ re-prices it on *its own* view of the market (the market-data relay applied to a
   traded the pool since; we never trade on numbers we cannot reproduce to the wei;
 * later, with gas estimated and fees chosen: net profit ``<= min_profit``: **UNPROFITABLE**.
 
+A Uniswap V4 hop is addressed by its PoolKey: the currencies and fee and tick spacing come from the
+pool's state, the hooks from the venue's configured ``hooks`` (or none) -- the one whose key hashes to
+the pool id the instrument id carries. A V4 pool whose hooks are not configured is **FAILED**: the
+executor trades only pools whose hooks its operator listed.
+
 The calldata hops carry the re-computed amounts: hop 0's exact input, each hop's exact output as
 its minimum (``amountOut``), and ``minProfit`` = ``onchain_min_profit_bps`` of the gross profit, so
 a transaction that lands on moved state reverts instead of losing money.
@@ -23,8 +28,9 @@ from dataclasses import dataclass
 from eth_utils import to_checksum_address
 
 from execution.calldata import Hop, Kind
+from market.amm.pool_key import PoolKey
 from market.path import Hop as MarketHop
-from market.pools import NOT_FILLED, PoolState, V2Pool, V3Pool
+from market.pools import NOT_FILLED, PoolState, V2Pool, V3Pool, V4Pool
 from market.prices import convert_from_gas_token
 from market.state import PoolStateManager
 from protocol.execution import Outcome
@@ -135,8 +141,22 @@ def fill(hops: Sequence[Hop], state: PoolStateManager, paths: Sequence[PathHop],
     return Fill(outputs=tuple(outputs), profit=profit)
 
 
+_NO_HOOKS = "0x" + "0" * 40
+
+
+def v4_hooks_of(pool: PoolId, s: V4Pool, candidates: Sequence[str]) -> str | None:
+    """The hooks address (of ``candidates``, or none) whose PoolKey with ``s``'s currencies, fee and
+    tick spacing is the pool ``pool`` names; None if no candidate is."""
+    for hooks in (_NO_HOOKS, *candidates):
+        key = PoolKey.of(pool.token0.address, pool.token1.address, s.lp_fee, s.tick_spacing, hooks)
+        if key.instrument_id(pool.chain_id, pool.venue) == pool:
+            return hooks
+    return None
+
+
 def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str], *,
-               max_age_blocks: int, onchain_min_profit_bps: int) -> Verdict:
+               max_age_blocks: int, onchain_min_profit_bps: int,
+               v4_hooks: Mapping[int, Sequence[str]] | None = None) -> Verdict:
     ident = sig.identity
     head = state.gas.get(ident.chain_id)
     if head is None:
@@ -163,16 +183,25 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
         if out != h.amount_out:
             return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
                            reason=f"path output changed: hop {i} gives {out} now, the signal said {h.amount_out}")
+        address, spacing = pool.address, 0
         if isinstance(s, V2Pool):
             kind, fee = Kind.V2, s.fee_ppm
         elif isinstance(s, V3Pool):
             kind, fee = Kind.V3, s.fee
+        elif isinstance(s, V4Pool):
+            hooks = v4_hooks_of(pool, s, (v4_hooks or {}).get(pool.venue, ()))
+            if hooks is None:
+                return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
+                               reason=f"hop {i}: V4 pool {pool.address} has hooks not configured for venue "
+                                      f"{pool.venue} (executor [[venues]] hooks)")
+            kind, fee, address, spacing = Kind.V4, s.lp_fee, hooks, s.tick_spacing
         else:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"hop {i}: venue kind {VenueKind(pool.kind).name} is not executable by the contract")
-        out_hops.append(Hop(pool=to_checksum_address(pool.address), factory=factory,
+        out_hops.append(Hop(pool=to_checksum_address(address), factory=factory,
                             token_in=to_checksum_address(h.token_in), token_out=to_checksum_address(h.token_out),
-                            kind=kind, fee=fee, amount_in=amount if i == 0 else 0, amount_out=out))
+                            kind=kind, fee=fee, amount_in=amount if i == 0 else 0, amount_out=out,
+                            tick_spacing=spacing))
         amount = out
     gross = amount - amount_in
     if gross != sig.economics.gross_profit:

@@ -29,7 +29,7 @@ Example (every key but ``[[chains]]`` is optional)::
     base = 40000
     v2_hop = 60000
     v3_hop = 110000
-    v4_hop = 90000            # a hop through the V4 PoolManager (inside the contract's one unlock)
+    v4_hop = 80000            # a hop through the V4 PoolManager (inside the contract's one unlock)
     curve_hop = 130000
 
     [economics]
@@ -103,7 +103,7 @@ class GasConfig(Config):
     base: NonNegative = 40_000
     v2_hop: NonNegative = 60_000
     v3_hop: NonNegative = 110_000
-    v4_hop: NonNegative = 90_000
+    v4_hop: NonNegative = 80_000
     curve_hop: NonNegative = 130_000
 
 

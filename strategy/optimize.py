@@ -58,6 +58,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import isqrt
+from typing import Any
 
 from market.pools import CurvePool, PoolState, V2Pool
 
@@ -300,10 +301,10 @@ def refine_coarse(hops: Sequence[Leg], quote: PathQuote, cap: int, k: int = 2, e
     waste most of a unit to flooring. For a fixed intermediate amount ``u`` the rest of the path is
     fixed, so the best input for it is the *least* input that yields ``u`` (found backwards, hop
     by hop, with each pool's exact ``min_input``). We try ``u`` in ``y - k .. y + k`` around the
-    amount ``y`` the quote reaches at each coarse boundary, then keep stepping ``u`` from the best
-    one while the profit grows (it is concave in ``u``: the least input is convex, the rest of the
-    path concave), so the step found is the best one, not just the best near ``y``. All candidates
-    are exactly evaluated forwards.
+    amount ``y`` the quote reaches at each coarse boundary, then climb ``u`` from the best one
+    while the profit grows (:func:`_climb`: galloping, then bisection, then unit steps), so the step
+    found is the best one, not just the best near ``y``. All candidates are exactly evaluated
+    forwards.
     """
     best = quote
     evals = quote.evaluations
@@ -336,15 +337,56 @@ def refine_coarse(hops: Sequence[Leg], quote: PathQuote, cap: int, k: int = 2, e
         if best_u is None:
             continue
         for step in (1, -1):  # climb the staircase from the best step while it pays
-            u = best_u + step
-            while u >= 1:
-                c = at(j, u)
-                if not better(c, best):
-                    break
-                assert c is not None
-                best, best_u = PathQuote(c[1], c[2], 0), u
-                u += step
+            best, best_u = _climb(lambda u, j=j: at(j, u), best, best_u, step, better)  # type: ignore[misc]
     return PathQuote(best.amount_in, best.amounts, evals)
+
+
+Step = tuple[int, int, tuple[int, ...]]  # (profit, input, outputs) of the least input reaching a step
+
+
+def _climb(at: Any, best: PathQuote, best_u: int, step: int, better: Any) -> tuple[PathQuote, int]:
+    """From ``best_u`` (the best step so far) towards ``step``: climb the staircase while the profit
+    grows. The profit per step rises steadily until another token's step makes it fall off a cliff
+    (it is a saw-tooth under a concave envelope), so stepping one unit at a time took one evaluation
+    per unit, and a Newton result can land a few thousand steps of a 6-decimal token short of the
+    cliff. Instead: gallop (strides 1, 2, 4, ... while each is better than the best so far), then
+    bisect the last stride for the last point still better than where the gallop stopped rising,
+    then finish one unit at a time both ways (the roundings of ``min_input`` make the slope jitter
+    by a unit): O(log distance) evaluations."""
+    cache: dict[int, Step | None] = {}
+
+    def value(u: int) -> Step | None:
+        if u < 1:
+            return None
+        if u not in cache:
+            cache[u] = at(u)
+        return cache[u]
+
+    last, stride = 0, 1
+    while True:
+        c = value(best_u + step * stride)
+        if not better(c, best):
+            break
+        assert c is not None
+        best, last = PathQuote(c[1], c[2], 0), stride
+        stride *= 2
+    if last:
+        lo, hi = last, stride  # better than ``last``'s step at lo, not at hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            c = value(best_u + step * mid)
+            if better(c, best):
+                assert c is not None
+                best, lo = PathQuote(c[1], c[2], 0), mid
+            else:
+                hi = mid
+        best_u += step * lo
+    for d in (1, -1):
+        u = best_u + d
+        while (c := value(u)) is not None and better(c, best):
+            best, best_u = PathQuote(c[1], c[2], 0), u
+            u += d
+    return best, best_u
 
 
 def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = True) -> PathQuote | None:

@@ -2,7 +2,7 @@
 
 What it does, in order:
 
-1. starts a devnet: anvil with the official Uniswap V2/V3 bytecode (``tools/devnet``);
+1. starts a devnet: anvil with the official Uniswap V2/V3/V4 bytecode (``tools/devnet``);
 2. creates the executor's signing key as an encrypted keystore (a fresh random key,
    a random password in a 0600 file: no plaintext key is ever written), deploys our
    ``AlphaPulseArb`` contract owned by that key and allow-lists the devnet factories;
@@ -12,7 +12,10 @@ What it does, in order:
    contract), risk and portfolio;
 4. drives market activity from real history: the real USDC/WETH swaps of 2024-01-05
    (``tools/demo_market.py``) replayed as trades on the devnet's V3 0.05 % pool while the
-   V2 venues and the other fee tiers lag, so real-shaped arbitrage appears;
+   V2 venues and the other fee tiers lag, so real-shaped arbitrage appears; the devnet's Uniswap V4
+   pools (in the one PoolManager, followed by the collector, traded by the contract inside one
+   ``unlock``) start priced apart from each other and from V2/V3, so arbitrage through V4 pools
+   appears from the first block;
 5. shows the dashboard when run in a terminal (``q`` quits), or prints a live summary
    (``--headless``), and after ``--duration`` seconds or Ctrl-C stops everything and prints
    the report: P&L, the opportunity funnel and gas, and the profit that landed on chain.
@@ -101,6 +104,8 @@ class Tally:
     dex_legs: dict[str, int] = field(default_factory=dict)  # DexLegResult name -> count
     cex_left_open: int = 0  # base units left open (LEG_OPEN)
     cex_tape: CexTape | None = None
+    v4_ids: set[int] = field(default_factory=set)  # signals with a Uniswap V4 hop
+    v4_executed: int = 0  # ... of them EXECUTED
 
 
 # --------------------------------------------------------------------------- chain set-up
@@ -158,8 +163,6 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
     strategy = strategy_doc(
         name="dex-arb", strategy_id=1, source_id=20, max_hops=3, max_signals_per_update=1,
         economics={"slippage_bps": 10}, chain_id=dep.chain_id, gas_token=weth, min_net_profit=10**13,
-        # the collector follows the V4 pools too; the contract deployed here trades V2 and V3 hops
-        kinds=["uniswap_v2", "uniswap_v3"],
         relays=relays_table(run_dir, ("market_data", "signal")))
     if cex is not None:
         strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]
@@ -174,7 +177,12 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         "validation": {"max_signal_age_blocks": 3, "state_wait_s": 1.0},
         "venues": [*({"venue": "DEVNET_V2_A" if v.name.endswith("_a") else "DEVNET_V2_B", "factory": v.factory}
                      for v in dep.v2),
-                   {"venue": "DEVNET_V3", "factory": dep.v3.factory}],
+                   {"venue": "DEVNET_V3", "factory": dep.v3.factory},
+                   # V4 pools by their PoolKey in the PoolManager: hookless ones and the observing hook's
+                   # (the amount-changing hook's pool is refused by the collector and never signalled)
+                   *([{"venue": "DEVNET_V4", "factory": dep.v4.pool_manager,
+                       "hooks": sorted({p.hooks for p in dep.v4_pools if p.hook_name == "counter"})}]
+                     if dep.v4 is not None else [])],
         "relays": relays,
     }
     risk: dict[str, Any] = {
@@ -252,9 +260,9 @@ def drive_market(net: Devnet, trader: str, rate: float, amplify: Fraction, stop:
 async def watch_bus(run_dir: Path, tally: Tally) -> None:
     from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, ExecutionResult, LegReport, Outcome
     from protocol.header import Domain
-    from protocol.ids import code_name
+    from protocol.ids import VenueKind, code_name
     from protocol.market import Side
-    from protocol.signals import SignalIdentity, SignalKind
+    from protocol.signals import ArbitragePath, SignalIdentity, SignalKind
     from protocol.system import EmergencyStop, Resume
     from relays.client import RelayConsumer
     from tools.dashboard.model import outcome_name
@@ -280,6 +288,11 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                     tally.cex_ids.add(ident.signal_id)
                     if ident.signal_id in finished:
                         _count_cex(finished[ident.signal_id])
+                path = msg.find(ArbitragePath)
+                if isinstance(path, ArbitragePath) and any(h.venue_kind == VenueKind.UNISWAP_V4 for h in path.hops):
+                    tally.v4_ids.add(ident.signal_id)
+                    done = finished.get(ident.signal_id)
+                    tally.v4_executed += done is not None and done.outcome == Outcome.EXECUTED
                 if ident.signal_id not in finished:
                     tally.open_signals.add(ident.signal_id)
 
@@ -308,6 +321,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                             tally.realized_wei += t.realized_profit
                         if t.outcome == Outcome.EXECUTED:
                             tally.gas_wei += t.gas_used * t.effective_gas_price
+                            tally.v4_executed += t.signal_id in tally.v4_ids
                     elif isinstance(t, CexFill):
                         buy = t.side == Side.BUY
                         order = f"{code_name(CexOrderPurpose, t.purpose)} {'BUY' if buy else 'SELL'}"
@@ -560,6 +574,7 @@ def main(argv: list[str]) -> int:
     print(f"market-data messages seen         : {tally.market}")
     print(f"signals published by the strategy : {tally.signals}")
     print(f"execution outcomes                : {dict(sorted(tally.outcomes.items()))}")
+    print(f"executed through Uniswap V4 pools : {tally.v4_executed} (of {len(tally.v4_ids)} signals with a V4 hop)")
     print(f"in flight at stop                 : {len(tally.open_signals)}"
           + (f" (signal ids {', '.join(map(str, sorted(tally.open_signals)[:10]))}"
              f"{' ...' if len(tally.open_signals) > 10 else ''})" if tally.open_signals else ""))

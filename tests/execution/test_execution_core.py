@@ -615,3 +615,24 @@ def test_never_two_of_our_transactions_through_one_pool_until_the_first_settles(
     assert core.pools_in_flight == {}
     third = core.run(signal(core, signal_id=3))
     assert any(isinstance(a, Sign) for a in to_head(third))
+
+
+def test_v4_hop_is_addressed_by_its_key_with_a_configured_hook_only() -> None:
+    """A V4 instrument id carries 20 bytes of the pool id: the executor rebuilds the PoolKey from the
+    pool's state and the venue's configured hooks (or none), and refuses a pool whose hooks it was not
+    told about."""
+    from execution.validate import v4_hooks_of
+    from market.amm import uniswap_v4 as uv4
+    from market.amm.pool_key import PoolKey
+    from market.amm.tick_math import get_sqrt_ratio_at_tick
+    from market.pools import V4Pool
+
+    a, b = "0x" + "11" * 20, "0x" + "22" * 20
+    hook = "0x00000000000000000000000000000000c0de0040"
+    state = uv4.V4PoolState(sqrt_price_x96=get_sqrt_ratio_at_tick(0), tick=0, liquidity=10**18, lp_fee=3000,
+                            tick_spacing=60, ticks={})
+    for hooks in ("0x" + "0" * 40, hook):
+        pool = PoolKey.of(a, b, 3000, 60, hooks).instrument_id(1, Venue.DEVNET_V4)
+        s = V4Pool(pool=pool, block_number=1, last_event=(1, 0), lp_fee=3000, tick_spacing=60, protocol_fee=0, v4=state)
+        assert v4_hooks_of(pool, s, [hook]) == hooks
+        assert v4_hooks_of(pool, s, []) == (hooks if hooks == "0x" + "0" * 40 else None)

@@ -15,6 +15,7 @@ from chain.abi import encode_call
 from chain.addresses import UNISWAP_V2_INIT_CODE_HASH, UNISWAP_V3_INIT_CODE_HASH
 from chain.deployment import save_deployment
 from execution import deploy
+from execution.calldata import V4_MANAGER_MARK
 from execution.config import config_from_dict
 from execution.keystore import create_keystore
 from execution.process import main as executor_main
@@ -81,13 +82,16 @@ def test_deploys_from_the_keystore_configures_and_prints_the_config_lines(
         "keystore": {"path": "ks.json", "password_file": "pw"}, "venues": doc["venues"]})
     assert cfg.contract == arb and set(cfg.factories.values()) == {dep.v2[0].factory, dep.v3.factory}
 
-    # configuring it again: the missing factory only (one transaction), the others already allowed
+    # configuring it again: the missing factories only (venue b's and the V4 PoolManager: two
+    # transactions), the others already allowed
     rc = executor_main([*s["base"], "--deployment", str(s["deployment"]), "--contract", arb, "--fund-on-devnet"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert _nonce(s) == 4 and "(1 transactions" in out
+    assert _nonce(s) == 5 and "(2 transactions" in out
     assert _call(rpc, arb, "initCodeHashOf(address,uint8)", ["bytes32"], dep.v2[1].factory, 0)[0] \
         == UNISWAP_V2_INIT_CODE_HASH
+    assert _call(rpc, arb, "initCodeHashOf(address,uint8)", ["bytes32"], dep.v4.pool_manager, 2)[0] \
+        == V4_MANAGER_MARK
 
 
 def test_dry_run_sends_nothing(setup: dict[str, Any], capsys: pytest.CaptureFixture[str],

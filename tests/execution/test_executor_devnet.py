@@ -102,6 +102,7 @@ def world(devnet: Any) -> Iterator[dict[str, Any]]:
         for v in dep.v2:
             chain.send(owner, arb, encode_set_factory(v.factory, Kind.V2))
         chain.send(owner, arb, encode_set_factory(dep.v3.factory, Kind.V3))
+        chain.send(owner, arb, encode_set_factory(dep.v4.pool_manager, Kind.V4))
         chain.rpc("anvil_stopImpersonatingAccount", owner)
         yield {"dep": dep, "chain": chain, "dir": d, "keystore": ks, "owner": owner, "arb": arb,
                "recipient": recipient, "client": devnet.client}
@@ -217,6 +218,9 @@ class Harness:
         venues = "".join(f'[[venues]]\nvenue = "{VENUES[v.name].name}"\nfactory = "{v.factory}"\n'
                          for v in self.dep.v2)
         venues += f'[[venues]]\nvenue = "DEVNET_V3"\nfactory = "{self.dep.v3.factory}"\n'
+        hooks = sorted({p.hooks for p in self.dep.v4_pools if p.hook_name == "counter"})
+        venues += (f'[[venues]]\nvenue = "DEVNET_V4"\nfactory = "{self.dep.v4.pool_manager}"\n'
+                   f'hooks = {json.dumps(hooks)}\n')
         b = "".join(f'[[builders]]\nname = "b{i}"\nurl = "{u}"\ncall_bundle = true\n' for i, u in enumerate(builders))
         cfg.write_text(f"""
 [executor]
@@ -304,6 +308,31 @@ execution = "{self.socks[Domain.EXECUTION]}"
             reserve0=self.chain.balance_of(p.token0, p.address), reserve1=self.chain.balance_of(p.token1, p.address),
             sqrt_price_x96=s0.sqrt_price_x96, tick=s0.tick,
             ticks=tuple(TickLiquidity(tick=t, liquidity_net=i.liquidity_net) for t, i in sorted(ticks.items())))
+
+    async def v4_units(self, pools: list[tuple]) -> list[tuple[Any, ...]]:
+        """The V4 pools' snapshot messages as the collector reads them (``(V4ProtocolFee, PoolSnapshot)``
+        each, from the PoolManager's storage); ``pools`` are ``(a, b, fee)`` or ``(a, b, fee, hook)``."""
+        from chain.rpc import HttpRpc
+        from collectors.evm.bootstrap import ResolvedPool, read_units
+        from market.amm.pool_key import PoolKey
+
+        resolved = []
+        for a, b, fee, *hook in pools:
+            p = self.dep.v4_pool(a, b, fee, hook=hook[0] if hook else "")
+            key = PoolKey.of(p.token0, p.token1, p.fee, p.tick_spacing, p.hooks)
+            resolved.append(ResolvedPool(pool=key.instrument_id(self.dep.chain_id, Venue.DEVNET_V4), fee_ppm=p.fee,
+                                         key=key, manager=self.dep.v4.pool_manager))
+        rpc = HttpRpc(self.dep.rpc_url)
+        try:
+            return await read_units(rpc, resolved, int(self.chain.rpc("eth_blockNumber"), 16))
+        finally:
+            await rpc.aclose()
+
+    async def publish_v4_market(self, pools: list[tuple]) -> None:
+        assert self._md is not None
+        units = await self.v4_units(pools)
+        await self._md.publish([self.header(), *(t for u in units for t in u)])
+        await self._md.flush()
 
     def header(self) -> BlockHeader:
         b = self.chain.rpc("eth_getBlockByNumber", "latest", False)
@@ -661,3 +690,20 @@ async def test_pre_trade_limits_reject_by_risk_and_send_nothing(h: Harness) -> N
         (r,) = await h.wait_results(1)
         assert r.outcome == Outcome.REJECTED_BY_RISK and "trade size" in r.reason, r.reason
         assert h.nonce("pending") == nonce and not h.started
+
+
+async def test_v4_arbitrage_detected_by_strategy_executed_inside_one_unlock(h: Harness) -> None:
+    """The devnet prices WETH at 2006 USDC on its V4 0.05 % pool and at 1994 on the 0.3 % one (which
+    charges a protocol fee on top): the strategy, fed the pools as the collector reads them, finds the
+    cycle; the executor addresses both pools by their PoolKey and the contract runs it inside one
+    PoolManager.unlock; the realized profit equals the prediction to the wei."""
+    async with h.running():
+        await h.start_executor(h.executor_config("public"))
+        before = h.recipient_weth()
+        await h.publish_v4_market([("WETH", "USDC", 500), ("WETH", "USDC", 3000)])
+        (r,) = await h.wait_results(1)
+        check_executed(h, r, before)
+        hops = [hop for m in h.signals if m.find(SignalIdentity).signal_id == r.signal_id for hop in m.tlvs[2].hops]
+        assert {PoolId(hop.pool).kind for hop in hops} == {VenueKind.UNISWAP_V4} and len(hops) == 2
+        # a V4 pool whose hook the executor was not told about is never traded
+        assert "hooks not configured" not in h.executor_log()

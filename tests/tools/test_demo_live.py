@@ -85,6 +85,9 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
     assert landed, out[-3000:]
     outcomes = ast.literal_eval(re.search(r"execution outcomes\s*:\s*(\{.*\})", out).group(1))  # type: ignore[union-attr]
     assert outcomes.get("EXECUTED", 0) >= 1, out[-3000:]
+    # at least one of them through a Uniswap V4 pool (issue 16: the demo includes V4 pools)
+    v4 = re.search(r"executed through Uniswap V4 pools\s*:\s*(\d+) \(of (\d+) signals with a V4 hop\)", out)
+    assert v4 and int(v4.group(1)) >= 1, out[-3000:]
     # the funnel adds up: every signal has an outcome or is listed as in flight at stop
     signals = int(re.search(r"signals published by the strategy\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
     in_flight = int(re.search(r"in flight at stop\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
