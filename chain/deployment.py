@@ -103,6 +103,32 @@ class Bridge:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CurvePool:
+    """A Curve StableSwap pool: ``coins`` in the pool's index order, ``rates`` its RATES
+    (``10**(36 - decimals)``), ``amp`` A, ``fee`` and ``admin_fee`` on the 1e10 scale."""
+
+    address: str
+    venue: str
+    coins: tuple[str, ...]
+    symbols: tuple[str, ...]
+    rates: tuple[int, ...]
+    amp: int
+    fee: int
+    admin_fee: int
+
+    def index(self, token: str) -> int:
+        """The pool's index of ``token`` (an address)."""
+        for i, c in enumerate(self.coins):
+            if c.lower() == token.lower():
+                return i
+        raise KeyError(f"{token} is not a coin of the Curve pool {self.address}")
+
+    @property
+    def label(self) -> str:
+        return f"{self.venue}:{'/'.join(self.symbols)}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Pool:
     address: str
     venue: str
@@ -142,6 +168,8 @@ class ChainDeployment:
     v4: V4Venue | None = None
     v4_pools: tuple[V4Pool, ...] = ()
     bridge: Bridge | None = None
+    balancer_vault: str | None = None  # a Balancer V2 Vault holding token balances it can flash-lend
+    curve_pools: tuple[CurvePool, ...] = ()
 
     # -- look-ups ------------------------------------------------------------------------------
     def token(self, symbol_or_address: str) -> Token:
@@ -223,6 +251,12 @@ class ChainDeployment:
             bridge=(Bridge(address=cs(d["bridge"]["address"]), relayer=cs(d["bridge"]["relayer"]),
                            liquidity={k: int(v) for k, v in (d["bridge"].get("liquidity") or {}).items()})
                     if d.get("bridge") else None),
+            balancer_vault=cs(d["balancer_vault"]) if d.get("balancer_vault") else None,
+            curve_pools=tuple(
+                CurvePool(**{**p, "address": cs(p["address"]), "coins": tuple(cs(c) for c in p["coins"]),
+                             "symbols": tuple(p["symbols"]), "rates": tuple(int(r) for r in p["rates"])})
+                for p in d.get("curve_pools", ())
+            ),
         )
 
 

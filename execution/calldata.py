@@ -33,6 +33,8 @@ __all__ = [
     "ARBITRAGE_EXECUTED_TOPIC",
     "ERROR_SIGNATURES",
     "EXECUTE_SELECTOR",
+    "EXECUTE_BALANCER_SELECTOR",
+    "EXECUTE_BALANCER_SIGNATURE",
     "EXECUTE_SIGNATURE",
     "EXECUTE_V1_SIGNATURE",
     "HOP_TYPE",
@@ -46,10 +48,14 @@ __all__ = [
     "V4_MANAGER_MARK",
     "ArbitrageExecuted",
     "ContractError",
+    "CURVE_POOL_MARK",
+    "FlashSource",
     "Hop",
     "Kind",
     "Swapped",
     "check_cycle",
+    "check_flash_source",
+    "flash_source_of",
     "compute_pool_address",
     "decode_arbitrage_executed",
     "decode_error",
@@ -65,6 +71,7 @@ __all__ = [
     "encode_path",
     "encode_pause",
     "encode_set_factory",
+    "encode_set_balancer_vault",
     "encode_set_recipient",
     "encode_swap",
     "encode_transfer_ownership",
@@ -80,10 +87,22 @@ class Kind(enum.IntEnum):
     V2 = 0
     V3 = 1
     V4 = 2
+    CURVE = 3
+
+
+class FlashSource(enum.IntEnum):
+    """Who lends the start token: the cycle's own pools (a V2/V3 flash swap, or the V4 PoolManager
+    inside ``unlock`` when the path has a V4 hop: ``execute``) or the Balancer V2 Vault's flash loan
+    (``executeBalancer``, FLASH_BALANCER: any path without V4, e.g. one whose first hop is Curve)."""
+
+    POOL = 0
+    BALANCER = 1
 
 
 EXECUTE_SIGNATURE = "execute(bytes)"
 EXECUTE_SELECTOR = function_signature_to_4byte_selector(EXECUTE_SIGNATURE)
+EXECUTE_BALANCER_SIGNATURE = "executeBalancer(bytes)"
+EXECUTE_BALANCER_SELECTOR = function_signature_to_4byte_selector(EXECUTE_BALANCER_SIGNATURE)
 ARBITRAGE_EXECUTED_SIGNATURE = "ArbitrageExecuted(address,address,uint256,uint256)"
 ARBITRAGE_EXECUTED_TOPIC = keccak(text=ARBITRAGE_EXECUTED_SIGNATURE)
 # ``AlphaPulseArb.Hop``, the ABI struct of ``swap(Hop, deadline)`` (one swap from inventory) and of
@@ -108,6 +127,8 @@ PATH_HOP = 83
 PATH_TRAILER = 20
 # setFactory's value for a PoolManager (V4 pools have no init-code hash; any non-zero value allows).
 V4_MANAGER_MARK = (1).to_bytes(32, "big")
+# setFactory's value for a Curve pool (allow-listed by its own address, any non-zero value).
+CURVE_POOL_MARK = (1).to_bytes(32, "big")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,7 +139,9 @@ class Hop:
     V4 the pool's fee. ``amount_in`` is read only on hop 0 (the exact cycle input); ``amount_out``
     is the hop's minimum output (0 = unchecked). For a V4 hop, ``pool`` is the PoolKey's hooks
     (the zero address for none), ``factory`` the PoolManager and ``tick_spacing`` the key's
-    tick spacing; the key's currencies are the hop's two tokens, sorted.
+    tick spacing; the key's currencies are the hop's two tokens, sorted. For a Curve hop, ``pool``
+    and ``factory`` are both the (allow-listed) StableSwap pool and ``coin_in`` / ``coin_out`` its
+    coin indices ``i`` / ``j`` (packed in the tickSpacing bytes); ``fee`` is informational.
     """
 
     pool: str
@@ -130,6 +153,8 @@ class Hop:
     amount_in: int = 0
     amount_out: int = 0
     tick_spacing: int = 0
+    coin_in: int = 0
+    coin_out: int = 0
 
     def __post_init__(self) -> None:
         # Canonical form (checksummed addresses, Kind), so equal hops compare equal.
@@ -149,11 +174,19 @@ class Hop:
             raise ValueError(f"tick_spacing {self.tick_spacing} is not an int24")
         if not 0 <= self.amount_out <= _UINT128_MAX:
             raise ValueError(f"amount_out {self.amount_out} is not a uint128")
+        if self.kind == Kind.CURVE:
+            if not (0 <= self.coin_in < 256 and 0 <= self.coin_out < 256) or self.coin_in == self.coin_out:
+                raise ValueError(f"Curve coin indices {self.coin_in}, {self.coin_out}: two different bytes")
+            if self.tick_spacing:
+                raise ValueError("a Curve hop has no tick_spacing (its bytes hold the coin indices)")
+            middle = bytes([self.coin_in, self.coin_out, 0])
+        else:
+            middle = self.tick_spacing.to_bytes(3, "big", signed=True)
         return b"".join((
             bytes.fromhex(self.token_in[2:]),
             bytes([int(self.kind)]),
             self.fee.to_bytes(3, "big"),
-            self.tick_spacing.to_bytes(3, "big", signed=True),
+            middle,
             bytes.fromhex(self.pool[2:]),
             bytes.fromhex(self.factory[2:]),
             self.amount_out.to_bytes(16, "big"),
@@ -161,8 +194,8 @@ class Hop:
 
     def as_abi_tuple(self) -> tuple[Any, ...]:
         """The ``Hop`` ABI struct of ``swap`` and of the v1 contract's ``execute`` (V2/V3 only)."""
-        if self.kind == Kind.V4:
-            raise ValueError("a V4 hop has no v1 Hop struct (swap and the v1 contract are V2/V3 only)")
+        if self.kind in (Kind.V4, Kind.CURVE):
+            raise ValueError(f"a {self.kind.name} hop has no v1 Hop struct (swap and the v1 contract are V2/V3 only)")
         for name in ("amount_in", "amount_out"):
             v = getattr(self, name)
             if not 0 <= v <= _UINT256_MAX:
@@ -240,26 +273,55 @@ def decode_path(path: bytes) -> tuple[list[Hop], int]:
     hops = []
     for i in range(n):
         h = path[PATH_HEADER + PATH_HOP * i: PATH_HEADER + PATH_HOP * (i + 1)]
+        kind = Kind(h[20])
+        curve = kind == Kind.CURVE
         hops.append(Hop(
-            token_in=token(i), token_out=token(i + 1), kind=Kind(h[20]), fee=int.from_bytes(h[21:24], "big"),
-            tick_spacing=int.from_bytes(h[24:27], "big", signed=True),
+            token_in=token(i), token_out=token(i + 1), kind=kind, fee=int.from_bytes(h[21:24], "big"),
+            tick_spacing=0 if curve else int.from_bytes(h[24:27], "big", signed=True),
+            coin_in=h[24] if curve else 0, coin_out=h[25] if curve else 0,
             pool=to_checksum_address(h[27:47]), factory=to_checksum_address(h[47:67]),
             amount_in=amount_in if i == 0 else 0, amount_out=int.from_bytes(h[67:83], "big"),
         ))
     return hops, min_profit
 
 
-def encode_execute(hops: Sequence[Hop], min_profit: int, *, check: bool = True) -> bytes:
-    """Calldata for ``execute(bytes path)`` with the packed path of ``hops``."""
+def encode_execute(hops: Sequence[Hop], min_profit: int, *, check: bool = True,
+                   flash: FlashSource = FlashSource.POOL) -> bytes:
+    """Calldata for ``execute(bytes path)`` (the pools lend) or, with ``flash=FlashSource.BALANCER``,
+    ``executeBalancer(bytes path)`` (the Balancer V2 Vault lends), with the packed path of ``hops``."""
     if check:
         check_cycle(hops)
-    return EXECUTE_SELECTOR + encode(["bytes"], [encode_path(hops, min_profit)])
+        check_flash_source(hops, flash)
+    selector = EXECUTE_BALANCER_SELECTOR if FlashSource(flash) == FlashSource.BALANCER else EXECUTE_SELECTOR
+    return selector + encode(["bytes"], [encode_path(hops, min_profit)])
+
+
+def check_flash_source(hops: Sequence[Hop], flash: FlashSource) -> None:
+    """The contract's rules on who can lend for a path (raises ValueError): a Curve pool cannot lend
+    (a path starting with a Curve hop needs the Balancer Vault), a Curve hop does not run inside a V4
+    unlock, and the Balancer Vault lends only to paths without V4 hops."""
+    kinds = [h.kind for h in hops]
+    if Kind.CURVE in kinds and Kind.V4 in kinds:
+        raise ValueError("a path with a Curve hop cannot have V4 hops")
+    if FlashSource(flash) == FlashSource.BALANCER:
+        if Kind.V4 in kinds:
+            raise ValueError("the Balancer Vault does not lend to a path with V4 hops")
+    elif kinds[0] == Kind.CURVE:
+        raise ValueError("a Curve pool cannot lend: a path starting with a Curve hop needs flash=BALANCER")
+
+
+def flash_source_of(data: bytes) -> FlashSource:
+    """Which lender an ``execute``/``executeBalancer`` calldata asks for."""
+    if data[:4] == EXECUTE_SELECTOR:
+        return FlashSource.POOL
+    if data[:4] == EXECUTE_BALANCER_SELECTOR:
+        return FlashSource.BALANCER
+    raise ValueError("not execute() / executeBalancer() calldata")
 
 
 def decode_execute(data: bytes) -> tuple[list[Hop], int]:
-    """Inverse of :func:`encode_execute`: ``(hops, min_profit)``."""
-    if data[:4] != EXECUTE_SELECTOR:
-        raise ValueError("not execute() calldata")
+    """Inverse of :func:`encode_execute`: ``(hops, min_profit)`` (see :func:`flash_source_of`)."""
+    flash_source_of(data)
     (path,) = decode(["bytes"], data[4:])
     return decode_path(path)
 
@@ -328,7 +390,7 @@ def encode_set_factory(factory: str, kind: Kind, init_code_hash: bytes | None = 
     to disallow."""
     if init_code_hash is None:
         init_code_hash = {Kind.V2: UNISWAP_V2_INIT_CODE_HASH, Kind.V3: UNISWAP_V3_INIT_CODE_HASH,
-                          Kind.V4: V4_MANAGER_MARK}[Kind(kind)]
+                          Kind.V4: V4_MANAGER_MARK, Kind.CURVE: CURVE_POOL_MARK}[Kind(kind)]
     if len(init_code_hash) != 32:
         raise ValueError("init_code_hash must be 32 bytes")
     return encode_call("setFactory(address,uint8,bytes32)", _addr(factory), int(Kind(kind)), init_code_hash)
@@ -336,6 +398,11 @@ def encode_set_factory(factory: str, kind: Kind, init_code_hash: bytes | None = 
 
 def encode_set_recipient(recipient: str) -> bytes:
     return encode_call("setRecipient(address)", _addr(recipient))
+
+
+def encode_set_balancer_vault(vault: str) -> bytes:
+    """``setBalancerVault(vault)``: the Vault ``executeBalancer`` borrows from (zero address: none)."""
+    return encode_call("setBalancerVault(address)", _addr(vault))
 
 
 def encode_pause() -> bytes:
@@ -447,6 +514,8 @@ ERROR_SIGNATURES: tuple[str, ...] = (
     "ReservesQueryFailed(address)",
     "DeadlinePassed(uint256,uint256)",
     "CallFailed(address)",
+    "NoFlashLender()",
+    "ApproveFailed(address,address)",
 )
 
 

@@ -48,7 +48,8 @@ contract AlphaPulseArb {
     enum Kind {
         V2,
         V3,
-        V4
+        V4,
+        CURVE
     }
 
     /// @dev `swap`'s argument (ABI-encoded; `execute` takes the packed path instead).
@@ -95,6 +96,9 @@ contract AlphaPulseArb {
     bytes4 private constant PM_TAKE = 0x0b0d9c09; // take(address,address,uint256)
     bytes4 private constant PM_SYNC = 0xa5841194; // sync(address)
     bytes4 private constant PM_SETTLE = 0x11da60b4; // settle()
+    bytes4 private constant CURVE_EXCHANGE = 0x3df02124; // exchange(int128,int128,uint256,uint256)
+    // flashLoan(address,address[],uint256[],bytes) (Balancer V2 Vault)
+    bytes4 private constant VAULT_FLASH_LOAN = 0x5c38449e;
 
     // ------------------------------------------------------------------------------------------
     // State (owner and paused share slot 0: one SLOAD per execution)
@@ -107,6 +111,9 @@ contract AlphaPulseArb {
     /// @notice Allow-list: the init-code hash of the pools a factory deploys, per kind (0 = not
     ///         allowed). For V4 the "factory" is a PoolManager and any non-zero value allows it.
     mapping(address factory => mapping(Kind kind => bytes32 initCodeHash)) public initCodeHashOf;
+    /// @notice The Balancer V2 Vault `executeBalancer` borrows from (0 = none configured); its
+    ///         `receiveFlashLoan` callback is accepted only during our own `flashLoan` call.
+    address public balancerVault;
 
     /// @dev The only address whose callback is accepted right now (0 = none).
     address private transient expectedCaller;
@@ -126,6 +133,7 @@ contract AlphaPulseArb {
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event RecipientSet(address indexed recipient);
     event FactorySet(address indexed factory, Kind indexed kind, bytes32 initCodeHash);
+    event BalancerVaultSet(address indexed vault);
     event Paused(address account);
     event Unpaused(address account);
 
@@ -160,6 +168,9 @@ contract AlphaPulseArb {
     error DeadlinePassed(uint256 deadline, uint256 timestamp);
     /// @dev A call to a pool or the PoolManager reverted: its revert data is bubbled up as is.
     error CallFailed(address target);
+    /// @dev `executeBalancer` without a configured Vault.
+    error NoFlashLender();
+    error ApproveFailed(address token, address spender);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -181,6 +192,18 @@ contract AlphaPulseArb {
     ///         unless the profit the recipient receives is at least the path's `minProfit`.
     /// @return profit what the recipient received, in the start token
     function execute(bytes calldata path) external returns (uint256 profit) {
+        return _execute(path, false);
+    }
+
+    /// @notice Execute one arbitrage cycle with the start token borrowed from the Balancer V2 Vault
+    ///         (FLASH_BALANCER: for paths whose first hop cannot lend, e.g. a Curve hop). The Vault
+    ///         lends `amountIn` and calls `receiveFlashLoan`, where every hop runs with the tokens in
+    ///         hand and the Vault is repaid with its fee. No V4 hop. Same checks and result as `execute`.
+    function executeBalancer(bytes calldata path) external returns (uint256 profit) {
+        return _execute(path, true);
+    }
+
+    function _execute(bytes calldata path, bool viaBalancer) private returns (uint256 profit) {
         if (msg.sender != owner) revert NotOwner(msg.sender);
         if (paused) revert EnforcedPause();
         uint256 p;
@@ -197,7 +220,18 @@ contract AlphaPulseArb {
         address token = _tokenIn(p, 0);
         address to = recipient;
 
-        if (manager != address(0)) {
+        if (viaBalancer) {
+            if (manager != address(0)) revert MalformedPath();
+            address vault = balancerVault;
+            if (vault == address(0)) revert NoFlashLender();
+            address[] memory tokens = new address[](1);
+            tokens[0] = token;
+            uint256[] memory amounts = new uint256[](1);
+            amounts[0] = amountIn;
+            expectedCaller = vault;
+            _call(vault, abi.encodeWithSelector(VAULT_FLASH_LOAN, address(this), tokens, amounts, path));
+            profit = _payRecipient(token, to, cycleResult);
+        } else if (manager != address(0)) {
             bytes memory data = _withPrefix(bytes20(to), path);
             expectedCaller = manager;
             _call(manager, abi.encodeWithSelector(PM_UNLOCK, data));
@@ -224,7 +258,7 @@ contract AlphaPulseArb {
         address tokenIn = hop.tokenIn;
         address tokenOut = hop.tokenOut;
         if (tokenIn == tokenOut) revert BrokenPath(0);
-        if (hop.kind == Kind.V4) revert MalformedPath();
+        if (hop.kind >= Kind.V4) revert MalformedPath();
         _checkPool(0, hop.kind, hop.factory, hop.pool, tokenIn, tokenOut, hop.fee);
         uint256 amountIn = hop.amountIn;
         if (amountIn == 0) revert ZeroAmountIn();
@@ -309,6 +343,34 @@ contract AlphaPulseArb {
         return "";
     }
 
+    /// @notice Balancer V2 Vault flash-loan callback (FLASH_BALANCER): accepted only from the
+    ///         configured Vault during this contract's own `flashLoan` call. Runs every hop from the
+    ///         borrowed start token and repays the Vault the loan plus its fee.
+    function receiveFlashLoan(
+        address[] calldata tokens,
+        uint256[] calldata amounts,
+        uint256[] calldata feeAmounts,
+        bytes calldata userData
+    ) external {
+        _consumeCallback();
+        if (userData.length < HEADER || tokens.length != 1 || amounts.length != 1 || feeAmounts.length != 1) {
+            revert InvalidCallbackData();
+        }
+        uint256 p;
+        assembly ("memory-safe") {
+            p := userData.offset
+        }
+        uint256 n = _hopCount(p);
+        uint256 amountIn = _word128(p);
+        address token = _tokenIn(p, 0);
+        if (tokens[0] != token || amounts[0] != amountIn) revert InvalidCallbackData();
+        uint256 amount = _runHops(p, n, 0, amountIn, false);
+        uint256 owed = amountIn + feeAmounts[0];
+        if (amount < owed) revert InsufficientReturn(amount, owed);
+        _transfer(token, msg.sender, owed);
+        cycleResult = amount - owed;
+    }
+
     // ------------------------------------------------------------------------------------------
     // Admin
     // ------------------------------------------------------------------------------------------
@@ -318,6 +380,12 @@ contract AlphaPulseArb {
         if (factory == address(0)) revert ZeroAddress();
         initCodeHashOf[factory][kind] = initCodeHash;
         emit FactorySet(factory, kind, initCodeHash);
+    }
+
+    /// @notice The Balancer V2 Vault `executeBalancer` borrows from (the zero address: none).
+    function setBalancerVault(address vault) external onlyOwner {
+        balancerVault = vault;
+        emit BalancerVaultSet(vault);
     }
 
     function setRecipient(address recipient_) external onlyOwner {
@@ -368,7 +436,7 @@ contract AlphaPulseArb {
         returns (address)
     {
         bytes32 initCodeHash = initCodeHashOf[factory][kind];
-        if (initCodeHash == bytes32(0) || kind == Kind.V4) return address(0);
+        if (initCodeHash == bytes32(0) || kind >= Kind.V4) return address(0);
         return _computePool(kind, factory, initCodeHash, tokenA, tokenB, fee);
     }
 
@@ -380,6 +448,7 @@ contract AlphaPulseArb {
     ///      the PoolManager of the V4 hops (0 without any).
     function _checkPath(uint256 p, uint256 n) private view returns (bool allV2Prefix, address manager) {
         allV2Prefix = true;
+        bool curve;
         address start = _tokenIn(p, 0);
         for (uint256 i; i < n; ++i) {
             address tokenIn = _tokenIn(p, i);
@@ -396,7 +465,7 @@ contract AlphaPulseArb {
                 pool := shr(96, calldataload(add(h, 27)))
                 factory := shr(96, calldataload(add(h, 47)))
             }
-            if (k > uint256(Kind.V4)) revert MalformedPath();
+            if (k > uint256(Kind.CURVE)) revert MalformedPath();
             Kind kind = Kind(k);
             _checkPool(i, kind, factory, pool, tokenIn, tokenOut, fee);
             if (kind == Kind.V4) {
@@ -404,6 +473,12 @@ contract AlphaPulseArb {
                 else if (manager != factory) revert MalformedPath();
             }
             if (kind != Kind.V2 && i + 1 < n) allV2Prefix = false;
+            if (kind == Kind.CURVE) curve = true;
+        }
+        // A Curve pool cannot lend (REVERSE's last hop) and is not run inside a V4 unlock.
+        if (curve) {
+            if (manager != address(0)) revert MalformedPath();
+            allV2Prefix = false;
         }
     }
 
@@ -416,7 +491,10 @@ contract AlphaPulseArb {
         if (fee >= PPM) revert InvalidFee(i, fee);
         bytes32 initCodeHash = initCodeHashOf[factory][kind];
         if (initCodeHash == bytes32(0)) revert FactoryNotAllowed(i, factory, kind);
-        if (kind != Kind.V4) {
+        if (kind == Kind.CURVE) {
+            // A Curve hop names the allow-listed pool itself as its factory.
+            if (pool != factory) revert PoolNotGenuine(i, pool, factory);
+        } else if (kind != Kind.V4) {
             address expected = _computePool(kind, factory, initCodeHash, tokenIn, tokenOut, fee);
             if (pool != expected) revert PoolNotGenuine(i, pool, expected);
         }
@@ -542,13 +620,16 @@ contract AlphaPulseArb {
         address pool = _pool(p, 0);
         bool zeroForOne = _zeroForOne(p, 0);
         expectedCaller = pool;
-        if (_kind(p, 0) == uint256(Kind.V2)) {
+        uint256 kind0 = _kind(p, 0);
+        if (kind0 == uint256(Kind.V2)) {
             uint256 out = _v2AmountOut(pool, amountIn, zeroForOne, _fee(p, 0));
             uint256 minOut = _minOut(p, 0);
             if (out < minOut) revert InsufficientOutput(0, out, minOut);
             // A V2 flash swap calls back its `to`: the output must come here.
             _v2Swap(pool, zeroForOne, out, address(this), data);
         } else {
+            // A Curve pool cannot lend: such a path needs executeBalancer.
+            if (kind0 == uint256(Kind.CURVE)) revert MalformedPath();
             _v3Swap(pool, _deliverTo(p, n, 0), zeroForOne, amountIn, data);
         }
     }
@@ -561,17 +642,31 @@ contract AlphaPulseArb {
 
     /// @dev Inside the first pool's callback: run hops 1..n-1 on `received`, then repay `owed`.
     function _finishForward(uint256 p, uint256 n, uint256 received, uint256 owed) private {
-        uint256 amount = received;
         // A V3 first hop sent its output straight to a V2 second hop.
         bool delivered = _kind(p, 0) != uint256(Kind.V2) && _kind(p, 1) == uint256(Kind.V2);
-        for (uint256 i = 1; i < n; ++i) {
+        uint256 amount = _runHops(p, n, 1, received, delivered);
+        if (amount < owed) revert InsufficientReturn(amount, owed);
+        _transfer(_tokenIn(p, 0), msg.sender, owed);
+        cycleResult = amount - owed;
+    }
+
+    /// @dev Run hops `first`..n-1 on `amount` of tokenIn(first), held here (or already in hop
+    ///      `first`'s V2 pair when `delivered`); returns the last hop's output, held here.
+    function _runHops(uint256 p, uint256 n, uint256 first, uint256 amount, bool delivered)
+        private
+        returns (uint256)
+    {
+        for (uint256 i = first; i < n; ++i) {
             address pool = _pool(p, i);
             bool zeroForOne = _zeroForOne(p, i);
-            address to = _deliverTo(p, n, i);
-            if (_kind(p, i) == uint256(Kind.V2)) {
+            uint256 kind = _kind(p, i);
+            address to = kind == uint256(Kind.CURVE) ? address(this) : _deliverTo(p, n, i);
+            if (kind == uint256(Kind.V2)) {
                 if (!delivered) _transfer(_tokenIn(p, i), pool, amount);
                 amount = _v2AmountOut(pool, amount, zeroForOne, _fee(p, i));
                 _v2Swap(pool, zeroForOne, amount, to, "");
+            } else if (kind == uint256(Kind.CURVE)) {
+                amount = _curveSwap(p, i, pool, amount);
             } else {
                 expectedCaller = pool;
                 amount = _v3Swap(
@@ -582,9 +677,26 @@ contract AlphaPulseArb {
             if (amount < minOut) revert InsufficientOutput(i, amount, minOut);
             delivered = to != address(this);
         }
-        if (amount < owed) revert InsufficientReturn(amount, owed);
-        _transfer(_tokenIn(p, 0), msg.sender, owed);
-        cycleResult = amount - owed;
+        return amount;
+    }
+
+    /// @dev One Curve StableSwap `exchange(i, j, dx, min_dy)` from tokens held here (the coin
+    ///      indices are the hop's tickSpacing bytes: i, j); the pool pulls `amountIn` and sends the
+    ///      output here. The classic pool returns nothing: the output is this contract's balance
+    ///      change in tokenOut (it holds none of it between executions).
+    function _curveSwap(uint256 p, uint256 i, address pool, uint256 amountIn) private returns (uint256) {
+        address tokenOut = _tokenIn(p, i + 1);
+        uint256 ci;
+        uint256 cj;
+        assembly ("memory-safe") {
+            let h := add(add(p, HEADER), mul(HOP, i))
+            ci := byte(24, calldataload(h))
+            cj := byte(25, calldataload(h))
+        }
+        _approve(_tokenIn(p, i), pool, amountIn);
+        uint256 before = _balanceOf(tokenOut, address(this));
+        _call(pool, abi.encodeWithSelector(CURVE_EXCHANGE, ci, cj, amountIn, _minOut(p, i)));
+        return _balanceOf(tokenOut, address(this)) - before;
     }
 
     // ------------------------------------------------------------------------------------------
@@ -829,6 +941,21 @@ contract AlphaPulseArb {
             bal := mload(0)
         }
         if (!ok) revert BalanceQueryFailed(token);
+    }
+
+    /// @dev ERC-20 approve (exact amount; the pool's transferFrom spends it back to zero), accepting
+    ///      tokens that return nothing.
+    function _approve(address token, address spender, uint256 amount) private {
+        bool ok;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, shl(224, 0x095ea7b3))
+            mstore(add(m, 4), spender)
+            mstore(add(m, 36), amount)
+            ok := call(gas(), token, 0, m, 68, 0, 0x20)
+            ok := and(ok, or(and(gt(returndatasize(), 0x1f), eq(mload(0), 1)), and(iszero(returndatasize()), gt(extcodesize(token), 0))))
+        }
+        if (!ok) revert ApproveFailed(token, spender);
     }
 
     /// @dev ERC-20 transfer that accepts tokens returning nothing (USDT-style) and rejects `false`.

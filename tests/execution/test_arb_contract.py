@@ -19,6 +19,7 @@ from chain.addresses import UNISWAP_V2_INIT_CODE_HASH, UNISWAP_V3_INIT_CODE_HASH
 from chain.solc import compile_source
 from execution.build import SOLC_VERSION
 from execution.calldata import (
+    FlashSource,
     Hop,
     Kind,
     compute_pool_address,
@@ -128,13 +129,15 @@ def v3_hop(market: Market, fee: int, token_in: str, token_out: str, amount_in: i
     )
 
 
-def run_cycle(chain: Chain, market: Market, arb: Arb, hops: list[Hop], predicted: int, label: str) -> dict:
-    """Execute ``hops`` with minProfit = the prediction; check every place the profit shows up."""
+def run_cycle(chain: Chain, market: Market, arb: Arb, hops: list[Hop], predicted: int, label: str,
+              flash: FlashSource = FlashSource.POOL) -> dict:
+    """Execute ``hops`` with minProfit = the prediction (the pools lend, or ``flash`` names the
+    lender); check every place the profit shows up."""
     start = hops[0].token_in
     tokens = {h.token_in for h in hops}
     assert all(chain.balance_of(tok, arb.address) == 0 for tok in tokens), "the arb must start with nothing"
     recipient_before = chain.balance_of(start, arb.recipient)
-    data = encode_execute(hops, predicted)
+    data = encode_execute(hops, predicted, flash=flash)
 
     simulated = int.from_bytes(chain.call(arb.address, data, sender=arb.owner), "big")
     assert simulated == predicted

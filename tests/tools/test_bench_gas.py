@@ -12,13 +12,20 @@ from tools.bench import gas
 def test_bench_gas_compares_both_contracts_on_every_path_type(capsys) -> None:
     assert gas.main(["--json"]) == 0
     rows = {r["path"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert set(rows) == {"V2->V2", "V2->V3", "V2->V2->V3", "V4->V4"}
+    assert set(rows) == {"V2->V2", "V2->V3", "V2->V2->V3", "V4->V4", "V2->V2 (Balancer)", "Curve->V2 (Balancer)"}
     for name in ("V2->V2", "V2->V3", "V2->V2->V3"):
         r = rows[name]
         assert r["profit"] > 0 and r["amount_in"] > 0
         assert r["previous"] is not None and r["current"] < r["previous"], r
     assert rows["V4->V4"]["previous"] is None  # the previous contract has no V4 path
     assert 0 < rows["V4->V4"]["current"] < rows["V2->V2"]["current"]
+    # The Balancer Vault lends to any path without V4, at a price in gas over a pair's own flash swap;
+    # a path starting with a Curve hop can only borrow from it. The previous contract has neither.
+    for name in ("V2->V2 (Balancer)", "Curve->V2 (Balancer)"):
+        r = rows[name]
+        assert r["previous"] is None and r["profit"] > 0 and r["current"] > 0, r
+    assert rows["V2->V2 (Balancer)"]["amount_in"] == rows["V2->V2"]["amount_in"]
+    assert rows["V2->V2 (Balancer)"]["current"] > rows["V2->V2"]["current"]
 
 
 def test_bench_gas_refuses_an_unknown_path(capsys) -> None:

@@ -14,6 +14,11 @@ devnet's factories (and, for the current contract, the V4 PoolManager), then for
    arbitrage 12 s after the previous block (every pool writes its price oracle, the worst case, as
    on mainnet), records ``gasUsed``, and reverts.
 
+Two rows borrow the start token from the Balancer V2 Vault (``executeBalancer``, FLASH_BALANCER; the
+devnet's Vault is the official bytecode): V2->V2 in the same state as the V2->V2 row (the price of the
+external lender over a pair's own flash swap), and Curve->V2, whose first hop (the devnet's Curve
+StableSwap pool) cannot lend. The previous contract has neither.
+
 The V4 pools get one dust swap each way before any measurement, as a traded pool has: otherwise the
 first swap of a pool with a protocol fee pays for creating its fee-accrual slots (~22k, once).
 The profit recipient starts with none of the start token (the tests' condition; a recipient that
@@ -26,6 +31,7 @@ the machine's load.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -39,12 +45,14 @@ from chain.deployment import ChainDeployment
 from chain.rpc import RpcError
 from execution.build import PREVIOUS_ARTIFACT_PATH, load_artifact
 from execution.calldata import (
+    FlashSource,
     Hop,
     Kind,
     decode_profit_events,
     encode_constructor_args,
     encode_execute,
     encode_execute_v1,
+    encode_set_balancer_vault,
     encode_set_factory,
 )
 
@@ -105,7 +113,7 @@ class _Net:
 class _Contract:
     name: str
     address: str
-    encode: Callable[[Sequence[Hop], int], bytes]
+    encode: Callable[[Sequence[Hop], int, FlashSource], bytes]
 
 
 def _deploy(n: _Net, artifact: dict[str, Any], owner: str, recipient: str, *, v4: bool) -> str:
@@ -117,8 +125,12 @@ def _deploy(n: _Net, artifact: dict[str, Any], owner: str, recipient: str, *, v4
     for venue in n.dep.v2:
         n.send(owner, address, encode_set_factory(venue.factory, Kind.V2))
     n.send(owner, address, encode_set_factory(n.dep.v3.factory, Kind.V3))
-    if v4 and n.dep.v4 is not None:
+    if v4 and n.dep.v4 is not None:  # the current contract: V4, the Balancer Vault, Curve pools
         n.send(owner, address, encode_set_factory(n.dep.v4.pool_manager, Kind.V4))
+    if v4 and n.dep.balancer_vault:
+        n.send(owner, address, encode_set_balancer_vault(n.dep.balancer_vault))
+    for pool in n.dep.curve_pools if v4 else ():
+        n.send(owner, address, encode_set_factory(pool.address, Kind.CURVE))
     return address
 
 
@@ -140,6 +152,13 @@ def _v4(n: _Net, fee: int, a: str, b: str) -> Hop:
                kind=Kind.V4, fee=fee, tick_spacing=p.tick_spacing)
 
 
+def _curve(n: _Net, a: str, b: str) -> Hop:
+    p = n.dep.curve_pools[0]
+    ta, tb = n.token(a), n.token(b)
+    return Hop(pool=p.address, factory=p.address, token_in=ta, token_out=tb, kind=Kind.CURVE, fee=p.fee // 10_000,
+               coin_in=p.index(ta), coin_out=p.index(tb))
+
+
 def _dump_weth_on_venue_a(n: _Net) -> None:
     """WETH made cheap on venue A's WETH/USDC pair: the V2 and V3 paths' opportunity."""
     router = n.dep.v2_venue("uniswap_v2_a").router
@@ -155,6 +174,7 @@ class _Path:
     setup: Callable[[_Net], None]
     hops: Callable[[_Net], list[Hop]]
     search: tuple[int, int]  # the start token's input range for the sizing search
+    flash: FlashSource = FlashSource.POOL
 
 
 PATHS: tuple[_Path, ...] = (
@@ -171,21 +191,27 @@ PATHS: tuple[_Path, ...] = (
     _Path("V4->V4", lambda n: None,
           lambda n: [_v4(n, 3000, "USDC", "WETH"), _v4(n, 500, "WETH", "USDC")],
           (10**6, 200_000 * 10**6)),
+    _Path("V2->V2 (Balancer)", _dump_weth_on_venue_a,
+          lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "USDC")],
+          (10**6, 200_000 * 10**6), FlashSource.BALANCER),
+    _Path("Curve->V2 (Balancer)", lambda n: None,
+          lambda n: [_curve(n, "USDC", "DAI"), _v2(n, "uniswap_v2_b", "DAI", "USDC")],
+          (10**6, 200_000 * 10**6), FlashSource.BALANCER),
 )
 
 
 def _with_input(hops: list[Hop], amount_in: int) -> list[Hop]:
-    first = hops[0]
-    return [Hop(pool=first.pool, factory=first.factory, token_in=first.token_in, token_out=first.token_out,
-                kind=first.kind, fee=first.fee, tick_spacing=first.tick_spacing, amount_in=amount_in), *hops[1:]]
+    return [dataclasses.replace(hops[0], amount_in=amount_in), *hops[1:]]
 
 
-def _size(n: _Net, contract: _Contract, owner: str, hops: list[Hop], lo: int, hi: int) -> tuple[int, int]:
+def _size(n: _Net, contract: _Contract, owner: str, hops: list[Hop], lo: int, hi: int,
+          flash: FlashSource) -> tuple[int, int]:
     """The input maximising the current contract's simulated profit (ternary search; the profit
     of a cycle is unimodal in its input); (input, profit)."""
     def profit(x: int) -> int:
         try:
-            return int.from_bytes(n.call(owner, contract.address, contract.encode(_with_input(hops, x), 0)), "big")
+            return int.from_bytes(n.call(owner, contract.address, contract.encode(_with_input(hops, x), 0, flash)),
+                                  "big")
         except RpcError:
             return -1
 
@@ -209,14 +235,14 @@ def _warm_v4_pools(n: _Net) -> None:
             n.client.v4_swap(n.trader, pool, zero_for_one, -dust)
 
 
-def _run(n: _Net, contract: _Contract, owner: str, hops: list[Hop]) -> int:
+def _run(n: _Net, contract: _Contract, owner: str, hops: list[Hop], flash: FlashSource) -> int:
     """One measured execution (the caller reverts the chain afterwards)."""
     for hop in hops:
         if hop.kind == Kind.V2:  # a live pair's cumulative-price slots are non-zero
             n.next_block_in(12)
             n.send(owner, hop.pool, encode_call("sync()"), gas=200_000)
     n.next_block_in(12)
-    receipt = n.send(owner, contract.address, contract.encode(hops, 0), gas=EXECUTE_GAS)
+    receipt = n.send(owner, contract.address, contract.encode(hops, 0, flash), gas=EXECUTE_GAS)
     if int(receipt["status"], 16) != 1:
         raise RuntimeError(f"{contract.name}: execute reverted")
     if len(decode_profit_events(receipt["logs"], contract.address)) != 1:
@@ -229,9 +255,10 @@ def measure(net: Any, *, recipient_holds: bool = False, paths: Sequence[str] = (
     every path type (or those named in ``paths``)."""
     n = _Net(net)
     owner, recipient = n.accounts[3], n.accounts[4]
-    current = _Contract("current", _deploy(n, load_artifact(), owner, recipient, v4=True), encode_execute)
+    current = _Contract("current", _deploy(n, load_artifact(), owner, recipient, v4=True),
+                        lambda hops, min_profit, flash: encode_execute(hops, min_profit, flash=flash))
     previous = _Contract("previous", _deploy(n, load_artifact(PREVIOUS_ARTIFACT_PATH), owner, recipient, v4=False),
-                         encode_execute_v1)
+                         lambda hops, min_profit, flash: encode_execute_v1(hops, min_profit))
     if n.dep.v4 is not None:
         _warm_v4_pools(n)
     rows = []
@@ -240,23 +267,28 @@ def measure(net: Any, *, recipient_holds: bool = False, paths: Sequence[str] = (
             continue
         if path.name.startswith("V4") and n.dep.v4 is None:
             continue
+        if path.flash == FlashSource.BALANCER and not n.dep.balancer_vault:
+            continue
+        if path.name.startswith("Curve") and not n.dep.curve_pools:
+            continue
         base = n.rpc("evm_snapshot")
         try:
             path.setup(n)
             hops = path.hops(n)
             if recipient_holds:
                 n.send(n.trader, hops[0].token_in, encode_call("transfer(address,uint256)", recipient, 1))
-            amount_in, profit = _size(n, current, owner, hops, *path.search)
+            amount_in, profit = _size(n, current, owner, hops, *path.search, path.flash)
             if profit <= 0:
                 raise RuntimeError(f"{path.name}: no profitable input on this devnet")
             hops = _with_input(hops, amount_in)
             gas = {}
             for contract in (current, previous):
-                if contract is previous and any(h.kind == Kind.V4 for h in hops):
+                if contract is previous and (path.flash != FlashSource.POOL
+                                             or any(h.kind in (Kind.V4, Kind.CURVE) for h in hops)):
                     continue
                 snap = n.rpc("evm_snapshot")
                 try:
-                    gas[contract.name] = _run(n, contract, owner, hops)
+                    gas[contract.name] = _run(n, contract, owner, hops, path.flash)
                 finally:
                     n.rpc("evm_revert", snap)
             rows.append(GasRow(path.name, amount_in, profit, gas.get("previous"), gas["current"],
@@ -267,13 +299,13 @@ def measure(net: Any, *, recipient_holds: bool = False, paths: Sequence[str] = (
 
 
 def _table(rows: list[GasRow]) -> str:
-    lines = [f"{'path':<12} {'previous (v1)':>14} {'current':>10} {'change':>8} {'target':>9}",
-             "-" * 57]
+    lines = [f"{'path':<21} {'previous (v1)':>14} {'current':>10} {'change':>8} {'target':>9}",
+             "-" * 66]
     for r in rows:
         prev = f"{r.previous:,}" if r.previous is not None else "-"
         change = f"{(r.current - r.previous) * 100 / r.previous:+.1f}%" if r.previous else "-"
         target = f"{r.target:,}" if r.target else "-"
-        lines.append(f"{r.path:<12} {prev:>14} {r.current:>10,} {change:>8} {target:>9}")
+        lines.append(f"{r.path:<21} {prev:>14} {r.current:>10,} {change:>8} {target:>9}")
     return "\n".join(lines)
 
 

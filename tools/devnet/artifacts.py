@@ -45,6 +45,12 @@ V3_ARTIFACTS = {
 V4_ARTIFACTS = {
     "PoolManager": "@uniswap/v4-core/out/PoolManager.sol/PoolManager.json",
 }
+# The Balancer V2 Vault (the zero-fee flash lender of FLASH_BALANCER) and its Authorizer, from the
+# official deployment tasks of @balancer-labs/v2-deployments (the bytecode deployed on mainnet).
+BALANCER_ARTIFACTS = {
+    "BalancerVault": "@balancer-labs/v2-deployments/dist/tasks/20210418-vault/artifact/Vault.json",
+    "BalancerAuthorizer": "@balancer-labs/v2-deployments/dist/tasks/20210418-authorizer/artifact/Authorizer.json",
+}
 # Ours, compiled with solc-js: the router/liquidity helper and the two hooks of the V4 devnet.
 LOCAL_CONTRACTS = {
     "DevToken": "DevToken.sol",
@@ -52,6 +58,8 @@ LOCAL_CONTRACTS = {
     "SwapCounterHook": "V4Devnet.sol",
     "SkimHook": "V4Devnet.sol",
     "DevBridge": "DevBridge.sol",
+    # A faithful Solidity port of the classic Curve StableSwap swap path (no package ships Curve's bytecode).
+    "StableSwapDevnet": "StableSwapDevnet.sol",
 }
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 SOLC_SETTINGS: dict[str, Any] = {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun"}
@@ -71,7 +79,7 @@ def load(name: str) -> Artifact:
     V4_ARTIFACTS), or one of ours (LOCAL_CONTRACTS)."""
     if name in LOCAL_CONTRACTS:
         return compile_solidity(LOCAL_CONTRACTS[name], name)
-    rel = V2_ARTIFACTS.get(name) or V3_ARTIFACTS.get(name) or V4_ARTIFACTS.get(name)
+    rel = V2_ARTIFACTS.get(name) or V3_ARTIFACTS.get(name) or V4_ARTIFACTS.get(name) or BALANCER_ARTIFACTS.get(name)
     if rel is None:
         raise KeyError(f"unknown artifact {name!r}")
     path = require_file(rel)

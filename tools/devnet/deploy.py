@@ -19,7 +19,13 @@ The default market (:data:`DEFAULT_SPEC`) - prices are "quote per base":
   cannot change amounts) and one with our ``SkimHook`` (returns an afterSwap delta: it takes 1 % of
   every swap, so the simulator must refuse that pool). Hooks are placed with ``anvil_setCode`` at
   addresses whose low bits are their permissions, as a CREATE2 salt search would on a real chain.
-
+* Balancer (``balancer_vault``): the official V2 Vault and its Authorizer (bytecode from
+  ``@balancer-labs/v2-deployments``, mainnet's constructor arguments: the deployer as the Authorizer's
+  admin, WETH, a 90-day pause window and 30-day buffer), holding balances of every token so it can
+  flash-lend them (its flash-loan fee is the ProtocolFeesCollector's, 0 as deployed).
+* Curve (``curve_stableswap``): a DAI/USDC StableSwap pool, our faithful Solidity port of the
+  classic pool (contracts/StableSwapDevnet.sol: no package ships Curve's bytecode), slightly
+  imbalanced so cycles through it exist.
 * the bridge stand-in (``DevBridge``, contracts/DevBridge.sol; specs/bridge-standin.md) holding
   liquidity in every token, its relayer the last dev account.
 
@@ -50,6 +56,7 @@ from chain.deployment import (
     V2_FEE_PIPS,
     Bridge,
     ChainDeployment,
+    CurvePool,
     Pool,
     Token,
     V2Venue,
@@ -78,6 +85,10 @@ from .anvil import DEFAULT_CHAIN_ID, AnvilProcess
 # Gas limits for the pipelined deployment (no estimation); measured use is well below.
 GAS_DEPLOY = 7_000_000
 GAS_DEPLOY_POOL_MANAGER = 12_000_000
+GAS_DEPLOY_BALANCER_VAULT = 12_000_000
+# The Vault's constructor arguments as deployed on mainnet (task 20210418-vault): pause window, buffer.
+BALANCER_PAUSE_WINDOW = 90 * 86400
+BALANCER_BUFFER_PERIOD = 30 * 86400
 GAS_V4_INITIALIZE = 400_000
 GAS_V4_MODIFY = 600_000
 GAS_CREATE_POOL = 6_000_000
@@ -139,6 +150,15 @@ V4_HOOKS = {
 
 
 @dataclass(frozen=True)
+class CurvePoolSpec:
+    coins: tuple[str, ...]  # symbols, in the pool's index order
+    balances: tuple[str, ...]  # human amounts seeded
+    amp: int
+    fee: int  # 1e10 scale (4_000_000 = 0.04 %)
+    admin_fee: int  # 1e10 scale (5_000_000_000 = half the fee)
+
+
+@dataclass(frozen=True)
 class DevnetSpec:
     tokens: tuple[TokenSpec, ...]  # WETH first: it is the official WETH9, the rest are DevTokens
     v2: tuple[tuple[str, tuple[V2PairSpec, ...]], ...]  # (venue name, pairs)
@@ -153,6 +173,10 @@ class DevnetSpec:
     # The bridge stand-in (contracts/DevBridge.sol): its liquidity per token, released to
     # recipients of transfers from other chains; the relayer is the last dev account.
     bridge_liquidity: tuple[tuple[str, str], ...] = (("WETH", "1000"), ("USDC", "2000000"), ("DAI", "2000000"))
+    curve_name: str = "curve_stableswap"
+    curve: tuple[CurvePoolSpec, ...] = ()
+    # The Balancer V2 Vault's lendable balances (human, per symbol); empty = no Vault.
+    balancer_funds: tuple[tuple[str, str], ...] = ()
 
 
 def _positions(scale: str, above: bool) -> tuple[V3PositionSpec, ...]:
@@ -208,6 +232,8 @@ DEFAULT_SPEC = DevnetSpec(
         V4PoolSpec("WETH", "USDC", 3000, 60, "2001", _positions("0.3", above=True), hook="counter"),
         V4PoolSpec("WETH", "USDC", 3000, 60, "1999", _positions("0.3", above=False), hook="skim"),
     ),
+    curve=(CurvePoolSpec(("DAI", "USDC"), ("1500000", "500000"), amp=200, fee=4_000_000, admin_fee=5_000_000_000),),
+    balancer_funds=(("WETH", "5000"), ("USDC", "10000000"), ("DAI", "10000000")),
 )
 
 
@@ -487,6 +513,35 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
             for s in spenders:
                 plan.call("DevToken", tok.address, "approve", s, MAX_UINT256, sender=acct)
 
+    # -- Balancer V2 Vault and Curve pools (last: the addresses above stay where they were) ------
+    balancer_vault: str | None = None
+    if spec.balancer_funds:
+        authorizer = plan.deploy("BalancerAuthorizer", deployer, label="deploy Balancer Authorizer")
+        balancer_vault = plan.deploy("BalancerVault", authorizer, weth, BALANCER_PAUSE_WINDOW,
+                                     BALANCER_BUFFER_PERIOD, label="deploy Balancer Vault")
+        plan.txs[-1] = Tx(deployer, None, plan.txs[-1].data, gas=GAS_DEPLOY_BALANCER_VAULT, label=plan.txs[-1].label)
+        for sym, amount in spec.balancer_funds:
+            tok = tokens[sym]
+            if tok.address == weth:
+                plan.call("WETH9", weth, "deposit", value=_units(amount, 18), gas=GAS_SMALL)
+                plan.call("WETH9", weth, "transfer", balancer_vault, _units(amount, 18))
+            else:
+                plan.call("DevToken", tok.address, "mint", balancer_vault, _units(amount, tok.decimals))
+    curve_pools: list[CurvePool] = []
+    for cs in spec.curve:
+        coins = tuple(tokens[c] for c in cs.coins)
+        rates = tuple(10 ** (36 - t.decimals) for t in coins)
+        addr = plan.deploy("StableSwapDevnet", [t.address for t in coins], list(rates), cs.amp, cs.fee, cs.admin_fee,
+                           label=f"deploy Curve {'/'.join(cs.coins)}")
+        amounts = [_units(b, t.decimals) for b, t in zip(cs.balances, coins)]
+        for t, amount in zip(coins, amounts):
+            if t.address == weth:
+                plan.call("WETH9", weth, "deposit", value=amount, gas=GAS_SMALL)
+            plan.call("DevToken", t.address, "approve", addr, amount)
+        plan.call("StableSwapDevnet", addr, "seed", amounts, gas=GAS_MINT)
+        curve_pools.append(CurvePool(address=addr, venue=spec.curve_name, coins=tuple(t.address for t in coins),
+                                     symbols=cs.coins, rates=rates, amp=cs.amp, fee=cs.fee, admin_fee=cs.admin_fee))
+
     client.send_many(plan.txs)
     return ChainDeployment(
         chain_id=chain_id,
@@ -507,6 +562,8 @@ def _deploy(client: ChainClient, spec: DevnetSpec, url: str, ws: str, anvil_pid:
         v4=v4,
         v4_pools=tuple(v4_pools),
         bridge=bridge,
+        balancer_vault=balancer_vault,
+        curve_pools=tuple(curve_pools),
     )
 
 
