@@ -615,7 +615,7 @@ class SignalRun:
             return self._finish(verdict.outcome, verdict.reason)
         self.ex.validated(verdict.gross_profit)
         self.gross = verdict.gross_profit
-        self.data = encode_execute(list(verdict.hops), verdict.min_profit_onchain)
+        self.data = encode_execute(list(verdict.hops), verdict.min_profit_onchain, flash=verdict.flash)
         self.step = Step.SIMULATE
         return [Simulate(self.data)]
 

@@ -27,16 +27,17 @@ from dataclasses import dataclass
 
 from eth_utils import to_checksum_address
 
-from execution.calldata import Hop, Kind
+from execution.calldata import FlashSource, Hop, Kind, check_flash_source
 from market.amm.pool_key import PoolKey
 from market.path import Hop as MarketHop
-from market.pools import NOT_FILLED, PoolState, V2Pool, V3Pool, V4Pool
+from market.pools import NOT_FILLED, CurvePool, PoolState, V2Pool, V3Pool, V4Pool
 from market.prices import convert_from_gas_token
 from market.state import PoolStateManager
 from protocol.execution import Outcome
 from protocol.ids import PoolId, TokenId, VenueKind
 from protocol.message import Message
-from protocol.signals import ArbitragePath, Economics, SignalIdentity
+from protocol.signals import ArbitragePath, Economics, FlashLoan, SignalIdentity
+from protocol.signals import FlashSource as WireFlashSource
 from protocol.signals import Hop as PathHop
 
 
@@ -49,6 +50,7 @@ class Signal:
     identity: SignalIdentity
     economics: Economics
     path: ArbitragePath
+    flash_source: int | None = None  # FlashLoan.source; None: the signal has no FlashLoan (the pools lend)
 
     @classmethod
     def from_message(cls, msg: Message) -> Signal:
@@ -57,7 +59,17 @@ class Signal:
             raise MalformedSignal("signal message lacks SignalIdentity, Economics or ArbitragePath")
         if len(path.hops) < 2:
             raise MalformedSignal(f"path of {len(path.hops)} hop(s)")
-        return cls(identity=ident, economics=econ, path=path)
+        flash = msg.find(FlashLoan)
+        return cls(identity=ident, economics=econ, path=path,
+                   flash_source=flash.source if isinstance(flash, FlashLoan) else None)
+
+    @property
+    def flash(self) -> FlashSource:
+        """The contract's entry point for the signal's flash source (BALANCER: ``executeBalancer``;
+        POOL, V4_UNLOCK or none: ``execute``, which picks between those from the hop kinds)."""
+        if self.flash_source == WireFlashSource.BALANCER:
+            return FlashSource.BALANCER
+        return FlashSource.POOL
 
     @property
     def signal_id(self) -> int:
@@ -78,6 +90,7 @@ class Verdict:
     hops: tuple[Hop, ...] = ()
     gross_profit: int = 0
     min_profit_onchain: int = 0
+    flash: FlashSource = FlashSource.POOL
 
 
 def profit_token_mismatch(sig: Signal) -> str | None:
@@ -176,14 +189,15 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
             why = "invalidated" if state.is_stale(pool) else "unknown or without liquidity"
             return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
                            reason=f"pool stale: hop {i} pool {pool.address} is {why}")
-        factory = factories.get(pool.venue)
+        # A Curve pool is allow-listed by its own address (the contract's CURVE hops).
+        factory = to_checksum_address(pool.address) if isinstance(s, CurvePool) else factories.get(pool.venue)
         if factory is None:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"no factory configured for venue {pool.venue} (hop {i})")
         if out != h.amount_out:
             return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
                            reason=f"path output changed: hop {i} gives {out} now, the signal said {h.amount_out}")
-        address, spacing = pool.address, 0
+        address, spacing, coins = pool.address, 0, (0, 0)
         if isinstance(s, V2Pool):
             kind, fee = Kind.V2, s.fee_ppm
         elif isinstance(s, V3Pool):
@@ -195,20 +209,28 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
                                reason=f"hop {i}: V4 pool {pool.address} has hooks not configured for venue "
                                       f"{pool.venue} (executor [[venues]] hooks)")
             kind, fee, address, spacing = Kind.V4, s.lp_fee, hooks, s.tick_spacing
+        elif isinstance(s, CurvePool):
+            # The market model's coin 0 is token0 (the pool's coins in sorted order).
+            zero_for_one = MarketHop.from_wire(h)[1]
+            kind, fee, coins = Kind.CURVE, s.fee // 10_000, ((0, 1) if zero_for_one else (1, 0))
         else:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"hop {i}: venue kind {VenueKind(pool.kind).name} is not executable by the contract")
         out_hops.append(Hop(pool=to_checksum_address(address), factory=factory,
                             token_in=to_checksum_address(h.token_in), token_out=to_checksum_address(h.token_out),
                             kind=kind, fee=fee, amount_in=amount if i == 0 else 0, amount_out=out,
-                            tick_spacing=spacing))
+                            tick_spacing=spacing, coin_in=coins[0], coin_out=coins[1]))
         amount = out
     gross = amount - amount_in
     if gross != sig.economics.gross_profit:
         return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
                        reason=f"gross profit {gross} != the signal's {sig.economics.gross_profit}")
+    try:
+        check_flash_source(out_hops, sig.flash)
+    except ValueError as exc:
+        return Verdict(outcome=Outcome.FAILED, head_block=head.block_number, reason=f"flash source: {exc}")
     return Verdict(outcome=None, reason="", head_block=head.block_number, hops=tuple(out_hops),
-                   gross_profit=gross, min_profit_onchain=gross * onchain_min_profit_bps // 10_000)
+                   gross_profit=gross, min_profit_onchain=gross * onchain_min_profit_bps // 10_000, flash=sig.flash)
 
 
 # --- fees ----------------------------------------------------------------------------------------

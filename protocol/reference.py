@@ -425,6 +425,10 @@ BODIES: dict[int, _Object] = {
         "block_number" / uint64,
         "log_index" / uint32,
     ),
+    24: record(
+        S.FlashLoan,
+        "source" / uint8,
+    ),
     31: record(
         S.CrossChainArbitrage,
         "source_chain" / uint32,

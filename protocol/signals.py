@@ -1,7 +1,7 @@
 """Signal TLVs (types 20-39), carried in domain 2 messages.
 
 A signal message is ``SignalIdentity + Economics + ArbitragePath`` (plus a
-``TraceContext`` and a ``DecisionPoint``); a cross-chain opportunity adds ``CrossChainArbitrage``.
+``TraceContext``, a ``DecisionPoint`` and a ``FlashLoan``); a cross-chain opportunity adds ``CrossChainArbitrage``.
 All money is integer base units of ``profit_token``; gas in wei.
 """
 
@@ -69,6 +69,24 @@ class DecisionPoint(TLV):
     TYPE = 23
     block_number: u64
     log_index: u32
+
+
+class FlashSource(IntEnum):
+    """Who lends a cycle's start token (``FlashLoan.source``)."""
+
+    POOL = 1  # one of the path's own V2/V3 pools, by a flash swap (no fee beyond its swap fee)
+    V4_UNLOCK = 2  # the V4 PoolManager, inside its unlock (the path has a V4 hop; free)
+    BALANCER = 3  # the Balancer V2 Vault's flash loan (its fee: Economics.flash_fee)
+
+
+class FlashLoan(TLV):
+    """The flash source the strategy chose for the path (the cheapest, fee and gas counted); the
+    executor passes it to the contract (BALANCER: ``executeBalancer``; else ``execute``). A new type
+    rather than a field of ``Economics``: older signals lack it, and mean POOL or V4_UNLOCK (the
+    contract picks between those from the hop kinds)."""
+
+    TYPE = 24
+    source: u8
 
 
 class CrossChainArbitrage(TLV):

@@ -31,6 +31,7 @@ Example (every key but ``[[chains]]`` is optional)::
     v3_hop = 110000
     v4_hop = 80000            # a hop through the V4 PoolManager (inside the contract's one unlock)
     curve_hop = 130000
+    balancer_flash = 40000    # borrowing the start token from the Balancer V2 Vault, over a pool's own flash swap
 
     [economics]
     slippage_bps = 10         # allowance, in bps of the gross profit
@@ -42,6 +43,8 @@ Example (every key but ``[[chains]]`` is optional)::
     base_tokens = ["0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"]        # cycles start/end here
     min_net_profit = { "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2" = 1000000000000000 }
     v2_fee_ppm = { "SUSHISWAP" = 3000 }   # default 3000; used when a Sync arrives before a snapshot
+    # balancer_vault = true   # the executor's contract can borrow from the Balancer V2 Vault (paths
+    # balancer_fee_ppm = 0    #   whose first hop cannot lend, or when cheapest); the Vault's flash fee
     # pools = ["0x...", ...]  # optional shard: only these pool contracts form cycles (default: all)
     # kinds = ["uniswap_v2", "uniswap_v3"]  # optional: only pools of these kinds form cycles -- the ones
     #                                         your executor's contract can trade (default: every kind)
@@ -105,6 +108,7 @@ class GasConfig(Config):
     v3_hop: NonNegative = 110_000
     v4_hop: NonNegative = 80_000
     curve_hop: NonNegative = 130_000
+    balancer_flash: NonNegative = 40_000  # the Balancer V2 Vault's flash loan, over a pool's own flash swap
 
 
 class EconomicsConfig(Config):
@@ -123,6 +127,8 @@ class ChainConfig(Config):
     v2_fee_ppm: Mapping[int, int] = {}  # venue code -> fee
     pools: frozenset[int] | None = None  # a shard's pool contract addresses; None: every pool of the chain
     kinds: frozenset[int] | None = None  # VenueKind codes of the pools that may form cycles; None: all
+    balancer_vault: bool = False  # the executor's contract can borrow from a Balancer V2 Vault
+    balancer_fee_ppm: int = 0  # that Vault's flash-loan fee
 
     def trades_in(self, pool_address: int, kind: int | None = None) -> bool:
         """Whether this strategy may use the pool (see README, "Sharding the strategy"), and, given its
@@ -222,6 +228,8 @@ class _ChainTable(Config):
     v2_fee_ppm: dict[str, Annotated[int, Meta(ge=0, le=999_999)]] = {}
     pools: Annotated[tuple[str, ...], Meta(min_length=1)] | None = None
     kinds: Annotated[tuple[str, ...], Meta(min_length=1)] | None = None
+    balancer_vault: bool = False
+    balancer_fee_ppm: Annotated[int, Meta(ge=0, lt=1_000_000)] = 0
 
     def __post_init__(self) -> None:
         chain = self.resolve()  # every address and venue parses, or the error names its key
@@ -246,6 +254,8 @@ class _ChainTable(Config):
                 _parsed(f"pools[{i}]", address_to_int, a) for i, a in enumerate(self.pools)),
             kinds=None if self.kinds is None else frozenset(
                 _kind_code(f"kinds[{i}]", k) for i, k in enumerate(self.kinds)),
+            balancer_vault=self.balancer_vault,
+            balancer_fee_ppm=self.balancer_fee_ppm,
         )
 
 

@@ -35,7 +35,7 @@ from protocol.header import Domain
 from protocol.ids import PoolId
 from protocol.market import PoolSnapshot
 from protocol.message import Message
-from protocol.signals import ArbitragePath, DecisionPoint, Economics, SignalIdentity, SignalKind
+from protocol.signals import ArbitragePath, DecisionPoint, Economics, FlashLoan, SignalIdentity, SignalKind
 from protocol.system import Resync, TraceContext
 from strategy.cex_dex import CexDexEngine, CexDexParams
 from strategy.config import StrategyConfig
@@ -168,7 +168,7 @@ class StrategyEngine:
         for opp in opps:
             a = assess(opp, self.state, self.config)
             if a is None:
-                self.stats["unpriced"] += 1  # no gas price yet, or no route to price gas
+                self.stats["unpriced"] += 1  # no gas price yet, no route to price gas, or no flash source can lend
                 continue
             if not a.worth_signalling:
                 self.stats["below_threshold"] += 1
@@ -212,7 +212,8 @@ class StrategyEngine:
         return Message(
             domain=Domain.SIGNAL,
             tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id),
-                  DecisionPoint(block_number=self.position[0], log_index=self.position[1])),
+                  DecisionPoint(block_number=self.position[0], log_index=self.position[1]),
+                  FlashLoan(source=a.flash_source)),
             source_id=self.config.source_id,
             source_seq=self._source_seq,
             event_time_ns=cause.event_time_ns,

@@ -219,6 +219,7 @@ TYPICAL: dict[type, dict[str, Any]] = {
               amount_in=1_005_000_000_000_000_000, amount_out=3_417_000_000),
     )),
     S.DecisionPoint: dict(block_number=19_000_000, log_index=137),
+    S.FlashLoan: dict(source=int(S.FlashSource.BALANCER)),
     S.CrossChainArbitrage: dict(source_chain=1, dest_chain=8453, bridge=1, timing_risk_blocks=2,
                                 bridge_cost=300_000_000_000_000, source_gas_cost=GAS_COST,
                                 dest_gas_cost=12_000_000_000_000),

@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 from eth_abi import encode
 
-from execution.calldata import ARBITRAGE_EXECUTED_TOPIC, decode_execute
+from execution.calldata import (
+    ARBITRAGE_EXECUTED_TOPIC,
+    EXECUTE_BALANCER_SELECTOR,
+    EXECUTE_SELECTOR,
+    decode_execute,
+)
 from execution.config import config_from_dict
 from execution.core import (
     ACCEPTS,
@@ -63,7 +68,7 @@ from protocol import Message, PoolId, TokenId
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome, SubmissionMode
 from protocol.ids import Venue, VenueKind
 from protocol.market import BlockHeader, InvalidationReason, PoolSnapshot, StateInvalidation
-from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity
+from protocol.signals import ArbitragePath, Economics, FlashLoan, FlashSource, Hop, SignalIdentity
 from protocol.system import EmergencyStop, Resume, StopScope
 
 CHAIN = 31337
@@ -123,7 +128,7 @@ def make_core(mode: str = "public", **over: Any) -> ExecutorCore:
 
 
 def signal(core: ExecutorCore, *, signal_id: int = 1, chain_id: int = CHAIN, block: int = BLOCK,
-           amount_in: int = AMOUNT_IN, profit_token: int | None = None) -> Signal:
+           amount_in: int = AMOUNT_IN, profit_token: int | None = None, flash: int | None = None) -> Signal:
     """USDC -> WETH on pool A (cheap WETH), WETH -> USDC on pool B, priced on the core's own state."""
     usdc, weth = bytes.fromhex(USDC[2:]), bytes.fromhex(WETH[2:])
     mid = core.state.tradable(POOL_A).amount_out(True, amount_in)
@@ -138,7 +143,7 @@ def signal(core: ExecutorCore, *, signal_id: int = 1, chain_id: int = CHAIN, blo
                        block_number=block, strategy="t"),
         Economics(profit_token=TokenId.of(CHAIN, USDC) if profit_token is None else profit_token, gross_profit=gross, gas_cost=0, flash_fee=0,
                   slippage_allowance=0, net_profit=gross, gas_units=0, gas_price_wei=0),
-        ArbitragePath(hops=hops)))
+        ArbitragePath(hops=hops), *(() if flash is None else (FlashLoan(source=flash),))))
     return Signal.from_message(msg)
 
 
@@ -636,3 +641,16 @@ def test_v4_hop_is_addressed_by_its_key_with_a_configured_hook_only() -> None:
         s = V4Pool(pool=pool, block_number=1, last_event=(1, 0), lp_fee=3000, tick_spacing=60, protocol_fee=0, v4=state)
         assert v4_hooks_of(pool, s, [hook]) == hooks
         assert v4_hooks_of(pool, s, []) == (hooks if hooks == "0x" + "0" * 40 else None)
+
+
+@pytest.mark.parametrize(("flash", "selector"), [
+    (None, EXECUTE_SELECTOR), (FlashSource.POOL, EXECUTE_SELECTOR), (FlashSource.BALANCER, EXECUTE_BALANCER_SELECTOR)])
+def test_the_signals_flash_source_picks_the_contracts_entry_point(flash: int | None, selector: bytes) -> None:
+    """FlashLoan BALANCER -> executeBalancer (the Vault lends); POOL or no FlashLoan -> execute."""
+    core = make_core()
+    run = core.run(signal(core, flash=flash))
+    run.start(10.0)
+    (sim,) = run.on(MarketReady(10.0))
+    assert isinstance(sim, Simulate) and sim.data[:4] == selector
+    hops, _ = decode_execute(sim.data)
+    assert [h.pool.lower() for h in hops] == ["0x" + "aa" * 20, "0x" + "bb" * 20]

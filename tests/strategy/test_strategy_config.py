@@ -86,7 +86,7 @@ def test_defaults_without_a_file() -> None:
     "mutation, message",
     [
         (("[gas]", "[gas]\nv5_hop = 1"),
-         "gas.v5_hop: unknown key 'v5_hop' (allowed: base, curve_hop, v2_hop, v3_hop, v4_hop)"),
+         "gas.v5_hop: unknown key 'v5_hop' (allowed: balancer_flash, base, curve_hop, v2_hop, v3_hop, v4_hop)"),
         (("[strategy]", "[strategy]\nmax_hop = 3"), "strategy.max_hop: unknown key 'max_hop'"),
         (("[economics]", "[economics]\nslipage_bps = 1"), "economics.slipage_bps: unknown key 'slipage_bps'"),
         (("chain_id = 1\ngas_token", "chain_id = 1\nbase_token = []\ngas_token"),

@@ -7,6 +7,7 @@ from market_builders import (
     DAI,
     ETH,
     GWEI,
+    USDC,
     WETH,
     config,
     header,
@@ -111,3 +112,53 @@ def test_profit_is_large_relative_to_gas_sanity() -> None:
     [sig] = e.on_message(md(SNAP1, SNAP2), 1)
     econ = sig.find(P.Economics)
     assert econ.gross_profit > ETH // 100 and econ.gas_cost < econ.gross_profit
+
+
+# -- the flash source ---------------------------------------------------------------------------------
+def _with_balancer(cfg, *, fee_ppm: int = 0):
+    import msgspec
+    chain = msgspec.structs.replace(cfg.chains[0], balancer_vault=True, balancer_fee_ppm=fee_ppm)
+    return msgspec.structs.replace(cfg, chains=(chain,))
+
+
+def _curve_and_v2_states():
+    from market.pools import CurvePool, V2Pool
+    curve = CurvePool(pool=P.PoolId.of(1, P.Venue.CURVE, P.VenueKind.CURVE, "0x" + "cc" * 20, USDC, DAI),
+                      block_number=1, last_event=(0, 0), balances=(10**25, 10**13), rates=(10**18, 10**30),
+                      amp=200, fee=4_000_000)
+    v2 = V2Pool(pool=P.PoolId.of(1, 1, 1, "0x" + "dd" * 20, USDC, DAI), block_number=1, last_event=(0, 0),
+                reserve0=10**24, reserve1=102 * 10**10)
+    return curve, v2
+
+
+def test_flash_choices_per_path_shape() -> None:
+    from protocol.signals import FlashSource
+    from strategy.economics import flash_choices
+    curve, v2 = _curve_and_v2_states()
+    cfg = config(flash_fee_ppm=100)
+    plain, vault = cfg.chains[0], _with_balancer(cfg, fee_ppm=900).chains[0]
+    # A Curve first hop cannot lend: only the Vault can, and without one nothing can.
+    assert flash_choices((curve, v2), 10**6, plain, cfg) == []
+    assert flash_choices((curve, v2), 10**6, vault, cfg) == [(FlashSource.BALANCER, cfg.gas.balancer_flash, 900)]
+    # A V2 first hop lends itself (the configured pool fee), the Vault is the alternative.
+    assert flash_choices((v2, curve), 10**6, plain, cfg) == [(FlashSource.POOL, 0, 100)]
+    assert flash_choices((v2, curve), 10**6, vault, cfg) == [
+        (FlashSource.POOL, 0, 100), (FlashSource.BALANCER, cfg.gas.balancer_flash, 900)]
+
+
+def test_assess_picks_the_cheapest_flash_source_and_the_signal_says_which() -> None:
+    from protocol.signals import FlashSource
+    # The pair's own flash swap is free and cheaper in gas: chosen even with a Vault configured.
+    cfg = _with_balancer(config())
+    e = engine_with(cfg)
+    [sig] = e.on_message(md(SNAP1, SNAP2), 1)
+    assert sig.find(P.FlashLoan).source == FlashSource.POOL
+    assert sig.find(P.Economics).gas_units == 160_000
+    # An external fee on the pools' lending (flash_fee_ppm) that outweighs the Vault's extra gas: the Vault.
+    cfg = _with_balancer(config(flash_fee_ppm=5_000, gas=GasConfig(balancer_flash=1_000)))
+    e = engine_with(cfg)
+    [sig] = e.on_message(md(SNAP1, SNAP2), 1)
+    econ = sig.find(P.Economics)
+    assert sig.find(P.FlashLoan).source == FlashSource.BALANCER
+    assert econ.flash_fee == 0 and econ.gas_units == 161_000
+    assert econ.net_profit == econ.gross_profit - econ.gas_cost - econ.slippage_allowance

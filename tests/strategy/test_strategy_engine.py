@@ -47,8 +47,9 @@ def test_signal_message_shape() -> None:
     assert sig.domain == P.Domain.SIGNAL and sig.source_id == e.config.source_id and sig.source_seq == 1
     assert (sig.event_time_ns, sig.receive_time_ns) == (5_000, 9_000)
     assert [type(t) for t in sig.tlvs] == [P.SignalIdentity, P.Economics, P.ArbitragePath, P.TraceContext,
-                                           P.DecisionPoint]
-    ident, econ, path, trace, point = sig.tlvs
+                                           P.DecisionPoint, P.FlashLoan]
+    ident, econ, path, trace, point, flash = sig.tlvs
+    assert flash.source == P.FlashSource.POOL  # a V2 pair lends (no Balancer Vault configured)
     assert (point.block_number, point.log_index) == (100, 0xFFFFFFFF)  # snapshots: the whole block
     assert ident.kind == P.SignalKind.TWO_POOL and ident.block_number == 100 and ident.chain_id == 1
     assert ident.strategy == e.config.name and ident.signal_id == 1
