@@ -1,5 +1,9 @@
-"""``execution.validate.fill``: our calldata executed on a pool state as ``AlphaPulseArb.execute`` does
-(the backtest's fills), with the hop outputs re-validation computes (``hop_output``)."""
+"""``execution.validate``: ``fill``, our calldata executed on a pool state as ``AlphaPulseArb.execute`` does
+(the backtest's fills), with the hop outputs re-validation computes (``hop_output``); and re-validation of a
+signal whose path starts with a Curve StableSwap hop: the calldata hop is a CURVE hop (the pool allow-listed
+by its own address, coin indices from the direction), and only the Balancer V2 Vault can lend to such a
+path, so a signal without a BALANCER FlashLoan fails with one line instead of sending calldata the contract
+would refuse."""
 
 from __future__ import annotations
 
@@ -7,8 +11,16 @@ from dataclasses import replace
 
 from test_execution_core import AMOUNT_IN, BLOCK, POOL_A, POOL_B, make_core, signal
 
-from execution.validate import fill, hop_output, revalidate
-from protocol.market import PoolSnapshot
+from execution.calldata import FlashSource, Kind
+from execution.validate import Signal, fill, hop_output, revalidate
+from market.params import ChainParams, CurveParams, MarketParams
+from market.state import PoolStateManager
+from protocol import Message, PoolId, TokenId
+from protocol.execution import Outcome
+from protocol.ids import Venue, VenueKind
+from protocol.market import BlockHeader, PoolSnapshot
+from protocol.signals import ArbitragePath, Economics, FlashLoan, Hop, SignalIdentity
+from protocol.signals import FlashSource as WireFlashSource
 
 
 def _verdict(core):  # type: ignore[no-untyped-def]
@@ -54,3 +66,68 @@ def test_an_unknown_pool_reverts() -> None:
     core.state.invalidate_all("test")
     f = fill(v.hops, core.state, sig.path.hops, 0)
     assert f.revert == f"hop 0: pool {POOL_A.address} has no tradable state"
+
+
+# -- a Curve-first path ----------------------------------------------------------------------
+CHAIN = 31337
+DAI = "0x" + "6b" * 20  # token0 of both pools (lower address)
+USDC = "0x" + "a0" * 20
+WETH = "0x" + "c0" * 20
+CURVE_ADDR = "0x" + "cc" * 20
+CURVE = PoolId.of(CHAIN, Venue.CURVE, VenueKind.CURVE, CURVE_ADDR, DAI, USDC)
+PAIR = PoolId.of(CHAIN, Venue.DEVNET_V2_B, VenueKind.UNISWAP_V2, "0x" + "bb" * 20, DAI, USDC)
+F_B = "0x" + "f2" * 20
+
+
+def state() -> PoolStateManager:
+    s = PoolStateManager(MarketParams(
+        chains=(ChainParams(chain_id=CHAIN, gas_token=TokenId.of(CHAIN, WETH)),),
+        curve_pools=(CurveParams(chain_id=CHAIN, address=int(CURVE_ADDR, 16), amp=200, rates=(10**18, 10**30)),)))
+    s.apply(BlockHeader(chain_id=CHAIN, number=BLOCK, timestamp=1, gas_limit=30_000_000, gas_used=0,
+                        hash=bytes(32), parent_hash=bytes(32), base_fee=10**9, priority_fee=10**9))
+    # DAI is cheap on Curve (1.5M DAI / 0.5M USDC), dear on the pair (1.004 USDC).
+    s.apply(PoolSnapshot(pool=CURVE, block_number=BLOCK, fee_ppm=400, tick_spacing=0, reserve0=1_500_000 * 10**18,
+                         reserve1=500_000 * 10**6, sqrt_price_x96=0, tick=0, liquidity=0, ticks=()))
+    s.apply(PoolSnapshot(pool=PAIR, block_number=BLOCK, fee_ppm=3000, tick_spacing=0, reserve0=800_000 * 10**18,
+                         reserve1=803_200 * 10**6, sqrt_price_x96=0, tick=0, liquidity=0, ticks=()))
+    return s
+
+
+def curve_first_signal(s: PoolStateManager, flash: int | None) -> Signal:
+    """USDC -> DAI on Curve, DAI -> USDC on the pair, priced on ``s``."""
+    x = 1_000 * 10**6
+    dai = s.tradable(CURVE).amount_out(False, x)
+    usdc = s.tradable(PAIR).amount_out(True, dai)
+    d, u = bytes.fromhex(DAI[2:]), bytes.fromhex(USDC[2:])
+    hops = (Hop(pool=CURVE, venue_kind=int(VenueKind.CURVE), token_in=u, token_out=d, amount_in=x, amount_out=dai),
+            Hop(pool=PAIR, venue_kind=int(VenueKind.UNISWAP_V2), token_in=d, token_out=u, amount_in=dai,
+                amount_out=usdc))
+    tlvs = [SignalIdentity(signal_id=1, strategy_id=1, kind=1, confidence_bps=0, chain_id=CHAIN, block_number=BLOCK,
+                           strategy="t"),
+            Economics(profit_token=TokenId.of(CHAIN, USDC), gross_profit=usdc - x, gas_cost=0, flash_fee=0,
+                      slippage_allowance=0, net_profit=usdc - x, gas_units=0, gas_price_wei=0),
+            ArbitragePath(hops=hops)]
+    if flash is not None:
+        tlvs.append(FlashLoan(source=flash))
+    return Signal.from_message(Message(domain=2, tlvs=tuple(tlvs)))
+
+
+def test_a_curve_first_path_is_executed_with_the_balancer_vault() -> None:
+    s = state()
+    sig = curve_first_signal(s, WireFlashSource.BALANCER)
+    assert sig.economics.gross_profit > 0
+    v = revalidate(sig, s, {int(Venue.DEVNET_V2_B): F_B}, max_age_blocks=3, onchain_min_profit_bps=5000)
+    assert v.outcome is None and v.flash == FlashSource.BALANCER
+    curve, pair = v.hops
+    assert curve.kind == Kind.CURVE and curve.pool == curve.factory and curve.pool.lower() == CURVE_ADDR
+    assert (curve.coin_in, curve.coin_out) == (1, 0)  # USDC (coin 1) -> DAI (coin 0)
+    assert curve.amount_in == 1_000 * 10**6 and pair.kind == Kind.V2 and pair.factory.lower() == F_B
+
+
+def test_a_curve_first_path_without_the_vault_fails_with_one_line() -> None:
+    s = state()
+    for flash in (None, WireFlashSource.POOL):
+        v = revalidate(curve_first_signal(s, flash), s, {int(Venue.DEVNET_V2_B): F_B}, max_age_blocks=3,
+                       onchain_min_profit_bps=5000)
+        assert v.outcome == Outcome.FAILED and v.reason.startswith("flash source: a Curve pool cannot lend")
+        assert "\n" not in v.reason
