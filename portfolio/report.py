@@ -392,7 +392,8 @@ def report_figure(rep: dict[str, Any], registry: Registry | None = None) -> Figu
     ax_dd.fill_between(xs, [-p["drawdown_value"] / scale for p in tl], step="post", color="tab:red", alpha=0.5)
     ax_dd.set_title(f"drawdown (max {rep.get('max_drawdown') or rep['metrics']['max_drawdown']})")
     ax_dd.set_ylabel(unit)
-    for ax, ticks in ((ax_pnl, 8), (ax_dd, 3)):  # the drawdown panel is a third as wide: fewer ticks
+    for ax, ticks in ((ax_pnl, 8), (ax_dd, 5)):  # the drawdown panel is a third as wide: fewer ticks (5: the fewest
+        # AutoDateLocator finds an interval for at every range, a 40-hour one included)
         ax.xaxis_date(tz=UTC)
         ax.set_xlabel("time (UTC)")
         ax.xaxis.set_major_locator(AutoDateLocator(tz=UTC, minticks=2, maxticks=ticks))
