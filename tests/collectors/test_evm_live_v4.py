@@ -331,3 +331,45 @@ async def test_live_v4_reorg_is_invalidated_then_corrected(devnet_snapshot: Any,
             kept.append(t)
     assert kept == await h.run(chain_v4_events, h, start + 1, new_head)
     await h.run(check_v4_states, h, range(head, new_head + 1))
+
+
+def test_v4_config_and_admission_without_a_chain(caplog: pytest.LogCaptureFixture) -> None:
+    """A V4 pool is its key (no address); admission refuses a dynamic fee and a swap return-delta hook,
+    each with one warning naming the pool and the reason, and admits an observing hook."""
+    from collectors.evm.bootstrap import resolve_v4
+    from collectors.evm.config import ConfigError, parse_config
+
+    usdc, weth = "0xA0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
+    observing, delta = "0x" + "00" * 18 + "00c0", "0x" + "00" * 18 + "0044"  # afterSwap(+delta) / before+afterSwap
+    pools = [
+        {"venue": "uniswap_v4", "tokens": [weth, usdc], "fee": 500, "tick_spacing": 10},
+        {"venue": "uniswap_v4", "tokens": [usdc, weth], "fee": 0x800000, "tick_spacing": 60, "hooks": observing},
+        {"venue": "uniswap_v4", "tokens": [usdc, weth], "fee": 3000, "tick_spacing": 60, "hooks": delta},
+        {"venue": "uniswap_v4", "tokens": [usdc, weth], "fee": 3000, "tick_spacing": 60, "hooks": observing},
+    ]
+    cfg = parse_config({"chain": [{"name": "ethereum", "endpoints": [{"ws": "wss://x"}], "pools": pools}]})
+    chain = cfg.chains[0]
+    assert chain.factory("uniswap_v4").address == "0x000000000004444c5dc75cB358380D2e3dE08A90"
+    caplog.set_level(logging.WARNING, logger="collectors.evm")
+    refused: list[Any] = []
+    got = [resolve_v4(chain, i, refused) for i in range(len(pools))]
+    assert got[0] is not None and got[3] is not None and got[1] is None and got[2] is None
+    assert got[0].key == PoolKey.of(usdc, weth, 500, 10)  # currencies sorted as the PoolManager sorts them
+    assert got[0].pool == got[0].key.instrument_id(1, VENUES["uniswap_v4"].venue)
+    assert got[0].manager == chain.factory("uniswap_v4").address
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and [k for k, _ in refused] == [got_key for got_key in (
+        PoolKey.of(usdc, weth, 0x800000, 60, observing), PoolKey.of(usdc, weth, 3000, 60, delta))]
+    assert "dynamic LP fee" in lines[0] and "0x" + refused[0][0].to_id().hex() in lines[0]
+    assert "afterSwapReturnDelta" in lines[1] and "0x" + refused[1][0].to_id().hex() in lines[1]
+    # a V4 pool has no address, and needs its whole key
+    for bad, path in (({"address": usdc}, "address"), ({"tick_spacing": None}, "tick_spacing")):
+        spec = {**pools[0], **bad}
+        spec = {k: v for k, v in spec.items() if v is not None}
+        with pytest.raises(ConfigError) as info:
+            parse_config({"chain": [{"name": "ethereum", "endpoints": [{"ws": "wss://x"}], "pools": [spec]}]})
+        assert info.value.path.endswith(path)
+    with pytest.raises(ConfigError) as info:  # and a V3 pool has no hooks
+        parse_config({"chain": [{"name": "ethereum", "endpoints": [{"ws": "wss://x"}],
+                                 "pools": [{"venue": "uniswap_v3", "address": usdc, "hooks": observing}]}]})
+    assert info.value.path.endswith("hooks")
