@@ -95,6 +95,9 @@ def test_the_demo_configs_pass_config_check(tmp_path: Path) -> None:
         chain_id=31337, rpc_url="http://127.0.0.1:8545", v3=SimpleNamespace(factory="0x" + "cc" * 20),
         v2=[SimpleNamespace(name="uniswap_v2_a", factory="0x" + "aa" * 20),
             SimpleNamespace(name="uniswap_v2_b", factory="0x" + "bb" * 20)],
+        v4=SimpleNamespace(pool_manager="0x" + "ee" * 20),  # a V4 venue: the PoolManager and the allowed hooks
+        v4_pools=[SimpleNamespace(hook_name="counter", hooks="0x" + "00" * 18 + "00c0"),
+                  SimpleNamespace(hook_name="", hooks="0x" + "00" * 20)],
         address_of=lambda symbol: "0x" + "c0" * 20)
     deploy = _write_configs(tmp_path, Path("/tmp/ap-writer-test"), dep, "0x" + "dd" * 20, tmp_path / "ks.json",
                             tmp_path / "pw")
