@@ -176,7 +176,8 @@ def _produce(sock: str, count: int, rate: float | None) -> subprocess.Popen[str]
     return _spawn("relay-producer", "--socket", sock, "--count", str(count))
 
 
-def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag: str) -> dict[str, Any]:
+def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag: str,
+           bridge_out_args: tuple[str, ...] = ()) -> dict[str, Any]:
     """One producer -> relay A [-> bridges -> relay B] -> one consumer."""
     d = tmp / tag
     d.mkdir()
@@ -187,7 +188,7 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
         if nats_url:
             b = procs.relay("b")
             procs.start("bridge-out", "bridge", "out", "--domain", "market_data", "--nats", nats_url, "--socket", a,
-                        "--log-level", "WARNING")
+                        "--log-level", "WARNING", *bridge_out_args)
             procs.start("bridge-in", "bridge", "in", "--domain", "market_data", "--nats", nats_url, "--socket", b,
                         "--log-level", "WARNING")
             sink = b
@@ -255,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nats", help=argparse.SUPPRESS)
     ap.add_argument("--skip-nats-py", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
+    ap.add_argument("--max-inflight", type=int, default=None,
+                    help="bridge out's --max-inflight (default: the bridge's own default)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     if args.role:
         print(json.dumps(ROLES[args.role](args)))
@@ -281,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 what = f"throughput, {args.count:,} x 64 B" if rate is None else f"latency at {rate:,.0f} msgs/s"
                 print(f"bridged (relay -> bridge out -> JetStream -> bridge in -> relay): {what}", file=sys.stderr)
-                r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag)
+                extra = ("--max-inflight", str(args.max_inflight)) if args.max_inflight else ()
+                r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag, extra)
                 report[key if rate is None else "bridge_latency"] = r if rate is None else r["latency"]
                 report[f"{key}_stream_messages"] = _stream_messages(server.url)
             finally:
