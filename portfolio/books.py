@@ -356,6 +356,12 @@ class Books:
         return {(int(v), a): int(n) for v, a, n in self.db.execute(
             "SELECT venue, asset, amount FROM cex_balances ORDER BY venue, asset")}
 
+    def cex_balance_tokens(self) -> dict[tuple[int, str], int]:
+        """The chain token each exchange balance trades as: its amount is in that token's decimals."""
+        if not self._has_venues():
+            return {}
+        return {(int(v), a): int(t) for v, a, t in self.db.execute("SELECT venue, asset, token FROM cex_balances")}
+
     def pnl_by_venue(self) -> dict[str, dict[str, Any]]:
         """Realized P&L per venue: ``chain:<id>`` for a chain (its tokens and gas), the exchange's name for
         an exchange; per venue the moves per asset and their value in the valuation token (None when a

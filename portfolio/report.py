@@ -177,6 +177,8 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
             "realized_value": pnl["realized_value"], "unrealized_value": pnl["unrealized_value"],
             "balances": {str(k): v for k, v in Books(db).balances().items()},
             "cex_balances": {f"{code_name(Venue, v).lower()}:{a}": n for (v, a), n in Books(db).cex_balances().items()},
+            "cex_balance_tokens": {f"{code_name(Venue, v).lower()}:{a}": str(t)
+                                   for (v, a), t in Books(db).cex_balance_tokens().items()},
             "pnl_by_venue": Books(db).pnl_by_venue()},
         "cumulative_pnl": cum,
         "timeline": timeline,
@@ -226,6 +228,11 @@ def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iter
     for stage, by_token in rep.get("funnel_predicted_net", {}).items():
         rep.setdefault("funnel_predicted", {})[stage] = ", ".join(
             registry.amount(v, int(t)) for t, v in by_token.items() if int(t)) or "-"
+    if rep["books"] and rep["books"].get("cex_balances"):  # amounts in the decimals of the chain token traded as
+        tokens = rep["books"].get("cex_balance_tokens", {})
+        rep["books"]["cex_balances_readable"] = {
+            k: f"{fmt_units(n, _decimals(registry, int(tokens[k])))} {k.split(':', 1)[1]}" if k in tokens else str(n)
+            for k, n in rep["books"]["cex_balances"].items()}
     if val is None:
         return rep
     rep["valuation_token"] = {"token": str(val), "symbol": registry.symbol(val)}
@@ -238,6 +245,9 @@ def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iter
     if rep["books"]:
         rep["books"]["realized"] = registry.amount(rep["books"]["realized_value"], val)
         rep["books"]["unrealized"] = registry.amount(rep["books"]["unrealized_value"], val)
+        for v in (rep["books"].get("pnl_by_venue") or {}).values():
+            if v["realized_value"] is not None:
+                v["realized"] = registry.amount(v["realized_value"], val)
     pools = registry.quote_pools(val) if prices is not None else None
     if pools is None or registry.to_quote(10 ** (_decimals(registry, val)), val, prices) is None:  # type: ignore[arg-type]
         return rep
@@ -325,11 +335,14 @@ def render_text(rep: dict[str, Any]) -> str:
                      f"unrealized {b.get('unrealized') or b['unrealized_value']}")
         venues = b.get("pnl_by_venue") or {}
         if any(not k.startswith("chain:") for k in venues):  # CEX-DEX trading: P&L and balances per venue
-            lines.append("realized P&L by venue (valuation token base units):")
-            lines += [f"  {k:12} {v['realized_value'] if v['realized_value'] is not None else 'unpriced'}"
+            lines.append("realized P&L by venue:" if any("realized" in v for v in venues.values())
+                         else "realized P&L by venue (valuation token base units):")
+            lines += [f"  {k:12} {v.get('realized') or v['realized_value'] if v['realized_value'] is not None else 'unpriced'}"
                       for k, v in sorted(venues.items())]
-            lines += ["exchange balances (base units, moved by our fills):"]
-            lines += [f"  {k:12} {v}" for k, v in sorted(b.get("cex_balances", {}).items())]
+            readable = b.get("cex_balances_readable") or {}
+            lines += ["exchange balances moved by our fills:" if readable
+                      else "exchange balances (base units, moved by our fills):"]
+            lines += [f"  {k:12} {readable.get(k, v)}" for k, v in sorted(b.get("cex_balances", {}).items())]
     return "\n".join(lines)
 
 

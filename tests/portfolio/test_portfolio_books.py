@@ -12,7 +12,7 @@ from risk_testkit import ETHER, POOL_V2, USDC, USDC_ID, WETH, WETH_ID, S, reserv
 from portfolio.books import Books, native_token, open_db
 from portfolio.metrics import risk_metrics
 from portfolio.reconcile import reconcile
-from portfolio.report import build_report, render_text
+from portfolio.report import add_readable, build_report, render_text
 from portfolio.report import main as report_main
 from protocol.execution import Outcome
 from protocol.header import Domain
@@ -385,6 +385,18 @@ def test_cex_dex_legs_book_each_venue_once(tmp_path: Path) -> None:
     assert rep["books"]["cex_balances"] == {"binance:ETH": -ETHER, "binance:USDT": 2090 * 10**6}
     text = render_text(rep)
     assert "realized P&L by venue" in text and "binance:USDT" in text
+    # readable: exchange amounts in the decimals of the chain token each asset trades as, P&L per venue in WETH
+    from market.display import Registry, TokenInfo
+
+    reg = Registry(tokens={weth: TokenInfo(symbol="WETH", decimals=18), usdc: TokenInfo(symbol="USDC", decimals=6)})
+    rep = add_readable(build_report(b.db), reg, [weth])
+    assert rep["books"]["cex_balances"] == {"binance:ETH": -ETHER, "binance:USDT": 2090 * 10**6}  # exact, unchanged
+    text = render_text(rep)
+    lines = text.splitlines()
+    assert "exchange balances moved by our fills:" in lines and "(valuation token base units)" not in text
+    assert any(ln.split() == ["binance:USDT", "2,090.000000", "USDT"] for ln in lines), text
+    assert any(ln.split() == ["binance:ETH", "-1.000000", "ETH"] for ln in lines), text
+    assert any(ln.split() == ["chain:1", "-0.001500", "WETH"] for ln in lines), text
 
 
 def test_balance_command_lists_exchange_balances(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
