@@ -302,6 +302,13 @@ def test_worker_against_real_relays(tmp_path) -> None:
             raise AssertionError(f"timed out waiting for {what}; logs: "
                                  + " | ".join((tmp_path / f"{d}.log").read_text()[-300:] for d in domains))
 
+        async def before() -> None:  # made before the dashboard opened: it still shows them
+            async with RelayProducer.connect("signal", str(tmp_path / "signal.sock"), source_id=11) as p:
+                await p.publish(signal_msg(0, 4).tlvs)
+            async with RelayProducer.connect("execution", str(tmp_path / "execution.sock"), source_id=12) as p:
+                await p.publish(result(4, Outcome.EXECUTED, realized=100))
+
+        trio.run(before)
         worker.start()
         try:
             # subscribed (listed among the relay's consumers) on all three relays
@@ -327,10 +334,11 @@ def test_worker_against_real_relays(tmp_path) -> None:
         finally:
             worker.stop()
         assert [s.step for s in model.signals[5].steps] == ["detected", "started", "result"]
-        assert model.realized == {T.WETH_ID: 777}
+        assert model.signals[4].status == "EXECUTED"  # from before the dashboard connected
+        assert model.realized == {T.WETH_ID: 877}
         assert model.active_stops[1].sender == "dashboard@test"
         assert any("EmergencyStop published" in text for _, text in model.notices)
-        assert model.health[3].last_seq == 3 and model.health[2].last_seq == 1
+        assert model.health[3].last_seq == 4 and model.health[2].last_seq == 2
     finally:
         for p in procs:
             p.terminate()

@@ -176,10 +176,13 @@ class RelayWorker:
         path = self.path(domain)
         last = 0
         while True:
-            # first connection: from now (the dashboard shows the present); after an outage resume
-            # where we stopped, so the panels do not silently skip what happened meanwhile
+            # first connection: market data from now (the panels show the present pools), signals and
+            # outcomes from the oldest the relay keeps, so a dashboard opened mid-run shows the P&L,
+            # funnel and outcomes made before it; after an outage resume where we stopped, so the
+            # panels do not silently skip what happened meanwhile
+            first = None if domain == Domain.MARKET_DATA else 0
             try:
-                async with RelayConsumer.connect(domain, path, from_seq=last + 1 if last else None,
+                async with RelayConsumer.connect(domain, path, from_seq=last + 1 if last else first,
                                                  name=f"dashboard-{os.getpid()}",
                                                  connect_timeout=self.connect_timeout) as c:
                     self._consumers[int(domain)] = c
