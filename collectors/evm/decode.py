@@ -174,6 +174,53 @@ class DecodeStats:
 _fromhex = bytes.fromhex
 _fb = int.from_bytes
 _new = object.__new__
+
+
+# One builder per record type, shared by every pool kind that emits it (V2/V3/V4): the handlers
+# check their event's words and pass plain ints; the record is filled here without __init__.
+def _swap_record(pool: PoolId, block: int, index: int, txh: str | None, amount0: int, amount1: int,
+                 sqrt_price: int, liquidity: int, tick: int) -> V3Swap:
+    o = _new(V3Swap)
+    d = o.__dict__
+    d["pool"] = pool
+    d["block_number"] = block
+    d["log_index"] = index
+    d["tx_hash"] = _tx_hash(txh)
+    d["amount0"] = amount0
+    d["amount1"] = amount1
+    d["sqrt_price_x96"] = sqrt_price
+    d["liquidity"] = liquidity
+    d["tick"] = tick
+    return o
+
+
+def _liquidity_record(pool: PoolId, block: int, index: int, txh: str | None, kind: int, tick_lower: int,
+                      tick_upper: int, liquidity: int, amount0: int, amount1: int, owner: str) -> LiquidityChange:
+    o = _new(LiquidityChange)
+    d = o.__dict__
+    d["pool"] = pool
+    d["block_number"] = block
+    d["log_index"] = index
+    d["tx_hash"] = _tx_hash(txh)
+    d["kind"] = kind
+    d["tick_lower"] = tick_lower
+    d["tick_upper"] = tick_upper
+    d["liquidity"] = liquidity
+    d["amount0"] = amount0
+    d["amount1"] = amount1
+    d["owner"] = owner
+    return o
+
+
+def _initialize_record(pool: PoolId, block: int, index: int, sqrt_price: int, tick: int) -> V3Initialize:
+    o = _new(V3Initialize)
+    d = o.__dict__
+    d["pool"] = pool
+    d["block_number"] = block
+    d["log_index"] = index
+    d["sqrt_price_x96"] = sqrt_price
+    d["tick"] = tick
+    return o
 _ZERO24 = "0" * 24
 _INT24_MIN = -(1 << 23)
 _INT24_MAX = (1 << 23) - 1
@@ -287,20 +334,8 @@ def _v2_liquidity(kind: int, n_topics: int) -> Handler:
         if len(topics) != n_topics:
             raise _Malformed(f"V2 {name} has {n_topics} topics, got {len(topics)}")
         b = _data(data, 2)
-        o = _new(LiquidityChange)
-        d = o.__dict__
-        d["pool"] = pool
-        d["block_number"] = block
-        d["log_index"] = index
-        d["tx_hash"] = _tx_hash(txh)
-        d["kind"] = kind
-        d["tick_lower"] = 0
-        d["tick_upper"] = 0
-        d["liquidity"] = 0
-        d["amount0"] = _fb(b[0:32])
-        d["amount1"] = _fb(b[32:64])
-        d["owner"] = _topic_address(topics[1])
-        return o
+        return _liquidity_record(pool, block, index, txh, kind, 0, 0, 0, _fb(b[0:32]), _fb(b[32:64]),
+                                 _topic_address(topics[1]))
 
     handler.__name__ = f"_v2_{name.lower()}"
     return handler
@@ -317,18 +352,8 @@ def _v3_swap(pool: PoolId, topics: Sequence[str], data: str, block: int, index: 
     tick = _fb(b[128:160], signed=True)
     if sqrt_price >> 160 or liquidity >> 128 or not _INT24_MIN <= tick <= _INT24_MAX:
         raise _Malformed("V3 Swap sqrtPriceX96/liquidity/tick word out of its ABI range")
-    o = _new(V3Swap)
-    d = o.__dict__
-    d["pool"] = pool
-    d["block_number"] = block
-    d["log_index"] = index
-    d["tx_hash"] = _tx_hash(txh)
-    d["amount0"] = _fb(b[0:32], signed=True)
-    d["amount1"] = _fb(b[32:64], signed=True)
-    d["sqrt_price_x96"] = sqrt_price
-    d["liquidity"] = liquidity
-    d["tick"] = tick
-    return o
+    return _swap_record(pool, block, index, txh, _fb(b[0:32], signed=True), _fb(b[32:64], signed=True),
+                        sqrt_price, liquidity, tick)
 
 
 def _v3_liquidity(kind: int) -> Handler:
@@ -352,20 +377,9 @@ def _v3_liquidity(kind: int) -> Handler:
         liquidity = _fb(b[skip : skip + 32])
         if liquidity >> 128:
             raise _Malformed(f"V3 {name} amount does not fit in uint128")
-        o = _new(LiquidityChange)
-        d = o.__dict__
-        d["pool"] = pool
-        d["block_number"] = block
-        d["log_index"] = index
-        d["tx_hash"] = _tx_hash(txh)
-        d["kind"] = kind
-        d["tick_lower"] = _topic_int24(topics[2])
-        d["tick_upper"] = _topic_int24(topics[3])
-        d["liquidity"] = liquidity
-        d["amount0"] = _fb(b[skip + 32 : skip + 64])
-        d["amount1"] = _fb(b[skip + 64 : skip + 96])
-        d["owner"] = _topic_address(topics[1])
-        return o
+        return _liquidity_record(pool, block, index, txh, kind, _topic_int24(topics[2]), _topic_int24(topics[3]),
+                                 liquidity, _fb(b[skip + 32 : skip + 64]), _fb(b[skip + 64 : skip + 96]),
+                                 _topic_address(topics[1]))
 
     handler.__name__ = f"_v3_{name.lower()}"
     return handler
@@ -382,14 +396,7 @@ def _v3_initialize(
     tick = _fb(b[32:64], signed=True)
     if sqrt_price >> 160 or not _INT24_MIN <= tick <= _INT24_MAX:
         raise _Malformed("V3 Initialize sqrtPriceX96/tick word out of its ABI range")
-    o = _new(V3Initialize)
-    d = o.__dict__
-    d["pool"] = pool
-    d["block_number"] = block
-    d["log_index"] = index
-    d["sqrt_price_x96"] = sqrt_price
-    d["tick"] = tick
-    return o
+    return _initialize_record(pool, block, index, sqrt_price, tick)
 
 
 def _word_int24(word: bytes) -> int:
@@ -416,18 +423,7 @@ def _v4_swap(pool: PoolId, topics: Sequence[str], data: str, block: int, index: 
         raise _Malformed("V4 Swap amount word out of int128")
     if sqrt_price >> 160 or liquidity >> 128 or not _INT24_MIN <= tick <= _INT24_MAX or _fb(b[160:192]) >> 24:
         raise _Malformed("V4 Swap sqrtPriceX96/liquidity/tick/fee word out of its ABI range")
-    o = _new(V3Swap)
-    d = o.__dict__
-    d["pool"] = pool
-    d["block_number"] = block
-    d["log_index"] = index
-    d["tx_hash"] = _tx_hash(txh)
-    d["amount0"] = -amount0
-    d["amount1"] = -amount1
-    d["sqrt_price_x96"] = sqrt_price
-    d["liquidity"] = liquidity
-    d["tick"] = tick
-    return o
+    return _swap_record(pool, block, index, txh, -amount0, -amount1, sqrt_price, liquidity, tick)
 
 
 def _v4_modify_liquidity(
@@ -446,20 +442,8 @@ def _v4_modify_liquidity(
     owner = _topic_address(topics[2])
     if delta == 0:
         return None  # a fee collection: nothing to apply
-    o = _new(LiquidityChange)
-    d = o.__dict__
-    d["pool"] = pool
-    d["block_number"] = block
-    d["log_index"] = index
-    d["tx_hash"] = _tx_hash(txh)
-    d["kind"] = _MINT if delta > 0 else _BURN
-    d["tick_lower"] = lower
-    d["tick_upper"] = upper
-    d["liquidity"] = abs(delta)
-    d["amount0"] = 0
-    d["amount1"] = 0
-    d["owner"] = owner
-    return o
+    return _liquidity_record(pool, block, index, txh, _MINT if delta > 0 else _BURN, lower, upper, abs(delta),
+                             0, 0, owner)
 
 
 def _v4_initialize(
@@ -474,14 +458,7 @@ def _v4_initialize(
     tick = _word_int24(b[128:160])
     if sqrt_price >> 160:
         raise _Malformed("V4 Initialize sqrtPriceX96 word out of its ABI range")
-    o = _new(V3Initialize)
-    d = o.__dict__
-    d["pool"] = pool
-    d["block_number"] = block
-    d["log_index"] = index
-    d["sqrt_price_x96"] = sqrt_price
-    d["tick"] = tick
-    return o
+    return _initialize_record(pool, block, index, sqrt_price, tick)
 
 
 def _v4_protocol_fee(
