@@ -4,11 +4,15 @@ A CEX-DEX signal (``SignalKind.CEX_DEX``, ``specs/cex-legs.md``) ends with one m
 ``ExecutionResult`` and a ``LegReport`` that names what each leg did; every order the executor placed on
 the exchange is reported as it is answered, one ``CexFill`` each (entry and unwind orders alike), which
 is what the books move the exchange balances by.
+
+The rebalancer (``execution/rebalance/``, ``specs/rebalance.md``) reports each inventory transfer it
+bridges between chains as ``BridgeTransfer`` records: SENT when the bridge's send is mined, then one of
+COMPLETED (landed on the destination, with the fee and the amount received), REFUSED or FAILED.
 """
 
 from enum import IntEnum
 
-from .fields import bytes32, i256, text, token_id, u8, u16, u32, u64, u256
+from .fields import address, bytes32, i256, text, token_id, u8, u16, u32, u64, u256
 from .tlv import TLV
 
 
@@ -49,6 +53,16 @@ class DexLegResult(IntEnum):
 class CexOrderPurpose(IntEnum):
     ENTRY = 1  # the CEX leg of the trade
     UNWIND = 2  # closing an open CEX position
+
+
+class BridgeTransferState(IntEnum):
+    SENT = 1  # the bridge's send is mined on the source chain: ``nonce`` and ``amount`` are final
+    COMPLETED = 2  # the transfer landed on the destination: ``fee``, ``received``, ``dst_tx_hash`` filled
+    REFUSED = 3  # the source bridge refused the send (reverted): nothing locked, the tokens stay ours
+    FAILED = 4  # the rebalancer could not get the tokens to the bridge (a step reverted or was dropped)
+
+
+NO_NONCE = (1 << 64) - 1  # BridgeTransfer.nonce of a transfer the bridge never numbered (REFUSED, FAILED)
 
 
 class ExecutionStarted(TLV):
@@ -127,3 +141,37 @@ class LegReport(TLV):
     left_open: u256
     realized_profit: i256
     symbol: text
+
+
+class BridgeTransfer(TLV):
+    """One inventory transfer between chains through a bridge, published by the rebalancer on each state
+    change (``specs/rebalance.md``). A reader dedupes by ``(src_chain, nonce, state)`` for SENT and
+    COMPLETED (the bridge numbers each source chain's transfers) and by ``(src_chain, transfer_id, state)``
+    for REFUSED and FAILED, whose ``nonce`` is ``NO_NONCE``: the rebalancer republishes after a restart.
+
+    Amounts are in the token's base units: ``amount`` left ``src_token``'s holder (the source chain's
+    AlphaPulseArb contract), ``received`` = ``amount - fee`` reached ``recipient`` (the destination chain's
+    contract) as ``dst_token``; ``fee`` and ``received`` are 0 until COMPLETED. ``src_gas_cost`` is the wei
+    of the source chain's gas token the rebalancer's own transactions for this transfer cost (withdraw,
+    approve, send). Times are block timestamps in ns (``sent_time_ns`` of the send's block,
+    ``completed_time_ns`` of the completion's block; 0 when not there)."""
+
+    TYPE = 48
+    transfer_id: u64  # the rebalancer's own id (its state file), unique per rebalancer
+    state: u8  # BridgeTransferState
+    src_chain: u32
+    dst_chain: u32
+    bridge: u16  # the bridge id, as in CrossChainArbitrage.bridge
+    nonce: u64  # the source bridge's transfer nonce (TransferSent), NO_NONCE when never sent
+    src_token: token_id
+    dst_token: token_id
+    recipient: address
+    amount: u256
+    fee: u256
+    received: u256
+    src_gas_cost: u256
+    src_tx_hash: bytes32  # the bridge send (zero when none was mined)
+    dst_tx_hash: bytes32  # the completion on the destination (zero until COMPLETED)
+    sent_time_ns: u64
+    completed_time_ns: u64
+    reason: text  # why REFUSED / FAILED; empty otherwise
