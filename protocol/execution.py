@@ -5,6 +5,10 @@ A CEX-DEX signal (``SignalKind.CEX_DEX``, ``specs/cex-legs.md``) ends with one m
 the exchange is reported as it is answered, one ``CexFill`` each (entry and unwind orders alike), which
 is what the books move the exchange balances by.
 
+A cross-chain signal (``SignalKind.CROSS_CHAIN``, ``specs/cross-chain-legs.md``) ends with one message
+holding its ``ExecutionResult`` and two ``ChainLegReport`` records, one per chain: what that leg's swap did
+and, when the other leg failed, what swapping its position back (the unwind) did.
+
 The rebalancer (``execution/rebalance/``, ``specs/rebalance.md``) reports each inventory transfer it
 bridges between chains as ``BridgeTransfer`` records: SENT when the bridge's send is mined, then one of
 COMPLETED (landed on the destination, with the fee and the amount received), REFUSED or FAILED.
@@ -36,9 +40,10 @@ class Outcome(IntEnum):
     SIMULATED = 8  # shadow mode: simulated only, profit is what it would have made
     FAILED = 9  # could not be built/simulated/signed/sent; ``reason`` says why
     # CEX-DEX signals (a ``LegReport`` in the same message says what each leg did; both legs filled
-    # is EXECUTED):
-    UNWOUND = 10  # the CEX leg traded, the DEX leg did not; the CEX position was closed again
-    LEG_OPEN = 11  # a CEX position is (or may be) left open: the risk process and the operator act
+    # is EXECUTED) and cross-chain signals (two ``ChainLegReport``; both legs landed is EXECUTED, both
+    # failed is REVERTED or NOT_INCLUDED):
+    UNWOUND = 10  # one leg traded, the other did not; the traded leg's position was closed again
+    LEG_OPEN = 11  # a position is (or may be) left open: the risk process and the operator act
     CEX_NOT_FILLED = 12  # the CEX order filled nothing (rejected, expired, no answer); no DEX leg sent
 
 
@@ -48,6 +53,13 @@ class DexLegResult(IntEnum):
     REVERTED = 2
     NOT_INCLUDED = 3
     TIMEOUT = 4  # not finished within max_leg_open (the leg was unwound; its deadline keeps it from landing)
+
+
+class ChainLeg(IntEnum):
+    """Which leg of a cross-chain signal a ``ChainLegReport`` is: the signal path's hop index."""
+
+    SOURCE = 0  # hop 0: on the signal's source chain, quote -> base
+    DESTINATION = 1  # hop 1: on the destination chain, base -> quote
 
 
 class CexOrderPurpose(IntEnum):
@@ -143,6 +155,45 @@ class LegReport(TLV):
     symbol: text
 
 
+class ChainLegReport(TLV):
+    """One leg of a cross-chain signal (``specs/cross-chain-legs.md``); two of them, one per chain, are sent
+    with the signal's ``ExecutionResult`` (same ``outcome``).
+
+    The leg is one ``AlphaPulseArb.swap`` on ``chain_id`` from the contract's inventory: ``amount_in`` of
+    ``token_in`` (the amount sent, also when the leg failed) for ``amount_out`` of ``token_out`` (realized:
+    0 unless ``result`` is EXECUTED), at least ``min_out``. ``tx_hash`` / ``block_number`` / ``gas_used`` /
+    ``effective_gas_price`` are the leg's transaction (zero when not sent or not included). When the other
+    leg failed, a landed leg is unwound by swapping back on the same pool: ``unwind_amount_in`` of
+    ``token_out`` for ``unwind_amount_out`` of ``token_in`` (``unwind_result`` EXECUTED; the last attempt's
+    transaction in ``unwind_tx_hash`` / ``unwind_block_number``), after ``unwind_attempts`` attempts whose
+    gas together cost ``unwind_gas_cost`` wei of the chain's gas token; ``left_open`` is the ``token_out``
+    still held from this leg when the unwind could not complete (outcome LEG_OPEN). Token amounts are in
+    each token's base units on ``chain_id``."""
+
+    TYPE = 46
+    signal_id: u64
+    chain_id: u32
+    leg: u8  # ChainLeg
+    outcome: u8  # Outcome, as in the ExecutionResult
+    result: u8  # DexLegResult of the leg's swap
+    unwind_result: u8  # DexLegResult of the last unwind attempt (NOT_SENT: no unwind)
+    unwind_attempts: u8
+    block_number: u64
+    tx_hash: bytes32
+    gas_used: u64
+    effective_gas_price: u256
+    token_in: token_id
+    token_out: token_id
+    amount_in: u256
+    min_out: u256
+    amount_out: u256
+    unwind_block_number: u64
+    unwind_tx_hash: bytes32
+    unwind_amount_in: u256
+    unwind_amount_out: u256
+    unwind_gas_cost: u256
+    left_open: u256
+    reason: text
 class BridgeTransfer(TLV):
     """One inventory transfer between chains through a bridge, published by the rebalancer on each state
     change (``specs/rebalance.md``). A reader dedupes by ``(src_chain, nonce, state)`` for SENT and
