@@ -52,8 +52,18 @@ from math import isqrt
 
 from market.pools import PoolState
 from market.prices import convert
-from protocol.ids import TokenId
-from protocol.signals import CrossChainArbitrage, Economics
+from protocol.ids import PoolId, TokenId
+from protocol.signals import (
+    ArbitragePath,
+    CrossChainArbitrage,
+    DecisionPoint,
+    Economics,
+    Hop,
+    SignalIdentity,
+    SignalKind,
+)
+from protocol.system import TraceContext
+from protocol.tlv import TLV
 
 from .optimize import Leg, compose_at_zero, evaluate, evaluate_with_model
 
@@ -157,6 +167,33 @@ class CrossChainQuote:
         return Economics(profit_token=profit_token, gross_profit=self.gross_profit, gas_cost=self.gas_cost,
                          flash_fee=self.bridge_cost, slippage_allowance=self.drift_allowance,
                          net_profit=self.net_profit, gas_units=gas_units, gas_price_wei=0)
+
+
+def _hop(pool: PoolId, zero_for_one: bool, amount_in: int, amount_out: int) -> Hop:
+    token_in, token_out = (pool.token0, pool.token1) if zero_for_one else (pool.token1, pool.token0)
+    return Hop(pool=pool, venue_kind=int(pool.kind), token_in=bytes.fromhex(token_in.address[2:]),
+               token_out=bytes.fromhex(token_out.address[2:]), amount_in=amount_in, amount_out=amount_out)
+
+
+def signal_tlvs(quote: CrossChainQuote, source: ChainLeg, dest: ChainLeg, *, bridge_id: int, signal_id: int,
+                strategy_id: int, strategy: str, confidence_bps: int, source_block: int,
+                dest_position: tuple[int, int], trace: TraceContext) -> tuple[TLV, ...]:
+    """The cross-chain signal message's records, in wire order (``specs/protocol.md``, "Cross-chain
+    signal"): ``SignalIdentity`` (kind CROSS_CHAIN, the source chain and its newest block applied),
+    ``Economics`` (in the source chain's quote token), ``ArbitragePath`` (hop 0 the source pool,
+    quote -> base; hop 1 the destination pool, base -> quote; exact amounts), ``CrossChainArbitrage``,
+    ``DecisionPoint`` (the destination chain's newest ``(block, log_index)`` applied) and the
+    ``TraceContext``."""
+    if (quote.source_chain, quote.dest_chain) != (source.chain_id, dest.chain_id):
+        raise ValueError("the quote was not sized on these legs")
+    identity = SignalIdentity(signal_id=signal_id, strategy_id=strategy_id, kind=SignalKind.CROSS_CHAIN,
+                              confidence_bps=confidence_bps, chain_id=source.chain_id, block_number=source_block,
+                              strategy=strategy)
+    hops = (_hop(source.pool.pool, source.zero_for_one, quote.amount_in, quote.base_amount),
+            _hop(dest.pool.pool, dest.zero_for_one, quote.base_amount, quote.amount_out))
+    return (identity, quote.economics_tlv(source.quote_token, source.gas_units + dest.gas_units),
+            ArbitragePath(hops=hops), quote.cross_chain_tlv(bridge_id),
+            DecisionPoint(block_number=dest_position[0], log_index=dest_position[1]), trace)
 
 
 def time_to_land_ms(source: ChainLeg, dest: ChainLeg) -> int:

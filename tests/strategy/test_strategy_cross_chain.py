@@ -10,8 +10,18 @@ from math import isqrt
 import pytest
 
 from market.pools import V2Pool
+from protocol.header import Domain
 from protocol.ids import PoolId, TokenId
-from protocol.signals import CrossChainArbitrage
+from protocol.message import Message, decode, encode
+from protocol.signals import (
+    ArbitragePath,
+    CrossChainArbitrage,
+    DecisionPoint,
+    Economics,
+    SignalIdentity,
+    SignalKind,
+)
+from protocol.system import TraceContext
 from protocol.tlv import decode_tlvs
 from strategy.cross_chain import (
     ChainLeg,
@@ -20,6 +30,7 @@ from strategy.cross_chain import (
     Volatility,
     ceil_isqrt,
     drift_allowance,
+    signal_tlvs,
 )
 
 S, D = 31337, 31338
@@ -112,6 +123,39 @@ def test_a_scripted_gap_sized_and_priced_by_hand():
     econ = quote.economics_tlv(USDC_S, gas_units=270_000)
     assert econ.net_profit == econ.gross_profit - econ.gas_cost - econ.flash_fee - econ.slippage_allowance
     assert econ.net_profit == quote.net_profit and econ.slippage_allowance == quote.drift_allowance
+
+
+def test_the_signal_message_layout_encodes_and_decodes():
+    """specs/protocol.md "Cross-chain signal": the six records in order, every field from the quote,
+    through the wire and back."""
+    source, dest = legs()
+    quote = CrossChainSizer(source, dest, PARAMS, SIGMA_PPB).best(quote_inventory=10**12, base_inventory=10**21)
+    trace = TraceContext(trace_id=77, span_id=5, flags=1, parent_span_id=3, origin_ns=123)
+    tlvs = signal_tlvs(quote, source, dest, bridge_id=1, signal_id=5, strategy_id=9, strategy="xc",
+                       confidence_bps=5000, source_block=41, dest_position=(330, 2), trace=trace)
+    msg = decode(encode(Message(domain=Domain.SIGNAL, tlvs=tlvs, source_id=20, source_seq=1)))
+    ident, econ, path, xc, point, tr = msg.tlvs
+    assert [type(t) for t in msg.tlvs] == [SignalIdentity, Economics, ArbitragePath, CrossChainArbitrage,
+                                           DecisionPoint, TraceContext]
+    assert (ident.kind, ident.chain_id, ident.block_number, ident.signal_id, ident.strategy) == (
+        SignalKind.CROSS_CHAIN, S, 41, 5, "xc")
+    assert econ.profit_token == USDC_S and econ.gas_units == 150_000 + 120_000 and econ.gas_price_wei == 0
+    assert econ.gross_profit == quote.amount_out - quote.amount_in and econ.net_profit == quote.net_profit
+    assert (econ.gas_cost, econ.flash_fee, econ.slippage_allowance) == (
+        quote.source_gas_cost + quote.dest_gas_cost, quote.bridge_fee + quote.bridge_gas_cost, quote.drift_allowance)
+    h0, h1 = path.hops
+    assert (h0.pool, h0.venue_kind, h0.token_in, h0.token_out) == (
+        POOL_S.pool, 1, bytes.fromhex(USDC_ADDR[2:]), bytes.fromhex(WETH_ADDR[2:]))
+    assert (h1.pool, h1.token_in, h1.token_out) == (POOL_D.pool, bytes.fromhex(WETH_ADDR[2:]),
+                                                    bytes.fromhex(USDC_ADDR[2:]))
+    assert (h0.amount_in, h0.amount_out, h1.amount_in, h1.amount_out) == (
+        quote.amount_in, quote.base_amount, quote.base_amount, quote.amount_out)
+    assert PoolId(h0.pool).chain_id == xc.source_chain == S and PoolId(h1.pool).chain_id == xc.dest_chain == D
+    assert xc == quote.cross_chain_tlv(1) and xc.timing_risk_blocks == 8
+    assert (point.block_number, point.log_index) == (330, 2) and tr == trace
+    with pytest.raises(ValueError):  # legs swapped: not the legs the quote was sized on
+        signal_tlvs(quote, dest, source, bridge_id=1, signal_id=5, strategy_id=9, strategy="xc",
+                    confidence_bps=5000, source_block=41, dest_position=(330, 2), trace=trace)
 
 
 def test_no_gap_no_trade_and_the_reverse_direction_loses():
