@@ -45,6 +45,7 @@ from protocol.signals import ArbitragePath, SignalIdentity
 from protocol.system import StopScope
 
 from .config import (
+    ChainStallConfig,
     DailyLossConfig,
     FailureRateConfig,
     GasPriceConfig,
@@ -71,6 +72,16 @@ class Breach:
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Clear:
+    """A self-clearing breaker's word that the condition behind ``(breaker, scope, scope_value)`` is gone."""
+
+    breaker: str
+    scope: StopScope
+    scope_value: int
+    reason: str
+
+
 def venue_name(code: int) -> str:
     return code_name(Venue, code).lower()
 
@@ -81,6 +92,10 @@ class Breaker:
     def breach(self, scope: StopScope, scope_value: int, reason: str) -> Breach:
         """A candidate stop of ``(scope, scope_value)`` by this breaker."""
         return Breach(breaker=self.name, scope=scope, scope_value=scope_value, reason=reason)
+
+    def take_clears(self) -> list[Clear]:
+        """Conditions gone since the last call (a :class:`SelfClearing` breaker's; others never clear)."""
+        return []
 
     def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
         return []
@@ -104,6 +119,28 @@ class Breaker:
 
 def _applies(scope: StopScope, scope_value: int, my_scope: StopScope, my_value: int) -> bool:
     return scope == StopScope.ALL or (scope == my_scope and scope_value == my_value)
+
+
+class SelfClearing(Breaker):
+    """A breaker whose stop lifts itself when its condition goes away (``auto_clear``, on by default).
+
+    It queues a :class:`Clear` on every transition back to healthy (and on the first healthy evidence after
+    a start, so a stop restored from the state file is lifted too); the engine lifts its own stop of that
+    key when one is in force, and ignores the Clear otherwise. With ``auto_clear = false`` only an operator's
+    Resume lifts the stop, as for every other breaker.
+    """
+
+    def __init__(self, auto_clear: bool) -> None:
+        self.auto_clear = auto_clear
+        self._clears: list[Clear] = []
+
+    def clear(self, scope: StopScope, scope_value: int, reason: str) -> None:
+        if self.auto_clear:
+            self._clears.append(Clear(breaker=self.name, scope=scope, scope_value=scope_value, reason=reason))
+
+    def take_clears(self) -> list[Clear]:
+        out, self._clears = self._clears, []
+        return out
 
 
 # ------------------------------------------------------------------ daily loss
@@ -577,3 +614,63 @@ class LegOpen(Breaker):
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.open = {int(sid): (int(v), int(t)) for sid, v, t in state.get("open", [])}
+
+
+# ------------------------------------------------------------------ a chain whose head stopped
+
+
+class ChainStall(SelfClearing):
+    """A configured chain without a new head (a ``BlockHeader`` numbered above the highest seen) for longer
+    than ``multiple`` times its block time, measured on receive_time_ns vs now (from the moment the breaker
+    first sees time, so a chain that never speaks trips too). Trips a CHAIN stop of that chain; the next new
+    head lifts it (``auto_clear``)."""
+
+    name = "chain_stall"
+
+    def __init__(self, cfg: ChainStallConfig) -> None:
+        super().__init__(cfg.auto_clear)
+        self.cfg = cfg
+        self.windows = cfg.windows_ns()
+        self.head: dict[int, int] = {}  # chain -> highest block number seen
+        self.last_new: dict[int, int] = {}  # chain -> when that head arrived
+        self.stalled: set[int] = set(self.windows)  # unknown after a start: the first head lifts a restored stop
+        self.started = 0
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if not self.started:
+            self.started = now_ns
+        if domain != Domain.MARKET_DATA:
+            return []
+        for t in msg.tlvs:
+            if type(t) is not BlockHeader or t.chain_id not in self.windows or t.number <= self.head.get(t.chain_id, -1):
+                continue
+            chain = t.chain_id
+            at = msg.receive_time_ns or now_ns
+            since = self.last_new.get(chain)
+            self.head[chain], self.last_new[chain] = t.number, max(at, since or 0)
+            if chain in self.stalled:
+                self.stalled.discard(chain)
+                gap = f" after {(at - since) / 1e9:.1f} s without one" if since else ""
+                self.clear(StopScope.CHAIN, chain, f"chain {chain} head advanced to block {t.number}{gap}")
+        return []
+
+    def on_timer(self, now_ns: int) -> list[Breach]:
+        if not self.started:
+            self.started = now_ns
+        out = []
+        for chain, window in self.windows.items():
+            last = self.last_new.get(chain, self.started)
+            if now_ns - last <= window:
+                continue
+            self.stalled.add(chain)
+            head = self.head.get(chain)
+            seen = f"last block {head}" if head is not None else "no block seen since risk started"
+            out.append(self.breach(StopScope.CHAIN, chain, (
+                f"chain {chain} head stalled: no new block for {(now_ns - last) / 1e9:.1f} s ({seen}); limit "
+                f"{self.cfg.multiple:g} x {self.cfg.chains[str(chain)]:g} s block time = {window / 1e9:g} s")))
+        return out
+
+    def reset(self, scope: StopScope, scope_value: int, now_ns: int) -> None:
+        for chain in self.windows:
+            if _applies(scope, scope_value, StopScope.CHAIN, chain):
+                self.last_new[chain] = max(self.last_new.get(chain, 0), now_ns)

@@ -9,7 +9,8 @@ A configuration that limits nothing is refused, at start-up and by ``alphapulse 
 (a risk process that can never trip would only look like protection): the file must enable at
 least one breaker (:data:`BREAKERS`), and a breaker table must watch something --
 ``[daily_loss]`` and ``[trade_size]`` at least one token, ``[gas_price]`` a ``max_wei`` or a
-per-chain ceiling, ``[stale_data]`` a venue or a ``default_max_age_s``, ``[inventory]`` an asset.
+per-chain ceiling, ``[stale_data]`` a venue or a ``default_max_age_s``, ``[inventory]`` an asset,
+``[chain_stall]`` a chain.
 (``[failure_rate]``, ``[relay_gaps]``, ``[volatility]`` and ``[leg_open]`` work on their defaults: an
 empty table enables them.)
 
@@ -70,6 +71,14 @@ Example (``alphapulse risk --config risk.toml``)::
     [leg_open]                     # a CEX-DEX leg left open (LEG_OPEN, or a fill without a result)
     max_open_s = 60.0
     scope = "venue"
+
+    [chain_stall]                  # a chain whose head stops advancing: a CHAIN stop of it
+    chains = { "31337" = 2.0, "31338" = 0.25 }   # chain id -> block time (s)
+    multiple = 10.0                # trips after this many block times without a new BlockHeader
+    auto_clear = true              # the next new head lifts the stop (a Resume from risk)
+
+Self-clearing breakers (``auto_clear``, on by default: ``[chain_stall]``) lift their own stop when the
+condition is gone, publishing a ``Resume`` naming that stop id; every other stop waits for an operator.
 
 Tokens are written ``"<chain_id>:<0x address>"``; venues by ``protocol.ids.Venue`` name
 (case-insensitive) or numeric code.
@@ -323,6 +332,24 @@ class LegOpenConfig(Config):
         parse_scope(self.scope, (StopScope.ALL, StopScope.VENUE), "scope")
 
 
+class ChainStallConfig(Config):
+    chains: dict[str, float] = {}  # chain id -> its block time in seconds
+    multiple: float = 10.0  # trips after this many block times without a new head
+    auto_clear: bool = True  # the next new head lifts the stop (false: only an operator's Resume)
+
+    def __post_init__(self) -> None:
+        _watches(self.chains, "chains", 'no chain has a block time (chains = { "<chain id>" = <seconds> })')
+        for k, v in self.chains.items():
+            if not k.isdigit() or not 0 < int(k) < 1 << 32:
+                raise ConfigError("chain ids are integers (uint32, not 0)", path=f"chains.{k}")
+            _positive(v, f"chains.{k}")
+        _positive(self.multiple, "multiple")
+
+    def windows_ns(self) -> dict[int, int]:
+        """chain -> the silence that trips (ns): ``multiple`` block times."""
+        return {int(k): int(v * self.multiple * 1e9) for k, v in self.chains.items()}
+
+
 class AlertsConfig(Config):
     webhook_url: str = ""  # empty: alerts are only logged
     style: str = "discord"
@@ -364,10 +391,11 @@ class RiskConfig(Config):
     volatility: VolatilityConfig | None = None
     inventory: InventoryConfig | None = None
     leg_open: LegOpenConfig | None = None
+    chain_stall: ChainStallConfig | None = None
 
 
 BREAKERS = ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data", "relay_gaps", "volatility",
-            "inventory", "leg_open")
+            "inventory", "leg_open", "chain_stall")
 
 
 def load_config(path: str | Path) -> RiskConfig:

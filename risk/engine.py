@@ -14,9 +14,13 @@ Outputs are actions the shell carries out, in order:
   cleared (persist, log, alert).
 * ``ForeignStop``: someone else (an operator's ``relay-cli stop``) published an
   ``EmergencyStop``; logged and alerted, nothing is tripped here.
+* ``Cleared``: a self-clearing breaker (``breakers.SelfClearing``: a chain head advancing again, a
+  bridge transfer landing, inventory back within its share) says the condition behind one of its
+  stops in force is gone. Persist, publish ``Resume(scope, scope_value, stop_id, reason, sender)``
+  for exactly that stop, log it, send the alert. Our own Resume coming back on the relay is ignored.
 
-A tripped breaker stays tripped until resumed: one ``(breaker, scope, scope_value)`` produces
-one stop, however often its condition is seen again. Stop ids come from a counter the shell
+A tripped breaker stays tripped until resumed (or, for a self-clearing one, cleared): one
+``(breaker, scope, scope_value)`` produces one stop, however often its condition is seen again. Stop ids come from a counter the shell
 persists (``next_stop_id``), so they stay unique across restarts.
 """
 
@@ -33,6 +37,8 @@ from protocol.system import EmergencyStop, Resume, StopScope
 from .breakers import (
     Breach,
     Breaker,
+    ChainStall,
+    Clear,
     DailyLoss,
     FailureRate,
     GasPrice,
@@ -87,13 +93,20 @@ class ForeignStop:
     at_ns: int
 
 
-Action = Stop | Resumed | ForeignStop
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Cleared:
+    trip: Trip
+    reason: str
+    at_ns: int
+
+
+Action = Stop | Resumed | ForeignStop | Cleared
 
 
 # Every breaker kind, in the order the engine consults them; each is configured by the table of
 # RiskConfig named like it (``Breaker.name``) and is off when that table is absent.
 BREAKERS: tuple[type[Breaker], ...] = (DailyLoss, TradeSize, GasPrice, FailureRate, StaleData, RelayGaps, Volatility,
-                                       Inventory, LegOpen)
+                                       Inventory, LegOpen, ChainStall)
 
 
 def build_breakers(config: RiskConfig) -> list[Breaker]:
@@ -157,7 +170,7 @@ class RiskEngine:
         actions: list[Action] = []
         if domain == Domain.EXECUTION:
             for t in msg.tlvs:
-                if type(t) is Resume:
+                if type(t) is Resume and t.sender != self.sender:  # ours: a Cleared, already applied
                     actions.append(self._resume(t, now_ns))
                 elif type(t) is EmergencyStop and t.sender != self.sender:
                     actions.append(ForeignStop(stop=t, at_ns=now_ns))
@@ -190,6 +203,13 @@ class RiskEngine:
 
     def _trip(self, breaches: list[Breach], now_ns: int) -> list[Action]:
         out: list[Action] = []
+        clears: list[Clear] = []
+        for br in self.breakers:
+            clears += br.take_clears()
+        for c in clears:  # the clears first: a breaker's own breach of the same input stands after them
+            trip = self.tripped.pop((c.breaker, int(c.scope), c.scope_value), None)
+            if trip is not None:
+                out.append(Cleared(trip=trip, reason=c.reason, at_ns=now_ns))
         for b in breaches:
             key = (b.breaker, int(b.scope), b.scope_value)
             if key in self.tripped:
@@ -225,4 +245,12 @@ def emergency_stop(trip: Trip, sender: str) -> EmergencyStop:
                          reason=f"[{trip.breaker}] {trip.reason}"[:1000], sender=sender)
 
 
-__all__ = ["Action", "ForeignStop", "Resumed", "RiskEngine", "Stop", "Trip", "emergency_stop"]
+def cleared_resume(c: Cleared, sender: str) -> Resume:
+    """The Resume that lifts exactly the cleared stop."""
+    t = c.trip
+    return Resume(scope=int(t.scope), scope_value=t.scope_value, stop_id=t.stop_id,
+                  reason=f"[{t.breaker}] cleared: {c.reason}"[:1000], sender=sender)
+
+
+__all__ = ["Action", "Cleared", "ForeignStop", "Resumed", "RiskEngine", "Stop", "Trip", "cleared_resume",
+           "emergency_stop"]

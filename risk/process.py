@@ -16,6 +16,10 @@ and signals are consumed from now.
 SIGHUP reloads the configuration: the breaker tables (``RiskEngine.RELOADABLE``) change in place,
 anything else is refused with the reason logged and the running configuration kept.
 
+A self-clearing breaker's stop (a stalled chain head advancing again, an overdue bridge transfer
+landing, inventory back within its share) is lifted by risk itself: persisted as resumed, a
+``Resume`` naming exactly that stop id published, logged (``CLEARED stop #N``) and alerted.
+
 Exit codes: 0 after SIGINT/SIGTERM, 2 on a bad configuration.
 """
 
@@ -41,7 +45,7 @@ from runtime.reload import ConfigReload
 
 from .alerts import AlertSender
 from .config import ConfigError, RiskConfig, load_config
-from .engine import Action, ForeignStop, Resumed, RiskEngine, Stop, emergency_stop
+from .engine import Action, Cleared, ForeignStop, Resumed, RiskEngine, Stop, cleared_resume, emergency_stop
 from .state import RiskState
 
 log = logging.getLogger("risk")
@@ -71,6 +75,9 @@ class RiskMetrics:
         self.stops = pm.counter("alphapulse_risk_stops_published_total",
                                 "EmergencyStops published (re-assertions on start included).")
         self.resumes = pm.counter("alphapulse_risk_resumes_total", "Operator Resumes applied.")
+        self.clears = pm.counter("alphapulse_risk_breaker_clears_total",
+                                 "Stops lifted by their own breaker (its condition gone; Resume published).",
+                                 ["breaker"])
         self.foreign = pm.counter("alphapulse_risk_foreign_stops_total", "EmergencyStops seen from other senders.")
         self.to_stop = pm.histogram("alphapulse_risk_message_to_stop_seconds",
                                     "Relay batch received -> the EmergencyStop it caused published.")
@@ -114,6 +121,13 @@ class RiskShell:
                 log.warning("RESUME by %r (scope %d/%d, stop %d, reason %r): cleared %s",
                             a.sender, a.scope, a.scope_value, a.stop_id, a.reason, ids)
                 self.alerts.offer(f"AlphaPulse risk: resumed by {a.sender} ({a.reason}): cleared {ids}")
+            elif isinstance(a, Cleared):
+                trip = a.trip
+                self.state.record_resume([trip], a.at_ns, self.engine.sender, f"cleared: {a.reason}")
+                await self.producer.publish(cleared_resume(a, self.engine.sender))
+                m.clears.labels(breaker=trip.breaker).inc()
+                log.warning("CLEARED stop #%d [%s]: %s", trip.stop_id, trip.breaker, a.reason)
+                self.alerts.offer(f"AlphaPulse risk: stop #{trip.stop_id} [{trip.breaker}] cleared: {a.reason}")
             elif isinstance(a, ForeignStop):
                 m.foreign.inc()
                 s = a.stop

@@ -31,7 +31,7 @@ from protocol.ids import Venue
 from protocol.message import Message
 from protocol.system import EmergencyStop, Resume, StopScope
 from risk.config import ConfigError, parse_config
-from risk.engine import ForeignStop, Resumed, RiskEngine, Stop
+from risk.engine import Cleared, ForeignStop, Resumed, RiskEngine, Stop, cleared_resume
 
 T0 = 1_700_000_000 * 10**9
 SEC = 10**9
@@ -346,7 +346,7 @@ def test_reconfigure_keeps_the_failure_window_and_unchanged_breakers() -> None:
     e.reconfigure(parse_config("[gas_price]\nmax_wei = 300000000000\n"))
     assert [b.name for b in e.breakers] == ["gas_price"] and len(e.tripped) == 1
     assert RiskEngine.RELOADABLE == ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data",
-                                     "relay_gaps", "volatility", "inventory", "leg_open")
+                                     "relay_gaps", "volatility", "inventory", "leg_open", "chain_stall")
 
 
 # ---------------------------------------------------------------- CEX-DEX: inventory per venue, a leg left open
@@ -412,3 +412,72 @@ def test_a_leg_left_open_trips_at_once_and_a_silent_fill_after_max_open() -> Non
     e.on_message(Domain.EXECUTION, cex_fill(10, 2, ETHER, 1), T0)
     (s,) = stops(e.on_message(Domain.EXECUTION, result(10, outcome=Outcome.LEG_OPEN, reason="restarted"), T0 + SEC))
     assert s.trip.scope == StopScope.VENUE and s.trip.scope_value == Venue.BINANCE and "restarted" in s.trip.reason
+
+
+# ---------------------------------------------------------------- cross-chain: a chain whose head stops
+
+STALL = """
+[chain_stall]
+multiple = 10.0
+chains = { "1" = 2.0, "2" = 0.25 }
+"""
+
+
+def test_chain_stall_trips_after_the_multiple_of_its_block_time_and_clears_when_heads_resume() -> None:
+    e = engine(STALL)
+    assert e.on_message(Domain.MARKET_DATA, block(10, base_fee=S, t_ns=T0), T0) == []
+    assert e.on_message(Domain.MARKET_DATA, block(500, base_fee=S, chain=2, t_ns=T0), T0) == []
+    # chain 2 (0.25 s blocks) trips after 2.5 s without a new head; chain 1 (2 s blocks) not before 20 s
+    assert stops(e.on_timer(T0 + 2 * SEC)) == []
+    e.on_message(Domain.MARKET_DATA, block(11, base_fee=S, t_ns=T0 + 2 * SEC), T0 + 2 * SEC)
+    (s,) = stops(e.on_timer(T0 + 2 * SEC + SEC // 2 + 1))
+    assert (s.trip.breaker, s.trip.scope, s.trip.scope_value) == ("chain_stall", StopScope.CHAIN, 2)
+    assert "chain 2 head stalled: no new block for 2.5 s (last block 500)" in s.trip.reason
+    assert "10 x 0.25 s block time = 2.5 s" in s.trip.reason
+    assert stops(e.on_timer(T0 + 5 * SEC)) == []  # tripped once
+    # a header that is not new (the same head again, a reorg at its height) does not clear it
+    again = e.on_message(Domain.MARKET_DATA, block(500, base_fee=S, chain=2, t_ns=T0 + 6 * SEC), T0 + 6 * SEC)
+    assert again == [] and ("chain_stall", int(StopScope.CHAIN), 2) in e.tripped
+    # the next new head lifts exactly that stop: a Resume naming its id, from risk
+    (c,) = e.on_message(Domain.MARKET_DATA, block(501, base_fee=S, chain=2, t_ns=T0 + 7 * SEC), T0 + 7 * SEC)
+    assert isinstance(c, Cleared) and c.trip.stop_id == s.trip.stop_id and not e.tripped
+    assert "chain 2 head advanced to block 501 after 7.0 s without one" in c.reason
+    r = cleared_resume(c, e.sender)
+    assert (r.scope, r.scope_value, r.stop_id, r.sender) == (int(StopScope.CHAIN), 2, s.trip.stop_id, "risk")
+    # our own Resume coming back on the execution relay changes nothing and is not reported
+    assert e.on_message(Domain.EXECUTION, Message(domain=Domain.EXECUTION, tlvs=(r,)), T0 + 7 * SEC) == []
+    # silent again: chain 2 trips anew (a new stop id); chain 1 keeps its longer window, 20 s after its last head
+    assert [x.trip.scope_value for x in stops(e.on_timer(T0 + 21 * SEC))] == [2]
+    assert [x.trip.scope_value for x in stops(e.on_timer(T0 + 23 * SEC))] == [1]
+
+
+def test_chain_stall_never_seen_trips_restored_stop_lifts_on_first_head_and_resume_rearms() -> None:
+    e = engine(STALL)
+    assert stops(e.on_timer(T0)) == []
+    (s,) = [x for x in stops(e.on_timer(T0 + 3 * SEC))]
+    assert s.trip.scope_value == 2 and "no block seen since risk started" in s.trip.reason
+    # a restart keeps the stop (state file); the first head after it lifts it
+    e2 = engine(STALL, trips=[s.trip], next_stop_id=e.next_stop_id)
+    (c,) = e2.on_message(Domain.MARKET_DATA, block(7, base_fee=S, chain=2, t_ns=T0 + 4 * SEC), T0 + 4 * SEC)
+    assert isinstance(c, Cleared) and c.trip.stop_id == s.trip.stop_id
+    # auto_clear = false: only an operator's Resume lifts it, and the window starts afresh from the resume
+    e3 = engine(STALL + "auto_clear = false\n")
+    e3.on_message(Domain.MARKET_DATA, block(7, base_fee=S, chain=2, t_ns=T0), T0)
+    (s,) = [x for x in stops(e3.on_timer(T0 + 3 * SEC)) if x.trip.scope_value == 2]
+    assert e3.on_message(Domain.MARKET_DATA, block(8, base_fee=S, chain=2, t_ns=T0 + 4 * SEC), T0 + 4 * SEC) == []
+    assert ("chain_stall", int(StopScope.CHAIN), 2) in e3.tripped
+    resume = Message(domain=Domain.EXECUTION, tlvs=(
+        Resume(scope=int(StopScope.CHAIN), scope_value=2, stop_id=0, reason="chain is back", sender="ops"),))
+    (r,) = e3.on_message(Domain.EXECUTION, resume, T0 + 10 * SEC)
+    assert isinstance(r, Resumed) and [t.breaker for t in r.cleared] == ["chain_stall"]
+    assert not [x for x in stops(e3.on_timer(T0 + 12 * SEC)) if x.trip.scope_value == 2]
+    assert [x.trip.scope_value for x in stops(e3.on_timer(T0 + 13 * SEC))] == [2]
+
+
+def test_chain_stall_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="chain_stall.chains: no chain has a block time"):
+        parse_config("[chain_stall]\nmultiple = 3.0\n")
+    with pytest.raises(ConfigError, match=r"chain_stall.chains.x: chain ids are integers"):
+        parse_config('[chain_stall]\nchains = { x = 1.0 }\n')
+    with pytest.raises(ConfigError, match=r"chain_stall.multiple: must be positive"):
+        parse_config('[chain_stall]\nchains = { "1" = 1.0 }\nmultiple = 0.0\n')
