@@ -54,6 +54,7 @@ from tools.deployment_writer import deployment_doc, process, relays_table, strat
 if TYPE_CHECKING:
     from chain.deployment import ChainDeployment
     from tools.demo_cex import CexSetup, CexTape
+    from tools.demo_xchain import XChainSetup
     from tools.devnet.deploy import Devnet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +107,25 @@ class Tally:
     cex_tape: CexTape | None = None
     v4_ids: set[int] = field(default_factory=set)  # signals with a Uniswap V4 hop
     v4_executed: int = 0  # ... of them EXECUTED
+    # --chains 2: the cross-chain signals, their outcomes, when each leg's transaction was submitted
+    xc_ids: set[int] = field(default_factory=set)
+    xc_outcomes: dict[str, int] = field(default_factory=dict)
+    xc_realized: int = 0  # gross, in the quote token of the source chain (from the ExecutionResults)
+    xc_origin: dict[int, int] = field(default_factory=dict)  # signal id -> its TraceContext.origin_ns
+    submitted: dict[int, dict[int, int]] = field(default_factory=dict)  # signal id -> chain -> ExecutionStarted ns
+    rtt: dict[int, list[int]] = field(default_factory=dict)  # chain id -> eth_blockNumber round trips (ns)
+    follow_moves: Any = None  # the lagging chain's driver counts (trades, trade_errors)
+    pool_tape: Any = None  # tools.demo_xchain.PoolTape: the lead chain's pool price as seen on the bus
+
+    def log_to_submitted(self) -> list[int]:
+        """Per cross-chain signal with both legs submitted: ns from its first leg's swap log (the
+        signal's origin) to the later of its two legs' ExecutionStarted."""
+        out = []
+        for sid in self.xc_ids:
+            legs, origin = self.submitted.get(sid, {}), self.xc_origin.get(sid)
+            if origin and len(legs) >= 2:
+                out.append(max(legs.values()) - origin)
+        return out
 
 
 # --------------------------------------------------------------------------- chain set-up
@@ -145,21 +165,25 @@ def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, 
 
 
 def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks: Path, pwfile: Path,
-                   cex: CexSetup | None = None, archive: tuple[str, ...] = ("market_data",)) -> Path:
+                   cex: CexSetup | None = None, archive: tuple[str, ...] = ("market_data",),
+                   xchain: XChainSetup | None = None) -> Path:
     """Every component's config under ``work/configs`` and the deployment file naming them (with ``cex``, the
-    stand-in, the Binance collector and the strategy's ``[[cex_dex]]`` table too); one archiver per domain
-    in ``archive`` (``archiver`` for market data, ``archiver-<domain>`` else), all into ``work/data/archive``."""
-    from tools import demo_cex
+    stand-in, the Binance collector and the strategy's ``[[cex_dex]]`` table too; with ``xchain``, ``dep`` is
+    its lead chain, and a collector per chain, the bridge relayer and both chains in the books and risk);
+    one archiver per domain in ``archive`` (``archiver`` for market data, ``archiver-<domain>`` else), all into
+    ``work/data/archive``."""
+    from tools import demo_cex, demo_xchain
 
     relays = relays_table(run_dir)
     weth = dep.address_of("WETH")
     cfg = work / "configs"
     data = work / "data"
-    write_toml(cfg / "collector.toml", {
-        "source_id": 17742,
-        "relay_socket": relays["market_data"],
-        "chain": [{"name": "devnet", "deployment": work / "deployment.json"}],
-    })
+    if xchain is None:
+        write_toml(cfg / "collector.toml", {
+            "source_id": 17742,
+            "relay_socket": relays["market_data"],
+            "chain": [{"name": "devnet", "deployment": work / "deployment.json"}],
+        })
     strategy = strategy_doc(
         name="dex-arb", strategy_id=1, source_id=20, max_hops=3, max_signals_per_update=1,
         economics={"slippage_bps": 10}, chain_id=dep.chain_id, gas_token=weth, min_net_profit=10**13,
@@ -195,13 +219,17 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
     if cex is not None:
         executor["cex"] = demo_cex.executor_table(dep, cex)
         risk.update(demo_cex.risk_tables(dep, cex))
+    portfolio_chains = {dep.chain_id: {"valuation_token": weth, "wrapped_native": weth}}
+    if xchain is not None:
+        risk["daily_loss"]["tokens"] = demo_xchain.daily_loss_tokens(xchain)
+        portfolio_chains = demo_xchain.portfolio_chains(xchain)
     write_toml(cfg / "executor.toml", executor)
     write_toml(cfg / "risk.toml", risk)
     write_toml(cfg / "portfolio.toml", {
         "portfolio": {"db": data / "portfolio.sqlite"},
         "relays": relays,
         "start": {"execution": "oldest", "signal": "oldest", "market_data": "oldest"},
-        "chains": {dep.chain_id: {"valuation_token": weth, "wrapped_native": weth}},
+        "chains": portfolio_chains,
     })
     all_relays = ["relay-market_data", "relay-signal", "relay-execution"]
     return write_toml(work / "deploy.toml", deployment_doc(
@@ -209,8 +237,9 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
             *(process("archiver" if domain == "market_data" else f"archiver-{domain}",
                       ["archive", "--domain", domain, "--out", data / "archive", "--socket", relays[domain],
                        "--from", "oldest"], after=[f"relay-{domain}"]) for domain in archive),
-            process("collector", ["collector", "evm", "--config", cfg / "collector.toml"],
-                    after=["relay-market_data"]),
+            *([process("collector", ["collector", "evm", "--config", cfg / "collector.toml"],
+                       after=["relay-market_data"])] if xchain is None else
+              demo_xchain.processes(xchain, cfg, data, relays)),
             process("strategy", ["strategy", "--config", cfg / "strategy.toml"],
                     after=["relay-market_data", "relay-signal"]),
             process("executor", ["executor", "--config", cfg / "executor.toml"], after=all_relays),
@@ -258,12 +287,20 @@ def drive_market(net: Devnet, trader: str, rate: float, amplify: Fraction, stop:
 
 
 async def watch_bus(run_dir: Path, tally: Tally) -> None:
-    from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, ExecutionResult, LegReport, Outcome
+    from protocol.execution import (
+        CexFill,
+        CexOrderPurpose,
+        DexLegResult,
+        ExecutionResult,
+        ExecutionStarted,
+        LegReport,
+        Outcome,
+    )
     from protocol.header import Domain
     from protocol.ids import VenueKind, code_name
     from protocol.market import Side
     from protocol.signals import ArbitragePath, SignalIdentity, SignalKind
-    from protocol.system import EmergencyStop, Resume
+    from protocol.system import EmergencyStop, Resume, TraceContext
     from relays.client import RelayConsumer
     from tools.dashboard.model import outcome_name
 
@@ -274,6 +311,12 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
         tally.cex_outcomes[name] = tally.cex_outcomes.get(name, 0) + 1
         if t.outcome == Outcome.EXECUTED:
             tally.cex_realized += t.realized_profit
+
+    def _count_xc(t: ExecutionResult) -> None:
+        name = outcome_name(t.outcome)
+        tally.xc_outcomes[name] = tally.xc_outcomes.get(name, 0) + 1
+        if t.outcome == Outcome.EXECUTED:
+            tally.xc_realized += t.realized_profit
 
     async def signals() -> None:
         async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,
@@ -288,6 +331,16 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                     tally.cex_ids.add(ident.signal_id)
                     if ident.signal_id in finished:
                         _count_cex(finished[ident.signal_id])
+                elif ident.kind == SignalKind.CROSS_CHAIN:
+                    tally.xc_ids.add(ident.signal_id)
+                    trace = msg.find(TraceContext)
+                    if isinstance(trace, TraceContext):
+                        tally.xc_origin[ident.signal_id] = trace.origin_ns
+                    done = finished.get(ident.signal_id)
+                    if done is not None:  # its result came first and was counted as a one-chain profit
+                        _count_xc(done)
+                        if done.outcome == Outcome.EXECUTED:
+                            tally.realized_wei -= done.realized_profit
                 path = msg.find(ArbitragePath)
                 if isinstance(path, ArbitragePath) and any(h.venue_kind == VenueKind.UNISWAP_V4 for h in path.hops):
                     tally.v4_ids.add(ident.signal_id)
@@ -299,10 +352,10 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
     async def market() -> None:
         async with RelayConsumer.connect(Domain.MARKET_DATA, str(run_dir / "market_data.sock"),
                                          from_seq=None, name="demo") as c:
-            tape = tally.cex_tape
+            tapes = [t for t in (tally.cex_tape, tally.pool_tape) if t is not None]
             async for msg in c:
                 tally.market += 1
-                if tape is not None:
+                for tape in tapes:
                     tape.on_records(msg.tlvs, time.monotonic())
 
     async def execution() -> None:
@@ -317,11 +370,16 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                         tally.outcomes[name] = tally.outcomes.get(name, 0) + 1
                         if t.signal_id in tally.cex_ids:
                             _count_cex(t)
+                        elif t.signal_id in tally.xc_ids:
+                            _count_xc(t)
                         elif t.outcome == Outcome.EXECUTED:
                             tally.realized_wei += t.realized_profit
                         if t.outcome == Outcome.EXECUTED:
                             tally.gas_wei += t.gas_used * t.effective_gas_price
                             tally.v4_executed += t.signal_id in tally.v4_ids
+                    elif isinstance(t, ExecutionStarted):
+                        legs = tally.submitted.setdefault(t.signal_id, {})
+                        legs.setdefault(t.chain_id, msg.receive_time_ns)
                     elif isinstance(t, CexFill):
                         buy = t.side == Side.BUY
                         order = f"{code_name(CexOrderPurpose, t.purpose)} {'BUY' if buy else 'SELL'}"
@@ -380,7 +438,7 @@ async def close_dashboard(dashboard: trio.Process) -> None:
 
 
 async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir: Path, tally: Tally,
-               cex: CexSetup | None = None) -> None:
+               cex: CexSetup | None = None, xchain: XChainSetup | None = None) -> None:
     """The supervised system, the market driver and the display until ``--duration`` ends or the first
     SIGINT/SIGTERM; then the driver stops, in-flight executions settle (a second signal cuts that short)
     and every process ends. The demo owns the signals (the supervisor does not catch them here), so one
@@ -433,9 +491,18 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                                            stop_driver, tally, say)
                     else:
                         say(f"market driver: replaying real 2024-01-05 USDC/WETH swaps at {args.rate:g}/s "
-                            "on the V3 0.05 % pool")
+                            f"on the V3 0.05 % pool{f' of chain {net.deployment.chain_id}' if xchain else ''}")
                         nursery.start_soon(trio.to_thread.run_sync, drive_market, net, trader, args.rate,
                                            Fraction(args.amplify), stop_driver, tally)
+                    if xchain is not None:
+                        from tools.demo_xchain import follow_lead_chain, measure_rtt
+
+                        xo = xchain.options
+                        say(f"market driver: chain {xchain.lagging.chain_id}'s V3 0.05 % WETH/USDC pool follows the "
+                            f"moves of chain {xchain.lead.chain_id}'s {xo.lag:g} s late, a move every {xo.step:g} s")
+                        nursery.start_soon(trio.to_thread.run_sync, follow_lead_chain, xchain, tally.follow_moves,
+                                           stop_driver, say)
+                        nursery.start_soon(measure_rtt, xchain, tally.rtt)
                     if not args.headless and sys.stdout.isatty():
                         import tools.supervisor as supervisor_module
 
@@ -449,7 +516,8 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                         f"outcomes {dict(sorted(tally.outcomes.items()))}  in flight {len(tally.open_signals)}  "
                         f"realized {fmt_units(tally.realized_wei, 18)} WETH  "
                         f"gas {fmt_units(tally.gas_wei, 18)} ETH{'  HALTED' if tally.halted else ''}"
-                        + (_cex_progress(tally) if cex is not None else "")))
+                        + (_cex_progress(tally) if cex is not None else "")
+                        + (_xchain_progress(tally) if xchain is not None else "")))
             finally:
                 stop_driver.set()
             if dashboard is not None:
@@ -462,6 +530,12 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                 await trio.sleep(min(args.settle, 2.0) if tally.interrupted else args.settle)
             await sup.stop_all()
             nursery.cancel_scope.cancel()
+
+
+def _xchain_progress(tally: Tally) -> str:
+    moves = tally.follow_moves
+    return (f"  | lagging-chain moves {moves.trades if moves else 0}  cross-chain signals {len(tally.xc_ids)}  "
+            f"outcomes {dict(sorted(tally.xc_outcomes.items()))}")
 
 
 def _cex_progress(tally: Tally) -> str:
@@ -486,6 +560,17 @@ def main(argv: list[str]) -> int:
                                                                 "(default 20)")
     ap.add_argument("--cex-lag", type=float, default=5.0, help="with --cex: seconds the devnet pool trails the CEX "
                                                               "mid (default 5)")
+    ap.add_argument("--chains", type=int, default=1,
+                    help="2: two devnet chains, the real history replayed on one while the other lags, cross-chain "
+                         "arbitrage from inventory on both, rebalanced through the bridge stand-in (default 1)")
+    ap.add_argument("--block-times", default="2,0.25", metavar="S,S",
+                    help="with --chains 2: each chain's block time in seconds (default 2,0.25)")
+    ap.add_argument("--chain-lag", type=float, default=4.0,
+                    help="with --chains 2: seconds the lagging chain trails the lead chain's moves (default 4)")
+    ap.add_argument("--bridge-delay", type=int, default=8,
+                    help="with --chains 2: seconds the bridge stand-in takes to complete a transfer (default 8)")
+    ap.add_argument("--bridge-fee-bps", type=int, default=1,
+                    help="with --chains 2: the bridge stand-in's fee in basis points (default 1)")
     ap.add_argument("--metrics", action="store_true",
                     help="every process serves Prometheus metrics (/metrics, /healthz, /readyz) on a free "
                          "loopback port, printed as 'metrics: NAME URL' lines; writes prometheus.yml beside the run")
@@ -502,6 +587,20 @@ def main(argv: list[str]) -> int:
         ap.error("--cex runs on the devnet; it cannot be combined with --replay")
     if args.cex_amplify < 1 or args.cex_lag < 0:
         ap.error("--cex-amplify must be at least 1 and --cex-lag not negative")
+    if args.chains not in (1, 2):
+        ap.error("--chains: 1 or 2")
+    if args.chains == 2 and (args.cex or args.replay):
+        ap.error("--chains 2 runs without --cex and --replay")
+    xoptions = None
+    if args.chains == 2:
+        from tools.demo_xchain import XChainOptions
+
+        try:
+            xoptions = XChainOptions(block_times=tuple(float(t) for t in args.block_times.split(",")),
+                                     lag=args.chain_lag, bridge_delay=args.bridge_delay,
+                                     bridge_fee_bps=args.bridge_fee_bps)
+        except ValueError as exc:
+            ap.error(str(exc))
     if args.replay:
         from tools.demo_replay import main as replay_main
 
@@ -519,18 +618,44 @@ def main(argv: list[str]) -> int:
     say(f"working directory {work}")
     print_run_dir(run_dir)
     t0 = time.monotonic()
+    xchain: XChainSetup | None = None
     try:
-        net = start_devnet(log_path=str(work / "anvil.log"))
+        if xoptions is not None:
+            from tools.demo_xchain import start_chains
+
+            nets = start_chains(work, xoptions)
+        else:
+            nets = [start_devnet(log_path=str(work / "anvil.log"))]
     except DevnetSetupError as exc:
         print(f"alphapulse demo: {exc}", file=sys.stderr)
         return 2
+    net = nets[0]
     tally = Tally()
+    xc_start: dict[int, dict[str, int]] = {}
     try:
-        say(f"devnet up: chain {net.deployment.chain_id} at {net.deployment.rpc_url}, "
-            f"{len(net.deployment.pools)} pools on 3 venues ({time.monotonic() - t0:.1f} s)")
-        owner, arb, ks, pwfile, recipient = _deploy_arb(net, work / "executor")
-        say(f"AlphaPulseArb {arb} owned by {owner} (key only in the encrypted keystore {ks})")
-        save_deployment(work / "deployment.json", [net.deployment], pids=[net.anvil.pid])
+        for n in nets:
+            bt = n.deployment.block_time
+            say(f"devnet up: chain {n.deployment.chain_id} at {n.deployment.rpc_url}, "
+                f"{len(n.deployment.pools)} pools on 3 venues ({time.monotonic() - t0:.1f} s)"
+                + (f", {'automine' if bt is None else f'a block every {bt:g} s'}" if xoptions is not None else ""))
+        if xoptions is not None:
+            from tools.demo_xchain import Moves, fmt_inventory, read_inventory
+            from tools.demo_xchain import prepare as prepare_xchain
+
+            xchain = prepare_xchain(work, nets, xoptions, _deploy_arb)
+            xc_start = read_inventory(xchain)
+            for c in xchain.chains:
+                say(f"chain {c.chain_id}: AlphaPulseArb {c.arb} owned by {c.owner} (key only in the encrypted "
+                    f"keystore {c.keystore}), holding {fmt_inventory(_decimals(c.deployment), xc_start[c.chain_id])}")
+            net = xchain.lead.net
+            owner, arb, ks, pwfile, recipient = (xchain.lead.owner, xchain.lead.arb, xchain.lead.keystore,
+                                                 xchain.lead.password_file, xchain.lead.recipient)
+            tally.pool_tape = xchain.tape
+            tally.follow_moves = Moves()
+        else:
+            owner, arb, ks, pwfile, recipient = _deploy_arb(net, work / "executor")
+            say(f"AlphaPulseArb {arb} owned by {owner} (key only in the encrypted keystore {ks})")
+            save_deployment(work / "deployment.json", [net.deployment], pids=[net.anvil.pid])
         cex = None
         inventory_start: dict[str, int] = {}
         if args.cex:
@@ -546,12 +671,12 @@ def main(argv: list[str]) -> int:
         # every domain archived: the live run's signals and results beside its market data, so
         # `alphapulse backtest` can replay the market and compare its fills with what really happened
         deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile, cex,
-                                     archive=("market_data", "signal", "execution"))
+                                     archive=("market_data", "signal", "execution"), xchain=xchain)
         weth = net.deployment.address_of("WETH")
         before = net.client.erc20_balance(weth, recipient)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
-            trio.run(_run, args, net, deploy_file, run_dir, tally, cex)
+            trio.run(_run, args, net, deploy_file, run_dir, tally, cex, xchain)
         except KeyboardInterrupt:
             tally.interrupted = tally.interrupted or "SIGINT"
             say("interrupted")
@@ -560,8 +685,11 @@ def main(argv: list[str]) -> int:
         inventory = {sym: (net.deployment.token(sym).decimals, start,
                            net.client.erc20_balance(net.deployment.address_of(sym), arb))
                      for sym, start in inventory_start.items()}
+        xc_end = read_inventory(xchain) if xchain is not None else {}
+        decimals = _decimals(net.deployment)
     finally:
-        net.close()
+        for n in nets:
+            n.close()
         shutil.rmtree(run_dir, ignore_errors=True)
     print()
     print("=" * 72)
@@ -570,7 +698,11 @@ def main(argv: list[str]) -> int:
     if args.cex:
         print(f"driver moves following the CEX    : {tally.trades} ({tally.trade_errors} failed)")
     else:
-        print(f"real swaps replayed on the devnet : {tally.trades} ({tally.trade_errors} failed)")
+        print(f"real swaps replayed on the devnet : {tally.trades} ({tally.trade_errors} failed)"
+              + (f" on chain {xchain.lead.chain_id}" if xchain is not None else ""))
+    if xchain is not None:
+        print(f"{f'lagging chain {xchain.lagging.chain_id} moves':<34}: {tally.follow_moves.trades} "
+              f"({tally.follow_moves.trade_errors} failed)")
     print(f"market-data messages seen         : {tally.market}")
     print(f"signals published by the strategy : {tally.signals}")
     print(f"execution outcomes                : {dict(sorted(tally.outcomes.items()))}")
@@ -588,6 +720,8 @@ def main(argv: list[str]) -> int:
     if tally.cex_tape is not None:
         assert cex is not None
         _print_cex_summary(tally, inventory, {"ETH": cex.options.cex_base, "USDT": cex.options.cex_quote})
+    if xchain is not None:
+        _print_xchain_summary(tally, xchain, decimals, xc_start, xc_end)
     print()
     from tools.report_cli import main as report_main
 
@@ -597,6 +731,35 @@ def main(argv: list[str]) -> int:
         print(f"stopped by {tally.interrupted}")
         return 130
     return 0
+
+
+def _decimals(dep: ChainDeployment) -> dict[str, int]:
+    return {t.symbol: t.decimals for t in dep.tokens}
+
+
+def _print_xchain_summary(tally: Tally, xchain: XChainSetup, decimals: dict[str, int],
+                          start: dict[int, dict[str, int]], end: dict[int, dict[str, int]]) -> None:
+    """The cross-chain side of the run: opportunities, outcomes, profit, each contract's inventory (read on
+    chain) and the time from a first leg's swap log to both legs submitted beside one RPC round trip."""
+    from tools.demo_xchain import fmt_inventory, median_ms, percentile_ms
+
+    print("-" * 72)
+    print(f"cross-chain opportunities found   : {len(tally.xc_ids)}")
+    print(f"cross-chain outcomes              : {dict(sorted(tally.xc_outcomes.items()))}")
+    print(f"cross-chain executed / unwound    : {tally.xc_outcomes.get('EXECUTED', 0)} / "
+          f"{tally.xc_outcomes.get('UNWOUND', 0)}")
+    print(f"cross-chain realized gross profit : {fmt_units(tally.xc_realized, decimals['USDC'])} USDC "
+          f"({tally.xc_realized} units, from the ExecutionResults)")
+    for c in xchain.chains:
+        moved = {sym: end[c.chain_id][sym] - start[c.chain_id][sym] for sym in start[c.chain_id]}
+        print(f"{f'chain {c.chain_id} contract inventory':<34}: {fmt_inventory(decimals, end[c.chain_id])}; moved "
+              + ", ".join(f"{'+' if v >= 0 else ''}{fmt_units(v, decimals[sym])} {sym}" for sym, v in moved.items()))
+    lat = tally.log_to_submitted()
+    rtt = [v for values in tally.rtt.values() for v in values]
+    print(f"first leg's log -> both submitted : p50 {percentile_ms(lat, 0.5)}  p99 {percentile_ms(lat, 0.99)} "
+          f"(n={len(lat)})")
+    print(f"one devnet RPC round trip         : p50 {median_ms(rtt)} (eth_blockNumber over HTTP, n={len(rtt)}; "
+          + ", ".join(f"chain {cid} {median_ms(v)}" for cid, v in sorted(tally.rtt.items())) + ")")
 
 
 def _print_cex_summary(tally: Tally, inventory: dict[str, tuple[int, int, int]], cex_start: dict[str, int]) -> None:

@@ -281,7 +281,17 @@ def follow_target(pool_now: Fraction, lagged_then: Fraction | None, lagged_now: 
 def follow_cex(net: Devnet, trader: str, tape: CexTape, options: CexOptions, stop: threading.Event,
                counts: DriverCounts, say: Callable[[str], None] = print) -> None:
     """Every ``step`` s, move the V3 0.05 % WETH/USDC pool as the CEX mid moved ``lag`` s ago
-    (:func:`follow_target`; a worker thread).
+    (:func:`follow_lead` on the tape of CEX mids; a worker thread)."""
+    follow_lead(net, trader, tape.mid_at, step=options.step, lag=options.lag, stop=stop, counts=counts, say=say)
+
+
+def follow_lead(net: Devnet, trader: str, mid_at: Callable[[float], Fraction | None], *, step: float, lag: float,
+                stop: threading.Event, counts: DriverCounts, say: Callable[[str], None] = print,
+                to_level: bool = True) -> None:
+    """Every ``step`` s, move the V3 0.05 % WETH/USDC pool as the lead price (``mid_at(monotonic time)``, USDC
+    per WETH: the CEX mid, or another chain's pool) moved ``lag`` s ago (:func:`follow_target`; a worker thread).
+    The first move goes to the lead's level (``to_level``), or, without it, the first lagged price is only
+    taken as the reference the later moves are measured from (a price gap there stays until traded away).
 
     One ``exactInputSingle`` with the target as its price limit: the pool stops there and the router takes
     only what that needs (the amount offered is half the trader's balance of the token going in). A move
@@ -294,10 +304,13 @@ def follow_cex(net: Devnet, trader: str, tape: CexTape, options: CexOptions, sto
     weth_is_0 = pool.token0.lower() == dep.address_of("WETH").lower()
     d0, d1 = dep.token(pool.token0).decimals, dep.token(pool.token1).decimals
     sym0, sym1 = dep.token(pool.token0).symbol, dep.token(pool.token1).symbol
-    applied: Fraction | None = None  # the lagged CEX mid the pool has followed up to
-    while not stop.wait(options.step):
-        lagged = tape.mid_at(time.monotonic() - options.lag)
+    applied: Fraction | None = None  # the lagged lead price the pool has followed up to
+    while not stop.wait(step):
+        lagged = mid_at(time.monotonic() - lag)
         if lagged is None:
+            continue
+        if applied is None and not to_level:
+            applied = lagged
             continue
         now = client.v3_slot0(pool).sqrt_price_x96
         price01 = sqrt_price_x96_to_price(now, d0, d1)

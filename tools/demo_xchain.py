@@ -1,0 +1,334 @@
+"""``alphapulse demo --chains 2``: cross-chain arbitrage from inventory on a two-chain devnet.
+
+What ``--chains 2`` changes in the demo (``tools/demo.py``):
+
+1. **Two devnet chains** (``tools/devnet``, as ``alphapulse devnet --chains 2`` deploys them): chain ids
+   31337 and 31338, each its own deployments of the official Uniswap contracts with the same tokens and
+   pairs, WETH 1.5 % dearer on the second (``deploy.chain_spec``), a ``DevBridge`` on each, and their own
+   block times (``--block-times``, default 2 s and 0.25 s: ``tools.devnet.cli.MULTI_CHAIN_BLOCK_TIMES``).
+   A chain whose block time is whole seconds is set up under automine and switched to interval mining
+   afterwards (``evm_setIntervalMining`` takes whole seconds), so the set-up does not wait a block per
+   transaction; the others mine on their interval from the start.
+2. **An ``AlphaPulseArb`` contract on each chain**, each owned by its own fresh key in its own encrypted
+   keystore (``<work>/executor/<chain id>/``), every factory of that chain allow-listed, and holding the
+   **inventory** the cross-chain legs trade from: ``inventory_weth`` and ``inventory_usdc`` of each asset,
+   wrapped or minted by a dev account the market drivers do not use and moved there with plain transfers.
+3. **One EVM collector per chain** (``collector-<chain id>``, each its own ``[[chain]]`` of the one
+   deployment file) publishing into the one market-data relay, and **the bridge stand-in's relayer**
+   (``alphapulse standin bridge``, ``--bridge-delay`` seconds, ``--bridge-fee-bps``; its SQLite state in the
+   run's data directory).
+4. **The market**: the *lead* chain (``lead``, default the faster second chain) replays the real
+   USDC/WETH swaps of 2024-01-05 on its V3 0.05 % pool exactly as the one-chain demo does
+   (``tools/demo.py:drive_market``), and its other venues lag as there; the *lagging* chain's V3 0.05 %
+   WETH/USDC pool follows the lead pool's *moves* as the system saw them (the collector's ``V3Swap``
+   records on the market-data relay, :class:`PoolTape`), ``lag`` seconds late and only every ``step``
+   seconds (``tools.demo_cex.follow_lead``: the moves, not the level, so what arbitrage did stays done).
+   Every move of the lead chain is a price gap between the chains for ``lag`` seconds.
+
+The single-chain DEX strategy and the executor run on the lead chain as in the one-chain demo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from market.display import fmt_units
+from protocol.market import V3Swap
+from tools.deployment import ProcessEntry
+from tools.deployment_writer import process
+
+if TYPE_CHECKING:
+    from chain.deployment import ChainDeployment
+    from tools.devnet.deploy import Devnet
+
+V3_FEE = 500  # the pool replayed on the lead chain and followed on the lagging one
+COLLECTOR_SOURCE_ID = 17742  # chain i's collector publishes as COLLECTOR_SOURCE_ID + i
+
+
+@dataclass(frozen=True, kw_only=True)
+class XChainOptions:
+    block_times: tuple[float | None, ...] = (2.0, 0.25)  # per chain; None: automine
+    lead: int = 1  # the chain (index) replaying the real swaps; the other lags
+    lag: float = 4.0  # seconds the lagging chain's pool trails the lead pool's moves
+    step: float = 2.0  # seconds between the lagging chain's moves
+    bridge_delay: int = 8  # the relayer completes a transfer this long after its source block
+    bridge_fee_bps: int = 1
+    # what each chain's contract holds at start, of each asset
+    inventory_weth: int = 50 * 10**18
+    inventory_usdc: int = 100_000 * 10**6
+
+    def __post_init__(self) -> None:
+        if len(self.block_times) != 2:
+            raise ValueError(f"--block-times: {len(self.block_times)} value(s) for 2 chains")
+        if any(t is not None and not t > 0 for t in self.block_times):
+            raise ValueError("block times must be > 0 seconds")
+        if self.lead not in (0, 1):
+            raise ValueError("the lead chain is chain 0 or chain 1")
+        if self.lag < 0 or not self.step > 0 or self.bridge_delay < 0 or not 0 <= self.bridge_fee_bps <= 10_000:
+            raise ValueError("lag >= 0, step > 0, bridge delay >= 0 and a bridge fee within 0..10000 bps")
+
+
+@dataclass
+class ChainSetup:
+    """One chain of the demo: the devnet, its contract and the key that owns it."""
+
+    net: Devnet
+    owner: str
+    arb: str
+    keystore: Path
+    password_file: Path
+    recipient: str
+
+    @property
+    def chain_id(self) -> int:
+        return self.net.deployment.chain_id
+
+    @property
+    def deployment(self) -> ChainDeployment:
+        return self.net.deployment
+
+
+@dataclass
+class XChainSetup:
+    options: XChainOptions
+    chains: list[ChainSetup]
+    deployment_file: Path
+    tape: PoolTape = field(init=False)
+
+    def __post_init__(self) -> None:
+        from tools.registry import pool_id
+
+        lead = self.lead.deployment
+        pool = lead.pool("uniswap_v3", "WETH", "USDC", V3_FEE)
+        pid = pool_id(lead, pool)
+        assert pid is not None
+        self.tape = PoolTape(pool=int(pid), weth_is_token0=pool.token0.lower() == lead.weth.lower(),
+                             decimals0=lead.token(pool.token0).decimals, decimals1=lead.token(pool.token1).decimals)
+
+    @property
+    def lead(self) -> ChainSetup:
+        return self.chains[self.options.lead]
+
+    @property
+    def lagging(self) -> ChainSetup:
+        return self.chains[1 - self.options.lead]
+
+    def close(self) -> None:
+        for c in self.chains:
+            c.net.close()
+
+
+# --------------------------------------------------------------------------- chains
+
+
+def start_chains(work: Path, options: XChainOptions) -> list[Devnet]:
+    """Both devnets, deployed; a chain with a whole-second block time is left on automine for the set-up
+    (:func:`start_interval_mining` switches it)."""
+    from tools.devnet.deploy import chain_spec, start_devnet
+
+    nets: list[Devnet] = []
+    try:
+        for i, block_time in enumerate(options.block_times):
+            start_with = None if block_time is None or block_time == int(block_time) else block_time
+            net = start_devnet(31337 + i, spec=chain_spec(i), block_time=start_with,
+                               log_path=str(work / f"anvil-{31337 + i}.log"))
+            net.deployment = dataclasses.replace(net.deployment, block_time=block_time)
+            nets.append(net)
+    except BaseException:
+        for net in nets:
+            net.close()
+        raise
+    return nets
+
+
+def start_interval_mining(nets: list[Devnet]) -> None:
+    """Every chain whose block time is whole seconds mines on its interval from now on."""
+    for net in nets:
+        bt = net.deployment.block_time
+        if bt is not None and bt == int(bt):
+            net.client.set_interval_mining(int(bt))
+
+
+def fund_inventory(net: Devnet, contract: str, options: XChainOptions) -> None:
+    """The contract's own tokens, which the cross-chain legs trade from: WETH wrapped and USDC minted by a
+    dev account the market drivers do not use, moved there with plain transfers."""
+    client, dep = net.client, net.deployment
+    donor = dep.funded_accounts[-1]
+    for symbol, amount in (("WETH", options.inventory_weth), ("USDC", options.inventory_usdc)):
+        client.fund(donor, symbol, amount)
+        client.transfer(donor, dep.address_of(symbol), contract, amount)
+
+
+def prepare(work: Path, nets: list[Devnet], options: XChainOptions,
+            deploy_arb: Callable[[Devnet, Path], tuple[str, str, Path, Path, str]]) -> XChainSetup:
+    """A contract per chain (``deploy_arb``: ``tools.demo._deploy_arb``, one keystore per chain), its
+    inventory, interval mining switched on, and the deployment file listing both chains."""
+    from chain.deployment import save_deployment
+
+    chains = []
+    for net in nets:
+        owner, arb, ks, pwfile, recipient = deploy_arb(net, work / "executor" / str(net.deployment.chain_id))
+        fund_inventory(net, arb, options)
+        chains.append(ChainSetup(net, owner, arb, ks, pwfile, recipient))
+    start_interval_mining(nets)
+    path = save_deployment(work / "deployment.json", [n.deployment for n in nets], pids=[n.anvil.pid for n in nets])
+    return XChainSetup(options, chains, path)
+
+
+def read_inventory(setup: XChainSetup) -> dict[int, dict[str, int]]:
+    """Each chain's contract balance of WETH and USDC, read on chain (token units)."""
+    return {c.chain_id: {sym: c.net.client.erc20_balance(c.deployment.address_of(sym), c.arb)
+                         for sym in ("WETH", "USDC")} for c in setup.chains}
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def collector_doc(setup: XChainSetup, chain: ChainSetup, relay_socket: str) -> dict[str, Any]:
+    return {"source_id": COLLECTOR_SOURCE_ID + setup.chains.index(chain), "relay_socket": relay_socket,
+            "chain": [{"name": f"devnet-{chain.chain_id}", "deployment": setup.deployment_file,
+                       "chain_id": chain.chain_id}]}
+
+
+def processes(setup: XChainSetup, cfg_dir: Path, data_dir: Path, relays: dict[str, str]) -> list[ProcessEntry]:
+    """A collector per chain (configs written here) and the bridge stand-in's relayer."""
+    from tools.deployment_writer import write_toml
+
+    out = []
+    for chain in setup.chains:
+        path = write_toml(cfg_dir / f"collector-{chain.chain_id}.toml",
+                          collector_doc(setup, chain, relays["market_data"]))
+        out.append(process(f"collector-{chain.chain_id}", ["collector", "evm", "--config", path],
+                           after=["relay-market_data"]))
+    o = setup.options
+    out.append(process("bridge-relayer", ["standin", "bridge", "--deployment", setup.deployment_file,
+                                          "--delay", str(o.bridge_delay), "--fee-bps", str(o.bridge_fee_bps),
+                                          "--state", data_dir / "bridge-relayer.sqlite"]))
+    return out
+
+
+def portfolio_chains(setup: XChainSetup) -> dict[int, dict[str, str]]:
+    return {c.chain_id: {"valuation_token": c.deployment.weth, "wrapped_native": c.deployment.weth}
+            for c in setup.chains}
+
+
+def daily_loss_tokens(setup: XChainSetup) -> dict[str, dict[str, int]]:
+    return {f"{c.chain_id}:{c.deployment.weth}": {"max_loss": 5 * 10**18, "gas_per_eth": 10**18}
+            for c in setup.chains}
+
+
+# --------------------------------------------------------------------------- the lead pool, as seen on the bus
+
+
+@dataclass
+class PoolTape:
+    """The lead chain's V3 0.05 % WETH/USDC price (USDC per WETH) from the ``V3Swap`` records on the
+    market-data relay, with when they were seen (monotonic s): what the lagging chain follows.
+
+    Appended to by the demo's bus consumer, read by the follower thread (see ``tools.demo_cex.CexTape``)."""
+
+    pool: int
+    weth_is_token0: bool
+    decimals0: int
+    decimals1: int
+    horizon: float = 120.0
+    mids: deque[tuple[float, Fraction]] = field(default_factory=deque)
+    swaps: int = 0
+
+    def on_records(self, tlvs: Any, now: float) -> None:
+        from tools.devnet.actions import sqrt_price_x96_to_price
+
+        for t in tlvs:
+            if isinstance(t, V3Swap) and int(t.pool) == self.pool and t.sqrt_price_x96:
+                self.swaps += 1
+                p01 = sqrt_price_x96_to_price(t.sqrt_price_x96, self.decimals0, self.decimals1)
+                self.mids.append((now, p01 if self.weth_is_token0 else 1 / p01))
+                while self.mids and self.mids[0][0] < now - self.horizon:
+                    self.mids.popleft()
+
+    def mid_at(self, when: float) -> Fraction | None:
+        """The last price seen at or before ``when`` (None before the first)."""
+        found = None
+        for at, mid in list(self.mids):
+            if at > when:
+                break
+            found = mid
+        return found
+
+
+# --------------------------------------------------------------------------- drivers and probes
+
+
+@dataclass
+class Moves:
+    """The lagging chain's driver counts."""
+
+    trades: int = 0
+    trade_errors: int = 0
+
+
+def follow_lead_chain(setup: XChainSetup, counts: Moves, stop: threading.Event, say: Callable[[str], None]) -> None:
+    """Move the lagging chain's V3 0.05 % WETH/USDC pool as the lead chain's moved ``lag`` s ago, every ``step``
+    s (a worker thread). Moves only, from the first price seen: the chains' price gap at start stays until
+    arbitrage trades it away."""
+    from tools.demo_cex import follow_lead
+
+    o = setup.options
+    net = setup.lagging.net
+    follow_lead(net, net.deployment.funded_accounts[0], setup.tape.mid_at, step=o.step, lag=o.lag, stop=stop,
+                counts=counts, say=say, to_level=False)
+
+
+RTT_EVERY = 1.0
+
+
+async def measure_rtt(setup: XChainSetup, out: dict[int, list[int]]) -> None:
+    """One ``eth_blockNumber`` round trip per chain every ``RTT_EVERY`` s over HTTP, as the executor reaches
+    its nodes (``chain.rpc.HttpRpc``), in ns, into ``out[chain id]``, until cancelled."""
+    import trio
+
+    from chain.rpc import HttpRpc, RpcFailure
+
+    rpcs = {c.chain_id: HttpRpc(c.deployment.rpc_url, timeout=5.0) for c in setup.chains}
+    try:
+        while True:
+            for chain_id, rpc in rpcs.items():
+                t0 = time.perf_counter_ns()
+                try:
+                    await rpc.call("eth_blockNumber")
+                except RpcFailure:
+                    continue
+                out.setdefault(chain_id, []).append(time.perf_counter_ns() - t0)
+            await trio.sleep(RTT_EVERY)
+    finally:
+        with trio.CancelScope(shield=True):
+            for rpc in rpcs.values():
+                await rpc.aclose()
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+def percentile_ms(values: list[int], q: float) -> str:
+    """The ``q`` quantile of nanosecond values, in ms (display only); '-' without values."""
+    if not values:
+        return "-"
+    s = sorted(values)
+    return f"{s[min(len(s) - 1, int(q * len(s)))] / 1e6:.1f} ms"
+
+
+def median_ms(values: list[int]) -> str:
+    return f"{statistics.median(values) / 1e6:.2f} ms" if values else "-"
+
+
+def fmt_inventory(decimals: dict[str, int], balances: dict[str, int]) -> str:
+    return ", ".join(f"{fmt_units(v, decimals[sym])} {sym} ({v})" for sym, v in balances.items())
