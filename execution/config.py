@@ -74,6 +74,13 @@ Example (``alphapulse executor --config executor.toml``)::
     factory = "0x..."
     hooks = ["0x..."]                  # the hook contracts whose pools may be traded (hookless pools always)
 
+    [[curve_pools]]                    # a Curve StableSwap pool the contract may trade (deploy-contract allow-lists
+    address = "0x..."                  #   it by its own address); a path through a pool not listed here is FAILED
+    coins = ["0x6B175474E89094C44Da98b954EedeAC495271d0F", "0xA0b86991c6218b36c1D19D4a2e9Eb0cE3606eB48"]
+                                       # the pool's coins in ITS order (coins(0), coins(1)): the calldata's i, j
+    amp = 200                          # the amplification A, and each coin's rate 10**(36 - decimals), in the
+    rates = [1000000000000000000, 1000000000000000000000000000000]   # order of `coins`
+
     [cex]                              # CEX-DEX signals (specs/cex-legs.md); without it they end FAILED
     rest_url = "http://127.0.0.1:18090" # Binance's REST API (the stand-in's paper exchange here)
     key_env = "BINANCE_API_KEY"        # the NAMES of where the API key and its HMAC signing key are:
@@ -202,6 +209,31 @@ class VenueConfig(Config):
             _address(f"hooks[{i}]", h)
 
 
+class CurvePoolConfig(Config):
+    """A two-coin Curve StableSwap pool: its coins in the pool's own order (the indices ``exchange(i, j)``
+    takes, whatever the addresses' order), its amplification and rates in that order. A snapshot on the
+    market-data relay carries only the balances and the fee; these are what the executor prices it with."""
+
+    address: str
+    coins: tuple[str, str]
+    amp: Annotated[int, Meta(ge=1, le=10**6)]
+    rates: tuple[Annotated[int, Meta(gt=0)], Annotated[int, Meta(gt=0)]]
+
+    def __post_init__(self) -> None:
+        _address("address", self.address)
+        for i, c in enumerate(self.coins):
+            _address(f"coins[{i}]", c)
+        if self.coins[0].lower() == self.coins[1].lower():
+            raise ConfigError("a pool's two coins must differ", path="coins")
+
+    @property
+    def sorted_rates(self) -> tuple[int, int]:
+        """The rates in the market model's order: token0 (the lower address) first."""
+        if int(self.coins[0], 16) < int(self.coins[1], 16):
+            return self.rates
+        return self.rates[1], self.rates[0]
+
+
 class CexMarketConfig(Config):
     """One book on an exchange and the same two assets on the executor's chain."""
 
@@ -269,6 +301,7 @@ class ExecutorConfig(Config):
     submission: SubmissionConfig = SubmissionConfig()
     builders: tuple[BuilderConfig, ...] = ()
     venues: tuple[VenueConfig, ...] = ()
+    curve_pools: tuple[CurvePoolConfig, ...] = ()
     cex: CexConfig | None = None
     relays: RelaysConfig = RelaysConfig()
 
@@ -305,6 +338,11 @@ class ExecutorConfig(Config):
     def v4_hooks(self) -> dict[int, tuple[str, ...]]:
         """Venue code -> the hook contracts configured for it (V4 venues)."""
         return {v.venue: v.hooks for v in self.venues if v.hooks}
+
+    @property
+    def curve_coins(self) -> dict[int, tuple[str, str]]:
+        """Curve pool address (an int) -> its coins in the pool's order."""
+        return {address_to_int(c.address): c.coins for c in self.curve_pools}
 
     def min_profit_for(self, token: int) -> int:
         return self.validation.min_profit.get(TokenId(token), 0)

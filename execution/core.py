@@ -73,10 +73,10 @@ from execution.validate import (
     to_profit_token,
 )
 from market.cex import CexBooks
-from market.params import ChainParams, MarketParams
+from market.params import ChainParams, CurveParams, MarketParams
 from market.state import PoolStateManager
 from protocol.execution import ExecutionResult, Outcome, SubmissionMode
-from protocol.ids import TokenId
+from protocol.ids import TokenId, address_to_int
 from protocol.market import BlockHeader
 from protocol.message import Message
 from protocol.signals import SignalKind
@@ -402,8 +402,10 @@ class ExecutorCore:
         self.config = config
         self.mode = MODES[config.mode]
         self.gas_token = TokenId.of(config.chain_id, config.gas_token)
-        self.state = PoolStateManager(MarketParams(chains=(ChainParams(chain_id=config.chain_id,
-                                                                       gas_token=self.gas_token),)))
+        self.state = PoolStateManager(MarketParams(
+            chains=(ChainParams(chain_id=config.chain_id, gas_token=self.gas_token),),
+            curve_pools=tuple(CurveParams(chain_id=config.chain_id, address=address_to_int(c.address), amp=c.amp,
+                                          rates=c.sorted_rates) for c in config.curve_pools)))
         self.books = CexBooks()  # the exchanges' order books, for CEX-DEX signals (execution/cex/run.py)
         self.address = address
         self.builders = tuple(builders)
@@ -610,7 +612,8 @@ class SignalRun:
         sig, cfg = self.sig, self.cfg
         assert sig is not None
         verdict = revalidate(sig, self.core.state, cfg.factories, max_age_blocks=cfg.validation.max_signal_age_blocks,
-                             onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps, v4_hooks=cfg.v4_hooks)
+                             onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps, v4_hooks=cfg.v4_hooks,
+                             curve_coins=cfg.curve_coins)
         if verdict.outcome is not None:
             return self._finish(verdict.outcome, verdict.reason)
         self.ex.validated(verdict.gross_profit)

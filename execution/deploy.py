@@ -3,7 +3,8 @@ it (``alphapulse executor deploy-contract`` and the demo both call :func:`deploy
 
     alphapulse executor deploy-contract --keystore var/executor/keystore.json \\
         --password-file var/executor/password --rpc-url-file /etc/alphapulse/rpc_url \\
-        --recipient 0xYourColdWallet --factory UNISWAP_V2=0x5C69... --factory UNISWAP_V3=0x1F98...
+        --recipient 0xYourColdWallet --factory UNISWAP_V2=0x5C69... --factory UNISWAP_V3=0x1F98... \\
+        --factory CURVE=0xYourStableSwapPool --balancer-vault 0xBA12222222228d8Ba445958a75a0704d566BF2C8
 
 What it does, in order, every transaction signed locally by the keystore's account (the owner of
 the contract is whoever deploys it, so the executor's own key must send the deployment):
@@ -14,17 +15,23 @@ the contract is whoever deploys it, so the executor's own key must send the depl
 2. deploys the contract with ``constructor(recipient)`` (skipped with ``--contract``: configure an
    existing deployment we own);
 3. allow-lists each factory with its kind and the official Uniswap init-code hash
-   (``setFactory``), skipping those already allow-listed;
-4. reads back ``owner()``, ``recipient()`` and ``initCodeHashOf`` and refuses to report success
-   unless they are what was asked;
-5. prints the contract address and the lines to paste into the executor's configuration
-   (``[executor] contract`` and one ``[[venues]]`` table per factory).
+   (``setFactory``), skipping those already allow-listed; a Curve StableSwap pool (venue ``CURVE``)
+   is allow-listed by its own address (the contract's CURVE hops call the pool itself);
+4. with ``--balancer-vault`` (with ``--deployment``: the devnet's Vault), sets the Balancer V2 Vault
+   ``executeBalancer`` borrows from (``setBalancerVault``) unless it already is that Vault: paths
+   whose first hop cannot flash-swap (a Curve first hop) need it;
+5. reads back ``owner()``, ``recipient()``, ``initCodeHashOf`` and ``balancerVault()`` and refuses
+   to report success unless they are what was asked;
+6. prints the contract address and the lines to paste into the executor's configuration
+   (``[executor] contract`` and one ``[[venues]]`` table per factory; Curve pools are not venues: the
+   executor's ``[[curve_pools]]`` names them, with their coins and parameters).
 
 Venues: the executor re-derives every pool address with the **official** Uniswap V2/V3 init-code
 hashes (:func:`execution.calldata.compute_pool_address`), so only venues that deploy official
 Uniswap pools can be allow-listed: ``UNISWAP_V2``, ``UNISWAP_V3`` and the devnet's
-``DEVNET_V2_A``, ``DEVNET_V2_B``, ``DEVNET_V3``. Forks with their own init-code hash (Sushiswap,
-PancakeSwap) are refused with that reason.
+``DEVNET_V2_A``, ``DEVNET_V2_B``, ``DEVNET_V3`` (and the V4 PoolManagers, ``UNISWAP_V4``,
+``DEVNET_V4``, and Curve pools, ``CURVE``, each allow-listed by its own address). Forks with their own
+init-code hash (Sushiswap, PancakeSwap) are refused with that reason.
 
 The RPC URL usually carries an API key: give it in a file (``--rpc-url-file``) or an environment
 variable (``--rpc-url-env``); ``--rpc-url`` works but ends up in the shell history and process
@@ -51,10 +58,12 @@ from chain.revert import revert_data
 from chain.rpc import RpcError, RpcFailure, SyncHttpRpc, redact_url, scrub
 from execution.build import load_artifact
 from execution.calldata import (
+    CURVE_POOL_MARK,
     V4_MANAGER_MARK,
     Kind,
     decode_error,
     encode_constructor_args,
+    encode_set_balancer_vault,
     encode_set_factory,
 )
 from execution.keystore import KeystoreError, load_account, read_password
@@ -69,9 +78,11 @@ VENUE_KINDS: dict[Venue, Kind] = {
     Venue.UNISWAP_V2: Kind.V2, Venue.DEVNET_V2_A: Kind.V2, Venue.DEVNET_V2_B: Kind.V2,
     Venue.UNISWAP_V3: Kind.V3, Venue.DEVNET_V3: Kind.V3,
     Venue.UNISWAP_V4: Kind.V4, Venue.DEVNET_V4: Kind.V4,  # the "factory" is the PoolManager
+    Venue.CURVE: Kind.CURVE,  # the "factory" is the StableSwap pool itself
 }
-INIT_CODE_HASH = {Kind.V2: UNISWAP_V2_INIT_CODE_HASH, Kind.V3: UNISWAP_V3_INIT_CODE_HASH, Kind.V4: V4_MANAGER_MARK}
-SET_FACTORY_GAS = 80_000  # a setFactory call uses ~50k; the bound for the cost check of a dry run
+INIT_CODE_HASH = {Kind.V2: UNISWAP_V2_INIT_CODE_HASH, Kind.V3: UNISWAP_V3_INIT_CODE_HASH, Kind.V4: V4_MANAGER_MARK,
+                  Kind.CURVE: CURVE_POOL_MARK}
+SET_FACTORY_GAS = 80_000  # a setFactory / setBalancerVault call uses ~50k; the bound for the cost check of a dry run
 
 
 class DeployError(Exception):
@@ -130,6 +141,7 @@ class Deployed:
     deployed: bool = True  # False: an existing contract was configured
     dry_run: bool = False
     cost_bound_wei: int = 0
+    balancer_vault: str | None = None  # the Vault executeBalancer borrows from (None: not asked to set one)
 
 
 class _Sender:
@@ -216,25 +228,36 @@ def _allowed_hash(rpc: SyncHttpRpc, contract: str, spec: FactorySpec) -> bytes:
     return bytes(h)
 
 
+def _vault_of(rpc: SyncHttpRpc, contract: str) -> str:
+    (vault,) = _call(rpc, contract, encode_call("balancerVault()"), ["address"])
+    return to_checksum_address(vault)
+
+
 def deploy_and_configure(rpc: SyncHttpRpc, account: LocalAccount, *, recipient: str,
                          factories: Sequence[FactorySpec], chain_id: int | None = None,
-                         contract: str | None = None, fees: Fees = Fees(), dry_run: bool = False,
-                         receipt_timeout: float = 300.0,
+                         contract: str | None = None, balancer_vault: str | None = None, fees: Fees = Fees(),
+                         dry_run: bool = False, receipt_timeout: float = 300.0,
                          say: Callable[[str], None] = lambda _: None) -> Deployed:
-    """Deploy ``AlphaPulseArb`` (or take ``contract``) from ``account``, allow-list ``factories``,
-    read the result back. :class:`DeployError` on anything the user must fix; :class:`RpcFailure`
-    when the node does not answer."""
+    """Deploy ``AlphaPulseArb`` (or take ``contract``) from ``account``, allow-list ``factories``, set
+    the Balancer V2 Vault to ``balancer_vault`` when given, read the result back. :class:`DeployError`
+    on anything the user must fix; :class:`RpcFailure` when the node does not answer."""
     node_chain = int(rpc.call("eth_chainId", []), 16)
     if chain_id is not None and chain_id != node_chain:
         raise DeployError(f"the node is chain {node_chain}, not {chain_id} (--chain-id): wrong endpoint?")
     recipient = to_checksum_address(recipient)
     if int(recipient, 16) == 0:
         raise DeployError("the recipient must not be the zero address")
+    if balancer_vault is not None:
+        balancer_vault = to_checksum_address(balancer_vault)
+        if rpc.call("eth_getCode", [balancer_vault, "latest"]) in ("0x", "0x0", None):
+            raise DeployError(f"no contract at the Balancer Vault address {balancer_vault} on chain {node_chain}")
     sender = _Sender(rpc, account, node_chain, fees, receipt_timeout, say)
     owner = account.address
     done = Deployed(chain_id=node_chain, contract=contract or "", owner=owner, recipient=recipient,
-                    factories=tuple(factories), deployed=contract is None, dry_run=dry_run)
+                    factories=tuple(factories), deployed=contract is None, dry_run=dry_run,
+                    balancer_vault=balancer_vault)
     todo = list(factories)
+    set_vault = balancer_vault is not None
     if contract is not None:
         contract = to_checksum_address(contract)
         if rpc.call("eth_getCode", [contract, "latest"]) in ("0x", "0x0", None):
@@ -244,10 +267,11 @@ def deploy_and_configure(rpc: SyncHttpRpc, account: LocalAccount, *, recipient: 
             raise DeployError(f"{contract} is owned by {to_checksum_address(current_owner)}, not by the "
                               f"keystore's account {owner}")
         todo = [f for f in factories if _allowed_hash(rpc, contract, f) != INIT_CODE_HASH[f.kind]]
+        set_vault = balancer_vault is not None and _vault_of(rpc, contract) != balancer_vault
     code = bytes.fromhex(load_artifact()["bytecode"].removeprefix("0x")) + encode_constructor_args(recipient)
     deploy_gas = sender.estimate(None, code) if contract is None else 0
     max_fee, _ = sender.fee_fields()
-    done.cost_bound_wei = (deploy_gas + SET_FACTORY_GAS * len(todo)) * max_fee
+    done.cost_bound_wei = (deploy_gas + SET_FACTORY_GAS * (len(todo) + set_vault)) * max_fee
     balance = int(rpc.call("eth_getBalance", [owner, "latest"]), 16)
     if balance < done.cost_bound_wei:
         raise DeployError(f"the account {owner} holds {balance / 1e18:.6f} of the chain's coin; the deployment may "
@@ -266,6 +290,12 @@ def deploy_and_configure(rpc: SyncHttpRpc, account: LocalAccount, *, recipient: 
                               sender.estimate(contract, data))
         done.transactions.append((f"setFactory {spec.venue.name}", str(receipt["transactionHash"]),
                                   int(receipt["gasUsed"], 16)))
+    if set_vault:
+        assert balancer_vault is not None
+        data = encode_set_balancer_vault(balancer_vault)
+        receipt = sender.send(f"set the Balancer Vault {balancer_vault}", contract, data,
+                              sender.estimate(contract, data))
+        done.transactions.append(("setBalancerVault", str(receipt["transactionHash"]), int(receipt["gasUsed"], 16)))
     _verify(rpc, done)
     return done
 
@@ -281,12 +311,16 @@ def _verify(rpc: SyncHttpRpc, done: Deployed) -> None:
     for spec in done.factories:
         if _allowed_hash(rpc, done.contract, spec) != INIT_CODE_HASH[spec.kind]:
             raise DeployError(f"{done.contract}: factory {spec.factory} is not allow-listed as {spec.kind.name}")
+    if done.balancer_vault is not None and _vault_of(rpc, done.contract) != done.balancer_vault:
+        raise DeployError(f"{done.contract}: balancerVault() is {_vault_of(rpc, done.contract)}, expected "
+                          f"{done.balancer_vault}")
 
 
 def paste_lines(done: Deployed) -> str:
-    """The executor configuration lines for this contract (TOML, to paste into executor.toml)."""
+    """The executor configuration lines for this contract (TOML, to paste into executor.toml). Curve
+    pools are no venue (the executor's ``[[curve_pools]]`` lists them with their coins and parameters)."""
     doc = {"executor": {"chain_id": done.chain_id, "contract": done.contract},
-           "venues": [{"venue": f.venue.name, "factory": f.factory} for f in done.factories]}
+           "venues": [{"venue": f.venue.name, "factory": f.factory} for f in done.factories if f.kind != Kind.CURVE]}
     return tomli_w.dumps(doc)
 
 
@@ -332,7 +366,21 @@ def devnet_factories(dep: Any) -> list[FactorySpec]:
     specs.append(FactorySpec(venue=Venue.DEVNET_V3, factory=dep.v3.factory))
     if dep.v4 is not None:
         specs.append(FactorySpec(venue=Venue.DEVNET_V4, factory=dep.v4.pool_manager))
+    specs += [FactorySpec(venue=Venue.CURVE, factory=p.address) for p in dep.curve_pools]
     return specs
+
+
+def _balancer_vault(args: argparse.Namespace) -> str | None:
+    if args.balancer_vault:
+        try:
+            return str(to_checksum_address(args.balancer_vault))
+        except ValueError:
+            raise DeployError(f"--balancer-vault: {args.balancer_vault!r} is not an address") from None
+    if args.deployment:
+        from chain.deployment import load_deployment
+
+        return load_deployment(args.deployment).chain(args.chain_id).balancer_vault
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,12 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument("--rpc-url-file", help="file holding the node's HTTP JSON-RPC URL (it often holds an API key)")
     url.add_argument("--rpc-url-env", help="environment variable holding the RPC URL")
     url.add_argument("--rpc-url", help="the RPC URL itself (visible in the process list and shell history)")
-    url.add_argument("--deployment", help="a devnet deployment file: its RPC URL and every factory it deployed")
+    url.add_argument("--deployment", help="a devnet deployment file: its RPC URL, every factory and Curve pool it "
+                                          "deployed and its Balancer Vault")
     ap.add_argument("--chain-id", type=int, default=None,
                     help="refuse unless the node is this chain (strongly advised on a real chain)")
     ap.add_argument("--recipient", required=True, help="where the contract sends every profit (not the hot key)")
     ap.add_argument("--factory", action="append", metavar="VENUE=0xADDRESS",
-                    help="a factory to allow-list, repeatable: UNISWAP_V2=0x..., UNISWAP_V3=0x...")
+                    help="a factory to allow-list, repeatable: UNISWAP_V2=0x..., UNISWAP_V3=0x..., a V4 "
+                         "PoolManager UNISWAP_V4=0x..., a Curve StableSwap pool CURVE=0x...")
+    ap.add_argument("--balancer-vault", default=None, metavar="0xADDRESS",
+                    help="the Balancer V2 Vault executeBalancer borrows from (paths whose first hop cannot "
+                         "flash-swap, e.g. Curve); with --deployment, the devnet's Vault by default")
     ap.add_argument("--contract", default=None,
                     help="configure this existing AlphaPulseArb (owned by the keystore) instead of deploying one")
     ap.add_argument("--tip-gwei", type=float, default=None, help="priority fee (default: the node's suggestion)")
@@ -377,6 +430,7 @@ def main(argv: list[str]) -> int:
     url = ""
     try:
         factories = _factories(args)
+        vault = _balancer_vault(args)
         url = _rpc_url(args)
         if not url.startswith(("http://", "https://")):
             raise DeployError(f"the RPC URL must be http:// or https://, got {redact_url(url)}")
@@ -391,7 +445,8 @@ def main(argv: list[str]) -> int:
             if args.fund_on_devnet:
                 rpc.call("anvil_setBalance", [account.address, hex(1000 * 10**18)])
             done = deploy_and_configure(rpc, account, recipient=args.recipient, factories=factories,
-                                        chain_id=args.chain_id, contract=args.contract, fees=fees,
+                                        chain_id=args.chain_id, contract=args.contract, balancer_vault=vault,
+                                        fees=fees,
                                         dry_run=args.dry_run, receipt_timeout=args.receipt_timeout, say=say)
     except (ValueError, DeployError, KeystoreError) as exc:
         say(scrub(str(exc), url) if url else str(exc))
@@ -406,7 +461,11 @@ def main(argv: list[str]) -> int:
         return 0
     gas = sum(g for _, _, g in done.transactions)
     print(f"AlphaPulseArb {done.contract} on chain {done.chain_id}: owner {done.owner}, recipient {done.recipient}, "
-          f"{len(done.factories)} factories allow-listed ({len(done.transactions)} transactions, {gas} gas)")
+          f"{len(done.factories)} factories allow-listed"
+          + (f", Balancer Vault {done.balancer_vault}" if done.balancer_vault else "")
+          + f" ({len(done.transactions)} transactions, {gas} gas)")
+    if done.balancer_vault:
+        print("# the strategy may borrow from the Vault for this contract: balancer_vault = true in its [[chains]]")
     print("# paste into the executor's configuration (executor.toml):")
     print(paste_lines(done), end="")
     return 0

@@ -10,6 +10,10 @@ re-prices it on *its own* view of the market (the market-data relay applied to a
   traded the pool since; we never trade on numbers we cannot reproduce to the wei;
 * later, with gas estimated and fees chosen: net profit ``<= min_profit``: **UNPROFITABLE**.
 
+A Curve hop names the pool's own coin indices ``i, j`` (``exchange(i, j, dx, min_dy)``), found from the
+pool's coins in the pool's order as the executor's ``[[curve_pools]]`` lists them (a pool's coin 0 need not
+be the lower address; a pool not listed there is **FAILED**).
+
 A Uniswap V4 hop is addressed by its PoolKey: the currencies and fee and tick spacing come from the
 pool's state, the hooks from the venue's configured ``hooks`` (or none) -- the one whose key hashes to
 the pool id the instrument id carries. A V4 pool whose hooks are not configured is **FAILED**: the
@@ -155,6 +159,7 @@ def fill(hops: Sequence[Hop], state: PoolStateManager, paths: Sequence[PathHop],
 
 
 _NO_HOOKS = "0x" + "0" * 40
+_ADDRESS_MASK = (1 << 160) - 1
 
 
 def v4_hooks_of(pool: PoolId, s: V4Pool, candidates: Sequence[str]) -> str | None:
@@ -167,9 +172,22 @@ def v4_hooks_of(pool: PoolId, s: V4Pool, candidates: Sequence[str]) -> str | Non
     return None
 
 
+def curve_coin_indices(coins: Sequence[str], token_in: str, token_out: str) -> tuple[int, int] | None:
+    """The pool's indices ``(i, j)`` of ``token_in`` and ``token_out`` in ``coins`` (the pool's own order,
+    which need not be the addresses' order), or None when either is not a coin of the pool."""
+    lower = [c.lower() for c in coins]
+    try:
+        return lower.index(token_in.lower()), lower.index(token_out.lower())
+    except ValueError:
+        return None
+
+
 def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str], *,
                max_age_blocks: int, onchain_min_profit_bps: int,
-               v4_hooks: Mapping[int, Sequence[str]] | None = None) -> Verdict:
+               v4_hooks: Mapping[int, Sequence[str]] | None = None,
+               curve_coins: Mapping[int, Sequence[str]] | None = None) -> Verdict:
+    """Re-price ``sig`` on ``state`` (see the module doc). ``curve_coins``: each Curve pool's coins in the
+    pool's order (pool address as an int -> coins), from which a Curve hop's indices ``i, j`` come."""
     ident = sig.identity
     head = state.gas.get(ident.chain_id)
     if head is None:
@@ -210,9 +228,17 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
                                       f"{pool.venue} (executor [[venues]] hooks)")
             kind, fee, address, spacing = Kind.V4, s.lp_fee, hooks, s.tick_spacing
         elif isinstance(s, CurvePool):
-            # The market model's coin 0 is token0 (the pool's coins in sorted order).
-            zero_for_one = MarketHop.from_wire(h)[1]
-            kind, fee, coins = Kind.CURVE, s.fee // 10_000, ((0, 1) if zero_for_one else (1, 0))
+            # The market model orders a pool's balances by address (token0 first); the contract calls
+            # exchange(i, j) with the pool's OWN indices, whose coin 0 may be the higher address.
+            pool_coins = (curve_coins or {}).get(int(pool) & _ADDRESS_MASK)
+            found = None if pool_coins is None else curve_coin_indices(
+                pool_coins, to_checksum_address(h.token_in), to_checksum_address(h.token_out))
+            if found is None:
+                return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
+                               reason=f"hop {i}: Curve pool {pool.address} "
+                                      + ("is not in the executor's [[curve_pools]]" if pool_coins is None
+                                         else "does not hold the hop's tokens"))
+            kind, fee, coins = Kind.CURVE, s.fee // 10_000, found
         else:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"hop {i}: venue kind {VenueKind(pool.kind).name} is not executable by the contract")

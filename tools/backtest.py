@@ -272,7 +272,8 @@ class Backtest:
         pure: the same state gives the verdict the run just had) through :func:`fill`."""
         cfg = self.core.config
         v = revalidate(sig, self.core.state, cfg.factories, max_age_blocks=cfg.validation.max_signal_age_blocks,
-                       onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps)
+                       onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps, v4_hooks=cfg.v4_hooks,
+                       curve_coins=cfg.curve_coins)
         assert v.outcome is None, v.reason
         ctx["hops"], ctx["min_profit"] = v.hops, v.min_profit_onchain
         ctx["gas_units"] = gas_units(sig, self.core, self.strategy)

@@ -15,7 +15,7 @@ from chain.abi import encode_call
 from chain.addresses import UNISWAP_V2_INIT_CODE_HASH, UNISWAP_V3_INIT_CODE_HASH
 from chain.deployment import save_deployment
 from execution import deploy
-from execution.calldata import V4_MANAGER_MARK
+from execution.calldata import CURVE_POOL_MARK, V4_MANAGER_MARK
 from execution.config import config_from_dict
 from execution.keystore import create_keystore
 from execution.process import main as executor_main
@@ -82,16 +82,30 @@ def test_deploys_from_the_keystore_configures_and_prints_the_config_lines(
         "keystore": {"path": "ks.json", "password_file": "pw"}, "venues": doc["venues"]})
     assert cfg.contract == arb and set(cfg.factories.values()) == {dep.v2[0].factory, dep.v3.factory}
 
-    # configuring it again: the missing factories only (venue b's and the V4 PoolManager: two
-    # transactions), the others already allowed
+    assert _call(rpc, arb, "balancerVault()", ["address"])[0] == "0x" + "0" * 40
+
+    # configuring it again: the missing factories only (venue b's, the V4 PoolManager and the Curve
+    # pool, allow-listed by its own address) and the devnet's Balancer Vault: four transactions, the
+    # others already allowed
     rc = executor_main([*s["base"], "--deployment", str(s["deployment"]), "--contract", arb, "--fund-on-devnet"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert _nonce(s) == 5 and "(2 transactions" in out
+    assert _nonce(s) == 7 and "(4 transactions" in out
     assert _call(rpc, arb, "initCodeHashOf(address,uint8)", ["bytes32"], dep.v2[1].factory, 0)[0] \
         == UNISWAP_V2_INIT_CODE_HASH
     assert _call(rpc, arb, "initCodeHashOf(address,uint8)", ["bytes32"], dep.v4.pool_manager, 2)[0] \
         == V4_MANAGER_MARK
+    curve = dep.curve_pools[0].address
+    assert _call(rpc, arb, "initCodeHashOf(address,uint8)", ["bytes32"], curve, 3)[0] == CURVE_POOL_MARK
+    assert _call(rpc, arb, "balancerVault()", ["address"])[0].lower() == dep.balancer_vault.lower()
+    # Curve pools are no [[venues]] of the executor (its [[curve_pools]] names them)
+    doc = tomllib.loads(out.split("# paste into the executor's configuration (executor.toml):\n", 1)[1])
+    assert curve not in {v["factory"] for v in doc["venues"]} and "balancer_vault = true" in out
+    # a third run has nothing left to do
+    rc = executor_main([*s["base"], "--deployment", str(s["deployment"]), "--contract", arb])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert _nonce(s) == 7 and "(0 transactions" in out
 
 
 def test_dry_run_sends_nothing(setup: dict[str, Any], capsys: pytest.CaptureFixture[str],
@@ -115,6 +129,9 @@ def test_dry_run_sends_nothing(setup: dict[str, Any], capsys: pytest.CaptureFixt
     (["--factory", "UNISWAP_V2"], True, "expected VENUE=0xADDRESS"),
     (["--contract", "0x0000000000000000000000000000000000000001"], True, "no contract at"),
     (["--max-fee-gwei", "0.000001"], True, "above the cap"),
+    (["--balancer-vault", "0x12"], True, "--balancer-vault: '0x12' is not an address"),
+    (["--balancer-vault", "0x0000000000000000000000000000000000000001"], True,
+     "no contract at the Balancer Vault address"),
 ])
 def test_mistakes_are_one_line_and_status_2(setup: dict[str, Any], capsys: pytest.CaptureFixture[str],
                                             extra: list[str], fund: bool, message: str) -> None:
@@ -173,3 +190,5 @@ def test_parse_factory() -> None:
     assert spec.kind == deploy.Kind.V3 and spec.factory == "0x1F98431c8aD98523631AE4a59f267346ea31F984"
     with pytest.raises(ValueError, match="not an address"):
         deploy.parse_factory("UNISWAP_V2=0x12")
+    curve = deploy.parse_factory("CURVE=0xbebc44782c7db0a1a60cb6fe97d0b483032ff1c7")
+    assert curve.kind == deploy.Kind.CURVE and deploy.INIT_CODE_HASH[curve.kind] != bytes(32)

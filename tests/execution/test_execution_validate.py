@@ -77,19 +77,25 @@ CURVE_ADDR = "0x" + "cc" * 20
 CURVE = PoolId.of(CHAIN, Venue.CURVE, VenueKind.CURVE, CURVE_ADDR, DAI, USDC)
 PAIR = PoolId.of(CHAIN, Venue.DEVNET_V2_B, VenueKind.UNISWAP_V2, "0x" + "bb" * 20, DAI, USDC)
 F_B = "0x" + "f2" * 20
+COINS = {int(CURVE_ADDR, 16): (DAI, USDC)}  # the pool's coins in its own order (here also the addresses')
+
+
+def records() -> list[BlockHeader | PoolSnapshot]:
+    # DAI is cheap on Curve (1.5M DAI / 0.5M USDC), dear on the pair (1.004 USDC).
+    return [BlockHeader(chain_id=CHAIN, number=BLOCK, timestamp=1, gas_limit=30_000_000, gas_used=0,
+                        hash=bytes(32), parent_hash=bytes(32), base_fee=10**9, priority_fee=10**9),
+            PoolSnapshot(pool=CURVE, block_number=BLOCK, fee_ppm=400, tick_spacing=0, reserve0=1_500_000 * 10**18,
+                         reserve1=500_000 * 10**6, sqrt_price_x96=0, tick=0, liquidity=0, ticks=()),
+            PoolSnapshot(pool=PAIR, block_number=BLOCK, fee_ppm=3000, tick_spacing=0, reserve0=800_000 * 10**18,
+                         reserve1=803_200 * 10**6, sqrt_price_x96=0, tick=0, liquidity=0, ticks=())]
 
 
 def state() -> PoolStateManager:
     s = PoolStateManager(MarketParams(
         chains=(ChainParams(chain_id=CHAIN, gas_token=TokenId.of(CHAIN, WETH)),),
         curve_pools=(CurveParams(chain_id=CHAIN, address=int(CURVE_ADDR, 16), amp=200, rates=(10**18, 10**30)),)))
-    s.apply(BlockHeader(chain_id=CHAIN, number=BLOCK, timestamp=1, gas_limit=30_000_000, gas_used=0,
-                        hash=bytes(32), parent_hash=bytes(32), base_fee=10**9, priority_fee=10**9))
-    # DAI is cheap on Curve (1.5M DAI / 0.5M USDC), dear on the pair (1.004 USDC).
-    s.apply(PoolSnapshot(pool=CURVE, block_number=BLOCK, fee_ppm=400, tick_spacing=0, reserve0=1_500_000 * 10**18,
-                         reserve1=500_000 * 10**6, sqrt_price_x96=0, tick=0, liquidity=0, ticks=()))
-    s.apply(PoolSnapshot(pool=PAIR, block_number=BLOCK, fee_ppm=3000, tick_spacing=0, reserve0=800_000 * 10**18,
-                         reserve1=803_200 * 10**6, sqrt_price_x96=0, tick=0, liquidity=0, ticks=()))
+    for r in records():
+        s.apply(r)
     return s
 
 
@@ -116,7 +122,8 @@ def test_a_curve_first_path_is_executed_with_the_balancer_vault() -> None:
     s = state()
     sig = curve_first_signal(s, WireFlashSource.BALANCER)
     assert sig.economics.gross_profit > 0
-    v = revalidate(sig, s, {int(Venue.DEVNET_V2_B): F_B}, max_age_blocks=3, onchain_min_profit_bps=5000)
+    v = revalidate(sig, s, {int(Venue.DEVNET_V2_B): F_B}, max_age_blocks=3, onchain_min_profit_bps=5000,
+                   curve_coins=COINS)
     assert v.outcome is None and v.flash == FlashSource.BALANCER
     curve, pair = v.hops
     assert curve.kind == Kind.CURVE and curve.pool == curve.factory and curve.pool.lower() == CURVE_ADDR
@@ -124,10 +131,57 @@ def test_a_curve_first_path_is_executed_with_the_balancer_vault() -> None:
     assert curve.amount_in == 1_000 * 10**6 and pair.kind == Kind.V2 and pair.factory.lower() == F_B
 
 
+def test_curve_coin_indices_follow_the_pools_own_order() -> None:
+    """A pool whose coin 0 is the HIGHER address (USDC, DAI): the same USDC -> DAI hop is exchange(0, 1);
+    a pool the executor has no coins for, or whose coins are not the hop's, is FAILED in one line."""
+    s = state()
+    sig = curve_first_signal(s, WireFlashSource.BALANCER)
+    reversed_coins = {int(CURVE_ADDR, 16): (USDC, DAI)}
+    v = revalidate(sig, s, {int(Venue.DEVNET_V2_B): F_B}, max_age_blocks=3, onchain_min_profit_bps=5000,
+                   curve_coins=reversed_coins)
+    assert v.outcome is None
+    assert (v.hops[0].coin_in, v.hops[0].coin_out) == (0, 1)  # USDC is this pool's coin 0
+    for coins, why in ((None, "is not in the executor's [[curve_pools]]"),
+                       ({int(CURVE_ADDR, 16): (USDC, WETH)}, "does not hold the hop's tokens")):
+        v = revalidate(sig, s, {int(Venue.DEVNET_V2_B): F_B}, max_age_blocks=3, onchain_min_profit_bps=5000,
+                       curve_coins=coins)
+        assert v.outcome == Outcome.FAILED and v.reason == f"hop 0: Curve pool {CURVE_ADDR} {why}"
+
+
 def test_a_curve_first_path_without_the_vault_fails_with_one_line() -> None:
     s = state()
     for flash in (None, WireFlashSource.POOL):
         v = revalidate(curve_first_signal(s, flash), s, {int(Venue.DEVNET_V2_B): F_B}, max_age_blocks=3,
-                       onchain_min_profit_bps=5000)
+                       onchain_min_profit_bps=5000, curve_coins=COINS)
         assert v.outcome == Outcome.FAILED and v.reason.startswith("flash source: a Curve pool cannot lend")
         assert "\n" not in v.reason
+
+
+def test_the_executors_curve_pools_table_gives_the_model_and_the_pools_coin_order() -> None:
+    """``[[curve_pools]]``: coins and rates in the POOL's order (here its coin 0 is the higher address,
+    USDC); the executor's market model gets the rates in address order and prices the pool's snapshots,
+    and re-validation takes the indices from the pool's order."""
+    import pytest
+
+    from execution.config import ConfigError, config_from_dict
+    from execution.core import ExecutorCore
+
+    table = {"address": CURVE_ADDR, "coins": [USDC, DAI], "amp": 200, "rates": [10**30, 10**18]}
+    doc = {"executor": {"chain_id": CHAIN, "rpc_url": "http://127.0.0.1:1", "contract": "0x" + "ab" * 20,
+                        "gas_token": WETH}, "keystore": {"path": "k.json", "password_env": "X"},
+           "venues": [{"venue": "DEVNET_V2_B", "factory": F_B}], "curve_pools": [table]}
+    cfg = config_from_dict(doc)
+    assert cfg.curve_coins == {int(CURVE_ADDR, 16): (USDC, DAI)}
+    assert cfg.curve_pools[0].sorted_rates == (10**18, 10**30)  # DAI (token0) first
+    core = ExecutorCore(cfg, address="0x" + "11" * 20)
+    for r in records():
+        core.state.apply(r)
+    own = state()
+    assert core.state.get(CURVE) == own.get(CURVE)  # same balances, rates (address order), amp and fee
+    sig = curve_first_signal(own, WireFlashSource.BALANCER)
+    v = revalidate(sig, core.state, cfg.factories, max_age_blocks=3, onchain_min_profit_bps=5000,
+                   curve_coins=cfg.curve_coins)
+    assert v.outcome is None and (v.hops[0].coin_in, v.hops[0].coin_out) == (0, 1)
+    for bad, key in (({"coins": [USDC, USDC]}, "coins"), ({"amp": 0}, "amp"), ({"address": "0x12"}, "address")):
+        with pytest.raises(ConfigError, match=key):
+            config_from_dict({**doc, "curve_pools": [{**table, **bad}]})
