@@ -27,6 +27,24 @@ SQLite's INTEGER):
   gas -- its realized profit is the sum of those legs, booked once. Ledger rows carry their ``venue`` (0:
   the chain) and, for an exchange, its ``asset``; each is valued through the chain token the executor
   trades the same asset as, so :meth:`Books.pnl_by_venue` gives the realized P&L per venue;
+* cross-chain signals (``specs/protocol.md``, ``ChainLegReport``) move inventory on two chains: each leg's
+  report books that chain's tokens by its realized amounts (``token_in`` down by ``amount_in`` and
+  ``token_out`` up by ``amount_out`` when the swap EXECUTED; the unwind back when it EXECUTED) and its gas
+  (``gas_used * effective_gas_price + unwind_gas_cost``) in that chain's native coin; the result then books
+  nothing more (its net value is the sum of both legs' rows, in each chain's valuation token; the base the
+  destination leg sold is valued at what the source leg bought it for, so a trade's value is the quote it
+  made less both gases and the two chains' price gap stays in the inventory's unrealized P&L). A leg is
+  booked once per ``(signal_id, leg)`` (table ``chain_legs``); ``balances_by_chain`` groups the balances;
+* bridge transfers (``BridgeTransfer``, the rebalancer's, table ``bridge_transfers``, one row per transfer
+  keyed as the spec dedupes: ``(src_chain, nonce)``, or ``(src_chain, transfer_id)`` for one never numbered).
+  SENT books ``-amount`` of the source token on the source chain (``bridge_out``) and the same amount as
+  **in flight** (``bridge_in_flight`` rows of the destination token, in the ledger but not in ``balances``,
+  so the value stays in the books while it travels); COMPLETED reverses the in-flight row and books the
+  ``amount`` arriving on the destination (``bridge_in``) less its ``fee`` (``bridge_fee``, a cost): the
+  destination balance grows by ``received``. The rebalancer's own gas (``src_gas_cost``) is booked as
+  ``bridge_gas`` in the source chain's native coin when first reported (and any later increase). A state
+  already booked, or one older than the row's, is a duplicate (counted, ignored); REFUSED and FAILED book
+  only their gas (nothing reached the bridge);
 * pool prices (token1 per token0, Q64.96) from V2 reserves, V3 swaps/initialize and snapshots;
 * ``ExecutionStarted`` and the signal's identity/economics are history, linked by
   ``signal_id``.
@@ -41,7 +59,19 @@ from pathlib import Path
 from typing import Any
 
 from market.prices import convert_q96, pool_price_q96
-from protocol.execution import CexFill, DexLegResult, ExecutionResult, ExecutionStarted, LegReport, Outcome
+from protocol.execution import (
+    NO_NONCE,
+    BridgeTransfer,
+    BridgeTransferState,
+    CexFill,
+    ChainLeg,
+    ChainLegReport,
+    DexLegResult,
+    ExecutionResult,
+    ExecutionStarted,
+    LegReport,
+    Outcome,
+)
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, code_name
 from protocol.market import Side
@@ -78,6 +108,16 @@ CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY AUTOINCREMENT, domain INTEGER, seq INTEGER, signal_id INTEGER, reason TEXT,
     at_ns INTEGER);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chain_legs (
+    signal_id INTEGER NOT NULL, leg INTEGER NOT NULL, chain_id INTEGER, outcome INTEGER, result INTEGER,
+    unwind_result INTEGER, token_in TEXT, token_out TEXT, amount_in TEXT, amount_out TEXT, unwind_amount_in TEXT,
+    unwind_amount_out TEXT, gas_wei TEXT, left_open TEXT, tx_hash TEXT, reason TEXT, at_ns INTEGER, seq INTEGER,
+    PRIMARY KEY (signal_id, leg));
+CREATE TABLE IF NOT EXISTS bridge_transfers (
+    src_chain INTEGER NOT NULL, tkey TEXT NOT NULL, transfer_id INTEGER, state INTEGER, dst_chain INTEGER,
+    bridge INTEGER, nonce TEXT, src_token TEXT, dst_token TEXT, amount TEXT, fee TEXT, received TEXT,
+    gas_booked TEXT, flight_value TEXT, src_tx_hash TEXT, dst_tx_hash TEXT, sent_ns INTEGER, completed_ns INTEGER,
+    reason TEXT, at_ns INTEGER, seq INTEGER, PRIMARY KEY (src_chain, tkey));
 CREATE INDEX IF NOT EXISTS ledger_token ON ledger(token);
 CREATE INDEX IF NOT EXISTS results_at ON results(at_ns);
 """
@@ -172,16 +212,24 @@ class Books:
             self._signal(msg, at)
         elif domain == Domain.EXECUTION:
             legs = next((t for t in msg.tlvs if type(t) is LegReport), None)
+            chain_legs = [t for t in msg.tlvs if type(t) is ChainLegReport]
             legs_value: int | None = 0
             if legs is not None:  # before its result: the result's net value includes the legs
                 legs_value = self._legs(legs, at)
+            if chain_legs:
+                self._chain_legs(chain_legs, msg.domain_seq, at)
             for t in msg.tlvs:
                 tp = type(t)
                 if tp is ExecutionResult:
-                    if legs is None:
+                    if chain_legs:
+                        self._result(t, msg.domain_seq, at, legs=True, legs_value=self._signal_value(t.signal_id),
+                                     chain_legs=True)
+                    elif legs is None:
                         self._result(t, msg.domain_seq, at)
                     else:
                         self._result(t, msg.domain_seq, at, legs=True, legs_value=legs_value)
+                elif tp is BridgeTransfer:
+                    self._bridge(t, msg.domain_seq, at)
                 elif tp is CexFill:
                     self._fill(t, at)
                 elif tp is ExecutionStarted:
@@ -250,7 +298,7 @@ class Books:
         self.db.execute("INSERT OR REPLACE INTO cex_balances VALUES (?,?,?,?)", (venue, asset, str(token), str(amount)))
 
     def _result(self, t: ExecutionResult, seq: int, at: int, *, legs: bool = False,
-                legs_value: int | None = 0) -> None:
+                legs_value: int | None = 0, chain_legs: bool = False) -> None:
         db = self.db
         ex = Domain.EXECUTION
         prev = db.execute("SELECT outcome, realized_profit, gas_used FROM results WHERE signal_id = ?",
@@ -274,6 +322,15 @@ class Books:
                                 f"outcome {Outcome(t.outcome).name} cannot realize a profit ({t.realized_profit})", at)
         gas_wei = t.gas_used * t.effective_gas_price if t.outcome != Outcome.SIMULATED else 0
         net_value: int | None = legs_value if legs else 0
+        if chain_legs:  # each leg booked its own chain's gas: the result's record is both legs' wei, booked there
+            gas_wei = sum(int(g) for (g,) in db.execute("SELECT gas_wei FROM chain_legs WHERE signal_id = ?",
+                                                        (t.signal_id,)))
+            db.execute(
+                "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (t.signal_id, t.chain_id, t.outcome, t.block_number, t.tx_hash.hex(), t.gas_used,
+                 str(t.effective_gas_price), str(gas_wei), str(t.expected_profit), str(t.realized_profit),
+                 str(int(token)), t.reason, at, seq, None if net_value is None else str(net_value)))
+            return
         if t.outcome == Outcome.EXECUTED and t.realized_profit and not legs:  # CEX-DEX: the legs are booked
             v = self._book(t.signal_id, t.chain_id, int(token), t.realized_profit, "profit", at)
             net_value = None if v is None else net_value + v  # type: ignore[operator]
@@ -287,16 +344,112 @@ class Books:
              t.reason, at, seq, None if net_value is None else str(net_value)),
         )
 
-    def _book(self, signal_id: int, chain_id: int, token: int, delta: int, kind: str, at: int) -> int | None:
-        value = self.value_of(chain_id, token, delta)
+    def _book(self, signal_id: int, chain_id: int, token: int, delta: int, kind: str, at: int,
+              *, value: int | None | bool = True, held: bool = True) -> int | None:
+        """One ledger row, valued now (or at ``value`` when given), moving ``balances`` unless not ``held``."""
+        if value is True:
+            value = self.value_of(chain_id, token, delta)
         self.db.execute(
             "INSERT INTO ledger(signal_id, chain_id, token, delta, kind, value, at_ns) VALUES (?,?,?,?,?,?,?)",
             (signal_id, chain_id, str(token), str(delta), kind, None if value is None else str(value), at),
         )
+        if not held:
+            return value
         row = self.db.execute("SELECT amount FROM balances WHERE token = ?", (str(token),)).fetchone()
         amount = (int(row[0]) if row else 0) + delta
         self.db.execute("INSERT OR REPLACE INTO balances VALUES (?,?,?)", (str(token), chain_id, str(amount)))
         return value
+
+    def _signal_value(self, signal_id: int) -> int | None:
+        """The value of everything booked for a signal so far (None when a row had no price)."""
+        values = [v for (v,) in self.db.execute("SELECT value FROM ledger WHERE signal_id = ?", (signal_id,))]
+        return None if any(v is None for v in values) else sum(int(v) for v in values)
+
+    def _chain_legs(self, legs: list[ChainLegReport], seq: int, at: int) -> None:
+        """A cross-chain signal's legs, each on its own chain, once per (signal, leg). The base the source leg
+        bought and the destination leg sold is one asset on two chains: the destination leg's ``token_in`` is
+        valued at what the source leg's ``token_out`` was booked at (pro rata), so the trade's value is the
+        quote it made less gas -- not the two chains' price gap, which stays in the inventory's unrealized P&L."""
+        base_value: tuple[int, int] | None = None  # (amount, value) of the base the source leg bought
+        for t in sorted(legs, key=lambda x: x.leg):
+            booked = self._chain_leg(t, seq, at, base_value if t.leg == ChainLeg.DESTINATION else None)
+            if t.leg == ChainLeg.SOURCE and booked is not None:
+                base_value = booked
+
+    def _chain_leg(self, t: ChainLegReport, seq: int, at: int,
+                   base_value: tuple[int, int] | None) -> tuple[int, int] | None:
+        """One leg; returns (amount, value) of the token_out its swap booked, if it did and it was priced."""
+        gas = t.gas_used * t.effective_gas_price + t.unwind_gas_cost if t.outcome != Outcome.SIMULATED else 0
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO chain_legs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (t.signal_id, t.leg, t.chain_id, t.outcome, t.result, t.unwind_result, str(int(t.token_in)),
+             str(int(t.token_out)), str(t.amount_in), str(t.amount_out), str(t.unwind_amount_in),
+             str(t.unwind_amount_out), str(gas), str(t.left_open), t.tx_hash.hex(), t.reason, at, seq))
+        if not cur.rowcount:
+            self._count("duplicate_chain_legs")
+            return None
+        chain, tin, tout = t.chain_id, int(t.token_in), int(t.token_out)
+        if TokenId(tin).chain_id != chain or TokenId(tout).chain_id != chain:
+            self._reject(Domain.EXECUTION, seq, t.signal_id,
+                         f"leg {t.leg} on chain {chain} names tokens of chains {TokenId(tin).chain_id} and "
+                         f"{TokenId(tout).chain_id}", at)
+            return None
+        out = None
+        if t.result == DexLegResult.EXECUTED:
+            carried: int | None | bool = True
+            if base_value is not None and base_value[0]:
+                carried = -(base_value[1] * t.amount_in // base_value[0])
+            self._book(t.signal_id, chain, tin, -t.amount_in, "xchain_leg", at, value=carried)
+            v = self._book(t.signal_id, chain, tout, t.amount_out, "xchain_leg", at)
+            out = None if v is None else (t.amount_out, v)
+        if t.unwind_result == DexLegResult.EXECUTED:
+            self._book(t.signal_id, chain, tout, -t.unwind_amount_in, "xchain_unwind", at)
+            self._book(t.signal_id, chain, tin, t.unwind_amount_out, "xchain_unwind", at)
+        if gas:
+            self._book(t.signal_id, chain, native_token(chain), -gas, "gas", at)
+        return out
+
+    def _bridge(self, t: BridgeTransfer, seq: int, at: int) -> None:
+        """One state of a bridge transfer (module docstring): booked once, in order SENT -> COMPLETED."""
+        db, ex = self.db, Domain.EXECUTION
+        state = t.state
+        if state not in BridgeTransferState._value2member_map_:
+            return self._reject(ex, seq, 0, f"bridge transfer {t.transfer_id}: unknown state {state}", at)
+        src, dst = int(t.src_token), int(t.dst_token)
+        if TokenId(src).chain_id != t.src_chain or TokenId(dst).chain_id != t.dst_chain:
+            return self._reject(ex, seq, 0, f"bridge transfer {t.transfer_id}: tokens on chains "
+                                            f"{TokenId(src).chain_id} -> {TokenId(dst).chain_id}, transfer "
+                                            f"{t.src_chain} -> {t.dst_chain}", at)
+        if state == BridgeTransferState.COMPLETED and t.received + t.fee != t.amount:
+            return self._reject(ex, seq, 0, f"bridge transfer {t.transfer_id}: received {t.received} + fee {t.fee} "
+                                            f"!= amount {t.amount}", at)
+        tkey = f"n{t.nonce}" if t.nonce != NO_NONCE else f"t{t.transfer_id}"
+        row = db.execute("SELECT state, gas_booked, flight_value FROM bridge_transfers WHERE src_chain = ? AND tkey = ?",
+                         (t.src_chain, tkey)).fetchone()
+        prev, gas_booked = (int(row[0]), int(row[1])) if row else (0, 0)
+        flight: int | None = int(row[2]) if row and row[2] is not None else None
+        # SENT=1 < COMPLETED=2; REFUSED / FAILED end a transfer that never left
+        if row is not None and (state == prev or prev != BridgeTransferState.SENT):
+            self._count("duplicate_bridge_transfers")
+            return
+        if state == BridgeTransferState.SENT or (state == BridgeTransferState.COMPLETED and not row):
+            self._book(0, t.src_chain, src, -t.amount, "bridge_out", at)  # a COMPLETED first: its SENT was missed
+            flight = self.value_of(t.src_chain, src, t.amount)  # in flight at what it was worth when it left
+            self._book(0, t.dst_chain, dst, t.amount, "bridge_in_flight", at, value=flight, held=False)
+        if state == BridgeTransferState.COMPLETED:
+            self._book(0, t.dst_chain, dst, -t.amount, "bridge_in_flight", at,
+                       value=None if flight is None else -flight, held=False)
+            self._book(0, t.dst_chain, dst, t.amount, "bridge_in", at)
+            if t.fee:
+                self._book(0, t.dst_chain, dst, -t.fee, "bridge_fee", at)
+        if t.src_gas_cost > gas_booked:
+            self._book(0, t.src_chain, native_token(t.src_chain), gas_booked - t.src_gas_cost, "bridge_gas", at)
+            gas_booked = t.src_gas_cost
+        db.execute(
+            "INSERT OR REPLACE INTO bridge_transfers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (t.src_chain, tkey, t.transfer_id, state, t.dst_chain, t.bridge, str(t.nonce), str(src), str(dst),
+             str(t.amount), str(t.fee), str(t.received), str(gas_booked), None if flight is None else str(flight),
+             t.src_tx_hash.hex(), t.dst_tx_hash.hex(), t.sent_time_ns, t.completed_time_ns, t.reason, at, seq))
 
     def book_adjustment(self, chain_id: int, token: int, delta: int, at: int, kind: str = "reconcile") -> None:
         """An operator adjustment (reconcile --apply), in its own transaction."""
@@ -401,7 +554,10 @@ class Books:
             realized_value += int(value) if value is not None else 0  # exchanges: realized only
         unrealized = 0
         unpriced = []
-        for tk, bal in self.balances().items():
+        held = self.balances()
+        for tk, amount in self.in_flight_by_token().items():  # in flight: still ours, valued where it lands
+            held[tk] = held.get(tk, 0) + amount
+        for tk, bal in held.items():
             chain = chain_of.get(tk, tk >> 160)
             now = self.value_of(chain, tk, bal)
             if now is None or tk in unknown_cost:
@@ -410,6 +566,59 @@ class Books:
             unrealized += now - cost.get(tk, 0)
         return {"realized_by_token": realized_tokens, "realized_value": realized_value,
                 "unrealized_value": unrealized, "unpriced_tokens": unpriced}
+
+    def balances_by_chain(self) -> dict[int, dict[int, int]]:
+        """On-chain balances grouped by chain: ``{chain_id: {token id: amount}}`` (a TokenId names its chain)."""
+        out: dict[int, dict[int, int]] = {}
+        for tk, amount in self.balances().items():
+            out.setdefault(TokenId(tk).chain_id, {})[tk] = amount
+        return out
+
+    def _has_bridge(self) -> bool:
+        """Books written before cross-chain transfers, opened read-only (a report), lack the table."""
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'bridge_transfers'").fetchone() is not None
+
+    def bridge_transfers(self) -> list[dict[str, Any]]:
+        """Every bridge transfer the books saw, oldest first: its last state and amounts (exact integers)."""
+        if not self._has_bridge():
+            return []
+        cur = self.db.execute("SELECT * FROM bridge_transfers ORDER BY at_ns, seq")
+        names = [d[0] for d in cur.description]
+        out = []
+        for row in cur.fetchall():
+            r = dict(zip(names, row))
+            r["state_name"] = code_name(BridgeTransferState, r["state"])
+            for k in ("amount", "fee", "received", "gas_booked", "src_token", "dst_token"):
+                r[k] = int(r[k])
+            r["nonce"] = None if int(r["nonce"]) == NO_NONCE else int(r["nonce"])
+            r["flight_value"] = None if r["flight_value"] is None else int(r["flight_value"])
+            out.append(r)
+        return out
+
+    def in_flight_by_token(self) -> dict[int, int]:
+        """Amounts sent and not yet landed, per destination token (they left the source chain's balance)."""
+        out: dict[int, int] = {}
+        if not self._has_bridge():
+            return out
+        for token, amount in self.db.execute("SELECT dst_token, amount FROM bridge_transfers WHERE state = ?",
+                                             (int(BridgeTransferState.SENT),)):
+            out[int(token)] = out.get(int(token), 0) + int(amount)
+        return out
+
+    def bridge_costs(self) -> dict[str, Any]:
+        """What bridging cost: fees per destination token, the rebalancer's gas per source chain (wei), and
+        both in the valuation token (None when a row had no price)."""
+        fees: dict[int, int] = {}
+        gas: dict[int, int] = {}
+        value: int | None = 0
+        for kind, chain, token, delta, v in self.db.execute(
+                "SELECT kind, chain_id, token, delta, value FROM ledger WHERE kind IN ('bridge_fee', 'bridge_gas')"):
+            if kind == "bridge_fee":
+                fees[int(token)] = fees.get(int(token), 0) - int(delta)
+            else:
+                gas[chain] = gas.get(chain, 0) - int(delta)
+            value = None if v is None or value is None else value + int(v)
+        return {"fees_by_token": fees, "gas_wei_by_chain": gas, "value": value}
 
     def counters(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, value FROM counters"))

@@ -138,6 +138,15 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
     ordered = sorted(trades, key=lambda t: (t["net_value"], t["signal_id"]))
     rejects = db.execute("SELECT reason FROM rejects WHERE at_ns >= ? AND at_ns < ?", (lo, hi)).fetchall()
     pnl = Books(db).pnl() if day is None else None
+    gas_by_chain: dict[str, int] = {}
+    bridge_value: int | None = 0
+    for kind, chain, delta, value in db.execute(
+            "SELECT kind, chain_id, delta, value FROM ledger WHERE kind IN ('gas', 'bridge_gas', 'bridge_fee') "
+            "AND at_ns >= ? AND at_ns < ?", (lo, hi)):
+        if kind != "bridge_fee":
+            gas_by_chain[str(chain)] = gas_by_chain.get(str(chain), 0) - int(delta)
+        if kind != "gas":
+            bridge_value = None if value is None or bridge_value is None else bridge_value + int(value)
     cum, running = [], 0
     timeline = []
     gross_total = gas_total = peak = 0
@@ -165,6 +174,8 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
         "last_ns": max(times, default=None),
         "reasons": by_reason,
         "gas_spent_wei": gas_wei,
+        "gas_spent_wei_by_chain": gas_by_chain,  # every chain's gas token: trades' and bridge transfers' gas
+        "net_pnl_after_bridge_value": None if bridge_value is None else sum(series) + bridge_value,
         "realized_profit_by_token": realized,
         "net_pnl_value": sum(series),
         "gross_value": gross_total,
@@ -179,9 +190,26 @@ def build_report(db: sqlite3.Connection, day: str | None = None) -> dict[str, An
             "cex_balances": {f"{code_name(Venue, v).lower()}:{a}": n for (v, a), n in Books(db).cex_balances().items()},
             "cex_balance_tokens": {f"{code_name(Venue, v).lower()}:{a}": str(t)
                                    for (v, a), t in Books(db).cex_balance_tokens().items()},
-            "pnl_by_venue": Books(db).pnl_by_venue()},
+            "pnl_by_venue": Books(db).pnl_by_venue(),
+            "cross_chain": _cross_chain(Books(db))},
         "cumulative_pnl": cum,
         "timeline": timeline,
+    }
+
+
+def _cross_chain(books: Books) -> dict[str, Any]:
+    """Balances per chain, bridge transfers (every one, its last state) and what is in flight, what bridging
+    cost: exact integers, token ids as decimal text (JSON keys)."""
+    costs = books.bridge_costs()
+    return {
+        "balances_by_chain": {str(c): {str(t): a for t, a in tokens.items()}
+                              for c, tokens in books.balances_by_chain().items()},
+        "in_flight": {str(t): a for t, a in books.in_flight_by_token().items()},
+        "bridge_transfers": [{k: str(v) if k in ("src_token", "dst_token") else v for k, v in t.items()}
+                             for t in books.bridge_transfers()],
+        "bridge_fees_by_token": {str(t): a for t, a in costs["fees_by_token"].items()},
+        "bridge_gas_wei_by_chain": {str(c): a for c, a in costs["gas_wei_by_chain"].items()},
+        "bridge_cost_value": costs["value"],
     }
 
 

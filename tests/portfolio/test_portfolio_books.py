@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -427,3 +428,128 @@ def test_an_older_books_file_gains_the_venue_columns(tmp_path: Path) -> None:
     b = Books(open_db(path), VAL)
     assert [r for r in b.db.execute("SELECT venue, asset, delta FROM ledger")] == [(0, "", "7")]
     assert list(b.pnl_by_venue()) == ["chain:1"]
+
+
+# ---------------------------------------------------------------- cross-chain: two chains, legs and bridge transfers
+
+
+def _two_chains(tmp_path: Path, name: str = "x.sqlite") -> Books:
+    from risk_testkit import USDC_B, WETH_B
+
+    return Books(open_db(tmp_path / name), {1: (int(USDC_ID), int(WETH_ID)), 2: (int(USDC_B), int(WETH_B))})
+
+
+def _xchain_trade(sid: int, t_ns: int):  # type: ignore[no-untyped-def]
+    """Bought 1 WETH for 2000 USDC on chain 1, sold it for 2030 USDC on chain 2; each leg's own gas."""
+    from risk_testkit import CHAIN_B, USDC_B, WETH_B, chain_leg, cross_chain_result
+
+    legs = (chain_leg(sid, 0, chain=1, token_in=USDC_ID, token_out=WETH_ID, amount_in=2000 * 10**6, amount_out=ETHER,
+                      gas_used=150_000, gas_price=2 * S),
+            chain_leg(sid, 1, chain=CHAIN_B, token_in=WETH_B, token_out=USDC_B, amount_in=ETHER,
+                      amount_out=2030 * 10**6, gas_used=120_000, gas_price=S))
+    # the result's own gas fields must not be booked a second time
+    return cross_chain_result(sid, legs, profit=30 * 10**6, gas_used=150_000, gas_price=2 * S, t_ns=t_ns)
+
+
+def test_cross_chain_trade_and_bridge_transfer_book_each_chain_to_the_wei(tmp_path: Path) -> None:
+    from risk_testkit import CHAIN_B, POOL_V2_B, USDC_B, WETH_B, bridge
+
+    from protocol.execution import BridgeTransferState as BT
+
+    b = _two_chains(tmp_path)
+    n1, n2 = native_token(1), native_token(CHAIN_B)
+    usdc1, weth1, usdc2, weth2 = int(USDC_ID), int(WETH_ID), int(USDC_B), int(WETH_B)
+    # 2000 USDC per WETH on chain 1, 2030 on chain 2 (token0 is USDC)
+    b.apply(Domain.MARKET_DATA, seqd([reserves(2000 * 10**6 * 1000, 1000 * ETHER, t_ns=T0),
+                                      reserves(2030 * 10**6 * 1000, 1000 * ETHER, pool=POOL_V2_B, t_ns=T0)]))
+    b.apply(Domain.EXECUTION, seqd([_xchain_trade(7, T0 + 1)]))
+    gas1, gas2 = 150_000 * 2 * S, 120_000 * S
+    assert b.balances_by_chain() == {
+        1: {usdc1: -2000 * 10**6, weth1: ETHER, n1: -gas1},
+        CHAIN_B: {usdc2: 2030 * 10**6, weth2: -ETHER, n2: -gas2}}
+    # the trade's value: the quote it made less both chains' gas (each in its own chain's prices); the WETH
+    # sold on chain 2 is valued at what it was bought for on chain 1
+    gas_value = b.value_of(1, n1, -gas1) + b.value_of(CHAIN_B, n2, -gas2)  # type: ignore[operator]
+    assert -gas_value > 0
+    (net, gas_wei) = b.db.execute("SELECT net_value, gas_wei FROM results WHERE signal_id = 7").fetchone()
+    assert int(net) == 30 * 10**6 + gas_value and int(gas_wei) == gas1 + gas2
+    realized_before = b.pnl()["realized_value"]
+    assert realized_before == int(net)
+
+    # a rebalance: 1000 USDC from chain 2 back to chain 1, fee 5 bps (0.5 USDC), 2e14 wei of gas on chain 2
+    amount, fee, bgas = 1000 * 10**6, 500_000, 2 * 10**14
+    b.apply(Domain.EXECUTION, seqd([bridge(1, BT.SENT, amount=amount, nonce=4, gas=bgas, t_ns=T0 + 2)], 2))
+    assert b.balances_by_chain()[CHAIN_B] == {usdc2: 1030 * 10**6, weth2: -ETHER, n2: -gas2 - bgas}
+    assert b.balances_by_chain()[1][usdc1] == -2000 * 10**6  # not landed yet
+    assert b.in_flight_by_token() == {usdc1: amount}
+    [tr] = b.bridge_transfers()
+    assert (tr["state_name"], tr["nonce"], tr["amount"], tr["gas_booked"]) == ("SENT", 4, amount, bgas)
+    # in flight is still ours: only the gas left the books' value
+    bgas_value = b.value_of(CHAIN_B, n2, -bgas)
+    assert b.pnl()["realized_value"] == realized_before + bgas_value
+    b.db.close()
+
+    b = _two_chains(tmp_path)  # a restart mid-transfer: the books carry it
+    assert b.in_flight_by_token() == {usdc1: amount}
+    b.apply(Domain.EXECUTION, [bridge(1, BT.COMPLETED, amount=amount, fee=fee, nonce=4, gas=bgas,
+                                      t_ns=T0 + 3)._replace(domain_seq=3)])
+    assert b.balances_by_chain() == {
+        1: {usdc1: -2000 * 10**6 + amount - fee, weth1: ETHER, n1: -gas1},
+        CHAIN_B: {usdc2: 1030 * 10**6, weth2: -ETHER, n2: -gas2 - bgas}}
+    assert b.in_flight_by_token() == {}
+    costs = b.bridge_costs()
+    assert costs["fees_by_token"] == {usdc1: fee} and costs["gas_wei_by_chain"] == {CHAIN_B: bgas}
+    assert costs["value"] == -fee + bgas_value
+    # P&L counts the bridge fee and both chains' gas (trade legs and the rebalancer's)
+    assert b.pnl()["realized_value"] == 30 * 10**6 + gas_value - fee + bgas_value
+
+    # a replay (the executor and the rebalancer republish after a restart, new sequence numbers): nothing twice
+    before = b.balances(), b.pnl(), b.bridge_costs()
+    b.apply(Domain.EXECUTION, seqd([_xchain_trade(7, T0 + 1),
+                                    bridge(1, BT.SENT, amount=amount, nonce=4, gas=bgas, t_ns=T0 + 2),
+                                    bridge(1, BT.COMPLETED, amount=amount, fee=fee, nonce=4, gas=bgas, t_ns=T0 + 3)],
+                                   10))
+    assert (b.balances(), b.pnl(), b.bridge_costs()) == before
+    assert b.counters() == {"duplicate_results": 1, "duplicate_chain_legs": 2, "duplicate_bridge_transfers": 2}
+    assert not list(b.db.execute("SELECT * FROM rejects"))
+    # the report carries both chains and the transfers (exact integers)
+    rep = build_report(b.db)
+    xc = rep["books"]["cross_chain"]
+    assert xc["balances_by_chain"] == {"1": {str(usdc1): -1000500000, str(weth1): ETHER, str(n1): -gas1},
+                                       "2": {str(usdc2): 1030 * 10**6, str(weth2): -ETHER, str(n2): -gas2 - bgas}}
+    assert xc["in_flight"] == {} and [t["state_name"] for t in xc["bridge_transfers"]] == ["COMPLETED"]
+    assert xc["bridge_fees_by_token"] == {str(usdc1): fee} and xc["bridge_cost_value"] == -fee + bgas_value
+    assert rep["gas_spent_wei_by_chain"] == {"1": gas1, "2": gas2 + bgas}
+    assert rep["net_pnl_after_bridge_value"] == rep["net_pnl_value"] - fee + bgas_value
+    assert rep["net_pnl_value"] == int(net)
+
+
+def test_cross_chain_unwind_refused_transfer_and_a_completion_seen_first(tmp_path: Path) -> None:
+    from risk_testkit import CHAIN_B, USDC_B, WETH_B, bridge, chain_leg, cross_chain_result
+
+    from protocol.execution import BridgeTransferState as BT
+    from protocol.execution import DexLegResult
+
+    b = _two_chains(tmp_path)
+    n1, n2 = native_token(1), native_token(CHAIN_B)
+    # the source leg landed, the destination leg reverted; the source leg was swapped back for 1995 USDC
+    legs = (chain_leg(8, 0, chain=1, token_in=USDC_ID, token_out=WETH_ID, amount_in=2000 * 10**6, amount_out=ETHER,
+                      outcome=Outcome.UNWOUND, gas_used=100_000, gas_price=S, unwind_in=ETHER,
+                      unwind_out=1995 * 10**6, unwind_gas=7 * 10**13),
+            chain_leg(8, 1, chain=CHAIN_B, token_in=WETH_B, token_out=USDC_B, amount_in=ETHER, amount_out=0,
+                      outcome=Outcome.UNWOUND, result=DexLegResult.REVERTED, gas_used=40_000, gas_price=S))
+    b.apply(Domain.EXECUTION, seqd([cross_chain_result(8, legs, outcome=Outcome.UNWOUND, profit=-5 * 10**6,
+                                                       t_ns=T0)]))
+    assert b.balances() == {int(USDC_ID): -5 * 10**6, int(WETH_ID): 0, n1: -(10**14 + 7 * 10**13),
+                            n2: -40_000 * S}
+    # a refused transfer moved nothing but its gas; a COMPLETED seen without its SENT books both
+    b.apply(Domain.EXECUTION, seqd([bridge(2, BT.REFUSED, amount=10**6, gas=10**13, reason="reverted"),
+                                    bridge(3, BT.COMPLETED, amount=10**6, fee=100, nonce=9)], 2))
+    assert b.balances()[n2] == -40_000 * S - 10**13
+    assert b.balances()[int(USDC_B)] == -10**6 and b.balances()[int(USDC_ID)] == -5 * 10**6 + 10**6 - 100
+    assert [t["state_name"] for t in b.bridge_transfers()] == ["REFUSED", "COMPLETED"]
+    # a completion whose amounts do not add up is refused with the reason
+    bad = bridge(4, BT.COMPLETED, amount=10**6, fee=100, nonce=10)
+    b.apply(Domain.EXECUTION, seqd([bad._replace(tlvs=(dataclasses.replace(bad.tlvs[0], received=5),))], 4))
+    [(reason,)] = b.db.execute("SELECT reason FROM rejects").fetchall()
+    assert "received 5 + fee 100 != amount 1000000" in reason

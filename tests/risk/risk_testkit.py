@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from protocol.execution import CexFill, DexLegResult, ExecutionResult, ExecutionStarted, LegReport, Outcome
+from protocol.execution import (
+    NO_NONCE,
+    BridgeTransfer,
+    BridgeTransferState,
+    CexFill,
+    ChainLegReport,
+    DexLegResult,
+    ExecutionResult,
+    ExecutionStarted,
+    LegReport,
+    Outcome,
+)
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
 from protocol.market import BlockHeader, Trade, V2Reserves, V3Swap
@@ -111,3 +122,49 @@ def cex_dex_result(signal_id: int, outcome: int, *, cex_side: int = 2, cex_fille
                     cex_quote=cex_quote, dex_base=dex_base, dex_quote=dex_quote, gas_cost=0, unwound=unwound,
                     unwind_quote=unwind_quote, left_open=left_open, realized_profit=profit, symbol="ETHUSDT")
     return res._replace(tlvs=(*res.tlvs, rep))
+
+
+# ---- cross-chain: chain 1 (the source) and chain 2, the same WETH/USDC addresses on both
+
+CHAIN_B = 2
+WETH_B = TokenId.of(CHAIN_B, WETH)
+USDC_B = TokenId.of(CHAIN_B, USDC)
+POOL_V2_B = PoolId.of(CHAIN_B, Venue.DEVNET_V2_A, VenueKind.UNISWAP_V2, "0x" + "33" * 20, WETH, USDC)
+
+
+def chain_leg(signal_id: int, leg: int, *, chain: int, token_in: int, token_out: int, amount_in: int,
+              amount_out: int, outcome: int = Outcome.EXECUTED, result: int = DexLegResult.EXECUTED,
+              gas_used: int = 0, gas_price: int = 0, unwind_in: int = 0, unwind_out: int = 0, unwind_gas: int = 0,
+              left_open: int = 0) -> ChainLegReport:
+    unwound = DexLegResult.EXECUTED if unwind_in else DexLegResult.NOT_SENT
+    return ChainLegReport(
+        signal_id=signal_id, chain_id=chain, leg=int(leg), outcome=int(outcome), result=int(result),
+        unwind_result=int(unwound), unwind_attempts=1 if unwind_in else 0, block_number=100,
+        tx_hash=(signal_id * 2 + leg).to_bytes(32, "big"), gas_used=gas_used, effective_gas_price=gas_price,
+        token_in=TokenId(token_in), token_out=TokenId(token_out), amount_in=amount_in, min_out=0,
+        amount_out=amount_out if result == DexLegResult.EXECUTED else 0, unwind_block_number=101 if unwind_in else 0,
+        unwind_tx_hash=b"\0" * 32, unwind_amount_in=unwind_in, unwind_amount_out=unwind_out,
+        unwind_gas_cost=unwind_gas, left_open=left_open, reason="")
+
+
+def cross_chain_result(signal_id: int, legs: tuple[ChainLegReport, ...], *, outcome: int = Outcome.EXECUTED,
+                       profit: int = 0, gas_used: int = 0, gas_price: int = 0, t_ns: int = 0) -> Message:
+    """A cross-chain signal's end (specs/protocol.md): its ExecutionResult on the source chain and both legs."""
+    res = result(signal_id, outcome=outcome, profit=profit, gas_used=gas_used, gas_price=gas_price, token=USDC_ID,
+                 t_ns=t_ns)
+    return res._replace(tlvs=(*res.tlvs, *legs))
+
+
+def bridge(transfer_id: int, state: int, *, src: int = CHAIN_B, dst: int = CHAIN, amount: int = 0, fee: int = 0,
+           nonce: int = 0, gas: int = 0, token: str = USDC, t_ns: int = 0, reason: str = "") -> Message:
+    """The rebalancer's BridgeTransfer record of one state (USDC by default, chain 2 -> chain 1)."""
+    done = state == BridgeTransferState.COMPLETED
+    never = state in (BridgeTransferState.REFUSED, BridgeTransferState.FAILED)
+    return Message(domain=Domain.EXECUTION, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(BridgeTransfer(
+        transfer_id=transfer_id, state=int(state), src_chain=src, dst_chain=dst, bridge=1,
+        nonce=NO_NONCE if never else nonce, src_token=TokenId.of(src, token), dst_token=TokenId.of(dst, token),
+        recipient=b"\x42" * 20, amount=amount, fee=fee if done else 0, received=amount - fee if done else 0,
+        src_gas_cost=gas, src_tx_hash=b"\0" * 32 if never else b"\x01" * 32,
+        dst_tx_hash=b"\x02" * 32 if done else b"\0" * 32, sent_time_ns=0 if never else t_ns,
+        completed_time_ns=t_ns if done else 0, reason=reason),))
+
