@@ -116,6 +116,9 @@ class Tally:
     rtt: dict[int, list[int]] = field(default_factory=dict)  # chain id -> eth_blockNumber round trips (ns)
     follow_moves: Any = None  # the lagging chain's driver counts (trades, trade_errors)
     pool_tape: Any = None  # tools.demo_xchain.PoolTape: the lead chain's pool price as seen on the bus
+    # the dashboard's model fed the signal and execution relays: the cross-chain legs, per-chain moves and gas,
+    # the bridge transfers and their fees, counted as the dashboard counts them
+    xc_model: Any = None
 
     def log_to_submitted(self) -> list[int]:
         """Per cross-chain signal with both legs submitted: ns from its first leg's swap log (the
@@ -315,14 +318,15 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
     def _count_xc(t: ExecutionResult) -> None:
         name = outcome_name(t.outcome)
         tally.xc_outcomes[name] = tally.xc_outcomes.get(name, 0) + 1
-        if t.outcome == Outcome.EXECUTED:
-            tally.xc_realized += t.realized_profit
+        tally.xc_realized += t.realized_profit  # an unwind's loss too
 
     async def signals() -> None:
         async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,
                                          name="demo") as c:
             async for msg in c:
                 tally.signals += 1
+                if tally.xc_model is not None:
+                    tally.xc_model.on_message(Domain.SIGNAL, msg, time.time_ns())
                 ident = msg.find(SignalIdentity)
                 if ident is None:
                     continue
@@ -341,6 +345,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                         _count_xc(done)
                         if done.outcome == Outcome.EXECUTED:
                             tally.realized_wei -= done.realized_profit
+                            tally.gas_wei -= done.gas_used * done.effective_gas_price
                 path = msg.find(ArbitragePath)
                 if isinstance(path, ArbitragePath) and any(h.venue_kind == VenueKind.UNISWAP_V4 for h in path.hops):
                     tally.v4_ids.add(ident.signal_id)
@@ -362,6 +367,8 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
         async with RelayConsumer.connect(Domain.EXECUTION, str(run_dir / "execution.sock"), from_seq=0,
                                          name="demo") as c:
             async for msg in c:
+                if tally.xc_model is not None:
+                    tally.xc_model.on_message(Domain.EXECUTION, msg, time.time_ns())
                 for t in msg.tlvs:
                     if isinstance(t, ExecutionResult):
                         name = outcome_name(t.outcome)
@@ -374,7 +381,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                             _count_xc(t)
                         elif t.outcome == Outcome.EXECUTED:
                             tally.realized_wei += t.realized_profit
-                        if t.outcome == Outcome.EXECUTED:
+                        if t.outcome == Outcome.EXECUTED and t.signal_id not in tally.xc_ids:  # legs: xc_model
                             tally.gas_wei += t.gas_used * t.effective_gas_price
                             tally.v4_executed += t.signal_id in tally.v4_ids
                     elif isinstance(t, ExecutionStarted):
@@ -651,6 +658,9 @@ def main(argv: list[str]) -> int:
             owner, arb, ks, pwfile, recipient = (xchain.lead.owner, xchain.lead.arb, xchain.lead.keystore,
                                                  xchain.lead.password_file, xchain.lead.recipient)
             tally.pool_tape = xchain.tape
+            from tools.dashboard.model import DashboardModel
+
+            tally.xc_model = DashboardModel()
             tally.follow_moves = Moves()
         else:
             owner, arb, ks, pwfile, recipient = _deploy_arb(net, work / "executor")
@@ -741,6 +751,7 @@ def _print_xchain_summary(tally: Tally, xchain: XChainSetup, decimals: dict[str,
                           start: dict[int, dict[str, int]], end: dict[int, dict[str, int]]) -> None:
     """The cross-chain side of the run: opportunities, outcomes, profit, each contract's inventory (read on
     chain) and the time from a first leg's swap log to both legs submitted beside one RPC round trip."""
+    from protocol.execution import BridgeTransferState
     from tools.demo_xchain import fmt_inventory, median_ms, percentile_ms
 
     print("-" * 72)
@@ -748,8 +759,36 @@ def _print_xchain_summary(tally: Tally, xchain: XChainSetup, decimals: dict[str,
     print(f"cross-chain outcomes              : {dict(sorted(tally.xc_outcomes.items()))}")
     print(f"cross-chain executed / unwound    : {tally.xc_outcomes.get('EXECUTED', 0)} / "
           f"{tally.xc_outcomes.get('UNWOUND', 0)}")
-    print(f"cross-chain realized gross profit : {fmt_units(tally.xc_realized, decimals['USDC'])} USDC "
-          f"({tally.xc_realized} units, from the ExecutionResults)")
+    model = tally.xc_model
+    usdc_d = decimals["USDC"]
+    print(f"cross-chain realized gross profit : {fmt_units(tally.xc_realized, usdc_d)} USDC "
+          f"({tally.xc_realized} units; the ExecutionResults, unwinds' losses included)")
+    price = xchain.tape.mids[-1][1] if xchain.tape.mids else None  # USDC per WETH, the lead pool's last swap
+    usdc_per_wei = price / 10 ** (18 - usdc_d) if price is not None else None
+    costs = 0
+    for c in xchain.chains:
+        gas = model.chain_gas.get(c.chain_id, 0)
+        worth = -(-gas * usdc_per_wei.numerator // usdc_per_wei.denominator) if usdc_per_wei is not None else 0
+        costs += worth
+        print(f"{f'gas on chain {c.chain_id} (legs, bridge)':<34}: {fmt_units(gas, 18)} ETH ({gas} wei)"
+              + (f" = {fmt_units(worth, usdc_d)} USDC" if usdc_per_wei is not None else ""))
+    from protocol.ids import TokenId
+
+    symbols = {int(TokenId.of(c.chain_id, t.address)): t.symbol for c in xchain.chains for t in c.deployment.tokens}
+    for tok, fee in sorted(model.bridge_fees.items()):
+        sym = symbols.get(tok, "?")
+        worth = fee if sym == "USDC" else (-(-fee * usdc_per_wei.numerator // usdc_per_wei.denominator)
+                                           if usdc_per_wei is not None else 0)
+        costs += worth
+        print(f"{f'bridge fees in {sym}':<34}: {fmt_units(fee, decimals.get(sym, 0))} {sym} ({fee} units)")
+    counts = model.transfer_counts
+    print(f"rebalances (bridge transfers)     : {counts.get(BridgeTransferState.COMPLETED, 0)} completed, "
+          f"{model.transfers_in_flight} in flight at stop, "
+          f"{counts.get(BridgeTransferState.REFUSED, 0) + counts.get(BridgeTransferState.FAILED, 0)} refused/failed")
+    net = tally.xc_realized - costs
+    print(f"cross-chain realized net profit   : {fmt_units(net, usdc_d)} USDC ({net} units; gas and WETH fees at "
+          f"{f'{float(price):,.2f}' if price is not None else '?'} USDC per WETH, chain {xchain.lead.chain_id}'s V3 "
+          "0.05 % pool)")
     for c in xchain.chains:
         moved = {sym: end[c.chain_id][sym] - start[c.chain_id][sym] for sym in start[c.chain_id]}
         print(f"{f'chain {c.chain_id} contract inventory':<34}: {fmt_inventory(decimals, end[c.chain_id])}; moved "

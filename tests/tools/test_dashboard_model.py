@@ -387,3 +387,75 @@ def test_no_data_is_said_not_faked() -> None:
     m.on_relay_status(int(Domain.SIGNAL), connected=False, now_ns=T0, error="refused")
     assert "NO DATA: relay down: signal" in views.pnl_risk_text(m)
     assert "trading" not in views.pnl_risk_text(m)
+
+
+def test_cross_chain_legs_and_bridge_transfers_per_chain_counted_once() -> None:
+    from market.display import Registry, TokenInfo
+    from protocol.execution import BridgeTransfer, BridgeTransferState, ChainLeg, ChainLegReport, DexLegResult
+    from protocol.signals import CrossChainArbitrage
+
+    a, b = 31337, 31338
+    usdc_a, weth_a = TokenId.of(a, USDC), TokenId.of(a, WETH)
+    usdc_b, weth_b = TokenId.of(b, USDC), TokenId.of(b, WETH)
+    reg = Registry(tokens={int(t): TokenInfo(symbol=s, decimals=d) for t, s, d in (
+        (usdc_a, "USDC", 6), (weth_a, "WETH", 18), (usdc_b, "USDC", 6), (weth_b, "WETH", 18))})
+    m = DashboardModel()
+    ident = SignalIdentity(signal_id=77, strategy_id=4, kind=int(SignalKind.CROSS_CHAIN), confidence_bps=9000,
+                           chain_id=a, block_number=50, strategy="xchain")
+    xc = CrossChainArbitrage(source_chain=a, dest_chain=b, bridge=1, timing_risk_blocks=8, bridge_cost=1_000,
+                             source_gas_cost=10**14, dest_gas_cost=10**13)
+    m.on_message(2, msg(Domain.SIGNAL, 1, ident, xc), T0)
+
+    def leg(which: ChainLeg, chain: int, tin: TokenId, tout: TokenId, amount_in: int, amount_out: int,
+            **kw: int) -> ChainLegReport:
+        fields = dict(signal_id=77, chain_id=chain, leg=int(which), outcome=int(Outcome.UNWOUND),
+                      result=int(DexLegResult.EXECUTED), unwind_result=int(DexLegResult.NOT_SENT), unwind_attempts=0,
+                      block_number=60, tx_hash=b"\x01" * 32, gas_used=100_000, effective_gas_price=10**9,
+                      token_in=tin, token_out=tout, amount_in=amount_in, min_out=amount_out - 5,
+                      amount_out=amount_out, unwind_block_number=0, unwind_tx_hash=bytes(32), unwind_amount_in=0,
+                      unwind_amount_out=0, unwind_gas_cost=0, left_open=0, reason="")
+        fields.update(kw)
+        return ChainLegReport(**fields)
+
+    source = leg(ChainLeg.SOURCE, a, usdc_a, weth_a, 2_000_000_000, 10**18, unwind_result=int(DexLegResult.EXECUTED),
+                 unwind_attempts=1, unwind_amount_in=10**18, unwind_amount_out=1_998_000_000,
+                 unwind_gas_cost=7 * 10**13)
+    dest = leg(ChainLeg.DESTINATION, b, weth_b, usdc_b, 10**18, 0, result=int(DexLegResult.REVERTED),
+               min_out=2_020_000_000)
+    res = ExecutionResult(signal_id=77, chain_id=a, outcome=int(Outcome.UNWOUND), block_number=61,
+                          tx_hash=b"\x01" * 32, gas_used=0, effective_gas_price=0, expected_profit=20_000_000,
+                          realized_profit=-2_000_000, profit_token=usdc_a, reason="destination leg reverted")
+    for seq in (1, 2):  # the same report twice (a replay after a reconnect) counts once
+        m.on_message(3, msg(Domain.EXECUTION, seq, res, source, dest), T0)
+
+    def transfer(state: BridgeTransferState, **kw: int) -> BridgeTransfer:
+        fields = dict(transfer_id=3, state=int(state), src_chain=b, dst_chain=a, bridge=1, nonce=0, src_token=usdc_b,
+                      dst_token=usdc_a, recipient=b"\x05" * 20, amount=50_000_000_000, fee=0, received=0,
+                      src_gas_cost=3 * 10**14, src_tx_hash=b"\x02" * 32, dst_tx_hash=bytes(32),
+                      sent_time_ns=T0, completed_time_ns=0, reason="")
+        fields.update(kw)
+        return BridgeTransfer(**fields)
+
+    m.on_message(3, msg(Domain.EXECUTION, 3, transfer(BridgeTransferState.SENT)), T0)
+    assert m.transfers_in_flight == 1
+    done = transfer(BridgeTransferState.COMPLETED, fee=5_000_000, received=49_995_000_000,
+                    dst_tx_hash=b"\x03" * 32, completed_time_ns=T0 + 8 * 10**9)
+    m.on_message(3, msg(Domain.EXECUTION, 4, done), T0)
+    m.on_message(3, msg(Domain.EXECUTION, 5, transfer(BridgeTransferState.SENT), done), T0)  # republished
+    assert m.transfers_in_flight == 0 and m.transfer_counts == {BridgeTransferState.SENT: 1,
+                                                                BridgeTransferState.COMPLETED: 1}
+    # the source leg bought 1 WETH for 2,000 USDC and sold it back for 1,998; the destination leg moved nothing
+    assert m.chain_moved == {(a, int(usdc_a)): -2_000_000_000 + 1_998_000_000 + 49_995_000_000, (a, int(weth_a)): 0,
+                             (b, int(usdc_b)): -50_000_000_000}
+    assert m.chain_gas == {a: 10**14 + 7 * 10**13, b: 10**14 + 3 * 10**14}
+    assert m.bridge_fees == {int(usdc_a): 5_000_000}
+    text = views.pnl_risk_text(m, reg)
+    assert "Cross-chain: 1 signal(s)" in text
+    assert "moved +49,993.000000 USDC (49993000000)" in text and "moved -50,000.000000 USDC (-50000000000)" in text
+    assert "bridge transfers: 0 in flight, 1 completed, 0 refused/failed; fees 5.000000 USDC (5000000)" in text
+    assert ("#3 31338 -> 31337: 50,000.000000 USDC (50000000000) COMPLETED, fee 5.000000 USDC (5000000), "
+            "received 49,995.000000 USDC (49995000000) after 8 s") in text
+    legs = views.inspector_text(m, 77, reg)
+    assert "source leg on chain 31337: executed, 2,000.000000 USDC (2000000000) -> 1.000000 WETH" in legs
+    assert "unwind executed after 1 attempt(s)" in legs
+    assert "destination leg on chain 31338: reverted" in legs

@@ -20,6 +20,13 @@ repaints. Invariants that let it keep up with a 10k msgs/s bus on one core:
 
 Execution messages and the signal they answer travel on different relays and may arrive in
 either order, so a signal's record is created by whichever message names it first.
+
+Cross-chain (issue 14): a cross-chain signal's two ``ChainLegReport`` records stay on its record
+(``chain_legs``, by leg), and what they and the rebalancer's ``BridgeTransfer`` records moved is kept per
+chain: ``chain_moved`` ((chain, token) -> base units our legs, unwinds and bridge transfers moved),
+``chain_gas`` (chain -> wei those transactions cost), ``transfers`` (the latest state of each transfer,
+``max_transfers`` of them) and ``bridge_fees`` (destination token -> fees paid). A report is counted once:
+legs by (signal, leg), transfers by ``specs/rebalance.md``'s dedupe key, so a republished one changes nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +36,19 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any, NamedTuple
 
-from protocol.execution import CexFill, CexOrderPurpose, ExecutionResult, ExecutionStarted, LegReport, Outcome
+from protocol.execution import (
+    NO_NONCE,
+    BridgeTransfer,
+    BridgeTransferState,
+    CexFill,
+    CexOrderPurpose,
+    ChainLegReport,
+    DexLegResult,
+    ExecutionResult,
+    ExecutionStarted,
+    LegReport,
+    Outcome,
+)
 from protocol.header import Domain
 from protocol.ids import PoolId, cex_symbol, code_name
 from protocol.market import (
@@ -153,7 +172,7 @@ class SignalRecord:
     (then stage), never by arrival."""
 
     __slots__ = ("signal_id", "identity", "economics", "path", "cross_chain", "trace_context",
-                 "started", "result", "legs", "cex_fills", "steps", "first_ns", "updated_ns")
+                 "started", "result", "legs", "cex_fills", "chain_legs", "steps", "first_ns", "updated_ns")
 
     MAX_STEPS = 32
     MAX_FILLS = 8
@@ -169,6 +188,7 @@ class SignalRecord:
         self.result: ExecutionResult | None = None
         self.legs: LegReport | None = None  # a CEX-DEX signal: what each leg did (with its result)
         self.cex_fills: list[CexFill] = []  # its exchange orders as answered (entry, unwinds)
+        self.chain_legs: dict[int, ChainLegReport] = {}  # a cross-chain signal: ChainLeg -> what that leg did
         self.steps: list[TraceStep] = []
         self.first_ns = now_ns
         self.updated_ns = now_ns
@@ -261,7 +281,7 @@ class DashboardModel:
     """See the module docstring. ``now_ns`` is always passed in; the model never reads a clock."""
 
     def __init__(self, *, max_pools: int = 5000, max_signals: int = 2000, max_swaps: int = 200,
-                 max_risk_events: int = 100, max_quotes: int = 500) -> None:
+                 max_risk_events: int = 100, max_quotes: int = 500, max_transfers: int = 500) -> None:
         self.max_pools = max_pools
         self.max_signals = max_signals
         self.max_quotes = max_quotes
@@ -284,6 +304,16 @@ class DashboardModel:
         # exchange balances as our CexFills moved them: (venue, the venue's asset name) -> (chain token the
         # asset trades as, units of that token)
         self.cex_moved: dict[tuple[int, str], tuple[int, int]] = {}
+        # cross-chain: see the module docstring
+        self.max_transfers = max_transfers
+        self.chain_moved: dict[tuple[int, int], int] = {}
+        self.chain_gas: dict[int, int] = {}
+        self.transfers: OrderedDict[tuple[int, int], BridgeTransfer] = OrderedDict()  # (src chain, transfer id)
+        self.transfer_counts: dict[int, int] = {}  # BridgeTransferState -> transfers that reached it
+        self.bridge_fees: dict[int, int] = {}
+        self.cross_chain_signals = 0
+        self._legs_seen: set[tuple[int, int]] = set()
+        self._transfers_seen: set[tuple[int, int, int, int]] = set()
         self.active_stops: dict[int, RiskEvent] = {}
         self.risk_events: deque[RiskEvent] = deque(maxlen=max_risk_events)
         self.health: dict[int, RelayHealth] = {
@@ -309,6 +339,8 @@ class DashboardModel:
             ExecutionResult: self._exec_result,
             CexFill: self._cex_fill,
             LegReport: self._leg_report,
+            ChainLegReport: self._chain_leg,
+            BridgeTransfer: self._bridge_transfer,
             EmergencyStop: self._stop,
             Resume: self._resume,
             TraceContext: _ignore,
@@ -559,6 +591,7 @@ class DashboardModel:
                 r.path = x
             elif isinstance(x, CrossChainArbitrage):
                 r.cross_chain = x
+                self.cross_chain_signals += 1
             elif isinstance(x, TraceContext):
                 r.trace_context = x
 
@@ -621,6 +654,59 @@ class DashboardModel:
             self.realized_net[tok] = self.realized_net.get(tok, 0) + after
             points.append(self.realized_net[tok])
         self.changed.update(("signals", "execution", "pnl"))
+
+    def _move(self, chain_id: int, token: int, amount: int) -> None:
+        key = (chain_id, token)
+        self.chain_moved[key] = self.chain_moved.get(key, 0) + amount
+
+    def _chain_leg(self, t: ChainLegReport, msg: Message, seq: int, now_ns: int) -> None:
+        """One leg of a cross-chain result: kept on the signal's record; what it (and its unwind) moved and
+        cost counted on its chain, once per (signal, leg)."""
+        r = self._record(t.signal_id, now_ns)
+        r.chain_legs[t.leg] = t
+        self.changed.update(("signals", "execution", "pnl"))
+        if (t.signal_id, t.leg) in self._legs_seen:
+            return
+        self._legs_seen.add((t.signal_id, t.leg))
+        if t.result == DexLegResult.EXECUTED:
+            self._move(t.chain_id, t.token_in, -t.amount_in)
+            self._move(t.chain_id, t.token_out, t.amount_out)
+        if t.unwind_result == DexLegResult.EXECUTED:
+            self._move(t.chain_id, t.token_out, -t.unwind_amount_in)
+            self._move(t.chain_id, t.token_in, t.unwind_amount_out)
+        gas = t.gas_used * t.effective_gas_price + t.unwind_gas_cost
+        if gas:
+            self.chain_gas[t.chain_id] = self.chain_gas.get(t.chain_id, 0) + gas
+
+    def _bridge_transfer(self, t: BridgeTransfer, msg: Message, seq: int, now_ns: int) -> None:
+        """A rebalancer transfer's new state; counted once per ``specs/rebalance.md`` dedupe key (a
+        rebalancer republishes after a restart)."""
+        numbered = t.state in (BridgeTransferState.SENT, BridgeTransferState.COMPLETED) and t.nonce != NO_NONCE
+        key = (t.src_chain, int(numbered), t.nonce if numbered else t.transfer_id, t.state)
+        self.changed.add("pnl")
+        if key in self._transfers_seen:
+            return
+        self._transfers_seen.add(key)
+        table = self.transfers
+        old = table.pop((t.src_chain, t.transfer_id), None)
+        # a late SENT (after its COMPLETED) does not move the state back
+        table[(t.src_chain, t.transfer_id)] = old if (old is not None and old.state == BridgeTransferState.COMPLETED
+                                                      and t.state == BridgeTransferState.SENT) else t
+        if len(table) > self.max_transfers:
+            table.popitem(last=False)
+        self.transfer_counts[t.state] = self.transfer_counts.get(t.state, 0) + 1
+        if t.state != BridgeTransferState.COMPLETED and t.src_gas_cost:  # the rebalancer's own transactions
+            self.chain_gas[t.src_chain] = self.chain_gas.get(t.src_chain, 0) + t.src_gas_cost
+        if t.state == BridgeTransferState.SENT:
+            self._move(t.src_chain, t.src_token, -t.amount)
+        elif t.state == BridgeTransferState.COMPLETED:
+            self._move(t.dst_chain, t.dst_token, t.received)
+            self.bridge_fees[t.dst_token] = self.bridge_fees.get(t.dst_token, 0) + t.fee
+
+    @property
+    def transfers_in_flight(self) -> int:
+        """Transfers sent whose completion has not been seen."""
+        return sum(1 for t in self.transfers.values() if t.state == BridgeTransferState.SENT)
 
     def _account(self, t: ExecutionResult, sign: int) -> None:
         self.outcomes[t.outcome] = self.outcomes.get(t.outcome, 0) + sign

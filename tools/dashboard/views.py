@@ -18,7 +18,16 @@ import time
 
 from market.display import PriceSource, Registry, fmt_units
 from portfolio.books import native_token
-from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, SubmissionMode
+from protocol.execution import (
+    BridgeTransfer,
+    BridgeTransferState,
+    CexFill,
+    CexOrderPurpose,
+    ChainLeg,
+    ChainLegReport,
+    DexLegResult,
+    SubmissionMode,
+)
 from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind, code_name, pool_label
 from protocol.market import Side
@@ -67,6 +76,12 @@ def money(reg: Registry, amount: int, token: int) -> str:
     """``amount`` of ``token`` with its symbol and decimals, or the raw base units for a token the
     registry does not know."""
     return reg.amount(amount, token) if token and reg.token(token) else fmt_int(amount)
+
+
+def exact(reg: Registry, amount: int, token: int) -> str:
+    """``amount`` with its symbol and decimals and, beside it, the exact integer of base units."""
+    text = money(reg, amount, token)
+    return text if not (token and reg.token(token)) else f"{text} ({amount})"
 
 
 def fmt_token(token: int) -> str:
@@ -350,6 +365,7 @@ def pnl_risk_text(model: DashboardModel, reg: Registry = NO_REGISTRY) -> str:
         counts = ", ".join(f"{outcome_name(k)} {v}" for k, v in sorted(model.outcomes.items()) if v)
         lines.append(f"Outcomes: {counts}")
     lines.append(f"Signals: {fmt_int(model.signals_seen)} seen, {fmt_int(model.open_signals)} open")
+    lines += cross_chain_lines(model, reg)
     if model.risk_events:
         lines.append("")
         lines.append("Risk events (newest first):")
@@ -361,6 +377,73 @@ def pnl_risk_text(model: DashboardModel, reg: Registry = NO_REGISTRY) -> str:
         for at, text in list(reversed(model.notices))[:3]:
             lines.append(f"{fmt_time(at)} {text}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- cross-chain
+
+
+def cross_chain_lines(model: DashboardModel, reg: Registry = NO_REGISTRY, transfers: int = 5) -> list[str]:
+    """Both chains and the bridge (nothing without cross-chain activity): per chain its head, what our legs,
+    unwinds and bridge transfers moved of each token (symbol and decimals, the exact integer beside) and the
+    gas they cost; then the bridge transfers in flight and completed with their fees, the newest first."""
+    if not (model.cross_chain_signals or model.chain_moved or model.transfers):
+        return []
+    lines = ["", f"Cross-chain: {fmt_int(model.cross_chain_signals)} signal(s)"]
+    chains = sorted({c for c, _ in model.chain_moved} | set(model.chain_gas)
+                    | {c for t in model.transfers.values() for c in (t.src_chain, t.dst_chain)})
+    for chain in chains:
+        head = model.blocks.get(chain)
+        lines.append(f"  chain {chain}" + (f" (block {head.number:,})" if head else "") + ": gas "
+                     + fmt_eth(model.chain_gas.get(chain, 0)))
+        for (c, tok), amount in sorted(model.chain_moved.items()):
+            if c == chain:
+                lines.append(f"    moved {_signed(reg, amount, tok)} {reg.symbol(tok) if reg.token(tok) else fmt_token(tok)}"
+                             f" ({amount})")
+    counts = model.transfer_counts
+    if model.transfers:
+        fees = ", ".join(exact(reg, v, tok) for tok, v in sorted(model.bridge_fees.items())) or "none"
+        lines.append(f"  bridge transfers: {model.transfers_in_flight} in flight, "
+                     f"{counts.get(BridgeTransferState.COMPLETED, 0)} completed, "
+                     f"{counts.get(BridgeTransferState.REFUSED, 0) + counts.get(BridgeTransferState.FAILED, 0)} "
+                     f"refused/failed; fees {fees}")
+        for t in list(reversed(model.transfers.values()))[:transfers]:
+            lines.append("    " + transfer_line(reg, t))
+    return lines
+
+
+def transfer_line(reg: Registry, t: BridgeTransfer) -> str:
+    """One bridge transfer: chains, amount, state, fee and received once completed."""
+    state = code_name(BridgeTransferState, t.state)
+    text = f"#{t.transfer_id} {t.src_chain} -> {t.dst_chain}: {exact(reg, t.amount, t.src_token)} {state}"
+    if t.state == BridgeTransferState.COMPLETED:
+        took = (t.completed_time_ns - t.sent_time_ns) if t.sent_time_ns and t.completed_time_ns else 0
+        text += (f", fee {exact(reg, t.fee, t.dst_token)}, received {exact(reg, t.received, t.dst_token)}"
+                 + (f" after {took / 1e9:.0f} s" if took > 0 else ""))
+    elif t.reason:
+        text += f": {t.reason}"
+    return text
+
+
+def chain_leg_lines(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
+    """A cross-chain signal's two legs as reported (``ChainLegReport``), with their unwinds."""
+    lines = []
+    for leg in sorted(r.chain_legs):
+        t: ChainLegReport = r.chain_legs[leg]
+        name = code_name(ChainLeg, leg).lower()
+        lines.append(f"  {name} leg on chain {t.chain_id}: {code_name(DexLegResult, t.result).lower()}, "
+                     f"{exact(reg, t.amount_in, t.token_in)} -> {exact(reg, t.amount_out, t.token_out)} "
+                     f"(min {money(reg, t.min_out, t.token_out)})"
+                     + (f", block {t.block_number:,}, gas {fmt_eth(t.gas_used * t.effective_gas_price)}"
+                        if t.block_number else ""))
+        if t.unwind_attempts:
+            lines.append(f"      unwind {code_name(DexLegResult, t.unwind_result).lower()} after {t.unwind_attempts} "
+                         f"attempt(s): {exact(reg, t.unwind_amount_in, t.token_out)} -> "
+                         f"{exact(reg, t.unwind_amount_out, t.token_in)}, gas {fmt_eth(t.unwind_gas_cost)}")
+        if t.left_open:
+            lines.append(f"      LEFT OPEN {exact(reg, t.left_open, t.token_out)}")
+        if t.reason:
+            lines.append(f"      {t.reason}")
+    return lines
 
 
 # ---------------------------------------------------------------------- inspector and tracer
@@ -418,7 +501,7 @@ def fill_line(reg: Registry, f: CexFill) -> str:
 
 def legs_lines(r: SignalRecord, reg: Registry = NO_REGISTRY) -> list[str]:
     """A CEX-DEX signal's legs: the exchange orders and what the LegReport says each leg did."""
-    lines = [f"  CEX {fill_line(reg, f)}" for f in r.cex_fills]
+    lines = [f"  CEX {fill_line(reg, f)}" for f in r.cex_fills] + chain_leg_lines(r, reg)
     t = r.legs
     if t is None:
         return lines
