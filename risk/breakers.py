@@ -29,8 +29,12 @@ import numpy as np
 
 from market.prices import pool_price_q96
 from protocol.execution import (
+    NO_NONCE,
+    BridgeTransfer,
+    BridgeTransferState,
     CexFill,
     CexOrderPurpose,
+    ChainLegReport,
     DexLegResult,
     ExecutionResult,
     ExecutionStarted,
@@ -43,8 +47,10 @@ from protocol.market import BlockHeader, Side, StateInvalidation
 from protocol.message import Message
 from protocol.signals import ArbitragePath, SignalIdentity
 from protocol.system import StopScope
+from runtime.assets import AssetMap
 
 from .config import (
+    BridgeOverdueConfig,
     ChainStallConfig,
     DailyLossConfig,
     FailureRateConfig,
@@ -55,6 +61,7 @@ from .config import (
     StaleDataConfig,
     TradeSizeConfig,
     VolatilityConfig,
+    XchainInventoryConfig,
     parse_outcomes,
     parse_scope,
 )
@@ -88,6 +95,11 @@ def venue_name(code: int) -> str:
 
 class Breaker:
     name = ""
+
+    @classmethod
+    def build(cls, cfg: Any, config: Any) -> Breaker:
+        """This breaker from its table ``cfg`` of the whole risk configuration ``config``."""
+        return cls(cfg)  # type: ignore[call-arg]  # each kind takes its own config table
 
     def breach(self, scope: StopScope, scope_value: int, reason: str) -> Breach:
         """A candidate stop of ``(scope, scope_value)`` by this breaker."""
@@ -133,6 +145,7 @@ class SelfClearing(Breaker):
     def __init__(self, auto_clear: bool) -> None:
         self.auto_clear = auto_clear
         self._clears: list[Clear] = []
+        self.breached: set[tuple[StopScope, int]] = set()  # what :meth:`settle` last found (or adopted)
 
     def clear(self, scope: StopScope, scope_value: int, reason: str) -> None:
         if self.auto_clear:
@@ -141,6 +154,18 @@ class SelfClearing(Breaker):
     def take_clears(self) -> list[Clear]:
         out, self._clears = self._clears, []
         return out
+
+    def adopt(self, scope: StopScope, scope_value: int) -> None:
+        """A stop of ours already in force (restored after a restart, or a reload rebuilt us): the next
+        :meth:`settle` that finds it healthy lifts it."""
+        self.breached.add((scope, scope_value))
+
+    def settle(self, now: Mapping[tuple[StopScope, int], str], healthy: str) -> list[Breach]:
+        """The breaches found now (key -> reason); a key breached before and not now is cleared with ``healthy``."""
+        for scope, value in self.breached - set(now):
+            self.clear(scope, value, healthy)
+        self.breached = set(now)
+        return [self.breach(scope, value, reason) for (scope, value), reason in now.items()]
 
 
 # ------------------------------------------------------------------ daily loss
@@ -674,3 +699,175 @@ class ChainStall(SelfClearing):
         for chain in self.windows:
             if _applies(scope, scope_value, StopScope.CHAIN, chain):
                 self.last_new[chain] = max(self.last_new.get(chain, 0), now_ns)
+
+
+# ------------------------------------------------------------------ inventory across chains
+
+
+def _transfer_key(t: BridgeTransfer) -> str:
+    """One bridge transfer, as the spec dedupes it: (source chain, nonce), or (source chain, transfer id)."""
+    return f"{t.src_chain}:n{t.nonce}" if t.nonce != NO_NONCE else f"{t.src_chain}:t{t.transfer_id}"
+
+
+class XchainInventory(SelfClearing):
+    """One asset (``[[assets]]``) held too much on one chain: a chain's share of the asset's whole inventory
+    (every chain's balance plus what is in flight on a bridge) above ``max_share_bps``.
+
+    Balances start at the configured ``start`` per chain and move with the execution relay: every
+    ``ChainLegReport`` whose swap (or unwind) EXECUTED moves its chain's tokens, every CEX-DEX ``LegReport`` whose
+    DEX leg executed its chain's tokens, and every ``BridgeTransfer``: SENT takes ``amount`` off the source chain
+    into flight, COMPLETED lands ``received`` on the destination (the fee is gone). Each transfer state counts
+    once. Trips ALL (or, with ``scope = "chain"``, a CHAIN stop of the chain holding too much); lifts itself when
+    every asset is back within its share (a rebalance landed)."""
+
+    name = "xchain_inventory"
+
+    @classmethod
+    def build(cls, cfg: Any, config: Any) -> Breaker:
+        return cls(cfg, config.asset_map())
+
+    def __init__(self, cfg: XchainInventoryConfig, assets: AssetMap) -> None:
+        super().__init__(cfg.auto_clear)
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN), "xchain_inventory.scope")
+        self.assets = assets
+        self.bounds = {a.asset: a for a in cfg.assets}
+        self.balances: dict[str, dict[int, int]] = {
+            a.asset: {chain: a.start.get(str(chain), 0) for chain in assets.tokens(a.asset)} for a in cfg.assets}
+        self.in_flight: dict[str, int] = dict.fromkeys(self.bounds, 0)
+        self.seen: set[str] = set()  # "<transfer key>:<state>" applied
+        self.last_why = ""
+
+    def _move(self, token: int, delta: int) -> bool:
+        asset = self.assets.asset_of(token)
+        if asset is None or asset not in self.bounds or not delta:
+            return False
+        chains = self.balances[asset]
+        chain = TokenId(token).chain_id
+        chains[chain] = chains.get(chain, 0) + delta
+        return True
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.EXECUTION:
+            return []
+        moved = False
+        for t in msg.tlvs:
+            tp = type(t)
+            if tp is ChainLegReport:
+                if t.result == DexLegResult.EXECUTED:
+                    moved |= self._move(int(t.token_in), -t.amount_in)
+                    moved |= self._move(int(t.token_out), t.amount_out)
+                if t.unwind_result == DexLegResult.EXECUTED:
+                    moved |= self._move(int(t.token_out), -t.unwind_amount_in)
+                    moved |= self._move(int(t.token_in), t.unwind_amount_out)
+                self.last_why = f"signal {t.signal_id}'s cross-chain legs"
+            elif tp is LegReport and t.dex_result == DexLegResult.EXECUTED:
+                sign = 1 if t.cex_side == Side.SELL else -1
+                moved |= self._move(int(t.base_token), sign * t.dex_base)
+                moved |= self._move(int(t.quote_token), -sign * t.dex_quote)
+                self.last_why = f"signal {t.signal_id}'s DEX leg"
+            elif tp is BridgeTransfer:
+                moved |= self._bridge(t)
+        return self.evaluate() if moved else []
+
+    def _bridge(self, t: BridgeTransfer) -> bool:
+        key = _transfer_key(t)
+        asset = self.assets.asset_of(int(t.src_token))
+        if asset not in self.bounds or f"{key}:{t.state}" in self.seen:
+            return False
+        if t.state == BridgeTransferState.SENT or (t.state == BridgeTransferState.COMPLETED
+                                                   and f"{key}:{int(BridgeTransferState.SENT)}" not in self.seen):
+            self._move(int(t.src_token), -t.amount)
+            self.in_flight[asset] += t.amount
+            self.seen.add(f"{key}:{int(BridgeTransferState.SENT)}")
+        if t.state == BridgeTransferState.COMPLETED:
+            self.in_flight[asset] -= t.amount
+            self._move(int(t.dst_token), t.received)
+        self.seen.add(f"{key}:{t.state}")
+        self.last_why = f"bridge transfer {t.transfer_id} {code_name(BridgeTransferState, t.state)}"
+        return True
+
+    def evaluate(self) -> list[Breach]:
+        now: dict[tuple[StopScope, int], str] = {}
+        for asset, chains in self.balances.items():
+            bound = self.bounds[asset].max_share_bps
+            flight = self.in_flight[asset]
+            total = sum(chains.values()) + flight
+            if total <= 0:
+                continue
+            for chain, bal in chains.items():
+                if bal * 10_000 > bound * total:
+                    key = (self.scope, chain if self.scope == StopScope.CHAIN else 0)
+                    now.setdefault(key, (
+                        f"{asset}: chain {chain} holds {bal * 100 / total:.1f} % of {total} ({bal}; {flight} in "
+                        f"flight), above the bound {bound / 100:g} %, after {self.last_why or 'start'}"))
+        return self.settle(now, "every asset is back within its share of the inventory")
+
+    def on_timer(self, now_ns: int) -> list[Breach]:
+        return self.evaluate() if self.breached else []  # lifts a restored stop the books no longer justify
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"balances": {a: {str(c): v for c, v in ch.items()} for a, ch in self.balances.items()},
+                "in_flight": self.in_flight, "seen": sorted(self.seen)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        for a, chains in state.get("balances", {}).items():
+            if a in self.balances:
+                for c, v in chains.items():
+                    if int(c) in self.balances[a]:
+                        self.balances[a][int(c)] = int(v)
+        for a, v in state.get("in_flight", {}).items():
+            if a in self.in_flight:
+                self.in_flight[a] = int(v)
+        self.seen = set(state.get("seen", []))
+
+
+# ------------------------------------------------------------------ a bridge transfer overdue
+
+
+class BridgeOverdue(SelfClearing):
+    """A bridge transfer SENT and not COMPLETED within ``max_transfer_s`` of its send's block time (the inventory
+    it carries is stuck). Trips a CHAIN stop of the destination chain (or ALL); lifts itself when no transfer to
+    that scope is overdue any more (it completed). A transfer the rebalancer reports REFUSED or FAILED never left."""
+
+    name = "bridge_overdue"
+
+    def __init__(self, cfg: BridgeOverdueConfig) -> None:
+        super().__init__(cfg.auto_clear)
+        self.max_ns = int(cfg.max_transfer_s * 1e9)
+        self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN), "bridge_overdue.scope")
+        self.open: dict[str, tuple[int, int, int, int, int]] = {}  # key -> (id, src, dst, amount, sent ns)
+        self.done: set[str] = set()  # completed keys (a SENT replayed after its COMPLETED stays closed)
+
+    def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
+        if domain != Domain.EXECUTION:
+            return []
+        changed = False
+        for t in msg.tlvs:
+            if type(t) is not BridgeTransfer:
+                continue
+            key = _transfer_key(t)
+            if t.state == BridgeTransferState.SENT and key not in self.done:
+                self.open.setdefault(key, (t.transfer_id, t.src_chain, t.dst_chain, t.amount, t.sent_time_ns or now_ns))
+            elif t.state == BridgeTransferState.COMPLETED:
+                changed |= self.open.pop(key, None) is not None
+                self.done.add(key)
+        return self.evaluate(now_ns) if changed and self.breached else []
+
+    def evaluate(self, now_ns: int) -> list[Breach]:
+        now: dict[tuple[StopScope, int], str] = {}
+        for tid, src, dst, amount, sent in self.open.values():
+            if now_ns - sent > self.max_ns:
+                now.setdefault((self.scope, dst if self.scope == StopScope.CHAIN else 0), (
+                    f"bridge transfer {tid} (chain {src} -> {dst}, {amount} units) sent {(now_ns - sent) / 1e9:.1f} s "
+                    f"ago and not completed; limit {self.max_ns / 1e9:g} s"))
+        return self.settle(now, "no bridge transfer is overdue any more")
+
+    def on_timer(self, now_ns: int) -> list[Breach]:
+        return self.evaluate(now_ns)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"open": {k: list(v) for k, v in self.open.items()}, "done": sorted(self.done)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.open = {k: tuple(int(x) for x in v) for k, v in state.get("open", {}).items()}  # type: ignore[misc]
+        self.done = set(state.get("done", []))

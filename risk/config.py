@@ -10,7 +10,8 @@ A configuration that limits nothing is refused, at start-up and by ``alphapulse 
 least one breaker (:data:`BREAKERS`), and a breaker table must watch something --
 ``[daily_loss]`` and ``[trade_size]`` at least one token, ``[gas_price]`` a ``max_wei`` or a
 per-chain ceiling, ``[stale_data]`` a venue or a ``default_max_age_s``, ``[inventory]`` an asset,
-``[chain_stall]`` a chain.
+``[chain_stall]`` a chain, ``[xchain_inventory]`` an asset of ``[[assets]]``. (``[bridge_overdue]`` works on
+its defaults.)
 (``[failure_rate]``, ``[relay_gaps]``, ``[volatility]`` and ``[leg_open]`` work on their defaults: an
 empty table enables them.)
 
@@ -77,8 +78,25 @@ Example (``alphapulse risk --config risk.toml``)::
     multiple = 10.0                # trips after this many block times without a new BlockHeader
     auto_clear = true              # the next new head lifts the stop (a Resume from risk)
 
-Self-clearing breakers (``auto_clear``, on by default: ``[chain_stall]``) lift their own stop when the
-condition is gone, publishing a ``Resume`` naming that stop id; every other stop waits for an operator.
+    [[assets]]                     # asset identity across chains (runtime/assets.py), for xchain_inventory
+    name = "USDC"
+    tokens = [{ chain_id = 31337, address = "0x..." }, { chain_id = 31338, address = "0x..." }]
+
+    [xchain_inventory]             # one chain holding too large a share of an asset (chains + in flight)
+    scope = "all"                  # or "chain": a CHAIN stop of the chain holding too much
+    [[xchain_inventory.assets]]
+    asset = "USDC"
+    start = { "31337" = 5000000000, "31338" = 5000000000 }   # balance per chain at start (base units)
+    max_share_bps = 8000
+
+    [bridge_overdue]               # a BridgeTransfer SENT and not COMPLETED within this, from its send's block
+    max_transfer_s = 600.0
+    scope = "chain"                # a CHAIN stop of the destination chain; or "all"
+
+Self-clearing breakers (``auto_clear``, on by default: ``[chain_stall]``, ``[xchain_inventory]``,
+``[bridge_overdue]``) lift their own stop when the condition is gone (a new head, the share back within
+its bound, the transfer completed), publishing a ``Resume`` naming that stop id; every other stop waits
+for an operator. A self-clearing stop restored after a restart is lifted once the evidence says so.
 
 Tokens are written ``"<chain_id>:<0x address>"``; venues by ``protocol.ids.Venue`` name
 (case-insensitive) or numeric code.
@@ -93,6 +111,7 @@ import msgspec
 from protocol.execution import Outcome
 from protocol.ids import TokenId, Venue
 from protocol.system import StopScope
+from runtime.assets import AssetEntry, AssetMap
 from runtime.config import Config, ConfigError, RelaysConfig, decode, load, parse_toml
 
 # ------------------------------------------------------------------ value parsers
@@ -350,6 +369,44 @@ class ChainStallConfig(Config):
         return {int(k): int(v * self.multiple * 1e9) for k, v in self.chains.items()}
 
 
+class AssetShare(Config):
+    """One asset's inventory across chains: its balance on each chain at start (base units of that chain's token)
+    and the largest share of the whole (every chain plus what is in flight) one chain may hold."""
+
+    asset: str  # an [[assets]] name
+    start: dict[str, int] = {}  # chain id -> balance at start
+    max_share_bps: int = 8000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_share_bps <= 10000:
+            raise ConfigError("must be 1..10000", path="max_share_bps")
+        for k, v in self.start.items():
+            if not k.isdigit() or not 0 < int(k) < 1 << 32:
+                raise ConfigError("chain ids are integers (uint32, not 0)", path=f"start.{k}")
+            if v < 0:
+                raise ConfigError("must not be negative", path=f"start.{k}")
+
+
+class XchainInventoryConfig(Config):
+    assets: tuple[AssetShare, ...] = ()
+    scope: str = "all"  # all; chain: a CHAIN stop of the chain holding too large a share
+    auto_clear: bool = True  # back within the share (a rebalance landed): the stop lifts itself
+
+    def __post_init__(self) -> None:
+        _watches(self.assets, "assets", "no asset has a share bound ([[xchain_inventory.assets]])")
+        parse_scope(self.scope, (StopScope.ALL, StopScope.CHAIN), "scope")
+
+
+class BridgeOverdueConfig(Config):
+    max_transfer_s: float = 600.0  # a transfer SENT and not COMPLETED within this (from its send's block) trips
+    scope: str = "chain"  # chain: a CHAIN stop of the destination chain (the inventory it waits for); or all
+    auto_clear: bool = True  # the overdue transfer completing lifts the stop
+
+    def __post_init__(self) -> None:
+        _positive(self.max_transfer_s, "max_transfer_s")
+        parse_scope(self.scope, (StopScope.ALL, StopScope.CHAIN), "scope")
+
+
 class AlertsConfig(Config):
     webhook_url: str = ""  # empty: alerts are only logged
     style: str = "discord"
@@ -392,10 +449,30 @@ class RiskConfig(Config):
     inventory: InventoryConfig | None = None
     leg_open: LegOpenConfig | None = None
     chain_stall: ChainStallConfig | None = None
+    xchain_inventory: XchainInventoryConfig | None = None
+    bridge_overdue: BridgeOverdueConfig | None = None
+    assets: tuple[AssetEntry, ...] = ()  # which tokens on which chains are one asset (runtime.assets)
+
+    def __post_init__(self) -> None:
+        amap = AssetMap.of(self.assets)
+        if self.xchain_inventory is not None:
+            for i, a in enumerate(self.xchain_inventory.assets):
+                here = f"xchain_inventory.assets[{i}]"
+                if a.asset not in amap.names:
+                    raise ConfigError(f"asset {a.asset} is not in [[assets]] ({', '.join(amap.names) or 'none'})",
+                                      path=f"{here}.asset")
+                chains = amap.tokens(a.asset)
+                for k in a.start:
+                    if int(k) not in chains:
+                        raise ConfigError(f"asset {a.asset} has no token on chain {k} in [[assets]]",
+                                          path=f"{here}.start.{k}")
+
+    def asset_map(self) -> AssetMap:
+        return AssetMap.of(self.assets)
 
 
 BREAKERS = ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data", "relay_gaps", "volatility",
-            "inventory", "leg_open", "chain_stall")
+            "inventory", "leg_open", "chain_stall", "xchain_inventory", "bridge_overdue")
 
 
 def load_config(path: str | Path) -> RiskConfig:

@@ -37,6 +37,7 @@ from protocol.system import EmergencyStop, Resume, StopScope
 from .breakers import (
     Breach,
     Breaker,
+    BridgeOverdue,
     ChainStall,
     Clear,
     DailyLoss,
@@ -45,9 +46,11 @@ from .breakers import (
     Inventory,
     LegOpen,
     RelayGaps,
+    SelfClearing,
     StaleData,
     TradeSize,
     Volatility,
+    XchainInventory,
 )
 from .config import RiskConfig
 
@@ -106,7 +109,7 @@ Action = Stop | Resumed | ForeignStop | Cleared
 # Every breaker kind, in the order the engine consults them; each is configured by the table of
 # RiskConfig named like it (``Breaker.name``) and is off when that table is absent.
 BREAKERS: tuple[type[Breaker], ...] = (DailyLoss, TradeSize, GasPrice, FailureRate, StaleData, RelayGaps, Volatility,
-                                       Inventory, LegOpen, ChainStall)
+                                       Inventory, LegOpen, ChainStall, XchainInventory, BridgeOverdue)
 
 
 def build_breakers(config: RiskConfig) -> list[Breaker]:
@@ -114,7 +117,7 @@ def build_breakers(config: RiskConfig) -> list[Breaker]:
     for kind in BREAKERS:
         cfg = getattr(config, kind.name)
         if cfg is not None:
-            out.append(kind(cfg))  # type: ignore[call-arg]  # each kind takes its own config table
+            out.append(kind.build(cfg, config))
     return out
 
 
@@ -136,6 +139,8 @@ class RiskEngine:
             for b in self.breakers:
                 if b.name in snapshot:
                     b.restore(snapshot[b.name])
+        for b in self.breakers:
+            self._adopt(b)
 
     #: what ``reconfigure`` can change while running (``runtime.reload`` patterns): the breakers'
     #: tables (limits, windows, thresholds; adding or removing a table turns a breaker on or off).
@@ -157,12 +162,20 @@ class RiskEngine:
             if same:
                 breakers.append(old[kind.name])
                 continue
-            fresh = kind(table)  # type: ignore[call-arg]  # each kind takes its own config table
+            fresh = kind.build(table, config)
             if kind.name in old and (state := old[kind.name].snapshot()):
                 fresh.restore(state)
+            self._adopt(fresh)
             breakers.append(fresh)
         self.config = config
         self.breakers = breakers
+
+    def _adopt(self, b: Breaker) -> None:
+        """A self-clearing breaker learns its stops in force, so it can lift them once healthy."""
+        if isinstance(b, SelfClearing):
+            for t in self.tripped.values():
+                if t.breaker == b.name:
+                    b.adopt(t.scope, t.scope_value)
 
     # ---- inputs ----
 

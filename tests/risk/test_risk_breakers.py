@@ -346,7 +346,8 @@ def test_reconfigure_keeps_the_failure_window_and_unchanged_breakers() -> None:
     e.reconfigure(parse_config("[gas_price]\nmax_wei = 300000000000\n"))
     assert [b.name for b in e.breakers] == ["gas_price"] and len(e.tripped) == 1
     assert RiskEngine.RELOADABLE == ("daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data",
-                                     "relay_gaps", "volatility", "inventory", "leg_open", "chain_stall")
+                                     "relay_gaps", "volatility", "inventory", "leg_open", "chain_stall",
+                                     "xchain_inventory", "bridge_overdue")
 
 
 # ---------------------------------------------------------------- CEX-DEX: inventory per venue, a leg left open
@@ -481,3 +482,108 @@ def test_chain_stall_config_errors_name_the_key() -> None:
         parse_config('[chain_stall]\nchains = { x = 1.0 }\n')
     with pytest.raises(ConfigError, match=r"chain_stall.multiple: must be positive"):
         parse_config('[chain_stall]\nchains = { "1" = 1.0 }\nmultiple = 0.0\n')
+
+
+# ---------------------------------------------------------------- cross-chain: inventory shares, bridge transfers
+
+ASSETS = f"""
+[[assets]]
+name = "USDC"
+tokens = [{{ chain_id = 1, address = "{USDC_ID.address}" }}, {{ chain_id = 2, address = "{USDC_ID.address}" }}]
+[[assets]]
+name = "WETH"
+tokens = [{{ chain_id = 1, address = "{WETH_ID.address}" }}, {{ chain_id = 2, address = "{WETH_ID.address}" }}]
+"""
+SHARES = ASSETS + f"""
+[xchain_inventory]
+scope = "chain"
+[[xchain_inventory.assets]]
+asset = "USDC"
+start = {{ "1" = {5000 * 10**6}, "2" = {5000 * 10**6} }}
+max_share_bps = 7000
+"""
+
+
+def _xtrade(sid: int, usdc_in: int, usdc_out: int, *, src: int = 1, dst: int = 2):  # type: ignore[no-untyped-def]
+    from risk_testkit import chain_leg, cross_chain_result
+
+    from protocol.ids import TokenId
+
+    legs = (chain_leg(sid, 0, chain=src, token_in=TokenId.of(src, USDC_ID.address),
+                      token_out=TokenId.of(src, WETH_ID.address), amount_in=usdc_in, amount_out=ETHER),
+            chain_leg(sid, 1, chain=dst, token_in=TokenId.of(dst, WETH_ID.address),
+                      token_out=TokenId.of(dst, USDC_ID.address), amount_in=ETHER, amount_out=usdc_out))
+    return cross_chain_result(sid, legs, t_ns=T0)
+
+
+def test_xchain_inventory_trips_the_chain_holding_too_much_and_lifts_when_a_rebalance_lands() -> None:
+    from risk_testkit import bridge
+
+    from protocol.execution import BridgeTransferState as BT
+
+    e = engine(SHARES)
+    # each trade moves 2000 USDC from chain 1 to chain 2 (+30 profit): 5000/5000 -> 3000/7030 (70.09 %)
+    assert stops(e.on_message(Domain.EXECUTION, _xtrade(1, 1000 * 10**6, 1015 * 10**6), T0)) == []  # 4000/6015: 60 %
+    (s,) = stops(e.on_message(Domain.EXECUTION, _xtrade(2, 1000 * 10**6, 1015 * 10**6), T0))
+    assert (s.trip.breaker, s.trip.scope, s.trip.scope_value) == ("xchain_inventory", StopScope.CHAIN, 2)
+    assert "USDC: chain 2 holds 70.1 % of 10030000000 (7030000000; 0 in flight), above the bound 70 %" in s.trip.reason
+    assert "signal 2's cross-chain legs" in s.trip.reason
+    # the rebalancer sends 2000 USDC back from chain 2: in flight counts in the whole, the stop lifts at SENT
+    (c,) = e.on_message(Domain.EXECUTION, bridge(1, BT.SENT, amount=2000 * 10**6, nonce=0), T0 + SEC)
+    assert isinstance(c, Cleared) and c.trip.stop_id == s.trip.stop_id and "back within its share" in c.reason
+    # it lands (1 USDC fee); the same records again (a rebalancer restart republishes) count once
+    for _ in range(2):
+        assert e.on_message(Domain.EXECUTION, bridge(1, BT.SENT, amount=2000 * 10**6, nonce=0), T0 + SEC) == []
+        assert e.on_message(Domain.EXECUTION, bridge(1, BT.COMPLETED, amount=2000 * 10**6, fee=10**6, nonce=0),
+                            T0 + 2 * SEC) == []
+    xi = next(b for b in e.breakers if b.name == "xchain_inventory")
+    assert xi.balances == {"USDC": {1: 4999 * 10**6, 2: 5030 * 10**6}} and xi.in_flight == {"USDC": 0}
+    # a restart: balances from the snapshot; a stop restored from the state file lifts on the first tick when
+    # the books no longer justify it
+    e2 = engine(SHARES, snapshot=e.snapshot(), trips=[s.trip], next_stop_id=e.next_stop_id)
+    assert next(b for b in e2.breakers if b.name == "xchain_inventory").balances == xi.balances
+    (c2,) = e2.on_timer(T0 + 3 * SEC)
+    assert isinstance(c2, Cleared) and c2.trip.stop_id == s.trip.stop_id and not e2.tripped
+    assert e2.on_timer(T0 + 4 * SEC) == []
+
+
+def test_xchain_inventory_scope_all_and_config_refusals() -> None:
+    e = engine(SHARES.replace('scope = "chain"', 'scope = "all"').replace("7000", "6000"))
+    (s,) = stops(e.on_message(Domain.EXECUTION, _xtrade(1, 1500 * 10**6, 1500 * 10**6, src=2, dst=1), T0))
+    assert (s.trip.scope, s.trip.scope_value) == (StopScope.ALL, 0) and "chain 1 holds 65.0 %" in s.trip.reason
+    with pytest.raises(ConfigError, match=r"xchain_inventory.assets\[0\].asset: asset DAI is not in \[\[assets\]\]"):
+        parse_config(ASSETS + '[[xchain_inventory.assets]]\nasset = "DAI"\n')
+    with pytest.raises(ConfigError, match=r"xchain_inventory.assets\[0\].start.9: asset USDC has no token on chain 9"):
+        parse_config(ASSETS + '[[xchain_inventory.assets]]\nasset = "USDC"\nstart = { "9" = 1 }\n')
+    with pytest.raises(ConfigError, match=r"xchain_inventory.assets\[0\].max_share_bps: must be 1..10000"):
+        parse_config(ASSETS + '[[xchain_inventory.assets]]\nasset = "USDC"\nmax_share_bps = 0\n')
+
+
+def test_bridge_transfer_overdue_trips_its_destination_and_lifts_when_it_completes() -> None:
+    from risk_testkit import bridge
+
+    from protocol.execution import BridgeTransferState as BT
+
+    e = engine("[bridge_overdue]\nmax_transfer_s = 60.0\n")
+    # sent at T0 (its block time), chain 2 -> chain 1
+    assert e.on_message(Domain.EXECUTION, bridge(5, BT.SENT, amount=10**9, nonce=3, t_ns=T0), T0) == []
+    assert stops(e.on_timer(T0 + 60 * SEC)) == []
+    (s,) = stops(e.on_timer(T0 + 61 * SEC))
+    assert (s.trip.breaker, s.trip.scope, s.trip.scope_value) == ("bridge_overdue", StopScope.CHAIN, 1)
+    assert "bridge transfer 5 (chain 2 -> 1, 1000000000 units) sent 61.0 s ago and not completed; limit 60 s" \
+        in s.trip.reason
+    assert stops(e.on_timer(T0 + 70 * SEC)) == []  # tripped once
+    (c,) = e.on_message(Domain.EXECUTION, bridge(5, BT.COMPLETED, amount=10**9, fee=5, nonce=3, t_ns=T0 + 80 * SEC),
+                        T0 + 80 * SEC)
+    assert isinstance(c, Cleared) and c.trip.stop_id == s.trip.stop_id and "no bridge transfer is overdue" in c.reason
+    # the SENT replayed after its completion does not reopen it; refused / failed transfers never left
+    e.on_message(Domain.EXECUTION, bridge(5, BT.SENT, amount=10**9, nonce=3, t_ns=T0), T0 + 81 * SEC)
+    e.on_message(Domain.EXECUTION, bridge(6, BT.REFUSED, amount=10**9, t_ns=T0), T0 + 81 * SEC)
+    e.on_message(Domain.EXECUTION, bridge(7, BT.FAILED, amount=10**9, t_ns=T0), T0 + 81 * SEC)
+    assert stops(e.on_timer(T0 + 1000 * SEC)) == []
+    # a transfer open across a restart (snapshot) trips when due; scope all
+    e = engine("[bridge_overdue]\nmax_transfer_s = 60.0\nscope = \"all\"\n")
+    e.on_message(Domain.EXECUTION, bridge(8, BT.SENT, amount=1, nonce=4, t_ns=T0), T0)
+    e2 = engine("[bridge_overdue]\nmax_transfer_s = 60.0\nscope = \"all\"\n", snapshot=e.snapshot())
+    (s,) = stops(e2.on_timer(T0 + 61 * SEC))
+    assert (s.trip.scope, s.trip.scope_value) == (StopScope.ALL, 0)
