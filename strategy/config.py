@@ -5,6 +5,12 @@ rejects unknown keys (naming the key path and the keys that are allowed), wrong 
 ``int`` only: a float for a wei amount is refused, not rounded), and impossible values; each is a
 ``ConfigError`` such as ``strategy.toml: chains[0].gas_token: address ... is not 20 bytes of hex``.
 
+A ``[cross_chain]`` section is checked against ``[[assets]]`` and ``[[chains]]`` at load, each
+contradiction one ``ConfigError`` line naming its key: an asset that is not configured, base and
+quote the same asset, an asset with no token on one of the two chains, a chain with no
+``[[chains]]`` table, a chain listed twice, a pool pair listed twice, and inventories with which
+neither direction could ever trade (the quote on one chain and the base on the other).
+
 A configuration that could never produce a signal is refused too (at start-up and by
 ``alphapulse config check``): a file with no ``[[chains]]`` (nothing to watch or price), a
 ``min_net_profit`` for a token that is not one of its chain's ``base_tokens`` (profit is only ever
@@ -69,6 +75,39 @@ Example (every key but ``[[chains]]`` is optional)::
     min_net_profit = 1000000  # quote units
     inventory = { cex_base = 0, cex_quote = 10000000000, chain_base = 5000000000000000000, chain_quote = 0 }
 
+    [[assets]]                # asset identity across chains (runtime/assets.py), for [cross_chain]
+    name = "WETH"
+    tokens = [{ chain_id = 10, address = "0x4200000000000000000000000000000000000006" },
+              { chain_id = 8453, address = "0x4200000000000000000000000000000000000006" }]
+    [[assets]]
+    name = "USDC"
+    tokens = [{ chain_id = 10, address = "0x0b2c639c533813f4aa9d7837caf62653d097ff85" },
+              { chain_id = 8453, address = "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913" }]
+
+    [cross_chain]             # cross-chain arbitrage from inventory (strategy/cross_chain.py): one asset pair
+    base = "WETH"             # [[assets]] names; both chains' tokens of one asset must have the same decimals
+    quote = "USDC"            # the profit asset: sizes, costs and min_net_profit in its base units
+    pairs = [["0x...pool on chains[0]", "0x...pool on chains[1]"]]   # base/quote pools, one per chain
+    bridge_id = 1             # CrossChainArbitrage.bridge: the bridge that returns the inventory
+    bridge_fee_bps = 1        # its fee on the amount returned (CCTP-like, specs/bridge-standin.md)
+    bridge_gas_units = 80000  # its send transaction on the destination chain
+    rebalance_every = 10      # trades whose inventory one bridge transfer returns (amortises its gas)
+    drift_k_milli = 2000      # k of the drift allowance k·σ·√T·size, in thousandths
+    sigma_window_s = 300      # σ: realized volatility of the pools' prices over this window ...
+    sigma_floor_ppb = 20000   # ... never below this (ppb per √s; also σ before any price moved)
+    min_net_profit = 1000000  # publish when the net profit reaches this (quote units)
+    [[cross_chain.chains]]    # exactly two
+    chain_id = 10             # needs its [[chains]] table (its gas token prices that leg's gas)
+    block_time_ms = 2000
+    inclusion_blocks = 1      # blocks until a leg is included: T = the slower chain's blocks · block time
+    gas_units = 150000        # one leg's transaction on this chain
+    inventory = { base = 5000000000000000000, quote = 10000000000 }   # caps: the executor contract's
+    [[cross_chain.chains]]                                             # inventory here (from this file)
+    chain_id = 8453
+    block_time_ms = 250
+    gas_units = 150000
+    inventory = { base = 5000000000000000000, quote = 10000000000 }
+
     [relays]                  # empty = the default sockets (runtime.paths.socket_path)
     market_data = ""
     signal = ""
@@ -84,6 +123,7 @@ import msgspec
 
 from protocol.errors import ProtocolError
 from protocol.ids import TokenId, Venue, VenueKind, address_to_int, cex_book_id
+from runtime.assets import AssetEntry, AssetMap
 from runtime.config import (
     U16,
     U32,
@@ -148,6 +188,39 @@ class CurvePoolConfig(Config):
     rates: tuple[int, int]
 
 
+class CrossChainChain(Config):
+    """One chain of ``[cross_chain]``: its tokens of the two assets, its clock, one leg's gas and the
+    inventory caps (the executor contract's holdings there, as configured: the sizer never plans
+    to spend more quote on this chain, or sell more base, than these)."""
+
+    chain_id: int
+    base_token: TokenId
+    quote_token: TokenId
+    block_time_ms: int
+    inclusion_blocks: int
+    gas_units: int
+    base_inventory: int
+    quote_inventory: int
+
+
+class CrossChainConfig(Config):
+    """``[cross_chain]`` resolved: two chains, the pool pairs (pool contract addresses on
+    ``chains[0]`` and ``chains[1]``) and the cost model of ``strategy/cross_chain.py``."""
+
+    base_asset: str
+    quote_asset: str
+    chains: tuple[CrossChainChain, CrossChainChain]
+    pairs: tuple[tuple[int, int], ...]
+    bridge_id: int
+    bridge_fee_bps: int
+    bridge_gas_units: int
+    rebalance_every: int
+    drift_k_milli: int
+    sigma_window_s: int
+    sigma_floor_ppb: int
+    min_net_profit: int
+
+
 class StrategyConfig(Config):
     own_table: ClassVar[str] = "strategy"  # the settings below that are not tables live in [strategy]
 
@@ -164,6 +237,8 @@ class StrategyConfig(Config):
     chains: tuple[ChainConfig, ...] = ()
     curve_pools: tuple[CurvePoolConfig, ...] = ()
     cex_dex: tuple[CexDexPair, ...] = ()
+    assets: tuple[AssetEntry, ...] = ()
+    cross_chain: CrossChainConfig | None = None
     relays: RelaysConfig = RelaysConfig()
 
     def __post_init__(self) -> None:
@@ -311,15 +386,96 @@ class _CexDexTable(Config):
                                 chain_quote=inv.chain_quote))
 
 
+class _XcInventory(Config):
+    base: NonNegative = 0
+    quote: NonNegative = 0
+
+
+class _XcChainTable(Config):
+    chain_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
+    block_time_ms: Annotated[int, Meta(ge=1, le=3_600_000)]
+    gas_units: Annotated[int, Meta(ge=1, le=10**9)]
+    inclusion_blocks: Annotated[int, Meta(ge=1, le=10_000)] = 1
+    inventory: _XcInventory = _XcInventory()
+
+
+class _CrossChainTable(Config):
+    base: str
+    quote: str
+    chains: Annotated[tuple[_XcChainTable, ...], Meta(min_length=2, max_length=2)]
+    pairs: Annotated[tuple[tuple[str, str], ...], Meta(min_length=1)]
+    bridge_id: U16
+    bridge_fee_bps: Annotated[int, Meta(ge=0, le=10_000)]
+    bridge_gas_units: Annotated[int, Meta(ge=0, le=10**9)]
+    rebalance_every: Annotated[int, Meta(ge=1, le=10**6)]
+    drift_k_milli: Annotated[int, Meta(ge=0, le=10**6)]
+    sigma_floor_ppb: Annotated[int, Meta(ge=1, le=10**9)]
+    min_net_profit: Positive
+    sigma_window_s: Annotated[int, Meta(ge=1, le=7 * 86_400)] = 300
+
+    def __post_init__(self) -> None:
+        a, b = self.chains
+        if a.chain_id == b.chain_id:
+            raise ConfigError(f"chain {a.chain_id} is listed twice: a cross-chain pair needs two chains",
+                              path="chains[1].chain_id")
+        if self.base.casefold() == self.quote.casefold():
+            raise ConfigError(f"base and quote are both asset {self.base}", path="quote")
+        seen: dict[tuple[int, ...], int] = {}
+        for i, pair in enumerate(self.pairs):
+            key = tuple(_parsed(f"pairs[{i}][{j}]", address_to_int, p) for j, p in enumerate(pair))
+            if key in seen:
+                raise ConfigError(f"the same pools as pairs[{seen[key]}]", path=f"pairs[{i}]")
+            seen[key] = i
+        if not any(src.inventory.quote and dst.inventory.base for src, dst in ((a, b), (b, a))):
+            raise ConfigError("no direction can trade: one chain needs quote inventory and the other base "
+                              "inventory (chains[i].inventory)", path="chains")
+
+    def resolve(self, assets: AssetMap, gas_tokens: Mapping[int, TokenId]) -> CrossChainConfig:
+        names = {n.casefold(): n for n in assets.names}
+        resolved: dict[str, str] = {}
+        for key in ("base", "quote"):
+            name = getattr(self, key)
+            if name.casefold() not in names:
+                raise ConfigError(f"no [[assets]] named {name} (configured: {', '.join(assets.names) or 'none'})",
+                                  path=key)
+            resolved[key] = names[name.casefold()]
+        chains = []
+        for i, c in enumerate(self.chains):
+            tokens = {}
+            for key, asset in resolved.items():
+                token = assets.token(asset, c.chain_id)
+                if token is None:
+                    raise ConfigError(f"asset {asset} has no token on chain {c.chain_id} ([[assets]])",
+                                      path=f"chains[{i}].chain_id")
+                tokens[key] = token
+            if c.chain_id not in gas_tokens:
+                raise ConfigError(f"chain {c.chain_id} has no [[chains]] table (its gas token prices the leg's gas)",
+                                  path=f"chains[{i}].chain_id")
+            chains.append(CrossChainChain(
+                chain_id=c.chain_id, base_token=tokens["base"], quote_token=tokens["quote"],
+                block_time_ms=c.block_time_ms, inclusion_blocks=c.inclusion_blocks, gas_units=c.gas_units,
+                base_inventory=c.inventory.base, quote_inventory=c.inventory.quote))
+        return CrossChainConfig(
+            base_asset=resolved["base"], quote_asset=resolved["quote"], chains=(chains[0], chains[1]),
+            pairs=tuple((address_to_int(p0), address_to_int(p1)) for p0, p1 in self.pairs),
+            bridge_id=self.bridge_id, bridge_fee_bps=self.bridge_fee_bps, bridge_gas_units=self.bridge_gas_units,
+            rebalance_every=self.rebalance_every, drift_k_milli=self.drift_k_milli,
+            sigma_window_s=self.sigma_window_s, sigma_floor_ppb=self.sigma_floor_ppb,
+            min_net_profit=self.min_net_profit)
+
+
 class _ChainTables(Config):
     chains: tuple[_ChainTable, ...] = ()
     curve_pools: tuple[_CurveTable, ...] = ()
     cex_dex: tuple[_CexDexTable, ...] = ()
+    assets: tuple[AssetEntry, ...] = ()
+    cross_chain: _CrossChainTable | None = None
 
 
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> StrategyConfig:
     """Validate a parsed TOML document (a dict) into a :class:`StrategyConfig`."""
-    listed = ("chains", "curve_pools", "cex_dex")  # written by address and venue name: decoded as _ChainTables
+    # written by address, venue and asset name: decoded as _ChainTables
+    listed = ("chains", "curve_pools", "cex_dex", "assets", "cross_chain")
     config = decode(StrategyConfig, {k: v for k, v in doc.items() if k not in listed}, file=origin)
     tables = decode(_ChainTables, {k: v for k, v in doc.items() if k in listed}, file=origin)
     try:
@@ -329,9 +485,17 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> StrategyCon
             if t.chain_id not in gas:
                 raise ConfigError(f"chain {t.chain_id} has no [[chains]] table (its gas token prices the DEX leg)",
                                   path=f"cex_dex[{i}].chain_id")
+        assets = AssetMap.of(tables.assets)
+        cross_chain = None
+        if tables.cross_chain is not None:
+            try:
+                cross_chain = tables.cross_chain.resolve(assets, gas)
+            except ConfigError as exc:
+                raise exc.within("cross_chain") from None
         return msgspec.structs.replace(config, chains=chains,
                                        curve_pools=tuple(c.resolve() for c in tables.curve_pools),
-                                       cex_dex=tuple(t.resolve(gas[t.chain_id]) for t in tables.cex_dex))
+                                       cex_dex=tuple(t.resolve(gas[t.chain_id]) for t in tables.cex_dex),
+                                       assets=tables.assets, cross_chain=cross_chain)
     except ConfigError as exc:  # a check across tables (a chain listed twice)
         raise exc.within(file=origin) from None
 

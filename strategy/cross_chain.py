@@ -46,6 +46,7 @@ the faster chain: how many of its blocks its leg stays exposed while the other l
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import isqrt
@@ -319,22 +320,45 @@ class CrossChainSizer:
 class Volatility:
     """σ, the relative volatility per √second, in parts per billion, measured from prices.
 
-    Each price (an exact ``(num, den)``, e.g. ``market.prices.mid_price``) after the first gives a
-    relative return ``r = (p - p₀) / p₀`` in ppb over ``Δt`` ns; ``r² / Δt`` (ppb² per second) is
-    averaged exponentially with weight ``alpha_ppm / 10⁶`` and ``σ = ⌈√variance⌉``. Sans-IO: times
-    are passed in (ns)."""
+    Each price (an exact ``(num, den)``, e.g. a pool's zero-size marginal rate) after the first gives
+    a relative return ``r = (p - p₀) / p₀`` in ppb (floored) over ``Δt`` ns. Two estimators of the
+    variance (ppb² per second), both in integers:
 
-    def __init__(self, alpha_ppm: int = 50_000) -> None:
+    * ``window_ns`` given (what the strategy uses, ``[cross_chain] sigma_window_s``): the realized
+      variance of the returns that ended within the window, ``Σ r² · 10⁹ / Σ Δt`` -- the squared
+      returns per second of time they cover (a return whose ``Δt`` starts before the window counts
+      whole). The window ends at the newest time seen: an observation, or :meth:`advance` (the
+      strategy advances every estimator to the deciding message's time, so a pool quiet for longer
+      than the window falls back to the floor);
+    * else an exponential average of ``r² · 10⁹ / Δt`` with weight ``alpha_ppm / 10⁶`` per return.
+
+    ``σ = max(floor_ppb, ⌈√variance⌉)``: with no return measured (one observation, or none left in
+    the window) σ is the floor, so the drift allowance never reads zero for lack of data. A price
+    at the same instant as the previous one (or earlier) is not a return: the earlier observation
+    is kept and the next later price is measured from it. Sans-IO: times are passed in (ns)."""
+
+    def __init__(self, alpha_ppm: int = 50_000, *, window_ns: int | None = None, floor_ppb: int = 0) -> None:
         if not 0 < alpha_ppm <= 1_000_000:
             raise ValueError("alpha_ppm must be in (0, 10^6]")
+        if window_ns is not None and window_ns <= 0:
+            raise ValueError("window_ns must be > 0")
+        if floor_ppb < 0:
+            raise ValueError("floor_ppb must be >= 0")
         self.alpha_ppm = alpha_ppm
+        self.window_ns = window_ns
+        self.floor_ppb = floor_ppb
         self.variance = 0  # ppb² per second
-        self.samples = 0
+        self.samples = 0  # returns measured (all time)
         self._last: tuple[int, int, int] | None = None  # (time_ns, num, den)
+        self._window: deque[tuple[int, int, int]] = deque()  # (end_ns, r², Δt) of the returns in the window
+        self._sum_r2 = 0
+        self._sum_dt = 0
+        self._now = 0
 
     def on_price(self, time_ns: int, num: int, den: int) -> None:
         last, self._last = self._last, (time_ns, num, den)
         if last is None:
+            self.advance(time_ns)
             return
         t0, n0, d0 = last
         dt = time_ns - t0
@@ -343,10 +367,35 @@ class Volatility:
             return
         # (p - p0) / p0 = (num·d0 - n0·den) / (n0·den), in ppb
         r = (num * d0 - n0 * den) * 10**9 // (n0 * den)
-        sample = r * r * 10**9 // dt
-        self.variance += (sample - self.variance) * self.alpha_ppm // 1_000_000
         self.samples += 1
+        if self.window_ns is None:
+            sample = r * r * 10**9 // dt
+            self.variance += (sample - self.variance) * self.alpha_ppm // 1_000_000
+            return
+        self._window.append((time_ns, r * r, dt))
+        self._sum_r2 += r * r
+        self._sum_dt += dt
+        self.advance(time_ns)
+
+    def advance(self, now_ns: int) -> None:
+        """Move the window's end to ``now_ns`` (never backwards): returns that ended at or before
+        ``now_ns - window_ns`` leave it. No effect on the exponential average."""
+        if now_ns > self._now:
+            self._now = now_ns
+        if self.window_ns is None:
+            return
+        w, start = self._window, self._now - self.window_ns
+        while w and w[0][0] <= start:
+            _, r2, dt = w.popleft()
+            self._sum_r2 -= r2
+            self._sum_dt -= dt
+        self.variance = self._sum_r2 * 10**9 // self._sum_dt if self._sum_dt else 0
+
+    @property
+    def in_window(self) -> int:
+        """The returns the window holds (window mode)."""
+        return len(self._window)
 
     @property
     def sigma_ppb(self) -> int:
-        return ceil_isqrt(max(self.variance, 0))
+        return max(self.floor_ppb, ceil_isqrt(max(self.variance, 0)))

@@ -39,6 +39,7 @@ from protocol.signals import ArbitragePath, DecisionPoint, Economics, FlashLoan,
 from protocol.system import Resync, TraceContext
 from strategy.cex_dex import CexDexEngine, CexDexParams
 from strategy.config import StrategyConfig
+from strategy.cross_chain_engine import CrossChainEngine
 from strategy.economics import Assessment, assess
 from strategy.graph import CycleIndex
 from strategy.search import Opportunity, OpportunitySearch
@@ -92,6 +93,9 @@ class StrategyEngine:
         # CEX-DEX pairs ([[cex_dex]]): the same pool state, the same signal ids
         self.cex_dex = CexDexEngine(cex_dex_params(config), state=self.state,
                                     next_signal_id=self._take_signal_id) if config.cex_dex else None
+        # cross-chain pairs ([cross_chain]): the same pool state (both chains'), the same signal ids
+        self.cross_chain = CrossChainEngine(config, self.state, next_signal_id=self._take_signal_id,
+                                            trace=self._trace, stats=self.stats) if config.cross_chain else None
 
     #: what ``reconfigure`` can change while running (``runtime.reload`` patterns, as the file
     #: writes them): thresholds and cost assumptions read at each decision. Everything else
@@ -105,6 +109,8 @@ class StrategyEngine:
         self.config = config
         if self.cex_dex is not None:
             self.cex_dex.params = cex_dex_params(config)
+        if self.cross_chain is not None:
+            self.cross_chain.config = config  # [cross_chain] itself is not reloadable: the same section
 
     def _take_signal_id(self) -> int:
         signal_id = self._next_signal_id
@@ -132,12 +138,16 @@ class StrategyEngine:
         apply = self._apply
         index = self.index
         position = self.position
+        xc = self.cross_chain
+        stamp = msg.receive_time_ns or now_ns  # the collector's receive time: sigma's clock
         for record in records:
             pool = apply(record)
             if pool is not None:
                 at = (record.block_number, getattr(record, "log_index", _WHOLE_BLOCK))  # type: ignore[attr-defined]
                 if at > position:
                     position = at
+                if xc is not None:
+                    xc.on_pool(pool, at, stamp)  # whatever the shard: a cross-chain pool need not form cycles
                 if pool not in index:
                     if not self._in_shard(pool):
                         continue
@@ -146,11 +156,12 @@ class StrategyEngine:
                 touched.append(pool)
         self.position = position
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
+        cross = xc.decide(msg, now_ns, decide=decide) if xc is not None else []
         if not decide:
             return []
         if not touched:
-            return cex
-        return self._decide(touched, msg, now_ns) + cex
+            return cross + cex
+        return self._decide(touched, msg, now_ns) + cross + cex
 
     def _in_shard(self, pool: PoolId) -> bool:
         """A pool outside this process's shard (``[[chains]] pools``), or of a kind it does not trade

@@ -124,3 +124,107 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(write(tmp_path, "[strategy\n"))
+
+
+# --- [cross_chain] -------------------------------------------------------------------------------
+
+XA, XB = 31337, 31338
+X_WETH, X_USDC = "0x" + "99" * 20, "0x" + "11" * 20
+X_POOL_A, X_POOL_B = "0x" + "ab" * 20, "0x" + "cd" * 20
+CROSS = f"""
+[[chains]]
+chain_id = {XA}
+gas_token = "{X_WETH}"
+[[chains]]
+chain_id = {XB}
+gas_token = "{X_WETH}"
+
+[[assets]]
+name = "WETH"
+tokens = [{{ chain_id = {XA}, address = "{X_WETH}" }}, {{ chain_id = {XB}, address = "{X_WETH}" }}]
+[[assets]]
+name = "USDC"
+tokens = [{{ chain_id = {XA}, address = "{X_USDC}" }}, {{ chain_id = {XB}, address = "{X_USDC}" }}]
+
+[cross_chain]
+base = "WETH"
+quote = "USDC"
+pairs = [["{X_POOL_A}", "{X_POOL_B}"]]
+bridge_id = 7
+bridge_fee_bps = 1
+bridge_gas_units = 80000
+rebalance_every = 10
+drift_k_milli = 2000
+sigma_floor_ppb = 20000
+min_net_profit = 1000000
+[[cross_chain.chains]]
+chain_id = {XA}
+block_time_ms = 2000
+gas_units = 150000
+inventory = {{ base = 0, quote = 10000000000 }}
+[[cross_chain.chains]]
+chain_id = {XB}
+block_time_ms = 250
+inclusion_blocks = 2
+gas_units = 120000
+inventory = {{ base = 5000000000000000000, quote = 0 }}
+"""
+
+
+def test_cross_chain_section_resolves_through_the_asset_map(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, CROSS))
+    xc = cfg.cross_chain
+    assert xc is not None and (xc.base_asset, xc.quote_asset) == ("WETH", "USDC")
+    a, b = xc.chains
+    assert (a.chain_id, a.base_token, a.quote_token) == (XA, P.TokenId.of(XA, X_WETH), P.TokenId.of(XA, X_USDC))
+    assert (b.chain_id, b.base_token, b.quote_token) == (XB, P.TokenId.of(XB, X_WETH), P.TokenId.of(XB, X_USDC))
+    assert (a.block_time_ms, a.inclusion_blocks, a.gas_units, a.quote_inventory, a.base_inventory) == (
+        2000, 1, 150_000, 10**10, 0)
+    assert (b.block_time_ms, b.inclusion_blocks, b.gas_units, b.quote_inventory, b.base_inventory) == (
+        250, 2, 120_000, 0, 5 * 10**18)
+    assert xc.pairs == ((int(X_POOL_A, 16), int(X_POOL_B, 16)),)
+    assert (xc.bridge_id, xc.bridge_fee_bps, xc.bridge_gas_units, xc.rebalance_every, xc.drift_k_milli) == (
+        7, 1, 80_000, 10, 2000)
+    assert (xc.sigma_window_s, xc.sigma_floor_ppb, xc.min_net_profit) == (300, 20_000, 10**6)
+    assert load_config(write(tmp_path, EXAMPLE)).cross_chain is None
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('quote = "USDC"', 'quote = "weth"', "cross_chain.quote: base and quote are both asset WETH"),
+    ('base = "WETH"', 'base = "DAI"', "cross_chain.base: no [[assets]] named DAI (configured: WETH, USDC)"),
+    (f'chain_id = {XB}\nblock_time_ms', f'chain_id = {XA}\nblock_time_ms',
+     f"cross_chain.chains[1].chain_id: chain {XA} is listed twice"),
+    (f'{{ chain_id = {XB}, address = "{X_USDC}" }}', "",
+     f"cross_chain.chains[1].chain_id: asset USDC has no token on chain {XB}"),
+    (f'[[chains]]\nchain_id = {XB}\ngas_token = "{X_WETH}"', "",
+     f"cross_chain.chains[1].chain_id: chain {XB} has no [[chains]] table"),
+    (f'pairs = [["{X_POOL_A}", "{X_POOL_B}"]]', f'pairs = [["{X_POOL_A}", "{X_POOL_B}"], ["{X_POOL_A}", "{X_POOL_B}"]]',
+     "cross_chain.pairs[1]: the same pools as pairs[0]"),
+    ("inventory = { base = 5000000000000000000, quote = 0 }", "inventory = { base = 0, quote = 5 }",
+     "cross_chain.chains: no direction can trade"),
+    ("pairs = [[", 'pairs = [["0x12"], [', "cross_chain.pairs[0]: must be an array of length 2"),
+    ("bridge_fee_bps = 1\n", "bridge_fee_bps = 10001\n", "cross_chain.bridge_fee_bps: out of range [0, 10000]"),
+    ("rebalance_every = 10", "rebalance_every = 0", "cross_chain.rebalance_every: out of range [1, 1000000]"),
+    ("drift_k_milli = 2000", "drift_k_milli = 2.0", "cross_chain.drift_k_milli: must be an integer, got float"),
+    ("sigma_floor_ppb = 20000", "sigma_floor_ppb = 0", "cross_chain.sigma_floor_ppb: out of range"),
+    ("sigma_floor_ppb = 20000\n", "", "cross_chain.sigma_floor_ppb: missing required key"),
+    ("block_time_ms = 250", "block_time_ms = 0", "cross_chain.chains[1].block_time_ms: out of range"),
+    ("inclusion_blocks = 2", "inclusion_blocks = 0", "cross_chain.chains[1].inclusion_blocks: out of range"),
+    ("min_net_profit = 1000000", "min_net_profit = 0", "cross_chain.min_net_profit: out of range"),
+    ("gas_units = 120000", "gas_unit = 120000", "cross_chain.chains[1].gas_unit: unknown key"),
+])
+def test_cross_chain_contradictions_are_one_line(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in CROSS
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, CROSS.replace(old, new, 1)))
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"{tmp_path / 'strategy.toml'}: ") and message in text, text
+
+
+def test_cross_chain_needs_its_assets(tmp_path: Path) -> None:
+    no_assets = CROSS[:CROSS.index("[[assets]]")] + CROSS[CROSS.index("[cross_chain]"):]
+    with pytest.raises(ConfigError, match=r"cross_chain\.base: no \[\[assets\]\] named WETH \(configured: none\)"):
+        load_config(write(tmp_path, no_assets))
+    two_names = CROSS.replace('name = "USDC"', 'name = "weth"')  # runtime/assets.py's own check, same line form
+    with pytest.raises(ConfigError, match=r"assets\[1\]: asset name weth is already taken"):
+        load_config(write(tmp_path, two_names))

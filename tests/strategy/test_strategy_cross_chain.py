@@ -230,3 +230,37 @@ def test_volatility_from_prices():
     assert 0 < smooth.sigma_ppb <= 1_000_000
     with pytest.raises(ValueError):
         Volatility(alpha_ppm=0)
+
+
+def test_volatility_over_a_window_with_a_floor():
+    """Window mode (what the strategy runs): sigma^2 = sum(r^2) * 1e9 / sum(dt) over the returns that
+    ended within the window, never below the floor; figures by hand."""
+    vol = Volatility(window_ns=10 * 10**9, floor_ppb=1_000)
+    assert vol.sigma_ppb == 1_000  # nothing measured: the floor
+    vol.on_price(0, 2000, 1)
+    assert vol.sigma_ppb == 1_000 and vol.in_window == 0  # one price is no return
+    vol.on_price(10**9, 2002, 1)  # +0.1 % over 1 s: r = 1e6 ppb
+    assert vol.variance == 10**12 and vol.sigma_ppb == 1_000_000
+    vol.on_price(5 * 10**9, 2002 * 1004, 1000)  # +0.4 % over 4 s: r = 4e6 ppb
+    # (1e12 + 16e12) * 1e9 / 5e9 = 3.4e12; sqrt = 1843908.89 -> 1843909 (rounded up)
+    assert vol.variance == 34 * 10**11 and vol.sigma_ppb == 1_843_909 == isqrt(34 * 10**11) + 1
+    vol.on_price(5 * 10**9, 1, 1)  # the same instant: not a return
+    assert vol.in_window == 2 and vol.samples == 2
+    vol.advance(11 * 10**9)  # the first return ended at 1 s = 11 s - 10 s: it leaves the window
+    assert vol.in_window == 1 and vol.variance == 16 * 10**12 // 4 and vol.sigma_ppb == 2_000_000
+    vol.advance(3 * 10**9)  # the window never moves back
+    assert vol.in_window == 1
+    vol.advance(15 * 10**9)  # quiet for a whole window: the floor again
+    assert vol.in_window == 0 and vol.variance == 0 and vol.sigma_ppb == 1_000
+    vol.on_price(16 * 10**9, 2002 * 1004 * 999, 10**6)  # -0.1 % over 11 s, measured from the 5 s price
+    r = (2002 * 1004 * 999 * 1000 - 2002 * 1004 * 10**6) * 10**9 // (2002 * 1004 * 10**6)
+    assert r == -1_000_000 and vol.variance == r * r * 10**9 // (11 * 10**9) == 90_909_090_909
+    assert vol.sigma_ppb == isqrt(90_909_090_909) + 1 == 301_512
+    low = Volatility(window_ns=10**9, floor_ppb=20_000_000)  # a floor above the measure wins
+    low.on_price(0, 100, 1)
+    low.on_price(10**9, 101, 1)  # +1 % in 1 s: 1e7 ppb per sqrt(s)
+    assert low.variance == 10**14 and low.sigma_ppb == 20_000_000
+    assert Volatility(alpha_ppm=1_000_000, floor_ppb=7).sigma_ppb == 7  # the floor holds in EWMA mode too
+    for bad in ({"window_ns": 0}, {"floor_ppb": -1}):
+        with pytest.raises(ValueError):
+            Volatility(**bad)
