@@ -250,3 +250,56 @@ async def test_cex_fills_from_the_execution_relay_reach_the_books(short_dir: Pat
                                          int(USDC_ID): -2000 * 10**6}
             reader.db.close()
             n.cancel_scope.cancel()
+
+
+async def test_cross_chain_books_survive_kill9_mid_transfer_and_republished_records(short_dir: Path) -> None:
+    """The portfolio process (a real subprocess, real relays) books a cross-chain trade and a bridge transfer per
+    chain; killed with SIGKILL while the transfer is in flight, restarted, then fed the completion and the
+    executor's and rebalancer's republished records (after their own restarts): every chain's balance to the wei,
+    nothing twice."""
+    from risk_testkit import CHAIN_B, USDC_B, WETH_B, bridge, chain_leg, cross_chain_result
+
+    from portfolio.books import Books, native_token, open_db
+    from protocol.execution import BridgeTransferState as BT
+
+    WETH_1 = TokenId.of(1, "0x" + "c0" * 20)
+    legs = (chain_leg(9, 0, chain=1, token_in=USDC_ID, token_out=WETH_1, amount_in=2000 * 10**6, amount_out=ETHER,
+                      gas_used=150_000, gas_price=2 * S),
+            chain_leg(9, 1, chain=CHAIN_B, token_in=WETH_B, token_out=USDC_B, amount_in=ETHER,
+                      amount_out=2030 * 10**6, gas_used=120_000, gas_price=S))
+    trade = cross_chain_result(9, legs, profit=30 * 10**6)
+    sent = bridge(1, BT.SENT, amount=1000 * 10**6, nonce=0, gas=2 * 10**14)
+    done = bridge(1, BT.COMPLETED, amount=1000 * 10**6, fee=500_000, nonce=0, gas=2 * 10**14)
+    async with relays(short_dir) as socks:
+        cfg = write_config(short_dir, socks)
+        db = short_dir / "books.sqlite"
+        p = await start_portfolio(cfg, db, short_dir / "p.log")
+        try:
+            async with RelayProducer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], source_id=61) as ex:
+                for m in (trade, sent):
+                    await ex.publish(m.tlvs)
+                await ex.flush()
+                await wait_until(lambda: cursor(db) >= 2, 20)
+                os.kill(p.pid, signal.SIGKILL)
+                await p.wait()
+                for m in (done, trade, sent, done):  # the completion, then everything again
+                    await ex.publish(m.tlvs)
+                await ex.flush()
+                head = ex.last_source_seq
+            p = await start_portfolio(cfg, db, short_dir / "p.log")
+            await wait_until(lambda: cursor(db) >= head, 20)
+        finally:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                await p.wait()
+    b = Books(open_db(db))
+    try:
+        assert b.balances_by_chain() == {
+            1: {int(USDC_ID): -2000 * 10**6 + 1000 * 10**6 - 500_000, int(WETH_1): ETHER,
+                native_token(1): -150_000 * 2 * S},
+            CHAIN_B: {int(USDC_B): 2030 * 10**6 - 1000 * 10**6, int(WETH_B): -ETHER,
+                      native_token(CHAIN_B): -120_000 * S - 2 * 10**14}}
+        assert b.in_flight_by_token() == {}
+        assert b.counters() == {"duplicate_results": 1, "duplicate_chain_legs": 2, "duplicate_bridge_transfers": 2}
+    finally:
+        b.db.close()

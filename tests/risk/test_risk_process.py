@@ -22,7 +22,7 @@ import trio
 from risk_testkit import S, block, wait_until
 
 from protocol.header import Domain
-from protocol.system import EmergencyStop, StopScope
+from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayConsumer, RelayProducer
 from relays.server import RelayConfig, serve
 from risk.alerts import AlertSender, payload
@@ -284,3 +284,84 @@ async def test_a_fresh_state_keeps_its_execution_position_across_a_restart_befor
         assert st.get("execution_seq") == 1
     finally:
         st.close()
+
+
+async def next_control(c: RelayConsumer) -> EmergencyStop | Resume:
+    async for msg in c:
+        t = msg.find(EmergencyStop) or msg.find(Resume)
+        if t is not None:
+            return t
+    raise AssertionError("consumer ended")
+
+
+async def test_cross_chain_breakers_stop_and_lift_themselves_through_the_relays(short_dir: Path) -> None:
+    """The risk process (a real subprocess, real relays): chain 2's head stops -> a CHAIN stop of chain 2 on the
+    execution relay, its heads resume -> a Resume of exactly that stop from risk; a bridge transfer overdue -> a
+    stop of its destination, the transfer completes -> its Resume. Chain 1 keeps producing and never trips."""
+    from risk_testkit import bridge
+
+    from protocol.execution import BridgeTransferState as BT
+
+    state = short_dir / "state" / "risk.sqlite"
+    async with relays(short_dir) as socks:
+        cfg = write_config(short_dir, socks)
+        cfg.write_text(cfg.read_text().split("[gas_price]")[0] + """
+[chain_stall]
+chains = { "1" = 0.5, "2" = 0.1 }
+multiple = 10.0
+
+[bridge_overdue]
+max_transfer_s = 1.0
+""")
+        risk = RiskProc(short_dir, cfg, state)
+        heads = {1: 0, 2: 0}
+        running = {1: True, 2: True}
+        try:
+            await risk.start()
+            async with RelayConsumer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], name="exec-watch") as watch, \
+                    RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=41) as md, \
+                    RelayProducer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], source_id=42) as ex, \
+                    trio.open_nursery() as n:
+
+                async def produce() -> None:
+                    while True:
+                        for chain in (1, 2):
+                            if running[chain]:
+                                heads[chain] += 1
+                                now = time.time_ns()
+                                await md.publish(block(heads[chain], base_fee=S, chain=chain).tlvs,
+                                                 event_time_ns=now, receive_time_ns=now)
+                        await trio.sleep(0.05)
+
+                n.start_soon(produce)
+                await trio.sleep(0.8)  # heads flowing on both chains: nothing trips
+                running[2] = False
+                with trio.fail_after(10):
+                    stop = await next_control(watch)
+                assert isinstance(stop, EmergencyStop) and (stop.scope, stop.scope_value) == (StopScope.CHAIN, 2)
+                assert "[chain_stall] chain 2 head stalled" in stop.reason and stop.sender == "risk"
+                running[2] = True
+                with trio.fail_after(10):
+                    lifted = await next_control(watch)
+                assert isinstance(lifted, Resume) and lifted.stop_id == stop.stop_id and lifted.sender == "risk"
+                assert "chain 2 head advanced" in lifted.reason
+                await wait_until(lambda: f"CLEARED stop #{stop.stop_id} [chain_stall]" in risk.log.read_text(), 10)
+
+                # a transfer sent 5 s ago (its block time) and not completed: overdue at once
+                sent = time.time_ns() - 5 * 10**9
+                await ex.publish(bridge(3, BT.SENT, amount=10**9, nonce=7, t_ns=sent).tlvs)
+                with trio.fail_after(10):
+                    over = await next_control(watch)
+                assert isinstance(over, EmergencyStop) and (over.scope, over.scope_value) == (StopScope.CHAIN, 1)
+                assert "[bridge_overdue] bridge transfer 3 (chain 2 -> 1" in over.reason
+                await ex.publish(bridge(3, BT.COMPLETED, amount=10**9, fee=10, nonce=7, t_ns=time.time_ns()).tlvs)
+                with trio.fail_after(10):
+                    done = await next_control(watch)
+                assert isinstance(done, Resume) and done.stop_id == over.stop_id
+                n.cancel_scope.cancel()
+            assert "chain 1 head stalled" not in risk.log.read_text()
+        finally:
+            await risk.stop()
+    db = sqlite3.connect(state)
+    rows = db.execute("SELECT breaker, active, resumed_by FROM trips ORDER BY stop_id").fetchall()
+    assert rows == [("chain_stall", 0, "risk"), ("bridge_overdue", 0, "risk")]
