@@ -243,11 +243,14 @@ def _ledger_by_signal(db: sqlite3.Connection) -> dict[int, tuple[int, int]]:
 def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iterable[int] = (),
                  prices: PriceSource | None = None) -> dict[str, Any]:
     """Readable fields beside the exact integers (which stay as they are): token symbols, amounts with
-    decimals applied, the net P&L and trades in the valuation token when the books have one, and with
+    decimals applied, the net P&L and trades in the valuation token when the books have one (or one asset as
+    the valuation token of each chain: the same symbol and decimals), both chains' books in tokens, and with
     ``prices`` (the books' latest pool prices, ``Books.price_q96``) the same in the registry's quote currency:
     ``*_quote`` exact integers in the quote token's base units beside ``*_quote_text``."""
     vals = sorted({int(v) for v in valuation_tokens if v})
-    val = vals[0] if len(vals) == 1 else None
+    # one valuation token, or one asset on several chains (the same symbol and decimals: WETH on each chain)
+    same = len({(i.symbol, i.decimals) if (i := registry.token(v)) else v for v in vals}) == 1
+    val = vals[0] if vals and same else None
     rep["realized_profit"] = [
         {"token": str(k), "chain_id": TokenId(int(k)).chain_id, "address": TokenId(int(k)).address,
          "symbol": registry.symbol(int(k)), "amount": v, "readable": registry.amount(v, int(k))}
@@ -261,12 +264,16 @@ def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iter
         rep["books"]["cex_balances_readable"] = {
             k: f"{fmt_units(n, _decimals(registry, int(tokens[k])))} {k.split(':', 1)[1]}" if k in tokens else str(n)
             for k, n in rep["books"]["cex_balances"].items()}
+    if rep["books"] and rep["books"].get("cross_chain"):
+        rep["books"]["cross_chain"]["readable"] = _cross_chain_readable(rep["books"]["cross_chain"], registry)
     if val is None:
         return rep
     rep["valuation_token"] = {"token": str(val), "symbol": registry.symbol(val)}
     rep["net_pnl"] = registry.amount(rep["net_pnl_value"], val)
     rep["gross"] = registry.amount(rep["gross_value"], val)
     rep["gas"] = registry.amount(rep["gas_value"], val)
+    if rep.get("net_pnl_after_bridge_value") is not None:
+        rep["net_pnl_after_bridge"] = registry.amount(rep["net_pnl_after_bridge_value"], val)
     rep["max_drawdown"] = registry.amount(rep["metrics"]["max_drawdown"], val)
     for t in (*rep["best_trades"], *rep["worst_trades"]):
         t["net"] = registry.amount(t["net_value"], val)
@@ -304,6 +311,68 @@ def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iter
     for point in rep["timeline"]:
         point["cum_net_quote"] = q(point["cum_net_value"])
     return rep
+
+
+def exact_amount(registry: Registry, amount: int, token: int) -> str:
+    """``amount`` of ``token`` with its symbol and decimals and the exact integer beside it; a chain's native
+    coin (a token id without an address) as ETH; a token the registry does not know as its base units."""
+    if registry.token(token):
+        return f"{registry.amount(amount, token)} ({amount})"
+    if not TokenId(token).address_int:
+        return f"{fmt_units(amount, 18)} ETH ({amount} wei)"
+    return f"{amount} base units of {_token_label(token)}"
+
+
+def _cross_chain_readable(xc: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """The books' cross-chain section (``build_report``'s ``books.cross_chain``: exact integers) in tokens."""
+    def each(by_token: dict[str, int]) -> list[str]:
+        return [exact_amount(registry, int(a), int(t)) for t, a in sorted(by_token.items(), key=lambda kv: int(kv[0]))]
+
+    transfers = []
+    for t in xc.get("bridge_transfers", ()):
+        text = (f"#{t['transfer_id']} chain {t['src_chain']} -> {t['dst_chain']}: "
+                f"{exact_amount(registry, int(t['amount']), int(t['src_token']))} {t['state_name']}")
+        if t["state_name"] == "COMPLETED":
+            text += (f", fee {exact_amount(registry, int(t['fee']), int(t['dst_token']))}, received "
+                     f"{exact_amount(registry, int(t['received']), int(t['dst_token']))}")
+        elif t.get("reason"):
+            text += f": {t['reason']}"
+        transfers.append(text)
+    return {
+        "balances_by_chain": {c: each(tokens) for c, tokens in sorted(xc.get("balances_by_chain", {}).items())},
+        "in_flight": each(xc.get("in_flight", {})),
+        "bridge_fees": each(xc.get("bridge_fees_by_token", {})),
+        "bridge_gas": {c: f"{fmt_units(w, 18)} ETH ({w} wei)" for c, w in sorted(xc.get("bridge_gas_wei_by_chain",
+                                                                                          {}).items())},
+        "bridge_transfers": transfers,
+    }
+
+
+def _cross_chain_lines(rep: dict[str, Any]) -> list[str]:
+    """Both chains' books and the bridge transfers (nothing for a one-chain run without transfers)."""
+    xc = (rep.get("books") or {}).get("cross_chain")
+    if not xc or (len(xc.get("balances_by_chain", {})) < 2 and not xc.get("bridge_transfers")):
+        return []
+    r = xc.get("readable") or _cross_chain_readable(xc, Registry())
+    lines = ["", "balances per chain (as the books moved them; exact integers in parentheses):"]
+    for chain, amounts in r["balances_by_chain"].items():
+        lines.append(f"  chain {chain}: " + (", ".join(amounts) or "nothing"))
+    gas = rep.get("gas_spent_wei_by_chain") or {}
+    if gas:
+        lines.append("gas per chain (trades and bridge transfers): "
+                     + ", ".join(f"chain {c} {fmt_units(w, 18)} ETH ({w} wei)" for c, w in sorted(gas.items())))
+    states: dict[str, int] = {}
+    for t in xc.get("bridge_transfers", ()):
+        states[t["state_name"]] = states.get(t["state_name"], 0) + 1
+    lines.append(f"bridge transfers: {states.get('SENT', 0)} in flight, {states.get('COMPLETED', 0)} completed, "
+                 f"{states.get('REFUSED', 0) + states.get('FAILED', 0)} refused/failed; fees "
+                 + (", ".join(r["bridge_fees"]) or "none")
+                 + (f"; in flight {', '.join(r['in_flight'])}" if r["in_flight"] else ""))
+    lines += [f"  {t}" for t in r["bridge_transfers"][-10:]]
+    if rep.get("net_pnl_after_bridge_value") is not None:
+        lines.append("net P&L after bridge fees and bridge gas: "
+                     + (rep.get("net_pnl_after_bridge") or f"{rep['net_pnl_after_bridge_value']} (valuation token base units)"))
+    return lines
 
 
 def _decimals(registry: Registry, token: int) -> int:
@@ -371,6 +440,7 @@ def render_text(rep: dict[str, Any]) -> str:
             lines += ["exchange balances moved by our fills:" if readable
                       else "exchange balances (base units, moved by our fills):"]
             lines += [f"  {k:12} {readable.get(k, v)}" for k, v in sorted(b.get("cex_balances", {}).items())]
+    lines += _cross_chain_lines(rep)
     return "\n".join(lines)
 
 

@@ -173,3 +173,43 @@ def test_an_empty_book_still_reports_and_draws(tmp_path: Path) -> None:
     assert title(rep) == "AlphaPulse report: no activity (all-time)"
     fig = report_figure(rep, REG)
     assert len(fig.axes) >= 5 and fig.axes[0].get_lines()[2].get_xydata().size == 0
+
+
+def test_the_report_shows_both_chains_in_tokens_and_the_bridge_transfers_with_fees(tmp_path: Path) -> None:
+    from risk_testkit import CHAIN_B, USDC_B, WETH_B, bridge, chain_leg, cross_chain_result
+
+    from portfolio.books import native_token
+    from protocol.execution import BridgeTransferState as BT
+
+    b = Books(open_db(tmp_path / "x.sqlite"), {1: (int(USDC_ID), int(WETH_ID)), CHAIN_B: (int(USDC_B), int(WETH_B))})
+    legs = (chain_leg(7, 0, chain=1, token_in=USDC_ID, token_out=WETH_ID, amount_in=2000 * 10**6, amount_out=ETHER,
+                      gas_used=150_000, gas_price=2 * S),
+            chain_leg(7, 1, chain=CHAIN_B, token_in=WETH_B, token_out=USDC_B, amount_in=ETHER,
+                      amount_out=2030 * 10**6, gas_used=120_000, gas_price=S))
+    b.apply(Domain.EXECUTION, seqd([
+        cross_chain_result(7, legs, profit=30 * 10**6, gas_used=150_000, gas_price=2 * S, t_ns=T0),
+        bridge(1, BT.SENT, amount=1000 * 10**6, nonce=4, gas=2 * 10**14, t_ns=T0 + 1),
+        bridge(1, BT.COMPLETED, amount=1000 * 10**6, fee=500_000, nonce=4, gas=2 * 10**14, t_ns=T0 + 2),
+        bridge(2, BT.SENT, amount=ETHER // 2, nonce=5, token=WETH_ID.address, src=1, dst=CHAIN_B, t_ns=T0 + 3)]))
+    reg = Registry(tokens={int(t): TokenInfo(symbol=s, decimals=d) for t, s, d in (
+        (WETH_ID, "WETH", 18), (USDC_ID, "USDC", 6), (WETH_B, "WETH", 18), (USDC_B, "USDC", 6))})
+    rep = add_readable(build_report(b.db), reg)
+    exact = json.loads(json.dumps(build_report(b.db)["books"]["cross_chain"]))
+    assert {k: v for k, v in rep["books"]["cross_chain"].items() if k != "readable"} == exact  # integers unchanged
+    lines = render_text(rep).splitlines()
+    at = lines.index("balances per chain (as the books moved them; exact integers in parentheses):")
+    # bought 1 WETH for 2,000 USDC on chain 1, sold it for 2,030 on chain 2; 1,000 USDC bridged back less 0.5 fee;
+    # 0.5 WETH on its way to chain 2; each chain's native coin paid its gas
+    assert lines[at + 1] == (f"  chain 1: -0.000300 ETH (-{300_000 * S} wei), -1,000.500000 USDC (-1000500000), "
+                             f"0.500000 WETH ({ETHER // 2})")
+    assert lines[at + 2] == (f"  chain 2: -0.000320 ETH (-{120_000 * S + 2 * 10**14} wei), 1,030.000000 USDC "
+                             f"(1030000000), -1.000000 WETH (-{ETHER})")
+    assert native_token(1) in {int(t) for t in exact["balances_by_chain"]["1"]}
+    assert lines[at + 3].startswith("gas per chain (trades and bridge transfers): chain 1 0.000300 ETH")
+    assert lines[at + 4] == ("bridge transfers: 1 in flight, 1 completed, 0 refused/failed; fees 0.500000 USDC "
+                             "(500000); in flight 0.500000 WETH (500000000000000000)")
+    assert lines[at + 5] == ("  #1 chain 2 -> 1: 1,000.000000 USDC (1000000000) COMPLETED, fee 0.500000 USDC "
+                             "(500000), received 999.500000 USDC (999500000)")
+    assert lines[at + 6] == "  #2 chain 1 -> 2: 0.500000 WETH (500000000000000000) SENT"
+    # a one-chain run without transfers has no such section
+    assert "balances per chain" not in render_text(add_readable(build_report(open_db(make_run(tmp_path))), REG))
