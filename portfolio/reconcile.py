@@ -1,4 +1,4 @@
-"""``alphapulse portfolio reconcile --rpc URL --address A [--db FILE] [--token T ...] [--apply] [--json]``
+"""``alphapulse portfolio reconcile --rpc URL --address A [--rpc URL2 --address A2 ...] [--db FILE] [--token T ...] [--apply] [--json]``
 
 Reads the chain's balances of ``A`` over JSON-RPC (``chain.rpc``, one batch): ERC20 ``balanceOf`` via
 ``eth_call`` for every token the books hold on that chain (plus ``--token``), and
@@ -6,6 +6,11 @@ Reads the chain's balances of ``A`` over JSON-RPC (``chain.rpc``, one batch): ER
 hold *changes since the portfolio started*, so the first reconcile usually differs by the
 starting balances: ``--apply`` books each difference as a ``reconcile`` ledger row, after
 which books equal the chain until something unbooked happens.
+
+Several chains (cross-chain inventory, one AlphaPulseArb per chain): one ``--rpc`` per chain, each with
+its own ``--address`` (or one ``--address`` for all); every chain is reconciled against its own node, the
+books' balances of that chain only (a ``TokenId`` names its chain). A bridge transfer in flight has left
+the source chain's books and balance alike and reached neither on the destination, so it is no difference.
 """
 
 from __future__ import annotations
@@ -65,13 +70,19 @@ def reconcile(books: Books, url: str, address: str, extra_tokens: list[str] = ()
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="alphapulse portfolio reconcile", description=__doc__.split("\n\n")[1])
-    p.add_argument("--rpc", required=True)
-    p.add_argument("--address", required=True)
+    p.add_argument("--rpc", required=True, action="append", help="a chain's node (repeat: one per chain)")
+    p.add_argument("--address", required=True, action="append",
+                   help="the account the books track on that chain (one for all, or one per --rpc, in order)")
     p.add_argument("--db", default=str(default_db_path()))
     p.add_argument("--token", action="append", default=[], help="also check this ERC20 (repeatable)")
     p.add_argument("--apply", action="store_true", help="book the differences as reconcile adjustments")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if len(args.address) not in (1, len(args.rpc)):
+        print(f"alphapulse portfolio reconcile: {len(args.rpc)} --rpc and {len(args.address)} --address: give one "
+              f"--address for all chains or one per --rpc", file=sys.stderr)
+        return 2
+    pairs = list(zip(args.rpc, args.address * len(args.rpc) if len(args.address) == 1 else args.address))
     try:
         if Path(args.db).exists():  # sound portfolio books, before anything is written to them
             open_db_readonly(args.db).close()
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alphapulse portfolio reconcile: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
-        rep = reconcile(Books(db), args.rpc, args.address, args.token, apply=args.apply)
+        reps = [reconcile(Books(db), url, address, args.token, apply=args.apply) for url, address in pairs]
     except (RpcFailure, ValueError) as exc:
         print(f"alphapulse portfolio reconcile: {exc}", file=sys.stderr)
         return 1
@@ -90,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         db.close()
     if args.json:
-        print(json.dumps(rep, indent=2))
-    else:
+        print(json.dumps(reps[0] if len(reps) == 1 else {"chains": reps}, indent=2))
+        return 0
+    for rep in reps:
         print(f"chain {rep['chain_id']} address {rep['address']}{' (differences applied)' if args.apply else ''}")
         print(f"{'token':44} {'books':>28} {'chain':>28} {'difference':>28}")
         for r in rep["rows"]:

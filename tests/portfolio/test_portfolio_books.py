@@ -553,3 +553,51 @@ def test_cross_chain_unwind_refused_transfer_and_a_completion_seen_first(tmp_pat
     b.apply(Domain.EXECUTION, seqd([bad._replace(tlvs=(dataclasses.replace(bad.tlvs[0], received=5),))], 4))
     [(reason,)] = b.db.execute("SELECT reason FROM rejects").fetchall()
     assert "received 5 + fee 100 != amount 1000000" in reason
+
+
+def test_reconcile_per_chain_reads_each_chain_against_its_own_node(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two nodes (recorded JSON-RPC, one chain each): each chain's tokens against its own node, nothing of the
+    other chain's; the CLI takes one --rpc per chain."""
+    from risk_testkit import USDC_B, WETH_B
+
+    import portfolio.reconcile as rec
+
+    b = _two_chains(tmp_path)
+    b.apply(Domain.EXECUTION, seqd([_xchain_trade(7, T0)]))
+    onchain = {1: {USDC: 10**9 - 2000 * 10**6 + 10**12, WETH: ETHER}, 2: {USDC: 2030 * 10**6, WETH: 4 * ETHER}}
+    asked: dict[int, list[str]] = {1: [], 2: []}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        chain = 1 if request.url.host == "one.invalid" else 2
+        out = []
+        for c in json.loads(request.content):
+            if c["method"] == "eth_chainId":
+                r = hex(chain)
+            elif c["method"] == "eth_getBalance":
+                r = "0x0"
+            else:
+                asked[chain].append(c["params"][0]["to"])
+                r = "0x" + f"{onchain[chain][c['params'][0]['to']]:064x}"
+            out.append({"jsonrpc": "2.0", "id": c["id"], "result": r})
+        return httpx.Response(200, json=out)
+
+    transport = httpx.MockTransport(handler)
+    r1 = reconcile(b, "http://one.invalid", "0x" + "ab" * 20, transport=transport)
+    r2 = reconcile(b, "http://two.invalid", "0x" + "cd" * 20, transport=transport)
+    assert (r1["chain_id"], r2["chain_id"]) == (1, 2) and sorted(asked[1]) == sorted(asked[2]) == [USDC, WETH]
+    rows1, rows2 = ({r["token"]: r for r in rep["rows"]} for rep in (r1, r2))
+    assert rows1[USDC]["books"] == -2000 * 10**6 and rows1[USDC]["difference"] == 10**9 + 10**12
+    assert rows2[USDC]["books"] == 2030 * 10**6 and rows2[USDC]["difference"] == 0
+    assert rows2[WETH]["books"] == -ETHER and rows2[WETH]["difference"] == 5 * ETHER
+    assert int(USDC_B) in b.balances() and int(WETH_B) in b.balances()
+    # the CLI: one --rpc per chain, one --address for both; a count mismatch is one line
+    b.db.close()
+    real = rec.reconcile
+    monkeypatch.setattr(rec, "reconcile", lambda *a, **kw: real(*a, **kw, transport=transport))
+    assert rec.main(["--db", str(tmp_path / "x.sqlite"), "--rpc", "http://one.invalid", "--rpc", "http://two.invalid",
+                     "--address", "0x" + "ab" * 20, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [c["chain_id"] for c in out["chains"]] == [1, 2]
+    assert rec.main(["--db", str(tmp_path / "x.sqlite"), "--rpc", "http://one.invalid", "--rpc", "http://two.invalid",
+                     "--address", "0x" + "ab" * 20, "--address", "0x" + "cd" * 20, "--address", "0x" + "ef" * 20]) == 2
+    assert "3 --address" in capsys.readouterr().err
