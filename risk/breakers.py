@@ -176,8 +176,10 @@ class DailyLoss(Breaker):
 
     net = realized_profit - gas, gas = gas_used * effective_gas_price (wei) converted with the
     configured fixed rate ``gas_per_eth`` (profit-token base units per 1e18 wei), rounded up
-    (so gas is never under-counted). SIMULATED (shadow) results are ignored. Tokens without a
-    configured limit are ignored. The day is taken from ``now_ns`` (when risk saw the result).
+    (so gas is never under-counted). A cross-chain result (with its ``ChainLegReport``s) counts both
+    legs' gas and their unwinds' instead (each chain's gas token taken at the same rate). SIMULATED
+    (shadow) results are ignored. Tokens without a configured limit are ignored. The day is taken
+    from ``now_ns`` (when risk saw the result).
     """
 
     name = "daily_loss"
@@ -205,7 +207,11 @@ class DailyLoss(Breaker):
             day = self.day_of(now_ns)
             if day != self.day:
                 self.day, self.pnl = day, {}
-            gas_wei = t.gas_used * t.effective_gas_price
+            legs = [x for x in msg.tlvs if type(x) is ChainLegReport and x.signal_id == t.signal_id]
+            if legs:
+                gas_wei = sum(x.gas_used * x.effective_gas_price + x.unwind_gas_cost for x in legs)
+            else:
+                gas_wei = t.gas_used * t.effective_gas_price
             gas = -(-gas_wei * limit.gas_per_eth // WEI_PER_ETH)
             token = TokenId(t.profit_token)
             pnl = self.pnl[token] = self.pnl.get(token, 0) + t.realized_profit - gas

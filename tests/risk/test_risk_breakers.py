@@ -587,3 +587,25 @@ def test_bridge_transfer_overdue_trips_its_destination_and_lifts_when_it_complet
     e2 = engine("[bridge_overdue]\nmax_transfer_s = 60.0\nscope = \"all\"\n", snapshot=e.snapshot())
     (s,) = stops(e2.on_timer(T0 + 61 * SEC))
     assert (s.trip.scope, s.trip.scope_value) == (StopScope.ALL, 0)
+
+
+def test_daily_loss_counts_both_legs_gas_of_a_cross_chain_result() -> None:
+    from risk_testkit import chain_leg, cross_chain_result
+
+    from protocol.ids import TokenId
+
+    e = engine(f"""
+[daily_loss.tokens."1:{USDC_ID.address}"]
+max_loss = {1000 * 10**6}
+gas_per_eth = {2000 * 10**6}
+""")
+    legs = (chain_leg(1, 0, chain=1, token_in=USDC_ID, token_out=WETH_ID, amount_in=1, amount_out=1,
+                      gas_used=100_000, gas_price=S),
+            chain_leg(1, 1, chain=2, token_in=TokenId.of(2, WETH_ID.address), token_out=TokenId.of(2, USDC_ID.address),
+                      amount_in=1, amount_out=1, gas_used=10**9, gas_price=10**9, unwind_gas=0))
+    # the source leg's gas alone (the result's own fields) is 0.0001 ETH = 0.2 USDC, a day 0.8 USDC up; with the
+    # destination leg's 1e18 wei (1 ETH = 2000 USDC) it is 1999.2 USDC down, beyond the 1000 USDC limit
+    msg = cross_chain_result(1, legs, profit=10**6, gas_used=100_000, gas_price=S)
+    (s,) = stops(e.on_message(Domain.EXECUTION, msg, T0))
+    dl = next(b for b in e.breakers if b.name == "daily_loss")
+    assert dl.pnl[USDC_ID] == 10**6 - 2000 * 10**6 - 200_000 and s.trip.breaker == "daily_loss"
