@@ -193,6 +193,11 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         relays=relays_table(run_dir, ("market_data", "signal")))
     if cex is not None:
         strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]
+    if xchain is not None:
+        tables = demo_xchain.strategy_tables(xchain)
+        strategy["chains"].append(tables["chain"])
+        strategy["assets"] = tables["assets"]
+        strategy["cross_chain"] = tables["cross_chain"]
     write_toml(cfg / "strategy.toml", strategy)
     executor: dict[str, Any] = {
         "executor": {"chain_id": dep.chain_id, "rpc_url": dep.rpc_url, "contract": arb, "gas_token": weth,
@@ -225,6 +230,7 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
     portfolio_chains = {dep.chain_id: {"valuation_token": weth, "wrapped_native": weth}}
     if xchain is not None:
         risk["daily_loss"]["tokens"] = demo_xchain.daily_loss_tokens(xchain)
+        risk.update(demo_xchain.risk_tables(xchain))
         portfolio_chains = demo_xchain.portfolio_chains(xchain)
     write_toml(cfg / "executor.toml", executor)
     write_toml(cfg / "risk.toml", risk)

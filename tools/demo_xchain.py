@@ -62,6 +62,13 @@ class XChainOptions:
     step: float = 2.0  # seconds between the lagging chain's moves
     bridge_delay: int = 8  # the relayer completes a transfer this long after its source block
     bridge_fee_bps: int = 1
+    bridge_id: int = 1  # CrossChainArbitrage.bridge: the DevBridge stand-in
+    bridge_gas_units: int = 80_000  # one DevBridge.send (approve and withdraw aside), amortised by the strategy
+    rebalance_every: int = 10  # trades whose inventory one bridge transfer returns (the strategy's amortisation)
+    leg_gas_units: int = 160_000  # one AlphaPulseArb.swap through a V3 pool
+    drift_k_milli: int = 2000
+    sigma_floor_ppb: int = 20_000
+    min_net_profit_usdc: int = 1_000_000  # 1 USDC
     # what each chain's contract holds at start, of each asset
     inventory_weth: int = 50 * 10**18
     inventory_usdc: int = 100_000 * 10**6
@@ -216,9 +223,56 @@ def processes(setup: XChainSetup, cfg_dir: Path, data_dir: Path, relays: dict[st
     return out
 
 
+def strategy_tables(setup: XChainSetup) -> dict[str, Any]:
+    """The strategy's ``[[chains]]`` table for the lagging chain, ``[[assets]]`` and ``[cross_chain]``.
+
+    The lagging chain's ``[[chains]]`` prices its legs' gas (WETH through its pools) and lists only the
+    followed pool, so no one-chain cycle is searched there (the executor trades the lead chain's); the pair is
+    the V3 0.05 % WETH/USDC pool of each chain, the one replayed and the one following it. The inventory caps
+    are what each contract was funded with."""
+    from tools.deployment_writer import assets_doc
+
+    o = setup.options
+    lag = setup.lagging.deployment
+    pools = [c.deployment.pool("uniswap_v3", "WETH", "USDC", V3_FEE).address for c in setup.chains]
+    return {
+        "chain": {"chain_id": lag.chain_id, "gas_token": lag.weth, "base_tokens": [lag.weth], "pools": [pools[
+            setup.chains.index(setup.lagging)]]},
+        "assets": assets_doc([c.deployment for c in setup.chains])["assets"],
+        "cross_chain": {
+            "base": "WETH", "quote": "USDC", "pairs": [pools], "bridge_id": o.bridge_id,
+            "bridge_fee_bps": o.bridge_fee_bps, "bridge_gas_units": o.bridge_gas_units,
+            "rebalance_every": o.rebalance_every, "drift_k_milli": o.drift_k_milli,
+            "sigma_floor_ppb": o.sigma_floor_ppb, "min_net_profit": o.min_net_profit_usdc,
+            "chains": [{"chain_id": c.chain_id, "block_time_ms": int((o.block_times[i] or 1.0) * 1000),
+                        "gas_units": o.leg_gas_units,
+                        "inventory": {"base": o.inventory_weth, "quote": o.inventory_usdc}}
+                       for i, c in enumerate(setup.chains)],
+        },
+    }
+
+
 def portfolio_chains(setup: XChainSetup) -> dict[int, dict[str, str]]:
     return {c.chain_id: {"valuation_token": c.deployment.weth, "wrapped_native": c.deployment.weth}
             for c in setup.chains}
+
+
+def risk_tables(setup: XChainSetup) -> dict[str, Any]:
+    """The risk process's cross-chain breakers: a chain whose head stops (10 block times), one chain holding
+    more than 80 % of an asset (a CHAIN stop of it, lifted once a rebalance lands) from the inventory each
+    contract starts with, and a bridge transfer not completed within four times the stand-in's delay + 30 s."""
+    from tools.deployment_writer import assets_doc
+
+    o = setup.options
+    return {
+        "chain_stall": {"chains": {str(c.chain_id): bt for c, bt in zip(setup.chains, o.block_times, strict=True)
+                                   if bt is not None}, "multiple": 10.0},
+        "assets": assets_doc([c.deployment for c in setup.chains])["assets"],
+        "xchain_inventory": {"scope": "chain", "assets": [
+            {"asset": sym, "start": {str(c.chain_id): amount for c in setup.chains}, "max_share_bps": 8000}
+            for sym, amount in (("WETH", o.inventory_weth), ("USDC", o.inventory_usdc))]},
+        "bridge_overdue": {"max_transfer_s": 4.0 * o.bridge_delay + 30.0, "scope": "chain"},
+    }
 
 
 def daily_loss_tokens(setup: XChainSetup) -> dict[str, dict[str, int]]:
