@@ -516,6 +516,7 @@ ERROR_SIGNATURES: tuple[str, ...] = (
     "CallFailed(address)",
     "NoFlashLender()",
     "ApproveFailed(address,address)",
+    "AllowListFull(uint256)",
 )
 
 

@@ -71,7 +71,7 @@ from protocol.ids import Venue
 from runtime.secrets import SecretSourceError, read_secret
 
 __all__ = ["DeployError", "Deployed", "FactorySpec", "deploy_and_configure", "main", "parse_factory",
-           "paste_lines"]
+           "paste_lines", "set_factory_gas"]
 
 #: the venues whose pools the executor can address (official Uniswap init-code hashes), and their kind
 VENUE_KINDS: dict[Venue, Kind] = {
@@ -82,7 +82,14 @@ VENUE_KINDS: dict[Venue, Kind] = {
 }
 INIT_CODE_HASH = {Kind.V2: UNISWAP_V2_INIT_CODE_HASH, Kind.V3: UNISWAP_V3_INIT_CODE_HASH, Kind.V4: V4_MANAGER_MARK,
                   Kind.CURVE: CURVE_POOL_MARK}
-SET_FACTORY_GAS = 80_000  # a setFactory / setBalancerVault call uses ~50k; the bound for the cost check of a dry run
+
+
+def set_factory_gas(entries: int) -> int:
+    """A bound on one ``setFactory`` / ``setBalancerVault`` call's gas when the allow-list holds
+    ``entries`` afterwards (the cost check of a dry run). Every change redeploys the configuration's
+    data contract, whose code holds a hash table of at most 4 x ``entries`` buckets of 53 bytes (200
+    gas a byte): ~120k for the first entry, ~265k with 7, ~810k with 20."""
+    return 150_000 + 4 * 53 * 200 * entries
 
 
 class DeployError(Exception):
@@ -271,7 +278,10 @@ def deploy_and_configure(rpc: SyncHttpRpc, account: LocalAccount, *, recipient: 
     code = bytes.fromhex(load_artifact()["bytecode"].removeprefix("0x")) + encode_constructor_args(recipient)
     deploy_gas = sender.estimate(None, code) if contract is None else 0
     max_fee, _ = sender.fee_fields()
-    done.cost_bound_wei = (deploy_gas + SET_FACTORY_GAS * (len(todo) + set_vault)) * max_fee
+    listed = len(factories) - len(todo)  # those already allow-listed (at least)
+    set_gas = sum(set_factory_gas(listed + k) for k in range(1, len(todo) + 1))
+    set_gas += set_factory_gas(len(factories)) if set_vault else 0
+    done.cost_bound_wei = (deploy_gas + set_gas) * max_fee
     balance = int(rpc.call("eth_getBalance", [owner, "latest"]), 16)
     if balance < done.cost_bound_wei:
         raise DeployError(f"the account {owner} holds {balance / 1e18:.6f} of the chain's coin; the deployment may "

@@ -101,19 +101,33 @@ contract AlphaPulseArb {
     bytes4 private constant VAULT_FLASH_LOAN = 0x5c38449e;
 
     // ------------------------------------------------------------------------------------------
-    // State (owner and paused share slot 0: one SLOAD per execution)
+    // State. The configuration an execution needs (owner, recipient, Balancer Vault, allow-list)
+    // lives in the code of a data contract this contract deploys (`config`) and redeploys on every
+    // change: one cold code read (EXTCODECOPY, 2,600) replaces one cold SLOAD (2,100) per item
+    // (owner, recipient, every factory of the path). `config` and `paused` share slot 0: one SLOAD.
     // ------------------------------------------------------------------------------------------
-    address public owner;
+    /// @dev The data contract holding the configuration in its code (see CFG_* below).
+    address private config;
     bool public paused;
-    /// @notice Receives the profit of every execution; reset to the new owner on a handover.
-    address public recipient;
     address public pendingOwner;
-    /// @notice Allow-list: the init-code hash of the pools a factory deploys, per kind (0 = not
-    ///         allowed). For V4 the "factory" is a PoolManager and any non-zero value allows it.
-    mapping(address factory => mapping(Kind kind => bytes32 initCodeHash)) public initCodeHashOf;
-    /// @notice The Balancer V2 Vault `executeBalancer` borrows from (0 = none configured); its
-    ///         `receiveFlashLoan` callback is accepted only during our own `flashLoan` call.
-    address public balancerVault;
+
+    // The config contract's code: a STOP byte (calling it does nothing), then
+    //   owner (20) | recipient (20) | balancerVault (20) | log2 of the bucket count (1)
+    //   | buckets (53 each): factory (20) | kind (1) | initCodeHash (32); factory 0 = empty.
+    // The allow-list is an open-addressing hash table (key: factory and kind, linear probing), at
+    // most half full, so a lookup reads one bucket or two.
+    uint256 private constant CFG_HEADER = 1;
+    uint256 private constant CFG_HEADER_LEN = 61;
+    uint256 private constant CFG_TABLE = 62;
+    uint256 private constant CFG_BUCKET = 53;
+    uint256 private constant MAX_CODE_SIZE = 24_576; // EIP-170
+
+    /// @dev One allow-list entry (admin paths only).
+    struct Entry {
+        address factory;
+        uint256 kind;
+        bytes32 initCodeHash;
+    }
 
     /// @dev The only address whose callback is accepted right now (0 = none).
     address private transient expectedCaller;
@@ -171,16 +185,19 @@ contract AlphaPulseArb {
     /// @dev `executeBalancer` without a configured Vault.
     error NoFlashLender();
     error ApproveFailed(address token, address spender);
+    /// @dev The allow-list cannot grow further: its table (at most half full) would not fit in the
+    ///      code of one contract (EIP-170, 24,576 bytes): 127 entries at most.
+    error AllowListFull(uint256 entries);
 
     modifier onlyOwner() {
-        if (msg.sender != owner) revert NotOwner(msg.sender);
+        (address owner_,,,) = _header(config);
+        if (msg.sender != owner_) revert NotOwner(msg.sender);
         _;
     }
 
     constructor(address recipient_) {
         if (recipient_ == address(0)) revert ZeroAddress();
-        owner = msg.sender;
-        recipient = recipient_;
+        _store(msg.sender, recipient_, address(0), new Entry[](0));
         emit OwnershipTransferred(address(0), msg.sender);
         emit RecipientSet(recipient_);
     }
@@ -204,7 +221,9 @@ contract AlphaPulseArb {
     }
 
     function _execute(bytes calldata path, bool viaBalancer) private returns (uint256 profit) {
-        if (msg.sender != owner) revert NotOwner(msg.sender);
+        address cfg = config;
+        (address owner_, address to, address vault, uint256 mask) = _header(cfg);
+        if (msg.sender != owner_) revert NotOwner(msg.sender);
         if (paused) revert EnforcedPause();
         uint256 p;
         uint256 n;
@@ -214,15 +233,13 @@ contract AlphaPulseArb {
         }
         if (n < 2) revert PathTooShort(n);
         if (path.length != HEADER + HOP * n + TRAILER) revert MalformedPath();
-        (bool allV2Prefix, address manager) = _checkPath(p, n);
+        (bool allV2Prefix, address manager) = _checkPath(p, n, cfg, mask);
         uint256 amountIn = _word128(p);
         if (amountIn == 0) revert ZeroAmountIn();
         address token = _tokenIn(p, 0);
-        address to = recipient;
 
         if (viaBalancer) {
             if (manager != address(0)) revert MalformedPath();
-            address vault = balancerVault;
             if (vault == address(0)) revert NoFlashLender();
             address[] memory tokens = new address[](1);
             tokens[0] = token;
@@ -252,14 +269,17 @@ contract AlphaPulseArb {
     ///         `hop.amountIn` of `hop.tokenIn` for at least `hop.amountOut` of `hop.tokenOut`, which
     ///         stays here. Reverts after `deadline` (unix seconds). V2 and V3 pools.
     /// @return amountOut received
-    function swap(Hop calldata hop, uint256 deadline) external onlyOwner returns (uint256 amountOut) {
+    function swap(Hop calldata hop, uint256 deadline) external returns (uint256 amountOut) {
+        address cfg = config;
+        (address owner_,,, uint256 mask) = _header(cfg);
+        if (msg.sender != owner_) revert NotOwner(msg.sender);
         if (paused) revert EnforcedPause();
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
         address tokenIn = hop.tokenIn;
         address tokenOut = hop.tokenOut;
         if (tokenIn == tokenOut) revert BrokenPath(0);
         if (hop.kind >= Kind.V4) revert MalformedPath();
-        _checkPool(0, hop.kind, hop.factory, hop.pool, tokenIn, tokenOut, hop.fee);
+        _checkPool(0, hop.kind, hop.factory, hop.pool, tokenIn, tokenOut, hop.fee, cfg, mask);
         uint256 amountIn = hop.amountIn;
         if (amountIn == 0) revert ZeroAmountIn();
         uint256 outBefore = _balanceOf(tokenOut, address(this));
@@ -378,19 +398,49 @@ contract AlphaPulseArb {
     ///         (for V4: a PoolManager, with any non-zero value).
     function setFactory(address factory, Kind kind, bytes32 initCodeHash) external onlyOwner {
         if (factory == address(0)) revert ZeroAddress();
-        initCodeHashOf[factory][kind] = initCodeHash;
+        address cfg = config;
+        (address owner_, address recipient_, address vault,) = _header(cfg);
+        Entry[] memory entries = _entries(cfg);
+        uint256 count = entries.length;
+        uint256 found = count;
+        for (uint256 i; i < count; ++i) {
+            if (entries[i].factory == factory && entries[i].kind == uint256(kind)) found = i;
+        }
+        if (found < count) {
+            // Replace it, or drop it (the last entry takes its place).
+            if (initCodeHash != bytes32(0)) {
+                entries[found].initCodeHash = initCodeHash;
+            } else {
+                entries[found] = entries[count - 1];
+                assembly ("memory-safe") {
+                    mstore(entries, sub(count, 1))
+                }
+            }
+        } else if (initCodeHash != bytes32(0)) {
+            Entry[] memory grown = new Entry[](count + 1);
+            for (uint256 i; i < count; ++i) {
+                grown[i] = entries[i];
+            }
+            grown[count] = Entry(factory, uint256(kind), initCodeHash);
+            entries = grown;
+        }
+        _store(owner_, recipient_, vault, entries);
         emit FactorySet(factory, kind, initCodeHash);
     }
 
     /// @notice The Balancer V2 Vault `executeBalancer` borrows from (the zero address: none).
     function setBalancerVault(address vault) external onlyOwner {
-        balancerVault = vault;
+        address cfg = config;
+        (address owner_, address recipient_,,) = _header(cfg);
+        _store(owner_, recipient_, vault, _entries(cfg));
         emit BalancerVaultSet(vault);
     }
 
     function setRecipient(address recipient_) external onlyOwner {
         if (recipient_ == address(0)) revert ZeroAddress();
-        recipient = recipient_;
+        address cfg = config;
+        (address owner_,, address vault,) = _header(cfg);
+        _store(owner_, recipient_, vault, _entries(cfg));
         emit RecipientSet(recipient_);
     }
 
@@ -409,18 +459,43 @@ contract AlphaPulseArb {
     /// @notice Start a two-step ownership transfer (the new owner calls `acceptOwnership`).
     function transferOwnership(address newOwner) external onlyOwner {
         pendingOwner = newOwner;
-        emit OwnershipTransferStarted(owner, newOwner);
+        emit OwnershipTransferStarted(msg.sender, newOwner);
     }
 
     /// @notice Complete the handover. The profits follow it: the recipient becomes the new owner
     ///         (who may `setRecipient` afterwards), never the previous owner's recipient.
     function acceptOwnership() external {
         if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender);
-        emit OwnershipTransferred(owner, msg.sender);
-        owner = msg.sender;
+        address cfg = config;
+        (address previous,, address vault,) = _header(cfg);
+        emit OwnershipTransferred(previous, msg.sender);
         pendingOwner = address(0);
-        recipient = msg.sender;
+        _store(msg.sender, msg.sender, vault, _entries(cfg));
         emit RecipientSet(msg.sender);
+    }
+
+    /// @notice The owner (the only account that may execute and configure).
+    function owner() external view returns (address owner_) {
+        (owner_,,,) = _header(config);
+    }
+
+    /// @notice Receives the profit of every execution; reset to the new owner on a handover.
+    function recipient() external view returns (address recipient_) {
+        (, recipient_,,) = _header(config);
+    }
+
+    /// @notice The Balancer V2 Vault `executeBalancer` borrows from (0 = none configured); its
+    ///         `receiveFlashLoan` callback is accepted only during our own `flashLoan` call.
+    function balancerVault() external view returns (address vault) {
+        (,, vault,) = _header(config);
+    }
+
+    /// @notice Allow-list: the init-code hash of the pools a factory deploys, per kind (0 = not
+    ///         allowed). For V4 the "factory" is a PoolManager and any non-zero value allows it.
+    function initCodeHashOf(address factory, Kind kind) external view returns (bytes32) {
+        address cfg = config;
+        (,,, uint256 mask) = _header(cfg);
+        return _lookup(cfg, mask, factory, uint256(kind));
     }
 
     /// @notice Recover tokens sent to this contract (it holds none between executions).
@@ -435,9 +510,124 @@ contract AlphaPulseArb {
         view
         returns (address)
     {
-        bytes32 initCodeHash = initCodeHashOf[factory][kind];
+        address cfg = config;
+        (,,, uint256 mask) = _header(cfg);
+        bytes32 initCodeHash = _lookup(cfg, mask, factory, uint256(kind));
         if (initCodeHash == bytes32(0) || kind >= Kind.V4) return address(0);
         return _computePool(kind, factory, initCodeHash, tokenA, tokenB, fee);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Configuration in code (see CFG_*): read on every execution, rewritten by the setters
+    // ------------------------------------------------------------------------------------------
+    /// @dev owner, recipient, Balancer Vault and the allow-list's bucket mask, in one code read.
+    function _header(address cfg) private view returns (address owner_, address recipient_, address vault, uint256 mask) {
+        uint256 bits;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            extcodecopy(cfg, m, CFG_HEADER, CFG_HEADER_LEN)
+            owner_ := shr(96, mload(m))
+            recipient_ := shr(96, mload(add(m, 20)))
+            vault := shr(96, mload(add(m, 40)))
+            bits := byte(0, mload(add(m, 60)))
+        }
+        mask = (uint256(1) << bits) - 1;
+    }
+
+    /// @dev The bucket a (factory, kind) key starts probing from.
+    function _slotOf(address factory, uint256 kind, uint256 mask) private pure returns (uint256 i) {
+        assembly ("memory-safe") {
+            mstore(0, or(shl(96, factory), shl(88, kind)))
+            i := and(keccak256(0, 21), mask)
+        }
+    }
+
+    /// @dev The allow-listed init-code hash of (factory, kind), 0 if none: probe from its bucket
+    ///      until the key or an empty bucket (the table always has one: it is at most half full).
+    function _lookup(address cfg, uint256 mask, address factory, uint256 kind) private view returns (bytes32 h) {
+        uint256 i = _slotOf(factory, kind, mask);
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            for {} 1 {} {
+                extcodecopy(cfg, m, add(CFG_TABLE, mul(i, CFG_BUCKET)), CFG_BUCKET)
+                let w := mload(m)
+                let f := shr(96, w)
+                if iszero(f) { break }
+                if and(eq(f, factory), eq(byte(20, w), kind)) {
+                    h := mload(add(m, 21))
+                    break
+                }
+                i := and(add(i, 1), mask)
+            }
+        }
+    }
+
+    /// @dev Every allow-list entry of the current configuration.
+    function _entries(address cfg) private view returns (Entry[] memory list) {
+        bytes memory code = cfg.code;
+        uint256 buckets = uint256(uint8(code[CFG_TABLE - 1]));
+        buckets = uint256(1) << buckets;
+        list = new Entry[](buckets);
+        uint256 count;
+        for (uint256 i; i < buckets; ++i) {
+            address f;
+            uint256 k;
+            bytes32 h;
+            assembly ("memory-safe") {
+                let o := add(add(code, 32), add(CFG_TABLE, mul(i, CFG_BUCKET)))
+                let w := mload(o)
+                f := shr(96, w)
+                k := byte(20, w)
+                h := mload(add(o, 21))
+            }
+            if (f != address(0)) list[count++] = Entry(f, k, h);
+        }
+        assembly ("memory-safe") {
+            mstore(list, count)
+        }
+    }
+
+    /// @dev Deploy a new configuration (its code: STOP, the header, the hash table) and point
+    ///      `config` at it. The creation code returns everything after its 14-byte prefix.
+    function _store(address owner_, address recipient_, address vault, Entry[] memory entries) private {
+        uint256 bits;
+        while ((uint256(1) << bits) <= 2 * entries.length) ++bits;
+        uint256 mask = (uint256(1) << bits) - 1;
+        uint256 runtime = CFG_TABLE + CFG_BUCKET * (mask + 1);
+        if (runtime > MAX_CODE_SIZE) revert AllowListFull(entries.length);
+        bytes memory init = new bytes(14 + runtime);
+        address created;
+        assembly ("memory-safe") {
+            let c := add(init, 32)
+            // PUSH4 runtime, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN
+            mstore(c, or(shl(248, 0x63), or(shl(216, runtime), shl(144, 0x80600e6000396000f3))))
+            let d := add(c, 14) // runtime code: d[0] = STOP (0, already zero)
+            mstore(add(d, 1), shl(96, owner_))
+            mstore(add(d, 21), shl(96, recipient_))
+            mstore(add(d, 41), shl(96, vault))
+            mstore8(add(d, 61), bits)
+        }
+        for (uint256 e; e < entries.length; ++e) {
+            Entry memory entry = entries[e];
+            uint256 i = _slotOf(entry.factory, entry.kind, mask);
+            assembly ("memory-safe") {
+                let table := add(add(init, 32), add(14, CFG_TABLE))
+                for {} 1 {} {
+                    let o := add(table, mul(i, CFG_BUCKET))
+                    if iszero(shr(96, mload(o))) {
+                        mstore(o, or(shl(96, mload(entry)), shl(88, mload(add(entry, 32)))))
+                        mstore(add(o, 21), mload(add(entry, 64)))
+                        break
+                    }
+                    i := and(add(i, 1), mask)
+                }
+            }
+        }
+        assembly ("memory-safe") {
+            created := create(0, add(init, 32), mload(init))
+        }
+        if (created == address(0)) revert CallFailed(address(0));
+        config = created;
     }
 
     // ------------------------------------------------------------------------------------------
@@ -446,7 +636,11 @@ contract AlphaPulseArb {
     /// @dev Every hop: distinct tokens, the cycle closes, fee below 100 %, allow-listed factory,
     ///      genuine pool. Returns whether every hop but the last is V2 (REVERSE is possible) and
     ///      the PoolManager of the V4 hops (0 without any).
-    function _checkPath(uint256 p, uint256 n) private view returns (bool allV2Prefix, address manager) {
+    function _checkPath(uint256 p, uint256 n, address cfg, uint256 mask)
+        private
+        view
+        returns (bool allV2Prefix, address manager)
+    {
         allV2Prefix = true;
         bool curve;
         address start = _tokenIn(p, 0);
@@ -467,7 +661,7 @@ contract AlphaPulseArb {
             }
             if (k > uint256(Kind.CURVE)) revert MalformedPath();
             Kind kind = Kind(k);
-            _checkPool(i, kind, factory, pool, tokenIn, tokenOut, fee);
+            _checkPool(i, kind, factory, pool, tokenIn, tokenOut, fee, cfg, mask);
             if (kind == Kind.V4) {
                 if (manager == address(0)) manager = factory;
                 else if (manager != factory) revert MalformedPath();
@@ -484,12 +678,19 @@ contract AlphaPulseArb {
 
     /// @dev Hop i's fee is below 100 %, its factory allow-listed for its kind, and (V2/V3) its
     ///      pool the CREATE2 address of that factory for the two tokens (and fee).
-    function _checkPool(uint256 i, Kind kind, address factory, address pool, address tokenIn, address tokenOut, uint24 fee)
-        private
-        view
-    {
+    function _checkPool(
+        uint256 i,
+        Kind kind,
+        address factory,
+        address pool,
+        address tokenIn,
+        address tokenOut,
+        uint24 fee,
+        address cfg,
+        uint256 mask
+    ) private view {
         if (fee >= PPM) revert InvalidFee(i, fee);
-        bytes32 initCodeHash = initCodeHashOf[factory][kind];
+        bytes32 initCodeHash = _lookup(cfg, mask, factory, uint256(kind));
         if (initCodeHash == bytes32(0)) revert FactoryNotAllowed(i, factory, kind);
         if (kind == Kind.CURVE) {
             // A Curve hop names the allow-listed pool itself as its factory.

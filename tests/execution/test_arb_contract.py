@@ -8,8 +8,10 @@ so quoting them up front is exact).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from arb_testkit import FAR_FUTURE, MAX_UINT256, Arb, Chain, Market, abi_call
@@ -457,6 +459,51 @@ def test_path_validation_errors(chain: Chain, market: Market, arb: Arb, fake_poo
     # Removing a venue from the allow-list stops it.
     chain.send(arb.owner, arb.address, encode_set_factory(h1.factory, Kind.V2, bytes(32)))
     assert err_of(hops) == ("FactoryNotAllowed", (1, h1.factory, 0))
+
+
+def test_the_allow_list_survives_growth_replacement_and_removal(chain: Chain, market: Market, arb: Arb,
+                                                                 arb_devnet_deployment: Any) -> None:
+    """The allow-list is a hash table in the code of a data contract the setters redeploy: random
+    keys share buckets and the table is rebuilt as it grows, yet every entry reads back, a replaced
+    entry has its new hash, a removed one reads zero while the others stay, the owner and recipient
+    survive every rewrite, and a cycle still runs with a full table. Past 127 entries the table
+    would not fit in one contract's code: AllowListFull, and nothing changes."""
+    rng = random.Random(16)
+
+    def hash_of(factory: str, kind: Kind) -> bytes:
+        return bytes(chain.call_decode(arb.address, "initCodeHashOf(address,uint8)", ["bytes32"], factory,
+                                       int(kind))[0])
+
+    ours = {(f, Kind.V2): UNISWAP_V2_INIT_CODE_HASH for f in market.v2_factories.values()}
+    ours[(market.v3_factory, Kind.V3)] = UNISWAP_V3_INIT_CODE_HASH
+    existing = len(ours) + (arb_devnet_deployment.v4 is not None)
+    added: dict[tuple[str, Kind], bytes] = {}
+    factories = [to_checksum_address(rng.randbytes(20).hex()) for _ in range(60)]
+    while existing + len(added) < 127:
+        key = (rng.choice(factories), rng.choice(list(Kind)))
+        if key in added:
+            continue
+        added[key] = rng.randbytes(32)
+        chain.send(arb.owner, arb.address, encode_set_factory(key[0], key[1], added[key]), gas=10_000_000)
+    replaced, removed = list(added)[:2]
+    added[replaced] = rng.randbytes(32)
+    chain.send(arb.owner, arb.address, encode_set_factory(replaced[0], replaced[1], added[replaced]), gas=10_000_000)
+    chain.send(arb.owner, arb.address, encode_set_factory(removed[0], removed[1], bytes(32)), gas=10_000_000)
+    assert hash_of(*removed) == bytes(32)
+    del added[removed]
+    chain.send(arb.owner, arb.address, encode_set_factory(removed[0], removed[1], b"\x01" * 32), gas=10_000_000)
+    added[removed] = b"\x01" * 32
+    for key, value in {**ours, **added}.items():
+        assert hash_of(*key) == value, key
+    assert hash_of(factories[0], Kind.V4) == added.get((factories[0], Kind.V4), bytes(32))
+    assert chain.call_decode(arb.address, "owner()", ["address"])[0].lower() == arb.owner.lower()
+    assert chain.call_decode(arb.address, "recipient()", ["address"])[0].lower() == arb.recipient.lower()
+    full = to_checksum_address(rng.randbytes(20).hex())
+    err = chain.revert_error(arb.owner, arb.address, encode_set_factory(full, Kind.V2))
+    assert (err.name, err.args) == ("AllowListFull", (128,))
+    hops, profit = _v2v2_cycle(chain, market)
+    receipt = chain.send(arb.owner, arb.address, encode_execute(hops, profit), gas=EXECUTE_GAS)
+    assert profit_from_logs(receipt["logs"], arb.address) == profit
 
 
 def test_init_code_hashes_match_the_devnet_pools(chain: Chain, market: Market, arb: Arb) -> None:
