@@ -10,6 +10,10 @@ state at ONE pinned block (every ``eth_call`` carries the same block number) as 
   liquidity and the whole tick bitmap in one read (chunked by ``V4_SLOTS_PER_CALL``), then every
   initialized tick's liquidity. A V4 pool's snapshot is a *unit*: its ``V4ProtocolFee`` then its
   ``PoolSnapshot`` (see ``specs/protocol.md``).
+* Curve (classic two-coin StableSwap): ``coins(k)``, ``balances(k)``, ``A()``, ``fee()``, ``admin_fee()``
+  and each coin's ``decimals()`` (rates ``10**(36 - decimals)``): the ``PoolSnapshot`` (balances as
+  token0/token1, the fee in ppm) and, in ``curve`` when given, the pool's full state for the follower's
+  :class:`collectors.evm.curve.CurveBook`. A pool whose coins are not the configured tokens is refused.
 
 V4 pools are admitted here (:func:`market.amm.pool_key.admission`): a pool with a dynamic fee or a
 hook that can change swap amounts is refused with one warning naming the pool and the permission,
@@ -37,12 +41,14 @@ from protocol.tlv import TLV
 
 from .chains import VENUES
 from .config import ChainConfig, ConfigError
+from .curve import CurvePoolState
 
 MIN_TICK = -887272
 MAX_TICK = 887272
 _ZERO = "0x" + "0" * 40
 _V3 = VenueKind.UNISWAP_V3
 _V4 = VenueKind.UNISWAP_V4
+_CURVE = VenueKind.CURVE
 V4_SLOTS_PER_CALL = 1024  # storage slots per extsload call (32 bytes each in the calldata)
 SNAPSHOT_FEE_LOG_INDEX = 0xFFFFFFFF  # a snapshot's V4ProtocolFee: after every log of its block
 
@@ -68,6 +74,12 @@ SEL = {
         "token1": "token1()",
         "getPair": "getPair(address,address)",
         "getPool": "getPool(address,address,uint24)",
+        "coins": "coins(uint256)",
+        "balances": "balances(uint256)",
+        "A": "A()",
+        "curve_fee": "fee()",
+        "admin_fee": "admin_fee()",
+        "decimals": "decimals()",
     }.items()
 }
 
@@ -147,7 +159,10 @@ async def resolve_pools(chain: ChainConfig, rpc: Transport,
         if spec.address and spec.tokens:
             continue
         if spec.address:
-            calls += [eth_call(spec.address, SEL["token0"]), eth_call(spec.address, SEL["token1"])]
+            if info.kind == _CURVE:
+                calls += [eth_call(spec.address, SEL["coins"], _word(k)) for k in (0, 1)]
+            else:
+                calls += [eth_call(spec.address, SEL["token0"]), eth_call(spec.address, SEL["token1"])]
             lookups.append((i, "tokens"))
         else:
             assert spec.tokens is not None
@@ -207,6 +222,31 @@ def _extsload_values(results: Any, n_calls: int) -> list[int]:
     return values
 
 
+def _curve_calls(rp: ResolvedPool, block: int) -> list[Call]:
+    a = rp.address
+    return [*(eth_call(a, SEL["coins"], _word(k), block) for k in (0, 1)),
+            *(eth_call(a, SEL["balances"], _word(k), block) for k in (0, 1)),
+            eth_call(a, SEL["A"], block=block), eth_call(a, SEL["curve_fee"], block=block),
+            eth_call(a, SEL["admin_fee"], block=block),
+            *(eth_call(t.address, SEL["decimals"], block=block) for t in (rp.pool.token0, rp.pool.token1))]
+
+
+def _curve_state(rp: ResolvedPool, results: Any) -> CurvePoolState:
+    coins = tuple(f"0x{words(next(results))[0]:040x}" for _ in range(2))
+    balances = tuple(words(next(results))[0] for _ in range(2))
+    amp, fee, admin_fee = (words(next(results))[0] for _ in range(3))
+    decimals = {rp.pool.token0.address: words(next(results))[0], rp.pool.token1.address: words(next(results))[0]}
+    if set(coins) != set(decimals):
+        raise ConfigError(f"Curve pool {rp.address}: its coins are {coins[0]}, {coins[1]}, not the configured "
+                          f"tokens {rp.pool.token0.address}, {rp.pool.token1.address}")
+    if fee % 10_000:
+        log.warning("Curve pool %s: fee %d (1e10 scale) is not a whole number of ppm: its snapshots carry %d ppm",
+                    rp.address, fee, fee // 10_000)
+    return CurvePoolState(coins=(coins[0], coins[1]), balances=(balances[0], balances[1]),
+                          rates=(10 ** (36 - decimals[coins[0]]), 10 ** (36 - decimals[coins[1]])),
+                          amp=amp, fee=fee, admin_fee=admin_fee)
+
+
 async def read_snapshots(
     rpc: Transport, pools: Sequence[ResolvedPool], block: int, *, batch_size: int = 250
 ) -> list[PoolSnapshot]:
@@ -216,15 +256,19 @@ async def read_snapshots(
 
 
 async def read_units(
-    rpc: Transport, pools: Sequence[ResolvedPool], block: int, *, batch_size: int = 250
+    rpc: Transport, pools: Sequence[ResolvedPool], block: int, *, batch_size: int = 250,
+    curve: dict[PoolId, CurvePoolState] | None = None,
 ) -> list[tuple[TLV, ...]]:
     """Every pool's full state at ``block``, in the order given, one message's records per pool:
-    ``(PoolSnapshot,)``, or ``(V4ProtocolFee, PoolSnapshot)`` for a V4 pool."""
+    ``(PoolSnapshot,)``, or ``(V4ProtocolFee, PoolSnapshot)`` for a V4 pool. Each Curve pool's full state
+    goes into ``curve`` too (the follower's CurveBook seeds from it)."""
     calls: list[Call] = []
     v4_chunks: dict[int, int] = {}
     for n, rp in enumerate(pools):
         a = rp.address
-        if rp.pool.kind == _V4:
+        if rp.pool.kind == _CURVE:
+            calls += _curve_calls(rp, block)
+        elif rp.pool.kind == _V4:
             assert rp.key is not None
             pid = rp.key.to_id()
             _, bitmap = v4_state.all_bitmap_slots(pid, rp.key.tick_spacing)
@@ -245,7 +289,9 @@ async def read_units(
     bitmap_keys: list[tuple[int, int]] = []
     tick_v4_calls: list[Call] = []
     for n, rp in enumerate(pools):
-        if rp.pool.kind == _V4:
+        if rp.pool.kind == _CURVE:
+            state[n] = {"curve": _curve_state(rp, first)}
+        elif rp.pool.kind == _V4:
             assert rp.key is not None
             values = _extsload_values(first, v4_chunks[n])
             slot0 = v4_state.decode_slot0(values[0])
@@ -296,7 +342,12 @@ async def read_units(
     out: list[tuple[TLV, ...]] = []
     for n, rp in enumerate(pools):
         s = state[n]
-        if rp.pool.kind == _V4:
+        if rp.pool.kind == _CURVE:
+            cs = s["curve"]
+            if curve is not None:
+                curve[rp.pool] = cs
+            out.append((cs.snapshot(rp.pool, block),))
+        elif rp.pool.kind == _V4:
             assert rp.key is not None
             slot0 = s["slot0"]
             lp_fee = slot0.lp_fee if slot0.sqrt_price_x96 else rp.key.fee  # uninitialized: the key's static fee

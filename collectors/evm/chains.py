@@ -40,6 +40,8 @@ VENUES: dict[str, VenueInfo] = {
         VenueInfo(name="sushiswap", venue=Venue.SUSHISWAP, kind=VenueKind.UNISWAP_V2),
         VenueInfo(name="uniswap_v4", venue=Venue.UNISWAP_V4, kind=VenueKind.UNISWAP_V4),
         VenueInfo(name="pancakeswap_v2", venue=Venue.PANCAKESWAP_V2, kind=VenueKind.UNISWAP_V2, v2_fee_ppm=2500),
+        # classic two-coin Curve StableSwap pools, by address (collectors/evm/curve.py); no factory
+        VenueInfo(name="curve", venue=Venue.CURVE, kind=VenueKind.CURVE),
         # the devnet's venues (tools/devnet deployment files name them like this)
         VenueInfo(name="uniswap_v2_a", venue=Venue.DEVNET_V2_A, kind=VenueKind.UNISWAP_V2),
         VenueInfo(name="uniswap_v2_b", venue=Venue.DEVNET_V2_B, kind=VenueKind.UNISWAP_V2),
@@ -49,9 +51,9 @@ VENUES: dict[str, VenueInfo] = {
 }
 
 #: devnet deployment venue name -> our venue name (the devnet's V3 venue is called "uniswap_v3", its V4
-#: venue "uniswap_v4")
+#: venue "uniswap_v4", its Curve pools' "curve_stableswap")
 DEVNET_VENUES = {"uniswap_v2_a": "uniswap_v2_a", "uniswap_v2_b": "uniswap_v2_b", "uniswap_v3": "devnet_v3",
-                 "uniswap_v4": "devnet_v4"}
+                 "uniswap_v4": "devnet_v4", "curve_stableswap": "curve"}
 
 
 class Factory(Config):

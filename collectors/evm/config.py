@@ -18,6 +18,7 @@ Example (a user adds endpoints; chain id, gas token and factories come from ``ch
       { venue = "uniswap_v3", tokens = ["0xA0b8...", "0xC02a..."], fee = 3000 },         # factory.getPool
       # a Uniswap V4 pool is its PoolKey: currency0/1 (0x0 = native ETH), fee, tick_spacing, hooks
       { venue = "uniswap_v4", tokens = ["0x0000...", "0xA0b8..."], fee = 500, tick_spacing = 10 },
+      { venue = "curve", address = "0x..." },   # a classic two-coin StableSwap pool (coins read on-chain)
     ]
 
     [[chain]]                              # the devnet: every pool of a tools/devnet deployment file
@@ -152,6 +153,8 @@ class PoolSpec(Config):
                               path="tick_spacing" if self.tick_spacing is not None else "hooks")
         if self.address is None and self.tokens is None:
             raise ConfigError("a pool needs an address or tokens")
+        if kind == VenueKind.CURVE and self.address is None:
+            raise ConfigError("a Curve pool is followed by its address (it has no factory here)", path="address")
         if self.address is None and kind == VenueKind.UNISWAP_V3 and self.fee is None:
             raise ConfigError("a V3 pool given by tokens needs its fee tier (e.g. 3000)", path="fee")
 
@@ -251,6 +254,12 @@ class _ChainTable(ChainTuning, kw_only=True):
                 if venue is None:
                     raise ConfigError(f"pool {p.address} has unknown devnet venue {p.venue!r}", path="deployment")
                 pools.append(PoolSpec(venue=venue, address=p.address, tokens=(p.token0, p.token1), fee=p.fee))
+            for c in dep.curve_pools:
+                if len(c.coins) != 2:
+                    raise ConfigError(f"Curve pool {c.address} has {len(c.coins)} coins: two-coin pools only",
+                                      path="deployment")
+                pools.append(PoolSpec(venue=DEVNET_VENUES.get(c.venue, c.venue), address=c.address,
+                                      tokens=(c.coins[0], c.coins[1])))
             if dep.v4 is not None:
                 v4_venue = DEVNET_VENUES.get(dep.v4.name, dep.v4.name)
                 factories.append(Factory(venue=v4_venue, address=dep.v4.pool_manager))

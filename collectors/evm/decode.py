@@ -40,6 +40,12 @@ amounts turned to the pool's side, ``ModifyLiquidity`` -> ``LiquidityChange``, `
 ``V3Initialize``, and ``ProtocolFeeUpdated`` -> ``V4ProtocolFee``; ``Donate`` (fee growth only) and a
 ``ModifyLiquidity`` with a zero delta (a fee collection) are known and ignored.
 
+Curve StableSwap (classic two-coin pools): ``TokenExchange``, ``AddLiquidity``, ``RemoveLiquidity``,
+``RemoveLiquidityImbalance`` and ``RemoveLiquidityOne`` decode to a :class:`CurveEvent`, not a wire record:
+the events carry amounts, not the pool's balances (an exchange's admin fee leaves the balances unseen), so
+the follower's :class:`collectors.evm.curve.CurveBook` applies them to the pool's state with the exact
+StableSwap mirror and publishes the resulting ``PoolSnapshot``.
+
 Hot path: ``decode`` does the two lookups in a per-pool table that holds only its
 kind's events, parses block number and log index, and calls the handler; any
 lookup or parse failure drops to ``_slow_path``, which classifies the log
@@ -67,7 +73,9 @@ that these objects compare and encode equal to constructor-built ones.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from protocol.ids import PoolId, VenueKind
@@ -87,6 +95,8 @@ from protocol.tlv import TLV
 __all__ = [
     "EVENT_SIGNATURES",
     "CollectEvent",
+    "CurveEvent",
+    "CurveOp",
     "DecodeStats",
     "LogDecodeError",
     "LogDecoder",
@@ -117,6 +127,11 @@ TOPIC0_V4_SWAP = "0x40e9cecb9f5f1f1c5b9c97dec2917b7ee92e57ba5563708daca94dd84ad7
 TOPIC0_V4_MODIFY_LIQUIDITY = "0xf208f4912782fd25c7f114ca3723a2d5dd6f3bcc3ac8db5af63baa85f711d5ec"
 TOPIC0_V4_PROTOCOL_FEE_UPDATED = "0xe9c42593e71f84403b84352cd168d693e2c9fcd1fdbcc3feb21d92b43e6696f9"
 TOPIC0_V4_DONATE = "0x29ef05caaff9404b7cb6d1c0e9bbae9eaa7ab2541feba1a9c4248594c08156cb"
+TOPIC0_CURVE_TOKEN_EXCHANGE = "0x8b3e96f2b889fa771c53c981b40daf005f63f637f1869f707052d15a3dd97140"
+TOPIC0_CURVE_ADD_LIQUIDITY = "0x26f55a85081d24974e85c6c00045d0f0453991e95873f52bff0d21af4079a768"
+TOPIC0_CURVE_REMOVE_LIQUIDITY = "0x7c363854ccf79623411f8995b362bce5eddff18c927edc6f5dbbb5e05819a82c"
+TOPIC0_CURVE_REMOVE_LIQUIDITY_IMBALANCE = "0x2b5508378d7e19e0d5fa338419034731416c4f5b219a10379956f764317fd47e"
+TOPIC0_CURVE_REMOVE_LIQUIDITY_ONE = "0x9e96dd3b997a2a257eec4df9bb6eaf626e206df5f543bd963682d143300be310"
 
 #: topic0 -> canonical signature. Parameter order and which ones are indexed
 #: (-> topics, the rest -> data) are noted next to each handler below.
@@ -135,6 +150,11 @@ EVENT_SIGNATURES: dict[str, str] = {
     TOPIC0_V4_MODIFY_LIQUIDITY: "ModifyLiquidity(bytes32,address,int24,int24,int256,bytes32)",
     TOPIC0_V4_PROTOCOL_FEE_UPDATED: "ProtocolFeeUpdated(bytes32,uint24)",
     TOPIC0_V4_DONATE: "Donate(bytes32,address,uint256,uint256)",
+    TOPIC0_CURVE_TOKEN_EXCHANGE: "TokenExchange(address,int128,uint256,int128,uint256)",
+    TOPIC0_CURVE_ADD_LIQUIDITY: "AddLiquidity(address,uint256[2],uint256[2],uint256,uint256)",
+    TOPIC0_CURVE_REMOVE_LIQUIDITY: "RemoveLiquidity(address,uint256[2],uint256[2],uint256)",
+    TOPIC0_CURVE_REMOVE_LIQUIDITY_IMBALANCE: "RemoveLiquidityImbalance(address,uint256[2],uint256[2],uint256,uint256)",
+    TOPIC0_CURVE_REMOVE_LIQUIDITY_ONE: "RemoveLiquidityOne(address,uint256,uint256)",
 }
 
 
@@ -479,9 +499,86 @@ def _v4_protocol_fee(
     return o
 
 
+# --------------------------------------------------------------------------- Curve StableSwap
+
+
+class CurveOp(enum.IntEnum):
+    """What a Curve event did to the pool's balances (see :class:`collectors.evm.curve.CurveBook`)."""
+
+    EXCHANGE = 1  # sold ``amounts[sold]`` of coin ``sold``, bought ``amounts[bought]`` of coin ``bought``
+    ADD = 2  # balances += amounts - fees * admin_fee
+    REMOVE = 3  # balances -= amounts (remove_liquidity: in proportion, no fee)
+    REMOVE_IMBALANCE = 4  # balances -= amounts + fees * admin_fee
+    REMOVE_ONE = 5  # the classic event does not say which coin: the pool must be re-read
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CurveEvent:
+    """A Curve pool's event, decoded (not a wire record: the follower's CurveBook turns it into the pool's
+    ``PoolSnapshot``). Coin indices are the pool's own; ``amounts`` and ``fees`` are per coin, in its order."""
+
+    pool: PoolId
+    block_number: int
+    log_index: int
+    op: CurveOp
+    amounts: tuple[int, ...] = ()
+    fees: tuple[int, ...] = ()
+    sold: int = 0
+    bought: int = 0
+
+
+def _curve_words(b: bytes, n: int, at: int = 0) -> tuple[int, ...]:
+    return tuple(_fb(b[at + 32 * k: at + 32 * (k + 1)]) for k in range(n))
+
+
+def _curve_exchange(pool: PoolId, topics: Sequence[str], data: str, block: int, index: int,
+                    txh: str | None) -> CurveEvent:
+    # TokenExchange(address indexed buyer, int128 sold_id, uint256 tokens_sold, int128 bought_id,
+    #               uint256 tokens_bought)
+    if len(topics) != 2:
+        raise _Malformed(f"Curve TokenExchange has 2 topics, got {len(topics)}")
+    b = _data(data, 4)
+    sold, tokens_sold, bought, tokens_bought = _fb(b[0:32], signed=True), _fb(b[32:64]), \
+        _fb(b[64:96], signed=True), _fb(b[96:128])
+    if not (0 <= sold < 2 and 0 <= bought < 2) or sold == bought:
+        raise _Malformed(f"Curve TokenExchange coin ids {sold}, {bought}: a two-coin pool has 0 and 1")
+    amounts = [0, 0]
+    amounts[sold], amounts[bought] = tokens_sold, tokens_bought
+    return CurveEvent(pool=pool, block_number=block, log_index=index, op=CurveOp.EXCHANGE, amounts=tuple(amounts),
+                      sold=sold, bought=bought)
+
+
+def _curve_liquidity(op: CurveOp, words: int) -> Handler:
+    # AddLiquidity(address indexed provider, uint256[2] token_amounts, uint256[2] fees, uint256 invariant,
+    #              uint256 token_supply)
+    # RemoveLiquidity(address indexed provider, uint256[2] token_amounts, uint256[2] fees, uint256 token_supply)
+    # RemoveLiquidityImbalance(address indexed provider, uint256[2] token_amounts, uint256[2] fees,
+    #                          uint256 invariant, uint256 token_supply)
+    def handler(pool: PoolId, topics: Sequence[str], data: str, block: int, index: int,
+                txh: str | None) -> CurveEvent:
+        if len(topics) != 2:
+            raise _Malformed(f"Curve {op.name} has 2 topics, got {len(topics)}")
+        b = _data(data, words)
+        return CurveEvent(pool=pool, block_number=block, log_index=index, op=op, amounts=_curve_words(b, 2),
+                          fees=_curve_words(b, 2, 64))
+
+    handler.__name__ = f"_curve_{op.name.lower()}"
+    return handler  # type: ignore[return-value]
+
+
+def _curve_remove_one(pool: PoolId, topics: Sequence[str], data: str, block: int, index: int,
+                      txh: str | None) -> CurveEvent:
+    # RemoveLiquidityOne(address indexed provider, uint256 token_amount, uint256 coin_amount)
+    if len(topics) != 2:
+        raise _Malformed(f"Curve RemoveLiquidityOne has 2 topics, got {len(topics)}")
+    _data(data, 2)
+    return CurveEvent(pool=pool, block_number=block, log_index=index, op=CurveOp.REMOVE_ONE)
+
+
 _V2 = int(VenueKind.UNISWAP_V2)
 _V3 = int(VenueKind.UNISWAP_V3)
 _V4 = int(VenueKind.UNISWAP_V4)
+_CURVE = int(VenueKind.CURVE)
 
 #: topic0 -> (handler, the pool kind that emits it)
 HANDLERS: dict[str, tuple[Handler, int]] = {
@@ -497,6 +594,12 @@ HANDLERS: dict[str, tuple[Handler, int]] = {
     TOPIC0_V4_MODIFY_LIQUIDITY: (_v4_modify_liquidity, _V4),  # type: ignore[dict-item]  # None: zero delta
     TOPIC0_V4_INITIALIZE: (_v4_initialize, _V4),
     TOPIC0_V4_PROTOCOL_FEE_UPDATED: (_v4_protocol_fee, _V4),
+    # Curve: CurveEvent, not a TLV (the follower's CurveBook makes the PoolSnapshot)
+    TOPIC0_CURVE_TOKEN_EXCHANGE: (_curve_exchange, _CURVE),  # type: ignore[dict-item]
+    TOPIC0_CURVE_ADD_LIQUIDITY: (_curve_liquidity(CurveOp.ADD, 6), _CURVE),
+    TOPIC0_CURVE_REMOVE_LIQUIDITY: (_curve_liquidity(CurveOp.REMOVE, 5), _CURVE),
+    TOPIC0_CURVE_REMOVE_LIQUIDITY_IMBALANCE: (_curve_liquidity(CurveOp.REMOVE_IMBALANCE, 6), _CURVE),
+    TOPIC0_CURVE_REMOVE_LIQUIDITY_ONE: (_curve_remove_one, _CURVE),  # type: ignore[dict-item]
 }
 
 #: pool kind -> {topic0: handler}: a pool only decodes its own kind's events

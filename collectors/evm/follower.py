@@ -38,6 +38,10 @@ Invariants it keeps:
   republishes it whole. ``unit="log"`` publishes each log on its own (``Publish``).
 * A lost connection publishes ``StateInvalidation(DISCONNECT)`` for every pool (once); after
   reconnecting, the missed range is backfilled and every pool is re-read.
+* Curve pools: their decoded events go through ``curve`` (:class:`collectors.evm.curve.CurveBook`,
+  seeded by the shell with each snapshot it reads), which turns them into the pool's ``PoolSnapshot`` in
+  the event's unit. A pool marked stale here is forgotten there until re-read; an event it cannot apply
+  exactly invalidates the pool (``StateInvalidation(STALE)``), which is re-read at the next head.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ from protocol.ids import PoolId
 from protocol.market import InvalidationReason, StateInvalidation
 from protocol.tlv import TLV
 
-from .decode import LogDecodeError, LogDecoder
+from .curve import CurveBook
+from .decode import CurveEvent, LogDecodeError, LogDecoder
 
 MAX_INDEX = (1 << 32) - 1
 
@@ -127,6 +132,7 @@ class ChainFollower:
         self._pending_time: int | None = None
         self.pools: tuple[PoolId, ...] = tuple(pools)
         self.decoder = LogDecoder.from_pools(self.pools, v4_manager=v4_manager)
+        self.curve = CurveBook()  # the Curve pools' state (seeded by the shell from the snapshots it reads)
         self.window = window
         self.streaming = streaming  # logs arrive by subscription (else only through Backfill)
         self.last: Header | None = None
@@ -220,6 +226,7 @@ class ChainFollower:
                 acts.append(Publish(StateInvalidation(chain_id=self.chain_id, pool=p, from_block=fork,
                                                       reason=InvalidationReason.REORG, detail=detail)))
             self.stale |= affected
+            self.curve.forget(affected)
             for table in (self.hashes, self.times, self.log_hashes, self.touched):
                 for n in [n for n in table if n >= fork]:
                     del table[n]
@@ -289,6 +296,7 @@ class ChainFollower:
         self._drop_pending()  # perhaps half a transaction: the backfill after reconnecting resends it
         fresh = [p for p in self.pools if p not in self.stale]
         self.stale.update(self.pools)
+        self.curve.forget(self.pools)
         return [
             Publish(StateInvalidation(chain_id=self.chain_id, pool=p, from_block=self.complete + 1,
                                       reason=InvalidationReason.DISCONNECT, detail=reason[:200]))
@@ -348,6 +356,7 @@ class ChainFollower:
             if tlv is None or not isinstance(tlv, StateInvalidation) or tlv.pool in self.stale:
                 return acts
             self.stale.add(tlv.pool)
+            self.curve.forget((tlv.pool,))
             return acts + [Publish(tlv)]
         known = self.hashes.get(block) or self.log_hashes.get(block)
         if known is not None and block_hash and known != block_hash:
@@ -365,6 +374,11 @@ class ChainFollower:
             self.last_error = str(exc)
             tlv = None
         self.cursor = (block, index)
+        if isinstance(tlv, CurveEvent):
+            tlv = self.curve.apply(tlv)
+            if isinstance(tlv, StateInvalidation):  # our view diverged: re-read the pool at the next head
+                self.stale.add(tlv.pool)
+                return self.flush() + [Publish(tlv)]
         if tlv is None:
             return []
         if block_hash:

@@ -254,7 +254,11 @@ class ChainRunner:
                 queue.extendleft(reversed(follower.on_headers(act.target, canonical)))
             elif isinstance(act, Snapshot):
                 pools = [self.resolved[int(p)] for p in act.pools]
-                for unit in await read_units(rpc, pools, act.block, batch_size=self.chain.batch_size):
+                curve: dict[Any, Any] = {}
+                units = await read_units(rpc, pools, act.block, batch_size=self.chain.batch_size, curve=curve)
+                for pool, state in curve.items():  # the Curve pools' events apply from this state on
+                    follower.curve.seed(pool, state)
+                for unit in units:
                     await self._emit(unit if len(unit) > 1 else unit[0])
 
     async def _priority_fee(self, rpc: HttpRpc | WsRpc) -> int:
@@ -300,7 +304,7 @@ async def run(
 
 def build_parser() -> argparse.ArgumentParser:
     return collector_parser("alphapulse collector evm",
-                            "Follow EVM chains (Uniswap V2/V3/V4 pools) into the market-data relay.",
+                            "Follow EVM chains (Uniswap V2/V3/V4 and Curve StableSwap pools) into the market-data relay.",
                             config_help="TOML configuration (see collectors/evm/README.md)")
 
 

@@ -179,11 +179,12 @@ async def start_stack(nursery: trio.Nursery, h: Harness, tmp: Path) -> None:
 
 
 def followed(dep: Any) -> int:
-    """How many pools the collector follows on the devnet: every V2/V3 pool and the V4 pools admission
-    lets in (tests/collectors/test_evm_live_v4.py covers those)."""
+    """How many pools the collector follows on the devnet: every V2/V3 pool, the Curve pools
+    (tests/collectors/test_evm_live_curve.py) and the V4 pools admission lets in
+    (tests/collectors/test_evm_live_v4.py covers those)."""
     from market.amm.pool_key import PoolKey, admission
 
-    return len(dep.pools) + sum(admission(PoolKey.of(p.token0, p.token1, p.fee, p.tick_spacing, p.hooks)) is None
+    return len(dep.pools) + len(dep.curve_pools) + sum(admission(PoolKey.of(p.token0, p.token1, p.fee, p.tick_spacing, p.hooks)) is None
                                 for p in dep.v4_pools)
 
 

@@ -72,7 +72,7 @@ def admitted(h: Harness) -> list[Any]:
 
 
 def followed(h: Harness) -> int:
-    return len(h.dep.pools) + len(admitted(h))
+    return len(h.dep.pools) + len(h.dep.curve_pools) + len(admitted(h))
 
 
 def v4_only(h: Harness, tlvs: list[Any]) -> list[Any]:

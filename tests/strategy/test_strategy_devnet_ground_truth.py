@@ -42,7 +42,7 @@ async def _units(devnet: Any, tmp_path: Any) -> tuple[list[tuple[Any, ...]], int
 async def _snapshots(devnet: Any, tmp_path: Any) -> tuple[list[Any], int]:
     """The V2 and V3 pools' snapshots (the V4 pools have their own test below)."""
     units, block = await _units(devnet, tmp_path)
-    return [u[-1] for u in units if PoolId(u[-1].pool).kind != VenueKind.UNISWAP_V4], block
+    return [u[-1] for u in units if PoolId(u[-1].pool).kind in (VenueKind.UNISWAP_V2, VenueKind.UNISWAP_V3)], block
 
 
 def _engine(dep: Any) -> StrategyEngine:
@@ -141,7 +141,7 @@ async def test_v4_pools_join_the_graph_and_their_hops_are_exact_on_chain(devnet_
     for p in dep.v4_pools:
         key = PoolKey.of(p.token0, p.token1, p.fee, p.tick_spacing, p.hooks)
         v4_by_id[key.instrument_id(dep.chain_id, 1003)] = (p, admission(key))
-    assert len(units) == len(dep.pools) + sum(r is None for _, r in v4_by_id.values())
+    assert len(units) == len(dep.pools) + len(dep.curve_pools) + sum(r is None for _, r in v4_by_id.values())
     engine = _engine(dep)
     header = BlockHeader(chain_id=dep.chain_id, number=block, timestamp=0, gas_limit=30_000_000, gas_used=0,
                          hash=b"\x01" * 32, parent_hash=b"\x00" * 32, base_fee=0, priority_fee=0)

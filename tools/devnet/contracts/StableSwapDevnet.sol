@@ -9,8 +9,9 @@ pragma solidity ^0.8.28;
 ///         before converting, the admin share of the fee leaving the balances), every division a floor
 ///         division in the contract's order and every operation checked (Solidity 0.8 reverts where
 ///         Vyper's uint256 does). The amplification is constant (no ramp). `exchange` returns nothing,
-///         as the classic pool does. Liquidity is put in by the owner with `seed` (the devnet needs no
-///         LP token). `market/amm/curve_stableswap.py` is the Python mirror; the devnet tests check
+///         as the classic pool does. Liquidity is put in by the owner with `seed` and taken out with
+///         `withdraw` (the devnet needs no LP token), which emit the classic AddLiquidity /
+///         RemoveLiquidityImbalance events. `market/amm/curve_stableswap.py` is the Python mirror; the devnet tests check
 ///         `get_dy` and `exchange` against it to the wei.
 contract StableSwapDevnet {
     uint256 private constant FEE_DENOMINATOR = 1e10;
@@ -25,6 +26,11 @@ contract StableSwapDevnet {
     uint256 public immutable admin_fee;
 
     event TokenExchange(address indexed buyer, int128 sold_id, uint256 tokens_sold, int128 bought_id, uint256 tokens_bought);
+    // The classic pool's liquidity events for two coins (their arrays are uint256[N_COINS]): `seed` and
+    // `withdraw` emit them as add_liquidity / remove_liquidity_imbalance would, with no fee (the owner's
+    // devnet liquidity) and no LP token (token_supply 0), so a collector sees every balance change.
+    event AddLiquidity(address indexed provider, uint256[2] token_amounts, uint256[2] fees, uint256 invariant, uint256 token_supply);
+    event RemoveLiquidityImbalance(address indexed provider, uint256[2] token_amounts, uint256[2] fees, uint256 invariant, uint256 token_supply);
 
     constructor(address[] memory coins_, uint256[] memory rates_, uint256 amp, uint256 fee_, uint256 adminFee) {
         require(coins_.length == rates_.length && coins_.length >= 2, "coins");
@@ -45,6 +51,24 @@ contract StableSwapDevnet {
             if (amounts[k] == 0) continue;
             balances[k] += amounts[k];
             _transferFrom(coins[k], msg.sender, amounts[k]);
+        }
+        if (amounts.length == 2) {
+            emit AddLiquidity(msg.sender, [amounts[0], amounts[1]], [uint256(0), uint256(0)], get_D(_xp(), A), 0);
+        }
+    }
+
+    /// @notice Devnet liquidity: the owner takes `amounts` of each coin out of the balances.
+    function withdraw(uint256[] calldata amounts) external {
+        require(msg.sender == owner, "owner");
+        require(amounts.length == coins.length, "amounts");
+        for (uint256 k; k < amounts.length; ++k) {
+            if (amounts[k] == 0) continue;
+            balances[k] -= amounts[k];
+            _transfer(coins[k], msg.sender, amounts[k]);
+        }
+        if (amounts.length == 2) {
+            emit RemoveLiquidityImbalance(msg.sender, [amounts[0], amounts[1]], [uint256(0), uint256(0)],
+                get_D(_xp(), A), 0);
         }
     }
 
