@@ -211,6 +211,11 @@ def balance(argv: list[str]) -> int:
         out["exchanges"] = [{"venue": code_name(Venue, v).lower(), "asset": a, "amount": int(n),
                              "readable": (f"{fmt_units(int(n), i.decimals)} {a}" if (i := info(int(tk))) else n)}
                             for v, a, tk, n in cex]
+        # bridge transfers sent and not landed: off the source chain's balance, not yet on the destination's
+        out["in_flight"] = [{"transfer_id": t["transfer_id"], "src_chain": t["src_chain"], "dst_chain": t["dst_chain"],
+                             "token": str(t["dst_token"]), "amount": t["amount"],
+                             "readable": readable(t["amount"], t["dst_token"])}
+                            for t in BookDb(db).bridge_transfers() if t["state_name"] == "SENT"]
         if args.reconcile:
             from portfolio.reconcile import reconcile
 
@@ -238,6 +243,11 @@ def balance(argv: list[str]) -> int:
         print("  (nothing booked yet)")
     elif "total_quote_text" in out:
         print(f"  total {out['total_quote_text']} at the latest pool prices in the books")
+    if out["in_flight"]:
+        print("in flight on a bridge (sent, not landed yet):")
+        for t in out["in_flight"]:
+            print(f"  transfer {t['transfer_id']}: chain {t['src_chain']} -> {t['dst_chain']}  {t['readable']:>28}   "
+                  f"({t['amount']} base units)")
     if out["exchanges"]:
         print("on exchanges (moved by our fills since the books started):")
         for e in out["exchanges"]:

@@ -601,3 +601,22 @@ def test_reconcile_per_chain_reads_each_chain_against_its_own_node(tmp_path: Pat
     assert rec.main(["--db", str(tmp_path / "x.sqlite"), "--rpc", "http://one.invalid", "--rpc", "http://two.invalid",
                      "--address", "0x" + "ab" * 20, "--address", "0x" + "cd" * 20, "--address", "0x" + "ef" * 20]) == 2
     assert "3 --address" in capsys.readouterr().err
+
+
+def test_balance_command_lists_transfers_in_flight_per_chain(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from risk_testkit import bridge
+
+    from protocol.execution import BridgeTransferState as BT
+    from tools.report_cli import balance
+
+    b = _two_chains(tmp_path)
+    b.apply(Domain.EXECUTION, seqd([bridge(4, BT.SENT, amount=7 * 10**6, nonce=2, t_ns=T0),
+                                    bridge(5, BT.SENT, amount=10**6, nonce=3, t_ns=T0),
+                                    bridge(5, BT.COMPLETED, amount=10**6, fee=1, nonce=3, t_ns=T0)]))
+    b.db.close()
+    assert balance(["--db", str(tmp_path / "x.sqlite"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(t["transfer_id"], t["src_chain"], t["dst_chain"], t["amount"]) for t in out["in_flight"]] == [(4, 2, 1, 7 * 10**6)]
+    assert {(x["chain_id"], x["amount"]) for x in out["balances"]} == {(2, -8 * 10**6), (1, 10**6 - 1)}
+    assert balance(["--db", str(tmp_path / "x.sqlite")]) == 0
+    assert "transfer 4: chain 2 -> 1" in capsys.readouterr().out
