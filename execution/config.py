@@ -102,6 +102,23 @@ Example (``alphapulse executor --config executor.toml``)::
     quote_decimals = 6
     fee_ppm = 1000                     # the taker fee
 
+    [cross_chain]                      # CROSS_CHAIN signals (specs/cross-chain-legs.md); without it they end FAILED
+    leg_timeout_s = 12.0               # a leg not mined by then is cancelled (its transaction's receipt timeout)
+    deadline_s = 10.0                  # each swap's on-chain deadline after sending (<= leg_timeout_s)
+    max_leg_open_s = 30.0              # both legs must have answered by then (> 2 x leg_timeout_s: the cancel)
+    unwind_timeout_s = 30.0            # one unwind attempt must have answered by then
+    max_unwind_attempts = 3
+    max_unwind_loss_bps = 100          # an unwind returns at least the leg's input less this
+    leg_slippage_bps = 0               # each leg's min_out: its re-validated exact output less this
+
+    [[cross_chain.chains]]             # one per chain: its own node, contract (with inventory) and signer
+    chain_id = 31337                   # the [executor] chain's entry must name its contract and keystore
+    rpc_url = "http://127.0.0.1:8545"  # or rpc_url_file / rpc_url_env, as in [executor]
+    contract = "0x..."
+    gas_token = "0x..."
+    keystore = { path = "var/executor/keystore-a.json", password_file = "var/executor/password-a" }
+    venues = [{ venue = "DEVNET_V2_A", factory = "0x..." }]
+
     [relays]                           # empty = the default sockets
     market_data = ""
     signal = ""
@@ -278,6 +295,67 @@ class CexConfig(Config):
         return next((m for m in self.markets if m.venue == venue and m.symbol == symbol), None)
 
 
+def _check_rpc_source(rpc_url: str, rpc_url_file: str, rpc_url_env: str, keystore: KeystoreConfig) -> None:
+    if not (rpc_url or rpc_url_file or rpc_url_env):
+        raise ConfigError("missing: give rpc_url, rpc_url_file or rpc_url_env", path="rpc_url")
+    if rpc_url_file and rpc_url_env:
+        raise ConfigError("give one of rpc_url_file or rpc_url_env", path="rpc_url_env")
+    if rpc_url and not rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"expected an http:// or https:// URL, got {redact_url(rpc_url)}", path="rpc_url")
+    if bool(keystore.password_file) == bool(keystore.password_env):
+        raise ConfigError("give exactly one of password_file or password_env", path="keystore")
+
+
+class ChainSideConfig(Config):
+    """One chain of cross-chain trading: its node, its AlphaPulseArb (holding the inventory), its signer."""
+
+    chain_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
+    contract: str
+    gas_token: str
+    keystore: KeystoreConfig
+    rpc_url: str = ""
+    rpc_url_file: str = ""
+    rpc_url_env: str = ""
+    venues: tuple[VenueConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        _address("contract", self.contract)
+        _address("gas_token", self.gas_token)
+        _check_rpc_source(self.rpc_url, self.rpc_url_file, self.rpc_url_env, self.keystore)
+
+    @property
+    def factories(self) -> dict[int, str]:
+        return {v.venue: v.factory for v in self.venues}
+
+
+class CrossChainConfig(Config):
+    """CROSS_CHAIN signals: the chains and the two-leg policy's limits (``specs/cross-chain-legs.md``)."""
+
+    chains: tuple[ChainSideConfig, ...]
+    leg_timeout_s: Annotated[float, Meta(gt=0)] = 12.0
+    deadline_s: Annotated[float, Meta(gt=0)] = 10.0
+    max_leg_open_s: Annotated[float, Meta(gt=0)] = 30.0
+    unwind_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+    max_unwind_attempts: Annotated[int, Meta(ge=1, le=255)] = 3
+    max_unwind_loss_bps: Annotated[int, Meta(ge=0, lt=10_000)] = 100
+    leg_slippage_bps: Annotated[int, Meta(ge=0, lt=10_000)] = 0
+
+    def __post_init__(self) -> None:
+        ids = [c.chain_id for c in self.chains]
+        if len(ids) < 2 or len(set(ids)) != len(ids):
+            raise ConfigError(f"name at least two distinct chains, got {ids}", path="chains")
+        if self.deadline_s > self.leg_timeout_s:
+            raise ConfigError("deadline_s must not exceed leg_timeout_s (a leg given up must never land)",
+                              path="deadline_s")
+        for key in ("max_leg_open_s", "unwind_timeout_s"):
+            if getattr(self, key) <= 2 * self.leg_timeout_s:
+                raise ConfigError(f"{key} must exceed 2 x leg_timeout_s (a stuck leg is cancelled at leg_timeout_s "
+                                  "and the cancel is watched as long again)", path=key)
+
+    def chain(self, chain_id: int) -> ChainSideConfig | None:
+        return next((c for c in self.chains if c.chain_id == chain_id), None)
+
+
 class ExecutorConfig(Config):
     own_table: ClassVar[str] = "executor"  # the settings below that are not tables live in [executor]
 
@@ -303,6 +381,7 @@ class ExecutorConfig(Config):
     venues: tuple[VenueConfig, ...] = ()
     curve_pools: tuple[CurvePoolConfig, ...] = ()
     cex: CexConfig | None = None
+    cross_chain: CrossChainConfig | None = None
     relays: RelaysConfig = RelaysConfig()
 
     def __post_init__(self) -> None:
@@ -329,6 +408,10 @@ class ExecutorConfig(Config):
             raise ConfigError(f"expected an http:// or https:// URL, got {redact_url(self.rpc_url)}", path="rpc_url")
         if bool(self.keystore.password_file) == bool(self.keystore.password_env):
             raise ConfigError("give exactly one of password_file or password_env", path="keystore")
+        own = self.cross_chain.chain(self.chain_id) if self.cross_chain is not None else None
+        if own is not None and (own.contract.lower() != self.contract.lower() or own.keystore.path != self.keystore.path):
+            raise ConfigError(f"the entry for chain {self.chain_id} (the [executor] chain) must name its contract and "
+                              "keystore: one signer and one nonce sequence per chain", path="cross_chain.chains")
 
     @property
     def factories(self) -> dict[int, str]:
@@ -390,6 +473,23 @@ def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> ExecutorCon
             raise ConfigError(str(exc), path=key, file=origin) from None
         except ConfigError as exc:
             raise ConfigError(exc.message, path=key, file=origin) from None
+    if config.cross_chain is not None:
+        chains = []
+        for i, c in enumerate(config.cross_chain.chains):
+            if c.rpc_url_file or c.rpc_url_env:
+                key = f"cross_chain.chains[{i}].{'rpc_url_file' if c.rpc_url_file else 'rpc_url_env'}"
+                if c.rpc_url:
+                    raise ConfigError("give one of rpc_url or " + key.rsplit(".", 1)[1], path=key, file=origin)
+                try:
+                    url = read_secret(file=c.rpc_url_file, env=c.rpc_url_env, what="the RPC URL")
+                    c = msgspec.structs.replace(c, rpc_url=url)
+                except SecretSourceError as exc:
+                    raise ConfigError(str(exc), path=key, file=origin) from None
+                except ConfigError as exc:
+                    raise ConfigError(exc.message, path=key, file=origin) from None
+            chains.append(c)
+        config = msgspec.structs.replace(config, cross_chain=msgspec.structs.replace(config.cross_chain,
+                                                                                      chains=tuple(chains)))
     return config
 
 

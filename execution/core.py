@@ -402,8 +402,12 @@ class ExecutorCore:
         self.config = config
         self.mode = MODES[config.mode]
         self.gas_token = TokenId.of(config.chain_id, config.gas_token)
+        chains = [ChainParams(chain_id=config.chain_id, gas_token=self.gas_token)]
+        if config.cross_chain is not None:  # the other chains a cross-chain signal trades on (execution/xchain/)
+            chains += [ChainParams(chain_id=c.chain_id, gas_token=TokenId.of(c.chain_id, c.gas_token))
+                       for c in config.cross_chain.chains if c.chain_id != config.chain_id]
         self.state = PoolStateManager(MarketParams(
-            chains=(ChainParams(chain_id=config.chain_id, gas_token=self.gas_token),),
+            chains=tuple(chains),
             curve_pools=tuple(CurveParams(chain_id=config.chain_id, address=address_to_int(c.address), amp=c.amp,
                                           rates=c.sorted_rates) for c in config.curve_pools)))
         self.books = CexBooks()  # the exchanges' order books, for CEX-DEX signals (execution/cex/run.py)
@@ -577,8 +581,8 @@ class SignalRun:
 
     def _finish(self, outcome: Outcome, reason: str, **kw: Any) -> list[Action]:
         if self.restarted_leg:
-            reason = (f"executor restarted during a CEX-DEX signal's legs; its DEX leg {outcome.name.lower()} "
-                      f"({reason}); the exchange position was not re-checked")
+            reason = (f"executor restarted during a two-leg signal's legs; its on-chain leg {outcome.name.lower()} "
+                      f"({reason}); the other leg (exchange or other chain) was not re-checked")
             outcome, kw = Outcome.LEG_OPEN, {k: v for k, v in kw.items() if k != "realized_profit"}
         held = self.core.pools_in_flight
         for p in [p for p, (sid, _) in held.items() if sid == self.signal_id]:

@@ -76,10 +76,12 @@ from execution.core import (
 from execution.lifecycle import HaltState
 from execution.store import ExecutorStore, NonceTracker, TxRow
 from execution.validate import Signal
+from execution.xchain.run import CrossChainRunner
 from market.state import PoolStateManager
 from protocol.execution import ExecutionResult, Outcome, SubmissionMode
 from protocol.ids import TokenId
 from protocol.message import Message
+from protocol.signals import SignalKind
 from protocol.tlv import TLV
 
 __all__ = ["CANCEL_GAS", "MODES", "Executor", "Publisher", "pre_trade_rejection"]
@@ -122,6 +124,9 @@ class Executor:
         self.outcomes: list[ExecutionResult] = []
         # (calldata, answer) of the eth_estimateGas started alongside the last simulation
         self._estimate: tuple[bytes, Estimated | SimulationFailed | BaseException] | None = None
+        # CROSS_CHAIN signals (execution/xchain/): its chain sides are attached by the process when
+        # [cross_chain] is configured; without them such a signal ends FAILED
+        self.xchain = CrossChainRunner(self)
 
     #: what ``reconfigure`` can change while running (``runtime.reload`` patterns): thresholds,
     #: limits, fee policy and timeouts, read afresh by each signal's run
@@ -183,6 +188,8 @@ class Executor:
         if done is not None:
             log.info("executor: signal %d already ended as %s; not again", sig.signal_id, Outcome(done[0]).name)
             return None
+        if sig.identity.kind == SignalKind.CROSS_CHAIN:
+            return await self.xchain.handle(sig, item.msg, item.halted_by)
         run = self.core.run(sig, halted_by=item.halted_by)
         # --- FAILURE BOUNDARY: an unexpected error while handling this signal is its FAILED outcome.
         try:

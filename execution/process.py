@@ -42,6 +42,7 @@ from execution.executor import Executor, _Queued
 from execution.keystore import KeystoreError, keystore_address, load_account, new_keystore_main, read_password
 from execution.store import ExecutorStore
 from execution.validate import MalformedSignal, Signal
+from execution.xchain.run import CrossChainRunner, build_sides
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume
@@ -142,11 +143,25 @@ def unlock(config: ExecutorConfig) -> LocalAccount:
     return load_account(config.keystore.path, password)
 
 
+def unlock_chains(config: ExecutorConfig) -> dict[int, LocalAccount]:
+    """Decrypt each ``[[cross_chain.chains]]`` keystore but the executor's own chain's (its key is
+    :func:`unlock`'s): chain id -> account. KeystoreError names the file that did not open."""
+    x = config.cross_chain
+    out: dict[int, LocalAccount] = {}
+    for c in x.chains if x is not None else ():
+        if c.chain_id != config.chain_id:
+            keystore_address(c.keystore.path)
+            password = read_password(password_file=c.keystore.password_file, password_env=c.keystore.password_env)
+            out[c.chain_id] = load_account(c.keystore.path, password)
+    return out
+
+
 async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics | None = None, *,
               reload: ConfigReload[ExecutorConfig] | None = None,
               task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED,
-              cex: ApiCredentials | None = None) -> None:
+              cex: ApiCredentials | None = None, chains: dict[int, LocalAccount] | None = None) -> None:
     store = ExecutorStore(config.state_db)
+    side_rpcs: list[HttpRpc] = []
     rpc = HttpRpc(config.rpc_url, timeout=10.0)
     builders = [BuilderClient(b.name, b.url, call_bundle=b.call_bundle) for b in config.builders]
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))  # the order gateway's; each order has its own deadline
@@ -161,6 +176,12 @@ async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics 
             await republish_unsent(store, producer)
             metrics = _Metrics(pm or ProcessMetrics("executor"))
             ex = Executor(config, gateway, store, _ProducerPublisher(producer, metrics), builders, orders)
+            if config.cross_chain is not None:  # CROSS_CHAIN signals: one side per chain (execution/xchain/)
+                sides, side_rpcs = build_sides(ex, chains if chains is not None else unlock_chains(config))
+                for side in sides.values():
+                    if side.config.chain_id != config.chain_id:
+                        await side.recover()  # that chain's nonce sequence and transactions left open
+                ex.xchain = CrossChainRunner(ex, sides)
             if reload is not None:
                 reload.attach(ex.reconfigure)
             await _serve(ex, config, task_status, metrics)
@@ -168,6 +189,8 @@ async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics 
         for b in builders:
             await b.aclose()
         await http.aclose()
+        for r in side_rpcs:
+            await r.aclose()
         await rpc.aclose()
         store.close()
 
@@ -280,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         keystore_address(config.keystore.path)
         account = unlock(config)
         creds = cex_credentials(config)  # a missing key is a configuration error, named, never shown
-        return lambda pm: run(config, account, pm, reload=reload, cex=creds)
+        chains = unlock_chains(config)  # each other chain's signer (CROSS_CHAIN signals)
+        return lambda pm: run(config, account, pm, reload=reload, cex=creds, chains=chains)
 
     proc = ProcessMain("executor", "executor",
                        prepare_errors={(ConfigError, KeystoreError, OSError, ValueError, KeyError): EXIT_CONFIG})

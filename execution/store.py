@@ -13,6 +13,11 @@
   results the relay never got (:meth:`ExecutorStore.unsent_results`).
 * ``cursors``: the last relay sequence fully handled per domain (signals, stops).
 
+Transactions are kept **per chain** (``txs.chain_id``): the executor's own chain is 0 (so a file written
+before cross-chain trading reads the same), every other chain its chain id. :meth:`ExecutorStore.for_chain`
+is a view of the same file whose transaction and nonce methods see one chain only: one nonce sequence
+per chain and signer (``execution/xchain/``).
+
 Nonce rule (see :class:`NonceTracker`): the next nonce is never below the chain's pending count
 nor below one past the highest nonce of a transaction that may still land (``pending`` rows);
 a nonce is only given back when its transaction was never broadcast publicly and its bundle's
@@ -39,7 +44,8 @@ CREATE TABLE IF NOT EXISTS txs (
     public      INTEGER NOT NULL,      -- 1 once broadcast with eth_sendRawTransaction
     status      TEXT NOT NULL,         -- pending | mined | dropped | replaced
     created_ns  INTEGER NOT NULL,
-    meta        TEXT NOT NULL          -- JSON: what a restarted executor needs to report the signal
+    meta        TEXT NOT NULL,         -- JSON: what a restarted executor needs to report the signal
+    chain_id    INTEGER NOT NULL DEFAULT 0  -- 0: the executor's own chain; else the chain (cross-chain legs)
 );
 CREATE INDEX IF NOT EXISTS txs_nonce ON txs(nonce);
 CREATE TABLE IF NOT EXISTS signals (
@@ -83,17 +89,30 @@ class ExecutorStore:
         # power loss / kernel crash may lose the last commits before the next checkpoint's fsync,
         # and a restart then reconciles nonces from the chain's own counts (recover()).
         self.db = open_sqlite(path, SCHEMA, synchronous="NORMAL")
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(txs)")}
+        if "chain_id" not in columns:  # a file from before per-chain transactions: all of them the own chain's
+            self.db.execute("ALTER TABLE txs ADD COLUMN chain_id INTEGER NOT NULL DEFAULT 0")
+        self.db.execute("CREATE INDEX IF NOT EXISTS txs_chain_nonce ON txs(chain_id, nonce)")
+        self.chain_id = 0  # whose transactions this view reads and writes (0: the executor's own chain)
 
     def close(self) -> None:
         self.db.close()
+
+    def for_chain(self, chain_id: int) -> ExecutorStore:
+        """A view of the same file for the transactions of ``chain_id`` (signals, results and cursors are
+        shared). Close only the store it came from."""
+        view = object.__new__(ExecutorStore)
+        view.db, view.chain_id = self.db, chain_id
+        return view
 
     # --- transactions --------------------------------------------------------------------------
 
     def record_tx(self, *, tx_hash: str, signal_id: int, nonce: int, raw: bytes, max_fee: int, tip: int,
                   gas_limit: int, meta: str = "{}") -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO txs VALUES (?,?,?,?,?,?,?,0,'pending',?,?)",
-            (tx_hash, signal_id, nonce, raw, str(max_fee), str(tip), gas_limit, time.time_ns(), meta))
+            "INSERT OR IGNORE INTO txs (tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, "
+            "created_ns, meta, chain_id) VALUES (?,?,?,?,?,?,?,0,'pending',?,?,?)",
+            (tx_hash, signal_id, nonce, raw, str(max_fee), str(tip), gas_limit, time.time_ns(), meta, self.chain_id))
 
     def mark_public(self, tx_hash: str) -> None:
         self.db.execute("UPDATE txs SET public=1 WHERE tx_hash=?", (tx_hash,))
@@ -104,34 +123,39 @@ class ExecutorStore:
     def settle_nonce(self, nonce: int, mined_hash: str | None) -> None:
         """Every tx with ``nonce``: the mined one ``mined``, the others ``replaced`` (or all ``dropped``)."""
         self.db.execute("BEGIN")
+        c = self.chain_id
         if mined_hash is None:
-            self.db.execute("UPDATE txs SET status='dropped' WHERE nonce=? AND status='pending'", (nonce,))
+            self.db.execute("UPDATE txs SET status='dropped' WHERE nonce=? AND chain_id=? AND status='pending'",
+                            (nonce, c))
         else:
-            self.db.execute("UPDATE txs SET status='replaced' WHERE nonce=? AND tx_hash<>?", (nonce, mined_hash))
+            self.db.execute("UPDATE txs SET status='replaced' WHERE nonce=? AND chain_id=? AND tx_hash<>?",
+                            (nonce, c, mined_hash))
             self.db.execute("UPDATE txs SET status='mined' WHERE tx_hash=?", (mined_hash,))
         self.db.execute("COMMIT")
 
     def open_txs(self) -> list[TxRow]:
         rows = self.db.execute(
             "SELECT tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, meta FROM txs "
-            "WHERE status='pending' ORDER BY nonce, created_ns").fetchall()
+            "WHERE status='pending' AND chain_id=? ORDER BY nonce, created_ns", (self.chain_id,)).fetchall()
         return [TxRow(tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]), tip=int(r[5]),
                       gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9]) for r in rows]
 
     def txs_of_nonce(self, nonce: int) -> list[TxRow]:
         rows = self.db.execute(
             "SELECT tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, meta FROM txs WHERE nonce=? "
-            "ORDER BY created_ns", (nonce,)).fetchall()
+            "AND chain_id=? ORDER BY created_ns", (nonce, self.chain_id)).fetchall()
         return [TxRow(tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]), tip=int(r[5]),
                       gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9]) for r in rows]
 
     def all_nonces(self) -> list[tuple[int, str, str]]:
         """(nonce, tx_hash, status) of every tx ever signed (tests use it to prove no reuse)."""
-        return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT nonce, tx_hash, status FROM txs ORDER BY nonce")]
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT nonce, tx_hash, status FROM txs WHERE chain_id=? ORDER BY nonce", (self.chain_id,))]
 
     def max_live_nonce(self) -> int | None:
         """The highest nonce that may still be (or has been) used on chain."""
-        r = self.db.execute("SELECT MAX(nonce) FROM txs WHERE status IN ('pending','mined') AND public=1").fetchone()
+        r = self.db.execute("SELECT MAX(nonce) FROM txs WHERE status IN ('pending','mined') AND public=1 AND chain_id=?",
+                            (self.chain_id,)).fetchone()
         return r[0]
 
     # --- signals and cursors -------------------------------------------------------------------

@@ -1,0 +1,442 @@
+"""A cross-chain signal's run through the executor: the two-leg policy (:mod:`execution.xchain.legs`,
+``specs/cross-chain-legs.md``) driving one swap per chain, each from that chain's AlphaPulseArb inventory.
+
+Theory of operation
+-------------------
+The executor's shell hands every ``SignalKind.CROSS_CHAIN`` signal to :meth:`CrossChainRunner.handle`::
+
+    check (plan.check: chains, venues, limits) -- halted? -- wait for both chains' market data
+      -> re-price both legs on the executor's own pool state (plan.reprice)
+      -> both legs prepared at once: eth_call of swap() must return the mirror's exact output,
+         eth_estimateGas, fees from that chain's head (each on its own chain, through its own node)
+      -> net = gross - both chains' gas (each converted through its own chain's pools) - the bridge cost;
+         <= min_profit: UNPROFITABLE; shadow mode: SIMULATED
+      -> LegMachine.start: both legs signed and broadcast at once, each watched on its chain;
+         each leg's end -> LegMachine.on_leg; SendUnwind -> the landed leg swapped back (prepared and sent
+         the same way) -> LegMachine.on_unwind; the machine's deadline -> LegMachine.on_timer
+      -> Done: one message, ExecutionResult + two ChainLegReport
+
+* **Each chain is a side**: an :class:`~execution.executor.Executor` for that chain alone (its node, its
+  keystore's signer, its nonce sequence, its rows of the SQLite store) sharing the main executor's pool
+  state, emergency stops, pools in flight and publisher. The side of the executor's own chain signs with
+  the executor's key and takes nonces from the executor's own sequence.
+* **Each leg's transaction** is :class:`~execution.cex.run.DexLeg` (``SignalRun``'s simulate / estimate /
+  fee / sign / broadcast / watch / replace / cancel steps, RecordTx before anything leaves) on its side,
+  with its own ``ExecutionStarted`` on its own chain. Its receipt timeout is ``leg_timeout_s``: a leg not
+  mined by then is cancelled (a 0-value self-transfer at its nonce), and its on-chain deadline
+  (``deadline_s`` <= ``leg_timeout_s`` after sending) keeps it from landing once given up.
+* The result's ``chain_id``, ``tx_hash``, ``gas_used`` and ``effective_gas_price`` are the source leg's;
+  ``realized_profit`` is the change of the inventory on both chains in the profit token, gas apart (as for
+  every signal): both quote amounts, plus the base left over valued on the source chain's pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from chain.rpc import HttpRpc
+from execution.calldata import encode_swap
+from execution.cex.run import DexLeg
+from execution.config import ExecutorConfig
+from execution.core import Action, Publish, Simulated, SimulationFailed
+from execution.lifecycle import LifecycleError, SignalExecution
+from execution.validate import Signal, to_profit_token
+from execution.xchain import plan as P
+from execution.xchain.legs import Done, LegMachine, LegPlan, LegReport, Limits, Result, SendLeg, SendUnwind
+from protocol.execution import ChainLegReport, ExecutionResult, Outcome
+from protocol.message import Message
+from protocol.signals import CrossChainArbitrage
+
+if TYPE_CHECKING:
+    from execution.executor import Executor
+
+log = logging.getLogger("execution")
+NS = 1_000_000_000
+
+
+def side_config(main: ExecutorConfig, chain_id: int) -> ExecutorConfig:
+    """The configuration a chain's side runs its leg transactions under: that chain's node, contract, gas
+    token, keystore and venues; public submission (shadow stays shadow); ``leg_timeout_s`` as the receipt
+    timeout."""
+    x = main.cross_chain
+    assert x is not None
+    c = x.chain(chain_id)
+    assert c is not None
+    return msgspec.structs.replace(
+        main, chain_id=c.chain_id, contract=c.contract, gas_token=c.gas_token, rpc_url=c.rpc_url, rpc_url_file="",
+        rpc_url_env="", keystore=c.keystore, venues=c.venues, builders=(), cex=None, cross_chain=None,
+        mode="shadow" if main.mode == "shadow" else "public",
+        submission=msgspec.structs.replace(main.submission, receipt_timeout_s=x.leg_timeout_s))
+
+
+def attach_side(main: Executor, side: Executor) -> None:
+    """``side`` shares the main executor's market, stops and pools in flight (and its nonce sequence when it
+    is the same chain)."""
+    core = side.core
+    core.state, core.halts, core.pools_in_flight, core.books = (main.core.state, main.core.halts,
+                                                                main.core.pools_in_flight, main.core.books)
+    if side.config.chain_id == main.config.chain_id:
+        core.nonces = main.core.nonces
+
+
+def build_sides(main: Executor, accounts: Mapping[int, Any]) -> tuple[dict[int, Executor], list[HttpRpc]]:
+    """One side per ``[[cross_chain.chains]]`` entry: the executor's own chain through its own gateway and
+    nonce sequence, every other through its own node (``rpc_url``) and signer (``accounts[chain_id]``, from
+    that chain's keystore) with its own rows of the store. Returns the sides and the RPC clients to close."""
+    from execution.chain import ChainGateway
+    from execution.executor import Executor
+
+    x = main.config.cross_chain
+    sides: dict[int, Executor] = {}
+    rpcs: list[HttpRpc] = []
+    if x is None:
+        return sides, rpcs
+    for c in x.chains:
+        cfg = side_config(main.config, c.chain_id)
+        if c.chain_id == main.config.chain_id:
+            side = Executor(cfg, main.chain, main.store, main.publisher)
+        else:
+            rpc = HttpRpc(c.rpc_url, timeout=10.0)
+            rpcs.append(rpc)
+            gateway = ChainGateway(rpc, accounts[c.chain_id], chain_id=c.chain_id, contract=c.contract)
+            side = Executor(cfg, gateway, main.store.for_chain(c.chain_id), main.publisher)
+        attach_side(main, side)
+        sides[c.chain_id] = side
+    return sides, rpcs
+
+
+@dataclass(slots=True)
+class _Parent:
+    """What :class:`DexLeg` reads from the run it belongs to."""
+
+    core: Any
+    sig: Signal
+    ex: SignalExecution
+    dex_hop: Any
+
+
+class _UnwindTx(DexLeg):
+    """An unwind's transaction: its simulation says what it returns (the pool moved with our own leg, which
+    the executor's market data may not show yet); the contract enforces the loss bound (``min_out``)."""
+
+    def _on_simulate(self, ev: Simulated | SimulationFailed) -> list[Action]:
+        if isinstance(ev, Simulated):
+            self.gross = ev.profit
+        return super()._on_simulate(ev)
+
+
+@dataclass(slots=True)
+class _Answer:
+    kind: str  # "leg" | "unwind"
+    leg: int
+    result: Result
+    amount_out: int
+    gas_wei: int
+    detail: str
+    tx: DexLeg
+
+
+_RESULT = {Outcome.EXECUTED: Result.EXECUTED, Outcome.REVERTED: Result.REVERTED,
+           Outcome.NOT_INCLUDED: Result.NOT_INCLUDED}
+
+
+class CrossChainRunner:
+    """Runs CROSS_CHAIN signals for the executor ``main`` on its chain sides (chain id -> side executor)."""
+
+    def __init__(self, main: Executor, sides: dict[int, Executor] | None = None) -> None:
+        self.main = main
+        self.sides = sides or {}
+
+    # ------------------------------------------------------------------ one signal
+
+    async def handle(self, sig: Signal, msg: Message | None, halted_by: str | None) -> ExecutionResult | None:
+        run = _Run(self, sig, msg, halted_by)
+        # --- FAILURE BOUNDARY, as Executor.handle's: an unexpected error is the signal's FAILED outcome, or
+        # LEG_OPEN when a leg may be on chain.
+        try:
+            await run.go()
+        except Exception as exc:  # noqa: BLE001 - the marked boundary: error -> one outcome with the reason
+            if run.result is not None:
+                raise
+            reason = self.main.failure_reason(exc)
+            log.error("executor: cross-chain signal %d failed: %s", sig.signal_id, reason)
+            await run.failed(reason)
+        return run.result
+
+
+class _Run:
+    def __init__(self, runner: CrossChainRunner, sig: Signal, msg: Message | None, halted_by: str | None) -> None:
+        self.runner, self.main, self.sig, self.halted_by = runner, runner.main, sig, halted_by
+        self.cfg = self.main.config
+        src = sig.identity.chain_id
+        self.ex = SignalExecution(signal_id=sig.signal_id, chain_id=src, strategy_id=sig.identity.strategy_id,
+                                  profit_token=sig.economics.profit_token, mode=self.main.core.mode,
+                                  expected_profit=sig.economics.gross_profit)
+        found = msg.find(CrossChainArbitrage) if msg is not None else None
+        self.xc = found if isinstance(found, CrossChainArbitrage) else None
+        self.result: ExecutionResult | None = None
+        self.plan: P.Plan | None = None
+        self.machine: LegMachine | None = None
+        self.txs: list[DexLeg | None] = [None, None]  # each leg's transaction
+        self.unwinds: list[list[DexLeg]] = [[], []]  # each leg's unwind attempts
+
+    @property
+    def signal_id(self) -> int:
+        return self.sig.signal_id
+
+    # --- the way to the legs ------------------------------------------------------------------------
+
+    async def go(self) -> None:
+        sig, cfg, main = self.sig, self.cfg, self.main
+        problem = P.check(sig, cfg, self.xc)
+        if problem is None and any(cid not in self.runner.sides for cid in P.chains_of(sig)):
+            problem = Outcome.FAILED, f"no chain side open for chains {P.chains_of(sig)}"
+        if problem is not None:
+            return await self.finish(*problem)
+        halted = self.halted_by or main.core.halted_for(sig)
+        if halted:
+            return await self.finish(Outcome.HALTED, halted)
+        with trio.move_on_after(cfg.validation.state_wait_s):
+            while not P.market_ready(sig, main.core.state):
+                await main._market_changed.wait()
+        plan = P.reprice(sig, cfg, main.core.state)
+        if not isinstance(plan, P.Plan):
+            return await self.finish(*plan)
+        self.plan = plan
+        self.ex.validated(plan.gross)
+        txs = [self._tx(i, spec.hop(), spec.expected_out) for i, spec in enumerate(plan.legs)]
+        async with trio.open_nursery() as n:  # both legs prepared at once, each on its own chain
+            for i, tx in enumerate(txs):
+                n.start_soon(self._drive, i, tx, tx.simulate())
+        for i, tx in enumerate(txs):
+            if tx.done:
+                assert tx.end is not None
+                return await self.finish(tx.end[0], f"leg {i} (chain {plan.legs[i].chain.chain_id}): {tx.end[1]}")
+        costs = []
+        for i, (tx, spec) in enumerate(zip(txs, plan.legs, strict=True)):
+            side = self.runner.sides[spec.chain.chain_id]
+            quote = spec.token_in if i == 0 else spec.token_out
+            cost = to_profit_token(tx.estimate * tx.price, side.core.gas_token, quote, main.core.state)
+            if cost is None:
+                return await self.finish(Outcome.FAILED, f"cannot price chain {spec.chain.chain_id}'s gas in its quote "
+                                                         "token (no pool with the gas token)")
+            costs.append(cost)
+        bridge = sig.economics.flash_fee  # the amortised bridge-back cost (specs/protocol.md)
+        net = plan.gross - sum(costs) - bridge
+        threshold = cfg.min_profit_for(int(sig.economics.profit_token))
+        l0, l1 = plan.legs
+        what = (f"chain {l0.chain.chain_id}: {l0.amount_in} -> {l0.expected_out}; chain {l1.chain.chain_id}: "
+                f"{l1.amount_in} -> {l1.expected_out}; gross {plan.gross}, gas {costs[0]} + {costs[1]}, bridge {bridge}")
+        if net <= threshold:
+            return await self.finish(Outcome.UNPROFITABLE, f"net {net} <= min profit {threshold} ({what})")
+        if main.core.mode.name == "SHADOW":
+            return await self.finish(Outcome.SIMULATED, f"shadow: would trade both legs ({what}), net {net}",
+                                     realized_profit=plan.gross)
+        halted = main.core.halted_for(sig)
+        if halted:
+            return await self.finish(Outcome.HALTED, halted)
+        self.ex.simulated()
+        self.txs = list(txs)
+        x = cfg.cross_chain
+        assert x is not None
+        self.machine = LegMachine(
+            (LegPlan(chain_id=l0.chain.chain_id, amount_in=l0.amount_in, min_out=l0.min_out),
+             LegPlan(chain_id=l1.chain.chain_id, amount_in=l1.amount_in, min_out=l1.min_out)),
+            Limits(max_leg_open_ns=int(x.max_leg_open_s * NS), unwind_timeout_ns=int(x.unwind_timeout_s * NS),
+                   max_unwind_attempts=x.max_unwind_attempts, max_unwind_loss_bps=x.max_unwind_loss_bps))
+        await self._legs()
+
+    def _tx(self, i: int, hop: Any, expected_out: int, *, unwind: bool = False) -> DexLeg:
+        """A transaction on leg ``i``'s chain (its swap, or an unwind of it), with its own ExecutionStarted."""
+        assert self.plan is not None
+        spec = self.plan.legs[i]
+        side = self.runner.sides[spec.chain.chain_id]
+        sig = self.sig
+        ex = SignalExecution(signal_id=sig.signal_id, chain_id=spec.chain.chain_id,
+                             strategy_id=sig.identity.strategy_id, profit_token=int(spec.token_in),
+                             mode=side.core.mode, expected_profit=0)
+        ex.validated(0)
+        parent = _Parent(core=side.core, sig=sig, ex=ex, dex_hop=sig.path.hops[i])
+        cls = _UnwindTx if unwind else DexLeg
+        return cls(parent, encode_swap(hop, 2**255), expected_out)  # type: ignore[arg-type]
+
+    async def _drive(self, i: int, tx: DexLeg, actions: list[Action]) -> None:
+        """Carry out ``tx``'s actions on leg ``i``'s chain until it is priced (prepared) or done."""
+        assert self.plan is not None
+        side = self.runner.sides[self.plan.legs[i].chain.chain_id]
+        while True:
+            event = None
+            for a in actions:
+                event = await side._do(tx, a)
+            if tx.done or event is None:
+                return
+            actions = tx.on(event)
+
+    # --- the legs -------------------------------------------------------------------------------------
+
+    async def _legs(self) -> None:
+        m = self.machine
+        assert m is not None
+        send, recv = trio.open_memory_channel[_Answer](8)
+        async with trio.open_nursery() as n:
+            scopes: dict[int, trio.CancelScope] = {}
+
+            def act(actions: list[Any]) -> Done | None:
+                for a in actions:
+                    if isinstance(a, SendLeg):
+                        tx = self.txs[a.leg]
+                        assert tx is not None
+                        scopes[a.leg] = self._start(n, send, "leg", a.leg, tx, a.min_out, a.amount_in)
+                    elif isinstance(a, SendUnwind):
+                        spec = self._spec(a.leg)
+                        tx = self._tx(a.leg, spec.hop(a.amount_in, a.min_out, reverse=True), a.min_out, unwind=True)
+                        self.unwinds[a.leg].append(tx)
+                        scopes[a.leg] = self._start(n, send, "unwind", a.leg, tx, a.min_out, a.amount_in)
+                    elif isinstance(a, Done):
+                        return a
+                return None
+
+            done = act(m.start(self._now_ns()))
+            while done is None:
+                with trio.move_on_at(m.deadline_ns / NS):
+                    ans = await recv.receive()
+                    now = self._now_ns()
+                    if ans.kind == "leg":
+                        done = act(m.on_leg(ans.leg, ans.result, now, amount_out=ans.amount_out, gas_wei=ans.gas_wei,
+                                            detail=ans.detail))
+                    else:
+                        done = act(m.on_unwind(ans.leg, ans.result, now, amount_out=ans.amount_out,
+                                               gas_wei=ans.gas_wei))
+                    continue
+                for leg, scope in scopes.items():  # the deadline passed: stop watching what has not answered
+                    if not m.legs[leg].answered or m.state.value == "unwinding":
+                        scope.cancel()
+                done = act(m.on_timer(self._now_ns()))
+            n.cancel_scope.cancel()
+        await self._report(done)
+
+    def _start(self, n: trio.Nursery, send: trio.MemorySendChannel[_Answer], kind: str, i: int, tx: DexLeg,
+               min_out: int, amount_in: int) -> trio.CancelScope:
+        scope = trio.CancelScope()
+
+        async def go() -> None:
+            with scope:
+                await self._send_one(send, kind, i, tx, min_out, amount_in)
+
+        n.start_soon(go)
+        return scope
+
+    async def _send_one(self, send: trio.MemorySendChannel[_Answer], kind: str, i: int, tx: DexLeg, min_out: int,
+                        amount_in: int) -> None:
+        x = self.cfg.cross_chain
+        assert x is not None
+        if kind == "unwind":  # prepared like a leg: simulation (the loss bound), estimate, fees
+            await self._drive(i, tx, tx.simulate())
+            if tx.done:
+                assert tx.end is not None
+                await send.send(_Answer(kind, i, Result.NOT_SENT, 0, 0, tx.end[1], tx))
+                return
+        spec = self._spec(i)
+        head = tx.head.timestamp if tx.head is not None else 0
+        deadline = max(head, int(time.time())) + math.ceil(x.deadline_s)  # chain time, which the contract reads
+        sent = tx.send(encode_swap(spec.hop(amount_in, min_out, reverse=kind == "unwind"), deadline))
+        if isinstance(sent, str):
+            await send.send(_Answer(kind, i, Result.NOT_SENT, 0, 0, sent, tx))
+            return
+        await self._drive(i, tx, sent)
+        assert tx.end is not None
+        outcome, reason, _ = tx.end
+        result = _RESULT.get(outcome, Result.NOT_SENT)
+        out = tx.swapped.amount_out if result is Result.EXECUTED and tx.swapped is not None else 0
+        if result is Result.EXECUTED and tx.swapped is None:
+            result = Result.REVERTED
+        await send.send(_Answer(kind, i, result, out, tx.receipt_gas_wei, reason, tx))
+
+    def _spec(self, i: int) -> P.LegSpec:
+        assert self.plan is not None
+        return self.plan.legs[i]
+
+    @staticmethod
+    def _now_ns() -> int:
+        return int(trio.current_time() * NS)
+
+    # --- the one outcome --------------------------------------------------------------------------------
+
+    async def finish(self, outcome: Outcome, reason: str, *, reports: tuple[ChainLegReport, ...] = (),
+                     **kw: Any) -> None:
+        held = self.main.core.pools_in_flight
+        for p in [p for p, (sid, _) in held.items() if sid == self.signal_id]:
+            del held[p]
+        self.result = self.ex.finish(outcome, reason, **kw)
+        await self.main._do(self, Publish(self.result, extra=reports))
+
+    async def failed(self, reason: str) -> None:
+        m = self.machine
+        if m is not None and m.state.value in ("legs", "unwinding"):
+            (done,) = m.abandon(reason)
+            assert isinstance(done, Done)
+            return await self._report(done)
+        if self.result is None:
+            if self.ex.done:
+                return
+            await self.finish(Outcome.FAILED, reason)
+
+    async def _report(self, done: Done) -> None:
+        plan = self.plan
+        assert plan is not None
+        reports = tuple(self._leg_report(i, r, done.outcome) for i, r in enumerate(done.legs))
+        # the inventory's change, in the profit token: quote on both chains, the base valued on the source
+        l0, l1 = done.legs
+        quote = (-l0.amount_in if l0.landed else 0) + l0.unwind_amount_out \
+            + l1.amount_out - l1.unwind_amount_in
+        base = l0.amount_out - l0.unwind_amount_in + l1.unwind_amount_out - (l1.amount_in if l1.landed else 0)
+        realized = quote
+        if base:
+            src = plan.legs[0]
+            value = self.main.core.state.convert(abs(base), src.token_out, src.token_in, round_up=base < 0)
+            realized += (value or 0) if base > 0 else -(value or 0)
+        kw: dict[str, Any] = {}
+        tx0 = self.txs[0]
+        if tx0 is not None and tx0.end is not None:
+            kw = dict(tx0.end[2])
+        attempts = [t.ex.attempts[0] for t in self.txs if t is not None and t.ex.attempts]
+        outcome, reason = done.outcome, done.reason
+        try:
+            if attempts:
+                self.ex.submitted(attempts[0])
+            self.result = self.ex.finish(outcome, reason, realized_profit=realized, **kw)
+        except LifecycleError as exc:  # an outcome the lifecycle cannot take: a bug, said as FAILED
+            self.result = self.ex.finish(Outcome.FAILED, f"{reason} ({exc})") if not self.ex.done else self.result
+        assert self.result is not None
+        held = self.main.core.pools_in_flight
+        for p in [p for p, (sid, _) in held.items() if sid == self.signal_id]:
+            del held[p]
+        await self.main._do(self, Publish(self.result, extra=reports))
+
+    def _leg_report(self, i: int, r: LegReport, outcome: Outcome) -> ChainLegReport:
+        spec = self._spec(i)
+        tx = self.txs[i]
+        kw = dict(tx.end[2]) if tx is not None and tx.end is not None else {}
+        un = self.unwinds[i][-1] if self.unwinds[i] else None
+        ukw = dict(un.end[2]) if un is not None and un.end is not None else {}
+        return ChainLegReport(
+            signal_id=self.signal_id, chain_id=spec.chain.chain_id, leg=int(spec.leg), outcome=int(outcome),
+            result=int(r.result), unwind_result=int(r.unwind_result), unwind_attempts=r.unwind_attempts,
+            block_number=kw.get("block_number", 0), tx_hash=kw.get("tx_hash", bytes(32)),
+            gas_used=kw.get("gas_used", 0), effective_gas_price=kw.get("effective_gas_price", 0),
+            token_in=spec.token_in, token_out=spec.token_out, amount_in=r.amount_in, min_out=r.min_out,
+            amount_out=r.amount_out, unwind_block_number=ukw.get("block_number", 0) if r.unwind_amount_out else 0,
+            unwind_tx_hash=ukw.get("tx_hash", bytes(32)) if r.unwind_amount_out else bytes(32),
+            unwind_amount_in=r.unwind_amount_in, unwind_amount_out=r.unwind_amount_out,
+            unwind_gas_cost=r.unwind_gas_wei, left_open=r.left_open, reason=r.detail[:255])
+
+
+__all__ = ["CrossChainRunner", "attach_side", "build_sides", "side_config"]
