@@ -112,11 +112,19 @@ Example (``alphapulse executor --config executor.toml``)::
     leg_slippage_bps = 0               # each leg's min_out: its re-validated exact output less this
 
     [[cross_chain.chains]]             # one per chain: its own node, contract (with inventory) and signer
-    chain_id = 31337                   # the [executor] chain's entry must name its contract and keystore
-    rpc_url = "http://127.0.0.1:8545"  # or rpc_url_file / rpc_url_env, as in [executor]
+    chain_id = 31337                   # the [executor] chain's entry names its contract and keystore
+    rpc_url = "http://127.0.0.1:8545"
     contract = "0x..."
     gas_token = "0x..."
-    keystore = { path = "var/executor/keystore-a.json", password_file = "var/executor/password-a" }
+    keystore = { path = "var/executor/keystore.json", password_file = "var/executor/password" }
+    venues = [{ venue = "DEVNET_V2_A", factory = "0x..." }]
+
+    [[cross_chain.chains]]
+    chain_id = 31338
+    rpc_url = "http://127.0.0.1:8546"  # or rpc_url_file / rpc_url_env, as in [executor]
+    contract = "0x..."
+    gas_token = "0x..."
+    keystore = { path = "var/executor/keystore-31338.json", password_env = "ALPHAPULSE_KEYSTORE_PASSWORD_31338" }
     venues = [{ venue = "DEVNET_V2_A", factory = "0x..." }]
 
     [relays]                           # empty = the default sockets

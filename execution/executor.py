@@ -208,7 +208,9 @@ class Executor:
     def failure_reason(self, exc: BaseException) -> str:
         """A FAILED outcome's reason for ``exc``: it is published on the execution relay and archived,
         so no configured endpoint URL (credentials, API keys in paths or queries) survives in it."""
-        urls = [self.config.rpc_url, *(b.url for b in self.config.builders)]
+        x = self.config.cross_chain
+        urls = [self.config.rpc_url, *(b.url for b in self.config.builders),
+                *(c.rpc_url for c in (x.chains if x is not None else ()))]
         return scrub_urls(f"{type(exc).__name__}: {exc}", urls)
 
     async def _drive(self, run: Any, actions: list[Action]) -> ExecutionResult | None:

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from protocol.execution import ExecutionResult, ExecutionStarted, Outcome, SubmissionMode
+from protocol.fields import fit_text
 from protocol.ids import TokenId, code_name
 from protocol.system import EmergencyStop, Resume, StopScope
 
@@ -128,7 +129,7 @@ class SignalExecution:
             signal_id=self.signal_id, chain_id=self.chain_id, outcome=int(outcome), block_number=block_number,
             tx_hash=tx_hash, gas_used=gas_used, effective_gas_price=effective_gas_price,
             expected_profit=self.expected_profit, realized_profit=realized_profit,
-            profit_token=TokenId(self.profit_token), reason=reason[:1000],
+            profit_token=TokenId(self.profit_token), reason=fit_text(reason),
         )
 
     @property

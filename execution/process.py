@@ -20,6 +20,11 @@ SIGHUP reloads the configuration: ``[validation]``, ``[limits]``, ``[gas]``, ``[
 finishes under the configuration it started with); anything else (chain, node, contract, keystore,
 mode, venues, relays) is refused with the reason logged and the running configuration kept.
 
+With ``[cross_chain]``, every other chain's keystore is decrypted at start too, and each chain gets a
+side (``execution.xchain.run.build_sides``: its own node, signer, nonce sequence and store rows; that
+chain's transactions left open by a previous run are settled before the executor is ready);
+``SignalKind.CROSS_CHAIN`` signals run on them (``specs/cross-chain-legs.md``).
+
 Exit codes: 0 after SIGINT/SIGTERM, 2 on a bad configuration or keystore.
 """
 

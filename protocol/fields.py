@@ -83,6 +83,15 @@ STR = VarKind("string")  # uint8 byte length + UTF-8, at most 255 bytes
 BLOB = VarKind("bytes")  # uint16 byte length + raw bytes
 
 
+TEXT_MAX_BYTES = 255
+
+
+def fit_text(s: str) -> str:
+    """The longest prefix of ``s`` that a ``string`` field holds (at most 255 UTF-8 bytes, whole characters)."""
+    b = s.encode()
+    return s if len(b) <= TEXT_MAX_BYTES else b[:TEXT_MAX_BYTES].decode(errors="ignore")
+
+
 def list_of(record: Any) -> VarKind:
     """uint16 item count + that many fixed-size records."""
     return VarKind(f"list<{record.__name__}>", item=record)

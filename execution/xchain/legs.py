@@ -135,6 +135,7 @@ class LegReport:
     unwind_amount_in: int = 0
     unwind_amount_out: int = 0
     unwind_gas_wei: int = 0  # every unwind attempt's gas together
+    unwind_detail: str = ""  # why the last unwind attempt failed
     left_open: int = 0  # of the leg's output token, still held from this leg at the end
 
     @property
@@ -185,15 +186,16 @@ class LegMachine:
         r.amount_out = amount_out if result is Result.EXECUTED else 0
         return self._decide(now_ns)
 
-    def on_unwind(self, leg: int, result: Result, now_ns: int, *, amount_out: int = 0, gas_wei: int = 0) -> list[Action]:
-        """The unwind attempt of ``leg`` ended."""
+    def on_unwind(self, leg: int, result: Result, now_ns: int, *, amount_out: int = 0, gas_wei: int = 0,
+                  detail: str = "") -> list[Action]:
+        """The unwind attempt of ``leg`` ended (``detail``: why it failed)."""
         if self._late(f"unwind {leg}"):
             return []
         self._check("unwind")
         if leg != self._unwinding:
             raise LegError(f"unwind answer for leg {leg}, unwinding leg {self._unwinding}")
         r = self.legs[leg]
-        r.unwind_result = result
+        r.unwind_result, r.unwind_detail = result, detail
         r.unwind_gas_wei += gas_wei
         if result is Result.EXECUTED:
             r.unwind_amount_in, r.unwind_amount_out = r.amount_out, amount_out
@@ -201,7 +203,8 @@ class LegMachine:
             return self._done(Outcome.UNWOUND, f"leg {1 - leg} {other.result.name.lower()}"
                                                f"{': ' + other.detail if other.detail else ''}; leg {leg} unwound")
         if r.unwind_attempts >= self.limits.max_unwind_attempts:
-            return self._open(leg, f"unwind {result.name.lower()} {r.unwind_attempts} time(s)")
+            return self._open(leg, f"unwind {result.name.lower()} {r.unwind_attempts} time(s)"
+                                   f"{', last: ' + detail if detail else ''}")
         return [self._unwind(leg, now_ns)]
 
     def on_timer(self, now_ns: int) -> list[Action]:

@@ -52,6 +52,7 @@ from execution.validate import Signal, to_profit_token
 from execution.xchain import plan as P
 from execution.xchain.legs import Done, LegMachine, LegPlan, LegReport, Limits, Result, SendLeg, SendUnwind
 from protocol.execution import ChainLegReport, ExecutionResult, Outcome
+from protocol.fields import fit_text
 from protocol.message import Message
 from protocol.signals import CrossChainArbitrage
 
@@ -314,7 +315,7 @@ class _Run:
                                             detail=ans.detail))
                     else:
                         done = act(m.on_unwind(ans.leg, ans.result, now, amount_out=ans.amount_out,
-                                               gas_wei=ans.gas_wei))
+                                               gas_wei=ans.gas_wei, detail=ans.detail))
                     continue
                 for leg, scope in scopes.items():  # the deadline passed: stop watching what has not answered
                     if not m.legs[leg].answered or m.state.value == "unwinding":
@@ -408,7 +409,12 @@ class _Run:
         if tx0 is not None and tx0.end is not None:
             kw = dict(tx0.end[2])
         attempts = [t.ex.attempts[0] for t in self.txs if t is not None and t.ex.attempts]
-        outcome, reason = done.outcome, done.reason
+        outcome = done.outcome
+        legs = "; ".join(
+            f"chain {r.chain_id}: {r.result.name.lower()} {r.amount_in} -> {r.amount_out}"
+            + (f", unwound {r.unwind_amount_in} -> {r.unwind_amount_out}" if r.unwind_amount_out else "")
+            + (f", LEFT OPEN {r.left_open}" if r.left_open else "") for r in done.legs)
+        reason = f"{done.reason} ({legs}); realized {realized}"
         try:
             if attempts:
                 self.ex.submitted(attempts[0])
@@ -436,7 +442,8 @@ class _Run:
             amount_out=r.amount_out, unwind_block_number=ukw.get("block_number", 0) if r.unwind_amount_out else 0,
             unwind_tx_hash=ukw.get("tx_hash", bytes(32)) if r.unwind_amount_out else bytes(32),
             unwind_amount_in=r.unwind_amount_in, unwind_amount_out=r.unwind_amount_out,
-            unwind_gas_cost=r.unwind_gas_wei, left_open=r.left_open, reason=r.detail[:255])
+            unwind_gas_cost=r.unwind_gas_wei, left_open=r.left_open,
+            reason=fit_text(r.detail + (f"; unwind: {r.unwind_detail}" if r.unwind_detail else "")))
 
 
 __all__ = ["CrossChainRunner", "attach_side", "build_sides", "side_config"]

@@ -43,6 +43,7 @@ def test_example_in_the_docstring_parses(tmp_path: Path) -> None:
     p.write_text(text)
     c = load_config(p)
     assert c.builders[0].call_bundle and c.factories and c.tip.policy == "fixed"
+    assert c.cross_chain is not None and [x.chain_id for x in c.cross_chain.chains] == [31337, 31338]
 
 
 @pytest.mark.parametrize("bad, words", [

@@ -1,0 +1,48 @@
+"""execution/store.py: transactions kept per chain (cross-chain legs), and a file from before that reads the same."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from execution.store import ExecutorStore, NonceTracker
+
+
+def _tx(store: ExecutorStore, h: str, nonce: int) -> None:
+    store.record_tx(tx_hash=h, signal_id=1, nonce=nonce, raw=b"\x01", max_fee=2, tip=1, gas_limit=21_000)
+    store.mark_public(h)
+
+
+def test_each_chain_has_its_own_nonce_rows(tmp_path: Path) -> None:
+    own = ExecutorStore(tmp_path / "s.sqlite")
+    other = own.for_chain(31338)
+    _tx(own, "0xa5", 5)
+    _tx(other, "0xb5", 5)  # the same nonce on another chain is another transaction
+    _tx(other, "0xb9", 9)
+    assert own.max_live_nonce() == 5 and other.max_live_nonce() == 9
+    assert [r.tx_hash for r in own.open_txs()] == ["0xa5"] and [r.tx_hash for r in other.open_txs()] == ["0xb5", "0xb9"]
+    other.settle_nonce(5, "0xb5")  # settles chain 31338's nonce 5 only
+    assert [r.status for r in own.txs_of_nonce(5)] == ["pending"] and other.txs_of_nonce(5)[0].status == "mined"
+    own.settle_nonce(5, None)
+    assert own.all_nonces() == [(5, "0xa5", "dropped")] and [n for n, _, _ in other.all_nonces()] == [5, 9]
+    t = NonceTracker()
+    assert t.reconcile(latest=3, pending=3, max_live=other.max_live_nonce()) == 10
+    own.close()
+
+
+def test_a_file_from_before_per_chain_transactions_is_the_own_chains(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE txs (tx_hash TEXT PRIMARY KEY, signal_id INTEGER NOT NULL, nonce INTEGER NOT NULL,
+            raw BLOB NOT NULL, max_fee TEXT NOT NULL, tip TEXT NOT NULL, gas_limit INTEGER NOT NULL,
+            public INTEGER NOT NULL, status TEXT NOT NULL, created_ns INTEGER NOT NULL, meta TEXT NOT NULL);
+        INSERT INTO txs VALUES ('0xold', 4, 7, x'01', '2', '1', 21000, 1, 'pending', 1, '{}');
+    """)
+    db.close()
+    store = ExecutorStore(path)
+    assert [r.tx_hash for r in store.open_txs()] == ["0xold"] and store.max_live_nonce() == 7
+    assert store.for_chain(31338).open_txs() == []
+    _tx(store, "0xnew", 8)
+    assert store.max_live_nonce() == 8
+    store.close()

@@ -1,0 +1,337 @@
+"""execution/xchain/: CROSS_CHAIN signals through the executor on the two-chain devnet, every branch of
+specs/cross-chain-legs.md that needs a chain.
+
+Two anvils (chain A 31337, chain B 31338, the devnet's ~1.5 % WETH gap: dearer on B), the official Uniswap V2
+pairs on each, and an AlphaPulseArb per chain owned by its own encrypted keystore and holding that chain's
+inventory (USDC on A, WETH on B). The executor runs in-process (its trio shell, ``Executor.handle``) with its
+chain sides built as the process builds them (``build_sides``, keystores unlocked by ``unlock`` /
+``unlock_chains``), fed both chains' pools as a collector would publish them; the signal is the strategy's
+(``strategy.cross_chain``: sized on both pools' exact curves, ``signal_tlvs``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from arb_testkit import Chain, abi_call
+from eth_utils import to_checksum_address
+
+from chain.rpc import HttpRpc
+from execution.build import load_artifact
+from execution.calldata import Kind, encode_constructor_args, encode_set_factory
+from execution.chain import ChainGateway
+from execution.config import config_from_dict
+from execution.executor import Executor, _Queued
+from execution.keystore import new_keystore_account
+from execution.process import unlock, unlock_chains
+from execution.store import ExecutorStore
+from execution.validate import Signal
+from execution.xchain.run import CrossChainRunner, build_sides
+from market.pools import V2Pool
+from protocol.execution import ChainLegReport, DexLegResult, ExecutionResult, ExecutionStarted, Outcome
+from protocol.header import Domain
+from protocol.ids import PoolId, TokenId, Venue, VenueKind
+from protocol.market import BlockHeader, PoolSnapshot
+from protocol.message import Message
+from protocol.signals import SignalKind
+from protocol.system import TraceContext
+from strategy.cross_chain import ChainLeg, CrossChainParams, CrossChainSizer, signal_tlvs
+
+A, B = 31337, 31338
+USDC_INVENTORY, WETH_INVENTORY = 50_000 * 10**6, 20 * 10**18
+
+
+class Published:
+    def __init__(self) -> None:
+        self.messages: list[list[Any]] = []
+
+    async def publish(self, tlvs: Any) -> int:
+        self.messages.append(list(tlvs) if isinstance(tlvs, list) else [tlvs])
+        return len(self.messages)
+
+    def next_source_seq(self) -> int:
+        return len(self.messages) + 1
+
+
+class Side:
+    """One chain of the pair: its devnet, our contract on it and the keystore that owns it."""
+
+    def __init__(self, net: Any, tmp: Path, name: str) -> None:
+        self.net, self.dep = net, net.deployment
+        self.chain = Chain(self.dep.rpc_url)
+        self.weth, self.usdc = self.dep.address_of("WETH"), self.dep.address_of("USDC")
+        self.pool = self.dep.pool("uniswap_v2_a", "WETH", "USDC")
+        self.pool_id = PoolId.of(self.dep.chain_id, Venue.DEVNET_V2_A, VenueKind.UNISWAP_V2, self.pool.address,
+                                 self.pool.token0, self.pool.token1)
+        self.trader = self.dep.funded_accounts[0]
+        self.keystore, self.password = tmp / f"keystore-{name}.json", tmp / f"password-{name}"
+        self.password.write_text(f"pw-{name}\n")
+        account = new_keystore_account(self.keystore, f"pw-{name}", kdf="pbkdf2", iterations=2)
+        self.owner = account.address
+        self.chain.rpc("anvil_setBalance", self.owner, hex(10**21))
+        self.chain.rpc("anvil_impersonateAccount", self.owner)
+        code = bytes.fromhex(load_artifact()["bytecode"][2:]) + encode_constructor_args(self.trader)
+        self.arb = to_checksum_address(self.chain.send(self.owner, None, code, gas=10_000_000)["contractAddress"])
+        self.factory = next(v for v in self.dep.v2 if v.name == "uniswap_v2_a").factory
+        self.chain.send(self.owner, self.arb, encode_set_factory(self.factory, Kind.V2))
+        self.chain.rpc("anvil_stopImpersonatingAccount", self.owner)
+        self.chain.send(self.trader, self.usdc, abi_call("transfer(address,uint256)", self.arb, USDC_INVENTORY))
+        self.chain.send(self.trader, self.weth, abi_call("transfer(address,uint256)", self.arb, WETH_INVENTORY))
+
+    def entry(self) -> dict[str, Any]:
+        return {"chain_id": self.dep.chain_id, "rpc_url": self.dep.rpc_url, "contract": self.arb,
+                "gas_token": self.weth, "keystore": {"path": str(self.keystore), "password_file": str(self.password)},
+                "venues": [{"venue": "DEVNET_V2_A", "factory": self.factory}]}
+
+    def balances(self) -> tuple[int, int]:
+        """(USDC, WETH) our contract holds on this chain."""
+        return self.chain.balance_of(self.usdc, self.arb), self.chain.balance_of(self.weth, self.arb)
+
+    def nonce(self) -> int:
+        return int(self.chain.rpc("eth_getTransactionCount", self.owner, "latest"), 16)
+
+    def records(self) -> list[Any]:
+        b = self.chain.rpc("eth_getBlockByNumber", "latest", False)
+        r0, r1, _ = self.net.client.v2_reserves(self.pool)
+        number = int(b["number"], 16)
+        return [BlockHeader(chain_id=self.dep.chain_id, number=number, timestamp=int(b["timestamp"], 16),
+                            gas_limit=int(b["gasLimit"], 16), gas_used=int(b["gasUsed"], 16),
+                            hash=bytes.fromhex(b["hash"][2:]), parent_hash=bytes.fromhex(b["parentHash"][2:]),
+                            base_fee=int(b["baseFeePerGas"], 16), priority_fee=10**9),
+                PoolSnapshot(pool=self.pool_id, block_number=number, fee_ppm=3000, tick_spacing=0, reserve0=r0,
+                             reserve1=r1, sqrt_price_x96=0, tick=0, liquidity=0, ticks=())]
+
+    def leg(self, *, sell_usdc: bool, block_time_ms: int) -> ChainLeg:
+        r0, r1, _ = self.net.client.v2_reserves(self.pool)
+        state = V2Pool(pool=self.pool_id, block_number=0, last_event=(0, 0), reserve0=r0, reserve1=r1)
+        zero_for_one = (self.pool.token0 == self.usdc) == sell_usdc
+        return ChainLeg(chain_id=self.dep.chain_id, pool=state, zero_for_one=zero_for_one,
+                        quote_token=TokenId.of(self.dep.chain_id, self.usdc),
+                        gas_token=TokenId.of(self.dep.chain_id, self.weth), price_pools=(state,), gas_units=150_000,
+                        gas_price_wei=2 * 10**9, block_time_ms=block_time_ms)
+
+    def sell_weth(self, amount: int, tip: int) -> str:
+        """A competitor's router sale of WETH on this chain's pool (not waited for: the chain may not mine)."""
+        router = self.dep.v2_venue("uniswap_v2_a").router
+        return self.chain.rpc("eth_sendTransaction", {
+            "from": self.trader, "to": router, "gas": hex(300_000), "maxPriorityFeePerGas": hex(tip),
+            "maxFeePerGas": hex(tip + 100 * 10**9), "data": "0x" + abi_call(
+                "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)", amount, 0,
+                [self.weth, self.usdc], self.trader, 2**40).hex()})
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[Side, Side]]:
+    from tools.devnet.deploy import chain_spec, start_devnet
+
+    nets, tmp = [], Path(tempfile.mkdtemp(prefix="apxc-"))
+    try:
+        for i, chain_id in enumerate((A, B)):
+            nets.append(start_devnet(chain_id, spec=chain_spec(i)))
+        yield Side(nets[0], tmp, "a"), Side(nets[1], tmp, "b")
+    finally:
+        for n in nets:
+            n.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class World:
+    def __init__(self, a: Side, b: Side, ex: Executor, published: Published) -> None:
+        self.a, self.b, self.ex, self.published, self.seq = a, b, ex, published, 0
+
+    def feed(self) -> None:
+        self.seq += 1
+        self.ex.on_market_data(Message(domain=Domain.MARKET_DATA, tlvs=self.a.records() + self.b.records(),
+                                       source_id=7, source_seq=self.seq, domain_seq=self.seq,
+                                       event_time_ns=time.time_ns(), receive_time_ns=time.time_ns()))
+
+    def signal(self) -> tuple[Signal, Message, Any]:
+        """The strategy's signal for the devnet's gap: buy WETH on A (cheap), sell it on B."""
+        self.feed()
+        source = self.a.leg(sell_usdc=True, block_time_ms=2000)
+        dest = self.b.leg(sell_usdc=False, block_time_ms=250)
+        params = CrossChainParams(bridge_id=1, bridge_fee_bps=1, bridge_gas_units=80_000, rebalance_every=5,
+                                  drift_k_milli=0)
+        quote = CrossChainSizer(source, dest, params, sigma_ppb=0).best(quote_inventory=10_000 * 10**6,
+                                                                         base_inventory=5 * 10**18)
+        assert quote is not None and quote.net_profit > 0, quote
+        self.seq += 1
+        head = self.ex.core.state.gas[A].block_number
+        tlvs = signal_tlvs(quote, source, dest, bridge_id=1, signal_id=(1 << 48) + self.seq, strategy_id=3,
+                           strategy="cross_chain", confidence_bps=9000, source_block=head,
+                           dest_position=(self.ex.core.state.gas[B].block_number, 0xFFFFFFFF),
+                           trace=TraceContext(trace_id=self.seq, span_id=1, flags=1, parent_span_id=0, origin_ns=0))
+        msg = Message(domain=Domain.SIGNAL, tlvs=list(tlvs), source_id=9, source_seq=self.seq, domain_seq=self.seq,
+                      event_time_ns=time.time_ns(), receive_time_ns=time.time_ns())
+        sig = Signal.from_message(msg)
+        assert sig.identity.kind == SignalKind.CROSS_CHAIN
+        return sig, msg, quote
+
+    async def run(self, sig: Signal, msg: Message) -> tuple[ExecutionResult, ChainLegReport, ChainLegReport]:
+        before = len(self.published.messages)
+        await self.ex.handle(_Queued(sig=sig, msg=msg, halted_by=None, seq=1))
+        (result,) = [t for m in self.published.messages[before:] for t in m if type(t) is ExecutionResult]
+        last = self.published.messages[-1]
+        assert result is last[0]  # one message: the result and both leg reports
+        reports = [t for t in last if type(t) is ChainLegReport]
+        assert len(reports) == 2 and [r.leg for r in reports] == [0, 1] and [r.chain_id for r in reports] == [A, B]
+        assert all(r.outcome == result.outcome and r.signal_id == result.signal_id for r in reports)
+        print(f"\n{Outcome(result.outcome).name}: {result.reason}")
+        return result, reports[0], reports[1]
+
+    def started(self) -> list[ExecutionStarted]:
+        return [t for m in self.published.messages for t in m if type(t) is ExecutionStarted]
+
+
+@asynccontextmanager
+async def world(pair: tuple[Side, Side], **cross: Any) -> AsyncIterator[World]:
+    a, b = pair
+    snaps = [a.net.client.snapshot(), b.net.client.snapshot()]
+    tmp = Path(tempfile.mkdtemp(prefix="apxcw-"))
+    table = {"leg_timeout_s": 1.5, "deadline_s": 1.5, "max_leg_open_s": 4.0, "unwind_timeout_s": 4.0,
+             "max_unwind_loss_bps": 200, "chains": [a.entry(), b.entry()]}
+    table.update(cross)
+    config = config_from_dict({
+        "executor": {"chain_id": A, "rpc_url": a.dep.rpc_url, "contract": a.arb, "gas_token": a.weth,
+                     "mode": "public", "state_db": str(tmp / "state.sqlite")},
+        "keystore": {"path": str(a.keystore), "password_file": str(a.password)},
+        "validation": {"max_signal_age_blocks": 5, "state_wait_s": 1.0},
+        "submission": {"poll_interval_s": 0.02, "receipt_timeout_s": 6.0, "replace_after_s": 30.0},
+        "venues": [{"venue": "DEVNET_V2_A", "factory": a.factory}],
+        "cross_chain": table,
+    })
+    published = Published()
+    rpc = HttpRpc(a.dep.rpc_url, timeout=10.0)
+    store = ExecutorStore(config.state_db)
+    side_rpcs: list[HttpRpc] = []
+    try:
+        gateway = ChainGateway(rpc, unlock(config), chain_id=A, contract=a.arb)
+        ex = Executor(config, gateway, store, published)
+        await ex.recover()
+        sides, side_rpcs = build_sides(ex, unlock_chains(config))
+        for s in sides.values():
+            if s.config.chain_id != A:
+                await s.recover()
+        ex.xchain = CrossChainRunner(ex, sides)
+        yield World(a, b, ex, published)
+    finally:
+        for r in (rpc, *side_rpcs):
+            await r.aclose()
+        store.close()
+        for side, snap in zip(pair, snaps, strict=True):
+            side.chain.rpc("evm_setAutomine", True)
+            side.net.client.revert(snap)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def test_both_legs_execute_and_the_reports_are_both_contracts_balances(pair: tuple[Side, Side]) -> None:
+    a, b = pair
+    async with world(pair) as w:
+        sig, msg, quote = w.signal()
+        (ua0, wa0), (ub0, wb0) = a.balances(), b.balances()
+        na, nb = a.nonce(), b.nonce()
+        res, r0, r1 = await w.run(sig, msg)
+        assert res.outcome == Outcome.EXECUTED, res.reason
+        (ua1, wa1), (ub1, wb1) = a.balances(), b.balances()
+        # to the wei, on both chains: the source leg spent USDC for WETH on A, the destination leg WETH for USDC on B
+        assert (ua0 - ua1, wa1 - wa0) == (r0.amount_in, r0.amount_out) == (quote.amount_in, quote.base_amount)
+        assert (wb0 - wb1, ub1 - ub0) == (r1.amount_in, r1.amount_out) == (quote.base_amount, quote.amount_out)
+        assert r0.result == r1.result == DexLegResult.EXECUTED and r0.unwind_result == DexLegResult.NOT_SENT
+        assert r0.token_in == TokenId.of(A, a.usdc) and r1.token_out == TokenId.of(B, b.usdc)
+        assert res.realized_profit == r1.amount_out - r0.amount_in == quote.gross_profit > 0
+        # one transaction per chain, each from that chain's own signer and nonce sequence, at once
+        assert (a.nonce(), b.nonce()) == (na + 1, nb + 1)
+        assert sorted(s.chain_id for s in w.started()) == [A, B]
+        for r, side in ((r0, a), (r1, b)):
+            receipt = side.chain.rpc("eth_getTransactionReceipt", "0x" + r.tx_hash.hex())
+            assert int(receipt["blockNumber"], 16) == r.block_number and int(receipt["gasUsed"], 16) == r.gas_used
+            assert receipt["from"].lower() == side.owner.lower()
+        assert res.tx_hash == r0.tx_hash and res.chain_id == A
+
+
+async def run_with_b_front_run(w: World, sig: Signal, msg: Message) -> tuple[ExecutionResult, ChainLegReport,
+                                                                             ChainLegReport]:
+    """Chain B stops mining; once our leg is in its pool a competitor's larger WETH sale with a higher tip goes
+    first in the next block: our leg's min_out is no longer met and it reverts on chain."""
+    b = w.b
+    b.chain.rpc("evm_setAutomine", False)
+    out: list[Any] = []
+
+    async def competitor() -> None:
+        while int(b.chain.rpc("txpool_status")["pending"], 16) < 1:  # noqa: ASYNC110 - the node's pool
+            await trio.sleep(0.01)
+        b.sell_weth(10 * 10**18, tip=50 * 10**9)
+        b.chain.rpc("evm_mine")
+        b.chain.rpc("evm_setAutomine", True)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(competitor)
+        out.append(await w.run(sig, msg))
+    return out[0]
+
+
+async def test_a_leg_reverting_on_min_out_unwinds_the_other_within_the_bound(pair: tuple[Side, Side]) -> None:
+    a, b = pair
+    async with world(pair, max_unwind_loss_bps=200) as w:
+        sig, msg, _ = w.signal()
+        (ua0, wa0), (ub0, wb0) = a.balances(), b.balances()
+        with trio.fail_after(20):
+            res, r0, r1 = await run_with_b_front_run(w, sig, msg)
+        assert res.outcome == Outcome.UNWOUND, res.reason
+        assert r1.result == DexLegResult.REVERTED and r1.gas_used > 0 and r1.amount_out == 0
+        receipt = b.chain.rpc("eth_getTransactionReceipt", "0x" + r1.tx_hash.hex())
+        assert int(receipt["status"], 16) == 0 and b.balances() == (ub0, wb0)  # B: only gas, paid by the signer
+        assert r0.result == DexLegResult.EXECUTED and r0.unwind_result == DexLegResult.EXECUTED
+        assert r0.unwind_attempts == 1 and r0.unwind_amount_in == r0.amount_out and r0.left_open == 0
+        (ua1, wa1) = a.balances()
+        assert wa1 == wa0  # the WETH bought on A was sold back
+        assert ua0 - ua1 == r0.amount_in - r0.unwind_amount_out  # to the wei
+        assert r0.unwind_amount_out >= r0.amount_in * 9_800 // 10_000  # the loss bound held
+        assert res.realized_profit == r0.unwind_amount_out - r0.amount_in < 0
+        assert r0.unwind_gas_cost > 0 and r0.unwind_tx_hash != bytes(32)
+
+
+async def test_a_leg_not_included_within_the_budget_unwinds_the_other(pair: tuple[Side, Side]) -> None:
+    a, b = pair
+    async with world(pair) as w:
+        sig, msg, _ = w.signal()
+        (ua0, wa0), (ub0, wb0) = a.balances(), b.balances()
+        nb = b.nonce()
+        b.chain.rpc("evm_setAutomine", False)  # chain B includes nothing during the run
+        with trio.fail_after(20):
+            res, r0, r1 = await w.run(sig, msg)
+        assert res.outcome == Outcome.UNWOUND, res.reason
+        assert r1.result == DexLegResult.NOT_INCLUDED and r1.block_number == 0 and "still pending" in r1.reason
+        assert r0.unwind_result == DexLegResult.EXECUTED and a.balances()[1] == wa0
+        assert ua0 - a.balances()[0] == r0.amount_in - r0.unwind_amount_out
+        # B's leg was cancelled at leg_timeout_s (a 0-value self-transfer at its nonce): once B mines, the
+        # cancel takes the nonce and the contract's inventory on B never moved
+        b.chain.rpc("evm_mine")
+        b.chain.rpc("evm_setAutomine", True)
+        assert b.nonce() == nb + 1 and b.balances() == (ub0, wb0)
+        assert len([s for s in w.started() if s.chain_id == B]) == 2  # the leg and its cancel
+
+
+async def test_an_unwind_that_cannot_meet_its_bound_leaves_the_leg_open(pair: tuple[Side, Side]) -> None:
+    a, b = pair
+    async with world(pair, max_unwind_loss_bps=0, max_unwind_attempts=2) as w:  # a round trip always loses fees
+        sig, msg, _ = w.signal()
+        (ua0, wa0) = a.balances()
+        na = a.nonce()
+        with trio.fail_after(20):
+            res, r0, r1 = await run_with_b_front_run(w, sig, msg)
+        assert res.outcome == Outcome.LEG_OPEN, res.reason
+        assert r1.result == DexLegResult.REVERTED
+        assert r0.unwind_attempts == 2 and r0.unwind_result == DexLegResult.NOT_SENT  # refused by its simulation
+        assert r0.left_open == r0.amount_out > 0 and r0.unwind_amount_out == 0
+        (ua1, wa1) = a.balances()
+        assert (ua0 - ua1, wa1 - wa0) == (r0.amount_in, r0.amount_out) and a.nonce() == na + 1  # no unwind sent
+        assert "could not be unwound" in res.reason
