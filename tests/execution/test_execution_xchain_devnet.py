@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 from arb_testkit import Chain, abi_call
@@ -146,6 +147,7 @@ def pair() -> Iterator[tuple[Side, Side]]:
 class World:
     def __init__(self, a: Side, b: Side, ex: Executor, published: Published) -> None:
         self.a, self.b, self.ex, self.published, self.seq = a, b, ex, published, 0
+        self.config = ex.config
 
     def feed(self) -> None:
         self.seq += 1
@@ -335,3 +337,55 @@ async def test_an_unwind_that_cannot_meet_its_bound_leaves_the_leg_open(pair: tu
         (ua1, wa1) = a.balances()
         assert (ua0 - ua1, wa1 - wa0) == (r0.amount_in, r0.amount_out) and a.nonce() == na + 1  # no unwind sent
         assert "could not be unwound" in res.reason
+
+
+# --------------------------------------------------------------------------- the executor process's wiring
+
+
+async def test_the_executor_process_runs_a_cross_chain_signal_off_real_relays(pair: tuple[Side, Side]) -> None:
+    """``execution.process.run`` with ``[cross_chain]``: chain B's keystore decrypted from the file and password
+    file the configuration names, both chains' market data and the signal off real relays, one message with the
+    result and both leg reports on the execution relay, both contracts' balances moved by what they say."""
+    from execution.process import run as run_executor
+    from relays.client import RelayConsumer, RelayProducer
+    from relays.server import RelayConfig, serve
+
+    a, b = pair
+    d = Path(tempfile.mkdtemp(prefix="apxcp-", dir="/tmp"))
+    try:
+        async with world(pair) as w, trio.open_nursery() as n:
+            socks = {}
+            for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
+                cfg = RelayConfig(domain=dom, socket_path=str(d / f"{dom.name.lower()[:3]}.sock"),
+                                  data_dir=str(d / f"data-{dom.name.lower()}"), fsync="off")
+                await n.start(serve, cfg)
+                socks[dom] = cfg.socket_path
+            config = msgspec.structs.replace(
+                w.config, state_db=str(d / "state.sqlite"),
+                relays=msgspec.structs.replace(w.config.relays, market_data=socks[Domain.MARKET_DATA],
+                                               signal=socks[Domain.SIGNAL], execution=socks[Domain.EXECUTION]))
+            sig, msg, quote = w.signal()
+            async with RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=7,
+                                             name="md") as md:  # both chains' pools: the backlog before 'ready'
+                await md.publish(a.records() + b.records())
+                await md.flush()
+            (ua0, _), (_, wb0) = a.balances(), b.balances()
+            await n.start(lambda task_status: run_executor(config, unlock(config), task_status=task_status))
+            async with RelayConsumer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], from_seq=0,
+                                             name="test") as results:
+                async with RelayProducer.connect(Domain.SIGNAL, socks[Domain.SIGNAL], source_id=21, name="s") as sp:
+                    await sp.publish(list(msg.tlvs))
+                    await sp.flush()
+                with trio.fail_after(30):
+                    async for m in results:
+                        if any(type(t) is ExecutionResult for t in m.tlvs):
+                            last = list(m.tlvs)
+                            break
+            res, r0, r1 = last
+            assert type(res) is ExecutionResult and res.outcome == Outcome.EXECUTED, res
+            assert (type(r0), type(r1)) == (ChainLegReport, ChainLegReport) and (r0.chain_id, r1.chain_id) == (A, B)
+            assert ua0 - a.balances()[0] == r0.amount_in == quote.amount_in
+            assert wb0 - b.balances()[1] == r1.amount_in == quote.base_amount
+            n.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
