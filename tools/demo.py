@@ -645,6 +645,7 @@ def main(argv: list[str]) -> int:
     net = nets[0]
     tally = Tally()
     xc_start: dict[int, dict[str, int]] = {}
+    hold_start: dict[tuple[int, int], int] = {}
     try:
         for n in nets:
             bt = n.deployment.block_time
@@ -691,6 +692,10 @@ def main(argv: list[str]) -> int:
         weth = net.deployment.address_of("WETH")
         before = net.client.erc20_balance(weth, recipient)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        if xchain is not None:
+            from tools.demo_xchain import holdings
+
+            hold_start = holdings(xchain)
         try:
             trio.run(_run, args, net, deploy_file, run_dir, tally, cex, xchain)
         except KeyboardInterrupt:
@@ -702,6 +707,7 @@ def main(argv: list[str]) -> int:
                            net.client.erc20_balance(net.deployment.address_of(sym), arb))
                      for sym, start in inventory_start.items()}
         xc_end = read_inventory(xchain) if xchain is not None else {}
+        hold_end = holdings(xchain) if xchain is not None else {}
         decimals = _decimals(net.deployment)
     finally:
         for n in nets:
@@ -738,6 +744,7 @@ def main(argv: list[str]) -> int:
         _print_cex_summary(tally, inventory, {"ETH": cex.options.cex_base, "USDT": cex.options.cex_quote})
     if xchain is not None:
         _print_xchain_summary(tally, xchain, decimals, xc_start, xc_end)
+        _print_books_vs_chains(work / "data" / "portfolio.sqlite", xchain, hold_start, hold_end)
     print()
     from tools.report_cli import main as report_main
 
@@ -805,6 +812,27 @@ def _print_xchain_summary(tally: Tally, xchain: XChainSetup, decimals: dict[str,
           f"(n={len(lat)})")
     print(f"one devnet RPC round trip         : p50 {median_ms(rtt)} (eth_blockNumber over HTTP, n={len(rtt)}; "
           + ", ".join(f"chain {cid} {median_ms(v)}" for cid, v in sorted(tally.rtt.items())) + ")")
+
+
+def _print_books_vs_chains(db: Path, xchain: XChainSetup, start: dict[tuple[int, int], int],
+                           end: dict[tuple[int, int], int]) -> None:
+    """The books against both chains, to the wei (``tools.demo_xchain.reconcile_books``)."""
+    from portfolio.books import native_token
+    from protocol.ids import TokenId
+    from tools.demo_xchain import reconcile_books
+
+    rows = reconcile_books(db, start, end)
+    names = {(c.chain_id, int(TokenId.of(c.chain_id, t.address))): (t.symbol, t.decimals)
+             for c in xchain.chains for t in c.deployment.tokens}
+    names.update({(c.chain_id, native_token(c.chain_id)): ("ETH", 18) for c in xchain.chains})
+    differ = [r for r in rows if r[2] != r[3]]
+    print(f"books vs both chains (to the wei) : {'EQUAL' if rows and not differ else 'DIFFERENT' if differ else 'no books'}"
+          f" ({len(rows) - len(differ)} of {len(rows)} balances equal; the books' changes against the contracts' "
+          "and the profit recipients' tokens and the owners' ETH, read on chain)")
+    for chain, tok, books, moved in rows:
+        sym, d = names.get((chain, tok), (str(tok), 0))
+        print(f"  chain {chain} {sym:<5} books {fmt_units(books, d):>22} ({books})  chain {fmt_units(moved, d):>22} "
+              f"({moved}){'' if books == moved else f'  DIFFERENCE {moved - books}'}")
 
 
 def _print_cex_summary(tally: Tally, inventory: dict[str, tuple[int, int, int]], cex_start: dict[str, int]) -> None:

@@ -197,6 +197,44 @@ def read_inventory(setup: XChainSetup) -> dict[int, dict[str, int]]:
                          for sym in ("WETH", "USDC")} for c in setup.chains}
 
 
+def holdings(setup: XChainSetup) -> dict[tuple[int, int], int]:
+    """What the books track, read on chain: per chain, each deployed token held by the contract (inventory)
+    and the profit recipient (one-chain arbitrage profit), and the native coin of the contract's owner (the
+    executor's and the rebalancer's signer there, which pays their gas); keyed by (chain id, token id) with
+    ``portfolio.books.native_token`` for the native coin."""
+    from portfolio.books import native_token
+    from protocol.ids import TokenId
+
+    out = {}
+    for c in setup.chains:
+        client = c.net.client
+        for t in c.deployment.tokens:
+            out[(c.chain_id, int(TokenId.of(c.chain_id, t.address)))] = (
+                client.erc20_balance(t.address, c.arb) + client.erc20_balance(t.address, c.recipient))
+        out[(c.chain_id, native_token(c.chain_id))] = client.eth_balance(c.owner)
+    return out
+
+
+def reconcile_books(db_path: Path, start: dict[tuple[int, int], int],
+                    end: dict[tuple[int, int], int]) -> list[tuple[int, int, int, int]]:
+    """(chain id, token id, books, chain) for every token the books hold or the chain moved: the books hold the
+    changes since the start (``portfolio.books``), the chain's are ``end - start`` of :func:`holdings`. A bridge
+    transfer in flight left the source chain's books and balance alike and reached neither destination yet."""
+    from portfolio.books import Books, open_db_readonly
+
+    if not db_path.is_file():
+        return []
+    db = open_db_readonly(db_path)
+    try:
+        books = {(chain, tok): amount for chain, tokens in Books(db).balances_by_chain().items()
+                 for tok, amount in tokens.items()}
+    finally:
+        db.close()
+    keys = sorted(set(books) | {k for k in end if end[k] != start.get(k, 0)})
+    return [(chain, tok, books.get((chain, tok), 0), end.get((chain, tok), 0) - start.get((chain, tok), 0))
+            for chain, tok in keys]
+
+
 # --------------------------------------------------------------------------- configs
 
 

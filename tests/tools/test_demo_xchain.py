@@ -1,0 +1,92 @@
+"""``alphapulse demo --chains 2``: the lagging chain's tape and options (no chain), and a short headless run end
+to end on two real anvils -- cross-chain opportunities found and traded from inventory, the rebalancer's
+transfers through the bridge stand-in, and the books equal to both chains' balances to the wei."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from protocol.ids import PoolId, Venue, VenueKind
+from protocol.market import V3Swap
+from tools.demo_xchain import PoolTape, XChainOptions, percentile_ms
+
+ROOT = Path(__file__).resolve().parents[2]
+USDC, WETH = "0x" + "a0" * 20, "0x" + "c0" * 20
+POOL = PoolId.of(31338, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, "0x" + "22" * 20, USDC, WETH)
+
+
+def _swap(sqrt_price_x96: int, pool: PoolId = POOL) -> V3Swap:
+    return V3Swap(pool=pool, block_number=1, log_index=0, tx_hash=bytes(32), amount0=1, amount1=-1,
+                  sqrt_price_x96=sqrt_price_x96, liquidity=10**18, tick=0)
+
+
+def test_the_tape_keeps_the_lead_pools_price_in_usdc_per_weth_as_seen_on_the_bus() -> None:
+    # USDC (6 decimals) is token0: the pool's price is WETH units per USDC unit; the tape turns it into USDC per WETH
+    tape = PoolTape(pool=int(POOL), weth_is_token0=False, decimals0=6, decimals1=18)
+    per_unit = Fraction(10**18, 2000 * 10**6)  # 2000 USDC per WETH, in raw units of token1 per token0
+    sqrt = int((per_unit * 2**192) ** Fraction(1, 2))
+    tape.on_records([_swap(sqrt)], now=10.0)
+    other = PoolId.of(31337, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, "0x" + "22" * 20, USDC, WETH)
+    tape.on_records([_swap(sqrt // 2, pool=other)], now=11.0)  # another chain's pool: not the lead's
+    assert tape.swaps == 1 and tape.mid_at(9.9) is None
+    mid = tape.mid_at(12.0)
+    assert mid is not None and abs(float(mid) - 2000.0) < 1e-6
+
+
+def test_options_are_checked_in_one_line() -> None:
+    with pytest.raises(ValueError, match="1 value"):
+        XChainOptions(block_times=(2.0,))
+    with pytest.raises(ValueError, match="> 0 seconds"):
+        XChainOptions(block_times=(2.0, 0.0))
+    with pytest.raises(ValueError, match="lead chain"):
+        XChainOptions(lead=2)
+    assert percentile_ms([], 0.5) == "-" and percentile_ms([1_000_000, 3_000_000], 0.5) == "3.0 ms"
+
+
+def test_the_cli_refuses_chains_2_with_cex_in_one_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--chains", "2", "--cex"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--chains 2 runs without --cex and --replay" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(240)
+def test_two_chain_demo_trades_across_chains_and_the_books_equal_both_chains_to_the_wei(tmp_path: Path) -> None:
+    """A short headless run (a 2 s and a 0.25 s chain, the bridge completing after 2 s): the summary's figures,
+    and the books' changes equal to what moved on both chains, token by token, to the wei."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", ALPHAPULSE_DEMO_DIR=str(tmp_path / "demo"))
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "demo", "--chains", "2", "--headless", "--duration", "30",
+         "--summary-every", "10", "--bridge-delay", "2", "--warmup", "2", "--settle", "6"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=220)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, out[-3000:] + err[-3000:]
+
+    def figure(label: str) -> str:
+        found = re.search(rf"^{re.escape(label)}\s*:\s*(.*)$", out, re.M)
+        assert found, f"{label!r} not in the summary:\n" + out[-4000:]
+        return found.group(1)
+
+    # every process of the two-chain system ran: a collector per chain and the bridge relayer among them
+    for name in ("collector-31337", "collector-31338", "bridge-relayer", "strategy", "executor", "portfolio", "risk"):
+        assert re.search(rf"\] {name}: started pid \d+", err), (name, err[-3000:])
+    assert int(figure("real swaps replayed on the devnet").split()[0]) >= 10
+    found = int(figure("cross-chain opportunities found"))
+    assert found >= 1, out[-4000:]
+    outcomes = ast.literal_eval(figure("cross-chain outcomes"))
+    assert sum(outcomes.values()) <= found
+    assert re.match(r"-?[\d,]+\.\d{6} USDC \(-?\d+ units", figure("cross-chain realized net profit"))
+    assert re.match(r"p50 [\d.]+ ms \(eth_blockNumber", figure("one devnet RPC round trip"))
+    # the books against both chains, every token the books hold or the chain moved, to the wei
+    books = figure("books vs both chains (to the wei)")
+    rows = re.findall(r"^  chain (\d+) (\S+)\s+books .*\((-?\d+)\)  chain .*\((-?\d+)\)", out, re.M)
+    assert books.startswith("EQUAL"), out[-4000:]
+    assert rows and all(b == c for _, _, b, c in rows), rows
