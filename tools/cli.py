@@ -69,6 +69,8 @@ COMMANDS: dict[str, Command | Group] = {
     "collector": COLLECTORS,
     "strategy": Command("strategy.process:main", "run the arbitrage strategy process"),
     "executor": Command("execution.process:main", "run the executor process"),
+    "rebalancer": Command("execution.rebalance.process:main",
+                          "bridge inventory between chains' contracts when one drops below its floor"),
     "risk": Command("risk.process:main", "run the risk monitor"),
     "portfolio": Command("portfolio.process:main", "run the portfolio process"),
     "report": Command("tools.report_cli:main", "daily and all-time report (default: the latest demo run)"),
