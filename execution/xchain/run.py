@@ -53,6 +53,7 @@ from execution.xchain import plan as P
 from execution.xchain.legs import Done, LegMachine, LegPlan, LegReport, Limits, Result, SendLeg, SendUnwind
 from protocol.execution import ChainLegReport, ExecutionResult, Outcome
 from protocol.fields import fit_text
+from protocol.ids import PoolId, TokenId
 from protocol.message import Message
 from protocol.signals import CrossChainArbitrage
 
@@ -220,7 +221,9 @@ class _Run:
         for i, tx in enumerate(txs):
             if tx.done:
                 assert tx.end is not None
-                return await self.finish(tx.end[0], f"leg {i} (chain {plan.legs[i].chain.chain_id}): {tx.end[1]}")
+                return await self.finish(tx.end[0], f"leg {i} (chain {plan.legs[i].chain.chain_id}): {tx.end[1]}",
+                                         details={i: tx.end[1]})
+        self.ex.simulated()
         costs = []
         for i, (tx, spec) in enumerate(zip(txs, plan.legs, strict=True)):
             side = self.runner.sides[spec.chain.chain_id]
@@ -244,7 +247,6 @@ class _Run:
         halted = main.core.halted_for(sig)
         if halted:
             return await self.finish(Outcome.HALTED, halted)
-        self.ex.simulated()
         self.txs = list(txs)
         x = cfg.cross_chain
         assert x is not None
@@ -371,12 +373,20 @@ class _Run:
 
     # --- the one outcome --------------------------------------------------------------------------------
 
-    async def finish(self, outcome: Outcome, reason: str, *, reports: tuple[ChainLegReport, ...] = (),
+    async def finish(self, outcome: Outcome, reason: str, *, details: dict[int, str] | None = None,
                      **kw: Any) -> None:
+        """The outcome of a signal that sent no leg: with a report per leg (NOT_SENT) when it has two."""
         held = self.main.core.pools_in_flight
         for p in [p for p, (sid, _) in held.items() if sid == self.signal_id]:
             del held[p]
         self.result = self.ex.finish(outcome, reason, **kw)
+        hops, reports = self.sig.path.hops, ()
+        if len(hops) == 2:
+            plans = self.plan.legs if self.plan is not None else None
+            reports = tuple(self._leg_report(i, LegReport(
+                chain_id=PoolId(h.pool).chain_id, amount_in=h.amount_in,
+                min_out=plans[i].min_out if plans is not None else h.amount_out,
+                detail=(details or {}).get(i, "not sent")), outcome) for i, h in enumerate(hops))
         await self.main._do(self, Publish(self.result, extra=reports))
 
     async def failed(self, reason: str) -> None:
@@ -428,17 +438,18 @@ class _Run:
         await self.main._do(self, Publish(self.result, extra=reports))
 
     def _leg_report(self, i: int, r: LegReport, outcome: Outcome) -> ChainLegReport:
-        spec = self._spec(i)
+        hop = self.sig.path.hops[i]
         tx = self.txs[i]
         kw = dict(tx.end[2]) if tx is not None and tx.end is not None else {}
         un = self.unwinds[i][-1] if self.unwinds[i] else None
         ukw = dict(un.end[2]) if un is not None and un.end is not None else {}
         return ChainLegReport(
-            signal_id=self.signal_id, chain_id=spec.chain.chain_id, leg=int(spec.leg), outcome=int(outcome),
+            signal_id=self.signal_id, chain_id=r.chain_id, leg=i, outcome=int(outcome),
             result=int(r.result), unwind_result=int(r.unwind_result), unwind_attempts=r.unwind_attempts,
             block_number=kw.get("block_number", 0), tx_hash=kw.get("tx_hash", bytes(32)),
             gas_used=kw.get("gas_used", 0), effective_gas_price=kw.get("effective_gas_price", 0),
-            token_in=spec.token_in, token_out=spec.token_out, amount_in=r.amount_in, min_out=r.min_out,
+            token_in=TokenId.of(r.chain_id, hop.token_in), token_out=TokenId.of(r.chain_id, hop.token_out),
+            amount_in=r.amount_in, min_out=r.min_out,
             amount_out=r.amount_out, unwind_block_number=ukw.get("block_number", 0) if r.unwind_amount_out else 0,
             unwind_tx_hash=ukw.get("tx_hash", bytes(32)) if r.unwind_amount_out else bytes(32),
             unwind_amount_in=r.unwind_amount_in, unwind_amount_out=r.unwind_amount_out,

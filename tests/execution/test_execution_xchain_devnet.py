@@ -177,9 +177,10 @@ class World:
         assert sig.identity.kind == SignalKind.CROSS_CHAIN
         return sig, msg, quote
 
-    async def run(self, sig: Signal, msg: Message) -> tuple[ExecutionResult, ChainLegReport, ChainLegReport]:
+    async def run(self, sig: Signal, msg: Message, *, halted_by: str | None = None) -> tuple[
+            ExecutionResult, ChainLegReport, ChainLegReport]:
         before = len(self.published.messages)
-        await self.ex.handle(_Queued(sig=sig, msg=msg, halted_by=None, seq=1))
+        await self.ex.handle(_Queued(sig=sig, msg=msg, halted_by=halted_by, seq=1))
         (result,) = [t for m in self.published.messages[before:] for t in m if type(t) is ExecutionResult]
         last = self.published.messages[-1]
         assert result is last[0]  # one message: the result and both leg reports
@@ -194,7 +195,8 @@ class World:
 
 
 @asynccontextmanager
-async def world(pair: tuple[Side, Side], **cross: Any) -> AsyncIterator[World]:
+async def world(pair: tuple[Side, Side], *, mode: str = "public", validation: dict[str, Any] | None = None,
+                **cross: Any) -> AsyncIterator[World]:
     a, b = pair
     snaps = [a.net.client.snapshot(), b.net.client.snapshot()]
     tmp = Path(tempfile.mkdtemp(prefix="apxcw-"))
@@ -203,9 +205,9 @@ async def world(pair: tuple[Side, Side], **cross: Any) -> AsyncIterator[World]:
     table.update(cross)
     config = config_from_dict({
         "executor": {"chain_id": A, "rpc_url": a.dep.rpc_url, "contract": a.arb, "gas_token": a.weth,
-                     "mode": "public", "state_db": str(tmp / "state.sqlite")},
+                     "mode": mode, "state_db": str(tmp / "state.sqlite")},
         "keystore": {"path": str(a.keystore), "password_file": str(a.password)},
-        "validation": {"max_signal_age_blocks": 5, "state_wait_s": 1.0},
+        "validation": {"max_signal_age_blocks": 5, "state_wait_s": 1.0, **(validation or {})},
         "submission": {"poll_interval_s": 0.02, "receipt_timeout_s": 6.0, "replace_after_s": 30.0},
         "venues": [{"venue": "DEVNET_V2_A", "factory": a.factory}],
         "cross_chain": table,
@@ -337,6 +339,40 @@ async def test_an_unwind_that_cannot_meet_its_bound_leaves_the_leg_open(pair: tu
         (ua1, wa1) = a.balances()
         assert (ua0 - ua1, wa1 - wa0) == (r0.amount_in, r0.amount_out) and a.nonce() == na + 1  # no unwind sent
         assert "could not be unwound" in res.reason
+
+
+# --------------------------------------------------------------------------- before any leg
+
+
+def _sell_weth_on_b(w: World) -> None:
+    """Chain B's pool moves (the executor is not told): its priced output no longer holds."""
+    b = w.b
+    b.sell_weth(3 * 10**18, tip=10**9)
+
+
+@pytest.mark.parametrize(("case", "outcome", "words"), [
+    ("shadow", Outcome.SIMULATED, "shadow: would trade both legs"),
+    ("min_profit", Outcome.UNPROFITABLE, "<= min profit"),
+    ("moved", Outcome.STALE, "leg 1 (chain 31338): simulation"),
+    ("halted", Outcome.HALTED, "stop 9"),
+])
+async def test_nothing_is_sent_when_the_signal_does_not_hold(pair: tuple[Side, Side], case: str, outcome: Outcome,
+                                                             words: str) -> None:
+    a, b = pair
+    kw: dict[str, Any] = {"mode": "shadow"} if case == "shadow" else {}
+    if case == "min_profit":
+        kw["validation"] = {"min_profit": {a.usdc: 10**12}}
+    async with world(pair, **kw) as w:
+        sig, msg, _ = w.signal()
+        if case == "moved":
+            _sell_weth_on_b(w)
+        before = (a.balances(), b.balances(), a.nonce(), b.nonce())
+        res, r0, r1 = await w.run(sig, msg, halted_by="emergency stop 9 by 'test'" if case == "halted" else None)
+        assert res.outcome == outcome and words in res.reason, res.reason
+        assert r0.result == r1.result == DexLegResult.NOT_SENT and r0.amount_out == r1.amount_out == 0
+        assert (a.balances(), b.balances(), a.nonce(), b.nonce()) == before and not w.started()
+        if case == "moved":
+            assert "simulation" in r1.reason and r0.reason == "not sent"
 
 
 # --------------------------------------------------------------------------- the executor process's wiring
