@@ -295,6 +295,23 @@ def portfolio_chains(setup: XChainSetup) -> dict[int, dict[str, str]]:
             for c in setup.chains}
 
 
+def executor_table(setup: XChainSetup) -> dict[str, Any]:
+    """The executor's ``[cross_chain]`` (``specs/cross-chain-legs.md``): per chain its node, its contract holding
+    the inventory, its own keystore, and the V3 venue the pair's pools belong to. Each leg waits for its chain:
+    the slow chain's leg needs a block or two (2 s each), so a leg is given 4 blocks of the slower chain."""
+    slowest = max((t for t in setup.options.block_times if t is not None), default=1.0)
+    leg_timeout = max(6.0, 4 * slowest)
+    return {
+        "leg_timeout_s": leg_timeout, "deadline_s": leg_timeout - 1.0,
+        "max_leg_open_s": 2 * leg_timeout + 6.0, "unwind_timeout_s": 2 * leg_timeout + 6.0,
+        "chains": [{"chain_id": c.chain_id, "rpc_url": c.deployment.rpc_url, "contract": c.arb,
+                    "gas_token": c.deployment.weth,
+                    "keystore": {"path": c.keystore, "password_file": c.password_file},
+                    "venues": [{"venue": "DEVNET_V3", "factory": c.deployment.v3.factory}]}
+                   for c in setup.chains],
+    }
+
+
 def risk_tables(setup: XChainSetup) -> dict[str, Any]:
     """The risk process's cross-chain breakers: a chain whose head stops (10 block times), one chain holding
     more than 80 % of an asset (a CHAIN stop of it, lifted once a rebalance lands) from the inventory each
