@@ -15,7 +15,10 @@ What it does, in order:
    V2 venues and the other fee tiers lag, so real-shaped arbitrage appears; the devnet's Uniswap V4
    pools (in the one PoolManager, followed by the collector, traded by the contract inside one
    ``unlock``) start priced apart from each other and from V2/V3, so arbitrage through V4 pools
-   appears from the first block;
+   appears from the first block; the devnet's DAI/USDC Curve pool (seeded three DAI to one USDC, so DAI is
+   cheap there) opens cycles that start by buying DAI on it, and a Curve pool cannot lend: the strategy
+   finds them from USDC, prices the Balancer V2 Vault's flash loan for them and the executor sends them
+   through ``executeBalancer`` (the summary counts the executed arbitrages per flash source);
 5. shows the dashboard when run in a terminal (``q`` quits), or prints a live summary
    (``--headless``), and after ``--duration`` seconds or Ctrl-C stops everything and prints
    the report: P&L, the opportunity funnel and gas, and the profit that landed on chain.
@@ -107,6 +110,11 @@ class Tally:
     cex_tape: CexTape | None = None
     v4_ids: set[int] = field(default_factory=set)  # signals with a Uniswap V4 hop
     v4_executed: int = 0  # ... of them EXECUTED
+    flash: dict[int, str] = field(default_factory=dict)  # signal id -> its FlashLoan source (POOL if none)
+    by_flash: dict[str, int] = field(default_factory=dict)  # flash source -> arbitrages EXECUTED
+    # the profit token realized_wei counts (the WETH TokenId; 0: every profit); others in realized_other
+    profit_token: int = 0
+    realized_other: dict[int, int] = field(default_factory=dict)  # TokenId -> realized gross profit
     # --chains 2: the cross-chain signals, their outcomes, when each leg's transaction was submitted
     xc_ids: set[int] = field(default_factory=set)
     xc_outcomes: dict[str, int] = field(default_factory=dict)
@@ -146,8 +154,8 @@ def new_password_file(keystore_dir: Path) -> tuple[Path, str]:
 
 def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, str]:
     """Fresh key in an encrypted keystore; AlphaPulseArb deployed and configured from it by
-    ``execution.deploy`` (what ``alphapulse executor deploy-contract`` runs), every devnet factory
-    allow-listed. The devnet funds the new key first (``anvil_setBalance``).
+    ``execution.deploy`` (what ``alphapulse executor deploy-contract`` runs), every devnet factory and Curve
+    pool allow-listed, the devnet's Balancer Vault set. The devnet funds the new key first (``anvil_setBalance``).
 
     Returns (owner, arb, keystore, password file, profit recipient)."""
     from execution.deploy import deploy_and_configure, devnet_factories
@@ -160,7 +168,7 @@ def _deploy_arb(net: Devnet, keystore_dir: Path) -> tuple[str, str, Path, Path, 
     recipient = dep.accounts[5]  # a dev account that trades nothing: its WETH balance is our profit
     net.client.rpc.call("anvil_setBalance", [account.address, hex(10**21)])
     done = deploy_and_configure(net.client.rpc, account, recipient=recipient, factories=devnet_factories(dep),
-                                chain_id=dep.chain_id, receipt_timeout=30.0)
+                                chain_id=dep.chain_id, balancer_vault=dep.balancer_vault, receipt_timeout=30.0)
     return account.address, done.contract, ks, pwfile, recipient
 
 
@@ -198,6 +206,7 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         strategy["chains"].append(tables["chain"])
         strategy["assets"] = tables["assets"]
         strategy["cross_chain"] = tables["cross_chain"]
+    curve_pools = _curve_and_balancer_tables(dep, strategy) if cex is None and xchain is None else []
     write_toml(cfg / "strategy.toml", strategy)
     executor: dict[str, Any] = {
         "executor": {"chain_id": dep.chain_id, "rpc_url": dep.rpc_url, "contract": arb, "gas_token": weth,
@@ -224,6 +233,8 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         "failure_rate": {"window": 20, "min_results": 10, "max_failure_rate_bps": 9000},
         "daily_loss": {"tokens": {f"{dep.chain_id}:{weth}": {"max_loss": 5 * 10**18, "gas_per_eth": 10**18}}},
     }
+    if curve_pools:
+        executor["curve_pools"] = curve_pools
     if cex is not None:
         executor["cex"] = demo_cex.executor_table(dep, cex)
         risk.update(demo_cex.risk_tables(dep, cex))
@@ -259,6 +270,28 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
                     after=all_relays),
             *(demo_cex.processes(cex, cfg, relays["market_data"]) if cex is not None else ()),
         ]))
+
+
+def _curve_and_balancer_tables(dep: ChainDeployment, strategy: dict[str, Any]) -> list[dict[str, Any]]:
+    """The devnet's Curve pools in the strategy's config (their amplification and rates: the snapshots carry
+    balances and the fee), cycles that start in USDC too (a Curve first hop buys DAI with USDC), and the
+    Balancer Vault as a flash lender (the contract has it set): a path whose first hop is Curve can only
+    borrow from it. Returns the executor's ``[[curve_pools]]`` (with each pool's own coin order)."""
+    if not dep.curve_pools:
+        return []
+    chain = strategy["chains"][0]
+    usdc = dep.address_of("USDC")
+    chain["base_tokens"] = [*chain["base_tokens"], usdc]
+    chain["min_net_profit"] = {**chain.get("min_net_profit", {}), usdc: 4 * 10**4}  # 0.04 USDC, ~ the WETH floor
+    chain["balancer_vault"] = dep.balancer_vault is not None
+
+    def by_address(p: Any) -> list[int]:  # the strategy's rates follow the pool id's token order
+        return [r for _, r in sorted(zip(p.coins, p.rates), key=lambda cr: int(cr[0], 16))]
+
+    strategy["curve_pools"] = [{"chain_id": dep.chain_id, "address": p.address, "amp": p.amp, "rates": by_address(p)}
+                               for p in dep.curve_pools]
+    return [{"address": p.address, "coins": list(p.coins), "amp": p.amp, "rates": list(p.rates)}
+            for p in dep.curve_pools]
 
 
 # --------------------------------------------------------------------------- market driver
@@ -309,7 +342,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
     from protocol.header import Domain
     from protocol.ids import VenueKind, code_name
     from protocol.market import Side
-    from protocol.signals import ArbitragePath, SignalIdentity, SignalKind
+    from protocol.signals import ArbitragePath, FlashLoan, FlashSource, SignalIdentity, SignalKind
     from protocol.system import EmergencyStop, Resume, TraceContext
     from relays.client import RelayConsumer
     from tools.dashboard.model import outcome_name
@@ -353,6 +386,13 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                         if done.outcome == Outcome.EXECUTED:
                             tally.realized_wei -= done.realized_profit
                             tally.gas_wei -= done.gas_used * done.effective_gas_price
+                flash = msg.find(FlashLoan)
+                source = code_name(FlashSource, flash.source) if isinstance(flash, FlashLoan) else "POOL"
+                done = finished.get(ident.signal_id)
+                if done is not None and done.outcome == Outcome.EXECUTED:
+                    tally.by_flash[source] = tally.by_flash.get(source, 0) + 1
+                else:
+                    tally.flash[ident.signal_id] = source
                 path = msg.find(ArbitragePath)
                 if isinstance(path, ArbitragePath) and any(h.venue_kind == VenueKind.UNISWAP_V4 for h in path.hops):
                     tally.v4_ids.add(ident.signal_id)
@@ -387,10 +427,17 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                         elif t.signal_id in tally.xc_ids:
                             _count_xc(t)
                         elif t.outcome == Outcome.EXECUTED:
-                            tally.realized_wei += t.realized_profit
+                            if tally.profit_token and t.profit_token != tally.profit_token:
+                                token = int(t.profit_token)
+                                tally.realized_other[token] = tally.realized_other.get(token, 0) + t.realized_profit
+                            else:
+                                tally.realized_wei += t.realized_profit
                         if t.outcome == Outcome.EXECUTED and t.signal_id not in tally.xc_ids:  # legs: xc_model
                             tally.gas_wei += t.gas_used * t.effective_gas_price
                             tally.v4_executed += t.signal_id in tally.v4_ids
+                            source = tally.flash.pop(t.signal_id, None)
+                            if source is not None:
+                                tally.by_flash[source] = tally.by_flash.get(source, 0) + 1
                     elif isinstance(t, ExecutionStarted):
                         legs = tally.submitted.setdefault(t.signal_id, {})
                         legs.setdefault(t.chain_id, msg.receive_time_ns)
@@ -529,7 +576,8 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                         f"trades {tally.trades}  market msgs {tally.market}  signals {tally.signals}  "
                         f"outcomes {dict(sorted(tally.outcomes.items()))}  in flight {len(tally.open_signals)}  "
                         f"realized {fmt_units(tally.realized_wei, 18)} WETH  "
-                        f"gas {fmt_units(tally.gas_wei, 18)} ETH{'  HALTED' if tally.halted else ''}"
+                        + (f"executed by flash source {dict(sorted(tally.by_flash.items()))}  " if tally.by_flash else "")
+                        + f"gas {fmt_units(tally.gas_wei, 18)} ETH{'  HALTED' if tally.halted else ''}"
                         + (_cex_progress(tally) if cex is not None else "")
                         + (_xchain_progress(tally) if xchain is not None else "")))
             finally:
@@ -691,6 +739,10 @@ def main(argv: list[str]) -> int:
         deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile, cex,
                                      archive=("market_data", "signal", "execution"), xchain=xchain)
         weth = net.deployment.address_of("WETH")
+        if xchain is None and cex is None:  # cycles also start in USDC (the Curve pool's): WETH lines stay WETH
+            from protocol.ids import TokenId
+
+            tally.profit_token = int(TokenId.of(net.deployment.chain_id, weth))
         before = net.client.erc20_balance(weth, recipient)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         if xchain is not None:
@@ -730,11 +782,16 @@ def main(argv: list[str]) -> int:
     print(f"signals published by the strategy : {tally.signals}")
     print(f"execution outcomes                : {dict(sorted(tally.outcomes.items()))}")
     print(f"executed through Uniswap V4 pools : {tally.v4_executed} (of {len(tally.v4_ids)} signals with a V4 hop)")
+    print(f"executed per flash source         : {dict(sorted(tally.by_flash.items()))}  (POOL: a pool's flash swap, "
+          "V4_UNLOCK: the V4 PoolManager, BALANCER: the Balancer V2 Vault)")
     print(f"in flight at stop                 : {len(tally.open_signals)}"
           + (f" (signal ids {', '.join(map(str, sorted(tally.open_signals)[:10]))}"
              f"{' ...' if len(tally.open_signals) > 10 else ''})" if tally.open_signals else ""))
     realized = tally.realized_wei
     print(f"realized gross profit (events)    : {fmt_units(realized, 18)} WETH{quote(realized)}")
+    if tally.realized_other:
+        print(f"... in other profit tokens        : {_fmt_tokens(net.deployment, tally.realized_other)}  (cycles that "
+              "start there; not in the WETH lines)")
     print(f"gas paid                          : {fmt_units(tally.gas_wei, 18)} ETH{quote(tally.gas_wei)}")
     net_wei = tally.realized_wei - tally.gas_wei  # gas is paid in ETH, profit in WETH: 1:1
     print(f"net (realized - gas)              : {fmt_units(net_wei, 18)} WETH{quote(net_wei)}")
@@ -755,6 +812,21 @@ def main(argv: list[str]) -> int:
         print(f"stopped by {tally.interrupted}")
         return 130
     return 0
+
+
+def _fmt_tokens(dep: ChainDeployment, amounts: dict[int, int]) -> str:
+    """``{TokenId: amount}`` as ``12.345678 USDC, ...`` with the deployment's symbols and decimals."""
+    from protocol.ids import TokenId
+
+    out = []
+    for token, amount in sorted(amounts.items()):
+        address = TokenId(token).address
+        try:
+            t = dep.token(address)
+            out.append(f"{fmt_units(amount, t.decimals)} {t.symbol}")
+        except KeyError:
+            out.append(f"{amount} of {address}")
+    return ", ".join(out)
 
 
 def _decimals(dep: ChainDeployment) -> dict[str, int]:

@@ -1,5 +1,5 @@
 """The main job, end to end: ``alphapulse demo --headless --metrics`` on a real devnet makes money on
-chain, and one Ctrl-C (SIGINT) stops all of it: every process it started ends, the summary (whose
+chain (through Uniswap V4 pools, and with the Balancer Vault's flash loan for a Curve-first cycle), and one Ctrl-C (SIGINT) stops all of it: every process it started ends, the summary (whose
 counts add up) and the report print, and the exit status is 130. While it runs, every process
 serves /metrics on the port the demo printed, and every metric the shipped Grafana dashboard
 queries is one of them."""
@@ -55,7 +55,9 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
             if driving_since is None and "market driver: replaying" in text:
                 driving_since = time.monotonic()
             executed = re.findall(r"'EXECUTED': (\d+)", text)
-            if driving_since and time.monotonic() - driving_since > 30 and executed and int(executed[-1]) >= 1:
+            balancer = re.findall(r"executed by flash source \{[^}]*'BALANCER': (\d+)", text)
+            if (driving_since and time.monotonic() - driving_since > 30 and executed and int(executed[-1]) >= 1
+                    and balancer and int(balancer[-1]) >= 1):
                 break
         assert proc.poll() is None, "".join(lines)[-3000:] + err_path.read_text()[-3000:]
         families = _scrape_every_process("".join(lines))
@@ -88,6 +90,11 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
     # at least one of them through a Uniswap V4 pool (issue 16: the demo includes V4 pools)
     v4 = re.search(r"executed through Uniswap V4 pools\s*:\s*(\d+) \(of (\d+) signals with a V4 hop\)", out)
     assert v4 and int(v4.group(1)) >= 1, out[-3000:]
+    # and at least one with the Balancer Vault's flash loan: a Curve-first cycle (a Curve pool cannot lend),
+    # which the strategy chose BALANCER for and the executor sent through executeBalancer
+    by_flash = ast.literal_eval(re.search(r"executed per flash source\s*:\s*(\{.*?\})", out).group(1))  # type: ignore[union-attr]
+    assert by_flash.get("BALANCER", 0) >= 1, out[-3000:]
+    assert sum(by_flash.values()) == outcomes["EXECUTED"], out[-3000:]
     # the funnel adds up: every signal has an outcome or is listed as in flight at stop
     signals = int(re.search(r"signals published by the strategy\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
     in_flight = int(re.search(r"in flight at stop\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
