@@ -1154,7 +1154,11 @@ contract AlphaPulseArb {
             mstore(add(m, 4), spender)
             mstore(add(m, 36), amount)
             ok := call(gas(), token, 0, m, 68, 0, 0x20)
-            ok := and(ok, or(and(gt(returndatasize(), 0x1f), eq(mload(0), 1)), and(iszero(returndatasize()), gt(extcodesize(token), 0))))
+            if ok {
+                switch returndatasize()
+                case 0 { ok := gt(extcodesize(token), 0) }
+                default { ok := and(gt(returndatasize(), 0x1f), eq(mload(0), 1)) }
+            }
         }
         if (!ok) revert ApproveFailed(token, spender);
     }
@@ -1168,8 +1172,13 @@ contract AlphaPulseArb {
             mstore(add(m, 4), to)
             mstore(add(m, 36), amount)
             ok := call(gas(), token, 0, m, 68, 0, 0x20)
-            // ok if the call succeeded and returned true, or returned nothing from a contract
-            ok := and(ok, or(and(gt(returndatasize(), 0x1f), eq(mload(0), 1)), and(iszero(returndatasize()), gt(extcodesize(token), 0))))
+            // ok if the call succeeded and returned true, or returned nothing from a contract (the
+            // code size is read only then: a warm EXTCODESIZE is 100 gas per transfer)
+            if ok {
+                switch returndatasize()
+                case 0 { ok := gt(extcodesize(token), 0) }
+                default { ok := and(gt(returndatasize(), 0x1f), eq(mload(0), 1)) }
+            }
         }
         if (!ok) revert TransferFailed(token, to, amount);
     }
