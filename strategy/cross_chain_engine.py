@@ -5,7 +5,9 @@ every pool id names its chain), so one :class:`~strategy.engine.StrategyEngine` 
 pools. For every record that changed a pool's tradable state the engine calls :meth:`on_pool`
 (whatever the ``[[chains]]`` shard: a cross-chain pool need not form cycles); once the whole
 message is applied -- the engine's block-coherent rule: never half a transaction -- it calls
-:meth:`decide`, which re-sizes every configured pool pair one of whose pools changed:
+:meth:`decide`, which re-sizes every configured pool pair one of whose pools changed, or on one of
+whose chains a ``BlockHeader`` brought a new gas price (:meth:`on_header`; a collector publishes its
+snapshots before its first header, so the first sizing of a pair can wait for a header):
 
 * both directions (buy the base on either chain, sell it on the other) through
   :class:`~strategy.cross_chain.CrossChainSizer`, each leg with its chain's newest gas price
@@ -106,6 +108,13 @@ class CrossChainEngine:
         for i in pairs:
             self.pools[i][side] = pool
             self._dirty.add(i)
+
+    def on_header(self, chain_id: int) -> None:
+        """A ``BlockHeader`` of ``chain_id`` was applied: its gas price is new (or the first), so every
+        pair on that chain is re-sized -- a pair whose pools did not move is still never signalled twice."""
+        side = self._side.get(chain_id)
+        if side is not None:
+            self._dirty.update(i for i, pools in enumerate(self.pools) if pools[side] is not None)
 
     def sigma_ppb(self, pair: int) -> int:
         """The pair's σ: the larger of its two pools' (the floor for a pool never priced)."""

@@ -33,7 +33,7 @@ from market.params import ChainParams, CurveParams, MarketParams
 from market.state import PoolStateManager
 from protocol.header import Domain
 from protocol.ids import PoolId
-from protocol.market import PoolSnapshot
+from protocol.market import BlockHeader, PoolSnapshot
 from protocol.message import Message
 from protocol.signals import ArbitragePath, DecisionPoint, Economics, FlashLoan, SignalIdentity, SignalKind
 from protocol.system import Resync, TraceContext
@@ -154,6 +154,8 @@ class StrategyEngine:
                     index.add_pool(pool)
                 index.set_log_rates(pool, self.state.pools[pool].log_rates)
                 touched.append(pool)
+            elif xc is not None and type(record) is BlockHeader:
+                xc.on_header(record.chain_id)  # a new gas price: that chain's pairs are re-sized
         self.position = position
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
         cross = xc.decide(msg, now_ns, decide=decide) if xc is not None else []

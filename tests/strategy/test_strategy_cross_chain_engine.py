@@ -158,6 +158,11 @@ def test_reasons_not_to_signal_are_counted() -> None:
     assert e.stats["xc_pair_incomplete"] == 1
     assert e.on_message(msg(v2_snapshot(POOL_B, 2_030_000 * 10**6, 1000 * 10**18), t=S), S) == []
     assert e.stats["xc_no_gas_price"] >= 1  # no head from B yet
+    # a collector publishes its snapshots before its first header: the header re-sizes the pair
+    (sig,) = e.on_message(msg(header(base_fee=GWEI // 10, priority_fee=0, number=400, chain=B), t=2 * S), 2 * S)
+    assert sig.find(Economics).net_profit == expected(e, POOL_A, POOL_B, FLOOR).net_profit
+    assert e.on_message(msg(header(base_fee=GWEI // 10, priority_fee=0, number=401, chain=B), t=2 * S), 2 * S) == []
+    assert e.stats["xc_repeat"] == 1  # re-sized on the next head, not signalled again: the pools did not move
     # old news: applied (the state and sigma move on), never decided
     e = engine()
     e.on_message(msg(header(base_fee=GWEI, priority_fee=0, number=100, chain=A),
