@@ -76,7 +76,7 @@ from market.cex import CexBooks
 from market.params import ChainParams, CurveParams, MarketParams
 from market.state import PoolStateManager
 from protocol.execution import ExecutionResult, Outcome, SubmissionMode
-from protocol.ids import TokenId, address_to_int
+from protocol.ids import PoolId, TokenId, address_to_int
 from protocol.market import BlockHeader
 from protocol.message import Message
 from protocol.signals import SignalKind
@@ -451,9 +451,14 @@ class ExecutorCore:
         return lines
 
     def halted_for(self, sig: Signal) -> str | None:
-        stop = self.halts.halting(chain_id=sig.identity.chain_id, strategy_id=sig.identity.strategy_id,
-                                  venues=sig.venues)
-        return None if stop is None else f"emergency stop {stop.stop_id} by {stop.sender!r}: {stop.reason}"
+        """The stop in force covering the signal: its strategy, its venues, or any chain its path touches (a
+        cross-chain signal's destination chain too: a CHAIN stop of it halts the signal)."""
+        chains = dict.fromkeys((sig.identity.chain_id, *(PoolId(h.pool).chain_id for h in sig.path.hops)))
+        for chain in chains:
+            stop = self.halts.halting(chain_id=chain, strategy_id=sig.identity.strategy_id, venues=sig.venues)
+            if stop is not None:
+                return f"emergency stop {stop.stop_id} by {stop.sender!r}: {stop.reason}"
+        return None
 
     def head_block(self) -> int:
         g = self.state.gas.get(self.config.chain_id)

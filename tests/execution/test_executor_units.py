@@ -124,6 +124,39 @@ def test_halt_scopes_and_resume() -> None:
     assert not h.stops
 
 
+def test_a_stop_of_any_chain_the_path_touches_halts_the_signal() -> None:
+    """A cross-chain signal (source chain 1, its second hop's pool on chain 2) is halted by a CHAIN stop of
+    either chain, as risk's per-chain breakers (a stalled head, an overdue transfer) mean it."""
+    from types import SimpleNamespace
+
+    from execution.core import ExecutorCore
+    from execution.validate import Signal
+    from protocol.ids import PoolId, TokenId, Venue, VenueKind
+    from protocol.signals import ArbitragePath, Economics, Hop, SignalIdentity, SignalKind
+
+    weth, usdc = "0x" + "c0" * 20, "0x" + "a0" * 20
+
+    def hop(chain: int, a: str, b: str) -> Hop:
+        pool = PoolId.of(chain, Venue.DEVNET_V3, VenueKind.UNISWAP_V3, "0x" + f"{chain:02x}" * 20, weth, usdc)
+        return Hop(pool=pool, venue_kind=int(VenueKind.UNISWAP_V3), token_in=bytes.fromhex(a[2:]),
+                   token_out=bytes.fromhex(b[2:]), amount_in=1, amount_out=1)
+
+    sig = Signal(identity=SignalIdentity(signal_id=1, strategy_id=3, kind=int(SignalKind.CROSS_CHAIN),
+                                         confidence_bps=1, chain_id=1, block_number=1, strategy="cross_chain"),
+                 economics=Economics(profit_token=TokenId.of(1, usdc), gross_profit=0, gas_cost=0, flash_fee=0,
+                                     slippage_allowance=0, net_profit=0, gas_units=0, gas_price_wei=0),
+                 path=ArbitragePath(hops=(hop(1, usdc, weth), hop(2, weth, usdc))))
+    core = SimpleNamespace(halts=HaltState())
+    assert ExecutorCore.halted_for(core, sig) is None  # type: ignore[arg-type]
+    core.halts.apply(EmergencyStop(scope=StopScope.CHAIN, scope_value=7, stop_id=4, reason="elsewhere", sender="risk"))
+    assert ExecutorCore.halted_for(core, sig) is None  # type: ignore[arg-type]
+    core.halts.apply(EmergencyStop(scope=StopScope.CHAIN, scope_value=2, stop_id=5, reason="[chain_stall] chain 2",
+                                   sender="risk"))
+    assert "emergency stop 5 by 'risk'" in ExecutorCore.halted_for(core, sig)  # type: ignore[arg-type,operator]
+    core.halts.apply(Resume(scope=StopScope.CHAIN, scope_value=2, stop_id=5, reason="head advanced", sender="risk"))
+    assert ExecutorCore.halted_for(core, sig) is None  # type: ignore[arg-type]
+
+
 def test_fees_tip_policy_and_bump() -> None:
     f = choose_fees(base_fee=10, tip=3, base_fee_multiplier_bps=20_000, cap=1000)
     assert f == Fees(max_fee_per_gas=23, max_priority_fee_per_gas=3)
