@@ -25,6 +25,9 @@ The executor's shell hands every ``SignalKind.CROSS_CHAIN`` signal to :meth:`Cro
   with its own ``ExecutionStarted`` on its own chain. Its receipt timeout is ``leg_timeout_s``: a leg not
   mined by then is cancelled (a 0-value self-transfer at its nonce), and its on-chain deadline
   (``deadline_s`` <= ``leg_timeout_s`` after sending) keeps it from landing once given up.
+* Before a leg or an unwind is signed, its side's next nonce is raised to the chain's pending count for the
+  signer: the rebalancer withdraws inventory with the same key on that chain, and the executor never signs a
+  nonce another process used.
 * The result's ``chain_id``, ``tx_hash``, ``gas_used`` and ``effective_gas_price`` are the source leg's;
   ``realized_profit`` is the change of the inventory on both chains in the profit token, gas apart (as for
   every signal): both quote amounts, plus the base left over valued on the source chain's pool.
@@ -56,6 +59,7 @@ from protocol.fields import fit_text
 from protocol.ids import PoolId, TokenId
 from protocol.message import Message
 from protocol.signals import CrossChainArbitrage
+from runtime.errors import unwrap_group
 
 if TYPE_CHECKING:
     from execution.executor import Executor
@@ -168,7 +172,7 @@ class CrossChainRunner:
         except Exception as exc:  # noqa: BLE001 - the marked boundary: error -> one outcome with the reason
             if run.result is not None:
                 raise
-            reason = self.main.failure_reason(exc)
+            reason = self.main.failure_reason(unwrap_group(exc))
             log.error("executor: cross-chain signal %d failed: %s", sig.signal_id, reason)
             await run.failed(reason)
         return run.result
@@ -218,6 +222,7 @@ class _Run:
         async with trio.open_nursery() as n:  # both legs prepared at once, each on its own chain
             for i, tx in enumerate(txs):
                 n.start_soon(self._drive, i, tx, tx.simulate())
+                n.start_soon(self._sync_nonce, i)
         for i, tx in enumerate(txs):
             if tx.done:
                 assert tx.end is not None
@@ -270,6 +275,19 @@ class _Run:
         parent = _Parent(core=side.core, sig=sig, ex=ex, dex_hop=sig.path.hops[i])
         cls = _UnwindTx if unwind else DexLeg
         return cls(parent, encode_swap(hop, 2**255), expected_out)  # type: ignore[arg-type]
+
+    async def _sync_nonce(self, i: int) -> None:
+        """The chain's pending count for the side's signer, before its leg is signed: another process signing
+        with the same key on that chain (the rebalancer's withdrawals) moves it, and a nonce it used must not
+        be signed again."""
+        side = self.runner.sides[self._spec(i).chain.chain_id]
+        pending = await side.chain.nonce("pending")
+        t = side.core.nonces
+        if t.next is None or pending > t.next:
+            if t.next is not None:
+                log.warning("executor: chain %d: nonce %d used by another sender with our key; next is %d",
+                            side.config.chain_id, t.next, pending)
+            t.next = pending
 
     async def _drive(self, i: int, tx: DexLeg, actions: list[Action]) -> None:
         """Carry out ``tx``'s actions on leg ``i``'s chain until it is priced (prepared) or done."""
@@ -342,6 +360,7 @@ class _Run:
         x = self.cfg.cross_chain
         assert x is not None
         if kind == "unwind":  # prepared like a leg: simulation (the loss bound), estimate, fees
+            await self._sync_nonce(i)
             await self._drive(i, tx, tx.simulate())
             if tx.done:
                 assert tx.end is not None
@@ -354,7 +373,15 @@ class _Run:
         if isinstance(sent, str):
             await send.send(_Answer(kind, i, Result.NOT_SENT, 0, 0, sent, tx))
             return
-        await self._drive(i, tx, sent)
+        try:
+            await self._drive(i, tx, sent)
+        except Exception as exc:
+            if tx.ex.attempts:  # it left: its fate is unknown, the boundary assumes the worst (LEG_OPEN)
+                raise
+            why = self.main.failure_reason(unwrap_group(exc))  # e.g. the node refused it: nothing is on chain
+            log.warning("executor: signal %d: %s on chain %d not sent: %s", self.signal_id, kind, tx.cfg.chain_id, why)
+            await send.send(_Answer(kind, i, Result.NOT_SENT, 0, 0, why, tx))
+            return
         assert tx.end is not None
         outcome, reason, _ = tx.end
         result = _RESULT.get(outcome, Result.NOT_SENT)

@@ -261,6 +261,35 @@ async def test_both_legs_execute_and_the_reports_are_both_contracts_balances(pai
         assert res.tx_hash == r0.tx_hash and res.chain_id == A
 
 
+async def test_a_nonce_the_rebalancer_used_with_the_same_key_is_not_signed_again(pair: tuple[Side, Side]) -> None:
+    """The rebalancer withdraws inventory on B with B's owner key after the executor started (its nonce
+    sequence was reconciled before): B's leg still goes out, at the next free nonce."""
+    a, b = pair
+    async with world(pair) as w:
+        b.chain.rpc("anvil_impersonateAccount", b.owner)
+        b.chain.send(b.owner, b.arb, abi_call("withdrawToken(address,address,uint256)", b.weth, b.owner, 10**18))
+        b.chain.rpc("anvil_stopImpersonatingAccount", b.owner)
+        sig, msg, _ = w.signal()
+        nb, wb0 = b.nonce(), b.balances()[1]
+        res, _, r1 = await w.run(sig, msg)
+        assert res.outcome == Outcome.EXECUTED, res.reason
+        assert b.nonce() == nb + 1 and wb0 - b.balances()[1] == r1.amount_in
+
+
+async def test_a_leg_the_node_refuses_is_not_sent_and_the_other_is_unwound(pair: tuple[Side, Side]) -> None:
+    """B's signer has no ETH left for gas: B's node refuses the signed leg (nothing of it is on chain)."""
+    a, b = pair
+    async with world(pair) as w:
+        sig, msg, _ = w.signal()
+        b.chain.rpc("anvil_setBalance", b.owner, "0x0")
+        (ua0, wa0), before_b, nb = a.balances(), b.balances(), b.nonce()
+        res, r0, r1 = await w.run(sig, msg)
+        assert res.outcome == Outcome.UNWOUND and "insufficient funds" in r1.reason.lower(), res.reason
+        assert r1.result == DexLegResult.NOT_SENT and r1.tx_hash == bytes(32)
+        assert b.balances() == before_b and b.nonce() == nb
+        assert a.balances()[1] == wa0 and ua0 - a.balances()[0] == r0.amount_in - r0.unwind_amount_out
+
+
 async def run_with_b_front_run(w: World, sig: Signal, msg: Message) -> tuple[ExecutionResult, ChainLegReport,
                                                                              ChainLegReport]:
     """Chain B stops mining; once our leg is in its pool a competitor's larger WETH sale with a higher tip goes
