@@ -202,8 +202,22 @@ class Executor:
                 log.exception("executor: signal %d failed", sig.signal_id)
             else:  # the traceback would print the endpoint's secret: the scrubbed line only
                 log.error("executor: signal %d failed: %s", sig.signal_id, reason)
+            await self._resync_nonce()
             await self._drive(run, run.fail(reason))
             return run.result
+
+    async def _resync_nonce(self) -> None:
+        """After a failed signal: another signer of this account (the rebalancer, ``specs/rebalance.md``, or
+        an operator) may have used the nonce we hold -- the node then refuses our send -- so never stay below
+        the chain's pending count (the NonceTracker rule), or every later signal would fail the same way."""
+        try:
+            pending = await self.chain.nonce("pending")
+        except RpcFailure:
+            return
+        if self.nonces.next is not None and pending > self.nonces.next:
+            log.warning("executor: the account's pending nonce is %d, ours was %d: another signer used it; "
+                        "going on from the chain's", pending, self.nonces.next)
+            self.nonces.next = pending
 
     def failure_reason(self, exc: BaseException) -> str:
         """A FAILED outcome's reason for ``exc``: it is published on the execution relay and archived,

@@ -234,7 +234,7 @@ def test_rebalance_survives_sigkill_between_send_and_completion(env: Net) -> Non
     amount = gross_up(4_000 * USDC, FEE_BPS)  # refill A to its target (5,000) after the fee
     fee = fee_for(amount, FEE_BPS)
 
-    e.start("standin", "standin", "bridge", "--deployment", str(e.deployment), "--delay", "4", "--fee-bps",
+    e.start("standin", "standin", "bridge", "--deployment", str(e.deployment), "--delay", "6", "--fee-bps",
             str(FEE_BPS), "--state", str(e.d / "relayer.sqlite"), "--poll", "0.05")
     e.start("rebalancer", "rebalancer", "--config", str(config))
     wait_for(lambda: f"no transfer sent: {db_states(state)}\n{e.log('rebalancer')[-3000:]}",

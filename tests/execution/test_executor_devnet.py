@@ -564,6 +564,30 @@ async def test_kill9_mid_flight_recovers_nonces_without_reuse(h: Harness) -> Non
         assert len([x for x in h.results if x.signal_id == first.signal_id]) == 1
 
 
+async def test_a_nonce_another_signer_used_fails_one_signal_and_the_next_trades(h: Harness) -> None:
+    """The rebalancer signs for the executor's account too (withdrawToken is owner-only; specs/rebalance.md):
+    a nonce it used makes the node refuse the executor's next send. That signal ends FAILED, the executor
+    goes on from the chain's nonce, and the next signal trades."""
+    async with h.running():
+        await h.start_executor(h.executor_config("public"))
+        owner = h.w["owner"]
+        n0 = h.nonce("pending")
+        h.chain.rpc("anvil_impersonateAccount", owner)
+        try:
+            h.chain.send(owner, owner, b"")  # the other signer's transaction takes the executor's next nonce
+        finally:
+            h.chain.rpc("anvil_stopImpersonatingAccount", owner)
+        await h.dump_and_publish(V2V2)
+        (r,) = await h.wait_results(1)
+        assert r.outcome == Outcome.FAILED and "nonce" in r.reason.lower(), r.reason
+        assert "another signer used it" in h.executor_log()
+        before = h.recipient_weth()
+        await h.dump_and_publish(V2V2)
+        r2 = (await h.wait_results(2))[1]
+        check_executed(h, r2, before)
+        assert h.nonce("latest") == n0 + 2
+
+
 async def test_fresh_executor_killed_before_its_first_signal_resumes_where_it_subscribed(h: Harness) -> None:
     """Found by ``alphapulse chaos``: a fresh executor subscribes to signals from now; killed before it
     handled one, it restarted from a later 'now', and the signals published while it was down never
