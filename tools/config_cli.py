@@ -34,17 +34,20 @@ COMPONENT_LOADERS = {
     "executor": "execution.config:load_config",
     "risk": "risk.config:load_config",
     "portfolio": "portfolio.config:load_config",
+    "rebalancer": "execution.rebalance.config:load_config",
 }
 
 
 # the relay sockets a component cannot run without (its [relays] table must name them)
-REQUIRED_SOCKETS = {"strategy": ("market_data", "signal")}
+REQUIRED_SOCKETS = {"strategy": ("market_data", "signal"), "rebalancer": ("execution",)}
 # a top-level key that only this component's file has: how a component file is recognized
 COMPONENT_MARKERS = {"strategy": "strategy", "executor": "executor", "risk": "risk", "portfolio": "portfolio",
-                     "collector": "chain"}
+                     "collector": "chain", "rebalancer": "rebalancer"}
 # a file without its component's own table (every key there has a default) is known by a table only that
-# component has: a strategy's [[chains]] array, a portfolio's [chains."N"] tables or [start], risk's breakers
+# component has: a rebalancer's [[targets]], a strategy's [[chains]] array, a portfolio's [chains."N"] tables or
+# [start], risk's breakers
 _BY_TABLE = (
+    ("rebalancer", lambda doc: "targets" in doc),  # before strategy: it has a [[chains]] array too
     ("strategy", lambda doc: isinstance(doc.get("chains"), list) or "curve_pools" in doc or "cex_dex" in doc),
     ("portfolio", lambda doc: isinstance(doc.get("chains"), dict) or "start" in doc),
     ("risk", lambda doc: bool({"alerts", "daily_loss", "trade_size", "gas_price", "failure_rate", "stale_data",

@@ -83,6 +83,22 @@ def test_a_component_file_is_named_as_such_and_checked_with_its_loader(tmp_path:
     assert "is not a deployment file" in problem and "colour" in problem
 
 
+def test_a_rebalancer_config_is_checked_with_its_loader_and_needs_the_execution_socket(tmp_path: Path) -> None:
+    chain = {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "aa" * 20, "bridge": "0x" + "ba" * 20,
+             "keystore": {"path": "k.json", "password_file": "pw"}}
+    doc = {"chains": [dict(chain, chain_id=1), dict(chain, chain_id=2)],
+           "assets": [{"name": "USDC", "tokens": [{"chain_id": 1, "address": "0x" + "a1" * 20},
+                                                  {"chain_id": 2, "address": "0x" + "b1" * 20}]}],
+           "targets": [{"asset": "USDC", "chain_id": c, "floor": 1, "target": 2} for c in (1, 2)]}
+    assert check(str(write_toml(tmp_path / "r.toml", {**doc, "relays": relays_table(tmp_path, ("execution",))}))) == []
+    problems = check(str(write_toml(tmp_path / "r2.toml", doc)))  # no [rebalancer] table: known by [[targets]]
+    assert problems and all("is a rebalancer config" in p for p in problems)
+    assert any("no [relays] execution socket" in p for p in problems), problems
+    bad = {**doc, "targets": [{"asset": "USDC", "chain_id": 3, "floor": 1, "target": 2}, doc["targets"][0]]}
+    (problem,) = check(str(write_toml(tmp_path / "r3.toml", {**bad, "relays": relays_table(tmp_path, ("execution",))})))
+    assert "targets[0].chain_id" in problem and "chain 3 is not in [[chains]]" in problem
+
+
 # ---- empty or meaningless configurations: refused at start-up and by config check, one line naming file and key
 
 
