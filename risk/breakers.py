@@ -809,7 +809,8 @@ class XchainInventory(SelfClearing):
         return self.settle(now, "every asset is back within its share of the inventory")
 
     def on_timer(self, now_ns: int) -> list[Breach]:
-        return self.evaluate() if self.breached else []  # lifts a restored stop the books no longer justify
+        # a configured start already out of bounds trips at once; a restored stop the books no longer justify lifts
+        return self.evaluate()
 
     def snapshot(self) -> dict[str, Any]:
         return {"balances": {a: {str(c): v for c, v in ch.items()} for a, ch in self.balances.items()},

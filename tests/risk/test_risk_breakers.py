@@ -551,6 +551,11 @@ def test_xchain_inventory_scope_all_and_config_refusals() -> None:
     e = engine(SHARES.replace('scope = "chain"', 'scope = "all"').replace("7000", "6000"))
     (s,) = stops(e.on_message(Domain.EXECUTION, _xtrade(1, 1500 * 10**6, 1500 * 10**6, src=2, dst=1), T0))
     assert (s.trip.scope, s.trip.scope_value) == (StopScope.ALL, 0) and "chain 1 holds 65.0 %" in s.trip.reason
+    # a configured start already beyond the bound trips at the first tick
+    e = engine(SHARES.replace(f'"1" = {5000 * 10**6}', f'"1" = {9000 * 10**6}').replace(f'"2" = {5000 * 10**6}',
+                                                                                       f'"2" = {1000 * 10**6}'))
+    (s,) = stops(e.on_timer(T0))
+    assert s.trip.scope_value == 1 and "chain 1 holds 90.0 %" in s.trip.reason and "after start" in s.trip.reason
     with pytest.raises(ConfigError, match=r"xchain_inventory.assets\[0\].asset: asset DAI is not in \[\[assets\]\]"):
         parse_config(ASSETS + '[[xchain_inventory.assets]]\nasset = "DAI"\n')
     with pytest.raises(ConfigError, match=r"xchain_inventory.assets\[0\].start.9: asset USDC has no token on chain 9"):
