@@ -56,7 +56,8 @@ class CrossChainEngine:
     """The configured cross-chain pairs of one strategy: state per pool, decisions per message."""
 
     def __init__(self, config: StrategyConfig, state: PoolStateManager, *, next_signal_id: Callable[[], int],
-                 trace: Callable[[Message, int], TraceContext], stats: Counter[str] | None = None) -> None:
+                 trace: Callable[[Message, int], TraceContext], positions: dict[int, tuple[int, int]],
+                 stats: Counter[str] | None = None) -> None:
         xc = config.cross_chain
         if xc is None:
             raise ValueError("no [cross_chain] section")
@@ -74,7 +75,7 @@ class CrossChainEngine:
                 self._watch.setdefault((xc.chains[side].chain_id, address), []).append(i)
         self.pools: list[list[PoolId | None]] = [[None, None] for _ in xc.pairs]  # as first seen
         self.vol: dict[PoolId, Volatility] = {}
-        self.position: dict[int, tuple[int, int]] = {}  # chain -> newest (block, log_index) applied
+        self.positions = positions  # chain -> newest (block, log_index) applied: the engine's, kept by it
         self._dirty: set[int] = set()  # pairs changed by the message being applied
         self._published: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # pair -> both pools' marks
         self._next_signal_id = next_signal_id
@@ -83,17 +84,13 @@ class CrossChainEngine:
 
     # --- applying ------------------------------------------------------------------------------
 
-    def on_pool(self, pool: PoolId, at: tuple[int, int], time_ns: int) -> None:
-        """A record changed ``pool``'s tradable state at ``at`` (block, log index), stamped ``time_ns``."""
+    def on_pool(self, pool: PoolId, time_ns: int) -> None:
+        """A record changed ``pool``'s tradable state; the message was stamped ``time_ns``."""
         chain = pool.chain_id
-        side = self._side.get(chain)
-        if side is None:
-            return
-        if at > self.position.get(chain, (-1, -1)):
-            self.position[chain] = at
         pairs = self._watch.get((chain, int(pool) & _ADDRESS_MASK))
         if pairs is None:
             return
+        side = self._side[chain]
         c = self.xc.chains[side]
         if {pool.token0, pool.token1} != {c.base_token, c.quote_token}:
             self.stats["xc_pool_not_the_pair"] += 1  # the configured address trades other tokens
@@ -214,7 +211,7 @@ class CrossChainEngine:
         cfg = self.config
         tlvs = signal_tlvs(quote, src, dst, bridge_id=self.xc.bridge_id, signal_id=signal_id,
                            strategy_id=cfg.strategy_id, strategy=cfg.name, confidence_bps=cfg.confidence_bps,
-                           source_block=self.position[src.chain_id][0], dest_position=self.position[dst.chain_id],
+                           source_block=self.positions[src.chain_id][0], dest_position=self.positions[dst.chain_id],
                            trace=self._trace(cause, signal_id))
         return Message(domain=Domain.SIGNAL, tlvs=tlvs, source_id=cfg.source_id, source_seq=self._source_seq,
                        event_time_ns=cause.event_time_ns, receive_time_ns=now_ns)

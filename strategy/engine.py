@@ -46,6 +46,7 @@ from strategy.search import Opportunity, OpportunitySearch
 
 _U64 = (1 << 64) - 1
 _WHOLE_BLOCK = 0xFFFFFFFF  # DecisionPoint.log_index of a state read at the end of a block
+_ORIGIN = (0, 0)  # the position of a chain nothing was applied from
 _ADDRESS_MASK = (1 << 160) - 1  # a PoolId's low bits: the pool contract
 TRACE_SAMPLED = 0x01
 
@@ -89,13 +90,16 @@ class StrategyEngine:
         self._next_signal_id = first_signal_id & _U64 or 1
         self._source_seq = 0
         self._apply: Callable[[object], PoolId | None] = self.state.apply
-        self.position: tuple[int, int] = (0, 0)  # the last (block, log index) applied
+        # per chain, the last (block, log index) applied: one engine may hold several chains' pools (the
+        # market-data relay carries every chain's collector), and block numbers of two chains do not compare
+        self.positions: dict[int, tuple[int, int]] = {}
         # CEX-DEX pairs ([[cex_dex]]): the same pool state, the same signal ids
         self.cex_dex = CexDexEngine(cex_dex_params(config), state=self.state,
                                     next_signal_id=self._take_signal_id) if config.cex_dex else None
         # cross-chain pairs ([cross_chain]): the same pool state (both chains'), the same signal ids
         self.cross_chain = CrossChainEngine(config, self.state, next_signal_id=self._take_signal_id,
-                                            trace=self._trace, stats=self.stats) if config.cross_chain else None
+                                            trace=self._trace, stats=self.stats,
+                                            positions=self.positions) if config.cross_chain else None
 
     #: what ``reconfigure`` can change while running (``runtime.reload`` patterns, as the file
     #: writes them): thresholds and cost assumptions read at each decision. Everything else
@@ -111,6 +115,12 @@ class StrategyEngine:
             self.cex_dex.params = cex_dex_params(config)
         if self.cross_chain is not None:
             self.cross_chain.config = config  # [cross_chain] itself is not reloadable: the same section
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """The newest (block, log index) applied, for an engine of one chain (with several, the highest
+        pair of any chain; a chain's own is ``positions[chain_id]``)."""
+        return max(self.positions.values(), default=_ORIGIN)
 
     def _take_signal_id(self) -> int:
         signal_id = self._next_signal_id
@@ -137,17 +147,18 @@ class StrategyEngine:
         touched: list[PoolId] = []
         apply = self._apply
         index = self.index
-        position = self.position
+        positions = self.positions
         xc = self.cross_chain
         stamp = msg.receive_time_ns or now_ns  # the collector's receive time: sigma's clock
         for record in records:
             pool = apply(record)
             if pool is not None:
                 at = (record.block_number, getattr(record, "log_index", _WHOLE_BLOCK))  # type: ignore[attr-defined]
-                if at > position:
-                    position = at
+                chain = pool.chain_id
+                if at > positions.get(chain, _ORIGIN):
+                    positions[chain] = at
                 if xc is not None:
-                    xc.on_pool(pool, at, stamp)  # whatever the shard: a cross-chain pool need not form cycles
+                    xc.on_pool(pool, stamp)  # whatever the shard: a cross-chain pool need not form cycles
                 if pool not in index:
                     if not self._in_shard(pool):
                         continue
@@ -156,7 +167,6 @@ class StrategyEngine:
                 touched.append(pool)
             elif xc is not None and type(record) is BlockHeader:
                 xc.on_header(record.chain_id)  # a new gas price: that chain's pairs are re-sized
-        self.position = position
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
         cross = xc.decide(msg, now_ns, decide=decide) if xc is not None else []
         if not decide:
@@ -222,10 +232,11 @@ class StrategyEngine:
         economics = Economics(**{f.name: getattr(a, f.name) for f in fields(Economics)})
         hops = tuple(hop.to_wire(amount_in, amount_out)
                      for hop, (amount_in, amount_out) in zip(cycle.hops, opp.hop_amounts()))
+        at = self.positions.get(cycle.chain_id, _ORIGIN)  # this cycle's chain: the others' blocks do not compare
         return Message(
             domain=Domain.SIGNAL,
             tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id),
-                  DecisionPoint(block_number=self.position[0], log_index=self.position[1]),
+                  DecisionPoint(block_number=at[0], log_index=at[1]),
                   FlashLoan(source=a.flash_source)),
             source_id=self.config.source_id,
             source_seq=self._source_seq,

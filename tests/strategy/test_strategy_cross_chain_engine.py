@@ -182,3 +182,19 @@ def test_without_a_cross_chain_section_nothing_changes() -> None:
     del d["cross_chain"]
     e = StrategyEngine(config_from_dict(d))
     assert e.cross_chain is None and start(e) == []
+
+
+def test_positions_are_per_chain_for_the_single_chain_signals_too() -> None:
+    """One engine holds both chains: a cycle's DecisionPoint is its own chain's position, never the
+    other chain's higher block numbers."""
+    d = doc()
+    d["chains"][0]["base_tokens"] = [WETH]
+    e = StrategyEngine(config_from_dict(d))
+    start(e)  # chain A at block 100, chain B at 400
+    assert e.positions == {A: (100, 0xFFFFFFFF), B: (400, 0xFFFFFFFF)}
+    other = v2_pool(3, USDC, WETH, chain=A)  # a second WETH/USDC pool on A, priced 3 % away: a two-pool cycle
+    e.on_message(msg(header(base_fee=0, priority_fee=0, number=101, chain=A), t=6 * S), 6 * S)
+    sigs = e.on_message(msg(v2_snapshot(other, 2_060_000 * 10**6, 1000 * 10**18, block=101), t=6 * S), 6 * S)
+    cycle = [s for s in sigs if s.find(SignalIdentity).kind == SignalKind.TWO_POOL]
+    assert cycle and cycle[0].find(SignalIdentity).chain_id == A
+    assert cycle[0].find(DecisionPoint) == DecisionPoint(block_number=101, log_index=0xFFFFFFFF)
