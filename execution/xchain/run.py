@@ -306,54 +306,67 @@ class _Run:
     async def _legs(self) -> None:
         m = self.machine
         assert m is not None
-        send, recv = trio.open_memory_channel[_Answer](8)
+        send, recv = trio.open_memory_channel[_Answer](16)  # never full: 2 legs + their unwind attempts
         async with trio.open_nursery() as n:
-            scopes: dict[int, trio.CancelScope] = {}
+            tasks: dict[int, tuple[trio.CancelScope, trio.Event]] = {}  # leg -> its current transaction's task
 
             def act(actions: list[Any]) -> Done | None:
                 for a in actions:
                     if isinstance(a, SendLeg):
                         tx = self.txs[a.leg]
                         assert tx is not None
-                        scopes[a.leg] = self._start(n, send, "leg", a.leg, tx, a.min_out, a.amount_in)
+                        tasks[a.leg] = self._start(n, send, "leg", a.leg, tx, a.min_out, a.amount_in)
                     elif isinstance(a, SendUnwind):
                         spec = self._spec(a.leg)
                         tx = self._tx(a.leg, spec.hop(a.amount_in, a.min_out, reverse=True), a.min_out, unwind=True)
                         self.unwinds[a.leg].append(tx)
-                        scopes[a.leg] = self._start(n, send, "unwind", a.leg, tx, a.min_out, a.amount_in)
+                        tasks[a.leg] = self._start(n, send, "unwind", a.leg, tx, a.min_out, a.amount_in)
                     elif isinstance(a, Done):
                         return a
                 return None
 
+            def answer(ans: _Answer) -> Done | None:
+                now = self._now_ns()
+                if ans.kind == "leg":
+                    return act(m.on_leg(ans.leg, ans.result, now, amount_out=ans.amount_out, gas_wei=ans.gas_wei,
+                                        detail=ans.detail))
+                return act(m.on_unwind(ans.leg, ans.result, now, amount_out=ans.amount_out, gas_wei=ans.gas_wei,
+                                       detail=ans.detail))
+
             done = act(m.start(self._now_ns()))
             while done is None:
                 with trio.move_on_at(m.deadline_ns / NS):
-                    ans = await recv.receive()
-                    now = self._now_ns()
-                    if ans.kind == "leg":
-                        done = act(m.on_leg(ans.leg, ans.result, now, amount_out=ans.amount_out, gas_wei=ans.gas_wei,
-                                            detail=ans.detail))
-                    else:
-                        done = act(m.on_unwind(ans.leg, ans.result, now, amount_out=ans.amount_out,
-                                               gas_wei=ans.gas_wei, detail=ans.detail))
+                    done = answer(await recv.receive())
                     continue
-                for leg, scope in scopes.items():  # the deadline passed: stop watching what has not answered
-                    if not m.legs[leg].answered or m.state.value == "unwinding":
-                        scope.cancel()
-                done = act(m.on_timer(self._now_ns()))
+                # The deadline passed: stop watching what has not answered, let each stopped task end (one that
+                # had just seen its transaction's end still answers: it sends without a checkpoint), take those
+                # answers, and only then give up on what is still unanswered.
+                for scope, finished in tasks.values():
+                    scope.cancel()
+                    await finished.wait()
+                while done is None:
+                    try:
+                        done = answer(recv.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                if done is None:
+                    done = act(m.on_timer(self._now_ns()))
             n.cancel_scope.cancel()
         await self._report(done)
 
     def _start(self, n: trio.Nursery, send: trio.MemorySendChannel[_Answer], kind: str, i: int, tx: DexLeg,
-               min_out: int, amount_in: int) -> trio.CancelScope:
-        scope = trio.CancelScope()
+               min_out: int, amount_in: int) -> tuple[trio.CancelScope, trio.Event]:
+        scope, finished = trio.CancelScope(), trio.Event()
 
         async def go() -> None:
-            with scope:
-                await self._send_one(send, kind, i, tx, min_out, amount_in)
+            try:
+                with scope:
+                    await self._send_one(send, kind, i, tx, min_out, amount_in)
+            finally:
+                finished.set()
 
         n.start_soon(go)
-        return scope
+        return scope, finished
 
     async def _send_one(self, send: trio.MemorySendChannel[_Answer], kind: str, i: int, tx: DexLeg, min_out: int,
                         amount_in: int) -> None:
@@ -364,14 +377,14 @@ class _Run:
             await self._drive(i, tx, tx.simulate())
             if tx.done:
                 assert tx.end is not None
-                await send.send(_Answer(kind, i, Result.NOT_SENT, 0, 0, tx.end[1], tx))
+                send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, tx.end[1], tx))
                 return
         spec = self._spec(i)
         head = tx.head.timestamp if tx.head is not None else 0
         deadline = max(head, int(time.time())) + math.ceil(x.deadline_s)  # chain time, which the contract reads
         sent = tx.send(encode_swap(spec.hop(amount_in, min_out, reverse=kind == "unwind"), deadline))
         if isinstance(sent, str):
-            await send.send(_Answer(kind, i, Result.NOT_SENT, 0, 0, sent, tx))
+            send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, sent, tx))
             return
         try:
             await self._drive(i, tx, sent)
@@ -380,7 +393,7 @@ class _Run:
                 raise
             why = self.main.failure_reason(unwrap_group(exc))  # e.g. the node refused it: nothing is on chain
             log.warning("executor: signal %d: %s on chain %d not sent: %s", self.signal_id, kind, tx.cfg.chain_id, why)
-            await send.send(_Answer(kind, i, Result.NOT_SENT, 0, 0, why, tx))
+            send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, why, tx))
             return
         assert tx.end is not None
         outcome, reason, _ = tx.end
@@ -388,7 +401,7 @@ class _Run:
         out = tx.swapped.amount_out if result is Result.EXECUTED and tx.swapped is not None else 0
         if result is Result.EXECUTED and tx.swapped is None:
             result = Result.REVERTED
-        await send.send(_Answer(kind, i, result, out, tx.receipt_gas_wei, reason, tx))
+        send.send_nowait(_Answer(kind, i, result, out, tx.receipt_gas_wei, reason, tx))
 
     def _spec(self, i: int) -> P.LegSpec:
         assert self.plan is not None
