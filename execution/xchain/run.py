@@ -147,7 +147,6 @@ class _Answer:
     amount_out: int
     gas_wei: int
     detail: str
-    tx: DexLeg
 
 
 _RESULT = {Outcome.EXECUTED: Result.EXECUTED, Outcome.REVERTED: Result.REVERTED,
@@ -377,14 +376,14 @@ class _Run:
             await self._drive(i, tx, tx.simulate())
             if tx.done:
                 assert tx.end is not None
-                send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, tx.end[1], tx))
+                send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, tx.end[1]))
                 return
         spec = self._spec(i)
         head = tx.head.timestamp if tx.head is not None else 0
         deadline = max(head, int(time.time())) + math.ceil(x.deadline_s)  # chain time, which the contract reads
         sent = tx.send(encode_swap(spec.hop(amount_in, min_out, reverse=kind == "unwind"), deadline))
         if isinstance(sent, str):
-            send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, sent, tx))
+            send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, sent))
             return
         try:
             await self._drive(i, tx, sent)
@@ -393,7 +392,7 @@ class _Run:
                 raise
             why = self.main.failure_reason(unwrap_group(exc))  # e.g. the node refused it: nothing is on chain
             log.warning("executor: signal %d: %s on chain %d not sent: %s", self.signal_id, kind, tx.cfg.chain_id, why)
-            send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, why, tx))
+            send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, why))
             return
         assert tx.end is not None
         outcome, reason, _ = tx.end
@@ -401,7 +400,7 @@ class _Run:
         out = tx.swapped.amount_out if result is Result.EXECUTED and tx.swapped is not None else 0
         if result is Result.EXECUTED and tx.swapped is None:
             result = Result.REVERTED
-        send.send_nowait(_Answer(kind, i, result, out, tx.receipt_gas_wei, reason, tx))
+        send.send_nowait(_Answer(kind, i, result, out, tx.receipt_gas_wei, reason))
 
     def _spec(self, i: int) -> P.LegSpec:
         assert self.plan is not None

@@ -40,7 +40,7 @@ class Shell(_Run):
         seconds, result, out, shielded = self.scripts[(kind, i)]
         with trio.CancelScope(shield=shielded):
             await trio.sleep(seconds)
-        send.send_nowait(_Answer(kind, i, result, out, 0, "", tx))
+        send.send_nowait(_Answer(kind, i, result, out, 0, ""))
 
     async def _report(self, done: Done) -> None:
         self.done = done
