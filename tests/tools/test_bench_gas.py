@@ -34,3 +34,18 @@ def test_bench_gas_refuses_an_unknown_path(capsys) -> None:
     except SystemExit as exc:
         assert exc.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bench_gas_prints_the_steady_state_it_measures(capsys) -> None:
+    """--steady: the recipient holds the start token and the contract 1 unit of every token of the
+    path; the conditions are printed above the table and recorded in the JSON rows."""
+    assert gas.main(["--steady", "--path", "V2->V2"]) == 0
+    out = capsys.readouterr().out
+    assert "the profit recipient already holds the start token" in out
+    assert "the contract holds 1 unit of every token of the path (dust)" in out
+    assert "mined 12 s later" in out
+    (row,) = [line for line in out.splitlines() if line.startswith("V2->V2 ")]
+    assert row.split()[1] != "-"  # both contracts measured
+    assert gas.main(["--json", "--path", "V2->V2"]) == 0
+    (plain,) = map(json.loads, capsys.readouterr().out.splitlines())
+    assert (plain["recipient_holds"], plain["contract_dust"]) == (False, False)
