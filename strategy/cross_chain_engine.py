@@ -61,12 +61,8 @@ class CrossChainEngine:
         xc = config.cross_chain
         if xc is None:
             raise ValueError("no [cross_chain] section")
-        self.config = config
-        self.xc = xc
         self.state = state
-        self.params = CrossChainParams(bridge_id=xc.bridge_id, bridge_fee_bps=xc.bridge_fee_bps,
-                                       bridge_gas_units=xc.bridge_gas_units, rebalance_every=xc.rebalance_every,
-                                       drift_k_milli=xc.drift_k_milli, min_net_profit=xc.min_net_profit)
+        self.reconfigure(config)
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self._side = {c.chain_id: i for i, c in enumerate(xc.chains)}
         self._watch: dict[tuple[int, int], list[int]] = {}  # (chain, pool address) -> pair indices
@@ -81,6 +77,18 @@ class CrossChainEngine:
         self._next_signal_id = next_signal_id
         self._trace = trace
         self._source_seq = 0
+
+    def reconfigure(self, config: StrategyConfig) -> None:
+        """Install a configuration whose ``[cross_chain]`` differs at most in the engine's RELOADABLE
+        keys (costs, threshold, gas units, inventory caps): the next sizing uses them."""
+        xc = config.cross_chain
+        if xc is None:
+            raise ValueError("no [cross_chain] section")
+        self.config = config
+        self.xc = xc
+        self.params = CrossChainParams(bridge_id=xc.bridge_id, bridge_fee_bps=xc.bridge_fee_bps,
+                                       bridge_gas_units=xc.bridge_gas_units, rebalance_every=xc.rebalance_every,
+                                       drift_k_milli=xc.drift_k_milli, min_net_profit=xc.min_net_profit)
 
     # --- applying ------------------------------------------------------------------------------
 

@@ -105,7 +105,11 @@ class StrategyEngine:
     #: writes them): thresholds and cost assumptions read at each decision. Everything else
     #: (chains, pools, shards, hops, ids, relays) shapes the state and the cycle index: restart.
     RELOADABLE = ("strategy.max_signals_per_update", "strategy.confidence_bps", "gas", "economics",
-                  "chains[*].min_net_profit", "cex_dex[*].min_net_profit")
+                  "chains[*].min_net_profit", "cex_dex[*].min_net_profit",
+                  # [cross_chain]'s costs, threshold and inventory caps (the pairs, chains, clocks and sigma: restart)
+                  "cross_chain.min_net_profit", "cross_chain.drift_k_milli", "cross_chain.bridge_fee_bps",
+                  "cross_chain.bridge_gas_units", "cross_chain.rebalance_every", "cross_chain.chains[*].gas_units",
+                  "cross_chain.chains[*].base_inventory", "cross_chain.chains[*].quote_inventory")
 
     def reconfigure(self, config: StrategyConfig) -> None:
         """Install a new configuration that differs only in :attr:`RELOADABLE` keys (SIGHUP): the
@@ -114,7 +118,7 @@ class StrategyEngine:
         if self.cex_dex is not None:
             self.cex_dex.params = cex_dex_params(config)
         if self.cross_chain is not None:
-            self.cross_chain.config = config  # [cross_chain] itself is not reloadable: the same section
+            self.cross_chain.reconfigure(config)
 
     @property
     def position(self) -> tuple[int, int]:

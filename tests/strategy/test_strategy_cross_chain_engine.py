@@ -198,3 +198,30 @@ def test_positions_are_per_chain_for_the_single_chain_signals_too() -> None:
     cycle = [s for s in sigs if s.find(SignalIdentity).kind == SignalKind.TWO_POOL]
     assert cycle and cycle[0].find(SignalIdentity).chain_id == A
     assert cycle[0].find(DecisionPoint) == DecisionPoint(block_number=101, log_index=0xFFFFFFFF)
+
+
+def test_sighup_changes_costs_threshold_and_caps_not_the_pairs() -> None:
+    """The reloadable [cross_chain] keys (strategy.process's SIGHUP path): a new inventory cap or
+    threshold applies to the next sizing; pairs, chains and sigma need a restart."""
+    from runtime.reload import config_diff, is_reloadable
+
+    e = engine()
+    (first,) = start(e)
+    x = first.find(ArbitragePath).hops[0].amount_in
+    d = doc()
+    d["cross_chain"]["chains"][0]["inventory"]["quote"] = x // 2  # half the optimum on the source chain
+    capped = config_from_dict(d)
+    changes = config_diff(e.config, capped)
+    assert [c.path for c in changes] == ["cross_chain.chains[0].quote_inventory"]
+    assert all(is_reloadable(c.path, StrategyEngine.RELOADABLE) for c in changes)
+    e.reconfigure(capped)
+    (sig,) = e.on_message(msg(sync(POOL_B, 2_031_000 * 10**6, 1000 * 10**18, block=401), t=5 * S), 5 * S)
+    assert sig.find(ArbitragePath).hops[0].amount_in <= x // 2
+    d["cross_chain"]["min_net_profit"] = 10**15
+    e.reconfigure(config_from_dict(d))
+    assert e.on_message(msg(sync(POOL_B, 2_032_000 * 10**6, 1000 * 10**18, block=402), t=6 * S), 6 * S) == []
+    assert e.stats["xc_below_threshold"] == 1
+    for key, value in (("sigma_floor_ppb", 1), ("pairs", [[POOL_A.address, pool_address(9)]])):
+        other = doc(**{key: value})
+        paths = [c.path for c in config_diff(e.config, config_from_dict(other))]
+        assert any(not is_reloadable(p, StrategyEngine.RELOADABLE) for p in paths), paths
