@@ -62,7 +62,7 @@ async def run(config: RebalancerConfig, accounts: dict[int, LocalAccount], pm: P
                   for c in config.chains}
         async with RelayProducer.connect(Domain.EXECUTION, config.relays.socket(Domain.EXECUTION),
                                          source_id=config.source_id, name=config.name, metrics=pm) as producer:
-            rb = Rebalancer(config, store, chains, producer)
+            rb = Rebalancer(config, store, chains, producer, metrics=pm)
             await rb.check_owners()
             await republish_unsent(store, producer)
             opened = len(store.transfers(open_only=True))

@@ -33,6 +33,7 @@ from chain.revert import revert_data
 from chain.rpc import RpcError
 from execution.calldata import decode_error
 from execution.chain import ChainGateway
+from runtime.metrics import ProcessMetrics
 
 from .config import RebalancerConfig
 from .core import (
@@ -98,7 +99,8 @@ async def republish_unsent(store: RebalanceStore, producer: Publisher) -> int:
 
 class Rebalancer:
     def __init__(self, config: RebalancerConfig, store: RebalanceStore, chains: Mapping[int, Chain],
-                 publisher: Publisher, *, clock: Callable[[], float] = time.time) -> None:
+                 publisher: Publisher, *, clock: Callable[[], float] = time.time,
+                 metrics: ProcessMetrics | None = None) -> None:
         self.config = config
         self.store = store
         self.chains = dict(chains)
@@ -107,6 +109,13 @@ class Rebalancer:
         self.assets = config.asset_map()
         self.policy = config.policy()
         self._overdue_logged: set[int] = set()
+        self._reached = self._open = None
+        if metrics is not None:
+            self._reached = metrics.counter("alphapulse_rebalancer_transfers_total",
+                                            "Bridge transfers by the published state they reached.", ["state"])
+            for state in PUBLISHED:
+                self._reached.labels(state=state.value)
+            self._open = metrics.gauge("alphapulse_rebalancer_transfers_open", "Transfers started and not ended.")
 
     # -- reading the chains ------------------------------------------------------------------------
 
@@ -150,6 +159,8 @@ class Rebalancer:
             t = await self.start(p)
             started.append(t)
             await self.drive(t)
+        if self._open is not None:
+            self._open.set(len(self.store.transfers(open_only=True)))
         return started
 
     async def start(self, p: Plan) -> Transfer:
@@ -176,6 +187,8 @@ class Rebalancer:
         got = await self.publisher.publish_payload(rec.encode())
         if got != seq:  # someone published in between: keep the sequence the record really has
             self.store.set_record_seq(t.transfer_id, int(state), got)
+        if self._reached is not None:
+            self._reached.labels(state=t.state.value).inc()
         log.info("rebalancer: transfer %d %s (%s)", t.transfer_id, t.state.value.upper(),
                  t.reason or f"{t.amount} of {t.asset}, chain {t.src_chain} -> {t.dst_chain}")
         return t

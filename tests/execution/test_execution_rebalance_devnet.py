@@ -40,6 +40,7 @@ from protocol.execution import BridgeTransfer, BridgeTransferState
 from protocol.header import Domain
 from protocol.tlv import decode_tlvs
 from relays.client import RelayConsumer
+from runtime.metrics import ProcessMetrics
 from tools.devnet import artifacts
 from tools.devnet.bridge_standin import Options, Relayer, fee_for
 from tools.devnet.deploy import chain_spec, start_devnet
@@ -312,18 +313,19 @@ class Collect:
         return self.last_source_seq
 
 
-def _rebalancer(e: Net, config, store: RebalanceStore, publisher: Collect) -> tuple[Rebalancer, list[HttpRpc]]:
+def _rebalancer(e: Net, config, store: RebalanceStore, publisher: Collect,
+                metrics: ProcessMetrics | None = None) -> tuple[Rebalancer, list[HttpRpc]]:
     acct = load_account(e.keystore, PASSWORD)
     rpcs = [HttpRpc(c.rpc_url, timeout=10.0) for c in config.chains]
     chains = {c.chain_id: Chain(ChainGateway(rpc, acct, chain_id=c.chain_id, contract=c.contract), contract=c.contract,
                                 bridge=c.bridge) for c, rpc in zip(config.chains, rpcs, strict=True)}
-    return Rebalancer(config, store, chains, publisher), rpcs
+    return Rebalancer(config, store, chains, publisher, metrics=metrics), rpcs
 
 
-def _run(e: Net, config, state: Path, publisher: Collect, fn) -> object:
+def _run(e: Net, config, state: Path, publisher: Collect, fn, metrics: ProcessMetrics | None = None) -> object:
     async def main() -> object:
         store = RebalanceStore(state)
-        rb, rpcs = _rebalancer(e, config, store, publisher)
+        rb, rpcs = _rebalancer(e, config, store, publisher, metrics)
         try:
             return await fn(rb)
         finally:
@@ -415,7 +417,11 @@ def test_a_send_the_bridge_refuses_returns_the_tokens_and_ends_refused(env: Net,
         rb.store.save(t)
         return await rb.drive(t)
 
-    t = _run(e, config, state, pub, refused)
+    pm = ProcessMetrics("rebalancer")
+    t = _run(e, config, state, pub, refused, pm)
+    text = pm.render().decode()
+    assert 'alphapulse_rebalancer_transfers_total{state="refused"} 1.0' in text
+    assert 'alphapulse_rebalancer_transfers_total{state="completed"} 0.0' in text
     assert t.state is State.REFUSED and "zero recipient" in t.reason, t
     assert balance(e, A, e.contracts[A]) == before and balance(e, A, e.owner) == owner_before
     assert t.gas_cost > 0 and t.nonce is None
