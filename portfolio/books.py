@@ -517,13 +517,17 @@ class Books:
 
     def pnl_by_venue(self) -> dict[str, dict[str, Any]]:
         """Realized P&L per venue: ``chain:<id>`` for a chain (its tokens and gas), the exchange's name for
-        an exchange; per venue the moves per asset and their value in the valuation token (None when a
-        move had no price when it was booked)."""
+        an exchange, ``in_flight`` for what is on a bridge (sent, not landed: not on any chain); per venue the
+        moves per asset and their value in the valuation token (None when a move had no price when it was
+        booked)."""
         out: dict[str, dict[str, Any]] = {}
         cols = "venue, chain_id, token, asset" if self._has_venues() else "0, chain_id, token, ''"
-        for venue, chain, token, asset, delta, value in self.db.execute(
-                f"SELECT {cols}, delta, value FROM ledger ORDER BY id"):
-            key = f"chain:{chain}" if not venue else code_name(Venue, venue).lower()
+        for venue, chain, token, asset, delta, value, kind in self.db.execute(
+                f"SELECT {cols}, delta, value, kind FROM ledger ORDER BY id"):
+            if kind == "bridge_in_flight":
+                key = "in_flight"
+            else:
+                key = f"chain:{chain}" if not venue else code_name(Venue, venue).lower()
             v = out.setdefault(key, {"by_asset": {}, "realized_value": 0})
             name = asset or str(token)
             v["by_asset"][name] = v["by_asset"].get(name, 0) + int(delta)

@@ -431,7 +431,7 @@ def render_text(rep: dict[str, Any]) -> str:
         lines.append(f"books: realized {b.get('realized') or b['realized_value']}  "
                      f"unrealized {b.get('unrealized') or b['unrealized_value']}")
         venues = b.get("pnl_by_venue") or {}
-        if any(not k.startswith("chain:") for k in venues):  # CEX-DEX trading: P&L and balances per venue
+        if any(not k.startswith("chain:") and k != "in_flight" for k in venues):  # CEX-DEX: P&L, balances per venue
             lines.append("realized P&L by venue:" if any("realized" in v for v in venues.values())
                          else "realized P&L by venue (valuation token base units):")
             lines += [f"  {k:12} {v.get('realized') or v['realized_value'] if v['realized_value'] is not None else 'unpriced'}"

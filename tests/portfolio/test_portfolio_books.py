@@ -487,6 +487,10 @@ def test_cross_chain_trade_and_bridge_transfer_book_each_chain_to_the_wei(tmp_pa
     # in flight is still ours: only the gas left the books' value
     bgas_value = b.value_of(CHAIN_B, n2, -bgas)
     assert b.pnl()["realized_value"] == realized_before + bgas_value
+    venues = b.pnl_by_venue()  # on no chain while it travels
+    assert venues["in_flight"]["by_asset"] == {str(usdc1): amount}
+    assert venues["chain:1"]["by_asset"][str(usdc1)] == -2000 * 10**6  # not landed
+    assert venues["chain:2"]["by_asset"][str(usdc2)] == 1030 * 10**6
     b.db.close()
 
     b = _two_chains(tmp_path)  # a restart mid-transfer: the books carry it
@@ -500,6 +504,9 @@ def test_cross_chain_trade_and_bridge_transfer_book_each_chain_to_the_wei(tmp_pa
     costs = b.bridge_costs()
     assert costs["fees_by_token"] == {usdc1: fee} and costs["gas_wei_by_chain"] == {CHAIN_B: bgas}
     assert costs["value"] == -fee + bgas_value
+    venues = b.pnl_by_venue()
+    assert venues["in_flight"] == {"by_asset": {str(usdc1): 0}, "realized_value": 0}
+    assert venues["chain:1"]["by_asset"][str(usdc1)] == -2000 * 10**6 + amount - fee
     # P&L counts the bridge fee and both chains' gas (trade legs and the rebalancer's)
     assert b.pnl()["realized_value"] == 30 * 10**6 + gas_value - fee + bgas_value
 
@@ -522,6 +529,7 @@ def test_cross_chain_trade_and_bridge_transfer_book_each_chain_to_the_wei(tmp_pa
     assert rep["gas_spent_wei_by_chain"] == {"1": gas1, "2": gas2 + bgas}
     assert rep["net_pnl_after_bridge_value"] == rep["net_pnl_value"] - fee + bgas_value
     assert rep["net_pnl_value"] == int(net)
+    assert "exchange balances" not in render_text(rep)  # a bridge is no exchange
 
 
 def test_cross_chain_unwind_refused_transfer_and_a_completion_seen_first(tmp_path: Path) -> None:
