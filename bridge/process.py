@@ -36,8 +36,12 @@ import abc
 import argparse
 import logging
 import sys
+import time
+from collections import deque
 from functools import partial
+from typing import Any
 
+import numpy as np
 import trio
 
 from protocol.header import HEADER_SIZE, MAX_PAYLOAD, Domain
@@ -57,6 +61,7 @@ from relays.jetstream import (
     BRIDGE_IN,
     BRIDGE_OUT,
     JetStreamConsumer,
+    NatsAuthError,
     NatsConnection,
     NatsDisconnected,
     NatsUnavailable,
@@ -82,6 +87,50 @@ def bridge_name(direction: str, domain: Domain) -> str:
     return f"{BRIDGE_OUT if direction == 'out' else BRIDGE_IN}:{domain.name.lower()}"
 
 
+class StageTrace:
+    """Per-batch ``time.time_ns()`` stamps at a bridge's hops, for ``alphapulse bench bridge
+    --stages`` (``--trace FILE``): kept in memory, written to ``FILE`` (numpy ``.npz``, one int64
+    table per hop, each row ``first D, last D, stamps...``) when the bridge stops.
+
+    bridge out: ``read`` (first, last, read from the relay), ``pub`` (first, last, cut into a
+    batch, written to the NATS socket, acknowledged). bridge in: ``arrive`` (first, last,
+    delivered by NATS), ``fwd`` (first, last, taken by the forwarding loop, written to the relay).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tables: dict[str, list[Any]] = {}
+        self._unsent: deque[tuple[int, list[int]]] = deque()  # (send() count that covers it, pub row)
+        self._by_token: dict[int, list[int]] = {}
+
+    def row(self, table: str, *values: int) -> list[int]:
+        r = list(values)
+        self.tables.setdefault(table, []).append(r)
+        return r
+
+    # bridge out's publishes: cut -> written -> acked
+    def published(self, nc: NatsConnection, token: int, first: int, last: int, cut_ns: int) -> None:
+        """Call right before the publish (one ``send`` on ``nc``), which may write it at once."""
+        r = self.row("pub", first, last, cut_ns, 0, 0)
+        self._unsent.append((nc.queued + 1, r))
+        self._by_token[token] = r
+
+    def written(self, nc: NatsConnection) -> None:
+        now = time.time_ns()
+        unsent = self._unsent
+        while unsent and unsent[0][0] <= nc.written:
+            unsent.popleft()[1][3] = now
+
+    def acked(self, token: int) -> None:
+        r = self._by_token.pop(token, None)
+        if r is not None:
+            r[4] = time.time_ns()
+
+    def save(self) -> None:
+        arrays: dict[str, Any] = {k: np.array(v, dtype=np.int64) for k, v in self.tables.items()}
+        np.savez(self.path, **arrays)
+
+
 class _Bridge(abc.ABC):
     """What both directions hold: one domain, its JetStream (``url``, ``auth_file``) and its local relay
     (``socket``); kept across reconnects, for stats and tests. ``run(pm)`` registers the direction's
@@ -93,6 +142,7 @@ class _Bridge(abc.ABC):
         self.socket = socket
         self.auth_file = auth_file
         self.metrics: ProcessMetrics | None = None
+        self.trace: StageTrace | None = None
 
     @abc.abstractmethod
     def observe(self, pm: ProcessMetrics) -> None: ...
@@ -101,7 +151,11 @@ class _Bridge(abc.ABC):
         if pm is not None:
             self.observe(pm)
         self.metrics = pm
-        await self._run()
+        try:
+            await self._run()
+        finally:
+            if self.trace is not None:
+                self.trace.save()
 
     @abc.abstractmethod
     async def _run(self) -> None: ...
@@ -163,6 +217,8 @@ class BridgeOut(_Bridge):
             failed: list[BaseException] = []
             try:
                 await self._session()
+            except* NatsAuthError:
+                raise  # the credentials are wrong: no retry can help
             except* _RETRY as group:
                 failed.extend(group.exceptions)
             if not failed:
@@ -191,7 +247,8 @@ class BridgeOut(_Bridge):
             batch_bytes = max(1, min(self.batch_bytes, check_max_payload(int(nc.info.get("max_payload", 1 << 20)))))
             self.builder = builder = BatchBuilder(batch_bytes, last_added=position)
             state = _AckState()
-            reply, sid = nc.reply_subject(partial(_on_ack, window, state))
+            pub = _Publisher(nc, self.domain, window, builder, state, self.max_inflight, self.trace)
+            pub.reply, sid = nc.reply_subject(pub.on_ack)
             log.info("bridge out %s -> %s:%d: stream last seq %d holds domain seqs up to %d; reading the relay from %s",
                      self.domain.name.lower(), nc.server.host, nc.server.port, last_s, position,
                      position + 1 if payload is not None else "its oldest message")
@@ -199,62 +256,94 @@ class BridgeOut(_Bridge):
                                              raw=True, name=name, metrics=self.metrics) as rc:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_ack_watchdog, window, state)
-                    nursery.start_soon(self._publisher, nc, window, builder, state, reply)
+                    nursery.start_soon(pub.watch)
                     limit = batch_bytes * 4  # frames read but not yet published, at most (then stop reading)
+                    trace = self.trace
+                    if trace is not None:
+                        nc.on_written = partial(trace.written, nc)
                     async for fb in rc.frame_batches():
+                        if trace is not None:
+                            trace.row("read", fb.first_seq, fb.last_seq, time.time_ns())
                         builder.add(rc.epoch, fb.first_seq, fb.view(), fb.count)
-                        state.wake.set()
-                        while builder.pending_bytes > limit:  # the publisher is behind: stop reading
+                        pub.pump()
+                        while builder.pending_bytes > limit:  # the window is full for long: stop reading
                             state.room = trio.Event()
                             await state.room.wait()
+                        if nc.unsent_bytes > limit:  # the socket is behind (a large --max-inflight)
+                            await nc.drain(limit)
                     nursery.cancel_scope.cancel()
             nc.unsubscribe(sid)
-
-    async def _publisher(self, nc: NatsConnection, window: PublishWindow, builder: BatchBuilder, state: _AckState,
-                         reply: str) -> None:
-        """Publish batches while fewer than ``max_inflight`` await their ack: frames that arrive
-        while the window is full wait and go out together in the next batch (up to
-        ``batch_bytes``), so the batch size follows the rate and an idle bridge sends at once."""
-        subject = stream_subject(self.domain)
-        domain = int(self.domain)
-        publish = nc.publish
-        while True:
-            if state.failure is not None:
-                raise state.failure
-            if not builder or window.pending >= self.max_inflight:
-                state.wake = trio.Event()
-                await state.wake.wait()
-                continue
-            if not window.pending:
-                state.last_progress = trio.current_time()
-            epoch, first, last, payload = builder.cut()
-            token, expected = window.add(first, last)
-            publish(subject, payload, reply=f"{reply}.{token}", headers=publish_headers(domain, epoch, first, expected, last))
-            state.room.set()
-            await nc.drain()
 
 
 class _AckState:
     def __init__(self) -> None:
         self.failure: PublishRejected | None = None
-        self.wake = trio.Event()  # the publisher: frames to publish, or room in the window
-        self.room = trio.Event()  # the relay reader: the publisher took frames
+        self.wake = trio.Event()  # the watcher: a publish failed
+        self.room = trio.Event()  # the relay reader: frames left the builder
         self.last_progress = trio.current_time()
 
 
-def _on_ack(window: PublishWindow, state: _AckState, msg: Msg) -> None:
-    state.last_progress = trio.current_time()
-    status, desc = msg.status()
-    token = int(msg.subject.rsplit(".", 1)[1])
-    try:
-        if status:
-            window.inflight.pop(token, None)
-            raise PublishRejected(f"publish answered with status {status} {desc}")
-        window.ack(token, msg.payload)
-    except PublishRejected as exc:
-        if state.failure is None:
-            state.failure = exc
-    state.wake.set()
+class _Publisher:
+    """Bridge out's publishing, driven where frames and acks arrive: ``pump()`` publishes batches
+    while fewer than ``max_inflight`` await their ack -- right after a relay read, and right after
+    an ack (``on_ack``, in the connection's reader) -- with no task in between, so a frame that
+    finds the window open leaves in the same scheduler turn it arrived in. Frames that arrive while
+    the window is full wait and go out together in the next batch (up to ``batch_bytes``): the
+    batch size follows the rate and an idle bridge sends at once, with no timer. ``watch()``
+    raises a refusal as soon as one arrives."""
+
+    def __init__(self, nc: NatsConnection, domain: Domain, window: PublishWindow, builder: BatchBuilder,
+                 state: _AckState, max_inflight: int, trace: StageTrace | None) -> None:
+        self.nc = nc
+        self.subject = stream_subject(domain)
+        self.domain = int(domain)
+        self.window = window
+        self.builder = builder
+        self.state = state
+        self.max_inflight = max_inflight
+        self.trace = trace
+        self.reply = ""
+
+    def pump(self) -> None:
+        state, window, builder = self.state, self.window, self.builder
+        if state.failure is not None or not builder or window.pending >= self.max_inflight:
+            return
+        publish, trace, max_inflight = self.nc.publish, self.trace, self.max_inflight
+        while builder and window.pending < max_inflight:
+            if not window.pending:
+                state.last_progress = trio.current_time()
+            epoch, first, last, payload = builder.cut()
+            token, expected = window.add(first, last)
+            if trace is not None:  # before the publish: it may be written at once
+                trace.published(self.nc, token, first, last, time.time_ns())
+            publish(self.subject, payload, reply=f"{self.reply}.{token}",
+                    headers=publish_headers(self.domain, epoch, first, expected, last))
+        state.room.set()
+
+    def on_ack(self, msg: Msg) -> None:
+        state, window = self.state, self.window
+        state.last_progress = trio.current_time()
+        status, desc = msg.status()
+        token = int(msg.subject.rsplit(".", 1)[1])
+        if self.trace is not None:
+            self.trace.acked(token)
+        try:
+            if status:
+                window.inflight.pop(token, None)
+                raise PublishRejected(f"publish answered with status {status} {desc}")
+            window.ack(token, msg.payload)
+        except PublishRejected as exc:
+            if state.failure is None:
+                state.failure = exc
+            state.wake.set()
+            return
+        self.pump()
+
+    async def watch(self) -> None:
+        while self.state.failure is None:
+            self.state.wake = trio.Event()
+            await self.state.wake.wait()
+        raise self.state.failure
 
 
 async def _ack_watchdog(window: PublishWindow, state: _AckState) -> None:
@@ -307,13 +396,21 @@ class BridgeIn(_Bridge):
                 self.consumer = c
                 core = p.core
                 forward = p.forward_frames
-                async for first, _last, _count, data in c.runs():
+                trace = self.trace
+                if trace is not None:
+                    c.trace = trace.tables.setdefault("arrive", [])
+                async for first, last, _count, data in c.runs():
                     if first != core.next_seq and core.next_seq > 1:
                         # the stream does not have some domain sequences (its retention, or a
                         # bridge-out that lost them on the source host): the relay takes the jump
                         log.warning("bridge in: domain seq jumps from %d to %d", core.next_seq - 1, first)
                         self.jumps += 1
-                    _, _, damaged = await forward(data)
+                    if trace is not None:
+                        taken = time.time_ns()
+                        _, _, damaged = await forward(data)
+                        trace.row("fwd", first, last, taken, time.time_ns())
+                    else:
+                        _, _, damaged = await forward(data)
                     for d, why in damaged:
                         self.damaged += 1
                         log.error("bridge in: skipped domain seq %d from the stream: %s (%d such frames so far)",
@@ -332,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--nats-auth-file", default=None, metavar="FILE",
                        help="file whose first line is user:password or a token")
         s.add_argument("--socket", default=None, help="the local relay's socket (default: the domain's)")
+        s.add_argument("--trace", default=None, metavar="FILE",
+                       help="keep per-batch timestamps at each hop and write them to FILE (.npz) on exit "
+                            "(alphapulse bench bridge --stages)")
         add_process_arguments(s)
         if direction == "out":
             s.add_argument("--replicas", type=int, default=1, help="replicas when this bridge creates the stream")
@@ -366,10 +466,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sid = args.source_id if args.source_id is not None else DEFAULT_SOURCE_ID_BASE + int(domain)
             worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file)
+        if args.trace:
+            worker.trace = StageTrace(args.trace)
         return worker.run
 
     return ProcessMain(f"alphapulse bridge {args.direction}", f"bridge-{args.direction}",
-                       errors={ServerLimitError: 2},
+                       errors={ServerLimitError: 2, NatsAuthError: 2, NatsUnavailable: 1},
                        prepare_errors={(ValueError, OSError): 2}).run(args, prepare)
 
 

@@ -42,6 +42,8 @@ import logging
 import os
 import random
 import secrets
+import socket as stdsocket
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -98,6 +100,11 @@ class NatsDisconnected(Exception):
 
 class NatsUnavailable(Exception):
     """No server of the list answered before the deadline."""
+
+
+class NatsAuthError(NatsDisconnected):
+    """The server refused our credentials: a configuration error that retrying cannot fix, so the
+    bridges and ``JetStreamConsumer`` stop on it instead of reconnecting."""
 
 
 @contextmanager
@@ -161,6 +168,13 @@ class NatsConnection:
         self._parser = NatsParser()
         self._out: list[bytes] = []
         self._out_bytes = 0
+        self.queued = 0  # send() calls so far
+        self.written = 0  # of those, how many the socket has taken
+        self.on_written: Callable[[], None] | None = None  # called after each write (stage traces)
+        # a non-blocking duplicate of the socket: send() writes straight to it while the writer
+        # task is idle (no task switch and no trio send_all per publish); the writer sends the rest
+        self._raw: stdsocket.socket | None = None
+        self._writer_idle = False
         self._wake = trio.Event()
         self._drained = trio.Event()
         self._pong = trio.Event()
@@ -203,6 +217,9 @@ class NatsConnection:
             with _unwrap_single():
                 async with trio.open_nursery() as nursery:
                     await self._handshake(auth, deadline)
+                    tsock = stream.socket
+                    self._raw = stdsocket.socket(tsock.family, tsock.type, fileno=os.dup(tsock.fileno()))
+                    self._raw.setblocking(False)
                     nursery.start_soon(self._reader)
                     nursery.start_soon(self._writer)
                     nursery.start_soon(self._keepalive)
@@ -213,6 +230,9 @@ class NatsConnection:
                         nursery.cancel_scope.cancel()
         finally:
             self.closed = True
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
@@ -241,6 +261,10 @@ class NatsConnection:
                         elif isinstance(ev, Pong):
                             return
                         elif isinstance(ev, Err):
+                            if "authoriz" in ev.message.lower() or "authenticat" in ev.message.lower():
+                                raise NatsAuthError(
+                                    f"{server.host}:{server.port} refused the credentials ({ev.message}); "
+                                    "check the NATS auth file")
                             raise NatsDisconnected(f"{server.host}:{server.port} refused us: {ev.message}")
         except (OSError, trio.BrokenResourceError) as exc:
             raise NatsDisconnected(f"{server.host}:{server.port}: {exc}") from None
@@ -276,16 +300,25 @@ class NatsConnection:
 
     async def _writer(self) -> None:
         while True:
-            await self._wake.wait()
+            if not self._out:
+                self._writer_idle = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._writer_idle = False
             self._wake = trio.Event()
             while self._out:
                 data = b"".join(self._out)
                 self._out.clear()
                 self._out_bytes = 0
+                queued = self.queued
                 try:
                     await self.stream.send_all(data)
                 except (OSError, trio.BrokenResourceError) as exc:
                     raise NatsDisconnected(f"cannot write to {self.server.host}:{self.server.port}: {exc}") from None
+                self.written = queued
+                if self.on_written is not None:
+                    self.on_written()
             self._drained.set()
 
     async def _keepalive(self) -> None:
@@ -300,6 +333,22 @@ class NatsConnection:
     # ---- sending
 
     def send(self, data: bytes) -> None:
+        self.queued += 1
+        raw = self._raw
+        if raw is not None and self._writer_idle and not self._out:
+            # the fast path: straight to the socket (the writer is parked, so this keeps the order)
+            try:
+                n = raw.send(data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                n = 0  # a broken connection: the writer finds out and reports it
+            if n == len(data):
+                self.written = self.queued
+                if self.on_written is not None:
+                    self.on_written()
+                return
+            data = data[n:]
         self._out.append(data)
         self._out_bytes += len(data)
         self._wake.set()
@@ -514,6 +563,8 @@ class JetStreamConsumer:
         self.reconnects = 0
         self.undecodable = 0  # frames that do not decode: counted, logged, skipped (as RelayConsumer does)
         self._ready = trio.Event()
+        # stage traces (``bridge in --trace``): (first D, last D, time_ns) per batch as it arrives
+        self.trace: list[tuple[int, int, int]] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -522,8 +573,11 @@ class JetStreamConsumer:
         with _unwrap_single():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._run)
-                with trio.fail_after(self.connect_timeout):
+                with trio.move_on_after(self.connect_timeout):
                     await self._ready.wait()
+                if not self._ready.is_set():
+                    raise NatsUnavailable(f"no JetStream consumer on {self.url} within {self.connect_timeout:g} s "
+                                          f"(is the server up, with JetStream, and the stream created by bridge out?)")
                 try:
                     yield self
                 finally:
@@ -556,6 +610,8 @@ class JetStreamConsumer:
                                                connect_timeout=self.connect_timeout) as nc:
                     self._nc = nc
                     await self._serve(nc)
+            except NatsAuthError:
+                raise
             except (NatsDisconnected, NatsUnavailable, JetStreamError, trio.TooSlowError, NatsProtocolError) as exc:
                 log.warning("%s: %r; reconnecting", self.name, exc)
             finally:
@@ -647,6 +703,8 @@ class JetStreamConsumer:
             log.warning("%s: skipped stream sequence %d: it is not whole relay frames (%s)", self.name, sseq, exc)
             return
         if run is not None:
+            if self.trace is not None:
+                self.trace.append((run[0], run[1], time.time_ns()))
             self._queue.append(run)
             self._wake.set()
 
@@ -698,6 +756,6 @@ class JetStreamConsumer:
 
 
 __all__ = [
-    "BRIDGE_IN", "BRIDGE_OUT", "JetStreamConsumer", "NatsConnection", "bridge_rows", "stream_position", "NatsDisconnected", "NatsUnavailable", "Server", "ensure_stream",
+    "BRIDGE_IN", "BRIDGE_OUT", "JetStreamConsumer", "NatsConnection", "bridge_rows", "stream_position", "NatsAuthError", "NatsDisconnected", "NatsUnavailable", "Server", "ensure_stream",
     "find_stream_seq", "get_message", "last_message", "parse_servers", "read_auth_file", "stream_state",
 ]

@@ -1,18 +1,16 @@
-"""Bridge-out's publish policy without a server: an idle bridge publishes a frame at once; frames
-that arrive while ``max_inflight`` batches await their ack go out together, in one batch, when an
-ack makes room; every publish names its frames and the stream sequence it must follow."""
+"""Bridge-out's publish policy without a server: an idle bridge publishes a frame at once (in the
+turn it arrives, with no task in between); frames that arrive while ``max_inflight`` batches await
+their ack go out together, in one batch, when an ack makes room (published by the ack's handler);
+every publish names its frames and the stream sequence it must follow; a refusal stops the session."""
 
 from __future__ import annotations
 
-from functools import partial
-
-import trio
-import trio.testing
+import pytest
 from relay_testkit import frame
 
-from bridge.process import BridgeOut, _AckState, _on_ack
+from bridge.process import _AckState, _Publisher
 from protocol.header import Domain
-from relays.core.nats import BatchBuilder, Msg, PublishWindow, batch_span, parse_headers
+from relays.core.nats import BatchBuilder, Msg, PublishRejected, PublishWindow, batch_span, parse_headers
 
 MD = Domain.MARKET_DATA
 
@@ -33,40 +31,52 @@ class FakeNats:
     def publish(self, subject: str, payload: bytes, *, reply: str | None = None, headers: bytes | None = None) -> None:
         self.published.append((subject, payload, reply, headers))
 
-    async def drain(self) -> None:
-        await trio.lowlevel.checkpoint()
 
 
-def _ack(window: PublishWindow, state: _AckState, reply: str, stream_seq: int) -> None:
-    _on_ack(window, state, Msg(reply, 1, None, None, b'{"stream":"AP_MARKET_DATA","seq":%d}' % stream_seq))
+def _ack(pub: _Publisher, reply: str, stream_seq: int) -> None:
+    pub.on_ack(Msg(reply, 1, None, None, b'{"stream":"AP_MARKET_DATA","seq":%d}' % stream_seq))
+
+
+def _publisher(nc: FakeNats) -> _Publisher:
+    window = PublishWindow(MD, next_stream_seq=8, position=20)  # the stream holds up to D=20 at S=7
+    builder = BatchBuilder(64 * 100, last_added=20)
+    pub = _Publisher(nc, MD, window, builder, _AckState(), 2, None)  # type: ignore[arg-type]
+    pub.reply = "_INBOX.x"
+    return pub
 
 
 async def test_batches_follow_the_window() -> None:
-    out = BridgeOut(MD, "nats://127.0.0.1:1", None, max_inflight=2, batch_bytes=64 * 100)
-    window = PublishWindow(MD, next_stream_seq=8, position=20)  # the stream holds up to D=20 at S=7
-    builder = BatchBuilder(64 * 100, last_added=20)
-    state = _AckState()
     nc = FakeNats()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(partial(out._publisher, nc, window, builder, state, "_INBOX.x"))  # type: ignore[arg-type]
+    pub = _publisher(nc)
+    window, builder = pub.window, pub.builder
 
-        async def feed(first: int, last: int) -> None:
-            builder.add(1, first, _frames(first, last), last - first + 1)
-            state.wake.set()
-            await trio.testing.wait_all_tasks_blocked()
+    def feed(first: int, last: int) -> None:
+        builder.add(1, first, _frames(first, last), last - first + 1)
+        pub.pump()
 
-        await feed(21, 21)  # idle: goes at once, alone
-        await feed(22, 24)  # one in flight: room for another
-        await feed(25, 25)  # the window is full: these wait...
-        await feed(26, 30)
-        assert len(nc.published) == 2 and window.pending == 2
-        _ack(window, state, nc.published[0][2] or "", 8)  # ...until an ack makes room: one batch
-        await trio.testing.wait_all_tasks_blocked()
-        assert len(nc.published) == 3 and window.position == 21
-        nursery.cancel_scope.cancel()
+    feed(21, 21)  # idle: goes at once, alone
+    feed(22, 24)  # one in flight: room for another
+    feed(25, 25)  # the window is full: these wait...
+    feed(26, 30)
+    assert len(nc.published) == 2 and window.pending == 2
+    _ack(pub, nc.published[0][2] or "", 8)  # ...until an ack makes room: one batch
+    assert len(nc.published) == 3 and window.position == 21
     spans = [batch_span(p[1]) for p in nc.published]
     assert spans == [(21, 21), (22, 24), (25, 30)]
     heads = [parse_headers(p[3] or b"") for p in nc.published]
     assert [h["Nats-Msg-Id"] for h in heads] == ["1:1:21", "1:1:22-24", "1:1:25-30"]
     assert [h["Nats-Expected-Last-Sequence"] for h in heads] == ["7", "8", "9"]
     assert all(p[0] == "alphapulse.market_data" for p in nc.published)
+
+
+async def test_a_refusal_stops_publishing_and_the_session() -> None:
+    nc = FakeNats()
+    pub = _publisher(nc)
+    pub.builder.add(1, 21, _frames(21, 21), 1)
+    pub.pump()
+    pub.builder.add(1, 22, _frames(22, 22), 1)
+    pub.on_ack(Msg(f"{nc.published[0][2]}", 1, None, None,
+                   b'{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 9"}}'))
+    assert len(nc.published) == 1  # nothing more after a refusal
+    with pytest.raises(PublishRejected, match="wrong last sequence"):
+        await pub.watch()

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_bridge_smoke() -> None:
     require_nats_server()
     out = subprocess.run([sys.executable, "-m", "tools.cli", "bench", "bridge", "--count", "2000",
-                          "--latency-rate", "2000", "--latency-seconds", "0.5", "--skip-nats-py", "--json"],
+                          "--latency-rate", "2000", "--latency-seconds", "0.5", "--skip-nats-py", "--stages", "--json"],
                          cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout[out.stdout.index("{"):])
@@ -23,3 +23,11 @@ def test_bench_bridge_smoke() -> None:
     assert bt["gaps"] == 0 and bt["duplicates"] == 0 and bt["min_msgs_per_s"] > 0
     assert report["bridge_latency"]["n"] == 1000 and report["relay_latency"]["n"] == 1000
     assert "loadavg_before" in report and "loadavg_after" in report
+    # --stages: every hop of every message joined by domain sequence, and each process's CPU
+    st = report["bridge_latency_stages"]
+    assert [r["stage"] for r in st["stages"]][:3] == ["producer -> relay A -> bridge out read",
+                                                      "bridge out: read -> cut into a batch",
+                                                      "bridge out: cut -> written to NATS"]
+    assert len(st["stages"]) == 8 and all(r["p50_us"] >= 0 for r in st["stages"][:7])
+    assert set(st["cpu_seconds"]) == {"relay A", "relay B", "bridge out", "bridge in", "nats-server", "consumer",
+                                      "producer"}

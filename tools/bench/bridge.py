@@ -33,9 +33,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tools.bench.relay import (
     EV,
@@ -164,8 +167,9 @@ class _Procs:
         self.procs.clear()
 
 
-def _consume(sock: str, count: int, latency: bool) -> subprocess.Popen[str]:
-    c = _spawn("relay-consumer", "--socket", sock, "--count", str(count), *(["--latency"] if latency else []))
+def _consume(sock: str, count: int, latency: bool, stamps: bool = False) -> subprocess.Popen[str]:
+    c = _spawn("relay-consumer", "--socket", sock, "--count", str(count), *(["--latency"] if latency else []),
+               *(["--stamps"] if stamps else []))
     _wait_ready(c)
     return c
 
@@ -177,30 +181,127 @@ def _produce(sock: str, count: int, rate: float | None) -> subprocess.Popen[str]
 
 
 def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag: str,
-           bridge_out_args: tuple[str, ...] = ()) -> dict[str, Any]:
-    """One producer -> relay A [-> bridges -> relay B] -> one consumer."""
+           bridge_out_args: tuple[str, ...] = (), *, stages: dict[str, Any] | None = None,
+           server_pid: int | None = None) -> dict[str, Any]:
+    """One producer -> relay A [-> bridges -> relay B] -> one consumer. With ``stages`` (a dict
+    to fill; bridged latency phases only), the bridges keep per-batch stamps and the consumer each
+    message's receive time; ``stages`` gets the per-hop breakdown and the CPU each process used."""
     d = tmp / tag
     d.mkdir()
     procs = _Procs(d)
+    trace = stages is not None and bool(nats_url) and bool(rate)
+    pids: dict[str, int] = {}
     try:
         a = procs.relay("a")
+        pids["relay A"] = procs.procs[-1].pid
         sink = a
         if nats_url:
             b = procs.relay("b")
-            procs.start("bridge-out", "bridge", "out", "--domain", "market_data", "--nats", nats_url, "--socket", a,
-                        "--log-level", "WARNING", *bridge_out_args)
-            procs.start("bridge-in", "bridge", "in", "--domain", "market_data", "--nats", nats_url, "--socket", b,
-                        "--log-level", "WARNING")
+            pids["relay B"] = procs.procs[-1].pid
+            pids["bridge out"] = procs.start(
+                "bridge-out", "bridge", "out", "--domain", "market_data", "--nats", nats_url, "--socket", a,
+                "--log-level", "WARNING", *bridge_out_args, *(["--trace", str(d / "out.npz")] if trace else [])).pid
+            pids["bridge in"] = procs.start(
+                "bridge-in", "bridge", "in", "--domain", "market_data", "--nats", nats_url, "--socket", b,
+                "--log-level", "WARNING", *(["--trace", str(d / "in.npz")] if trace else [])).pid
+            if server_pid:
+                pids["nats-server"] = server_pid
             sink = b
             _wait_bridges(a, b)
-        consumer = _consume(sink, count, latency=bool(rate))
+        consumer = _consume(sink, count, latency=bool(rate), stamps=trace)
+        pids["consumer"] = consumer.pid
+        cpu0 = _cpu_seconds(pids)
         prod = _produce(a, count, rate)
+        pids["producer"] = prod.pid
         timeout = 120 + count / 5000
-        result = _result(consumer, timeout)
+        if trace:  # the figures of the consumer (and producer) until just before they exit
+            box: list[dict[str, Any]] = []
+            reader = threading.Thread(target=lambda: box.append(_result(consumer, timeout)), daemon=True)
+            reader.start()
+            cpu1 = cpu0
+            while reader.is_alive():
+                cpu1 = {**cpu1, **_cpu_seconds(pids)}
+                reader.join(0.1)
+            if not box:
+                raise RuntimeError("the consumer failed; see the lines above")
+            result = box[0]
+        else:
+            result = _result(consumer, timeout)
         _result(prod, timeout)
     finally:
         procs.stop()
+    if trace and stages is not None:
+        stages.update(stage_breakdown(result["latency_ns"], result.pop("recv_ns"), np.load(d / "out.npz"),
+                                      np.load(d / "in.npz")))
+        zero = (0.0, 0, 0)  # the producer started after the first look
+        stages["cpu_seconds"] = {k: round(v[0] - cpu0.get(k, zero)[0], 2) for k, v in cpu1.items()}
+        stages["wakeups"] = {k: v[1] - cpu0.get(k, zero)[1] for k, v in cpu1.items()}
+        stages["preemptions"] = {k: v[2] - cpu0.get(k, zero)[2] for k, v in cpu1.items()}
     return _summarise([result], latency=bool(rate))
+
+
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, tuple[float, int, int]]:
+    """Per process so far (Linux /proc): user + system CPU seconds, voluntary context switches
+    (wake-ups) and involuntary ones (preemptions: runnable but another process had the CPU)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            switches = [0, 0]  # summed over the process's threads (nats-server has many)
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        switches[0] += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        switches[1] += int(line.split()[1])
+        except OSError:
+            continue
+        out[name] = ((int(fields[11]) + int(fields[12])) / tick, switches[0], switches[1])
+    return out
+
+
+# each message's path, as (stage, from stamp, to stamp); the stamps are joined by domain sequence
+STAGES = (
+    ("producer -> relay A -> bridge out read", "event", "read"),
+    ("bridge out: read -> cut into a batch", "read", "cut"),
+    ("bridge out: cut -> written to NATS", "cut", "sent"),
+    ("nats-server: stored and pushed to bridge in", "sent", "arrive"),
+    ("bridge in: arrived -> forwarding loop", "arrive", "taken"),
+    ("bridge in: forward_frames", "taken", "written"),
+    ("relay B -> consumer", "written", "recv"),
+)
+
+
+def stage_breakdown(latency_ns: list[int], recv_ns: list[int], out: Any, inn: Any) -> dict[str, Any]:
+    """Per hop, microseconds: p50/p99 of each stage over all messages, and each stage's mean over
+    the slowest 1 % and 0.1 % of messages (end to end): where the tail comes from. ``out``/``inn``:
+    the bridges' ``--trace`` tables (rows ``first D, last D, stamps...``); message ``D`` is the
+    ``D``-th the consumer received (it checks contiguity)."""
+    recv = np.asarray(recv_ns, dtype=np.int64)
+    total = np.asarray(latency_ns, dtype=np.int64)
+    d = np.arange(1, len(recv) + 1, dtype=np.int64)
+
+    def stamp(table: Any, col: int) -> Any:
+        i = np.searchsorted(table[:, 0], d, side="right") - 1
+        if (i < 0).any() or (table[i, 1] < d).any():
+            raise RuntimeError("a trace table does not cover every message")
+        return table[i, col]
+
+    t = {"event": recv - total, "recv": recv, "read": stamp(out["read"], 2), "cut": stamp(out["pub"], 2),
+         "sent": stamp(out["pub"], 3), "acked": stamp(out["pub"], 4), "arrive": stamp(inn["arrive"], 2),
+         "taken": stamp(inn["fwd"], 2), "written": stamp(inn["fwd"], 3)}
+    order = np.argsort(total)
+    tail1, tail01 = order[int(len(order) * 0.99):], order[int(len(order) * 0.999):]
+    rows = []
+    for name, a, b in (*STAGES, ("(bridge out's ack round trip)", "sent", "acked")):
+        x = (t[b] - t[a]) / 1000.0
+        rows.append({"stage": name, "p50_us": round(float(np.percentile(x, 50)), 1),
+                     "p99_us": round(float(np.percentile(x, 99)), 1),
+                     "slowest_1pct_mean_us": round(float(x[tail1].mean()), 1),
+                     "slowest_01pct_mean_us": round(float(x[tail01].mean()), 1)})
+    return {"stages": rows, "end_to_end_slowest_1pct_mean_us": round(float(total[tail1].mean()) / 1000.0, 1),
+            "end_to_end_slowest_01pct_mean_us": round(float(total[tail01].mean()) / 1000.0, 1)}
 
 
 def _wait_bridges(a: str, b: str, timeout: float = 60.0) -> None:
@@ -258,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
     ap.add_argument("--max-inflight", type=int, default=None,
                     help="bridge out's --max-inflight (default: the bridge's own default)")
+    ap.add_argument("--stages", action="store_true",
+                    help="in the bridged latency phase, stamp every hop (bridge --trace) and print where the "
+                         "latency goes, with the CPU seconds each process used")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     if args.role:
         print(json.dumps(ROLES[args.role](args)))
@@ -285,7 +389,11 @@ def main(argv: list[str] | None = None) -> int:
                 what = f"throughput, {args.count:,} x 64 B" if rate is None else f"latency at {rate:,.0f} msgs/s"
                 print(f"bridged (relay -> bridge out -> JetStream -> bridge in -> relay): {what}", file=sys.stderr)
                 extra = ("--max-inflight", str(args.max_inflight)) if args.max_inflight else ()
-                r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag, extra)
+                stages: dict[str, Any] | None = {} if args.stages and rate else None
+                r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag, extra,
+                           stages=stages, server_pid=server.proc.pid if server.proc else None)
+                if stages is not None:
+                    report["bridge_latency_stages"] = stages
                 report[key if rate is None else "bridge_latency"] = r if rate is None else r["latency"]
                 report[f"{key}_stream_messages"] = _stream_messages(server.url)
             finally:
@@ -327,7 +435,20 @@ def main(argv: list[str] | None = None) -> int:
     a = report["added_latency_us"]
     print(f"  added by the bridge (bridged - relay hop): p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us, "
           f"p99.9 {a['p999_us']:.0f} us")
+    if "bridge_latency_stages" in report:
+        print_stages(report["bridge_latency_stages"])
     return 0
+
+
+def print_stages(st: dict[str, Any]) -> None:
+    print("\n  where the bridged latency goes (us)            p50      p99   slowest 1% mean   slowest 0.1% mean")
+    for r in st["stages"]:
+        print(f"  {r['stage']:<45} {r['p50_us']:>7.0f} {r['p99_us']:>8.0f} {r['slowest_1pct_mean_us']:>17.0f} "
+              f"{r['slowest_01pct_mean_us']:>19.0f}")
+    print(f"  {'end to end':<45} {'':>7} {'':>8} {st['end_to_end_slowest_1pct_mean_us']:>17.0f} "
+          f"{st['end_to_end_slowest_01pct_mean_us']:>19.0f}")
+    print("  during the phase, per process: CPU seconds / wake-ups / preemptions: " + ", ".join(
+        f"{k} {v:.2f}/{st['wakeups'][k]}/{st['preemptions'][k]}" for k, v in st["cpu_seconds"].items()))
 
 
 if __name__ == "__main__":

@@ -119,6 +119,8 @@ async def _relay_consume(args: argparse.Namespace) -> dict[str, Any]:
     n = 0
     t_first = t_last = 0.0
     lat: list[int] = []
+    recv: list[int] = []  # --stamps: each message's receive time (time_ns), for a stage breakdown
+    stamps = args.stamps
     latency = args.latency
     expect = 1
     async with RelayConsumer.connect("market_data", args.socket, from_seq=1, raw=not args.decode,
@@ -152,12 +154,15 @@ async def _relay_consume(args: argparse.Namespace) -> dict[str, Any]:
                     data = fb.data
                     lat.extend(now - int.from_bytes(data[a + OFF_EVENT_TIME : a + OFF_EVENT_TIME + 8], "little")
                                for a in fb.offsets())
+                    if stamps:
+                        recv.extend([now] * fb.count)
                 if n >= args.count:
                     t_last = time.perf_counter()
                     break
         counters = c.counters
     return {"received": n, "seconds": t_last - t_first, "rate": n / (t_last - t_first) if t_last > t_first else 0,
-            "gaps": counters["gaps"], "duplicates": counters["duplicates"], "latency_ns": lat}
+            "gaps": counters["gaps"], "duplicates": counters["duplicates"], "latency_ns": lat,
+            **({"recv_ns": recv} if stamps else {})}
 
 
 def role_relay_consumer(args: argparse.Namespace) -> dict[str, Any]:
@@ -361,6 +366,7 @@ def worker_parser(prog: str, doc: str, roles: Iterable[str], *, settle: float,
     ap = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     ap.add_argument("--role", choices=sorted(roles), help=argparse.SUPPRESS)
     ap.add_argument("--latency", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--stamps", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--settle", type=float, default=settle, help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=1_000_000, help=count_help)
