@@ -41,6 +41,7 @@ from protocol.header import Domain
 from protocol.tlv import decode_tlvs
 from relays.client import RelayConsumer
 from runtime.metrics import ProcessMetrics
+from tools.deployment_writer import rebalancer_doc, write_toml
 from tools.devnet import artifacts
 from tools.devnet.bridge_standin import Options, Relayer, fee_for
 from tools.devnet.deploy import chain_spec, start_devnet
@@ -157,36 +158,11 @@ def _withdraw(e: Net, chain_id: int, to: str, amount: int) -> None:
 
 
 def write_config(e: Net, state: Path, *, floor: int = 2_000 * USDC, target: int = 5_000 * USDC) -> Path:
-    chains = "".join(f"""
-[[chains]]
-chain_id = {n.deployment.chain_id}
-rpc_url = "{n.deployment.rpc_url}"
-contract = "{e.contracts[n.deployment.chain_id]}"
-bridge = "{n.deployment.bridge.address}"
-keystore = {{ path = "{e.keystore}", password_file = "{e.d / 'password'}" }}
-""" for n in e.nets)
-    targets = "".join(f"""
-[[targets]]
-asset = "USDC"
-chain_id = {cid}
-floor = {floor}
-target = {target}
-""" for cid in (A, B))
-    text = f"""[rebalancer]
-state_db = "{state}"
-poll_s = 0.1
-bridge_fee_bps = {FEE_BPS}
-{chains}
-[[assets]]
-name = "USDC"
-tokens = [{{ chain_id = {A}, address = "{usdc(e, A)}" }}, {{ chain_id = {B}, address = "{usdc(e, B)}" }}]
-{targets}
-[relays]
-execution = "{e.sock}"
-"""
-    path = state.with_suffix(".toml")
-    path.write_text(text)
-    return path
+    doc = rebalancer_doc([n.deployment for n in e.nets], contracts=e.contracts, keystore=e.keystore,
+                         password_file=e.d / "password", targets={("USDC", A): (floor, target),
+                                                                  ("USDC", B): (floor, target)},
+                         state_db=state, execution_socket=e.sock, poll_s=0.1, bridge_fee_bps=FEE_BPS)
+    return write_toml(state.with_suffix(".toml"), doc)
 
 
 def db_states(state: Path) -> dict[int, str]:
