@@ -596,7 +596,9 @@ class Inventory(Breaker):
 class LegOpen(Breaker):
     """A CEX-DEX leg left open: a signal ending LEG_OPEN (the executor gave up on closing its exchange position),
     or an exchange fill whose signal has no result within ``max_open_s`` (the executor is stuck or gone with a
-    position open). Trips a VENUE stop of the exchange (or ALL)."""
+    position open). Trips a VENUE stop of the exchange (or ALL). A cross-chain leg left open (its
+    ``ChainLegReport`` LEG_OPEN with ``left_open``: the other leg failed and this one could not be swapped back)
+    trips ALL: the position sits on a chain, not at a venue."""
 
     name = "leg_open"
 
@@ -613,9 +615,14 @@ class LegOpen(Breaker):
         if domain != Domain.EXECUTION:
             return []
         out = []
-        reported = {t.signal_id for t in msg.tlvs if type(t) is LegReport}
+        reported = {t.signal_id for t in msg.tlvs if type(t) in (LegReport, ChainLegReport)}
         for t in msg.tlvs:
-            if type(t) is CexFill and t.base_units and t.purpose == CexOrderPurpose.ENTRY:
+            if type(t) is ChainLegReport and t.outcome == Outcome.LEG_OPEN and t.left_open:
+                token = TokenId(t.token_out)
+                out.append(self.breach(StopScope.ALL, 0, (
+                    f"signal {t.signal_id} left {t.left_open} of token {token.address} open on chain {t.chain_id} "
+                    f"(cross-chain leg {t.leg}, its unwind failed): {t.reason}")))
+            elif type(t) is CexFill and t.base_units and t.purpose == CexOrderPurpose.ENTRY:
                 self.open.setdefault(t.signal_id, (t.venue, now_ns))
             elif type(t) is LegReport:
                 self.open.pop(t.signal_id, None)
@@ -710,6 +717,17 @@ class ChainStall(SelfClearing):
 # ------------------------------------------------------------------ inventory across chains
 
 
+SEEN_KEPT = 10_000  # transfer states remembered for dedupe: far more than a republish after a restart reaches back
+
+
+def _remember(seen: dict[str, None], key: str) -> None:
+    """Add ``key`` to an insertion-ordered set, forgetting the oldest beyond ``SEEN_KEPT`` (the state is persisted
+    with every execution message: it must not grow without bound)."""
+    seen[key] = None
+    while len(seen) > SEEN_KEPT:
+        del seen[next(iter(seen))]
+
+
 def _transfer_key(t: BridgeTransfer) -> str:
     """One bridge transfer, as the spec dedupes it: (source chain, nonce), or (source chain, transfer id)."""
     return f"{t.src_chain}:n{t.nonce}" if t.nonce != NO_NONCE else f"{t.src_chain}:t{t.transfer_id}"
@@ -740,7 +758,7 @@ class XchainInventory(SelfClearing):
         self.balances: dict[str, dict[int, int]] = {
             a.asset: {chain: a.start.get(str(chain), 0) for chain in assets.tokens(a.asset)} for a in cfg.assets}
         self.in_flight: dict[str, int] = dict.fromkeys(self.bounds, 0)
-        self.seen: set[str] = set()  # "<transfer key>:<state>" applied
+        self.seen: dict[str, None] = {}  # "<transfer key>:<state>" applied, oldest first (the last SEEN_KEPT)
         self.last_why = ""
 
     def _move(self, token: int, delta: int) -> bool:
@@ -784,11 +802,11 @@ class XchainInventory(SelfClearing):
                                                    and f"{key}:{int(BridgeTransferState.SENT)}" not in self.seen):
             self._move(int(t.src_token), -t.amount)
             self.in_flight[asset] += t.amount
-            self.seen.add(f"{key}:{int(BridgeTransferState.SENT)}")
+            _remember(self.seen, f"{key}:{int(BridgeTransferState.SENT)}")
         if t.state == BridgeTransferState.COMPLETED:
             self.in_flight[asset] -= t.amount
             self._move(int(t.dst_token), t.received)
-        self.seen.add(f"{key}:{t.state}")
+        _remember(self.seen, f"{key}:{t.state}")
         self.last_why = f"bridge transfer {t.transfer_id} {code_name(BridgeTransferState, t.state)}"
         return True
 
@@ -814,7 +832,7 @@ class XchainInventory(SelfClearing):
 
     def snapshot(self) -> dict[str, Any]:
         return {"balances": {a: {str(c): v for c, v in ch.items()} for a, ch in self.balances.items()},
-                "in_flight": self.in_flight, "seen": sorted(self.seen)}
+                "in_flight": self.in_flight, "seen": list(self.seen)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         for a, chains in state.get("balances", {}).items():
@@ -825,7 +843,7 @@ class XchainInventory(SelfClearing):
         for a, v in state.get("in_flight", {}).items():
             if a in self.in_flight:
                 self.in_flight[a] = int(v)
-        self.seen = set(state.get("seen", []))
+        self.seen = dict.fromkeys(state.get("seen", []))
 
 
 # ------------------------------------------------------------------ a bridge transfer overdue
@@ -843,7 +861,7 @@ class BridgeOverdue(SelfClearing):
         self.max_ns = int(cfg.max_transfer_s * 1e9)
         self.scope = parse_scope(cfg.scope, (StopScope.ALL, StopScope.CHAIN), "bridge_overdue.scope")
         self.open: dict[str, tuple[int, int, int, int, int]] = {}  # key -> (id, src, dst, amount, sent ns)
-        self.done: set[str] = set()  # completed keys (a SENT replayed after its COMPLETED stays closed)
+        self.done: dict[str, None] = {}  # completed keys, oldest first (a SENT replayed after its COMPLETED stays closed)
 
     def on_message(self, domain: int, msg: Message, now_ns: int) -> list[Breach]:
         if domain != Domain.EXECUTION:
@@ -857,7 +875,7 @@ class BridgeOverdue(SelfClearing):
                 self.open.setdefault(key, (t.transfer_id, t.src_chain, t.dst_chain, t.amount, t.sent_time_ns or now_ns))
             elif t.state == BridgeTransferState.COMPLETED:
                 changed |= self.open.pop(key, None) is not None
-                self.done.add(key)
+                _remember(self.done, key)
         return self.evaluate(now_ns) if changed and self.breached else []
 
     def evaluate(self, now_ns: int) -> list[Breach]:
@@ -873,8 +891,8 @@ class BridgeOverdue(SelfClearing):
         return self.evaluate(now_ns)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"open": {k: list(v) for k, v in self.open.items()}, "done": sorted(self.done)}
+        return {"open": {k: list(v) for k, v in self.open.items()}, "done": list(self.done)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.open = {k: tuple(int(x) for x in v) for k, v in state.get("open", {}).items()}  # type: ignore[misc]
-        self.done = set(state.get("done", []))
+        self.done = dict.fromkeys(state.get("done", []))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -614,3 +615,37 @@ gas_per_eth = {2000 * 10**6}
     (s,) = stops(e.on_message(Domain.EXECUTION, msg, T0))
     dl = next(b for b in e.breakers if b.name == "daily_loss")
     assert dl.pnl[USDC_ID] == 10**6 - 2000 * 10**6 - 200_000 and s.trip.breaker == "daily_loss"
+
+
+def test_a_cross_chain_leg_left_open_stops_everything_naming_its_chain() -> None:
+    from risk_testkit import chain_leg, cross_chain_result
+
+    from protocol.execution import DexLegResult
+    from protocol.ids import TokenId
+
+    legs = (chain_leg(3, 0, chain=1, token_in=USDC_ID, token_out=WETH_ID, amount_in=2000 * 10**6, amount_out=ETHER,
+                      outcome=Outcome.LEG_OPEN, left_open=ETHER),
+            chain_leg(3, 1, chain=2, token_in=TokenId.of(2, WETH_ID.address), token_out=TokenId.of(2, USDC_ID.address),
+                      amount_in=ETHER, amount_out=0, outcome=Outcome.LEG_OPEN, result=DexLegResult.REVERTED))
+    e = engine('[leg_open]\nmax_open_s = 5.0\n')
+    (s,) = stops(e.on_message(Domain.EXECUTION, cross_chain_result(3, legs, outcome=Outcome.LEG_OPEN), T0))
+    assert (s.trip.scope, s.trip.scope_value) == (StopScope.ALL, 0)
+    assert f"signal 3 left {ETHER} of token {WETH_ID.address} open on chain 1 (cross-chain leg 0" in s.trip.reason
+    # an unwound cross-chain signal leaves nothing open
+    e = engine('[leg_open]\nmax_open_s = 5.0\n')
+    unwound = tuple(dataclasses.replace(x, outcome=int(Outcome.UNWOUND), left_open=0) for x in legs)
+    assert stops(e.on_message(Domain.EXECUTION, cross_chain_result(4, unwound, outcome=Outcome.UNWOUND), T0)) == []
+
+
+def test_the_remembered_transfer_states_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from risk_testkit import bridge
+
+    import risk.breakers as rb
+    from protocol.execution import BridgeTransferState as BT
+
+    monkeypatch.setattr(rb, "SEEN_KEPT", 3)
+    e = engine("[bridge_overdue]\n")
+    for n in range(5):
+        e.on_message(Domain.EXECUTION, bridge(n, BT.COMPLETED, amount=1, nonce=n), T0)
+    bo = next(b for b in e.breakers if b.name == "bridge_overdue")
+    assert list(bo.done) == ["2:n2", "2:n3", "2:n4"] and bo.snapshot()["done"] == ["2:n2", "2:n3", "2:n4"]
