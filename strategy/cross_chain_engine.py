@@ -27,8 +27,10 @@ snapshots before its first header, so the first sizing of a pair can wait for a 
   first, a pair sharing a pool with a chosen one is withheld.
 
 The signal's layout is ``specs/protocol.md`` "Cross-chain signal" (``strategy.cross_chain.signal_tlvs``);
-its ``SignalIdentity.block_number`` and ``DecisionPoint`` are the source and destination chains'
-positions: the newest ``(block, log_index)`` applied on each chain.
+its ``SignalIdentity.block_number`` is the newest block of the source chain whose state is known (its
+newest pool record's block, or the block before its newest header if later: a pair re-sized on a header
+or on the other chain's news is not stale), its ``DecisionPoint`` the destination chain's newest
+``(block, log_index)`` applied.
 
 Nothing is counted silently: ``stats`` (the engine's counter) gets ``xc_*`` keys for every pair
 not signalled and why.
@@ -217,9 +219,12 @@ class CrossChainEngine:
         signal_id = self._next_signal_id()
         self._source_seq += 1
         cfg = self.config
+        # the source chain's state is known up to its newest pool record and, a node sending a block's logs
+        # before the next block's header, to the block before its newest header (a quiet pool is not old news)
+        source_block = max(self.positions[src.chain_id][0], self.state.gas[src.chain_id].block_number - 1)
         tlvs = signal_tlvs(quote, src, dst, bridge_id=self.xc.bridge_id, signal_id=signal_id,
                            strategy_id=cfg.strategy_id, strategy=cfg.name, confidence_bps=cfg.confidence_bps,
-                           source_block=self.positions[src.chain_id][0], dest_position=self.positions[dst.chain_id],
+                           source_block=source_block, dest_position=self.positions[dst.chain_id],
                            trace=self._trace(cause, signal_id))
         return Message(domain=Domain.SIGNAL, tlvs=tlvs, source_id=cfg.source_id, source_seq=self._source_seq,
                        event_time_ns=cause.event_time_ns, receive_time_ns=now_ns)

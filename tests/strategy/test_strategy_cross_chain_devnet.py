@@ -123,6 +123,7 @@ def _by_hand(applied: list[Message], usdc_is_token0: dict[PoolId, bool], signal_
     collector's receive stamps), each chain's position; then sigma, every cost, the continuous optimum
     and the best integer size around it."""
     gas: dict[int, int] = {}
+    head: dict[int, int] = {}
     reserves: dict[PoolId, tuple[int, int]] = {}
     mark: dict[PoolId, tuple[int, int]] = {}
     history: dict[PoolId, list[tuple[int, int, int]]] = {p: [] for p in usdc_is_token0}
@@ -131,6 +132,7 @@ def _by_hand(applied: list[Message], usdc_is_token0: dict[PoolId, bool], signal_
         for r in m.tlvs:
             if type(r) is BlockHeader:
                 gas[r.chain_id] = r.base_fee + r.priority_fee
+                head[r.chain_id] = r.number
             elif type(r) in (PoolSnapshot, V2Reserves) and r.pool in usdc_is_token0:
                 snap = type(r) is PoolSnapshot
                 at = (r.block_number, 0xFFFFFFFF if snap else r.log_index)
@@ -189,7 +191,7 @@ def _by_hand(applied: list[Message], usdc_is_token0: dict[PoolId, bool], signal_
             "net_at": variable(signal_x) - fixed, "base_at": base, "out_at": _v2_out(base, wd, ud),
             "gas": (gas[cs], gas[cd]), "costs": (gas_s, gas_d, bridge_gas), "fee": _up(signal_x * BRIDGE_FEE_BPS, 10_000),
             "drift": _up(K_MILLI * sig * sqrt_t * signal_x, 10**18), "blocks": _up(t_ms, min(BLOCK_MS.values())),
-            "pos": pos}
+            "pos": pos, "known": {cid: max(pos[cid][0], head[cid] - 1) for cid in (A, B)}}
 
 
 class _Stack:
@@ -360,7 +362,7 @@ async def test_the_strategy_process_finds_a_scripted_gap_sized_and_priced_by_han
         assert (xc.source_gas_cost, xc.dest_gas_cost) == (GAS_UNITS[src.chain_id] * hand["gas"][0],
                                                           GAS_UNITS[dst.chain_id] * hand["gas"][1])
         assert (xc.bridge, xc.timing_risk_blocks) == (1, hand["blocks"]) and hand["blocks"] == 8  # 2 s / 250 ms
-        assert ident.block_number == hand["pos"][src.chain_id][0]
+        assert ident.block_number == hand["known"][src.chain_id]
         assert (point.block_number, point.log_index) == hand["pos"][dst.chain_id]
         return hand
 

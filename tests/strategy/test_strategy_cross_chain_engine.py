@@ -96,7 +96,11 @@ def test_both_chains_through_one_engine_publish_the_cross_chain_signal() -> None
     assert (h0.pool, h0.amount_in, h0.amount_out, h1.pool, h1.amount_in, h1.amount_out) == (
         POOL_A, q.amount_in, q.base_amount, POOL_B, q.base_amount, q.amount_out)
     assert trace.trace_id == (7 << 64) | 2 and trace.span_id == ident.signal_id  # caused by B's snapshot
-    assert e.stats["xc_signals"] == 1
+    # a quiet source pool is not old news: A's newer head says its state is known to the block before it
+    e.on_message(msg(header(base_fee=GWEI, priority_fee=0, number=130, chain=A), t=4 * S), 4 * S)
+    (later,) = e.on_message(msg(sync(POOL_B, 2_031_000 * 10**6, 1000 * 10**18, block=401), t=5 * S), 5 * S)
+    assert later.find(SignalIdentity).block_number == 129 and later.find(DecisionPoint).block_number == 401
+    assert e.stats["xc_signals"] == 2
 
 
 def test_no_repeat_for_the_same_state_of_both_pools_a_new_state_signals_again() -> None:
