@@ -195,6 +195,29 @@ class World:
 
 
 @asynccontextmanager
+async def open_executor(config: Any, published: Published) -> AsyncIterator[Executor]:
+    """The executor as its process builds it: its own chain's gateway and keystore, a side per chain (the other
+    chain's keystore unlocked from the files the configuration names), each chain's open transactions settled."""
+    rpc = HttpRpc(config.rpc_url, timeout=10.0)
+    store = ExecutorStore(config.state_db)
+    side_rpcs: list[HttpRpc] = []
+    try:
+        gateway = ChainGateway(rpc, unlock(config), chain_id=config.chain_id, contract=config.contract)
+        ex = Executor(config, gateway, store, published)
+        await ex.recover()
+        sides, side_rpcs = build_sides(ex, unlock_chains(config))
+        for s in sides.values():
+            if s.config.chain_id != config.chain_id:
+                await s.recover()
+        ex.xchain = CrossChainRunner(ex, sides)
+        yield ex
+    finally:
+        for r in (rpc, *side_rpcs):
+            await r.aclose()
+        store.close()
+
+
+@asynccontextmanager
 async def world(pair: tuple[Side, Side], *, mode: str = "public", validation: dict[str, Any] | None = None,
                 **cross: Any) -> AsyncIterator[World]:
     a, b = pair
@@ -213,23 +236,10 @@ async def world(pair: tuple[Side, Side], *, mode: str = "public", validation: di
         "cross_chain": table,
     })
     published = Published()
-    rpc = HttpRpc(a.dep.rpc_url, timeout=10.0)
-    store = ExecutorStore(config.state_db)
-    side_rpcs: list[HttpRpc] = []
     try:
-        gateway = ChainGateway(rpc, unlock(config), chain_id=A, contract=a.arb)
-        ex = Executor(config, gateway, store, published)
-        await ex.recover()
-        sides, side_rpcs = build_sides(ex, unlock_chains(config))
-        for s in sides.values():
-            if s.config.chain_id != A:
-                await s.recover()
-        ex.xchain = CrossChainRunner(ex, sides)
-        yield World(a, b, ex, published)
+        async with open_executor(config, published) as ex:
+            yield World(a, b, ex, published)
     finally:
-        for r in (rpc, *side_rpcs):
-            await r.aclose()
-        store.close()
         for side, snap in zip(pair, snaps, strict=True):
             side.chain.rpc("evm_setAutomine", True)
             side.net.client.revert(snap)
@@ -402,6 +412,32 @@ async def test_nothing_is_sent_when_the_signal_does_not_hold(pair: tuple[Side, S
         assert (a.balances(), b.balances(), a.nonce(), b.nonce()) == before and not w.started()
         if case == "moved":
             assert "simulation" in r1.reason and r0.reason == "not sent"
+
+
+# --------------------------------------------------------------------------- restart
+
+
+async def test_a_restart_with_a_leg_in_flight_ends_the_signal_leg_open_once(pair: tuple[Side, Side]) -> None:
+    """The executor stops (its run cancelled, as by a kill) while B's leg waits in B's pool; B then mines it.
+    The restarted executor settles each chain's transactions and the signal ends LEG_OPEN, once."""
+    a, b = pair
+    async with world(pair) as w:
+        sig, msg, _ = w.signal()
+        b.chain.rpc("evm_setAutomine", False)
+        async with trio.open_nursery() as n:
+            n.start_soon(w.ex.handle, _Queued(sig=sig, msg=msg, halted_by=None, seq=1))
+            with trio.fail_after(10):
+                while not any(s.chain_id == B for s in w.started()):  # noqa: ASYNC110 - the records published
+                    await trio.sleep(0.01)
+            n.cancel_scope.cancel()
+        assert not any(type(t) is ExecutionResult for m in w.published.messages for t in m)
+        b.chain.rpc("evm_mine")
+        b.chain.rpc("evm_setAutomine", True)
+        again = Published()
+        async with open_executor(w.config, again):
+            results = [t for m in again.messages for t in m if type(t) is ExecutionResult]
+        assert [(r.signal_id, r.outcome) for r in results] == [(sig.signal_id, Outcome.LEG_OPEN)]
+        assert "restarted during a two-leg signal's legs" in results[0].reason, results[0].reason
 
 
 # --------------------------------------------------------------------------- the executor process's wiring
