@@ -4,6 +4,11 @@ Consumes the market-data relay from the oldest retained message (so pool snapsho
 published at the collector's start are applied), runs every message through the
 sans-IO ``StrategyEngine`` and publishes the signals it returns on the signal relay.
 
+With a ``[cross_chain]`` section (``strategy/config.py``) the same process finds cross-chain
+opportunities: each chain's collector publishes on the one market-data relay this process reads,
+and the engine re-sizes the configured pool pairs as either chain moves
+(``strategy/cross_chain_engine.py``), publishing the cross-chain signal of ``specs/protocol.md``.
+
 SIGHUP reloads the configuration file: thresholds and cost assumptions
 (``StrategyEngine.RELOADABLE``) change for the next decision, anything else is refused with the
 reason logged and the process keeps its running configuration (``runtime.reload``).
