@@ -740,8 +740,8 @@ class XchainInventory(SelfClearing):
     Balances start at the configured ``start`` per chain and move with the execution relay: every
     ``ChainLegReport`` whose swap (or unwind) EXECUTED moves its chain's tokens, every CEX-DEX ``LegReport`` whose
     DEX leg executed its chain's tokens, and every ``BridgeTransfer``: SENT takes ``amount`` off the source chain
-    into flight, COMPLETED lands ``received`` on the destination (the fee is gone). Each transfer state counts
-    once. Trips ALL (or, with ``scope = "chain"``, a CHAIN stop of the chain holding too much); lifts itself when
+    into flight, COMPLETED lands ``received`` on the destination (the fee is gone). Each transfer state and each
+    leg counts once (a record republished after a restart of its publisher is a duplicate). Trips ALL (or, with ``scope = "chain"``, a CHAIN stop of the chain holding too much); lifts itself when
     every asset is back within its share (a rebalance landed)."""
 
     name = "xchain_inventory"
@@ -758,7 +758,8 @@ class XchainInventory(SelfClearing):
         self.balances: dict[str, dict[int, int]] = {
             a.asset: {chain: a.start.get(str(chain), 0) for chain in assets.tokens(a.asset)} for a in cfg.assets}
         self.in_flight: dict[str, int] = dict.fromkeys(self.bounds, 0)
-        self.seen: dict[str, None] = {}  # "<transfer key>:<state>" applied, oldest first (the last SEEN_KEPT)
+        # applied, oldest first (the last SEEN_KEPT): "<transfer key>:<state>", "leg:<signal>:<leg>", "dex:<signal>"
+        self.seen: dict[str, None] = {}
         self.last_why = ""
 
     def _move(self, token: int, delta: int) -> bool:
@@ -777,6 +778,9 @@ class XchainInventory(SelfClearing):
         for t in msg.tlvs:
             tp = type(t)
             if tp is ChainLegReport:
+                if f"leg:{t.signal_id}:{t.leg}" in self.seen:  # the executor republished its result
+                    continue
+                _remember(self.seen, f"leg:{t.signal_id}:{t.leg}")
                 if t.result == DexLegResult.EXECUTED:
                     moved |= self._move(int(t.token_in), -t.amount_in)
                     moved |= self._move(int(t.token_out), t.amount_out)
@@ -784,7 +788,8 @@ class XchainInventory(SelfClearing):
                     moved |= self._move(int(t.token_out), -t.unwind_amount_in)
                     moved |= self._move(int(t.token_in), t.unwind_amount_out)
                 self.last_why = f"signal {t.signal_id}'s cross-chain legs"
-            elif tp is LegReport and t.dex_result == DexLegResult.EXECUTED:
+            elif tp is LegReport and t.dex_result == DexLegResult.EXECUTED and f"dex:{t.signal_id}" not in self.seen:
+                _remember(self.seen, f"dex:{t.signal_id}")
                 sign = 1 if t.cex_side == Side.SELL else -1
                 moved |= self._move(int(t.base_token), sign * t.dex_base)
                 moved |= self._move(int(t.quote_token), -sign * t.dex_quote)

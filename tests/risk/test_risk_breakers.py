@@ -525,6 +525,8 @@ def test_xchain_inventory_trips_the_chain_holding_too_much_and_lifts_when_a_reba
     e = engine(SHARES)
     # each trade moves 2000 USDC from chain 1 to chain 2 (+30 profit): 5000/5000 -> 3000/7030 (70.09 %)
     assert stops(e.on_message(Domain.EXECUTION, _xtrade(1, 1000 * 10**6, 1015 * 10**6), T0)) == []  # 4000/6015: 60 %
+    # the executor republishes the same result after a restart: its legs count once
+    assert stops(e.on_message(Domain.EXECUTION, _xtrade(1, 1000 * 10**6, 1015 * 10**6), T0)) == []
     (s,) = stops(e.on_message(Domain.EXECUTION, _xtrade(2, 1000 * 10**6, 1015 * 10**6), T0))
     assert (s.trip.breaker, s.trip.scope, s.trip.scope_value) == ("xchain_inventory", StopScope.CHAIN, 2)
     assert "USDC: chain 2 holds 70.1 % of 10030000000 (7030000000; 0 in flight), above the bound 70 %" in s.trip.reason
