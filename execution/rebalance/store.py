@@ -145,7 +145,8 @@ class RebalanceStore:
                                              nonce=r[5], raw=bytes(r[6]), status=r[7])
 
     def txs(self, transfer_id: int | None = None) -> list[TxRow]:
-        q, args = "SELECT tx_hash, transfer_id, step, chain_id, sender, nonce, raw, status FROM txs", ()
+        q = "SELECT tx_hash, transfer_id, step, chain_id, sender, nonce, raw, status FROM txs"
+        args: tuple[int, ...] = ()
         if transfer_id is not None:
             q, args = q + " WHERE transfer_id = ?", (transfer_id,)
         return [TxRow(tx_hash=r[0], transfer_id=r[1], step=r[2], chain_id=r[3], sender=r[4], nonce=r[5],
