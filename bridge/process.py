@@ -79,6 +79,7 @@ DEFAULT_SOURCE_ID_BASE = 0xB1D60000  # bridge-in's source_id: this + domain, unl
 ACK_TIMEOUT = 5.0
 DEFAULT_MAX_INFLIGHT = 2  # batches awaiting JetStream's ack
 DEFAULT_BATCH_BYTES = 256 * 1024  # frames per stream message, at most (JetStream's max_payload is 1 MB)
+COALESCE_BYTES = 1 << 20  # bridge in: consecutive stream messages already received go to the relay in one write
 _RETRY = (NatsDisconnected, NatsUnavailable, JetStreamError, PublishRejected, NatsProtocolError, trio.TooSlowError)
 
 
@@ -399,7 +400,7 @@ class BridgeIn(_Bridge):
                 trace = self.trace
                 if trace is not None:
                     c.trace = trace.tables.setdefault("arrive", [])
-                async for first, last, _count, data in c.runs():
+                async for first, last, _count, data in c.runs(coalesce=COALESCE_BYTES):
                     if first != core.next_seq and core.next_seq > 1:
                         # the stream does not have some domain sequences (its retention, or a
                         # bridge-out that lost them on the source host): the relay takes the jump

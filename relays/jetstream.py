@@ -710,9 +710,12 @@ class JetStreamConsumer:
 
     # ---- iteration
 
-    async def runs(self) -> AsyncIterator[tuple[int, int, int, bytes | memoryview]]:
+    async def runs(self, *, coalesce: int = 0) -> AsyncIterator[tuple[int, int, int, bytes | memoryview]]:
         """``(first D, last D, frames, bytes)``: the new frames of one stream message at a time,
-        back to back (the cheapest form: what bridge-in forwards)."""
+        back to back (the cheapest form: what bridge-in forwards). ``coalesce``: join the runs
+        already received that continue each other, up to that many bytes, into one (a reader
+        that fell behind catches up in fewer, bigger steps; an idle one still gets each message
+        as it comes, with no timer)."""
         q = self._queue
         while True:
             while not q:
@@ -723,8 +726,19 @@ class JetStreamConsumer:
                 if self._nc is not None:
                     self._nc.publish(item, b"")
                 continue
-            self.last_seq = item[1]  # type: ignore[index]
-            yield item  # type: ignore[misc]
+            first, last, count, data = item  # type: ignore[misc]
+            if coalesce and q and type(q[0]) is not str and q[0][0] == last + 1:  # type: ignore[index]
+                parts = [data]
+                size = len(data)
+                while q and type(q[0]) is not str and q[0][0] == last + 1 and size + len(q[0][3]) <= coalesce:  # type: ignore[index, arg-type]
+                    _, last, n, more = q.popleft()  # type: ignore[misc]
+                    parts.append(more)
+                    count += n
+                    size += len(more)
+                if len(parts) > 1:
+                    data = b"".join(parts)
+            self.last_seq = last
+            yield first, last, count, data
 
     async def batches(self) -> AsyncIterator[list[Any]]:
         """One list per stream message: raw frames (bytes), or decoded Messages."""

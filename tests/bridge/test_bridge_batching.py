@@ -80,3 +80,31 @@ async def test_a_refusal_stops_publishing_and_the_session() -> None:
     assert len(nc.published) == 1  # nothing more after a refusal
     with pytest.raises(PublishRejected, match="wrong last sequence"):
         await pub.watch()
+
+
+async def test_bridge_in_joins_what_has_already_arrived() -> None:
+    """Bridge in's reader: stream messages already received that continue each other reach the
+    relay as one run (a reader that fell behind catches up in one write); a gap, a flow-control
+    reply (answered once what came before it is taken) and the size cap each end a run."""
+    from relays.jetstream import JetStreamConsumer
+
+    async def take(coalesce: int, n: int) -> tuple[list[tuple[int, int, int, bytes]], FakeNats]:
+        c = JetStreamConsumer(MD, "nats://127.0.0.1:1")
+        nc = FakeNats()
+        c._nc = nc  # type: ignore[assignment]
+        c._queue.extend([(1, 2, 2, b"ab"), (3, 3, 1, b"c"), "fc.reply", (4, 4, 1, b"d"), (5, 5, 1, b"e"),
+                         (7, 7, 1, b"g"), (8, 9, 2, b"hi")])
+        out = []
+        async for run in c.runs(coalesce=coalesce):
+            out.append((run[0], run[1], run[2], bytes(run[3])))
+            if len(out) == n:
+                break
+        return out, nc
+
+    joined, nc = await take(1 << 20, 3)
+    assert joined == [(1, 3, 3, b"abc"), (4, 5, 2, b"de"), (7, 9, 3, b"ghi")]
+    assert [p[0] for p in nc.published] == ["fc.reply"]
+    capped, _ = await take(2, 5)
+    assert capped == [(1, 2, 2, b"ab"), (3, 3, 1, b"c"), (4, 5, 2, b"de"), (7, 7, 1, b"g"), (8, 9, 2, b"hi")]
+    single, _ = await take(0, 6)
+    assert [r[:2] for r in single] == [(1, 2), (3, 3), (4, 4), (5, 5), (7, 7), (8, 9)]

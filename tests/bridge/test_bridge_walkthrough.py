@@ -31,6 +31,7 @@ from natskit import require_nats_server
 from relay_testkit import ROOT, wait_listening
 
 from relays.client import RelayConsumer, RelayProducer
+from tools.bench.bridge import BRIDGED_RELAY
 from tools.nats_server import free_port
 
 SECTION = "## Several hosts: bridging through NATS JetStream"
@@ -172,6 +173,9 @@ def test_walkthrough_is_complete() -> None:
     b = [" ".join(c[:4]) for c in hosts["Host B"]]
     assert "alphapulse relay --domain market_data" in a and any(c.startswith("alphapulse bridge out") for c in a)
     assert "alphapulse relay --domain market_data" in b and any(c.startswith("alphapulse bridge in") for c in b)
+    # bench bridge runs host B's relay as the walkthrough does
+    (relay_b,) = [c for c in hosts["Host B"] if c[:4] == ["alphapulse", "relay", "--domain", "market_data"]]
+    assert " ".join(BRIDGED_RELAY) in " ".join(relay_b)
     # the include names the authorization file the text tells you to write, beside the configuration
     include = re.search(r"^include\s+(\S+)", str(p["conf"]), re.M)
     assert include, "the server configuration includes the authorization file"

@@ -12,6 +12,8 @@ storage started for the run in a temporary directory on a free loopback port). O
   that every batch continues the previous one (nothing lost, nothing twice).
   The stream message count of each bridged phase gives the mean batch size (frames per
   JetStream message).
+  Relay A runs with the relay's defaults (as in the plain relay hop); relay B, fed by bridge in,
+  as the README's host B runs it (``--fsync interval``: the stream already holds what it holds).
 * **bridged latency**: a paced producer at ``--latency-rate`` for ``--latency-seconds``
   stamps ``event_time_ns`` right before sending (bridge-in keeps event times); the consumer on
   relay B computes receive - send per message.
@@ -54,6 +56,9 @@ from tools.bench.relay import (
 )
 
 SUBJECT = "bench.frames"
+# relay B is run as the README's host B runs the relay bridge in feeds: everything in it is already
+# in the stream, so it does not fsync every batch (specs/relay.md, "JetStream durability")
+BRIDGED_RELAY = ("--fsync", "interval")
 
 
 # ---------------------------------------------------------------------------- nats-py roles
@@ -147,10 +152,10 @@ class _Procs:
         self.procs.append(p)
         return p
 
-    def relay(self, name: str) -> str:
+    def relay(self, name: str, *extra: str) -> str:
         sock = str(self.tmp / f"{name}.sock")
         p = self.start(name, "relay", "--domain", "market_data", "--socket", sock, "--data-dir",
-                       str(self.tmp / f"{name}-data"), "--log-level", "WARNING")
+                       str(self.tmp / f"{name}-data"), "--log-level", "WARNING", *extra)
         _wait_socket(sock, p)
         return sock
 
@@ -196,7 +201,7 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
         pids["relay A"] = procs.procs[-1].pid
         sink = a
         if nats_url:
-            b = procs.relay("b")
+            b = procs.relay("b", *BRIDGED_RELAY)
             pids["relay B"] = procs.procs[-1].pid
             pids["bridge out"] = procs.start(
                 "bridge-out", "bridge", "out", "--domain", "market_data", "--nats", nats_url, "--socket", a,
