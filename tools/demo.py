@@ -121,6 +121,8 @@ class Tally:
     xc_realized: int = 0  # gross, in the quote token of the source chain (from the ExecutionResults)
     xc_origin: dict[int, int] = field(default_factory=dict)  # signal id -> its TraceContext.origin_ns
     submitted: dict[int, dict[int, int]] = field(default_factory=dict)  # signal id -> chain -> ExecutionStarted ns
+    execution_seq: int = 0  # the newest execution-relay sequence the demo has read
+    chains_seen: set[int] = field(default_factory=set)  # chains whose BlockHeader the demo has read
     rtt: dict[int, list[int]] = field(default_factory=dict)  # chain id -> eth_blockNumber round trips (ns)
     follow_moves: Any = None  # the lagging chain's driver counts (trades, trade_errors)
     pool_tape: Any = None  # tools.demo_xchain.PoolTape: the lead chain's pool price as seen on the bus
@@ -341,7 +343,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
     )
     from protocol.header import Domain
     from protocol.ids import VenueKind, code_name
-    from protocol.market import Side
+    from protocol.market import BlockHeader, Side
     from protocol.signals import ArbitragePath, FlashLoan, FlashSource, SignalIdentity, SignalKind
     from protocol.system import EmergencyStop, Resume, TraceContext
     from relays.client import RelayConsumer
@@ -407,6 +409,9 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
             tapes = [t for t in (tally.cex_tape, tally.pool_tape) if t is not None]
             async for msg in c:
                 tally.market += 1
+                for t in msg.tlvs:
+                    if type(t) is BlockHeader:
+                        tally.chains_seen.add(t.chain_id)
                 for tape in tapes:
                     tape.on_records(msg.tlvs, time.monotonic())
 
@@ -414,6 +419,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
         async with RelayConsumer.connect(Domain.EXECUTION, str(run_dir / "execution.sock"), from_seq=0,
                                          name="demo") as c:
             async for msg in c:
+                tally.execution_seq = max(tally.execution_seq, msg.domain_seq)
                 if tally.xc_model is not None:
                     tally.xc_model.on_message(Domain.EXECUTION, msg, time.time_ns())
                 for t in msg.tlvs:
@@ -541,6 +547,10 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
                     nursery.start_soon(watch_bus, run_dir, tally)
                     trader = net.deployment.funded_accounts[0]
                     await trio.sleep(args.warmup)
+                    if xchain is not None:
+                        from tools.demo_xchain import wait_both_chains
+
+                        await wait_both_chains(xchain, tally, say)
                     if cex is not None:
                         from tools.demo_cex import follow_cex
 
@@ -590,6 +600,10 @@ async def _run(args: argparse.Namespace, net: Devnet, deploy_file: Path, run_dir
             say("stopping the market driver; letting in-flight executions settle")
             with settle:
                 await trio.sleep(min(args.settle, 2.0) if tally.interrupted else args.settle)
+                if xchain is not None:
+                    from tools.demo_xchain import wind_down
+
+                    await wind_down(sup, xchain, tally, deploy_file.parent / "data", say)
             await sup.stop_all()
             nursery.cancel_scope.cancel()
 

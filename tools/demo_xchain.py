@@ -69,6 +69,7 @@ class XChainOptions:
     drift_k_milli: int = 2000
     sigma_floor_ppb: int = 20_000
     min_net_profit_usdc: int = 1_000_000  # 1 USDC
+    floor_pct: int = 70  # the rebalancer refills a chain's asset below this % of its start, back to the start
     # what each chain's contract holds at start, of each asset
     inventory_weth: int = 50 * 10**18
     inventory_usdc: int = 100_000 * 10**6
@@ -198,10 +199,11 @@ def read_inventory(setup: XChainSetup) -> dict[int, dict[str, int]]:
 
 
 def holdings(setup: XChainSetup) -> dict[tuple[int, int], int]:
-    """What the books track, read on chain: per chain, each deployed token held by the contract (inventory)
-    and the profit recipient (one-chain arbitrage profit), and the native coin of the contract's owner (the
-    executor's and the rebalancer's signer there, which pays their gas); keyed by (chain id, token id) with
-    ``portfolio.books.native_token`` for the native coin."""
+    """What the books track, read on chain: per chain, each deployed token held by the contract (inventory),
+    the profit recipient (one-chain arbitrage profit) and the contract's owner (the rebalancer withdraws to it
+    before it sends through the bridge), and the owner's native coin (the executor's and the rebalancer's
+    signer there, which pays their gas); keyed by (chain id, token id), ``portfolio.books.native_token`` for
+    the native coin."""
     from portfolio.books import native_token
     from protocol.ids import TokenId
 
@@ -209,8 +211,8 @@ def holdings(setup: XChainSetup) -> dict[tuple[int, int], int]:
     for c in setup.chains:
         client = c.net.client
         for t in c.deployment.tokens:
-            out[(c.chain_id, int(TokenId.of(c.chain_id, t.address)))] = (
-                client.erc20_balance(t.address, c.arb) + client.erc20_balance(t.address, c.recipient))
+            out[(c.chain_id, int(TokenId.of(c.chain_id, t.address)))] = sum(
+                client.erc20_balance(t.address, holder) for holder in (c.arb, c.recipient, c.owner))
         out[(c.chain_id, native_token(c.chain_id))] = client.eth_balance(c.owner)
     return out
 
@@ -244,8 +246,33 @@ def collector_doc(setup: XChainSetup, chain: ChainSetup, relay_socket: str) -> d
                        "chain_id": chain.chain_id}]}
 
 
+def rebalancer_doc(setup: XChainSetup, data_dir: Path, relays: dict[str, str]) -> dict[str, Any]:
+    """The rebalancer (``specs/rebalance.md``): each chain's contract, its bridge and its owner's keystore (the
+    executor's: only the owner withdraws from the contract), and per chain and asset a floor of ``floor_pct`` %
+    of what the contract started with and the start as the target; the bridge stand-in's fee."""
+    from tools.deployment_writer import assets_doc
+
+    o = setup.options
+    chains = []
+    for c in setup.chains:
+        bridge = c.deployment.bridge
+        assert bridge is not None, "the devnet deploys a DevBridge on every chain"
+        chains.append({"chain_id": c.chain_id, "rpc_url": c.deployment.rpc_url, "contract": c.arb,
+                       "bridge": bridge.address, "keystore": {"path": c.keystore, "password_file": c.password_file}})
+    return {
+        "rebalancer": {"state_db": data_dir / "rebalancer.sqlite", "poll_s": 1.0, "bridge_id": o.bridge_id,
+                       "bridge_fee_bps": o.bridge_fee_bps, "overdue_s": 4.0 * o.bridge_delay + 30.0},
+        "chains": chains,
+        "assets": [a for a in assets_doc([c.deployment for c in setup.chains])["assets"]
+                   if a["name"] in ("WETH", "USDC")],
+        "targets": [{"asset": sym, "chain_id": c.chain_id, "floor": start * o.floor_pct // 100, "target": start}
+                    for sym, start in (("WETH", o.inventory_weth), ("USDC", o.inventory_usdc)) for c in setup.chains],
+        "relays": {"execution": relays["execution"]},
+    }
+
+
 def processes(setup: XChainSetup, cfg_dir: Path, data_dir: Path, relays: dict[str, str]) -> list[ProcessEntry]:
-    """A collector per chain (configs written here) and the bridge stand-in's relayer."""
+    """A collector per chain (configs written here), the bridge stand-in's relayer and the rebalancer."""
     from tools.deployment_writer import write_toml
 
     out = []
@@ -258,6 +285,8 @@ def processes(setup: XChainSetup, cfg_dir: Path, data_dir: Path, relays: dict[st
     out.append(process("bridge-relayer", ["standin", "bridge", "--deployment", setup.deployment_file,
                                           "--delay", str(o.bridge_delay), "--fee-bps", str(o.bridge_fee_bps),
                                           "--state", data_dir / "bridge-relayer.sqlite"]))
+    path = write_toml(cfg_dir / "rebalancer.toml", rebalancer_doc(setup, data_dir, relays))
+    out.append(process("rebalancer", ["rebalancer", "--config", path], after=["relay-execution"]))
     return out
 
 
@@ -313,7 +342,8 @@ def executor_table(setup: XChainSetup) -> dict[str, Any]:
 
 
 def risk_tables(setup: XChainSetup) -> dict[str, Any]:
-    """The risk process's cross-chain breakers: a chain whose head stops (10 block times), one chain holding
+    """The risk process's cross-chain breakers: a chain whose head stops (20 block times: 5 s of the fast chain,
+    which a loaded machine's collector can miss at start), one chain holding
     more than 80 % of an asset (a CHAIN stop of it, lifted once a rebalance lands) from the inventory each
     contract starts with, and a bridge transfer not completed within four times the stand-in's delay + 30 s."""
     from tools.deployment_writer import assets_doc
@@ -321,7 +351,7 @@ def risk_tables(setup: XChainSetup) -> dict[str, Any]:
     o = setup.options
     return {
         "chain_stall": {"chains": {str(c.chain_id): bt for c, bt in zip(setup.chains, o.block_times, strict=True)
-                                   if bt is not None}, "multiple": 10.0},
+                                   if bt is not None}, "multiple": 20.0},
         "assets": assets_doc([c.deployment for c in setup.chains])["assets"],
         "xchain_inventory": {"scope": "chain", "assets": [
             {"asset": sym, "start": {str(c.chain_id): amount for c in setup.chains}, "max_share_bps": 8000}
@@ -422,6 +452,105 @@ async def measure_rtt(setup: XChainSetup, out: dict[int, list[int]]) -> None:
         with trio.CancelScope(shield=True):
             for rpc in rpcs.values():
                 await rpc.aclose()
+
+
+# --------------------------------------------------------------------------- start and end of the run
+
+MARKET_WAIT = 60.0  # seconds the market drivers wait for both chains' collectors
+EXECUTOR_WAIT = 30.0  # ... the wind-down waits for the executor's open signals
+REBALANCER_QUIET = 3.0  # ... the rebalancer must have had no transfer open this long before it is stopped
+REBALANCER_WAIT = 60.0
+BOOKS_WAIT = 30.0
+
+
+async def poll_until(done: Callable[[], bool], seconds: float, every: float = 0.2) -> bool:
+    """Whether ``done()`` became true within ``seconds``, asked every ``every`` s (what it asks about is
+    another process's file or a count the bus watchers keep: nothing to wait on)."""
+    import trio
+
+    with trio.move_on_after(seconds):
+        while not done():  # noqa: ASYNC110 - polled state lives in other processes' files
+            await trio.sleep(every)
+        return True
+    return False
+
+
+async def wait_both_chains(setup: XChainSetup, tally: Any, say: Callable[[str], None]) -> None:
+    """Hold the market drivers until both chains' collectors publish (a ``BlockHeader`` of each chain seen on
+    the market-data relay), at most ``MARKET_WAIT`` s: on a busy machine the processes take many seconds to
+    start, and ``--duration`` counts the market's time, not theirs. (The strategy, the executor and the books
+    read their relays from the oldest record: starting later, they miss nothing.)"""
+    t0 = time.monotonic()
+    want = {c.chain_id for c in setup.chains}
+    seen = await poll_until(lambda: want <= tally.chains_seen, MARKET_WAIT)
+    say(f"both chains' collectors publishing after {time.monotonic() - t0:.1f} s" if seen
+        else f"chains {sorted(want - tally.chains_seen)} not seen on the bus within {MARKET_WAIT:.0f} s; "
+             "driving the market anyway")
+
+
+def open_rebalances(db: Path) -> int | None:
+    """Transfers the rebalancer has open (planned, not yet completed, refused or failed) in its state file;
+    None before it wrote one."""
+    from runtime.files import open_sqlite_readonly
+
+    if not db.is_file():
+        return None
+    conn = open_sqlite_readonly(db, tables=("transfers",), what="rebalancer state")
+    try:
+        (n,) = conn.execute("SELECT COUNT(*) FROM transfers WHERE state NOT IN ('completed', 'refused', 'failed')"
+                            ).fetchone()
+    finally:
+        conn.close()
+    return int(n)
+
+
+def books_cursor(db: Path, domain: int) -> int:
+    """The portfolio's last applied sequence of ``domain`` (its ``cursor`` table), 0 before any."""
+    from runtime.files import open_sqlite_readonly
+
+    if not db.is_file():
+        return 0
+    conn = open_sqlite_readonly(db, tables=("cursor",), what="portfolio database")
+    try:
+        row = conn.execute("SELECT last_seq FROM cursor WHERE domain = ?", (domain,)).fetchone()
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0
+
+
+async def wind_down(sup: Any, setup: XChainSetup, tally: Any, data: Path, say: Callable[[str], None]) -> None:
+    """End the run so the books can equal both chains: no trade, transfer or completion may land unreported
+    or unbooked. In order: the executor finishes its open signals (at most ``EXECUTOR_WAIT`` s) and stops with
+    the strategy; the rebalancer finishes its transfers (none open for ``REBALANCER_QUIET`` s: the last trade
+    may have pushed a chain below its floor; at most ``REBALANCER_WAIT`` s) and stops, then the bridge relayer;
+    then the portfolio reads the execution relay up to its end (at most ``BOOKS_WAIT`` s). Each wait that runs
+    out is said, and the books may then differ from the chain by what was cut short."""
+    import trio
+
+    from protocol.header import Domain
+
+    if not await poll_until(lambda: not tally.open_signals, EXECUTOR_WAIT):
+        say(f"{len(tally.open_signals)} signal(s) still open after {EXECUTOR_WAIT:.0f} s; stopping the executor")
+    for name in ("strategy", "executor"):
+        await sup.stop(name)
+    quiet_since: list[float] = []  # when the rebalancer was last seen with nothing open
+
+    def rebalancer_quiet() -> bool:
+        if open_rebalances(data / "rebalancer.sqlite"):
+            quiet_since.clear()
+            return False
+        if not quiet_since:
+            quiet_since.append(time.monotonic())
+        return time.monotonic() - quiet_since[0] >= REBALANCER_QUIET
+
+    if not await poll_until(rebalancer_quiet, REBALANCER_WAIT, every=0.5):
+        say(f"the rebalancer still has a transfer open after {REBALANCER_WAIT:.0f} s; stopping it")
+    for name in ("rebalancer", "bridge-relayer"):
+        await sup.stop(name)
+    await trio.sleep(0.5)  # the demo's own consumer reads the relay's last records
+    if not await poll_until(lambda: books_cursor(data / "portfolio.sqlite", int(Domain.EXECUTION))
+                            >= tally.execution_seq, BOOKS_WAIT):
+        say(f"the books did not reach execution record {tally.execution_seq} within {BOOKS_WAIT:.0f} s")
 
 
 # --------------------------------------------------------------------------- the summary

@@ -164,7 +164,7 @@ class Supervisor:
             await self.children[dep].ready.wait()
         backoff = BACKOFF_START
         env = dict(os.environ, **spec.env)
-        while not self.stopping:
+        while not (self.stopping or child.stopping):
             started = trio.current_time()
             # forked from this (the main) thread on purpose: see the module docstring
             child.proc = spawn(self.command(spec), log_file=spec.log_file, env=env)
@@ -194,20 +194,25 @@ class Supervisor:
     async def stop_all(self) -> None:
         self.stopping = True
         for name in reversed(order(list(c.spec for c in self.children.values()))):
-            child = self.children[name]
-            proc = child.proc
-            if proc is None or proc.poll() is not None:
-                continue
-            child.stopping = True
-            log(f"{name}: SIGTERM")
-            proc.send_signal(signal.SIGTERM)
-            with trio.move_on_after(STOP_GRACE):
-                await wait_exit(proc)
-            if proc.poll() is None:
-                log(f"{name}: still running after {STOP_GRACE:.0f} s, SIGKILL")
-                proc.kill()
-                await wait_exit(proc)
-            log(f"{name}: stopped (exit {proc.returncode})")
+            await self.stop(name)
+
+    async def stop(self, name: str) -> None:
+        """Stop one process for good (not restarted): SIGTERM, SIGKILL after the grace period. The demo stops
+        the processes that trade first and lets the books catch up before it stops the rest."""
+        child = self.children[name]
+        child.stopping = True
+        proc = child.proc
+        if proc is None or proc.poll() is not None:
+            return
+        log(f"{name}: SIGTERM")
+        proc.send_signal(signal.SIGTERM)
+        with trio.move_on_after(STOP_GRACE):
+            await wait_exit(proc)
+        if proc.poll() is None:
+            log(f"{name}: still running after {STOP_GRACE:.0f} s, SIGKILL")
+            proc.kill()
+            await wait_exit(proc)
+        log(f"{name}: stopped (exit {proc.returncode})")
 
     async def start(self, nursery: trio.Nursery, *, ready: Iterable[str] | None = None) -> None:
         """Run the supervisor in ``nursery``; return once the processes named in ``ready`` (default: the
