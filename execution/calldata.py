@@ -35,6 +35,8 @@ __all__ = [
     "EXECUTE_SELECTOR",
     "EXECUTE_BALANCER_SELECTOR",
     "EXECUTE_BALANCER_SIGNATURE",
+    "EXECUTE_INVENTORY_SELECTOR",
+    "EXECUTE_INVENTORY_SIGNATURE",
     "EXECUTE_SIGNATURE",
     "EXECUTE_V1_SIGNATURE",
     "HOP_TYPE",
@@ -67,6 +69,7 @@ __all__ = [
     "encode_accept_ownership",
     "encode_constructor_args",
     "encode_execute",
+    "encode_execute_inventory",
     "encode_execute_v1",
     "encode_path",
     "encode_pause",
@@ -103,6 +106,9 @@ EXECUTE_SIGNATURE = "execute(bytes)"
 EXECUTE_SELECTOR = function_signature_to_4byte_selector(EXECUTE_SIGNATURE)
 EXECUTE_BALANCER_SIGNATURE = "executeBalancer(bytes)"
 EXECUTE_BALANCER_SELECTOR = function_signature_to_4byte_selector(EXECUTE_BALANCER_SIGNATURE)
+# INVENTORY: a V2-only cycle paid from the contract's own start-token inventory (no flash loan)
+EXECUTE_INVENTORY_SIGNATURE = "executeFromInventory(bytes)"
+EXECUTE_INVENTORY_SELECTOR = function_signature_to_4byte_selector(EXECUTE_INVENTORY_SIGNATURE)
 ARBITRAGE_EXECUTED_SIGNATURE = "ArbitrageExecuted(address,address,uint256,uint256)"
 ARBITRAGE_EXECUTED_TOPIC = keccak(text=ARBITRAGE_EXECUTED_SIGNATURE)
 # ``AlphaPulseArb.Hop``, the ABI struct of ``swap(Hop, deadline)`` (one swap from inventory) and of
@@ -324,6 +330,17 @@ def decode_execute(data: bytes) -> tuple[list[Hop], int]:
     flash_source_of(data)
     (path,) = decode(["bytes"], data[4:])
     return decode_path(path)
+
+
+def encode_execute_inventory(hops: Sequence[Hop], min_profit: int, *, check: bool = True) -> bytes:
+    """Calldata for ``executeFromInventory(bytes path)``: a cycle of V2 hops only, paid from the
+    contract's own inventory of the start token (``hops[0].amount_in`` of it must be there), with no
+    flash loan. A separate mode from :func:`encode_execute`: it saves the lender's callback."""
+    if check:
+        check_cycle(hops)
+        if any(h.kind != Kind.V2 for h in hops):
+            raise ValueError("executeFromInventory runs V2 hops only")
+    return EXECUTE_INVENTORY_SELECTOR + encode(["bytes"], [encode_path(hops, min_profit)])
 
 
 def encode_execute_v1(hops: Sequence[Hop], min_profit: int) -> bytes:

@@ -26,6 +26,9 @@ pragma solidity ^0.8.28;
 ///   * UNLOCK (any V4 hop): everything runs inside `PoolManager.unlock`; the PoolManager is the
 ///     flash lender and the clearing house (V4 swaps only move deltas; other pools are paid with
 ///     `take` and pay back into it with `sync`/`settle`); the profit is `take`n to the recipient.
+/// A separate mode, not a flash arbitrage: INVENTORY (`executeFromInventory`, V2 hops only) pays
+/// the first pair from the start token this contract holds; the pairs send pool to pool, the last
+/// one back here, and the gain goes to the recipient (no lender, no callback).
 ///
 /// One-hop swaps from inventory (`swap(Hop, deadline)`): the DEX leg of a CEX-DEX arbitrage
 /// (specs/cex-legs.md) is a single exact-input swap of tokens this contract holds (the on-chain
@@ -218,6 +221,49 @@ contract AlphaPulseArb {
     ///         hand and the Vault is repaid with its fee. No V4 hop. Same checks and result as `execute`.
     function executeBalancer(bytes calldata path) external returns (uint256 profit) {
         return _execute(path, true);
+    }
+
+    /// @notice Execute one cycle of V2 hops only from this contract's own inventory of the start
+    ///         token (INVENTORY: no flash loan; a separate mode, for a bot that keeps the start token
+    ///         here). The contract pays the first pair `amountIn`, each pair sends its output (computed
+    ///         up front from the reserves) straight into the next one and the last back here, and
+    ///         the gain over `amountIn` goes to the recipient; no pool calls back. Same checks and
+    ///         result as `execute`; reverts (`TransferFailed`) unless the contract holds `amountIn`.
+    function executeFromInventory(bytes calldata path) external returns (uint256 profit) {
+        address cfg = config;
+        (address owner_, address to,, uint256 mask) = _header(cfg);
+        if (msg.sender != owner_) revert NotOwner(msg.sender);
+        if (paused) revert EnforcedPause();
+        uint256 p;
+        uint256 n;
+        assembly ("memory-safe") {
+            p := path.offset
+            n := byte(0, calldataload(add(p, 32)))
+        }
+        if (n < 2) revert PathTooShort(n);
+        if (path.length != HEADER + HOP * n + TRAILER) revert MalformedPath();
+        (bool allV2Prefix, address manager) = _checkPath(p, n, cfg, mask);
+        if (!allV2Prefix || manager != address(0) || _kind(p, n - 1) != uint256(Kind.V2)) revert MalformedPath();
+        uint256 amountIn = _word128(p);
+        if (amountIn == 0) revert ZeroAmountIn();
+        address token = _tokenIn(p, 0);
+        uint256 amount = amountIn;
+        address pool = _pool(p, 0);
+        _transfer(token, pool, amountIn);
+        for (uint256 i; i < n; ++i) {
+            bool zeroForOne = _zeroForOne(p, i);
+            amount = _v2AmountOut(pool, amount, zeroForOne, _fee(p, i));
+            uint256 minOut = _minOut(p, i);
+            if (amount < minOut) revert InsufficientOutput(i, amount, minOut);
+            address next = i + 1 < n ? _pool(p, i + 1) : address(this);
+            _v2Swap(pool, zeroForOne, amount, next, "");
+            pool = next;
+        }
+        if (amount < amountIn) revert InsufficientReturn(amount, amountIn);
+        profit = _payRecipient(token, to, amount - amountIn);
+        uint256 minProfit = _word128(p + 16);
+        if (profit < minProfit) revert InsufficientProfit(profit, minProfit);
+        emit ArbitrageExecuted(token, to, amountIn, profit);
     }
 
     function _execute(bytes calldata path, bool viaBalancer) private returns (uint256 profit) {

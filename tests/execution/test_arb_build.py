@@ -10,6 +10,7 @@ from execution import build
 from execution.calldata import (
     ARBITRAGE_EXECUTED_TOPIC,
     ERROR_SIGNATURES,
+    EXECUTE_INVENTORY_SIGNATURE,
     EXECUTE_SELECTOR,
     EXECUTE_SIGNATURE,
     Hop,
@@ -92,6 +93,7 @@ def test_calldata_interface_matches_the_compiled_abi() -> None:
     events = {_signature(e) for e in abi if e["type"] == "event"}
     errors = {_signature(e) for e in abi if e["type"] == "error"}
     assert EXECUTE_SIGNATURE in functions
+    assert EXECUTE_INVENTORY_SIGNATURE in functions
     assert "ArbitrageExecuted(address,address,uint256,uint256)" in events
     assert set(ERROR_SIGNATURES) == errors
     for sig in ("setFactory(address,uint8,bytes32)", "setRecipient(address)", "pause()", "unpause()",

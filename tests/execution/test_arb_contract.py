@@ -27,6 +27,7 @@ from execution.calldata import (
     compute_pool_address,
     decode_profit_events,
     encode_execute,
+    encode_execute_inventory,
     encode_pause,
     encode_set_factory,
     encode_set_recipient,
@@ -363,6 +364,61 @@ def test_v2_fee_parameter_drives_the_formula(chain: Chain, market: Market, arb: 
     dear = [Hop(**{**_fields(hops[0]), "fee": 3500}), hops[1]]
     receipt = chain.send(arb.owner, arb.address, encode_execute(dear, predicted), gas=EXECUTE_GAS)
     assert profit_from_logs(receipt["logs"], arb.address) == predicted
+
+
+def test_a_v2_cycle_from_inventory_pays_the_same_profit_with_less_gas(chain: Chain, market: Market, arb: Arb,
+                                                                      roles: dict[str, str]) -> None:
+    """INVENTORY (executeFromInventory): the contract pays the first pair from the start token it
+    holds, no pool lends and none calls back. Same profit to the wei as the flash cycle from the same
+    state, the inventory is back to what it was, and it costs less gas (no lender's callback)."""
+    hops, profit = _v2v2_cycle(chain, market)
+    usdc = market.tokens["USDC"]
+    x = hops[0].amount_in
+    chain.send(market.trader, usdc, abi_call("transfer(address,uint256)", arb.address, x))
+    for hop in hops:  # live pairs (non-zero cumulative prices), mined in a new second: both runs alike
+        chain.send(arb.owner, hop.pool, abi_call("sync()"), gas=200_000)
+    state = chain.snapshot()
+    chain.rpc("evm_increaseTime", 12)
+    flash = chain.send(arb.owner, arb.address, encode_execute(hops, profit), gas=EXECUTE_GAS)
+    chain.revert_to(state)
+    before = chain.balance_of(usdc, arb.recipient)
+    chain.rpc("evm_increaseTime", 12)
+    receipt = chain.send(arb.owner, arb.address, encode_execute_inventory(hops, profit), gas=EXECUTE_GAS)
+    (ev,) = decode_profit_events(receipt["logs"], arb.address)
+    assert (ev.token, ev.recipient, ev.amount_in, ev.profit) == (usdc, arb.recipient, x, profit)
+    assert chain.balance_of(usdc, arb.recipient) - before == profit
+    assert chain.balance_of(usdc, arb.address) == x
+    assert profit_from_logs(flash["logs"], arb.address) == profit
+    assert receipt["gasUsed"] < flash["gasUsed"], (receipt["gasUsed"], flash["gasUsed"])
+    print(f"\nGAS V2->V2 from inventory: {receipt['gasUsed']} (the same cycle flash-lent: {flash['gasUsed']})")
+
+
+def test_the_inventory_mode_keeps_the_checks(chain: Chain, market: Market, arb: Arb, roles: dict[str, str]) -> None:
+    hops, profit = _v2v2_cycle(chain, market)
+    usdc = market.tokens["USDC"]
+    x = hops[0].amount_in
+    stranger = roles["stranger"]
+
+    def err_of(sender: str, data: bytes) -> tuple:
+        e = chain.revert_error(sender, arb.address, data)
+        return (e.name, e.args)
+
+    # Without the inventory the first transfer fails; nothing moves.
+    assert err_of(arb.owner, encode_execute_inventory(hops, 0)) == ("TransferFailed", (usdc, hops[0].pool, x))
+    chain.send(market.trader, usdc, abi_call("transfer(address,uint256)", arb.address, x))
+    assert err_of(stranger, encode_execute_inventory(hops, 0)) == ("NotOwner", (stranger,))
+    assert err_of(arb.owner, encode_execute_inventory(hops, profit + 1)) == ("InsufficientProfit", (profit, profit + 1))
+    fake = Hop(**{**_fields(hops[1]), "pool": market.v2_pairs[("uniswap_v2_a", "WETH", "USDC")]})
+    assert err_of(arb.owner, encode_execute_inventory([hops[0], fake], 0))[0] == "PoolNotGenuine"
+    v3 = [hops[0], v3_hop(market, 3000, "WETH", "USDC")]  # V2 hops only
+    assert err_of(arb.owner, encode_execute_inventory(v3, 0, check=False)) == ("MalformedPath", ())
+    with pytest.raises(ValueError, match="V2 hops only"):
+        encode_execute_inventory(v3, 0)
+    chain.send(arb.owner, arb.address, encode_pause())
+    assert err_of(arb.owner, encode_execute_inventory(hops, 0)) == ("EnforcedPause", ())
+    chain.send(arb.owner, arb.address, encode_unpause())
+    receipt = chain.send(arb.owner, arb.address, encode_execute_inventory(hops, profit), gas=EXECUTE_GAS)
+    assert profit_from_logs(receipt["logs"], arb.address) == profit
 
 
 def _fields(h: Hop) -> dict:

@@ -12,7 +12,8 @@ from tools.bench import gas
 def test_bench_gas_compares_both_contracts_on_every_path_type(capsys) -> None:
     assert gas.main(["--json"]) == 0
     rows = {r["path"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert set(rows) == {"V2->V2", "V2->V3", "V2->V2->V3", "V4->V4", "V2->V2 (Balancer)", "Curve->V2 (Balancer)"}
+    assert set(rows) == {"V2->V2", "V2->V3", "V2->V2->V3", "V4->V4", "V2->V2 (Balancer)", "Curve->V2 (Balancer)",
+                         "V2->V2 (inventory)"}
     for name in ("V2->V2", "V2->V3", "V2->V2->V3"):
         r = rows[name]
         assert r["profit"] > 0 and r["amount_in"] > 0
@@ -26,6 +27,11 @@ def test_bench_gas_compares_both_contracts_on_every_path_type(capsys) -> None:
         assert r["previous"] is None and r["profit"] > 0 and r["current"] > 0, r
     assert rows["V2->V2 (Balancer)"]["amount_in"] == rows["V2->V2"]["amount_in"]
     assert rows["V2->V2 (Balancer)"]["current"] > rows["V2->V2"]["current"]
+    # The separate INVENTORY mode runs the same cycle from the contract's own start token: no lender,
+    # no callback, less gas; the previous contract has no such mode.
+    inv = rows["V2->V2 (inventory)"]
+    assert inv["previous"] is None and inv["amount_in"] == rows["V2->V2"]["amount_in"]
+    assert inv["profit"] == rows["V2->V2"]["profit"] and inv["current"] < rows["V2->V2"]["current"]
 
 
 def test_bench_gas_refuses_an_unknown_path(capsys) -> None:

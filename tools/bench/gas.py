@@ -19,6 +19,10 @@ devnet's Vault is the official bytecode): V2->V2 in the same state as the V2->V2
 external lender over a pair's own flash swap), and Curve->V2, whose first hop (the devnet's Curve
 StableSwap pool) cannot lend. The previous contract has neither.
 
+One row is a separate mode, not a flash arbitrage: ``V2->V2 (inventory)`` (``executeFromInventory``)
+is the V2->V2 cycle, same state and input, paid from the start token the contract holds (it is sent
+the cycle's input first): no lender, so no callback. The previous contract has no such mode.
+
 The V4 pools get one dust swap each way before any measurement, as a traded pool has: otherwise the
 first swap of a pool with a protocol fee pays for creating its fee-accrual slots (~22k, once).
 The profit recipient starts with none of the start token (the tests' condition; a recipient that
@@ -57,6 +61,7 @@ from execution.calldata import (
     decode_profit_events,
     encode_constructor_args,
     encode_execute,
+    encode_execute_inventory,
     encode_execute_v1,
     encode_set_balancer_vault,
     encode_set_factory,
@@ -183,6 +188,7 @@ class _Path:
     hops: Callable[[_Net], list[Hop]]
     search: tuple[int, int]  # the start token's input range for the sizing search
     flash: FlashSource = FlashSource.POOL
+    inventory: bool = False  # executeFromInventory: the contract pays from the start token it holds
 
 
 PATHS: tuple[_Path, ...] = (
@@ -202,6 +208,9 @@ PATHS: tuple[_Path, ...] = (
     _Path("V2->V2 (Balancer)", _dump_weth_on_venue_a,
           lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "USDC")],
           (10**6, 200_000 * 10**6), FlashSource.BALANCER),
+    _Path("V2->V2 (inventory)", _dump_weth_on_venue_a,
+          lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "USDC")],
+          (10**6, 200_000 * 10**6), inventory=True),
     _Path("Curve->V2 (Balancer)", lambda n: None,
           lambda n: [_curve(n, "USDC", "DAI"), _v2(n, "uniswap_v2_b", "DAI", "USDC")],
           (10**6, 200_000 * 10**6), FlashSource.BALANCER),
@@ -244,18 +253,24 @@ def _warm_v4_pools(n: _Net) -> None:
 
 
 def _run(n: _Net, contract: _Contract, owner: str, hops: list[Hop], flash: FlashSource, *,
-         dust: bool = False) -> int:
+         dust: bool = False, inventory: bool = False) -> int:
     """One measured execution (the caller reverts the chain afterwards); ``dust``: the contract
-    holds 1 unit of every token of the path first."""
+    holds 1 unit of every token of the path first; ``inventory``: it holds the cycle's input of the
+    start token and pays from it (``executeFromInventory``)."""
     if dust:
         for token in dict.fromkeys(h.token_in for h in hops):
             n.send(n.trader, token, encode_call("transfer(address,uint256)", contract.address, 1))
+    data = contract.encode(hops, 0, flash)
+    if inventory:
+        n.send(n.trader, hops[0].token_in, encode_call("transfer(address,uint256)", contract.address,
+                                                       hops[0].amount_in))
+        data = encode_execute_inventory(hops, 0)
     for hop in hops:
         if hop.kind == Kind.V2:  # a live pair's cumulative-price slots are non-zero
             n.next_block_in(12)
             n.send(owner, hop.pool, encode_call("sync()"), gas=200_000)
     n.next_block_in(12)
-    receipt = n.send(owner, contract.address, contract.encode(hops, 0, flash), gas=EXECUTE_GAS)
+    receipt = n.send(owner, contract.address, data, gas=EXECUTE_GAS)
     if int(receipt["status"], 16) != 1:
         raise RuntimeError(f"{contract.name}: execute reverted")
     if len(decode_profit_events(receipt["logs"], contract.address)) != 1:
@@ -297,12 +312,13 @@ def measure(net: Any, *, recipient_holds: bool = False, contract_dust: bool = Fa
             hops = _with_input(hops, amount_in)
             gas = {}
             for contract in (current, previous):
-                if contract is previous and (path.flash != FlashSource.POOL
+                if contract is previous and (path.flash != FlashSource.POOL or path.inventory
                                              or any(h.kind in (Kind.V4, Kind.CURVE) for h in hops)):
                     continue
                 snap = n.rpc("evm_snapshot")
                 try:
-                    gas[contract.name] = _run(n, contract, owner, hops, path.flash, dust=contract_dust)
+                    gas[contract.name] = _run(n, contract, owner, hops, path.flash, dust=contract_dust,
+                                              inventory=path.inventory)
                 finally:
                     n.rpc("evm_revert", snap)
             rows.append(GasRow(path.name, amount_in, profit, gas.get("previous"), gas["current"],
