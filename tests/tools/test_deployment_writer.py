@@ -98,6 +98,7 @@ def test_the_demo_configs_pass_config_check(tmp_path: Path) -> None:
         v4=SimpleNamespace(pool_manager="0x" + "ee" * 20),  # a V4 venue: the PoolManager and the allowed hooks
         v4_pools=[SimpleNamespace(hook_name="counter", hooks="0x" + "00" * 18 + "00c0"),
                   SimpleNamespace(hook_name="", hooks="0x" + "00" * 20)],
+        curve_pools=[],  # no Curve pool: no Balancer-financed Curve cycles in the strategy
         address_of=lambda symbol: "0x" + "c0" * 20)
     deploy = _write_configs(tmp_path, Path("/tmp/ap-writer-test"), dep, "0x" + "dd" * 20, tmp_path / "ks.json",
                             tmp_path / "pw")
