@@ -24,7 +24,18 @@ from chain.rpc import EndpointError, HttpRpc, RpcError, RpcFailure
 from execution.calldata import decode_error
 from execution.core import Tx
 
-__all__ = ["BuilderClient", "ChainGateway", "EndpointError", "RpcError", "RpcFailure", "SimulationReverted"]
+__all__ = ["BuilderClient", "ChainGateway", "EndpointError", "NonceTaken", "RpcError", "RpcFailure",
+           "SimulationReverted"]
+
+# what nodes say when the nonce of a transaction is already used -- mined (geth, anvil, erigon, reth:
+# "nonce too low"; nethermind: "OldNonce") or held in the pool by another transaction of the account
+# ("replacement transaction underpriced": one with the same nonce and fees at least ours is pending)
+_NONCE_TAKEN = ("nonce too low", "oldnonce", "replacement transaction underpriced")
+
+
+class NonceTaken(RpcError):
+    """``eth_sendRawTransaction`` refused: the transaction's nonce is used by another transaction of the
+    account (another signer of it, e.g. the rebalancer). Nothing of this transaction can land."""
 
 
 class SimulationReverted(Exception):
@@ -95,12 +106,16 @@ class ChainGateway:
                         max_priority_fee_per_gas=max_priority_fee_per_gas)
 
     async def send_raw(self, raw: bytes) -> str:
-        """Broadcast; a node that already has the transaction is not an error."""
+        """Broadcast; a node that already has the transaction is not an error ("already known": these
+        very bytes, ours). Raises :class:`NonceTaken` when another transaction has the nonce."""
         try:
             return str(await self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()]))
         except RpcError as exc:
-            if "already" in exc.message.lower() and "known" in exc.message.lower():
+            message = exc.message.lower()
+            if "already" in message and "known" in message:
                 return ""
+            if any(m in message for m in _NONCE_TAKEN):
+                raise NonceTaken(exc.method, exc.code, exc.message, exc.data) from None
             raise
 
 

@@ -42,7 +42,8 @@ Actions, carried out by the shell:
   ``SimulationFailed``; ``Estimate(data)`` -> ``Estimated`` / ``SimulationFailed`` (the shell starts the
   estimate together with the simulation and answers from it: the two RPCs overlap); ``FetchHead`` ->
   ``HeadSeen``, asked by public and shadow runs only while no ``BlockHeader`` of the chain has arrived
-  on the market-data relay (afterwards the newest one is the head, with no RPC), by bundles always; ``Sign(...)`` -> ``Signed``; ``Broadcast(tx)`` -> ``Broadcasted``; ``PollReceipts(hashes,
+  on the market-data relay (afterwards the newest one is the head, with no RPC), by bundles always; ``Sign(...)`` -> ``Signed``; ``Broadcast(tx)`` -> ``Broadcasted``, or
+  ``NonceUsed(pending)`` when another signer of the account took the nonce (signed again once at ``pending``); ``PollReceipts(hashes,
   delay)`` -> ``Polled``; ``CallBundle(builder, raw, block)`` -> ``BundleChecked``; ``SendBundles(raw,
   blocks)`` -> ``BundlesSent``; ``PollPrivate(hash, delay, deadline)`` -> ``PrivatePolled``.
 
@@ -211,6 +212,16 @@ class Broadcasted:
 
 
 @dataclass(frozen=True, slots=True)
+class NonceUsed:
+    """``eth_sendRawTransaction`` refused the transaction: another transaction of the account has its
+    nonce (another signer of it -- the rebalancer, an operator); ``pending`` is the chain's pending count
+    read right after, ``reason`` the node's words."""
+
+    pending: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Polled:
     """Receipts looked up in order; ``receipt`` is the first found (``index`` into the hashes), else None."""
 
@@ -238,8 +249,8 @@ class PrivatePolled:
     block_number: int
 
 
-Event = (Start | MarketReady | Simulated | SimulationFailed | Estimated | HeadSeen | Signed | Broadcasted | Polled
-         | BundleChecked | BundlesSent | PrivatePolled)
+Event = (Start | MarketReady | Simulated | SimulationFailed | Estimated | HeadSeen | Signed | Broadcasted | NonceUsed
+         | Polled | BundleChecked | BundlesSent | PrivatePolled)
 
 
 # --------------------------------------------------------------------------- actions
@@ -369,7 +380,7 @@ ACCEPTS: dict[Step, tuple[type, ...]] = {
     Step.ESTIMATE: (Estimated, SimulationFailed),
     Step.AWAIT_HEAD: (HeadSeen,),
     Step.SIGN: (Signed,),
-    Step.BROADCAST: (Broadcasted,),
+    Step.BROADCAST: (Broadcasted, NonceUsed),
     Step.WATCH: (Polled,),
     Step.BUNDLE_CHECK: (BundleChecked,),
     Step.BUNDLES: (BundlesSent,),
@@ -521,6 +532,7 @@ class SignalRun:
         self.targets: tuple[int, ...] = ()
         self.private_deadline = 0.0
         self.started_published = False
+        self.resent = False  # signed again once with a fresh nonce after another signer took ours
         # a CEX-DEX signal's DEX leg found in flight after a restart (execution/cex/run.py): its exchange side
         # is not known here, so whatever the transaction did, the signal ends LEG_OPEN for risk and the operator
         self.restarted_leg = False
@@ -730,10 +742,13 @@ class SignalRun:
         self.step = Step.BUNDLES
         return [record, SendBundles(tx.raw, self.targets)]
 
-    def _on_broadcast(self, ev: Broadcasted) -> list[Action]:
+    def _on_broadcast(self, ev: Broadcasted | NonceUsed) -> list[Action]:
         """``eth_sendRawTransaction`` succeeded: the nonce is spent (mined, replaced or cancelled)."""
         w = self.watch
         assert w is not None
+        if type(ev) is NonceUsed:
+            return self._on_nonce_used(ev)
+        assert isinstance(ev, Broadcasted)
         tx = ev.tx
         self.core.nonces.consumed(tx.nonce)
         out: list[Action] = [MarkPublic(tx)]
@@ -758,6 +773,29 @@ class SignalRun:
         w.pending = ""
         out.append(PollReceipts(tuple(t.hash_hex for t in w.txs), sub.poll_interval_s))
         return out
+
+    def _on_nonce_used(self, ev: NonceUsed) -> list[Action]:
+        """Another signer of the account took our nonce. The first transaction of a public run is signed
+        again, once, with the chain's pending count (``RecordTx`` writes the new nonce before it is sent;
+        the refused row, never broadcast, is settled dropped first): the signal is not lost to the other
+        signer. A replacement, a cancel, a hybrid fallback or a second refusal ends FAILED as before."""
+        w = self.watch
+        assert w is not None
+        core = self.core
+        tx = w.txs[-1] if w.pending else w.txs[0]
+        core.nonces.resync(ev.pending)  # never below the chain's count again, whatever we do next
+        if w.pending or self.started_published or self.resent or ev.pending <= tx.nonce:
+            return self._finish(Outcome.FAILED, f"nonce {tx.nonce} refused: {ev.reason}")
+        self.resent = True
+        self.watch = None  # _on_sign starts the watch of the new transaction
+        self.step = Step.SIGN
+        nonce = core.nonces.take()
+        return [SettleNonce(tx.nonce, None),
+                Log("warning", f"executor: signal {self.signal_id}: nonce {tx.nonce} refused ({ev.reason}): "
+                               f"another signer used it; the account's pending nonce is {ev.pending}, "
+                               f"signing again with {nonce}"),
+                Sign(nonce=nonce, gas_limit=tx.gas_limit, data=self.data, max_fee_per_gas=tx.max_fee_per_gas,
+                     max_priority_fee_per_gas=tx.max_priority_fee_per_gas)]
 
     def resume_watch(self) -> list[Action]:
         """After a restart, the re-broadcast transactions: say so once and watch them as if just sent."""

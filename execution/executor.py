@@ -30,7 +30,7 @@ import trio
 from chain.rpc import scrub_urls
 from execution.cex.gateway import OrderGateway
 from execution.cex.run import CexAnswered, PlaceOrder
-from execution.chain import BuilderClient, ChainGateway, RpcFailure, SimulationReverted
+from execution.chain import BuilderClient, ChainGateway, NonceTaken, RpcFailure, SimulationReverted
 from execution.config import ExecutorConfig
 from execution.core import (
     CANCEL_GAS,
@@ -54,6 +54,7 @@ from execution.core import (
     Log,
     MarketReady,
     MarkPublic,
+    NonceUsed,
     Polled,
     PollPrivate,
     PollReceipts,
@@ -217,7 +218,7 @@ class Executor:
         if self.nonces.next is not None and pending > self.nonces.next:
             log.warning("executor: the account's pending nonce is %d, ours was %d: another signer used it; "
                         "going on from the chain's", pending, self.nonces.next)
-            self.nonces.next = pending
+            self.nonces.resync(pending)
 
     def failure_reason(self, exc: BaseException) -> str:
         """A FAILED outcome's reason for ``exc``: it is published on the execution relay and archived,
@@ -308,7 +309,10 @@ class Executor:
                                                 max_priority_fee_per_gas=a.max_priority_fee_per_gas)))
         if t is Broadcast:
             assert isinstance(a, Broadcast)
-            await self.chain.send_raw(a.tx.raw)
+            try:
+                await self.chain.send_raw(a.tx.raw)
+            except NonceTaken as exc:  # another signer of the account: the core signs again or ends the run
+                return NonceUsed(await self.chain.nonce("pending"), self.failure_reason(exc))
             return Broadcasted(a.tx)
         if t is PollReceipts:
             assert isinstance(a, PollReceipts)

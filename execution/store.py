@@ -210,6 +210,11 @@ class NonceTracker:
             raise RuntimeError("NonceTracker.take before reconcile")
         return self.next
 
+    def resync(self, pending: int) -> None:
+        """The chain's pending count, read after another signer of the account used our nonce: go on
+        from there (never back)."""
+        self.next = pending if self.next is None else max(self.next, pending)
+
     def consumed(self, nonce: int) -> None:
         """``nonce`` was broadcast publicly (it will be mined, replaced, or cancelled: never reused)."""
         assert self.next is not None

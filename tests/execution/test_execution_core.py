@@ -41,6 +41,7 @@ from execution.core import (
     Log,
     MarketReady,
     MarkPublic,
+    NonceUsed,
     Polled,
     PollPrivate,
     PollReceipts,
@@ -492,9 +493,62 @@ def test_hybrid_falls_back_to_public_after_the_private_timeout() -> None:
 # --------------------------------------------------------------------------- the machine's rules
 
 
+def test_a_nonce_another_signer_took_is_signed_again_once_with_the_chains_pending_count() -> None:
+    """The rebalancer signs for the same account: its transaction took nonce 7 before ours left. The
+    refused row is settled, the same transaction (calldata, gas, fees) is signed with the pending count
+    and recorded before it is sent; the signal goes on to its result. A second refusal ends it FAILED."""
+    core = make_core()
+    run = core.run(signal(core))
+    (sign,) = to_head(run)
+    t = tx(nonce=sign.nonce, fee=sign.max_fee_per_gas, tip=sign.max_priority_fee_per_gas, gas=sign.gas_limit)
+    _, bc = run.on(Signed(t))
+    settle, note, again = run.on(NonceUsed(9, "nonce too low"))
+    assert settle == SettleNonce(7, None) and isinstance(note, Log) and note.level == "warning"
+    assert isinstance(again, Sign) and again.nonce == 9 and run.step is Step.SIGN
+    assert (again.data, again.gas_limit, again.max_fee_per_gas, again.max_priority_fee_per_gas, again.to) == (
+        sign.data, sign.gas_limit, sign.max_fee_per_gas, sign.max_priority_fee_per_gas, None)
+    t2 = tx(nonce=9, fee=t.max_fee_per_gas, tip=t.max_priority_fee_per_gas, gas=t.gas_limit, n=2)
+    rec, bc2 = run.on(Signed(t2))
+    assert isinstance(rec, RecordTx) and rec.tx == t2 and bc2 == Broadcast(t2)  # recorded, then sent
+    mark, pub, poll = run.on(Broadcasted(t2))
+    assert mark == MarkPublic(t2) and started_of([pub])[0].tx_hash == t2.tx_hash and poll.hashes == (t2.hash_hex,)
+    assert core.nonces.next == 10
+    res = result_of(run.on(Polled(10.6, 0, receipt(t2, logs=(profit_log(run.gross),)))))
+    assert res.outcome == Outcome.EXECUTED and res.tx_hash == t2.tx_hash
+
+    # refused again (a second foreign transaction in between): FAILED, the tracker past the chain's count
+    core = make_core()
+    run = core.run(signal(core, signal_id=2))
+    (sign,) = to_head(run)
+    run.on(Signed(tx(nonce=sign.nonce)))
+    *_, again = run.on(NonceUsed(8, "nonce too low"))
+    run.on(Signed(tx(nonce=again.nonce, n=2)))
+    res = result_of(run.on(NonceUsed(10, "nonce too low")))
+    assert res.outcome == Outcome.FAILED and "nonce 8 refused: nonce too low" in res.reason and run.done
+    assert core.nonces.next == 10
+    # a refusal whose pending count is not past our nonce is no foreign transaction: FAILED at once
+    core = make_core()
+    run = core.run(signal(core, signal_id=3))
+    (sign,) = to_head(run)
+    run.on(Signed(tx(nonce=sign.nonce)))
+    assert result_of(run.on(NonceUsed(7, "replacement transaction underpriced"))).outcome == Outcome.FAILED
+
+
+def test_a_replacement_refused_for_its_nonce_fails_as_before() -> None:
+    core = make_core()
+    run, t = to_watch(core)
+    run.on(Polled(10.1))  # the watch's timers start
+    (repl,) = run.on(Polled(13.5))  # replace_after_s 3.0: a bumped replacement of nonce 7
+    assert isinstance(repl, Sign) and repl.nonce == 7
+    run.on(Signed(tx(nonce=7, n=2)))
+    res = result_of(run.on(NonceUsed(8, "nonce too low")))
+    assert res.outcome == Outcome.FAILED and "nonce 7" in res.reason
+
+
 def test_every_step_refuses_the_events_it_does_not_expect() -> None:
     events = [Start(0.0), MarketReady(0.0), Simulated(1), SimulationFailed("x"), Estimated(1),
-              HeadSeen(Head(number=1, base_fee=1, timestamp=1)), Signed(tx()), Broadcasted(tx()), Polled(0.0),
+              HeadSeen(Head(number=1, base_fee=1, timestamp=1)), Signed(tx()), Broadcasted(tx()), NonceUsed(1, "x"),
+              Polled(0.0),
               BundleChecked(None), BundlesSent(0.0, 1), PrivatePolled(0.0, None, 0)]
     core = make_core()
     run = core.run(signal(core))

@@ -564,10 +564,11 @@ async def test_kill9_mid_flight_recovers_nonces_without_reuse(h: Harness) -> Non
         assert len([x for x in h.results if x.signal_id == first.signal_id]) == 1
 
 
-async def test_a_nonce_another_signer_used_fails_one_signal_and_the_next_trades(h: Harness) -> None:
+async def test_a_nonce_another_signer_used_is_taken_from_the_chain_and_the_signal_trades(h: Harness) -> None:
     """The rebalancer signs for the executor's account too (withdrawToken is owner-only; specs/rebalance.md):
-    a nonce it used makes the node refuse the executor's next send. That signal ends FAILED, the executor
-    goes on from the chain's nonce, and the next signal trades."""
+    a nonce it used makes the node refuse the executor's next send ("nonce too low"). The executor reads
+    the account's pending count, signs the same transaction again with it (recorded before it is sent)
+    and the signal trades; the refused row is settled, never broadcast; the next signal trades too."""
     async with h.running():
         await h.start_executor(h.executor_config("public"))
         owner = h.w["owner"]
@@ -577,15 +578,22 @@ async def test_a_nonce_another_signer_used_fails_one_signal_and_the_next_trades(
             h.chain.send(owner, owner, b"")  # the other signer's transaction takes the executor's next nonce
         finally:
             h.chain.rpc("anvil_stopImpersonatingAccount", owner)
+        before = h.recipient_weth()
         await h.dump_and_publish(V2V2)
         (r,) = await h.wait_results(1)
-        assert r.outcome == Outcome.FAILED and "nonce" in r.reason.lower(), r.reason
+        check_executed(h, r, before)
         assert "another signer used it" in h.executor_log()
+        mined = h.chain.rpc("eth_getTransactionByHash", "0x" + r.tx_hash.hex())
+        assert int(mined["nonce"], 16) == n0 + 1
         before = h.recipient_weth()
         await h.dump_and_publish(V2V2)
         r2 = (await h.wait_results(2))[1]
         check_executed(h, r2, before)
-        assert h.nonce("latest") == n0 + 2
+        assert h.nonce("latest") == n0 + 3
+        store = ExecutorStore(h.db)
+        rows = store.all_nonces()
+        store.close()
+        assert [(n, s) for n, _, s in rows] == [(n0, "dropped"), (n0 + 1, "mined"), (n0 + 2, "mined")]
 
 
 async def test_fresh_executor_killed_before_its_first_signal_resumes_where_it_subscribed(h: Harness) -> None:
