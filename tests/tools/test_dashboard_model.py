@@ -451,6 +451,8 @@ def test_cross_chain_legs_and_bridge_transfers_per_chain_counted_once() -> None:
     assert m.bridge_fees == {int(usdc_a): 5_000_000}
     text = views.pnl_risk_text(m, reg)
     assert "Cross-chain: 1 signal(s)" in text
+    assert ("    77 UNWOUND: 31337 2,000.000000 USDC -> 1.000000 WETH | 31338 1.000000 WETH -> 0.000000 USDC "
+            "reverted") in text.splitlines()
     assert "moved +49,993.000000 USDC (49993000000)" in text and "moved -50,000.000000 USDC (-50000000000)" in text
     assert "bridge transfers: 0 in flight, 1 completed, 0 refused/failed; fees 5.000000 USDC (5000000)" in text
     assert ("#3 31338 -> 31337: 50,000.000000 USDC (50000000000) COMPLETED, fee 5.000000 USDC (5000000), "

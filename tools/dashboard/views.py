@@ -382,10 +382,12 @@ def pnl_risk_text(model: DashboardModel, reg: Registry = NO_REGISTRY) -> str:
 # ---------------------------------------------------------------------- cross-chain
 
 
-def cross_chain_lines(model: DashboardModel, reg: Registry = NO_REGISTRY, transfers: int = 5) -> list[str]:
+def cross_chain_lines(model: DashboardModel, reg: Registry = NO_REGISTRY, transfers: int = 5,
+                      legs: int = 3) -> list[str]:
     """Both chains and the bridge (nothing without cross-chain activity): per chain its head, what our legs,
     unwinds and bridge transfers moved of each token (symbol and decimals, the exact integer beside) and the
-    gas they cost; then the bridge transfers in flight and completed with their fees, the newest first."""
+    gas they cost; the newest cross-chain results with their two legs; then the bridge transfers in flight and
+    completed with their fees, the newest first."""
     if not (model.cross_chain_signals or model.chain_moved or model.transfers):
         return []
     lines = ["", f"Cross-chain: {fmt_int(model.cross_chain_signals)} signal(s)"]
@@ -399,6 +401,14 @@ def cross_chain_lines(model: DashboardModel, reg: Registry = NO_REGISTRY, transf
             if c == chain:
                 lines.append(f"    moved {_signed(reg, amount, tok)} {reg.symbol(tok) if reg.token(tok) else fmt_token(tok)}"
                              f" ({amount})")
+    legged = [r for r in model.recent_signals(50) if r.chain_legs][:legs]
+    if legged:
+        lines.append("  newest cross-chain results (each leg: chain, in -> out):")
+        for r in legged:
+            parts = [f"{t.chain_id} {money(reg, t.amount_in, t.token_in)} -> {money(reg, t.amount_out, t.token_out)}"
+                     f"{'' if t.result == DexLegResult.EXECUTED else ' ' + code_name(DexLegResult, t.result).lower()}"
+                     for _, t in sorted(r.chain_legs.items())]
+            lines.append(f"    {short_id(r.signal_id)} {r.status}: " + " | ".join(parts))
     counts = model.transfer_counts
     if model.transfers:
         fees = ", ".join(exact(reg, v, tok) for tok, v in sorted(model.bridge_fees.items())) or "none"
