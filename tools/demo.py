@@ -896,9 +896,13 @@ def _print_xchain_summary(tally: Tally, xchain: XChainSetup, decimals: dict[str,
     lat = tally.log_to_submitted()
     rtt = [v for values in tally.rtt.values() for v in values]
     print(f"first leg's log -> both submitted : p50 {percentile_ms(lat, 0.5)}  p99 {percentile_ms(lat, 0.99)} "
-          f"(n={len(lat)})")
+          f"(n={len(lat)}; the signal's TraceContext origin to the later leg's ExecutionStarted, as bench e2e)")
     print(f"one devnet RPC round trip         : p50 {median_ms(rtt)} (eth_blockNumber over HTTP, n={len(rtt)}; "
           + ", ".join(f"chain {cid} {median_ms(v)}" for cid, v in sorted(tally.rtt.items())) + ")")
+    from tools.bench import load_average
+
+    print(f"load average at the end           : {load_average()} (1, 5, 15 min; the timings mean little above "
+          f"{os.cpu_count() or 1})")
 
 
 def _print_books_vs_chains(db: Path, xchain: XChainSetup, start: dict[tuple[int, int], int],

@@ -557,11 +557,11 @@ async def wind_down(sup: Any, setup: XChainSetup, tally: Any, data: Path, say: C
 
 
 def percentile_ms(values: list[int], q: float) -> str:
-    """The ``q`` quantile of nanosecond values, in ms (display only); '-' without values."""
-    if not values:
-        return "-"
-    s = sorted(values)
-    return f"{s[min(len(s) - 1, int(q * len(s)))] / 1e6:.1f} ms"
+    """The ``q`` quantile of nanosecond values as the benchmarks take it (``tools.bench.quantile``), in ms
+    (display only); '-' without values."""
+    from tools.bench import quantile
+
+    return f"{quantile(values, q) / 1e6:.1f} ms" if values else "-"
 
 
 def median_ms(values: list[int]) -> str:

@@ -12,6 +12,13 @@ import sys
 from collections.abc import Callable
 
 
+def quantile(values: list[int], q: float) -> int:
+    """The ``q`` quantile of ``values`` (0 <= q <= 1): the element at ``int(q * n)`` of the sorted values (the
+    last one for q = 1), as every benchmark's p50/p99 takes it. ``values`` must not be empty."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, as ``uptime`` prints them."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())

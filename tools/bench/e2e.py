@@ -40,14 +40,14 @@ import trio
 if TYPE_CHECKING:
     from tools.devnet.deploy import Devnet
 
+from tools.bench import quantile
 from tools.demo import DEMO_DIR, _deploy_arb, _write_configs
 
 
 def _pct(values: list[int], q: float) -> float:
     if not values:
         return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] / 1e6  # ns -> ms (display only)
+    return quantile(values, q) / 1e6  # ns -> ms (display only)
 
 
 def _drive(net: Devnet, swaps: int, rate: float, stop: threading.Event, rtts: list[int]) -> None:
