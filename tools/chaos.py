@@ -7,7 +7,8 @@ What it does, in order:
 1. sets up what ``alphapulse demo`` runs (``tools/demo.py``): a devnet with the official Uniswap
    contracts, our ``AlphaPulseArb`` owned by a fresh keystore key, every component's configuration
    and one deployment file, here with an archiver for each of the three domains;
-2. records the start: the block, the signer's native balance, the profit recipient's WETH;
+2. records the start: the block, the signer's native balance, the profit recipient's WETH (and every
+   other token of the deployment: cycles that start in USDC bring their profit in USDC);
 3. runs the deployment under the supervisor (restarts after at most ``backoff_max`` seconds) and the
    demo's market driver (real 2024-01-05 swaps replayed on the devnet), and every ``interval``
    seconds (x 0.5..1.5, from a seeded RNG) SIGKILLs one component by the PID the supervisor holds:
@@ -307,6 +308,9 @@ class Start:
     block: int
     signer_native: int
     recipient_weth: int
+    # the recipient's balance of every other token of the deployment (profit in a cycle's start token:
+    # the demo's cycles also start in USDC): token address -> balance
+    recipient_tokens: dict[str, int] = field(default_factory=dict)
 
 
 def chain_txs(net: Devnet, signer: str, from_block: int) -> list[ChainTx]:
@@ -403,9 +407,14 @@ def run_checks(net: Devnet, work: Path, start: Start, signer: str, arb: str, rec
     weth = int(TokenId.of(dep.chain_id, dep.weth))
     deltas = {native: net.client.eth_balance(signer) - start.signer_native,
               weth: net.client.erc20_balance(dep.weth, recipient) - start.recipient_weth}
+    names = {native: "ETH (signer's gas)", weth: "WETH (recipient's profit)"}
+    for address, before in start.recipient_tokens.items():
+        token = int(TokenId.of(dep.chain_id, address))
+        deltas[token] = net.client.erc20_balance(address, recipient) - before
+        names[token] = f"{dep.token(address).symbol} (recipient's profit)"
     verdicts = [
         check_books_txs(txs, hashes, arb),
-        check_balances(balances, deltas, {native: "ETH (signer's gas)", weth: "WETH (recipient's profit)"}),
+        check_balances(balances, deltas, names),
         check_outcomes(*outcome_evidence(data / "archive")),
         check_nonces(txs, store_evidence(data / "executor.sqlite")),
     ]
@@ -551,7 +560,9 @@ def main(argv: list[str]) -> int:
         save_deployment(work / "deployment.json", [net.deployment], pids=[net.anvil.pid])
         deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile, archive=DOMAINS)
         start = Start(block=net.client.block_number(), signer_native=net.client.eth_balance(signer),
-                      recipient_weth=net.client.erc20_balance(net.deployment.weth, recipient))
+                      recipient_weth=net.client.erc20_balance(net.deployment.weth, recipient),
+                      recipient_tokens={t.address: net.client.erc20_balance(t.address, recipient)
+                                        for t in net.deployment.tokens if t.address != net.deployment.weth})
         names = [p.name for p in load_deployment(deploy_file).processes]
         unknown = sorted(set(cfg.kill) - set(names))
         if unknown:

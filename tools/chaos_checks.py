@@ -8,9 +8,9 @@ The checks and what each one means:
 * **books: every on-chain transaction once** -- every transaction the executor's signer sent
   after the start (read from the chain's blocks) appears exactly once among the books' results
   (``results.tx_hash``), and every result that names a transaction names one on chain;
-* **books = chain balances** -- the books' balance of every token (profit in WETH, gas in the native
-  coin) equals, to the wei, the change on chain since the start: the profit recipient's WETH, the
-  signer's native coin;
+* **books = chain balances** -- the books' balance of every token (profit in WETH or in a cycle's other
+  start token, gas in the native coin) equals, to the wei, the change on chain since the start: the
+  profit recipient's WETH and other tokens, the signer's native coin;
 * **one outcome per signal** -- every signal on the signal relay has exactly one ``ExecutionResult``
   on the execution relay, and no result names a signal that was never published;
 * **no nonce used twice** -- in the executor's store a nonce belongs to one signal only and at most

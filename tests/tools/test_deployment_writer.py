@@ -98,12 +98,23 @@ def test_the_demo_configs_pass_config_check(tmp_path: Path) -> None:
         v4=SimpleNamespace(pool_manager="0x" + "ee" * 20),  # a V4 venue: the PoolManager and the allowed hooks
         v4_pools=[SimpleNamespace(hook_name="counter", hooks="0x" + "00" * 18 + "00c0"),
                   SimpleNamespace(hook_name="", hooks="0x" + "00" * 20)],
-        curve_pools=[],  # no Curve pool: no Balancer-financed Curve cycles in the strategy
-        address_of=lambda symbol: "0x" + "c0" * 20)
+        # a Curve pool whose coin 0 (DAI) is the higher address, and the Balancer Vault
+        curve_pools=[SimpleNamespace(address="0x" + "ca" * 20, coins=("0x" + "c2" * 20, "0x" + "c1" * 20), amp=200,
+                                     rates=(10**18, 10**30))],
+        balancer_vault="0x" + "ba" * 20,
+        address_of=lambda symbol: "0x" + {"WETH": "c0", "USDC": "c1", "DAI": "c2"}[symbol] * 20)
     deploy = _write_configs(tmp_path, Path("/tmp/ap-writer-test"), dep, "0x" + "dd" * 20, tmp_path / "ks.json",
                             tmp_path / "pw")
     problems = check(str(deploy))
     assert len(problems) == 1, problems
     assert problems[0].startswith("process 'collector'") and str(tmp_path / "deployment.json") in problems[0]
+    # the Curve pool: the strategy's rates in address order, the executor's coins and rates in the pool's
+    strategy = tomllib.loads((tmp_path / "configs" / "strategy.toml").read_text())
+    executor = tomllib.loads((tmp_path / "configs" / "executor.toml").read_text())
+    assert strategy["curve_pools"][0]["rates"] == [10**30, 10**18]
+    assert executor["curve_pools"][0]["coins"] == ["0x" + "c2" * 20, "0x" + "c1" * 20]
+    assert executor["curve_pools"][0]["rates"] == [10**18, 10**30]
+    assert strategy["chains"][0]["balancer_vault"] is True
+    assert strategy["chains"][0]["base_tokens"] == ["0x" + "c0" * 20, "0x" + "c1" * 20]
     names = [p.name for p in load_deployment(deploy).processes]
     assert names[3:] == ["archiver", "collector", "strategy", "executor", "risk", "portfolio"]
