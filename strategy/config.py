@@ -59,7 +59,9 @@ Example (every key but ``[[chains]]`` is optional)::
     chain_id = 1
     address = "0x..."
     amp = 2000
-    rates = [1000000000000000000, 1000000000000000000000000000000]
+    rates = [1000000000000000000, 1000000000000000000000000000000]   # 10**(36 - decimals) per coin, in the
+                              # order of the pool's tokens BY ADDRESS (a snapshot's token0 first), whatever
+                              # the pool's own coin order (the executor's [[curve_pools]] lists that one)
 
     [[cex_dex]]               # CEX-DEX arbitrage (strategy/cex_dex.py): one asset on a book and on chain
     venue = "BINANCE"         # the book: venue and its own symbol, with the venue's asset names
