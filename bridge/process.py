@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import gc
 import logging
 import sys
 import time
@@ -96,6 +97,7 @@ class StageTrace:
     bridge out: ``read`` (first, last, read from the relay), ``pub`` (first, last, cut into a
     batch, written to the NATS socket, acknowledged). bridge in: ``arrive`` (first, last,
     delivered by NATS), ``fwd`` (first, last, taken by the forwarding loop, written to the relay).
+    Both: ``gc`` (generation, 0, start, end of each garbage collection: a pause).
     """
 
     def __init__(self, path: str) -> None:
@@ -103,6 +105,14 @@ class StageTrace:
         self.tables: dict[str, list[Any]] = {}
         self._unsent: deque[tuple[int, list[int]]] = deque()  # (send() count that covers it, pub row)
         self._by_token: dict[int, list[int]] = {}
+        self._gc_start = 0
+        gc.callbacks.append(self._gc)  # ``gc``: (generation, start, end) of each collection (a pause)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.time_ns()
+        else:
+            self.row("gc", info["generation"], 0, self._gc_start, time.time_ns())
 
     def row(self, table: str, *values: int) -> list[int]:
         r = list(values)

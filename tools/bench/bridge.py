@@ -305,8 +305,15 @@ def stage_breakdown(latency_ns: list[int], recv_ns: list[int], out: Any, inn: An
                      "p99_us": round(float(np.percentile(x, 99)), 1),
                      "slowest_1pct_mean_us": round(float(x[tail1].mean()), 1),
                      "slowest_01pct_mean_us": round(float(x[tail01].mean()), 1)})
+    pauses = {}
+    for who, tables in (("bridge out", out), ("bridge in", inn)):
+        g = tables["gc"] if "gc" in tables else np.zeros((0, 4), dtype=np.int64)
+        g = g[(g[:, 3] >= t["event"][0]) & (g[:, 2] <= t["recv"][-1])]  # during the phase
+        ms = (g[:, 3] - g[:, 2]) / 1e6
+        pauses[who] = {"collections": len(g), "full": int((g[:, 0] == 2).sum()),
+                       "total_ms": round(float(ms.sum()), 2), "max_ms": round(float(ms.max()) if len(ms) else 0.0, 2)}
     return {"stages": rows, "end_to_end_slowest_1pct_mean_us": round(float(total[tail1].mean()) / 1000.0, 1),
-            "end_to_end_slowest_01pct_mean_us": round(float(total[tail01].mean()) / 1000.0, 1)}
+            "end_to_end_slowest_01pct_mean_us": round(float(total[tail01].mean()) / 1000.0, 1), "gc": pauses}
 
 
 def _wait_bridges(a: str, b: str, timeout: float = 60.0) -> None:
@@ -452,6 +459,9 @@ def print_stages(st: dict[str, Any]) -> None:
               f"{r['slowest_01pct_mean_us']:>19.0f}")
     print(f"  {'end to end':<45} {'':>7} {'':>8} {st['end_to_end_slowest_1pct_mean_us']:>17.0f} "
           f"{st['end_to_end_slowest_01pct_mean_us']:>19.0f}")
+    print("  garbage collections during the phase: " + ", ".join(
+        f"{k} {v['collections']} ({v['full']} full), {v['total_ms']:.1f} ms in all, longest {v['max_ms']:.1f} ms"
+        for k, v in st["gc"].items()))
     print("  during the phase, per process: CPU seconds / wake-ups / preemptions: " + ", ".join(
         f"{k} {v:.2f}/{st['wakeups'][k]}/{st['preemptions'][k]}" for k, v in st["cpu_seconds"].items()))
 
