@@ -260,6 +260,7 @@ class BridgeOut(_Bridge):
             state = _AckState()
             pub = _Publisher(nc, self.domain, window, builder, state, self.max_inflight, self.trace)
             pub.reply, sid = nc.reply_subject(pub.on_ack)
+            nc.after_receive.append(pub.after_acks)
             log.info("bridge out %s -> %s:%d: stream last seq %d holds domain seqs up to %d; reading the relay from %s",
                      self.domain.name.lower(), nc.server.host, nc.server.port, last_s, position,
                      position + 1 if payload is not None else "its oldest message")
@@ -296,12 +297,13 @@ class _AckState:
 
 class _Publisher:
     """Bridge out's publishing, driven where frames and acks arrive: ``pump()`` publishes batches
-    while fewer than ``max_inflight`` await their ack -- right after a relay read, and right after
-    an ack (``on_ack``, in the connection's reader) -- with no task in between, so a frame that
-    finds the window open leaves in the same scheduler turn it arrived in. Frames that arrive while
-    the window is full wait and go out together in the next batch (up to ``batch_bytes``): the
-    batch size follows the rate and an idle bridge sends at once, with no timer. ``watch()``
-    raises a refusal as soon as one arrives."""
+    while fewer than ``max_inflight`` await their ack -- right after a relay read, and once the
+    acks of one read from NATS are applied (``on_ack`` per ack, then ``after_acks``, in the
+    connection's reader) -- with no task in between, so a frame that finds the window open leaves
+    in the same scheduler turn it arrived in. Frames that arrive while the window is full wait
+    and go out together in the next batch (up to ``batch_bytes``): the batch size follows the
+    rate and an idle bridge sends at once, with no timer. ``watch()`` raises a refusal as soon
+    as one arrives."""
 
     def __init__(self, nc: NatsConnection, domain: Domain, window: PublishWindow, builder: BatchBuilder,
                  state: _AckState, max_inflight: int, trace: StageTrace | None) -> None:
@@ -314,6 +316,7 @@ class _Publisher:
         self.max_inflight = max_inflight
         self.trace = trace
         self.reply = ""
+        self._acked = False
 
     def pump(self) -> None:
         state, window, builder = self.state, self.window, self.builder
@@ -348,7 +351,12 @@ class _Publisher:
                 state.failure = exc
             state.wake.set()
             return
-        self.pump()
+        self._acked = True
+
+    def after_acks(self) -> None:
+        if self._acked:
+            self._acked = False
+            self.pump()
 
     async def watch(self) -> None:
         while self.state.failure is None:

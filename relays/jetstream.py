@@ -175,6 +175,8 @@ class NatsConnection:
         # task is idle (no task switch and no trio send_all per publish); the writer sends the rest
         self._raw: stdsocket.socket | None = None
         self._writer_idle = False
+        # called once the messages of one read are dispatched (act once on everything that came together)
+        self.after_receive: list[Callable[[], None]] = []
         self._wake = trio.Event()
         self._drained = trio.Event()
         self._pong = trio.Event()
@@ -297,6 +299,8 @@ class NatsConnection:
                     raise NatsDisconnected(f"server error: {ev.message}")
                 elif isinstance(ev, Info | Ok):
                     pass
+            for hook in self.after_receive:
+                hook()
 
     async def _writer(self) -> None:
         while True:

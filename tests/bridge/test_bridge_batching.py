@@ -35,6 +35,7 @@ class FakeNats:
 
 def _ack(pub: _Publisher, reply: str, stream_seq: int) -> None:
     pub.on_ack(Msg(reply, 1, None, None, b'{"stream":"AP_MARKET_DATA","seq":%d}' % stream_seq))
+    pub.after_acks()  # the connection's reader, once the acks of one read are applied
 
 
 def _publisher(nc: FakeNats) -> _Publisher:
@@ -67,6 +68,20 @@ async def test_batches_follow_the_window() -> None:
     assert [h["Nats-Msg-Id"] for h in heads] == ["1:1:21", "1:1:22-24", "1:1:25-30"]
     assert [h["Nats-Expected-Last-Sequence"] for h in heads] == ["7", "8", "9"]
     assert all(p[0] == "alphapulse.market_data" for p in nc.published)
+
+
+async def test_acks_read_together_make_one_batch() -> None:
+    nc = FakeNats()
+    pub = _publisher(nc)
+    for d in (21, 22, 23, 24):
+        pub.builder.add(1, d, _frames(d, d), 1)
+        pub.pump()
+    assert len(nc.published) == 2  # 21 and 22 in flight; 23 and 24 wait
+    for i, seq in ((0, 8), (1, 9)):  # both acks in one read from NATS: one publish after them
+        pub.on_ack(Msg(nc.published[i][2] or "", 1, None, None, b'{"stream":"AP_MARKET_DATA","seq":%d}' % seq))
+    assert len(nc.published) == 2
+    pub.after_acks()
+    assert [batch_span(p[1]) for p in nc.published] == [(21, 21), (22, 22), (23, 24)]
 
 
 async def test_a_refusal_stops_publishing_and_the_session() -> None:
