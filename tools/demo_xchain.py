@@ -345,7 +345,8 @@ def risk_tables(setup: XChainSetup) -> dict[str, Any]:
     """The risk process's cross-chain breakers: a chain whose head stops (20 block times: 5 s of the fast chain,
     which a loaded machine's collector can miss at start), one chain holding
     more than 80 % of an asset (a CHAIN stop of it, lifted once a rebalance lands) from the inventory each
-    contract starts with, and a bridge transfer not completed within four times the stand-in's delay + 30 s."""
+    contract starts with, a bridge transfer not completed within four times the stand-in's delay + 30 s, and a
+    leg left open."""
     from tools.deployment_writer import assets_doc
 
     o = setup.options
@@ -357,6 +358,7 @@ def risk_tables(setup: XChainSetup) -> dict[str, Any]:
             {"asset": sym, "start": {str(c.chain_id): amount for c in setup.chains}, "max_share_bps": 8000}
             for sym, amount in (("WETH", o.inventory_weth), ("USDC", o.inventory_usdc))]},
         "bridge_overdue": {"max_transfer_s": 4.0 * o.bridge_delay + 30.0, "scope": "chain"},
+        "leg_open": {"max_open_s": 60.0},  # a leg left open (its unwind failed): a stop naming chain and amount
     }
 
 
