@@ -10,7 +10,8 @@ and the included authorization file, the relays, bridge out and bridge in with t
 file, and the ``relay-cli stats`` check. The application processes (collector, strategy, executor)
 need a chain; the test stands in for them with a producer on host A's market-data relay and a
 consumer on host B's, which must see every message exactly once, in order, with host A's domain
-sequence.
+sequence. Step 5's deployment entry goes through the systemd generator and must give the unit lines
+the README names.
 """
 
 from __future__ import annotations
@@ -320,3 +321,27 @@ def _body(frame: bytes) -> bytes:
     from protocol.header import HEADER_SIZE
 
     return bytes(frame[HEADER_SIZE:])
+
+
+def test_walkthrough_systemd_step(tmp_path: Path) -> None:
+    """Step 5: the deployment entry it shows becomes a unit with the lines it says, and the
+    password file's path is in no command line."""
+    from tools.deployment import parse_deployment
+    from tools.systemd import generate
+
+    step = _step(_section(), "Under systemd")
+    m = re.search(r"`args = (\[.*?\])`", step, re.S)
+    assert m, "step 5 shows a deployment entry's args"
+    args = json.loads(" ".join(m.group(1).split()))
+    claims = [s for s in re.findall(r"`([^`]+)`", step) if s.startswith(("LoadCredential=", "--nats-auth-file %d"))]
+    assert len(claims) == 2, claims
+    dep = parse_deployment({
+        "deployment": {"run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "user": "alphapulse"},
+        "process": [{"name": "bridge-out-market_data", "args": args}],
+    })
+    generate(dep, tmp_path / "units", python="/usr/bin/python3")
+    unit = (tmp_path / "units" / "alphapulse-bridge-out-market_data.service").read_text()
+    for claim in claims:
+        assert claim in unit
+    execs = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert execs and all(args[args.index("--nats-auth-file") + 1] not in line for line in execs)
