@@ -752,12 +752,14 @@ def main(argv: list[str]) -> int:
         # `alphapulse backtest` can replay the market and compare its fills with what really happened
         deploy_file = _write_configs(work, run_dir, net.deployment, arb, ks, pwfile, cex,
                                      archive=("market_data", "signal", "execution"), xchain=xchain)
+        from protocol.ids import TokenId
+
         weth = net.deployment.address_of("WETH")
         if xchain is None and cex is None:  # cycles also start in USDC (the Curve pool's): WETH lines stay WETH
-            from protocol.ids import TokenId
-
             tally.profit_token = int(TokenId.of(net.deployment.chain_id, weth))
         before = net.client.erc20_balance(weth, recipient)
+        others = [t for t in net.deployment.tokens if t.address != weth] if tally.profit_token else []
+        before_other = {t.address: net.client.erc20_balance(t.address, recipient) for t in others}
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         if xchain is not None:
             from tools.demo_xchain import holdings
@@ -769,6 +771,8 @@ def main(argv: list[str]) -> int:
             tally.interrupted = tally.interrupted or "SIGINT"
             say("interrupted")
         landed = net.client.erc20_balance(weth, recipient) - before
+        landed_other = {int(TokenId.of(net.deployment.chain_id, a)): net.client.erc20_balance(a, recipient) - b
+                        for a, b in before_other.items()}
         quote = _usdc_quote(net)
         inventory = {sym: (net.deployment.token(sym).decimals, start,
                            net.client.erc20_balance(net.deployment.address_of(sym), arb))
@@ -805,7 +809,8 @@ def main(argv: list[str]) -> int:
     print(f"realized gross profit (events)    : {fmt_units(realized, 18)} WETH{quote(realized)}")
     if tally.realized_other:
         print(f"... in other profit tokens        : {_fmt_tokens(net.deployment, tally.realized_other)}  (cycles that "
-              "start there; not in the WETH lines)")
+              "start there; not in the WETH lines); landed at the recipient, read on chain: "
+              f"{_fmt_tokens(net.deployment, {t: v for t, v in landed_other.items() if v})}")
     print(f"gas paid                          : {fmt_units(tally.gas_wei, 18)} ETH{quote(tally.gas_wei)}")
     net_wei = tally.realized_wei - tally.gas_wei  # gas is paid in ETH, profit in WETH: 1:1
     print(f"net (realized - gas)              : {fmt_units(net_wei, 18)} WETH{quote(net_wei)}")

@@ -95,6 +95,9 @@ def test_headless_demo_executes_arbitrage_with_profit_on_chain_and_stops_on_one_
     by_flash = ast.literal_eval(re.search(r"executed per flash source\s*:\s*(\{.*?\})", out).group(1))  # type: ignore[union-attr]
     assert by_flash.get("BALANCER", 0) >= 1, out[-3000:]
     assert sum(by_flash.values()) == outcomes["EXECUTED"], out[-3000:]
+    # what the cycles that start in USDC made landed at the recipient: the events' sum, read back on chain
+    other = re.search(r"\.\.\. in other profit tokens\s*:\s*(\S+) USDC .*read on chain: (\S+) USDC", out)
+    assert other and other.group(1) == other.group(2), out[-3000:]
     # the funnel adds up: every signal has an outcome or is listed as in flight at stop
     signals = int(re.search(r"signals published by the strategy\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
     in_flight = int(re.search(r"in flight at stop\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
