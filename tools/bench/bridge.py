@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from tools.bench import quantile
 from tools.bench.relay import (
     EV,
     ROOT,
@@ -301,8 +302,9 @@ def stage_breakdown(latency_ns: list[int], recv_ns: list[int], out: Any, inn: An
     rows = []
     for name, a, b in (*STAGES, ("(bridge out's ack round trip)", "sent", "acked")):
         x = (t[b] - t[a]) / 1000.0
-        rows.append({"stage": name, "p50_us": round(float(np.percentile(x, 50)), 1),
-                     "p99_us": round(float(np.percentile(x, 99)), 1),
+        values = x.tolist()
+        rows.append({"stage": name, "p50_us": round(quantile(values, 0.50), 1),
+                     "p99_us": round(quantile(values, 0.99), 1),
                      "slowest_1pct_mean_us": round(float(x[tail1].mean()), 1),
                      "slowest_01pct_mean_us": round(float(x[tail01].mean()), 1)})
     pauses = {}
