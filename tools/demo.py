@@ -447,6 +447,8 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
                     elif isinstance(t, ExecutionStarted):
                         legs = tally.submitted.setdefault(t.signal_id, {})
                         legs.setdefault(t.chain_id, msg.receive_time_ns)
+                        if tally.pool_tape is not None:
+                            tally.pool_tape.ours(t.tx_hash)
                     elif isinstance(t, CexFill):
                         buy = t.side == Side.BUY
                         order = f"{code_name(CexOrderPurpose, t.purpose)} {'BUY' if buy else 'SELL'}"
@@ -868,7 +870,7 @@ def _print_xchain_summary(tally: Tally, xchain: XChainSetup, decimals: dict[str,
     usdc_d = decimals["USDC"]
     print(f"cross-chain realized gross profit : {fmt_units(tally.xc_realized, usdc_d)} USDC "
           f"({tally.xc_realized} units; the ExecutionResults, unwinds' losses included)")
-    price = xchain.tape.mids[-1][1] if xchain.tape.mids else None  # USDC per WETH, the lead pool's last swap
+    price = xchain.tape.last  # USDC per WETH: the lead pool after its last swap seen
     usdc_per_wei = price / 10 ** (18 - usdc_d) if price is not None else None
     costs = 0
     for c in xchain.chains:

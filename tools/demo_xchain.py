@@ -372,10 +372,16 @@ def daily_loss_tokens(setup: XChainSetup) -> dict[str, dict[str, int]]:
 
 @dataclass
 class PoolTape:
-    """The lead chain's V3 0.05 % WETH/USDC price (USDC per WETH) from the ``V3Swap`` records on the
-    market-data relay, with when they were seen (monotonic s): what the lagging chain follows.
+    """The market's moves of the lead chain's V3 0.05 % WETH/USDC pool (USDC per WETH), from the ``V3Swap``
+    records on the market-data relay, with when they were seen (monotonic s): what the lagging chain follows.
 
-    Appended to by the demo's bus consumer, read by the follower thread (see ``tools.demo_cex.CexTape``)."""
+    Only the *market's* swaps move the tape: a swap of a transaction our executor sent (its hash from an
+    ``ExecutionStarted``, published as it is sent, so before its log: :meth:`ours`) changes the pool's price
+    but not the tape. Each market swap moves the tape by the ratio of the pool's price after it to the price
+    before it (after whatever swap came last, ours included), so the lagging chain never replays our own
+    arbitrage's impact on the lead pool -- which would reopen the gap we just closed, a money pump.
+
+    Appended to by the demo's bus consumers, read by the follower thread (see ``tools.demo_cex.CexTape``)."""
 
     pool: int
     weth_is_token0: bool
@@ -383,21 +389,35 @@ class PoolTape:
     decimals1: int
     horizon: float = 120.0
     mids: deque[tuple[float, Fraction]] = field(default_factory=deque)
-    swaps: int = 0
+    swaps: int = 0  # the market's swaps seen
+    skipped: int = 0  # our own
+    last: Fraction | None = None  # the pool's price after the newest swap seen
+    own: set[bytes] = field(default_factory=set)
+
+    def ours(self, tx_hash: bytes) -> None:
+        """A transaction our executor sent: its swap is not the market's."""
+        self.own.add(bytes(tx_hash))
 
     def on_records(self, tlvs: Any, now: float) -> None:
         from tools.devnet.actions import sqrt_price_x96_to_price
 
         for t in tlvs:
             if isinstance(t, V3Swap) and int(t.pool) == self.pool and t.sqrt_price_x96:
-                self.swaps += 1
                 p01 = sqrt_price_x96_to_price(t.sqrt_price_x96, self.decimals0, self.decimals1)
-                self.mids.append((now, p01 if self.weth_is_token0 else 1 / p01))
+                price = p01 if self.weth_is_token0 else 1 / p01
+                before, self.last = self.last, price
+                if bytes(t.tx_hash) in self.own:
+                    self.skipped += 1
+                    continue
+                self.swaps += 1
+                tape = self.mids[-1][1] if self.mids else None
+                level = price if tape is None or before is None else (tape * price / before).limit_denominator(10**18)
+                self.mids.append((now, level))
                 while self.mids and self.mids[0][0] < now - self.horizon:
                     self.mids.popleft()
 
     def mid_at(self, when: float) -> Fraction | None:
-        """The last price seen at or before ``when`` (None before the first)."""
+        """The tape's level at ``when``: the last seen at or before it (None before the first)."""
         found = None
         for at, mid in list(self.mids):
             if at > when:

@@ -23,22 +23,42 @@ USDC, WETH = "0x" + "a0" * 20, "0x" + "c0" * 20
 POOL = PoolId.of(31338, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, "0x" + "22" * 20, USDC, WETH)
 
 
-def _swap(sqrt_price_x96: int, pool: PoolId = POOL) -> V3Swap:
-    return V3Swap(pool=pool, block_number=1, log_index=0, tx_hash=bytes(32), amount0=1, amount1=-1,
+def _swap(sqrt_price_x96: int, pool: PoolId = POOL, tx: bytes = bytes(32)) -> V3Swap:
+    return V3Swap(pool=pool, block_number=1, log_index=0, tx_hash=tx, amount0=1, amount1=-1,
                   sqrt_price_x96=sqrt_price_x96, liquidity=10**18, tick=0)
+
+
+def _sqrt(usdc_per_weth: int) -> int:
+    """sqrtPriceX96 of a USDC(token0, 6 decimals)/WETH(token1, 18) pool at ``usdc_per_weth``."""
+    per_unit = Fraction(10**18, usdc_per_weth * 10**6)  # raw units of token1 per token0
+    return int((per_unit * 2**192) ** Fraction(1, 2))
 
 
 def test_the_tape_keeps_the_lead_pools_price_in_usdc_per_weth_as_seen_on_the_bus() -> None:
     # USDC (6 decimals) is token0: the pool's price is WETH units per USDC unit; the tape turns it into USDC per WETH
     tape = PoolTape(pool=int(POOL), weth_is_token0=False, decimals0=6, decimals1=18)
-    per_unit = Fraction(10**18, 2000 * 10**6)  # 2000 USDC per WETH, in raw units of token1 per token0
-    sqrt = int((per_unit * 2**192) ** Fraction(1, 2))
+    sqrt = _sqrt(2000)
     tape.on_records([_swap(sqrt)], now=10.0)
     other = PoolId.of(31337, Venue.UNISWAP_V3, VenueKind.UNISWAP_V3, "0x" + "22" * 20, USDC, WETH)
     tape.on_records([_swap(sqrt // 2, pool=other)], now=11.0)  # another chain's pool: not the lead's
     assert tape.swaps == 1 and tape.mid_at(9.9) is None
     mid = tape.mid_at(12.0)
     assert mid is not None and abs(float(mid) - 2000.0) < 1e-6
+
+
+def test_the_tape_follows_the_markets_moves_not_our_own_swaps() -> None:
+    """Our arbitrage's swap on the lead pool moves the pool but not the tape; the market's next swap moves the
+    tape by its own ratio (price after / price before it), from wherever the pool was."""
+    tape = PoolTape(pool=int(POOL), weth_is_token0=False, decimals0=6, decimals1=18)
+    tape.on_records([_swap(_sqrt(2000))], now=1.0)
+    ours = b"\x07" * 32
+    tape.ours(ours)
+    tape.on_records([_swap(_sqrt(1900), tx=ours)], now=2.0)  # our leg sold WETH: -5 %
+    tape.on_records([_swap(_sqrt(1919), tx=b"\x01" * 32)], now=3.0)  # the market: +1 % from there
+    assert (tape.swaps, tape.skipped) == (2, 1)
+    assert abs(float(tape.last) - 1919) < 1e-6  # type: ignore[arg-type]
+    assert tape.mid_at(2.5) == tape.mid_at(1.5)  # our swap left the tape where it was
+    assert abs(float(tape.mid_at(3.0)) / float(tape.mid_at(1.5)) - 1.01) < 1e-9  # type: ignore[arg-type]
 
 
 def test_options_are_checked_in_one_line() -> None:
