@@ -34,7 +34,7 @@ class NatsServer:
     """One nats-server with JetStream (file storage under ``workdir``), optionally in a cluster."""
 
     def __init__(self, workdir: Path, name: str, *, port: int | None = None, cluster_port: int | None = None,
-                 routes: list[int] | None = None, auth: str | None = None) -> None:
+                 routes: list[int] | None = None, auth: str | None = None, env: dict[str, str] | None = None) -> None:
         binary = find_nats_server()
         if binary is None:
             raise FileNotFoundError(INSTALL_HINT)
@@ -45,6 +45,7 @@ class NatsServer:
         self.cluster_port = cluster_port
         self.routes = routes or []
         self.auth = auth
+        self.env = env  # extra environment (e.g. GOMAXPROCS)
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = workdir / f"{name}.conf"
         self.log = workdir / f"{name}.log"
@@ -71,7 +72,8 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         log = open(self.log, "ab")
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **self.env) if self.env else None)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -373,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
     ap.add_argument("--max-inflight", type=int, default=None,
                     help="bridge out's --max-inflight (default: the bridge's own default)")
+    ap.add_argument("--nats-gomaxprocs", type=int, default=None, metavar="N",
+                    help="run nats-server with GOMAXPROCS=N (default: Go's, one per CPU), to compare in one sitting")
     ap.add_argument("--stages", action="store_true",
                     help="in the bridged latency phase, stamp every hop (bridge --trace) and print where the "
                          "latency goes, with the CPU seconds each process used")
@@ -387,9 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alphapulse bench bridge: {INSTALL_HINT}", file=sys.stderr)
         return 2
     lat_count = int(args.latency_rate * args.latency_seconds)
+    nats_env = {"GOMAXPROCS": str(args.nats_gomaxprocs)} if args.nats_gomaxprocs else None
     tmp = Path(tempfile.mkdtemp(prefix="apbb-", dir="/tmp"))
     report: dict[str, Any] = {"count": args.count, "latency_rate": args.latency_rate,
-                              "latency_seconds": args.latency_seconds, "loadavg_before": _loadavg()}
+                              "latency_seconds": args.latency_seconds, "nats_gomaxprocs": args.nats_gomaxprocs,
+                              "loadavg_before": _loadavg()}
     print(f"load average before: {report['loadavg_before']}", file=sys.stderr)
     try:
         print(f"plain relay hop: throughput, {args.count:,} x 64 B", file=sys.stderr)
@@ -398,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         report["relay_latency"] = _phase(tmp, None, lat_count, args.latency_rate, "relay-lat")["latency"]
         for tag, rate, key in (("bridge-tp", None, "bridge_throughput"), ("bridge-lat", args.latency_rate, "bridge")):
             # a fresh server and fresh relays per phase: the stream starts empty, D = S = D'
-            server = NatsServer(tmp, f"{tag}-nats").start()
+            server = NatsServer(tmp, f"{tag}-nats", env=nats_env).start()
             try:
                 what = f"throughput, {args.count:,} x 64 B" if rate is None else f"latency at {rate:,.0f} msgs/s"
                 print(f"bridged (relay -> bridge out -> JetStream -> bridge in -> relay): {what}", file=sys.stderr)
@@ -413,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
         if not args.skip_nats_py:
-            server = NatsServer(tmp, "core").start()
+            server = NatsServer(tmp, "core", env=nats_env).start()
             try:
                 print("bare nats-py publish/subscribe (core NATS): throughput", file=sys.stderr)
                 report["nats_py_throughput"] = _nats_py_phase(server.url, args.count, None)
@@ -437,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     bt, rt = report["bridge_throughput"], report["relay_throughput"]
     print(f"\n{args.count:,} x 64 B frames, one consumer; latency at {args.latency_rate:,.0f} msgs/s for "
           f"{args.latency_seconds:g} s (paced producer)")
-    print(f"load average: before {report['loadavg_before']}, after {report['loadavg_after']}")
+    print(f"load average: before {report['loadavg_before']}, after {report['loadavg_after']}"
+          + (f"; nats-server GOMAXPROCS={args.nats_gomaxprocs}" if args.nats_gomaxprocs else ""))
     print(f"  bridged  : {bt['min_msgs_per_s']:>10,} msgs/s, gaps {bt['gaps']}, duplicates {bt['duplicates']}; "
           f"latency {lat(report['bridge_latency'])}")
     print(f"             frames per stream message (batch): {args.count / max(1, report['bridge_throughput_stream_messages']):,.1f} "
