@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +190,9 @@ class Executor:
         if done is not None:
             log.info("executor: signal %d already ended as %s; not again", sig.signal_id, Outcome(done[0]).name)
             return None
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stage: signal %d: strategy stamp -> handled %d us", sig.signal_id,
+                      (time.time_ns() - item.msg.receive_time_ns) // 1000)
         if sig.identity.kind == SignalKind.CROSS_CHAIN:
             return await self.xchain.handle(sig, item.msg, item.halted_by)
         run = self.core.run(sig, halted_by=item.halted_by)
@@ -230,10 +234,15 @@ class Executor:
 
     async def _drive(self, run: Any, actions: list[Action]) -> ExecutionResult | None:
         """Carry out the run's actions in order; the last one's answer is the next event."""
+        debug = log.isEnabledFor(logging.DEBUG)
         while True:
             event: Event | None = None
             for action in actions:
+                t0 = time.perf_counter_ns() if debug else 0
                 event = await self._do(run, action)
+                if debug:
+                    log.debug("stage: signal %d %s %d us", run.signal_id, type(action).__name__,
+                              (time.perf_counter_ns() - t0) // 1000)
             if run.done:
                 return run.result
             if event is None:

@@ -93,6 +93,10 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
                                                receive_time_ns=decided)
                         published += 1
                         m_signals.inc()
+                    if signals and log.isEnabledFor(logging.DEBUG):
+                        log.debug("stage: md seq %d: collector stamp -> received %d us, decided in %d us, "
+                                  "%d signal(s) published in %d us", msg.domain_seq, (now - msg.receive_time_ns) // 1000,
+                                  (decided - now) // 1000, len(signals), (time.time_ns() - decided) // 1000)
                 # The consumer hands out a read's messages without a checkpoint, and each decision is
                 # CPU work: yield after every message, so that under load (a backlog of hundreds of
                 # messages per read) /metrics, /healthz and SIGTERM are still served within a message's

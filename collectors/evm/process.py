@@ -32,7 +32,7 @@ from typing import Any
 
 import trio
 
-from chain.rpc import EndpointError, HttpRpc, RpcError, batched
+from chain.rpc import EndpointError, HttpRpc, RpcError, RpcFailure, batched
 from chain.ws import WsRpc
 from collectors.process import collector_main, collector_parser
 from protocol.market import BlockHeader
@@ -89,6 +89,12 @@ class ChainRunner:
         self._m_failures = pm.counter("alphapulse_collector_endpoint_failures_total", "RPC endpoint failures.",
                                       ["chain"]).labels(**one)
         self._rx = 0.0  # trio time the input being processed was received
+        self._unit_rx_ns = 0  # wall time the first log of the pending unit arrived (debug stage stamps)
+        # the priority-fee estimate headers carry: asked for the first header, then refreshed beside the
+        # stream (in _bg) after each header, so no RPC round trip holds a header or the logs behind it
+        self._fee: int | None = None
+        self._fee_refreshing = False
+        self._bg: trio.Nursery | None = None
 
     async def run(self) -> None:
         chain = self.chain
@@ -158,10 +164,15 @@ class ChainRunner:
                 self.started = True
             else:
                 await self._execute(follower.on_connected(latest), rpc)
-            if ws is not None:
-                await self._stream(ws, rpc, subs)
-            else:
-                await self._poll(rpc)
+            async with trio.open_nursery() as bg:
+                self._bg = bg
+                try:
+                    if ws is not None:
+                        await self._stream(ws, rpc, subs)
+                    else:
+                        await self._poll(rpc)
+                finally:
+                    self._bg = None
 
     async def _stream(self, ws: WsRpc, rpc: HttpRpc | WsRpc, subs: dict[str, str]) -> None:
         follower = self.follower
@@ -183,6 +194,8 @@ class ChainRunner:
             if kind == "head":
                 await self._execute(follower.on_head(Header.from_rpc(result)), rpc)
             elif kind == "log":
+                if not follower.pending:
+                    self._unit_rx_ns = time.time_ns()  # the first log of a unit arrived (stage stamps)
                 await self._execute(follower.on_logs([result]), rpc)
             if follower.pending and not ws.backlog():
                 # Drained? Not yet just because our channel is empty: trio-websocket's reader and
@@ -208,7 +221,11 @@ class ChainRunner:
     # ------------------------------------------------------------------ actions
 
     async def _emit(self, tlv: TLV | tuple[TLV, ...], event_time_ns: int | None = None) -> None:
-        await self.publish(tlv, event_time_ns=event_time_ns, receive_time_ns=time.time_ns())
+        now = time.time_ns()
+        await self.publish(tlv, event_time_ns=event_time_ns, receive_time_ns=now)
+        if self._unit_rx_ns and log.isEnabledFor(logging.DEBUG):
+            log.debug("stage %s: log received -> published %d us (%s)", self.chain.name,
+                      (now - self._unit_rx_ns) // 1000, type(tlv[0] if isinstance(tlv, tuple) else tlv).__name__)
         self.published += 1
         self._m_published.inc()
         if self._rx:
@@ -230,7 +247,7 @@ class ChainRunner:
             assert rpc is not None, f"{act} needs a connection"
             if isinstance(act, PublishHeader):
                 if fee is None:
-                    fee = await self._priority_fee(rpc)
+                    fee = await self._header_fee(rpc)
                 h = act.header
                 await self._emit(BlockHeader(chain_id=self.chain.chain_id, number=h.number, timestamp=h.timestamp,
                                              gas_limit=h.gas_limit, gas_used=h.gas_used,
@@ -260,6 +277,26 @@ class ChainRunner:
                     follower.curve.seed(pool, state)
                 for unit in units:
                     await self._emit(unit if len(unit) > 1 else unit[0])
+
+    async def _header_fee(self, rpc: HttpRpc | WsRpc) -> int:
+        """The priority fee a header carries: the newest estimate, asked inline only while there is none
+        (or outside a streaming session); otherwise the header leaves at once and a refresh for the next
+        one starts beside the stream (one at a time). The RPC used to sit between every head notification
+        and its header -- and the block's logs queued behind it: a round trip per block on the hot path."""
+        if self._fee is None or self._bg is None:
+            self._fee = await self._priority_fee(rpc)
+        elif not self._fee_refreshing:
+            self._fee_refreshing = True
+            self._bg.start_soon(self._refresh_fee, rpc)
+        return self._fee
+
+    async def _refresh_fee(self, rpc: HttpRpc | WsRpc) -> None:
+        try:
+            self._fee = await self._priority_fee(rpc)
+        except RpcFailure as exc:  # an endpoint failing shows on the stream; the old estimate stays
+            log.debug("%s: priority fee refresh failed: %s", self.chain.name, exc)
+        finally:
+            self._fee_refreshing = False
 
     async def _priority_fee(self, rpc: HttpRpc | WsRpc) -> int:
         """eth_maxPriorityFeePerGas, else the median reward of the last block from eth_feeHistory, else 0."""

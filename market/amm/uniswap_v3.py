@@ -190,7 +190,7 @@ def swap(
     contract's reverts cannot fire there; the last step goes through :func:`compute_swap_step` itself.  Where the
     active liquidity is zero every step moves the price and nothing else, so the walk jumps straight to the next
     initialized tick (or the limit) instead of stopping at each empty bitmap word; the tick it ends on is the
-    one the word-by-word walk stores (see ``_zero_liquidity_tick``).  tests/market/amm cross-checks all of this
+    one the word-by-word walk stores (see ``zero_liquidity_tick``).  tests/market/amm cross-checks all of this
     against a literal transliteration of the contract's loop over a real bitmap.
     """
     if amount_specified == 0:
@@ -267,7 +267,7 @@ def swap(
             # computeSwapStep with zero liquidity: the price goes to the target, every amount is 0.
             if target != sqrt_next:  # the limit comes first
                 sqrt_price = target
-                tick = _zero_liquidity_tick(target, zero_for_one, spacing)
+                tick = zero_liquidity_tick(target, zero_for_one, spacing)
                 break
             sqrt_price = sqrt_next
         else:
@@ -395,7 +395,7 @@ def swap(
     )
 
 
-def _zero_liquidity_tick(limit: int, zero_for_one: bool, spacing: int) -> int:
+def zero_liquidity_tick(limit: int, zero_for_one: bool, spacing: int) -> int:
     """The tick the pool stores after a walk with no liquidity ends at ``limit``.
 
     Word by word, the walk stops at every bitmap word boundary; ending on one exactly while moving down stores

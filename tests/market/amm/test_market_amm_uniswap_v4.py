@@ -422,3 +422,26 @@ def test_modify_liquidity_bookkeeping_and_deltas():
             apply_liquidity_change(pool, lo, hi, 1)
     with pytest.raises(Overflow, match="TickLiquidityOverflow"):
         apply_liquidity_change(pool, -120, 120, tick_spacing_to_max_liquidity_per_tick(60) + 1)
+
+
+@pytest.mark.parametrize("zero_for_one", [True, False])
+@pytest.mark.parametrize("limit_tick", [None, -30720, 30720, -30720 + 7, 30720 - 5, -46080, 40_000])
+@pytest.mark.parametrize("exact_in", [True, False])
+def test_a_walk_through_empty_words_jumps_and_matches_the_word_by_word_pool(zero_for_one, limit_tick, exact_in):
+    """Liquidity only around the price and far away: an amount that drains it walks through dozens of empty
+    bitmap words. The mirror jumps them in one step (nothing but the price moves there) and must end where
+    the contract's word-by-word walk does -- amounts, price, the stored tick (a limit exactly on a word
+    boundary going down stores the tick below it) and the liquidity past the far position."""
+    nets = {-600: 10**20, 600: -10**20, -60_000: 10**15, -45_000: -10**15, 45_000: 10**15, 60_000: -10**15}
+    pool = _pool(ticks=nets, liquidity=10**20)
+    if limit_tick is None:
+        limit = MIN_SQRT_PRICE + 1 if zero_for_one else MAX_SQRT_PRICE - 1
+    else:
+        limit = get_sqrt_ratio_at_tick(limit_tick)
+        if (limit < pool.sqrt_price_x96) != zero_for_one:
+            return
+    amount = 10**40
+    r = swap(pool, zero_for_one, -amount if exact_in else amount, limit)
+    a0, a1, price, tick, liquidity, to_protocol = reference_swap(pool, zero_for_one, -amount if exact_in else amount,
+                                                                 limit)
+    assert (r.amount0, r.amount1, r.sqrt_price_x96, r.tick, r.liquidity) == (a0, a1, price, tick, liquidity)
