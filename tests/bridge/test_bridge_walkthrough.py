@@ -184,7 +184,7 @@ def test_walkthrough_is_complete() -> None:
 
 
 def test_two_host_walkthrough(short_dir: Path) -> None:
-    require_nats_server()
+    nats_server = require_nats_server()  # Debian's is in /usr/sbin, not always on a user's PATH
     p = _parts()
     port, http_port = free_port(), free_port()
     password = secrets.token_urlsafe(24)
@@ -213,7 +213,9 @@ def test_two_host_walkthrough(short_dir: Path) -> None:
             creds.parent.mkdir(parents=True, exist_ok=True)
             creds.write_text(str(p["creds_line"]).replace("<the same password>", password) + "\n")
             creds.chmod(0o600)
-        a.start(list(p["server"]))  # type: ignore[call-overload]
+        server = list(p["server"])  # type: ignore[call-overload]
+        assert server[0] == "nats-server"
+        a.start([nats_server, *server[1:]])
         _wait("nats-server to listen", lambda: _listening(port))
 
         # steps 2 and 3: every command of host A and host B, the applications stood in for
