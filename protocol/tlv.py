@@ -52,6 +52,11 @@ RETIRED: dict[int, str] = {
 # Called with each newly registered TLV class (message.py builds fused codecs from it).
 ON_REGISTER: list[Callable[[type[TLV]], None]] = []
 _DECODERS: dict[int, Callable[[Any, int, int], Any]] = {}
+# What each registered type's decoder checks, as data for ``tlvs_valid``: code -> (fixed body
+# size, variable fields in order as (length-prefix bytes, item size)); item size _TEXT is a
+# string (uint8 length, UTF-8), 1 a blob (uint16 length), a Record's SIZE a list (uint16 count).
+_SHAPES: dict[int, tuple[int, tuple[tuple[int, int], ...]]] = {}
+_TEXT = -1
 
 def _blob(v: Any) -> bytes:
     """bytes-like only: ``bytes(5)`` would silently make five zero bytes."""
@@ -338,6 +343,7 @@ def _build_codec(cls: type, code: int, fields: list[tuple[str, Kind | VarKind]])
                 ]
     src.append("    return o")
     _DECODERS[code] = _compile("\n".join(src) + "\n", "_dec", extra)
+    _SHAPES[code] = (size, tuple((1, _TEXT) if k is STR else (2, 1) if k is BLOB else (2, k.item.SIZE) for _, k in var))
 
 
 class UnknownTLV(TLV, register=False):
@@ -393,6 +399,80 @@ def decode_tlvs(buf: bytes | bytearray | memoryview, off: int, end: int) -> tupl
             append(dec(buf, off, ln))
         off = nxt
     return tuple(out)
+
+
+def tlvs_valid(
+    buf: bytes | bytearray | memoryview, off: int, end: int, marks: list[int] | None = None,
+    texts: list[tuple[int, int]] | None = None,
+) -> bool:
+    """Whether ``decode_tlvs(buf, off, end)`` succeeds, without building a record.
+
+    The same checks as the decoders, read from ``_SHAPES`` (generated with them): the record
+    framing, each known type's fixed body size, and each variable field's length prefix and
+    bounds; a text field's bytes must be UTF-8. Fixed fields and list items never fail to
+    decode once they fit. (tests/protocol checks this agrees with ``decode_tlvs`` on every
+    fuzzed payload.) With ``marks``/``texts`` it also records the *shape* of the payload: the
+    offsets of every byte the walk branched on (record headers, length prefixes) and the
+    ``(offset, length)`` of every text field; a payload of the same length with the same
+    bytes at those offsets and UTF-8 in those ranges is valid too (ingest's block check).
+    """
+    shapes = _SHAPES
+    while off < end:
+        code = buf[off]
+        if code:
+            if off + 2 > end:
+                return False
+            ln = buf[off + 1]
+            if marks is not None:
+                marks.append(off)
+                marks.append(off + 1)
+            off += 2
+        else:
+            if off + EXT_SIZE > end:
+                return False
+            _, code, ln = EXT.unpack_from(buf, off)
+            if code == 0:
+                return False
+            if marks is not None:
+                marks.extend(range(off, off + EXT_SIZE))
+            off += EXT_SIZE
+        nxt = off + ln
+        if nxt > end:
+            return False
+        shape = shapes.get(code)
+        if shape is not None:
+            size, var = shape
+            if ln < size:
+                return False
+            p = off + size
+            for hdr, isz in var:
+                if p + hdr > nxt:
+                    return False
+                if hdr == 1:
+                    n = buf[p]
+                else:
+                    n = buf[p] | (buf[p + 1] << 8)
+                if marks is not None:
+                    marks.extend(range(p, p + hdr))
+                p += hdr
+                if isz == _TEXT:
+                    if p + n > nxt:
+                        return False
+                    if n:
+                        try:
+                            bytes(buf[p : p + n]).decode("utf-8")
+                        except UnicodeDecodeError:
+                            return False
+                        if texts is not None:
+                            texts.append((p, n))
+                    p += n
+                else:
+                    n *= isz
+                    if p + n > nxt:
+                        return False
+                    p += n
+        off = nxt
+    return True
 
 
 def decoder_for(code: int) -> Callable[[Any, int, int], Any]:

@@ -13,14 +13,19 @@ walked only to *validate* them (below).
 
 Validation (issue 17): a frame whose TLVs do not decode would be journaled and
 fanned out, and every decoding consumer would choke on it. So each accepted
-frame's payload is run through the protocol's own TLV decoders
-(``protocol.tlv.decode_tlvs``, exactly what a consumer's ``decode`` runs after the
-header and CRC), and a frame that fails is refused like a bad checksum. In a
-vectorised block this is one decoder call per frame after the block's header
-and CRC checks; the block is cut at the first frame that fails and the per-frame
-loop raises for it. This is the one per-frame cost of the fast path that is not
-vectorised; ``validate=False`` (``alphapulse relay --no-validate``) turns it off,
-and ``alphapulse bench relay --no-validate`` measures the difference.
+frame's payload must pass exactly what the protocol's TLV decoders check
+(``protocol.tlv.decode_tlvs``, what a consumer's ``decode`` runs after the header
+and CRC), and a frame that fails is refused like a bad checksum. The check is
+``protocol.tlv.tlvs_valid``: the decoders' checks (record framing, each known
+type's body size, variable fields' lengths, UTF-8 text) without building a
+record; the refusal's message is the decoder's own (``payload_error``). In a
+vectorised block (issue 12) one walk of the first frame records its *shape* --
+the bytes the walk branched on and its text fields -- and one numpy comparison
+finds the frames of the same shape with ASCII texts, which are valid for the
+same reasons; only frames that differ are walked one by one. The block is cut
+at the first frame that fails and the per-frame loop raises for it.
+``validate=False`` (``alphapulse relay --no-validate``) turns it off, and
+``alphapulse bench relay --no-validate`` measures the difference.
 
 Accepted frames become ``Chunk``s that *share the receive buffer* (the caller
 hands the buffer over and starts a fresh one), so the bytes read from the
@@ -65,7 +70,7 @@ from protocol.header import (
     check_prefix,
     header_struct,
 )
-from protocol.tlv import decode_tlvs
+from protocol.tlv import decode_tlvs, tlvs_valid
 
 from .ring import Chunk
 
@@ -97,7 +102,9 @@ def valid_records_crc(covered: int, m: int) -> int:
 
 def payload_error(buf: bytes | bytearray | memoryview, pos: int, end: int) -> str | None:
     """Why the payload of the frame at ``buf[pos:end]`` does not decode, or None if it does
-    (the TLV walk and every known record's decoder, as ``protocol.decode`` would run them)."""
+    (the TLV walk and every known record's decoder, as ``protocol.decode`` would run them).
+    The hot path asks ``tlvs_valid`` (the same checks, no record built) and comes here only
+    for the message of a frame it refuses."""
     try:
         decode_tlvs(buf, pos + HEADER_SIZE, end)
     except ProtocolError as exc:
@@ -109,15 +116,42 @@ def payload_error(buf: bytes | bytearray | memoryview, pos: int, end: int) -> st
 
 def _first_undecodable(buf: bytearray, pos: int, size: int, m: int) -> int:
     """Index of the first of ``m`` frames of ``size`` bytes at ``buf[pos:]`` whose payload does
-    not decode (``m`` when all do)."""
-    decode = decode_tlvs
-    for i in range(m):
+    not decode (``m`` when all do).
+
+    One Python walk of the first frame's TLVs (``tlvs_valid``) records its shape: the bytes the
+    walk branched on (record headers, length prefixes) and its text fields. Every frame with
+    the same bytes there and ASCII in those texts walks the same way, so is valid too: that is
+    one numpy comparison over the block. The frames that differ are walked one by one.
+    """
+    marks: list[int] = []
+    texts: list[tuple[int, int]] = []
+    first = pos + HEADER_SIZE
+    if not tlvs_valid(buf, first, pos + size, marks, texts):
+        return 0
+    if m == 1:
+        return 1
+    rows = np.frombuffer(buf, dtype=np.uint8, count=m * size, offset=pos).reshape(m, size)
+    same = None
+    if marks:
+        cols = _columns(marks, pos)
+        picked = rows[:, cols]
+        same = (picked == picked[0]).all(axis=1)
+    if texts:
+        cols = _columns([i for p, n in texts for i in range(p, p + n)], pos)
+        ascii_ = (rows[:, cols] < 0x80).all(axis=1)
+        same = ascii_ if same is None else same & ascii_
+    del rows
+    if same is None or same.all():
+        return m
+    for i in np.flatnonzero(~same).tolist():  # another shape, or non-ASCII text: the full walk
         a = pos + i * size
-        try:
-            decode(buf, a + HEADER_SIZE, a + size)
-        except (ProtocolError, ValueError, IndexError, OverflowError):
+        if not tlvs_valid(buf, a + HEADER_SIZE, a + size):
             return i
     return m
+
+
+def _columns(offsets: list[int], pos: int) -> np.ndarray:
+    return np.array(offsets, dtype=np.intp) - pos
 
 
 def _fast_block(
@@ -265,7 +299,8 @@ class Ingest:
                     break
                 if verify and crc32(mv[pos + OFF_COVERED : nxt]) != csum:
                     raise ChecksumError(f"checksum mismatch in frame with source_seq {sseq}")
-                if validate and sseq > last and (why := payload_error(mv, pos, nxt)) is not None:
+                if (validate and sseq > last and not tlvs_valid(buf, pos + HEADER_SIZE, nxt)
+                        and (why := payload_error(mv, pos, nxt)) is not None):
                     raise TLVError(f"frame with source_seq {sseq} does not decode: {why}")
                 if sseq <= last:
                     # a resent frame that is already in the log: close the current chunk, drop it

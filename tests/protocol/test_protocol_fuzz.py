@@ -30,6 +30,7 @@ from protocol import (
     encode,
 )
 from protocol.reference import ref_decode
+from protocol.tlv import tlvs_valid
 
 FRAMES = all_vector_frames()
 SETTINGS = settings(
@@ -56,7 +57,10 @@ def _check_all_decoders(data: bytes) -> None:
     _outcome(lambda d: decode_frame(bytearray(d), 0), data)
     _outcome(lambda d: decode_frame(memoryview(d), 0), data)
     if len(data) > 52:
-        _outcome(lambda d: decode_tlvs(d, 52, len(d)), data)
+        walked = _outcome(lambda d: decode_tlvs(d, 52, len(d)), data)
+        # the relay's validator (no records built) agrees with the decoders on every payload
+        for feed in (data, bytearray(data), memoryview(data)):
+            assert tlvs_valid(feed, 52, len(data)) == (walked[0] == "ok"), data.hex()
     for feed in (data, bytearray(data)):
         _outcome(_stream_messages, feed)
         _outcome(_stream_frames, feed)
@@ -201,6 +205,32 @@ def test_concatenated_mutated_stream(frame: bytes, data: st.DataObject) -> None:
         list(dec)
     except ProtocolError:
         pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=st.sampled_from(FRAMES), data=st.data())
+def test_payloads_of_one_shape_decode_alike(frame: bytes, data: st.DataObject) -> None:
+    """The shape ``tlvs_valid`` records (the bytes its walk branched on, the text fields) decides
+    validity: rewriting any other byte of a valid payload keeps it decodable as long as the texts
+    are ASCII (the relay checks a block of equal-size frames by comparing their shapes)."""
+    marks: list[int] = []
+    texts: list[tuple[int, int]] = []
+    if not tlvs_valid(frame, 52, len(frame), marks, texts):
+        return
+    in_text = {i for p, n in texts for i in range(p, p + n)}
+    free = [i for i in range(52, len(frame)) if i not in set(marks)]
+    b = bytearray(frame)
+    for i in in_text:
+        b[i] = 0x61
+    for i in data.draw(st.lists(st.sampled_from(free), max_size=12)) if free else []:
+        b[i] = data.draw(st.integers(0, 0x7F if i in in_text else 0xFF))
+    decode_tlvs(b, 52, len(b))  # raises if the shape did not decide
+    assert tlvs_valid(b, 52, len(b))
+    # and a marked byte is one the walk depends on: changing it may change the outcome, never silently
+    if marks:
+        i = data.draw(st.sampled_from(marks))
+        b[i] ^= data.draw(st.integers(1, 255))
+        assert tlvs_valid(b, 52, len(b)) == (_outcome(lambda d: decode_tlvs(d, 52, len(d)), bytes(b))[0] == "ok")
 
 
 # ---- bounded memory ----

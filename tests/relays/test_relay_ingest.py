@@ -1,8 +1,11 @@
+import zlib
+
 import pytest
 from relay_testkit import frame, frames, heartbeat_frame
 
 from protocol.errors import ChecksumError, FrameError
 from protocol.header import Domain, read_domain_seq
+from protocol.message import Message, decode, encode
 from relays.core.ingest import Ingest, Sequencer
 
 
@@ -121,3 +124,55 @@ def test_validation_can_be_turned_off_for_measurement() -> None:
     buf = bytearray(frames(1, 40) + undecodable_frame(41) + frames(42, 100))
     r = Ingest(seq, Domain.MARKET_DATA, 7, validate=False).scan(buf, 0)
     assert seq.head_seq == 100 and sum(c.count for c in r.chunks) == 100
+
+
+# ---- issue 12: validation without a record per frame, by shape over a vectorised run ----
+
+
+def _trade_frame(seq: int, symbol: bytes) -> bytes:
+    """A Trade frame (a registered type with a text field) whose symbol bytes are ``symbol``,
+    written raw so they may be any bytes (invalid UTF-8 included), CRC right."""
+    from protocol.header import OFF_CHECKSUM, OFF_COVERED
+    from protocol.market import Trade
+
+    t = Trade(venue=1, side=0, price_scale=2, size_scale=3, trade_id=seq, price=5, size=6, symbol="x" * len(symbol))
+    buf = bytearray(encode(Message(domain=Domain.MARKET_DATA, source_id=7, source_seq=seq, tlvs=(t,))))
+    buf[len(buf) - len(symbol):] = symbol
+    buf[OFF_CHECKSUM : OFF_CHECKSUM + 4] = zlib.crc32(buf[OFF_COVERED:]).to_bytes(4, "little")
+    return bytes(buf)
+
+
+def test_a_run_of_mixed_record_shapes_is_validated_frame_by_frame() -> None:
+    from relay_testkit import undecodable_frame
+
+    from protocol.errors import TLVError
+
+    # equal sizes, so one vectorised run, but three record types: the shapes differ
+    good = [frame(s, type_code=250 + s % 3) for s in range(1, 201)]
+    seq = Sequencer()
+    r = Ingest(seq, Domain.MARKET_DATA, 7).scan(bytearray(b"".join(good)), 0)
+    assert seq.head_seq == 200 and sum(c.count for c in r.chunks) == 200
+    good[150] = undecodable_frame(151)
+    seq = Sequencer()
+    with pytest.raises(TLVError, match="source_seq 151 does not decode: TLV type 250 claims 255 bytes"):
+        Ingest(seq, Domain.MARKET_DATA, 7).scan(bytearray(b"".join(good)), 0)
+    assert seq.head_seq == 0
+
+
+def test_text_fields_in_a_run_are_checked_as_utf8() -> None:
+    from protocol.errors import TLVError
+
+    # the same shape throughout, ASCII, non-ASCII UTF-8 (the frame-by-frame walk) and, once, bytes that are not UTF-8
+    symbols = [b"ETHUSD", "é€x".encode(), b"BTCUSD"]
+    run = [_trade_frame(s, symbols[s % 3]) for s in range(1, 201)]
+    seq = Sequencer()
+    r = Ingest(seq, Domain.MARKET_DATA, 7).scan(bytearray(b"".join(run)), 0)
+    assert seq.head_seq == 200 and sum(c.count for c in r.chunks) == 200
+    assert decode(bytes(r.chunks[-1].data[r.chunks[-1].offsets[-3] : r.chunks[-1].offsets[-2]])).tlvs[0].symbol == "é€x"
+    run[99] = _trade_frame(100, b"\xff\xfeETHU")
+    seq = Sequencer()
+    with pytest.raises(TLVError, match="source_seq 100 does not decode: Trade.symbol: invalid UTF-8"):
+        Ingest(seq, Domain.MARKET_DATA, 7).scan(bytearray(b"".join(run)), 0)
+    # and alone, on the per-frame path, with the same line
+    with pytest.raises(TLVError, match="source_seq 100 does not decode: Trade.symbol: invalid UTF-8"):
+        Ingest(Sequencer(last_source_seq={7: 99}, head_seq=99), Domain.MARKET_DATA, 7).scan(bytearray(run[99]), 0)
