@@ -118,3 +118,10 @@ def test_two_chain_demo_trades_across_chains_and_the_books_equal_both_chains_to_
     rows = re.findall(r"^  chain (\d+) (\S+)\s+books .*\((-?\d+)\)  chain .*\((-?\d+)\)", out, re.M)
     assert books.startswith("EQUAL"), out[-4000:]
     assert {c for c, *_ in rows} == {"31337", "31338"} and all(b == c for _, _, b, c in rows), rows
+    # every config the run wrote passes `alphapulse config check` (the rebalancer's and both collectors' too)
+    from tools.config_cli import check
+
+    work = Path(re.search(r"working directory (\S+)", out).group(1))  # type: ignore[union-attr]
+    assert check(str(work / "deploy.toml")) == []
+    assert {p.name for p in (work / "configs").glob("*.toml")} >= {
+        "collector-31337.toml", "collector-31338.toml", "rebalancer.toml", "strategy.toml", "executor.toml"}
