@@ -44,7 +44,8 @@ Actions, carried out by the shell:
   ``HeadSeen``, asked by public and shadow runs only while no ``BlockHeader`` of the chain has arrived
   on the market-data relay (afterwards the newest one is the head, with no RPC), by bundles always; ``Sign(...)`` -> ``Signed``; ``Broadcast(tx)`` -> ``Broadcasted``, or
   ``NonceUsed(pending)`` when another signer of the account took the nonce (signed again once at ``pending``); ``PollReceipts(hashes,
-  delay)`` -> ``Polled``; ``CallBundle(builder, raw, block)`` -> ``BundleChecked``; ``SendBundles(raw,
+  delay)`` -> ``Polled`` (the shell looks after at most ``delay``: at once when our chain's next
+  ``BlockHeader`` arrives); ``CallBundle(builder, raw, block)`` -> ``BundleChecked``; ``SendBundles(raw,
   blocks)`` -> ``BundlesSent``; ``PollPrivate(hash, delay, deadline)`` -> ``PrivatePolled``.
 
 The node's answers arrive typed (:class:`Head`, :class:`Receipt`, built at the edge by

@@ -123,6 +123,11 @@ class Executor:
         self.core = ExecutorCore(config, address=gateway.address, builders=[
             BuilderInfo(name=b.name, call_bundle=b.call_bundle_supported) for b in self.builders])
         self._market_changed = trio.Event()
+        # our chain's BlockHeaders seen on the market-data relay, and the count when receipts were last
+        # asked for: a receipt can only appear with a new block, so a watch polls when one arrives
+        self._heads = 0
+        self._polled_at = -1
+        self._new_head = trio.Event()
         self.outcomes: list[ExecutionResult] = []
         # (calldata, answer) of the eth_estimateGas started alongside the last simulation
         self._estimate: tuple[bytes, Estimated | SimulationFailed | BaseException] | None = None
@@ -163,7 +168,10 @@ class Executor:
     # ------------------------------------------------------------------ inputs
 
     def on_market_data(self, msg: Message) -> None:
-        self.core.on_market_data(msg)
+        if self.core.on_market_data(msg):
+            self._heads += 1
+            self._new_head.set()
+            self._new_head = trio.Event()
         changed = self._market_changed
         if changed.statistics().tasks_waiting:  # a run waits for the market (AwaitMarket)
             changed.set()
@@ -190,7 +198,7 @@ class Executor:
         if done is not None:
             log.info("executor: signal %d already ended as %s; not again", sig.signal_id, Outcome(done[0]).name)
             return None
-        if log.isEnabledFor(logging.DEBUG):
+        if item.msg is not None and log.isEnabledFor(logging.DEBUG):
             log.debug("stage: signal %d: strategy stamp -> handled %d us", sig.signal_id,
                       (time.time_ns() - item.msg.receive_time_ns) // 1000)
         if sig.identity.kind == SignalKind.CROSS_CHAIN:
@@ -325,8 +333,14 @@ class Executor:
             return Broadcasted(a.tx)
         if t is PollReceipts:
             assert isinstance(a, PollReceipts)
-            if a.delay:
-                await trio.sleep(a.delay)
+            if a.delay and self._heads == self._polled_at:
+                # no block since the last look: wait for our chain's next BlockHeader (a receipt comes with a
+                # block), at most the poll interval -- not the whole interval: on a chain mining right after
+                # our send, a fixed sleep held every executed signal (and the signals queued behind it)
+                # ~50 ms after its block was mined
+                with trio.move_on_after(a.delay):
+                    await self._new_head.wait()
+            self._polled_at = self._heads
             return await self._poll(a.hashes)
         if t is CallBundle:
             assert isinstance(a, CallBundle)

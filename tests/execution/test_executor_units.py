@@ -233,6 +233,48 @@ async def test_simulation_and_gas_estimate_overlap_and_the_estimate_is_not_asked
     assert trio.current_time() - t0 == pytest.approx(1.0) and ex._estimate is None
 
 
+async def test_a_receipt_watch_polls_when_our_chains_next_block_header_arrives(autojump_clock: object) -> None:
+    """A receipt can only appear with a block: a watch waiting between polls looks again as soon as our
+    chain's BlockHeader comes on the market-data relay (not after the whole poll interval), and at the
+    interval when none comes; a header of another chain does not count."""
+    import trio
+
+    from execution.core import Polled, PollReceipts
+    from execution.executor import Executor
+    from protocol.market import BlockHeader
+    from protocol.message import Message
+
+    class Gateway:
+        address = A
+        asked: list[float] = []
+
+        async def receipt(self, tx_hash: str) -> None:
+            self.asked.append(trio.current_time())
+
+    def header(chain_id: int, number: int) -> Message:
+        return Message(domain=1, tlvs=(BlockHeader(chain_id=chain_id, number=number, timestamp=1, gas_limit=1,
+                                                   gas_used=0, hash=bytes(32), parent_hash=bytes(32), base_fee=1,
+                                                   priority_fee=0),))
+
+    ex = Executor(config_from_dict(doc()), Gateway(), None, None)  # type: ignore[arg-type]
+    t0 = trio.current_time()
+    assert isinstance(await ex._do(None, PollReceipts(("0xab",), 0.0)), Polled)  # at once
+    async with trio.open_nursery() as nursery:
+        async def blocks() -> None:
+            await trio.sleep(0.01)
+            ex.on_market_data(header(1, 7))  # another chain's block: not ours
+            await trio.sleep(0.01)
+            ex.on_market_data(header(31337, 7))
+        nursery.start_soon(blocks)
+        await ex._do(None, PollReceipts(("0xab",), 5.0))
+    assert Gateway.asked[1] - t0 == pytest.approx(0.02)  # with our block, not after 5 s
+    await ex._do(None, PollReceipts(("0xab",), 5.0))  # no block since: the whole interval
+    assert Gateway.asked[2] - t0 == pytest.approx(5.02)
+    ex.on_market_data(header(31337, 8))  # a block came while the run was busy elsewhere: look at once
+    await ex._do(None, PollReceipts(("0xab",), 5.0))
+    assert Gateway.asked[3] - t0 == pytest.approx(5.02)
+
+
 def test_a_failed_reason_never_carries_an_endpoint_secret() -> None:
     from execution.executor import Executor
 
