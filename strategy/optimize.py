@@ -46,9 +46,10 @@ final polish (neighbourhood, staircase, ``polish=True``, the default) costs a fe
 simulations to gain up to about one unit of the coarsest intermediate token -- on a WBTC path
 1e11-1e12 wei, enough to turn a quoted loss into a profit.
 
-**Curve in the path: integer golden-section search** on the exact profit over ``[1, cap]``
-(StableSwap has no constant-product form), stopping at a bracket of ``max(3, hi >> 32)`` and
-finishing with the exact neighbourhood.
+**Curve in the path: integer golden-section search** on the exact profit (StableSwap has no
+constant-product form): first over the exponent of ``x = 2**e`` in ``[1, cap]`` (the optimum's scale,
+within a factor 4, in ~8 evaluations), then over ``x`` in that bracket, stopping at a bracket of
+``max(3, hi >> 32)`` and finishing with the exact neighbourhood.
 
 ``cap`` bounds the input by the flash liquidity: the first hop's pool balance of its input token.
 """
@@ -249,10 +250,40 @@ def optimize_newton(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> Pa
 _INV_PHI_NUM, _INV_PHI_DEN = 618_033_988_749_895, 10**15  # 1/φ to 15 digits: only picks probe points
 
 
+def _scale_bracket(hops: Sequence[Leg], cap: int) -> tuple[int, int, int]:
+    """``(lo, hi, evaluations)``: a bracket within a factor 4 holding the maximum, found by a golden-section
+    search over the exponent ``e`` of ``x = 2**e`` (the profit is unimodal in ``x``, so it is in ``e``; the
+    best power of two ``2**e`` puts the maximum in ``[2**(e-1), 2**(e+1)]``). The flash cap is often 10-20
+    orders of magnitude above the optimum: narrowing from ``[1, cap]`` linearly spent ~80 of a Curve
+    path's ~130 exact evaluations just finding its scale; in the exponent that takes ~8."""
+    top = cap.bit_length() - 1  # 2**top <= cap
+    if top < 8:
+        return 1, cap, 0
+    values: dict[int, int] = {}
+
+    def f(e: int) -> int:
+        if e not in values:
+            values[e] = _profit(hops, 1 << e)[0]
+        return values[e]
+
+    a, b = 0, top
+    while b - a > 2:
+        cut = max(1, (b - a) * 382 // 1000)
+        m1, m2 = a + cut, b - cut
+        if m1 >= m2:
+            m1, m2 = a + 1, b - 1
+        if f(m1) < f(m2):
+            a = m1
+        else:
+            b = m2
+    e = max(range(a, b + 1), key=lambda e: (f(e), -e))
+    return (1 << (e - 1)) if e else 1, cap if e >= top else min(cap, 1 << (e + 1)), len(values)
+
+
 def optimize_golden(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
-    """Any path (used where Curve is involved): integer golden-section search on the exact profit."""
-    lo, hi = 1, cap
-    evals = 0
+    """Any path (used where Curve is involved): integer golden-section search on the exact profit, in the
+    exponent first (:func:`_scale_bracket`), then on the input itself."""
+    lo, hi, evals = _scale_bracket(hops, cap)
 
     def probe(lo: int, hi: int) -> tuple[int, int]:
         span = (hi - lo) * _INV_PHI_NUM // _INV_PHI_DEN
