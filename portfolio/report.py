@@ -251,14 +251,23 @@ def add_readable(rep: dict[str, Any], registry: Registry, valuation_tokens: Iter
     # one valuation token, or one asset on several chains (the same symbol and decimals: WETH on each chain)
     same = len({(i.symbol, i.decimals) if (i := registry.token(v)) else v for v in vals}) == 1
     val = vals[0] if vals and same else None
+    # several chains (cross-chain trading): an amount names its chain, USDC on one chain is not USDC on another
+    chains = {TokenId(int(t)).chain_id for t in rep["realized_profit_by_token"]} | {
+        TokenId(int(t)).chain_id for by_token in rep.get("funnel_predicted_net", {}).values() for t in by_token
+        if int(t)} | {int(c) for c in ((rep["books"] or {}).get("cross_chain") or {}).get("balances_by_chain", {})}
+
+    def amount(v: int, token: int) -> str:
+        text = registry.amount(v, token)
+        return f"{text} on {TokenId(token).chain_id}" if len(chains) > 1 else text
+
     rep["realized_profit"] = [
         {"token": str(k), "chain_id": TokenId(int(k)).chain_id, "address": TokenId(int(k)).address,
-         "symbol": registry.symbol(int(k)), "amount": v, "readable": registry.amount(v, int(k))}
+         "symbol": registry.symbol(int(k)), "amount": v, "readable": amount(v, int(k))}
         for k, v in rep["realized_profit_by_token"].items()]
     rep["gas_spent"] = f"{fmt_units(rep['gas_spent_wei'], 18)} ETH"
     for stage, by_token in rep.get("funnel_predicted_net", {}).items():
         rep.setdefault("funnel_predicted", {})[stage] = ", ".join(
-            registry.amount(v, int(t)) for t, v in by_token.items() if int(t)) or "-"
+            amount(v, int(t)) for t, v in by_token.items() if int(t)) or "-"
     if rep["books"] and rep["books"].get("cex_balances"):  # amounts in the decimals of the chain token traded as
         tokens = rep["books"].get("cex_balance_tokens", {})
         rep["books"]["cex_balances_readable"] = {

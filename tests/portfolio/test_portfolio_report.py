@@ -211,5 +211,7 @@ def test_the_report_shows_both_chains_in_tokens_and_the_bridge_transfers_with_fe
     assert lines[at + 5] == ("  #1 chain 2 -> 1: 1,000.000000 USDC (1000000000) COMPLETED, fee 0.500000 USDC "
                              "(500000), received 999.500000 USDC (999500000)")
     assert lines[at + 6] == "  #2 chain 1 -> 2: 0.500000 WETH (500000000000000000) SENT"
+    # amounts name their chain when the books span two (USDC on chain 1 is not USDC on chain 2)
+    assert [r["readable"] for r in rep["realized_profit"]] == ["30.000000 USDC on 1"]
     # a one-chain run without transfers has no such section
     assert "balances per chain" not in render_text(add_readable(build_report(open_db(make_run(tmp_path))), REG))
