@@ -57,6 +57,13 @@ _DECODERS: dict[int, Callable[[Any, int, int], Any]] = {}
 # string (uint8 length, UTF-8), 1 a blob (uint16 length), a Record's SIZE a list (uint16 count).
 _SHAPES: dict[int, tuple[int, tuple[tuple[int, int], ...]]] = {}
 _TEXT = -1
+# code -> the least body with which ONE compact record of that type, alone in a payload, decodes:
+# a registered type without variable fields needs its fixed size, an unregistered type nothing;
+# 256 (more than a compact body holds) for code 0 (the extended form's marker) and for types with
+# variable fields, which only the full walk (``tlvs_valid``) settles. The relay's per-frame path
+# checks the common one-record payload with one lookup: ``payload_len == body + 2`` and
+# ``body >= COMPACT_MIN[code]``.
+COMPACT_MIN: list[int] = [256] + [0] * 255
 
 def _blob(v: Any) -> bytes:
     """bytes-like only: ``bytes(5)`` would silently make five zero bytes."""
@@ -343,6 +350,7 @@ def _build_codec(cls: type, code: int, fields: list[tuple[str, Kind | VarKind]])
                 ]
     src.append("    return o")
     _DECODERS[code] = _compile("\n".join(src) + "\n", "_dec", extra)
+    COMPACT_MIN[code] = 256 if var or size > 255 else size
     _SHAPES[code] = (size, tuple((1, _TEXT) if k is STR else (2, 1) if k is BLOB else (2, k.item.SIZE) for _, k in var))
 
 

@@ -583,6 +583,19 @@ class Relay:
     def _collect(self, conn: Conn) -> tuple[Any, Batch | None]:
         """The next bytes for ``conn``: queued control frames, an Ack, then the next batch
         (or a Resync); ``(None, None)`` when there is nothing to send."""
+        cursor = conn.cursor
+        if cursor is not None and not conn.control and conn.ack_to <= conn.ack_sent:
+            # the fan-out's usual case, nothing queued before the batch: no list to build
+            nb = cursor.next_batch(self.ring, self.journal)
+            if nb is None:
+                return None, None
+            if not isinstance(nb, ResyncNeeded):
+                data = nb.parts
+                if len(data) == 1:
+                    return data[0], nb
+                return (b"".join(data), nb) if data else (None, None)
+            log.info("%r: resync %s", conn, nb)
+            return self._resync_frame(nb), None
         parts: list[Any] = []
         if conn.control:
             parts.extend(conn.control)
@@ -591,7 +604,6 @@ class Relay:
             parts.append(control_frame(Ack(source_id=conn.source_id, source_seq=conn.ack_to)))
             conn.ack_sent = conn.ack_to
         batch: Batch | None = None
-        cursor = conn.cursor
         if cursor is not None:
             nb = cursor.next_batch(self.ring, self.journal)
             if isinstance(nb, ResyncNeeded):

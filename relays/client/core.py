@@ -567,12 +567,14 @@ class ConsumerCore:
                 out.append(FrameBatch(buf, rpos, pos, rfirst, last - rfirst + 1, rsize))
                 self.delivered.add(rfirst, last + 1)
             if out:
-                self.last_seq = out[-1].last_seq
+                tail = out[-1]
+                self.last_seq = tail.first_seq + tail.count - 1
+                c.delivered += tail.count if len(out) == 1 else sum(b.count for b in out)
             self.position = last
             self._exact = exact
             c.received += received
-            c.duplicates += dups
-            c.delivered += sum(b.count for b in out)
+            if dups:
+                c.duplicates += dups
         return out
 
     def _on_control(self, msg: Message) -> None:

@@ -153,4 +153,5 @@ class Cursor:
     def advance(self, batch: Batch) -> None:
         self.sent_frames += batch.next_seq - self.next_seq  # sequences passed (a filtered cursor skips some)
         self.next_seq = batch.next_seq
-        self.sent_bytes += batch.nbytes
+        parts = batch.parts
+        self.sent_bytes += len(parts[0]) if len(parts) == 1 else batch.nbytes

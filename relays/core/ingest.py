@@ -52,6 +52,7 @@ from __future__ import annotations
 import zlib
 from array import array
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -70,7 +71,7 @@ from protocol.header import (
     check_prefix,
     header_struct,
 )
-from protocol.tlv import decode_tlvs, tlvs_valid
+from protocol.tlv import COMPACT_MIN, decode_tlvs, tlvs_valid
 
 from .ring import Chunk
 
@@ -79,6 +80,8 @@ from .ring import Chunk
 _SCAN = header_struct("head4", "checksum", "domain16", "payload_len", "source_seq", "source_id")
 _BLOCK_COLUMNS = ("head4", "checksum", "domain_seq", "domain16", "payload_len", "source_seq", "source_id")
 _CRC_AT = OFF_CHECKSUM
+_COPY_MAX = 2048  # payload bytes: up to this, a frame's CRC is taken over a copy rather than a memoryview
+_BODY_LEN = HEADER_SIZE + 1  # a compact record's length byte, when it is the payload's first record
 _EXPECTED: dict[tuple[int, int], int] = {}
 
 
@@ -98,6 +101,11 @@ def valid_records_crc(covered: int, m: int) -> int:
             _EXPECTED.clear()
         _EXPECTED[key] = hit
     return hit
+
+
+def _crc_view(buf: bytearray, a: int, b: int) -> int:
+    with memoryview(buf) as mv:
+        return zlib.crc32(mv[a:b])
 
 
 def payload_error(buf: bytes | bytearray | memoryview, pos: int, end: int) -> str | None:
@@ -231,18 +239,22 @@ class Sequencer:
     duplicates: int = 0  # resent frames dropped since start
 
 
-@dataclass(slots=True)
-class ScanResult:
+class ScanResult(NamedTuple):
+    """What one ``scan`` found (a tuple: built once per read, ``tuple.__new__`` is the cheapest object)."""
+
     chunks: list[Chunk]
     pos: int  # first byte not consumed (start of a partial frame, or of the control frame's successor)
     control: bytes | None  # a complete SYSTEM frame found at the stop position, already consumed
     duplicates: int = 0
 
 
+_tuple_new = tuple.__new__
+
+
 class Ingest:
     """Per-producer-connection scanner bound to one source id and the shared ``Sequencer``."""
 
-    __slots__ = ("seq", "domain", "source_id", "verify", "validate")
+    __slots__ = ("seq", "domain", "verify", "validate", "_sid")
 
     def __init__(
         self, seq: Sequencer, domain: Domain, source_id: int | None, *, verify: bool = True, validate: bool = True
@@ -252,6 +264,14 @@ class Ingest:
         self.source_id = source_id  # None: this connection may not publish data
         self.verify = verify
         self.validate = validate  # decode every accepted payload's TLVs (see the module docstring)
+
+    @property
+    def source_id(self) -> int | None:
+        return None if self._sid < 0 else self._sid
+
+    @source_id.setter
+    def source_id(self, value: int | None) -> None:
+        self._sid = -1 if value is None else value  # what frames are compared with: -1 matches none
 
     def scan(self, buf: bytearray, pos: int, end: int | None = None) -> ScanResult:
         """Consume whole frames from ``buf[pos:end]``; stamp accepted ones in place."""
@@ -263,9 +283,10 @@ class Ingest:
         verify = self.verify
         validate = self.validate
         mydomain = self.domain
-        sid_ok = -1 if self.source_id is None else self.source_id
-        seq = self.seq.head_seq
-        last = self.seq.last_source_seq.get(sid_ok, 0) if sid_ok >= 0 else 0
+        sid_ok = self._sid
+        sq = self.seq
+        seq = sq.head_seq
+        last = sq.last_source_seq.get(sid_ok, 0) if sid_ok >= 0 else 0
         chunks: list[Chunk] = []
         offsets: list[int] = []  # frame offsets of the current chunk (per-frame path)
         pieces: list[list[int] | range] = []  # earlier offsets of the current chunk, and fast blocks
@@ -275,75 +296,81 @@ class Ingest:
         prev_size = 0
         retry_at = 0  # no vectorised attempt before this offset (after one that did not pay)
         fast_block = _fast_block
-        with memoryview(buf) as mv:
-            while end - pos >= HEADER_SIZE:
-                head4, csum, dom, plen, sseq, sid = unpack(buf, pos)
-                nxt = pos + HEADER_SIZE + plen
-                if head4 != HEAD4 or dom != mydomain or sid != sid_ok or plen > MAX_PAYLOAD:
-                    size = check_prefix(buf, pos)  # raises the precise FrameError for a bad prefix
-                    dom = buf[pos + OFF_DOMAIN]
-                    if dom == Domain.SYSTEM:
-                        if pos + size > end:
-                            break
-                        if verify and crc32(mv[pos + OFF_COVERED : nxt]) != csum:
-                            raise ChecksumError(f"checksum mismatch in a control frame at offset {pos}")
-                        control = bytes(mv[pos:nxt])
-                        pos = nxt
+        compact_min = COMPACT_MIN
+        while end - pos >= HEADER_SIZE:
+            head4, csum, dom, plen, sseq, sid = unpack(buf, pos)
+            nxt = pos + HEADER_SIZE + plen
+            if head4 != HEAD4 or dom != mydomain or sid != sid_ok or plen > MAX_PAYLOAD:
+                size = check_prefix(buf, pos)  # raises the precise FrameError for a bad prefix
+                dom = buf[pos + OFF_DOMAIN]
+                if dom == Domain.SYSTEM:
+                    if pos + size > end:
                         break
-                    if dom != mydomain:
-                        raise FrameError(f"data frame of domain {dom} sent to the domain {mydomain} relay")
-                    if sid_ok < 0:
-                        raise FrameError("data frame on a connection that did not say Hello as a producer")
-                    raise FrameError(f"frame carries source_id {sid}, this connection said Hello as {sid_ok}")
-                if nxt > end:
-                    break
-                if verify and crc32(mv[pos + OFF_COVERED : nxt]) != csum:
-                    raise ChecksumError(f"checksum mismatch in frame with source_seq {sseq}")
-                if (validate and sseq > last and not tlvs_valid(buf, pos + HEADER_SIZE, nxt)
-                        and (why := payload_error(mv, pos, nxt)) is not None):
-                    raise TLVError(f"frame with source_seq {sseq} does not decode: {why}")
-                if sseq <= last:
-                    # a resent frame that is already in the log: close the current chunk, drop it
-                    dups += 1
-                    if offsets or pieces:
-                        n = len(offsets) + pcount
-                        offsets.append(pos)
-                        chunks.append(Chunk(seq - n + 1, buf, _join(pieces, offsets), sid_ok, last))
-                        offsets = []
-                        pieces = []
-                        pcount = 0
+                    if verify and crc32(buf[pos + OFF_COVERED : nxt]) != csum:
+                        raise ChecksumError(f"checksum mismatch in a control frame at offset {pos}")
+                    control = bytes(buf[pos:nxt])
                     pos = nxt
-                    continue
-                last = sseq
-                seq += 1
-                pack_into(buf, pos + OFF_DOMAIN_SEQ, seq)
-                offsets.append(pos)
-                size = nxt - pos
-                if size == prev_size and nxt >= retry_at and end - nxt >= FAST_MIN * size:
-                    # a run of equal-size frames: check, dedupe and stamp the rest of it at once
-                    m, last_sseq = fast_block(buf, nxt, size, (end - nxt) // size, mydomain,
-                                              sid_ok, last, seq + 1, verify, validate)
-                    if m:
-                        if offsets:
-                            pieces.append(offsets)
-                            pcount += len(offsets)
-                            offsets = []
-                        pieces.append(range(nxt, nxt + m * size, size))
-                        pcount += m
-                        seq += m
-                        last = last_sseq
-                        nxt += m * size
-                    if m < FAST_MIN:
-                        retry_at = nxt + FAST_MIN * size
-                prev_size = size
+                    break
+                if dom != mydomain:
+                    raise FrameError(f"data frame of domain {dom} sent to the domain {mydomain} relay")
+                if sid_ok < 0:
+                    raise FrameError("data frame on a connection that did not say Hello as a producer")
+                raise FrameError(f"frame carries source_id {sid}, this connection said Hello as {sid_ok}")
+            if nxt > end:
+                break
+            # a small frame's covered bytes are copied (cheaper than a memoryview), a big one's viewed
+            if verify and (crc32(buf[pos + OFF_COVERED : nxt]) if plen <= _COPY_MAX
+                           else _crc_view(buf, pos + OFF_COVERED, nxt)) != csum:
+                raise ChecksumError(f"checksum mismatch in frame with source_seq {sseq}")
+            # one compact record filling the payload is settled with one lookup (COMPACT_MIN), anything else walked
+            if (validate and sseq > last and plen
+                    and not (plen >= 2 and buf[pos + _BODY_LEN] + 2 == plen and compact_min[buf[pos + HEADER_SIZE]] <= plen - 2)
+                    and not tlvs_valid(buf, pos + HEADER_SIZE, nxt)
+                    and (why := payload_error(buf, pos, nxt)) is not None):
+                raise TLVError(f"frame with source_seq {sseq} does not decode: {why}")
+            if sseq <= last:
+                # a resent frame that is already in the log: close the current chunk, drop it
+                dups += 1
+                if offsets or pieces:
+                    n = len(offsets) + pcount
+                    offsets.append(pos)
+                    chunks.append(Chunk(seq - n + 1, buf, _join(pieces, offsets), sid_ok, last))
+                    offsets = []
+                    pieces = []
+                    pcount = 0
                 pos = nxt
+                continue
+            last = sseq
+            seq += 1
+            pack_into(buf, pos + OFF_DOMAIN_SEQ, seq)
+            offsets.append(pos)
+            size = nxt - pos
+            if size == prev_size and nxt >= retry_at and end - nxt >= FAST_MIN * size:
+                # a run of equal-size frames: check, dedupe and stamp the rest of it at once
+                m, last_sseq = fast_block(buf, nxt, size, (end - nxt) // size, mydomain,
+                                          sid_ok, last, seq + 1, verify, validate)
+                if m:
+                    if offsets:
+                        pieces.append(offsets)
+                        pcount += len(offsets)
+                        offsets = []
+                    pieces.append(range(nxt, nxt + m * size, size))
+                    pcount += m
+                    seq += m
+                    last = last_sseq
+                    nxt += m * size
+                if m < FAST_MIN:
+                    retry_at = nxt + FAST_MIN * size
+            prev_size = size
+            pos = nxt
         if offsets or pieces:
             n = len(offsets) + pcount
             offsets.append(pos if control is None else pos - len(control))
-            chunks.append(Chunk(seq - n + 1, buf, _join(pieces, offsets), sid_ok, last))
-        if seq != self.seq.head_seq:
-            self.seq.accepted += seq - self.seq.head_seq
-            self.seq.head_seq = seq
-            self.seq.last_source_seq[sid_ok] = last
-        self.seq.duplicates += dups
-        return ScanResult(chunks, pos, control, dups)
+            chunks.append(Chunk(seq - n + 1, buf, _join(pieces, offsets) if pieces else offsets, sid_ok, last))
+        if seq != sq.head_seq:
+            sq.accepted += seq - sq.head_seq
+            sq.head_seq = seq
+            sq.last_source_seq[sid_ok] = last
+        if dups:
+            sq.duplicates += dups
+        return _tuple_new(ScanResult, (chunks, pos, control, dups))

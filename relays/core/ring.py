@@ -138,6 +138,17 @@ class Ring:
         Returns ``(parts, next_seq)``; ``parts`` is empty when ``seq`` is past the head
         or below ``oldest_seq`` (the caller checks which).
         """
+        chunks = self._chunks
+        if chunks:
+            # a live consumer's usual read: the rest of the newest chunk (never evicted), no search
+            tail = chunks[-1]
+            i = seq - tail.first_seq
+            if i >= 0 and seq <= self.head_seq:
+                offs = tail.offsets
+                start = offs[i]
+                end = offs[-1]
+                if end - start <= max_bytes:
+                    return [memoryview(tail.data)[start:end]], self.head_seq + 1
         loc = self.locate(seq)
         if loc is None:
             return [], seq
