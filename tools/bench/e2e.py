@@ -15,7 +15,14 @@ Clocks (all ``time.time_ns()`` on this one machine):
   relay producer; and "signal delivered": when this benchmark's own consumer of the signal
   relay receives it (one more relay hop);
 * submitted: the ``ExecutionStarted`` message's ``receive_time_ns``, stamped right after
-  ``eth_sendRawTransaction`` returned.
+  ``eth_sendRawTransaction`` returned;
+* queued: how long a signal waited for the executor to finish the previous one (the previous
+  ``ExecutionResult``'s stamp minus this signal's "published"; the executor runs one at a time).
+
+Each process also logs its own stage instants at debug level (``ALPHAPULSE_LOG_LEVEL=DEBUG``, lines
+with ``stage``): the collector's log received -> published, the strategy's collector stamp ->
+received, decision time and publish, the executor's time per action (simulation, signing, SQLite,
+broadcast, receipt polls).
 
 The baseline printed next to it is the devnet's own swap round trip (``eth_sendTransaction``
 plus receipt over HTTP) measured in the same run: the chain's pace that every figure rides on.
@@ -81,7 +88,9 @@ async def _measure(args: argparse.Namespace, net: Devnet, deploy_file: Path, run
 
     sup = Supervisor(load_deployment(deploy_file).processes)
     origin: dict[int, int] = {}
-    out: dict[str, list[int]] = {"signal": [], "delivered": [], "submitted": [], "rtt": []}
+    out: dict[str, list[int]] = {"signal": [], "delivered": [], "submitted": [], "rtt": [], "queued": []}
+    published: dict[int, int] = {}  # signal id -> its "published" stamp (every signal, in order)
+    last_result = [0]  # when the executor published its newest result (it runs one signal at a time)
     outcomes: dict[int, int] = {}
     driving_since = [0]
     stop = threading.Event()
@@ -94,6 +103,8 @@ async def _measure(args: argparse.Namespace, net: Devnet, deploy_file: Path, run
                 async for msg in c:
                     now = time.time_ns()
                     ident, trace = msg.find(SignalIdentity), msg.find(TraceContext)
+                    if isinstance(ident, SignalIdentity):
+                        published[ident.signal_id] = msg.receive_time_ns
                     # only signals caused by the driven swaps (not the start-up snapshots)
                     if (isinstance(ident, SignalIdentity) and isinstance(trace, TraceContext)
                             and trace.origin_ns >= driving_since[0] > 0):
@@ -110,6 +121,11 @@ async def _measure(args: argparse.Namespace, net: Devnet, deploy_file: Path, run
                             out["submitted"].append(msg.receive_time_ns - origin[t.signal_id])
                         elif isinstance(t, ExecutionResult):
                             outcomes[t.outcome] = outcomes.get(t.outcome, 0) + 1
+                            # a signal published before the previous result waited for the executor
+                            at = published.get(t.signal_id)
+                            if at is not None and t.signal_id in origin:
+                                out["queued"].append(max(0, last_result[0] - at))
+                            last_result[0] = msg.receive_time_ns
 
         nursery.start_soon(signals)
         nursery.start_soon(execution)
@@ -169,6 +185,10 @@ def main(argv: list[str]) -> int:
         budget = statistics.median(res["rtt"]) / 1e6 + 2.0
         print(f"log->submitted p50 {_pct(res['submitted'], 0.5):.3f} ms (target <= one devnet round trip + 2 ms "
               f"= {budget:.3f} ms); log->signal targets: p50 <= 0.5 ms, p99 <= 2 ms; delivered p50 <= 0.7 ms")
+    waited = [q for q in res["queued"] if q > 0]
+    if res["queued"]:
+        print(f"executor busy with the previous signal when a signal was published: {len(waited)} of "
+              f"{len(res['queued'])}" + (f" (their wait p50 {_pct(waited, 0.5):.3f} ms)" if waited else ""))
     total = sum(res["outcomes"])
     print("outcomes: " + (", ".join(f"{n} {c}" for n, c in zip(names, res["outcomes"]) if c) or "none"))
     stale = res["outcomes"][names.index("STALE")]
