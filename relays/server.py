@@ -470,10 +470,17 @@ class Relay:
         # a crowd of connections trickling bytes cannot pin the relay's memory
         hello_deadline = current_time() + self.config.hello_timeout
         pre_hello_bytes = self.config.pre_hello_bytes
+        # Moving a cancel scope's deadline costs about as much as scanning a frame, so after the Hello
+        # the deadline moves only once it is within ``silence`` of now, and then ``slack`` beyond:
+        # a peer is still declared dead after ``silence`` without a byte, at most ``slack`` later.
+        slack = silence / 16
         while True:
-            if not conn.hello and dec.buffered > pre_hello_bytes:  # what is left after the last scan
-                raise RemoteProtocolError(f"{dec.buffered} bytes buffered without a complete Hello")
-            cs.deadline = current_time() + silence if conn.hello else min(current_time() + silence, hello_deadline)
+            if not conn.hello:
+                if dec.buffered > pre_hello_bytes:  # what is left after the last scan
+                    raise RemoteProtocolError(f"{dec.buffered} bytes buffered without a complete Hello")
+                cs.deadline = min(current_time() + silence, hello_deadline)
+            elif (due := current_time() + silence) > cs.deadline:
+                cs.deadline = due + slack
             if sock is None:
                 data = await stream.receive_some(RECV_SIZE)
             else:

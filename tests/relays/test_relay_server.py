@@ -75,6 +75,30 @@ async def test_idle_relay_heartbeats_and_declares_silent_peers_dead(
     relay.close()
 
 
+async def test_a_peer_is_declared_dead_after_the_silence_that_follows_its_last_byte(
+    short_dir: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The read loop moves its deadline lazily (issue 12): still never before ``silence`` after
+    the last byte received, and at most silence/16 after."""
+    relay = Relay(config(short_dir, fsync="off", heartbeat_interval=0.25, dead_after=8))
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as n:
+        n.start_soon(relay._handle, server)
+        await client.send_all(
+            sysf(Hello(role=Role.CONSUMER, protocol_version=1, source_id=0, name="t"),
+                 Subscribe(mode=SubscribeMode.FROM_NOW, from_seq=0, types=()))
+        )
+        reader = MsgReader(client)
+        t0 = trio.current_time()
+        for at in (0.05, 0.5, 0.9):  # our heartbeats, then silence
+            await trio.sleep_until(t0 + at)
+            await client.send_all(sysf(Heartbeat(epoch=0, head_seq=0)))
+        while (await reader.next()) is not None:
+            pass
+        assert 0.9 + 2.0 <= trio.current_time() - t0 <= 0.9 + 2.0 + 2.0 / 16 + 0.01
+    relay.close()
+
+
 async def test_consumer_reconnects_when_the_relay_goes_silent(
     short_dir: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
