@@ -59,6 +59,7 @@ log = logging.getLogger("collectors.evm")
 Publisher = Callable[..., Awaitable[int]]
 BACKFILL_CHUNK = 2000  # blocks per eth_getLogs (providers cap the range)
 HEALTHY_AFTER = 10.0  # a session that lasted this long resets the backoff
+FEE_REFRESH_AFTER = 0.05  # seconds after a header at most before the priority-fee estimate is refreshed
 IDLE_PASSES = 4  # scheduler passes with nothing new before the subscription counts as drained
 
 
@@ -94,6 +95,7 @@ class ChainRunner:
         # stream (in _bg) after each header, so no RPC round trip holds a header or the logs behind it
         self._fee: int | None = None
         self._fee_refreshing = False
+        self._drained = trio.Event()  # set when the stream drained after a unit (the block's logs are out)
         self._bg: trio.Nursery | None = None
 
     async def run(self) -> None:
@@ -208,6 +210,8 @@ class ChainRunner:
                         break
                 else:
                     await self._execute(follower.on_idle(), rpc)
+                    self._drained.set()
+                    self._drained = trio.Event()
 
     async def _poll(self, rpc: HttpRpc | WsRpc) -> None:
         follower = self.follower
@@ -291,6 +295,10 @@ class ChainRunner:
         return self._fee
 
     async def _refresh_fee(self, rpc: HttpRpc | WsRpc) -> None:
+        # not while the block's logs are still coming (a node sends the head first): the request's own
+        # CPU work would hold their unit back -- after the stream drains, or FEE_REFRESH_AFTER at most
+        with trio.move_on_after(FEE_REFRESH_AFTER):
+            await self._drained.wait()
         try:
             self._fee = await self._priority_fee(rpc)
         except RpcFailure as exc:  # an endpoint failing shows on the stream; the old estimate stays
