@@ -107,12 +107,13 @@ class ChainGateway:
 
     async def send_raw(self, raw: bytes) -> str:
         """Broadcast; a node that already has the transaction is not an error ("already known": these
-        very bytes, ours). Raises :class:`NonceTaken` when another transaction has the nonce."""
+        very bytes, ours; anvil says "already imported"). Raises :class:`NonceTaken` when another transaction has
+        the nonce."""
         try:
             return str(await self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()]))
         except RpcError as exc:
             message = exc.message.lower()
-            if "already" in message and "known" in message:
+            if "already" in message and ("known" in message or "imported" in message):
                 return ""
             if any(m in message for m in _NONCE_TAKEN):
                 raise NonceTaken(exc.method, exc.code, exc.message, exc.data) from None

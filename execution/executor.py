@@ -442,7 +442,9 @@ class Executor:
     async def _recover_nonce(self, nonce: int, rows: list[TxRow], latest: int) -> None:
         meta = json.loads(rows[-1].meta or "{}")
         signal_id = rows[-1].signal_id
-        ours = self.store.signal_done(signal_id) is None and bool(meta)  # a signal still to report
+        # a signal still to report; a cross-chain leg's ("xc") is reported by CrossChainRunner.recover once
+        # every chain's transactions are settled here (execution/xchain/recover.py)
+        ours = self.store.signal_done(signal_id) is None and bool(meta) and "xc" not in meta
         txs = [Tx(raw=row.raw, tx_hash=bytes.fromhex(row.tx_hash[2:]), nonce=nonce, gas_limit=row.gas_limit,
                   max_fee_per_gas=row.max_fee, max_priority_fee_per_gas=row.tip) for row in rows]
         for i, row in enumerate(rows):

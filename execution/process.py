@@ -272,6 +272,7 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
             await md_ready.wait()
         if waited.cancelled_caught:
             log.warning("executor: market-data backlog not applied within 5 s; starting anyway")
+        await ex.xchain.recover()  # cross-chain signals cut by a restart: settled from both chains, ended once
         nursery.start_soon(worker)
         await nursery.start(signals)
         addr = ex.chain.address

@@ -140,6 +140,19 @@ class ExecutorStore:
         return [TxRow(tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]), tip=int(r[5]),
                       gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9]) for r in rows]
 
+    def unfinished_cross_chain(self) -> dict[int, list[tuple[int, TxRow]]]:
+        """Signal id -> (chain, row) of every transaction of a cross-chain signal without an outcome, on every
+        chain and in every status (``meta`` names its leg: ``execution/xchain/recover.py``), oldest first."""
+        out: dict[int, list[tuple[int, TxRow]]] = {}
+        for r in self.db.execute(
+                "SELECT tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, meta, chain_id FROM txs "
+                "WHERE meta LIKE '%\"xc\":%' AND signal_id NOT IN (SELECT signal_id FROM signals) "
+                "ORDER BY signal_id, created_ns"):
+            out.setdefault(r[1], []).append((r[10], TxRow(
+                tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]), tip=int(r[5]),
+                gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9])))
+        return out
+
     def txs_of_nonce(self, nonce: int) -> list[TxRow]:
         rows = self.db.execute(
             "SELECT tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, meta FROM txs WHERE nonce=? "

@@ -7,6 +7,7 @@ Theory of operation
 ::
 
     START --start--> LEGS (both legs sent at once: SendLeg(0), SendLeg(1))
+    START --resume--> LEGS (after a restart: the legs were sent before it; the chains answer for them)
                        |
                        |  each leg answers once (on_leg): EXECUTED / REVERTED / NOT_INCLUDED / NOT_SENT,
                        |  or TIMEOUT when max_leg_open passes without an answer (on_timer)
@@ -169,6 +170,13 @@ class LegMachine:
         self._check("start")
         self.state, self._deadline = State.LEGS, now_ns + self.limits.max_leg_open_ns
         return [SendLeg(i, p.amount_in, p.min_out) for i, p in enumerate(self.plans)]
+
+    def resume(self, now_ns: int) -> list[Action]:
+        """After an executor restart: both legs were sent by the run before it (nothing is sent again); their
+        answers come from the chains (``execution/xchain/recover.py``) through :meth:`on_leg`."""
+        self._check("start")
+        self.state, self._deadline = State.LEGS, now_ns + self.limits.max_leg_open_ns
+        return []
 
     def on_leg(self, leg: int, result: Result, now_ns: int, *, amount_out: int = 0, gas_wei: int = 0,
                detail: str = "") -> list[Action]:

@@ -35,6 +35,7 @@ The executor's shell hands every ``SignalKind.CROSS_CHAIN`` signal to :meth:`Cro
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -46,18 +47,21 @@ import msgspec
 import trio
 
 from chain.rpc import HttpRpc
-from execution.calldata import encode_swap
+from execution.calldata import Kind, encode_swap
 from execution.cex.run import DexLeg
 from execution.config import ExecutorConfig
-from execution.core import Action, Publish, Simulated, SimulationFailed
-from execution.lifecycle import LifecycleError, SignalExecution
+from execution.core import Action, Head, Publish, Receipt, Simulated, SimulationFailed
+from execution.lifecycle import Attempt, LifecycleError, SignalExecution
 from execution.validate import Signal, to_profit_token
 from execution.xchain import plan as P
+from execution.xchain import recover as R
 from execution.xchain.legs import Done, LegMachine, LegPlan, LegReport, Limits, Result, SendLeg, SendUnwind
-from protocol.execution import ChainLegReport, ExecutionResult, Outcome
+from protocol.execution import ChainLeg, ChainLegReport, ExecutionResult, Outcome
 from protocol.fields import fit_text
 from protocol.ids import PoolId, TokenId
 from protocol.message import Message
+from protocol.message import decode as decode_message
+from protocol.message import encode as encode_message
 from protocol.signals import CrossChainArbitrage
 from runtime.errors import unwrap_group
 
@@ -151,6 +155,16 @@ class _Answer:
 
 _RESULT = {Outcome.EXECUTED: Result.EXECUTED, Outcome.REVERTED: Result.REVERTED,
            Outcome.NOT_INCLUDED: Result.NOT_INCLUDED}
+_OUTCOME_OF = {v: k for k, v in _RESULT.items()}
+
+
+@dataclass(slots=True)
+class _Recovered:
+    """A leg transaction (or unwind attempt) a run before a restart sent, as its chain settled it: what the
+    reports read of a :class:`DexLeg`."""
+
+    end: tuple[Outcome, str, dict[str, Any]]
+    ex: SignalExecution
 
 
 class CrossChainRunner:
@@ -176,6 +190,34 @@ class CrossChainRunner:
             await run.failed(reason)
         return run.result
 
+    # ------------------------------------------------------------------ restart recovery
+
+    async def recover(self) -> None:
+        """After every chain's ``Executor.recover`` (each chain's nonces settled, what was in flight broadcast
+        again) and the market data's backlog: each cross-chain signal a run before the restart left without an
+        outcome is settled leg by leg from its chains (``execution/xchain/recover.py``), its leg machine carried
+        on from there (the unwind of a leg that landed alone) and its one outcome published with both
+        ``ChainLegReport`` (``specs/cross-chain-legs.md``, "After a restart")."""
+        store = self.main.store
+        for signal_id, rows in store.unfinished_cross_chain().items():
+            if store.signal_done(signal_id) is not None:
+                continue
+            run: _Run | None = None
+            # --- FAILURE BOUNDARY, as handle's: an error settling one signal is its outcome (LEG_OPEN when a leg
+            # may be on chain), never the executor's end
+            try:
+                xc, txs = R.group(rows)
+                msg = decode_message(bytes.fromhex(xc["signal"]))
+                run = _Run(self, Signal.from_message(msg), msg, None)
+                await run.recover(xc, txs)
+            except Exception as exc:  # noqa: BLE001 - the marked boundary
+                reason = self.main.failure_reason(unwrap_group(exc))
+                log.error("executor: cross-chain signal %d: restart recovery failed: %s", signal_id, reason)
+                if run is None or run.result is not None:
+                    continue
+                run.restarted = True
+                await run.failed(f"restart recovery: {reason}")
+
 
 class _Run:
     def __init__(self, runner: CrossChainRunner, sig: Signal, msg: Message | None, halted_by: str | None) -> None:
@@ -187,6 +229,8 @@ class _Run:
                                   expected_profit=sig.economics.gross_profit)
         found = msg.find(CrossChainArbitrage) if msg is not None else None
         self.xc = found if isinstance(found, CrossChainArbitrage) else None
+        self.msg = msg
+        self.restarted = False  # settled by the restart recovery (CrossChainRunner.recover)
         self.result: ExecutionResult | None = None
         self.plan: P.Plan | None = None
         self.machine: LegMachine | None = None
@@ -252,14 +296,18 @@ class _Run:
         if halted:
             return await self.finish(Outcome.HALTED, halted)
         self.txs = list(txs)
-        x = cfg.cross_chain
-        assert x is not None
-        self.machine = LegMachine(
+        self.machine = self._machine()
+        await self._legs()
+
+    def _machine(self) -> LegMachine:
+        x = self.cfg.cross_chain
+        assert x is not None and self.plan is not None
+        l0, l1 = self.plan.legs
+        return LegMachine(
             (LegPlan(chain_id=l0.chain.chain_id, amount_in=l0.amount_in, min_out=l0.min_out),
              LegPlan(chain_id=l1.chain.chain_id, amount_in=l1.amount_in, min_out=l1.min_out)),
             Limits(max_leg_open_ns=int(x.max_leg_open_s * NS), unwind_timeout_ns=int(x.unwind_timeout_s * NS),
                    max_unwind_attempts=x.max_unwind_attempts, max_unwind_loss_bps=x.max_unwind_loss_bps))
-        await self._legs()
 
     def _tx(self, i: int, hop: Any, expected_out: int, *, unwind: bool = False) -> DexLeg:
         """A transaction on leg ``i``'s chain (its swap, or an unwind of it), with its own ExecutionStarted."""
@@ -302,7 +350,9 @@ class _Run:
 
     # --- the legs -------------------------------------------------------------------------------------
 
-    async def _legs(self) -> None:
+    async def _legs(self, first: list[Any] | None = None) -> None:
+        """Both legs sent and answered; ``first``: the machine's actions to begin with instead of its start
+        (the restart recovery hands over an unwind still to be sent)."""
         m = self.machine
         assert m is not None
         send, recv = trio.open_memory_channel[_Answer](16)  # never full: 2 legs + their unwind attempts
@@ -332,7 +382,7 @@ class _Run:
                 return act(m.on_unwind(ans.leg, ans.result, now, amount_out=ans.amount_out, gas_wei=ans.gas_wei,
                                        detail=ans.detail))
 
-            done = act(m.start(self._now_ns()))
+            done = act(m.start(self._now_ns()) if first is None else first)
             while done is None:
                 with trio.move_on_at(m.deadline_ns / NS):
                     done = answer(await recv.receive())
@@ -382,6 +432,8 @@ class _Run:
         head = tx.head.timestamp if tx.head is not None else 0
         deadline = max(head, int(time.time())) + math.ceil(x.deadline_s)  # chain time, which the contract reads
         sent = tx.send(encode_swap(spec.hop(amount_in, min_out, reverse=kind == "unwind"), deadline))
+        if not isinstance(sent, str) and self.msg is not None:
+            tx.meta = self._xc_meta(tx.meta, kind, i, deadline)
         if isinstance(sent, str):
             send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, sent))
             return
@@ -401,6 +453,115 @@ class _Run:
         if result is Result.EXECUTED and tx.swapped is None:
             result = Result.REVERTED
         send.send_nowait(_Answer(kind, i, result, out, tx.receipt_gas_wei, reason))
+
+    def _xc_meta(self, meta: str, kind: str, i: int, deadline: int) -> str:
+        """The store's ``meta`` of a leg's (or unwind's) transactions: which leg, its on-chain deadline, the
+        signal and both legs as planned -- what the restart recovery needs to settle it and carry on."""
+        assert self.plan is not None and self.msg is not None
+        d = json.loads(meta)
+        d["xc"] = {"kind": kind, "leg": i, "attempt": len(self.unwinds[i]) if kind == "unwind" else 0,
+                   "deadline": deadline, "gross": self.plan.gross, "signal": encode_message(self.msg).hex(),
+                   "legs": [{"amount_in": s.amount_in, "expected_out": s.expected_out, "min_out": s.min_out,
+                             "kind": int(s.kind), "fee": s.fee, "factory": s.factory} for s in self.plan.legs]}
+        return json.dumps(d)
+
+    # --- after a restart ------------------------------------------------------------------------------
+
+    async def recover(self, xc: dict[str, Any], txs: list[R.LegTx]) -> None:
+        """Settle the legs a run before the restart sent, then carry the machine on (see CrossChainRunner)."""
+        cfg, sig = self.cfg, self.sig
+        x = cfg.cross_chain
+        assert x is not None
+        self.restarted = True
+        specs = []
+        for i, (h, cid, planned) in enumerate(zip(sig.path.hops, P.chains_of(sig), xc["legs"], strict=True)):
+            side = x.chain(cid)
+            if side is None or cid not in self.runner.sides:
+                raise RuntimeError(f"chain {cid} of leg {i} is no longer configured")
+            specs.append(P.LegSpec(leg=ChainLeg(i), chain=side, pool=PoolId(h.pool), token_in=TokenId.of(cid, h.token_in),
+                                   token_out=TokenId.of(cid, h.token_out), amount_in=planned["amount_in"],
+                                   expected_out=planned["expected_out"], min_out=planned["min_out"],
+                                   kind=Kind(planned["kind"]), fee=planned["fee"], factory=planned["factory"]))
+        self.plan = P.Plan(legs=(specs[0], specs[1]), gross=xc["gross"])
+        self.ex.validated(self.plan.gross)
+        self.ex.simulated()
+        m = self.machine = self._machine()
+        m.resume(self._now_ns())
+        legs = {t.leg: t for t in txs if t.kind == "leg"}
+        settled = await self._settle([legs.get(0), legs.get(1)], (0, 1), x.max_leg_open_s)
+        actions: list[Any] = []
+        for i, s in enumerate(settled):
+            if s is not None:
+                actions = m.on_leg(i, s.result, self._now_ns(), amount_out=s.amount_out, gas_wei=s.gas_wei,
+                                   detail=f"after a restart: {s.detail}")
+        if any(s is None for s in settled):
+            actions = m.abandon(f"a leg still unsettled {x.max_leg_open_s:g} s after the restart")
+        unwinds = {(t.leg, t.attempt): t for t in txs if t.kind == "unwind"}
+        while actions and isinstance(actions[0], SendUnwind):
+            a = actions[0]
+            recorded = unwinds.get((a.leg, a.attempt))
+            if recorded is None:  # not sent before the restart: sent now, as in a live run
+                return await self._legs(first=actions)
+            (s,) = await self._settle([recorded], (a.leg,), x.unwind_timeout_s, unwind=True)
+            if s is None:
+                actions = m.abandon(f"unwind attempt {a.attempt} still unsettled {x.unwind_timeout_s:g} s after the "
+                                    "restart")
+                break
+            actions = m.on_unwind(a.leg, s.result, self._now_ns(), amount_out=s.amount_out, gas_wei=s.gas_wei,
+                                  detail=f"after a restart: {s.detail}")
+        (done,) = actions
+        assert isinstance(done, Done)
+        await self._report(done)
+
+    async def _settle(self, txs: list[R.LegTx | None], legs: tuple[int, ...], wait_s: float, *,
+                      unwind: bool = False) -> list[R.Settled | None]:
+        """Each transaction's answer from its chain (``recover.settle``), asking again at each poll while one
+        may still land, at most ``wait_s`` (None: still unsettled then)."""
+        out: list[R.Settled | None] = [None] * len(txs)
+        poll = self.cfg.submission.poll_interval_s
+        with trio.move_on_after(wait_s):
+            while True:
+                for k, (t, i) in enumerate(zip(txs, legs, strict=True)):
+                    if out[k] is not None:
+                        continue
+                    if t is None:
+                        out[k] = R.settle((), deadline=0, head_timestamp=0, contract="")
+                        continue
+                    side = self.runner.sides[self._spec(i).chain.chain_id]
+                    head = Head.from_rpc(await side.chain.head())  # before the receipts: see recover.settle
+                    receipts: dict[str, Receipt | None] = {}
+                    for row in t.rows:
+                        r = await side.chain.receipt(row.tx_hash)
+                        receipts[row.tx_hash] = None if r is None else Receipt.from_rpc(r)
+                    s = out[k] = R.settle(t.facts(receipts), deadline=t.deadline, head_timestamp=head.timestamp,
+                                          contract=side.config.contract)
+                    if s is not None:
+                        self._recovered(t, s, unwind=unwind)
+                        log.info("executor: signal %d: %s %d on chain %d settled after the restart: %s (%s)",
+                                 self.signal_id, "unwind" if unwind else "leg", i, side.config.chain_id,
+                                 s.result.name, s.detail)
+                if all(s is not None for s in out):
+                    return out
+                await trio.sleep(poll)
+        return out
+
+    def _recovered(self, t: R.LegTx, s: R.Settled, *, unwind: bool) -> None:
+        """What the reports read of the settled transaction (its receipt, its first signed attempt)."""
+        r = s.receipt
+        kw = {} if r is None else {"block_number": r.block_number, "tx_hash": r.tx_hash_bytes, "gas_used": r.gas_used,
+                                   "effective_gas_price": r.effective_gas_price}
+        ex = SignalExecution(signal_id=self.signal_id, chain_id=self._spec(t.leg).chain.chain_id,
+                             strategy_id=self.sig.identity.strategy_id, profit_token=0, mode=self.main.core.mode)
+        first = t.rows[0]
+        if first.public:
+            ex.attempts.append(Attempt(tx_hash=bytes.fromhex(first.tx_hash[2:]), nonce=first.nonce,
+                                       max_fee_per_gas=first.max_fee, max_priority_fee_per_gas=first.tip,
+                                       gas_limit=first.gas_limit))
+        rec = _Recovered((_OUTCOME_OF.get(s.result, Outcome.NOT_INCLUDED), s.detail, kw), ex)
+        if unwind:
+            self.unwinds[t.leg].append(rec)  # type: ignore[arg-type]
+        else:
+            self.txs[t.leg] = rec  # type: ignore[call-overload]
 
     def _spec(self, i: int) -> P.LegSpec:
         assert self.plan is not None
@@ -464,6 +625,8 @@ class _Run:
             + (f", unwound {r.unwind_amount_in} -> {r.unwind_amount_out}" if r.unwind_amount_out else "")
             + (f", LEFT OPEN {r.left_open}" if r.left_open else "") for r in done.legs)
         reason = f"{done.reason} ({legs}); realized {realized}"
+        if self.restarted:
+            reason = f"settled after an executor restart: {reason}"
         try:
             if attempts:
                 self.ex.submitted(attempts[0])

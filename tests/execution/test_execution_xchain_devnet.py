@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -147,11 +147,12 @@ def pair() -> Iterator[tuple[Side, Side]]:
 class World:
     def __init__(self, a: Side, b: Side, ex: Executor, published: Published) -> None:
         self.a, self.b, self.ex, self.published, self.seq = a, b, ex, published, 0
+        self.signal_again: tuple[Signal, Message, Any] | None = None
         self.config = ex.config
 
-    def feed(self) -> None:
+    def feed(self, ex: Executor | None = None) -> None:
         self.seq += 1
-        self.ex.on_market_data(Message(domain=Domain.MARKET_DATA, tlvs=self.a.records() + self.b.records(),
+        (ex or self.ex).on_market_data(Message(domain=Domain.MARKET_DATA, tlvs=self.a.records() + self.b.records(),
                                        source_id=7, source_seq=self.seq, domain_seq=self.seq,
                                        event_time_ns=time.time_ns(), receive_time_ns=time.time_ns()))
 
@@ -195,9 +196,11 @@ class World:
 
 
 @asynccontextmanager
-async def open_executor(config: Any, published: Published) -> AsyncIterator[Executor]:
+async def open_executor(config: Any, published: Published,
+                        feed: Callable[[Executor], None] | None = None) -> AsyncIterator[Executor]:
     """The executor as its process builds it: its own chain's gateway and keystore, a side per chain (the other
-    chain's keystore unlocked from the files the configuration names), each chain's open transactions settled."""
+    chain's keystore unlocked from the files the configuration names), each chain's open transactions settled,
+    then (after the market data, ``feed``) the cross-chain signals a run before left without an outcome."""
     rpc = HttpRpc(config.rpc_url, timeout=10.0)
     store = ExecutorStore(config.state_db)
     side_rpcs: list[HttpRpc] = []
@@ -210,6 +213,9 @@ async def open_executor(config: Any, published: Published) -> AsyncIterator[Exec
             if s.config.chain_id != config.chain_id:
                 await s.recover()
         ex.xchain = CrossChainRunner(ex, sides)
+        if feed is not None:
+            feed(ex)
+        await ex.xchain.recover()
         yield ex
     finally:
         for r in (rpc, *side_rpcs):
@@ -417,27 +423,136 @@ async def test_nothing_is_sent_when_the_signal_does_not_hold(pair: tuple[Side, S
 # --------------------------------------------------------------------------- restart
 
 
-async def test_a_restart_with_a_leg_in_flight_ends_the_signal_leg_open_once(pair: tuple[Side, Side]) -> None:
-    """The executor stops (its run cancelled, as by a kill) while B's leg waits in B's pool; B then mines it.
-    The restarted executor settles each chain's transactions and the signal ends LEG_OPEN, once."""
+async def kill_with_b_in_flight(w: World, sig: Signal, msg: Message) -> ExecutionStarted:
+    """Chain B stops mining; the executor's run is cut (cancelled, as by a kill: nothing after it runs) once B's
+    leg is broadcast -- A's leg, automined, has landed. Returns B's leg's ExecutionStarted."""
+    w.b.chain.rpc("evm_setAutomine", False)
+    async with trio.open_nursery() as n:
+        n.start_soon(w.ex.handle, _Queued(sig=sig, msg=msg, halted_by=None, seq=1))
+        with trio.fail_after(10):
+            while not any(s.chain_id == B for s in w.started()):  # noqa: ASYNC110 - the records published
+                await trio.sleep(0.01)
+        n.cancel_scope.cancel()
+    assert not any(type(t) is ExecutionResult for m in w.published.messages for t in m)
+    (started,) = [s for s in w.started() if s.chain_id == B]
+    return started
+
+
+async def restart(w: World, *, during: Callable[[], Any] | None = None) -> tuple[
+        Published, ExecutionResult, ChainLegReport, ChainLegReport]:
+    """A new executor on the same store (the market data fed before its recovery); ``during``: run beside the
+    recovery. The signal ends exactly once: one message, the result and both leg reports, and the signal
+    delivered again is not run again."""
+    again = Published()
+    async with trio.open_nursery() as n:
+        if during is not None:
+            n.start_soon(during)
+        with trio.fail_after(30):
+            async with open_executor(w.config, again, feed=w.feed) as ex:
+                results = [t for m in again.messages for t in m if type(t) is ExecutionResult]
+                assert len(results) == 1, results
+                last = again.messages[-1]
+                assert last[0] is results[0]
+                sig, msg, _ = w.signal_again
+                await ex.handle(_Queued(sig=sig, msg=msg, halted_by=None, seq=2))  # redelivered by the relay
+                assert [t for m in again.messages for t in m if type(t) is ExecutionResult] == results
+    res, r0, r1 = last
+    assert (type(r0), type(r1)) == (ChainLegReport, ChainLegReport) and (r0.leg, r1.leg) == (0, 1)
+    assert (r0.chain_id, r1.chain_id) == (A, B) and r0.outcome == r1.outcome == res.outcome
+    assert "settled after an executor restart" in res.reason, res.reason
+    print(f"\n{Outcome(res.outcome).name}: {res.reason}")
+    return again, res, r0, r1
+
+
+def assert_receipt(side: Side, tx_hash: bytes, block: int, gas_used: int, *, status: int = 1) -> None:
+    receipt = side.chain.rpc("eth_getTransactionReceipt", "0x" + tx_hash.hex())
+    assert int(receipt["status"], 16) == status and int(receipt["blockNumber"], 16) == block
+    assert int(receipt["gasUsed"], 16) == gas_used
+
+
+async def test_a_restart_after_both_legs_landed_ends_the_signal_executed_from_the_chains(
+        pair: tuple[Side, Side]) -> None:
+    """The run is cut while B's leg waits in B's pool; B then mines it. The restarted executor settles each leg
+    from its chain (receipt, Swapped event) and the signal ends EXECUTED, once, with both reports exact."""
     a, b = pair
     async with world(pair) as w:
-        sig, msg, _ = w.signal()
-        b.chain.rpc("evm_setAutomine", False)
-        async with trio.open_nursery() as n:
-            n.start_soon(w.ex.handle, _Queued(sig=sig, msg=msg, halted_by=None, seq=1))
-            with trio.fail_after(10):
-                while not any(s.chain_id == B for s in w.started()):  # noqa: ASYNC110 - the records published
-                    await trio.sleep(0.01)
-            n.cancel_scope.cancel()
-        assert not any(type(t) is ExecutionResult for m in w.published.messages for t in m)
+        sig, msg, quote = w.signal()
+        w.signal_again = (sig, msg, quote)
+        (ua0, wa0), (ub0, wb0) = a.balances(), b.balances()
+        await kill_with_b_in_flight(w, sig, msg)
         b.chain.rpc("evm_mine")
         b.chain.rpc("evm_setAutomine", True)
-        again = Published()
-        async with open_executor(w.config, again):
-            results = [t for m in again.messages for t in m if type(t) is ExecutionResult]
-        assert [(r.signal_id, r.outcome) for r in results] == [(sig.signal_id, Outcome.LEG_OPEN)]
-        assert "restarted during a two-leg signal's legs" in results[0].reason, results[0].reason
+        _, res, r0, r1 = await restart(w)
+        assert res.outcome == Outcome.EXECUTED, res.reason
+        (ua1, wa1), (ub1, wb1) = a.balances(), b.balances()
+        assert (ua0 - ua1, wa1 - wa0) == (r0.amount_in, r0.amount_out) == (quote.amount_in, quote.base_amount)
+        assert (wb0 - wb1, ub1 - ub0) == (r1.amount_in, r1.amount_out) == (quote.base_amount, quote.amount_out)
+        assert r0.result == r1.result == DexLegResult.EXECUTED and r0.left_open == r1.left_open == 0
+        assert res.realized_profit == r1.amount_out - r0.amount_in == quote.gross_profit > 0
+        assert_receipt(a, r0.tx_hash, r0.block_number, r0.gas_used)
+        assert_receipt(b, r1.tx_hash, r1.block_number, r1.gas_used)
+        assert res.tx_hash == r0.tx_hash and res.chain_id == A
+
+
+async def test_a_restart_with_one_leg_landed_and_the_others_deadline_passed_unwinds_it(
+        pair: tuple[Side, Side]) -> None:
+    """The run is cut with B's leg in B's pool; B's node loses it and B's chain time passes the leg's on-chain
+    deadline. The restarted executor broadcasts it again (its nonce is its own), sees that it can only revert,
+    and unwinds A's landed leg: UNWOUND, once; B's inventory never moves."""
+    a, b = pair
+    async with world(pair) as w:
+        sig, msg, quote = w.signal()
+        w.signal_again = (sig, msg, quote)
+        (ua0, wa0), (ub0, wb0) = a.balances(), b.balances()
+        started = await kill_with_b_in_flight(w, sig, msg)
+        b.chain.rpc("anvil_dropTransaction", "0x" + started.tx_hash.hex())
+        # an empty block past the deadline (max(B's head, now) + ceil(deadline_s 1.5) when B's leg was sent)
+        latest = int(b.chain.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+        b.chain.rpc("evm_setNextBlockTimestamp", hex(max(latest, int(time.time())) + 5))
+        b.chain.rpc("evm_mine")
+        _, res, r0, r1 = await restart(w)
+        assert res.outcome == Outcome.UNWOUND, res.reason
+        assert r1.result == DexLegResult.NOT_INCLUDED and "deadline" in r1.reason and r1.amount_out == 0
+        assert r0.result == DexLegResult.EXECUTED and r0.amount_out == quote.base_amount
+        assert r0.unwind_result == DexLegResult.EXECUTED and r0.unwind_amount_in == r0.amount_out
+        (ua1, wa1) = a.balances()
+        assert wa1 == wa0 and ua0 - ua1 == r0.amount_in - r0.unwind_amount_out  # to the wei
+        assert r0.unwind_amount_out >= r0.amount_in * 9_800 // 10_000  # the loss bound held
+        assert res.realized_profit == r0.unwind_amount_out - r0.amount_in < 0
+        assert_receipt(a, r0.unwind_tx_hash, r0.unwind_block_number, r0.unwind_gas_cost // int(
+            a.chain.rpc("eth_getTransactionReceipt", "0x" + r0.unwind_tx_hash.hex())["effectiveGasPrice"], 16))
+        # B's leg, broadcast again by the restart, can only revert now: B's inventory stays where it was
+        b.chain.rpc("evm_setAutomine", True)
+        b.chain.rpc("evm_mine")
+        receipt = b.chain.rpc("eth_getTransactionReceipt", "0x" + started.tx_hash.hex())
+        assert receipt is not None and int(receipt["status"], 16) == 0
+        assert b.balances() == (ub0, wb0)
+
+
+async def test_a_restart_with_a_leg_still_pending_waits_for_it_then_settles(pair: tuple[Side, Side]) -> None:
+    """The run is cut with B's leg in B's pool and its deadline ahead: the restarted executor waits (it neither
+    gives up nor unwinds) until B mines it, then the signal ends EXECUTED, once."""
+    a, b = pair
+    async with world(pair, leg_timeout_s=6.0, deadline_s=6.0, max_leg_open_s=14.0, unwind_timeout_s=14.0) as w:
+        sig, msg, quote = w.signal()
+        w.signal_again = (sig, msg, quote)
+        (ua0, _), (_, wb0) = a.balances(), b.balances()
+        await kill_with_b_in_flight(w, sig, msg)
+        mined_at: list[float] = []
+
+        async def mine_later() -> None:
+            await trio.sleep(1.5)
+            mined_at.append(time.monotonic())
+            b.chain.rpc("evm_mine")
+            b.chain.rpc("evm_setAutomine", True)
+
+        t0 = time.monotonic()
+        _, res, r0, r1 = await restart(w, during=mine_later)
+        assert res.outcome == Outcome.EXECUTED, res.reason
+        assert mined_at and mined_at[0] - t0 >= 1.4  # the outcome came after B mined, not before
+        assert ua0 - a.balances()[0] == r0.amount_in and wb0 - b.balances()[1] == r1.amount_in
+        assert r1.amount_out == quote.amount_out and res.realized_profit == quote.gross_profit
+        assert_receipt(b, r1.tx_hash, r1.block_number, r1.gas_used)
 
 
 # --------------------------------------------------------------------------- the executor process's wiring
