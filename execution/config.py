@@ -85,7 +85,9 @@ Example (``alphapulse executor --config executor.toml``)::
     rest_url = "http://127.0.0.1:18090" # Binance's REST API (the stand-in's paper exchange here)
     key_env = "BINANCE_API_KEY"        # the NAMES of where the API key and its HMAC signing key are:
     hmac_env = "BINANCE_API_HMAC"      # an environment variable (key_env/hmac_env) or a file (key_file/hmac_file)
-    cex_timeout_s = 5.0                # no answer to an order within this: the leg is LEG_OPEN
+    cex_timeout_s = 5.0                # no answer to an order (or a status query) within this: query its status
+    query_attempts = 3                 # status queries of an order whose answer was lost (0: LEG_OPEN at once)
+    query_interval_s = 1.0             # between queries that learnt nothing
     max_leg_open_s = 30.0              # a CEX fill whose DEX leg has not finished by then is unwound
     dex_deadline_s = 24.0              # the DEX leg's on-chain deadline after the CEX fill (< max_leg_open_s)
     max_unwind_attempts = 3
@@ -290,6 +292,8 @@ class CexConfig(Config):
     dex_deadline_s: Seconds = 24.0
     max_unwind_attempts: Annotated[int, Meta(ge=1)] = 3
     unwind_slippage_bps: Annotated[int, Meta(ge=0, lt=10_000)] = 50
+    query_attempts: Annotated[int, Meta(ge=0, le=20)] = 3
+    query_interval_s: Seconds = 1.0
     markets: tuple[CexMarketConfig, ...] = ()
 
     def __post_init__(self) -> None:

@@ -30,7 +30,7 @@ import trio
 
 from chain.rpc import scrub_urls
 from execution.cex.gateway import OrderGateway
-from execution.cex.run import CexAnswered, PlaceOrder
+from execution.cex.run import CexAnswered, CexQueried, PlaceOrder, QueryOrder
 from execution.chain import BuilderClient, ChainGateway, NonceTaken, RpcFailure, SimulationReverted
 from execution.config import ExecutorConfig
 from execution.core import (
@@ -257,7 +257,7 @@ class Executor:
                 raise CoreError(f"signal {run.signal_id}: step {run.step.value} asked for nothing")
             actions = run.on(event)
 
-    async def _do(self, run: Any, a: Any) -> Event | CexAnswered | None:
+    async def _do(self, run: Any, a: Any) -> Event | CexAnswered | CexQueried | None:
         t = type(a)
         # --- side effects
         if t is Publish:
@@ -368,6 +368,9 @@ class Executor:
         if t is PlaceOrder:
             assert isinstance(a, PlaceOrder)
             return await self._place(run, a)
+        if t is QueryOrder:
+            assert isinstance(a, QueryOrder)
+            return await self._query(run, a)
         raise CoreError(f"signal {run.signal_id}: no way to carry out {a!r}")
 
     async def _place(self, run: Any, a: PlaceOrder) -> CexAnswered:
@@ -387,6 +390,23 @@ class Executor:
         log.warning("executor: signal %d: CEX order %s not answered within %.1fs", run.signal_id, o.client_order_id,
                     a.timeout)
         return CexAnswered(trio.current_time(), None)
+
+    async def _query(self, run: Any, a: QueryOrder) -> CexQueried:
+        """Ask the exchange what became of an order whose answer was lost (``GET /api/v3/order`` by its client
+        order id), not before ``a.at``, awaited for ``a.timeout`` seconds."""
+        if self.orders is None:
+            raise CoreError(f"signal {run.signal_id}: an order to query but no [cex] order gateway")
+        await trio.sleep_until(a.at)
+        o = a.order
+        with trio.move_on_after(a.timeout):
+            res = await self.orders.query(o)
+            log.info("executor: signal %d: CEX order %s queried -> %s, executed %d, quote %d (order %d) %s",
+                     run.signal_id, o.client_order_id, res.status.value, res.executed, res.quote, res.order_id,
+                     res.reason)
+            return CexQueried(trio.current_time(), res)
+        log.warning("executor: signal %d: CEX order %s: status query not answered within %.1fs", run.signal_id,
+                    o.client_order_id, a.timeout)
+        return CexQueried(trio.current_time(), None)
 
     async def _simulate_and_estimate(self, data: bytes) -> Simulated | SimulationFailed:
         """``eth_call`` and ``eth_estimateGas`` of the same calldata at once: the core asks for the

@@ -9,7 +9,12 @@
 * ``parse_order_response`` turns the ``FULL`` response (``status``, ``executedQty``,
   ``cummulativeQuoteQty``, ``fills``) into an :class:`OrderResult` with integer quantities at the
   symbol's scales; an error body (``{"code": -2010, "msg": ...}``) becomes a rejected result.
-* ``OrderGateway.place(order)`` is the shell: one httpx request, errors mapped at this edge.
+* ``query_params`` / ``parse_query_response``: ``GET /api/v3/order`` by ``origClientOrderId`` (signed the same
+  way), Binance's order-status answer (no ``fills``) or ``-2013 Order does not exist.`` as ``NOT_FOUND``.
+* ``OrderGateway.place(order)`` / ``query(order)`` are the shell: one httpx request each, errors mapped at this
+  edge. A request that never reached the exchange (connect refused or timed out) is ``ERROR``: nothing was
+  placed. One that may have reached it without an answer coming back (read timeout, connection dropped, a 5XX,
+  which Binance documents as "execution status unknown") is ``UNKNOWN``: only a query can tell what it did.
 """
 
 from __future__ import annotations
@@ -105,8 +110,7 @@ class OrderRequest:
                 ("recvWindow", str(self.recv_window_ms)), ("timestamp", str(timestamp_ms))]
 
     def signed_query(self, creds: ApiCredentials, timestamp_ms: int) -> str:
-        query = urlencode(self.params(timestamp_ms))
-        return f"{query}&signature={sign(query, creds.signing_key)}"
+        return signed(self.params(timestamp_ms), creds)
 
 
 class OrderStatus(StrEnum):
@@ -114,7 +118,13 @@ class OrderStatus(StrEnum):
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     EXPIRED = "EXPIRED"  # IOC: nothing (more) matched
     REJECTED = "REJECTED"
-    ERROR = "ERROR"  # the gateway could not get an answer
+    ERROR = "ERROR"  # the request never reached the exchange: nothing was placed
+    UNKNOWN = "UNKNOWN"  # sent, no answer (dropped, timed out, 5XX): the order may have executed
+    NOT_FOUND = "NOT_FOUND"  # a query: the exchange has no order with that client order id
+    PENDING = "PENDING"  # a query: the order is still being matched (NEW, or PARTIALLY_FILLED and working)
+
+
+FINAL = frozenset({OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.EXPIRED, OrderStatus.REJECTED})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -132,6 +142,8 @@ class OrderResult:
 
 
 def parse_order_response(status_code: int, body: str, order: OrderRequest) -> OrderResult:
+    if status_code >= 500:  # Binance: the request went to the matching engine, its fate is unknown
+        return OrderResult(status=OrderStatus.UNKNOWN, reason=f"HTTP {status_code}")
     try:
         data: Any = json.loads(body)
     except ValueError:
@@ -148,8 +160,59 @@ def parse_order_response(status_code: int, body: str, order: OrderRequest) -> Or
                        order_id=int(data.get("orderId", 0)), reason=status)
 
 
+def query_params(order: OrderRequest, timestamp_ms: int) -> list[tuple[str, str]]:
+    """``GET /api/v3/order``: the order ``order`` was placed as, by its client order id."""
+    return [("symbol", order.symbol), ("origClientOrderId", order.client_order_id),
+            ("recvWindow", str(order.recv_window_ms)), ("timestamp", str(timestamp_ms))]
+
+
+def signed(params: list[tuple[str, str]], creds: ApiCredentials) -> str:
+    query = urlencode(params)
+    return f"{query}&signature={sign(query, creds.signing_key)}"
+
+
+#: Binance's ``status`` of a queried order -> ours. An IOC order is NEW or PARTIALLY_FILLED only while it is
+#: being matched (query again); its end is FILLED, EXPIRED / EXPIRED_IN_MATCH / CANCELED (with whatever
+#: ``executedQty`` matched before), or REJECTED.
+_QUERIED = {"NEW": OrderStatus.PENDING, "PENDING_NEW": OrderStatus.PENDING, "PARTIALLY_FILLED": OrderStatus.PENDING,
+            "FILLED": OrderStatus.FILLED, "EXPIRED": OrderStatus.EXPIRED, "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+            "CANCELED": OrderStatus.EXPIRED, "PENDING_CANCEL": OrderStatus.PENDING,
+            "REJECTED": OrderStatus.REJECTED}
+
+
+def parse_query_response(status_code: int, body: str, order: OrderRequest) -> OrderResult:
+    """The answer to :func:`query_params`: the order's fill so far (``executedQty``, ``cummulativeQuoteQty``),
+    ``NOT_FOUND`` for ``-2013``, ``UNKNOWN`` for anything that says nothing about the order."""
+    if status_code >= 500:
+        return OrderResult(status=OrderStatus.UNKNOWN, reason=f"query: HTTP {status_code}")
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return OrderResult(status=OrderStatus.UNKNOWN, reason=f"query: HTTP {status_code}: not JSON")
+    if not isinstance(data, dict):
+        return OrderResult(status=OrderStatus.UNKNOWN, reason="query: not an object")
+    if "orderId" not in data:
+        if data.get("code") == -2013:
+            return OrderResult(status=OrderStatus.NOT_FOUND, reason=f"-2013: {data.get('msg')}")
+        return OrderResult(status=OrderStatus.UNKNOWN, reason=f"query: {data.get('code')}: {data.get('msg')}")
+    try:
+        scale = order.price_scale + order.size_scale
+        executed = parse_scaled(data["executedQty"], order.size_scale)
+        quote = parse_scaled(data["cummulativeQuoteQty"], scale)
+        status = _QUERIED[data["status"]]
+    except (KeyError, ValueError, TypeError) as exc:
+        return OrderResult(status=OrderStatus.UNKNOWN, reason=f"query: malformed answer ({type(exc).__name__})")
+    if data.get("clientOrderId") != order.client_order_id:
+        return OrderResult(status=OrderStatus.UNKNOWN, reason="query: answer for another client order id")
+    if status is OrderStatus.EXPIRED and executed:
+        status = OrderStatus.PARTIALLY_FILLED
+    return OrderResult(status=status, executed=executed, quote=quote, quote_scale=scale,
+                       order_id=int(data["orderId"]), reason=f"queried: {data['status']}")
+
+
 class OrderGateway:
-    """The httpx shell: sign, send, parse. Transport errors become an ``ERROR`` result (never raised)."""
+    """The httpx shell: sign, send, parse. Transport errors become a result (never raised): ``ERROR`` when the
+    request cannot have reached the exchange, ``UNKNOWN`` when it may have."""
 
     def __init__(self, rest_url: str, creds: ApiCredentials, http: httpx.AsyncClient) -> None:
         self.rest_url = rest_url.rstrip("/")
@@ -161,6 +224,19 @@ class OrderGateway:
         url = f"{self.rest_url}/api/v3/order?{order.signed_query(self.creds, ts)}"
         try:
             resp = await self.http.post(url, headers={"X-MBX-APIKEY": self.creds.api_key.reveal()})
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
+            return OrderResult(status=OrderStatus.ERROR, reason=f"{type(exc).__name__}")  # never left
         except httpx.HTTPError as exc:
-            return OrderResult(status=OrderStatus.ERROR, reason=f"{type(exc).__name__}")
+            return OrderResult(status=OrderStatus.UNKNOWN, reason=f"{type(exc).__name__}")
         return parse_order_response(resp.status_code, resp.text, order)
+
+    async def query(self, order: OrderRequest, *, timestamp_ms: int | None = None) -> OrderResult:
+        """``GET /api/v3/order?origClientOrderId=``: what the exchange did with ``order``. A transport error or
+        an answer that says nothing about the order is ``UNKNOWN`` (ask again)."""
+        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        url = f"{self.rest_url}/api/v3/order?{signed(query_params(order, ts), self.creds)}"
+        try:
+            resp = await self.http.get(url, headers={"X-MBX-APIKEY": self.creds.api_key.reveal()})
+        except httpx.HTTPError as exc:
+            return OrderResult(status=OrderStatus.UNKNOWN, reason=f"query: {type(exc).__name__}")
+        return parse_query_response(resp.status_code, resp.text, order)

@@ -13,7 +13,12 @@ Theory of operation
                                |                       open past max_leg_open -----> UNWINDING --closed--> DONE(UNWOUND)
                                |                                                       |   (retry the rest up to
                                +--rejected / expired with 0 / error--> DONE(CEX_NOT_FILLED)   max_unwind_attempts)
-                               +--no answer within cex_timeout--> DONE(LEG_OPEN)       +--still open--> DONE(LEG_OPEN)
+                               |                                                       +--still open--> DONE(LEG_OPEN)
+                               +--no answer within cex_timeout, or the answer lost--> QUERYING
+                                    (the entry or an unwind)     GET the order by its client order id, bounded:
+                                                                 its real fill -> back to the answer's branch;
+                                                                 not found once its recvWindow passed -> nothing filled;
+                                                                 still unknown after query_attempts -> DONE(LEG_OPEN)
 
 * **The CEX leg goes first**, as a LIMIT IOC order at the worst price the signal priced: it is matched or
   expires at once, costs no gas, and its result is known within one round trip. A DEX leg sent first
@@ -26,6 +31,11 @@ Theory of operation
   ``unwind_slippage_bps`` past the original price, retried for what is left up to
   ``max_unwind_attempts``. The DEX leg's deadline must fall before ``max_leg_open_ns`` (checked at
   construction), so a DEX leg can never land after its position was unwound.
+* **An order whose answer never came is asked about, not guessed**: every order carries a client order id
+  made from the signal id and its purpose (``ap<signal>`` for the entry, ``-u<n>`` for the n-th unwind), so
+  ``GET /api/v3/order?origClientOrderId=`` finds it. Its fill then goes down the branch its answer would have
+  taken. "Not found" is final only once the order's ``recvWindow`` (plus a second of clock skew) has passed
+  since it was sent: after that the exchange refuses the request, so it can never execute.
 * **Every signal ends with exactly one outcome** naming what each leg did (:class:`LegReport`); an
   impossible input for the current state raises :class:`LegError` (a bug, never a second outcome).
 """
@@ -35,7 +45,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from .gateway import OrderRequest, OrderResult, OrderSide, OrderStatus
+from .gateway import FINAL, OrderRequest, OrderResult, OrderSide, OrderStatus
 
 
 class LegError(RuntimeError):
@@ -47,6 +57,7 @@ class State(enum.Enum):
     CEX_SENT = "cex_sent"
     DEX_SENT = "dex_sent"
     UNWINDING = "unwinding"
+    QUERYING = "querying"  # an order's answer was lost: asking the exchange what it did
     DONE = "done"
 
 
@@ -62,6 +73,7 @@ ALLOWED: dict[State, frozenset[str]] = {
     State.CEX_SENT: frozenset({"cex", "timer"}),
     State.DEX_SENT: frozenset({"dex", "timer"}),
     State.UNWINDING: frozenset({"unwind", "timer"}),
+    State.QUERYING: frozenset({"query", "timer"}),
     State.DONE: frozenset({"timer"}),
 }
 
@@ -69,6 +81,15 @@ ALLOWED: dict[State, frozenset[str]] = {
 @dataclass(frozen=True, slots=True)
 class PlaceCex:
     order: OrderRequest
+
+
+@dataclass(frozen=True, slots=True)
+class QueryCex:
+    """Ask the exchange what became of ``order`` (``GET /api/v3/order`` by its client order id), not before
+    ``at_ns``; the answer goes to :meth:`LegMachine.on_query` (None: no answer within cex_timeout)."""
+
+    order: OrderRequest
+    at_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +110,7 @@ class Done:
     report: LegReport
 
 
-Action = PlaceCex | SendDex | Done
+Action = PlaceCex | QueryCex | SendDex | Done
 
 
 @dataclass(slots=True)
@@ -106,6 +127,7 @@ class LegReport:
     unwind_quote: int = 0
     left_open: int = 0  # size steps still open at the end
     realized_profit: int = 0  # quote units
+    queries: int = 0  # order status queries made after lost answers
     late: list[str] = field(default_factory=list)  # answers that arrived after the outcome
 
 
@@ -133,9 +155,12 @@ class LegLimits:
     dex_deadline_ns: int = 24_000_000_000  # after the CEX fill; must be < max_leg_open_ns
     max_unwind_attempts: int = 3
     unwind_slippage_bps: int = 50
+    query_attempts: int = 3  # status queries for one order whose answer was lost (0: assume the worst at once)
+    query_interval_ns: int = 1_000_000_000  # between queries that learnt nothing
 
 
 PPM = 1_000_000
+CLOCK_SKEW_NS = 1_000_000_000  # Binance also refuses a timestamp more than 1 s ahead of its clock
 
 
 def _shift(x: int, digits: int) -> int:
@@ -150,6 +175,10 @@ class LegMachine:
     report: LegReport = field(default_factory=LegReport)
     _deadline: int = 0
     _attempts: int = 0
+    _order: OrderRequest | None = None  # the order last placed (entry or unwind) and when
+    _sent_ns: int = 0
+    _query_of: State = State.CEX_SENT  # QUERYING: the state whose order is being asked about
+    _queries: int = 0
 
     def __post_init__(self) -> None:
         if not self.limits.dex_deadline_ns < self.limits.max_leg_open_ns:
@@ -161,9 +190,10 @@ class LegMachine:
         self._check("start")
         self.state, self._deadline = State.CEX_SENT, now_ns + self.limits.cex_timeout_ns
         p = self.plan
-        return [PlaceCex(OrderRequest(symbol=p.symbol, side=p.cex_side, quantity=p.size, limit_price=p.limit_price,
-                                      price_scale=p.price_scale, size_scale=p.size_scale,
-                                      client_order_id=p.client_order_id))]
+        self._order, self._sent_ns = OrderRequest(
+            symbol=p.symbol, side=p.cex_side, quantity=p.size, limit_price=p.limit_price, price_scale=p.price_scale,
+            size_scale=p.size_scale, client_order_id=p.client_order_id), now_ns
+        return [PlaceCex(self._order)]
 
     def on_cex(self, result: OrderResult, now_ns: int, dex_quote_for: int | None = None) -> list[Action]:
         """The CEX order's answer; ``dex_quote_for`` = the pool's exact quote output for the filled size
@@ -172,6 +202,8 @@ class LegMachine:
             return []
         self._check("cex")
         r = self.report
+        if result.status is OrderStatus.UNKNOWN:
+            return self._query(now_ns, f"CEX answer lost ({result.reason})")
         if result.status in (OrderStatus.REJECTED, OrderStatus.ERROR) or not result.filled_any:
             return self._done(LegOutcome.CEX_NOT_FILLED, f"CEX {result.status.value}: {result.reason}",
                               dex_result="not sent")
@@ -215,6 +247,8 @@ class LegMachine:
             return []
         self._check("unwind")
         r = self.report
+        if result.status is OrderStatus.UNKNOWN:
+            return self._query(now_ns, f"unwind answer lost ({result.reason})")
         if result.filled_any:
             r.unwound += result.executed
             r.unwind_quote += self._quote_units(result.quote, result.quote_scale, fee=True,
@@ -227,24 +261,45 @@ class LegMachine:
             r.left_open = left
             self._settle_unwound()
             return self._done(LegOutcome.LEG_OPEN, f"{left} steps still open after {self._attempts} unwind attempts")
-        return [self._unwind_order(left)]
+        return [self._unwind_order(left, now_ns)]
+
+    def on_query(self, result: OrderResult | None, now_ns: int, dex_quote_for: int | None = None) -> list[Action]:
+        """The answer to :class:`QueryCex` (None: none within cex_timeout). A final status is the order's real
+        answer and continues as that would have (``dex_quote_for`` as for :meth:`on_cex`); not found after the
+        order's recvWindow is "nothing filled"; anything else asks again, up to ``query_attempts``."""
+        if self.late("query"):
+            return []
+        self._check("query")
+        assert self._order is not None
+        status = OrderStatus.UNKNOWN if result is None else result.status
+        if result is not None and status in FINAL:
+            return self._resume(result, now_ns, dex_quote_for)
+        window_end = self._sent_ns + self._order.recv_window_ms * 1_000_000 + CLOCK_SKEW_NS
+        if status is OrderStatus.NOT_FOUND and now_ns >= window_end:
+            nothing = OrderResult(status=OrderStatus.EXPIRED, reason="not found after its recvWindow: never placed")
+            return self._resume(nothing, now_ns, dex_quote_for)
+        if self._queries >= self.limits.query_attempts:
+            return self._unknown(f"order {self._order.client_order_id} status unknown after {self._queries} "
+                                 f"queries ({'no answer' if result is None else result.reason})")
+        at = window_end if status is OrderStatus.NOT_FOUND else now_ns + self.limits.query_interval_ns
+        return [self._next_query(at)]
 
     def on_timer(self, now_ns: int) -> list[Action]:
         if self.state is State.DONE or now_ns < self._deadline:
             return []
         if self.state is State.CEX_SENT:
-            self.report.left_open = self.plan.size  # unknown: assume the worst
-            return self._done(LegOutcome.LEG_OPEN, "no CEX answer within cex_timeout: order status unknown",
-                              dex_result="not sent")
+            return self._query(now_ns, "no CEX answer within cex_timeout")
         if self.state is State.DEX_SENT:
             self.report.dex_result = "timeout"
             return self._unwind(now_ns, "DEX leg not finished within max_leg_open")
         if self.state is State.UNWINDING:
-            r = self.report
-            r.left_open = r.cex_filled - r.unwound
-            self._settle_unwound()
-            return self._done(LegOutcome.LEG_OPEN, "unwind not answered within cex_timeout")
-        return []
+            return self._query(now_ns, "unwind not answered within cex_timeout")
+        return []  # QUERYING: the shell answers every query (None when it timed out)
+
+    @property
+    def querying_unwind(self) -> bool:
+        """QUERYING about an unwind order (else: the entry)."""
+        return self.state is State.QUERYING and self._query_of is State.UNWINDING
 
     @property
     def deadline_ns(self) -> int:
@@ -254,11 +309,12 @@ class LegMachine:
     def abandon(self, why: str) -> list[Action]:
         """The caller lost track of an order in flight (a CEX entry or unwind): whatever it may have filled
         is assumed open, the worst case, and the signal ends LEG_OPEN."""
-        if self.state not in (State.CEX_SENT, State.UNWINDING):
+        if self.state not in (State.CEX_SENT, State.UNWINDING, State.QUERYING):
             raise LegError(f"abandon in state {self.state.value}")
         r = self.report
-        r.left_open = self.plan.size if self.state is State.CEX_SENT else r.cex_filled - r.unwound
-        if self.state is State.UNWINDING:
+        of = self._query_of if self.state is State.QUERYING else self.state
+        r.left_open = self.plan.size if of is State.CEX_SENT else r.cex_filled - r.unwound
+        if of is State.UNWINDING:
             self._settle_unwound()
         return self._done(LegOutcome.LEG_OPEN, why, dex_result=None if r.dex_result else "not sent")
 
@@ -270,7 +326,7 @@ class LegMachine:
 
     def late(self, event: str) -> bool:
         """An answer after the outcome (a CEX reply after cex_timeout): recorded, changes nothing."""
-        if self.state is State.DONE and event in ("cex", "dex", "unwind"):
+        if self.state is State.DONE and event in ("cex", "dex", "unwind", "query"):
             self.report.late.append(event)
             return True
         return False
@@ -295,21 +351,56 @@ class LegMachine:
     def _dex_pays(self, dex_quote: int, break_even: int) -> bool:
         return dex_quote >= break_even if self.plan.cex_side is OrderSide.BUY else dex_quote <= break_even
 
+    def _query(self, now_ns: int, why: str) -> list[Action]:
+        """The answer to the order last placed was lost (or never came): ask the exchange."""
+        of = self.state
+        if self.limits.query_attempts <= 0:
+            self._query_of = of
+            return self._unknown(f"{why}: order status unknown")
+        self.state, self._query_of, self._queries = State.QUERYING, of, 0
+        return [self._next_query(now_ns)]
+
+    def _next_query(self, at_ns: int) -> QueryCex:
+        assert self._order is not None
+        self._queries += 1
+        self.report.queries += 1
+        return QueryCex(self._order, at_ns)
+
+    def _resume(self, result: OrderResult, now_ns: int, dex_quote_for: int | None) -> list[Action]:
+        """The queried order's real answer, down the branch its own answer would have taken."""
+        self.state = self._query_of
+        if self.state is State.CEX_SENT:
+            return self.on_cex(result, now_ns, dex_quote_for)
+        return self.on_unwind(result, now_ns)
+
+    def _unknown(self, why: str) -> list[Action]:
+        """The order's fate cannot be learnt: assume the worst (all of it filled and open)."""
+        r = self.report
+        if self._query_of is State.CEX_SENT:
+            r.left_open = self.plan.size
+            return self._done(LegOutcome.LEG_OPEN, why, dex_result="not sent")
+        r.left_open = r.cex_filled - r.unwound
+        self._settle_unwound()
+        return self._done(LegOutcome.LEG_OPEN, why)
+
     def _unwind(self, now_ns: int, why: str) -> list[Action]:
         self.state, self._deadline = State.UNWINDING, now_ns + self.limits.cex_timeout_ns
         self.report.reason = why
-        return [self._unwind_order(self.report.cex_filled - self.report.unwound)]
+        return [self._unwind_order(self.report.cex_filled - self.report.unwound, now_ns)]
 
-    def _unwind_order(self, qty: int) -> PlaceCex:
+    def _unwind_order(self, qty: int, now_ns: int) -> PlaceCex:
         self._attempts += 1
         p = self.plan
         bps = self.limits.unwind_slippage_bps
         side = OrderSide.SELL if p.cex_side is OrderSide.BUY else OrderSide.BUY
         price = p.limit_price * (10_000 - bps) // 10_000 if side is OrderSide.SELL else \
             -(-p.limit_price * (10_000 + bps) // 10_000)
-        return PlaceCex(OrderRequest(symbol=p.symbol, side=side, quantity=qty, limit_price=price,
-                                     price_scale=p.price_scale, size_scale=p.size_scale,
-                                     client_order_id=f"{p.client_order_id}-u{self._attempts}"))
+        self._order, self._sent_ns = OrderRequest(
+            symbol=p.symbol, side=side, quantity=qty, limit_price=price, price_scale=p.price_scale,
+            size_scale=p.size_scale, client_order_id=f"{p.client_order_id}-u{self._attempts}"), now_ns
+        # a new unwind order gets its own cex_timeout (its predecessor's may have been spent querying)
+        self._deadline = now_ns + self.limits.cex_timeout_ns
+        return PlaceCex(self._order)
 
     def _settle_unwound(self) -> None:
         r = self.report

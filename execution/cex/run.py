@@ -15,6 +15,7 @@ answer to ``on(event)``, until ``done``. The phases::
             SendDex  -> the DEX leg's transaction (DexLeg: sign, broadcast, watch, replace, cancel)
                         --mined / not included--> LegMachine.on_dex
             PlaceCex -> PlaceOrder (unwind) --CexAnswered--> LegMachine.on_unwind
+            QueryCex -> QueryOrder (GET the order by its client order id) --CexQueried--> LegMachine.on_query
             Done     -> Publish(ExecutionResult + LegReport): the one outcome
 
 * **The DEX leg is a one-hop swap from inventory** (``AlphaPulseArb.swap``: exact input from the tokens
@@ -32,6 +33,8 @@ answer to ``on(event)``, until ``done``. The phases::
   passes); ``max_leg_open`` is checked on every answer of the DEX leg's watch (they come every
   ``poll_interval_s``). Once the CEX leg traded, an emergency stop does not stop the DEX leg or the unwind:
   both reduce the open position.
+* An order answered ``UNKNOWN`` (sent, answer lost) or not at all is queried (``QueryOrder``); its fill is
+  published once, from the query's final answer -- an answer that says nothing publishes nothing.
 * Every CEX answer is published as a ``CexFill`` as it arrives (what the books move the exchange balances
   by); the run ends with one message holding its ``ExecutionResult`` and ``LegReport``. The result's
   ``realized_profit`` is gross (gas apart, as for every signal); the report's is net of the DEX gas.
@@ -48,8 +51,18 @@ from eth_utils import to_checksum_address
 
 from execution.calldata import Hop as CallHop
 from execution.calldata import Kind, Swapped, decode_swapped, encode_swap
-from execution.cex.gateway import OrderRequest, OrderResult, OrderSide
-from execution.cex.legs import Done, LegLimits, LegMachine, LegOutcome, LegPlan, PlaceCex, SendDex, State
+from execution.cex.gateway import FINAL, OrderRequest, OrderResult, OrderSide, OrderStatus
+from execution.cex.legs import (
+    Done,
+    LegLimits,
+    LegMachine,
+    LegOutcome,
+    LegPlan,
+    PlaceCex,
+    QueryCex,
+    SendDex,
+    State,
+)
 from execution.config import CexMarketConfig
 from execution.core import (
     Action,
@@ -95,6 +108,22 @@ class PlaceOrder:
 class CexAnswered:
     now: float
     result: OrderResult | None  # None: no answer by the deadline
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOrder:
+    """Ask the exchange what became of ``order`` (``GET /api/v3/order`` by its client order id), not before
+    trio time ``at``; answer ``CexQueried``, with ``result`` None when no answer came within ``timeout``."""
+
+    order: OrderRequest
+    at: float
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class CexQueried:
+    now: float
+    result: OrderResult | None
 
 
 class Phase(enum.Enum):
@@ -349,17 +378,19 @@ class CexDexRun:
     def start(self, now: float) -> list[Action]:
         return self.on(Start(now))
 
-    def on(self, event: Event | CexAnswered) -> list[Action]:
+    def on(self, event: Event | CexAnswered | CexQueried) -> list[Action]:
         ph = self.phase
         if ph is Phase.START and type(event) is Start:
             return self._on_start(event)
         if ph is Phase.AWAIT_MARKET and type(event) is MarketReady:
             return self._on_market(event)
-        if ph is Phase.DEX_PREP and self.dex is not None and not isinstance(event, CexAnswered):
+        if ph is Phase.DEX_PREP and self.dex is not None and not isinstance(event, (CexAnswered, CexQueried)):
             return self._on_dex_prep(event)
         if ph is Phase.LEGS:
             if isinstance(event, CexAnswered):
                 return self._on_cex(event)
+            if isinstance(event, CexQueried):
+                return self._on_query(event)
             if self.dex is not None and self.dex.sent and not self.dex.done:
                 return self._on_dex_send(event)
         raise CoreError(f"signal {self.signal_id}: {type(event).__name__} is not expected at phase {ph.value}")
@@ -371,7 +402,7 @@ class CexDexRun:
         if legs is not None and legs.state is State.DEX_SENT:
             return self._legs(legs.on_dex(False, 0, self._gas_quote_spent(), int(self._now * NS), result="failed"),
                               self._now)
-        if legs is not None and legs.state in (State.CEX_SENT, State.UNWINDING):
+        if legs is not None and legs.state in (State.CEX_SENT, State.UNWINDING, State.QUERYING):
             return self._legs(legs.abandon(f"failed with an order open: {reason}"), self._now)
         return self._finish(Outcome.FAILED, reason)
 
@@ -463,7 +494,8 @@ class CexDexRun:
                        client_order_id=f"ap{self.signal_id}")
         limits = LegLimits(cex_timeout_ns=int(c.cex_timeout_s * NS), max_leg_open_ns=int(c.max_leg_open_s * NS),
                            dex_deadline_ns=int(c.dex_deadline_s * NS), max_unwind_attempts=c.max_unwind_attempts,
-                           unwind_slippage_bps=c.unwind_slippage_bps)
+                           unwind_slippage_bps=c.unwind_slippage_bps, query_attempts=c.query_attempts,
+                           query_interval_ns=int(c.query_interval_s * NS))
         self.legs = LegMachine(plan, limits)
         self.phase = Phase.LEGS
         now = self._now
@@ -481,11 +513,23 @@ class CexDexRun:
         if ev.result is None:
             return self._legs(legs.on_timer(max(now_ns, legs.deadline_ns)), ev.now)
         unwind = legs.state.value == "unwinding"
-        out: list[Action] = [Publish(self._fill(ev.result, unwind))]
+        # an answer that was lost on the way (UNKNOWN) fills nothing we know of: the query's answer is the fill
+        out: list[Action] = [] if ev.result.status is OrderStatus.UNKNOWN else [Publish(self._fill(ev.result, unwind))]
         if unwind:
             return out + self._legs(legs.on_unwind(ev.result, now_ns), ev.now)
         return out + self._legs(legs.on_cex(ev.result, now_ns, dex_quote_for=self._quote_for(ev.result.executed)),
                                 ev.now)
+
+    def _on_query(self, ev: CexQueried) -> list[Action]:
+        legs = self.legs
+        assert legs is not None and legs.state is State.QUERYING
+        self._now = ev.now
+        r = ev.result
+        out: list[Action] = []
+        if r is not None and r.status in FINAL:  # the order's real fill, published once, from the query
+            out.append(Publish(self._fill(r, legs.querying_unwind)))
+        quote = self._quote_for(r.executed) if r is not None and not legs.querying_unwind else None
+        return out + self._legs(legs.on_query(r, int(ev.now * NS), dex_quote_for=quote), ev.now)
 
     def _on_dex_send(self, ev: Any) -> list[Action]:
         legs, dex = self.legs, self.dex
@@ -529,6 +573,8 @@ class CexDexRun:
         for a in actions:
             if isinstance(a, PlaceCex):
                 out.append(PlaceOrder(a.order, c.cex_timeout_s))
+            elif isinstance(a, QueryCex):
+                out.append(QueryOrder(a.order, a.at_ns / NS, c.cex_timeout_s))
             elif isinstance(a, SendDex):
                 out += self._send_dex(a, now)
             elif isinstance(a, Done):
@@ -626,5 +672,6 @@ class CexDexRun:
         return [Publish(self.result, extra=(report,))]
 
 
-__all__ = ["CexAnswered", "CexDexRun", "DexLeg", "Phase", "PlaceOrder", "Priced", "reprice"]
+__all__ = ["CexAnswered", "CexDexRun", "CexQueried", "DexLeg", "Phase", "PlaceOrder", "Priced", "QueryOrder",
+           "reprice"]
 

@@ -13,6 +13,7 @@ from execution.cex.legs import (
     LegOutcome,
     LegPlan,
     PlaceCex,
+    QueryCex,
     SendDex,
     State,
 )
@@ -128,7 +129,7 @@ def test_a_retried_unwind_that_completes_is_unwound() -> None:
 
 
 def test_no_cex_answer_leaves_the_leg_open_and_a_late_answer_changes_nothing() -> None:
-    m = machine()
+    m = machine(query_attempts=0)  # no status queries: the worst is assumed at once
     assert m.on_timer(4 * S) == []
     assert outcome(m.on_timer(5 * S)) is LegOutcome.LEG_OPEN
     assert m.report.left_open == 1000 and "unknown" in m.report.reason
@@ -137,7 +138,7 @@ def test_no_cex_answer_leaves_the_leg_open_and_a_late_answer_changes_nothing() -
 
 
 def test_an_unanswered_unwind_leaves_the_leg_open() -> None:
-    m = machine()
+    m = machine(query_attempts=0)
     m.on_cex(filled(1000), 0, dex_quote_for=1)
     assert outcome(m.on_timer(5 * S)) is LegOutcome.LEG_OPEN and m.report.left_open == 1000
 
@@ -165,3 +166,87 @@ def test_impossible_inputs_are_bugs() -> None:
         m.on_unwind(filled(1), 1)
     with pytest.raises(ValueError):
         LegMachine(plan(), LegLimits(dex_deadline_ns=30 * S, max_leg_open_ns=30 * S))
+
+
+# --------------------------------------------------------------------------- lost answers: the order is queried
+
+LOST = OrderResult(status=OrderStatus.UNKNOWN, reason="RemoteProtocolError")
+WINDOW = 5 * S + 1 * S  # the order's recvWindow (5000 ms) plus a second of clock skew, from its sending at 0
+
+
+def queried(acts: list, at: int, coid: str = "s1") -> QueryCex:
+    (q,) = acts
+    assert isinstance(q, QueryCex) and q.order.client_order_id == coid and q.at_ns == at
+    return q
+
+
+@pytest.mark.parametrize("lose", ["answer dropped", "no answer in time"])
+def test_a_lost_entry_answer_is_queried_and_the_real_fill_sizes_the_dex_leg(lose: str) -> None:
+    m = machine()
+    if lose == "answer dropped":
+        queried(m.on_cex(LOST, 1 * S, dex_quote_for=None), 1 * S)
+    else:
+        queried(m.on_timer(5 * S), 5 * S)
+    assert m.state is State.QUERYING and m.report.queries == 1
+    (send,) = m.on_query(filled(600, status=OrderStatus.PARTIALLY_FILLED), 6 * S, dex_quote_for=1_300_000_000)
+    assert isinstance(send, SendDex) and send.base_units == 6 * 10**17 and m.report.cex_filled == 600
+    assert m.state is State.DEX_SENT and outcome(m.on_dex(True, 1_300_000_000, 2_000_000, 7 * S)) is \
+        LegOutcome.BOTH_FILLED
+
+
+def test_a_queried_order_not_found_is_unfilled_only_once_its_recv_window_passed() -> None:
+    m = machine()
+    queried(m.on_cex(LOST, 1 * S), 1 * S)
+    not_found = OrderResult(status=OrderStatus.NOT_FOUND, reason="-2013: Order does not exist.")
+    queried(m.on_query(not_found, 1 * S), WINDOW)  # it may still be on its way: ask again when it cannot be
+    assert outcome(m.on_query(not_found, WINDOW)) is LegOutcome.CEX_NOT_FILLED
+    assert "never placed" in m.report.reason and m.report.left_open == 0 and m.report.queries == 2
+
+
+def test_a_queried_order_that_expired_unfilled_is_cex_not_filled() -> None:
+    m = machine()
+    queried(m.on_timer(5 * S), 5 * S)
+    expired = OrderResult(status=OrderStatus.EXPIRED, quote_scale=QS, order_id=9, reason="queried: EXPIRED")
+    assert outcome(m.on_query(expired, 5 * S)) is LegOutcome.CEX_NOT_FILLED and m.report.dex_result == "not sent"
+
+
+def test_queries_are_bounded_then_the_worst_is_assumed() -> None:
+    m = machine(query_attempts=3, query_interval_ns=S)
+    queried(m.on_cex(LOST, 1 * S), 1 * S)
+    pending = OrderResult(status=OrderStatus.PENDING, reason="queried: NEW")
+    queried(m.on_query(None, 2 * S), 3 * S)  # no answer to the query: ask again one interval later
+    queried(m.on_query(pending, 3 * S), 4 * S)  # still being matched
+    assert m.on_timer(100 * S) == []  # the shell answers every query; no timer of its own
+    acts = m.on_query(OrderResult(status=OrderStatus.UNKNOWN, reason="query: ReadTimeout"), 4 * S)
+    assert outcome(acts) is LegOutcome.LEG_OPEN and m.report.left_open == 1000 and m.report.queries == 3
+    assert "unknown after 3 queries" in m.report.reason and m.report.dex_result == "not sent"
+    assert m.on_query(filled(1000), 5 * S) == [] and m.report.late == ["query"]
+
+
+def test_a_lost_unwind_answer_is_queried_and_its_fill_counts() -> None:
+    m = machine()
+    (unwind,) = m.on_cex(filled(1000), 0, dex_quote_for=1)  # the DEX leg does not pay: unwind
+    assert isinstance(unwind, PlaceCex)
+    queried(m.on_unwind(LOST, 1 * S), 1 * S, coid="s1-u1")
+    assert m.querying_unwind
+    acts = m.on_query(filled(1000, price=199_500), 2 * S)
+    assert outcome(acts) is LegOutcome.UNWOUND and m.report.unwound == 1000 and m.report.left_open == 0
+    m2 = machine()
+    m2.on_cex(filled(1000), 0, dex_quote_for=1)
+    queried(m2.on_timer(5 * S), 5 * S, coid="s1-u1")  # the unwind not answered in time
+    nothing = OrderResult(status=OrderStatus.NOT_FOUND, reason="-2013")
+    (again,) = m2.on_query(nothing, 12 * S)  # never placed: the rest is retried as the next attempt
+    assert isinstance(again, PlaceCex) and again.order.client_order_id == "s1-u2" and again.order.quantity == 1000
+
+
+def test_an_order_that_never_left_is_not_queried_and_abandon_while_querying_leaves_it_open() -> None:
+    m = machine()
+    never = OrderResult(status=OrderStatus.ERROR, reason="ConnectError")
+    assert outcome(m.on_cex(never, 1)) is LegOutcome.CEX_NOT_FILLED and m.report.queries == 0
+    m2 = machine()
+    queried(m2.on_cex(LOST, 1), 1)
+    assert outcome(m2.abandon("shell failed")) is LegOutcome.LEG_OPEN and m2.report.left_open == 1000
+    m3 = machine()
+    m3.on_cex(filled(1000), 0, dex_quote_for=2_100_000_000)
+    with pytest.raises(LegError):  # a query answer with no query asked: a bug in the shell
+        m3.on_query(filled(1000), 1)

@@ -327,7 +327,8 @@ async def test_cex_not_filled_sends_no_dex_leg(devnet: Any, faults: str, why: st
 
 
 async def test_no_cex_answer_in_time_is_leg_open_with_the_whole_size(devnet: Any) -> None:
-    async with world(devnet, faults="delay=1:3", cex={"cex_timeout_s": 0.5}) as w:
+    # no status queries configured: the worst is assumed at once (the queried branches are below)
+    async with world(devnet, faults="delay=1:3", cex={"cex_timeout_s": 0.5, "query_attempts": 0}) as w:
         sig = w.market()
         nonce0 = w.nonce()
         with trio.fail_after(3):  # the answer is abandoned at cex_timeout, not awaited
@@ -335,6 +336,50 @@ async def test_no_cex_answer_in_time_is_leg_open_with_the_whole_size(devnet: Any
         assert res.outcome == Outcome.LEG_OPEN and "no CEX answer" in res.reason, res.reason
         assert rep is not None and rep.left_open == rep.cex_requested > 0 and rep.dex_result == DexLegResult.NOT_SENT
         assert w.nonce() == nonce0 and not fills(w)
+
+
+async def test_an_answer_dropped_after_the_fill_is_queried_and_the_dex_leg_completes(
+        devnet: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The exchange executes the entry order, then the connection drops before its answer: the executor asks
+    for the order by its client order id, sends the DEX leg for the queried fill, and books it once."""
+    caplog.set_level(logging.DEBUG)
+    async with world(devnet, faults="drop=1") as w:
+        sig = w.market()
+        weth0, usdc0 = w.balance(w.weth), w.balance(w.usdc)
+        res, rep = await w.run(sig)
+        assert res.outcome == Outcome.EXECUTED, res.reason
+        assert rep is not None and rep.dex_result == DexLegResult.EXECUTED and rep.left_open == 0
+        (order,) = w.paper.orders  # placed once, never again
+        assert order["status"] == "FILLED" and order["clientOrderId"] == f"ap{sig.signal_id}"
+        assert w.paper.queries == 1 and "queried -> FILLED" in caplog.text
+        (fill,) = fills(w)  # from the query's answer, exactly once
+        assert fill.order_id == order["orderId"] and fill.base_units == rep.cex_filled == rep.cex_requested
+        assert fill.quote_units == rep.cex_quote and fill.purpose == CexOrderPurpose.ENTRY
+        assert w.balance(w.weth) - weth0 == rep.dex_base and usdc0 - w.balance(w.usdc) == rep.dex_quote
+        check_sums(rep, res)
+        from portfolio.books import Books, native_token, open_db
+
+        books = Books(open_db(":memory:"))
+        books.apply(Domain.EXECUTION, [Message(domain=Domain.EXECUTION, tlvs=m, domain_seq=i + 1)
+                                       for i, m in enumerate(w.published.messages)])
+        chain = w.dep.chain_id
+        assert books.balances() == {int(TokenId.of(chain, w.weth)): w.balance(w.weth) - weth0,
+                                    int(TokenId.of(chain, w.usdc)): w.balance(w.usdc) - usdc0,
+                                    native_token(chain): -res.gas_used * res.effective_gas_price}
+        assert books.cex_balances() == {(Venue.BINANCE, "ETH"): -rep.cex_filled, (Venue.BINANCE, "USDT"): rep.cex_quote}
+        for secret in (KEY, SIGNING):  # the query is signed too: neither key in a log line or a record
+            assert secret not in caplog.text and secret not in repr(w.published.messages)
+
+
+async def test_an_answer_dropped_for_an_order_that_expired_unfilled_is_cex_not_filled(devnet: Any) -> None:
+    async with world(devnet, faults="drop=1;cap=1:0") as w:
+        sig = w.market()
+        nonce0 = w.nonce()
+        res, rep = await w.run(sig)
+        assert res.outcome == Outcome.CEX_NOT_FILLED and "EXPIRED" in res.reason, res.reason
+        assert rep is not None and rep.left_open == 0 and rep.cex_filled == 0 and w.nonce() == nonce0
+        (fill,) = fills(w)
+        assert fill.base_units == 0 and w.paper.queries == 1
 
 
 # --------------------------------------------------------------------------- the DEX leg fails: unwind
@@ -409,7 +454,7 @@ async def test_unwind_that_never_fills_leaves_the_leg_open(devnet: Any) -> None:
 
 
 async def test_unwind_not_answered_in_time_leaves_the_leg_open(devnet: Any) -> None:
-    async with world(devnet, faults="delay=1:0.4,2:3", cex={"cex_timeout_s": 1.0}) as w:
+    async with world(devnet, faults="delay=1:0.4,2:3", cex={"cex_timeout_s": 1.0, "query_attempts": 0}) as w:
         sig = w.market()
         res, rep = await run_with_pool_moved(w, sig, tell_executor=True)
         assert res.outcome == Outcome.LEG_OPEN and "unwind not answered" in res.reason, res.reason

@@ -12,13 +12,15 @@ from tools.cex_standin.paper import OrderFaults
 
 
 def test_order_faults_parse_per_order_number() -> None:
-    f = OrderFaults.parse("reject=1,4; cap=2:0.5,3:0 ;delay=5:6.5")
+    f = OrderFaults.parse("reject=1,4; cap=2:0.5,3:0 ;delay=5:6.5;drop=6,7")
     assert f.reject == {1, 4} and f.cap == {2: Decimal("0.5"), 3: Decimal(0)} and f.delay == {5: 6.5}
+    assert f.drop == {6, 7}
     assert OrderFaults.parse("") == OrderFaults()
 
 
 @pytest.mark.parametrize("spec, words", [("bogus=1", "unknown order fault"), ("cap=1:x", "not a number"),
-                                         ("reject=x", "not a number"), ("delay=2", "not a number")])
+                                         ("reject=x", "not a number"), ("delay=2", "not a number"),
+                                         ("drop=x", "not a number")])
 def test_bad_order_faults_are_one_clear_error(spec: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         OrderFaults.parse(spec)

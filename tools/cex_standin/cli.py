@@ -11,7 +11,8 @@ then point a collector at it (``ws_url = "ws://127.0.0.1:9443"``, ``rest_url = "
 Demo feeding (binance): ``--map-price ETHUSDT:2064.73=2004x20`` plays a symbol's prices onto another price level
 with its moves amplified (``replay.PriceMap``), ``--live-times`` stamps events with the stand-in's clock, and
 ``--loop`` plays the capture again, lap after lap, with growing ids (a disconnect between laps).
-``--order-faults``: ``reject=N,..`` / ``cap=N:QTY,..`` / ``delay=N:SECONDS,..`` for the N-th order received.
+``--order-faults``: ``reject=N,..`` / ``cap=N:QTY,..`` / ``delay=N:SECONDS,..`` / ``drop=N,..`` (executed, answer
+lost) for the N-th order received.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="binance: show SYMBOL's prices as TARGET + N * (price - SOURCE) (repeatable)")
     ap.add_argument("--live-times", action="store_true", help="binance: event times from the stand-in's clock")
     ap.add_argument("--loop", action="store_true", help="binance: replay the capture again and again")
-    ap.add_argument("--order-faults", default="", help="paper exchange: reject=N,..;cap=N:QTY,..;delay=N:S,..")
+    ap.add_argument("--order-faults", default="", help="paper exchange: reject=N,..;cap=N:QTY,..;delay=N:S,..;drop=N,..")
     args = ap.parse_args(argv)
     extra: dict[str, Any] = {}
     binance_only = [f"--{name.replace('_', '-')}" for name in ("paper", "paper_files", "map_price", "live_times",

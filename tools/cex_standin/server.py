@@ -6,7 +6,8 @@
 
 * ``BinanceStandin``: ``/stream?streams=a@depth@100ms/a@aggTrade/...`` (the combined-stream format, only the
   named streams) and ``GET /api/v3/depth?symbol=&limit=`` answered from the venue's replayed book
-  (``replay.BinanceReplay``).
+  (``replay.BinanceReplay``); with a ``paper`` exchange, ``POST /api/v3/order`` and ``GET /api/v3/order``
+  (``paper.py``).
 * ``CoinbaseStandin``: the Exchange feed -- a ``subscribe`` frame gets a ``subscriptions`` ack, then the
   capture's frames for the subscribed products and channels; a connection opened mid-replay first gets
   a fresh ``snapshot`` of every book (what a resubscribe gets); ``GET /products`` answers the capture's
@@ -51,6 +52,7 @@ class _NoLock:
 
 _NO_LOCK = _NoLock()
 Handler = Callable[["Request"], Awaitable[tuple[int, str]]]
+DROP = 0  # a route's status meaning: close the connection without answering
 
 
 class Request:
@@ -64,7 +66,7 @@ class Request:
         self.headers = headers
 
 
-# --- REST: a small h11 server (GET only) ------------------------------------------------------------
+# --- REST: a small h11 server ------------------------------------------------------------------------
 
 
 async def _http_connection(stream: trio.SocketStream, route: Handler) -> None:
@@ -82,6 +84,8 @@ async def _http_connection(stream: trio.SocketStream, route: Handler) -> None:
                 req = Request(event.method.decode(), event.target.decode(),
                               {k.decode().lower(): v.decode() for k, v in event.headers})
                 status, body = await route(req)
+                if status == DROP:  # the answer is lost on the way: the connection closes without it
+                    return
                 payload = body.encode()
                 headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
                 out = conn.send(h11.Response(status_code=status, headers=headers,
@@ -259,10 +263,15 @@ class BinanceStandin(_Standin):
         if path == "/api/v3/order" and req.method == "POST":
             if self.paper is None:
                 return 404, json.dumps({"code": -1, "msg": "no paper exchange on this stand-in"})
-            delay = self.paper.arrive()
+            delay, drop = self.paper.arrive()
             if delay:
                 await trio.sleep(delay)
-            return self.paper.order(req, self.replay)
+            status, body = self.paper.order(req, self.replay)
+            return (DROP, "") if drop else (status, body)
+        if path == "/api/v3/order" and req.method == "GET":
+            if self.paper is None:
+                return 404, json.dumps({"code": -1, "msg": "no paper exchange on this stand-in"})
+            return self.paper.query(req)
         if path in ("/api/v3/depth", "/api/v1/depth"):
             symbol = (query.get("symbol") or [""])[0].upper()
             if symbol not in self.replay.capture_snapshots:
