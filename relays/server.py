@@ -83,6 +83,7 @@ log = logging.getLogger("relays.server")
 FSYNC_POLICIES = ("batch", "interval", "off")
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
 RECV_SIZE = 256 * 1024
+YIELD_AFTER = 0.0005  # seconds of reads that found data waiting before the read loop yields to other tasks
 
 
 class GoodbyeCode:
@@ -466,6 +467,8 @@ class Relay:
         sock = conn.sock
         wait_readable = trio.lowlevel.wait_readable
         checkpoint = trio.lowlevel.checkpoint
+        perf = time.perf_counter  # real time: a mock clock in tests does not move while reads keep succeeding
+        last_pass = perf()
         # before its Hello a connection gets hello_timeout in all and pre_hello_bytes of buffer:
         # a crowd of connections trickling bytes cannot pin the relay's memory
         hello_deadline = current_time() + self.config.hello_timeout
@@ -496,10 +499,14 @@ class Relay:
                         waited = True
                     except OSError as exc:
                         raise trio.BrokenResourceError(str(exc)) from exc
-                if not waited:
-                    # data kept coming without a wait: yield once so the other tasks stay served
-                    # (after a wait_readable the scheduler already ran; no second pass)
+                now = perf()
+                if waited:
+                    last_pass = now  # the wait was a scheduler pass
+                elif now - last_pass >= YIELD_AFTER:
+                    # data kept coming without a wait for a while: yield so the other tasks stay
+                    # served (not after every read: a pass costs as much as ingesting a frame)
                     await checkpoint()
+                    last_pass = now
             if not data:
                 return
             conn.rx_bytes += len(data)

@@ -36,6 +36,7 @@ log = logging.getLogger("relays.client")
 
 RECV_SIZE = 256 * 1024
 YIELD_EVERY = 64
+YIELD_AFTER = 0.0005  # seconds of reads that found data waiting before the consumer yields to other tasks
 DIRECT_GAP = 50e-6  # seconds: at most one direct send per producer per this interval
 # what a dropped connection looks like from here; anything else is a bug and propagates
 _CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError, StreamBroken)
@@ -148,6 +149,7 @@ class RelayConsumer(_Session):
         self._stream: trio.SocketStream | None = None
         self._sock: socket.socket | None = None  # non-blocking duplicate of the stream's socket, for reads
         self._wait_since: float | None = None  # when the reader started waiting for data (None: not waiting)
+        self._last_pass = 0.0  # time.perf_counter() of this reader's last scheduler pass
         self._silent = False
         self._send_lock = trio.Lock()
         self._ready: deque[FrameBatch] = deque()  # raw: received, not handed out yet
@@ -292,8 +294,14 @@ class RelayConsumer(_Session):
                             break
                         except BlockingIOError:
                             self._wait_since = trio.current_time()
+                    self._last_pass = time.perf_counter()  # the wait was a scheduler pass
                 else:
-                    await trio.lowlevel.checkpoint()  # data was waiting: still let the other tasks run
+                    # data was waiting: still let the other tasks run, once per YIELD_AFTER of such reads
+                    # (a scheduler pass after every read costs as much as the read)
+                    now = time.perf_counter()
+                    if now - self._last_pass >= YIELD_AFTER:
+                        await trio.lowlevel.checkpoint()
+                        self._last_pass = now
             if not data:
                 raise StreamBroken("relay closed the connection")
             batches = core.receive_frames(data)
