@@ -464,6 +464,31 @@ async def restart(w: World, *, during: Callable[[], Any] | None = None) -> tuple
     return again, res, r0, r1
 
 
+def assert_books(w: World, again: Published, before: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """The portfolio's books, fed everything both executor runs published on the execution relay (the killed
+    run's ExecutionStarted, the restarted run's one result with both leg reports), move each contract's USDC
+    and WETH by exactly what the chains did, each (signal, leg) booked once."""
+    from portfolio.books import Books, open_db
+
+    d = Path(tempfile.mkdtemp(prefix="apxcb-"))
+    try:
+        books = Books(open_db(d / "books.sqlite"))
+        msgs = [Message(domain=Domain.EXECUTION, tlvs=m, source_id=31, source_seq=i + 1, domain_seq=i + 1,
+                        event_time_ns=time.time_ns(), receive_time_ns=time.time_ns())
+                for i, m in enumerate(w.published.messages + again.messages)]
+        books.apply(Domain.EXECUTION, msgs)
+        got = books.balances_by_chain()
+        for side, (u0, w0) in zip((w.a, w.b), before, strict=True):
+            u1, w1 = side.balances()
+            cid = side.dep.chain_id
+            assert got.get(cid, {}).get(int(TokenId.of(cid, side.usdc)), 0) == u1 - u0
+            assert got.get(cid, {}).get(int(TokenId.of(cid, side.weth)), 0) == w1 - w0
+        assert books.db.execute("SELECT COUNT(*) FROM chain_legs").fetchone()[0] == 2
+        books.db.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def assert_receipt(side: Side, tx_hash: bytes, block: int, gas_used: int, *, status: int = 1) -> None:
     receipt = side.chain.rpc("eth_getTransactionReceipt", "0x" + tx_hash.hex())
     assert int(receipt["status"], 16) == status and int(receipt["blockNumber"], 16) == block
@@ -482,8 +507,9 @@ async def test_a_restart_after_both_legs_landed_ends_the_signal_executed_from_th
         await kill_with_b_in_flight(w, sig, msg)
         b.chain.rpc("evm_mine")
         b.chain.rpc("evm_setAutomine", True)
-        _, res, r0, r1 = await restart(w)
+        again, res, r0, r1 = await restart(w)
         assert res.outcome == Outcome.EXECUTED, res.reason
+        assert_books(w, again, ((ua0, wa0), (ub0, wb0)))
         (ua1, wa1), (ub1, wb1) = a.balances(), b.balances()
         assert (ua0 - ua1, wa1 - wa0) == (r0.amount_in, r0.amount_out) == (quote.amount_in, quote.base_amount)
         assert (wb0 - wb1, ub1 - ub0) == (r1.amount_in, r1.amount_out) == (quote.base_amount, quote.amount_out)
@@ -510,7 +536,7 @@ async def test_a_restart_with_one_leg_landed_and_the_others_deadline_passed_unwi
         latest = int(b.chain.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
         b.chain.rpc("evm_setNextBlockTimestamp", hex(max(latest, int(time.time())) + 5))
         b.chain.rpc("evm_mine")
-        _, res, r0, r1 = await restart(w)
+        again, res, r0, r1 = await restart(w)
         assert res.outcome == Outcome.UNWOUND, res.reason
         assert r1.result == DexLegResult.NOT_INCLUDED and "deadline" in r1.reason and r1.amount_out == 0
         assert r0.result == DexLegResult.EXECUTED and r0.amount_out == quote.base_amount
@@ -527,6 +553,7 @@ async def test_a_restart_with_one_leg_landed_and_the_others_deadline_passed_unwi
         receipt = b.chain.rpc("eth_getTransactionReceipt", "0x" + started.tx_hash.hex())
         assert receipt is not None and int(receipt["status"], 16) == 0
         assert b.balances() == (ub0, wb0)
+        assert_books(w, again, ((ua0, wa0), (ub0, wb0)))
 
 
 async def test_a_restart_with_a_leg_still_pending_waits_for_it_then_settles(pair: tuple[Side, Side]) -> None:
@@ -536,7 +563,8 @@ async def test_a_restart_with_a_leg_still_pending_waits_for_it_then_settles(pair
     async with world(pair, leg_timeout_s=6.0, deadline_s=6.0, max_leg_open_s=14.0, unwind_timeout_s=14.0) as w:
         sig, msg, quote = w.signal()
         w.signal_again = (sig, msg, quote)
-        (ua0, _), (_, wb0) = a.balances(), b.balances()
+        before = a.balances(), b.balances()
+        (ua0, _), (_, wb0) = before
         await kill_with_b_in_flight(w, sig, msg)
         mined_at: list[float] = []
 
@@ -547,8 +575,9 @@ async def test_a_restart_with_a_leg_still_pending_waits_for_it_then_settles(pair
             b.chain.rpc("evm_setAutomine", True)
 
         t0 = time.monotonic()
-        _, res, r0, r1 = await restart(w, during=mine_later)
+        again, res, r0, r1 = await restart(w, during=mine_later)
         assert res.outcome == Outcome.EXECUTED, res.reason
+        assert_books(w, again, before)
         assert mined_at and mined_at[0] - t0 >= 1.4  # the outcome came after B mined, not before
         assert ua0 - a.balances()[0] == r0.amount_in and wb0 - b.balances()[1] == r1.amount_in
         assert r1.amount_out == quote.amount_out and res.realized_profit == quote.gross_profit
