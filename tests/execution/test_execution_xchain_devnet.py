@@ -6,7 +6,8 @@ pairs on each, and an AlphaPulseArb per chain owned by its own encrypted keystor
 inventory (USDC on A, WETH on B). The executor runs in-process (its trio shell, ``Executor.handle``) with its
 chain sides built as the process builds them (``build_sides``, keystores unlocked by ``unlock`` /
 ``unlock_chains``), fed both chains' pools as a collector would publish them; the signal is the strategy's
-(``strategy.cross_chain``: sized on both pools' exact curves, ``signal_tlvs``).
+(``strategy.cross_chain``: sized on both pools' exact curves, ``signal_tlvs``). The restart tests cut the run
+in-process (as a kill: nothing after it runs), and one kills the executor process itself with SIGKILL.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from protocol.system import TraceContext
 from strategy.cross_chain import ChainLeg, CrossChainParams, CrossChainSizer, signal_tlvs
 
 A, B = 31337, 31338
+ROOT = Path(__file__).resolve().parents[2]
 USDC_INVENTORY, WETH_INVENTORY = 50_000 * 10**6, 20 * 10**18
 
 
@@ -633,4 +635,146 @@ async def test_the_executor_process_runs_a_cross_chain_signal_off_real_relays(pa
             assert wb0 - b.balances()[1] == r1.amount_in == quote.base_amount
             n.cancel_scope.cancel()
     finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_the_executor_process_killed_with_a_leg_in_flight_settles_it_after_a_restart(
+        pair: tuple[Side, Side]) -> None:
+    """The executor as a real process (``alphapulse executor --config``) off real relays: SIGKILLed once B's leg
+    is announced (``ExecutionStarted`` on B) while B is not mining and A's leg has landed; B then mines it. The
+    process started again settles both legs from the chains before it is ready: one EXECUTED result with both
+    leg reports on the execution relay, the contracts moved by exactly what they say."""
+    import os
+    import signal as signals
+    import sys
+
+    from relays.client import RelayConsumer, RelayProducer
+    from relays.server import RelayConfig, serve
+
+    a, b = pair
+    d = Path(tempfile.mkdtemp(prefix="apxck-", dir="/tmp"))
+    procs: list[trio.Process] = []
+    try:
+        async with world(pair) as w, trio.open_nursery() as n:
+            socks = {}
+            for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
+                cfg = RelayConfig(domain=dom, socket_path=str(d / f"{dom.name.lower()[:3]}.sock"),
+                                  data_dir=str(d / f"data-{dom.name.lower()}"), fsync="off")
+                await n.start(serve, cfg)
+                socks[dom] = cfg.socket_path
+            x = w.config.cross_chain
+            chains = "".join(f"""
+[[cross_chain.chains]]
+chain_id = {s.dep.chain_id}
+rpc_url = "{s.dep.rpc_url}"
+contract = "{s.arb}"
+gas_token = "{s.weth}"
+keystore = {{ path = "{s.keystore}", password_file = "{s.password}" }}
+venues = [{{ venue = "DEVNET_V2_A", factory = "{s.factory}" }}]
+""" for s in (a, b))
+            toml = d / "executor.toml"
+            toml.write_text(f"""
+[executor]
+chain_id = {A}
+rpc_url = "{a.dep.rpc_url}"
+contract = "{a.arb}"
+gas_token = "{a.weth}"
+mode = "public"
+source_id = 31
+state_db = "{d / 'state.sqlite'}"
+
+[keystore]
+path = "{a.keystore}"
+password_file = "{a.password}"
+
+[validation]
+max_signal_age_blocks = 5
+state_wait_s = 1.0
+
+[submission]
+poll_interval_s = 0.02
+receipt_timeout_s = 6.0
+replace_after_s = 30.0
+
+[[venues]]
+venue = "DEVNET_V2_A"
+factory = "{a.factory}"
+
+[cross_chain]
+leg_timeout_s = {x.leg_timeout_s}
+deadline_s = {x.deadline_s}
+max_leg_open_s = {x.max_leg_open_s}
+unwind_timeout_s = {x.unwind_timeout_s}
+max_unwind_loss_bps = {x.max_unwind_loss_bps}
+{chains}
+[relays]
+market_data = "{socks[Domain.MARKET_DATA]}"
+signal = "{socks[Domain.SIGNAL]}"
+execution = "{socks[Domain.EXECUTION]}"
+""")
+            log = d / "executor.log"
+
+            async def start_executor() -> trio.Process:
+                out = open(log, "ab")  # noqa: ASYNC230 - a log file handed to the child
+                offset = out.tell()
+                env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+                proc = await trio.lowlevel.open_process([sys.executable, "-m", "tools.cli", "executor", "--config",
+                                                         str(toml)], cwd=ROOT, stdout=out, stderr=out, env=env)
+                out.close()
+                procs.append(proc)
+                with trio.fail_after(40):
+                    while b"executor: ready" not in log.read_bytes()[offset:]:
+                        assert proc.poll() is None, log.read_text()
+                        await trio.sleep(0.05)
+                return proc
+
+            sig, msg, quote = w.signal()
+            async with RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=7,
+                                             name="md") as md:
+                await md.publish(a.records() + b.records())
+                await md.flush()
+            (ua0, wa0), (ub0, wb0) = a.balances(), b.balances()
+            b.chain.rpc("evm_setAutomine", False)
+            first = await start_executor()
+            async with RelayConsumer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], from_seq=0,
+                                             name="test") as relay:
+                async with RelayProducer.connect(Domain.SIGNAL, socks[Domain.SIGNAL], source_id=21, name="s") as sp:
+                    await sp.publish(list(msg.tlvs))
+                    await sp.flush()
+                with trio.fail_after(30):
+                    async for m in relay:
+                        if any(type(t) is ExecutionStarted and t.chain_id == B for t in m.tlvs):
+                            break
+                os.kill(first.pid, signals.SIGKILL)
+                await first.wait()
+                assert a.balances() != (ua0, wa0)  # A's leg landed before the kill
+                b.chain.rpc("evm_mine")
+                b.chain.rpc("evm_setAutomine", True)
+                assert b"settled after an executor restart" not in log.read_bytes()
+                await start_executor()  # ready only once the cross-chain signal is settled
+                with trio.fail_after(30):
+                    async for m in relay:
+                        if any(type(t) is ExecutionResult for t in m.tlvs):
+                            last = list(m.tlvs)
+                            break
+                with trio.move_on_after(1.0):  # nothing more for the signal: it ends once
+                    async for m in relay:
+                        assert not any(type(t) is ExecutionResult for t in m.tlvs), m.tlvs
+            res, r0, r1 = last
+            assert type(res) is ExecutionResult and res.signal_id == sig.signal_id, res
+            assert res.outcome == Outcome.EXECUTED and "settled after an executor restart" in res.reason, res.reason
+            assert (type(r0), type(r1)) == (ChainLegReport, ChainLegReport) and (r0.chain_id, r1.chain_id) == (A, B)
+            (ua1, wa1), (ub1, wb1) = a.balances(), b.balances()
+            assert (ua0 - ua1, wa1 - wa0) == (r0.amount_in, r0.amount_out) == (quote.amount_in, quote.base_amount)
+            assert (wb0 - wb1, ub1 - ub0) == (r1.amount_in, r1.amount_out) == (quote.base_amount, quote.amount_out)
+            n.cancel_scope.cancel()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signals.SIGTERM)
+                with trio.move_on_after(5) as cs:
+                    await p.wait()
+                if cs.cancelled_caught:
+                    p.kill()
+                    await p.wait()
         shutil.rmtree(d, ignore_errors=True)
