@@ -58,7 +58,7 @@ Example (``alphapulse executor --config executor.toml``)::
     max_replacements = 3
     private_blocks = 2                 # bundles target the next N blocks
     private_timeout_s = 6.0            # private/hybrid: wait this long for the target blocks
-    poll_interval_s = 0.05
+    poll_interval_s = 0.05             # receipts: at most this apart; at once when our chain's next BlockHeader comes
 
     [[builders]]
     name = "standin"
