@@ -586,6 +586,53 @@ async def test_a_restart_with_a_leg_still_pending_waits_for_it_then_settles(pair
         assert_receipt(b, r1.tx_hash, r1.block_number, r1.gas_used)
 
 
+async def test_a_restart_with_an_unwind_in_flight_settles_it_from_the_chain(pair: tuple[Side, Side]) -> None:
+    """B's node refuses B's leg (its signer has no gas money), A's leg lands, and the run is cut while A's unwind
+    waits in A's pool. The restarted executor finds B's leg never broadcast (NOT_SENT), A's landed, and the
+    unwind attempt the run before sent: it waits for it (its deadline ahead), sends no second one, and the
+    signal ends UNWOUND once A mines it."""
+    a, b = pair
+    async with world(pair, leg_timeout_s=6.0, deadline_s=6.0, max_leg_open_s=14.0, unwind_timeout_s=14.0) as w:
+        sig, msg, quote = w.signal()
+        w.signal_again = (sig, msg, quote)
+        b.chain.rpc("anvil_setBalance", b.owner, "0x0")
+        before = a.balances(), b.balances()
+        (ua0, wa0) = before[0]
+        na = a.nonce()
+        a.chain.rpc("evm_setAutomine", False)
+
+        def on_a() -> int:
+            return len([s for s in w.started() if s.chain_id == A])
+
+        async with trio.open_nursery() as n:
+            n.start_soon(w.ex.handle, _Queued(sig=sig, msg=msg, halted_by=None, seq=1))
+            with trio.fail_after(10):
+                while on_a() < 1:  # noqa: ASYNC110 - the records published
+                    await trio.sleep(0.01)
+                a.chain.rpc("evm_mine")  # A's leg lands
+                while on_a() < 2:  # noqa: ASYNC110 - the unwind announced
+                    await trio.sleep(0.01)
+            n.cancel_scope.cancel()
+        assert not any(type(t) is ExecutionResult for m in w.published.messages for t in m)
+
+        async def mine_later() -> None:
+            await trio.sleep(1.0)
+            a.chain.rpc("evm_mine")
+            a.chain.rpc("evm_setAutomine", True)
+
+        again, res, r0, r1 = await restart(w, during=mine_later)
+        assert res.outcome == Outcome.UNWOUND, res.reason
+        assert r1.result == DexLegResult.NOT_SENT and "never broadcast" in r1.reason and r1.tx_hash == bytes(32)
+        assert r0.result == DexLegResult.EXECUTED and r0.unwind_result == DexLegResult.EXECUTED
+        assert r0.unwind_attempts == 1 and r0.unwind_amount_in == r0.amount_out == quote.base_amount
+        (ua1, wa1) = a.balances()
+        assert wa1 == wa0 and ua0 - ua1 == r0.amount_in - r0.unwind_amount_out
+        assert a.nonce() == na + 2  # the leg and the one unwind: none sent again
+        assert not [s for s in again.messages for t in s if type(t) is ExecutionStarted]
+        assert b.balances() == before[1]
+        assert_books(w, again, before)
+
+
 # --------------------------------------------------------------------------- the executor process's wiring
 
 
