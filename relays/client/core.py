@@ -796,8 +796,14 @@ class ProducerCore:
 
     def data_to_send(self) -> bytes:
         """Control replies, then every frame not yet sent on this connection."""
-        if not self._out and not self._unsent:
-            return b""
+        if not self._out:
+            unsent = self._unsent
+            if len(unsent) == 1:  # the latency path: one frame, sent as it is
+                self._unsent = []
+                self.unsent_bytes = 0
+                return unsent[0]
+            if not unsent:
+                return b""
         parts = self._out + self._unsent
         self._out.clear()
         self._unsent = []
