@@ -3,7 +3,9 @@
 
 * ``txs``: every transaction we signed, **written before it is broadcast** (raw bytes, nonce,
   fees, the signal it belongs to, its status). A crash after signing leaves a row whose fate the
-  next start settles (:meth:`ExecutorStore.open_txs` + reconciliation in the executor).
+  next start settles (:meth:`ExecutorStore.open_txs` + reconciliation in the executor); a cross-chain leg's
+  rows (``meta["xc"]``) are settled with its signal's other chain (:meth:`ExecutorStore.unfinished_cross_chain`,
+  ``execution/xchain/recover.py``).
 * ``signals``: the outcome of every finished signal, so a signal delivered again (the relay
   resumes after a restart) is not executed twice, and a result is published once.
 * ``results``: each finished signal's ``ExecutionResult`` and the ``source_seq`` it is published

@@ -28,6 +28,11 @@ The executor's shell hands every ``SignalKind.CROSS_CHAIN`` signal to :meth:`Cro
 * Before a leg or an unwind is signed, its side's next nonce is raised to the chain's pending count for the
   signer: the rebalancer withdraws inventory with the same key on that chain, and the executor never signs a
   nonce another process used.
+* **After a restart** (:meth:`CrossChainRunner.recover`, once every chain's nonces are settled and the market
+  data's backlog applied): each leg transaction's ``meta`` names its leg, deadline, signal and plan; each
+  signal cut by the restart is settled leg by leg from its chains (:mod:`execution.xchain.recover`), its
+  machine resumed (``LegMachine.resume``) and carried on (an unwind recorded before is settled, one not yet
+  sent is sent), and it ends once, with both reports built from the receipts.
 * The result's ``chain_id``, ``tx_hash``, ``gas_used`` and ``effective_gas_price`` are the source leg's;
   ``realized_profit`` is the change of the inventory on both chains in the profit token, gas apart (as for
   every signal): both quote amounts, plus the base left over valued on the source chain's pool.
