@@ -43,6 +43,15 @@ Example (every key but ``[[chains]]`` is optional)::
     slippage_bps = 10         # allowance, in bps of the gross profit
     flash_fee_ppm = 0         # external flash-loan fee on the input; 0 for V2/V3 flash swaps
 
+    [hold_back]               # one signal in flight per opportunity (strategy/holdback.py): the pools of a
+    enabled = true            # published signal (a cycle's, a cross-chain pair's) are not signalled again
+    margin_ms = 10000         # until its ExecutionResult comes back on the execution relay ([relays]
+    cycle_budget_ms = 2000    # execution, read from now) and the market data shows what landed, or until the
+                              # signal's timing budget (cross-chain: both legs' time to land; a cycle:
+                              # cycle_budget_ms) plus margin_ms passed (a lost executor never blocks trading).
+                              # Holds live in memory: a restarted strategy forgets them. Default enabled =
+                              # false (no executor to answer: detect-only, replay): no execution relay read
+
     [[chains]]
     chain_id = 1
     gas_token = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"             # WETH
@@ -113,6 +122,7 @@ Example (every key but ``[[chains]]`` is optional)::
     [relays]                  # empty = the default sockets (runtime.paths.socket_path)
     market_data = ""
     signal = ""
+    execution = ""            # read (from now) for [hold_back]'s results
 """
 
 from __future__ import annotations
@@ -156,6 +166,16 @@ class GasConfig(Config):
 class EconomicsConfig(Config):
     slippage_bps: Annotated[int, Meta(ge=0, le=10_000)] = 10
     flash_fee_ppm: Annotated[int, Meta(ge=0, lt=1_000_000)] = 0
+
+
+class HoldBackConfig(Config):
+    """``[hold_back]`` (``strategy/holdback.py``): while a published signal is unresolved its pools are not
+    signalled again; a hold ends at its result (once the state includes what landed) or after the signal's
+    timing budget plus ``margin_ms``."""
+
+    enabled: bool = False  # off: no executor's results to wait for (detect-only, replay, backtests)
+    margin_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 10_000
+    cycle_budget_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 2_000  # a single-chain signal's budget
 
 
 class ChainConfig(Config):
@@ -236,6 +256,7 @@ class StrategyConfig(Config):
     confidence_bps: int = 5000  # in [0, 10000]
     gas: GasConfig = GasConfig()
     economics: EconomicsConfig = EconomicsConfig()
+    hold_back: HoldBackConfig = HoldBackConfig()
     chains: tuple[ChainConfig, ...] = ()
     curve_pools: tuple[CurvePoolConfig, ...] = ()
     cex_dex: tuple[CexDexPair, ...] = ()

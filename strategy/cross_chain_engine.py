@@ -49,6 +49,7 @@ from protocol.system import TraceContext
 
 from .config import CrossChainChain, StrategyConfig
 from .cross_chain import ChainLeg, CrossChainParams, CrossChainQuote, CrossChainSizer, Volatility, signal_tlvs
+from .holdback import HoldBack
 
 _ADDRESS_MASK = (1 << 160) - 1  # a PoolId's low bits: the pool contract (V4: the pool id's first 20 bytes)
 _NS = 1_000_000_000
@@ -59,7 +60,7 @@ class CrossChainEngine:
 
     def __init__(self, config: StrategyConfig, state: PoolStateManager, *, next_signal_id: Callable[[], int],
                  trace: Callable[[Message, int], TraceContext], positions: dict[int, tuple[int, int]],
-                 stats: Counter[str] | None = None) -> None:
+                 stats: Counter[str] | None = None, holds: HoldBack | None = None) -> None:
         xc = config.cross_chain
         if xc is None:
             raise ValueError("no [cross_chain] section")
@@ -79,6 +80,7 @@ class CrossChainEngine:
         self._next_signal_id = next_signal_id
         self._trace = trace
         self._source_seq = 0
+        self.holds = holds  # [hold_back]: the engine's; a pair with a pool in an unresolved signal is not sized
 
     def reconfigure(self, config: StrategyConfig) -> None:
         """Install a configuration whose ``[cross_chain]`` differs at most in the engine's RELOADABLE
@@ -123,6 +125,11 @@ class CrossChainEngine:
         if side is not None:
             self._dirty.update(i for i, pools in enumerate(self.pools) if pools[side] is not None)
 
+    def release(self, pools: list[PoolId]) -> None:
+        """``pools`` were released by ``holds`` (their signal resolved or timed out): re-size their pairs."""
+        released = set(pools)
+        self._dirty.update(i for i, ps in enumerate(self.pools) if not released.isdisjoint(ps))
+
     def sigma_ppb(self, pair: int) -> int:
         """The pair's σ: the larger of its two pools' (the floor for a pool never priced)."""
         return max((self.vol[p].sigma_ppb if p in self.vol else self.xc.sigma_floor_ppb)
@@ -143,6 +150,9 @@ class CrossChainEngine:
             pools = self.pools[i]
             if pools[0] is None or pools[1] is None:
                 self.stats["xc_pair_incomplete"] += 1  # the other chain's pool not seen yet
+                continue
+            if self.holds is not None and self.holds.held(pools):  # type: ignore[arg-type]
+                self.stats["xc_held"] += 1  # a signal on its pools is still unresolved: not re-sized meanwhile
                 continue
             best: tuple[CrossChainQuote, int, tuple[ChainLeg, ChainLeg]] | None = None
             for source in (0, 1):
@@ -172,7 +182,13 @@ class CrossChainEngine:
                 continue
             used |= pair_pools
             self._published[i] = marks
-            out.append(self._signal(quote, src, dst, cause, now_ns))
+            signal = self._signal(quote, src, dst, cause, now_ns)
+            out.append(signal)
+            if self.holds is not None:
+                # until its result (or its timing budget, both legs' time to land, plus the margin)
+                budget_ms = quote.time_to_land_ms + self.config.hold_back.margin_ms
+                self.holds.hold(signal.tlvs[0].signal_id, (src.pool.pool, dst.pool.pool),  # type: ignore[attr-defined]
+                                now_ns + budget_ms * 1_000_000)
         self.stats["xc_signals"] += len(out)
         return out
 

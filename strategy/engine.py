@@ -42,6 +42,7 @@ from strategy.config import StrategyConfig
 from strategy.cross_chain_engine import CrossChainEngine
 from strategy.economics import Assessment, assess
 from strategy.graph import CycleIndex
+from strategy.holdback import HoldBack
 from strategy.search import Opportunity, OpportunitySearch
 
 _U64 = (1 << 64) - 1
@@ -93,18 +94,21 @@ class StrategyEngine:
         # per chain, the last (block, log index) applied: one engine may hold several chains' pools (the
         # market-data relay carries every chain's collector), and block numbers of two chains do not compare
         self.positions: dict[int, tuple[int, int]] = {}
+        # [hold_back]: the pools of a published signal wait for its result (on_execution) or its timeout
+        self.holds = HoldBack(self._caught_up, self.stats) if config.hold_back.enabled else None
         # CEX-DEX pairs ([[cex_dex]]): the same pool state, the same signal ids
         self.cex_dex = CexDexEngine(cex_dex_params(config), state=self.state,
                                     next_signal_id=self._take_signal_id) if config.cex_dex else None
         # cross-chain pairs ([cross_chain]): the same pool state (both chains'), the same signal ids
         self.cross_chain = CrossChainEngine(config, self.state, next_signal_id=self._take_signal_id,
                                             trace=self._trace, stats=self.stats,
-                                            positions=self.positions) if config.cross_chain else None
+                                            positions=self.positions, holds=self.holds) if config.cross_chain else None
 
     #: what ``reconfigure`` can change while running (``runtime.reload`` patterns, as the file
     #: writes them): thresholds and cost assumptions read at each decision. Everything else
     #: (chains, pools, shards, hops, ids, relays) shapes the state and the cycle index: restart.
     RELOADABLE = ("strategy.max_signals_per_update", "strategy.confidence_bps", "gas", "economics",
+                  "hold_back.margin_ms", "hold_back.cycle_budget_ms",  # for the holds placed from then on
                   "chains[*].min_net_profit", "cex_dex[*].min_net_profit",
                   # [cross_chain]'s costs, threshold and inventory caps (the pairs, chains, clocks and sigma: restart)
                   "cross_chain.min_net_profit", "cross_chain.drift_k_milli", "cross_chain.bridge_fee_bps",
@@ -131,7 +135,23 @@ class StrategyEngine:
         self._next_signal_id = (signal_id + 1) & _U64 or 1
         return signal_id
 
-    # --- the one entry point -------------------------------------------------------------------
+    def _caught_up(self, pool: PoolId, block: int) -> bool:
+        """Whether the state applied includes ``block`` for ``pool``: the pool's last event is in that block
+        or later, or its chain's newest header is past it (a block's logs come before the next header)."""
+        s = self.state.pools.get(pool)
+        if s is not None and s.last_event[0] >= block:
+            return True
+        gas = self.state.gas.get(pool.chain_id)
+        return gas is not None and gas.block_number > block
+
+    # --- the entry points ----------------------------------------------------------------------
+
+    def on_execution(self, msg: Message) -> None:
+        """Apply an execution-relay message (domain 3): the result of a signal this engine holds pools for
+        starts their release ([hold_back]); the next :meth:`on_message` re-sizes them once the market data
+        shows what landed. Anything else (another strategy's results, ``ExecutionStarted``...) is ignored."""
+        if self.holds is not None and msg.domain == Domain.EXECUTION:
+            self.holds.on_records(msg.tlvs)
 
     def on_message(self, msg: Message, now_ns: int, *, decide: bool = True) -> list[Message]:
         """Apply ``msg``; return the signal messages it gives rise to (possibly none). ``decide=False``
@@ -171,6 +191,14 @@ class StrategyEngine:
                 touched.append(pool)
             elif xc is not None and type(record) is BlockHeader:
                 xc.on_header(record.chain_id)  # a new gas price: that chain's pairs are re-sized
+        if self.holds is not None and self.holds.holds:
+            # holds that resolved (result in, state caught up) or timed out: their pools are re-sized now
+            released = self.holds.poll(now_ns)
+            if released:
+                if xc is not None:
+                    xc.release(released)
+                seen = set(touched)
+                touched.extend(p for p in released if p in index and p not in seen)
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
         cross = xc.decide(msg, now_ns, decide=decide) if xc is not None else []
         if not decide:
@@ -200,6 +228,9 @@ class StrategyEngine:
             if not a.worth_signalling:
                 self.stats["below_threshold"] += 1
                 continue
+            if self.holds is not None and self.holds.held(opp.cycle.pools):
+                self.stats["held"] += 1  # a pool of it is in a signal still unresolved
+                continue
             priced.append((opp, a))
         # Best first (ties: the smaller input); one signal per opportunity, not per path through it:
         # greedily the best set whose paths share no pool (two cycles through one pool compete for the
@@ -217,7 +248,13 @@ class StrategyEngine:
             else:
                 self.stats["overlapping"] += 1
         self.stats["signals"] += len(chosen)
-        return [self._signal(opp, a, cause, now_ns) for opp, a in chosen]
+        out = [self._signal(opp, a, cause, now_ns) for opp, a in chosen]
+        if self.holds is not None:
+            hb = self.config.hold_back
+            expires = now_ns + (hb.cycle_budget_ms + hb.margin_ms) * 1_000_000
+            for (opp, _), signal in zip(chosen, out):
+                self.holds.hold(signal.tlvs[0].signal_id, opp.cycle.pools, expires)  # type: ignore[attr-defined]
+        return out
 
     def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int) -> Message:
         signal_id = self._take_signal_id()

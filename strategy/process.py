@@ -20,6 +20,13 @@ Messages flagged REPLAYED (``alphapulse replay``) are exempt, so a replay makes 
 same decisions as the live run that recorded it. Signal ids are seeded from the wall
 clock so a restarted process never reuses one. When the relay reports market data lost
 to a resync, every pool is marked stale until fresh snapshots arrive.
+
+With ``[hold_back] enabled = true`` the process also reads the execution relay (``[relays]
+execution``), **from now**, for the ``ExecutionResult`` of the signals it published: until a signal's
+result comes back (and the market data shows what it landed), or its timing budget plus ``margin_ms``
+passes, its pools are not signalled again (``strategy/holdback.py``). From now, because holds live in
+memory only: a restarted process knows none of its predecessor's signal ids, so their holds are simply
+forgotten and their results (like every other strategy's) ignored; nothing older is worth reading.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import time
 
 import trio
 
+from protocol.execution import ChainLegReport, ExecutionResult
 from protocol.header import FLAG_REPLAYED, Domain
 from relays.client import RelayConsumer, RelayProducer
 from runtime.metrics import ProcessMetrics
@@ -53,59 +61,82 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
     md_sock = cfg.relays.market_data or None
     sig_sock = cfg.relays.signal or None
     max_age_ns = max_age_ms * 1_000_000
-    published = old_news = 0
     metrics = metrics or ProcessMetrics("strategy")
-    m_signals = metrics.counter("alphapulse_strategy_signals_total", "signals published")
-    m_old_news = metrics.counter("alphapulse_strategy_old_news_total",
-                                 "market-data messages applied without deciding: received over --max-age-ms ago")
-    m_latency = metrics.histogram("alphapulse_strategy_update_to_decision_seconds",
-                                  "market-data message received -> its signals decided")
     async with RelayProducer.connect(Domain.SIGNAL, sig_sock, source_id=cfg.source_id, name=cfg.name,
                                      metrics=metrics) as producer:
         async with RelayConsumer.connect(Domain.MARKET_DATA, md_sock, from_seq=0, name=cfg.name,
                                          metrics=metrics) as consumer:
             log.info("strategy %s running: market data %s -> signals %s", cfg.name,
                      md_sock or "default socket", sig_sock or "default socket")
-            task_status.started()
+            async with trio.open_nursery() as nursery:
+                if engine.holds is not None:
+                    # not awaited: market data is never held up by the execution relay (a hold times out)
+                    nursery.start_soon(_results, engine, cfg, metrics)
+                task_status.started()
+                await _market_data(consumer, producer, engine, max_age_ns, metrics)
+                nursery.cancel_scope.cancel()
+
+
+async def _results(engine: StrategyEngine, cfg: StrategyConfig, metrics: ProcessMetrics) -> None:
+    """[hold_back]: the execution relay's results, from now, into the engine (which releases held pools at
+    its next market-data message)."""
+    ex_sock = cfg.relays.execution or None
+    m_results = metrics.counter("alphapulse_strategy_results_total", "execution-relay messages read for [hold_back]")
+    async with RelayConsumer.connect(Domain.EXECUTION, ex_sock, from_seq=None, name=f"{cfg.name}-results",
+                                     types={ExecutionResult.TYPE, ChainLegReport.TYPE}, metrics=metrics) as results:
+        log.info("hold-back: results from %s (from now)", ex_sock or "default socket")
+        async for msg in results:
+            engine.on_execution(msg)
+            m_results.inc()
+
+
+async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine: StrategyEngine,
+                       max_age_ns: int, metrics: ProcessMetrics) -> None:
+    published = old_news = 0
+    m_signals = metrics.counter("alphapulse_strategy_signals_total", "signals published")
+    m_old_news = metrics.counter("alphapulse_strategy_old_news_total",
+                                 "market-data messages applied without deciding: received over --max-age-ms ago")
+    m_latency = metrics.histogram("alphapulse_strategy_update_to_decision_seconds",
+                                  "market-data message received -> its signals decided")
+    last_report = time.monotonic()
+    lost = 0
+    async for msg in consumer:
+        now = time.time_ns()
+        if consumer.core.counters.lost != lost:
+            # The relay could not serve what we missed (retention): every pool may have
+            # changed unseen, so nothing is traded until fresh snapshots arrive.
+            lost = consumer.core.counters.lost
+            engine.state.invalidate_all("relay_resync")
+            log.warning("market data lost on resync (%d messages in total): all pools stale", lost)
+        if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:
+            # Old news (a restart catching up on the market): applied, never decided on. Searching
+            # it only to withhold the signals kept a restarted strategy minutes behind under load
+            # (found by alphapulse chaos: it never caught up between two kills).
+            engine.on_message(msg, now, decide=False)
+            old_news += 1
+            m_old_news.inc()
+        else:
+            signals = engine.on_message(msg, now)
+            decided = time.time_ns()  # "published": after the decision, as the signal leaves
+            m_latency.observe((decided - now) / 1e9)
+            for out in signals:
+                await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns,
+                                       receive_time_ns=decided)
+                published += 1
+                m_signals.inc()
+            if signals and log.isEnabledFor(logging.DEBUG):
+                log.debug("stage: md seq %d: collector stamp -> received %d us, decided in %d us, "
+                          "%d signal(s) published in %d us", msg.domain_seq, (now - msg.receive_time_ns) // 1000,
+                          (decided - now) // 1000, len(signals), (time.time_ns() - decided) // 1000)
+        # The consumer hands out a read's messages without a checkpoint, and each decision is
+        # CPU work: yield after every message, so that under load (a backlog of hundreds of
+        # messages per read) /metrics, /healthz and SIGTERM are still served within a message's
+        # time, not a whole backlog's (a scrape once timed out after 10 s at load 19 on 2 cores).
+        await trio.lowlevel.checkpoint()
+        if time.monotonic() - last_report > 10:
             last_report = time.monotonic()
-            lost = 0
-            async for msg in consumer:
-                now = time.time_ns()
-                if consumer.core.counters.lost != lost:
-                    # The relay could not serve what we missed (retention): every pool may have
-                    # changed unseen, so nothing is traded until fresh snapshots arrive.
-                    lost = consumer.core.counters.lost
-                    engine.state.invalidate_all("relay_resync")
-                    log.warning("market data lost on resync (%d messages in total): all pools stale", lost)
-                if max_age_ns and not msg.flags & FLAG_REPLAYED and now - msg.receive_time_ns > max_age_ns:
-                    # Old news (a restart catching up on the market): applied, never decided on. Searching
-                    # it only to withhold the signals kept a restarted strategy minutes behind under load
-                    # (found by alphapulse chaos: it never caught up between two kills).
-                    engine.on_message(msg, now, decide=False)
-                    old_news += 1
-                    m_old_news.inc()
-                else:
-                    signals = engine.on_message(msg, now)
-                    decided = time.time_ns()  # "published": after the decision, as the signal leaves
-                    m_latency.observe((decided - now) / 1e9)
-                    for out in signals:
-                        await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns,
-                                               receive_time_ns=decided)
-                        published += 1
-                        m_signals.inc()
-                    if signals and log.isEnabledFor(logging.DEBUG):
-                        log.debug("stage: md seq %d: collector stamp -> received %d us, decided in %d us, "
-                                  "%d signal(s) published in %d us", msg.domain_seq, (now - msg.receive_time_ns) // 1000,
-                                  (decided - now) // 1000, len(signals), (time.time_ns() - decided) // 1000)
-                # The consumer hands out a read's messages without a checkpoint, and each decision is
-                # CPU work: yield after every message, so that under load (a backlog of hundreds of
-                # messages per read) /metrics, /healthz and SIGTERM are still served within a message's
-                # time, not a whole backlog's (a scrape once timed out after 10 s at load 19 on 2 cores).
-                await trio.lowlevel.checkpoint()
-                if time.monotonic() - last_report > 10:
-                    last_report = time.monotonic()
-                    log.info("seq %d: %d signals published, %d messages applied as old news; %s",
-                             consumer.last_seq, published, old_news, dict(engine.stats))
+            log.info("seq %d: %d signals published, %d messages applied as old news; %s",
+                     consumer.last_seq, published, old_news, dict(engine.stats))
 
 
 def main(argv: list[str]) -> int:

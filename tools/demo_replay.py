@@ -190,6 +190,7 @@ def _rebind_relays(live_config: Path, run_dir: Path) -> dict[str, Any]:
     """A live run's strategy config with its ``[relays]`` table pointing at this run's sockets."""
     doc = tomllib.loads(live_config.read_text())
     doc["relays"] = relays_table(run_dir, ("market_data", "signal"))
+    doc.pop("hold_back", None)  # detect-only: no executor answers, nothing to hold signals back for
     return doc
 
 
