@@ -29,8 +29,8 @@ from typing import Any
 import trio
 
 from chain.rpc import scrub_urls
-from execution.cex.gateway import OrderGateway
-from execution.cex.run import CexAnswered, CexQueried, PlaceOrder, QueryOrder
+from execution.cex.gateway import FINAL, OrderGateway, OrderResult, OrderStatus
+from execution.cex.run import CexAnswered, CexDexRun, CexQueried, PlaceOrder, QueryOrder
 from execution.chain import BuilderClient, ChainGateway, NonceTaken, RpcFailure, SimulationReverted
 from execution.config import ExecutorConfig
 from execution.core import (
@@ -80,7 +80,7 @@ from execution.store import ExecutorStore, NonceTracker, TxRow
 from execution.validate import Signal
 from execution.xchain.run import CrossChainRunner
 from market.state import PoolStateManager
-from protocol.execution import ExecutionResult, Outcome, SubmissionMode
+from protocol.execution import CexFill, CexOrderPurpose, ExecutionResult, Outcome, SubmissionMode
 from protocol.ids import TokenId
 from protocol.message import Message
 from protocol.signals import SignalKind
@@ -89,6 +89,19 @@ from protocol.tlv import TLV
 __all__ = ["CANCEL_GAS", "MODES", "Executor", "Publisher", "pre_trade_rejection"]
 
 log = logging.getLogger("execution")
+
+
+def _answer_json(r: OrderResult) -> str:
+    return json.dumps({"status": r.status.value, "executed": r.executed, "quote": r.quote,
+                       "quote_scale": r.quote_scale, "order_id": r.order_id, "reason": r.reason})
+
+
+def _answer_of(text: str) -> OrderResult | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    return OrderResult(status=OrderStatus(d["status"]), executed=d["executed"], quote=d["quote"],
+                       quote_scale=d["quote_scale"], order_id=d["order_id"], reason=d["reason"])
 
 
 class Publisher:
@@ -276,6 +289,9 @@ class Executor:
                 log.info("executor: signal %d -> %s: %s", tlv.signal_id, Outcome(tlv.outcome).name, tlv.reason)
             else:
                 await self.publisher.publish(out)
+                if type(tlv) is CexFill:  # a restart must not book this order's fill again
+                    self.store.fill_published(tlv.signal_id, "entry" if tlv.purpose == CexOrderPurpose.ENTRY
+                                              else "unwind")
             return None
         if t is RecordTx:
             assert isinstance(a, RecordTx)
@@ -382,8 +398,13 @@ class Executor:
         o = a.order
         log.info("executor: signal %d: CEX order %s %s %d steps at <= %d (%s)", run.signal_id, o.side.value, o.symbol,
                  o.quantity, o.limit_price, o.client_order_id)
+        # recorded before it leaves: a restart finds (and queries) an order it never saw answered
+        self.store.record_order(client_order_id=o.client_order_id, signal_id=run.signal_id, purpose=a.purpose,
+                                meta=a.meta or "{}")
         with trio.move_on_after(a.timeout):
             res = await self.orders.place(o)
+            if res.status in FINAL:
+                self.store.answer_order(o.client_order_id, _answer_json(res))
             log.info("executor: signal %d: CEX order %s -> %s, executed %d, quote %d (order %d) %s", run.signal_id,
                      o.client_order_id, res.status.value, res.executed, res.quote, res.order_id, res.reason)
             return CexAnswered(trio.current_time(), res)
@@ -400,6 +421,8 @@ class Executor:
         o = a.order
         with trio.move_on_after(a.timeout):
             res = await self.orders.query(o)
+            if res.status in FINAL:
+                self.store.answer_order(o.client_order_id, _answer_json(res))
             log.info("executor: signal %d: CEX order %s queried -> %s, executed %d, quote %d (order %d) %s",
                      run.signal_id, o.client_order_id, res.status.value, res.executed, res.quote, res.order_id,
                      res.reason)
@@ -458,6 +481,31 @@ class Executor:
         nxt = self.nonces.reconcile(latest=latest, pending=pending, max_live=self.store.max_live_nonce())
         log.info("executor: nonces reconciled: latest %d, pending %d, next %d (%d open tx(s) from before)",
                  latest, pending, nxt, len(open_rows))
+        await self._recover_cex_entries()
+
+    async def _recover_cex_entries(self) -> None:
+        """CEX-DEX signals cut between their entry order and their end (after the DEX legs in flight were
+        settled above, which ends theirs): the entry's recorded answer, or a status query when none was
+        recorded, decides the outcome; nothing new is placed (``specs/cex-legs.md``, "After a restart")."""
+        for row in self.store.open_cex_entries():
+            if self.orders is None:
+                log.error("executor: signal %d: CEX order %s from before the restart, but no [cex] order gateway: "
+                          "its fate is unknown", row.signal_id, row.client_order_id)
+                continue
+            now = trio.current_time()
+            ago = max(0.0, (time.time_ns() - row.sent_ns) / 1e9)
+            log.warning("executor: signal %d: CEX entry order %s from before the restart (%.1fs ago, %s, %d unwind "
+                        "order(s)): deciding from %s", row.signal_id, row.client_order_id, ago,
+                        "answered" if row.answer else "no answer recorded", row.unwinds,
+                        "its answer" if row.answer else "a status query")
+            try:
+                run, acts = CexDexRun.resumed(self.core, signal_id=row.signal_id, client_order_id=row.client_order_id,
+                                              meta=json.loads(row.meta), answer=_answer_of(row.answer),
+                                              published=row.published, sent_ago_s=ago, now=now)
+            except CoreError as exc:
+                log.error("executor: %s", exc)
+                continue
+            await self._drive(run, acts)
 
     async def _recover_nonce(self, nonce: int, rows: list[TxRow], latest: int) -> None:
         meta = json.loads(rows[-1].meta or "{}")

@@ -14,6 +14,10 @@
   start compares with the relay's ``Welcome.last_source_seq`` and publishes again exactly those
   results the relay never got (:meth:`ExecutorStore.unsent_results`).
 * ``cursors``: the last relay sequence fully handled per domain (signals, stops).
+* ``cex_orders``: every CEX order of a CEX-DEX signal, **written before it is sent** (client order id, purpose,
+  for the entry what a restarted executor needs to end the signal), and its answer once known (from the order
+  request or a status query). A restart queries an entry order left without an answer before deciding
+  (``specs/cex-legs.md``).
 
 Transactions are kept **per chain** (``txs.chain_id``): the executor's own chain is 0 (so a file written
 before cross-chain trading reads the same), every other chain its chain id. :meth:`ExecutorStore.for_chain`
@@ -61,11 +65,31 @@ CREATE TABLE IF NOT EXISTS results (
     source_seq  INTEGER NOT NULL,      -- the source_seq its frame was given on the execution relay
     tlv         BLOB NOT NULL          -- the ExecutionResult, encoded, to publish again if it never arrived
 );
+CREATE TABLE IF NOT EXISTS cex_orders (
+    client_order_id TEXT PRIMARY KEY,
+    signal_id   INTEGER NOT NULL,
+    purpose     TEXT NOT NULL,         -- entry | unwind
+    meta        TEXT NOT NULL,         -- JSON (the entry's): the order and the signal, to end it after a restart
+    sent_ns     INTEGER NOT NULL,      -- wall clock, when it was handed to the gateway
+    answer      TEXT NOT NULL,         -- JSON: the order's final answer; '' while unknown
+    published   INTEGER NOT NULL       -- 1 once its CexFill went to the execution relay
+);
 CREATE TABLE IF NOT EXISTS cursors (
     name        TEXT PRIMARY KEY,
     seq         INTEGER NOT NULL
 );
 """
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CexOrderRow:
+    client_order_id: str
+    signal_id: int
+    meta: str
+    sent_ns: int
+    answer: str  # '' while unknown
+    published: bool  # its CexFill is on the execution relay
+    unwinds: int  # unwind orders recorded for the same signal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +196,31 @@ class ExecutorStore:
         r = self.db.execute("SELECT MAX(nonce) FROM txs WHERE status IN ('pending','mined') AND public=1 AND chain_id=?",
                             (self.chain_id,)).fetchone()
         return r[0]
+
+    # --- CEX orders ------------------------------------------------------------------------------
+
+    def record_order(self, *, client_order_id: str, signal_id: int, purpose: str, meta: str = "{}") -> None:
+        self.db.execute("INSERT OR IGNORE INTO cex_orders VALUES (?,?,?,?,?,'',0)",
+                        (client_order_id, signal_id, purpose, meta, time.time_ns()))
+
+    def answer_order(self, client_order_id: str, answer: str) -> None:
+        self.db.execute("UPDATE cex_orders SET answer=? WHERE client_order_id=?", (answer, client_order_id))
+
+    def fill_published(self, signal_id: int, purpose: str) -> None:
+        """The CexFill of the signal's latest ``purpose`` order was published (a restart must not again)."""
+        self.db.execute("UPDATE cex_orders SET published=1 WHERE client_order_id=(SELECT client_order_id FROM "
+                        "cex_orders WHERE signal_id=? AND purpose=? ORDER BY sent_ns DESC LIMIT 1)",
+                        (signal_id, purpose))
+
+    def open_cex_entries(self) -> list[CexOrderRow]:
+        """The entry orders of signals without an outcome: a previous run was cut between the order and the end."""
+        rows = self.db.execute(
+            "SELECT o.client_order_id, o.signal_id, o.meta, o.sent_ns, o.answer, o.published, "
+            "(SELECT COUNT(*) FROM cex_orders u WHERE u.signal_id=o.signal_id AND u.purpose='unwind') "
+            "FROM cex_orders o WHERE o.purpose='entry' AND o.signal_id NOT IN (SELECT signal_id FROM signals) "
+            "ORDER BY o.sent_ns").fetchall()
+        return [CexOrderRow(client_order_id=r[0], signal_id=r[1], meta=r[2], sent_ns=r[3], answer=r[4],
+                            published=bool(r[5]), unwinds=r[6]) for r in rows]
 
     # --- signals and cursors -------------------------------------------------------------------
 

@@ -179,6 +179,7 @@ class LegMachine:
     _sent_ns: int = 0
     _query_of: State = State.CEX_SENT  # QUERYING: the state whose order is being asked about
     _queries: int = 0
+    _restarted: bool = False  # resumed after an executor restart: decide from the entry's fill, place nothing
 
     def __post_init__(self) -> None:
         if not self.limits.dex_deadline_ns < self.limits.max_leg_open_ns:
@@ -195,6 +196,18 @@ class LegMachine:
             size_scale=p.size_scale, client_order_id=p.client_order_id), now_ns
         return [PlaceCex(self._order)]
 
+    def resume(self, order: OrderRequest, sent_ns: int, answer: OrderResult | None, now_ns: int) -> list[Action]:
+        """After an executor restart: the entry ``order`` was sent at ``sent_ns`` (on this clock) and its answer is
+        ``answer`` (None: it was never recorded, so it is queried as a lost one). No order is placed and no DEX
+        leg sent from here: nothing filled is CEX_NOT_FILLED, a fill ``q`` is LEG_OPEN with ``q`` open (the
+        signal's moment has passed; risk and the operator take the position), unknown is LEG_OPEN as ever."""
+        self._check("start")
+        self.state, self._deadline = State.CEX_SENT, now_ns + self.limits.cex_timeout_ns
+        self._order, self._sent_ns, self._restarted = order, sent_ns, True
+        if answer is None:
+            return self._query(now_ns, "restart: the entry order's answer was never recorded")
+        return self.on_cex(answer, now_ns)
+
     def on_cex(self, result: OrderResult, now_ns: int, dex_quote_for: int | None = None) -> list[Action]:
         """The CEX order's answer; ``dex_quote_for`` = the pool's exact quote output for the filled size
         (the shell computes it at that size from the current pool state; None: the pool is not tradable)."""
@@ -210,6 +223,11 @@ class LegMachine:
         r.cex_filled = result.executed
         r.cex_quote = self._quote_units(result.quote, result.quote_scale, fee=True,
                                         paid=self.plan.cex_side is OrderSide.BUY)
+        if self._restarted:
+            r.left_open = result.executed
+            return self._done(LegOutcome.LEG_OPEN, f"restart: the entry order filled {result.executed} of "
+                                                   f"{self.plan.size} steps and the DEX leg was never sent",
+                              dex_result="not sent")
         base_units = _shift(result.executed, self.plan.base_decimals - self.plan.size_scale)
         break_even = self._break_even()
         if dex_quote_for is None or not self._dex_pays(dex_quote_for, break_even):

@@ -85,7 +85,15 @@ from execution.core import (
 from execution.validate import Signal, choose_fees, choose_tip, to_gas_token, to_profit_token
 from market.cex import Units, buy_base_cost, sell_base_proceeds
 from market.pools import V2Pool, V3Pool
-from protocol.execution import CexFill, CexOrderPurpose, DexLegResult, ExecutionResult, LegReport, Outcome
+from protocol.execution import (
+    CexFill,
+    CexOrderPurpose,
+    DexLegResult,
+    ExecutionResult,
+    LegReport,
+    Outcome,
+    SubmissionMode,
+)
 from protocol.ids import PoolId, TokenId, VenueKind, cex_symbol
 from protocol.market import Side
 
@@ -102,6 +110,8 @@ class PlaceOrder:
 
     order: OrderRequest
     timeout: float
+    purpose: str = "entry"  # entry | unwind
+    meta: str = ""  # the entry's: what a restarted executor needs to end the signal (recorded before sending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,11 +502,7 @@ class CexDexRun:
                        price_scale=p.price_scale, size_scale=p.size_scale, base_decimals=m.base_decimals,
                        quote_decimals=m.quote_decimals, cex_fee_ppm=m.fee_ppm, gas_cost=cost,
                        client_order_id=f"ap{self.signal_id}")
-        limits = LegLimits(cex_timeout_ns=int(c.cex_timeout_s * NS), max_leg_open_ns=int(c.max_leg_open_s * NS),
-                           dex_deadline_ns=int(c.dex_deadline_s * NS), max_unwind_attempts=c.max_unwind_attempts,
-                           unwind_slippage_bps=c.unwind_slippage_bps, query_attempts=c.query_attempts,
-                           query_interval_ns=int(c.query_interval_s * NS))
-        self.legs = LegMachine(plan, limits)
+        self.legs = LegMachine(plan, self._limits())
         self.phase = Phase.LEGS
         now = self._now
         return self._legs(self.legs.start(int(now * NS)), now)
@@ -528,7 +534,7 @@ class CexDexRun:
         out: list[Action] = []
         if r is not None and r.status in FINAL:  # the order's real fill, published once, from the query
             out.append(Publish(self._fill(r, legs.querying_unwind)))
-        quote = self._quote_for(r.executed) if r is not None and not legs.querying_unwind else None
+        quote = self._quote_for(r.executed) if r is not None and not legs.querying_unwind and self.priced else None
         return out + self._legs(legs.on_query(r, int(ev.now * NS), dex_quote_for=quote), ev.now)
 
     def _on_dex_send(self, ev: Any) -> list[Action]:
@@ -572,7 +578,9 @@ class CexDexRun:
         assert c is not None and self.legs is not None
         for a in actions:
             if isinstance(a, PlaceCex):
-                out.append(PlaceOrder(a.order, c.cex_timeout_s))
+                entry = self.legs.state is State.CEX_SENT
+                out.append(PlaceOrder(a.order, c.cex_timeout_s, "entry" if entry else "unwind",
+                                      self._entry_meta(a.order) if entry else ""))
             elif isinstance(a, QueryCex):
                 out.append(QueryOrder(a.order, a.at_ns / NS, c.cex_timeout_s))
             elif isinstance(a, SendDex):
@@ -619,10 +627,65 @@ class CexDexRun:
         return None if q <= 0 else q
 
     def _units(self, steps: int) -> int:
-        p, m = self.priced, self.market
-        assert p is not None
-        return Units(base_decimals=m.base_decimals, quote_decimals=m.quote_decimals, price_scale=p.price_scale,
-                     size_scale=p.size_scale).base_units(steps)
+        plan, m = self.legs.plan if self.legs is not None else self.priced, self.market
+        assert plan is not None
+        return Units(base_decimals=m.base_decimals, quote_decimals=m.quote_decimals, price_scale=plan.price_scale,
+                     size_scale=plan.size_scale).base_units(steps)
+
+    def _entry_meta(self, o: OrderRequest) -> str:
+        ex, m = self.ex, self.market
+        return json.dumps({"chain_id": ex.chain_id, "strategy_id": ex.strategy_id, "profit_token": ex.profit_token,
+                           "expected_profit": ex.expected_profit, "mode": int(ex.mode), "venue": m.venue,
+                           "symbol": o.symbol, "side": o.side.value, "quantity": o.quantity,
+                           "limit_price": o.limit_price, "price_scale": o.price_scale, "size_scale": o.size_scale,
+                           "recv_window_ms": o.recv_window_ms})
+
+    @classmethod
+    def resumed(cls, core: ExecutorCore, *, signal_id: int, client_order_id: str, meta: dict[str, Any],
+                answer: OrderResult | None, published: bool, sent_ago_s: float,
+                now: float) -> tuple[CexDexRun, list[Action]]:
+        """After a restart: the signal whose entry order ``client_order_id`` was sent ``sent_ago_s`` ago, its
+        answer ``answer`` (None: never recorded: queried) and whether its CexFill was ``published``. Ends as
+        :meth:`LegMachine.resume` says; raises ``CoreError`` when the configuration no longer has its market."""
+        from execution.lifecycle import SignalExecution
+
+        run = cls.__new__(cls)
+        run.core, run.cfg, run.sig, run.halted_by = core, core.config, None, None
+        run.ex = SignalExecution(signal_id=signal_id, chain_id=meta["chain_id"], strategy_id=meta["strategy_id"],
+                                 profit_token=meta["profit_token"], mode=SubmissionMode(meta["mode"]),
+                                 expected_profit=meta["expected_profit"])
+        run.ex.validated(meta["expected_profit"])
+        run.ex.simulated()
+        c = run.cfg.cex
+        run._market = c.market(meta["venue"], meta["symbol"]) if c is not None else None
+        if c is None or run._market is None:
+            raise CoreError(f"signal {signal_id}: its CEX order {client_order_id} is for venue {meta['venue']} "
+                            f"symbol {meta['symbol']!r}, not in the configuration's [cex] any more")
+        run.phase, run.result, run.problem = Phase.LEGS, None, ""
+        run.side = OrderSide(meta["side"])
+        run.priced, run.dex, run.net, run.gas_quote, run._now = None, None, 0, 0, now
+        m = run._market
+        order = OrderRequest(symbol=meta["symbol"], side=run.side, quantity=meta["quantity"],
+                             limit_price=meta["limit_price"], price_scale=meta["price_scale"],
+                             size_scale=meta["size_scale"], client_order_id=client_order_id,
+                             recv_window_ms=meta["recv_window_ms"])
+        plan = LegPlan(symbol=order.symbol, cex_side=run.side, size=order.quantity, limit_price=order.limit_price,
+                       price_scale=order.price_scale, size_scale=order.size_scale, base_decimals=m.base_decimals,
+                       quote_decimals=m.quote_decimals, cex_fee_ppm=m.fee_ppm, client_order_id=client_order_id)
+        run.legs = LegMachine(plan, run._limits())
+        acts: list[Action] = []
+        if answer is not None and answer.status in FINAL and not published:  # answered, not on the bus: now
+            acts.append(Publish(run._fill(answer, False)))
+        legs = run.legs.resume(order, int((now - sent_ago_s) * NS), answer, int(now * NS))
+        return run, acts + run._legs(legs, now)
+
+    def _limits(self) -> LegLimits:
+        c = self.cfg.cex
+        assert c is not None
+        return LegLimits(cex_timeout_ns=int(c.cex_timeout_s * NS), max_leg_open_ns=int(c.max_leg_open_s * NS),
+                         dex_deadline_ns=int(c.dex_deadline_s * NS), max_unwind_attempts=c.max_unwind_attempts,
+                         unwind_slippage_bps=c.unwind_slippage_bps, query_attempts=c.query_attempts,
+                         query_interval_ns=int(c.query_interval_s * NS))
 
     def _fill(self, r: OrderResult, unwind: bool) -> CexFill:
         legs, m = self.legs, self.market

@@ -250,3 +250,24 @@ def test_an_order_that_never_left_is_not_queried_and_abandon_while_querying_leav
     m3.on_cex(filled(1000), 0, dex_quote_for=2_100_000_000)
     with pytest.raises(LegError):  # a query answer with no query asked: a bug in the shell
         m3.on_query(filled(1000), 1)
+
+
+# --------------------------------------------------------------------------- after an executor restart
+
+
+def test_a_restart_queries_an_unanswered_entry_and_places_nothing() -> None:
+    order = LegMachine(plan()).start(0)[0].order
+    m = LegMachine(plan(), LegLimits())
+    queried(m.resume(order, -3 * S, None, 0), 0)  # sent 3 s before the restart, no answer recorded
+    acts = m.on_query(filled(700, status=OrderStatus.PARTIALLY_FILLED), 1 * S)
+    assert outcome(acts) is LegOutcome.LEG_OPEN and m.report.left_open == m.report.cex_filled == 700
+    assert "restart" in m.report.reason and not m.report.dex_sent and m.report.dex_result == "not sent"
+    m2 = LegMachine(plan(), LegLimits())
+    not_found = OrderResult(status=OrderStatus.NOT_FOUND, reason="-2013")
+    queried(m2.resume(order, -3 * S, None, 0), 0)
+    queried(m2.on_query(not_found, 0), 3 * S)  # its recvWindow (+1 s) ends 3 s after the restart
+    assert outcome(m2.on_query(not_found, 3 * S)) is LegOutcome.CEX_NOT_FILLED
+    m3 = LegMachine(plan(), LegLimits())  # its answer was recorded: decided from it, no query
+    assert outcome(m3.resume(order, -3 * S, filled(1000), 0)) is LegOutcome.LEG_OPEN and m3.report.queries == 0
+    m4 = LegMachine(plan(), LegLimits(query_attempts=0))
+    assert outcome(m4.resume(order, 0, None, 0)) is LegOutcome.LEG_OPEN and m4.report.left_open == 1000

@@ -122,6 +122,7 @@ class World:
             MarketParams(chains=(ChainParams(chain_id=self.dep.chain_id, gas_token=wt),)))
         self.published = Published()
         self.ex: Executor | None = None
+        self.restart: Any = None  # a new Executor on the same store, gateway and stand-in (a restarted process)
         self.seq = 0
 
     # --- market data, as the collectors publish it ---
@@ -219,6 +220,7 @@ async def world(devnet: Any, *, faults: str = "", cex: dict[str, Any] | None = N
             orders = OrderGateway(f"http://127.0.0.1:{rest_port}", ApiCredentials(Secret(KEY), Secret(SIGNING)), http)
             store = ExecutorStore(w.config.state_db)
             w.ex = Executor(w.config, gateway, store, w.published, orders=orders)
+            w.restart = lambda: Executor(w.config, gateway, store, w.published, orders=orders)
             await w.ex.recover()
             try:
                 yield w
@@ -380,6 +382,43 @@ async def test_an_answer_dropped_for_an_order_that_expired_unfilled_is_cex_not_f
         assert rep is not None and rep.left_open == 0 and rep.cex_filled == 0 and w.nonce() == nonce0
         (fill,) = fills(w)
         assert fill.base_units == 0 and w.paper.queries == 1
+
+
+@pytest.mark.parametrize("faults, filled", [("delay=1:0.3", True), ("delay=1:0.3;cap=1:0", False)])
+async def test_a_restart_queries_the_entry_order_left_without_an_answer(devnet: Any, faults: str,
+                                                                         filled: bool) -> None:
+    """The executor dies while its entry order is out (the exchange executes it 0.3 s after it arrived, with
+    nobody left to answer): the restarted executor finds the recorded order, queries it, and decides from its
+    real fill; the signal, delivered again, is not run again and nothing is placed twice."""
+    async with world(devnet, faults=faults) as w:
+        sig = w.market()
+        nonce0 = w.nonce()
+        assert w.ex is not None
+        with trio.fail_after(10):  # the run, cut (as by a kill) once its order reached the exchange
+            async with trio.open_nursery() as n:
+                n.start_soon(w.ex.handle, _Queued(sig=sig, msg=None, halted_by=None, seq=1))  # type: ignore[arg-type]
+                while not w.paper.arrived:  # noqa: ASYNC110 - the stand-in's counter: nothing to wait on
+                    await trio.sleep(0.005)
+                n.cancel_scope.cancel()
+            assert not w.published.messages and not w.paper.orders  # nothing answered, nothing published
+            while not w.paper.orders:  # noqa: ASYNC110 - the exchange executes it meanwhile
+                await trio.sleep(0.01)
+        w.ex = w.restart()
+        await w.ex.recover()
+        (res,) = w.published.of(ExecutionResult)
+        (rep,) = w.published.of(LegReport)
+        (order,) = w.paper.orders
+        assert w.paper.queries == 1 and rep.dex_result == DexLegResult.NOT_SENT and w.nonce() == nonce0
+        (fill,) = fills(w)  # once, from the query's answer
+        assert fill.order_id == order["orderId"] and fill.base_units == rep.cex_filled
+        if filled:
+            assert res.outcome == Outcome.LEG_OPEN and "restart" in res.reason, res.reason
+            assert rep.cex_filled == rep.left_open == rep.cex_requested > 0 and fill.quote_units == rep.cex_quote
+        else:
+            assert res.outcome == Outcome.CEX_NOT_FILLED and rep.left_open == 0 == rep.cex_filled, res.reason
+        assert await w.ex.handle(_Queued(sig=sig, msg=None, halted_by=None, seq=1)) is None  # type: ignore[arg-type]
+        await w.restart().recover()  # and a second restart has nothing left to decide
+        assert len(w.paper.orders) == 1 and w.paper.queries == 1 and len(w.published.of(ExecutionResult)) == 1
 
 
 # --------------------------------------------------------------------------- the DEX leg fails: unwind

@@ -46,3 +46,23 @@ def test_a_file_from_before_per_chain_transactions_is_the_own_chains(tmp_path: P
     _tx(store, "0xnew", 8)
     assert store.max_live_nonce() == 8
     store.close()
+
+
+def test_cex_entry_orders_of_unfinished_signals_survive_a_restart(tmp_path: Path) -> None:
+    s = ExecutorStore(tmp_path / "s.sqlite")
+    s.record_order(client_order_id="ap1", signal_id=1, purpose="entry", meta='{"symbol": "ETHUSDT"}')
+    s.record_order(client_order_id="ap2", signal_id=2, purpose="entry")
+    s.answer_order("ap2", '{"status": "FILLED"}')
+    s.fill_published(2, "entry")
+    s.record_order(client_order_id="ap2-u1", signal_id=2, purpose="unwind")
+    s.record_order(client_order_id="ap3", signal_id=3, purpose="entry")
+    s.finish_signal(3, 12, "done")  # ended: nothing to decide after a restart
+    s.close()
+    s = ExecutorStore(tmp_path / "s.sqlite")
+    one, two = s.open_cex_entries()
+    assert (one.client_order_id, one.answer, one.published, one.unwinds, one.meta) == \
+        ("ap1", "", False, 0, '{"symbol": "ETHUSDT"}')
+    assert (two.client_order_id, two.answer, two.published, two.unwinds) == ("ap2", '{"status": "FILLED"}', True, 1)
+    s.record_order(client_order_id="ap1", signal_id=9, purpose="entry")  # the same id again: the first row stays
+    assert s.open_cex_entries()[0].signal_id == 1
+    s.close()
