@@ -713,7 +713,8 @@ class CexDexRun:
                     f"for {rep.cex_quote}")
         dex_part = f"DEX {rep.dex_result or 'not sent'}" + (f" ({rep.dex_quote} quote)" if rep.dex_quote else "")
         extra = (f"; unwound {rep.unwound} for {rep.unwind_quote}" if rep.unwound else "") + \
-            (f"; LEFT OPEN {rep.left_open}" if rep.left_open else "")
+            (f"; LEFT OPEN {rep.left_open}" if rep.left_open else "") + \
+            (f"; {rep.queries} status quer{'y' if rep.queries == 1 else 'ies'} after lost answers" if rep.queries else "")
         reason = f"{rep.reason}: {cex_part}; {dex_part}{extra}; net {rep.realized_profit}"
         held = self.core.pools_in_flight
         for p in [p for p, (sid, _) in held.items() if sid == self.signal_id]:

@@ -353,7 +353,7 @@ async def test_an_answer_dropped_after_the_fill_is_queried_and_the_dex_leg_compl
         assert rep is not None and rep.dex_result == DexLegResult.EXECUTED and rep.left_open == 0
         (order,) = w.paper.orders  # placed once, never again
         assert order["status"] == "FILLED" and order["clientOrderId"] == f"ap{sig.signal_id}"
-        assert w.paper.queries == 1 and "queried -> FILLED" in caplog.text
+        assert w.paper.queries == 1 and "queried -> FILLED" in caplog.text and "1 status query" in res.reason
         (fill,) = fills(w)  # from the query's answer, exactly once
         assert fill.order_id == order["orderId"] and fill.base_units == rep.cex_filled == rep.cex_requested
         assert fill.quote_units == rep.cex_quote and fill.purpose == CexOrderPurpose.ENTRY
@@ -384,10 +384,10 @@ async def test_an_answer_dropped_for_an_order_that_expired_unfilled_is_cex_not_f
         assert fill.base_units == 0 and w.paper.queries == 1
 
 
-@pytest.mark.parametrize("faults, filled", [("delay=1:0.3", True), ("delay=1:0.3;cap=1:0", False)])
+@pytest.mark.parametrize("faults, filled", [("delay=1:0.5", True), ("delay=1:0.5;cap=1:0", False)])
 async def test_a_restart_queries_the_entry_order_left_without_an_answer(devnet: Any, faults: str,
                                                                          filled: bool) -> None:
-    """The executor dies while its entry order is out (the exchange executes it 0.3 s after it arrived, with
+    """The executor dies while its entry order is out (the exchange executes it 0.5 s after it arrived, with
     nobody left to answer): the restarted executor finds the recorded order, queries it, and decides from its
     real fill; the signal, delivered again, is not run again and nothing is placed twice."""
     async with world(devnet, faults=faults) as w:
@@ -490,6 +490,18 @@ async def test_unwind_that_never_fills_leaves_the_leg_open(devnet: Any) -> None:
         assert res.outcome == Outcome.LEG_OPEN and "3 unwind attempts" in res.reason, res.reason
         assert rep.unwound == 2 * 10**17 and rep.left_open == rep.cex_filled - rep.unwound > 0
         assert len(fills(w)) == 4
+
+
+async def test_an_unwind_whose_answer_is_dropped_is_queried_and_closes_the_position(devnet: Any) -> None:
+    async with world(devnet, faults="delay=1:0.4;drop=2") as w:
+        sig = w.market()
+        res, rep = await run_with_pool_moved(w, sig, tell_executor=True)
+        assert res.outcome == Outcome.UNWOUND and "1 status query" in res.reason, res.reason
+        entry, unwind = fills(w)  # the unwind's from its query, once
+        assert unwind.purpose == CexOrderPurpose.UNWIND and unwind.base_units == entry.base_units == rep.unwound
+        assert unwind.order_id == w.paper.orders[1]["orderId"] and w.paper.queries == 1 and len(w.paper.orders) == 2
+        assert rep.left_open == 0 and rep.realized_profit == rep.cex_quote - rep.unwind_quote
+        check_sums(rep, res)
 
 
 async def test_unwind_not_answered_in_time_leaves_the_leg_open(devnet: Any) -> None:
