@@ -575,3 +575,26 @@ def test_the_spec_lists_every_resync_reason_and_goodbye_code() -> None:
     assert [(int(r[0]), r[1]) for r in _spec_table("resync-table")] == [(int(v), v.name) for v in ResyncReason]
     codes = sorted((v, k) for k, v in vars(GoodbyeCode).items() if k.isupper())
     assert [int(r[0]) for r in _spec_table("goodbye-table")] == [v for v, _ in codes]
+
+
+async def test_a_filtered_consumer_passes_what_it_filters_out(short_dir: Path) -> None:
+    """A live consumer subscribed to one type, behind more non-matching frames than one ring scan
+    covers (65,536): the relay must move its cursor past what it filtered out and deliver the next
+    matching frame. It once left the cursor where it was whenever a scan matched nothing, so the
+    consumer rescanned the same frames for ever and never received the frame after them."""
+    cfg = config(short_dir, fsync="off")
+    async with trio.open_nursery() as n:
+        await n.start(serve, cfg)
+        async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p, \
+                RelayConsumer.connect("market_data", cfg.socket_path, types=[251], name="c") as c:
+            for i in range(70_000):
+                await p.publish(UnknownTLV(type_code=250, body=i.to_bytes(4, "little")))
+            await p.flush()
+            await p.publish(UnknownTLV(type_code=251, body=b"wanted"))
+            await p.flush()
+            with trio.fail_after(10):
+                m = await c.__anext__()
+            assert m.tlvs[0].type_code == 251 and m.tlvs[0].body == b"wanted" and m.domain_seq == 70_001
+            stats = await request_stats("market_data", cfg.socket_path)
+            assert stats["consumers"][0]["next_seq"] == 70_002
+        n.cancel_scope.cancel()
