@@ -173,10 +173,16 @@ def test_a_lost_executor_releases_the_pair_after_the_budget_plus_the_margin() ->
 def test_a_restarted_engine_ignores_its_predecessors_results() -> None:
     e = xc_engine()
     (sig,) = start(e)
-    restarted = xc_engine()  # same config, nothing held: the old signal's hold is forgotten
-    assert len(start(restarted)) == 1
-    restarted.on_execution(ex(result(sig.find(P.SignalIdentity).signal_id + 7, Outcome.STALE)))
+    d = doc()
+    d["hold_back"] = {"enabled": True}
+    # the process seeds signal ids from the wall clock: a restart never reuses one; nothing of before is held
+    restarted = StrategyEngine(config_from_dict(d), first_signal_id=1000)
+    (mine,) = start(restarted)
+    restarted.on_execution(ex(result(sig.find(P.SignalIdentity).signal_id, Outcome.STALE)))
     assert restarted.stats["hold_result_not_ours"] == 1 and len(restarted.holds) == 1
+    assert moved_b(restarted, 401, 4 * S) == []  # its own signal's hold is untouched
+    restarted.on_execution(ex(result(mine.find(P.SignalIdentity).signal_id, Outcome.STALE)))
+    assert len(moved_b(restarted, 402, 5 * S)) == 1
 
 
 def test_hold_back_off_is_the_old_behaviour() -> None:
