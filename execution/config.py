@@ -215,6 +215,8 @@ class SubmissionConfig(Config):
     private_blocks: NonNegative = 2
     private_timeout_s: Seconds = 6.0
     poll_interval_s: Seconds = 0.05
+    # signals in flight at once, their pools disjoint (execution/schedule.py); 1 in private and hybrid mode
+    max_in_flight: Annotated[int, Meta(ge=1, le=64)] = 4
 
 
 class BuilderConfig(Config):

@@ -37,7 +37,8 @@ Actions, carried out by the shell:
 * side effects: ``Publish(tlv)`` (an ``ExecutionResult`` is recorded in SQLite first, so a
   redelivered signal is never run again), ``RecordTx(tx, meta)`` (written **before** the
   transaction leaves the process: the kill -9 rule), ``MarkPublic(tx)``, ``SettleNonce(nonce, hash)``,
-  ``Log(level, text)``;
+  ``Log(level, text)``, ``FillNonce(nonce)`` (a nonce taken and never sent below one already handed out:
+  a 0-value self-transfer fills it, ``specs/executor-concurrency.md``);
 * requests: ``AwaitMarket(block, deadline)`` -> ``MarketReady``; ``Simulate(data)`` -> ``Simulated`` /
   ``SimulationFailed``; ``Estimate(data)`` -> ``Estimated`` / ``SimulationFailed`` (the shell starts the
   estimate together with the simulation and answers from it: the two RPCs overlap); ``FetchHead`` ->
@@ -288,6 +289,15 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True)
+class FillNonce:
+    """A nonce taken and never sent lies below one already handed out: sign a 0-value self-transfer at it
+    (:meth:`ExecutorCore.fill_sign`), record it, broadcast it, so the later transactions are not held
+    behind a gap (``specs/executor-concurrency.md``)."""
+
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
 class AwaitMarket:
     block: int
     deadline: float
@@ -349,7 +359,7 @@ class PollPrivate:
     deadline: float
 
 
-Action = (Publish | RecordTx | MarkPublic | SettleNonce | Log | AwaitMarket | Simulate | Estimate | FetchHead | Sign
+Action = (Publish | RecordTx | MarkPublic | SettleNonce | Log | FillNonce | AwaitMarket | Simulate | Estimate | FetchHead | Sign
           | Broadcast | PollReceipts | CallBundle | SendBundles | PollPrivate)
 REQUESTS = (AwaitMarket, Simulate, Estimate, FetchHead, Sign, Broadcast, PollReceipts, CallBundle, SendBundles,
             PollPrivate)
@@ -476,12 +486,36 @@ class ExecutorCore:
         g = self.state.gas.get(self.config.chain_id)
         return g.block_number if g else -1
 
-    def run(self, sig: Signal, *, halted_by: str | None = None) -> SignalRun:
+    def run(self, sig: Signal, *, halted_by: str | None = None, after_block: int = 0) -> SignalRun:
+        """``after_block``: the signal waited for our transaction through one of its pools, which landed
+        there; it re-validates on market data at or past that block (:mod:`execution.schedule`)."""
+        run: SignalRun
         if sig.identity.kind == SignalKind.CEX_DEX:
             from execution.cex.run import CexDexRun  # it builds on SignalRun: imported when first needed
 
-            return CexDexRun(self, sig, halted_by=halted_by)
-        return SignalRun(self, sig, halted_by=halted_by)
+            run = CexDexRun(self, sig, halted_by=halted_by)
+        else:
+            run = SignalRun(self, sig, halted_by=halted_by)
+        run.after_block = after_block
+        return run
+
+    def release_nonce(self, nonce: int) -> list[Action]:
+        """A nonce taken and never sent: given back when it is the highest handed out, else the gap is
+        filled (``FillNonce``), so the later nonces in flight are not held behind it."""
+        if not self.nonces.release(nonce):
+            return []
+        return [Log("warning", f"executor: nonce {nonce} was taken and not sent while later nonces are out: "
+                               "filling it with a 0-value self-transfer"), FillNonce(nonce)]
+
+    def fill_sign(self, nonce: int, head: Head) -> Sign:
+        """The 0-value self-transfer that fills a gap at ``nonce``: fees as a signal's would be priced on
+        ``head`` (the configured tip policy's fixed tip, at least 1 gwei), capped by ``[gas] max_fee_per_gas``."""
+        cfg = self.config
+        tip = max(cfg.tip.tip_wei, 10**9)
+        fees = choose_fees(base_fee=head.base_fee, tip=tip, base_fee_multiplier_bps=cfg.gas.base_fee_multiplier_bps,
+                           cap=cfg.gas.max_fee_per_gas)
+        return Sign(nonce=nonce, gas_limit=CANCEL_GAS, max_fee_per_gas=fees.max_fee_per_gas,
+                    max_priority_fee_per_gas=fees.max_priority_fee_per_gas, data=b"", to=self.address)
 
     def resumed(self, *, signal_id: int, meta: Mapping[str, Any], txs: Sequence[Tx]) -> SignalRun:
         """A run for a signal whose transactions a previous process signed (restart recovery): it
@@ -537,6 +571,9 @@ class SignalRun:
         # a CEX-DEX signal's DEX leg found in flight after a restart (execution/cex/run.py): its exchange side
         # is not known here, so whatever the transaction did, the signal ends LEG_OPEN for risk and the operator
         self.restarted_leg = False
+        # the block our own transaction through one of this signal's pools landed in, when the signal
+        # waited for it (execution/schedule.py): re-validation waits for market data that far
+        self.after_block = 0
 
     @classmethod
     def resumed(cls, core: ExecutorCore, *, signal_id: int, meta: Mapping[str, Any], txs: Sequence[Tx]) -> SignalRun:
@@ -575,7 +612,7 @@ class SignalRun:
         """
         sig = self.sig
         assert sig is not None
-        if self.core.head_block() < sig.identity.block_number:
+        if self.core.head_block() < max(sig.identity.block_number, self.after_block):
             return False
         state = self.core.state
         return all(state.tradable(h.pool) is not None for h in sig.path.hops)
@@ -718,8 +755,9 @@ class SignalRun:
                                 "profit_token": ex.profit_token, "expected_profit": ex.expected_profit,
                                 "mode": int(core.mode), "net_expected": net, "data": self.data.hex()})
         self.step = Step.SIGN
-        return [Sign(nonce=core.nonces.take(), gas_limit=self.gas_limit, max_fee_per_gas=fees.max_fee_per_gas,
-                     max_priority_fee_per_gas=fees.max_priority_fee_per_gas, data=self.data)]
+        return [Sign(nonce=core.nonces.take(self.signal_id), gas_limit=self.gas_limit,
+                     max_fee_per_gas=fees.max_fee_per_gas, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+                     data=self.data)]
 
     # --- signed: public or private ---------------------------------------------------------------
 
@@ -784,13 +822,14 @@ class SignalRun:
         assert w is not None
         core = self.core
         tx = w.txs[-1] if w.pending else w.txs[0]
+        core.nonces.consumed(tx.nonce)  # another signer's transaction has it: never ours again
         core.nonces.resync(ev.pending)  # never below the chain's count again, whatever we do next
         if w.pending or self.started_published or self.resent or ev.pending <= tx.nonce:
             return self._finish(Outcome.FAILED, f"nonce {tx.nonce} refused: {ev.reason}")
         self.resent = True
         self.watch = None  # _on_sign starts the watch of the new transaction
         self.step = Step.SIGN
-        nonce = core.nonces.take()
+        nonce = core.nonces.take(self.signal_id)
         return [SettleNonce(tx.nonce, None),
                 Log("warning", f"executor: signal {self.signal_id}: nonce {tx.nonce} refused ({ev.reason}): "
                                f"another signer used it; the account's pending nonce is {ev.pending}, "
@@ -891,7 +930,7 @@ class SignalRun:
         assert self.tx is not None
         if ev.failure is not None:
             builder = next(b for b in self.core.builders if b.call_bundle)
-            return [SettleNonce(self.tx.nonce, None),
+            return [SettleNonce(self.tx.nonce, None), *self.core.release_nonce(self.tx.nonce),
                     *self._finish(Outcome.STALE, f"eth_callBundle at {builder.name}: {ev.failure}")]
         self.step = Step.BUNDLES
         return [SendBundles(self.tx.raw, self.targets)]
@@ -899,7 +938,7 @@ class SignalRun:
     def _on_bundles(self, ev: BundlesSent) -> list[Action]:
         assert self.tx is not None
         if not ev.sent:
-            return [SettleNonce(self.tx.nonce, None),
+            return [SettleNonce(self.tx.nonce, None), *self.core.release_nonce(self.tx.nonce),
                     *self._finish(Outcome.FAILED, f"no builder accepted the bundle: {'; '.join(ev.errors)}")]
         self.started_published = True
         self.private_deadline = ev.now + self.cfg.submission.private_timeout_s
@@ -929,7 +968,7 @@ class SignalRun:
         # The bundle's blocks passed (or we gave up on them): the nonce was never broadcast publicly
         # and is free again. Should a builder still include the old transaction, it carries its own
         # minProfit and hop minimums, and the next transaction with this nonce simply fails.
-        return [SettleNonce(tx.nonce, None),
+        return [SettleNonce(tx.nonce, None), *self.core.release_nonce(tx.nonce),
                 *self._finish(Outcome.NOT_INCLUDED, f"bundle not included in blocks {list(self.targets)}")]
 
 

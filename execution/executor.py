@@ -1,4 +1,4 @@
-"""The executor's trio shell: carries out what :mod:`execution.core` decides, one signal at a time.
+"""The executor's trio shell: carries out what :mod:`execution.core` decides, signals concurrently.
 
 Tasks (one nursery, see :func:`execution.process.run`):
 
@@ -8,10 +8,14 @@ Tasks (one nursery, see :func:`execution.process.run`):
   (logged with their sender; the cursor is persisted, so stops survive our restarts);
 * signals: the signal relay into a queue; a signal that *arrives* while a matching stop is in
   force is marked halted right there;
-* worker: one signal at a time (a single in-flight nonce keeps nonce handling simple and
-  exact), :meth:`Executor.handle`: the core's :class:`~execution.core.SignalRun` returns actions,
-  this shell performs them (RPC, signing, SQLite, publishing) and hands each answer back as an
-  event, until the run has published its one ``ExecutionResult``.
+* worker: signals whose pools are disjoint from every signal in flight run concurrently, up to
+  ``[submission] max_in_flight`` (:mod:`execution.schedule`: a signal through a pool in flight waits
+  for it, then re-validates on the state it left; nonces are pipelined from the one
+  :class:`~execution.store.NonceTracker`), each in :meth:`Executor.handle`: the core's
+  :class:`~execution.core.SignalRun` returns actions, this shell performs them (RPC, signing, SQLite,
+  publishing) and hands each answer back as an event, until the run has published its one
+  ``ExecutionResult``. Per-run shell state (the early gas estimate, the last receipt poll) is keyed
+  by the run.
 
 Failure boundary: :meth:`Executor.handle` is the one place where an unexpected exception while
 handling a signal becomes a FAILED outcome with the exception as its reason (clearly marked
@@ -50,6 +54,7 @@ from execution.core import (
     Event,
     ExecutorCore,
     FetchHead,
+    FillNonce,
     Head,
     HeadSeen,
     Log,
@@ -139,11 +144,11 @@ class Executor:
         # our chain's BlockHeaders seen on the market-data relay, and the count when receipts were last
         # asked for: a receipt can only appear with a new block, so a watch polls when one arrives
         self._heads = 0
-        self._polled_at = -1
+        self._polled_at: dict[int, int] = {}  # id(run) -> self._heads at its last receipt poll
         self._new_head = trio.Event()
         self.outcomes: list[ExecutionResult] = []
-        # (calldata, answer) of the eth_estimateGas started alongside the last simulation
-        self._estimate: tuple[bytes, Estimated | SimulationFailed | BaseException] | None = None
+        # id(run) -> (calldata, answer) of the eth_estimateGas started alongside its last simulation
+        self._estimates: dict[int, tuple[bytes, Estimated | SimulationFailed | BaseException]] = {}
         # CROSS_CHAIN signals (execution/xchain/): its chain sides are attached by the process when
         # [cross_chain] is configured; without them such a signal ends FAILED
         self.xchain = CrossChainRunner(self)
@@ -202,7 +207,9 @@ class Executor:
 
     # ------------------------------------------------------------------ one signal
 
-    async def handle(self, item: _Queued) -> ExecutionResult | None:
+    async def handle(self, item: _Queued, after_block: int = 0) -> ExecutionResult | None:
+        """One signal to its one result (None: malformed, or ended before). ``after_block``: it waited for
+        our transaction through one of its pools, which landed there (:mod:`execution.schedule`)."""
         sig = item.sig
         if sig is None:
             log.error("executor: malformed signal message seq %d dropped", item.seq)
@@ -216,7 +223,7 @@ class Executor:
                       (time.time_ns() - item.msg.receive_time_ns) // 1000)
         if sig.identity.kind == SignalKind.CROSS_CHAIN:
             return await self.xchain.handle(sig, item.msg, item.halted_by)
-        run = self.core.run(sig, halted_by=item.halted_by)
+        run = self.core.run(sig, halted_by=item.halted_by, after_block=after_block)
         # --- FAILURE BOUNDARY: an unexpected error while handling this signal is its FAILED outcome.
         try:
             return await self._drive(run, run.start(trio.current_time()))
@@ -229,8 +236,27 @@ class Executor:
             else:  # the traceback would print the endpoint's secret: the scrubbed line only
                 log.error("executor: signal %d failed: %s", sig.signal_id, reason)
             await self._resync_nonce()
+            await self._release_nonces(run)
             await self._drive(run, run.fail(reason))
             return run.result
+
+    async def _release_nonces(self, run: Any) -> None:
+        """After a failed signal: a nonce it took and did not see broadcast. The chain's pending count above
+        it means the node has it (our send got through before the error, or another signer used it):
+        spent. Else it is given back, or filled when later nonces are out (``ExecutorCore.release_nonce``)."""
+        held = self.nonces.held_by(run.signal_id)
+        if not held:
+            return
+        try:
+            pending = await self.chain.nonce("pending")
+        except RpcFailure:
+            pending = -1  # unknown: treat as unsent; a fill the node refuses (nonce taken) is harmless
+        for nonce in held:
+            if pending > nonce:
+                self.nonces.consumed(nonce)
+                continue
+            for action in self.core.release_nonce(nonce):
+                await self._do(run, action)
 
     async def _resync_nonce(self) -> None:
         """After a failed signal: another signer of this account (the rebalancer, ``specs/rebalance.md``, or
@@ -265,6 +291,8 @@ class Executor:
                     log.debug("stage: signal %d %s %d us", run.signal_id, type(action).__name__,
                               (time.perf_counter_ns() - t0) // 1000)
             if run.done:
+                self._estimates.pop(id(run), None)
+                self._polled_at.pop(id(run), None)
                 return run.result
             if event is None:
                 raise CoreError(f"signal {run.signal_id}: step {run.step.value} asked for nothing")
@@ -312,6 +340,10 @@ class Executor:
             assert isinstance(a, Log)
             log.log(logging.WARNING if a.level == "warning" else logging.INFO, "%s", a.text)
             return None
+        if t is FillNonce:
+            assert isinstance(a, FillNonce)
+            await self._fill_nonce(a.nonce)
+            return None
         # --- requests: the answer is the next event
         if t is AwaitMarket:
             assert isinstance(a, AwaitMarket)
@@ -321,10 +353,10 @@ class Executor:
             return MarketReady(trio.current_time())
         if t is Simulate:
             assert isinstance(a, Simulate)
-            return await self._simulate_and_estimate(a.data)
+            return await self._simulate_and_estimate(run, a.data)
         if t is Estimate:
             assert isinstance(a, Estimate)
-            early, self._estimate = self._estimate, None
+            early = self._estimates.pop(id(run), None)
             if early is not None and early[0] == a.data:  # started together with the simulation
                 if isinstance(early[1], BaseException):
                     raise early[1]
@@ -349,14 +381,14 @@ class Executor:
             return Broadcasted(a.tx)
         if t is PollReceipts:
             assert isinstance(a, PollReceipts)
-            if a.delay and self._heads == self._polled_at:
+            if a.delay and self._heads == self._polled_at.get(id(run), -1):
                 # no block since the last look: wait for our chain's next BlockHeader (a receipt comes with a
                 # block), at most the poll interval -- not the whole interval: on a chain mining right after
                 # our send, a fixed sleep held every executed signal (and the signals queued behind it)
                 # ~50 ms after its block was mined
                 with trio.move_on_after(a.delay):
                     await self._new_head.wait()
-            self._polled_at = self._heads
+            self._polled_at[id(run)] = self._heads
             return await self._poll(a.hashes)
         if t is CallBundle:
             assert isinstance(a, CallBundle)
@@ -431,9 +463,28 @@ class Executor:
                     o.client_order_id, a.timeout)
         return CexQueried(trio.current_time(), None)
 
-    async def _simulate_and_estimate(self, data: bytes) -> Simulated | SimulationFailed:
+    async def _fill_nonce(self, nonce: int) -> None:
+        """Fill a gap at ``nonce`` (``FillNonce``): a 0-value self-transfer, recorded before it is sent (no
+        signal: a restart settles it like any transaction of ours), broadcast and left to be mined; a node
+        that says the nonce is taken has filled it already."""
+        head = self.core.latest_head or Head.from_rpc(await self.chain.head())
+        s = self.core.fill_sign(nonce, head)
+        tx = Tx.of(self.chain.sign(nonce=s.nonce, gas_limit=s.gas_limit, data=s.data, to=s.to,
+                                   max_fee_per_gas=s.max_fee_per_gas, max_priority_fee_per_gas=s.max_priority_fee_per_gas))
+        self.store.record_tx(tx_hash=tx.hash_hex, signal_id=0, nonce=nonce, raw=tx.raw, max_fee=tx.max_fee_per_gas,
+                             tip=tx.max_priority_fee_per_gas, gas_limit=tx.gas_limit)
+        try:
+            await self.chain.send_raw(tx.raw)
+        except NonceTaken:
+            self.store.settle_nonce(nonce, None)
+        else:
+            self.store.mark_public(tx.hash_hex)
+            log.warning("executor: nonce %d filled by a 0-value self-transfer %s", nonce, tx.hash_hex)
+        self.nonces.consumed(nonce)
+
+    async def _simulate_and_estimate(self, run: Any, data: bytes) -> Simulated | SimulationFailed:
         """``eth_call`` and ``eth_estimateGas`` of the same calldata at once: the core asks for the
-        estimate next, and gets this answer (held in ``_estimate``) without a second round trip."""
+        estimate next, and gets this answer (held in ``_estimates`` for the run) without a second round trip."""
         estimate: list[Estimated | SimulationFailed | BaseException] = []
 
         async def run_estimate() -> None:
@@ -453,7 +504,10 @@ class Executor:
                 sim = SimulationFailed(str(exc))
                 nursery.cancel_scope.cancel()  # the run ends here: no estimate needed
         # kept only for the Estimate that follows a good simulation in the same run
-        self._estimate = (data, estimate[0]) if estimate and isinstance(sim, Simulated) else None
+        if estimate and isinstance(sim, Simulated):
+            self._estimates[id(run)] = (data, estimate[0])
+        else:
+            self._estimates.pop(id(run), None)
         return sim
 
     async def _poll(self, hashes: tuple[str, ...]) -> Polled:

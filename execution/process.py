@@ -45,6 +45,7 @@ from execution.chain import BuilderClient, ChainGateway
 from execution.config import ConfigError, ExecutorConfig, load_config
 from execution.executor import Executor, _Queued
 from execution.keystore import KeystoreError, keystore_address, load_account, new_keystore_main, read_password
+from execution.schedule import PoolScheduler, Ready, SignalCursor, in_flight_limit
 from execution.store import ExecutorStore
 from execution.validate import MalformedSignal, Signal
 from execution.xchain.run import CrossChainRunner, build_sides
@@ -261,9 +262,34 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                     await send.send(_Queued(sig=sig, msg=msg, halted_by=halted, seq=msg.domain_seq))
 
         async def worker() -> None:
-            async for item in recv:
-                await ex.handle(item)
-                store.set_cursor("signals", item.seq)
+            # Signals with pools disjoint from every signal in flight run at once (execution/schedule.py);
+            # the durable cursor moves past a signal only once every signal before it has ended too.
+            sched: PoolScheduler[_Queued] = PoolScheduler(limit=1)
+            cursor = SignalCursor(sig_cursor)
+            async with trio.open_nursery() as runs:
+
+                def start(ready: list[Ready[_Queued]]) -> None:
+                    for r in ready:
+                        runs.start_soon(one, r.item, r.after_block)
+
+                async def one(item: _Queued, after_block: int) -> None:
+                    result = await ex.handle(item, after_block)
+                    moved = cursor.ended(item.seq)
+                    if moved is not None:
+                        store.set_cursor("signals", moved)
+                    sched.limit = in_flight_limit(ex.config.submission.max_in_flight, ex.mode)
+                    start(sched.done(item.seq, result.block_number if result is not None else 0))
+
+                async for item in recv:
+                    cursor.delivered(item.seq)
+                    sched.limit = in_flight_limit(ex.config.submission.max_in_flight, ex.mode)
+                    pools = [int(h.pool) for h in item.sig.path.hops] if item.sig is not None else []
+                    ready = sched.offer(item.seq, pools, item)
+                    if not ready and item.sig is not None:
+                        log.info("executor: signal %d %s", item.sig.signal_id,
+                                 "waits for a pool in flight" if sched.contended(item.seq)
+                                 else f"waits: {len(sched.in_flight)} signal(s) in flight, the limit")
+                    start(ready)
 
         nursery.start_soon(market_data)
         await nursery.start(stops)

@@ -27,7 +27,9 @@ per chain and signer (``execution/xchain/``).
 Nonce rule (see :class:`NonceTracker`): the next nonce is never below the chain's pending count
 nor below one past the highest nonce of a transaction that may still land (``pending`` rows);
 a nonce is only given back when its transaction was never broadcast publicly and its bundle's
-target blocks have passed.
+target blocks have passed (or the run ended before sending it), and only when no later nonce was handed
+out; a nonce below one handed out is a gap, filled with a 0-value self-transfer
+(``specs/executor-concurrency.md``, "Nonces").
 """
 
 from __future__ import annotations
@@ -256,10 +258,19 @@ class ExecutorStore:
 
 
 class NonceTracker:
-    """The next nonce to sign with. Sans-IO: the executor feeds it the chain's counts."""
+    """The in-process nonce allocator. Sans-IO: the executor feeds it the chain's counts.
+
+    Runs in flight at once each :meth:`take` the next nonce (consecutive: pipelined); the shell writes
+    the signed transaction with it to the store (``RecordTx``) before it leaves the process. A nonce
+    taken and never sent must not leave a gap that blocks the later ones (the node mines nonce n+1
+    only after n): :meth:`release` gives it back when it is the highest taken, else it is a gap and the
+    caller fills it with a 0-value self-transfer at that nonce (``FillNonce``;
+    ``specs/executor-concurrency.md``).
+    """
 
     def __init__(self) -> None:
         self.next: int | None = None
+        self.taken: dict[int, int] = {}  # nonce -> the signal that took it, not yet broadcast nor released
 
     def reconcile(self, *, latest: int, pending: int, max_live: int | None) -> int:
         """After a (re)start: never below what the chain has seen or what we may have broadcast."""
@@ -267,12 +278,21 @@ class NonceTracker:
         if max_live is not None:
             candidates.append(max_live + 1)
         self.next = max(candidates)
+        self.taken.clear()
         return self.next
 
-    def take(self) -> int:
+    def take(self, owner: int = 0) -> int:
+        """The next nonce, reserved for signal ``owner`` (the next ``take`` gets the one after)."""
         if self.next is None:
             raise RuntimeError("NonceTracker.take before reconcile")
-        return self.next
+        n = self.next
+        self.next = n + 1
+        self.taken[n] = owner
+        return n
+
+    def held_by(self, owner: int) -> list[int]:
+        """The nonces signal ``owner`` took and neither broadcast nor released."""
+        return sorted(n for n, o in self.taken.items() if o == owner)
 
     def resync(self, pending: int) -> None:
         """The chain's pending count, read after another signer of the account used our nonce: go on
@@ -280,6 +300,19 @@ class NonceTracker:
         self.next = pending if self.next is None else max(self.next, pending)
 
     def consumed(self, nonce: int) -> None:
-        """``nonce`` was broadcast publicly (it will be mined, replaced, or cancelled: never reused)."""
+        """``nonce`` was broadcast publicly or used by another signer (it will be mined, replaced, or
+        cancelled: never reused)."""
         assert self.next is not None
+        self.taken.pop(nonce, None)
         self.next = max(self.next, nonce + 1)
+
+    def release(self, nonce: int) -> bool:
+        """``nonce`` was taken and will not be sent (a run ended before its broadcast, a bundle not
+        included). True: it is a gap below a nonce already handed out, to be filled; False: given back
+        (the next ``take`` gets it again)."""
+        assert self.next is not None
+        self.taken.pop(nonce, None)
+        if nonce != self.next - 1:
+            return nonce < self.next
+        self.next = nonce
+        return False

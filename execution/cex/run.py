@@ -289,7 +289,8 @@ class DexLeg(SignalRun):
                                 "data": data.hex(), "leg": "dex"})
         self.step = Step.SIGN
         fees = self.fees
-        return [Sign(nonce=core.nonces.take(), gas_limit=self.gas_limit, max_fee_per_gas=fees.max_fee_per_gas,
+        return [Sign(nonce=core.nonces.take(self.signal_id), gas_limit=self.gas_limit,
+                     max_fee_per_gas=fees.max_fee_per_gas,
                      max_priority_fee_per_gas=fees.max_priority_fee_per_gas, data=data)]
 
     def settle(self, nonce: int, r: Receipt, *, cancelled: bool = False) -> list[Action]:

@@ -36,6 +36,7 @@ from execution.core import (
     Estimated,
     ExecutorCore,
     FetchHead,
+    FillNonce,
     Head,
     HeadSeen,
     Log,
@@ -708,3 +709,39 @@ def test_the_signals_flash_source_picks_the_contracts_entry_point(flash: int | N
     assert isinstance(sim, Simulate) and sim.data[:4] == selector
     hops, _ = decode_execute(sim.data)
     assert [h.pool.lower() for h in hops] == ["0x" + "aa" * 20, "0x" + "bb" * 20]
+
+
+# --------------------------------------------------------------------------- concurrent signals (execution/schedule.py)
+
+
+def test_a_signal_that_waited_for_our_transaction_re_validates_only_past_the_block_it_landed_in() -> None:
+    core = make_core()
+    run = core.run(signal(core), after_block=BLOCK + 1)
+    (a,) = run.start(10.0)
+    assert isinstance(a, AwaitMarket) and not run.market_ready()  # the head is the signal's block, not ours
+    core.on_market_data(market(BLOCK + 1))
+    assert run.market_ready()
+
+
+def test_a_nonce_given_up_below_one_handed_out_is_filled_by_a_self_transfer() -> None:
+    core = make_core("private")
+    run, t = to_bundles(core)
+    assert core.nonces.take(2) == 8  # another signal's run, in flight meanwhile
+    actions = run.on(BundleChecked("execution reverted"))
+    fill = [a for a in actions if isinstance(a, FillNonce)]
+    assert actions[0] == SettleNonce(7, None) and fill == [FillNonce(7)]
+    assert any(isinstance(a, Log) and "filling it" in a.text for a in actions)
+    assert result_of(actions).outcome == Outcome.STALE and core.nonces.next == 9
+    s = core.fill_sign(7, Head(number=BLOCK, base_fee=GWEI, timestamp=1))
+    assert (s.nonce, s.gas_limit, s.to, s.data) == (7, CANCEL_GAS, ME, b"")
+    assert s.max_fee_per_gas > GWEI and s.max_priority_fee_per_gas >= GWEI
+    assert core.release_nonce(8) == [] and core.nonces.next == 8  # the highest: given back, no fill
+
+
+def test_the_pool_guard_still_refuses_a_second_transaction_through_a_pool_in_flight() -> None:
+    """The scheduler never starts two signals through one pool; the core's own guard stays behind it."""
+    core = make_core()
+    run, _ = to_watch(core)
+    second = core.run(signal(core, signal_id=2))
+    res = result_of(to_head(second))
+    assert res.outcome == Outcome.STALE and "signal 1" in res.reason and core.nonces.next == 8

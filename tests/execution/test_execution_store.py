@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from execution.store import ExecutorStore, NonceTracker
 
 
@@ -66,3 +68,37 @@ def test_cex_entry_orders_of_unfinished_signals_survive_a_restart(tmp_path: Path
     s.record_order(client_order_id="ap1", signal_id=9, purpose="entry")  # the same id again: the first row stays
     assert s.open_cex_entries()[0].signal_id == 1
     s.close()
+
+
+def test_nonces_taken_at_once_are_consecutive_and_owned() -> None:
+    t = NonceTracker()
+    with pytest.raises(RuntimeError, match="before reconcile"):
+        t.take()
+    t.reconcile(latest=7, pending=7, max_live=None)
+    assert (t.take(1), t.take(2), t.take(1)) == (7, 8, 9) and t.next == 10
+    assert t.held_by(1) == [7, 9] and t.held_by(2) == [8]
+    t.consumed(8)  # broadcast
+    assert t.held_by(2) == [] and t.next == 10
+
+
+def test_a_nonce_not_sent_is_given_back_when_highest_else_it_is_a_gap() -> None:
+    t = NonceTracker()
+    t.reconcile(latest=7, pending=7, max_live=None)
+    a, b = t.take(1), t.take(2)
+    assert t.release(b) is False and t.next == 8  # the highest handed out: given back
+    assert t.take(3) == 8
+    assert t.release(a) is True and t.next == 9  # 8 is out: 7 is a gap, to be filled
+    assert t.held_by(1) == [] and t.held_by(3) == [8]
+    assert t.release(20) is False and t.next == 9  # above anything handed out (after a resync): nothing to do
+
+
+def test_resync_and_reconcile_never_go_back() -> None:
+    t = NonceTracker()
+    t.resync(5)
+    assert t.next == 5
+    t.take(1)
+    t.resync(3)
+    assert t.next == 6
+    t.resync(9)
+    assert t.next == 9
+    assert t.reconcile(latest=2, pending=4, max_live=11) == 12 and t.taken == {}

@@ -41,7 +41,7 @@ from protocol.header import Domain
 from protocol.ids import PoolId, TokenId, Venue, VenueKind
 from protocol.market import BlockHeader, InvalidationReason, PoolSnapshot, StateInvalidation, TickLiquidity
 from protocol.message import Message
-from protocol.signals import Economics, SignalIdentity
+from protocol.signals import ArbitragePath, Economics, SignalIdentity
 from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayConsumer, RelayProducer
 from tools.devnet.builder_standin import BuilderStandin
@@ -352,12 +352,13 @@ execution = "{self.socks[Domain.EXECUTION]}"
         await self._md.flush()
 
     # --- chain actions ---
-    def dump_weth_on_a(self, weth: int = 60 * 10**18, trader: str | None = None, tip: int | None = None) -> str:
+    def dump_weth_on_a(self, weth: int = 60 * 10**18, trader: str | None = None, tip: int | None = None,
+                       out: str = "USDC") -> str:
         t = self.dep.funded_accounts[1] if trader is None else trader
         router = self.dep.v2_venue("uniswap_v2_a").router
         tx: dict[str, Any] = {"from": t, "to": router, "data": "0x" + abi_call(
             "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
-            weth, 0, [self.token("WETH"), self.token("USDC")], t, FAR_FUTURE).hex(), "gas": hex(300_000)}
+            weth, 0, [self.token("WETH"), self.token(out)], t, FAR_FUTURE).hex(), "gas": hex(300_000)}
         # explicit gas: anvil's estimate skips the oracle writes of a block 12 s later (see the contract README)
         if tip is not None:
             tx.update(maxPriorityFeePerGas=hex(tip), maxFeePerGas=hex(tip + 10 * 10**9), gas=hex(300_000))
@@ -739,3 +740,110 @@ async def test_v4_arbitrage_detected_by_strategy_executed_inside_one_unlock(h: H
         assert {PoolId(hop.pool).kind for hop in hops} == {VenueKind.UNISWAP_V4} and len(hops) == 2
         # a V4 pool whose hook the executor was not told about is never traded
         assert "hooks not configured" not in h.executor_log()
+
+
+# --------------------------------------------------------------------------- concurrent signals (execution/schedule.py)
+
+V2V2_DAI = [("uniswap_v2_a", "WETH", "DAI"), ("uniswap_v2_b", "WETH", "DAI")]
+
+
+def pools_of(h: Harness, signal_id: int) -> set[int]:
+    (m,) = [m for m in h.signals if m.find(SignalIdentity).signal_id == signal_id]
+    return {int(hop.pool) for hop in m.find(ArbitragePath).hops}
+
+
+def our_txs_in(h: Harness, block: int) -> list[dict[str, Any]]:
+    b = h.chain.rpc("eth_getBlockByNumber", hex(block), True)
+    return [t for t in b["transactions"] if t["from"].lower() == h.w["owner"].lower()]
+
+
+async def two_independent_in_flight(h: Harness, cfg: Path) -> int:
+    """Two opportunities sharing no pool (WETH/USDC and WETH/DAI, venue a against b), published as two
+    market-data updates while the chain does not mine: both signals' transactions wait in the node's pool
+    at once. Returns the account's nonce before them."""
+    await h.start_executor(cfg)
+    n0 = h.nonce("latest")
+    h.dump_weth_on_a()
+    h.dump_weth_on_a(out="DAI")
+    h.chain.rpc("evm_setAutomine", False)
+    await h.publish_market(V2V2)
+    await h.publish_market(V2V2_DAI)
+    await until(lambda: h.results or (len(h.started) == 2 and h.nonce("pending") == n0 + 2))
+    assert not h.results, h.results[0].reason
+    a, b = (s.signal_id for s in h.started)
+    assert pools_of(h, a).isdisjoint(pools_of(h, b))
+    assert sorted(s.nonce for s in h.started) == [n0, n0 + 1]  # pipelined: consecutive, neither waited
+    return n0
+
+
+async def test_two_independent_opportunities_run_at_once_with_consecutive_nonces_in_one_block(h: Harness) -> None:
+    async with h.running():
+        before = h.recipient_weth()
+        cfg = h.executor_config("public", submission="replace_after_s = 30\nreceipt_timeout_s = 60")
+        n0 = await two_independent_in_flight(h, cfg)
+        h.chain.rpc("evm_mine")
+        h.chain.rpc("evm_setAutomine", True)
+        r1, r2 = await h.wait_results(2)
+        assert r1.outcome == r2.outcome == Outcome.EXECUTED, (r1.reason, r2.reason)
+        assert r1.block_number == r2.block_number
+        mined = our_txs_in(h, r1.block_number)
+        assert sorted(int(t["nonce"], 16) for t in mined) == [n0, n0 + 1]
+        assert {bytes.fromhex(t["hash"][2:]) for t in mined} == {r1.tx_hash, r2.tx_hash}
+        assert h.recipient_weth() - before == r1.realized_profit + r2.realized_profit > 0
+
+
+async def test_signals_through_one_pool_run_one_after_the_other(h: Harness) -> None:
+    """The second signal shares pool a with the first one's transaction, still in the node's pool: it is
+    not sent into the same block; it starts once the first has landed, re-validated after it (then STALE
+    when the opportunity moved, or sent into a later block)."""
+    async with h.running():
+        await h.start_executor(h.executor_config("public", submission="replace_after_s = 30\nreceipt_timeout_s = 60"))
+        n0 = h.nonce("latest")
+        h.dump_weth_on_a()
+        h.chain.rpc("evm_setAutomine", False)
+        await h.publish_market(V2V2)
+        await until(lambda: h.results or (len(h.started) == 1 and h.nonce("pending") == n0 + 1))
+        assert not h.results, h.results[0].reason
+        await h.publish_market(V2V3)  # pools a and V3: whatever the strategy picks goes through a or b
+        await until(lambda: len(h.signals) == 2)
+        first, second = (m.find(SignalIdentity).signal_id for m in h.signals)
+        assert not pools_of(h, first).isdisjoint(pools_of(h, second))
+        await until(lambda: "waits for a pool in flight" in h.executor_log())
+        await trio.sleep(0.3)
+        assert len(h.started) == 1 and h.nonce("pending") == n0 + 1  # the second was not sent
+        h.chain.rpc("evm_mine")
+        h.chain.rpc("evm_setAutomine", True)
+        r1, r2 = await h.wait_results(2)
+        assert (r1.signal_id, r2.signal_id) == (first, second)
+        assert r1.outcome == Outcome.EXECUTED, r1.reason
+        assert r2.outcome in (Outcome.STALE, Outcome.EXECUTED), r2.reason
+        if r2.outcome == Outcome.EXECUTED:
+            assert r2.block_number > r1.block_number
+        assert len(our_txs_in(h, r1.block_number)) == 1
+
+
+async def test_kill9_with_two_in_flight_each_signal_ends_once_and_nonces_stay_continuous(h: Harness) -> None:
+    async with h.running():
+        cfg = h.executor_config("public", submission="replace_after_s = 30\nreceipt_timeout_s = 60")
+        n0 = await two_independent_in_flight(h, cfg)
+        await h.kill9("executor")
+        # the node forgets the second one (as a mempool may): only our SQLite still has it
+        second = next(s for s in h.started if s.nonce == n0 + 1)
+        assert h.chain.rpc("anvil_dropTransaction", "0x" + second.tx_hash.hex()) is not None
+        h.chain.rpc("evm_mine")  # the first lands while the executor is down
+        h.chain.rpc("evm_setAutomine", True)
+        await h.start_executor(cfg)  # settles the first from its receipt, re-broadcasts the second
+        await h.wait_results(2)
+        h.dump_weth_on_a()  # and a new opportunity after the restart takes the next nonce
+        await h.publish_market(V2V2)
+        results = await h.wait_results(3)
+        assert all(r.outcome == Outcome.EXECUTED for r in results), [r.reason for r in results]
+        ids = [r.signal_id for r in results]
+        assert len(set(ids)) == 3 and {s.signal_id for s in h.started} <= set(ids)
+        store = ExecutorStore(h.db)
+        rows = store.all_nonces()
+        store.close()
+        assert [n for n, _, s in rows if s == "mined"] == [n0, n0 + 1, n0 + 2]  # each once, no gap
+        assert h.nonce("latest") == n0 + 3
+        await trio.sleep(0.3)
+        assert len(h.results) == 3  # nothing reported twice
