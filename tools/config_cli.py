@@ -73,7 +73,11 @@ def _socket_problems(kind: str, cfg: Any, run_dir: str | None) -> list[str]:
     if relays is None:
         return []
     problems = []
-    for domain in REQUIRED_SOCKETS.get(kind, ()):
+    required = REQUIRED_SOCKETS.get(kind, ())
+    hold_back = getattr(cfg, "hold_back", None)
+    if kind == "strategy" and hold_back is not None and hold_back.enabled:
+        required = (*required, "execution")  # [hold_back] reads the signals' results there
+    for domain in required:
         if not getattr(relays, domain):
             where = f" (this deployment's is {socket_path(domain, run_dir)})" if run_dir else ""
             problems.append(f"{kind} config has no [relays] {domain} socket{where}")

@@ -83,6 +83,15 @@ def test_a_component_file_is_named_as_such_and_checked_with_its_loader(tmp_path:
     assert "is not a deployment file" in problem and "colour" in problem
 
 
+def test_a_strategy_with_hold_back_needs_the_execution_socket(tmp_path: Path) -> None:
+    held = {**GOOD_STRATEGY, "hold_back": {"enabled": True}}
+    problems = check(str(_deploy(tmp_path, held)))
+    assert any("no [relays] execution socket" in p and str(tmp_path / "run" / "execution.sock") in p
+               for p in problems), problems
+    named = {**held, "relays": relays_table(tmp_path / "run", ("market_data", "signal", "execution"))}
+    assert check(str(_deploy(tmp_path, named, sockets=False))) == []
+
+
 def test_a_rebalancer_config_is_checked_with_its_loader_and_needs_the_execution_socket(tmp_path: Path) -> None:
     chain = {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "aa" * 20, "bridge": "0x" + "ba" * 20,
              "keystore": {"path": "k.json", "password_file": "pw"}}
