@@ -316,3 +316,54 @@ def test_the_rpc_url_can_be_named_by_a_file_or_an_environment_variable(tmp_path:
     (tmp_path / "url").write_text("wss://not-http\n")
     with pytest.raises(ConfigError, match="executor.rpc_url_file: expected an http"):
         config_from_dict(doc(executor={**base, "rpc_url_file": str(tmp_path / "url")}))
+
+
+async def test_a_failed_runs_unsent_nonce_is_given_back_spent_or_its_gap_filled(tmp_path: Path) -> None:
+    """The failure boundary's nonce rule (specs/executor-concurrency.md): a nonce the run took and did not
+    see broadcast is spent when the chain's pending count is above it, given back when it is the highest
+    handed out, else filled by a 0-value self-transfer recorded before it is sent."""
+    from types import SimpleNamespace
+
+    from execution.core import CANCEL_GAS, Head
+    from execution.executor import Executor
+
+    class Gateway:
+        address = A
+        pending = 7
+        signed: list[dict] = []
+        sent: list[bytes] = []
+
+        async def nonce(self, block: str) -> int:
+            return self.pending
+
+        def sign(self, **kw: object) -> SimpleNamespace:
+            self.signed.append(kw)
+            n = int(kw["nonce"])  # type: ignore[call-overload]
+            return SimpleNamespace(raw=bytes([n]) * 8, tx_hash=bytes([n]) * 32, **kw)
+
+        async def send_raw(self, raw: bytes) -> None:
+            self.sent.append(raw)
+
+    gw = Gateway()
+    store = ExecutorStore(tmp_path / "s.sqlite")
+    ex = Executor(config_from_dict(doc(executor={"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545",
+                                                 "contract": A, "gas_token": A, "mode": "public"})),
+                  gw, store, None)  # type: ignore[arg-type]
+    ex.core.latest_head = Head(number=5, base_fee=10**9, timestamp=1)
+    ex.nonces.reconcile(latest=7, pending=7, max_live=None)
+    assert (ex.nonces.take(1), ex.nonces.take(2)) == (7, 8)
+    await ex._release_nonces(SimpleNamespace(signal_id=1))  # 8 is out: 7 is a gap
+    (fill,) = gw.signed
+    assert fill["nonce"] == 7 and fill["to"] == A and fill["data"] == b"" and fill["gas_limit"] == CANCEL_GAS
+    assert gw.sent == [bytes([7]) * 8]
+    (row,) = store.txs_of_nonce(7)
+    assert row.public and row.signal_id == 0 and row.status == "pending"
+    assert ex.nonces.held_by(1) == [] and ex.nonces.next == 9
+    assert ex.nonces.take(3) == 9
+    await ex._release_nonces(SimpleNamespace(signal_id=3))  # the highest: given back, nothing signed
+    assert ex.nonces.next == 9 and len(gw.signed) == 1
+    assert ex.nonces.take(4) == 9
+    gw.pending = 10  # the node has it (our send got through before the error)
+    await ex._release_nonces(SimpleNamespace(signal_id=4))
+    assert ex.nonces.next == 10 and ex.nonces.held_by(4) == [] and len(gw.signed) == 1
+    store.close()

@@ -16,8 +16,11 @@ Clocks (all ``time.time_ns()`` on this one machine):
   relay receives it (one more relay hop);
 * submitted: the ``ExecutionStarted`` message's ``receive_time_ns``, stamped right after
   ``eth_sendRawTransaction`` returned;
-* queued: how long a signal waited for the executor to finish the previous one (the previous
-  ``ExecutionResult``'s stamp minus this signal's "published"; the executor runs one at a time).
+* queued: how long after a signal was published the result before its own came (the previous
+  ``ExecutionResult``'s stamp minus this signal's "published"): signals published while an earlier
+  one was still in flight. The executor runs signals with disjoint pools at once
+  (``specs/executor-concurrency.md``), so this is an upper bound of a wait, not the wait; the
+  executor logs ``waits for a pool in flight`` for a signal that really waited.
 
 Each process also logs its own stage instants at debug level (``ALPHAPULSE_LOG_LEVEL=DEBUG``, lines
 with ``stage``): the collector's log received -> published, the strategy's collector stamp ->
@@ -187,8 +190,8 @@ def main(argv: list[str]) -> int:
               f"= {budget:.3f} ms); log->signal targets: p50 <= 0.5 ms, p99 <= 2 ms; delivered p50 <= 0.7 ms")
     waited = [q for q in res["queued"] if q > 0]
     if res["queued"]:
-        print(f"executor busy with the previous signal when a signal was published: {len(waited)} of "
-              f"{len(res['queued'])}" + (f" (their wait p50 {_pct(waited, 0.5):.3f} ms)" if waited else ""))
+        print(f"signals published while an earlier one was in flight: {len(waited)} of "
+              f"{len(res['queued'])}" + (f" (until that result p50 {_pct(waited, 0.5):.3f} ms)" if waited else ""))
     total = sum(res["outcomes"])
     print("outcomes: " + (", ".join(f"{n} {c}" for n, c in zip(names, res["outcomes"]) if c) or "none"))
     stale = res["outcomes"][names.index("STALE")]
