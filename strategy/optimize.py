@@ -335,12 +335,21 @@ def refine_coarse(hops: Sequence[Leg], quote: PathQuote, cap: int, k: int = 2, e
     amount ``y`` the quote reaches at each coarse boundary, then climb ``u`` from the best one
     while the profit grows (:func:`_climb`: galloping, then bisection, then unit steps), so the step
     found is the best one, not just the best near ``y``. All candidates are exactly evaluated
-    forwards.
+    forwards, each input once: the window and both climbs share their steps, and an input that
+    two steps (or the quote itself) need is not simulated again.
     """
     best = quote
     evals = quote.evaluations
 
+    memo: dict[tuple[int, int], Step | None] = {}  # the initial window and both climbs share it
+    forward: dict[int, tuple[int, ...] | None] = {}  # several steps can need the same least input
+
     def at(j: int, u: int) -> tuple[int, int, tuple[int, ...]] | None:
+        if (j, u) not in memo:
+            memo[j, u] = _at(j, u)
+        return memo[j, u]
+
+    def _at(j: int, u: int) -> tuple[int, int, tuple[int, ...]] | None:
         nonlocal evals
         need = u
         for i in range(j, -1, -1):
@@ -350,8 +359,13 @@ def refine_coarse(hops: Sequence[Leg], quote: PathQuote, cap: int, k: int = 2, e
                 return None
         if not 0 < need <= cap:
             return None
-        outs = evaluate(hops, need)
-        evals += 1
+        if need == quote.amount_in:
+            outs: tuple[int, ...] | None = quote.amounts
+        elif need in forward:
+            outs = forward[need]
+        else:
+            outs = forward[need] = evaluate(hops, need)
+            evals += 1
         return None if outs is None else (outs[-1] - need, need, outs)
 
     def better(c: tuple[int, int, tuple[int, ...]] | None, b: PathQuote) -> bool:

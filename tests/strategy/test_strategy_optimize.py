@@ -223,3 +223,29 @@ def test_live_sizing_reaches_the_polished_optimum_on_the_real_wbtc_weth_pool(ske
         need = first.min_input(False, u)
         outs = evaluate(hops, need)
         assert outs is None or outs[-1] - need <= live.profit
+
+
+def test_the_coarse_step_polish_evaluates_no_input_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staircase polish on the real WBTC/WETH pool: the initial window and both climbs share
+    their evaluations (an input reached from two steps, or the quote's own input, is not re-simulated),
+    and the evaluation count it reports is the number of simulations it made."""
+    import strategy.optimize as opt
+
+    p3, snap = _golden_v3_wbtc_weth()
+    r0 = 10 * 10**8
+    r1 = (r0 * p3.v3.sqrt_price_x96**2 * 10_120 // 10_000) >> 192
+    hops = [(p3, False), (v2(v2_pool(31, WBTC, WETH), r0, r1), True)]
+    seen: list[int] = []
+    plain = opt.evaluate
+
+    def counting(h, x):  # type: ignore[no-untyped-def]
+        seen.append(x)
+        return plain(h, x)
+
+    newton = optimize_newton(hops, snap["balance_token1"], k=0)
+    assert newton is not None and opt.coarse_boundaries(newton)
+    monkeypatch.setattr(opt, "evaluate", counting)
+    polished = opt.refine_coarse(hops, newton, snap["balance_token1"], k=1)
+    assert len(seen) == len(set(seen)) and newton.amount_in not in seen
+    assert polished.evaluations - newton.evaluations == len(seen) > 0
+    assert polished.profit >= newton.profit
