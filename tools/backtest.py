@@ -34,6 +34,10 @@ The archived market-data messages go, in sequence order, into
     contract does; otherwise the receipt carries the contract's ``ArbitrageExecuted`` event and the
     core books it as the live executor does (``SignalRun.settle``).
 
+The strategy also gets the simulated executor's results (``StrategyEngine.on_execution``), as the live
+process reads them from the execution relay: with ``[hold_back]`` on, a signal's pools are held until
+its simulated result, as the live run held them until the live one.
+
 Every signal and execution record goes into an in-memory portfolio book (:class:`portfolio.books.Books`,
 with the archived prices), and the report is the live report's (:func:`portfolio.report.build_report`:
 funnel, outcomes, reasons, P&L), with tokens named by ``tools.registry``.
@@ -314,6 +318,10 @@ class Backtest:
                           source_seq=self.seq[Domain.EXECUTION], domain_seq=self.seq[Domain.EXECUTION],
                           event_time_ns=self.now_ns, receive_time_ns=self.now_ns)
             self.books.apply(Domain.EXECUTION, [msg])
+            # the strategy reads the execution relay too: with [hold_back] its held pools wait for these
+            # results (else each signal would hold its pools until the hold's timeout, which the live run
+            # never waited for, and the backtest would not signal what the live run signalled)
+            self.engine.on_execution(msg)
 
     def _record(self, run: SignalRun) -> None:
         if run.result is not None and run.signal_id in self.trades:
