@@ -822,10 +822,14 @@ class SignalRun:
         assert w is not None
         core = self.core
         tx = w.txs[-1] if w.pending else w.txs[0]
-        core.nonces.consumed(tx.nonce)  # another signer's transaction has it: never ours again
+        freed: list[Action] = []
+        if ev.pending > tx.nonce:
+            core.nonces.consumed(tx.nonce)  # another signer's transaction has it: never ours again
+        elif not w.pending:  # refused, yet the chain has not used it: never sent, given back or filled
+            freed = core.release_nonce(tx.nonce)
         core.nonces.resync(ev.pending)  # never below the chain's count again, whatever we do next
         if w.pending or self.started_published or self.resent or ev.pending <= tx.nonce:
-            return self._finish(Outcome.FAILED, f"nonce {tx.nonce} refused: {ev.reason}")
+            return [*freed, *self._finish(Outcome.FAILED, f"nonce {tx.nonce} refused: {ev.reason}")]
         self.resent = True
         self.watch = None  # _on_sign starts the watch of the new transaction
         self.step = Step.SIGN

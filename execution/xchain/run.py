@@ -192,6 +192,8 @@ class CrossChainRunner:
                 raise
             reason = self.main.failure_reason(unwrap_group(exc))
             log.error("executor: cross-chain signal %d failed: %s", sig.signal_id, reason)
+            for side in self.sides.values():  # a nonce a leg took and did not send: given back or filled
+                await side._release_nonces(run)
             await run.failed(reason)
         return run.result
 
@@ -449,6 +451,8 @@ class _Run:
                 raise
             why = self.main.failure_reason(unwrap_group(exc))  # e.g. the node refused it: nothing is on chain
             log.warning("executor: signal %d: %s on chain %d not sent: %s", self.signal_id, kind, tx.cfg.chain_id, why)
+            # the nonce it took: given back, or its gap filled (specs/executor-concurrency.md, "Nonces")
+            await self.runner.sides[self._spec(i).chain.chain_id]._release_nonces(tx)
             send.send_nowait(_Answer(kind, i, Result.NOT_SENT, 0, 0, why))
             return
         assert tx.end is not None

@@ -533,6 +533,14 @@ def test_a_nonce_another_signer_took_is_signed_again_once_with_the_chains_pendin
     (sign,) = to_head(run)
     run.on(Signed(tx(nonce=sign.nonce)))
     assert result_of(run.on(NonceUsed(7, "replacement transaction underpriced"))).outcome == Outcome.FAILED
+    assert core.nonces.next == 7 and core.nonces.taken == {}  # never used: given back, no gap left
+    # ... and with a later nonce out meanwhile, that gap is filled
+    run = core.run(signal(core, signal_id=4))
+    (sign,) = to_head(run)
+    assert core.nonces.take(5) == 8
+    run.on(Signed(tx(nonce=sign.nonce)))
+    acts = run.on(NonceUsed(7, "replacement transaction underpriced"))
+    assert FillNonce(7) in acts and result_of(acts).outcome == Outcome.FAILED and core.nonces.next == 9
 
 
 def test_a_replacement_refused_for_its_nonce_fails_as_before() -> None:

@@ -305,6 +305,9 @@ async def test_a_leg_the_node_refuses_is_not_sent_and_the_other_is_unwound(pair:
         assert res.outcome == Outcome.UNWOUND and "insufficient funds" in r1.reason.lower(), res.reason
         assert r1.result == DexLegResult.NOT_SENT and r1.tx_hash == bytes(32)
         assert b.balances() == before_b and b.nonce() == nb
+        # the nonce the refused leg took is given back: B's next transaction is not held behind a gap
+        tracker = w.ex.xchain.sides[int(b.chain.rpc("eth_chainId"), 16)].core.nonces
+        assert tracker.next == nb and tracker.taken == {}
         assert a.balances()[1] == wa0 and ua0 - a.balances()[0] == r0.amount_in - r0.unwind_amount_out
 
 
