@@ -106,9 +106,13 @@ def test_two_chain_demo_trades_across_chains_and_the_books_equal_both_chains_to_
     # the devnet's 1.5 % gap at start is traded from both contracts' inventory: both legs landed (or one was
     # unwound), and both contracts' tokens moved
     assert outcomes.get("EXECUTED", 0) + outcomes.get("UNWOUND", 0) >= 1, out[-4000:]
+    # ... unless the rebalancer brought a chain back: it refills a chain below its floor to its target (the
+    # start) from the other chain's surplus, and a donor gives at most its surplus above the target, so after
+    # one trade and two rebalances one chain can hold exactly what it started with (the profit on the other)
+    rebalanced = int(figure("rebalances (bridge transfers)").split()[0])
     for chain in ("31337", "31338"):
         moved = figure(f"chain {chain} contract inventory").split("; moved ")[1]
-        assert moved != "+0.000000 WETH, +0.000000 USDC", out[-4000:]
+        assert moved != "+0.000000 WETH, +0.000000 USDC" or rebalanced >= 2, out[-4000:]
     latency = figure("first leg's log -> both submitted")
     assert re.match(r"p50 [\d.]+ ms  p99 [\d.]+ ms \(n=[1-9]", latency), latency
     assert re.match(r"-?[\d,]+\.\d{6} USDC \(-?\d+ units", figure("cross-chain realized net profit"))
