@@ -64,6 +64,20 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = Path(os.environ.get("ALPHAPULSE_DEMO_DIR") or REPO / "var" / "demo")  # tests move it
 
 
+def _new_work_dir(parent: Path, stamp: str) -> Path:
+    """A run directory of its own: ``parent/stamp``, or ``stamp-2``, ``stamp-3``... when a demo started in the
+    same second has it (two demos at once, e.g. tests on two workers, shared one keystore directory)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        work = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            work.mkdir()
+        except FileExistsError:
+            continue
+        return work
+    raise SystemExit(f"alphapulse demo: no free run directory {parent / stamp}-N; remove old runs")
+
+
 def live_runs(demo_dir: Path = DEMO_DIR) -> list[Path]:
     """The working directories of live demo runs (``<demo_dir>/<YYYYmmdd-HHMMSS>``), newest first;
     replay runs (``replay-*``) are not among them."""
@@ -695,8 +709,7 @@ def main(argv: list[str]) -> int:
     from tools.devnet.deploy import start_devnet
     from tools.devnet.paths import DevnetSetupError
 
-    work = DEMO_DIR / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = _new_work_dir(DEMO_DIR, time.strftime("%Y%m%d-%H%M%S"))
     run_dir = Path(f"/tmp/alphapulse-demo-{os.getpid()}")  # short: AF_UNIX paths are limited to 107 bytes
     run_dir.mkdir(parents=True, exist_ok=True)
     os.environ["ALPHAPULSE_RUN_DIR"] = str(run_dir)

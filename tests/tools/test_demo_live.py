@@ -165,3 +165,16 @@ def test_the_password_file_is_0600_from_the_first_byte_and_never_written_through
     assert stat.S_IMODE(pwfile.stat().st_mode) == 0o600
     # created by os.open with mode 0600 and O_NOFOLLOW, not written and chmod-ed afterwards
     assert any(flags & os.O_CREAT and flags & os.O_NOFOLLOW and mode == 0o600 for _, flags, mode in opened)
+
+
+def test_two_demos_started_in_one_second_get_their_own_run_directories(tmp_path: Path) -> None:
+    """Two demos at once (tests on two workers) once shared ``<demo dir>/<second>`` and so one keystore
+    directory: one refused to overwrite the other's keystore, the other lost its executor."""
+    from tools.demo import _new_work_dir, live_runs
+
+    first = _new_work_dir(tmp_path, "20261207-014500")
+    second = _new_work_dir(tmp_path, "20261207-014500")
+    third = _new_work_dir(tmp_path, "20261207-014500")
+    assert [first.name, second.name, third.name] == ["20261207-014500", "20261207-014500-2", "20261207-014500-3"]
+    assert all(p.is_dir() for p in (first, second, third))
+    assert live_runs(tmp_path)[0] == third
