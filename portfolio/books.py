@@ -367,18 +367,23 @@ class Books:
 
     def _chain_legs(self, legs: list[ChainLegReport], seq: int, at: int) -> None:
         """A cross-chain signal's legs, each on its own chain, once per (signal, leg). The base the source leg
-        bought and the destination leg sold is one asset on two chains: the destination leg's ``token_in`` is
-        valued at what the source leg's ``token_out`` was booked at (pro rata), so the trade's value is the
-        quote it made less gas -- not the two chains' price gap, which stays in the inventory's unrealized P&L."""
-        base_value: tuple[int, int] | None = None  # (amount, value) of the base the source leg bought
+        bought and the destination leg sold is one asset on two chains, and so is the quote the source leg
+        spent and the destination leg received: the destination leg's ``token_in`` is valued at what the
+        source leg's ``token_out`` was booked at, and its ``token_out`` at what the source leg's ``token_in``
+        was (each pro rata). So the trade's value is the quote it made less gas, at one price -- not the two
+        chains' price gap (valuing each chain's quote at its own chain's price once made profitable trades
+        read as losses), which stays in the inventory's unrealized P&L."""
+        carry: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
         for t in sorted(legs, key=lambda x: x.leg):
-            booked = self._chain_leg(t, seq, at, base_value if t.leg == ChainLeg.DESTINATION else None)
-            if t.leg == ChainLeg.SOURCE and booked is not None:
-                base_value = booked
+            booked = self._chain_leg(t, seq, at, carry if t.leg == ChainLeg.DESTINATION else (None, None))
+            if t.leg == ChainLeg.SOURCE:
+                carry = booked
 
     def _chain_leg(self, t: ChainLegReport, seq: int, at: int,
-                   base_value: tuple[int, int] | None) -> tuple[int, int] | None:
-        """One leg; returns (amount, value) of the token_out its swap booked, if it did and it was priced."""
+                   carry: tuple[tuple[int, int] | None, tuple[int, int] | None]
+                   ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """One leg; returns ((amount, value) of the token_out its swap booked, (amount, value) of the token_in
+        it spent), each None when it did not swap or the row had no price. ``carry`` is the source leg's."""
         gas = t.gas_used * t.effective_gas_price + t.unwind_gas_cost if t.outcome != Outcome.SIMULATED else 0
         cur = self.db.execute(
             "INSERT OR IGNORE INTO chain_legs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -387,27 +392,33 @@ class Books:
              str(t.unwind_amount_out), str(gas), str(t.left_open), t.tx_hash.hex(), t.reason, at, seq))
         if not cur.rowcount:
             self._count("duplicate_chain_legs")
-            return None
+            return None, None
         chain, tin, tout = t.chain_id, int(t.token_in), int(t.token_out)
         if TokenId(tin).chain_id != chain or TokenId(tout).chain_id != chain:
             self._reject(Domain.EXECUTION, seq, t.signal_id,
                          f"leg {t.leg} on chain {chain} names tokens of chains {TokenId(tin).chain_id} and "
                          f"{TokenId(tout).chain_id}", at)
-            return None
-        out = None
+            return None, None
+        out: tuple[int, int] | None = None
+        spent: tuple[int, int] | None = None
         if t.result == DexLegResult.EXECUTED:
-            carried: int | None | bool = True
+            base_value, quote_value = carry
+            carried_in: int | None | bool = True
             if base_value is not None and base_value[0]:
-                carried = -(base_value[1] * t.amount_in // base_value[0])
-            self._book(t.signal_id, chain, tin, -t.amount_in, "xchain_leg", at, value=carried)
-            v = self._book(t.signal_id, chain, tout, t.amount_out, "xchain_leg", at)
+                carried_in = -(base_value[1] * t.amount_in // base_value[0])
+            carried_out: int | None | bool = True
+            if quote_value is not None and quote_value[0]:
+                carried_out = quote_value[1] * t.amount_out // quote_value[0]
+            vin = self._book(t.signal_id, chain, tin, -t.amount_in, "xchain_leg", at, value=carried_in)
+            v = self._book(t.signal_id, chain, tout, t.amount_out, "xchain_leg", at, value=carried_out)
             out = None if v is None else (t.amount_out, v)
+            spent = None if vin is None else (t.amount_in, -vin)
         if t.unwind_result == DexLegResult.EXECUTED:
             self._book(t.signal_id, chain, tout, -t.unwind_amount_in, "xchain_unwind", at)
             self._book(t.signal_id, chain, tin, t.unwind_amount_out, "xchain_unwind", at)
         if gas:
             self._book(t.signal_id, chain, native_token(chain), -gas, "gas", at)
-        return out
+        return out, spent
 
     def _bridge(self, t: BridgeTransfer, seq: int, at: int) -> None:
         """One state of a bridge transfer (module docstring): booked once, in order SENT -> COMPLETED."""

@@ -532,6 +532,26 @@ def test_cross_chain_trade_and_bridge_transfer_book_each_chain_to_the_wei(tmp_pa
     assert "exchange balances" not in render_text(rep)  # a bridge is no exchange
 
 
+def test_a_cross_chain_trade_is_valued_at_one_price_of_each_asset_not_each_chains(tmp_path: Path) -> None:
+    """Valued in WETH with each chain's own pool price, the USDC the source leg spent (at chain 1's 2000 USDC
+    per WETH) and the USDC the destination leg received (at chain 2's 2030) did not cancel: the trade that
+    made 30 USDC read as worth nothing but its gas (a profitable demo trade showed -0.05 WETH). The quote is
+    one asset on both chains and is valued at the source leg's price, as the base already was."""
+    from risk_testkit import CHAIN_B, POOL_V2_B, WETH_B
+
+    b = Books(open_db(tmp_path / "w.sqlite"), {1: (int(WETH_ID), int(WETH_ID)), CHAIN_B: (int(WETH_B), int(WETH_B))})
+    b.apply(Domain.MARKET_DATA, seqd([reserves(2000 * 10**6 * 1000, 1000 * ETHER, t_ns=T0),
+                                      reserves(2030 * 10**6 * 1000, 1000 * ETHER, pool=POOL_V2_B, t_ns=T0)]))
+    b.apply(Domain.EXECUTION, seqd([_xchain_trade(7, T0 + 1)]))
+    gas_value = -(150_000 * 2 * S) - 120_000 * S  # the gas tokens are the valuation tokens' chains' ETH = WETH
+    (net,) = b.db.execute("SELECT net_value FROM results WHERE signal_id = 7").fetchone()
+    # 30 USDC at chain 1's price, 2000 USDC per WETH (floors: 2030 USDC valued pro rata of 2000 USDC's value)
+    spent_value = b.value_of(1, int(USDC_ID), 2000 * 10**6)
+    assert spent_value is not None and abs(spent_value - ETHER) <= ETHER // 100  # about 1 WETH (the pool's price)
+    assert int(net) == spent_value * 2030 // 2000 - spent_value + gas_value
+    assert int(net) > 0
+
+
 def test_cross_chain_unwind_refused_transfer_and_a_completion_seen_first(tmp_path: Path) -> None:
     from risk_testkit import CHAIN_B, USDC_B, WETH_B, bridge, chain_leg, cross_chain_result
 
