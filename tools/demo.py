@@ -215,6 +215,8 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         name="dex-arb", strategy_id=1, source_id=20, max_hops=3, max_signals_per_update=1,
         economics={"slippage_bps": 10}, chain_id=dep.chain_id, gas_token=weth, min_net_profit=10**13,
         relays=relays_table(run_dir, ("market_data", "signal", "execution")))
+    if cex is not None:
+        strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]
     if xchain is not None:
         # one signal in flight per opportunity: the executor answers every signal on the execution relay, and
         # re-signalling a pool pair while its legs run (seconds on the 2 s chain) only queued signals stale by
@@ -222,9 +224,6 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         # executor keeps two transactions out of one pool, and the decisions stay those a backtest of the
         # archive replays (test_tools_backtest: with holds timed by the live executor they were not).
         strategy["hold_back"] = {"enabled": True}
-    if cex is not None:
-        strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]
-    if xchain is not None:
         tables = demo_xchain.strategy_tables(xchain)
         strategy["chains"].append(tables["chain"])
         strategy["assets"] = tables["assets"]
