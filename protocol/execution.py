@@ -11,7 +11,10 @@ and, when the other leg failed, what swapping its position back (the unwind) did
 
 The rebalancer (``execution/rebalance/``, ``specs/rebalance.md``) reports each inventory transfer it
 bridges between chains as ``BridgeTransfer`` records: SENT when the bridge's send is mined, then one of
-COMPLETED (landed on the destination, with the fee and the amount received), REFUSED or FAILED.
+COMPLETED (landed on the destination, with the fee and the amount received), REFUSED or FAILED. It signs
+nothing itself: each of its transactions is an ``OwnerTxRequest`` the executor -- the one signer and nonce
+authority of the contracts' owner on every chain -- signs, sends and answers with an ``OwnerTxAnswer``
+(``specs/rebalance.md``, "One signer per account").
 """
 
 from enum import IntEnum
@@ -72,6 +75,22 @@ class BridgeTransferState(IntEnum):
     COMPLETED = 2  # the transfer landed on the destination: ``fee``, ``received``, ``dst_tx_hash`` filled
     REFUSED = 3  # the source bridge refused the send (reverted): nothing locked, the tokens stay ours
     FAILED = 4  # the rebalancer could not get the tokens to the bridge (a step reverted or was dropped)
+
+
+class OwnerCall(IntEnum):
+    """What an ``OwnerTxRequest`` asks the owner of a chain's AlphaPulseArb to send (the executor builds the
+    calldata: a request names no address the tokens could go to)."""
+
+    WITHDRAW = 1  # AlphaPulseArb.withdrawToken(token, owner, amount): the contract's tokens to the owner
+    APPROVE = 2  # token.approve(the chain's bridge, amount)
+    BRIDGE_SEND = 3  # bridge.send(token, amount, dst_chain, dst_chain's AlphaPulseArb)
+    RETURN = 4  # token.transfer(the chain's AlphaPulseArb, amount): the owner's tokens back to the contract
+
+
+class OwnerTxStatus(IntEnum):
+    SENT = 1  # signed with the executor's next nonce, recorded, broadcast: ``nonce`` and ``tx_hash`` are final
+    REVERTS = 2  # its simulation (eth_estimateGas from the owner) reverts: nothing sent
+    REFUSED = 3  # not sent: not allowed, a chain or bridge not configured, the node refused it (``reason``)
 
 
 NO_NONCE = (1 << 64) - 1  # BridgeTransfer.nonce of a transfer the bridge never numbered (REFUSED, FAILED)
@@ -226,3 +245,33 @@ class BridgeTransfer(TLV):
     sent_time_ns: u64
     completed_time_ns: u64
     reason: text  # why REFUSED / FAILED; empty otherwise
+
+
+class OwnerTxRequest(TLV):
+    """A transaction the rebalancer needs from the owner of ``chain_id``'s AlphaPulseArb, which only the executor
+    signs (one nonce sequence per chain and account). ``request_id`` is unique per requester (its
+    ``source_id``); the same request sent again gets the same transaction back, never a second one."""
+
+    TYPE = 47
+    request_id: u64
+    chain_id: u32
+    call: u8  # OwnerCall
+    token: address
+    amount: u256
+    dst_chain: u32  # BRIDGE_SEND: the destination chain; 0 otherwise
+
+
+class OwnerTxAnswer(TLV):
+    """The executor's answer to the ``OwnerTxRequest`` ``request_id`` of the producer ``requester``: SENT with
+    the transaction's ``nonce`` and ``tx_hash`` (settled from the chain by the requester), or REVERTS / REFUSED
+    with the ``reason`` and nothing sent (``nonce`` 2^64-1, ``tx_hash`` zero). ``sender`` is the owner."""
+
+    TYPE = 49
+    request_id: u64
+    requester: u32  # the request's source_id
+    chain_id: u32
+    status: u8  # OwnerTxStatus
+    nonce: u64
+    tx_hash: bytes32
+    sender: address
+    reason: text

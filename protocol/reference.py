@@ -528,6 +528,15 @@ BODIES: dict[int, _Object] = {
         "left_open" / uint256,
         "reason" / string,
     ),
+    47: record(
+        X.OwnerTxRequest,
+        "request_id" / uint64,
+        "chain_id" / uint32,
+        "call" / uint8,
+        "token" / address,
+        "amount" / uint256,
+        "dst_chain" / uint32,
+    ),
     48: record(
         X.BridgeTransfer,
         "transfer_id" / uint64,
@@ -547,6 +556,17 @@ BODIES: dict[int, _Object] = {
         "dst_tx_hash" / bytes32,
         "sent_time_ns" / uint64,
         "completed_time_ns" / uint64,
+        "reason" / string,
+    ),
+    49: record(
+        X.OwnerTxAnswer,
+        "request_id" / uint64,
+        "requester" / uint32,
+        "chain_id" / uint32,
+        "status" / uint8,
+        "nonce" / uint64,
+        "tx_hash" / bytes32,
+        "sender" / address,
         "reason" / string,
     ),
     # ---- system (domain 4), types 100-119 ----

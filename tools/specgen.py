@@ -257,6 +257,12 @@ TYPICAL: dict[type, dict[str, Any]] = {
                            src_gas_cost=3_456_789_000_000, src_tx_hash=TX, dst_tx_hash=BLOCK_HASH,
                            sent_time_ns=1_705_173_443_000_000_000, completed_time_ns=1_705_173_451_000_000_000,
                            reason=""),
+    # the rebalancer (source 48) asks the executor to send that withdrawal's 2,000 USDC through Base's bridge
+    X.OwnerTxRequest: dict(request_id=19, chain_id=8453, call=X.OwnerCall.BRIDGE_SEND,
+                           token=bytes.fromhex("833589fcd6edb6e08f4c7c32d4f71b54bda02913"), amount=2_000_000_000,
+                           dst_chain=42161),
+    X.OwnerTxAnswer: dict(request_id=19, requester=48, chain_id=8453, status=X.OwnerTxStatus.SENT, nonce=312,
+                          tx_hash=TX, sender=EOA, reason=""),
     Y.Heartbeat: dict(epoch=3, head_seq=1_234_567),
     Y.Subscribe: dict(mode=Y.SubscribeMode.FROM_SEQ, from_seq=1_000, types=tuple(Y.TypeCode(code=c) for c in (4, 5, 6))),
     Y.Resync: dict(requested_seq=10, oldest_available=5_000, reason=Y.ResyncReason.TOO_OLD),
