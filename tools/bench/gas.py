@@ -44,12 +44,14 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_checksum_address
 
+from chain import v4_state
 from chain.abi import encode_call
 from chain.deployment import ChainDeployment
 from chain.rpc import RpcError
@@ -76,6 +78,7 @@ FAR_FUTURE = 1 << 40
 TARGETS = {"V2->V2": 140_000, "V2->V3": 160_000, "V2->V2->V3": 210_000, "V4->V4": 120_000}
 
 
+
 @dataclass(frozen=True)
 class GasRow:
     path: str
@@ -97,6 +100,25 @@ class _Net:
         self.client = net.client
         self.accounts = [to_checksum_address(a) for a in self.rpc("eth_accounts")]
         self.trader = self.dep.funded_accounts[0]
+        self.pending: list[str] | None = None  # transactions sent inside one_block(), not mined yet
+
+    @contextmanager
+    def one_block(self, seconds: int) -> Iterator[list[str]]:
+        """Every transaction sent inside the block is mined in one block, ``seconds`` after the
+        previous one, in the order sent (checked); yields the list of their hashes."""
+        self.pending = []
+        self.rpc("evm_setAutomine", False)
+        try:
+            yield self.pending
+            self.next_block_in(seconds)
+            self.rpc("evm_mine")
+        finally:
+            self.rpc("evm_setAutomine", True)
+            hashes, self.pending = self.pending, None
+        receipts = [self.receipt(h) for h in hashes]
+        if len({r["blockNumber"] for r in receipts}) != 1 or \
+                [int(r["transactionIndex"], 16) for r in receipts] != list(range(len(receipts))):
+            raise RuntimeError("one_block: the transactions were not mined in one block in the order sent")
 
     def rpc(self, method: str, *params: Any) -> Any:
         return self.net.rpc.call(method, list(params))
@@ -106,6 +128,12 @@ class _Net:
         if to is not None:
             tx["to"] = to
         h = self.rpc("eth_sendTransaction", tx)
+        if self.pending is not None:  # inside one_block(): mined with the others, receipt read then
+            self.pending.append(h)
+            return {"transactionHash": h}
+        return self.receipt(h)
+
+    def receipt(self, h: str) -> dict[str, Any]:
         receipt = self.rpc("eth_getTransactionReceipt", h)
         while receipt is None:  # automine: the receipt trails the answer by a moment at most
             receipt = self.rpc("eth_getTransactionReceipt", h)
@@ -181,6 +209,35 @@ def _dump_weth_on_venue_a(n: _Net) -> None:
         60 * 10**18, 0, [n.token("WETH"), n.token("USDC")], n.trader, FAR_FUTURE), gas=500_000)
 
 
+def _v4_protocol_fee_off(n: _Net) -> None:
+    """The V4->V4 cycle's pools without a protocol fee (the devnet sets one on the 0.3 % pool; its
+    deployer is the fee controller), as every V4 pool on mainnet had none when this was written."""
+    for pool in _v4_cycle_pools(n):
+        n.client.transact(n.dep.deployer, "PoolManager", n.dep.v4.pool_manager, "setProtocolFee", pool.key, 0)
+
+
+def _v4_fees_collected(n: _Net) -> None:
+    """The controller collects every currency's accrued protocol fees (amount 0 = all): the cycle's
+    first fee-paying swap then writes its input currency's accrued-fee slot from zero (20,000 gas
+    where a non-zero slot costs 2,900)."""
+    for token in dict.fromkeys(t for pool in _v4_cycle_pools(n) for t in (pool.token0, pool.token1)):
+        n.client.transact(n.dep.deployer, "PoolManager", n.dep.v4.pool_manager, "collectProtocolFees",
+                          n.dep.deployer, token, 0)
+        if _protocol_fees_accrued(n, token):
+            raise RuntimeError("collectProtocolFees left accrued fees behind")
+
+
+def _v4_cycle_pools(n: _Net) -> list[Any]:
+    assert n.dep.v4 is not None
+    return [n.dep.v4_pool("USDC", "WETH", 3000), n.dep.v4_pool("WETH", "USDC", 500)]
+
+
+def _protocol_fees_accrued(n: _Net, token: str) -> int:
+    assert n.dep.v4 is not None
+    (amount,) = n.client.call_fn("PoolManager", n.dep.v4.pool_manager, "protocolFeesAccrued", token)
+    return int(amount)
+
+
 @dataclass(frozen=True)
 class _Path:
     name: str
@@ -189,32 +246,58 @@ class _Path:
     search: tuple[int, int]  # the start token's input range for the sizing search
     flash: FlashSource = FlashSource.POOL
     inventory: bool = False  # executeFromInventory: the contract pays from the start token it holds
+    # The setup's transactions (the swap that opens the opportunity) are mined again in the
+    # arbitrage's own block, just before it, as a backrun lands: the pools they touched have
+    # written their price oracle in that block already.
+    same_block: bool = False
+
+
+_WETH_USDC_V2 = (10**6, 200_000 * 10**6)
+
+
+def _v2_v2(n: _Net) -> list[Hop]:
+    return [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "USDC")]
+
+
+def _v2_v3(n: _Net) -> list[Hop]:
+    return [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v3(n, 3000, "WETH", "USDC")]
+
+
+def _v2_v2_v3(n: _Net) -> list[Hop]:
+    return [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "DAI"), _v3(n, 500, "DAI", "USDC")]
+
+
+def _v4_v4(n: _Net) -> list[Hop]:
+    return [_v4(n, 3000, "USDC", "WETH"), _v4(n, 500, "WETH", "USDC")]
 
 
 PATHS: tuple[_Path, ...] = (
-    _Path("V2->V2", _dump_weth_on_venue_a,
-          lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "USDC")],
-          (10**6, 200_000 * 10**6)),
-    _Path("V2->V3", _dump_weth_on_venue_a,
-          lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v3(n, 3000, "WETH", "USDC")],
-          (10**6, 200_000 * 10**6)),
-    _Path("V2->V2->V3", _dump_weth_on_venue_a,
-          lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "DAI"),
-                     _v3(n, 500, "DAI", "USDC")],
-          (10**6, 200_000 * 10**6)),
-    _Path("V4->V4", lambda n: None,
-          lambda n: [_v4(n, 3000, "USDC", "WETH"), _v4(n, 500, "WETH", "USDC")],
-          (10**6, 200_000 * 10**6)),
-    _Path("V2->V2 (Balancer)", _dump_weth_on_venue_a,
-          lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "USDC")],
-          (10**6, 200_000 * 10**6), FlashSource.BALANCER),
-    _Path("V2->V2 (inventory)", _dump_weth_on_venue_a,
-          lambda n: [_v2(n, "uniswap_v2_a", "USDC", "WETH"), _v2(n, "uniswap_v2_b", "WETH", "USDC")],
-          (10**6, 200_000 * 10**6), inventory=True),
+    _Path("V2->V2", _dump_weth_on_venue_a, _v2_v2, _WETH_USDC_V2),
+    _Path("V2->V3", _dump_weth_on_venue_a, _v2_v3, _WETH_USDC_V2),
+    _Path("V2->V2->V3", _dump_weth_on_venue_a, _v2_v2_v3, _WETH_USDC_V2),
+    _Path("V4->V4", lambda n: None, _v4_v4, _WETH_USDC_V2),
+    _Path("V2->V2 (Balancer)", _dump_weth_on_venue_a, _v2_v2, _WETH_USDC_V2, FlashSource.BALANCER),
+    _Path("V2->V2 (inventory)", _dump_weth_on_venue_a, _v2_v2, _WETH_USDC_V2, inventory=True),
     _Path("Curve->V2 (Balancer)", lambda n: None,
           lambda n: [_curve(n, "USDC", "DAI"), _v2(n, "uniswap_v2_b", "DAI", "USDC")],
-          (10**6, 200_000 * 10**6), FlashSource.BALANCER),
+          _WETH_USDC_V2, FlashSource.BALANCER),
+    # The same path types under other conditions (see LABELS).
+    _Path("V2->V2 (same block)", _dump_weth_on_venue_a, _v2_v2, _WETH_USDC_V2, same_block=True),
+    _Path("V2->V3 (same block)", _dump_weth_on_venue_a, _v2_v3, _WETH_USDC_V2, same_block=True),
+    _Path("V2->V2->V3 (same block)", _dump_weth_on_venue_a, _v2_v2_v3, _WETH_USDC_V2, same_block=True),
+    _Path("V4->V4 (no protocol fee)", _v4_protocol_fee_off, _v4_v4, _WETH_USDC_V2),
+    _Path("V4->V4 (fees collected)", _v4_fees_collected, _v4_v4, _WETH_USDC_V2),
 )
+# What a labelled row changes against its path type's row (printed under the table).
+LABELS = {
+    "same block": "the swap that opens the opportunity (the 60 WETH sale on venue A) is mined in the "
+                  "arbitrage's own block, just before it, as a backrun lands: that pair has written its "
+                  "price oracle in this block already (the other pools of the path still write theirs)",
+    "no protocol fee": "the 0.3 % V4 pool's protocol fee (500/200 pips on the devnet) set to 0 by the fee "
+                       "controller: the cycle accrues no protocol fee",
+    "fees collected": "the controller has just collected the accrued protocol fees: the first fee-paying "
+                      "swap writes its input currency's accrued-fee slot from zero (+17,100 gas)",
+}
 
 
 def _with_input(hops: list[Hop], amount_in: int) -> list[Hop]:
@@ -243,20 +326,33 @@ def _size(n: _Net, contract: _Contract, owner: str, hops: list[Hop], lo: int, hi
 
 
 def _warm_v4_pools(n: _Net) -> None:
-    """One dust swap each way in every hookless V4 pool (a traded pool's fee slots exist)."""
+    """One small swap each way in every hookless V4 pool, as a traded pool has had: where the pool
+    has a protocol fee, large enough for the fee to round to at least one unit, so that the input
+    currency's accrued-fee slot is non-zero (checked), as it is between two collections."""
+    assert n.dep.v4 is not None
+    pm = n.dep.v4.pool_manager
     for pool in n.dep.v4_pools:
         if pool.hook_name:
             continue
+        (word,) = n.client.v4_extsload([v4_state.pool_state_slot(bytes.fromhex(pool.pool_id[2:]))])
+        protocol_fee = v4_state.decode_slot0(word).protocol_fee
         for zero_for_one in (True, False):
-            dust = 10**12 if n.dep.token(pool.token0 if zero_for_one else pool.token1).decimals == 18 else 10**3
+            token = pool.token0 if zero_for_one else pool.token1
+            fee = protocol_fee & 0xFFF if zero_for_one else protocol_fee >> 12  # pips of the input
+            dust = 10**12 if n.dep.token(token).decimals == 18 else 10**3
+            if fee:
+                dust = max(dust, 2 * -(-1_000_000 // fee))  # the protocol fee rounds down: >= 1 unit
             n.client.v4_swap(n.trader, pool, zero_for_one, -dust)
+            if fee and not _protocol_fees_accrued(n, token):
+                raise RuntimeError(f"V4 warm-up: no protocol fee accrued in {token} on {pm}")
 
 
 def _run(n: _Net, contract: _Contract, owner: str, hops: list[Hop], flash: FlashSource, *,
-         dust: bool = False, inventory: bool = False) -> int:
+         dust: bool = False, inventory: bool = False, opening: Callable[[_Net], None] | None = None) -> int:
     """One measured execution (the caller reverts the chain afterwards); ``dust``: the contract
     holds 1 unit of every token of the path first; ``inventory``: it holds the cycle's input of the
-    start token and pays from it (``executeFromInventory``)."""
+    start token and pays from it (``executeFromInventory``); ``opening``: sends the transactions that
+    open the opportunity, mined in the arbitrage's block just before it (a backrun)."""
     if dust:
         for token in dict.fromkeys(h.token_in for h in hops):
             n.send(n.trader, token, encode_call("transfer(address,uint256)", contract.address, 1))
@@ -269,13 +365,27 @@ def _run(n: _Net, contract: _Contract, owner: str, hops: list[Hop], flash: Flash
         if hop.kind == Kind.V2:  # a live pair's cumulative-price slots are non-zero
             n.next_block_in(12)
             n.send(owner, hop.pool, encode_call("sync()"), gas=200_000)
-    n.next_block_in(12)
-    receipt = n.send(owner, contract.address, data, gas=EXECUTE_GAS)
+    if opening is None:
+        n.next_block_in(12)
+        receipt = n.send(owner, contract.address, data, gas=EXECUTE_GAS)
+    else:
+        with n.one_block(12) as sent:
+            opening(n)
+            n.send(owner, contract.address, data, gas=EXECUTE_GAS)
+        receipt = n.receipt(sent[-1])
+        if any(int(n.receipt(h)["status"], 16) != 1 for h in sent[:-1]):
+            raise RuntimeError(f"{contract.name}: the opening transactions reverted")
     if int(receipt["status"], 16) != 1:
         raise RuntimeError(f"{contract.name}: execute reverted")
     if len(decode_profit_events(receipt["logs"], contract.address)) != 1:
         raise RuntimeError(f"{contract.name}: no ArbitrageExecuted event")
     return int(receipt["gasUsed"], 16)
+
+
+def target(name: str) -> int | None:
+    """The issue's target of a path type's row, and of its rows labelled with another condition."""
+    base, _, label = name.partition(" (")
+    return TARGETS.get(base) if not label or label.rstrip(")") in LABELS else None
 
 
 def measure(net: Any, *, recipient_holds: bool = False, contract_dust: bool = False,
@@ -302,10 +412,11 @@ def measure(net: Any, *, recipient_holds: bool = False, contract_dust: bool = Fa
             continue
         base = n.rpc("evm_snapshot")
         try:
-            path.setup(n)
             hops = path.hops(n)
             if recipient_holds:
                 n.send(n.trader, hops[0].token_in, encode_call("transfer(address,uint256)", recipient, 1))
+            opened = n.rpc("evm_snapshot")  # a same-block row replays the setup in the arbitrage's block
+            path.setup(n)
             amount_in, profit = _size(n, current, owner, hops, *path.search, path.flash)
             if profit <= 0:
                 raise RuntimeError(f"{path.name}: no profitable input on this devnet")
@@ -315,27 +426,33 @@ def measure(net: Any, *, recipient_holds: bool = False, contract_dust: bool = Fa
                 if contract is previous and (path.flash != FlashSource.POOL or path.inventory
                                              or any(h.kind in (Kind.V4, Kind.CURVE) for h in hops)):
                     continue
+                if path.same_block:  # back to before the opening swap (its state is what was sized)
+                    n.rpc("evm_revert", opened)
+                    opened = n.rpc("evm_snapshot")
                 snap = n.rpc("evm_snapshot")
                 try:
                     gas[contract.name] = _run(n, contract, owner, hops, path.flash, dust=contract_dust,
-                                              inventory=path.inventory)
+                                              inventory=path.inventory,
+                                              opening=path.setup if path.same_block else None)
                 finally:
                     n.rpc("evm_revert", snap)
             rows.append(GasRow(path.name, amount_in, profit, gas.get("previous"), gas["current"],
-                               TARGETS.get(path.name), recipient_holds, contract_dust))
+                               target(path.name), recipient_holds, contract_dust))
         finally:
             n.rpc("evm_revert", base)
     return rows
 
 
 def _table(rows: list[GasRow]) -> str:
-    lines = [f"{'path':<21} {'previous (v1)':>14} {'current':>10} {'change':>8} {'target':>9}",
-             "-" * 66]
+    lines = [f"{'path':<27} {'previous (v1)':>14} {'current':>10} {'change':>8} {'target':>9}",
+             "-" * 72]
     for r in rows:
         prev = f"{r.previous:,}" if r.previous is not None else "-"
         change = f"{(r.current - r.previous) * 100 / r.previous:+.1f}%" if r.previous else "-"
         target = f"{r.target:,}" if r.target else "-"
-        lines.append(f"{r.path:<21} {prev:>14} {r.current:>10,} {change:>8} {target:>9}")
+        lines.append(f"{r.path:<27} {prev:>14} {r.current:>10,} {change:>8} {target:>9}")
+    labels = dict.fromkeys(r.path.partition(" (")[2].rstrip(")") for r in rows)
+    lines += [f"({label}): {LABELS[label]}" for label in labels if label in LABELS]
     return "\n".join(lines)
 
 
@@ -387,8 +504,10 @@ def conditions(*, node: str, hardfork: str, recipient_holds: bool, contract_dust
         "each cycle sized for its maximum profit: the V2/V3 paths after a 60 WETH sale on venue A's WETH/USDC "
         "pair, the V4 and Curve paths as the devnet prices them",
         "every V2 pair of the path synced a block earlier (non-zero cumulative-price slots); the execution "
-        "mined 12 s later, so every pool writes its price oracle",
-        "every V4 pool traded before (a dust swap each way: its fee slots exist)",
+        "mined 12 s later, so every pool writes its price oracle (rows labelled 'same block': the opening "
+        "swap in the execution's block, just before it)",
+        "every V4 pool traded before (a small swap each way: where it has a protocol fee, the input "
+        "currency's accrued-fee slot is non-zero, as between two collections)",
         "the profit recipient " + ("already holds the start token" if recipient_holds
                                    else "starts with none of the start token (its balance slot is written from zero)"),
         "the contract " + ("holds 1 unit of every token of the path (dust)" if contract_dust
