@@ -22,9 +22,10 @@ modelled either.  Everything here is pure integer arithmetic; no floats, no I/O.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, InvalidTick, Overflow, Underflow
 from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MAX_UINT160, MAX_UINT256, MIN_INT128, to_int128
@@ -183,15 +184,8 @@ def swap(
     state: V3PoolState, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int = 0
 ) -> SwapResult:
     """``UniswapV3Pool.swap`` with the pool's signed convention: ``amount_specified > 0`` is exact input,
-    ``< 0`` exact output.  ``sqrt_price_limit_x96 == 0`` means no limit (MIN+1 / MAX-1).
-
-    The loop is the contract's, with ``SwapMath.computeSwapStep`` inlined for the steps that reach their target
-    (every step but the last of a swap), using only the operations whose results are provably in range, so the
-    contract's reverts cannot fire there; the last step goes through :func:`compute_swap_step` itself.  Where the
-    active liquidity is zero every step moves the price and nothing else, so the walk jumps straight to the next
-    initialized tick (or the limit) instead of stopping at each empty bitmap word; the tick it ends on is the
-    one the word-by-word walk stores (see ``zero_liquidity_tick``).  tests/market/amm cross-checks all of this
-    against a literal transliteration of the contract's loop over a real bitmap.
+    ``< 0`` exact output.  ``sqrt_price_limit_x96 == 0`` means no limit (MIN+1 / MAX-1).  The checks are the
+    contract's; the step loop is :func:`swap_steps`.
     """
     if amount_specified == 0:
         raise InvalidAmount("AS: amountSpecified is zero")
@@ -213,21 +207,99 @@ def swap(
             f"SPL: limit {limit} must be in (current price, MAX_SQRT_RATIO) when selling token1"
         )
 
+    remaining, calculated, sqrt_price, tick, liquidity, fee_total, _, crossed = swap_steps(
+        state, zero_for_one, amount_specified, limit, state.fee, compute_swap_step)
+
+    # SafeCast.toInt256 / LowGasSafeMath on the running int256 totals; amounts only grow, so checking the totals
+    # at the end is equivalent to the per-step checks.
+    if not -MAX_INT256 - 1 <= calculated <= MAX_INT256:
+        raise Overflow("swap: accumulated amount does not fit int256")
+
+    if amount_specified > 0:
+        amount_in, amount_out = amount_specified - remaining, -calculated
+    else:
+        amount_in, amount_out = calculated, remaining - amount_specified
+    return SwapResult(
+        amount_in=amount_in,
+        amount_out=amount_out,
+        sqrt_price_x96=sqrt_price,
+        tick=tick,
+        liquidity=liquidity,
+        fee_amount=fee_total,
+        ticks_crossed=crossed,
+        zero_for_one=zero_for_one,
+    )
+
+
+class TickWalkState(Protocol):
+    """What :func:`swap_steps` reads from a pool state (:class:`V3PoolState` and V4's ``V4PoolState`` have it)."""
+
+    @property
+    def sqrt_price_x96(self) -> int: ...
+    @property
+    def tick(self) -> int: ...
+    @property
+    def liquidity(self) -> int: ...
+    @property
+    def tick_spacing(self) -> int: ...
+    @property
+    def ticks(self) -> Mapping[int, int]: ...
+    @property
+    def sorted_ticks(self) -> tuple[int, ...]: ...
+
+
+StepFn = Callable[[int, int, int, int, int], tuple[int, int, int, int]]
+
+
+def swap_steps(
+    state: TickWalkState,
+    zero_for_one: bool,
+    amount_specified: int,
+    limit: int,
+    fee: int,
+    step_fn: StepFn,
+    inline_stopping_input: bool = True,
+    protocol_fee: int = 0,
+) -> tuple[int, int, int, int, int, int, int, int]:
+    """The step loop of ``UniswapV3Pool.swap``, which v4-core's ``Pool.swap`` repeats: walk the initialized ticks
+    from the stored tick towards ``limit`` (already checked by the caller), one ``computeSwapStep`` per tick or
+    bitmap-word segment, crossing ticks as the price reaches them.  Returns ``(remaining, calculated,
+    sqrt_price_x96, tick, liquidity, fee_amount, amount_to_protocol, ticks_crossed)``; ``remaining`` and
+    ``calculated`` are the contract's running totals, unchecked.
+
+    V3's conventions throughout: ``amount_specified > 0`` is exact input, and ``step_fn`` is a ``computeSwapStep``
+    taking the remainder that way.  What V4 does differently is passed in: its ``step_fn``; ``fee``, the fee
+    every step runs at (V4: the LP fee with the protocol fee on top, up to 100 % for exact input); and
+    ``protocol_fee``, the protocol's share carved out of each step's fee (V4's ``ProtocolFeeLibrary``; 0 in V3).
+
+    V3's and V4's ``computeSwapStep`` agree on every step that reaches its target, so that step is inlined here for
+    both, using only the operations whose results are provably in range, so the contract's reverts cannot fire
+    there.  A step that stops short (the last of a swap) goes through ``step_fn``, except V3's exact-input one,
+    also inlined when ``inline_stopping_input`` (V4 takes ``amountIn = amountRemainingLessFee`` there, V3
+    recomputes it from the prices).  Where the active liquidity is zero every step moves the price and nothing
+    else, so the walk jumps straight to the next initialized tick (or the limit) instead of stopping at each
+    empty bitmap word; the tick it ends on is the one the word-by-word walk stores (see ``zero_liquidity_tick``).
+    tests/market/amm cross-checks both pools against literal transliterations of their loops over real bitmaps.
+    """
     # Hot loop: everything in locals.
+    sqrt_price = state.sqrt_price_x96
     exact_input = amount_specified > 0
     remaining = amount_specified
     calculated = 0
     tick = state.tick
     liquidity = state.liquidity
-    fee = state.fee
     fee_complement = 1_000_000 - fee
+    # A step that reaches its target charges ceil(amountIn * fee / (1e6 - fee)).  At V4's 100 % (exact input
+    # only) the fee-less remainder is 0, so a step reaches its target only when its amountIn is 0 too, whose
+    # fee is 0 (V4 charges amountIn there): dividing by 1 instead of 0 gives that.
+    fee_divisor = fee_complement or 1
     spacing = state.tick_spacing
     sorted_ticks = state.sorted_ticks
     n_ticks = len(sorted_ticks)
     nets = state.ticks
     sqrt_at = _sqrt_ratio_at_tick
-    step_fn = compute_swap_step
     fee_total = 0
+    to_protocol = 0
     crossed = 0
 
     while remaining != 0 and sqrt_price != limit:
@@ -286,14 +358,14 @@ def swap(
                     if less_fee >= step_in:
                         step_out = (liquidity * diff) >> 96
                         sqrt_price = target
-                        q, r = divmod(step_in * fee, fee_complement)
+                        q, r = divmod(step_in * fee, fee_divisor)
                         step_fee = q + 1 if r else q
                     else:
                         # getNextSqrtPriceFromAmount0RoundingUp, the branch without 256-bit overflow
                         numerator1 = liquidity << 96
                         denominator = numerator1 + less_fee * sqrt_price
                         step_in = -1
-                        if less_fee and denominator <= MAX_UINT256:
+                        if inline_stopping_input and less_fee and denominator <= MAX_UINT256:
                             q, r = divmod(numerator1 * sqrt_price, denominator)
                             price_after = q + 1 if r else q
                             if price_after != target:
@@ -316,7 +388,7 @@ def swap(
                         q, r = divmod(q, target)
                         step_in = q + 1 if r else q
                         sqrt_price = target
-                        q, r = divmod(step_in * fee, fee_complement)
+                        q, r = divmod(step_in * fee, fee_divisor)
                         step_fee = q + 1 if r else q
             else:  # price moves up to target >= sqrt_price: token1 in, token0 out
                 diff = target - sqrt_price
@@ -327,12 +399,12 @@ def swap(
                     if less_fee >= step_in:
                         step_out = (liquidity << 96) * diff // target // sqrt_price
                         sqrt_price = target
-                        q, r = divmod(step_in * fee, fee_complement)
+                        q, r = divmod(step_in * fee, fee_divisor)
                         step_fee = q + 1 if r else q
                     else:
                         # getNextSqrtPriceFromAmount1RoundingDown, the shift branch
                         step_in = -1
-                        if less_fee <= MAX_UINT160:
+                        if inline_stopping_input and less_fee <= MAX_UINT160:
                             price_after = sqrt_price + (less_fee << 96) // liquidity
                             if price_after != target and price_after <= MAX_UINT160:
                                 diff = price_after - sqrt_price
@@ -348,7 +420,7 @@ def swap(
                         q, r = divmod(liquidity * diff, _Q96)
                         step_in = q + 1 if r else q
                         sqrt_price = target
-                        q, r = divmod(step_in * fee, fee_complement)
+                        q, r = divmod(step_in * fee, fee_divisor)
                         step_fee = q + 1 if r else q
             if step_in < 0:
                 sqrt_price, step_in, step_out, step_fee = step_fn(sqrt_price, target, liquidity, remaining, fee)
@@ -359,6 +431,10 @@ def swap(
             else:
                 remaining += step_out
                 calculated += step_in + step_fee
+            if protocol_fee:  # ProtocolFeeLibrary: the protocol's share of the step, the rest is the LPs'
+                delta = step_fee if fee == protocol_fee else (step_in + step_fee) * protocol_fee // 1_000_000
+                step_fee -= delta
+                to_protocol += delta
             fee_total += step_fee
 
             if sqrt_price != sqrt_next:
@@ -374,25 +450,7 @@ def swap(
             crossed += 1
         tick = tick_next - 1 if zero_for_one else tick_next
 
-    # SafeCast.toInt256 / LowGasSafeMath on the running int256 totals; amounts only grow, so checking the totals
-    # at the end is equivalent to the per-step checks.
-    if not -MAX_INT256 - 1 <= calculated <= MAX_INT256:
-        raise Overflow("swap: accumulated amount does not fit int256")
-
-    if exact_input:
-        amount_in, amount_out = amount_specified - remaining, -calculated
-    else:
-        amount_in, amount_out = calculated, remaining - amount_specified
-    return SwapResult(
-        amount_in=amount_in,
-        amount_out=amount_out,
-        sqrt_price_x96=sqrt_price,
-        tick=tick,
-        liquidity=liquidity,
-        fee_amount=fee_total,
-        ticks_crossed=crossed,
-        zero_for_one=zero_for_one,
-    )
+    return remaining, calculated, sqrt_price, tick, liquidity, fee_total, to_protocol, crossed
 
 
 def zero_liquidity_tick(limit: int, zero_for_one: bool, spacing: int) -> int:

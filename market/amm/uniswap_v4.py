@@ -2,8 +2,9 @@
 immutable state -- the released v4-core 1.0.x, the bytecode the PoolManager runs.
 
 What V4 shares with V3 and takes from our V3 modules unchanged: ``TickMath``, ``SqrtPriceMath``, ``FullMath``,
-``LiquidityMath``, the tick bitmap walk (the loop stops at every ``256 * tickSpacing`` word boundary, starting
-from the *stored* tick) and the tick bookkeeping of a position change (:func:`.uniswap_v3.update_ticks`).
+``LiquidityMath``, the swap's step loop (:func:`.uniswap_v3.swap_steps`, given V4's step, fee and protocol fee:
+the tick bitmap walk, stopping at every ``256 * tickSpacing`` word boundary and starting from the *stored*
+tick, and the tick crossings) and the tick bookkeeping of a position change (:func:`.uniswap_v3.update_ticks`).
 
 What differs, all reproduced here:
 
@@ -23,7 +24,6 @@ state is ever built (:func:`.pool_key.admission`).  Fee growth is not modelled (
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -33,7 +33,6 @@ from .liquidity_math import add_delta
 from .lp_fee_library import MAX_LP_FEE
 from .pool_key import MAX_TICK_SPACING, MIN_TICK_SPACING
 from .protocol_fee_library import (
-    PIPS_DENOMINATOR,
     calculate_swap_fee,
     get_one_for_zero_fee,
     get_zero_for_one_fee,
@@ -47,9 +46,8 @@ from .tick_math import (
     MIN_SQRT_RATIO,
     MIN_TICK,
     get_sqrt_ratio_at_tick_cached,
-    get_tick_at_sqrt_ratio,
 )
-from .uniswap_v3 import checked_ticks, update_ticks, zero_liquidity_tick
+from .uniswap_v3 import checked_ticks, swap_steps, update_ticks
 
 __all__ = [
     "MAX_SQRT_PRICE",
@@ -198,86 +196,10 @@ def swap(
         if limit >= MAX_SQRT_PRICE:
             raise InvalidPriceLimit(f"PriceLimitOutOfBounds: {limit}")
 
-    exact_output = amount_specified > 0
-    remaining = amount_specified
-    calculated = 0
-    tick = state.tick
-    liquidity = state.liquidity
-    spacing = state.tick_spacing
-    sorted_ticks = state.sorted_ticks
-    n_ticks = len(sorted_ticks)
-    nets = state.ticks
-    lp_fees = 0
-    to_protocol = 0
-    crossed = 0
-
-    while remaining != 0 and sqrt_price != limit:
-        sqrt_start = sqrt_price
-        # TickBitmap.nextInitializedTickWithinOneWord over the sorted initialized ticks (see tick_bitmap.py).
-        # With no liquidity a step moves the price and nothing else (every amount and fee is 0), so the word
-        # boundaries change nothing: the walk jumps to the next initialized tick (or the limit) at once, as
-        # in our V3 mirror, instead of one step per empty bitmap word (~100 steps for an optimiser's trial
-        # amount that drains a concentrated pool).
-        compressed = tick // spacing
-        if zero_for_one:
-            i = bisect_right(sorted_ticks, tick) - 1
-            if liquidity:
-                tick_next = ((compressed >> 8) << 8) * spacing
-                initialized = i >= 0 and sorted_ticks[i] >= tick_next
-            else:
-                tick_next = MIN_TICK
-                initialized = i >= 0
-            if initialized:
-                tick_next = sorted_ticks[i]
-        else:
-            i = bisect_right(sorted_ticks, tick)
-            if liquidity:
-                tick_next = ((((compressed + 1) >> 8) << 8) + 255) * spacing
-                initialized = i < n_ticks and sorted_ticks[i] <= tick_next
-            else:
-                tick_next = MAX_TICK
-                initialized = i < n_ticks
-            if initialized:
-                tick_next = sorted_ticks[i]
-        if tick_next <= MIN_TICK:
-            tick_next = MIN_TICK
-        if tick_next >= MAX_TICK:
-            tick_next = MAX_TICK
-
-        sqrt_next = _sqrt_at(tick_next)
-        target = (limit if sqrt_next < limit else sqrt_next) if zero_for_one else (
-            limit if sqrt_next > limit else sqrt_next)
-        if not liquidity:
-            if target != sqrt_next:  # the limit comes first: the tick the word-by-word walk stores there
-                sqrt_price = target
-                tick = zero_liquidity_tick(target, zero_for_one, spacing)
-                break
-            sqrt_price, step_in, step_out, step_fee = sqrt_next, 0, 0, 0
-        else:
-            sqrt_price, step_in, step_out, step_fee = compute_swap_step(sqrt_price, target, liquidity, remaining,
-                                                                        swap_fee)
-        if exact_output:
-            remaining -= step_out
-            calculated -= step_in + step_fee
-        else:
-            remaining += step_in + step_fee
-            calculated += step_out
-
-        if protocol_fee > 0:
-            delta = step_fee if swap_fee == protocol_fee else (
-                (step_in + step_fee) * protocol_fee // PIPS_DENOMINATOR)
-            step_fee -= delta
-            to_protocol += delta
-        lp_fees += step_fee
-
-        if sqrt_price == sqrt_next:
-            if initialized:
-                net = nets[tick_next]
-                liquidity = add_delta(liquidity, -net if zero_for_one else net)
-                crossed += 1
-            tick = tick_next - 1 if zero_for_one else tick_next
-        elif sqrt_price != sqrt_start:
-            tick = get_tick_at_sqrt_ratio(sqrt_price)
+    # The loop counts in V3's convention (> 0: exact input), so V4's remainder and total are negated around it.
+    remaining, calculated, sqrt_price, tick, liquidity, lp_fees, to_protocol, crossed = swap_steps(
+        state, zero_for_one, -amount_specified, limit, swap_fee, _v3_signed_step, False, protocol_fee)
+    remaining, calculated = -remaining, -calculated
 
     specified_done = amount_specified - remaining
     if not (MIN_INT128 <= calculated <= MAX_INT128 and MIN_INT128 <= specified_done <= MAX_INT128):
@@ -291,6 +213,13 @@ def swap(
         zero_for_one=zero_for_one, swap_fee=swap_fee, fee_amount=lp_fees, amount_to_protocol=to_protocol,
         ticks_crossed=crossed,
     )
+
+
+def _v3_signed_step(
+    current: int, target: int, liquidity: int, remaining: int, fee: int
+) -> tuple[int, int, int, int]:
+    """V4's ``computeSwapStep`` for :func:`.uniswap_v3.swap_steps`, which passes the remainder V3's way round."""
+    return compute_swap_step(current, target, liquidity, -remaining, fee)
 
 
 def swap_exact_input(

@@ -376,6 +376,23 @@ def test_full_fee_exact_input_takes_everything_and_moves_nothing():
     assert r.sqrt_price_x96 == get_sqrt_ratio_at_tick(0)
 
 
+@pytest.mark.parametrize("zero_for_one", [True, False])
+@pytest.mark.parametrize("protocol_fee", [0, (1000 << 12) | 1000])
+def test_full_fee_swap_starting_on_an_initialized_tick_matches_the_literal_pool(zero_for_one, protocol_fee):
+    """At a 100 % fee the first step, from a price sitting exactly on an initialized tick, reaches its target
+    with zero amounts and crosses the tick; then all the input is fee."""
+    # where a swap up to tick 600 / down to tick -600 leaves the pool: the stored tick 600 / -601
+    edge = 600 if zero_for_one else -600
+    start = _pool(lp_fee=1_000_000, protocol_fee=protocol_fee, sqrt_price_x96=get_sqrt_ratio_at_tick(edge),
+                  tick=600 if zero_for_one else -601, liquidity=10**18)
+    r = swap(start, zero_for_one, -(10**6))
+    limit = MIN_SQRT_PRICE + 1 if zero_for_one else MAX_SQRT_PRICE - 1
+    assert (r.amount0, r.amount1, r.sqrt_price_x96, r.tick, r.liquidity, r.amount_to_protocol) == reference_swap(
+        start, zero_for_one, -(10**6), limit)
+    assert r.ticks_crossed == 1 and r.amount_in == 10**6 and r.amount_out == 0
+    assert r.fee_amount + r.amount_to_protocol == 10**6
+
+
 def test_exact_in_and_out_helpers_and_balance_delta_signs():
     pool = _pool(protocol_fee=(300 << 12) | 200)
     r = swap_exact_input(pool, True, 10**18)
