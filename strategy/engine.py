@@ -1,9 +1,11 @@
 """The strategy as a sans-IO engine: protocol messages in, signal messages out.
 
 ``StrategyEngine(config).on_message(msg, now_ns)`` applies a market-data message to the pool
-state, re-evaluates only the cycles through the pools it changed, prices every candidate
-(:mod:`strategy.economics`) and returns the signal messages (domain 2) worth publishing, best
-first. No sockets, no clocks (``now_ns`` is passed in), no logging: the trio process
+state, re-evaluates only the cycles through the pools it changed, sizes and prices the candidates
+best estimate first (:mod:`strategy.search`, :mod:`strategy.economics`) and returns the signal
+messages (domain 2) worth publishing, in the order chosen; ``signals(msg, now_ns)`` hands them out one
+at a time, each as soon as it is decided, so the process publishes the first one before the other
+candidates are sized. No sockets, no clocks (``now_ns`` is passed in), no logging: the trio process
 (:mod:`strategy.process`) only moves messages between the relays and this object, and every
 test drives it directly.
 
@@ -26,8 +28,9 @@ market data. Other domains are ignored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import fields
+from itertools import chain as chained
 
 from market.params import ChainParams, CurveParams, MarketParams
 from market.state import PoolStateManager
@@ -157,6 +160,13 @@ class StrategyEngine:
         """Apply ``msg``; return the signal messages it gives rise to (possibly none). ``decide=False``
         applies it only (old news: a restarted process catching up on the market would only search and
         size cycles to withhold the signals)."""
+        return list(self.signals(msg, now_ns, decide=decide))
+
+    def signals(self, msg: Message, now_ns: int, *, decide: bool = True) -> Iterator[Message]:
+        """:meth:`on_message` for a process that publishes as it goes: ``msg`` is applied before this
+        returns; the signals come one at a time, each as soon as it is decided, so the first can be
+        published before the other candidates are sized (the cycle signals come first, in the order
+        they were chosen, then the cross-chain and CEX-DEX ones)."""
         domain = msg.domain
         if domain == Domain.MARKET_DATA:
             records: tuple[object, ...] = msg.tlvs
@@ -167,7 +177,7 @@ class StrategyEngine:
                     self.state.invalidate_all("resync")
             records = tuple(r for r in msg.tlvs if type(r) is PoolSnapshot)
         else:
-            return []
+            return iter(())
         touched: list[PoolId] = []
         apply = self._apply
         index = self.index
@@ -202,10 +212,10 @@ class StrategyEngine:
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
         cross = xc.decide(msg, now_ns, decide=decide) if xc is not None else []
         if not decide:
-            return []
+            return iter(())
         if not touched:
-            return cross + cex
-        return self._decide(touched, msg, now_ns) + cross + cex
+            return iter(cross + cex)
+        return chained(self._decide(touched, msg, now_ns), cross, cex)
 
     def _in_shard(self, pool: PoolId) -> bool:
         """A pool outside this process's shard (``[[chains]] pools``), or of a kind it does not trade
@@ -215,12 +225,24 @@ class StrategyEngine:
 
     # --- decisions -----------------------------------------------------------------------------
 
-    def _decide(self, touched: list[PoolId], cause: Message, now_ns: int) -> list[Message]:
-        opps = self.search.on_update(touched)
-        if not opps:
-            return []
-        priced: list[tuple[Opportunity, Assessment]] = []
-        for opp in opps:
+    def _decide(self, touched: list[PoolId], cause: Message, now_ns: int) -> Iterator[Message]:
+        """The cycle signals of one update, each yielded as soon as it is chosen.
+
+        One signal per opportunity, not per path through it: two cycles through one pool compete for the
+        same price gap (once one trades, the other's sizes are wrong), so the chosen paths share no pool,
+        at most ``max_signals_per_update`` of them. The candidates are sized in the order of their
+        estimated profit valued in the gas token (:meth:`strategy.search.OpportunitySearch.ranked`) and
+        chosen greedily in that order: the first one that is worth a signal goes out before the next is
+        sized, a later one only if it shares no pool with those chosen. Sizing stops once the set is full.
+        """
+        chosen = 0
+        used: set[PoolId] = set()
+        max_signals = self.config.max_signals_per_update
+        for opp in self.search.on_update(touched):
+            pools = opp.cycle.pools
+            if not used.isdisjoint(pools):
+                self.stats["overlapping"] += 1  # a pool of it is in a signal of this update already
+                continue
             a = assess(opp, self.state, self.config)
             if a is None:
                 self.stats["unpriced"] += 1  # no gas price yet, no route to price gas, or no flash source can lend
@@ -228,33 +250,20 @@ class StrategyEngine:
             if not a.worth_signalling:
                 self.stats["below_threshold"] += 1
                 continue
-            if self.holds is not None and self.holds.held(opp.cycle.pools):
+            if self.holds is not None and self.holds.held(pools):
                 self.stats["held"] += 1  # a pool of it is in a signal still unresolved
                 continue
-            priced.append((opp, a))
-        # Best first (ties: the smaller input); one signal per opportunity, not per path through it:
-        # greedily the best set whose paths share no pool (two cycles through one pool compete for the
-        # same price gap -- once one trades, the other's sizes are wrong), at most max_signals_per_update.
-        priced.sort(key=lambda oa: (-oa[1].net_profit, oa[0].amount_in))
-        chosen: list[tuple[Opportunity, Assessment]] = []
-        used: set[PoolId] = set()
-        for opp, a in priced:
-            pools = opp.cycle.pools
-            if used.isdisjoint(pools):
-                chosen.append((opp, a))
-                used.update(pools)
-                if len(chosen) == self.config.max_signals_per_update:
-                    break
-            else:
-                self.stats["overlapping"] += 1
-        self.stats["signals"] += len(chosen)
-        out = [self._signal(opp, a, cause, now_ns) for opp, a in chosen]
-        if self.holds is not None:
-            hb = self.config.hold_back
-            expires = now_ns + (hb.cycle_budget_ms + hb.margin_ms) * 1_000_000
-            for (opp, _), signal in zip(chosen, out):
-                self.holds.hold(signal.tlvs[0].signal_id, opp.cycle.pools, expires)  # type: ignore[attr-defined]
-        return out
+            used.update(pools)
+            chosen += 1
+            self.stats["signals"] += 1
+            signal = self._signal(opp, a, cause, now_ns)
+            if self.holds is not None:
+                hb = self.config.hold_back
+                expires = now_ns + (hb.cycle_budget_ms + hb.margin_ms) * 1_000_000
+                self.holds.hold(signal.tlvs[0].signal_id, pools, expires)  # type: ignore[attr-defined]
+            yield signal
+            if chosen == max_signals:
+                break
 
     def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int) -> Message:
         signal_id = self._take_signal_id()

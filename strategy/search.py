@@ -9,10 +9,12 @@ For each cycle through an updated pool (see :class:`strategy.graph.CycleIndex`):
    included) must exceed 1, i.e. ``Π num > Π den``. Concavity makes this necessary and sufficient
    for *some* input to be profitable before gas, and it costs a few multiplications per hop with
    the rates each snapshot precomputed; almost every cycle stops here.
-3. **Rank** the survivors by a continuum estimate of their profit when there are more than
-   ``max_sized`` (only a hub pool's move makes that many), and
-4. **size** the best ones with :func:`strategy.optimize.optimize`, bounded by the flash liquidity:
-   the first hop's pool balance of the input token.
+3. **Rank** the survivors by a continuum estimate of their profit, valued in the chain's gas token
+   (keeping the ``max_sized`` best when there are more: only a hub pool's move makes that many), and
+4. **size** them, best estimate first and only when asked for (:class:`Opportunities`), with
+   :func:`strategy.optimize.optimize`, bounded by the flash liquidity: the first hop's pool balance
+   of the input token. The engine takes them one at a time and publishes a signal as soon as one is
+   sized and worth it, so the first signal never waits for the other candidates' sizing.
 
 Two-pool, same-pair arbitrage is the 2-hop case of the same code: the graph stores every pair of
 pools joining the same two tokens as two directed 2-cycles.
@@ -21,9 +23,10 @@ pools joining the same two tokens as two directed 2-cycles.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from math import isqrt
+from typing import overload
 
 from market.pools import PoolState
 from market.state import PoolStateManager
@@ -100,8 +103,14 @@ class OpportunitySearch:
         self.gas_tokens = gas_tokens or {}
         self.stats: Counter[str] = Counter()
 
-    def on_update(self, pools: Iterable[PoolId]) -> list[Opportunity]:
-        """The profitable (before gas) opportunities among the cycles through ``pools``."""
+    def on_update(self, pools: Iterable[PoolId]) -> Opportunities:
+        """The profitable (before gas) opportunities among the cycles through ``pools``, best
+        estimate first, each sized when the caller reaches it (see :class:`Opportunities`)."""
+        return Opportunities(self, self.ranked(pools))
+
+    def ranked(self, pools: Iterable[PoolId]) -> list[Candidate]:
+        """The candidates through ``pools`` that pass the exact pre-screen, largest estimated profit (in
+        gas-token units) first, at most ``max_sized`` of them."""
         found: list[Candidate] = []
         seen: set[int] = set()
         index = self.index
@@ -117,16 +126,12 @@ class OpportunitySearch:
                 if cand is not None:
                     found.append(cand)
         self.stats["cycles_evaluated"] += len(seen)
+        if len(found) > 1:
+            found.sort(key=self._value, reverse=True)  # stable: equal values keep the index's order
         if len(found) > self.max_sized:
-            found.sort(key=self._value, reverse=True)
             self.stats["deferred"] += len(found) - self.max_sized
             del found[self.max_sized :]
-        out = []
-        for cand in found:
-            opp = self.size(cand)
-            if opp is not None:
-                out.append(opp)
-        return out
+        return found
 
     def evaluate(self, cycle: Cycle) -> Opportunity | None:
         """Screen and size one cycle on the current state (None: not tradable or not profitable)."""
@@ -175,3 +180,61 @@ class OpportunitySearch:
             return estimate
         v = self.state.convert(estimate, cand.cycle.profit_token, gas, round_up=False)
         return v if v is not None else 0
+
+
+class Opportunities(Sequence[Opportunity]):
+    """The sized opportunities of one update, in the candidates' rank order, sized lazily.
+
+    Iterating sizes one candidate at a time (each exactly, :meth:`OpportunitySearch.size`) and
+    yields those that make a gross profit, so a caller can act on the first one while the rest are
+    still unsized, and stop early without sizing them at all. ``len()`` and indexing size them all.
+    Every candidate is sized at most once, however the sequence is read.
+    """
+
+    def __init__(self, search: OpportunitySearch, candidates: list[Candidate]) -> None:
+        self._search = search
+        self._pending = candidates
+        self._next = 0  # candidates[:_next] are sized
+        self._sized: list[Opportunity] = []
+
+    def _size_next(self) -> bool:
+        """Size the next candidate; False once none is left."""
+        if self._next >= len(self._pending):
+            return False
+        cand = self._pending[self._next]
+        self._next += 1
+        opp = self._search.size(cand)
+        if opp is not None:
+            self._sized.append(opp)
+        return True
+
+    def __iter__(self) -> Iterator[Opportunity]:
+        i = 0
+        while True:
+            while i >= len(self._sized):
+                if not self._size_next():
+                    return
+            yield self._sized[i]
+            i += 1
+
+    def _all(self) -> list[Opportunity]:
+        while self._size_next():
+            pass
+        return self._sized
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    @overload
+    def __getitem__(self, i: int) -> Opportunity: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Opportunity]: ...
+
+    def __getitem__(self, i: int | slice) -> Opportunity | Sequence[Opportunity]:
+        return self._all()[i]
+
+    @property
+    def unsized(self) -> int:
+        """Candidates not sized (yet)."""
+        return len(self._pending) - self._next
