@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, InvalidTick, Overflow, Underflow
 from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MAX_UINT160, MAX_UINT256, MIN_INT128, to_int128
@@ -248,6 +248,18 @@ class TickWalkState(Protocol):
     def sorted_ticks(self) -> tuple[int, ...]: ...
 
 
+class PositionState(TickWalkState, Protocol):
+    """What :func:`change_position` reads, and a dataclass it can ``replace``."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def liquidity_gross(self) -> Mapping[int, int] | None: ...
+
+
+S = TypeVar("S", bound=PositionState)
+
+
 StepFn = Callable[[int, int, int, int, int], tuple[int, int, int, int]]
 
 
@@ -272,9 +284,9 @@ def swap_steps(
     every step runs at (V4: the LP fee with the protocol fee on top, up to 100 % for exact input); and
     ``protocol_fee``, the protocol's share carved out of each step's fee (V4's ``ProtocolFeeLibrary``; 0 in V3).
 
-    V3's and V4's ``computeSwapStep`` agree on every step that reaches its target, so that step is inlined here for
-    both, using only the operations whose results are provably in range, so the contract's reverts cannot fire
-    there.  A step that stops short (the last of a swap) goes through ``step_fn``, except V3's exact-input one,
+    V3's and V4's ``computeSwapStep`` agree on every step that reaches its target, so that step is inlined here
+    for both, using only the operations whose results are provably in range, so the contract's reverts cannot
+    fire there.  A step that stops short (the last of a swap) goes through ``step_fn``, except V3's exact-input one,
     also inlined when ``inline_stopping_input`` (V4 takes ``amountIn = amountRemainingLessFee`` there, V3
     recomputes it from the prices).  Where the active liquidity is zero every step moves the price and nothing
     else, so the walk jumps straight to the next initialized tick (or the limit) instead of stopping at each
@@ -499,26 +511,39 @@ def apply_swap(state: V3PoolState, result: SwapResult) -> V3PoolState:
 # --- mint / burn ---------------------------------------------------------------------------------------------
 
 
-def _check_ticks(state: V3PoolState, tick_lower: int, tick_upper: int) -> None:
-    """``UniswapV3Pool.checkTicks`` plus the spacing requirement of ``TickBitmap.flipTick``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionReverts:
+    """The contract's names for what reverts a position change: V3's require strings, V4's custom errors."""
+
+    misordered: str
+    lower: str
+    upper: str
+    misaligned: str
+    overflow: str
+
+
+# TickBitmap.flipTick's spacing require has no reason string in V3.
+_V3_REVERTS = PositionReverts(misordered="TLU", lower="TLM", upper="TUM", misaligned="flipTick", overflow="LO")
+
+
+def check_position_ticks(tick_lower: int, tick_upper: int, tick_spacing: int, reverts: PositionReverts) -> None:
+    """``checkTicks`` plus the spacing requirement of ``TickBitmap.flipTick`` (V3 and V4 alike)."""
     if tick_lower >= tick_upper:
-        raise InvalidTick(f"TLU: tick_lower {tick_lower} >= tick_upper {tick_upper}")
+        raise InvalidTick(f"{reverts.misordered}: tick_lower {tick_lower} >= tick_upper {tick_upper}")
     if tick_lower < MIN_TICK:
-        raise InvalidTick(f"TLM: tick_lower {tick_lower} < MIN_TICK")
+        raise InvalidTick(f"{reverts.lower}: tick_lower {tick_lower} < MIN_TICK")
     if tick_upper > MAX_TICK:
-        raise InvalidTick(f"TUM: tick_upper {tick_upper} > MAX_TICK")
-    spacing = state.tick_spacing
-    if tick_lower % spacing or tick_upper % spacing:
-        raise InvalidTick(f"ticks {tick_lower}, {tick_upper} must be multiples of tick spacing {spacing}")
+        raise InvalidTick(f"{reverts.upper}: tick_upper {tick_upper} > MAX_TICK")
+    if tick_lower % tick_spacing or tick_upper % tick_spacing:
+        raise InvalidTick(f"{reverts.misaligned}: ticks {tick_lower}, {tick_upper} "
+                          f"must be multiples of tick spacing {tick_spacing}")
 
 
-def get_position_amounts(
-    state: V3PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
+def position_amounts(
+    state: TickWalkState, tick_lower: int, tick_upper: int, liquidity_delta: int
 ) -> tuple[int, int]:
-    """``(amount0, amount1)`` owed to (positive) or paid by (negative) the pool for a liquidity change, exactly as
-    ``UniswapV3Pool._modifyPosition`` computes them (mint rounds up, burn rounds down).
-    """
-    _check_ticks(state, tick_lower, tick_upper)
+    """The pool's side of a liquidity change (positive: owed to the pool), ticks already checked: mint rounds up,
+    burn rounds down.  V4's caller-side ``BalanceDelta`` is the same with the opposite sign."""
     if liquidity_delta == 0:
         return 0, 0
     sqrt_lower = _sqrt_ratio_at_tick(tick_lower)
@@ -533,6 +558,36 @@ def get_position_amounts(
     return 0, get_amount1_delta_signed(sqrt_lower, sqrt_upper, liquidity_delta)
 
 
+def change_position(
+    state: S, tick_lower: int, tick_upper: int, liquidity_delta: int, max_liquidity: int, reverts: PositionReverts
+) -> S:
+    """The pool state after a position change of ``liquidity_delta`` over ``[tick_lower, tick_upper)``, V3 and V4
+    alike: the ticks checked, :func:`update_ticks` at both ends (``max_liquidity`` per tick), and the active
+    liquidity changed when the current tick is inside the range.  A zero delta returns ``state`` itself."""
+    check_position_ticks(tick_lower, tick_upper, state.tick_spacing, reverts)
+    if not MIN_INT128 <= liquidity_delta <= MAX_INT128:
+        raise Overflow(f"liquidity_delta {liquidity_delta} does not fit int128")
+    if liquidity_delta == 0:
+        return state
+    nets = dict(state.ticks)
+    gross = dict(state.liquidity_gross) if state.liquidity_gross is not None else None
+    update_ticks(nets, gross, tick_lower, tick_upper, liquidity_delta, max_liquidity, reverts.overflow)
+    liquidity = state.liquidity
+    if tick_lower <= state.tick < tick_upper:
+        liquidity = add_delta(liquidity, liquidity_delta)
+    return replace(state, liquidity=liquidity, ticks=nets, liquidity_gross=gross)
+
+
+def get_position_amounts(
+    state: V3PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
+) -> tuple[int, int]:
+    """``(amount0, amount1)`` owed to (positive) or paid by (negative) the pool for a liquidity change, exactly as
+    ``UniswapV3Pool._modifyPosition`` computes them (mint rounds up, burn rounds down).
+    """
+    check_position_ticks(tick_lower, tick_upper, state.tick_spacing, _V3_REVERTS)
+    return position_amounts(state, tick_lower, tick_upper, liquidity_delta)
+
+
 def apply_liquidity_change(
     state: V3PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
 ) -> V3PoolState:
@@ -544,30 +599,8 @@ def apply_liquidity_change(
     tick is cleared when its liquidityNet returns to 0 (exact unless another position shares the tick).
     Position ownership is not tracked, so burning more than a position holds is not detected.
     """
-    _check_ticks(state, tick_lower, tick_upper)
-    if not MIN_INT128 <= liquidity_delta <= MAX_INT128:
-        raise Overflow(f"liquidity_delta {liquidity_delta} does not fit int128")
-    if liquidity_delta == 0:
-        return state
-
-    nets = dict(state.ticks)
-    gross = dict(state.liquidity_gross) if state.liquidity_gross is not None else None
-    update_ticks(nets, gross, tick_lower, tick_upper, liquidity_delta,
-                 tick_spacing_to_max_liquidity_per_tick(state.tick_spacing), "LO")
-
-    liquidity = state.liquidity
-    if tick_lower <= state.tick < tick_upper:
-        liquidity = add_delta(liquidity, liquidity_delta)
-
-    return V3PoolState(
-        sqrt_price_x96=state.sqrt_price_x96,
-        tick=state.tick,
-        liquidity=liquidity,
-        fee=state.fee,
-        tick_spacing=state.tick_spacing,
-        ticks=nets,
-        liquidity_gross=gross,
-    )
+    max_liquidity = tick_spacing_to_max_liquidity_per_tick(state.tick_spacing)
+    return change_position(state, tick_lower, tick_upper, liquidity_delta, max_liquidity, _V3_REVERTS)
 
 
 def update_ticks(

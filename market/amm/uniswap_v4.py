@@ -4,7 +4,7 @@ immutable state -- the released v4-core 1.0.x, the bytecode the PoolManager runs
 What V4 shares with V3 and takes from our V3 modules unchanged: ``TickMath``, ``SqrtPriceMath``, ``FullMath``,
 ``LiquidityMath``, the swap's step loop (:func:`.uniswap_v3.swap_steps`, given V4's step, fee and protocol fee:
 the tick bitmap walk, stopping at every ``256 * tickSpacing`` word boundary and starting from the *stored*
-tick, and the tick crossings) and the tick bookkeeping of a position change (:func:`.uniswap_v3.update_ticks`).
+tick, and the tick crossings) and a position change (:func:`.uniswap_v3.change_position`).
 
 What differs, all reproduced here:
 
@@ -27,9 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, InvalidTick, Overflow
+from .errors import InvalidAmount, InvalidPoolState, InvalidPriceLimit, Overflow
 from .full_math import MAX_INT128, MAX_INT256, MAX_UINT128, MIN_INT128
-from .liquidity_math import add_delta
 from .lp_fee_library import MAX_LP_FEE
 from .pool_key import MAX_TICK_SPACING, MIN_TICK_SPACING
 from .protocol_fee_library import (
@@ -38,7 +37,6 @@ from .protocol_fee_library import (
     get_zero_for_one_fee,
     is_valid_protocol_fee,
 )
-from .sqrt_price_math import get_amount0_delta_signed, get_amount1_delta_signed
 from .swap_math_v4 import MAX_SWAP_FEE, compute_swap_step
 from .tick_math import (
     MAX_SQRT_RATIO,
@@ -47,7 +45,14 @@ from .tick_math import (
     MIN_TICK,
     get_sqrt_ratio_at_tick_cached,
 )
-from .uniswap_v3 import checked_ticks, swap_steps, update_ticks
+from .uniswap_v3 import (
+    PositionReverts,
+    change_position,
+    check_position_ticks,
+    checked_ticks,
+    position_amounts,
+    swap_steps,
+)
 
 __all__ = [
     "MAX_SQRT_PRICE",
@@ -250,17 +255,10 @@ def apply_swap(state: V4PoolState, result: V4SwapResult) -> V4PoolState:
 # --- modifyLiquidity -----------------------------------------------------------------------------------------
 
 
-def _check_ticks(state: V4PoolState, tick_lower: int, tick_upper: int) -> None:
-    """``Pool.checkTicks`` plus ``TickBitmap.flipTick``'s ``TickMisaligned``."""
-    if tick_lower >= tick_upper:
-        raise InvalidTick(f"TicksMisordered: {tick_lower} >= {tick_upper}")
-    if tick_lower < MIN_TICK:
-        raise InvalidTick(f"TickLowerOutOfBounds: {tick_lower}")
-    if tick_upper > MAX_TICK:
-        raise InvalidTick(f"TickUpperOutOfBounds: {tick_upper}")
-    spacing = state.tick_spacing
-    if tick_lower % spacing or tick_upper % spacing:
-        raise InvalidTick(f"TickMisaligned: {tick_lower}, {tick_upper} (tick spacing {spacing})")
+_REVERTS = PositionReverts(
+    misordered="TicksMisordered", lower="TickLowerOutOfBounds", upper="TickUpperOutOfBounds",
+    misaligned="TickMisaligned", overflow="TickLiquidityOverflow",
+)
 
 
 def get_position_delta(
@@ -268,38 +266,17 @@ def get_position_delta(
 ) -> tuple[int, int]:
     """The caller's ``BalanceDelta`` (amount0, amount1) for a liquidity change, fees aside: negative = paid in
     (adding liquidity rounds the payment up, removing rounds the receipt down), as ``Pool.modifyLiquidity``."""
-    _check_ticks(state, tick_lower, tick_upper)
-    if liquidity_delta == 0:
-        return 0, 0
-    lo, hi = _sqrt_at(tick_lower), _sqrt_at(tick_upper)
+    check_position_ticks(tick_lower, tick_upper, state.tick_spacing, _REVERTS)
     # V4's signed getAmountXDelta is V3's with the opposite sign (the caller's side of the ledger).
-    if state.tick < tick_lower:
-        return -get_amount0_delta_signed(lo, hi, liquidity_delta), 0
-    if state.tick < tick_upper:
-        price = state.sqrt_price_x96
-        return (-get_amount0_delta_signed(price, hi, liquidity_delta),
-                -get_amount1_delta_signed(lo, price, liquidity_delta))
-    return 0, -get_amount1_delta_signed(lo, hi, liquidity_delta)
+    amount0, amount1 = position_amounts(state, tick_lower, tick_upper, liquidity_delta)
+    return -amount0, -amount1
 
 
 def apply_liquidity_change(
     state: V4PoolState, tick_lower: int, tick_upper: int, liquidity_delta: int
 ) -> V4PoolState:
     """The pool state after ``modifyLiquidity`` with ``liquidity_delta`` over ``[tick_lower, tick_upper)``
-    (what a ``ModifyLiquidity`` event carries).  A zero delta only collects fees and changes nothing here."""
-    _check_ticks(state, tick_lower, tick_upper)
-    if not MIN_INT128 <= liquidity_delta <= MAX_INT128:
-        raise Overflow(f"liquidity_delta {liquidity_delta} does not fit int128")
-    if liquidity_delta == 0:
-        return state
-    nets = dict(state.ticks)
-    gross = dict(state.liquidity_gross) if state.liquidity_gross is not None else None
-    update_ticks(nets, gross, tick_lower, tick_upper, liquidity_delta,
-                 tick_spacing_to_max_liquidity_per_tick(state.tick_spacing), "TickLiquidityOverflow")
-    liquidity = state.liquidity
-    if tick_lower <= state.tick < tick_upper:
-        liquidity = add_delta(liquidity, liquidity_delta)
-    return V4PoolState(
-        sqrt_price_x96=state.sqrt_price_x96, tick=state.tick, liquidity=liquidity, lp_fee=state.lp_fee,
-        protocol_fee=state.protocol_fee, tick_spacing=state.tick_spacing, ticks=nets, liquidity_gross=gross,
-    )
+    (what a ``ModifyLiquidity`` event carries), as :func:`.uniswap_v3.apply_liquidity_change` but for V4's
+    maximum liquidity per tick and revert names.  A zero delta only collects fees and changes nothing here."""
+    max_liquidity = tick_spacing_to_max_liquidity_per_tick(state.tick_spacing)
+    return change_position(state, tick_lower, tick_upper, liquidity_delta, max_liquidity, _REVERTS)
