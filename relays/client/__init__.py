@@ -26,7 +26,8 @@ None waits forever) and returns once the relay said Welcome.
   ``domain_seq`` as its ``source_seq``, one outbox entry per call (what ``bridge in`` does;
   ``unacked`` then counts such batches).
 * ``await p.flush()``: wait until everything published so far is acknowledged (journaled,
-  and fsynced when the relay runs ``--fsync batch``).
+  and fsynced when the relay runs ``--fsync batch`` or ``interval``: under ``interval`` that
+  is up to one ``--fsync-interval`` later).
 * After any disconnect (relay restart, ``kill -9``) the producer reconnects and resends its
   unacknowledged tail; the relay drops what it already has, so each message enters the log
   exactly once. A restarted producer process continues its ``source_seq`` from the relay's

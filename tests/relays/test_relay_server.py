@@ -279,6 +279,48 @@ async def test_fan_out_comes_before_the_producers_ack(short_dir: Path, fsync: st
         n.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("fsync", ["interval", "batch"])
+async def test_an_ack_means_the_frames_are_fsynced(short_dir: Path, fsync: str) -> None:
+    """Under ``interval`` too, a producer is acknowledged only once the periodic fsync covered its
+    frames (one Ack per commit instead of one per read: a wake-up of the producer and a send
+    less per message), so an Ack means durable under either policy."""
+    cfg = config(short_dir, fsync=fsync, fsync_interval=0.3)
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
+            for _ in range(3):
+                await p.publish(UnknownTLV(type_code=250, body=b"x"))
+            with trio.fail_after(5):
+                await p.flush()
+            assert relay.journal.synced_seq >= 3  # acked => on disk
+            assert p.counters["acked"] == 3
+        n.cancel_scope.cancel()
+
+
+async def test_a_failed_fsync_stops_the_relay(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An fsync error in the commit thread is not swallowed: no Ack is sent for what it did not
+    cover, and the relay stops with the error."""
+    import errno
+
+    import relays.server
+
+    def failing(fds: list[int], dir_fd: int | None) -> None:
+        raise OSError(errno.EIO, "injected fsync failure")
+
+    monkeypatch.setattr(relays.server, "_fsync_all", failing)
+    cfg = config(short_dir, fsync="batch")
+    with pytest.raises(BaseExceptionGroup) as info, trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            await n.start(serve, cfg)
+            async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
+                await p.publish(UnknownTLV(type_code=250, body=b"x"))
+                await trio.sleep_forever()
+    errors = list(info.value.exceptions)
+    while any(isinstance(e, BaseExceptionGroup) for e in errors):
+        errors = [x for e in errors for x in (e.exceptions if isinstance(e, BaseExceptionGroup) else [e])]
+    assert any(isinstance(e, OSError) and e.errno == errno.EIO for e in errors), errors
+
+
 async def test_a_relay_process_freezes_its_long_lived_objects_out_of_the_gc(short_dir: Path) -> None:
     import gc
 
