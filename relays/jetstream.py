@@ -44,6 +44,7 @@ import random
 import secrets
 import socket as stdsocket
 import time
+from array import array
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -567,8 +568,8 @@ class JetStreamConsumer:
         self.reconnects = 0
         self.undecodable = 0  # frames that do not decode: counted, logged, skipped (as RelayConsumer does)
         self._ready = trio.Event()
-        # stage traces (``bridge in --trace``): (first D, last D, time_ns) per batch as it arrives
-        self.trace: list[tuple[int, int, int]] | None = None
+        # stage traces (``bridge in --trace``): first D, last D, time_ns per batch as it arrives, flat
+        self.trace: array[int] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -708,7 +709,7 @@ class JetStreamConsumer:
             return
         if run is not None:
             if self.trace is not None:
-                self.trace.append((run[0], run[1], time.time_ns()))
+                self.trace.extend((run[0], run[1], time.time_ns()))
             self._queue.append(run)
             self._wake.set()
 

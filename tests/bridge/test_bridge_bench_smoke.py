@@ -31,3 +31,9 @@ def test_bench_bridge_smoke() -> None:
     assert len(st["stages"]) == 8 and all(r["p50_us"] >= 0 for r in st["stages"][:7])
     assert set(st["cpu_seconds"]) == {"relay A", "relay B", "bridge out", "bridge in", "nats-server", "consumer",
                                       "producer"}
+    # CPU per message in both latency phases, with or without --stages
+    assert set(report["relay_latency_cpu"]["cpu_us_per_message"]) == {"relay A", "consumer", "producer"}
+    per = report["bridge_latency_cpu"]["cpu_us_per_message"]
+    assert per.keys() == st["cpu_seconds"].keys() and report["bridge_latency_cpu"]["messages"] == 1000
+    assert all(v["user"] >= 0 and v["system"] >= 0 for v in per.values()) and per["bridge in"]["user"] > 0
+    assert st["gc"].keys() == {"bridge out", "bridge in"}

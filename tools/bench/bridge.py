@@ -23,6 +23,15 @@ storage started for the run in a temporary directory on a free loopback port). O
   same nats-server (asyncio, one publish per frame, no JetStream, no checks), throughput and
   paced latency.
 
+* **CPU per message** (both latency phases): each process's user and system CPU time, wake-ups
+  (voluntary context switches) and preemptions from /proc while the messages cross, per message;
+  the bridged total minus the relay hop's is the CPU the bridge adds. On a machine of two cores
+  the path's processes queue for the CPUs, so its CPU per message is what sets the latency's
+  tail, and unlike the latency it hardly depends on what else the machine runs.
+* ``--stages``: the bridges stamp every batch at each hop (``bridge --trace``) and record their
+  garbage-collection pauses (``gc.callbacks``); the consumer stamps each message; printed: where
+  the latency goes, hop by hop, and the pauses.
+
 Load average is printed before and after: the machine may be shared, so compare within a run.
 """
 
@@ -187,15 +196,17 @@ def _produce(sock: str, count: int, rate: float | None) -> subprocess.Popen[str]
 
 
 def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag: str,
-           bridge_out_args: tuple[str, ...] = (), *, stages: dict[str, Any] | None = None,
+           bridge_out_args: tuple[str, ...] = (), *, stages: dict[str, Any] | None = None, trace: bool = False,
            server_pid: int | None = None) -> dict[str, Any]:
     """One producer -> relay A [-> bridges -> relay B] -> one consumer. With ``stages`` (a dict
-    to fill; bridged latency phases only), the bridges keep per-batch stamps and the consumer each
-    message's receive time; ``stages`` gets the per-hop breakdown and the CPU each process used."""
+    to fill; paced phases only) it gets the CPU each process used (``cpu_usage``); with ``trace``
+    too (bridged latency phases), the bridges keep per-batch stamps and the consumer each
+    message's receive time, and ``stages`` gets the per-hop breakdown."""
     d = tmp / tag
     d.mkdir()
     procs = _Procs(d)
-    trace = stages is not None and bool(nats_url) and bool(rate)
+    trace = trace and stages is not None and bool(nats_url) and bool(rate)
+    watch = stages is not None and bool(rate)
     pids: dict[str, int] = {}
     try:
         a = procs.relay("a")
@@ -220,7 +231,7 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
         prod = _produce(a, count, rate)
         pids["producer"] = prod.pid
         timeout = 120 + count / 5000
-        if trace:  # the figures of the consumer (and producer) until just before they exit
+        if watch:  # the figures of the consumer (and producer) until just before they exit
             box: list[dict[str, Any]] = []
             reader = threading.Thread(target=lambda: box.append(_result(consumer, timeout)), daemon=True)
             reader.start()
@@ -239,16 +250,32 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
     if trace and stages is not None:
         stages.update(stage_breakdown(result["latency_ns"], result.pop("recv_ns"), np.load(d / "out.npz"),
                                       np.load(d / "in.npz")))
-        zero = (0.0, 0, 0)  # the producer started after the first look
-        stages["cpu_seconds"] = {k: round(v[0] - cpu0.get(k, zero)[0], 2) for k, v in cpu1.items()}
-        stages["wakeups"] = {k: v[1] - cpu0.get(k, zero)[1] for k, v in cpu1.items()}
-        stages["preemptions"] = {k: v[2] - cpu0.get(k, zero)[2] for k, v in cpu1.items()}
+    if watch and stages is not None:
+        stages.update(cpu_usage(cpu0, cpu1, count))
     return _summarise([result], latency=bool(rate))
 
 
-def _cpu_seconds(pids: dict[str, int]) -> dict[str, tuple[float, int, int]]:
+def cpu_usage(cpu0: dict[str, tuple[float, int, int, float]], cpu1: dict[str, tuple[float, int, int, float]],
+              count: int) -> dict[str, Any]:
+    """What each process used between two ``_cpu_seconds`` looks while ``count`` messages crossed:
+    CPU seconds, wake-ups, preemptions, and CPU per message (user and system microseconds) -- what
+    the path costs the machine, which on a shared machine says more than the latency does."""
+    zero = (0.0, 0, 0, 0.0)  # the producer started after the first look
+    per: dict[str, dict[str, float]] = {}
+    for k, v in cpu1.items():
+        b = cpu0.get(k, zero)
+        system = v[3] - b[3]
+        per[k] = {"user": round((v[0] - b[0] - system) / count * 1e6, 1), "system": round(system / count * 1e6, 1)}
+    return {"messages": count, "cpu_seconds": {k: round(v[0] - cpu0.get(k, zero)[0], 2) for k, v in cpu1.items()},
+            "cpu_us_per_message": per,
+            "wakeups": {k: v[1] - cpu0.get(k, zero)[1] for k, v in cpu1.items()},
+            "preemptions": {k: v[2] - cpu0.get(k, zero)[2] for k, v in cpu1.items()}}
+
+
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, tuple[float, int, int, float]]:
     """Per process so far (Linux /proc): user + system CPU seconds, voluntary context switches
-    (wake-ups) and involuntary ones (preemptions: runnable but another process had the CPU)."""
+    (wake-ups), involuntary ones (preemptions: runnable but another process had the CPU), and
+    the system (kernel) part of the CPU seconds."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for name, pid in pids.items():
@@ -263,7 +290,7 @@ def _cpu_seconds(pids: dict[str, int]) -> dict[str, tuple[float, int, int]]:
                         switches[1] += int(line.split()[1])
         except OSError:
             continue
-        out[name] = ((int(fields[11]) + int(fields[12])) / tick, switches[0], switches[1])
+        out[name] = ((int(fields[11]) + int(fields[12])) / tick, switches[0], switches[1], int(fields[12]) / tick)
     return out
 
 
@@ -399,7 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plain relay hop: throughput, {args.count:,} x 64 B", file=sys.stderr)
         report["relay_throughput"] = _phase(tmp, None, args.count, None, "relay-tp")
         print(f"plain relay hop: latency at {args.latency_rate:,.0f} msgs/s", file=sys.stderr)
-        report["relay_latency"] = _phase(tmp, None, lat_count, args.latency_rate, "relay-lat")["latency"]
+        relay_cpu: dict[str, Any] = {}
+        report["relay_latency"] = _phase(tmp, None, lat_count, args.latency_rate, "relay-lat",
+                                         stages=relay_cpu)["latency"]
+        report["relay_latency_cpu"] = relay_cpu
         for tag, rate, key in (("bridge-tp", None, "bridge_throughput"), ("bridge-lat", args.latency_rate, "bridge")):
             # a fresh server and fresh relays per phase: the stream starts empty, D = S = D'
             server = NatsServer(tmp, f"{tag}-nats", env=nats_env).start()
@@ -407,11 +437,13 @@ def main(argv: list[str] | None = None) -> int:
                 what = f"throughput, {args.count:,} x 64 B" if rate is None else f"latency at {rate:,.0f} msgs/s"
                 print(f"bridged (relay -> bridge out -> JetStream -> bridge in -> relay): {what}", file=sys.stderr)
                 extra = ("--max-inflight", str(args.max_inflight)) if args.max_inflight else ()
-                stages: dict[str, Any] | None = {} if args.stages and rate else None
+                stages: dict[str, Any] | None = {} if rate else None
                 r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag, extra,
-                           stages=stages, server_pid=server.proc.pid if server.proc else None)
+                           stages=stages, trace=args.stages, server_pid=server.proc.pid if server.proc else None)
                 if stages is not None:
-                    report["bridge_latency_stages"] = stages
+                    report["bridge_latency_cpu"] = {k: stages[k] for k in CPU_KEYS}
+                    if args.stages:
+                        report["bridge_latency_stages"] = stages
                 report[key if rate is None else "bridge_latency"] = r if rate is None else r["latency"]
                 report[f"{key}_stream_messages"] = _stream_messages(server.url)
             finally:
@@ -454,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     a = report["added_latency_us"]
     print(f"  added by the bridge (bridged - relay hop): p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us, "
           f"p99.9 {a['p999_us']:.0f} us")
+    print_cpu(report["relay_latency_cpu"], report["bridge_latency_cpu"])
     if "bridge_latency_stages" in report:
         print_stages(report["bridge_latency_stages"])
     return 0
@@ -469,8 +502,25 @@ def print_stages(st: dict[str, Any]) -> None:
     print("  garbage collections during the phase: " + ", ".join(
         f"{k} {v['collections']} ({v['full']} full), {v['total_ms']:.1f} ms in all, longest {v['max_ms']:.1f} ms"
         for k, v in st["gc"].items()))
-    print("  during the phase, per process: CPU seconds / wake-ups / preemptions: " + ", ".join(
-        f"{k} {v:.2f}/{st['wakeups'][k]}/{st['preemptions'][k]}" for k, v in st["cpu_seconds"].items()))
+
+
+CPU_KEYS = ("messages", "cpu_seconds", "cpu_us_per_message", "wakeups", "preemptions")
+
+
+def cpu_per_message(cpu: dict[str, Any]) -> float:
+    """Microseconds of CPU per message, all processes of a phase together."""
+    return float(sum(v["user"] + v["system"] for v in cpu["cpu_us_per_message"].values()))
+
+
+def print_cpu(relay: dict[str, Any], bridged: dict[str, Any]) -> None:
+    print(f"\n  CPU per message in the latency phases (us, user + system; wake-ups and preemptions per 1,000 messages)"
+          f"\n  relay hop {cpu_per_message(relay):.1f} us, bridged {cpu_per_message(bridged):.1f} us: "
+          f"the bridge adds {cpu_per_message(bridged) - cpu_per_message(relay):.1f} us")
+    for name, st in (("relay hop", relay), ("bridged", bridged)):
+        per, count = st["cpu_us_per_message"], max(1, st["messages"])
+        print(f"  {name:<10}: " + ", ".join(
+            f"{k} {v['user']:.1f}+{v['system']:.1f} ({st['wakeups'][k] * 1000 / count:.0f}/{st['preemptions'][k] * 1000 / count:.0f})"
+            for k, v in per.items()))
 
 
 if __name__ == "__main__":
