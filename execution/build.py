@@ -49,7 +49,7 @@ SOLC_VERSION = "0.8.37+commit.f401782d"
 # Fixed compiler settings. evmVersion cancun: transient storage (EIP-1153) is needed, and nothing
 # newer is, so the contract runs on any chain from Cancun on (anvil's default hardfork is newer).
 SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 10_000},
+    "optimizer": {"enabled": True, "runs": 4_294_967_295},
     "viaIR": True,
     "evmVersion": "cancun",
     "metadata": {"bytecodeHash": "none"},

@@ -295,9 +295,9 @@ contract AlphaPulseArb {
             _call(vault, abi.encodeWithSelector(VAULT_FLASH_LOAN, address(this), tokens, amounts, path));
             profit = _payRecipient(token, to, cycleResult);
         } else if (manager != address(0)) {
-            bytes memory data = _withPrefix(bytes20(to), path);
+            bytes memory unlockData = _unlockCall(to, path);
             expectedCaller = manager;
-            _call(manager, abi.encodeWithSelector(PM_UNLOCK, data));
+            _call(manager, unlockData);
             profit = cycleResult; // already taken to the recipient inside the unlock
         } else {
             if (allV2Prefix) _startReverse(p, n, amountIn, path);
@@ -1058,11 +1058,19 @@ contract AlphaPulseArb {
         }
     }
 
-    function _withPrefix(bytes20 prefix, bytes calldata path) private pure returns (bytes memory data) {
-        data = new bytes(20 + path.length);
+    /// @dev `unlock(bytes)` calldata whose data is the recipient (20 bytes) then the path, built in
+    ///      one buffer: `abi.encodeWithSelector(PM_UNLOCK, abi.encodePacked(to, path))` without its
+    ///      trailing zero padding (the ABI decoder reads `length` bytes), copying the path once.
+    function _unlockCall(address to, bytes calldata path) private pure returns (bytes memory cd) {
+        uint256 len = 20 + path.length;
+        cd = new bytes(68 + len);
         assembly ("memory-safe") {
-            mstore(add(data, 32), prefix)
-            calldatacopy(add(data, 52), path.offset, path.length)
+            let c := add(cd, 32)
+            mstore(c, PM_UNLOCK)
+            mstore(add(c, 4), 0x20)
+            mstore(add(c, 36), len)
+            mstore(add(c, 68), shl(96, to))
+            calldatacopy(add(c, 88), path.offset, path.length)
         }
     }
 
