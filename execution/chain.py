@@ -1,8 +1,9 @@
 """The executor's edge to the chain and to block builders: JSON-RPC over httpx, local signing.
 
-* :class:`ChainGateway`: reads (head, nonces, receipts), ``eth_call`` simulation and gas estimate
-  of ``AlphaPulseArb.execute``, EIP-1559 signing with the keystore's account (eth-account; the key
-  never leaves the process), ``eth_sendRawTransaction``.
+* :class:`ChainGateway`: reads (head, nonces, receipts), the simulation of a call to our contract
+  with its gas in the same round trip (:meth:`ChainGateway.simulate`, "Gas from the simulation"
+  below), ``eth_estimateGas`` where that is not available, EIP-1559 signing with the keystore's key
+  (coincurve; the key never leaves the process), ``eth_sendRawTransaction``.
 * :class:`BuilderClient`: the builders' JSON-RPC (``eth_sendBundle``, ``eth_callBundle``) to one
   endpoint, as Flashbots-style builders speak it.
 
@@ -10,22 +11,50 @@ The JSON-RPC client is ``chain.rpc.HttpRpc`` (httpx, works under trio); its erro
 (``RpcFailure``: ``RpcError`` for a node's error object, ``EndpointError`` for a node that did
 not answer properly) are what leave here besides :class:`SimulationReverted`, which is made from
 an ``RpcError`` carrying revert data.
+
+Gas from the simulation
+-----------------------
+A signal's critical path has one round trip before the send: the simulation. ``eth_estimateGas``
+alongside it (even concurrently) cost the longer of the two, about three times an ``eth_call`` on
+anvil, plus its client CPU. So the simulation measures the gas itself: ``eth_call`` with a state
+override (the third parameter; geth, erigon, reth, nethermind, anvil and the hosted providers take
+it) that gives **our own address** the code of a tiny meter (:func:`gas_meter_code`, 67 bytes)::
+
+    copy the calldata; g0 = GAS; ok = CALL(gas, contract, 0, calldata); g1 = GAS
+    ok ? return(returndata ++ uint256(g0 - g1)) : revert(returndata)
+
+``msg.sender`` in the contract is still our address (the owner), so the call runs exactly the code a
+transaction would, and a revert comes back with the contract's own revert data (decoded as
+before). ``g0 - g1`` is the contract call's consumption before refunds plus the meter's fixed
+:data:`METER_OVERHEAD` (the opcodes between the two ``GAS`` and the cold access to the contract,
+which a transaction's ``to`` does not pay); :func:`intrinsic_gas` adds what the transaction pays
+before its code runs. The sum equals anvil's ``eth_estimateGas`` of the same call (a test compares
+them on every path kind); both miss the pools' oracle writes that a later block's timestamp adds,
+which ``[gas] limit_extra`` covers as before. A node that refuses or ignores the override (no
+answer of the meter's shape, while the plain ``eth_call`` answers) turns the meter off for the
+process, with one warning: the simulation is then a plain ``eth_call`` and the executor asks
+``eth_estimateGas`` (alongside it) as before.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from eth_abi import decode
+import coincurve
+import rlp
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_canonical_address
 
 from chain.revert import ContractError, revert_data
 from chain.rpc import EndpointError, HttpRpc, RpcError, RpcFailure
 from execution.calldata import decode_error
 from execution.core import Tx
 
-__all__ = ["BuilderClient", "ChainGateway", "EndpointError", "NonceTaken", "RpcError", "RpcFailure",
-           "SimulationReverted"]
+__all__ = ["METER_OVERHEAD", "BuilderClient", "ChainGateway", "EndpointError", "NonceTaken", "RpcError", "RpcFailure",
+           "SimulationReverted", "calldata_floor", "gas_meter_code", "intrinsic_gas"]
+
+log = logging.getLogger("execution")
 
 # what nodes say when the nonce of a transaction is already used -- mined (geth, anvil, erigon, reth:
 # "nonce too low"; nethermind: "OldNonce") or held in the pool by another transaction of the account
@@ -50,6 +79,46 @@ def _hex(v: int) -> str:
     return hex(v)
 
 
+#: gas the meter itself spends between its two ``GAS`` readings: PUSH1 x4, CALLDATASIZE, PUSH20, GAS,
+#: the second GAS (3 * 5 + 2 * 3 = 21) and the CALL's cold access to the contract (EIP-2929: 2,600),
+#: which a transaction does not pay for its ``to``
+METER_OVERHEAD = 21 + 2_600
+
+
+def gas_meter_code(target: str) -> bytes:
+    """The meter's runtime code for calls to ``target`` (see "Gas from the simulation")."""
+    head = bytes.fromhex(
+        "36" "6000" "6000" "37"  # CALLDATACOPY(0, 0, calldatasize)
+        "5a"  # GAS: g0
+        "6000" "6000" "36" "6000" "6000" "73")  # CALL's retSize, retOffset, argsSize, argsOffset, value; PUSH20
+    body = head + to_canonical_address(target) + bytes.fromhex(
+        "5a" "f1"  # GAS CALL (all the gas there is): [g0, ok]
+        "5a" "90" "91" "03"  # GAS SWAP1 SWAP2 SUB: [ok, g0 - g1]
+        "3d" "6000" "6000" "3e"  # RETURNDATACOPY(0, 0, returndatasize)
+        "90")  # SWAP1: [g0 - g1, ok]
+    fail = bytes.fromhex("3d" "6000" "fd")  # REVERT(0, returndatasize): the contract's revert data as it is
+    ok = len(body) + 3 + len(fail)  # after PUSH1 ok JUMPI and the revert
+    return body + bytes((0x60, ok, 0x57)) + fail + bytes.fromhex(
+        "5b"  # ok: JUMPDEST
+        "3d" "52"  # MSTORE(returndatasize, g0 - g1): after the contract's answer
+        "3d" "6020" "01" "6000" "f3")  # RETURN(0, returndatasize + 32)
+
+
+def intrinsic_gas(data: bytes) -> int:
+    """What a call transaction with ``data`` pays before its code runs: 21,000 and its calldata
+    (EIP-2028: 4 per zero byte, 16 per other byte)."""
+    zeros = data.count(0)
+    return 21_000 + 4 * zeros + 16 * (len(data) - zeros)
+
+
+def calldata_floor(data: bytes) -> int:
+    """EIP-7623 (Prague): a transaction's gas is at least 21,000 + 10 per calldata token (a zero byte is
+    one token, another byte four). Our calls' code spends far more, so it does not bind; it is applied
+    all the same."""
+    zeros = data.count(0)
+    return 21_000 + 10 * (zeros + 4 * (len(data) - zeros))
+
+
 class ChainGateway:
     def __init__(self, rpc: HttpRpc, account: LocalAccount, *, chain_id: int, contract: str) -> None:
         self.rpc = rpc
@@ -57,6 +126,13 @@ class ChainGateway:
         self.address = account.address
         self.chain_id = chain_id
         self.contract = contract
+        # signing: the key as coincurve holds it (see sign)
+        self._key = coincurve.PrivateKey(bytes(account.key))
+        self._contract_bytes = to_canonical_address(contract)
+        # the simulation's gas meter at our address (see "Gas from the simulation"); False once the node
+        # showed it does not take state overrides: plain eth_call, and eth_estimateGas asked apart
+        self.metered = True
+        self._meter = {self.address: {"code": "0x" + gas_meter_code(contract).hex()}}
 
     async def head(self) -> dict[str, int]:
         b = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
@@ -73,20 +149,55 @@ class ChainGateway:
         r = await self.rpc.call("eth_getTransactionReceipt", [tx_hash])
         return dict(r) if r else None
 
+    async def known(self, tx_hash: str) -> bool:
+        """Does the node have the transaction (pending in its pool, or mined)?"""
+        return await self.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+
     def _call_obj(self, data: bytes, gas: int | None = None) -> dict[str, Any]:
         tx = {"from": self.address, "to": self.contract, "data": "0x" + data.hex()}
         if gas is not None:
             tx["gas"] = _hex(gas)
         return tx
 
+    async def simulate(self, data: bytes) -> tuple[int, int | None]:
+        """The call of ``data`` to our contract from our address on the latest block, in one round trip:
+        (the first word of its answer -- ``execute``'s profit, ``swap``'s output --, the gas a transaction
+        with it would use, see "Gas from the simulation"); the gas is None when the node cannot meter (ask
+        :meth:`estimate_gas`). :class:`SimulationReverted` when the call reverts."""
+        if not self.metered:
+            return await self.simulate_execute(data), None
+        try:
+            out = await self.rpc.call("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest",
+                                                   self._meter])
+        except RpcError as exc:
+            if revert_data(exc) is not None:  # the contract's revert, passed through by the meter as it is
+                raise SimulationReverted("eth_call", decode_error(revert_data(exc)), exc.message) from None
+            return await self._unmetered(data, exc.message)
+        answer = bytes.fromhex(out[2:])
+        if len(answer) < 64:  # the override ignored: our address has no code, its answer is empty
+            return await self._unmetered(data, f"an answer of {len(answer)} bytes")
+        used = int.from_bytes(answer[-32:], "big") - METER_OVERHEAD
+        return int.from_bytes(answer[:32], "big"), max(intrinsic_gas(data) + used, calldata_floor(data))
+
+    async def _unmetered(self, data: bytes, why: str) -> tuple[int, None]:
+        """The metered call gave no meter's answer: the plain call decides. It reverts too: the call's revert
+        (SimulationReverted; the meter stays). It answers: the node does not run the meter -- off for good."""
+        profit = await self.simulate_execute(data)
+        self.metered = False
+        log.warning("executor: the node at %s does not run eth_call with a state override (%s): gas from "
+                    "eth_estimateGas from now on, one more round trip per signal", self.rpc.label, why[:200])
+        return profit, None
+
     async def simulate_execute(self, data: bytes, block: str = "latest") -> int:
-        """``execute`` via eth_call from our address: the profit it would make."""
+        """``data`` (``execute``, ``swap``) via a plain eth_call from our address: the first word of its answer."""
         try:
             out = await self.rpc.call("eth_call", [self._call_obj(data), block])
         except RpcError as exc:
             raise SimulationReverted("eth_call", decode_error(revert_data(exc)), exc.message) from None
-        (profit,) = decode(["uint256"], bytes.fromhex(out[2:]))
-        return int(profit)
+        answer = bytes.fromhex(out[2:])
+        if len(answer) < 32:
+            raise RpcError("eth_call", None, f"an answer of {len(answer)} bytes, not a uint256")
+        return int.from_bytes(answer[:32], "big")
 
     async def estimate_gas(self, data: bytes) -> int:
         try:
@@ -96,14 +207,15 @@ class ChainGateway:
 
     def sign(self, *, nonce: int, gas_limit: int, max_fee_per_gas: int, max_priority_fee_per_gas: int,
              data: bytes = b"", to: str | None = None, value: int = 0) -> Tx:
-        signed = self.account.sign_transaction({
-            "type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to or self.contract, "value": value,
-            "data": data, "gas": gas_limit, "maxFeePerGas": max_fee_per_gas,
-            "maxPriorityFeePerGas": max_priority_fee_per_gas,
-        })
-        return Tx(raw=bytes(signed.raw_transaction), tx_hash=bytes(signed.hash), nonce=nonce,
-                        gas_limit=gas_limit, max_fee_per_gas=max_fee_per_gas,
-                        max_priority_fee_per_gas=max_priority_fee_per_gas)
+        """An EIP-1559 transaction (empty access list), signed with our key: the very bytes eth-account makes
+        (RFC 6979 signatures are deterministic; a test compares them), without its dict validation and
+        per-call key derivation, which cost several times the secp256k1 signature itself."""
+        fields = [self.chain_id, nonce, max_priority_fee_per_gas, max_fee_per_gas, gas_limit,
+                  self._contract_bytes if to is None else to_canonical_address(to), value, data, []]
+        sig = self._key.sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
+        raw = b"\x02" + rlp.encode([*fields, sig[64], int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")])
+        return Tx(raw=raw, tx_hash=keccak(raw), nonce=nonce, gas_limit=gas_limit, max_fee_per_gas=max_fee_per_gas,
+                  max_priority_fee_per_gas=max_priority_fee_per_gas)
 
     async def send_raw(self, raw: bytes) -> str:
         """Broadcast; a node that already has the transaction is not an error ("already known": these

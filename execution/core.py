@@ -17,7 +17,7 @@ comes last. The steps and the events each one accepts::
     START --Start--> AWAIT_MARKET --MarketReady--> SIMULATE --Simulated--> ESTIMATE --Estimated--> AWAIT_HEAD
       |                  |                            |   (SimulationFailed: STALE)   |               |
       +-- chain / halt / +-- STALE / FAILED (re-validation)                          +-- STALE / FAILED
-          limits: done                                                                                |
+          limits: done                   Simulated with its gas: ESTIMATE passed at once ------------>|
                                                                                                       v
      shadow: SIMULATED <------------------- HeadSeen: fees, gas-price limit, net profit, halt ---------+
                                                                                                       |
@@ -40,8 +40,10 @@ Actions, carried out by the shell:
   ``Log(level, text)``, ``FillNonce(nonce)`` (a nonce taken and never sent below one already handed out:
   a 0-value self-transfer fills it, ``specs/executor-concurrency.md``);
 * requests: ``AwaitMarket(block, deadline)`` -> ``MarketReady``; ``Simulate(data)`` -> ``Simulated`` /
-  ``SimulationFailed``; ``Estimate(data)`` -> ``Estimated`` / ``SimulationFailed`` (the shell starts the
-  estimate together with the simulation and answers from it: the two RPCs overlap); ``FetchHead`` ->
+  ``SimulationFailed`` (the live shell's simulation measures the gas too, ``Simulated.gas``: one round trip,
+  and no ``Estimate`` follows); ``Estimate(data)`` -> ``Estimated`` / ``SimulationFailed``, asked only after a
+  simulation without gas (a node that cannot meter: the shell then starts the estimate together with the
+  simulation and answers from it, the two RPCs overlap; the backtest's gas model); ``FetchHead`` ->
   ``HeadSeen``, asked by public and shadow runs only while no ``BlockHeader`` of the chain has arrived
   on the market-data relay (afterwards the newest one is the head, with no RPC), by bundles always; ``Sign(...)`` -> ``Signed``; ``Broadcast(tx)`` -> ``Broadcasted``, or
   ``NonceUsed(pending)`` when another signer of the account took the nonce (signed again once at ``pending``); ``PollReceipts(hashes,
@@ -185,7 +187,11 @@ class MarketReady:
 
 @dataclass(frozen=True, slots=True)
 class Simulated:
+    """The simulation's answer: the profit (a swap's output), and the gas a transaction with the calldata
+    would use when the simulation measured it (``ChainGateway.simulate``); None: the run asks ``Estimate``."""
+
     profit: int
+    gas: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,6 +692,8 @@ class SignalRun:
             return self._finish(Outcome.STALE, f"simulation: {ev.reason}")
         self.simulated = ev.profit
         self.step = Step.ESTIMATE
+        if ev.gas is not None:  # measured by the simulation itself: no eth_estimateGas, no second round trip
+            return self._on_estimate(Estimated(ev.gas))
         return [Estimate(self.data)]
 
     def _on_estimate(self, ev: Estimated | SimulationFailed) -> list[Action]:

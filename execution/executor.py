@@ -353,6 +353,12 @@ class Executor:
             return MarketReady(trio.current_time())
         if t is Simulate:
             assert isinstance(a, Simulate)
+            if self.chain.metered:  # one round trip: the profit and the gas (execution/chain.py)
+                try:
+                    profit, gas = await self.chain.simulate(a.data)
+                except SimulationReverted as exc:
+                    return SimulationFailed(str(exc))
+                return Simulated(profit, gas)  # gas None: the node turned out not to meter, the core asks Estimate
             return await self._simulate_and_estimate(run, a.data)
         if t is Estimate:
             assert isinstance(a, Estimate)
@@ -483,8 +489,10 @@ class Executor:
         self.nonces.consumed(nonce)
 
     async def _simulate_and_estimate(self, run: Any, data: bytes) -> Simulated | SimulationFailed:
-        """``eth_call`` and ``eth_estimateGas`` of the same calldata at once: the core asks for the
-        estimate next, and gets this answer (held in ``_estimates`` for the run) without a second round trip."""
+        """For a node that cannot meter the simulation's gas (``ChainGateway.metered`` False): ``eth_call`` and
+        ``eth_estimateGas`` of the same calldata at once: the core asks for the estimate next, and gets this
+        answer (held in ``_estimates`` for the run) without a second round trip -- though after the longer of
+        the two, and the estimate's client work on this thread."""
         estimate: list[Estimated | SimulationFailed | BaseException] = []
 
         async def run_estimate() -> None:
@@ -580,7 +588,14 @@ class Executor:
                 await self._drive(run, run.settle_recovered(i, Receipt.from_rpc(r),
                                                             cancelled=row.gas_limit == CANCEL_GAS and i != 0))
                 return
-        plan = recover_unmined(nonce, [row.public for row in rows], latest)
+        sent = [row.public for row in rows]
+        for i, row in enumerate(rows):
+            if not row.public and await self.chain.known(row.tx_hash):
+                # sent, and the process died before it was marked so: the node holds it (execution/store.py,
+                # "A crash between signing and sending")
+                self.store.mark_public(row.tx_hash)
+                sent[i] = True
+        plan = recover_unmined(nonce, sent, latest)
         if plan.settle is not None:
             # Someone else's transaction took the nonce (or ours never left): nothing of ours can land.
             self.store.settle_nonce(plan.settle.nonce, plan.settle.mined_hash)

@@ -60,6 +60,7 @@ from runtime.reload import ConfigReload
 
 log = logging.getLogger("execution")
 EXIT_CONFIG = 2
+CHECKPOINT_INTERVAL_S = 1.0  # the store's WAL checkpoint, off the critical path (ExecutorStore.checkpoint)
 
 
 def relay_socket(config: ExecutorConfig, domain: Domain) -> str:
@@ -291,7 +292,15 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                                  else f"waits: {len(sched.in_flight)} signal(s) in flight, the limit")
                     start(ready)
 
+        async def checkpoints() -> None:
+            # the store's WAL into its file, in a worker thread (execution/store.py: never inside a commit of
+            # the critical path); a second's commits at most wait in the WAL
+            while True:
+                await trio.sleep(CHECKPOINT_INTERVAL_S)
+                await trio.to_thread.run_sync(store.checkpoint)
+
         nursery.start_soon(market_data)
+        nursery.start_soon(checkpoints)
         await nursery.start(stops)
         await ex.recover()
         with trio.move_on_after(5) as waited:

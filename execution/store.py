@@ -5,7 +5,7 @@
   fees, the signal it belongs to, its status). A crash after signing leaves a row whose fate the
   next start settles (:meth:`ExecutorStore.open_txs` + reconciliation in the executor); a cross-chain leg's
   rows (``meta["xc"]``) are settled with its signal's other chain (:meth:`ExecutorStore.unfinished_cross_chain`,
-  ``execution/xchain/recover.py``).
+  ``execution/xchain/recover.py``). See "A crash between signing and sending" below.
 * ``signals``: the outcome of every finished signal, so a signal delivered again (the relay
   resumes after a restart) is not executed twice, and a result is published once.
 * ``results``: each finished signal's ``ExecutionResult`` and the ``source_seq`` it is published
@@ -24,6 +24,25 @@ before cross-chain trading reads the same), every other chain its chain id. :met
 is a view of the same file whose transaction and nonce methods see one chain only: one nonce sequence
 per chain and signer (``execution/xchain/``).
 
+A crash between signing and sending
+-----------------------------------
+The signal's critical path writes one row before its ``eth_sendRawTransaction``: ``record_tx`` (the raw
+transaction, ``public`` 0), an autocommitted INSERT appended to the WAL without an fsync (microseconds;
+see ``__init__`` for why a kill -9 loses nothing committed). ``public`` becomes 1 once the node accepted
+it. Whatever the moment of a crash, the next start (``Executor.recover``) finds the truth on the chain:
+
+* before the row was committed: nothing left the process; the nonce lived only in memory, and the next
+  nonce comes from the chain's counts;
+* after the commit, whether or not the bytes reached the node (``public`` still 0, or already 1): the
+  row is ``pending``; its receipt settles it when mined (the signal reported from the receipt); a node
+  that still holds it (``eth_getTransactionByHash``) makes it a sent transaction, broadcast again (the
+  same bytes) and watched; one the node never got was never sent: dropped, the signal NOT_INCLUDED, and
+  its nonce free again (the chain's pending count does not include it).
+
+Nothing here waits for a disk flush on that path: the WAL's automatic checkpoint, which would run (with
+its fsyncs) inside whichever commit crosses 1,000 pages -- ``record_tx`` right before a send, say -- is
+off; the process checkpoints from a worker thread on a connection of its own (:meth:`ExecutorStore.checkpoint`).
+
 Nonce rule (see :class:`NonceTracker`): the next nonce is never below the chain's pending count
 nor below one past the highest nonce of a transaction that may still land (``pending`` rows);
 a nonce is only given back when its transaction was never broadcast publicly and its bundle's
@@ -34,6 +53,7 @@ out; a nonce below one handed out is a gap, filled with a 0-value self-transfer
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +137,10 @@ class ExecutorStore:
         # power loss / kernel crash may lose the last commits before the next checkpoint's fsync,
         # and a restart then reconciles nonces from the chain's own counts (recover()).
         self.db = open_sqlite(path, SCHEMA, synchronous="NORMAL")
+        # no checkpoint inside our commits (module docstring): checkpoint() does them, off the critical path
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._path = str(path)
+        self._checkpointer: sqlite3.Connection | None = None
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(txs)")}
         if "chain_id" not in columns:  # a file from before per-chain transactions: all of them the own chain's
             self.db.execute("ALTER TABLE txs ADD COLUMN chain_id INTEGER NOT NULL DEFAULT 0")
@@ -124,13 +148,26 @@ class ExecutorStore:
         self.chain_id = 0  # whose transactions this view reads and writes (0: the executor's own chain)
 
     def close(self) -> None:
-        self.db.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        self.db.close()  # the last connection closing checkpoints what is left
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy the WAL's committed pages into the database file (PASSIVE: never waits for, nor blocks, our
+        writes), on a connection of its own: meant for a worker thread (``trio.to_thread.run_sync``), one at a
+        time. Returns (pages in the WAL, pages checkpointed)."""
+        if self._path == ":memory:":
+            return 0, 0
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        _busy, wal, done = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return wal, done
 
     def for_chain(self, chain_id: int) -> ExecutorStore:
         """A view of the same file for the transactions of ``chain_id`` (signals, results and cursors are
-        shared). Close only the store it came from."""
+        shared). Close (and checkpoint) only the store it came from."""
         view = object.__new__(ExecutorStore)
-        view.db, view.chain_id = self.db, chain_id
+        view.db, view.chain_id, view._path, view._checkpointer = self.db, chain_id, ":memory:", None
         return view
 
     # --- transactions --------------------------------------------------------------------------

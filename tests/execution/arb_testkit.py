@@ -148,3 +148,26 @@ class Arb:
     owner: str
     recipient: str
     deploy_gas: int
+
+
+def deploy_arb_owned_by(chain: Chain, dep: Any, owner: str, recipient: str) -> str:
+    """AlphaPulseArb owned by ``owner``, an address whose key only the test holds (the executor's own account):
+    funded, deployed and configured through anvil's impersonation; every devnet factory allow-listed (V2 venues,
+    V3, the V4 PoolManager). Returns the contract's address."""
+    from execution.build import load_artifact
+    from execution.calldata import Kind, encode_constructor_args, encode_set_factory
+
+    chain.rpc("anvil_setBalance", owner, hex(10**21))
+    chain.rpc("anvil_impersonateAccount", owner)
+    try:
+        art = load_artifact()
+        code = bytes.fromhex(art["bytecode"][2:]) + encode_constructor_args(recipient)
+        arb = chain.deploy(owner, code)
+        for v in dep.v2:
+            chain.send(owner, arb, encode_set_factory(v.factory, Kind.V2))
+        chain.send(owner, arb, encode_set_factory(dep.v3.factory, Kind.V3))
+        if dep.v4 is not None:
+            chain.send(owner, arb, encode_set_factory(dep.v4.pool_manager, Kind.V4))
+    finally:
+        chain.rpc("anvil_stopImpersonatingAccount", owner)
+    return arb

@@ -102,3 +102,32 @@ def test_resync_and_reconcile_never_go_back() -> None:
     t.resync(9)
     assert t.next == 9
     assert t.reconcile(latest=2, pending=4, max_live=11) == 12 and t.taken == {}
+
+
+def test_commits_never_checkpoint_the_wal_the_worker_thread_does(tmp_path: Path) -> None:
+    """A commit that crosses SQLite's automatic checkpoint threshold (1,000 pages) would copy the WAL into the
+    file and fsync inside that commit -- a record_tx right before a send. Here the pages stay in the WAL
+    whatever the count, and checkpoint(), on its own connection (a worker thread's), moves them; the rows read
+    the same before and after, also from a new connection."""
+    import threading
+
+    path = tmp_path / "s.sqlite"
+    store = ExecutorStore(path)
+    size = path.stat().st_size
+    for i in range(1_500):  # > 1,000 pages: each row's raw transaction fills a page
+        store.record_tx(tx_hash=f"0x{i:064x}", signal_id=i, nonce=i, raw=bytes(4_096), max_fee=2, tip=1,
+                        gas_limit=21_000)
+    assert path.stat().st_size == size  # no checkpoint ran inside a commit
+    wal = Path(f"{path}-wal").stat().st_size
+    assert wal > 1_000 * 4_096
+    out: list[tuple[int, int]] = []
+    worker = threading.Thread(target=lambda: out.append(store.checkpoint()))
+    worker.start()
+    worker.join()
+    ((pages, done),) = out
+    assert pages == done > 1_000 and path.stat().st_size > 1_500 * 4_096
+    again = ExecutorStore(path)
+    assert len(store.open_txs()) == 1_500 and len(again.open_txs()) == 1_500
+    again.close()
+    assert store.for_chain(31338).checkpoint() == (0, 0)  # a view leaves it to the store it came from
+    store.close()

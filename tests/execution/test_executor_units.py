@@ -203,8 +203,9 @@ async def test_simulation_and_gas_estimate_overlap_and_the_estimate_is_not_asked
     from execution.core import Estimate, Estimated, Simulate, Simulated, SimulationFailed
     from execution.executor import Executor
 
-    class Gateway:
+    class Gateway:  # a node that cannot meter the simulation's gas (ChainGateway.metered False)
         address = A
+        metered = False
         calls: list[str] = []
 
         async def simulate_execute(self, data: bytes) -> int:
