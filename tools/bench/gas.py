@@ -23,8 +23,20 @@ One row is a separate mode, not a flash arbitrage: ``V2->V2 (inventory)`` (``exe
 is the V2->V2 cycle, same state and input, paid from the start token the contract holds (it is sent
 the cycle's input first): no lender, so no callback. The previous contract has no such mode.
 
-The V4 pools get one dust swap each way before any measurement, as a traded pool has: otherwise the
-first swap of a pool with a protocol fee pays for creating its fee-accrual slots (~22k, once).
+The V4 pools get one small swap each way before any measurement, as a traded pool has had; in a pool
+with a protocol fee it is large enough for the fee to round to at least one unit, so the input
+currency's ``protocolFeesAccrued`` slot is non-zero (checked), as between two collections (a dust
+swap of 0.001 USDC at 200 pips accrued nothing, and the cycle then paid 20,000 for writing that slot
+from zero). Two rows measure V4->V4 under other fee conditions: ``(no protocol fee)`` (the fee
+controller sets the 0.3 % pool's protocol fee to 0: V4 pools on mainnet have none as far as we
+know) and ``(fees collected)`` (the controller has just collected every accrued fee: the slot is
+written from zero, +17,100).
+
+Three rows measure the V2 paths as a backrun lands, ``(same block)``: the swap that opens the
+opportunity is mined again in the arbitrage's block, just before it (the sizing used the state after
+it, which the replay reproduces), so its pair has already written its price oracle in that block
+(-10,416 gas, on both contracts). The other rows keep mining the arbitrage 12 s after the previous
+block, the worst case.
 The profit recipient starts with none of the start token (the tests' condition; a recipient that
 already holds it pays ~17k less for the profit transfer): ``--recipient-holds`` gives it 1 unit first.
 ``--steady`` measures the steady state of a running bot: the recipient holds the start token and the
