@@ -14,7 +14,8 @@ def test_bench_gas_compares_both_contracts_on_every_path_type(capsys) -> None:
     rows = {r["path"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"V2->V2", "V2->V3", "V2->V2->V3", "V4->V4", "V2->V2 (Balancer)", "Curve->V2 (Balancer)",
                          "V2->V2 (inventory)", "V2->V2 (same block)", "V2->V3 (same block)",
-                         "V2->V2->V3 (same block)", "V4->V4 (no protocol fee)", "V4->V4 (fees collected)"}
+                         "V2->V2->V3 (same block)", "V4->V4 (no protocol fee)", "V4->V4 (fees collected)",
+                         "V4->V4 (tick crossing)"}
     for name in ("V2->V2", "V2->V3", "V2->V2->V3"):
         r = rows[name]
         assert r["profit"] > 0 and r["amount_in"] > 0
@@ -48,6 +49,10 @@ def test_bench_gas_compares_both_contracts_on_every_path_type(capsys) -> None:
     assert (collected["amount_in"], collected["profit"]) == (v4["amount_in"], v4["profit"])
     assert collected["current"] - v4["current"] == 17_100
     assert no_fee["previous"] is None and no_fee["profit"] > v4["profit"] and no_fee["current"] < v4["current"]
+    # An initialized tick in the cycle's way (checked crossed by the bench): at least the tick's two
+    # fee-growth-outside slots read cold and rewritten, on top of the plain row.
+    crossing = rows["V4->V4 (tick crossing)"]
+    assert crossing["profit"] > 0 and crossing["current"] - v4["current"] > 2 * (2_100 + 2_900), crossing
 
 
 def test_bench_gas_refuses_an_unknown_path(capsys) -> None:

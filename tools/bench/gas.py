@@ -30,7 +30,8 @@ swap of 0.001 USDC at 200 pips accrued nothing, and the cycle then paid 20,000 f
 from zero). Two rows measure V4->V4 under other fee conditions: ``(no protocol fee)`` (the fee
 controller sets the 0.3 % pool's protocol fee to 0: V4 pools on mainnet have none as far as we
 know) and ``(fees collected)`` (the controller has just collected every accrued fee: the slot is
-written from zero, +17,100).
+written from zero, +17,100); ``(tick crossing)`` puts an initialized tick in the cycle's way (a
+backrun crosses back what the swap it follows crossed; checked crossed).
 
 Three rows measure the V2 paths as a backrun lands, ``(same block)``: the swap that opens the
 opportunity is mined again in the arbitrage's block, just before it (the sizing used the state after
@@ -113,6 +114,7 @@ class _Net:
         self.accounts = [to_checksum_address(a) for a in self.rpc("eth_accounts")]
         self.trader = self.dep.funded_accounts[0]
         self.pending: list[str] | None = None  # transactions sent inside one_block(), not mined yet
+        self.marks: dict[str, int] = {}  # what a path's setup leaves for its check
 
     @contextmanager
     def one_block(self, seconds: int) -> Iterator[list[str]]:
@@ -239,6 +241,31 @@ def _v4_fees_collected(n: _Net) -> None:
             raise RuntimeError("collectProtocolFees left accrued fees behind")
 
 
+def _v4_tick_ahead(n: _Net) -> None:
+    """An initialized tick just below the 0.05 % pool's price, within the cycle's move (its second
+    swap, WETH for USDC, lowers that pool's price ~11 ticks): the upper tick of a small position
+    (USDC only), then a small swap each way in that pool, so that both fee growths have moved since
+    the tick was initialized, as on a tick with some history. ``_v4_crossed`` checks the cycle
+    crossed it."""
+    pool = n.dep.v4_pool("WETH", "USDC", 500)
+    tick = n.client.v4_raw_state(pool).slot0.tick
+    upper = tick // pool.tick_spacing * pool.tick_spacing
+    n.client.v4_modify_liquidity(n.trader, pool, upper - 10 * pool.tick_spacing, upper, 10**12)
+    for zero_for_one in (True, False):
+        # 0.001 WETH / 1 USDC: enough for the 0.05 % fee to move each fee growth, far from the tick
+        n.client.v4_swap(n.trader, pool, zero_for_one, -(10**15 if zero_for_one else 10**6))
+    if n.client.v4_raw_state(pool).slot0.tick < upper:
+        raise RuntimeError("V4 tick crossing: the warm-up swaps crossed the tick already")
+    n.marks["crossing_tick"] = upper
+
+
+def _v4_crossed(n: _Net) -> None:
+    tick = n.client.v4_raw_state(n.dep.v4_pool("WETH", "USDC", 500)).slot0.tick
+    if tick >= n.marks["crossing_tick"]:
+        raise RuntimeError(f"V4 tick crossing: the cycle stopped at tick {tick}, above the initialized tick "
+                           f"{n.marks['crossing_tick']} (the devnet's prices moved: move the position)")
+
+
 def _v4_cycle_pools(n: _Net) -> list[Any]:
     assert n.dep.v4 is not None
     return [n.dep.v4_pool("USDC", "WETH", 3000), n.dep.v4_pool("WETH", "USDC", 500)]
@@ -262,6 +289,7 @@ class _Path:
     # arbitrage's own block, just before it, as a backrun lands: the pools they touched have
     # written their price oracle in that block already.
     same_block: bool = False
+    check: Callable[[_Net], None] | None = None  # run after each measured execution, before the revert
 
 
 _WETH_USDC_V2 = (10**6, 200_000 * 10**6)
@@ -299,6 +327,7 @@ PATHS: tuple[_Path, ...] = (
     _Path("V2->V2->V3 (same block)", _dump_weth_on_venue_a, _v2_v2_v3, _WETH_USDC_V2, same_block=True),
     _Path("V4->V4 (no protocol fee)", _v4_protocol_fee_off, _v4_v4, _WETH_USDC_V2),
     _Path("V4->V4 (fees collected)", _v4_fees_collected, _v4_v4, _WETH_USDC_V2),
+    _Path("V4->V4 (tick crossing)", _v4_tick_ahead, _v4_v4, _WETH_USDC_V2, check=_v4_crossed),
 )
 # What a labelled row changes against its path type's row (printed under the table).
 LABELS = {
@@ -309,6 +338,8 @@ LABELS = {
                        "controller: the cycle accrues no protocol fee",
     "fees collected": "the controller has just collected the accrued protocol fees: the first fee-paying "
                       "swap writes its input currency's accrued-fee slot from zero (+17,100 gas)",
+    "tick crossing": "an initialized tick (a small position's upper tick, with some fee history) lies just "
+                     "below the 0.05 % V4 pool's price: the cycle's second swap crosses it (checked)",
 }
 
 
@@ -446,6 +477,8 @@ def measure(net: Any, *, recipient_holds: bool = False, contract_dust: bool = Fa
                     gas[contract.name] = _run(n, contract, owner, hops, path.flash, dust=contract_dust,
                                               inventory=path.inventory,
                                               opening=path.setup if path.same_block else None)
+                    if path.check is not None:
+                        path.check(n)
                 finally:
                     n.rpc("evm_revert", snap)
             rows.append(GasRow(path.name, amount_in, profit, gas.get("previous"), gas["current"],
