@@ -25,6 +25,7 @@ Nothing here is a float: rates are integer fractions and quotes are the contract
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -365,32 +366,47 @@ def _virtual_reserves(liquidity: int, sqrt_price_x96: int) -> tuple[int, int]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CurvePool(_Snapshot):
     """A two-coin classic StableSwap pool. ``amp`` and ``rates`` come from configuration (a snapshot
-    carries only balances and the fee); ``fee`` is on Curve's 1e10 scale."""
+    carries only balances and the fee); ``fee`` is on Curve's 1e10 scale.
+
+    The invariant ``D`` depends on the balances alone, so the snapshot computes it (and the normalised
+    balances ``xp``) once: every quote on it reuses them, where the contract's ``get_y`` recomputes
+    ``D`` at every call (same result to the wei; ``D``'s Newton loop was half of a quote's time).
+
+    Its local model (:meth:`local_model`, :meth:`model0`, the marginals) is the constant-product curve
+    with the StableSwap curve's slope *and* curvature at the point (see :func:`_stableswap_model`):
+    exact in the continuum to second order, so the optimiser's Newton steps land on a Curve path's
+    optimum in a few evaluations, as on V3 paths.
+    """
 
     KIND: ClassVar[VenueKind] = VenueKind.CURVE
     balances: tuple[int, int]
     rates: tuple[int, int]
     amp: int
     fee: int
+    xp: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    invariant: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # No closed form for the StableSwap rate: probe with a size small against the balance. The
-        # curve is concave, so the probe's rate is a slight *under*-estimate of the marginal one;
-        # the pre-screen may therefore miss an arbitrage worth less than the probe's curvature.
-        m: list[int] = []
-        for i in (0, 1):
-            probe = max(self.balances[i] >> 30, 1)
-            out = self._exchange(i, probe)
-            m += [max(out, 0), probe]
-        self._set_marginals((m[0], m[1], m[2], m[3]))
+        try:
+            x0, x1 = curve.get_xp(self.balances, self.rates)
+            xp: tuple[int, int] | None = (x0, x1)
+            d: int | None = curve.get_D((x0, x1), self.amp)
+        except AMMError:
+            xp, d = None, None
+        object.__setattr__(self, "xp", xp)
+        object.__setattr__(self, "invariant", d)
+        # the zero-size model's rate both ways (n = 1: the fee is inside r_out)
+        _, _, r_in0, r_out0 = self.model0(True)
+        _, _, r_in1, r_out1 = self.model0(False)
+        self._set_marginals((r_out0, r_in0, r_out1, r_in1))
 
     @property
     def tradable(self) -> bool:
-        return self.balances[0] > 0 and self.balances[1] > 0
+        return self.balances[0] > 0 and self.balances[1] > 0 and self.invariant is not None
 
     @property
     def model_n(self) -> int:
-        return 0  # the probe rate is linear: no curvature term in the estimate
+        return 1  # the model's fee is inside its r_out (see _stableswap_model)
 
     def balance_in(self, zero_for_one: bool) -> int:
         return self.balances[0] if zero_for_one else self.balances[1]
@@ -398,30 +414,129 @@ class CurvePool(_Snapshot):
     def _exchange(self, i: int, dx: int) -> int:
         try:
             # ``exchange`` (not ``get_dy``): it is what the pool actually pays (they can differ by 1).
-            dy, _ = curve.exchange(i, 1 - i, dx, self.balances, self.rates, self.amp, self.fee)
+            dy, _ = curve.exchange(i, 1 - i, dx, self.balances, self.rates, self.amp, self.fee,
+                                   d=self.invariant, xp=self.xp)
         except AMMError:
             return NOT_FILLED
         return dy
-
-    def min_input(self, zero_for_one: bool, amount_out: int) -> int:
-        return NOT_FILLED  # not needed: Curve paths are searched by golden section
-
-    def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
-        num, den = self.marginal(zero_for_one)
-        return (1, 1, den << 64, num << 64)
 
     def amount_out(self, zero_for_one: bool, amount_in: int) -> int:
         if amount_in <= 0:
             return NOT_FILLED
         return self._exchange(0 if zero_for_one else 1, amount_in)
 
+    def min_input(self, zero_for_one: bool, amount_out: int) -> int:
+        """The least input whose exact ``exchange`` output is >= ``amount_out`` (-1 if none).
+
+        The continuum answer comes from the invariant solved the other way (``get_y`` for the input
+        coin, given the output coin's balance after the trade, fee and rounding undone); the exact
+        answer is then found around it with exact quotes (the output is nondecreasing in the input):
+        a gallop to an input that fills, and bisection down to the least one.
+        """
+        i = 0 if zero_for_one else 1
+        j = 1 - i
+        xp, d = self.xp, self.invariant
+        if amount_out <= 0 or xp is None or d is None or amount_out >= self.balances[j]:
+            return NOT_FILLED
+        fee_den = curve.FEE_DENOMINATOR
+        # dy = (dy_xp - dy_xp * fee // 1e10) * 1e18 // rate_j  >=  amount_out
+        dy_xp = -(-amount_out * self.rates[j] * fee_den // (curve.PRECISION * (fee_den - self.fee))) + 1
+        guess = max(1, amount_out * self.rates[j] // self.rates[i])  # where the continuum has no answer
+        if dy_xp + 1 < xp[j]:
+            try:
+                x = curve.get_y(j, i, xp[j] - dy_xp - 1, xp, self.amp, d)
+                guess = max(1, (x - xp[i]) * curve.PRECISION // self.rates[i])
+            except AMMError:
+                pass
+        return _least_input(lambda dx: self._exchange(i, dx), amount_out, guess, self.balances[i] << 8)
+
+    def model0(self, zero_for_one: bool) -> tuple[int, int, int, int]:
+        xp, d = self.xp, self.invariant
+        if xp is None or d is None or 0 in xp:
+            return (0, 1, 1, 0)
+        i = 0 if zero_for_one else 1
+        r_in, r_out = _stableswap_model(xp[i], xp[1 - i], d, self.amp, self.rates[i], self.rates[1 - i], self.fee)
+        return (1, 1, r_in, r_out)
+
     def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
-        # StableSwap has no constant-product form; model it as nearly linear at the probe rate (a
-        # constant-product pool 2**64 times deeper). The optimiser does not step on this model for
-        # Curve paths (it uses golden-section search there); it only keeps the interface uniform.
-        out = self.amount_out(zero_for_one, amount_in)
-        num, den = self.marginal(zero_for_one)
-        return (out, 1, 1, den << 64, num << 64)
+        xp, d = self.xp, self.invariant
+        if amount_in <= 0 or xp is None or d is None:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        i = 0 if zero_for_one else 1
+        j = 1 - i
+        try:
+            # the exchange's own amounts: what it pays, and the curve's point after it (where the model is)
+            out, _, y = curve.exchange_dy(i, j, amount_in, self.balances, self.rates, self.amp, self.fee, d=d, xp=xp)
+        except AMMError:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        if out <= 0 or y <= 0:
+            return (NOT_FILLED, 0, 1, 1, 0)
+        x = xp[i] + amount_in * self.rates[i] // curve.PRECISION
+        r_in, r_out = _stableswap_model(x, y, d, self.amp, self.rates[i], self.rates[j], self.fee)
+        return (out, 1, 1, r_in, r_out)
+
+
+def _stableswap_model(x: int, y: int, d: int, amp: int, rate_in: int, rate_out: int, fee: int) -> tuple[int, int]:
+    """``(r_in, r_out)`` in coin units: the constant-product curve ``r_out·δ / (r_in + δ)`` with the same
+    slope and curvature as a two-coin StableSwap pool's output (after its fee) at normalised balances
+    ``(x, y)`` on invariant ``d``.
+
+    The curve is ``G(x, y) = Ann·(x + y) + D - Ann·D - D³/(4xy) = 0`` with ``Ann = 2·amp`` (the
+    contract's ``get_D``/``get_y`` solve exactly this). Implicit differentiation, scaled by ``4x²y²``:
+    ``gx = 4·Ann·x²y² + D³·y``, ``gy = 4·Ann·x²y² + D³·x``; the output's slope is ``s = gx/gy`` and its
+    curvature ``κ = 2·D³·N / (x·y·gy³)`` with ``N = y²gy² - gx·gy·xy + gx²x²``. A constant-product curve
+    has slope ``r_out/r_in`` and curvature ``2·r_out/r_in²`` at zero, hence ``r_in = 2s/κ`` and
+    ``r_out = s·r_in``. Then coin units (``rates``) and the fee on the output. (With ``Ann -> 0`` this
+    gives back ``(x, y)``: the constant-product pool itself.)
+    """
+    ann = 2 * amp
+    p = d * d * d
+    xxyy = 4 * ann * x * x * y * y
+    gx = xxyy + p * y
+    gy = xxyy + p * x
+    n = y * y * gy * gy - gx * gy * x * y + gx * gx * x * x
+    den = p * n
+    if den <= 0:
+        return 1, 0
+    r_in_xp = gx * gy * gy * x * y // den
+    r_out_xp = gx * gx * gy * x * y // den
+    fee_den = curve.FEE_DENOMINATOR
+    r_in = r_in_xp * curve.PRECISION // rate_in
+    r_out = r_out_xp * curve.PRECISION * (fee_den - fee) // (rate_out * fee_den)
+    return max(r_in, 1), r_out
+
+
+def _least_input(quote: Callable[[int], int], amount_out: int, guess: int, limit: int) -> int:
+    """The least ``dx >= 1`` with ``quote(dx) >= amount_out`` for a nondecreasing ``quote`` (-1 if none up
+    to ``limit``), searched from ``guess``: a gallop up to one that fills (or down to one that does not),
+    then bisection between the two."""
+    hi = min(max(guess, 1), limit)
+    if quote(hi) >= amount_out:
+        step, lo = 1, hi
+        while True:  # down until it does not fill
+            lo = hi - step
+            if lo < 1:
+                lo = 0
+                break
+            if quote(lo) < amount_out:
+                break
+            hi, step = lo, step * 2
+    else:
+        step, lo = 1, hi
+        while True:  # up until it fills
+            hi = lo + step
+            if hi > limit:
+                return NOT_FILLED
+            if quote(hi) >= amount_out:
+                break
+            lo, step = hi, step * 2
+    while hi - lo > 1:  # quote(lo) < amount_out (or lo == 0) <= quote(hi)
+        mid = (lo + hi) // 2
+        if quote(mid) >= amount_out:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 PoolState = V2Pool | V3Pool | V4Pool | CurvePool

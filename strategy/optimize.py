@@ -31,7 +31,7 @@ result is the exact profit of an exactly evaluated input; on tiny reserves, wher
 wide plateau of values differing by 1, it can be 1 below the brute-force maximum (the tests bound
 this).
 
-**V3 in the path: bracketed Newton on local models.** Inside one price range a V3 pool *is* a
+**V3, V4 or Curve in the path: bracketed Newton on local models.** Inside one price range a V3 pool *is* a
 constant-product pool with virtual reserves ``(L/√P, L·√P)``. At any point ``x`` the exact
 evaluation also yields every hop's post-swap state, hence a local Möbius model of the rest of the
 path (:meth:`~market.pools.V3Pool.local_model`); its stationary point is exact for as long as no
@@ -46,10 +46,22 @@ final polish (neighbourhood, staircase, ``polish=True``, the default) costs a fe
 simulations to gain up to about one unit of the coarsest intermediate token -- on a WBTC path
 1e11-1e12 wei, enough to turn a quoted loss into a profit.
 
-**Curve in the path: integer golden-section search** on the exact profit (StableSwap has no
-constant-product form): first over the exponent of ``x = 2**e`` in ``[1, cap]`` (the optimum's scale,
-within a factor 4, in ~8 evaluations), then over ``x`` in that bracket, stopping at a bracket of
-``max(3, hi >> 32)`` and finishing with the exact neighbourhood.
+**Curve in the path: the same Newton steps.** A StableSwap hop's local model is the constant-product
+curve with the same slope and curvature at the point (implicit derivatives of the invariant,
+:class:`~market.pools.CurvePool`), exact to second order, so Newton converges on Curve paths as on V3
+ones (on the bench e2e's market data 15-40 exact evaluations per Curve path, polish included, where
+the golden-section search below took ~65 without a polish), and the polish works the same: Curve has
+an exact ``min_input`` (the invariant solved the other way, then exact quotes around it).
+
+**Saw-teeth.** A hop whose fee is rounded up to a whole unit of a coarse input token (a V3/V4 hop fed
+USDC: every ``1e6 / fee`` units the fee takes one more unit) makes the exact profit a saw-tooth whose
+teeth are far wider than a unit step; an early Newton iterate can sit on a tooth's top and beat the
+converged point by a fraction of a unit. The polish therefore re-centres on the coarse steps around
+both the best exactly evaluated point and the converged one (where the continuum optimum is).
+
+:func:`optimize_golden` (integer golden-section search on the exact profit, first over the exponent of
+``x = 2**e`` in ``[1, cap]``, then over ``x`` in that bracket) needs no model at all; it is kept as
+the independent cross-check of the Newton search in the tests.
 
 ``cap`` bounds the input by the flash liquidity: the first hop's pool balance of its input token.
 """
@@ -61,7 +73,7 @@ from dataclasses import dataclass
 from math import isqrt
 from typing import Any
 
-from market.pools import CurvePool, PoolState, V2Pool
+from market.pools import PoolState, V2Pool
 
 # A hop (:class:`market.path.Hop`) as the optimiser's inner loops take it: the pool's snapshot in
 # place of its id, so that quoting a path looks nothing up.
@@ -179,7 +191,24 @@ def optimize_v2(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD_V2) -> Pat
 
 
 def optimize_newton(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> PathQuote | None:
-    """V2/V3 path: safeguarded Newton steps on local constant-product models, exact evaluations.
+    """V2/V3/V4/Curve path: safeguarded Newton steps on local constant-product models, exact evaluations
+    (see :func:`_newton`); then the exact ``±k`` neighbourhood of the best point."""
+    best, _, evals = _newton(hops, cap)
+    if best is None:
+        return None
+    if k == 0:
+        return PathQuote(best.amount_in, best.amounts, evals)
+    return _best_of(hops, _neighbourhood(best.amount_in, k, cap), best, evals)
+
+
+def _newton(hops: Sequence[Leg], cap: int) -> tuple[PathQuote | None, PathQuote | None, int]:
+    """``(best, centre, evaluations)``: the best exactly evaluated point, and the point where the local
+    model put its optimum within the stopping step (None if the search ended otherwise).
+
+    The two differ when a hop's rounding makes the exact profit a saw-tooth (a fee rounded up to the
+    next unit of a coarse input token every ``1e6 / fee`` units): an earlier iterate can sit on a
+    tooth's top and beat the converged point by a fraction of a unit although the continuum optimum,
+    and the best teeth, are around ``centre``.
 
     Every evaluation gives the exact-region model at ``x``, hence the slope ``g = A/B - 1`` there
     (a fraction). Its sign moves one end of the bracket ``[lo, hi]``. The Newton step (exact while
@@ -189,7 +218,8 @@ def optimize_newton(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> Pa
     """
     a, b, c = compose_at_zero(hops)
     if a <= b:
-        return None
+        return None, None, 0
+    centre: PathQuote | None = None
     lo, hi = 0, cap  # invariant: the optimum lies in [lo, hi]
     g_lo: tuple[int, int] | None = (a - b, b)  # slope at lo as (num, den), den > 0
     g_hi: tuple[int, int] | None = None
@@ -224,6 +254,7 @@ def optimize_newton(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> Pa
             # staircase the model cannot see into; refine_coarse works on those steps instead.
             grain = max(x // y for y in outs[:-1]) if len(outs) > 1 else 0
             if abs(step) <= max(2, x >> 40, grain):
+                centre = PathQuote(x, outs, 0)
                 break  # the local model's optimum is here: no tick crossing left to account for
             newton = x + step
         if hi - lo <= 2:
@@ -240,11 +271,7 @@ def optimize_newton(hops: Sequence[Leg], cap: int, k: int = NEIGHBOURHOOD) -> Pa
             x = min(max(x, lo + 1), hi - 1)
         else:
             x = (lo + hi + 1) // 2
-    if best is None:
-        return None
-    if k == 0:
-        return PathQuote(best.amount_in, best.amounts, evals)
-    return _best_of(hops, _neighbourhood(best.amount_in, k, cap), best, evals)
+    return best, centre, evals
 
 
 _INV_PHI_NUM, _INV_PHI_DEN = 618_033_988_749_895, 10**15  # 1/φ to 15 digits: only picks probe points
@@ -389,7 +416,8 @@ def refine_coarse(hops: Sequence[Leg], quote: PathQuote, cap: int, k: int = 2, e
 Step = tuple[int, int, tuple[int, ...]]  # (profit, input, outputs) of the least input reaching a step
 
 
-def _climb(at: Any, best: PathQuote, best_u: int, step: int, better: Any) -> tuple[PathQuote, int]:
+def _climb(at: Any, best: PathQuote, best_u: int, step: int, better: Any,
+           unit_steps_left: int = 64) -> tuple[PathQuote, int]:
     """From ``best_u`` (the best step so far) towards ``step``: climb the staircase while the profit
     grows. The profit per step rises steadily until another token's step makes it fall off a cliff
     (it is a saw-tooth under a concave envelope), so stepping one unit at a time took one evaluation
@@ -397,7 +425,8 @@ def _climb(at: Any, best: PathQuote, best_u: int, step: int, better: Any) -> tup
     cliff. Instead: gallop (strides 1, 2, 4, ... while each is better than the best so far), then
     bisect the last stride for the last point still better than where the gallop stopped rising,
     then finish one unit at a time both ways (the roundings of ``min_input`` make the slope jitter
-    by a unit): O(log distance) evaluations."""
+    by a unit), at most ``UNIT_STEPS`` before galloping again from there: O(log distance)
+    evaluations."""
     cache: dict[int, Step | None] = {}
 
     def value(u: int) -> Step | None:
@@ -428,10 +457,20 @@ def _climb(at: Any, best: PathQuote, best_u: int, step: int, better: Any) -> tup
         best_u += step * lo
     for d in (1, -1):
         u = best_u + d
+        walked = 0
         while (c := value(u)) is not None and better(c, best):
             best, best_u = PathQuote(c[1], c[2], 0), u
             u += d
+            walked += 1
+            if walked == UNIT_STEPS and unit_steps_left:
+                # Still rising one unit at a time: the gallop stopped at a dip of the saw-tooth, not at
+                # the top. Gallop on from here: walking one unit per exact evaluation was unbounded
+                # (thousands of units of a fine intermediate token on a Curve path).
+                return _climb(at, best, best_u, d, better, unit_steps_left - 1)
     return best, best_u
+
+
+UNIT_STEPS = 4  # unit steps taken after a gallop before galloping again from where they led
 
 
 def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = True) -> PathQuote | None:
@@ -442,8 +481,6 @@ def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = True) -> PathQuote
     if cap < 1:
         return None
     kinds = {type(s) for s, _ in hops}
-    if CurvePool in kinds:
-        return optimize_golden(hops, cap)
     if kinds == {V2Pool}:
         quote = optimize_v2(hops, cap)
         if quote is None:
@@ -451,15 +488,28 @@ def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = True) -> PathQuote
         # V2 evaluations cost microseconds: re-centre on every intermediate token's steps, not only
         # the coarse ones (on small reserves every token is "coarse" at the wei level).
         return refine_coarse(hops, quote, cap, every=True)
+    # V3, V4 and Curve: every hop has a local model exact to second order (V3/V4 inside a tick range;
+    # StableSwap's slope and curvature, see market.pools.CurvePool), so safeguarded Newton steps.
     # The Newton result is within its stopping step of the optimum; the polish (coarse-token steps,
     # +-1 neighbourhood) adds up to about one unit of the coarsest intermediate token for three more
     # V3 simulations (~30-70 us). Measured on the real WBTC/WETH V3 pool (tests/data/golden) that
     # unit is worth 1e11-1e12 wei, and without it a profitable path can even be quoted at a loss:
     # the live strategy polishes (``polish=False`` is the unpolished Newton, for comparisons).
-    quote = optimize_newton(hops, cap, k=0)
-    if quote is None or not polish:
+    best, centre, evals = _newton(hops, cap)
+    if best is None:
+        return None
+    quote = PathQuote(best.amount_in, best.amounts, evals)
+    if not polish:
         return quote
     if coarse_boundaries(quote):
-        return refine_coarse(hops, quote, cap, k=1)
+        polished = refine_coarse(hops, quote, cap, k=1)
+        if centre is not None and centre.amount_in != quote.amount_in and coarse_boundaries(centre):
+            # the steps around the converged point too (see _newton): the best tooth may be there
+            again = refine_coarse(hops, PathQuote(centre.amount_in, centre.amounts, polished.evaluations), cap, k=1)
+            if (again.profit, -again.amount_in) > (polished.profit, -polished.amount_in):
+                polished = again
+            else:
+                polished = PathQuote(polished.amount_in, polished.amounts, again.evaluations)
+        return polished
     x = quote.amount_in  # already evaluated: only its neighbours
     return _best_of(hops, [y for y in _neighbourhood(x, NEIGHBOURHOOD, cap) if y != x], quote, quote.evaluations)

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_A",
     "PRECISION",
     "exchange",
+    "exchange_dy",
     "get_A",
     "get_D",
     "get_dy",
@@ -131,16 +132,19 @@ def _converged(new: int, prev: int) -> bool:
     return new - prev <= 1 if new > prev else prev - new <= 1
 
 
-def get_y(i: int, j: int, x: int, xp: Sequence[int], amp: int) -> int:
+def get_y(i: int, j: int, x: int, xp: Sequence[int], amp: int, d: int | None = None) -> int:
     """``get_y``: the new normalised balance of coin ``j`` when coin ``i``'s becomes ``x``, keeping D constant.
 
-    D is recomputed from ``xp`` (the balances *before* the trade), as in the contract.  Solves
+    D is recomputed from ``xp`` (the balances *before* the trade), as in the contract, unless the caller
+    passes it: ``d`` must be ``get_D(xp, amp)``, which depends on the balances only, so a caller quoting
+    many amounts on one pool state computes it once (the result is the same to the wei).  Solves
     ``y^2 + (b - D) y = c`` by Newton iteration from ``y = D``.
     """
     n = len(xp)
     _check_indices(i, j, n)
 
-    d = get_D(xp, amp)
+    if d is None:
+        d = get_D(xp, amp)
     c = d
     s_ = 0
     ann = amp * n
@@ -167,14 +171,17 @@ def get_y(i: int, j: int, x: int, xp: Sequence[int], amp: int) -> int:
 
 
 def _xp_and_y_after(
-    i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int
-) -> tuple[list[int], int]:
+    i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int,
+    d: int | None = None, xp: Sequence[int] | None = None,
+) -> tuple[Sequence[int], int]:
     """The lines ``get_dy`` and ``exchange`` both open with in the contract: the normalised balances
-    ``xp`` and coin ``j``'s normalised balance ``y`` once ``dx`` of coin ``i`` is in."""
+    ``xp`` and coin ``j``'s normalised balance ``y`` once ``dx`` of coin ``i`` is in. ``xp`` and ``d``,
+    when given, are ``get_xp(balances, rates)`` and its ``get_D`` (see :func:`get_y`)."""
     _check_indices(i, j, len(balances))
-    xp = get_xp(balances, rates)
+    if xp is None:
+        xp = get_xp(balances, rates)
     x = _u(xp[i] + _u(dx * rates[i]) // PRECISION)
-    return xp, get_y(i, j, x, xp, amp)
+    return xp, get_y(i, j, x, xp, amp, d)
 
 
 def get_dy(i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int, fee: int) -> int:
@@ -190,22 +197,33 @@ def get_dy(i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int
     return dy - fee_amount
 
 
+def exchange_dy(
+    i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int, fee: int, *,
+    d: int | None = None, xp: Sequence[int] | None = None,
+) -> tuple[int, int, int]:
+    """The amounts of ``exchange``: ``(dy, dy_fee, y)`` -- what the pool pays (coin ``j`` units), its fee
+    (normalised) and coin ``j``'s normalised balance on the invariant after ``dx`` of coin ``i`` came in
+    (the point a quoting caller wants the curve's slope at). ``xp``, ``d``: as for :func:`exchange`."""
+    xp, y = _xp_and_y_after(i, j, dx, balances, rates, amp, d, xp)
+
+    dy_xp = _u(xp[j] - y - 1)  # -1 just in case there were some rounding errors
+    dy_fee = _u(dy_xp * fee) // FEE_DENOMINATOR
+    return _div(_u(_u(dy_xp - dy_fee) * PRECISION), rates[j]), dy_fee, y
+
+
 def exchange(
     i: int, j: int, dx: int, balances: Sequence[int], rates: Sequence[int], amp: int, fee: int,
-    admin_fee: int = 0, min_dy: int = 0,
+    admin_fee: int = 0, min_dy: int = 0, *, d: int | None = None, xp: Sequence[int] | None = None,
 ) -> tuple[int, list[int]]:
-    """``exchange`` without the token transfers: ``(dy, new_balances)``.
+    """``exchange`` without the token transfers: ``(dy, new_balances)``. ``xp`` and ``d``: the pool
+    state's normalised balances and invariant when the caller has them (see :func:`get_y`).
 
     ``dx`` is what the pool actually received (for a fee-on-transfer coin, the balance increase).  The output
     side's balance drops by ``dy`` plus the admin share of the fee (which leaves the pool's accounting); the LP
     share of the fee stays in the balance.  Raises :class:`InsufficientLiquidity` when ``dy < min_dy`` (the
     contract's "Exchange resulted in fewer coins than expected").
     """
-    xp, y = _xp_and_y_after(i, j, dx, balances, rates, amp)
-
-    dy_xp = _u(xp[j] - y - 1)  # -1 just in case there were some rounding errors
-    dy_fee = _u(dy_xp * fee) // FEE_DENOMINATOR
-    dy = _div(_u(_u(dy_xp - dy_fee) * PRECISION), rates[j])
+    dy, dy_fee, _ = exchange_dy(i, j, dx, balances, rates, amp, fee, d=d, xp=xp)
     if dy < min_dy:
         raise InsufficientLiquidity(
             f"StableSwap: exchange resulted in fewer coins than expected ({dy} < {min_dy})"

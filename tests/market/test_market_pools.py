@@ -1,4 +1,5 @@
-"""Pool snapshots: the shared marginal rates and their log2 bounds, V3 quotes that cannot fill."""
+"""Pool snapshots: the shared marginal rates and their log2 bounds, V3 quotes that cannot fill, Curve quotes
+on the snapshot's cached invariant, Curve's least input and its local model."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import math
 import random
 
 import pytest
-from market_builders import DAI, WETH, v2_pool, v3_pool
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from market_builders import DAI, USDC, WETH, v2_pool, v3_pool
 
+import protocol as P
+from market.amm import curve_stableswap as curve
+from market.amm.errors import AMMError
 from market.amm.tick_math import get_sqrt_ratio_at_tick
 from market.amm.uniswap_v3 import V3PoolState
 from market.pools import NOT_FILLED, PPM, CurvePool, V2Pool, V3Pool, log2_bounds, log_rate_bounds
@@ -93,3 +99,57 @@ def test_v4_pool_quotes_with_the_v4_mirror_and_direction_fees() -> None:
     empty = V4Pool(pool=v4_pool(2, WETH, DAI), block_number=1, last_event=(1, 0), lp_fee=500, tick_spacing=60,
                    protocol_fee=0, v4=None)
     assert not empty.tradable and empty.amount_out(True, 10) == NOT_FILLED and empty.marginals == (0, 1, 0, 1)
+
+
+USDC_DAI = P.PoolId.of(1, P.Venue.CURVE, P.VenueKind.CURVE, "0x" + "cc" * 20, USDC, DAI)
+COIN_RATES = st.sampled_from([(10**18, 10**18), (10**18, 10**30), (10**30, 10**18)])  # 18/18, 18/6, 6/18 decimals
+
+
+def curve_pool(balances: tuple[int, int], rates: tuple[int, int], amp: int, fee: int) -> CurvePool:
+    return CurvePool(pool=USDC_DAI, block_number=1, last_event=(0, 0), balances=balances, rates=rates, amp=amp, fee=fee)
+
+
+@settings(max_examples=150, deadline=None)
+@given(b0=st.integers(1, 10**26), b1=st.integers(1, 10**26), rates=COIN_RATES,
+       amp=st.sampled_from([1, 10, 200, 2000]), fee=st.sampled_from([0, 4_000_000, 30_000_000]),
+       zfo=st.booleans(), frac=st.integers(1, 3000))
+def test_curve_quotes_on_the_cached_invariant_are_the_contracts_and_min_input_is_the_least_input(
+        b0, b1, rates, amp, fee, zfo, frac) -> None:
+    pool = curve_pool((b0, b1), rates, amp, fee)
+    i = 0 if zfo else 1
+    dx = max(1, pool.balances[i] * frac // 1000)
+    try:  # the mirror as the contract runs it: D recomputed from the balances inside get_y
+        expected, _ = curve.exchange(i, 1 - i, dx, pool.balances, pool.rates, amp, fee)
+    except AMMError:
+        expected = NOT_FILLED
+    out = pool.amount_out(zfo, dx)
+    assert out == expected
+    if out > 0:
+        least = pool.min_input(zfo, out)
+        assert 1 <= least <= dx and pool.amount_out(zfo, least) >= out
+        assert least == 1 or pool.amount_out(zfo, least - 1) < out
+    assert pool.min_input(zfo, pool.balances[1 - i]) == NOT_FILLED  # never the whole balance
+
+
+@pytest.mark.parametrize("rates", [(10**18, 10**18), (10**18, 10**30)])
+def test_curve_local_model_has_the_curves_slope_and_curvature(rates: tuple[int, int]) -> None:
+    # the constant-product model at a point predicts the exact quotes just past it, to second order
+    scale = (10**18 * 10**18 // rates[0], 10**18 * 10**18 // rates[1])  # one whole coin in each coin's units
+    for amp in (10, 200, 2000):
+        pool = curve_pool((3 * 10**6 * scale[0], 10**6 * scale[1]), rates, amp, 4_000_000)
+        for zfo in (True, False):
+            i = 0 if zfo else 1
+            for frac in (10**-4, 0.1, 0.5):
+                x = int(pool.balances[i] * frac)
+                out, n, d, r_in, r_out = pool.local_model(zfo, x)
+                assert out == pool.amount_out(zfo, x)
+                for dfrac in (10**-3, 10**-1):
+                    delta = int(x * dfrac)
+                    exact = pool.amount_out(zfo, x + delta) - out
+                    model = n * r_out * delta // (d * r_in + n * delta)
+                    # second-order exact: the error shrinks with the cube of the step (1e-3: rounding only)
+                    assert abs(model - exact) <= max(2, exact * (10**-6 if dfrac < 0.01 else 5 * 10**-3)), (amp, zfo, frac)
+    # a constant-product curve is its own model: with A -> 0 the StableSwap model is the pair itself
+    flat = curve_pool((10**24, 2 * 10**24), (10**18, 10**18), 1, 0)
+    _, _, r_in, r_out = flat.model0(True)
+    assert r_out * 10**24 > r_in * 10**24  # dearer token1 side: more out than in at the margin
