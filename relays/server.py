@@ -517,6 +517,7 @@ class Relay:
         # the deadline moves only once it is within ``silence`` of now, and then ``slack`` beyond:
         # a peer is still declared dead after ``silence`` without a byte, at most ``slack`` later.
         slack = silence / 16
+        speculate = True  # try a recv before waiting (see below)
         while True:
             if not conn.hello:
                 if dec.buffered > pre_hello_bytes:  # what is left after the last scan
@@ -527,9 +528,15 @@ class Relay:
             if sock is None:
                 data = await stream.receive_some(RECV_SIZE)
             else:
-                # straight on the non-blocking socket: try first, wait only when it is empty
-                # (no trio stream machinery per read; a busy producer never touches epoll)
+                # straight on the non-blocking socket (no trio stream machinery per read). One recv
+                # per wake-up: after a short read that had to wait (an idle peer) the next read
+                # waits first, since a recv now would almost always fail; after a read that found
+                # data waiting, or filled the buffer (a busy peer), it tries first and waits only
+                # when the socket is empty, so a busy producer never touches epoll
                 waited = False
+                if not speculate:
+                    await wait_readable(sock)
+                    waited = True
                 while True:
                     try:
                         data = sock.recv(RECV_SIZE)
@@ -539,6 +546,7 @@ class Relay:
                         waited = True
                     except OSError as exc:
                         raise trio.BrokenResourceError(str(exc)) from exc
+                speculate = not waited or len(data) == RECV_SIZE
                 now = perf()
                 if waited:
                     last_pass = now  # the wait was a scheduler pass

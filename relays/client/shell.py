@@ -150,6 +150,7 @@ class RelayConsumer(_Session):
         self._sock: socket.socket | None = None  # non-blocking duplicate of the stream's socket, for reads
         self._wait_since: float | None = None  # when the reader started waiting for data (None: not waiting)
         self._last_pass = 0.0  # time.perf_counter() of this reader's last scheduler pass
+        self._speculate = True  # try a recv before waiting for the socket (see _fill)
         self._silent = False
         self._send_lock = trio.Lock()
         self._ready: deque[FrameBatch] = deque()  # raw: received, not handed out yet
@@ -271,12 +272,19 @@ class RelayConsumer(_Session):
                 if cs.cancelled_caught:
                     raise StreamBroken(f"relay silent for {self.heartbeat_interval * self.dead_after:.1f} s")
             else:
-                # Straight on the non-blocking socket: try first, wait only when it is empty. The
-                # dead-peer timer lives in the heartbeat task (no cancel scope per read), which
-                # wakes a wait that has lasted too long through notify_closing.
-                try:
-                    data = sock.recv(RECV_SIZE)
-                except BlockingIOError:
+                # Straight on the non-blocking socket. One recv per wake-up: after a short read that
+                # had to wait (an idle relay) wait first, since a recv now would almost always
+                # fail; after a read that found data waiting or filled the buffer (busy), try
+                # first and wait only when the socket is empty. The dead-peer timer lives in the
+                # heartbeat task (no cancel scope per read), which wakes a wait that has lasted
+                # too long through notify_closing.
+                got = None
+                if self._speculate:
+                    try:
+                        got = sock.recv(RECV_SIZE)
+                    except BlockingIOError:
+                        pass
+                if got is None:
                     self._wait_since = trio.current_time()
                     while True:
                         try:
@@ -290,18 +298,21 @@ class RelayConsumer(_Session):
                         finally:
                             self._wait_since = None
                         try:
-                            data = sock.recv(RECV_SIZE)
+                            got = sock.recv(RECV_SIZE)
                             break
                         except BlockingIOError:
                             self._wait_since = trio.current_time()
                     self._last_pass = time.perf_counter()  # the wait was a scheduler pass
+                    self._speculate = len(got) == RECV_SIZE
                 else:
                     # data was waiting: still let the other tasks run, once per YIELD_AFTER of such reads
                     # (a scheduler pass after every read costs as much as the read)
+                    self._speculate = True
                     now = time.perf_counter()
                     if now - self._last_pass >= YIELD_AFTER:
                         await trio.lowlevel.checkpoint()
                         self._last_pass = now
+                data = got
             if not data:
                 raise StreamBroken("relay closed the connection")
             batches = core.receive_frames(data)
@@ -349,6 +360,7 @@ class RelayConsumer(_Session):
                     self._sock.setblocking(False)
                 self._silent = False
                 self._wait_since = None
+                self._speculate = True
                 return
             except _CONNECTION_ERRORS as exc:
                 log.info("%s: handshake failed: %s", self.core.name, exc)
@@ -627,19 +639,41 @@ class RelayProducer(_Session):
 
     async def _reader(self, stream: trio.SocketStream) -> None:
         timeout = self.heartbeat_interval * self.dead_after
+        sock = self._sock
+        if sock is None:  # an in-memory stream (tests): trio's stream, a deadline per read
+            while True:
+                data = b""
+                with trio.move_on_after(timeout) as cs:
+                    data = await stream.receive_some(RECV_SIZE)
+                if cs.cancelled_caught:
+                    raise StreamBroken(f"relay silent for {timeout:.1f} s")
+                self._on_reply(data)
+        # A producer reads only the relay's replies (Acks, heartbeats), each after a wait: wait for
+        # the socket, then one recv on it (no trio stream machinery, no cancel scope per read;
+        # the dead-relay deadline moves at most once per 1/16 of it, as in the relay's reader).
+        current_time = trio.current_time
+        wait_readable = trio.lowlevel.wait_readable
+        slack = timeout / 16
+        with trio.CancelScope(deadline=current_time() + timeout + slack) as cs:
+            while True:
+                if (due := current_time() + timeout) > cs.deadline:
+                    cs.deadline = due + slack
+                await wait_readable(sock)
+                try:
+                    data = sock.recv(RECV_SIZE)
+                except BlockingIOError:
+                    continue
+                self._on_reply(data)
+        raise StreamBroken(f"relay silent for {timeout:.1f} s")
+
+    def _on_reply(self, data: bytes) -> None:
+        if not data:
+            raise StreamBroken("relay closed the connection")
         core = self.core
-        while True:
-            data = b""
-            with trio.move_on_after(timeout) as cs:
-                data = await stream.receive_some(RECV_SIZE)
-            if cs.cancelled_caught:
-                raise StreamBroken(f"relay silent for {timeout:.1f} s")
-            if not data:
-                raise StreamBroken("relay closed the connection")
-            before = core.acked_seq
-            core.receive_data(data)
-            if core.acked_seq != before:
-                self._signal_ack()
+        before = core.acked_seq
+        core.receive_data(data)
+        if core.acked_seq != before:
+            self._signal_ack()
 
     def _signal_ack(self) -> None:
         self._acked.set()

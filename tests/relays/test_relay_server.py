@@ -321,6 +321,40 @@ async def test_a_failed_fsync_stops_the_relay(short_dir: Path, monkeypatch: pyte
     assert any(isinstance(e, OSError) and e.errno == errno.EIO for e in errors), errors
 
 
+async def test_an_idle_hop_reads_once_per_wake_up(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relay, consumer and producer each read once per wake-up when their peer is idle: after a
+    short read that had to wait, they wait for the socket before the next recv instead of trying
+    one that fails with EAGAIN (a syscall and an exception per message at a moderate rate)."""
+    failed = [0]
+
+    class CountingSocket(stdsocket.socket):
+        def recv(self, *args):  # type: ignore[no-untyped-def]
+            try:
+                return super().recv(*args)
+            except BlockingIOError:
+                failed[0] += 1
+                raise
+
+    monkeypatch.setattr(stdsocket, "socket", CountingSocket)  # every socket this test process makes
+    cfg = config(short_dir, fsync="off")  # an Ack per message: the producer reads once per message too
+    async with trio.open_nursery() as n:
+        await n.start(serve, cfg)
+        async with RelayConsumer.connect("market_data", cfg.socket_path, from_seq=0, name="c") as c:
+            await c.subscribed()
+            async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
+                await p.flush()
+                await trio.sleep(0.05)
+                failed[0] = 0
+                for i in range(20):
+                    await p.publish(UnknownTLV(type_code=250, body=b"x"))
+                    m = await c.__anext__()
+                    assert m.source_seq == i + 1
+                    await p.flush()
+                    await trio.sleep(0.002)  # everyone idle again
+                assert failed[0] <= 3, f"{failed[0]} reads found nothing for 20 messages"
+        n.cancel_scope.cancel()
+
+
 async def test_a_relay_process_freezes_its_long_lived_objects_out_of_the_gc(short_dir: Path) -> None:
     import gc
 
