@@ -378,11 +378,14 @@ class Relay:
             return
         self.journal.synced(fds, seq, dir_fd)
         waiters = self._ack_waiters
+        owed: dict[Conn, None] = {}  # one Ack per producer per commit, however many reads it covers
         while waiters and waiters[0][0] <= seq:
             _, conn, sseq = waiters.popleft()
             if sseq > conn.ack_to:
                 conn.ack_to = sseq
-                self._push(conn)
+                owed[conn] = None
+        for conn in owed:
+            self._push(conn)
         if self.config.fsync == "batch" and self.journal.needs_sync:
             self._start_sync()
 

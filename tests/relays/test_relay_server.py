@@ -297,6 +297,31 @@ async def test_an_ack_means_the_frames_are_fsynced(short_dir: Path, fsync: str) 
         n.cancel_scope.cancel()
 
 
+async def test_one_ack_per_producer_per_commit(short_dir: Path) -> None:
+    """A commit that covers several reads of one producer acknowledges it once, with the last
+    source sequence covered (not once per read: a send per read for nothing)."""
+    cfg = config(short_dir, fsync="interval", fsync_interval=0.5)
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        pushed: list[str] = []
+        push = relay._push
+
+        def recording_push(conn):  # type: ignore[no-untyped-def]
+            pushed.append(conn.name)
+            push(conn)
+
+        relay._push = recording_push
+        async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
+            for _ in range(10):
+                await p.publish(UnknownTLV(type_code=250, body=b"x"))
+                await trio.sleep(0.01)  # each message its own read
+            with trio.fail_after(5):
+                await p.flush()
+            assert relay.stats()["producers"][0]["received"] == 10
+            assert 1 <= pushed.count("p") <= 2  # a commit might fall between two reads
+        n.cancel_scope.cancel()
+
+
 async def test_a_failed_fsync_stops_the_relay(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An fsync error in the commit thread is not swallowed: no Ack is sent for what it did not
     cover, and the relay stops with the error."""
