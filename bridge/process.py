@@ -71,6 +71,7 @@ from relays.jetstream import (
     last_message,
     read_auth_file,
 )
+from runtime.errors import reraise_unwrapped
 from runtime.metrics import ProcessMetrics
 from runtime.paths import parse_domain
 from runtime.process import ProcessMain, Work, add_process_arguments
@@ -81,6 +82,8 @@ DEFAULT_SOURCE_ID_BASE = 0xB1D60000  # bridge-in's source_id: this + domain, unl
 ACK_TIMEOUT = 5.0
 DEFAULT_MAX_INFLIGHT = 2  # batches awaiting JetStream's ack
 DEFAULT_BATCH_BYTES = 256 * 1024  # frames per stream message, at most (JetStream's max_payload is 1 MB)
+GC_SETTLE = 2.0  # seconds after start-up before the first gc.freeze (see _Bridge._gc_keeper)
+GC_FREEZE_INTERVAL = 30.0  # seconds between collections of the objects made since the last freeze
 COALESCE_BYTES = 1 << 20  # bridge in: consecutive stream messages already received go to the relay in one write
 _RETRY = (NatsDisconnected, NatsUnavailable, JetStreamError, PublishRejected, NatsProtocolError, trio.TooSlowError)
 
@@ -173,22 +176,59 @@ class _Bridge(abc.ABC):
         self.auth_file = auth_file
         self.metrics: ProcessMetrics | None = None
         self.trace: StageTrace | None = None
+        self.freeze_gc = False  # the process sets it (main): it changes the whole interpreter's GC
 
     @abc.abstractmethod
     def observe(self, pm: ProcessMetrics) -> None: ...
+
+    @abc.abstractmethod
+    def sessions(self) -> int:
+        """Connections given up so far (resynchronisations, consumer re-creations): each may have
+        left reference cycles among objects frozen while they were alive (see ``_gc_keeper``)."""
 
     async def run(self, pm: ProcessMetrics | None = None) -> None:
         if pm is not None:
             self.observe(pm)
         self.metrics = pm
         try:
-            await self._run()
+            with reraise_unwrapped():
+                async with trio.open_nursery() as nursery:
+                    if self.freeze_gc:
+                        nursery.start_soon(self._gc_keeper)
+                    await self._run()
+                    nursery.cancel_scope.cancel()
         finally:
             if self.trace is not None:
                 self.trace.save()
 
     @abc.abstractmethod
     async def _run(self) -> None: ...
+
+    async def _gc_keeper(self) -> None:
+        """No garbage-collection pauses on the path, as in the relay daemon (``relays.server``).
+
+        A full collection walks every tracked object: some 40,000 once the bridge has imported
+        trio, numpy and the protocol, 5-90 ms depending on the machine's load, all of it added
+        to the messages in flight. So everything alive once the bridge is set up goes to the
+        permanent generation (``gc.freeze``), and every ``GC_FREEZE_INTERVAL`` the objects made
+        since are collected (a walk over those only) and the survivors frozen too. Frozen objects
+        are still freed by reference counting; what a freeze would keep for ever is a reference
+        cycle among objects frozen while alive, which is what a connection torn down can leave
+        (trio tasks, cancelled scopes, exceptions). So after a connection is given up
+        (``sessions()`` moved) the keeper thaws everything and does one full collection: one
+        pause right after a reconnect, when the path was interrupted anyway."""
+        await trio.sleep(GC_SETTLE)  # the connections are set up: their objects live as long as they do
+        sessions = self.sessions()
+        gc.collect()
+        gc.freeze()
+        while True:
+            await trio.sleep(GC_FREEZE_INTERVAL)
+            now = self.sessions()
+            if now != sessions:
+                sessions = now
+                gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
 
 # the largest relay frame plus room for the publish headers: a stream message must hold it
@@ -240,6 +280,9 @@ class BridgeOut(_Bridge):
             .set_function(lambda: self.window.pending if self.window else 0)
         pm.gauge("alphapulse_bridge_resyncs", "Times the bridge started over from the stream's last message.") \
             .set_function(lambda: self.resyncs)
+
+    def sessions(self) -> int:
+        return self.resyncs
 
     async def _run(self) -> None:
         backoff = 0.05
@@ -422,6 +465,10 @@ class BridgeIn(_Bridge):
         pm.gauge("alphapulse_bridge_damaged", "Frames skipped because their checksum or header was wrong.") \
             .set_function(lambda: self.damaged)
 
+    def sessions(self) -> int:
+        c = self.consumer
+        return c.reconnects + c.cursor.counters.resets if c is not None else 0
+
     async def _run(self) -> None:
         name = bridge_name("in", self.domain)
         async with RelayProducer.connect(self.domain, self.socket, source_id=self.source_id, name=name,
@@ -506,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file)
         if args.trace:
             worker.trace = StageTrace(args.trace)
+        worker.freeze_gc = True
         return worker.run
 
     return ProcessMain(f"alphapulse bridge {args.direction}", f"bridge-{args.direction}",
