@@ -1,26 +1,21 @@
-"""Fixtures for the bridge tests: the relay test kit (processes by PID, short socket dirs) and nats-servers."""
+"""Fixtures for the bridge tests: the relay test kit (processes by PID) and nats-servers."""
 
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from natskit import NatsCluster, NatsServer, require_nats_server
+from relay_testkit import Procs
 
 _RELAYS = Path(__file__).resolve().parents[1] / "relays"
-sys.path.insert(0, str(_RELAYS))
-
-from natskit import NatsCluster, NatsServer, require_nats_server  # noqa: E402
-from relay_testkit import Procs  # noqa: E402
-
-# the relay tests' fixtures (short socket dirs, processes killed by PID, logs shown on failure)
+# the relay tests' fixtures (processes killed by PID, logs shown on failure); short_dir is tests/conftest.py's
 _spec = importlib.util.spec_from_file_location("relays_test_conftest", _RELAYS / "conftest.py")
 assert _spec is not None and _spec.loader is not None
 _relays_conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_relays_conftest)
-short_dir = _relays_conftest.short_dir
 procs = _relays_conftest.procs
 pytest_runtest_makereport = _relays_conftest.pytest_runtest_makereport
 

@@ -21,15 +21,13 @@ import os
 import re
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import trio
 from natskit import require_nats_server
-from relay_testkit import ROOT, wait_listening
+from relay_testkit import ROOT, stop_processes, wait_for, wait_listening
 
 from relays.client import RelayConsumer, RelayProducer
 from tools.bench.bridge import BRIDGED_RELAY
@@ -118,28 +116,11 @@ class Host:
         return self.run_dir / f"{domain}.sock"
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                os.kill(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_processes(self.procs, 10)
 
     def dump_logs(self) -> None:
         for log in self.logs:
             sys.stderr.write(f"==== host {self.name}: {log.name}\n{log.read_text(errors='replace')[-3000:]}\n")
-
-
-def _wait(what: str, ok, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ok():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _parts() -> dict[str, object]:
@@ -216,7 +197,7 @@ def test_two_host_walkthrough(short_dir: Path) -> None:
         server = list(p["server"])  # type: ignore[call-overload]
         assert server[0] == "nats-server"
         a.start([nats_server, *server[1:]])
-        _wait("nats-server to listen", lambda: _listening(port))
+        wait_for("nats-server to listen", lambda: _listening(port), 60, 0.1)
 
         # steps 2 and 3: every command of host A and host B, the applications stood in for
         hosts = p["hosts"]
@@ -229,7 +210,7 @@ def test_two_host_walkthrough(short_dir: Path) -> None:
                 proc = host.start(words)
                 if words[:2] == ["alphapulse", "relay"]:
                     wait_listening(host.socket(words[words.index("--domain") + 1]), proc)
-        _wait("both bridges to attach", lambda: _bridges_attached(a, b))
+        wait_for("both bridges to attach", lambda: _bridges_attached(a, b), 60, 0.1)
 
         # publish on host A, consume on host B: every message once, in order, host A's sequence
         received = trio.run(_publish_and_consume, a.socket("market_data"), b.socket("market_data"))

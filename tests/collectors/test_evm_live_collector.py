@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import functools
 import random
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,15 +47,6 @@ UNIT = {"WETH": WETH // 10, "USDC": 200 * USDC, "DAI": 200 * DAI}
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="evm", dir="/tmp"))  # Unix socket paths must stay short
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class Proxy:
@@ -374,17 +362,17 @@ def check_ticks(h: Harness) -> None:
 # --------------------------------------------------------------------------- tests
 
 
-async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, short_tmp: Path) -> None:
+async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, short_dir: Path) -> None:
     """Random activity over a WebSocket that is cut mid-stream: every log exactly once and in order,
     the same values eth_getLogs reports, and pool state equal to eth_call at every block."""
-    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
     trader = Trader(h, seed=4)
     proxy = Proxy(int(h.dep.ws_url.rsplit(":", 1)[1]))
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_tmp)
+            await start_stack(nursery, h, short_dir)
             await nursery.start(proxy.serve)
-            config = config_for(h, short_tmp, [{"ws": proxy.ws_url}])
+            config = config_for(h, short_dir, [{"ws": proxy.ws_url}])
             (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
             start = await wait_bootstrapped(h)
             for _ in range(12):
@@ -428,20 +416,20 @@ async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, sh
     assert runner.follower is not None and runner.follower.backfilled_logs > 0  # the outage was backfilled
 
 
-async def test_live_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, short_tmp: Path) -> None:
+async def test_live_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, short_dir: Path) -> None:
     """anvil_reorg replaces the last blocks (with other swaps): REORG invalidations come first,
     then the new branch's logs and fresh snapshots; state equals eth_call at the new head."""
     from tools.devnet import artifacts
     from tools.devnet.actions import FAR_FUTURE_DEADLINE, Tx
 
-    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
     trader = Trader(h, seed=11)
     d, c = h.dep, h.client
     me = d.funded_accounts[0]
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_tmp)
-            config = config_for(h, short_tmp, [{"ws": d.ws_url}])
+            await start_stack(nursery, h, short_dir)
+            config = config_for(h, short_dir, [{"ws": d.ws_url}])
             (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
             start = await wait_bootstrapped(h)
             for _ in range(6):
@@ -494,18 +482,18 @@ async def test_live_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, sh
     await h.run(check_ticks, h)
 
 
-async def test_live_http_polling_after_failover(devnet_snapshot: Any, short_tmp: Path) -> None:
+async def test_live_http_polling_after_failover(devnet_snapshot: Any, short_dir: Path) -> None:
     """First endpoint unreachable (a WebSocket nobody serves): the collector fails over to the
     HTTP endpoint, polls eth_blockNumber/eth_getLogs, and gets exactly the chain's logs."""
     from tools.devnet.anvil import free_port
 
-    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
     trader = Trader(h, seed=23)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_tmp)
+            await start_stack(nursery, h, short_dir)
             endpoints = [{"ws": f"ws://127.0.0.1:{free_port()}"}, {"http": h.dep.rpc_url}]
-            config = config_for(h, short_tmp, endpoints)
+            config = config_for(h, short_dir, endpoints)
             (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
             start = await wait_bootstrapped(h)
             for _ in range(15):
@@ -574,7 +562,7 @@ def test_endpoint_urls_can_be_named_by_a_file_or_an_environment_variable(
         assert info.value.path == path and "apikey=k" not in str(info.value)
 
 
-async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: Any, short_tmp: Path) -> None:
+async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: Any, short_dir: Path) -> None:
     """``python -m tools.cli collector evm --config FILE`` as a real process: bootstraps from a devnet
     deployment file, streams a swap, exits 0 on SIGTERM."""
     import signal
@@ -583,14 +571,14 @@ async def test_live_cli_process_publishes_and_stops_on_sigterm(devnet_snapshot: 
 
     from chain.deployment import save_deployment
 
-    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
-    dep_path = save_deployment(short_tmp / "deployment.json", [h.dep])
-    cfg = short_tmp / "evm.toml"
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
+    dep_path = save_deployment(short_dir / "deployment.json", [h.dep])
+    cfg = short_dir / "evm.toml"
     cfg.write_text(f'source_id = 4242\n\n[[chain]]\nname = "devnet"\ndeployment = "{dep_path}"\n')
     repo = REPO
     with trio.fail_after(40):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_tmp)
+            await start_stack(nursery, h, short_dir)
             proc = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "tools.cli", "collector", "evm", "--config", str(cfg), "--socket", h.sock,
                  "--log-level", "WARNING"], cwd=repo, stdout=subprocess.DEVNULL)

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import functools
 import random
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from test_evm_live_collector import Harness, Proxy, config_for, followed, records, start_stack
 
@@ -30,15 +26,6 @@ from protocol.ids import PoolId, VenueKind
 from protocol.market import BlockHeader, InvalidationReason, PoolSnapshot, StateInvalidation
 from tools.devnet import artifacts
 from tools.devnet.actions import Tx
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="evmc", dir="/tmp"))  # Unix socket paths must stay short
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def curve_snapshots(h: Harness) -> list[PoolSnapshot]:
@@ -94,15 +81,15 @@ def check_snapshots(h: Harness, snaps: list[PoolSnapshot]) -> int:
 
 
 async def test_live_curve_pool_is_followed_exactly_through_a_cut_and_a_reorg(devnet_snapshot: Any,
-                                                                            short_tmp: Path) -> None:
-    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+                                                                            short_dir: Path) -> None:
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
     pool = h.dep.curve_pools[0]
     proxy = Proxy(int(h.dep.ws_url.rsplit(":", 1)[1]))
     with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_tmp)
+            await start_stack(nursery, h, short_dir)
             await nursery.start(proxy.serve)
-            config = config_for(h, short_tmp, [{"ws": proxy.ws_url}])
+            config = config_for(h, short_dir, [{"ws": proxy.ws_url}])
             (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
             await h.until(lambda: len(h.tlvs(PoolSnapshot)) >= followed(h.dep) and h.tlvs(BlockHeader))
             assert len(curve_snapshots(h)) == 1  # the bootstrap's

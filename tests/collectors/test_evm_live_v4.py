@@ -17,9 +17,6 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +45,6 @@ from protocol.market import (
 )
 
 V4_EVENTS = (V3Swap, LiquidityChange, V3Initialize, V4ProtocolFee)
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="evm4", dir="/tmp"))  # Unix socket paths must stay short
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def key_of(p: Any) -> PoolKey:
@@ -214,21 +202,21 @@ def refused_pool(h: Harness) -> Any:
 
 
 async def test_live_v4_pools_followed_exactly_across_a_cut_connection(
-        devnet_snapshot: Any, short_tmp: Path, caplog: pytest.LogCaptureFixture) -> None:
+        devnet_snapshot: Any, short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Bootstrap from storage, then random V4 swaps, positions and protocol-fee changes through a
     WebSocket that is cut mid-stream: the V4 records are exactly the PoolManager's logs of the admitted
     pools, once each, in order; the consumers' state equals the chain's at every block; the refused
     pool is logged once with its permission and never published."""
     caplog.set_level(logging.WARNING, logger="collectors.evm")
-    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
     trader = V4Trader(h, seed=16)
     await h.run(trader.fund)
     proxy = Proxy(int(h.dep.ws_url.rsplit(":", 1)[1]))
     with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_tmp)
+            await start_stack(nursery, h, short_dir)
             await nursery.start(proxy.serve)
-            config = config_for(h, short_tmp, [{"ws": proxy.ws_url}])
+            config = config_for(h, short_dir, [{"ws": proxy.ws_url}])
             (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
             start = await wait_bootstrapped(h)
             steps = []
@@ -276,14 +264,14 @@ async def test_live_v4_pools_followed_exactly_across_a_cut_connection(
     assert await h.run(check_v4_states, h, range(start, head + 1)) >= len(admitted(h)) * (head - start)
 
 
-async def test_live_v4_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, short_tmp: Path) -> None:
+async def test_live_v4_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, short_dir: Path) -> None:
     """anvil_reorg replaces the block of a V4 swap with one holding a different V4 swap: the V4 pool
     is invalidated (REORG) first, then the new branch's log and a fresh snapshot; the state equals
     the chain's at the new head."""
     from tools.devnet import artifacts
     from tools.devnet.actions import MIN_SQRT_RATIO, Tx
 
-    h = Harness(devnet_snapshot, str(short_tmp / "md.sock"))
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
     d, c = h.dep, h.client
     trader = V4Trader(h, seed=7)
     await h.run(trader.fund)
@@ -292,8 +280,8 @@ async def test_live_v4_reorg_is_invalidated_then_corrected(devnet_snapshot: Any,
     other = d.v4_pool("WETH", "DAI", 3000)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_tmp)
-            config = config_for(h, short_tmp, [{"ws": d.ws_url}])
+            await start_stack(nursery, h, short_dir)
+            config = config_for(h, short_dir, [{"ws": d.ws_url}])
             (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
             start = await wait_bootstrapped(h)
             for _ in range(5):

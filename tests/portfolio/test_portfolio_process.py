@@ -4,17 +4,12 @@ never killed; duplicated and malformed results do not corrupt the books (real re
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 import trio
+from relay_testkit import relays_in_process, relays_toml, start_cli_process
 from risk_testkit import (
     ETHER,
     USDC_ID,
@@ -32,45 +27,14 @@ from protocol.execution import Outcome
 from protocol.header import Domain
 from protocol.ids import TokenId
 from relays.client import RelayProducer
-from relays.server import RelayConfig, serve
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 400  # signals in the stream
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="aprp-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@asynccontextmanager
-async def relays(d: Path) -> AsyncIterator[dict[Domain, str]]:
-    socks = {}
-    async with trio.open_nursery() as n:
-        for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
-            name = dom.name.lower()
-            cfg = RelayConfig(domain=dom, socket_path=str(d / f"{name[:3]}.sock"), data_dir=str(d / f"data-{name}"),
-                              fsync="off")
-            await n.start(serve, cfg)
-            socks[dom] = cfg.socket_path
-        try:
-            yield socks
-        finally:
-            n.cancel_scope.cancel()
 
 
 def write_config(d: Path, socks: dict[Domain, str]) -> Path:
     cfg = d / "portfolio.toml"
     cfg.write_text(f"""
-[relays]
-market_data = "{socks[Domain.MARKET_DATA]}"
-signal = "{socks[Domain.SIGNAL]}"
-execution = "{socks[Domain.EXECUTION]}"
-
+{relays_toml(socks)}
 [start]
 market_data = "oldest"
 
@@ -81,18 +45,8 @@ wrapped_native = "{'0x' + 'c0' * 20}"
     return cfg
 
 
-def _open_log(path: Path):  # type: ignore[no-untyped-def]
-    return open(path, "ab")
-
-
 async def start_portfolio(cfg: Path, db: Path, logpath: Path) -> trio.Process:
-    out = _open_log(logpath)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    p = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tools.cli", "portfolio", "--config", str(cfg), "--db", str(db)],
-        cwd=ROOT, stdout=out, stderr=out, env=env)
-    out.close()
-    return p
+    return await start_cli_process(logpath, "portfolio", "--config", str(cfg), "--db", str(db), append=True)
 
 
 def cursor(db: Path, domain: int = Domain.EXECUTION) -> int:
@@ -142,7 +96,7 @@ def stream() -> list[tuple[Domain, object]]:
 
 async def test_kill9_during_stream_restarts_with_identical_books(short_dir: Path) -> None:
     msgs = stream()
-    async with relays(short_dir) as socks:
+    async with relays_in_process(short_dir) as socks:
         cfg = write_config(short_dir, socks)
         db_a, db_b = short_dir / "a" / "books.sqlite", short_dir / "b" / "books.sqlite"
         a = await start_portfolio(cfg, db_a, short_dir / "a.log")
@@ -203,7 +157,7 @@ async def test_a_fresh_start_from_now_is_durable_across_a_restart_before_the_fir
     from portfolio.config import load_config
     from portfolio.process import run
 
-    async with relays(short_dir) as socks:
+    async with relays_in_process(short_dir) as socks:
         path = write_config(short_dir, socks)
         path.write_text(path.read_text().replace('market_data = "oldest"', 'execution = "now"'))
         config = load_config(path)
@@ -231,7 +185,7 @@ async def test_cex_fills_from_the_execution_relay_reach_the_books(short_dir: Pat
     from portfolio.process import run
     from protocol.ids import Venue
 
-    async with relays(short_dir) as socks:
+    async with relays_in_process(short_dir) as socks:
         config = load_config(write_config(short_dir, socks))
         db_path = short_dir / "books.sqlite"
         async with trio.open_nursery() as n:
@@ -270,7 +224,7 @@ async def test_cross_chain_books_survive_kill9_mid_transfer_and_republished_reco
     trade = cross_chain_result(9, legs, profit=30 * 10**6)
     sent = bridge(1, BT.SENT, amount=1000 * 10**6, nonce=0, gas=2 * 10**14)
     done = bridge(1, BT.COMPLETED, amount=1000 * 10**6, fee=500_000, nonce=0, gas=2 * 10**14)
-    async with relays(short_dir) as socks:
+    async with relays_in_process(short_dir) as socks:
         cfg = write_config(short_dir, socks)
         db = short_dir / "books.sqlite"
         p = await start_portfolio(cfg, db, short_dir / "p.log")

@@ -1,25 +1,13 @@
-"""Fixtures for relay tests: short socket directories and real subprocesses cleaned up by PID."""
+"""Fixtures for relay tests: real subprocesses cleaned up by PID, in ``short_dir`` (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from relay_testkit import Procs
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A directory with a short path (AF_UNIX paths are limited to 107 bytes)."""
-    d = Path(tempfile.mkdtemp(prefix="aprt-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Shared by the relay tests: frame builders, subprocess management (by PID), waiting helpers."""
+"""Shared by the tests that run relays or processes: frame builders, subprocess management (by PID), the
+three relays served in the test's own process, waiting helpers.  tests/conftest.py puts this directory on
+``sys.path``, so any test imports it as ``relay_testkit``."""
 
 from __future__ import annotations
 
@@ -9,12 +11,19 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+import trio
 
 from protocol.header import Domain
 from protocol.message import Message, encode
 from protocol.system import Heartbeat
 from protocol.tlv import UnknownTLV
+from relays.server import RelayConfig, serve
 
 
 def frame(seq: int, *, source_id: int = 7, type_code: int = 250, body: bytes | None = None,
@@ -44,6 +53,7 @@ class Procs:
     def __init__(self, logdir: Path) -> None:
         self.logdir = logdir
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.named: dict[str, subprocess.Popen[bytes]] = {}  # the latest process started under each name
         self.n = 0
 
     def start(self, name: str, *args: str, nofile: int | None = None) -> subprocess.Popen[bytes]:
@@ -63,7 +73,16 @@ class Procs:
         log.close()
         p.log_path = self.logdir / f"{self.n:02d}-{name}.log"  # type: ignore[attr-defined]
         self.procs.append(p)
+        self.named[name] = p
         return p
+
+    def cli(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``alphapulse args...`` (the ``tools.cli`` entry point)."""
+        return self.start(name, "-m", "tools.cli", *args)
+
+    def log(self, name: str) -> str:
+        """What the process started as ``name`` has written so far."""
+        return self.named[name].log_path.read_text(errors="replace")  # type: ignore[attr-defined]
 
     def relay(self, sock: Path, data: Path, *extra: str, nofile: int | None = None) -> subprocess.Popen[bytes]:
         p = self.start("relay", "-m", "tools.cli", "relay", "--domain", "market_data", "--socket", str(sock),
@@ -90,6 +109,78 @@ class Procs:
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGKILL)
                 p.wait()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """End every process this started that still runs: SIGTERM, then SIGKILL after ``grace`` s."""
+        stop_processes(self.procs, grace)
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM each process still running, wait up to ``grace`` s for each, SIGKILL those still there (by PID)."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0, every: float = 0.05) -> None:
+    """Poll ``check()`` until it is true; AssertionError naming ``what`` after ``timeout`` s.  A check that
+    cannot be answered yet (a server not listening or still starting: OSError, httpx.HTTPError) counts as false.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+DOMAINS = (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)
+
+
+@asynccontextmanager
+async def relays_in_process(d: Path) -> AsyncIterator[dict[Domain, str]]:
+    """The three relays served in this process (trio) on sockets in ``d``, journals in ``d/data-<domain>``
+    without fsync; yields each domain's socket path, and stops them on exit."""
+    socks = {}
+    async with trio.open_nursery() as n:
+        for dom in DOMAINS:
+            name = dom.name.lower()
+            cfg = RelayConfig(domain=dom, socket_path=str(d / f"{name[:3]}.sock"), data_dir=str(d / f"data-{name}"),
+                              fsync="off")
+            await n.start(serve, cfg)
+            socks[dom] = cfg.socket_path
+        try:
+            yield socks
+        finally:
+            n.cancel_scope.cancel()
+
+
+async def start_cli_process(log: Path, *args: str, append: bool = False) -> trio.Process:
+    """``alphapulse args...`` as a trio subprocess with its output in ``log`` (appended to with ``append``, as a
+    restarted process does); the caller ends it by PID."""
+    with _log_file(log, append) as out:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        return await trio.lowlevel.open_process([PY, "-m", "tools.cli", *args], cwd=ROOT, stdout=out, stderr=out,
+                                                env=env)
+
+
+def _log_file(log: Path, append: bool) -> BinaryIO:
+    return open(log, "ab" if append else "wb")  # a local file, before the process starts: no need for trio's
+
+
+def relays_toml(socks: Mapping[Domain, str | Path]) -> str:
+    """The ``[relays]`` section of a process's configuration for these sockets."""
+    return "[relays]\n" + "".join(f'{dom.name.lower()} = "{socks[dom]}"\n' for dom in DOMAINS)
 
 
 def wait_listening(sock: Path, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:

@@ -6,56 +6,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sqlite3
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
+from relay_testkit import relays_in_process, relays_toml, start_cli_process
 from risk_testkit import S, block, wait_until
 
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayConsumer, RelayProducer
-from relays.server import RelayConfig, serve
 from risk.alerts import AlertSender, payload
 from risk.cli import send_resume, send_stop
 from risk.config import AlertsConfig
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="aprk-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(d, ignore_errors=True)
-
-
-@asynccontextmanager
-async def relays(d: Path) -> AsyncIterator[dict[Domain, str]]:
-    socks = {}
-    async with trio.open_nursery() as n:
-        for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
-            name = dom.name.lower()
-            cfg = RelayConfig(domain=dom, socket_path=str(d / f"{name[:3]}.sock"), data_dir=str(d / f"data-{name}"),
-                              fsync="off")
-            await n.start(serve, cfg)
-            socks[dom] = cfg.socket_path
-        try:
-            yield socks
-        finally:
-            n.cancel_scope.cancel()
 
 
 def write_config(d: Path, socks: dict[Domain, str]) -> Path:
@@ -66,11 +33,7 @@ source_id = 7001
 sender = "risk"
 timer_interval_s = 0.05
 
-[relays]
-market_data = "{socks[Domain.MARKET_DATA]}"
-signal = "{socks[Domain.SIGNAL]}"
-execution = "{socks[Domain.EXECUTION]}"
-
+{relays_toml(socks)}
 [alerts]
 webhook_url = "http://127.0.0.1:9/unreachable-webhook"
 style = "slack"
@@ -85,10 +48,6 @@ grace_s = 2.0
     return cfg
 
 
-def _open_log(path: Path):  # type: ignore[no-untyped-def]
-    return open(path, "wb")
-
-
 class RiskProc:
     def __init__(self, d: Path, cfg: Path, state: Path) -> None:
         self.d, self.cfg, self.state = d, cfg, state
@@ -99,12 +58,7 @@ class RiskProc:
     async def start(self) -> None:
         self.n += 1
         self.log = self.d / f"risk-{self.n}.log"
-        out = _open_log(self.log)
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        self.proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "tools.cli", "risk", "--config", str(self.cfg), "--state", str(self.state)],
-            cwd=ROOT, stdout=out, stderr=out, env=env)
-        out.close()
+        self.proc = await start_cli_process(self.log, "risk", "--config", str(self.cfg), "--state", str(self.state))
         with trio.fail_after(20):
             while "risk: watching" not in self.log.read_text():
                 assert self.proc.poll() is None, self.log.read_text()
@@ -131,7 +85,7 @@ async def next_stop(c: RelayConsumer) -> tuple[EmergencyStop, int]:
 
 async def test_breach_publishes_emergency_stop_which_survives_a_restart_until_resumed(short_dir: Path) -> None:
     state = short_dir / "state" / "risk.sqlite"
-    async with relays(short_dir) as socks:
+    async with relays_in_process(short_dir) as socks:
         risk = RiskProc(short_dir, write_config(short_dir, socks), state)
         try:
             await risk.start()
@@ -267,7 +221,7 @@ async def test_a_fresh_state_keeps_its_execution_position_across_a_restart_befor
     from risk.state import RiskState
 
     state = short_dir / "state" / "risk.sqlite"
-    async with relays(short_dir) as socks:
+    async with relays_in_process(short_dir) as socks:
         config = load_config(write_config(short_dir, socks))
         async with trio.open_nursery() as n:  # subscribes, then dies before any execution message
             await n.start(run, config, state)
@@ -303,7 +257,7 @@ async def test_cross_chain_breakers_stop_and_lift_themselves_through_the_relays(
     from protocol.execution import BridgeTransferState as BT
 
     state = short_dir / "state" / "risk.sqlite"
-    async with relays(short_dir) as socks:
+    async with relays_in_process(short_dir) as socks:
         cfg = write_config(short_dir, socks)
         cfg.write_text(cfg.read_text().split("[gas_price]")[0] + """
 [chain_stall]

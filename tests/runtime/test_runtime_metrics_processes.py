@@ -4,76 +4,32 @@ replay collector. Traffic: the replay publishes recorded logs, a test producer a
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
+from relay_testkit import DOMAINS, Procs, relays_toml, wait_for
 
 from protocol.header import Domain
 from protocol.market import BlockHeader
 from relays.client import RelayProducer
 from runtime.metrics import parse_text
+from tools.devnet.anvil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDING = ROOT / "tests/data/uniswap-v3-usdc-weth-2024-01-05"
 GWEI = 10**9
-DOMAINS = (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Procs:
-    def __init__(self, d: Path) -> None:
-        self.d = d
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        with open(self.d / f"{name}.log", "wb") as log:
-            p = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, stdout=log,
-                                 stderr=subprocess.STDOUT, env=env)
-        self.procs.append(p)
-        return p
-
-    def log(self, name: str) -> str:
-        return (self.d / f"{name}.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                os.kill(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
 
 
 @pytest.fixture
-def work() -> Iterator[tuple[Path, Procs]]:
-    d = Path(tempfile.mkdtemp(prefix="apmp-", dir="/tmp"))
-    procs = Procs(d)
+def procs(short_dir: Path) -> Iterator[Procs]:
+    ps = Procs(short_dir)
     try:
-        yield d, procs
+        yield ps
     finally:
-        procs.stop()
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(d, ignore_errors=True)
+        ps.stop()
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -87,28 +43,16 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def test_relays_risk_and_replay_expose_metrics(work: tuple[Path, Procs]) -> None:
-    d, procs = work
+def test_relays_risk_and_replay_expose_metrics(short_dir: Path, procs: Procs) -> None:
+    d = short_dir
     socks = {dom: d / f"{dom.name.lower()[:3]}.sock" for dom in DOMAINS}
     relay_ports = {dom: free_port() for dom in DOMAINS}
     for dom in DOMAINS:
-        procs.start(f"relay-{dom.name.lower()}", "relay", "--domain", dom.name.lower(), "--socket", str(socks[dom]),
-                    "--data-dir", str(d / f"data-{dom.name.lower()}"), "--fsync", "off",
-                    "--metrics-port", str(relay_ports[dom]))
+        procs.cli(f"relay-{dom.name.lower()}", "relay", "--domain", dom.name.lower(), "--socket", str(socks[dom]),
+                  "--data-dir", str(d / f"data-{dom.name.lower()}"), "--fsync", "off",
+                  "--metrics-port", str(relay_ports[dom]))
     for dom in DOMAINS:
-        wait_for(f"{dom.name} relay metrics", lambda dom=dom: bool(scrape(relay_ports[dom])))
+        wait_for(f"{dom.name} relay metrics", lambda dom=dom: bool(scrape(relay_ports[dom])), 20)
 
     cfg = d / "risk.toml"
     cfg.write_text(f"""
@@ -117,11 +61,7 @@ source_id = 7001
 sender = "risk"
 timer_interval_s = 0.05
 
-[relays]
-market_data = "{socks[Domain.MARKET_DATA]}"
-signal = "{socks[Domain.SIGNAL]}"
-execution = "{socks[Domain.EXECUTION]}"
-
+{relays_toml(socks)}
 [alerts]
 webhook_url = ""
 
@@ -129,21 +69,22 @@ webhook_url = ""
 max_wei = {100 * GWEI}
 """)
     risk_port = free_port()
-    risk = procs.start("risk", "risk", "--config", str(cfg), "--state", str(d / "risk.sqlite"),
+    risk = procs.cli("risk", "risk", "--config", str(cfg), "--state", str(d / "risk.sqlite"),
                        "--metrics-port", str(risk_port))
-    wait_for("risk ready", lambda: "risk: watching" in procs.log("risk"))
+    wait_for("risk ready", lambda: "risk: watching" in procs.log("risk"), 20)
     assert risk.poll() is None
     # liveness and readiness beside /metrics: the relays listen, risk is connected to all three
     for port in (*relay_ports.values(), risk_port):
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok\n"
         wait_for(f"/readyz on {port}", lambda port=port: httpx.get(f"http://127.0.0.1:{port}/readyz",
-                                                                   timeout=5).status_code == 200)
+                                                                   timeout=5).status_code == 200, 20)
 
     replay_port = free_port()
-    procs.start("replay", "collector", "replay", "--logs", str(RECORDING), "--as-fast-as-possible",
-                "--limit", "300", "--socket", str(socks[Domain.MARKET_DATA]), "--metrics-port", str(replay_port),
-                "--metrics-linger", "30")
-    wait_for("replay published", lambda: value(scrape(replay_port), "alphapulse_replay_published_total") >= 300)
+    procs.cli("replay", "collector", "replay", "--logs", str(RECORDING), "--as-fast-as-possible",
+              "--limit", "300", "--socket", str(socks[Domain.MARKET_DATA]), "--metrics-port", str(replay_port),
+              "--metrics-linger", "30")
+    wait_for("replay published", lambda: value(scrape(replay_port), "alphapulse_replay_published_total") >= 300,
+             20)
     rep = scrape(replay_port)
     assert value(rep, "alphapulse_messages_out_total", domain="market_data") >= 300
     assert value(rep, "alphapulse_replay_publish_seconds_count") >= 300
@@ -158,7 +99,7 @@ max_wei = {100 * GWEI}
 
     trio.run(publish_high_gas)
     wait_for("gas breaker trip", lambda: value(scrape(risk_port), "alphapulse_risk_breaker_trips_total",
-                                               breaker="gas_price") == 1)
+                                               breaker="gas_price") == 1, 20)
     rk = scrape(risk_port)
     assert value(rk, "alphapulse_messages_in_total", domain="market_data") >= 301
     assert value(rk, "alphapulse_messages_out_total", domain="execution") >= 1  # the EmergencyStop

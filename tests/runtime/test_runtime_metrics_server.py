@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -87,15 +84,6 @@ async def test_binds_loopback_by_default() -> None:
 async def test_disabled_port_is_a_noop() -> None:
     async with trio.open_nursery() as n:
         assert await n.start(serve_process_metrics, None, ProcessMetrics("x").registry) is None
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="apmx-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 async def test_relay_and_clients_counted_at_scrape_time(short_dir: Path) -> None:

@@ -7,106 +7,54 @@ on its old configuration."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from relay_testkit import DOMAINS, Procs, relays_toml, wait_for
 
 from protocol.header import Domain
 from protocol.market import BlockHeader
 from relays.client import RelayProducer
 from runtime.metrics import parse_text
+from tools.devnet.anvil import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 GWEI = 10**9
-DOMAINS = (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Bus:
+class Bus(Procs):
     """Three relays in a private directory and the processes started on them (ended by PID)."""
 
     def __init__(self, d: Path) -> None:
+        super().__init__(d)
         self.d = d
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.socks = {dom: d / f"{dom.name.lower()[:3]}.sock" for dom in DOMAINS}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        with open(self.d / f"{name}.log", "wb") as log:
-            p = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, stdout=log,
-                                 stderr=subprocess.STDOUT, env=env)
-        self.procs[name] = p
-        return p
-
-    def log(self, name: str) -> str:
-        return (self.d / f"{name}.log").read_text(errors="replace")
-
-    def relays_toml(self) -> str:
-        return "".join(f'{dom.name.lower()} = "{self.socks[dom]}"\n' for dom in DOMAINS)
 
     def hup(self, name: str, expect: str) -> None:
         """SIGHUP ``name`` and wait for ``expect`` in its log (after what it logged so far)."""
         before = len(self.log(name))
-        os.kill(self.procs[name].pid, signal.SIGHUP)
+        os.kill(self.named[name].pid, signal.SIGHUP)
         wait_for(f"{name}: {expect!r}", lambda: expect in self.log(name)[before:])
-        assert self.procs[name].poll() is None, self.log(name)
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.kill(p.pid, signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
+        assert self.named[name].poll() is None, self.log(name)
 
 
 @pytest.fixture
-def bus() -> Iterator[Bus]:
-    d = Path(tempfile.mkdtemp(prefix="aprl-", dir="/tmp"))
-    b = Bus(d)
+def bus(short_dir: Path) -> Iterator[Bus]:
+    b = Bus(short_dir)
     try:
         for dom in DOMAINS:
-            b.start(f"relay-{dom.name.lower()}", "relay", "--domain", dom.name.lower(), "--socket",
-                    str(b.socks[dom]), "--data-dir", str(d / f"data-{dom.name.lower()}"), "--fsync", "off")
+            b.cli(f"relay-{dom.name.lower()}", "relay", "--domain", dom.name.lower(), "--socket",
+                  str(b.socks[dom]), "--data-dir", str(short_dir / f"data-{dom.name.lower()}"), "--fsync", "off")
         for dom in DOMAINS:
             wait_for(f"{dom.name} relay", lambda dom=dom: b.socks[dom].exists())
         yield b
     finally:
         b.stop()
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(d, ignore_errors=True)
 
 
 def reloads(port: int) -> dict[str, float]:
@@ -121,7 +69,7 @@ def test_sighup_reloads_risk_strategy_portfolio_and_refuses_the_rest(bus: Bus) -
 
     def write_risk(max_gwei: int, sender: str = "risk") -> None:
         risk_cfg.write_text(f'[risk]\nsource_id = 7001\nsender = "{sender}"\ntimer_interval_s = 0.05\n'
-                            f'[relays]\n{bus.relays_toml()}[gas_price]\nmax_wei = {max_gwei * GWEI}\n')
+                            f'{relays_toml(bus.socks)}[gas_price]\nmax_wei = {max_gwei * GWEI}\n')
 
     write_risk(200)
     strategy_cfg = d / "strategy.toml"
@@ -135,12 +83,12 @@ def test_sighup_reloads_risk_strategy_portfolio_and_refuses_the_rest(bus: Bus) -
 
     write_strategy(10)
     portfolio_cfg = d / "portfolio.toml"
-    portfolio_cfg.write_text(f'[portfolio]\nname = "portfolio"\n[relays]\n{bus.relays_toml()}')
+    portfolio_cfg.write_text(f'[portfolio]\nname = "portfolio"\n{relays_toml(bus.socks)}')
     risk_port = free_port()
-    bus.start("risk", "risk", "--config", str(risk_cfg), "--state", str(d / "risk.sqlite"),
-              "--metrics-port", str(risk_port))
-    bus.start("strategy", "strategy", "--config", str(strategy_cfg))
-    bus.start("portfolio", "portfolio", "--config", str(portfolio_cfg), "--db", str(d / "books.sqlite"))
+    bus.cli("risk", "risk", "--config", str(risk_cfg), "--state", str(d / "risk.sqlite"),
+            "--metrics-port", str(risk_port))
+    bus.cli("strategy", "strategy", "--config", str(strategy_cfg))
+    bus.cli("portfolio", "portfolio", "--config", str(portfolio_cfg), "--db", str(d / "books.sqlite"))
     wait_for("risk ready", lambda: "risk: watching" in bus.log("risk"))
     wait_for("strategy ready", lambda: "running: market data" in bus.log("strategy"))
     wait_for("portfolio ready", lambda: "portfolio: consuming" in bus.log("portfolio"))
@@ -179,13 +127,13 @@ def test_sighup_reloads_risk_strategy_portfolio_and_refuses_the_rest(bus: Bus) -
     bus.hup("strategy", "economics.slippage_bps: 25 -> 40")
 
     # portfolio: nothing is reloadable
-    portfolio_cfg.write_text(f'[portfolio]\nname = "portfolio"\n[relays]\n{bus.relays_toml()}'
+    portfolio_cfg.write_text(f'[portfolio]\nname = "portfolio"\n{relays_toml(bus.socks)}'
                              f'[chains."1"]\nvaluation_token = "{WETH}"\n')
     bus.hup("portfolio", "chains.1 cannot change while the process runs (restart it to apply); reloadable: nothing")
 
     # a relay has no configuration file to reload: SIGHUP is logged and changes nothing
     bus.hup("relay-signal", "has no reloadable configuration; nothing changed")
-    for name, p in bus.procs.items():
+    for name, p in bus.named.items():
         assert p.poll() is None, f"{name} ended: {bus.log(name)}"
 
 
@@ -210,10 +158,10 @@ def test_sighup_reloads_the_executors_limits_and_refuses_its_mode(bus: Bus, devn
                            f'market_data_from = "now"\n'
                            f'[keystore]\npath = "{d / "keystore.json"}"\npassword_file = "{d / "password"}"\n'
                            f'[limits]\nmax_gas_price_wei = {max_gas_price_gwei * GWEI}\n'
-                           f'[relays]\n{bus.relays_toml()}')
+                           f'{relays_toml(bus.socks)}')
 
         write(300)
-        bus.start("executor", "executor", "--config", str(cfg))
+        bus.cli("executor", "executor", "--config", str(cfg))
         wait_for("executor ready", lambda: "executor: ready" in bus.log("executor"))
         write(50)
         bus.hup("executor", f"limits.max_gas_price_wei: {300 * GWEI} -> {50 * GWEI}")

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from test_replay_decisions import WETH, market_stream, strategy_config
 
 import protocol as P
@@ -33,17 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_704_412_800 * 10**9
 
 
-@pytest.fixture
-def demo_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="apdr-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def run_demo(demo_dir: Path, *extra_env: tuple[str, str], duration: float = 7.0) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), ALPHAPULSE_DEMO_DIR=str(demo_dir), **dict(extra_env))
+def run_demo(short_dir: Path, *extra_env: tuple[str, str], duration: float = 7.0) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ALPHAPULSE_DEMO_DIR=str(short_dir), **dict(extra_env))
     return subprocess.run(
         [sys.executable, "-m", "tools.cli", "demo", "--replay", "--headless", "--duration", str(duration),
          "--rate", "1000", "--summary-every", "1"],
@@ -57,9 +44,9 @@ def _field(out: str, name: str) -> str:
     return m.group(1).strip()
 
 
-def fake_live_run(demo_dir: Path) -> tuple[Path, list[P.Message]]:
+def fake_live_run(short_dir: Path) -> tuple[Path, list[P.Message]]:
     """A previous live demo run's layout: configs/strategy.toml and data/archive with market data."""
-    run = demo_dir / "20240105-000000"
+    run = short_dir / "20240105-000000"
     (run / "configs").mkdir(parents=True)
     write_toml(run / "configs" / "strategy.toml", strategy_config(Path("/tmp/old/md.sock"), Path("/tmp/old/sig.sock")))
     msgs = [P.Message(domain=Domain.MARKET_DATA, tlvs=tlvs, source_id=17742, source_seq=i + 1, domain_seq=i + 1,
@@ -71,13 +58,13 @@ def fake_live_run(demo_dir: Path) -> tuple[Path, list[P.Message]]:
     return run, msgs
 
 
-def test_demo_replay_of_a_live_run_archive(demo_dir: Path) -> None:
-    run, msgs = fake_live_run(demo_dir)
+def test_demo_replay_of_a_live_run_archive(short_dir: Path) -> None:
+    run, msgs = fake_live_run(short_dir)
     doc = strategy_doc(max_hops=3, chain_id=1, gas_token=WETH, min_net_profit=10**15)
     engine = StrategyEngine(config_from_dict(doc))
     expected = sum(len(engine.on_message(m, 0)) for m in msgs)
     assert expected > 20
-    r = run_demo(demo_dir, duration=5.0)
+    r = run_demo(short_dir, duration=5.0)
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     assert f"replaying the archive {run / 'data' / 'archive'} (a previous live demo run)" in out
@@ -89,13 +76,13 @@ def test_demo_replay_of_a_live_run_archive(demo_dir: Path) -> None:
     assert "TWO_POOL" in _field(out, "by kind") and "CYCLE" in _field(out, "by kind")
     assert "top signals by net profit" in out
     # the replay run's own results live in a replay-* directory that is never picked as a source
-    runs = [p for p in demo_dir.iterdir() if p.name.startswith("replay-")]
+    runs = [p for p in short_dir.iterdir() if p.name.startswith("replay-")]
     assert len(runs) == 1 and (runs[0] / "data" / "archive" / "domain=signal").is_dir()
     assert "executor" not in (runs[0] / "deploy.toml").read_text()
 
 
-def test_demo_replay_of_recorded_logs(demo_dir: Path) -> None:
-    r = run_demo(demo_dir, ("ALPHAPULSE_DEMO_REPLAY_SOURCE", "logs"), duration=5.0)
+def test_demo_replay_of_recorded_logs(short_dir: Path) -> None:
+    r = run_demo(short_dir, ("ALPHAPULSE_DEMO_REPLAY_SOURCE", "logs"), duration=5.0)
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     assert "replaying the recorded logs uniswap-v3-usdc-weth-2024-01-05" in out

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,20 +51,11 @@ def make_archive(root: Path, seqs: list[int], gaps: list[dict[str, object]] = ()
 
 
 @pytest.fixture
-def work() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="aprc-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def relay(work: Path) -> Iterator[Path]:
-    sock = work / "md.sock"
-    log = open(work / "relay.log", "wb")  # noqa: SIM115
+def relay(short_dir: Path) -> Iterator[Path]:
+    sock = short_dir / "md.sock"
+    log = open(short_dir / "relay.log", "wb")  # noqa: SIM115
     p = subprocess.Popen([sys.executable, "-m", "tools.cli", "relay", "--domain", "market_data", "--socket", str(sock),
-                          "--data-dir", str(work / "relay"), "--fsync", "off"], cwd=ROOT, stdout=log,
+                          "--data-dir", str(short_dir / "relay"), "--fsync", "off"], cwd=ROOT, stdout=log,
                          stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     log.close()
     try:
@@ -77,7 +66,7 @@ def relay(work: Path) -> Iterator[Path]:
                 s.connect(str(sock))
                 break
             except OSError:
-                assert time.monotonic() < deadline and p.poll() is None, (work / "relay.log").read_text()
+                assert time.monotonic() < deadline and p.poll() is None, (short_dir / "relay.log").read_text()
                 time.sleep(0.05)
             finally:
                 s.close()
@@ -111,11 +100,11 @@ def consume(sock: Path, n: int) -> list[P.Message]:
     return trio.run(go)
 
 
-def test_replay_preserves_order_times_payload_and_sets_the_flag(work: Path, relay: Path) -> None:
+def test_replay_preserves_order_times_payload_and_sets_the_flag(short_dir: Path, relay: Path) -> None:
     seqs = list(range(1, 31))
-    make_archive(work / "arch", seqs)
+    make_archive(short_dir / "arch", seqs)
     t0 = time.monotonic()
-    r = replay(str(work / "arch"), "--socket", str(relay), "--speed", "1")
+    r = replay(str(short_dir / "arch"), "--socket", str(relay), "--speed", "1")
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert "done: 30 messages (domain_seq 1..30)" in r.stderr and "no gaps" in r.stderr
@@ -131,9 +120,9 @@ def test_replay_preserves_order_times_payload_and_sets_the_flag(work: Path, rela
         assert m.source_id == 0x5241 and m.source_seq == s
 
 
-def test_from_to_as_fast_as_possible_and_custom_source(work: Path, relay: Path) -> None:
-    make_archive(work / "arch", list(range(1, 51)))
-    r = replay(str(work / "arch"), "--socket", str(relay), "--as-fast-as-possible", "--from", "11", "--to", "20",
+def test_from_to_as_fast_as_possible_and_custom_source(short_dir: Path, relay: Path) -> None:
+    make_archive(short_dir / "arch", list(range(1, 51)))
+    r = replay(str(short_dir / "arch"), "--socket", str(relay), "--as-fast-as-possible", "--from", "11", "--to", "20",
                "--source-id", "77")
     assert r.returncode == 0, r.stderr
     assert "done: 10 messages (domain_seq 11..20)" in r.stderr
@@ -142,11 +131,11 @@ def test_from_to_as_fast_as_possible_and_custom_source(work: Path, relay: Path) 
     assert {m.source_id for m in got} == {77}
 
 
-def test_gaps_warn_with_their_place_and_continue(work: Path, relay: Path) -> None:
+def test_gaps_warn_with_their_place_and_continue(short_dir: Path, relay: Path) -> None:
     seqs = [s for s in range(1, 41) if not 10 <= s <= 14 and s != 30]  # 10..14 recorded, 30 unrecorded
-    make_archive(work / "arch", seqs, gaps=[{"kind": "resync", "from_seq": 10, "to_seq": 14, "count": 5}])
+    make_archive(short_dir / "arch", seqs, gaps=[{"kind": "resync", "from_seq": 10, "to_seq": 14, "count": 5}])
     # a hole nobody recorded (30) is damage: refused (below) unless --allow-missing replays what is there
-    r = replay(str(work / "arch"), "--socket", str(relay), "--as-fast-as-possible", "--allow-missing")
+    r = replay(str(short_dir / "arch"), "--socket", str(relay), "--as-fast-as-possible", "--allow-missing")
     assert r.returncode == 0, r.stderr
     assert "the archive is incomplete (1 sequences missing or unreadable)" in r.stderr
     assert ("WARNING: archive gap (resync): domain_seq 10..14 (5 messages) are not in the archive; "
@@ -158,7 +147,7 @@ def test_gaps_warn_with_their_place_and_continue(work: Path, relay: Path) -> Non
     assert [m.tlvs[0].log_index for m in got] == seqs
 
 
-def test_clear_errors(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clear_errors(short_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """In-process (``tools.replay.main``): the same code path as the CLI, without a process start per case."""
     from tools.replay import main
 
@@ -166,33 +155,33 @@ def test_clear_errors(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
         code = main(list(args))
         return subprocess.CompletedProcess(args, code, "", capsys.readouterr().err)
 
-    r = replay(str(work / "nothing-here"))
+    r = replay(str(short_dir / "nothing-here"))
     assert r.returncode == 2 and "no archive at" in r.stderr and "does not exist" in r.stderr
-    (work / "notarchive").mkdir()
-    r = replay(str(work / "notarchive"))
+    (short_dir / "notarchive").mkdir()
+    r = replay(str(short_dir / "notarchive"))
     assert r.returncode == 2 and "has no domain=market_data/" in r.stderr and "is this an archive?" in r.stderr
-    make_archive(work / "arch", list(range(1, 6)))
-    r = replay(str(work / "arch"), "--domain", "signal")
+    make_archive(short_dir / "arch", list(range(1, 6)))
+    r = replay(str(short_dir / "arch"), "--domain", "signal")
     assert r.returncode == 2 and "has no domain=signal/ (it holds domain=market_data)" in r.stderr
-    domain_dir(work / "empty", "market_data").mkdir(parents=True)
-    r = replay(str(work / "empty"))
+    domain_dir(short_dir / "empty", "market_data").mkdir(parents=True)
+    r = replay(str(short_dir / "empty"))
     assert r.returncode == 2 and "is empty: no part files" in r.stderr
-    r = replay(str(work / "arch"), "--from", "9", "--to", "3")
+    r = replay(str(short_dir / "arch"), "--from", "9", "--to", "3")
     assert r.returncode == 2 and "--to 3 is before --from 9" in r.stderr
-    r = replay(str(work / "arch"), "--from", "6")
+    r = replay(str(short_dir / "arch"), "--from", "6")
     assert r.returncode == 2 and "nothing to replay" in r.stderr and "holds domain_seq 1..5" in r.stderr
-    r = replay(str(work / "arch"), "--socket", str(work / "no.sock"), "--connect-timeout", "0.5")
+    r = replay(str(short_dir / "arch"), "--socket", str(short_dir / "no.sock"), "--connect-timeout", "0.5")
     assert r.returncode == 1 and "no market_data relay answering" in r.stderr
 
 
-def test_a_corrupt_parquet_file_is_one_line_and_exit_2(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_corrupt_parquet_file_is_one_line_and_exit_2(short_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from relays.archiver import archive_files
     from tools.replay import EXIT_USAGE, main
 
-    root = make_archive(work / "arch", list(range(1, 22)))
+    root = make_archive(short_dir / "arch", list(range(1, 22)))
     victim = archive_files(root, "market_data")[1].path
     victim.write_bytes(b"PAR1" + os.urandom(200) + b"PAR1")  # bit rot
-    code = main([str(root), "--domain", "market_data", "--socket", str(work / "none.sock")])
+    code = main([str(root), "--domain", "market_data", "--socket", str(short_dir / "none.sock")])
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "Traceback" not in err
     lines = [ln for ln in err.splitlines() if str(victim) in ln]
@@ -217,11 +206,11 @@ def _files(root: Path) -> list[Path]:
 
 @pytest.mark.parametrize("damage", ["deleted", "last deleted", "truncated", "bit flipped"])
 def test_an_incomplete_archive_names_the_missing_sequences_and_exits_2(
-        work: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+        short_dir: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
     """Files of 7 messages: 1..7, 8..14, 15..21, 22..28, 29..30. The manifest knows each one's range,
     size and sha256, so a lost last file is as visible as a lost middle one. The replay refuses before
     connecting (the socket does not exist: exit 1 would mean it tried)."""
-    root = make_archive(work / "arch", list(range(1, 31)))
+    root = make_archive(short_dir / "arch", list(range(1, 31)))
     files = _files(root)
     victim, lost = (files[-1], "29..30") if damage == "last deleted" else (files[1], "8..14")
     if "deleted" in damage:
@@ -235,7 +224,7 @@ def test_an_incomplete_archive_names_the_missing_sequences_and_exits_2(
         data[len(data) // 2] ^= 0x01
         victim.write_bytes(bytes(data))
         why = f"{victim} is corrupt (its sha256 is not the manifest's)"
-    code, err = _main(capsys, str(root), "--socket", str(work / "none.sock"), "--connect-timeout", "0.2")
+    code, err = _main(capsys, str(root), "--socket", str(short_dir / "none.sock"), "--connect-timeout", "0.2")
     assert code == 2 and "Traceback" not in err
     [line] = [ln for ln in err.splitlines() if "error:" in ln]
     assert f"7 sequences missing: domain_seq {lost} ({why}" in line if lost == "8..14" else \
@@ -243,21 +232,21 @@ def test_an_incomplete_archive_names_the_missing_sequences_and_exits_2(
     assert "nothing replayed" in line and "--allow-missing" in line
     # the rest of the archive is fine: a range that avoids the damage replays (here: no relay, exit 1)
     if lost == "8..14":
-        code, err = _main(capsys, str(root), "--from", "15", "--to", "21", "--socket", str(work / "none.sock"),
+        code, err = _main(capsys, str(root), "--from", "15", "--to", "21", "--socket", str(short_dir / "none.sock"),
                           "--connect-timeout", "0.2")
         assert code == 1 and "no market_data relay answering" in err
 
 
-def test_an_old_archive_without_manifest_is_checked_from_its_files(work: Path,
+def test_an_old_archive_without_manifest_is_checked_from_its_files(short_dir: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from relays.archive_check import check_archive
     from relays.archiver import MANIFEST_FILE
 
-    root = make_archive(work / "arch", list(range(1, 31)))
+    root = make_archive(short_dir / "arch", list(range(1, 31)))
     (domain_dir(root, "market_data") / MANIFEST_FILE).unlink()
     files = _files(root)
     files[2].unlink()  # 15..21
-    code, err = _main(capsys, str(root), "--socket", str(work / "none.sock"), "--connect-timeout", "0.2")
+    code, err = _main(capsys, str(root), "--socket", str(short_dir / "none.sock"), "--connect-timeout", "0.2")
     assert code == 2 and "Traceback" not in err
     assert "note: " in err and "has no manifest" in err and "a lost last file cannot be detected" in err
     [line] = [ln for ln in err.splitlines() if "error:" in ln]
@@ -271,12 +260,12 @@ def test_an_old_archive_without_manifest_is_checked_from_its_files(work: Path,
     assert chk.ok and chk.last_seq == 28 and "lost last file cannot be detected" in chk.note
 
 
-def test_a_part_file_with_a_damaged_page_is_one_line_during_the_replay(work: Path, relay: Path) -> None:
+def test_a_part_file_with_a_damaged_page_is_one_line_during_the_replay(short_dir: Path, relay: Path) -> None:
     """An old archive (no manifest to hold the checksum) whose footer reads but whose data page does
     not: the replay meets it while publishing and stops with one line naming it, exit 2."""
     from relays.archiver import MANIFEST_FILE
 
-    root = make_archive(work / "arch", list(range(1, 22)))
+    root = make_archive(short_dir / "arch", list(range(1, 22)))
     (domain_dir(root, "market_data") / MANIFEST_FILE).unlink()
     victim = _files(root)[1]
     data = bytearray(victim.read_bytes())

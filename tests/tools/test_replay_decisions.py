@@ -26,13 +26,10 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -277,30 +274,21 @@ def _ids_consecutive(sigs: list[P.Message]) -> bool:
     return ids == list(range(ids[0], ids[0] + len(ids))) and spans == ids
 
 
-@pytest.fixture
-def work() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="aprd-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.mark.timeout(120)
-def test_replayed_archive_makes_the_same_decisions(work: Path) -> None:
+def test_replayed_archive_makes_the_same_decisions(short_dir: Path) -> None:
     if not (ROOT / "strategy" / "process.py").exists():  # pragma: no cover - the process is part of the build
         pytest.skip("strategy/process.py (alphapulse strategy) is not in this build")
     stream = market_stream()
-    archive = work / "archive"
-    procs = Procs(work)
+    archive = short_dir / "archive"
+    procs = Procs(short_dir)
     try:
         # ---- (a) the live session
-        md, sig = work / "md.sock", work / "sig.sock"
+        md, sig = short_dir / "md.sock", short_dir / "sig.sock"
         procs.relay("relay-md", "market_data", md)
         procs.relay("relay-sig", "signal", sig)
         wait_sockets(procs, md, sig)
-        write_toml(work / "strategy.toml", strategy_config(md, sig))
-        strat = procs.start("strategy", "strategy", "--config", str(work / "strategy.toml"))
+        write_toml(short_dir / "strategy.toml", strategy_config(md, sig))
+        strat = procs.start("strategy", "strategy", "--config", str(short_dir / "strategy.toml"))
         arch_md = procs.start("archive-md", "archive", "--domain", "market_data", "--out", str(archive), "--socket",
                               str(md), "--from", "oldest", "--flush-seconds", "0.2")
         arch_sig = procs.start("archive-sig", "archive", "--domain", "signal", "--out", str(archive), "--socket",
@@ -321,12 +309,12 @@ def test_replayed_archive_makes_the_same_decisions(work: Path) -> None:
         assert [m.tlvs for m in archived_md] == stream
 
         # ---- (b) fresh relays, a fresh strategy, the archived market data replayed
-        md2, sig2 = work / "md2.sock", work / "sig2.sock"
+        md2, sig2 = short_dir / "md2.sock", short_dir / "sig2.sock"
         procs.relay("relay-md2", "market_data", md2)
         procs.relay("relay-sig2", "signal", sig2)
         wait_sockets(procs, md2, sig2)
-        write_toml(work / "strategy2.toml", strategy_config(md2, sig2))
-        strat2 = procs.start("strategy2", "strategy", "--config", str(work / "strategy2.toml"))
+        write_toml(short_dir / "strategy2.toml", strategy_config(md2, sig2))
+        strat2 = procs.start("strategy2", "strategy", "--config", str(short_dir / "strategy2.toml"))
         wait_for(lambda: len(stats("market_data", md2)["consumers"]) >= 1 and stats("signal", sig2)["producers"],
                  "the fresh strategy to connect", timeout=30)
         t0 = time.monotonic()

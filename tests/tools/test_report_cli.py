@@ -6,20 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from risk_testkit import ETHER, POOL_V2, USDC, WETH, WETH_ID, S, reserves, result, signal
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "risk"))
-
-from risk_testkit import ETHER, POOL_V2, USDC, WETH, WETH_ID, S, reserves, result, signal  # noqa: E402
-
-from chain.deployment import ChainDeployment, Pool, Token, V2Venue, V3Venue, save_deployment  # noqa: E402
-from market.prices import convert_q96  # noqa: E402
-from portfolio.books import Books, open_db  # noqa: E402
-from protocol.header import Domain  # noqa: E402
-from tools.report_cli import balance, history  # noqa: E402
+from chain.deployment import ChainDeployment, Pool, Token, V2Venue, V3Venue, save_deployment
+from market.prices import convert_q96
+from portfolio.books import Books, open_db
+from protocol.header import Domain
+from tools.report_cli import balance, history
 
 T0 = 1_700_000_000 * 10**9
 
