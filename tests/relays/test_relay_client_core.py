@@ -145,6 +145,41 @@ def test_welcomed_is_per_session() -> None:
     assert c.welcomed
 
 
+def test_producer_reads_runs_of_acks_and_still_checks_each_one() -> None:
+    """A read holding nothing but Acks (the usual one) is taken in one step, the highest Ack
+    counting; an Ack with a bad checksum, for another source, or split across reads is still
+    refused or completed exactly as by the general decoder."""
+    import pytest
+
+    from protocol.errors import ProtocolError, RemoteProtocolError
+
+    p = ProducerCore(Domain.MARKET_DATA, 7)
+    p.start()
+    p.receive_data(welcome(last=0))
+    for _ in range(6):
+        p.publish_payload(b"\xfa\x02ab")
+    acks = [sysf(Ack(source_id=7, source_seq=n)) for n in (1, 3, 2)]
+    p.receive_data(b"".join(acks))
+    assert p.acked_seq == 3 and p.unacked == 3
+    whole = sysf(Ack(source_id=7, source_seq=5))
+    p.receive_data(whole[:20])  # a partial Ack waits for its rest
+    assert p.acked_seq == 3
+    p.receive_data(whole[20:])
+    assert p.acked_seq == 5 and p.unacked == 1
+    p.receive_data(sysf(Heartbeat(epoch=1, head_seq=5)) + sysf(Ack(source_id=7, source_seq=6)))
+    assert p.acked_seq == 6 and p.unacked == 0
+    bad = bytearray(sysf(Ack(source_id=7, source_seq=9)))
+    bad[-1] ^= 1  # the sequence changed in flight: the CRC no longer matches
+    with pytest.raises(ProtocolError):
+        p.receive_data(bytes(bad))
+    assert p.acked_seq == 6
+    q = ProducerCore(Domain.MARKET_DATA, 7)
+    q.start()
+    q.receive_data(welcome(last=0))
+    with pytest.raises(RemoteProtocolError, match="Ack for source 8"):
+        q.receive_data(sysf(Ack(source_id=8, source_seq=1)))
+
+
 def test_producer_outbox_acks_and_resend_after_reconnect() -> None:
     p = ProducerCore(Domain.MARKET_DATA, 7)
     p.start()
