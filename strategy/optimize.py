@@ -487,7 +487,7 @@ def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = True) -> PathQuote
             return None
         # V2 evaluations cost microseconds: re-centre on every intermediate token's steps, not only
         # the coarse ones (on small reserves every token is "coarse" at the wei level).
-        return refine_coarse(hops, quote, cap, every=True)
+        return _flat_top(hops, refine_coarse(hops, quote, cap, every=True), cap)
     # V3, V4 and Curve: every hop has a local model exact to second order (V3/V4 inside a tick range;
     # StableSwap's slope and curvature, see market.pools.CurvePool), so safeguarded Newton steps.
     # The Newton result is within its stopping step of the optimum; the polish (coarse-token steps,
@@ -510,6 +510,46 @@ def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = True) -> PathQuote
                 polished = again
             else:
                 polished = PathQuote(polished.amount_in, polished.amounts, again.evaluations)
-        return polished
+        return _flat_top(hops, polished, cap)
     x = quote.amount_in  # already evaluated: only its neighbours
-    return _best_of(hops, [y for y in _neighbourhood(x, NEIGHBOURHOOD, cap) if y != x], quote, quote.evaluations)
+    near = _best_of(hops, [y for y in _neighbourhood(x, NEIGHBOURHOOD, cap) if y != x], quote, quote.evaluations)
+    return _flat_top(hops, near, cap) if near is not None else None
+
+
+FLAT_TOP_MAX = 1024  # exact evaluations the flat-top scan may spend (it only fits small pools)
+
+
+def _flat_top(hops: Sequence[Leg], quote: PathQuote, cap: int) -> PathQuote:
+    """On small pools, every input where the exact profit can still beat ``quote``'s, evaluated.
+
+    Each hop floors its output, losing less than one unit of its token, worth about
+    ``out / amounts[j]`` units of the path's output: the exact profit lies within ``noise`` (their
+    sum, plus the input's and output's unit) below the continuum profit, which falls off quadratically
+    from its top with curvature ``κ = 2AC/B²`` (the local model at the quote). An input farther than
+    ``√(2·noise/κ)`` from the continuum optimum therefore cannot beat the top's exact profit; within
+    that window the flooring makes a plateau of values differing by a
+    few units, where the searches above can stop one or two units short of the maximum. When the window
+    holds at most ``FLAT_TOP_MAX`` inputs (reserves of up to about a million units) it is scanned
+    exactly, around both the quote and the model's optimum (they differ when the model ends at a tick); on real pools it is astronomically wider than that, and a unit is below a wei of
+    profit anyway. The zero-size model's curvature is the largest along the path (Möbius curvature
+    falls with the input), so a window already too wide there costs no evaluation at all."""
+    a, b, c = compose_at_zero(hops)
+    noise0 = 2 + len(hops) * max(1, a // max(1, b))  # noise in output units: a coarse bound for the pre-check
+    if a <= 0 or c <= 0 or noise0 * b * b // (a * c) > FLAT_TOP_MAX**2:
+        return quote
+    res = evaluate_with_model(hops, quote.amount_in)
+    evals = quote.evaluations + 1
+    if res is None:
+        return quote
+    outs, a, b, c = res
+    if a <= 0 or c <= 0:
+        return quote
+    noise = 2 + sum(-(-outs[-1] // y) for y in outs[:-1])
+    w = isqrt(noise * b * b // (a * c)) + 2
+    x = quote.amount_in
+    # around the quote and the model's optimum (not the same when the model ends at a tick nearby)
+    centre = min(max(1, x + stationary_point(a, b, c)), cap)
+    lo, hi = max(1, min(x, centre) - w), min(cap, max(x, centre) + w)
+    if hi - lo + 1 > FLAT_TOP_MAX:
+        return PathQuote(quote.amount_in, quote.amounts, evals)
+    return _best_of(hops, [y for y in range(lo, hi + 1) if y != x], quote, evals) or quote
