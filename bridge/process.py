@@ -28,6 +28,12 @@ the bridge reads the stream from the batch holding ``D + 1``
 own dedupe makes every frame enter the local log exactly once, across kill -9 of
 either side. Payload, event/receive times and flags are kept; the header's
 ``source_id``/``source_seq`` are the bridge's (the relay checks them per connection).
+With ``--relay-data-dir DIR`` the bridge serves that relay itself, in this process
+(``relays.server.Relay`` on ``--socket``, its journal in ``DIR``), and feeds it the same
+way over the same socket: one process fewer on the path, and the relay goes down and
+comes back with the bridge.
+
+Both directions keep garbage-collection pauses off the path (``_Bridge._gc_keeper``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from relays.core.nats import (
     publish_headers,
     stream_subject,
 )
+from relays.daemon import EXIT_CONFIG, EXIT_RUNNING
 from relays.jetstream import (
     BRIDGE_IN,
     BRIDGE_OUT,
@@ -71,9 +78,11 @@ from relays.jetstream import (
     last_message,
     read_auth_file,
 )
+from relays.metrics import instrument_relay
+from relays.server import FSYNC_POLICIES, Relay, RelayAlreadyRunning, RelayConfig, RelayError
 from runtime.errors import reraise_unwrapped
 from runtime.metrics import ProcessMetrics
-from runtime.paths import parse_domain
+from runtime.paths import parse_domain, socket_path
 from runtime.process import ProcessMain, Work, add_process_arguments
 
 log = logging.getLogger("bridge")
@@ -440,9 +449,12 @@ async def _ack_watchdog(window: PublishWindow, state: _AckState) -> None:
 class BridgeIn(_Bridge):
     """State of one bridge-in process."""
 
-    def __init__(self, domain: Domain, url: str, socket: str | None, *, source_id: int, auth_file: str | None = None) -> None:
-        super().__init__(domain, url, socket, auth_file=auth_file)
+    def __init__(self, domain: Domain, url: str, socket: str | None, *, source_id: int, auth_file: str | None = None,
+                 relay: RelayConfig | None = None) -> None:
+        super().__init__(domain, url, socket if relay is None else relay.socket_path, auth_file=auth_file)
         self.source_id = source_id
+        self.relay_config = relay  # serve the local relay in this process (``--relay-data-dir``)
+        self.relay: Relay | None = None
         self.consumer: JetStreamConsumer | None = None
         self.jumps = 0
         self.damaged = 0
@@ -470,6 +482,25 @@ class BridgeIn(_Bridge):
         return c.reconnects + c.cursor.counters.resets if c is not None else 0
 
     async def _run(self) -> None:
+        if self.relay_config is None:
+            await self._feed()
+            return
+        # The relay this bridge feeds runs in this process (one process fewer on the path, and
+        # the bridge's writes and the relay's acks cross no process boundary): the same relay,
+        # socket, journal, producer protocol and dedupe as ``alphapulse relay``, so local
+        # consumers see no difference and a restart resumes exactly as with two processes.
+        relay = self.relay = Relay(self.relay_config)
+        try:
+            if self.metrics is not None:
+                instrument_relay(relay, self.metrics)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(relay.serve)
+                await self._feed()
+                nursery.cancel_scope.cancel()
+        finally:
+            relay.close()
+
+    async def _feed(self) -> None:
         name = bridge_name("in", self.domain)
         async with RelayProducer.connect(self.domain, self.socket, source_id=self.source_id, name=name,
                                          metrics=self.metrics) as p:
@@ -529,6 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("--source-id", type=int, default=None,
                            help=f"the bridge's producer id in the local relay (default {DEFAULT_SOURCE_ID_BASE:#x} + domain)")
+            s.add_argument("--relay-data-dir", default=None, metavar="DIR",
+                           help="serve the domain's local relay in this process, its journal in DIR, on --socket "
+                                "(instead of a separate `alphapulse relay`: one process fewer on the path)")
+            s.add_argument("--relay-fsync", choices=FSYNC_POLICIES, default="interval",
+                           help="with --relay-data-dir: the relay's fsync policy (default interval: the stream "
+                                "holds everything the relay does; see specs/relay.md)")
     return p
 
 
@@ -550,15 +587,22 @@ def main(argv: list[str] | None = None) -> int:
                                batch_bytes=args.batch_bytes)
         else:
             sid = args.source_id if args.source_id is not None else DEFAULT_SOURCE_ID_BASE + int(domain)
-            worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file)
+            relay = None
+            if args.relay_data_dir:
+                # the process owns its interpreter: the bridge's GC keeper covers the relay's objects too
+                relay = RelayConfig(domain=domain, socket_path=args.socket or str(socket_path(domain)),
+                                    data_dir=args.relay_data_dir, fsync=args.relay_fsync)
+            worker = BridgeIn(domain, args.nats, args.socket, source_id=sid, auth_file=args.nats_auth_file,
+                              relay=relay)
         if args.trace:
             worker.trace = StageTrace(args.trace)
         worker.freeze_gc = True
         return worker.run
 
     return ProcessMain(f"alphapulse bridge {args.direction}", f"bridge-{args.direction}",
-                       errors={ServerLimitError: 2, NatsAuthError: 2, NatsUnavailable: 1},
-                       prepare_errors={(ValueError, OSError): 2}).run(args, prepare)
+                       errors={ServerLimitError: 2, NatsAuthError: 2, NatsUnavailable: 1, RelayAlreadyRunning: EXIT_RUNNING,
+                               RelayError: EXIT_CONFIG},
+                       prepare_errors={(ValueError, OSError, RelayError): 2}).run(args, prepare)
 
 
 if __name__ == "__main__":

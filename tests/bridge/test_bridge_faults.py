@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 from natskit import NatsCluster, NatsServer
-from relay_testkit import Procs
+from relay_testkit import Procs, wait_listening
 
 from protocol.header import Domain
 from relays.core.nats import stream_name
@@ -73,10 +73,13 @@ def stream_leader(url: str) -> str:
 
 
 class TwoHosts:
-    def __init__(self, procs: Procs, d: Path, url: str) -> None:
+    """``relay_in_bridge``: host B's relay runs inside the bridge-in process (``--relay-data-dir``)."""
+
+    def __init__(self, procs: Procs, d: Path, url: str, *, relay_in_bridge: bool = False) -> None:
         self.procs, self.d, self.url = procs, d, url
         self.a_sock, self.b_sock = d / "a.sock", d / "b.sock"
         self.out_file = d / "b-consumer.txt"
+        self.relay_in_bridge = relay_in_bridge
 
     def relay_a(self):  # noqa: ANN201
         return self.procs.relay(self.a_sock, self.d / "a-data")
@@ -86,9 +89,14 @@ class TwoHosts:
 
     def bridge(self, direction: str):  # noqa: ANN201
         sock = self.a_sock if direction == "out" else self.b_sock
-        return self.procs.start(f"bridge-{direction}", "-m", "tools.cli", "bridge", direction, "--domain",
-                                "market_data", "--nats", self.url, "--socket", str(sock), *(
-                                    ("--replicas", "3") if self.url.count(",") == 2 and direction == "out" else ()))
+        hosting = direction == "in" and self.relay_in_bridge
+        p = self.procs.start(f"bridge-{direction}", "-m", "tools.cli", "bridge", direction, "--domain",
+                             "market_data", "--nats", self.url, "--socket", str(sock), *(
+                                 ("--replicas", "3") if self.url.count(",") == 2 and direction == "out" else ()), *(
+                                 ("--relay-data-dir", str(self.d / "b-data")) if hosting else ()))
+        if hosting:
+            wait_listening(self.b_sock, p)
+        return p
 
     def consumer(self):  # noqa: ANN201
         return self.procs.consumer(self.b_sock, self.out_file, "--expect", str(N))
@@ -97,7 +105,9 @@ class TwoHosts:
         return self.procs.loadgen(self.a_sock, rate=RATE, count=N)
 
     def start_all(self) -> dict[str, object]:
-        p = {"relay_a": self.relay_a(), "relay_b": self.relay_b()}
+        p = {"relay_a": self.relay_a()}
+        if not self.relay_in_bridge:
+            p["relay_b"] = self.relay_b()
         p["out"] = self.bridge("out")
         p["in"] = self.bridge("in")
         p["consumer"] = self.consumer()
@@ -138,6 +148,22 @@ def test_kill9_bridge_in_and_restart(procs: Procs, short_dir: Path, nats: NatsSe
     h.finish("kill -9 bridge-in")
     resumed = re.search(r"the local relay holds domain seqs up to (\d+)", log_of(in2))
     assert resumed and 0 < int(resumed[1]) < N
+
+
+def test_kill9_bridge_in_hosting_the_relay_and_restart(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
+    """Host B's relay inside bridge in (``--relay-data-dir``): kill -9 takes the relay down with the
+    bridge; the restarted process recovers the relay's journal, resumes the stream after the last
+    domain sequence in it, and the consumer, reconnected, goes on from where it was."""
+    h = TwoHosts(procs, short_dir, nats.url, relay_in_bridge=True)
+    p = h.start_all()
+    wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
+    procs.kill9(p["in"])  # type: ignore[arg-type]
+    time.sleep(0.3)
+    in2 = h.bridge("in")
+    h.finish("kill -9 bridge-in hosting relay B")
+    resumed = re.search(r"the local relay holds domain seqs up to (\d+)", log_of(in2))
+    assert resumed and 0 < int(resumed[1]) < N
+    assert (short_dir / "b-data" / "epoch").read_text().strip() == "2"  # the relay restarted with it
 
 
 def test_restart_sending_relay_while_bridged(procs: Procs, short_dir: Path, nats: NatsServer) -> None:

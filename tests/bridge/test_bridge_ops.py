@@ -68,3 +68,16 @@ def test_bridge_metrics_follow_the_window() -> None:
     pm_in = ProcessMetrics("bridge-in")
     BridgeIn(Domain.MARKET_DATA, "nats://127.0.0.1:1", None, source_id=5).observe(pm_in)
     assert "alphapulse_bridge_lag_messages 0.0" in render(pm_in.registry).decode()
+
+
+def test_bridge_in_refuses_a_relay_data_dir_in_use(procs: Procs, short_dir: Path) -> None:
+    """``bridge in --relay-data-dir`` on a journal another relay holds: one line, exit 2, before any
+    NATS connection (none is needed to find out), and the running relay is untouched."""
+    procs.relay(short_dir / "b.sock", short_dir / "b-data")
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "bridge", "in", "--domain", "market_data",
+                           "--nats", "nats://127.0.0.1:1", "--socket", str(short_dir / "other.sock"),
+                           "--relay-data-dir", str(short_dir / "b-data")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "in use by another relay" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (short_dir / "b.sock").exists() and not (short_dir / "other.sock").exists()

@@ -197,11 +197,12 @@ def _produce(sock: str, count: int, rate: float | None) -> subprocess.Popen[str]
 
 def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag: str,
            bridge_out_args: tuple[str, ...] = (), *, stages: dict[str, Any] | None = None, trace: bool = False,
-           server_pid: int | None = None) -> dict[str, Any]:
+           server_pid: int | None = None, relay_in_bridge: bool = False) -> dict[str, Any]:
     """One producer -> relay A [-> bridges -> relay B] -> one consumer. With ``stages`` (a dict
     to fill; paced phases only) it gets the CPU each process used (``cpu_usage``); with ``trace``
     too (bridged latency phases), the bridges keep per-batch stamps and the consumer each
-    message's receive time, and ``stages`` gets the per-hop breakdown."""
+    message's receive time, and ``stages`` gets the per-hop breakdown. ``relay_in_bridge``: relay B
+    runs inside the bridge-in process (``bridge in --relay-data-dir``)."""
     d = tmp / tag
     d.mkdir()
     procs = _Procs(d)
@@ -213,14 +214,22 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
         pids["relay A"] = procs.procs[-1].pid
         sink = a
         if nats_url:
-            b = procs.relay("b", *BRIDGED_RELAY)
-            pids["relay B"] = procs.procs[-1].pid
+            if relay_in_bridge:  # relay B served inside bridge in (bridge in --relay-data-dir)
+                b = str(d / "b.sock")
+                host_relay: tuple[str, ...] = ("--relay-data-dir", str(d / "b-data"), "--relay-fsync", BRIDGED_RELAY[1])
+            else:
+                b = procs.relay("b", *BRIDGED_RELAY)
+                pids["relay B"] = procs.procs[-1].pid
+                host_relay = ()
             pids["bridge out"] = procs.start(
                 "bridge-out", "bridge", "out", "--domain", "market_data", "--nats", nats_url, "--socket", a,
                 "--log-level", "WARNING", *bridge_out_args, *(["--trace", str(d / "out.npz")] if trace else [])).pid
-            pids["bridge in"] = procs.start(
+            bridge_in = procs.start(
                 "bridge-in", "bridge", "in", "--domain", "market_data", "--nats", nats_url, "--socket", b,
-                "--log-level", "WARNING", *(["--trace", str(d / "in.npz")] if trace else [])).pid
+                "--log-level", "WARNING", *host_relay, *(["--trace", str(d / "in.npz")] if trace else []))
+            pids["bridge in + relay B" if relay_in_bridge else "bridge in"] = bridge_in.pid
+            if relay_in_bridge:
+                _wait_socket(b, bridge_in)
             if server_pid:
                 pids["nats-server"] = server_pid
             sink = b
@@ -402,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="bridge out's --max-inflight (default: the bridge's own default)")
     ap.add_argument("--nats-gomaxprocs", type=int, default=None, metavar="N",
                     help="run nats-server with GOMAXPROCS=N (default: Go's, one per CPU), to compare in one sitting")
+    ap.add_argument("--relay-in-bridge", action="store_true",
+                    help="run relay B inside the bridge-in process (bridge in --relay-data-dir): one process fewer")
     ap.add_argument("--stages", action="store_true",
                     help="in the bridged latency phase, stamp every hop (bridge --trace) and print where the "
                          "latency goes, with the CPU seconds each process used")
@@ -439,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
                 extra = ("--max-inflight", str(args.max_inflight)) if args.max_inflight else ()
                 stages: dict[str, Any] | None = {} if rate else None
                 r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag, extra,
-                           stages=stages, trace=args.stages, server_pid=server.proc.pid if server.proc else None)
+                           stages=stages, trace=args.stages, server_pid=server.proc.pid if server.proc else None,
+                           relay_in_bridge=args.relay_in_bridge)
                 if stages is not None:
                     report["bridge_latency_cpu"] = {k: stages[k] for k in CPU_KEYS}
                     if args.stages:
