@@ -28,9 +28,13 @@ transaction would, and a revert comes back with the contract's own revert data (
 before). ``g0 - g1`` is the contract call's consumption before refunds plus the meter's fixed
 :data:`METER_OVERHEAD` (the opcodes between the two ``GAS`` and the cold access to the contract,
 which a transaction's ``to`` does not pay); :func:`intrinsic_gas` adds what the transaction pays
-before its code runs. The sum equals anvil's ``eth_estimateGas`` of the same call (a test compares
-them on every path kind); both miss the pools' oracle writes that a later block's timestamp adds,
-which ``[gas] limit_extra`` covers as before. A node that refuses or ignores the override (no
+before its code runs. The sum equals anvil's ``eth_estimateGas`` of the same call on the same block
+(a test compares them on every path kind). Like any call on the latest block (and geth's
+``eth_estimateGas``, which defaults to it), it misses the price-oracle writes that the landing block's
+later timestamp adds to a pool the latest block already touched (a V2 pair's cumulative prices, about
+10k gas; anvil's ``eth_estimateGas`` defaults to ``pending`` and counted them once its clock had passed
+the latest block's second): the gas limit's margin (``[gas] limit_multiplier_bps``, ``limit_extra``)
+covers them, as a test mining 12 s later shows. A node that refuses or ignores the override (no
 answer of the meter's shape, while the plain ``eth_call`` answers) turns the meter off for the
 process, with one warning: the simulation is then a plain ``eth_call`` and the executor asks
 ``eth_estimateGas`` (alongside it) as before.
@@ -42,6 +46,7 @@ import logging
 from typing import Any
 
 import coincurve
+import httpx
 import rlp
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_canonical_address
@@ -52,7 +57,7 @@ from execution.calldata import decode_error
 from execution.core import Tx
 
 __all__ = ["METER_OVERHEAD", "BuilderClient", "ChainGateway", "EndpointError", "NonceTaken", "RpcError", "RpcFailure",
-           "SimulationReverted", "calldata_floor", "gas_meter_code", "intrinsic_gas"]
+           "SimulationReverted", "calldata_floor", "gas_meter_code", "intrinsic_gas", "node_rpc"]
 
 log = logging.getLogger("execution")
 
@@ -77,6 +82,18 @@ class SimulationReverted(Exception):
 
 def _hex(v: int) -> str:
     return hex(v)
+
+
+#: how the executor's node (and builder) connections are pooled: httpx's defaults but for the idle expiry.
+#: httpx closes a keep-alive connection idle for 5 s, and signals come in bursts: the first signal after a
+#: quiet spell paid a TCP connect (and a TLS handshake, to a remote node) inside its simulation. Kept until
+#: the server closes it (``execution.process`` keeps it warm against servers' own idle timeouts).
+NODE_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=None)
+
+
+def node_rpc(url: str, *, timeout: float) -> HttpRpc:
+    """The JSON-RPC client of a node or builder on the executor's critical path: connections kept alive."""
+    return HttpRpc(url, timeout=timeout, transport=httpx.AsyncHTTPTransport(limits=NODE_LIMITS))
 
 
 #: gas the meter itself spends between its two ``GAS`` readings: PUSH1 x4, CALLDATASIZE, PUSH20, GAS,
@@ -238,7 +255,7 @@ class BuilderClient:
     def __init__(self, name: str, url: str, *, call_bundle: bool, timeout: float = 5.0) -> None:
         self.name = name
         self.call_bundle_supported = call_bundle
-        self.rpc = HttpRpc(url, timeout=timeout)
+        self.rpc = node_rpc(url, timeout=timeout)
 
     async def aclose(self) -> None:
         await self.rpc.aclose()

@@ -149,6 +149,8 @@ class Executor:
         self.outcomes: list[ExecutionResult] = []
         # id(run) -> (calldata, answer) of the eth_estimateGas started alongside its last simulation
         self._estimates: dict[int, tuple[bytes, Estimated | SimulationFailed | BaseException]] = {}
+        # debug level: signal id -> strategy stamp to handled (us), logged with the run's stages
+        self._handled_after: dict[int, int] = {}
         # CROSS_CHAIN signals (execution/xchain/): its chain sides are attached by the process when
         # [cross_chain] is configured; without them such a signal ends FAILED
         self.xchain = CrossChainRunner(self)
@@ -218,10 +220,14 @@ class Executor:
         if done is not None:
             log.info("executor: signal %d already ended as %s; not again", sig.signal_id, Outcome(done[0]).name)
             return None
+        cross_chain = sig.identity.kind == SignalKind.CROSS_CHAIN
         if item.msg is not None and log.isEnabledFor(logging.DEBUG):
-            log.debug("stage: signal %d: strategy stamp -> handled %d us", sig.signal_id,
-                      (time.time_ns() - item.msg.receive_time_ns) // 1000)
-        if sig.identity.kind == SignalKind.CROSS_CHAIN:
+            waited = (time.time_ns() - item.msg.receive_time_ns) // 1000
+            if cross_chain:
+                log.debug("stage: signal %d: strategy stamp -> handled %d us", sig.signal_id, waited)
+            else:  # written with the run's other stages once it is done (_drive): no log write on the path
+                self._handled_after[sig.signal_id] = waited
+        if cross_chain:
             return await self.xchain.handle(sig, item.msg, item.halted_by)
         run = self.core.run(sig, halted_by=item.halted_by, after_block=after_block)
         # --- FAILURE BOUNDARY: an unexpected error while handling this signal is its FAILED outcome.
@@ -280,23 +286,40 @@ class Executor:
         return scrub_urls(f"{type(exc).__name__}: {exc}", urls)
 
     async def _drive(self, run: Any, actions: list[Action]) -> ExecutionResult | None:
-        """Carry out the run's actions in order; the last one's answer is the next event."""
-        debug = log.isEnabledFor(logging.DEBUG)
-        while True:
-            event: Event | None = None
-            for action in actions:
-                t0 = time.perf_counter_ns() if debug else 0
-                event = await self._do(run, action)
-                if debug:
-                    log.debug("stage: signal %d %s %d us", run.signal_id, type(action).__name__,
-                              (time.perf_counter_ns() - t0) // 1000)
-            if run.done:
-                self._estimates.pop(id(run), None)
-                self._polled_at.pop(id(run), None)
-                return run.result
-            if event is None:
-                raise CoreError(f"signal {run.signal_id}: step {run.step.value} asked for nothing")
-            actions = run.on(event)
+        """Carry out the run's actions in order; the last one's answer is the next event.
+
+        At debug level each action's time and the core's own time per event (``core:<event>``: re-validation,
+        calldata, fees) are kept and logged in one ``stage`` line when the drive ends, not as they happen:
+        a log write between the simulation and the send would sit on the path it measures."""
+        stages: list[tuple[str, int]] | None = [] if log.isEnabledFor(logging.DEBUG) else None
+        try:
+            while True:
+                event: Event | CexAnswered | CexQueried | None = None
+                for action in actions:
+                    if stages is None:
+                        event = await self._do(run, action)
+                    else:
+                        t0 = time.perf_counter_ns()
+                        event = await self._do(run, action)
+                        stages.append((type(action).__name__, time.perf_counter_ns() - t0))
+                if run.done:
+                    self._estimates.pop(id(run), None)
+                    self._polled_at.pop(id(run), None)
+                    return run.result
+                if event is None:
+                    raise CoreError(f"signal {run.signal_id}: step {run.step.value} asked for nothing")
+                if stages is None:
+                    actions = run.on(event)
+                else:
+                    t0 = time.perf_counter_ns()
+                    actions = run.on(event)
+                    stages.append(("core:" + type(event).__name__, time.perf_counter_ns() - t0))
+        finally:
+            if stages:
+                waited = self._handled_after.pop(run.signal_id, None)
+                log.debug("stage: signal %d:%s %s", run.signal_id,
+                          "" if waited is None else f" strategy stamp -> handled {waited} us;",
+                          ", ".join(f"{name} {ns // 1000} us" for name, ns in stages))
 
     async def _do(self, run: Any, a: Any) -> Event | CexAnswered | CexQueried | None:
         t = type(a)

@@ -39,9 +39,9 @@ import httpx
 import trio
 from eth_account.signers.local import LocalAccount
 
-from chain.rpc import HttpRpc
+from chain.rpc import HttpRpc, RpcFailure
 from execution.cex.gateway import ApiCredentials, OrderGateway
-from execution.chain import BuilderClient, ChainGateway
+from execution.chain import BuilderClient, ChainGateway, node_rpc
 from execution.config import ConfigError, ExecutorConfig, load_config
 from execution.executor import Executor, _Queued
 from execution.keystore import KeystoreError, keystore_address, load_account, new_keystore_main, read_password
@@ -61,6 +61,7 @@ from runtime.reload import ConfigReload
 log = logging.getLogger("execution")
 EXIT_CONFIG = 2
 CHECKPOINT_INTERVAL_S = 1.0  # the store's WAL checkpoint, off the critical path (ExecutorStore.checkpoint)
+KEEP_WARM_S = 30.0  # a request to an otherwise idle node, under the servers' idle timeouts (see _serve)
 
 
 def relay_socket(config: ExecutorConfig, domain: Domain) -> str:
@@ -169,7 +170,7 @@ async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics 
               cex: ApiCredentials | None = None, chains: dict[int, LocalAccount] | None = None) -> None:
     store = ExecutorStore(config.state_db)
     side_rpcs: list[HttpRpc] = []
-    rpc = HttpRpc(config.rpc_url, timeout=10.0)
+    rpc = node_rpc(config.rpc_url, timeout=10.0)
     builders = [BuilderClient(b.name, b.url, call_bundle=b.call_bundle) for b in config.builders]
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))  # the order gateway's; each order has its own deadline
     try:
@@ -292,6 +293,17 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                                  else f"waits: {len(sched.in_flight)} signal(s) in flight, the limit")
                     start(ready)
 
+        async def keep_warm() -> None:
+            # between signals nothing else talks to the node (heads come from the market-data relay): a request
+            # now and then keeps the kept-alive connection from a server's idle timeout (geth's: 120 s; hosted
+            # endpoints' often 60 s), so a signal after a quiet spell does not pay a new connection
+            while True:
+                await trio.sleep(KEEP_WARM_S)
+                try:
+                    await ex.chain.rpc.call("eth_chainId", [])
+                except RpcFailure as exc:
+                    log.debug("executor: keep-alive request to the node failed: %s", exc)
+
         async def checkpoints() -> None:
             # the store's WAL into its file, in a worker thread (execution/store.py: never inside a commit of
             # the critical path); a second's commits at most wait in the WAL
@@ -301,6 +313,7 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
 
         nursery.start_soon(market_data)
         nursery.start_soon(checkpoints)
+        nursery.start_soon(keep_warm)
         await nursery.start(stops)
         await ex.recover()
         with trio.move_on_after(5) as waited:

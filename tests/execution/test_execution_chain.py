@@ -25,6 +25,7 @@ from execution.chain import (
     calldata_floor,
     gas_meter_code,
     intrinsic_gas,
+    node_rpc,
 )
 from execution.config import GasConfig
 
@@ -122,7 +123,10 @@ def test_the_measured_gas_is_anvils_estimate_and_the_profit_the_plain_calls(chai
                 profit, gas = await gw.simulate(data)
                 assert rec.methods == ["eth_call"] and len(rec.requests[0]["params"]) == 3, label  # one round trip
                 assert profit == await gw.simulate_execute(data) > 0, label
-                estimate = int(chain.rpc("eth_estimateGas", {"from": owner, "to": owned, "data": "0x" + data.hex()}), 16)
+                # at the block the simulation runs on: anvil's default is "pending", whose clock adds the pools'
+                # oracle writes once a second has passed since the latest block (~10k gas per V2 pair)
+                estimate = int(chain.rpc("eth_estimateGas", {"from": owner, "to": owned, "data": "0x" + data.hex()},
+                                         "latest"), 16)
                 print(f"\n{label}: metered {gas}, eth_estimateGas {estimate}")
                 assert gas is not None and abs(estimate - gas) <= estimate // 200, label  # within 0.5 %
             assert gw.metered
@@ -266,3 +270,39 @@ def test_signing_makes_eth_accounts_bytes(to: str | None, value: int, data: byte
         assert tx.raw == bytes(ref.raw_transaction) and tx.tx_hash == bytes(ref.hash)
         assert (tx.nonce, tx.gas_limit, tx.max_fee_per_gas, tx.max_priority_fee_per_gas) == (nonce, gas, fee, tip)
         assert Account.recover_transaction(tx.raw) == acct.address
+
+
+def test_the_node_connection_outlives_httpxs_idle_expiry(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signals come in bursts: httpx drops a keep-alive connection idle for 5 s, and the first signal after a quiet
+    spell paid a new connection (TCP, TLS to a remote node) inside its simulation. node_rpc's is the same
+    connection after a minute of idleness (httpcore's clock moved on); httpx's default client's is not."""
+    import time
+
+    import httpcore._async.http11 as http11
+
+    class AMinuteLater:  # httpcore's keep-alive bookkeeping reads the clock here
+        @staticmethod
+        def monotonic() -> float:
+            return time.monotonic() + 60.0
+
+    async def main() -> None:
+        default, kept = HttpRpc(chain.url), node_rpc(chain.url, timeout=10.0)
+        try:
+            def connections() -> list[list[object]]:
+                return [list(r._client._transport._pool.connections) for r in (default, kept)]  # type: ignore[attr-defined]
+
+            for rpc in (default, kept):
+                await rpc.call("eth_chainId")
+            before = connections()
+            assert [len(c) for c in before] == [1, 1]
+            monkeypatch.setattr(http11, "time", AMinuteLater)
+            for rpc in (default, kept):
+                await rpc.call("eth_chainId")
+            after = connections()
+            assert after[1] == before[1]  # the same connection, still open
+            assert after[0] != before[0]  # (httpx's default: a new one)
+        finally:
+            await default.aclose()
+            await kept.aclose()
+
+    trio.run(main)
