@@ -27,7 +27,7 @@ Example (every key but ``[[chains]]`` is optional)::
     source_id = 20            # producer id of the signals on the bus
     max_hops = 4              # longest cycle searched (2 = same-pair two-pool only)
     max_cycles_per_pool = 4096
-    max_signals_per_update = 4
+    max_signals_per_update = 4 # paths sharing no pool, chosen best estimate first, each published once decided
     max_sized_per_update = 4   # exact sizings per update; more candidates are ranked by estimate
     confidence_bps = 5000
 

@@ -43,10 +43,10 @@ from protocol.system import Resync, TraceContext
 from strategy.cex_dex import CexDexEngine, CexDexParams
 from strategy.config import StrategyConfig
 from strategy.cross_chain_engine import CrossChainEngine
-from strategy.economics import Assessment, assess
+from strategy.economics import Assessment, assess, flash_choices
 from strategy.graph import CycleIndex
 from strategy.holdback import HoldBack
-from strategy.search import Opportunity, OpportunitySearch
+from strategy.search import Candidate, Opportunity, OpportunitySearch
 
 _U64 = (1 << 64) - 1
 _WHOLE_BLOCK = 0xFFFFFFFF  # DecisionPoint.log_index of a state read at the end of a block
@@ -88,7 +88,7 @@ class StrategyEngine:
         )
         self.search = OpportunitySearch(
             self.state, self.index, max_sized=config.max_sized_per_update,
-            gas_tokens={c.chain_id: c.gas_token for c in config.chains},
+            gas_tokens={c.chain_id: c.gas_token for c in config.chains}, sizable=self._priceable,
         )
         self.stats: Counter[str] = Counter()
         self._next_signal_id = first_signal_id & _U64 or 1
@@ -264,6 +264,17 @@ class StrategyEngine:
             yield signal
             if chosen == max_signals:
                 break
+
+    def _priceable(self, cand: Candidate) -> bool:
+        """Whether a candidate could be priced once sized (:func:`strategy.economics.assess`): its chain has
+        a gas price, and a flash source can lend to its path (which depends on the path's pool kinds, not on
+        the size). The others are counted ``unpriced`` without being sized."""
+        chain_id = cand.cycle.chain_id
+        chain = self.config.chain(chain_id)
+        if chain is None or chain_id not in self.state.gas or not flash_choices(cand.states, 0, chain, self.config):
+            self.stats["unpriced"] += 1
+            return False
+        return True
 
     def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int) -> Message:
         signal_id = self._take_signal_id()

@@ -23,7 +23,7 @@ pools joining the same two tokens as two directed 2-cycles.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from math import isqrt
 from typing import overload
@@ -92,8 +92,12 @@ class OpportunitySearch:
     """
 
     def __init__(self, state: PoolStateManager, index: CycleIndex, *, max_sized: int = 16,
-                 gas_tokens: dict[int, TokenId] | None = None) -> None:
+                 gas_tokens: dict[int, TokenId] | None = None,
+                 sizable: Callable[[Candidate], bool] | None = None) -> None:
         self.state = state
+        # what the caller could never signal whatever its size (the engine: no gas price yet, or no flash
+        # source can lend to the path) is dropped before sizing, and takes no place among max_sized
+        self.sizable = sizable
         self.index = index
         self.max_sized = max_sized
         # A hub pool's move can open hundreds of cycles at once; the exact screen of each costs
@@ -126,6 +130,8 @@ class OpportunitySearch:
                 if cand is not None:
                     found.append(cand)
         self.stats["cycles_evaluated"] += len(seen)
+        if self.sizable is not None:
+            found = [c for c in found if self.sizable(c)]
         if len(found) > 1:
             found.sort(key=self._value, reverse=True)  # stable: equal values keep the index's order
         if len(found) > self.max_sized:
