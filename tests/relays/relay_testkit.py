@@ -84,8 +84,10 @@ class Procs:
         """What the process started as ``name`` has written so far."""
         return self.named[name].log_path.read_text(errors="replace")  # type: ignore[attr-defined]
 
-    def relay(self, sock: Path, data: Path, *extra: str, nofile: int | None = None) -> subprocess.Popen[bytes]:
-        p = self.start("relay", "-m", "tools.cli", "relay", "--domain", "market_data", "--socket", str(sock),
+    def relay(self, sock: Path, data: Path, *extra: str, nofile: int | None = None, domain: str = "market_data",
+              name: str = "relay") -> subprocess.Popen[bytes]:
+        """A relay daemon of ``domain``, once it listens on ``sock``."""
+        p = self.start(name, "-m", "tools.cli", "relay", "--domain", domain, "--socket", str(sock),
                        "--data-dir", str(data), *extra, nofile=nofile)
         wait_listening(sock, p)
         return p
@@ -114,6 +116,12 @@ class Procs:
         """End every process this started that still runs: SIGTERM, then SIGKILL after ``grace`` s."""
         stop_processes(self.procs, grace)
 
+    @staticmethod
+    def end(p: subprocess.Popen[bytes], grace: float = 10.0) -> int:
+        """End one process as :meth:`stop` does; its exit status."""
+        stop_processes([p], grace)
+        return p.returncode
+
 
 def stop_processes(procs: Iterable[subprocess.Popen[bytes]], grace: float) -> None:
     """SIGTERM each process still running, wait up to ``grace`` s for each, SIGKILL those still there (by PID)."""
@@ -129,9 +137,11 @@ def stop_processes(procs: Iterable[subprocess.Popen[bytes]], grace: float) -> No
             p.wait()
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0, every: float = 0.05) -> None:
-    """Poll ``check()`` until it is true; AssertionError naming ``what`` after ``timeout`` s.  A check that
-    cannot be answered yet (a server not listening or still starting: OSError, httpx.HTTPError) counts as false.
+def wait_for(what: str | Callable[[], str], check: Callable[[], object], timeout: float = 30.0,
+             every: float = 0.05) -> None:
+    """Poll ``check()`` until it is true; AssertionError naming ``what`` (or what ``what()`` says then, e.g. a
+    process's log) after ``timeout`` s.  A check that cannot be answered yet (a server not listening or still
+    starting, a log not written yet: OSError, httpx.HTTPError) counts as false.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,7 +151,7 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0, ever
         except (httpx.HTTPError, OSError):
             pass
         time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
 
 
 DOMAINS = (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION)

@@ -1,6 +1,11 @@
-"""Message builders shared by the risk and portfolio tests."""
+"""Message builders shared by the risk and portfolio tests, and a risk process's configuration."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from relay_testkit import relays_toml
 
 from protocol.execution import (
     NO_NONCE,
@@ -87,6 +92,14 @@ def cex_trade(venue: int = Venue.BINANCE, *, t_ns: int = 0) -> Message:
     return Message(domain=Domain.MARKET_DATA, event_time_ns=t_ns, receive_time_ns=t_ns, tlvs=(
         Trade(venue=int(venue), side=1, price_scale=2, size_scale=4, trade_id=1, price=200000, size=10000,
               symbol="ETHUSDC"),))
+
+
+def risk_toml(socks: Mapping[Domain, str | Path], *, max_gas_wei: int, sender: str = "risk",
+              extra: str = "") -> str:
+    """A risk process's configuration on these relays: source id 7001, a 50 ms timer, ``max_gas_wei`` as the gas
+    ceiling, then the ``extra`` sections."""
+    return (f'[risk]\nsource_id = 7001\nsender = "{sender}"\ntimer_interval_s = 0.05\n\n{relays_toml(socks)}\n'
+            f"[gas_price]\nmax_wei = {max_gas_wei}\n\n{extra}")
 
 
 async def wait_until(predicate, within: float = 10.0, poll: float = 0.02) -> None:  # type: ignore[no-untyped-def]

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from relay_testkit import relays_in_process, relays_toml, start_cli_process
-from risk_testkit import S, block, wait_until
+from relay_testkit import relays_in_process, start_cli_process
+from risk_testkit import S, block, risk_toml, wait_until
 
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume, StopScope
@@ -27,24 +27,15 @@ from risk.config import AlertsConfig
 
 def write_config(d: Path, socks: dict[Domain, str]) -> Path:
     cfg = d / "risk.toml"
-    cfg.write_text(f"""
-[risk]
-source_id = 7001
-sender = "risk"
-timer_interval_s = 0.05
-
-{relays_toml(socks)}
+    cfg.write_text(risk_toml(socks, max_gas_wei=100 * S, extra="""
 [alerts]
 webhook_url = "http://127.0.0.1:9/unreachable-webhook"
 style = "slack"
 timeout_s = 0.5
 
-[gas_price]
-max_wei = {100 * S}
-
 [relay_gaps]
 grace_s = 2.0
-""")
+"""))
     return cfg
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from relay_testkit import DOMAINS, Procs, relays_toml, wait_for
+from relay_testkit import DOMAINS, Procs, wait_for
+from risk_testkit import risk_toml
 
 from protocol.header import Domain
 from protocol.market import BlockHeader
@@ -55,19 +56,7 @@ def test_relays_risk_and_replay_expose_metrics(short_dir: Path, procs: Procs) ->
         wait_for(f"{dom.name} relay metrics", lambda dom=dom: bool(scrape(relay_ports[dom])), 20)
 
     cfg = d / "risk.toml"
-    cfg.write_text(f"""
-[risk]
-source_id = 7001
-sender = "risk"
-timer_interval_s = 0.05
-
-{relays_toml(socks)}
-[alerts]
-webhook_url = ""
-
-[gas_price]
-max_wei = {100 * GWEI}
-""")
+    cfg.write_text(risk_toml(socks, max_gas_wei=100 * GWEI, extra='[alerts]\nwebhook_url = ""\n'))
     risk_port = free_port()
     risk = procs.cli("risk", "risk", "--config", str(cfg), "--state", str(d / "risk.sqlite"),
                        "--metrics-port", str(risk_port))

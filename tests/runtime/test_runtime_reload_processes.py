@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trio
 from relay_testkit import DOMAINS, Procs, relays_toml, wait_for
+from risk_testkit import risk_toml
 
 from protocol.header import Domain
 from protocol.market import BlockHeader
@@ -68,8 +69,7 @@ def test_sighup_reloads_risk_strategy_portfolio_and_refuses_the_rest(bus: Bus) -
     risk_cfg = d / "risk.toml"
 
     def write_risk(max_gwei: int, sender: str = "risk") -> None:
-        risk_cfg.write_text(f'[risk]\nsource_id = 7001\nsender = "{sender}"\ntimer_interval_s = 0.05\n'
-                            f'{relays_toml(bus.socks)}[gas_price]\nmax_wei = {max_gwei * GWEI}\n')
+        risk_cfg.write_text(risk_toml(bus.socks, max_gas_wei=max_gwei * GWEI, sender=sender))
 
     write_risk(200)
     strategy_cfg = d / "strategy.toml"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 
 import pytest
 import trio
+from relay_testkit import Procs, wait_for
 
 import protocol as P
 from market.amm.tick_math import get_sqrt_ratio_at_tick
@@ -130,77 +130,12 @@ def strategy_config(md: Path, sig: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- processes (by PID)
 
 
-class Procs:
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        p = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, stdout=log,
-                             stderr=subprocess.STDOUT, env=env)
-        log.close()
-        self.procs.append((name, p))
-        return p
-
-    def relay(self, name: str, domain: str, sock: Path) -> subprocess.Popen[bytes]:
-        return self.start(name, "relay", "--domain", domain, "--socket", str(sock), "--data-dir",
-                          str(self.logdir / f"data-{name}"), "--fsync", "off")
-
-    def stop(self, p: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
-        if p.poll() is None:
-            os.kill(p.pid, signal.SIGTERM)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
-        return p.returncode
-
-    def log(self, name: str) -> str:
-        path = self.logdir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def cleanup(self) -> None:
-        for _, p in self.procs:
-            if p.poll() is None:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
-
-
-def wait_sockets(procs: Procs, *socks: Path, timeout: float = 20.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    for sock in socks:
-        while True:
-            s = socket.socket(socket.AF_UNIX)
-            try:
-                s.connect(str(sock))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no relay at {sock}") from None
-                time.sleep(0.05)
-            finally:
-                s.close()
-
-
 def stats(domain: str, sock: Path) -> dict[str, Any]:
     async def ask() -> dict[str, Any]:
         with trio.fail_after(5):
             return await request_stats(domain, sock)
 
     return trio.run(ask)
-
-
-def wait_for(pred: Any, what: str, timeout: float = 30.0, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def wait_settled(sock: Path, expected: int | None, timeout: float = 30.0) -> int:
@@ -284,25 +219,25 @@ def test_replayed_archive_makes_the_same_decisions(short_dir: Path) -> None:
     try:
         # ---- (a) the live session
         md, sig = short_dir / "md.sock", short_dir / "sig.sock"
-        procs.relay("relay-md", "market_data", md)
-        procs.relay("relay-sig", "signal", sig)
-        wait_sockets(procs, md, sig)
+        procs.relay(md, short_dir / "data-relay-md", "--fsync", "off", name="relay-md")
+        procs.relay(sig, short_dir / "data-relay-sig", "--fsync", "off", domain="signal", name="relay-sig")
         write_toml(short_dir / "strategy.toml", strategy_config(md, sig))
-        strat = procs.start("strategy", "strategy", "--config", str(short_dir / "strategy.toml"))
-        arch_md = procs.start("archive-md", "archive", "--domain", "market_data", "--out", str(archive), "--socket",
+        strat = procs.cli("strategy", "strategy", "--config", str(short_dir / "strategy.toml"))
+        arch_md = procs.cli("archive-md", "archive", "--domain", "market_data", "--out", str(archive), "--socket",
                               str(md), "--from", "oldest", "--flush-seconds", "0.2")
-        arch_sig = procs.start("archive-sig", "archive", "--domain", "signal", "--out", str(archive), "--socket",
+        arch_sig = procs.cli("archive-sig", "archive", "--domain", "signal", "--out", str(archive), "--socket",
                                str(sig), "--from", "oldest", "--flush-seconds", "0.2")
         # the strategy drops "old news" (market data received > 2 s ago): start the market once it listens
-        wait_for(lambda: len(stats("market_data", md)["consumers"]) >= 2 and stats("signal", sig)["producers"],
-                 "the strategy and the archiver to subscribe", timeout=30)
+        wait_for("the strategy and the archiver to subscribe",
+                 lambda: len(stats("market_data", md)["consumers"]) >= 2 and stats("signal", sig)["producers"], 30,
+                 0.1)
         publish_market(md, stream)
         live_count = wait_settled(sig, None)
         assert live_count >= 20, f"the synthetic market gave only {live_count} signals\n{procs.log('strategy')}"
-        wait_for(lambda: _archived(archive, "signal") >= live_count and _archived(archive, "market_data")
-                 >= len(stream), "the archivers to flush", timeout=15)
+        wait_for("the archivers to flush", lambda: _archived(archive, "signal") >= live_count
+                 and _archived(archive, "market_data") >= len(stream), 15, 0.1)
         for p in (arch_md, arch_sig, strat):
-            assert procs.stop(p) == 0
+            assert procs.end(p) == 0
         live = list(read_archive(archive, "signal"))
         archived_md = list(read_archive(archive, "market_data"))
         assert len(live) == live_count and len(archived_md) == len(stream)
@@ -310,13 +245,13 @@ def test_replayed_archive_makes_the_same_decisions(short_dir: Path) -> None:
 
         # ---- (b) fresh relays, a fresh strategy, the archived market data replayed
         md2, sig2 = short_dir / "md2.sock", short_dir / "sig2.sock"
-        procs.relay("relay-md2", "market_data", md2)
-        procs.relay("relay-sig2", "signal", sig2)
-        wait_sockets(procs, md2, sig2)
+        procs.relay(md2, short_dir / "data-relay-md2", "--fsync", "off", name="relay-md2")
+        procs.relay(sig2, short_dir / "data-relay-sig2", "--fsync", "off", domain="signal", name="relay-sig2")
         write_toml(short_dir / "strategy2.toml", strategy_config(md2, sig2))
-        strat2 = procs.start("strategy2", "strategy", "--config", str(short_dir / "strategy2.toml"))
-        wait_for(lambda: len(stats("market_data", md2)["consumers"]) >= 1 and stats("signal", sig2)["producers"],
-                 "the fresh strategy to connect", timeout=30)
+        strat2 = procs.cli("strategy2", "strategy", "--config", str(short_dir / "strategy2.toml"))
+        wait_for("the fresh strategy to connect",
+                 lambda: len(stats("market_data", md2)["consumers"]) >= 1 and stats("signal", sig2)["producers"], 30,
+                 0.1)
         t0 = time.monotonic()
         out = subprocess.run(
             [sys.executable, "-m", "tools.cli", "replay", str(archive), "--socket", str(md2), "--speed", str(SPEED)],
@@ -334,7 +269,7 @@ def test_replayed_archive_makes_the_same_decisions(short_dir: Path) -> None:
         assert span >= MARKET_SPAN_S * 0.9 and span / SPEED * 0.95 <= elapsed <= took, (span, elapsed, took)
         replay_count = wait_settled(sig2, live_count)
         replayed = consume_all("signal", sig2, replay_count)
-        assert procs.stop(strat2) == 0
+        assert procs.end(strat2) == 0
 
         # what the fresh strategy consumed really was the replay: flag set, times preserved
         replayed_md = consume_all("market_data", md2, len(stream))
@@ -356,7 +291,7 @@ def test_replayed_archive_makes_the_same_decisions(short_dir: Path) -> None:
             ta, tb = a.find(P.TraceContext), b.find(P.TraceContext)
             assert ta.trace_id >> 64 == SOURCE_ID and tb.trace_id >> 64 == 0x5241  # type: ignore[union-attr]
     except BaseException:
-        for name, _ in procs.procs:
+        for name in procs.named:
             sys.stderr.write(f"==== {name}\n{procs.log(name)[-3000:]}\n")
         raise
     finally:
