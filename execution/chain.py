@@ -69,7 +69,8 @@ _NONCE_TAKEN = ("nonce too low", "oldnonce", "replacement transaction underprice
 
 class NonceTaken(RpcError):
     """``eth_sendRawTransaction`` refused: the transaction's nonce is used by another transaction of the
-    account (another signer of it, e.g. the rebalancer). Nothing of this transaction can land."""
+    account. The executor is the account's one signer (the rebalancer's transactions go through it:
+    ``execution/owner.py``), so that is someone outside it using the key. Nothing of this transaction can land."""
 
 
 class SimulationReverted(Exception):
@@ -170,8 +171,8 @@ class ChainGateway:
         """Does the node have the transaction (pending in its pool, or mined)?"""
         return await self.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
 
-    def _call_obj(self, data: bytes, gas: int | None = None) -> dict[str, Any]:
-        tx = {"from": self.address, "to": self.contract, "data": "0x" + data.hex()}
+    def _call_obj(self, data: bytes, gas: int | None = None, to: str | None = None) -> dict[str, Any]:
+        tx = {"from": self.address, "to": to or self.contract, "data": "0x" + data.hex()}
         if gas is not None:
             tx["gas"] = _hex(gas)
         return tx
@@ -216,9 +217,10 @@ class ChainGateway:
             raise RpcError("eth_call", None, f"an answer of {len(answer)} bytes, not a uint256")
         return int.from_bytes(answer[:32], "big")
 
-    async def estimate_gas(self, data: bytes) -> int:
+    async def estimate_gas(self, data: bytes, *, to: str | None = None) -> int:
+        """``eth_estimateGas`` of ``data`` from our address to ``to`` (default: our contract)."""
         try:
-            return int(await self.rpc.call("eth_estimateGas", [self._call_obj(data)]), 16)
+            return int(await self.rpc.call("eth_estimateGas", [self._call_obj(data, to=to)]), 16)
         except RpcError as exc:
             raise SimulationReverted("eth_estimateGas", decode_error(revert_data(exc)), exc.message) from None
 

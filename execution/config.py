@@ -112,6 +112,8 @@ Example (``alphapulse executor --config executor.toml``)::
     max_unwind_attempts = 3
     max_unwind_loss_bps = 100          # an unwind returns at least the leg's input less this
     leg_slippage_bps = 0               # each leg's min_out: its re-validated exact output less this
+    rebalancer_source_id = 48          # the rebalancer's producer id: the executor signs its OwnerTxRequests
+                                       # (specs/rebalance.md, "One signer per account"); 0 = none
 
     [[cross_chain.chains]]             # one per chain: its own node, contract (with inventory) and signer
     chain_id = 31337                   # the [executor] chain's entry names its contract and keystore
@@ -120,6 +122,7 @@ Example (``alphapulse executor --config executor.toml``)::
     gas_token = "0x..."
     keystore = { path = "var/executor/keystore.json", password_file = "var/executor/password" }
     venues = [{ venue = "DEVNET_V2_A", factory = "0x..." }]
+    bridge = "0x..."                   # the bridge the rebalancer's transfers use on this chain (optional)
 
     [[cross_chain.chains]]
     chain_id = 31338
@@ -331,10 +334,13 @@ class ChainSideConfig(Config):
     rpc_url_file: str = ""
     rpc_url_env: str = ""
     venues: tuple[VenueConfig, ...] = ()
+    bridge: str = ""  # the bridge the rebalancer moves this chain's inventory through ("": none, execution/owner.py)
 
     def __post_init__(self) -> None:
         _address("contract", self.contract)
         _address("gas_token", self.gas_token)
+        if self.bridge:
+            _address("bridge", self.bridge)
         _check_rpc_source(self.rpc_url, self.rpc_url_file, self.rpc_url_env, self.keystore)
 
     @property
@@ -353,6 +359,8 @@ class CrossChainConfig(Config):
     max_unwind_attempts: Annotated[int, Meta(ge=1, le=255)] = 3
     max_unwind_loss_bps: Annotated[int, Meta(ge=0, lt=10_000)] = 100
     leg_slippage_bps: Annotated[int, Meta(ge=0, lt=10_000)] = 0
+    # the producer on the execution relay whose OwnerTxRequest the executor signs (0: none; execution/owner.py)
+    rebalancer_source_id: U32 = 0
 
     def __post_init__(self) -> None:
         ids = [c.chain_id for c in self.chains]

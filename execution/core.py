@@ -46,7 +46,7 @@ Actions, carried out by the shell:
   simulation and answers from it, the two RPCs overlap; the backtest's gas model); ``FetchHead`` ->
   ``HeadSeen``, asked by public and shadow runs only while no ``BlockHeader`` of the chain has arrived
   on the market-data relay (afterwards the newest one is the head, with no RPC), by bundles always; ``Sign(...)`` -> ``Signed``; ``Broadcast(tx)`` -> ``Broadcasted``, or
-  ``NonceUsed(pending)`` when another signer of the account took the nonce (signed again once at ``pending``); ``PollReceipts(hashes,
+  ``NonceUsed(pending)`` when a transaction the executor did not sign took the nonce (the run ends FAILED); ``PollReceipts(hashes,
   delay)`` -> ``Polled`` (the shell looks after at most ``delay``: at once when our chain's next
   ``BlockHeader`` arrives); ``CallBundle(builder, raw, block)`` -> ``BundleChecked``; ``SendBundles(raw,
   blocks)`` -> ``BundlesSent``; ``PollPrivate(hash, delay, deadline)`` -> ``PrivatePolled``.
@@ -222,8 +222,9 @@ class Broadcasted:
 @dataclass(frozen=True, slots=True)
 class NonceUsed:
     """``eth_sendRawTransaction`` refused the transaction: another transaction of the account has its
-    nonce (another signer of it -- the rebalancer, an operator); ``pending`` is the chain's pending count
-    read right after, ``reason`` the node's words."""
+    nonce. The executor is the account's one signer (the rebalancer's transactions go through it,
+    ``execution/owner.py``), so that is a key used outside it; ``pending`` is the chain's pending count read
+    right after, ``reason`` the node's words."""
 
     pending: int
     reason: str
@@ -290,7 +291,7 @@ class SettleNonce:
 
 @dataclass(frozen=True, slots=True)
 class Log:
-    level: str  # "info" | "warning"
+    level: str  # "info" | "warning" | "error"
     text: str
 
 
@@ -538,6 +539,7 @@ class _Watch:
     next_replace: float = 0.0
     replacements: int = 0
     cancelled: bool = False
+    cancel_refused: bool = False  # the node refused the cancel for its nonce: one of ours there is mined/pending
     pending: str = ""  # "" | "replace" | "cancel": what the transaction being signed is for
 
 
@@ -573,7 +575,6 @@ class SignalRun:
         self.targets: tuple[int, ...] = ()
         self.private_deadline = 0.0
         self.started_published = False
-        self.resent = False  # signed again once with a fresh nonce after another signer took ours
         # a CEX-DEX signal's DEX leg found in flight after a restart (execution/cex/run.py): its exchange side
         # is not known here, so whatever the transaction did, the signal ends LEG_OPEN for risk and the operator
         self.restarted_leg = False
@@ -822,32 +823,43 @@ class SignalRun:
         return out
 
     def _on_nonce_used(self, ev: NonceUsed) -> list[Action]:
-        """Another signer of the account took our nonce. The first transaction of a public run is signed
-        again, once, with the chain's pending count (``RecordTx`` writes the new nonce before it is sent;
-        the refused row, never broadcast, is settled dropped first): the signal is not lost to the other
-        signer. A replacement, a cancel, a hybrid fallback or a second refusal ends FAILED as before."""
+        """The node refused a transaction of ours for its nonce.
+
+        A replacement or a cancel of a nonce we already broadcast: a transaction at that nonce is mined, or
+        pending with fees at least these -- with the executor the account's one signer, one of ours (typically
+        mined between the last receipt poll and the replacement). Nothing is lost: the watch goes on with the
+        transactions already sent, whose receipts decide (a refused replacement counts as one; after a refused
+        cancel the watch ends at its second deadline, as after a cancel).
+
+        The first transaction of a nonce: something outside the executor used its key (``specs/executor-
+        concurrency.md``, "Nonces"), and nothing is signed again. The run ends FAILED with one line; the nonce is
+        spent when the chain counts it (else given back or filled, as any nonce not sent), and the tracker goes
+        on from the chain's pending count -- once, here -- so the next signal is not refused the same way."""
         w = self.watch
         assert w is not None
         core = self.core
-        tx = w.txs[-1] if w.pending else w.txs[0]
-        freed: list[Action] = []
+        if w.pending:
+            what, w.pending = w.pending, ""
+            if what == "cancel":
+                w.cancel_refused = True
+            else:
+                w.replacements += 1
+            self.step = Step.WATCH
+            return [Log("info", f"executor: signal {self.signal_id}: the {what} of nonce {w.txs[0].nonce} was refused "
+                                f"({ev.reason}): a transaction of ours at it is mined or pending; watching on"),
+                    PollReceipts(tuple(t.hash_hex for t in w.txs), 0.0)]
+        tx = w.txs[0]
+        out: list[Action] = [SettleNonce(tx.nonce, None)]  # it never left: its row can never land
         if ev.pending > tx.nonce:
-            core.nonces.consumed(tx.nonce)  # another signer's transaction has it: never ours again
-        elif not w.pending:  # refused, yet the chain has not used it: never sent, given back or filled
-            freed = core.release_nonce(tx.nonce)
-        core.nonces.resync(ev.pending)  # never below the chain's count again, whatever we do next
-        if w.pending or self.started_published or self.resent or ev.pending <= tx.nonce:
-            return [*freed, *self._finish(Outcome.FAILED, f"nonce {tx.nonce} refused: {ev.reason}")]
-        self.resent = True
-        self.watch = None  # _on_sign starts the watch of the new transaction
-        self.step = Step.SIGN
-        nonce = core.nonces.take(self.signal_id)
-        return [SettleNonce(tx.nonce, None),
-                Log("warning", f"executor: signal {self.signal_id}: nonce {tx.nonce} refused ({ev.reason}): "
-                               f"another signer used it; the account's pending nonce is {ev.pending}, "
-                               f"signing again with {nonce}"),
-                Sign(nonce=nonce, gas_limit=tx.gas_limit, data=self.data, max_fee_per_gas=tx.max_fee_per_gas,
-                     max_priority_fee_per_gas=tx.max_priority_fee_per_gas)]
+            core.nonces.consumed(tx.nonce)
+        else:  # refused, yet the chain has not used it: never sent, given back or filled
+            out += core.release_nonce(tx.nonce)
+        before = core.nonces.next
+        core.nonces.resync(ev.pending)
+        out.append(Log("error", f"executor: signal {self.signal_id}: nonce {tx.nonce} refused ({ev.reason}): a "
+                                f"transaction the executor did not sign uses it; next nonce {before} -> "
+                                f"{core.nonces.next} (the account's pending count {ev.pending})"))
+        return [*out, *self._finish(Outcome.FAILED, f"nonce {tx.nonce} refused: {ev.reason}")]
 
     def resume_watch(self) -> list[Action]:
         """After a restart, the re-broadcast transactions: say so once and watch them as if just sent."""
@@ -885,8 +897,8 @@ class SignalRun:
             return self.settle(t.nonce, ev.receipt, cancelled=w.cancelled and ev.index == len(w.txs) - 1)
         sub = self.cfg.submission
         now = ev.now
-        if now - w.start >= sub.receipt_timeout_s * (2 if w.cancelled else 1):
-            if w.cancelled:
+        if now - w.start >= sub.receipt_timeout_s * (2 if w.cancelled or w.cancel_refused else 1):
+            if w.cancelled or w.cancel_refused:
                 return self._finish(Outcome.NOT_INCLUDED,
                                     f"nonce {w.txs[0].nonce} still pending after replacements and a cancel")
             cancel = self._replacement(w.txs[-1], b"", to=self.core.address, gas_limit=CANCEL_GAS)
@@ -895,7 +907,8 @@ class SignalRun:
             w.pending = "cancel"
             self.step = Step.SIGN
             return [cancel]
-        if self.data and not w.cancelled and now >= w.next_replace and w.replacements < sub.max_replacements:
+        if self.data and not (w.cancelled or w.cancel_refused) and now >= w.next_replace \
+                and w.replacements < sub.max_replacements:
             repl = self._replacement(w.txs[-1], self.data)
             w.next_replace = now + sub.replace_after_s
             if repl is not None:

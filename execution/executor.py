@@ -94,6 +94,7 @@ from protocol.tlv import TLV
 __all__ = ["CANCEL_GAS", "MODES", "Executor", "Publisher", "pre_trade_rejection"]
 
 log = logging.getLogger("execution")
+_LEVELS = {"warning": logging.WARNING, "error": logging.ERROR}
 
 
 def _answer_json(r: OrderResult) -> str:
@@ -241,7 +242,6 @@ class Executor:
                 log.exception("executor: signal %d failed", sig.signal_id)
             else:  # the traceback would print the endpoint's secret: the scrubbed line only
                 log.error("executor: signal %d failed: %s", sig.signal_id, reason)
-            await self._resync_nonce()
             await self._release_nonces(run)
             await self._drive(run, run.fail(reason))
             return run.result
@@ -263,19 +263,6 @@ class Executor:
                 continue
             for action in self.core.release_nonce(nonce):
                 await self._do(run, action)
-
-    async def _resync_nonce(self) -> None:
-        """After a failed signal: another signer of this account (the rebalancer, ``specs/rebalance.md``, or
-        an operator) may have used the nonce we hold -- the node then refuses our send -- so never stay below
-        the chain's pending count (the NonceTracker rule), or every later signal would fail the same way."""
-        try:
-            pending = await self.chain.nonce("pending")
-        except RpcFailure:
-            return
-        if self.nonces.next is not None and pending > self.nonces.next:
-            log.warning("executor: the account's pending nonce is %d, ours was %d: another signer used it; "
-                        "going on from the chain's", pending, self.nonces.next)
-            self.nonces.resync(pending)
 
     def failure_reason(self, exc: BaseException) -> str:
         """A FAILED outcome's reason for ``exc``: it is published on the execution relay and archived,
@@ -361,7 +348,7 @@ class Executor:
             return None
         if t is Log:
             assert isinstance(a, Log)
-            log.log(logging.WARNING if a.level == "warning" else logging.INFO, "%s", a.text)
+            log.log(_LEVELS.get(a.level, logging.INFO), "%s", a.text)
             return None
         if t is FillNonce:
             assert isinstance(a, FillNonce)
@@ -596,8 +583,9 @@ class Executor:
         meta = json.loads(rows[-1].meta or "{}")
         signal_id = rows[-1].signal_id
         # a signal still to report; a cross-chain leg's ("xc") is reported by CrossChainRunner.recover once
-        # every chain's transactions are settled here (execution/xchain/recover.py)
-        ours = self.store.signal_done(signal_id) is None and bool(meta) and "xc" not in meta
+        # every chain's transactions are settled here (execution/xchain/recover.py); a rebalancer request's
+        # ("owner", execution/owner.py) is followed by the rebalancer: only its nonce is settled here
+        ours = self.store.signal_done(signal_id) is None and bool(meta) and "xc" not in meta and "owner" not in meta
         txs = [Tx(raw=row.raw, tx_hash=bytes.fromhex(row.tx_hash[2:]), nonce=nonce, gas_limit=row.gas_limit,
                   max_fee_per_gas=row.max_fee, max_priority_fee_per_gas=row.tip) for row in rows]
         for i, row in enumerate(rows):

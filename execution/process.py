@@ -12,8 +12,9 @@ subscribed; at most 5 s), print ``executor: ready``, then run until SIGINT/SIGTE
 Relays: signals (from the last handled sequence after a restart; a fresh store starts where
 ``signals_from`` says, and a start from now is recorded as the position at once); market data
 (from the oldest retained message by default: the pool state is rebuilt from snapshots and
-updates); the execution relay, EmergencyStop/Resume only (from the last applied sequence, else
-from the oldest), and results are published there.
+updates); the execution relay, EmergencyStop/Resume (from the last applied sequence, else from the
+oldest) and, with ``[cross_chain] rebalancer_source_id``, the rebalancer's ``OwnerTxRequest`` (from the last
+served, else from now: ``execution/owner.py``); results and the requests' answers are published there.
 
 SIGHUP reloads the configuration: ``[validation]``, ``[limits]``, ``[gas]``, ``[tip]`` and
 ``[submission]`` (``Executor.RELOADABLE``) apply from the next signal (a signal being executed
@@ -45,11 +46,12 @@ from execution.chain import BuilderClient, ChainGateway, node_rpc
 from execution.config import ConfigError, ExecutorConfig, load_config
 from execution.executor import Executor, _Queued
 from execution.keystore import KeystoreError, keystore_address, load_account, new_keystore_main, read_password
+from execution.owner import OwnerDesk
 from execution.schedule import PoolScheduler, Ready, SignalCursor, in_flight_limit
 from execution.store import ExecutorStore
 from execution.validate import MalformedSignal, Signal
 from execution.xchain.run import CrossChainRunner, build_sides
-from protocol.execution import ExecutionResult, ExecutionStarted, Outcome
+from protocol.execution import ExecutionResult, ExecutionStarted, Outcome, OwnerTxRequest
 from protocol.header import Domain
 from protocol.system import EmergencyStop, Resume
 from relays.client import RelayConsumer, RelayProducer
@@ -263,6 +265,20 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                     halted = ex.halted_for(sig) if sig is not None else None
                     await send.send(_Queued(sig=sig, msg=msg, halted_by=halted, seq=msg.domain_seq))
 
+        async def owner_requests() -> None:
+            # the rebalancer's transactions (execution/owner.py): from the last one served after a restart, else
+            # from now (an old request in the journal is not this store's to serve; the rebalancer asks again)
+            done = store.cursor("owner_requests")
+            desk = OwnerDesk(ex)
+            async with RelayConsumer.connect(Domain.EXECUTION, relay_socket(config, Domain.EXECUTION),
+                                             from_seq=None if done is None else done + 1, types={OwnerTxRequest.TYPE},
+                                             name=f"{config.name}-owner", metrics=observer) as c:
+                async for msg in c:
+                    for tlv in msg.tlvs:
+                        if isinstance(tlv, OwnerTxRequest):
+                            await ex.publisher.publish(await desk.serve(msg.source_id, tlv))
+                    store.set_cursor("owner_requests", msg.domain_seq)
+
         async def worker() -> None:
             # Signals with pools disjoint from every signal in flight run at once (execution/schedule.py);
             # the durable cursor moves past a signal only once every signal before it has ended too.
@@ -321,6 +337,8 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
         if waited.cancelled_caught:
             log.warning("executor: market-data backlog not applied within 5 s; starting anyway")
         await ex.xchain.recover()  # cross-chain signals cut by a restart: settled from both chains, ended once
+        if config.cross_chain is not None and config.cross_chain.rebalancer_source_id:
+            nursery.start_soon(owner_requests)  # the one signer of the owner account: after its nonces are settled
         nursery.start_soon(worker)
         await nursery.start(signals)
         addr = ex.chain.address

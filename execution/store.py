@@ -225,6 +225,17 @@ class ExecutorStore:
         return [TxRow(tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]), tip=int(r[5]),
                       gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9]) for r in rows]
 
+    def owner_tx(self, requester: int, request_id: int) -> TxRow | None:
+        """The transaction signed for the rebalancer's request ``request_id`` of producer ``requester`` on this
+        view's chain (``execution/owner.py``: its ``meta`` is ``{"owner": [requester, request_id, call]}``) that may
+        still land or has: a row dropped or replaced never can, and its nonce may be another transaction's now."""
+        r = self.db.execute(
+            "SELECT tx_hash, signal_id, nonce, raw, max_fee, tip, gas_limit, public, status, meta FROM txs "
+            "WHERE chain_id=? AND meta LIKE ? AND status IN ('pending','mined') ORDER BY created_ns DESC LIMIT 1",
+            (self.chain_id, f'{{"owner": [{int(requester)}, {int(request_id)}, %')).fetchone()
+        return None if r is None else TxRow(tx_hash=r[0], signal_id=r[1], nonce=r[2], raw=bytes(r[3]), max_fee=int(r[4]),
+                                             tip=int(r[5]), gas_limit=r[6], public=bool(r[7]), status=r[8], meta=r[9])
+
     def all_nonces(self) -> list[tuple[int, str, str]]:
         """(nonce, tx_hash, status) of every tx ever signed (tests use it to prove no reuse)."""
         return [(r[0], r[1], r[2]) for r in self.db.execute(

@@ -200,9 +200,9 @@ def read_inventory(setup: XChainSetup) -> dict[int, dict[str, int]]:
 
 def holdings(setup: XChainSetup) -> dict[tuple[int, int], int]:
     """What the books track, read on chain: per chain, each deployed token held by the contract (inventory),
-    the profit recipient (one-chain arbitrage profit) and the contract's owner (the rebalancer withdraws to it
-    before it sends through the bridge), and the owner's native coin (the executor's and the rebalancer's
-    signer there, which pays their gas); keyed by (chain id, token id), ``portfolio.books.native_token`` for
+    the profit recipient (one-chain arbitrage profit) and the contract's owner (the rebalancer's withdrawals go to
+    it before the bridge's send), and the owner's native coin (the executor's signer there, which pays the gas of
+    the trades and of the rebalancer's transactions alike); keyed by (chain id, token id), ``portfolio.books.native_token`` for
     the native coin."""
     from portfolio.books import native_token
     from protocol.ids import TokenId
@@ -246,9 +246,13 @@ def collector_doc(setup: XChainSetup, chain: ChainSetup, relay_socket: str) -> d
                        "chain_id": chain.chain_id}]}
 
 
+REBALANCER_SOURCE_ID = 48  # the rebalancer's producer id: the executor signs its OwnerTxRequests
+
+
 def rebalancer_doc(setup: XChainSetup, data_dir: Path, relays: dict[str, str]) -> dict[str, Any]:
-    """The rebalancer (``specs/rebalance.md``): each chain's contract, its bridge and its owner's keystore (the
-    executor's: only the owner withdraws from the contract), and per chain and asset a floor of ``floor_pct`` %
+    """The rebalancer (``specs/rebalance.md``): each chain's contract and its bridge -- no keystore: the owner's
+    transactions (only the owner withdraws from the contract) are the executor's to sign, the account's one
+    signer (:func:`executor_table` names this rebalancer) -- and per chain and asset a floor of ``floor_pct`` %
     of what the contract started with and the start as the target; the bridge stand-in's fee."""
     from tools.deployment_writer import assets_doc
 
@@ -258,9 +262,10 @@ def rebalancer_doc(setup: XChainSetup, data_dir: Path, relays: dict[str, str]) -
         bridge = c.deployment.bridge
         assert bridge is not None, "the devnet deploys a DevBridge on every chain"
         chains.append({"chain_id": c.chain_id, "rpc_url": c.deployment.rpc_url, "contract": c.arb,
-                       "bridge": bridge.address, "keystore": {"path": c.keystore, "password_file": c.password_file}})
+                       "bridge": bridge.address})
     return {
         "rebalancer": {"state_db": data_dir / "rebalancer.sqlite", "poll_s": 1.0, "bridge_id": o.bridge_id,
+                       "source_id": REBALANCER_SOURCE_ID,
                        "bridge_fee_bps": o.bridge_fee_bps, "overdue_s": 4.0 * o.bridge_delay + 30.0},
         "chains": chains,
         "assets": [a for a in assets_doc([c.deployment for c in setup.chains])["assets"]
@@ -326,17 +331,20 @@ def portfolio_chains(setup: XChainSetup) -> dict[int, dict[str, str]]:
 
 def executor_table(setup: XChainSetup) -> dict[str, Any]:
     """The executor's ``[cross_chain]`` (``specs/cross-chain-legs.md``): per chain its node, its contract holding
-    the inventory, its own keystore, and the V3 venue the pair's pools belong to. Each leg waits for its chain:
+    the inventory, its own keystore, the V3 venue the pair's pools belong to and the bridge the rebalancer's
+    transfers use (the executor signs the rebalancer's requests: ``rebalancer_source_id``). Each leg waits for its chain:
     the slow chain's leg needs a block or two (2 s each), so a leg is given 4 blocks of the slower chain."""
     slowest = max((t for t in setup.options.block_times if t is not None), default=1.0)
     leg_timeout = max(6.0, 4 * slowest)
     return {
         "leg_timeout_s": leg_timeout, "deadline_s": leg_timeout - 1.0,
         "max_leg_open_s": 2 * leg_timeout + 6.0, "unwind_timeout_s": 2 * leg_timeout + 6.0,
+        "rebalancer_source_id": REBALANCER_SOURCE_ID,
         "chains": [{"chain_id": c.chain_id, "rpc_url": c.deployment.rpc_url, "contract": c.arb,
                     "gas_token": c.deployment.weth,
                     "keystore": {"path": c.keystore, "password_file": c.password_file},
-                    "venues": [{"venue": "DEVNET_V3", "factory": c.deployment.v3.factory}]}
+                    "venues": [{"venue": "DEVNET_V3", "factory": c.deployment.v3.factory}],
+                    **({"bridge": c.deployment.bridge.address} if c.deployment.bridge is not None else {})}
                    for c in setup.chains],
     }
 

@@ -141,20 +141,19 @@ def assets_doc(chains: Iterable[ChainDeployment]) -> dict[str, Any]:
 
 
 def rebalancer_doc(chains: Iterable[ChainDeployment], *, contracts: Mapping[int, str],
-                   keystore: str | os.PathLike[str], password_file: str | os.PathLike[str],
                    targets: Mapping[tuple[str, int], tuple[int, int]], state_db: str | os.PathLike[str],
                    execution_socket: str | os.PathLike[str] = "", **settings: Any) -> dict[str, Any]:
     """The rebalancer's config for devnet ``chains`` (each with its bridge stand-in): ``contracts`` maps a
     chain id to its AlphaPulseArb, ``targets`` maps (token symbol, chain id) to (floor, target) in base
     units; ``settings`` go to ``[rebalancer]`` as given (``poll_s``, ``bridge_fee_bps``, ...). The
-    ``[[assets]]`` are the targets' symbols (:func:`assets_doc`)."""
+    ``[[assets]]`` are the targets' symbols (:func:`assets_doc`). No keystore: the executor signs the owner's
+    transactions for it (``specs/rebalance.md``, "One signer per account")."""
     chains = list(chains)
     symbols = {symbol for symbol, _ in targets}
     doc: dict[str, Any] = {
         "rebalancer": {"state_db": str(state_db), **settings},
         "chains": [{"chain_id": c.chain_id, "rpc_url": c.rpc_url, "contract": contracts[c.chain_id],
-                    "bridge": c.bridge.address if c.bridge is not None else "",
-                    "keystore": {"path": str(keystore), "password_file": str(password_file)}} for c in chains],
+                    "bridge": c.bridge.address if c.bridge is not None else ""} for c in chains],
         "assets": [a for a in assets_doc(chains)["assets"] if a["name"] in symbols],
         "targets": [{"asset": symbol, "chain_id": cid, "floor": floor, "target": target}
                     for (symbol, cid), (floor, target) in targets.items()],

@@ -9,16 +9,19 @@ an API key. Example::
     poll_s = 1.0                       # seconds between passes (balances, steps, completions)
     bridge_id = 1                      # BridgeTransfer.bridge
     bridge_fee_bps = 1                 # the bridge's fee, to size a transfer so its destination lands on target
-    tip_wei = 1000000000               # priority fee of the rebalancer's transactions
-    max_fee_per_gas = 500000000000     # maxFeePerGas = min(2 x base fee + tip, this)
     overdue_s = 600                    # a transfer sent this long ago and not completed is logged as overdue
+    answer_wait_s = 10.0               # how long a pass waits for the executor's answer to a request
 
-    [[chains]]                         # one per chain: its node, contract, bridge and signer
+    [[chains]]                         # one per chain: its node (reads only), contract and bridge
     chain_id = 31337
     rpc_url = "http://127.0.0.1:8545"  # or rpc_url_file / rpc_url_env
-    contract = "0x..."                 # AlphaPulseArb (owned by the keystore's account)
-    bridge = "0x..."                   # the bridge (DevBridge on the devnet)
-    keystore = { path = "var/executor/keystore.json", password_file = "var/executor/password" }
+    contract = "0x..."                 # AlphaPulseArb (its owner's transactions are the executor's to sign)
+    bridge = "0x..."                   # the bridge (DevBridge on the devnet); the executor's
+                                       # [[cross_chain.chains]] bridge must name the same
+
+The rebalancer holds no key: the owner account's transactions are signed by the executor, its one signer and
+nonce authority on each chain (``specs/rebalance.md``, "One signer per account"); the executor serves the
+requests of the ``source_id`` its ``[cross_chain] rebalancer_source_id`` names. A ``keystore`` here is refused.
 
     [[assets]]                         # runtime/assets.py: which tokens are one asset across chains
     name = "USDC"
@@ -44,7 +47,6 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from chain.rpc import redact_url
-from execution.config import KeystoreConfig
 from protocol.ids import address_to_int
 from runtime.assets import AssetEntry, AssetMap
 from runtime.config import U16, U32, Config, ConfigError, Meta, NonNegative, RelaysConfig, decode, load_toml
@@ -66,7 +68,6 @@ class ChainConfig(Config):
     chain_id: ChainId
     contract: str
     bridge: str
-    keystore: KeystoreConfig
     rpc_url: str = ""
     rpc_url_file: str = ""
     rpc_url_env: str = ""
@@ -78,8 +79,6 @@ class ChainConfig(Config):
             raise ConfigError("give exactly one of rpc_url, rpc_url_file or rpc_url_env", path="rpc_url")
         if self.rpc_url and not self.rpc_url.startswith(("http://", "https://")):
             raise ConfigError(f"expected an http:// or https:// URL, got {redact_url(self.rpc_url)}", path="rpc_url")
-        if bool(self.keystore.password_file) == bool(self.keystore.password_env):
-            raise ConfigError("give exactly one of password_file or password_env", path="keystore")
 
 
 class TargetConfig(Config):
@@ -106,9 +105,8 @@ class RebalancerConfig(Config):
     poll_s: Annotated[float, Meta(gt=0)] = 1.0
     bridge_id: U16 = 1
     bridge_fee_bps: Annotated[int, Meta(ge=0, lt=BPS)] = 0
-    tip_wei: NonNegative = 10**9
-    max_fee_per_gas: NonNegative = 500 * 10**9
     overdue_s: Annotated[float, Meta(gt=0)] = 600.0
+    answer_wait_s: Annotated[float, Meta(gt=0)] = 10.0
     relays: RelaysConfig = RelaysConfig()
 
     def __post_init__(self) -> None:
@@ -142,8 +140,20 @@ class RebalancerConfig(Config):
         return next(c for c in self.chains if c.chain_id == chain_id)
 
 
+_SIGNS_NOTHING = ("the rebalancer signs nothing: the executor, the owner account's one signer, sends its "
+                  "transactions (specs/rebalance.md, \"One signer per account\"); remove it")
+
+
 def config_from_dict(doc: Mapping[str, Any], *, origin: str = "") -> RebalancerConfig:
-    """Validate a parsed document (secrets refused first); RPC URLs named by file or variable are read."""
+    """Validate a parsed document (secrets refused first); RPC URLs named by file or variable are read. A
+    keystore (a second process signing for the owner account) is refused with its own line."""
+    for i, c in enumerate(doc.get("chains") or ()):
+        if isinstance(c, Mapping) and "keystore" in c:
+            raise ConfigError(_SIGNS_NOTHING, path=f"chains[{i}].keystore", file=origin)
+    for key in ("tip_wei", "max_fee_per_gas"):
+        if isinstance(doc.get("rebalancer"), Mapping) and key in doc["rebalancer"]:
+            raise ConfigError(f"the executor prices the owner's transactions: {_SIGNS_NOTHING}",
+                              path=f"rebalancer.{key}", file=origin)
     config = decode(RebalancerConfig, doc, file=origin)
     chains = []
     for i, c in enumerate(config.chains):

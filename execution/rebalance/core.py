@@ -10,8 +10,9 @@ and the chain with the largest **surplus** (balance above its own target) and mo
 when that is at least the asset's ``min_transfer``. A donor never goes below its own target, and one
 asset has at most one transfer open at a time, so nothing is counted twice while tokens are in flight.
 
-A transfer (:class:`Transfer`) is a small state machine whose every transaction is recorded before it
-is broadcast (``store.py``) and whose every step is settled from the chain alone::
+A transfer (:class:`Transfer`) is a small state machine whose every transaction is the owner's, asked of the
+executor (the owner account's one signer: :func:`request_for`, ``execution/owner.py``) with the request recorded
+before it is published (``store.py``), and whose every step is settled from the chain alone::
 
     PLANNED -> WITHDRAWING -> [APPROVING] -> SENDING -> SENT -> COMPLETED
                    |              |            |
@@ -32,8 +33,9 @@ is broadcast (``store.py``) and whose every step is settled from the chain alone
 transaction is settled by :func:`settle` from what the chain shows (the crash-recovery table of
 ``specs/rebalance.md``): its receipt (mined or reverted), the node knowing it (in its pool: wait), the
 account's mined nonce count (a nonce used by a transaction the node does not know as ours: ours was
-dropped, sign the step again) -- or nothing at all (it never left: broadcast the same signed bytes again). A step is therefore never done twice: it is
-signed again only when the chain shows its transaction did not and cannot execute.
+dropped, ask for the step again) -- or nothing at all (it never left: the same request again, which the executor
+answers by broadcasting the same signed bytes). A step is therefore never done twice: it is asked for again only
+when the chain shows its transaction did not and cannot execute.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ from dataclasses import dataclass, replace
 
 from eth_utils import keccak
 
-from chain.abi import encode_call
-from protocol.execution import NO_NONCE, BridgeTransfer, BridgeTransferState
+from protocol.execution import NO_NONCE, BridgeTransfer, BridgeTransferState, OwnerCall, OwnerTxRequest
 from protocol.ids import TokenId, address_to_int
 
 BPS = 10_000
@@ -203,35 +204,32 @@ class Transfer:
         return self.state not in TERMINAL
 
 
-@dataclass(frozen=True, slots=True)
-class TxRequest:
-    """A transaction the owner must send on the source chain for the transfer's current step."""
+#: the owner's call each transaction step asks the executor for (``execution/owner.py`` builds it)
+STEP_CALLS: dict[State, OwnerCall] = {
+    State.WITHDRAWING: OwnerCall.WITHDRAW,  # AlphaPulseArb.withdrawToken(token, owner, amount)
+    State.APPROVING: OwnerCall.APPROVE,  # token.approve(bridge, amount)
+    State.SENDING: OwnerCall.BRIDGE_SEND,  # bridge.send(token, amount, dstChainId, destination contract)
+    State.RETURNING: OwnerCall.RETURN,  # token.transfer(contract, amount)
+}
 
-    to: str
-    data: bytes
 
-
-def tx_for(t: Transfer) -> TxRequest:
-    """The transaction of ``t``'s current step (one of :data:`TX_STATES`)."""
-    if t.state is State.WITHDRAWING:
-        return TxRequest(t.src_contract, encode_call("withdrawToken(address,address,uint256)", t.src_token, t.owner,
-                                                     t.amount))
-    if t.state is State.APPROVING:
-        return TxRequest(t.src_token, encode_call("approve(address,uint256)", t.src_bridge, t.amount))
-    if t.state is State.SENDING:
-        return TxRequest(t.src_bridge, encode_call("send(address,uint256,uint256,address)", t.src_token, t.amount,
-                                                   t.dst_chain, t.dst_contract))
-    if t.state is State.RETURNING:
-        return TxRequest(t.src_token, encode_call("transfer(address,uint256)", t.src_contract, t.amount))
-    raise TransferError(f"transfer {t.transfer_id}: no transaction in state {t.state.value}")
+def request_for(t: Transfer, request_id: int) -> OwnerTxRequest:
+    """The request for the transaction of ``t``'s current step (one of :data:`TX_STATES`), on its source chain."""
+    call = STEP_CALLS.get(t.state)
+    if call is None:
+        raise TransferError(f"transfer {t.transfer_id}: no transaction in state {t.state.value}")
+    return OwnerTxRequest(request_id=request_id, chain_id=t.src_chain, call=int(call),
+                          token=address_to_int(t.src_token).to_bytes(20, "big"), amount=t.amount,
+                          dst_chain=t.dst_chain if call is OwnerCall.BRIDGE_SEND else 0)
 
 
 class Settle(enum.Enum):
     MINED = "mined"  # a receipt with status 1
     REVERTED = "reverted"  # a receipt with status 0
     WAIT = "wait"  # the node knows it (in its pool, or mined and its receipt not served yet)
-    DROPPED = "dropped"  # unknown to the node and its nonce is used: another transaction took it; sign again
-    REBROADCAST = "rebroadcast"  # unknown to the node and its nonce free: it never left; the same bytes again
+    DROPPED = "dropped"  # unknown to the node and its nonce is used: another transaction took it; ask again
+    REBROADCAST = "rebroadcast"  # unknown to the node and its nonce free: it never left; the executor sends the
+    # same bytes again (the same request asked again)
 
 
 def settle(*, receipt_status: int | None, tx_nonce: int, mined_nonces: int, known: bool) -> Settle:
@@ -378,6 +376,6 @@ def record(t: Transfer) -> BridgeTransfer:
 
 __all__ = [
     "ALLOWED", "BPS", "PUBLISHED", "TERMINAL", "TX_STATES", "CompletedLog", "Plan", "SentLog", "Settle", "State",
-    "Target", "Transfer", "TransferError", "TxRequest", "after_mined", "after_reverted", "completed_log",
-    "completion_filter", "gross_up", "on_completed", "plan", "record", "sent_log", "settle", "tx_for",
+    "STEP_CALLS", "Target", "Transfer", "TransferError", "after_mined", "after_reverted", "completed_log",
+    "completion_filter", "gross_up", "on_completed", "plan", "record", "request_for", "sent_log", "settle",
 ]

@@ -1,13 +1,17 @@
 """The rebalancer's trio shell: carries out :mod:`execution.rebalance.core`'s steps on the chains.
 
-One :class:`Rebalancer` holds a :class:`~execution.chain.ChainGateway` per chain (the node, and the
-chain's signer: the owner of its AlphaPulseArb), the store and the execution relay's producer. Each
-pass (:meth:`Rebalancer.run_pass`):
+One :class:`Rebalancer` holds each chain's node (:class:`Chain`: reads only), the store, the execution
+relay's producer and the **owner** (:class:`Owner`): the rebalancer signs nothing. Every transaction of a
+step is the owner's (``withdrawToken`` is owner-only, and the tokens pass through the owner's account), and
+the owner's key is the executor's, which is the one process assigning that account's nonces on each chain.
+So a step's transaction is an ``OwnerTxRequest`` (type 47) the executor signs and broadcasts
+(``execution/owner.py``) and answers with an ``OwnerTxAnswer`` (type 49). Each pass
+(:meth:`Rebalancer.run_pass`):
 
 1. drives every open transfer as far as the chain lets it (:meth:`drive`): a step with no transaction
-   yet is simulated (``eth_estimateGas``; a revert there is the step's revert, nothing is sent), signed,
-   **recorded**, then broadcast; a recorded transaction is settled from the chain (``core.settle``); a
-   SENT transfer is looked up on its destination (``completed(src, nonce)``, then its
+   yet gets a request, **recorded** before it is published; the executor simulates it (a revert there is
+   the step's revert, nothing is sent), signs and broadcasts it; a transaction is settled from the chain
+   (``core.settle``); a SENT transfer is looked up on its destination (``completed(src, nonce)``, then its
    ``TransferCompleted`` log);
 2. reads every (chain, asset) balance of the contracts and starts what ``core.plan`` decides.
 
@@ -29,10 +33,8 @@ from eth_abi import decode as abi_decode
 from eth_utils import to_checksum_address
 
 from chain.abi import encode_call
-from chain.revert import revert_data
-from chain.rpc import RpcError
-from execution.calldata import decode_error
-from execution.chain import ChainGateway
+from chain.rpc import HttpRpc
+from protocol.execution import OwnerTxAnswer, OwnerTxRequest, OwnerTxStatus
 from runtime.metrics import ProcessMetrics
 
 from .config import RebalancerConfig
@@ -51,16 +53,14 @@ from .core import (
     on_completed,
     plan,
     record,
+    request_for,
     sent_log,
     settle,
-    tx_for,
 )
 from .store import RebalanceStore, TxRow
 
 log = logging.getLogger("execution.rebalance")
 
-GAS_MARGIN_BPS = 12_000  # gas limit = estimate x 1.2 + GAS_EXTRA
-GAS_EXTRA = 20_000
 SETTLE_WAIT_S = 30.0
 DROPPED_RECHECK_S = 1.0  # how long one pass waits for a broadcast transaction's receipt before moving on
 
@@ -74,15 +74,46 @@ class Publisher(Protocol):
     async def publish_payload(self, payload: bytes) -> int: ...
 
 
-class StepRefused(Exception):
-    """The node's simulation says the step's transaction would revert."""
+class Owner(Protocol):
+    """Who sends the owner's transactions: the executor (``execution/owner.py``), asked through the execution
+    relay in the process (:class:`RelayOwner`)."""
+
+    async def ask(self, req: OwnerTxRequest) -> OwnerTxAnswer | None:
+        """The answer to ``req``, None when none came in time (the request is asked again later)."""
+        ...
+
+
+class RelayOwner:
+    """:class:`Owner` over the execution relay: a request is published with the producer, its answer is the
+    ``OwnerTxAnswer`` for this rebalancer's ``source_id`` and the request's id (:meth:`on_answer`, fed by the
+    process's consumer of the relay), awaited ``wait_s`` at most."""
+
+    def __init__(self, producer: Publisher, source_id: int, *, wait_s: float = 10.0) -> None:
+        self.producer, self.source_id, self.wait_s = producer, source_id, wait_s
+        self._answers: dict[int, OwnerTxAnswer] = {}
+        self._arrived = trio.Event()
+
+    def on_answer(self, answer: OwnerTxAnswer) -> None:
+        if answer.requester == self.source_id:
+            self._answers[answer.request_id] = answer
+            self._arrived.set()
+            self._arrived = trio.Event()
+
+    async def ask(self, req: OwnerTxRequest) -> OwnerTxAnswer | None:
+        self._answers.pop(req.request_id, None)
+        await self.producer.publish_payload(req.encode())
+        with trio.move_on_after(self.wait_s):
+            while req.request_id not in self._answers:
+                await self._arrived.wait()
+        return self._answers.pop(req.request_id, None)
 
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    gateway: ChainGateway
+    rpc: HttpRpc  # the chain's node: reads only
     contract: str
     bridge: str
+    owner: str = ""  # the contract's owner (read at start, :meth:`Rebalancer.read_owners`)
 
 
 async def republish_unsent(store: RebalanceStore, producer: Publisher) -> int:
@@ -99,12 +130,13 @@ async def republish_unsent(store: RebalanceStore, producer: Publisher) -> int:
 
 class Rebalancer:
     def __init__(self, config: RebalancerConfig, store: RebalanceStore, chains: Mapping[int, Chain],
-                 publisher: Publisher, *, clock: Callable[[], float] = time.time,
+                 publisher: Publisher, owner: Owner, *, clock: Callable[[], float] = time.time,
                  metrics: ProcessMetrics | None = None) -> None:
         self.config = config
         self.store = store
         self.chains = dict(chains)
         self.publisher = publisher
+        self.owner = owner
         self.clock = clock
         self.assets = config.asset_map()
         self.policy = config.policy()
@@ -120,7 +152,7 @@ class Rebalancer:
     # -- reading the chains ------------------------------------------------------------------------
 
     async def _call(self, chain_id: int, to: str, signature: str, *args: Any, out: str = "uint256") -> Any:
-        ret = await self.chains[chain_id].gateway.rpc.call(
+        ret = await self.chains[chain_id].rpc.call(
             "eth_call", [{"to": to, "data": "0x" + encode_call(signature, *args).hex()}, "latest"])
         return abi_decode([out], bytes.fromhex(str(ret).removeprefix("0x")))[0]
 
@@ -139,13 +171,12 @@ class Rebalancer:
                                                               "balanceOf(address)", chain.contract))
         return out
 
-    async def check_owners(self) -> None:
-        """Refuse to start unless each chain's signer owns its contract (withdrawToken is owner-only)."""
+    async def read_owners(self) -> None:
+        """Each chain's contract's owner: the account whose transactions the executor sends for us (and that
+        holds the tokens between a withdrawal and the bridge's send)."""
         for cid, chain in self.chains.items():
             owner = to_checksum_address(await self._call(cid, chain.contract, "owner()", out="address"))
-            if owner != chain.gateway.address:
-                raise TransferError(f"chain {cid}: the contract {chain.contract} is owned by {owner}, not by the "
-                                    f"keystore's account {chain.gateway.address}")
+            self.chains[cid] = Chain(chain.rpc, chain.contract, chain.bridge, owner)
 
     # -- one pass ----------------------------------------------------------------------------------
 
@@ -167,15 +198,15 @@ class Rebalancer:
         src, dst = self.chains[p.src_chain], self.chains[p.dst_chain]
         t = Transfer(transfer_id=self.store.next_id(), asset=p.asset, state=State.PLANNED, src_chain=p.src_chain,
                      dst_chain=p.dst_chain, bridge=self.config.bridge_id, src_token=self.token(p.asset, p.src_chain),
-                     dst_token=self.token(p.asset, p.dst_chain), owner=src.gateway.address, src_contract=src.contract,
+                     dst_token=self.token(p.asset, p.dst_chain), owner=src.owner, src_contract=src.contract,
                      dst_contract=dst.contract, src_bridge=src.bridge, dst_bridge=dst.bridge, amount=p.amount,
-                     dst_from_block=await dst.gateway.block_number())
+                     dst_from_block=int(await dst.rpc.call("eth_blockNumber", []), 16))
         self.store.create(t)
         log.info("rebalancer: transfer %d planned: %d of %s from chain %d to chain %d", t.transfer_id, t.amount,
                  t.asset, t.src_chain, t.dst_chain)
         return t
 
-    async def commit(self, t: Transfer, *, tx: tuple[str, str] | None = None) -> Transfer:
+    async def commit(self, t: Transfer, *, tx: tuple[int, str] | None = None) -> Transfer:
         """Store ``t`` (with the settled transaction's status); publish its record when its state has one."""
         state = PUBLISHED.get(t.state)
         if state is None:
@@ -211,99 +242,92 @@ class Rebalancer:
     # -- the source chain's steps ------------------------------------------------------------------
 
     async def _step(self, t: Transfer) -> Transfer | None:
-        """Advance the current transaction step; None when it must wait for the chain."""
+        """Advance the current transaction step; None when it must wait for the chain or the executor."""
         row = self.store.live_tx(t.transfer_id, t.state.value)
-        if row is None:
-            try:
-                row = await self._sign(t)
-            except StepRefused as exc:
-                return await self.commit(after_reverted(t, gas_cost=0, why=f"simulation: {exc}"))
-            await self._broadcast(row)
+        if row is None:  # recorded before it is asked: a kill after this line leaves a request asked again
+            row = self.store.new_request(transfer_id=t.transfer_id, step=t.state.value, chain_id=t.src_chain)
+        if row.status == "requested":
+            answered = await self._ask(t, row)
+            if not isinstance(answered, TxRow):
+                return answered
+            row = answered
         deadline = trio.current_time() + SETTLE_WAIT_S
-        rebroadcast = False
+        asked_again = False
         while True:
             outcome, receipt = await self._settle(row)
             if outcome is Settle.WAIT and trio.current_time() < deadline:
                 await trio.sleep(0.1)
                 continue
-            if outcome is Settle.REBROADCAST and not rebroadcast:
-                log.warning("rebalancer: transfer %d: %s (nonce %d) never reached chain %d; broadcasting it again",
-                            t.transfer_id, row.tx_hash, row.nonce, row.chain_id)
-                await self._broadcast(row)
-                rebroadcast = True
+            if outcome is Settle.REBROADCAST and not asked_again:
+                log.warning("rebalancer: transfer %d: %s (nonce %d) never reached chain %d; asking the executor "
+                            "again (it broadcasts the same transaction)", t.transfer_id, row.tx_hash, row.nonce,
+                            row.chain_id)
+                again = await self._ask(t, row)
+                if not isinstance(again, TxRow):
+                    return again
+                row, asked_again = again, True
                 continue
             break
         if outcome in (Settle.WAIT, Settle.REBROADCAST):  # the next pass looks again
             return None
         if outcome is Settle.DROPPED:
-            log.warning("rebalancer: transfer %d: nonce %d of %s was used by another transaction; signing the %s "
-                        "step again", t.transfer_id, row.nonce, row.sender, t.state.value)
-            self.store.set_tx_status(row.tx_hash, "dropped")
+            log.error("rebalancer: transfer %d: nonce %d of %s on chain %d was used by a transaction the executor "
+                      "did not sign; asking for the %s step again", t.transfer_id, row.nonce, row.sender,
+                      row.chain_id, t.state.value)
+            self.store.set_status(row.request_id, "dropped")
             return t
         assert receipt is not None
         gas = int(receipt["gasUsed"], 16) * int(receipt.get("effectiveGasPrice") or "0x0", 16)
         if outcome is Settle.REVERTED:
             return await self.commit(after_reverted(t, gas_cost=gas, why=f"transaction {row.tx_hash}"),
-                                     tx=(row.tx_hash, "reverted"))
+                                     tx=(row.request_id, "reverted"))
         chain = self.chains[t.src_chain]
         if t.state is State.WITHDRAWING:
             allowance = int(await self._call(t.src_chain, t.src_token, "allowance(address,address)", t.owner,
                                              chain.bridge))
             nxt = after_mined(t, gas_cost=gas, allowance=allowance)
         elif t.state is State.SENDING:
-            block = await chain.gateway.rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
+            block = await chain.rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
             nxt = after_mined(t, gas_cost=gas, sent=sent_log(receipt["logs"], chain.bridge),
                               sent_time_ns=int(block["timestamp"], 16) * 10**9, tx_hash=row.tx_hash)
         else:
             nxt = after_mined(t, gas_cost=gas)
-        return await self.commit(nxt, tx=(row.tx_hash, "mined"))
+        return await self.commit(nxt, tx=(row.request_id, "mined"))
 
-    async def _sign(self, t: Transfer) -> TxRow:
-        chain = self.chains[t.src_chain]
-        gw = chain.gateway
-        req = tx_for(t)
-        call = {"from": gw.address, "to": req.to, "data": "0x" + req.data.hex()}
-        try:
-            estimate = int(await gw.rpc.call("eth_estimateGas", [call]), 16)
-        except RpcError as exc:
-            err = decode_error(revert_data(exc))
-            raise StepRefused(str(err) if err is not None else exc.message) from None
-        head = await gw.head()
-        tip = self.config.tip_wei
-        max_fee = min(2 * head["base_fee"] + tip, self.config.max_fee_per_gas)
-        used = self.store.max_live_nonce(t.src_chain, gw.address)
-        nonce = max(await gw.nonce("pending"), -1 if used is None else used + 1)
-        tx = gw.sign(nonce=nonce, gas_limit=estimate * GAS_MARGIN_BPS // 10_000 + GAS_EXTRA, max_fee_per_gas=max_fee,
-                     max_priority_fee_per_gas=min(tip, max_fee), data=req.data, to=req.to)
-        row = TxRow(tx_hash="0x" + tx.tx_hash.hex(), transfer_id=t.transfer_id, step=t.state.value,
-                    chain_id=t.src_chain, sender=gw.address, nonce=nonce, raw=tx.raw, status="pending")
-        # written before it is broadcast: a kill after this line leaves a row the next start settles
-        self.store.record_tx(tx_hash=row.tx_hash, transfer_id=row.transfer_id, step=row.step, chain_id=row.chain_id,
-                             sender=row.sender, nonce=row.nonce, raw=row.raw)
-        return row
-
-    async def _broadcast(self, row: TxRow) -> None:
-        try:
-            await self.chains[row.chain_id].gateway.send_raw(row.raw)
-        except RpcError as exc:  # nonce raced, underpriced...: settled from the chain on the next look
-            log.warning("rebalancer: chain %d refused %s (nonce %d): %s", row.chain_id, row.tx_hash, row.nonce,
-                        exc.message)
+    async def _ask(self, t: Transfer, row: TxRow) -> TxRow | Transfer | None:
+        """Ask the executor for the request ``row``: its transaction (SENT), the step's revert (REVERTS: the
+        simulation), or None to ask again at the next pass (no answer; REFUSED: a new request then)."""
+        answer = await self.owner.ask(request_for(t, row.request_id))
+        if answer is None:
+            log.warning("rebalancer: transfer %d: no answer from the executor to request %d (%s on chain %d); asking "
+                        "again at the next pass", t.transfer_id, row.request_id, t.state.value, t.src_chain)
+            return None
+        reason = answer.reason
+        if answer.status == OwnerTxStatus.SENT:
+            return self.store.answered(row.request_id, tx_hash="0x" + answer.tx_hash.hex(),
+                                       sender=to_checksum_address(answer.sender), nonce=answer.nonce)
+        self.store.set_status(row.request_id, "refused")
+        if answer.status == OwnerTxStatus.REVERTS:
+            return await self.commit(after_reverted(t, gas_cost=0, why=f"simulation: {reason}"))
+        log.error("rebalancer: transfer %d: the executor refused request %d (%s on chain %d): %s", t.transfer_id,
+                  row.request_id, t.state.value, t.src_chain, reason)
+        return None
 
     async def _settle(self, row: TxRow) -> tuple[Settle, dict[str, Any] | None]:
         outcome, receipt = await self._look(row)
-        if outcome is Settle.DROPPED:  # acting on it signs the step again: be sure, look again a moment later
+        if outcome is Settle.DROPPED:  # acting on it asks for the step again: be sure, look again a moment later
             await trio.sleep(DROPPED_RECHECK_S)
             outcome, receipt = await self._look(row)
         return outcome, receipt
 
     async def _look(self, row: TxRow) -> tuple[Settle, dict[str, Any] | None]:
-        gw = self.chains[row.chain_id].gateway
+        rpc = self.chains[row.chain_id].rpc
         # the nonce count first: a transaction mined after it is then seen by the two looks that follow
-        mined = await gw.nonce("latest")
-        known = await gw.rpc.call("eth_getTransactionByHash", [row.tx_hash]) is not None
-        receipt = await gw.receipt(row.tx_hash)
-        status = None if receipt is None else int(receipt["status"], 16)
-        return settle(receipt_status=status, tx_nonce=row.nonce, mined_nonces=mined, known=known), receipt
+        mined = int(await rpc.call("eth_getTransactionCount", [row.sender, "latest"]), 16)
+        known = await rpc.call("eth_getTransactionByHash", [row.tx_hash]) is not None
+        receipt = await rpc.call("eth_getTransactionReceipt", [row.tx_hash])
+        status = None if not receipt else int(receipt["status"], 16)
+        return settle(receipt_status=status, tx_nonce=row.nonce, mined_nonces=mined, known=known), receipt or None
 
     # -- the destination ---------------------------------------------------------------------------
 
@@ -317,14 +341,14 @@ class Rebalancer:
                 log.error("rebalancer: transfer %d (chain %d nonce %d) sent %.0f s ago and not completed on chain %d",
                           t.transfer_id, t.src_chain, t.nonce, late, t.dst_chain)
             return t
-        logs = await dst.gateway.rpc.call("eth_getLogs", [completion_filter(t)])
+        logs = await dst.rpc.call("eth_getLogs", [completion_filter(t)])
         if len(logs) != 1:
             raise TransferError(f"transfer {t.transfer_id}: chain {t.dst_chain} says completed but shows "
                                 f"{len(logs)} TransferCompleted logs for (chain {t.src_chain}, nonce {t.nonce})")
         lg = logs[0]
-        block = await dst.gateway.rpc.call("eth_getBlockByNumber", [lg["blockNumber"], False])
+        block = await dst.rpc.call("eth_getBlockByNumber", [lg["blockNumber"], False])
         return await self.commit(on_completed(t, completed_log(lg), tx_hash=str(lg["transactionHash"]),
                                               time_ns=int(block["timestamp"], 16) * 10**9))
 
 
-__all__ = ["Chain", "Publisher", "Rebalancer", "StepRefused", "republish_unsent"]
+__all__ = ["Chain", "Owner", "Publisher", "Rebalancer", "RelayOwner", "republish_unsent"]

@@ -5,9 +5,11 @@ each commit may cost a disk flush).
 * ``transfers``: each transfer (``core.Transfer`` as JSON, its state and asset beside it). A state
   change is one SQLite transaction together with whatever it depends on (the settled transaction's
   status, the record to publish).
-* ``txs``: every transaction the rebalancer signed, **written before it is broadcast** (raw bytes,
-  nonce, step): after a crash the step is settled from the chain with it (``core.settle``), and
-  broadcast again byte for byte when the chain never saw it.
+* ``requests``: every transaction the rebalancer asked the executor for (``OwnerTxRequest``: the executor is
+  the owner account's one signer, ``execution/owner.py``), **written before the request is published**, then
+  the executor's answer (hash, nonce, sender): after a crash a request without an answer is asked again (the
+  executor answers a request it served with the same transaction), and a step's transaction is settled from
+  the chain with it (``core.settle``).
 * ``records``: each ``BridgeTransfer`` record with the ``source_seq`` it is published with, written
   *before* it is published (in the same transaction as the state it reports): the next start publishes
   again exactly those the relay's ``Welcome.last_source_seq`` says it never got -- the executor's
@@ -20,6 +22,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from runtime.files import open_sqlite
 
@@ -34,18 +37,18 @@ CREATE TABLE IF NOT EXISTS transfers (
     created_ns  INTEGER NOT NULL,
     updated_ns  INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS txs (
-    tx_hash     TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS requests (
+    request_id  INTEGER PRIMARY KEY AUTOINCREMENT,  -- OwnerTxRequest.request_id
     transfer_id INTEGER NOT NULL,
     step        TEXT NOT NULL,          -- the transfer's state the transaction is the step of
     chain_id    INTEGER NOT NULL,
-    sender      TEXT NOT NULL,
-    nonce       INTEGER NOT NULL,
-    raw         BLOB NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('pending', 'mined', 'reverted', 'dropped')),
+    tx_hash     TEXT NOT NULL,          -- the executor's answer; '' until it answered SENT
+    sender      TEXT NOT NULL,          -- the owner that signed it; '' until then
+    nonce       INTEGER NOT NULL,       -- -1 until then
+    status      TEXT NOT NULL CHECK (status IN ('requested', 'pending', 'mined', 'reverted', 'dropped', 'refused')),
     created_ns  INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS txs_transfer ON txs(transfer_id, status);
+CREATE INDEX IF NOT EXISTS requests_transfer ON requests(transfer_id, status);
 CREATE TABLE IF NOT EXISTS records (
     transfer_id INTEGER NOT NULL,
     state       INTEGER NOT NULL,       -- BridgeTransferState
@@ -58,14 +61,23 @@ CREATE TABLE IF NOT EXISTS records (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TxRow:
-    tx_hash: str
+    """One request for a step's transaction and, once the executor answered SENT, the transaction."""
+
+    request_id: int
     transfer_id: int
     step: str
     chain_id: int
+    tx_hash: str  # '' while requested
     sender: str
-    nonce: int
-    raw: bytes
-    status: str
+    nonce: int  # -1 while requested
+    status: str  # requested | pending | mined | reverted | dropped | refused
+
+_ROW = "SELECT request_id, transfer_id, step, chain_id, tx_hash, sender, nonce, status FROM requests"
+
+
+def _row(r: tuple[Any, ...]) -> TxRow:
+    return TxRow(request_id=r[0], transfer_id=r[1], step=r[2], chain_id=r[3], tx_hash=r[4], sender=r[5], nonce=r[6],
+                 status=r[7])
 
 
 def _doc(t: Transfer) -> str:
@@ -83,6 +95,11 @@ def _transfer(doc: str) -> Transfer:
 class RebalanceStore:
     def __init__(self, path: str | Path) -> None:
         self.db = open_sqlite(path, SCHEMA)
+        old = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='txs'").fetchone()
+        if old is not None and self.db.execute("SELECT 1 FROM txs WHERE status='pending' LIMIT 1").fetchone():
+            self.db.close()
+            raise ValueError(f"{path}: transactions the rebalancer signed itself are still pending (a state file of "
+                             "the version that signed with the owner's key): settle them with that version first")
 
     def close(self) -> None:
         self.db.close()
@@ -100,16 +117,16 @@ class RebalanceStore:
                         (t.transfer_id, t.asset, t.state.value, _doc(t), now, now))
         return t
 
-    def save(self, t: Transfer, *, tx: tuple[str, str] | None = None,
+    def save(self, t: Transfer, *, tx: tuple[int, str] | None = None,
              record: tuple[int, int, bytes] | None = None) -> None:
-        """The transfer's new state, with the settled transaction's ``(hash, status)`` and the record to
+        """The transfer's new state, with the settled request's ``(request_id, status)`` and the record to
         publish ``(state, source_seq, encoded tlv)``: one transaction."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.execute("UPDATE transfers SET state = ?, doc = ?, updated_ns = ? WHERE transfer_id = ?",
                             (t.state.value, _doc(t), time.time_ns(), t.transfer_id))
             if tx is not None:
-                self.db.execute("UPDATE txs SET status = ? WHERE tx_hash = ?", (tx[1], tx[0]))
+                self.db.execute("UPDATE requests SET status = ? WHERE request_id = ?", (tx[1], tx[0]))
             if record is not None:
                 self.db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", (t.transfer_id, *record))
             self.db.execute("COMMIT")
@@ -127,36 +144,37 @@ class RebalanceStore:
             q += " WHERE state NOT IN ('completed', 'refused', 'failed')"
         return [_transfer(r[0]) for r in self.db.execute(q + " ORDER BY transfer_id")]
 
-    # --- transactions -----------------------------------------------------------------------------
+    # --- requests for the owner's transactions ---------------------------------------------------
 
-    def record_tx(self, *, tx_hash: str, transfer_id: int, step: str, chain_id: int, sender: str, nonce: int,
-                  raw: bytes) -> None:
-        self.db.execute("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                        (tx_hash, transfer_id, step, chain_id, sender, nonce, raw, time.time_ns()))
+    def new_request(self, *, transfer_id: int, step: str, chain_id: int) -> TxRow:
+        """A request for the step's transaction, written before it is published: its id is the request's."""
+        cur = self.db.execute("INSERT INTO requests (transfer_id, step, chain_id, tx_hash, sender, nonce, status, "
+                              "created_ns) VALUES (?, ?, ?, '', '', -1, 'requested', ?)",
+                              (transfer_id, step, chain_id, time.time_ns()))
+        return TxRow(request_id=int(cur.lastrowid or 0), transfer_id=transfer_id, step=step, chain_id=chain_id,
+                     tx_hash="", sender="", nonce=-1, status="requested")
 
-    def set_tx_status(self, tx_hash: str, status: str) -> None:
-        self.db.execute("UPDATE txs SET status = ? WHERE tx_hash = ?", (status, tx_hash))
+    def answered(self, request_id: int, *, tx_hash: str, sender: str, nonce: int) -> TxRow:
+        """The executor sent the request's transaction (``OwnerTxStatus.SENT``)."""
+        self.db.execute("UPDATE requests SET tx_hash = ?, sender = ?, nonce = ?, status = 'pending' WHERE request_id = ?",
+                        (tx_hash, sender, nonce, request_id))
+        return _row(self.db.execute(_ROW + " WHERE request_id = ?", (request_id,)).fetchone())
+
+    def set_status(self, request_id: int, status: str) -> None:
+        self.db.execute("UPDATE requests SET status = ? WHERE request_id = ?", (status, request_id))
 
     def live_tx(self, transfer_id: int, step: str) -> TxRow | None:
-        """The step's transaction that may still land (at most one: a dropped one is replaced)."""
-        r = self.db.execute("SELECT tx_hash, transfer_id, step, chain_id, sender, nonce, raw, status FROM txs "
-                            "WHERE transfer_id = ? AND step = ? AND status = 'pending'", (transfer_id, step)).fetchone()
-        return None if r is None else TxRow(tx_hash=r[0], transfer_id=r[1], step=r[2], chain_id=r[3], sender=r[4],
-                                             nonce=r[5], raw=bytes(r[6]), status=r[7])
+        """The step's request still unanswered, or its transaction that may still land (at most one: a
+        dropped or refused one is replaced by a new request)."""
+        r = self.db.execute(_ROW + " WHERE transfer_id = ? AND step = ? AND status IN ('requested', 'pending')",
+                            (transfer_id, step)).fetchone()
+        return None if r is None else _row(r)
 
     def txs(self, transfer_id: int | None = None) -> list[TxRow]:
-        q = "SELECT tx_hash, transfer_id, step, chain_id, sender, nonce, raw, status FROM txs"
-        args: tuple[int, ...] = ()
+        q, args = _ROW, ()  # type: tuple[str, tuple[int, ...]]
         if transfer_id is not None:
             q, args = q + " WHERE transfer_id = ?", (transfer_id,)
-        return [TxRow(tx_hash=r[0], transfer_id=r[1], step=r[2], chain_id=r[3], sender=r[4], nonce=r[5],
-                      raw=bytes(r[6]), status=r[7]) for r in self.db.execute(q + " ORDER BY created_ns", args)]
-
-    def max_live_nonce(self, chain_id: int, sender: str) -> int | None:
-        """The highest nonce of ours on the chain that is (or may be) used."""
-        r = self.db.execute("SELECT MAX(nonce) FROM txs WHERE chain_id = ? AND sender = ? AND status <> 'dropped'",
-                            (chain_id, sender)).fetchone()
-        return r[0]
+        return [_row(r) for r in self.db.execute(q + " ORDER BY request_id", args)]
 
     # --- records ----------------------------------------------------------------------------------
 

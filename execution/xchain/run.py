@@ -25,9 +25,9 @@ The executor's shell hands every ``SignalKind.CROSS_CHAIN`` signal to :meth:`Cro
   with its own ``ExecutionStarted`` on its own chain. Its receipt timeout is ``leg_timeout_s``: a leg not
   mined by then is cancelled (a 0-value self-transfer at its nonce), and its on-chain deadline
   (``deadline_s`` <= ``leg_timeout_s`` after sending) keeps it from landing once given up.
-* Before a leg or an unwind is signed, its side's next nonce is raised to the chain's pending count for the
-  signer: the rebalancer withdraws inventory with the same key on that chain, and the executor never signs a
-  nonce another process used.
+* Each side's nonce sequence is the only one for its signer on that chain: the rebalancer's withdrawals and
+  bridge sends with the same key are signed by the executor too (``execution/owner.py``), so a leg never reads
+  the chain's pending count before it is signed.
 * **After a restart** (:meth:`CrossChainRunner.recover`, once every chain's nonces are settled and the market
   data's backlog applied): each leg transaction's ``meta`` names its leg, deadline, signal and plan; each
   signal cut by the restart is settled leg by leg from its chains (:mod:`execution.xchain.recover`), its
@@ -272,7 +272,6 @@ class _Run:
         async with trio.open_nursery() as n:  # both legs prepared at once, each on its own chain
             for i, tx in enumerate(txs):
                 n.start_soon(self._drive, i, tx, tx.simulate())
-                n.start_soon(self._sync_nonce, i)
         for i, tx in enumerate(txs):
             if tx.done:
                 assert tx.end is not None
@@ -329,19 +328,6 @@ class _Run:
         parent = _Parent(core=side.core, sig=sig, ex=ex, dex_hop=sig.path.hops[i])
         cls = _UnwindTx if unwind else DexLeg
         return cls(parent, encode_swap(hop, 2**255), expected_out)  # type: ignore[arg-type]
-
-    async def _sync_nonce(self, i: int) -> None:
-        """The chain's pending count for the side's signer, before its leg is signed: another process signing
-        with the same key on that chain (the rebalancer's withdrawals) moves it, and a nonce it used must not
-        be signed again."""
-        side = self.runner.sides[self._spec(i).chain.chain_id]
-        pending = await side.chain.nonce("pending")
-        t = side.core.nonces
-        if t.next is None or pending > t.next:
-            if t.next is not None:
-                log.warning("executor: chain %d: nonce %d used by another sender with our key; next is %d",
-                            side.config.chain_id, t.next, pending)
-            t.next = pending
 
     async def _drive(self, i: int, tx: DexLeg, actions: list[Action]) -> None:
         """Carry out ``tx``'s actions on leg ``i``'s chain until it is priced (prepared) or done."""
@@ -429,7 +415,6 @@ class _Run:
         x = self.cfg.cross_chain
         assert x is not None
         if kind == "unwind":  # prepared like a leg: simulation (the loss bound), estimate, fees
-            await self._sync_nonce(i)
             await self._drive(i, tx, tx.simulate())
             if tx.done:
                 assert tx.end is not None

@@ -494,40 +494,28 @@ def test_hybrid_falls_back_to_public_after_the_private_timeout() -> None:
 # --------------------------------------------------------------------------- the machine's rules
 
 
-def test_a_nonce_another_signer_took_is_signed_again_once_with_the_chains_pending_count() -> None:
-    """The rebalancer signs for the same account: its transaction took nonce 7 before ours left. The
-    refused row is settled, the same transaction (calldata, gas, fees) is signed with the pending count
-    and recorded before it is sent; the signal goes on to its result. A second refusal ends it FAILED."""
+def test_a_nonce_a_transaction_the_executor_did_not_sign_took_fails_the_signal_with_one_line() -> None:
+    """The executor is the account's one signer (the rebalancer's transactions go through it): a refusal for
+    a nonce used means the key was used outside it. Nothing is signed again: one error line, the refused row
+    settled (it never left), the signal FAILED, and the tracker moved up to the chain's pending count once,
+    so the next signal takes the first free nonce and is not refused the same way."""
     core = make_core()
     run = core.run(signal(core))
     (sign,) = to_head(run)
     t = tx(nonce=sign.nonce, fee=sign.max_fee_per_gas, tip=sign.max_priority_fee_per_gas, gas=sign.gas_limit)
     _, bc = run.on(Signed(t))
-    settle, note, again = run.on(NonceUsed(9, "nonce too low"))
-    assert settle == SettleNonce(7, None) and isinstance(note, Log) and note.level == "warning"
-    assert isinstance(again, Sign) and again.nonce == 9 and run.step is Step.SIGN
-    assert (again.data, again.gas_limit, again.max_fee_per_gas, again.max_priority_fee_per_gas, again.to) == (
-        sign.data, sign.gas_limit, sign.max_fee_per_gas, sign.max_priority_fee_per_gas, None)
-    t2 = tx(nonce=9, fee=t.max_fee_per_gas, tip=t.max_priority_fee_per_gas, gas=t.gas_limit, n=2)
-    rec, bc2 = run.on(Signed(t2))
-    assert isinstance(rec, RecordTx) and rec.tx == t2 and bc2 == Broadcast(t2)  # recorded, then sent
-    mark, pub, poll = run.on(Broadcasted(t2))
-    assert mark == MarkPublic(t2) and started_of([pub])[0].tx_hash == t2.tx_hash and poll.hashes == (t2.hash_hex,)
-    assert core.nonces.next == 10
-    res = result_of(run.on(Polled(10.6, 0, receipt(t2, logs=(profit_log(run.gross),)))))
-    assert res.outcome == Outcome.EXECUTED and res.tx_hash == t2.tx_hash
+    acts = run.on(NonceUsed(9, "nonce too low"))
+    assert acts[0] == SettleNonce(7, None) and not any(isinstance(a, (Sign, Broadcast)) for a in acts)
+    (line,) = [a for a in acts if isinstance(a, Log)]
+    assert line.level == "error" and "did not sign" in line.text and "8 -> 9" in line.text
+    res = result_of(acts)
+    assert res.outcome == Outcome.FAILED and "nonce 7 refused: nonce too low" in res.reason and run.done
+    assert core.nonces.next == 9 and core.nonces.taken == {}
+    nxt = core.run(signal(core, signal_id=2))
+    (sign2,) = to_head(nxt)
+    assert sign2.nonce == 9
 
-    # refused again (a second foreign transaction in between): FAILED, the tracker past the chain's count
-    core = make_core()
-    run = core.run(signal(core, signal_id=2))
-    (sign,) = to_head(run)
-    run.on(Signed(tx(nonce=sign.nonce)))
-    *_, again = run.on(NonceUsed(8, "nonce too low"))
-    run.on(Signed(tx(nonce=again.nonce, n=2)))
-    res = result_of(run.on(NonceUsed(10, "nonce too low")))
-    assert res.outcome == Outcome.FAILED and "nonce 8 refused: nonce too low" in res.reason and run.done
-    assert core.nonces.next == 10
-    # a refusal whose pending count is not past our nonce is no foreign transaction: FAILED at once
+    # a refusal whose pending count is not past our nonce: FAILED, the nonce never used given back
     core = make_core()
     run = core.run(signal(core, signal_id=3))
     (sign,) = to_head(run)
@@ -543,15 +531,37 @@ def test_a_nonce_another_signer_took_is_signed_again_once_with_the_chains_pendin
     assert FillNonce(7) in acts and result_of(acts).outcome == Outcome.FAILED and core.nonces.next == 9
 
 
-def test_a_replacement_refused_for_its_nonce_fails_as_before() -> None:
+def test_a_replacement_refused_for_its_nonce_watches_on_and_the_first_transaction_s_receipt_settles_it() -> None:
+    """Found under load on the devnet: the first transaction of nonce 7 is mined between the last receipt poll and
+    its replacement, which the node then refuses ("nonce too low"). With one signer that nonce is ours: the watch
+    goes on with what was sent, and the mined transaction's receipt ends the signal EXECUTED (before: FAILED)."""
     core = make_core()
     run, t = to_watch(core)
     run.on(Polled(10.1))  # the watch's timers start
     (repl,) = run.on(Polled(13.5))  # replace_after_s 3.0: a bumped replacement of nonce 7
     assert isinstance(repl, Sign) and repl.nonce == 7
     run.on(Signed(tx(nonce=7, n=2)))
-    res = result_of(run.on(NonceUsed(8, "nonce too low")))
-    assert res.outcome == Outcome.FAILED and "nonce 7" in res.reason
+    note, poll = run.on(NonceUsed(8, "nonce too low"))
+    assert isinstance(note, Log) and note.level == "info" and "watching on" in note.text
+    assert poll == PollReceipts((t.hash_hex,), 0.0) and run.step is Step.WATCH and core.nonces.next == 8
+    res = result_of(run.on(Polled(13.6, 0, receipt(t, logs=(profit_log(run.gross),)))))
+    assert res.outcome == Outcome.EXECUTED and res.tx_hash == t.tx_hash
+
+
+def test_a_cancel_refused_for_its_nonce_watches_on_until_the_second_deadline() -> None:
+    core = make_core()
+    run, t = to_watch(core)
+    run.on(Polled(10.1))
+    timeout = run.cfg.submission.receipt_timeout_s
+    acts = run.on(Polled(10.1 + timeout))
+    (cancel,) = [a for a in acts if isinstance(a, Sign)]
+    assert cancel.nonce == 7 and cancel.gas_limit == CANCEL_GAS
+    run.on(Signed(tx(nonce=7, n=3)))
+    _, poll = run.on(NonceUsed(8, "replacement transaction underpriced"))
+    assert isinstance(poll, PollReceipts) and run.step is Step.WATCH
+    assert not any(isinstance(a, Sign) for a in run.on(Polled(10.2 + timeout)))  # no second cancel
+    res = result_of(run.on(Polled(10.1 + 2 * timeout)))
+    assert res.outcome == Outcome.NOT_INCLUDED and "still pending" in res.reason
 
 
 def test_every_step_refuses_the_events_it_does_not_expect() -> None:

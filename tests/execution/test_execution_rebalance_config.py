@@ -20,8 +20,7 @@ USDC_A, USDC_B = "0x" + "a1" * 20, "0x" + "b1" * 20
 
 
 def doc(**over: Any) -> dict[str, Any]:
-    chain = {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "aa" * 20, "bridge": "0x" + "ba" * 20,
-             "keystore": {"path": "k.json", "password_file": "pw"}}
+    chain = {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "aa" * 20, "bridge": "0x" + "ba" * 20}
     d: dict[str, Any] = {
         "rebalancer": {"state_db": "s.sqlite", "bridge_fee_bps": 1},
         "chains": [dict(chain, chain_id=A), dict(chain, chain_id=B, rpc_url="http://127.0.0.1:8546")],
@@ -58,7 +57,8 @@ def test_an_rpc_url_from_a_file(tmp_path: Path) -> None:
     (lambda d: d["chains"][1].update(chain_id=A), "chains[1].chain_id"),
     (lambda d: d["chains"][0].update(contract="0x12"), "chains[0].contract"),
     (lambda d: d["chains"][0].update(rpc_url_env="X"), "chains[0].rpc_url"),
-    (lambda d: d["chains"][0]["keystore"].update(password_env="P"), "chains[0].keystore"),
+    (lambda d: d["chains"][1].update(keystore={"path": "k.json", "password_file": "pw"}), "chains[1].keystore"),
+    (lambda d: d["rebalancer"].update(tip_wei=1), "rebalancer.tip_wei"),
     (lambda d: d["rebalancer"].update(bridge_fee_bps=10_000), "rebalancer.bridge_fee_bps"),
     (lambda d: d["rebalancer"].update(pol_s=1), "rebalancer"),
     (lambda d: d.update(chains=d["chains"][:1]), "chains"),
@@ -75,10 +75,19 @@ def test_mistakes_are_refused_naming_the_key(change: Any, where: str) -> None:
 def test_a_plaintext_key_is_refused_without_echoing_it() -> None:
     key = "11" * 32
     d = doc()
-    d["chains"][0]["keystore"] = {"path": "k.json", "password_file": "pw", "private_key": key}
+    d["rebalancer"]["private_key"] = key
     with pytest.raises(ConfigError) as err:
         config_from_dict(d)
     assert key not in str(err.value)
+
+
+def test_a_keystore_is_refused_the_rebalancer_signs_nothing() -> None:
+    """Two processes assigning nonces for one account race each other: the executor is the owner's one signer."""
+    d = doc()
+    d["chains"][0]["keystore"] = {"path": "k.json", "password_file": "pw"}
+    with pytest.raises(ConfigError, match="signs nothing") as err:
+        config_from_dict(d)
+    assert err.value.path == "chains[0].keystore"
 
 
 def test_the_command_says_one_line_for_a_bad_file(tmp_path: Path) -> None:

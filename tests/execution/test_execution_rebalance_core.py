@@ -34,12 +34,13 @@ from execution.rebalance.core import (
     on_completed,
     plan,
     record,
+    request_for,
     sent_log,
     settle,
-    tx_for,
 )
 from protocol import Message, decode, encode
-from protocol.execution import NO_NONCE, BridgeTransfer, BridgeTransferState
+from protocol.execution import NO_NONCE, BridgeTransfer, BridgeTransferState, OwnerCall, OwnerTxRequest
+from protocol.tlv import decode_tlvs
 
 A, B, C = 31337, 31338, 8453
 USDC_A = "0x" + "a1" * 20
@@ -160,22 +161,27 @@ def _args(data: bytes, signature: str, types: list[str]) -> tuple[object, ...]:
     return tuple(eth_abi.decode(types, data[4:]))
 
 
-def test_each_step_s_transaction() -> None:
-    w = tx_for(transfer(State.WITHDRAWING))
-    assert w.to == ARB_A
-    assert _args(w.data, "withdrawToken(address,address,uint256)", ["address", "address", "uint256"]) == (
-        USDC_A, OWNER, 5_000_000)
-    a = tx_for(transfer(State.APPROVING))
-    assert a.to == USDC_A and _args(a.data, "approve(address,uint256)", ["address", "uint256"]) == (BRIDGE_A, 5_000_000)
-    s = tx_for(transfer(State.SENDING))
-    assert s.to == BRIDGE_A
-    assert _args(s.data, "send(address,uint256,uint256,address)", ["address", "uint256", "uint256", "address"]) == (
-        USDC_A, 5_000_000, B, ARB_B)
-    r = tx_for(transfer(State.RETURNING, end="refused"))
-    assert r.to == USDC_A and _args(r.data, "transfer(address,uint256)", ["address", "uint256"]) == (ARB_A, 5_000_000)
+def test_each_step_asks_the_executor_for_its_owner_call() -> None:
+    """The rebalancer signs nothing: each step is a request naming a call of the closed list, the source chain,
+    the token and the amount (and the destination chain for the bridge's send); the executor builds the calldata
+    (tests/execution/test_execution_owner.py)."""
+    token = bytes.fromhex(USDC_A[2:])
+    asked = {state: request_for(transfer(state, end="refused"), 11) for state in TX_STATES}
+    assert asked == {
+        State.WITHDRAWING: OwnerTxRequest(request_id=11, chain_id=A, call=OwnerCall.WITHDRAW, token=token,
+                                          amount=5_000_000, dst_chain=0),
+        State.APPROVING: OwnerTxRequest(request_id=11, chain_id=A, call=OwnerCall.APPROVE, token=token,
+                                        amount=5_000_000, dst_chain=0),
+        State.SENDING: OwnerTxRequest(request_id=11, chain_id=A, call=OwnerCall.BRIDGE_SEND, token=token,
+                                      amount=5_000_000, dst_chain=B),
+        State.RETURNING: OwnerTxRequest(request_id=11, chain_id=A, call=OwnerCall.RETURN, token=token,
+                                        amount=5_000_000, dst_chain=0),
+    }
+    wire = asked[State.SENDING].encode()
+    assert decode_tlvs(wire, 0, len(wire)) == (asked[State.SENDING],)
     for state in set(State) - TX_STATES:
         with pytest.raises(TransferError):
-            tx_for(transfer(state))
+            request_for(transfer(state), 1)
 
 
 def test_after_a_withdraw_the_allowance_decides_whether_to_approve() -> None:

@@ -46,19 +46,22 @@ def test_the_file_is_private_and_transfers_round_trip(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_state_its_transaction_and_its_record_are_one_commit(tmp_path: Path) -> None:
+def test_a_state_its_request_and_its_record_are_one_commit(tmp_path: Path) -> None:
     store = RebalanceStore(tmp_path / "rb.sqlite")
     try:
         t = transfer(store, state=State.SENDING)
-        store.record_tx(tx_hash="0x01", transfer_id=t.transfer_id, step="sending", chain_id=1, sender=t.owner, nonce=4,
-                        raw=b"\x02raw")
-        assert store.live_tx(t.transfer_id, "sending").nonce == 4  # type: ignore[union-attr]
-        assert store.max_live_nonce(1, t.owner) == 4 and store.max_live_nonce(2, t.owner) is None
+        asked = store.new_request(transfer_id=t.transfer_id, step="sending", chain_id=1)
+        again = store.new_request(transfer_id=t.transfer_id + 1, step="sending", chain_id=1)
+        assert again.request_id == asked.request_id + 1  # a request's id is never reused
+        assert store.live_tx(t.transfer_id, "sending") == asked and asked.status == "requested" and asked.nonce == -1
+        row = store.answered(asked.request_id, tx_hash="0x01", sender=t.owner, nonce=4)
+        assert (row.status, row.tx_hash, row.nonce, row.sender) == ("pending", "0x01", 4, t.owner)
+        assert store.live_tx(t.transfer_id, "sending") == row
         sent = t.to(State.SENT, nonce=9, sent_time_ns=1)
         rec = record(sent)
-        store.save(sent, tx=("0x01", "mined"), record=(rec.state, 11, rec.encode()))
+        store.save(sent, tx=(row.request_id, "mined"), record=(rec.state, 11, rec.encode()))
         assert store.live_tx(t.transfer_id, "sending") is None
-        assert [(r.status, r.raw) for r in store.txs(t.transfer_id)] == [("mined", b"\x02raw")]
+        assert [(r.status, r.tx_hash) for r in store.txs(t.transfer_id)] == [("mined", "0x01")]
         assert store.unsent_records(10) == [(t.transfer_id, rec.state, 11, rec.encode())]
         assert store.unsent_records(11) == []
         # a failing commit leaves all of it as it was
@@ -66,10 +69,29 @@ def test_a_state_its_transaction_and_its_record_are_one_commit(tmp_path: Path) -
             store.save(sent.to(State.COMPLETED), record=(2, 12, None))  # type: ignore[arg-type]
         assert store.get(t.transfer_id).state is State.SENT  # type: ignore[union-attr]
         assert store.unsent_records(0) == [(t.transfer_id, rec.state, 11, rec.encode())]
-        store.set_tx_status("0x01", "dropped")
-        assert store.max_live_nonce(1, t.owner) is None
+        # a request refused or a transaction dropped is no longer the step's: a new request replaces it
+        store.set_status(again.request_id, "refused")
+        assert store.live_tx(again.transfer_id, "sending") is None
     finally:
         store.close()
+
+
+def test_a_state_file_with_transactions_it_signed_itself_still_pending_is_refused(tmp_path: Path) -> None:
+    """A state file of the version that signed with the owner's key: its pending transactions are that
+    version's to settle (this one has no key and no raw bytes to send again)."""
+    path = tmp_path / "rb.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE txs (tx_hash TEXT PRIMARY KEY, status TEXT NOT NULL)")
+    db.execute("INSERT INTO txs VALUES ('0x01', 'pending')")
+    db.commit()
+    db.close()
+    with pytest.raises(ValueError, match="still pending"):
+        RebalanceStore(path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE txs SET status='mined'")
+    db.commit()
+    db.close()
+    RebalanceStore(path).close()
 
 
 class Relay:

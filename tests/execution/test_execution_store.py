@@ -32,6 +32,26 @@ def test_each_chain_has_its_own_nonce_rows(tmp_path: Path) -> None:
     own.close()
 
 
+def test_a_rebalancer_request_s_transaction_is_found_by_requester_and_id_while_it_may_land(tmp_path: Path) -> None:
+    """``owner_tx``: the executor answers a request asked again with the transaction it signed for it, on that
+    chain only, and only while that transaction may land (a dropped row's nonce may be another's now)."""
+    own = ExecutorStore(tmp_path / "s.sqlite")
+    b = own.for_chain(31338)
+    try:
+        b.record_tx(tx_hash="0x31", signal_id=0, nonce=4, raw=b"r31", max_fee=1, tip=1, gas_limit=1,
+                    meta='{"owner": [48, 31, 1]}')
+        b.record_tx(tx_hash="0x03", signal_id=0, nonce=5, raw=b"r3", max_fee=1, tip=1, gas_limit=1,
+                    meta='{"owner": [48, 3, 2]}')
+        assert b.owner_tx(48, 3).tx_hash == "0x03" and b.owner_tx(48, 31).raw == b"r31"  # type: ignore[union-attr]
+        assert b.owner_tx(49, 3) is None and own.owner_tx(48, 3) is None and b.owner_tx(48, 4) is None
+        b.settle_nonce(5, "0x03")
+        assert b.owner_tx(48, 3).status == "mined"  # type: ignore[union-attr]
+        b.settle_nonce(4, None)
+        assert b.owner_tx(48, 31) is None
+    finally:
+        own.close()
+
+
 def test_a_file_from_before_per_chain_transactions_is_the_own_chains(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)

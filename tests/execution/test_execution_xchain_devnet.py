@@ -92,7 +92,7 @@ class Side:
     def entry(self) -> dict[str, Any]:
         return {"chain_id": self.dep.chain_id, "rpc_url": self.dep.rpc_url, "contract": self.arb,
                 "gas_token": self.weth, "keystore": {"path": str(self.keystore), "password_file": str(self.password)},
-                "venues": [{"venue": "DEVNET_V2_A", "factory": self.factory}]}
+                "venues": [{"venue": "DEVNET_V2_A", "factory": self.factory}], "bridge": self.dep.bridge.address}
 
     def balances(self) -> tuple[int, int]:
         """(USDC, WETH) our contract holds on this chain."""
@@ -120,6 +120,15 @@ class Side:
                         quote_token=TokenId.of(self.dep.chain_id, self.usdc),
                         gas_token=TokenId.of(self.dep.chain_id, self.weth), price_pools=(state,), gas_units=150_000,
                         gas_price_wei=2 * 10**9, block_time_ms=block_time_ms)
+
+    def buy_weth(self, usdc: int, tip: int) -> str:
+        """A competitor's router purchase of WETH for ``usdc`` on this chain's pool (not waited for)."""
+        router = self.dep.v2_venue("uniswap_v2_a").router
+        return self.chain.rpc("eth_sendTransaction", {
+            "from": self.trader, "to": router, "gas": hex(300_000), "maxPriorityFeePerGas": hex(tip),
+            "maxFeePerGas": hex(tip + 100 * 10**9), "data": "0x" + abi_call(
+                "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)", usdc, 0,
+                [self.usdc, self.weth], self.trader, 2**40).hex()})
 
     def sell_weth(self, amount: int, tip: int) -> str:
         """A competitor's router sale of WETH on this chain's pool (not waited for: the chain may not mine)."""
@@ -279,9 +288,12 @@ async def test_both_legs_execute_and_the_reports_are_both_contracts_balances(pai
         assert res.tx_hash == r0.tx_hash and res.chain_id == A
 
 
-async def test_a_nonce_the_rebalancer_used_with_the_same_key_is_not_signed_again(pair: tuple[Side, Side]) -> None:
-    """The rebalancer withdraws inventory on B with B's owner key after the executor started (its nonce
-    sequence was reconciled before): B's leg still goes out, at the next free nonce."""
+async def test_a_nonce_a_key_used_outside_the_executor_took_fails_the_leg_once_and_the_next_signal_trades(
+        pair: tuple[Side, Side], caplog: pytest.LogCaptureFixture) -> None:
+    """The executor is the owner's one signer (the rebalancer's transactions go through it). Someone signs with
+    B's key outside it after its nonces were reconciled: B's leg is refused for its nonce -- one error line, the
+    leg not sent (A's leg, landed, is unwound), nothing signed again -- and B's tracker is moved up to the chain's
+    pending count once, so the next signal trades on both chains."""
     a, b = pair
     async with world(pair) as w:
         b.chain.rpc("anvil_impersonateAccount", b.owner)
@@ -289,6 +301,13 @@ async def test_a_nonce_the_rebalancer_used_with_the_same_key_is_not_signed_again
         b.chain.rpc("anvil_stopImpersonatingAccount", b.owner)
         sig, msg, _ = w.signal()
         nb, wb0 = b.nonce(), b.balances()[1]
+        res, _, r1 = await w.run(sig, msg)
+        assert res.outcome == Outcome.UNWOUND and r1.result == DexLegResult.NOT_SENT, res.reason
+        assert "nonce" in r1.reason and b.nonce() == nb and b.balances()[1] == wb0
+        lines = [r for r in caplog.records if "did not sign" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].levelname == "ERROR", [r.getMessage() for r in lines]
+        assert w.ex.xchain.sides[B].core.nonces.next == nb
+        sig, msg, _ = w.signal()
         res, _, r1 = await w.run(sig, msg)
         assert res.outcome == Outcome.EXECUTED, res.reason
         assert b.nonce() == nb + 1 and wb0 - b.balances()[1] == r1.amount_in
@@ -686,6 +705,123 @@ async def test_the_executor_process_runs_a_cross_chain_signal_off_real_relays(pa
             n.cancel_scope.cancel()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_rebalances_and_trades_at_once_use_each_nonce_once_through_the_one_signer(
+        pair: tuple[Side, Side], caplog: pytest.LogCaptureFixture) -> None:
+    """The executor's process (``execution.process.run``) trades cross-chain signals while the rebalancer's process
+    (``execution.rebalance.process.run``) moves USDC and WETH from B to A, both off real relays, both for the same
+    owner account on B (and A). Every transaction of the owner's on each chain is one the executor signed from its
+    one nonce sequence, each nonce exactly once, the rebalancer's interleaved with the trades' legs; no
+    transaction is refused for its nonce (no NonceUsed), every signal trades and every transfer is sent."""
+    from execution.process import run as run_executor
+    from execution.rebalance.config import config_from_dict as rebalancer_config
+    from execution.rebalance.process import run as run_rebalancer
+    from execution.rebalance.store import RebalanceStore
+    from relays.client import RelayConsumer, RelayProducer
+    from relays.server import RelayConfig, serve
+    from tools.deployment_writer import rebalancer_doc
+
+    a, b = pair
+    d = Path(tempfile.mkdtemp(prefix="apxcr-", dir="/tmp"))
+    try:
+        async with world(pair, rebalancer_source_id=48) as w, trio.open_nursery() as n:
+            socks = {}
+            for dom in (Domain.MARKET_DATA, Domain.SIGNAL, Domain.EXECUTION):
+                cfg = RelayConfig(domain=dom, socket_path=str(d / f"{dom.name.lower()[:3]}.sock"),
+                                  data_dir=str(d / f"data-{dom.name.lower()}"), fsync="off")
+                await n.start(serve, cfg)
+                socks[dom] = cfg.socket_path
+            config = msgspec.structs.replace(
+                w.config, state_db=str(d / "state.sqlite"),
+                relays=msgspec.structs.replace(w.config.relays, market_data=socks[Domain.MARKET_DATA],
+                                               signal=socks[Domain.SIGNAL], execution=socks[Domain.EXECUTION]))
+            # more WETH on B than the trades and the rebalancer's transfer take between them
+            b.chain.send(b.trader, b.weth, abi_call("transfer(address,uint256)", b.arb, 30 * 10**18))
+            nonce0 = {A: a.nonce(), B: b.nonce()}
+            md = await n.start(_producer, Domain.MARKET_DATA, socks[Domain.MARKET_DATA], 7)
+            await md.publish(a.records() + b.records())
+            await md.flush()
+            await n.start(lambda task_status: run_executor(config, unlock(config), task_status=task_status))
+            # B holds more USDC and WETH than its targets, A less than its floors: one transfer of each from B
+            usdc_b, weth_b = b.balances()
+            targets = {("USDC", A): (USDC_INVENTORY + 10_000 * 10**6, USDC_INVENTORY + 20_000 * 10**6),
+                       ("USDC", B): (0, usdc_b - 20_000 * 10**6),
+                       ("WETH", A): (WETH_INVENTORY + 2 * 10**18, WETH_INVENTORY + 3 * 10**18),
+                       ("WETH", B): (0, weth_b - 3 * 10**18)}
+            rb_state = d / "rebalancer.sqlite"
+            rcfg = rebalancer_config(rebalancer_doc([a.dep, b.dep], contracts={A: a.arb, B: b.arb}, targets=targets,
+                                                    state_db=rb_state, execution_socket=socks[Domain.EXECUTION],
+                                                    poll_s=0.05, bridge_fee_bps=1, source_id=48, answer_wait_s=10.0))
+            results: list[ExecutionResult] = []
+            async with RelayConsumer.connect(Domain.EXECUTION, socks[Domain.EXECUTION], from_seq=0, name="test",
+                                             types={ExecutionResult.TYPE}) as res_c, \
+                    RelayProducer.connect(Domain.SIGNAL, socks[Domain.SIGNAL], source_id=21, name="s") as sp:
+                await n.start(lambda task_status: run_rebalancer(rcfg, task_status=task_status))
+
+                def moved() -> int:  # transfers sent (the bridge's relayer is not running: none completes) or ended
+                    store = RebalanceStore(rb_state)
+                    try:
+                        return sum(t.state.value == "sent" or not t.open for t in store.transfers())
+                    finally:
+                        store.close()
+
+                with trio.fail_after(120):
+                    while moved() < 2 or len(results) < 2:  # trades go on until both transfers are sent
+                        assert len(results) < 12, "the rebalancer did not send both transfers"
+                        sig, msg, quote = w.signal()
+                        await md.publish(a.records() + b.records())
+                        await md.flush()
+                        await sp.publish(list(msg.tlvs))
+                        await sp.flush()
+                        async for m in res_c:
+                            (r,) = [t for t in m.tlvs if type(t) is ExecutionResult]
+                            if r.signal_id == sig.signal_id:
+                                results.append(r)
+                                break
+                        # the market moves back (others trade the gap open again): the next signal pays too
+                        a.sell_weth(quote.base_amount, 10**9)
+                        b.buy_weth(quote.amount_out, 10**9)
+            assert results and all(r.outcome == Outcome.EXECUTED for r in results), [(r.outcome, r.reason) for r in results]
+            store = RebalanceStore(rb_state)
+            try:
+                transfers = store.transfers()
+                asked = [(r.step, r.status) for t in transfers for r in store.txs(t.transfer_id)]
+            finally:
+                store.close()
+            assert sorted(t.asset for t in transfers) == ["USDC", "WETH"] and all(t.src_chain == B for t in transfers)
+            assert all(t.state.value == "sent" for t in transfers), transfers
+            assert all(status == "mined" for _, status in asked) and len(asked) >= 4, asked  # none dropped or refused
+            ex = ExecutorStore(d / "state.sqlite")
+            try:
+                views = {A: ex, B: ex.for_chain(B)}
+                rows = {c: v.all_nonces() for c, v in views.items()}
+                kinds = {c: [(nonce, views[c].txs_of_nonce(nonce)[0].meta) for nonce, _, _ in rows[c]] for c in (A, B)}
+            finally:
+                ex.close()
+            for c, side in ((A, a), (B, b)):
+                now = side.nonce()
+                assert [nonce for nonce, _, _ in rows[c]] == list(range(nonce0[c], now)), (c, rows[c], nonce0[c], now)
+                for nonce, h, _ in rows[c]:
+                    tx = side.chain.rpc("eth_getTransactionByHash", h)
+                    assert tx is not None and int(tx["nonce"], 16) == nonce and tx["blockNumber"] is not None
+            owner_nonces = [nonce for nonce, meta in kinds[B] if '"owner"' in meta]
+            leg_nonces = [nonce for nonce, meta in kinds[B] if '"owner"' not in meta]
+            assert len(owner_nonces) == len(asked) and len(leg_nonces) == len(results)
+            assert any(min(owner_nonces) < x < max(owner_nonces) for x in leg_nonces), (owner_nonces, leg_nonces)
+            assert not [r for r in caplog.records if "did not sign" in r.getMessage() or "refused" in r.getMessage()]
+            n.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+async def _producer(dom: Domain, sock: str, source_id: int, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """A producer kept open in the caller's nursery (handed over with ``task_status``)."""
+    from relays.client import RelayProducer
+
+    async with RelayProducer.connect(dom, sock, source_id=source_id, name=f"p{source_id}") as p:
+        task_status.started(p)
+        await trio.sleep_forever()
 
 
 async def test_the_executor_process_killed_with_a_leg_in_flight_settles_it_after_a_restart(

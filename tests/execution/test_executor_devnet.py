@@ -565,36 +565,37 @@ async def test_kill9_mid_flight_recovers_nonces_without_reuse(h: Harness) -> Non
         assert len([x for x in h.results if x.signal_id == first.signal_id]) == 1
 
 
-async def test_a_nonce_another_signer_used_is_taken_from_the_chain_and_the_signal_trades(h: Harness) -> None:
-    """The rebalancer signs for the executor's account too (withdrawToken is owner-only; specs/rebalance.md):
-    a nonce it used makes the node refuse the executor's next send ("nonce too low"). The executor reads
-    the account's pending count, signs the same transaction again with it (recorded before it is sent)
-    and the signal trades; the refused row is settled, never broadcast; the next signal trades too."""
+async def test_a_nonce_a_key_used_outside_the_executor_took_fails_the_signal_once_and_the_next_trades(
+        h: Harness) -> None:
+    """The executor is the account's one signer (the rebalancer's transactions go through it,
+    specs/rebalance.md): a transaction signed with its key outside it takes the executor's next nonce, and the
+    node refuses the executor's send ("nonce too low"). Nothing is signed again: one error line, the signal
+    FAILED, the refused row settled (never broadcast), the tracker moved up to the chain's pending count once;
+    the next signal trades at the first free nonce."""
     async with h.running():
         await h.start_executor(h.executor_config("public"))
         owner = h.w["owner"]
         n0 = h.nonce("pending")
         h.chain.rpc("anvil_impersonateAccount", owner)
         try:
-            h.chain.send(owner, owner, b"")  # the other signer's transaction takes the executor's next nonce
+            h.chain.send(owner, owner, b"")  # outside the executor: takes its next nonce
         finally:
             h.chain.rpc("anvil_stopImpersonatingAccount", owner)
-        before = h.recipient_weth()
         await h.dump_and_publish(V2V2)
         (r,) = await h.wait_results(1)
-        check_executed(h, r, before)
-        assert "another signer used it" in h.executor_log()
-        mined = h.chain.rpc("eth_getTransactionByHash", "0x" + r.tx_hash.hex())
-        assert int(mined["nonce"], 16) == n0 + 1
+        assert r.outcome == Outcome.FAILED and f"nonce {n0} refused" in r.reason, r.reason
+        lines = [line for line in h.executor_log().splitlines() if "did not sign" in line]
+        assert len(lines) == 1 and "ERROR" in lines[0] and f"-> {n0 + 1}" in lines[0], lines
         before = h.recipient_weth()
         await h.dump_and_publish(V2V2)
         r2 = (await h.wait_results(2))[1]
         check_executed(h, r2, before)
-        assert h.nonce("latest") == n0 + 3
+        mined = h.chain.rpc("eth_getTransactionByHash", "0x" + r2.tx_hash.hex())
+        assert int(mined["nonce"], 16) == n0 + 1 and h.nonce("latest") == n0 + 2
         store = ExecutorStore(h.db)
         rows = store.all_nonces()
         store.close()
-        assert [(n, s) for n, _, s in rows] == [(n0, "dropped"), (n0 + 1, "mined"), (n0 + 2, "mined")]
+        assert [(n, s) for n, _, s in rows] == [(n0, "dropped"), (n0 + 1, "mined")]
 
 
 async def test_fresh_executor_killed_before_its_first_signal_resumes_where_it_subscribed(h: Harness) -> None:

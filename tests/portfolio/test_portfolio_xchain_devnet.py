@@ -1,6 +1,6 @@
 """Books and risk per chain on the real two-chain devnet, everything a real process on real relays: the
-rebalancer (``alphapulse rebalancer``) bridges USDC back from chain B to chain A through the DevBridge stand-in
-(``alphapulse standin bridge``), the portfolio process books its ``BridgeTransfer`` records and the risk process
+rebalancer (``alphapulse rebalancer``, its transactions signed by ``alphapulse executor``, the owner's one signer)
+bridges USDC back from chain B to chain A through the DevBridge stand-in (``alphapulse standin bridge``), the portfolio process books its ``BridgeTransfer`` records and the risk process
 acts on them. Afterwards the books equal both chains to the wei, reconciled per chain against each chain's own
 node: each contract's tokens (the fee is the only loss) and the owner's native coin on the source chain (the
 rebalancer's gas). Risk's xchain_inventory stop (95 % of the USDC on chain B at start) lifts itself once the
@@ -141,8 +141,7 @@ chain_id = {cid}
 rpc_url = "{w.net(cid).deployment.rpc_url}"
 contract = "{w.contracts[cid]}"
 bridge = "{w.net(cid).deployment.bridge.address}"
-keystore = {{ path = "{w.keystore}", password_file = "{w.d / 'password'}" }}
-""" for cid in (A, B))  # type: ignore[attr-defined]
+""" for cid in (A, B))
     targets = "".join(f"""
 [[targets]]
 asset = "USDC"
@@ -163,6 +162,40 @@ tokens = [{{ chain_id = {A}, address = "{w.token(A, 'USDC')}" }}, {{ chain_id = 
 [relays]
 execution = "{w.socks['execution']}"
 """)
+    return path
+
+
+def executor_toml(w: World) -> Path:
+    """The executor owning both contracts: the rebalancer signs nothing, the executor -- the owner account's one
+    signer -- sends its transactions (``specs/rebalance.md``, "One signer per account")."""
+    password = w.d / "password"
+    keystore = f'{{ path = "{w.keystore}", password_file = "{password}" }}'  # type: ignore[attr-defined]
+    chains = "".join(f"""
+[[cross_chain.chains]]
+chain_id = {cid}
+rpc_url = "{w.net(cid).deployment.rpc_url}"
+contract = "{w.contracts[cid]}"
+gas_token = "{w.token(cid, 'WETH')}"
+bridge = "{w.net(cid).deployment.bridge.address}"
+keystore = {keystore}
+""" for cid in (A, B))
+    path = w.d / "executor.toml"
+    path.write_text(f"""[executor]
+chain_id = {A}
+rpc_url = "{w.net(A).deployment.rpc_url}"
+contract = "{w.contracts[A]}"
+gas_token = "{w.token(A, 'WETH')}"
+state_db = "{w.d / 'executor.sqlite'}"
+market_data_from = "now"
+
+[keystore]
+path = "{w.keystore}"
+password_file = "{w.d / 'password'}"
+
+[cross_chain]
+rebalancer_source_id = 48
+{chains}
+{relays_toml(w)}""")  # type: ignore[attr-defined]
     return path
 
 
@@ -242,11 +275,13 @@ max_transfer_s = 1.0
     wait_for(lambda: w.log("risk"), lambda: "EMERGENCY STOP" in w.log("risk"), 30)  # 95 % of the USDC on B
     w.start("standin", "standin", "bridge", "--deployment", str(w.deployment), "--delay", "4",  # type: ignore[attr-defined]
              "--fee-bps", str(FEE_BPS), "--state", str(w.d / "relayer.sqlite"), "--poll", "0.05")
+    w.start("executor", "executor", "--config", str(executor_toml(w)))
+    wait_for(lambda: w.log("executor")[-3000:], lambda: "executor: ready" in w.log("executor"), 60)
     w.start("rebalancer", "rebalancer", "--config", str(rebalancer_toml(w)))
     wait_for(lambda: f"{books_state(db_path)}\n{w.log('rebalancer')[-3000:]}\n{w.log('portfolio')[-2000:]}",
              lambda: [s for s, _ in books_state(db_path)] == [2], 90)
     seen = trio.run(controls, w.socks["execution"], lambda s: sum(type(t) is Resume for t in s) >= 2)
-    for name in ("rebalancer", "standin", "portfolio", "risk"):
+    for name in ("rebalancer", "executor", "standin", "portfolio", "risk"):
         w.stop(name)
 
     # risk: the concentration stop of B, lifted when the transfer left; the overdue stop of A, lifted when it landed

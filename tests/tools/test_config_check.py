@@ -93,8 +93,7 @@ def test_a_strategy_with_hold_back_needs_the_execution_socket(tmp_path: Path) ->
 
 
 def test_a_rebalancer_config_is_checked_with_its_loader_and_needs_the_execution_socket(tmp_path: Path) -> None:
-    chain = {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "aa" * 20, "bridge": "0x" + "ba" * 20,
-             "keystore": {"path": "k.json", "password_file": "pw"}}
+    chain = {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "aa" * 20, "bridge": "0x" + "ba" * 20}
     doc = {"chains": [dict(chain, chain_id=1), dict(chain, chain_id=2)],
            "assets": [{"name": "USDC", "tokens": [{"chain_id": 1, "address": "0x" + "a1" * 20},
                                                   {"chain_id": 2, "address": "0x" + "b1" * 20}]}],
