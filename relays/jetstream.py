@@ -675,6 +675,16 @@ class JetStreamConsumer:
             deliver = f"{nc.inbox_prefix}.d{secrets.token_hex(4)}"
             self._broken = None
             sid = nc.subscribe(deliver, self._on_delivery)
+            # What each setting costs on the path (nats-server 2.9): ack "none" -- no ack per delivery
+            # to send, track or wake us for (exactly-once comes from the cursor and the relay's
+            # dedupe, not from redelivery), so max_ack_pending and ack batching do not apply; flow
+            # control -- the server asks for a reply once half its pending-bytes window is out (the
+            # window starts at 1/16 of the server's JsFlowControlMaxPending, 1 or 32 MB by 2.x
+            # release, and doubles per reply) and stalls only when a whole window is unanswered:
+            # at 20,000 x 64 B/s that is tens of ms of a reader not reading, and it bounds what a
+            # stuck reader buffers; idle heartbeats every second, only when nothing else is delivered: they
+            # make a lost tail visible. mem_storage and one replica for the consumer's own state
+            # (an ephemeral consumer's position is ours, kept by the cursor).
             config = {
                 "deliver_policy": "by_start_sequence", "opt_start_seq": start, "ack_policy": "none",
                 "deliver_subject": deliver, "flow_control": True, "idle_heartbeat": int(self.idle_heartbeat * 1e9),
