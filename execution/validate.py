@@ -208,7 +208,7 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
             return Verdict(outcome=Outcome.STALE, head_block=head.block_number,
                            reason=f"pool stale: hop {i} pool {pool.address} is {why}")
         # A Curve pool is allow-listed by its own address (the contract's CURVE hops).
-        factory = to_checksum_address(pool.address) if isinstance(s, CurvePool) else factories.get(pool.venue)
+        factory = pool.address if isinstance(s, CurvePool) else factories.get(pool.venue)
         if factory is None:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"no factory configured for venue {pool.venue} (hop {i})")
@@ -242,8 +242,8 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
         else:
             return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                            reason=f"hop {i}: venue kind {VenueKind(pool.kind).name} is not executable by the contract")
-        out_hops.append(Hop(pool=to_checksum_address(address), factory=factory,
-                            token_in=to_checksum_address(h.token_in), token_out=to_checksum_address(h.token_out),
+        # the calldata Hop writes its addresses in their canonical (checksummed) form itself: not twice here
+        out_hops.append(Hop(pool=address, factory=factory, token_in=h.token_in, token_out=h.token_out,
                             kind=kind, fee=fee, amount_in=amount if i == 0 else 0, amount_out=out,
                             tick_spacing=spacing, coin_in=coins[0], coin_out=coins[1]))
         amount = out
