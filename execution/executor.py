@@ -248,7 +248,7 @@ class Executor:
 
     async def _release_nonces(self, run: Any) -> None:
         """After a failed signal: a nonce it took and did not see broadcast. The chain's pending count above
-        it means the node has it (our send got through before the error, or another signer used it):
+        it means the node has it (our send got through before the error, or the key was used outside us):
         spent. Else it is given back, or filled when later nonces are out (``ExecutorCore.release_nonce``)."""
         held = self.nonces.held_by(run.signal_id)
         if not held:
@@ -392,7 +392,7 @@ class Executor:
             assert isinstance(a, Broadcast)
             try:
                 await self.chain.send_raw(a.tx.raw)
-            except NonceTaken as exc:  # another signer of the account: the core signs again or ends the run
+            except NonceTaken as exc:  # our key used outside the executor (or our own earlier tx at a watched nonce)
                 return NonceUsed(await self.chain.nonce("pending"), self.failure_reason(exc))
             return Broadcasted(a.tx)
         if t is PollReceipts:
