@@ -176,6 +176,20 @@ def followed(dep: Any) -> int:
                                 for p in dep.v4_pools)
 
 
+async def start_collector(nursery: trio.Nursery, h: Harness, tmp: Path,
+                          endpoints: list[dict[str, str]] | None = None, proxy: Proxy | None = None) -> Any:
+    """The relay and the test's consumer (:func:`start_stack`), then the collector on ``endpoints``, or on
+    ``proxy``'s WebSocket once it serves (its port is known only then); the collector's runner."""
+    await start_stack(nursery, h, tmp)
+    if proxy is not None:
+        await nursery.start(proxy.serve)
+        endpoints = [{"ws": proxy.ws_url}]
+    assert endpoints is not None
+    (runner,) = await nursery.start(functools.partial(process.run, config_for(h, tmp, endpoints),
+                                                      socket_path=h.sock))
+    return runner
+
+
 async def wait_bootstrapped(h: Harness) -> int:
     await h.until(lambda: len(h.tlvs(PoolSnapshot)) >= followed(h.dep) and h.tlvs(BlockHeader))
     return h.tlvs(BlockHeader)[0].number
@@ -370,10 +384,7 @@ async def test_live_ws_stream_survives_a_cut_connection(devnet_snapshot: Any, sh
     proxy = Proxy(int(h.dep.ws_url.rsplit(":", 1)[1]))
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_dir)
-            await nursery.start(proxy.serve)
-            config = config_for(h, short_dir, [{"ws": proxy.ws_url}])
-            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            runner = await start_collector(nursery, h, short_dir, proxy=proxy)
             start = await wait_bootstrapped(h)
             for _ in range(12):
                 await h.run(trader.step)
@@ -428,9 +439,7 @@ async def test_live_reorg_is_invalidated_then_corrected(devnet_snapshot: Any, sh
     me = d.funded_accounts[0]
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_dir)
-            config = config_for(h, short_dir, [{"ws": d.ws_url}])
-            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            runner = await start_collector(nursery, h, short_dir, [{"ws": d.ws_url}])
             start = await wait_bootstrapped(h)
             for _ in range(6):
                 await h.run(trader.step)
@@ -491,10 +500,7 @@ async def test_live_http_polling_after_failover(devnet_snapshot: Any, short_dir:
     trader = Trader(h, seed=23)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_dir)
-            endpoints = [{"ws": f"ws://127.0.0.1:{free_port()}"}, {"http": h.dep.rpc_url}]
-            config = config_for(h, short_dir, endpoints)
-            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            runner = await start_collector(nursery, h, short_dir, [{"ws": f"ws://127.0.0.1:{free_port()}"}, {"http": h.dep.rpc_url}])
             start = await wait_bootstrapped(h)
             for _ in range(15):
                 await h.run(trader.step)

@@ -11,15 +11,19 @@ chain's ``get_dy`` does at the end.
 
 from __future__ import annotations
 
-import functools
 import random
 from pathlib import Path
 from typing import Any
 
 import trio
-from test_evm_live_collector import Harness, Proxy, config_for, followed, records, start_stack
+from test_evm_live_collector import (
+    Harness,
+    Proxy,
+    followed,
+    records,
+    start_collector,
+)
 
-from collectors.evm import process
 from market.params import CurveParams, MarketParams
 from market.state import PoolStateManager
 from protocol.ids import PoolId, VenueKind
@@ -87,10 +91,7 @@ async def test_live_curve_pool_is_followed_exactly_through_a_cut_and_a_reorg(dev
     proxy = Proxy(int(h.dep.ws_url.rsplit(":", 1)[1]))
     with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_dir)
-            await nursery.start(proxy.serve)
-            config = config_for(h, short_dir, [{"ws": proxy.ws_url}])
-            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            runner = await start_collector(nursery, h, short_dir, proxy=proxy)
             await h.until(lambda: len(h.tlvs(PoolSnapshot)) >= followed(h.dep) and h.tlvs(BlockHeader))
             assert len(curve_snapshots(h)) == 1  # the bootstrap's
             trader = await h.run(CurveTrader, h, 16)

@@ -14,7 +14,6 @@ the pool and the permission, and nothing of it is ever published, though it trad
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 from pathlib import Path
@@ -22,9 +21,8 @@ from typing import Any
 
 import pytest
 import trio
-from test_evm_live_collector import Harness, Proxy, config_for, records, start_stack
+from test_evm_live_collector import Harness, Proxy, records, start_collector
 
-from collectors.evm import process
 from collectors.evm.chains import VENUES
 from collectors.evm.decode import LogDecoder
 from market.amm.pool_key import PoolKey, admission
@@ -214,10 +212,7 @@ async def test_live_v4_pools_followed_exactly_across_a_cut_connection(
     proxy = Proxy(int(h.dep.ws_url.rsplit(":", 1)[1]))
     with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_dir)
-            await nursery.start(proxy.serve)
-            config = config_for(h, short_dir, [{"ws": proxy.ws_url}])
-            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            runner = await start_collector(nursery, h, short_dir, proxy=proxy)
             start = await wait_bootstrapped(h)
             steps = []
             for _ in range(14):
@@ -280,9 +275,7 @@ async def test_live_v4_reorg_is_invalidated_then_corrected(devnet_snapshot: Any,
     other = d.v4_pool("WETH", "DAI", 3000)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start_stack(nursery, h, short_dir)
-            config = config_for(h, short_dir, [{"ws": d.ws_url}])
-            (runner,) = await nursery.start(functools.partial(process.run, config, socket_path=h.sock))
+            runner = await start_collector(nursery, h, short_dir, [{"ws": d.ws_url}])
             start = await wait_bootstrapped(h)
             for _ in range(5):
                 await h.run(trader.step)
