@@ -502,14 +502,18 @@ def optimize(hops: Sequence[Leg], cap: int, *, polish: bool = True) -> PathQuote
     if not polish:
         return quote
     if coarse_boundaries(quote):
-        polished = refine_coarse(hops, quote, cap, k=1)
-        if centre is not None and centre.amount_in != quote.amount_in and coarse_boundaries(centre):
-            # the steps around the converged point too (see _newton): the best tooth may be there
-            again = refine_coarse(hops, PathQuote(centre.amount_in, centre.amounts, polished.evaluations), cap, k=1)
-            if (again.profit, -again.amount_in) > (polished.profit, -polished.amount_in):
-                polished = again
-            else:
-                polished = PathQuote(polished.amount_in, polished.amounts, again.evaluations)
+        if centre is None or centre.amount_in == quote.amount_in or not coarse_boundaries(centre):
+            return _flat_top(hops, refine_coarse(hops, quote, cap, k=1), cap)
+        # The steps around the converged point first (see _newton): the continuum optimum is there, and
+        # the best steps near it. The best evaluated point is polished too only when it still beats that
+        # unpolished (an early iterate on a tooth's top can lie tens of thousands of steps away, and
+        # climbing from it first cost up to ~60 exact evaluations for what the converged point reached
+        # in a few).
+        polished = refine_coarse(hops, PathQuote(centre.amount_in, centre.amounts, evals), cap, k=1)
+        if (quote.profit, -quote.amount_in) > (polished.profit, -polished.amount_in):
+            again = refine_coarse(hops, PathQuote(quote.amount_in, quote.amounts, polished.evaluations), cap, k=1)
+            polished = again if (again.profit, -again.amount_in) > (polished.profit, -polished.amount_in) else \
+                PathQuote(polished.amount_in, polished.amounts, again.evaluations)
         return _flat_top(hops, polished, cap)
     x = quote.amount_in  # already evaluated: only its neighbours
     near = _best_of(hops, [y for y in _neighbourhood(x, NEIGHBOURHOOD, cap) if y != x], quote, quote.evaluations)
