@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from relay_testkit import DOMAINS, Procs, relays_toml, wait_for
 
 from chain.deployment import save_deployment
 from execution.deploy import deploy_and_configure
@@ -35,55 +32,28 @@ from protocol.system import EmergencyStop, Resume, StopScope
 from relays.client import RelayConsumer
 from tools.devnet.bridge_standin import fee_for
 from tools.devnet.deploy import chain_spec, start_devnet
-from tools.devnet.paths import REPO_ROOT
 
 A, B = 31337, 31338
 USDC = 10**6
 FEE_BPS = 5
 PASSWORD = "books-test-password"
-DOMAINS = ("market_data", "signal", "execution")
 
 
-class World:
+class World(Procs):
+    """The two devnets, the contracts, the relays and the processes on them (ended by PID)."""
+
     def __init__(self, d: Path) -> None:
+        super().__init__(d)
         self.d = d
         self.nets: list[Any] = []
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.contracts: dict[int, str] = {}
-        self.socks = {name: d / f"{name[:3]}.sock" for name in DOMAINS}
+        self.socks = {dom: d / f"{dom.name.lower()[:3]}.sock" for dom in DOMAINS}
 
     def net(self, chain_id: int) -> Any:
         return next(n for n in self.nets if n.deployment.chain_id == chain_id)
 
     def token(self, chain_id: int, symbol: str) -> str:
         return self.net(chain_id).deployment.address_of(symbol)
-
-    def start(self, name: str, *args: str) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-        with open(self.d / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], cwd=REPO_ROOT,
-                                                stdout=log, stderr=subprocess.STDOUT, env=env)
-
-    def log(self, name: str) -> str:
-        p = self.d / f"{name}.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def stop(self, name: str) -> None:
-        p = self.procs.pop(name)
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-def wait_for(what: Any, predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what() if callable(what) else what
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +72,14 @@ def world() -> Iterator[World]:
             n.client.set_eth_balance(owner.address, 100 * 10**18)
             w.contracts[n.deployment.chain_id] = deploy_and_configure(n.rpc, owner, recipient=owner.address,
                                                                       factories=[]).contract
-        for name in DOMAINS:
-            w.start(f"relay-{name}", "relay", "--domain", name, "--socket", str(w.socks[name]), "--data-dir",
-                    str(d / f"journal-{name}"), "--fsync", "off")
-        wait_for(lambda: "relays not up", lambda: all(s.exists() for s in w.socks.values()), 30)
+        for dom in DOMAINS:
+            name = dom.name.lower()
+            w.cli(f"relay-{name}", "relay", "--domain", name, "--socket", str(w.socks[dom]), "--data-dir",
+                  str(d / f"journal-{name}"), "--fsync", "off")
+        wait_for("relays not up", lambda: all(s.exists() for s in w.socks.values()), 30)
         yield w
     finally:
-        for name in list(w.procs):
-            w.stop(name)
+        w.stop(15)
         for n in w.nets:
             n.close()
         if not os.environ.get("KEEP"):
@@ -120,10 +90,6 @@ def mint_usdc(w: World, chain_id: int, amount: int) -> None:
     n = w.net(chain_id)
     n.client.transact(n.deployment.funded_accounts[0], "DevToken", w.token(chain_id, "USDC"), "mint",
                       w.contracts[chain_id], amount)
-
-
-def relays_toml(w: World) -> str:
-    return "[relays]\n" + "".join(f'{name} = "{w.socks[name]}"\n' for name in DOMAINS)
 
 
 def assets_toml(w: World) -> str:
@@ -160,7 +126,7 @@ name = "USDC"
 tokens = [{{ chain_id = {A}, address = "{w.token(A, 'USDC')}" }}, {{ chain_id = {B}, address = "{w.token(B, 'USDC')}" }}]
 {targets}
 [relays]
-execution = "{w.socks['execution']}"
+execution = "{w.socks[Domain.EXECUTION]}"
 """)
     return path
 
@@ -195,7 +161,7 @@ password_file = "{w.d / 'password'}"
 [cross_chain]
 rebalancer_source_id = 48
 {chains}
-{relays_toml(w)}""")  # type: ignore[attr-defined]
+{relays_toml(w.socks)}""")  # type: ignore[attr-defined]
     return path
 
 
@@ -255,8 +221,8 @@ def test_a_rebalance_lands_in_the_books_to_the_wei_on_both_chains_and_risk_follo
 valuation_token = "{w.token(cid, 'USDC')}"
 wrapped_native = "{w.token(cid, 'WETH')}"
 """ for cid in (A, B))
-    (w.d / "portfolio.toml").write_text(relays_toml(w) + '\n[start]\nexecution = "oldest"\n' + chains)
-    (w.d / "risk.toml").write_text(relays_toml(w) + f"""
+    (w.d / "portfolio.toml").write_text(relays_toml(w.socks) + '\n[start]\nexecution = "oldest"\n' + chains)
+    (w.d / "risk.toml").write_text(relays_toml(w.socks) + f"""
 [risk]
 timer_interval_s = 0.05
 {assets_toml(w)}
@@ -270,19 +236,19 @@ max_share_bps = 9000
 [bridge_overdue]
 max_transfer_s = 1.0
 """)
-    w.start("portfolio", "portfolio", "--config", str(w.d / "portfolio.toml"), "--db", str(db_path))
-    w.start("risk", "risk", "--config", str(w.d / "risk.toml"), "--state", str(w.d / "risk.sqlite"))
+    w.cli("portfolio", "portfolio", "--config", str(w.d / "portfolio.toml"), "--db", str(db_path))
+    w.cli("risk", "risk", "--config", str(w.d / "risk.toml"), "--state", str(w.d / "risk.sqlite"))
     wait_for(lambda: w.log("risk"), lambda: "EMERGENCY STOP" in w.log("risk"), 30)  # 95 % of the USDC on B
-    w.start("standin", "standin", "bridge", "--deployment", str(w.deployment), "--delay", "4",  # type: ignore[attr-defined]
-             "--fee-bps", str(FEE_BPS), "--state", str(w.d / "relayer.sqlite"), "--poll", "0.05")
-    w.start("executor", "executor", "--config", str(executor_toml(w)))
+    w.cli("standin", "standin", "bridge", "--deployment", str(w.deployment), "--delay", "4",  # type: ignore[attr-defined]
+           "--fee-bps", str(FEE_BPS), "--state", str(w.d / "relayer.sqlite"), "--poll", "0.05")
+    w.cli("executor", "executor", "--config", str(executor_toml(w)))
     wait_for(lambda: w.log("executor")[-3000:], lambda: "executor: ready" in w.log("executor"), 60)
-    w.start("rebalancer", "rebalancer", "--config", str(rebalancer_toml(w)))
+    w.cli("rebalancer", "rebalancer", "--config", str(rebalancer_toml(w)))
     wait_for(lambda: f"{books_state(db_path)}\n{w.log('rebalancer')[-3000:]}\n{w.log('portfolio')[-2000:]}",
              lambda: [s for s, _ in books_state(db_path)] == [2], 90)
-    seen = trio.run(controls, w.socks["execution"], lambda s: sum(type(t) is Resume for t in s) >= 2)
+    seen = trio.run(controls, w.socks[Domain.EXECUTION], lambda s: sum(type(t) is Resume for t in s) >= 2)
     for name in ("rebalancer", "executor", "standin", "portfolio", "risk"):
-        w.stop(name)
+        w.end(w.named[name], 15)
 
     # risk: the concentration stop of B, lifted when the transfer left; the overdue stop of A, lifted when it landed
     kinds = [(type(t).__name__, t.scope, t.scope_value, t.reason.split("]")[0] + "]") for t in seen]
