@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from relay_testkit import wait_for
 
 from chain.deployment import save_deployment
 from tools.devnet import artifacts
@@ -175,13 +176,6 @@ def _states(state):
         db.close()
 
 
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what() if callable(what) else what
-        time.sleep(0.05)
-
-
 def test_relayer_killed_with_sigkill_loses_and_doubles_nothing(chains, tmp_path):
     (na, nb), path = chains
     state = tmp_path / "relayer.sqlite"
@@ -194,7 +188,8 @@ def test_relayer_killed_with_sigkill_loses_and_doubles_nothing(chains, tmp_path)
     log = open(tmp_path / "relayer.log", "wb")  # noqa: SIM115 - closed below
     proc = _start_relayer(path, state, log)
     try:
-        _wait(lambda: b"bridge stand-in: relaying" in (tmp_path / "relayer.log").read_bytes(), 30, "relayer not up")
+        wait_for("relayer not up",
+                 lambda: b"bridge stand-in: relaying" in (tmp_path / "relayer.log").read_bytes(), 30)
         # Keep sending, both ways, until some transfers are done while later ones still wait for
         # their time (delay 2 s), then kill it: whatever the machine's load, the kill lands mid-flow.
         deadline = time.monotonic() + 30
@@ -215,8 +210,8 @@ def test_relayer_killed_with_sigkill_loses_and_doubles_nothing(chains, tmp_path)
         proc = _start_relayer(path, state, log)
         # Every transfer ever sent on either bridge (earlier tests' too) ends done, none elsewhere.
         total = sum(n.client.call_fn("DevBridge", n.deployment.bridge.address, "nextNonce")[0] for n in (na, nb))
-        _wait(lambda: _states(state) == {"done": total}, 30,
-              lambda: f"not every transfer done after the restart: {_states(state)} (at the kill: {killed_at})")
+        wait_for(lambda: f"not every transfer done after the restart: {_states(state)} (at the kill: {killed_at})",
+                 lambda: _states(state) == {"done": total}, 30)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
