@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ import trio
 
 from runtime.metrics import ProcessMetrics, parse_text
 from runtime.process import EXIT_INTERRUPTED, ProcessMain, add_process_arguments, serve_process
+from tools.devnet.anvil import free_port
 
 
 class Refused(Exception):
@@ -48,15 +48,9 @@ async def test_work_gets_the_process_metrics_and_its_return_ends_the_process() -
     assert parse_text(seen[0].render().decode())["alphapulse_unit_done_total"].samples[0][2] == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_metrics_served_while_working_and_sigterm_stops_cleanly() -> None:
     cancelled = trio.Event()
-    port = _free_port()
+    port = free_port()
 
     async def work(pm: ProcessMetrics) -> None:
         try:
