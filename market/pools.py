@@ -258,6 +258,10 @@ class V3Pool(_Snapshot):
             x -= 1  # one step down: the two roundings rarely differ by more than one unit
         return x
 
+    def fee_stalls(self, zero_for_one: bool, amount_in: int) -> tuple[int, ...]:
+        """Inputs near ``amount_in`` where the exact output's saw-tooth peaks (:func:`fee_stall_inputs`)."""
+        return fee_stall_inputs(self.fee, amount_in)
+
     def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
         if self.v3 is None or amount_in <= 0:
             return (NOT_FILLED, 0, 1, 1, 0)
@@ -346,6 +350,10 @@ class V4Pool(_Snapshot):
             x -= 1
         return x
 
+    def fee_stalls(self, zero_for_one: bool, amount_in: int) -> tuple[int, ...]:
+        """As :meth:`V3Pool.fee_stalls`, at the direction's swap fee (protocol fee included)."""
+        return fee_stall_inputs(PPM - self.model_n_of(zero_for_one), amount_in)
+
     def local_model(self, zero_for_one: bool, amount_in: int) -> Model:
         r = self._swap(True, zero_for_one, amount_in)
         if r is None or r.amount_in != amount_in:
@@ -355,6 +363,24 @@ class V4Pool(_Snapshot):
         if zero_for_one:
             return (r.amount_out, n, PPM, x_v, y_v)
         return (r.amount_out, n, PPM, y_v, x_v)
+
+
+def fee_stall_inputs(fee_pips: int, amount_in: int) -> tuple[int, ...]:
+    """The inputs nearest ``amount_in`` (the last at or below it, the first above it) after which one more
+    unit buys nothing: an exact-input swap step spends ``floor(u·(1e6 - fee)/1e6)`` of an input ``u``
+    (Uniswap's ``computeSwapStep``, V3 and V4 alike), which stalls once every ``1e6/fee`` units, so a
+    path's exact profit over ``u`` is a saw-tooth whose teeth end there. For a swap that stays in one
+    step these are exactly the teeth's tops (a crossed tick shifts them): the optimiser only *tries* them.
+
+    ``u`` stalls iff ``(u+1)·g // 1e6 == u·g // 1e6`` with ``g = 1e6 - fee``, i.e. iff ``u·g mod 1e6 < fee``;
+    that residue falls by ``fee`` (mod 1e6) per unit, which gives both neighbours directly."""
+    if not 0 < fee_pips < PPM or amount_in < 1:
+        return ()
+    r = amount_in * (PPM - fee_pips) % PPM
+    nxt = amount_in + r // fee_pips  # residue r - k·fee first below fee
+    r0 = r - (r // fee_pips) * fee_pips
+    prev = nxt if r < fee_pips else nxt - -(-(PPM - r0) // fee_pips)
+    return (prev, nxt) if prev != nxt and prev >= 1 else (nxt,)
 
 
 def _virtual_reserves(liquidity: int, sqrt_price_x96: int) -> tuple[int, int]:

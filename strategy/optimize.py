@@ -57,7 +57,11 @@ an exact ``min_input`` (the invariant solved the other way, then exact quotes ar
 USDC: every ``1e6 / fee`` units the fee takes one more unit) makes the exact profit a saw-tooth whose
 teeth are far wider than a unit step; an early Newton iterate can sit on a tooth's top and beat the
 converged point by a fraction of a unit. The polish therefore re-centres on the coarse steps around
-both the best exactly evaluated point and the converged one (where the continuum optimum is).
+the converged point (where the continuum optimum is), and around the best evaluated point only when
+that still beats it; and among the steps it tries first are the next hop's *fee stalls*
+(:func:`market.pools.fee_stall_inputs`: the teeth's tops, computed from the fee), which the one-unit
+climb cannot see past a tooth's cliff. On the bench e2e's market data that took the polished search
+from ~20-25 to ~8-10 exact evaluations per path, with equal or better quotes on every path.
 
 :func:`optimize_golden` (integer golden-section search on the exact profit, first over the exponent of
 ``x = 2**e`` in ``[1, cap]``, then over ``x`` in that bracket) needs no model at all; it is kept as
@@ -401,7 +405,11 @@ def refine_coarse(hops: Sequence[Leg], quote: PathQuote, cap: int, k: int = 2, e
     for j in range(len(hops) - 1) if every else coarse_boundaries(quote):
         y = quote.amounts[j]
         best_u = None
-        for u in range(max(1, y - k), y + k + 1):
+        # the window, and where the next hop's fee rounding ends a tooth of the saw-tooth (V3/V4: the
+        # climb below cannot see past a tooth's cliff one unit at a time, and galloping to it costs ~20)
+        stalls = getattr(hops[j + 1][0], "fee_stalls", None)
+        tops = stalls(hops[j + 1][1], y) if stalls is not None else ()
+        for u in (*range(max(1, y - k), y + k + 1), *tops):
             c = at(j, u)
             if better(c, best):
                 assert c is not None

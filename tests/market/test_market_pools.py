@@ -153,3 +153,20 @@ def test_curve_local_model_has_the_curves_slope_and_curvature(rates: tuple[int, 
     flat = curve_pool((10**24, 2 * 10**24), (10**18, 10**18), 1, 0)
     _, _, r_in, r_out = flat.model0(True)
     assert r_out * 10**24 > r_in * 10**24  # dearer token1 side: more out than in at the margin
+
+
+@settings(max_examples=300, deadline=None)
+@given(fee=st.sampled_from([100, 500, 1234, 3000, 10_000]), amount=st.integers(1, 10**9))
+def test_fee_stall_inputs_are_where_one_more_unit_buys_nothing(fee: int, amount: int) -> None:
+    # computeSwapStep spends floor(u * (1e6 - fee) / 1e6) of an input u: the nearest inputs at or below
+    # and above ``amount`` after which one more unit adds nothing (found here by walking)
+    from market.pools import fee_stall_inputs
+
+    def stalls(u: int) -> bool:
+        return (u + 1) * (PPM - fee) // PPM == u * (PPM - fee) // PPM
+
+    nxt = next(u for u in range(amount, amount + PPM) if stalls(u))
+    prev = next((u for u in range(amount, max(0, amount - PPM), -1) if stalls(u)), None)
+    expected = (prev, nxt) if prev is not None and prev != nxt else (nxt,)
+    assert fee_stall_inputs(fee, amount) == expected
+    assert v3().fee_stalls(True, amount) == fee_stall_inputs(3000, amount)
