@@ -88,8 +88,9 @@ def owner_call(req: OwnerTxRequest, *, owner: str, contract: str, bridge: str,
 
 
 def request_meta(requester: int, req: OwnerTxRequest) -> str:
-    """The executor store's ``meta`` of a request's transaction (:meth:`ExecutorStore.owner_tx` finds it)."""
-    return json.dumps({"owner": [requester, req.request_id, req.call]})
+    """The executor store's ``meta`` of a request's transaction (:meth:`ExecutorStore.owner_tx` finds it by the
+    ``owner`` prefix; ``request`` is the whole request, to tell a request asked again from an id reused)."""
+    return json.dumps({"owner": [requester, req.request_id, req.call], "request": req.encode().hex()})
 
 
 class OwnerDesk:
@@ -136,6 +137,8 @@ class OwnerDesk:
         store, chain = side.store, side.chain
         sender = chain.address
         done = store.owner_tx(requester, req.request_id)
+        if done is not None and json.loads(done.meta).get("request") != req.encode().hex():
+            return self._refused(requester, req, what, "this request id was served before for another request")
         if done is not None:  # asked again (the rebalancer restarted, or never saw the answer): same bytes
             try:
                 await chain.send_raw(done.raw)

@@ -19,6 +19,7 @@ each commit may cost a disk flush).
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,6 +96,11 @@ def _transfer(doc: str) -> Transfer:
 class RebalanceStore:
     def __init__(self, path: str | Path) -> None:
         self.db = open_sqlite(path, SCHEMA)
+        # request ids are the executor's key to a request it served (it answers one asked again with the same
+        # transaction): a new state file must not reuse an old one's, so its ids start at a random point
+        if self.db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'requests'").fetchone() is None:
+            self.db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('requests', ?)",
+                            (secrets.randbits(40) << 16,))
         old = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='txs'").fetchone()
         if old is not None and self.db.execute("SELECT 1 FROM txs WHERE status='pending' LIMIT 1").fetchone():
             self.db.close()

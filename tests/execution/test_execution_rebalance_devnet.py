@@ -48,7 +48,14 @@ from execution.rebalance.runner import Chain, Rebalancer
 from execution.rebalance.store import RebalanceStore
 from execution.store import ExecutorStore
 from execution.xchain.run import CrossChainRunner, build_sides
-from protocol.execution import BridgeTransfer, BridgeTransferState, OwnerTxAnswer, OwnerTxRequest
+from protocol.execution import (
+    BridgeTransfer,
+    BridgeTransferState,
+    OwnerCall,
+    OwnerTxAnswer,
+    OwnerTxRequest,
+    OwnerTxStatus,
+)
 from protocol.header import Domain
 from protocol.tlv import decode_tlvs
 from relays.client import RelayConsumer
@@ -506,6 +513,13 @@ def test_a_request_recorded_but_never_asked_and_one_whose_answer_was_lost(env: N
         assert signed is not None and signed.tx_hash == reqs2[0].tx_hash
     finally:
         ex.close()
+    assert_one_signer(e, A, executor_state(state), nonce_a)
+    # the same id asked for another transaction (a reused id, not a request asked again): refused, nothing sent
+    first = reqs2[0]
+    reused = OwnerTxRequest(request_id=first.request_id, chain_id=A, call=OwnerCall.WITHDRAW,
+                            token=bytes.fromhex(usdc(e, A)[2:]), amount=t2.amount + 1, dst_chain=0)
+    answer = _run(e, config, state, pub, lambda rb: rb.owner.ask(reused))
+    assert answer.status == OwnerTxStatus.REFUSED and "another request" in answer.reason, answer  # type: ignore[attr-defined]
     assert_one_signer(e, A, executor_state(state), nonce_a)
     states = [decode_tlvs(p, 0, len(p))[0].state for p in pub.payloads]
     assert states == [BridgeTransferState.SENT, BridgeTransferState.COMPLETED, BridgeTransferState.SENT]

@@ -52,7 +52,13 @@ def test_a_state_its_request_and_its_record_are_one_commit(tmp_path: Path) -> No
         t = transfer(store, state=State.SENDING)
         asked = store.new_request(transfer_id=t.transfer_id, step="sending", chain_id=1)
         again = store.new_request(transfer_id=t.transfer_id + 1, step="sending", chain_id=1)
-        assert again.request_id == asked.request_id + 1  # a request's id is never reused
+        assert again.request_id == asked.request_id + 1  # a request's id is never reused ...
+        other = RebalanceStore(tmp_path / "other.sqlite")  # ... nor another state file's (the executor's key)
+        try:
+            assert other.new_request(transfer_id=1, step="sending", chain_id=1).request_id != asked.request_id
+        finally:
+            other.close()
+        assert asked.request_id >= 1 << 16
         assert store.live_tx(t.transfer_id, "sending") == asked and asked.status == "requested" and asked.nonce == -1
         row = store.answered(asked.request_id, tx_hash="0x01", sender=t.owner, nonce=4)
         assert (row.status, row.tx_hash, row.nonce, row.sender) == ("pending", "0x01", 4, t.owner)
