@@ -37,3 +37,21 @@ def test_bench_bridge_smoke() -> None:
     assert per.keys() == st["cpu_seconds"].keys() and report["bridge_latency_cpu"]["messages"] == 1000
     assert all(v["user"] >= 0 and v["system"] >= 0 for v in per.values()) and per["bridge in"]["user"] > 0
     assert st["gc"].keys() == {"bridge out", "bridge in"}
+
+
+def test_bench_phase_reports_a_process_that_died(tmp_path: Path) -> None:
+    """A relay or bridge that exits mid-phase is named with the end of its log at once, instead of
+    the consumer waiting for its timeout (minutes) for messages that never come."""
+    import pytest
+
+    from tools.bench.bridge import _Procs
+
+    procs = _Procs(tmp_path)
+    p = procs.start("bridge-out", "bridge", "out", "--domain", "market_data", "--nats", "nats://127.0.0.1:1",
+                    "--max-inflight", "0")
+    try:
+        p.wait(60)
+        with pytest.raises(RuntimeError, match=r"bridge-out exited with status 2 during the phase:\n.*max-inflight"):
+            procs.check_alive()
+    finally:
+        procs.stop()

@@ -152,6 +152,7 @@ class _Procs:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "ab")
@@ -160,7 +161,17 @@ class _Procs:
                              stderr=subprocess.STDOUT)
         log.close()
         self.procs.append(p)
+        self.names[p.pid] = name
         return p
+
+    def check_alive(self) -> None:
+        """Raise, with the end of its log, if a relay or bridge of the phase has exited (the
+        consumer would otherwise wait for messages that never come until its timeout)."""
+        for p in self.procs:
+            if p.poll() is not None:
+                name = self.names[p.pid]
+                tail = (self.tmp / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with status {p.returncode} during the phase:\n{tail}")
 
     def relay(self, name: str, *extra: str) -> str:
         sock = str(self.tmp / f"{name}.sock")
@@ -209,6 +220,7 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
     trace = trace and stages is not None and bool(nats_url) and bool(rate)
     watch = stages is not None and bool(rate)
     pids: dict[str, int] = {}
+    workers: list[subprocess.Popen[str]] = []  # consumer and producer: ended with the phase, also when it fails
     try:
         a = procs.relay("a")
         pids["relay A"] = procs.procs[-1].pid
@@ -235,9 +247,11 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
             sink = b
             _wait_bridges(a, b)
         consumer = _consume(sink, count, latency=bool(rate), stamps=trace)
+        workers.append(consumer)
         pids["consumer"] = consumer.pid
         cpu0 = _cpu_seconds(pids)
         prod = _produce(a, count, rate)
+        workers.append(prod)
         pids["producer"] = prod.pid
         timeout = 120 + count / 5000
         if watch:  # the figures of the consumer (and producer) until just before they exit
@@ -247,6 +261,7 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
             cpu1 = cpu0
             while reader.is_alive():
                 cpu1 = {**cpu1, **_cpu_seconds(pids)}
+                procs.check_alive()
                 reader.join(0.1)
             if not box:
                 raise RuntimeError("the consumer failed; see the lines above")
@@ -255,6 +270,10 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
             result = _result(consumer, timeout)
         _result(prod, timeout)
     finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
         procs.stop()
     if trace and stages is not None:
         stages.update(stage_breakdown(result["latency_ns"], result.pop("recv_ns"), np.load(d / "out.npz"),
