@@ -799,14 +799,17 @@ class SignalRun:
         assert isinstance(ev, Broadcasted)
         tx = ev.tx
         self.core.nonces.consumed(tx.nonce)
-        out: list[Action] = [MarkPublic(tx)]
         self.step = Step.WATCH
         if w.pending == "":  # the first transaction of this nonce
+            out: list[Action] = []
             if not self.started_published:
+                # said first, the bookkeeping after: a restart does not need the row marked to know the
+                # transaction left (the node is asked: execution/store.py, "A crash between signing and sending")
                 out.append(Publish(self.ex.submitted(tx.attempt())))
                 self.started_published = True
-            out.append(PollReceipts(tuple(t.hash_hex for t in w.txs), 0.0))
+            out += [MarkPublic(tx), PollReceipts(tuple(t.hash_hex for t in w.txs), 0.0)]
             return out
+        out = [MarkPublic(tx)]
         w.txs.append(tx)
         out.append(Publish(self.ex.submitted(tx.attempt())))
         sub = self.cfg.submission

@@ -202,7 +202,7 @@ def to_watch(core: ExecutorCore) -> tuple[SignalRun, Tx]:
     t = tx(nonce=sign.nonce, fee=sign.max_fee_per_gas, tip=sign.max_priority_fee_per_gas, gas=sign.gas_limit)
     rec, bc = run.on(Signed(t))
     assert isinstance(rec, RecordTx) and rec.tx == t and isinstance(bc, Broadcast) and bc.tx == t
-    mark, pub, poll = run.on(Broadcasted(t))
+    pub, mark, poll = run.on(Broadcasted(t))  # ExecutionStarted first, the bookkeeping after
     assert isinstance(mark, MarkPublic) and started_of([pub])[0].tx_hash == t.tx_hash
     assert isinstance(poll, PollReceipts) and poll.hashes == (t.hash_hex,) and poll.delay == 0.0
     assert core.nonces.next == 8  # broadcast: the nonce is spent
