@@ -108,8 +108,11 @@ class StageTrace:
     table per hop, each row ``first D, last D, stamps...``) when the bridge stops.
 
     bridge out: ``read`` (first, last, read from the relay), ``pub`` (first, last, cut into a
-    batch, written to the NATS socket, acknowledged). bridge in: ``arrive`` (first, last,
-    delivered by NATS), ``fwd`` (first, last, taken by the forwarding loop, written to the relay).
+    batch, its write to the NATS socket began, acknowledged: the write's start, because a stamp
+    taken once the write returns may come after bridge in has received it). bridge in: ``arrive`` (first, last,
+    delivered by NATS), ``fwd`` (first, last, taken by the forwarding loop, written to the relay:
+    stamped when ``forward_frames`` returns, which on a loaded machine can be after relay B has
+    passed the frames on -- the relay client has no hook for the start of its write).
     Both: ``gc`` (generation, objects collected, start, end of each garbage collection: a pause).
 
     The tables are flat ``array('q')`` of plain integers, not a list per row: rows kept for the
@@ -153,14 +156,13 @@ class StageTrace:
         self._unsent.append((nc.queued + 1, at))
         self._by_token[token] = at
 
-    def written(self, nc: NatsConnection) -> None:
+    def written(self, nc: NatsConnection, began: int) -> None:
+        """``nc.on_written``: the publishes now written get the time their write began."""
         unsent = self._unsent
-        if not unsent:
-            return
-        now = time.time_ns()
-        pub = self.tables["pub"]
-        while unsent and unsent[0][0] <= nc.written:
-            pub[unsent.popleft()[1] + 3] = now
+        if unsent and unsent[0][0] <= nc.written:
+            pub = self.tables["pub"]
+            while unsent and unsent[0][0] <= nc.written:
+                pub[unsent.popleft()[1] + 3] = began
 
     def acked(self, token: int) -> None:
         at = self._by_token.pop(token, None)

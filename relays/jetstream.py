@@ -172,7 +172,9 @@ class NatsConnection:
         self._out_bytes = 0
         self.queued = 0  # send() calls so far
         self.written = 0  # of those, how many the socket has taken
-        self.on_written: Callable[[], None] | None = None  # called after each write (stage traces)
+        # stage traces: called after each write with time.time_ns() taken right before it began (a
+        # stamp taken after the write returns can come after the peer has already received it)
+        self.on_written: Callable[[int], None] | None = None
         # a non-blocking duplicate of the socket: send() writes straight to it while the writer
         # task is idle (no task switch and no trio send_all per publish); the writer sends the rest
         self._raw: stdsocket.socket | None = None
@@ -342,13 +344,14 @@ class NatsConnection:
                 self._out.clear()
                 self._out_bytes = 0
                 queued = self.queued
+                began = time.time_ns() if self.on_written is not None else 0
                 try:
                     await self.stream.send_all(data)
                 except (OSError, trio.BrokenResourceError) as exc:
                     raise NatsDisconnected(f"cannot write to {self.server.host}:{self.server.port}: {exc}") from None
                 self.written = queued
                 if self.on_written is not None:
-                    self.on_written()
+                    self.on_written(began)
             self._drained.set()
 
     async def _keepalive(self) -> None:
@@ -367,6 +370,7 @@ class NatsConnection:
         raw = self._raw
         if raw is not None and self._writer_idle and not self._out:
             # the fast path: straight to the socket (the writer is parked, so this keeps the order)
+            began = time.time_ns() if self.on_written is not None else 0
             try:
                 n = raw.send(data)
             except BlockingIOError:
@@ -376,7 +380,7 @@ class NatsConnection:
             if n == len(data):
                 self.written = self.queued
                 if self.on_written is not None:
-                    self.on_written()
+                    self.on_written(began)
                 return
             data = data[n:]
         self._out.append(data)

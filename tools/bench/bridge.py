@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nats-gomaxprocs", type=int, default=None, metavar="N",
                     help="run nats-server with GOMAXPROCS=N (default: Go's, one per CPU), to compare in one sitting")
     ap.add_argument("--relay-in-bridge", action="store_true",
-                    help="run relay B inside the bridge-in process (bridge in --relay-data-dir): one process fewer")
+                    help="also run the bridged latency phase with relay B inside the bridge-in process (bridge in "
+                         "--relay-data-dir: one process fewer), in the same run")
     ap.add_argument("--stages", action="store_true",
                     help="in the bridged latency phase, stamp every hop (bridge --trace) and print where the "
                          "latency goes, with the CPU seconds each process used")
@@ -460,22 +461,26 @@ def main(argv: list[str] | None = None) -> int:
         report["relay_latency"] = _phase(tmp, None, lat_count, args.latency_rate, "relay-lat",
                                          stages=relay_cpu)["latency"]
         report["relay_latency_cpu"] = relay_cpu
-        for tag, rate, key in (("bridge-tp", None, "bridge_throughput"), ("bridge-lat", args.latency_rate, "bridge")):
+        phases = [("bridge-tp", None, "bridge_throughput", False), ("bridge-lat", args.latency_rate, "bridge", False)]
+        if args.relay_in_bridge:  # the same latency phase again, relay B inside bridge in, same run
+            phases.append(("bridge-rib-lat", args.latency_rate, "bridge_rib", True))
+        for tag, rate, key, rib in phases:
             # a fresh server and fresh relays per phase: the stream starts empty, D = S = D'
             server = NatsServer(tmp, f"{tag}-nats", env=nats_env).start()
             try:
                 what = f"throughput, {args.count:,} x 64 B" if rate is None else f"latency at {rate:,.0f} msgs/s"
-                print(f"bridged (relay -> bridge out -> JetStream -> bridge in -> relay): {what}", file=sys.stderr)
+                path = "bridge in + relay B in one process" if rib else "bridge in -> relay"
+                print(f"bridged (relay -> bridge out -> JetStream -> {path}): {what}", file=sys.stderr)
                 extra = ("--max-inflight", str(args.max_inflight)) if args.max_inflight else ()
                 stages: dict[str, Any] | None = {} if rate else None
                 r = _phase(tmp, server.url, args.count if rate is None else lat_count, rate, tag, extra,
-                           stages=stages, trace=args.stages, server_pid=server.proc.pid if server.proc else None,
-                           relay_in_bridge=args.relay_in_bridge)
+                           stages=stages, trace=args.stages and not rib,
+                           server_pid=server.proc.pid if server.proc else None, relay_in_bridge=rib)
                 if stages is not None:
-                    report["bridge_latency_cpu"] = {k: stages[k] for k in CPU_KEYS}
-                    if args.stages:
+                    report[f"{key}_latency_cpu"] = {k: stages[k] for k in CPU_KEYS}
+                    if args.stages and not rib:
                         report["bridge_latency_stages"] = stages
-                report[key if rate is None else "bridge_latency"] = r if rate is None else r["latency"]
+                report[key if rate is None else f"{key}_latency"] = r if rate is None else r["latency"]
                 report[f"{key}_stream_messages"] = _stream_messages(server.url)
             finally:
                 server.stop()
@@ -488,8 +493,10 @@ def main(argv: list[str] | None = None) -> int:
                 report["nats_py_latency"] = _nats_py_phase(server.url, lat_count, args.latency_rate)["latency"]
             finally:
                 server.stop()
-        rl, bl = report["relay_latency"], report["bridge_latency"]
-        report["added_latency_us"] = {k: round(bl[k] - rl[k], 1) for k in ("p50_us", "p99_us", "p999_us")}
+        rl = report["relay_latency"]
+        for key, added in (("bridge_latency", "added_latency_us"), ("bridge_rib_latency", "added_latency_rib_us")):
+            if key in report:
+                report[added] = {k: round(report[key][k] - rl[k], 1) for k in ("p50_us", "p99_us", "p999_us")}
     finally:
         report["loadavg_after"] = _loadavg()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -517,7 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     a = report["added_latency_us"]
     print(f"  added by the bridge (bridged - relay hop): p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us, "
           f"p99.9 {a['p999_us']:.0f} us")
-    print_cpu(report["relay_latency_cpu"], report["bridge_latency_cpu"])
+    if "added_latency_rib_us" in report:
+        a = report["added_latency_rib_us"]
+        print(f"  relay B inside bridge in: latency {lat(report['bridge_rib_latency'])}; added p50 {a['p50_us']:.0f} us, "
+              f"p99 {a['p99_us']:.0f} us, p99.9 {a['p999_us']:.0f} us")
+    print_cpu(report["relay_latency_cpu"], report["bridge_latency_cpu"], report.get("bridge_rib_latency_cpu"))
     if "bridge_latency_stages" in report:
         print_stages(report["bridge_latency_stages"])
     return 0
@@ -543,11 +554,12 @@ def cpu_per_message(cpu: dict[str, Any]) -> float:
     return float(sum(v["user"] + v["system"] for v in cpu["cpu_us_per_message"].values()))
 
 
-def print_cpu(relay: dict[str, Any], bridged: dict[str, Any]) -> None:
+def print_cpu(relay: dict[str, Any], bridged: dict[str, Any], rib: dict[str, Any] | None = None) -> None:
     print(f"\n  CPU per message in the latency phases (us, user + system; wake-ups and preemptions per 1,000 messages)"
           f"\n  relay hop {cpu_per_message(relay):.1f} us, bridged {cpu_per_message(bridged):.1f} us: "
-          f"the bridge adds {cpu_per_message(bridged) - cpu_per_message(relay):.1f} us")
-    for name, st in (("relay hop", relay), ("bridged", bridged)):
+          f"the bridge adds {cpu_per_message(bridged) - cpu_per_message(relay):.1f} us"
+          + (f"; with relay B inside bridge in {cpu_per_message(rib) - cpu_per_message(relay):.1f} us" if rib else ""))
+    for name, st in (("relay hop", relay), ("bridged", bridged), *((("relay in br", rib),) if rib else ())):
         per, count = st["cpu_us_per_message"], max(1, st["messages"])
         print(f"  {name:<10}: " + ", ".join(
             f"{k} {v['user']:.1f}+{v['system']:.1f} ({st['wakeups'][k] * 1000 / count:.0f}/{st['preemptions'][k] * 1000 / count:.0f})"
