@@ -13,14 +13,17 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 from relay_testkit import Procs
 
 from protocol.header import Domain
 from protocol.message import Message, decode, encode
 from protocol.system import Goodbye, Hello, Role
 from protocol.tlv import UnknownTLV
+from relays.client import request_stats
 
 N = 30000
 RATE = 15000
@@ -134,38 +137,57 @@ def test_kill9_producer_and_restart(procs: Procs, short_dir: Path) -> None:
     assert_exactly_once(a, N)
 
 
-def _fast_consumer_rate(procs: Procs, d: Path, *, with_stalled: bool) -> int:
-    d.mkdir()
-    sock, data = d / "md.sock", d / "data"
-    relay = procs.relay(sock, data, "--ring-size", "1M")
-    fast = d / "fast.txt"
-    procs.consumer(sock, fast)
-    if with_stalled:
-        procs.consumer(sock, d / "stalled.txt", "--stall-after", "500")
-    time.sleep(0.4)
-    lg = procs.loadgen(sock, rate=40000, count=10_000_000)
-    wait_for(lambda: count_lines(fast) > 2000, 20, "fast consumer to get going")
-    if with_stalled:
-        wait_for(lambda: count_lines(d / "stalled.txt") >= 500, 20, "stalled consumer to stall")
-    time.sleep(0.3)
-    c0, t0 = count_lines(fast), time.monotonic()
-    time.sleep(2.0)
-    c1, t1 = count_lines(fast), time.monotonic()
-    procs.kill9(lg)
-    relay.terminate()
-    assert relay.wait(10) == 0
-    log = Path(relay.log_path).read_text()  # type: ignore[attr-defined]
-    if with_stalled:
-        assert "cut off" in log  # the stalled consumer fell off the 1 MiB ring
-    return int((c1 - c0) / (t1 - t0))
+RING_BYTES = 1 << 20  # the relay's --ring-size in the stalled-consumer test
+
+
+def relay_stats(sock: Path) -> dict[str, Any]:
+    """The relay's Stats (head, consumers, ...), asked over its socket."""
+
+    async def ask() -> dict[str, Any]:
+        with trio.fail_after(20):
+            return await request_stats("market_data", str(sock))
+
+    return trio.run(ask)
 
 
 def test_stalled_consumer_does_not_slow_others(procs: Procs, short_dir: Path) -> None:
-    alone = _fast_consumer_rate(procs, short_dir / "alone", with_stalled=False)
-    shared = _fast_consumer_rate(procs, short_dir / "shared", with_stalled=True)
-    # the producer runs at a fixed 40k msgs/s: a relay that waited for the stalled consumer
-    # would deliver ~nothing to the fast one once the stalled socket buffer filled
-    assert shared >= 0.7 * alone, (alone, shared)
+    """While one consumer reads nothing, the relay keeps taking the producer's messages and the other
+    consumer keeps pace with them.
+
+    Measured against the producer's own progress (the relay's head), not in messages per wall-clock
+    second: two runs' wall-clock rates (alone, then beside a stalled consumer) differ by 2-3x on a
+    loaded machine whatever the relay does. A relay that waited for the stalled consumer could not get
+    more than its socket buffers past it, let alone four rings (the window below), and would never cut
+    it off."""
+    sock, data = short_dir / "md.sock", short_dir / "data"
+    relay = procs.relay(sock, data, "--ring-size", str(RING_BYTES))
+    fast, stalled = short_dir / "fast.txt", short_dir / "stalled.txt"
+    procs.consumer(sock, fast)
+    stuck = procs.consumer(sock, stalled, "--stall-after", "500")
+    # both subscribed before the first message: a consumer that connected late would start a ring behind
+    wait_for(lambda: len(relay_stats(sock)["consumers"]) == 2, 60, "both consumers to subscribe")
+    lg = procs.loadgen(sock, rate=20000, count=10_000_000)
+    wait_for(lambda: count_lines(stalled) >= 500, 30, "the stalled consumer to stall")
+    h0 = relay_stats(sock)["head_seq"]
+    c0 = count_lines(fast)
+    window = 4 * RING_BYTES // 64  # 64-byte messages: the producer gets four rings past the stall
+    deadline = time.monotonic() + 120
+    while (h1 := relay_stats(sock)["head_seq"]) < h0 + window:
+        assert time.monotonic() < deadline, f"the producer got {h1 - h0} messages past the stall, not {window}"
+        time.sleep(0.1)
+    c1 = count_lines(fast)
+    procs.kill9(lg)
+    log_path = Path(relay.log_path)  # type: ignore[attr-defined]
+    wait_for(lambda: "cut off" in log_path.read_text(), 20, "the relay to log the cut-off")
+    relay.terminate()
+    assert relay.wait(10) == 0
+    cut = [ln for ln in log_path.read_text().splitlines() if "cut off" in ln]
+    # the stalled consumer fell off the 1 MiB ring (0.8 s at 20k msgs/s: on a loaded machine the fast one
+    # can be descheduled that long too, and then catches up from the journal)
+    assert any(f"proc-consumer-{stuck.pid}#" in ln for ln in cut), cut
+    # the fast one kept pace with the producer: at least 70 % of what it published over the window (the
+    # window lasts 3.3 s at the nominal rate, the longer the more a descheduled moment's lag averages out)
+    assert c1 - c0 >= 0.7 * (h1 - h0), (c0, c1, h0, h1)
 
 
 def _recv_all(s: socket.socket, timeout: float = 5.0) -> bytes:
