@@ -13,6 +13,7 @@ crossed).  An implementation that differs by one wei on any tick changes which t
 from __future__ import annotations
 
 from functools import lru_cache
+from math import floor, log
 
 from .errors import InvalidSqrtPrice, InvalidTick
 from .full_math import MAX_UINT256
@@ -25,6 +26,7 @@ __all__ = [
     "get_sqrt_ratio_at_tick",
     "get_sqrt_ratio_at_tick_cached",
     "get_tick_at_sqrt_ratio",
+    "get_tick_at_sqrt_ratio_fast",
 ]
 
 MIN_TICK = -887272
@@ -179,3 +181,27 @@ def get_tick_at_sqrt_ratio(sqrt_price_x96: int) -> int:
     if tick_low == tick_hi:
         return tick_low
     return tick_hi if get_sqrt_ratio_at_tick_cached(tick_hi) <= sqrt_price_x96 else tick_low
+
+
+# get_tick_at_sqrt_ratio_fast: ticks per unit of ln(sqrt price), and ln(2**96).
+_TICKS_PER_LN = 2 / log(1.0001)
+_LN_Q96 = 96 * log(2)
+# How close (in ticks) to a tick boundary the float estimate must not be.  Its own error is below 1e-9 tick
+# (ln of a price < 2**160 is < 111, good to ~1e-14, times ~2e4 ticks per unit); the contract's ratios differ
+# from the real sqrt(1.0001**t) * 2**96 by at most one unit of their last place (Q64.96 rounded up, ratios
+# >= 2**32), a relative 2.4e-10, i.e. < 5e-6 tick.  1e-3 tick leaves a factor of 200 on both.
+_TICK_MARGIN = 1e-3
+
+
+def get_tick_at_sqrt_ratio_fast(sqrt_price_x96: int) -> int:
+    """:func:`get_tick_at_sqrt_ratio`, the same result, in about a tenth of its time: the tick from a float
+    logarithm wherever the price is not within ``_TICK_MARGIN`` of a tick's ratio, where the float cannot be
+    wrong about which side of it the price lies; otherwise (one price in ~500, and every price exactly on a
+    tick's ratio) the contract's computation.  For the swap loop, which needs the tick wherever a swap stops."""
+    if not MIN_SQRT_RATIO <= sqrt_price_x96 < MAX_SQRT_RATIO:
+        raise InvalidSqrtPrice(f"R: sqrt price {sqrt_price_x96} outside [MIN_SQRT_RATIO, MAX_SQRT_RATIO)")
+    x = (log(sqrt_price_x96) - _LN_Q96) * _TICKS_PER_LN
+    tick = floor(x)
+    if _TICK_MARGIN < x - tick < 1 - _TICK_MARGIN:
+        return tick
+    return get_tick_at_sqrt_ratio(sqrt_price_x96)

@@ -39,6 +39,7 @@ from .tick_math import (
     MIN_TICK,
     get_sqrt_ratio_at_tick_cached,
     get_tick_at_sqrt_ratio,
+    get_tick_at_sqrt_ratio_fast,
 )
 
 __all__ = [
@@ -270,7 +271,7 @@ def swap_steps(
     limit: int,
     fee: int,
     step_fn: StepFn,
-    inline_stopping_input: bool = True,
+    input_less_fee: bool = False,
     protocol_fee: int = 0,
 ) -> tuple[int, int, int, int, int, int, int, int]:
     """The step loop of ``UniswapV3Pool.swap``, which v4-core's ``Pool.swap`` repeats: walk the initialized ticks
@@ -286,12 +287,13 @@ def swap_steps(
 
     V3's and V4's ``computeSwapStep`` agree on every step that reaches its target, so that step is inlined here
     for both, using only the operations whose results are provably in range, so the contract's reverts cannot
-    fire there.  A step that stops short (the last of a swap) goes through ``step_fn``, except V3's exact-input one,
-    also inlined when ``inline_stopping_input`` (V4 takes ``amountIn = amountRemainingLessFee`` there, V3
-    recomputes it from the prices).  Where the active liquidity is zero every step moves the price and nothing
-    else, so the walk jumps straight to the next initialized tick (or the limit) instead of stopping at each
-    empty bitmap word; the tick it ends on is the one the word-by-word walk stores (see ``zero_liquidity_tick``).
-    tests/market/amm cross-checks both pools against literal transliterations of their loops over real bitmaps.
+    fire there.  A step that stops short (the last of a swap) goes through ``step_fn``, except an exact-input one,
+    also inlined: its new price is V3's and V4's alike, its ``amountIn`` is recomputed from the prices in V3 and
+    is ``amountRemainingLessFee`` as is in V4 (``input_less_fee``).  Where the active liquidity is zero every step
+    moves the price and nothing else, so the walk jumps straight to the next initialized tick (or the limit) instead
+    of stopping at each empty bitmap word; the tick it ends on is the one the word-by-word walk stores (see
+    ``zero_liquidity_tick``). tests/market/amm cross-checks both pools against literal transliterations of their
+    loops over real bitmaps.
     """
     # Hot loop: everything in locals.
     sqrt_price = state.sqrt_price_x96
@@ -377,16 +379,19 @@ def swap_steps(
                         numerator1 = liquidity << 96
                         denominator = numerator1 + less_fee * sqrt_price
                         step_in = -1
-                        if inline_stopping_input and less_fee and denominator <= MAX_UINT256:
+                        if less_fee and denominator <= MAX_UINT256:
                             q, r = divmod(numerator1 * sqrt_price, denominator)
                             price_after = q + 1 if r else q
                             if price_after != target:
                                 diff = sqrt_price - price_after
-                                q, r = divmod(numerator1 * diff, sqrt_price)
-                                if r:
-                                    q += 1
-                                q, r = divmod(q, price_after)
-                                step_in = q + 1 if r else q
+                                if input_less_fee:
+                                    step_in = less_fee
+                                else:
+                                    q, r = divmod(numerator1 * diff, sqrt_price)
+                                    if r:
+                                        q += 1
+                                    q, r = divmod(q, price_after)
+                                    step_in = q + 1 if r else q
                                 step_out = (liquidity * diff) >> 96
                                 step_fee = remaining - step_in
                                 sqrt_price = price_after
@@ -416,12 +421,15 @@ def swap_steps(
                     else:
                         # getNextSqrtPriceFromAmount1RoundingDown, the shift branch
                         step_in = -1
-                        if inline_stopping_input and less_fee <= MAX_UINT160:
+                        if less_fee <= MAX_UINT160:
                             price_after = sqrt_price + (less_fee << 96) // liquidity
                             if price_after != target and price_after <= MAX_UINT160:
                                 diff = price_after - sqrt_price
-                                q, r = divmod(liquidity * diff, _Q96)
-                                step_in = q + 1 if r else q
+                                if input_less_fee:
+                                    step_in = less_fee
+                                else:
+                                    q, r = divmod(liquidity * diff, _Q96)
+                                    step_in = q + 1 if r else q
                                 step_out = (liquidity << 96) * diff // price_after // sqrt_price
                                 step_fee = remaining - step_in
                                 sqrt_price = price_after
@@ -453,7 +461,7 @@ def swap_steps(
                 # Stopped inside the range (amount exhausted or price limit): recompute; if the price did not move
                 # we may be sitting on a lower tick boundary already transitioned, so the tick must stay as is.
                 if sqrt_price != sqrt_start:
-                    tick = get_tick_at_sqrt_ratio(sqrt_price)
+                    tick = get_tick_at_sqrt_ratio_fast(sqrt_price)
                 continue
         # Reached the next tick (or word boundary): cross it if initialized.
         if initialized:

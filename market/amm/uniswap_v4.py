@@ -203,7 +203,7 @@ def swap(
 
     # The loop counts in V3's convention (> 0: exact input), so V4's remainder and total are negated around it.
     remaining, calculated, sqrt_price, tick, liquidity, lp_fees, to_protocol, crossed = swap_steps(
-        state, zero_for_one, -amount_specified, limit, swap_fee, _v3_signed_step, False, protocol_fee)
+        state, zero_for_one, -amount_specified, limit, swap_fee, _v3_signed_step, True, protocol_fee)
     remaining, calculated = -remaining, -calculated
 
     specified_done = amount_specified - remaining

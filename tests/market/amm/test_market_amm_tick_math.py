@@ -17,6 +17,7 @@ from market.amm.tick_math import (
     get_sqrt_ratio_at_tick,
     get_sqrt_ratio_at_tick_cached,
     get_tick_at_sqrt_ratio,
+    get_tick_at_sqrt_ratio_fast,
 )
 
 # getSqrtRatioAtTick results recorded in Uniswap v3-core test/__snapshots__/TickMath.spec.ts.snap
@@ -116,3 +117,19 @@ def test_tick_at_sqrt_ratio_matches_bisection_on_log_spaced_prices():
         price = rng.randint(MIN_SQRT_RATIO, 2 ** rng.randint(33, 160))
         price = min(price, MAX_SQRT_RATIO - 1)
         assert get_tick_at_sqrt_ratio(price) == _tick_by_bisection(price)
+
+
+def test_fast_tick_at_sqrt_ratio_is_the_contracts():
+    """The float shortcut agrees with the contract's computation on log-spaced prices, on and one wei either
+    side of tick ratios (where it must fall back), at the domain's ends, and reverts outside it alike."""
+    rng = random.Random(12)
+    prices = [min(rng.randint(MIN_SQRT_RATIO, 2 ** rng.randint(33, 160)), MAX_SQRT_RATIO - 1) for _ in range(20000)]
+    for _ in range(3000):
+        ratio = get_sqrt_ratio_at_tick(rng.randint(MIN_TICK + 1, MAX_TICK - 1))
+        prices += [ratio - 1, ratio, ratio + 1]
+    prices += [MIN_SQRT_RATIO, MIN_SQRT_RATIO + 1, MAX_SQRT_RATIO - 1, 2**96 - 1, 2**96, 2**96 + 1]
+    for price in prices:
+        assert get_tick_at_sqrt_ratio_fast(price) == get_tick_at_sqrt_ratio(price), price
+    for price in (0, MIN_SQRT_RATIO - 1, MAX_SQRT_RATIO, 2**160):
+        with pytest.raises(InvalidSqrtPrice):
+            get_tick_at_sqrt_ratio_fast(price)
