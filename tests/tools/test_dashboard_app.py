@@ -18,7 +18,7 @@ import test_dashboard_model as T
 import trio
 from test_dashboard_model import T0, V2_POOL, V3_POOL, WETH, msg, result, signal_msg, started
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import Button, DataTable, Input, Static
 
 from protocol.execution import Outcome
 from protocol.header import Domain
@@ -71,6 +71,27 @@ def cells(app: DashboardApp, table_id: str) -> list[list[str]]:
 
 def text_of(app: DashboardApp, wid: str) -> str:
     return str(app.query_one(f"#{wid}", Static).render())
+
+
+async def until(pilot: Pilot, cond: Callable[[], bool], what: str) -> None:
+    """Pause until ``cond()`` holds. ``pilot.pause()`` alone waits for the messages queued when it is
+    called and then for the process to look idle (little CPU over 20 ms): on a loaded machine a process
+    that is not scheduled looks idle too, and what those messages cause in turn (a dialog's compose and
+    focus, a button's Pressed bubbling to the screen, the dismiss callback) can still be pending."""
+    deadline = time.monotonic() + 15  # a hang guard: run() bounds the whole scenario to 20 s anyway
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.02)
+
+
+def dialog_ready(app: DashboardApp) -> bool:
+    """The confirmation dialog is up, laid out, and its reason field has the focus: keys typed before
+    that go to the app's bindings (the "r" of "all clear" would open a second dialog) and a click on a
+    button not laid out yet lands on the screen's corner."""
+    screen = app.screen
+    return (isinstance(screen, ConfirmDialog) and bool(screen.query("#reason"))
+            and screen.query_one("#reason", Input).has_focus and screen.query_one("#confirm", Button).region.area > 0
+            and screen.query_one("#cancel", Button).region.area > 0)
 
 
 async def settle(pilot: Pilot, app: DashboardApp) -> None:
@@ -139,8 +160,7 @@ def test_inspector_and_tracer_follow_the_selected_signal() -> None:
         keys = [r.key.value for r in table.ordered_rows]
         table.move_cursor(row=keys.index("sig-777"))
         await pilot.press("enter")
-        await pilot.pause()
-        assert app.selected_signal == 777
+        await until(pilot, lambda: app.selected_signal == 777, "the row selection")  # RowSelected bubbles up
         inspector = text_of(app, "inspector")
         for needle in ("Signal 777", "EXECUTED", "gross profit", "4,921", "- gas cost", "- flash fee",
                        "- slippage", "= net profit", "4,321", WETH, "2 hop(s)", "0x" + "11" * 20,
@@ -153,14 +173,14 @@ def test_inspector_and_tracer_follow_the_selected_signal() -> None:
         # the open signal: the tracer says what it is still waiting for
         table.move_cursor(row=keys.index("sig-778"))
         await pilot.press("enter")
-        await pilot.pause()
+        await until(pilot, lambda: app.selected_signal == 778, "the row selection")
         assert "started    (waiting)" in text_of(app, "tracer") and "OPEN" in text_of(app, "inspector")
         # rows of the Execution panel select their signal too
         exe = app.query_one("#execution", DataTable)
         exe.focus()
         exe.move_cursor(row=0)
         await pilot.press("enter")
-        await pilot.pause()
+        await until(pilot, lambda: app.selected_signal == 777, "the row selection")
         assert app.selected_signal == 777 and "nonce 42" in text_of(app, "tracer")
 
     run(app, scenario)
@@ -172,11 +192,9 @@ def test_stop_and_resume_publish_after_confirmation() -> None:
 
     async def scenario(pilot: Pilot) -> None:
         await pilot.press("s")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmDialog)
-        await pilot.click("#confirm")
-        await pilot.pause()
-        assert not isinstance(app.screen, ConfirmDialog)
+        await until(pilot, lambda: dialog_ready(app), "the stop dialog")
+        assert await pilot.click("#confirm"), "the click missed the confirm button"
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmDialog) and published, "the stop to be sent")
         assert len(published) == 1 and isinstance(published[0], EmergencyStop)
         stop = published[0]
         assert (stop.scope, stop.scope_value, stop.sender) == (StopScope.ALL, 0, "dashboard@test")
@@ -189,10 +207,10 @@ def test_stop_and_resume_publish_after_confirmation() -> None:
         assert "HALTED" in app.sub_title
 
         await pilot.press("r")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmDialog)
+        await until(pilot, lambda: dialog_ready(app), "the resume dialog")
         await pilot.press(*"all clear", "enter")  # the default reason is selected: typing replaces it
-        await pilot.pause()
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmDialog) and len(published) > 1,
+                    "the resume to be sent")
         assert len(published) == 2 and isinstance(published[1], Resume)
         res = published[1]
         assert (res.scope, res.stop_id, res.sender) == (StopScope.ALL, 0, "dashboard@test")
@@ -210,15 +228,14 @@ def test_cancelling_the_dialog_publishes_nothing() -> None:
 
     async def scenario(pilot: Pilot) -> None:
         await pilot.press("s")
-        await pilot.pause()
+        await until(pilot, lambda: dialog_ready(app), "the stop dialog")
         await pilot.press("escape")
-        await pilot.pause()
-        assert not isinstance(app.screen, ConfirmDialog)
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "the dialog to close")
         await pilot.press("r")
+        await until(pilot, lambda: dialog_ready(app), "the resume dialog")
+        assert await pilot.click("#cancel"), "the click missed the cancel button"
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "the dialog to close")
         await pilot.pause()
-        await pilot.click("#cancel")
-        await pilot.pause()
-        assert not isinstance(app.screen, ConfirmDialog)
         assert published == []
 
     run(app, scenario)
@@ -243,12 +260,9 @@ def test_relays_down_shows_relay_down(tmp_path) -> None:
         assert "RISK: unknown -- NO DATA" in text_of(app, "pnl") and "RISK: trading" not in text_of(app, "pnl")
         # a stop with no relay is reported, not raised
         await pilot.press("s")
-        await pilot.pause()
-        await pilot.click("#confirm")
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if "NOT published" in text_of(app, "pnl"):
-                break
+        await until(pilot, lambda: dialog_ready(app), "the stop dialog")
+        assert await pilot.click("#confirm"), "the click missed the confirm button"
+        await until(pilot, lambda: "NOT published" in text_of(app, "pnl"), "the publisher's notice")
         assert "EmergencyStop NOT published" in text_of(app, "pnl")
 
     run(app, scenario)
