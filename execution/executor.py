@@ -592,6 +592,8 @@ class Executor:
             r = await self.chain.receipt(row.tx_hash)
             if r is not None:
                 log.info("executor: recovered tx %s (nonce %d) was mined", row.tx_hash, nonce)
+                if not row.public:  # it left, whether or not the process lived to mark it (a cross-chain
+                    self.store.mark_public(row.tx_hash)  # leg's settlement reads the mark: xchain/recover.py)
                 if not ours:
                     self.store.settle_nonce(nonce, row.tx_hash)
                     return

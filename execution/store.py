@@ -34,7 +34,8 @@ it. Whatever the moment of a crash, the next start (``Executor.recover``) finds 
 * before the row was committed: nothing left the process; the nonce lived only in memory, and the next
   nonce comes from the chain's counts;
 * after the commit, whether or not the bytes reached the node (``public`` still 0, or already 1): the
-  row is ``pending``; its receipt settles it when mined (the signal reported from the receipt); a node
+  row is ``pending``; its receipt settles it when mined (the signal reported from the receipt; the row
+  marked sent, which a cross-chain leg's settlement reads: ``execution/xchain/recover.py``); a node
   that still holds it (``eth_getTransactionByHash``) makes it a sent transaction, broadcast again (the
   same bytes) and watched; one the node never got was never sent: dropped, the signal NOT_INCLUDED, and
   its nonce free again (the chain's pending count does not include it).

@@ -132,14 +132,16 @@ def test_a_signal_costs_one_rpc_round_trip_before_its_transaction_is_sent(chain:
     trio.run(main)
 
 
-@pytest.mark.parametrize("sent", [True, False], ids=["sent", "never-sent"])
+@pytest.mark.parametrize("sent, mined", [(True, False), (True, True), (False, False)],
+                         ids=["sent", "sent-and-mined", "never-sent"])
 def test_a_crash_between_signing_and_sending_is_settled_from_the_node(chain: Chain, owned: str,
                                                                       arb_devnet_deployment: Any, tmp_path: Path,
-                                                                      sent: bool) -> None:
+                                                                      sent: bool, mined: bool) -> None:
     """The one write before a send is the signed transaction's row (public 0). Killed after it: a transaction
     that reached the node (still in its pool: no automine) is found there at the restart, marked sent and
-    watched to its receipt -- not dropped as never broadcast while it can still land; one that never left is
-    dropped, the signal NOT_INCLUDED, and its nonce used again."""
+    watched to its receipt -- not dropped as never broadcast while it can still land; one mined by then is
+    settled from its receipt and marked sent too (a cross-chain leg's settlement reads the mark); one that
+    never left is dropped, the signal NOT_INCLUDED, and its nonce used again."""
     dep = arb_devnet_deployment
     config = config_from_dict({
         "executor": {"chain_id": dep.chain_id, "rpc_url": dep.rpc_url, "contract": owned,
@@ -163,6 +165,8 @@ def test_a_crash_between_signing_and_sending_is_settled_from_the_node(chain: Cha
                             tip=tx.max_priority_fee_per_gas, gas_limit=tx.gas_limit, meta=meta)
             if sent:
                 await gw.send_raw(tx.raw)  # ... and the process dies before mark_public
+            if mined:
+                chain.rpc("evm_mine")
             restarted = Executor(config, gw, store, published := Published())
             async with trio.open_nursery() as n:
                 async def mine() -> None:
