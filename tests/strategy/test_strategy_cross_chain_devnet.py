@@ -334,15 +334,26 @@ async def test_the_strategy_process_finds_a_scripted_gap_sized_and_priced_by_han
     def cross() -> list[Message]:
         return [m for m in signals.messages if m.find(SignalIdentity).kind == SignalKind.CROSS_CHAIN]
 
-    def check(sig: Message) -> dict[str, Any]:
+    async def check(sig: Message) -> dict[str, Any]:
         """The signal against the test's own arithmetic on the market data up to its cause."""
         assert [type(t) for t in sig.tlvs] == [SignalIdentity, Economics, ArbitragePath, CrossChainArbitrage,
                                                DecisionPoint, TraceContext]
         ident, econ, path, xc, point, trace = sig.tlvs
         cause = (trace.trace_id >> 64, trace.trace_id & ((1 << 64) - 1))  # (source id, seq) of the cause
-        upto = next(i for i, m in enumerate(market.messages) if (m.source_id, m.source_seq) == cause)
+
+        def upto() -> int | None:
+            return next((i for i, m in enumerate(market.messages) if (m.source_id, m.source_seq) == cause), None)
+
+        # The signal can reach us before its cause does: the strategy read the cause from the market-data
+        # relay, decided and published through the signal relay while our own market-data consumer (another
+        # connection, catching up from seq 0) had not read it yet; which of our two connections is served
+        # first is the scheduler's choice under load. The replay must cover exactly what the strategy
+        # applied, so wait for the cause (looking it up at once raised StopIteration when it lagged).
+        await market.until(lambda: upto() is not None)
+        last = upto()
+        assert last is not None
         x = path.hops[0].amount_in
-        hand = _by_hand(market.messages[:upto + 1], usdc_is_token0, x)
+        hand = _by_hand(market.messages[:last + 1], usdc_is_token0, x)
         # the size: at the continuous optimum (to 2 units), its net within the staircase's 2 units of the best
         assert abs(x - hand["x_star"]) <= 2, (x, hand["x_star"])
         assert hand["best"] - 2 <= econ.net_profit == hand["net_at"] <= hand["best"], (econ, hand)
@@ -382,14 +393,14 @@ async def test_the_strategy_process_finds_a_scripted_gap_sized_and_priced_by_han
                     e.on_message(m, m.receive_time_ns)
                 raise AssertionError(f"no cross-chain signal from {len(market.messages)} market messages: "
                                      f"{dict(e.stats)}; strategy log: {stack.log('strategy')[-2000:]}") from None
-            first = check(cross()[0])
+            first = await check(cross()[0])
             assert first["src"].chain_id == A and first["sigma"] == FLOOR_PPB  # one price per pool: the floor
             await trio.sleep(1.0)  # a measurable interval; nothing moved meanwhile: no second signal
             assert len(cross()) == 1, cross()
             # WETH a little dearer still on B (+~0.1 %): a new state, a new signal, sigma measured from the move
             await trio.to_thread.run_sync(buy_weth_on_b, 1)
             await signals.until(lambda: len(cross()) >= 2)
-            second = check(cross()[1])
+            second = await check(cross()[1])
             assert second["src"].chain_id == A and second["sigma"] > FLOOR_PPB
             assert cross()[1].find(ArbitragePath).hops[0].amount_in != cross()[0].find(ArbitragePath).hops[0].amount_in
             await trio.sleep(0.5)
