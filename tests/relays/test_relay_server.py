@@ -396,7 +396,12 @@ async def test_a_relay_process_freezes_its_long_lived_objects_out_of_the_gc(shor
             assert gc.get_freeze_count() > 0
             before = gc.get_freeze_count()
             keep = [[i] for i in range(1000)]  # created after start-up: frozen by the next round
-            await trio.sleep(0.2)
+            # waited for, not slept on: a process descheduled past the keeper's next round wakes the keeper
+            # and this task in one batch, in either order (so a fixed 0.2 s could fail on a loaded machine)
+            for _ in range(2000):  # at most ~20 s: a hang guard
+                if gc.get_freeze_count() >= before + len(keep):
+                    break
+                await trio.sleep(0.01)
             assert gc.get_freeze_count() >= before + len(keep)
             n.cancel_scope.cancel()
     finally:

@@ -300,13 +300,15 @@ def test_cli_two_chains_then_sigterm_leaves_no_anvil(tmp_path):
         assert (a.block_time, b.block_time) == (2.0, 0.25)
         assert [t.symbol for t in a.tokens] == [t.symbol for t in b.tokens]
         assert [p.label for p in a.pools] == [p.label for p in b.pools]
-        heads = []
+        heads, spans = [], []
         for chain in (a, b):
             with actions.DevnetClient(chain) as client:
-                h0 = client.block_number()
+                h0, t0 = client.block_number(), time.monotonic()
                 time.sleep(1.0)
                 heads.append(client.block_number() - h0)
-        assert heads[0] <= 1 and heads[1] >= 3, heads
+                spans.append(time.monotonic() - t0)
+        # a window that a loaded machine stretches past 1 s lets the 2 s chain mine one more block per 2 s
+        assert heads[0] <= 1 + int(spans[0] / 2.0) and heads[1] >= 3, (heads, spans)
         def weth_price(client, pool):
             return client.pool_price(pool) if pool.symbol0 == "WETH" else 1 / client.pool_price(pool)
 
