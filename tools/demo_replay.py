@@ -269,6 +269,41 @@ async def watch(run_dir: Path, d: Detected) -> None:
         n.start_soon(market)
 
 
+async def settle(run_dir: Path, d: Detected, strategy: str, *, quiet_s: float = 1.0, max_s: float = 60.0) -> bool:
+    """Once the source has stopped: wait until the strategy (the md relay's consumer named ``strategy``) and
+    every other consumer have been sent the relays' heads, the watchers have counted every message up to
+    them, and neither head has moved for ``quiet_s`` (the strategy's last decisions are not visible on the
+    bus until it publishes); at most ``max_s``. False if it did not settle.
+
+    A fixed pause was not enough: on a loaded machine the strategy may connect seconds after the market
+    data started flowing (it starts from the oldest message, so it catches up, but later)."""
+    from relays.client import RelayUnavailable, request_stats
+
+    socks = relays_table(run_dir)
+    deadline = trio.current_time() + max_s
+    last: tuple[int, int] | None = None
+    since = trio.current_time()
+    while trio.current_time() < deadline:
+        try:
+            with trio.fail_after(5):
+                md = await request_stats("market_data", socks["market_data"])
+                sig = await request_stats("signal", socks["signal"])
+        except (OSError, trio.TooSlowError, RelayUnavailable):
+            await trio.sleep(0.2)
+            continue
+        heads = (md["head_seq"], sig["head_seq"])
+        consumers = md["consumers"] + sig["consumers"]
+        caught_up = (any(c["name"] == strategy for c in md["consumers"]) and all(c["lag"] == 0 for c in consumers)
+                     and (d.market, d.signals) == heads)
+        now = trio.current_time()
+        if not caught_up or heads != last:
+            last, since = heads, now
+        elif now - since >= quiet_s:
+            return True
+        await trio.sleep(0.2)
+    return False
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -356,7 +391,8 @@ async def _run(args: argparse.Namespace, plan: dict[str, Any], work: Path, run_d
             if source.poll() is None:
                 source.kill()
                 await wait_exit(source)
-        await trio.sleep(1.0)  # let the strategy finish what is in flight and the watchers see it
+        if not await settle(run_dir, d, plan["strategy_name"]):
+            say("the strategy did not catch up within 60 s: the counts below are what it had published by then")
         await sup.stop_all()
         nursery.cancel_scope.cancel()
 
@@ -377,6 +413,8 @@ def _plan(args: argparse.Namespace, work: Path, run_dir: Path) -> dict[str, Any]
         archive = newest_live_archive()
         if archive is None and choice == "archive":
             raise ValueError(f"no archive of a live demo run under {DEMO_DIR}/*/data/archive")
+    from strategy.config import load_config
+
     cfg = work / "configs"
     cfg.mkdir(parents=True, exist_ok=True)
     (work / "logs").mkdir(parents=True, exist_ok=True)
@@ -392,6 +430,7 @@ def _plan(args: argparse.Namespace, work: Path, run_dir: Path) -> dict[str, Any]
         pace = ["--as-fast-as-possible"] if speed <= 0 else ["--speed", f"{speed:g}"]
         say(f"replaying the archive {archive} (a previous live demo run) with {cfg_note}")
         return {"deploy": _write_deployment(work, run_dir), "start_tlvs": [], "mode": "archive",
+                "strategy_name": load_config(cfg / "strategy.toml").name,
                 "source_args": ["replay", str(archive), "--socket", md_sock, *pace, "--progress-every", "10"]}
     from collectors.replay.pools import MAINNET_USDC_WETH_V3
     from collectors.replay.replay import iter_replay, resolve_files
@@ -409,6 +448,7 @@ def _plan(args: argparse.Namespace, work: Path, run_dir: Path) -> dict[str, Any]
             f"in one band {p['band']}, plus {p['older_positions']} older positions the day's burns reveal "
             "(APPROXIMATION, detect-only display)")
     return {"deploy": _write_deployment(work, run_dir), "start_tlvs": start, "mode": "logs",
+            "strategy_name": load_config(cfg / "strategy.toml").name,
             "source_args": ["collector", "replay", "--logs", *map(str, files), "--socket", md_sock,
                             "--speed", f"{speed_factor:g}", "--mark-replayed"]}
 
