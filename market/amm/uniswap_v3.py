@@ -271,7 +271,7 @@ def swap_steps(
     limit: int,
     fee: int,
     step_fn: StepFn,
-    input_less_fee: bool = False,
+    v4_step: bool = False,
     protocol_fee: int = 0,
 ) -> tuple[int, int, int, int, int, int, int, int]:
     """The step loop of ``UniswapV3Pool.swap``, which v4-core's ``Pool.swap`` repeats: walk the initialized ticks
@@ -285,15 +285,16 @@ def swap_steps(
     every step runs at (V4: the LP fee with the protocol fee on top, up to 100 % for exact input); and
     ``protocol_fee``, the protocol's share carved out of each step's fee (V4's ``ProtocolFeeLibrary``; 0 in V3).
 
-    V3's and V4's ``computeSwapStep`` agree on every step that reaches its target, so that step is inlined here
-    for both, using only the operations whose results are provably in range, so the contract's reverts cannot
-    fire there.  A step that stops short (the last of a swap) goes through ``step_fn``, except an exact-input one,
-    also inlined: its new price is V3's and V4's alike, its ``amountIn`` is recomputed from the prices in V3 and
-    is ``amountRemainingLessFee`` as is in V4 (``input_less_fee``).  Where the active liquidity is zero every step
-    moves the price and nothing else, so the walk jumps straight to the next initialized tick (or the limit) instead
-    of stopping at each empty bitmap word; the tick it ends on is the one the word-by-word walk stores (see
-    ``zero_liquidity_tick``). tests/market/amm cross-checks both pools against literal transliterations of their
-    loops over real bitmaps.
+    V3's and V4's ``computeSwapStep`` agree on every step that reaches its target, so that step is inlined here for
+    both, using only the operations whose results are provably in range, so the contract's reverts cannot fire
+    there.  A step that stops short (the last of a swap) is inlined too wherever its price update cannot revert
+    (elsewhere ``step_fn`` raises as the contract does): its new price is V3's and V4's alike, but V4's step
+    (``v4_step``) takes ``amountIn = amountRemainingLessFee`` as is for exact input, where V3 recomputes it from the
+    prices, and ``amountOut`` = the remainder as is for exact output, where V3 computes it from the prices and caps
+    it there.  Where the active liquidity is zero every step moves the price and nothing else, so the walk jumps
+    straight to the next initialized tick (or the limit) instead of stopping at each empty bitmap word; the tick it
+    ends on is the one the word-by-word walk stores (see ``zero_liquidity_tick``).  tests/market/amm cross-checks
+    both pools against literal transliterations of their loops over real bitmaps.
     """
     # Hot loop: everything in locals.
     sqrt_price = state.sqrt_price_x96
@@ -384,7 +385,7 @@ def swap_steps(
                             price_after = q + 1 if r else q
                             if price_after != target:
                                 diff = sqrt_price - price_after
-                                if input_less_fee:
+                                if v4_step:
                                     step_in = less_fee
                                 else:
                                     q, r = divmod(numerator1 * diff, sqrt_price)
@@ -407,6 +408,29 @@ def swap_steps(
                         sqrt_price = target
                         q, r = divmod(step_in * fee, fee_divisor)
                         step_fee = q + 1 if r else q
+                    elif -remaining <= MAX_UINT160:
+                        # stops short: getNextSqrtPriceFromAmount1RoundingDown removing -remaining, the shift
+                        # branch; the amounts to that price (V3 caps its output at the remainder, V4 takes it)
+                        q, r = divmod(-remaining << 96, liquidity)
+                        if r:
+                            q += 1
+                        if sqrt_price > q and sqrt_price - q != target:
+                            price_after = sqrt_price - q
+                            diff = sqrt_price - price_after
+                            q, r = divmod((liquidity << 96) * diff, sqrt_price)
+                            if r:
+                                q += 1
+                            q, r = divmod(q, price_after)
+                            step_in = q + 1 if r else q
+                            if v4_step:
+                                step_out = -remaining
+                            else:
+                                step_out = (liquidity * diff) >> 96
+                                if step_out > -remaining:
+                                    step_out = -remaining
+                            q, r = divmod(step_in * fee, fee_divisor)
+                            step_fee = q + 1 if r else q
+                            sqrt_price = price_after
             else:  # price moves up to target >= sqrt_price: token1 in, token0 out
                 diff = target - sqrt_price
                 if exact_input:
@@ -425,7 +449,7 @@ def swap_steps(
                             price_after = sqrt_price + (less_fee << 96) // liquidity
                             if price_after != target and price_after <= MAX_UINT160:
                                 diff = price_after - sqrt_price
-                                if input_less_fee:
+                                if v4_step:
                                     step_in = less_fee
                                 else:
                                     q, r = divmod(liquidity * diff, _Q96)
@@ -442,6 +466,27 @@ def swap_steps(
                         sqrt_price = target
                         q, r = divmod(step_in * fee, fee_divisor)
                         step_fee = q + 1 if r else q
+                    else:
+                        # stops short: getNextSqrtPriceFromAmount0RoundingUp removing -remaining, where it does
+                        # not revert; the amounts to that price (V3 caps its output at the remainder, V4 takes it)
+                        numerator1 = liquidity << 96
+                        product = -remaining * sqrt_price
+                        if product <= MAX_UINT256 and numerator1 > product:
+                            q, r = divmod(numerator1 * sqrt_price, numerator1 - product)
+                            price_after = q + 1 if r else q
+                            if price_after != target and price_after <= MAX_UINT160:
+                                diff = price_after - sqrt_price
+                                q, r = divmod(liquidity * diff, _Q96)
+                                step_in = q + 1 if r else q
+                                if v4_step:
+                                    step_out = -remaining
+                                else:
+                                    step_out = numerator1 * diff // price_after // sqrt_price
+                                    if step_out > -remaining:
+                                        step_out = -remaining
+                                q, r = divmod(step_in * fee, fee_divisor)
+                                step_fee = q + 1 if r else q
+                                sqrt_price = price_after
             if step_in < 0:
                 sqrt_price, step_in, step_out, step_fee = step_fn(sqrt_price, target, liquidity, remaining, fee)
 
