@@ -4,6 +4,12 @@ Host A: relay -> loadgen producer, bridge out. NATS: nats-server(s) with JetStre
 Host B: bridge in -> relay -> consumer process writing ``domain_seq source_id source_seq counter``
 per message. After each fault every counter 1..N must have arrived exactly once, in order, with
 the same domain sequence as on host A (``domain_seq == counter``: one producer into a fresh log).
+
+Host A produces only once both bridges are at work (under load a bridge can take seconds to
+start: a stream produced before then crosses in one burst, not while it flows). A test that kills
+a bridge and checks that the new one resumed mid-stream holds the second half back until the
+kill (``start_all(first=N // 2)``, then ``rest_of_load()``): otherwise a slow test could kill a
+bridge that had already carried all N.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class TwoHosts:
         self.a_sock, self.b_sock = d / "a.sock", d / "b.sock"
         self.out_file = d / "b-consumer.txt"
         self.relay_in_bridge = relay_in_bridge
+        self.p: dict[str, object] = {}  # start_all's processes
 
     def relay_a(self):  # noqa: ANN201
         return self.procs.relay(self.a_sock, self.d / "a-data")
@@ -101,19 +108,30 @@ class TwoHosts:
     def consumer(self):  # noqa: ANN201
         return self.procs.consumer(self.b_sock, self.out_file, "--expect", str(N))
 
-    def loadgen(self):  # noqa: ANN201
-        return self.procs.loadgen(self.a_sock, rate=RATE, count=N)
+    def loadgen(self, count: int = N):  # noqa: ANN201
+        """Host A's producer up to counter ``count`` (a later one goes on from where it stopped)."""
+        return self.procs.loadgen(self.a_sock, rate=RATE, count=count)
 
-    def start_all(self) -> dict[str, object]:
+    def start_all(self, first: int = N) -> dict[str, object]:
+        """Every process; host A produces counters 1..``first`` once both bridges are at work."""
         p = {"relay_a": self.relay_a()}
         if not self.relay_in_bridge:
             p["relay_b"] = self.relay_b()
         p["out"] = self.bridge("out")
         p["in"] = self.bridge("in")
         p["consumer"] = self.consumer()
-        time.sleep(0.5)
-        p["loadgen"] = self.loadgen()
+        wait_for(lambda: re.search(r"<bridge-out:market_data#\d+ [^>]*> subscribes from ", log_of(p["relay_a"]))
+                 is not None, 60, "bridge out to read host A's relay")
+        wait_for(lambda: re.search(r"bridge-in:market_data: consumer \S+ on ", log_of(p["in"])) is not None, 60,
+                 "bridge in to consume the stream")
+        p["loadgen"] = self.loadgen(first)
+        self.p = p
         return p
+
+    def rest_of_load(self):  # noqa: ANN201
+        """After ``start_all(first=...)``: host A's producer for the rest, up to N."""
+        assert self.p["loadgen"].wait(30) == 0  # type: ignore[attr-defined]
+        return self.loadgen()
 
     def received(self) -> int:
         return count_lines(self.out_file)
@@ -125,13 +143,14 @@ class TwoHosts:
 
 def test_kill9_bridge_out_and_restart(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
     h = TwoHosts(procs, short_dir, nats.url)
-    p = h.start_all()
+    p = h.start_all(first=N // 2)
     wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
     procs.kill9(p["out"])  # type: ignore[arg-type]
+    rest = h.rest_of_load()
     time.sleep(0.3)
     out2 = h.bridge("out")
     h.finish("kill -9 bridge-out")
-    assert p["loadgen"].wait(30) == 0  # type: ignore[attr-defined]
+    assert rest.wait(30) == 0
     # the restarted bridge resumed mid-stream from what JetStream acknowledged (a stream message
     # is a batch of frames, so its stream sequence is at most the domain sequence of its last frame)
     resumed = re.search(r"stream last seq (\d+) holds domain seqs up to (\d+)", log_of(out2))
@@ -140,9 +159,10 @@ def test_kill9_bridge_out_and_restart(procs: Procs, short_dir: Path, nats: NatsS
 
 def test_kill9_bridge_in_and_restart(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
     h = TwoHosts(procs, short_dir, nats.url)
-    p = h.start_all()
+    p = h.start_all(first=N // 2)
     wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
     procs.kill9(p["in"])  # type: ignore[arg-type]
+    h.rest_of_load()
     time.sleep(0.3)
     in2 = h.bridge("in")
     h.finish("kill -9 bridge-in")
@@ -155,9 +175,10 @@ def test_kill9_bridge_in_hosting_the_relay_and_restart(procs: Procs, short_dir: 
     bridge; the restarted process recovers the relay's journal, resumes the stream after the last
     domain sequence in it, and the consumer, reconnected, goes on from where it was."""
     h = TwoHosts(procs, short_dir, nats.url, relay_in_bridge=True)
-    p = h.start_all()
+    p = h.start_all(first=N // 2)
     wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
     procs.kill9(p["in"])  # type: ignore[arg-type]
+    h.rest_of_load()
     time.sleep(0.3)
     in2 = h.bridge("in")
     h.finish("kill -9 bridge-in hosting relay B")
