@@ -170,6 +170,9 @@ async def run(config: ExecutorConfig, account: LocalAccount, pm: ProcessMetrics 
               reload: ConfigReload[ExecutorConfig] | None = None,
               task_status: trio.TaskStatus[Executor] = trio.TASK_STATUS_IGNORED,
               cex: ApiCredentials | None = None, chains: dict[int, LocalAccount] | None = None) -> None:
+    # httpx logs every request at INFO: a log write per RPC, the simulation and the send among them, on the
+    # critical path (and half of the executor's log); its warnings still show
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     store = ExecutorStore(config.state_db)
     side_rpcs: list[HttpRpc] = []
     rpc = node_rpc(config.rpc_url, timeout=10.0)

@@ -478,6 +478,8 @@ async def test_v2_v2_and_v2_v3_arbitrage_detected_by_strategy_executed_by_execut
                  for hop in m.tlvs[2].hops}
         assert kinds == {VenueKind.UNISWAP_V2, VenueKind.UNISWAP_V3}
         assert [s.nonce for s in h.started] == [0 + started[0].nonce, started[0].nonce + 1]
+        # no log line per RPC (httpx writes one at INFO for each request: a write on the critical path)
+        assert "HTTP Request" not in h.executor_log() and "executor: ready" in h.executor_log()
 
 
 async def test_shadow_mode_simulates_and_reports_without_sending(h: Harness) -> None:
