@@ -209,15 +209,31 @@ def swap(
     specified_done = amount_specified - remaining
     if not (MIN_INT128 <= calculated <= MAX_INT128 and MIN_INT128 <= specified_done <= MAX_INT128):
         raise Overflow("SafeCastOverflow: a swap total does not fit int128")
+    # V4SwapResult(...) with every field, built through its slots: the generated keyword __init__ cost a
+    # third of a one-step swap.
+    r = _new(V4SwapResult)
     if zero_for_one != (amount_specified < 0):  # currency1 is the specified one
-        amount0, amount1 = calculated, specified_done
+        _set_amount0(r, calculated)
+        _set_amount1(r, specified_done)
     else:
-        amount0, amount1 = specified_done, calculated
-    return V4SwapResult(
-        amount0=amount0, amount1=amount1, sqrt_price_x96=sqrt_price, tick=tick, liquidity=liquidity,
-        zero_for_one=zero_for_one, swap_fee=swap_fee, fee_amount=lp_fees, amount_to_protocol=to_protocol,
-        ticks_crossed=crossed,
-    )
+        _set_amount0(r, specified_done)
+        _set_amount1(r, calculated)
+    _set_sqrt_price_x96(r, sqrt_price)
+    _set_tick(r, tick)
+    _set_liquidity(r, liquidity)
+    _set_zero_for_one(r, zero_for_one)
+    _set_swap_fee(r, swap_fee)
+    _set_fee_amount(r, lp_fees)
+    _set_amount_to_protocol(r, to_protocol)
+    _set_ticks_crossed(r, crossed)
+    return r
+
+
+_new = object.__new__
+(_set_amount0, _set_amount1, _set_sqrt_price_x96, _set_tick, _set_liquidity, _set_zero_for_one, _set_swap_fee,
+ _set_fee_amount, _set_amount_to_protocol, _set_ticks_crossed) = (getattr(V4SwapResult, f).__set__ for f in (
+    "amount0", "amount1", "sqrt_price_x96", "tick", "liquidity", "zero_for_one", "swap_fee", "fee_amount",
+    "amount_to_protocol", "ticks_crossed"))
 
 
 def _v3_signed_step(

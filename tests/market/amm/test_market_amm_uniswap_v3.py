@@ -36,6 +36,7 @@ from market.amm.tick_math import (
     get_tick_at_sqrt_ratio,
 )
 from market.amm.uniswap_v3 import (
+    SwapResult,
     V3PoolState,
     apply_liquidity_change,
     apply_swap,
@@ -551,3 +552,13 @@ def test_position_amounts():
     assert get_position_amounts(STATE, *below, 10**15)[0] == 0  # range below price: token1 only
     assert get_position_amounts(STATE, *above, 10**15)[1] == 0  # range above price: token0 only
     assert get_position_amounts(STATE, *inside, 0) == (0, 0)
+
+
+def test_swap_result_has_every_field_set():
+    """swap() builds its SwapResult through the slots, past the generated __init__: every field must be set,
+    and equal to what the dataclass's own constructor makes of the same values."""
+    for zero_for_one, amount in ((True, 10**18), (False, -(10**6))):
+        r = swap(STATE, zero_for_one, amount)
+        values = {f.name: getattr(r, f.name) for f in dataclasses.fields(SwapResult)}
+        assert SwapResult(**values) == r
+        assert r.zero_for_one is zero_for_one and r.amount_in > 0 and r.amount_out > 0

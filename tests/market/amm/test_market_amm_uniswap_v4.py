@@ -7,6 +7,8 @@ protocol fee moves the same amounts as V3 at the same fee, step by step), and th
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -32,6 +34,7 @@ from market.amm.uniswap_v4 import (
     MAX_SQRT_PRICE,
     MIN_SQRT_PRICE,
     V4PoolState,
+    V4SwapResult,
     apply_liquidity_change,
     apply_swap,
     get_position_delta,
@@ -462,3 +465,15 @@ def test_a_walk_through_empty_words_jumps_and_matches_the_word_by_word_pool(zero
     a0, a1, price, tick, liquidity, to_protocol = reference_swap(pool, zero_for_one, -amount if exact_in else amount,
                                                                  limit)
     assert (r.amount0, r.amount1, r.sqrt_price_x96, r.tick, r.liquidity) == (a0, a1, price, tick, liquidity)
+
+
+def test_swap_result_has_every_field_set():
+    """swap() builds its V4SwapResult through the slots, past the generated __init__: every field must be set,
+    and equal to what the dataclass's own constructor makes of the same values."""
+    state = V4PoolState(sqrt_price_x96=2**96, tick=0, liquidity=10**24, lp_fee=3000, tick_spacing=60,
+                        ticks={-600: 10**24, 600: -(10**24)}, protocol_fee=(100 << 12) | 200)
+    for zero_for_one, amount in ((True, -(10**18)), (False, 10**6)):
+        r = swap(state, zero_for_one, amount)
+        values = {f.name: getattr(r, f.name) for f in dataclasses.fields(V4SwapResult)}
+        assert V4SwapResult(**values) == r
+        assert r.zero_for_one is zero_for_one and r.amount_in > 0 and r.amount_out > 0 and r.amount_to_protocol > 0
