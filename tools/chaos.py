@@ -189,13 +189,6 @@ def kind_of(name: str) -> str:
     return name.split("-", 1)[0]
 
 
-def _log_size(path: str) -> int:
-    try:
-        return os.path.getsize(path) if path else 0
-    except OSError:
-        return 0
-
-
 def _is_up(child: Any, started: tuple[float, int], now: float, min_up: float) -> bool:
     from tools.supervisor import is_ready
 
@@ -216,13 +209,15 @@ def _is_up(child: Any, started: tuple[float, int], now: float, min_up: float) ->
 async def watch_pids(sup: Supervisor, log: KillLog, min_up: float) -> None:
     """Note when each process started and when it is up; a kill is survived once a later process of
     that name is up."""
+    from tools.supervisor import log_size
+
     while True:
         now = trio.current_time()
         for name, child in sup.children.items():
             proc = child.proc
             if proc is None or proc.poll() is not None or proc.pid in log.ready:
                 continue
-            started = log.started.setdefault(proc.pid, (now, _log_size(child.spec.log_file)))
+            started = log.started.setdefault(proc.pid, (now, log_size(child.spec.log_file)))
             if _is_up(child, started, now, min_up):
                 log.ready[proc.pid] = now
                 for k in log.kills:

@@ -283,9 +283,14 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
             *([process("collector", ["collector", "evm", "--config", cfg / "collector.toml"],
                        after=["relay-market_data"])] if xchain is None else
               demo_xchain.processes(xchain, cfg, data, relays)),
+            # --chains 2: the strategy starts once the executor is ready (its keystores decrypted, both chains'
+            # nonces settled: the slowest start of all, tens of seconds on a loaded machine), so the chains' gap at
+            # start is signalled to an executor that can trade it -- a signal published before is STALE by the
+            # time the executor reads it, and the strategy never signals the same state of both pools twice
             process("strategy", ["strategy", "--config", cfg / "strategy.toml"],
-                    after=["relay-market_data", "relay-signal"]),
-            process("executor", ["executor", "--config", cfg / "executor.toml"], after=all_relays),
+                    after=["relay-market_data", "relay-signal", *(["executor"] if xchain is not None else [])]),
+            process("executor", ["executor", "--config", cfg / "executor.toml"], after=all_relays,
+                    ready_log=demo_xchain.EXECUTOR_READY if xchain is not None else ""),
             process("risk", ["risk", "--config", cfg / "risk.toml", "--state", data / "risk.sqlite"],
                     after=all_relays),
             process("portfolio", ["portfolio", "--config", cfg / "portfolio.toml", "--db", data / "portfolio.sqlite"],

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from market.display import fmt_units
 from protocol.market import V3Swap
+from tools.chaos import READY_LINES
 from tools.deployment import ProcessEntry
 from tools.deployment_writer import process
 
@@ -487,6 +488,8 @@ async def measure_rtt(setup: XChainSetup, out: dict[int, list[int]]) -> None:
 # --------------------------------------------------------------------------- start and end of the run
 
 MARKET_WAIT = 60.0  # seconds the market drivers wait for both chains' collectors
+START_GAP_WAIT = 120.0  # ... then for the outcome of the chains' price gap at start (the executor's start included)
+EXECUTOR_READY = READY_LINES["executor"].decode()  # what the executor logs once it takes signals
 EXECUTOR_WAIT = 30.0  # ... the wind-down waits for the executor's open signals
 REBALANCER_QUIET = 3.0  # ... the rebalancer must have had no transfer open this long before it is stopped
 REBALANCER_WAIT = 60.0
@@ -507,15 +510,27 @@ async def poll_until(done: Callable[[], bool], seconds: float, every: float = 0.
 
 async def wait_both_chains(setup: XChainSetup, tally: Any, say: Callable[[str], None]) -> None:
     """Hold the market drivers until both chains' collectors publish (a ``BlockHeader`` of each chain seen on
-    the market-data relay), at most ``MARKET_WAIT`` s: on a busy machine the processes take many seconds to
-    start, and ``--duration`` counts the market's time, not theirs. (The strategy, the executor and the books
-    read their relays from the oldest record: starting later, they miss nothing.)"""
+    the market-data relay), at most ``MARKET_WAIT`` s, and then until the chains' price gap at start has its
+    outcome (the first cross-chain ``ExecutionResult``), at most ``START_GAP_WAIT`` s: on a busy machine the
+    processes take many seconds to start -- the executor the longest (two keystores decrypted, tens of seconds
+    at load 25 on 2 cores) and the strategy only after it (``tools.demo``) -- and ``--duration`` counts the
+    market's time, not theirs. The gap is traded on still pools: a market already moving would race its signal
+    (a leg whose exact output fell below the signal's is STALE), and a signal read by an executor that started
+    late is STALE for its age, never signalled again while neither pool moves (the run's only trades then
+    depended on winning such races within ``--duration``)."""
     t0 = time.monotonic()
     want = {c.chain_id for c in setup.chains}
     seen = await poll_until(lambda: want <= tally.chains_seen, MARKET_WAIT)
     say(f"both chains' collectors publishing after {time.monotonic() - t0:.1f} s" if seen
         else f"chains {sorted(want - tally.chains_seen)} not seen on the bus within {MARKET_WAIT:.0f} s; "
              "driving the market anyway")
+    t0 = time.monotonic()
+    if await poll_until(lambda: bool(tally.xc_outcomes), START_GAP_WAIT):
+        say(f"the chains' price gap at start: {dict(sorted(tally.xc_outcomes.items()))} after "
+            f"{time.monotonic() - t0:.1f} s")
+    else:
+        say(f"no cross-chain outcome within {START_GAP_WAIT:.0f} s (the executor or the strategy not up, or no gap "
+            "at start); driving the market anyway")
 
 
 def open_rebalances(db: Path) -> int | None:

@@ -18,6 +18,7 @@ A deployment is one TOML file::
     args = ["strategy", "--config", "configs/strategy.toml"]   # an alphapulse subcommand
     after = ["relay-market_data", "relay-signal"]              # started once these are ready
     ready_file = ""            # optional: ready once this file exists
+    ready_log = ""             # optional: ready once its log shows this text (needs log_dir)
     oneshot = false            # true: runs to completion, not restarted on exit 0
     env = { }                  # extra environment (never secrets: use files the process reads)
 
@@ -50,6 +51,7 @@ class ProcessEntry(Config):
     after: tuple[str, ...] = ()
     ready_socket: str = ""
     ready_file: str = ""
+    ready_log: str = ""  # ready once this text is in its log, written since this run of it started
     oneshot: bool = False
     env: dict[str, str] = {}
 
@@ -124,7 +126,7 @@ def parse_deployment(doc: dict[str, Any], *, base: Path = Path("."), origin: str
         procs.append(ProcessSpec(
             name=p.name, args=p.args, after=p.after, oneshot=p.oneshot, env=p.env,
             ready_file=path(p.ready_file) if p.ready_file else "",
-            ready_socket=path(p.ready_socket) if p.ready_socket else "",
+            ready_socket=path(p.ready_socket) if p.ready_socket else "", ready_log=p.ready_log,
             log_file=log_file(p.name),
         ))
     names = [p.name for p in procs]
@@ -132,6 +134,9 @@ def parse_deployment(doc: dict[str, Any], *, base: Path = Path("."), origin: str
     if dupes:
         raise ConfigError(f"process names must be unique: {', '.join(sorted(dupes))}", path="process", file=origin)
     for i, p in enumerate(f.process):
+        if p.ready_log and not log_dir:
+            raise ConfigError(f"process {p.name!r}: ready_log needs a log file ([deployment] log_dir)",
+                              path=f"process[{i}].ready_log", file=origin)
         for dep in p.after:
             if dep not in names:
                 raise ConfigError(f"process {p.name!r}: 'after' names unknown process {dep!r}",

@@ -78,11 +78,12 @@ def relays_table(run_dir: str | os.PathLike[str], domains: Iterable[str] = DOMAI
 
 
 def process(name: str, args: Iterable[str | os.PathLike[str]], *, after: Iterable[str] = (),
-            ready_file: str | os.PathLike[str] = "", ready_socket: str | os.PathLike[str] = "",
+            ready_file: str | os.PathLike[str] = "", ready_socket: str | os.PathLike[str] = "", ready_log: str = "",
             oneshot: bool = False, env: Mapping[str, str] | None = None) -> ProcessEntry:
     """One ``[[process]]`` table: an ``alphapulse`` subcommand and what it waits for."""
     return ProcessEntry(name=name, args=tuple(os.fspath(a) for a in args), after=tuple(after),
-                        ready_file=os.fspath(ready_file), ready_socket=os.fspath(ready_socket), oneshot=oneshot,
+                        ready_file=os.fspath(ready_file), ready_socket=os.fspath(ready_socket), ready_log=ready_log,
+                        oneshot=oneshot,
                         env=dict(env or {}))
 
 

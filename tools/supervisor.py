@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 A deployment file (TOML, see ``tools/deployment.py``) lists processes, each an
 ``alphapulse`` subcommand with its arguments, what it depends on, and how to
-tell it is ready (a Unix socket accepting connections, or a file existing).
+tell it is ready (a Unix socket accepting connections, a file existing, or a line in its log written
+since it was started: ``ready_log``).
 The supervisor:
 
 * starts processes in dependency order, each only once its dependencies are ready;
@@ -61,7 +62,9 @@ def log(msg: str) -> None:
     print(f"[supervisor {time.strftime('%H:%M:%S')}] {msg}", file=log_stream or sys.stderr, flush=True)
 
 
-def is_ready(spec: ProcessSpec) -> bool:
+def is_ready(spec: ProcessSpec, log_from: int = 0) -> bool:
+    """Whether ``spec``'s process is ready: its socket accepts, its file exists, or its log shows ``ready_log``
+    after byte ``log_from`` (where the log ended when this run of it was started); else ready at once."""
     if spec.ready_socket:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -73,7 +76,22 @@ def is_ready(spec: ProcessSpec) -> bool:
             s.close()
     if spec.ready_file:
         return Path(spec.ready_file).exists()
+    if spec.ready_log:
+        try:
+            with open(spec.log_file, "rb") as f:
+                f.seek(log_from)
+                return spec.ready_log.encode() in f.read()
+        except OSError:
+            return False
     return True
+
+
+def log_size(path: str) -> int:
+    """The size of a process's log file (0 without one): where what its next run writes begins."""
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
 
 
 POLL = 0.05  # seconds between exit checks of a child
@@ -92,6 +110,7 @@ class Child:
     restarts: int = 0
     stopping: bool = False
     ready: trio.Event = field(default_factory=trio.Event)
+    log_from: int = 0  # where its log ended when its current run was started (``ready_log`` is looked for after)
 
 
 def spawn(argv: list[str], *, log_file: str | Path | None = None, env: dict[str, str] | None = None,
@@ -147,13 +166,16 @@ class Supervisor:
         return [sys.executable, "-m", "tools.cli", *spec.args]
 
     async def _wait_ready(self, child: Child) -> None:
-        deadline = trio.current_time() + READY_TIMEOUT
-        while not is_ready(child.spec):
+        """Until the child is ready (its dependents start then) or exits; said once if it takes longer than
+        ``READY_TIMEOUT``, and still waited for: a loaded machine's slow start is not a reason for what depends
+        on it never to start."""
+        deadline: float | None = trio.current_time() + READY_TIMEOUT
+        while not is_ready(child.spec, child.log_from):
             if child.proc is not None and child.proc.poll() is not None:
                 return
-            if trio.current_time() > deadline:
-                log(f"{child.spec.name}: not ready after {READY_TIMEOUT:.0f} s")
-                return
+            if deadline is not None and trio.current_time() > deadline:
+                log(f"{child.spec.name}: not ready after {READY_TIMEOUT:.0f} s; still waiting")
+                deadline = None
             await trio.sleep(0.05)
         child.ready.set()
         log(f"{child.spec.name}: ready")
@@ -167,6 +189,7 @@ class Supervisor:
         while not (self.stopping or child.stopping):
             started = trio.current_time()
             # forked from this (the main) thread on purpose: see the module docstring
+            child.log_from = log_size(spec.log_file)
             child.proc = spawn(self.command(spec), log_file=spec.log_file, env=env)
             log(f"{spec.name}: started pid {child.proc.pid}: {' '.join(spec.args)}")
             async with trio.open_nursery() as nursery:

@@ -80,8 +80,10 @@ def test_the_cli_refuses_chains_2_with_cex_in_one_line() -> None:
 
 @pytest.mark.timeout(240)
 def test_two_chain_demo_trades_across_chains_and_the_books_equal_both_chains_to_the_wei(tmp_path: Path) -> None:
-    """A 20 s headless run (a 2 s and a 0.25 s chain, the bridge completing after 2 s): the summary's figures,
-    and the books' changes equal to what moved on both chains, token by token, to the wei."""
+    """A headless run of 20 s of market (a 2 s and a 0.25 s chain, the bridge completing after 2 s), which starts
+    once the chains' price gap at start has its outcome (the executor up, then the strategy: however long a loaded
+    machine takes): the summary's figures, and the books' changes equal to what moved on both chains, token by
+    token, to the wei."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", ALPHAPULSE_DEMO_DIR=str(tmp_path / "demo"))
     done = subprocess.run(
         [sys.executable, "-m", "tools.cli", "demo", "--chains", "2", "--headless", "--duration", "20",
@@ -89,6 +91,8 @@ def test_two_chain_demo_trades_across_chains_and_the_books_equal_both_chains_to_
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=220)
     out, err = done.stdout, done.stderr
     assert done.returncode == 0, out[-3000:] + err[-3000:]
+    # the market waited for the start gap's outcome: the executor was up before the strategy signalled it
+    assert "the chains' price gap at start: {" in out, out[-4000:] + err[-3000:]
 
     def figure(label: str) -> str:
         found = re.search(rf"^{re.escape(label)}\s*:\s*(.*)$", out, re.M)

@@ -27,6 +27,8 @@ def test_defaults_give_three_relays_first() -> None:
          "dependency cycle"),
         ({"process": [{"name": "a", "args": ["x"]}, {"name": "a", "args": ["y"]}]}, "unique"),
         ({"process": [{"name": "a", "args": ["x", "--key", "0x" + "ab" * 32]}]}, "plaintext private key"),
+        ({"process": [{"name": "a", "args": ["x"], "ready_log": "up"}]}, "process[0].ready_log: process 'a': ready_log "
+                                                                         "needs a log file"),
     ],
 )
 def test_errors_name_the_key(doc: dict, fragment: str) -> None:

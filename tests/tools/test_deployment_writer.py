@@ -26,12 +26,15 @@ def test_round_trip_through_the_loader(tmp_path: Path) -> None:
                     after=["relay-market_data", "relay-signal"], env={"ALPHAPULSE_LOG": AWKWARD, "A": ""}),
             process("once", ["report"], after=["strategy"], ready_file=tmp_path / "ready", oneshot=True),
             process("sock", ["loadgen"], ready_socket=run / "x.sock"),
+            process("logged", ["executor"], ready_log='executor: "ready"'),
         ]))
     dep = load_deployment(path)
     assert (dep.name, dep.run_dir, dep.data_dir, dep.log_dir, dep.user, dep.fsync) == (
         "round trip", str(run), str(tmp_path / "data\\x"), str(tmp_path / "logs"), "svc", "interval")
     by_name = {p.name: p for p in dep.processes}
-    assert list(by_name) == ["relay-market_data", "relay-signal", "strategy", "once", "sock"]
+    assert list(by_name) == ["relay-market_data", "relay-signal", "strategy", "once", "sock", "logged"]
+    assert (by_name["logged"].ready_log, by_name["logged"].log_file) == ('executor: "ready"',
+                                                                         str(tmp_path / "logs" / "logged.log"))
     s = by_name["strategy"]
     assert s.args == ("strategy", "--config", str(tmp_path / "s.toml"), AWKWARD)
     assert s.after == ("relay-market_data", "relay-signal")

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tools.deployment import ProcessSpec
 from tools.deployment_writer import deployment_doc, process, write_toml
+from tools.supervisor import Supervisor
 
 
 def _alive(pid: int) -> bool:
@@ -152,3 +154,51 @@ def test_demo_replay_source_outlives_trio_worker_threads(tmp_path: Path, monkeyp
             shutil.rmtree(sock_dir, ignore_errors=True)
 
     trio.run(main)
+
+
+class _Scripts(Supervisor):
+    """Runs each spec's first argument as a Python script (no alphapulse subcommand needed)."""
+
+    def command(self, spec: ProcessSpec) -> list[str]:
+        return [sys.executable, "-c", spec.args[0]]
+
+
+@pytest.mark.timeout(60)
+def test_a_dependent_starts_once_its_dependency_logs_its_ready_line_even_after_the_ready_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``ready_log``: the dependency is ready once its log shows the line, written by this run of it (the same
+    line left in the log by an earlier run does not count), and a start slower than ``READY_TIMEOUT`` is said
+    and still waited for: the dependent starts then, never before and not never (the demo's strategy waits so
+    for the executor, whose start takes tens of seconds on a loaded machine)."""
+    import trio
+
+    import tools.supervisor as supervisor
+
+    monkeypatch.setattr(supervisor, "READY_TIMEOUT", 0.3)
+    logs, marker = tmp_path / "logs", tmp_path / "slow-is-up"
+    logs.mkdir()
+    (logs / "slow.log").write_text("slow: ready for signals\n")  # an earlier run's line
+    slow = (f"import pathlib, time; time.sleep(1.5); pathlib.Path({str(marker)!r}).touch(); "
+            "print('slow: ready for signals', flush=True); time.sleep(60)")
+    dep = f"import pathlib; print('dependent saw the line:', pathlib.Path({str(marker)!r}).exists(), flush=True)"
+    specs = [ProcessSpec(name="slow", args=(slow,), ready_log="slow: ready for", log_file=str(logs / "slow.log")),
+             ProcessSpec(name="dep", args=(dep,), after=("slow",), oneshot=True, log_file=str(logs / "dep.log"))]
+
+    async def main() -> str:
+        sup = _Scripts(specs, handle_signals=False)
+        async with trio.open_nursery() as nursery:
+            await sup.start(nursery, ready=[])
+            with trio.fail_after(40):
+                while "dependent saw the line" not in (text := _text(logs / "dep.log")):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await sup.stop_all()
+            nursery.cancel_scope.cancel()
+        return text
+
+    assert "dependent saw the line: True" in trio.run(main)
+    err = capsys.readouterr().err
+    assert "slow: not ready after 0 s; still waiting" in err and err.index("still waiting") < err.index("] slow: ready\n")
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
