@@ -34,6 +34,8 @@ from protocol.ids import PoolId, TokenId
 from strategy.graph import Cycle, CycleIndex
 from strategy.optimize import PathQuote, optimize
 
+_UNSEEN = object()  # OpportunitySearch.screen: a pool not looked up yet
+
 
 @dataclass(frozen=True, slots=True)
 class Opportunity:
@@ -119,6 +121,7 @@ class OpportunitySearch:
         seen: set[int] = set()
         index = self.index
         screen = self.screen
+        hops: dict[PoolId, tuple[PoolState, tuple[int, int, int], tuple[int, int, int]] | None] = {}
         for pool in pools:
             self.stats["cycles_considered"] += len(index.cycles_through(pool))
             for cycle in index.candidates(pool, limit=self.max_screened):
@@ -126,7 +129,7 @@ class OpportunitySearch:
                 if key in seen:
                     continue
                 seen.add(key)
-                cand = screen(cycle)
+                cand = screen(cycle, hops)
                 if cand is not None:
                     found.append(cand)
         self.stats["cycles_evaluated"] += len(seen)
@@ -144,22 +147,37 @@ class OpportunitySearch:
         cand = self.screen(cycle)
         return self.size(cand) if cand is not None else None
 
-    def screen(self, cycle: Cycle) -> Candidate | None:
-        """The exact integer pre-screen: every pool tradable, product of marginal rates > 1."""
-        tradable = self.state.tradable
+    def screen(
+        self, cycle: Cycle,
+        hops: dict[PoolId, tuple[PoolState, tuple[int, int, int], tuple[int, int, int]] | None] | None = None,
+    ) -> Candidate | None:
+        """The exact integer pre-screen: every pool tradable, product of marginal rates > 1.
+
+        ``hops`` memoizes each pool's snapshot and both directions' ``(n_out, d_in, model n)`` across the
+        cycles of one update (the state does not change in between: :meth:`ranked` screens hundreds of
+        cycles through a few pools)."""
+        if hops is None:
+            hops = {}
         a, b, c = 1, 1, 0  # composed as in optimize.compose_at_zero, from the cached marginals
         states = []
         for pool, zfo in cycle.hops:
-            s = tradable(pool)
-            if s is None:
+            h = hops.get(pool, _UNSEEN)
+            if h is _UNSEEN:
+                s = self.state.tradable(pool)
+                if s is None:
+                    h = None
+                else:
+                    m = s.marginals
+                    h = (s, (m[0], m[1], s.model_n_of(True)), (m[2], m[3], s.model_n_of(False)))
+                hops[pool] = h
+            if h is None:
                 self.stats["skipped_untradable"] += 1
                 return None
-            m = s.marginals
-            n_out, d_in = (m[0], m[1]) if zfo else (m[2], m[3])
-            c = d_in * c + s.model_n_of(zfo) * a
+            n_out, d_in, n = h[1] if zfo else h[2]
+            c = d_in * c + n * a
             a *= n_out
             b *= d_in
-            states.append(s)
+            states.append(h[0])
         if a <= b:
             return None
         self.stats["prescreen_passed"] += 1
