@@ -280,6 +280,7 @@ class Relay:
         self.max_connections = connection_limit(config.max_connections)
         self.refused_connections = 0
         self.resource_errors = 0
+        self.gc_freezes = 0  # rounds of gc.freeze done (freeze_gc): after one, everything alive before it is frozen
 
     # ------------------------------------------------------------------ serving
 
@@ -397,12 +398,11 @@ class Relay:
         since are collected once (cycles among them are freed; the walk covers only those) and the
         survivors frozen too. Frozen objects are still freed by reference counting when the ring
         drops them; only a reference cycle that formed before a freeze would outlive its use."""
-        gc.collect()
-        gc.freeze()
         while True:
-            await trio.sleep(self.config.gc_freeze_interval)
             gc.collect()
             gc.freeze()
+            self.gc_freezes += 1
+            await trio.sleep(self.config.gc_freeze_interval)
 
     async def _ticker(self) -> None:
         prev, prev_t = self.seq.accepted, time.monotonic()

@@ -389,20 +389,33 @@ async def test_a_relay_process_freezes_its_long_lived_objects_out_of_the_gc(shor
                                       "--data-dir", str(short_dir / "data")])
     assert config_from_args(args).freeze_gc  # the daemon turns it on
     cfg = config(short_dir, freeze_gc=True, gc_freeze_interval=0.05)
+
+    async def next_round(relay: Relay) -> None:
+        """Until the relay has frozen once more: a round is synchronous, so it saw all made before now."""
+        rounds = relay.gc_freezes
+        with trio.fail_after(10):
+            while relay.gc_freezes == rounds:  # noqa: ASYNC110  (polling the relay's state from outside)
+                await trio.sleep(0.01)
+
+    def unfrozen(objs: list[object]) -> int:
+        """How many of ``objs`` a collection would still walk (in generations 0-2, not the permanent one).
+        The freeze count cannot say it: frozen objects that die (the relay's ticker's sleep, once a
+        second) leave the permanent generation, so the count can grow by less than what was frozen."""
+        walked = {id(o) for o in gc.get_objects()}
+        return sum(id(o) in walked for o in objs)
+
     try:
         async with trio.open_nursery() as n:
-            await n.start(serve, cfg)
-            await trio.sleep(0.01)
+            relay = await n.start(serve, cfg)
+            await next_round(relay)
             assert gc.get_freeze_count() > 0
-            before = gc.get_freeze_count()
             keep = [[i] for i in range(1000)]  # created after start-up: frozen by the next round
+            assert all(gc.is_tracked(o) for o in keep) and unfrozen([keep, *keep]) == len(keep) + 1
             # waited for, not slept on: a process descheduled past the keeper's next round wakes the keeper
             # and this task in one batch, in either order (so a fixed 0.2 s could fail on a loaded machine)
-            for _ in range(2000):  # at most ~20 s: a hang guard
-                if gc.get_freeze_count() >= before + len(keep):
-                    break
-                await trio.sleep(0.01)
-            assert gc.get_freeze_count() >= before + len(keep)
+            await next_round(relay)
+            assert unfrozen([keep, *keep]) == 0
+            assert gc.get_freeze_count() >= len(keep) + 1
             n.cancel_scope.cancel()
     finally:
         gc.unfreeze()  # a test process is not a relay process
