@@ -16,10 +16,6 @@ Clocks (all ``time.time_ns()`` on this one machine):
   relay receives it (one more relay hop);
 * submitted: the ``ExecutionStarted`` message's ``receive_time_ns``, stamped right after
   ``eth_sendRawTransaction`` returned;
-* first signal of its update: the same two stamps for the first signal caused by each market-data message
-  (signals sharing one origin stamp); an update can open several pool-disjoint opportunities, the strategy
-  publishes the best as soon as it is sized and sizes the next after it, so the rows over every signal
-  include, for the second and third, the sizing of those before them;
 * queued: how long after a signal was published the result before its own came (the previous
   ``ExecutionResult``'s stamp minus this signal's "published"): signals published while an earlier
   one was still in flight. The executor runs signals with disjoint pools at once
@@ -96,10 +92,6 @@ async def _measure(args: argparse.Namespace, net: Devnet, deploy_file: Path, run
     sup = Supervisor(load_deployment(deploy_file).processes)
     origin: dict[int, int] = {}
     out: dict[str, list[int]] = {"signal": [], "delivered": [], "submitted": [], "rtt": [], "queued": []}
-    # per market-data message (one origin stamp): its first signal's (published, delivered) latencies. An update
-    # can open several pool-disjoint opportunities; the strategy publishes the best first and sizes the rest
-    # after it, so the rows over every signal also count the sizing of the earlier ones in the later ones.
-    first: dict[int, tuple[int, int]] = {}
     published: dict[int, int] = {}  # signal id -> its "published" stamp (every signal, in order)
     last_result = [0]  # when the executor published its newest result (it runs one signal at a time)
     outcomes: dict[int, int] = {}
@@ -122,7 +114,6 @@ async def _measure(args: argparse.Namespace, net: Devnet, deploy_file: Path, run
                         origin[ident.signal_id] = trace.origin_ns
                         out["signal"].append(msg.receive_time_ns - trace.origin_ns)
                         out["delivered"].append(now - trace.origin_ns)
-                        first.setdefault(trace.origin_ns, (msg.receive_time_ns - trace.origin_ns, now - trace.origin_ns))
 
         async def execution() -> None:
             async with RelayConsumer.connect(Domain.EXECUTION, str(run_dir / "execution.sock"), from_seq=0,
@@ -148,8 +139,6 @@ async def _measure(args: argparse.Namespace, net: Devnet, deploy_file: Path, run
         await sup.stop_all()
         nursery.cancel_scope.cancel()
     out["outcomes"] = [outcomes.get(k, 0) for k in range(1, 10)]
-    out["first_signal"] = [p for p, _ in first.values()]
-    out["first_delivered"] = [d for _, d in first.values()]
     return out
 
 
@@ -186,8 +175,6 @@ def main(argv: list[str]) -> int:
     rows = [
         ("swap log -> signal published (decided)", res["signal"]),
         ("swap log -> signal delivered (+1 relay hop)", res["delivered"]),
-        ("  first signal of its update, published", res["first_signal"]),
-        ("  first signal of its update, delivered", res["first_delivered"]),
         ("swap log -> transaction submitted", res["submitted"]),
         ("baseline: devnet swap round trip (RPC)", res["rtt"]),
     ]
