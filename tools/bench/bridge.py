@@ -16,7 +16,9 @@ storage started for the run in a temporary directory on a free loopback port). O
   as the README's host B runs it (``--fsync interval``: the stream already holds what it holds).
 * **bridged latency**: a paced producer at ``--latency-rate`` for ``--latency-seconds``
   stamps ``event_time_ns`` right before sending (bridge-in keeps event times); the consumer on
-  relay B computes receive - send per message.
+  relay B computes receive - send per message. Each phase starts fresh bridges and starts producing
+  once their one start-up collection-and-freeze (``GC_SETTLE`` s after start) is behind them: a
+  pause a bridge takes once in its lifetime is not a steady-state latency.
 * **plain relay hop** (same run): the same producer -> one relay -> the same consumer, for
   throughput and latency; *added* latency = bridged minus plain, per percentile.
 * **bare nats-py** (same run): core NATS publish/subscribe of the same frames through the
@@ -51,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.process import GC_SETTLE
 from tools.bench import quantile
 from tools.bench.relay import (
     EV,
@@ -246,6 +249,11 @@ def _phase(tmp: Path, nats_url: str | None, count: int, rate: float | None, tag:
                 pids["nats-server"] = server_pid
             sink = b
             _wait_bridges(a, b)
+            # Each bridge moves what is alive after start-up out of the collector's reach once, GC_SETTLE s after
+            # it starts (bridge.process._Bridge._gc_keeper): one full collection, 15-30 ms here, once per process
+            # lifetime. Every phase starts fresh bridges, so without this wait that one start-up pause fell inside
+            # the 5 s measured and made most of the p99 (the GC row of --stages showed it in both bridges).
+            time.sleep(GC_SETTLE + 1.0)
         consumer = _consume(sink, count, latency=bool(rate), stamps=trace)
         workers.append(consumer)
         pids["consumer"] = consumer.pid
