@@ -565,19 +565,22 @@ def books_cursor(db: Path, domain: int) -> int:
 
 async def wind_down(sup: Any, setup: XChainSetup, tally: Any, data: Path, say: Callable[[str], None]) -> None:
     """End the run so the books can equal both chains: no trade, transfer or completion may land unreported
-    or unbooked. In order: the executor finishes its open signals (at most ``EXECUTOR_WAIT`` s) and stops with
-    the strategy; the rebalancer finishes its transfers (none open for ``REBALANCER_QUIET`` s: the last trade
-    may have pushed a chain below its floor; at most ``REBALANCER_WAIT`` s) and stops, then the bridge relayer;
-    then the portfolio reads the execution relay up to its end (at most ``BOOKS_WAIT`` s). Each wait that runs
-    out is said, and the books may then differ from the chain by what was cut short."""
+    or unbooked. In order: the strategy stops (no new signal); the executor finishes its open signals (at most
+    ``EXECUTOR_WAIT`` s); the rebalancer finishes its transfers (none open for ``REBALANCER_QUIET`` s: the last
+    trade may have pushed a chain below its floor; at most ``REBALANCER_WAIT`` s) while the executor still runs
+    -- the executor signs the rebalancer's transactions (``OwnerTxRequest``, specs/rebalance.md), so stopping it
+    first left a transfer planned after the last trade waiting for an answer until the wait ran out -- then
+    the rebalancer, the executor and the bridge relayer stop; then the portfolio reads the execution relay up to
+    its end (at most ``BOOKS_WAIT`` s). Each wait that runs out is said, and the books may then differ from the
+    chain by what was cut short."""
     import trio
 
     from protocol.header import Domain
 
+    await sup.stop("strategy")
     if not await poll_until(lambda: not tally.open_signals, EXECUTOR_WAIT):
-        say(f"{len(tally.open_signals)} signal(s) still open after {EXECUTOR_WAIT:.0f} s; stopping the executor")
-    for name in ("strategy", "executor"):
-        await sup.stop(name)
+        say(f"{len(tally.open_signals)} signal(s) still open after {EXECUTOR_WAIT:.0f} s; the executor stops "
+            "after the rebalancer")
     quiet_since: list[float] = []  # when the rebalancer was last seen with nothing open
 
     def rebalancer_quiet() -> bool:
@@ -590,7 +593,7 @@ async def wind_down(sup: Any, setup: XChainSetup, tally: Any, data: Path, say: C
 
     if not await poll_until(rebalancer_quiet, REBALANCER_WAIT, every=0.5):
         say(f"the rebalancer still has a transfer open after {REBALANCER_WAIT:.0f} s; stopping it")
-    for name in ("rebalancer", "bridge-relayer"):
+    for name in ("rebalancer", "executor", "bridge-relayer"):
         await sup.stop(name)
     await trio.sleep(0.5)  # the demo's own consumer reads the relay's last records
     if not await poll_until(lambda: books_cursor(data / "portfolio.sqlite", int(Domain.EXECUTION))
