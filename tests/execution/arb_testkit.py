@@ -7,7 +7,7 @@ the tests use.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,3 +171,26 @@ def deploy_arb_owned_by(chain: Chain, dep: Any, owner: str, recipient: str) -> s
     finally:
         chain.rpc("anvil_stopImpersonatingAccount", owner)
     return arb
+
+
+def owned_contract_fixtures(key: str) -> tuple[Any, Any]:
+    """Two fixtures for a test module to bind as ``owned, _isolated = owned_contract_fixtures(KEY)``: ``owned``
+    (module scope), AlphaPulseArb owned by ``key``'s address (:func:`deploy_arb_owned_by`, profits to
+    ``roles["recipient"]``), and ``_isolated`` (autouse), each test on a chain snapshot taken after it and
+    reverted after the test. Each module passes its own key, so its nonces are its own on the shared devnet."""
+    import pytest
+    from eth_account import Account
+
+    @pytest.fixture(scope="module")
+    def owned(chain: Chain, market: Market, arb_devnet_deployment: Any, roles: dict[str, str]) -> str:
+        return deploy_arb_owned_by(chain, arb_devnet_deployment, Account.from_key(key).address, roles["recipient"])
+
+    @pytest.fixture(autouse=True)
+    def _isolated(chain: Chain, owned: str) -> Iterator[None]:
+        snap = chain.snapshot()
+        try:
+            yield
+        finally:
+            chain.revert_to(snap)
+
+    return owned, _isolated

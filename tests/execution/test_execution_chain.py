@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import trio
-from arb_testkit import Chain, Market, deploy_arb_owned_by
+from arb_testkit import Chain, Market, owned_contract_fixtures
 from eth_account import Account
 from test_arb_contract import dump_weth_on_venue_a, v2_hop, v3_hop
 
@@ -60,19 +60,7 @@ class Recording(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-@pytest.fixture(scope="module")
-def owned(chain: Chain, market: Market, arb_devnet_deployment: Any, roles: dict[str, str]) -> str:
-    """Our contract, owned by KEY's address."""
-    return deploy_arb_owned_by(chain, arb_devnet_deployment, Account.from_key(KEY).address, roles["recipient"])
-
-
-@pytest.fixture(autouse=True)
-def _isolated(chain: Chain, owned: str) -> Iterator[None]:
-    snap = chain.snapshot()
-    try:
-        yield
-    finally:
-        chain.revert_to(snap)
+owned, _isolated = owned_contract_fixtures(KEY)  # our contract, owned by KEY's address
 
 
 def gateway(url: str, contract: str, transport: httpx.AsyncBaseTransport | None = None) -> ChainGateway:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from arb_testkit import Chain, Market, deploy_arb_owned_by
+from arb_testkit import Chain, Market, owned_contract_fixtures
 from eth_account import Account
 from test_arb_contract import dump_weth_on_venue_a
 from test_execution_chain import Recording
@@ -51,18 +50,7 @@ class Published:
         return len(self.tlvs) + 1
 
 
-@pytest.fixture(scope="module")
-def owned(chain: Chain, market: Market, arb_devnet_deployment: Any, roles: dict[str, str]) -> str:
-    return deploy_arb_owned_by(chain, arb_devnet_deployment, Account.from_key(KEY).address, roles["recipient"])
-
-
-@pytest.fixture(autouse=True)
-def _isolated(chain: Chain, owned: str) -> Iterator[None]:
-    snap = chain.snapshot()
-    try:
-        yield
-    finally:
-        chain.revert_to(snap)
+owned, _isolated = owned_contract_fixtures(KEY)  # our contract, owned by KEY's address
 
 
 def market_message(chain: Chain, dep: Any) -> Message:
