@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trio
 from natskit import NatsCluster, NatsServer
 from relay_testkit import Procs, wait_listening
@@ -157,34 +158,23 @@ def test_kill9_bridge_out_and_restart(procs: Procs, short_dir: Path, nats: NatsS
     assert resumed and 0 < int(resumed[1]) <= int(resumed[2]) < N
 
 
-def test_kill9_bridge_in_and_restart(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
-    h = TwoHosts(procs, short_dir, nats.url)
+@pytest.mark.parametrize("relay_in_bridge", [False, True], ids=["separate-relay", "hosting-relay"])
+def test_kill9_bridge_in_and_restart(procs: Procs, short_dir: Path, nats: NatsServer, relay_in_bridge: bool) -> None:
+    """kill -9 bridge in, restart it: it resumes the stream after the last domain sequence its host's relay holds.
+    Hosting host B's relay (``--relay-data-dir``), the kill takes the relay down with the bridge; the restarted
+    process recovers the relay's journal (a new epoch) and the consumer, reconnected, goes on from where it was."""
+    h = TwoHosts(procs, short_dir, nats.url, relay_in_bridge=relay_in_bridge)
     p = h.start_all(first=N // 2)
     wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
     procs.kill9(p["in"])  # type: ignore[arg-type]
     h.rest_of_load()
     time.sleep(0.3)
     in2 = h.bridge("in")
-    h.finish("kill -9 bridge-in")
+    h.finish("kill -9 bridge-in hosting relay B" if relay_in_bridge else "kill -9 bridge-in")
     resumed = re.search(r"the local relay holds domain seqs up to (\d+)", log_of(in2))
     assert resumed and 0 < int(resumed[1]) < N
-
-
-def test_kill9_bridge_in_hosting_the_relay_and_restart(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
-    """Host B's relay inside bridge in (``--relay-data-dir``): kill -9 takes the relay down with the
-    bridge; the restarted process recovers the relay's journal, resumes the stream after the last
-    domain sequence in it, and the consumer, reconnected, goes on from where it was."""
-    h = TwoHosts(procs, short_dir, nats.url, relay_in_bridge=True)
-    p = h.start_all(first=N // 2)
-    wait_for(lambda: h.received() > N // 4, 30, "a quarter of the messages on host B")
-    procs.kill9(p["in"])  # type: ignore[arg-type]
-    h.rest_of_load()
-    time.sleep(0.3)
-    in2 = h.bridge("in")
-    h.finish("kill -9 bridge-in hosting relay B")
-    resumed = re.search(r"the local relay holds domain seqs up to (\d+)", log_of(in2))
-    assert resumed and 0 < int(resumed[1]) < N
-    assert (short_dir / "b-data" / "epoch").read_text().strip() == "2"  # the relay restarted with it
+    if relay_in_bridge:
+        assert (short_dir / "b-data" / "epoch").read_text().strip() == "2"  # the relay restarted with it
 
 
 def test_restart_sending_relay_while_bridged(procs: Procs, short_dir: Path, nats: NatsServer) -> None:
