@@ -25,10 +25,12 @@ Every party is its own process, as in production:
   throughput and latency phases.
 
 ``--table`` prints, from one run, one hop's one-way latency p50 / p99 at 10, 100, 1,000 and
-20,000 msgs/s for: the relay with the client library on both ends (``RelayProducer`` ->
+20,000 msgs/s, twice -- with three consumers per hop (the fan-out above) and with one (like for
+like with the bare socket, which has one reader; on a two-core machine the later consumers of a
+fan-out wait for a core) -- for: the relay with the client library on both ends (``RelayProducer`` ->
 relay -> ``RelayConsumer``, journal on) under ``fsync=batch`` and ``fsync=interval``; pyzmq
-PUB/SUB ipc; and trio on a bare Unix socket (a paced blocking sender, one trio reader: the
-floor an event-loop process pays), then the raw throughput of the relay and pyzmq and their
+PUB/SUB ipc (as many SUBs as consumers); and trio on a bare Unix socket (a paced blocking
+sender, one trio reader: the floor an event-loop process pays), then the raw throughput of the relay and pyzmq and their
 ratio. Each rate runs ``--table-seconds`` (at least ``--table-min-samples`` messages).
 
 The machine is shared and noisy: compare the ratio within one run, not absolute numbers.
@@ -427,10 +429,10 @@ def _percentiles(lat: list[int]) -> dict[str, float]:
 
 def _run_relay_phase(
     tmp: Path, args: argparse.Namespace, *, latency: bool, decode: bool = False, client_producer: bool = False,
-    validate: bool = True,
+    validate: bool = True, consumers: int = 3,
 ) -> dict[str, Any]:
     tag = ("lat" if latency else "tp") + ("-dec" if decode else "") + ("-cli" if client_producer else "") + (
-        "" if validate else "-noval") + f"-{args.fsync}-{args.latency_rate:g}"  # a fresh journal per phase
+        "" if validate else "-noval") + f"-{args.fsync}-{args.latency_rate:g}-{consumers}"  # a fresh journal per phase
     sock = str(tmp / f"{tag}.sock")
     data = tmp / f"{tag}-data"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -446,8 +448,8 @@ def _run_relay_phase(
         count = int(args.latency_rate * args.latency_seconds) if latency else args.count
         extra = ["--socket", sock, "--count", str(count)] + (["--latency"] if latency else []) + (
             ["--decode"] if decode else [])
-        consumers = [_spawn("relay-consumer", *extra) for _ in range(3)]
-        for c in consumers:
+        procs = [_spawn("relay-consumer", *extra) for _ in range(consumers)]
+        for c in procs:
             _wait_ready(c)
         if latency:
             prod = _spawn("relay-latency-producer" if client_producer else "relay-paced-producer", "--socket", sock,
@@ -455,7 +457,7 @@ def _run_relay_phase(
         else:
             prod = _spawn("relay-producer", "--socket", sock, "--count", str(count))
         timeout = 120 + count / 20000
-        results = [_result(c, timeout) for c in consumers]
+        results = [_result(c, timeout) for c in procs]
         _result(prod, timeout)
     finally:
         relay.terminate()
@@ -463,11 +465,11 @@ def _run_relay_phase(
     return _summarise(results, latency)
 
 
-def _run_zmq_phase(tmp: Path, args: argparse.Namespace, *, latency: bool) -> dict[str, Any]:
+def _run_zmq_phase(tmp: Path, args: argparse.Namespace, *, latency: bool, consumers: int = 3) -> dict[str, Any]:
     endpoint = f"ipc://{tmp}/{'lat' if latency else 'tp'}.zmq"
     count = int(args.latency_rate * args.latency_seconds) if latency else args.count
     extra = ["--endpoint", endpoint, "--count", str(count)] + (["--latency"] if latency else [])
-    subs = [_spawn("zmq-sub", *extra) for _ in range(3)]
+    subs = [_spawn("zmq-sub", *extra) for _ in range(consumers)]
     for s in subs:
         _wait_ready(s)
     pub = _spawn("zmq-pub", "--endpoint", endpoint, "--count", str(count), "--settle", "1.0",
@@ -493,47 +495,62 @@ def _run_socket_phase(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
 TABLE_RATES = (10, 100, 1_000, 20_000)
 TABLE_COLUMNS = (("relay_batch", "relay (fsync batch)"), ("relay_interval", "relay (fsync interval)"),
                  ("zmq", "pyzmq PUB/SUB ipc"), ("trio_socket", "trio on a bare Unix socket"))
+# The fan-out table (the issue's: three consumers per hop) and the same hop with one consumer, like for
+# like with the bare socket, which has one reader: on two cores, the second and third consumer of a
+# fan-out wait for a core while the first runs, a cost the bare socket never pays.
+TABLE_FANOUTS = (3, 1)
 
 
 def run_table(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Every (rate, transport) latency cell, then raw throughput of the relay and pyzmq."""
-    table: dict[str, dict[str, Any]] = {}
+    """Every (fan-out, rate, transport) latency cell, then raw throughput of the relay and pyzmq.
+
+    The bare socket has one reader whatever the fan-out: it is measured once per rate and shown in both."""
+    tables: dict[str, dict[str, dict[str, Any]]] = {str(n): {} for n in TABLE_FANOUTS}
     for rate in TABLE_RATES:
         phase = argparse.Namespace(**vars(args))
         phase.latency_rate = float(rate)
         phase.latency_seconds = max(args.table_seconds, args.table_min_samples / rate)
-        row: dict[str, Any] = {}
-        for policy in ("batch", "interval"):
-            phase.fsync = policy
-            print(f"table: {rate:,}/s relay fsync={policy} ({phase.latency_seconds:g} s)", file=sys.stderr)
-            row[f"relay_{policy}"] = _run_relay_phase(tmp, phase, latency=True, client_producer=True)["latency"]
-        print(f"table: {rate:,}/s pyzmq", file=sys.stderr)
-        row["zmq"] = _run_zmq_phase(tmp, phase, latency=True)["latency"]
         print(f"table: {rate:,}/s trio on a Unix socket", file=sys.stderr)
-        row["trio_socket"] = _run_socket_phase(tmp, phase)
-        table[str(rate)] = row
+        bare = _run_socket_phase(tmp, phase)
+        for n in TABLE_FANOUTS:
+            row: dict[str, Any] = {}
+            for policy in ("batch", "interval"):
+                phase.fsync = policy
+                print(f"table: {rate:,}/s relay fsync={policy}, {n} consumer(s) ({phase.latency_seconds:g} s)",
+                      file=sys.stderr)
+                row[f"relay_{policy}"] = _run_relay_phase(tmp, phase, latency=True, client_producer=True,
+                                                          consumers=n)["latency"]
+            print(f"table: {rate:,}/s pyzmq, {n} subscriber(s)", file=sys.stderr)
+            row["zmq"] = _run_zmq_phase(tmp, phase, latency=True, consumers=n)["latency"]
+            row["trio_socket"] = bare
+            tables[str(n)][str(rate)] = row
     print("table: raw throughput, relay (fsync batch) and pyzmq", file=sys.stderr)
     tp = argparse.Namespace(**vars(args))
     tp.fsync = "batch"
     relay_tp = _run_relay_phase(tmp, tp, latency=False)
     zmq_tp = _run_zmq_phase(tmp, tp, latency=False)
-    return {"latency_us": table, "relay_throughput": relay_tp, "zmq_throughput": zmq_tp,
+    return {"latency_us": tables[str(TABLE_FANOUTS[0])], "latency_us_by_consumers": tables,
+            "relay_throughput": relay_tp, "zmq_throughput": zmq_tp,
             "throughput_ratio_min": round(relay_tp["min_msgs_per_s"] / zmq_tp["min_msgs_per_s"], 2)}
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print("one hop, one-way latency p50 / p99 in us (relay: client library both ends, journal on):")
-    print("| rate | " + " | ".join(label for _, label in TABLE_COLUMNS) + " |")
-    print("|---|" + "---|" * len(TABLE_COLUMNS))
-    for rate, row in report["latency_us"].items():
-        cells = [f"{row[k]['p50_us']:.0f} / {row[k]['p99_us']:.0f}" if row.get(k) else "-" for k, _ in TABLE_COLUMNS]
-        print(f"| {int(rate):,}/s | " + " | ".join(cells) + " |")
-    for rate, row in report["latency_us"].items():
-        z, t = row["zmq"], row["trio_socket"]
-        for k in ("relay_batch", "relay_interval"):
-            r = row[k]
-            print(f"{int(rate):>6,}/s {k:15s}: p50 {r['p50_us'] / z['p50_us']:.2f}x pyzmq, "
-                  f"p99 {r['p99_us'] / z['p99_us']:.2f}x pyzmq, p50 {r['p50_us'] / t['p50_us']:.2f}x trio socket")
+    for n, table in report["latency_us_by_consumers"].items():
+        fan = "3 consumers per hop (relay and pyzmq)" if n == "3" else "1 consumer per hop, like the bare socket"
+        print(f"one hop, one-way latency p50 / p99 in us (relay: client library both ends, journal on), {fan}:")
+        print("| rate | " + " | ".join(label for _, label in TABLE_COLUMNS) + " |")
+        print("|---|" + "---|" * len(TABLE_COLUMNS))
+        for rate, row in table.items():
+            cells = [f"{row[k]['p50_us']:.0f} / {row[k]['p99_us']:.0f}" if row.get(k) else "-"
+                     for k, _ in TABLE_COLUMNS]
+            print(f"| {int(rate):,}/s | " + " | ".join(cells) + " |")
+        for rate, row in table.items():
+            z, t = row["zmq"], row["trio_socket"]
+            for k in ("relay_batch", "relay_interval"):
+                r = row[k]
+                print(f"{int(rate):>6,}/s {k:15s}: p50 {r['p50_us'] / z['p50_us']:.2f}x pyzmq, "
+                      f"p99 {r['p99_us'] / z['p99_us']:.2f}x pyzmq, p50 {r['p50_us'] / t['p50_us']:.2f}x trio socket")
+        print()
     print(f"raw throughput per consumer (min of 3): relay {report['relay_throughput']['min_msgs_per_s']:,} msgs/s, "
           f"pyzmq {report['zmq_throughput']['min_msgs_per_s']:,} msgs/s: {report['throughput_ratio_min']:.2f}x")
 
