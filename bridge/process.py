@@ -81,6 +81,7 @@ from relays.jetstream import (
 from relays.metrics import instrument_relay
 from relays.server import FSYNC_POLICIES, Relay, RelayAlreadyRunning, RelayConfig, RelayError
 from runtime.errors import reraise_unwrapped
+from runtime.gc_keeper import INTERVAL, SETTLE, GcKeeper
 from runtime.metrics import ProcessMetrics
 from runtime.paths import parse_domain, socket_path
 from runtime.process import ProcessMain, Work, add_process_arguments
@@ -91,8 +92,8 @@ DEFAULT_SOURCE_ID_BASE = 0xB1D60000  # bridge-in's source_id: this + domain, unl
 ACK_TIMEOUT = 5.0
 DEFAULT_MAX_INFLIGHT = 2  # batches awaiting JetStream's ack
 DEFAULT_BATCH_BYTES = 256 * 1024  # frames per stream message, at most (JetStream's max_payload is 1 MB)
-GC_SETTLE = 2.0  # seconds after start-up before the first gc.freeze (see _Bridge._gc_keeper)
-GC_FREEZE_INTERVAL = 30.0  # seconds between collections of the objects made since the last freeze
+GC_SETTLE = SETTLE  # seconds after start-up before the first gc.freeze (see _Bridge._gc_keeper)
+GC_FREEZE_INTERVAL = INTERVAL  # seconds between collections of the objects made since the last freeze
 COALESCE_BYTES = 1 << 20  # bridge in: consecutive stream messages already received go to the relay in one write
 _RETRY = (NatsDisconnected, NatsUnavailable, JetStreamError, PublishRejected, NatsProtocolError, trio.TooSlowError)
 
@@ -216,30 +217,19 @@ class _Bridge(abc.ABC):
     async def _run(self) -> None: ...
 
     async def _gc_keeper(self) -> None:
-        """No garbage-collection pauses on the path, as in the relay daemon (``relays.server``).
+        """No garbage-collection pauses on the path, as in the relay daemon (``runtime.gc_keeper``).
 
         A full collection walks every tracked object: some 40,000 once the bridge has imported
         trio, numpy and the protocol, 5-90 ms depending on the machine's load, all of it added
-        to the messages in flight. So everything alive once the bridge is set up goes to the
-        permanent generation (``gc.freeze``), and every ``GC_FREEZE_INTERVAL`` the objects made
-        since are collected (a walk over those only) and the survivors frozen too. Frozen objects
-        are still freed by reference counting; what a freeze would keep for ever is a reference
-        cycle among objects frozen while alive, which is what a connection torn down can leave
-        (trio tasks, cancelled scopes, exceptions). So after a connection is given up
-        (``sessions()`` moved) the keeper thaws everything and does one full collection: one
-        pause right after a reconnect, when the path was interrupted anyway."""
-        await trio.sleep(GC_SETTLE)  # the connections are set up: their objects live as long as they do
-        sessions = self.sessions()
-        gc.collect()
-        gc.freeze()
-        while True:
-            await trio.sleep(GC_FREEZE_INTERVAL)
-            now = self.sessions()
-            if now != sessions:
-                sessions = now
-                gc.unfreeze()
-            gc.collect()
-            gc.freeze()
+        to the messages in flight. What a freeze would keep for ever is a reference cycle among
+        objects frozen while alive, which is what a connection torn down can leave (trio tasks,
+        cancelled scopes, exceptions): so the keeper's epoch is ``sessions()``, and after a
+        connection is given up its next round thaws everything first (one full collection right
+        after a reconnect, when the path was interrupted anyway)."""
+        keeper = GcKeeper(settle=GC_SETTLE, interval=GC_FREEZE_INTERVAL, epoch=self.sessions)
+        if self.metrics is not None:
+            keeper.observe(self.metrics)
+        await keeper.run()
 
 
 # the largest relay frame plus room for the publish headers: a stream message must hold it
@@ -604,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     return ProcessMain(f"alphapulse bridge {args.direction}", f"bridge-{args.direction}",
                        errors={ServerLimitError: 2, NatsAuthError: 2, NatsUnavailable: 1, RelayAlreadyRunning: EXIT_RUNNING,
                                RelayError: EXIT_CONFIG},
-                       prepare_errors={(ValueError, OSError, RelayError): 2}).run(args, prepare)
+                       prepare_errors={(ValueError, OSError, RelayError): 2},
+                       gc_keeper=False).run(args, prepare)  # the bridge runs its own (epoch: sessions)
 
 
 if __name__ == "__main__":

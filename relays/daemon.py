@@ -126,6 +126,8 @@ def relay_work(config: RelayConfig) -> Work:
         pm.add_ready_check(lambda: None if listening else "not listening yet")
         try:
             instrument_relay(relay, pm)
+            if config.freeze_gc:
+                relay.gc_keeper.observe(pm)
             async with trio.open_nursery() as nursery:
                 await nursery.start(relay.serve)
                 listening = True
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alphapulse relay: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     proc = ProcessMain("alphapulse relay", f"relay-{config.domain.name.lower()}",
-                       errors={RelayAlreadyRunning: EXIT_RUNNING, RelayError: EXIT_CONFIG})
+                       errors={RelayAlreadyRunning: EXIT_RUNNING, RelayError: EXIT_CONFIG},
+                       gc_keeper=False)  # the relay runs its own (freeze_gc, gc_freeze_interval)
     return proc.run(args, lambda: relay_work(config))
 
 

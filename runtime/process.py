@@ -24,7 +24,10 @@ strategy, executor, risk, portfolio).
    ``linger`` seconds, so a last scrape can read the final counts). SIGHUP reloads the
    configuration through ``reload`` (a :class:`runtime.reload.ConfigReload`: the keys that can
    change safely, everything else refused with the reason logged); a process without one logs that
-   it has nothing to reload and carries on (SIGHUP never ends a process);
+   it has nothing to reload and carries on (SIGHUP never ends a process); and the process's
+   garbage-collection keeper (:class:`runtime.gc_keeper.GcKeeper`: no multi-millisecond collection
+   pauses in the middle of a decision), unless the process runs its own (``gc_keeper=False``: the
+   relay daemon and the bridges tie theirs to their own state);
 4. the exit status: 0 after a clean stop or when the work returned; for an exception (trio's
    groups unwrapped by runtime.errors) whose type is in ``errors``, one line
    ``<prog>: <message>`` on stderr and its exit code; Ctrl-C outside trio: 130. Any other
@@ -45,6 +48,7 @@ import trio
 
 from .errors import BadFile, find_in_group, one_line
 from .files import UnsafePathError
+from .gc_keeper import GcKeeper
 from .logging import default_log_level, log_level, setup_logging
 from .metrics import ProcessMetrics, serve_process_metrics
 from .reload import ConfigReload
@@ -77,11 +81,13 @@ async def serve_process(
     metrics: ProcessMetrics | None = None,
     linger: float = 0.0,
     reload: ConfigReload[Any] | None = None,
+    gc_keeper: GcKeeper | None = None,
     task_status: trio.TaskStatus[ProcessMetrics] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The trio side of a process main: metrics server, ``work(metrics)``, clean stop on
-    SIGTERM/SIGINT, configuration reload on SIGHUP; returns when the work returns (after
-    ``linger`` s) or a stop signal arrives."""
+    SIGTERM/SIGINT, configuration reload on SIGHUP, the ``gc_keeper`` if given (it changes the
+    whole interpreter's collector: only a process's own main passes one); returns when the work
+    returns (after ``linger`` s) or a stop signal arrives."""
     pm = metrics or ProcessMetrics(process)
     reloads = pm.counter("alphapulse_config_reloads_total",
                          "SIGHUP configuration reloads, by result (applied, unchanged, refused, unsupported).",
@@ -98,6 +104,9 @@ async def serve_process(
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(run_then_stop)
+            if gc_keeper is not None:
+                gc_keeper.observe(pm)
+                nursery.start_soon(gc_keeper.run)
             task_status.started(pm)
             async for signum in signals:
                 if signum == signal.SIGHUP:
@@ -128,12 +137,14 @@ class ProcessMain:
     a value may also be ``(code, template)`` where the template words the line, e.g.
     ``{RelayUnavailable: (1, "no market-data relay answering: {}")}``. ``prepare_errors`` are
     mapped the same way but only while ``prepare()`` runs (a ``ValueError`` reading the
-    configuration is the user's; one while running is a bug and keeps its traceback)."""
+    configuration is the user's; one while running is a bug and keeps its traceback).
+    ``gc_keeper=False`` for a process that runs its own :class:`GcKeeper`."""
 
     def __init__(self, prog: str, process: str, *, errors: ErrorMap | None = None,
-                 prepare_errors: ErrorMap | None = None) -> None:
+                 prepare_errors: ErrorMap | None = None, gc_keeper: bool = True) -> None:
         self.prog = prog
         self.process = process
+        self.gc_keeper = gc_keeper
         # a bad file or an unsafe directory is the user's to fix in every process: one line, exit 1
         self.errors = _error_table(errors) + _error_table({BadFile: 1, UnsafePathError: 1})
         self.prepare_errors = _error_table(prepare_errors) + self.errors
@@ -147,7 +158,8 @@ class ProcessMain:
             return self.exit_code(exc, self.prepare_errors)
         try:
             trio.run(lambda: serve_process(self.process, work, metrics_port=args.metrics_port,
-                                           metrics_host=args.metrics_host, linger=linger, reload=reload))
+                                           metrics_host=args.metrics_host, linger=linger, reload=reload,
+                                           gc_keeper=GcKeeper() if self.gc_keeper else None))
         except BaseException as exc:  # noqa: BLE001 - mapped to an exit code, or re-raised
             return self.exit_code(exc)
         return EXIT_OK

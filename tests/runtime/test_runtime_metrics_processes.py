@@ -105,3 +105,10 @@ def test_relays_risk_and_replay_expose_metrics(short_dir: Path, procs: Procs) ->
     # every relay domain answers and names itself
     for dom in DOMAINS:
         assert value(scrape(relay_ports[dom]), "alphapulse_process_info", process=f"relay-{dom.name.lower()}") == 1
+    # each process keeps collection pauses off its path (runtime.gc_keeper): the relay its own keeper from
+    # start-up, risk the process main's once settled; one keeper each, one round counted per freeze
+    wait_for("risk's gc keeper froze", lambda: value(scrape(risk_port), "alphapulse_gc_frozen_objects") > 0, 20)
+    for port in (risk_port, relay_ports[Domain.MARKET_DATA]):
+        m = scrape(port)
+        assert value(m, "alphapulse_gc_frozen_objects") > 1000
+        assert value(m, "alphapulse_gc_keeper_pause_seconds_count") >= 1
