@@ -12,6 +12,7 @@ A deployment is one TOML file::
     [relays]                   # one relay daemon per domain, started first
     domains = ["market_data", "signal", "execution"]
     fsync = "batch"            # batch | interval | off
+    nice = 0                   # optional: the relay daemons' niceness (default 0)
 
     [[process]]
     name = "strategy"
@@ -21,6 +22,21 @@ A deployment is one TOML file::
     ready_log = ""             # optional: ready once its log shows this text (needs log_dir)
     oneshot = false            # true: runs to completion, not restarted on exit 0
     env = { }                  # extra environment (never secrets: use files the process reads)
+    nice = 0                   # optional: its scheduling niceness, 0..19 (default: by kind, below)
+
+``nice`` is the process's CPU scheduling niceness (``nice(1)``, 0 the OS default, 19 the lowest
+priority): the supervisor starts the child at it (every thread the child starts inherits it), a
+systemd unit carries it as ``Nice=`` (and the matching ``CPUWeight=``, see ``tools/systemd.py``).
+Without it a process gets its kind's default (:data:`NICE_BY_KIND`, by its subcommand): 0 for the
+trading path -- relays, collectors, strategy, executor, risk, bridges, replay sources, load
+generators, exchange stand-ins, and anything this table does not name -- and 10 for the
+background work: the archiver, portfolio, the dashboard and the rebalancer. Every market-data
+message wakes each consumer at once; on a small machine the background ones then compete with
+the strategy for the cores (README, "Scheduling priority"). ``[relays] nice`` sets the relay
+daemons'. A negative value (a priority above the OS default) needs CAP_SYS_NICE, which the
+supervisor (an ordinary user's command) does not have, and is refused for both ways of running a
+deployment file: what the measurement asks for is an order among our own processes, and raising
+the background ones' niceness gives that order without privilege. Values above 19 are refused too.
 
 The tables are ``runtime.config`` structs: unknown keys, wrong types, unknown
 dependencies and dependency cycles are a ``ConfigError`` with the offending key
@@ -43,6 +59,25 @@ from runtime.paths import DATA_DOMAINS, socket_path
 DOMAINS = tuple(d.name.lower() for d in DATA_DOMAINS)
 
 
+#: the niceness a process gets without ``nice``, by its subcommand (``args[0]``); any other: 0.
+#: 0: on the path from a log to a transaction (a bridge carries a domain between hosts, ``replay`` and
+#: ``loadgen`` feed a relay, an exchange stand-in plays the venue, risk's stop gates the executor);
+#: 10: work that may lag by milliseconds without costing a trade (the archive, the books, the screen,
+#: inventory moves between chains that take seconds to minutes anyway).
+NICE_BY_KIND: dict[str, int] = {
+    "relay": 0, "collector": 0, "strategy": 0, "executor": 0, "risk": 0, "bridge": 0, "replay": 0, "loadgen": 0,
+    "standin": 0,
+    "archive": 10, "portfolio": 10, "dashboard": 10, "rebalancer": 10,
+}
+#: the highest niceness (the lowest priority); a deployment may ask for 0..NICE_MAX
+NICE_MAX = 19
+
+
+def default_nice(args: tuple[str, ...]) -> int:
+    """The niceness of a process running the ``alphapulse`` subcommand ``args`` when it names none."""
+    return NICE_BY_KIND.get(args[0], 0) if args else 0
+
+
 class ProcessEntry(Config):
     """One ``[[process]]`` table as written."""
 
@@ -54,12 +89,18 @@ class ProcessEntry(Config):
     ready_log: str = ""  # ready once this text is in its log, written since this run of it started
     oneshot: bool = False
     env: dict[str, str] = {}
+    nice: int | None = None  # 0..NICE_MAX (checked by parse_deployment); None: ``default_nice(args)``
 
 
 class ProcessSpec(ProcessEntry):
     """A process to run: an entry with its paths resolved, or a relay the deployment implies."""
 
     log_file: str = ""
+
+    @property
+    def niceness(self) -> int:
+        """The niceness to run it at: its ``nice``, else its kind's default."""
+        return default_nice(self.args) if self.nice is None else self.nice
 
 
 class Deployment(Config):
@@ -87,6 +128,7 @@ class _DeploymentTable(Config):
 class _RelaysTable(Config):
     domains: tuple[str, ...] = DOMAINS
     fsync: Literal["batch", "interval", "off"] = "batch"
+    nice: int | None = None
 
     def __post_init__(self) -> None:
         for i, domain in enumerate(self.domains):
@@ -120,19 +162,27 @@ def parse_deployment(doc: dict[str, Any], *, base: Path = Path("."), origin: str
             name=f"relay-{domain}",
             args=("relay", "--domain", domain, "--socket", sock, "--data-dir", str(Path(data_dir) / "relay" / domain),
                   "--fsync", f.relays.fsync),
-            ready_socket=sock, log_file=log_file(f"relay-{domain}"),
+            ready_socket=sock, log_file=log_file(f"relay-{domain}"), nice=f.relays.nice,
         ))
     for p in f.process:
         procs.append(ProcessSpec(
             name=p.name, args=p.args, after=p.after, oneshot=p.oneshot, env=p.env,
             ready_file=path(p.ready_file) if p.ready_file else "",
             ready_socket=path(p.ready_socket) if p.ready_socket else "", ready_log=p.ready_log,
-            log_file=log_file(p.name),
+            log_file=log_file(p.name), nice=p.nice,
         ))
     names = [p.name for p in procs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ConfigError(f"process names must be unique: {', '.join(sorted(dupes))}", path="process", file=origin)
+    for where, nice in (("relays.nice", f.relays.nice),
+                        *((f"process[{i}].nice", p.nice) for i, p in enumerate(f.process))):
+        if nice is not None and nice < 0:
+            raise ConfigError(f"{nice} is below 0: a priority above the OS default needs CAP_SYS_NICE, which the "
+                              f"supervisor does not have; raise the other processes' niceness instead (0..{NICE_MAX})",
+                              path=where, file=origin)
+        if nice is not None and nice > NICE_MAX:
+            raise ConfigError(f"out of range [0, {NICE_MAX}], got {nice}", path=where, file=origin)
     for i, p in enumerate(f.process):
         if p.ready_log and not log_dir:
             raise ConfigError(f"process {p.name!r}: ready_log needs a log file ([deployment] log_dir)",

@@ -79,18 +79,21 @@ def relays_table(run_dir: str | os.PathLike[str], domains: Iterable[str] = DOMAI
 
 def process(name: str, args: Iterable[str | os.PathLike[str]], *, after: Iterable[str] = (),
             ready_file: str | os.PathLike[str] = "", ready_socket: str | os.PathLike[str] = "", ready_log: str = "",
-            oneshot: bool = False, env: Mapping[str, str] | None = None) -> ProcessEntry:
-    """One ``[[process]]`` table: an ``alphapulse`` subcommand and what it waits for."""
+            oneshot: bool = False, env: Mapping[str, str] | None = None, nice: int | None = None) -> ProcessEntry:
+    """One ``[[process]]`` table: an ``alphapulse`` subcommand and what it waits for; ``nice`` None leaves its
+    kind's default niceness (``tools.deployment.NICE_BY_KIND``)."""
     return ProcessEntry(name=name, args=tuple(os.fspath(a) for a in args), after=tuple(after),
                         ready_file=os.fspath(ready_file), ready_socket=os.fspath(ready_socket), ready_log=ready_log,
                         oneshot=oneshot,
-                        env=dict(env or {}))
+                        env=dict(env or {}), nice=nice)
 
 
 def deployment_doc(*, run_dir: str | os.PathLike[str], name: str = "", data_dir: str | os.PathLike[str] = "",
                    log_dir: str | os.PathLike[str] = "", user: str = "", domains: Iterable[str] | None = None,
-                   fsync: str = "", processes: Iterable[ProcessEntry] = ()) -> dict[str, Any]:
-    """A deployment file's document; an empty argument is left out (the loader's default applies)."""
+                   fsync: str = "", relays_nice: int | None = None,
+                   processes: Iterable[ProcessEntry] = ()) -> dict[str, Any]:
+    """A deployment file's document; an empty argument is left out (the loader's default applies);
+    ``relays_nice``: the relay daemons' niceness (``[relays] nice``)."""
     deployment = {"name": name, "run_dir": run_dir, "data_dir": data_dir, "log_dir": log_dir, "user": user}
     doc: dict[str, Any] = {"deployment": {k: v for k, v in deployment.items() if v}}
     relays: dict[str, Any] = {}
@@ -98,6 +101,8 @@ def deployment_doc(*, run_dir: str | os.PathLike[str], name: str = "", data_dir:
         relays["domains"] = list(domains)
     if fsync:
         relays["fsync"] = fsync
+    if relays_nice is not None:
+        relays["nice"] = relays_nice
     if relays:
         doc["relays"] = relays
     procs = list(processes)

@@ -18,6 +18,12 @@ The supervisor:
   *thread* that forked the child exits, so children are forked from the main thread
   (``subprocess.Popen`` called directly, not ``trio.open_process``, which forks from
   a worker thread that trio retires after a few idle seconds -- taking the child with it);
+* starts each child at its scheduling niceness (the deployment's ``nice``, by default its kind's:
+  ``tools/deployment.py``), set in the child before it execs, so the program and every thread it
+  starts run at it from the first instruction (Linux keeps a niceness per thread: a ``renice`` of a
+  running child would reach its main thread only). A niceness below the supervisor's own needs
+  CAP_SYS_NICE; without it the child keeps the supervisor's, and the start line says so. The start
+  line shows every niceness that is not 0, read back from the child;
 * reports what it is doing on stderr, one line per event;
 * writes its PID to ``<run_dir>/supervisor.pid`` for ``alphapulse down``.
 """
@@ -31,7 +37,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -52,6 +58,28 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _child_setup(nice: int | None) -> Callable[[], None]:
+    """What the child runs between fork and exec: the parent-death signal, then its niceness (``None``: the
+    parent's). Lowering the niceness may be refused (no CAP_SYS_NICE): the child then keeps the parent's, which
+    the caller reads back -- an exception here would only reach the parent as an opaque ``SubprocessError``."""
+    def setup() -> None:
+        _die_with_parent()
+        if nice is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+            except OSError:
+                pass
+    return setup
+
+
+def niceness_of(pid: int) -> int | None:
+    """The scheduling niceness of process ``pid`` (its main thread's), None once it is gone."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+    except OSError:
+        return None
 
 
 # Where the supervisor reports; the demo points it at a file while a dashboard owns the terminal.
@@ -114,15 +142,16 @@ class Child:
 
 
 def spawn(argv: list[str], *, log_file: str | Path | None = None, env: dict[str, str] | None = None,
-          cwd: str | Path | None = None) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with ``PR_SET_PDEATHSIG(SIGTERM)``, stdout and stderr appended to ``log_file``.
+          cwd: str | Path | None = None, nice: int | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with ``PR_SET_PDEATHSIG(SIGTERM)``, stdout and stderr appended to ``log_file``, at
+    niceness ``nice`` (``None``: this process's; set before exec, so every thread of the child has it).
 
     Call it from the main thread (any trio task is): the parent-death signal fires when the *thread*
     that forked the child exits, and ``trio.lowlevel.open_process`` forks from a worker thread that
     trio retires after a few idle seconds, killing the child with it. Wait with ``wait_exit``."""
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - handed to the child, closed below
     try:
-        return subprocess.Popen(argv, env=env, cwd=cwd, preexec_fn=_die_with_parent, stdout=out,
+        return subprocess.Popen(argv, env=env, cwd=cwd, preexec_fn=_child_setup(nice), stdout=out,
                                 stderr=out if out else None)
     finally:
         if out:
@@ -190,8 +219,9 @@ class Supervisor:
             started = trio.current_time()
             # forked from this (the main) thread on purpose: see the module docstring
             child.log_from = log_size(spec.log_file)
-            child.proc = spawn(self.command(spec), log_file=spec.log_file, env=env)
-            log(f"{spec.name}: started pid {child.proc.pid}: {' '.join(spec.args)}")
+            child.proc = spawn(self.command(spec), log_file=spec.log_file, env=env, nice=spec.niceness)
+            log(f"{spec.name}: started pid {child.proc.pid}{_nice_note(spec.niceness, child.proc.pid)}: "
+                f"{' '.join(spec.args)}")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._wait_ready, child)
                 await wait_exit(child.proc)
@@ -268,6 +298,15 @@ class Supervisor:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(watch_signals)
+
+
+def _nice_note(asked: int, pid: int) -> str:
+    """`` at nice N`` for a child running at a niceness that is not 0 (read back from it), and why when it is
+    not the one asked for; "" for one at 0 as asked."""
+    got = niceness_of(pid)
+    if got is None or got == asked:
+        return f" at nice {asked}" if asked else ""
+    return f" at nice {got} (asked {asked}: below the supervisor's own needs CAP_SYS_NICE)"
 
 
 def order(specs: list[ProcessSpec]) -> list[str]:

@@ -14,6 +14,17 @@ A process's ``env`` never goes into its unit (unit files are world-readable, 064
 from the first byte, and the unit names it with ``EnvironmentFile=`` (read by systemd as root
 before the service drops to its user). A ``--nats-auth-file`` becomes ``LoadCredential=``.
 
+A process with a niceness (``nice`` in the deployment, by default its kind's: ``tools/deployment.py``)
+gets ``Nice=`` and the matching ``CPUWeight=`` (:func:`cpu_weight`: the kernel's weight for that
+niceness on the 100 = nice 0 scale, so nice 10 is ``CPUWeight=11``); a process at 0 gets neither. Both,
+because each unit is its own control group: once the cgroup-v2 ``cpu`` controller is on in
+``system.slice`` (any unit there with a CPU setting turns it on for all its siblings), CPU time is split
+between the units by their weights and a niceness only orders the threads inside one unit, so ``Nice=``
+alone would stop ordering our processes against each other. Our ``CPUWeight=`` turns the controller
+on for the slice itself, and the units left at 0 keep the default 100 (nice 0's weight). These are
+system units (run as the deployment's user, installed under ``/etc/systemd/system``); under a user
+manager the same lines need the ``cpu`` controller delegated to ``user@.service`` (Debian 12's default).
+
 Units that cannot work as generated are refused with the reason
 (:func:`sandbox_problems`): a path a unit names under ``/tmp`` or ``/var/tmp``
 (``PrivateTmp=yes`` gives each unit its own empty one), a directory it writes
@@ -60,6 +71,17 @@ def _credentials(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
         else:
             out.append(a)
     return out, creds
+
+
+# the kernel's CFS load weight of niceness 0..19 (kernel/sched/core.c, sched_prio_to_weight); nice 0 is 1024
+_NICE_WEIGHTS = (1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15)
+
+
+def cpu_weight(nice: int) -> int:
+    """``CPUWeight=`` of a unit whose processes run at niceness ``nice``: the kernel's weight for it on the
+    ``cpu.weight`` scale, where the default 100 is nice 0's (the kernel converts ``cpu.weight`` back to a load
+    weight as weight x 1024 / 100, so 11 is 113 against nice 10's 110)."""
+    return max(1, round(100 * _NICE_WEIGHTS[nice] / 1024))
 
 
 def env_file_name(process: str) -> str:
@@ -151,6 +173,7 @@ def service_unit(dep: Deployment, spec: ProcessSpec, *, python: str, workdir: st
         # `systemctl reload`: every process main reloads what it safely can on SIGHUP (runtime.reload)
         *([] if spec.oneshot else ["ExecReload=/bin/kill -HUP $MAINPID"]),
         *creds,
+        *([f"Nice={spec.niceness}", f"CPUWeight={cpu_weight(spec.niceness)}"] if spec.niceness else []),
         f"Restart={'on-failure' if spec.oneshot else 'always'}",
         "RestartSec=2",
         "KillSignal=SIGTERM",

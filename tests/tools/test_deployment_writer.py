@@ -48,6 +48,16 @@ def test_round_trip_through_the_loader(tmp_path: Path) -> None:
     assert by_name["relay-signal"].ready_socket == dep.socket("signal")
 
 
+def test_a_niceness_is_written_only_when_given(tmp_path: Path) -> None:
+    doc = deployment_doc(run_dir="run", relays_nice=1, processes=[
+        process("archiver", ["archive"]), process("strategy", ["strategy"], nice=3), process("p", ["portfolio"], nice=0)])
+    assert tomllib.loads(dumps(doc))["relays"] == {"nice": 1}
+    assert [p.get("nice") for p in tomllib.loads(dumps(doc))["process"]] == [None, 3, 0]
+    dep = load_deployment(write_toml(tmp_path / "d.toml", doc))
+    assert {p.name: p.niceness for p in dep.processes} == {
+        "relay-market_data": 1, "relay-signal": 1, "relay-execution": 1, "archiver": 10, "strategy": 3, "p": 0}
+
+
 def test_what_is_left_out_gets_the_loaders_defaults(tmp_path: Path) -> None:
     doc = deployment_doc(run_dir="var/run")
     assert doc == {"deployment": {"run_dir": "var/run"}}

@@ -202,3 +202,76 @@ def test_a_dependent_starts_once_its_dependency_logs_its_ready_line_even_after_t
 
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def _nice_of_every_thread(pid: int) -> list[int]:
+    """The niceness of each thread of ``pid``: field 19 of ``/proc/<pid>/task/<tid>/stat`` (Linux keeps one per
+    thread; the fields after the parenthesised command name start at field 3)."""
+    return [int(stat.read_text().rsplit(")", 1)[1].split()[19 - 3])
+            for stat in Path(f"/proc/{pid}/task").glob("*/stat")]
+
+
+class _Sleepers(Supervisor):
+    """Runs every spec as a Python child that starts a thread and sleeps: the spec keeps its subcommand (and so
+    its kind's default niceness) without running it."""
+
+    def command(self, spec: ProcessSpec) -> list[str]:
+        return [sys.executable, "-c", "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); "
+                                      "print('up', flush=True); time.sleep(60)"]
+
+
+@pytest.mark.timeout(60)
+def test_children_run_at_their_niceness_every_thread_of_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The deployment's niceness reaches the real child: the archiver at its kind's default 10, a strategy at 0,
+    a portfolio at the 4 its entry asks for; each thread the child starts has it too, and the start line shows
+    every niceness that is not 0."""
+    import trio
+
+    from tools.deployment import load_deployment
+
+    if os.getpriority(os.PRIO_PROCESS, 0) != 0:
+        pytest.skip("the test runs niced: its children could not go below that")
+    logs = tmp_path / "logs"
+    cfg = write_toml(tmp_path / "deploy.toml", deployment_doc(
+        run_dir=tmp_path / "run", log_dir=logs, domains=[], processes=[
+            process("archiver", ["archive", "--domain", "market_data"], ready_log="up"),
+            process("strategy", ["strategy", "--config", "s.toml"], ready_log="up"),
+            process("portfolio", ["portfolio", "--config", "p.toml"], ready_log="up", nice=4)]))
+    specs = load_deployment(cfg).processes
+
+    async def main() -> dict[str, list[int]]:
+        sup = _Sleepers(specs, handle_signals=False)
+        async with trio.open_nursery() as nursery:
+            await sup.start(nursery, ready=[s.name for s in specs])
+            # ready once 'up' is in the log, printed after the second thread started
+            seen = {name: _nice_of_every_thread(c.proc.pid) for name, c in sup.children.items() if c.proc}
+            await sup.stop_all()
+            nursery.cancel_scope.cancel()
+        return seen
+
+    assert trio.run(main) == {"archiver": [10, 10], "strategy": [0, 0], "portfolio": [4, 4]}
+    err = capsys.readouterr().err
+    assert re.search(r"\] archiver: started pid \d+ at nice 10: archive --domain market_data\n", err), err
+    assert re.search(r"\] portfolio: started pid \d+ at nice 4: portfolio --config p.toml\n", err), err
+    assert re.search(r"\] strategy: started pid \d+: strategy --config s.toml\n", err), err
+
+
+def test_a_niceness_below_the_supervisors_own_is_kept_at_its_own_and_said(tmp_path: Path) -> None:
+    """Lowering a niceness needs CAP_SYS_NICE: a supervisor running at nice 3 starts a child asked for 1 at 3
+    (not failing the start with an opaque error from the child's set-up), and the start line says why."""
+    code = ("import os, sys; os.nice(3)\n"
+            "from tools.supervisor import spawn, niceness_of, _nice_note\n"
+            "p = spawn([sys.executable, '-c', 'import time; time.sleep(30)'], nice=1)\n"
+            "q = spawn([sys.executable, '-c', 'import time; time.sleep(30)'], nice=7)\n"
+            "print(niceness_of(p.pid), niceness_of(q.pid), _nice_note(1, p.pid), sep='|')\n"
+            "p.kill(); q.kill(); p.wait(); q.wait()\n")
+    argv = [sys.executable, "-c", code]
+    if os.geteuid() == 0:  # root may lower a niceness: run the supervisor's side without CAP_SYS_NICE
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root and no setpriv to drop CAP_SYS_NICE")
+        argv = ["setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice", *argv]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().split("|") == [
+        "3", "7", " at nice 3 (asked 1: below the supervisor's own needs CAP_SYS_NICE)"]

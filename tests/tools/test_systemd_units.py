@@ -51,6 +51,30 @@ def test_units_verify_and_are_hardened(tmp_path: Path) -> None:
         assert line in strategy
     target = (tmp_path / "units" / "alphapulse.target").read_text()
     assert "alphapulse-strategy.service" in target and "WantedBy=multi-user.target" in target
+    # the background archiver at its kind's niceness, with the matching cgroup weight; the strategy at the default
+    archiver = (tmp_path / "units" / "alphapulse-archiver.service").read_text()
+    assert "\nNice=10\n" in archiver and "\nCPUWeight=11\n" in archiver
+    assert "Nice=" not in strategy and "CPUWeight=" not in strategy
+
+
+def test_a_niceness_given_in_the_deployment_reaches_the_unit(tmp_path: Path) -> None:
+    """An explicit ``nice`` wins over the kind's default both ways; the weight follows the kernel's table."""
+    from tools.systemd import cpu_weight
+
+    assert [cpu_weight(n) for n in (0, 1, 5, 10, 19)] == [100, 80, 33, 11, 1]
+    dep = parse_deployment({
+        "deployment": {"run_dir": "/run/alphapulse", "data_dir": "/var/lib/alphapulse", "user": "alphapulse"},
+        "relays": {"domains": ["market_data"], "nice": 1},
+        "process": [{"name": "archiver", "args": ["archive", "--domain", "market_data"], "nice": 0},
+                    {"name": "strategy", "args": ["strategy", "--config", "s.toml"], "nice": 5}],
+    })
+    paths = generate(dep, tmp_path / "units", python="/usr/bin/python3")
+    res = _verify(paths)  # an out-of-range value is only a warning ("Nice priority out of range, ignoring")
+    assert res.returncode == 0 and "Nice" not in res.stderr and "CPU" not in res.stderr, res.stderr
+    units = {p.name: p.read_text() for p in paths}
+    assert "Nice=" not in units["alphapulse-archiver.service"]
+    assert "\nNice=5\nCPUWeight=33\n" in units["alphapulse-strategy.service"]
+    assert "\nNice=1\nCPUWeight=80\n" in units["alphapulse-relay-market_data.service"]
 
 
 def test_verify_rejects_a_broken_unit(tmp_path: Path) -> None:
