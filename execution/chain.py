@@ -1,4 +1,4 @@
-"""The executor's edge to the chain and to block builders: JSON-RPC over httpx, local signing.
+"""The executor's edge to the chain and to block builders: JSON-RPC over HTTP, local signing.
 
 * :class:`ChainGateway`: reads (head, nonces, receipts), the simulation of a call to our contract
   with its gas in the same round trip (:meth:`ChainGateway.simulate`, "Gas from the simulation"
@@ -7,7 +7,8 @@
 * :class:`BuilderClient`: the builders' JSON-RPC (``eth_sendBundle``, ``eth_callBundle``) to one
   endpoint, as Flashbots-style builders speak it.
 
-The JSON-RPC client is ``chain.rpc.HttpRpc`` (httpx, works under trio); its errors
+The JSON-RPC client is ``chain.rpc.HttpRpc`` (keep-alive HTTP/1.1 with h11 on trio streams for an
+``http://`` node, httpx for ``https://``: see its "The trio face's transport"); its errors
 (``RpcFailure``: ``RpcError`` for a node's error object, ``EndpointError`` for a node that did
 not answer properly) are what leave here besides :class:`SimulationReverted`, which is made from
 an ``RpcError`` carrying revert data.
@@ -46,7 +47,6 @@ import logging
 from typing import Any
 
 import coincurve
-import httpx
 import rlp
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_canonical_address
@@ -85,16 +85,13 @@ def _hex(v: int) -> str:
     return hex(v)
 
 
-#: how the executor's node (and builder) connections are pooled: httpx's defaults but for the idle expiry.
-#: httpx closes a keep-alive connection idle for 5 s, and signals come in bursts: the first signal after a
-#: quiet spell paid a TCP connect (and a TLS handshake, to a remote node) inside its simulation. Kept until
-#: the server closes it (``execution.process`` keeps it warm against servers' own idle timeouts).
-NODE_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=None)
-
-
 def node_rpc(url: str, *, timeout: float) -> HttpRpc:
-    """The JSON-RPC client of a node or builder on the executor's critical path: connections kept alive."""
-    return HttpRpc(url, timeout=timeout, transport=httpx.AsyncHTTPTransport(limits=NODE_LIMITS))
+    """The JSON-RPC client of a node or builder on the executor's critical path (the main chain's, the
+    cross-chain sides', the builders'): ``HttpRpc``, whose connections are kept alive until the server closes
+    them. Signals come in bursts: httpx's default pool dropped a connection idle for 5 s, and the first signal
+    after a quiet spell paid a TCP connect (and a TLS handshake, to a remote node) inside its simulation
+    (``execution.process`` keeps the connection warm against servers' own idle timeouts)."""
+    return HttpRpc(url, timeout=timeout)
 
 
 #: gas the meter itself spends between its two ``GAS`` readings: PUSH1 x4, CALLDATASIZE, PUSH20, GAS,

@@ -106,7 +106,7 @@ def build_sides(main: Executor, accounts: Mapping[int, Any]) -> tuple[dict[int, 
     """One side per ``[[cross_chain.chains]]`` entry: the executor's own chain through its own gateway and
     nonce sequence, every other through its own node (``rpc_url``) and signer (``accounts[chain_id]``, from
     that chain's keystore) with its own rows of the store. Returns the sides and the RPC clients to close."""
-    from execution.chain import ChainGateway
+    from execution.chain import ChainGateway, node_rpc
     from execution.executor import Executor
 
     x = main.config.cross_chain
@@ -119,7 +119,7 @@ def build_sides(main: Executor, accounts: Mapping[int, Any]) -> tuple[dict[int, 
         if c.chain_id == main.config.chain_id:
             side = Executor(cfg, main.chain, main.store, main.publisher)
         else:
-            rpc = HttpRpc(c.rpc_url, timeout=10.0)
+            rpc = node_rpc(c.rpc_url, timeout=10.0)  # the executor's own client: kept alive, as the main chain's
             rpcs.append(rpc)
             gateway = ChainGateway(rpc, accounts[c.chain_id], chain_id=c.chain_id, contract=c.contract)
             side = Executor(cfg, gateway, main.store.for_chain(c.chain_id), main.publisher)
