@@ -22,14 +22,20 @@ Errors, mapped once here at the edge (no httpx, trio or trio-websocket exception
 A caller that fails over between endpoints reacts to ``EndpointError``; one that simulates a
 transaction reads the revert out of ``RpcError.data``.
 
+URLs are secrets as much as addresses (``https://user:pass@host/…``, ``…/v3/<api key>``,
+``…?apikey=…``): no message, log line or exception made here carries more of a URL than
+:func:`redact_url` leaves, and the text of a library's exception is scrubbed of the URL's
+secret parts before it is quoted.
+
 The trio face's transport
 -------------------------
 httpx costs about 0.5 ms of client CPU per request (its request/response models, httpcore's
 pool and its locks, the trio backend's wrappers), several times the request itself on a
-devnet: measured over 2,000 sequential ``eth_chainId``/``eth_blockNumber`` calls to anvil,
-httpx.AsyncClient 0.56-0.58 ms CPU per request, h11 on a trio stream 0.14-0.16 ms, a raw socket
-with hand parsing 0.06 ms. So an ``http://`` endpoint is spoken to directly: h11 (sans-IO,
-the parser httpcore itself uses) over ``trio.SocketStream``:
+devnet. Client CPU per call (``time.process_time``) over 2,000 sequential
+``eth_chainId``/``eth_blockNumber`` calls to anvil: this client on httpx 0.51-0.52 ms at load
+average 1, 0.64-0.67 ms at 5-8; on the transport below 0.16-0.17 ms at either (3-4x less); a raw
+socket with hand parsing 0.06-0.07 ms. So an ``http://`` endpoint is spoken to directly: h11
+(sans-IO, the parser httpcore itself uses) over ``trio.SocketStream``:
 
 * **Keep-alive, no idle expiry**: a connection is kept until the server closes it (signals
   come in bursts; httpx dropped a connection idle for 5 s, and the first signal after a quiet
@@ -53,24 +59,22 @@ the parser httpcore itself uses) over ``trio.SocketStream``:
     a read (:func:`resendable`: ``eth_call``, ``eth_get*``, ``eth_chainId``, ...) is sent
     again, once. ``eth_sendRawTransaction``, ``eth_sendBundle`` and any method not known to be
     a read is never sent again by the transport: the caller gets an ``EndpointError`` and its
-    own recovery decides (the executor's: the transaction's row is written before the send, a
-    restart or the receipt watch finds it on the node; a second broadcast of the same signed
-    bytes would be harmless on chain -- "already known" -- but that is the executor's call to
-    make, not a transport's).
+    own recovery decides. The executor's: a failed signal reads the node's pending nonce and
+    counts the nonce spent when the send got through; the signed transaction's row is written
+    before the send, so a restart finds it on the node. (A second broadcast of the same signed
+    bytes would be harmless on chain, "already known", but a bundle or a method we do not know
+    need not be, and which to send again is the caller's decision, not a transport's.)
 
   An error after the first byte of an answer is never retried.
 * **Timeouts**: the whole call (connect, send, answer) runs under the face's trio deadline; a
   connection interrupted mid-request is closed, never reused.
 * **Basic auth** from the URL's user info (``http://user:pass@host``), as httpx sent it.
 
-``https://`` stays on httpx: TLS, certificate checks and the environment's proxies are its
-job, and the TLS work per request dwarfs the framework's cost less there. The sync face
+``https://`` stays on httpx (so does a node the environment's ``HTTP_PROXY``/``ALL_PROXY`` routes
+through a proxy, as httpx did): TLS, its certificate store and proxies are its job, and a remote
+node's round trip is tens of milliseconds, not one. Its pool, too, keeps connections with no idle
+expiry (:data:`KEEP_ALIVE_LIMITS`). The sync face
 (:class:`SyncHttpRpc`, tools and tests, off every critical path) stays on ``httpx.Client``.
-
-URLs are secrets as much as addresses (``https://user:pass@host/…``, ``…/v3/<api key>``,
-``…?apikey=…``): no message, log line or exception made here carries more of a URL than
-:func:`redact_url` leaves, and the text of a library's exception is scrubbed of the URL's
-secret parts before it is quoted.
 """
 
 from __future__ import annotations
@@ -367,10 +371,9 @@ class _Connection:
 
     def stale(self) -> bool:
         """Readable while idle: the server's FIN (or bytes nobody asked for) is waiting; not to be reused."""
-        try:
-            return bool(select.select([self.stream.socket.fileno()], [], [], 0)[0])
-        except (OSError, ValueError):
-            return True
+        poll = select.poll()  # not select.select: a process's descriptors may pass FD_SETSIZE (1024)
+        poll.register(self.stream.socket.fileno(), select.POLLIN)
+        return bool(poll.poll(0))
 
     def close(self) -> None:
         self.stream.socket.close()  # what SocketStream.aclose does, without the checkpoint (also safe when cancelled)
@@ -424,6 +427,7 @@ class _Http11:
     def __init__(self, host: str, port: int, target: str, headers: list[tuple[str, str]]) -> None:
         self.host, self.port, self.target, self.headers = host, port, target, headers
         self._idle: list[_Connection] = []
+        self._heads: dict[int, h11.Request] = {}  # the request head of each body length (events are immutable)
         self._closed = False
 
     @classmethod
@@ -466,8 +470,12 @@ class _Http11:
         """POST ``body`` (``payload`` encoded); (status, answer body). Sent a second time only as documented."""
         if self._closed:
             raise trio.ClosedResourceError("the client is closed")
-        head = h11.Request(method="POST", target=self.target,
-                           headers=[*self.headers, ("content-length", str(len(body)))])
+        head = self._heads.get(len(body))
+        if head is None:  # h11 validates a request's headers as it builds it: once per body length, not per call
+            if len(self._heads) >= 256:
+                self._heads.clear()
+            head = self._heads[len(body)] = h11.Request(
+                method="POST", target=self.target, headers=[*self.headers, ("content-length", str(len(body)))])
         conn = self._idle_connection()
         reused = conn is not None
         while True:

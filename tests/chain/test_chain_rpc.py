@@ -501,3 +501,14 @@ async def test_refused_and_closed_client_are_endpoint_errors() -> None:
     _no_secret(err.value)
     with pytest.raises(EndpointError, match="ClosedResourceError"):
         await rpc.call("eth_chainId")
+
+
+def test_a_proxy_in_the_environment_keeps_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx routed plain HTTP through HTTP_PROXY/ALL_PROXY unless NO_PROXY says otherwise: so does HttpRpc."""
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    assert HttpRpc("http://127.0.0.1:8545")._http11 is not None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    assert HttpRpc("http://127.0.0.1:8545")._http11 is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert HttpRpc("http://127.0.0.1:8545")._http11 is not None
