@@ -7,6 +7,12 @@ backfilled log ranges, a lost connection -- and executes the actions it returns,
 * ``PublishUnit(tlvs)``     -- send the decoded logs of one transaction (or block) as ONE message,
   in log order (see "Units" below);
 * ``PublishHeader(header)`` -- send a ``BlockHeader`` (the shell adds the priority-fee estimate);
+
+Arrival stamps: the shell passes the wall time (ns) each input arrived from the node (``rx_ns``; a
+``Header`` carries its own). ``PublishUnit`` carries its FIRST log's, ``Publish`` its log's (or the
+input's that caused it, 0 where the shell must stamp it); the shell puts them in the message's
+``receive_time_ns`` (specs/protocol.md), so a unit's stamp is when its data reached us, not when the
+unit was complete.
 * ``Backfill(a, b)``        -- ``eth_getLogs`` blocks ``a..b`` and hand them to ``on_backfill``;
 * ``FetchHeaders(ns, h)``   -- read the canonical headers ``ns`` and hand them to ``on_headers``;
 * ``Snapshot(pools, n)``    -- read the pools' full state at block ``n``, publish ``PoolSnapshot``s.
@@ -47,7 +53,7 @@ Invariants it keeps:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.ids import PoolId
@@ -73,24 +79,27 @@ class Header:
     gas_limit: int = 0
     gas_used: int = 0
     base_fee: int = 0
+    rx_ns: int = field(default=0, compare=False)  # when it arrived from the node (wall ns; 0: unknown)
 
     @classmethod
-    def from_rpc(cls, d: Mapping[str, Any]) -> Header:
+    def from_rpc(cls, d: Mapping[str, Any], rx_ns: int = 0) -> Header:
         return cls(number=_int(d["number"]), hash=str(d["hash"]).lower(), parent_hash=str(d["parentHash"]).lower(),
                    timestamp=_int(d.get("timestamp")), gas_limit=_int(d.get("gasLimit")),
-                   gas_used=_int(d.get("gasUsed")), base_fee=_int(d.get("baseFeePerGas")))
+                   gas_used=_int(d.get("gasUsed")), base_fee=_int(d.get("baseFeePerGas")), rx_ns=rx_ns)
 
 
 @dataclass(frozen=True, slots=True)
 class Publish:
     tlv: TLV
     event_time_ns: int | None = None
+    receive_time_ns: int = field(default=0, compare=False)  # its input's arrival (0: the shell's clock)
 
 
 @dataclass(frozen=True, slots=True)
 class PublishUnit:
     tlvs: tuple[TLV, ...]
     event_time_ns: int | None = None
+    receive_time_ns: int = field(default=0, compare=False)  # its first log's arrival
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,7 @@ class ChainFollower:
         self._pending_key: tuple[int, str] | None = None  # (block, tx hash) ("" in block mode)
         self._pending_first: tuple[int, int] = (0, 0)  # (block, logIndex) of its first log
         self._pending_time: int | None = None
+        self._pending_rx = 0  # when its first log arrived
         self.pools: tuple[PoolId, ...] = tuple(pools)
         self.decoder = LogDecoder.from_pools(self.pools, v4_manager=v4_manager)
         self.curve = CurveBook()  # the Curve pools' state (seeded by the shell from the snapshots it reads)
@@ -145,7 +155,7 @@ class ChainFollower:
         self.stale: set[PoolId] = set()  # pools whose published view is invalid until a snapshot
         self.need_reconcile = False
         self.reorg_floor: int | None = None
-        self.early: list[Mapping[str, Any]] = []
+        self.early: list[tuple[Mapping[str, Any], int]] = []  # (log, its arrival) ahead of their head
         self.reorgs = 0
         self.backfilled_logs = 0
         self.malformed = 0  # logs of our pools that did not decode (skipped, counted)
@@ -232,7 +242,7 @@ class ChainFollower:
                     del table[n]
             self.cursor = min(self.cursor, (fork - 1, MAX_INDEX))
             self.complete = min(self.complete, fork - 1)
-            self.early = [lg for lg in self.early if _int(lg["blockNumber"]) < fork]
+            self.early = [lg for lg in self.early if _int(lg[0]["blockNumber"]) < fork]
         first_new = fork if fork is not None else old_last.number + 1
         new_headers = sorted((h for h in present if first_new <= h.number <= head.number), key=lambda h: h.number)
         for h in present:
@@ -244,12 +254,17 @@ class ChainFollower:
         acts += self._finish(head.number, publish_first=[PublishHeader(h) for h in new_headers])
         return acts
 
-    def on_logs(self, logs: Sequence[Mapping[str, Any]]) -> list[Action]:
-        """Logs from the subscription, in the order they came."""
+    def on_logs(self, logs: Sequence[Mapping[str, Any]], rx_ns: int = 0) -> list[Action]:
+        """Logs from the subscription, in the order they came (``rx_ns``: when they arrived)."""
         acts: list[Action] = []
         for log in logs:
-            acts += self._log(log, backfill=False)
+            acts += self._log(log, backfill=False, rx_ns=rx_ns)
         return acts
+
+    @property
+    def pending_block(self) -> int | None:
+        """The block of the unit being held (None when none is)."""
+        return self._pending_key[0] if self._pending_key is not None else None
 
     def on_idle(self) -> list[Action]:
         """The shell drained the subscription: in ``tx`` mode the pending transaction is complete."""
@@ -260,7 +275,7 @@ class ChainFollower:
         if not self.pending:
             self._pending_key = None
             return []
-        act = PublishUnit(tuple(self.pending), self._pending_time)
+        act = PublishUnit(tuple(self.pending), self._pending_time, self._pending_rx)
         self.pending = []
         self._pending_key = None
         return [act]
@@ -275,11 +290,13 @@ class ChainFollower:
         self.pending = []
         self._pending_key = None
 
-    def on_backfill(self, from_block: int, to_block: int, logs: Sequence[Mapping[str, Any]]) -> list[Action]:
-        """``eth_getLogs`` over ``from_block..to_block`` (every log of those blocks)."""
+    def on_backfill(self, from_block: int, to_block: int, logs: Sequence[Mapping[str, Any]],
+                    rx_ns: int = 0) -> list[Action]:
+        """``eth_getLogs`` over ``from_block..to_block`` (every log of those blocks; ``rx_ns``: when the
+        answer arrived)."""
         acts: list[Action] = []
         for log in sorted(logs, key=lambda lg: (_int(lg["blockNumber"]), _int(lg["logIndex"]))):
-            got = self._log(log, backfill=True)
+            got = self._log(log, backfill=True, rx_ns=rx_ns)
             self.backfilled_logs += sum(len(a.tlvs) if isinstance(a, PublishUnit) else isinstance(a, Publish)
                                         for a in got)
             acts += got
@@ -334,11 +351,14 @@ class ChainFollower:
         if not self.early or self.last is None:
             return []
         limit = self.last.number + 1
-        ready = [lg for lg in self.early if _int(lg["blockNumber"]) <= limit]
-        self.early = [lg for lg in self.early if _int(lg["blockNumber"]) > limit]
-        return self.on_logs(ready)
+        ready = [lg for lg in self.early if _int(lg[0]["blockNumber"]) <= limit]
+        self.early = [lg for lg in self.early if _int(lg[0]["blockNumber"]) > limit]
+        acts: list[Action] = []
+        for log, rx_ns in ready:
+            acts += self._log(log, backfill=False, rx_ns=rx_ns)
+        return acts
 
-    def _log(self, log: Mapping[str, Any], *, backfill: bool) -> list[Action]:
+    def _log(self, log: Mapping[str, Any], *, backfill: bool, rx_ns: int = 0) -> list[Action]:
         block = _int(log["blockNumber"])
         index = _int(log["logIndex"])
         block_hash = str(log.get("blockHash") or "").lower()
@@ -357,7 +377,7 @@ class ChainFollower:
                 return acts
             self.stale.add(tlv.pool)
             self.curve.forget((tlv.pool,))
-            return acts + [Publish(tlv)]
+            return acts + [Publish(tlv, None, rx_ns)]
         known = self.hashes.get(block) or self.log_hashes.get(block)
         if known is not None and block_hash and known != block_hash:
             self.need_reconcile = True  # a log from another branch: the next head settles it
@@ -365,7 +385,7 @@ class ChainFollower:
         if (block, index) <= self.cursor:
             return []
         if not backfill and self.last is not None and block > self.last.number + 1:
-            self.early.append(log)
+            self.early.append((log, rx_ns))
             return []
         try:
             tlv = self.decoder.decode(log)
@@ -378,7 +398,7 @@ class ChainFollower:
             tlv = self.curve.apply(tlv)
             if isinstance(tlv, StateInvalidation):  # our view diverged: re-read the pool at the next head
                 self.stale.add(tlv.pool)
-                return self.flush() + [Publish(tlv)]
+                return self.flush() + [Publish(tlv, None, rx_ns)]
         if tlv is None:
             return []
         if block_hash:
@@ -389,7 +409,7 @@ class ChainFollower:
         ts = self.times.get(block)
         event_ns = ts * 1_000_000_000 if ts else None
         if self.unit == "log":
-            return [Publish(tlv, event_ns)]
+            return [Publish(tlv, event_ns, rx_ns)]
         key = (block, "" if self.unit == "block" else str(log.get("transactionHash") or "").lower())
         acts: list[Action] = []
         if key != self._pending_key:
@@ -397,5 +417,6 @@ class ChainFollower:
             self._pending_key = key
             self._pending_first = (block, index)
             self._pending_time = event_ns
+            self._pending_rx = rx_ns
         self.pending.append(tlv)
         return acts

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from chain.rpc import EndpointError, HttpRpc, RpcError, RpcFailure, batched
 from chain.ws import WsRpc
@@ -59,8 +61,8 @@ log = logging.getLogger("collectors.evm")
 Publisher = Callable[..., Awaitable[int]]
 BACKFILL_CHUNK = 2000  # blocks per eth_getLogs (providers cap the range)
 HEALTHY_AFTER = 10.0  # a session that lasted this long resets the backoff
-FEE_REFRESH_AFTER = 0.05  # seconds after a header at most before the priority-fee estimate is refreshed
-IDLE_PASSES = 4  # scheduler passes with nothing new before the subscription counts as drained
+FEE_REFRESH_AFTER = 0.05  # seconds after a header before the priority-fee estimate is refreshed (no unit pending)
+DRAIN_LIMIT = 0.002  # seconds at most to wait for this process to settle before deciding a stream drained
 
 
 class ChainRunner:
@@ -89,13 +91,12 @@ class ChainRunner:
                                        ["chain"]).labels(**one)
         self._m_failures = pm.counter("alphapulse_collector_endpoint_failures_total", "RPC endpoint failures.",
                                       ["chain"]).labels(**one)
-        self._rx = 0.0  # trio time the input being processed was received
-        self._unit_rx_ns = 0  # wall time the first log of the pending unit arrived (debug stage stamps)
         # the priority-fee estimate headers carry: asked for the first header, then refreshed beside the
-        # stream (in _bg) after each header, so no RPC round trip holds a header or the logs behind it
+        # stream (_fee_refresher) after each header where no unit is pending, so no RPC round trip holds
+        # a header or the logs behind it, and no request's CPU work runs beside a unit
         self._fee: int | None = None
-        self._fee_refreshing = False
-        self._drained = trio.Event()  # set when the stream drained after a unit (the block's logs are out)
+        self._fee_due = math.inf  # trio time from which a refresh is due (inf: none)
+        self._fee_wanted = trio.Event()
         self._bg: trio.Nursery | None = None
 
     async def run(self) -> None:
@@ -114,7 +115,7 @@ class ChainRunner:
                 self._m_failures.inc()
                 log.warning("%s: endpoint %s failed: %s", chain.name, endpoint.label, exc)
                 if self.follower is not None:
-                    await self._execute(self.follower.on_disconnect(str(exc)), None)
+                    await self._execute(self.follower.on_disconnect(str(exc)), None, time.time_ns())
             if trio.current_time() - began > HEALTHY_AFTER:
                 attempt = 0
             self.endpoint_index = (self.endpoint_index + 1) % len(chain.endpoints)
@@ -156,8 +157,7 @@ class ChainRunner:
             if ws is not None:
                 subs[await ws.subscribe("newHeads")] = "head"
                 subs[await ws.subscribe("logs", {"address": self.addresses})] = "log"
-            latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
-            self._rx = trio.current_time()
+            latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]), time.time_ns())
             self.sessions += 1
             log.info("%s: connected to %s (%s) at block %d", chain.name, endpoint.label,
                      "subscriptions" if ws else "polling", latest.number)
@@ -168,6 +168,8 @@ class ChainRunner:
                 await self._execute(follower.on_connected(latest), rpc)
             async with trio.open_nursery() as bg:
                 self._bg = bg
+                self._fee_wanted = trio.Event()
+                bg.start_soon(self._fee_refresher, rpc)
                 try:
                     if ws is not None:
                         await self._stream(ws, rpc, subs)
@@ -179,74 +181,107 @@ class ChainRunner:
     async def _stream(self, ws: WsRpc, rpc: HttpRpc | WsRpc, subs: dict[str, str]) -> None:
         follower = self.follower
         assert follower is not None
+        tx_units = follower.unit == "tx"
+        # A node sends a block's head before, between or after its logs. In "tx" units a head that comes
+        # while its block's unit is being read, or with more of the stream right behind it (its block's
+        # logs, perhaps), is held until the stream drains: the unit goes out first and the header's work
+        # (~0.1-0.3 ms of CPU: parse, BlockHeader, encode, send) is off the log's path. Every header
+        # still follows its block's logs and precedes the next block's (strategy/holdback.py).
+        held: list[Header] = []
+        quiet_until = trio.current_time() + self.chain.head_timeout
         while True:
             item = None
-            with trio.move_on_after(self.chain.head_timeout):
+            with trio.move_on_at(min(quiet_until, self._fee_due)):
                 try:
                     item = await ws.notifications.receive()
                 except trio.EndOfChannel:
                     raise EndpointError(ws.broken or "subscription stream ended") from None
-            if item is None:  # quiet for a while: is the node still there, and did we miss a head?
-                latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
-                await self._execute(follower.on_head(latest), rpc)
+            if item is None:
+                now = trio.current_time()
+                if self._fee_due <= now < quiet_until:  # quiet since the last header: refresh the fee now
+                    self._fee_check(now)
+                    continue
+                # quiet for a while: is the node still there, and did we miss a head?
+                latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]), time.time_ns())
+                await self._execute(follower.on_head(latest), rpc)  # (nothing is held: a drain released it)
+                quiet_until = trio.current_time() + self.chain.head_timeout
                 continue
-            self._rx = trio.current_time()
+            rx = time.time_ns()  # the input arrived: its messages carry this as receive_time_ns
             sub, result = item
             kind = subs.get(sub)
             if kind == "head":
-                await self._execute(follower.on_head(Header.from_rpc(result)), rpc)
-            elif kind == "log":
-                if not follower.pending:
-                    self._unit_rx_ns = time.time_ns()  # the first log of a unit arrived (stage stamps)
-                await self._execute(follower.on_logs([result]), rpc)
-            if follower.pending and not ws.backlog():
-                # Drained? Not yet just because our channel is empty: trio-websocket's reader and
-                # ours hand messages on one per scheduler pass (its queue holds one), so the next
-                # log of the transaction may be read and still on its way. A few passes let
-                # whatever the node has written (it writes a block's logs back to back) through.
-                for _ in range(IDLE_PASSES):
-                    await trio.lowlevel.checkpoint()
-                    if ws.backlog():
-                        break
+                head = Header.from_rpc(result, rx)
+                pending = follower.pending_block
+                if tx_units and (held or ws.backlog() or (pending is not None and head.number <= pending)):
+                    held.append(head)
                 else:
+                    await self._execute(follower.on_head(head), rpc)
+            elif kind == "log":
+                await self._execute(follower.on_logs([result], rx), rpc)
+            while held or (tx_units and follower.pending):
+                # the transaction is complete when nothing more of the stream is in this process
+                if ws.backlog() or not await self._drained(ws):
+                    break  # more came: read it first
+                if follower.pending:
                     await self._execute(follower.on_idle(), rpc)
-                    self._drained.set()
-                    self._drained = trio.Event()
+                # the unit is out: the held head(s) now, in order; one may release logs that came early
+                # (a later block's), which start a unit: drain again
+                heads, held = held, []
+                for head in heads:
+                    await self._execute(follower.on_head(head), rpc)
+            if not follower.pending:
+                self._fee_check(trio.current_time())
+            quiet_until = trio.current_time() + self.chain.head_timeout
+
+    async def _drained(self, ws: WsRpc) -> bool:
+        """Is the subscription drained (a pending transaction complete)? A node writes a block's logs back
+        to back, but a message it wrote may still be on its way through this process: in the socket, in
+        trio-websocket's reader, in chain.ws's reader, which hand messages on one per scheduler pass. Wait
+        until every task here is blocked and a zero-timeout poll found no socket ready
+        (``wait_all_tasks_blocked``: one pass when idle), then look: nothing queued means nothing is
+        coming. A process kept busy by other work is not waited for longer than DRAIN_LIMIT."""
+        with trio.move_on_after(DRAIN_LIMIT):
+            await wait_all_tasks_blocked()
+        return not ws.backlog()
 
     async def _poll(self, rpc: HttpRpc | WsRpc) -> None:
         follower = self.follower
         assert follower is not None
         while True:
             await trio.sleep(self.chain.poll_interval)
-            latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]))
-            self._rx = trio.current_time()
+            latest = Header.from_rpc(await rpc.call("eth_getBlockByNumber", ["latest", False]), time.time_ns())
             await self._execute(follower.on_head(latest), rpc)
+            self._fee_check(math.inf)  # the poll's messages are out: if a header took the fee, refresh it now
 
     # ------------------------------------------------------------------ actions
 
-    async def _emit(self, tlv: TLV | tuple[TLV, ...], event_time_ns: int | None = None) -> None:
-        now = time.time_ns()
-        await self.publish(tlv, event_time_ns=event_time_ns, receive_time_ns=now)
-        if self._unit_rx_ns and log.isEnabledFor(logging.DEBUG):
-            log.debug("stage %s: log received -> published %d us (%s)", self.chain.name,
-                      (now - self._unit_rx_ns) // 1000, type(tlv[0] if isinstance(tlv, tuple) else tlv).__name__)
+    async def _emit(self, tlv: TLV | tuple[TLV, ...], event_time_ns: int | None, receive_time_ns: int) -> None:
+        """Publish one message; ``receive_time_ns``: when the data it carries arrived from the node (its
+        unit's first log, its head, the answer it came in; 0: now)."""
+        rx = receive_time_ns or time.time_ns()
+        await self.publish(tlv, event_time_ns=event_time_ns, receive_time_ns=rx)
+        done = time.time_ns()
+        self._m_latency.observe((done - rx) / 1e9)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stage %s: received -> published %d us (%s)", self.chain.name, (done - rx) // 1000,
+                      type(tlv[0] if isinstance(tlv, tuple) else tlv).__name__)
         self.published += 1
         self._m_published.inc()
-        if self._rx:
-            self._m_latency.observe(trio.current_time() - self._rx)
 
-    async def _execute(self, actions: Sequence[Action], rpc: HttpRpc | WsRpc | None) -> None:
+    async def _execute(self, actions: Sequence[Action], rpc: HttpRpc | WsRpc | None, rx_ns: int = 0) -> None:
+        """Carry out the follower's actions in order; ``rx_ns``: when the input that caused them arrived
+        (for the messages that carry no arrival stamp of their own)."""
         follower = self.follower
         assert follower is not None
         queue: deque[Action] = deque(actions)
         fee: int | None = None
         while queue:
             act = queue.popleft()
-            if isinstance(act, Publish):
-                await self._emit(act.tlv, act.event_time_ns)
-                continue
             if isinstance(act, PublishUnit):
-                await self._emit(act.tlvs, act.event_time_ns)
+                await self._emit(act.tlvs, act.event_time_ns, act.receive_time_ns or rx_ns)
+                continue
+            if isinstance(act, Publish):
+                await self._emit(act.tlv, act.event_time_ns, act.receive_time_ns or rx_ns)
                 continue
             assert rpc is not None, f"{act} needs a connection"
             if isinstance(act, PublishHeader):
@@ -257,7 +292,7 @@ class ChainRunner:
                                              gas_limit=h.gas_limit, gas_used=h.gas_used,
                                              hash=bytes.fromhex(h.hash[2:]), parent_hash=bytes.fromhex(h.parent_hash[2:]),
                                              base_fee=h.base_fee, priority_fee=fee),
-                                 h.timestamp * 1_000_000_000 or None)
+                                 h.timestamp * 1_000_000_000 or None, h.rx_ns or rx_ns)
             elif isinstance(act, Backfill):
                 more: list[Action] = []
                 lo = act.from_block
@@ -265,46 +300,53 @@ class ChainRunner:
                     hi = min(act.to_block, lo + BACKFILL_CHUNK - 1)
                     logs = await rpc.call("eth_getLogs", [{"fromBlock": hex(lo), "toBlock": hex(hi),
                                                            "address": self.addresses}])
-                    more += follower.on_backfill(lo, hi, logs)
+                    more += follower.on_backfill(lo, hi, logs, time.time_ns())
                     lo = hi + 1
                 queue.extendleft(reversed(more))
             elif isinstance(act, FetchHeaders):
                 calls = [("eth_getBlockByNumber", [hex(n), False]) for n in act.numbers]
                 got = await batched(rpc, calls, self.chain.batch_size)
-                canonical = {n: (Header.from_rpc(b) if b else None) for n, b in zip(act.numbers, got)}
+                at = time.time_ns()
+                canonical = {n: (Header.from_rpc(b, at) if b else None) for n, b in zip(act.numbers, got)}
                 queue.extendleft(reversed(follower.on_headers(act.target, canonical)))
             elif isinstance(act, Snapshot):
                 pools = [self.resolved[int(p)] for p in act.pools]
                 curve: dict[Any, Any] = {}
                 units = await read_units(rpc, pools, act.block, batch_size=self.chain.batch_size, curve=curve)
+                at = time.time_ns()
                 for pool, state in curve.items():  # the Curve pools' events apply from this state on
                     follower.curve.seed(pool, state)
                 for unit in units:
-                    await self._emit(unit if len(unit) > 1 else unit[0])
+                    await self._emit(unit if len(unit) > 1 else unit[0], None, at)
 
     async def _header_fee(self, rpc: HttpRpc | WsRpc) -> int:
         """The priority fee a header carries: the newest estimate, asked inline only while there is none
-        (or outside a streaming session); otherwise the header leaves at once and a refresh for the next
-        one starts beside the stream (one at a time). The RPC used to sit between every head notification
-        and its header -- and the block's logs queued behind it: a round trip per block on the hot path."""
+        (or outside a session's stream); otherwise the header leaves at once with it, and a refresh for
+        the next header is due FEE_REFRESH_AFTER later (``_fee_check``). The RPC used to sit between every
+        head notification and its header -- and the block's logs queued behind it."""
         if self._fee is None or self._bg is None:
             self._fee = await self._priority_fee(rpc)
-        elif not self._fee_refreshing:
-            self._fee_refreshing = True
-            self._bg.start_soon(self._refresh_fee, rpc)
+        elif self._fee_due == math.inf:
+            self._fee_due = trio.current_time() + FEE_REFRESH_AFTER
         return self._fee
 
-    async def _refresh_fee(self, rpc: HttpRpc | WsRpc) -> None:
-        # not while the block's logs are still coming (a node sends the head first): the request's own
-        # CPU work would hold their unit back -- after the stream drains, or FEE_REFRESH_AFTER at most
-        with trio.move_on_after(FEE_REFRESH_AFTER):
-            await self._drained.wait()
-        try:
-            self._fee = await self._priority_fee(rpc)
-        except RpcFailure as exc:  # an endpoint failing shows on the stream; the old estimate stays
-            log.debug("%s: priority fee refresh failed: %s", self.chain.name, exc)
-        finally:
-            self._fee_refreshing = False
+    def _fee_check(self, now: float) -> None:
+        """Start the due refresh. The stream calls it only where no unit is pending -- quiet for
+        FEE_REFRESH_AFTER after a header, or drained after one -- so the request's own CPU work (an HTTP
+        request is ~1 ms of it) runs beside no unit of ours; ``_poll`` after each poll."""
+        if self._fee_due <= now and self._fee_due != math.inf:
+            self._fee_due = math.inf
+            self._fee_wanted.set()
+
+    async def _fee_refresher(self, rpc: HttpRpc | WsRpc) -> None:
+        """One refresh at a time, for as long as the session lasts."""
+        while True:
+            await self._fee_wanted.wait()
+            self._fee_wanted = trio.Event()
+            try:
+                self._fee = await self._priority_fee(rpc)
+            except RpcFailure as exc:  # an endpoint failing shows on the stream; the old estimate stays
+                log.debug("%s: priority fee refresh failed: %s", self.chain.name, exc)
 
     async def _priority_fee(self, rpc: HttpRpc | WsRpc) -> int:
         """eth_maxPriorityFeePerGas, else the median reward of the last block from eth_feeHistory, else 0."""

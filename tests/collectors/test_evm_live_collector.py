@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -512,6 +513,256 @@ async def test_live_http_polling_after_failover(devnet_snapshot: Any, short_dir:
     assert runner.failures >= 1 and runner.follower is not None and not runner.follower.streaming
     assert not h.tlvs(StateInvalidation)
     await h.run(check_states, h, range(start, head + 1))
+
+
+class NodeProxy:
+    """A WebSocket proxy between the collector and anvil at the JSON-RPC message level (real sockets at
+    both ends). It can hold the answers to the priority-fee calls (``hold_fees``) until ``release_fees``,
+    rewriting the fee they carry to ``fee_value``; with ``logs_first`` it passes a block's head only after
+    the next log of that block (a node may send them in either order: anvil mostly sends the head first).
+    ``sent`` records every notification passed on: (kind, block, time.time_ns() just before it was sent)."""
+
+    FEE_METHODS = ("eth_maxPriorityFeePerGas", "eth_feeHistory")
+
+    def __init__(self, upstream: str, *, logs_first: bool = False) -> None:
+        self.upstream = upstream
+        self.logs_first = logs_first
+        self.port = 0
+        self.hold_fees = False
+        self.fee_value: int | None = None
+        self.fee_requests = 0
+        self.held: list[str] = []  # fee answers not passed on yet
+        self._release = trio.Event()
+        self.sent: list[tuple[str, int, int]] = []
+        self._fee_ids: set[Any] = set()
+        self.changed = trio.Event()  # set at each fee request seen, answer held or answer passed on
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def until(self, predicate: Any, limit: float = 20.0) -> None:
+        with trio.fail_after(limit):
+            while not predicate():
+                await self.changed.wait()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        from trio_websocket import serve_websocket
+
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(functools.partial(serve_websocket, self._handle, "127.0.0.1", 0, None,
+                                                           max_message_size=1 << 28))
+            self.port = server.port
+            task_status.started()
+
+    def release_fees(self) -> None:
+        self._release.set()
+        self._release = trio.Event()
+
+    async def _handle(self, request: Any) -> None:
+        import json
+
+        from trio_websocket import ConnectionClosed, open_websocket_url
+
+        client = await request.accept()
+        lock = trio.Lock()
+
+        async def send(text: str) -> None:
+            async with lock:
+                await client.send_message(text)
+
+        async def up(node: Any) -> None:
+            while True:
+                text = await client.get_message()
+                msg = json.loads(text)
+                for c in msg if isinstance(msg, list) else [msg]:
+                    if c.get("method") in self.FEE_METHODS:
+                        self._fee_ids.add(c["id"])
+                        self.fee_requests += 1
+                        self._changed()
+                await node.send_message(text)
+
+        async def answer_fee(text: str) -> None:
+            self.held.append(text)
+            self._changed()
+            await self._release.wait()
+            self.held.remove(text)
+            await send(self._fee(text))
+            self._changed()
+
+        async def notify(item: dict[str, Any], text: str) -> None:
+            res = item["params"]["result"]
+            kind = "log" if "logIndex" in res else "head"
+            self.sent.append((kind, int(res["blockNumber" if kind == "log" else "number"], 16), time.time_ns()))
+            await send(text)
+
+        try:
+            async with open_websocket_url(self.upstream, max_message_size=1 << 28) as node, \
+                    trio.open_nursery() as nursery:
+                nursery.start_soon(up, node)
+                head: tuple[dict[str, Any], str] | None = None  # a head held until its block's log passed
+                while True:
+                    text = await node.get_message()
+                    item = json.loads(text)
+                    if not isinstance(item, dict):  # a batch's answers
+                        if head is not None:
+                            await notify(*head)
+                            head = None
+                        await send(text)
+                        continue
+                    if item.get("id") in self._fee_ids and self.fee_value is not None:
+                        text = self._fee(text)
+                    if item.get("id") in self._fee_ids and self.hold_fees:
+                        nursery.start_soon(answer_fee, text)
+                        continue
+                    if item.get("method") != "eth_subscription":
+                        if head is not None:
+                            await notify(*head)
+                            head = None
+                        await send(text)
+                        continue
+                    res = item["params"]["result"]
+                    if self.logs_first and "logIndex" not in res:
+                        if head is not None:
+                            await notify(*head)
+                        head = (item, text)
+                        continue
+                    await notify(item, text)
+                    if head is not None and int(res["blockNumber"], 16) >= int(head[0]["params"]["result"]["number"], 16):
+                        await notify(*head)
+                        head = None
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+    def _fee(self, text: str) -> str:
+        import json
+
+        if self.fee_value is None:
+            return text
+        item = json.loads(text)
+        if "result" in item:
+            item["result"] = hex(self.fee_value)
+        return json.dumps(item)
+
+
+def published_block(h: Harness, block: int) -> bool:
+    """Are ``block``'s header and (some of) its events on the relay?"""
+    return (any(t.number == block for t in h.tlvs(BlockHeader))
+            and any(t.block_number == block for t in h.tlvs(*EVENTS)))
+
+
+def check_logs_before_next_header(h: Harness) -> None:
+    """strategy/holdback.py's contract: every event of block N is on the relay before the header of N+1."""
+    seen_header = 0
+    for t in records(h.messages):
+        if isinstance(t, BlockHeader):
+            seen_header = max(seen_header, t.number)
+        elif isinstance(t, EVENTS):
+            assert t.block_number >= seen_header, (t, seen_header)
+
+
+async def test_live_units_leave_without_waiting_for_the_fee_call_and_before_their_header(
+        devnet_snapshot: Any, short_dir: Path) -> None:
+    """The priority-fee call is never between a log and its unit's publication. Through a proxy that holds
+    the node's answers to the fee calls and passes each block's head only after its logs: while a fee
+    call hangs, every swap's unit is published, then its block's header (the head came while the unit was
+    being read: it waits for the unit, not the other way round), with the fee known before; all of a
+    block's records before the next block's header; once answered, the next header carries the new fee."""
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
+    d, c = h.dep, h.client
+    me = d.funded_accounts[0]
+    proxy = NodeProxy(d.ws_url, logs_first=True)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_collector(nursery, h, short_dir, proxy=proxy)
+            await wait_bootstrapped(h)
+            first_fee = h.tlvs(BlockHeader)[0].priority_fee
+            asked = proxy.fee_requests  # the first header's, answered
+            proxy.hold_fees = True
+            swaps = []
+            for k in range(4):
+                if k % 2:  # a V2 swap: Swap and Sync of one transaction, one unit
+                    await h.run(lambda: c.v2_swap_exact_in("uniswap_v2_a", me, WETH // 10, ["WETH", "USDC"]))
+                else:
+                    await h.run(lambda: c.v3_swap_exact_in(me, "WETH", "USDC", 500, WETH // 10))
+                block = await h.run(c.block_number)
+                swaps.append(block)
+                await h.until(functools.partial(published_block, h, block))
+                if k == 0:  # the refresh after the first header: asked, and hanging from now on
+                    await proxy.until(lambda: proxy.held != [])
+            assert len(proxy.held) == 1 and proxy.fee_requests == asked + 1  # one refresh at a time, unanswered
+            proxy.hold_fees = False
+            proxy.fee_value = first_fee + 12345
+            proxy.release_fees()
+            # the refresher asks again (the headers meanwhile made a refresh due) only after it took the answer
+            await proxy.until(lambda: proxy.fee_requests >= asked + 2)
+            await h.run(lambda: c.v3_swap_exact_in(me, "USDC", "WETH", 500, 100 * USDC))
+            last = await h.run(c.block_number)
+            await h.until(functools.partial(published_block, h, last))
+            nursery.cancel_scope.cancel()
+    where: dict[tuple[str, int], int] = {}
+    for i, m in enumerate(h.messages):
+        for t in m.tlvs:
+            key = ("header", t.number) if isinstance(t, BlockHeader) else (("unit", t.block_number)
+                                                                          if isinstance(t, EVENTS) else None)
+            if key is not None:
+                where.setdefault(key, i)
+    for block in swaps + [last]:
+        assert where[("unit", block)] < where[("header", block)], block
+    for m in h.messages:  # one transaction per message (the V2 swaps' two records together)
+        if isinstance(m.tlvs[0], EVENTS):
+            assert len({t.block_number for t in m.tlvs}) == 1
+            assert len({t.tx_hash for t in m.tlvs if hasattr(t, "tx_hash")}) == 1
+    v2 = [[type(t) for t in m.tlvs] for m in h.messages if isinstance(m.tlvs[0], (V2Swap, V2Reserves))]
+    assert v2 == [[V2Reserves, V2Swap]] * 2  # Sync and Swap: one transaction, never half of it
+    check_logs_before_next_header(h)
+    fees = {t.number: t.priority_fee for t in h.tlvs(BlockHeader)}
+    assert [fees[b] for b in swaps] == [first_fee] * 4  # published with the estimate there was
+    assert fees[last] == first_fee + 12345
+
+
+async def test_live_receive_time_is_when_the_first_log_arrived(devnet_snapshot: Any, short_dir: Path) -> None:
+    """``receive_time_ns`` of a market-data message is when the collector received its data from the node
+    (specs/protocol.md), not when it published it. In ``block`` units a block's unit is published only once
+    the next block's head or log has come, so its stamp must lie between the proxy passing the block's first
+    log on and passing the next block's first notification on; a header's, after its head was passed on."""
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
+    d, c = h.dep, h.client
+    me = d.funded_accounts[0]
+    proxy = NodeProxy(d.ws_url)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_stack(nursery, h, short_dir)
+            await nursery.start(proxy.serve)
+            await nursery.start(functools.partial(process.run, config_for(h, short_dir, [{"ws": proxy.ws_url}],
+                                                                          publish_unit="block"), socket_path=h.sock))
+            await wait_bootstrapped(h)
+            blocks = []
+            for _ in range(4):
+                await h.run(lambda: c.v2_swap_exact_in("uniswap_v2_b", me, WETH // 10, ["WETH", "DAI"]))
+                blocks.append(await h.run(c.block_number))
+                await trio.sleep(0.05)  # the unit waits for the next block: its publication is >= 50 ms later
+            await h.until(lambda: any(t.block_number == blocks[-2] for t in h.tlvs(*EVENTS)))
+            nursery.cancel_scope.cancel()
+    first_sent = {}
+    for kind, block, at in proxy.sent:
+        first_sent.setdefault((kind, block), at)
+    checked = 0
+    for m in h.messages:
+        t = m.tlvs[0]
+        if isinstance(t, BlockHeader) and ("head", t.number) in first_sent:
+            assert first_sent[("head", t.number)] <= m.receive_time_ns
+        if isinstance(t, EVENTS) and t.block_number in blocks[:-1]:
+            n = t.block_number
+            nxt = min(at for (kind, b), at in first_sent.items() if b > n)
+            assert first_sent[("log", n)] <= m.receive_time_ns < nxt, (n, m.receive_time_ns - first_sent[("log", n)])
+            checked += 1
+    assert checked == 3
+    check_logs_before_next_header(h)
 
 
 # --------------------------------------------------------------------------- config (no chain needed)

@@ -167,3 +167,32 @@ def test_live_follower_tx_unit_from_a_backfill_is_split_by_transaction() -> None
     units = [[(t.pool, t.log_index) for t in a.tlvs] for a in acts if isinstance(a, PublishUnit)]
     assert units == [[(A, 0), (B, 1)], [(B, 2)]]
     assert f.backfilled_logs == 3
+
+
+def test_live_follower_stamps_each_unit_with_its_first_logs_arrival() -> None:
+    """A unit's ``receive_time_ns`` is when its FIRST log arrived (the shell's stamp), whatever came after;
+    a log ahead of its head keeps its own arrival; a backfill's unit, when the answer arrived."""
+    f = ChainFollower(1, [A, B])  # unit="tx"
+    f.start(h(10))
+    assert f.on_logs([swap_log(A, 11, 0, "aa")], 1_000) == [] and f.pending_block == 11
+    assert f.on_logs([swap_log(B, 11, 1, "aa")], 2_000) == []
+    [unit] = f.on_logs([swap_log(B, 11, 2, "bb")], 3_000)  # the next transaction completes the first
+    assert isinstance(unit, PublishUnit) and len(unit.tlvs) == 2 and unit.receive_time_ns == 1_000
+    [unit] = f.on_idle()
+    assert unit.receive_time_ns == 3_000 and f.pending_block is None
+    assert f.on_logs([swap_log(A, 13, 0, "cc")], 4_000) == []  # block 13 before head 12: held early
+    f.on_head(h(11))
+    acts = f.on_head(h(12))
+    assert [type(a) for a in acts] == [PublishHeader] and f.pending_block == 13
+    [unit] = f.on_idle()
+    assert unit.receive_time_ns == 4_000
+    lg = ChainFollower(1, [A, B], unit="log")
+    lg.start(h(10))
+    [one] = lg.on_logs([sync(A, 11, 0)], 5_000)
+    assert isinstance(one, Publish) and one.receive_time_ns == 5_000
+    f.on_disconnect("gone")
+    f.on_connected(h(14))
+    f.on_headers(h(14), {n: h(n) for n in range(10, 15)})
+    units = [a for a in f.on_backfill(14, 14, [swap_log(A, 14, 0, "dd")], 6_000) if isinstance(a, PublishUnit)]
+    assert [u.receive_time_ns for u in units] == [6_000]
+    assert Header.from_rpc({"number": "0x5", "hash": "0x" + "ab" * 32, "parentHash": "0x" + "cd" * 32}, 7).rx_ns == 7

@@ -1,4 +1,4 @@
-"""End-to-end latency on the devnet: swap log -> signal published -> transaction submitted.
+"""End-to-end latency on the devnet: swap log received -> signal published -> transaction submitted.
 
 Runs the real pipeline the demo runs (anvil with the official Uniswap contracts, the three
 relays, the EVM collector, the strategy and the executor in live public mode through our
@@ -8,8 +8,10 @@ enough to open an arbitrage against the V2 venues that the executor then closes.
 
 Clocks (all ``time.time_ns()`` on this one machine):
 
-* origin: the market-data message's ``receive_time_ns``, stamped by the collector when it
-  publishes the decoded log (the signal's ``TraceContext.origin_ns`` carries it through);
+* origin: the market-data message's ``receive_time_ns``: when the collector received the unit's
+  first log from the node (specs/protocol.md; the signal's ``TraceContext.origin_ns`` carries it
+  through), so every row counts the collector's own time too: decoding, completing the unit (the
+  drained stream), publishing it, and the relay hop to the strategy;
 * signal published: the signal message's ``receive_time_ns``, stamped by the strategy after
   its engine decided (so it includes the decision's own compute) as it hands the signal to its
   relay producer; and "signal delivered": when this benchmark's own consumer of the signal
@@ -23,8 +25,8 @@ Clocks (all ``time.time_ns()`` on this one machine):
   executor logs ``waits for a pool in flight`` for a signal that really waited.
 
 Each process also logs its own stage instants at debug level (``ALPHAPULSE_LOG_LEVEL=DEBUG``, lines
-with ``stage``): the collector's log received -> published, the strategy's collector stamp ->
-received, decision time and publish, the executor's time per action (simulation, signing, SQLite,
+with ``stage``): the collector's received -> published per message, the strategy's collector stamp
+(the log's arrival) -> received, decision time and publish, the executor's time per action (simulation, signing, SQLite,
 broadcast, receipt polls).
 
 The baseline printed next to it is the devnet's own swap round trip (``eth_sendTransaction``
@@ -171,16 +173,17 @@ def main(argv: list[str]) -> int:
              "SIMULATED", "FAILED"]
     print(f"bench e2e: {len(res['rtt'])} swaps at {args.rate:g}/s on the devnet V3 0.05 % pool "
           f"(logs in {work})")
-    print(f"{'path':44s} {'n':>6s} {'p50 ms':>9s} {'p99 ms':>9s} {'max ms':>9s}")
+    print("from the swap log's arrival at the collector (its receive_time_ns): the collector's own time counts")
+    print(f"{'path':48s} {'n':>6s} {'p50 ms':>9s} {'p99 ms':>9s} {'max ms':>9s}")
     rows = [
-        ("swap log -> signal published (decided)", res["signal"]),
-        ("swap log -> signal delivered (+1 relay hop)", res["delivered"]),
-        ("swap log -> transaction submitted", res["submitted"]),
+        ("swap log received -> signal published (decided)", res["signal"]),
+        ("swap log received -> signal delivered (+1 hop)", res["delivered"]),
+        ("swap log received -> transaction submitted", res["submitted"]),
         ("baseline: devnet swap round trip (RPC)", res["rtt"]),
     ]
     for label, values in rows:
         mx = max(values) / 1e6 if values else float("nan")
-        print(f"{label:44s} {len(values):6d} {_pct(values, 0.5):9.3f} {_pct(values, 0.99):9.3f} {mx:9.3f}")
+        print(f"{label:48s} {len(values):6d} {_pct(values, 0.5):9.3f} {_pct(values, 0.99):9.3f} {mx:9.3f}")
     if res["signal"] and res["rtt"]:
         print(f"log->signal p50 is {statistics.median(res['signal']) / statistics.median(res['rtt']):.2f}x "
               f"one devnet swap round trip")
