@@ -29,7 +29,9 @@ Example (``alphapulse executor --config executor.toml``)::
     password_file = "var/executor/password"   # or: password_env = "ALPHAPULSE_KEYSTORE_PASSWORD"
 
     [validation]
-    max_signal_age_blocks = 2          # head - signal block beyond this: STALE
+    max_signal_age_blocks = 2          # head - signal block beyond this: STALE (a chain without a block time below)
+    max_signal_age_s = 2.0             # a chain with one: ceil(this / its block time) blocks (at least 1), so the
+    block_time_s = { "31338" = 0.25 }  #   limit means the same time on a 0.25 s chain as on a 12 s one
     state_wait_s = 1.0                 # wait this long for market data to reach the signal's block
     min_profit = { "0x<usdc>" = 0 }    # net profit after re-pricing must be > this (profit token units)
     onchain_min_profit_bps = 10000     # minProfit sent to the contract, in bps of the expected gross
@@ -140,6 +142,7 @@ Example (``alphapulse executor --config executor.toml``)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -178,10 +181,31 @@ class KeystoreConfig(Config):
 
 
 class ValidationConfig(Config):
+    """``[validation]``. The signal age limit (``specs/executor-concurrency.md``, "The age limit") is a backstop
+    in *time*, the same on every chain: on a chain whose block time ``block_time_s`` names, ``head - signal
+    block`` may be at most ``ceil(max_signal_age_s / block time)`` blocks (at least 1); on any other chain at most
+    ``max_signal_age_blocks``. Re-validation against the executor's own pool state, and the simulation, are what
+    catch a signal whose state moved, at any age."""
+
     max_signal_age_blocks: NonNegative = 2
+    max_signal_age_s: Annotated[float, Meta(gt=0, le=3600)] = 2.0
+    block_time_s: Mapping[str, Annotated[float, Meta(gt=0, le=3600)]] = {}  # chain id (as written) -> seconds
     state_wait_s: Seconds = 1.0
     min_profit: Mapping[TokenId, NonNegative] = {}  # written by address on [executor]'s chain
     onchain_min_profit_bps: Annotated[int, Meta(ge=0, le=10_000)] = 10_000
+
+    def __post_init__(self) -> None:
+        for key in self.block_time_s:
+            if not (key.isdigit() and 0 < int(key) <= 0xFFFF_FFFF):
+                raise ConfigError(f"{key!r} is not a chain id (a decimal number, 1..4294967295): block_time_s is "
+                                  "keyed by chain id", path="block_time_s")
+
+    def max_age_blocks(self, chain_id: int) -> int:
+        """How many blocks ``head - signal block`` may be on ``chain_id`` before the signal is STALE."""
+        block_time = self.block_time_s.get(str(chain_id))
+        if block_time is None:
+            return self.max_signal_age_blocks
+        return max(1, math.ceil(self.max_signal_age_s / block_time - 1e-9))
 
 
 class LimitsConfig(Config):

@@ -677,7 +677,7 @@ class SignalRun:
     def _on_await_market(self, ev: MarketReady) -> list[Action]:
         sig, cfg = self.sig, self.cfg
         assert sig is not None
-        verdict = revalidate(sig, self.core.state, cfg.factories, max_age_blocks=cfg.validation.max_signal_age_blocks,
+        verdict = revalidate(sig, self.core.state, cfg.factories, max_age_blocks=cfg.validation.max_age_blocks(sig.identity.chain_id),
                              onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps, v4_hooks=cfg.v4_hooks,
                              curve_coins=cfg.curve_coins)
         if verdict.outcome is not None:

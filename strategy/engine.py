@@ -151,8 +151,9 @@ class StrategyEngine:
 
     def on_execution(self, msg: Message) -> None:
         """Apply an execution-relay message (domain 3): the result of a signal this engine holds pools for
-        starts their release ([hold_back]); the next :meth:`on_message` re-sizes them once the market data
-        shows what landed. Anything else (another strategy's results, ``ExecutionStarted``...) is ignored."""
+        starts their release ([hold_back]): :meth:`released_signals` re-sizes them at once when the market data
+        already shows what landed, else the :meth:`on_message` that shows it does. Anything else (another
+        strategy's results, ``ExecutionStarted``...) is ignored."""
         if self.holds is not None and msg.domain == Domain.EXECUTION:
             self.holds.on_records(msg.tlvs)
 
@@ -201,14 +202,7 @@ class StrategyEngine:
                 touched.append(pool)
             elif xc is not None and type(record) is BlockHeader:
                 xc.on_header(record.chain_id)  # a new gas price: that chain's pairs are re-sized
-        if self.holds is not None and self.holds.holds:
-            # holds that resolved (result in, state caught up) or timed out: their pools are re-sized now
-            released = self.holds.poll(now_ns)
-            if released:
-                if xc is not None:
-                    xc.release(released)
-                seen = set(touched)
-                touched.extend(p for p in released if p in index and p not in seen)
+        self._release(now_ns, touched)
         cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
         cross = xc.decide(msg, now_ns, decide=decide) if xc is not None else []
         if not decide:
@@ -216,6 +210,38 @@ class StrategyEngine:
         if not touched:
             return iter(cross + cex)
         return chained(self._decide(touched, msg, now_ns), cross, cex)
+
+    def _release(self, now_ns: int, touched: list[PoolId]) -> bool:
+        """Holds that resolved (result in, state caught up) or timed out: their pools join ``touched`` (and
+        their cross-chain pairs are marked for re-sizing) to be re-sized by this decision. Whether any was."""
+        if self.holds is None or not self.holds.holds:
+            return False
+        released = self.holds.poll(now_ns)
+        if not released:
+            return False
+        if self.cross_chain is not None:
+            self.cross_chain.release(released)
+        seen = set(touched)
+        touched.extend(p for p in released if p in self.index and p not in seen)
+        return True
+
+    def released_signals(self, cause: Message, now_ns: int) -> Iterator[Message]:
+        """The signals on pools whose holds resolve *now*, between two market-data messages ([hold_back]): the
+        result that resolves a hold usually arrives after the market data that shows what it landed (the
+        executor reports once the receipt is in, the collector publishes the block's logs as it is mined), so
+        the pools are re-sized at once, on the state of that whole block -- not at the next market-data
+        message, which on a fast chain is the next block's header with that block's logs right behind it: a
+        decision there is taken on the state the logs following supersede, and ends STALE at the executor.
+        ``cause``: the execution-relay message that resolved them. Call it right after :meth:`on_execution`
+        and only between two :meth:`signals` iterations (the search's lazy sizing is not re-entrant)."""
+        touched: list[PoolId] = []
+        if not self._release(now_ns, touched):
+            return iter(())
+        xc = self.cross_chain
+        cross = xc.decide(cause, now_ns) if xc is not None else []
+        if not touched:
+            return iter(cross)
+        return chained(self._decide(touched, cause, now_ns), cross)
 
     def _in_shard(self, pool: PoolId) -> bool:
         """A pool outside this process's shard (``[[chains]] pools``), or of a kind it does not trade
@@ -265,6 +291,16 @@ class StrategyEngine:
             if chosen == max_signals:
                 break
 
+    def _state_block(self, chain_id: int, pools_block: int) -> int:
+        """The block whose state a signal on ``chain_id`` was computed at: its pools' newest event's block or,
+        a node sending a block's logs before the next block's header, the block before the chain's newest
+        header if later -- the rule of the cross-chain signals. A pool that has not moved for blocks is not
+        old news: stamping its last event's block made the executor's age limit end every re-sizing of a
+        quiet path STALE (a fast chain's head is many blocks past it), and its STALE result released the
+        hold at once for the next header to signal it again."""
+        gas = self.state.gas.get(chain_id)
+        return max(pools_block, gas.block_number - 1) if gas is not None else pools_block
+
     def _priceable(self, cand: Candidate) -> bool:
         """Whether a candidate could be priced once sized (:func:`strategy.economics.assess`): its chain has
         a gas price, and a flash source can lend to its path (which depends on the path's pool kinds, not on
@@ -286,7 +322,7 @@ class StrategyEngine:
             kind=SignalKind.TWO_POOL if len(cycle) == 2 else SignalKind.CYCLE,
             confidence_bps=self.config.confidence_bps,
             chain_id=cycle.chain_id,
-            block_number=opp.block_number,
+            block_number=self._state_block(cycle.chain_id, opp.block_number),
             strategy=self.config.name,
         )
         # the assessment carries every wire field of Economics under the same name

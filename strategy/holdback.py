@@ -17,8 +17,12 @@ pool) until the signal is resolved. A hold ends
   land, a single-chain signal's ``[hold_back] cycle_budget_ms``) plus ``[hold_back] margin_ms`` after it was
   published -- whether or not its result came, so a lost executor (or a lost result) never blocks trading.
 
-Released pools are re-sized on the current state by the engine's next decision, which signals again only
-if still profitable. Results of signal ids not held here (another strategy's signals, the signals of a
+Released pools are re-sized on the current state, which signals again only if still profitable: by the
+result itself when the state already shows what it landed (``StrategyEngine.released_signals``, the process's
+results task: the usual case, the executor reporting after its receipt, the collector publishing the block's
+logs as it is mined), else by the market-data message that shows it (or at the timeout). Waiting for the next
+market-data message instead made most re-sizings on a 0.25 s chain STALE: that message is the next block's
+header, with that block's logs right behind it, so the decision priced a state the executor no longer had. Results of signal ids not held here (another strategy's signals, the signals of a
 previous run of this process, results repeated) change nothing: a restarted strategy knows none of its
 predecessor's signals, so their holds are simply forgotten (the pools trade at once; at worst one
 signal overlaps one still in flight, as before hold-back existed).

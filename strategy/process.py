@@ -24,7 +24,8 @@ to a resync, every pool is marked stale until fresh snapshots arrive.
 With ``[hold_back] enabled = true`` the process also reads the execution relay (``[relays]
 execution``), **from now**, for the ``ExecutionResult`` of the signals it published: until a signal's
 result comes back (and the market data shows what it landed), or its timing budget plus ``margin_ms``
-passes, its pools are not signalled again (``strategy/holdback.py``). From now, because holds live in
+passes, its pools are not signalled again (``strategy/holdback.py``); a result whose landing the market data
+already shows re-sizes them at once, and the signals that finds are published from the results task. From now, because holds live in
 memory only: a restarted process knows none of its predecessor's signal ids, so their holds are simply
 forgotten and their results (like every other strategy's) ignored; nothing older is worth reading.
 """
@@ -69,17 +70,33 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
             log.info("strategy %s running: market data %s -> signals %s", cfg.name,
                      md_sock or "default socket", sig_sock or "default socket")
             async with trio.open_nursery() as nursery:
+                turn = _Turn()
                 if engine.holds is not None:
                     # not awaited: market data is never held up by the execution relay (a hold times out)
-                    nursery.start_soon(_results, engine, cfg, metrics)
+                    nursery.start_soon(_results, engine, cfg, metrics, producer, turn)
                 task_status.started()
-                await _market_data(consumer, producer, engine, max_age_ns, metrics)
+                await _market_data(consumer, producer, engine, max_age_ns, metrics, turn)
                 nursery.cancel_scope.cancel()
 
 
-async def _results(engine: StrategyEngine, cfg: StrategyConfig, metrics: ProcessMetrics) -> None:
-    """[hold_back]: the execution relay's results, from now, into the engine (which releases held pools at
-    its next market-data message)."""
+class _Turn:
+    """Which task is inside the engine's decision: the market-data loop hands out its signals one at a time
+    with a publish (an await) between two, and the engine's lazy sizing is not re-entrant, so the results
+    task decides only while the market-data loop is not in the middle of one (else that loop's next message
+    re-sizes the released pools, as before)."""
+
+    __slots__ = ("deciding",)
+
+    def __init__(self) -> None:
+        self.deciding = False
+
+
+async def _results(engine: StrategyEngine, cfg: StrategyConfig, metrics: ProcessMetrics,
+                   producer: RelayProducer, turn: _Turn) -> None:
+    """[hold_back]: the execution relay's results, from now, into the engine. A result that resolves a hold
+    (the market data already shows what it landed) re-sizes the pools at once and publishes what that finds
+    (``StrategyEngine.released_signals``); one whose landing the market data does not show yet is released by
+    the market-data message that does."""
     ex_sock = cfg.relays.execution or None
     m_results = metrics.counter("alphapulse_strategy_results_total", "execution-relay messages read for [hold_back]")
     async with RelayConsumer.connect(Domain.EXECUTION, ex_sock, from_seq=None, name=f"{cfg.name}-results",
@@ -88,11 +105,23 @@ async def _results(engine: StrategyEngine, cfg: StrategyConfig, metrics: Process
         async for msg in results:
             engine.on_execution(msg)
             m_results.inc()
+            if turn.deciding:
+                continue
+            now = time.time_ns()
+            turn.deciding = True
+            try:
+                # decided whole before the first publish: the market-data loop may run at any await below
+                outs = list(engine.released_signals(msg, now))
+            finally:
+                turn.deciding = False
+            for out in outs:
+                await producer.publish(list(out.tlvs), event_time_ns=out.event_time_ns, receive_time_ns=time.time_ns())
 
 
 async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine: StrategyEngine,
-                       max_age_ns: int, metrics: ProcessMetrics) -> None:
+                       max_age_ns: int, metrics: ProcessMetrics, turn: _Turn | None = None) -> None:
     published = old_news = 0
+    turn = turn or _Turn()
     m_signals = metrics.counter("alphapulse_strategy_signals_total", "signals published")
     m_old_news = metrics.counter("alphapulse_strategy_old_news_total",
                                  "market-data messages applied without deciding: received over --max-age-ms ago")
@@ -121,6 +150,7 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
             # its decision, as it leaves), before the engine sizes the next candidate: the first signal
             # never waits for the others' sizing.
             first = n = 0
+            turn.deciding = True
             for out in engine.signals(msg, now):
                 decided = time.time_ns()
                 if not n:
@@ -131,6 +161,7 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
                 n += 1
                 published += 1
                 m_signals.inc()
+            turn.deciding = False
             if not n:
                 m_latency.observe((time.time_ns() - now) / 1e9)
             if n and log.isEnabledFor(logging.DEBUG):

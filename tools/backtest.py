@@ -275,7 +275,7 @@ class Backtest:
         """``eth_call`` of the calldata on the executor's state: the re-validated hops (re-validation is
         pure: the same state gives the verdict the run just had) through :func:`fill`."""
         cfg = self.core.config
-        v = revalidate(sig, self.core.state, cfg.factories, max_age_blocks=cfg.validation.max_signal_age_blocks,
+        v = revalidate(sig, self.core.state, cfg.factories, max_age_blocks=cfg.validation.max_age_blocks(sig.identity.chain_id),
                        onchain_min_profit_bps=cfg.validation.onchain_min_profit_bps, v4_hooks=cfg.v4_hooks,
                        curve_coins=cfg.curve_coins)
         assert v.outcome is None, v.reason

@@ -265,6 +265,7 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         risk["daily_loss"]["tokens"] = demo_xchain.daily_loss_tokens(xchain)
         risk.update(demo_xchain.risk_tables(xchain))
         executor["cross_chain"] = demo_xchain.executor_table(xchain)
+        executor["validation"].update(demo_xchain.executor_validation(xchain))
         portfolio_chains = demo_xchain.portfolio_chains(xchain)
     write_toml(cfg / "executor.toml", executor)
     write_toml(cfg / "risk.toml", risk)

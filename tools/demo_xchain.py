@@ -350,6 +350,16 @@ def executor_table(setup: XChainSetup) -> dict[str, Any]:
     }
 
 
+def executor_validation(setup: XChainSetup) -> dict[str, Any]:
+    """The executor's ``[validation]`` age limit per chain: each chain's block time, and the one-chain demo's
+    three blocks of the slower chain as the time (6 s: 3 blocks of the 2 s chain, 24 of the 0.25 s one). In
+    blocks alone, three blocks of the fast chain (0.75 s) ended a signal that waited for a pool STALE by age
+    whatever the state said (re-validation and the simulation are the guards; the age is a backstop)."""
+    times = {str(c.chain_id): bt for c, bt in zip(setup.chains, setup.options.block_times, strict=True) if bt is not None}
+    slowest = max(times.values(), default=1.0)
+    return {"max_signal_age_s": 3 * slowest, "block_time_s": times}
+
+
 def risk_tables(setup: XChainSetup) -> dict[str, Any]:
     """The risk process's cross-chain breakers: a chain whose head stops (20 block times: 5 s of the fast chain,
     which a loaded machine's collector can miss at start), one chain holding

@@ -180,10 +180,10 @@ def reprice(run: CexDexRun) -> tuple[Outcome, str] | Priced:
     head = state.gas.get(sig.identity.chain_id)
     if head is None:
         return Outcome.STALE, "no block header for the chain yet"
-    age = head.block_number - sig.identity.block_number
-    if age > run.cfg.validation.max_signal_age_blocks:
+    age, limit = head.block_number - sig.identity.block_number, run.cfg.validation.max_age_blocks(sig.identity.chain_id)
+    if age > limit:
         return Outcome.STALE, (f"signal block {sig.identity.block_number} is {age} blocks behind head "
-                               f"{head.block_number} (max {run.cfg.validation.max_signal_age_blocks})")
+                               f"{head.block_number} (max {limit})")
     book = core.books.book(m.venue, m.symbol)
     if book is None:
         return Outcome.STALE, f"book {m.symbol} is not whole (invalidated or never synced)"

@@ -116,10 +116,10 @@ def reprice(sig: Signal, cfg: ExecutorConfig, state: PoolStateManager) -> Plan |
     head = state.gas.get(src)
     if head is None or dst not in state.gas:
         return Outcome.STALE, f"no block header for chain {src if head is None else dst} yet"
-    age = head.block_number - sig.identity.block_number
-    if age > cfg.validation.max_signal_age_blocks:
+    age, limit = head.block_number - sig.identity.block_number, cfg.validation.max_age_blocks(src)
+    if age > limit:
         return Outcome.STALE, (f"signal block {sig.identity.block_number} is {age} blocks behind head "
-                               f"{head.block_number} (max {cfg.validation.max_signal_age_blocks})")
+                               f"{head.block_number} on chain {src} (max {limit})")
     legs = []
     for i, cid in enumerate((src, dst)):
         leg = _leg(ChainLeg(i), sig, x, cid, state)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from test_execution_core import AMOUNT_IN, BLOCK, POOL_A, POOL_B, make_core, signal
+import pytest
+from test_execution_core import AMOUNT_IN, BLOCK, POOL_A, POOL_B, config, make_core, result_of, signal
 
 from execution.calldata import FlashSource, Kind
+from execution.config import ConfigError
+from execution.core import MarketReady, Simulate
 from execution.validate import Signal, fill, hop_output, revalidate
 from market.params import ChainParams, CurveParams, MarketParams
 from market.state import PoolStateManager
@@ -185,3 +188,82 @@ def test_the_executors_curve_pools_table_gives_the_model_and_the_pools_coin_orde
     for bad, key in (({"coins": [USDC, USDC]}, "coins"), ({"amp": 0}, "amp"), ({"address": "0x12"}, "address")):
         with pytest.raises(ConfigError, match=key):
             config_from_dict({**doc, "curve_pools": [{**table, **bad}]})
+
+
+def _aged(head: int, **validation: object) -> tuple[object, object]:
+    """A core whose chain (31337) is at ``head``, the signal priced at ``BLOCK`` on pools that did not move."""
+    core = make_core(validation=validation)
+    sig = signal(core)
+    core.on_market_data(Message(domain=1, tlvs=(BlockHeader(chain_id=sig.identity.chain_id, number=head, timestamp=1,
+                                                             gas_limit=30_000_000, gas_used=0, hash=bytes(32),
+                                                             parent_hash=bytes(32), base_fee=10**9,
+                                                             priority_fee=10**9),)))
+    return core, sig
+
+
+def test_on_a_fast_chain_the_age_limit_is_time_not_blocks() -> None:
+    """A 0.25 s chain with ``max_signal_age_s = 2``: 8 blocks. A signal 8 blocks (2 s) old re-validates on its
+    state -- the three blocks of ``max_signal_age_blocks`` (0.75 s there) no longer end it STALE --, one 9 blocks
+    old is STALE by age, through the executor's run as through ``revalidate``."""
+    fast = {"max_signal_age_s": 2.0, "block_time_s": {"31337": 0.25}}
+    core, sig = _aged(BLOCK + 8, **fast)
+    assert core.config.validation.max_age_blocks(31337) == 8
+    run = core.run(sig)
+    run.start(0.0)
+    (sim,) = run.on(MarketReady(0.0))
+    assert isinstance(sim, Simulate), "a young signal on unmoved pools goes on to the simulation"
+    core, sig = _aged(BLOCK + 9, **fast)
+    run = core.run(sig)
+    run.start(0.0)
+    res = result_of(run.on(MarketReady(0.0)))
+    assert res.outcome == Outcome.STALE
+    assert res.reason == f"signal block {BLOCK} is 9 blocks behind head {BLOCK + 9} (max 8)"
+
+
+def test_a_chain_without_a_block_time_keeps_the_limit_in_blocks() -> None:
+    """Another chain's block time changes nothing here: ``max_signal_age_blocks`` (3) is the limit."""
+    core, sig = _aged(BLOCK + 3, block_time_s={"31338": 0.25})
+    cfg = core.config
+    assert cfg.validation.max_age_blocks(31337) == 3
+    ok = revalidate(sig, core.state, cfg.factories, max_age_blocks=cfg.validation.max_age_blocks(31337),
+                    onchain_min_profit_bps=10_000)
+    assert ok.outcome is None, ok.reason
+    core, sig = _aged(BLOCK + 4, block_time_s={"31338": 0.25})
+    late = revalidate(sig, core.state, cfg.factories, max_age_blocks=cfg.validation.max_age_blocks(31337),
+                      onchain_min_profit_bps=10_000)
+    assert late.outcome == Outcome.STALE and "4 blocks behind" in late.reason
+
+
+def test_a_slow_chain_gets_at_least_one_block() -> None:
+    cfg = make_core(validation={"max_signal_age_s": 2.0, "block_time_s": {"31337": 12.0, "31338": 2.0}}).config
+    assert cfg.validation.max_age_blocks(31337) == 1  # 2 s on a 12 s chain: one block, never zero
+    assert cfg.validation.max_age_blocks(31338) == 1
+    assert make_core(validation={"max_signal_age_s": 2.5, "block_time_s": {"31337": 0.25}}).config \
+        .validation.max_age_blocks(31337) == 10
+
+
+@pytest.mark.parametrize(("validation", "line"), [
+    ({"block_time_s": {"mainnet": 12.0}}, "validation.block_time_s: 'mainnet' is not a chain id"),
+    ({"block_time_s": {"0": 12.0}}, "validation.block_time_s: '0' is not a chain id"),
+    ({"block_time_s": {"1": 0}}, "validation.block_time_s.1: out of range (0, 3600], got 0"),
+    ({"block_time_s": {"1": -2.0}}, "validation.block_time_s.1: out of range"),
+    ({"max_signal_age_s": 0}, "validation.max_signal_age_s: out of range (0, 3600], got 0"),
+    ({"max_signal_age_s": "1s"}, "validation.max_signal_age_s: must be a number"),
+])
+def test_a_bad_age_setting_is_one_clear_line(validation: dict[str, object], line: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config(validation=validation)
+    assert line in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_spec_states_the_age_defaults_the_code_has() -> None:
+    """specs/executor-concurrency.md, "The age limit": the defaults of both settings and the range of the time."""
+    from pathlib import Path
+
+    from execution.config import ValidationConfig
+
+    spec = (Path(__file__).resolve().parents[2] / "specs" / "executor-concurrency.md").read_text()
+    v = ValidationConfig()
+    assert v.max_signal_age_s == 2.0 and "(`max_signal_age_s` default **2.0**, (0, 3600]" in spec
+    assert v.max_signal_age_blocks == 2 and "`max_signal_age_blocks` (default **2**)" in spec
+    assert v.block_time_s == {} and v.max_age_blocks(1) == 2

@@ -72,13 +72,13 @@ def signal(*, hops: Any = None, chain: int = A, profit: str = USDC, block: int =
 
 
 def config(*, chains: tuple[int, ...] = (A, B), limits: dict[str, Any] | None = None, factory: bool = True,
-           **cross: Any):
+           validation: dict[str, Any] | None = None, **cross: Any):
     entries = [{"chain_id": c, "rpc_url": f"http://node-{c}", "contract": ARB, "gas_token": WETH,
                 "keystore": {"path": "k" if c == A else f"k{c}", "password_env": "P"},
                 "venues": [{"venue": "DEVNET_V2_A", "factory": FACTORY}] if factory else []} for c in chains]
     doc: dict[str, Any] = {"executor": {"chain_id": A, "rpc_url": "http://node", "contract": ARB, "gas_token": WETH},
                            "keystore": {"path": "k", "password_env": "P"}, "limits": limits or {},
-                           "validation": {"max_signal_age_blocks": 2}}
+                           "validation": {"max_signal_age_blocks": 2, **(validation or {})}}
     if chains:
         doc["cross_chain"] = {"chains": entries, **cross}
     return config_from_dict(doc)
@@ -184,3 +184,17 @@ def test_the_executor_chains_entry_must_be_its_own_signer() -> None:
                                 "keystore": {"path": f"other{c}", "password_env": "P"}} for c in (A, B)]}}
     with pytest.raises(ConfigError, match="one signer and one nonce sequence per chain"):
         config_from_dict(doc)
+
+
+def test_the_age_limit_is_per_source_chain_in_time() -> None:
+    """A source chain with a block time: the limit is ``ceil(max_signal_age_s / block time)`` blocks there (1 s at
+    0.25 s: 4 blocks), while a chain without one keeps ``max_signal_age_blocks`` (2 here)."""
+    fast = config(validation={"max_signal_age_s": 1.0, "block_time_s": {str(A): 0.25}})
+    assert fast.validation.max_age_blocks(A) == 4 and fast.validation.max_age_blocks(B) == 2
+    young, old = state(head_a=99 + 4), state(head_a=99 + 5)  # the signal's block is 99
+    assert isinstance(P.reprice(signal(), fast, young), P.Plan)
+    got = P.reprice(signal(), fast, old)
+    assert got == (Outcome.STALE, f"signal block 99 is 5 blocks behind head 104 on chain {A} (max 4)")
+    # the same head without the block time: two blocks are the limit
+    got = P.reprice(signal(), config(), young)
+    assert isinstance(got, tuple) and got[0] is Outcome.STALE and "(max 2)" in got[1]

@@ -206,3 +206,58 @@ def test_single_chain_cycle_pools_are_held_until_the_result() -> None:
     (again,) = e.on_message(md(header(base_fee=20 * GWEI, priority_fee=GWEI, number=103)), 40)
     # the header past block 102: the result's block is in the state; the released pools are re-sized
     assert again.find(P.SignalIdentity).signal_id == sid + 1 and e.stats["hold_resolved"] == 1
+
+
+def test_a_result_whose_landing_the_state_shows_resizes_the_pools_at_once() -> None:
+    """The executor reports once its receipt is in, after the collector published the block's logs: the result
+    resolves the hold there and then, and ``released_signals`` re-sizes the pools on that whole block's state --
+    not at the next market-data message (on a fast chain the next block's header, its logs right behind)."""
+    e = StrategyEngine(config(hold_back=HoldBackConfig(enabled=True, margin_ms=1000, cycle_budget_ms=500)))
+    e.on_message(md(header(base_fee=20 * GWEI, priority_fee=GWEI)), 0)
+    (sig,) = e.on_message(md(SNAP1, SNAP2), 10)
+    sid = sig.find(P.SignalIdentity).signal_id
+    cause = ex(result(sid, Outcome.EXECUTED, chain=WD1.chain_id, block=102))
+    e.on_execution(cause)
+    assert list(e.released_signals(cause, 15)) == []  # the state has not reached block 102: still held
+    # block 102's logs (the pools still apart) arrive after the result: that message releases and re-sizes them
+    (later,) = e.on_message(md(v2_snapshot(WD1, 2000 * 10**22, 10**22, block=102),
+                               v2_snapshot(WD2, 2100 * 10**21, 10**21, block=102)), 20)
+    assert later.find(P.SignalIdentity).signal_id == sid + 1 and e.stats["hold_resolved"] == 1
+    e2 = StrategyEngine(config(hold_back=HoldBackConfig(enabled=True, margin_ms=1000, cycle_budget_ms=500)))
+    e2.on_message(md(header(base_fee=20 * GWEI, priority_fee=GWEI)), 0)
+    (sig,) = e2.on_message(md(SNAP1, SNAP2), 10)
+    sid = sig.find(P.SignalIdentity).signal_id
+    # the block with our transaction is in the state before its result comes: nothing to decide on it (held)
+    assert e2.on_message(md(v2_snapshot(WD1, 2000 * 10**22, 10**22, block=102),
+                            v2_snapshot(WD2, 2100 * 10**21, 10**21, block=102)), 20) == []
+    cause = ex(result(sid, Outcome.EXECUTED, chain=WD1.chain_id, block=102))
+    e2.on_execution(cause)
+    (again,) = e2.released_signals(cause, 25)  # no market-data message needed
+    assert again.find(P.SignalIdentity).signal_id == sid + 1 and again.find(P.SignalIdentity).block_number == 102
+    assert e2.stats["hold_resolved"] == 1 and list(e2.released_signals(cause, 26)) == []  # released once
+
+
+def test_a_stale_result_resizes_a_cross_chain_pair_at_once() -> None:
+    e = xc_engine()
+    (sig,) = start(e)
+    sid = sig.find(P.SignalIdentity).signal_id
+    assert moved_b(e, 401, 4 * S) == []  # held
+    cause = ex(result(sid, Outcome.STALE))
+    e.on_execution(cause)
+    (again,) = e.released_signals(cause, 5 * S)  # re-sized on the state the executor saw too
+    assert again.find(P.SignalIdentity).signal_id != sid and e.stats["hold_resolved"] == 1
+
+
+def test_a_quiet_path_resized_on_a_header_is_stamped_with_the_block_before_it() -> None:
+    """A signal's block is the block whose state it was priced on: its pools last moved in 101, but the header
+    of 103 says every log of 102 is in the state (a collector sends a block's logs before the next header), so
+    the signal says 102 -- not 101, which the executor's age limit would count from."""
+    e = StrategyEngine(config(hold_back=HoldBackConfig(enabled=True, margin_ms=1000, cycle_budget_ms=500)))
+    e.on_message(md(header(base_fee=20 * GWEI, priority_fee=GWEI)), 0)
+    (sig,) = e.on_message(md(SNAP1, SNAP2), 10)
+    sid = sig.find(P.SignalIdentity).signal_id
+    e.on_message(md(v2_snapshot(WD2, 2101 * 10**21, 10**21, block=101)), 20)
+    e.on_execution(ex(result(sid, Outcome.STALE)))
+    (again,) = e.on_message(md(header(base_fee=20 * GWEI, priority_fee=GWEI, number=103)), 40)
+    assert again.find(P.SignalIdentity).block_number == 102
+    assert again.find(P.DecisionPoint).block_number == 101  # the newest log applied, as before
