@@ -25,9 +25,10 @@ With ``[hold_back] enabled = true`` the process also reads the execution relay (
 execution``), **from now**, for the ``ExecutionResult`` of the signals it published: until a signal's
 result comes back (and the market data shows what it landed), or its timing budget plus ``margin_ms``
 passes, its pools are not signalled again (``strategy/holdback.py``); a result whose landing the market data
-already shows re-sizes them at once, and the signals that finds are published from the results task. From now, because holds live in
-memory only: a restarted process knows none of its predecessor's signal ids, so their holds are simply
-forgotten and their results (like every other strategy's) ignored; nothing older is worth reading.
+already shows re-sizes them at once, and the signals that finds are published from the results task. From
+now, because holds live in memory only: a restarted process knows none of its predecessor's signal ids, so
+their holds are simply forgotten and their results (like every other strategy's) ignored; nothing older is
+worth reading.
 """
 
 from __future__ import annotations
