@@ -247,8 +247,10 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                 start: int | None = sig_cursor + 1
             else:
                 start = 0 if config.signals_from == "oldest" else None
+            # critical: a signal is worth most the moment it is published (the market-data consumer above
+            # stays normal: it must hold the signal's state before the signal arrives, but after the strategy)
             async with RelayConsumer.connect(Domain.SIGNAL, relay_socket(config, Domain.SIGNAL), from_seq=start,
-                                             name=f"{config.name}-signals", metrics=observer) as c:
+                                             name=f"{config.name}-signals", latency="critical", metrics=observer) as c:
                 # 'ready' must mean subscribed: from now starts where the relay reads our Subscribe
                 await c.subscribed()
                 if sig_cursor is None and start is None:

@@ -57,8 +57,9 @@ async def consume(config: PortfolioConfig, books: Books, domain: Domain, pm: Pro
     apply_seconds = pm.histogram(
         "alphapulse_portfolio_apply_seconds", "One relay batch applied to the books (one SQLite transaction).",
         ["domain"]).labels(domain=domain.name.lower())
+    # background: the books are bookkeeping (one SQLite transaction per batch), never on the trading path
     async with RelayConsumer.connect(domain, relay_socket(config, domain), from_seq=from_seq, name=name,
-                                     metrics=pm) as c:
+                                     latency="background", metrics=pm) as c:
         if from_seq is None:
             # a fresh start from now: that position is durable at once, so a restart before the first
             # message resumes here, not from a later 'now' (what came in between would never be booked)

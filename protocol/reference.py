@@ -632,6 +632,10 @@ BODIES: dict[int, _Object] = {
         Y.Stats,
         "json" / blob,
     ),
+    113: record(
+        Y.ConsumerClass,
+        "latency" / uint8,
+    ),
     # ---- any domain ----
     120: record(
         Y.TraceContext,

@@ -42,6 +42,28 @@ class Subscribe(TLV):
     types: Annotated[tuple[TypeCode, ...], list_of(TypeCode)]
 
 
+class LatencyClass(IntEnum):
+    """A consumer's latency class: the relay serves a new frame to its consumers in this order
+    (specs/relay.md, "Fan-out order"). It never changes what a consumer is delivered, only when, within
+    one fan-out, its send is made."""
+
+    CRITICAL = 1  # on the trading path: served first (the strategy's market data, the executor's signals)
+    NORMAL = 2  # the default, and what a consumer that sends no ConsumerClass gets
+    BACKGROUND = 3  # bookkeeping and observers: served last (archiver, portfolio, dashboard, bridges)
+
+
+class ConsumerClass(TLV):
+    """Consumer to relay, in the message that carries its Subscribe: its ``LatencyClass``.
+
+    A separate type rather than a field appended to Subscribe, which older writers would send without
+    it (specs/protocol.md, "Versioning and compatibility"): absent means NORMAL. A value the relay does
+    not know is served as NORMAL.
+    """
+
+    TYPE = 113
+    latency: u8
+
+
 class ResyncReason(IntEnum):
     TOO_OLD = 1  # requested sequence older than retention
     CUT_OFF = 2  # the consumer fell too far behind

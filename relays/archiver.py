@@ -711,9 +711,11 @@ class Archiver:
     async def _consume(self, send: trio.MemorySendChannel[tuple[list[bytes], dict[str, int], int]]) -> None:
         from .client import RelayConsumer
 
+        # background: the archive is written in batches anyway; it must not take a core from the
+        # strategy or the executor when a frame arrives (specs/relay.md, "Fan-out order")
         async with send, RelayConsumer.connect(
             self.domain, self.socket_path, from_seq=self.subscribe_from, raw=True, name=self.name,
-            metrics=self.metrics,
+            latency="background", metrics=self.metrics,
         ) as c:
             async for batch in c.batches():
                 await send.send((batch, c.counters, c.epoch))

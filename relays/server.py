@@ -10,6 +10,11 @@ Every connection runs two tasks in its own nursery:
   boundaries from fixed offsets, CRC, dedupe, ``domain_seq`` stamped in place)
   and, for each accepted chunk, appends it to the journal (one ``os.write``),
   then to the ring, then wakes the consumers -- journal before fan-out, always.
+  The fan-out serves the consumers in one fixed order: latency class CRITICAL,
+  then NORMAL, then BACKGROUND, each in subscription order (``Relay.fanout``,
+  rebuilt when a consumer subscribes, changes class or leaves, never per frame).
+  On a machine with fewer cores than consumers, those served first get the idle
+  cores first; the order never changes what anyone is sent.
   Control (SYSTEM) frames are handled in stream order between chunks.
 * a **writer**, the only task that sends on the connection: queued control
   frames (Welcome, Ack, Resync, Stats, Goodbye), then everything from the
@@ -64,9 +69,11 @@ from protocol.header import VERSION, Domain
 from protocol.message import control_frame, decode
 from protocol.system import (
     Ack,
+    ConsumerClass,
     Goodbye,
     Heartbeat,
     Hello,
+    LatencyClass,
     Resync,
     Role,
     Stats,
@@ -179,7 +186,7 @@ class Conn:
     __slots__ = (
         "id", "stream", "name", "role", "source_id", "ingest", "cursor", "control", "ack_to", "ack_sent",
         "wake", "waiting", "scope", "send_scope", "cut_reason", "rx_frames", "rx_bytes", "duplicates",
-        "connected_ns", "hello", "sock", "pending", "last_send", "peer_pid", "peer_uid",
+        "connected_ns", "hello", "sock", "pending", "last_send", "peer_pid", "peer_uid", "latency",
     )
 
     def __init__(self, cid: int, stream: trio.SocketStream, ingest: Ingest) -> None:
@@ -212,6 +219,7 @@ class Conn:
         # the peer's Unix credentials (SO_PEERCRED), None for in-memory test streams
         self.peer_pid: int | None = None
         self.peer_uid: int | None = None
+        self.latency = LatencyClass.NORMAL  # what its ConsumerClass said (NORMAL without one)
 
     def kick(self) -> None:
         if self.waiting:
@@ -260,7 +268,11 @@ class Relay:
             len(rec.last_source_seq),
         )
         self.conns: set[Conn] = set()
-        self.consumers: set[Conn] = set()
+        # subscribed connections, in subscription order; ``fanout`` is the same connections in the
+        # order a new frame is served to them (latency class, then subscription order), rebuilt by
+        # _order_fanout whenever one subscribes, changes class or leaves
+        self.consumers: dict[Conn, None] = {}
+        self.fanout: tuple[Conn, ...] = ()
         self.producers: dict[int, Conn] = {}
         self._next_id = 0
         # (domain_seq, producer, source_seq): acks owed once the journal is synced up to domain_seq
@@ -478,7 +490,8 @@ class Relay:
         if conn in self.consumers and conn.cursor is not None:  # per disconnect, never per message
             self.departed_sent_frames += conn.cursor.sent_frames
             self.departed_sent_bytes += conn.cursor.sent_bytes
-        self.consumers.discard(conn)
+        if self.consumers.pop(conn, 0) is None:
+            self._order_fanout()
         if conn.source_id and self.producers.get(conn.source_id) is conn:
             del self.producers[conn.source_id]
         if conn.hello:
@@ -588,7 +601,7 @@ class Relay:
             elif chunk.last_source_seq > conn.ack_to:
                 conn.ack_to = chunk.last_source_seq
         oldest = ring.oldest_seq
-        for c in self.consumers:
+        for c in self.fanout:  # critical, normal, background (see _order_fanout)
             if c is conn:
                 continue  # a producer that also consumes: served with its ack below
             cur = c.cursor
@@ -699,6 +712,8 @@ class Relay:
                 pass  # liveness is any received byte
             elif isinstance(tlv, Subscribe):
                 self._on_subscribe(conn, tlv)
+            elif isinstance(tlv, ConsumerClass):
+                self._on_consumer_class(conn, tlv)
             elif isinstance(tlv, Stats):
                 conn.control.append(control_frame(Stats(json=json.dumps(self.stats()).encode())))
                 conn.kick()
@@ -771,9 +786,33 @@ class Relay:
             conn.control.append(self._resync_frame(resync))
             log.info("%r: resync %s", conn, resync)
         conn.cursor = cursor
-        self.consumers.add(conn)
-        log.info("%r subscribes from %d (mode %d, types %s)", conn, cursor.next_seq, sub.mode, sorted(types or ()))
+        if conn not in self.consumers:
+            self.consumers[conn] = None
+            self._order_fanout()
+        log.info("%r subscribes from %d (mode %d, types %s, %s)", conn, cursor.next_seq, sub.mode,
+                 sorted(types or ()), conn.latency.name.lower())
         conn.kick()
+
+    def _on_consumer_class(self, conn: Conn, rec: ConsumerClass) -> None:
+        """A consumer's latency class (sent with its Subscribe, before or after it). A value this relay
+        does not know -- a newer client's class -- is served as NORMAL: a class only orders the sends of
+        one fan-out, so nothing a consumer is delivered depends on it (specs/relay.md, "Fan-out order")."""
+        if conn.role not in (Role.CONSUMER, Role.BOTH):
+            raise RemoteProtocolError("ConsumerClass on a connection that said Hello as a producer only")
+        try:
+            latency = LatencyClass(rec.latency)
+        except ValueError:
+            log.warning("%r: unknown latency class %d, served as normal", conn, rec.latency)
+            latency = LatencyClass.NORMAL
+        if latency is not conn.latency:
+            conn.latency = latency
+            if conn in self.consumers:
+                self._order_fanout()
+
+    def _order_fanout(self) -> None:
+        """The fan-out order: latency class, then subscription order (``sorted`` is stable over the
+        insertion-ordered ``consumers``). Once per subscribe, class change or disconnect, never per frame."""
+        self.fanout = tuple(sorted(self.consumers, key=_latency_of))
 
     @staticmethod
     def _resync_frame(r: ResyncNeeded) -> bytes:
@@ -870,19 +909,24 @@ class Relay:
                 }
                 for c in self.producers.values()
             ],
-            "consumers": [
+            "consumers": [  # in fan-out order
                 {
                     "name": c.name,
+                    "latency": c.latency.name.lower(),
                     "next_seq": c.cursor.next_seq,
                     "lag": c.cursor.lag(head),
                     "live": c.cursor.live,
                     "types": sorted(c.cursor.types or ()),
                     "sent_bytes": c.cursor.sent_bytes,
                 }
-                for c in self.consumers
+                for c in self.fanout
                 if c.cursor is not None
             ],
         }
+
+
+def _latency_of(conn: Conn) -> int:
+    return conn.latency
 
 
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid

@@ -66,8 +66,10 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
     metrics = metrics or ProcessMetrics("strategy")
     async with RelayProducer.connect(Domain.SIGNAL, sig_sock, source_id=cfg.source_id, name=cfg.name,
                                      metrics=metrics) as producer:
+        # critical: every swap log reaches a signal through this consumer, so the relay serves it before
+        # the bookkeeping consumers of the same frames (specs/relay.md, "Fan-out order")
         async with RelayConsumer.connect(Domain.MARKET_DATA, md_sock, from_seq=0, name=cfg.name,
-                                         metrics=metrics) as consumer:
+                                         latency="critical", metrics=metrics) as consumer:
             log.info("strategy %s running: market data %s -> signals %s", cfg.name,
                      md_sock or "default socket", sig_sock or "default socket")
             async with trio.open_nursery() as nursery:

@@ -389,8 +389,9 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
         tally.xc_realized += t.realized_profit  # an unwind's loss too
 
     async def signals() -> None:
+        # the demo's observers are background: they count, the strategy and executor trade
         async with RelayConsumer.connect(Domain.SIGNAL, str(run_dir / "signal.sock"), from_seq=0,
-                                         name="demo") as c:
+                                         name="demo", latency="background") as c:
             async for msg in c:
                 tally.signals += 1
                 if tally.xc_model is not None:
@@ -431,7 +432,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
 
     async def market() -> None:
         async with RelayConsumer.connect(Domain.MARKET_DATA, str(run_dir / "market_data.sock"),
-                                         from_seq=None, name="demo") as c:
+                                         from_seq=None, name="demo", latency="background") as c:
             tapes = [t for t in (tally.cex_tape, tally.pool_tape) if t is not None]
             async for msg in c:
                 tally.market += 1
@@ -443,7 +444,7 @@ async def watch_bus(run_dir: Path, tally: Tally) -> None:
 
     async def execution() -> None:
         async with RelayConsumer.connect(Domain.EXECUTION, str(run_dir / "execution.sock"), from_seq=0,
-                                         name="demo") as c:
+                                         name="demo", latency="background") as c:
             async for msg in c:
                 tally.execution_seq = max(tally.execution_seq, msg.domain_seq)
                 if tally.xc_model is not None:

@@ -246,7 +246,9 @@ async def watch(run_dir: Path, d: Detected) -> None:
     socks = relays_table(run_dir)
 
     async def signals() -> None:
-        async with RelayConsumer.connect(Domain.SIGNAL, str(socks["signal"]), from_seq=0, name="demo-replay") as c:
+        # observers: background, after the processes that trade (specs/relay.md, "Fan-out order")
+        async with RelayConsumer.connect(Domain.SIGNAL, str(socks["signal"]), from_seq=0, name="demo-replay",
+                                         latency="background") as c:
             async for msg in c:
                 d.signals += 1
                 net, kind, text = _describe(msg)
@@ -258,7 +260,7 @@ async def watch(run_dir: Path, d: Detected) -> None:
 
     async def market() -> None:
         async with RelayConsumer.connect(Domain.MARKET_DATA, str(socks["market_data"]), from_seq=0,
-                                         name="demo-replay") as c:
+                                         name="demo-replay", latency="background") as c:
             async for batch in c.batches():
                 d.market += len(batch)
                 if d.flowing is not None and d.market > d.start_messages:

@@ -394,7 +394,8 @@ def _producer_line(p: dict[str, Any]) -> str:
 def _consumer_line(c: dict[str, Any]) -> str:
     live = "live" if c.get("live") else "catching up from journal"
     types = f"  types {c['types']}" if c.get("types") else ""
-    return f"{c.get('name', '?'):<24} next_seq {c['next_seq']:<10} lag {c['lag']:<8} {live}{types}"
+    latency = c.get("latency", "normal")  # a relay older than latency classes does not say
+    return f"{c.get('name', '?'):<24} {latency:<10} next_seq {c['next_seq']:<10} lag {c['lag']:<8} {live}{types}"
 
 
 def _section(out: TextIO, title: str, rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> None:
@@ -765,7 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("stats", "per relay: epoch, head, retained range, rate, producers, consumers with lag",
             "Per relay (the three default sockets, or --domain / --socket): epoch, head sequence, retained "
-            "range, message rate, producers, consumers with their lag. A relay that is down is reported as DOWN.")
+            "range, message rate, producers, consumers in fan-out order with their latency class and lag. A relay that is down is reported as DOWN.")
     s.add_argument("--domain", help="only this domain's relay")
     s.add_argument("--json", action="store_true", help="one JSON list of per-relay objects")
     s.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each relay (default 2)")

@@ -273,6 +273,7 @@ TYPICAL: dict[type, dict[str, Any]] = {
     Y.Ack: dict(source_id=0x0101, source_seq=41),
     Y.Goodbye: dict(code=1, reason="shutting down"),
     Y.Stats: dict(json=b'{"head_seq":1234567,"consumers":3}'),
+    Y.ConsumerClass: dict(latency=Y.LatencyClass.CRITICAL),
     Y.TraceContext: dict(trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736, span_id=0x00F067AA0BA902B7, flags=1,
                          parent_span_id=0, origin_ns=1_705_173_443_123_456_789),
 }

@@ -47,7 +47,8 @@ async def _read_into(model: Any, domain: Domain, path: Path, oldest: int, head: 
         return
     start = max(oldest, 1, head - WINDOW + 1)
     with trio.move_on_after(wait_s):
-        async with RelayConsumer.connect(domain, str(path), from_seq=start, name="status") as c:
+        # background: an operator's look must not take a core from the processes that trade
+        async with RelayConsumer.connect(domain, str(path), from_seq=start, name="status", latency="background") as c:
             async for msg in c:
                 model.on_message(int(domain), msg, time.time_ns())
                 if msg.domain_seq >= head:

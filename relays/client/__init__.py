@@ -49,12 +49,15 @@ Consuming
         #   count, data[start:stop] holding the frames back to back; .frames() / .decode() split)
 
 ``RelayConsumer.connect(domain, socket_path=None, *, from_seq=None, types=None, name="",
-raw=False, backoff=Backoff(), heartbeat_interval=0.25, dead_after=8, connect_timeout=None)``
+raw=False, latency="normal", backoff=Backoff(), heartbeat_interval=0.25, dead_after=8, connect_timeout=None)``
 
 * ``from_seq``: None = from now; 0 = from the oldest retained; N = from sequence N.
 * ``types``: None = everything, else a set of TLV type codes (the first TLV of a message).
 * ``raw=True`` yields the raw frame ``bytes`` instead of decoded Messages (archiving,
   bridging): byte-identical to the journal.
+* ``latency``: ``"critical"`` (the trading path), ``"normal"`` or ``"background"`` (bookkeeping,
+  observers): the relay serves each new frame to its consumers in that order (specs/relay.md,
+  "Fan-out order"); it never changes what is delivered. Anything else is a ``ValueError``.
 * Reconnects and relay restarts are invisible apart from the counters: the consumer resumes
   from ``c.last_seq + 1`` (ring, then journal), drops duplicates, and detects gaps (a gap on a
   connection, or an idle relay heartbeat ahead of us) by reconnecting and resuming. If the
@@ -68,7 +71,7 @@ Relay stats (relay-cli)
 -----------------------
 ``await request_stats(domain, socket_path=None) -> dict`` (bound it with ``trio.fail_after``): epoch, head_seq,
 oldest_seq, rate_msgs_per_s, producers (source_id, last_source_seq, acked, received) and
-consumers (next_seq, lag, live, types).
+consumers in fan-out order (name, latency, next_seq, lag, live, types).
 
 Metrics
 -------
@@ -91,7 +94,16 @@ Exceptions
 The sans-IO cores (``ConsumerCore``, ``ProducerCore``, ``Liveness``) are in ``core.py``.
 """
 
-from .core import ConsumerCore, ConsumerCounters, FrameBatch, Liveness, ProducerCore, StreamBroken
+from .core import (
+    LATENCY_CLASSES,
+    ConsumerCore,
+    ConsumerCounters,
+    FrameBatch,
+    Liveness,
+    ProducerCore,
+    StreamBroken,
+    latency_class,
+)
 from .shell import Backoff, ClientObserver, RelayConsumer, RelayProducer, RelayUnavailable, request_stats
 
 __all__ = [
@@ -99,6 +111,7 @@ __all__ = [
     "ClientObserver",
     "ConsumerCore",
     "ConsumerCounters",
+    "LATENCY_CLASSES",
     "FrameBatch",
     "Liveness",
     "ProducerCore",
@@ -106,5 +119,6 @@ __all__ = [
     "RelayProducer",
     "RelayUnavailable",
     "StreamBroken",
+    "latency_class",
     "request_stats",
 ]

@@ -73,9 +73,11 @@ from protocol.header import (
 from protocol.message import Message, control_frame, decode, decode_frame, encode
 from protocol.system import (
     Ack,
+    ConsumerClass,
     Goodbye,
     Heartbeat,
     Hello,
+    LatencyClass,
     Resync,
     ResyncReason,
     Role,
@@ -106,6 +108,20 @@ _OFF_SOURCE_ID = OFF_SOURCE_ID
 _COVERED_pack = COVERED.pack
 _PREFIX_pack = PREFIX.pack
 _crc32 = zlib.crc32
+
+
+LATENCY_CLASSES = {m.name.lower(): m for m in LatencyClass}  # "critical", "normal", "background"
+
+
+def latency_class(value: str | LatencyClass) -> LatencyClass:
+    """A consumer's latency class from its name (``"critical"``, ``"normal"``, ``"background"``) or
+    the member itself; anything else is a ValueError naming the choices."""
+    if isinstance(value, LatencyClass):
+        return value
+    found = LATENCY_CLASSES.get(value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"latency must be one of {', '.join(map(repr, LATENCY_CLASSES))}, not {value!r}")
+    return found
 
 
 class StreamBroken(Exception):
@@ -347,11 +363,14 @@ class ConsumerCore:
         types: Iterable[int] | None = None,
         name: str = "",
         raw: bool = False,
+        latency: str | LatencyClass = LatencyClass.NORMAL,
     ) -> None:
         self.domain = Domain(domain)
         self.types = frozenset(types) if types else None
         self.name = name
         self.raw = raw
+        # where the relay serves us in each fan-out (specs/relay.md, "Fan-out order")
+        self.latency = latency_class(latency)
         if from_seq is None:
             self._mode, self._from = SubscribeMode.FROM_NOW, 0
         elif from_seq <= 0:
@@ -380,7 +399,9 @@ class ConsumerCore:
     # ---- connection lifecycle ----
 
     def start(self, source_id: int = 0) -> bytes:
-        """A new connection: returns Hello + Subscribe to send."""
+        """A new connection: returns Hello + Subscribe to send (+ ConsumerClass in the Subscribe's
+        message, unless the class is NORMAL: then the bytes are an older client's, which any relay
+        takes)."""
         self._dec.reset()
         self.goodbye = None
         self.broken = None
@@ -397,9 +418,12 @@ class ConsumerCore:
             self._resumed_at = 0
         self._subscribed = True
         types = tuple(TypeCode(code=t) for t in sorted(self.types or ()))
+        sub: tuple[TLV, ...] = (Subscribe(mode=int(mode), from_seq=from_seq, types=types),)
+        if self.latency is not LatencyClass.NORMAL:
+            sub += (ConsumerClass(latency=int(self.latency)),)
         return control_frame(
             Hello(role=Role.CONSUMER, protocol_version=VERSION, source_id=source_id, name=self.name)
-        ) + control_frame(Subscribe(mode=int(mode), from_seq=from_seq, types=types))
+        ) + control_frame(*sub)
 
     def lost_connection(self) -> None:
         self.counters.reconnects += 1

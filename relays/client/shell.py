@@ -25,7 +25,7 @@ import trio
 from protocol.errors import ProtocolError
 from protocol.header import VERSION, Domain, read_domain_seq
 from protocol.message import Message, control_frame
-from protocol.system import Goodbye, Hello, Role, Stats
+from protocol.system import Goodbye, Hello, LatencyClass, Role, Stats
 from protocol.tlv import TLV
 from runtime.errors import reraise_unwrapped
 from runtime.paths import check_socket_dir, check_socket_path, parse_domain, socket_path
@@ -142,10 +142,12 @@ class RelayConsumer(_Session):
         types: Iterable[int] | None = None,
         name: str = "",
         raw: bool = False,
+        latency: str | LatencyClass = LatencyClass.NORMAL,
         **session: Unpack[SessionOptions],
     ) -> None:
         dom, path = _resolve(domain, socket_path)
-        self.core = ConsumerCore(dom, from_seq=from_seq, types=types, name=name or f"consumer-{os.getpid()}", raw=raw)
+        self.core = ConsumerCore(dom, from_seq=from_seq, types=types, name=name or f"consumer-{os.getpid()}", raw=raw,
+                                 latency=latency)
         self._stream: trio.SocketStream | None = None
         self._sock: socket.socket | None = None  # non-blocking duplicate of the stream's socket, for reads
         self._wait_since: float | None = None  # when the reader started waiting for data (None: not waiting)

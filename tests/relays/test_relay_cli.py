@@ -258,3 +258,12 @@ def test_verify_checks_a_data_directory_offline(short_dir: Path) -> None:
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "DAMAGED" in bad.stdout and "lost sequences 10..10" in bad.stdout and "checksum" in bad.stdout
     assert cli(short_dir, "verify", str(short_dir / "nope")).returncode == 2
+
+
+def test_stats_shows_each_consumers_latency_class() -> None:
+    from tools.relay_cli import _consumer_line
+
+    row = {"name": "strategy", "latency": "critical", "next_seq": 41, "lag": 0, "live": True, "types": []}
+    assert _consumer_line(row).split()[:2] == ["strategy", "critical"]
+    del row["latency"]  # a relay from before latency classes: every consumer was served as normal
+    assert _consumer_line(row).split()[:2] == ["strategy", "normal"]

@@ -1,8 +1,21 @@
+import pytest
 from relay_testkit import frame
 
 from protocol.header import Domain, stamp_domain_seq
 from protocol.message import Message, decode, encode
-from protocol.system import Ack, Goodbye, Heartbeat, Resync, ResyncReason, Subscribe, SubscribeMode, Welcome
+from protocol.system import (
+    Ack,
+    ConsumerClass,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    LatencyClass,
+    Resync,
+    ResyncReason,
+    Subscribe,
+    SubscribeMode,
+    Welcome,
+)
 from relays.client.core import ConsumerCore, Liveness, ProducerCore
 
 
@@ -288,3 +301,30 @@ def test_forward_frames_vectorised_run_matches_the_per_frame_rule() -> None:
         msgs = split(p.outbox[0][1])  # decode checks every CRC
         assert [m.source_seq for m in msgs] == ds[:150] + ds[151:]
         assert {(m.source_id, m.domain_seq) for m in msgs} == {(0xB1D60001, 0)}
+
+
+def test_a_consumer_sends_its_latency_class_in_the_subscribes_message() -> None:
+    """CRITICAL and BACKGROUND travel as a ConsumerClass record in the same message as the Subscribe,
+    on every (re)connection, and decode back to what was sent; NORMAL sends no record at all, so its
+    bytes are exactly an older client's."""
+    for name, member in (("critical", LatencyClass.CRITICAL), ("background", LatencyClass.BACKGROUND)):
+        c = ConsumerCore(Domain.MARKET_DATA, from_seq=5, types={4}, name="s", latency=name)
+        for _ in range(2):
+            hello, sub = split(c.start())
+            assert [type(t) for t in hello.tlvs] == [Hello]
+            assert [type(t) for t in sub.tlvs] == [Subscribe, ConsumerClass]
+            assert sub.tlvs[1] == ConsumerClass(latency=int(member))
+            c.lost_connection()
+    old_style = ConsumerCore(Domain.MARKET_DATA, from_seq=5, types={4}, name="s")
+    normal = ConsumerCore(Domain.MARKET_DATA, from_seq=5, types={4}, name="s", latency="normal")
+    assert old_style.latency is normal.latency is LatencyClass.NORMAL
+    data = normal.start()
+    assert data == old_style.start()
+    assert not [t for m in split(data) for t in m.tlvs if isinstance(t, ConsumerClass)]
+    assert ConsumerCore(Domain.SIGNAL, latency=LatencyClass.BACKGROUND).latency is LatencyClass.BACKGROUND
+
+
+@pytest.mark.parametrize("bad", ["fast", "CRITICAL", "", 1, None])
+def test_an_unknown_latency_class_is_a_value_error_naming_the_choices(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"latency must be one of 'critical', 'normal', 'background', not "):
+        ConsumerCore(Domain.MARKET_DATA, latency=bad)  # type: ignore[arg-type]

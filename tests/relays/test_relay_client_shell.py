@@ -206,3 +206,11 @@ async def test_a_relay_that_welcomes_then_drops_is_retried_with_backoff(short_di
     listener.close()
     # 20 ms doubling to 1 s: about 8 attempts in 1.5 s; without backoff, hundreds
     assert 2 <= accepted <= 20, accepted
+
+
+async def test_an_unknown_latency_class_is_refused_before_connecting(short_dir: Path) -> None:
+    """A bad ``latency`` is the caller's mistake: one ValueError naming the choices, raised before any
+    connection is tried (no relay listens here; the client would otherwise retry for ever)."""
+    with pytest.raises(ValueError, match=r"^latency must be one of 'critical', 'normal', 'background', not 'urgent'$"):
+        async with RelayConsumer.connect(Domain.SIGNAL, str(short_dir / "none.sock"), latency="urgent"):
+            pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket as stdsocket
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import trio.testing
 
 from protocol.header import HEADER_SIZE, Domain, check_prefix
 from protocol.message import Message, decode, encode
-from protocol.system import Goodbye, Heartbeat, Hello, Role, Subscribe, SubscribeMode, Welcome
+from protocol.system import ConsumerClass, Goodbye, Heartbeat, Hello, Role, Subscribe, SubscribeMode, Welcome
 from protocol.tlv import UnknownTLV
 from relays.client import RelayConsumer, RelayProducer, request_stats
 from relays.server import Relay, RelayAlreadyRunning, RelayConfig, serve
@@ -716,4 +717,122 @@ async def test_a_filtered_consumer_passes_what_it_filters_out(short_dir: Path) -
             assert m.tlvs[0].type_code == 251 and m.tlvs[0].body == b"wanted" and m.domain_seq == 70_001
             stats = await request_stats("market_data", cfg.socket_path)
             assert stats["consumers"][0]["next_seq"] == 70_002
+        n.cancel_scope.cancel()
+
+
+async def _until(check, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``check()`` (relay state that has no event) for up to 10 s."""
+    with trio.move_on_after(10):
+        while not check():  # noqa: ASYNC110 - the relay has no event for this
+            await trio.sleep(0.005)
+        return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_fan_out_serves_critical_then_normal_then_background(
+    short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Consumers of the three classes subscribe in the wrong order -- an old-style one that sends no
+    ConsumerClass, one whose class value this relay does not know, one that sends its class before its
+    Subscribe among them --: every fan-out serves critical, then normal, then background, each in
+    subscription order; stats show that order and each class; everyone still gets every frame. A
+    consumer that leaves or arrives later is taken out of / put into its place."""
+    cfg = config(short_dir, fsync="off")
+    total = 300
+    expected = ["crit-strategy", "crit-executor", "old-risk", "odd", "normal-md", "bg-archiver", "bg-portfolio"]
+    caplog.set_level("WARNING", logger="relays.server")
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        pushed: list[str] = []
+        push = relay._push
+
+        def recording_push(conn):  # type: ignore[no-untyped-def]
+            pushed.append(conn.name)
+            push(conn)
+
+        relay._push = recording_push
+        subscribed = lambda: [c.name for c in relay.consumers]  # noqa: E731
+        async with AsyncExitStack() as stack:
+            clients: dict[str, RelayConsumer] = {}
+            raw: dict[str, trio.SocketStream] = {}
+
+            async def client(name: str, latency: str) -> None:
+                clients[name] = await stack.enter_async_context(RelayConsumer.connect(
+                    "market_data", cfg.socket_path, from_seq=1, raw=True, name=name, latency=latency))
+                await _until(lambda: name in subscribed(), f"{name} subscribed")
+
+            async def by_hand(name: str, *tlvs) -> None:  # type: ignore[no-untyped-def]
+                s = await trio.open_unix_socket(cfg.socket_path)
+                stack.push_async_callback(s.aclose)
+                await s.send_all(sysf(Hello(role=Role.CONSUMER, protocol_version=1, source_id=0, name=name))
+                                 + sysf(*tlvs))
+                raw[name] = s
+                await _until(lambda: name in subscribed(), f"{name} subscribed")
+
+            sub = Subscribe(mode=SubscribeMode.FROM_SEQ, from_seq=1, types=())
+            await client("bg-archiver", "background")
+            await by_hand("old-risk", sub)  # what an older client sends: no class record
+            await client("crit-strategy", "critical")
+            await by_hand("odd", sub, ConsumerClass(latency=9))  # a class this relay does not know
+            await client("bg-portfolio", "background")
+            await by_hand("crit-executor", ConsumerClass(latency=1), sub)  # the class before the Subscribe
+            await client("normal-md", "normal")
+
+            assert [c.name for c in relay.fanout] == expected
+            stats = await request_stats("market_data", cfg.socket_path)
+            assert [(c["name"], c["latency"]) for c in stats["consumers"]] == [
+                ("crit-strategy", "critical"), ("crit-executor", "critical"), ("old-risk", "normal"),
+                ("odd", "normal"), ("normal-md", "normal"), ("bg-archiver", "background"),
+                ("bg-portfolio", "background")]
+            assert any("unknown latency class 9, served as normal" in r.getMessage() for r in caplog.records)
+
+            async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
+                for i in range(total):
+                    await p.publish(UnknownTLV(type_code=250, body=i.to_bytes(10, "little")))
+                    if i % 50 == 0:
+                        await p.flush()  # several fan-outs
+                await p.flush()
+            with trio.fail_after(20):
+                for name, c in clients.items():
+                    got: list[int] = []
+                    async for batch in c.batches():
+                        got.extend(int.from_bytes(f[8:16], "little") for f in batch)
+                        if len(got) >= total:
+                            break
+                    assert got == list(range(1, total + 1)), name
+                for name, s in raw.items():
+                    reader, seqs = MsgReader(s), []
+                    while len(seqs) < total:
+                        m = await reader.next()
+                        assert m is not None, name
+                        if m.domain == Domain.MARKET_DATA:
+                            seqs.append(m.domain_seq)
+                    assert seqs == list(range(1, total + 1)), name
+            # every fan-out (the producer's own Ack push after it) went in the class order
+            fanouts = [x for x in pushed if x != "p"]
+            assert fanouts and fanouts == expected * (len(fanouts) // len(expected))
+
+            await raw.pop("crit-executor").aclose()
+            await _until(lambda: "crit-executor" not in subscribed(), "crit-executor gone")
+            await client("late-critical", "critical")
+            assert [c.name for c in relay.fanout] == ["crit-strategy", "late-critical", "old-risk", "odd", "normal-md",
+                                                      "bg-archiver", "bg-portfolio"]
+        await _until(lambda: not relay.fanout, "everyone gone")
+        n.cancel_scope.cancel()
+
+
+async def test_a_consumer_class_from_a_producer_is_a_protocol_error(short_dir: Path) -> None:
+    cfg = config(short_dir, fsync="off")
+    async with trio.open_nursery() as n:
+        relay = await n.start(serve, cfg)
+        s = await trio.open_unix_socket(cfg.socket_path)
+        await s.send_all(sysf(Hello(role=Role.PRODUCER, protocol_version=1, source_id=5, name="p"))
+                         + sysf(ConsumerClass(latency=1)))
+        r = MsgReader(s)
+        m = await r.next()
+        if m is not None and isinstance(m.tlvs[0], Welcome):  # written before the ConsumerClass was read, or not
+            m = await r.next()
+        assert m is not None and isinstance(m.tlvs[0], Goodbye) and m.tlvs[0].code == 1
+        assert m.tlvs[0].reason == "ConsumerClass on a connection that said Hello as a producer only"
+        assert relay.protocol_errors == 1 and not relay.fanout
         n.cancel_scope.cancel()

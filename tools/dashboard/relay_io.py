@@ -182,8 +182,9 @@ class RelayWorker:
             # panels do not silently skip what happened meanwhile
             first = None if domain == Domain.MARKET_DATA else 0
             try:
+                # background: a person watching; served after the processes that trade
                 async with RelayConsumer.connect(domain, path, from_seq=last + 1 if last else first,
-                                                 name=f"dashboard-{os.getpid()}",
+                                                 name=f"dashboard-{os.getpid()}", latency="background",
                                                  connect_timeout=self.connect_timeout) as c:
                     self._consumers[int(domain)] = c
                     async for batch in c.batches():
