@@ -7,8 +7,8 @@
 * :class:`BuilderClient`: the builders' JSON-RPC (``eth_sendBundle``, ``eth_callBundle``) to one
   endpoint, as Flashbots-style builders speak it.
 
-The JSON-RPC client is ``chain.rpc.HttpRpc`` (keep-alive HTTP/1.1 with h11 on trio streams for an
-``http://`` node, httpx for ``https://``: see its "The trio face's transport"); its errors
+The JSON-RPC client is ``chain.rpc.HttpRpc`` (keep-alive HTTP/1.1 with h11 on trio TCP or TLS streams:
+see its "The trio face's transport"); its errors
 (``RpcFailure``: ``RpcError`` for a node's error object, ``EndpointError`` for a node that did
 not answer properly) are what leave here besides :class:`SimulationReverted`, which is made from
 an ``RpcError`` carrying revert data.

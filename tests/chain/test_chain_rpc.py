@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import traceback
 from collections.abc import Iterator
@@ -329,7 +332,6 @@ async def test_lean_transport_is_used_for_http_and_answers_as_before(loopback: L
         res = await rpc.batch([("eth_chainId", []), ("nope", [])], return_errors=True)
         assert res[0] == "0x7a69" and isinstance(res[1], RpcError)
         assert await batched(rpc, [("eth_chainId", [])] * 5, 2) == ["0x7a69"] * 5
-    assert HttpRpc("https://node.example/k")._http11 is None  # TLS stays with httpx
 
 
 async def test_one_connection_for_many_calls(loopback: LoopbackNode) -> None:
@@ -504,11 +506,65 @@ async def test_refused_and_closed_client_are_endpoint_errors() -> None:
 
 
 def test_a_proxy_in_the_environment_keeps_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx routed plain HTTP through HTTP_PROXY/ALL_PROXY unless NO_PROXY says otherwise: so does HttpRpc."""
-    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+    """httpx routed requests through HTTP_PROXY/HTTPS_PROXY/ALL_PROXY unless NO_PROXY said otherwise: such a node
+    stays on httpx."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+                "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
     assert HttpRpc("http://127.0.0.1:8545")._http11 is not None
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
-    assert HttpRpc("http://127.0.0.1:8545")._http11 is None
+    proxied = HttpRpc("http://127.0.0.1:8545")
+    assert proxied._http11 is None
+    assert proxied._client._transport._pool._keepalive_expiry is None  # type: ignore[union-attr]  # kept alive too
+    assert HttpRpc("https://127.0.0.1:8545")._http11 is not None  # HTTP_PROXY is for http:// only
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert HttpRpc("https://127.0.0.1:8545")._http11 is None
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert HttpRpc("http://127.0.0.1:8545")._http11 is not None
+
+
+# -- https://: the same transport over trio's TLS stream, trusting what httpx trusted ----------------------------
+@pytest.fixture(scope="module")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (certificate, key), made by the openssl command line."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl command to make a test certificate")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+async def test_https_speaks_over_trio_tls_and_checks_the_certificate(nursery: trio.Nursery, tls_cert: tuple[str, str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An https:// node: the certificate is checked against httpx's trust (its CA bundle, or SSL_CERT_FILE), then
+    many calls share one TLS connection, and a connection the server closed is replaced."""
+    cert, key = tls_cert
+    node = LoopbackNode()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    (listener,) = await nursery.start(partial(trio.serve_ssl_over_tcp, node.handle, 0, server_tls, host="127.0.0.1",
+                                              https_compatible=True))
+    node.port = listener.transport_listener.socket.getsockname()[1]
+    url = f"https://user:secret@127.0.0.1:{node.port}/key123"
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    async with HttpRpc(url, timeout=5) as rpc:  # a self-signed certificate: not trusted
+        assert rpc._client is None and rpc._http11 is not None and rpc._http11.tls is not None
+        with pytest.raises(EndpointError, match="ConnectError: TLS handshake.*CERTIFICATE_VERIFY_FAILED") as err:
+            await rpc.call("eth_chainId")
+        _no_secret(err.value)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    async with HttpRpc(url, timeout=5) as rpc:
+        for i in range(20):
+            assert await rpc.call("echo", [i]) == i
+        await wait_all_tasks_blocked()  # the server is past its last answer (it reads close_idle after a send)
+        node.close_idle = True
+        assert await rpc.call("eth_chainId") == "0x7a69"  # then the server closes the connection
+        await wait_all_tasks_blocked()
+        assert await rpc.call("eth_sendRawTransaction", ["0xf00d"]) == "0xf00d"
+    assert [c for c, _ in node.seen] == [2] * 21 + [3]  # 1: the refused handshake
+    assert node.heads[0].decode().startswith("POST /key123 HTTP/1.1\r\n")

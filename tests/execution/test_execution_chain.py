@@ -263,8 +263,8 @@ def test_signing_makes_eth_accounts_bytes(to: str | None, value: int, data: byte
 def test_the_node_connection_outlives_httpxs_idle_expiry(chain: Chain) -> None:
     """Signals come in bursts: httpx's default pool dropped a keep-alive connection idle for 5 s, and the first signal
     after a quiet spell paid a new connection (TCP, TLS to a remote node) inside its simulation. node_rpc's connection
-    to an http:// node is the same one after a minute of idleness (the transport keeps it until the node closes it);
-    an https:// node's (httpx) pool has no idle expiry either."""
+    to a node is the same one after a minute of idleness (the transport keeps it until the node closes it, over TLS
+    too for an https:// node)."""
     from trio.testing import MockClock
 
     clock = MockClock()
@@ -286,4 +286,4 @@ def test_the_node_connection_outlives_httpxs_idle_expiry(chain: Chain) -> None:
 
     trio.run(main, clock=clock)
     remote = node_rpc("https://node.example/key", timeout=10.0)
-    assert remote._client._transport._pool._keepalive_expiry is None  # type: ignore[union-attr]
+    assert remote._http11 is not None and remote._http11.tls is not None  # the same transport, over TLS
