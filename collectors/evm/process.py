@@ -80,6 +80,7 @@ class ChainRunner:
         self.sessions = 0
         self.failures = 0
         self.published = 0
+        self.drain_cut = 0  # drains decided at DRAIN_LIMIT, not on an idle process
         self._fee_method = "eth_maxPriorityFeePerGas"
         pm = metrics or ProcessMetrics("collector-evm")
         one = {"chain": chain.name}
@@ -240,8 +241,11 @@ class ChainRunner:
         until every task here is blocked and a zero-timeout poll found no socket ready
         (``wait_all_tasks_blocked``: one pass when idle), then look: nothing queued means nothing is
         coming. A process kept busy by other work is not waited for longer than DRAIN_LIMIT."""
-        with trio.move_on_after(DRAIN_LIMIT):
+        with trio.move_on_after(DRAIN_LIMIT) as scope:
             await wait_all_tasks_blocked()
+        if scope.cancelled_caught:  # a unit held DRAIN_LIMIT: other work here kept the process busy
+            self.drain_cut += 1
+            log.debug("%s: stream drain cut after %.0f ms (process busy)", self.chain.name, DRAIN_LIMIT * 1e3)
         return not ws.backlog()
 
     async def _poll(self, rpc: HttpRpc | WsRpc) -> None:
