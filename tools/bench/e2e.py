@@ -11,7 +11,9 @@ Clocks (all ``time.time_ns()`` on this one machine):
 * origin: the market-data message's ``receive_time_ns``: when the collector received the unit's
   first log from the node (specs/protocol.md; the signal's ``TraceContext.origin_ns`` carries it
   through), so every row counts the collector's own time too: decoding, completing the unit (the
-  drained stream), publishing it, and the relay hop to the strategy;
+  drained stream), publishing it, and the relay hop to the strategy. The stamp is taken as the
+  collector's stream loop takes the log from ``chain.ws``: the WebSocket frame parsing and JSON
+  decoding before it (trio-websocket, ``chain.ws``'s reader) are not in it;
 * signal published: the signal message's ``receive_time_ns``, stamped by the strategy after
   its engine decided (so it includes the decision's own compute) as it hands the signal to its
   relay producer; and "signal delivered": when this benchmark's own consumer of the signal
