@@ -327,10 +327,11 @@ class BridgeOut(_Bridge):
             log.info("bridge out %s -> %s:%d: stream last seq %d holds domain seqs up to %d; reading the relay from %s",
                      self.domain.name.lower(), nc.server.host, nc.server.port, last_s, position,
                      position + 1 if payload is not None else "its oldest message")
-            # background: the local strategy and executor come first on this host; the bridge batches
-            # for JetStream anyway, so a few tens of microseconds later costs it nothing
+            # normal, not background: in the two-host layout (README) this bridge carries host A's market
+            # data to the strategy on host B, so it is on a trading path; the local strategy and executor
+            # (critical) still come first on this host
             async with RelayConsumer.connect(self.domain, self.socket, from_seq=position + 1 if payload is not None else 0,
-                                             raw=True, name=name, latency="background", metrics=self.metrics) as rc:
+                                             raw=True, name=name, latency="normal", metrics=self.metrics) as rc:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_ack_watchdog, window, state)
                     nursery.start_soon(pub.watch)
