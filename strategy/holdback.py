@@ -19,7 +19,8 @@ pool) until the signal is resolved. A hold ends
 
 Released pools are re-sized on the current state, which signals again only if still profitable: by the
 result itself when the state already shows what it landed (``StrategyEngine.released_signals``, the process's
-results task: the usual case, the executor reporting after its receipt, the collector publishing the block's
+results task, once the market-data messages that have arrived are applied -- the rest of that block's
+transactions: the usual case, the executor reporting after its receipt, the collector publishing the block's
 logs as it is mined), else by the market-data message that shows it (or at the timeout). Waiting for the next
 market-data message instead made most re-sizings on a 0.25 s chain STALE: that message is the next block's
 header, with that block's logs right behind it, so the decision priced a state the executor no longer had. Results of signal ids not held here (another strategy's signals, the signals of a

@@ -82,16 +82,42 @@ async def run(config_path: str, *, max_age_ms: int, first_signal_id: int | None 
                 nursery.cancel_scope.cancel()
 
 
-class _Turn:
-    """Which task is inside the engine's decision: the market-data loop hands out its signals one at a time
-    with a publish (an await) between two, and the engine's lazy sizing is not re-entrant, so the results
-    task decides only while the market-data loop is not in the middle of one (else that loop's next message
-    re-sizes the released pools, as before)."""
+RESULT_WAIT_S = 0.05  # a result waits at most this long for the market-data loop to apply what has arrived
 
-    __slots__ = ("deciding",)
+
+class _Turn:
+    """The market-data loop's state, for the results task. ``deciding``: it is inside a decision (it hands out
+    its signals one at a time with a publish, an await, between two, and the engine's lazy sizing is not
+    re-entrant). ``idle``: it waits for the next message, everything that arrived applied. A result decides
+    only when the loop is idle: the logs of the block our transaction landed in come as one message per
+    transaction, and the result often arrives between two of them (the executor's receipt and the collector's
+    logs race); deciding then priced half a block, which the executor, a millisecond later, no longer had."""
+
+    __slots__ = ("deciding", "idle", "_went_idle")
 
     def __init__(self) -> None:
         self.deciding = False
+        self.idle = False
+        self._went_idle: trio.Event | None = None
+
+    def waiting(self) -> None:
+        """The market-data loop is about to wait for its next message."""
+        self.idle = True
+        if self._went_idle is not None:
+            self._went_idle.set()
+            self._went_idle = None
+
+    async def market_idle(self) -> bool:
+        """Wait until the market-data loop has applied every message that has arrived (at most
+        ``RESULT_WAIT_S``); whether it had. The first checkpoint lets a loop woken by the same poll as us run
+        first: ``idle`` is true only while the loop is blocked on its socket."""
+        await trio.lowlevel.checkpoint()
+        with trio.move_on_after(RESULT_WAIT_S):
+            while not self.idle:
+                if self._went_idle is None:
+                    self._went_idle = trio.Event()
+                await self._went_idle.wait()
+        return self.idle
 
 
 async def _results(engine: StrategyEngine, cfg: StrategyConfig, metrics: ProcessMetrics,
@@ -108,8 +134,8 @@ async def _results(engine: StrategyEngine, cfg: StrategyConfig, metrics: Process
         async for msg in results:
             engine.on_execution(msg)
             m_results.inc()
-            if turn.deciding:
-                continue
+            if engine.holds is None or not engine.holds.holds or not await turn.market_idle() or turn.deciding:
+                continue  # nothing held, or the market-data loop busy: its next message releases them
             now = time.time_ns()
             turn.deciding = True
             try:
@@ -133,7 +159,9 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
                                   "its decision done)")
     last_report = time.monotonic()
     lost = 0
+    turn.waiting()
     async for msg in consumer:
+        turn.idle = False
         now = time.time_ns()
         if consumer.core.counters.lost != lost:
             # The relay could not serve what we missed (retention): every pool may have
@@ -181,6 +209,7 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
             last_report = time.monotonic()
             log.info("seq %d: %d signals published, %d messages applied as old news; %s",
                      consumer.last_seq, published, old_news, dict(engine.stats))
+        turn.waiting()  # the next message is awaited: if none has arrived, everything that has is applied
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from market_builders import GWEI, WETH, header, v2_snapshot
 from test_strategy_engine import SNAP1, SNAP2, WD2
 
@@ -84,3 +85,43 @@ async def test_the_process_holds_a_signals_pools_until_its_result_on_the_executi
                     break
             assert again is not None and again != first
         n.cancel_scope.cancel()
+
+
+async def test_a_result_decides_only_once_the_market_data_that_arrived_is_applied() -> None:
+    """``_Turn.market_idle``: the results task waits while the market-data loop still has messages that arrived
+    (one per transaction of the block our transaction landed in), and goes on once it waits for the next one."""
+    from strategy.process import _Turn
+
+    turn = _Turn()
+    applied: list[int] = []
+    send, recv = trio.open_memory_channel[int](10)
+    for i in range(5):  # five messages already there, handed out without a checkpoint as the consumer does
+        send.send_nowait(i)
+
+    async def market_loop() -> None:
+        turn.waiting()
+        while True:
+            try:
+                i = recv.receive_nowait()
+            except trio.WouldBlock:
+                i = await recv.receive()
+            turn.idle = False
+            applied.append(i)
+            await trio.lowlevel.checkpoint()
+            turn.waiting()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(market_loop)
+        assert await turn.market_idle() and applied == [0, 1, 2, 3, 4]
+        send.send_nowait(5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert applied == [0, 1, 2, 3, 4, 5] and await turn.market_idle()
+        n.cancel_scope.cancel()
+
+
+async def test_a_market_data_loop_that_never_rests_leaves_the_release_to_it() -> None:
+    from strategy import process
+
+    turn = process._Turn()  # the loop never waits: the result gives up after RESULT_WAIT_S
+    with trio.fail_after(5):
+        assert await turn.market_idle() is False
