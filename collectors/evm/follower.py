@@ -9,10 +9,12 @@ backfilled log ranges, a lost connection -- and executes the actions it returns,
 * ``PublishHeader(header)`` -- send a ``BlockHeader`` (the shell adds the priority-fee estimate);
 
 Arrival stamps: the shell passes the wall time (ns) each input arrived from the node (``rx_ns``; a
-``Header`` carries its own). ``PublishUnit`` carries its FIRST log's, ``Publish`` its log's (or the
-input's that caused it, 0 where the shell must stamp it); the shell puts them in the message's
-``receive_time_ns`` (specs/protocol.md), so a unit's stamp is when its data reached us, not when the
-unit was complete.
+``Header`` carries its own). ``PublishUnit`` carries when the unit was complete here: its LAST log's
+arrival, or -- a ``"block"`` unit, which only a later input completes -- the arrival of the head or log
+that completed it; ``Publish`` carries its log's (or the input's that caused it, 0 where the shell must
+stamp it). The shell puts them in the message's ``receive_time_ns`` (specs/protocol.md): when the data
+it carries was all here, not when it was published. (A block unit stamped with its first log would be
+a block time old on arrival: a strategy's max-age check would apply every one as old news.)
 * ``Backfill(a, b)``        -- ``eth_getLogs`` blocks ``a..b`` and hand them to ``on_backfill``;
 * ``FetchHeaders(ns, h)``   -- read the canonical headers ``ns`` and hand them to ``on_headers``;
 * ``Snapshot(pools, n)``    -- read the pools' full state at block ``n``, publish ``PoolSnapshot``s.
@@ -99,7 +101,7 @@ class Publish:
 class PublishUnit:
     tlvs: tuple[TLV, ...]
     event_time_ns: int | None = None
-    receive_time_ns: int = field(default=0, compare=False)  # its first log's arrival
+    receive_time_ns: int = field(default=0, compare=False)  # when it was complete here (see above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,7 @@ class ChainFollower:
         self._pending_key: tuple[int, str] | None = None  # (block, tx hash) ("" in block mode)
         self._pending_first: tuple[int, int] = (0, 0)  # (block, logIndex) of its first log
         self._pending_time: int | None = None
-        self._pending_rx = 0  # when its first log arrived
+        self._pending_rx = 0  # when its newest log arrived
         self.pools: tuple[PoolId, ...] = tuple(pools)
         self.decoder = LogDecoder.from_pools(self.pools, v4_manager=v4_manager)
         self.curve = CurveBook()  # the Curve pools' state (seeded by the shell from the snapshots it reads)
@@ -184,7 +186,8 @@ class ChainFollower:
             and self.log_hashes.get(head.number, head.hash) == head.hash
         )
         # a node emits a block's logs before the next block's: a unit below this head is complete
-        acts: list[Action] = self.flush() if self._pending_key and self._pending_key[0] < head.number else []
+        acts: list[Action] = (self.flush(head.rx_ns) if self._pending_key and self._pending_key[0] < head.number
+                              else [])
         if not extends or self.need_reconcile:
             return acts + [FetchHeaders(self._ancestry(head.number), head)]
         self._record(head)
@@ -270,12 +273,14 @@ class ChainFollower:
         """The shell drained the subscription: in ``tx`` mode the pending transaction is complete."""
         return self.flush() if self.unit == "tx" else []
 
-    def flush(self) -> list[Action]:
-        """Publish the pending unit (if any) as one message."""
+    def flush(self, completed_rx: int = 0) -> list[Action]:
+        """Publish the pending unit (if any) as one message; ``completed_rx``: when the input that
+        completed it arrived (a later head or log), if one did."""
         if not self.pending:
             self._pending_key = None
             return []
-        act = PublishUnit(tuple(self.pending), self._pending_time, self._pending_rx)
+        done = max(self._pending_rx, completed_rx) if self.unit == "block" else self._pending_rx
+        act = PublishUnit(tuple(self.pending), self._pending_time, done)
         self.pending = []
         self._pending_key = None
         return [act]
@@ -413,10 +418,10 @@ class ChainFollower:
         key = (block, "" if self.unit == "block" else str(log.get("transactionHash") or "").lower())
         acts: list[Action] = []
         if key != self._pending_key:
-            acts = self.flush()
+            acts = self.flush(rx_ns)
             self._pending_key = key
             self._pending_first = (block, index)
             self._pending_time = event_ns
-            self._pending_rx = rx_ns
+        self._pending_rx = max(self._pending_rx, rx_ns) if self.pending else rx_ns
         self.pending.append(tlv)
         return acts

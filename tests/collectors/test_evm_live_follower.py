@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from collectors.evm.decode import TOPIC0_V2_SYNC
@@ -169,15 +170,16 @@ def test_live_follower_tx_unit_from_a_backfill_is_split_by_transaction() -> None
     assert f.backfilled_logs == 3
 
 
-def test_live_follower_stamps_each_unit_with_its_first_logs_arrival() -> None:
-    """A unit's ``receive_time_ns`` is when its FIRST log arrived (the shell's stamp), whatever came after;
-    a log ahead of its head keeps its own arrival; a backfill's unit, when the answer arrived."""
+def test_live_follower_stamps_each_unit_when_it_was_complete() -> None:
+    """A transaction unit's ``receive_time_ns`` is when its LAST log arrived (the shell's stamp), not when
+    the next input showed it complete; a block unit's, when the input that completed it arrived; a log
+    ahead of its head keeps its own arrival; a backfill's unit, when the answer arrived."""
     f = ChainFollower(1, [A, B])  # unit="tx"
     f.start(h(10))
     assert f.on_logs([swap_log(A, 11, 0, "aa")], 1_000) == [] and f.pending_block == 11
     assert f.on_logs([swap_log(B, 11, 1, "aa")], 2_000) == []
     [unit] = f.on_logs([swap_log(B, 11, 2, "bb")], 3_000)  # the next transaction completes the first
-    assert isinstance(unit, PublishUnit) and len(unit.tlvs) == 2 and unit.receive_time_ns == 1_000
+    assert isinstance(unit, PublishUnit) and len(unit.tlvs) == 2 and unit.receive_time_ns == 2_000
     [unit] = f.on_idle()
     assert unit.receive_time_ns == 3_000 and f.pending_block is None
     assert f.on_logs([swap_log(A, 13, 0, "cc")], 4_000) == []  # block 13 before head 12: held early
@@ -196,3 +198,10 @@ def test_live_follower_stamps_each_unit_with_its_first_logs_arrival() -> None:
     units = [a for a in f.on_backfill(14, 14, [swap_log(A, 14, 0, "dd")], 6_000) if isinstance(a, PublishUnit)]
     assert [u.receive_time_ns for u in units] == [6_000]
     assert Header.from_rpc({"number": "0x5", "hash": "0x" + "ab" * 32, "parentHash": "0x" + "cd" * 32}, 7).rx_ns == 7
+    blk = ChainFollower(1, [A, B], unit="block")
+    blk.start(h(10))
+    blk.on_head(h(11))
+    assert blk.on_logs([swap_log(A, 11, 0, "aa")], 8_000) == []
+    assert blk.on_logs([swap_log(B, 11, 1, "bb")], 8_100) == []  # another transaction: same block unit
+    [unit] = [a for a in blk.on_head(dataclasses.replace(h(12), rx_ns=9_000)) if isinstance(a, PublishUnit)]
+    assert len(unit.tlvs) == 2 and unit.receive_time_ns == 9_000  # the head that completed it
