@@ -236,6 +236,9 @@ class CexDexEngine:
         self._next_signal_id = first_signal_id
         self._ids = next_signal_id or self._own_id
         self._source_seq = 0
+        # marked by apply_records, evaluated (and cleared) by evaluate
+        self._books_dirty: set[tuple[int, str]] = set()
+        self._pairs_dirty: set[int] = set()
 
     def _own_id(self) -> int:
         signal_id, self._next_signal_id = self._next_signal_id, self._next_signal_id + 1
@@ -250,8 +253,15 @@ class CexDexEngine:
                    touched_pools: Iterable[PoolId] = ()) -> list[Message]:
         """Apply the CEX records (and, standalone, the pool records) of ``cause``; evaluate every pair
         whose book got a new top or whose pools changed (``touched_pools``: pools the caller applied)."""
-        books_touched: set[tuple[int, str]] = set()
-        pairs_touched = {p.pair_key for p in touched_pools}
+        self.apply_records(records, cause, touched_pools)
+        return self.evaluate(cause, now_ns)
+
+    def apply_records(self, records: Iterable[object], cause: Message, touched_pools: Iterable[PoolId] = ()) -> None:
+        """:meth:`on_records` without the evaluation: the books and pairs it changed stay marked until the
+        next :meth:`evaluate` (a strategy applying several messages that arrived together decides once)."""
+        books_touched = self._books_dirty
+        pairs_touched = self._pairs_dirty
+        pairs_touched.update(p.pair_key for p in touched_pools)
         for t in records:
             if isinstance(t, TLV):
                 book = self.books.on_tlv(t, cause.receive_time_ns)
@@ -263,6 +273,14 @@ class CexDexEngine:
                 pool = self.state.apply(t)
                 if pool is not None:
                     pairs_touched.add(pool.pair_key)
+
+    def evaluate(self, cause: Message, now_ns: int, *, decide: bool = True) -> list[Message]:
+        """The signals of every pair marked since the last evaluation (none with ``decide=False``: the marks
+        are dropped, as for old news); ``cause``: the last message applied."""
+        books_touched, self._books_dirty = self._books_dirty, set()
+        pairs_touched, self._pairs_dirty = self._pairs_dirty, set()
+        if not decide or not (books_touched or pairs_touched):
+            return []
         out = []
         for pair in self.params.pairs:
             if (pair.venue, pair.symbol) in books_touched or _pair_key(pair.base, pair.quote) in pairs_touched:

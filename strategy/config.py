@@ -29,6 +29,7 @@ Example (every key but ``[[chains]]`` is optional)::
     max_cycles_per_pool = 4096
     max_signals_per_update = 4 # paths sharing no pool, chosen best estimate first, each published once decided
     max_sized_per_update = 4   # exact sizings per update; more candidates are ranked by estimate
+    coalesce_max = 64          # market-data messages already received that one decision covers (1: each alone)
     confidence_bps = 5000
 
     [gas]                     # gas units per hop kind, plus a fixed base per transaction
@@ -253,6 +254,9 @@ class StrategyConfig(Config):
     max_cycles_per_pool: Annotated[int, Meta(ge=1, le=10**9)] = 4096
     max_signals_per_update: Annotated[int, Meta(ge=1, le=10**6)] = 4
     max_sized_per_update: Annotated[int, Meta(ge=1, le=10**6)] = 4
+    # the process applies the messages its consumer already holds before deciding, at most this many per
+    # decision (strategy/process.py); 1 decides on every message alone, independent of how they arrive
+    coalesce_max: Annotated[int, Meta(ge=1, le=10**6)] = 64
     confidence_bps: int = 5000  # in [0, 10000]
     gas: GasConfig = GasConfig()
     economics: EconomicsConfig = EconomicsConfig()

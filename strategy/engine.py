@@ -18,7 +18,10 @@ applied to the state it was decided on).
 Decisions are block-coherent: every record of a message is applied before anything is decided,
 and the EVM collector publishes the logs of one transaction (or block) as one message, so the
 intermediate states inside a transaction -- the first and second Swap of a three-hop arbitrage --
-are never searched.
+are never searched. Nor are the states between two transactions of a block when their messages arrive
+together: ``coalesced_signals(msgs, now_ns)`` applies every message the process has already received
+(:meth:`StrategyEngine.apply`, which returns the pools each touched) and decides once on the union
+(:meth:`StrategyEngine.decide`), caused by the last message, the trace originating at the earliest.
 
 System messages: a ``Resync`` (the relay could not serve what we missed) makes every pool stale
 until fresh snapshots arrive; ``PoolSnapshot`` records in a system message are applied like
@@ -28,7 +31,7 @@ market data. Other domains are ignored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
 from itertools import chain as chained
 
@@ -53,6 +56,7 @@ _WHOLE_BLOCK = 0xFFFFFFFF  # DecisionPoint.log_index of a state read at the end 
 _ORIGIN = (0, 0)  # the position of a chain nothing was applied from
 _ADDRESS_MASK = (1 << 160) - 1  # a PoolId's low bits: the pool contract
 TRACE_SAMPLED = 0x01
+_DECIDED_DOMAINS = (Domain.MARKET_DATA, Domain.SYSTEM)  # what the engine applies; other domains are ignored
 
 
 def market_params(config: StrategyConfig) -> MarketParams:
@@ -94,6 +98,7 @@ class StrategyEngine:
         self._next_signal_id = first_signal_id & _U64 or 1
         self._source_seq = 0
         self._apply: Callable[[object], PoolId | None] = self.state.apply
+        self._trace_origin = 0  # the origin of the cross-chain signals of the decision under way (see decide)
         # per chain, the last (block, log index) applied: one engine may hold several chains' pools (the
         # market-data relay carries every chain's collector), and block numbers of two chains do not compare
         self.positions: dict[int, tuple[int, int]] = {}
@@ -110,7 +115,7 @@ class StrategyEngine:
     #: what ``reconfigure`` can change while running (``runtime.reload`` patterns, as the file
     #: writes them): thresholds and cost assumptions read at each decision. Everything else
     #: (chains, pools, shards, hops, ids, relays) shapes the state and the cycle index: restart.
-    RELOADABLE = ("strategy.max_signals_per_update", "strategy.confidence_bps", "gas", "economics",
+    RELOADABLE = ("strategy.max_signals_per_update", "strategy.confidence_bps", "strategy.coalesce_max", "gas", "economics",
                   "hold_back.margin_ms", "hold_back.cycle_budget_ms",  # for the holds placed from then on
                   "chains[*].min_net_profit", "cex_dex[*].min_net_profit",
                   # [cross_chain]'s costs, threshold and inventory caps (the pairs, chains, clocks and sigma: restart)
@@ -168,6 +173,46 @@ class StrategyEngine:
         returns; the signals come one at a time, each as soon as it is decided, so the first can be
         published before the other candidates are sized (the cycle signals come first, in the order
         they were chosen, then the cross-chain and CEX-DEX ones)."""
+        if msg.domain not in _DECIDED_DOMAINS:
+            return iter(())
+        touched = self.apply(msg, now_ns)
+        if not decide:
+            # old news: holds still time out (their pools are not re-sized now), marks are dropped
+            self._release(now_ns, touched)
+            if self.cex_dex is not None:
+                self.cex_dex.evaluate(msg, now_ns, decide=False)
+            if self.cross_chain is not None:
+                self.cross_chain.decide(msg, now_ns, decide=False)
+            return iter(())
+        return self.decide(touched, msg, now_ns)
+
+    def coalesced_signals(self, msgs: Sequence[Message], now_ns: int) -> Iterator[Message]:
+        """:meth:`signals` for messages that arrived together (the process's consumer had them all buffered):
+        each is applied in order, then one decision is taken on the state after the last, over the union of
+        the pools they touched -- the collector publishes one message per transaction, and a decision between
+        two of one block priced a state that no longer existed when our transaction landed (the executor's
+        re-validation then found "path output changed", STALE). The cause (stamps, trace parent, the
+        ``DecisionPoint``) is the last message; the trace's ``origin_ns`` is the earliest message's, so a
+        log -> signal latency measured from it counts the wait of the first message's log. One message
+        decides exactly as :meth:`signals`."""
+        touched: list[PoolId] = []
+        cause: Message | None = None
+        origin = 0
+        for msg in msgs:
+            if msg.domain not in _DECIDED_DOMAINS:
+                continue
+            touched.extend(self.apply(msg, now_ns))
+            o = _origin(msg)
+            origin = o if cause is None else min(origin, o)
+            cause = msg
+        if cause is None:
+            return iter(())
+        return self.decide(touched, cause, now_ns, origin_ns=origin)
+
+    def apply(self, msg: Message, now_ns: int) -> list[PoolId]:
+        """Apply ``msg`` without deciding; the pools it changed that this engine's cycles go through, for a
+        later :meth:`decide`. What it changed for the cross-chain pairs and the CEX-DEX pairs stays marked in
+        those engines until that decision. Other domains than market data and system change nothing."""
         domain = msg.domain
         if domain == Domain.MARKET_DATA:
             records: tuple[object, ...] = msg.tlvs
@@ -178,7 +223,7 @@ class StrategyEngine:
                     self.state.invalidate_all("resync")
             records = tuple(r for r in msg.tlvs if type(r) is PoolSnapshot)
         else:
-            return iter(())
+            return []
         touched: list[PoolId] = []
         apply = self._apply
         index = self.index
@@ -202,14 +247,33 @@ class StrategyEngine:
                 touched.append(pool)
             elif xc is not None and type(record) is BlockHeader:
                 xc.on_header(record.chain_id)  # a new gas price: that chain's pairs are re-sized
+        if self.cex_dex is not None:
+            self.cex_dex.apply_records(records, msg, touched)
+        return touched
+
+    def decide(self, touched: Iterable[PoolId], cause: Message, now_ns: int, *,
+               origin_ns: int = 0) -> Iterator[Message]:
+        """One decision on the state applied so far: the cycles through ``touched`` (what :meth:`apply`
+        returned, for one message or several), the pools whose holds were released, the cross-chain and
+        CEX-DEX pairs marked since the last decision. ``cause``: the last message applied; ``origin_ns``
+        (0: the cause's own) the trace origin of the signals."""
+        touched = list(dict.fromkeys(touched))  # a pool moved by several messages is searched once
+        applied = len(touched)
         self._release(now_ns, touched)
-        cex = self.cex_dex.on_records(records, msg, now_ns, touched) if self.cex_dex is not None else []
-        cross = xc.decide(msg, now_ns, decide=decide) if xc is not None else []
-        if not decide:
-            return iter(())
+        cex: list[Message] = []
+        if self.cex_dex is not None:
+            self.cex_dex.apply_records((), cause, touched[applied:])  # released pools re-size their pairs too
+            cex = self.cex_dex.evaluate(cause, now_ns)
+        cross: list[Message] = []
+        if self.cross_chain is not None:
+            self._trace_origin = origin_ns  # the cross-chain engine builds its traces with self._trace
+            try:
+                cross = self.cross_chain.decide(cause, now_ns)
+            finally:
+                self._trace_origin = 0
         if not touched:
             return iter(cross + cex)
-        return chained(self._decide(touched, msg, now_ns), cross, cex)
+        return chained(self._decide(touched, cause, now_ns, origin_ns), cross, cex)
 
     def _release(self, now_ns: int, touched: list[PoolId]) -> bool:
         """Holds that resolved (result in, state caught up) or timed out: their pools join ``touched`` (and
@@ -251,7 +315,7 @@ class StrategyEngine:
 
     # --- decisions -----------------------------------------------------------------------------
 
-    def _decide(self, touched: list[PoolId], cause: Message, now_ns: int) -> Iterator[Message]:
+    def _decide(self, touched: list[PoolId], cause: Message, now_ns: int, origin_ns: int = 0) -> Iterator[Message]:
         """The cycle signals of one update, each yielded as soon as it is chosen.
 
         One signal per opportunity, not per path through it: two cycles through one pool compete for the
@@ -282,7 +346,7 @@ class StrategyEngine:
             used.update(pools)
             chosen += 1
             self.stats["signals"] += 1
-            signal = self._signal(opp, a, cause, now_ns)
+            signal = self._signal(opp, a, cause, now_ns, origin_ns)
             if self.holds is not None:
                 hb = self.config.hold_back
                 expires = now_ns + (hb.cycle_budget_ms + hb.margin_ms) * 1_000_000
@@ -312,7 +376,7 @@ class StrategyEngine:
             return False
         return True
 
-    def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int) -> Message:
+    def _signal(self, opp: Opportunity, a: Assessment, cause: Message, now_ns: int, origin_ns: int = 0) -> Message:
         signal_id = self._take_signal_id()
         self._source_seq += 1
         cycle = opp.cycle
@@ -332,7 +396,7 @@ class StrategyEngine:
         at = self.positions.get(cycle.chain_id, _ORIGIN)  # this cycle's chain: the others' blocks do not compare
         return Message(
             domain=Domain.SIGNAL,
-            tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id),
+            tlvs=(identity, economics, ArbitragePath(hops=hops), self._trace(cause, signal_id, origin_ns),
                   DecisionPoint(block_number=at[0], log_index=at[1]),
                   FlashLoan(source=a.flash_source)),
             source_id=self.config.source_id,
@@ -341,15 +405,26 @@ class StrategyEngine:
             receive_time_ns=now_ns,
         )
 
-    @staticmethod
-    def _trace(cause: Message, span_id: int) -> TraceContext:
+    def _trace(self, cause: Message, span_id: int, origin_ns: int = 0) -> TraceContext:
+        """The signal's trace: the cause's, continued, or one started at the cause. ``origin_ns`` (else the
+        decision's, :meth:`decide`), when not 0, replaces the origin: a decision on several messages
+        originates at the earliest of them."""
+        origin_ns = origin_ns or self._trace_origin
         parent = cause.find(TraceContext)
         if isinstance(parent, TraceContext):
             return TraceContext(trace_id=parent.trace_id, span_id=span_id, flags=parent.flags,
-                                parent_span_id=parent.span_id, origin_ns=parent.origin_ns)
+                                parent_span_id=parent.span_id, origin_ns=origin_ns or parent.origin_ns)
         # No upstream trace: start one at the market-data message, identified by its producer and
         # sequence (unique on the bus), originating when it was received.
         trace_id = ((cause.source_id << 64) | cause.source_seq) or span_id
-        origin = cause.receive_time_ns or cause.event_time_ns
         return TraceContext(trace_id=trace_id, span_id=span_id, flags=TRACE_SAMPLED, parent_span_id=0,
-                            origin_ns=origin)
+                            origin_ns=origin_ns or _origin(cause))
+
+
+def _origin(msg: Message) -> int:
+    """When the trace of a signal caused by ``msg`` originates: its upstream trace's origin, else when it was
+    received (its producer's receive stamp), else its event time."""
+    parent = msg.find(TraceContext)
+    if isinstance(parent, TraceContext):
+        return parent.origin_ns
+    return msg.receive_time_ns or msg.event_time_ns

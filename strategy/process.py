@@ -13,12 +13,19 @@ SIGHUP reloads the configuration file: thresholds and cost assumptions
 (``StrategyEngine.RELOADABLE``) change for the next decision, anything else is refused with the
 reason logged and the process keeps its running configuration (``runtime.reload``).
 
+Decisions cover every market-data message already received: the messages the consumer holds behind
+the one it hands out (``RelayConsumer.buffered``; the collector publishes one message per transaction,
+and a block's arrive together) are applied first and one decision is taken on the state after the last
+(``StrategyEngine.coalesced_signals``), at most ``[strategy] coalesce_max`` messages a decision. Nothing
+is waited for: a message alone is decided at once. Which messages arrive together depends on timing, so a
+run whose decisions must not (a replay compared with its live run) sets ``coalesce_max = 1``.
+
 Old news is never traded: while catching up on retained history (a message received
 more than ``--max-age-ms`` before now), state is applied but no cycle is searched and no
 signal published.
 Messages flagged REPLAYED (``alphapulse replay``) are exempt, so a replay makes the
-same decisions as the live run that recorded it. Signal ids are seeded from the wall
-clock so a restarted process never reuses one. When the relay reports market data lost
+same decisions as the live run that recorded it (both with ``coalesce_max = 1``, see above).
+Signal ids are seeded from the wall clock so a restarted process never reuses one. When the relay reports market data lost
 to a resync, every pool is marked stale until fresh snapshots arrive.
 
 With ``[hold_back] enabled = true`` the process also reads the execution relay (``[relays]
@@ -157,6 +164,9 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
     m_latency = metrics.histogram("alphapulse_strategy_update_to_decision_seconds",
                                   "market-data message received -> its first signal decided (without one: "
                                   "its decision done)")
+    m_coalesced = metrics.histogram("alphapulse_strategy_messages_per_decision",
+                                    "market-data messages applied before one decision (those already received "
+                                    "together, at most [strategy] coalesce_max)", buckets=(1, 2, 3, 4, 8, 16, 32, 64))
     last_report = time.monotonic()
     lost = 0
     turn.waiting()
@@ -177,12 +187,23 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
             old_news += 1
             m_old_news.inc()
         else:
+            # Coalescing: the messages already received behind this one (the collector publishes one per
+            # transaction, and a block's come together) are applied first, then one decision is taken on the
+            # state after the last of them -- never on a block's first transaction with its next already here
+            # (priced on a state gone by the time ours lands: STALE). Nothing that has not arrived is waited
+            # for, so a lone message is decided at once; at most coalesce_max are taken, so a backlog still
+            # decides every coalesce_max messages.
+            msgs = [msg]
+            coalesce_max = engine.config.coalesce_max
+            while len(msgs) < coalesce_max and consumer.buffered:
+                msgs.append(consumer.next_nowait())
             # Each signal is published as soon as the engine has decided it ("published": stamped after
             # its decision, as it leaves), before the engine sizes the next candidate: the first signal
             # never waits for the others' sizing.
             first = n = 0
             turn.deciding = True
-            for out in engine.signals(msg, now):
+            outs = engine.signals(msg, now) if len(msgs) == 1 else engine.coalesced_signals(msgs, now)
+            for out in outs:
                 decided = time.time_ns()
                 if not n:
                     first = decided
@@ -193,13 +214,14 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
                 published += 1
                 m_signals.inc()
             turn.deciding = False
+            m_coalesced.observe(len(msgs))
             if not n:
                 m_latency.observe((time.time_ns() - now) / 1e9)
             if n and log.isEnabledFor(logging.DEBUG):
                 log.debug("stage: md seq %d: collector stamp -> received %d us, first signal decided in %d us, "
-                          "%d signal(s) decided and published in %d us", msg.domain_seq,
-                          (now - msg.receive_time_ns) // 1000, (first - now) // 1000, n,
-                          (time.time_ns() - now) // 1000)
+                          "%d signal(s) decided and published in %d us, on %d message(s) (seq %d..%d)",
+                          msgs[-1].domain_seq, (now - msg.receive_time_ns) // 1000, (first - now) // 1000, n,
+                          (time.time_ns() - now) // 1000, len(msgs), msg.domain_seq, msgs[-1].domain_seq)
         # The consumer hands out a read's messages without a checkpoint, and each decision is
         # CPU work: yield after every message, so that under load (a backlog of hundreds of
         # messages per read) /metrics, /healthz and SIGTERM are still served within a message's

@@ -227,6 +227,28 @@ class RelayConsumer(_Session):
         self.last_seq = item.domain_seq if type(item) is Message else read_domain_seq(item)
         return item
 
+    @property
+    def buffered(self) -> int:
+        """How many items this consumer has already received and not handed out yet: the next
+        ``buffered`` iterations (or :meth:`next_nowait` calls) return without reading the socket or
+        yielding. Data still in the kernel's socket buffer is not counted: this never reads.
+        Raw frame batches still waiting are decoded (filtered) here, so the count is exact -- the
+        work ``__anext__`` would do anyway. For per-item iteration (not ``frame_batches``)."""
+        if self._ready:
+            self._items.extend(self.core.items(list(self._ready)))
+            self._ready.clear()
+        return len(self._items)
+
+    def next_nowait(self) -> Any:
+        """The next item already received, without waiting or yielding (as an iteration would hand it
+        out); ``trio.WouldBlock`` if none is buffered (see :attr:`buffered`). A strategy uses it to apply
+        the messages that arrived together before deciding, never waiting for one that has not."""
+        if not self.buffered:
+            raise trio.WouldBlock
+        item = self._items.popleft()
+        self.last_seq = item.domain_seq if type(item) is Message else read_domain_seq(item)
+        return item
+
     async def batches(self) -> AsyncIterator[list[Any]]:
         """Everything available at once (one list per socket read): the cheap way to go fast."""
         while True:

@@ -28,6 +28,7 @@ def strategy_toml(path: Path, chain: int, source_id: int, md_sock: Path, sig_soc
 name = "shard-{chain}"
 source_id = {source_id}
 max_hops = 2
+coalesce_max = 1  # every update its own decision (K opportunities), however the bridge delivers them
 
 [[chains]]
 chain_id = {chain}

@@ -214,3 +214,31 @@ async def test_an_unknown_latency_class_is_refused_before_connecting(short_dir: 
     with pytest.raises(ValueError, match=r"^latency must be one of 'critical', 'normal', 'background', not 'urgent'$"):
         async with RelayConsumer.connect(Domain.SIGNAL, str(short_dir / "none.sock"), latency="urgent"):
             pass
+
+
+@pytest.mark.parametrize("raw", [False, True])
+async def test_buffered_counts_what_arrived_and_next_nowait_hands_it_out_without_reading(
+        short_dir: Path, raw: bool) -> None:
+    """``buffered`` / ``next_nowait``: what one read brought in (five messages already on the relay come in
+    the relay's one write from our cursor to its head) is handed out in order without another read; when
+    nothing is buffered ``next_nowait`` refuses (``WouldBlock``) instead of waiting, even with more to come."""
+    cfg = _config(short_dir)
+    async with trio.open_nursery() as n:
+        await n.start(serve, cfg)
+        await _publish(cfg.socket_path, 5)
+        with trio.fail_after(10):
+            async with RelayConsumer.connect(Domain.SIGNAL, cfg.socket_path, from_seq=0, raw=raw) as c:
+                await c.__anext__()
+                assert c.last_seq == 1 and c.buffered == 4
+                seqs = []
+                while c.buffered:
+                    c.next_nowait()
+                    seqs.append(c.last_seq)
+                assert seqs == [2, 3, 4, 5]
+                with pytest.raises(trio.WouldBlock):
+                    c.next_nowait()
+                await _publish(cfg.socket_path, 1)
+                assert c.buffered == 0  # published, perhaps already in the socket: never read by buffered
+                await c.__anext__()
+                assert c.last_seq == 6
+        n.cancel_scope.cancel()

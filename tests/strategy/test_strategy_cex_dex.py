@@ -230,3 +230,24 @@ def test_cex_dex_config_mistakes_name_the_key(change: dict, where: str) -> None:
     with pytest.raises(ConfigError) as err:
         config_from_dict(_strategy_doc(**change))
     assert where in str(err.value)
+
+
+def test_coalesced_messages_keep_the_book_a_quote_moved_for_the_one_decision() -> None:
+    """``StrategyEngine.coalesced_signals``: a quote applied with a later message in the same decision still
+    has its pair evaluated -- once, after the last message (a header that moves no pair of its own)."""
+    from protocol.market import BlockHeader
+    from strategy.config import config_from_dict
+    from strategy.engine import StrategyEngine
+
+    engine = StrategyEngine(config_from_dict(_strategy_doc()), first_signal_id=70)
+    _, pub = _engine_setup()
+    for m in _chain_msgs(2_100):
+        engine.on_message(m, 1)
+    book = book_at(200_000)
+    head = BlockHeader(chain_id=1, number=11, timestamp=0, gas_limit=30_000_000, gas_used=0, hash=b"\2" * 32,
+                       parent_hash=b"\1" * 32, base_fee=10**9, priority_fee=10**8)
+    msgs = [_msg(a.tlvs, 2) for a in pub.replace(book.bids_down(), book.asks_up(), 1, 2, 2)] + [_msg([head], 3)]
+    (sig,) = engine.coalesced_signals(msgs, 3)
+    assert sig.tlvs[0].kind == 4 and sig.tlvs[0].signal_id == 70
+    # the marks were cleared by that decision: the next header alone evaluates nothing
+    assert list(engine.coalesced_signals([_msg([head], 4)], 4)) == [] and engine._next_signal_id == 71

@@ -229,3 +229,25 @@ def test_sighup_changes_costs_threshold_and_caps_not_the_pairs() -> None:
         other = doc(**{key: value})
         paths = [c.path for c in config_diff(e.config, config_from_dict(other))]
         assert any(not is_reloadable(p, StrategyEngine.RELOADABLE) for p in paths), paths
+
+
+def test_coalesced_messages_size_the_pair_once_on_the_state_after_the_last() -> None:
+    """``StrategyEngine.coalesced_signals``: the pairs the earlier messages moved stay marked for the one
+    decision after the last message; the signal is the one of the state after it, its trace originating at
+    the earliest message."""
+    (ref,) = start(engine())
+    e = engine()
+    heads = msg(header(base_fee=GWEI, priority_fee=0, number=100, chain=A),
+                header(base_fee=GWEI // 10, priority_fee=0, number=400, chain=B), t=S)
+    (sig,) = e.coalesced_signals([heads, msg(v2_snapshot(POOL_A, 2_000_000 * 10**6, 1000 * 10**18, block=100), t=2 * S),
+                                  msg(v2_snapshot(POOL_B, 2_030_000 * 10**6, 1000 * 10**18, block=400), t=3 * S, seq=2)],
+                                 3 * S)
+    assert sig.find(Economics) == ref.find(Economics) and sig.find(CrossChainArbitrage) == ref.find(CrossChainArbitrage)
+    trace = sig.find(P.TraceContext)
+    assert trace.trace_id == (7 << 64) | 2 and trace.origin_ns == S
+    # B's pool moves, then a message of a pool no pair watches: the pair is still re-sized, once
+    other = v2_pool(9, DAI, WETH, chain=A)
+    (later,) = e.coalesced_signals([msg(sync(POOL_B, 2_031_000 * 10**6, 1000 * 10**18, block=401), t=5 * S, seq=3),
+                                    msg(v2_snapshot(other, 2000 * 10**21, 10**21, block=101), t=6 * S, seq=4)], 6 * S)
+    assert later.find(DecisionPoint).block_number == 401 and later.find(P.TraceContext).origin_ns == 5 * S
+    assert e.stats["xc_signals"] == 2

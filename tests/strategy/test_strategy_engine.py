@@ -282,3 +282,58 @@ def test_reconfigure_changes_the_next_decision_and_keeps_the_state() -> None:
     e.reconfigure(config(min_net=net, max_signals_per_update=2))
     [sig2] = e.on_message(md(v2_snapshot(WD2, 2100 * 10**21, 10**21, block=102)), 3)
     assert sig2.find(P.SignalIdentity).signal_id == 2 and e.config.max_signals_per_update == 2
+
+
+# --- several messages received together: one decision on the final state ------------------------------
+
+def _balanced_pair() -> StrategyEngine:
+    e = engine()
+    # WETH at 2000 DAI on both WETH/DAI pairs; DAI/USDC known (it forms no cycle without a USDC/WETH pool)
+    assert e.on_message(md(SNAP1, v2_snapshot(WD2, 2000 * 10**22, 10**22), v2_snapshot(DU, 10**24, 10**12)), 1) == []
+    return e
+
+
+# two transactions of block 101, one message each (the collector's transaction units): a swap that takes
+# WETH to 2100 DAI on WD2, then its reverse
+SWAP = md(sync(WD2, 2100 * 10**22, 10**22, log_index=2), seq=10, t=5_000)
+REVERSE = md(sync(WD2, 2000 * 10**22, 10**22, log_index=6), seq=11, t=6_000)
+
+
+def test_two_transactions_received_together_are_decided_once_on_the_final_state() -> None:
+    # decided message by message, the state between the two shows a 5 % gap no transaction could take
+    e = _balanced_pair()
+    assert e.on_message(SWAP, 2) and e.on_message(REVERSE, 3) == []
+    # coalesced: both applied, one decision on the state after the reverse: nothing
+    e = _balanced_pair()
+    assert list(e.coalesced_signals([SWAP, REVERSE], 2)) == []
+    assert e.position == (101, 6) and e.stats["signals"] == 0
+    assert e.state.get(WD2).reserve0 == 2000 * 10**22  # type: ignore[union-attr]
+
+
+def test_a_coalesced_decision_covers_every_pool_touched_and_is_caused_by_the_last_message() -> None:
+    """The first message's pools join the decision even when the last touches none of the cycle: the gap the
+    swap opened is signalled once, with the last message's stamps, trace id and position, and the trace
+    originating at the first message (the latency from the swap log's arrival is not understated)."""
+    e = _balanced_pair()
+    later = md(sync(DU, 10**24 + 1, 10**12, log_index=9), seq=11, t=6_000)  # another pool of the block
+    [sig] = e.coalesced_signals([SWAP, later], 9_000)
+    assert [h.pool for h in sig.find(P.ArbitragePath).hops] == [WD2, WD1]
+    trace, point = sig.find(P.TraceContext), sig.find(P.DecisionPoint)
+    assert trace.trace_id == (7 << 64) | 11 and trace.origin_ns == 5_001  # SWAP's receive stamp
+    assert (point.block_number, point.log_index) == (101, 9) and sig.event_time_ns == 6_000
+    assert sig.receive_time_ns == 9_000
+    # an upstream trace on the cause is continued, its origin the earliest message's
+    e = _balanced_pair()
+    upstream = P.TraceContext(trace_id=123, span_id=456, flags=1, parent_span_id=0, origin_ns=5_500)
+    [sig] = e.coalesced_signals([SWAP, md(*later.tlvs, upstream, seq=11, t=6_000)], 9_000)
+    trace = sig.find(P.TraceContext)
+    assert (trace.trace_id, trace.parent_span_id, trace.origin_ns) == (123, 456, 5_001)
+
+
+def test_a_lone_message_coalesced_decides_exactly_as_signals() -> None:
+    a, b = _balanced_pair(), _balanced_pair()
+    assert list(a.coalesced_signals([SWAP], 9_000)) == b.on_message(SWAP, 9_000) != []
+    # messages of other domains are skipped: none left, nothing decided
+    other = P.Message(domain=P.Domain.SIGNAL, tlvs=REVERSE.tlvs, source_id=7, source_seq=12, event_time_ns=1,
+                      receive_time_ns=2)
+    assert list(a.coalesced_signals([other], 9_001)) == [] and a.position == (101, 2)

@@ -124,7 +124,8 @@ def market_stream(blocks: int = 30, seed: int = 5) -> list[tuple[P.TLV, ...]]:
 
 def strategy_config(md: Path, sig: Path) -> dict[str, Any]:
     return strategy_doc(name="dex-arb", strategy_id=1, source_id=20, max_hops=3, chain_id=1, gas_token=WETH,
-                        min_net_profit=10**15, relays={"market_data": str(md), "signal": str(sig)})
+                        min_net_profit=10**15, relays={"market_data": str(md), "signal": str(sig)},
+                        coalesce_max=1)  # each message decided alone: a decision never depends on what arrived together
 
 
 # --------------------------------------------------------------------------- processes (by PID)
