@@ -17,14 +17,15 @@ Decisions cover every market-data message already received: the messages the con
 the one it hands out (``RelayConsumer.buffered``; the collector publishes one message per transaction,
 and a block's arrive together) are applied first and one decision is taken on the state after the last
 (``StrategyEngine.coalesced_signals``), at most ``[strategy] coalesce_max`` messages a decision. Nothing
-is waited for: a message alone is decided at once. Which messages arrive together depends on timing, so a
-run whose decisions must not (a replay compared with its live run) sets ``coalesce_max = 1``.
+is waited for: a message alone is decided at once. A message flagged REPLAYED is decided alone (in a
+replay, what arrives together depends on the replay's speed). Which messages arrive together depends on
+timing, so a live run whose decisions must not (one compared with its replay) sets ``coalesce_max = 1``.
 
 Old news is never traded: while catching up on retained history (a message received
 more than ``--max-age-ms`` before now), state is applied but no cycle is searched and no
 signal published.
 Messages flagged REPLAYED (``alphapulse replay``) are exempt, so a replay makes the
-same decisions as the live run that recorded it (both with ``coalesce_max = 1``, see above).
+same decisions as the live run that recorded it (a live run with ``coalesce_max = 1``, see above).
 Signal ids are seeded from the wall clock so a restarted process never reuses one. When the relay reports market data lost
 to a resync, every pool is marked stale until fresh snapshots arrive.
 
@@ -193,8 +194,11 @@ async def _market_data(consumer: RelayConsumer, producer: RelayProducer, engine:
             # (priced on a state gone by the time ours lands: STALE). Nothing that has not arrived is waited
             # for, so a lone message is decided at once; at most coalesce_max are taken, so a backlog still
             # decides every coalesce_max messages.
+            # A replayed message is decided alone: what arrives together in a replay depends on its speed, not
+            # on the market, and a replay makes the decisions of a run that decided every message. (A relay
+            # carrying both: the messages behind a live one are taken whatever their flags.)
             msgs = [msg]
-            coalesce_max = engine.config.coalesce_max
+            coalesce_max = 1 if msg.flags & FLAG_REPLAYED else engine.config.coalesce_max
             while len(msgs) < coalesce_max and consumer.buffered:
                 msgs.append(consumer.next_nowait())
             # Each signal is published as soon as the engine has decided it ("published": stamped after

@@ -12,7 +12,7 @@ import trio
 from market_builders import GWEI, WETH, header, sync, v2_snapshot
 from test_strategy_engine import SNAP1, SWAP, WD2
 
-from protocol.header import Domain
+from protocol.header import FLAG_REPLAYED, Domain
 from protocol.message import Message
 from protocol.signals import DecisionPoint, SignalIdentity
 from protocol.system import TraceContext
@@ -26,7 +26,7 @@ REVERSE = sync(WD2, 2000 * 10**22, 10**22, log_index=6)  # block 101's next tran
 LONE = sync(WD2, 2100 * 10**22, 10**22, block=102, log_index=1)  # a real 5 % gap, alone in its block
 
 
-async def _signals_after_backlog(short_dir: Path, **strategy: int) -> list[Message]:
+async def _signals_after_backlog(short_dir: Path, flags: int = 0, **strategy: int) -> list[Message]:
     """Publish the header, the balanced pools, SWAP and REVERSE (four messages) before the strategy starts, so
     its consumer (from the oldest retained message) receives them in one read; then LONE, on its own. The
     signals published, in order, until the one LONE causes."""
@@ -41,10 +41,10 @@ async def _signals_after_backlog(short_dir: Path, **strategy: int) -> list[Messa
         for d, sock in socks.items():
             await n.start(serve, RelayConfig(domain=d, socket_path=sock, data_dir=str(short_dir / d.name), fsync="off"))
         async with RelayProducer.connect(Domain.MARKET_DATA, socks[Domain.MARKET_DATA], source_id=7) as producer:
-            await producer.publish([header(base_fee=20 * GWEI, priority_fee=GWEI)])
-            await producer.publish(BALANCED)
-            await producer.publish(SWAP.tlvs)
-            await producer.publish([REVERSE])
+            await producer.publish([header(base_fee=20 * GWEI, priority_fee=GWEI)], flags=flags)
+            await producer.publish(BALANCED, flags=flags)
+            await producer.publish(SWAP.tlvs, flags=flags)
+            await producer.publish([REVERSE], flags=flags)
             await producer.flush()
             await n.start(lambda task_status: run(str(cfg), max_age_ms=0, task_status=task_status))
             async with RelayConsumer.connect(Domain.SIGNAL, socks[Domain.SIGNAL], from_seq=0, name="t") as signals:
@@ -86,4 +86,12 @@ async def test_coalescing_is_bounded(short_dir: Path) -> None:
 @pytest.mark.timeout(60)
 async def test_coalesce_max_one_decides_every_message_alone(short_dir: Path) -> None:
     out = await _signals_after_backlog(short_dir, coalesce_max=1)
+    assert [(p.block_number, p.log_index) for p in (m.find(DecisionPoint) for m in out)] == [(101, 2), (102, 1)]  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(60)
+async def test_a_replayed_message_is_decided_alone(short_dir: Path) -> None:
+    """In a replay, what arrives together depends on the replay's speed: REPLAYED messages are decided one by
+    one, as a run with ``coalesce_max = 1`` decides them (SWAP's signal, although REVERSE was already here)."""
+    out = await _signals_after_backlog(short_dir, flags=FLAG_REPLAYED)
     assert [(p.block_number, p.log_index) for p in (m.find(DecisionPoint) for m in out)] == [(101, 2), (102, 1)]  # type: ignore[union-attr]
