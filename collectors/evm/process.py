@@ -62,7 +62,8 @@ Publisher = Callable[..., Awaitable[int]]
 BACKFILL_CHUNK = 2000  # blocks per eth_getLogs (providers cap the range)
 HEALTHY_AFTER = 10.0  # a session that lasted this long resets the backoff
 FEE_REFRESH_AFTER = 0.05  # seconds after a header before the priority-fee estimate is refreshed (no unit pending)
-DRAIN_LIMIT = 0.002  # seconds at most to wait for this process to settle before deciding a stream drained
+DRAIN_LIMIT = 0.002  # seconds per slice of waiting for this process to settle before looking at the stream again
+DRAIN_PATIENCE = 0.05  # seconds at most a busy process waits for the rest of a transaction (see _drained)
 
 
 class ChainRunner:
@@ -80,7 +81,7 @@ class ChainRunner:
         self.sessions = 0
         self.failures = 0
         self.published = 0
-        self.drain_cut = 0  # drains decided at DRAIN_LIMIT, not on an idle process
+        self.drain_cut = 0  # DRAIN_LIMIT slices a drain check waited through because the process was busy
         self._fee_method = "eth_maxPriorityFeePerGas"
         pm = metrics or ProcessMetrics("collector-evm")
         one = {"chain": chain.name}
@@ -240,13 +241,23 @@ class ChainRunner:
         trio-websocket's reader, in chain.ws's reader, which hand messages on one per scheduler pass. Wait
         until every task here is blocked and a zero-timeout poll found no socket ready
         (``wait_all_tasks_blocked``: one pass when idle), then look: nothing queued means nothing is
-        coming. A process kept busy by other work is not waited for longer than DRAIN_LIMIT."""
-        with trio.move_on_after(DRAIN_LIMIT) as scope:
-            await wait_all_tasks_blocked()
-        if scope.cancelled_caught:  # a unit held DRAIN_LIMIT: other work here kept the process busy
+        coming. A process kept busy by other work is not taken for a drained stream at once -- giving up
+        after one DRAIN_LIMIT published the Sync and the Swap of one V2 transaction as two messages under
+        load (the second log 6-10 ms behind, the header between them): the check goes on in DRAIN_LIMIT
+        slices, each counted in ``drain_cut``, until the process is idle, more of the stream is here, or
+        DRAIN_PATIENCE has passed (a process busy for longer than that publishes what it has: a
+        transaction whose logs come further apart than that may still leave in two parts)."""
+        give_up = trio.current_time() + DRAIN_PATIENCE
+        while True:
+            with trio.move_on_after(DRAIN_LIMIT) as scope:
+                await wait_all_tasks_blocked()
+            if not scope.cancelled_caught or ws.backlog():
+                return not ws.backlog()
             self.drain_cut += 1
-            log.debug("%s: stream drain cut after %.0f ms (process busy)", self.chain.name, DRAIN_LIMIT * 1e3)
-        return not ws.backlog()
+            if trio.current_time() >= give_up:
+                log.debug("%s: stream taken as drained after %.0f ms of a busy process", self.chain.name,
+                          DRAIN_PATIENCE * 1e3)
+                return True
 
     async def _poll(self, rpc: HttpRpc | WsRpc) -> None:
         follower = self.follower

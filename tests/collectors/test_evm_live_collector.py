@@ -530,7 +530,9 @@ class NodeProxy:
     a log of that block (a node may send them in either order: anvil mostly sends the head first): a head
     that comes first is held until the block's first log has passed, one that comes after one of its
     block's logs passes at once (held, it would wait for the next block's log or the collector's probe).
-    ``sent`` records every notification passed on: (kind, block, time.time_ns() just before it was sent)."""
+    ``sent`` records every notification passed on: (kind, block, time.time_ns() just before it was sent).
+    ``log_gap`` (s) delays each log that follows a log of the same transaction (a node, or the network,
+    slow between the two)."""
 
     FEE_METHODS = ("eth_maxPriorityFeePerGas", "eth_feeHistory")
 
@@ -546,6 +548,8 @@ class NodeProxy:
         self.sent: list[tuple[str, int, int]] = []
         self._fee_ids: set[Any] = set()
         self.changed = trio.Event()  # set at each fee request seen, answer held or answer passed on
+        self.log_gap = 0.0
+        self._last_tx: str | None = None
 
     def _changed(self) -> None:
         self.changed.set()
@@ -607,6 +611,10 @@ class NodeProxy:
         async def notify(item: dict[str, Any], text: str) -> None:
             res = item["params"]["result"]
             kind = "log" if "logIndex" in res else "head"
+            if kind == "log":
+                if self.log_gap and res.get("transactionHash") == self._last_tx:
+                    await trio.sleep(self.log_gap)
+                self._last_tx = res.get("transactionHash")
             self.sent.append((kind, int(res["blockNumber" if kind == "log" else "number"], 16), time.time_ns()))
             await send(text)
 
@@ -740,6 +748,40 @@ async def test_live_units_leave_without_waiting_for_the_fee_call_and_before_thei
     fees = {t.number: t.priority_fee for t in h.tlvs(BlockHeader)}
     assert [fees[b] for b in swaps] == [first_fee] * 4  # published with the estimate there was
     assert fees[last] == first_fee + 12345
+
+
+async def test_live_a_busy_collector_never_publishes_half_a_transaction(devnet_snapshot: Any,
+                                                                        short_dir: Path) -> None:
+    """A V2 swap's Sync and Swap are one unit even when the second log comes 10 ms after the first while
+    the collector's process is busy (here a task that is always runnable): a busy process is not a drained
+    stream (until DRAIN_PATIENCE). Before, the drain check gave up after DRAIN_LIMIT and published the Sync
+    alone, then the header, then the Swap (seen under load)."""
+    h = Harness(devnet_snapshot, str(short_dir / "md.sock"))
+    d, c = h.dep, h.client
+    me = d.funded_accounts[0]
+    proxy = NodeProxy(d.ws_url)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            runner = await start_collector(nursery, h, short_dir, proxy=proxy)
+            await wait_bootstrapped(h)
+            proxy.log_gap = 0.01
+            assert process.DRAIN_LIMIT < proxy.log_gap < process.DRAIN_PATIENCE
+            spinning = True
+
+            async def busy() -> None:
+                while spinning:
+                    await trio.lowlevel.checkpoint()
+
+            nursery.start_soon(busy)
+            for _ in range(2):
+                await h.run(lambda: c.v2_swap_exact_in("uniswap_v2_a", me, WETH // 10, ["WETH", "USDC"]))
+                block = await h.run(c.block_number)
+                await h.until(lambda b=block: len([t for t in h.tlvs(V2Swap) if t.block_number == b]) == 1)
+            spinning = False
+            nursery.cancel_scope.cancel()
+    assert runner.drain_cut > 0  # the busy path was taken
+    v2 = [[type(t) for t in m.tlvs] for m in h.messages if isinstance(m.tlvs[0], (V2Swap, V2Reserves))]
+    assert v2 == [[V2Reserves, V2Swap]] * 2
 
 
 async def test_live_block_unit_is_stamped_when_the_next_block_completed_it(devnet_snapshot: Any,
