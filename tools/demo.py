@@ -217,6 +217,12 @@ def _write_configs(work: Path, run_dir: Path, dep: ChainDeployment, arb: str, ks
         relays=relays_table(run_dir, ("market_data", "signal", "execution")))
     if cex is not None:
         strategy["cex_dex"] = [demo_cex.strategy_table(dep, cex)]
+    if cex is None and xchain is None:
+        # each market-data message decided alone: which messages arrive together (one decision when coalesced)
+        # depends on timing, and alphapulse backtest of this archive, deciding message by message, must take
+        # the live run's decisions (test_tools_backtest: a live decision over two coalesced transactions was
+        # NOT_SIGNALLED in the backtest). The CEX and two-chain demos coalesce.
+        strategy["strategy"]["coalesce_max"] = 1
     if xchain is not None:
         # one signal in flight per opportunity: the executor answers every signal on the execution relay, and
         # re-signalling a pool pair while its legs run (seconds on the 2 s chain) only queued signals stale by
