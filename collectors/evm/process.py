@@ -14,7 +14,8 @@ Per configured chain, one task:
 
 Every decision (ordering, dedup, gaps, reorgs) is made by ``follower.ChainFollower``; this module
 only performs its actions: RPC calls and ``RelayProducer.publish``. JSON-RPC is spoken directly
-(``chain.rpc``, ``chain.ws``): trio-websocket for subscriptions, httpx for HTTP.
+(``chain.rpc``, ``chain.ws``): trio-websocket for subscriptions, chain.rpc's own h11 keep-alive
+transport for HTTP (httpx only for a node behind an environment proxy).
 
 Exit status: 0 on SIGINT/SIGTERM, 1 when no relay answers, 2 for a configuration error.
 """
