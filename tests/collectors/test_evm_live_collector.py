@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import trio
+from relay_testkit import Changes
 
 from collectors.evm import process
 from collectors.evm.config import ConfigError, load_config, parse_config
@@ -100,17 +101,14 @@ class Harness:
     devnet: Any
     sock: str
     messages: list[Message] = field(default_factory=list)
-    changed: trio.Event = field(default_factory=trio.Event)
+    changes: Changes = field(default_factory=Changes)
 
     def add(self, msg: Message) -> None:
         self.messages.append(msg)
-        self.changed.set()
-        self.changed = trio.Event()
+        self.changes.notify()
 
     async def until(self, predicate: Any, limit: float = 20.0) -> None:
-        with trio.fail_after(limit):
-            while not predicate():
-                await self.changed.wait()
+        await self.changes.until(predicate, limit)
 
     @property
     def client(self) -> Any:
@@ -547,18 +545,12 @@ class NodeProxy:
         self._release = trio.Event()
         self.sent: list[tuple[str, int, int]] = []
         self._fee_ids: set[Any] = set()
-        self.changed = trio.Event()  # set at each fee request seen, answer held or answer passed on
+        self.changes = Changes()  # at each fee request seen, answer held or answer passed on
         self.log_gap = 0.0
         self._last_tx: str | None = None
 
-    def _changed(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
-
     async def until(self, predicate: Any, limit: float = 20.0) -> None:
-        with trio.fail_after(limit):
-            while not predicate():
-                await self.changed.wait()
+        await self.changes.until(predicate, limit)
 
     @property
     def ws_url(self) -> str:
@@ -597,16 +589,16 @@ class NodeProxy:
                     if c.get("method") in self.FEE_METHODS:
                         self._fee_ids.add(c["id"])
                         self.fee_requests += 1
-                        self._changed()
+                        self.changes.notify()
                 await node.send_message(text)
 
         async def answer_fee(text: str) -> None:
             self.held.append(text)
-            self._changed()
+            self.changes.notify()
             await self._release.wait()
             self.held.remove(text)
             await send(self._fee(text))
-            self._changed()
+            self.changes.notify()
 
         async def notify(item: dict[str, Any], text: str) -> None:
             res = item["params"]["result"]

@@ -233,3 +233,33 @@ def undecodable_frame(seq: int, *, source_id: int = 7, domain: int = Domain.MARK
     buf[53] = 255  # the compact record's length byte
     buf[OFF_CHECKSUM : OFF_CHECKSUM + 4] = zlib.crc32(buf[OFF_COVERED:]).to_bytes(4, "little")
     return bytes(buf)
+
+
+class Changes:
+    """Something a test waits on: the code under watch calls ``notify()`` after each change, the test
+    ``await until(predicate)`` -- re-checked at every change, never polled, bounded by ``limit``."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def until(self, predicate: Callable[[], object], limit: float) -> None:
+        with trio.fail_after(limit):
+            while not predicate():
+                await self._event.wait()
+
+
+def record_pushes(relay: object) -> list[str]:
+    """The names of the connections a running relay pushes to, in order (it still pushes)."""
+    pushed: list[str] = []
+    push = relay._push  # type: ignore[attr-defined]
+
+    def recording_push(conn):  # type: ignore[no-untyped-def]
+        pushed.append(conn.name)
+        push(conn)
+
+    relay._push = recording_push  # type: ignore[attr-defined]
+    return pushed

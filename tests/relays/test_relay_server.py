@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from relay_testkit import record_pushes
 
 from protocol.header import HEADER_SIZE, Domain, check_prefix
 from protocol.message import Message, decode, encode
@@ -261,14 +262,7 @@ async def test_fan_out_comes_before_the_producers_ack(short_dir: Path, fsync: st
     cfg = config(short_dir, fsync=fsync)
     async with trio.open_nursery() as n:
         relay = await n.start(serve, cfg)
-        order: list[str] = []
-        push = relay._push
-
-        def recording_push(conn):  # type: ignore[no-untyped-def]
-            order.append(conn.name)
-            push(conn)
-
-        relay._push = recording_push
+        order = record_pushes(relay)
         async with RelayConsumer.connect("market_data", cfg.socket_path, from_seq=0, name="c") as c:
             async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
                 await p.publish(UnknownTLV(type_code=250, body=b"x"))
@@ -304,14 +298,7 @@ async def test_one_ack_per_producer_per_commit(short_dir: Path) -> None:
     cfg = config(short_dir, fsync="interval", fsync_interval=0.5)
     async with trio.open_nursery() as n:
         relay = await n.start(serve, cfg)
-        pushed: list[str] = []
-        push = relay._push
-
-        def recording_push(conn):  # type: ignore[no-untyped-def]
-            pushed.append(conn.name)
-            push(conn)
-
-        relay._push = recording_push
+        pushed = record_pushes(relay)
         async with RelayProducer.connect("market_data", cfg.socket_path, source_id=3, name="p") as p:
             for _ in range(10):
                 await p.publish(UnknownTLV(type_code=250, body=b"x"))
@@ -743,14 +730,7 @@ async def test_fan_out_serves_critical_then_normal_then_background(
     caplog.set_level("WARNING", logger="relays.server")
     async with trio.open_nursery() as n:
         relay = await n.start(serve, cfg)
-        pushed: list[str] = []
-        push = relay._push
-
-        def recording_push(conn):  # type: ignore[no-untyped-def]
-            pushed.append(conn.name)
-            push(conn)
-
-        relay._push = recording_push
+        pushed = record_pushes(relay)
         subscribed = lambda: [c.name for c in relay.consumers]  # noqa: E731
         async with AsyncExitStack() as stack:
             clients: dict[str, RelayConsumer] = {}

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import trio
+from relay_testkit import Changes
 
 from market.pools import V2Pool
 from protocol.header import Domain
@@ -293,19 +294,16 @@ class _Feed:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
-        self.changed = trio.Event()
+        self.changes = Changes()
 
     async def read(self, domain: Domain, sock: str) -> None:
         async with RelayConsumer.connect(domain, sock, from_seq=0, name=f"test-{domain.name.lower()}") as consumer:
             async for m in consumer:
                 self.messages.append(m)
-                self.changed.set()
-                self.changed = trio.Event()
+                self.changes.notify()
 
     async def until(self, cond: Any, limit: float = 60.0) -> None:
-        with trio.fail_after(limit):
-            while not cond():
-                await self.changed.wait()
+        await self.changes.until(cond, limit)
 
 
 async def test_the_strategy_process_finds_a_scripted_gap_sized_and_priced_by_hand(chains):
