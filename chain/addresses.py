@@ -1,4 +1,4 @@
-"""Contract addresses: CREATE and CREATE2 derivation, Uniswap V2 pair / V3 pool addresses.
+"""Contract addresses: EIP-55 checksums, CREATE and CREATE2 derivation, Uniswap V2 pair / V3 pool addresses.
 
 The official Uniswap init-code hashes are stated here once: the periphery contracts (Router02,
 SwapRouter, QuoterV2) and our AlphaPulseArb recompute pool addresses from them, and the npm
@@ -12,6 +12,8 @@ eth-utils and rlp, as web3's own are.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import eth_abi
 import rlp
 from eth_utils import keccak, to_canonical_address, to_checksum_address
@@ -19,6 +21,7 @@ from eth_utils import keccak, to_canonical_address, to_checksum_address
 __all__ = [
     "UNISWAP_V2_INIT_CODE_HASH",
     "UNISWAP_V3_INIT_CODE_HASH",
+    "checksum",
     "create2_address",
     "create_address",
     "sort_tokens",
@@ -28,6 +31,19 @@ __all__ = [
 
 UNISWAP_V2_INIT_CODE_HASH = bytes.fromhex("96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f")
 UNISWAP_V3_INIT_CODE_HASH = bytes.fromhex("e34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54")
+
+
+def checksum(address: str | bytes) -> str:
+    """The EIP-55 form of a 20-byte address given as hex or bytes (``eth_utils.to_checksum_address``),
+    remembered: a running executor meets the same few hundred pool, factory and token addresses in every
+    signal, and each checksum is a keccak (four per hop of a re-validated path were ~80 % of its
+    re-validation CPU). Raises ValueError for what is not an address, as eth-utils does."""
+    return _checksum(address if isinstance(address, (str, bytes)) else bytes(address))
+
+
+@lru_cache(maxsize=1 << 16)
+def _checksum(address: str | bytes) -> str:
+    return to_checksum_address(address)
 
 
 def _hash32(value: bytes | str) -> bytes:

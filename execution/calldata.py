@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+from eth_utils import function_signature_to_4byte_selector, keccak
 
 from chain import revert
 from chain.abi import as_bytes, encode_call
 from chain.addresses import (
     UNISWAP_V2_INIT_CODE_HASH,
     UNISWAP_V3_INIT_CODE_HASH,
+    checksum,
     v2_pair_address,
     v3_pool_address,
 )
@@ -165,7 +166,7 @@ class Hop:
     def __post_init__(self) -> None:
         # Canonical form (checksummed addresses, Kind), so equal hops compare equal.
         for name in ("pool", "factory", "token_in", "token_out"):
-            object.__setattr__(self, name, to_checksum_address(getattr(self, name)))
+            object.__setattr__(self, name, checksum(getattr(self, name)))
         object.__setattr__(self, "kind", Kind(self.kind))
 
     @property
@@ -217,7 +218,7 @@ class Hop:
 
 
 def _addr(a: str | bytes) -> str:
-    return to_checksum_address(a)
+    return checksum(a)
 
 
 def check_cycle(hops: Sequence[Hop]) -> None:
@@ -274,7 +275,7 @@ def decode_path(path: bytes) -> tuple[list[Hop], int]:
 
     def token(i: int) -> str:
         at = PATH_HEADER + PATH_HOP * i
-        return to_checksum_address(path[at:at + 20])
+        return checksum(path[at:at + 20])
 
     hops = []
     for i in range(n):
@@ -285,7 +286,7 @@ def decode_path(path: bytes) -> tuple[list[Hop], int]:
             token_in=token(i), token_out=token(i + 1), kind=kind, fee=int.from_bytes(h[21:24], "big"),
             tick_spacing=0 if curve else int.from_bytes(h[24:27], "big", signed=True),
             coin_in=h[24] if curve else 0, coin_out=h[25] if curve else 0,
-            pool=to_checksum_address(h[27:47]), factory=to_checksum_address(h[47:67]),
+            pool=checksum(h[27:47]), factory=checksum(h[47:67]),
             amount_in=amount_in if i == 0 else 0, amount_out=int.from_bytes(h[67:83], "big"),
         ))
     return hops, min_profit
@@ -384,11 +385,11 @@ def decode_swapped(logs: Iterable[Mapping[str, Any]], contract: str) -> Swapped 
     for log in logs:
         topics = [as_bytes(t) for t in log.get("topics") or ()]
         addr = log["address"]
-        addr = to_checksum_address(addr) if isinstance(addr, (str, bytes)) else addr
+        addr = checksum(addr) if isinstance(addr, (str, bytes)) else addr
         if len(topics) != 3 or topics[0] != SWAPPED_TOPIC or str(addr).lower() != want:
             continue
         amount_in, amount_out = decode(["uint256", "uint256"], as_bytes(log["data"]))
-        found.append(Swapped(token_in=to_checksum_address(topics[1][-20:]), token_out=to_checksum_address(topics[2][-20:]),
+        found.append(Swapped(token_in=checksum(topics[1][-20:]), token_out=checksum(topics[2][-20:]),
                              amount_in=int(amount_in), amount_out=int(amount_out)))
     if len(found) > 1:
         raise ValueError(f"{len(found)} Swapped events from {contract} in one receipt")
@@ -472,9 +473,9 @@ def decode_arbitrage_executed(log: Mapping[str, Any]) -> ArbitrageExecuted | Non
     amount_in, profit = decode(["uint256", "uint256"], as_bytes(log["data"]))
     tx_hash = log.get("transactionHash")
     return ArbitrageExecuted(
-        contract=to_checksum_address(as_bytes(log["address"]) if isinstance(log["address"], bytes) else log["address"]),
-        token=to_checksum_address(topics[1][-20:]),
-        recipient=to_checksum_address(topics[2][-20:]),
+        contract=checksum(as_bytes(log["address"]) if isinstance(log["address"], bytes) else log["address"]),
+        token=checksum(topics[1][-20:]),
+        recipient=checksum(topics[2][-20:]),
         amount_in=int(amount_in),
         profit=int(profit),
         log_index=_as_int(log.get("logIndex")),

@@ -29,8 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from eth_utils import to_checksum_address
-
+from chain.addresses import checksum
 from execution.calldata import FlashSource, Hop, Kind, check_flash_source
 from market.amm.pool_key import PoolKey
 from market.path import Hop as MarketHop
@@ -232,7 +231,7 @@ def revalidate(sig: Signal, state: PoolStateManager, factories: Mapping[int, str
             # exchange(i, j) with the pool's OWN indices, whose coin 0 may be the higher address.
             pool_coins = (curve_coins or {}).get(int(pool) & _ADDRESS_MASK)
             found = None if pool_coins is None else curve_coin_indices(
-                pool_coins, to_checksum_address(h.token_in), to_checksum_address(h.token_out))
+                pool_coins, checksum(h.token_in), checksum(h.token_out))
             if found is None:
                 return Verdict(outcome=Outcome.FAILED, head_block=head.block_number,
                                reason=f"hop {i}: Curve pool {pool.address} "

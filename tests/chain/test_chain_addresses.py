@@ -1,4 +1,4 @@
-"""chain.addresses: CREATE / CREATE2 and the Uniswap pool addresses, against known mainnet values."""
+"""chain.addresses: EIP-55 checksums, CREATE / CREATE2 and the Uniswap pool addresses, against known mainnet values."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 from chain.addresses import (
     UNISWAP_V2_INIT_CODE_HASH,
     UNISWAP_V3_INIT_CODE_HASH,
+    _checksum,
+    checksum,
     create2_address,
     create_address,
     sort_tokens,
@@ -45,3 +47,19 @@ def test_sort_tokens() -> None:
     assert sort_tokens(WETH, USDC) == (USDC, WETH)
     with pytest.raises(ValueError):
         sort_tokens(WETH, WETH.lower())
+
+
+def test_checksum_is_eip55_for_every_spelling_and_remembered() -> None:
+    raw = bytes.fromhex(WETH[2:])
+    for spelling in (WETH.lower(), WETH.upper().replace("0X", "0x"), WETH, raw, bytearray(raw), memoryview(raw)):
+        assert checksum(spelling) == WETH  # type: ignore[arg-type]
+    before = _checksum.cache_info()
+    assert checksum(WETH.lower()) == WETH
+    assert _checksum.cache_info().hits == before.hits + 1  # no keccak the second time
+    assert _checksum.cache_info().maxsize == 1 << 16  # bounded: a hostile stream of addresses cannot grow it
+
+
+@pytest.mark.parametrize("bad", ["0x1234", "not an address", b"\x01" * 19, "0x" + "g" * 40])
+def test_checksum_refuses_what_is_not_an_address(bad: str | bytes) -> None:
+    with pytest.raises(ValueError):
+        checksum(bad)
