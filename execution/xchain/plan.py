@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_utils import to_checksum_address
-
+from chain.addresses import checksum
 from execution.calldata import Hop as CallHop
 from execution.calldata import Kind
 from execution.config import ChainSideConfig, CrossChainConfig, ExecutorConfig
@@ -51,8 +50,8 @@ class LegSpec:
     def hop(self, amount_in: int | None = None, min_out: int | None = None, *, reverse: bool = False) -> CallHop:
         """The leg's ``swap`` hop (``reverse``: its unwind, the output swapped back into the input)."""
         tin, tout = (self.token_out, self.token_in) if reverse else (self.token_in, self.token_out)
-        return CallHop(pool=to_checksum_address(self.pool.address), factory=self.factory,
-                       token_in=to_checksum_address(tin.address), token_out=to_checksum_address(tout.address),
+        return CallHop(pool=checksum(self.pool.address), factory=self.factory,
+                       token_in=checksum(tin.address), token_out=checksum(tout.address),
                        kind=self.kind, fee=self.fee, amount_in=self.amount_in if amount_in is None else amount_in,
                        amount_out=self.min_out if min_out is None else min_out)
 
