@@ -217,10 +217,6 @@ class Hop:
                    fee=int(fee), amount_in=int(amount_in), amount_out=int(amount_out))
 
 
-def _addr(a: str | bytes) -> str:
-    return checksum(a)
-
-
 def check_cycle(hops: Sequence[Hop]) -> None:
     """The contract's path rules, checked off-chain (raises ValueError): >= 2 hops, a closed
     cycle, fees below 100 %, a non-zero input on hop 0."""
@@ -399,7 +395,7 @@ def decode_swapped(logs: Iterable[Mapping[str, Any]], contract: str) -> Swapped 
 # -- admin calls --------------------------------------------------------------------------------
 def encode_constructor_args(recipient: str) -> bytes:
     """Append to the artifact's ``bytecode`` to deploy: ``constructor(address recipient)``."""
-    return encode(["address"], [_addr(recipient)])
+    return encode(["address"], [checksum(recipient)])
 
 
 def encode_set_factory(factory: str, kind: Kind, init_code_hash: bytes | None = None) -> bytes:
@@ -411,16 +407,16 @@ def encode_set_factory(factory: str, kind: Kind, init_code_hash: bytes | None = 
                           Kind.V4: V4_MANAGER_MARK, Kind.CURVE: CURVE_POOL_MARK}[Kind(kind)]
     if len(init_code_hash) != 32:
         raise ValueError("init_code_hash must be 32 bytes")
-    return encode_call("setFactory(address,uint8,bytes32)", _addr(factory), int(Kind(kind)), init_code_hash)
+    return encode_call("setFactory(address,uint8,bytes32)", checksum(factory), int(Kind(kind)), init_code_hash)
 
 
 def encode_set_recipient(recipient: str) -> bytes:
-    return encode_call("setRecipient(address)", _addr(recipient))
+    return encode_call("setRecipient(address)", checksum(recipient))
 
 
 def encode_set_balancer_vault(vault: str) -> bytes:
     """``setBalancerVault(vault)``: the Vault ``executeBalancer`` borrows from (zero address: none)."""
-    return encode_call("setBalancerVault(address)", _addr(vault))
+    return encode_call("setBalancerVault(address)", checksum(vault))
 
 
 def encode_pause() -> bytes:
@@ -432,7 +428,7 @@ def encode_unpause() -> bytes:
 
 
 def encode_transfer_ownership(new_owner: str) -> bytes:
-    return encode_call("transferOwnership(address)", _addr(new_owner))
+    return encode_call("transferOwnership(address)", checksum(new_owner))
 
 
 def encode_accept_ownership() -> bytes:
@@ -440,7 +436,7 @@ def encode_accept_ownership() -> bytes:
 
 
 def encode_withdraw_token(token: str, to: str, amount: int) -> bytes:
-    return encode_call("withdrawToken(address,address,uint256)", _addr(token), _addr(to), amount)
+    return encode_call("withdrawToken(address,address,uint256)", checksum(token), checksum(to), amount)
 
 
 # -- the profit event ---------------------------------------------------------------------------

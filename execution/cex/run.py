@@ -47,7 +47,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from chain.addresses import checksum
 from execution.calldata import Hop as CallHop
 from execution.calldata import Kind, Swapped, decode_swapped, encode_swap
 from execution.cex.gateway import FINAL, OrderRequest, OrderResult, OrderSide, OrderStatus
@@ -225,7 +224,7 @@ def reprice(run: CexDexRun) -> tuple[Outcome, str] | Priced:
     if dex_in <= 0 or dex_out <= 0:
         return Outcome.STALE, f"pool {pool_id.address} cannot trade {base_units} base units now"
     assert gross is not None
-    hop = CallHop(pool=checksum(pool_id.address), factory=factory, token_in=tin, token_out=tout, kind=kind,
+    hop = CallHop(pool=pool_id.address, factory=factory, token_in=tin, token_out=tout, kind=kind,
                   fee=fee, amount_in=dex_in, amount_out=dex_out)
     return Priced(side=run.side, size=size, base_units=base_units, limit_price=limit, price_scale=book.price_scale,
                   size_scale=book.size_scale, cex_quote=cex, dex_in=dex_in, dex_out=dex_out, gross=gross,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chain.addresses import checksum
 from execution.calldata import Hop as CallHop
 from execution.calldata import Kind
 from execution.config import ChainSideConfig, CrossChainConfig, ExecutorConfig
@@ -50,8 +49,8 @@ class LegSpec:
     def hop(self, amount_in: int | None = None, min_out: int | None = None, *, reverse: bool = False) -> CallHop:
         """The leg's ``swap`` hop (``reverse``: its unwind, the output swapped back into the input)."""
         tin, tout = (self.token_out, self.token_in) if reverse else (self.token_in, self.token_out)
-        return CallHop(pool=checksum(self.pool.address), factory=self.factory,
-                       token_in=checksum(tin.address), token_out=checksum(tout.address),
+        return CallHop(pool=self.pool.address, factory=self.factory,
+                       token_in=tin.address, token_out=tout.address,
                        kind=self.kind, fee=self.fee, amount_in=self.amount_in if amount_in is None else amount_in,
                        amount_out=self.min_out if min_out is None else min_out)
 
