@@ -5,7 +5,8 @@
   ``--window`` messages of each) into the dashboard's model: active emergency stops, signals without
   an outcome, the outcome counts;
 * with a deployment file: the supervisor (its pid file) and every process with the last error line
-  of its log.
+  of its log, its niceness as configured and, while the supervisor runs it, its pid and the niceness it
+  really runs at (read from the kernel: a niceness the supervisor could not set shows here).
 
 Exit status 0 when every relay is up and nothing is halted, 1 otherwise (for scripts and probes).
 """
@@ -81,9 +82,38 @@ async def gather(socket_dir: Path, wait_s: float = 2.0) -> dict[str, Any]:
     }
 
 
+def supervised_children(supervisor_pid: int) -> list[tuple[int, list[str]]]:
+    """The supervisor's child processes as (pid, argv), from /proc (empty when it is gone or not Linux)."""
+    found = []
+    try:
+        tasks = list(Path(f"/proc/{supervisor_pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in map(int, pids):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+            except OSError:
+                continue
+            found.append((pid, [a.decode(errors="replace") for a in argv]))
+    return found
+
+
+def _child_of(children: list[tuple[int, list[str]]], args: list[str]) -> int | None:
+    """The pid of the child that runs ``alphapulse`` with exactly ``args`` (``python -m tools.cli ARGS``)."""
+    for pid, argv in children:
+        if "tools.cli" in argv and argv[argv.index("tools.cli") + 1:] == list(args):
+            return pid
+    return None
+
+
 def processes(deployment: str) -> dict[str, Any]:
     from tools.deployment import load_deployment
-    from tools.supervisor import last_error_line
+    from tools.supervisor import last_error_line, niceness_of
 
     dep = load_deployment(deployment)
     pidfile = Path(dep.run_dir) / "supervisor.pid"
@@ -94,8 +124,13 @@ def processes(deployment: str) -> dict[str, Any]:
         sup.update(pid=pid, running=True)
     except (OSError, ValueError):
         pass
-    procs = [{"name": s.name, "command": " ".join(s.args[:2]), "log": s.log_file,
-              "last_error": last_error_line(s.log_file) if s.log_file else None} for s in dep.processes]
+    children = supervised_children(sup["pid"]) if sup["running"] else []
+    procs = []
+    for spec in dep.processes:
+        pid = _child_of(children, spec.args)
+        procs.append({"name": spec.name, "command": " ".join(spec.args[:2]), "log": spec.log_file,
+                      "nice": spec.niceness, "pid": pid, "running_nice": None if pid is None else niceness_of(pid),
+                      "last_error": last_error_line(spec.log_file) if spec.log_file else None})
     return {"run_dir": dep.run_dir, "supervisor": sup, "processes": procs}
 
 
@@ -125,9 +160,13 @@ def render(st: dict[str, Any]) -> str:
         p = st["processes"]
         sup = p["supervisor"]
         lines += ["", f"supervisor: {'running, pid ' + str(sup['pid']) if sup['running'] else 'not running'}",
-                  "processes (last error line of each log):"]
+                  "processes (pid, niceness, last error line of its log):"]
         for proc in p["processes"]:
-            lines.append(f"  {proc['name']:<20} {proc['command']:<22} {proc['last_error'] or '-'}")
+            nice = f"nice {proc['nice']}"
+            if proc["running_nice"] is not None and proc["running_nice"] != proc["nice"]:
+                nice += f" (runs at {proc['running_nice']})"
+            pid = f"pid {proc['pid']}" if proc["pid"] is not None else "not running"
+            lines.append(f"  {proc['name']:<20} {proc['command']:<22} {pid:<11} {nice:<9} {proc['last_error'] or '-'}")
     return "\n".join(lines)
 
 

@@ -70,3 +70,41 @@ def test_status_reads_relays_breakers_and_open_signals(tmp_path: Path) -> None:
     strategy = next(p for p in procs["processes"] if p["name"] == "strategy")
     assert strategy["last_error"] == "ValueError: pool 0x12 has no fee"
     assert "ValueError: pool 0x12 has no fee" in render({**st, "processes": procs})
+
+
+def test_status_shows_each_supervised_process_pid_and_the_niceness_it_runs_at(tmp_path: Path) -> None:
+    """With the supervisor running (here: this test process, named in the pid file), every process of the
+    deployment is found among its children by its command line and shown with its pid, its configured
+    niceness and, when it differs, the niceness it really runs at (read from the kernel); one that is not
+    running says so."""
+    import sys
+
+    from tools.supervisor import spawn
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "supervisor.pid").write_text(f"{os.getpid()}\n")
+    cfg = write_toml(tmp_path / "deploy.toml", deployment_doc(run_dir=run, data_dir=tmp_path / "data",
+                                                              log_dir=tmp_path / "logs", processes=[
+        process("archiver", ["archive", "--config", "a.toml"]),
+        process("portfolio", ["portfolio", "--config", "p.toml"], nice=3),
+        process("risk", ["risk", "--config", "r.toml"])]))
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)", "tools.cli"]
+    children = [spawn([*sleeper, "archive", "--config", "a.toml"], nice=10),  # the archiver's default: 10
+                spawn([*sleeper, "portfolio", "--config", "p.toml"], nice=5)]  # not the configured 3
+    try:
+        found = processes(str(cfg))
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+    procs = {p["name"]: p for p in found["processes"]}
+    assert procs["archiver"]["pid"] == children[0].pid and procs["archiver"]["nice"] == 10
+    assert procs["archiver"]["running_nice"] == 10
+    assert procs["portfolio"]["pid"] == children[1].pid and procs["portfolio"]["nice"] == 3
+    assert procs["portfolio"]["running_nice"] == 5
+    assert procs["risk"]["pid"] is None and procs["risk"]["running_nice"] is None
+    lines = render({"relays": {"execution": {"up": False, "error": "down"}}, "halted": False, "open_signals": [], "outcomes": {}, "processes": found}).splitlines()
+    assert any(f"pid {children[1].pid}" in ln and "nice 3 (runs at 5)" in ln for ln in lines if "portfolio" in ln)
+    assert any("nice 10" in ln and "runs at" not in ln for ln in lines if "archiver" in ln)
+    assert any("not running" in ln for ln in lines if ln.lstrip().startswith("risk"))
