@@ -128,6 +128,7 @@ class _Queued:
     msg: Message
     halted_by: str | None
     seq: int
+    received_ns: int = 0  # when the signal consumer took it from the relay (the debug stage line splits the wait)
 
 
 class Executor:
@@ -151,7 +152,7 @@ class Executor:
         # id(run) -> (calldata, answer) of the eth_estimateGas started alongside its last simulation
         self._estimates: dict[int, tuple[bytes, Estimated | SimulationFailed | BaseException]] = {}
         # debug level: signal id -> strategy stamp to handled (us), logged with the run's stages
-        self._handled_after: dict[int, int] = {}
+        self._handled_after: dict[int, str] = {}
         # CROSS_CHAIN signals (execution/xchain/): its chain sides are attached by the process when
         # [cross_chain] is configured; without them such a signal ends FAILED
         self.xchain = CrossChainRunner(self)
@@ -223,9 +224,11 @@ class Executor:
             return None
         cross_chain = sig.identity.kind == SignalKind.CROSS_CHAIN
         if item.msg is not None and log.isEnabledFor(logging.DEBUG):
-            waited = (time.time_ns() - item.msg.receive_time_ns) // 1000
+            now = time.time_ns()
+            waited = (f"received {(item.received_ns - item.msg.receive_time_ns) // 1000} us, " if item.received_ns
+                      else "") + f"handled {(now - item.msg.receive_time_ns) // 1000} us"
             if cross_chain:
-                log.debug("stage: signal %d: strategy stamp -> handled %d us", sig.signal_id, waited)
+                log.debug("stage: signal %d: strategy stamp -> %s", sig.signal_id, waited)
             else:  # written with the run's other stages once it is done (_drive): no log write on the path
                 self._handled_after[sig.signal_id] = waited
         if cross_chain:
@@ -305,7 +308,7 @@ class Executor:
             if stages:
                 waited = self._handled_after.pop(run.signal_id, None)
                 log.debug("stage: signal %d:%s %s", run.signal_id,
-                          "" if waited is None else f" strategy stamp -> handled {waited} us;",
+                          "" if waited is None else f" strategy stamp -> {waited};",
                           ", ".join(f"{name} {ns // 1000} us" for name, ns in stages))
 
     async def _do(self, run: Any, a: Any) -> Event | CexAnswered | CexQueried | None:

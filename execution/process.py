@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -260,6 +261,7 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                     store.set_cursor("signals", c.core.relay_head)
                 task_status.started()
                 async for msg in c:
+                    received = time.time_ns()
                     try:
                         sig: Signal | None = Signal.from_message(msg)
                     except MalformedSignal as exc:
@@ -268,7 +270,7 @@ async def _serve(ex: Executor, config: ExecutorConfig, task_status: trio.TaskSta
                     if sig is not None and metrics is not None:
                         metrics.on_signal(sig.signal_id)
                     halted = ex.halted_for(sig) if sig is not None else None
-                    await send.send(_Queued(sig=sig, msg=msg, halted_by=halted, seq=msg.domain_seq))
+                    await send.send(_Queued(sig=sig, msg=msg, halted_by=halted, seq=msg.domain_seq, received_ns=received))
 
         async def owner_requests() -> None:
             # the rebalancer's transactions (execution/owner.py): from the last one served after a restart, else
