@@ -17,9 +17,9 @@ Theory of operation
 *Append*: one ``os.write`` per chunk (everything accepted from one read).
 When the current segment exceeds ``segment_bytes`` the next chunk starts a new
 segment: first its ``.src`` sidecar (the dedupe table as of the segment start,
-written to a temporary name and renamed), then the ``.seg``. Old segments are
-deleted from the front while the total exceeds ``retention_bytes`` (the newest
-segment is never deleted).
+written to a temporary name and renamed), then the ``.seg``. After every append
+and segment start, old segments are deleted from the front while the total
+exceeds ``retention_bytes`` (the newest segment is never deleted).
 
 *Recovery* (after a clean stop or ``kill -9``): read the newest segment's
 ``.src`` for the dedupe table, then scan that one segment frame by frame --
@@ -381,6 +381,10 @@ class Journal:
         cur.last_seq = last_seq
         self.total_bytes += n
         self.head_seq = self.written_seq = last_seq
+        if self.total_bytes > self.retention_bytes:
+            # here too, not only as a segment starts: one read can be large, and a segment just under
+            # retention plus one such read was kept whole until the next segment began
+            self._enforce_retention()
 
     def _roll(self, first_seq: int) -> Segment:
         if self._fd is not None:

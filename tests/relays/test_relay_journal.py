@@ -192,3 +192,21 @@ def test_epoch_counter_increments(tmp_path: Path) -> None:
     assert bump_epoch(tmp_path) == 1
     assert bump_epoch(tmp_path) == 2
     assert (tmp_path / "epoch").read_text().strip() == "2"
+
+
+def test_retention_applies_when_an_append_passes_it_not_only_when_a_segment_starts(tmp_path: Path) -> None:
+    """A segment ends after the read that crossed ``segment_bytes``, and one read can be large (a relay reads
+    up to 256 KiB at once): with retention checked only as a segment starts, a first segment just under
+    retention plus one large second read kept everything -- twice the retention -- until some later
+    roll (test_archiver's resync test, whose producer's frames arrived in two reads, found message 1 still
+    retained)."""
+    j = Journal(tmp_path, segment_bytes=4096, retention_bytes=2 * 4096)
+    j.recover()
+    seq = Sequencer()
+    fill(j, seq, 1, 80, per_chunk=80)  # one read of 80 frames: the first segment, over segment_bytes
+    assert j.oldest_seq == 1 and len(j.segments) == 1
+    fill(j, seq, 81, 200, per_chunk=120)  # one read: starts the second segment, the total passes retention
+    assert j.total_bytes - j.segments[-1].size <= j.retention_bytes or len(j.segments) == 1
+    assert j.oldest_seq == 81  # the first segment went as the append passed retention
+    assert sorted(p.name for p in tmp_path.glob("*.seg")) == [j.segments[-1].path.name]
+    j.close()
