@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,15 @@ class Chain:
     def revert_to(self, snap: str) -> None:
         assert self.rpc("evm_revert", snap) is True
 
+    @contextmanager
+    def isolated(self) -> Iterator[None]:
+        """Whatever happens on the chain inside is reverted on the way out (an anvil snapshot)."""
+        snap = self.snapshot()
+        try:
+            yield
+        finally:
+            self.revert_to(snap)
+
 
 @dataclass
 class Market:
@@ -187,10 +197,7 @@ def owned_contract_fixtures(key: str) -> tuple[Any, Any]:
 
     @pytest.fixture(autouse=True)
     def _isolated(chain: Chain, owned: str) -> Iterator[None]:
-        snap = chain.snapshot()
-        try:
+        with chain.isolated():
             yield
-        finally:
-            chain.revert_to(snap)
 
     return owned, _isolated

@@ -45,11 +45,8 @@ EXECUTE_GAS = 2_000_000
 
 @pytest.fixture(autouse=True)
 def _isolated(chain: Chain, arb: Arb) -> Iterator[None]:
-    snap = chain.snapshot()
-    try:
+    with chain.isolated():
         yield
-    finally:
-        chain.revert_to(snap)
 
 
 # -- off-chain exact math -------------------------------------------------------------------------

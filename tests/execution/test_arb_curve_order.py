@@ -40,12 +40,9 @@ from tools.devnet import artifacts
 @pytest.fixture
 def flash_arb(chain: Chain, arb: Arb, arb_devnet_deployment: Any) -> Iterator[Arb]:
     """The shared arb with the devnet's Balancer Vault configured, on a chain snapshot reverted after."""
-    snap = chain.snapshot()
-    try:
+    with chain.isolated():
         chain.send(arb.owner, arb.address, encode_set_balancer_vault(arb_devnet_deployment.balancer_vault))
         yield arb
-    finally:
-        chain.revert_to(snap)
 
 
 def _deploy_reversed_pool(chain: Chain, market: Market, dep: Any) -> tuple[str, tuple[str, str], tuple[int, int]]:

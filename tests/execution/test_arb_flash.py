@@ -55,11 +55,8 @@ def flash_arb(chain: Chain, arb: Arb, dep: Any) -> Arb:
 
 @pytest.fixture(autouse=True)
 def _isolated(chain: Chain, flash_arb: Arb) -> Iterator[None]:
-    snap = chain.snapshot()
-    try:
+    with chain.isolated():
         yield
-    finally:
-        chain.revert_to(snap)
 
 
 def curve_hop(dep: Any, market: Market, token_in: str, token_out: str, amount_in: int = 0,

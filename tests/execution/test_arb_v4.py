@@ -21,11 +21,8 @@ from execution.calldata import Hop, Kind, decode_profit_events, encode_execute, 
 
 @pytest.fixture(autouse=True)
 def _isolated(chain: Chain, arb: Arb) -> Iterator[None]:
-    snap = chain.snapshot()
-    try:
+    with chain.isolated():
         yield
-    finally:
-        chain.revert_to(snap)
 
 
 @pytest.fixture(scope="module")
